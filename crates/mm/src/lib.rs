@@ -1,0 +1,18 @@
+//! `mm`: the Linux memory-management subsystem in Rust, `no_std` + `alloc`.
+//!
+//! One module per file of Linux's `mm/`, under the same name. The machine
+//! that hosts it supplies RAM through [`direct_map::DirectMap`]; everything
+//! else (zones, the buddy allocator, slabs, page tables, VMAs) lives here.
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod arch;
+pub mod direct_map;
+pub mod mmzone;
+pub mod types;
+
+pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};

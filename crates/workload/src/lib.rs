@@ -1,0 +1,1 @@
+//! Workloads: scenarios and trace replay.
