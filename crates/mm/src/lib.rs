@@ -12,6 +12,7 @@ extern crate std;
 
 pub mod arch;
 pub mod direct_map;
+pub mod errno;
 pub mod mmzone;
 pub mod types;
 
