@@ -13,6 +13,7 @@ extern crate std;
 pub mod arch;
 pub mod direct_map;
 pub mod errno;
+pub mod file;
 pub mod mmzone;
 pub mod types;
 
