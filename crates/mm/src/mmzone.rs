@@ -20,6 +20,9 @@ pub enum ZoneType {
     Normal,
     HighMem,
     Movable,
+    /// ZONE_DEVICE: for device memory; never populated here, but present in
+    /// the x86-64 reference config, so zoneinfo lists it.
+    Device,
 }
 
 impl ZoneType {
@@ -31,6 +34,7 @@ impl ZoneType {
             ZoneType::Normal => "Normal",
             ZoneType::HighMem => "HighMem",
             ZoneType::Movable => "Movable",
+            ZoneType::Device => "Device",
         }
     }
 }

@@ -55,14 +55,15 @@ impl Arch {
     }
 
     /// The zones this architecture's kernel is built with, in zone-index
-    /// order (ZONE_DEVICE is left out: no device memory is modelled, so it
-    /// would always be empty). Linux 6.18 defconfigs: x86-64 has DMA, DMA32,
-    /// Normal, Movable; x86-32 has DMA, Normal, HighMem, Movable; arm64 has
-    /// DMA, DMA32, Normal, Movable.
+    /// order. The x86-64 reference config (the kernel on our machines) has
+    /// DMA, DMA32, Normal, Movable and Device; x86-32 has DMA, Normal,
+    /// HighMem, Movable (ZONE_DEVICE needs 64-bit); arm64 has DMA, DMA32,
+    /// Normal, Movable. Movable and Device are never populated here.
     pub fn zones(self) -> &'static [ZoneType] {
         use ZoneType::*;
         match self {
-            Arch::X86_64 | Arch::Arm64 => &[Dma, Dma32, Normal, Movable],
+            Arch::X86_64 => &[Dma, Dma32, Normal, Movable, Device],
+            Arch::Arm64 => &[Dma, Dma32, Normal, Movable],
             Arch::X86 | Arch::X86Pae => &[Dma, Normal, HighMem, Movable],
         }
     }
@@ -77,32 +78,33 @@ impl Arch {
         }
     }
 
-    /// Exclusive end PFN of each zone in `self.zones()` order, given the
-    /// highest RAM PFN and the lowest (arm64 DRAM need not start at 0).
-    /// Movable is always empty (no kernelcore=/movablecore=), so it ends
-    /// where Normal (or HighMem) ends and spans nothing.
+    /// Exclusive end PFN of each zone in `self.zones()` order (entries past
+    /// the arch's zone count are unused), given the highest RAM PFN and the
+    /// lowest (arm64 DRAM need not start at 0). Movable and Device are always
+    /// empty (no kernelcore=/movablecore=, no device memory), so they end
+    /// where the last real zone ends and span nothing.
     ///
     /// arm64: `zone_dma_limit` defaults to 32 bits when firmware sets no
     /// narrower DMA range, and `max_zone_phys` then makes ZONE_DMA cover all
     /// RAM below 4 GiB, leaving ZONE_DMA32 empty; if DRAM starts at or above
     /// 4 GiB, `max_zone_phys` widens the limit and ZONE_DMA takes all RAM.
-    pub fn zone_end_pfns(self, min_pfn: Pfn, max_pfn: Pfn) -> [Pfn; 4] {
+    pub fn zone_end_pfns(self, min_pfn: Pfn, max_pfn: Pfn) -> [Pfn; 5] {
         let max = max_pfn.0;
         match self {
             Arch::X86_64 => {
                 let dma = X86_MAX_DMA_PFN.min(max);
                 let dma32 = X86_MAX_DMA32_PFN.min(max);
-                [Pfn(dma), Pfn(dma32), Pfn(max), Pfn(max)]
+                [Pfn(dma), Pfn(dma32), Pfn(max), Pfn(max), Pfn(max)]
             }
             Arch::X86 | Arch::X86Pae => {
                 let dma = X86_MAX_DMA_PFN.min(max);
                 let normal = X86_32_MAXMEM_PFN.min(max);
-                [Pfn(dma), Pfn(normal), Pfn(max), Pfn(max)]
+                [Pfn(dma), Pfn(normal), Pfn(max), Pfn(max), Pfn(max)]
             }
             Arch::Arm64 => {
                 let four_g = X86_MAX_DMA32_PFN;
                 let dma = if min_pfn.0 >= four_g { max } else { four_g.min(max) };
-                [Pfn(dma), Pfn(dma), Pfn(max), Pfn(max)]
+                [Pfn(dma), Pfn(dma), Pfn(max), Pfn(max), Pfn(max)]
             }
         }
     }
@@ -135,7 +137,7 @@ mod tests {
         // arch/x86/mm/init.c: DMA ends at MAX_DMA_PFN (16 MiB), DMA32 at
         // MAX_DMA32_PFN (4 GiB), Normal at max_pfn.
         let z = Arch::X86_64.zone_end_pfns(Pfn(0), Pfn(0x640000));
-        assert_eq!(z, [Pfn(4096), Pfn(0x100000), Pfn(0x640000), Pfn(0x640000)]);
+        assert_eq!(z[..3], [Pfn(4096), Pfn(0x100000), Pfn(0x640000)]);
         // A 1 GiB machine has no Normal memory.
         let z = Arch::X86_64.zone_end_pfns(Pfn(0), Pfn(0x40000));
         assert_eq!(z[1], Pfn(0x40000));
