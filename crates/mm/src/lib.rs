@@ -14,7 +14,12 @@ pub mod arch;
 pub mod direct_map;
 pub mod errno;
 pub mod file;
+pub mod gfp;
+pub mod memmap;
 pub mod mmzone;
+pub mod page_alloc;
+pub mod printk;
 pub mod types;
+pub mod vmstat;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};

@@ -1,0 +1,406 @@
+//! The memmap: one `struct page` per physical frame, and the page flags.
+//! Mirrors include/linux/mm_types.h (`struct page`), include/linux/page-flags.h
+//! and mm/mm_init.c (`memmap_init`). The memmap lives in simulated RAM, in
+//! memory memblock reserved for it at boot, exactly where Linux puts it.
+//!
+//! Every field is an atomic so that a page can be shared by all simulated
+//! CPUs through `&Page`; writes that must be consistent with each other are
+//! made under the zone lock, as in Linux. Lists link pages by PFN (the
+//! `lru` list_head of Linux), never by pointer.
+
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+
+use crate::types::Pfn;
+
+/// "No page" in a PFN link.
+pub const NIL: u64 = u64::MAX;
+
+/// Page flags (include/linux/page-flags.h), plus the page types Linux keeps
+/// in `page_type` (buddy, per-CPU list, slab, page table) folded into the
+/// same word. The top bits hold the zone index and node id, as Linux packs
+/// them into `page->flags`.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct PageFlags(pub u64);
+
+impl PageFlags {
+    pub const LOCKED: u64 = 1 << 0;
+    pub const REFERENCED: u64 = 1 << 2;
+    pub const UPTODATE: u64 = 1 << 3;
+    pub const DIRTY: u64 = 1 << 4;
+    pub const LRU: u64 = 1 << 5;
+    pub const HEAD: u64 = 1 << 6;
+    pub const ACTIVE: u64 = 1 << 8;
+    pub const WORKINGSET: u64 = 1 << 9;
+    pub const RESERVED: u64 = 1 << 11;
+    pub const PRIVATE: u64 = 1 << 12;
+    pub const WRITEBACK: u64 = 1 << 14;
+    pub const SWAPBACKED: u64 = 1 << 19;
+    pub const UNEVICTABLE: u64 = 1 << 20;
+    pub const MLOCKED: u64 = 1 << 21;
+    pub const SWAPCACHE: u64 = 1 << 22;
+    /// Page type: the page heads a free block in the buddy allocator; its
+    /// order is in `private` (Linux `PageBuddy`).
+    pub const BUDDY: u64 = 1 << 32;
+    /// Page type: the page sits on a per-CPU free list; its order is in
+    /// `private` (Linux uses `page->pcp_list` and `PagePCP`-like tagging).
+    pub const PCP: u64 = 1 << 33;
+    /// Page type: the page belongs to a slab.
+    pub const SLAB: u64 = 1 << 34;
+    /// Page type: the page is a page table.
+    pub const PGTABLE: u64 = 1 << 35;
+    /// The memmap entry has been initialised (its zone and node are valid).
+    /// Pages of deferred ranges stay all-zero until first use.
+    pub const INIT: u64 = 1 << 36;
+
+    const ZONE_SHIFT: u32 = 56;
+    const NODE_SHIFT: u32 = 44;
+    const NODE_MASK: u64 = 0xfff;
+}
+
+/// `struct page`. 64 bytes, like Linux's.
+#[repr(C)]
+#[derive(Default)]
+pub struct Page {
+    /// Flags, page type, zone and node (see [`PageFlags`]).
+    flags: AtomicU64,
+    /// Next page on the list this page is on (lru.next), or [`NIL`].
+    next: AtomicU64,
+    /// Previous page on the list (lru.prev), or [`NIL`].
+    prev: AtomicU64,
+    /// `page->private`: the order of a free block, or owner data.
+    private: AtomicU64,
+    /// `page->mapping`: identity of the address space or anon_vma.
+    mapping: AtomicU64,
+    /// `page->index`: offset in the mapping, in pages.
+    index: AtomicU64,
+    /// `_refcount`.
+    refcount: AtomicI32,
+    /// Number of page-table mappings. Linux stores this minus one in
+    /// `_mapcount`; we store the count itself so that zeroed memory is an
+    /// unmapped page.
+    mapcount: AtomicI32,
+    /// Owner tag for debugging (slub's STORE_USER-like tracking).
+    owner: AtomicU64,
+}
+
+const _: () = assert!(core::mem::size_of::<Page>() <= 64, "struct page must fit Linux's 64 bytes");
+
+impl Page {
+    /// Raw flags word.
+    pub fn flags(&self) -> PageFlags {
+        PageFlags(self.flags.load(Relaxed))
+    }
+    /// True if every bit of `f` is set.
+    pub fn test(&self, f: u64) -> bool {
+        self.flags.load(Relaxed) & f == f
+    }
+    /// Sets bits.
+    pub fn set(&self, f: u64) {
+        self.flags.fetch_or(f, Relaxed);
+    }
+    /// Clears bits.
+    pub fn clear(&self, f: u64) {
+        self.flags.fetch_and(!f, Relaxed);
+    }
+    /// Initialises the entry for a frame of `zone_idx` on `nid` (`__init_single_page`).
+    pub fn init(&self, zone_idx: usize, nid: u32) {
+        self.flags.store(
+            PageFlags::INIT
+                | ((zone_idx as u64) << PageFlags::ZONE_SHIFT)
+                | ((nid as u64 & PageFlags::NODE_MASK) << PageFlags::NODE_SHIFT),
+            Relaxed,
+        );
+        self.next.store(NIL, Relaxed);
+        self.prev.store(NIL, Relaxed);
+        self.private.store(0, Relaxed);
+        self.mapping.store(0, Relaxed);
+        self.index.store(0, Relaxed);
+        self.refcount.store(0, Relaxed);
+        self.mapcount.store(0, Relaxed);
+        self.owner.store(0, Relaxed);
+    }
+    /// Zone index packed in the flags (`page_zonenum`).
+    pub fn zone_idx(&self) -> usize {
+        (self.flags.load(Relaxed) >> PageFlags::ZONE_SHIFT) as usize & 0x7
+    }
+    /// Node id packed in the flags (`page_to_nid`).
+    pub fn nid(&self) -> u32 {
+        ((self.flags.load(Relaxed) >> PageFlags::NODE_SHIFT) & PageFlags::NODE_MASK) as u32
+    }
+    /// `page_count`.
+    pub fn refcount(&self) -> i32 {
+        self.refcount.load(Relaxed)
+    }
+    /// `set_page_count`.
+    pub fn set_refcount(&self, v: i32) {
+        self.refcount.store(v, Relaxed)
+    }
+    /// `get_page`: returns the new count.
+    pub fn get(&self) -> i32 {
+        self.refcount.fetch_add(1, Relaxed) + 1
+    }
+    /// `put_page_testzero`: drops a reference, returns the new count.
+    pub fn put(&self) -> i32 {
+        self.refcount.fetch_sub(1, Relaxed) - 1
+    }
+    /// `page_mapcount`.
+    pub fn mapcount(&self) -> i32 {
+        self.mapcount.load(Relaxed)
+    }
+    /// Adds `d` to the mapcount, returns the new value.
+    pub fn add_mapcount(&self, d: i32) -> i32 {
+        self.mapcount.fetch_add(d, Relaxed) + d
+    }
+    /// `page_private`.
+    pub fn private(&self) -> u64 {
+        self.private.load(Relaxed)
+    }
+    /// `set_page_private`.
+    pub fn set_private(&self, v: u64) {
+        self.private.store(v, Relaxed)
+    }
+    /// `page->mapping`.
+    pub fn mapping(&self) -> u64 {
+        self.mapping.load(Relaxed)
+    }
+    /// Sets `page->mapping`.
+    pub fn set_mapping(&self, v: u64) {
+        self.mapping.store(v, Relaxed)
+    }
+    /// `page->index`.
+    pub fn index(&self) -> u64 {
+        self.index.load(Relaxed)
+    }
+    /// Sets `page->index`.
+    pub fn set_index(&self, v: u64) {
+        self.index.store(v, Relaxed)
+    }
+    /// Debug owner tag.
+    pub fn owner(&self) -> u64 {
+        self.owner.load(Relaxed)
+    }
+    /// Sets the debug owner tag.
+    pub fn set_owner(&self, v: u64) {
+        self.owner.store(v, Relaxed)
+    }
+    pub(crate) fn next(&self) -> u64 {
+        self.next.load(Relaxed)
+    }
+    pub(crate) fn prev(&self) -> u64 {
+        self.prev.load(Relaxed)
+    }
+    pub(crate) fn set_next(&self, v: u64) {
+        self.next.store(v, Relaxed)
+    }
+    pub(crate) fn set_prev(&self, v: u64) {
+        self.prev.store(v, Relaxed)
+    }
+}
+
+/// A run of `struct page` covering `[start_pfn, start_pfn + len)`, living in
+/// simulated RAM (or, in unit tests, in host memory).
+#[derive(Clone, Copy)]
+pub struct Memmap {
+    base: *const Page,
+    start: u64,
+    len: u64,
+}
+
+// SAFETY: pages are all-atomic; the memory outlives the allocator.
+unsafe impl Send for Memmap {}
+unsafe impl Sync for Memmap {}
+
+impl Memmap {
+    /// Wraps `len` page structs at `base` describing frames from `start`.
+    ///
+    /// # Safety
+    /// `base` must point to `len` zero-initialised or valid `Page`s that
+    /// outlive every user of the memmap.
+    pub unsafe fn new(base: *const Page, start: Pfn, len: u64) -> Self {
+        Self { base, start: start.0, len }
+    }
+    /// First frame described.
+    pub fn start(&self) -> Pfn {
+        Pfn(self.start)
+    }
+    /// One past the last frame described.
+    pub fn end(&self) -> Pfn {
+        Pfn(self.start + self.len)
+    }
+    /// True if `pfn` has an entry here.
+    pub fn contains(&self, pfn: Pfn) -> bool {
+        pfn.0.wrapping_sub(self.start) < self.len
+    }
+    /// The page struct of `pfn` (`pfn_to_page`).
+    #[inline]
+    pub fn page(&self, pfn: Pfn) -> &Page {
+        let i = pfn.0.wrapping_sub(self.start);
+        assert!(i < self.len, "pfn {pfn:?} outside memmap");
+        // SAFETY: in bounds; see `new`.
+        unsafe { &*self.base.add(i as usize) }
+    }
+}
+
+/// Bytes of memmap needed for `pages` frames.
+pub const fn memmap_bytes(pages: u64) -> u64 {
+    pages * core::mem::size_of::<Page>() as u64
+}
+
+/// A doubly linked list of pages threaded through `Page::next/prev`
+/// (Linux `struct list_head` in `free_area.free_list[]` and PCP lists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageList {
+    head: u64,
+    tail: u64,
+}
+
+impl Default for PageList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PageList {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self { head: NIL, tail: NIL }
+    }
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.head == NIL
+    }
+    /// First page.
+    pub fn first(&self) -> Option<Pfn> {
+        (self.head != NIL).then_some(Pfn(self.head))
+    }
+    /// Last page.
+    pub fn last(&self) -> Option<Pfn> {
+        (self.tail != NIL).then_some(Pfn(self.tail))
+    }
+    /// Adds at the head (`list_add`).
+    pub fn push_front(&mut self, mm: &Memmap, pfn: Pfn) {
+        let p = mm.page(pfn);
+        p.set_prev(NIL);
+        p.set_next(self.head);
+        if self.head != NIL {
+            mm.page(Pfn(self.head)).set_prev(pfn.0);
+        } else {
+            self.tail = pfn.0;
+        }
+        self.head = pfn.0;
+    }
+    /// Adds at the tail (`list_add_tail`).
+    pub fn push_back(&mut self, mm: &Memmap, pfn: Pfn) {
+        let p = mm.page(pfn);
+        p.set_next(NIL);
+        p.set_prev(self.tail);
+        if self.tail != NIL {
+            mm.page(Pfn(self.tail)).set_next(pfn.0);
+        } else {
+            self.head = pfn.0;
+        }
+        self.tail = pfn.0;
+    }
+    /// Unlinks `pfn`, which must be on this list (`list_del`).
+    pub fn remove(&mut self, mm: &Memmap, pfn: Pfn) {
+        let p = mm.page(pfn);
+        let (prev, next) = (p.prev(), p.next());
+        if prev != NIL {
+            mm.page(Pfn(prev)).set_next(next);
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            mm.page(Pfn(next)).set_prev(prev);
+        } else {
+            self.tail = prev;
+        }
+        p.set_next(NIL);
+        p.set_prev(NIL);
+    }
+    /// Removes and returns the first page.
+    pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
+        let f = self.first()?;
+        self.remove(mm, f);
+        Some(f)
+    }
+    /// Removes and returns the last page.
+    pub fn pop_back(&mut self, mm: &Memmap) -> Option<Pfn> {
+        let l = self.last()?;
+        self.remove(mm, l);
+        Some(l)
+    }
+    /// Iterates from head to tail.
+    pub fn iter<'a>(&self, mm: &'a Memmap) -> PageListIter<'a> {
+        PageListIter { mm, cur: self.head }
+    }
+}
+
+/// Iterator over a [`PageList`].
+pub struct PageListIter<'a> {
+    mm: &'a Memmap,
+    cur: u64,
+}
+
+impl Iterator for PageListIter<'_> {
+    type Item = Pfn;
+    fn next(&mut self) -> Option<Pfn> {
+        if self.cur == NIL {
+            return None;
+        }
+        let p = Pfn(self.cur);
+        self.cur = self.mm.page(p).next();
+        Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn memmap(n: usize) -> (Vec<Page>, Memmap) {
+        let v: Vec<Page> = (0..n).map(|_| Page::default()).collect();
+        // SAFETY: v outlives the memmap within each test.
+        let m = unsafe { Memmap::new(v.as_ptr(), Pfn(100), n as u64) };
+        (v, m)
+    }
+
+    #[test]
+    fn struct_page_is_64_bytes() {
+        assert_eq!(core::mem::size_of::<Page>(), 64);
+    }
+
+    #[test]
+    fn flags_pack_zone_and_node() {
+        let p = Page::default();
+        p.init(3, 7);
+        assert_eq!(p.zone_idx(), 3);
+        assert_eq!(p.nid(), 7);
+        p.set(PageFlags::BUDDY | PageFlags::DIRTY);
+        assert!(p.test(PageFlags::BUDDY));
+        p.clear(PageFlags::BUDDY);
+        assert!(!p.test(PageFlags::BUDDY) && p.test(PageFlags::DIRTY));
+        assert_eq!(p.zone_idx(), 3);
+    }
+
+    #[test]
+    fn list_ops_match_a_vecdeque() {
+        let (_v, m) = memmap(8);
+        let mut l = PageList::new();
+        let mut model = std::collections::VecDeque::new();
+        for i in 0..4 {
+            l.push_back(&m, Pfn(100 + i));
+            model.push_back(100 + i);
+        }
+        l.push_front(&m, Pfn(107));
+        model.push_front(107);
+        l.remove(&m, Pfn(102));
+        model.retain(|&x| x != 102);
+        assert_eq!(l.iter(&m).map(|p| p.0).collect::<Vec<_>>(), Vec::from(model.clone()));
+        assert_eq!(l.pop_back(&m), Some(Pfn(103)));
+        assert_eq!(l.pop_front(&m), Some(Pfn(107)));
+        while l.pop_front(&m).is_some() {}
+        assert!(l.is_empty() && l.last().is_none());
+    }
+}

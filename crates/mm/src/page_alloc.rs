@@ -1,0 +1,1165 @@
+//! The buddy page allocator: per-zone free lists by order and migrate type,
+//! per-CPU page lists, zonelists with zone and node fallback, watermarks and
+//! GFP semantics. Mirrors mm/page_alloc.c (and the parts of mm/mm_init.c that
+//! size watermarks, lowmem reserves and per-CPU batches).
+//!
+//! Locking follows Linux: each zone's free area sits behind its zone lock,
+//! each CPU's page lists behind their own lock, and `struct page` fields are
+//! atomics changed under those locks. The current CPU is passed explicitly
+//! (`CpuId`) where Linux reads `smp_processor_id()`.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+use crate::arch::Arch;
+use crate::direct_map::DirectMap;
+use crate::gfp::Gfp;
+use crate::memmap::{Memmap, PageFlags, PageList};
+use crate::mmzone::{
+    MigrateType, ZoneType, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, NR_PAGE_ORDERS,
+    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER,
+};
+use crate::printk::Printk;
+use crate::types::{Order, Pfn, PAGE_SHIFT};
+use crate::vmstat::{NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES};
+
+/// A simulated CPU, where Linux would read `smp_processor_id()`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CpuId(pub usize);
+
+/// Watermark levels (`enum zone_watermarks`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Wmark {
+    Min = 0,
+    Low = 1,
+    High = 2,
+    Promo = 3,
+}
+
+/// Per-CPU list count: three PCP migrate types for each order up to
+/// PAGE_ALLOC_COSTLY_ORDER, plus one list for pageblock-order (THP) pages.
+pub const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 1) + 1;
+
+/// SWAP_CLUSTER_MAX, the floor of highmem watermarks.
+const SWAP_CLUSTER_MAX: u64 = 32;
+
+/// True if blocks of `order` go through the per-CPU lists (`pcp_allowed_order`).
+pub fn pcp_allowed_order(order: Order) -> bool {
+    order.0 <= PAGE_ALLOC_COSTLY_ORDER || order.0 == PAGEBLOCK_ORDER
+}
+
+fn pcp_index(order: Order, mt: MigrateType) -> usize {
+    if order.0 <= PAGE_ALLOC_COSTLY_ORDER {
+        MIGRATE_PCPTYPES * order.idx() + mt.idx()
+    } else {
+        NR_PCP_LISTS - 1
+    }
+}
+
+/// One CPU's cache of free pages for one zone (`struct per_cpu_pages`).
+#[derive(Default)]
+pub struct PerCpuPages {
+    /// Pages on the lists.
+    pub count: u64,
+    /// Drain back to the buddy lists at this many pages. Starts at 0 and is
+    /// raised to `high_min` on first use (Linux tunes it between `high_min`
+    /// and `high_max`; we keep it at `high_min`: a simplification).
+    pub high: u64,
+    /// Lower bound of `high`.
+    pub high_min: u64,
+    /// Upper bound of `high`.
+    pub high_max: u64,
+    /// Pages moved to or from the buddy lists at a time.
+    pub batch: u64,
+    lists: [PageList; NR_PCP_LISTS],
+}
+
+/// A zone's free lists (`struct free_area[NR_PAGE_ORDERS]`), under the zone lock.
+///
+/// Deferred struct-page initialisation: max-order blocks in
+/// `[deferred_next, deferred_end)` are free and counted, but their struct
+/// pages stay untouched until the allocator first needs them, the way
+/// DEFERRED_STRUCT_PAGE_INIT spares boot from walking a huge memmap. They
+/// are taken after the linked Movable max-order blocks.
+pub struct FreeArea {
+    lists: [[PageList; MIGRATE_TYPES]; NR_PAGE_ORDERS],
+    nr_free: [[u64; MIGRATE_TYPES]; NR_PAGE_ORDERS],
+    deferred_next: u64,
+    deferred_end: u64,
+}
+
+impl FreeArea {
+    fn new() -> Self {
+        Self {
+            lists: [[PageList::new(); MIGRATE_TYPES]; NR_PAGE_ORDERS],
+            nr_free: [[0; MIGRATE_TYPES]; NR_PAGE_ORDERS],
+            deferred_next: 0,
+            deferred_end: 0,
+        }
+    }
+    /// Free blocks of `order` and migrate type `mt`.
+    pub fn nr_free(&self, order: usize, mt: MigrateType) -> u64 {
+        self.nr_free[order][mt.idx()]
+    }
+    /// Free blocks of `order`, all types (`free_area[order].nr_free`).
+    pub fn nr_free_order(&self, order: usize) -> u64 {
+        self.nr_free[order].iter().sum()
+    }
+    /// The list of free blocks of `order` and `mt`.
+    pub fn list(&self, order: usize, mt: MigrateType) -> &PageList {
+        &self.lists[order][mt.idx()]
+    }
+    /// Deferred (not yet initialised) max-order blocks, as a PFN range.
+    pub fn deferred(&self) -> (Pfn, Pfn) {
+        (Pfn(self.deferred_next), Pfn(self.deferred_end))
+    }
+}
+
+/// A memory zone (`struct zone`).
+pub struct Zone {
+    /// What kind of zone.
+    pub ztype: ZoneType,
+    /// Index of the zone in its node (and in the arch's zone list).
+    pub idx: usize,
+    /// Node the zone belongs to.
+    pub nid: u32,
+    /// First PFN spanned.
+    pub start_pfn: Pfn,
+    /// PFNs spanned, holes included.
+    pub spanned: u64,
+    /// PFNs of RAM in the span.
+    pub present: u64,
+    managed: AtomicU64,
+    wmark: [AtomicU64; 4],
+    lowmem_reserve: [AtomicU64; MAX_ZONES],
+    area: spin::Mutex<FreeArea>,
+    pcp: Box<[spin::Mutex<PerCpuPages>]>,
+    memmap: Memmap,
+    pageblock_base: u64,
+    pageblock_mt: Box<[AtomicU8]>,
+    /// The zone's counters.
+    pub stats: ZoneStats,
+}
+
+impl Zone {
+    /// Builds an empty zone spanning `[start, start+spanned)` whose struct
+    /// pages are in `memmap`.
+    pub fn new(
+        ztype: ZoneType,
+        idx: usize,
+        nid: u32,
+        start: Pfn,
+        spanned: u64,
+        present: u64,
+        memmap: Memmap,
+        ncpus: usize,
+    ) -> Zone {
+        let pageblock_base = start.0 & !(PAGEBLOCK_NR_PAGES - 1);
+        let blocks = if spanned == 0 {
+            0
+        } else {
+            (start.0 + spanned - pageblock_base).div_ceil(PAGEBLOCK_NR_PAGES)
+        };
+        Zone {
+            ztype,
+            idx,
+            nid,
+            start_pfn: start,
+            spanned,
+            present,
+            managed: AtomicU64::new(0),
+            wmark: Default::default(),
+            lowmem_reserve: Default::default(),
+            area: spin::Mutex::new(FreeArea::new()),
+            pcp: (0..ncpus).map(|_| spin::Mutex::new(PerCpuPages::default())).collect(),
+            memmap,
+            pageblock_base,
+            pageblock_mt: (0..blocks).map(|_| AtomicU8::new(MigrateType::Movable as u8)).collect(),
+            stats: ZoneStats::default(),
+        }
+    }
+
+    /// One past the last PFN spanned.
+    pub fn end_pfn(&self) -> Pfn {
+        Pfn(self.start_pfn.0 + self.spanned)
+    }
+    /// True if `pfn` is inside the zone's span.
+    pub fn spans(&self, pfn: Pfn) -> bool {
+        pfn.0 >= self.start_pfn.0 && pfn.0 < self.start_pfn.0 + self.spanned
+    }
+    /// Pages handed to the buddy allocator (`zone_managed_pages`).
+    pub fn managed(&self) -> u64 {
+        self.managed.load(Relaxed)
+    }
+    /// True if the zone has pages to give (`populated_zone`).
+    pub fn is_populated(&self) -> bool {
+        self.present > 0
+    }
+    /// True for ZONE_HIGHMEM (`is_highmem`).
+    pub fn is_highmem(&self) -> bool {
+        self.ztype == ZoneType::HighMem
+    }
+    /// A watermark, in pages.
+    pub fn wmark(&self, w: Wmark) -> u64 {
+        self.wmark[w as usize].load(Relaxed)
+    }
+    /// `lowmem_reserve[j]`: pages kept back from allocations that could have
+    /// used zone `j`.
+    pub fn lowmem_reserve(&self, j: usize) -> u64 {
+        self.lowmem_reserve[j].load(Relaxed)
+    }
+    /// Free pages in the buddy lists (NR_FREE_PAGES).
+    pub fn free_pages(&self) -> u64 {
+        self.stats.get(ZoneStat::NrFreePages).max(0) as u64
+    }
+    /// The struct page of a frame in this zone's node.
+    pub fn page(&self, pfn: Pfn) -> &crate::memmap::Page {
+        self.memmap.page(pfn)
+    }
+    /// The memmap of the zone's node.
+    pub fn memmap(&self) -> &Memmap {
+        &self.memmap
+    }
+    /// Locks the free area (the zone lock).
+    pub fn lock_area(&self) -> spin::MutexGuard<'_, FreeArea> {
+        self.area.lock()
+    }
+    /// Locks one CPU's page lists for this zone.
+    pub fn lock_pcp(&self, cpu: CpuId) -> spin::MutexGuard<'_, PerCpuPages> {
+        self.pcp[cpu.0].lock()
+    }
+    /// Number of CPUs with page lists.
+    pub fn nr_cpus(&self) -> usize {
+        self.pcp.len()
+    }
+    /// Migrate type of the pageblock holding `pfn` (`get_pageblock_migratetype`).
+    pub fn pageblock_mt(&self, pfn: Pfn) -> MigrateType {
+        let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
+        MigrateType::from_idx(self.pageblock_mt[i].load(Relaxed) as usize).unwrap_or(MigrateType::Movable)
+    }
+    fn set_pageblock_mt(&self, pfn: Pfn, mt: MigrateType) {
+        let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
+        self.pageblock_mt[i].store(mt as u8, Relaxed);
+    }
+    /// Pageblocks of each migrate type in the zone's span (pagetypeinfo).
+    pub fn pageblock_counts(&self) -> [u64; MIGRATE_TYPES] {
+        let mut c = [0; MIGRATE_TYPES];
+        let mut pfn = self.start_pfn.0;
+        // Linux counts pageblocks whose first page is in the zone, starting
+        // at the zone's start rounded up to a pageblock.
+        pfn = pfn.next_multiple_of(PAGEBLOCK_NR_PAGES).max(pfn);
+        if self.start_pfn.0 % PAGEBLOCK_NR_PAGES != 0 {
+            pfn = self.start_pfn.0;
+        }
+        while pfn < self.end_pfn().0 {
+            c[self.pageblock_mt(Pfn(pfn)).idx()] += 1;
+            pfn = (pfn + PAGEBLOCK_NR_PAGES) & !(PAGEBLOCK_NR_PAGES - 1);
+        }
+        c
+    }
+
+    // ----- the buddy lists, all called with the zone lock held -----
+
+    fn account_free(&self, order: Order, d: i64) {
+        let pages = order.pages() as i64 * d;
+        self.stats.add(ZoneStat::NrFreePages, pages);
+        if order.0 >= PAGEBLOCK_ORDER {
+            self.stats.add(ZoneStat::NrFreePagesBlocks, pages);
+        }
+    }
+
+    fn add_to_free_list(&self, area: &mut FreeArea, pfn: Pfn, order: Order, mt: MigrateType, tail: bool) {
+        let page = self.page(pfn);
+        page.set_private(order.0 as u64);
+        page.set(PageFlags::BUDDY);
+        let list = &mut area.lists[order.idx()][mt.idx()];
+        if tail {
+            list.push_back(&self.memmap, pfn);
+        } else {
+            list.push_front(&self.memmap, pfn);
+        }
+        area.nr_free[order.idx()][mt.idx()] += 1;
+        self.account_free(order, 1);
+    }
+
+    fn del_from_free_list(&self, area: &mut FreeArea, pfn: Pfn, order: Order, mt: MigrateType) {
+        area.lists[order.idx()][mt.idx()].remove(&self.memmap, pfn);
+        let page = self.page(pfn);
+        page.clear(PageFlags::BUDDY);
+        page.set_private(0);
+        area.nr_free[order.idx()][mt.idx()] -= 1;
+        self.account_free(order, -1);
+    }
+
+    /// Takes the first free block of `order` and `mt`, off its list or out
+    /// of the deferred range.
+    fn take_first(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
+        if let Some(pfn) = area.lists[order.idx()][mt.idx()].first() {
+            self.del_from_free_list(area, pfn, order, mt);
+            return Some(pfn);
+        }
+        if order.0 == MAX_PAGE_ORDER && mt == MigrateType::Movable && area.deferred_next < area.deferred_end {
+            let pfn = Pfn(area.deferred_next);
+            area.deferred_next += order.pages();
+            for i in 0..order.pages() {
+                self.page(pfn + i).init(self.idx, self.nid);
+            }
+            area.nr_free[order.idx()][mt.idx()] -= 1;
+            self.account_free(order, -1);
+            return Some(pfn);
+        }
+        None
+    }
+
+    /// Adds max-order blocks `[start, end)` as deferred free memory.
+    pub(crate) fn add_deferred(&self, start: Pfn, end: Pfn) {
+        let mut area = self.area.lock();
+        debug_assert!(area.deferred_next == area.deferred_end);
+        area.deferred_next = start.0;
+        area.deferred_end = end.0;
+        let blocks = (end.0 - start.0) >> MAX_PAGE_ORDER;
+        area.nr_free[MAX_PAGE_ORDER as usize][MigrateType::Movable.idx()] += blocks;
+        self.account_free(Order(MAX_PAGE_ORDER), blocks as i64);
+        self.managed.fetch_add(end.0 - start.0, Relaxed);
+    }
+
+    /// True if `pfn` heads a free block of exactly `order` in this zone
+    /// (`page_is_buddy`).
+    fn is_free_buddy(&self, pfn: Pfn, order: Order) -> bool {
+        if !self.spans(pfn) || !self.memmap.contains(pfn) {
+            return false;
+        }
+        let p = self.page(pfn);
+        p.test(PageFlags::BUDDY) && p.private() == order.0 as u64 && p.zone_idx() == self.idx
+    }
+
+    /// Splits a block of `high` down to `low`, putting each upper half on the
+    /// free lists of `mt` (`expand`).
+    fn expand(&self, area: &mut FreeArea, pfn: Pfn, low: Order, high: Order, mt: MigrateType) {
+        let mut h = high.0;
+        while h > low.0 {
+            h -= 1;
+            let half = pfn + (1u64 << h);
+            self.add_to_free_list(area, half, Order(h), mt, false);
+        }
+    }
+
+    /// `__rmqueue_smallest`: the first block of `mt` at the smallest order
+    /// that satisfies `order`, split down.
+    fn rmqueue_smallest(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
+        for cur in order.0..=MAX_PAGE_ORDER {
+            if let Some(pfn) = self.take_first(area, Order(cur), mt) {
+                self.expand(area, pfn, order, Order(cur), mt);
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// Moves every free block inside the pageblock(s) at `pfn` to `mt`'s
+    /// lists and sets the pageblock type (`move_freepages_block`). Returns
+    /// the free pages moved.
+    fn claim_pageblocks(&self, area: &mut FreeArea, pfn: Pfn, nr_blocks: u64, mt: MigrateType) -> u64 {
+        let start = Pfn(pfn.0 & !(PAGEBLOCK_NR_PAGES - 1));
+        let end = start.0 + nr_blocks * PAGEBLOCK_NR_PAGES;
+        let mut moved = 0;
+        let mut p = start.0;
+        while p < end {
+            let pfn = Pfn(p);
+            if self.spans(pfn) && self.memmap.contains(pfn) && self.page(pfn).test(PageFlags::BUDDY) {
+                let order = Order(self.page(pfn).private() as u8);
+                let old = self.pageblock_mt(pfn);
+                if old != mt {
+                    self.del_from_free_list(area, pfn, order, old);
+                    self.add_to_free_list(area, pfn, order, mt, true);
+                }
+                moved += order.pages();
+                p += order.pages();
+            } else {
+                p += 1;
+            }
+        }
+        let mut b = start.0;
+        while b < end {
+            if self.spans(Pfn(b)) {
+                self.set_pageblock_mt(Pfn(b), mt);
+            }
+            b += PAGEBLOCK_NR_PAGES;
+        }
+        moved
+    }
+
+    /// `__rmqueue_claim` then `__rmqueue_steal`: fall back to other migrate
+    /// types. Claiming starts from the largest order and takes over whole
+    /// pageblocks when the block is big enough (or the request is
+    /// unmovable/reclaimable and half the pageblock is free); stealing takes
+    /// the smallest block without changing its pageblock's type.
+    fn rmqueue_fallback(&self, area: &mut FreeArea, order: Order, start_mt: MigrateType) -> Option<Pfn> {
+        let min_claim = if start_mt == MigrateType::Movable { PAGEBLOCK_ORDER / 2 } else { order.0 };
+        for cur in (order.0.max(min_claim)..=MAX_PAGE_ORDER).rev() {
+            for &ft in start_mt.fallbacks() {
+                if area.nr_free[cur as usize][ft.idx()] == 0 {
+                    continue;
+                }
+                let pfn = self.take_first(area, Order(cur), ft)?;
+                let claim = if cur >= PAGEBLOCK_ORDER {
+                    let blocks = Order(cur).pages() / PAGEBLOCK_NR_PAGES;
+                    let mut b = 0;
+                    while b < blocks {
+                        self.set_pageblock_mt(pfn + b * PAGEBLOCK_NR_PAGES, start_mt);
+                        b += 1;
+                    }
+                    true
+                } else {
+                    // The rest of the pageblock decides: free pages plus the
+                    // block we took must reach half of it.
+                    let free = self.claim_count(pfn, cur);
+                    if free >= PAGEBLOCK_NR_PAGES / 2 {
+                        self.claim_pageblocks(area, pfn, 1, start_mt);
+                        true
+                    } else {
+                        false
+                    }
+                };
+                let list_mt = if claim { start_mt } else { ft };
+                self.expand(area, pfn, order, Order(cur), list_mt);
+                return Some(pfn);
+            }
+        }
+        for cur in order.0..=MAX_PAGE_ORDER {
+            for &ft in start_mt.fallbacks() {
+                if area.nr_free[cur as usize][ft.idx()] > 0 {
+                    let pfn = self.take_first(area, Order(cur), ft)?;
+                    self.expand(area, pfn, order, Order(cur), ft);
+                    return Some(pfn);
+                }
+            }
+        }
+        None
+    }
+
+    /// Free pages in the pageblock of `pfn`, counting the block of order
+    /// `taken` that starts at `pfn` and has just left the lists.
+    fn claim_count(&self, pfn: Pfn, taken: u8) -> u64 {
+        let start = pfn.0 & !(PAGEBLOCK_NR_PAGES - 1);
+        let mut free = Order(taken).pages();
+        let mut p = start;
+        while p < start + PAGEBLOCK_NR_PAGES {
+            let q = Pfn(p);
+            if p == pfn.0 {
+                p += Order(taken).pages();
+            } else if self.spans(q) && self.memmap.contains(q) && self.page(q).test(PageFlags::BUDDY) {
+                let o = Order(self.page(q).private() as u8);
+                free += o.pages();
+                p += o.pages();
+            } else {
+                p += 1;
+            }
+        }
+        free
+    }
+
+    /// `__rmqueue`: own type first, then fallback.
+    fn rmqueue(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
+        self.rmqueue_smallest(area, order, mt)
+            .or_else(|| self.rmqueue_fallback(area, order, mt))
+    }
+
+    /// `__free_one_page`: merges with free buddies up to MAX_PAGE_ORDER and
+    /// puts the result on the list of its pageblock's type; at the tail when
+    /// the next merge looks likely (`buddy_merge_likely`) or when asked.
+    fn free_one_page(&self, area: &mut FreeArea, mut pfn: Pfn, mut order: Order, to_tail: bool) {
+        let mut mt = self.pageblock_mt(pfn);
+        while order.0 < MAX_PAGE_ORDER {
+            let buddy = Pfn(pfn.0 ^ order.pages());
+            if !self.is_free_buddy(buddy, order) {
+                break;
+            }
+            let buddy_mt = self.pageblock_mt(buddy);
+            if order.0 >= PAGEBLOCK_ORDER
+                && buddy_mt != mt
+                && (buddy_mt.idx() >= MIGRATE_PCPTYPES || mt.idx() >= MIGRATE_PCPTYPES)
+            {
+                break;
+            }
+            self.del_from_free_list(area, buddy, order, buddy_mt);
+            pfn = Pfn(pfn.0 & buddy.0);
+            order = Order(order.0 + 1);
+            mt = self.pageblock_mt(pfn);
+        }
+        let tail = to_tail || self.buddy_merge_likely(pfn, order);
+        self.add_to_free_list(area, pfn, order, mt, tail);
+    }
+
+    fn buddy_merge_likely(&self, pfn: Pfn, order: Order) -> bool {
+        if order.0 >= MAX_PAGE_ORDER - 1 {
+            return false;
+        }
+        let higher = Pfn(pfn.0 & !order.pages());
+        let higher_buddy = Pfn(higher.0 ^ Order(order.0 + 1).pages());
+        self.is_free_buddy(higher_buddy, Order(order.0 + 1))
+    }
+
+    /// Frees a block straight into the buddy lists (boot, drains, large orders).
+    pub(crate) fn free_to_buddy(&self, pfn: Pfn, order: Order, to_tail: bool) {
+        let mut area = self.area.lock();
+        self.free_one_page(&mut area, pfn, order, to_tail);
+    }
+
+    /// Frees `[start, end)` (pages already initialised) to the buddy lists in
+    /// the largest aligned blocks, at the tail (`__free_pages_core` with
+    /// FPI_TO_TAIL), and counts them as managed.
+    pub(crate) fn free_range_core(&self, start: Pfn, end: Pfn) {
+        let mut area = self.area.lock();
+        let mut p = start.0;
+        while p < end.0 {
+            let mut order = MAX_PAGE_ORDER;
+            while order > 0 && (p & ((1 << order) - 1) != 0 || p + (1 << order) > end.0) {
+                order -= 1;
+            }
+            self.free_one_page(&mut area, Pfn(p), Order(order), true);
+            p += 1 << order;
+        }
+        self.managed.fetch_add(end.0 - start.0, Relaxed);
+    }
+
+    /// Checks the zone's watermark for an allocation (`__zone_watermark_ok`).
+    fn watermark_ok(&self, order: Order, mark: u64, highest_zoneidx: usize, flags: AllocFlags) -> bool {
+        let mut min = mark as i64;
+        if flags.reserves {
+            min -= min / 2;
+            if flags.non_block {
+                min -= min / 4;
+            }
+        }
+        let free = self.free_pages() as i64 - (order.pages() as i64 - 1);
+        if free <= min + self.lowmem_reserve(highest_zoneidx) as i64 {
+            return false;
+        }
+        if order.0 == 0 {
+            return true;
+        }
+        let area = self.area.lock();
+        (order.0..=MAX_PAGE_ORDER).any(|o| {
+            (0..MIGRATE_PCPTYPES).any(|mt| area.nr_free[o as usize][mt] > 0)
+                || (flags.reserves && area.nr_free[o as usize][MigrateType::HighAtomic.idx()] > 0)
+        })
+    }
+
+    /// Takes a block for `cpu`, through its page lists for small orders
+    /// (`rmqueue`).
+    fn rmqueue_for(&self, cpu: CpuId, order: Order, mt: MigrateType) -> Option<Pfn> {
+        if !pcp_allowed_order(order) {
+            let mut area = self.area.lock();
+            return self.rmqueue(&mut area, order, mt);
+        }
+        let mut pcp = self.pcp[cpu.0].lock();
+        let pi = pcp_index(order, mt);
+        if pcp.lists[pi].is_empty() {
+            // rmqueue_bulk: refill a batch (scaled down for higher orders).
+            let n = if order.0 == 0 { pcp.batch.max(1) } else { (pcp.batch >> order.0).max(2) };
+            let mut area = self.area.lock();
+            for _ in 0..n {
+                let Some(pfn) = self.rmqueue(&mut area, order, mt) else { break };
+                self.page(pfn).set(PageFlags::PCP);
+                self.page(pfn).set_private(order.0 as u64);
+                pcp.lists[pi].push_back(&self.memmap, pfn);
+                pcp.count += order.pages();
+            }
+        }
+        let pfn = pcp.lists[pi].pop_front(&self.memmap)?;
+        pcp.count -= order.pages();
+        let page = self.page(pfn);
+        page.clear(PageFlags::PCP);
+        page.set_private(0);
+        Some(pfn)
+    }
+
+    /// Frees a block through `cpu`'s page lists, draining a batch when they
+    /// pass `high` (`free_frozen_page_commit`).
+    fn free_pcp(&self, cpu: CpuId, pfn: Pfn, order: Order) {
+        let mut mt = self.pageblock_mt(pfn);
+        if mt == MigrateType::Isolate {
+            return self.free_to_buddy(pfn, order, false);
+        }
+        if mt.idx() >= MIGRATE_PCPTYPES {
+            mt = MigrateType::Movable;
+        }
+        let mut pcp = self.pcp[cpu.0].lock();
+        let page = self.page(pfn);
+        page.set(PageFlags::PCP);
+        page.set_private(order.0 as u64);
+        pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
+        pcp.count += order.pages();
+        if pcp.high < pcp.high_min {
+            pcp.high = pcp.high_min;
+        }
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch.max(1);
+            self.free_pcppages_bulk(&mut pcp, batch);
+        }
+    }
+
+    /// Returns at least `count` pages from a CPU's lists to the buddy lists,
+    /// coldest (tail) first, visiting the lists round-robin
+    /// (`free_pcppages_bulk`).
+    fn free_pcppages_bulk(&self, pcp: &mut PerCpuPages, count: u64) {
+        let mut area = self.area.lock();
+        let mut freed = 0;
+        let mut pi = 0;
+        while freed < count && pcp.count > 0 {
+            if let Some(pfn) = pcp.lists[pi].pop_back(&self.memmap) {
+                let page = self.page(pfn);
+                let order = Order(page.private() as u8);
+                page.clear(PageFlags::PCP);
+                page.set_private(0);
+                pcp.count -= order.pages();
+                freed += order.pages();
+                self.free_one_page(&mut area, pfn, order, false);
+            }
+            pi = (pi + 1) % NR_PCP_LISTS;
+        }
+    }
+
+    /// Empties one CPU's lists (`drain_pages_zone`).
+    pub fn drain_pcp(&self, cpu: CpuId) {
+        let mut pcp = self.pcp[cpu.0].lock();
+        let all = pcp.count;
+        self.free_pcppages_bulk(&mut pcp, all);
+    }
+
+    /// Per-CPU list occupancy by list, for the debug checks.
+    pub(crate) fn pcp_lists(&self, cpu: CpuId) -> ([PageList; NR_PCP_LISTS], u64) {
+        let pcp = self.pcp[cpu.0].lock();
+        (pcp.lists, pcp.count)
+    }
+}
+
+/// How hard an allocation may dig (`ALLOC_*` flags, the ones we model).
+#[derive(Copy, Clone, Debug, Default)]
+struct AllocFlags {
+    wmark: Option<Wmark>,
+    /// ALLOC_MIN_RESERVE / ALLOC_HIGH: may go below min by half.
+    reserves: bool,
+    /// ALLOC_NON_BLOCK: may go a further quarter below.
+    non_block: bool,
+}
+
+/// A node (`pg_data_t`).
+pub struct Node {
+    /// Node id.
+    pub nid: u32,
+    /// First PFN of the node.
+    pub start_pfn: Pfn,
+    /// PFNs spanned.
+    pub spanned: u64,
+    /// PFNs present.
+    pub present: u64,
+    /// The node's zones, in the arch's zone order.
+    pub zones: Vec<Zone>,
+    /// The node's counters.
+    pub stats: NodeStats,
+}
+
+/// Tunables of /proc/sys/vm that shape the allocator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSysctl {
+    /// vm.min_free_kbytes.
+    pub min_free_kbytes: u64,
+    /// True once the user set min_free_kbytes (a larger computed value is then ignored).
+    pub user_min_free_kbytes: bool,
+    /// vm.watermark_scale_factor (1..=3000, default 10).
+    pub watermark_scale_factor: u64,
+    /// vm.lowmem_reserve_ratio per zone.
+    pub lowmem_reserve_ratio: Vec<u64>,
+}
+
+/// The physical page allocator of a machine: all nodes and zones.
+pub struct PageAlloc {
+    /// The architecture.
+    pub arch: Arch,
+    /// Nodes, by id.
+    pub nodes: Vec<Node>,
+    /// Node of each CPU.
+    pub cpu_node: Vec<u32>,
+    /// Node distances (`node_distance`), row per node.
+    pub distance: Vec<Vec<u32>>,
+    zonelists: Vec<Vec<(u32, usize)>>,
+    dm: DirectMap,
+    sysctl: spin::Mutex<VmSysctl>,
+    /// Global event counters.
+    pub events: VmEvents,
+    /// The kernel log.
+    pub log: Printk,
+}
+
+/// Default lowmem_reserve_ratio for a zone type (mm/page_alloc.c: DMA 256,
+/// DMA32 256, Normal 32, HighMem 0, Movable 0).
+pub fn default_lowmem_reserve_ratio(z: ZoneType) -> u64 {
+    match z {
+        ZoneType::Dma | ZoneType::Dma32 => 256,
+        ZoneType::Normal => 32,
+        _ => 0,
+    }
+}
+
+/// `int_sqrt`: floor of the square root.
+pub fn int_sqrt(x: u64) -> u64 {
+    if x < 2 {
+        return x;
+    }
+    // Bitwise method, as lib/math/int_sqrt.c computes it.
+    let mut m = 1u64 << ((63 - x.leading_zeros()) & !1);
+    let mut y = 0u64;
+    let mut x = x;
+    while m != 0 {
+        let b = y + m;
+        y >>= 1;
+        if x >= b {
+            x -= b;
+            y += m;
+        }
+        m >>= 2;
+    }
+    y
+}
+
+/// Position of the most significant set bit, 1-based (`fls`).
+fn fls(x: u64) -> u64 {
+    64 - x.leading_zeros() as u64
+}
+
+impl PageAlloc {
+    /// Assembles the allocator from nodes whose zones are built but hold no
+    /// free pages yet; `mm_init` fills them and then calls [`Self::init_watermarks`].
+    pub fn new(arch: Arch, nodes: Vec<Node>, cpu_node: Vec<u32>, distance: Vec<Vec<u32>>, dm: DirectMap, log: Printk) -> Self {
+        let zonelists = build_zonelists(&nodes, &distance);
+        let ratios = arch.zones().iter().map(|&z| default_lowmem_reserve_ratio(z)).collect();
+        PageAlloc {
+            arch,
+            nodes,
+            cpu_node,
+            distance,
+            zonelists,
+            dm,
+            sysctl: spin::Mutex::new(VmSysctl {
+                min_free_kbytes: 0,
+                user_min_free_kbytes: false,
+                watermark_scale_factor: 10,
+                lowmem_reserve_ratio: ratios,
+            }),
+            events: VmEvents::default(),
+            log,
+        }
+    }
+
+    /// The direct map of RAM.
+    pub fn direct_map(&self) -> DirectMap {
+        self.dm
+    }
+    /// Number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.cpu_node.len()
+    }
+    /// Current sysctl values.
+    pub fn sysctl(&self) -> VmSysctl {
+        self.sysctl.lock().clone()
+    }
+    /// The zonelist of a node: (node, zone index), preferred first (`build_zonelists`).
+    pub fn zonelist(&self, nid: u32) -> &[(u32, usize)] {
+        &self.zonelists[nid as usize]
+    }
+    /// All zones of all nodes.
+    pub fn zones(&self) -> impl Iterator<Item = &Zone> {
+        self.nodes.iter().flat_map(|n| n.zones.iter())
+    }
+    /// A zone by node and index.
+    pub fn zone(&self, nid: u32, idx: usize) -> &Zone {
+        &self.nodes[nid as usize].zones[idx]
+    }
+    /// The zone that holds `pfn`, if any (`page_zone`).
+    pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone> {
+        self.zones().find(|z| z.spans(pfn))
+    }
+    /// The struct page of `pfn` (`pfn_to_page`), if the frame has one.
+    pub fn page(&self, pfn: Pfn) -> Option<&crate::memmap::Page> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.zones.first())
+            .find(|z| z.memmap.contains(pfn))
+            .map(|z| z.memmap.page(pfn))
+    }
+    /// Free pages in the buddy lists of every zone (global NR_FREE_PAGES).
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones().map(|z| z.free_pages()).sum()
+    }
+    /// Pages managed by the allocator (totalram_pages).
+    pub fn totalram_pages(&self) -> u64 {
+        self.zones().map(|z| z.managed()).sum()
+    }
+    /// Pages on per-CPU lists, all zones and CPUs.
+    pub fn nr_pcp_pages(&self) -> u64 {
+        self.zones()
+            .map(|z| (0..z.nr_cpus()).map(|c| z.lock_pcp(CpuId(c)).count).sum::<u64>())
+            .sum()
+    }
+
+    /// The zone index an allocation may go up to on this architecture
+    /// (`gfp_zone` mapped onto the zones the arch is built with: no DMA32
+    /// means Normal, no HighMem means Normal).
+    pub fn highest_zoneidx(&self, gfp: Gfp) -> Option<usize> {
+        let want = gfp.zone()?;
+        let zones = self.arch.zones();
+        let pick = |z: ZoneType| zones.iter().position(|&x| x == z);
+        Some(match want {
+            ZoneType::Dma32 => pick(ZoneType::Dma32).or_else(|| pick(ZoneType::Normal))?,
+            ZoneType::HighMem => pick(ZoneType::HighMem).or_else(|| pick(ZoneType::Normal))?,
+            ZoneType::Movable => pick(ZoneType::Movable)?,
+            z => pick(z)?,
+        })
+    }
+
+    /// `alloc_pages(gfp, order)` on `cpu`: a block of `2^order` pages with a
+    /// reference count of 1, or `None`. The fast path allocates above the low
+    /// watermark; the slow path goes down to min (further for ATOMIC and
+    /// __GFP_HIGH), drains per-CPU lists if it may block, and fails with a
+    /// "page allocation failure" line in the log (unless __GFP_NOWARN).
+    pub fn alloc_pages(&self, cpu: CpuId, gfp: Gfp, order: Order) -> Option<Pfn> {
+        if order.0 > MAX_PAGE_ORDER {
+            self.warn_alloc(gfp, order);
+            return None;
+        }
+        let Some(highest) = self.highest_zoneidx(gfp) else {
+            self.warn_alloc(gfp, order);
+            return None;
+        };
+        let mt = gfp.migratetype();
+        let nid = self.cpu_node[cpu.0];
+        let fast = AllocFlags { wmark: Some(Wmark::Low), ..Default::default() };
+        if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, fast) {
+            return Some(pfn);
+        }
+        self.alloc_slowpath(cpu, gfp, order, highest, mt, nid)
+    }
+
+    fn alloc_slowpath(&self, cpu: CpuId, gfp: Gfp, order: Order, highest: usize, mt: MigrateType, nid: u32) -> Option<Pfn> {
+        // gfp_to_alloc_flags: min watermark; __GFP_HIGH digs into reserves;
+        // a caller that cannot block (GFP_ATOMIC) digs further.
+        let mut flags = AllocFlags { wmark: Some(Wmark::Min), ..Default::default() };
+        if gfp.has(Gfp::HIGH) {
+            flags.reserves = true;
+            if !gfp.allows_blocking() {
+                flags.non_block = true;
+            }
+        }
+        if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags) {
+            return Some(pfn);
+        }
+        if gfp.allows_blocking() {
+            // Direct reclaim would run here (the reclaim issue plugs in);
+            // until it exists, nothing is reclaimable, and only the pages
+            // pinned on per-CPU lists can be recovered, as Linux does after
+            // a failed direct reclaim.
+            self.drain_all_pages();
+            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags) {
+                return Some(pfn);
+            }
+        }
+        if gfp.has(Gfp::NOFAIL) {
+            // __GFP_NOFAIL gets access to the min reserves before giving up;
+            // Linux would then loop forever, which a simulator must not.
+            let nofail = AllocFlags { wmark: Some(Wmark::Min), reserves: true, non_block: false };
+            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, nofail) {
+                return Some(pfn);
+            }
+        }
+        self.warn_alloc(gfp, order);
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn get_page_from_freelist(
+        &self,
+        cpu: CpuId,
+        gfp: Gfp,
+        order: Order,
+        highest: usize,
+        mt: MigrateType,
+        preferred: u32,
+        flags: AllocFlags,
+    ) -> Option<Pfn> {
+        let local = self.cpu_node[cpu.0];
+        for &(nid, zidx) in self.zonelist(preferred) {
+            if zidx > highest || (gfp.has(Gfp::THISNODE) && nid != preferred) {
+                continue;
+            }
+            let zone = self.zone(nid, zidx);
+            if zone.managed() == 0 {
+                continue;
+            }
+            if let Some(w) = flags.wmark {
+                if !zone.watermark_ok(order, zone.wmark(w), highest, flags) {
+                    continue;
+                }
+            }
+            if let Some(pfn) = zone.rmqueue_for(cpu, order, mt) {
+                self.prep_new_page(zone, pfn, order, gfp);
+                // zone_statistics
+                if nid == preferred {
+                    zone.stats.numa_inc(NumaStat::NumaHit);
+                } else {
+                    zone.stats.numa_inc(NumaStat::NumaMiss);
+                    self.zone(preferred, zidx.min(self.nodes[preferred as usize].zones.len() - 1))
+                        .stats
+                        .numa_inc(NumaStat::NumaForeign);
+                }
+                zone.stats.numa_inc(if nid == local { NumaStat::NumaLocal } else { NumaStat::NumaOther });
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    fn prep_new_page(&self, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
+        for i in 0..order.pages() {
+            let p = zone.page(pfn + i);
+            debug_assert!(p.refcount() == 0, "allocating a page in use: {:?}", pfn + i);
+            p.clear(PageFlags::BUDDY | PageFlags::PCP);
+        }
+        zone.page(pfn).set_refcount(1);
+        if gfp.has(Gfp::ZERO) {
+            self.dm.zero_pages(pfn, order.pages());
+        }
+        self.events.count_zone(ZoneEvent::PgAlloc, zone.idx, order.pages());
+    }
+
+    fn warn_alloc(&self, gfp: Gfp, order: Order) {
+        if gfp.has(Gfp::NOWARN) {
+            return;
+        }
+        crate::printk!(
+            self.log,
+            "lmm: page allocation failure: order:{}, mode:{:#x}({}), nodemask=(null)",
+            order.0,
+            gfp.0,
+            gfp.describe()
+        );
+    }
+
+    /// `__free_pages`: drops the reference held on a block and frees it when
+    /// the count reaches zero: through `cpu`'s lists for small orders,
+    /// straight to the buddy lists otherwise.
+    pub fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) {
+        let zone = self.zone_of(pfn).expect("free_pages: frame outside every zone");
+        let head = zone.page(pfn);
+        let left = head.put();
+        assert!(left >= 0, "free_pages: bad refcount on {pfn:?}");
+        if left > 0 {
+            return;
+        }
+        self.events.count(VmEvent::Pgfree, order.pages());
+        if pcp_allowed_order(order) {
+            zone.free_pcp(cpu, pfn, order);
+        } else {
+            zone.free_to_buddy(pfn, order, false);
+        }
+    }
+
+    /// Empties every CPU's lists in every zone (`drain_all_pages`).
+    pub fn drain_all_pages(&self) {
+        for z in self.zones() {
+            for c in 0..z.nr_cpus() {
+                z.drain_pcp(CpuId(c));
+            }
+        }
+    }
+
+    // ----- watermarks, reserves, per-CPU sizes -----
+
+    /// `nr_free_buffer_pages`: managed pages above the high watermark in the
+    /// zones GFP_USER may use.
+    pub fn nr_free_buffer_pages(&self) -> u64 {
+        let top = self.highest_zoneidx(Gfp::USER).unwrap_or(0);
+        self.zones()
+            .filter(|z| z.idx <= top)
+            .map(|z| z.managed().saturating_sub(z.wmark(Wmark::High)))
+            .sum()
+    }
+
+    /// Boot-time sizing (`init_per_zone_wmark_min`, then khugepaged's
+    /// `set_recommended_min_free_kbytes` when the arch has THP).
+    pub fn init_watermarks(&self) {
+        let lowmem_kbytes = self.nr_free_buffer_pages() * (crate::PAGE_SIZE >> 10);
+        let computed = int_sqrt(lowmem_kbytes * 16).clamp(128, 262144);
+        {
+            let mut s = self.sysctl.lock();
+            if !s.user_min_free_kbytes || computed > s.min_free_kbytes {
+                s.min_free_kbytes = computed;
+            }
+        }
+        self.setup_per_zone_wmarks();
+        self.setup_per_zone_lowmem_reserve();
+        if self.arch_has_thp() {
+            self.set_recommended_min_free_kbytes();
+        }
+    }
+
+    fn arch_has_thp(&self) -> bool {
+        matches!(self.arch, Arch::X86_64 | Arch::Arm64)
+    }
+
+    /// `set_recommended_min_free_kbytes` (mm/khugepaged.c): room for two free
+    /// pageblocks per zone plus fallback headroom per migrate-type pair,
+    /// capped at 5% of lowmem.
+    fn set_recommended_min_free_kbytes(&self) {
+        let top = self.highest_zoneidx(Gfp::USER).unwrap_or(0);
+        let nr_zones = self.zones().filter(|z| z.is_populated() && z.idx <= top).count() as u64;
+        let mut rec = PAGEBLOCK_NR_PAGES * nr_zones * 2;
+        rec += PAGEBLOCK_NR_PAGES * nr_zones * (MIGRATE_PCPTYPES * MIGRATE_PCPTYPES) as u64;
+        rec = rec.min(self.nr_free_buffer_pages() / 20);
+        let rec_kb = rec << (PAGE_SHIFT - 10);
+        let mut s = self.sysctl.lock();
+        if rec_kb > s.min_free_kbytes {
+            s.min_free_kbytes = rec_kb;
+            drop(s);
+            self.setup_per_zone_wmarks();
+        }
+    }
+
+    /// `__setup_per_zone_wmarks` and the per-CPU list sizes that follow from
+    /// the low watermark (`zone_pcp_update`).
+    pub fn setup_per_zone_wmarks(&self) {
+        let s = self.sysctl();
+        let pages_min = s.min_free_kbytes >> (PAGE_SHIFT - 10);
+        let lowmem: u64 = self.zones().filter(|z| !z.is_highmem()).map(|z| z.managed()).sum();
+        for z in self.zones() {
+            let managed = z.managed();
+            let tmp = if lowmem == 0 { 0 } else { pages_min * managed / lowmem };
+            let min = if z.is_highmem() || z.ztype == ZoneType::Movable {
+                (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128)
+            } else {
+                tmp
+            };
+            let step = (tmp >> 2).max(managed * s.watermark_scale_factor / 10000);
+            z.wmark[Wmark::Min as usize].store(min, Relaxed);
+            z.wmark[Wmark::Low as usize].store(min + step, Relaxed);
+            z.wmark[Wmark::High as usize].store(min + 2 * step, Relaxed);
+            z.wmark[Wmark::Promo as usize].store(min + 3 * step, Relaxed);
+            self.zone_pcp_update(z);
+        }
+    }
+
+    /// `setup_per_zone_lowmem_reserve`: for each lower zone i and higher zone
+    /// j, the managed pages of zones i+1..=j divided by zone i's ratio (0 when
+    /// the ratio is 0 or zone i has no managed pages).
+    pub fn setup_per_zone_lowmem_reserve(&self) {
+        let ratios = self.sysctl().lowmem_reserve_ratio;
+        for node in &self.nodes {
+            for (i, z) in node.zones.iter().enumerate() {
+                let ratio = ratios.get(i).copied().unwrap_or(0);
+                let clear = ratio == 0 || z.managed() == 0;
+                let mut sum = 0;
+                for j in 0..MAX_ZONES {
+                    let v = if j <= i || j >= node.zones.len() {
+                        0
+                    } else {
+                        sum += node.zones[j].managed();
+                        if clear {
+                            0
+                        } else {
+                            sum / ratio
+                        }
+                    };
+                    z.lowmem_reserve[j].store(v, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// `zone_batchsize`: about a quarter of a 1 MiB chunk, at most 1/4096 of
+    /// the zone, clamped to 2^n - 1 (at least 1).
+    pub fn zone_batchsize(z: &Zone) -> u64 {
+        let mut batch = (z.managed() >> 10).min((1 << 20) >> PAGE_SHIFT);
+        batch /= 4;
+        if batch < 1 {
+            batch = 1;
+        }
+        let b = batch + batch / 2;
+        let pow2 = 1u64 << (63 - b.leading_zeros());
+        (pow2 - 1).max(1)
+    }
+
+    /// `zone_pcp_update`: batch, and high_min/high_max from the low watermark
+    /// and the managed pages, split across the node's CPUs.
+    fn zone_pcp_update(&self, z: &Zone) {
+        let batch = Self::zone_batchsize(z);
+        let node_cpus = self.cpu_node.iter().filter(|&&n| n == z.nid).count().max(1) as u64;
+        let high_min = (z.wmark(Wmark::Low) / node_cpus).max(batch << 2);
+        let high_max = (z.managed() / 8 / node_cpus).max(batch << 2);
+        for c in 0..z.nr_cpus() {
+            let mut pcp = z.lock_pcp(CpuId(c));
+            pcp.batch = batch;
+            pcp.high_min = high_min;
+            pcp.high_max = high_max;
+            if pcp.high != 0 {
+                pcp.high = pcp.high.clamp(high_min, high_max);
+            }
+        }
+    }
+
+    /// The per-CPU counter threshold (`calculate_normal_threshold`).
+    pub fn stat_threshold(&self, z: &Zone) -> u64 {
+        let online = self.nr_cpus() as u64;
+        let mem = z.managed() >> (27 - PAGE_SHIFT);
+        (2 * fls(online) * (1 + fls(mem))).min(125)
+    }
+
+    /// Sets vm.min_free_kbytes (`min_free_kbytes_sysctl_handler`).
+    pub fn set_min_free_kbytes(&self, kb: u64) -> Result<(), crate::errno::Errno> {
+        {
+            let mut s = self.sysctl.lock();
+            s.min_free_kbytes = kb;
+            s.user_min_free_kbytes = true;
+        }
+        self.setup_per_zone_wmarks();
+        Ok(())
+    }
+
+    /// Sets vm.watermark_scale_factor (1..=3000, else EINVAL).
+    pub fn set_watermark_scale_factor(&self, v: u64) -> Result<(), crate::errno::Errno> {
+        if !(1..=3000).contains(&v) {
+            return Err(crate::errno::Errno::EINVAL);
+        }
+        self.sysctl.lock().watermark_scale_factor = v;
+        self.setup_per_zone_wmarks();
+        Ok(())
+    }
+
+    /// Sets vm.lowmem_reserve_ratio (one value per zone, as Linux's array).
+    pub fn set_lowmem_reserve_ratio(&self, ratios: &[u64]) -> Result<(), crate::errno::Errno> {
+        if ratios.len() != self.arch.zones().len() {
+            return Err(crate::errno::Errno::EINVAL);
+        }
+        self.sysctl.lock().lowmem_reserve_ratio = ratios.to_vec();
+        self.setup_per_zone_lowmem_reserve();
+        Ok(())
+    }
+
+}
+
+/// `build_zonelists`: for each node, nodes in order of distance (ties by
+/// id), and within each node its zones from highest to lowest.
+fn build_zonelists(nodes: &[Node], distance: &[Vec<u32>]) -> Vec<Vec<(u32, usize)>> {
+    nodes
+        .iter()
+        .map(|n| {
+            let mut order: Vec<u32> = nodes.iter().map(|m| m.nid).collect();
+            order.sort_by_key(|&m| (distance[n.nid as usize][m as usize], if m == n.nid { 0 } else { 1 }, m));
+            order
+                .into_iter()
+                .flat_map(|m| (0..nodes[m as usize].zones.len()).rev().map(move |z| (m, z)))
+                .collect()
+        })
+        .collect()
+}

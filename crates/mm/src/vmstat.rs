@@ -1,0 +1,556 @@
+//! Counters: per-zone and per-node statistics and the global event
+//! counters, with the names and order /proc/vmstat and /proc/zoneinfo print
+//! (Linux 6.18 mm/vmstat.c `vmstat_text`). Only counters lmm models change;
+//! the others stay 0 but are printed, so the files have Linux's shape.
+
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Per-zone counters (`enum zone_stat_item`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(usize)]
+#[allow(missing_docs)]
+pub enum ZoneStat {
+    NrFreePages,
+    NrFreePagesBlocks,
+    NrZoneInactiveAnon,
+    NrZoneActiveAnon,
+    NrZoneInactiveFile,
+    NrZoneActiveFile,
+    NrZoneUnevictable,
+    NrZoneWritePending,
+    NrMlock,
+    NrZspages,
+    NrFreeCma,
+}
+
+impl ZoneStat {
+    /// Number of items.
+    pub const COUNT: usize = 11;
+    /// Names in /proc order.
+    pub const NAMES: [&'static str; 11] = [
+        "nr_free_pages",
+        "nr_free_pages_blocks",
+        "nr_zone_inactive_anon",
+        "nr_zone_active_anon",
+        "nr_zone_inactive_file",
+        "nr_zone_active_file",
+        "nr_zone_unevictable",
+        "nr_zone_write_pending",
+        "nr_mlock",
+        "nr_zspages",
+        "nr_free_cma",
+    ];
+}
+
+/// Per-zone NUMA allocation events (`enum numa_stat_item`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(usize)]
+#[allow(missing_docs)]
+pub enum NumaStat {
+    NumaHit,
+    NumaMiss,
+    NumaForeign,
+    NumaInterleave,
+    NumaLocal,
+    NumaOther,
+}
+
+impl NumaStat {
+    /// Number of items.
+    pub const COUNT: usize = 6;
+    /// Names in /proc order.
+    pub const NAMES: [&'static str; 6] = [
+        "numa_hit",
+        "numa_miss",
+        "numa_foreign",
+        "numa_interleave",
+        "numa_local",
+        "numa_other",
+    ];
+}
+
+/// Per-node counters (`enum node_stat_item`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(usize)]
+#[allow(missing_docs)]
+pub enum NodeStat {
+    NrInactiveAnon,
+    NrActiveAnon,
+    NrInactiveFile,
+    NrActiveFile,
+    NrUnevictable,
+    NrSlabReclaimable,
+    NrSlabUnreclaimable,
+    NrIsolatedAnon,
+    NrIsolatedFile,
+    WorkingsetNodes,
+    WorkingsetRefaultAnon,
+    WorkingsetRefaultFile,
+    WorkingsetActivateAnon,
+    WorkingsetActivateFile,
+    WorkingsetRestoreAnon,
+    WorkingsetRestoreFile,
+    WorkingsetNodereclaim,
+    NrAnonPages,
+    NrMapped,
+    NrFilePages,
+    NrDirty,
+    NrWriteback,
+    NrShmem,
+    NrShmemHugepages,
+    NrShmemPmdmapped,
+    NrFileHugepages,
+    NrFilePmdmapped,
+    NrAnonTransparentHugepages,
+    NrVmscanWrite,
+    NrVmscanImmediateReclaim,
+    NrDirtied,
+    NrWritten,
+    NrThrottledWritten,
+    NrKernelMiscReclaimable,
+    NrFollPinAcquired,
+    NrFollPinReleased,
+    NrKernelStack,
+    NrPageTablePages,
+    NrSecPageTablePages,
+    NrIommuPages,
+    NrSwapcached,
+    PgpromoteSuccess,
+    PgpromoteCandidate,
+    PgpromoteCandidateNrl,
+    PgdemoteKswapd,
+    PgdemoteDirect,
+    PgdemoteKhugepaged,
+    PgdemoteProactive,
+    NrHugetlb,
+    NrBalloonPages,
+    NrKernelFilePages,
+}
+
+impl NodeStat {
+    /// Number of items.
+    pub const COUNT: usize = 51;
+    /// Names in /proc order.
+    pub const NAMES: [&'static str; 51] = [
+        "nr_inactive_anon",
+        "nr_active_anon",
+        "nr_inactive_file",
+        "nr_active_file",
+        "nr_unevictable",
+        "nr_slab_reclaimable",
+        "nr_slab_unreclaimable",
+        "nr_isolated_anon",
+        "nr_isolated_file",
+        "workingset_nodes",
+        "workingset_refault_anon",
+        "workingset_refault_file",
+        "workingset_activate_anon",
+        "workingset_activate_file",
+        "workingset_restore_anon",
+        "workingset_restore_file",
+        "workingset_nodereclaim",
+        "nr_anon_pages",
+        "nr_mapped",
+        "nr_file_pages",
+        "nr_dirty",
+        "nr_writeback",
+        "nr_shmem",
+        "nr_shmem_hugepages",
+        "nr_shmem_pmdmapped",
+        "nr_file_hugepages",
+        "nr_file_pmdmapped",
+        "nr_anon_transparent_hugepages",
+        "nr_vmscan_write",
+        "nr_vmscan_immediate_reclaim",
+        "nr_dirtied",
+        "nr_written",
+        "nr_throttled_written",
+        "nr_kernel_misc_reclaimable",
+        "nr_foll_pin_acquired",
+        "nr_foll_pin_released",
+        "nr_kernel_stack",
+        "nr_page_table_pages",
+        "nr_sec_page_table_pages",
+        "nr_iommu_pages",
+        "nr_swapcached",
+        "pgpromote_success",
+        "pgpromote_candidate",
+        "pgpromote_candidate_nrl",
+        "pgdemote_kswapd",
+        "pgdemote_direct",
+        "pgdemote_khugepaged",
+        "pgdemote_proactive",
+        "nr_hugetlb",
+        "nr_balloon_pages",
+        "nr_kernel_file_pages",
+    ];
+}
+
+/// Global events (`enum vm_event_item`), without the per-zone groups pgalloc_*, allocstall_* and pgskip_*, which [`ZoneEvent`] holds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(usize)]
+#[allow(missing_docs)]
+pub enum VmEvent {
+    Pgpgin,
+    Pgpgout,
+    Pswpin,
+    Pswpout,
+    Pgfree,
+    Pgactivate,
+    Pgdeactivate,
+    Pglazyfree,
+    Pgfault,
+    Pgmajfault,
+    Pglazyfreed,
+    Pgrefill,
+    Pgreuse,
+    PgstealKswapd,
+    PgstealDirect,
+    PgstealKhugepaged,
+    PgstealProactive,
+    PgscanKswapd,
+    PgscanDirect,
+    PgscanKhugepaged,
+    PgscanProactive,
+    PgscanDirectThrottle,
+    PgscanAnon,
+    PgscanFile,
+    PgstealAnon,
+    PgstealFile,
+    ZoneReclaimSuccess,
+    ZoneReclaimFailed,
+    Pginodesteal,
+    SlabsScanned,
+    KswapdInodesteal,
+    KswapdLowWmarkHitQuickly,
+    KswapdHighWmarkHitQuickly,
+    Pageoutrun,
+    Pgrotated,
+    DropPagecache,
+    DropSlab,
+    OomKill,
+    NumaPteUpdates,
+    NumaHugePteUpdates,
+    NumaHintFaults,
+    NumaHintFaultsLocal,
+    NumaPagesMigrated,
+    PgmigrateSuccess,
+    PgmigrateFail,
+    ThpMigrationSuccess,
+    ThpMigrationFail,
+    ThpMigrationSplit,
+    CompactMigrateScanned,
+    CompactFreeScanned,
+    CompactIsolated,
+    CompactStall,
+    CompactFail,
+    CompactSuccess,
+    CompactDaemonWake,
+    CompactDaemonMigrateScanned,
+    CompactDaemonFreeScanned,
+    HtlbBuddyAllocSuccess,
+    HtlbBuddyAllocFail,
+    UnevictablePgsCulled,
+    UnevictablePgsScanned,
+    UnevictablePgsRescued,
+    UnevictablePgsMlocked,
+    UnevictablePgsMunlocked,
+    UnevictablePgsCleared,
+    UnevictablePgsStranded,
+    ThpFaultAlloc,
+    ThpFaultFallback,
+    ThpFaultFallbackCharge,
+    ThpCollapseAlloc,
+    ThpCollapseAllocFailed,
+    ThpFileAlloc,
+    ThpFileFallback,
+    ThpFileFallbackCharge,
+    ThpFileMapped,
+    ThpSplitPage,
+    ThpSplitPageFailed,
+    ThpDeferredSplitPage,
+    ThpUnderusedSplitPage,
+    ThpSplitPmd,
+    ThpScanExceedNonePte,
+    ThpScanExceedSwapPte,
+    ThpScanExceedSharePte,
+    ThpSplitPud,
+    ThpZeroPageAlloc,
+    ThpZeroPageAllocFailed,
+    ThpSwpout,
+    ThpSwpoutFallback,
+    BalloonInflate,
+    BalloonDeflate,
+    BalloonMigrate,
+    SwapRa,
+    SwapRaHit,
+    SwpinZero,
+    SwpoutZero,
+    KsmSwpinCopy,
+    CowKsm,
+    Zswpin,
+    Zswpout,
+    Zswpwb,
+    DirectMapLevel2Splits,
+    DirectMapLevel3Splits,
+    DirectMapLevel2Collapses,
+    DirectMapLevel3Collapses,
+}
+
+impl VmEvent {
+    /// Number of items.
+    pub const COUNT: usize = 104;
+    /// Names in /proc order.
+    pub const NAMES: [&'static str; 104] = [
+        "pgpgin",
+        "pgpgout",
+        "pswpin",
+        "pswpout",
+        "pgfree",
+        "pgactivate",
+        "pgdeactivate",
+        "pglazyfree",
+        "pgfault",
+        "pgmajfault",
+        "pglazyfreed",
+        "pgrefill",
+        "pgreuse",
+        "pgsteal_kswapd",
+        "pgsteal_direct",
+        "pgsteal_khugepaged",
+        "pgsteal_proactive",
+        "pgscan_kswapd",
+        "pgscan_direct",
+        "pgscan_khugepaged",
+        "pgscan_proactive",
+        "pgscan_direct_throttle",
+        "pgscan_anon",
+        "pgscan_file",
+        "pgsteal_anon",
+        "pgsteal_file",
+        "zone_reclaim_success",
+        "zone_reclaim_failed",
+        "pginodesteal",
+        "slabs_scanned",
+        "kswapd_inodesteal",
+        "kswapd_low_wmark_hit_quickly",
+        "kswapd_high_wmark_hit_quickly",
+        "pageoutrun",
+        "pgrotated",
+        "drop_pagecache",
+        "drop_slab",
+        "oom_kill",
+        "numa_pte_updates",
+        "numa_huge_pte_updates",
+        "numa_hint_faults",
+        "numa_hint_faults_local",
+        "numa_pages_migrated",
+        "pgmigrate_success",
+        "pgmigrate_fail",
+        "thp_migration_success",
+        "thp_migration_fail",
+        "thp_migration_split",
+        "compact_migrate_scanned",
+        "compact_free_scanned",
+        "compact_isolated",
+        "compact_stall",
+        "compact_fail",
+        "compact_success",
+        "compact_daemon_wake",
+        "compact_daemon_migrate_scanned",
+        "compact_daemon_free_scanned",
+        "htlb_buddy_alloc_success",
+        "htlb_buddy_alloc_fail",
+        "unevictable_pgs_culled",
+        "unevictable_pgs_scanned",
+        "unevictable_pgs_rescued",
+        "unevictable_pgs_mlocked",
+        "unevictable_pgs_munlocked",
+        "unevictable_pgs_cleared",
+        "unevictable_pgs_stranded",
+        "thp_fault_alloc",
+        "thp_fault_fallback",
+        "thp_fault_fallback_charge",
+        "thp_collapse_alloc",
+        "thp_collapse_alloc_failed",
+        "thp_file_alloc",
+        "thp_file_fallback",
+        "thp_file_fallback_charge",
+        "thp_file_mapped",
+        "thp_split_page",
+        "thp_split_page_failed",
+        "thp_deferred_split_page",
+        "thp_underused_split_page",
+        "thp_split_pmd",
+        "thp_scan_exceed_none_pte",
+        "thp_scan_exceed_swap_pte",
+        "thp_scan_exceed_share_pte",
+        "thp_split_pud",
+        "thp_zero_page_alloc",
+        "thp_zero_page_alloc_failed",
+        "thp_swpout",
+        "thp_swpout_fallback",
+        "balloon_inflate",
+        "balloon_deflate",
+        "balloon_migrate",
+        "swap_ra",
+        "swap_ra_hit",
+        "swpin_zero",
+        "swpout_zero",
+        "ksm_swpin_copy",
+        "cow_ksm",
+        "zswpin",
+        "zswpout",
+        "zswpwb",
+        "direct_map_level2_splits",
+        "direct_map_level3_splits",
+        "direct_map_level2_collapses",
+        "direct_map_level3_collapses",
+    ];
+}
+
+/// Per-zone event groups printed once per zone type (`pgalloc_dma`, ...).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ZoneEvent {
+    /// Pages allocated from the zone.
+    PgAlloc,
+    /// Direct-reclaim stalls for the zone.
+    AllocStall,
+    /// Pages skipped by reclaim because of their zone.
+    PgSkip,
+}
+
+impl ZoneEvent {
+    /// All groups in /proc/vmstat order.
+    pub const ALL: [ZoneEvent; 3] = [ZoneEvent::PgAlloc, ZoneEvent::AllocStall, ZoneEvent::PgSkip];
+    /// The name prefix.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ZoneEvent::PgAlloc => "pgalloc",
+            ZoneEvent::AllocStall => "allocstall",
+            ZoneEvent::PgSkip => "pgskip",
+        }
+    }
+}
+
+/// Counters of one zone.
+pub struct ZoneStats {
+    stat: [AtomicI64; ZoneStat::COUNT],
+    numa: [AtomicU64; NumaStat::COUNT],
+}
+
+impl Default for ZoneStats {
+    fn default() -> Self {
+        Self {
+            stat: core::array::from_fn(|_| AtomicI64::new(0)),
+            numa: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl ZoneStats {
+    /// Adds `d` to a counter (`__mod_zone_page_state`).
+    pub fn add(&self, item: ZoneStat, d: i64) {
+        self.stat[item as usize].fetch_add(d, Relaxed);
+    }
+    /// Reads a counter (`zone_page_state`).
+    pub fn get(&self, item: ZoneStat) -> i64 {
+        self.stat[item as usize].load(Relaxed)
+    }
+    /// Counts a NUMA event.
+    pub fn numa_inc(&self, item: NumaStat) {
+        self.numa[item as usize].fetch_add(1, Relaxed);
+    }
+    /// Reads a NUMA event counter.
+    pub fn numa(&self, item: NumaStat) -> u64 {
+        self.numa[item as usize].load(Relaxed)
+    }
+}
+
+/// Counters of one node.
+pub struct NodeStats {
+    stat: [AtomicI64; NodeStat::COUNT],
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        Self { stat: core::array::from_fn(|_| AtomicI64::new(0)) }
+    }
+}
+
+impl NodeStats {
+    /// Adds `d` to a counter (`mod_node_page_state`).
+    pub fn add(&self, item: NodeStat, d: i64) {
+        self.stat[item as usize].fetch_add(d, Relaxed);
+    }
+    /// Reads a counter (`node_page_state`).
+    pub fn get(&self, item: NodeStat) -> i64 {
+        self.stat[item as usize].load(Relaxed)
+    }
+}
+
+/// Maximum zones per node we keep per-zone event counters for.
+pub const MAX_ZONES: usize = 5;
+
+/// Global event counters (`vm_event_states`, summed over CPUs).
+pub struct VmEvents {
+    ev: [AtomicU64; VmEvent::COUNT],
+    zone_ev: [[AtomicU64; MAX_ZONES]; 3],
+}
+
+impl Default for VmEvents {
+    fn default() -> Self {
+        Self {
+            ev: core::array::from_fn(|_| AtomicU64::new(0)),
+            zone_ev: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+}
+
+impl VmEvents {
+    /// `count_vm_events`.
+    pub fn count(&self, e: VmEvent, n: u64) {
+        self.ev[e as usize].fetch_add(n, Relaxed);
+    }
+    /// Reads an event counter.
+    pub fn get(&self, e: VmEvent) -> u64 {
+        self.ev[e as usize].load(Relaxed)
+    }
+    /// `__count_zid_vm_events`: a per-zone-type event.
+    pub fn count_zone(&self, e: ZoneEvent, zone_idx: usize, n: u64) {
+        self.zone_ev[e as usize][zone_idx].fetch_add(n, Relaxed);
+    }
+    /// Reads a per-zone-type event counter.
+    pub fn get_zone(&self, e: ZoneEvent, zone_idx: usize) -> u64 {
+        self.zone_ev[e as usize][zone_idx].load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_linux_order() {
+        // mm/vmstat.c vmstat_text: zone items start with nr_free_pages, node
+        // items with nr_inactive_anon, events with pgpgin.
+        assert_eq!(ZoneStat::NAMES[ZoneStat::NrFreePages as usize], "nr_free_pages");
+        assert_eq!(NodeStat::NAMES[NodeStat::NrInactiveAnon as usize], "nr_inactive_anon");
+        assert_eq!(NodeStat::NAMES[NodeStat::NrKernelStack as usize], "nr_kernel_stack");
+        assert_eq!(VmEvent::NAMES[0], "pgpgin");
+        assert_eq!(VmEvent::NAMES[VmEvent::Pgfault as usize], "pgfault");
+    }
+
+    #[test]
+    fn counters_add_up() {
+        let z = ZoneStats::default();
+        z.add(ZoneStat::NrFreePages, 10);
+        z.add(ZoneStat::NrFreePages, -3);
+        assert_eq!(z.get(ZoneStat::NrFreePages), 7);
+        let e = VmEvents::default();
+        e.count_zone(ZoneEvent::PgAlloc, 2, 8);
+        e.count(VmEvent::Pgfree, 4);
+        assert_eq!(e.get_zone(ZoneEvent::PgAlloc, 2), 8);
+        assert_eq!(e.get(VmEvent::Pgfree), 4);
+    }
+}
