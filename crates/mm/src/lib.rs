@@ -14,6 +14,7 @@ pub mod arch;
 pub mod direct_map;
 pub mod errno;
 pub mod file;
+pub mod memblock;
 pub mod mmzone;
 pub mod types;
 
