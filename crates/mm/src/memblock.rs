@@ -998,3 +998,802 @@ impl fmt::Debug for Memblock {
         write!(f, "{:?}{:?}", self.memory, self.reserved)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Modelled on Linux tools/testing/memblock/tests/{basic_api,alloc_api,
+    //! alloc_nid_api}.c; each test names the rule it checks.
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    const SZ_4K: u64 = 4 << 10;
+    const SZ_1M: u64 = 1 << 20;
+    const SZ_2M: u64 = 2 << 20;
+    const SZ_16M: u64 = 16 << 20;
+    const SZ_256M: u64 = 256 << 20;
+    const SZ_512M: u64 = 512 << 20;
+    const SZ_1G: u64 = 1 << 30;
+    const NO_NODE: u32 = MAX_NUMNODES;
+
+    fn p(x: u64) -> PhysAddr {
+        PhysAddr(x)
+    }
+
+    /// (base, size) of each region.
+    fn spans(regions: &[Region]) -> Vec<(u64, u64)> {
+        regions.iter().map(|r| (r.base.0, r.size)).collect()
+    }
+
+    fn ranges(v: &[MemRange]) -> Vec<(u64, u64, u32)> {
+        v.iter().map(|r| (r.start.0, r.end.0, r.nid)).collect()
+    }
+
+    // ----- basic_api.c ------------------------------------------------------
+
+    #[test]
+    fn empty_arrays_have_cnt_zero() {
+        // v6.11 (721f4a6526da): no dummy entry, empty arrays have cnt == 0.
+        let mb = Memblock::new();
+        assert_eq!(mb.memory.cnt(), 0);
+        assert_eq!(mb.reserved.cnt(), 0);
+        assert_eq!(mb.phys_mem_size(), 0);
+        assert_eq!(mb.reserved_size(), 0);
+        assert_eq!(mb.dump_memory(), "");
+        assert!(!mb.bottom_up());
+        assert_eq!(mb.current_limit(), MEMBLOCK_ALLOC_ANYWHERE);
+        mb.check().unwrap();
+    }
+
+    #[test]
+    fn add_simple_and_node() {
+        // memblock_add: one region, no node (MAX_NUMNODES), no flags;
+        // memblock_add_node records the node.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_1G), SZ_256M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(SZ_1G, SZ_256M)]);
+        assert_eq!(mb.memory()[0].nid, NO_NODE);
+        assert_eq!(mb.memory()[0].flags, RegionFlags::NONE);
+        assert_eq!(mb.phys_mem_size(), SZ_256M);
+        mb.add_node(p(SZ_16M), SZ_16M, 1).unwrap();
+        assert_eq!(mb.memory()[0].nid, 1);
+        assert_eq!(mb.memory.cnt(), 2);
+        assert_eq!(
+            mb.add_node(p(0), SZ_1M, MAX_NUMNODES + 1),
+            Err(MemblockError::InvalidNode(MAX_NUMNODES + 1))
+        );
+    }
+
+    #[test]
+    fn add_disjoint_is_sorted() {
+        // memblock_add_disjoint_check: two separate regions, sorted by base.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_1G), SZ_16M).unwrap();
+        mb.add(p(SZ_256M), SZ_2M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(SZ_256M, SZ_2M), (SZ_1G, SZ_16M)]);
+        assert_eq!(mb.phys_mem_size(), SZ_16M + SZ_2M);
+    }
+
+    #[test]
+    fn add_overlapping_merges() {
+        // memblock_add_overlap_{top,bottom}_check, memblock_add_within_check,
+        // memblock_add_twice_check: overlaps merge into one region and are
+        // counted once in total_size.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_512M), SZ_1G).unwrap();
+        mb.add(p(SZ_256M), SZ_512M).unwrap();
+        assert_eq!(
+            spans(mb.memory()),
+            vec![(SZ_256M, SZ_512M + SZ_1G - SZ_256M)]
+        );
+
+        let mut mb = Memblock::new();
+        mb.add(p(128 << 20), SZ_512M).unwrap();
+        mb.add(p(SZ_256M), SZ_1G).unwrap();
+        assert_eq!(
+            spans(mb.memory()),
+            vec![(128 << 20, SZ_256M + SZ_1G - (128 << 20))]
+        );
+
+        let mut mb = Memblock::new();
+        mb.add(p(8 << 20), 32 << 20).unwrap();
+        mb.add(p(SZ_16M), SZ_1M).unwrap();
+        mb.add(p(8 << 20), 32 << 20).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(8 << 20, 32 << 20)]);
+        assert_eq!(mb.phys_mem_size(), 32 << 20);
+    }
+
+    #[test]
+    fn add_adjacent_merges_only_compatible() {
+        // memblock_merge_regions: touching regions merge only with the same
+        // node and flags; filling a gap joins both neighbours.
+        let mut mb = Memblock::new();
+        mb.add_node(p(0), SZ_1M, 0).unwrap();
+        mb.add_node(p(SZ_1M), SZ_1M, 1).unwrap();
+        assert_eq!(mb.memory.cnt(), 2);
+        mb.add_node(p(SZ_2M), SZ_1M, 1).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(0, SZ_1M), (SZ_1M, SZ_2M)]);
+
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_1M), SZ_1M).unwrap();
+        mb.add(p(3 * SZ_1M), SZ_1M).unwrap();
+        mb.add(p(SZ_2M), SZ_1M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(SZ_1M, 3 * SZ_1M)]);
+    }
+
+    #[test]
+    fn add_overlap_keeps_existing_attributes() {
+        // memblock_add_range: "overlaps don't affect already existing
+        // regions"; only the uncovered parts get the new node.
+        let mut mb = Memblock::new();
+        mb.add_node(p(SZ_1M), SZ_2M, 0).unwrap();
+        mb.add(p(0), 4 * SZ_1M).unwrap();
+        let got: Vec<_> = mb
+            .memory()
+            .iter()
+            .map(|r| (r.base.0, r.size, r.nid))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, SZ_1M, NO_NODE),
+                (SZ_1M, SZ_2M, 0),
+                (3 * SZ_1M, SZ_1M, NO_NODE)
+            ]
+        );
+        assert_eq!(mb.phys_mem_size(), 4 * SZ_1M);
+    }
+
+    #[test]
+    fn overflowing_ranges_are_clipped_and_zero_size_is_noop() {
+        // memblock_cap_size / memblock_add_near_max_check: size is clipped to
+        // PHYS_ADDR_MAX - base. Size 0 changes nothing.
+        let mut mb = Memblock::new();
+        let base = PHYS_ADDR_MAX - SZ_1M;
+        mb.add(p(base), SZ_2M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(base, PHYS_ADDR_MAX - base)]);
+        mb.reserve(p(base), u64::MAX).unwrap();
+        assert_eq!(mb.reserved_size(), SZ_1M);
+        mb.free(p(base + SZ_4K), u64::MAX).unwrap();
+        assert_eq!(spans(mb.reserved()), vec![(base, SZ_4K)]);
+        assert!(mb.is_region_memory(p(base), u64::MAX));
+
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_1M), 0).unwrap();
+        mb.reserve(p(SZ_1M), 0).unwrap();
+        mb.remove(p(0), 0).unwrap();
+        mb.set_node(p(0), 0, 1).unwrap();
+        assert_eq!(mb.memory.cnt(), 0);
+        assert_eq!(mb.reserved.cnt(), 0);
+    }
+
+    #[test]
+    fn reserve_merges_like_add() {
+        // memblock_reserve_{overlap_top,between}_check: reserved is a region
+        // array like memory; reserving the gap joins three into one.
+        let mut mb = Memblock::new();
+        mb.reserve(p(SZ_16M), SZ_1M).unwrap();
+        mb.reserve(p(SZ_16M + SZ_2M), SZ_1M).unwrap();
+        assert_eq!(mb.reserved.cnt(), 2);
+        mb.reserve(p(SZ_16M + SZ_1M / 2), SZ_2M).unwrap();
+        assert_eq!(spans(mb.reserved()), vec![(SZ_16M, 3 * SZ_1M)]);
+        assert_eq!(mb.reserved_size(), 3 * SZ_1M);
+        assert_eq!(mb.reserved()[0].nid, NO_NODE);
+    }
+
+    #[test]
+    fn remove_splits_and_trims() {
+        // memblock_remove_{simple,absent,overlap_top,overlap_bottom,within}_check.
+        let base = SZ_16M;
+        let size = 32 * SZ_1M;
+        let fresh = || {
+            let mut mb = Memblock::new();
+            mb.add(p(base), size).unwrap();
+            mb
+        };
+        // Absent: nothing changes.
+        let mut mb = fresh();
+        mb.remove(p(SZ_1G), SZ_1M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(base, size)]);
+        // Overlapping the start trims it.
+        let mut mb = fresh();
+        mb.remove(p(8 * SZ_1M), SZ_16M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(24 * SZ_1M, 24 * SZ_1M)]);
+        // Overlapping the end trims it.
+        let mut mb = fresh();
+        mb.remove(p(40 * SZ_1M), SZ_16M).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(base, 24 * SZ_1M)]);
+        // Inside: the region splits in two.
+        let mut mb = fresh();
+        mb.remove(p(24 * SZ_1M), 8 * SZ_1M).unwrap();
+        assert_eq!(
+            spans(mb.memory()),
+            vec![(base, 8 * SZ_1M), (32 * SZ_1M, SZ_16M)]
+        );
+        assert_eq!(mb.phys_mem_size(), 24 * SZ_1M);
+        // Spanning several regions removes the middle and trims the edges.
+        mb.add(p(64 * SZ_1M), SZ_16M).unwrap();
+        mb.remove(p(20 * SZ_1M), 50 * SZ_1M).unwrap();
+        assert_eq!(
+            spans(mb.memory()),
+            vec![(base, 4 * SZ_1M), (70 * SZ_1M, 10 * SZ_1M)]
+        );
+        // Removing everything leaves cnt == 0 (v6.11).
+        mb.remove(p(0), PHYS_ADDR_MAX).unwrap();
+        assert_eq!(mb.memory.cnt(), 0);
+        assert_eq!(mb.phys_mem_size(), 0);
+        mb.check().unwrap();
+    }
+
+    #[test]
+    fn free_unreserves_and_splits() {
+        // memblock_free_{simple,overlap_top,within}_check: memblock_phys_free
+        // removes the range from reserved only.
+        let mut mb = Memblock::new();
+        mb.add(p(0), SZ_1G).unwrap();
+        mb.reserve(p(SZ_16M), SZ_16M).unwrap();
+        mb.free(p(SZ_16M + SZ_4K), SZ_4K).unwrap();
+        assert_eq!(
+            spans(mb.reserved()),
+            vec![(SZ_16M, SZ_4K), (SZ_16M + 2 * SZ_4K, SZ_16M - 2 * SZ_4K)]
+        );
+        assert_eq!(mb.phys_mem_size(), SZ_1G);
+        mb.free(p(0), 2 * SZ_16M).unwrap();
+        assert_eq!(mb.reserved.cnt(), 0);
+        assert_eq!(mb.reserved_size(), 0);
+    }
+
+    #[test]
+    fn set_node_splits_and_remerges() {
+        // memblock_set_node: isolate the range (splitting regions at its
+        // edges), set the node, then merge compatible neighbours.
+        let mut mb = Memblock::new();
+        mb.add(p(0), 4 * SZ_1G).unwrap();
+        mb.set_node(p(SZ_1G), SZ_1G, 1).unwrap();
+        let got: Vec<_> = mb
+            .memory()
+            .iter()
+            .map(|r| (r.base.0, r.size, r.nid))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, SZ_1G, NO_NODE),
+                (SZ_1G, SZ_1G, 1),
+                (2 * SZ_1G, 2 * SZ_1G, NO_NODE)
+            ]
+        );
+        mb.set_node(p(0), 4 * SZ_1G, 0).unwrap();
+        assert_eq!(mb.memory.cnt(), 1);
+        assert_eq!(mb.memory()[0].nid, 0);
+        // memmap_init_reserved_pages sets nodes on reserved regions too.
+        mb.reserve(p(SZ_1M), SZ_1M).unwrap();
+        mb.set_reserved_node(p(0), 4 * SZ_1G, 0).unwrap();
+        assert_eq!(mb.reserved()[0].nid, 0);
+        mb.check().unwrap();
+    }
+
+    #[test]
+    fn nomap_splits_is_skipped_and_clears() {
+        // memblock_mark_nomap: memory stays memory but is not map memory and
+        // free-range walks skip it (should_skip_region); clearing re-merges.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.mark_nomap(p(28 * SZ_1M), 4 * SZ_1M).unwrap();
+        assert_eq!(mb.memory.cnt(), 2);
+        assert_eq!(mb.memory()[1].flags, RegionFlags::NOMAP);
+        assert!(mb.is_memory(p(30 * SZ_1M)));
+        assert!(!mb.is_map_memory(p(30 * SZ_1M)));
+        assert!(mb.is_map_memory(p(20 * SZ_1M)));
+        assert_eq!(
+            ranges(&mb.free_ranges(None)),
+            vec![(SZ_16M, 28 * SZ_1M, NO_NODE)]
+        );
+        // The allocator does not use NOMAP memory.
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(28 * SZ_1M - SZ_4K)));
+        mb.clear_nomap(p(0), SZ_1G).unwrap();
+        assert_eq!(spans(mb.memory()), vec![(SZ_16M, SZ_16M)]);
+        mb.mark_hotplug(p(SZ_16M), SZ_1M).unwrap();
+        assert_eq!(mb.memory()[0].flags, RegionFlags::HOTPLUG);
+        mb.clear_hotplug(p(SZ_16M), SZ_1M).unwrap();
+        assert_eq!(mb.memory.cnt(), 1);
+    }
+
+    #[test]
+    fn too_many_regions_fails_without_change() {
+        // memblock_double_array failing makes memblock_add_range and
+        // memblock_isolate_range return -ENOMEM; here the cap plays that role.
+        let mut mb = Memblock::new();
+        mb.set_max_regions(2);
+        mb.add(p(0), SZ_1M).unwrap();
+        mb.add(p(SZ_2M), SZ_1M).unwrap();
+        let before = mb.clone();
+        let err = MemblockError::TooManyRegions {
+            array: "memory",
+            max: 2,
+        };
+        assert_eq!(mb.add(p(SZ_16M), SZ_1M), Err(err));
+        assert_eq!(mb.remove(p(SZ_4K), SZ_4K), Err(err));
+        assert_eq!(mb.mark_nomap(p(SZ_4K), SZ_4K), Err(err));
+        assert_eq!(spans(mb.memory()), spans(before.memory()));
+        assert_eq!(mb.phys_mem_size(), before.phys_mem_size());
+        // Adding what is already covered needs no new slot.
+        mb.add(p(0), SZ_1M).unwrap();
+        // Removing a whole region needs no split.
+        mb.remove(p(0), SZ_1M).unwrap();
+        assert_eq!(
+            alloc::format!("{err}"),
+            "memblock: memory array is full (2 regions)"
+        );
+    }
+
+    #[test]
+    fn point_and_region_queries() {
+        // memblock_is_memory/is_reserved (memblock_search),
+        // memblock_is_region_memory (subset of one region),
+        // memblock_is_region_reserved (any intersection).
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.add_node(p(32 * SZ_1M), SZ_16M, 1).unwrap();
+        mb.reserve(p(20 * SZ_1M), SZ_1M).unwrap();
+        assert!(mb.is_memory(p(SZ_16M)));
+        assert!(!mb.is_memory(p(SZ_16M - 1)));
+        assert!(mb.is_memory(p(48 * SZ_1M - 1)));
+        assert!(!mb.is_memory(p(48 * SZ_1M)));
+        assert!(mb.is_reserved(p(20 * SZ_1M)));
+        assert!(!mb.is_reserved(p(21 * SZ_1M)));
+        assert!(mb.is_region_memory(p(SZ_16M), SZ_16M));
+        assert!(!mb.is_region_memory(p(SZ_16M), SZ_16M + 1));
+        assert!(!mb.is_region_memory(p(SZ_1M), SZ_1M));
+        assert!(mb.is_region_reserved(p(19 * SZ_1M), SZ_1M + 1));
+        assert!(!mb.is_region_reserved(p(19 * SZ_1M), SZ_1M));
+        assert_eq!(mb.start_of_dram(), p(SZ_16M));
+        assert_eq!(mb.end_of_dram(), p(48 * SZ_1M));
+        assert_eq!(Memblock::new().end_of_dram(), p(0));
+    }
+
+    // ----- alloc_api.c ------------------------------------------------------
+
+    #[test]
+    fn top_down_returns_highest_fit() {
+        // alloc_top_down_simple_check: top-down places the block at the end
+        // of memory; it is reserved with RSRV_KERN (v6.16+) and no node.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_256M).unwrap();
+        let end = SZ_16M + SZ_256M;
+        let a = mb.alloc(2048, SMP_CACHE_BYTES).unwrap();
+        assert_eq!(a, p(end - 2048));
+        assert_eq!(spans(mb.reserved()), vec![(end - 2048, 2048)]);
+        assert_eq!(mb.reserved()[0].flags, RegionFlags::RSRV_KERN);
+        assert_eq!(mb.reserved()[0].nid, NO_NODE);
+        // A second allocation sits just below and merges with the first.
+        let b = mb.alloc(2048, SMP_CACHE_BYTES).unwrap();
+        assert_eq!(b, p(end - 4096));
+        assert_eq!(spans(mb.reserved()), vec![(end - 4096, 4096)]);
+    }
+
+    #[test]
+    fn top_down_skips_reserved_and_small_gaps() {
+        // alloc_top_down_before_check / alloc_top_down_second_fit_check: the
+        // block goes below a reservation and skips a gap that is too small.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.reserve(p(31 * SZ_1M), SZ_1M).unwrap();
+        let a = mb.alloc(SZ_4K, SZ_4K).unwrap();
+        assert_eq!(a, p(31 * SZ_1M - SZ_4K));
+        // memblock_reserve (no flag) and an allocation (RSRV_KERN) touch
+        // but do not merge: flags differ.
+        assert_eq!(mb.reserved.cnt(), 2);
+        // A 1 MiB gap at [24M, 25M) is too small for 2 MiB.
+        mb.reserve(p(25 * SZ_1M), 6 * SZ_1M - SZ_4K).unwrap();
+        mb.reserve(p(23 * SZ_1M), SZ_1M).unwrap();
+        assert_eq!(mb.alloc(SZ_2M, SZ_4K), Some(p(21 * SZ_1M)));
+        // reserve_kern regions do merge with allocations.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.reserve_kern(p(31 * SZ_1M), SZ_1M).unwrap();
+        mb.alloc(SZ_4K, SZ_4K).unwrap();
+        assert_eq!(
+            spans(mb.reserved()),
+            vec![(31 * SZ_1M - SZ_4K, SZ_1M + SZ_4K)]
+        );
+    }
+
+    #[test]
+    fn bottom_up_returns_lowest_fit() {
+        // alloc_bottom_up_simple_check: bottom-up places the block at the
+        // start of memory.
+        let mut mb = Memblock::new();
+        mb.set_bottom_up(true);
+        assert!(mb.bottom_up());
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.reserve(p(SZ_16M), SZ_4K).unwrap();
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(SZ_16M + SZ_4K)));
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(SZ_16M + 2 * SZ_4K)));
+    }
+
+    #[test]
+    fn never_returns_the_first_page() {
+        // memblock_find_in_range_node: start = max(start, PAGE_SIZE), so 0 is
+        // never returned (0 means failure in Linux).
+        let mut mb = Memblock::new();
+        mb.set_bottom_up(true);
+        mb.add(p(0), SZ_1M).unwrap();
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(SZ_4K)));
+        let mut mb = Memblock::new();
+        mb.add(p(0), 2 * SZ_4K).unwrap();
+        assert_eq!(mb.alloc(2 * SZ_4K, SZ_4K), None);
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(SZ_4K)));
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), None);
+    }
+
+    #[test]
+    fn alignment_is_honoured() {
+        // __memblock_find_range_top_down rounds (end - size) down to align;
+        // the bottom-up search rounds start up. align 0 means SMP_CACHE_BYTES.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        assert_eq!(mb.alloc(100, SZ_1M), Some(p(31 * SZ_1M)));
+        // The block above 31M leaves [31M + 100, 32M): room at its top.
+        assert_eq!(mb.alloc(100, 0), Some(p(32 * SZ_1M - 128)));
+        assert_eq!(mb.alloc(100, 3), None);
+        mb.set_bottom_up(true);
+        mb.reserve(p(SZ_16M), SZ_4K).unwrap();
+        assert_eq!(mb.alloc(SZ_4K, SZ_1M), Some(p(17 * SZ_1M)));
+        assert_eq!(mb.alloc(10, 0), Some(p(SZ_16M + SZ_4K)));
+        assert_eq!(mb.alloc(10, 0), Some(p(SZ_16M + SZ_4K + 64)));
+    }
+
+    #[test]
+    fn failures_reserve_nothing() {
+        // alloc_no_memory_generic_check / alloc_too_large_generic_check:
+        // no memory or no fit returns 0 (None) and reserves nothing.
+        let mut mb = Memblock::new();
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), None);
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        assert_eq!(mb.alloc(SZ_16M + 1, SZ_4K), None);
+        assert_eq!(mb.alloc(0, SZ_4K), None);
+        assert_eq!(mb.reserved.cnt(), 0);
+    }
+
+    #[test]
+    fn exact_fit_merges_and_free_unreserves() {
+        // alloc_exact_fit / alloc then memblock_phys_free: the block fills the
+        // only gap and merges with both RSRV_KERN neighbours; freeing it
+        // splits the reservation again.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.reserve_kern(p(SZ_16M), 4 * SZ_1M).unwrap();
+        mb.reserve_kern(p(21 * SZ_1M), 11 * SZ_1M).unwrap();
+        assert_eq!(mb.alloc(SZ_1M, SZ_4K), Some(p(20 * SZ_1M)));
+        assert_eq!(spans(mb.reserved()), vec![(SZ_16M, SZ_16M)]);
+        assert!(mb.free_ranges(None).is_empty());
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), None);
+        mb.free(p(20 * SZ_1M), SZ_1M).unwrap();
+        assert_eq!(mb.reserved.cnt(), 2);
+        mb.free(p(0), SZ_1G).unwrap();
+        assert_eq!(mb.reserved.cnt(), 0);
+    }
+
+    // ----- alloc_nid_api.c --------------------------------------------------
+
+    #[test]
+    fn range_limits() {
+        // alloc_nid_top_down_simple_check / bottom_up: the block lies in
+        // [min_addr, max_addr), at its top (top-down) or bottom (bottom-up).
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_256M).unwrap();
+        let (lo, hi) = (p(20 * SZ_1M), p(24 * SZ_1M));
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, lo, hi, NO_NODE, false),
+            Some(p(24 * SZ_1M - SZ_4K))
+        );
+        mb.set_bottom_up(true);
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, lo, hi, NO_NODE, false),
+            Some(lo)
+        );
+        // Too large for the range.
+        assert_eq!(
+            mb.alloc_range_nid(4 * SZ_1M, SZ_4K, lo, hi, NO_NODE, false),
+            None
+        );
+        // current_limit caps MEMBLOCK_ALLOC_ACCESSIBLE and larger ends.
+        mb.set_bottom_up(false);
+        mb.set_current_limit(p(64 * SZ_1M));
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(64 * SZ_1M - SZ_4K)));
+        assert_eq!(
+            mb.alloc_try_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ANYWHERE, NO_NODE),
+            Some(p(64 * SZ_1M - 2 * SZ_4K))
+        );
+    }
+
+    #[test]
+    fn try_nid_drops_min_addr() {
+        // memblock_alloc_internal: "The min_addr limit is dropped if it can
+        // not be satisfied" (alloc_nid_top_down_cap_min_check family).
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), SZ_16M).unwrap();
+        mb.reserve(p(24 * SZ_1M), 8 * SZ_1M).unwrap();
+        let (lo, hi) = (p(24 * SZ_1M), p(32 * SZ_1M));
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, lo, hi, NO_NODE, false),
+            None
+        );
+        assert_eq!(
+            mb.alloc_try_nid(SZ_4K, SZ_4K, lo, hi, NO_NODE),
+            Some(p(24 * SZ_1M - SZ_4K))
+        );
+    }
+
+    fn two_nodes() -> Memblock {
+        let mut mb = Memblock::new();
+        mb.add_node(p(SZ_16M), SZ_16M, 0).unwrap();
+        mb.add_node(p(32 * SZ_1M), SZ_16M, 1).unwrap();
+        mb
+    }
+
+    #[test]
+    fn node_preference_and_fallback() {
+        // memblock_alloc_range_nid: search the requested node first (here
+        // node 0 although node 1 is higher), reserve with that node; if it
+        // cannot hold the block and !exact_nid, fall back to any node and
+        // reserve with no node (alloc_nid_top_down_numa_* checks).
+        let mut mb = two_nodes();
+        let a = mb
+            .alloc_try_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ACCESSIBLE, 0)
+            .unwrap();
+        assert_eq!(a, p(32 * SZ_1M - SZ_4K));
+        assert_eq!(mb.reserved()[0].nid, 0);
+        assert_eq!(
+            mb.dump_reserved()
+                .lines()
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .nth(2),
+            Some("0")
+        );
+        // Fill node 1, then ask for node 1: falls back to node 0's top.
+        mb.reserve(p(32 * SZ_1M), SZ_16M).unwrap();
+        let b = mb
+            .alloc_try_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ACCESSIBLE, 1)
+            .unwrap();
+        assert_eq!(b, p(32 * SZ_1M - 2 * SZ_4K));
+        assert_eq!(mb.reserved()[0].nid, NO_NODE);
+        // exact_nid: no fallback, nothing reserved.
+        let before = mb.reserved_size();
+        assert_eq!(
+            mb.alloc_exact_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ACCESSIBLE, 1),
+            None
+        );
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ANYWHERE, 1, true),
+            None
+        );
+        assert_eq!(mb.reserved_size(), before);
+    }
+
+    #[test]
+    fn node_outside_range_falls_back() {
+        // alloc_nid_top_down_numa_no_overlap_split_check: the requested node
+        // has no memory in [min, max); the block comes from another node.
+        let mut mb = two_nodes();
+        let (lo, hi) = (p(SZ_16M), p(32 * SZ_1M));
+        assert_eq!(mb.alloc_range_nid(SZ_4K, SZ_4K, lo, hi, 1, true), None);
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, lo, hi, 1, false),
+            Some(p(32 * SZ_1M - SZ_4K))
+        );
+        // Bottom-up on node 1 starts at node 1's base.
+        mb.set_bottom_up(true);
+        assert_eq!(
+            mb.alloc_range_nid(SZ_4K, SZ_4K, p(0), MEMBLOCK_ALLOC_ANYWHERE, 1, true),
+            Some(p(32 * SZ_1M))
+        );
+    }
+
+    #[test]
+    fn mirror_is_preferred_then_dropped() {
+        // choose_memblock_flags / memblock_alloc_range_nid: with mirrored
+        // memory present allocations try MEMBLOCK_MIRROR first, then retry
+        // without it.
+        let mut mb = Memblock::new();
+        mb.add(p(SZ_16M), 32 * SZ_1M).unwrap();
+        mb.mark_mirror(p(SZ_16M), SZ_1M).unwrap();
+        assert_eq!(mb.alloc(SZ_4K, SZ_4K), Some(p(17 * SZ_1M - SZ_4K)));
+        assert_eq!(mb.alloc(SZ_2M, SZ_4K), Some(p(48 * SZ_1M - SZ_2M)));
+    }
+
+    // ----- iterators, dumps -------------------------------------------------
+
+    #[test]
+    fn free_ranges_per_node() {
+        // for_each_free_mem_range (__next_mem_range): memory minus reserved,
+        // ascending, one range per memory region piece, tagged with the
+        // memory region's node; a node filter skips other nodes.
+        let mut mb = two_nodes();
+        mb.reserve(p(20 * SZ_1M), 4 * SZ_1M).unwrap();
+        mb.reserve(p(30 * SZ_1M), 4 * SZ_1M).unwrap();
+        mb.reserve(p(100 * SZ_1M), SZ_1M).unwrap();
+        assert_eq!(
+            ranges(&mb.free_ranges(None)),
+            vec![
+                (SZ_16M, 20 * SZ_1M, 0),
+                (24 * SZ_1M, 30 * SZ_1M, 0),
+                (34 * SZ_1M, 48 * SZ_1M, 1)
+            ]
+        );
+        assert_eq!(
+            ranges(&mb.free_ranges(Some(1))),
+            vec![(34 * SZ_1M, 48 * SZ_1M, 1)]
+        );
+    }
+
+    #[test]
+    fn pfn_ranges_round_inwards() {
+        // __next_mem_pfn_range: PFN_UP(base)..PFN_DOWN(end), regions holding
+        // no whole page are skipped, nid filters unless it is not a node.
+        let mut mb = Memblock::new();
+        mb.add_node(p(0x1800), 0x4000, 0).unwrap();
+        mb.add_node(p(0x10100), 0xe00, 0).unwrap();
+        mb.add_node(p(0x20000), 0x2000, 1).unwrap();
+        mb.mark_nomap(p(0x20000), 0x1000).unwrap();
+        assert_eq!(
+            mb.pfn_ranges(None),
+            vec![
+                (Pfn(2), Pfn(5), 0),
+                (Pfn(0x20), Pfn(0x21), 1),
+                (Pfn(0x21), Pfn(0x22), 1)
+            ]
+        );
+        assert_eq!(mb.pfn_ranges(Some(0)), vec![(Pfn(2), Pfn(5), 0)]);
+        assert_eq!(mb.pfn_ranges(Some(MAX_NUMNODES)).len(), 3);
+    }
+
+    #[test]
+    fn debugfs_dump_format() {
+        // memblock_debug_show (6.18): "%4d: ", "%pa..%pa " with an inclusive
+        // end, node as "%4d " or "%4c " 'x', then the lowest flag's name or NONE.
+        let mut mb = Memblock::new();
+        mb.add_node(p(0x1000), 0x9e000, 0).unwrap();
+        mb.add_node(p(0x100000), 0x7fedf000, 0).unwrap();
+        mb.mark_nomap(p(0x1000), 0x1000).unwrap();
+        mb.reserve(p(0), 0x1000).unwrap();
+        mb.alloc(SZ_4K, SZ_4K).unwrap();
+        assert_eq!(
+            mb.dump_memory(),
+            "   0: 0x0000000000001000..0x0000000000001fff    0 NOMAP\n\
+             \x20  1: 0x0000000000002000..0x000000000009efff    0 NONE\n\
+             \x20  2: 0x0000000000100000..0x000000007ffdefff    0 NONE\n"
+        );
+        assert_eq!(
+            mb.dump_reserved(),
+            "   0: 0x0000000000000000..0x0000000000000fff    x NONE\n\
+             \x20  1: 0x000000007ffde000..0x000000007ffdefff    x RSV_KERN\n"
+        );
+        assert_eq!(
+            (RegionFlags::HOTPLUG | RegionFlags::MIRROR).name(),
+            "HOTPLUG"
+        );
+        assert_eq!(RegionFlags::from_bits(0x100).name(), "UNKNOWN");
+        let dbg = alloc::format!("{mb:?}");
+        assert!(dbg.starts_with("MEMBLOCK configuration:\n"));
+        assert!(dbg.contains(" memory.cnt  = 0x3\n"));
+        assert!(dbg.contains(" reserved[0x1]\t[0x000000007ffde000-0x000000007ffdefff], 0x0000000000001000 bytes flags: 0x20\n"));
+    }
+
+    #[test]
+    fn check_catches_broken_arrays() {
+        // Invariants memblock relies on (memblock_merge_regions BUG_ON):
+        // sorted, non-overlapping, merged, total_size consistent.
+        let mut mb = Memblock::new();
+        mb.add(p(0), SZ_2M).unwrap();
+        mb.check().unwrap();
+        mb.memory.regions.push(Region {
+            base: p(SZ_1M),
+            size: SZ_2M,
+            nid: NO_NODE,
+            flags: RegionFlags::NONE,
+        });
+        assert!(matches!(
+            mb.check(),
+            Err(MemblockError::Corrupt { index: 0, .. })
+        ));
+    }
+
+    // ----- property test ----------------------------------------------------
+
+    const PAGES: u64 = 64;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u64, u64),
+        Remove(u64, u64),
+        Reserve(u64, u64),
+        Free(u64, u64),
+        Alloc(u64, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let range = (0..PAGES).prop_flat_map(|s| (Just(s), 0..=PAGES - s));
+        prop_oneof![
+            range.clone().prop_map(|(s, n)| Op::Add(s, n)),
+            range.clone().prop_map(|(s, n)| Op::Remove(s, n)),
+            range.clone().prop_map(|(s, n)| Op::Reserve(s, n)),
+            range.prop_map(|(s, n)| Op::Free(s, n)),
+            (1..8u64, any::<bool>()).prop_map(|(n, up)| Op::Alloc(n, up)),
+        ]
+    }
+
+    /// Lowest or highest page p >= 1 (first page skipped) with pages
+    /// p..p+n all memory and not reserved.
+    fn model_alloc(mem: &[bool], res: &[bool], n: u64, bottom_up: bool) -> Option<u64> {
+        let fits = |s: &u64| (*s..*s + n).all(|i| mem[i as usize] && !res[i as usize]);
+        let mut starts = 1..=PAGES.saturating_sub(n);
+        if bottom_up {
+            starts.find(fits)
+        } else {
+            starts.rev().find(fits)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_page_bitmap_model(ops in proptest::collection::vec(op(), 1..40)) {
+            // Region arrays must describe exactly the bytes a bitmap model
+            // holds, stay sorted and merged, and allocate where a brute-force
+            // search of the model says (top-down highest, bottom-up lowest).
+            let mut mb = Memblock::new();
+            let mut mem = vec![false; PAGES as usize];
+            let mut res = vec![false; PAGES as usize];
+            for op in ops {
+                match op {
+                    Op::Add(s, n) => {
+                        mb.add(p(s * PAGE_SIZE), n * PAGE_SIZE).unwrap();
+                        mem[s as usize..(s + n) as usize].fill(true);
+                    }
+                    Op::Remove(s, n) => {
+                        mb.remove(p(s * PAGE_SIZE), n * PAGE_SIZE).unwrap();
+                        mem[s as usize..(s + n) as usize].fill(false);
+                    }
+                    Op::Reserve(s, n) => {
+                        mb.reserve(p(s * PAGE_SIZE), n * PAGE_SIZE).unwrap();
+                        res[s as usize..(s + n) as usize].fill(true);
+                    }
+                    Op::Free(s, n) => {
+                        mb.free(p(s * PAGE_SIZE), n * PAGE_SIZE).unwrap();
+                        res[s as usize..(s + n) as usize].fill(false);
+                    }
+                    Op::Alloc(n, up) => {
+                        mb.set_bottom_up(up);
+                        let want = model_alloc(&mem, &res, n, up);
+                        let got = mb.alloc(n * PAGE_SIZE, PAGE_SIZE);
+                        prop_assert_eq!(got, want.map(|s| p(s * PAGE_SIZE)));
+                        if let Some(s) = want {
+                            res[s as usize..(s + n) as usize].fill(true);
+                        }
+                    }
+                }
+                prop_assert_eq!(mb.check(), Ok(()));
+                let count = |v: &[bool]| v.iter().filter(|&&b| b).count() as u64 * PAGE_SIZE;
+                prop_assert_eq!(mb.phys_mem_size(), count(&mem));
+                prop_assert_eq!(mb.reserved_size(), count(&res));
+                let mut free = vec![false; PAGES as usize];
+                for r in mb.free_ranges(None) {
+                    prop_assert!(r.start < r.end);
+                    for pg in r.start.0 / PAGE_SIZE..r.end.0 / PAGE_SIZE {
+                        free[pg as usize] = true;
+                    }
+                }
+                for i in 0..PAGES as usize {
+                    let a = p(i as u64 * PAGE_SIZE);
+                    prop_assert_eq!(mb.is_memory(a), mem[i]);
+                    prop_assert_eq!(mb.is_memory(a + (PAGE_SIZE - 1)), mem[i]);
+                    prop_assert_eq!(mb.is_reserved(a), res[i]);
+                    prop_assert_eq!(free[i], mem[i] && !res[i]);
+                }
+            }
+        }
+    }
+}
