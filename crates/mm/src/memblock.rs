@@ -17,6 +17,7 @@
 //!   two values never merge.
 //! - `movable_node` (skipping hotpluggable memory), `physmem`, KHO scratch,
 //!   driver-managed memory and kmemleak/accept_memory hooks are not modelled.
+#![deny(missing_docs)]
 
 use alloc::string::String;
 use alloc::vec::Vec;
