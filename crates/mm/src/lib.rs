@@ -15,6 +15,7 @@ pub mod direct_map;
 pub mod errno;
 pub mod file;
 pub mod gfp;
+pub mod memblock;
 pub mod memmap;
 pub mod mmzone;
 pub mod page_alloc;
