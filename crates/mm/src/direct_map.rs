@@ -93,7 +93,7 @@ impl DirectMap {
     /// A 64-bit word of RAM as an atomic, for page-table entries that the
     /// simulated MMU updates (accessed/dirty bits) while software reads them.
     pub fn word(&self, pa: PhysAddr) -> &AtomicU64 {
-        assert!(pa.0 % 8 == 0 && self.contains(pa, 8));
+        assert!(pa.0.is_multiple_of(8) && self.contains(pa, 8));
         // SAFETY: aligned, in range, and AtomicU64 has the layout of u64.
         unsafe { &*(self.ptr(pa) as *const AtomicU64) }
     }
@@ -154,7 +154,8 @@ mod tests {
         dm.zero_pages(Pfn(1), 1);
         dm.read(PhysAddr(0x1ff0), &mut buf);
         assert_eq!(buf, [0; 10]);
-        dm.word(PhysAddr(0x2008)).store(0xdead_beef, Ordering::Relaxed);
+        dm.word(PhysAddr(0x2008))
+            .store(0xdead_beef, Ordering::Relaxed);
         let mut w = [0u8; 8];
         dm.read(PhysAddr(0x2008), &mut w);
         assert_eq!(u64::from_le_bytes(w), 0xdead_beef);

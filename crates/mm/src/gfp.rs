@@ -98,7 +98,11 @@ impl Gfp {
             0 => Some(ZoneType::Normal),
             0x01 if !movable => Some(ZoneType::Dma),
             0x04 if !movable => Some(ZoneType::Dma32),
-            0x02 => Some(if movable { ZoneType::Movable } else { ZoneType::HighMem }),
+            0x02 => Some(if movable {
+                ZoneType::Movable
+            } else {
+                ZoneType::HighMem
+            }),
             _ => None,
         }
     }
@@ -234,7 +238,10 @@ mod tests {
     #[test]
     fn describe_like_pgg() {
         assert_eq!(Gfp::KERNEL.describe(), "GFP_KERNEL");
-        assert_eq!((Gfp::KERNEL | Gfp::ZERO).describe(), "GFP_KERNEL|__GFP_ZERO");
+        assert_eq!(
+            (Gfp::KERNEL | Gfp::ZERO).describe(),
+            "GFP_KERNEL|__GFP_ZERO"
+        );
         assert_eq!(Gfp::ATOMIC.describe(), "GFP_ATOMIC");
         assert_eq!((Gfp::ATOMIC | Gfp::DMA).describe(), "GFP_ATOMIC|GFP_DMA");
         assert_eq!(Gfp(0).describe(), "none");
@@ -249,13 +256,19 @@ mod tests {
         assert_eq!(Gfp::HIGHUSER_MOVABLE.zone(), Some(ZoneType::Movable));
         assert_eq!((Gfp::DMA | Gfp::HIGHMEM).zone(), None);
         assert_eq!(Gfp::HIGHUSER_MOVABLE.migratetype(), MigrateType::Movable);
-        assert_eq!((Gfp::KERNEL | Gfp::RECLAIMABLE).migratetype(), MigrateType::Reclaimable);
+        assert_eq!(
+            (Gfp::KERNEL | Gfp::RECLAIMABLE).migratetype(),
+            MigrateType::Reclaimable
+        );
         assert_eq!(Gfp::KERNEL.migratetype(), MigrateType::Unmovable);
     }
 
     #[test]
     fn parse_names() {
-        assert_eq!(Gfp::parse("GFP_KERNEL|__GFP_ZERO"), Some(Gfp::KERNEL | Gfp::ZERO));
+        assert_eq!(
+            Gfp::parse("GFP_KERNEL|__GFP_ZERO"),
+            Some(Gfp::KERNEL | Gfp::ZERO)
+        );
         assert_eq!(Gfp::parse("atomic | dma"), Some(Gfp::ATOMIC | Gfp::DMA));
         assert_eq!(Gfp::parse("0xcc0"), Some(Gfp::KERNEL));
         assert_eq!(Gfp::parse("GFP_BOGUS"), None);

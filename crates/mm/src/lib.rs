@@ -11,12 +11,14 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+pub mod debug;
 pub mod direct_map;
 pub mod errno;
 pub mod file;
 pub mod gfp;
 pub mod memblock;
 pub mod memmap;
+pub mod mm_init;
 pub mod mmzone;
 pub mod page_alloc;
 pub mod printk;

@@ -83,7 +83,10 @@ pub struct Page {
     owner: AtomicU64,
 }
 
-const _: () = assert!(core::mem::size_of::<Page>() <= 64, "struct page must fit Linux's 64 bytes");
+const _: () = assert!(
+    core::mem::size_of::<Page>() <= 64,
+    "struct page must fit Linux's 64 bytes"
+);
 
 impl Page {
     /// Raw flags word.
@@ -217,7 +220,11 @@ impl Memmap {
     /// `base` must point to `len` zero-initialised or valid `Page`s that
     /// outlive every user of the memmap.
     pub unsafe fn new(base: *const Page, start: Pfn, len: u64) -> Self {
-        Self { base, start: start.0, len }
+        Self {
+            base,
+            start: start.0,
+            len,
+        }
     }
     /// First frame described.
     pub fn start(&self) -> Pfn {
@@ -263,7 +270,10 @@ impl Default for PageList {
 impl PageList {
     /// An empty list.
     pub const fn new() -> Self {
-        Self { head: NIL, tail: NIL }
+        Self {
+            head: NIL,
+            tail: NIL,
+        }
     }
     /// True if empty.
     pub fn is_empty(&self) -> bool {
@@ -397,7 +407,10 @@ mod tests {
         model.push_front(107);
         l.remove(&m, Pfn(102));
         model.retain(|&x| x != 102);
-        assert_eq!(l.iter(&m).map(|p| p.0).collect::<Vec<_>>(), Vec::from(model.clone()));
+        assert_eq!(
+            l.iter(&m).map(|p| p.0).collect::<Vec<_>>(),
+            Vec::from(model.clone())
+        );
         assert_eq!(l.pop_back(&m), Some(Pfn(103)));
         assert_eq!(l.pop_front(&m), Some(Pfn(107)));
         while l.pop_front(&m).is_some() {}

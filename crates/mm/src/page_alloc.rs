@@ -10,7 +10,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::arch::Arch;
 use crate::direct_map::DirectMap;
@@ -22,7 +22,9 @@ use crate::mmzone::{
 };
 use crate::printk::Printk;
 use crate::types::{Order, Pfn, PAGE_SHIFT};
-use crate::vmstat::{NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES};
+use crate::vmstat::{
+    NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES,
+};
 
 /// A simulated CPU, where Linux would read `smp_processor_id()`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,16 +79,16 @@ pub struct PerCpuPages {
 
 /// A zone's free lists (`struct free_area[NR_PAGE_ORDERS]`), under the zone lock.
 ///
-/// Deferred struct-page initialisation: max-order blocks in
-/// `[deferred_next, deferred_end)` are free and counted, but their struct
-/// pages stay untouched until the allocator first needs them, the way
-/// DEFERRED_STRUCT_PAGE_INIT spares boot from walking a huge memmap. They
-/// are taken after the linked Movable max-order blocks.
+/// Deferred struct-page initialisation: the max-order blocks of the
+/// `deferred` ranges are free and counted, but their struct pages stay
+/// untouched until the allocator first needs them, the way
+/// DEFERRED_STRUCT_PAGE_INIT spares boot from walking a huge memmap. They are
+/// taken, lowest address first, after the linked Movable max-order blocks.
 pub struct FreeArea {
     lists: [[PageList; MIGRATE_TYPES]; NR_PAGE_ORDERS],
     nr_free: [[u64; MIGRATE_TYPES]; NR_PAGE_ORDERS],
-    deferred_next: u64,
-    deferred_end: u64,
+    /// Deferred PFN ranges `(start, end)`, highest first (taken from the back).
+    deferred: Vec<(u64, u64)>,
 }
 
 impl FreeArea {
@@ -94,8 +96,7 @@ impl FreeArea {
         Self {
             lists: [[PageList::new(); MIGRATE_TYPES]; NR_PAGE_ORDERS],
             nr_free: [[0; MIGRATE_TYPES]; NR_PAGE_ORDERS],
-            deferred_next: 0,
-            deferred_end: 0,
+            deferred: Vec::new(),
         }
     }
     /// Free blocks of `order` and migrate type `mt`.
@@ -110,9 +111,9 @@ impl FreeArea {
     pub fn list(&self, order: usize, mt: MigrateType) -> &PageList {
         &self.lists[order][mt.idx()]
     }
-    /// Deferred (not yet initialised) max-order blocks, as a PFN range.
-    pub fn deferred(&self) -> (Pfn, Pfn) {
-        (Pfn(self.deferred_next), Pfn(self.deferred_end))
+    /// Deferred (not yet initialised) max-order blocks, as PFN ranges.
+    pub fn deferred(&self) -> impl Iterator<Item = (Pfn, Pfn)> + '_ {
+        self.deferred.iter().rev().map(|&(s, e)| (Pfn(s), Pfn(e)))
     }
 }
 
@@ -140,6 +141,8 @@ pub struct Zone {
     pageblock_mt: Box<[AtomicU8]>,
     /// The zone's counters.
     pub stats: ZoneStats,
+    /// Pages handed out and not yet freed, for the conservation check.
+    allocated: AtomicI64,
 }
 
 impl Zone {
@@ -172,12 +175,22 @@ impl Zone {
             wmark: Default::default(),
             lowmem_reserve: Default::default(),
             area: spin::Mutex::new(FreeArea::new()),
-            pcp: (0..ncpus).map(|_| spin::Mutex::new(PerCpuPages::default())).collect(),
+            pcp: (0..ncpus)
+                .map(|_| spin::Mutex::new(PerCpuPages::default()))
+                .collect(),
             memmap,
             pageblock_base,
-            pageblock_mt: (0..blocks).map(|_| AtomicU8::new(MigrateType::Movable as u8)).collect(),
+            pageblock_mt: (0..blocks)
+                .map(|_| AtomicU8::new(MigrateType::Movable as u8))
+                .collect(),
             stats: ZoneStats::default(),
+            allocated: AtomicI64::new(0),
         }
+    }
+
+    /// Pages allocated from this zone and not yet freed.
+    pub fn allocated(&self) -> u64 {
+        self.allocated.load(Relaxed).max(0) as u64
     }
 
     /// One past the last PFN spanned.
@@ -236,7 +249,8 @@ impl Zone {
     /// Migrate type of the pageblock holding `pfn` (`get_pageblock_migratetype`).
     pub fn pageblock_mt(&self, pfn: Pfn) -> MigrateType {
         let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
-        MigrateType::from_idx(self.pageblock_mt[i].load(Relaxed) as usize).unwrap_or(MigrateType::Movable)
+        MigrateType::from_idx(self.pageblock_mt[i].load(Relaxed) as usize)
+            .unwrap_or(MigrateType::Movable)
     }
     fn set_pageblock_mt(&self, pfn: Pfn, mt: MigrateType) {
         let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
@@ -269,7 +283,14 @@ impl Zone {
         }
     }
 
-    fn add_to_free_list(&self, area: &mut FreeArea, pfn: Pfn, order: Order, mt: MigrateType, tail: bool) {
+    fn add_to_free_list(
+        &self,
+        area: &mut FreeArea,
+        pfn: Pfn,
+        order: Order,
+        mt: MigrateType,
+        tail: bool,
+    ) {
         let page = self.page(pfn);
         page.set_private(order.0 as u64);
         page.set(PageFlags::BUDDY);
@@ -299,9 +320,15 @@ impl Zone {
             self.del_from_free_list(area, pfn, order, mt);
             return Some(pfn);
         }
-        if order.0 == MAX_PAGE_ORDER && mt == MigrateType::Movable && area.deferred_next < area.deferred_end {
-            let pfn = Pfn(area.deferred_next);
-            area.deferred_next += order.pages();
+        if order.0 == MAX_PAGE_ORDER && mt == MigrateType::Movable && !area.deferred.is_empty() {
+            let last = area.deferred.len() - 1;
+            let (start, end) = area.deferred[last];
+            let pfn = Pfn(start);
+            if start + order.pages() >= end {
+                area.deferred.pop();
+            } else {
+                area.deferred[last].0 += order.pages();
+            }
             for i in 0..order.pages() {
                 self.page(pfn + i).init(self.idx, self.nid);
             }
@@ -312,12 +339,11 @@ impl Zone {
         None
     }
 
-    /// Adds max-order blocks `[start, end)` as deferred free memory.
+    /// Adds max-order-aligned blocks `[start, end)` as deferred free memory.
+    /// Ranges must be added in ascending order.
     pub(crate) fn add_deferred(&self, start: Pfn, end: Pfn) {
         let mut area = self.area.lock();
-        debug_assert!(area.deferred_next == area.deferred_end);
-        area.deferred_next = start.0;
-        area.deferred_end = end.0;
+        area.deferred.insert(0, (start.0, end.0));
         let blocks = (end.0 - start.0) >> MAX_PAGE_ORDER;
         area.nr_free[MAX_PAGE_ORDER as usize][MigrateType::Movable.idx()] += blocks;
         self.account_free(Order(MAX_PAGE_ORDER), blocks as i64);
@@ -360,14 +386,21 @@ impl Zone {
     /// Moves every free block inside the pageblock(s) at `pfn` to `mt`'s
     /// lists and sets the pageblock type (`move_freepages_block`). Returns
     /// the free pages moved.
-    fn claim_pageblocks(&self, area: &mut FreeArea, pfn: Pfn, nr_blocks: u64, mt: MigrateType) -> u64 {
+    fn claim_pageblocks(
+        &self,
+        area: &mut FreeArea,
+        pfn: Pfn,
+        nr_blocks: u64,
+        mt: MigrateType,
+    ) -> u64 {
         let start = Pfn(pfn.0 & !(PAGEBLOCK_NR_PAGES - 1));
         let end = start.0 + nr_blocks * PAGEBLOCK_NR_PAGES;
         let mut moved = 0;
         let mut p = start.0;
         while p < end {
             let pfn = Pfn(p);
-            if self.spans(pfn) && self.memmap.contains(pfn) && self.page(pfn).test(PageFlags::BUDDY) {
+            if self.spans(pfn) && self.memmap.contains(pfn) && self.page(pfn).test(PageFlags::BUDDY)
+            {
                 let order = Order(self.page(pfn).private() as u8);
                 let old = self.pageblock_mt(pfn);
                 if old != mt {
@@ -395,8 +428,17 @@ impl Zone {
     /// pageblocks when the block is big enough (or the request is
     /// unmovable/reclaimable and half the pageblock is free); stealing takes
     /// the smallest block without changing its pageblock's type.
-    fn rmqueue_fallback(&self, area: &mut FreeArea, order: Order, start_mt: MigrateType) -> Option<Pfn> {
-        let min_claim = if start_mt == MigrateType::Movable { PAGEBLOCK_ORDER / 2 } else { order.0 };
+    fn rmqueue_fallback(
+        &self,
+        area: &mut FreeArea,
+        order: Order,
+        start_mt: MigrateType,
+    ) -> Option<Pfn> {
+        let min_claim = if start_mt == MigrateType::Movable {
+            PAGEBLOCK_ORDER / 2
+        } else {
+            order.0
+        };
         for cur in (order.0.max(min_claim)..=MAX_PAGE_ORDER).rev() {
             for &ft in start_mt.fallbacks() {
                 if area.nr_free[cur as usize][ft.idx()] == 0 {
@@ -449,7 +491,10 @@ impl Zone {
             let q = Pfn(p);
             if p == pfn.0 {
                 p += Order(taken).pages();
-            } else if self.spans(q) && self.memmap.contains(q) && self.page(q).test(PageFlags::BUDDY) {
+            } else if self.spans(q)
+                && self.memmap.contains(q)
+                && self.page(q).test(PageFlags::BUDDY)
+            {
                 let o = Order(self.page(q).private() as u8);
                 free += o.pages();
                 p += o.pages();
@@ -525,7 +570,13 @@ impl Zone {
     }
 
     /// Checks the zone's watermark for an allocation (`__zone_watermark_ok`).
-    fn watermark_ok(&self, order: Order, mark: u64, highest_zoneidx: usize, flags: AllocFlags) -> bool {
+    fn watermark_ok(
+        &self,
+        order: Order,
+        mark: u64,
+        highest_zoneidx: usize,
+        flags: AllocFlags,
+    ) -> bool {
         let mut min = mark as i64;
         if flags.reserves {
             min -= min / 2;
@@ -558,10 +609,16 @@ impl Zone {
         let pi = pcp_index(order, mt);
         if pcp.lists[pi].is_empty() {
             // rmqueue_bulk: refill a batch (scaled down for higher orders).
-            let n = if order.0 == 0 { pcp.batch.max(1) } else { (pcp.batch >> order.0).max(2) };
+            let n = if order.0 == 0 {
+                pcp.batch.max(1)
+            } else {
+                (pcp.batch >> order.0).max(2)
+            };
             let mut area = self.area.lock();
             for _ in 0..n {
-                let Some(pfn) = self.rmqueue(&mut area, order, mt) else { break };
+                let Some(pfn) = self.rmqueue(&mut area, order, mt) else {
+                    break;
+                };
                 self.page(pfn).set(PageFlags::PCP);
                 self.page(pfn).set_private(order.0 as u64);
                 pcp.lists[pi].push_back(&self.memmap, pfn);
@@ -733,9 +790,20 @@ fn fls(x: u64) -> u64 {
 impl PageAlloc {
     /// Assembles the allocator from nodes whose zones are built but hold no
     /// free pages yet; `mm_init` fills them and then calls [`Self::init_watermarks`].
-    pub fn new(arch: Arch, nodes: Vec<Node>, cpu_node: Vec<u32>, distance: Vec<Vec<u32>>, dm: DirectMap, log: Printk) -> Self {
+    pub fn new(
+        arch: Arch,
+        nodes: Vec<Node>,
+        cpu_node: Vec<u32>,
+        distance: Vec<Vec<u32>>,
+        dm: DirectMap,
+        log: Printk,
+    ) -> Self {
         let zonelists = build_zonelists(&nodes, &distance);
-        let ratios = arch.zones().iter().map(|&z| default_lowmem_reserve_ratio(z)).collect();
+        let ratios = arch
+            .zones()
+            .iter()
+            .map(|&z| default_lowmem_reserve_ratio(z))
+            .collect();
         PageAlloc {
             arch,
             nodes,
@@ -801,7 +869,11 @@ impl PageAlloc {
     /// Pages on per-CPU lists, all zones and CPUs.
     pub fn nr_pcp_pages(&self) -> u64 {
         self.zones()
-            .map(|z| (0..z.nr_cpus()).map(|c| z.lock_pcp(CpuId(c)).count).sum::<u64>())
+            .map(|z| {
+                (0..z.nr_cpus())
+                    .map(|c| z.lock_pcp(CpuId(c)).count)
+                    .sum::<u64>()
+            })
             .sum()
     }
 
@@ -836,17 +908,31 @@ impl PageAlloc {
         };
         let mt = gfp.migratetype();
         let nid = self.cpu_node[cpu.0];
-        let fast = AllocFlags { wmark: Some(Wmark::Low), ..Default::default() };
+        let fast = AllocFlags {
+            wmark: Some(Wmark::Low),
+            ..Default::default()
+        };
         if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, fast) {
             return Some(pfn);
         }
         self.alloc_slowpath(cpu, gfp, order, highest, mt, nid)
     }
 
-    fn alloc_slowpath(&self, cpu: CpuId, gfp: Gfp, order: Order, highest: usize, mt: MigrateType, nid: u32) -> Option<Pfn> {
+    fn alloc_slowpath(
+        &self,
+        cpu: CpuId,
+        gfp: Gfp,
+        order: Order,
+        highest: usize,
+        mt: MigrateType,
+        nid: u32,
+    ) -> Option<Pfn> {
         // gfp_to_alloc_flags: min watermark; __GFP_HIGH digs into reserves;
         // a caller that cannot block (GFP_ATOMIC) digs further.
-        let mut flags = AllocFlags { wmark: Some(Wmark::Min), ..Default::default() };
+        let mut flags = AllocFlags {
+            wmark: Some(Wmark::Min),
+            ..Default::default()
+        };
         if gfp.has(Gfp::HIGH) {
             flags.reserves = true;
             if !gfp.allows_blocking() {
@@ -862,15 +948,22 @@ impl PageAlloc {
             // pinned on per-CPU lists can be recovered, as Linux does after
             // a failed direct reclaim.
             self.drain_all_pages();
-            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags) {
+            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags)
+            {
                 return Some(pfn);
             }
         }
         if gfp.has(Gfp::NOFAIL) {
             // __GFP_NOFAIL gets access to the min reserves before giving up;
             // Linux would then loop forever, which a simulator must not.
-            let nofail = AllocFlags { wmark: Some(Wmark::Min), reserves: true, non_block: false };
-            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, nofail) {
+            let nofail = AllocFlags {
+                wmark: Some(Wmark::Min),
+                reserves: true,
+                non_block: false,
+            };
+            if let Some(pfn) =
+                self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, nofail)
+            {
                 return Some(pfn);
             }
         }
@@ -910,11 +1003,18 @@ impl PageAlloc {
                     zone.stats.numa_inc(NumaStat::NumaHit);
                 } else {
                     zone.stats.numa_inc(NumaStat::NumaMiss);
-                    self.zone(preferred, zidx.min(self.nodes[preferred as usize].zones.len() - 1))
-                        .stats
-                        .numa_inc(NumaStat::NumaForeign);
+                    self.zone(
+                        preferred,
+                        zidx.min(self.nodes[preferred as usize].zones.len() - 1),
+                    )
+                    .stats
+                    .numa_inc(NumaStat::NumaForeign);
                 }
-                zone.stats.numa_inc(if nid == local { NumaStat::NumaLocal } else { NumaStat::NumaOther });
+                zone.stats.numa_inc(if nid == local {
+                    NumaStat::NumaLocal
+                } else {
+                    NumaStat::NumaOther
+                });
                 return Some(pfn);
             }
         }
@@ -928,10 +1028,12 @@ impl PageAlloc {
             p.clear(PageFlags::BUDDY | PageFlags::PCP);
         }
         zone.page(pfn).set_refcount(1);
+        zone.allocated.fetch_add(order.pages() as i64, Relaxed);
         if gfp.has(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
         }
-        self.events.count_zone(ZoneEvent::PgAlloc, zone.idx, order.pages());
+        self.events
+            .count_zone(ZoneEvent::PgAlloc, zone.idx, order.pages());
     }
 
     fn warn_alloc(&self, gfp: Gfp, order: Order) {
@@ -951,7 +1053,9 @@ impl PageAlloc {
     /// the count reaches zero: through `cpu`'s lists for small orders,
     /// straight to the buddy lists otherwise.
     pub fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) {
-        let zone = self.zone_of(pfn).expect("free_pages: frame outside every zone");
+        let zone = self
+            .zone_of(pfn)
+            .expect("free_pages: frame outside every zone");
         let head = zone.page(pfn);
         let left = head.put();
         assert!(left >= 0, "free_pages: bad refcount on {pfn:?}");
@@ -959,6 +1063,7 @@ impl PageAlloc {
             return;
         }
         self.events.count(VmEvent::Pgfree, order.pages());
+        zone.allocated.fetch_sub(order.pages() as i64, Relaxed);
         if pcp_allowed_order(order) {
             zone.free_pcp(cpu, pfn, order);
         } else {
@@ -1014,7 +1119,10 @@ impl PageAlloc {
     /// capped at 5% of lowmem.
     fn set_recommended_min_free_kbytes(&self) {
         let top = self.highest_zoneidx(Gfp::USER).unwrap_or(0);
-        let nr_zones = self.zones().filter(|z| z.is_populated() && z.idx <= top).count() as u64;
+        let nr_zones = self
+            .zones()
+            .filter(|z| z.is_populated() && z.idx <= top)
+            .count() as u64;
         let mut rec = PAGEBLOCK_NR_PAGES * nr_zones * 2;
         rec += PAGEBLOCK_NR_PAGES * nr_zones * (MIGRATE_PCPTYPES * MIGRATE_PCPTYPES) as u64;
         rec = rec.min(self.nr_free_buffer_pages() / 20);
@@ -1031,88 +1139,56 @@ impl PageAlloc {
     /// the low watermark (`zone_pcp_update`).
     pub fn setup_per_zone_wmarks(&self) {
         let s = self.sysctl();
-        let pages_min = s.min_free_kbytes >> (PAGE_SHIFT - 10);
-        let lowmem: u64 = self.zones().filter(|z| !z.is_highmem()).map(|z| z.managed()).sum();
-        for z in self.zones() {
-            let managed = z.managed();
-            let tmp = if lowmem == 0 { 0 } else { pages_min * managed / lowmem };
-            let min = if z.is_highmem() || z.ztype == ZoneType::Movable {
-                (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128)
-            } else {
-                tmp
-            };
-            let step = (tmp >> 2).max(managed * s.watermark_scale_factor / 10000);
-            z.wmark[Wmark::Min as usize].store(min, Relaxed);
-            z.wmark[Wmark::Low as usize].store(min + step, Relaxed);
-            z.wmark[Wmark::High as usize].store(min + 2 * step, Relaxed);
-            z.wmark[Wmark::Promo as usize].store(min + 3 * step, Relaxed);
-            self.zone_pcp_update(z);
-        }
-    }
-
-    /// `setup_per_zone_lowmem_reserve`: for each lower zone i and higher zone
-    /// j, the managed pages of zones i+1..=j divided by zone i's ratio (0 when
-    /// the ratio is 0 or zone i has no managed pages).
-    pub fn setup_per_zone_lowmem_reserve(&self) {
-        let ratios = self.sysctl().lowmem_reserve_ratio;
-        for node in &self.nodes {
-            for (i, z) in node.zones.iter().enumerate() {
-                let ratio = ratios.get(i).copied().unwrap_or(0);
-                let clear = ratio == 0 || z.managed() == 0;
-                let mut sum = 0;
-                for j in 0..MAX_ZONES {
-                    let v = if j <= i || j >= node.zones.len() {
-                        0
-                    } else {
-                        sum += node.zones[j].managed();
-                        if clear {
-                            0
-                        } else {
-                            sum / ratio
-                        }
-                    };
-                    z.lowmem_reserve[j].store(v, Relaxed);
+        let zones: Vec<(u64, bool)> = self
+            .zones()
+            .map(|z| (z.managed(), z.is_highmem() || z.ztype == ZoneType::Movable))
+            .collect();
+        let lowmem: u64 = self
+            .zones()
+            .filter(|z| !z.is_highmem())
+            .map(|z| z.managed())
+            .sum();
+        for (z, &(managed, capped)) in self.zones().zip(&zones) {
+            let w = watermarks(
+                s.min_free_kbytes,
+                s.watermark_scale_factor,
+                lowmem,
+                managed,
+                capped,
+            );
+            for (i, v) in w.iter().enumerate() {
+                z.wmark[i].store(*v, Relaxed);
+            }
+            let node_cpus = self.cpu_node.iter().filter(|&&n| n == z.nid).count() as u64;
+            let (batch, high_min, high_max) = pcp_sizes(managed, w[Wmark::Low as usize], node_cpus);
+            for c in 0..z.nr_cpus() {
+                let mut pcp = z.lock_pcp(CpuId(c));
+                pcp.batch = batch;
+                pcp.high_min = high_min;
+                pcp.high_max = high_max;
+                if pcp.high != 0 {
+                    pcp.high = pcp.high.clamp(high_min, high_max);
                 }
             }
         }
     }
 
-    /// `zone_batchsize`: about a quarter of a 1 MiB chunk, at most 1/4096 of
-    /// the zone, clamped to 2^n - 1 (at least 1).
-    pub fn zone_batchsize(z: &Zone) -> u64 {
-        let mut batch = (z.managed() >> 10).min((1 << 20) >> PAGE_SHIFT);
-        batch /= 4;
-        if batch < 1 {
-            batch = 1;
-        }
-        let b = batch + batch / 2;
-        let pow2 = 1u64 << (63 - b.leading_zeros());
-        (pow2 - 1).max(1)
-    }
-
-    /// `zone_pcp_update`: batch, and high_min/high_max from the low watermark
-    /// and the managed pages, split across the node's CPUs.
-    fn zone_pcp_update(&self, z: &Zone) {
-        let batch = Self::zone_batchsize(z);
-        let node_cpus = self.cpu_node.iter().filter(|&&n| n == z.nid).count().max(1) as u64;
-        let high_min = (z.wmark(Wmark::Low) / node_cpus).max(batch << 2);
-        let high_max = (z.managed() / 8 / node_cpus).max(batch << 2);
-        for c in 0..z.nr_cpus() {
-            let mut pcp = z.lock_pcp(CpuId(c));
-            pcp.batch = batch;
-            pcp.high_min = high_min;
-            pcp.high_max = high_max;
-            if pcp.high != 0 {
-                pcp.high = pcp.high.clamp(high_min, high_max);
+    /// `setup_per_zone_lowmem_reserve`, node by node.
+    pub fn setup_per_zone_lowmem_reserve(&self) {
+        let ratios = self.sysctl().lowmem_reserve_ratio;
+        for node in &self.nodes {
+            let managed: Vec<u64> = node.zones.iter().map(|z| z.managed()).collect();
+            for (z, row) in node.zones.iter().zip(lowmem_reserve(&managed, &ratios)) {
+                for (j, v) in row.iter().enumerate() {
+                    z.lowmem_reserve[j].store(*v, Relaxed);
+                }
             }
         }
     }
 
-    /// The per-CPU counter threshold (`calculate_normal_threshold`).
+    /// The per-CPU counter threshold of a zone (`calculate_normal_threshold`).
     pub fn stat_threshold(&self, z: &Zone) -> u64 {
-        let online = self.nr_cpus() as u64;
-        let mem = z.managed() >> (27 - PAGE_SHIFT);
-        (2 * fls(online) * (1 + fls(mem))).min(125)
+        stat_threshold(z.managed(), self.nr_cpus() as u64)
     }
 
     /// Sets vm.min_free_kbytes (`min_free_kbytes_sysctl_handler`).
@@ -1145,7 +1221,81 @@ impl PageAlloc {
         self.setup_per_zone_lowmem_reserve();
         Ok(())
     }
+}
 
+/// Watermarks [min, low, high, promo] of a zone with `managed` pages
+/// (`__setup_per_zone_wmarks`): min is the zone's share of min_free_kbytes
+/// among lowmem zones (highmem and movable zones get managed/1024 clamped to
+/// [32, 128] instead); each further step is the larger of a quarter of that
+/// share and managed × watermark_scale_factor / 10000.
+pub fn watermarks(
+    min_free_kbytes: u64,
+    scale_factor: u64,
+    lowmem_pages: u64,
+    managed: u64,
+    capped: bool,
+) -> [u64; 4] {
+    let pages_min = min_free_kbytes >> (PAGE_SHIFT - 10);
+    let share = if lowmem_pages == 0 {
+        0
+    } else {
+        pages_min * managed / lowmem_pages
+    };
+    let min = if capped {
+        (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128)
+    } else {
+        share
+    };
+    let step = (share >> 2).max(managed * scale_factor / 10000);
+    [min, min + step, min + 2 * step, min + 3 * step]
+}
+
+/// lowmem_reserve rows for the zones of one node (`setup_per_zone_lowmem_reserve`):
+/// for a lower zone i and a higher zone j, the managed pages of zones
+/// i+1..=j divided by zone i's ratio; 0 when the ratio is 0 or zone i has no
+/// managed pages.
+pub fn lowmem_reserve(managed: &[u64], ratios: &[u64]) -> Vec<[u64; MAX_ZONES]> {
+    (0..managed.len())
+        .map(|i| {
+            let ratio = ratios.get(i).copied().unwrap_or(0);
+            let clear = ratio == 0 || managed[i] == 0;
+            let mut row = [0; MAX_ZONES];
+            let mut sum = 0;
+            for j in i + 1..managed.len().min(MAX_ZONES) {
+                sum += managed[j];
+                row[j] = if clear { 0 } else { sum / ratio };
+            }
+            row
+        })
+        .collect()
+}
+
+/// `zone_batchsize`: about a quarter of 1 MiB of pages, at most 1/4096 of
+/// the zone, clamped to 2^n - 1, and at least 1.
+pub fn zone_batchsize(managed: u64) -> u64 {
+    let batch = ((managed >> 10).min((1 << 20) >> PAGE_SHIFT) / 4).max(1);
+    let b = batch + batch / 2;
+    ((1u64 << (63 - b.leading_zeros())) - 1).max(1)
+}
+
+/// Per-CPU list sizes (batch, high_min, high_max) of a zone (`zone_pcp_update`):
+/// high_min splits the low watermark across the node's CPUs, high_max an
+/// eighth of the zone; both at least four batches.
+pub fn pcp_sizes(managed: u64, low_wmark: u64, node_cpus: u64) -> (u64, u64, u64) {
+    let batch = zone_batchsize(managed);
+    let cpus = node_cpus.max(1);
+    (
+        batch,
+        (low_wmark / cpus).max(batch << 2),
+        (managed / 8 / cpus).max(batch << 2),
+    )
+}
+
+/// `calculate_normal_threshold`: 2 × fls(online CPUs) × (1 + fls(managed in
+/// 128 MiB units)), at most 125.
+pub fn stat_threshold(managed: u64, online_cpus: u64) -> u64 {
+    let mem = managed >> (27 - PAGE_SHIFT);
+    (2 * fls(online_cpus) * (1 + fls(mem))).min(125)
 }
 
 /// `build_zonelists`: for each node, nodes in order of distance (ties by
@@ -1155,10 +1305,20 @@ fn build_zonelists(nodes: &[Node], distance: &[Vec<u32>]) -> Vec<Vec<(u32, usize
         .iter()
         .map(|n| {
             let mut order: Vec<u32> = nodes.iter().map(|m| m.nid).collect();
-            order.sort_by_key(|&m| (distance[n.nid as usize][m as usize], if m == n.nid { 0 } else { 1 }, m));
+            order.sort_by_key(|&m| {
+                (
+                    distance[n.nid as usize][m as usize],
+                    if m == n.nid { 0 } else { 1 },
+                    m,
+                )
+            });
             order
                 .into_iter()
-                .flat_map(|m| (0..nodes[m as usize].zones.len()).rev().map(move |z| (m, z)))
+                .flat_map(|m| {
+                    (0..nodes[m as usize].zones.len())
+                        .rev()
+                        .map(move |z| (m, z))
+                })
                 .collect()
         })
         .collect()

@@ -44,7 +44,13 @@ impl Printk {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for (t, l) in self.lines.lock().iter() {
-            let _ = writeln!(out, "[{:5}.{:06}] {}", t / 1_000_000_000, (t / 1000) % 1_000_000, l);
+            let _ = writeln!(
+                out,
+                "[{:5}.{:06}] {}",
+                t / 1_000_000_000,
+                (t / 1000) % 1_000_000,
+                l
+            );
         }
         out
     }
@@ -68,7 +74,10 @@ mod tests {
         printk!(p, "Zone ranges:");
         p.advance(1_500_000);
         printk!(p, "x {}", 1);
-        assert_eq!(p.render(), "[    0.000000] Zone ranges:\n[    0.001500] x 1\n");
+        assert_eq!(
+            p.render(),
+            "[    0.000000] Zone ranges:\n[    0.001500] x 1\n"
+        );
         assert_eq!(p.len(), 2);
     }
 }

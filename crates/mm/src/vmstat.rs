@@ -474,7 +474,9 @@ pub struct NodeStats {
 
 impl Default for NodeStats {
     fn default() -> Self {
-        Self { stat: core::array::from_fn(|_| AtomicI64::new(0)) }
+        Self {
+            stat: core::array::from_fn(|_| AtomicI64::new(0)),
+        }
     }
 }
 
@@ -534,9 +536,18 @@ mod tests {
     fn names_follow_linux_order() {
         // mm/vmstat.c vmstat_text: zone items start with nr_free_pages, node
         // items with nr_inactive_anon, events with pgpgin.
-        assert_eq!(ZoneStat::NAMES[ZoneStat::NrFreePages as usize], "nr_free_pages");
-        assert_eq!(NodeStat::NAMES[NodeStat::NrInactiveAnon as usize], "nr_inactive_anon");
-        assert_eq!(NodeStat::NAMES[NodeStat::NrKernelStack as usize], "nr_kernel_stack");
+        assert_eq!(
+            ZoneStat::NAMES[ZoneStat::NrFreePages as usize],
+            "nr_free_pages"
+        );
+        assert_eq!(
+            NodeStat::NAMES[NodeStat::NrInactiveAnon as usize],
+            "nr_inactive_anon"
+        );
+        assert_eq!(
+            NodeStat::NAMES[NodeStat::NrKernelStack as usize],
+            "nr_kernel_stack"
+        );
         assert_eq!(VmEvent::NAMES[0], "pgpgin");
         assert_eq!(VmEvent::NAMES[VmEvent::Pgfault as usize], "pgfault");
     }

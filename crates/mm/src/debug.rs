@@ -1,0 +1,193 @@
+//! Invariant checks over the whole memory-manager state, what Linux's
+//! CONFIG_DEBUG_VM and `check_new_page`/`free_pages_check` verify, but
+//! exhaustively: tests call [`check_page_alloc`] after every step.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::memmap::PageFlags;
+use crate::mmzone::{
+    MigrateType, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, NR_PAGE_ORDERS, PAGEBLOCK_ORDER,
+};
+use crate::page_alloc::{CpuId, PageAlloc, Zone, NR_PCP_LISTS};
+use crate::types::{Order, Pfn};
+use crate::vmstat::ZoneStat;
+
+/// A broken invariant, described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugError(pub String);
+
+impl core::fmt::Display for DebugError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(DebugError(format!($($arg)*)));
+        }
+    };
+}
+
+/// Marks `[pfn, pfn+n)` as owned once in a per-zone bitmap; fails on overlap.
+fn claim(seen: &mut [u64], zone: &Zone, pfn: Pfn, n: u64, what: &str) -> Result<(), DebugError> {
+    for p in pfn.0..pfn.0 + n {
+        ensure!(
+            zone.spans(Pfn(p)),
+            "{what} page {p:#x} outside zone {}",
+            zone.ztype.name()
+        );
+        let i = (p - zone.start_pfn.0) as usize;
+        ensure!(
+            seen[i / 64] & (1 << (i % 64)) == 0,
+            "page {p:#x} owned twice ({what})"
+        );
+        seen[i / 64] |= 1 << (i % 64);
+    }
+    Ok(())
+}
+
+/// Checks every zone: each free block heads the list of its order and of its
+/// pageblock's migrate type, is order-aligned and inside the zone, and is
+/// listed once; no page is both free and on a per-CPU list; no two free
+/// buddies of one order are left unmerged; per-order, per-type and per-zone
+/// free counts match the lists; per-CPU counts match their lists; and free +
+/// per-CPU + allocated + reserved pages account for every present page.
+pub fn check_page_alloc(pa: &PageAlloc) -> Result<(), DebugError> {
+    for zone in pa.zones() {
+        if zone.spanned == 0 {
+            continue;
+        }
+        let mut seen = vec![0u64; (zone.spanned as usize).div_ceil(64)];
+        let mut pcp_pages = 0;
+        for c in 0..zone.nr_cpus() {
+            let (lists, count) = zone.pcp_lists(CpuId(c));
+            let mut sum = 0;
+            for (i, l) in lists.iter().enumerate() {
+                for pfn in l.iter(zone.memmap()) {
+                    let page = zone.page(pfn);
+                    let order = Order(page.private() as u8);
+                    ensure!(page.test(PageFlags::PCP), "pcp page {pfn:?} lacks PCP tag");
+                    ensure!(
+                        !page.test(PageFlags::BUDDY),
+                        "pcp page {pfn:?} is also buddy"
+                    );
+                    let want = if i == NR_PCP_LISTS - 1 {
+                        order.0 == PAGEBLOCK_ORDER
+                    } else {
+                        order.idx() == i / MIGRATE_PCPTYPES
+                    };
+                    ensure!(want, "pcp page {pfn:?} of order {} on list {i}", order.0);
+                    ensure!(
+                        pfn.is_aligned(order),
+                        "pcp page {pfn:?} not aligned to order {}",
+                        order.0
+                    );
+                    claim(&mut seen, zone, pfn, order.pages(), "pcp")?;
+                    sum += order.pages();
+                }
+            }
+            ensure!(
+                sum == count,
+                "cpu {c} zone {}: pcp count {count} but lists hold {sum}",
+                zone.ztype.name()
+            );
+            pcp_pages += sum;
+        }
+        let area = zone.lock_area();
+        let mut free = 0u64;
+        for order in 0..NR_PAGE_ORDERS {
+            for mt in MigrateType::ALL {
+                let mut n = 0;
+                for pfn in area.list(order, mt).iter(zone.memmap()) {
+                    let page = zone.page(pfn);
+                    ensure!(
+                        page.test(PageFlags::BUDDY),
+                        "free page {pfn:?} lacks the buddy tag"
+                    );
+                    ensure!(
+                        page.private() == order as u64,
+                        "free page {pfn:?} on order-{order} list records order {}",
+                        page.private()
+                    );
+                    ensure!(
+                        pfn.is_aligned(Order(order as u8)),
+                        "free block {pfn:?} not aligned to order {order}"
+                    );
+                    ensure!(
+                        zone.pageblock_mt(pfn) == mt,
+                        "free block {pfn:?} on {} list in a {} pageblock",
+                        mt.name(),
+                        zone.pageblock_mt(pfn).name()
+                    );
+                    ensure!(
+                        !page.test(PageFlags::RESERVED),
+                        "reserved page {pfn:?} on a free list"
+                    );
+                    claim(&mut seen, zone, pfn, 1 << order, "free")?;
+                    if order < MAX_PAGE_ORDER as usize {
+                        let buddy = Pfn(pfn.0 ^ (1 << order));
+                        let bp = zone.spans(buddy).then(|| zone.page(buddy));
+                        let merge_blocked = order >= PAGEBLOCK_ORDER as usize
+                            && (mt.idx() >= MIGRATE_PCPTYPES
+                                || zone.pageblock_mt(buddy).idx() >= MIGRATE_PCPTYPES);
+                        ensure!(
+                            merge_blocked
+                                || !bp.is_some_and(
+                                    |b| b.test(PageFlags::BUDDY) && b.private() == order as u64
+                                ),
+                            "free buddies {pfn:?} and {buddy:?} of order {order} left unmerged"
+                        );
+                    }
+                    n += 1;
+                }
+                let deferred: u64 =
+                    if order == MAX_PAGE_ORDER as usize && mt == MigrateType::Movable {
+                        area.deferred()
+                            .map(|(s, e)| (e.0 - s.0) >> MAX_PAGE_ORDER)
+                            .sum()
+                    } else {
+                        0
+                    };
+                ensure!(
+                    area.nr_free(order, mt) == n + deferred,
+                    "zone {} order {order} {}: nr_free {} but list holds {n} (+{deferred} deferred)",
+                    zone.ztype.name(),
+                    mt.name(),
+                    area.nr_free(order, mt)
+                );
+                free += (n + deferred) << order;
+            }
+        }
+        ensure!(
+            zone.stats.get(ZoneStat::NrFreePages) == free as i64,
+            "zone {}: NR_FREE_PAGES {} but lists hold {free}",
+            zone.ztype.name(),
+            zone.stats.get(ZoneStat::NrFreePages)
+        );
+        ensure!(
+            free + pcp_pages + zone.allocated() == zone.managed(),
+            "zone {}: free {free} + pcp {pcp_pages} + allocated {} != managed {}",
+            zone.ztype.name(),
+            zone.allocated(),
+            zone.managed()
+        );
+    }
+    Ok(())
+}
+
+/// Free blocks per order of every populated zone, for tests that compare
+/// whole buddy states.
+pub fn free_area_snapshot(pa: &PageAlloc) -> Vec<[u64; NR_PAGE_ORDERS]> {
+    pa.zones()
+        .filter(|z| z.is_populated())
+        .map(|z| {
+            let a = z.lock_area();
+            core::array::from_fn(|o| a.nr_free_order(o))
+        })
+        .collect()
+}

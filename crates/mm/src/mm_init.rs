@@ -1,0 +1,325 @@
+//! Boot hand-over from memblock to the buddy allocator: size nodes and
+//! zones, place each node's memmap in its own memory, initialise struct
+//! pages, release free memory to the zones and size the watermarks.
+//! Mirrors mm/mm_init.c (`free_area_init`, `memmap_init`, `memblock_free_all`).
+
+use alloc::vec::Vec;
+
+use crate::arch::Arch;
+use crate::direct_map::DirectMap;
+use crate::memblock::{Memblock, MEMBLOCK_ALLOC_ANYWHERE};
+use crate::memmap::{memmap_bytes, Memmap, Page, PageFlags};
+use crate::mmzone::{ZoneType, MAX_PAGE_ORDER};
+use crate::page_alloc::{Node, PageAlloc, Zone};
+use crate::printk::Printk;
+use crate::types::{pages_to_kib, Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
+
+/// Pages of a node's highest zone initialised at boot; beyond this, whole
+/// max-order blocks are left for deferred initialisation (Linux initialises
+/// at least 2 GiB of the highest zone before deferring, `defer_init`).
+pub const DEFER_AFTER_PAGES: u64 = (2 << 30) >> PAGE_SHIFT;
+
+/// What boot needs to know about the machine besides memblock.
+#[derive(Clone, Debug)]
+pub struct BootParams {
+    /// Architecture.
+    pub arch: Arch,
+    /// Number of NUMA nodes (node ids 0..nr_nodes).
+    pub nr_nodes: u32,
+    /// Node of each CPU.
+    pub cpu_node: Vec<u32>,
+    /// Node distance table.
+    pub distance: Vec<Vec<u32>>,
+}
+
+/// Sizes of the kernel image, for the "Memory:" boot line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelImage {
+    /// Where the image starts.
+    pub start: PhysAddr,
+    /// Text bytes.
+    pub code: u64,
+    /// Read-write data bytes.
+    pub rwdata: u64,
+    /// Read-only data bytes.
+    pub rodata: u64,
+    /// Init section bytes.
+    pub init: u64,
+    /// BSS bytes.
+    pub bss: u64,
+}
+
+impl KernelImage {
+    /// Total bytes of the image.
+    pub fn size(&self) -> u64 {
+        self.code + self.rwdata + self.rodata + self.init + self.bss
+    }
+}
+
+/// Why boot failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootError {
+    /// memblock could not place a node's memmap.
+    NoMemmap {
+        /// The node.
+        nid: u32,
+        /// Bytes needed.
+        bytes: u64,
+    },
+    /// No usable memory at all.
+    NoMemory,
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootError::NoMemmap { nid, bytes } => {
+                write!(f, "cannot allocate {bytes} bytes of memmap for node {nid}")
+            }
+            BootError::NoMemory => write!(f, "no usable memory in the firmware map"),
+        }
+    }
+}
+
+/// Memory pages present in `[start, end)` according to memblock.
+fn present_in(ranges: &[(Pfn, Pfn, u32)], start: u64, end: u64) -> u64 {
+    ranges
+        .iter()
+        .map(|&(s, e, _)| e.0.min(end).saturating_sub(s.0.max(start)))
+        .sum()
+}
+
+/// Hands memory over from memblock to the buddy allocator and returns it.
+/// memblock keeps its final state (for the debugfs-like dump); nothing may
+/// allocate from it afterwards.
+pub fn free_area_init(
+    mb: &mut Memblock,
+    dm: DirectMap,
+    p: &BootParams,
+    image: &KernelImage,
+    log: Printk,
+) -> Result<PageAlloc, BootError> {
+    let all = mb.pfn_ranges(None);
+    let (Some(first), Some(last)) = (all.first(), all.last()) else {
+        return Err(BootError::NoMemory);
+    };
+    let (min_pfn, max_pfn) = (first.0, last.1);
+    let ends = p.arch.zone_end_pfns(min_pfn, max_pfn);
+    let zones = p.arch.zones();
+    let ncpus = p.cpu_node.len();
+
+    crate::printk!(log, "Zone ranges:");
+    let mut lo = min_pfn.0;
+    for (i, z) in zones.iter().enumerate() {
+        if *z == ZoneType::Movable {
+            continue;
+        }
+        let hi = if *z == ZoneType::Device {
+            lo
+        } else {
+            ends[i].0.max(lo)
+        };
+        if hi > lo {
+            crate::printk!(
+                log,
+                "  {:<8} [mem {:#018x}-{:#018x}]",
+                z.name(),
+                lo << PAGE_SHIFT,
+                (hi << PAGE_SHIFT) - 1
+            );
+        } else {
+            crate::printk!(log, "  {:<8} empty", z.name());
+        }
+        lo = hi;
+    }
+    crate::printk!(log, "Movable zone start for each node");
+    crate::printk!(log, "Early memory node ranges");
+    for &(s, e, nid) in &all {
+        crate::printk!(
+            log,
+            "  node {:>3}: [mem {:#018x}-{:#018x}]",
+            nid,
+            s.0 << PAGE_SHIFT,
+            (e.0 << PAGE_SHIFT) - 1
+        );
+    }
+
+    // The memmap of each node comes from that node's memory, top-down.
+    mb.set_current_limit(match p.arch {
+        a if a.is_32bit() => Pfn(crate::arch::X86_32_MAXMEM_PFN.min(max_pfn.0)).phys(),
+        _ => MEMBLOCK_ALLOC_ANYWHERE,
+    });
+    let mut spans = Vec::new();
+    for nid in 0..p.nr_nodes {
+        let r = mb.pfn_ranges(Some(nid));
+        let span = match (r.first(), r.last()) {
+            (Some(f), Some(l)) => (f.0, l.1),
+            _ => (Pfn(0), Pfn(0)),
+        };
+        let memmap = if span.1 .0 > span.0 .0 {
+            let bytes = memmap_bytes(span.1 .0 - span.0 .0).next_multiple_of(PAGE_SIZE);
+            let pa = mb
+                .alloc_try_nid(bytes, PAGE_SIZE, PhysAddr(0), MEMBLOCK_ALLOC_ANYWHERE, nid)
+                .ok_or(BootError::NoMemmap { nid, bytes })?;
+            // SAFETY: memblock reserved `bytes` of RAM for it; RAM starts
+            // zeroed and outlives the allocator (the machine owns both).
+            unsafe { Memmap::new(dm.ptr(pa) as *const Page, span.0, span.1 .0 - span.0 .0) }
+        } else {
+            // SAFETY: an empty memmap is never dereferenced.
+            unsafe { Memmap::new(core::ptr::NonNull::<Page>::dangling().as_ptr(), Pfn(0), 0) }
+        };
+        spans.push((span, r, memmap));
+    }
+
+    let mut nodes = Vec::new();
+    for (nid, (span, ranges, memmap)) in spans.into_iter().enumerate() {
+        let nid = nid as u32;
+        if span.1 .0 > span.0 .0 {
+            crate::printk!(
+                log,
+                "Initmem setup node {} [mem {:#018x}-{:#018x}]",
+                nid,
+                span.0.phys().0,
+                span.1.phys().0 - 1
+            );
+        }
+        let mut zone_vec = Vec::new();
+        let mut zlo = 0u64;
+        for (i, &zt) in zones.iter().enumerate() {
+            let zhi = ends[i].0;
+            let start = span.0 .0.clamp(zlo, zhi.max(zlo));
+            let end = span.1 .0.clamp(zlo, zhi.max(zlo));
+            let (start, end) = if matches!(zt, ZoneType::Movable | ZoneType::Device) || end <= start
+            {
+                (0, 0)
+            } else {
+                (start, end)
+            };
+            let present = present_in(&ranges, start, end);
+            if end > start && end - start > present {
+                crate::printk!(
+                    log,
+                    "On node {}, zone {}: {} pages in unavailable ranges",
+                    nid,
+                    zt.name(),
+                    end - start - present
+                );
+            }
+            zone_vec.push(Zone::new(
+                zt,
+                i,
+                nid,
+                Pfn(start),
+                end - start,
+                present,
+                memmap,
+                ncpus,
+            ));
+            zlo = zhi.max(zlo);
+        }
+        let present = zone_vec.iter().map(|z| z.present).sum();
+        nodes.push(Node {
+            nid,
+            start_pfn: span.0,
+            spanned: span.1 .0 - span.0 .0,
+            present,
+            zones: zone_vec,
+            stats: Default::default(),
+        });
+    }
+
+    // memmap_init and memblock_free_all: initialise the struct pages of RAM,
+    // mark what memblock reserved, free the rest (deferring whole max-order
+    // blocks high in each node's top zone).
+    let reserved: Vec<(u64, u64)> = mb
+        .reserved()
+        .iter()
+        .map(|r| {
+            (
+                r.base.0 >> PAGE_SHIFT,
+                (r.base.0 + r.size).div_ceil(PAGE_SIZE),
+            )
+        })
+        .collect();
+    for node in &nodes {
+        let Some(top) = node.zones.iter().rev().find(|z| z.present > 0) else {
+            continue;
+        };
+        let defer_from =
+            (top.start_pfn.0 + DEFER_AFTER_PAGES).next_multiple_of(1 << MAX_PAGE_ORDER);
+        for z in node.zones.iter().filter(|z| z.present > 0) {
+            // Reserved pages inside the zone: initialised and PG_reserved.
+            for &(rs, re) in &reserved {
+                for (ms, me, _) in mb.pfn_ranges(Some(node.nid)) {
+                    let s = rs.max(ms.0).max(z.start_pfn.0);
+                    let e = re.min(me.0).min(z.end_pfn().0);
+                    for pfn in s..e.max(s) {
+                        let pg = z.page(Pfn(pfn));
+                        pg.init(z.idx, node.nid);
+                        pg.set(PageFlags::RESERVED);
+                    }
+                }
+            }
+            for fr in mb.free_ranges(Some(node.nid)) {
+                let s = (fr.start.0.div_ceil(PAGE_SIZE)).max(z.start_pfn.0);
+                let e = (fr.end.0 >> PAGE_SHIFT).min(z.end_pfn().0);
+                if e <= s {
+                    continue;
+                }
+                let (ds, de) = if z.idx == top.idx {
+                    let ds = s.max(defer_from).next_multiple_of(1 << MAX_PAGE_ORDER);
+                    let de = e & !((1 << MAX_PAGE_ORDER) - 1);
+                    if de > ds {
+                        (ds, de)
+                    } else {
+                        (e, e)
+                    }
+                } else {
+                    (e, e)
+                };
+                for (a, b) in [(s, ds), (de, e)] {
+                    if b > a {
+                        for pfn in a..b {
+                            z.page(Pfn(pfn)).init(z.idx, node.nid);
+                        }
+                        z.free_range_core(Pfn(a), Pfn(b));
+                    }
+                }
+                if de > ds {
+                    z.add_deferred(Pfn(ds), Pfn(de));
+                }
+            }
+        }
+    }
+
+    let pa = PageAlloc::new(
+        p.arch,
+        nodes,
+        p.cpu_node.clone(),
+        p.distance.clone(),
+        dm,
+        log,
+    );
+    pa.init_watermarks();
+    let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
+    let available = pa.totalram_pages();
+    crate::printk!(
+        pa.log,
+        "Built {} zonelists, mobility grouping on.  Total pages: {}",
+        p.nr_nodes,
+        total_present
+    );
+    crate::printk!(
+        pa.log,
+        "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
+        pages_to_kib(available),
+        pages_to_kib(total_present),
+        image.code >> 10,
+        image.rwdata >> 10,
+        image.rodata >> 10,
+        image.init >> 10,
+        image.bss >> 10,
+        pages_to_kib(total_present - available)
+    );
+    Ok(pa)
+}
