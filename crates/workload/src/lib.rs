@@ -1,1 +1,2 @@
 //! Workloads: scenarios and trace replay.
+pub mod strace;
