@@ -106,23 +106,28 @@ pub(crate) mod test_ram {
     use super::DirectMap;
     use std::alloc::{alloc_zeroed, dealloc, Layout};
 
-    /// Zeroed, page-aligned host memory standing in for RAM.
+    /// Zeroed, page-aligned host memory standing in for RAM. Allocated
+    /// with a small alignment (so the host's calloc maps it lazily rather
+    /// than clearing it) and aligned by hand.
     pub struct TestRam {
         ptr: *mut u8,
         layout: Layout,
+        size: u64,
     }
 
     impl TestRam {
         pub fn new(size: u64) -> Self {
-            let layout = Layout::from_size_align(size as usize, 4096).unwrap();
+            let layout = Layout::from_size_align(size as usize + 4096, 16).unwrap();
             // SAFETY: non-zero size.
             let ptr = unsafe { alloc_zeroed(layout) };
             assert!(!ptr.is_null());
-            Self { ptr, layout }
+            Self { ptr, layout, size }
         }
         pub fn map(&self) -> DirectMap {
-            // SAFETY: owned allocation of layout.size() bytes, lives as long as self.
-            unsafe { DirectMap::new(self.ptr, self.layout.size() as u64) }
+            let aligned = self.ptr.wrapping_add(self.ptr.align_offset(4096));
+            // SAFETY: `size` bytes from the aligned start lie inside the
+            // allocation, which lives as long as self.
+            unsafe { DirectMap::new(aligned, self.size) }
         }
     }
 

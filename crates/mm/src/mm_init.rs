@@ -323,3 +323,89 @@ pub fn free_area_init(
     );
     Ok(pa)
 }
+
+/// Small machines booted straight from mm, for unit tests of mm alone.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::direct_map::test_ram::TestRam;
+
+    /// A booted test machine: RAM, memblock's final state and the allocator.
+    pub struct TestMachine {
+        pub pa: PageAlloc,
+        pub mb: Memblock,
+        // Dropped last: the allocator's memmap lives in it.
+        pub _ram: TestRam,
+    }
+
+    /// Boots `ram` bytes of RAM at the arch's DRAM base with `ncpus` CPUs on
+    /// one node; x86 reserves its first MiB, the kernel image takes 2 MiB.
+    pub fn boot(arch: Arch, ram: u64, ncpus: usize) -> TestMachine {
+        let base = arch.dram_base();
+        let host = TestRam::new(base + ram);
+        let mut mb = Memblock::new();
+        mb.add_node(PhysAddr(base), ram, 0).unwrap();
+        let kernel = if base == 0 {
+            mb.reserve(PhysAddr(0), 1 << 20).unwrap();
+            PhysAddr(1 << 20)
+        } else {
+            PhysAddr(base)
+        };
+        mb.reserve(kernel, 2 << 20).unwrap();
+        let params = BootParams {
+            arch,
+            nr_nodes: 1,
+            cpu_node: alloc::vec![0; ncpus],
+            distance: alloc::vec![alloc::vec![10]],
+        };
+        let image = KernelImage {
+            start: kernel,
+            code: 1 << 20,
+            rwdata: 256 << 10,
+            rodata: 512 << 10,
+            init: 128 << 10,
+            bss: 128 << 10,
+        };
+        let pa = free_area_init(&mut mb, host.map(), &params, &image, Printk::new()).unwrap();
+        TestMachine { pa, mb, _ram: host }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::boot;
+    use super::*;
+    use crate::debug::check_page_alloc;
+
+    #[test]
+    fn x86_64_64m_has_dma_and_dma32_with_reserved_pages_unmanaged() {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let z = &m.pa.nodes[0].zones;
+        assert_eq!(z[0].ztype, ZoneType::Dma);
+        // Zone DMA starts at the first memory PFN and ends at 16 MiB.
+        assert_eq!((z[0].start_pfn, z[0].end_pfn()), (Pfn(0), Pfn(4096)));
+        assert_eq!(z[1].end_pfn(), Pfn(16384));
+        assert_eq!(z[2].spanned, 0);
+        // managed = present - reserved (first MiB, kernel, memmap).
+        let memmap_pages = memmap_bytes(16384).div_ceil(PAGE_SIZE);
+        assert_eq!(m.pa.totalram_pages(), 16384 - 256 - 512 - memmap_pages);
+        check_page_alloc(&m.pa).unwrap();
+        let log = m.pa.log.messages().join("\n");
+        assert!(
+            log.contains("  DMA      [mem 0x0000000000000000-0x0000000000ffffff]"),
+            "{log}"
+        );
+        assert!(log.contains("  Normal   empty"), "{log}");
+        assert!(log.contains("Memory: "), "{log}");
+    }
+
+    #[test]
+    fn large_top_zone_is_deferred_but_counted_free() {
+        let m = boot(Arch::X86_64, 8 << 30, 1);
+        let normal = &m.pa.nodes[0].zones[2];
+        let deferred: u64 = normal.lock_area().deferred().map(|(s, e)| e.0 - s.0).sum();
+        assert!(deferred > 0, "nothing deferred");
+        assert_eq!(normal.free_pages(), normal.managed());
+        check_page_alloc(&m.pa).unwrap();
+    }
+}

@@ -1323,3 +1323,7 @@ fn build_zonelists(nodes: &[Node], distance: &[Vec<u32>]) -> Vec<Vec<(u32, usize
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "page_alloc_tests.rs"]
+mod tests;

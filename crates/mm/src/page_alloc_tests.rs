@@ -1,0 +1,339 @@
+//! Tests of the buddy allocator; each rule cites where Linux states it.
+
+use super::*;
+use crate::debug::{check_page_alloc, free_area_snapshot};
+use crate::mm_init::testing::boot;
+use crate::types::PhysAddr;
+use alloc::vec;
+use proptest::prelude::*;
+
+const CPU0: CpuId = CpuId(0);
+
+#[test]
+fn watermarks_match_this_machines_zoneinfo() {
+    // tests/host/zoneinfo.txt, min_free_kbytes 67584, scale factor 10:
+    // managed DMA 3840, DMA32 772917, Normal 196608, Movable 0, Device 0.
+    let lowmem = 3840 + 772917 + 196608;
+    assert_eq!(
+        watermarks(67584, 10, lowmem, 3840, false),
+        [66, 82, 98, 114]
+    );
+    assert_eq!(
+        watermarks(67584, 10, lowmem, 772917, false),
+        [13416, 16770, 20124, 23478]
+    );
+    assert_eq!(
+        watermarks(67584, 10, lowmem, 196608, false),
+        [3412, 4265, 5118, 5971]
+    );
+    // Movable is capped like highmem: clamp(managed/1024, 32, 128).
+    assert_eq!(watermarks(67584, 10, lowmem, 0, true), [32, 32, 32, 32]);
+    assert_eq!(watermarks(67584, 10, lowmem, 0, false), [0, 0, 0, 0]);
+}
+
+#[test]
+fn linux_facts_worked_watermark_example() {
+    // linux-facts 6.7: one zone of 262144 managed pages (1 GiB lowmem ->
+    // min_free_kbytes 4096) gives min 1024, low 1286, high 1548, promo 1810.
+    assert_eq!(int_sqrt(262144 * 4 * 16), 4096);
+    assert_eq!(
+        watermarks(4096, 10, 262144, 262144, false),
+        [1024, 1286, 1548, 1810]
+    );
+}
+
+#[test]
+fn lowmem_reserve_matches_this_machines_protection_lines() {
+    // zoneinfo "protection: (0, 3019, 3787, 3787, 3787)" and "(0, 0, 768, 768, 768)".
+    let r = lowmem_reserve(&[3840, 772917, 196608, 0, 0], &[256, 256, 32, 0, 0]);
+    assert_eq!(r[0], [0, 3019, 3787, 3787, 3787]);
+    assert_eq!(r[1], [0, 0, 768, 768, 768]);
+    assert_eq!(r[2], [0; 5]);
+}
+
+#[test]
+fn pcp_sizes_and_thresholds_match_this_machine() {
+    // zoneinfo pagesets on 2 CPUs: DMA batch 1 high_min 41 high_max 240,
+    // DMA32 63/8385/48307, Normal 63/2132/12288; thresholds 4, 24, 16.
+    assert_eq!(pcp_sizes(3840, 82, 2), (1, 41, 240));
+    assert_eq!(pcp_sizes(772917, 16770, 2), (63, 8385, 48307));
+    assert_eq!(pcp_sizes(196608, 4265, 2), (63, 2132, 12288));
+    assert_eq!(stat_threshold(3840, 2), 4);
+    assert_eq!(stat_threshold(772917, 2), 24);
+    assert_eq!(stat_threshold(196608, 2), 16);
+}
+
+#[test]
+fn thp_recommended_min_free_kbytes_for_three_zones() {
+    // set_recommended_min_free_kbytes: 512*3*2 + 512*3*9 pages = 67584 kB,
+    // the value this machine reports with three populated lowmem zones.
+    let m = boot(Arch::X86_64, 6 << 30, 2);
+    assert_eq!(m.pa.sysctl().min_free_kbytes, 67584);
+}
+
+#[test]
+fn pcp_round_trip_restores_buddy_state() {
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let before = free_area_snapshot(&m.pa);
+    let free0 = m.pa.nr_free_pages();
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    // The refill took a whole batch off the buddy lists.
+    let batch = m.pa.zone_of(p).unwrap().lock_pcp(CPU0).batch;
+    assert_eq!(m.pa.nr_free_pages(), free0 - batch);
+    assert_eq!(m.pa.page(p).unwrap().refcount(), 1);
+    check_page_alloc(&m.pa).unwrap();
+    m.pa.free_pages(CPU0, p, Order(0));
+    check_page_alloc(&m.pa).unwrap();
+    assert_eq!(m.pa.nr_pcp_pages(), batch);
+    m.pa.drain_all_pages();
+    assert_eq!(free_area_snapshot(&m.pa), before);
+    assert_eq!(m.pa.events.get(VmEvent::Pgfree), 1);
+}
+
+#[test]
+fn allocation_takes_lowest_block_and_splits_upper_halves() {
+    // __rmqueue_smallest: the block keeps its lower half; each upper half goes
+    // to the next lower order's list.
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let p =
+        m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::DMA, Order(4))
+            .unwrap();
+    assert!(p.is_aligned(Order(4)));
+    let z = m.pa.zone_of(p).unwrap();
+    assert_eq!(z.ztype, ZoneType::Dma);
+    check_page_alloc(&m.pa).unwrap();
+    m.pa.free_pages(CPU0, p, Order(4));
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn gfp_zone_modifiers_pick_zones() {
+    let m = boot(Arch::X86_64, 6 << 30, 1);
+    let zt = |g: Gfp| {
+        let p = m.pa.alloc_pages(CPU0, g, Order(5)).unwrap();
+        let t = m.pa.zone_of(p).unwrap().ztype;
+        m.pa.free_pages(CPU0, p, Order(5));
+        t
+    };
+    assert_eq!(zt(Gfp::KERNEL), ZoneType::Normal);
+    assert_eq!(zt(Gfp::KERNEL | Gfp::DMA32), ZoneType::Dma32);
+    assert_eq!(zt(Gfp::KERNEL | Gfp::DMA), ZoneType::Dma);
+    // No HighMem on x86-64: __GFP_HIGHMEM means Normal.
+    assert_eq!(zt(Gfp::HIGHUSER_MOVABLE), ZoneType::Normal);
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn highmem_allocations_prefer_highmem_on_x86_32() {
+    let m = boot(Arch::X86, 2 << 30, 1);
+    let p = m.pa.alloc_pages(CPU0, Gfp::HIGHUSER, Order(0)).unwrap();
+    assert_eq!(m.pa.zone_of(p).unwrap().ztype, ZoneType::HighMem);
+    let k = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    assert_eq!(m.pa.zone_of(k).unwrap().ztype, ZoneType::Normal);
+}
+
+#[test]
+fn zero_flag_clears_real_bytes() {
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let dm = m.pa.direct_map();
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(1)).unwrap();
+    dm.write(p.phys() + 100, b"dirty");
+    m.pa.free_pages(CPU0, p, Order(1));
+    m.pa.drain_all_pages();
+    let q =
+        m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::ZERO, Order(1))
+            .unwrap();
+    let mut buf = vec![0xffu8; 8192];
+    dm.read(q.phys(), &mut buf);
+    assert!(buf.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn atomic_goes_below_min_and_failure_is_logged() {
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let mut held = vec![];
+    while let Some(p) = m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::NOWARN, Order(0)) {
+        held.push(p);
+    }
+    assert!(m
+        .pa
+        .log
+        .messages()
+        .iter()
+        .all(|l| !l.contains("page allocation failure")));
+    // GFP_KERNEL stops at the min watermark; GFP_ATOMIC (__GFP_HIGH, cannot
+    // block) may take half of min and a quarter of the rest.
+    let z = m.pa.zone(0, 1);
+    assert!(
+        z.free_pages() + 1 >= z.wmark(Wmark::Min),
+        "kernel allocations dipped below min"
+    );
+    let mut atomic = 0;
+    while let Some(p) = m.pa.alloc_pages(CPU0, Gfp::ATOMIC, Order(0)) {
+        held.push(p);
+        atomic += 1;
+    }
+    assert!(atomic > 0, "GFP_ATOMIC got nothing below min");
+    let last = m.pa.log.messages().pop().unwrap();
+    assert_eq!(
+        last,
+        "lmm: page allocation failure: order:0, mode:0x820(GFP_ATOMIC), nodemask=(null)"
+    );
+    check_page_alloc(&m.pa).unwrap();
+    for p in held {
+        m.pa.free_pages(CPU0, p, Order(0));
+    }
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn unmovable_fallback_claims_a_movable_pageblock() {
+    // All pageblocks start MOVABLE; the first unmovable allocation falls back
+    // and claims a whole block (fallbacks[UNMOVABLE] = RECLAIMABLE, MOVABLE).
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let z = m.pa.zone(0, 1);
+    assert_eq!(z.pageblock_counts()[MigrateType::Unmovable.idx()], 0);
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    assert_eq!(
+        m.pa.zone_of(p).unwrap().pageblock_mt(p),
+        MigrateType::Unmovable
+    );
+    assert!(z.pageblock_counts()[MigrateType::Unmovable.idx()] >= 1);
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn deferred_blocks_are_initialised_on_demand() {
+    let m = boot(Arch::X86_64, 8 << 30, 1);
+    let z = m.pa.zone(0, 2);
+    let deferred = |z: &Zone| -> u64 { z.lock_area().deferred().map(|(s, e)| e.0 - s.0).sum() };
+    let d0 = deferred(z);
+    let mut got = vec![];
+    while deferred(z) == d0 {
+        got.push(
+            m.pa.alloc_pages(CPU0, Gfp::HIGHUSER_MOVABLE, Order(10))
+                .unwrap(),
+        );
+    }
+    let last = *got.last().unwrap();
+    assert_eq!(m.pa.page(last).unwrap().zone_idx(), 2);
+    check_page_alloc(&m.pa).unwrap();
+    for p in got {
+        m.pa.free_pages(CPU0, p, Order(10));
+    }
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn numa_fallback_follows_distance() {
+    // Three nodes; node 0 is closer to node 2 than to node 1.
+    use crate::direct_map::test_ram::TestRam;
+    use crate::memblock::Memblock;
+    use crate::mm_init::{free_area_init, BootParams, KernelImage};
+    let ram = TestRam::new(3 << 26);
+    let mut mb = Memblock::new();
+    for n in 0..3u64 {
+        mb.add_node(PhysAddr(n << 26), 1 << 26, n as u32).unwrap();
+    }
+    mb.reserve(PhysAddr(0), 1 << 20).unwrap();
+    let params = BootParams {
+        arch: Arch::X86_64,
+        nr_nodes: 3,
+        cpu_node: vec![0, 1, 2],
+        distance: vec![vec![10, 30, 20], vec![30, 10, 20], vec![20, 20, 10]],
+    };
+    let pa = free_area_init(
+        &mut mb,
+        ram.map(),
+        &params,
+        &KernelImage::default(),
+        Printk::new(),
+    )
+    .unwrap();
+    let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();
+    assert_eq!(nodes.first(), Some(&0));
+    let first_other = nodes.iter().find(|&&n| n != 0).unwrap();
+    assert_eq!(*first_other, 2);
+    // Exhaust node 0, then allocations come from node 2 and count numa_miss.
+    let mut held = vec![];
+    loop {
+        let p = pa
+            .alloc_pages(CPU0, Gfp::KERNEL | Gfp::NOWARN, Order(0))
+            .unwrap();
+        held.push(p);
+        let z = pa.zone_of(p).unwrap();
+        if z.nid != 0 {
+            assert_eq!(z.nid, 2);
+            assert!(z.stats.numa(NumaStat::NumaMiss) >= 1);
+            break;
+        }
+    }
+    check_page_alloc(&pa).unwrap();
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc(u8, u8),
+    Free(usize),
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => (0u8..=10, 0u8..5).prop_map(|(o, g)| Op::Alloc(o, g)),
+            2 => any::<usize>().prop_map(Op::Free),
+        ],
+        1..120,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random alloc/free against a model: blocks never overlap, are aligned,
+    /// sit in a zone the GFP allows, free pages are conserved, and freeing
+    /// everything (then draining) restores the initial free lists.
+    #[test]
+    fn buddy_matches_model(ops in ops(), cpus in 1usize..3) {
+        let m = boot(Arch::X86_64, 48 << 20, cpus);
+        let pa = &m.pa;
+        let initial = free_area_snapshot(pa);
+        let managed = pa.totalram_pages();
+        let gfps = [Gfp::KERNEL, Gfp::KERNEL | Gfp::DMA, Gfp::KERNEL | Gfp::DMA32, Gfp::HIGHUSER_MOVABLE, Gfp::ATOMIC | Gfp::RECLAIMABLE];
+        let mut held: Vec<(Pfn, Order, CpuId)> = vec![];
+        for (i, op) in ops.iter().enumerate() {
+            let cpu = CpuId(i % cpus);
+            match *op {
+                Op::Alloc(o, g) => {
+                    let gfp = gfps[g as usize] | Gfp::NOWARN;
+                    if let Some(p) = pa.alloc_pages(cpu, gfp, Order(o)) {
+                        prop_assert!(p.is_aligned(Order(o)));
+                        let z = pa.zone_of(p).unwrap();
+                        prop_assert!(z.idx <= pa.highest_zoneidx(gfp).unwrap());
+                        prop_assert!(z.spans(p + (Order(o).pages() - 1)));
+                        for &(q, qo, _) in &held {
+                            prop_assert!(p.0 + Order(o).pages() <= q.0 || q.0 + qo.pages() <= p.0, "overlap");
+                        }
+                        held.push((p, Order(o), cpu));
+                    }
+                }
+                Op::Free(k) if !held.is_empty() => {
+                    let (p, o, _) = held.swap_remove(k % held.len());
+                    pa.free_pages(cpu, p, o);
+                }
+                Op::Free(_) => {}
+            }
+            check_page_alloc(pa).map_err(|e| TestCaseError::fail(e.0))?;
+            let held_pages: u64 = held.iter().map(|h| h.1.pages()).sum();
+            prop_assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages() + held_pages, managed);
+        }
+        for (p, o, cpu) in held {
+            pa.free_pages(cpu, p, o);
+        }
+        pa.drain_all_pages();
+        check_page_alloc(pa).map_err(|e| TestCaseError::fail(e.0))?;
+        prop_assert_eq!(pa.nr_free_pages(), managed);
+        // Pageblocks may have changed type, so compare per-order totals.
+        prop_assert_eq!(free_area_snapshot(pa), initial);
+    }
+}
