@@ -1,1 +1,10 @@
-//! The simulated machine.
+//! The simulated machine that lmm's memory manager runs on: RAM as real
+//! host memory, a firmware memory map, CPUs and NUMA nodes, and boot.
+
+pub mod config;
+pub mod e820;
+pub mod machine;
+pub mod ram;
+
+pub use config::{parse_size, MachineConfig};
+pub use machine::Machine;

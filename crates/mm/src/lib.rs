@@ -26,3 +26,8 @@ pub mod types;
 pub mod vmstat;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use alloc::format;
+}

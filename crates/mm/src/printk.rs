@@ -60,7 +60,7 @@ impl Printk {
 #[macro_export]
 macro_rules! printk {
     ($log:expr, $($arg:tt)*) => {
-        $log.log(alloc::format!($($arg)*))
+        $log.log($crate::__private::format!($($arg)*))
     };
 }
 

@@ -1,0 +1,260 @@
+//! A simulated computer: firmware map, RAM, CPUs and nodes, booted the way
+//! Linux boots (firmware map -> memblock -> memmap -> zones -> buddy).
+//! Mirrors arch/x86/kernel/setup.c `setup_arch` and init/main.c `mm_core_init`.
+
+use mm::arch::Arch;
+use mm::memblock::Memblock;
+use mm::mm_init::{free_area_init, BootParams, KernelImage};
+use mm::page_alloc::PageAlloc;
+use mm::printk::Printk;
+use mm::types::{PhysAddr, PAGE_SIZE};
+
+use crate::config::{ConfigError, MachineConfig};
+use crate::e820::{self, E820Entry, E820Type};
+use crate::ram::Ram;
+
+/// Bytes of `pg_data_t` per node (NODE_DATA, as this machine's kernel logs it).
+const NODE_DATA_BYTES: u64 = 0x2ab00;
+/// Per-CPU area pages per CPU ("percpu: Embedded 53 pages/cpu").
+const PERCPU_PAGES: u64 = 53;
+
+/// The kernel image placed at boot: where Linux x86-64 loads it (16 MiB,
+/// CONFIG_PHYSICAL_START) with the section sizes of the kernel our machines
+/// run; machines under 256 MiB get a small 4 MiB image at 1 MiB instead.
+pub fn kernel_image(arch: Arch, ram: u64) -> KernelImage {
+    let base = arch.dram_base();
+    if ram >= 256 << 20 {
+        KernelImage {
+            start: PhysAddr(base + (16 << 20)),
+            code: 18470 << 10,
+            rwdata: 2544 << 10,
+            rodata: 10280 << 10,
+            init: 3728 << 10,
+            bss: 1168 << 10,
+        }
+    } else {
+        KernelImage {
+            start: PhysAddr(base + (1 << 20)),
+            code: 2 << 20,
+            rwdata: 512 << 10,
+            rodata: 1 << 20,
+            init: 256 << 10,
+            bss: 256 << 10,
+        }
+    }
+}
+
+/// A named physical range for /proc/iomem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive, as /proc/iomem prints it).
+    pub end: u64,
+    /// Name.
+    pub name: String,
+    /// Nesting depth.
+    pub depth: usize,
+}
+
+/// Why a machine could not boot.
+#[derive(Debug)]
+pub enum BootError {
+    /// The configuration is impossible.
+    Config(ConfigError),
+    /// The host refused the RAM mapping.
+    Host(std::io::Error),
+    /// The memory manager failed to initialise.
+    Mm(mm::mm_init::BootError),
+}
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootError::Config(e) => write!(f, "bad machine configuration: {e}"),
+            BootError::Host(e) => write!(f, "cannot map simulated RAM on the host: {e}"),
+            BootError::Mm(e) => write!(f, "boot failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BootError {}
+
+/// A booted machine.
+pub struct Machine {
+    /// Its configuration.
+    pub config: MachineConfig,
+    /// The firmware map after Linux's fix-ups.
+    pub e820: Vec<E820Entry>,
+    /// memblock's final state (retired after the hand-over).
+    pub memblock: Memblock,
+    /// The kernel image.
+    pub image: KernelImage,
+    /// The page allocator. Declared before `ram`: it must drop first.
+    pub pa: PageAlloc,
+    ram: Ram,
+}
+
+impl Machine {
+    /// Boots a machine.
+    pub fn boot(config: MachineConfig) -> Result<Machine, BootError> {
+        config.validate().map_err(BootError::Config)?;
+        let arch = config.arch;
+        let log = Printk::new();
+        let bios = e820::firmware_map(arch, config.ram);
+        for l in e820::log_lines(&bios) {
+            log.log(l);
+        }
+        let (map, fixups) = e820::trim_bios_range(arch, &bios);
+        for l in fixups {
+            log.log(l);
+        }
+        let top = map
+            .iter()
+            .filter(|e| e.kind == E820Type::Usable)
+            .map(|e| e.end)
+            .max()
+            .unwrap_or(0);
+        mm::printk!(
+            log,
+            "last_pfn = {:#x} max_arch_pfn = {:#x}",
+            top >> 12,
+            arch.max_phys_bytes() >> 12
+        );
+        let ram = Ram::new(top).map_err(BootError::Host)?;
+
+        // memblock: usable RAM split into nodes by address.
+        let mut mb = Memblock::new();
+        let usable: Vec<&E820Entry> = map.iter().filter(|e| e.kind == E820Type::Usable).collect();
+        let total: u64 = usable.iter().map(|e| e.end - e.start).sum();
+        let per_node = total.div_ceil(config.nodes as u64);
+        let (mut nid, mut in_node) = (0u32, 0u64);
+        for e in &usable {
+            let mut s = e.start;
+            while s < e.end {
+                let take = (e.end - s).min(per_node - in_node);
+                mb.add_node(PhysAddr(s), take, nid).expect("memblock add");
+                s += take;
+                in_node += take;
+                if in_node == per_node && nid + 1 < config.nodes {
+                    nid += 1;
+                    in_node = 0;
+                }
+            }
+        }
+        if config.nodes == 1 {
+            mm::printk!(log, "No NUMA configuration found");
+            mm::printk!(
+                log,
+                "Faking a node at [mem {:#018x}-{:#018x}]",
+                arch.dram_base(),
+                top - 1
+            );
+        } else {
+            for n in 0..config.nodes {
+                let r = mb.pfn_ranges(Some(n));
+                if let (Some(f), Some(l)) = (r.first(), r.last()) {
+                    mm::printk!(
+                        log,
+                        "NUMA: Node {} [mem {:#018x}-{:#018x}]",
+                        n,
+                        f.0.phys().0,
+                        l.1.phys().0 - 1
+                    );
+                }
+            }
+        }
+        // Reservations made before the hand-over.
+        if arch != Arch::Arm64 {
+            // x86 keeps the first MiB for firmware and real mode (setup_arch).
+            mb.reserve(PhysAddr(0), 1 << 20).expect("reserve low 1M");
+        }
+        let image = kernel_image(arch, config.ram);
+        mb.reserve(image.start, image.size().next_multiple_of(PAGE_SIZE))
+            .expect("reserve kernel");
+        for n in 0..config.nodes {
+            let pa = mb
+                .alloc_try_nid(
+                    NODE_DATA_BYTES,
+                    64,
+                    PhysAddr(0),
+                    mm::memblock::MEMBLOCK_ALLOC_ANYWHERE,
+                    n,
+                )
+                .ok_or(BootError::Mm(mm::mm_init::BootError::NoMemory))?;
+            mm::printk!(
+                log,
+                "NODE_DATA({}) allocated [mem {:#010x}-{:#010x}]",
+                n,
+                pa.0,
+                pa.0 + NODE_DATA_BYTES - 1
+            );
+        }
+        let percpu = PERCPU_PAGES * PAGE_SIZE * config.cpus as u64;
+        mb.alloc(percpu, PAGE_SIZE)
+            .ok_or(BootError::Mm(mm::mm_init::BootError::NoMemory))?;
+        mm::printk!(log, "percpu: Embedded {} pages/cpu", PERCPU_PAGES);
+
+        let params = BootParams {
+            arch,
+            nr_nodes: config.nodes,
+            cpu_node: config.cpu_node(),
+            distance: config.distance_table(),
+        };
+        let pa = free_area_init(&mut mb, ram.direct_map(), &params, &image, log)
+            .map_err(BootError::Mm)?;
+        Ok(Machine {
+            config,
+            e820: map,
+            memblock: mb,
+            image,
+            pa,
+            ram,
+        })
+    }
+
+    /// Bytes of physical address space the host maps for RAM.
+    pub fn ram_span(&self) -> u64 {
+        self.ram.size()
+    }
+
+    /// The kernel log as `dmesg` prints it.
+    pub fn dmesg(&self) -> String {
+        self.pa.log.render()
+    }
+
+    /// /proc/iomem: System RAM and Reserved ranges, the kernel's sections
+    /// nested under the RAM that holds them (`%08llx-%08llx : name`, two
+    /// spaces per nesting level).
+    pub fn iomem(&self) -> String {
+        let img = &self.image;
+        let code = (img.start.0, img.start.0 + img.code);
+        let rodata_start = code.1.next_multiple_of(2 << 20);
+        let rodata = (rodata_start, rodata_start + img.rodata);
+        let data_start = rodata.1.next_multiple_of(2 << 20);
+        let data = (data_start, data_start + img.rwdata);
+        let bss_start = (data.1 + img.init).next_multiple_of(PAGE_SIZE);
+        let bss = (bss_start, bss_start + img.bss);
+        let mut out = String::new();
+        for e in &self.e820 {
+            let name = match e.kind {
+                E820Type::Usable => "System RAM",
+                E820Type::Reserved => "Reserved",
+            };
+            out.push_str(&format!("{:08x}-{:08x} : {}\n", e.start, e.end - 1, name));
+            if e.kind == E820Type::Usable {
+                for (r, n) in [
+                    (code, "Kernel code"),
+                    (rodata, "Kernel rodata"),
+                    (data, "Kernel data"),
+                    (bss, "Kernel bss"),
+                ] {
+                    if r.0 >= e.start && r.1 <= e.end {
+                        out.push_str(&format!("  {:08x}-{:08x} : {}\n", r.0, r.1 - 1, n));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

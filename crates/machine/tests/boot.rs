@@ -1,0 +1,101 @@
+//! Whole-machine boot tests: firmware map -> memblock -> zones -> buddy.
+
+use machine::{Machine, MachineConfig};
+use mm::arch::Arch;
+use mm::debug::check_page_alloc;
+use mm::mmzone::ZoneType;
+
+fn boot(arch: Arch, ram: u64) -> Machine {
+    Machine::boot(MachineConfig {
+        arch,
+        ram,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn x86_64_4g_has_three_zones_and_a_linux_like_log() {
+    let m = boot(Arch::X86_64, 4 << 30);
+    let z = &m.pa.nodes[0].zones;
+    let populated: Vec<ZoneType> = z
+        .iter()
+        .filter(|z| z.is_populated())
+        .map(|z| z.ztype)
+        .collect();
+    assert_eq!(
+        populated,
+        [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal]
+    );
+    // DMA: pfn 1..4096, with the 97-page ISA hole (as on this machine).
+    assert_eq!(
+        (z[0].start_pfn.0, z[0].spanned, z[0].present),
+        (1, 4095, 3998)
+    );
+    // The whole first MiB is reserved: DMA manages 0x100..0x1000.
+    assert_eq!(z[0].managed(), 3840);
+    // 4 GiB of RAM: 3 GiB below the hole, 1 GiB above 4 GiB.
+    assert_eq!(z[2].present, (1 << 30) >> 12);
+    check_page_alloc(&m.pa).unwrap();
+    let d = m.dmesg();
+    for want in [
+        "BIOS-e820: [mem 0x0000000000100000-0x00000000bfffffff] usable",
+        "e820: remove [mem 0x000a0000-0x000fffff] usable",
+        "  DMA      [mem 0x0000000000001000-0x0000000000ffffff]",
+        "  Normal   [mem 0x0000000100000000-0x000000013fffffff]",
+        "  Device   empty",
+        "On node 0, zone DMA: 97 pages in unavailable ranges",
+        "Memory: ",
+    ] {
+        assert!(d.contains(want), "missing {want:?} in\n{d}");
+    }
+}
+
+#[test]
+fn x86_32_2g_has_highmem_above_896m() {
+    // arch/x86/mm/init_32.c: lowmem ends at 896 MiB; the rest is HighMem.
+    let m = boot(Arch::X86, 2 << 30);
+    let hi = m.pa.nodes[0]
+        .zones
+        .iter()
+        .find(|z| z.ztype == ZoneType::HighMem)
+        .unwrap();
+    assert_eq!(hi.start_pfn.0, (896 << 20) >> 12);
+    assert_eq!(hi.present, ((2u64 << 30) - (896 << 20)) >> 12);
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn arm64_ram_starts_at_1g_in_zone_dma() {
+    let m = boot(Arch::Arm64, 2 << 30);
+    let z = &m.pa.nodes[0].zones;
+    assert_eq!(z[0].start_pfn.0, 0x40000);
+    assert!(z[0].present > 0 && z[1].present == 0);
+    check_page_alloc(&m.pa).unwrap();
+}
+
+#[test]
+fn numa_nodes_split_ram_and_each_gets_its_memmap() {
+    let m = Machine::boot(MachineConfig {
+        ram: 8 << 30,
+        cpus: 4,
+        nodes: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(m.pa.nodes.len(), 2);
+    let total: u64 = m.pa.nodes.iter().map(|n| n.present).sum();
+    assert!(m.pa.nodes.iter().all(|n| n.present > total / 3));
+    check_page_alloc(&m.pa).unwrap();
+    assert!(m.dmesg().contains("NODE_DATA(1) allocated"));
+}
+
+#[test]
+fn iomem_lists_ram_reserved_and_kernel() {
+    let m = boot(Arch::X86_64, 4 << 30);
+    let io = m.iomem();
+    // The first lines of this machine's /proc/iomem (tests/host/iomem.txt).
+    assert!(io.starts_with("00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n0009fc00-000fffff : Reserved\n00100000-bfffffff : System RAM\n  01000000-"), "{io}");
+    assert!(io.contains("  01000000-"), "{io}");
+    assert!(io.contains("100000000-13fffffff : System RAM"), "{io}");
+}
