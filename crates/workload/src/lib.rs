@@ -1,2 +1,5 @@
-//! Workloads: scenarios and trace replay.
+//! What runs on lmm's machine: Rhai scenarios and replays of real traces
+//! (strace logs of memory system calls).
+
+pub mod scenario;
 pub mod strace;
