@@ -1,1 +1,4 @@
 //! The simulated machine.
+
+pub mod exec;
+pub mod hostfs;
