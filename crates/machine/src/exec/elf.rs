@@ -132,7 +132,8 @@ pub fn load_elf_phdrs(h: &Ehdr, file: &FileRef) -> Option<Vec<Phdr>> {
         return None;
     }
     let raw = elf_read(file, h.e_phoff, size).ok()?;
-    let (ph, _) = object::pod::slice_from_bytes::<ProgramHeader64<LE>>(&raw, h.e_phnum as usize).ok()?;
+    let (ph, _) =
+        object::pod::slice_from_bytes::<ProgramHeader64<LE>>(&raw, h.e_phnum as usize).ok()?;
     Some(
         ph.iter()
             .map(|p| Phdr {
@@ -302,8 +303,7 @@ fn elf_load(
         zero_end = map_addr
             .wrapping_add(elf_pageoffset(p.p_vaddr))
             .wrapping_add(p.p_memsz);
-        if p.p_memsz > p.p_filesz && padzero(mm, zero_start).is_err() && prot & PROT_WRITE != 0
-        {
+        if p.p_memsz > p.p_filesz && padzero(mm, zero_start).is_err() && prot & PROT_WRITE != 0 {
             return Err(Errno::EFAULT);
         }
     } else {
@@ -399,7 +399,12 @@ fn map_vdso(mm: &mut dyn ExecMm, v: &super::VdsoLayout) -> Result<u64, Errno> {
     let text = addr + data;
     mm.install_special_mapping(VirtAddr(text), text_len, PROT_READ | PROT_EXEC, "[vdso]")?;
     if v.vvar_pages != 0 {
-        mm.install_special_mapping(VirtAddr(addr), v.vvar_pages * PAGE_SIZE, PROT_READ, "[vvar]")?;
+        mm.install_special_mapping(
+            VirtAddr(addr),
+            v.vvar_pages * PAGE_SIZE,
+            PROT_READ,
+            "[vvar]",
+        )?;
     }
     if v.vclock_pages != 0 {
         mm.install_special_mapping(
@@ -429,7 +434,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
 
     // PT_INTERP: the first one names the interpreter.
     let mut interp: Option<(FileRef, Ehdr)> = None;
-    for p in phdrs.iter().filter(|p| p.p_type == PT_INTERP) {
+    if let Some(p) = phdrs.iter().find(|p| p.p_type == PT_INTERP) {
         if p.p_filesz > PATH_MAX || p.p_filesz < 2 {
             return Err(Errno::ENOEXEC);
         }
@@ -443,7 +448,6 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
         let raw = elf_read(&ifile, 0, EHDR_SIZE)?;
         let ih = parse_ehdr(&raw).ok_or(Errno::EIO)?;
         interp = Some((ifile, ih));
-        break;
     }
 
     // PT_GNU_STACK: the last one decides.
@@ -546,7 +550,10 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
         if start_data < k {
             start_data = k;
         }
-        if bad_addr(k) || p.p_filesz > p.p_memsz || p.p_memsz > TASK_SIZE || TASK_SIZE - p.p_memsz < k
+        if bad_addr(k)
+            || p.p_filesz > p.p_memsz
+            || p.p_memsz > TASK_SIZE
+            || TASK_SIZE - p.p_memsz < k
         {
             return Err(Errno::EINVAL);
         }
@@ -627,7 +634,10 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
         env_start: VirtAddr(t.env_start),
         env_end: VirtAddr(t.env_end),
         vdso: VirtAddr(vdso.unwrap_or(0)),
-        stack_vma: (VirtAddr(stack_start.min(t.sp & PAGE_MASK)), VirtAddr(stack_end)),
+        stack_vma: (
+            VirtAddr(stack_start.min(t.sp & PAGE_MASK)),
+            VirtAddr(stack_end),
+        ),
         exec_stack,
     };
     mm.set_layout(&layout);

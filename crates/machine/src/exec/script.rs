@@ -114,14 +114,23 @@ mod tests {
 
     #[test]
     fn parses_like_linux() {
-        assert_eq!(parse_shebang(&buf(b"#!/bin/sh\necho")), Ok(sb("/bin/sh", None)));
+        assert_eq!(
+            parse_shebang(&buf(b"#!/bin/sh\necho")),
+            Ok(sb("/bin/sh", None))
+        );
         assert_eq!(
             parse_shebang(&buf(b"#! /usr/bin/env  python3 -u  \n")),
             Ok(sb("/usr/bin/env", Some("python3 -u")))
         );
         assert_eq!(parse_shebang(&buf(b"#!/bin/sh")), Ok(sb("/bin/sh", None)));
-        assert_eq!(parse_shebang(&buf(b"#!\t/a\tb c\t\n")), Ok(sb("/a", Some("b c"))));
-        assert_eq!(parse_shebang(&buf(b"#!/bin/sh \n")), Ok(sb("/bin/sh", None)));
+        assert_eq!(
+            parse_shebang(&buf(b"#!\t/a\tb c\t\n")),
+            Ok(sb("/a", Some("b c")))
+        );
+        assert_eq!(
+            parse_shebang(&buf(b"#!/bin/sh \n")),
+            Ok(sb("/bin/sh", None))
+        );
         assert_eq!(parse_shebang(&buf(b"#!\n")), Err(Errno::ENOEXEC));
         assert_eq!(parse_shebang(&buf(b"#!   \n")), Err(Errno::ENOEXEC));
         assert_eq!(parse_shebang(&buf(b"# !/bin/sh\n")), Err(Errno::ENOEXEC));

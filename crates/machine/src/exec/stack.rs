@@ -84,7 +84,9 @@ impl ArgPages {
     pub fn new(top: u64, rlim_stack: u64, argc: usize, envc: usize) -> Result<Self, Errno> {
         let mut limit = (STK_LIM / 4 * 3).min(rlim_stack / 4);
         limit = limit.max(ARG_MAX);
-        let ptr_size = (argc.max(1) as u64).saturating_add(envc as u64).saturating_mul(8);
+        let ptr_size = (argc.max(1) as u64)
+            .saturating_add(envc as u64)
+            .saturating_mul(8);
         if limit <= ptr_size {
             return Err(Errno::E2BIG);
         }
@@ -301,9 +303,7 @@ pub fn create_elf_tables(
     }
 
     let arg_start = strings_p;
-    let arg_end = strings[..argc]
-        .last()
-        .map_or(arg_start, |&(a, l)| a + l);
+    let arg_end = strings[..argc].last().map_or(arg_start, |&(a, l)| a + l);
     let env_end = strings[argc..].last().map_or(arg_end, |&(a, l)| a + l);
     ElfTables {
         sp,
@@ -334,14 +334,20 @@ mod tests {
 
     #[test]
     fn limits_give_e2big() {
+        // 8 MiB rlimit: a quarter (2 MiB) is argument space.
         let mut a = ArgPages::new(0x1000_0000, STK_LIM, 1, 0).unwrap();
         let long = vec![b'x'; MAX_ARG_STRLEN as usize];
         assert_eq!(a.copy_string(&long), Err(Errno::E2BIG));
         let ok = vec![b'x'; MAX_ARG_STRLEN as usize - 1];
+        for _ in 0..15 {
+            a.copy_string(&ok).unwrap();
+        }
+        assert_eq!(a.copy_string(&ok), Err(Errno::E2BIG));
+        // A large rlimit is capped at 6 MiB (_STK_LIM / 4 * 3).
+        let mut a = ArgPages::new(0x1000_0000, 1 << 30, 1, 0).unwrap();
         for _ in 0..47 {
             a.copy_string(&ok).unwrap();
         }
-        // 6 MiB of argument space: the 48th 128 KiB string does not fit.
         assert_eq!(a.copy_string(&ok), Err(Errno::E2BIG));
         assert_eq!(
             ArgPages::new(0x1000_0000, STK_LIM, 1 << 20, 0).err(),
