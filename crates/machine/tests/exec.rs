@@ -894,10 +894,21 @@ fn static_static_pie_and_ldso_match_the_live_kernel() {
     let src = d.join("p.c");
     std::fs::write(&src, "int big[5000]; int main(void) { return big[1]; }\n").unwrap();
     let mut progs = vec![];
-    for (name, flag) in [("static", "-static"), ("spie", "-static-pie")] {
+    // Static, static PIE, and with 2 MiB p_align (maximum_alignment: the
+    // PIE base is aligned down to it; a static PIE is mapped once to find
+    // a place, unmapped, and mapped again aligned).
+    let variants: [(&str, &[&str]); 5] = [
+        ("static", &["-static"]),
+        ("spie", &["-static-pie"]),
+        ("spie2m", &["-static-pie", "-Wl,-z,max-page-size=0x200000"]),
+        ("pie", &["-pie"]),
+        ("pie2m", &["-pie", "-Wl,-z,max-page-size=0x200000"]),
+    ];
+    for (name, flags) in variants {
         let out = d.join(name);
         let ok = std::process::Command::new("gcc")
-            .args([flag, "-o"])
+            .args(flags)
+            .arg("-o")
             .arg(&out)
             .arg(&src)
             .status()
@@ -905,7 +916,7 @@ fn static_static_pie_and_ldso_match_the_live_kernel() {
         if ok {
             progs.push((name.to_string(), out.to_str().unwrap().to_string()));
         } else {
-            eprintln!("skipping {name}: gcc {flag} failed");
+            eprintln!("skipping {name}: gcc {flags:?} failed");
         }
     }
     if let Ok(ld) = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2") {

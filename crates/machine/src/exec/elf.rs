@@ -663,3 +663,39 @@ fn read_strings(bytes: &[u8], n: usize) -> Vec<String> {
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vaddr: u64, memsz: u64, align: u64) -> Phdr {
+        Phdr {
+            p_type: PT_LOAD,
+            p_flags: PF_R,
+            p_offset: vaddr & 0xfff,
+            p_vaddr: vaddr,
+            p_filesz: 0,
+            p_memsz: memsz,
+            p_align: align,
+        }
+    }
+
+    #[test]
+    fn mapping_size_and_alignment() {
+        let ph = [load(0x1234, 0x10, 0x1000), load(0x5000, 0x2000, 0x200000)];
+        assert_eq!(total_mapping_size(&ph), 0x7000 - 0x1000);
+        assert_eq!(maximum_alignment(&ph), 0x200000);
+        // Non-power-of-two alignments are ignored; at least a page.
+        assert_eq!(maximum_alignment(&[load(0, 1, 0x3000)]), 0x1000);
+        assert_eq!(total_mapping_size(&[]), 0);
+        assert_eq!(ELF_ET_DYN_BASE, 0x5555_5555_4aaa);
+    }
+
+    #[test]
+    fn short_or_bad_headers() {
+        assert_eq!(parse_ehdr(&[0; 63]), None);
+        let h = parse_ehdr(&[0; 64]).unwrap();
+        assert!(!h.magic_ok);
+        assert_eq!(make_prot(PF_R | PF_X), PROT_READ | PROT_EXEC);
+    }
+}
