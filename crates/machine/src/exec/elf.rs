@@ -389,9 +389,9 @@ fn load_elf_interp(
     Ok(load_addr)
 }
 
-/// `map_vdso` (x86, ≥ v6.9): one `get_unmapped_area` for [vvar],
-/// [vvar_vclock] and [vdso] together, in that order upwards. Returns the
-/// [vdso] text address (`mm->context.vdso`).
+/// `map_vdso` (x86, ≥ v6.9): one `get_unmapped_area` for \[vvar\],
+/// \[vvar_vclock\] and \[vdso\] together, in that order upwards. Returns the
+/// \[vdso\] text address (`mm->context.vdso`).
 fn map_vdso(mm: &mut dyn ExecMm, v: &super::VdsoLayout) -> Result<u64, Errno> {
     let data = (v.vvar_pages + v.vclock_pages) * PAGE_SIZE;
     let text_len = v.text_pages * PAGE_SIZE;
@@ -685,8 +685,9 @@ mod tests {
         let ph = [load(0x1234, 0x10, 0x1000), load(0x5000, 0x2000, 0x200000)];
         assert_eq!(total_mapping_size(&ph), 0x7000 - 0x1000);
         assert_eq!(maximum_alignment(&ph), 0x200000);
-        // Non-power-of-two alignments are ignored; at least a page.
-        assert_eq!(maximum_alignment(&[load(0, 1, 0x3000)]), 0x1000);
+        // Non-power-of-two alignments are ignored (0 stays 0, as in Linux).
+        assert_eq!(maximum_alignment(&[load(0, 1, 0x3000)]), 0);
+        assert_eq!(maximum_alignment(&[load(0, 1, 0x10)]), 0x1000);
         assert_eq!(total_mapping_size(&[]), 0);
         assert_eq!(ELF_ET_DYN_BASE, 0x5555_5555_4aaa);
     }

@@ -52,7 +52,7 @@ pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 pub const STACK_TOP: u64 = TASK_SIZE;
 /// x86-64 `ELF_ET_DYN_BASE` = `DEFAULT_MAP_WINDOW / 3 * 2`.
 pub const ELF_ET_DYN_BASE: u64 = TASK_SIZE / 3 * 2;
-/// The fixed [vsyscall] page (not a VMA: Linux's gate area).
+/// The fixed \[vsyscall\] page (not a VMA: Linux's gate area).
 pub const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
 /// `BINPRM_BUF_SIZE`: bytes of the file the format handlers look at.
 pub const BINPRM_BUF_SIZE: usize = 256;
@@ -92,7 +92,7 @@ pub struct ExecLayout {
     pub env_start: VirtAddr,
     /// `mm->env_end`.
     pub env_end: VirtAddr,
-    /// `mm->context.vdso`: start of the [vdso] text, 0 if none.
+    /// `mm->context.vdso`: start of the \[vdso\] text, 0 if none.
     pub vdso: VirtAddr,
     /// The stack VMA as `setup_arg_pages` left it: `[start, end)`.
     pub stack_vma: (VirtAddr, VirtAddr),
@@ -130,8 +130,8 @@ pub trait ExecMm {
     /// `get_unmapped_area(NULL, 0, len, 0, 0)`: where a new mapping of
     /// `len` bytes would go (top-down below `mmap_base`).
     fn get_unmapped_area(&mut self, len: u64) -> Result<VirtAddr, Errno>;
-    /// `_install_special_mapping`: a named special VMA (`[vvar]`,
-    /// `[vvar_vclock]`, `[vdso]`) at exactly `addr`.
+    /// `_install_special_mapping`: a named special VMA (`\[vvar\]`,
+    /// `\[vvar_vclock\]`, `\[vdso\]`) at exactly `addr`.
     fn install_special_mapping(
         &mut self,
         addr: VirtAddr,
@@ -154,16 +154,16 @@ pub trait ExecMm {
     fn set_layout(&mut self, layout: &ExecLayout);
 }
 
-/// The [vvar]/[vvar_vclock]/[vdso] sizes in pages; hardware and build
+/// The \[vvar\]/\[vvar_vclock\]/\[vdso\] sizes in pages; hardware and build
 /// dependent. [`VdsoLayout::default`] is what Linux 6.18 x86-64 maps on
 /// the machine the reference was recorded on (4 + 2 + 2 pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VdsoLayout {
-    /// Pages of [vvar] (the vDSO data store).
+    /// Pages of \[vvar\] (the vDSO data store).
     pub vvar_pages: u64,
-    /// Pages of [vvar_vclock] (pvclock and Hyper-V clock pages).
+    /// Pages of \[vvar_vclock\] (pvclock and Hyper-V clock pages).
     pub vclock_pages: u64,
-    /// Pages of [vdso] (the image size).
+    /// Pages of \[vdso\] (the image size).
     pub text_pages: u64,
 }
 
@@ -374,7 +374,7 @@ fn c_str(s: &str) -> &[u8] {
 /// Mirrors `do_execveat_common`: open the file, check the argument space
 /// (`bprm_stack_limits`, E2BIG), copy the file name, the environment and
 /// the arguments to the top of the stack (an empty argv gets `""` as
-/// argv[0], as Linux ≥ 5.18 does), then try the [`FORMATS`] until one
+/// argv\[0\], as Linux ≥ 5.18 does), then try the [`FORMATS`] until one
 /// loads the image, following `#!` interpreters at most 5 levels deep.
 pub fn exec(
     mm: &mut dyn ExecMm,
