@@ -22,6 +22,7 @@ pub mod mm_init;
 pub mod mmzone;
 pub mod page_alloc;
 pub mod printk;
+pub mod proc;
 pub mod types;
 pub mod vmstat;
 
