@@ -1,1 +1,136 @@
-fn main() {}
+//! `lmm`: the Linux memory manager in Rust, on a simulated machine.
+//! Subcommands: run a scenario, print /proc files, the kernel log, benchmarks.
+
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use machine::{parse_size, Machine, MachineConfig};
+use mm::arch::Arch;
+
+#[derive(Parser)]
+#[command(name = "lmm", version, about = "The Linux memory-management subsystem, in Rust, on a simulated machine")]
+struct Cli {
+    #[command(flatten)]
+    machine: MachineFlags,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Machine flags, accepted by every subcommand.
+#[derive(Args, Clone)]
+struct MachineFlags {
+    /// Architecture: x86_64, x86, x86-pae or arm64.
+    #[arg(long, global = true, default_value = "x86_64")]
+    arch: String,
+    /// RAM size, e.g. 512M, 4G, 1T.
+    #[arg(long, global = true, default_value = "4G")]
+    ram: String,
+    /// Number of CPUs.
+    #[arg(long, global = true, default_value_t = 2)]
+    cpus: usize,
+    /// Number of NUMA nodes (RAM is split evenly by address).
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: u32,
+    /// Seed for anything random.
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario script (Rhai), or the built-in default scenario.
+    Run {
+        /// The scenario file.
+        scenario: Option<String>,
+    },
+    /// Print a /proc file of the machine after boot, or after a scenario.
+    Proc {
+        /// buddyinfo, pagetypeinfo, zoneinfo, meminfo, vmstat, iomem, memblock/memory, memblock/reserved.
+        name: String,
+        /// Run this scenario first.
+        #[arg(long)]
+        scenario: Option<String>,
+    },
+    /// Print the kernel log.
+    Dmesg {
+        /// Run this scenario first.
+        #[arg(long)]
+        scenario: Option<String>,
+    },
+    /// Run benchmarks with a reference measured in the same run.
+    Bench {
+        /// page_alloc or boot; all when omitted.
+        name: Option<String>,
+    },
+}
+
+impl MachineFlags {
+    fn config(&self) -> Result<MachineConfig, String> {
+        let arch = Arch::parse(&self.arch)
+            .ok_or_else(|| format!("unknown --arch {:?}: expected x86_64, x86, x86-pae or arm64", self.arch))?;
+        let ram = parse_size(&self.ram).map_err(|e| format!("--ram: {e}"))?;
+        Ok(MachineConfig { arch, ram, cpus: self.cpus, nodes: self.nodes, distance: None, seed: self.seed })
+    }
+}
+
+/// Boots the machine and runs a scenario on it if one is given.
+fn machine_after(config: MachineConfig, scenario: Option<&str>) -> Result<(Machine, String), String> {
+    match scenario {
+        None => Ok((Machine::boot(config).map_err(|e| e.to_string())?, String::new())),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            let (out, m) = workload::scenario::run(path, &text, config).map_err(|e| e.to_string())?;
+            Ok((m, out.output))
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<(), String> {
+    let config = cli.machine.config()?;
+    match cli.cmd {
+        Cmd::Run { scenario } => {
+            let (file, text) = match &scenario {
+                Some(p) => (p.clone(), std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?),
+                None => ("<default scenario>".to_string(), workload::scenario::DEFAULT_SCENARIO.to_string()),
+            };
+            let (out, m) = workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
+            print!("{}", out.output);
+            println!(
+                "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
+                if out.checks > 0 { "ok" } else { "done" },
+                m.config.arch.name(),
+                m.config.ram >> 20,
+                m.config.cpus,
+                m.config.nodes,
+                out.checks,
+                out.allocations,
+                out.failures,
+                m.pa.nr_free_pages(),
+                m.pa.totalram_pages()
+            );
+        }
+        Cmd::Proc { name, scenario } => {
+            let (m, _) = machine_after(config, scenario.as_deref())?;
+            print!("{}", m.proc(&name)?);
+        }
+        Cmd::Dmesg { scenario } => {
+            let (m, _) = machine_after(config, scenario.as_deref())?;
+            print!("{}", m.dmesg());
+        }
+        Cmd::Bench { name } => bench::run(name.as_deref(), &config)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lmm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

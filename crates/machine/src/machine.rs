@@ -258,3 +258,36 @@ impl Machine {
         out
     }
 }
+
+/// The /proc (and debugfs) files a machine can print, by name.
+pub const PROC_FILES: &[&str] = &[
+    "buddyinfo",
+    "pagetypeinfo",
+    "zoneinfo",
+    "meminfo",
+    "vmstat",
+    "iomem",
+    "memblock/memory",
+    "memblock/reserved",
+];
+
+impl Machine {
+    /// Renders a /proc file by name (`buddyinfo`, `meminfo`, ...; the
+    /// debugfs files `memblock/memory` and `memblock/reserved` too).
+    pub fn proc(&self, name: &str) -> Result<String, String> {
+        let pa = &self.pa;
+        Ok(match name.trim_start_matches("/proc/") {
+            "buddyinfo" => mm::proc::buddyinfo::render(pa),
+            "pagetypeinfo" => mm::proc::pagetypeinfo::render(pa),
+            "zoneinfo" => mm::proc::zoneinfo::render(pa),
+            "meminfo" => mm::proc::meminfo::render(pa, &mm::proc::meminfo::MeminfoExtras::for_arch(self.config.arch)),
+            "vmstat" => mm::proc::vmstat::render(pa),
+            "iomem" => self.iomem(),
+            "memblock/memory" => self.memblock.dump_memory(),
+            "memblock/reserved" => self.memblock.dump_reserved(),
+            other => {
+                return Err(format!("no such /proc file {other:?}; lmm knows: {}", PROC_FILES.join(", ")))
+            }
+        })
+    }
+}

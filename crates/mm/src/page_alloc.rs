@@ -10,7 +10,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::arch::Arch;
 use crate::direct_map::DirectMap;
@@ -143,6 +143,8 @@ pub struct Zone {
     pub stats: ZoneStats,
     /// Pages handed out and not yet freed, for the conservation check.
     allocated: AtomicI64,
+    /// Per-CPU lists bypassed (`zone_pcp_disable`, as memory hotplug does).
+    pcp_disabled: AtomicBool,
 }
 
 impl Zone {
@@ -185,7 +187,13 @@ impl Zone {
                 .collect(),
             stats: ZoneStats::default(),
             allocated: AtomicI64::new(0),
+            pcp_disabled: AtomicBool::new(false),
         }
+    }
+
+    /// True if small blocks of `order` go through the per-CPU lists here.
+    fn uses_pcp(&self, order: Order) -> bool {
+        pcp_allowed_order(order) && !self.pcp_disabled.load(Relaxed)
     }
 
     /// Pages allocated from this zone and not yet freed.
@@ -601,7 +609,7 @@ impl Zone {
     /// Takes a block for `cpu`, through its page lists for small orders
     /// (`rmqueue`).
     fn rmqueue_for(&self, cpu: CpuId, order: Order, mt: MigrateType) -> Option<Pfn> {
-        if !pcp_allowed_order(order) {
+        if !self.uses_pcp(order) {
             let mut area = self.area.lock();
             return self.rmqueue(&mut area, order, mt);
         }
@@ -1064,10 +1072,21 @@ impl PageAlloc {
         }
         self.events.count(VmEvent::Pgfree, order.pages());
         zone.allocated.fetch_sub(order.pages() as i64, Relaxed);
-        if pcp_allowed_order(order) {
+        if zone.uses_pcp(order) {
             zone.free_pcp(cpu, pfn, order);
         } else {
             zone.free_to_buddy(pfn, order, false);
+        }
+    }
+
+    /// Drains and bypasses (or, with `false`, re-enables) the per-CPU lists
+    /// of every zone (`zone_pcp_disable` / `zone_pcp_enable`).
+    pub fn set_pcp_disabled(&self, disabled: bool) {
+        for z in self.zones() {
+            z.pcp_disabled.store(disabled, Relaxed);
+        }
+        if disabled {
+            self.drain_all_pages();
         }
     }
 

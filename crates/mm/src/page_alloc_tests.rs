@@ -337,3 +337,15 @@ proptest! {
         prop_assert_eq!(free_area_snapshot(pa), initial);
     }
 }
+
+#[test]
+fn pcp_disable_sends_frees_straight_to_buddy() {
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    m.pa.set_pcp_disabled(true);
+    let free0 = m.pa.nr_free_pages();
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    assert_eq!(m.pa.nr_free_pages(), free0 - 1);
+    m.pa.free_pages(CPU0, p, Order(0));
+    assert_eq!((m.pa.nr_free_pages(), m.pa.nr_pcp_pages()), (free0, 0));
+    check_page_alloc(&m.pa).unwrap();
+}
