@@ -38,6 +38,9 @@ mod tests {
     #[test]
     fn golden_x86_64_64m() {
         // mm/vmstat.c frag_show_print: "Node %d, zone %8s " + "%6lu " per order.
+        // Checked by eye: DMA 4096 pages less the first MiB and the kernel
+        // image (768) less one page; DMA32 12288 less 256 memmap pages less
+        // the order-2 block and the block on CPU 0's list.
         let m = boot(Arch::X86_64, 64 << 20, 2);
         m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(2)).unwrap();
         m.pa.alloc_pages(CpuId(0), Gfp::GFP_DMA, Order(0)).unwrap();

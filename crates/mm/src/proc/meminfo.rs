@@ -226,6 +226,8 @@ mod tests {
     #[test]
     fn golden_x86_64_64m() {
         // fs/proc/meminfo.c meminfo_proc_show, mm/show_mem.c si_mem_available.
+        // Checked by eye: MemTotal 15360 pages; MemAvailable = (15352 free -
+        // 1167 totalreserve) * 4 kB; CommitLimit half of MemTotal.
         let m = boot(Arch::X86_64, 64 << 20, 2);
         m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(2)).unwrap();
         let mut ex = MeminfoExtras::for_arch(Arch::X86_64);

@@ -271,6 +271,9 @@ mod tests {
     #[test]
     fn golden_x86_64_64m() {
         // mm/vmstat.c vmstat_start/vmstat_show, order of vmstat_text.
+        // Checked by eye: dirtyable = 15351 free - (47+242 + 878) reserve + 1
+        // = 14185; thresholds 819*14185/4096 = 2836 and 409*14185/4096 = 1416;
+        // memmap 16384 pages * 64 B / 4 KiB = 256; pgalloc/pgfree in pages.
         let m = boot(Arch::X86_64, 64 << 20, 2);
         let p = m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(2)).unwrap();
         m.pa.alloc_pages(CpuId(0), Gfp::GFP_DMA, Order(0)).unwrap();
