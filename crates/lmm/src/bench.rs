@@ -33,7 +33,9 @@ pub fn run(name: Option<&str>, config: &MachineConfig) -> Result<(), String> {
         }
         Some("page_alloc") => page_alloc(config),
         Some("boot") => boot(),
-        Some(other) => Err(format!("unknown benchmark {other:?}: expected page_alloc or boot")),
+        Some(other) => Err(format!(
+            "unknown benchmark {other:?}: expected page_alloc or boot"
+        )),
     }
 }
 
@@ -45,22 +47,30 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     // number of frames, doing the same alloc+free pairs.
     let mut reference = FrameAllocator::<32>::new();
     reference.add_frame(0, pa.totalram_pages() as usize);
-    println!("page_alloc: alloc+free pairs, ns/op (best of 5), lmm vs buddy_system_allocator {}", "0.13");
-    println!("{:<28} {:>10} {:>12} {:>8}", "case", "lmm", "reference", "ratio");
+    println!("page_alloc: alloc+free pairs, ns/op (best of 5), lmm vs buddy_system_allocator 0.13");
+    println!(
+        "{:<28} {:>10} {:>12} {:>8}",
+        "case", "lmm", "reference", "ratio"
+    );
     let iters = 2_000_000;
     let mut row = |case: &str, order: u8, pcp: bool| {
         pa.set_pcp_disabled(!pcp);
         let o = Order(order);
         let n = if order >= 9 { iters / 20 } else { iters };
         let ours = time_ns(n, 5, || {
-            let p = pa.alloc_pages(cpu, Gfp::KERNEL, o).expect("bench allocation");
+            let p = pa
+                .alloc_pages(cpu, Gfp::KERNEL, o)
+                .expect("bench allocation");
             pa.free_pages(cpu, black_box(p), o);
         });
         let theirs = time_ns(n, 5, || {
             let f = reference.alloc(1 << order).expect("reference allocation");
             reference.dealloc(black_box(f), 1 << order);
         });
-        println!("{case:<28} {ours:>10.1} {theirs:>12.1} {:>7.2}x", theirs / ours);
+        println!(
+            "{case:<28} {ours:>10.1} {theirs:>12.1} {:>7.2}x",
+            theirs / ours
+        );
     };
     row("order-0 via per-CPU lists", 0, true);
     row("order-0 without per-CPU", 0, false);
@@ -84,7 +94,11 @@ fn rss_kib() -> (u64, u64) {
 }
 
 fn boot() -> Result<(), String> {
-    let config = MachineConfig { ram: 1 << 40, cpus: 2, ..Default::default() };
+    let config = MachineConfig {
+        ram: 1 << 40,
+        cpus: 2,
+        ..Default::default()
+    };
     let (rss0, _) = rss_kib();
     let t = Instant::now();
     let m = Machine::boot(config).map_err(|e| e.to_string())?;

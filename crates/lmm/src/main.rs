@@ -10,7 +10,11 @@ use machine::{parse_size, Machine, MachineConfig};
 use mm::arch::Arch;
 
 #[derive(Parser)]
-#[command(name = "lmm", version, about = "The Linux memory-management subsystem, in Rust, on a simulated machine")]
+#[command(
+    name = "lmm",
+    version,
+    about = "The Linux memory-management subsystem, in Rust, on a simulated machine"
+)]
 struct Cli {
     #[command(flatten)]
     machine: MachineFlags,
@@ -68,20 +72,38 @@ enum Cmd {
 
 impl MachineFlags {
     fn config(&self) -> Result<MachineConfig, String> {
-        let arch = Arch::parse(&self.arch)
-            .ok_or_else(|| format!("unknown --arch {:?}: expected x86_64, x86, x86-pae or arm64", self.arch))?;
+        let arch = Arch::parse(&self.arch).ok_or_else(|| {
+            format!(
+                "unknown --arch {:?}: expected x86_64, x86, x86-pae or arm64",
+                self.arch
+            )
+        })?;
         let ram = parse_size(&self.ram).map_err(|e| format!("--ram: {e}"))?;
-        Ok(MachineConfig { arch, ram, cpus: self.cpus, nodes: self.nodes, distance: None, seed: self.seed })
+        Ok(MachineConfig {
+            arch,
+            ram,
+            cpus: self.cpus,
+            nodes: self.nodes,
+            distance: None,
+            seed: self.seed,
+        })
     }
 }
 
 /// Boots the machine and runs a scenario on it if one is given.
-fn machine_after(config: MachineConfig, scenario: Option<&str>) -> Result<(Machine, String), String> {
+fn machine_after(
+    config: MachineConfig,
+    scenario: Option<&str>,
+) -> Result<(Machine, String), String> {
     match scenario {
-        None => Ok((Machine::boot(config).map_err(|e| e.to_string())?, String::new())),
+        None => Ok((
+            Machine::boot(config).map_err(|e| e.to_string())?,
+            String::new(),
+        )),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            let (out, m) = workload::scenario::run(path, &text, config).map_err(|e| e.to_string())?;
+            let (out, m) =
+                workload::scenario::run(path, &text, config).map_err(|e| e.to_string())?;
             Ok((m, out.output))
         }
     }
@@ -92,10 +114,17 @@ fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Run { scenario } => {
             let (file, text) = match &scenario {
-                Some(p) => (p.clone(), std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?),
-                None => ("<default scenario>".to_string(), workload::scenario::DEFAULT_SCENARIO.to_string()),
+                Some(p) => (
+                    p.clone(),
+                    std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+                ),
+                None => (
+                    "<default scenario>".to_string(),
+                    workload::scenario::DEFAULT_SCENARIO.to_string(),
+                ),
             };
-            let (out, m) = workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
+            let (out, m) =
+                workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
             print!("{}", out.output);
             println!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",

@@ -179,11 +179,7 @@ mod tests {
     fn small_machines_have_no_high_bank() {
         let m = firmware_map(Arch::X86_64, 512 << 20);
         assert_eq!(
-            m.iter()
-                .filter(|e| e.kind == E820Type::Usable)
-                .last()
-                .unwrap()
-                .end,
+            m.iter().rfind(|e| e.kind == E820Type::Usable).unwrap().end,
             512 << 20
         );
         assert_eq!(

@@ -280,13 +280,19 @@ impl Machine {
             "buddyinfo" => mm::proc::buddyinfo::render(pa),
             "pagetypeinfo" => mm::proc::pagetypeinfo::render(pa),
             "zoneinfo" => mm::proc::zoneinfo::render(pa),
-            "meminfo" => mm::proc::meminfo::render(pa, &mm::proc::meminfo::MeminfoExtras::for_arch(self.config.arch)),
+            "meminfo" => mm::proc::meminfo::render(
+                pa,
+                &mm::proc::meminfo::MeminfoExtras::for_arch(self.config.arch),
+            ),
             "vmstat" => mm::proc::vmstat::render(pa),
             "iomem" => self.iomem(),
             "memblock/memory" => self.memblock.dump_memory(),
             "memblock/reserved" => self.memblock.dump_reserved(),
             other => {
-                return Err(format!("no such /proc file {other:?}; lmm knows: {}", PROC_FILES.join(", ")))
+                return Err(format!(
+                    "no such /proc file {other:?}; lmm knows: {}",
+                    PROC_FILES.join(", ")
+                ))
             }
         })
     }

@@ -389,6 +389,8 @@ mod tests {
         // managed = present - reserved (first MiB, kernel, memmap).
         let memmap_pages = memmap_bytes(16384).div_ceil(PAGE_SIZE);
         assert_eq!(m.pa.totalram_pages(), 16384 - 256 - 512 - memmap_pages);
+        // memblock's final state keeps the memmap reserved next to the rest.
+        assert_eq!(m.mb.reserved_size(), (256 + 512 + memmap_pages) * PAGE_SIZE);
         check_page_alloc(&m.pa).unwrap();
         let log = m.pa.log.messages().join("\n");
         assert!(

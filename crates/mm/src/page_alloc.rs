@@ -150,6 +150,7 @@ pub struct Zone {
 impl Zone {
     /// Builds an empty zone spanning `[start, start+spanned)` whose struct
     /// pages are in `memmap`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ztype: ZoneType,
         idx: usize,
@@ -264,19 +265,21 @@ impl Zone {
         let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
         self.pageblock_mt[i].store(mt as u8, Relaxed);
     }
-    /// Pageblocks of each migrate type in the zone's span (pagetypeinfo).
+    /// Pageblocks of each migrate type in the zone (pagetypeinfo): stepping
+    /// a pageblock at a time from the zone's first PFN and counting blocks
+    /// whose first page is RAM, as `pagetypeinfo_showblockitertypes` does.
     pub fn pageblock_counts(&self) -> [u64; MIGRATE_TYPES] {
         let mut c = [0; MIGRATE_TYPES];
+        let area = self.area.lock();
+        let deferred = |p: u64| area.deferred.iter().any(|&(s, e)| p >= s && p < e);
         let mut pfn = self.start_pfn.0;
-        // Linux counts pageblocks whose first page is in the zone, starting
-        // at the zone's start rounded up to a pageblock.
-        pfn = pfn.next_multiple_of(PAGEBLOCK_NR_PAGES).max(pfn);
-        if self.start_pfn.0 % PAGEBLOCK_NR_PAGES != 0 {
-            pfn = self.start_pfn.0;
-        }
         while pfn < self.end_pfn().0 {
-            c[self.pageblock_mt(Pfn(pfn)).idx()] += 1;
-            pfn = (pfn + PAGEBLOCK_NR_PAGES) & !(PAGEBLOCK_NR_PAGES - 1);
+            if self.memmap.contains(Pfn(pfn))
+                && (self.page(Pfn(pfn)).test(PageFlags::INIT) || deferred(pfn))
+            {
+                c[self.pageblock_mt(Pfn(pfn)).idx()] += 1;
+            }
+            pfn += PAGEBLOCK_NR_PAGES;
         }
         c
     }
@@ -1255,11 +1258,7 @@ pub fn watermarks(
     capped: bool,
 ) -> [u64; 4] {
     let pages_min = min_free_kbytes >> (PAGE_SHIFT - 10);
-    let share = if lowmem_pages == 0 {
-        0
-    } else {
-        pages_min * managed / lowmem_pages
-    };
+    let share = (pages_min * managed).checked_div(lowmem_pages).unwrap_or(0);
     let min = if capped {
         (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128)
     } else {

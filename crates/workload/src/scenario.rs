@@ -67,7 +67,10 @@ type Shared = Rc<RefCell<State>>;
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 fn err<T>(msg: impl Into<String>) -> RhaiResult<T> {
-    Err(Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE)))
+    Err(Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        Position::NONE,
+    )))
 }
 
 fn gfp_of(s: &str) -> RhaiResult<Gfp> {
@@ -100,7 +103,11 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             "cpus" => c.cpus = v.as_int()? as usize,
             "nodes" => c.nodes = v.as_int()? as u32,
             "seed" => c.seed = v.as_int()? as u64,
-            other => return err(format!("unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed)")),
+            other => {
+                return err(format!(
+                    "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed)"
+                ))
+            }
         }
     }
     Ok(c)
@@ -124,40 +131,52 @@ fn register(engine: &mut Engine, st: &Shared) {
         Ok(())
     });
     let s = st.clone();
-    engine.register_fn("alloc_pages", move |gfp: &str, order: i64| -> RhaiResult<i64> {
-        alloc(&s, 0, gfp, order)
-    });
+    engine.register_fn(
+        "alloc_pages",
+        move |gfp: &str, order: i64| -> RhaiResult<i64> { alloc(&s, 0, gfp, order) },
+    );
     let s = st.clone();
-    engine.register_fn("alloc_pages_on", move |cpu: i64, gfp: &str, order: i64| -> RhaiResult<i64> {
-        alloc(&s, cpu, gfp, order)
-    });
+    engine.register_fn(
+        "alloc_pages_on",
+        move |cpu: i64, gfp: &str, order: i64| -> RhaiResult<i64> { alloc(&s, cpu, gfp, order) },
+    );
     let s = st.clone();
-    engine.register_fn("free_pages", move |pfn: i64, order: i64| -> RhaiResult<()> { free(&s, 0, pfn, order) });
+    engine.register_fn(
+        "free_pages",
+        move |pfn: i64, order: i64| -> RhaiResult<()> { free(&s, 0, pfn, order) },
+    );
     let s = st.clone();
-    engine.register_fn("free_pages_on", move |cpu: i64, pfn: i64, order: i64| -> RhaiResult<()> {
-        free(&s, cpu, pfn, order)
-    });
+    engine.register_fn(
+        "free_pages_on",
+        move |cpu: i64, pfn: i64, order: i64| -> RhaiResult<()> { free(&s, cpu, pfn, order) },
+    );
     let s = st.clone();
-    engine.register_fn("write_phys", move |addr: i64, text: &str| -> RhaiResult<()> {
-        let st = s.borrow();
-        let dm = st.machine.pa.direct_map();
-        if !dm.contains(PhysAddr(addr as u64), text.len() as u64) {
-            return err(format!("physical address {addr:#x} outside RAM"));
-        }
-        dm.write(PhysAddr(addr as u64), text.as_bytes());
-        Ok(())
-    });
+    engine.register_fn(
+        "write_phys",
+        move |addr: i64, text: &str| -> RhaiResult<()> {
+            let st = s.borrow();
+            let dm = st.machine.pa.direct_map();
+            if !dm.contains(PhysAddr(addr as u64), text.len() as u64) {
+                return err(format!("physical address {addr:#x} outside RAM"));
+            }
+            dm.write(PhysAddr(addr as u64), text.as_bytes());
+            Ok(())
+        },
+    );
     let s = st.clone();
-    engine.register_fn("read_phys", move |addr: i64, len: i64| -> RhaiResult<String> {
-        let st = s.borrow();
-        let dm = st.machine.pa.direct_map();
-        if len < 0 || !dm.contains(PhysAddr(addr as u64), len as u64) {
-            return err(format!("physical range {addr:#x}+{len} outside RAM"));
-        }
-        let mut buf = vec![0u8; len as usize];
-        dm.read(PhysAddr(addr as u64), &mut buf);
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    });
+    engine.register_fn(
+        "read_phys",
+        move |addr: i64, len: i64| -> RhaiResult<String> {
+            let st = s.borrow();
+            let dm = st.machine.pa.direct_map();
+            if len < 0 || !dm.contains(PhysAddr(addr as u64), len as u64) {
+                return err(format!("physical range {addr:#x}+{len} outside RAM"));
+            }
+            let mut buf = vec![0u8; len as usize];
+            dm.read(PhysAddr(addr as u64), &mut buf);
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        },
+    );
     engine.register_fn("pfn_phys", |pfn: i64| -> i64 { pfn << mm::PAGE_SHIFT });
     let s = st.clone();
     engine.register_fn("proc", move |name: &str| -> RhaiResult<String> {
@@ -166,12 +185,17 @@ fn register(engine: &mut Engine, st: &Shared) {
     let s = st.clone();
     engine.register_fn("dmesg", move || -> String { s.borrow().machine.dmesg() });
     let s = st.clone();
-    engine.register_fn("nr_free_pages", move || -> i64 { s.borrow().machine.pa.nr_free_pages() as i64 });
+    engine.register_fn("nr_free_pages", move || -> i64 {
+        s.borrow().machine.pa.nr_free_pages() as i64
+    });
     let s = st.clone();
-    engine.register_fn("drain_pages", move || s.borrow().machine.pa.drain_all_pages());
+    engine.register_fn("drain_pages", move || {
+        s.borrow().machine.pa.drain_all_pages()
+    });
     let s = st.clone();
     engine.register_fn("check", move || -> RhaiResult<()> {
-        mm::debug::check_page_alloc(&s.borrow().machine.pa).or_else(|e| err(format!("mm::debug: {e}")))
+        mm::debug::check_page_alloc(&s.borrow().machine.pa)
+            .or_else(|e| err(format!("mm::debug: {e}")))
     });
     let s = st.clone();
     engine.register_fn("sysctl", move |name: &str, value: i64| -> RhaiResult<()> {
@@ -194,14 +218,17 @@ fn register(engine: &mut Engine, st: &Shared) {
         }
     });
     let s = st.clone();
-    engine.register_fn("expect_eq", move |a: Dynamic, b: Dynamic, msg: &str| -> RhaiResult<()> {
-        if a.to_string() == b.to_string() && a.type_name() == b.type_name() {
-            s.borrow_mut().checks += 1;
-            Ok(())
-        } else {
-            err(format!("expectation failed: {msg}: {a} != {b}"))
-        }
-    });
+    engine.register_fn(
+        "expect_eq",
+        move |a: Dynamic, b: Dynamic, msg: &str| -> RhaiResult<()> {
+            if a.to_string() == b.to_string() && a.type_name() == b.type_name() {
+                s.borrow_mut().checks += 1;
+                Ok(())
+            } else {
+                err(format!("expectation failed: {msg}: {a} != {b}"))
+            }
+        },
+    );
 }
 
 fn alloc(s: &Shared, cpu: i64, gfp: &str, order: i64) -> RhaiResult<i64> {
@@ -230,7 +257,10 @@ fn free(s: &Shared, cpu: i64, pfn: i64, order: i64) -> RhaiResult<()> {
     }
     let page = pa.page(Pfn(pfn as u64)).filter(|p| p.refcount() > 0);
     if page.is_none() || !Pfn(pfn as u64).is_aligned(order) {
-        return err(format!("free_pages({pfn:#x}, {}): not an allocated block", order.0));
+        return err(format!(
+            "free_pages({pfn:#x}, {}): not an allocated block",
+            order.0
+        ));
     }
     pa.free_pages(CpuId(cpu as usize), Pfn(pfn as u64), order);
     Ok(())
@@ -238,7 +268,11 @@ fn free(s: &Shared, cpu: i64, pfn: i64, order: i64) -> RhaiResult<()> {
 
 /// Runs a scenario script on a machine booted from `config` (the script may
 /// reboot with other settings). `file` names the script in errors.
-pub fn run(file: &str, script: &str, config: MachineConfig) -> Result<(Outcome, Machine), ScenarioError> {
+pub fn run(
+    file: &str,
+    script: &str,
+    config: MachineConfig,
+) -> Result<(Outcome, Machine), ScenarioError> {
     let fail = |line: Option<usize>, column: Option<usize>, msg: String| ScenarioError {
         file: file.to_string(),
         line,
@@ -246,31 +280,49 @@ pub fn run(file: &str, script: &str, config: MachineConfig) -> Result<(Outcome, 
         msg,
     };
     let machine = Machine::boot(config).map_err(|e| fail(None, None, e.to_string()))?;
-    let st: Shared = Rc::new(RefCell::new(State { machine, out: String::new(), checks: 0, allocations: 0, failures: 0 }));
+    let st: Shared = Rc::new(RefCell::new(State {
+        machine,
+        out: String::new(),
+        checks: 0,
+        allocations: 0,
+        failures: 0,
+    }));
     let mut engine = Engine::new();
     engine.set_max_operations(50_000_000);
     engine.set_max_call_levels(64);
     register(&mut engine, &st);
     let ast = engine.compile(script).map_err(|e| {
         let p = e.position();
-        fail(p.line(), p.position(), format!("syntax error: {}", e.err_type()))
+        fail(
+            p.line(),
+            p.position(),
+            format!("syntax error: {}", e.err_type()),
+        )
     })?;
     let mut scope = Scope::new();
     if let Err(e) = engine.run_ast_with_scope(&mut scope, &ast) {
         let p = e.position();
         let msg = match *e {
             EvalAltResult::ErrorRuntime(ref d, _) => d.to_string(),
-            EvalAltResult::ErrorInFunctionCall(ref f, _, ref inner, _) => format!("in {f}: {inner}"),
+            EvalAltResult::ErrorInFunctionCall(ref f, _, ref inner, _) => {
+                format!("in {f}: {inner}")
+            }
             ref other => other.to_string(),
         };
         let msg = msg.split(" (line ").next().unwrap_or(&msg).to_string();
         return Err(fail(p.line(), p.position(), msg));
     }
     drop(engine);
-    let st = Rc::try_unwrap(st).map_err(|_| fail(None, None, "internal: scenario state still shared".into()))?;
+    let st = Rc::try_unwrap(st)
+        .map_err(|_| fail(None, None, "internal: scenario state still shared".into()))?;
     let st = st.into_inner();
     Ok((
-        Outcome { output: st.out, checks: st.checks, allocations: st.allocations, failures: st.failures },
+        Outcome {
+            output: st.out,
+            checks: st.checks,
+            allocations: st.allocations,
+            failures: st.failures,
+        },
         st.machine,
     ))
 }
