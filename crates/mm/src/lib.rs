@@ -15,6 +15,7 @@ pub mod direct_map;
 pub mod errno;
 pub mod file;
 pub mod mmzone;
+pub mod pgtable;
 pub mod types;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};

@@ -3,6 +3,9 @@
 //! Mirrors arch/x86/mm/init.c `zone_sizes_init`, arch/x86/mm/init_32.c and
 //! arch/arm64/mm/init.c `zone_sizes_init`.
 
+pub mod layout;
+pub mod pte;
+
 use crate::mmzone::ZoneType;
 use crate::types::{Pfn, PAGE_SHIFT};
 
@@ -101,7 +104,11 @@ impl Arch {
             }
             Arch::Arm64 => {
                 let four_g = X86_MAX_DMA32_PFN;
-                let dma = if min_pfn.0 >= four_g { max } else { four_g.min(max) };
+                let dma = if min_pfn.0 >= four_g {
+                    max
+                } else {
+                    four_g.min(max)
+                };
                 [Pfn(dma), Pfn(dma), Pfn(max), Pfn(max)]
             }
         }
