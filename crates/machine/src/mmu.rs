@@ -967,4 +967,90 @@ mod tests {
         assert!(m.tlb.len() <= 512);
         assert_eq!(m.tlb.stats().misses, 2 * n);
     }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Map(u64, u64, bool, bool),
+        Unmap(u64),
+        Protect(u64, bool),
+        Clean(u64),
+        Access(usize, u64, bool, bool),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let page = 0..24u64;
+        prop_oneof![
+            1 => (page.clone(), 1..0x800u64, any::<bool>(), any::<bool>()).prop_map(|(v, p, w, u)| Op::Map(v, p, w, u)),
+            1 => page.clone().prop_map(Op::Unmap),
+            1 => (page.clone(), any::<bool>()).prop_map(|(v, w)| Op::Protect(v, w)),
+            1 => page.clone().prop_map(Op::Clean),
+            4 => (0..2usize, page, any::<bool>(), any::<bool>()).prop_map(|(c, v, w, u)| Op::Access(c, v, w, u)),
+        ]
+    }
+
+    fn check_against_tables(mode: PagingMode, ops: Vec<Op>) {
+        let mut s = sys(mode);
+        let mut cpus = [Mmu::new(), Mmu::new()];
+        let asid = 5;
+        // Pages straddle a PTE-table boundary.
+        let va = |v: u64| VirtAddr(mode.span(2) - 12 * PAGE_SIZE + v * PAGE_SIZE);
+        for op in ops {
+            let changed = match op {
+                Op::Map(v, p, w, u) => {
+                    let mut f = PteFlags::PRESENT;
+                    if w {
+                        f = f | PteFlags::WRITE;
+                    }
+                    if u {
+                        f = f | PteFlags::USER;
+                    }
+                    s.user.map(&mut s.frames, va(v), Pfn(p), f).unwrap();
+                    Some(v)
+                }
+                Op::Unmap(v) => s.user.unmap(va(v)).map(|_| v),
+                Op::Protect(v, w) => s
+                    .user
+                    .update(va(v), &|p| if w { p.mkwrite() } else { p.wrprotect() })
+                    .map(|_| v),
+                Op::Clean(v) => s.user.update(va(v), &|p| p.mkclean()).map(|_| v),
+                Op::Access(c, v, write, user) => {
+                    let acc = if write { Access::Write } else { Access::Read };
+                    let got =
+                        cpus[c].translate(&s.dm, s.user.root(), mode, asid, va(v) + 8, acc, user);
+                    let pte = s.user.lookup(va(v)).map(|x| x.0);
+                    let code =
+                        (if write { PF_WRITE } else { 0 }) | (if user { PF_USER } else { 0 });
+                    let want = match pte {
+                        None => Err(code),
+                        Some(p) if user && !p.user() => Err(code | PF_PROT),
+                        Some(p) if write && !p.writable() => Err(code | PF_PROT),
+                        Some(p) => Ok(PhysAddr(p.phys().0 + 8)),
+                    };
+                    assert_eq!(got.map_err(|f| f.error_code), want);
+                    if let (Ok(_), true) = (want, write) {
+                        assert!(s.user.lookup(va(v)).unwrap().0.dirty());
+                    }
+                    None
+                }
+            };
+            if let Some(v) = changed {
+                // What Linux does after changing a PTE that may be cached.
+                for cpu in cpus.iter_mut() {
+                    cpu.flush_range(asid, va(v), va(v) + PAGE_SIZE);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn translations_agree_with_the_tables_after_each_flush(
+            mode in proptest::sample::select(PagingMode::ALL.to_vec()),
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            check_against_tables(mode, ops);
+        }
+    }
 }
