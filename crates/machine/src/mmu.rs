@@ -348,8 +348,13 @@ impl Mmu {
     /// read-only pages fault too) and NX checked at every level, the
     /// accessed bit set on each entry used and the dirty bit on the leaf
     /// for a write (atomic OR, like hardware), then the TLB is filled.
-    /// A table pointer outside RAM faults with [`PF_RSVD`] (a machine check
-    /// on hardware); a non-canonical address with [`PF_NONCANONICAL`].
+    /// A table pointer outside RAM faults with [`PF_PROT`] | [`PF_RSVD`] (a
+    /// machine check on hardware); a non-canonical address with
+    /// [`PF_NONCANONICAL`]. `asid` must name the address space rooted at
+    /// `pt_root`: before reusing an asid for another mm, flush it (as
+    /// Linux does when it recycles a PCID).
+    ///
+    /// The hit path probes fixed arrays only: no heap, no hashing.
     #[allow(clippy::too_many_arguments)]
     pub fn translate(
         &mut self,
@@ -365,7 +370,9 @@ impl Mmu {
             | match access {
                 Access::Read => 0,
                 Access::Write => PF_WRITE,
-                Access::Exec => PF_INSTR,
+                // I/D is reported only with NX (or SMEP, not modelled).
+                Access::Exec if mode.has_nx() => PF_INSTR,
+                Access::Exec => 0,
             };
         if !mode.is_canonical(va) {
             return Err(PageFault {
@@ -414,7 +421,7 @@ impl Mmu {
         let (leaf_pa, leaf) = loop {
             let pa = mode.entry_pa(table, mode.index(VirtAddr(addr), level));
             if !dm.contains(pa, mode.entry_size()) {
-                return Err(fault(PF_RSVD));
+                return Err(fault(PF_PROT | PF_RSVD));
             }
             let e = mode.read_entry(dm, pa);
             if !e.present() {
@@ -752,7 +759,7 @@ mod tests {
         let f = m
             .translate(&s.dm, s.user.root(), s.mode, 1, UVA, Access::Read, true)
             .unwrap_err();
-        assert_eq!(f.error_code, PF_RSVD | PF_USER);
+        assert_eq!(f.error_code, PF_PROT | PF_RSVD | PF_USER);
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl PageTable {
 
     fn count_subtree(&self, table: Pfn, level: Level) -> u64 {
         let mut n = 1;
-        if level > 1 {
+        if level > 1 && self.dm.contains(table.phys(), PAGE_SIZE) {
             for idx in 0..self.mode.entries(level) {
                 let e = self.read(self.mode.entry_pa(table, idx));
                 if !e.is_none() && !self.mode.is_leaf(e, level) {
@@ -386,8 +386,10 @@ impl PageTable {
     }
 
     /// Maps the 4 KiB page at `va` to `pfn` (set_pte_at), allocating the
-    /// intermediate tables (ENOMEM when the allocator is empty), replacing
-    /// whatever entry was there. PRESENT is implied. EINVAL for an address
+    /// intermediate tables (ENOMEM when the allocator is empty; tables
+    /// allocated before the failure stay, empty, until zapped), replacing
+    /// whatever entry was there (the caller flushes the TLB if it was
+    /// present). PRESENT is implied. EINVAL for an address
     /// that is misaligned, not canonical, or in the kernel half of a
     /// process's tables; EEXIST if a huge page covers it.
     pub fn map(
@@ -612,7 +614,8 @@ impl PageTable {
                 self.free_table(alloc, child);
             }
         }
-        self.table_empty(table, level)
+        // The PGD itself is never freed here.
+        level != mode.levels() && self.table_empty(table, level)
     }
 
     fn table_empty(&self, table: Pfn, level: Level) -> bool {
@@ -732,8 +735,9 @@ impl PageTable {
 
     /// Frees every table this PageTable owns, PGD last (`pgd_free` after
     /// `free_pgtables`): for a process, the user half; for the kernel,
-    /// everything. Entries are not reported; zap the range first if the
-    /// mapped pages need releasing.
+    /// everything, so destroy the kernel's tables after every process's.
+    /// Entries are not reported; zap the range first if the mapped pages
+    /// need releasing.
     pub fn destroy(mut self, alloc: &mut dyn PgtableAlloc) {
         let top = self.mode.levels();
         for idx in 0..self.owned_top_entries() {

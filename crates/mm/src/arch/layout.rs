@@ -220,5 +220,13 @@ mod tests {
         assert_eq!(n.pkmap_base, Some(0xff40_0000));
         assert!(n.pkmap_base.unwrap() + n.last_pkmap * PAGE_SIZE <= X86_32_FIXADDR_TOT_START);
         assert_eq!(n.phys_to_virt(0x1000), VirtAddr(0xc000_1000));
+        // MAXMEM: with this fixmap size lowmem tops out just under 888 MiB
+        // (PAE) / 884 MiB (2-level), as real 32-bit kernels report.
+        assert_eq!(l.x86_32_maxmem(), Some(0x377f_e000));
+        assert_eq!(n.x86_32_maxmem(), Some(0x373f_e000));
+        assert_eq!(
+            AddressSpaceLayout::new(PagingMode::X86_64L4, 0).x86_32_maxmem(),
+            None
+        );
     }
 }
