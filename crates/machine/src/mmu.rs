@@ -720,6 +720,18 @@ mod tests {
             } else {
                 assert!(code(UVA, Access::Exec, true).is_ok());
             }
+            // PROT_NONE: a mapped page the hardware sees as not present.
+            let pn = VirtAddr(0x6000_0000);
+            s.user
+                .map(&mut s.frames, pn, Pfn(0x202), PteFlags::from_prot(0, false))
+                .unwrap();
+            assert!(s.user.lookup(pn).unwrap().0.protnone());
+            let mut code = |va: VirtAddr, acc: Access, user: bool| {
+                m.translate(&s.dm, root, mode, 7, va, acc, user)
+                    .map_err(|f| f.error_code)
+            };
+            assert_eq!(code(pn, Access::Read, true), Err(PF_USER));
+            assert_eq!(code(pn, Access::Read, false), Err(0));
             // Non-canonical / beyond 4 GiB.
             let bad = if mode.va_bits() == 32 {
                 VirtAddr(1 << 32)

@@ -381,7 +381,12 @@ impl PageTable {
                 return Err(Errno::EEXIST);
             }
         }
-        self.write(pa, Pte::new(mode, pfn, flags.union(PteFlags::PRESENT)));
+        let flags = if flags.contains(PteFlags::PROTNONE) {
+            flags.difference(PteFlags::PRESENT)
+        } else {
+            flags.union(PteFlags::PRESENT)
+        };
+        self.write(pa, Pte::new(mode, pfn, flags));
         Ok(())
     }
 
@@ -389,7 +394,9 @@ impl PageTable {
     /// intermediate tables (ENOMEM when the allocator is empty; tables
     /// allocated before the failure stay, empty, until zapped), replacing
     /// whatever entry was there (the caller flushes the TLB if it was
-    /// present). PRESENT is implied. EINVAL for an address
+    /// present). PRESENT is implied unless `flags` has PROTNONE, which
+    /// makes a PROT_NONE entry (mapped for Linux, absent for the MMU).
+    /// EINVAL for an address
     /// that is misaligned, not canonical, or in the kernel half of a
     /// process's tables; EEXIST if a huge page covers it.
     pub fn map(
