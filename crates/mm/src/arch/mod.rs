@@ -104,11 +104,7 @@ impl Arch {
             }
             Arch::Arm64 => {
                 let four_g = X86_MAX_DMA32_PFN;
-                let dma = if min_pfn.0 >= four_g {
-                    max
-                } else {
-                    four_g.min(max)
-                };
+                let dma = if min_pfn.0 >= four_g { max } else { four_g.min(max) };
                 [Pfn(dma), Pfn(dma), Pfn(max), Pfn(max)]
             }
         }
