@@ -1,12 +1,13 @@
 //! The simulated machine that lmm's memory manager runs on: RAM as real
-//! host memory, a firmware memory map, CPUs and NUMA nodes, boot, host files
-//! and exec with its binary-format table.
+//! host memory, a firmware memory map, CPUs with an MMU and TLB, NUMA nodes,
+//! boot, host files and exec with its binary-format table.
 
 pub mod config;
 pub mod e820;
 pub mod exec;
 pub mod hostfs;
 pub mod machine;
+pub mod mmu;
 pub mod ram;
 
 pub use config::{parse_size, MachineConfig};

@@ -21,6 +21,7 @@ pub mod memmap;
 pub mod mm_init;
 pub mod mmzone;
 pub mod page_alloc;
+pub mod pgtable;
 pub mod printk;
 pub mod proc;
 pub mod types;

@@ -3,6 +3,9 @@
 //! Mirrors arch/x86/mm/init.c `zone_sizes_init`, arch/x86/mm/init_32.c and
 //! arch/arm64/mm/init.c `zone_sizes_init`.
 
+pub mod layout;
+pub mod pte;
+
 use crate::mmzone::ZoneType;
 use crate::types::{Pfn, PAGE_SHIFT};
 

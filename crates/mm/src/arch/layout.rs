@@ -1,0 +1,232 @@
+//! Virtual address-space layout: where user space ends, where the kernel's
+//! direct map, vmalloc area, pkmap, fixmap and vsyscall page sit, per mode.
+//! Mirrors arch/x86/include/asm/{page_64_types.h,pgtable_64_types.h,page_32_types.h,pgtable_32_areas.h}.
+//!
+//! Values are Linux 6.18's with KASLR off (no randomised PAGE_OFFSET,
+//! VMALLOC_START or VMEMMAP_START) and, on x86-32, the 3G/1G split.
+
+use crate::arch::pte::PagingMode;
+use crate::types::{VirtAddr, PAGE_SIZE};
+
+// ---- x86-64 -------------------------------------------------------------
+
+/// Largest user address + 1 with 4-level paging: TASK_SIZE_MAX =
+/// DEFAULT_MAP_WINDOW = 2^47 - PAGE_SIZE (page_64_types.h; the last page
+/// below the hole stays unmapped for the SYSRET erratum).
+pub const X86_64_DEFAULT_MAP_WINDOW: u64 = (1 << 47) - PAGE_SIZE;
+/// TASK_SIZE_MAX with 5-level paging: 2^56 - PAGE_SIZE (page_64_types.h);
+/// addresses above DEFAULT_MAP_WINDOW are only used on request (a hint).
+pub const X86_64_L5_TASK_SIZE_MAX: u64 = (1 << 56) - PAGE_SIZE;
+/// __PAGE_OFFSET_BASE_L4 (page_64_types.h): start of the direct map.
+pub const X86_64_PAGE_OFFSET_L4: u64 = 0xffff_8880_0000_0000;
+/// __PAGE_OFFSET_BASE_L5 (page_64_types.h).
+pub const X86_64_PAGE_OFFSET_L5: u64 = 0xff11_0000_0000_0000;
+/// __VMALLOC_BASE_L4 (pgtable_64_types.h).
+pub const X86_64_VMALLOC_START_L4: u64 = 0xffff_c900_0000_0000;
+/// VMALLOC_SIZE_TB_L4 = 32 TiB (pgtable_64_types.h): VMALLOC_END =
+/// VMALLOC_START + 32 TiB - 1.
+pub const X86_64_VMALLOC_END_L4: u64 = X86_64_VMALLOC_START_L4 + (32 << 40) - 1;
+/// __VMALLOC_BASE_L5 (pgtable_64_types.h).
+pub const X86_64_VMALLOC_START_L5: u64 = 0xffa0_0000_0000_0000;
+/// VMALLOC_SIZE_TB_L5 = 12800 TiB (pgtable_64_types.h).
+pub const X86_64_VMALLOC_END_L5: u64 = X86_64_VMALLOC_START_L5 + (12800 << 40) - 1;
+/// __VMEMMAP_BASE_L4 (pgtable_64_types.h): the struct page array.
+pub const X86_64_VMEMMAP_START_L4: u64 = 0xffff_ea00_0000_0000;
+/// __VMEMMAP_BASE_L5 (pgtable_64_types.h).
+pub const X86_64_VMEMMAP_START_L5: u64 = 0xffd4_0000_0000_0000;
+/// __START_KERNEL_map (page_64_types.h): the kernel image mapping.
+pub const X86_64_START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// MODULES_VADDR = __START_KERNEL_map + KERNEL_IMAGE_SIZE (1 GiB with
+/// CONFIG_RANDOMIZE_BASE) (pgtable_64_types.h).
+pub const X86_64_MODULES_VADDR: u64 = X86_64_START_KERNEL_MAP + (1 << 30);
+/// MODULES_END (pgtable_64_types.h).
+pub const X86_64_MODULES_END: u64 = 0xffff_ffff_ff00_0000;
+/// VSYSCALL_ADDR = -10 MiB (uapi/asm/vsyscall.h): the legacy vsyscall page.
+pub const X86_64_VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
+/// FIXADDR_TOP = round_up(VSYSCALL_ADDR + PAGE_SIZE, PMD_SIZE) - PAGE_SIZE
+/// (fixmap.h).
+pub const X86_64_FIXADDR_TOP: u64 = 0xffff_ffff_ff7f_f000;
+
+// ---- x86-32 -------------------------------------------------------------
+
+/// PAGE_OFFSET for the default 3G/1G split (CONFIG_PAGE_OFFSET,
+/// page_32_types.h); TASK_SIZE and STACK_TOP equal it.
+pub const X86_32_PAGE_OFFSET: u64 = 0xc000_0000;
+/// VMALLOC_OFFSET: the 8 MiB guard gap after high_memory (pgtable_32_areas.h).
+pub const X86_32_VMALLOC_OFFSET: u64 = 8 << 20;
+/// __FIXADDR_TOP on 32-bit: the last page below 4 GiB (fixmap.h).
+pub const X86_32_FIXADDR_TOP: u64 = 0xffff_f000;
+/// FIXADDR_TOT_START, the bottom of the fixmap. Simplification: the real
+/// value depends on NR_CPUS and other config; this is a typical
+/// defconfig's value (dmesg "fixmap : 0xfff16000 - 0xfffff000").
+pub const X86_32_FIXADDR_TOT_START: u64 = 0xfff1_6000;
+/// CPU_ENTRY_AREA_PAGES as a typical NR_CPUS=8 config yields it (assumed).
+pub const X86_32_CPU_ENTRY_AREA_PAGES: u64 = 300;
+/// LAST_PKMAP without PAE: PTRS_PER_PTE = 1024 kmap slots (highmem.h).
+pub const X86_32_LAST_PKMAP: u64 = 1024;
+/// LAST_PKMAP with PAE: PTRS_PER_PTE = 512 kmap slots (highmem.h).
+pub const X86_PAE_LAST_PKMAP: u64 = 512;
+
+/// The virtual address-space layout of one paging mode.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AddressSpaceLayout {
+    /// The paging mode.
+    pub mode: PagingMode,
+    /// TASK_SIZE_MAX: user addresses are below this.
+    pub task_size: u64,
+    /// DEFAULT_MAP_WINDOW: the top of mmap's default search.
+    pub default_map_window: u64,
+    /// STACK_TOP: where the initial stack ends (no randomisation).
+    pub stack_top: u64,
+    /// PAGE_OFFSET: the direct map of physical address 0.
+    pub page_offset: u64,
+    /// VMALLOC_START.
+    pub vmalloc_start: u64,
+    /// VMALLOC_END (inclusive on x86-64, exclusive on x86-32, as Linux).
+    pub vmalloc_end: u64,
+    /// VMEMMAP_START (x86-64 only).
+    pub vmemmap_start: Option<u64>,
+    /// PKMAP_BASE: the kmap window for highmem (x86-32 only).
+    pub pkmap_base: Option<u64>,
+    /// LAST_PKMAP: slots in the kmap window (0 without highmem).
+    pub last_pkmap: u64,
+    /// FIXADDR_TOP: the top of the fixmap.
+    pub fixaddr_top: u64,
+    /// The vsyscall page (x86-64 only).
+    pub vsyscall: Option<u64>,
+}
+
+impl AddressSpaceLayout {
+    /// The layout of `mode`. `high_memory` is the end of lowmem as a
+    /// physical address (x86-32 puts VMALLOC_START 8 MiB above its direct
+    /// map image, aligned to 8 MiB); x86-64 ignores it.
+    pub const fn new(mode: PagingMode, high_memory_phys: u64) -> AddressSpaceLayout {
+        match mode {
+            PagingMode::X86_64L4 => AddressSpaceLayout {
+                mode,
+                task_size: X86_64_DEFAULT_MAP_WINDOW,
+                default_map_window: X86_64_DEFAULT_MAP_WINDOW,
+                stack_top: X86_64_DEFAULT_MAP_WINDOW,
+                page_offset: X86_64_PAGE_OFFSET_L4,
+                vmalloc_start: X86_64_VMALLOC_START_L4,
+                vmalloc_end: X86_64_VMALLOC_END_L4,
+                vmemmap_start: Some(X86_64_VMEMMAP_START_L4),
+                pkmap_base: None,
+                last_pkmap: 0,
+                fixaddr_top: X86_64_FIXADDR_TOP,
+                vsyscall: Some(X86_64_VSYSCALL_ADDR),
+            },
+            PagingMode::X86_64L5 => AddressSpaceLayout {
+                mode,
+                task_size: X86_64_L5_TASK_SIZE_MAX,
+                default_map_window: X86_64_DEFAULT_MAP_WINDOW,
+                stack_top: X86_64_DEFAULT_MAP_WINDOW,
+                page_offset: X86_64_PAGE_OFFSET_L5,
+                vmalloc_start: X86_64_VMALLOC_START_L5,
+                vmalloc_end: X86_64_VMALLOC_END_L5,
+                vmemmap_start: Some(X86_64_VMEMMAP_START_L5),
+                pkmap_base: None,
+                last_pkmap: 0,
+                fixaddr_top: X86_64_FIXADDR_TOP,
+                vsyscall: Some(X86_64_VSYSCALL_ADDR),
+            },
+            PagingMode::X86_32 | PagingMode::X86Pae => {
+                let pkmap = x86_32_pkmap_base(mode);
+                let vm_off = X86_32_VMALLOC_OFFSET;
+                let high = X86_32_PAGE_OFFSET + high_memory_phys;
+                AddressSpaceLayout {
+                    mode,
+                    task_size: X86_32_PAGE_OFFSET,
+                    default_map_window: X86_32_PAGE_OFFSET,
+                    stack_top: X86_32_PAGE_OFFSET,
+                    page_offset: X86_32_PAGE_OFFSET,
+                    vmalloc_start: (high + vm_off) & !(vm_off - 1),
+                    // VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE with HIGHMEM.
+                    vmalloc_end: pkmap - 2 * PAGE_SIZE,
+                    vmemmap_start: None,
+                    pkmap_base: Some(pkmap),
+                    last_pkmap: if matches!(mode, PagingMode::X86Pae) {
+                        X86_PAE_LAST_PKMAP
+                    } else {
+                        X86_32_LAST_PKMAP
+                    },
+                    fixaddr_top: X86_32_FIXADDR_TOP,
+                    vsyscall: None,
+                }
+            }
+        }
+    }
+
+    /// The kernel virtual address of physical address `pa` in the direct
+    /// map (`__va`).
+    pub const fn phys_to_virt(&self, pa: u64) -> VirtAddr {
+        VirtAddr(self.page_offset.wrapping_add(pa))
+    }
+
+    /// MAXMEM on x86-32: how much RAM the direct map can hold,
+    /// VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE (128 MiB)
+    /// (pgtable_32_areas.h). `None` on x86-64.
+    pub const fn x86_32_maxmem(&self) -> Option<u64> {
+        match self.pkmap_base {
+            Some(_) => Some(self.vmalloc_end - self.page_offset - (128 << 20)),
+            None => None,
+        }
+    }
+}
+
+/// PKMAP_BASE on x86-32 (pgtable_32_areas.h): below the LDT remap, itself
+/// below the CPU entry area under the fixmap, each PMD-aligned.
+pub const fn x86_32_pkmap_base(mode: PagingMode) -> u64 {
+    // PMD_SIZE: 4 MiB without PAE (the PGD entry), 2 MiB with it.
+    let pmd_mask = !(mode.span(2) - 1);
+    let cea = (X86_32_FIXADDR_TOT_START - PAGE_SIZE * (X86_32_CPU_ENTRY_AREA_PAGES + 1)) & pmd_mask;
+    let ldt = (cea - PAGE_SIZE) & pmd_mask;
+    (ldt - PAGE_SIZE) & pmd_mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_64_layout_matches_mm_rst() {
+        // Documentation/arch/x86/x86_64/mm.rst, 4-level table.
+        let l = AddressSpaceLayout::new(PagingMode::X86_64L4, 0);
+        assert_eq!(l.task_size, 0x7fff_ffff_f000);
+        assert_eq!(l.page_offset, 0xffff_8880_0000_0000);
+        assert_eq!(l.vmalloc_start, 0xffff_c900_0000_0000);
+        assert_eq!(l.vmalloc_end, 0xffff_e8ff_ffff_ffff);
+        // VmallocTotal = 34359738367 kB (linux-facts.md).
+        assert_eq!((l.vmalloc_end - l.vmalloc_start) >> 10, 34_359_738_367);
+        assert_eq!(l.vsyscall, Some(0xffff_ffff_ff60_0000));
+        assert_eq!(X86_64_MODULES_VADDR, 0xffff_ffff_c000_0000);
+        let l5 = AddressSpaceLayout::new(PagingMode::X86_64L5, 0);
+        assert_eq!(l5.task_size, 0x00ff_ffff_ffff_f000);
+        assert_eq!(l5.vmalloc_end, 0xffd1_ffff_ffff_ffff);
+        assert_eq!(l5.default_map_window, 0x7fff_ffff_f000);
+    }
+
+    #[test]
+    fn x86_32_layout() {
+        let l = AddressSpaceLayout::new(PagingMode::X86Pae, 896 << 20);
+        assert_eq!(l.page_offset, 0xc000_0000);
+        assert_eq!(l.vmalloc_start, 0xf880_0000);
+        assert_eq!(l.pkmap_base, Some(0xff80_0000));
+        assert_eq!(l.vmalloc_end, 0xff7f_e000);
+        // The kmap window ends below the fixmap.
+        assert!(l.pkmap_base.unwrap() + l.last_pkmap * PAGE_SIZE <= X86_32_FIXADDR_TOT_START);
+        let n = AddressSpaceLayout::new(PagingMode::X86_32, 512 << 20);
+        assert_eq!(n.vmalloc_start, 0xe080_0000);
+        assert_eq!(n.pkmap_base, Some(0xff40_0000));
+        assert!(n.pkmap_base.unwrap() + n.last_pkmap * PAGE_SIZE <= X86_32_FIXADDR_TOT_START);
+        assert_eq!(n.phys_to_virt(0x1000), VirtAddr(0xc000_1000));
+        // MAXMEM: with this fixmap size lowmem tops out just under 888 MiB
+        // (PAE) / 884 MiB (2-level), as real 32-bit kernels report.
+        assert_eq!(l.x86_32_maxmem(), Some(0x377f_e000));
+        assert_eq!(n.x86_32_maxmem(), Some(0x373f_e000));
+        assert_eq!(
+            AddressSpaceLayout::new(PagingMode::X86_64L4, 0).x86_32_maxmem(),
+            None
+        );
+    }
+}
