@@ -1,0 +1,61 @@
+//! Every example scenario runs clean; broken scripts fail with file:line:column.
+
+use machine::MachineConfig;
+use workload::scenario::{run, DEFAULT_SCENARIO};
+
+fn small() -> MachineConfig {
+    MachineConfig {
+        ram: 512 << 20,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_example_scenario_passes_its_expectations() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rhai") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let (out, m) =
+                run(&p.display().to_string(), &text, small()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(out.checks > 0, "{} checks nothing", p.display());
+            mm::debug::check_page_alloc(&m.pa).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}
+
+#[test]
+fn default_scenario_returns_every_page() {
+    let (out, m) = run("default", DEFAULT_SCENARIO, small()).unwrap();
+    assert_eq!(out.failures, 0);
+    assert_eq!(m.pa.nr_free_pages(), m.pa.totalram_pages());
+    assert!(out.output.contains("Node 0, zone      DMA "));
+}
+
+fn fail(file: &str, script: &str) -> String {
+    match run(file, script, small()) {
+        Ok(_) => panic!("{file} should have failed"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = fail("bad.rhai", "let x = 1;\nexpect(x == 2, \"x is two\");\n");
+    assert_eq!(e, "bad.rhai:2:1: expectation failed: x is two");
+    let e = fail("syntax.rhai", "let = ;");
+    assert!(e.starts_with("syntax.rhai:1:5: syntax error"), "{e}");
+    let e = fail("gfp.rhai", "\n\nalloc_pages(\"GFP_BOGUS\", 0);");
+    assert!(
+        e.starts_with("gfp.rhai:3:1:") && e.contains("unknown GFP flags"),
+        "{e}"
+    );
+    let e = fail("free.rhai", "free_pages(12345, 0);");
+    assert!(e.contains("not an allocated block"), "{e}");
+    let e = fail("boot.rhai", "boot(#{ram: \"1X\"});");
+    assert!(e.contains("bad size"), "{e}");
+}
