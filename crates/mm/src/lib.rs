@@ -14,7 +14,17 @@ pub mod arch;
 pub mod direct_map;
 pub mod errno;
 pub mod file;
+pub mod madvise;
+pub mod mincore;
+pub mod mlock;
+pub mod mm_types;
+pub mod mmap;
 pub mod mmzone;
+pub mod mprotect;
+pub mod mremap;
+pub mod msync;
+pub mod task_mmu;
 pub mod types;
+pub mod vma;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
