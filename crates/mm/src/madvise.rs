@@ -8,7 +8,7 @@
 //! return EINVAL.
 
 use crate::errno::Errno;
-use crate::mm_types::{MmStruct, PageTableOps, Vma, VmFlags};
+use crate::mm_types::{MmStruct, PageTableOps, VmFlags, Vma};
 use crate::mmap::fault_range;
 use crate::types::{page_align, VirtAddr, PAGE_MASK};
 

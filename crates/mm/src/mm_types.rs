@@ -281,8 +281,13 @@ pub trait PageTableOps {
     fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64);
     /// Fault in `[start, end)` of `vma` (MAP_POPULATE, mlock, MADV_POPULATE_*),
     /// for writing if `write` (breaking CoW for private mappings).
-    fn populate(&mut self, vma: &Vma, start: VirtAddr, end: VirtAddr, write: bool)
-        -> Result<(), Errno>;
+    fn populate(
+        &mut self,
+        vma: &Vma,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno>;
     /// MADV_DONTNEED (`free == false`: zap now) or MADV_FREE (`free == true`:
     /// mark clean anonymous pages lazily freeable).
     fn discard(&mut self, start: VirtAddr, end: VirtAddr, free: bool);
@@ -570,7 +575,10 @@ impl MmStruct {
             }
         }
         self.vmas
-            .range((core::ops::Bound::Excluded(addr.0), core::ops::Bound::Unbounded))
+            .range((
+                core::ops::Bound::Excluded(addr.0),
+                core::ops::Bound::Unbounded,
+            ))
             .next()
             .map(|(_, v)| v)
     }
@@ -655,7 +663,8 @@ impl MmStruct {
 
     /// Resident pages (file + anon + shmem).
     pub fn rss_pages(&self) -> u64 {
-        self.rss[RssKind::File as usize] + self.rss[RssKind::Anon as usize]
+        self.rss[RssKind::File as usize]
+            + self.rss[RssKind::Anon as usize]
             + self.rss[RssKind::Shmem as usize]
     }
 

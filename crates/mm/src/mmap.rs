@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 
 use crate::errno::Errno;
 use crate::file::{FileRef, OpenFile};
-use crate::mm_types::{MmStruct, PageTableOps, Vma, VmFlags, RLIM_INFINITY};
+use crate::mm_types::{MmStruct, PageTableOps, VmFlags, Vma, RLIM_INFINITY};
 use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 
 /// Page may not be accessed.
@@ -271,7 +271,7 @@ pub fn get_unmapped_area(
     }
     let addr = addr.0;
     let shared_anon = file.is_none() && flags & MAP_SHARED != 0;
-    let thp = file.is_none() && !shared_anon && addr == 0 && len % PMD_SIZE == 0;
+    let thp = file.is_none() && !shared_anon && addr == 0 && len.is_multiple_of(PMD_SIZE);
     let got = match thp.then(|| thp_get_unmapped_area(mm, len, flags)).flatten() {
         Some(a) => a,
         None => mm_get_unmapped_area(mm, addr, len, flags)?,
@@ -295,6 +295,7 @@ pub fn get_unmapped_area(
 /// max_map_count, RLIMIT_AS/DATA), EOVERFLOW (pgoff overflow), EEXIST
 /// (MAP_FIXED_NOREPLACE overlap), EPERM (MAP_LOCKED without mlock right,
 /// below mmap_min_addr), EAGAIN (RLIMIT_MEMLOCK), EACCES (file modes),
+/// EOVERFLOW (file offset + length beyond MAX_LFS_FILESIZE),
 /// EBADF (no file and not anonymous).
 #[allow(clippy::too_many_arguments)]
 pub fn mmap(
@@ -318,7 +319,11 @@ pub fn mmap(
     if flags & MAP_HUGETLB != 0 {
         // No hugetlbfs: a file is never hugetlbfs (EINVAL), and anonymous
         // huge pages behave as with nr_hugepages = 0 (ENOMEM).
-        return Err(if file.is_some() { Errno::EINVAL } else { Errno::ENOMEM });
+        return Err(if file.is_some() {
+            Errno::EINVAL
+        } else {
+            Errno::ENOMEM
+        });
     }
     do_mmap(mm, pt, addr.0, len, prot, flags, file, offset >> PAGE_SHIFT)
 }
@@ -375,6 +380,11 @@ fn do_mmap(
     }
     let map_type = flags & MAP_TYPE;
     if let Some(f) = &file {
+        // file_mmap_ok: a regular file maps at most MAX_LFS_FILESIZE bytes.
+        let maxsize = i64::MAX as u64 - len;
+        if pgoff > maxsize >> PAGE_SHIFT {
+            return Err(Errno::EOVERFLOW);
+        }
         match map_type {
             MAP_SHARED | MAP_SHARED_VALIDATE => {
                 if map_type == MAP_SHARED {
@@ -419,8 +429,7 @@ fn do_mmap(
         vm_flags |= VmFlags::NORESERVE;
     }
     let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff)?;
-    if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
-    {
+    if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = mm_populate(mm, pt, addr, len, true);
     }
     Ok(VirtAddr(addr))
@@ -570,7 +579,9 @@ pub fn brk(mm: &mut MmStruct, pt: &mut dyn PageTableOps, brk: VirtAddr) -> VirtA
         return VirtAddr(brk);
     }
     // Growth must leave one page plus the guard gap before the next VMA.
-    let limit = newbrk.saturating_add(PAGE_SIZE).saturating_add(mm.stack_guard_gap);
+    let limit = newbrk
+        .saturating_add(PAGE_SIZE)
+        .saturating_add(mm.stack_guard_gap);
     if let Some(next) = mm.find_vma_intersection(VirtAddr(oldbrk), VirtAddr(limit)) {
         if newbrk + PAGE_SIZE > next.start_gap(mm.stack_guard_gap) {
             return VirtAddr(origbrk);
@@ -600,7 +611,10 @@ fn do_brk_flags(mm: &mut MmStruct, addr: u64, len: u64) -> Result<(), Errno> {
         addr >> PAGE_SHIFT,
     );
     mm.link_vma(vma);
-    if mm.prev_of(addr).is_some_and(|p| p.end.0 == addr && p.start.0 >= mm.start_brk) {
+    if mm
+        .prev_of(addr)
+        .is_some_and(|p| p.end.0 == addr && p.start.0 >= mm.start_brk)
+    {
         mm.try_merge_at(addr);
     }
     Ok(())
@@ -674,4 +688,3 @@ pub(crate) fn fault_range(
     };
     pt.populate(v, VirtAddr(start), VirtAddr(end), write)
 }
-

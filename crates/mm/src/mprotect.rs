@@ -105,7 +105,10 @@ pub(crate) fn mprotect_fixup(
     }
     if newflags.contains(VmFlags::WRITE) {
         if !oldflags.intersects(
-            VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::HUGETLB | VmFlags::SHARED
+            VmFlags::ACCOUNT
+                | VmFlags::WRITE
+                | VmFlags::HUGETLB
+                | VmFlags::SHARED
                 | VmFlags::NORESERVE,
         ) {
             newflags |= VmFlags::ACCOUNT;

@@ -98,7 +98,11 @@ pub fn mremap(
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
     }
-    let map_flags = if vflags.contains(VmFlags::MAYSHARE) { MAP_SHARED } else { 0 };
+    let map_flags = if vflags.contains(VmFlags::MAYSHARE) {
+        MAP_SHARED
+    } else {
+        0
+    };
     let file = mm.vmas.get(&key).and_then(|v| v.file.clone());
     let dst = get_unmapped_area(mm, file.as_ref(), VirtAddr(0), new_len, map_flags)?.0;
     move_vma(mm, pt, addr, old_len, new_len, dst, flags)

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::errno::Errno;
-use crate::mm_types::{MmStruct, PageTableOps, RssKind, Vma, VmFlags};
+use crate::mm_types::{MmStruct, PageTableOps, RssKind, VmFlags, Vma};
 use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// Start of the x86-64 vsyscall page (the gate VMA).
@@ -90,17 +90,43 @@ pub fn vma_name(mm: &MmStruct, vma: &Vma) -> Option<String> {
 }
 
 /// Writes one maps header line (`show_vma_header_prefix` + name).
-fn header(out: &mut String, start: u64, end: u64, flags: VmFlags, pgoff: u64, dev: (u32, u32), ino: u64, name: Option<&str>) {
+#[allow(clippy::too_many_arguments)]
+fn header(
+    out: &mut String,
+    start: u64,
+    end: u64,
+    flags: VmFlags,
+    pgoff: u64,
+    dev: (u32, u32),
+    ino: u64,
+    name: Option<&str>,
+) {
     let line_start = out.len();
     let _ = write!(
         out,
         "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
         start,
         end,
-        if flags.contains(VmFlags::READ) { 'r' } else { '-' },
-        if flags.contains(VmFlags::WRITE) { 'w' } else { '-' },
-        if flags.contains(VmFlags::EXEC) { 'x' } else { '-' },
-        if flags.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
+        if flags.contains(VmFlags::READ) {
+            'r'
+        } else {
+            '-'
+        },
+        if flags.contains(VmFlags::WRITE) {
+            'w'
+        } else {
+            '-'
+        },
+        if flags.contains(VmFlags::EXEC) {
+            'x'
+        } else {
+            '-'
+        },
+        if flags.contains(VmFlags::MAYSHARE) {
+            's'
+        } else {
+            'p'
+        },
         pgoff,
         dev.0,
         dev.1,
@@ -126,7 +152,16 @@ fn vma_header(out: &mut String, mm: &MmStruct, vma: &Vma) {
         None => ((0, 0), 0, 0),
     };
     let name = vma_name(mm, vma);
-    header(out, vma.start.0, vma.end.0, vma.flags, pgoff, dev, ino, name.as_deref());
+    header(
+        out,
+        vma.start.0,
+        vma.end.0,
+        vma.flags,
+        pgoff,
+        dev,
+        ino,
+        name.as_deref(),
+    );
 }
 
 /// The gate VMA of x86-64 (`[vsyscall]`, execute-only).
@@ -283,7 +318,11 @@ fn show_smap(out: &mut String, mm: &MmStruct, vma: &Vma, pt: &dyn PageTableOps) 
     kb_line(out, "KernelPageSize: ", PAGE_SIZE);
     kb_line(out, "MMUPageSize:    ", PAGE_SIZE);
     show_smap_block(out, &mss, false);
-    let _ = writeln!(out, "THPeligible:    {:>8}", u8::from(thp_eligible(mm, vma)));
+    let _ = writeln!(
+        out,
+        "THPeligible:    {:>8}",
+        u8::from(thp_eligible(mm, vma))
+    );
     out.push_str("VmFlags: ");
     for bit in 0..64 {
         if vma.flags.0 & (1 << bit) != 0 {
@@ -318,7 +357,16 @@ pub fn show_smaps_rollup(mm: &MmStruct, pt: &dyn PageTableOps) -> String {
     }
     let start = mm.iter().next().map_or(0, |v| v.start.0);
     let end = mm.iter().next_back().map_or(0, |v| v.end.0);
-    header(&mut out, start, end, VmFlags::NONE, 0, (0, 0), 0, Some("[rollup]"));
+    header(
+        &mut out,
+        start,
+        end,
+        VmFlags::NONE,
+        0,
+        (0, 0),
+        0,
+        Some("[rollup]"),
+    );
     show_smap_block(&mut out, &mss, true);
     out
 }
@@ -387,7 +435,7 @@ pub fn pagemap_read(
     offset: u64,
     count: u64,
 ) -> Result<Vec<u8>, Errno> {
-    if offset % 8 != 0 || count % 8 != 0 {
+    if !offset.is_multiple_of(8) || !count.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let svpfn = offset / 8;
@@ -417,7 +465,9 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
     let hiwater_rss = total_rss.max(mm.hiwater_rss);
     let start_code = mm.start_code & !(PAGE_SIZE - 1);
     let end_code = mm.end_code.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    let text = end_code.saturating_sub(start_code).min(mm.exec_vm << PAGE_SHIFT);
+    let text = end_code
+        .saturating_sub(start_code)
+        .min(mm.exec_vm << PAGE_SHIFT);
     let lib = (mm.exec_vm << PAGE_SHIFT) - text;
     let mut out = String::new();
     let mut line = |label: &str, v: u64| {

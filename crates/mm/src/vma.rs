@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use crate::errno::Errno;
 use crate::file::FileRef;
-use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, Vma, VmFlags};
+use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, VmFlags, Vma};
 use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// True if the two optional files are the same open file (Linux compares
@@ -326,8 +326,20 @@ impl MmStruct {
             last_end = v.end.0;
             probe.vm_stat_account(v.flags, v.pages() as i64);
         }
-        let ours = (self.total_vm, self.data_vm, self.exec_vm, self.stack_vm, self.locked_vm);
-        let theirs = (probe.total_vm, probe.data_vm, probe.exec_vm, probe.stack_vm, probe.locked_vm);
+        let ours = (
+            self.total_vm,
+            self.data_vm,
+            self.exec_vm,
+            self.stack_vm,
+            self.locked_vm,
+        );
+        let theirs = (
+            probe.total_vm,
+            probe.data_vm,
+            probe.exec_vm,
+            probe.stack_vm,
+            probe.locked_vm,
+        );
         if ours != theirs {
             return Err(format!("accounting {ours:?} != recount {theirs:?}"));
         }

@@ -63,19 +63,28 @@ impl PageTableOps for Fake {
     }
     fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) {
         self.log.push(Call::Move(old.0, new.0, len));
-        let moved: Vec<(u64, PageInfo)> =
-            self.pages.range(old.0..old.0 + len).map(|(k, v)| (*k, *v)).collect();
+        let moved: Vec<(u64, PageInfo)> = self
+            .pages
+            .range(old.0..old.0 + len)
+            .map(|(k, v)| (*k, *v))
+            .collect();
         for (k, v) in moved {
             self.pages.remove(&k);
             self.pages.insert(k - old.0 + new.0, v);
         }
     }
-    fn populate(&mut self, vma: &Vma, start: VirtAddr, end: VirtAddr, write: bool) -> Result<(), Errno> {
+    fn populate(
+        &mut self,
+        vma: &Vma,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno> {
         self.log.push(Call::Populate(start.0, end.0, write));
         let private = !vma.flags.contains(VmFlags::MAYSHARE);
         let mut a = start.0;
         while a < end.0 {
-            let anon = (vma.file.is_none() && private) || (write && private);
+            let anon = private && (vma.file.is_none() || write);
             let pfn = self.next_pfn + 0x1000;
             let e = self.pages.entry(a).or_insert_with(|| PageInfo {
                 present: true,
@@ -147,7 +156,11 @@ impl OpenFile for TestFile {
 }
 
 fn file(readable: bool, writable: bool) -> FileRef {
-    Arc::new(TestFile { path: "/usr/bin/prog", readable, writable })
+    Arc::new(TestFile {
+        path: "/usr/bin/prog",
+        readable,
+        writable,
+    })
 }
 
 fn setup() -> (MmStruct, Fake) {
@@ -158,7 +171,14 @@ const RW: u32 = PROT_READ | PROT_WRITE;
 const ANON: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const BASE: u64 = 0x1000_0000;
 
-fn anon(mm: &mut MmStruct, pt: &mut Fake, addr: u64, len: u64, prot: u32, flags: u32) -> Result<u64, Errno> {
+fn anon(
+    mm: &mut MmStruct,
+    pt: &mut Fake,
+    addr: u64,
+    len: u64,
+    prot: u32,
+    flags: u32,
+) -> Result<u64, Errno> {
     mmap(mm, pt, VirtAddr(addr), len, prot, ANON | flags, None, 0).map(|a| a.0)
 }
 
@@ -187,7 +207,10 @@ fn layout_defaults_match_x86_64_aslr_off() {
     assert_eq!(mm.mmap_legacy_base, 0x2aaa_aaaa_b000);
     assert_eq!(mm.task_size, 0x7fff_ffff_f000);
     assert_eq!(mm.stack_guard_gap, 1 << 20);
-    let unl = MmLayout::x86_64(Rlimits { stack: RLIM_INFINITY, ..Rlimits::default() });
+    let unl = MmLayout::x86_64(Rlimits {
+        stack: RLIM_INFINITY,
+        ..Rlimits::default()
+    });
     assert_eq!(unl.mmap_base, 0x1555_5555_6000);
     assert!(!unl.legacy);
 }
@@ -218,7 +241,11 @@ fn hints_honoured_when_free_else_top_down() {
     let a = anon(&mut mm, &mut pt, 0x5000_0123, 2 * P, RW, 0).unwrap();
     assert_eq!(a, 0x5000_0000);
     let b = anon(&mut mm, &mut pt, 0x5000_1000, P, RW, 0).unwrap();
-    assert_eq!(b, 0x7fff_f7ff_f000 - P, "occupied hint falls back to top-down");
+    assert_eq!(
+        b,
+        0x7fff_f7ff_f000 - P,
+        "occupied hint falls back to top-down"
+    );
     let c = anon(&mut mm, &mut pt, 0x1000, P, RW, 0).unwrap();
     assert_eq!(c, 0x10000, "hint below mmap_min_addr is raised");
     let d = anon(&mut mm, &mut pt, 0x7fff_ffff_f000 - P, 2 * P, RW, 0).unwrap();
@@ -245,12 +272,24 @@ fn thp_alignment_only_for_unhinted_anon_private_2mib_multiples() {
     assert_eq!(d, c - (2 << 20));
     assert_ne!(d % (2 << 20), 0);
     // File mappings: no alignment.
-    let e = mmap(&mut mm, &mut pt, VirtAddr(0), 2 << 20, PROT_READ, MAP_PRIVATE, Some(file(true, false)), 0)
-        .unwrap()
-        .0;
+    let e = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        2 << 20,
+        PROT_READ,
+        MAP_PRIVATE,
+        Some(file(true, false)),
+        0,
+    )
+    .unwrap()
+    .0;
     assert_eq!(e, d - (2 << 20));
     // Legacy layout: bottom-up, rounded up to 2 MiB.
-    let mut legacy = MmStruct::new(MmLayout { legacy: true, ..MmLayout::x86_64(Rlimits::default()) });
+    let mut legacy = MmStruct::new(MmLayout {
+        legacy: true,
+        ..MmLayout::x86_64(Rlimits::default())
+    });
     let f = anon(&mut legacy, &mut pt, 0, 2 << 20, RW, 0).unwrap();
     assert_eq!(f, 0x2aaa_aac0_0000);
 }
@@ -258,7 +297,10 @@ fn thp_alignment_only_for_unhinted_anon_private_2mib_multiples() {
 #[test]
 fn legacy_layout_is_bottom_up() {
     // §6.1: legacy layout searches upward from mmap_legacy_base.
-    let mut mm = MmStruct::new(MmLayout { legacy: true, ..MmLayout::x86_64(Rlimits::default()) });
+    let mut mm = MmStruct::new(MmLayout {
+        legacy: true,
+        ..MmLayout::x86_64(Rlimits::default())
+    });
     let mut pt = Fake::default();
     let a = anon(&mut mm, &mut pt, 0, P, RW, 0).unwrap();
     assert_eq!(a, 0x2aaa_aaaa_b000);
@@ -279,7 +321,15 @@ fn stack_guard_gap_keeps_placement_away_from_growsdown() {
     // §6.1: vm_start_gap = vm_start - stack_guard_gap for GROWSDOWN VMAs;
     // used by hints and the gap search.
     let (mut mm, mut pt) = setup();
-    let s = anon(&mut mm, &mut pt, 0x6000_0000, 4 * P, RW, MAP_GROWSDOWN | MAP_FIXED).unwrap();
+    let s = anon(
+        &mut mm,
+        &mut pt,
+        0x6000_0000,
+        4 * P,
+        RW,
+        MAP_GROWSDOWN | MAP_FIXED,
+    )
+    .unwrap();
     assert_eq!(s, 0x6000_0000);
     // A hint whose end falls inside the gap is refused.
     let h = anon(&mut mm, &mut pt, 0x6000_0000 - 2 * P, P, RW, 0).unwrap();
@@ -308,30 +358,75 @@ fn mmap_errnos() {
     // Unaligned offset / MAP_FIXED address -> EINVAL.
     let f = file(true, true);
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_PRIVATE, Some(f.clone()), 5).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            PROT_READ,
+            MAP_PRIVATE,
+            Some(f.clone()),
+            5
+        )
+        .unwrap_err(),
         Errno::EINVAL
     );
-    assert_eq!(e(anon(&mut mm, &mut pt, BASE + 1, P, RW, MAP_FIXED)), Errno::EINVAL);
+    assert_eq!(
+        e(anon(&mut mm, &mut pt, BASE + 1, P, RW, MAP_FIXED)),
+        Errno::EINVAL
+    );
     // Map type missing -> EINVAL.
     assert_eq!(
         mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_ANONYMOUS, None, 0).unwrap_err(),
         Errno::EINVAL
     );
     // Not anonymous and no file -> EBADF.
-    assert_eq!(mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_PRIVATE, None, 0).unwrap_err(), Errno::EBADF);
+    assert_eq!(
+        mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_PRIVATE, None, 0).unwrap_err(),
+        Errno::EBADF
+    );
     // pgoff + pages overflows -> EOVERFLOW.
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), 2 * P, PROT_READ, MAP_PRIVATE, Some(f.clone()), u64::MAX & !(P - 1))
-            .unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            2 * P,
+            PROT_READ,
+            MAP_PRIVATE,
+            Some(f.clone()),
+            !(P - 1)
+        )
+        .unwrap_err(),
         Errno::EOVERFLOW
     );
     // GROWSDOWN shared anon / file -> EINVAL.
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, None, 0).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            RW,
+            MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN,
+            None,
+            0
+        )
+        .unwrap_err(),
         Errno::EINVAL
     );
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, Some(f), 0).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            PROT_READ,
+            MAP_PRIVATE | MAP_GROWSDOWN,
+            Some(f),
+            0
+        )
+        .unwrap_err(),
         Errno::EINVAL
     );
     assert_eq!(mm.map_count(), 0, "failed mmaps leave nothing behind");
@@ -345,27 +440,87 @@ fn mmap_file_permission_errnos() {
     let (mut mm, mut pt) = setup();
     let ro = file(true, false);
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_SHARED, Some(ro.clone()), 0).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            RW,
+            MAP_SHARED,
+            Some(ro.clone()),
+            0
+        )
+        .unwrap_err(),
         Errno::EACCES
     );
     let wo = file(false, true);
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_PRIVATE, Some(wo.clone()), 0).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            PROT_READ,
+            MAP_PRIVATE,
+            Some(wo.clone()),
+            0
+        )
+        .unwrap_err(),
         Errno::EACCES
     );
     assert_eq!(
-        mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_SHARED, Some(wo), 0).unwrap_err(),
+        mmap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(0),
+            P,
+            PROT_READ,
+            MAP_SHARED,
+            Some(wo),
+            0
+        )
+        .unwrap_err(),
         Errno::EACCES
     );
-    let a = mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_SHARED, Some(ro.clone()), 0).unwrap();
+    let a = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_SHARED,
+        Some(ro.clone()),
+        0,
+    )
+    .unwrap();
     let v = vma_at(&mm, a.0);
     assert!(v.flags.contains(VmFlags::MAYSHARE));
     assert!(!v.flags.contains(VmFlags::SHARED));
     assert!(!v.flags.contains(VmFlags::MAYWRITE));
     // Private writable map of a read-only file is fine (CoW).
-    mmap(&mut mm, &mut pt, VirtAddr(0), P, RW, MAP_PRIVATE, Some(ro.clone()), 0).unwrap();
+    mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        RW,
+        MAP_PRIVATE,
+        Some(ro.clone()),
+        0,
+    )
+    .unwrap();
     // MAP_SHARED_VALIDATE rejects unknown flags (EOPNOTSUPP in Linux, EINVAL here).
-    assert!(mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, Some(ro), 0).is_err());
+    assert!(mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_SHARED_VALIDATE | MAP_SYNC,
+        Some(ro),
+        0
+    )
+    .is_err());
 }
 
 #[test]
@@ -375,7 +530,9 @@ fn map_fixed_noreplace_rules() {
     let (mut mm, mut pt) = setup();
     let base = BASE;
     fixed(&mut mm, &mut pt, base + P, 3, RW);
-    let nr = |mm: &mut MmStruct, pt: &mut Fake, a: u64, n: u64| anon(mm, pt, a, n * P, RW, MAP_FIXED_NOREPLACE);
+    let nr = |mm: &mut MmStruct, pt: &mut Fake, a: u64, n: u64| {
+        anon(mm, pt, a, n * P, RW, MAP_FIXED_NOREPLACE)
+    };
     assert_eq!(nr(&mut mm, &mut pt, base, 5), Err(Errno::EEXIST));
     assert_eq!(nr(&mut mm, &mut pt, base + 2 * P, 1), Err(Errno::EEXIST));
     assert_eq!(nr(&mut mm, &mut pt, base + 3 * P, 2), Err(Errno::EEXIST));
@@ -393,8 +550,20 @@ fn map_fixed_replaces_and_zaps_exactly_the_range() {
     pt.log.clear();
     anon(&mut mm, &mut pt, BASE + P, 2 * P, PROT_READ, MAP_FIXED).unwrap();
     assert_eq!(pt.log, vec![Call::Unmap(BASE + P, BASE + 3 * P)]);
-    assert!(pt.present(BASE) && !pt.present(BASE + P) && !pt.present(BASE + 2 * P) && pt.present(BASE + 3 * P));
-    assert_eq!(ranges(&mm), vec![(BASE, BASE + P), (BASE + P, BASE + 3 * P), (BASE + 3 * P, BASE + 4 * P)]);
+    assert!(
+        pt.present(BASE)
+            && !pt.present(BASE + P)
+            && !pt.present(BASE + 2 * P)
+            && pt.present(BASE + 3 * P)
+    );
+    assert_eq!(
+        ranges(&mm),
+        vec![
+            (BASE, BASE + P),
+            (BASE + P, BASE + 3 * P),
+            (BASE + 3 * P, BASE + 4 * P)
+        ]
+    );
 }
 
 #[test]
@@ -402,24 +571,48 @@ fn mmap_limits_and_privileges() {
     // max_map_count -> ENOMEM; MAP_LOCKED without memlock right -> EPERM;
     // over RLIMIT_MEMLOCK -> EAGAIN; MAP_FIXED below mmap_min_addr without
     // CAP_SYS_RAWIO -> EPERM; RLIMIT_AS -> ENOMEM.
-    let mut lay = MmLayout::x86_64(Rlimits { memlock: 0, ..Rlimits::default() });
+    let mut lay = MmLayout::x86_64(Rlimits {
+        memlock: 0,
+        ..Rlimits::default()
+    });
     lay.cred = Credentials::USER;
     lay.max_map_count = 3;
     let mut mm = MmStruct::new(lay);
     let mut pt = Fake::default();
-    assert_eq!(anon(&mut mm, &mut pt, 0, P, RW, MAP_LOCKED), Err(Errno::EPERM));
-    assert_eq!(anon(&mut mm, &mut pt, 0x1000, P, RW, MAP_FIXED), Err(Errno::EPERM));
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0, P, RW, MAP_LOCKED),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0x1000, P, RW, MAP_FIXED),
+        Err(Errno::EPERM)
+    );
     for i in 0..4 {
         // Alternating prot so nothing merges.
-        anon(&mut mm, &mut pt, BASE + 2 * i * P, P, if i % 2 == 0 { RW } else { PROT_READ }, MAP_FIXED).unwrap();
+        anon(
+            &mut mm,
+            &mut pt,
+            BASE + 2 * i * P,
+            P,
+            if i % 2 == 0 { RW } else { PROT_READ },
+            MAP_FIXED,
+        )
+        .unwrap();
     }
     assert_eq!(mm.map_count(), 4);
     assert_eq!(anon(&mut mm, &mut pt, 0, P, RW, 0), Err(Errno::ENOMEM));
     // munmap that would split beyond the limit -> ENOMEM.
-    let mut lay = MmLayout::x86_64(Rlimits { memlock: 2 * P, as_: 64 * P, ..Rlimits::default() });
+    let mut lay = MmLayout::x86_64(Rlimits {
+        memlock: 2 * P,
+        as_: 64 * P,
+        ..Rlimits::default()
+    });
     lay.cred = Credentials::USER;
     let mut mm = MmStruct::new(lay);
-    assert_eq!(anon(&mut mm, &mut pt, 0, 3 * P, RW, MAP_LOCKED), Err(Errno::EAGAIN));
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0, 3 * P, RW, MAP_LOCKED),
+        Err(Errno::EAGAIN)
+    );
     anon(&mut mm, &mut pt, 0, 2 * P, RW, MAP_LOCKED).unwrap();
     assert_eq!(mm.locked_vm, 2);
     assert_eq!(anon(&mut mm, &mut pt, 0, 63 * P, RW, 0), Err(Errno::ENOMEM));
@@ -431,15 +624,27 @@ fn munmap_rules_and_split() {
     // munmap: EINVAL unaligned / zero length / beyond TASK_SIZE; unmapping
     // a hole succeeds; unmapping the middle splits with pgoff kept.
     let (mut mm, mut pt) = setup();
-    assert_eq!(munmap(&mut mm, &mut pt, VirtAddr(BASE + 1), P), Err(Errno::EINVAL));
-    assert_eq!(munmap(&mut mm, &mut pt, VirtAddr(BASE), 0), Err(Errno::EINVAL));
-    assert_eq!(munmap(&mut mm, &mut pt, VirtAddr(0x7fff_ffff_f000), 2 * P), Err(Errno::EINVAL));
+    assert_eq!(
+        munmap(&mut mm, &mut pt, VirtAddr(BASE + 1), P),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        munmap(&mut mm, &mut pt, VirtAddr(BASE), 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        munmap(&mut mm, &mut pt, VirtAddr(0x7fff_ffff_f000), 2 * P),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(munmap(&mut mm, &mut pt, VirtAddr(BASE), P), Ok(()));
     anon(&mut mm, &mut pt, BASE, 5 * P, RW, MAP_FIXED | MAP_POPULATE).unwrap();
     pt.log.clear();
     munmap(&mut mm, &mut pt, VirtAddr(BASE + P), 2 * P - 100).unwrap();
     assert_eq!(pt.log, vec![Call::Unmap(BASE + P, BASE + 3 * P)]);
-    assert_eq!(ranges(&mm), vec![(BASE, BASE + P), (BASE + 3 * P, BASE + 5 * P)]);
+    assert_eq!(
+        ranges(&mm),
+        vec![(BASE, BASE + P), (BASE + 3 * P, BASE + 5 * P)]
+    );
     assert_eq!(vma_at(&mm, BASE + 3 * P).pgoff, (BASE + 3 * P) >> 12);
     assert_eq!(mm.total_vm, 3);
     assert_eq!(mm.data_vm, 3);
@@ -476,13 +681,28 @@ fn mprotect_split_then_merge_back_with_faulted_half() {
         let a = anon(&mut mm, &mut pt, 0, 10 * P, RW, 0).unwrap();
         mprotect(&mut mm, &mut pt, VirtAddr(a + 5 * P), 5 * P, PROT_READ).unwrap();
         assert_eq!(mm.map_count(), 2);
-        assert_eq!(vma_at(&mm, a + 5 * P).pgoff, (a + 5 * P) >> 12, "§6.4 tail pgoff");
+        assert_eq!(
+            vma_at(&mm, a + 5 * P).pgoff,
+            (a + 5 * P) >> 12,
+            "§6.4 tail pgoff"
+        );
         let faulted = if faulted_left { a } else { a + 5 * P };
-        madvise(&mut mm, &mut pt, VirtAddr(faulted), 5 * P, MADV_POPULATE_READ).unwrap();
+        madvise(
+            &mut mm,
+            &mut pt,
+            VirtAddr(faulted),
+            5 * P,
+            MADV_POPULATE_READ,
+        )
+        .unwrap();
         let key = vma_at(&mm, faulted).start;
         mm.anon_vma_prepare(key).unwrap();
         mprotect(&mut mm, &mut pt, VirtAddr(a + 5 * P), 5 * P, RW).unwrap();
-        assert_eq!(ranges(&mm), vec![(a, a + 10 * P)], "faulted_left={faulted_left}");
+        assert_eq!(
+            ranges(&mm),
+            vec![(a, a + 10 * P)],
+            "faulted_left={faulted_left}"
+        );
         assert!(vma_at(&mm, a).anon_vma.is_some());
         mm.check_invariants().unwrap();
     }
@@ -498,7 +718,10 @@ fn mprotect_middle_gives_three_vmas_and_no_change_no_split() {
     assert!(pt.log.is_empty());
     assert_eq!(mm.map_count(), 1);
     mprotect(&mut mm, &mut pt, VirtAddr(a + P), 1, PROT_READ).unwrap();
-    assert_eq!(ranges(&mm), vec![(a, a + P), (a + P, a + 2 * P), (a + 2 * P, a + 3 * P)]);
+    assert_eq!(
+        ranges(&mm),
+        vec![(a, a + P), (a + P, a + 2 * P), (a + 2 * P, a + 3 * P)]
+    );
     assert!(matches!(pt.log[0], Call::Prot(s, e, _) if s == a + P && e == a + 2 * P));
     // VM_ACCOUNT dropped on the unfaulted read-only part (mprotect_fixup).
     assert!(!vma_at(&mm, a + P).flags.contains(VmFlags::ACCOUNT));
@@ -515,23 +738,83 @@ fn mprotect_errnos() {
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 2, RW);
     fixed(&mut mm, &mut pt, BASE + 3 * P, 1, RW);
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE + 1), P, PROT_READ), Err(Errno::EINVAL));
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE), P, 0x40), Err(Errno::EINVAL));
     assert_eq!(
-        mprotect(&mut mm, &mut pt, VirtAddr(BASE), P, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP),
+        mprotect(&mut mm, &mut pt, VirtAddr(BASE + 1), P, PROT_READ),
         Err(Errno::EINVAL)
     );
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE), P, PROT_READ | PROT_GROWSDOWN), Err(Errno::EINVAL));
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE), 0, PROT_READ), Ok(()));
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE + 2 * P), P, PROT_READ), Err(Errno::ENOMEM));
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(BASE), 4 * P, PROT_READ), Err(Errno::ENOMEM));
-    assert_eq!(vma_at(&mm, BASE).flags & VmFlags::ACCESS_FLAGS, VmFlags::READ, "prefix changed");
-    assert_eq!(vma_at(&mm, BASE + 3 * P).flags & VmFlags::ACCESS_FLAGS, VmFlags::READ | VmFlags::WRITE);
-    assert_eq!(mprotect(&mut mm, &mut pt, VirtAddr(u64::MAX & !(P - 1)), 2 * P, PROT_READ), Err(Errno::ENOMEM));
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(BASE), P, 0x40),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mprotect(
+            &mut mm,
+            &mut pt,
+            VirtAddr(BASE),
+            P,
+            PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP
+        ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mprotect(
+            &mut mm,
+            &mut pt,
+            VirtAddr(BASE),
+            P,
+            PROT_READ | PROT_GROWSDOWN
+        ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(BASE), 0, PROT_READ),
+        Ok(())
+    );
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(BASE + 2 * P), P, PROT_READ),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(BASE), 4 * P, PROT_READ),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        vma_at(&mm, BASE).flags & VmFlags::ACCESS_FLAGS,
+        VmFlags::READ,
+        "prefix changed"
+    );
+    assert_eq!(
+        vma_at(&mm, BASE + 3 * P).flags & VmFlags::ACCESS_FLAGS,
+        VmFlags::READ | VmFlags::WRITE
+    );
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(!(P - 1)), 2 * P, PROT_READ),
+        Err(Errno::ENOMEM)
+    );
     let ro = file(true, false);
-    let a = mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_SHARED, Some(ro.clone()), 0).unwrap();
+    let a = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_SHARED,
+        Some(ro.clone()),
+        0,
+    )
+    .unwrap();
     assert_eq!(mprotect(&mut mm, &mut pt, a, P, RW), Err(Errno::EACCES));
-    let b = mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_PRIVATE, Some(ro), 0).unwrap();
+    let b = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_PRIVATE,
+        Some(ro),
+        0,
+    )
+    .unwrap();
     assert_eq!(mprotect(&mut mm, &mut pt, b, P, RW), Ok(()));
 }
 
@@ -541,7 +824,17 @@ fn file_vmas_merge_only_with_contiguous_pgoff_and_same_file() {
     let (mut mm, mut pt) = setup();
     let f = file(true, false);
     let m = |mm: &mut MmStruct, pt: &mut Fake, a: u64, f: &FileRef, off: u64| {
-        mmap(mm, pt, VirtAddr(a), P, PROT_READ, MAP_PRIVATE | MAP_FIXED, Some(f.clone()), off).unwrap()
+        mmap(
+            mm,
+            pt,
+            VirtAddr(a),
+            P,
+            PROT_READ,
+            MAP_PRIVATE | MAP_FIXED,
+            Some(f.clone()),
+            off,
+        )
+        .unwrap()
     };
     m(&mut mm, &mut pt, BASE, &f, 0);
     m(&mut mm, &mut pt, BASE + P, &f, P);
@@ -588,26 +881,101 @@ fn mremap_errnos() {
     let r = |mm: &mut MmStruct, pt: &mut Fake, old: u64, ol: u64, nl: u64, fl: u32, na: u64| {
         mremap(mm, pt, VirtAddr(old), ol, nl, fl, VirtAddr(na)).map(|v| v.0)
     };
-    assert_eq!(r(&mut mm, &mut pt, a, P, P, 8, 0), Err(Errno::EINVAL), "unknown flag");
-    assert_eq!(r(&mut mm, &mut pt, a + 1, P, P, 0, 0), Err(Errno::EINVAL), "unaligned old");
-    assert_eq!(r(&mut mm, &mut pt, a, P, 0, 0, 0), Err(Errno::EINVAL), "new_len 0");
-    assert_eq!(r(&mut mm, &mut pt, a, P, P, MREMAP_FIXED, 0x2000_0000), Err(Errno::EINVAL), "FIXED w/o MAYMOVE");
-    assert_eq!(r(&mut mm, &mut pt, a, P, 2 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0), Err(Errno::EINVAL));
-    assert_eq!(r(&mut mm, &mut pt, a, P, P, MREMAP_DONTUNMAP, 0), Err(Errno::EINVAL));
-    let mf = MREMAP_MAYMOVE | MREMAP_FIXED;
-    assert_eq!(r(&mut mm, &mut pt, a, 2 * P, 2 * P, mf, a + P), Err(Errno::EINVAL), "overlap");
-    assert_eq!(r(&mut mm, &mut pt, a, P, P, mf, 0x2000_0001), Err(Errno::EINVAL), "unaligned new");
-    assert_eq!(r(&mut mm, &mut pt, a, P, P, mf, 0x7fff_ffff_f000), Err(Errno::EINVAL), "new past TASK_SIZE");
-    assert_eq!(r(&mut mm, &mut pt, 0x3000_0000, P, P, 0, 0), Err(Errno::EFAULT), "no vma");
-    assert_eq!(r(&mut mm, &mut pt, a, 5 * P, 6 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT), "crosses end");
-    assert_eq!(r(&mut mm, &mut pt, a, 0, P, MREMAP_MAYMOVE, 0), Err(Errno::EINVAL), "dup private");
-    fixed(&mut mm, &mut pt, a + 4 * P, 1, PROT_READ);
-    assert_eq!(r(&mut mm, &mut pt, a, 4 * P, 5 * P, 0, 0), Err(Errno::ENOMEM), "no room, no MAYMOVE");
-    // DONTEXPAND: growth -> EFAULT, DONTUNMAP -> EINVAL.
-    mm.insert_special_mapping(VirtAddr(0x5000_0000), P, VmFlags::READ | VmFlags::MAYREAD, "[vvar]").unwrap();
-    assert_eq!(r(&mut mm, &mut pt, 0x5000_0000, P, 2 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT));
     assert_eq!(
-        r(&mut mm, &mut pt, 0x5000_0000, P, P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0),
+        r(&mut mm, &mut pt, a, P, P, 8, 0),
+        Err(Errno::EINVAL),
+        "unknown flag"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a + 1, P, P, 0, 0),
+        Err(Errno::EINVAL),
+        "unaligned old"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, P, 0, 0, 0),
+        Err(Errno::EINVAL),
+        "new_len 0"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, P, P, MREMAP_FIXED, 0x2000_0000),
+        Err(Errno::EINVAL),
+        "FIXED w/o MAYMOVE"
+    );
+    assert_eq!(
+        r(
+            &mut mm,
+            &mut pt,
+            a,
+            P,
+            2 * P,
+            MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+            0
+        ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, P, P, MREMAP_DONTUNMAP, 0),
+        Err(Errno::EINVAL)
+    );
+    let mf = MREMAP_MAYMOVE | MREMAP_FIXED;
+    assert_eq!(
+        r(&mut mm, &mut pt, a, 2 * P, 2 * P, mf, a + P),
+        Err(Errno::EINVAL),
+        "overlap"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, P, P, mf, 0x2000_0001),
+        Err(Errno::EINVAL),
+        "unaligned new"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, P, P, mf, 0x7fff_ffff_f000),
+        Err(Errno::EINVAL),
+        "new past TASK_SIZE"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, 0x3000_0000, P, P, 0, 0),
+        Err(Errno::EFAULT),
+        "no vma"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, 5 * P, 6 * P, MREMAP_MAYMOVE, 0),
+        Err(Errno::EFAULT),
+        "crosses end"
+    );
+    assert_eq!(
+        r(&mut mm, &mut pt, a, 0, P, MREMAP_MAYMOVE, 0),
+        Err(Errno::EINVAL),
+        "dup private"
+    );
+    fixed(&mut mm, &mut pt, a + 4 * P, 1, PROT_READ);
+    assert_eq!(
+        r(&mut mm, &mut pt, a, 4 * P, 5 * P, 0, 0),
+        Err(Errno::ENOMEM),
+        "no room, no MAYMOVE"
+    );
+    // DONTEXPAND: growth -> EFAULT, DONTUNMAP -> EINVAL.
+    mm.insert_special_mapping(
+        VirtAddr(0x5000_0000),
+        P,
+        VmFlags::READ | VmFlags::MAYREAD,
+        "[vvar]",
+    )
+    .unwrap();
+    assert_eq!(
+        r(&mut mm, &mut pt, 0x5000_0000, P, 2 * P, MREMAP_MAYMOVE, 0),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(
+        r(
+            &mut mm,
+            &mut pt,
+            0x5000_0000,
+            P,
+            P,
+            MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+            0
+        ),
         Err(Errno::EINVAL)
     );
     // Same length, no flags: returns the address.
@@ -622,12 +990,27 @@ fn mremap_shrink_and_move_preserve_pages() {
     let (mut mm, mut pt) = setup();
     let a = anon(&mut mm, &mut pt, BASE, 4 * P, RW, MAP_FIXED | MAP_POPULATE).unwrap();
     pt.log.clear();
-    assert_eq!(mremap(&mut mm, &mut pt, VirtAddr(a), 4 * P, 3 * P, 0, VirtAddr(0)).unwrap().0, a);
+    assert_eq!(
+        mremap(&mut mm, &mut pt, VirtAddr(a), 4 * P, 3 * P, 0, VirtAddr(0))
+            .unwrap()
+            .0,
+        a
+    );
     assert_eq!(pt.log, vec![Call::Unmap(a + 3 * P, a + 4 * P)]);
     fixed(&mut mm, &mut pt, a + 3 * P, 1, PROT_READ);
     let pfn0 = pt.pages[&a].pfn;
     pt.log.clear();
-    let n = mremap(&mut mm, &mut pt, VirtAddr(a), 3 * P, 5 * P, MREMAP_MAYMOVE, VirtAddr(0)).unwrap().0;
+    let n = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(a),
+        3 * P,
+        5 * P,
+        MREMAP_MAYMOVE,
+        VirtAddr(0),
+    )
+    .unwrap()
+    .0;
     assert_ne!(n, a);
     assert_eq!(pt.log[0], Call::Move(a, n, 3 * P));
     assert_eq!(pt.pages[&n].pfn, pfn0);
@@ -666,19 +1049,42 @@ fn mremap_fixed_replaces_only_moved_part() {
     // pages 6-10; the destination is unmapped first.
     let (mut mm, mut pt) = setup();
     let src = anon(&mut mm, &mut pt, BASE, 5 * P, RW, MAP_FIXED | MAP_POPULATE).unwrap();
-    let dst = anon(&mut mm, &mut pt, 0x2000_0000, 10 * P, PROT_READ, MAP_FIXED | MAP_POPULATE).unwrap();
+    let dst = anon(
+        &mut mm,
+        &mut pt,
+        0x2000_0000,
+        10 * P,
+        PROT_READ,
+        MAP_FIXED | MAP_POPULATE,
+    )
+    .unwrap();
     let dst_pfn6 = pt.pages[&(dst + 5 * P)].pfn;
     let src_pfn = pt.pages[&src].pfn;
     let flags = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
-    let n = mremap(&mut mm, &mut pt, VirtAddr(src), 5 * P, 5 * P, flags, VirtAddr(dst)).unwrap();
+    let n = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(src),
+        5 * P,
+        5 * P,
+        flags,
+        VirtAddr(dst),
+    )
+    .unwrap();
     assert_eq!(n.0, dst);
     assert_eq!(pt.pages[&dst].pfn, src_pfn);
     assert_eq!(pt.pages[&(dst + 5 * P)].pfn, dst_pfn6);
     // DONTUNMAP: the source stays mapped but has no pages.
     assert!(mm.vma_lookup(VirtAddr(src)).is_some());
     assert_eq!(pt.count_in(src, src + 5 * P), 0);
-    assert_eq!(vma_at(&mm, dst).flags & VmFlags::ACCESS_FLAGS, VmFlags::READ | VmFlags::WRITE);
-    assert_eq!(vma_at(&mm, dst + 5 * P).flags & VmFlags::ACCESS_FLAGS, VmFlags::READ);
+    assert_eq!(
+        vma_at(&mm, dst).flags & VmFlags::ACCESS_FLAGS,
+        VmFlags::READ | VmFlags::WRITE
+    );
+    assert_eq!(
+        vma_at(&mm, dst + 5 * P).flags & VmFlags::ACCESS_FLAGS,
+        VmFlags::READ
+    );
     mm.check_invariants().unwrap();
 }
 
@@ -687,9 +1093,17 @@ fn mremap_dontunmap_sub_range() {
     // §3 rule 4: DONTUNMAP works on a sub-range of a VMA.
     let (mut mm, mut pt) = setup();
     let a = anon(&mut mm, &mut pt, BASE, 4 * P, RW, MAP_FIXED | MAP_POPULATE).unwrap();
-    let n = mremap(&mut mm, &mut pt, VirtAddr(a + P), 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, VirtAddr(0))
-        .unwrap()
-        .0;
+    let n = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(a + P),
+        2 * P,
+        2 * P,
+        MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+        VirtAddr(0),
+    )
+    .unwrap()
+    .0;
     assert!(pt.present(n) && pt.present(n + P));
     assert!(pt.present(a) && !pt.present(a + P) && !pt.present(a + 2 * P) && pt.present(a + 3 * P));
     assert_eq!(mm.vma_lookup(VirtAddr(a)).unwrap().end.0, a + 4 * P);
@@ -713,7 +1127,9 @@ fn brk_rules() {
     assert_eq!(ranges(&mm), vec![(0x60_1000, 0x60_3000)]);
     let v = vma_at(&mm, 0x60_1000);
     assert_eq!(v.pgoff, 0x601);
-    assert!(v.flags.contains(VmFlags::ACCOUNT | VmFlags::READ | VmFlags::WRITE));
+    assert!(v
+        .flags
+        .contains(VmFlags::ACCOUNT | VmFlags::READ | VmFlags::WRITE));
     // Further growth extends the same VMA.
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x60_5000)).0, 0x60_5000);
     assert_eq!(ranges(&mm), vec![(0x60_1000, 0x60_5000)]);
@@ -729,11 +1145,22 @@ fn brk_rules() {
     let (mut mm, mut pt) = setup();
     mm.start_brk = 0x60_0000;
     mm.brk = 0x60_0000;
-    anon(&mut mm, &mut pt, 0x80_0000, P, RW, MAP_FIXED | MAP_GROWSDOWN).unwrap();
+    anon(
+        &mut mm,
+        &mut pt,
+        0x80_0000,
+        P,
+        RW,
+        MAP_FIXED | MAP_GROWSDOWN,
+    )
+    .unwrap();
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x70_0000)).0, 0x60_0000);
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x6f_f000)).0, 0x6f_f000);
     // RLIMIT_DATA: the old brk comes back.
-    let mut mm = MmStruct::new(MmLayout::x86_64(Rlimits { data: 4 * P, ..Rlimits::default() }));
+    let mut mm = MmStruct::new(MmLayout::x86_64(Rlimits {
+        data: 4 * P,
+        ..Rlimits::default()
+    }));
     mm.start_brk = 0x60_0000;
     mm.brk = 0x60_0000;
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x60_5000)).0, 0x60_0000);
@@ -763,20 +1190,41 @@ fn madvise_rules() {
     fixed(&mut mm, &mut pt, BASE + 3 * P, 2, RW);
     mm_populate(&mut mm, &mut pt, BASE, 5 * P, true).unwrap();
     // Unknown advice, misaligned start -> EINVAL.
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE), P, 7), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE), P, 100), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE + 1), P, MADV_DONTNEED), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE), 0, MADV_DONTNEED), Ok(()));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE), P, 7),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE), P, 100),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE + 1), P, MADV_DONTNEED),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE), 0, MADV_DONTNEED),
+        Ok(())
+    );
     // DONTNEED across a hole: applied to both sides, then ENOMEM.
     pt.log.clear();
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE + P), 3 * P, MADV_DONTNEED), Err(Errno::ENOMEM));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE + P), 3 * P, MADV_DONTNEED),
+        Err(Errno::ENOMEM)
+    );
     assert_eq!(
         pt.log,
-        vec![Call::Discard(BASE + P, BASE + 2 * P, false), Call::Discard(BASE + 3 * P, BASE + 4 * P, false)]
+        vec![
+            Call::Discard(BASE + P, BASE + 2 * P, false),
+            Call::Discard(BASE + 3 * P, BASE + 4 * P, false)
+        ]
     );
     assert!(pt.present(BASE) && !pt.present(BASE + P) && pt.present(BASE + 4 * P));
     // No VMA at or after start -> ENOMEM.
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(0x7000_0000), P, MADV_NORMAL), Err(Errno::ENOMEM));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(0x7000_0000), P, MADV_NORMAL),
+        Err(Errno::ENOMEM)
+    );
     // FREE marks pages lazily free.
     madvise(&mut mm, &mut pt, VirtAddr(BASE + 4 * P), P, MADV_FREE).unwrap();
     assert!(pt.pages[&(BASE + 4 * P)].lazyfree);
@@ -797,21 +1245,65 @@ fn madvise_rules() {
         madvise(&mut mm, &mut pt, VirtAddr(BASE), 2 * P, adv).unwrap();
         assert!(vma_at(&mm, BASE).flags.contains(flag));
     }
-    assert!(!vma_at(&mm, BASE).flags.contains(VmFlags::SEQ_READ), "RANDOM clears SEQ");
-    assert!(!vma_at(&mm, BASE).flags.contains(VmFlags::HUGEPAGE), "NOHUGEPAGE clears HUGEPAGE");
-    for adv in [MADV_NORMAL, MADV_DODUMP, MADV_KEEPONFORK, MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT] {
+    assert!(
+        !vma_at(&mm, BASE).flags.contains(VmFlags::SEQ_READ),
+        "RANDOM clears SEQ"
+    );
+    assert!(
+        !vma_at(&mm, BASE).flags.contains(VmFlags::HUGEPAGE),
+        "NOHUGEPAGE clears HUGEPAGE"
+    );
+    for adv in [
+        MADV_NORMAL,
+        MADV_DODUMP,
+        MADV_KEEPONFORK,
+        MADV_WILLNEED,
+        MADV_COLD,
+        MADV_PAGEOUT,
+    ] {
         madvise(&mut mm, &mut pt, VirtAddr(BASE), 2 * P, adv).unwrap();
     }
     // WIPEONFORK on a file or shared mapping -> EINVAL; FREE on file -> EINVAL.
     let f = file(true, true);
-    let fa = mmap(&mut mm, &mut pt, VirtAddr(0), P, PROT_READ, MAP_PRIVATE, Some(f), 0).unwrap();
-    assert_eq!(madvise(&mut mm, &mut pt, fa, P, MADV_WIPEONFORK), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, fa, P, MADV_FREE), Err(Errno::EINVAL));
+    let fa = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_PRIVATE,
+        Some(f),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        madvise(&mut mm, &mut pt, fa, P, MADV_WIPEONFORK),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, fa, P, MADV_FREE),
+        Err(Errno::EINVAL)
+    );
     // DONTNEED on VM_LOCKED -> EINVAL (COLD too); DONTNEED_LOCKED is allowed.
     mlock(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), 2 * P).unwrap();
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), P, MADV_DONTNEED), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), P, MADV_COLD), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), P, MADV_DONTNEED_LOCKED), Ok(()));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), P, MADV_DONTNEED),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(BASE + 3 * P), P, MADV_COLD),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(
+            &mut mm,
+            &mut pt,
+            VirtAddr(BASE + 3 * P),
+            P,
+            MADV_DONTNEED_LOCKED
+        ),
+        Ok(())
+    );
     mm.check_invariants().unwrap();
 }
 
@@ -820,18 +1312,36 @@ fn madvise_populate_rules() {
     // §3 rule 7 (madv_populate).
     let (mut mm, mut pt) = setup();
     let r = fixed(&mut mm, &mut pt, BASE, 2, PROT_READ);
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(r), 2 * P, MADV_POPULATE_READ), Ok(()));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(r), 2 * P, MADV_POPULATE_WRITE), Err(Errno::EINVAL));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(r), 2 * P, MADV_POPULATE_READ),
+        Ok(())
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(r), 2 * P, MADV_POPULATE_WRITE),
+        Err(Errno::EINVAL)
+    );
     let w = fixed(&mut mm, &mut pt, 0x2000_0000, 2, PROT_WRITE);
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(w), 2 * P, MADV_POPULATE_READ), Err(Errno::EINVAL));
-    assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(w), 2 * P, MADV_POPULATE_WRITE), Ok(()));
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(w), 2 * P, MADV_POPULATE_READ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        madvise(&mut mm, &mut pt, VirtAddr(w), 2 * P, MADV_POPULATE_WRITE),
+        Ok(())
+    );
     assert!(pt.present(w) && pt.present(w + P));
-    assert!(vma_at(&mm, w).anon_vma.is_some(), "write fault gives an anon_vma");
+    assert!(
+        vma_at(&mm, w).anon_vma.is_some(),
+        "write fault gives an anon_vma"
+    );
     // Holes at the middle, end and beginning -> ENOMEM.
     let h = fixed(&mut mm, &mut pt, 0x3000_0000, 3, RW);
     munmap(&mut mm, &mut pt, VirtAddr(h + P), P).unwrap();
     for (s, l) in [(h, 3 * P), (h + 2 * P, 2 * P), (h - P, 2 * P)] {
-        assert_eq!(madvise(&mut mm, &mut pt, VirtAddr(s), l, MADV_POPULATE_READ), Err(Errno::ENOMEM));
+        assert_eq!(
+            madvise(&mut mm, &mut pt, VirtAddr(s), l, MADV_POPULATE_READ),
+            Err(Errno::ENOMEM)
+        );
     }
     // pagemap: POPULATE_READ does not set soft-dirty on the pte, WRITE does.
     assert!(!pt.pages[&r].soft_dirty);
@@ -858,11 +1368,19 @@ fn mlock2_split_and_merge() {
     // ONFAULT: lo + lf, no population.
     let b = anon(&mut mm, &mut pt, 0, 3 * P, RW, 0).unwrap();
     mlock2(&mut mm, &mut pt, VirtAddr(b), 3 * P, MLOCK_ONFAULT).unwrap();
-    assert!(vma_at(&mm, b).flags.contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT));
+    assert!(vma_at(&mm, b)
+        .flags
+        .contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT));
     assert_eq!(pt.count_in(b, b + 3 * P), 0);
-    assert_eq!(mlock2(&mut mm, &mut pt, VirtAddr(b), P, 2), Err(Errno::EINVAL));
+    assert_eq!(
+        mlock2(&mut mm, &mut pt, VirtAddr(b), P, 2),
+        Err(Errno::EINVAL)
+    );
     // Holes -> ENOMEM.
-    assert_eq!(mlock(&mut mm, &mut pt, VirtAddr(0x100_0000), P), Err(Errno::ENOMEM));
+    assert_eq!(
+        mlock(&mut mm, &mut pt, VirtAddr(0x100_0000), P),
+        Err(Errno::ENOMEM)
+    );
     mm.check_invariants().unwrap();
 }
 
@@ -874,20 +1392,33 @@ fn mlockall_and_limits() {
     assert_eq!(mlockall(&mut mm, &mut pt, MCL_ONFAULT), Err(Errno::EINVAL));
     assert_eq!(mlockall(&mut mm, &mut pt, 8), Err(Errno::EINVAL));
     mlockall(&mut mm, &mut pt, MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).unwrap();
-    assert!(vma_at(&mm, a).flags.contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT));
+    assert!(vma_at(&mm, a)
+        .flags
+        .contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT));
     assert_eq!(pt.count_in(a, a + 2 * P), 0);
     let b = anon(&mut mm, &mut pt, 0, P, RW, 0).unwrap();
-    assert!(vma_at(&mm, b).flags.contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT), "MCL_FUTURE");
+    assert!(
+        vma_at(&mm, b)
+            .flags
+            .contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT),
+        "MCL_FUTURE"
+    );
     munlockall(&mut mm, &mut pt).unwrap();
     assert_eq!(mm.def_flags, VmFlags::NONE);
     assert_eq!(mm.locked_vm, 0);
     assert_eq!(mm.map_count(), 1);
     // Unprivileged: RLIMIT_MEMLOCK.
-    let mut lay = MmLayout::x86_64(Rlimits { memlock: 2 * P, ..Rlimits::default() });
+    let mut lay = MmLayout::x86_64(Rlimits {
+        memlock: 2 * P,
+        ..Rlimits::default()
+    });
     lay.cred = Credentials::USER;
     let mut mm = MmStruct::new(lay.clone());
     let a = anon(&mut mm, &mut pt, 0, 3 * P, RW, 0).unwrap();
-    assert_eq!(mlock(&mut mm, &mut pt, VirtAddr(a), 3 * P), Err(Errno::ENOMEM));
+    assert_eq!(
+        mlock(&mut mm, &mut pt, VirtAddr(a), 3 * P),
+        Err(Errno::ENOMEM)
+    );
     mlock(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
     mlock(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
     assert_eq!(mlockall(&mut mm, &mut pt, MCL_CURRENT), Err(Errno::ENOMEM));
@@ -897,7 +1428,8 @@ fn mlockall_and_limits() {
     assert_eq!(mlockall(&mut mm, &mut pt, MCL_CURRENT), Err(Errno::EPERM));
     // Special mappings are never locked.
     let (mut mm, mut pt) = setup();
-    mm.insert_special_mapping(VirtAddr(BASE), P, VmFlags::READ | VmFlags::EXEC, "[vdso]").unwrap();
+    mm.insert_special_mapping(VirtAddr(BASE), P, VmFlags::READ | VmFlags::EXEC, "[vdso]")
+        .unwrap();
     mlock(&mut mm, &mut pt, VirtAddr(BASE), P).unwrap();
     assert!(!vma_at(&mm, BASE).flags.contains(VmFlags::LOCKED));
 }
@@ -911,15 +1443,33 @@ fn msync_rules() {
     fixed(&mut mm, &mut pt, BASE, 1, RW);
     fixed(&mut mm, &mut pt, BASE + 2 * P, 1, RW);
     assert_eq!(msync(&mm, VirtAddr(BASE), P, 8), Err(Errno::EINVAL));
-    assert_eq!(msync(&mm, VirtAddr(BASE + 1), P, MS_SYNC), Err(Errno::EINVAL));
-    assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_SYNC | MS_ASYNC), Err(Errno::EINVAL));
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE + 1), P, MS_SYNC),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), P, MS_SYNC | MS_ASYNC),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(msync(&mm, VirtAddr(BASE), 0, MS_SYNC), Ok(()));
     assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_SYNC), Ok(()));
-    assert_eq!(msync(&mm, VirtAddr(BASE), 3 * P, MS_SYNC), Err(Errno::ENOMEM));
-    assert_eq!(msync(&mm, VirtAddr(BASE), 3 * P, MS_ASYNC), Err(Errno::ENOMEM));
-    assert_eq!(msync(&mm, VirtAddr(0x7000_0000), P, MS_ASYNC), Err(Errno::ENOMEM));
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), 3 * P, MS_SYNC),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), 3 * P, MS_ASYNC),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(0x7000_0000), P, MS_ASYNC),
+        Err(Errno::ENOMEM)
+    );
     mlock(&mut mm, &mut pt, VirtAddr(BASE), P).unwrap();
-    assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_INVALIDATE), Err(Errno::EBUSY));
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), P, MS_INVALIDATE),
+        Err(Errno::EBUSY)
+    );
     assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_ASYNC), Ok(()));
 }
 
@@ -928,11 +1478,20 @@ fn mincore_rules() {
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 3, RW);
     mm_populate(&mut mm, &mut pt, BASE + P, P, false).unwrap();
-    assert_eq!(mincore(&mm, &pt, VirtAddr(BASE), 3 * P - 5).unwrap(), vec![0, 1, 0]);
+    assert_eq!(
+        mincore(&mm, &pt, VirtAddr(BASE), 3 * P - 5).unwrap(),
+        vec![0, 1, 0]
+    );
     assert_eq!(mincore(&mm, &pt, VirtAddr(BASE + 1), P), Err(Errno::EINVAL));
     assert_eq!(mincore(&mm, &pt, VirtAddr(BASE), 4 * P), Err(Errno::ENOMEM));
-    assert_eq!(mincore(&mm, &pt, VirtAddr(0x7fff_ffff_f000), 2 * P), Err(Errno::ENOMEM));
-    assert_eq!(mincore(&mm, &pt, VirtAddr(BASE), 0).unwrap(), Vec::<u8>::new());
+    assert_eq!(
+        mincore(&mm, &pt, VirtAddr(0x7fff_ffff_f000), 2 * P),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        mincore(&mm, &pt, VirtAddr(BASE), 0).unwrap(),
+        Vec::<u8>::new()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -941,9 +1500,28 @@ fn mincore_rules() {
 fn golden_mm() -> (MmStruct, Fake) {
     let (mut mm, mut pt) = setup();
     let f = file(true, false);
-    mmap(&mut mm, &mut pt, VirtAddr(0x40_0000), P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, Some(f.clone()), 0)
-        .unwrap();
-    mmap(&mut mm, &mut pt, VirtAddr(0x40_2000), P, PROT_READ, MAP_PRIVATE | MAP_FIXED, Some(f), 0x2000).unwrap();
+    mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0x40_0000),
+        P,
+        PROT_READ | PROT_EXEC,
+        MAP_PRIVATE | MAP_FIXED,
+        Some(f.clone()),
+        0,
+    )
+    .unwrap();
+    mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0x40_2000),
+        P,
+        PROT_READ,
+        MAP_PRIVATE | MAP_FIXED,
+        Some(f),
+        0x2000,
+    )
+    .unwrap();
     mm.start_brk = 0x60_1000;
     mm.brk = 0x60_1000;
     brk(&mut mm, &mut pt, VirtAddr(0x62_2000));
@@ -956,7 +1534,8 @@ fn maps_format_byte_for_byte() {
     // §5.7: widths, padding to column 73 for names, trailing space for
     // unnamed VMAs, offset only for file VMAs, dev hex 2 digits, [vsyscall].
     let (mm, pt) = golden_mm();
-    let expected = "00400000-00401000 r-xp 00000000 08:01 1234                               /usr/bin/prog\n\
+    let expected =
+        "00400000-00401000 r-xp 00000000 08:01 1234                               /usr/bin/prog\n\
 00402000-00403000 r--p 00002000 08:01 1234                               /usr/bin/prog\n\
 00601000-00622000 rw-p 00000000 00:00 0                                  [heap]\n\
 7ffff7ffc000-7ffff7fff000 rw-p 00000000 00:00 0 \n\
@@ -969,14 +1548,46 @@ fn maps_names_stack_special_shared_anon() {
     // §5.7 name precedence: special name, [stack], shmem "/dev/zero (deleted)",
     // [anon:NAME].
     let (mut mm, mut pt) = setup();
-    mm.insert_stack_vma(VirtAddr(0x7fff_fffd_e000), VirtAddr(0x7fff_ffff_f000), VirtAddr(0x7fff_ffff_e000), false)
-        .unwrap();
-    mm.insert_special_mapping(VirtAddr(0x7fff_f7fc_1000), 2 * P, VmFlags::READ | VmFlags::EXEC, "[vdso]").unwrap();
-    let s = anon(&mut mm, &mut pt, 0x5000_0000, P, RW, MAP_SHARED ^ MAP_PRIVATE).unwrap();
+    mm.insert_stack_vma(
+        VirtAddr(0x7fff_fffd_e000),
+        VirtAddr(0x7fff_ffff_f000),
+        VirtAddr(0x7fff_ffff_e000),
+        false,
+    )
+    .unwrap();
+    mm.insert_special_mapping(
+        VirtAddr(0x7fff_f7fc_1000),
+        2 * P,
+        VmFlags::READ | VmFlags::EXEC,
+        "[vdso]",
+    )
+    .unwrap();
+    let s = anon(
+        &mut mm,
+        &mut pt,
+        0x5000_0000,
+        P,
+        RW,
+        MAP_SHARED ^ MAP_PRIVATE,
+    )
+    .unwrap();
     let out = show_maps(&mm, &pt);
-    assert!(out.contains("7ffff7fc1000-7ffff7fc3000 r-xp 00000000 00:00 0                          [vdso]\n"), "{out}");
-    assert!(out.contains("7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]\n"), "{out}");
-    assert!(out.contains("50000000-50001000 rw-s 00000000 00:01 1"), "{out}");
+    assert!(
+        out.contains(
+            "7ffff7fc1000-7ffff7fc3000 r-xp 00000000 00:00 0                          [vdso]\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("50000000-50001000 rw-s 00000000 00:01 1"),
+        "{out}"
+    );
     assert!(out.contains("/dev/zero (deleted)\n"));
     assert_eq!(vma_at(&mm, s).pgoff, 0);
     let stack = vma_at(&mm, 0x7fff_fffd_e000);
@@ -1035,16 +1646,32 @@ fn pagemap_bits() {
     mm_populate(&mut mm, &mut pt, BASE, P, false).unwrap();
     pt.pages.insert(
         BASE + 2 * P,
-        PageInfo { swap: Some((3, 0x1234)), ..PageInfo::default() },
+        PageInfo {
+            swap: Some((3, 0x1234)),
+            ..PageInfo::default()
+        },
     );
     let f = file(true, false);
-    let fa = mmap(&mut mm, &mut pt, VirtAddr(0x2000_0000), P, PROT_READ, MAP_PRIVATE | MAP_FIXED, Some(f), 0).unwrap();
+    let fa = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0x2000_0000),
+        P,
+        PROT_READ,
+        MAP_PRIVATE | MAP_FIXED,
+        Some(f),
+        0,
+    )
+    .unwrap();
     mm_populate(&mut mm, &mut pt, fa.0, P, false).unwrap();
     let off = (BASE >> 12) * 8;
     assert_eq!(pagemap_read(&mm, &pt, off + 1, 8), Err(Errno::EINVAL));
     assert_eq!(pagemap_read(&mm, &pt, off, 12), Err(Errno::EINVAL));
     let raw = pagemap_read(&mm, &pt, off - 8, 6 * 8).unwrap();
-    let e: Vec<u64> = raw.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let e: Vec<u64> = raw
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(e[0], 0, "hole");
     let pfn = pt.pages[&BASE].pfn;
     assert_eq!(e[1], PM_PRESENT | PM_SOFT_DIRTY | PM_MMAP_EXCLUSIVE | pfn);
@@ -1056,12 +1683,20 @@ fn pagemap_bits() {
     // Without CAP_SYS_ADMIN: no PFN, no swap offset.
     mm.cred = Credentials::USER;
     let raw = pagemap_read(&mm, &pt, off, 3 * 8).unwrap();
-    let e: Vec<u64> = raw.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let e: Vec<u64> = raw
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(e[0], PM_PRESENT | PM_SOFT_DIRTY | PM_MMAP_EXCLUSIVE);
     assert_eq!(e[2], PM_SWAP | PM_SOFT_DIRTY);
     // Past TASK_SIZE: empty; huge counts are short reads.
-    assert!(pagemap_read(&mm, &pt, (mm.task_size >> 12) * 8, 8).unwrap().is_empty());
-    assert_eq!(pagemap_read(&mm, &pt, 0, u64::MAX & !7).unwrap().len() as u64, PAGEMAP_MAX_READ);
+    assert!(pagemap_read(&mm, &pt, (mm.task_size >> 12) * 8, 8)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        pagemap_read(&mm, &pt, 0, !7u64).unwrap().len() as u64,
+        PAGEMAP_MAX_READ
+    );
 }
 
 #[test]
@@ -1083,14 +1718,30 @@ VmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\n";
 #[test]
 fn bad_input_never_panics() {
     let (mut mm, mut pt) = setup();
-    for &a in &[0u64, 1, P, u64::MAX, u64::MAX & !(P - 1), 0x7fff_ffff_f000, 1 << 63] {
+    for &a in &[0u64, 1, P, u64::MAX, !(P - 1), 0x7fff_ffff_f000, 1 << 63] {
         for &l in &[0u64, 1, P, u64::MAX, u64::MAX - P, 1 << 47] {
             let _ = anon(&mut mm, &mut pt, a, l, RW, 0);
             let _ = anon(&mut mm, &mut pt, a, l, RW, MAP_FIXED);
             let _ = munmap(&mut mm, &mut pt, VirtAddr(a), l);
             let _ = mprotect(&mut mm, &mut pt, VirtAddr(a), l, PROT_READ);
-            let _ = mremap(&mut mm, &mut pt, VirtAddr(a), l, l, MREMAP_MAYMOVE, VirtAddr(a));
-            let _ = mremap(&mut mm, &mut pt, VirtAddr(a), P, l, MREMAP_MAYMOVE | MREMAP_FIXED, VirtAddr(a));
+            let _ = mremap(
+                &mut mm,
+                &mut pt,
+                VirtAddr(a),
+                l,
+                l,
+                MREMAP_MAYMOVE,
+                VirtAddr(a),
+            );
+            let _ = mremap(
+                &mut mm,
+                &mut pt,
+                VirtAddr(a),
+                P,
+                l,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                VirtAddr(a),
+            );
             let _ = madvise(&mut mm, &mut pt, VirtAddr(a), l, MADV_DONTNEED);
             let _ = mlock(&mut mm, &mut pt, VirtAddr(a), l);
             let _ = munlock(&mut mm, &mut pt, VirtAddr(a), l);
