@@ -542,7 +542,8 @@ pub(crate) fn do_munmap(
 
 /// `brk(2)`: moves the program break. Returns the new break on success and
 /// the old one on any failure (below start_brk, RLIMIT_DATA, collision with
-/// a mapping or its guard gap, RLIMIT_AS). The growth extends the previous
+/// a mapping or its guard gap, RLIMIT_AS, TASK_SIZE, mmap_min_addr,
+/// RLIMIT_MEMLOCK under mlockall(MCL_FUTURE)). The growth extends the previous
 /// brk VMA when compatible; with mlockall(MCL_FUTURE) it is populated.
 /// Simplification: min_brk is start_brk (no CONFIG_COMPAT_BRK).
 pub fn brk(mm: &mut MmStruct, pt: &mut dyn PageTableOps, brk: VirtAddr) -> VirtAddr {
@@ -586,6 +587,13 @@ pub fn brk(mm: &mut MmStruct, pt: &mut dyn PageTableOps, brk: VirtAddr) -> VirtA
         if newbrk + PAGE_SIZE > next.start_gap(mm.stack_guard_gap) {
             return VirtAddr(origbrk);
         }
+    }
+    // check_brk_limits: the range must be mappable (TASK_SIZE, mmap_min_addr)
+    // and fit RLIMIT_MEMLOCK under mlockall(MCL_FUTURE).
+    if get_unmapped_area(mm, None, VirtAddr(oldbrk), newbrk - oldbrk, MAP_FIXED).is_err()
+        || !mm.mlock_future_ok(mm.def_flags, newbrk - oldbrk)
+    {
+        return VirtAddr(origbrk);
     }
     if do_brk_flags(mm, oldbrk, newbrk - oldbrk).is_err() {
         return VirtAddr(origbrk);
@@ -687,4 +695,52 @@ pub(crate) fn fault_range(
         return Ok(());
     };
     pt.populate(v, VirtAddr(start), VirtAddr(end), write)
+}
+
+/// `expand_stack` / `expand_downwards`: grows the VM_GROWSDOWN VMA above
+/// `addr` down to the page of `addr` (the fault path calls this for an
+/// access below the stack). Errors: EFAULT if the VMA above `addr` does not
+/// grow down (or there is none), EPERM below mmap_min_addr, ENOMEM if the
+/// growth would come within stack_guard_gap of an accessible VMA below, or
+/// exceed RLIMIT_STACK, RLIMIT_AS or RLIMIT_MEMLOCK. Succeeds at once if a
+/// VMA already contains `addr`.
+pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
+    let Some(vma) = mm.find_vma(addr) else {
+        return Err(Errno::EFAULT);
+    };
+    if vma.start <= addr {
+        return Ok(());
+    }
+    if !vma.flags.contains(VmFlags::GROWSDOWN) {
+        return Err(Errno::EFAULT);
+    }
+    let address = addr.0 & PAGE_MASK;
+    if address < mm.mmap_min_addr {
+        return Err(Errno::EPERM);
+    }
+    let (key, end, flags, pgoff) = (vma.start.0, vma.end.0, vma.flags, vma.pgoff);
+    if let Some(prev) = mm.prev_of(key) {
+        if !prev.flags.contains(VmFlags::GROWSDOWN)
+            && prev.flags.intersects(VmFlags::ACCESS_FLAGS)
+            && address - prev.end.0 < mm.stack_guard_gap
+        {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    let grow = (key - address) >> PAGE_SHIFT;
+    if grow > pgoff {
+        return Ok(());
+    }
+    if !mm.may_expand_vm(flags, grow)
+        || end - address > mm.rlimits.stack
+        || !mm.mlock_future_ok(flags, grow << PAGE_SHIFT)
+    {
+        return Err(Errno::ENOMEM);
+    }
+    mm.anon_vma_prepare(VirtAddr(key));
+    let mut v = mm.unlink_vma(key).ok_or(Errno::EFAULT)?;
+    v.start = VirtAddr(address);
+    v.pgoff -= grow;
+    mm.link_vma(v);
+    Ok(())
 }

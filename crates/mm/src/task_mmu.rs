@@ -4,9 +4,9 @@
 //! `task_mem`).
 //!
 //! Simplifications: no protection keys line; SwapPss assumes a swap count
-//! of 1; KSM, THP (PMD-mapped) and hugetlb counters are 0; THPeligible is 1
-//! for private anonymous VMAs not marked NOHUGEPAGE when THP is "always", or
-//! "madvise" and the VMA is MADV_HUGEPAGE. A present page whose mapcount is 0
+//! of 1; KSM, THP (PMD-mapped) and hugetlb counters are 0; THPeligible
+//! models anonymous memory with only the PMD order enabled (file THP and
+//! mTHP sizes are not modelled). A present page whose mapcount is 0
 //! is the shared zero page (not a "normal" page): smaps does not count it.
 
 use alloc::string::String;
@@ -301,8 +301,14 @@ fn show_smap_block(out: &mut String, mss: &Mss, rollup: bool) {
     let _ = writeln!(out, "Locked:         {:>8} kB", pss_kb(mss.pss_locked));
 }
 
+/// smaps THPeligible (`thp_vma_allowable_orders(.., TVA_SMAPS, ..)` with
+/// only the PMD order enabled): a private anonymous VMA that holds an aligned
+/// 2 MiB block ending at or before `vm_end`, not VM_NOHUGEPAGE, with THP
+/// "always" or MADV_HUGEPAGE.
 fn thp_eligible(mm: &MmStruct, vma: &Vma) -> bool {
-    vma.is_anonymous()
+    const HPAGE: u64 = 2 << 20;
+    let fits = vma.end.0 >= HPAGE && (vma.end.0 - HPAGE) & !(HPAGE - 1) >= vma.start.0;
+    fits && vma.is_anonymous()
         && !vma.flags.intersects(
             VmFlags::MAYSHARE | VmFlags::NOHUGEPAGE | VmFlags::SPECIAL | VmFlags::HUGETLB,
         )

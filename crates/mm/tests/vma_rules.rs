@@ -1625,7 +1625,7 @@ Private_Hugetlb:       0 kB\n\
 Swap:                  0 kB\n\
 SwapPss:               0 kB\n\
 Locked:               12 kB\n\
-THPeligible:           1\n\
+THPeligible:           0\n\
 VmFlags: rd wr mr mw me lo ac sd \n";
     assert!(s.starts_with(expected), "{s}");
     assert!(s.contains("[vsyscall]\n"));
@@ -1844,4 +1844,65 @@ proptest! {
             prop_assert_eq!(mm.total_vm, model.len() as u64);
         }
     }
+}
+
+#[test]
+fn smaps_thp_eligible_needs_an_aligned_2mib_block() {
+    // huge_memory.c __thp_vma_allowable_orders with TVA_SMAPS: the size and
+    // alignment check applies; NOHUGEPAGE (MAP_STACK) disables it.
+    let (mut mm, mut pt) = setup();
+    let a = anon(&mut mm, &mut pt, 0, 4 << 20, RW, 0).unwrap();
+    let s = show_smaps(&mm, &pt);
+    assert!(s.contains("THPeligible:           1\n"), "{s}");
+    madvise(&mut mm, &mut pt, VirtAddr(a), 4 << 20, MADV_NOHUGEPAGE).unwrap();
+    assert!(show_smaps(&mm, &pt).contains("THPeligible:           0\n"));
+    let b = anon(&mut mm, &mut pt, 0, 4 << 20, RW, MAP_STACK).unwrap();
+    assert!(vma_at(&mm, b).flags.contains(VmFlags::NOHUGEPAGE));
+    mm.thp_always = false;
+    let c = anon(&mut mm, &mut pt, 0x4000_0000, 4 << 20, RW, MAP_FIXED).unwrap();
+    madvise(&mut mm, &mut pt, VirtAddr(c), 4 << 20, MADV_HUGEPAGE).unwrap();
+    let s = show_smaps(&mm, &pt);
+    let block = &s[s.find("40000000-40400000").unwrap()..];
+    assert!(block.contains("THPeligible:           1\n"), "{block}");
+    assert!(
+        block.contains("VmFlags: rd wr mr mw me ac sd hg \n"),
+        "{block}"
+    );
+}
+
+#[test]
+fn expand_stack_rules() {
+    // §6.1 stack_guard_gap; mm/mmap.c expand_downwards + acct_stack_growth.
+    let (mut mm, mut pt) = setup();
+    let top = 0x7fff_ffff_f000;
+    mm.insert_stack_vma(
+        VirtAddr(top - 33 * P),
+        VirtAddr(top),
+        VirtAddr(top - 16),
+        false,
+    )
+    .unwrap();
+    expand_stack(&mut mm, VirtAddr(top - 40 * P + 8)).unwrap();
+    assert_eq!(vma_at(&mm, top - 1).start.0, top - 40 * P);
+    assert_eq!(vma_at(&mm, top - 1).pgoff, (top - 40 * P) >> 12);
+    assert_eq!(mm.stack_vm, 40);
+    assert!(vma_at(&mm, top - 1).anon_vma.is_some());
+    // RLIMIT_STACK (8 MiB).
+    assert_eq!(
+        expand_stack(&mut mm, VirtAddr(top - (8 << 20) - P)),
+        Err(Errno::ENOMEM)
+    );
+    // Guard gap to an accessible VMA below.
+    anon(&mut mm, &mut pt, top - (4 << 20), P, RW, MAP_FIXED).unwrap();
+    assert_eq!(
+        expand_stack(&mut mm, VirtAddr(top - (3 << 20))),
+        Err(Errno::ENOMEM)
+    );
+    expand_stack(&mut mm, VirtAddr(top - (3 << 20) + P)).unwrap();
+    // Not a stack above.
+    assert_eq!(
+        expand_stack(&mut mm, VirtAddr(top - (5 << 20))),
+        Err(Errno::EFAULT)
+    );
+    mm.check_invariants().unwrap();
 }
