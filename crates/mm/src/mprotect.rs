@@ -127,7 +127,7 @@ pub(crate) fn mprotect_fixup(
     if faulted_locked_write {
         if let Some(v) = mm.vma_lookup(VirtAddr(start)) {
             let k = v.start.0;
-            let _ = crate::mmap::fault_range(mm, pt, k, start, end, true);
+            let _ = crate::mmap::populate_vma_range(mm, pt, k, start, end);
         }
     }
     Ok(())

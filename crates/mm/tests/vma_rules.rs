@@ -1768,6 +1768,8 @@ enum Op {
     Unmap(u64, u64),
     Protect(u64, u64, u32),
     Move(u64, u64, u64, u64),
+    Lock(u64, u64, bool),
+    DontFork(u64, u64, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1777,15 +1779,34 @@ fn op() -> impl Strategy<Value = Op> {
         (0..NP, 1..8u64).prop_map(|(s, n)| Op::Unmap(s, n)),
         (0..NP, 1..8u64, prot).prop_map(|(s, n, p)| Op::Protect(s, n, p)),
         (0..NP, 1..6u64, 1..6u64, 0..NP).prop_map(|(s, o, n, d)| Op::Move(s, o, n, d)),
+        (0..NP, 1..8u64, any::<bool>()).prop_map(|(s, n, l)| Op::Lock(s, n, l)),
+        (0..NP, 1..8u64, any::<bool>()).prop_map(|(s, n, d)| Op::DontFork(s, n, d)),
     ]
 }
 
+/// What the model keeps per page: prot, locked (on fault), dontfork.
+type Attr = (u32, bool, bool);
+
+/// The mprotect/mlock hole rule (§6.4): nothing if `s` is unmapped, else the
+/// mapped prefix changes; Ok only if the whole range was mapped.
+fn apply_prefix(model: &mut BTreeMap<u64, Attr>, s: u64, n: u64, f: impl Fn(&mut Attr)) -> bool {
+    let mut i = s;
+    while i < s + n {
+        match model.get_mut(&i) {
+            Some(a) => f(a),
+            None => break,
+        }
+        i += 1;
+    }
+    i == s + n
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
     #[test]
-    fn vma_set_matches_page_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn vma_set_matches_page_model(ops in proptest::collection::vec(op(), 1..50)) {
         let (mut mm, mut pt) = setup();
-        let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut model: BTreeMap<u64, Attr> = BTreeMap::new();
         let pa = |i: u64| PB + i * P;
         for op in ops {
             match op {
@@ -1793,7 +1814,7 @@ proptest! {
                     let n = n.min(NP - s);
                     if n == 0 { continue; }
                     anon(&mut mm, &mut pt, pa(s), n * P, p, MAP_FIXED).unwrap();
-                    for i in s..s + n { model.insert(i, p); }
+                    for i in s..s + n { model.insert(i, (p, false, false)); }
                 }
                 Op::Unmap(s, n) => {
                     munmap(&mut mm, &mut pt, VirtAddr(pa(s)), n * P).unwrap();
@@ -1801,12 +1822,29 @@ proptest! {
                 }
                 Op::Protect(s, n, p) => {
                     let r = mprotect(&mut mm, &mut pt, VirtAddr(pa(s)), n * P, p);
-                    let mut i = s;
-                    while i < s + n && model.contains_key(&i) {
-                        model.insert(i, p);
-                        i += 1;
+                    let ok = apply_prefix(&mut model, s, n, |a| a.0 = p);
+                    prop_assert_eq!(r, if ok { Ok(()) } else { Err(Errno::ENOMEM) });
+                }
+                Op::Lock(s, n, lock) => {
+                    let r = if lock {
+                        mlock2(&mut mm, &mut pt, VirtAddr(pa(s)), n * P, MLOCK_ONFAULT)
+                    } else {
+                        munlock(&mut mm, &mut pt, VirtAddr(pa(s)), n * P)
+                    };
+                    let ok = apply_prefix(&mut model, s, n, |a| a.1 = lock);
+                    prop_assert_eq!(r, if ok { Ok(()) } else { Err(Errno::ENOMEM) });
+                }
+                Op::DontFork(s, n, d) => {
+                    let adv = if d { MADV_DONTFORK } else { MADV_DOFORK };
+                    let r = madvise(&mut mm, &mut pt, VirtAddr(pa(s)), n * P, adv);
+                    let mut all = true;
+                    for i in s..s + n {
+                        match model.get_mut(&i) {
+                            Some(a) => a.2 = d,
+                            None => all = false,
+                        }
                     }
-                    prop_assert_eq!(r.is_ok(), i == s + n);
+                    prop_assert_eq!(r, if all { Ok(()) } else { Err(Errno::ENOMEM) });
                 }
                 Op::Move(s, o, n, d) => {
                     let in_one_vma = mm
@@ -1814,34 +1852,42 @@ proptest! {
                         .is_some_and(|v| v.end.0 >= pa(s) + o * P);
                     let overlap = d < s + o && s < d + n;
                     if !in_one_vma || overlap || d + n > NP { continue; }
-                    let p = model[&s];
+                    let a = model[&s];
                     let r = mremap(&mut mm, &mut pt, VirtAddr(pa(s)), o * P, n * P,
                         MREMAP_MAYMOVE | MREMAP_FIXED, VirtAddr(pa(d)));
                     prop_assert_eq!(r, Ok(VirtAddr(pa(d))));
                     for i in s..s + o { model.remove(&i); }
-                    for i in d..d + n { model.insert(i, p); }
+                    for i in d..d + n { model.insert(i, a); }
                 }
             }
             mm.check_invariants().map_err(TestCaseError::fail)?;
-            // Every page of the model is covered with the right prot; nothing else.
-            let mut covered: BTreeMap<u64, u32> = BTreeMap::new();
+            // Every page of the model is covered with the right attributes,
+            // nothing else is mapped.
+            let mut covered: BTreeMap<u64, Attr> = BTreeMap::new();
             let vmas: Vec<&Vma> = mm.iter().collect();
             for v in &vmas {
                 prop_assert!(v.start.0 >= PB && v.end.0 <= PB + NP * P);
                 prop_assert_eq!(v.pgoff, v.start.0 >> 12);
+                prop_assert!(v.anon_vma.is_none());
+                let locked = v.flags.contains(VmFlags::LOCKED);
+                prop_assert_eq!(locked, v.flags.contains(VmFlags::LOCKONFAULT));
+                let attr = ((v.flags.0 & 7) as u32, locked, v.flags.contains(VmFlags::DONTCOPY));
                 for a in (v.start.0..v.end.0).step_by(P as usize) {
-                    covered.insert((a - PB) / P, (v.flags.0 & 7) as u32);
+                    covered.insert((a - PB) / P, attr);
                 }
             }
             prop_assert_eq!(&covered, &model);
+            // Sorted, disjoint, and maximally merged.
             for w in vmas.windows(2) {
                 prop_assert!(w[0].end <= w[1].start);
                 let mergeable = w[0].end == w[1].start
-                    && w[0].flags.without(VmFlags::SOFTDIRTY) == w[1].flags.without(VmFlags::SOFTDIRTY)
-                    && w[0].anon_vma.is_none() && w[1].anon_vma.is_none();
+                    && w[0].flags.without(VmFlags::SOFTDIRTY)
+                        == w[1].flags.without(VmFlags::SOFTDIRTY);
                 prop_assert!(!mergeable, "unmerged neighbours {:?} {:?}", w[0], w[1]);
             }
             prop_assert_eq!(mm.total_vm, model.len() as u64);
+            prop_assert_eq!(mm.locked_vm, model.values().filter(|a| a.1).count() as u64);
+            prop_assert!(pt.pages.is_empty());
         }
     }
 }
