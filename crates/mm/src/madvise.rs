@@ -222,3 +222,71 @@ fn madvise_populate(
     }
     Ok(())
 }
+
+/// Longest anon VMA name, including the terminating NUL (`ANON_VMA_NAME_MAX_LEN`).
+pub const ANON_VMA_NAME_MAX_LEN: usize = 80;
+
+/// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start, len, name)`: names the
+/// anonymous VMAs of the range (`[anon:NAME]` in maps; `None` clears).
+/// Splits and merges like madvise. EINVAL for an unaligned start, an
+/// overflowing range, a name of 80 bytes or more or with a character outside
+/// 0x20..=0x7e or one of `[ ] \ $ ``; EBADF for a file-backed VMA; ENOMEM for
+/// holes (after naming the mapped parts).
+pub fn set_anon_name(
+    mm: &mut MmStruct,
+    start: VirtAddr,
+    len_in: u64,
+    name: Option<&str>,
+) -> Result<(), Errno> {
+    if let Some(n) = name {
+        if n.len() >= ANON_VMA_NAME_MAX_LEN
+            || n.bytes().any(|c| {
+                !(0x20..=0x7e).contains(&c) || matches!(c, b'[' | b']' | b'\\' | b'$' | b'`')
+            })
+        {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let name: Option<alloc::sync::Arc<str>> = name.map(alloc::sync::Arc::from);
+    let mut start = start.0;
+    if start & !PAGE_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(len_in).unwrap_or(0);
+    if len_in != 0 && len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end == start {
+        return Ok(());
+    }
+    let mut unmapped = Ok(());
+    loop {
+        let Some(v) = mm.find_vma(VirtAddr(start)) else {
+            return Err(Errno::ENOMEM);
+        };
+        if start < v.start.0 {
+            unmapped = Err(Errno::ENOMEM);
+            start = v.start.0;
+            if start >= end {
+                break;
+            }
+        }
+        if v.file.is_some() && !v.shmem {
+            return Err(Errno::EBADF);
+        }
+        let tmp = v.end.0.min(end);
+        if v.anon_name != name {
+            mm.split_range(start, tmp)?;
+            if let Some(v) = mm.vmas.get_mut(&start) {
+                v.anon_name = name.clone();
+            }
+            mm.merge_range(start, tmp);
+        }
+        start = tmp;
+        if start >= end {
+            break;
+        }
+    }
+    unmapped
+}

@@ -79,7 +79,7 @@ pub fn mremap(
         }
         return Ok(VirtAddr(addr));
     }
-    check_grow(mm, addr, old_len, new_len, flags)?;
+    check_prep_vma(mm, addr, old_len, new_len, flags)?;
     let vma = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
     let (key, vend, vflags) = (vma.start.0, vma.end.0, vma.flags);
     let delta = new_len - old_len;
@@ -109,8 +109,11 @@ pub fn mremap(
 }
 
 /// The checks Linux makes before a mapping grows or moves
-/// (`vma_to_resize` / `check_prep_vma`).
-fn check_grow(
+/// (`check_prep_vma`): the source range must lie in one VMA (EFAULT);
+/// DONTUNMAP refuses DONTEXPAND/PFNMAP VMAs (EINVAL); growth needs a pgoff
+/// that does not overflow (EINVAL), a VMA that may expand (EFAULT), room under
+/// RLIMIT_MEMLOCK (EAGAIN) and RLIMIT_AS/DATA (ENOMEM).
+fn check_prep_vma(
     mm: &MmStruct,
     addr: u64,
     old_len: u64,
@@ -132,10 +135,10 @@ fn check_grow(
     if pgoff.checked_add(new_len >> PAGE_SHIFT).is_none() {
         return Err(Errno::EINVAL);
     }
-    if vma.flags.intersects(VmFlags::DONTEXPAND | VmFlags::PFNMAP) {
-        return Err(Errno::EFAULT);
-    }
     if new_len > old_len {
+        if vma.flags.intersects(VmFlags::DONTEXPAND | VmFlags::PFNMAP) {
+            return Err(Errno::EFAULT);
+        }
         let delta = new_len - old_len;
         if !mm.mlock_future_ok(vma.flags, delta) {
             return Err(Errno::EAGAIN);
@@ -168,11 +171,10 @@ fn mremap_to(
     new_len: u64,
     flags: u32,
 ) -> Result<VirtAddr, Errno> {
+    // All checks come before any unmapping (6.18 `check_prep_vma`).
+    check_prep_vma(mm, addr, old_len, new_len, flags)?;
     if flags & MREMAP_DONTUNMAP != 0 {
         let v = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
-        if v.flags.intersects(VmFlags::DONTEXPAND | VmFlags::PFNMAP) {
-            return Err(Errno::EINVAL);
-        }
         if !mm.may_expand_vm(v.flags, old_len >> PAGE_SHIFT) {
             return Err(Errno::ENOMEM);
         }
@@ -184,7 +186,6 @@ fn mremap_to(
         do_munmap(mm, pt, addr + new_len, old_len - new_len)?;
         old_len = new_len;
     }
-    check_grow(mm, addr, old_len, new_len, flags)?;
     let vma = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
     let mut map_flags = 0;
     if flags & MREMAP_FIXED != 0 {

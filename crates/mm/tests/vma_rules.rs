@@ -1952,3 +1952,97 @@ fn expand_stack_rules() {
     );
     mm.check_invariants().unwrap();
 }
+
+#[test]
+fn anon_names_show_split_and_merge() {
+    // §5.7 name precedence item 7 ([anon:NAME], [anon_shmem:NAME]); names
+    // take part in merging (vma.c compares anon_name).
+    let (mut mm, mut pt) = setup();
+    let a = fixed(&mut mm, &mut pt, BASE, 3, RW);
+    set_anon_name(&mut mm, VirtAddr(a + P), P, Some("buf")).unwrap();
+    assert_eq!(mm.map_count(), 3);
+    let maps = show_maps(&mm, &pt);
+    assert!(
+        maps.contains(
+            "10001000-10002000 rw-p 00000000 00:00 0                                  [anon:buf]\n"
+        ),
+        "{maps}"
+    );
+    set_anon_name(&mut mm, VirtAddr(a), 3 * P, None).unwrap();
+    assert_eq!(mm.map_count(), 1);
+    assert_eq!(
+        set_anon_name(&mut mm, VirtAddr(a), P, Some("a[b")),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set_anon_name(&mut mm, VirtAddr(a), P, Some(&"x".repeat(80))),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set_anon_name(&mut mm, VirtAddr(a + 1), P, Some("x")),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set_anon_name(&mut mm, VirtAddr(a), 4 * P, Some("x")),
+        Err(Errno::ENOMEM)
+    );
+    assert!(vma_at(&mm, a).anon_name.is_some());
+    let f = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        P,
+        PROT_READ,
+        MAP_PRIVATE,
+        Some(file(true, false)),
+        0,
+    )
+    .unwrap();
+    assert_eq!(set_anon_name(&mut mm, f, P, Some("x")), Err(Errno::EBADF));
+    let s = anon(
+        &mut mm,
+        &mut pt,
+        0x5000_0000,
+        P,
+        RW,
+        MAP_SHARED ^ MAP_PRIVATE,
+    )
+    .unwrap();
+    set_anon_name(&mut mm, VirtAddr(s), P, Some("shm")).unwrap();
+    assert!(show_maps(&mm, &pt).contains("[anon_shmem:shm]\n"));
+}
+
+#[test]
+fn mremap_fixed_checks_before_unmapping() {
+    // 6.18 check_prep_vma runs before the destination is unmapped: a source
+    // range crossing its VMA gives EFAULT and leaves the destination alone.
+    let (mut mm, mut pt) = setup();
+    let src = fixed(&mut mm, &mut pt, BASE, 2, RW);
+    let dst = fixed(&mut mm, &mut pt, 0x2000_0000, 4, PROT_READ);
+    let r = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(src),
+        3 * P,
+        3 * P,
+        MREMAP_MAYMOVE | MREMAP_FIXED,
+        VirtAddr(dst),
+    );
+    assert_eq!(r, Err(Errno::EFAULT));
+    assert_eq!(vma_at(&mm, dst).end.0, dst + 4 * P);
+    // A shrinking FIXED move unmaps the source tail and moves the rest.
+    let n = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(src),
+        2 * P,
+        P,
+        MREMAP_MAYMOVE | MREMAP_FIXED,
+        VirtAddr(dst),
+    )
+    .unwrap();
+    assert_eq!(n.0, dst);
+    assert!(mm.vma_lookup(VirtAddr(src)).is_none() && mm.vma_lookup(VirtAddr(src + P)).is_none());
+    assert_eq!(ranges(&mm), vec![(dst, dst + P), (dst + P, dst + 4 * P)]);
+    mm.check_invariants().unwrap();
+}
