@@ -140,7 +140,9 @@ fn unmapped_area_topdown(mm: &MmStruct, len: u64, low: u64, high: u64) -> Option
         if gap_end >= gs && gap_end - gs >= len {
             return Some(gap_end - len);
         }
-        gap_end = gap_end.min(v.start_gap(gap));
+        // The gap below `v` ends at v's own start gap; a guard gap only
+        // constrains the gap directly below its VMA.
+        gap_end = high.min(v.start_gap(gap));
         if gap_end <= low {
             return None;
         }
@@ -246,6 +248,10 @@ fn mm_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Resul
 fn thp_get_unmapped_area(mm: &MmStruct, len: u64, flags: u32) -> Option<u64> {
     let len_pad = len.checked_add(PMD_SIZE)?;
     let ret = mm_get_unmapped_area(mm, 0, len_pad, flags).ok()?;
+    if ret == 0 {
+        // MAP_FIXED at 0 (the "hint" came back): the normal path handles it.
+        return None;
+    }
     let off_sub = 0u64.wrapping_sub(ret) & (PMD_SIZE - 1);
     if !mm.legacy_layout && off_sub == 0 {
         return Some(ret + PMD_SIZE);
@@ -381,7 +387,7 @@ fn do_mmap(
     let map_type = flags & MAP_TYPE;
     if let Some(f) = &file {
         // file_mmap_ok: a regular file maps at most MAX_LFS_FILESIZE bytes.
-        let maxsize = i64::MAX as u64 - len;
+        let maxsize = (i64::MAX as u64).checked_sub(len).ok_or(Errno::EOVERFLOW)?;
         if pgoff > maxsize >> PAGE_SHIFT {
             return Err(Errno::EOVERFLOW);
         }

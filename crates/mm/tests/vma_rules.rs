@@ -285,6 +285,8 @@ fn thp_alignment_only_for_unhinted_anon_private_2mib_multiples() {
     .unwrap()
     .0;
     assert_eq!(e, d - (2 << 20));
+    // MAP_FIXED at address 0 (root may map below mmap_min_addr) is not moved.
+    assert_eq!(anon(&mut mm, &mut pt, 0, 2 << 20, RW, MAP_FIXED), Ok(0));
     // Legacy layout: bottom-up, rounded up to 2 MiB.
     let mut legacy = MmStruct::new(MmLayout {
         legacy: true,
@@ -1722,6 +1724,27 @@ fn bad_input_never_panics() {
         for &l in &[0u64, 1, P, u64::MAX, u64::MAX - P, 1 << 47] {
             let _ = anon(&mut mm, &mut pt, a, l, RW, 0);
             let _ = anon(&mut mm, &mut pt, a, l, RW, MAP_FIXED);
+            let f = Some(file(true, true));
+            let _ = mmap(
+                &mut mm,
+                &mut pt,
+                VirtAddr(a),
+                l,
+                RW,
+                MAP_SHARED,
+                f.clone(),
+                a & !(P - 1),
+            );
+            let _ = mmap(
+                &mut mm,
+                &mut pt,
+                VirtAddr(a),
+                l,
+                RW,
+                MAP_PRIVATE | MAP_FIXED,
+                f,
+                l & !(P - 1),
+            );
             let _ = munmap(&mut mm, &mut pt, VirtAddr(a), l);
             let _ = mprotect(&mut mm, &mut pt, VirtAddr(a), l, PROT_READ);
             let _ = mremap(
@@ -2045,4 +2068,85 @@ fn mremap_fixed_checks_before_unmapping() {
     assert!(mm.vma_lookup(VirtAddr(src)).is_none() && mm.vma_lookup(VirtAddr(src + P)).is_none());
     assert_eq!(ranges(&mm), vec![(dst, dst + P), (dst + P, dst + 4 * P)]);
     mm.check_invariants().unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// §6.2: top-down placement returns the highest page-aligned address
+    /// below mmap_base (and at or above PAGE_SIZE) whose range overlaps no
+    /// VMA and ends before the guard gap of a following GROWSDOWN VMA;
+    /// checked against a brute-force scan.
+    #[test]
+    fn top_down_placement_is_highest_fit(
+        maps in proptest::collection::vec((1..300u64, 1..6u64, any::<bool>()), 0..12),
+        len in 1..12u64,
+    ) {
+        let mut lay = MmLayout::x86_64(Rlimits::default());
+        lay.mmap_base = 256 * P;
+        lay.stack_guard_gap = 8 * P;
+        lay.mmap_min_addr = P;
+        let mut mm = MmStruct::new(lay);
+        let mut pt = Fake::default();
+        for (s, n, down) in maps {
+            let fl = MAP_FIXED | if down { MAP_GROWSDOWN } else { 0 };
+            // Alternate prot so that neighbours stay separate VMAs.
+            let _ = anon(&mut mm, &mut pt, s * P, n * P, if s % 2 == 0 { RW } else { PROT_READ }, fl);
+        }
+        let vmas: Vec<(u64, u64, bool)> = mm
+            .iter()
+            .map(|v| (v.start.0, v.end.0, v.flags.contains(VmFlags::GROWSDOWN)))
+            .collect();
+        // No overlap, and the range ends before the guard gap of the VMA
+        // that follows it (only that one is checked, as in vm_unmapped_area).
+        let fits = |a: u64| {
+            let e = a + len * P;
+            let clear = vmas.iter().all(|&(s, ve, _)| e <= s || a >= ve);
+            let next = vmas.iter().find(|&&(s, _, _)| s >= e);
+            clear
+                && next.is_none_or(|&(s, _, down)| !down || e <= s.saturating_sub(8 * P))
+        };
+        let want = (1..=(256 - len)).rev().map(|i| i * P).find(|&a| fits(a));
+        let got = anon(&mut mm, &mut pt, 0, len * P, RW, 0).unwrap();
+        match want {
+            Some(w) => prop_assert_eq!(got, w),
+            None => prop_assert!(got >= mm.mmap_legacy_base, "fell back to bottom-up"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// §6.1/§6.2 legacy layout: the lowest fit at or above mmap_legacy_base,
+    /// with the same guard-gap rule; ENOMEM when nothing fits below TASK_SIZE.
+    #[test]
+    fn bottom_up_placement_is_lowest_fit(
+        maps in proptest::collection::vec((16..256u64, 1..6u64, any::<bool>()), 0..12),
+        len in 1..12u64,
+    ) {
+        let mut lay = MmLayout::x86_64(Rlimits::default());
+        lay.legacy = true;
+        lay.mmap_legacy_base = 16 * P;
+        lay.task_size = 256 * P;
+        lay.stack_guard_gap = 8 * P;
+        lay.mmap_min_addr = P;
+        let mut mm = MmStruct::new(lay);
+        let mut pt = Fake::default();
+        for (s, n, down) in maps {
+            let fl = MAP_FIXED | if down { MAP_GROWSDOWN } else { 0 };
+            let _ = anon(&mut mm, &mut pt, s * P, n * P, if s % 2 == 0 { RW } else { PROT_READ }, fl);
+        }
+        let vmas: Vec<(u64, u64, bool)> = mm
+            .iter()
+            .map(|v| (v.start.0, v.end.0, v.flags.contains(VmFlags::GROWSDOWN)))
+            .collect();
+        let fits = |a: u64| {
+            let e = a + len * P;
+            let clear = vmas.iter().all(|&(s, ve, _)| e <= s || a >= ve);
+            let next = vmas.iter().find(|&&(s, _, _)| s >= e);
+            clear && next.is_none_or(|&(s, _, down)| !down || e <= s.saturating_sub(8 * P))
+        };
+        let want = (16..=(256 - len)).map(|i| i * P).find(|&a| fits(a));
+        let got = anon(&mut mm, &mut pt, 0, len * P, RW, 0);
+        prop_assert_eq!(got, want.ok_or(Errno::ENOMEM));
+    }
 }
