@@ -163,6 +163,10 @@ pub struct Vma {
     pub anon_name: Option<Arc<str>>,
     /// True for shared anonymous memory (the file is a shmem "/dev/zero").
     pub shmem: bool,
+    /// The anon_vma chain is not singular: the VMA was copied by fork from a
+    /// parent that had an anon_vma. Such a VMA does not merge with a
+    /// neighbour lacking an anon_vma (merge selftest, §3 rule 2).
+    pub anon_vma_forked: bool,
 }
 
 impl Vma {
@@ -178,6 +182,7 @@ impl Vma {
             special: None,
             anon_name: None,
             shmem: false,
+            anon_vma_forked: false,
         }
     }
     /// Length in bytes.

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 
 use crate::errno::Errno;
 use crate::file::{FileRef, OpenFile};
-use crate::mm_types::{MmStruct, PageTableOps, VmFlags, Vma, RLIM_INFINITY};
+use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, VmFlags, Vma, RLIM_INFINITY};
 use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 
 /// Page may not be accessed.
@@ -749,4 +749,65 @@ pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
     v.pgoff -= grow;
     mm.link_vma(v);
     Ok(())
+}
+
+/// `vma_needs_copy`: must fork copy this VMA's page tables? Only where the
+/// child cannot refault the contents: anonymous pages (an anon_vma),
+/// PFNMAP/MIXEDMAP. WIPEONFORK VMAs start empty in the child.
+pub fn vma_needs_copy(vma: &Vma) -> bool {
+    if vma.flags.contains(VmFlags::WIPEONFORK) {
+        return false;
+    }
+    vma.flags.intersects(VmFlags::PFNMAP | VmFlags::MIXEDMAP) || vma.anon_vma.is_some()
+}
+
+impl MmStruct {
+    /// `dup_mmap`: the child's address space at fork, VMA side only (the
+    /// page-table glue then copies the ptes of every VMA for which
+    /// [`vma_needs_copy`] holds on the parent's VMA). VM_DONTCOPY VMAs are
+    /// left out; the child's VMAs lose VM_LOCKED/LOCKONFAULT (locked_vm 0),
+    /// WIPEONFORK VMAs get no anon_vma, and the others get a child anon_vma
+    /// (one per parent anon_vma) whose chain is not singular. def_flags keep
+    /// only VM_NOHUGEPAGE (`VM_INIT_DEF_MASK`); RSS counters start at 0.
+    pub fn dup_mmap(&mut self) -> MmStruct {
+        let mut child = self.clone();
+        child.vmas.clear();
+        child.locked_vm = 0;
+        child.pinned_vm = 0;
+        child.rss = [0; 4];
+        child.hiwater_rss = 0;
+        child.pgtables_bytes = 0;
+        child.def_flags = self.def_flags & VmFlags::NOHUGEPAGE;
+        let mut map: alloc::collections::BTreeMap<AnonVmaId, AnonVmaId> =
+            alloc::collections::BTreeMap::new();
+        let keys: alloc::vec::Vec<u64> = self.vmas.keys().copied().collect();
+        for k in keys {
+            let v = &self.vmas[&k];
+            if v.flags.contains(VmFlags::DONTCOPY) {
+                child.vm_stat_account(v.flags, -(v.pages() as i64));
+                continue;
+            }
+            let mut c = v.clone();
+            c.flags = c.flags.without(VmFlags::LOCKED_MASK);
+            if c.flags.contains(VmFlags::WIPEONFORK) {
+                c.anon_vma = None;
+                c.anon_vma_forked = false;
+            } else if let Some(parent) = v.anon_vma {
+                let id = match map.get(&parent) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.new_anon_vma();
+                        map.insert(parent, id);
+                        id
+                    }
+                };
+                c.anon_vma = Some(id);
+                c.anon_vma_forked = true;
+            }
+            child.vmas.insert(k, c);
+        }
+        // Counters other than locked_vm are inherited, minus DONTCOPY VMAs.
+        child.next_anon_vma = self.next_anon_vma;
+        child
+    }
 }

@@ -39,7 +39,11 @@ pub fn can_merge(a: &Vma, b: &Vma) -> bool {
         && b.pgoff == a.pgoff.wrapping_add(a.pages())
         && match (a.anon_vma, b.anon_vma) {
             (Some(x), Some(y)) => x == y,
-            _ => true,
+            // The anon_vma of one side will be shared with the other: only
+            // if its chain is singular (not inherited through fork).
+            (Some(_), None) => !a.anon_vma_forked,
+            (None, Some(_)) => !b.anon_vma_forked,
+            (None, None) => true,
         }
         && a.anon_name == b.anon_name
 }
@@ -228,12 +232,12 @@ impl MmStruct {
         let end = v.end.0;
         let from_prev = self
             .prev_of(key)
-            .filter(|p| anon_vma_compatible(p, v))
+            .filter(|p| anon_vma_compatible(p, v) && !p.anon_vma_forked)
             .and_then(|p| p.anon_vma);
         let from_next = self
             .vmas
             .get(&end)
-            .filter(|n| anon_vma_compatible(v, n))
+            .filter(|n| anon_vma_compatible(v, n) && !n.anon_vma_forked)
             .and_then(|n| n.anon_vma);
         let id = match from_prev.or(from_next) {
             Some(id) => id,

@@ -2150,3 +2150,41 @@ proptest! {
         prop_assert_eq!(got, want.ok_or(Errno::ENOMEM));
     }
 }
+
+#[test]
+fn fork_inherited_vma_does_not_merge_with_unfaulted_neighbour() {
+    // §3 rule 2: a VMA inherited through fork (anon_vma chain cloned) does
+    // not merge with a new adjacent unfaulted VMA, even after mprotect makes
+    // the flags equal. §6.11: DONTCOPY VMAs are not copied; locks are not
+    // inherited; WIPEONFORK VMAs start without an anon_vma.
+    let (mut mm, mut pt) = setup();
+    let a = fixed(&mut mm, &mut pt, BASE, 2, RW);
+    madvise(&mut mm, &mut pt, VirtAddr(a), 2 * P, MADV_POPULATE_WRITE).unwrap();
+    let d = fixed(&mut mm, &mut pt, 0x2000_0000, 1, RW);
+    madvise(&mut mm, &mut pt, VirtAddr(d), P, MADV_DONTFORK).unwrap();
+    let w = fixed(&mut mm, &mut pt, 0x3000_0000, 1, RW);
+    madvise(&mut mm, &mut pt, VirtAddr(w), P, MADV_POPULATE_WRITE).unwrap();
+    madvise(&mut mm, &mut pt, VirtAddr(w), P, MADV_WIPEONFORK).unwrap();
+    mlock(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
+    let mut child = mm.dup_mmap();
+    assert_eq!(child.map_count(), 2);
+    assert_eq!(child.total_vm, 3);
+    assert_eq!(child.locked_vm, 0);
+    assert!(!vma_at(&child, a).flags.contains(VmFlags::LOCKED));
+    assert!(vma_at(&child, a).anon_vma.is_some());
+    assert_ne!(vma_at(&child, a).anon_vma, vma_at(&mm, a).anon_vma);
+    assert!(vma_at(&child, w).anon_vma.is_none());
+    assert!(vma_needs_copy(vma_at(&mm, a)));
+    assert!(!vma_needs_copy(vma_at(&mm, w)));
+    child.check_invariants().unwrap();
+    // New unfaulted neighbour in the child: no merge, even with equal flags.
+    let mut cpt = Fake::default();
+    fixed(&mut child, &mut cpt, a + 2 * P, 1, PROT_READ);
+    mprotect(&mut child, &mut cpt, VirtAddr(a + 2 * P), P, RW).unwrap();
+    assert_eq!(child.map_count(), 3);
+    // The same sequence in the parent merges.
+    munlock(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
+    fixed(&mut mm, &mut pt, a + 2 * P, 1, PROT_READ);
+    mprotect(&mut mm, &mut pt, VirtAddr(a + 2 * P), P, RW).unwrap();
+    assert_eq!(vma_at(&mm, a).end.0, a + 3 * P);
+}
