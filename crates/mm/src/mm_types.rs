@@ -297,7 +297,13 @@ pub trait PageTableOps {
     /// mark clean anonymous pages lazily freeable).
     fn discard(&mut self, start: VirtAddr, end: VirtAddr, free: bool);
     /// The state of the page at `va`, or `None` if no pte (present or swap).
+    /// The shared zero page is reported present with `mapcount == 0`.
     fn page_info(&self, va: VirtAddr) -> Option<PageInfo>;
+    /// /proc/PID/clear_refs on `[start, end)`: with `soft_dirty`, clear the
+    /// ptes' soft-dirty bits and write-protect them so the next write sets
+    /// the bit again (value 4); otherwise clear the young/referenced bits
+    /// (values 1-3).
+    fn clear_refs(&mut self, start: VirtAddr, end: VirtAddr, soft_dirty: bool);
 }
 
 /// Resource limits that the VMA layer checks (soft limits, bytes).

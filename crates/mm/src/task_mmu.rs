@@ -497,3 +497,32 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
     line("HugetlbPages", 0);
     out
 }
+
+/// Writes to /proc/PID/clear_refs (`clear_refs_write`): 1 clears the
+/// referenced bits of all pages, 2 of anonymous VMAs, 3 of file-backed VMAs,
+/// 4 clears soft-dirty (VM_SOFTDIRTY on every VMA and the ptes' bits), 5
+/// resets the peak RSS. Anything else is EINVAL.
+pub fn clear_refs(mm: &mut MmStruct, pt: &mut dyn PageTableOps, value: u32) -> Result<(), Errno> {
+    match value {
+        1..=4 => {}
+        5 => {
+            mm.hiwater_rss = mm.rss_pages();
+            return Ok(());
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    let keys: Vec<u64> = mm.vmas.keys().copied().collect();
+    for k in keys {
+        let Some(v) = mm.vmas.get_mut(&k) else {
+            continue;
+        };
+        match value {
+            2 if v.file.is_some() => continue,
+            3 if v.file.is_none() => continue,
+            4 => v.flags = v.flags.without(VmFlags::SOFTDIRTY),
+            _ => {}
+        }
+        pt.clear_refs(v.start, v.end, value == 4);
+    }
+    Ok(())
+}

@@ -123,6 +123,16 @@ impl PageTableOps for Fake {
     fn page_info(&self, va: VirtAddr) -> Option<PageInfo> {
         self.pages.get(&va.0).copied()
     }
+    fn clear_refs(&mut self, start: VirtAddr, end: VirtAddr, soft_dirty: bool) {
+        for (_, p) in self.pages.range_mut(start.0..end.0) {
+            if soft_dirty {
+                p.soft_dirty = false;
+                p.writable = false;
+            } else {
+                p.young = false;
+            }
+        }
+    }
 }
 
 struct TestFile {
@@ -2187,4 +2197,40 @@ fn fork_inherited_vma_does_not_merge_with_unfaulted_neighbour() {
     fixed(&mut mm, &mut pt, a + 2 * P, 1, PROT_READ);
     mprotect(&mut mm, &mut pt, VirtAddr(a + 2 * P), P, RW).unwrap();
     assert_eq!(vma_at(&mm, a).end.0, a + 3 * P);
+}
+
+#[test]
+fn soft_dirty_rules() {
+    // §3 rule 6 / §5.9: a new VMA is soft-dirty before any write; clear_refs
+    // 4 clears it; a write sets it again; mprotect RO then RW does not; a new
+    // VMA at the same address is soft-dirty again. Other values: 1-5 only.
+    let (mut mm, mut pt) = setup();
+    let a = fixed(&mut mm, &mut pt, BASE, 2, RW);
+    let sd = |mm: &MmStruct, pt: &Fake, va: u64| {
+        pagemap_entry(mm, pt, VirtAddr(va)) & PM_SOFT_DIRTY != 0
+    };
+    assert!(sd(&mm, &pt, a));
+    clear_refs(&mut mm, &mut pt, 4).unwrap();
+    assert!(!sd(&mm, &pt, a) && !sd(&mm, &pt, a + P));
+    madvise(&mut mm, &mut pt, VirtAddr(a), P, MADV_POPULATE_WRITE).unwrap();
+    assert!(sd(&mm, &pt, a) && !sd(&mm, &pt, a + P));
+    clear_refs(&mut mm, &mut pt, 4).unwrap();
+    mprotect(&mut mm, &mut pt, VirtAddr(a), 2 * P, PROT_READ).unwrap();
+    mprotect(&mut mm, &mut pt, VirtAddr(a), 2 * P, RW).unwrap();
+    assert!(!sd(&mm, &pt, a));
+    munmap(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
+    fixed(&mut mm, &mut pt, a, 2, RW);
+    assert!(sd(&mm, &pt, a));
+    assert_eq!(clear_refs(&mut mm, &mut pt, 0), Err(Errno::EINVAL));
+    assert_eq!(clear_refs(&mut mm, &mut pt, 6), Err(Errno::EINVAL));
+    // 1: referenced bits cleared; 5: peak RSS reset.
+    madvise(&mut mm, &mut pt, VirtAddr(a), P, MADV_POPULATE_READ).unwrap();
+    assert!(pt.pages[&a].young);
+    clear_refs(&mut mm, &mut pt, 1).unwrap();
+    assert!(!pt.pages[&a].young);
+    mm.add_rss(RssKind::Anon, 5);
+    mm.add_rss(RssKind::Anon, -4);
+    assert_eq!(mm.hiwater_rss, 5);
+    clear_refs(&mut mm, &mut pt, 5).unwrap();
+    assert_eq!(mm.hiwater_rss, 1);
 }
