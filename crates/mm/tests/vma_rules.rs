@@ -2234,3 +2234,33 @@ fn soft_dirty_rules() {
     clear_refs(&mut mm, &mut pt, 5).unwrap();
     assert_eq!(mm.hiwater_rss, 1);
 }
+
+#[test]
+fn mremap_old_len_zero_duplicates_shared_mapping() {
+    // §6.5: old_len == 0 duplicates a shared mapping (same shmem object).
+    let (mut mm, mut pt) = setup();
+    let a = anon(&mut mm, &mut pt, 0, 2 * P, RW, MAP_SHARED ^ MAP_PRIVATE).unwrap();
+    let b = mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(a),
+        0,
+        2 * P,
+        MREMAP_MAYMOVE,
+        VirtAddr(0),
+    )
+    .unwrap()
+    .0;
+    assert_ne!(a, b);
+    let (va, vb) = (vma_at(&mm, a), vma_at(&mm, b));
+    assert!(Arc::ptr_eq(
+        va.file.as_ref().unwrap(),
+        vb.file.as_ref().unwrap()
+    ));
+    assert_eq!((va.pgoff, vb.pgoff), (0, 0));
+    assert_eq!(mm.total_vm, 4);
+    assert!(pt
+        .log
+        .iter()
+        .all(|c| !matches!(c, Call::Move(..) | Call::Unmap(..))));
+}
