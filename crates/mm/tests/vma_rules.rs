@@ -2264,3 +2264,27 @@ fn mremap_old_len_zero_duplicates_shared_mapping() {
         .iter()
         .all(|c| !matches!(c, Call::Move(..) | Call::Unmap(..))));
 }
+
+#[test]
+fn guard_gap_only_limits_the_gap_directly_below() {
+    // Regression found by the placement proptest: a GROWSDOWN VMA's guard
+    // gap constrains only the gap right below it (vm_unmapped_area checks
+    // the next VMA), not gaps below an intervening VMA.
+    let mut lay = MmLayout::x86_64(Rlimits::default());
+    lay.mmap_base = 256 * P;
+    lay.stack_guard_gap = 8 * P;
+    lay.mmap_min_addr = P;
+    let mut mm = MmStruct::new(lay);
+    let mut pt = Fake::default();
+    anon(
+        &mut mm,
+        &mut pt,
+        247 * P,
+        3 * P,
+        RW,
+        MAP_FIXED | MAP_GROWSDOWN,
+    )
+    .unwrap();
+    anon(&mut mm, &mut pt, 240 * P, P, RW, MAP_FIXED).unwrap();
+    assert_eq!(anon(&mut mm, &mut pt, 0, 7 * P, RW, 0), Ok(233 * P));
+}
