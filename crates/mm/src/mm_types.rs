@@ -1,0 +1,714 @@
+//! The address space of a process: `MmStruct` (Linux `struct mm_struct`),
+//! `Vma` (`struct vm_area_struct`), the `VmFlags` bits and the
+//! [`PageTableOps`] boundary to the page tables. Mirrors
+//! include/linux/mm_types.h and the VM_* flags of include/linux/mm.h (x86-64).
+//!
+//! Simplifications: the VMA tree is a `BTreeMap` keyed by `vm_start` (O(log n)
+//! lookups, like the maple tree's); anon_vma is only an identity used by the
+//! merge rules (no anon_vma_chain, so fork-inherited chains are not modelled);
+//! RSS counters are plain fields that the page-table glue keeps up to date.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::fmt;
+use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
+
+use crate::errno::Errno;
+use crate::file::FileRef;
+use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+
+/// VMA flags (`vm_flags_t`), with Linux's bit values on x86-64.
+#[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
+pub struct VmFlags(pub u64);
+
+#[allow(missing_docs)]
+impl VmFlags {
+    pub const NONE: VmFlags = VmFlags(0);
+    pub const READ: VmFlags = VmFlags(0x1);
+    pub const WRITE: VmFlags = VmFlags(0x2);
+    pub const EXEC: VmFlags = VmFlags(0x4);
+    pub const SHARED: VmFlags = VmFlags(0x8);
+    pub const MAYREAD: VmFlags = VmFlags(0x10);
+    pub const MAYWRITE: VmFlags = VmFlags(0x20);
+    pub const MAYEXEC: VmFlags = VmFlags(0x40);
+    pub const MAYSHARE: VmFlags = VmFlags(0x80);
+    pub const GROWSDOWN: VmFlags = VmFlags(0x100);
+    pub const UFFD_MISSING: VmFlags = VmFlags(0x200);
+    pub const PFNMAP: VmFlags = VmFlags(0x400);
+    pub const UFFD_WP: VmFlags = VmFlags(0x1000);
+    pub const LOCKED: VmFlags = VmFlags(0x2000);
+    pub const IO: VmFlags = VmFlags(0x4000);
+    pub const SEQ_READ: VmFlags = VmFlags(0x8000);
+    pub const RAND_READ: VmFlags = VmFlags(0x10000);
+    pub const DONTCOPY: VmFlags = VmFlags(0x20000);
+    pub const DONTEXPAND: VmFlags = VmFlags(0x40000);
+    pub const LOCKONFAULT: VmFlags = VmFlags(0x80000);
+    pub const ACCOUNT: VmFlags = VmFlags(0x100000);
+    pub const NORESERVE: VmFlags = VmFlags(0x200000);
+    pub const HUGETLB: VmFlags = VmFlags(0x400000);
+    pub const SYNC: VmFlags = VmFlags(0x800000);
+    /// VM_ARCH_1: VM_PAT on x86.
+    pub const ARCH_1: VmFlags = VmFlags(0x1000000);
+    pub const WIPEONFORK: VmFlags = VmFlags(0x2000000);
+    pub const DONTDUMP: VmFlags = VmFlags(0x4000000);
+    pub const SOFTDIRTY: VmFlags = VmFlags(0x8000000);
+    pub const MIXEDMAP: VmFlags = VmFlags(0x10000000);
+    pub const HUGEPAGE: VmFlags = VmFlags(0x20000000);
+    pub const NOHUGEPAGE: VmFlags = VmFlags(0x40000000);
+    pub const MERGEABLE: VmFlags = VmFlags(0x80000000);
+    /// VM_HIGH_ARCH_5: shadow stack on x86-64.
+    pub const SHADOW_STACK: VmFlags = VmFlags(1 << 37);
+    pub const UFFD_MINOR: VmFlags = VmFlags(1 << 38);
+    pub const DROPPABLE: VmFlags = VmFlags(1 << 40);
+    pub const SEALED: VmFlags = VmFlags(1 << 42);
+
+    /// VM_STACK: the flag that marks stacks (GROWSDOWN on x86).
+    pub const STACK: VmFlags = Self::GROWSDOWN;
+    /// VM_ACCESS_FLAGS.
+    pub const ACCESS_FLAGS: VmFlags = VmFlags(0x7);
+    /// VM_LOCKED_MASK.
+    pub const LOCKED_MASK: VmFlags = VmFlags(0x2000 | 0x80000);
+    /// VM_SPECIAL: never merged, never mlocked, never expanded by mremap.
+    pub const SPECIAL: VmFlags = VmFlags(0x4000 | 0x40000 | 0x400 | 0x10000000);
+    /// VM_DATA_DEFAULT_FLAGS on x86-64 (no READ_IMPLIES_EXEC personality).
+    pub const DATA_DEFAULT: VmFlags = VmFlags(0x1 | 0x2 | 0x10 | 0x20 | 0x40);
+    /// VM_STACK_FLAGS = VM_STACK | VM_STACK_DEFAULT_FLAGS | VM_ACCOUNT.
+    pub const STACK_FLAGS: VmFlags = VmFlags(0x100 | 0x1 | 0x2 | 0x10 | 0x20 | 0x40 | 0x100000);
+
+    /// The raw bits.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+    /// True if every bit of `other` is set.
+    pub const fn contains(self, other: VmFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// True if any bit of `other` is set.
+    pub const fn intersects(self, other: VmFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+    /// `self` with the bits of `other` cleared.
+    pub const fn without(self, other: VmFlags) -> VmFlags {
+        VmFlags(self.0 & !other.0)
+    }
+    /// `self` with the bits of `other` set.
+    pub const fn with(self, other: VmFlags) -> VmFlags {
+        VmFlags(self.0 | other.0)
+    }
+    /// `calc_vm_prot_bits`: PROT_READ/WRITE/EXEC to VM_READ/WRITE/EXEC.
+    pub const fn from_prot(prot: u32) -> VmFlags {
+        VmFlags((prot & 0x7) as u64)
+    }
+}
+
+impl BitOr for VmFlags {
+    type Output = VmFlags;
+    fn bitor(self, rhs: VmFlags) -> VmFlags {
+        VmFlags(self.0 | rhs.0)
+    }
+}
+impl BitOrAssign for VmFlags {
+    fn bitor_assign(&mut self, rhs: VmFlags) {
+        self.0 |= rhs.0;
+    }
+}
+impl BitAnd for VmFlags {
+    type Output = VmFlags;
+    fn bitand(self, rhs: VmFlags) -> VmFlags {
+        VmFlags(self.0 & rhs.0)
+    }
+}
+impl BitAndAssign for VmFlags {
+    fn bitand_assign(&mut self, rhs: VmFlags) {
+        self.0 &= rhs.0;
+    }
+}
+impl Not for VmFlags {
+    type Output = VmFlags;
+    fn not(self) -> VmFlags {
+        VmFlags(!self.0)
+    }
+}
+impl fmt::Debug for VmFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VmFlags({:#x})", self.0)
+    }
+}
+
+/// Identity of an anon_vma. Only equality matters: it decides whether two
+/// VMAs may merge (`is_mergeable_anon_vma`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AnonVmaId(pub u64);
+
+/// A virtual memory area (`struct vm_area_struct`): `[start, end)` with one
+/// set of flags, one backing object and one offset into it.
+#[derive(Clone)]
+pub struct Vma {
+    /// First byte (`vm_start`), page-aligned.
+    pub start: VirtAddr,
+    /// One past the last byte (`vm_end`), page-aligned.
+    pub end: VirtAddr,
+    /// `vm_flags`.
+    pub flags: VmFlags,
+    /// Offset into the file in pages (`vm_pgoff`); `start >> PAGE_SHIFT` for
+    /// private anonymous and brk VMAs.
+    pub pgoff: u64,
+    /// The mapped file (`vm_file`); shared anonymous memory has a shmem file.
+    pub file: Option<FileRef>,
+    /// Set when a private VMA gets its first anonymous page.
+    pub anon_vma: Option<AnonVmaId>,
+    /// Name of a special mapping (`vm_ops->name` / `arch_vma_name`).
+    pub special: Option<&'static str>,
+    /// PR_SET_VMA_ANON_NAME name, shown as `[anon:NAME]`.
+    pub anon_name: Option<Arc<str>>,
+    /// True for shared anonymous memory (the file is a shmem "/dev/zero").
+    pub shmem: bool,
+    /// The anon_vma chain is not singular: the VMA was copied by fork from a
+    /// parent that had an anon_vma. Such a VMA does not merge with a
+    /// neighbour lacking an anon_vma (merge selftest, §3 rule 2).
+    pub anon_vma_forked: bool,
+}
+
+impl Vma {
+    /// A new anonymous VMA with no file and no anon_vma.
+    pub fn new_anon(start: VirtAddr, end: VirtAddr, flags: VmFlags, pgoff: u64) -> Vma {
+        Vma {
+            start,
+            end,
+            flags,
+            pgoff,
+            file: None,
+            anon_vma: None,
+            special: None,
+            anon_name: None,
+            shmem: false,
+            anon_vma_forked: false,
+        }
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    /// True if the VMA is empty (never for a VMA in a tree).
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+    /// Number of pages.
+    pub fn pages(&self) -> u64 {
+        self.len() >> PAGE_SHIFT
+    }
+    /// True if `addr` lies inside the VMA.
+    pub fn contains(&self, addr: VirtAddr) -> bool {
+        self.start <= addr && addr < self.end
+    }
+    /// `vma_is_anonymous`: no file and no special ops (private anonymous).
+    pub fn is_anonymous(&self) -> bool {
+        self.file.is_none() && self.special.is_none()
+    }
+    /// `vm_start_gap`: start lowered by the stack guard gap for GROWSDOWN.
+    pub fn start_gap(&self, stack_guard_gap: u64) -> u64 {
+        let s = self.start.0;
+        if self.flags.contains(VmFlags::GROWSDOWN) {
+            s.saturating_sub(stack_guard_gap)
+        } else {
+            s
+        }
+    }
+    /// `vm_end_gap`: x86 has no GROWSUP, so this is `vm_end`.
+    pub fn end_gap(&self) -> u64 {
+        self.end.0
+    }
+    /// pgoff of the page at `addr` (`linear_page_index`).
+    pub fn pgoff_at(&self, addr: VirtAddr) -> u64 {
+        self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
+    }
+}
+
+impl fmt::Debug for Vma {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Vma({:#x}-{:#x} {:?} pgoff={:#x}",
+            self.start.0, self.end.0, self.flags, self.pgoff
+        )?;
+        if let Some(file) = &self.file {
+            write!(f, " file={}", file.path())?;
+        }
+        if let Some(a) = self.anon_vma {
+            write!(f, " anon_vma={}", a.0)?;
+        }
+        if let Some(s) = self.special {
+            write!(f, " {s}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// What the page tables know about one virtual page: what smaps, pagemap and
+/// mincore need.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageInfo {
+    /// A page is mapped (pte present).
+    pub present: bool,
+    /// Frame number of the mapped page.
+    pub pfn: u64,
+    /// The pte is writable.
+    pub writable: bool,
+    /// pte dirty or PageDirty.
+    pub dirty: bool,
+    /// pte young or PG_referenced.
+    pub young: bool,
+    /// PageAnon (false for file and shmem pages).
+    pub anon: bool,
+    /// Number of page tables mapping the page.
+    pub mapcount: u32,
+    /// Swap entry `(type, offset)` when the pte is a swap pte.
+    pub swap: Option<(u8, u64)>,
+    /// The pte's soft-dirty bit.
+    pub soft_dirty: bool,
+    /// PageAnonExclusive / mapped exactly once.
+    pub exclusive: bool,
+    /// An anonymous page freed lazily by MADV_FREE (!PageSwapBacked, clean).
+    pub lazyfree: bool,
+}
+
+/// Every effect the VMA layer has on page tables. The page-table glue
+/// implements it; tests use a recording fake. Calls always carry
+/// page-aligned, non-empty ranges that lie inside VMAs of the mm.
+pub trait PageTableOps {
+    /// Zap the ptes of `[start, end)` (munmap, MAP_FIXED over old maps,
+    /// shrinking mremap/brk). Frees anonymous pages, drops swap entries.
+    fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr);
+    /// Rewrite the ptes of `[start, end)` for the new `vm_flags` (mprotect).
+    fn change_protection(&mut self, start: VirtAddr, end: VirtAddr, vm_flags: VmFlags);
+    /// Move the ptes of `[old, old+len)` to `[new, new+len)` (mremap). The
+    /// destination has no ptes.
+    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64);
+    /// Fault in `[start, end)` of `vma` (MAP_POPULATE, mlock, MADV_POPULATE_*),
+    /// for writing if `write` (breaking CoW for private mappings).
+    fn populate(
+        &mut self,
+        vma: &Vma,
+        start: VirtAddr,
+        end: VirtAddr,
+        write: bool,
+    ) -> Result<(), Errno>;
+    /// MADV_DONTNEED (`free == false`: zap now) or MADV_FREE (`free == true`:
+    /// mark clean anonymous pages lazily freeable).
+    fn discard(&mut self, start: VirtAddr, end: VirtAddr, free: bool);
+    /// The state of the page at `va`, or `None` if no pte (present or swap).
+    /// The shared zero page is reported present with `mapcount == 0`.
+    fn page_info(&self, va: VirtAddr) -> Option<PageInfo>;
+    /// /proc/PID/clear_refs on `[start, end)`: with `soft_dirty`, clear the
+    /// ptes' soft-dirty bits and write-protect them so the next write sets
+    /// the bit again (value 4); otherwise clear the young/referenced bits
+    /// (values 1-3).
+    fn clear_refs(&mut self, start: VirtAddr, end: VirtAddr, soft_dirty: bool);
+}
+
+/// Resource limits that the VMA layer checks (soft limits, bytes).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Rlimits {
+    /// RLIMIT_STACK.
+    pub stack: u64,
+    /// RLIMIT_DATA.
+    pub data: u64,
+    /// RLIMIT_MEMLOCK.
+    pub memlock: u64,
+    /// RLIMIT_AS.
+    pub as_: u64,
+}
+
+/// RLIM_INFINITY.
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+impl Default for Rlimits {
+    /// Linux defaults: 8 MiB stack, 8 MiB memlock (since 5.16), the rest unlimited.
+    fn default() -> Self {
+        Rlimits {
+            stack: 8 << 20,
+            data: RLIM_INFINITY,
+            memlock: 8 << 20,
+            as_: RLIM_INFINITY,
+        }
+    }
+}
+
+/// The capabilities of the task that owns the mm that the VMA layer checks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// CAP_IPC_LOCK: mlock beyond RLIMIT_MEMLOCK.
+    pub cap_ipc_lock: bool,
+    /// CAP_SYS_RAWIO: map below mmap_min_addr.
+    pub cap_sys_rawio: bool,
+    /// CAP_SYS_ADMIN: see PFNs in pagemap.
+    pub cap_sys_admin: bool,
+}
+
+impl Credentials {
+    /// root: every capability.
+    pub const ROOT: Credentials = Credentials {
+        cap_ipc_lock: true,
+        cap_sys_rawio: true,
+        cap_sys_admin: true,
+    };
+    /// An unprivileged user.
+    pub const USER: Credentials = Credentials {
+        cap_ipc_lock: false,
+        cap_sys_rawio: false,
+        cap_sys_admin: false,
+    };
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Self::ROOT
+    }
+}
+
+/// x86-64 TASK_SIZE (DEFAULT_MAP_WINDOW with 4-level paging).
+pub const TASK_SIZE_X86_64: u64 = 0x7fff_ffff_f000;
+/// Default `stack_guard_gap`: 256 pages.
+pub const STACK_GUARD_GAP: u64 = 256 << PAGE_SHIFT;
+/// Default `vm.max_map_count`.
+pub const DEFAULT_MAX_MAP_COUNT: usize = 65530;
+/// Default `vm.mmap_min_addr` (distribution value).
+pub const DEFAULT_MMAP_MIN_ADDR: u64 = 65536;
+
+/// Parameters of a new address space (what exec's `arch_pick_mmap_layout` and
+/// the sysctls decide).
+#[derive(Clone, Debug)]
+pub struct MmLayout {
+    /// TASK_SIZE.
+    pub task_size: u64,
+    /// Top of the top-down mmap area.
+    pub mmap_base: u64,
+    /// Bottom of the legacy bottom-up mmap area.
+    pub mmap_legacy_base: u64,
+    /// Use the legacy bottom-up layout (ADDR_COMPAT_LAYOUT / legacy_va_layout).
+    pub legacy: bool,
+    /// `stack_guard_gap`.
+    pub stack_guard_gap: u64,
+    /// `vm.mmap_min_addr`.
+    pub mmap_min_addr: u64,
+    /// `vm.max_map_count`.
+    pub max_map_count: usize,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+    /// Capabilities.
+    pub cred: Credentials,
+}
+
+impl MmLayout {
+    /// x86-64 layout with ASLR off for the given limits (arch/x86/mm/mmap.c
+    /// `mmap_base`): gap = stack rlimit + guard gap, clamped to
+    /// [128 MiB, task_size/6*5]; legacy base = PAGE_ALIGN(task_size/3).
+    pub fn x86_64(rlimits: Rlimits) -> MmLayout {
+        let task_size = TASK_SIZE_X86_64;
+        let mut gap = rlimits.stack;
+        let pad = STACK_GUARD_GAP;
+        if let Some(g) = gap.checked_add(pad) {
+            gap = g;
+        }
+        let gap_min = 128 << 20;
+        let gap_max = task_size / 6 * 5;
+        let gap = gap.clamp(gap_min, gap_max);
+        let mmap_base = (task_size - gap + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        let legacy = (task_size / 3 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        MmLayout {
+            task_size,
+            mmap_base,
+            mmap_legacy_base: legacy,
+            legacy: false,
+            stack_guard_gap: STACK_GUARD_GAP,
+            mmap_min_addr: DEFAULT_MMAP_MIN_ADDR,
+            max_map_count: DEFAULT_MAX_MAP_COUNT,
+            rlimits,
+            cred: Credentials::ROOT,
+        }
+    }
+}
+
+/// RSS counter indices (`MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SWAPENTS`,
+/// `MM_SHMEMPAGES`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RssKind {
+    /// MM_FILEPAGES.
+    File = 0,
+    /// MM_ANONPAGES.
+    Anon = 1,
+    /// MM_SWAPENTS.
+    Swap = 2,
+    /// MM_SHMEMPAGES.
+    Shmem = 3,
+}
+
+/// An address space (`struct mm_struct`).
+#[derive(Clone, Debug)]
+pub struct MmStruct {
+    /// The VMA tree, keyed by `vm_start`.
+    pub(crate) vmas: BTreeMap<u64, Vma>,
+    /// TASK_SIZE.
+    pub task_size: u64,
+    /// Top of the top-down mmap area.
+    pub mmap_base: u64,
+    /// Bottom of the legacy bottom-up mmap area.
+    pub mmap_legacy_base: u64,
+    /// Legacy (bottom-up) layout; false is MMF_TOPDOWN.
+    pub legacy_layout: bool,
+    /// `stack_guard_gap`.
+    pub stack_guard_gap: u64,
+    /// `vm.mmap_min_addr`.
+    pub mmap_min_addr: u64,
+    /// `vm.max_map_count`.
+    pub max_map_count: usize,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+    /// Capabilities of the owner.
+    pub cred: Credentials,
+    /// `start_code`.
+    pub start_code: u64,
+    /// `end_code`.
+    pub end_code: u64,
+    /// `start_data`.
+    pub start_data: u64,
+    /// `end_data`.
+    pub end_data: u64,
+    /// `start_brk`.
+    pub start_brk: u64,
+    /// `brk`.
+    pub brk: u64,
+    /// `start_stack`.
+    pub start_stack: u64,
+    /// `arg_start`.
+    pub arg_start: u64,
+    /// `arg_end`.
+    pub arg_end: u64,
+    /// `env_start`.
+    pub env_start: u64,
+    /// `env_end`.
+    pub env_end: u64,
+    /// Pages mapped (`total_vm`).
+    pub total_vm: u64,
+    /// Pages in VM_LOCKED VMAs (`locked_vm`).
+    pub locked_vm: u64,
+    /// Pages in private writable non-stack VMAs (`data_vm`).
+    pub data_vm: u64,
+    /// Pages in executable, non-writable VMAs (`exec_vm`).
+    pub exec_vm: u64,
+    /// Pages in stack VMAs (`stack_vm`).
+    pub stack_vm: u64,
+    /// Pinned pages (`pinned_vm`).
+    pub pinned_vm: u64,
+    /// RSS counters, indexed by [`RssKind`], in pages. Kept by the page-table glue.
+    pub rss: [u64; 4],
+    /// Peak total_vm (`hiwater_vm`).
+    pub hiwater_vm: u64,
+    /// Peak RSS (`hiwater_rss`).
+    pub hiwater_rss: u64,
+    /// Bytes of page tables (`mm_pgtables_bytes`), kept by the page-table glue.
+    pub pgtables_bytes: u64,
+    /// Flags every new VMA gets (`def_flags`: VM_LOCKED/LOCKONFAULT from
+    /// mlockall(MCL_FUTURE)).
+    pub def_flags: VmFlags,
+    /// Show the x86-64 `[vsyscall]` gate VMA at the end of maps/smaps.
+    pub vsyscall: bool,
+    /// THP "always" (else "madvise"): decides smaps THPeligible.
+    pub thp_always: bool,
+    pub(crate) next_anon_vma: u64,
+    pub(crate) next_shmem_ino: u64,
+}
+
+impl MmStruct {
+    /// A new, empty address space with the given layout.
+    pub fn new(layout: MmLayout) -> MmStruct {
+        MmStruct {
+            vmas: BTreeMap::new(),
+            task_size: layout.task_size,
+            mmap_base: layout.mmap_base,
+            mmap_legacy_base: layout.mmap_legacy_base,
+            legacy_layout: layout.legacy,
+            stack_guard_gap: layout.stack_guard_gap,
+            mmap_min_addr: layout.mmap_min_addr,
+            max_map_count: layout.max_map_count,
+            rlimits: layout.rlimits,
+            cred: layout.cred,
+            start_code: 0,
+            end_code: 0,
+            start_data: 0,
+            end_data: 0,
+            start_brk: 0,
+            brk: 0,
+            start_stack: 0,
+            arg_start: 0,
+            arg_end: 0,
+            env_start: 0,
+            env_end: 0,
+            total_vm: 0,
+            locked_vm: 0,
+            data_vm: 0,
+            exec_vm: 0,
+            stack_vm: 0,
+            pinned_vm: 0,
+            rss: [0; 4],
+            hiwater_vm: 0,
+            hiwater_rss: 0,
+            pgtables_bytes: 0,
+            def_flags: VmFlags::NONE,
+            vsyscall: true,
+            thp_always: true,
+            next_anon_vma: 1,
+            next_shmem_ino: 1,
+        }
+    }
+
+    /// Linux's x86-64 defaults with ASLR off and an 8 MiB stack rlimit:
+    /// mmap_base 0x7ffff7fff000, legacy base 0x2aaaaaaab000, root credentials.
+    pub fn for_x86_64_default() -> MmStruct {
+        MmStruct::new(MmLayout::x86_64(Rlimits::default()))
+    }
+
+    /// Number of VMAs (`map_count`).
+    pub fn map_count(&self) -> usize {
+        self.vmas.len()
+    }
+
+    /// All VMAs in address order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
+        self.vmas.values()
+    }
+
+    /// `find_vma`: the first VMA with `end > addr`.
+    pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
+        if let Some((_, v)) = self.vmas.range(..=addr.0).next_back() {
+            if v.end > addr {
+                return Some(v);
+            }
+        }
+        self.vmas
+            .range((
+                core::ops::Bound::Excluded(addr.0),
+                core::ops::Bound::Unbounded,
+            ))
+            .next()
+            .map(|(_, v)| v)
+    }
+
+    /// `vma_lookup`: the VMA containing `addr`.
+    pub fn vma_lookup(&self, addr: VirtAddr) -> Option<&Vma> {
+        self.vmas
+            .range(..=addr.0)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > addr)
+    }
+
+    /// `find_vma_prev`: `find_vma(addr)` and the VMA before it.
+    pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
+        let vma = self.find_vma(addr);
+        let prev = match vma {
+            Some(v) => self.vmas.range(..v.start.0).next_back().map(|(_, p)| p),
+            None => self.vmas.values().next_back(),
+        };
+        (vma, prev)
+    }
+
+    /// `find_vma_intersection`: the first VMA overlapping `[start, end)`.
+    pub fn find_vma_intersection(&self, start: VirtAddr, end: VirtAddr) -> Option<&Vma> {
+        self.find_vma(start).filter(|v| v.start < end)
+    }
+
+    /// The VMA just below `addr` (ending at or before it).
+    pub(crate) fn prev_of(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.range(..addr).next_back().map(|(_, v)| v)
+    }
+
+    /// `vm_stat_account`: add (or remove, if `npages < 0`) pages to total_vm
+    /// and to exec_vm / stack_vm / data_vm by the VMA's kind.
+    pub fn vm_stat_account(&mut self, flags: VmFlags, npages: i64) {
+        let add = |x: &mut u64| *x = x.wrapping_add_signed(npages);
+        add(&mut self.total_vm);
+        if is_exec_mapping(flags) {
+            add(&mut self.exec_vm);
+        } else if is_stack_mapping(flags) {
+            add(&mut self.stack_vm);
+        } else if is_data_mapping(flags) {
+            add(&mut self.data_vm);
+        }
+        if flags.contains(VmFlags::LOCKED) {
+            add(&mut self.locked_vm);
+        }
+        if self.total_vm > self.hiwater_vm {
+            self.hiwater_vm = self.total_vm;
+        }
+    }
+
+    /// `may_expand_vm`: RLIMIT_AS for all mappings, RLIMIT_DATA for data ones.
+    pub fn may_expand_vm(&self, flags: VmFlags, npages: u64) -> bool {
+        let as_pages = self.rlimits.as_ >> PAGE_SHIFT;
+        if self.total_vm.saturating_add(npages) > as_pages {
+            return false;
+        }
+        if is_data_mapping(flags) {
+            let data_pages = self.rlimits.data >> PAGE_SHIFT;
+            if self.data_vm.saturating_add(npages) > data_pages {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `can_do_mlock`: RLIMIT_MEMLOCK non-zero or CAP_IPC_LOCK.
+    pub fn can_do_mlock(&self) -> bool {
+        self.rlimits.memlock != 0 || self.cred.cap_ipc_lock
+    }
+
+    /// `mlock_future_ok`: would `bytes` more locked memory fit RLIMIT_MEMLOCK?
+    pub fn mlock_future_ok(&self, flags: VmFlags, bytes: u64) -> bool {
+        if !flags.contains(VmFlags::LOCKED) || self.cred.cap_ipc_lock {
+            return true;
+        }
+        let locked = self.locked_vm.saturating_add(bytes >> PAGE_SHIFT);
+        locked <= self.rlimits.memlock >> PAGE_SHIFT
+    }
+
+    /// Resident pages (file + anon + shmem).
+    pub fn rss_pages(&self) -> u64 {
+        self.rss[RssKind::File as usize]
+            + self.rss[RssKind::Anon as usize]
+            + self.rss[RssKind::Shmem as usize]
+    }
+
+    /// Adds `delta` pages to an RSS counter (page-table glue) and updates
+    /// hiwater_rss.
+    pub fn add_rss(&mut self, kind: RssKind, delta: i64) {
+        let c = &mut self.rss[kind as usize];
+        *c = c.saturating_add_signed(delta);
+        let rss = self.rss_pages();
+        if rss > self.hiwater_rss {
+            self.hiwater_rss = rss;
+        }
+    }
+
+    /// A fresh anon_vma identity.
+    pub(crate) fn new_anon_vma(&mut self) -> AnonVmaId {
+        let id = AnonVmaId(self.next_anon_vma);
+        self.next_anon_vma += 1;
+        id
+    }
+}
+
+/// `is_exec_mapping`: executable and neither writable nor a stack.
+pub fn is_exec_mapping(flags: VmFlags) -> bool {
+    flags.0 & (VmFlags::EXEC.0 | VmFlags::WRITE.0 | VmFlags::STACK.0) == VmFlags::EXEC.0
+}
+
+/// `is_stack_mapping`.
+pub fn is_stack_mapping(flags: VmFlags) -> bool {
+    flags.contains(VmFlags::STACK)
+}
+
+/// `is_data_mapping`: private, writable, not a stack.
+pub fn is_data_mapping(flags: VmFlags) -> bool {
+    flags.0 & (VmFlags::WRITE.0 | VmFlags::SHARED.0 | VmFlags::STACK.0) == VmFlags::WRITE.0
+}

@@ -1,0 +1,64 @@
+//! `msync(2)`: validate and walk the range; writeback itself belongs to the
+//! page cache. Mirrors mm/msync.c.
+//!
+//! Simplification: MS_SYNC on shared file mappings has nothing to write back
+//! at this layer, so it always succeeds.
+
+use crate::errno::Errno;
+use crate::mm_types::{MmStruct, VmFlags};
+use crate::types::{VirtAddr, PAGE_MASK};
+
+/// Schedule writeback.
+pub const MS_ASYNC: u32 = 1;
+/// Invalidate other mappings of the same file.
+pub const MS_INVALIDATE: u32 = 2;
+/// Write back and wait.
+pub const MS_SYNC: u32 = 4;
+
+/// `msync(2)`: EINVAL for unknown flags, an unaligned start or
+/// MS_ASYNC|MS_SYNC; ENOMEM for an overflowing or partly unmapped range
+/// (exactly MS_SYNC stops at the first hole); EBUSY for MS_INVALIDATE on a
+/// VM_LOCKED VMA.
+pub fn msync(mm: &MmStruct, start: VirtAddr, len: u64, flags: u32) -> Result<(), Errno> {
+    let mut start = start.0;
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if start & !PAGE_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.wrapping_add(!PAGE_MASK) & PAGE_MASK;
+    let end = start.wrapping_add(len);
+    if end < start {
+        return Err(Errno::ENOMEM);
+    }
+    if end == start {
+        return Ok(());
+    }
+    let mut unmapped = Ok(());
+    loop {
+        let Some(v) = mm.find_vma(VirtAddr(start)) else {
+            return Err(Errno::ENOMEM);
+        };
+        if start < v.start.0 {
+            if flags == MS_SYNC {
+                return Err(Errno::ENOMEM);
+            }
+            start = v.start.0;
+            if start >= end {
+                return Err(Errno::ENOMEM);
+            }
+            unmapped = Err(Errno::ENOMEM);
+        }
+        if flags & MS_INVALIDATE != 0 && v.flags.contains(VmFlags::LOCKED) {
+            return Err(Errno::EBUSY);
+        }
+        start = v.end.0;
+        if start >= end {
+            return unmapped;
+        }
+    }
+}

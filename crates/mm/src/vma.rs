@@ -1,0 +1,352 @@
+//! VMA tree operations: split, merge, link/unlink with accounting, and the
+//! helpers exec uses to insert VMAs. Mirrors mm/vma.c.
+//!
+//! The merge rules are Linux 6.18's (`is_mergeable_vma`,
+//! `is_mergeable_anon_vma`, `can_vma_merge_{before,after}`): equal flags
+//! ignoring VM_SOFTDIRTY, the same `struct file` and contiguous pgoff, equal
+//! or absent anon_vma, equal anon name, never VM_SPECIAL or special mappings.
+//! Simplification: where Linux first tries to merge and only splits when it
+//! cannot, we split, change, then merge again at the edges; the final VMA set
+//! is the same (only the map_count check at the exact limit can differ).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::errno::Errno;
+use crate::file::FileRef;
+use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, VmFlags, Vma};
+use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+
+/// True if the two optional files are the same open file (Linux compares
+/// `vm_file` pointers).
+pub fn same_file(a: &Option<FileRef>, b: &Option<FileRef>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::as_ptr(x) as *const u8 == Arc::as_ptr(y) as *const u8,
+        _ => false,
+    }
+}
+
+/// True if `a`, which ends where `b` starts, may become one VMA with `b`.
+pub fn can_merge(a: &Vma, b: &Vma) -> bool {
+    a.end == b.start
+        && a.flags.without(VmFlags::SOFTDIRTY) == b.flags.without(VmFlags::SOFTDIRTY)
+        && !a.flags.intersects(VmFlags::SPECIAL)
+        && a.special.is_none()
+        && b.special.is_none()
+        && same_file(&a.file, &b.file)
+        && a.shmem == b.shmem
+        && b.pgoff == a.pgoff.wrapping_add(a.pages())
+        && match (a.anon_vma, b.anon_vma) {
+            (Some(x), Some(y)) => x == y,
+            // The anon_vma of one side will be shared with the other: only
+            // if its chain is singular (not inherited through fork).
+            (Some(_), None) => !a.anon_vma_forked,
+            (None, Some(_)) => !b.anon_vma_forked,
+            (None, None) => true,
+        }
+        && a.anon_name == b.anon_name
+}
+
+/// `anon_vma_compatible`: neighbours that may share an anon_vma (flags equal
+/// apart from access bits and soft-dirty).
+fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
+    let ignore = VmFlags::ACCESS_FLAGS | VmFlags::SOFTDIRTY;
+    a.end == b.start
+        && a.flags.without(ignore) == b.flags.without(ignore)
+        && same_file(&a.file, &b.file)
+        && b.pgoff == a.pgoff.wrapping_add(a.pages())
+}
+
+impl MmStruct {
+    /// Inserts `vma` into the tree and accounts it (`vma_link` +
+    /// `vm_stat_account`). The caller guarantees the range is free.
+    pub(crate) fn link_vma(&mut self, vma: Vma) {
+        self.vm_stat_account(vma.flags, vma.pages() as i64);
+        self.vmas.insert(vma.start.0, vma);
+    }
+
+    /// Removes the VMA starting at `start` and un-accounts it.
+    pub(crate) fn unlink_vma(&mut self, start: u64) -> Option<Vma> {
+        let v = self.vmas.remove(&start)?;
+        self.vm_stat_account(v.flags, -(v.pages() as i64));
+        Some(v)
+    }
+
+    /// Replaces the flags of the VMA starting at `start`, re-accounting it.
+    pub(crate) fn set_vma_flags(&mut self, start: u64, flags: VmFlags) {
+        let Some(v) = self.vmas.get(&start) else {
+            return;
+        };
+        let (old, pages) = (v.flags, v.pages() as i64);
+        if old == flags {
+            return;
+        }
+        self.vm_stat_account(old, -pages);
+        self.vm_stat_account(flags, pages);
+        if let Some(v) = self.vmas.get_mut(&start) {
+            v.flags = flags;
+        }
+    }
+
+    /// `split_vma`: if `addr` lies strictly inside a VMA, cut it in two; the
+    /// upper part's pgoff advances by the pages below `addr`. With
+    /// `check_count`, fails with ENOMEM when map_count is at max_map_count.
+    pub(crate) fn split_at(&mut self, addr: u64, check_count: bool) -> Result<(), Errno> {
+        let Some((&key, v)) = self.vmas.range(..addr).next_back() else {
+            return Ok(());
+        };
+        if v.end.0 <= addr {
+            return Ok(());
+        }
+        if check_count && self.vmas.len() >= self.max_map_count {
+            return Err(Errno::ENOMEM);
+        }
+        let v = self.vmas.get_mut(&key).expect("present");
+        let mut tail = v.clone();
+        v.end = VirtAddr(addr);
+        tail.pgoff = v.pgoff.wrapping_add((addr - key) >> PAGE_SHIFT);
+        tail.start = VirtAddr(addr);
+        self.vmas.insert(addr, tail);
+        Ok(())
+    }
+
+    /// Merges the VMA ending at `addr` with the one starting there, if the
+    /// rules allow. Returns true if merged.
+    pub(crate) fn try_merge_at(&mut self, addr: u64) -> bool {
+        let Some(b) = self.vmas.get(&addr) else {
+            return false;
+        };
+        let Some(a) = self.prev_of(addr) else {
+            return false;
+        };
+        if !can_merge(a, b) {
+            return false;
+        }
+        let a_key = a.start.0;
+        let b = self.vmas.remove(&addr).expect("present");
+        let a = self.vmas.get_mut(&a_key).expect("present");
+        a.end = b.end;
+        a.flags |= b.flags & VmFlags::SOFTDIRTY;
+        if a.anon_vma.is_none() {
+            a.anon_vma = b.anon_vma;
+        }
+        true
+    }
+
+    /// Merges at both edges of `[start, end)` and at every VMA boundary
+    /// inside it (the effect of `vma_merge_existing_range` on each VMA that
+    /// an operation changed).
+    pub(crate) fn merge_range(&mut self, start: u64, end: u64) {
+        let inner: Vec<u64> = self
+            .vmas
+            .range(start.saturating_add(1)..end)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in inner.into_iter().rev() {
+            self.try_merge_at(k);
+        }
+        // The VMA that now ends at or after `end`.
+        if let Some(v) = self.vma_lookup(VirtAddr(end.saturating_sub(1))) {
+            let e = v.end.0;
+            if e == end {
+                self.try_merge_at(end);
+            }
+        }
+        self.try_merge_at(start);
+    }
+
+    /// Splits so that `start` and `end` fall on VMA boundaries, checking
+    /// map_count for each split (`vma_modify`).
+    pub(crate) fn split_range(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.split_at(start, true)?;
+        self.split_at(end, true)
+    }
+
+    /// The start keys of the VMAs intersecting `[start, end)`.
+    pub(crate) fn keys_in(&self, start: u64, end: u64) -> Vec<u64> {
+        let mut keys = Vec::new();
+        if let Some(v) = self.vma_lookup(VirtAddr(start)) {
+            keys.push(v.start.0);
+        }
+        for (&k, _) in self.vmas.range(start.saturating_add(1)..end) {
+            keys.push(k);
+        }
+        keys
+    }
+
+    /// Pages of `[start, end)` that are mapped (`count_vma_pages_range`).
+    pub(crate) fn count_pages(&self, start: u64, end: u64) -> u64 {
+        self.keys_in(start, end)
+            .iter()
+            .filter_map(|k| self.vmas.get(k))
+            .map(|v| (v.end.0.min(end) - v.start.0.max(start)) >> PAGE_SHIFT)
+            .sum()
+    }
+
+    /// The core of munmap (`do_vmi_align_munmap`): split at the edges,
+    /// detach every VMA inside `[start, end)`, zap their ptes if `zap`, and
+    /// return them. `start`/`end` must be page-aligned.
+    pub(crate) fn detach_range(
+        &mut self,
+        pt: &mut dyn PageTableOps,
+        start: u64,
+        end: u64,
+        zap: bool,
+    ) -> Result<Vec<Vma>, Errno> {
+        let Some(first) = self.find_vma_intersection(VirtAddr(start), VirtAddr(end)) else {
+            return Ok(Vec::new());
+        };
+        if start > first.start.0 {
+            if end < first.end.0 && self.vmas.len() >= self.max_map_count {
+                return Err(Errno::ENOMEM);
+            }
+            self.split_at(start, false)?;
+        }
+        self.split_at(end, false)?;
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = self.unlink_vma(k) {
+                if zap {
+                    pt.unmap_range(v.start, v.end);
+                }
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `anon_vma_prepare`: gives the private VMA containing `addr` an
+    /// anon_vma (reusing a compatible neighbour's, as
+    /// `find_mergeable_anon_vma` does) and returns it. Shared mappings get none.
+    pub fn anon_vma_prepare(&mut self, addr: VirtAddr) -> Option<AnonVmaId> {
+        let v = self.vma_lookup(addr)?;
+        if v.flags.contains(VmFlags::MAYSHARE) {
+            return None;
+        }
+        if let Some(a) = v.anon_vma {
+            return Some(a);
+        }
+        let key = v.start.0;
+        let end = v.end.0;
+        let from_prev = self
+            .prev_of(key)
+            .filter(|p| anon_vma_compatible(p, v) && !p.anon_vma_forked)
+            .and_then(|p| p.anon_vma);
+        let from_next = self
+            .vmas
+            .get(&end)
+            .filter(|n| anon_vma_compatible(v, n) && !n.anon_vma_forked)
+            .and_then(|n| n.anon_vma);
+        let id = match from_prev.or(from_next) {
+            Some(id) => id,
+            None => self.new_anon_vma(),
+        };
+        if let Some(v) = self.vmas.get_mut(&key) {
+            v.anon_vma = Some(id);
+        }
+        Some(id)
+    }
+
+    /// `insert_vm_struct`: links a ready-made VMA (exec's segments, the
+    /// stack) without merging. ENOMEM if it overlaps or map_count is full;
+    /// EINVAL if it is empty or misaligned.
+    pub fn insert_vma(&mut self, mut vma: Vma) -> Result<(), Errno> {
+        if vma.start >= vma.end || !vma.start.is_page_aligned() || !vma.end.is_page_aligned() {
+            return Err(Errno::EINVAL);
+        }
+        if vma.end.0 > self.task_size && vma.special.is_none() {
+            return Err(Errno::ENOMEM);
+        }
+        if self.find_vma_intersection(vma.start, vma.end).is_some()
+            || self.vmas.len() >= self.max_map_count
+        {
+            return Err(Errno::ENOMEM);
+        }
+        if vma.is_anonymous() && !vma.flags.contains(VmFlags::MAYSHARE) {
+            vma.pgoff = vma.start.0 >> PAGE_SHIFT;
+        }
+        self.link_vma(vma);
+        Ok(())
+    }
+
+    /// `_install_special_mapping`: a `[vdso]`-like VMA named `name` with
+    /// `flags | def_flags | VM_DONTEXPAND | VM_SOFTDIRTY`; it never merges.
+    pub fn insert_special_mapping(
+        &mut self,
+        start: VirtAddr,
+        len: u64,
+        flags: VmFlags,
+        name: &'static str,
+    ) -> Result<(), Errno> {
+        let end = start.0.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut v = Vma::new_anon(
+            start,
+            VirtAddr(end),
+            flags | self.def_flags | VmFlags::DONTEXPAND | VmFlags::SOFTDIRTY,
+            0,
+        );
+        v.special = Some(name);
+        self.insert_vma(v)
+    }
+
+    /// The initial stack VMA exec builds (`__bprm_mm_init` +
+    /// `setup_arg_pages`): `[start, end)` with VM_STACK_FLAGS | VM_SOFTDIRTY
+    /// (| VM_EXEC for an executable stack). Sets `start_stack` to `sp`.
+    pub fn insert_stack_vma(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        sp: VirtAddr,
+        exec_stack: bool,
+    ) -> Result<(), Errno> {
+        let mut flags = VmFlags::STACK_FLAGS | VmFlags::SOFTDIRTY | self.def_flags;
+        if exec_stack {
+            flags |= VmFlags::EXEC;
+        }
+        self.insert_vma(Vma::new_anon(start, end, flags, 0))?;
+        self.start_stack = sp.0;
+        Ok(())
+    }
+
+    /// Checks the tree's invariants (sorted, non-overlapping, page-aligned,
+    /// non-empty, keyed by start, accounting equal to a recount). Returns a
+    /// description of the first violation.
+    pub fn check_invariants(&self) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let mut last_end = 0u64;
+        let mut probe = MmStruct::new(crate::mm_types::MmLayout::x86_64(self.rlimits));
+        for (&k, v) in &self.vmas {
+            if k != v.start.0 {
+                return Err(format!("key {k:#x} != start of {v:?}"));
+            }
+            if v.start >= v.end || v.start.0 % PAGE_SIZE != 0 || v.end.0 % PAGE_SIZE != 0 {
+                return Err(format!("bad range {v:?}"));
+            }
+            if v.start.0 < last_end {
+                return Err(format!("overlap at {v:?}"));
+            }
+            last_end = v.end.0;
+            probe.vm_stat_account(v.flags, v.pages() as i64);
+        }
+        let ours = (
+            self.total_vm,
+            self.data_vm,
+            self.exec_vm,
+            self.stack_vm,
+            self.locked_vm,
+        );
+        let theirs = (
+            probe.total_vm,
+            probe.data_vm,
+            probe.exec_vm,
+            probe.stack_vm,
+            probe.locked_vm,
+        );
+        if ours != theirs {
+            return Err(format!("accounting {ours:?} != recount {theirs:?}"));
+        }
+        Ok(())
+    }
+}
