@@ -105,6 +105,15 @@ impl Page {
     pub fn clear(&self, f: u64) {
         self.flags.fetch_and(!f, Relaxed);
     }
+    /// Sets bits with a plain read-modify-write (Linux's `__SetPage*`), for
+    /// a page whose flags only the caller changes (held under its list's lock).
+    pub fn set_locked(&self, f: u64) {
+        self.flags.store(self.flags.load(Relaxed) | f, Relaxed);
+    }
+    /// Clears bits with a plain read-modify-write (`__ClearPage*`).
+    pub fn clear_locked(&self, f: u64) {
+        self.flags.store(self.flags.load(Relaxed) & !f, Relaxed);
+    }
     /// Initialises the entry for a frame of `zone_idx` on `nid` (`__init_single_page`).
     pub fn init(&self, zone_idx: usize, nid: u32) {
         self.flags.store(

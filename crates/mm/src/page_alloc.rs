@@ -304,7 +304,7 @@ impl Zone {
     ) {
         let page = self.page(pfn);
         page.set_private(order.0 as u64);
-        page.set(PageFlags::BUDDY);
+        page.set_locked(PageFlags::BUDDY);
         let list = &mut area.lists[order.idx()][mt.idx()];
         if tail {
             list.push_back(&self.memmap, pfn);
@@ -318,7 +318,7 @@ impl Zone {
     fn del_from_free_list(&self, area: &mut FreeArea, pfn: Pfn, order: Order, mt: MigrateType) {
         area.lists[order.idx()][mt.idx()].remove(&self.memmap, pfn);
         let page = self.page(pfn);
-        page.clear(PageFlags::BUDDY);
+        page.clear_locked(PageFlags::BUDDY);
         page.set_private(0);
         area.nr_free[order.idx()][mt.idx()] -= 1;
         self.account_free(order, -1);
@@ -630,7 +630,7 @@ impl Zone {
                 let Some(pfn) = self.rmqueue(&mut area, order, mt) else {
                     break;
                 };
-                self.page(pfn).set(PageFlags::PCP);
+                self.page(pfn).set_locked(PageFlags::PCP);
                 self.page(pfn).set_private(order.0 as u64);
                 pcp.lists[pi].push_back(&self.memmap, pfn);
                 pcp.count += order.pages();
@@ -639,7 +639,7 @@ impl Zone {
         let pfn = pcp.lists[pi].pop_front(&self.memmap)?;
         pcp.count -= order.pages();
         let page = self.page(pfn);
-        page.clear(PageFlags::PCP);
+        page.clear_locked(PageFlags::PCP);
         page.set_private(0);
         Some(pfn)
     }
@@ -656,7 +656,7 @@ impl Zone {
         }
         let mut pcp = self.pcp[cpu.0].lock();
         let page = self.page(pfn);
-        page.set(PageFlags::PCP);
+        page.set_locked(PageFlags::PCP);
         page.set_private(order.0 as u64);
         pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
         pcp.count += order.pages();
@@ -680,7 +680,7 @@ impl Zone {
             if let Some(pfn) = pcp.lists[pi].pop_back(&self.memmap) {
                 let page = self.page(pfn);
                 let order = Order(page.private() as u8);
-                page.clear(PageFlags::PCP);
+                page.clear_locked(PageFlags::PCP);
                 page.set_private(0);
                 pcp.count -= order.pages();
                 freed += order.pages();
@@ -1033,12 +1033,12 @@ impl PageAlloc {
     }
 
     fn prep_new_page(&self, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
-        for i in 0..order.pages() {
-            let p = zone.page(pfn + i);
-            debug_assert!(p.refcount() == 0, "allocating a page in use: {:?}", pfn + i);
-            p.clear(PageFlags::BUDDY | PageFlags::PCP);
-        }
-        zone.page(pfn).set_refcount(1);
+        // Only a block's head carries the buddy/PCP tags (they were cleared
+        // when it left its list), so the tail pages need no work here.
+        let head = zone.page(pfn);
+        debug_assert!(head.refcount() == 0, "allocating a page in use: {pfn:?}");
+        debug_assert!(!head.test(PageFlags::BUDDY | PageFlags::PCP));
+        head.set_refcount(1);
         zone.allocated.fetch_add(order.pages() as i64, Relaxed);
         if gfp.has(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
