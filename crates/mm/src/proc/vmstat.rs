@@ -11,7 +11,7 @@ use core::fmt::Write;
 use crate::memmap::memmap_bytes;
 use crate::mmzone::ZoneType;
 use crate::page_alloc::{PageAlloc, Wmark};
-use crate::proc::zoneinfo::{node_stat_value, NUMA_STATS, ZONE_STATS};
+use crate::proc::zoneinfo::node_stat_value;
 use crate::proc::{clamp, totalreserve_pages};
 use crate::types::PAGE_SIZE;
 use crate::vmstat::{NodeStat, NumaStat, VmEvent, ZoneEvent, ZoneStat};
@@ -91,11 +91,11 @@ pub fn memmap_boot_pages(pa: &PageAlloc) -> u64 {
 /// list every zone type of the arch.
 pub fn render(pa: &PageAlloc) -> String {
     let mut s = String::new();
-    for (item, name) in ZONE_STATS.iter().zip(ZoneStat::NAMES) {
+    for (item, name) in ZoneStat::ALL.iter().zip(ZoneStat::NAMES) {
         let v: i64 = pa.zones().map(|z| z.stats.get(*item)).sum();
         let _ = writeln!(s, "{name} {}", clamp(v));
     }
-    for (item, name) in NUMA_STATS.iter().zip(NumaStat::NAMES) {
+    for (item, name) in NumaStat::ALL.iter().zip(NumaStat::NAMES) {
         let v: u64 = pa.zones().map(|z| z.stats.numa(*item)).sum();
         let _ = writeln!(s, "{name} {v}");
     }
@@ -134,121 +134,8 @@ pub fn render(pa: &PageAlloc) -> String {
 
 /// The [`VmEvent`] with index `i`, found by name order.
 fn event(i: usize) -> VmEvent {
-    EVENTS[i]
+    VmEvent::ALL[i]
 }
-
-macro_rules! events {
-    ($($v:ident),* $(,)?) => {
-        [$(VmEvent::$v),*]
-    };
-}
-
-const EVENTS: [VmEvent; VmEvent::COUNT] = events![
-    Pgpgin,
-    Pgpgout,
-    Pswpin,
-    Pswpout,
-    Pgfree,
-    Pgactivate,
-    Pgdeactivate,
-    Pglazyfree,
-    Pgfault,
-    Pgmajfault,
-    Pglazyfreed,
-    Pgrefill,
-    Pgreuse,
-    PgstealKswapd,
-    PgstealDirect,
-    PgstealKhugepaged,
-    PgstealProactive,
-    PgscanKswapd,
-    PgscanDirect,
-    PgscanKhugepaged,
-    PgscanProactive,
-    PgscanDirectThrottle,
-    PgscanAnon,
-    PgscanFile,
-    PgstealAnon,
-    PgstealFile,
-    ZoneReclaimSuccess,
-    ZoneReclaimFailed,
-    Pginodesteal,
-    SlabsScanned,
-    KswapdInodesteal,
-    KswapdLowWmarkHitQuickly,
-    KswapdHighWmarkHitQuickly,
-    Pageoutrun,
-    Pgrotated,
-    DropPagecache,
-    DropSlab,
-    OomKill,
-    NumaPteUpdates,
-    NumaHugePteUpdates,
-    NumaHintFaults,
-    NumaHintFaultsLocal,
-    NumaPagesMigrated,
-    PgmigrateSuccess,
-    PgmigrateFail,
-    ThpMigrationSuccess,
-    ThpMigrationFail,
-    ThpMigrationSplit,
-    CompactMigrateScanned,
-    CompactFreeScanned,
-    CompactIsolated,
-    CompactStall,
-    CompactFail,
-    CompactSuccess,
-    CompactDaemonWake,
-    CompactDaemonMigrateScanned,
-    CompactDaemonFreeScanned,
-    HtlbBuddyAllocSuccess,
-    HtlbBuddyAllocFail,
-    UnevictablePgsCulled,
-    UnevictablePgsScanned,
-    UnevictablePgsRescued,
-    UnevictablePgsMlocked,
-    UnevictablePgsMunlocked,
-    UnevictablePgsCleared,
-    UnevictablePgsStranded,
-    ThpFaultAlloc,
-    ThpFaultFallback,
-    ThpFaultFallbackCharge,
-    ThpCollapseAlloc,
-    ThpCollapseAllocFailed,
-    ThpFileAlloc,
-    ThpFileFallback,
-    ThpFileFallbackCharge,
-    ThpFileMapped,
-    ThpSplitPage,
-    ThpSplitPageFailed,
-    ThpDeferredSplitPage,
-    ThpUnderusedSplitPage,
-    ThpSplitPmd,
-    ThpScanExceedNonePte,
-    ThpScanExceedSwapPte,
-    ThpScanExceedSharePte,
-    ThpSplitPud,
-    ThpZeroPageAlloc,
-    ThpZeroPageAllocFailed,
-    ThpSwpout,
-    ThpSwpoutFallback,
-    BalloonInflate,
-    BalloonDeflate,
-    BalloonMigrate,
-    SwapRa,
-    SwapRaHit,
-    SwpinZero,
-    SwpoutZero,
-    KsmSwpinCopy,
-    CowKsm,
-    Zswpin,
-    Zswpout,
-    Zswpwb,
-    DirectMapLevel2Splits,
-    DirectMapLevel3Splits,
-    DirectMapLevel2Collapses,
-    DirectMapLevel3Collapses,
-];
 
 #[cfg(test)]
 mod tests {
@@ -263,7 +150,7 @@ mod tests {
 
     #[test]
     fn event_table_is_dense() {
-        for (i, e) in EVENTS.iter().enumerate() {
+        for (i, e) in VmEvent::ALL.iter().enumerate() {
             assert_eq!(*e as usize, i);
         }
     }

@@ -40,96 +40,8 @@ pub(crate) fn node_stat_value(node: &Node, i: usize) -> u64 {
 
 /// The [`NodeStat`] with index `i` (dense discriminants 0..COUNT).
 pub(crate) fn node_stat(i: usize) -> NodeStat {
-    NODE_STATS[i]
+    NodeStat::ALL[i]
 }
-
-const NODE_STATS: [NodeStat; NodeStat::COUNT] = {
-    use NodeStat::*;
-    [
-        NrInactiveAnon,
-        NrActiveAnon,
-        NrInactiveFile,
-        NrActiveFile,
-        NrUnevictable,
-        NrSlabReclaimable,
-        NrSlabUnreclaimable,
-        NrIsolatedAnon,
-        NrIsolatedFile,
-        WorkingsetNodes,
-        WorkingsetRefaultAnon,
-        WorkingsetRefaultFile,
-        WorkingsetActivateAnon,
-        WorkingsetActivateFile,
-        WorkingsetRestoreAnon,
-        WorkingsetRestoreFile,
-        WorkingsetNodereclaim,
-        NrAnonPages,
-        NrMapped,
-        NrFilePages,
-        NrDirty,
-        NrWriteback,
-        NrShmem,
-        NrShmemHugepages,
-        NrShmemPmdmapped,
-        NrFileHugepages,
-        NrFilePmdmapped,
-        NrAnonTransparentHugepages,
-        NrVmscanWrite,
-        NrVmscanImmediateReclaim,
-        NrDirtied,
-        NrWritten,
-        NrThrottledWritten,
-        NrKernelMiscReclaimable,
-        NrFollPinAcquired,
-        NrFollPinReleased,
-        NrKernelStack,
-        NrPageTablePages,
-        NrSecPageTablePages,
-        NrIommuPages,
-        NrSwapcached,
-        PgpromoteSuccess,
-        PgpromoteCandidate,
-        PgpromoteCandidateNrl,
-        PgdemoteKswapd,
-        PgdemoteDirect,
-        PgdemoteKhugepaged,
-        PgdemoteProactive,
-        NrHugetlb,
-        NrBalloonPages,
-        NrKernelFilePages,
-    ]
-};
-
-/// The [`ZoneStat`] items in /proc order.
-pub(crate) const ZONE_STATS: [ZoneStat; ZoneStat::COUNT] = {
-    use ZoneStat::*;
-    [
-        NrFreePages,
-        NrFreePagesBlocks,
-        NrZoneInactiveAnon,
-        NrZoneActiveAnon,
-        NrZoneInactiveFile,
-        NrZoneActiveFile,
-        NrZoneUnevictable,
-        NrZoneWritePending,
-        NrMlock,
-        NrZspages,
-        NrFreeCma,
-    ]
-};
-
-/// The [`NumaStat`] items in /proc order.
-pub(crate) const NUMA_STATS: [NumaStat; NumaStat::COUNT] = {
-    use NumaStat::*;
-    [
-        NumaHit,
-        NumaMiss,
-        NumaForeign,
-        NumaInterleave,
-        NumaLocal,
-        NumaOther,
-    ]
-};
 
 /// Renders /proc/zoneinfo: all zones of all nodes, populated or not, in the
 /// arch's zone order. Watermark boost, CMA pages and `node_unreclaimable`
@@ -186,10 +98,10 @@ fn zone(s: &mut String, pa: &PageAlloc, node: &Node, z: &Zone, node_stats: bool)
         s.push('\n');
         return;
     }
-    for (item, name) in ZONE_STATS.iter().zip(ZoneStat::NAMES) {
+    for (item, name) in ZoneStat::ALL.iter().zip(ZoneStat::NAMES) {
         let _ = write!(s, "\n      {name:<12} {}", clamp(z.stats.get(*item)));
     }
-    for (item, name) in NUMA_STATS.iter().zip(NumaStat::NAMES) {
+    for (item, name) in NumaStat::ALL.iter().zip(NumaStat::NAMES) {
         let _ = write!(s, "\n      {name:<12} {}", z.stats.numa(*item));
     }
     s.push_str("\n  pagesets");
@@ -227,13 +139,13 @@ mod tests {
 
     #[test]
     fn tables_follow_vmstat_names() {
-        for (i, st) in NODE_STATS.iter().enumerate() {
+        for (i, st) in NodeStat::ALL.iter().enumerate() {
             assert_eq!(*st as usize, i);
         }
-        for (i, st) in ZONE_STATS.iter().enumerate() {
+        for (i, st) in ZoneStat::ALL.iter().enumerate() {
             assert_eq!(*st as usize, i);
         }
-        for (i, st) in NUMA_STATS.iter().enumerate() {
+        for (i, st) in NumaStat::ALL.iter().enumerate() {
             assert_eq!(*st as usize, i);
         }
     }
