@@ -2,10 +2,13 @@
 //! Linux boots (firmware map -> memblock -> memmap -> zones -> buddy).
 //! Mirrors arch/x86/kernel/setup.c `setup_arch` and init/main.c `mm_core_init`.
 
+use mm::arch::pte::PagingMode;
 use mm::arch::Arch;
 use mm::memblock::Memblock;
 use mm::mm_init::{free_area_init, BootParams, KernelImage};
-use mm::page_alloc::PageAlloc;
+use mm::page_alloc::{CpuId, PageAlloc};
+use mm::pgalloc::PgtableFrames;
+use mm::pgtable::PageTable;
 use mm::printk::Printk;
 use mm::types::{PhysAddr, PAGE_SIZE};
 
@@ -90,6 +93,9 @@ pub struct Machine {
     pub memblock: Memblock,
     /// The kernel image.
     pub image: KernelImage,
+    /// The kernel's own page tables (direct map of lowmem, the shared kernel
+    /// half of every process); `None` on arm64, whose tables are not modelled.
+    pub kernel_pt: Option<PageTable>,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -203,11 +209,30 @@ impl Machine {
         };
         let pa = free_area_init(&mut mb, ram.direct_map(), &params, &image, log)
             .map_err(BootError::Mm)?;
+        let kernel_pt = match PagingMode::for_arch(arch, false) {
+            Some(mode) => {
+                let lowmem_end = if arch.is_32bit() {
+                    top.min(mm::arch::X86_32_MAXMEM_PFN << 12)
+                } else {
+                    top
+                };
+                let mut frames = PgtableFrames {
+                    pa: &pa,
+                    cpu: CpuId(0),
+                };
+                Some(
+                    PageTable::new_kernel(pa.direct_map(), &mut frames, mode, PhysAddr(lowmem_end))
+                        .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?,
+                )
+            }
+            None => None,
+        };
         Ok(Machine {
             config,
             e820: map,
             memblock: mb,
             image,
+            kernel_pt,
             pa,
             ram,
         })

@@ -99,3 +99,17 @@ fn iomem_lists_ram_reserved_and_kernel() {
     assert!(io.contains("  01000000-"), "{io}");
     assert!(io.contains("100000000-13fffffff : System RAM"), "{io}");
 }
+
+#[test]
+fn kernel_page_tables_map_lowmem_and_are_accounted() {
+    use mm::vmstat::NodeStat;
+    let m = boot(Arch::X86_64, 4 << 30);
+    let pt = m.kernel_pt.as_ref().unwrap();
+    let layout = mm::arch::layout::AddressSpaceLayout::new(pt.mode(), 4 << 30);
+    // The direct map: PAGE_OFFSET + x translates to x.
+    let va = mm::VirtAddr(layout.page_offset + 0x1234_5678);
+    assert_eq!(pt.translate(va), Some(mm::PhysAddr(0x1234_5678)));
+    let tables = m.pa.nodes[0].stats.get(NodeStat::NrPageTablePages) as u64;
+    assert_eq!(tables, pt.count_tables());
+    check_page_alloc(&m.pa).unwrap();
+}

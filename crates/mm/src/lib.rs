@@ -29,6 +29,7 @@ pub mod mprotect;
 pub mod mremap;
 pub mod msync;
 pub mod page_alloc;
+pub mod pgalloc;
 pub mod pgtable;
 pub mod printk;
 pub mod proc;
