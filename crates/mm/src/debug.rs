@@ -163,6 +163,18 @@ pub fn check_page_alloc(pa: &PageAlloc) -> Result<(), DebugError> {
                 free += (n + deferred) << order;
             }
         }
+        for order in 0..NR_PAGE_ORDERS {
+            let pcp_types: u64 = (0..MIGRATE_PCPTYPES)
+                .map(|i| area.nr_free(order, MigrateType::ALL[i]))
+                .sum();
+            let want = (pcp_types, area.nr_free(order, MigrateType::HighAtomic));
+            ensure!(
+                zone.free_block_summary(order) == want,
+                "zone {} order {order}: lock-free summary {:?} but lists hold {want:?}",
+                zone.ztype.name(),
+                zone.free_block_summary(order)
+            );
+        }
         ensure!(
             zone.stats.get(ZoneStat::NrFreePages) == free as i64,
             "zone {}: NR_FREE_PAGES {} but lists hold {free}",

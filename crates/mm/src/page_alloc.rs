@@ -10,7 +10,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::arch::Arch;
 use crate::direct_map::DirectMap;
@@ -23,7 +23,7 @@ use crate::mmzone::{
 use crate::printk::Printk;
 use crate::types::{Order, Pfn, PAGE_SHIFT};
 use crate::vmstat::{
-    NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES,
+    this_cpu_add, NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES,
 };
 
 /// A simulated CPU, where Linux would read `smp_processor_id()`.
@@ -141,10 +141,15 @@ pub struct Zone {
     pageblock_mt: Box<[AtomicU8]>,
     /// The zone's counters.
     pub stats: ZoneStats,
-    /// Pages handed out and not yet freed, for the conservation check.
-    allocated: AtomicI64,
+    /// Pages handed out and not yet freed, per CPU (the CPU that allocated
+    /// adds, the one that frees subtracts), for the conservation check.
+    allocated: Box<[AtomicU64]>,
     /// Per-CPU lists bypassed (`zone_pcp_disable`, as memory hotplug does).
     pcp_disabled: AtomicBool,
+    /// Free blocks per order of the PCP migrate types, and of HighAtomic:
+    /// what the watermark check reads without taking the zone lock.
+    free_blocks: [AtomicU64; NR_PAGE_ORDERS],
+    free_highatomic: [AtomicU64; NR_PAGE_ORDERS],
 }
 
 impl Zone {
@@ -186,10 +191,20 @@ impl Zone {
             pageblock_mt: (0..blocks)
                 .map(|_| AtomicU8::new(MigrateType::Movable as u8))
                 .collect(),
-            stats: ZoneStats::default(),
-            allocated: AtomicI64::new(0),
+            stats: ZoneStats::new(ncpus),
+            allocated: (0..ncpus.max(1)).map(|_| AtomicU64::new(0)).collect(),
             pcp_disabled: AtomicBool::new(false),
+            free_blocks: Default::default(),
+            free_highatomic: Default::default(),
         }
+    }
+
+    /// Lock-free free-block summary of one order: (PCP types, HighAtomic).
+    pub(crate) fn free_block_summary(&self, order: usize) -> (u64, u64) {
+        (
+            self.free_blocks[order].load(Relaxed),
+            self.free_highatomic[order].load(Relaxed),
+        )
     }
 
     /// True if small blocks of `order` go through the per-CPU lists here.
@@ -199,7 +214,9 @@ impl Zone {
 
     /// Pages allocated from this zone and not yet freed.
     pub fn allocated(&self) -> u64 {
-        self.allocated.load(Relaxed).max(0) as u64
+        self.allocated
+            .iter()
+            .fold(0u64, |a, c| a.wrapping_add(c.load(Relaxed)))
     }
 
     /// One past the last PFN spanned.
@@ -286,11 +303,21 @@ impl Zone {
 
     // ----- the buddy lists, all called with the zone lock held -----
 
-    fn account_free(&self, order: Order, d: i64) {
+    /// Counts a block entering (`d` = 1) or leaving (-1) the free lists.
+    /// Called under the zone lock, so plain read-modify-writes suffice.
+    fn account_free(&self, order: Order, mt: MigrateType, d: i64) {
         let pages = order.pages() as i64 * d;
-        self.stats.add(ZoneStat::NrFreePages, pages);
+        self.stats.add_locked(ZoneStat::NrFreePages, pages);
         if order.0 >= PAGEBLOCK_ORDER {
-            self.stats.add(ZoneStat::NrFreePagesBlocks, pages);
+            self.stats.add_locked(ZoneStat::NrFreePagesBlocks, pages);
+        }
+        let slot = match mt.idx() {
+            i if i < MIGRATE_PCPTYPES => Some(&self.free_blocks[order.idx()]),
+            _ if mt == MigrateType::HighAtomic => Some(&self.free_highatomic[order.idx()]),
+            _ => None,
+        };
+        if let Some(c) = slot {
+            c.store(c.load(Relaxed).wrapping_add(d as u64), Relaxed);
         }
     }
 
@@ -312,7 +339,7 @@ impl Zone {
             list.push_front(&self.memmap, pfn);
         }
         area.nr_free[order.idx()][mt.idx()] += 1;
-        self.account_free(order, 1);
+        self.account_free(order, mt, 1);
     }
 
     fn del_from_free_list(&self, area: &mut FreeArea, pfn: Pfn, order: Order, mt: MigrateType) {
@@ -321,7 +348,7 @@ impl Zone {
         page.clear_locked(PageFlags::BUDDY);
         page.set_private(0);
         area.nr_free[order.idx()][mt.idx()] -= 1;
-        self.account_free(order, -1);
+        self.account_free(order, mt, -1);
     }
 
     /// Takes the first free block of `order` and `mt`, off its list or out
@@ -344,7 +371,7 @@ impl Zone {
                 self.page(pfn + i).init(self.idx, self.nid);
             }
             area.nr_free[order.idx()][mt.idx()] -= 1;
-            self.account_free(order, -1);
+            self.account_free(order, mt, -1);
             return Some(pfn);
         }
         None
@@ -357,7 +384,7 @@ impl Zone {
         area.deferred.insert(0, (start.0, end.0));
         let blocks = (end.0 - start.0) >> MAX_PAGE_ORDER;
         area.nr_free[MAX_PAGE_ORDER as usize][MigrateType::Movable.idx()] += blocks;
-        self.account_free(Order(MAX_PAGE_ORDER), blocks as i64);
+        self.account_free(Order(MAX_PAGE_ORDER), MigrateType::Movable, blocks as i64);
         self.managed.fetch_add(end.0 - start.0, Relaxed);
     }
 
@@ -602,10 +629,10 @@ impl Zone {
         if order.0 == 0 {
             return true;
         }
-        let area = self.area.lock();
+        // Read without the zone lock, as Linux reads free_area[].nr_free.
         (order.0..=MAX_PAGE_ORDER).any(|o| {
-            (0..MIGRATE_PCPTYPES).any(|mt| area.nr_free[o as usize][mt] > 0)
-                || (flags.reserves && area.nr_free[o as usize][MigrateType::HighAtomic.idx()] > 0)
+            self.free_blocks[o as usize].load(Relaxed) > 0
+                || (flags.reserves && self.free_highatomic[o as usize].load(Relaxed) > 0)
         })
     }
 
@@ -754,6 +781,8 @@ pub struct PageAlloc {
     /// Node distances (`node_distance`), row per node.
     pub distance: Vec<Vec<u32>>,
     zonelists: Vec<Vec<(u32, usize)>>,
+    /// `gfp_zone` mapped onto this arch's zones, by zone-modifier bits (GFP_ZONE_TABLE).
+    gfp_zone_idx: [Option<usize>; 16],
     dm: DirectMap,
     sysctl: spin::Mutex<VmSysctl>,
     /// Global event counters.
@@ -810,6 +839,7 @@ impl PageAlloc {
         log: Printk,
     ) -> Self {
         let zonelists = build_zonelists(&nodes, &distance);
+        let ncpus = cpu_node.len();
         let ratios = arch
             .zones()
             .iter()
@@ -821,6 +851,9 @@ impl PageAlloc {
             cpu_node,
             distance,
             zonelists,
+            gfp_zone_idx: core::array::from_fn(|bits| {
+                Self::compute_highest_zoneidx(arch, Gfp(bits as u32))
+            }),
             dm,
             sysctl: spin::Mutex::new(VmSysctl {
                 min_free_kbytes: 0,
@@ -828,7 +861,7 @@ impl PageAlloc {
                 watermark_scale_factor: 10,
                 lowmem_reserve_ratio: ratios,
             }),
-            events: VmEvents::default(),
+            events: VmEvents::new(ncpus),
             log,
         }
     }
@@ -859,6 +892,13 @@ impl PageAlloc {
     }
     /// The zone that holds `pfn`, if any (`page_zone`).
     pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone> {
+        // An initialised struct page names its zone in its flags.
+        if let Some(p) = self.page(pfn).filter(|p| p.test(PageFlags::INIT)) {
+            let z = &self.nodes[p.nid() as usize].zones[p.zone_idx()];
+            if z.spans(pfn) {
+                return Some(z);
+            }
+        }
         self.zones().find(|z| z.spans(pfn))
     }
     /// The struct page of `pfn` (`pfn_to_page`), if the frame has one.
@@ -891,9 +931,14 @@ impl PageAlloc {
     /// The zone index an allocation may go up to on this architecture
     /// (`gfp_zone` mapped onto the zones the arch is built with: no DMA32
     /// means Normal, no HighMem means Normal).
+    #[inline]
     pub fn highest_zoneidx(&self, gfp: Gfp) -> Option<usize> {
+        self.gfp_zone_idx[(gfp.0 & Gfp::ZONEMASK.0) as usize]
+    }
+
+    fn compute_highest_zoneidx(arch: Arch, gfp: Gfp) -> Option<usize> {
         let want = gfp.zone()?;
-        let zones = self.arch.zones();
+        let zones = arch.zones();
         let pick = |z: ZoneType| zones.iter().position(|&x| x == z);
         Some(match want {
             ZoneType::Dma32 => pick(ZoneType::Dma32).or_else(|| pick(ZoneType::Normal))?,
@@ -1008,43 +1053,44 @@ impl PageAlloc {
                 }
             }
             if let Some(pfn) = zone.rmqueue_for(cpu, order, mt) {
-                self.prep_new_page(zone, pfn, order, gfp);
+                self.prep_new_page(cpu, zone, pfn, order, gfp);
                 // zone_statistics
                 if nid == preferred {
-                    zone.stats.numa_inc(NumaStat::NumaHit);
+                    zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
                 } else {
-                    zone.stats.numa_inc(NumaStat::NumaMiss);
+                    zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
                     self.zone(
                         preferred,
                         zidx.min(self.nodes[preferred as usize].zones.len() - 1),
                     )
                     .stats
-                    .numa_inc(NumaStat::NumaForeign);
+                    .numa_inc_on(cpu.0, NumaStat::NumaForeign);
                 }
-                zone.stats.numa_inc(if nid == local {
+                let locality = if nid == local {
                     NumaStat::NumaLocal
                 } else {
                     NumaStat::NumaOther
-                });
+                };
+                zone.stats.numa_inc_on(cpu.0, locality);
                 return Some(pfn);
             }
         }
         None
     }
 
-    fn prep_new_page(&self, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
+    fn prep_new_page(&self, cpu: CpuId, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
         // Only a block's head carries the buddy/PCP tags (they were cleared
         // when it left its list), so the tail pages need no work here.
         let head = zone.page(pfn);
         debug_assert!(head.refcount() == 0, "allocating a page in use: {pfn:?}");
         debug_assert!(!head.test(PageFlags::BUDDY | PageFlags::PCP));
         head.set_refcount(1);
-        zone.allocated.fetch_add(order.pages() as i64, Relaxed);
+        this_cpu_add(&zone.allocated[cpu.0], order.pages());
         if gfp.has(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
         }
         self.events
-            .count_zone(ZoneEvent::PgAlloc, zone.idx, order.pages());
+            .count_zone_on(cpu.0, ZoneEvent::PgAlloc, zone.idx, order.pages());
     }
 
     fn warn_alloc(&self, gfp: Gfp, order: Order) {
@@ -1073,8 +1119,8 @@ impl PageAlloc {
         if left > 0 {
             return;
         }
-        self.events.count(VmEvent::Pgfree, order.pages());
-        zone.allocated.fetch_sub(order.pages() as i64, Relaxed);
+        self.events.count_on(cpu.0, VmEvent::Pgfree, order.pages());
+        this_cpu_add(&zone.allocated[cpu.0], order.pages().wrapping_neg());
         if zone.uses_pcp(order) {
             zone.free_pcp(cpu, pfn, order);
         } else {

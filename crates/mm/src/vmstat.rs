@@ -3,6 +3,7 @@
 //! (Linux 6.18 mm/vmstat.c `vmstat_text`). Only counters lmm models change;
 //! the others stay 0 but are printed, so the files have Linux's shape.
 
+use alloc::boxed::Box;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Per-zone counters (`enum zone_stat_item`).
@@ -617,37 +618,67 @@ impl ZoneEvent {
     }
 }
 
-/// Counters of one zone.
+/// `this_cpu_add`: a plain read-modify-write of a counter that only its CPU
+/// writes (Linux disables preemption around it; here one host thread drives
+/// a simulated CPU at a time), so the hot paths take no locked instruction.
+#[inline]
+pub fn this_cpu_add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// Counters of one zone. NUMA events are kept per CPU and summed on read,
+/// as Linux's `vm_numa_event` per-CPU diffs are.
 pub struct ZoneStats {
     stat: [AtomicI64; ZoneStat::COUNT],
-    numa: [AtomicU64; NumaStat::COUNT],
+    numa: Box<[[AtomicU64; NumaStat::COUNT]]>,
 }
 
 impl Default for ZoneStats {
     fn default() -> Self {
-        Self {
-            stat: core::array::from_fn(|_| AtomicI64::new(0)),
-            numa: core::array::from_fn(|_| AtomicU64::new(0)),
-        }
+        Self::new(1)
     }
 }
 
 impl ZoneStats {
+    /// Counters for a zone on a machine with `ncpus` CPUs.
+    pub fn new(ncpus: usize) -> Self {
+        Self {
+            stat: core::array::from_fn(|_| AtomicI64::new(0)),
+            numa: (0..ncpus.max(1))
+                .map(|_| core::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
+        }
+    }
     /// Adds `d` to a counter (`__mod_zone_page_state`).
     pub fn add(&self, item: ZoneStat, d: i64) {
         self.stat[item as usize].fetch_add(d, Relaxed);
+    }
+    /// Adds `d` with a plain read-modify-write, for counters whose writers
+    /// all hold the same lock (NR_FREE_PAGES under the zone lock).
+    #[inline]
+    pub fn add_locked(&self, item: ZoneStat, d: i64) {
+        let c = &self.stat[item as usize];
+        c.store(c.load(Relaxed).wrapping_add(d), Relaxed);
     }
     /// Reads a counter (`zone_page_state`).
     pub fn get(&self, item: ZoneStat) -> i64 {
         self.stat[item as usize].load(Relaxed)
     }
-    /// Counts a NUMA event.
+    /// Counts a NUMA event from any context.
     pub fn numa_inc(&self, item: NumaStat) {
-        self.numa[item as usize].fetch_add(1, Relaxed);
+        self.numa[0][item as usize].fetch_add(1, Relaxed);
     }
-    /// Reads a NUMA event counter.
+    /// Counts a NUMA event on `cpu`'s own counter (`__count_numa_event`).
+    #[inline]
+    pub fn numa_inc_on(&self, cpu: usize, item: NumaStat) {
+        this_cpu_add(&self.numa[cpu][item as usize], 1);
+    }
+    /// Reads a NUMA event counter, summed over CPUs.
     pub fn numa(&self, item: NumaStat) -> u64 {
-        self.numa[item as usize].load(Relaxed)
+        self.numa
+            .iter()
+            .map(|c| c[item as usize].load(Relaxed))
+            .sum()
     }
 }
 
@@ -678,14 +709,14 @@ impl NodeStats {
 /// Maximum zones per node we keep per-zone event counters for.
 pub const MAX_ZONES: usize = 5;
 
-/// Global event counters (`vm_event_states`, summed over CPUs).
-pub struct VmEvents {
+/// One CPU's event counters.
+struct CpuEvents {
     ev: [AtomicU64; VmEvent::COUNT],
     zone_ev: [[AtomicU64; MAX_ZONES]; 3],
 }
 
-impl Default for VmEvents {
-    fn default() -> Self {
+impl CpuEvents {
+    fn new() -> Self {
         Self {
             ev: core::array::from_fn(|_| AtomicU64::new(0)),
             zone_ev: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU64::new(0))),
@@ -693,22 +724,55 @@ impl Default for VmEvents {
     }
 }
 
+/// Event counters (`vm_event_states`): one set per CPU, summed on read.
+pub struct VmEvents {
+    cpus: Box<[CpuEvents]>,
+}
+
+impl Default for VmEvents {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
 impl VmEvents {
-    /// `count_vm_events`.
+    /// Counters for `ncpus` CPUs.
+    pub fn new(ncpus: usize) -> Self {
+        Self {
+            cpus: (0..ncpus.max(1)).map(|_| CpuEvents::new()).collect(),
+        }
+    }
+    /// `count_vm_events` from any context.
     pub fn count(&self, e: VmEvent, n: u64) {
-        self.ev[e as usize].fetch_add(n, Relaxed);
+        self.cpus[0].ev[e as usize].fetch_add(n, Relaxed);
     }
-    /// Reads an event counter.
+    /// `__count_vm_events` on `cpu`'s own counters.
+    #[inline]
+    pub fn count_on(&self, cpu: usize, e: VmEvent, n: u64) {
+        this_cpu_add(&self.cpus[cpu].ev[e as usize], n);
+    }
+    /// Reads an event counter, summed over CPUs.
     pub fn get(&self, e: VmEvent) -> u64 {
-        self.ev[e as usize].load(Relaxed)
+        self.cpus
+            .iter()
+            .map(|c| c.ev[e as usize].load(Relaxed))
+            .sum()
     }
-    /// `__count_zid_vm_events`: a per-zone-type event.
+    /// `__count_zid_vm_events` from any context: a per-zone-type event.
     pub fn count_zone(&self, e: ZoneEvent, zone_idx: usize, n: u64) {
-        self.zone_ev[e as usize][zone_idx].fetch_add(n, Relaxed);
+        self.cpus[0].zone_ev[e as usize][zone_idx].fetch_add(n, Relaxed);
     }
-    /// Reads a per-zone-type event counter.
+    /// A per-zone-type event on `cpu`'s own counters.
+    #[inline]
+    pub fn count_zone_on(&self, cpu: usize, e: ZoneEvent, zone_idx: usize, n: u64) {
+        this_cpu_add(&self.cpus[cpu].zone_ev[e as usize][zone_idx], n);
+    }
+    /// Reads a per-zone-type event counter, summed over CPUs.
     pub fn get_zone(&self, e: ZoneEvent, zone_idx: usize) -> u64 {
-        self.zone_ev[e as usize][zone_idx].load(Relaxed)
+        self.cpus
+            .iter()
+            .map(|c| c.zone_ev[e as usize][zone_idx].load(Relaxed))
+            .sum()
     }
 }
 
