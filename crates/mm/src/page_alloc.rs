@@ -1106,6 +1106,67 @@ impl PageAlloc {
         );
     }
 
+    /// `alloc_page(gfp)`: one page.
+    pub fn alloc_page(&self, cpu: CpuId, gfp: Gfp) -> Option<Pfn> {
+        self.alloc_pages(cpu, gfp, Order(0))
+    }
+
+    /// Where the kernel's direct map starts (PAGE_OFFSET): x86-64 4-level,
+    /// x86-32 with the 3G/1G split; arm64's linear map at the 48-bit
+    /// `PAGE_OFFSET` (0xffff000000000000 in 6.18) with RAM at its DRAM base.
+    pub fn page_offset(&self) -> u64 {
+        match self.arch {
+            Arch::X86_64 => crate::arch::layout::X86_64_PAGE_OFFSET_L4,
+            Arch::X86 | Arch::X86Pae => crate::arch::layout::X86_32_PAGE_OFFSET,
+            Arch::Arm64 => 0xffff_0000_0000_0000,
+        }
+    }
+
+    /// `page_address`: the kernel virtual address of a frame in the direct
+    /// map, or `None` for a HighMem frame (it has none until kmapped).
+    pub fn page_address(&self, pfn: Pfn) -> Option<crate::types::VirtAddr> {
+        let zone = self.zone_of(pfn)?;
+        if zone.is_highmem() {
+            return None;
+        }
+        let phys = pfn.phys().0
+            - if self.arch == Arch::Arm64 {
+                self.arch.dram_base()
+            } else {
+                0
+            };
+        Some(crate::types::VirtAddr(self.page_offset() + phys))
+    }
+
+    /// `__get_free_pages(gfp, order)`: a lowmem block, by its direct-map
+    /// address. HighMem may not be asked for (Linux warns and masks it off).
+    pub fn get_free_pages(
+        &self,
+        cpu: CpuId,
+        gfp: Gfp,
+        order: Order,
+    ) -> Option<crate::types::VirtAddr> {
+        let gfp = Gfp(gfp.0 & !Gfp::HIGHMEM.0);
+        let pfn = self.alloc_pages(cpu, gfp, order)?;
+        self.page_address(pfn)
+    }
+
+    /// `get_zeroed_page(gfp)`: one zeroed lowmem page, by address.
+    pub fn get_zeroed_page(&self, cpu: CpuId, gfp: Gfp) -> Option<crate::types::VirtAddr> {
+        self.get_free_pages(cpu, gfp | Gfp::ZERO, Order(0))
+    }
+
+    /// `free_pages(addr, order)`: frees a block given by its direct-map address.
+    pub fn free_pages_addr(&self, cpu: CpuId, addr: crate::types::VirtAddr, order: Order) {
+        let base = if self.arch == Arch::Arm64 {
+            self.arch.dram_base()
+        } else {
+            0
+        };
+        let pfn = crate::types::PhysAddr(addr.0 - self.page_offset() + base).pfn();
+        self.free_pages(cpu, pfn, order);
+    }
+
     /// `__free_pages`: drops the reference held on a block and frees it when
     /// the count reaches zero: through `cpu`'s lists for small orders,
     /// straight to the buddy lists otherwise.

@@ -349,3 +349,23 @@ fn pcp_disable_sends_frees_straight_to_buddy() {
     assert_eq!((m.pa.nr_free_pages(), m.pa.nr_pcp_pages()), (free0, 0));
     check_page_alloc(&m.pa).unwrap();
 }
+
+#[test]
+fn get_zeroed_page_and_page_address_use_the_direct_map() {
+    // x86-64: page_address(page) = PAGE_OFFSET + phys (0xffff888000000000).
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let va = m.pa.get_zeroed_page(CPU0, Gfp::KERNEL).unwrap();
+    assert!(va.0 >= 0xffff_8880_0000_0000);
+    let pfn = PhysAddr(va.0 - 0xffff_8880_0000_0000).pfn();
+    assert_eq!(m.pa.page_address(pfn), Some(va));
+    assert_eq!(m.pa.page(pfn).unwrap().refcount(), 1);
+    m.pa.free_pages_addr(CPU0, va, Order(0));
+    assert_eq!(m.pa.page(pfn).unwrap().refcount(), 0);
+    check_page_alloc(&m.pa).unwrap();
+    // x86-32: highmem pages have no address until kmapped.
+    let m = boot(Arch::X86, 2 << 30, 1);
+    let hi = m.pa.alloc_page(CPU0, Gfp::HIGHUSER).unwrap();
+    assert_eq!(m.pa.page_address(hi), None);
+    let lo = m.pa.get_free_pages(CPU0, Gfp::HIGHUSER, Order(1)).unwrap();
+    assert!(lo.0 >= 0xc000_0000 && lo.0 < 0xc000_0000 + (896 << 20));
+}
