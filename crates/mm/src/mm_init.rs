@@ -89,6 +89,59 @@ fn present_in(ranges: &[(Pfn, Pfn, u32)], start: u64, end: u64) -> u64 {
         .sum()
 }
 
+/// The holes `memmap_init` initialises as reserved: gaps before each memory
+/// range (and after the last, up to its memory section's end), counting
+/// only pageblocks whose memory section has a memmap (`pfn_valid`), each
+/// reported against the zone of the range that follows it
+/// (`init_unavailable_range`). Returns (zone index, pages) per report.
+fn unavailable_ranges(arch: Arch, ranges: &[(Pfn, Pfn, u32)], zones: &[Zone]) -> Vec<(usize, u64)> {
+    let section = 1u64 << (arch.section_size_bits() - PAGE_SHIFT);
+    let valid = |pfn: u64| {
+        let s = pfn & !(section - 1);
+        ranges.iter().any(|&(a, b, _)| a.0 < s + section && b.0 > s)
+    };
+    let count = |from: u64, to: u64| {
+        let mut n = 0;
+        let mut pfn = from;
+        while pfn < to {
+            let block_end = (pfn | (crate::mmzone::PAGEBLOCK_NR_PAGES - 1)) + 1;
+            if valid(pfn & !(crate::mmzone::PAGEBLOCK_NR_PAGES - 1)) {
+                n += block_end.min(to) - pfn;
+            }
+            pfn = block_end;
+        }
+        n
+    };
+    let mut out = Vec::new();
+    let mut hole = 0u64;
+    let mut last_zone = 0;
+    for &(start, end, _) in ranges {
+        for z in zones.iter().filter(|z| z.spanned > 0) {
+            let s = start.0.clamp(z.start_pfn.0, z.end_pfn().0);
+            let e = end.0.clamp(z.start_pfn.0, z.end_pfn().0);
+            if s >= e {
+                continue;
+            }
+            if hole < s {
+                let n = count(hole, s);
+                if n > 0 {
+                    out.push((z.idx, n));
+                }
+            }
+            hole = e;
+            last_zone = z.idx;
+        }
+    }
+    let end = hole.next_multiple_of(section);
+    if hole < end {
+        let n = count(hole, end);
+        if n > 0 {
+            out.push((last_zone, n));
+        }
+    }
+    out
+}
+
 /// Hands memory over from memblock to the buddy allocator and returns it.
 /// memblock keeps its final state (for the debugfs-like dump); nothing may
 /// allocate from it afterwards.
@@ -196,15 +249,6 @@ pub fn free_area_init(
                 (start, end)
             };
             let present = present_in(&ranges, start, end);
-            if end > start && end - start > present {
-                crate::printk!(
-                    log,
-                    "On node {}, zone {}: {} pages in unavailable ranges",
-                    nid,
-                    zt.name(),
-                    end - start - present
-                );
-            }
             zone_vec.push(Zone::new(
                 zt,
                 i,
@@ -216,6 +260,15 @@ pub fn free_area_init(
                 ncpus,
             ));
             zlo = zhi.max(zlo);
+        }
+        for (zone_idx, pages) in unavailable_ranges(p.arch, &ranges, &zone_vec) {
+            crate::printk!(
+                log,
+                "On node {}, zone {}: {} pages in unavailable ranges",
+                nid,
+                zone_vec[zone_idx].ztype.name(),
+                pages
+            );
         }
         let present = zone_vec.iter().map(|z| z.present).sum();
         nodes.push(Node {

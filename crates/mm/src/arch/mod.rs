@@ -125,6 +125,16 @@ impl Arch {
         }
     }
 
+    /// log2 of a memory section (SECTION_SIZE_BITS): 128 MiB on x86-64 and
+    /// arm64 with 4 KiB pages, 512 MiB on PAE, 64 MiB on 2-level x86.
+    pub fn section_size_bits(self) -> u32 {
+        match self {
+            Arch::X86_64 | Arch::Arm64 => 27,
+            Arch::X86Pae => 29,
+            Arch::X86 => 26,
+        }
+    }
+
     /// Size of a kernel stack (THREAD_SIZE): 16 KiB on 64-bit, 8 KiB on x86-32.
     pub fn thread_size(self) -> u64 {
         if self.is_32bit() {
