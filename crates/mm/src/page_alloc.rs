@@ -65,8 +65,9 @@ pub struct PerCpuPages {
     /// Pages on the lists.
     pub count: u64,
     /// Drain back to the buddy lists at this many pages. Starts at 0 and is
-    /// raised to `high_min` on first use (Linux tunes it between `high_min`
-    /// and `high_max`; we keep it at `high_min`: a simplification).
+    /// raised to `high_min` when the lists are first used, allocating or
+    /// freeing (Linux then tunes it between `high_min` and `high_max` and
+    /// decays it back every second; we keep it at `high_min`: a simplification).
     pub high: u64,
     /// Lower bound of `high`.
     pub high_min: u64,
@@ -645,6 +646,9 @@ impl Zone {
         }
         let mut pcp = self.pcp[cpu.0].lock();
         let pi = pcp_index(order, mt);
+        if pcp.high < pcp.high_min {
+            pcp.high = pcp.high_min;
+        }
         if pcp.lists[pi].is_empty() {
             // rmqueue_bulk: refill a batch (scaled down for higher orders).
             let n = if order.0 == 0 {

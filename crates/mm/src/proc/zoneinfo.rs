@@ -249,7 +249,7 @@ mod tests {
   pagesets
     cpu: 0
               count:    0
-              high:     0
+              high:     101
               batch:    1
               high_min: 101
               high_max: 208
@@ -295,14 +295,14 @@ Node 0, zone    DMA32
   pagesets
     cpu: 0
               count:    4
-              high:     0
+              high:     366
               batch:    1
               high_min: 366
               high_max: 752
   vm stats threshold: 4
     cpu: 1
               count:    0
-              high:     0
+              high:     366
               batch:    1
               high_min: 366
               high_max: 752
