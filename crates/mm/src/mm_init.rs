@@ -356,12 +356,32 @@ pub fn free_area_init(
     pa.init_watermarks();
     let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
     let available = pa.totalram_pages();
+    for nid in 0..p.nr_nodes {
+        // build_zonelists: the node order, each node once.
+        let mut order: Vec<u32> = Vec::new();
+        for &(n, _) in pa.zonelist(nid) {
+            if !order.contains(&n) {
+                order.push(n);
+            }
+        }
+        let list: alloc::string::String = order.iter().map(|n| alloc::format!("{n} ")).collect();
+        crate::printk!(pa.log, "Fallback order for Node {}: {}", nid, list);
+    }
     crate::printk!(
         pa.log,
         "Built {} zonelists, mobility grouping on.  Total pages: {}",
         p.nr_nodes,
         total_present
     );
+    // The policy zone is the highest populated zone other than Movable
+    // (`check_highest_zone`).
+    let policy = pa
+        .zones()
+        .filter(|z| z.is_populated() && z.ztype != ZoneType::Movable)
+        .map(|z| z.ztype)
+        .max()
+        .unwrap_or(ZoneType::Normal);
+    crate::printk!(pa.log, "Policy zone: {}", policy.name());
     crate::printk!(
         pa.log,
         "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
