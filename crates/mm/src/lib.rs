@@ -36,6 +36,7 @@ pub mod proc;
 pub mod task_mmu;
 pub mod types;
 pub mod vma;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
