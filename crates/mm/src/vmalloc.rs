@@ -964,3 +964,395 @@ pub fn kernel_write(pt: &PageTable, va: VirtAddr, data: &[u8]) -> Result<(), Err
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::mm_init::testing::{boot, TestMachine};
+    use crate::vmstat::NodeStat;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    /// The e820 reserved window of the simulated PC (PCI ECAM, chipset).
+    pub const MMIO: (u64, u64) = (0xeec0_0000, 0xfec0_0000);
+
+    /// A booted machine with kernel page tables and an empty vmalloc space.
+    pub struct Env {
+        pub m: TestMachine,
+        pub pt: PageTable,
+        pub vm: Vmalloc,
+        /// Free + per-CPU pages once the kernel tables exist.
+        pub free0: u64,
+    }
+
+    pub fn env(arch: Arch, ram: u64) -> Env {
+        let m = boot(arch, ram, 2);
+        let mode = PagingMode::for_arch(arch, false).unwrap();
+        let lowmem_end = if arch.is_32bit() {
+            ram.min(crate::arch::X86_32_MAXMEM_PFN << PAGE_SHIFT)
+        } else {
+            ram
+        };
+        let mut frames = PgtableFrames {
+            pa: &m.pa,
+            cpu: CpuId(0),
+        };
+        let pt = PageTable::new_kernel(m.pa.direct_map(), &mut frames, mode, PhysAddr(lowmem_end))
+            .unwrap();
+        let mut vm = Vmalloc::new(AddressSpaceLayout::new(mode, lowmem_end));
+        vm.set_iomem(IoResources {
+            ram: vec![(PhysAddr(0), PhysAddr(ram))],
+            mmio: vec![(PhysAddr(MMIO.0), PhysAddr(MMIO.1))],
+        });
+        let free0 = free_now(&m.pa);
+        Env { m, pt, vm, free0 }
+    }
+
+    pub fn free_now(pa: &PageAlloc) -> u64 {
+        pa.nr_free_pages() + pa.nr_pcp_pages()
+    }
+
+    fn tables_accounted(e: &Env) {
+        let n: i64 = e.m.pa.nodes.iter().map(|n| n.stats.get(NodeStat::NrPageTablePages)).sum();
+        assert_eq!(n as u64, e.pt.count_tables());
+        assert_eq!(e.pt.count_tables(), e.pt.count_tables_by_walk());
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    /// Bytes written through the vmalloc address are in each page's own
+    /// frame (read through the direct map), and the other way round.
+    fn round_trip(arch: Arch, ram: u64) {
+        let mut e = env(arch, ram);
+        let pa = &e.m.pa;
+        let size = 5 * PAGE_SIZE + 123;
+        let a = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), size, "test_caller").unwrap();
+        assert!(e.vm.is_vmalloc_addr(a));
+        let data = pattern(size as usize, 7);
+        kernel_write(&e.pt, a, &data).unwrap();
+        let dm = pa.direct_map();
+        let vm = e.vm.find_vm_area(a).unwrap().clone();
+        assert_eq!(vm.nr_pages(), 6);
+        for (i, &pfn) in vm.pages.iter().enumerate() {
+            assert_eq!(e.vm.vmalloc_to_pfn(&e.pt, a + i as u64 * PAGE_SIZE), Some(pfn));
+            let mut page = vec![0u8; PAGE_SIZE as usize];
+            dm.read(pfn.phys(), &mut page);
+            let lo = i * PAGE_SIZE as usize;
+            let hi = (lo + PAGE_SIZE as usize).min(data.len());
+            assert_eq!(&page[..hi - lo], &data[lo..hi], "page {i}");
+            // PAGE_KERNEL: present, writable, global, supervisor, NX.
+            let (pte, level) = e.pt.lookup(a + lo as u64).unwrap();
+            assert_eq!(level, 1);
+            assert!(pte.present() && pte.writable() && pte.global() && !pte.user());
+            assert_eq!(pte.nx(), e.pt.mode().has_nx());
+            // The other way: write the frame, read the vmalloc address.
+            let back = pattern(PAGE_SIZE as usize, i as u8 + 100);
+            dm.write(pfn.phys(), &back);
+            let mut got = vec![0u8; PAGE_SIZE as usize];
+            kernel_read(&e.pt, a + lo as u64, &mut got).unwrap();
+            assert_eq!(got, back);
+        }
+        if arch.is_32bit() && ram > 896 << 20 {
+            // __GFP_HIGHMEM: on a 4 GiB 32-bit machine the pages are highmem.
+            assert!(vm.pages.iter().all(|&p| pa.zone_of(p).unwrap().is_highmem()));
+        }
+        let mut flushed = vec![];
+        e.vm.vfree(pa, &mut e.pt, CpuId(0), a, &mut |s, t| flushed.push((s, t)));
+        assert_eq!(flushed, vec![(a, a + 7 * PAGE_SIZE)]);
+        assert_eq!(e.pt.translate(a), None);
+        assert_eq!(free_now(pa), e.free0);
+        crate::debug::check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn vmalloc_bytes_reach_the_pages_on_x86_64() {
+        round_trip(Arch::X86_64, 64 << 20);
+    }
+
+    #[test]
+    fn vmalloc_bytes_reach_the_pages_on_pae_highmem() {
+        round_trip(Arch::X86Pae, 4 << 30);
+    }
+
+    #[test]
+    fn vmalloc_bytes_reach_the_pages_on_2level_x86() {
+        round_trip(Arch::X86, 64 << 20);
+    }
+
+    #[test]
+    fn guard_page_follows_each_area() {
+        let mut e = env(Arch::X86_64, 64 << 20);
+        let pa = &e.m.pa;
+        let a = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 3 * PAGE_SIZE, "a").unwrap();
+        let b = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "b").unwrap();
+        assert_eq!(a, e.vm.vmalloc_start());
+        assert_eq!(b, a + 4 * PAGE_SIZE, "b starts after a's guard page");
+        assert!(e.pt.translate(a + 2 * PAGE_SIZE).is_some());
+        assert_eq!(e.pt.lookup(a + 3 * PAGE_SIZE), None, "guard page mapped");
+        assert_eq!(e.pt.lookup(b + PAGE_SIZE), None, "guard page mapped");
+        assert_eq!(e.vm.find_vm_area(a + 3 * PAGE_SIZE).unwrap().addr, a);
+        assert_eq!(kernel_read(&e.pt, a + 3 * PAGE_SIZE, &mut [0u8; 1]), Err(Errno::EFAULT));
+        // VM_NO_GUARD areas abut.
+        let pages: Vec<Pfn> = (0..2)
+            .map(|_| pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)).unwrap())
+            .collect();
+        let c = e
+            .vm
+            .vmap(pa, &mut e.pt, CpuId(0), &pages, VmFlags::MAP | VmFlags::NO_GUARD, PteFlags::KERNEL, "c")
+            .unwrap();
+        let d = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "d").unwrap();
+        assert_eq!(d, c + 2 * PAGE_SIZE);
+        let mut nop = |_: VirtAddr, _: VirtAddr| {};
+        for x in [a, b, d] {
+            e.vm.vfree(pa, &mut e.pt, CpuId(0), x, &mut nop);
+        }
+        e.vm.vunmap(pa, &mut e.pt, CpuId(0), c, &mut nop);
+        for p in pages {
+            pa.free_pages(CpuId(0), p, Order(0));
+        }
+        assert_eq!(free_now(pa), e.free0);
+        assert_eq!(e.vm.free_ranges().count(), 1);
+    }
+
+    #[test]
+    fn vfree_returns_pages_tables_and_accounting() {
+        let mut e = env(Arch::X86_64, 64 << 20);
+        let pa = &e.m.pa;
+        let tables0 = e.pt.count_tables();
+        // 600 pages: the page array (4800 bytes) is vmalloc'ed too.
+        let a = e.vm.vzalloc(pa, &mut e.pt, CpuId(1), 600 * PAGE_SIZE, "big").unwrap();
+        let vm = e.vm.find_vm_area(a).unwrap();
+        let arr = vm.pages_array.unwrap();
+        assert_eq!(e.vm.find_vm_area(arr).unwrap().nr_pages(), 2);
+        assert_eq!(e.vm.nr_vmalloc_pages(), 602);
+        assert_eq!(e.vm.vmalloc_used_kb(), 602 * 4);
+        assert!(e.pt.count_tables() > tables0);
+        tables_accounted(&e);
+        // vzalloc: zeroed.
+        let mut buf = vec![0xffu8; 3 * PAGE_SIZE as usize];
+        kernel_read(&e.pt, a + 100 * PAGE_SIZE, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+        let mut flushes = 0;
+        e.vm.vfree(pa, &mut e.pt, CpuId(0), a, &mut |_, _| flushes += 1);
+        assert_eq!(flushes, 2, "the area and its page array");
+        assert_eq!(e.vm.nr_vmalloc_pages(), 0);
+        assert_eq!(e.vm.areas().count(), 0);
+        assert_eq!(e.pt.count_tables(), tables0);
+        tables_accounted(&e);
+        assert_eq!(free_now(pa), e.free0);
+        crate::debug::check_page_alloc(pa).unwrap();
+        // Bad frees warn and change nothing.
+        e.vm.vfree(pa, &mut e.pt, CpuId(0), a, &mut |_, _| panic!("flushed"));
+        assert!(pa.log.render().contains("Trying to vfree() nonexistent vm area (0xffffc90000000000)"));
+    }
+
+    #[test]
+    fn vmalloc_failures_leave_nothing_behind() {
+        let mut e = env(Arch::X86_64, 32 << 20);
+        let pa = &e.m.pa;
+        assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 0, "z"), None);
+        assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 1 << 30, "huge"), None);
+        assert!(pa.log.render().contains("vmalloc error: size 1073741824, exceeds total pages"));
+        // Nearly all of RAM: the page allocator runs dry part way.
+        let n = pa.totalram_pages() - 16;
+        assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), n * PAGE_SIZE, "most"), None);
+        assert!(pa.log.render().contains("failed to allocate pages"), "{}", pa.log.render());
+        assert_eq!(e.vm.areas().count(), 0);
+        assert_eq!(e.vm.nr_vmalloc_pages(), 0);
+        assert_eq!(free_now(pa), e.free0);
+        crate::debug::check_page_alloc(pa).unwrap();
+        // A range too small for the request.
+        let s = e.vm.vmalloc_start();
+        let req = VmallocRequest {
+            size: 2 * PAGE_SIZE,
+            align: 1,
+            start: s,
+            end: s + 2 * PAGE_SIZE,
+            gfp: Gfp::KERNEL,
+            prot: PteFlags::KERNEL,
+            vm_flags: VmFlags::EMPTY,
+            nid: None,
+        };
+        assert_eq!(e.vm.vmalloc_node_range(pa, &mut e.pt, CpuId(0), req, "tight"), None);
+        assert!(pa.log.render().contains("vm_struct allocation failed"));
+    }
+
+    #[test]
+    fn ioremap_is_uncached_and_refuses_ram() {
+        let mut e = env(Arch::X86_64, 64 << 20);
+        let pa = &e.m.pa;
+        let cpu = CpuId(0);
+        let a = e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(0xfec0_0000 - 0x1000 + 0x10), 0x20, "dev").unwrap();
+        assert_eq!(a.page_offset(), 0x10);
+        assert_eq!(e.pt.translate(a), Some(PhysAddr(0xfebf_f010)));
+        let (pte, _) = e.pt.lookup(a).unwrap();
+        assert_ne!(pte.raw() & Pte::PCD, 0, "ioremap must be uncached");
+        assert_eq!(pte.raw() & Pte::PWT, 0, "UC- has PWT clear");
+        assert!(pte.global() && pte.nx() && pte.writable() && !pte.user());
+        let vm = e.vm.find_vm_area(a).unwrap();
+        assert_eq!((vm.phys_addr, vm.size, vm.nr_pages()), (Some(PhysAddr(0xfebf_f000)), 2 * PAGE_SIZE, 0));
+        let u = e.vm.ioremap_uc(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0x1000, "dev").unwrap();
+        let (pte, _) = e.pt.lookup(u).unwrap();
+        assert_eq!(pte.raw() & (Pte::PCD | Pte::PWT), Pte::PCD | Pte::PWT);
+        // Free RAM is refused, as Linux does.
+        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(16 << 20), 0x2000, "bad"), None);
+        let log = pa.log.render();
+        assert!(log.contains("ioremap on RAM at 0x0000000001000000 - 0x0000000001001fff"), "{log}");
+        // Straddling the start of the window and outside any window.
+        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0 - 0x1000), 0x2000, "x"), None);
+        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(0x1_0000_0000), 0x1000, "x"), None);
+        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0, "x"), None);
+        assert_eq!(e.vm.areas().count(), 2);
+        let mut nop = |_: VirtAddr, _: VirtAddr| {};
+        e.vm.iounmap(pa, &mut e.pt, cpu, a, &mut nop);
+        e.vm.iounmap(pa, &mut e.pt, cpu, a, &mut nop);
+        assert!(pa.log.render().contains("iounmap: bad address"));
+        e.vm.iounmap(pa, &mut e.pt, cpu, u, &mut nop);
+        assert_eq!(e.vm.areas().count(), 0);
+        assert_eq!(free_now(pa), e.free0);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Vmalloc(u64),
+        Vmap(u64),
+        Ioremap(u64, u64),
+        Free(usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => (1u64..40).prop_map(Op::Vmalloc),
+                2 => (1u64..8).prop_map(Op::Vmap),
+                2 => (0u64..0x400, 1u64..0x140).prop_map(|(p, n)| Op::Ioremap(p, n)),
+                4 => any::<usize>().prop_map(Op::Free),
+            ],
+            1..50,
+        )
+    }
+
+    /// What the model expects: the lowest `align`ed start in
+    /// [vstart, vend) whose `size` bytes touch no live area.
+    fn lowest_fit(live: &[(u64, u64)], size: u64, align: u64, vstart: u64, vend: u64) -> Option<u64> {
+        let up = |x: u64| (x + align - 1) & !(align - 1);
+        core::iter::once(up(vstart))
+            .chain(live.iter().map(|&(_, e)| up(e)))
+            .filter(|&c| c >= vstart && c + size <= vend)
+            .filter(|&c| live.iter().all(|&(s, e)| c + size <= s || c >= e))
+            .min()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Random vmalloc/vmap/ioremap/free against a model: areas are
+        /// where the lowest-fit rule puts them, aligned, disjoint, inside
+        /// the vmalloc area, their pages and guard pages mapped as they
+        /// should be; busy and free ranges tile the address space; freeing
+        /// everything restores the free pages.
+        #[test]
+        fn areas_match_a_model(ops in ops()) {
+            let mut e = env(Arch::X86_64, 32 << 20);
+            let pa = &e.m.pa;
+            let cpu = CpuId(0);
+            let (vs, ve) = (e.vm.vmalloc_start().0, e.vm.vmalloc_end().0);
+            // (start, end with guard, owned vmap pages, is ioremap)
+            let mut live: Vec<(u64, u64, Vec<Pfn>, bool)> = vec![];
+            let mut nop = |_: VirtAddr, _: VirtAddr| {};
+            for op in ops {
+                let spans: Vec<(u64, u64)> = live.iter().map(|l| (l.0, l.1)).collect();
+                match op {
+                    Op::Vmalloc(n) => {
+                        let want = lowest_fit(&spans, (n + 1) * PAGE_SIZE, PAGE_SIZE, vs, ve);
+                        let got = e.vm.vmalloc(pa, &mut e.pt, cpu, n * PAGE_SIZE - 5, "p");
+                        prop_assert_eq!(got.map(|a| a.0), want);
+                        live.push((want.unwrap(), want.unwrap() + (n + 1) * PAGE_SIZE, vec![], false));
+                    }
+                    Op::Vmap(n) => {
+                        let pages: Vec<Pfn> = (0..n)
+                            .map(|_| pa.alloc_pages(cpu, Gfp::KERNEL, Order(0)).unwrap())
+                            .collect();
+                        let want = lowest_fit(&spans, (n + 1) * PAGE_SIZE, PAGE_SIZE, vs, ve);
+                        let got = e.vm.vmap(pa, &mut e.pt, cpu, &pages, VmFlags::MAP, PteFlags::KERNEL, "m");
+                        prop_assert_eq!(got.map(|a| a.0), want);
+                        live.push((want.unwrap(), want.unwrap() + (n + 1) * PAGE_SIZE, pages, false));
+                    }
+                    Op::Ioremap(p, n) => {
+                        let phys = MMIO.0 + p * PAGE_SIZE + 8;
+                        let size = n * PAGE_SIZE - 8;
+                        let align = (n * PAGE_SIZE).next_power_of_two().clamp(PAGE_SIZE, 1 << IOREMAP_MAX_ORDER);
+                        let want = lowest_fit(&spans, (n + 1) * PAGE_SIZE, align, vs, ve);
+                        let got = e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(phys), size, "io");
+                        prop_assert_eq!(got.map(|a| a.0), want.map(|w| w + 8));
+                        let w = want.unwrap();
+                        prop_assert_eq!(e.pt.translate(VirtAddr(w + (n - 1) * PAGE_SIZE)),
+                            Some(PhysAddr(phys - 8 + (n - 1) * PAGE_SIZE)));
+                        live.push((w, w + (n + 1) * PAGE_SIZE, vec![], true));
+                    }
+                    Op::Free(i) if !live.is_empty() => {
+                        let (s, end, pages, io) = live.swap_remove(i % live.len());
+                        let mut fl = None;
+                        if io {
+                            e.vm.iounmap(pa, &mut e.pt, cpu, VirtAddr(s + 8), &mut |a, b| fl = Some((a, b)));
+                        } else if pages.is_empty() {
+                            e.vm.vfree(pa, &mut e.pt, cpu, VirtAddr(s), &mut |a, b| fl = Some((a, b)));
+                        } else {
+                            e.vm.vunmap(pa, &mut e.pt, cpu, VirtAddr(s), &mut |a, b| fl = Some((a, b)));
+                            for p in pages {
+                                pa.free_pages(cpu, p, Order(0));
+                            }
+                        }
+                        prop_assert_eq!(fl, Some((VirtAddr(s), VirtAddr(end))));
+                    }
+                    Op::Free(_) => {}
+                }
+                // Invariants.
+                let areas: Vec<&VmStruct> = e.vm.areas().collect();
+                prop_assert_eq!(areas.len(), live.len());
+                let mut cover: Vec<(u64, u64)> = e.vm.free_ranges().map(|(s, t)| (s.0, t.0)).collect();
+                for (i, v) in areas.iter().enumerate() {
+                    prop_assert!(v.addr.0 >= vs && v.end().0 <= ve);
+                    if i > 0 {
+                        prop_assert!(areas[i - 1].end() <= v.addr, "overlap");
+                    }
+                    prop_assert!(live.iter().any(|l| (l.0, l.1) == (v.addr.0, v.end().0)));
+                    let mapped = v.mapped_size() / PAGE_SIZE;
+                    for k in 0..mapped {
+                        let va = v.addr + k * PAGE_SIZE;
+                        prop_assert!(e.pt.translate(va).is_some());
+                        if let Some(&p) = v.pages.get(k as usize) {
+                            prop_assert_eq!(e.pt.translate(va), Some(p.phys()));
+                        }
+                    }
+                    prop_assert_eq!(e.pt.lookup(v.end() - PAGE_SIZE), None, "guard page mapped");
+                    cover.push((v.addr.0, v.end().0));
+                }
+                cover.sort();
+                prop_assert_eq!(cover.first().map(|c| c.0), Some(0));
+                prop_assert_eq!(cover.last().map(|c| c.1), Some(u64::MAX));
+                for w in cover.windows(2) {
+                    prop_assert_eq!(w[0].1, w[1].0, "busy and free ranges must tile");
+                }
+            }
+            for (s, _, pages, io) in live {
+                if io {
+                    e.vm.iounmap(pa, &mut e.pt, cpu, VirtAddr(s), &mut nop);
+                } else if pages.is_empty() {
+                    e.vm.vfree(pa, &mut e.pt, cpu, VirtAddr(s), &mut nop);
+                } else {
+                    e.vm.vunmap(pa, &mut e.pt, cpu, VirtAddr(s), &mut nop);
+                    for p in pages {
+                        pa.free_pages(cpu, p, Order(0));
+                    }
+                }
+            }
+            prop_assert_eq!(e.vm.free_ranges().count(), 1);
+            prop_assert_eq!(free_now(pa), e.free0);
+            prop_assert_eq!(e.vm.nr_vmalloc_pages(), 0);
+            crate::debug::check_page_alloc(pa).unwrap();
+        }
+    }
+}
