@@ -16,6 +16,7 @@ pub mod direct_map;
 pub mod errno;
 pub mod file;
 pub mod gfp;
+pub mod highmem;
 pub mod madvise;
 pub mod memblock;
 pub mod memmap;
