@@ -379,3 +379,226 @@ impl Highmem {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::gfp::Gfp;
+    use crate::types::Order;
+    use crate::vmalloc::tests::{env, free_now, Env};
+
+    fn setup(arch: Arch, ram: u64) -> (Env, Highmem) {
+        let mut e = env(arch, ram);
+        let layout = *e.vm.layout();
+        let hm = Highmem::new(&e.m.pa, &mut e.pt, CpuId(0), layout, 2).unwrap();
+        e.free0 = free_now(&e.m.pa);
+        (e, hm)
+    }
+
+    fn high_page(e: &Env) -> Pfn {
+        let p = e.m.pa.alloc_pages(CpuId(0), Gfp::HIGHUSER, Order(0)).unwrap();
+        assert!(Highmem::is_highmem(&e.m.pa, p));
+        p
+    }
+
+    fn nop() -> impl FnMut(VirtAddr, VirtAddr) {
+        |_, _| {}
+    }
+
+    #[test]
+    fn kmap_round_trip_on_pae_4g() {
+        let (mut e, mut hm) = setup(Arch::X86Pae, 4 << 30);
+        let pa = &e.m.pa;
+        let cpu = CpuId(0);
+        let p = high_page(&e);
+        // No page_address until kmapped; the bytes are beyond the direct map.
+        assert_eq!(hm.page_address(pa, p), None);
+        assert!(p.phys().0 >= 896 << 20);
+        let a = hm.kmap(pa, &mut e.pt, cpu, p, &mut nop()).unwrap();
+        assert_eq!(a, hm.pkmap_addr(1), "the search starts after slot 0");
+        assert_eq!(hm.page_address(pa, p), Some(a));
+        assert_eq!(e.pt.translate(a), Some(p.phys()), "a real mapping");
+        let (pte, _) = e.pt.lookup(a).unwrap();
+        assert!(pte.global() && pte.writable() && pte.nx() && !pte.user());
+        let data: Vec<u8> = (0..PAGE_SIZE).map(|i| (i * 7 + 3) as u8).collect();
+        hm.write(&e.pt, a, &data).unwrap();
+        // A second kmap of the same page shares the slot.
+        assert_eq!(hm.kmap(pa, &mut e.pt, cpu, p, &mut nop()).unwrap(), a);
+        assert_eq!(hm.pkmap_count(1), 3);
+        hm.kunmap(pa, p).unwrap();
+        hm.kunmap(pa, p).unwrap();
+        assert_eq!(hm.kunmap(pa, p), Err(Errno::EINVAL), "unbalanced kunmap");
+        // Unused but still mapped until a flush.
+        assert_eq!(hm.page_address(pa, p), Some(a));
+        let mut flushed = vec![];
+        hm.kmap_flush_unused(&mut e.pt, &mut |s, t| flushed.push((s, t)));
+        assert_eq!(flushed, vec![(hm.pkmap_addr(0), hm.pkmap_addr(512))]);
+        assert_eq!(hm.page_address(pa, p), None);
+        assert_eq!(e.pt.lookup(a), None);
+        // Mapped again, in another slot: the same bytes.
+        let b = hm.kmap(pa, &mut e.pt, cpu, p, &mut nop()).unwrap();
+        assert_ne!(a, b);
+        let mut back = vec![0u8; PAGE_SIZE as usize];
+        hm.read(&e.pt, b, &mut back).unwrap();
+        assert_eq!(back, data);
+        hm.kunmap(pa, p).unwrap();
+        // Lowmem pages: the direct map, always.
+        let low = pa.alloc_pages(cpu, Gfp::KERNEL, Order(0)).unwrap();
+        let la = e.vm.layout().phys_to_virt(low.phys().0);
+        assert_eq!(hm.page_address(pa, low), Some(la));
+        assert_eq!(hm.kmap(pa, &mut e.pt, cpu, low, &mut nop()).unwrap(), la);
+        assert_eq!(e.pt.translate(la), Some(low.phys()));
+        hm.kunmap(pa, low).unwrap();
+        pa.free_pages(cpu, low, Order(0));
+        pa.free_pages(cpu, p, Order(0));
+        hm.kmap_flush_unused(&mut e.pt, &mut nop());
+        assert_eq!(free_now(pa), e.free0, "kmap allocates nothing");
+        crate::debug::check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn pkmap_slots_run_out_and_are_reused_after_a_flush() {
+        let (mut e, mut hm) = setup(Arch::X86Pae, 4 << 30);
+        let pa = &e.m.pa;
+        let cpu = CpuId(0);
+        let n = hm.last_pkmap();
+        assert_eq!(n, 512);
+        let pages: Vec<Pfn> = (0..=n).map(|_| high_page(&e)).collect();
+        let mut flushes = 0;
+        let mut addrs = vec![];
+        for &p in &pages[..n] {
+            addrs.push(hm.kmap(pa, &mut e.pt, cpu, p, &mut |_, _| flushes += 1).unwrap());
+        }
+        // Every slot used once, slot 0 last (after the first wrap, which
+        // found nothing to flush).
+        assert_eq!(addrs[n - 1], hm.pkmap_addr(0));
+        assert_eq!(flushes, 0);
+        let mut sorted = addrs.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), n);
+        assert_eq!(
+            hm.kmap(pa, &mut e.pt, cpu, pages[n], &mut |_, _| flushes += 1),
+            Err(Errno::EAGAIN)
+        );
+        // One kunmap frees a slot for reuse, after a flush of the window.
+        hm.kunmap(pa, pages[7]).unwrap();
+        let a = hm.kmap(pa, &mut e.pt, cpu, pages[n], &mut |_, _| flushes += 1).unwrap();
+        assert_eq!(a, addrs[7]);
+        assert_eq!(flushes, 1);
+        assert_eq!(hm.page_address(pa, pages[7]), None);
+        assert_eq!(e.pt.translate(a), Some(pages[n].phys()));
+        for (i, &p) in pages.iter().enumerate() {
+            if i != 7 {
+                hm.kunmap(pa, p).unwrap();
+            }
+            pa.free_pages(cpu, p, Order(0));
+        }
+        hm.kmap_flush_unused(&mut e.pt, &mut nop());
+        assert!((0..n).all(|i| hm.pkmap_count(i) == 0));
+        assert_eq!(free_now(pa), e.free0);
+    }
+
+    #[test]
+    fn kmap_atomic_nests_per_cpu() {
+        let (mut e, mut hm) = setup(Arch::X86Pae, 4 << 30);
+        let pa = &e.m.pa;
+        let ps: Vec<Pfn> = (0..3).map(|_| high_page(&e)).collect();
+        let top = e.vm.layout().fixaddr_top;
+        let a0 = hm.kmap_atomic(pa, &mut e.pt, CpuId(0), ps[0]).unwrap();
+        let a1 = hm.kmap_atomic(pa, &mut e.pt, CpuId(0), ps[1]).unwrap();
+        let b0 = hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[2]).unwrap();
+        assert_eq!(a0.0, top - (FIX_KMAP_BEGIN << PAGE_SHIFT));
+        assert_eq!(a1, a0 - PAGE_SIZE);
+        assert_eq!(b0.0, top - ((FIX_KMAP_BEGIN + KM_MAX_IDX as u64) << PAGE_SHIFT));
+        assert_eq!(hm.page_address(pa, ps[0]), None, "atomic kmaps have no page_address");
+        for (a, p) in [(a0, ps[0]), (a1, ps[1]), (b0, ps[2])] {
+            assert_eq!(e.pt.translate(a), Some(p.phys()));
+            hm.write(&e.pt, a + 100, &p.0.to_le_bytes()).unwrap();
+        }
+        // Out of order: refused, nothing changes.
+        let mut flushed = vec![];
+        assert_eq!(
+            hm.kunmap_atomic(&mut e.pt, CpuId(0), a0, &mut |s, t| flushed.push((s, t))),
+            Err(Errno::EINVAL)
+        );
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), a1 + 5, &mut |s, t| flushed.push((s, t)))
+            .unwrap();
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), a0, &mut |s, t| flushed.push((s, t)))
+            .unwrap();
+        assert_eq!(flushed, vec![(a1, a1 + PAGE_SIZE), (a0, a0 + PAGE_SIZE)]);
+        assert_eq!(e.pt.lookup(a0), None);
+        assert_eq!(hm.atomic_depth(CpuId(0)), 0);
+        assert_eq!(hm.atomic_depth(CpuId(1)), 1);
+        hm.kunmap_atomic(&mut e.pt, CpuId(1), b0, &mut nop()).unwrap();
+        // The bytes written through the atomic slots, read back via kmap.
+        for &p in &ps {
+            let mut got = [0u8; 8];
+            hm.memcpy_from_page(pa, &mut e.pt, CpuId(1), p, 100, &mut got, &mut nop())
+                .unwrap();
+            assert_eq!(u64::from_le_bytes(got), p.0);
+        }
+        hm.memcpy_to_page(pa, &mut e.pt, CpuId(0), ps[0], 4090, b"abcdef", &mut nop())
+            .unwrap();
+        let k = hm.kmap(pa, &mut e.pt, CpuId(0), ps[0], &mut nop()).unwrap();
+        let mut got = [0u8; 6];
+        hm.read(&e.pt, k + 4090, &mut got).unwrap();
+        assert_eq!(&got, b"abcdef");
+        hm.kunmap(pa, ps[0]).unwrap();
+        // KM_MAX_IDX slots per CPU.
+        for _ in 0..KM_MAX_IDX {
+            hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[1]).unwrap();
+        }
+        assert_eq!(hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[1]), Err(Errno::EBUSY));
+        for i in (0..KM_MAX_IDX).rev() {
+            let va = hm.fix_kmap_addr(1, i);
+            hm.kunmap_atomic(&mut e.pt, CpuId(1), va, &mut nop()).unwrap();
+        }
+        // Lowmem: the direct map, no slot taken.
+        let low = pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)).unwrap();
+        let la = hm.kmap_atomic(pa, &mut e.pt, CpuId(0), low).unwrap();
+        assert_eq!(Some(la), hm.page_address(pa, low));
+        assert_eq!(hm.atomic_depth(CpuId(0)), 0);
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), la, &mut |_, _| panic!("no flush for lowmem"))
+            .unwrap();
+        pa.free_pages(CpuId(0), low, Order(0));
+        for p in ps {
+            pa.free_pages(CpuId(0), p, Order(0));
+        }
+        hm.kmap_flush_unused(&mut e.pt, &mut nop());
+        assert_eq!(free_now(pa), e.free0);
+        crate::debug::check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn kmap_round_trip_on_2level_x86() {
+        let (mut e, mut hm) = setup(Arch::X86, 2 << 30);
+        let pa = &e.m.pa;
+        assert_eq!(hm.last_pkmap(), 1024);
+        let p = high_page(&e);
+        let a = hm.kmap(pa, &mut e.pt, CpuId(0), p, &mut nop()).unwrap();
+        hm.write(&e.pt, a + 8, b"highmem").unwrap();
+        let mut got = [0u8; 7];
+        pa.direct_map().read(p.phys() + 8, &mut got);
+        assert_eq!(&got, b"highmem");
+        hm.kunmap(pa, p).unwrap();
+        pa.free_pages(CpuId(0), p, Order(0));
+    }
+
+    #[test]
+    fn every_page_has_an_address_on_x86_64() {
+        let (mut e, mut hm) = setup(Arch::X86_64, 64 << 20);
+        let pa = &e.m.pa;
+        assert_eq!(hm.last_pkmap(), 0);
+        let p = pa.alloc_pages(CpuId(0), Gfp::HIGHUSER, Order(0)).unwrap();
+        let direct = VirtAddr(0xffff_8880_0000_0000 + p.phys().0);
+        assert_eq!(hm.page_address(pa, p), Some(direct));
+        assert_eq!(hm.kmap(pa, &mut e.pt, CpuId(0), p, &mut nop()).unwrap(), direct);
+        assert_eq!(hm.kmap_atomic(pa, &mut e.pt, CpuId(0), p).unwrap(), direct);
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), direct, &mut nop()).unwrap();
+        hm.kunmap(pa, p).unwrap();
+        pa.free_pages(CpuId(0), p, Order(0));
+        assert_eq!(free_now(pa), e.free0);
+    }
+}
