@@ -338,6 +338,7 @@ impl Highmem {
 
     /// `memcpy_from_page`: copies `buf.len()` bytes at `offset` in the
     /// page out through a kmap_atomic mapping (EINVAL past the page end).
+    #[allow(clippy::too_many_arguments)]
     pub fn memcpy_from_page(
         &mut self,
         pa: &PageAlloc,
@@ -397,7 +398,10 @@ mod tests {
     }
 
     fn high_page(e: &Env) -> Pfn {
-        let p = e.m.pa.alloc_pages(CpuId(0), Gfp::HIGHUSER, Order(0)).unwrap();
+        let p =
+            e.m.pa
+                .alloc_pages(CpuId(0), Gfp::HIGHUSER, Order(0))
+                .unwrap();
         assert!(Highmem::is_highmem(&e.m.pa, p));
         p
     }
@@ -468,7 +472,10 @@ mod tests {
         let mut flushes = 0;
         let mut addrs = vec![];
         for &p in &pages[..n] {
-            addrs.push(hm.kmap(pa, &mut e.pt, cpu, p, &mut |_, _| flushes += 1).unwrap());
+            addrs.push(
+                hm.kmap(pa, &mut e.pt, cpu, p, &mut |_, _| flushes += 1)
+                    .unwrap(),
+            );
         }
         // Every slot used once, slot 0 last (after the first wrap, which
         // found nothing to flush).
@@ -484,7 +491,9 @@ mod tests {
         );
         // One kunmap frees a slot for reuse, after a flush of the window.
         hm.kunmap(pa, pages[7]).unwrap();
-        let a = hm.kmap(pa, &mut e.pt, cpu, pages[n], &mut |_, _| flushes += 1).unwrap();
+        let a = hm
+            .kmap(pa, &mut e.pt, cpu, pages[n], &mut |_, _| flushes += 1)
+            .unwrap();
         assert_eq!(a, addrs[7]);
         assert_eq!(flushes, 1);
         assert_eq!(hm.page_address(pa, pages[7]), None);
@@ -511,8 +520,15 @@ mod tests {
         let b0 = hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[2]).unwrap();
         assert_eq!(a0.0, top - (FIX_KMAP_BEGIN << PAGE_SHIFT));
         assert_eq!(a1, a0 - PAGE_SIZE);
-        assert_eq!(b0.0, top - ((FIX_KMAP_BEGIN + KM_MAX_IDX as u64) << PAGE_SHIFT));
-        assert_eq!(hm.page_address(pa, ps[0]), None, "atomic kmaps have no page_address");
+        assert_eq!(
+            b0.0,
+            top - ((FIX_KMAP_BEGIN + KM_MAX_IDX as u64) << PAGE_SHIFT)
+        );
+        assert_eq!(
+            hm.page_address(pa, ps[0]),
+            None,
+            "atomic kmaps have no page_address"
+        );
         for (a, p) in [(a0, ps[0]), (a1, ps[1]), (b0, ps[2])] {
             assert_eq!(e.pt.translate(a), Some(p.phys()));
             hm.write(&e.pt, a + 100, &p.0.to_le_bytes()).unwrap();
@@ -523,15 +539,18 @@ mod tests {
             hm.kunmap_atomic(&mut e.pt, CpuId(0), a0, &mut |s, t| flushed.push((s, t))),
             Err(Errno::EINVAL)
         );
-        hm.kunmap_atomic(&mut e.pt, CpuId(0), a1 + 5, &mut |s, t| flushed.push((s, t)))
-            .unwrap();
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), a1 + 5, &mut |s, t| {
+            flushed.push((s, t))
+        })
+        .unwrap();
         hm.kunmap_atomic(&mut e.pt, CpuId(0), a0, &mut |s, t| flushed.push((s, t)))
             .unwrap();
         assert_eq!(flushed, vec![(a1, a1 + PAGE_SIZE), (a0, a0 + PAGE_SIZE)]);
         assert_eq!(e.pt.lookup(a0), None);
         assert_eq!(hm.atomic_depth(CpuId(0)), 0);
         assert_eq!(hm.atomic_depth(CpuId(1)), 1);
-        hm.kunmap_atomic(&mut e.pt, CpuId(1), b0, &mut nop()).unwrap();
+        hm.kunmap_atomic(&mut e.pt, CpuId(1), b0, &mut nop())
+            .unwrap();
         // The bytes written through the atomic slots, read back via kmap.
         for &p in &ps {
             let mut got = [0u8; 8];
@@ -550,18 +569,24 @@ mod tests {
         for _ in 0..KM_MAX_IDX {
             hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[1]).unwrap();
         }
-        assert_eq!(hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[1]), Err(Errno::EBUSY));
+        assert_eq!(
+            hm.kmap_atomic(pa, &mut e.pt, CpuId(1), ps[1]),
+            Err(Errno::EBUSY)
+        );
         for i in (0..KM_MAX_IDX).rev() {
             let va = hm.fix_kmap_addr(1, i);
-            hm.kunmap_atomic(&mut e.pt, CpuId(1), va, &mut nop()).unwrap();
+            hm.kunmap_atomic(&mut e.pt, CpuId(1), va, &mut nop())
+                .unwrap();
         }
         // Lowmem: the direct map, no slot taken.
         let low = pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)).unwrap();
         let la = hm.kmap_atomic(pa, &mut e.pt, CpuId(0), low).unwrap();
         assert_eq!(Some(la), hm.page_address(pa, low));
         assert_eq!(hm.atomic_depth(CpuId(0)), 0);
-        hm.kunmap_atomic(&mut e.pt, CpuId(0), la, &mut |_, _| panic!("no flush for lowmem"))
-            .unwrap();
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), la, &mut |_, _| {
+            panic!("no flush for lowmem")
+        })
+        .unwrap();
         pa.free_pages(CpuId(0), low, Order(0));
         for p in ps {
             pa.free_pages(CpuId(0), p, Order(0));
@@ -594,9 +619,13 @@ mod tests {
         let p = pa.alloc_pages(CpuId(0), Gfp::HIGHUSER, Order(0)).unwrap();
         let direct = VirtAddr(0xffff_8880_0000_0000 + p.phys().0);
         assert_eq!(hm.page_address(pa, p), Some(direct));
-        assert_eq!(hm.kmap(pa, &mut e.pt, CpuId(0), p, &mut nop()).unwrap(), direct);
+        assert_eq!(
+            hm.kmap(pa, &mut e.pt, CpuId(0), p, &mut nop()).unwrap(),
+            direct
+        );
         assert_eq!(hm.kmap_atomic(pa, &mut e.pt, CpuId(0), p).unwrap(), direct);
-        hm.kunmap_atomic(&mut e.pt, CpuId(0), direct, &mut nop()).unwrap();
+        hm.kunmap_atomic(&mut e.pt, CpuId(0), direct, &mut nop())
+            .unwrap();
         hm.kunmap(pa, p).unwrap();
         pa.free_pages(CpuId(0), p, Order(0));
         assert_eq!(free_now(pa), e.free0);

@@ -534,7 +534,11 @@ impl Vmalloc {
         caller: &str,
     ) -> Option<VirtAddr> {
         let real_size = req.size;
-        let Some(size) = req.size.checked_add(PAGE_SIZE - 1).map(|s| s & !(PAGE_SIZE - 1)) else {
+        let Some(size) = req
+            .size
+            .checked_add(PAGE_SIZE - 1)
+            .map(|s| s & !(PAGE_SIZE - 1))
+        else {
             self.warn(pa, req.gfp, real_size, "exceeds total pages");
             return None;
         };
@@ -805,7 +809,10 @@ impl Vmalloc {
             self.remove_vm_area(pa, pt, cpu, addr, &mut |_, _| {});
             return None;
         }
-        self.busy.get_mut(&addr.0).expect("area just reserved").phys_addr = Some(PhysAddr(base));
+        self.busy
+            .get_mut(&addr.0)
+            .expect("area just reserved")
+            .phys_addr = Some(PhysAddr(base));
         Some(addr + offset)
     }
 
@@ -1014,13 +1021,20 @@ pub(crate) mod tests {
     }
 
     fn tables_accounted(e: &Env) {
-        let n: i64 = e.m.pa.nodes.iter().map(|n| n.stats.get(NodeStat::NrPageTablePages)).sum();
+        let n: i64 =
+            e.m.pa
+                .nodes
+                .iter()
+                .map(|n| n.stats.get(NodeStat::NrPageTablePages))
+                .sum();
         assert_eq!(n as u64, e.pt.count_tables());
         assert_eq!(e.pt.count_tables(), e.pt.count_tables_by_walk());
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     /// Bytes written through the vmalloc address are in each page's own
@@ -1029,7 +1043,9 @@ pub(crate) mod tests {
         let mut e = env(arch, ram);
         let pa = &e.m.pa;
         let size = 5 * PAGE_SIZE + 123;
-        let a = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), size, "test_caller").unwrap();
+        let a =
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), size, "test_caller")
+                .unwrap();
         assert!(e.vm.is_vmalloc_addr(a));
         let data = pattern(size as usize, 7);
         kernel_write(&e.pt, a, &data).unwrap();
@@ -1037,7 +1053,10 @@ pub(crate) mod tests {
         let vm = e.vm.find_vm_area(a).unwrap().clone();
         assert_eq!(vm.nr_pages(), 6);
         for (i, &pfn) in vm.pages.iter().enumerate() {
-            assert_eq!(e.vm.vmalloc_to_pfn(&e.pt, a + i as u64 * PAGE_SIZE), Some(pfn));
+            assert_eq!(
+                e.vm.vmalloc_to_pfn(&e.pt, a + i as u64 * PAGE_SIZE),
+                Some(pfn)
+            );
             let mut page = vec![0u8; PAGE_SIZE as usize];
             dm.read(pfn.phys(), &mut page);
             let lo = i * PAGE_SIZE as usize;
@@ -1057,7 +1076,10 @@ pub(crate) mod tests {
         }
         if arch.is_32bit() && ram > 896 << 20 {
             // __GFP_HIGHMEM: on a 4 GiB 32-bit machine the pages are highmem.
-            assert!(vm.pages.iter().all(|&p| pa.zone_of(p).unwrap().is_highmem()));
+            assert!(vm
+                .pages
+                .iter()
+                .all(|&p| pa.zone_of(p).unwrap().is_highmem()));
         }
         let mut flushed = vec![];
         e.vm.vfree(pa, &mut e.pt, CpuId(0), a, &mut |s, t| flushed.push((s, t)));
@@ -1086,24 +1108,40 @@ pub(crate) mod tests {
     fn guard_page_follows_each_area() {
         let mut e = env(Arch::X86_64, 64 << 20);
         let pa = &e.m.pa;
-        let a = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 3 * PAGE_SIZE, "a").unwrap();
-        let b = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "b").unwrap();
+        let a =
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 3 * PAGE_SIZE, "a")
+                .unwrap();
+        let b =
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "b")
+                .unwrap();
         assert_eq!(a, e.vm.vmalloc_start());
         assert_eq!(b, a + 4 * PAGE_SIZE, "b starts after a's guard page");
         assert!(e.pt.translate(a + 2 * PAGE_SIZE).is_some());
         assert_eq!(e.pt.lookup(a + 3 * PAGE_SIZE), None, "guard page mapped");
         assert_eq!(e.pt.lookup(b + PAGE_SIZE), None, "guard page mapped");
         assert_eq!(e.vm.find_vm_area(a + 3 * PAGE_SIZE).unwrap().addr, a);
-        assert_eq!(kernel_read(&e.pt, a + 3 * PAGE_SIZE, &mut [0u8; 1]), Err(Errno::EFAULT));
+        assert_eq!(
+            kernel_read(&e.pt, a + 3 * PAGE_SIZE, &mut [0u8; 1]),
+            Err(Errno::EFAULT)
+        );
         // VM_NO_GUARD areas abut.
         let pages: Vec<Pfn> = (0..2)
             .map(|_| pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)).unwrap())
             .collect();
-        let c = e
-            .vm
-            .vmap(pa, &mut e.pt, CpuId(0), &pages, VmFlags::MAP | VmFlags::NO_GUARD, PteFlags::KERNEL, "c")
+        let c =
+            e.vm.vmap(
+                pa,
+                &mut e.pt,
+                CpuId(0),
+                &pages,
+                VmFlags::MAP | VmFlags::NO_GUARD,
+                PteFlags::KERNEL,
+                "c",
+            )
             .unwrap();
-        let d = e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "d").unwrap();
+        let d =
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), PAGE_SIZE, "d")
+                .unwrap();
         assert_eq!(d, c + 2 * PAGE_SIZE);
         let mut nop = |_: VirtAddr, _: VirtAddr| {};
         for x in [a, b, d] {
@@ -1123,7 +1161,9 @@ pub(crate) mod tests {
         let pa = &e.m.pa;
         let tables0 = e.pt.count_tables();
         // 600 pages: the page array (4800 bytes) is vmalloc'ed too.
-        let a = e.vm.vzalloc(pa, &mut e.pt, CpuId(1), 600 * PAGE_SIZE, "big").unwrap();
+        let a =
+            e.vm.vzalloc(pa, &mut e.pt, CpuId(1), 600 * PAGE_SIZE, "big")
+                .unwrap();
         let vm = e.vm.find_vm_area(a).unwrap();
         let arr = vm.pages_array.unwrap();
         assert_eq!(e.vm.find_vm_area(arr).unwrap().nr_pages(), 2);
@@ -1146,7 +1186,10 @@ pub(crate) mod tests {
         crate::debug::check_page_alloc(pa).unwrap();
         // Bad frees warn and change nothing.
         e.vm.vfree(pa, &mut e.pt, CpuId(0), a, &mut |_, _| panic!("flushed"));
-        assert!(pa.log.render().contains("Trying to vfree() nonexistent vm area (0xffffc90000000000)"));
+        assert!(pa
+            .log
+            .render()
+            .contains("Trying to vfree() nonexistent vm area (0xffffc90000000000)"));
     }
 
     #[test]
@@ -1155,11 +1198,21 @@ pub(crate) mod tests {
         let pa = &e.m.pa;
         assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 0, "z"), None);
         assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 1 << 30, "huge"), None);
-        assert!(pa.log.render().contains("vmalloc error: size 1073741824, exceeds total pages"));
+        assert!(pa
+            .log
+            .render()
+            .contains("vmalloc error: size 1073741824, exceeds total pages"));
         // Nearly all of RAM: the page allocator runs dry part way.
         let n = pa.totalram_pages() - 16;
-        assert_eq!(e.vm.vmalloc(pa, &mut e.pt, CpuId(0), n * PAGE_SIZE, "most"), None);
-        assert!(pa.log.render().contains("failed to allocate pages"), "{}", pa.log.render());
+        assert_eq!(
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), n * PAGE_SIZE, "most"),
+            None
+        );
+        assert!(
+            pa.log.render().contains("failed to allocate pages"),
+            "{}",
+            pa.log.render()
+        );
         assert_eq!(e.vm.areas().count(), 0);
         assert_eq!(e.vm.nr_vmalloc_pages(), 0);
         assert_eq!(free_now(pa), e.free0);
@@ -1176,7 +1229,10 @@ pub(crate) mod tests {
             vm_flags: VmFlags::EMPTY,
             nid: None,
         };
-        assert_eq!(e.vm.vmalloc_node_range(pa, &mut e.pt, CpuId(0), req, "tight"), None);
+        assert_eq!(
+            e.vm.vmalloc_node_range(pa, &mut e.pt, CpuId(0), req, "tight"),
+            None
+        );
         assert!(pa.log.render().contains("vm_struct allocation failed"));
     }
 
@@ -1185,7 +1241,16 @@ pub(crate) mod tests {
         let mut e = env(Arch::X86_64, 64 << 20);
         let pa = &e.m.pa;
         let cpu = CpuId(0);
-        let a = e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(0xfec0_0000 - 0x1000 + 0x10), 0x20, "dev").unwrap();
+        let a =
+            e.vm.ioremap(
+                pa,
+                &mut e.pt,
+                cpu,
+                PhysAddr(0xfec0_0000 - 0x1000 + 0x10),
+                0x20,
+                "dev",
+            )
+            .unwrap();
         assert_eq!(a.page_offset(), 0x10);
         assert_eq!(e.pt.translate(a), Some(PhysAddr(0xfebf_f010)));
         let (pte, _) = e.pt.lookup(a).unwrap();
@@ -1193,18 +1258,38 @@ pub(crate) mod tests {
         assert_eq!(pte.raw() & Pte::PWT, 0, "UC- has PWT clear");
         assert!(pte.global() && pte.nx() && pte.writable() && !pte.user());
         let vm = e.vm.find_vm_area(a).unwrap();
-        assert_eq!((vm.phys_addr, vm.size, vm.nr_pages()), (Some(PhysAddr(0xfebf_f000)), 2 * PAGE_SIZE, 0));
-        let u = e.vm.ioremap_uc(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0x1000, "dev").unwrap();
+        assert_eq!(
+            (vm.phys_addr, vm.size, vm.nr_pages()),
+            (Some(PhysAddr(0xfebf_f000)), 2 * PAGE_SIZE, 0)
+        );
+        let u =
+            e.vm.ioremap_uc(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0x1000, "dev")
+                .unwrap();
         let (pte, _) = e.pt.lookup(u).unwrap();
         assert_eq!(pte.raw() & (Pte::PCD | Pte::PWT), Pte::PCD | Pte::PWT);
         // Free RAM is refused, as Linux does.
-        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(16 << 20), 0x2000, "bad"), None);
+        assert_eq!(
+            e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(16 << 20), 0x2000, "bad"),
+            None
+        );
         let log = pa.log.render();
-        assert!(log.contains("ioremap on RAM at 0x0000000001000000 - 0x0000000001001fff"), "{log}");
+        assert!(
+            log.contains("ioremap on RAM at 0x0000000001000000 - 0x0000000001001fff"),
+            "{log}"
+        );
         // Straddling the start of the window and outside any window.
-        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0 - 0x1000), 0x2000, "x"), None);
-        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(0x1_0000_0000), 0x1000, "x"), None);
-        assert_eq!(e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0, "x"), None);
+        assert_eq!(
+            e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0 - 0x1000), 0x2000, "x"),
+            None
+        );
+        assert_eq!(
+            e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(0x1_0000_0000), 0x1000, "x"),
+            None
+        );
+        assert_eq!(
+            e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(MMIO.0), 0, "x"),
+            None
+        );
         assert_eq!(e.vm.areas().count(), 2);
         let mut nop = |_: VirtAddr, _: VirtAddr| {};
         e.vm.iounmap(pa, &mut e.pt, cpu, a, &mut nop);
@@ -1237,7 +1322,13 @@ pub(crate) mod tests {
 
     /// What the model expects: the lowest `align`ed start in
     /// [vstart, vend) whose `size` bytes touch no live area.
-    fn lowest_fit(live: &[(u64, u64)], size: u64, align: u64, vstart: u64, vend: u64) -> Option<u64> {
+    fn lowest_fit(
+        live: &[(u64, u64)],
+        size: u64,
+        align: u64,
+        vstart: u64,
+        vend: u64,
+    ) -> Option<u64> {
         let up = |x: u64| (x + align - 1) & !(align - 1);
         core::iter::once(up(vstart))
             .chain(live.iter().map(|&(_, e)| up(e)))

@@ -36,13 +36,7 @@ pub fn render(vm: &Vmalloc, pa: &PageAlloc) -> String {
     let pw = vm.phys_digits();
     let mut counters = vec![0u32; pa.nodes.len()];
     for v in vm.areas() {
-        let _ = write!(
-            s,
-            "0x{:0w$x}-0x{:0w$x} {:7}",
-            v.addr.0,
-            v.end().0,
-            v.size
-        );
+        let _ = write!(s, "0x{:0w$x}-0x{:0w$x} {:7}", v.addr.0, v.end().0, v.size);
         if !v.caller.is_empty() {
             let _ = write!(s, " {}", v.caller);
         }
@@ -92,5 +86,134 @@ fn show_numa_info(s: &mut String, v: &VmStruct, pa: &PageAlloc, counters: &mut [
         if has_memory && n > 0 {
             let _ = write!(s, " N{}={}", node.nid, n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::pte::PteFlags;
+    use crate::arch::Arch;
+    use crate::gfp::Gfp;
+    use crate::page_alloc::CpuId;
+    use crate::proc::testing::host;
+    use crate::types::{Order, PhysAddr, PAGE_SIZE};
+    use crate::vmalloc::tests::env;
+    use alloc::vec::Vec;
+
+    const GOLDEN: &str = "\
+0xffffc90000000000-0xffffc90000005000   20480 kernel_clone+0x94/0x3e0 pages=4 vmalloc N0=4
+0xffffc90000005000-0xffffc9000000a000   20480 irq_init_percpu_irqstack+0xca/0x100 vmap
+0xffffc9000000a000-0xffffc9000000d000   12288 htab_map_alloc+0x2e4/0x5a0 pages=2 vmalloc N0=2
+0xffffc90000080000-0xffffc90000181000 1052672 pci_mmcfg_arch_map+0x2b/0x60 phys=0x00000000eec00000 ioremap
+0xffffc90000181000-0xffffc90000383000 2105344 htab_map_alloc+0x2e4/0x5a0 pages=513 vmalloc vpages N0=513
+";
+
+    #[test]
+    fn golden_and_columns_match_linux() {
+        let mut e = env(Arch::X86_64, 64 << 20);
+        let pa = &e.m.pa;
+        let cpu = CpuId(0);
+        e.vm.vmalloc(pa, &mut e.pt, cpu, 4 * PAGE_SIZE, "kernel_clone+0x94/0x3e0")
+            .unwrap();
+        // The 1 MiB PCI ECAM window: aligned to 512 KiB (IOREMAP_MAX_ORDER).
+        let io =
+            e.vm.ioremap(
+                pa,
+                &mut e.pt,
+                cpu,
+                PhysAddr(0xeec0_0000),
+                1 << 20,
+                "pci_mmcfg_arch_map+0x2b/0x60",
+            )
+            .unwrap();
+        assert_eq!(io.0, 0xffff_c900_0008_0000);
+        let pages: Vec<_> = (0..4)
+            .map(|_| pa.alloc_pages(cpu, Gfp::KERNEL, Order(0)).unwrap())
+            .collect();
+        e.vm.vmap(
+            pa,
+            &mut e.pt,
+            cpu,
+            &pages,
+            VmFlags::MAP,
+            PteFlags::KERNEL,
+            "irq_init_percpu_irqstack+0xca/0x100",
+        )
+        .unwrap();
+        // 513 pages: the page array (4104 bytes) is itself vmalloc'ed.
+        e.vm.vmalloc(
+            pa,
+            &mut e.pt,
+            cpu,
+            513 * PAGE_SIZE,
+            "htab_map_alloc+0x2e4/0x5a0",
+        )
+        .unwrap();
+        let ours = render(&e.vm, pa);
+        assert_eq!(ours, GOLDEN);
+
+        // Every line, past its two addresses, is a line of the host's file:
+        // same size column, words and order.
+        let sample = host("vmallocinfo.txt");
+        let tails: Vec<&str> = sample.lines().map(|l| &l[37..]).collect();
+        for line in ours.lines() {
+            assert!(
+                tails.contains(&&line[37..]),
+                "not in the host sample: {line}"
+            );
+            let t = crate::proc::testing::token_ends(line);
+            let h = crate::proc::testing::token_ends(sample.lines().next().unwrap());
+            assert_eq!(t[..2], h[..2], "address and size columns: {line}");
+        }
+
+        // meminfo: 4 + 513 + 2 pages.
+        let mut ex = crate::proc::meminfo::MeminfoExtras::for_arch(Arch::X86_64);
+        fill_meminfo(&e.vm, &mut ex);
+        assert_eq!(ex.vmalloc_used_kb, 519 * 4);
+        assert_eq!(vmalloc_used_kb(&e.vm), 519 * 4);
+        assert_eq!(
+            ex.vmalloc_total_kb,
+            crate::proc::meminfo::X86_64_VMALLOC_TOTAL_KB
+        );
+        let mi = crate::proc::meminfo::render(pa, &ex);
+        assert!(mi.contains("VmallocUsed:        2076 kB\n"), "{mi}");
+    }
+
+    #[test]
+    fn pae_prints_32_bit_pointers_and_64_bit_phys() {
+        let mut e = env(Arch::X86Pae, 1 << 30);
+        let pa = &e.m.pa;
+        let a =
+            e.vm.vmalloc(pa, &mut e.pt, CpuId(0), 100, "f+0x1/0x2")
+                .unwrap();
+        e.vm.ioremap(
+            pa,
+            &mut e.pt,
+            CpuId(0),
+            PhysAddr(0xfebf_f000),
+            16,
+            "g+0x1/0x2",
+        )
+        .unwrap();
+        let s = render(&e.vm, pa);
+        let start = e.vm.vmalloc_start().0;
+        let want = alloc::format!(
+            "0x{:08x}-0x{:08x}    8192 f+0x1/0x2 pages=1 vmalloc N0=1\n\
+             0x{:08x}-0x{:08x}    8192 g+0x1/0x2 phys=0x00000000febff000 ioremap\n",
+            start,
+            start + 0x2000,
+            start + 0x2000,
+            start + 0x4000
+        );
+        assert_eq!(s, want);
+        assert_eq!(a.0, start);
+        let mut ex = crate::proc::meminfo::MeminfoExtras::for_arch(Arch::X86Pae);
+        fill_meminfo(&e.vm, &mut ex);
+        assert_eq!(
+            ex.vmalloc_total_kb,
+            (e.vm.layout().vmalloc_end - start) >> 10
+        );
+        assert_eq!(ex.vmalloc_used_kb, 4);
     }
 }
