@@ -280,6 +280,9 @@ impl Vmalloc {
     /// ranges.
     fn alloc_vmap_area(&mut self, size: u64, align: u64, vstart: u64, vend: u64) -> Option<u64> {
         debug_assert!(align.is_power_of_two() && size > 0);
+        if vstart >= vend {
+            return None;
+        }
         // Start with the free range that holds vstart, if any.
         let first = self
             .free
@@ -1234,6 +1237,17 @@ pub(crate) mod tests {
             None
         );
         assert!(pa.log.render().contains("vm_struct allocation failed"));
+        // An empty or inverted range is refused, not a panic.
+        let inv = VmallocRequest {
+            start: s + PAGE_SIZE,
+            end: s,
+            ..req
+        };
+        assert_eq!(
+            e.vm.vmalloc_node_range(pa, &mut e.pt, CpuId(0), inv, "inv"),
+            None
+        );
+        assert_eq!(free_now(pa), e.free0);
     }
 
     #[test]
