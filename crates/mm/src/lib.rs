@@ -16,6 +16,7 @@ pub mod direct_map;
 pub mod errno;
 pub mod file;
 pub mod gfp;
+pub mod highmem;
 pub mod madvise;
 pub mod memblock;
 pub mod memmap;
@@ -36,6 +37,7 @@ pub mod proc;
 pub mod task_mmu;
 pub mod types;
 pub mod vma;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
