@@ -2,8 +2,10 @@
 //! Linux boots (firmware map -> memblock -> memmap -> zones -> buddy).
 //! Mirrors arch/x86/kernel/setup.c `setup_arch` and init/main.c `mm_core_init`.
 
+use mm::arch::layout::AddressSpaceLayout;
 use mm::arch::pte::PagingMode;
 use mm::arch::Arch;
+use mm::highmem::Highmem;
 use mm::memblock::Memblock;
 use mm::mm_init::{free_area_init, BootParams, KernelImage};
 use mm::page_alloc::{CpuId, PageAlloc};
@@ -11,6 +13,7 @@ use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::printk::Printk;
 use mm::types::{PhysAddr, PAGE_SIZE};
+use mm::vmalloc::{IoResources, Vmalloc};
 
 use crate::config::{ConfigError, MachineConfig};
 use crate::e820::{self, E820Entry, E820Type};
@@ -96,6 +99,10 @@ pub struct Machine {
     /// The kernel's own page tables (direct map of lowmem, the shared kernel
     /// half of every process); `None` on arm64, whose tables are not modelled.
     pub kernel_pt: Option<PageTable>,
+    /// The vmalloc area (vmalloc, vmap, ioremap).
+    pub vmalloc: Vmalloc,
+    /// kmap state: persistent and atomic kmaps of HighMem (32-bit x86).
+    pub highmem: Option<Highmem>,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -209,23 +216,62 @@ impl Machine {
         };
         let pa = free_area_init(&mut mb, ram.direct_map(), &params, &image, log)
             .map_err(BootError::Mm)?;
-        let kernel_pt = match PagingMode::for_arch(arch, false) {
+        let lowmem_end = if arch.is_32bit() {
+            top.min(mm::arch::X86_32_MAXMEM_PFN << 12)
+        } else {
+            top
+        };
+        let mode = PagingMode::for_arch(arch, false);
+        let mut kernel_pt = match mode {
             Some(mode) => {
-                let lowmem_end = if arch.is_32bit() {
-                    top.min(mm::arch::X86_32_MAXMEM_PFN << 12)
-                } else {
-                    top
-                };
                 let mut frames = PgtableFrames {
                     pa: &pa,
                     cpu: CpuId(0),
                 };
+                // init_mem_mapping: the first MiB, then each RAM range.
+                let mut ranges = vec![(PhysAddr(0), PhysAddr(arch.dram_base() + (1 << 20)))];
+                ranges.extend(
+                    map.iter()
+                        .filter(|e| e.kind == E820Type::Usable)
+                        .map(|e| (PhysAddr(e.start.max(1 << 20)), PhysAddr(e.end))),
+                );
                 Some(
-                    PageTable::new_kernel(pa.direct_map(), &mut frames, mode, PhysAddr(lowmem_end))
-                        .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?,
+                    PageTable::new_kernel_ranges(
+                        pa.direct_map(),
+                        &mut frames,
+                        mode,
+                        PhysAddr(lowmem_end),
+                        &ranges,
+                    )
+                    .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?,
                 )
             }
             None => None,
+        };
+        // arm64 page tables are not modelled; its vmalloc bookkeeping uses
+        // the x86-64 layout's range so the area allocator still has a home.
+        let layout = AddressSpaceLayout::new(mode.unwrap_or(PagingMode::X86_64L4), lowmem_end);
+        let mut vmalloc = Vmalloc::new(layout);
+        let range = |e: &E820Entry| (PhysAddr(e.start), PhysAddr(e.end));
+        vmalloc.set_iomem(IoResources {
+            ram: map
+                .iter()
+                .filter(|e| e.kind == E820Type::Usable)
+                .map(range)
+                .collect(),
+            mmio: map
+                .iter()
+                .filter(|e| e.kind == E820Type::Reserved)
+                .map(range)
+                .collect(),
+        });
+        let highmem = match (arch.is_32bit(), kernel_pt.as_mut()) {
+            (true, Some(pt)) => Some(
+                Highmem::new(&pa, pt, CpuId(0), layout, config.cpus).map_err(|e| {
+                    BootError::Config(ConfigError(format!("kmap setup failed: {e}")))
+                })?,
+            ),
+            _ => None,
         };
         Ok(Machine {
             config,
@@ -233,6 +279,8 @@ impl Machine {
             memblock: mb,
             image,
             kernel_pt,
+            vmalloc,
+            highmem,
             pa,
             ram,
         })
@@ -292,11 +340,33 @@ pub const PROC_FILES: &[&str] = &[
     "meminfo",
     "vmstat",
     "iomem",
+    "vmallocinfo",
     "memblock/memory",
     "memblock/reserved",
 ];
 
 impl Machine {
+    /// What meminfo needs beyond the page allocator: the vmalloc area and the
+    /// page sizes the kernel's direct map uses (DirectMap4k/2M/1G).
+    pub fn meminfo_extras(&self) -> mm::proc::meminfo::MeminfoExtras {
+        let mut ex = mm::proc::meminfo::MeminfoExtras::for_arch(self.config.arch);
+        mm::proc::vmallocinfo::fill_meminfo(&self.vmalloc, &mut ex);
+        if let Some(pt) = &self.kernel_pt {
+            let layout = AddressSpaceLayout::new(pt.mode(), 0);
+            let start = mm::VirtAddr(layout.page_offset);
+            let end = mm::VirtAddr(layout.page_offset + self.ram_span());
+            let mut by_level = [0u64; 4];
+            pt.walk(start, end, &mut |_va, _pte, level| {
+                by_level[level as usize] += pt.mode().span(level) >> 10;
+            });
+            for (i, slot) in ex.direct_map.iter_mut().enumerate() {
+                slot.1 = by_level[i + 1];
+            }
+        }
+        ex.percpu_kb = (PERCPU_PAGES * PAGE_SIZE * self.config.cpus as u64) >> 10;
+        ex
+    }
+
     /// Renders a /proc file by name (`buddyinfo`, `meminfo`, ...; the
     /// debugfs files `memblock/memory` and `memblock/reserved` too).
     pub fn proc(&self, name: &str) -> Result<String, String> {
@@ -305,10 +375,8 @@ impl Machine {
             "buddyinfo" => mm::proc::buddyinfo::render(pa),
             "pagetypeinfo" => mm::proc::pagetypeinfo::render(pa),
             "zoneinfo" => mm::proc::zoneinfo::render(pa),
-            "meminfo" => mm::proc::meminfo::render(
-                pa,
-                &mm::proc::meminfo::MeminfoExtras::for_arch(self.config.arch),
-            ),
+            "meminfo" => mm::proc::meminfo::render(pa, &self.meminfo_extras()),
+            "vmallocinfo" => mm::proc::vmallocinfo::render(&self.vmalloc, pa),
             "vmstat" => mm::proc::vmstat::render(pa),
             "iomem" => self.iomem(),
             "memblock/memory" => self.memblock.dump_memory(),

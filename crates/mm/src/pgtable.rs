@@ -92,6 +92,19 @@ impl PageTable {
         mode: PagingMode,
         lowmem_end: PhysAddr,
     ) -> Result<PageTable, Errno> {
+        Self::new_kernel_ranges(dm, alloc, mode, lowmem_end, &[(PhysAddr(0), lowmem_end)])
+    }
+
+    /// Like [`Self::new_kernel`], but maps only the physical ranges given
+    /// (clipped to `lowmem_end`), as `init_mem_mapping` maps the first MiB
+    /// and then each memblock memory range, leaving holes unmapped.
+    pub fn new_kernel_ranges(
+        dm: DirectMap,
+        alloc: &mut dyn PgtableAlloc,
+        mode: PagingMode,
+        lowmem_end: PhysAddr,
+        ranges: &[(PhysAddr, PhysAddr)],
+    ) -> Result<PageTable, Errno> {
         let root = take_table(&dm, alloc)?;
         let mut pt = PageTable {
             dm,
@@ -100,7 +113,7 @@ impl PageTable {
             kind: Kind::Kernel,
             nr_tables: 1,
         };
-        match pt.build_kernel(alloc, lowmem_end) {
+        match pt.build_kernel(alloc, lowmem_end, ranges) {
             Ok(()) => Ok(pt),
             Err(e) => {
                 pt.destroy(alloc);
@@ -113,11 +126,38 @@ impl PageTable {
         &mut self,
         alloc: &mut dyn PgtableAlloc,
         lowmem_end: PhysAddr,
+        ranges: &[(PhysAddr, PhysAddr)],
     ) -> Result<(), Errno> {
         let mode = self.mode;
         let layout = crate::arch::layout::AddressSpaceLayout::new(mode, lowmem_end.0);
-        let end = lowmem_end.0 & !(PAGE_SIZE - 1);
-        let mut pa = 0u64;
+        for &(start, end) in ranges {
+            let end = end.0.min(lowmem_end.0) & !(PAGE_SIZE - 1);
+            let start = start.0 & !(PAGE_SIZE - 1);
+            self.map_direct(alloc, &layout, start, end)?;
+        }
+        // Preallocate the next level under every empty kernel-half slot.
+        let top = mode.levels();
+        for idx in mode.kernel_pgd_boundary()..mode.entries(top) {
+            let pa = mode.entry_pa(self.root, idx);
+            if self.read(pa).is_none() {
+                let t = self.alloc_table(alloc)?;
+                self.write(pa, Pte::table(mode, t, top, false));
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps physical `[start, end)` into the direct map with the largest
+    /// pages alignment allows (`kernel_physical_mapping_init`).
+    fn map_direct(
+        &mut self,
+        alloc: &mut dyn PgtableAlloc,
+        layout: &crate::arch::layout::AddressSpaceLayout,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
+        let mode = self.mode;
+        let mut pa = start;
         while pa < end {
             let mut level = mode.max_leaf_level();
             while level > 1 {
@@ -134,15 +174,6 @@ impl PageTable {
             let va = layout.phys_to_virt(pa);
             self.map_at(alloc, va, Pfn(pa >> crate::types::PAGE_SHIFT), level, flags)?;
             pa += mode.span(level);
-        }
-        // Preallocate the next level under every empty kernel-half slot.
-        let top = mode.levels();
-        for idx in mode.kernel_pgd_boundary()..mode.entries(top) {
-            let pa = mode.entry_pa(self.root, idx);
-            if self.read(pa).is_none() {
-                let t = self.alloc_table(alloc)?;
-                self.write(pa, Pte::table(mode, t, top, false));
-            }
         }
         Ok(())
     }
