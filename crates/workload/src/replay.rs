@@ -148,8 +148,13 @@ pub trait ReplayTarget {
     fn munmap(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<(), TargetError>;
 
     /// `mprotect(addr, len, prot)`.
-    fn mprotect(&mut self, pid: u32, addr: VirtAddr, len: u64, prot: u64)
-        -> Result<(), TargetError>;
+    fn mprotect(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), TargetError>;
 
     /// `mremap(old_addr, old_len, new_len, flags, new_addr)`; `new_addr` is
     /// 0 when strace did not print it (it does only for `MREMAP_FIXED`).
@@ -169,8 +174,13 @@ pub trait ReplayTarget {
     fn brk(&mut self, pid: u32, addr: VirtAddr) -> Result<VirtAddr, TargetError>;
 
     /// `madvise(addr, len, advice)`.
-    fn madvise(&mut self, pid: u32, addr: VirtAddr, len: u64, advice: u64)
-        -> Result<(), TargetError>;
+    fn madvise(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        advice: u64,
+    ) -> Result<(), TargetError>;
 
     /// `msync(addr, len, flags)`.
     fn msync(&mut self, pid: u32, addr: VirtAddr, len: u64, flags: u64) -> Result<(), TargetError>;
@@ -180,7 +190,9 @@ pub trait ReplayTarget {
     /// says it is not supported; the engine then notes the call and goes on.
     fn mincore(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<Vec<u8>, TargetError> {
         let _ = (pid, addr, len);
-        Err(TargetError::Unsupported("mincore is not implemented".into()))
+        Err(TargetError::Unsupported(
+            "mincore is not implemented".into(),
+        ))
     }
 
     /// The process has ended (`+++ exited` or `+++ killed`): release it.
@@ -522,8 +534,9 @@ fn returns_address(name: &str) -> bool {
     matches!(name, "mmap" | "mremap" | "brk")
 }
 
+/// Like strace's `%#lx`: hex with `0x`, except 0.
 fn fmt_value(name: &str, v: u64) -> String {
-    if returns_address(name) {
+    if returns_address(name) && v != 0 {
         format!("{v:#x}")
     } else {
         (v as i64).to_string()
@@ -551,7 +564,8 @@ pub fn format_call(s: &Syscall) -> String {
     let hex: &[usize] = match s.name.as_str() {
         "mmap" => &[0, 5],
         "mremap" => &[0, 4],
-        "munmap" | "mprotect" | "brk" | "madvise" | "msync" | "mincore" => &[0],
+        "mincore" => &[0, 2],
+        "munmap" | "mprotect" | "brk" | "madvise" | "msync" => &[0],
         _ => &[],
     };
     let args: Vec<String> = s
@@ -578,8 +592,20 @@ fn fmt_arg(a: &Arg, hex: bool) -> String {
         Arg::More => "...".into(),
         Arg::Null => "NULL".into(),
         Arg::Named { name, value } => format!("{name}={}", fmt_arg(value, hex)),
-        Arg::Annotated { arg, comment } => format!("{} /* {comment} */", fmt_arg(arg, hex)),
+        // strace prints a value it annotates (unknown advice, envp's
+        // address) in hex.
+        Arg::Annotated { arg, comment } => format!("{} /* {comment} */", fmt_arg(arg, true)),
         Arg::Struct(s) | Arg::Other(s) => s.clone(),
+    }
+}
+
+/// True if strace cut the argument short (a string with `...`, or an array
+/// with `...` in place of its last elements).
+fn cut_short(a: &Arg) -> bool {
+    match a.plain() {
+        Arg::TruncatedStr(_) | Arg::More => true,
+        Arg::Array(items) => items.iter().any(cut_short),
+        _ => false,
     }
 }
 
@@ -672,8 +698,8 @@ impl Engine<'_> {
     ) -> Result<usize, ReplayError> {
         let idx = self.report.processes.len();
         let mut skipped = None;
-        let parent_skipped = parent_of(how)
-            .is_some_and(|p| matches!(self.procs.get(&p), Some((_, State::Skipped))));
+        let parent_skipped =
+            parent_of(how).is_some_and(|p| matches!(self.procs.get(&p), Some((_, State::Skipped))));
         if parent_skipped {
             skipped = Some(Skipped {
                 reason: format!(
@@ -750,7 +776,8 @@ impl Engine<'_> {
         let got: Result<u64, TargetError> = match name {
             "execve" => {
                 let v = s.as_execve().ok_or_else(|| self.bad(line, s))?;
-                let exec = self.exec_request(line, v);
+                let cut = s.args.iter().any(cut_short);
+                let exec = self.exec_request(line, v, cut);
                 self.target.execve(pid, &exec).map(|()| 0)
             }
             "mmap" => {
@@ -761,7 +788,15 @@ impl Engine<'_> {
                     v.path.as_deref().map(|p| self.host_path(p))
                 };
                 self.target
-                    .mmap(pid, v.addr, v.len, v.prot, v.flags, file.as_deref(), v.offset)
+                    .mmap(
+                        pid,
+                        v.addr,
+                        v.len,
+                        v.prot,
+                        v.flags,
+                        file.as_deref(),
+                        v.offset,
+                    )
                     .map(|a| a.0)
             }
             "munmap" => {
@@ -785,7 +820,9 @@ impl Engine<'_> {
             }
             "madvise" => {
                 let v = s.as_madvise().ok_or_else(|| self.bad(line, s))?;
-                self.target.madvise(pid, v.addr, v.len, v.advice).map(|()| 0)
+                self.target
+                    .madvise(pid, v.addr, v.len, v.advice)
+                    .map(|()| 0)
             }
             "msync" => {
                 let v = s.as_msync().ok_or_else(|| self.bad(line, s))?;
@@ -837,9 +874,14 @@ impl Engine<'_> {
         self.compare(pid, line, s, got)
     }
 
-    fn exec_request(&mut self, line: usize, v: crate::strace::ExecveArgs) -> ExecRequest {
+    fn exec_request(
+        &mut self,
+        line: usize,
+        v: crate::strace::ExecveArgs,
+        cut: bool,
+    ) -> ExecRequest {
         let file = &self.opts.file;
-        if !v.complete {
+        if cut {
             self.report.notes.push(format!(
                 "{file}:{line}: execve strings were cut short by strace (record with -s 4096); \
                  the new stack will differ"

@@ -115,7 +115,11 @@ pub fn run_cli(
             .process(pid)
             .ok_or_else(|| format!("{}: pid {pid} is not in the trace", opts.file))?;
         if p.skipped.is_some() {
-            return Err(format!("{}: {}", opts.file, header(p).trim_matches('=').trim()));
+            return Err(format!(
+                "{}: {}",
+                opts.file,
+                header(p).trim_matches('=').trim()
+            ));
         }
         let text = p.maps.as_ref().map(|m| m.text.as_str()).unwrap_or("");
         out.write_all(text.as_bytes()).map_err(io)?;

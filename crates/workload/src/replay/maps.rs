@@ -181,8 +181,14 @@ mod tests {
         let m = map();
         assert_eq!(apply_path_map("/work/wt-record/bin/x", &m), "/repo/bin/x");
         assert_eq!(apply_path_map("/work/wt-record", &m), "/repo");
-        assert_eq!(apply_path_map("/work/wt-recordX/y", &m), "/work/wt-recordX/y");
-        assert_eq!(apply_path_map("/usr/lib/libc.so.6", &m), "/usr/lib/libc.so.6");
+        assert_eq!(
+            apply_path_map("/work/wt-recordX/y", &m),
+            "/work/wt-recordX/y"
+        );
+        assert_eq!(
+            apply_path_map("/usr/lib/libc.so.6", &m),
+            "/usr/lib/libc.so.6"
+        );
     }
 
     #[test]
