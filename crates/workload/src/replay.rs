@@ -610,7 +610,7 @@ fn cut_short(a: &Arg) -> bool {
 }
 
 /// `path` with `.` and `..` components removed lexically.
-fn normalize_lexically(path: &Path) -> PathBuf {
+pub(crate) fn normalize_lexically(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

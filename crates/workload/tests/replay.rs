@@ -1009,3 +1009,71 @@ fn normalize_maps_on_the_recorded_checkpoints() {
     assert!(n > 0);
     assert_eq!(files, 12);
 }
+
+/// Calls strace cut short or never finished are noted, not guessed.
+#[test]
+fn truncated_strings_and_half_calls_are_noted() {
+    let t = "3  execve(\"./a-very-long-name\"..., [\"./a\"...], [\"A=1\", ...]) = 0\n\
+             3  mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0 <unfinished ...>\n\
+             4  <... munmap resumed>) = 0\n\
+             4  +++ exited with 0 +++\n\
+             3  +++ killed by SIGKILL +++\n";
+    let lines = parse_str("n.strace", t).unwrap();
+    let mut fake = FakeTarget::default();
+    let report = replay(
+        &lines,
+        &mut fake,
+        &ReplayOptions {
+            file: "n.strace".into(),
+            check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.calls, 1, "only the execve");
+    assert_eq!(report.notes.len(), 3, "{:?}", report.notes);
+    assert!(report.notes[0].starts_with("n.strace:1: execve strings were cut short"));
+    assert!(report.notes[1].starts_with("n.strace:2: mmap by pid 3 is only half in the trace"));
+    assert!(report.notes[2].starts_with("n.strace:3: munmap by pid 4 is only half in the trace"));
+    let m = report.process(3).unwrap().maps.as_ref().unwrap();
+    assert_eq!(
+        (m.at.clone(), m.line),
+        (Capture::Killed("SIGKILL".into()), Some(5))
+    );
+}
+
+/// A relative `--path-map` target and `--cwd` become absolute paths.
+#[test]
+fn cli_makes_relative_directories_absolute() {
+    let p = temp_file(
+        "rel.strace",
+        "5  execve(\"./bin/x\", [\"x\"], [\"A=1\"]) = 0\n\
+         5  mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3</work/wt-record/bin/x>, 0) = 0x1000\n",
+    );
+    let args = CliArgs {
+        file: p.clone(),
+        path_map: vec!["/work/wt-record=sub/./dir".into()],
+        cwd: Some("other".into()),
+        ..Default::default()
+    };
+    let mut fake = FakeTarget::default();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    run_cli(&args, &mut fake, &mut out, &mut err).unwrap();
+    let here = std::env::current_dir().unwrap();
+    let calls = fake.memory_calls();
+    assert!(
+        matches!(&calls[0], Call::Execve(5, e) if e.host_path == here.join("other/bin/x")),
+        "{calls:?}"
+    );
+    let want = here.join("sub/dir/bin/x").display().to_string();
+    assert!(
+        matches!(&calls[1], Call::Mmap(5, _, _, _, _, Some(f), _) if *f == want),
+        "{calls:?}"
+    );
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with("=== pid 5: maps at the end of the trace ===\n"),
+        "{out}"
+    );
+    std::fs::remove_file(p).unwrap();
+}

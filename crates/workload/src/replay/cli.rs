@@ -3,13 +3,14 @@
 //! written against any [`ReplayTarget`] so it can be tested with a fake.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use machine::MachineConfig;
 use mm::VirtAddr;
 
 use super::{
-    replay, Capture, ExecRequest, ProcessReport, ReplayOptions, ReplayTarget, Spawn, TargetError,
+    normalize_lexically, replay, Capture, ExecRequest, ProcessReport, ReplayOptions, ReplayTarget,
+    Spawn, TargetError,
 };
 use crate::strace::parse_file;
 
@@ -24,7 +25,8 @@ pub struct CliArgs {
     pub maps: Option<u32>,
     /// `--env K=V`, repeated: the environment when the trace has no envp.
     pub env: Vec<String>,
-    /// `--path-map FROM=TO`, repeated: host path prefixes to rewrite.
+    /// `--path-map FROM=TO`, repeated: host path prefixes to rewrite (a
+    /// relative TO is taken from the current directory).
     pub path_map: Vec<String>,
     /// `--cwd DIR`: where relative execve paths are resolved (default: the
     /// current directory).
@@ -84,17 +86,28 @@ pub fn run_cli(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), String> {
-    let path_map = args
-        .path_map
-        .iter()
-        .map(|s| pair(s, "--path-map"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    // A relative directory (`--path-map /work/wt-record=.`) is taken from
+    // the current directory, so the target gets absolute paths.
+    let absolute = |p: &str| -> String {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.display().to_string()
+        } else {
+            normalize_lexically(&here.join(p)).display().to_string()
+        }
+    };
+    let mut path_map = Vec::new();
+    for s in &args.path_map {
+        let (from, to) = pair(s, "--path-map")?;
+        path_map.push((from, absolute(&to)));
+    }
     for e in &args.env {
         pair(e, "--env")?;
     }
     let cwd = match &args.cwd {
-        Some(c) => c.clone(),
-        None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+        Some(c) => PathBuf::from(absolute(&c.to_string_lossy())),
+        None => here.clone(),
     };
     let lines = parse_file(&args.file).map_err(|e| e.to_string())?;
     let opts = ReplayOptions {
