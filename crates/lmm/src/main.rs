@@ -63,6 +63,29 @@ enum Cmd {
         #[arg(long)]
         scenario: Option<String>,
     },
+    /// Replay a trace on the machine: `lmm replay strace FILE`. Prints each
+    /// process's maps as it stood at exit_group (or the end of the trace).
+    Replay {
+        /// The trace format: strace (output of `strace -f -y [-v] -e trace=%memory,%process`).
+        format: String,
+        /// The trace file.
+        file: std::path::PathBuf,
+        /// Compare every result with the trace; stop at the first divergence.
+        #[arg(long)]
+        check: bool,
+        /// Print only this process's maps (PID as in the trace).
+        #[arg(long, value_name = "PID")]
+        maps: Option<u32>,
+        /// Environment for an execve whose envp the trace lacks (repeatable).
+        #[arg(long, value_name = "K=V")]
+        env: Vec<String>,
+        /// Rewrite host path prefixes, e.g. /work/wt-record=. (repeatable).
+        #[arg(long = "path-map", value_name = "FROM=TO")]
+        path_map: Vec<String>,
+        /// Directory relative execve paths are resolved against (default: current).
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<std::path::PathBuf>,
+    },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
         /// page_alloc or boot; all when omitted.
@@ -149,6 +172,34 @@ fn real_main(cli: Cli) -> Result<(), String> {
             print!("{}", m.dmesg());
         }
         Cmd::Bench { name } => bench::run(name.as_deref(), &config)?,
+        Cmd::Replay {
+            format,
+            file,
+            check,
+            maps,
+            env,
+            path_map,
+            cwd,
+        } => {
+            if format != "strace" {
+                return Err(format!("unknown trace format {format:?}: expected strace"));
+            }
+            let args = workload::replay::CliArgs {
+                file,
+                check,
+                maps,
+                env,
+                path_map,
+                cwd,
+            };
+            let mut target = workload::replay::machine_target(config);
+            workload::replay::run_cli(
+                &args,
+                target.as_mut(),
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?;
+        }
     }
     Ok(())
 }

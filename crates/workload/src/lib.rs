@@ -1,5 +1,6 @@
 //! What runs on lmm's machine: Rhai scenarios and replays of real traces
 //! (strace logs of memory system calls).
 
+pub mod replay;
 pub mod scenario;
 pub mod strace;

@@ -1,0 +1,991 @@
+//! Replay of an strace trace on a machine: each process's `execve` and its
+//! memory system calls (mmap, munmap, mprotect, mremap, brk, madvise, msync,
+//! mincore), in the order they completed, with optional checking of every
+//! result against the recorded one.
+//!
+//! The engine ([`replay`]) drives a [`ReplayTarget`], the machine side: a
+//! trait so that the engine can be tested with a fake and the real machine
+//! plugs in later. Processes created by `clone`/`fork`/`vfork` are spawned
+//! from their parent; if the target cannot do that, their lines are skipped
+//! and listed in the report. Each process's `/proc/PID/maps` is captured when
+//! it calls `exit_group` (or dies, or the trace ends).
+//!
+//! Paths: a relative `execve` path is resolved against
+//! [`ReplayOptions::cwd`], and every host path (executables and the `fd<path>`
+//! of file mappings) goes through [`ReplayOptions::path_map`], so a trace
+//! recorded in one checkout replays in another; [`normalize_maps`] rewrites
+//! the real kernel's maps the same way for comparisons.
+//!
+//! Simplifications: the trace has no `open` calls, so file mappings are made
+//! from the path alone (the target opens files read-only; a program that
+//! mapped an `O_RDWR` file shared and writable diverges). `mincore`'s
+//! residency vector depends on the program's memory accesses, which strace
+//! does not show, so only its result is compared.
+
+mod cli;
+mod maps;
+
+pub use cli::{machine_target, run_cli, CliArgs, UnavailableTarget};
+pub use maps::{apply_path_map, normalize_maps, stdout_checkpoints, Checkpoint, MAPS_NAME_COLUMN};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use mm::errno::Errno;
+use mm::VirtAddr;
+
+use crate::strace::{Arg, Event, Line, Ret, Syscall};
+
+/// The pid given to the events of a trace recorded without `strace -f`
+/// (lines with no pid prefix: a single process).
+pub const UNPREFIXED_PID: u32 = 1;
+
+/// `MAP_ANONYMOUS` on x86-64.
+const MAP_ANONYMOUS: u64 = 0x20;
+
+// ---------------------------------------------------------------------------
+// The machine side.
+
+/// Why a target call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetError {
+    /// The call failed as a Linux system call fails, with this errno; the
+    /// engine compares it with the trace.
+    Errno(Errno),
+    /// The target cannot perform this call at all (not implemented yet).
+    /// The replay stops with [`ReplayError::Unsupported`], except for
+    /// `spawn` of a child (its lines are skipped) and `mincore` (noted).
+    Unsupported(String),
+}
+
+impl From<Errno> for TargetError {
+    fn from(e: Errno) -> Self {
+        TargetError::Errno(e)
+    }
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::Errno(e) => write!(f, "-1 {}", e.name()),
+            TargetError::Unsupported(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// How a process comes into being.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spawn {
+    /// The first process of the trace (or one whose creation the trace does
+    /// not show): an empty address space, normally followed by `execve`.
+    Initial,
+    /// `fork`, or `clone` without `CLONE_VM`: a copy of the parent's address
+    /// space (private mappings copy-on-write, shared ones shared).
+    Fork {
+        /// The pid that called fork/clone.
+        parent: u32,
+    },
+    /// `vfork`, or `clone`/`clone3` with `CLONE_VM` (threads, posix_spawn):
+    /// the child uses the parent's address space itself until it calls
+    /// `execve` (which gives it a new one) or exits.
+    SharedVm {
+        /// The pid that called vfork/clone.
+        parent: u32,
+    },
+}
+
+/// What `execve` needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The path exactly as the program passed it (relative or not): the
+    /// string Linux copies to the stack as `AT_EXECFN`.
+    pub filename: String,
+    /// The host file to load: `filename` resolved against
+    /// [`ReplayOptions::cwd`], lexically normalized (`.` and `..` removed,
+    /// symlinks not resolved) and rewritten by [`ReplayOptions::path_map`].
+    pub host_path: PathBuf,
+    /// The argument strings (from the trace).
+    pub argv: Vec<String>,
+    /// The environment strings (from the trace with `strace -v`, otherwise
+    /// [`ReplayOptions::env`]).
+    pub envp: Vec<String>,
+}
+
+/// The machine side of a replay: processes with address spaces.
+///
+/// Pids are the trace's. Addresses, lengths and flag bits are passed exactly
+/// as the program passed them (Linux x86-64 values); each call must check
+/// and round them as Linux does and fail with Linux's errno, since the
+/// engine compares results with the trace.
+pub trait ReplayTarget {
+    /// Creates process `pid`, as `how` says. A child's failure (e.g. fork
+    /// not implemented yet) makes the engine skip that child's lines and
+    /// list them in the report.
+    fn spawn(&mut self, pid: u32, how: Spawn) -> Result<(), TargetError>;
+
+    /// Replaces the address space of `pid` with a new program.
+    fn execve(&mut self, pid: u32, exec: &ExecRequest) -> Result<(), TargetError>;
+
+    /// `mmap(addr, len, prot, flags, fd, offset)`. `file` is the host path of
+    /// the descriptor's file (after path mapping), or `None` when `flags`
+    /// has `MAP_ANONYMOUS` or the trace names no file for the descriptor (a
+    /// bad descriptor: Linux returns `EBADF` for a non-anonymous mapping).
+    /// Returns the mapping's address.
+    #[allow(clippy::too_many_arguments)]
+    fn mmap(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        file: Option<&str>,
+        offset: u64,
+    ) -> Result<VirtAddr, TargetError>;
+
+    /// `munmap(addr, len)`.
+    fn munmap(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<(), TargetError>;
+
+    /// `mprotect(addr, len, prot)`.
+    fn mprotect(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), TargetError>;
+
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)`; `new_addr` is
+    /// 0 when strace did not print it (it does only for `MREMAP_FIXED`).
+    /// Returns the mapping's new address.
+    fn mremap(
+        &mut self,
+        pid: u32,
+        old_addr: VirtAddr,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: VirtAddr,
+    ) -> Result<VirtAddr, TargetError>;
+
+    /// `brk(addr)` (0 for `brk(NULL)`): the new break, or the old one if
+    /// the request failed, as Linux's system call returns it.
+    fn brk(&mut self, pid: u32, addr: VirtAddr) -> Result<VirtAddr, TargetError>;
+
+    /// `madvise(addr, len, advice)`.
+    fn madvise(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        advice: u64,
+    ) -> Result<(), TargetError>;
+
+    /// `msync(addr, len, flags)`.
+    fn msync(&mut self, pid: u32, addr: VirtAddr, len: u64, flags: u64) -> Result<(), TargetError>;
+
+    /// `mincore(addr, len, vec)`: one byte per page, bit 0 set if resident.
+    /// Only the success or errno is compared with the trace. The default
+    /// says it is not supported; the engine then notes the call and goes on.
+    fn mincore(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<Vec<u8>, TargetError> {
+        let _ = (pid, addr, len);
+        Err(TargetError::Unsupported(
+            "mincore is not implemented".into(),
+        ))
+    }
+
+    /// The process has ended (`+++ exited` or `+++ killed`): release it.
+    fn exit(&mut self, pid: u32);
+
+    /// The text of `/proc/PID/maps` of `pid` now.
+    fn maps(&self, pid: u32) -> String;
+}
+
+// ---------------------------------------------------------------------------
+// Options, report, errors.
+
+/// How to replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// The trace's name, for messages (`FILE:LINE: ...`).
+    pub file: String,
+    /// Stop at the first call whose result differs from the trace, with
+    /// [`ReplayError::Divergence`]. Without it, differences are collected
+    /// in [`ReplayReport::mismatches`] and the replay goes on.
+    pub check: bool,
+    /// The environment (`K=V` strings) for an `execve` whose envp the trace
+    /// does not show (recorded without `strace -v`).
+    pub env: Vec<String>,
+    /// Path prefixes to rewrite, `(from, to)`, first match wins; a prefix
+    /// matches whole path components (`/a/b` matches `/a/b` and `/a/b/c`,
+    /// not `/a/bc`).
+    pub path_map: Vec<(String, String)>,
+    /// The directory relative `execve` paths are resolved against (the
+    /// directory the trace was recorded from, or its replacement). `None`
+    /// passes them on relative.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            file: "<trace>".into(),
+            check: false,
+            env: Vec::new(),
+            path_map: Vec::new(),
+            cwd: None,
+        }
+    }
+}
+
+/// A call whose result differs from the trace's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The trace's name.
+    pub file: String,
+    /// The line where the call starts in the trace.
+    pub line: usize,
+    /// The pid that made the call.
+    pub pid: u32,
+    /// The call as strace would print it, e.g. `munmap(0x20000000, 4096)`.
+    pub call: String,
+    /// What the trace has: `0x7ffff7fc0000`, `0` or `-1 ENOMEM`.
+    pub expected: String,
+    /// What the target returned, in the same form.
+    pub got: String,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} returned {} but the trace has {}",
+            self.file, self.line, self.call, self.got, self.expected
+        )
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// With [`ReplayOptions::check`]: the first call whose result differs.
+    Divergence(Divergence),
+    /// The target cannot perform a call the replay needs.
+    Unsupported {
+        /// The trace's name.
+        file: String,
+        /// The line of the call.
+        line: usize,
+        /// The call, or what the engine was doing (`start pid 6411`).
+        call: String,
+        /// The target's explanation.
+        msg: String,
+    },
+    /// A memory call whose arguments the engine cannot read (e.g. a flag
+    /// name unknown to the parser's tables).
+    BadCall {
+        /// The trace's name.
+        file: String,
+        /// The line of the call.
+        line: usize,
+        /// What was expected.
+        msg: String,
+    },
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Divergence(d) => d.fmt(f),
+            ReplayError::Unsupported {
+                file,
+                line,
+                call,
+                msg,
+            } => write!(f, "{file}:{line}: {call}: the target cannot do this: {msg}"),
+            ReplayError::BadCall { file, line, msg } => write!(f, "{file}:{line}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+/// When a process's maps were captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// At its `exit_group` call.
+    ExitGroup,
+    /// At `+++ exited with N +++` (it ended without an `exit_group` line).
+    Exited,
+    /// At `+++ killed by SIGNAL +++`.
+    Killed(String),
+    /// At the end of the trace (it was still alive).
+    EndOfTrace,
+}
+
+/// A process's `/proc/PID/maps` at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapsSnapshot {
+    /// When.
+    pub at: Capture,
+    /// The trace line of that moment (`None` at the end of the trace).
+    pub line: Option<usize>,
+    /// The maps text, as the target printed it.
+    pub text: String,
+}
+
+/// The lines of a process the target could not create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Why (the target's message, or "its parent was not replayed").
+    pub reason: String,
+    /// Every trace line of the process (its calls, signals and end).
+    pub lines: Vec<usize>,
+}
+
+impl Skipped {
+    /// The lines as ranges: `57-60, 62`.
+    pub fn ranges(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < self.lines.len() {
+            let start = self.lines[i];
+            let mut end = start;
+            while i + 1 < self.lines.len() && self.lines[i + 1] == end + 1 {
+                i += 1;
+                end = self.lines[i];
+            }
+            out.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
+            i += 1;
+        }
+        out.join(", ")
+    }
+}
+
+/// One process of the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessReport {
+    /// The pid in the trace.
+    pub pid: u32,
+    /// How it was created.
+    pub spawn: Spawn,
+    /// The line of the `clone`/`fork`/`vfork` that created it, if any.
+    pub created_at: Option<usize>,
+    /// Its maps when it exited (or at the end of the trace); `None` if it
+    /// was skipped.
+    pub maps: Option<MapsSnapshot>,
+    /// Set if the target could not create it: its lines were not replayed.
+    pub skipped: Option<Skipped>,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Every process, in the order they appeared.
+    pub processes: Vec<ProcessReport>,
+    /// Calls issued to the target (execve and memory calls).
+    pub calls: usize,
+    /// Of those, results compared with the trace (calls with a recorded
+    /// result).
+    pub checked: usize,
+    /// Without [`ReplayOptions::check`]: every result that differed.
+    pub mismatches: Vec<Divergence>,
+    /// System calls outside the replayed set (arch_prctl, wait4, ...),
+    /// passed over.
+    pub ignored: usize,
+    /// Things worth knowing: incomplete execve strings, calls that never
+    /// completed, mincore calls the target does not support.
+    pub notes: Vec<String>,
+}
+
+impl ReplayReport {
+    /// The last process with this pid.
+    pub fn process(&self, pid: u32) -> Option<&ProcessReport> {
+        self.processes.iter().rev().find(|p| p.pid == pid)
+    }
+
+    /// The maps captured for this pid, if it was replayed.
+    pub fn maps_of(&self, pid: u32) -> Option<&str> {
+        self.process(pid)?.maps.as_ref().map(|m| m.text.as_str())
+    }
+
+    /// Every skipped line, in order.
+    pub fn skipped_lines(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .processes
+            .iter()
+            .filter_map(|p| p.skipped.as_ref())
+            .flat_map(|s| s.lines.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The engine.
+
+/// The system calls the engine replays (besides the process calls).
+pub const MEMORY_CALLS: &[&str] = &[
+    "mmap", "munmap", "mprotect", "mremap", "brk", "madvise", "msync", "mincore",
+];
+
+/// Replays `lines` (from [`crate::strace::parse_file`]) on `target`, event by
+/// event in completion order. See the module documentation.
+pub fn replay(
+    lines: &[Line],
+    target: &mut dyn ReplayTarget,
+    opts: &ReplayOptions,
+) -> Result<ReplayReport, ReplayError> {
+    let mut e = Engine {
+        target,
+        opts,
+        report: ReplayReport::default(),
+        procs: HashMap::new(),
+        children: HashMap::new(),
+    };
+    // Where each child comes from, for a child whose first lines complete
+    // before its parent's clone returns.
+    for l in lines {
+        if let Event::Syscall(s) = &l.event {
+            if let Some((child, how)) = clone_child(l.pid.unwrap_or(UNPREFIXED_PID), s) {
+                e.children.entry(child).or_insert((how, l.line_no));
+            }
+        }
+    }
+    for l in lines {
+        e.line(l)?;
+    }
+    // Processes still alive: their maps as the trace ends.
+    for i in 0..e.report.processes.len() {
+        let p = &e.report.processes[i];
+        let live = matches!(e.procs.get(&p.pid), Some(&(idx, State::Live)) if idx == i);
+        if live && p.maps.is_none() {
+            let text = e.target.maps(p.pid);
+            e.report.processes[i].maps = Some(MapsSnapshot {
+                at: Capture::EndOfTrace,
+                line: None,
+                text,
+            });
+        }
+    }
+    Ok(e.report)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Live,
+    Skipped,
+    Ended,
+}
+
+struct Engine<'a> {
+    target: &'a mut dyn ReplayTarget,
+    opts: &'a ReplayOptions,
+    report: ReplayReport,
+    /// pid -> (index in report.processes, state) of its latest process.
+    procs: HashMap<u32, (usize, State)>,
+    /// child pid -> (how, line of the clone), from a first pass.
+    children: HashMap<u32, (Spawn, usize)>,
+}
+
+/// The child a successful clone/fork/vfork/clone3 created, and how.
+fn clone_child(pid: u32, s: &Syscall) -> Option<(u32, Spawn)> {
+    let child = u32::try_from(s.ret.value()?).ok().filter(|&c| c != 0)?;
+    let shared = match s.name.as_str() {
+        "fork" => false,
+        "vfork" => true,
+        "clone" => s.args.iter().any(|a| match a.plain() {
+            Arg::Named { name, value } if name == "flags" => {
+                matches!(value.plain(), Arg::Flags(parts) if parts.iter().any(|p| p == "CLONE_VM"))
+            }
+            _ => false,
+        }),
+        "clone3" => s.args.first().is_some_and(|a| match a.plain() {
+            Arg::Struct(text) => text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == "CLONE_VM"),
+            _ => false,
+        }),
+        _ => return None,
+    };
+    let how = if shared {
+        Spawn::SharedVm { parent: pid }
+    } else {
+        Spawn::Fork { parent: pid }
+    };
+    Some((child, how))
+}
+
+fn parent_of(how: Spawn) -> Option<u32> {
+    match how {
+        Spawn::Initial => None,
+        Spawn::Fork { parent } | Spawn::SharedVm { parent } => Some(parent),
+    }
+}
+
+/// Results printed in hex by strace (addresses) rather than decimal.
+fn returns_address(name: &str) -> bool {
+    matches!(name, "mmap" | "mremap" | "brk")
+}
+
+/// Like strace's `%#lx`: hex with `0x`, except 0.
+fn fmt_value(name: &str, v: u64) -> String {
+    if returns_address(name) && v != 0 {
+        format!("{v:#x}")
+    } else {
+        (v as i64).to_string()
+    }
+}
+
+fn fmt_ret(name: &str, r: &Ret) -> String {
+    match r {
+        Ret::Value(v) => fmt_value(name, *v),
+        Ret::Error { errno, .. } => format!("-1 {errno}"),
+        Ret::Unknown => "?".into(),
+    }
+}
+
+fn fmt_got(name: &str, r: &Result<u64, TargetError>) -> String {
+    match r {
+        Ok(v) => fmt_value(name, *v),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The call as strace prints it (arguments that strace prints in hex, the
+/// addresses and mmap's offset, in hex).
+pub fn format_call(s: &Syscall) -> String {
+    let hex: &[usize] = match s.name.as_str() {
+        "mmap" => &[0, 5],
+        "mremap" => &[0, 4],
+        "mincore" => &[0, 2],
+        "munmap" | "mprotect" | "brk" | "madvise" | "msync" => &[0],
+        _ => &[],
+    };
+    let args: Vec<String> = s
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| fmt_arg(a, hex.contains(&i)))
+        .collect();
+    format!("{}({})", s.name, args.join(", "))
+}
+
+fn fmt_arg(a: &Arg, hex: bool) -> String {
+    match a {
+        Arg::Int(v) if hex && *v > 0 => format!("{v:#x}"),
+        Arg::Int(v) => v.to_string(),
+        Arg::Flags(parts) => parts.join("|"),
+        Arg::Fd { fd, path } => format!("{fd}<{path}>"),
+        Arg::Str(s) => format!("{s:?}"),
+        Arg::TruncatedStr(s) => format!("{s:?}..."),
+        Arg::Array(items) => {
+            let v: Vec<String> = items.iter().map(|x| fmt_arg(x, false)).collect();
+            format!("[{}]", v.join(", "))
+        }
+        Arg::More => "...".into(),
+        Arg::Null => "NULL".into(),
+        Arg::Named { name, value } => format!("{name}={}", fmt_arg(value, hex)),
+        // strace prints a value it annotates (unknown advice, envp's
+        // address) in hex.
+        Arg::Annotated { arg, comment } => format!("{} /* {comment} */", fmt_arg(arg, true)),
+        Arg::Struct(s) | Arg::Other(s) => s.clone(),
+    }
+}
+
+/// True if strace cut the argument short (a string with `...`, or an array
+/// with `...` in place of its last elements).
+fn cut_short(a: &Arg) -> bool {
+    match a.plain() {
+        Arg::TruncatedStr(_) | Arg::More => true,
+        Arg::Array(items) => items.iter().any(cut_short),
+        _ => false,
+    }
+}
+
+/// `path` with `.` and `..` components removed lexically.
+pub(crate) fn normalize_lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+impl Engine<'_> {
+    fn file(&self) -> String {
+        self.opts.file.clone()
+    }
+
+    fn line(&mut self, l: &Line) -> Result<(), ReplayError> {
+        let pid = l.pid.unwrap_or(UNPREFIXED_PID);
+        let idx = self.ensure(pid, l.line_no)?;
+        if self.procs[&pid].1 == State::Skipped {
+            if let Some(s) = self.report.processes[idx].skipped.as_mut() {
+                s.lines.push(l.line_no);
+            }
+            return Ok(());
+        }
+        match &l.event {
+            Event::Syscall(s) => self.syscall(pid, l.line_no, s),
+            Event::Exited { .. } => {
+                self.end(pid, idx, Capture::Exited, l.line_no);
+                Ok(())
+            }
+            Event::Killed { signal, .. } => {
+                self.end(pid, idx, Capture::Killed(signal.clone()), l.line_no);
+                Ok(())
+            }
+            Event::Superseded { by_pid } => {
+                // The thread is gone; its address space lives on in the
+                // thread that called execve (simplification: not released).
+                self.procs.insert(pid, (idx, State::Ended));
+                self.report.notes.push(format!(
+                    "{}:{}: pid {pid} superseded by execve in pid {by_pid}",
+                    self.opts.file, l.line_no
+                ));
+                Ok(())
+            }
+            Event::Unfinished { name, .. } | Event::Resumed { name, .. } => {
+                if name == "execve" || MEMORY_CALLS.contains(&name.as_str()) {
+                    self.report.notes.push(format!(
+                        "{}:{}: {name} by pid {pid} is only half in the trace; not replayed",
+                        self.opts.file, l.line_no
+                    ));
+                }
+                Ok(())
+            }
+            Event::Signal { .. } | Event::Stopped { .. } => Ok(()),
+        }
+    }
+
+    /// The report index of `pid`'s process, creating it on its first line.
+    fn ensure(&mut self, pid: u32, line_no: usize) -> Result<usize, ReplayError> {
+        match self.procs.get(&pid) {
+            Some(&(idx, State::Live | State::Skipped)) => Ok(idx),
+            _ => {
+                let (how, created_at) = match self.children.get(&pid) {
+                    // A child whose clone is in the trace, if it has not
+                    // ended already (else this pid was reused).
+                    Some(&(how, at)) if !self.procs.contains_key(&pid) => (how, Some(at)),
+                    _ => (Spawn::Initial, None),
+                };
+                self.create(pid, how, created_at, line_no)
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        pid: u32,
+        how: Spawn,
+        created_at: Option<usize>,
+        line_no: usize,
+    ) -> Result<usize, ReplayError> {
+        let idx = self.report.processes.len();
+        let mut skipped = None;
+        let parent_skipped =
+            parent_of(how).is_some_and(|p| matches!(self.procs.get(&p), Some((_, State::Skipped))));
+        if parent_skipped {
+            skipped = Some(Skipped {
+                reason: format!(
+                    "its parent, pid {}, was not replayed",
+                    parent_of(how).unwrap_or_default()
+                ),
+                lines: Vec::new(),
+            });
+        } else if let Err(err) = self.target.spawn(pid, how) {
+            if how == Spawn::Initial {
+                return Err(ReplayError::Unsupported {
+                    file: self.file(),
+                    line: line_no,
+                    call: format!("start pid {pid}"),
+                    msg: err.to_string(),
+                });
+            }
+            skipped = Some(Skipped {
+                reason: format!("the target cannot create it: {err}"),
+                lines: Vec::new(),
+            });
+        }
+        let state = if skipped.is_some() {
+            State::Skipped
+        } else {
+            State::Live
+        };
+        self.report.processes.push(ProcessReport {
+            pid,
+            spawn: how,
+            created_at,
+            maps: None,
+            skipped,
+        });
+        self.procs.insert(pid, (idx, state));
+        Ok(idx)
+    }
+
+    fn capture(&mut self, pid: u32, idx: usize, at: Capture, line: usize) {
+        if self.report.processes[idx].maps.is_none() {
+            let text = self.target.maps(pid);
+            self.report.processes[idx].maps = Some(MapsSnapshot {
+                at,
+                line: Some(line),
+                text,
+            });
+        }
+    }
+
+    fn end(&mut self, pid: u32, idx: usize, at: Capture, line: usize) {
+        self.capture(pid, idx, at, line);
+        self.target.exit(pid);
+        self.procs.insert(pid, (idx, State::Ended));
+    }
+
+    fn host_path(&self, path: &str) -> String {
+        apply_path_map(path, &self.opts.path_map)
+    }
+
+    fn bad(&self, line: usize, s: &Syscall) -> ReplayError {
+        ReplayError::BadCall {
+            file: self.file(),
+            line,
+            msg: format!(
+                "expected {} arguments that lmm can read, got {}",
+                s.name,
+                format_call(s)
+            ),
+        }
+    }
+
+    fn syscall(&mut self, pid: u32, line: usize, s: &Syscall) -> Result<(), ReplayError> {
+        let name = s.name.as_str();
+        let got: Result<u64, TargetError> = match name {
+            "execve" => {
+                let v = s.as_execve().ok_or_else(|| self.bad(line, s))?;
+                let cut = s.args.iter().any(cut_short);
+                let exec = self.exec_request(line, v, cut);
+                self.target.execve(pid, &exec).map(|()| 0)
+            }
+            "mmap" => {
+                let v = s.as_mmap().ok_or_else(|| self.bad(line, s))?;
+                let file = if v.flags & MAP_ANONYMOUS != 0 {
+                    None
+                } else {
+                    v.path.as_deref().map(|p| self.host_path(p))
+                };
+                self.target
+                    .mmap(
+                        pid,
+                        v.addr,
+                        v.len,
+                        v.prot,
+                        v.flags,
+                        file.as_deref(),
+                        v.offset,
+                    )
+                    .map(|a| a.0)
+            }
+            "munmap" => {
+                let v = s.as_munmap().ok_or_else(|| self.bad(line, s))?;
+                self.target.munmap(pid, v.addr, v.len).map(|()| 0)
+            }
+            "mprotect" => {
+                let v = s.as_mprotect().ok_or_else(|| self.bad(line, s))?;
+                self.target.mprotect(pid, v.addr, v.len, v.prot).map(|()| 0)
+            }
+            "mremap" => {
+                let v = s.as_mremap().ok_or_else(|| self.bad(line, s))?;
+                let new_addr = v.new_addr.unwrap_or(VirtAddr(0));
+                self.target
+                    .mremap(pid, v.old_addr, v.old_len, v.new_len, v.flags, new_addr)
+                    .map(|a| a.0)
+            }
+            "brk" => {
+                let v = s.as_brk().ok_or_else(|| self.bad(line, s))?;
+                self.target.brk(pid, v.addr).map(|a| a.0)
+            }
+            "madvise" => {
+                let v = s.as_madvise().ok_or_else(|| self.bad(line, s))?;
+                self.target
+                    .madvise(pid, v.addr, v.len, v.advice)
+                    .map(|()| 0)
+            }
+            "msync" => {
+                let v = s.as_msync().ok_or_else(|| self.bad(line, s))?;
+                self.target.msync(pid, v.addr, v.len, v.flags).map(|()| 0)
+            }
+            "mincore" => {
+                let addr = s.args.first().and_then(Arg::as_u64);
+                let len = s.args.get(1).and_then(Arg::as_u64);
+                let (Some(addr), Some(len)) = (addr, len) else {
+                    return Err(self.bad(line, s));
+                };
+                match self.target.mincore(pid, VirtAddr(addr), len) {
+                    Err(TargetError::Unsupported(msg)) => {
+                        self.report.calls += 1;
+                        self.report.notes.push(format!(
+                            "{}:{line}: {} not replayed: {msg}",
+                            self.opts.file,
+                            format_call(s)
+                        ));
+                        return Ok(());
+                    }
+                    other => other.map(|_| 0),
+                }
+            }
+            "clone" | "clone3" | "fork" | "vfork" => {
+                if let Some((child, how)) = clone_child(pid, s) {
+                    let known = matches!(
+                        self.procs.get(&child),
+                        Some((_, State::Live | State::Skipped))
+                    );
+                    if !known {
+                        self.create(child, how, Some(line), line)?;
+                    }
+                }
+                return Ok(());
+            }
+            "exit_group" => {
+                if let Some(&(idx, _)) = self.procs.get(&pid) {
+                    self.capture(pid, idx, Capture::ExitGroup, line);
+                }
+                return Ok(());
+            }
+            _ => {
+                self.report.ignored += 1;
+                return Ok(());
+            }
+        };
+        self.report.calls += 1;
+        self.compare(pid, line, s, got)
+    }
+
+    fn exec_request(
+        &mut self,
+        line: usize,
+        v: crate::strace::ExecveArgs,
+        cut: bool,
+    ) -> ExecRequest {
+        let file = &self.opts.file;
+        if cut {
+            self.report.notes.push(format!(
+                "{file}:{line}: execve strings were cut short by strace (record with -s 4096); \
+                 the new stack will differ"
+            ));
+        }
+        let argv = v.argv.unwrap_or_else(|| {
+            self.report.notes.push(format!(
+                "{file}:{line}: execve without an argv array; exec with an empty argv"
+            ));
+            Vec::new()
+        });
+        let envp = match v.envp {
+            Some(e) => e,
+            None => {
+                if self.opts.env.is_empty() {
+                    self.report.notes.push(format!(
+                        "{file}:{line}: the trace has no envp (record with strace -v) and no \
+                         environment was given (--env K=V): exec with an empty environment"
+                    ));
+                }
+                self.opts.env.clone()
+            }
+        };
+        let p = Path::new(&v.path);
+        let joined = match &self.opts.cwd {
+            Some(cwd) if p.is_relative() => cwd.join(p),
+            _ => p.to_path_buf(),
+        };
+        let normalized = if joined.is_absolute() {
+            normalize_lexically(&joined)
+        } else {
+            joined
+        };
+        let host_path = PathBuf::from(self.host_path(&normalized.to_string_lossy()));
+        ExecRequest {
+            filename: v.path,
+            host_path,
+            argv,
+            envp,
+        }
+    }
+
+    fn compare(
+        &mut self,
+        pid: u32,
+        line: usize,
+        s: &Syscall,
+        got: Result<u64, TargetError>,
+    ) -> Result<(), ReplayError> {
+        if let Err(TargetError::Unsupported(msg)) = &got {
+            return Err(ReplayError::Unsupported {
+                file: self.file(),
+                line,
+                call: format_call(s),
+                msg: msg.clone(),
+            });
+        }
+        let same = match (&s.ret, &got) {
+            (Ret::Unknown, _) => return Ok(()),
+            (Ret::Value(want), Ok(v)) => want == v,
+            // Compared by name, so errnos lmm does not model still compare
+            // (and differ).
+            (Ret::Error { errno, .. }, Err(TargetError::Errno(e))) => e.name() == errno,
+            _ => false,
+        };
+        self.report.checked += 1;
+        if same {
+            return Ok(());
+        }
+        let d = Divergence {
+            file: self.file(),
+            line,
+            pid,
+            call: format_call(s),
+            expected: fmt_ret(&s.name, &s.ret),
+            got: fmt_got(&s.name, &got),
+        };
+        if self.opts.check {
+            Err(ReplayError::Divergence(d))
+        } else {
+            self.report.mismatches.push(d);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_join_consecutive_lines() {
+        let s = Skipped {
+            reason: String::new(),
+            lines: vec![3, 4, 5, 7, 9, 10],
+        };
+        assert_eq!(s.ranges(), "3-5, 7, 9-10");
+    }
+
+    #[test]
+    fn lexical_normalization() {
+        assert_eq!(
+            normalize_lexically(Path::new("/r/./tests/../bin/x")),
+            PathBuf::from("/r/bin/x")
+        );
+    }
+}
