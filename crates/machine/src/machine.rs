@@ -96,6 +96,12 @@ pub struct Machine {
     /// The kernel's own page tables (direct map of lowmem, the shared kernel
     /// half of every process); `None` on arm64, whose tables are not modelled.
     pub kernel_pt: Option<PageTable>,
+    /// The processes, by pid (see [`crate::process`]).
+    pub processes: std::collections::BTreeMap<u32, crate::process::Process>,
+    /// Each CPU's MMU and TLB.
+    pub cpus: Vec<crate::mmu::Mmu>,
+    /// Process bookkeeping: next pid, the zero page, exec parameters.
+    pub tasks: crate::process::TaskState,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -227,12 +233,16 @@ impl Machine {
             }
             None => None,
         };
+        let cpus = crate::process::new_cpus(config.cpus);
         Ok(Machine {
             config,
             e820: map,
             memblock: mb,
             image,
             kernel_pt,
+            processes: Default::default(),
+            cpus,
+            tasks: Default::default(),
             pa,
             ram,
         })

@@ -19,6 +19,7 @@ pub mod gfp;
 pub mod madvise;
 pub mod memblock;
 pub mod memmap;
+pub mod memory;
 pub mod mincore;
 pub mod mlock;
 pub mod mm_init;
