@@ -242,7 +242,11 @@ fn stack_dump(m: &mut Machine, pid: u32, r: &machine::exec::ExecResult) -> Resul
         }
         out.push_str("  |");
         for &b in chunk {
-            out.push(if (0x20..0x7f).contains(&b) { b as char } else { '.' });
+            out.push(if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            });
         }
         out.push_str("|\n");
     }

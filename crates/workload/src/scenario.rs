@@ -331,18 +331,15 @@ fn register_process(engine: &mut Engine, st: &Shared) {
     // `spawn` is a reserved keyword in Rhai, so `spawn(comm)` is a custom
     // syntax rather than a function.
     let s = st.clone();
-    let spawn_syntax = engine.register_custom_syntax(
-        ["spawn", "(", "$expr$", ")"],
-        false,
-        move |ctx, inputs| {
+    let spawn_syntax =
+        engine.register_custom_syntax(["spawn", "(", "$expr$", ")"], false, move |ctx, inputs| {
             let comm = ctx.eval_expression_tree(&inputs[0])?.into_string()?;
             let mut st = s.borrow_mut();
             st.machine
                 .spawn(&comm)
                 .map(|p| Dynamic::from_int(i64::from(p)))
                 .or_else(|e| err(format!("spawn({comm:?}): {e}")))
-        },
-    );
+        });
     if let Err(e) = spawn_syntax {
         panic!("the spawn syntax is valid: {e}");
     }
@@ -410,7 +407,11 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         "munmap",
         move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
-            Ok(raw(s.borrow_mut().machine.sys_munmap(pid, addr as u64, len as u64)))
+            Ok(raw(s.borrow_mut().machine.sys_munmap(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
         },
     );
     let s = st.clone();
@@ -419,16 +420,24 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         move |pid: i64, addr: i64, len: i64, prot: &str| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
             let prot = flag_bits(prot, PROT_NAMES, "protection")? as u32;
-            Ok(raw(s
-                .borrow_mut()
-                .machine
-                .sys_mprotect(pid, addr as u64, len as u64, prot)))
+            Ok(raw(s.borrow_mut().machine.sys_mprotect(
+                pid,
+                addr as u64,
+                len as u64,
+                prot,
+            )))
         },
     );
     let s = st.clone();
     engine.register_fn(
         "mremap",
-        move |pid: i64, old: i64, old_len: i64, new_len: i64, flags: &str, new_addr: i64| -> RhaiResult<i64> {
+        move |pid: i64,
+              old: i64,
+              old_len: i64,
+              new_len: i64,
+              flags: &str,
+              new_addr: i64|
+              -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
             let flags = flag_bits(flags, MREMAP_NAMES, "mremap flag")? as u32;
             Ok(raw(s.borrow_mut().machine.sys_mremap(
@@ -452,10 +461,12 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         move |pid: i64, addr: i64, len: i64, advice: &str| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
             let advice = flag_bits(advice, MADV_NAMES, "madvise advice")? as i32;
-            Ok(raw(s
-                .borrow_mut()
-                .machine
-                .sys_madvise(pid, addr as u64, len as u64, advice)))
+            Ok(raw(s.borrow_mut().machine.sys_madvise(
+                pid,
+                addr as u64,
+                len as u64,
+                advice,
+            )))
         },
     );
     let s = st.clone();
@@ -463,7 +474,11 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         "mlock",
         move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
-            Ok(raw(s.borrow_mut().machine.sys_mlock(pid, addr as u64, len as u64)))
+            Ok(raw(s.borrow_mut().machine.sys_mlock(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
         },
     );
     let s = st.clone();
@@ -471,15 +486,22 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         "munlock",
         move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
-            Ok(raw(s.borrow_mut().machine.sys_munlock(pid, addr as u64, len as u64)))
+            Ok(raw(s.borrow_mut().machine.sys_munlock(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
         },
     );
     let s = st.clone();
-    engine.register_fn("mlockall", move |pid: i64, flags: &str| -> RhaiResult<i64> {
-        let pid = pid_of(pid)?;
-        let flags = flag_bits(flags, MCL_NAMES, "mlockall flag")? as u32;
-        Ok(raw(s.borrow_mut().machine.sys_mlockall(pid, flags)))
-    });
+    engine.register_fn(
+        "mlockall",
+        move |pid: i64, flags: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let flags = flag_bits(flags, MCL_NAMES, "mlockall flag")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_mlockall(pid, flags)))
+        },
+    );
     let s = st.clone();
     engine.register_fn("munlockall", move |pid: i64| -> RhaiResult<i64> {
         let pid = pid_of(pid)?;
@@ -491,10 +513,12 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         move |pid: i64, addr: i64, len: i64, flags: &str| -> RhaiResult<i64> {
             let pid = pid_of(pid)?;
             let flags = flag_bits(flags, MS_NAMES, "msync flag")? as u32;
-            Ok(raw(s
-                .borrow_mut()
-                .machine
-                .sys_msync(pid, addr as u64, len as u64, flags)))
+            Ok(raw(s.borrow_mut().machine.sys_msync(
+                pid,
+                addr as u64,
+                len as u64,
+                flags,
+            )))
         },
     );
     let s = st.clone();
@@ -503,7 +527,11 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         move |pid: i64, addr: i64, len: i64| -> RhaiResult<Dynamic> {
             let pid = pid_of(pid)?;
             Ok(
-                match s.borrow_mut().machine.sys_mincore(pid, addr as u64, len as u64) {
+                match s
+                    .borrow_mut()
+                    .machine
+                    .sys_mincore(pid, addr as u64, len as u64)
+                {
                     Ok(v) => Dynamic::from_array(
                         v.into_iter().map(|b| Dynamic::from_int(b as i64)).collect(),
                     ),
@@ -521,7 +549,11 @@ fn register_process(engine: &mut Engine, st: &Shared) {
                 return err(format!("read_user: bad length {len}"));
             }
             Ok(
-                match s.borrow_mut().machine.read_user(pid, va as u64, len as usize) {
+                match s
+                    .borrow_mut()
+                    .machine
+                    .read_user(pid, va as u64, len as usize)
+                {
                     Ok(b) => Dynamic::from(String::from_utf8_lossy(&b).into_owned()),
                     Err(e) => Dynamic::from_int(-(e.code() as i64)),
                 },
@@ -576,7 +608,9 @@ fn register_process(engine: &mut Engine, st: &Shared) {
                 } else {
                     format!("{r:#x}")
                 };
-                err(format!("expectation failed: {msg}: expected {name}, got {got}"))
+                err(format!(
+                    "expectation failed: {msg}: expected {name}, got {got}"
+                ))
             }
         },
     );
