@@ -460,12 +460,15 @@ impl PageTableOps for UserPageTables<'_> {
                 Some((pte, 1)) if pte.maps_page() && write && private => {
                     self.break_cow(vma, va, pte)?
                 }
-                Some((pte, 1)) if pte.maps_page() && write => {
-                    if vma.flags.contains(VmFlags::WRITE) && !pte.writable() {
-                        self.pt
-                            .update(va, &|p| p.mkwrite().mkdirty().set_bits(PTE_SOFT_DIRTY));
-                        self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
-                    }
+                Some((pte, 1))
+                    if pte.maps_page()
+                        && write
+                        && vma.flags.contains(VmFlags::WRITE)
+                        && !pte.writable() =>
+                {
+                    self.pt
+                        .update(va, &|p| p.mkwrite().mkdirty().set_bits(PTE_SOFT_DIRTY));
+                    self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
                 }
                 _ => {}
             }
@@ -572,4 +575,78 @@ pub fn exit_mmap(mm: &mut MmStruct, ops: &mut UserPageTables<'_>) {
     }
     ops.tlb.flush_asid(ops.asid);
     ops.commit(mm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::debug::check_page_alloc;
+    use crate::mm_init::testing::boot;
+    use crate::mmap::{
+        mmap, munmap, MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
+    };
+    use crate::types::PhysAddr;
+
+    #[test]
+    fn populate_zap_protect_and_account() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let pa = &m.pa;
+        let mut frames = PgtableFrames { pa, cpu: CpuId(0) };
+        let kernel = PageTable::new_kernel(
+            pa.direct_map(),
+            &mut frames,
+            PagingMode::X86_64L4,
+            PhysAddr(64 << 20),
+        )
+        .unwrap();
+        let mut pt = PageTable::new_user(&kernel, &mut frames).unwrap();
+        let free0 = pa.nr_free_pages() + pa.nr_pcp_pages();
+        let mut mm = MmStruct::for_x86_64_default();
+        let mut tlb = NoTlb;
+        let mut ops = UserPageTables::new(&mut pt, pa, CpuId(0), 1, &mut tlb, None);
+        let a = mmap(
+            &mut mm,
+            &mut ops,
+            VirtAddr(0),
+            8 * PAGE_SIZE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+            None,
+            0,
+        )
+        .unwrap();
+        ops.commit(&mut mm);
+        assert_eq!(mm.rss[RssKind::Anon as usize], 8);
+        assert_eq!(pa.nodes[0].stats.get(NodeStat::NrAnonPages), 8);
+        let info = ops.page_info(a).unwrap();
+        assert!(info.present && info.anon && info.writable && info.dirty && info.soft_dirty);
+        assert_eq!(info.mapcount, 1);
+        let page = pa.page(Pfn(info.pfn)).unwrap();
+        assert_eq!(page.index(), a.0 >> PAGE_SHIFT);
+        assert_eq!(page.mapping() & PAGE_MAPPING_ANON, 1);
+        // Real zeroed bytes.
+        let mut buf = [0xffu8; 64];
+        pa.direct_map().read(Pfn(info.pfn).phys(), &mut buf);
+        assert_eq!(buf, [0; 64]);
+        // Read-only, then back: exclusive dirty anon pages are writable again.
+        ops.change_protection(a, a + 8 * PAGE_SIZE, VmFlags::READ | VmFlags::MAYREAD);
+        assert!(!ops.page_info(a).unwrap().writable);
+        ops.change_protection(a, a + 8 * PAGE_SIZE, VmFlags::READ | VmFlags::WRITE);
+        assert!(ops.page_info(a).unwrap().writable);
+        // MADV_FREE marks lazyfree, clean.
+        ops.discard(a, a + PAGE_SIZE, true);
+        let i = ops.page_info(a).unwrap();
+        assert!(i.lazyfree && !i.dirty && !i.young);
+        munmap(&mut mm, &mut ops, a, 8 * PAGE_SIZE).unwrap();
+        ops.commit(&mut mm);
+        assert_eq!(mm.rss, [0; 4]);
+        assert_eq!(mm.pgtables_bytes, 0);
+        assert_eq!(pa.nodes[0].stats.get(NodeStat::NrAnonPages), 0);
+        assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages(), free0);
+        check_page_alloc(pa).unwrap();
+        pt.destroy(&mut frames);
+        kernel.destroy(&mut frames);
+        check_page_alloc(pa).unwrap();
+    }
 }
