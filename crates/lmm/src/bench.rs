@@ -32,9 +32,10 @@ pub fn run(name: Option<&str>, config: &MachineConfig) -> Result<(), String> {
             boot()
         }
         Some("page_alloc") => page_alloc(config),
+        Some("vm") => vm(config),
         Some("boot") => boot(),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: expected page_alloc or boot"
+            "unknown benchmark {other:?}: expected page_alloc, vm or boot"
         )),
     }
 }
@@ -111,6 +112,114 @@ fn boot() -> Result<(), String> {
         rss >> 10,
         hwm >> 10,
         m.pa.totalram_pages()
+    );
+    Ok(())
+}
+
+/// `lmm bench vm`: mmap+munmap pairs of anonymous memory (unpopulated and
+/// MAP_POPULATE) on a process of the machine against the host kernel doing
+/// the same calls in the same run, and MMU translations on TLB hits and on
+/// full page-table walks.
+fn vm(config: &MachineConfig) -> Result<(), String> {
+    use mm::mmap::{MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+    let mut m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
+    let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
+    println!("vm: mmap+munmap pairs of anonymous private rw memory, ns/pair (best of 5), lmm vs the host kernel");
+    println!("{:<28} {:>10} {:>12} {:>8}", "case", "lmm", "host", "ratio");
+    for (size, label) in [
+        (4u64 << 10, "4 KiB"),
+        (64 << 10, "64 KiB"),
+        (2 << 20, "2 MiB"),
+    ] {
+        for populate in [false, true] {
+            let pages = size / 4096;
+            let iters = if populate {
+                (40_000 / pages).max(200)
+            } else {
+                20_000
+            };
+            let flags = MAP_PRIVATE | MAP_ANONYMOUS | if populate { MAP_POPULATE } else { 0 };
+            let mut failed = None;
+            let ours = time_ns(iters, 5, || {
+                match m.sys_mmap(pid, 0, size, PROT_READ | PROT_WRITE, flags, None, 0) {
+                    Ok(a) => {
+                        let _ = m.sys_munmap(pid, black_box(a), size);
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            });
+            if let Some(e) = failed {
+                return Err(format!("lmm mmap of {label}: {e}"));
+            }
+            let mut hflags = MapFlags::PRIVATE;
+            if populate {
+                hflags |= MapFlags::POPULATE;
+            }
+            let mut host_failed = None;
+            let theirs = time_ns(iters, 5, || {
+                // SAFETY: a fresh anonymous mapping chosen by the kernel,
+                // unmapped at once and never dereferenced.
+                match unsafe {
+                    mmap_anonymous(
+                        std::ptr::null_mut(),
+                        size as usize,
+                        ProtFlags::READ | ProtFlags::WRITE,
+                        hflags,
+                    )
+                } {
+                    Ok(p) => {
+                        // SAFETY: `p` is the mapping just made, `size` long.
+                        let _ = unsafe { munmap(black_box(p), size as usize) };
+                    }
+                    Err(e) => host_failed = Some(e),
+                }
+            });
+            if let Some(e) = host_failed {
+                return Err(format!("host mmap of {label}: {e}"));
+            }
+            let case = format!("{label}{}", if populate { " MAP_POPULATE" } else { "" });
+            println!(
+                "{case:<28} {ours:>10.1} {theirs:>12.1} {:>7.2}x",
+                theirs / ours
+            );
+        }
+    }
+    println!("(ratio = host / lmm: above 1 means lmm is faster)");
+
+    // Translations on one populated page: TLB hits, then full 4-level walks
+    // (the page's entry flushed before each).
+    let va = m
+        .sys_mmap(
+            pid,
+            0,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+            None,
+            0,
+        )
+        .map_err(|e| format!("mmap: {e}"))?;
+    let p = m.process(pid).ok_or("no bench process")?;
+    let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
+    let dm = m.pa.direct_map();
+    let mmu = &mut m.cpus[0];
+    let v = mm::VirtAddr(va);
+    let access = machine::mmu::Access::Read;
+    mmu.translate(&dm, root, mode, asid, v, access, true)
+        .map_err(|f| format!("translate: {f:?}"))?;
+    let hit = time_ns(5_000_000, 5, || {
+        let _ = black_box(mmu.translate(&dm, root, mode, asid, black_box(v), access, true));
+    });
+    let walk = time_ns(1_000_000, 5, || {
+        mmu.flush_page(asid, v);
+        let _ = black_box(mmu.translate(&dm, root, mode, asid, black_box(v), access, true));
+    });
+    println!(
+        "translate: TLB hit {hit:.1} ns ({:.0} M/s); full 4-level walk after a flush {walk:.1} ns ({:.0} M/s)",
+        1e3 / hit,
+        1e3 / walk
     );
     Ok(())
 }

@@ -51,11 +51,29 @@ enum Cmd {
     },
     /// Print a /proc file of the machine after boot, or after a scenario.
     Proc {
-        /// buddyinfo, pagetypeinfo, zoneinfo, meminfo, vmstat, iomem, memblock/memory, memblock/reserved.
+        /// buddyinfo, pagetypeinfo, zoneinfo, meminfo, vmstat, iomem, memblock/memory, memblock/reserved;
+        /// or PID/FILE for a process the scenario created: PID/maps, PID/smaps,
+        /// PID/smaps_rollup, PID/status, PID/pagemap.
         name: String,
         /// Run this scenario first.
         #[arg(long)]
         scenario: Option<String>,
+    },
+    /// Exec a real program from the host on a new process (the program is
+    /// loaded, not run) and print its /proc/PID/maps.
+    Exec {
+        /// Also dump the initial stack (argc, argv, envp, auxv, strings).
+        #[arg(long)]
+        stack: bool,
+        /// Environment variable for the program (repeatable); without any,
+        /// the program gets lmm's own environment, as from a shell.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// The program, as execve's path and argv[0].
+        program: String,
+        /// Its arguments (a trailing `--stack` is taken as the flag).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Print the kernel log.
     Dmesg {
@@ -164,8 +182,50 @@ fn real_main(cli: Cli) -> Result<(), String> {
             );
         }
         Cmd::Proc { name, scenario } => {
-            let (m, _) = machine_after(config, scenario.as_deref())?;
-            print!("{}", m.proc(&name)?);
+            let (mut m, _) = machine_after(config, scenario.as_deref())?;
+            let name = name.trim_start_matches("/proc/");
+            match name.split_once('/') {
+                Some((pid, file)) if pid.parse::<u32>().is_ok() => {
+                    let pid: u32 = pid.parse().unwrap_or(0);
+                    if m.process(pid).is_none() {
+                        return Err(format!(
+                            "no process {pid}: processes exist only after a scenario that \
+                             spawns them (lmm proc {pid}/{file} --scenario FILE)"
+                        ));
+                    }
+                    print!("{}", m.proc_pid(pid, file)?);
+                }
+                _ => print!("{}", m.proc(name)?),
+            }
+        }
+        Cmd::Exec {
+            mut stack,
+            env,
+            program,
+            mut args,
+        } => {
+            if args.last().is_some_and(|a| a == "--stack") {
+                args.pop();
+                stack = true;
+            }
+            let envp: Vec<String> = if env.is_empty() {
+                std::env::vars_os()
+                    .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                    .collect()
+            } else {
+                env
+            };
+            let mut argv = vec![program.clone()];
+            argv.extend(args);
+            let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
+            let pid = m.spawn("lmm").map_err(|e| format!("spawn: {e}"))?;
+            let r = m
+                .exec(pid, &program, &argv, &envp)
+                .map_err(|e| format!("exec {program}: {e}"))?;
+            print!("{}", m.proc_pid(pid, "maps")?);
+            if stack {
+                print!("{}", stack_dump(&mut m, pid, &r)?);
+            }
         }
         Cmd::Dmesg { scenario } => {
             let (m, _) = machine_after(config, scenario.as_deref())?;
@@ -202,6 +262,46 @@ fn real_main(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The initial stack from the stack pointer to STACK_TOP as a hex dump
+/// (`ADDR: 16 bytes |ascii|`), after a summary of argc and the auxv.
+fn stack_dump(m: &mut Machine, pid: u32, r: &machine::exec::ExecResult) -> Result<String, String> {
+    use std::fmt::Write;
+    let sp = r.start_stack.0;
+    let top = machine::exec::STACK_TOP;
+    let bytes = m
+        .read_user(pid, sp, (top - sp) as usize)
+        .map_err(|e| format!("reading the stack: {e}"))?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ninitial stack: rsp={sp:#x} entry={:#x} ({} bytes)",
+        r.entry.0,
+        bytes.len()
+    );
+    for (k, v) in &r.auxv {
+        let _ = writeln!(out, "auxv {k:>2} {v:#x}");
+    }
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(out, "{:012x}:", sp + 16 * i as u64);
+        for b in chunk {
+            let _ = write!(out, " {b:02x}");
+        }
+        for _ in chunk.len()..16 {
+            out.push_str("   ");
+        }
+        out.push_str("  |");
+        for &b in chunk {
+            out.push(if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            });
+        }
+        out.push_str("|\n");
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod hostfs;
 pub mod machine;
 pub mod mmu;
+pub mod process;
 pub mod ram;
 
 pub use config::{parse_size, MachineConfig};

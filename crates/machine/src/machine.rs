@@ -103,6 +103,12 @@ pub struct Machine {
     pub vmalloc: Vmalloc,
     /// kmap state: persistent and atomic kmaps of HighMem (32-bit x86).
     pub highmem: Option<Highmem>,
+    /// The processes, by pid (see [`crate::process`]).
+    pub processes: std::collections::BTreeMap<u32, crate::process::Process>,
+    /// Each CPU's MMU and TLB.
+    pub cpus: Vec<crate::mmu::Mmu>,
+    /// Process bookkeeping: next pid, the zero page, exec parameters.
+    pub tasks: crate::process::TaskState,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -273,6 +279,7 @@ impl Machine {
             ),
             _ => None,
         };
+        let cpus = crate::process::new_cpus(config.cpus);
         Ok(Machine {
             config,
             e820: map,
@@ -281,6 +288,9 @@ impl Machine {
             kernel_pt,
             vmalloc,
             highmem,
+            processes: Default::default(),
+            cpus,
+            tasks: Default::default(),
             pa,
             ram,
         })

@@ -20,6 +20,7 @@ pub mod highmem;
 pub mod madvise;
 pub mod memblock;
 pub mod memmap;
+pub mod memory;
 pub mod mincore;
 pub mod mlock;
 pub mod mm_init;

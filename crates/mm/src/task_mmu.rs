@@ -80,7 +80,10 @@ pub fn vma_name(mm: &MmStruct, vma: &Vma) -> Option<String> {
     if let Some(s) = vma.special {
         return Some(String::from(s));
     }
-    if vma.start.0 <= mm.brk && vma.end.0 >= mm.start_brk {
+    // vma_is_initial_heap: strict on both sides, so a .bss VMA that ends
+    // where an empty heap starts (start_brk == brk) stays unnamed, as the
+    // recorded /usr/bin/ls maps at its first instruction show.
+    if vma.start.0 < mm.brk && vma.end.0 > mm.start_brk {
         return Some(String::from("[heap]"));
     }
     if vma.start.0 <= mm.start_stack && vma.end.0 >= mm.start_stack {

@@ -208,6 +208,7 @@ fn register(engine: &mut Engine, st: &Shared) {
         };
         r.or_else(|e| err(format!("sysctl {name}={value}: {e}")))
     });
+    register_process(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
@@ -226,6 +227,390 @@ fn register(engine: &mut Engine, st: &Shared) {
                 Ok(())
             } else {
                 err(format!("expectation failed: {msg}: {a} != {b}"))
+            }
+        },
+    );
+}
+
+/// A `|`-separated set of Linux constant names (or numbers) as bits.
+fn flag_bits(s: &str, names: &[(&str, u64)], what: &str) -> RhaiResult<u64> {
+    let mut bits = 0;
+    for t in s.split('|').map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(&(_, v)) = names.iter().find(|(n, _)| *n == t) {
+            bits |= v;
+        } else if let Some(h) = t.strip_prefix("0x") {
+            bits |= u64::from_str_radix(h, 16).or_else(|_| err(format!("bad {what} {t:?}")))?;
+        } else if let Ok(v) = t.parse::<u64>() {
+            bits |= v;
+        } else {
+            return err(format!("unknown {what} {t:?}"));
+        }
+    }
+    Ok(bits)
+}
+
+const PROT_NAMES: &[(&str, u64)] = &[
+    ("PROT_NONE", 0),
+    ("PROT_READ", 1),
+    ("PROT_WRITE", 2),
+    ("PROT_EXEC", 4),
+    ("PROT_GROWSDOWN", 0x0100_0000),
+];
+
+const MAP_NAMES: &[(&str, u64)] = &[
+    ("MAP_SHARED", 0x01),
+    ("MAP_PRIVATE", 0x02),
+    ("MAP_SHARED_VALIDATE", 0x03),
+    ("MAP_FIXED", 0x10),
+    ("MAP_ANONYMOUS", 0x20),
+    ("MAP_ANON", 0x20),
+    ("MAP_32BIT", 0x40),
+    ("MAP_GROWSDOWN", 0x100),
+    ("MAP_DENYWRITE", 0x800),
+    ("MAP_EXECUTABLE", 0x1000),
+    ("MAP_LOCKED", 0x2000),
+    ("MAP_NORESERVE", 0x4000),
+    ("MAP_POPULATE", 0x8000),
+    ("MAP_NONBLOCK", 0x10000),
+    ("MAP_STACK", 0x20000),
+    ("MAP_HUGETLB", 0x40000),
+    ("MAP_FIXED_NOREPLACE", 0x100000),
+];
+
+const MREMAP_NAMES: &[(&str, u64)] = &[
+    ("MREMAP_MAYMOVE", 1),
+    ("MREMAP_FIXED", 2),
+    ("MREMAP_DONTUNMAP", 4),
+];
+
+const MCL_NAMES: &[(&str, u64)] = &[("MCL_CURRENT", 1), ("MCL_FUTURE", 2), ("MCL_ONFAULT", 4)];
+
+const MS_NAMES: &[(&str, u64)] = &[("MS_ASYNC", 1), ("MS_INVALIDATE", 2), ("MS_SYNC", 4)];
+
+const MADV_NAMES: &[(&str, u64)] = &[
+    ("MADV_NORMAL", 0),
+    ("MADV_RANDOM", 1),
+    ("MADV_SEQUENTIAL", 2),
+    ("MADV_WILLNEED", 3),
+    ("MADV_DONTNEED", 4),
+    ("MADV_FREE", 8),
+    ("MADV_REMOVE", 9),
+    ("MADV_DONTFORK", 10),
+    ("MADV_DOFORK", 11),
+    ("MADV_MERGEABLE", 12),
+    ("MADV_UNMERGEABLE", 13),
+    ("MADV_HUGEPAGE", 14),
+    ("MADV_NOHUGEPAGE", 15),
+    ("MADV_DONTDUMP", 16),
+    ("MADV_DODUMP", 17),
+    ("MADV_WIPEONFORK", 18),
+    ("MADV_KEEPONFORK", 19),
+    ("MADV_COLD", 20),
+    ("MADV_PAGEOUT", 21),
+    ("MADV_POPULATE_READ", 22),
+    ("MADV_POPULATE_WRITE", 23),
+    ("MADV_DONTNEED_LOCKED", 24),
+];
+
+/// A system call's result as the raw syscall returns it: the value, or
+/// the negative errno.
+fn raw(r: Result<u64, mm::errno::Errno>) -> i64 {
+    match r {
+        Ok(v) => v as i64,
+        Err(e) => -(e.code() as i64),
+    }
+}
+
+fn pid_of(pid: i64) -> RhaiResult<u32> {
+    u32::try_from(pid).or_else(|_| err(format!("bad pid {pid}")))
+}
+
+/// The process functions: spawn, exec, the memory system calls, user
+/// memory through the MMU, exit and the /proc/PID files.
+fn register_process(engine: &mut Engine, st: &Shared) {
+    // `spawn` is a reserved keyword in Rhai, so `spawn(comm)` is a custom
+    // syntax rather than a function.
+    let s = st.clone();
+    let spawn_syntax =
+        engine.register_custom_syntax(["spawn", "(", "$expr$", ")"], false, move |ctx, inputs| {
+            let comm = ctx.eval_expression_tree(&inputs[0])?.into_string()?;
+            let mut st = s.borrow_mut();
+            st.machine
+                .spawn(&comm)
+                .map(|p| Dynamic::from_int(i64::from(p)))
+                .or_else(|e| err(format!("spawn({comm:?}): {e}")))
+        });
+    if let Err(e) = spawn_syntax {
+        panic!("the spawn syntax is valid: {e}");
+    }
+    let s = st.clone();
+    engine.register_fn(
+        "exec",
+        move |pid: i64, path: &str, argv: rhai::Array| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let argv: Vec<String> = argv.into_iter().map(|a| a.to_string()).collect();
+            let mut st = s.borrow_mut();
+            Ok(raw(st.machine.exec(pid, path, &argv, &[]).map(|_| 0)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mmap",
+        move |pid: i64, addr: i64, len: i64, prot: &str, flags: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let prot = flag_bits(prot, PROT_NAMES, "protection")? as u32;
+            let flags = flag_bits(flags, MAP_NAMES, "mmap flag")? as u32;
+            let mut st = s.borrow_mut();
+            Ok(raw(st.machine.sys_mmap(
+                pid,
+                addr as u64,
+                len as u64,
+                prot,
+                flags,
+                None,
+                0,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mmap_file",
+        move |pid: i64,
+              addr: i64,
+              len: i64,
+              prot: &str,
+              flags: &str,
+              path: &str,
+              offset: i64|
+              -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let prot = flag_bits(prot, PROT_NAMES, "protection")? as u32;
+            let flags = flag_bits(flags, MAP_NAMES, "mmap flag")? as u32;
+            let file = match machine::hostfs::HostFile::open(path) {
+                Ok(f) => f,
+                Err(e) => return Ok(-(e.code() as i64)),
+            };
+            let mut st = s.borrow_mut();
+            Ok(raw(st.machine.sys_mmap(
+                pid,
+                addr as u64,
+                len as u64,
+                prot,
+                flags,
+                Some(file),
+                offset as u64,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "munmap",
+        move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            Ok(raw(s.borrow_mut().machine.sys_munmap(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mprotect",
+        move |pid: i64, addr: i64, len: i64, prot: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let prot = flag_bits(prot, PROT_NAMES, "protection")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_mprotect(
+                pid,
+                addr as u64,
+                len as u64,
+                prot,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mremap",
+        move |pid: i64,
+              old: i64,
+              old_len: i64,
+              new_len: i64,
+              flags: &str,
+              new_addr: i64|
+              -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let flags = flag_bits(flags, MREMAP_NAMES, "mremap flag")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_mremap(
+                pid,
+                old as u64,
+                old_len as u64,
+                new_len as u64,
+                flags,
+                new_addr as u64,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("brk", move |pid: i64, addr: i64| -> RhaiResult<i64> {
+        let pid = pid_of(pid)?;
+        Ok(raw(s.borrow_mut().machine.sys_brk(pid, addr as u64)))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "madvise",
+        move |pid: i64, addr: i64, len: i64, advice: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let advice = flag_bits(advice, MADV_NAMES, "madvise advice")? as i32;
+            Ok(raw(s.borrow_mut().machine.sys_madvise(
+                pid,
+                addr as u64,
+                len as u64,
+                advice,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mlock",
+        move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            Ok(raw(s.borrow_mut().machine.sys_mlock(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "munlock",
+        move |pid: i64, addr: i64, len: i64| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            Ok(raw(s.borrow_mut().machine.sys_munlock(
+                pid,
+                addr as u64,
+                len as u64,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mlockall",
+        move |pid: i64, flags: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let flags = flag_bits(flags, MCL_NAMES, "mlockall flag")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_mlockall(pid, flags)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("munlockall", move |pid: i64| -> RhaiResult<i64> {
+        let pid = pid_of(pid)?;
+        Ok(raw(s.borrow_mut().machine.sys_munlockall(pid)))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "msync",
+        move |pid: i64, addr: i64, len: i64, flags: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let flags = flag_bits(flags, MS_NAMES, "msync flag")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_msync(
+                pid,
+                addr as u64,
+                len as u64,
+                flags,
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "mincore",
+        move |pid: i64, addr: i64, len: i64| -> RhaiResult<Dynamic> {
+            let pid = pid_of(pid)?;
+            Ok(
+                match s
+                    .borrow_mut()
+                    .machine
+                    .sys_mincore(pid, addr as u64, len as u64)
+                {
+                    Ok(v) => Dynamic::from_array(
+                        v.into_iter().map(|b| Dynamic::from_int(b as i64)).collect(),
+                    ),
+                    Err(e) => Dynamic::from_int(-(e.code() as i64)),
+                },
+            )
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "read_user",
+        move |pid: i64, va: i64, len: i64| -> RhaiResult<Dynamic> {
+            let pid = pid_of(pid)?;
+            if !(0..=1 << 20).contains(&len) {
+                return err(format!("read_user: bad length {len}"));
+            }
+            Ok(
+                match s
+                    .borrow_mut()
+                    .machine
+                    .read_user(pid, va as u64, len as usize)
+                {
+                    Ok(b) => Dynamic::from(String::from_utf8_lossy(&b).into_owned()),
+                    Err(e) => Dynamic::from_int(-(e.code() as i64)),
+                },
+            )
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "write_user",
+        move |pid: i64, va: i64, text: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let r = s
+                .borrow_mut()
+                .machine
+                .write_user(pid, va as u64, text.as_bytes());
+            Ok(raw(r.map(|_| text.len() as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("exit", move |pid: i64| -> RhaiResult<i64> {
+        let pid = pid_of(pid)?;
+        Ok(raw(s.borrow_mut().machine.exit(pid).map(|_| 0)))
+    });
+    for file in ["maps", "smaps", "smaps_rollup", "status"] {
+        let s = st.clone();
+        engine.register_fn(file, move |pid: i64| -> RhaiResult<String> {
+            let pid = pid_of(pid)?;
+            s.borrow_mut().machine.proc_pid(pid, file).or_else(err)
+        });
+    }
+    engine.register_fn("errno", |name: &str| -> RhaiResult<i64> {
+        mm::errno::Errno::from_name(name)
+            .map(|e| -(e.code() as i64))
+            .map_or_else(|| err(format!("unknown errno {name:?}")), Ok)
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "expect_errno",
+        move |r: i64, name: &str, msg: &str| -> RhaiResult<()> {
+            let Some(e) = mm::errno::Errno::from_name(name) else {
+                return err(format!("unknown errno {name:?}"));
+            };
+            if r == -(e.code() as i64) {
+                s.borrow_mut().checks += 1;
+                Ok(())
+            } else {
+                let got = if r < 0 {
+                    mm::errno::Errno::ALL
+                        .iter()
+                        .find(|e| i64::from(e.code()) == -r)
+                        .map_or_else(|| format!("{r}"), |e| e.name().to_string())
+                } else {
+                    format!("{r:#x}")
+                };
+                err(format!(
+                    "expectation failed: {msg}: expected {name}, got {got}"
+                ))
             }
         },
     );

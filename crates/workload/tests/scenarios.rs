@@ -34,9 +34,14 @@ fn default_scenario_returns_every_page() {
     assert_eq!(out.failures, 0);
     // Everything the scenario took came back; what is still allocated is
     // the kernel's own page tables, built at boot.
-    let tables = m.pa.nodes[0].stats.get(mm::vmstat::NodeStat::NrPageTablePages) as u64;
+    let tables = m.pa.nodes[0]
+        .stats
+        .get(mm::vmstat::NodeStat::NrPageTablePages) as u64;
     assert!(tables > 0);
-    assert_eq!(m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + tables, m.pa.totalram_pages());
+    assert_eq!(
+        m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + tables,
+        m.pa.totalram_pages()
+    );
     assert!(out.output.contains("Node 0, zone      DMA "));
 }
 

@@ -1,0 +1,676 @@
+//! Processes on the machine: each has an `mm_struct`, page tables in RAM,
+//! an address-space id and the CPU it runs on. exec builds the address space
+//! through the real mmap layer, the memory system calls act on it, user
+//! memory is read and written through the CPU's MMU, and exit tears it all
+//! down. Mirrors kernel/fork.c (`mm_alloc`, `mmput`), kernel/exit.c,
+//! fs/exec.c (`exec_mmap`), the syscall entry points of mm/*.c, mm/maccess.c
+//! (`copy_from_user`/`copy_to_user`) and fs/proc/base.c (the /proc/PID files).
+//!
+//! Simplifications: there is no scheduler (a process stays on the CPU it was
+//! given at spawn; processes get CPUs round-robin); a user access that
+//! faults returns EFAULT (the demand-paging fault handler does not exist
+//! yet, so only populated pages are reachable); a TLB shootdown flushes every
+//! CPU (Linux only those in `mm_cpumask`); no fork.
+
+use mm::errno::Errno;
+use mm::file::FileRef;
+use mm::gfp::Gfp;
+use mm::memory::{exit_mmap, TlbShootdown, UserPageTables};
+use mm::mm_types::{MmLayout, MmStruct, Rlimits, VmFlags};
+use mm::page_alloc::CpuId;
+use mm::pgalloc::PgtableFrames;
+use mm::pgtable::PageTable;
+use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
+
+use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
+use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::machine::Machine;
+use crate::mmu::{Access, Mmu};
+
+/// A process: an address space and where it runs (`task_struct` with its
+/// `mm_struct`).
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Command name (`comm`, at most 15 bytes as Linux keeps it).
+    pub comm: String,
+    /// The address space.
+    pub mm: MmStruct,
+    /// Its page tables (CR3 points at `pt.root()`).
+    pub pt: PageTable,
+    /// The address-space id its TLB entries are tagged with (PCID).
+    pub asid: u16,
+    /// The CPU it runs on.
+    pub cpu: usize,
+    /// What the last successful exec returned.
+    pub exec: Option<ExecResult>,
+}
+
+/// Machine-wide process state that is not a process.
+#[derive(Debug, Default)]
+pub struct TaskState {
+    /// The next pid to hand out.
+    pub next_pid: u32,
+    /// The shared zero page (`empty_zero_page`), allocated at the first
+    /// spawn and kept for the machine's life.
+    pub zero_pfn: Option<Pfn>,
+    /// The parameters exec uses (auxv hardware values, rlimit, seed).
+    pub exec_params: ExecParams,
+}
+
+/// A TLB shootdown over every CPU's MMU.
+pub struct AllCpus<'a>(pub &'a mut [Mmu]);
+
+impl TlbShootdown for AllCpus<'_> {
+    fn flush_range(&mut self, asid: u16, start: VirtAddr, end: VirtAddr) {
+        for m in self.0.iter_mut() {
+            m.flush_range(asid, start, end);
+        }
+    }
+    fn flush_asid(&mut self, asid: u16) {
+        for m in self.0.iter_mut() {
+            m.flush_asid(asid);
+        }
+    }
+}
+
+/// The files `proc_pid` knows.
+pub const PROC_PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "pagemap"];
+
+/// The per-CPU MMUs a machine with `cpus` CPUs starts with.
+pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
+    (0..cpus.max(1)).map(|_| Mmu::new()).collect()
+}
+
+/// A fresh x86-64 address space with ASLR off for a stack rlimit.
+fn new_mm(rlim_stack: u64) -> MmStruct {
+    MmStruct::new(MmLayout::x86_64(Rlimits {
+        stack: rlim_stack,
+        ..Rlimits::default()
+    }))
+}
+
+/// Runs `f` with the page-table operations of `p` and commits the RSS.
+fn with_ops<R>(
+    p: &mut Process,
+    pa: &mm::page_alloc::PageAlloc,
+    cpus: &mut [Mmu],
+    zero: Option<Pfn>,
+    f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R,
+) -> R {
+    let mut tlb = AllCpus(cpus);
+    let mut ops = UserPageTables::new(&mut p.pt, pa, CpuId(p.cpu), p.asid, &mut tlb, zero);
+    let r = f(&mut p.mm, &mut ops);
+    ops.commit(&mut p.mm);
+    r
+}
+
+/// The address space being built by exec ([`ExecMm`] over the real mmap
+/// layer and page tables).
+struct ExecTarget<'a> {
+    proc: &'a mut Process,
+    pa: &'a mm::page_alloc::PageAlloc,
+    cpus: &'a mut [Mmu],
+    zero: Option<Pfn>,
+}
+
+impl ExecTarget<'_> {
+    fn ops<R>(&mut self, f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R) -> R {
+        with_ops(self.proc, self.pa, self.cpus, self.zero, f)
+    }
+
+    /// Writes `bytes` at `va` with FOLL_FORCE rights: each page is faulted
+    /// in for writing (a private file page is copied), then written through
+    /// the direct map, whatever the VMA's protection.
+    fn force_write(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let end = va.checked_add(bytes.len() as u64).ok_or(Errno::EFAULT)?;
+        let mut at = va;
+        while at < end {
+            let page = at & PAGE_MASK;
+            let chunk_end = (page + PAGE_SIZE).min(end);
+            let key = self
+                .proc
+                .mm
+                .vma_lookup(VirtAddr(page))
+                .ok_or(Errno::EFAULT)?
+                .start;
+            self.ops(|mm, ops| -> Result<(), Errno> {
+                let private = !mm
+                    .vma_lookup(key)
+                    .is_some_and(|v| v.flags.contains(VmFlags::MAYSHARE));
+                if private {
+                    mm.anon_vma_prepare(key);
+                }
+                let v = mm.vma_lookup(key).ok_or(Errno::EFAULT)?.clone();
+                mm::mm_types::PageTableOps::populate(
+                    ops,
+                    &v,
+                    VirtAddr(page),
+                    VirtAddr(page + PAGE_SIZE),
+                    true,
+                )
+            })?;
+            let pa = self.proc.pt.translate(VirtAddr(at)).ok_or(Errno::EFAULT)?;
+            let off = (at - va) as usize;
+            let n = (chunk_end - at) as usize;
+            self.pa.direct_map().write(pa, &bytes[off..off + n]);
+            at = chunk_end;
+        }
+        Ok(())
+    }
+}
+
+impl ExecMm for ExecTarget<'_> {
+    fn pick_mmap_layout(&mut self, rlim_stack: u64) {
+        let l = MmLayout::x86_64(Rlimits {
+            stack: rlim_stack,
+            ..Rlimits::default()
+        });
+        let mm = &mut self.proc.mm;
+        mm.mmap_base = l.mmap_base;
+        mm.mmap_legacy_base = l.mmap_legacy_base;
+        mm.rlimits.stack = rlim_stack;
+    }
+    fn mmap_base(&self) -> VirtAddr {
+        VirtAddr(self.proc.mm.mmap_base)
+    }
+    fn mmap(
+        &mut self,
+        addr: VirtAddr,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<FileRef>,
+        offset: u64,
+    ) -> Result<VirtAddr, Errno> {
+        self.ops(|mm, ops| mm::mmap::mmap(mm, ops, addr, len, prot, flags, file, offset))
+    }
+    fn munmap(&mut self, addr: VirtAddr, len: u64) -> Result<(), Errno> {
+        self.ops(|mm, ops| mm::mmap::munmap(mm, ops, addr, len))
+    }
+    fn vm_brk_flags(&mut self, addr: VirtAddr, len: u64, exec: bool) -> Result<(), Errno> {
+        // vm_brk_flags gives the VMA the flags of an anonymous private rw
+        // mapping (VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT), as MAP_FIXED does.
+        let prot = PROT_READ | PROT_WRITE | if exec { PROT_EXEC } else { 0 };
+        self.mmap(
+            addr,
+            len,
+            prot,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+            None,
+            0,
+        )
+        .map(|_| ())
+    }
+    fn get_unmapped_area(&mut self, len: u64) -> Result<VirtAddr, Errno> {
+        mm::mmap::get_unmapped_area(&self.proc.mm, None, VirtAddr(0), len, 0)
+    }
+    fn install_special_mapping(
+        &mut self,
+        addr: VirtAddr,
+        len: u64,
+        prot: u32,
+        name: &'static str,
+    ) -> Result<(), Errno> {
+        // map_vdso: the text is VM_READ|VM_EXEC|VM_MAY*; the data pages
+        // are VM_READ|VM_MAYREAD|VM_IO|VM_DONTDUMP|VM_PFNMAP.
+        let flags = if prot & PROT_EXEC != 0 {
+            VmFlags::from_prot(prot) | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC
+        } else {
+            VmFlags::from_prot(prot)
+                | VmFlags::MAYREAD
+                | VmFlags::IO
+                | VmFlags::DONTDUMP
+                | VmFlags::PFNMAP
+        };
+        self.proc.mm.insert_special_mapping(addr, len, flags, name)
+    }
+    fn insert_stack_vma(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        exec: bool,
+    ) -> Result<(), Errno> {
+        let mm = &mut self.proc.mm;
+        if let Some(v) = mm.vma_lookup(VirtAddr(end.0 - 1)) {
+            if v.end == end && v.flags.contains(VmFlags::GROWSDOWN) {
+                if start < v.start {
+                    mm::mmap::expand_stack(mm, start)?;
+                }
+                return Ok(());
+            }
+        }
+        let sp = mm.start_stack;
+        mm.insert_stack_vma(start, end, VirtAddr(sp), exec)
+    }
+    fn write_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno> {
+        self.force_write(va.0, bytes)
+    }
+    fn clear_user(&mut self, va: VirtAddr, len: u64) -> Result<(), Errno> {
+        let zeros = vec![0u8; len as usize];
+        self.force_write(va.0, &zeros)
+    }
+    fn set_layout(&mut self, l: &ExecLayout) {
+        let mm = &mut self.proc.mm;
+        mm.start_code = l.start_code.0;
+        mm.end_code = l.end_code.0;
+        mm.start_data = l.start_data.0;
+        mm.end_data = l.end_data.0;
+        mm.start_brk = l.start_brk.0;
+        mm.brk = l.brk.0;
+        mm.start_stack = l.start_stack.0;
+        mm.arg_start = l.arg_start.0;
+        mm.arg_end = l.arg_end.0;
+        mm.env_start = l.env_start.0;
+        mm.env_end = l.env_end.0;
+    }
+}
+
+impl Machine {
+    fn proc_mut(&mut self, pid: u32) -> Result<&mut Process, Errno> {
+        self.processes.get_mut(&pid).ok_or(Errno::ESRCH)
+    }
+
+    /// The process `pid`.
+    pub fn process(&self, pid: u32) -> Option<&Process> {
+        self.processes.get(&pid)
+    }
+
+    fn ensure_zero_page(&mut self) -> Result<Pfn, Errno> {
+        if let Some(z) = self.tasks.zero_pfn {
+            return Ok(z);
+        }
+        let pfn = self
+            .pa
+            .alloc_pages(CpuId(0), Gfp::KERNEL, Order(0))
+            .ok_or(Errno::ENOMEM)?;
+        self.pa.direct_map().zero_pages(pfn, 1);
+        if let Some(p) = self.pa.page(pfn) {
+            p.set(mm::memmap::PageFlags::RESERVED);
+        }
+        self.tasks.zero_pfn = Some(pfn);
+        Ok(pfn)
+    }
+
+    fn new_process_tables(&mut self, cpu: usize) -> Result<PageTable, Errno> {
+        let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
+        let mut frames = PgtableFrames {
+            pa: &self.pa,
+            cpu: CpuId(cpu),
+        };
+        PageTable::new_user(kernel, &mut frames)
+    }
+
+    /// Creates a process with an empty x86-64 address space (`mm_alloc`),
+    /// named `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
+    /// ENOEXEC on a machine whose page tables are not modelled (arm64).
+    pub fn spawn(&mut self, comm: &str) -> Result<u32, Errno> {
+        if self.cpus.is_empty() {
+            self.cpus = new_cpus(self.config.cpus);
+        }
+        self.ensure_zero_page()?;
+        let pid = self.tasks.next_pid.max(1);
+        let cpu = (pid as usize - 1) % self.cpus.len();
+        let pt = self.new_process_tables(cpu)?;
+        self.tasks.next_pid = pid + 1;
+        let mm = new_mm(self.tasks.exec_params.rlimit_stack);
+        self.processes.insert(
+            pid,
+            Process {
+                pid,
+                comm: comm.chars().take(15).collect(),
+                mm,
+                pt,
+                asid: (pid % 4095 + 1) as u16,
+                cpu,
+                exec: None,
+            },
+        );
+        Ok(pid)
+    }
+
+    /// execve: replaces `pid`'s address space with `path` loaded from the
+    /// host (see [`crate::exec::exec`]). The new image is built in a fresh
+    /// mm; on success the old one is torn down, on failure the new one is.
+    pub fn exec(
+        &mut self,
+        pid: u32,
+        path: &str,
+        argv: &[String],
+        envp: &[String],
+    ) -> Result<ExecResult, Errno> {
+        let params = self.tasks.exec_params.clone();
+        let zero = Some(self.ensure_zero_page()?);
+        let (cpu, asid, comm) = {
+            let p = self.proc_mut(pid)?;
+            (p.cpu, p.asid, p.comm.clone())
+        };
+        let pt = self.new_process_tables(cpu)?;
+        let mut fresh = Process {
+            pid,
+            comm,
+            mm: new_mm(params.rlimit_stack),
+            pt,
+            asid,
+            cpu,
+            exec: None,
+        };
+        let r = {
+            let mut target = ExecTarget {
+                proc: &mut fresh,
+                pa: &self.pa,
+                cpus: &mut self.cpus,
+                zero,
+            };
+            exec::exec(&mut target, path, argv, envp, &params)
+        };
+        match r {
+            Ok(res) => {
+                fresh.comm = res
+                    .exe_path
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(15)
+                    .collect();
+                fresh.exec = Some(res.clone());
+                let old = self.processes.insert(pid, fresh);
+                if let Some(old) = old {
+                    self.teardown(old);
+                }
+                Ok(res)
+            }
+            Err(e) => {
+                self.teardown(fresh);
+                Err(e)
+            }
+        }
+    }
+
+    /// Frees everything an address space holds (`exit_mmap` + `pgd_free`).
+    fn teardown(&mut self, mut p: Process) {
+        let zero = self.tasks.zero_pfn;
+        with_ops(&mut p, &self.pa, &mut self.cpus, zero, |mm, ops| {
+            exit_mmap(mm, ops)
+        });
+        let mut frames = PgtableFrames {
+            pa: &self.pa,
+            cpu: CpuId(p.cpu),
+        };
+        p.pt.destroy(&mut frames);
+    }
+
+    /// exit: tears the process down (every page and table freed, its TLB
+    /// entries flushed on every CPU) and forgets it.
+    pub fn exit(&mut self, pid: u32) -> Result<(), Errno> {
+        let p = self.processes.remove(&pid).ok_or(Errno::ESRCH)?;
+        self.teardown(p);
+        Ok(())
+    }
+
+    /// Runs a memory system call on `pid`'s mm with its page tables.
+    pub fn with_mm<R>(
+        &mut self,
+        pid: u32,
+        f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R,
+    ) -> Result<R, Errno> {
+        let zero = self.tasks.zero_pfn;
+        let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        Ok(with_ops(p, &self.pa, &mut self.cpus, zero, f))
+    }
+
+    /// mmap(2) on `pid` (anonymous if `file` is `None` and MAP_ANONYMOUS).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sys_mmap(
+        &mut self,
+        pid: u32,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<FileRef>,
+        offset: u64,
+    ) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mmap::mmap(mm, ops, VirtAddr(addr), len, prot, flags, file, offset).map(|a| a.0)
+        })?
+    }
+
+    /// munmap(2).
+    pub fn sys_munmap(&mut self, pid: u32, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mmap::munmap(mm, ops, VirtAddr(addr), len).map(|_| 0)
+        })?
+    }
+
+    /// mprotect(2).
+    pub fn sys_mprotect(&mut self, pid: u32, addr: u64, len: u64, prot: u32) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mprotect::mprotect(mm, ops, VirtAddr(addr), len, prot).map(|_| 0)
+        })?
+    }
+
+    /// mremap(2).
+    pub fn sys_mremap(
+        &mut self,
+        pid: u32,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mremap::mremap(
+                mm,
+                ops,
+                VirtAddr(old),
+                old_len,
+                new_len,
+                flags,
+                VirtAddr(new_addr),
+            )
+            .map(|a| a.0)
+        })?
+    }
+
+    /// brk(2): the new break, or the old one on failure (never an errno).
+    pub fn sys_brk(&mut self, pid: u32, brk: u64) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| mm::mmap::brk(mm, ops, VirtAddr(brk)).0)
+    }
+
+    /// madvise(2).
+    pub fn sys_madvise(
+        &mut self,
+        pid: u32,
+        addr: u64,
+        len: u64,
+        advice: i32,
+    ) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::madvise::madvise(mm, ops, VirtAddr(addr), len, advice).map(|_| 0)
+        })?
+    }
+
+    /// mlock(2).
+    pub fn sys_mlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mlock::mlock(mm, ops, VirtAddr(addr), len).map(|_| 0)
+        })?
+    }
+
+    /// munlock(2).
+    pub fn sys_munlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mlock::munlock(mm, ops, VirtAddr(addr), len).map(|_| 0)
+        })?
+    }
+
+    /// mlockall(2).
+    pub fn sys_mlockall(&mut self, pid: u32, flags: u32) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mlock::mlockall(mm, ops, flags).map(|_| 0)
+        })?
+    }
+
+    /// munlockall(2).
+    pub fn sys_munlockall(&mut self, pid: u32) -> Result<u64, Errno> {
+        self.with_mm(pid, |mm, ops| mm::mlock::munlockall(mm, ops).map(|_| 0))?
+    }
+
+    /// msync(2).
+    pub fn sys_msync(&mut self, pid: u32, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
+        mm::msync::msync(&p.mm, VirtAddr(addr), len, flags).map(|_| 0)
+    }
+
+    /// mincore(2): one byte per page, bit 0 = resident.
+    pub fn sys_mincore(&mut self, pid: u32, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        self.with_mm(pid, |mm, ops| {
+            mm::mincore::mincore(mm, ops, VirtAddr(addr), len)
+        })?
+    }
+
+    /// `copy_from_user`: reads `len` bytes at `va` through `pid`'s CPU's
+    /// MMU (user mode, so protection applies). EFAULT at the first page
+    /// that faults (no fault handler yet).
+    pub fn read_user(&mut self, pid: u32, va: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
+        let dm = self.pa.direct_map();
+        let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
+        let mmu = self.cpus.get_mut(p.cpu).ok_or(Errno::EFAULT)?;
+        let mut out = vec![0u8; len];
+        let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut at = va;
+        while at < end {
+            let n = ((at & PAGE_MASK) + PAGE_SIZE).min(end) - at;
+            let pa = mmu
+                .translate(&dm, root, mode, asid, VirtAddr(at), Access::Read, true)
+                .map_err(|_| Errno::EFAULT)?;
+            let off = (at - va) as usize;
+            dm.read(pa, &mut out[off..off + n as usize]);
+            at += n;
+        }
+        Ok(out)
+    }
+
+    /// `copy_to_user`: writes `bytes` at `va` through `pid`'s CPU's MMU
+    /// (user mode, so a read-only or absent page gives EFAULT). Pages before
+    /// the faulting one are written, as a partial copy_to_user leaves them.
+    pub fn write_user(&mut self, pid: u32, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let cpu = self.processes.get(&pid).ok_or(Errno::ESRCH)?.cpu;
+        self.write_user_on(pid, cpu, va, bytes)
+    }
+
+    /// [`Machine::write_user`] from CPU `cpu` (as a thread of `pid` running
+    /// there would): the TLB coherence tests use it.
+    pub fn write_user_on(
+        &mut self,
+        pid: u32,
+        cpu: usize,
+        va: u64,
+        bytes: &[u8],
+    ) -> Result<(), Errno> {
+        self.access_on(
+            pid,
+            cpu,
+            va,
+            bytes.len(),
+            Access::Write,
+            |dm, pa, off, n| dm.write(pa, &bytes[off..off + n]),
+        )
+    }
+
+    /// Reads from CPU `cpu` through its MMU, like [`Machine::read_user`].
+    pub fn read_user_on(
+        &mut self,
+        pid: u32,
+        cpu: usize,
+        va: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let mut out = vec![0u8; len];
+        self.access_on(pid, cpu, va, len, Access::Read, |dm, pa, off, n| {
+            dm.read(pa, &mut out[off..off + n])
+        })?;
+        Ok(out)
+    }
+
+    fn access_on(
+        &mut self,
+        pid: u32,
+        cpu: usize,
+        va: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(&mm::direct_map::DirectMap, mm::types::PhysAddr, usize, usize),
+    ) -> Result<(), Errno> {
+        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
+        let dm = self.pa.direct_map();
+        let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
+        let mmu = self.cpus.get_mut(cpu).ok_or(Errno::EINVAL)?;
+        let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut at = va;
+        while at < end {
+            let n = ((at & PAGE_MASK) + PAGE_SIZE).min(end) - at;
+            let pa = mmu
+                .translate(&dm, root, mode, asid, VirtAddr(at), access, true)
+                .map_err(|_| Errno::EFAULT)?;
+            f(&dm, pa, (at - va) as usize, n as usize);
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
+    /// `status` (Name, Pid and the Vm*/Rss* lines) or `pagemap` (as hex
+    /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
+    /// binary file cannot be printed).
+    pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
+        let p = self
+            .processes
+            .get_mut(&pid)
+            .ok_or_else(|| format!("no process with pid {pid}"))?;
+        let mut tlb = mm::memory::NoTlb;
+        let ops = UserPageTables::new(
+            &mut p.pt,
+            &self.pa,
+            CpuId(p.cpu),
+            p.asid,
+            &mut tlb,
+            self.tasks.zero_pfn,
+        );
+        let mm = &p.mm;
+        Ok(match file {
+            "maps" => mm::task_mmu::show_maps(mm, &ops),
+            "smaps" => mm::task_mmu::show_smaps(mm, &ops),
+            "smaps_rollup" => mm::task_mmu::show_smaps_rollup(mm, &ops),
+            "status" => {
+                let mut s = format!("Name:\t{}\nPid:\t{}\n", p.comm, p.pid);
+                s.push_str(&mm::task_mmu::show_status_vm(mm));
+                s
+            }
+            "pagemap" => {
+                let mut s = String::new();
+                for v in mm.iter() {
+                    let mut va = v.start.0;
+                    while va < v.end.0 {
+                        let e = mm::task_mmu::pagemap_entry(mm, &ops, VirtAddr(va));
+                        if e & (3 << 62) != 0 {
+                            s.push_str(&format!("{va:012x} {e:016x}\n"));
+                        }
+                        va += PAGE_SIZE;
+                    }
+                }
+                s
+            }
+            other => {
+                return Err(format!(
+                    "no such /proc/{pid} file {other:?}; lmm knows: {}",
+                    PROC_PID_FILES.join(", ")
+                ))
+            }
+        })
+    }
+}
