@@ -6,6 +6,7 @@ pub mod config;
 pub mod e820;
 pub mod exec;
 pub mod hostfs;
+pub mod kernel;
 pub mod machine;
 pub mod mmu;
 pub mod process;

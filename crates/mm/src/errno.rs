@@ -34,15 +34,17 @@ pub enum Errno {
     ESPIPE = 29,
     EROFS = 30,
     ENAMETOOLONG = 36,
+    ENOSYS = 38,
     ELOOP = 40,
     EOVERFLOW = 75,
     ELIBBAD = 80,
+    EOPNOTSUPP = 95,
     EHWPOISON = 133,
 }
 
 impl Errno {
     /// All errnos we model, for parsing names.
-    pub const ALL: [Errno; 32] = [
+    pub const ALL: [Errno; 34] = [
         Errno::EPERM,
         Errno::ENOENT,
         Errno::ESRCH,
@@ -71,9 +73,11 @@ impl Errno {
         Errno::ESPIPE,
         Errno::EROFS,
         Errno::ENAMETOOLONG,
+        Errno::ENOSYS,
         Errno::ELOOP,
         Errno::EOVERFLOW,
         Errno::ELIBBAD,
+        Errno::EOPNOTSUPP,
         Errno::EHWPOISON,
     ];
 
@@ -114,9 +118,11 @@ impl Errno {
             ESPIPE => "ESPIPE",
             EROFS => "EROFS",
             ENAMETOOLONG => "ENAMETOOLONG",
+            ENOSYS => "ENOSYS",
             ELOOP => "ELOOP",
             EOVERFLOW => "EOVERFLOW",
             ELIBBAD => "ELIBBAD",
+            EOPNOTSUPP => "EOPNOTSUPP",
             EHWPOISON => "EHWPOISON",
         }
     }

@@ -11,7 +11,7 @@ use machine::{parse_size, Machine, MachineConfig};
 use mm::arch::Arch;
 use mm::gfp::Gfp;
 use mm::page_alloc::CpuId;
-use mm::types::{Order, Pfn, PhysAddr};
+use mm::types::{Order, Pfn, PhysAddr, VirtAddr};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 /// The built-in default scenario (`lmm run` with no file).
@@ -209,6 +209,7 @@ fn register(engine: &mut Engine, st: &Shared) {
         r.or_else(|e| err(format!("sysctl {name}={value}: {e}")))
     });
     register_process(engine, st);
+    register_kernel(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
@@ -710,4 +711,109 @@ pub fn run(
         },
         st.machine,
     ))
+}
+
+/// Kernel memory functions: the vmalloc area (vmalloc, vzalloc, vfree,
+/// vmap, ioremap) and kmap, with kernel reads and writes through the
+/// kernel page tables. Failures return the negative errno.
+fn register_kernel(engine: &mut Engine, st: &Shared) {
+    let s = st.clone();
+    engine.register_fn("vmalloc", move |size: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .vmalloc(size.max(0) as u64, false, "scenario")
+            .map(|v| v.0))
+    });
+    let s = st.clone();
+    engine.register_fn("vzalloc", move |size: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .vmalloc(size.max(0) as u64, true, "scenario")
+            .map(|v| v.0))
+    });
+    let s = st.clone();
+    engine.register_fn("vfree", move |addr: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .vfree(VirtAddr(addr as u64))
+            .map(|_| 0))
+    });
+    let s = st.clone();
+    engine.register_fn("vmap", move |pfns: rhai::Array| -> RhaiResult<i64> {
+        let pages: Vec<Pfn> = pfns
+            .into_iter()
+            .map(|d| d.as_int().map(|p| Pfn(p as u64)))
+            .collect::<Result<_, _>>()
+            .or_else(|t| err(format!("vmap takes an array of PFNs, found {t}")))?;
+        Ok(raw(s
+            .borrow_mut()
+            .machine
+            .vmap(&pages, "scenario")
+            .map(|v| v.0)))
+    });
+    let s = st.clone();
+    engine.register_fn("ioremap", move |phys: i64, size: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .ioremap(PhysAddr(phys as u64), size.max(0) as u64, "scenario")
+            .map(|v| v.0))
+    });
+    let s = st.clone();
+    engine.register_fn("kmap", move |pfn: i64| -> i64 {
+        raw(s.borrow_mut().machine.kmap(Pfn(pfn as u64)).map(|v| v.0))
+    });
+    let s = st.clone();
+    engine.register_fn("kunmap", move |pfn: i64| -> i64 {
+        raw(s.borrow_mut().machine.kunmap(Pfn(pfn as u64)).map(|_| 0))
+    });
+    let s = st.clone();
+    engine.register_fn("kmap_atomic", move |cpu: i64, pfn: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .kmap_atomic(cpu.max(0) as usize, Pfn(pfn as u64))
+            .map(|v| v.0))
+    });
+    let s = st.clone();
+    engine.register_fn("kunmap_atomic", move |cpu: i64, addr: i64| -> i64 {
+        raw(s
+            .borrow_mut()
+            .machine
+            .kunmap_atomic(cpu.max(0) as usize, VirtAddr(addr as u64))
+            .map(|_| 0))
+    });
+    let s = st.clone();
+    engine.register_fn("page_address", move |pfn: i64| -> i64 {
+        s.borrow()
+            .machine
+            .page_address(Pfn(pfn as u64))
+            .map_or(0, |v| v.0 as i64)
+    });
+    let s = st.clone();
+    engine.register_fn("kernel_write", move |addr: i64, text: &str| -> i64 {
+        raw(s
+            .borrow()
+            .machine
+            .kernel_write(VirtAddr(addr as u64), text.as_bytes())
+            .map(|_| 0))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "kernel_read",
+        move |addr: i64, len: i64| -> RhaiResult<String> {
+            let mut buf = vec![0u8; len.clamp(0, 1 << 20) as usize];
+            match s
+                .borrow()
+                .machine
+                .kernel_read(VirtAddr(addr as u64), &mut buf)
+            {
+                Ok(()) => Ok(String::from_utf8_lossy(&buf).into_owned()),
+                Err(e) => err(format!("kernel_read({addr:#x}, {len}): {e}")),
+            }
+        },
+    );
 }
