@@ -1448,3 +1448,474 @@ pub(crate) fn base_cache(
         nodes: new_nodes(k.sa.nr_nodes()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::debug::check_page_alloc;
+    use crate::mm_init::testing::{boot, TestMachine};
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    const C0: CpuId = CpuId(0);
+    const C1: CpuId = CpuId(1);
+
+    fn machine() -> TestMachine {
+        boot(Arch::X86_64, 64 << 20, 2)
+    }
+
+    fn free_pages(m: &TestMachine) -> u64 {
+        m.pa.nr_free_pages() + m.pa.nr_pcp_pages()
+    }
+
+    fn slab_pages(m: &TestMachine) -> i64 {
+        m.pa.nodes[0].stats.get(NodeStat::NrSlabReclaimable)
+            + m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable)
+    }
+
+    #[test]
+    fn kernel_caches_present_after_init() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            for name in ["task_struct", "mm_struct", "vm_area_struct", "anon_vma", "anon_vma_chain",
+                "files_cache", "signal_cache", "sighand_cache", "pid", "kmem_cache", "kmem_cache_node",
+                "kmalloc-96", "kmalloc-192", "kmalloc-8k", "kmalloc-rcl-64", "dma-kmalloc-512", "kmalloc-cg-1k"] {
+                assert!(sa.find_cache(name).is_some(), "{kind:?}: {name}");
+            }
+            let ts = sa.find_cache("task_struct").unwrap();
+            let t = k.kmem_cache_alloc(C0, ts, Gfp::KERNEL).unwrap();
+            assert_eq!(k.ksize(t), 5888);
+            k.kmem_cache_free(C0, ts, t).unwrap();
+            // SLAB has no kmalloc-8/16 (KMALLOC_MIN_SIZE 32).
+            assert_eq!(sa.find_cache("kmalloc-8").is_some(), kind == SlabKind::Slub);
+        }
+        // slabinfo lists newest first: kmalloc types cg, dma, rcl, normal;
+        // 96 and 192 after the powers of two of their type, as on the host.
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let names: Vec<String> = sa.caches().iter().map(|c| c.name.clone()).collect();
+        let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
+        assert!(pos("kmalloc-cg-8k") < pos("dma-kmalloc-8k"));
+        assert!(pos("kmalloc-rcl-96") < pos("kmalloc-8k"));
+        assert!(pos("kmalloc-8") < pos("kmalloc-192") && pos("kmalloc-192") < pos("kmalloc-96"));
+        assert_eq!(names.last().unwrap(), "kmem_cache");
+    }
+
+    #[test]
+    fn kmalloc_size_classes_and_variants() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let name = |size, gfp| sa.cache(sa.kmalloc_slab(size, gfp).unwrap()).unwrap().name.clone();
+        for (size, want) in [(1, "kmalloc-8"), (8, "kmalloc-8"), (9, "kmalloc-16"), (17, "kmalloc-32"),
+            (33, "kmalloc-64"), (65, "kmalloc-96"), (96, "kmalloc-96"), (97, "kmalloc-128"),
+            (129, "kmalloc-192"), (193, "kmalloc-256"), (4097, "kmalloc-8k"), (8192, "kmalloc-8k")] {
+            assert_eq!(name(size, Gfp::KERNEL), want, "{size}");
+        }
+        assert_eq!(name(64, Gfp::KERNEL | Gfp::RECLAIMABLE), "kmalloc-rcl-64");
+        assert_eq!(name(64, Gfp::KERNEL | Gfp::DMA), "dma-kmalloc-64");
+        assert_eq!(name(64, Gfp::KERNEL_ACCOUNT), "kmalloc-cg-64");
+        assert_eq!(k.kmalloc(C0, 0, Gfp::KERNEL), Some(ZERO_SIZE_PTR));
+        k.kfree(C0, ZERO_SIZE_PTR).unwrap();
+        // DMA objects come from ZONE_DMA (below 16 MiB).
+        let d = k.kmalloc(C0, 100, Gfp::KERNEL | Gfp::DMA).unwrap();
+        assert!(d.0 .0 < 16 << 20);
+        k.kfree(C0, d).unwrap();
+        // Large kmalloc: pages straight from the buddy allocator, counted as slab.
+        let before = free_pages(&m);
+        let slab0 = slab_pages(&m);
+        let big = k.kmalloc(C0, 8193, Gfp::KERNEL).unwrap();
+        assert!(big.0.is_page_aligned());
+        assert_eq!(k.ksize(big), 16384);
+        assert_eq!(slab_pages(&m) - slab0, 4);
+        assert!(!m.pa.page(big.0.pfn()).unwrap().test(PageFlags::SLAB));
+        k.kfree(C0, big).unwrap();
+        assert_eq!(free_pages(&m), before);
+        assert_eq!(slab_pages(&m), slab0);
+        check_page_alloc(&m.pa).unwrap();
+    }
+
+    #[test]
+    fn kzalloc_kcalloc_krealloc_keep_bytes() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let dm = m.pa.direct_map();
+            let p = k.kmalloc(C0, 40, Gfp::KERNEL).unwrap();
+            dm.write(p.0, &[0xee; 40]);
+            k.kfree(C0, p).unwrap();
+            let z = k.kzalloc(C0, 40, Gfp::KERNEL).unwrap();
+            let mut b = [1u8; 40];
+            dm.read(z.0, &mut b);
+            assert_eq!(b, [0; 40]);
+            assert_eq!(k.kcalloc(C0, u64::MAX, 2, Gfp::KERNEL), None);
+            let c = k.kcalloc(C0, 10, 30, Gfp::KERNEL).unwrap();
+            assert!(k.ksize(c) >= 300);
+            dm.write(z.0, b"krealloc keeps these bytes");
+            let same = k.krealloc(C0, z, 60, Gfp::KERNEL).unwrap();
+            assert_eq!(same, z, "40 -> 60 fits the 64-byte object");
+            let moved = k.krealloc(C0, same, 10000, Gfp::KERNEL).unwrap();
+            assert_ne!(moved, z);
+            let mut s = [0u8; 26];
+            dm.read(moved.0, &mut s);
+            assert_eq!(&s, b"krealloc keeps these bytes");
+            assert_eq!(k.krealloc(C0, moved, 0, Gfp::KERNEL), Some(ZERO_SIZE_PTR));
+            k.kfree(C0, c).unwrap();
+        }
+    }
+
+    #[test]
+    fn ctor_runs_once_per_object_at_slab_setup() {
+        fn ctor(b: &mut [u8]) {
+            b[..4].copy_from_slice(b"CTOR");
+        }
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let id = k.kmem_cache_create("ctor_test", 48, 0, SlabFlags(0), Some(ctor)).unwrap();
+            let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
+            let mut b = [0u8; 4];
+            m.pa.direct_map().read(p.0, &mut b);
+            assert_eq!(&b, b"CTOR", "{kind:?}");
+            k.kmem_cache_free(C0, id, p).unwrap();
+        }
+    }
+
+    /// Full/partial/empty transitions as seen by slabinfo, validate and the
+    /// node lists, for both engines.
+    #[test]
+    fn slab_state_transitions() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let id = k.kmem_cache_create("states", 1000, 0, SlabFlags(0), None).unwrap();
+            let c = sa.cache(id).unwrap();
+            let per = c.objects as usize;
+            let objs: Vec<ObjPtr> = (0..2 * per + 1)
+                .map(|_| k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap())
+                .collect();
+            let v = k.validate(id).unwrap();
+            assert_eq!(v.live, objs.len() as u64, "{kind:?}");
+            assert!(v.slabs >= 3);
+            // Free one slab's worth: that slab becomes empty, others stay.
+            let slabs: Vec<Pfn> = objs.iter().map(|o| k.obj_slab(*o).unwrap().0).collect();
+            let first = slabs[0];
+            for (o, _) in objs.iter().zip(&slabs).filter(|x| *x.1 == first) {
+                k.kmem_cache_free(C0, id, *o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, id);
+            let v = k.validate(id).unwrap();
+            let n = c.node(0);
+            assert_eq!(n.nr_slabs, v.slabs);
+            // After a shrink no slab is empty: each is full or partial.
+            assert!(n.free.is_empty());
+            drop(n);
+            for (o, _) in objs.iter().zip(&slabs).filter(|x| *x.1 != first) {
+                k.kmem_cache_free(C0, id, *o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, id);
+            assert_eq!(k.validate(id).unwrap(), CacheCounts::default(), "{kind:?}");
+            assert_eq!(slab_pages(&m), 0);
+            k.kmem_cache_destroy(C0, id).unwrap();
+            assert!(sa.cache(id).is_none());
+            check_page_alloc(&m.pa).unwrap();
+        }
+    }
+
+    #[test]
+    fn destroy_with_live_objects_refuses_and_loses_nothing() {
+        let m = machine();
+        let sa = SlabAllocator::empty(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let id = k.kmem_cache_create("leaky", 64, 0, SlabFlags(0), None).unwrap();
+        let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
+        m.pa.direct_map().write(p.0, b"still here");
+        assert!(matches!(k.kmem_cache_destroy(C0, id), Err(SlabReport::ObjectsRemaining { count: 1, .. })));
+        assert_eq!(k.errors(id), 2, "slub_kunit test_leak_destroy");
+        let log = m.pa.log.messages().join("\n");
+        assert!(log.contains("kmem_cache_destroy leaky: Slab cache still has objects when called from"), "{log}");
+        let mut b = [0u8; 10];
+        m.pa.direct_map().read(p.0, &mut b);
+        assert_eq!(&b, b"still here");
+        assert_eq!(k.leak_report(id).len(), 1);
+        k.kmem_cache_free(C0, id, p).unwrap();
+        k.kmem_cache_destroy(C0, id).unwrap();
+        assert_eq!(slab_pages(&m), 0);
+    }
+
+    #[test]
+    fn slub_merges_compatible_caches_and_lists_them_once() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let n = sa.caches().len();
+        let a = k.kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None).unwrap();
+        assert_eq!(sa.cache(a).unwrap().name, "kmalloc-64");
+        assert_eq!(sa.caches().len(), n);
+        fn ctor(_: &mut [u8]) {}
+        let b = k.kmem_cache_create("with_ctor", 60, 0, SlabFlags(0), Some(ctor)).unwrap();
+        let c = k.kmem_cache_create("debugged", 60, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let d = k.kmem_cache_create("reclaim", 60, 0, SlabFlags(SlabFlags::RECLAIM_ACCOUNT), None).unwrap();
+        assert!(b != a && c != a);
+        assert_eq!(sa.cache(d).unwrap().name, "kmalloc-rcl-64");
+        assert_eq!(sa.caches().len(), n + 2);
+        // Destroying the alias drops a reference; kmalloc-64 lives on.
+        k.kmem_cache_destroy(C0, a).unwrap();
+        assert!(sa.cache(a).is_some());
+        // SLAB never merges.
+        let sa2 = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
+        let k2 = Kmem::new(&sa2, &m.pa);
+        let e = k2.kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None).unwrap();
+        assert_eq!(sa2.cache(e).unwrap().name, "my_objs");
+    }
+
+    #[test]
+    fn slab_pages_are_accounted_by_reclaimability() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let r = k.kmalloc(C0, 64, Gfp::KERNEL | Gfp::RECLAIMABLE).unwrap();
+        let u = k.kmalloc(C0, 4096, Gfp::KERNEL).unwrap();
+        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabReclaimable), 1);
+        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable), 8);
+        let mi = crate::proc::meminfo::render(&m.pa, &Default::default());
+        assert!(mi.contains("SReclaimable:          4 kB"), "{mi}");
+        assert!(mi.contains("SUnreclaim:           32 kB"), "{mi}");
+        k.kfree(C0, r).unwrap();
+        k.kfree(C0, u).unwrap();
+    }
+
+    #[test]
+    fn slabinfo_golden_small_config() {
+        let m = machine();
+        let golden = [
+            (SlabKind::Slub, "\
+test_b                18     18    448   18    2 : tunables    0    0    0 : slabdata      1      1      0
+test_a                 3     39    104   39    1 : tunables    0    0    0 : slabdata      1      1      0
+"),
+            (SlabKind::Slab, "\
+test_b                 9      9    448    9    1 : tunables   54   27    8 : slabdata      1      1      0
+test_a                39     39    104   39    1 : tunables  120   60    8 : slabdata      1      1      0
+"),
+        ];
+        for (kind, want) in golden {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let a = k.kmem_cache_create("test_a", 100, 0, SlabFlags(0), None).unwrap();
+            let b = k.kmem_cache_create("test_b", 400, 0, SlabFlags(SlabFlags::HWCACHE_ALIGN), None).unwrap();
+            let objs: Vec<_> = (0..3).map(|_| k.kmem_cache_alloc(C0, a, Gfp::KERNEL).unwrap()).collect();
+            let bs: Vec<_> = (0..4).map(|_| k.kmem_cache_alloc(C0, b, Gfp::KERNEL).unwrap()).collect();
+            if kind == SlabKind::Slub {
+                k.kmem_cache_shrink(C0, a);
+            }
+            let text = crate::proc::slabinfo::render(&k);
+            assert_eq!(text, alloc::format!("{}{want}", crate::proc::slabinfo::HEADER), "{kind:?}");
+            for o in objs {
+                k.kmem_cache_free(C0, a, o).unwrap();
+            }
+            for o in bs {
+                k.kmem_cache_free(C0, b, o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, a);
+            k.kmem_cache_shrink(C0, b);
+        }
+        assert_eq!(slab_pages(&m), 0);
+    }
+
+    #[test]
+    fn slabinfo_lines_match_host_format() {
+        let host = crate::proc::testing::host("slabinfo.txt");
+        let mut lines = host.lines();
+        let header: String = lines.by_ref().take(2).map(|l| alloc::format!("{l}\n")).collect();
+        assert_eq!(header, crate::proc::slabinfo::HEADER);
+        for l in lines {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let n = |i: usize| t[i].parse::<u64>().unwrap();
+            let info = SlabInfo {
+                name: t[0].into(),
+                active_objs: n(1),
+                num_objs: n(2),
+                objsize: n(3),
+                objperslab: n(4),
+                pagesperslab: n(5),
+                limit: n(8),
+                batchcount: n(9),
+                sharedfactor: n(10),
+                active_slabs: n(13),
+                num_slabs: n(14),
+                sharedavail: n(15),
+            };
+            let mut out = String::new();
+            crate::proc::slabinfo::line(&mut out, &info);
+            assert_eq!(out, alloc::format!("{l}\n"));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Cache { cache: usize, cpu: usize },
+        Kmalloc { size: u64, gfp: u8, cpu: usize },
+        Free { pick: usize, cpu: usize },
+        Shrink { cache: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 0..2usize).prop_map(|(cache, cpu)| Op::Cache { cache, cpu }),
+            (0..10000u64, 0..3u8, 0..2usize).prop_map(|(size, gfp, cpu)| Op::Kmalloc { size, gfp, cpu }),
+            (any::<usize>(), 0..2usize).prop_map(|(pick, cpu)| Op::Free { pick, cpu }),
+            (0..3usize).prop_map(|cache| Op::Shrink { cache }),
+        ]
+    }
+
+    fn run_model(kind: SlabKind, ops: &[Op]) {
+        let m = machine();
+        let base_free = free_pages(&m);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+        let k = Kmem::new(&sa, &m.pa);
+        let dm = m.pa.direct_map();
+        let specs = [(24u64, 0u64, 0u32), (200, 64, 0), (700, 0, SlabFlags::HWCACHE_ALIGN | SlabFlags::RECLAIM_ACCOUNT)];
+        let caches: Vec<CacheId> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, a, f))| k.kmem_cache_create(&alloc::format!("model{i}"), s, a, SlabFlags(f | SlabFlags::NO_MERGE), None).unwrap())
+            .collect();
+        // addr -> (len, cache or None for kmalloc, fill byte)
+        let mut live: BTreeMap<u64, (u64, Option<CacheId>, u8)> = BTreeMap::new();
+        for (step, o) in ops.iter().enumerate() {
+            let got = match *o {
+                Op::Cache { cache, cpu } => {
+                    let id = caches[cache];
+                    k.kmem_cache_alloc(CpuId(cpu), id, Gfp::KERNEL).map(|p| {
+                        let (size, align, _) = specs[cache];
+                        assert_eq!(p.0 .0 % align.max(8), 0, "alignment");
+                        (p, size, Some(id))
+                    })
+                }
+                Op::Kmalloc { size, gfp, cpu } => {
+                    let g = [Gfp::KERNEL, Gfp::KERNEL | Gfp::RECLAIMABLE, Gfp::KERNEL | Gfp::DMA][gfp as usize];
+                    let p = k.kmalloc(CpuId(cpu), size, g).unwrap();
+                    if size == 0 {
+                        assert_eq!(p, ZERO_SIZE_PTR);
+                        None
+                    } else {
+                        assert!(k.ksize(p) >= size, "ksize");
+                        assert_eq!(p.0 .0 % 8, 0);
+                        if kind == SlabKind::Slub && size.is_power_of_two() {
+                            assert_eq!(p.0 .0 % size.min(PAGE_SIZE), 0, "natural alignment");
+                        }
+                        Some((p, size, None))
+                    }
+                }
+                Op::Free { pick, cpu } => {
+                    if !live.is_empty() {
+                        let (&a, &(len, c, fillb)) = live.iter().nth(pick % live.len()).unwrap();
+                        let mut b = alloc::vec![0u8; len as usize];
+                        dm.read(PhysAddr(a), &mut b);
+                        assert!(b.iter().all(|&x| x == fillb), "object bytes intact");
+                        let p = ObjPtr(PhysAddr(a));
+                        match c {
+                            Some(id) => k.kmem_cache_free(CpuId(cpu), id, p).unwrap(),
+                            None => k.kfree(CpuId(cpu), p).unwrap(),
+                        }
+                        live.remove(&a);
+                    }
+                    None
+                }
+                Op::Shrink { cache } => {
+                    k.kmem_cache_shrink(C0, caches[cache]);
+                    None
+                }
+            };
+            if let Some((p, len, c)) = got {
+                let a = p.0 .0;
+                if let Some((&prev, &(plen, _, _))) = live.range(..=a).next_back() {
+                    assert!(prev + plen <= a, "step {step}: {a:#x} overlaps {prev:#x}");
+                }
+                if let Some((&next, _)) = live.range(a..).next() {
+                    assert!(a + len <= next, "step {step}: {a:#x} overlaps {next:#x}");
+                }
+                let fillb = (step % 251) as u8;
+                fill(&dm, a, fillb, len);
+                live.insert(a, (len, c, fillb));
+            }
+            check_page_alloc(&m.pa).unwrap();
+            for &id in &caches {
+                k.validate(id).unwrap();
+            }
+        }
+        for (&a, &(_, c, _)) in &live {
+            match c {
+                Some(id) => k.kmem_cache_free(C1, id, ObjPtr(PhysAddr(a))).unwrap(),
+                None => k.kfree(C1, ObjPtr(PhysAddr(a))).unwrap(),
+            }
+        }
+        for c in sa.caches() {
+            k.kmem_cache_shrink(C0, c.id);
+            assert_eq!(k.validate(c.id).unwrap(), CacheCounts::default(), "{}", c.name);
+        }
+        assert_eq!(slab_pages(&m), 0);
+        assert_eq!(free_pages(&m), base_free, "every page returned");
+        check_page_alloc(&m.pa).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn random_alloc_free_matches_model_slub(ops in proptest::collection::vec(op(), 1..120)) {
+            run_model(SlabKind::Slub, &ops);
+        }
+        #[test]
+        fn random_alloc_free_matches_model_slab(ops in proptest::collection::vec(op(), 1..120)) {
+            run_model(SlabKind::Slab, &ops);
+        }
+    }
+
+    #[test]
+    fn many_objects_cycle_through_cpu_partial_and_node_lists() {
+        let ops: Vec<Op> = (0..600)
+            .map(|i| if i % 3 == 2 { Op::Free { pick: i * 7, cpu: i % 2 } } else { Op::Cache { cache: i % 3, cpu: (i / 2) % 2 } })
+            .chain((0..400).map(|i| Op::Free { pick: i * 13, cpu: i % 2 }))
+            .collect();
+        run_model(SlabKind::Slub, &ops);
+        run_model(SlabKind::Slab, &ops);
+    }
+
+    #[test]
+    fn two_host_threads_drive_two_cpus() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            std::thread::scope(|s| {
+                for cpu in 0..2 {
+                    s.spawn(move || {
+                        let mut held = Vec::new();
+                        for i in 0..3000u64 {
+                            held.push(k.kmalloc(CpuId(cpu), 8 + (i % 500), Gfp::KERNEL).unwrap());
+                            if held.len() > 100 {
+                                // Free on this CPU objects the other may have touched.
+                                let p = held.swap_remove((i as usize * 31) % held.len());
+                                k.kfree(CpuId(cpu), p).unwrap();
+                            }
+                        }
+                        for p in held {
+                            k.kfree(CpuId(cpu), p).unwrap();
+                        }
+                    });
+                }
+            });
+            for c in sa.caches() {
+                k.kmem_cache_shrink(C0, c.id);
+                assert_eq!(k.validate(c.id).unwrap().live, 0);
+            }
+            assert_eq!(slab_pages(&m), 0);
+            check_page_alloc(&m.pa).unwrap();
+        }
+    }
+}

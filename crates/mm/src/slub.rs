@@ -963,3 +963,227 @@ pub(crate) fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
         sharedavail: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::mm_init::testing::boot;
+    use crate::slab_common::{SlabAllocator, SlabKind};
+    use alloc::string::{String, ToString};
+
+    const C0: CpuId = CpuId(0);
+
+    /// linux-facts §6.8: objperslab/pagesperslab of the kmalloc sizes.
+    #[test]
+    fn calculate_order_table() {
+        let sizes = [8u64, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+        let rows: [(usize, [&str; 13]); 4] = [
+            (1, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "8/1", "8/2", "8/4", "8/8", "4/8"]),
+            (2, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "16/2", "16/4", "16/8", "8/8", "4/8"]),
+            (8, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "32/2", "32/4", "32/8", "16/8", "8/8", "4/8"]),
+            (16, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "42/2", "32/2", "32/4", "32/8", "16/8", "8/8", "4/8"]),
+        ];
+        for (cpus, want) in rows {
+            for (size, w) in sizes.iter().zip(want) {
+                let o = calculate_order(*size, cpus);
+                assert_eq!(alloc::format!("{}/{}", order_objects(o, *size), 1 << o), w, "cpus {cpus} size {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn kmalloc_caches_match_host_slabinfo_on_two_cpus() {
+        // The host that recorded tests/host/slabinfo.txt has 2 CPUs.
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let host = crate::proc::testing::host("slabinfo.txt");
+        let mut checked = 0;
+        for l in host.lines().skip(2) {
+            let t: alloc::vec::Vec<&str> = l.split_whitespace().collect();
+            let Some(id) = sa.find_cache(t[0]) else { continue };
+            let c = sa.cache(id).unwrap();
+            assert_eq!(
+                (c.size.to_string(), c.objects.to_string(), c.pages().to_string()),
+                (String::from(t[3]), String::from(t[4]), String::from(t[5])),
+                "{}",
+                t[0]
+            );
+            checked += 1;
+        }
+        assert!(checked > 60, "{checked}");
+    }
+
+    fn setup(flags: u32, size: u64) -> (crate::mm_init::testing::TestMachine, SlabAllocator) {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let _ = (flags, size);
+        (m, sa)
+    }
+
+    fn poke(k: &Kmem, a: u64, v: u8) {
+        k.pa.direct_map().write(PhysAddr(a), &[v]);
+    }
+
+    // slub_kunit (lib/tests/slub_kunit.c), error counts as in linux-facts §4.
+
+    #[test]
+    fn kunit_clobber_zone() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let s = k.kmem_cache_create("TestSlub_RZ_alloc", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        poke(&k, p.0 .0 + 64, 0x12);
+        assert_eq!(k.validate_slab_cache(s), 2);
+        let log = m.pa.log.messages().join("\n");
+        assert!(log.contains("BUG TestSlub_RZ_alloc (Not tainted): Right Redzone overwritten"), "{log}");
+        assert!(log.contains("First byte 0x12 instead of 0xcc"), "{log}");
+        k.kmem_cache_free(C0, s, p).unwrap();
+        k.kmem_cache_destroy(C0, s).unwrap();
+    }
+
+    #[test]
+    fn kunit_next_pointer() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let s = k.kmem_cache_create("TestSlub_next_ptr_free", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+        let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        k.kmem_cache_free(C0, s, p).unwrap();
+        let c = sa.cache(s).unwrap();
+        let fp = p.0 .0 + c.offset;
+        let tmp = read_u64(&m.pa.direct_map(), fp);
+        poke(&k, fp, 0x12);
+        assert_eq!(k.validate_slab_cache(s), 3, "corrupt freechain + wrong count + fix");
+        write_u64(&m.pa.direct_map(), fp, tmp);
+        assert_eq!(k.validate_slab_cache(s), 2, "wrong count + fix");
+        assert_eq!(k.validate_slab_cache(s), 0);
+        k.kmem_cache_destroy(C0, s).unwrap();
+    }
+
+    #[test]
+    fn kunit_first_word_and_50th_byte() {
+        for at in [0u64, 50] {
+            let (m, sa) = setup(0, 0);
+            let k = Kmem::new(&sa, &m.pa);
+            let s = k.kmem_cache_create("TestSlub_1th_word_free", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+            let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+            k.kmem_cache_free(C0, s, p).unwrap();
+            poke(&k, p.0 .0 + at, 0x12);
+            assert_eq!(k.validate_slab_cache(s), 2, "byte {at}");
+            assert!(m.pa.log.messages().iter().any(|l| l.contains("Poison overwritten")));
+            assert_eq!(k.validate_slab_cache(s), 0, "repaired");
+        }
+    }
+
+    #[test]
+    fn kunit_clobber_redzone_free() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let s = k.kmem_cache_create("TestSlub_RZ_free", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        k.kmem_cache_free(C0, s, p).unwrap();
+        poke(&k, p.0 .0 + 64, 0xab);
+        assert_eq!(k.validate_slab_cache(s), 2);
+    }
+
+    #[test]
+    fn kunit_kmalloc_redzone_access() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
+        let s = k.kmem_cache_create("TestSlub_RZ_kmalloc", 32, 0, SlabFlags(f), None).unwrap();
+        let p = k.kmalloc_from(C0, s, 18, Gfp::KERNEL).unwrap();
+        poke(&k, p.0 .0 + 18, 0xab);
+        poke(&k, p.0 .0 + 19, 0xab);
+        assert_eq!(k.validate_slab_cache(s), 2);
+        assert!(m.pa.log.messages().iter().any(|l| l.contains("kmalloc Redzone overwritten")));
+        k.kmem_cache_free(C0, s, p).unwrap();
+    }
+
+    #[test]
+    fn kunit_krealloc_redzone_zeroing() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let dm = m.pa.direct_map();
+        let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
+        let s = k.kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None).unwrap();
+        let p = k.kmalloc_from(C0, s, 48, Gfp::KERNEL).unwrap();
+        fill(&dm, p.0 .0, 0xff, 48);
+        let mut b = [0u8; 64];
+        let p = k.krealloc(C0, p, 40, Gfp::KERNEL | Gfp::ZERO).unwrap();
+        dm.read(p.0, &mut b);
+        assert!(b[40..].iter().all(|&x| x == SLUB_RED_ACTIVE));
+        let p = k.krealloc(C0, p, 56, Gfp::KERNEL | Gfp::ZERO).unwrap();
+        dm.read(p.0, &mut b);
+        assert!(b[..40].iter().all(|&x| x == 0xff));
+        assert!(b[40..56].iter().all(|&x| x == 0));
+        assert!(b[56..].iter().all(|&x| x == SLUB_RED_ACTIVE));
+        assert_eq!(k.validate_slab_cache(s), 0);
+        let q = k.krealloc(C0, p, 112, Gfp::KERNEL | Gfp::ZERO).unwrap();
+        assert_ne!(q, p);
+        assert_eq!(k.ksize(q), 128);
+        let mut c = [0u8; 112];
+        dm.read(q.0, &mut c);
+        assert!(c[..40].iter().all(|&x| x == 0xff) && c[40..].iter().all(|&x| x == 0));
+        assert_eq!(k.validate_slab_cache(s), 0);
+        k.kfree(C0, q).unwrap();
+    }
+
+    #[test]
+    fn double_free_use_after_free_and_bad_pointers_are_reported() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let f = SlabFlags::POISON | SlabFlags::RED_ZONE | SlabFlags::STORE_USER;
+        let s = k.kmem_cache_create("dbg", 100, 0, SlabFlags(f), None).unwrap();
+        let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        let q = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        // Double free.
+        k.kmem_cache_free(C0, s, p).unwrap();
+        assert!(matches!(k.kmem_cache_free(C0, s, p), Err(SlabReport::DoubleFree { .. })));
+        // Use after free: found when the object is handed out again.
+        poke(&k, p.0 .0 + 10, 0x00);
+        sa.take_reports();
+        let p2 = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
+        assert_eq!(p2, p);
+        let r = sa.take_reports();
+        assert!(matches!(r.as_slice(), [SlabReport::Poison { found: 0, expected: POISON_FREE, .. }]), "{r:?}");
+        // Overflow into the red zone: refused, reported, object kept.
+        poke(&k, q.0 .0 + 100, 0x41);
+        assert!(matches!(k.kmem_cache_free(C0, s, q), Err(SlabReport::Redzone { what: "Right Redzone", .. })));
+        // Underflow: left red zone.
+        poke(&k, p2.0 .0 - 1, 0x41);
+        assert!(matches!(k.kmem_cache_free(C0, s, p2), Err(SlabReport::Redzone { what: "Left Redzone", .. })));
+        // A pointer inside an object is not an object.
+        assert!(matches!(k.kmem_cache_free(C0, s, ObjPtr(PhysAddr(q.0 .0 + 8))), Err(SlabReport::InvalidFree { .. })));
+        // Both objects are still live (repaired, not freed) and their owner is known.
+        let leaks = k.leak_report(s);
+        assert_eq!(leaks.iter().map(|l| l.0).collect::<alloc::vec::Vec<_>>(), {
+            let mut v = alloc::vec![p2, q];
+            v.sort();
+            v
+        });
+        let t = leaks[0].1.unwrap();
+        assert!(t.caller.file().ends_with("slub.rs"));
+        assert!(m.pa.log.messages().iter().any(|l| l.contains("allocated at") && l.contains("slub.rs")));
+        // The repaired objects free cleanly now.
+        k.kmem_cache_free(C0, s, q).unwrap();
+        k.kmem_cache_free(C0, s, p2).unwrap();
+        assert_eq!(k.validate_slab_cache(s), 0);
+        k.kmem_cache_destroy(C0, s).unwrap();
+        crate::debug::check_page_alloc(&m.pa).unwrap();
+    }
+
+    #[test]
+    fn debug_layout_like_linux() {
+        let (m, sa) = setup(0, 0);
+        let k = Kmem::new(&sa, &m.pa);
+        let rz = k.kmem_cache_create("rz", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let c = sa.cache(rz).unwrap();
+        assert_eq!((c.inuse, c.offset, c.red_left_pad, c.size), (72, 32, 8, 88));
+        let po = k.kmem_cache_create("po", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+        let c = sa.cache(po).unwrap();
+        assert_eq!((c.offset, c.size), (64, 72));
+        let plain = k.kmem_cache_create("plain", 100, 0, SlabFlags(SlabFlags::NO_MERGE), None).unwrap();
+        assert_eq!(sa.cache(plain).unwrap().offset, 48, "free pointer mid-object");
+    }
+}
