@@ -185,3 +185,110 @@ impl Mempool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::mm_init::testing::boot;
+    use crate::slab_common::{SlabAllocator, SlabFlags, SlabKind};
+    use alloc::sync::Arc;
+    use core::sync::atomic::AtomicBool;
+
+    const C0: CpuId = CpuId(0);
+
+    /// A kmalloc pool whose allocator can be made to fail (the test hook).
+    fn failing_pool(k: &Kmem, min: usize, fail: Arc<AtomicBool>) -> Mempool {
+        Mempool::create(
+            k,
+            C0,
+            min,
+            Box::new(move |k, cpu, gfp| if fail.load(Relaxed) { None } else { k.kmalloc(cpu, 256, gfp) }),
+            Box::new(|k, cpu, e| k.kfree(cpu, e).unwrap()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reserve_used_only_when_the_allocator_fails() {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let fail = Arc::new(AtomicBool::new(false));
+        let pool = failing_pool(&k, 3, fail.clone());
+        assert_eq!(pool.curr_nr(), 3);
+        // The allocator works: the reserve is untouched.
+        let a = pool.alloc(&k, C0, Gfp::KERNEL).unwrap();
+        assert_eq!(pool.curr_nr(), 3);
+        // It fails: the reserve hands out its elements, then runs dry.
+        fail.store(true, Relaxed);
+        let r: alloc::vec::Vec<ObjPtr> = (0..3).map(|_| pool.alloc(&k, C0, Gfp::ATOMIC).unwrap()).collect();
+        assert_eq!(pool.curr_nr(), 0);
+        assert_eq!(pool.alloc(&k, C0, Gfp::ATOMIC), None, "cannot wait: nothing");
+        assert_eq!(pool.waits.load(Relaxed), 0);
+        assert_eq!(pool.alloc(&k, C0, Gfp::KERNEL), None, "would sleep");
+        assert_eq!(pool.waits.load(Relaxed), 1);
+        assert!(m.pa.log.messages().iter().any(|l| l.contains("mempool_alloc: would wait")));
+        // Frees refill the reserve first, then go back to kmalloc.
+        for e in r {
+            pool.free(&k, C0, e);
+        }
+        assert_eq!(pool.curr_nr(), 3);
+        let before = sa.caches().iter().find(|c| c.name == "kmalloc-256").unwrap().id;
+        pool.free(&k, C0, a);
+        assert_eq!(pool.curr_nr(), 3);
+        assert_eq!(k.validate(before).unwrap().live, 3, "a went back to kmalloc");
+        // Resize: shrink gives the surplus back, growth needs the allocator.
+        pool.resize(&k, C0, 1).unwrap();
+        assert_eq!((pool.curr_nr(), pool.min_nr()), (1, 1));
+        assert_eq!(pool.resize(&k, C0, 4), Err(Errno::ENOMEM));
+        fail.store(false, Relaxed);
+        pool.resize(&k, C0, 4).unwrap();
+        assert_eq!(pool.curr_nr(), 4);
+        pool.destroy(&k, C0);
+        assert_eq!(k.validate(before).unwrap().live, 0);
+    }
+
+    #[test]
+    fn slab_kmalloc_and_page_pools() {
+        let m = boot(Arch::X86_64, 64 << 20, 2);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
+        let k = Kmem::new(&sa, &m.pa);
+        let free0 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+        let cache = k.kmem_cache_create("bio", 200, 0, SlabFlags(0), None).unwrap();
+        let sp = Mempool::create_slab_pool(&k, C0, 4, cache).unwrap();
+        let kp = Mempool::create_kmalloc_pool(&k, C0, 2, 1000).unwrap();
+        let pp = Mempool::create_page_pool(&k, C0, 2, Order(1)).unwrap();
+        // Slab pages run out: the slab pool still serves from its reserve.
+        sa.fail_new_slabs.store(u64::MAX, Relaxed);
+        let mut got = alloc::vec::Vec::new();
+        while let Some(e) = sp.alloc(&k, C0, Gfp::NOWAIT) {
+            got.push(e);
+        }
+        assert!(got.len() >= 4 && sp.curr_nr() == 0);
+        sa.fail_new_slabs.store(0, Relaxed);
+        for e in got {
+            sp.free(&k, C0, e);
+        }
+        let pg = pp.alloc(&k, C0, Gfp::KERNEL).unwrap();
+        assert!(pg.0.is_page_aligned());
+        pp.free(&k, C0, pg);
+        sp.destroy(&k, C0);
+        kp.destroy(&k, C0);
+        pp.destroy(&k, C0);
+        for c in sa.caches() {
+            k.kmem_cache_shrink(C0, c.id);
+        }
+        assert_eq!(m.pa.nr_free_pages() + m.pa.nr_pcp_pages(), free0);
+    }
+
+    #[test]
+    fn create_fails_cleanly_when_the_reserve_cannot_be_filled() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let huge = Mempool::create_page_pool(&k, C0, 100_000, Order(0));
+        assert_eq!(huge.err(), Some(Errno::ENOMEM));
+        crate::debug::check_page_alloc(&m.pa).unwrap();
+    }
+}
