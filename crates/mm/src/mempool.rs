@@ -67,7 +67,12 @@ impl Mempool {
     }
 
     /// `mempool_create_slab_pool`: elements from a slab cache.
-    pub fn create_slab_pool(k: &Kmem, cpu: CpuId, min_nr: usize, cache: CacheId) -> Result<Mempool, Errno> {
+    pub fn create_slab_pool(
+        k: &Kmem,
+        cpu: CpuId,
+        min_nr: usize,
+        cache: CacheId,
+    ) -> Result<Mempool, Errno> {
         Self::create(
             k,
             cpu,
@@ -80,7 +85,12 @@ impl Mempool {
     }
 
     /// `mempool_create_kmalloc_pool`: elements of `size` bytes from kmalloc.
-    pub fn create_kmalloc_pool(k: &Kmem, cpu: CpuId, min_nr: usize, size: u64) -> Result<Mempool, Errno> {
+    pub fn create_kmalloc_pool(
+        k: &Kmem,
+        cpu: CpuId,
+        min_nr: usize,
+        size: u64,
+    ) -> Result<Mempool, Errno> {
         Self::create(
             k,
             cpu,
@@ -94,12 +104,19 @@ impl Mempool {
 
     /// `mempool_create_page_pool`: blocks of `order` pages (the element is
     /// the block's physical address).
-    pub fn create_page_pool(k: &Kmem, cpu: CpuId, min_nr: usize, order: Order) -> Result<Mempool, Errno> {
+    pub fn create_page_pool(
+        k: &Kmem,
+        cpu: CpuId,
+        min_nr: usize,
+        order: Order,
+    ) -> Result<Mempool, Errno> {
         Self::create(
             k,
             cpu,
             min_nr,
-            Box::new(move |k, cpu, gfp| k.pa.alloc_pages(cpu, gfp, order).map(|p| ObjPtr(p.phys()))),
+            Box::new(move |k, cpu, gfp| {
+                k.pa.alloc_pages(cpu, gfp, order).map(|p| ObjPtr(p.phys()))
+            }),
             Box::new(move |k, cpu, e| k.pa.free_pages(cpu, e.0.pfn(), order)),
         )
     }
@@ -203,7 +220,13 @@ mod tests {
             k,
             C0,
             min,
-            Box::new(move |k, cpu, gfp| if fail.load(Relaxed) { None } else { k.kmalloc(cpu, 256, gfp) }),
+            Box::new(move |k, cpu, gfp| {
+                if fail.load(Relaxed) {
+                    None
+                } else {
+                    k.kmalloc(cpu, 256, gfp)
+                }
+            }),
             Box::new(|k, cpu, e| k.kfree(cpu, e).unwrap()),
         )
         .unwrap()
@@ -222,22 +245,42 @@ mod tests {
         assert_eq!(pool.curr_nr(), 3);
         // It fails: the reserve hands out its elements, then runs dry.
         fail.store(true, Relaxed);
-        let r: alloc::vec::Vec<ObjPtr> = (0..3).map(|_| pool.alloc(&k, C0, Gfp::ATOMIC).unwrap()).collect();
+        let r: alloc::vec::Vec<ObjPtr> = (0..3)
+            .map(|_| pool.alloc(&k, C0, Gfp::ATOMIC).unwrap())
+            .collect();
         assert_eq!(pool.curr_nr(), 0);
-        assert_eq!(pool.alloc(&k, C0, Gfp::ATOMIC), None, "cannot wait: nothing");
+        assert_eq!(
+            pool.alloc(&k, C0, Gfp::ATOMIC),
+            None,
+            "cannot wait: nothing"
+        );
         assert_eq!(pool.waits.load(Relaxed), 0);
         assert_eq!(pool.alloc(&k, C0, Gfp::KERNEL), None, "would sleep");
         assert_eq!(pool.waits.load(Relaxed), 1);
-        assert!(m.pa.log.messages().iter().any(|l| l.contains("mempool_alloc: would wait")));
+        assert!(m
+            .pa
+            .log
+            .messages()
+            .iter()
+            .any(|l| l.contains("mempool_alloc: would wait")));
         // Frees refill the reserve first, then go back to kmalloc.
         for e in r {
             pool.free(&k, C0, e);
         }
         assert_eq!(pool.curr_nr(), 3);
-        let before = sa.caches().iter().find(|c| c.name == "kmalloc-256").unwrap().id;
+        let before = sa
+            .caches()
+            .iter()
+            .find(|c| c.name == "kmalloc-256")
+            .unwrap()
+            .id;
         pool.free(&k, C0, a);
         assert_eq!(pool.curr_nr(), 3);
-        assert_eq!(k.validate(before).unwrap().live, 3, "a went back to kmalloc");
+        assert_eq!(
+            k.validate(before).unwrap().live,
+            3,
+            "a went back to kmalloc"
+        );
         // Resize: shrink gives the surplus back, growth needs the allocator.
         pool.resize(&k, C0, 1).unwrap();
         assert_eq!((pool.curr_nr(), pool.min_nr()), (1, 1));
@@ -255,7 +298,9 @@ mod tests {
         let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
         let k = Kmem::new(&sa, &m.pa);
         let free0 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
-        let cache = k.kmem_cache_create("bio", 200, 0, SlabFlags(0), None).unwrap();
+        let cache = k
+            .kmem_cache_create("bio", 200, 0, SlabFlags(0), None)
+            .unwrap();
         let sp = Mempool::create_slab_pool(&k, C0, 4, cache).unwrap();
         let kp = Mempool::create_kmalloc_pool(&k, C0, 2, 1000).unwrap();
         let pp = Mempool::create_page_pool(&k, C0, 2, Order(1)).unwrap();

@@ -21,7 +21,7 @@ use crate::gfp::Gfp;
 use crate::memmap::PageList;
 use crate::page_alloc::CpuId;
 use crate::slab_common::{
-    base_cache, bytes_mut, calculate_alignment, Cache, CacheCounts, CacheId, Ctor, CpuCache,
+    base_cache, calculate_alignment, run_ctor, Cache, CacheCounts, CacheId, CpuCache, Ctor,
     FreelistPlace, Kmem, NodeState, ObjPtr, SlabFlags, SlabInfo, SlabReport, INUSE_MASK, ON_FREE,
     ON_FULL, ON_PARTIAL,
 };
@@ -84,7 +84,11 @@ pub(crate) fn new_cache(
     c.offset = 0;
     c.inuse = c.size;
     // SLAB_MAX_ORDER_HI above 32 MiB of RAM, else SLAB_MAX_ORDER_LO.
-    let max_order = if k.pa.totalram_pages() > (32 << 20) >> PAGE_SHIFT { 1 } else { 0 };
+    let max_order = if k.pa.totalram_pages() > (32 << 20) >> PAGE_SHIFT {
+        1
+    } else {
+        0
+    };
     let mut pick = None;
     if ctor.is_none() && !flags.has(SlabFlags::TYPESAFE_BY_RCU) {
         let (o, num, left) = calculate_slab_order(c.size, FreelistPlace::InObject, max_order);
@@ -112,7 +116,11 @@ pub(crate) fn new_cache(
     } else {
         120
     };
-    c.shared = if c.size <= PAGE_SIZE && k.sa.nr_cpus() > 1 { 8 } else { 0 };
+    c.shared = if c.size <= PAGE_SIZE && k.sa.nr_cpus() > 1 {
+        8
+    } else {
+        0
+    };
     c.batchcount = c.limit.div_ceil(2);
     for nid in 0..c.nodes.len() {
         let cpus = k.pa.cpu_node.iter().filter(|&&n| n as usize == nid).count() as u64;
@@ -236,7 +244,7 @@ fn grow(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<()> {
     let dm = k.pa.direct_map();
     if let Some(ctor) = s.ctor {
         for i in 0..num {
-            ctor(bytes_mut(&dm, s_mem + i * s.size, s.object_size()));
+            run_ctor(&dm, s_mem + i * s.size, s.object_size(), ctor);
         }
     }
     let idx: Vec<u8> = (0..num as u8).collect();
@@ -320,7 +328,7 @@ pub(crate) fn free(k: &Kmem, cpu: CpuId, c: &mut CpuCache, obj: ObjPtr) -> Resul
         Some((pfn, id)) if id == s.id => {
             let r = slab_ref(k, pfn.0);
             obj.0 .0 >= r.s_mem
-                && (obj.0 .0 - r.s_mem) % s.size == 0
+                && (obj.0 .0 - r.s_mem).is_multiple_of(s.size)
                 && (obj.0 .0 - r.s_mem) / s.size < s.objects as u64
         }
         _ => false,
@@ -402,11 +410,14 @@ pub(crate) fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
 
 // ----- introspection -----
 
+/// A slab's head PFN, first object and free-object map.
+type SlabMap = (u64, u64, Vec<bool>);
+
 fn slabs_with_free(
     k: &Kmem,
     s: &Cache,
     cpus: &[&CpuCache],
-) -> Result<(Vec<(u64, u64, Vec<bool>)>, Vec<u64>), alloc::string::String> {
+) -> Result<(Vec<SlabMap>, Vec<u64>), alloc::string::String> {
     use alloc::format;
     let num = s.objects as u64;
     let mut out = Vec::new();
@@ -418,7 +429,11 @@ fn slabs_with_free(
         let mut free_objs = 0;
         let mut free_slabs = 0;
         let mut slabs = 0;
-        for (list, flag) in [(&n.full, ON_FULL), (&n.partial, ON_PARTIAL), (&n.free, ON_FREE)] {
+        for (list, flag) in [
+            (&n.full, ON_FULL),
+            (&n.partial, ON_PARTIAL),
+            (&n.free, ON_FREE),
+        ] {
             for pfn in list.iter(mm) {
                 let head = k.sa.page(pfn).unwrap();
                 if head.index() & (ON_FULL | ON_PARTIAL | ON_FREE) != flag {
@@ -431,7 +446,10 @@ fn slabs_with_free(
                     _ => r.active > 0 && r.active < num,
                 };
                 if !ok {
-                    return Err(format!("{}: slab {pfn:?} active {} on list {flag:#x}", s.name, r.active));
+                    return Err(format!(
+                        "{}: slab {pfn:?} active {} on list {flag:#x}",
+                        s.name, r.active
+                    ));
                 }
                 let mut free = vec![false; num as usize];
                 for i in r.active..num {
@@ -459,7 +477,10 @@ fn slabs_with_free(
     for &o in &cached {
         let pfn = (o >> PAGE_SHIFT) & !((1u64 << s.order) - 1);
         let Some(e) = out.iter_mut().find(|e| e.0 == pfn) else {
-            return Err(format!("{}: cached object {o:#x} outside every slab", s.name));
+            return Err(format!(
+                "{}: cached object {o:#x} outside every slab",
+                s.name
+            ));
         };
         let i = ((o - e.1) / s.size) as usize;
         if e.2[i] {
@@ -470,10 +491,17 @@ fn slabs_with_free(
     Ok((out, cached))
 }
 
-pub(crate) fn validate(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Result<CacheCounts, alloc::string::String> {
+pub(crate) fn validate(
+    k: &Kmem,
+    s: &Cache,
+    cpus: &[&CpuCache],
+) -> Result<CacheCounts, alloc::string::String> {
     let (slabs, _) = slabs_with_free(k, s, cpus)?;
     let objects = slabs.len() as u64 * s.objects as u64;
-    let free: u64 = slabs.iter().map(|e| e.2.iter().filter(|x| **x).count() as u64).sum();
+    let free: u64 = slabs
+        .iter()
+        .map(|e| e.2.iter().filter(|x| **x).count() as u64)
+        .sum();
     Ok(CacheCounts {
         slabs: slabs.len() as u64,
         objects,

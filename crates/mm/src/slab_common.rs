@@ -716,10 +716,11 @@ impl SlabAllocator {
     /// The live cache called `name`.
     pub fn find_cache(&self, name: &str) -> Option<CacheId> {
         let r = self.registry.read();
-        r.list
-            .iter()
-            .copied()
-            .find(|id| r.caches[id.0 as usize].as_ref().is_some_and(|c| c.name == name))
+        r.list.iter().copied().find(|id| {
+            r.caches[id.0 as usize]
+                .as_ref()
+                .is_some_and(|c| c.name == name)
+        })
     }
 
     /// Live caches, newest first (the order of /proc/slabinfo).
@@ -809,12 +810,12 @@ pub(crate) fn fill(dm: &crate::direct_map::DirectMap, pa: u64, v: u8, len: u64) 
     }
 }
 
-/// The bytes of an object, for constructors.
-pub(crate) fn bytes_mut(dm: &crate::direct_map::DirectMap, pa: u64, len: u64) -> &mut [u8] {
+/// Runs a constructor on the bytes of an object.
+pub(crate) fn run_ctor(dm: &crate::direct_map::DirectMap, pa: u64, len: u64, ctor: Ctor) {
     assert!(dm.contains(PhysAddr(pa), len));
     // SAFETY: in range; the object belongs to a slab being set up, which no
     // one else can reach yet.
-    unsafe { core::slice::from_raw_parts_mut(dm.ptr(PhysAddr(pa)), len as usize) }
+    ctor(unsafe { core::slice::from_raw_parts_mut(dm.ptr(PhysAddr(pa)), len as usize) })
 }
 
 impl<'a> Kmem<'a> {
@@ -924,7 +925,12 @@ impl<'a> Kmem<'a> {
     /// or a clobbered red zone (debug caches) is reported and nothing is
     /// freed.
     #[track_caller]
-    pub fn kmem_cache_free(&self, cpu: CpuId, cache: CacheId, obj: ObjPtr) -> Result<(), SlabReport> {
+    pub fn kmem_cache_free(
+        &self,
+        cpu: CpuId,
+        cache: CacheId,
+        obj: ObjPtr,
+    ) -> Result<(), SlabReport> {
         self.free_obj(cpu, cache, obj, Location::caller())
     }
 
@@ -1169,7 +1175,12 @@ impl<'a> Kmem<'a> {
                     if let Some(off) = c.orig_size_offset {
                         write_u64(&dm, obj.0 .0 + off, new_size);
                         if new_size < c.object_size() && c.flags.has(SlabFlags::RED_ZONE) {
-                            fill(&dm, obj.0 .0 + new_size, SLUB_RED_ACTIVE, c.object_size() - new_size);
+                            fill(
+                                &dm,
+                                obj.0 .0 + new_size,
+                                SLUB_RED_ACTIVE,
+                                c.object_size() - new_size,
+                            );
                         }
                     }
                 }
@@ -1286,7 +1297,10 @@ impl<'a> Kmem<'a> {
     /// and hold each object once, counters match, every slab is on the list
     /// its state says. Returns the counts.
     pub fn validate(&self, cache: CacheId) -> Result<CacheCounts, String> {
-        let c = self.sa.cache(cache).ok_or_else(|| String::from("no such cache"))?;
+        let c = self
+            .sa
+            .cache(cache)
+            .ok_or_else(|| String::from("no such cache"))?;
         let cpus: Vec<_> = self.sa.cpus.iter().map(|l| l.lock()).collect();
         let cpu_caches: Vec<&CpuCache> = cpus
             .iter()
@@ -1348,7 +1362,10 @@ impl<'a> Kmem<'a> {
     /// slub_debug errors counted on a cache so far (slub_kunit's
     /// `slab_errors`).
     pub fn errors(&self, cache: CacheId) -> u64 {
-        self.sa.cache(cache).map(|c| c.errors.load(Relaxed)).unwrap_or(0)
+        self.sa
+            .cache(cache)
+            .map(|c| c.errors.load(Relaxed))
+            .unwrap_or(0)
     }
 
     /// Resets a cache's error count.
@@ -1480,9 +1497,25 @@ mod tests {
         for kind in [SlabKind::Slub, SlabKind::Slab] {
             let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
-            for name in ["task_struct", "mm_struct", "vm_area_struct", "anon_vma", "anon_vma_chain",
-                "files_cache", "signal_cache", "sighand_cache", "pid", "kmem_cache", "kmem_cache_node",
-                "kmalloc-96", "kmalloc-192", "kmalloc-8k", "kmalloc-rcl-64", "dma-kmalloc-512", "kmalloc-cg-1k"] {
+            for name in [
+                "task_struct",
+                "mm_struct",
+                "vm_area_struct",
+                "anon_vma",
+                "anon_vma_chain",
+                "files_cache",
+                "signal_cache",
+                "sighand_cache",
+                "pid",
+                "kmem_cache",
+                "kmem_cache_node",
+                "kmalloc-96",
+                "kmalloc-192",
+                "kmalloc-8k",
+                "kmalloc-rcl-64",
+                "dma-kmalloc-512",
+                "kmalloc-cg-1k",
+            ] {
                 assert!(sa.find_cache(name).is_some(), "{kind:?}: {name}");
             }
             let ts = sa.find_cache("task_struct").unwrap();
@@ -1508,10 +1541,26 @@ mod tests {
         let m = machine();
         let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
         let k = Kmem::new(&sa, &m.pa);
-        let name = |size, gfp| sa.cache(sa.kmalloc_slab(size, gfp).unwrap()).unwrap().name.clone();
-        for (size, want) in [(1, "kmalloc-8"), (8, "kmalloc-8"), (9, "kmalloc-16"), (17, "kmalloc-32"),
-            (33, "kmalloc-64"), (65, "kmalloc-96"), (96, "kmalloc-96"), (97, "kmalloc-128"),
-            (129, "kmalloc-192"), (193, "kmalloc-256"), (4097, "kmalloc-8k"), (8192, "kmalloc-8k")] {
+        let name = |size, gfp| {
+            sa.cache(sa.kmalloc_slab(size, gfp).unwrap())
+                .unwrap()
+                .name
+                .clone()
+        };
+        for (size, want) in [
+            (1, "kmalloc-8"),
+            (8, "kmalloc-8"),
+            (9, "kmalloc-16"),
+            (17, "kmalloc-32"),
+            (33, "kmalloc-64"),
+            (65, "kmalloc-96"),
+            (96, "kmalloc-96"),
+            (97, "kmalloc-128"),
+            (129, "kmalloc-192"),
+            (193, "kmalloc-256"),
+            (4097, "kmalloc-8k"),
+            (8192, "kmalloc-8k"),
+        ] {
             assert_eq!(name(size, Gfp::KERNEL), want, "{size}");
         }
         assert_eq!(name(64, Gfp::KERNEL | Gfp::RECLAIMABLE), "kmalloc-rcl-64");
@@ -1576,7 +1625,9 @@ mod tests {
         for kind in [SlabKind::Slub, SlabKind::Slab] {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
-            let id = k.kmem_cache_create("ctor_test", 48, 0, SlabFlags(0), Some(ctor)).unwrap();
+            let id = k
+                .kmem_cache_create("ctor_test", 48, 0, SlabFlags(0), Some(ctor))
+                .unwrap();
             let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
             let mut b = [0u8; 4];
             m.pa.direct_map().read(p.0, &mut b);
@@ -1593,7 +1644,9 @@ mod tests {
         for kind in [SlabKind::Slub, SlabKind::Slab] {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
-            let id = k.kmem_cache_create("states", 1000, 0, SlabFlags(0), None).unwrap();
+            let id = k
+                .kmem_cache_create("states", 1000, 0, SlabFlags(0), None)
+                .unwrap();
             let c = sa.cache(id).unwrap();
             let per = c.objects as usize;
             let objs: Vec<ObjPtr> = (0..2 * per + 1)
@@ -1632,13 +1685,21 @@ mod tests {
         let m = machine();
         let sa = SlabAllocator::empty(&m.pa, SlabKind::Slub);
         let k = Kmem::new(&sa, &m.pa);
-        let id = k.kmem_cache_create("leaky", 64, 0, SlabFlags(0), None).unwrap();
+        let id = k
+            .kmem_cache_create("leaky", 64, 0, SlabFlags(0), None)
+            .unwrap();
         let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
         m.pa.direct_map().write(p.0, b"still here");
-        assert!(matches!(k.kmem_cache_destroy(C0, id), Err(SlabReport::ObjectsRemaining { count: 1, .. })));
+        assert!(matches!(
+            k.kmem_cache_destroy(C0, id),
+            Err(SlabReport::ObjectsRemaining { count: 1, .. })
+        ));
         assert_eq!(k.errors(id), 2, "slub_kunit test_leak_destroy");
         let log = m.pa.log.messages().join("\n");
-        assert!(log.contains("kmem_cache_destroy leaky: Slab cache still has objects when called from"), "{log}");
+        assert!(
+            log.contains("kmem_cache_destroy leaky: Slab cache still has objects when called from"),
+            "{log}"
+        );
         let mut b = [0u8; 10];
         m.pa.direct_map().read(p.0, &mut b);
         assert_eq!(&b, b"still here");
@@ -1654,13 +1715,27 @@ mod tests {
         let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
         let k = Kmem::new(&sa, &m.pa);
         let n = sa.caches().len();
-        let a = k.kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None).unwrap();
+        let a = k
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .unwrap();
         assert_eq!(sa.cache(a).unwrap().name, "kmalloc-64");
         assert_eq!(sa.caches().len(), n);
         fn ctor(_: &mut [u8]) {}
-        let b = k.kmem_cache_create("with_ctor", 60, 0, SlabFlags(0), Some(ctor)).unwrap();
-        let c = k.kmem_cache_create("debugged", 60, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
-        let d = k.kmem_cache_create("reclaim", 60, 0, SlabFlags(SlabFlags::RECLAIM_ACCOUNT), None).unwrap();
+        let b = k
+            .kmem_cache_create("with_ctor", 60, 0, SlabFlags(0), Some(ctor))
+            .unwrap();
+        let c = k
+            .kmem_cache_create("debugged", 60, 0, SlabFlags(SlabFlags::RED_ZONE), None)
+            .unwrap();
+        let d = k
+            .kmem_cache_create(
+                "reclaim",
+                60,
+                0,
+                SlabFlags(SlabFlags::RECLAIM_ACCOUNT),
+                None,
+            )
+            .unwrap();
         assert!(b != a && c != a);
         assert_eq!(sa.cache(d).unwrap().name, "kmalloc-rcl-64");
         assert_eq!(sa.caches().len(), n + 2);
@@ -1670,7 +1745,9 @@ mod tests {
         // SLAB never merges.
         let sa2 = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
         let k2 = Kmem::new(&sa2, &m.pa);
-        let e = k2.kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None).unwrap();
+        let e = k2
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .unwrap();
         assert_eq!(sa2.cache(e).unwrap().name, "my_objs");
     }
 
@@ -1706,15 +1783,27 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         for (kind, want) in golden {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
-            let a = k.kmem_cache_create("test_a", 100, 0, SlabFlags(0), None).unwrap();
-            let b = k.kmem_cache_create("test_b", 400, 0, SlabFlags(SlabFlags::HWCACHE_ALIGN), None).unwrap();
-            let objs: Vec<_> = (0..3).map(|_| k.kmem_cache_alloc(C0, a, Gfp::KERNEL).unwrap()).collect();
-            let bs: Vec<_> = (0..4).map(|_| k.kmem_cache_alloc(C0, b, Gfp::KERNEL).unwrap()).collect();
+            let a = k
+                .kmem_cache_create("test_a", 100, 0, SlabFlags(0), None)
+                .unwrap();
+            let b = k
+                .kmem_cache_create("test_b", 400, 0, SlabFlags(SlabFlags::HWCACHE_ALIGN), None)
+                .unwrap();
+            let objs: Vec<_> = (0..3)
+                .map(|_| k.kmem_cache_alloc(C0, a, Gfp::KERNEL).unwrap())
+                .collect();
+            let bs: Vec<_> = (0..4)
+                .map(|_| k.kmem_cache_alloc(C0, b, Gfp::KERNEL).unwrap())
+                .collect();
             if kind == SlabKind::Slub {
                 k.kmem_cache_shrink(C0, a);
             }
             let text = crate::proc::slabinfo::render(&k);
-            assert_eq!(text, alloc::format!("{}{want}", crate::proc::slabinfo::HEADER), "{kind:?}");
+            assert_eq!(
+                text,
+                alloc::format!("{}{want}", crate::proc::slabinfo::HEADER),
+                "{kind:?}"
+            );
             for o in objs {
                 k.kmem_cache_free(C0, a, o).unwrap();
             }
@@ -1731,7 +1820,11 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
     fn slabinfo_lines_match_host_format() {
         let host = crate::proc::testing::host("slabinfo.txt");
         let mut lines = host.lines();
-        let header: String = lines.by_ref().take(2).map(|l| alloc::format!("{l}\n")).collect();
+        let header: String = lines
+            .by_ref()
+            .take(2)
+            .map(|l| alloc::format!("{l}\n"))
+            .collect();
         assert_eq!(header, crate::proc::slabinfo::HEADER);
         for l in lines {
             let t: Vec<&str> = l.split_whitespace().collect();
@@ -1767,7 +1860,11 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (0..3usize, 0..2usize).prop_map(|(cache, cpu)| Op::Cache { cache, cpu }),
-            (0..10000u64, 0..3u8, 0..2usize).prop_map(|(size, gfp, cpu)| Op::Kmalloc { size, gfp, cpu }),
+            (0..10000u64, 0..3u8, 0..2usize).prop_map(|(size, gfp, cpu)| Op::Kmalloc {
+                size,
+                gfp,
+                cpu
+            }),
             (any::<usize>(), 0..2usize).prop_map(|(pick, cpu)| Op::Free { pick, cpu }),
             (0..3usize).prop_map(|cache| Op::Shrink { cache }),
         ]
@@ -1779,11 +1876,28 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
         let k = Kmem::new(&sa, &m.pa);
         let dm = m.pa.direct_map();
-        let specs = [(24u64, 0u64, 0u32), (200, 64, 0), (700, 0, SlabFlags::HWCACHE_ALIGN | SlabFlags::RECLAIM_ACCOUNT)];
+        let specs = [
+            (24u64, 0u64, 0u32),
+            (200, 64, 0),
+            (
+                700,
+                0,
+                SlabFlags::HWCACHE_ALIGN | SlabFlags::RECLAIM_ACCOUNT,
+            ),
+        ];
         let caches: Vec<CacheId> = specs
             .iter()
             .enumerate()
-            .map(|(i, &(s, a, f))| k.kmem_cache_create(&alloc::format!("model{i}"), s, a, SlabFlags(f | SlabFlags::NO_MERGE), None).unwrap())
+            .map(|(i, &(s, a, f))| {
+                k.kmem_cache_create(
+                    &alloc::format!("model{i}"),
+                    s,
+                    a,
+                    SlabFlags(f | SlabFlags::NO_MERGE),
+                    None,
+                )
+                .unwrap()
+            })
             .collect();
         // addr -> (len, cache or None for kmalloc, fill byte)
         let mut live: BTreeMap<u64, (u64, Option<CacheId>, u8)> = BTreeMap::new();
@@ -1798,7 +1912,11 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                     })
                 }
                 Op::Kmalloc { size, gfp, cpu } => {
-                    let g = [Gfp::KERNEL, Gfp::KERNEL | Gfp::RECLAIMABLE, Gfp::KERNEL | Gfp::DMA][gfp as usize];
+                    let g = [
+                        Gfp::KERNEL,
+                        Gfp::KERNEL | Gfp::RECLAIMABLE,
+                        Gfp::KERNEL | Gfp::DMA,
+                    ][gfp as usize];
                     let p = k.kmalloc(CpuId(cpu), size, g).unwrap();
                     if size == 0 {
                         assert_eq!(p, ZERO_SIZE_PTR);
@@ -1857,7 +1975,12 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         }
         for c in sa.caches() {
             k.kmem_cache_shrink(C0, c.id);
-            assert_eq!(k.validate(c.id).unwrap(), CacheCounts::default(), "{}", c.name);
+            assert_eq!(
+                k.validate(c.id).unwrap(),
+                CacheCounts::default(),
+                "{}",
+                c.name
+            );
         }
         assert_eq!(slab_pages(&m), 0);
         assert_eq!(free_pages(&m), base_free, "every page returned");
@@ -1879,8 +2002,23 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
     #[test]
     fn many_objects_cycle_through_cpu_partial_and_node_lists() {
         let ops: Vec<Op> = (0..600)
-            .map(|i| if i % 3 == 2 { Op::Free { pick: i * 7, cpu: i % 2 } } else { Op::Cache { cache: i % 3, cpu: (i / 2) % 2 } })
-            .chain((0..400).map(|i| Op::Free { pick: i * 13, cpu: i % 2 }))
+            .map(|i| {
+                if i % 3 == 2 {
+                    Op::Free {
+                        pick: i * 7,
+                        cpu: i % 2,
+                    }
+                } else {
+                    Op::Cache {
+                        cache: i % 3,
+                        cpu: (i / 2) % 2,
+                    }
+                }
+            })
+            .chain((0..400).map(|i| Op::Free {
+                pick: i * 13,
+                cpu: i % 2,
+            }))
             .collect();
         run_model(SlabKind::Slub, &ops);
         run_model(SlabKind::Slab, &ops);

@@ -26,8 +26,8 @@ use crate::gfp::Gfp;
 use crate::memmap::NIL;
 use crate::page_alloc::CpuId;
 use crate::slab_common::{
-    base_cache, bytes_mut, calculate_alignment, fill, read_u64, write_u64, Cache, CacheCounts,
-    CacheId, Ctor, CpuCache, Kmem, NodeState, ObjPtr, SlabFlags, SlabInfo, SlabReport, Track,
+    base_cache, calculate_alignment, fill, read_u64, run_ctor, write_u64, Cache, CacheCounts,
+    CacheId, CpuCache, Ctor, Kmem, NodeState, ObjPtr, SlabFlags, SlabInfo, SlabReport, Track,
     FROZEN, INUSE_MASK, ON_FULL, ON_PARTIAL, POISON_END, POISON_FREE, SLUB_RED_ACTIVE,
     SLUB_RED_INACTIVE,
 };
@@ -158,7 +158,9 @@ fn slab_of(s: &Cache, addr: u64) -> u64 {
 /// True if `addr` is an object slot of the slab at `pfn` (`check_valid_pointer`).
 fn valid_obj(s: &Cache, pfn: u64, addr: u64) -> bool {
     let base = (pfn << PAGE_SHIFT) + s.red_left_pad;
-    addr >= base && (addr - base) % s.size == 0 && (addr - base) / s.size < s.objects as u64
+    addr >= base
+        && (addr - base).is_multiple_of(s.size)
+        && (addr - base) / s.size < s.objects as u64
 }
 
 fn obj_index(s: &Cache, pfn: u64, addr: u64) -> usize {
@@ -178,11 +180,17 @@ fn walk(
     let mut n = 0;
     while fl != 0 {
         if !valid_obj(s, pfn, fl) {
-            return Err(alloc::format!("{}: slab {pfn:#x}: bad free pointer {fl:#x}", s.name));
+            return Err(alloc::format!(
+                "{}: slab {pfn:#x}: bad free pointer {fl:#x}",
+                s.name
+            ));
         }
         let i = obj_index(s, pfn, fl);
         if free[i] {
-            return Err(alloc::format!("{}: slab {pfn:#x}: object {fl:#x} free twice", s.name));
+            return Err(alloc::format!(
+                "{}: slab {pfn:#x}: object {fl:#x} free twice",
+                s.name
+            ));
         }
         free[i] = true;
         n += 1;
@@ -203,7 +211,7 @@ fn init_slab(k: &Kmem, s: &Cache, pfn: Pfn) -> u64 {
             init_object(k, s, p, SLUB_RED_INACTIVE, None);
         }
         if let Some(ctor) = s.ctor {
-            ctor(bytes_mut(&dm, p, s.object_size()));
+            run_ctor(&dm, p, s.object_size(), ctor);
         }
         write_u64(&dm, p + s.offset, if i + 1 < n { p + s.size } else { 0 });
     }
@@ -354,7 +362,17 @@ pub(crate) fn free(
     let s = c.cache.clone();
     let pfn = match k.obj_slab(obj) {
         Some((pfn, id)) if id == s.id && valid_obj(&s, pfn.0, addr) => pfn.0,
-        _ => return Err(report(k, &s, SlabReport::InvalidFree { cache: s.name.clone(), obj }, 1)),
+        _ => {
+            return Err(report(
+                k,
+                &s,
+                SlabReport::InvalidFree {
+                    cache: s.name.clone(),
+                    obj,
+                },
+                1,
+            ))
+        }
     };
     if s.debug() {
         return free_debug(k, cpu, &s, pfn, addr, caller);
@@ -524,6 +542,7 @@ fn report(k: &Kmem, s: &Cache, r: SlabReport, errors: u64) -> SlabReport {
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `check_bytes_and_report`: the first byte of `[start, start+len)` that is
 /// not `v` is reported, the range restored (`restore_bytes`), two errors.
 fn check_bytes(
@@ -585,11 +604,38 @@ fn check_object(k: &Kmem, s: &Cache, p: u64, val: u8) -> Vec<SlabReport> {
     let mut out = Vec::new();
     let osize = s.object_size();
     if s.flags.has(SlabFlags::RED_ZONE) {
-        check_bytes(k, s, p, "Left Redzone", p - s.red_left_pad, val, s.red_left_pad, &mut out);
-        check_bytes(k, s, p, "Right Redzone", p + osize, val, s.inuse - osize, &mut out);
+        check_bytes(
+            k,
+            s,
+            p,
+            "Left Redzone",
+            p - s.red_left_pad,
+            val,
+            s.red_left_pad,
+            &mut out,
+        );
+        check_bytes(
+            k,
+            s,
+            p,
+            "Right Redzone",
+            p + osize,
+            val,
+            s.inuse - osize,
+            &mut out,
+        );
         if let (Some(off), true) = (s.orig_size_offset, val == SLUB_RED_ACTIVE) {
             let orig = read_u64(&k.pa.direct_map(), p + off).min(osize);
-            check_bytes(k, s, p, "kmalloc Redzone", p + orig, val, osize - orig, &mut out);
+            check_bytes(
+                k,
+                s,
+                p,
+                "kmalloc Redzone",
+                p + orig,
+                val,
+                osize - orig,
+                &mut out,
+            );
         }
     }
     if s.poisons() && val == SLUB_RED_INACTIVE {
@@ -621,7 +667,14 @@ fn init_object(k: &Kmem, s: &Cache, p: u64, val: u8, orig: Option<u64>) {
     }
 }
 
-fn set_track(k: &Kmem, s: &Cache, p: u64, free: bool, cpu: CpuId, caller: &'static Location<'static>) {
+fn set_track(
+    k: &Kmem,
+    s: &Cache,
+    p: u64,
+    free: bool,
+    cpu: CpuId,
+    caller: &'static Location<'static>,
+) {
     if !s.flags.has(SlabFlags::STORE_USER) {
         return;
     }
@@ -658,7 +711,9 @@ fn alloc_debug(
     let local = k.sa.cpu_node(cpu);
     loop {
         let mut hit = None;
-        for nid in core::iter::once(local).chain((0..k.sa.nr_nodes() as u32).filter(|&n| n != local)) {
+        for nid in
+            core::iter::once(local).chain((0..k.sa.nr_nodes() as u32).filter(|&n| n != local))
+        {
             let n = s.node(nid);
             if let Some(pfn) = n.partial.first() {
                 hit = Some((nid, n, pfn.0));
@@ -823,7 +878,11 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
             let base = pfn.phys().0 + s.red_left_pad;
             for (i, f) in free.iter().enumerate() {
                 let p = base + i as u64 * s.size;
-                let val = if *f { SLUB_RED_INACTIVE } else { SLUB_RED_ACTIVE };
+                let val = if *f {
+                    SLUB_RED_INACTIVE
+                } else {
+                    SLUB_RED_ACTIVE
+                };
                 check_object(k, s, p, val);
             }
         }
@@ -851,18 +910,28 @@ fn slabs_with_free(
             let head = k.sa.page(pfn).unwrap();
             let idx = head.index();
             if idx & (ON_PARTIAL | FROZEN | ON_FULL) != ON_PARTIAL {
-                return Err(format!("{}: slab {pfn:?} on partial list with state {idx:#x}", s.name));
+                return Err(format!(
+                    "{}: slab {pfn:?} on partial list with state {idx:#x}",
+                    s.name
+                ));
             }
             let mut free = vec![false; s.objects as usize];
             let nf = walk(k, s, pfn.0, head.mapping(), &mut free)?;
             if nf == 0 || (idx & INUSE_MASK) as u32 != s.objects - nf {
-                return Err(format!("{}: partial slab {pfn:?} inuse {} free {nf}", s.name, idx & INUSE_MASK));
+                return Err(format!(
+                    "{}: partial slab {pfn:?} inuse {} free {nf}",
+                    s.name,
+                    idx & INUSE_MASK
+                ));
             }
             out.push((pfn.0, free));
             np += 1;
         }
         if np != n.nr_partial {
-            return Err(format!("{}: nr_partial {} but {np} listed", s.name, n.nr_partial));
+            return Err(format!(
+                "{}: nr_partial {} but {np} listed",
+                s.name, n.nr_partial
+            ));
         }
         for pfn in n.full.iter(mm) {
             let head = k.sa.page(pfn).unwrap();
@@ -878,7 +947,10 @@ fn slabs_with_free(
         }
     }
     for c in cpus {
-        let frozen = (c.slab != NIL).then_some(c.slab).into_iter().chain(c.partial.iter().copied());
+        let frozen = (c.slab != NIL)
+            .then_some(c.slab)
+            .into_iter()
+            .chain(c.partial.iter().copied());
         for pfn in frozen {
             let head = k.sa.page(Pfn(pfn)).unwrap();
             let idx = head.index();
@@ -888,12 +960,19 @@ fn slabs_with_free(
             let mut free = vec![false; s.objects as usize];
             let nf = walk(k, s, pfn, head.mapping(), &mut free)?;
             if (idx & INUSE_MASK) as u32 != s.objects - nf {
-                return Err(format!("{}: CPU slab {pfn:#x} inuse {} free {nf}", s.name, idx & INUSE_MASK));
+                return Err(format!(
+                    "{}: CPU slab {pfn:#x} inuse {} free {nf}",
+                    s.name,
+                    idx & INUSE_MASK
+                ));
             }
             if pfn == c.slab {
                 walk(k, s, pfn, c.freelist, &mut free)?;
             } else if head.mapping() == 0 {
-                return Err(format!("{}: CPU partial slab {pfn:#x} has no free object", s.name));
+                return Err(format!(
+                    "{}: CPU partial slab {pfn:#x} has no free object",
+                    s.name
+                ));
             }
             out.push((pfn, free));
         }
@@ -902,15 +981,26 @@ fn slabs_with_free(
         }
     }
     if out.len() as u64 != nr_slabs {
-        return Err(format!("{}: nr_slabs {nr_slabs} but {} found", s.name, out.len()));
+        return Err(format!(
+            "{}: nr_slabs {nr_slabs} but {} found",
+            s.name,
+            out.len()
+        ));
     }
     Ok(out)
 }
 
-pub(crate) fn validate(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Result<CacheCounts, alloc::string::String> {
+pub(crate) fn validate(
+    k: &Kmem,
+    s: &Cache,
+    cpus: &[&CpuCache],
+) -> Result<CacheCounts, alloc::string::String> {
     let slabs = slabs_with_free(k, s, cpus)?;
     let objects = slabs.len() as u64 * s.objects as u64;
-    let free: u64 = slabs.iter().map(|(_, f)| f.iter().filter(|x| **x).count() as u64).sum();
+    let free: u64 = slabs
+        .iter()
+        .map(|(_, f)| f.iter().filter(|x| **x).count() as u64)
+        .sum();
     Ok(CacheCounts {
         slabs: slabs.len() as u64,
         objects,
@@ -977,17 +1067,47 @@ mod tests {
     /// linux-facts §6.8: objperslab/pagesperslab of the kmalloc sizes.
     #[test]
     fn calculate_order_table() {
-        let sizes = [8u64, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+        let sizes = [
+            8u64, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+        ];
         let rows: [(usize, [&str; 13]); 4] = [
-            (1, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "8/1", "8/2", "8/4", "8/8", "4/8"]),
-            (2, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "16/2", "16/4", "16/8", "8/8", "4/8"]),
-            (8, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "32/2", "32/4", "32/8", "16/8", "8/8", "4/8"]),
-            (16, ["512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "42/2", "32/2", "32/4", "32/8", "16/8", "8/8", "4/8"]),
+            (
+                1,
+                [
+                    "512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "8/1",
+                    "8/2", "8/4", "8/8", "4/8",
+                ],
+            ),
+            (
+                2,
+                [
+                    "512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "16/1", "16/2",
+                    "16/4", "16/8", "8/8", "4/8",
+                ],
+            ),
+            (
+                8,
+                [
+                    "512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "21/1", "32/2", "32/4",
+                    "32/8", "16/8", "8/8", "4/8",
+                ],
+            ),
+            (
+                16,
+                [
+                    "512/1", "256/1", "128/1", "64/1", "42/1", "32/1", "42/2", "32/2", "32/4",
+                    "32/8", "16/8", "8/8", "4/8",
+                ],
+            ),
         ];
         for (cpus, want) in rows {
             for (size, w) in sizes.iter().zip(want) {
                 let o = calculate_order(*size, cpus);
-                assert_eq!(alloc::format!("{}/{}", order_objects(o, *size), 1 << o), w, "cpus {cpus} size {size}");
+                assert_eq!(
+                    alloc::format!("{}/{}", order_objects(o, *size), 1 << o),
+                    w,
+                    "cpus {cpus} size {size}"
+                );
             }
         }
     }
@@ -1001,10 +1121,16 @@ mod tests {
         let mut checked = 0;
         for l in host.lines().skip(2) {
             let t: alloc::vec::Vec<&str> = l.split_whitespace().collect();
-            let Some(id) = sa.find_cache(t[0]) else { continue };
+            let Some(id) = sa.find_cache(t[0]) else {
+                continue;
+            };
             let c = sa.cache(id).unwrap();
             assert_eq!(
-                (c.size.to_string(), c.objects.to_string(), c.pages().to_string()),
+                (
+                    c.size.to_string(),
+                    c.objects.to_string(),
+                    c.pages().to_string()
+                ),
                 (String::from(t[3]), String::from(t[4]), String::from(t[5])),
                 "{}",
                 t[0]
@@ -1031,12 +1157,23 @@ mod tests {
     fn kunit_clobber_zone() {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
-        let s = k.kmem_cache_create("TestSlub_RZ_alloc", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let s = k
+            .kmem_cache_create(
+                "TestSlub_RZ_alloc",
+                64,
+                0,
+                SlabFlags(SlabFlags::RED_ZONE),
+                None,
+            )
+            .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         poke(&k, p.0 .0 + 64, 0x12);
         assert_eq!(k.validate_slab_cache(s), 2);
         let log = m.pa.log.messages().join("\n");
-        assert!(log.contains("BUG TestSlub_RZ_alloc (Not tainted): Right Redzone overwritten"), "{log}");
+        assert!(
+            log.contains("BUG TestSlub_RZ_alloc (Not tainted): Right Redzone overwritten"),
+            "{log}"
+        );
         assert!(log.contains("First byte 0x12 instead of 0xcc"), "{log}");
         k.kmem_cache_free(C0, s, p).unwrap();
         k.kmem_cache_destroy(C0, s).unwrap();
@@ -1046,14 +1183,26 @@ mod tests {
     fn kunit_next_pointer() {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
-        let s = k.kmem_cache_create("TestSlub_next_ptr_free", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+        let s = k
+            .kmem_cache_create(
+                "TestSlub_next_ptr_free",
+                64,
+                0,
+                SlabFlags(SlabFlags::POISON),
+                None,
+            )
+            .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         k.kmem_cache_free(C0, s, p).unwrap();
         let c = sa.cache(s).unwrap();
         let fp = p.0 .0 + c.offset;
         let tmp = read_u64(&m.pa.direct_map(), fp);
         poke(&k, fp, 0x12);
-        assert_eq!(k.validate_slab_cache(s), 3, "corrupt freechain + wrong count + fix");
+        assert_eq!(
+            k.validate_slab_cache(s),
+            3,
+            "corrupt freechain + wrong count + fix"
+        );
         write_u64(&m.pa.direct_map(), fp, tmp);
         assert_eq!(k.validate_slab_cache(s), 2, "wrong count + fix");
         assert_eq!(k.validate_slab_cache(s), 0);
@@ -1065,12 +1214,25 @@ mod tests {
         for at in [0u64, 50] {
             let (m, sa) = setup(0, 0);
             let k = Kmem::new(&sa, &m.pa);
-            let s = k.kmem_cache_create("TestSlub_1th_word_free", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+            let s = k
+                .kmem_cache_create(
+                    "TestSlub_1th_word_free",
+                    64,
+                    0,
+                    SlabFlags(SlabFlags::POISON),
+                    None,
+                )
+                .unwrap();
             let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
             k.kmem_cache_free(C0, s, p).unwrap();
             poke(&k, p.0 .0 + at, 0x12);
             assert_eq!(k.validate_slab_cache(s), 2, "byte {at}");
-            assert!(m.pa.log.messages().iter().any(|l| l.contains("Poison overwritten")));
+            assert!(m
+                .pa
+                .log
+                .messages()
+                .iter()
+                .any(|l| l.contains("Poison overwritten")));
             assert_eq!(k.validate_slab_cache(s), 0, "repaired");
         }
     }
@@ -1079,7 +1241,15 @@ mod tests {
     fn kunit_clobber_redzone_free() {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
-        let s = k.kmem_cache_create("TestSlub_RZ_free", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let s = k
+            .kmem_cache_create(
+                "TestSlub_RZ_free",
+                64,
+                0,
+                SlabFlags(SlabFlags::RED_ZONE),
+                None,
+            )
+            .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         k.kmem_cache_free(C0, s, p).unwrap();
         poke(&k, p.0 .0 + 64, 0xab);
@@ -1091,12 +1261,19 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
-        let s = k.kmem_cache_create("TestSlub_RZ_kmalloc", 32, 0, SlabFlags(f), None).unwrap();
+        let s = k
+            .kmem_cache_create("TestSlub_RZ_kmalloc", 32, 0, SlabFlags(f), None)
+            .unwrap();
         let p = k.kmalloc_from(C0, s, 18, Gfp::KERNEL).unwrap();
         poke(&k, p.0 .0 + 18, 0xab);
         poke(&k, p.0 .0 + 19, 0xab);
         assert_eq!(k.validate_slab_cache(s), 2);
-        assert!(m.pa.log.messages().iter().any(|l| l.contains("kmalloc Redzone overwritten")));
+        assert!(m
+            .pa
+            .log
+            .messages()
+            .iter()
+            .any(|l| l.contains("kmalloc Redzone overwritten")));
         k.kmem_cache_free(C0, s, p).unwrap();
     }
 
@@ -1106,7 +1283,9 @@ mod tests {
         let k = Kmem::new(&sa, &m.pa);
         let dm = m.pa.direct_map();
         let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
-        let s = k.kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None).unwrap();
+        let s = k
+            .kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None)
+            .unwrap();
         let p = k.kmalloc_from(C0, s, 48, Gfp::KERNEL).unwrap();
         fill(&dm, p.0 .0, 0xff, 48);
         let mut b = [0u8; 64];
@@ -1134,27 +1313,57 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let f = SlabFlags::POISON | SlabFlags::RED_ZONE | SlabFlags::STORE_USER;
-        let s = k.kmem_cache_create("dbg", 100, 0, SlabFlags(f), None).unwrap();
+        let s = k
+            .kmem_cache_create("dbg", 100, 0, SlabFlags(f), None)
+            .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         let q = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         // Double free.
         k.kmem_cache_free(C0, s, p).unwrap();
-        assert!(matches!(k.kmem_cache_free(C0, s, p), Err(SlabReport::DoubleFree { .. })));
+        assert!(matches!(
+            k.kmem_cache_free(C0, s, p),
+            Err(SlabReport::DoubleFree { .. })
+        ));
         // Use after free: found when the object is handed out again.
         poke(&k, p.0 .0 + 10, 0x00);
         sa.take_reports();
         let p2 = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         assert_eq!(p2, p);
         let r = sa.take_reports();
-        assert!(matches!(r.as_slice(), [SlabReport::Poison { found: 0, expected: POISON_FREE, .. }]), "{r:?}");
+        assert!(
+            matches!(
+                r.as_slice(),
+                [SlabReport::Poison {
+                    found: 0,
+                    expected: POISON_FREE,
+                    ..
+                }]
+            ),
+            "{r:?}"
+        );
         // Overflow into the red zone: refused, reported, object kept.
         poke(&k, q.0 .0 + 100, 0x41);
-        assert!(matches!(k.kmem_cache_free(C0, s, q), Err(SlabReport::Redzone { what: "Right Redzone", .. })));
+        assert!(matches!(
+            k.kmem_cache_free(C0, s, q),
+            Err(SlabReport::Redzone {
+                what: "Right Redzone",
+                ..
+            })
+        ));
         // Underflow: left red zone.
         poke(&k, p2.0 .0 - 1, 0x41);
-        assert!(matches!(k.kmem_cache_free(C0, s, p2), Err(SlabReport::Redzone { what: "Left Redzone", .. })));
+        assert!(matches!(
+            k.kmem_cache_free(C0, s, p2),
+            Err(SlabReport::Redzone {
+                what: "Left Redzone",
+                ..
+            })
+        ));
         // A pointer inside an object is not an object.
-        assert!(matches!(k.kmem_cache_free(C0, s, ObjPtr(PhysAddr(q.0 .0 + 8))), Err(SlabReport::InvalidFree { .. })));
+        assert!(matches!(
+            k.kmem_cache_free(C0, s, ObjPtr(PhysAddr(q.0 .0 + 8))),
+            Err(SlabReport::InvalidFree { .. })
+        ));
         // Both objects are still live (repaired, not freed) and their owner is known.
         let leaks = k.leak_report(s);
         assert_eq!(leaks.iter().map(|l| l.0).collect::<alloc::vec::Vec<_>>(), {
@@ -1164,7 +1373,12 @@ mod tests {
         });
         let t = leaks[0].1.unwrap();
         assert!(t.caller.file().ends_with("slub.rs"));
-        assert!(m.pa.log.messages().iter().any(|l| l.contains("allocated at") && l.contains("slub.rs")));
+        assert!(m
+            .pa
+            .log
+            .messages()
+            .iter()
+            .any(|l| l.contains("allocated at") && l.contains("slub.rs")));
         // The repaired objects free cleanly now.
         k.kmem_cache_free(C0, s, q).unwrap();
         k.kmem_cache_free(C0, s, p2).unwrap();
@@ -1177,13 +1391,23 @@ mod tests {
     fn debug_layout_like_linux() {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
-        let rz = k.kmem_cache_create("rz", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None).unwrap();
+        let rz = k
+            .kmem_cache_create("rz", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None)
+            .unwrap();
         let c = sa.cache(rz).unwrap();
         assert_eq!((c.inuse, c.offset, c.red_left_pad, c.size), (72, 32, 8, 88));
-        let po = k.kmem_cache_create("po", 64, 0, SlabFlags(SlabFlags::POISON), None).unwrap();
+        let po = k
+            .kmem_cache_create("po", 64, 0, SlabFlags(SlabFlags::POISON), None)
+            .unwrap();
         let c = sa.cache(po).unwrap();
         assert_eq!((c.offset, c.size), (64, 72));
-        let plain = k.kmem_cache_create("plain", 100, 0, SlabFlags(SlabFlags::NO_MERGE), None).unwrap();
-        assert_eq!(sa.cache(plain).unwrap().offset, 48, "free pointer mid-object");
+        let plain = k
+            .kmem_cache_create("plain", 100, 0, SlabFlags(SlabFlags::NO_MERGE), None)
+            .unwrap();
+        assert_eq!(
+            sa.cache(plain).unwrap().offset,
+            48,
+            "free pointer mid-object"
+        );
     }
 }
