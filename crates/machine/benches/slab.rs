@@ -47,6 +47,13 @@ fn single(c: &mut Criterion) {
                 k.kfree(CpuId(0), black_box(p)).unwrap();
             })
         });
+        g.bench_function(format!("lmm_{name}_held_cpu/kmalloc64_kfree"), |b| {
+            let mut c = k.lock_cpu(CpuId(0));
+            b.iter(|| {
+                let p = c.kmalloc(black_box(64), Gfp::KERNEL).unwrap();
+                c.kfree(black_box(p)).unwrap();
+            })
+        });
         let id = k
             .kmem_cache_create("bench_obj", 64, 0, SlabFlags(SlabFlags::NO_MERGE), None)
             .unwrap();
@@ -54,6 +61,13 @@ fn single(c: &mut Criterion) {
             b.iter(|| {
                 let p = k.kmem_cache_alloc(CpuId(0), id, Gfp::KERNEL).unwrap();
                 k.kmem_cache_free(CpuId(0), id, black_box(p)).unwrap();
+            })
+        });
+        g.bench_function(format!("lmm_{name}_held_cpu/kmem_cache_alloc_free"), |b| {
+            let mut c = k.lock_cpu(CpuId(0));
+            b.iter(|| {
+                let p = c.kmem_cache_alloc(id, Gfp::KERNEL).unwrap();
+                c.kmem_cache_free(id, black_box(p)).unwrap();
             })
         });
     }

@@ -590,6 +590,60 @@ pub struct Kmem<'a> {
     pub pa: &'a PageAlloc,
 }
 
+/// A CPU held by one thread ([`Kmem::lock_cpu`]).
+pub struct KmemCpu<'a> {
+    k: Kmem<'a>,
+    cpu: CpuId,
+    st: spin::MutexGuard<'a, CpuState>,
+}
+
+impl KmemCpu<'_> {
+    /// `kmem_cache_alloc` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_alloc(&mut self, cache: CacheId, gfp: Gfp) -> Option<ObjPtr> {
+        self.k
+            .alloc_in(&mut self.st, self.cpu, cache, gfp, None, Location::caller())
+    }
+    /// `kmem_cache_free` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_free(&mut self, cache: CacheId, obj: ObjPtr) -> Result<(), SlabReport> {
+        self.k
+            .free_in(&mut self.st, self.cpu, cache, obj, Location::caller())
+    }
+    /// `kmalloc` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return self
+                .k
+                .kmalloc_caller(self.cpu, size, gfp, Location::caller());
+        }
+        let id = self.k.sa.kmalloc_slab(size, gfp)?;
+        self.k.alloc_in(
+            &mut self.st,
+            self.cpu,
+            id,
+            gfp,
+            Some(size),
+            Location::caller(),
+        )
+    }
+    /// `kfree` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kfree(&mut self, obj: ObjPtr) -> Result<(), SlabReport> {
+        match self.k.obj_slab(obj) {
+            Some((_, id)) => self
+                .k
+                .free_in(&mut self.st, self.cpu, id, obj, Location::caller()),
+            None => self.k.kfree(self.cpu, obj),
+        }
+    }
+}
+
 /// One line of /proc/slabinfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlabInfo {
@@ -909,6 +963,19 @@ impl<'a> Kmem<'a> {
         caller: &'static Location<'static>,
     ) -> Option<ObjPtr> {
         let mut st = self.sa.cpus[cpu.0].lock();
+        self.alloc_in(&mut st, cpu, cache, gfp, orig_size, caller)
+    }
+
+    #[inline]
+    fn alloc_in(
+        &self,
+        st: &mut CpuState,
+        cpu: CpuId,
+        cache: CacheId,
+        gfp: Gfp,
+        orig_size: Option<u64>,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
         let c = st.caches.get_mut(cache.0 as usize)?.as_mut()?;
         let obj = match self.sa.kind {
             SlabKind::Slub => crate::slub::alloc(self, cpu, c, gfp, orig_size, caller),
@@ -943,6 +1010,18 @@ impl<'a> Kmem<'a> {
         caller: &'static Location<'static>,
     ) -> Result<(), SlabReport> {
         let mut st = self.sa.cpus[cpu.0].lock();
+        self.free_in(&mut st, cpu, cache, obj, caller)
+    }
+
+    #[inline]
+    fn free_in(
+        &self,
+        st: &mut CpuState,
+        cpu: CpuId,
+        cache: CacheId,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
         let Some(c) = st.caches.get_mut(cache.0 as usize).and_then(|c| c.as_mut()) else {
             return Err(SlabReport::InvalidFree {
                 cache: String::from("?"),
@@ -1023,6 +1102,18 @@ impl<'a> Kmem<'a> {
             cpu.lock().caches[cache.0 as usize] = None;
         }
         Ok(())
+    }
+
+    /// Holds `cpu`'s slab state for a run of operations, as kernel code
+    /// between `preempt_disable()` and `preempt_enable()` owns its CPU's
+    /// per-CPU data: the fast paths then take no lock at all. Shrinking or
+    /// destroying a cache from the same thread while holding it deadlocks.
+    pub fn lock_cpu(&self, cpu: CpuId) -> KmemCpu<'a> {
+        KmemCpu {
+            k: *self,
+            cpu,
+            st: self.sa.cpus[cpu.0].lock(),
+        }
     }
 
     // ----- kmalloc -----
@@ -2022,6 +2113,29 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             .collect();
         run_model(SlabKind::Slub, &ops);
         run_model(SlabKind::Slab, &ops);
+    }
+
+    #[test]
+    fn held_cpu_fast_paths() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let id = sa.find_cache("vm_area_struct").unwrap();
+        {
+            let mut c = k.lock_cpu(C1);
+            let v: Vec<_> = (0..100)
+                .map(|i| c.kmalloc(1 + i * 50, Gfp::KERNEL).unwrap())
+                .collect();
+            let o = c.kmem_cache_alloc(id, Gfp::KERNEL).unwrap();
+            c.kmem_cache_free(id, o).unwrap();
+            for p in v {
+                c.kfree(p).unwrap();
+            }
+        }
+        for c in sa.caches() {
+            k.kmem_cache_shrink(C0, c.id);
+        }
+        assert_eq!(slab_pages(&m), 0);
     }
 
     #[test]
