@@ -12,6 +12,7 @@ use crate::page_alloc::{PageAlloc, Wmark};
 pub mod buddyinfo;
 pub mod meminfo;
 pub mod pagetypeinfo;
+pub mod slabinfo;
 pub mod vmallocinfo;
 pub mod vmstat;
 pub mod zoneinfo;

@@ -1,0 +1,2173 @@
+//! Object caches shared by both slab allocators: `kmem_cache_create` and
+//! friends, cache merging, the kmalloc size classes and `/proc/slabinfo`'s
+//! numbers. Mirrors mm/slab_common.c (and include/linux/slab.h).
+//!
+//! Objects live in simulated RAM: an object is its physical address
+//! ([`ObjPtr`]) and its bytes are reached through the direct map. Two
+//! engines sit behind one interface, chosen per machine by [`SlabKind`]:
+//! [`crate::slub`] (the default, as in Linux 6.18) and [`crate::slab`] (the
+//! classic SLAB, removed from Linux in 6.8 and kept here for comparison).
+//!
+//! Concurrency follows Linux: every CPU's slab state (SLUB's CPU slab and
+//! partial list, SLAB's array caches) sits behind one lock per CPU, every
+//! node's lists behind the cache's per-node `list_lock`. Locks are taken CPU
+//! first, then node, then the page allocator's.
+//!
+//! Simplifications, each said where it is made: no RCU-deferred freeing, no
+//! memcg charging (kmalloc-cg-* exist and count, nothing is charged), no
+//! NUMA policies beyond "the CPU's node first".
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::panic::Location;
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+
+use crate::errno::Errno;
+use crate::gfp::Gfp;
+use crate::memmap::{Memmap, Page, PageFlags, PageList, NIL};
+use crate::page_alloc::{CpuId, PageAlloc};
+use crate::types::{Order, Pfn, PhysAddr, PAGE_SIZE};
+use crate::vmstat::NodeStat;
+
+/// An object handed out by a slab cache or kmalloc: its physical address.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ObjPtr(pub PhysAddr);
+
+/// What `kmalloc(0)` returns (Linux `ZERO_SIZE_PTR`, `(void *)16`): not
+/// NULL, never dereferenceable, accepted by `kfree`.
+pub const ZERO_SIZE_PTR: ObjPtr = ObjPtr(PhysAddr(16));
+
+impl ObjPtr {
+    /// The physical address.
+    pub fn addr(self) -> PhysAddr {
+        self.0
+    }
+    /// True for NULL or ZERO_SIZE_PTR (`ZERO_OR_NULL_PTR`).
+    pub fn is_zero_or_null(self) -> bool {
+        self.0 .0 <= 16
+    }
+}
+
+/// Index of a cache in the allocator (`struct kmem_cache *`). An alias
+/// made by merging has the id of the cache it was merged into.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct CacheId(pub u32);
+
+/// `slab_flags_t`, with the values of Linux 6.8 (include/linux/slab.h,
+/// before 6.10 renumbered them through an enum of bits).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default, Hash)]
+pub struct SlabFlags(pub u32);
+
+#[allow(missing_docs)]
+impl SlabFlags {
+    pub const CONSISTENCY_CHECKS: u32 = 0x0000_0100;
+    pub const RED_ZONE: u32 = 0x0000_0400;
+    pub const POISON: u32 = 0x0000_0800;
+    pub const KMALLOC: u32 = 0x0000_1000;
+    pub const HWCACHE_ALIGN: u32 = 0x0000_2000;
+    pub const CACHE_DMA: u32 = 0x0000_4000;
+    pub const CACHE_DMA32: u32 = 0x0000_8000;
+    pub const STORE_USER: u32 = 0x0001_0000;
+    pub const RECLAIM_ACCOUNT: u32 = 0x0002_0000;
+    pub const PANIC: u32 = 0x0004_0000;
+    pub const TYPESAFE_BY_RCU: u32 = 0x0008_0000;
+    pub const NO_MERGE: u32 = 0x0100_0000;
+    pub const ACCOUNT: u32 = 0x0400_0000;
+    /// Flags that turn on slub_debug-style checking for a cache.
+    pub const DEBUG_FLAGS: u32 =
+        Self::RED_ZONE | Self::POISON | Self::STORE_USER | Self::CONSISTENCY_CHECKS;
+    /// `SLAB_NEVER_MERGE`.
+    pub const NEVER_MERGE: u32 = Self::RED_ZONE
+        | Self::POISON
+        | Self::STORE_USER
+        | Self::TYPESAFE_BY_RCU
+        | Self::NO_MERGE
+        | Self::CONSISTENCY_CHECKS;
+    /// `SLAB_MERGE_SAME`: flags two caches must share to merge.
+    pub const MERGE_SAME: u32 =
+        Self::RECLAIM_ACCOUNT | Self::CACHE_DMA | Self::CACHE_DMA32 | Self::ACCOUNT;
+
+    /// True if every bit of `f` is set.
+    pub fn has(self, f: u32) -> bool {
+        self.0 & f == f
+    }
+}
+
+/// A constructor: runs once on each object when its slab is set up.
+pub type Ctor = fn(&mut [u8]);
+
+/// Which allocator a machine runs (`--slab slub|slab`).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub enum SlabKind {
+    /// SLUB, Linux's only allocator since 6.8.
+    #[default]
+    Slub,
+    /// The classic SLAB (mm/slab.c, removed in 6.8).
+    Slab,
+}
+
+/// The size of a cache line (`cache_line_size()` on x86-64).
+pub const CACHE_LINE_SIZE: u64 = 64;
+/// `ARCH_KMALLOC_MINALIGN` / `ARCH_SLAB_MINALIGN` (sizeof(unsigned long long)).
+pub const ARCH_MINALIGN: u64 = 8;
+/// `KMALLOC_SHIFT_HIGH` = PAGE_SHIFT + 1: the largest kmalloc cache is 8 KiB.
+pub const KMALLOC_SHIFT_HIGH: usize = 13;
+/// `KMALLOC_MAX_CACHE_SIZE`.
+pub const KMALLOC_MAX_CACHE_SIZE: u64 = 1 << KMALLOC_SHIFT_HIGH;
+/// `KMALLOC_MAX_SIZE`: the largest request kmalloc serves (MAX_PAGE_ORDER pages).
+pub const KMALLOC_MAX_SIZE: u64 = PAGE_SIZE << crate::mmzone::MAX_PAGE_ORDER;
+
+/// `slub_debug` byte patterns (include/linux/poison.h).
+pub const SLUB_RED_INACTIVE: u8 = 0xbb;
+/// Red zone of an allocated object.
+pub const SLUB_RED_ACTIVE: u8 = 0xcc;
+/// An object in use, never written (with POISON).
+pub const POISON_INUSE: u8 = 0x5a;
+/// A free object.
+pub const POISON_FREE: u8 = 0x6b;
+/// The last byte of a free object.
+pub const POISON_END: u8 = 0xa5;
+
+/// The kmalloc cache types (`enum kmalloc_cache_type`), in creation order.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum KmallocType {
+    /// `kmalloc-<n>`.
+    Normal = 0,
+    /// `kmalloc-rcl-<n>`: __GFP_RECLAIMABLE.
+    Reclaim = 1,
+    /// `dma-kmalloc-<n>`: __GFP_DMA.
+    Dma = 2,
+    /// `kmalloc-cg-<n>`: __GFP_ACCOUNT.
+    Cgroup = 3,
+}
+
+impl KmallocType {
+    /// All types, in Linux's creation order.
+    pub const ALL: [KmallocType; 4] = [
+        KmallocType::Normal,
+        KmallocType::Reclaim,
+        KmallocType::Dma,
+        KmallocType::Cgroup,
+    ];
+    /// `kmalloc_type(flags)`.
+    pub fn of(gfp: Gfp) -> KmallocType {
+        if gfp.0 & (Gfp::DMA.0 | Gfp::RECLAIMABLE.0 | Gfp::ACCOUNT.0) == 0 {
+            KmallocType::Normal
+        } else if gfp.has(Gfp::DMA) {
+            KmallocType::Dma
+        } else if gfp.has(Gfp::RECLAIMABLE) {
+            KmallocType::Reclaim
+        } else {
+            KmallocType::Cgroup
+        }
+    }
+    fn prefix(self) -> &'static str {
+        match self {
+            KmallocType::Normal => "kmalloc-",
+            KmallocType::Reclaim => "kmalloc-rcl-",
+            KmallocType::Dma => "dma-kmalloc-",
+            KmallocType::Cgroup => "kmalloc-cg-",
+        }
+    }
+    fn flags(self) -> u32 {
+        match self {
+            KmallocType::Normal => 0,
+            KmallocType::Reclaim => SlabFlags::RECLAIM_ACCOUNT,
+            KmallocType::Dma => SlabFlags::CACHE_DMA,
+            KmallocType::Cgroup => SlabFlags::ACCOUNT,
+        }
+    }
+}
+
+/// `kmalloc_info[]`: (size, name suffix) by kmalloc index; index 0 unused.
+pub const KMALLOC_INFO: [(u64, &str); 14] = [
+    (0, ""),
+    (96, "96"),
+    (192, "192"),
+    (8, "8"),
+    (16, "16"),
+    (32, "32"),
+    (64, "64"),
+    (128, "128"),
+    (256, "256"),
+    (512, "512"),
+    (1024, "1k"),
+    (2048, "2k"),
+    (4096, "4k"),
+    (8192, "8k"),
+];
+
+/// `size_index[]`: the kmalloc index of requests of 1..=192 bytes, by
+/// `(size - 1) / 8` (mm/slab_common.c).
+const SIZE_INDEX: [u8; 24] = [
+    3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2,
+];
+
+/// `kmalloc_index(size)`: the size class of a request of 1..=8192 bytes.
+/// `min_shift` is `KMALLOC_SHIFT_LOW` (3 for SLUB, 5 for SLAB).
+pub fn kmalloc_index(size: u64, min_shift: usize) -> usize {
+    debug_assert!(size > 0 && size <= KMALLOC_MAX_CACHE_SIZE);
+    let i = if size <= 192 {
+        SIZE_INDEX[((size - 1) / 8) as usize] as usize
+    } else {
+        (64 - (size - 1).leading_zeros()) as usize
+    };
+    if i >= 3 && i < min_shift {
+        min_shift
+    } else {
+        i
+    }
+}
+
+/// `calculate_alignment`: HWCACHE_ALIGN gives cache-line alignment, halved
+/// while the object fits twice; never below ARCH_SLAB_MINALIGN, always a
+/// multiple of a pointer.
+pub fn calculate_alignment(flags: SlabFlags, align: u64, size: u64) -> u64 {
+    let mut align = align.max(1);
+    if flags.has(SlabFlags::HWCACHE_ALIGN) {
+        let mut ralign = CACHE_LINE_SIZE;
+        while size <= ralign / 2 {
+            ralign /= 2;
+        }
+        align = align.max(ralign);
+    }
+    align.max(ARCH_MINALIGN).next_multiple_of(8)
+}
+
+/// Who allocated or freed an object (`struct track`), as stored with
+/// STORE_USER: the caller's source location (our `_RET_IP_`) and CPU.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Track {
+    /// The call site.
+    pub caller: &'static Location<'static>,
+    /// The CPU it ran on.
+    pub cpu: u32,
+}
+
+/// A slub_debug finding. Every detection is reported, logged to the kernel
+/// log in Linux's wording and repaired; none corrupts memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlabReport {
+    /// A red zone byte changed (`what` = "Left Redzone", "Right Redzone"
+    /// or "kmalloc Redzone").
+    Redzone {
+        /// Cache name.
+        cache: String,
+        /// The object.
+        obj: ObjPtr,
+        /// Which red zone.
+        what: &'static str,
+        /// First bad byte.
+        at: PhysAddr,
+        /// Its value.
+        found: u8,
+        /// The value it should have.
+        expected: u8,
+    },
+    /// A poisoned free object was written: use after free.
+    Poison {
+        /// Cache name.
+        cache: String,
+        /// The object.
+        obj: ObjPtr,
+        /// First bad byte.
+        at: PhysAddr,
+        /// Its value.
+        found: u8,
+        /// The value it should have.
+        expected: u8,
+    },
+    /// An object freed twice.
+    DoubleFree {
+        /// Cache name.
+        cache: String,
+        /// The object.
+        obj: ObjPtr,
+    },
+    /// A pointer that is not an object of this cache.
+    InvalidFree {
+        /// Cache name, if the address is in a slab at all.
+        cache: String,
+        /// The pointer.
+        obj: ObjPtr,
+    },
+    /// A free pointer inside the slab points outside it.
+    FreepointerCorrupt {
+        /// Cache name.
+        cache: String,
+        /// The object whose free pointer is bad.
+        obj: ObjPtr,
+    },
+    /// A slab's in-use counter disagrees with its freelist.
+    WrongObjectCount {
+        /// Cache name.
+        cache: String,
+        /// The slab.
+        slab: Pfn,
+        /// The counter.
+        counter: u32,
+        /// What the freelist says.
+        counted: u32,
+    },
+    /// Objects left when a cache is destroyed.
+    ObjectsRemaining {
+        /// Cache name.
+        cache: String,
+        /// How many.
+        count: u64,
+    },
+}
+
+impl SlabReport {
+    /// The "BUG cache (Not tainted): ..." title line.
+    pub fn title(&self) -> String {
+        match self {
+            SlabReport::Redzone { cache, what, .. } => {
+                format!("BUG {cache} (Not tainted): {what} overwritten")
+            }
+            SlabReport::Poison { cache, .. } => {
+                format!("BUG {cache} (Not tainted): Poison overwritten")
+            }
+            SlabReport::DoubleFree { cache, .. } => {
+                format!("BUG {cache} (Not tainted): Object already free")
+            }
+            SlabReport::InvalidFree { cache, .. } => {
+                format!("BUG {cache} (Not tainted): Invalid object pointer")
+            }
+            SlabReport::FreepointerCorrupt { cache, .. } => {
+                format!("BUG {cache} (Not tainted): Freechain corrupt")
+            }
+            SlabReport::WrongObjectCount {
+                cache,
+                counter,
+                counted,
+                ..
+            } => format!(
+                "BUG {cache} (Not tainted): Wrong object count. Counter is {counter} but counted were {counted}"
+            ),
+            SlabReport::ObjectsRemaining { cache, .. } => format!(
+                "BUG {cache} (Not tainted): Objects remaining in {cache} on __kmem_cache_shutdown()"
+            ),
+        }
+    }
+}
+
+// ----------------------------------------------------------------------
+// Caches
+// ----------------------------------------------------------------------
+
+/// SLAB's place for a slab's free-index array (mm/slab.c).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum FreelistPlace {
+    /// `OBJFREELIST_SLAB`: inside the free object handed out last.
+    InObject,
+    /// On the slab, after the objects and the colour space.
+    OnSlab,
+}
+
+/// Per-node slab lists (`struct kmem_cache_node`).
+pub(crate) struct NodeState {
+    /// Slabs with free and used objects (SLUB: also empty ones kept for `min_partial`).
+    pub partial: PageList,
+    /// Slabs with every object in use (SLUB keeps them listed, as with debugging).
+    pub full: PageList,
+    /// SLAB only: slabs with no object in use.
+    pub free: PageList,
+    pub nr_partial: u64,
+    pub nr_slabs: u64,
+    pub total_objects: u64,
+    /// SLAB: free objects in the node's slabs.
+    pub free_objects: u64,
+    /// SLAB: free slabs.
+    pub free_slabs: u64,
+    /// SLAB: `free_limit`.
+    pub free_limit: u64,
+    /// SLAB: the node's shared array cache.
+    pub shared: Vec<u64>,
+    /// SLAB: colour of the next slab.
+    pub colour_next: u32,
+}
+
+impl NodeState {
+    fn new() -> Self {
+        Self {
+            partial: PageList::new(),
+            full: PageList::new(),
+            free: PageList::new(),
+            nr_partial: 0,
+            nr_slabs: 0,
+            total_objects: 0,
+            free_objects: 0,
+            free_slabs: 0,
+            free_limit: 0,
+            shared: Vec::new(),
+            colour_next: 0,
+        }
+    }
+}
+
+/// A slab cache (`struct kmem_cache`). Layout fields are fixed at creation.
+pub struct Cache {
+    /// Its id.
+    pub id: CacheId,
+    /// Its name.
+    pub name: String,
+    /// The size callers asked for (grows when another cache merges in).
+    pub object_size: AtomicU64,
+    /// Bytes per object slot, metadata included (`s->size`).
+    pub size: u64,
+    /// Object alignment.
+    pub align: u64,
+    /// SLUB: offset of the free pointer inside the slot's object.
+    pub offset: u64,
+    /// SLUB: object plus right red zone and inline free pointer (`s->inuse`).
+    pub inuse: u64,
+    /// SLUB: left red zone bytes at the start of each slot.
+    pub red_left_pad: u64,
+    /// Flags.
+    pub flags: SlabFlags,
+    /// Constructor.
+    pub ctor: Option<Ctor>,
+    /// Slab order.
+    pub order: u8,
+    /// Objects per slab.
+    pub objects: u32,
+    /// GFP bits every slab allocation adds (`s->allocflags`).
+    pub allocflags: Gfp,
+    /// SLUB: `min_partial`.
+    pub min_partial: u64,
+    /// SLUB: per-CPU partial slabs kept (`cpu_partial_slabs`).
+    pub cpu_partial_slabs: usize,
+    /// SLAB: colours (`cachep->colour`).
+    pub colour: u32,
+    /// SLAB: colour step (`cachep->colour_off`).
+    pub colour_off: u64,
+    /// SLAB: where the freelist lives.
+    pub freelist_place: FreelistPlace,
+    /// SLAB tunables: limit, batchcount, shared.
+    pub limit: u32,
+    /// SLAB `batchcount`.
+    pub batchcount: u32,
+    /// SLAB `shared` factor.
+    pub shared: u32,
+    /// Caches merged into this one, plus one (`s->refcount`).
+    pub refcount: AtomicI32,
+    /// SLUB debug: the stored track and orig_size sit here in each slot.
+    pub track_offset: u64,
+    /// SLUB debug: kmalloc's requested size is stored (`slub_debug_orig_size`).
+    pub orig_size_offset: Option<u64>,
+    /// slub_debug errors counted like slub_kunit's `slab_errors`.
+    pub errors: AtomicU64,
+    pub(crate) nodes: Box<[spin::Mutex<NodeState>]>,
+}
+
+impl Cache {
+    /// True if slub_debug-style checks are on.
+    pub fn debug(&self) -> bool {
+        self.flags.0 & SlabFlags::DEBUG_FLAGS != 0
+    }
+    /// True if free objects are poisoned (`__OBJECT_POISON`).
+    pub fn poisons(&self) -> bool {
+        self.flags.has(SlabFlags::POISON) && self.ctor.is_none()
+    }
+    /// The size callers asked for.
+    pub fn object_size(&self) -> u64 {
+        self.object_size.load(Relaxed)
+    }
+    /// Pages per slab.
+    pub fn pages(&self) -> u64 {
+        1 << self.order
+    }
+    /// True if slab pages count as reclaimable.
+    pub fn reclaimable(&self) -> bool {
+        self.flags.has(SlabFlags::RECLAIM_ACCOUNT)
+    }
+    pub(crate) fn node(&self, nid: u32) -> spin::MutexGuard<'_, NodeState> {
+        self.nodes[nid as usize].lock()
+    }
+}
+
+/// One CPU's state for one cache (`struct kmem_cache_cpu` for SLUB,
+/// `struct array_cache` for SLAB).
+pub(crate) struct CpuCache {
+    pub cache: Arc<Cache>,
+    /// SLUB: the CPU slab's head PFN, or NIL.
+    pub slab: u64,
+    /// SLUB: the CPU freelist (first free object's address, 0 = empty).
+    pub freelist: u64,
+    /// SLUB: frozen partial slabs of this CPU.
+    pub partial: Vec<u64>,
+    /// SLAB: the array cache (object addresses, LIFO).
+    pub ac: Vec<u64>,
+}
+
+/// Every per-CPU cache state of one CPU, behind that CPU's lock.
+pub(crate) struct CpuState {
+    pub caches: Vec<Option<CpuCache>>,
+}
+
+struct Registry {
+    caches: Vec<Option<Arc<Cache>>>,
+    /// Live caches, oldest first (`slab_caches`; slabinfo prints newest first).
+    list: Vec<CacheId>,
+}
+
+/// Slab page fields, as SLUB and SLAB keep them in `struct slab`: every
+/// page of a slab has the SLAB type and `private` = cache id | order << 32;
+/// the head page's `mapping` holds the freelist and `index` the counters.
+pub(crate) const FROZEN: u64 = 1 << 63;
+pub(crate) const ON_PARTIAL: u64 = 1 << 62;
+pub(crate) const ON_FULL: u64 = 1 << 61;
+pub(crate) const ON_FREE: u64 = 1 << 60;
+pub(crate) const INUSE_MASK: u64 = 0xffff_ffff;
+
+/// The slab allocator of one machine: its caches, per-CPU state and kmalloc
+/// table. Operations go through a [`Kmem`] view that pairs it with the
+/// machine's page allocator.
+pub struct SlabAllocator {
+    /// SLUB or SLAB.
+    pub kind: SlabKind,
+    nr_cpus: usize,
+    nr_nodes: usize,
+    cpu_node: Vec<u32>,
+    memmaps: Vec<Memmap>,
+    registry: spin::RwLock<Registry>,
+    pub(crate) cpus: Box<[spin::Mutex<CpuState>]>,
+    kmalloc: [[u32; KMALLOC_INFO.len()]; 4],
+    /// Interned call sites for STORE_USER tracks.
+    locations: spin::Mutex<Vec<&'static Location<'static>>>,
+    /// Test hook (`should_failslab`): fail this many new-slab allocations.
+    pub fail_new_slabs: AtomicU64,
+    reports: spin::Mutex<Vec<SlabReport>>,
+}
+
+/// The caches `kmem_cache_init` makes for the kernel's own objects, with the
+/// object sizes of this machine's Linux 6.18 (tests/host/slabinfo.txt).
+pub const KERNEL_CACHES: &[(&str, u64, u32)] = {
+    const H: u32 = SlabFlags::HWCACHE_ALIGN;
+    const P: u32 = SlabFlags::PANIC;
+    const A: u32 = SlabFlags::ACCOUNT;
+    const N: u32 = SlabFlags::NO_MERGE;
+    const R: u32 = SlabFlags::RECLAIM_ACCOUNT;
+    &[
+        ("vmap_area", 72, P | N),
+        ("maple_node", 256, P | N),
+        ("radix_tree_node", 584, R | P | A | N),
+        ("names_cache", 4096, H | P | N),
+        ("buffer_head", 104, R | P | N),
+        ("mm_slot", 40, N),
+        ("task_struct", 5888, P | A | N),
+        ("cred_jar", 184, H | P | A),
+        ("pid", 192, H | P | A | N),
+        ("mm_struct", 1600, H | P | A | N),
+        ("vm_area_struct", 192, H | P | A | N),
+        ("anon_vma", 104, P | A | N),
+        ("anon_vma_chain", 64, P | A | N),
+        ("sighand_cache", 2112, H | P | A | N),
+        ("signal_cache", 1152, H | P | A | N),
+        ("files_cache", 704, H | P | A | N),
+        ("fs_cache", 56, H | P | A),
+        ("filp", 192, H | P | A | N),
+        ("dentry", 192, R | P | A | N),
+        ("inode_cache", 624, R | P | A | N),
+        ("uid_cache", 128, H | P | N),
+        ("nsproxy", 72, P | A | N),
+        ("sigqueue", 80, P | A | N),
+        ("task_delay_info", 256, P | A | N),
+    ]
+};
+
+/// The slab allocator bound to its machine's page allocator: the kernel's
+/// slab API (`kmem_cache_*`, `kmalloc` family).
+#[derive(Copy, Clone)]
+pub struct Kmem<'a> {
+    /// The slab allocator.
+    pub sa: &'a SlabAllocator,
+    /// The page allocator slabs come from.
+    pub pa: &'a PageAlloc,
+}
+
+/// A CPU held by one thread ([`Kmem::lock_cpu`]).
+pub struct KmemCpu<'a> {
+    k: Kmem<'a>,
+    cpu: CpuId,
+    st: spin::MutexGuard<'a, CpuState>,
+}
+
+impl KmemCpu<'_> {
+    /// `kmem_cache_alloc` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_alloc(&mut self, cache: CacheId, gfp: Gfp) -> Option<ObjPtr> {
+        self.k
+            .alloc_in(&mut self.st, self.cpu, cache, gfp, None, Location::caller())
+    }
+    /// `kmem_cache_free` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmem_cache_free(&mut self, cache: CacheId, obj: ObjPtr) -> Result<(), SlabReport> {
+        self.k
+            .free_in(&mut self.st, self.cpu, cache, obj, Location::caller())
+    }
+    /// `kmalloc` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return self
+                .k
+                .kmalloc_caller(self.cpu, size, gfp, Location::caller());
+        }
+        let id = self.k.sa.kmalloc_slab(size, gfp)?;
+        self.k.alloc_in(
+            &mut self.st,
+            self.cpu,
+            id,
+            gfp,
+            Some(size),
+            Location::caller(),
+        )
+    }
+    /// `kfree` on the held CPU.
+    #[track_caller]
+    #[inline]
+    pub fn kfree(&mut self, obj: ObjPtr) -> Result<(), SlabReport> {
+        match self.k.obj_slab(obj) {
+            Some((_, id)) => self
+                .k
+                .free_in(&mut self.st, self.cpu, id, obj, Location::caller()),
+            None => self.k.kfree(self.cpu, obj),
+        }
+    }
+}
+
+/// One line of /proc/slabinfo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlabInfo {
+    /// Cache name.
+    pub name: String,
+    /// Objects in use.
+    pub active_objs: u64,
+    /// Objects in all slabs.
+    pub num_objs: u64,
+    /// `s->size`.
+    pub objsize: u64,
+    /// Objects per slab.
+    pub objperslab: u64,
+    /// Pages per slab.
+    pub pagesperslab: u64,
+    /// SLAB tunables (0 for SLUB).
+    pub limit: u64,
+    /// SLAB batchcount.
+    pub batchcount: u64,
+    /// SLAB shared factor.
+    pub sharedfactor: u64,
+    /// Slabs with an object in use (SLUB: all slabs).
+    pub active_slabs: u64,
+    /// All slabs.
+    pub num_slabs: u64,
+    /// SLAB: objects in the shared arrays.
+    pub sharedavail: u64,
+}
+
+/// Per-cache counts found by [`Kmem::validate`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Slabs.
+    pub slabs: u64,
+    /// Objects in all slabs.
+    pub objects: u64,
+    /// Objects handed out (not on any freelist or per-CPU cache).
+    pub live: u64,
+}
+
+impl SlabAllocator {
+    /// An allocator with no caches (tests build small configurations on it).
+    pub fn empty(pa: &PageAlloc, kind: SlabKind) -> SlabAllocator {
+        let nr_nodes = pa.nodes.len();
+        SlabAllocator {
+            kind,
+            nr_cpus: pa.nr_cpus(),
+            nr_nodes,
+            cpu_node: pa.cpu_node.clone(),
+            memmaps: pa.nodes.iter().map(|n| *n.zones[0].memmap()).collect(),
+            registry: spin::RwLock::new(Registry {
+                caches: Vec::new(),
+                list: Vec::new(),
+            }),
+            cpus: (0..pa.nr_cpus())
+                .map(|_| spin::Mutex::new(CpuState { caches: Vec::new() }))
+                .collect(),
+            kmalloc: [[u32::MAX; KMALLOC_INFO.len()]; 4],
+            locations: spin::Mutex::new(Vec::new()),
+            fail_new_slabs: AtomicU64::new(0),
+            reports: spin::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `kmem_cache_init` + `create_kmalloc_caches` + the kernel's own caches:
+    /// kmem_cache and kmem_cache_node first, then every kmalloc type and
+    /// size (96 and 192 before the powers of two, as Linux), then
+    /// [`KERNEL_CACHES`].
+    pub fn kmem_cache_init(pa: &PageAlloc, kind: SlabKind) -> SlabAllocator {
+        let mut sa = SlabAllocator::empty(pa, kind);
+        let mut table = [[u32::MAX; KMALLOC_INFO.len()]; 4];
+        {
+            let k = Kmem { sa: &sa, pa };
+            let h = SlabFlags(SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_MERGE);
+            k.kmem_cache_create("kmem_cache", 256, 0, h, None)
+                .expect("kmem_cache");
+            k.kmem_cache_create("kmem_cache_node", 128, 0, h, None)
+                .expect("kmem_cache_node");
+            let low = sa.kmalloc_shift_low();
+            for t in KmallocType::ALL {
+                let mut order: Vec<usize> = alloc::vec![1, 2];
+                order.extend(low..=KMALLOC_SHIFT_HIGH);
+                for i in order {
+                    let (size, suffix) = KMALLOC_INFO[i];
+                    let name = format!("{}{}", t.prefix(), suffix);
+                    let flags = SlabFlags(SlabFlags::KMALLOC | SlabFlags::PANIC | t.flags());
+                    let id = k
+                        .create_cache(&name, size, ARCH_MINALIGN, flags, None, false)
+                        .expect("kmalloc cache");
+                    table[t as usize][i] = id.0;
+                }
+            }
+            for &(name, size, flags) in KERNEL_CACHES {
+                k.kmem_cache_create(name, size, 0, SlabFlags(flags), None)
+                    .expect("kernel cache");
+            }
+        }
+        sa.kmalloc = table;
+        sa
+    }
+
+    /// `KMALLOC_SHIFT_LOW`: 3 (8 bytes) for SLUB, 5 (32 bytes) for SLAB.
+    pub fn kmalloc_shift_low(&self) -> usize {
+        match self.kind {
+            SlabKind::Slub => 3,
+            SlabKind::Slab => 5,
+        }
+    }
+
+    /// Number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.nr_cpus
+    }
+
+    /// The cache behind an id, if it is alive.
+    pub fn cache(&self, id: CacheId) -> Option<Arc<Cache>> {
+        self.registry
+            .read()
+            .caches
+            .get(id.0 as usize)
+            .and_then(|c| c.clone())
+    }
+
+    /// The live cache called `name`.
+    pub fn find_cache(&self, name: &str) -> Option<CacheId> {
+        let r = self.registry.read();
+        r.list.iter().copied().find(|id| {
+            r.caches[id.0 as usize]
+                .as_ref()
+                .is_some_and(|c| c.name == name)
+        })
+    }
+
+    /// Live caches, newest first (the order of /proc/slabinfo).
+    pub fn caches(&self) -> Vec<Arc<Cache>> {
+        let r = self.registry.read();
+        r.list
+            .iter()
+            .rev()
+            .filter_map(|id| r.caches[id.0 as usize].clone())
+            .collect()
+    }
+
+    /// The kmalloc cache for `size` bytes and `gfp` (`kmalloc_slab`).
+    pub fn kmalloc_slab(&self, size: u64, gfp: Gfp) -> Option<CacheId> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return None;
+        }
+        let i = kmalloc_index(size, self.kmalloc_shift_low());
+        let id = self.kmalloc[KmallocType::of(gfp) as usize][i];
+        (id != u32::MAX).then_some(CacheId(id))
+    }
+
+    pub(crate) fn memmap(&self, nid: u32) -> &Memmap {
+        &self.memmaps[nid as usize]
+    }
+
+    pub(crate) fn page(&self, pfn: Pfn) -> Option<&Page> {
+        self.memmaps
+            .iter()
+            .find(|m| m.contains(pfn))
+            .map(|m| m.page(pfn))
+    }
+
+    pub(crate) fn cpu_node(&self, cpu: CpuId) -> u32 {
+        self.cpu_node[cpu.0]
+    }
+
+    pub(crate) fn nr_nodes(&self) -> usize {
+        self.nr_nodes
+    }
+
+    pub(crate) fn intern(&self, loc: &'static Location<'static>) -> u64 {
+        let mut l = self.locations.lock();
+        if let Some(i) = l.iter().position(|x| core::ptr::eq(*x, loc)) {
+            return i as u64 + 1;
+        }
+        l.push(loc);
+        l.len() as u64
+    }
+
+    pub(crate) fn push_report(&self, r: SlabReport) {
+        self.reports.lock().push(r);
+    }
+
+    /// Takes the slub_debug reports made since the last call.
+    pub fn take_reports(&self) -> Vec<SlabReport> {
+        core::mem::take(&mut *self.reports.lock())
+    }
+
+    pub(crate) fn location(&self, id: u64) -> Option<&'static Location<'static>> {
+        if id == 0 {
+            return None;
+        }
+        self.locations.lock().get(id as usize - 1).copied()
+    }
+}
+
+/// Reads a little-endian u64 of RAM.
+#[inline]
+pub(crate) fn read_u64(dm: &crate::direct_map::DirectMap, pa: u64) -> u64 {
+    // SAFETY: `pa` is an 8-aligned address inside a slab we own.
+    unsafe { core::ptr::read(dm.ptr(PhysAddr(pa)) as *const u64) }
+}
+
+/// Writes a little-endian u64 of RAM.
+#[inline]
+pub(crate) fn write_u64(dm: &crate::direct_map::DirectMap, pa: u64, v: u64) {
+    // SAFETY: `pa` is an 8-aligned address inside a slab we own.
+    unsafe { core::ptr::write(dm.ptr(PhysAddr(pa)) as *mut u64, v) }
+}
+
+/// Fills `len` bytes of RAM at `pa` with `v`.
+pub(crate) fn fill(dm: &crate::direct_map::DirectMap, pa: u64, v: u8, len: u64) {
+    if len > 0 {
+        // SAFETY: the range lies inside a slab we own.
+        unsafe { core::ptr::write_bytes(dm.ptr(PhysAddr(pa)), v, len as usize) }
+    }
+}
+
+/// Runs a constructor on the bytes of an object.
+pub(crate) fn run_ctor(dm: &crate::direct_map::DirectMap, pa: u64, len: u64, ctor: Ctor) {
+    assert!(dm.contains(PhysAddr(pa), len));
+    // SAFETY: in range; the object belongs to a slab being set up, which no
+    // one else can reach yet.
+    ctor(unsafe { core::slice::from_raw_parts_mut(dm.ptr(PhysAddr(pa)), len as usize) })
+}
+
+impl<'a> Kmem<'a> {
+    /// Pairs a slab allocator with its page allocator.
+    pub fn new(sa: &'a SlabAllocator, pa: &'a PageAlloc) -> Self {
+        Kmem { sa, pa }
+    }
+
+    /// `kmem_cache_create(name, size, align, flags, ctor)`: a new cache, or
+    /// (SLUB) an existing compatible one it merges into. Errors: EINVAL for
+    /// a bad size or alignment, ENOMEM never (metadata lives in host memory).
+    /// With SLAB_PANIC a failure panics, as Linux does.
+    pub fn kmem_cache_create(
+        &self,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+        ctor: Option<Ctor>,
+    ) -> Result<CacheId, Errno> {
+        let r = self.create_cache(name, size, align, flags, ctor, true);
+        if r.is_err() && flags.has(SlabFlags::PANIC) {
+            panic!("kmem_cache_create: Failed to create slab '{name}'");
+        }
+        r
+    }
+
+    pub(crate) fn create_cache(
+        &self,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+        ctor: Option<Ctor>,
+        mergeable: bool,
+    ) -> Result<CacheId, Errno> {
+        if size == 0 || size > KMALLOC_MAX_SIZE || (align != 0 && !align.is_power_of_two()) {
+            return Err(Errno::EINVAL);
+        }
+        let mut reg = self.sa.registry.write();
+        if mergeable && self.sa.kind == SlabKind::Slub {
+            if let Some(id) = find_mergeable(&reg, size, align, flags, ctor) {
+                let c = reg.caches[id.0 as usize].clone().unwrap();
+                c.refcount.fetch_add(1, Relaxed);
+                c.object_size.fetch_max(size, Relaxed);
+                return Ok(id);
+            }
+        }
+        let id = CacheId(reg.caches.len() as u32);
+        let cache = match self.sa.kind {
+            SlabKind::Slub => crate::slub::new_cache(self, id, name, size, align, flags, ctor),
+            SlabKind::Slab => crate::slab::new_cache(self, id, name, size, align, flags, ctor),
+        };
+        let cache = Arc::new(cache);
+        reg.caches.push(Some(cache.clone()));
+        reg.list.push(id);
+        for cpu in self.sa.cpus.iter() {
+            let mut st = cpu.lock();
+            let limit = cache.limit as usize;
+            st.caches.push(Some(CpuCache {
+                cache: cache.clone(),
+                slab: NIL,
+                freelist: 0,
+                partial: Vec::with_capacity(cache.cpu_partial_slabs),
+                ac: Vec::with_capacity(limit),
+            }));
+        }
+        Ok(id)
+    }
+
+    /// `kmem_cache_alloc(cache, gfp)` on `cpu`. With __GFP_ZERO the object is
+    /// zeroed. `None` when no slab page can be had.
+    #[track_caller]
+    pub fn kmem_cache_alloc(&self, cpu: CpuId, cache: CacheId, gfp: Gfp) -> Option<ObjPtr> {
+        self.alloc_obj(cpu, cache, gfp, None, Location::caller())
+    }
+
+    /// `kmem_cache_zalloc`.
+    #[track_caller]
+    pub fn kmem_cache_zalloc(&self, cpu: CpuId, cache: CacheId, gfp: Gfp) -> Option<ObjPtr> {
+        self.alloc_obj(cpu, cache, gfp | Gfp::ZERO, None, Location::caller())
+    }
+
+    #[inline]
+    pub(crate) fn alloc_obj(
+        &self,
+        cpu: CpuId,
+        cache: CacheId,
+        gfp: Gfp,
+        orig_size: Option<u64>,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        let mut st = self.sa.cpus[cpu.0].lock();
+        self.alloc_in(&mut st, cpu, cache, gfp, orig_size, caller)
+    }
+
+    #[inline]
+    fn alloc_in(
+        &self,
+        st: &mut CpuState,
+        cpu: CpuId,
+        cache: CacheId,
+        gfp: Gfp,
+        orig_size: Option<u64>,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        let c = st.caches.get_mut(cache.0 as usize)?.as_mut()?;
+        let obj = match self.sa.kind {
+            SlabKind::Slub => crate::slub::alloc(self, cpu, c, gfp, orig_size, caller),
+            SlabKind::Slab => crate::slab::alloc(self, cpu, c, gfp),
+        }?;
+        if gfp.has(Gfp::ZERO) {
+            let len = orig_size.unwrap_or_else(|| c.cache.object_size());
+            fill(&self.pa.direct_map(), obj.0 .0, 0, len);
+        }
+        Some(obj)
+    }
+
+    /// `kmem_cache_free(cache, obj)` on `cpu`. A bad pointer, a double free
+    /// or a clobbered red zone (debug caches) is reported and nothing is
+    /// freed.
+    #[track_caller]
+    pub fn kmem_cache_free(
+        &self,
+        cpu: CpuId,
+        cache: CacheId,
+        obj: ObjPtr,
+    ) -> Result<(), SlabReport> {
+        self.free_obj(cpu, cache, obj, Location::caller())
+    }
+
+    #[inline]
+    pub(crate) fn free_obj(
+        &self,
+        cpu: CpuId,
+        cache: CacheId,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        let mut st = self.sa.cpus[cpu.0].lock();
+        self.free_in(&mut st, cpu, cache, obj, caller)
+    }
+
+    #[inline]
+    fn free_in(
+        &self,
+        st: &mut CpuState,
+        cpu: CpuId,
+        cache: CacheId,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        let Some(c) = st.caches.get_mut(cache.0 as usize).and_then(|c| c.as_mut()) else {
+            return Err(SlabReport::InvalidFree {
+                cache: String::from("?"),
+                obj,
+            });
+        };
+        match self.sa.kind {
+            SlabKind::Slub => crate::slub::free(self, cpu, c, obj, caller),
+            SlabKind::Slab => crate::slab::free(self, cpu, c, obj),
+        }
+    }
+
+    /// The head PFN and cache of the slab holding `obj`, if it is in one
+    /// (`virt_to_slab`). Slabs are naturally aligned buddy blocks, so the
+    /// head is the PFN rounded down to the slab order.
+    pub fn obj_slab(&self, obj: ObjPtr) -> Option<(Pfn, CacheId)> {
+        let pfn = obj.0.pfn();
+        let page = self.sa.page(pfn)?;
+        if !page.test(PageFlags::SLAB) {
+            return None;
+        }
+        let p = page.private();
+        let order = (p >> 32) as u8;
+        Some((Pfn(pfn.0 & !((1u64 << order) - 1)), CacheId(p as u32)))
+    }
+
+    /// `kmem_cache_shrink`: flushes this cache's per-CPU state and frees
+    /// every empty slab. Returns the pages freed.
+    pub fn kmem_cache_shrink(&self, cpu: CpuId, cache: CacheId) -> u64 {
+        let Some(c) = self.sa.cache(cache) else {
+            return 0;
+        };
+        match self.sa.kind {
+            SlabKind::Slub => crate::slub::shrink(self, cpu, &c),
+            SlabKind::Slab => crate::slab::shrink(self, cpu, &c),
+        }
+    }
+
+    /// `kmem_cache_destroy`: drops one reference (merged caches share one);
+    /// the last frees the cache's empty slabs. A cache that still has
+    /// objects is kept, nothing lost, and Linux's lines are logged:
+    /// "Objects remaining in NAME on __kmem_cache_shutdown()" and
+    /// "kmem_cache_destroy NAME: Slab cache still has objects when called
+    /// from CALLER" (two errors, as slub_kunit counts them).
+    #[track_caller]
+    pub fn kmem_cache_destroy(&self, cpu: CpuId, cache: CacheId) -> Result<(), SlabReport> {
+        let caller = Location::caller();
+        let Some(c) = self.sa.cache(cache) else {
+            return Ok(());
+        };
+        if c.refcount.fetch_sub(1, Relaxed) > 1 {
+            return Ok(());
+        }
+        self.kmem_cache_shrink(cpu, cache);
+        let live: u64 = c.nodes.iter().map(|n| n.lock().nr_slabs).sum();
+        if live > 0 {
+            c.refcount.fetch_add(1, Relaxed);
+            let count = self.validate(cache).map(|n| n.live).unwrap_or(0);
+            let rep = SlabReport::ObjectsRemaining {
+                cache: c.name.clone(),
+                count,
+            };
+            crate::printk!(self.pa.log, "{}", rep.title());
+            crate::printk!(
+                self.pa.log,
+                "kmem_cache_destroy {}: Slab cache still has objects when called from {}:{}",
+                c.name,
+                caller.file(),
+                caller.line()
+            );
+            c.errors.fetch_add(2, Relaxed);
+            return Err(rep);
+        }
+        let mut reg = self.sa.registry.write();
+        reg.caches[cache.0 as usize] = None;
+        reg.list.retain(|&i| i != cache);
+        for cpu in self.sa.cpus.iter() {
+            cpu.lock().caches[cache.0 as usize] = None;
+        }
+        Ok(())
+    }
+
+    /// Holds `cpu`'s slab state for a run of operations, as kernel code
+    /// between `preempt_disable()` and `preempt_enable()` owns its CPU's
+    /// per-CPU data: the fast paths then take no lock at all. Shrinking or
+    /// destroying a cache from the same thread while holding it deadlocks.
+    pub fn lock_cpu(&self, cpu: CpuId) -> KmemCpu<'a> {
+        KmemCpu {
+            k: *self,
+            cpu,
+            st: self.sa.cpus[cpu.0].lock(),
+        }
+    }
+
+    // ----- kmalloc -----
+
+    /// `kmalloc(size, gfp)`: an object of the smallest size class that holds
+    /// `size` bytes; above 8 KiB, whole pages straight from the page
+    /// allocator (`kmalloc_large`); `ZERO_SIZE_PTR` for 0.
+    #[track_caller]
+    pub fn kmalloc(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        self.kmalloc_caller(cpu, size, gfp, Location::caller())
+    }
+
+    #[inline]
+    fn kmalloc_caller(
+        &self,
+        cpu: CpuId,
+        size: u64,
+        gfp: Gfp,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        if size == 0 {
+            return Some(ZERO_SIZE_PTR);
+        }
+        if size > KMALLOC_MAX_CACHE_SIZE {
+            return self.kmalloc_large(cpu, size, gfp);
+        }
+        let id = self.sa.kmalloc_slab(size, gfp)?;
+        self.alloc_obj(cpu, id, gfp, Some(size), caller)
+    }
+
+    fn kmalloc_large(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        if size > KMALLOC_MAX_SIZE {
+            return None;
+        }
+        let order = Order::for_size(size);
+        let pfn = self.pa.alloc_pages(cpu, gfp | Gfp::COMP, order)?;
+        let page = self.sa.page(pfn)?;
+        page.set_private(order.0 as u64);
+        // Linux counts large kmalloc pages in NR_SLAB_UNRECLAIMABLE_B.
+        self.pa.nodes[page.nid() as usize]
+            .stats
+            .add(NodeStat::NrSlabUnreclaimable, order.pages() as i64);
+        Some(ObjPtr(pfn.phys()))
+    }
+
+    /// `__kmalloc_cache(cache, size)`: a kmalloc-style allocation of `size`
+    /// bytes from a given cache (its requested size is recorded on debug
+    /// caches, so the bytes past it are a red zone).
+    #[track_caller]
+    pub fn kmalloc_from(&self, cpu: CpuId, cache: CacheId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        self.alloc_obj(cpu, cache, gfp, Some(size), Location::caller())
+    }
+
+    /// `validate_slab_cache` on a debug cache: checks every slab and object,
+    /// repairs what it can and returns the errors counted (slub_kunit's
+    /// `slab_errors`). 0 for caches without debugging.
+    pub fn validate_slab_cache(&self, cache: CacheId) -> u64 {
+        match self.sa.cache(cache) {
+            Some(c) if c.debug() && self.sa.kind == SlabKind::Slub => {
+                crate::slub::validate_slab_cache(self, &c)
+            }
+            _ => 0,
+        }
+    }
+
+    /// `kzalloc`: kmalloc with __GFP_ZERO.
+    #[track_caller]
+    pub fn kzalloc(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        self.kmalloc_caller(cpu, size, gfp | Gfp::ZERO, Location::caller())
+    }
+
+    /// `kcalloc(n, size)`: zeroed, `None` if `n * size` overflows.
+    #[track_caller]
+    pub fn kcalloc(&self, cpu: CpuId, n: u64, size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        let bytes = n.checked_mul(size)?;
+        self.kmalloc_caller(cpu, bytes, gfp | Gfp::ZERO, Location::caller())
+    }
+
+    /// `ksize(obj)`: the usable size of an object (its cache's object size,
+    /// or the pages of a large kmalloc). 0 for ZERO_SIZE_PTR.
+    pub fn ksize(&self, obj: ObjPtr) -> u64 {
+        if obj.is_zero_or_null() {
+            return 0;
+        }
+        if let Some((_, id)) = self.obj_slab(obj) {
+            return self.sa.cache(id).map(|c| c.object_size()).unwrap_or(0);
+        }
+        self.sa
+            .page(obj.0.pfn())
+            .map(|p| Order(p.private() as u8).bytes())
+            .unwrap_or(0)
+    }
+
+    /// `kfree(obj)`: back to its cache, or its pages back to the buddy
+    /// allocator for a large kmalloc. NULL and ZERO_SIZE_PTR are ignored.
+    #[track_caller]
+    pub fn kfree(&self, cpu: CpuId, obj: ObjPtr) -> Result<(), SlabReport> {
+        if obj.is_zero_or_null() {
+            return Ok(());
+        }
+        let pfn = obj.0.pfn();
+        let Some(page) = self.sa.page(pfn) else {
+            return Err(SlabReport::InvalidFree {
+                cache: String::from("kmalloc"),
+                obj,
+            });
+        };
+        if page.test(PageFlags::SLAB) {
+            let id = CacheId(page.private() as u32);
+            return self.free_obj(cpu, id, obj, Location::caller());
+        }
+        if page.refcount() <= 0 || !obj.0.is_page_aligned() {
+            let rep = SlabReport::InvalidFree {
+                cache: String::from("kmalloc"),
+                obj,
+            };
+            crate::printk!(self.pa.log, "{}", rep.title());
+            return Err(rep);
+        }
+        let order = Order(page.private() as u8);
+        page.set_private(0);
+        self.pa.nodes[page.nid() as usize]
+            .stats
+            .add(NodeStat::NrSlabUnreclaimable, -(order.pages() as i64));
+        self.pa.free_pages(cpu, pfn, order);
+        Ok(())
+    }
+
+    /// `krealloc(obj, new_size)`: the same object if it still fits (bytes
+    /// past the new size get the kmalloc red zone on debug caches; newly
+    /// exposed bytes are zeroed with __GFP_ZERO), else a new object with
+    /// the old bytes copied and the old one freed. Size 0 frees and returns
+    /// ZERO_SIZE_PTR.
+    #[track_caller]
+    pub fn krealloc(&self, cpu: CpuId, obj: ObjPtr, new_size: u64, gfp: Gfp) -> Option<ObjPtr> {
+        let caller = Location::caller();
+        if new_size == 0 {
+            let _ = self.kfree(cpu, obj);
+            return Some(ZERO_SIZE_PTR);
+        }
+        if obj.is_zero_or_null() {
+            return self.kmalloc_caller(cpu, new_size, gfp, caller);
+        }
+        let ks = self.ksize(obj);
+        let old = self.orig_size(obj).unwrap_or(ks);
+        if new_size <= ks {
+            let dm = self.pa.direct_map();
+            if let Some((_, id)) = self.obj_slab(obj) {
+                if let Some(c) = self.sa.cache(id) {
+                    if let Some(off) = c.orig_size_offset {
+                        write_u64(&dm, obj.0 .0 + off, new_size);
+                        if new_size < c.object_size() && c.flags.has(SlabFlags::RED_ZONE) {
+                            fill(
+                                &dm,
+                                obj.0 .0 + new_size,
+                                SLUB_RED_ACTIVE,
+                                c.object_size() - new_size,
+                            );
+                        }
+                    }
+                }
+            }
+            if gfp.has(Gfp::ZERO) && new_size > old {
+                fill(&dm, obj.0 .0 + old, 0, new_size - old);
+            }
+            return Some(obj);
+        }
+        let new = self.kmalloc_caller(cpu, new_size, gfp, caller)?;
+        let dm = self.pa.direct_map();
+        let n = old.min(new_size) as usize;
+        let mut buf = alloc::vec![0u8; n];
+        dm.read(obj.0, &mut buf);
+        dm.write(new.0, &buf);
+        let _ = self.kfree(cpu, obj);
+        Some(new)
+    }
+
+    /// The requested size stored for a kmalloc object on a debug cache.
+    fn orig_size(&self, obj: ObjPtr) -> Option<u64> {
+        let (_, id) = self.obj_slab(obj)?;
+        let c = self.sa.cache(id)?;
+        let off = c.orig_size_offset?;
+        Some(read_u64(&self.pa.direct_map(), obj.0 .0 + off))
+    }
+
+    // ----- shared slab bookkeeping -----
+
+    /// Allocates and tags the pages of a new slab (`allocate_slab` /
+    /// `kmem_getpages`) and accounts them; the engine lays out the objects.
+    pub(crate) fn new_slab_pages(&self, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<Pfn> {
+        if self
+            .sa
+            .fail_new_slabs
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return None;
+        }
+        let keep = Gfp::DIRECT_RECLAIM.0
+            | Gfp::KSWAPD_RECLAIM.0
+            | Gfp::IO.0
+            | Gfp::FS.0
+            | Gfp::HIGH.0
+            | Gfp::NOWARN.0
+            | Gfp::NOFAIL.0
+            | Gfp::NORETRY.0
+            | Gfp::RETRY_MAYFAIL.0
+            | Gfp::MEMALLOC.0
+            | Gfp::NOMEMALLOC.0;
+        let flags = Gfp(gfp.0 & keep) | s.allocflags;
+        let pfn = self.pa.alloc_pages(cpu, flags, Order(s.order))?;
+        let tag = s.id.0 as u64 | (s.order as u64) << 32;
+        let mut nid = 0;
+        for i in 0..s.pages() {
+            let p = self.sa.page(pfn + i)?;
+            p.set(PageFlags::SLAB);
+            p.set_private(tag);
+            nid = p.nid();
+        }
+        let head = self.sa.page(pfn)?;
+        head.set_mapping(0);
+        head.set_index(0);
+        let item = if s.reclaimable() {
+            NodeStat::NrSlabReclaimable
+        } else {
+            NodeStat::NrSlabUnreclaimable
+        };
+        self.pa.nodes[nid as usize]
+            .stats
+            .add(item, s.pages() as i64);
+        Some(pfn)
+    }
+
+    /// Untags, unaccounts and frees a slab's pages (`__free_slab`).
+    pub(crate) fn free_slab_pages(&self, cpu: CpuId, s: &Cache, pfn: Pfn) {
+        let mut nid = 0;
+        for i in 0..s.pages() {
+            if let Some(p) = self.sa.page(pfn + i) {
+                p.clear(PageFlags::SLAB);
+                p.set_private(0);
+                p.set_mapping(0);
+                p.set_index(0);
+                nid = p.nid();
+            }
+        }
+        let item = if s.reclaimable() {
+            NodeStat::NrSlabReclaimable
+        } else {
+            NodeStat::NrSlabUnreclaimable
+        };
+        self.pa.nodes[nid as usize]
+            .stats
+            .add(item, -(s.pages() as i64));
+        self.pa.free_pages(cpu, pfn, Order(s.order));
+    }
+
+    /// /proc/slabinfo's numbers for every live cache, newest first
+    /// (`get_slabinfo`).
+    pub fn slabinfo(&self) -> Vec<SlabInfo> {
+        self.sa
+            .caches()
+            .iter()
+            .map(|c| match self.sa.kind {
+                SlabKind::Slub => crate::slub::slabinfo(self, c),
+                SlabKind::Slab => crate::slab::slabinfo(self, c),
+            })
+            .collect()
+    }
+
+    /// Walks every slab of a cache with all CPUs and nodes locked and
+    /// checks it (`validate_slab_cache`): freelists stay inside their slab
+    /// and hold each object once, counters match, every slab is on the list
+    /// its state says. Returns the counts.
+    pub fn validate(&self, cache: CacheId) -> Result<CacheCounts, String> {
+        let c = self
+            .sa
+            .cache(cache)
+            .ok_or_else(|| String::from("no such cache"))?;
+        let cpus: Vec<_> = self.sa.cpus.iter().map(|l| l.lock()).collect();
+        let cpu_caches: Vec<&CpuCache> = cpus
+            .iter()
+            .filter_map(|st| st.caches.get(cache.0 as usize).and_then(|x| x.as_ref()))
+            .collect();
+        match self.sa.kind {
+            SlabKind::Slub => crate::slub::validate(self, &c, &cpu_caches),
+            SlabKind::Slab => crate::slab::validate(self, &c, &cpu_caches),
+        }
+    }
+
+    /// Leak report: every object of `cache` still allocated, with who
+    /// allocated it when the cache tracks owners (STORE_USER). Each is also
+    /// logged as "INFO: Object 0x... @offset=N allocated at FILE:LINE cpu=C".
+    pub fn leak_report(&self, cache: CacheId) -> Vec<(ObjPtr, Option<Track>)> {
+        let Some(c) = self.sa.cache(cache) else {
+            return Vec::new();
+        };
+        let live = {
+            let cpus: Vec<_> = self.sa.cpus.iter().map(|l| l.lock()).collect();
+            let cpu_caches: Vec<&CpuCache> = cpus
+                .iter()
+                .filter_map(|st| st.caches.get(cache.0 as usize).and_then(|x| x.as_ref()))
+                .collect();
+            match self.sa.kind {
+                SlabKind::Slub => crate::slub::live_objects(self, &c, &cpu_caches),
+                SlabKind::Slab => crate::slab::live_objects(self, &c, &cpu_caches),
+            }
+        };
+        let out: Vec<(ObjPtr, Option<Track>)> = live
+            .into_iter()
+            .map(|o| (o, crate::slub::get_track(self, &c, o, false)))
+            .collect();
+        for (o, t) in &out {
+            let off = o.0 .0 & ((PAGE_SIZE << c.order) - 1);
+            match t {
+                Some(t) => crate::printk!(
+                    self.pa.log,
+                    "INFO: {} Object {:#x} @offset={} allocated at {}:{} cpu={}",
+                    c.name,
+                    o.0 .0,
+                    off,
+                    t.caller.file(),
+                    t.caller.line(),
+                    t.cpu
+                ),
+                None => crate::printk!(
+                    self.pa.log,
+                    "INFO: {} Object {:#x} @offset={}",
+                    c.name,
+                    o.0 .0,
+                    off
+                ),
+            }
+        }
+        out
+    }
+
+    /// slub_debug errors counted on a cache so far (slub_kunit's
+    /// `slab_errors`).
+    pub fn errors(&self, cache: CacheId) -> u64 {
+        self.sa
+            .cache(cache)
+            .map(|c| c.errors.load(Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Resets a cache's error count.
+    pub fn reset_errors(&self, cache: CacheId) {
+        if let Some(c) = self.sa.cache(cache) {
+            c.errors.store(0, Relaxed);
+        }
+    }
+}
+
+/// `find_mergeable` (SLUB): the newest compatible cache. Never with a
+/// ctor or debug flags; same MERGE_SAME flags; large enough; its size
+/// aligned to the new alignment; less than a pointer of waste.
+fn find_mergeable(
+    reg: &Registry,
+    size: u64,
+    align: u64,
+    flags: SlabFlags,
+    ctor: Option<Ctor>,
+) -> Option<CacheId> {
+    if ctor.is_some() || flags.0 & SlabFlags::NEVER_MERGE != 0 {
+        return None;
+    }
+    let size = size.next_multiple_of(8);
+    let align = calculate_alignment(flags, align, size);
+    let size = size.next_multiple_of(align);
+    for &id in reg.list.iter().rev() {
+        let s = reg.caches[id.0 as usize].as_ref()?;
+        if s.flags.0 & SlabFlags::NEVER_MERGE != 0 || s.ctor.is_some() {
+            continue;
+        }
+        if size > s.size
+            || (flags.0 & SlabFlags::MERGE_SAME) != (s.flags.0 & SlabFlags::MERGE_SAME)
+            || s.size & !(align - 1) != s.size
+            || s.size - size >= 8
+        {
+            continue;
+        }
+        return Some(id);
+    }
+    None
+}
+
+/// A fresh per-node state array for a new cache.
+pub(crate) fn new_nodes(n: usize) -> Box<[spin::Mutex<NodeState>]> {
+    (0..n).map(|_| spin::Mutex::new(NodeState::new())).collect()
+}
+
+/// Builds the cache struct common to both engines; the engine fills in its
+/// layout fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn base_cache(
+    k: &Kmem,
+    id: CacheId,
+    name: &str,
+    size: u64,
+    align: u64,
+    flags: SlabFlags,
+    ctor: Option<Ctor>,
+) -> Cache {
+    let mut allocflags = Gfp(0);
+    if flags.has(SlabFlags::CACHE_DMA) {
+        allocflags = allocflags | Gfp::DMA;
+    }
+    if flags.has(SlabFlags::CACHE_DMA32) {
+        allocflags = allocflags | Gfp::DMA32;
+    }
+    if flags.has(SlabFlags::RECLAIM_ACCOUNT) {
+        allocflags = allocflags | Gfp::RECLAIMABLE;
+    }
+    Cache {
+        id,
+        name: String::from(name),
+        object_size: AtomicU64::new(size),
+        size,
+        align,
+        offset: 0,
+        inuse: size,
+        red_left_pad: 0,
+        flags,
+        ctor,
+        order: 0,
+        objects: 0,
+        allocflags,
+        min_partial: 5,
+        cpu_partial_slabs: 0,
+        colour: 0,
+        colour_off: CACHE_LINE_SIZE,
+        freelist_place: FreelistPlace::OnSlab,
+        limit: 0,
+        batchcount: 0,
+        shared: 0,
+        refcount: AtomicI32::new(1),
+        track_offset: 0,
+        orig_size_offset: None,
+        errors: AtomicU64::new(0),
+        nodes: new_nodes(k.sa.nr_nodes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::debug::check_page_alloc;
+    use crate::mm_init::testing::{boot, TestMachine};
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    const C0: CpuId = CpuId(0);
+    const C1: CpuId = CpuId(1);
+
+    fn machine() -> TestMachine {
+        boot(Arch::X86_64, 64 << 20, 2)
+    }
+
+    fn free_pages(m: &TestMachine) -> u64 {
+        m.pa.nr_free_pages() + m.pa.nr_pcp_pages()
+    }
+
+    fn slab_pages(m: &TestMachine) -> i64 {
+        m.pa.nodes[0].stats.get(NodeStat::NrSlabReclaimable)
+            + m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable)
+    }
+
+    #[test]
+    fn kernel_caches_present_after_init() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            for name in [
+                "task_struct",
+                "mm_struct",
+                "vm_area_struct",
+                "anon_vma",
+                "anon_vma_chain",
+                "files_cache",
+                "signal_cache",
+                "sighand_cache",
+                "pid",
+                "kmem_cache",
+                "kmem_cache_node",
+                "kmalloc-96",
+                "kmalloc-192",
+                "kmalloc-8k",
+                "kmalloc-rcl-64",
+                "dma-kmalloc-512",
+                "kmalloc-cg-1k",
+            ] {
+                assert!(sa.find_cache(name).is_some(), "{kind:?}: {name}");
+            }
+            let ts = sa.find_cache("task_struct").unwrap();
+            let t = k.kmem_cache_alloc(C0, ts, Gfp::KERNEL).unwrap();
+            assert_eq!(k.ksize(t), 5888);
+            k.kmem_cache_free(C0, ts, t).unwrap();
+            // SLAB has no kmalloc-8/16 (KMALLOC_MIN_SIZE 32).
+            assert_eq!(sa.find_cache("kmalloc-8").is_some(), kind == SlabKind::Slub);
+        }
+        // slabinfo lists newest first: kmalloc types cg, dma, rcl, normal;
+        // 96 and 192 after the powers of two of their type, as on the host.
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let names: Vec<String> = sa.caches().iter().map(|c| c.name.clone()).collect();
+        let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
+        assert!(pos("kmalloc-cg-8k") < pos("dma-kmalloc-8k"));
+        assert!(pos("kmalloc-rcl-96") < pos("kmalloc-8k"));
+        assert!(pos("kmalloc-8") < pos("kmalloc-192") && pos("kmalloc-192") < pos("kmalloc-96"));
+        assert_eq!(names.last().unwrap(), "kmem_cache");
+    }
+
+    #[test]
+    fn kmalloc_size_classes_and_variants() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let name = |size, gfp| {
+            sa.cache(sa.kmalloc_slab(size, gfp).unwrap())
+                .unwrap()
+                .name
+                .clone()
+        };
+        for (size, want) in [
+            (1, "kmalloc-8"),
+            (8, "kmalloc-8"),
+            (9, "kmalloc-16"),
+            (17, "kmalloc-32"),
+            (33, "kmalloc-64"),
+            (65, "kmalloc-96"),
+            (96, "kmalloc-96"),
+            (97, "kmalloc-128"),
+            (129, "kmalloc-192"),
+            (193, "kmalloc-256"),
+            (4097, "kmalloc-8k"),
+            (8192, "kmalloc-8k"),
+        ] {
+            assert_eq!(name(size, Gfp::KERNEL), want, "{size}");
+        }
+        assert_eq!(name(64, Gfp::KERNEL | Gfp::RECLAIMABLE), "kmalloc-rcl-64");
+        assert_eq!(name(64, Gfp::KERNEL | Gfp::DMA), "dma-kmalloc-64");
+        assert_eq!(name(64, Gfp::KERNEL_ACCOUNT), "kmalloc-cg-64");
+        assert_eq!(k.kmalloc(C0, 0, Gfp::KERNEL), Some(ZERO_SIZE_PTR));
+        k.kfree(C0, ZERO_SIZE_PTR).unwrap();
+        // DMA objects come from ZONE_DMA (below 16 MiB).
+        let d = k.kmalloc(C0, 100, Gfp::KERNEL | Gfp::DMA).unwrap();
+        assert!(d.0 .0 < 16 << 20);
+        k.kfree(C0, d).unwrap();
+        // Large kmalloc: pages straight from the buddy allocator, counted as slab.
+        let before = free_pages(&m);
+        let slab0 = slab_pages(&m);
+        let big = k.kmalloc(C0, 8193, Gfp::KERNEL).unwrap();
+        assert!(big.0.is_page_aligned());
+        assert_eq!(k.ksize(big), 16384);
+        assert_eq!(slab_pages(&m) - slab0, 4);
+        assert!(!m.pa.page(big.0.pfn()).unwrap().test(PageFlags::SLAB));
+        k.kfree(C0, big).unwrap();
+        assert_eq!(free_pages(&m), before);
+        assert_eq!(slab_pages(&m), slab0);
+        check_page_alloc(&m.pa).unwrap();
+    }
+
+    #[test]
+    fn kzalloc_kcalloc_krealloc_keep_bytes() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let dm = m.pa.direct_map();
+            let p = k.kmalloc(C0, 40, Gfp::KERNEL).unwrap();
+            dm.write(p.0, &[0xee; 40]);
+            k.kfree(C0, p).unwrap();
+            let z = k.kzalloc(C0, 40, Gfp::KERNEL).unwrap();
+            let mut b = [1u8; 40];
+            dm.read(z.0, &mut b);
+            assert_eq!(b, [0; 40]);
+            assert_eq!(k.kcalloc(C0, u64::MAX, 2, Gfp::KERNEL), None);
+            let c = k.kcalloc(C0, 10, 30, Gfp::KERNEL).unwrap();
+            assert!(k.ksize(c) >= 300);
+            dm.write(z.0, b"krealloc keeps these bytes");
+            let same = k.krealloc(C0, z, 60, Gfp::KERNEL).unwrap();
+            assert_eq!(same, z, "40 -> 60 fits the 64-byte object");
+            let moved = k.krealloc(C0, same, 10000, Gfp::KERNEL).unwrap();
+            assert_ne!(moved, z);
+            let mut s = [0u8; 26];
+            dm.read(moved.0, &mut s);
+            assert_eq!(&s, b"krealloc keeps these bytes");
+            assert_eq!(k.krealloc(C0, moved, 0, Gfp::KERNEL), Some(ZERO_SIZE_PTR));
+            k.kfree(C0, c).unwrap();
+        }
+    }
+
+    #[test]
+    fn ctor_runs_once_per_object_at_slab_setup() {
+        fn ctor(b: &mut [u8]) {
+            b[..4].copy_from_slice(b"CTOR");
+        }
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let id = k
+                .kmem_cache_create("ctor_test", 48, 0, SlabFlags(0), Some(ctor))
+                .unwrap();
+            let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
+            let mut b = [0u8; 4];
+            m.pa.direct_map().read(p.0, &mut b);
+            assert_eq!(&b, b"CTOR", "{kind:?}");
+            k.kmem_cache_free(C0, id, p).unwrap();
+        }
+    }
+
+    /// Full/partial/empty transitions as seen by slabinfo, validate and the
+    /// node lists, for both engines.
+    #[test]
+    fn slab_state_transitions() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let id = k
+                .kmem_cache_create("states", 1000, 0, SlabFlags(0), None)
+                .unwrap();
+            let c = sa.cache(id).unwrap();
+            let per = c.objects as usize;
+            let objs: Vec<ObjPtr> = (0..2 * per + 1)
+                .map(|_| k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap())
+                .collect();
+            let v = k.validate(id).unwrap();
+            assert_eq!(v.live, objs.len() as u64, "{kind:?}");
+            assert!(v.slabs >= 3);
+            // Free one slab's worth: that slab becomes empty, others stay.
+            let slabs: Vec<Pfn> = objs.iter().map(|o| k.obj_slab(*o).unwrap().0).collect();
+            let first = slabs[0];
+            for (o, _) in objs.iter().zip(&slabs).filter(|x| *x.1 == first) {
+                k.kmem_cache_free(C0, id, *o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, id);
+            let v = k.validate(id).unwrap();
+            let n = c.node(0);
+            assert_eq!(n.nr_slabs, v.slabs);
+            // After a shrink no slab is empty: each is full or partial.
+            assert!(n.free.is_empty());
+            drop(n);
+            for (o, _) in objs.iter().zip(&slabs).filter(|x| *x.1 != first) {
+                k.kmem_cache_free(C0, id, *o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, id);
+            assert_eq!(k.validate(id).unwrap(), CacheCounts::default(), "{kind:?}");
+            assert_eq!(slab_pages(&m), 0);
+            k.kmem_cache_destroy(C0, id).unwrap();
+            assert!(sa.cache(id).is_none());
+            check_page_alloc(&m.pa).unwrap();
+        }
+    }
+
+    #[test]
+    fn destroy_with_live_objects_refuses_and_loses_nothing() {
+        let m = machine();
+        let sa = SlabAllocator::empty(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let id = k
+            .kmem_cache_create("leaky", 64, 0, SlabFlags(0), None)
+            .unwrap();
+        let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
+        m.pa.direct_map().write(p.0, b"still here");
+        assert!(matches!(
+            k.kmem_cache_destroy(C0, id),
+            Err(SlabReport::ObjectsRemaining { count: 1, .. })
+        ));
+        assert_eq!(k.errors(id), 2, "slub_kunit test_leak_destroy");
+        let log = m.pa.log.messages().join("\n");
+        assert!(
+            log.contains("kmem_cache_destroy leaky: Slab cache still has objects when called from"),
+            "{log}"
+        );
+        let mut b = [0u8; 10];
+        m.pa.direct_map().read(p.0, &mut b);
+        assert_eq!(&b, b"still here");
+        assert_eq!(k.leak_report(id).len(), 1);
+        k.kmem_cache_free(C0, id, p).unwrap();
+        k.kmem_cache_destroy(C0, id).unwrap();
+        assert_eq!(slab_pages(&m), 0);
+    }
+
+    #[test]
+    fn slub_merges_compatible_caches_and_lists_them_once() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let n = sa.caches().len();
+        let a = k
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .unwrap();
+        assert_eq!(sa.cache(a).unwrap().name, "kmalloc-64");
+        assert_eq!(sa.caches().len(), n);
+        fn ctor(_: &mut [u8]) {}
+        let b = k
+            .kmem_cache_create("with_ctor", 60, 0, SlabFlags(0), Some(ctor))
+            .unwrap();
+        let c = k
+            .kmem_cache_create("debugged", 60, 0, SlabFlags(SlabFlags::RED_ZONE), None)
+            .unwrap();
+        let d = k
+            .kmem_cache_create(
+                "reclaim",
+                60,
+                0,
+                SlabFlags(SlabFlags::RECLAIM_ACCOUNT),
+                None,
+            )
+            .unwrap();
+        assert!(b != a && c != a);
+        assert_eq!(sa.cache(d).unwrap().name, "kmalloc-rcl-64");
+        assert_eq!(sa.caches().len(), n + 2);
+        // Destroying the alias drops a reference; kmalloc-64 lives on.
+        k.kmem_cache_destroy(C0, a).unwrap();
+        assert!(sa.cache(a).is_some());
+        // SLAB never merges.
+        let sa2 = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
+        let k2 = Kmem::new(&sa2, &m.pa);
+        let e = k2
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .unwrap();
+        assert_eq!(sa2.cache(e).unwrap().name, "my_objs");
+    }
+
+    #[test]
+    fn slab_pages_are_accounted_by_reclaimability() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let r = k.kmalloc(C0, 64, Gfp::KERNEL | Gfp::RECLAIMABLE).unwrap();
+        let u = k.kmalloc(C0, 4096, Gfp::KERNEL).unwrap();
+        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabReclaimable), 1);
+        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable), 8);
+        let mi = crate::proc::meminfo::render(&m.pa, &Default::default());
+        assert!(mi.contains("SReclaimable:          4 kB"), "{mi}");
+        assert!(mi.contains("SUnreclaim:           32 kB"), "{mi}");
+        k.kfree(C0, r).unwrap();
+        k.kfree(C0, u).unwrap();
+    }
+
+    #[test]
+    fn slabinfo_golden_small_config() {
+        let m = machine();
+        let golden = [
+            (SlabKind::Slub, "\
+test_b                18     18    448   18    2 : tunables    0    0    0 : slabdata      1      1      0
+test_a                 3     39    104   39    1 : tunables    0    0    0 : slabdata      1      1      0
+"),
+            (SlabKind::Slab, "\
+test_b                 9      9    448    9    1 : tunables   54   27    8 : slabdata      1      1      0
+test_a                39     39    104   39    1 : tunables  120   60    8 : slabdata      1      1      0
+"),
+        ];
+        for (kind, want) in golden {
+            let sa = SlabAllocator::empty(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            let a = k
+                .kmem_cache_create("test_a", 100, 0, SlabFlags(0), None)
+                .unwrap();
+            let b = k
+                .kmem_cache_create("test_b", 400, 0, SlabFlags(SlabFlags::HWCACHE_ALIGN), None)
+                .unwrap();
+            let objs: Vec<_> = (0..3)
+                .map(|_| k.kmem_cache_alloc(C0, a, Gfp::KERNEL).unwrap())
+                .collect();
+            let bs: Vec<_> = (0..4)
+                .map(|_| k.kmem_cache_alloc(C0, b, Gfp::KERNEL).unwrap())
+                .collect();
+            if kind == SlabKind::Slub {
+                k.kmem_cache_shrink(C0, a);
+            }
+            let text = crate::proc::slabinfo::render(&k);
+            assert_eq!(
+                text,
+                alloc::format!("{}{want}", crate::proc::slabinfo::HEADER),
+                "{kind:?}"
+            );
+            for o in objs {
+                k.kmem_cache_free(C0, a, o).unwrap();
+            }
+            for o in bs {
+                k.kmem_cache_free(C0, b, o).unwrap();
+            }
+            k.kmem_cache_shrink(C0, a);
+            k.kmem_cache_shrink(C0, b);
+        }
+        assert_eq!(slab_pages(&m), 0);
+    }
+
+    #[test]
+    fn slabinfo_lines_match_host_format() {
+        let host = crate::proc::testing::host("slabinfo.txt");
+        let mut lines = host.lines();
+        let header: String = lines
+            .by_ref()
+            .take(2)
+            .map(|l| alloc::format!("{l}\n"))
+            .collect();
+        assert_eq!(header, crate::proc::slabinfo::HEADER);
+        for l in lines {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let n = |i: usize| t[i].parse::<u64>().unwrap();
+            let info = SlabInfo {
+                name: t[0].into(),
+                active_objs: n(1),
+                num_objs: n(2),
+                objsize: n(3),
+                objperslab: n(4),
+                pagesperslab: n(5),
+                limit: n(8),
+                batchcount: n(9),
+                sharedfactor: n(10),
+                active_slabs: n(13),
+                num_slabs: n(14),
+                sharedavail: n(15),
+            };
+            let mut out = String::new();
+            crate::proc::slabinfo::line(&mut out, &info);
+            assert_eq!(out, alloc::format!("{l}\n"));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Cache { cache: usize, cpu: usize },
+        Kmalloc { size: u64, gfp: u8, cpu: usize },
+        Free { pick: usize, cpu: usize },
+        Shrink { cache: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 0..2usize).prop_map(|(cache, cpu)| Op::Cache { cache, cpu }),
+            (0..10000u64, 0..3u8, 0..2usize).prop_map(|(size, gfp, cpu)| Op::Kmalloc {
+                size,
+                gfp,
+                cpu
+            }),
+            (any::<usize>(), 0..2usize).prop_map(|(pick, cpu)| Op::Free { pick, cpu }),
+            (0..3usize).prop_map(|cache| Op::Shrink { cache }),
+        ]
+    }
+
+    fn run_model(kind: SlabKind, ops: &[Op]) {
+        let m = machine();
+        let base_free = free_pages(&m);
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+        let k = Kmem::new(&sa, &m.pa);
+        let dm = m.pa.direct_map();
+        let specs = [
+            (24u64, 0u64, 0u32),
+            (200, 64, 0),
+            (
+                700,
+                0,
+                SlabFlags::HWCACHE_ALIGN | SlabFlags::RECLAIM_ACCOUNT,
+            ),
+        ];
+        let caches: Vec<CacheId> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, a, f))| {
+                k.kmem_cache_create(
+                    &alloc::format!("model{i}"),
+                    s,
+                    a,
+                    SlabFlags(f | SlabFlags::NO_MERGE),
+                    None,
+                )
+                .unwrap()
+            })
+            .collect();
+        // addr -> (len, cache or None for kmalloc, fill byte)
+        let mut live: BTreeMap<u64, (u64, Option<CacheId>, u8)> = BTreeMap::new();
+        for (step, o) in ops.iter().enumerate() {
+            let got = match *o {
+                Op::Cache { cache, cpu } => {
+                    let id = caches[cache];
+                    k.kmem_cache_alloc(CpuId(cpu), id, Gfp::KERNEL).map(|p| {
+                        let (size, align, _) = specs[cache];
+                        assert_eq!(p.0 .0 % align.max(8), 0, "alignment");
+                        (p, size, Some(id))
+                    })
+                }
+                Op::Kmalloc { size, gfp, cpu } => {
+                    let g = [
+                        Gfp::KERNEL,
+                        Gfp::KERNEL | Gfp::RECLAIMABLE,
+                        Gfp::KERNEL | Gfp::DMA,
+                    ][gfp as usize];
+                    let p = k.kmalloc(CpuId(cpu), size, g).unwrap();
+                    if size == 0 {
+                        assert_eq!(p, ZERO_SIZE_PTR);
+                        None
+                    } else {
+                        assert!(k.ksize(p) >= size, "ksize");
+                        assert_eq!(p.0 .0 % 8, 0);
+                        if kind == SlabKind::Slub && size.is_power_of_two() {
+                            assert_eq!(p.0 .0 % size.min(PAGE_SIZE), 0, "natural alignment");
+                        }
+                        Some((p, size, None))
+                    }
+                }
+                Op::Free { pick, cpu } => {
+                    if !live.is_empty() {
+                        let (&a, &(len, c, fillb)) = live.iter().nth(pick % live.len()).unwrap();
+                        let mut b = alloc::vec![0u8; len as usize];
+                        dm.read(PhysAddr(a), &mut b);
+                        assert!(b.iter().all(|&x| x == fillb), "object bytes intact");
+                        let p = ObjPtr(PhysAddr(a));
+                        match c {
+                            Some(id) => k.kmem_cache_free(CpuId(cpu), id, p).unwrap(),
+                            None => k.kfree(CpuId(cpu), p).unwrap(),
+                        }
+                        live.remove(&a);
+                    }
+                    None
+                }
+                Op::Shrink { cache } => {
+                    k.kmem_cache_shrink(C0, caches[cache]);
+                    None
+                }
+            };
+            if let Some((p, len, c)) = got {
+                let a = p.0 .0;
+                if let Some((&prev, &(plen, _, _))) = live.range(..=a).next_back() {
+                    assert!(prev + plen <= a, "step {step}: {a:#x} overlaps {prev:#x}");
+                }
+                if let Some((&next, _)) = live.range(a..).next() {
+                    assert!(a + len <= next, "step {step}: {a:#x} overlaps {next:#x}");
+                }
+                let fillb = (step % 251) as u8;
+                fill(&dm, a, fillb, len);
+                live.insert(a, (len, c, fillb));
+            }
+            check_page_alloc(&m.pa).unwrap();
+            for &id in &caches {
+                k.validate(id).unwrap();
+            }
+        }
+        for (&a, &(_, c, _)) in &live {
+            match c {
+                Some(id) => k.kmem_cache_free(C1, id, ObjPtr(PhysAddr(a))).unwrap(),
+                None => k.kfree(C1, ObjPtr(PhysAddr(a))).unwrap(),
+            }
+        }
+        for c in sa.caches() {
+            k.kmem_cache_shrink(C0, c.id);
+            assert_eq!(
+                k.validate(c.id).unwrap(),
+                CacheCounts::default(),
+                "{}",
+                c.name
+            );
+        }
+        assert_eq!(slab_pages(&m), 0);
+        assert_eq!(free_pages(&m), base_free, "every page returned");
+        check_page_alloc(&m.pa).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn random_alloc_free_matches_model_slub(ops in proptest::collection::vec(op(), 1..120)) {
+            run_model(SlabKind::Slub, &ops);
+        }
+        #[test]
+        fn random_alloc_free_matches_model_slab(ops in proptest::collection::vec(op(), 1..120)) {
+            run_model(SlabKind::Slab, &ops);
+        }
+    }
+
+    #[test]
+    fn many_objects_cycle_through_cpu_partial_and_node_lists() {
+        let ops: Vec<Op> = (0..600)
+            .map(|i| {
+                if i % 3 == 2 {
+                    Op::Free {
+                        pick: i * 7,
+                        cpu: i % 2,
+                    }
+                } else {
+                    Op::Cache {
+                        cache: i % 3,
+                        cpu: (i / 2) % 2,
+                    }
+                }
+            })
+            .chain((0..400).map(|i| Op::Free {
+                pick: i * 13,
+                cpu: i % 2,
+            }))
+            .collect();
+        run_model(SlabKind::Slub, &ops);
+        run_model(SlabKind::Slab, &ops);
+    }
+
+    #[test]
+    fn held_cpu_fast_paths() {
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let id = sa.find_cache("vm_area_struct").unwrap();
+        {
+            let mut c = k.lock_cpu(C1);
+            let v: Vec<_> = (0..100)
+                .map(|i| c.kmalloc(1 + i * 50, Gfp::KERNEL).unwrap())
+                .collect();
+            let o = c.kmem_cache_alloc(id, Gfp::KERNEL).unwrap();
+            c.kmem_cache_free(id, o).unwrap();
+            for p in v {
+                c.kfree(p).unwrap();
+            }
+        }
+        for c in sa.caches() {
+            k.kmem_cache_shrink(C0, c.id);
+        }
+        assert_eq!(slab_pages(&m), 0);
+    }
+
+    #[test]
+    fn two_host_threads_drive_two_cpus() {
+        let m = machine();
+        for kind in [SlabKind::Slub, SlabKind::Slab] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            std::thread::scope(|s| {
+                for cpu in 0..2 {
+                    s.spawn(move || {
+                        let mut held = Vec::new();
+                        for i in 0..3000u64 {
+                            held.push(k.kmalloc(CpuId(cpu), 8 + (i % 500), Gfp::KERNEL).unwrap());
+                            if held.len() > 100 {
+                                // Free on this CPU objects the other may have touched.
+                                let p = held.swap_remove((i as usize * 31) % held.len());
+                                k.kfree(CpuId(cpu), p).unwrap();
+                            }
+                        }
+                        for p in held {
+                            k.kfree(CpuId(cpu), p).unwrap();
+                        }
+                    });
+                }
+            });
+            for c in sa.caches() {
+                k.kmem_cache_shrink(C0, c.id);
+                assert_eq!(k.validate(c.id).unwrap().live, 0);
+            }
+            assert_eq!(slab_pages(&m), 0);
+            check_page_alloc(&m.pa).unwrap();
+        }
+    }
+}
