@@ -40,6 +40,9 @@ struct MachineFlags {
     /// Seed for anything random.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
+    /// Slab allocator: slub (Linux 6.18's) or slab (the classic one).
+    #[arg(long, global = true, default_value = "slub")]
+    slab: String,
 }
 
 #[derive(Subcommand)]
@@ -106,7 +109,7 @@ enum Cmd {
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
-        /// page_alloc or boot; all when omitted.
+        /// page_alloc, slab, vm or boot; all when omitted.
         name: Option<String>,
     },
 }
@@ -127,6 +130,11 @@ impl MachineFlags {
             nodes: self.nodes,
             distance: None,
             seed: self.seed,
+            slab: match self.slab.as_str() {
+                "slub" => mm::slab_common::SlabKind::Slub,
+                "slab" => mm::slab_common::SlabKind::Slab,
+                other => return Err(format!("unknown --slab {other:?}: expected slub or slab")),
+            },
         })
     }
 }

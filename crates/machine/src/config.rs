@@ -1,6 +1,7 @@
 //! The shape of a simulated machine: architecture, RAM, CPUs, NUMA nodes.
 
 use mm::arch::Arch;
+use mm::slab_common::SlabKind;
 
 /// Smallest RAM a machine may have.
 pub const MIN_RAM: u64 = 16 << 20;
@@ -22,6 +23,8 @@ pub struct MachineConfig {
     pub distance: Option<Vec<Vec<u32>>>,
     /// Seed for anything random (AT_RANDOM bytes, scenario randomness).
     pub seed: u64,
+    /// The slab allocator: SLUB (Linux 6.18's) or the classic SLAB.
+    pub slab: SlabKind,
 }
 
 impl Default for MachineConfig {
@@ -33,6 +36,7 @@ impl Default for MachineConfig {
             nodes: 1,
             distance: None,
             seed: 0,
+            slab: SlabKind::Slub,
         }
     }
 }

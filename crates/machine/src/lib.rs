@@ -7,6 +7,7 @@ pub mod e820;
 pub mod exec;
 pub mod hostfs;
 pub mod kernel;
+pub mod kobjects;
 pub mod machine;
 pub mod mmu;
 pub mod process;

@@ -12,6 +12,7 @@ use mm::page_alloc::{CpuId, PageAlloc};
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::printk::Printk;
+use mm::slab_common::{Kmem, SlabAllocator};
 use mm::types::{PhysAddr, PAGE_SIZE};
 use mm::vmalloc::{IoResources, Vmalloc};
 
@@ -109,6 +110,8 @@ pub struct Machine {
     pub cpus: Vec<crate::mmu::Mmu>,
     /// Process bookkeeping: next pid, the zero page, exec parameters.
     pub tasks: crate::process::TaskState,
+    /// The slab allocator: kmalloc and the kernel's object caches.
+    pub slab: SlabAllocator,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -280,6 +283,7 @@ impl Machine {
             _ => None,
         };
         let cpus = crate::process::new_cpus(config.cpus);
+        let slab = SlabAllocator::kmem_cache_init(&pa, config.slab);
         Ok(Machine {
             config,
             e820: map,
@@ -291,6 +295,7 @@ impl Machine {
             processes: Default::default(),
             cpus,
             tasks: Default::default(),
+            slab,
             pa,
             ram,
         })
@@ -351,6 +356,7 @@ pub const PROC_FILES: &[&str] = &[
     "vmstat",
     "iomem",
     "vmallocinfo",
+    "slabinfo",
     "memblock/memory",
     "memblock/reserved",
 ];
@@ -387,6 +393,7 @@ impl Machine {
             "zoneinfo" => mm::proc::zoneinfo::render(pa),
             "meminfo" => mm::proc::meminfo::render(pa, &self.meminfo_extras()),
             "vmallocinfo" => mm::proc::vmallocinfo::render(&self.vmalloc, pa),
+            "slabinfo" => mm::proc::slabinfo::render(&Kmem::new(&self.slab, pa)),
             "vmstat" => mm::proc::vmstat::render(pa),
             "iomem" => self.iomem(),
             "memblock/memory" => self.memblock.dump_memory(),

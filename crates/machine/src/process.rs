@@ -24,6 +24,7 @@ use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::kobjects::TaskObjects;
 use crate::machine::Machine;
 use crate::mmu::{Access, Mmu};
 
@@ -56,6 +57,8 @@ pub struct TaskState {
     pub zero_pfn: Option<Pfn>,
     /// The parameters exec uses (auxv hardware values, rlimit, seed).
     pub exec_params: ExecParams,
+    /// Each process's kernel objects (task_struct, stack, mm_struct, VMAs).
+    pub kobjects: std::collections::BTreeMap<u32, crate::kobjects::TaskObjects>,
 }
 
 /// A TLB shootdown over every CPU's MMU.
@@ -312,6 +315,26 @@ impl Machine {
         let pid = self.tasks.next_pid.max(1);
         let cpu = (pid as usize - 1) % self.cpus.len();
         let pt = self.new_process_tables(cpu)?;
+        let kobj = TaskObjects::alloc(&self.slab, &self.pa, CpuId(cpu)).and_then(|mut k| {
+            match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
+                Ok(()) => Ok(k),
+                Err(e) => {
+                    k.free(&self.slab, &self.pa, CpuId(cpu));
+                    Err(e)
+                }
+            }
+        });
+        let kobj = match kobj {
+            Ok(k) => k,
+            Err(e) => {
+                pt.destroy(&mut PgtableFrames {
+                    pa: &self.pa,
+                    cpu: CpuId(cpu),
+                });
+                return Err(e);
+            }
+        };
+        self.tasks.kobjects.insert(pid, kobj);
         self.tasks.next_pid = pid + 1;
         let mm = new_mm(self.tasks.exec_params.rlimit_stack);
         self.processes.insert(
@@ -375,6 +398,11 @@ impl Machine {
                     .take(15)
                     .collect();
                 fresh.exec = Some(res.clone());
+                if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
+                    // exec_mmap: the new mm gets its own mm_struct.
+                    let _ = k.new_mm(&self.slab, &self.pa, CpuId(cpu));
+                    k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &fresh.mm);
+                }
                 let old = self.processes.insert(pid, fresh);
                 if let Some(old) = old {
                     self.teardown(old);
@@ -405,7 +433,11 @@ impl Machine {
     /// entries flushed on every CPU) and forgets it.
     pub fn exit(&mut self, pid: u32) -> Result<(), Errno> {
         let p = self.processes.remove(&pid).ok_or(Errno::ESRCH)?;
+        let cpu = CpuId(p.cpu);
         self.teardown(p);
+        if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
+            k.free(&self.slab, &self.pa, cpu);
+        }
         Ok(())
     }
 
@@ -417,7 +449,11 @@ impl Machine {
     ) -> Result<R, Errno> {
         let zero = self.tasks.zero_pfn;
         let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        Ok(with_ops(p, &self.pa, &mut self.cpus, zero, f))
+        let r = with_ops(p, &self.pa, &mut self.cpus, zero, f);
+        if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
+            k.sync_vmas(&self.slab, &self.pa, CpuId(p.cpu), &p.mm);
+        }
+        Ok(r)
     }
 
     /// mmap(2) on `pid` (anonymous if `file` is `None` and MAP_ANONYMOUS).

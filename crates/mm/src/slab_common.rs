@@ -537,6 +537,9 @@ pub struct SlabAllocator {
     registry: spin::RwLock<Registry>,
     pub(crate) cpus: Box<[spin::Mutex<CpuState>]>,
     kmalloc: [[u32; KMALLOC_INFO.len()]; 4],
+    /// The kernel caches by the name they were created with, merged or
+    /// not: what `kmem_cache_create` handed back at init.
+    kernel_caches: Vec<(&'static str, CacheId)>,
     /// Interned call sites for STORE_USER tracks.
     locations: spin::Mutex<Vec<&'static Location<'static>>>,
     /// Test hook (`should_failslab`): fail this many new-slab allocations.
@@ -702,6 +705,7 @@ impl SlabAllocator {
                 .map(|_| spin::Mutex::new(CpuState { caches: Vec::new() }))
                 .collect(),
             kmalloc: [[u32::MAX; KMALLOC_INFO.len()]; 4],
+            kernel_caches: Vec::new(),
             locations: spin::Mutex::new(Vec::new()),
             fail_new_slabs: AtomicU64::new(0),
             reports: spin::Mutex::new(Vec::new()),
@@ -715,6 +719,7 @@ impl SlabAllocator {
     pub fn kmem_cache_init(pa: &PageAlloc, kind: SlabKind) -> SlabAllocator {
         let mut sa = SlabAllocator::empty(pa, kind);
         let mut table = [[u32::MAX; KMALLOC_INFO.len()]; 4];
+        let mut kernel = Vec::new();
         {
             let k = Kmem { sa: &sa, pa };
             let h = SlabFlags(SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_MERGE);
@@ -737,11 +742,14 @@ impl SlabAllocator {
                 }
             }
             for &(name, size, flags) in KERNEL_CACHES {
-                k.kmem_cache_create(name, size, 0, SlabFlags(flags), None)
+                let id = k
+                    .kmem_cache_create(name, size, 0, SlabFlags(flags), None)
                     .expect("kernel cache");
+                kernel.push((name, id));
             }
         }
         sa.kmalloc = table;
+        sa.kernel_caches = kernel;
         sa
     }
 
@@ -767,8 +775,12 @@ impl SlabAllocator {
             .and_then(|c| c.clone())
     }
 
-    /// The live cache called `name`.
+    /// The live cache called `name`, or the cache a kernel cache of that
+    /// name was merged into.
     pub fn find_cache(&self, name: &str) -> Option<CacheId> {
+        if let Some(&(_, id)) = self.kernel_caches.iter().find(|(n, _)| *n == name) {
+            return Some(id);
+        }
         let r = self.registry.read();
         r.list.iter().copied().find(|id| {
             r.caches[id.0 as usize]

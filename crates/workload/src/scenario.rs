@@ -56,6 +56,9 @@ pub struct Outcome {
 }
 
 struct State {
+    /// Slab objects the script holds (address -> cache, None for kmalloc),
+    /// so a bad or repeated free is an error, never memory corruption.
+    slab_objs: std::collections::BTreeMap<i64, Option<u32>>,
     machine: Machine,
     out: String,
     checks: u64,
@@ -103,10 +106,21 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             "cpus" => c.cpus = v.as_int()? as usize,
             "nodes" => c.nodes = v.as_int()? as u32,
             "seed" => c.seed = v.as_int()? as u64,
+            "slab" => {
+                c.slab = match v.clone().into_string()?.as_str() {
+                    "slub" => mm::slab_common::SlabKind::Slub,
+                    "slab" => mm::slab_common::SlabKind::Slab,
+                    other => {
+                        return err(format!(
+                            "unknown slab allocator {other:?} (expected slub or slab)"
+                        ))
+                    }
+                }
+            }
             other => {
                 return err(format!(
-                    "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed)"
-                ))
+                "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed, slab)"
+            ))
             }
         }
     }
@@ -210,6 +224,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     register_process(engine, st);
     register_kernel(engine, st);
+    register_slab(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
@@ -667,6 +682,7 @@ pub fn run(
     };
     let machine = Machine::boot(config).map_err(|e| fail(None, None, e.to_string()))?;
     let st: Shared = Rc::new(RefCell::new(State {
+        slab_objs: Default::default(),
         machine,
         out: String::new(),
         checks: 0,
@@ -816,4 +832,181 @@ fn register_kernel(engine: &mut Engine, st: &Shared) {
             }
         },
     );
+}
+
+fn slab_flags(s: &str) -> RhaiResult<mm::slab_common::SlabFlags> {
+    use mm::slab_common::SlabFlags as F;
+    let mut f = 0;
+    for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+        f |= match part.trim_start_matches("SLAB_") {
+            "HWCACHE_ALIGN" => F::HWCACHE_ALIGN,
+            "POISON" => F::POISON,
+            "RED_ZONE" => F::RED_ZONE,
+            "STORE_USER" => F::STORE_USER,
+            "CONSISTENCY_CHECKS" => F::CONSISTENCY_CHECKS,
+            "RECLAIM_ACCOUNT" => F::RECLAIM_ACCOUNT,
+            "CACHE_DMA" => F::CACHE_DMA,
+            "CACHE_DMA32" => F::CACHE_DMA32,
+            "ACCOUNT" => F::ACCOUNT,
+            "NO_MERGE" => F::NO_MERGE,
+            "TYPESAFE_BY_RCU" => F::TYPESAFE_BY_RCU,
+            other => return err(format!("unknown or unavailable slab flag {other:?} (SLAB_PANIC would stop lmm, not a simulated kernel)")),
+        };
+    }
+    Ok(F(f))
+}
+
+/// Slab functions: caches and their objects, kmalloc and friends. Objects
+/// are physical addresses in simulated RAM (`write_phys`/`read_phys` reach
+/// their bytes). Freeing an address the script does not hold returns
+/// -EINVAL before it reaches the allocator; slub_debug's own detections
+/// (red zones, poison) are logged (see `dmesg()`) and also return -EINVAL.
+fn register_slab(engine: &mut Engine, st: &Shared) {
+    use mm::slab_common::{CacheId, Kmem, ObjPtr};
+    fn hand_out(s: &Shared, o: Option<ObjPtr>, cache: Option<u32>) -> i64 {
+        match o {
+            Some(o) => {
+                let a = o.0 .0 as i64;
+                s.borrow_mut().slab_objs.insert(a, cache);
+                a
+            }
+            None => -12,
+        }
+    }
+    fn take_back(s: &Shared, a: i64, cache: Option<u32>) -> bool {
+        let mut st = s.borrow_mut();
+        if st.slab_objs.get(&a) == Some(&cache)
+            || (cache.is_none() && st.slab_objs.contains_key(&a))
+        {
+            st.slab_objs.remove(&a);
+            true
+        } else {
+            false
+        }
+    }
+    let obj = |a: i64| ObjPtr(PhysAddr(a as u64));
+    let s = st.clone();
+    engine.register_fn(
+        "kmem_cache_create",
+        move |name: &str, size: i64, align: i64, flags: &str| -> RhaiResult<i64> {
+            let flags = slab_flags(flags)?;
+            let st = s.borrow();
+            let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+            Ok(raw(k
+                .kmem_cache_create(name, size.max(0) as u64, align.max(0) as u64, flags, None)
+                .map(|id| id.0 as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "kmem_cache_alloc",
+        move |id: i64, gfp: &str| -> RhaiResult<i64> {
+            let gfp = gfp_of(gfp)?;
+            let o = {
+                let st = s.borrow();
+                if id < 0 || st.machine.slab.cache(CacheId(id as u32)).is_none() {
+                    return err(format!("no slab cache {id}"));
+                }
+                Kmem::new(&st.machine.slab, &st.machine.pa).kmem_cache_alloc(
+                    CpuId(0),
+                    CacheId(id as u32),
+                    gfp,
+                )
+            };
+            Ok(hand_out(&s, o, Some(id as u32)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("kmem_cache_free", move |id: i64, a: i64| -> i64 {
+        if !take_back(&s, a, Some(id as u32)) {
+            return -22;
+        }
+        let st = s.borrow();
+        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+        raw(k
+            .kmem_cache_free(CpuId(0), CacheId(id as u32), obj(a))
+            .map(|_| 0)
+            .map_err(|_| mm::errno::Errno::EINVAL))
+    });
+    let s = st.clone();
+    engine.register_fn("kmem_cache_shrink", move |id: i64| -> i64 {
+        let st = s.borrow();
+        Kmem::new(&st.machine.slab, &st.machine.pa).kmem_cache_shrink(CpuId(0), CacheId(id as u32))
+            as i64
+    });
+    let s = st.clone();
+    engine.register_fn("kmem_cache_destroy", move |id: i64| -> i64 {
+        let st = s.borrow();
+        if st.machine.slab.cache(CacheId(id as u32)).is_none() {
+            return -22;
+        }
+        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+        raw(k
+            .kmem_cache_destroy(CpuId(0), CacheId(id as u32))
+            .map(|_| 0)
+            .map_err(|_| mm::errno::Errno::EBUSY))
+    });
+    for (name, zero) in [("kmalloc", false), ("kzalloc", true)] {
+        let s = st.clone();
+        engine.register_fn(name, move |size: i64, gfp: &str| -> RhaiResult<i64> {
+            let gfp = gfp_of(gfp)?;
+            let o = {
+                let st = s.borrow();
+                let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+                let size = size.max(0) as u64;
+                if zero {
+                    k.kzalloc(CpuId(0), size, gfp)
+                } else {
+                    k.kmalloc(CpuId(0), size, gfp)
+                }
+            };
+            Ok(hand_out(&s, o, None))
+        });
+    }
+    let s = st.clone();
+    engine.register_fn(
+        "krealloc",
+        move |a: i64, size: i64, gfp: &str| -> RhaiResult<i64> {
+            let gfp = gfp_of(gfp)?;
+            if !take_back(&s, a, None) {
+                return Ok(-22);
+            }
+            let o = {
+                let st = s.borrow();
+                Kmem::new(&st.machine.slab, &st.machine.pa).krealloc(
+                    CpuId(0),
+                    obj(a),
+                    size.max(0) as u64,
+                    gfp,
+                )
+            };
+            match o {
+                Some(_) => Ok(hand_out(&s, o, None)),
+                None => {
+                    s.borrow_mut().slab_objs.insert(a, None);
+                    Ok(-12)
+                }
+            }
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("kfree", move |a: i64| -> i64 {
+        if !take_back(&s, a, None) {
+            return -22;
+        }
+        let st = s.borrow();
+        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+        raw(k
+            .kfree(CpuId(0), obj(a))
+            .map(|_| 0)
+            .map_err(|_| mm::errno::Errno::EINVAL))
+    });
+    let s = st.clone();
+    engine.register_fn("ksize", move |a: i64| -> i64 {
+        let st = s.borrow();
+        if !st.slab_objs.contains_key(&a) {
+            return -22;
+        }
+        Kmem::new(&st.machine.slab, &st.machine.pa).ksize(obj(a)) as i64
+    });
 }
