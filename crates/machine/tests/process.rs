@@ -3,18 +3,18 @@
 //! kernel's recordings), system calls that move real bytes, TLB coherence
 //! across CPUs, and teardown that returns every page.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{check, free_pages, STACK_TOP};
 
 use machine::{Machine, MachineConfig};
 use mm::arch::Arch;
-use mm::debug::check_page_alloc;
 use mm::errno::Errno;
 use mm::mm_types::RssKind;
 use mm::mmap::{MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
 use mm::types::PAGE_SIZE;
-use mm::vmstat::NodeStat;
-
-const STACK_TOP: u64 = 0x7fff_ffff_f000;
 
 fn boot(cpus: usize) -> Machine {
     Machine::boot(MachineConfig {
@@ -33,54 +33,6 @@ fn boot_with_init(cpus: usize) -> Machine {
     let mut m = boot(cpus);
     assert_eq!(m.spawn("init"), Ok(1));
     m
-}
-
-/// Free pages plus the pages slab caches hold: a process's kernel objects
-/// (task_struct, vm_area_struct, ...) go back to their caches at exit, and
-/// the caches keep their now-empty slabs, as SLUB does.
-fn free_pages(m: &Machine) -> u64 {
-    let slab: i64 = m
-        .pa
-        .nodes
-        .iter()
-        .map(|n| {
-            n.stats.get(NodeStat::NrSlabReclaimable) + n.stats.get(NodeStat::NrSlabUnreclaimable)
-        })
-        .sum();
-    m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + slab as u64
-}
-
-fn check(m: &Machine) {
-    check_page_alloc(&m.pa).unwrap();
-    for p in m.processes.values() {
-        p.mm.check_invariants().unwrap();
-        // RSS counters match the page tables.
-        let mut anon = 0;
-        let mut file = 0;
-        let mut shmem = 0;
-        let zero = m.tasks.zero_pfn.unwrap();
-        p.pt.walk(
-            mm::VirtAddr(0),
-            mm::VirtAddr(STACK_TOP),
-            &mut |_, pte, _| {
-                if !pte.maps_page() || pte.pfn() == zero {
-                    return;
-                }
-                let page = m.pa.page(pte.pfn()).unwrap();
-                if page.mapping() & 1 != 0 {
-                    anon += 1;
-                } else if page.test(mm::memmap::PageFlags::SWAPBACKED) {
-                    shmem += 1;
-                } else {
-                    file += 1;
-                }
-            },
-        );
-        assert_eq!(p.mm.rss[RssKind::Anon as usize], anon, "anon rss");
-        assert_eq!(p.mm.rss[RssKind::File as usize], file, "file rss");
-        assert_eq!(p.mm.rss[RssKind::Shmem as usize], shmem, "shmem rss");
-        assert_eq!(p.mm.pgtables_bytes, (p.pt.count_tables() - 1) * PAGE_SIZE);
-    }
 }
 
 fn strs(v: &[&str]) -> Vec<String> {
