@@ -37,6 +37,7 @@ pub mod printk;
 pub mod proc;
 pub mod task_mmu;
 pub mod types;
+pub mod util;
 pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;

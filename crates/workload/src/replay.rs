@@ -23,9 +23,11 @@
 //! does not show, so only its result is compared.
 
 mod cli;
+mod machine_target;
 mod maps;
 
 pub use cli::{machine_target, run_cli, CliArgs, UnavailableTarget};
+pub use machine_target::{MachineTarget, SHARED_WRITE_HINT};
 pub use maps::{apply_path_map, normalize_maps, stdout_checkpoints, Checkpoint, MAPS_NAME_COLUMN};
 
 use std::collections::HashMap;
@@ -199,7 +201,7 @@ pub trait ReplayTarget {
     fn exit(&mut self, pid: u32);
 
     /// The text of `/proc/PID/maps` of `pid` now.
-    fn maps(&self, pid: u32) -> String;
+    fn maps(&mut self, pid: u32) -> String;
 }
 
 // ---------------------------------------------------------------------------

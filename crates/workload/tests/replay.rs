@@ -139,7 +139,7 @@ impl ReplayTarget for FakeTarget {
     fn exit(&mut self, pid: u32) {
         self.calls.push(Call::Exit(pid));
     }
-    fn maps(&self, pid: u32) -> String {
+    fn maps(&mut self, pid: u32) -> String {
         format!(
             "00400000-00401000 r--p 00000000 00:00 0 \npid {pid} after {} calls\n",
             self.calls.len()
@@ -721,7 +721,7 @@ fn vfork_threads_grandchildren_and_the_end_of_the_trace() {
         fn exit(&mut self, pid: u32) {
             self.0.exit(pid)
         }
-        fn maps(&self, pid: u32) -> String {
+        fn maps(&mut self, pid: u32) -> String {
             self.0.maps(pid)
         }
     }

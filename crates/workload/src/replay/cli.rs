@@ -234,23 +234,17 @@ impl ReplayTarget for UnavailableTarget {
         self.no()
     }
     fn exit(&mut self, _: u32) {}
-    fn maps(&self, _: u32) -> String {
+    fn maps(&mut self, _: u32) -> String {
         String::new()
     }
 }
 
-/// The replay target for a machine booted with `config`.
-///
-/// PLACEHOLDER until the machine's process side (spawn, exec, the mmap
-/// family on `machine::Machine`) is merged: this returns an
-/// [`UnavailableTarget`], so `lmm replay strace` fails at the first line
-/// with "not yet available". The integrator replaces the body with a target
-/// that boots `Machine::boot(config)` and implements [`ReplayTarget`] on it.
+/// The replay target for a machine booted with `config`: a
+/// [`super::MachineTarget`], or, if the machine cannot boot with that
+/// configuration, an [`UnavailableTarget`] that says why at the first line.
 pub fn machine_target(config: MachineConfig) -> Box<dyn ReplayTarget> {
-    let _ = config;
-    Box::new(UnavailableTarget {
-        reason: "not yet available: the machine's processes (spawn, exec, mmap) are not on \
-                 this branch; replay runs against a ReplayTarget (see workload::replay)"
-            .into(),
-    })
+    match super::MachineTarget::boot(config) {
+        Ok(t) => Box::new(t),
+        Err(reason) => Box::new(UnavailableTarget { reason }),
+    }
 }
