@@ -10,7 +10,7 @@
 //!   strace printed for the descriptor. The trace (`%memory,%process`) has
 //!   no `open` calls, so the open mode is unknown: a `MAP_SHARED` +
 //!   `PROT_WRITE` mapping of a file the program opened `O_RDWR` fails here
-//!   with `EACCES` where Linux succeeded (see [`SHARED_WRITE_HINT`]);
+//!   with `EACCES` where Linux succeeded (the engine then names this as the likely cause: [`super::SHARED_WRITE_HINT`]);
 //! - `fork`/`clone`/`vfork` children are refused (`Unsupported`) until the
 //!   machine has fork (the demand-paging issue); the engine skips their
 //!   lines;
@@ -26,13 +26,6 @@ use mm::errno::Errno;
 use mm::VirtAddr;
 
 use super::{ExecRequest, ReplayTarget, Spawn, TargetError};
-
-/// What the replay says when a `MAP_SHARED` `PROT_WRITE` file mapping the
-/// trace shows succeeding fails with `EACCES`: the likely cause is the
-/// read-only open, not lmm's rules.
-pub const SHARED_WRITE_HINT: &str =
-    "the replay opens mapped files read-only (the trace has no open calls), so a shared \
-     writable mapping of a file the program opened O_RDWR cannot be reproduced";
 
 /// [`ReplayTarget`] over a booted [`Machine`].
 pub struct MachineTarget {
@@ -59,7 +52,8 @@ impl MachineTarget {
     }
 
     fn pid(&self, pid: u32) -> Result<u32, TargetError> {
-        self.machine_pid(pid).ok_or(TargetError::Errno(Errno::ESRCH))
+        self.machine_pid(pid)
+            .ok_or(TargetError::Errno(Errno::ESRCH))
     }
 }
 
@@ -79,8 +73,7 @@ impl ReplayTarget for MachineTarget {
                 Ok(())
             }
             Spawn::Fork { .. } => Err(TargetError::Unsupported(
-                "fork is not implemented on the machine yet (it arrives with demand paging)"
-                    .into(),
+                "fork is not implemented on the machine yet (it arrives with demand paging)".into(),
             )),
             Spawn::SharedVm { .. } => Err(TargetError::Unsupported(
                 "vfork and clone(CLONE_VM) are not implemented on the machine yet".into(),
@@ -117,15 +110,9 @@ impl ReplayTarget for MachineTarget {
             })?),
             None => None,
         };
-        let r = self.machine.sys_mmap(
-            m,
-            addr.0,
-            len,
-            u32_arg(prot),
-            u32_arg(flags),
-            file,
-            offset,
-        )?;
+        let r =
+            self.machine
+                .sys_mmap(m, addr.0, len, u32_arg(prot), u32_arg(flags), file, offset)?;
         Ok(VirtAddr(r))
     }
 
@@ -157,14 +144,9 @@ impl ReplayTarget for MachineTarget {
         new_addr: VirtAddr,
     ) -> Result<VirtAddr, TargetError> {
         let m = self.pid(pid)?;
-        let r = self.machine.sys_mremap(
-            m,
-            old_addr.0,
-            old_len,
-            new_len,
-            u32_arg(flags),
-            new_addr.0,
-        )?;
+        let r =
+            self.machine
+                .sys_mremap(m, old_addr.0, old_len, new_len, u32_arg(flags), new_addr.0)?;
         Ok(VirtAddr(r))
     }
 
@@ -194,6 +176,22 @@ impl ReplayTarget for MachineTarget {
     fn mincore(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<Vec<u8>, TargetError> {
         let m = self.pid(pid)?;
         Ok(self.machine.sys_mincore(m, addr.0, len)?)
+    }
+
+    /// `MADV_POPULATE_WRITE` over the range: it faults every page in for
+    /// writing "as if manually writing to each page" (madvise(2)), which is
+    /// what the program's stores did, without changing the bytes.
+    fn touch(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<(), TargetError> {
+        let m = self.pid(pid)?;
+        let start = addr.0 & !(mm::types::PAGE_SIZE - 1);
+        let end = addr.0.saturating_add(len);
+        self.machine.sys_madvise(
+            m,
+            start,
+            end - start,
+            mm::madvise::MADV_POPULATE_WRITE,
+        )?;
+        Ok(())
     }
 
     fn exit(&mut self, pid: u32) {
