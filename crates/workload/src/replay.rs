@@ -28,7 +28,10 @@ mod maps;
 
 pub use cli::{machine_target, parse_touch, run_cli, CliArgs, UnavailableTarget};
 pub use machine_target::MachineTarget;
-pub use maps::{apply_path_map, normalize_maps, stdout_checkpoints, Checkpoint, MAPS_NAME_COLUMN};
+pub use maps::{
+    apply_path_map, normalize_maps, renumber_shmem_inodes, stdout_checkpoints, Checkpoint,
+    MAPS_NAME_COLUMN, SHMEM_ZERO_NAME,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -715,7 +718,11 @@ impl Engine<'_> {
             if !matches!(self.procs.get(&t.pid), Some((_, State::Live))) {
                 continue;
             }
-            let what = format!("write {:#x}..{:#x}", t.addr.0, t.addr.0.saturating_add(t.len));
+            let what = format!(
+                "write {:#x}..{:#x}",
+                t.addr.0,
+                t.addr.0.saturating_add(t.len)
+            );
             match self.target.touch(t.pid, t.addr, t.len) {
                 Ok(()) => {}
                 Err(TargetError::Unsupported(msg)) => {

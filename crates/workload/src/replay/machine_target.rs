@@ -185,12 +185,8 @@ impl ReplayTarget for MachineTarget {
         let m = self.pid(pid)?;
         let start = addr.0 & !(mm::types::PAGE_SIZE - 1);
         let end = addr.0.saturating_add(len);
-        self.machine.sys_madvise(
-            m,
-            start,
-            end - start,
-            mm::madvise::MADV_POPULATE_WRITE,
-        )?;
+        self.machine
+            .sys_madvise(m, start, end - start, mm::madvise::MADV_POPULATE_WRITE)?;
         Ok(())
     }
 
