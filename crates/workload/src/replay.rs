@@ -278,6 +278,25 @@ impl Default for ReplayOptions {
     }
 }
 
+/// A known cause of a divergence that is not lmm's rules but what a replay
+/// of an strace cannot know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// A shared writable file mapping Linux allowed failed with EACCES:
+    /// the program opened the file `O_RDWR`, the replay opens it read-only
+    /// ([`SHARED_WRITE_HINT`]).
+    SharedWritableFile,
+}
+
+impl Hint {
+    /// The explanation.
+    pub fn text(self) -> &'static str {
+        match self {
+            Hint::SharedWritableFile => SHARED_WRITE_HINT,
+        }
+    }
+}
+
 /// A call whose result differs from the trace's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
@@ -295,7 +314,7 @@ pub struct Divergence {
     pub got: String,
     /// A likely cause the replay knows of, when the difference may come
     /// from what it cannot reproduce rather than from lmm's rules.
-    pub hint: Option<String>,
+    pub hint: Option<Hint>,
 }
 
 impl fmt::Display for Divergence {
@@ -306,7 +325,7 @@ impl fmt::Display for Divergence {
             self.file, self.line, self.call, self.got, self.expected
         )?;
         match &self.hint {
-            Some(h) => write!(f, " (likely cause: {h})"),
+            Some(h) => write!(f, " (likely cause: {})", h.text()),
             None => Ok(()),
         }
     }
@@ -591,7 +610,7 @@ pub const SHARED_WRITE_HINT: &str =
 /// The known cause of a difference the replay cannot avoid, if `s` is such
 /// a call: a shared writable file mapping (or an mprotect making one
 /// writable) that Linux allowed and the read-only file refused.
-fn divergence_hint(s: &Syscall, got: &Result<u64, TargetError>) -> Option<String> {
+fn divergence_hint(s: &Syscall, got: &Result<u64, TargetError>) -> Option<Hint> {
     if !matches!(s.ret, Ret::Value(_)) || !matches!(got, Err(TargetError::Errno(Errno::EACCES))) {
         return None;
     }
@@ -606,7 +625,7 @@ fn divergence_hint(s: &Syscall, got: &Result<u64, TargetError>) -> Option<String
         "mprotect" => s.as_mprotect().is_some_and(|v| v.prot & PROT_WRITE != 0),
         _ => false,
     };
-    shared_write_file.then(|| SHARED_WRITE_HINT.to_string())
+    shared_write_file.then_some(Hint::SharedWritableFile)
 }
 
 /// Results printed in hex by strace (addresses) rather than decimal.

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use machine::MachineConfig;
 use mm::VirtAddr;
 use workload::replay::{
-    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Capture, MachineTarget,
-    ReplayError, ReplayOptions, ReplayReport, Touch, SHARED_WRITE_HINT,
+    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Capture, Hint,
+    MachineTarget, ReplayError, ReplayOptions, ReplayReport, Touch, SHARED_WRITE_HINT,
 };
 use workload::strace::{parse_file, parse_str, Event, Line};
 
@@ -291,7 +291,8 @@ fn a_shared_writable_file_mapping_is_reported_with_its_cause() {
         Err(ReplayError::Divergence(d)) => {
             assert_eq!(d.line, 2);
             assert_eq!(d.got, "-1 EACCES");
-            assert_eq!(d.hint.as_deref(), Some(SHARED_WRITE_HINT));
+            assert_eq!(d.hint, Some(Hint::SharedWritableFile));
+            assert_eq!(Hint::SharedWritableFile.text(), SHARED_WRITE_HINT);
             assert!(d.to_string().contains("opened O_RDWR"), "{d}");
         }
         other => panic!("{other:?}"),
