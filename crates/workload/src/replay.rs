@@ -18,9 +18,12 @@
 //!
 //! Simplifications: the trace has no `open` calls, so file mappings are made
 //! from the path alone (the target opens files read-only; a program that
-//! mapped an `O_RDWR` file shared and writable diverges). `mincore`'s
-//! residency vector depends on the program's memory accesses, which strace
-//! does not show, so only its result is compared.
+//! mapped an `O_RDWR` file shared and writable diverges, and the divergence
+//! carries [`Hint::SharedWritableFile`]). The program's memory accesses are
+//! not in the trace either: `mincore`'s residency vector is not compared
+//! (only its result), and writes that change later VMA merges must be given
+//! as [`ReplayOptions::touches`]. The real machine target is
+//! [`MachineTarget`].
 
 mod cli;
 mod machine_target;
