@@ -333,3 +333,38 @@ fn every_fixture_trace_is_covered() {
             .any(|l| matches!(&l.event, Event::Syscall(s) if s.name == "exit_group")));
     }
 }
+
+/// execve loads the host file the path map names but keeps the name the
+/// program passed: the `AT_EXECFN` string at the top of the stack is the
+/// relative `./tests/fixtures/bin/...` of the trace (fs/exec.c copies
+/// `bprm->filename` first, just below `STACK_TOP - sizeof(void *)`).
+#[test]
+fn execve_keeps_the_relative_name_as_at_execfn() {
+    let t = "9 execve(\"./tests/fixtures/bin/filemap-static\", [\"x\"], [\"HOME=/root\"]) = 0\n";
+    let lines = parse_str("e.strace", t).unwrap();
+    let mut target = target();
+    let r = replay(&lines, &mut target, &opts("e", Vec::new())).unwrap();
+    assert_eq!(r.checked, 1);
+    let m = target.machine_pid(9).expect("live");
+    let name = b"./tests/fixtures/bin/filemap-static\0";
+    let top = machine::exec::STACK_TOP - 8;
+    let at = top - name.len() as u64;
+    let bytes = target.machine.read_user(m, at, name.len()).expect("stack");
+    assert_eq!(bytes, name);
+}
+
+#[test]
+fn touch_arguments_parse() {
+    let t = workload::replay::parse_touch("25:6435:0x40000000:32768").unwrap();
+    assert_eq!(
+        t,
+        Touch {
+            after_line: 25,
+            pid: 6435,
+            addr: VirtAddr(0x4000_0000),
+            len: 0x8000
+        }
+    );
+    assert!(workload::replay::parse_touch("25:6435:0x40000000").is_err());
+    assert!(workload::replay::parse_touch("a:1:2:3").is_err());
+}
