@@ -106,6 +106,10 @@ enum Cmd {
         /// Directory relative execve paths are resolved against (default: current).
         #[arg(long, value_name = "DIR")]
         cwd: Option<std::path::PathBuf>,
+        /// A memory write the trace does not show, made right after trace
+        /// line LINE by PID over [ADDR, ADDR+LEN) (hex or decimal; repeatable).
+        #[arg(long, value_name = "LINE:PID:ADDR:LEN")]
+        touch: Vec<String>,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -248,6 +252,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             env,
             path_map,
             cwd,
+            touch,
         } => {
             if format != "strace" {
                 return Err(format!("unknown trace format {format:?}: expected strace"));
@@ -259,6 +264,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 env,
                 path_map,
                 cwd,
+                touch,
             };
             let mut target = workload::replay::machine_target(config);
             workload::replay::run_cli(

@@ -21,6 +21,7 @@ use mm::page_alloc::CpuId;
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
+use mm::util::{Overcommit, OvercommitMode};
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -85,12 +86,20 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
     (0..cpus.max(1)).map(|_| Mmu::new()).collect()
 }
 
-/// A fresh x86-64 address space with ASLR off for a stack rlimit.
-fn new_mm(rlim_stack: u64) -> MmStruct {
-    MmStruct::new(MmLayout::x86_64(Rlimits {
+/// A fresh x86-64 address space with ASLR off for a stack rlimit, whose
+/// overcommit checks (`vm.overcommit_memory` 0, the default) compare with
+/// the machine's RAM (`totalram_pages`; the machine has no swap yet).
+fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc) -> MmStruct {
+    let mut mm = MmStruct::new(MmLayout::x86_64(Rlimits {
         stack: rlim_stack,
         ..Rlimits::default()
-    }))
+    }));
+    mm.overcommit = Overcommit {
+        mode: OvercommitMode::Guess,
+        totalram_pages: pa.totalram_pages(),
+        total_swap_pages: 0,
+    };
+    mm
 }
 
 /// Runs `f` with the page-table operations of `p` and commits the RSS.
@@ -336,7 +345,7 @@ impl Machine {
         };
         self.tasks.kobjects.insert(pid, kobj);
         self.tasks.next_pid = pid + 1;
-        let mm = new_mm(self.tasks.exec_params.rlimit_stack);
+        let mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa);
         self.processes.insert(
             pid,
             Process {
@@ -362,6 +371,20 @@ impl Machine {
         argv: &[String],
         envp: &[String],
     ) -> Result<ExecResult, Errno> {
+        self.exec_as(pid, path, path, argv, envp)
+    }
+
+    /// [`Machine::exec`] of the host file `host_path` under the name
+    /// `filename` (the execve argument: `AT_EXECFN`; see
+    /// [`crate::exec::exec_as`]).
+    pub fn exec_as(
+        &mut self,
+        pid: u32,
+        host_path: &str,
+        filename: &str,
+        argv: &[String],
+        envp: &[String],
+    ) -> Result<ExecResult, Errno> {
         let params = self.tasks.exec_params.clone();
         let zero = Some(self.ensure_zero_page()?);
         let (cpu, asid, comm) = {
@@ -372,7 +395,7 @@ impl Machine {
         let mut fresh = Process {
             pid,
             comm,
-            mm: new_mm(params.rlimit_stack),
+            mm: new_mm(params.rlimit_stack, &self.pa),
             pt,
             asid,
             cpu,
@@ -385,7 +408,7 @@ impl Machine {
                 cpus: &mut self.cpus,
                 zero,
             };
-            exec::exec(&mut target, path, argv, envp, &params)
+            exec::exec_as(&mut target, host_path, filename, argv, envp, &params)
         };
         match r {
             Ok(res) => {

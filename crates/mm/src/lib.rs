@@ -41,6 +41,7 @@ pub mod slab_common;
 pub mod slub;
 pub mod task_mmu;
 pub mod types;
+pub mod util;
 pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;

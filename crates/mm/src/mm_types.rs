@@ -515,6 +515,9 @@ pub struct MmStruct {
     pub vsyscall: bool,
     /// THP "always" (else "madvise"): decides smaps THPeligible.
     pub thp_always: bool,
+    /// `vm.overcommit_memory` and the memory totals it compares with (see
+    /// [`crate::util::Overcommit`]); set by the machine.
+    pub overcommit: crate::util::Overcommit,
     pub(crate) next_anon_vma: u64,
     pub(crate) next_shmem_ino: u64,
 }
@@ -557,6 +560,7 @@ impl MmStruct {
             def_flags: VmFlags::NONE,
             vsyscall: true,
             thp_always: true,
+            overcommit: crate::util::Overcommit::default(),
             next_anon_vma: 1,
             next_shmem_ino: 1,
         }

@@ -490,12 +490,19 @@ fn mmap_region(
             return Err(Errno::ENOMEM);
         }
     }
-    mm.detach_range(pt, addr, end, true)?;
+    // accountable_mapping: private writable memory without NORESERVE is
+    // charged (less what it replaces) before anything is unmapped, so a
+    // refused MAP_FIXED leaves the old mappings in place.
     if vm_flags.0 & (VmFlags::NORESERVE.0 | VmFlags::SHARED.0 | VmFlags::WRITE.0)
         == VmFlags::WRITE.0
     {
+        let charged = pages - mm.accounted_pages(addr, end);
+        if charged > 0 {
+            mm.overcommit.vm_enough_memory(charged)?;
+        }
         vm_flags |= VmFlags::ACCOUNT;
     }
+    mm.detach_range(pt, addr, end, true)?;
     if vm_flags.contains(VmFlags::LOCKED) && vm_flags.intersects(VmFlags::SPECIAL) {
         vm_flags = vm_flags.without(VmFlags::LOCKED_MASK);
     }
@@ -618,6 +625,7 @@ fn do_brk_flags(mm: &mut MmStruct, addr: u64, len: u64) -> Result<(), Errno> {
     if !mm.may_expand_vm(flags, len >> PAGE_SHIFT) || mm.map_count() > mm.max_map_count {
         return Err(Errno::ENOMEM);
     }
+    mm.overcommit.vm_enough_memory(len >> PAGE_SHIFT)?;
     let vma = Vma::new_anon(
         VirtAddr(addr),
         VirtAddr(addr + len),
@@ -743,6 +751,8 @@ pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
     {
         return Err(Errno::ENOMEM);
     }
+    // acct_stack_growth charges the growth.
+    mm.overcommit.vm_enough_memory(grow)?;
     mm.anon_vma_prepare(VirtAddr(key));
     let mut v = mm.unlink_vma(key).ok_or(Errno::EFAULT)?;
     v.start = VirtAddr(address);

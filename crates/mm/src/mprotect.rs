@@ -111,6 +111,9 @@ pub(crate) fn mprotect_fixup(
                 | VmFlags::SHARED
                 | VmFlags::NORESERVE,
         ) {
+            // Private memory becoming writable is charged now.
+            mm.overcommit
+                .vm_enough_memory((end - start) >> crate::types::PAGE_SHIFT)?;
             newflags |= VmFlags::ACCOUNT;
         }
     } else if oldflags.contains(VmFlags::ACCOUNT) && v.is_anonymous() && v.anon_vma.is_none() {

@@ -129,7 +129,7 @@ fn check_prep_vma(
         return Err(Errno::EINVAL);
     }
     if new_len == old_len {
-        return Ok(());
+        return vrm_calc_charge(mm, vma.flags, old_len, new_len, flags);
     }
     let pgoff = vma.pgoff_at(VirtAddr(addr));
     if pgoff.checked_add(new_len >> PAGE_SHIFT).is_none() {
@@ -146,6 +146,31 @@ fn check_prep_vma(
         if !mm.may_expand_vm(vma.flags, delta >> PAGE_SHIFT) {
             return Err(Errno::ENOMEM);
         }
+    }
+    vrm_calc_charge(mm, vma.flags, old_len, new_len, flags)
+}
+
+/// `vrm_calc_charge`: a VM_ACCOUNT VMA is charged its growth, or the whole
+/// new length when MREMAP_DONTUNMAP keeps the source; ENOMEM if the
+/// overcommit policy refuses (Linux checks it when it expands or moves,
+/// after the checks above, so the errno order is the same).
+fn vrm_calc_charge(
+    mm: &MmStruct,
+    vm_flags: VmFlags,
+    old_len: u64,
+    new_len: u64,
+    flags: u32,
+) -> Result<(), Errno> {
+    if !vm_flags.contains(VmFlags::ACCOUNT) {
+        return Ok(());
+    }
+    let charged = if flags & MREMAP_DONTUNMAP != 0 {
+        new_len
+    } else {
+        new_len.saturating_sub(old_len)
+    };
+    if charged > 0 {
+        mm.overcommit.vm_enough_memory(charged >> PAGE_SHIFT)?;
     }
     Ok(())
 }

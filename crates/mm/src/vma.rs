@@ -184,6 +184,17 @@ impl MmStruct {
             .sum()
     }
 
+    /// Pages of VM_ACCOUNT VMAs in `[start, end)` (`vms->nr_accounted`: what
+    /// a MAP_FIXED mapping over them no longer needs to charge).
+    pub(crate) fn accounted_pages(&self, start: u64, end: u64) -> u64 {
+        self.keys_in(start, end)
+            .iter()
+            .filter_map(|k| self.vmas.get(k))
+            .filter(|v| v.flags.contains(VmFlags::ACCOUNT))
+            .map(|v| (v.end.0.min(end) - v.start.0.max(start)) >> PAGE_SHIFT)
+            .sum()
+    }
+
     /// The core of munmap (`do_vmi_align_munmap`): split at the edges,
     /// detach every VMA inside `[start, end)`, zap their ptes if `zap`, and
     /// return them. `start`/`end` must be page-aligned.

@@ -1181,6 +1181,95 @@ fn brk_rules() {
 }
 
 #[test]
+fn overcommit_heuristic_refuses_single_requests_beyond_ram_plus_swap() {
+    // mm/util.c __vm_enough_memory, OVERCOMMIT_GUESS (vm.overcommit_memory
+    // 0): a charge of more pages than totalram_pages() + total_swap_pages
+    // fails with ENOMEM. Recorded: mremap_brk's brk(start + 1 TiB) returns
+    // the old break on a machine with less than 1 TiB (traces/mremap_brk-*).
+    let (mut mm, mut pt) = setup();
+    mm.overcommit = mm::util::Overcommit {
+        mode: mm::util::OvercommitMode::Guess,
+        totalram_pages: 1024,
+        total_swap_pages: 0,
+    };
+    mm.start_brk = 0x60_0000;
+    mm.brk = 0x60_0000;
+    // brk (do_brk_flags charges the growth): 1025 pages refused, old brk.
+    assert_eq!(
+        brk(&mut mm, &mut pt, VirtAddr(0x60_0000 + 1025 * P)).0,
+        0x60_0000
+    );
+    assert_eq!(mm.map_count(), 0);
+    assert_eq!(
+        brk(&mut mm, &mut pt, VirtAddr(0x60_0000 + 1024 * P)).0,
+        0x60_0000 + 1024 * P
+    );
+    // mmap: private writable memory is accountable; NORESERVE, shared and
+    // read-only mappings are not charged.
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0, 1025 * P, RW, 0),
+        Err(Errno::ENOMEM)
+    );
+    assert!(anon(&mut mm, &mut pt, 0, 1025 * P, RW, MAP_NORESERVE).is_ok());
+    assert!(anon(&mut mm, &mut pt, 0, 1025 * P, PROT_READ, 0).is_ok());
+    let shared = mmap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(0),
+        1025 * P,
+        RW,
+        MAP_SHARED | MAP_ANONYMOUS,
+        None,
+        0,
+    );
+    assert!(shared.is_ok());
+    // A refused MAP_FIXED leaves what was there.
+    let before = ranges(&mm);
+    assert_eq!(
+        anon(&mut mm, &mut pt, BASE, 2048 * P, RW, MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(ranges(&mm), before);
+    // mprotect of a private read-only mapping to writable charges it.
+    let ro = anon(&mut mm, &mut pt, 0, 1025 * P, PROT_READ, 0).unwrap();
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(ro), 1025 * P, RW),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        mprotect(&mut mm, &mut pt, VirtAddr(ro), 1024 * P, RW),
+        Ok(())
+    );
+    // mremap growth of an accounted VMA charges the delta (vrm_calc_charge).
+    let a = anon(&mut mm, &mut pt, 0, 4 * P, RW, 0).unwrap();
+    assert_eq!(
+        mremap(
+            &mut mm,
+            &mut pt,
+            VirtAddr(a),
+            4 * P,
+            1030 * P,
+            MREMAP_MAYMOVE,
+            VirtAddr(0)
+        ),
+        Err(Errno::ENOMEM)
+    );
+    assert!(mremap(
+        &mut mm,
+        &mut pt,
+        VirtAddr(a),
+        4 * P,
+        1028 * P,
+        MREMAP_MAYMOVE,
+        VirtAddr(0)
+    )
+    .is_ok());
+    // vm.overcommit_memory 1 refuses nothing.
+    mm.overcommit.mode = mm::util::OvercommitMode::Always;
+    assert!(anon(&mut mm, &mut pt, 0, 4096 * P, RW, 0).is_ok());
+}
+
+#[test]
 fn brk_populates_under_mlockall_future() {
     // §6.3: with def_flags VM_LOCKED the new brk area is populated.
     let (mut mm, mut pt) = setup();

@@ -18,15 +18,23 @@
 //!
 //! Simplifications: the trace has no `open` calls, so file mappings are made
 //! from the path alone (the target opens files read-only; a program that
-//! mapped an `O_RDWR` file shared and writable diverges). `mincore`'s
-//! residency vector depends on the program's memory accesses, which strace
-//! does not show, so only its result is compared.
+//! mapped an `O_RDWR` file shared and writable diverges, and the divergence
+//! carries [`Hint::SharedWritableFile`]). The program's memory accesses are
+//! not in the trace either: `mincore`'s residency vector is not compared
+//! (only its result), and writes that change later VMA merges must be given
+//! as [`ReplayOptions::touches`]. The real machine target is
+//! [`MachineTarget`].
 
 mod cli;
+mod machine_target;
 mod maps;
 
-pub use cli::{machine_target, run_cli, CliArgs, UnavailableTarget};
-pub use maps::{apply_path_map, normalize_maps, stdout_checkpoints, Checkpoint, MAPS_NAME_COLUMN};
+pub use cli::{machine_target, parse_touch, run_cli, CliArgs, UnavailableTarget};
+pub use machine_target::MachineTarget;
+pub use maps::{
+    apply_path_map, normalize_maps, renumber_shmem_inodes, stdout_checkpoints, Checkpoint,
+    MAPS_NAME_COLUMN, SHMEM_ZERO_NAME,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -195,11 +203,22 @@ pub trait ReplayTarget {
         ))
     }
 
+    /// The program writes `[addr, addr+len)` (a [`Touch`]): fault every page
+    /// in for writing, as the program's stores would, so the VMA gets its
+    /// anon_vma and private copies (which decide later merges and mremap's
+    /// pgoff). The default says it is not supported.
+    fn touch(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<(), TargetError> {
+        let _ = (pid, addr, len);
+        Err(TargetError::Unsupported(
+            "writing user memory is not implemented".into(),
+        ))
+    }
+
     /// The process has ended (`+++ exited` or `+++ killed`): release it.
     fn exit(&mut self, pid: u32);
 
     /// The text of `/proc/PID/maps` of `pid` now.
-    fn maps(&self, pid: u32) -> String;
+    fn maps(&mut self, pid: u32) -> String;
 }
 
 // ---------------------------------------------------------------------------
@@ -225,6 +244,28 @@ pub struct ReplayOptions {
     /// directory the trace was recorded from, or its replacement). `None`
     /// passes them on relative.
     pub cwd: Option<PathBuf>,
+    /// Memory writes the trace does not show, each made right after its
+    /// line (see [`Touch`]).
+    pub touches: Vec<Touch>,
+}
+
+/// A write of the program to its memory, which strace does not record but
+/// which changes what later calls do: the first write to a private VMA
+/// gives it an anon_vma, and then mremap keeps its pgoff when it moves
+/// (an untouched VMA gets `new_addr >> PAGE_SHIFT`) and Linux stops merging
+/// it with VMAs of another anon_vma or a non-contiguous pgoff. A replay
+/// that must reproduce such merges is told about the writes (e.g. from the
+/// program's source); everything else replays without them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// The write happens right after this trace line (its call completed).
+    pub after_line: usize,
+    /// The pid (as in the trace) that writes.
+    pub pid: u32,
+    /// The first byte written.
+    pub addr: VirtAddr,
+    /// How many bytes.
+    pub len: u64,
 }
 
 impl Default for ReplayOptions {
@@ -235,6 +276,26 @@ impl Default for ReplayOptions {
             env: Vec::new(),
             path_map: Vec::new(),
             cwd: None,
+            touches: Vec::new(),
+        }
+    }
+}
+
+/// A known cause of a divergence that is not lmm's rules but what a replay
+/// of an strace cannot know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// A shared writable file mapping Linux allowed failed with EACCES:
+    /// the program opened the file `O_RDWR`, the replay opens it read-only
+    /// ([`SHARED_WRITE_HINT`]).
+    SharedWritableFile,
+}
+
+impl Hint {
+    /// The explanation.
+    pub fn text(self) -> &'static str {
+        match self {
+            Hint::SharedWritableFile => SHARED_WRITE_HINT,
         }
     }
 }
@@ -254,6 +315,9 @@ pub struct Divergence {
     pub expected: String,
     /// What the target returned, in the same form.
     pub got: String,
+    /// A likely cause the replay knows of, when the difference may come
+    /// from what it cannot reproduce rather than from lmm's rules.
+    pub hint: Option<Hint>,
 }
 
 impl fmt::Display for Divergence {
@@ -262,7 +326,11 @@ impl fmt::Display for Divergence {
             f,
             "{}:{}: {} returned {} but the trace has {}",
             self.file, self.line, self.call, self.got, self.expected
-        )
+        )?;
+        match &self.hint {
+            Some(h) => write!(f, " (likely cause: {})", h.text()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -460,6 +528,7 @@ pub fn replay(
     }
     for l in lines {
         e.line(l)?;
+        e.touches_after(l.line_no)?;
     }
     // Processes still alive: their maps as the trace ends.
     for i in 0..e.report.processes.len() {
@@ -527,6 +596,39 @@ fn parent_of(how: Spawn) -> Option<u32> {
         Spawn::Initial => None,
         Spawn::Fork { parent } | Spawn::SharedVm { parent } => Some(parent),
     }
+}
+
+/// `MAP_SHARED` on x86-64.
+const MAP_SHARED: u64 = 0x01;
+/// `PROT_WRITE`.
+const PROT_WRITE: u64 = 0x2;
+
+/// What the replay says when a `MAP_SHARED` `PROT_WRITE` file mapping the
+/// trace shows succeeding fails with `EACCES`: the likely cause is the
+/// read-only open, not lmm's rules.
+pub const SHARED_WRITE_HINT: &str =
+    "the replay opens mapped files read-only (the trace has no open calls), so a shared \
+     writable mapping of a file the program opened O_RDWR cannot be reproduced";
+
+/// The known cause of a difference the replay cannot avoid, if `s` is such
+/// a call: a shared writable file mapping (or an mprotect making one
+/// writable) that Linux allowed and the read-only file refused.
+fn divergence_hint(s: &Syscall, got: &Result<u64, TargetError>) -> Option<Hint> {
+    if !matches!(s.ret, Ret::Value(_)) || !matches!(got, Err(TargetError::Errno(Errno::EACCES))) {
+        return None;
+    }
+    let shared_write_file = match s.name.as_str() {
+        "mmap" => s.as_mmap().is_some_and(|v| {
+            v.flags & MAP_ANONYMOUS == 0
+                && v.flags & 0x0f != 0x02
+                && v.flags & MAP_SHARED != 0
+                && v.prot & PROT_WRITE != 0
+                && v.path.is_some()
+        }),
+        "mprotect" => s.as_mprotect().is_some_and(|v| v.prot & PROT_WRITE != 0),
+        _ => false,
+    };
+    shared_write_file.then_some(Hint::SharedWritableFile)
 }
 
 /// Results printed in hex by strace (addresses) rather than decimal.
@@ -629,6 +731,39 @@ pub(crate) fn normalize_lexically(path: &Path) -> PathBuf {
 impl Engine<'_> {
     fn file(&self) -> String {
         self.opts.file.clone()
+    }
+
+    /// Makes the [`Touch`]es of `line` on live processes.
+    fn touches_after(&mut self, line: usize) -> Result<(), ReplayError> {
+        let opts = self.opts;
+        for t in opts.touches.iter().filter(|t| t.after_line == line) {
+            if !matches!(self.procs.get(&t.pid), Some((_, State::Live))) {
+                continue;
+            }
+            let what = format!(
+                "write {:#x}..{:#x}",
+                t.addr.0,
+                t.addr.0.saturating_add(t.len)
+            );
+            match self.target.touch(t.pid, t.addr, t.len) {
+                Ok(()) => {}
+                Err(TargetError::Unsupported(msg)) => {
+                    return Err(ReplayError::Unsupported {
+                        file: self.file(),
+                        line,
+                        call: what,
+                        msg,
+                    })
+                }
+                Err(TargetError::Errno(e)) => self.report.notes.push(format!(
+                    "{}:{line}: {what} by pid {} failed: {}",
+                    opts.file,
+                    t.pid,
+                    e.name()
+                )),
+            }
+        }
+        Ok(())
     }
 
     fn line(&mut self, l: &Line) -> Result<(), ReplayError> {
@@ -958,6 +1093,7 @@ impl Engine<'_> {
             call: format_call(s),
             expected: fmt_ret(&s.name, &s.ret),
             got: fmt_got(&s.name, &got),
+            hint: divergence_hint(s, &got),
         };
         if self.opts.check {
             Err(ReplayError::Divergence(d))

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use mm::errno::Errno;
 use mm::VirtAddr;
 use workload::replay::{
-    format_call, machine_target, normalize_maps, replay, run_cli, stdout_checkpoints, Capture,
-    CliArgs, ExecRequest, ReplayError, ReplayOptions, ReplayReport, ReplayTarget, Spawn,
-    TargetError, MAPS_NAME_COLUMN, MEMORY_CALLS, UNPREFIXED_PID,
+    format_call, normalize_maps, replay, run_cli, stdout_checkpoints, Capture, CliArgs,
+    ExecRequest, ReplayError, ReplayOptions, ReplayReport, ReplayTarget, Spawn, TargetError,
+    UnavailableTarget, MAPS_NAME_COLUMN, MEMORY_CALLS, UNPREFIXED_PID,
 };
 use workload::strace::{parse_file, parse_str, Event, Line, Ret};
 
@@ -139,7 +139,7 @@ impl ReplayTarget for FakeTarget {
     fn exit(&mut self, pid: u32) {
         self.calls.push(Call::Exit(pid));
     }
-    fn maps(&self, pid: u32) -> String {
+    fn maps(&mut self, pid: u32) -> String {
         format!(
             "00400000-00401000 r--p 00000000 00:00 0 \npid {pid} after {} calls\n",
             self.calls.len()
@@ -179,6 +179,7 @@ fn opts(file: &Path, check: bool) -> ReplayOptions {
         env: Vec::new(),
         path_map: vec![(RECORD.into(), REPO.into())],
         cwd: Some(PathBuf::from(RECORD)),
+        touches: Vec::new(),
     }
 }
 
@@ -539,7 +540,8 @@ fn one_wrong_value_is_reported_with_its_line_and_both_values() {
 }
 
 /// A target that cannot do a call stops the replay with a message naming
-/// the line; the placeholder machine target says "not yet available".
+/// the line; an unavailable target (a machine that cannot boot) says why at
+/// the first line.
 #[test]
 fn unsupported_calls_and_the_placeholder_machine_target() {
     let path = trace("true");
@@ -562,7 +564,9 @@ fn unsupported_calls_and_the_placeholder_machine_target() {
         other => panic!("{other:?}"),
     }
 
-    let mut target = machine_target(Default::default());
+    let mut target: Box<dyn ReplayTarget> = Box::new(UnavailableTarget {
+        reason: "not yet available: no machine".into(),
+    });
     let args = CliArgs {
         file: path.clone(),
         ..Default::default()
@@ -721,7 +725,7 @@ fn vfork_threads_grandchildren_and_the_end_of_the_trace() {
         fn exit(&mut self, pid: u32) {
             self.0.exit(pid)
         }
-        fn maps(&self, pid: u32) -> String {
+        fn maps(&mut self, pid: u32) -> String {
             self.0.maps(pid)
         }
     }
@@ -770,6 +774,7 @@ fn env_from_options_path_map_and_unprefixed_traces() {
         env: vec!["PATH=/bin".into(), "HOME=/".into()],
         path_map: vec![("/work/wt-record/".into(), "/r".into())],
         cwd: None,
+        touches: Vec::new(),
     };
     let mut fake = FakeTarget {
         answers: [Ok(0), Ok(0x7fff_f7fc_0000), Err(Errno::EBADF.into())].into(),

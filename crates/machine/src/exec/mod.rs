@@ -383,7 +383,25 @@ pub fn exec(
     envp: &[String],
     params: &ExecParams,
 ) -> Result<ExecResult, Errno> {
-    let file = open_exec(path)?;
+    exec_as(mm, path, path, argv, envp, params)
+}
+
+/// [`exec`] of the host file `host_path` under the name `filename`: the
+/// string the program passed to execve, which Linux copies to the stack as
+/// `AT_EXECFN` and keeps as `bprm->filename`/`bprm->interp` (a relative
+/// `./bin/x` stays relative even though the kernel resolved it against the
+/// caller's working directory). A replay uses it to load a file recorded in
+/// another directory under its recorded name.
+pub fn exec_as(
+    mm: &mut dyn ExecMm,
+    host_path: &str,
+    filename: &str,
+    argv: &[String],
+    envp: &[String],
+    params: &ExecParams,
+) -> Result<ExecResult, Errno> {
+    let path = filename;
+    let file = open_exec(host_path)?;
     let mut args = ArgPages::new(STACK_TOP, params.rlimit_stack, argv.len(), envp.len())?;
     args.copy_string(c_str(path))?;
     let exec_p = args.p();

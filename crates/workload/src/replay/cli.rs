@@ -10,7 +10,7 @@ use mm::VirtAddr;
 
 use super::{
     normalize_lexically, replay, Capture, ExecRequest, ProcessReport, ReplayOptions, ReplayTarget,
-    Spawn, TargetError,
+    Spawn, TargetError, Touch,
 };
 use crate::strace::parse_file;
 
@@ -31,6 +31,37 @@ pub struct CliArgs {
     /// `--cwd DIR`: where relative execve paths are resolved (default: the
     /// current directory).
     pub cwd: Option<PathBuf>,
+    /// `--touch LINE:PID:ADDR:LEN`, repeated: memory writes the trace does
+    /// not show (see [`super::Touch`]).
+    pub touch: Vec<String>,
+}
+
+/// A number as strace and C write it: `0x` hex or decimal.
+fn number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Parses `--touch LINE:PID:ADDR:LEN`.
+pub fn parse_touch(s: &str) -> Result<Touch, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bad = || format!("--touch {s:?}: expected LINE:PID:ADDR:LEN (numbers, hex with 0x)");
+    let [line, pid, addr, len] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (Some(line), Some(pid), Some(addr), Some(len)) =
+        (number(line), number(pid), number(addr), number(len))
+    else {
+        return Err(bad());
+    };
+    Ok(Touch {
+        after_line: usize::try_from(line).map_err(|_| bad())?,
+        pid: u32::try_from(pid).map_err(|_| bad())?,
+        addr: VirtAddr(addr),
+        len,
+    })
 }
 
 fn pair(s: &str, what: &str) -> Result<(String, String), String> {
@@ -116,6 +147,11 @@ pub fn run_cli(
         env: args.env.clone(),
         path_map,
         cwd: Some(cwd),
+        touches: args
+            .touch
+            .iter()
+            .map(|t| parse_touch(t))
+            .collect::<Result<_, _>>()?,
     };
     let report = replay(&lines, target, &opts).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("writing the output: {e}");
@@ -234,23 +270,17 @@ impl ReplayTarget for UnavailableTarget {
         self.no()
     }
     fn exit(&mut self, _: u32) {}
-    fn maps(&self, _: u32) -> String {
+    fn maps(&mut self, _: u32) -> String {
         String::new()
     }
 }
 
-/// The replay target for a machine booted with `config`.
-///
-/// PLACEHOLDER until the machine's process side (spawn, exec, the mmap
-/// family on `machine::Machine`) is merged: this returns an
-/// [`UnavailableTarget`], so `lmm replay strace` fails at the first line
-/// with "not yet available". The integrator replaces the body with a target
-/// that boots `Machine::boot(config)` and implements [`ReplayTarget`] on it.
+/// The replay target for a machine booted with `config`: a
+/// [`super::MachineTarget`], or, if the machine cannot boot with that
+/// configuration, an [`UnavailableTarget`] that says why at the first line.
 pub fn machine_target(config: MachineConfig) -> Box<dyn ReplayTarget> {
-    let _ = config;
-    Box::new(UnavailableTarget {
-        reason: "not yet available: the machine's processes (spawn, exec, mmap) are not on \
-                 this branch; replay runs against a ReplayTarget (see workload::replay)"
-            .into(),
-    })
+    match super::MachineTarget::boot(config) {
+        Ok(t) => Box::new(t),
+        Err(reason) => Box::new(UnavailableTarget { reason }),
+    }
 }

@@ -122,6 +122,43 @@ pub fn normalize_maps(text: &str, path_map: &[(String, String)]) -> String {
     out
 }
 
+/// The name maps prints for the shmem file behind a shared anonymous
+/// mapping (`shmem_zero_setup`), on device `00:01`.
+pub const SHMEM_ZERO_NAME: &str = "/dev/zero (deleted)";
+
+/// Renumbers the inodes of shared anonymous mappings (`/dev/zero
+/// (deleted)` on `00:01`) 1, 2, ... in order of first appearance, so two
+/// maps compare equal when their shared anonymous mappings are backed by
+/// the same files in the same pattern. Linux takes these numbers from a
+/// machine-wide counter of the internal shmem mount (`shmem_reserve_inode`,
+/// per-CPU batches), so they depend on everything the host did since boot
+/// and cannot be reproduced; which mappings share a file can.
+pub fn renumber_shmem_inodes(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for chunk in text.split_inclusive('\n') {
+        let (line, nl) = match chunk.strip_suffix('\n') {
+            Some(l) => (l, "\n"),
+            None => (chunk, ""),
+        };
+        match split_maps_line(line) {
+            Some(m) if m.name == SHMEM_ZERO_NAME && m.dev == "00:01" => {
+                let n = match seen.iter().position(|i| i == m.inode) {
+                    Some(i) => i + 1,
+                    None => {
+                        seen.push(m.inode.to_string());
+                        seen.len()
+                    }
+                };
+                out.push_str(&render(&m, m.dev, &n.to_string(), m.name));
+            }
+            _ => out.push_str(line),
+        }
+        out.push_str(nl);
+    }
+    out
+}
+
 /// A `=== checkpoint N: LABEL ===` block of a fixture's `.stdout`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -174,6 +211,24 @@ mod tests {
 
     fn map() -> Vec<(String, String)> {
         vec![("/work/wt-record".into(), "/repo".into())]
+    }
+
+    #[test]
+    fn shmem_inodes_renumbered_by_first_appearance() {
+        let t = "7ffff7dd0000-7ffff7dd2000 rw-s 00000000 00:01 9                          /dev/zero (deleted)\n\
+                 7ffff7dd2000-7ffff7dd5000 rw-p 00000000 00:00 0 \n\
+                 7ffff7fb0000-7ffff7fb2000 rw-s 00000000 00:01 12                         /dev/zero (deleted)\n\
+                 7ffff7fb8000-7ffff7fba000 rw-s 00000000 00:01 9                          /dev/zero (deleted)\n";
+        let r = renumber_shmem_inodes(t);
+        let inodes: Vec<&str> = r
+            .lines()
+            .map(|l| l.split_whitespace().nth(4).unwrap())
+            .collect();
+        assert_eq!(inodes, ["1", "0", "2", "1"]);
+        assert!(r
+            .lines()
+            .all(|l| !l.contains("(deleted)") || l.find('/') == Some(MAPS_NAME_COLUMN)));
+        assert_eq!(r.lines().nth(1), t.lines().nth(1));
     }
 
     #[test]
