@@ -7,6 +7,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::strace::{
+    MADV_ADVICE as MADV_NAMES, MAP_FLAGS as MAP_NAMES, MCL_FLAGS as MCL_NAMES,
+    MREMAP_FLAGS as MREMAP_NAMES, MS_FLAGS as MS_NAMES, PROT_FLAGS as PROT_NAMES,
+};
 use machine::{parse_size, Machine, MachineConfig};
 use mm::arch::Arch;
 use mm::gfp::Gfp;
@@ -264,69 +268,6 @@ fn flag_bits(s: &str, names: &[(&str, u64)], what: &str) -> RhaiResult<u64> {
     }
     Ok(bits)
 }
-
-const PROT_NAMES: &[(&str, u64)] = &[
-    ("PROT_NONE", 0),
-    ("PROT_READ", 1),
-    ("PROT_WRITE", 2),
-    ("PROT_EXEC", 4),
-    ("PROT_GROWSDOWN", 0x0100_0000),
-];
-
-const MAP_NAMES: &[(&str, u64)] = &[
-    ("MAP_SHARED", 0x01),
-    ("MAP_PRIVATE", 0x02),
-    ("MAP_SHARED_VALIDATE", 0x03),
-    ("MAP_FIXED", 0x10),
-    ("MAP_ANONYMOUS", 0x20),
-    ("MAP_ANON", 0x20),
-    ("MAP_32BIT", 0x40),
-    ("MAP_GROWSDOWN", 0x100),
-    ("MAP_DENYWRITE", 0x800),
-    ("MAP_EXECUTABLE", 0x1000),
-    ("MAP_LOCKED", 0x2000),
-    ("MAP_NORESERVE", 0x4000),
-    ("MAP_POPULATE", 0x8000),
-    ("MAP_NONBLOCK", 0x10000),
-    ("MAP_STACK", 0x20000),
-    ("MAP_HUGETLB", 0x40000),
-    ("MAP_FIXED_NOREPLACE", 0x100000),
-];
-
-const MREMAP_NAMES: &[(&str, u64)] = &[
-    ("MREMAP_MAYMOVE", 1),
-    ("MREMAP_FIXED", 2),
-    ("MREMAP_DONTUNMAP", 4),
-];
-
-const MCL_NAMES: &[(&str, u64)] = &[("MCL_CURRENT", 1), ("MCL_FUTURE", 2), ("MCL_ONFAULT", 4)];
-
-const MS_NAMES: &[(&str, u64)] = &[("MS_ASYNC", 1), ("MS_INVALIDATE", 2), ("MS_SYNC", 4)];
-
-const MADV_NAMES: &[(&str, u64)] = &[
-    ("MADV_NORMAL", 0),
-    ("MADV_RANDOM", 1),
-    ("MADV_SEQUENTIAL", 2),
-    ("MADV_WILLNEED", 3),
-    ("MADV_DONTNEED", 4),
-    ("MADV_FREE", 8),
-    ("MADV_REMOVE", 9),
-    ("MADV_DONTFORK", 10),
-    ("MADV_DOFORK", 11),
-    ("MADV_MERGEABLE", 12),
-    ("MADV_UNMERGEABLE", 13),
-    ("MADV_HUGEPAGE", 14),
-    ("MADV_NOHUGEPAGE", 15),
-    ("MADV_DONTDUMP", 16),
-    ("MADV_DODUMP", 17),
-    ("MADV_WIPEONFORK", 18),
-    ("MADV_KEEPONFORK", 19),
-    ("MADV_COLD", 20),
-    ("MADV_PAGEOUT", 21),
-    ("MADV_POPULATE_READ", 22),
-    ("MADV_POPULATE_WRITE", 23),
-    ("MADV_DONTNEED_LOCKED", 24),
-];
 
 /// A system call's result as the raw syscall returns it: the value, or
 /// the negative errno.

@@ -300,6 +300,13 @@ pub const MREMAP_FLAGS: &[(&str, u64)] = &[
     ("MREMAP_DONTUNMAP", 0x4),
 ];
 
+/// `MCL_*` (mlockall) names and values.
+pub const MCL_FLAGS: &[(&str, u64)] = &[
+    ("MCL_CURRENT", 0x1),
+    ("MCL_FUTURE", 0x2),
+    ("MCL_ONFAULT", 0x4),
+];
+
 /// `MS_*` (msync) names and values.
 pub const MS_FLAGS: &[(&str, u64)] = &[("MS_ASYNC", 0x1), ("MS_INVALIDATE", 0x2), ("MS_SYNC", 0x4)];
 
