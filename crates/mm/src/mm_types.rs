@@ -15,6 +15,7 @@ use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 use crate::errno::Errno;
 use crate::file::FileRef;
+use crate::arch::layout::X86_64_L5_TASK_SIZE_MAX;
 use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// VMA flags (`vm_flags_t`), with Linux's bit values on x86-64.
@@ -381,6 +382,10 @@ pub const DEFAULT_MMAP_MIN_ADDR: u64 = 65536;
 pub struct MmLayout {
     /// TASK_SIZE.
     pub task_size: u64,
+    /// DEFAULT_MAP_WINDOW: the top of placement without a hint above it
+    /// (equal to `task_size` with 4-level paging; 2^47 - 4096 below a
+    /// 56-bit TASK_SIZE with 5-level paging).
+    pub map_window: u64,
     /// Top of the top-down mmap area.
     pub mmap_base: u64,
     /// Bottom of the legacy bottom-up mmap area.
@@ -404,6 +409,19 @@ impl MmLayout {
     /// `mmap_base`): gap = stack rlimit + guard gap, clamped to
     /// [128 MiB, task_size/6*5]; legacy base = PAGE_ALIGN(task_size/3).
     pub fn x86_64(rlimits: Rlimits) -> MmLayout {
+        Self::x86_64_with(rlimits, TASK_SIZE_X86_64)
+    }
+
+    /// x86-64 with 5-level paging (LA57): TASK_SIZE is TASK_SIZE_MAX =
+    /// 2^56 - 4096, but `arch_pick_mmap_layout` computes mmap_base and the
+    /// legacy base from `task_size_64bit(0)` = DEFAULT_MAP_WINDOW, so both
+    /// equal the 4-level values; only hints above the window (or MAP_FIXED)
+    /// reach the upper part.
+    pub fn x86_64_la57(rlimits: Rlimits) -> MmLayout {
+        Self::x86_64_with(rlimits, X86_64_L5_TASK_SIZE_MAX)
+    }
+
+    fn x86_64_with(rlimits: Rlimits, task_size_max: u64) -> MmLayout {
         let task_size = TASK_SIZE_X86_64;
         let mut gap = rlimits.stack;
         let pad = STACK_GUARD_GAP;
@@ -416,7 +434,8 @@ impl MmLayout {
         let mmap_base = (task_size - gap + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
         let legacy = (task_size / 3 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
         MmLayout {
-            task_size,
+            task_size: task_size_max,
+            map_window: task_size,
             mmap_base,
             mmap_legacy_base: legacy,
             legacy: false,
@@ -450,6 +469,8 @@ pub struct MmStruct {
     pub(crate) vmas: BTreeMap<u64, Vma>,
     /// TASK_SIZE.
     pub task_size: u64,
+    /// DEFAULT_MAP_WINDOW (see [`MmLayout::map_window`]).
+    pub map_window: u64,
     /// Top of the top-down mmap area.
     pub mmap_base: u64,
     /// Bottom of the legacy bottom-up mmap area.
@@ -528,6 +549,7 @@ impl MmStruct {
         MmStruct {
             vmas: BTreeMap::new(),
             task_size: layout.task_size,
+            map_window: layout.map_window,
             mmap_base: layout.mmap_base,
             mmap_legacy_base: layout.mmap_legacy_base,
             legacy_layout: layout.legacy,

@@ -181,22 +181,43 @@ fn arch_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Res
     if flags & MAP_FIXED != 0 {
         return Ok(addr);
     }
+    // find_start_end: the end is task_size_64bit(addr > DEFAULT_MAP_WINDOW).
     let (begin, end) = if flags & MAP_32BIT != 0 {
         (0x4000_0000, 0x8000_0000)
     } else {
-        (mm.mmap_legacy_base, mm.task_size)
+        (mm.mmap_legacy_base, search_top(mm, addr))
     };
     if len > end {
         return Err(Errno::ENOMEM);
     }
     if addr != 0 {
         if let Some(a) = page_align(addr) {
-            if end - len >= a && hint_fits(mm, a, len) {
+            if end - len >= a && hint_valid(mm, a, len) && hint_fits(mm, a, len) {
                 return Ok(a);
             }
         }
     }
     unmapped_area(mm, len, begin, end).ok_or(Errno::ENOMEM)
+}
+
+/// `task_size_64bit(addr > DEFAULT_MAP_WINDOW)`: the top of a search,
+/// TASK_SIZE_MAX only for a hint above the window (5-level paging).
+fn search_top(mm: &MmStruct, addr: u64) -> u64 {
+    if addr > mm.map_window {
+        mm.task_size
+    } else {
+        mm.map_window
+    }
+}
+
+/// `mmap_address_hint_valid`: the hint fits below TASK_SIZE and does not
+/// straddle DEFAULT_MAP_WINDOW (with 4-level paging the window is TASK_SIZE,
+/// so the second rule never fails).
+fn hint_valid(mm: &MmStruct, addr: u64, len: u64) -> bool {
+    if len > mm.task_size || mm.task_size - len < addr {
+        return false;
+    }
+    (addr > mm.map_window) == (addr + len > mm.map_window)
 }
 
 /// True if `[addr, addr+len)` ends at or before the next VMA's `vm_start_gap`.
@@ -220,11 +241,17 @@ fn arch_get_unmapped_area_topdown(
     if flags & MAP_32BIT == 0 {
         if addr0 != 0 {
             let addr = addr0 & PAGE_MASK;
-            if mm.task_size - len >= addr && hint_fits(mm, addr, len) {
+            if hint_valid(mm, addr, len) && hint_fits(mm, addr, len) {
                 return Ok(addr);
             }
         }
-        if let Some(a) = unmapped_area_topdown(mm, len, PAGE_SIZE, mm.mmap_base) {
+        // A hint above DEFAULT_MAP_WINDOW opens the whole 5-level space:
+        // high_limit += TASK_SIZE_MAX - DEFAULT_MAP_WINDOW.
+        let mut high = mm.mmap_base;
+        if addr0 & PAGE_MASK > mm.map_window {
+            high += mm.task_size - mm.map_window;
+        }
+        if let Some(a) = unmapped_area_topdown(mm, len, PAGE_SIZE, high) {
             return Ok(a);
         }
     }
