@@ -43,6 +43,10 @@ struct MachineFlags {
     /// Slab allocator: slub (Linux 6.18's) or slab (the classic one).
     #[arg(long, global = true, default_value = "slub")]
     slab: String,
+    /// x86-64 5-level paging (LA57): 5-level page tables, user space up to
+    /// 2^56 - 4096 for hints above 128 TiB.
+    #[arg(long, global = true)]
+    la57: bool,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +143,7 @@ impl MachineFlags {
                 "slab" => mm::slab_common::SlabKind::Slab,
                 other => return Err(format!("unknown --slab {other:?}: expected slub or slab")),
             },
+            la57: self.la57,
         })
     }
 }

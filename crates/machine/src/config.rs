@@ -25,6 +25,10 @@ pub struct MachineConfig {
     pub seed: u64,
     /// The slab allocator: SLUB (Linux 6.18's) or the classic SLAB.
     pub slab: SlabKind,
+    /// x86-64 5-level paging (LA57, `--la57`): the kernel and every process
+    /// use 5-level page tables and user space may reach 2^56 - 4096 on
+    /// request (a hint above 128 TiB); default 4-level.
+    pub la57: bool,
 }
 
 impl Default for MachineConfig {
@@ -37,6 +41,7 @@ impl Default for MachineConfig {
             distance: None,
             seed: 0,
             slab: SlabKind::Slub,
+            la57: false,
         }
     }
 }
@@ -97,6 +102,12 @@ impl MachineConfig {
                 self.arch.name(),
                 self.ram >> 20,
                 limit >> 20
+            )));
+        }
+        if self.la57 && self.arch != Arch::X86_64 {
+            return Err(ConfigError(format!(
+                "5-level paging (--la57) needs x86_64, not {}",
+                self.arch.name()
             )));
         }
         if self.cpus == 0 || self.cpus > 256 {

@@ -230,7 +230,7 @@ impl Machine {
         } else {
             top
         };
-        let mode = PagingMode::for_arch(arch, false);
+        let mode = PagingMode::for_arch(arch, config.la57);
         let mut kernel_pt = match mode {
             Some(mode) => {
                 let mut frames = PgtableFrames {

@@ -89,11 +89,18 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
 /// A fresh x86-64 address space with ASLR off for a stack rlimit, whose
 /// overcommit checks (`vm.overcommit_memory` 0, the default) compare with
 /// the machine's RAM (`totalram_pages`; the machine has no swap yet).
-fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc) -> MmStruct {
-    let mut mm = MmStruct::new(MmLayout::x86_64(Rlimits {
+/// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
+/// placement without a high hint stays below DEFAULT_MAP_WINDOW.
+fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStruct {
+    let rlimits = Rlimits {
         stack: rlim_stack,
         ..Rlimits::default()
-    }));
+    };
+    let mut mm = MmStruct::new(if la57 {
+        MmLayout::x86_64_la57(rlimits)
+    } else {
+        MmLayout::x86_64(rlimits)
+    });
     mm.overcommit = Overcommit {
         mode: OvercommitMode::Guess,
         totalram_pages: pa.totalram_pages(),
@@ -304,6 +311,13 @@ impl Machine {
         Ok(pfn)
     }
 
+    /// True if processes get 5-level page tables (the kernel's are).
+    fn la57(&self) -> bool {
+        self.kernel_pt
+            .as_ref()
+            .is_some_and(|k| k.mode() == mm::arch::pte::PagingMode::X86_64L5)
+    }
+
     fn new_process_tables(&mut self, cpu: usize) -> Result<PageTable, Errno> {
         let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
         let mut frames = PgtableFrames {
@@ -345,7 +359,7 @@ impl Machine {
         };
         self.tasks.kobjects.insert(pid, kobj);
         self.tasks.next_pid = pid + 1;
-        let mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa);
+        let mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
         self.processes.insert(
             pid,
             Process {
@@ -395,7 +409,7 @@ impl Machine {
         let mut fresh = Process {
             pid,
             comm,
-            mm: new_mm(params.rlimit_stack, &self.pa),
+            mm: new_mm(params.rlimit_stack, &self.pa, self.la57()),
             pt,
             asid,
             cpu,

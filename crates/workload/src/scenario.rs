@@ -110,6 +110,7 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             "cpus" => c.cpus = v.as_int()? as usize,
             "nodes" => c.nodes = v.as_int()? as u32,
             "seed" => c.seed = v.as_int()? as u64,
+            "la57" => c.la57 = v.as_bool()?,
             "slab" => {
                 c.slab = match v.clone().into_string()?.as_str() {
                     "slub" => mm::slab_common::SlabKind::Slub,
@@ -123,7 +124,7 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             }
             other => {
                 return err(format!(
-                "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed, slab)"
+                "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed, slab, la57)"
             ))
             }
         }
