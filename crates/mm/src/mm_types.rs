@@ -13,9 +13,9 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
+use crate::arch::layout::X86_64_L5_TASK_SIZE_MAX;
 use crate::errno::Errno;
 use crate::file::FileRef;
-use crate::arch::layout::X86_64_L5_TASK_SIZE_MAX;
 use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// VMA flags (`vm_flags_t`), with Linux's bit values on x86-64.

@@ -2377,3 +2377,184 @@ fn guard_gap_only_limits_the_gap_directly_below() {
     anon(&mut mm, &mut pt, 240 * P, P, RW, MAP_FIXED).unwrap();
     assert_eq!(anon(&mut mm, &mut pt, 0, 7 * P, RW, 0), Ok(233 * P));
 }
+
+// ---------------------------------------------------------------------------
+// x86-64 5-level paging (LA57)
+
+/// DEFAULT_MAP_WINDOW (2^47 - 4096).
+const MAP_WINDOW: u64 = 0x7fff_ffff_f000;
+/// TASK_SIZE_MAX with 5-level paging (2^56 - 4096).
+const TASK_SIZE_L5: u64 = 0x00ff_ffff_ffff_f000;
+
+fn la57() -> (MmStruct, Fake) {
+    (
+        MmStruct::new(MmLayout::x86_64_la57(Rlimits::default())),
+        Fake::default(),
+    )
+}
+
+#[test]
+fn la57_layout_keeps_the_4_level_bases() {
+    // §6.1: TASK_SIZE is 2^56 - 4096, mmap_base and the legacy base come
+    // from DEFAULT_MAP_WINDOW (arch_pick_mmap_layout, task_size_64bit(0)).
+    let (mm, _) = la57();
+    let l4 = MmStruct::for_x86_64_default();
+    assert_eq!(mm.task_size, TASK_SIZE_L5);
+    assert_eq!(mm.map_window, MAP_WINDOW);
+    assert_eq!(mm.mmap_base, 0x7fff_f7ff_f000);
+    assert_eq!(mm.mmap_base, l4.mmap_base);
+    assert_eq!(mm.mmap_legacy_base, l4.mmap_legacy_base);
+    assert_eq!((l4.task_size, l4.map_window), (MAP_WINDOW, MAP_WINDOW));
+    let unlimited = MmLayout::x86_64_la57(Rlimits {
+        stack: u64::MAX,
+        ..Rlimits::default()
+    });
+    assert_eq!(unlimited.mmap_base, 0x1555_5555_6000);
+}
+
+#[test]
+fn la57_mmap_without_hint_stays_below_the_window() {
+    // §3 item 10 (virtual_address_range): without a hint above 128 TiB,
+    // mmap never returns addresses >= DEFAULT_MAP_WINDOW, even after the
+    // top-down area is exhausted and the bottom-up fallback fills the rest.
+    let (mut mm, mut pt) = la57();
+    let first = anon(&mut mm, &mut pt, 0, P, RW, 0).unwrap();
+    assert_eq!(first + P, mm.mmap_base);
+    let mut len = 1u64 << 40;
+    let mut maps = 0;
+    while len >= P {
+        loop {
+            match anon(&mut mm, &mut pt, 0, len, PROT_READ, MAP_NORESERVE) {
+                Ok(a) => {
+                    assert!(a + len <= MAP_WINDOW, "{a:#x}+{len:#x}");
+                    maps += 1;
+                    assert!(maps < 10_000, "no progress");
+                }
+                Err(e) => {
+                    assert_eq!(e, Errno::ENOMEM);
+                    break;
+                }
+            }
+        }
+        len /= 2;
+    }
+    assert!(maps > 120, "{maps}");
+    // Everything below the window is taken (from PAGE_SIZE, as root may map
+    // below mmap_min_addr), nothing above it.
+    assert_eq!(mm.iter().next().unwrap().start.0, P);
+    assert!(mm.iter().all(|v| v.end.0 <= MAP_WINDOW));
+    let mut end = P;
+    for (s, e) in ranges(&mm) {
+        assert_eq!(s, end, "gap below {s:#x}");
+        end = e;
+    }
+    assert_eq!(end, MAP_WINDOW);
+    // A hint above the window still finds room.
+    let hi = anon(&mut mm, &mut pt, 1 << 52, P, RW, 0).unwrap();
+    assert_eq!(hi, 1 << 52);
+}
+
+#[test]
+fn la57_hint_above_the_window_opens_the_56_bit_space() {
+    // §6.2: a hint above DEFAULT_MAP_WINDOW is honoured when free; if it is
+    // not usable the top-down search runs up to mmap_base + (TASK_SIZE_MAX -
+    // DEFAULT_MAP_WINDOW) (arch_get_unmapped_area_topdown).
+    let (mut mm, mut pt) = la57();
+    let a = anon(&mut mm, &mut pt, 1 << 52, 4 * P, RW, 0).unwrap();
+    assert_eq!(a, 1 << 52);
+    // Taken: the search over the full space returns the highest gap.
+    let b = anon(&mut mm, &mut pt, 1 << 52, P, RW, 0).unwrap();
+    let top = mm.mmap_base + (TASK_SIZE_L5 - MAP_WINDOW);
+    assert_eq!(top, 0x00ff_ffff_f7ff_f000);
+    assert_eq!(b, top - P);
+    // A hint of 2^56 is beyond TASK_SIZE: not honoured, but still high.
+    let c = anon(&mut mm, &mut pt, 1 << 56, P, RW, 0).unwrap();
+    assert_eq!(c, top - 2 * P);
+    assert!(c > MAP_WINDOW);
+    // THP alignment still applies to an unhinted 2 MiB map only.
+    let d = anon(
+        &mut mm,
+        &mut pt,
+        0x0100_0000_0000_0000 - (4 << 20),
+        2 << 20,
+        RW,
+        0,
+    )
+    .unwrap();
+    assert_eq!(d, 0x0100_0000_0000_0000 - (4 << 20));
+    // A hint straddling the window is invalid (mmap_address_hint_valid):
+    // the default search below mmap_base is used.
+    let e = anon(&mut mm, &mut pt, MAP_WINDOW - P, 2 * P, RW, 0).unwrap();
+    assert_eq!(e, mm.mmap_base - 2 * P);
+    // Hints at or below the window are placed as on 4-level.
+    let f = anon(&mut mm, &mut pt, MAP_WINDOW - P, P, RW, 0).unwrap();
+    assert_eq!(f, MAP_WINDOW - P);
+    let g = anon(&mut mm, &mut pt, 0, P, RW, 0).unwrap();
+    assert!(g < MAP_WINDOW);
+    // Legacy layout: the bottom-up search ends at TASK_SIZE_MAX only for a
+    // hint above the window.
+    let mut legacy = MmStruct::new(MmLayout {
+        legacy: true,
+        ..MmLayout::x86_64_la57(Rlimits::default())
+    });
+    let h = anon(&mut legacy, &mut pt, 1 << 52, P, RW, 0).unwrap();
+    assert_eq!(h, 1 << 52);
+    let i = anon(&mut legacy, &mut pt, 0, P, RW, 0).unwrap();
+    assert_eq!(i, 0x2aaa_aaaa_b000);
+}
+
+#[test]
+fn la57_map_fixed_reaches_task_size_max() {
+    // §6.2: MAP_FIXED may use anything below TASK_SIZE_MAX; beyond it
+    // __get_unmapped_area fails with ENOMEM, a length over TASK_SIZE too.
+    let (mut mm, mut pt) = la57();
+    let hi = 0x7f_0000_0000_0000u64;
+    assert_eq!(fixed(&mut mm, &mut pt, hi, 2, RW), hi);
+    assert_eq!(vma_at(&mm, hi).end.0, hi + 2 * P);
+    let last = TASK_SIZE_L5 - P;
+    assert_eq!(fixed(&mut mm, &mut pt, last, 1, RW), last);
+    assert_eq!(
+        anon(&mut mm, &mut pt, TASK_SIZE_L5, P, RW, MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        anon(&mut mm, &mut pt, last, 2 * P, RW, MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0x7f0_0000_0000_0000, P, RW, MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        anon(&mut mm, &mut pt, 1 << 56, P, RW, MAP_FIXED_NOREPLACE),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        anon(&mut mm, &mut pt, 0, TASK_SIZE_L5 + P, RW, 0),
+        Err(Errno::ENOMEM)
+    );
+    // maps shows the 14-digit addresses.
+    let maps = show_maps(&mm, &pt);
+    assert!(
+        maps.contains("7f000000000000-7f000000002000 rw-p 00000000 00:00 0 \n"),
+        "{maps}"
+    );
+    assert!(
+        maps.contains("\nffffffffffe000-fffffffffff000 rw-p 00000000 00:00 0 \n"),
+        "{maps}"
+    );
+    // munmap and mprotect work up there; the 4-level layout refuses it.
+    mprotect(&mut mm, &mut pt, VirtAddr(hi), P, PROT_READ).unwrap();
+    assert_eq!(mm.map_count(), 3);
+    munmap(&mut mm, &mut pt, VirtAddr(hi), 2 * P).unwrap();
+    assert_eq!(mm.map_count(), 1);
+    let (mut l4, mut pt4) = setup();
+    assert_eq!(
+        anon(&mut l4, &mut pt4, hi, P, RW, MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        anon(&mut l4, &mut pt4, 1 << 52, P, RW, 0).unwrap(),
+        l4.mmap_base - P
+    );
+}
