@@ -38,7 +38,7 @@ pub fn check(m: &Machine) {
         let zero = m.tasks.zero_pfn.unwrap();
         p.pt.walk(
             mm::VirtAddr(0),
-            mm::VirtAddr(STACK_TOP),
+            mm::VirtAddr(p.mm.task_size),
             &mut |_, pte, _| {
                 if !pte.maps_page() || pte.pfn() == zero {
                     return;
