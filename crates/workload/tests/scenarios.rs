@@ -80,3 +80,25 @@ fn errors_name_file_line_and_column() {
     let e = fail("boot.rhai", "boot(#{ram: \"1X\"});");
     assert!(e.contains("bad size"), "{e}");
 }
+
+#[test]
+fn boot_la57_gives_five_level_processes() {
+    let script = r#"
+boot(#{ram: "256M", la57: true});
+let pid = spawn("hi");
+let a = mmap(pid, 0x7f000000000000, 4096, "PROT_READ|PROT_WRITE",
+             "MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED|MAP_POPULATE");
+expect(a == 0x7f000000000000, "MAP_FIXED above 128 TiB");
+let b = mmap(pid, 0, 4096, "PROT_READ", "MAP_PRIVATE|MAP_ANONYMOUS");
+expect(b < 0x7ffffffff000, "no hint: below DEFAULT_MAP_WINDOW");
+"#;
+    let (out, m) = run("la57.rhai", script, small()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.failures, 0);
+    assert!(m.config.la57);
+    assert_eq!(
+        m.kernel_pt.as_ref().unwrap().mode(),
+        mm::arch::pte::PagingMode::X86_64L5
+    );
+    let e = fail("la57.rhai", "boot(#{la57: 1});");
+    assert!(e.starts_with("la57.rhai:1:"), "{e}");
+}
