@@ -102,3 +102,13 @@ expect(b < 0x7ffffffff000, "no hint: below DEFAULT_MAP_WINDOW");
     let e = fail("la57.rhai", "boot(#{la57: 1});");
     assert!(e.starts_with("la57.rhai:1:"), "{e}");
 }
+
+#[test]
+fn same_inputs_print_the_same_bytes() {
+    // DESIGN principle 3: a run is deterministic, kernel log included.
+    let a = run("default", DEFAULT_SCENARIO, small()).unwrap();
+    let b = run("default", DEFAULT_SCENARIO, small()).unwrap();
+    assert_eq!(a.0.output, b.0.output);
+    assert_eq!(a.1.dmesg(), b.1.dmesg());
+    assert_eq!(a.1.proc("zoneinfo"), b.1.proc("zoneinfo"));
+}
