@@ -98,10 +98,12 @@ impl MachineConfig {
         let top = self.arch.dram_base() + self.ram + if self.ram > (3 << 30) { 1 << 30 } else { 0 };
         if top > limit {
             return Err(ConfigError(format!(
-                "{} cannot address {} MiB of RAM (physical limit {} MiB)",
+                "{} cannot address {} MiB of RAM: RAM above 3 GiB is placed above 4 GiB (the PCI hole), \
+                 beyond the {} MiB physical limit; use less RAM{}",
                 self.arch.name(),
                 self.ram >> 20,
-                limit >> 20
+                limit >> 20,
+                if self.arch == Arch::X86 { " or --arch x86-pae" } else { "" }
             )));
         }
         if self.la57 && self.arch != Arch::X86_64 {

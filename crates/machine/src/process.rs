@@ -96,7 +96,9 @@ fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStru
         stack: rlim_stack,
         ..Rlimits::default()
     };
-    let mut mm = MmStruct::new(if la57 {
+    let mut mm = MmStruct::new(if pa.arch.is_32bit() {
+        MmLayout::x86_32(rlimits)
+    } else if la57 {
         MmLayout::x86_64_la57(rlimits)
     } else {
         MmLayout::x86_64(rlimits)
@@ -399,6 +401,12 @@ impl Machine {
         argv: &[String],
         envp: &[String],
     ) -> Result<ExecResult, Errno> {
+        // Only the x86-64 binary format is modelled: an x86-64 ELF on a
+        // 32-bit kernel fails elf_check_arch (ENOEXEC), and loading i386
+        // ELF32 binaries is not built yet.
+        if self.config.arch.is_32bit() {
+            return Err(Errno::ENOEXEC);
+        }
         let params = self.tasks.exec_params.clone();
         let zero = Some(self.ensure_zero_page()?);
         let (cpu, asid, comm) = {

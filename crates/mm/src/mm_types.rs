@@ -402,6 +402,10 @@ pub struct MmLayout {
     pub rlimits: Rlimits,
     /// Capabilities.
     pub cred: Credentials,
+    /// A 64-bit kernel (x86-64): /proc pads map names to column 73 and the
+    /// `[vsyscall]` gate exists; a 32-bit kernel pads to column 49 and has
+    /// no gate.
+    pub kernel_64bit: bool,
 }
 
 impl MmLayout {
@@ -421,8 +425,21 @@ impl MmLayout {
         Self::x86_64_with(rlimits, X86_64_L5_TASK_SIZE_MAX)
     }
 
+    /// 32-bit x86 with the 3G/1G split (TASK_SIZE = PAGE_OFFSET =
+    /// 0xC0000000), ASLR off: the same mmap_base rule on the 3 GiB space
+    /// (0xB7FFF000 with an 8 MiB stack), legacy base TASK_SIZE/3.
+    pub fn x86_32(rlimits: Rlimits) -> MmLayout {
+        MmLayout {
+            kernel_64bit: false,
+            ..Self::layout_with(rlimits, 0xC000_0000, 0xC000_0000)
+        }
+    }
+
     fn x86_64_with(rlimits: Rlimits, task_size_max: u64) -> MmLayout {
-        let task_size = TASK_SIZE_X86_64;
+        Self::layout_with(rlimits, TASK_SIZE_X86_64, task_size_max)
+    }
+
+    fn layout_with(rlimits: Rlimits, task_size: u64, task_size_max: u64) -> MmLayout {
         let mut gap = rlimits.stack;
         let pad = STACK_GUARD_GAP;
         if let Some(g) = gap.checked_add(pad) {
@@ -444,6 +461,7 @@ impl MmLayout {
             max_map_count: DEFAULT_MAX_MAP_COUNT,
             rlimits,
             cred: Credentials::ROOT,
+            kernel_64bit: true,
         }
     }
 }
@@ -534,6 +552,8 @@ pub struct MmStruct {
     pub def_flags: VmFlags,
     /// Show the x86-64 `[vsyscall]` gate VMA at the end of maps/smaps.
     pub vsyscall: bool,
+    /// Column /proc/PID/maps pads names to (25 + 6 × pointer bytes - 1).
+    pub name_column: usize,
     /// THP "always" (else "madvise"): decides smaps THPeligible.
     pub thp_always: bool,
     /// `vm.overcommit_memory` and the memory totals it compares with (see
@@ -580,7 +600,8 @@ impl MmStruct {
             hiwater_rss: 0,
             pgtables_bytes: 0,
             def_flags: VmFlags::NONE,
-            vsyscall: true,
+            vsyscall: layout.kernel_64bit,
+            name_column: if layout.kernel_64bit { 72 } else { 48 },
             thp_always: true,
             overcommit: crate::util::Overcommit::default(),
             next_anon_vma: 1,

@@ -20,7 +20,6 @@ use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 /// Start of the x86-64 vsyscall page (the gate VMA).
 pub const VSYSCALL_START: u64 = 0xffff_ffff_ff60_0000;
 /// Width of the maps header before the name on 64-bit (25 + 6 * 8 - 1).
-const NAME_COLUMN: usize = 72;
 /// Fixed-point shift of the Pss accumulators.
 const PSS_SHIFT: u32 = 12;
 
@@ -103,6 +102,7 @@ fn header(
     dev: (u32, u32),
     ino: u64,
     name: Option<&str>,
+    column: usize,
 ) {
     let line_start = out.len();
     let _ = write!(
@@ -138,9 +138,9 @@ fn header(
     if let Some(name) = name {
         // seq_pad: pad to the column, then one more space, then the name.
         // The header already ends with a space; seq_pad pads the text
-        // written so far (including that space) to NAME_COLUMN.
+        // written so far (including that space) to the name column.
         let written = out.len() - line_start;
-        for _ in written..NAME_COLUMN {
+        for _ in written..column {
             out.push(' ');
         }
         out.push(' ');
@@ -164,6 +164,7 @@ fn vma_header(out: &mut String, mm: &MmStruct, vma: &Vma) {
         dev,
         ino,
         name.as_deref(),
+        mm.name_column,
     );
 }
 
@@ -375,6 +376,7 @@ pub fn show_smaps_rollup(mm: &MmStruct, pt: &dyn PageTableOps) -> String {
         (0, 0),
         0,
         Some("[rollup]"),
+        mm.name_column,
     );
     show_smap_block(&mut out, &mss, true);
     out
