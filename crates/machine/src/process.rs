@@ -58,6 +58,9 @@ pub struct TaskState {
     pub zero_pfn: Option<Pfn>,
     /// The parameters exec uses (auxv hardware values, rlimit, seed).
     pub exec_params: ExecParams,
+    /// vm.legacy_va_layout: new address spaces use the legacy bottom-up
+    /// layout from TASK_SIZE/3 (`mmap_is_legacy`, read at exec and mm_alloc).
+    pub legacy_va_layout: bool,
     /// Each process's kernel objects (task_struct, stack, mm_struct, VMAs).
     pub kobjects: std::collections::BTreeMap<u32, crate::kobjects::TaskObjects>,
 }
@@ -361,7 +364,8 @@ impl Machine {
         };
         self.tasks.kobjects.insert(pid, kobj);
         self.tasks.next_pid = pid + 1;
-        let mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
+        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
+        mm.legacy_layout = self.tasks.legacy_va_layout;
         self.processes.insert(
             pid,
             Process {
@@ -417,7 +421,11 @@ impl Machine {
         let mut fresh = Process {
             pid,
             comm,
-            mm: new_mm(params.rlimit_stack, &self.pa, self.la57()),
+            mm: {
+                let mut mm = new_mm(params.rlimit_stack, &self.pa, self.la57());
+                mm.legacy_layout = self.tasks.legacy_va_layout;
+                mm
+            },
             pt,
             asid,
             cpu,

@@ -223,6 +223,11 @@ fn register(engine: &mut Engine, st: &Shared) {
         let r = match name {
             "vm.min_free_kbytes" => pa.set_min_free_kbytes(value as u64),
             "vm.watermark_scale_factor" => pa.set_watermark_scale_factor(value as u64),
+            "vm.legacy_va_layout" => {
+                drop(st);
+                s.borrow_mut().machine.tasks.legacy_va_layout = value != 0;
+                return Ok(());
+            }
             _ => return err(format!("unknown sysctl {name:?}")),
         };
         r.or_else(|e| err(format!("sysctl {name}={value}: {e}")))
