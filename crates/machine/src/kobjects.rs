@@ -40,6 +40,7 @@ pub struct TaskObjects {
     vmas: Vec<ObjPtr>,
     anon_vmas: Vec<ObjPtr>,
     chains: Vec<ObjPtr>,
+    files: Vec<ObjPtr>,
 }
 
 fn cache(sa: &SlabAllocator, name: &str) -> Result<CacheId, Errno> {
@@ -95,18 +96,25 @@ impl TaskObjects {
         Ok(())
     }
 
-    /// Brings the vm_area_struct, anon_vma and anon_vma_chain objects in
-    /// line with `mm`: one per VMA, per distinct anon_vma, and per VMA that
-    /// has one. Allocation failures leave the count short (Linux would have
-    /// failed the call earlier); frees always happen.
+    /// Brings the vm_area_struct, anon_vma, anon_vma_chain and filp objects
+    /// in line with `mm`: one per VMA, per distinct anon_vma, per VMA that
+    /// has one, and one `struct file` per distinct mapped file (the open
+    /// file VMAs share through `get_file`; our mmap opens each file once).
+    /// Allocation failures leave the count short (Linux would have failed
+    /// the call earlier); frees always happen.
     pub fn sync_vmas(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId, mm: &MmStruct) {
         let anon: BTreeSet<_> = mm.iter().filter_map(|v| v.anon_vma).collect();
         let with_anon = mm.iter().filter(|v| v.anon_vma.is_some()).count();
+        let files: BTreeSet<_> = mm
+            .iter()
+            .filter_map(|v| v.file.as_ref().map(|f| (f.dev(), f.ino())))
+            .collect();
         let k = Kmem::new(sa, pa);
         for (name, objs, want) in [
             ("vm_area_struct", &mut self.vmas, mm.map_count()),
             ("anon_vma", &mut self.anon_vmas, anon.len()),
             ("anon_vma_chain", &mut self.chains, with_anon),
+            ("filp", &mut self.files, files.len()),
         ] {
             let Ok(id) = cache(sa, name) else { continue };
             while objs.len() > want {
@@ -129,6 +137,7 @@ impl TaskObjects {
             ("vm_area_struct", &mut self.vmas),
             ("anon_vma", &mut self.anon_vmas),
             ("anon_vma_chain", &mut self.chains),
+            ("filp", &mut self.files),
         ] {
             if let Ok(id) = cache(sa, name) {
                 for o in objs.drain(..) {

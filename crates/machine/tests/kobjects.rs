@@ -20,6 +20,7 @@ fn run(kind: SlabKind) {
         ..Default::default()
     })
     .unwrap();
+    let filp0 = active(&m, "filp");
     let (tasks0, mms0, vmas0) = (
         active(&m, "task_struct"),
         active(&m, "mm_struct"),
@@ -32,6 +33,8 @@ fn run(kind: SlabKind) {
     assert_eq!(active(&m, "task_struct"), tasks0 + 1);
     assert_eq!(active(&m, "mm_struct"), mms0 + 1);
     assert_eq!(active(&m, "vm_area_struct"), vmas0 + map_count);
+    // One struct file each for /usr/bin/true and ld.so.
+    assert_eq!(active(&m, "filp"), filp0 + 2);
     // THREAD_SIZE: 16 KiB kernel stack on x86-64, counted in kB.
     assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 16);
     let meminfo = m.proc("meminfo").unwrap();
@@ -51,6 +54,7 @@ fn run(kind: SlabKind) {
     assert_eq!(active(&m, "task_struct"), tasks0);
     assert_eq!(active(&m, "mm_struct"), mms0);
     assert_eq!(active(&m, "vm_area_struct"), vmas0);
+    assert_eq!(active(&m, "filp"), filp0);
     assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 0);
     mm::debug::check_page_alloc(&m.pa).unwrap();
 }
