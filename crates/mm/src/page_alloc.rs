@@ -1324,8 +1324,12 @@ impl PageAlloc {
         stat_threshold(z.managed(), self.nr_cpus() as u64)
     }
 
-    /// Sets vm.min_free_kbytes (`min_free_kbytes_sysctl_handler`).
+    /// Sets vm.min_free_kbytes (`min_free_kbytes_sysctl_handler`): an int
+    /// of at least 0, so values above INT_MAX are EINVAL.
     pub fn set_min_free_kbytes(&self, kb: u64) -> Result<(), crate::errno::Errno> {
+        if kb > i32::MAX as u64 {
+            return Err(crate::errno::Errno::EINVAL);
+        }
         {
             let mut s = self.sysctl.lock();
             s.min_free_kbytes = kb;
@@ -1369,7 +1373,10 @@ pub fn watermarks(
     capped: bool,
 ) -> [u64; 4] {
     let pages_min = min_free_kbytes >> (PAGE_SHIFT - 10);
-    let share = (pages_min * managed).checked_div(lowmem_pages).unwrap_or(0);
+    // 64-bit division of a product that may not fit in 64 bits.
+    let share = (pages_min as u128 * managed as u128)
+        .checked_div(lowmem_pages as u128)
+        .map_or(0, |v| v.min(u64::MAX as u128) as u64);
     let min = if capped {
         (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128)
     } else {

@@ -369,3 +369,25 @@ fn get_zeroed_page_and_page_address_use_the_direct_map() {
     let lo = m.pa.get_free_pages(CPU0, Gfp::HIGHUSER, Order(1)).unwrap();
     assert!(lo.0 >= 0xc000_0000 && lo.0 < 0xc000_0000 + (896 << 20));
 }
+
+#[test]
+fn min_free_kbytes_sysctl_takes_an_int() {
+    // min_free_kbytes is an int sysctl with minimum 0: larger is EINVAL.
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    assert_eq!(
+        m.pa.set_min_free_kbytes(u64::MAX),
+        Err(crate::errno::Errno::EINVAL)
+    );
+    assert_eq!(m.pa.set_min_free_kbytes(i32::MAX as u64), Ok(()));
+    // Every zone is then below its min watermark: only reserves remain.
+    let z = m.pa.zone(0, 1);
+    assert!(z.wmark(Wmark::Min) >= z.managed());
+    assert_eq!(
+        m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::NOWARN, Order(0)),
+        None
+    );
+    assert_eq!(
+        m.pa.set_watermark_scale_factor(0),
+        Err(crate::errno::Errno::EINVAL)
+    );
+}
