@@ -446,23 +446,9 @@ impl Vmalloc {
         size: u64,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let (start, end) = (self.vmalloc_start(), self.vmalloc_end());
-        self.vmalloc_node_range(
-            pa,
-            pt,
-            cpu,
-            VmallocRequest {
-                size,
-                align: 1,
-                start,
-                end,
-                gfp: Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
-                prot: PteFlags::KERNEL,
-                vm_flags: VmFlags::EMPTY,
-                nid: None,
-            },
-            caller,
-        )
+        let req =
+            self.vmalloc_request(size, Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0), VmFlags::EMPTY, None);
+        self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
 
     /// `vmalloc_node(size, nid)`: vmalloc with pages from node `nid`
@@ -476,23 +462,8 @@ impl Vmalloc {
         nid: Option<u32>,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let (start, end) = (self.vmalloc_start(), self.vmalloc_end());
-        self.vmalloc_node_range(
-            pa,
-            pt,
-            cpu,
-            VmallocRequest {
-                size,
-                align: 1,
-                start,
-                end,
-                gfp: Gfp::KERNEL,
-                prot: PteFlags::KERNEL,
-                vm_flags: VmFlags::EMPTY,
-                nid,
-            },
-            caller,
-        )
+        let req = self.vmalloc_request(size, Gfp::KERNEL, VmFlags::EMPTY, nid);
+        self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
 
     /// `vmalloc_user(size)`: zeroed, VM_USERMAP (may be mapped to user
@@ -505,23 +476,35 @@ impl Vmalloc {
         size: u64,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let (start, end) = (self.vmalloc_start(), self.vmalloc_end());
-        self.vmalloc_node_range(
-            pa,
-            pt,
-            cpu,
-            VmallocRequest {
-                size,
-                align: 1,
-                start,
-                end,
-                gfp: Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
-                prot: PteFlags::KERNEL,
-                vm_flags: VmFlags::USERMAP,
-                nid: None,
-            },
-            caller,
-        )
+        let req = self.vmalloc_request(
+            size,
+            Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
+            VmFlags::USERMAP,
+            None,
+        );
+        self.vmalloc_node_range(pa, pt, cpu, req, caller)
+    }
+
+    /// The request `__vmalloc_node` makes of `__vmalloc_node_range`: the
+    /// whole VMALLOC_START..VMALLOC_END window, no alignment beyond a
+    /// page, PAGE_KERNEL, with the given GFP, extra VM_* flags and node.
+    fn vmalloc_request(
+        &self,
+        size: u64,
+        gfp: Gfp,
+        vm_flags: VmFlags,
+        nid: Option<u32>,
+    ) -> VmallocRequest {
+        VmallocRequest {
+            size,
+            align: 1,
+            start: self.vmalloc_start(),
+            end: self.vmalloc_end(),
+            gfp,
+            prot: PteFlags::KERNEL,
+            vm_flags,
+            nid,
+        }
     }
 
     /// `__vmalloc_node_range`: the general form. Reserves the area, takes
@@ -566,17 +549,7 @@ impl Vmalloc {
         let mut pages_array = None;
         if array_size > PAGE_SIZE {
             let nested_gfp = Gfp((req.gfp.0 & !Gfp::ZONEMASK.0) | Gfp::ZERO.0);
-            let (vs, ve) = (self.vmalloc_start(), self.vmalloc_end());
-            let nested = VmallocRequest {
-                size: array_size,
-                align: 1,
-                start: vs,
-                end: ve,
-                gfp: nested_gfp,
-                prot: PteFlags::KERNEL,
-                vm_flags: VmFlags::EMPTY,
-                nid: req.nid,
-            };
+            let nested = self.vmalloc_request(array_size, nested_gfp, VmFlags::EMPTY, req.nid);
             match self.vmalloc_node_range(pa, pt, cpu, nested, caller) {
                 Some(a) => pages_array = Some(a),
                 None => {
