@@ -27,6 +27,7 @@ use crate::arch::pte::{PagingMode, Pte, PteFlags};
 use crate::direct_map::DirectMap;
 use crate::errno::Errno;
 use crate::types::{Pfn, PhysAddr, VirtAddr, PAGE_SIZE};
+use core::ops::ControlFlow;
 
 /// Source of page-table frames (the buddy allocator implements it with
 /// GFP_PGTABLE_USER / GFP_PGTABLE_KERNEL). Frames may come uninitialised;
@@ -532,6 +533,9 @@ impl PageTable {
         });
     }
 
+    /// Calls `f(lin, entry_pa, pte, level)` for every leaf entry under
+    /// `table` (at `level`, mapping from linear address `base`) that
+    /// overlaps `r`, in address order.
     fn for_each_leaf(
         &self,
         table: Pfn,
@@ -540,6 +544,24 @@ impl PageTable {
         r: LinRange,
         f: &mut dyn FnMut(u64, PhysAddr, Pte, Level),
     ) {
+        let _ = self.try_for_each_leaf(table, level, base, r, &mut |lin, pa, e, l| {
+            f(lin, pa, e, l);
+            ControlFlow::<()>::Continue(())
+        });
+    }
+
+    /// The walk behind `for_each_leaf` and `next_leaf`: calls `f` for
+    /// every leaf under `table` that overlaps `r`, in address order,
+    /// descending only into tables the direct map covers, and stops at
+    /// the first `Break`, which it returns.
+    fn try_for_each_leaf<B>(
+        &self,
+        table: Pfn,
+        level: Level,
+        base: u64,
+        r: LinRange,
+        f: &mut dyn FnMut(u64, PhysAddr, Pte, Level) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
         let mode = self.mode;
         let shift = mode.shift(level);
         let first = ((r.start - base) >> shift) as usize;
@@ -552,15 +574,16 @@ impl PageTable {
             }
             let eb = base + ((idx as u64) << shift);
             if mode.is_leaf(e, level) {
-                f(eb, pa, e, level);
+                f(eb, pa, e, level)?;
             } else if self.dm.contains(e.phys(), PAGE_SIZE) {
                 let sub = LinRange {
                     start: r.start.max(eb),
                     end: r.end.min(eb + (1 << shift)),
                 };
-                self.for_each_leaf(e.pfn(), level - 1, eb, sub, f);
+                self.try_for_each_leaf(e.pfn(), level - 1, eb, sub, f)?;
             }
         }
+        ControlFlow::Continue(())
     }
 
     /// Applies `f` to every leaf that maps a page (present or PROT_NONE)
@@ -729,46 +752,13 @@ impl PageTable {
         if from >= end {
             return None;
         }
-        self.next_leaf_in(
-            self.root,
-            self.mode.levels(),
-            0,
-            LinRange { start: from, end },
-        )
-    }
-
-    fn next_leaf_in(
-        &self,
-        table: Pfn,
-        level: Level,
-        base: u64,
-        r: LinRange,
-    ) -> Option<(u64, PhysAddr, Pte, Level)> {
-        let mode = self.mode;
-        let shift = mode.shift(level);
-        let first = ((r.start - base) >> shift) as usize;
-        let last = ((r.end - 1 - base) >> shift) as usize;
-        for idx in first..=last {
-            let pa = mode.entry_pa(table, idx);
-            let e = self.read(pa);
-            if e.is_none() {
-                continue;
-            }
-            let eb = base + ((idx as u64) << shift);
-            if mode.is_leaf(e, level) {
-                return Some((eb, pa, e, level));
-            }
-            if self.dm.contains(e.phys(), PAGE_SIZE) {
-                let sub = LinRange {
-                    start: r.start.max(eb),
-                    end: r.end.min(eb + (1 << shift)),
-                };
-                if let Some(found) = self.next_leaf_in(e.pfn(), level - 1, eb, sub) {
-                    return Some(found);
-                }
-            }
+        let r = LinRange { start: from, end };
+        match self.try_for_each_leaf(self.root, self.mode.levels(), 0, r, &mut |lin, pa, e, l| {
+            ControlFlow::Break((lin, pa, e, l))
+        }) {
+            ControlFlow::Break(found) => Some(found),
+            ControlFlow::Continue(()) => None,
         }
-        None
     }
 
     /// Frees every table this PageTable owns, PGD last (`pgd_free` after
