@@ -1404,15 +1404,21 @@ impl<'a> Kmem<'a> {
             .sa
             .cache(cache)
             .ok_or_else(|| String::from("no such cache"))?;
+        self.with_cpu_caches_locked(cache, |cpu_caches| match self.sa.kind {
+            SlabKind::Slub => crate::slub::validate(self, &c, cpu_caches),
+            SlabKind::Slab => crate::slab::validate(self, &c, cpu_caches),
+        })
+    }
+
+    /// Runs `f` on `cache`'s per-CPU caches with every CPU's slab state
+    /// locked, CPU 0 first, as the walks over a whole cache need.
+    fn with_cpu_caches_locked<R>(&self, cache: CacheId, f: impl FnOnce(&[&CpuCache]) -> R) -> R {
         let cpus: Vec<_> = self.sa.cpus.iter().map(|l| l.lock()).collect();
         let cpu_caches: Vec<&CpuCache> = cpus
             .iter()
             .filter_map(|st| st.caches.get(cache.0 as usize).and_then(|x| x.as_ref()))
             .collect();
-        match self.sa.kind {
-            SlabKind::Slub => crate::slub::validate(self, &c, &cpu_caches),
-            SlabKind::Slab => crate::slab::validate(self, &c, &cpu_caches),
-        }
+        f(&cpu_caches)
     }
 
     /// Leak report: every object of `cache` still allocated, with who
@@ -1422,17 +1428,10 @@ impl<'a> Kmem<'a> {
         let Some(c) = self.sa.cache(cache) else {
             return Vec::new();
         };
-        let live = {
-            let cpus: Vec<_> = self.sa.cpus.iter().map(|l| l.lock()).collect();
-            let cpu_caches: Vec<&CpuCache> = cpus
-                .iter()
-                .filter_map(|st| st.caches.get(cache.0 as usize).and_then(|x| x.as_ref()))
-                .collect();
-            match self.sa.kind {
-                SlabKind::Slub => crate::slub::live_objects(self, &c, &cpu_caches),
-                SlabKind::Slab => crate::slab::live_objects(self, &c, &cpu_caches),
-            }
-        };
+        let live = self.with_cpu_caches_locked(cache, |cpu_caches| match self.sa.kind {
+            SlabKind::Slub => crate::slub::live_objects(self, &c, cpu_caches),
+            SlabKind::Slab => crate::slab::live_objects(self, &c, cpu_caches),
+        });
         let out: Vec<(ObjPtr, Option<Track>)> = live
             .into_iter()
             .map(|o| (o, crate::slub::get_track(self, &c, o, false)))
