@@ -54,7 +54,22 @@ pub fn madvise(
     if !behavior_valid(behavior) {
         return Err(Errno::EINVAL);
     }
-    let mut start = start.0;
+    let Some((start, end)) = madvise_range(start, len_in)? else {
+        return Ok(());
+    };
+    if behavior == MADV_POPULATE_READ || behavior == MADV_POPULATE_WRITE {
+        return madvise_populate(mm, pt, start, end, behavior == MADV_POPULATE_WRITE);
+    }
+    madvise_walk_vmas(mm, start, end, &mut |mm, key, start, end| {
+        madvise_vma(mm, pt, key, start, end, behavior)
+    })
+}
+
+/// The checks madvise(2) and PR_SET_VMA_ANON_NAME make of a range: EINVAL
+/// for an unaligned start or a length that overflows when page-aligned or
+/// added to the start. `None` for an empty range (nothing to do).
+fn madvise_range(start: VirtAddr, len_in: u64) -> Result<Option<(u64, u64)>, Errno> {
+    let start = start.0;
     if start & !PAGE_MASK != 0 {
         return Err(Errno::EINVAL);
     }
@@ -64,11 +79,25 @@ pub fn madvise(
     }
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
     if end == start {
-        return Ok(());
+        return Ok(None);
     }
-    if behavior == MADV_POPULATE_READ || behavior == MADV_POPULATE_WRITE {
-        return madvise_populate(mm, pt, start, end, behavior == MADV_POPULATE_WRITE);
-    }
+    Ok(Some((start, end)))
+}
+
+/// What `madvise_walk_vmas` calls for each VMA: `(mm, key, start, end)`.
+type VmaVisitor<'a> = dyn FnMut(&mut MmStruct, u64, u64, u64) -> Result<(), Errno> + 'a;
+
+/// `madvise_walk_vmas`: calls `visit(mm, key, start, end)` for the part
+/// `[start, end)` of each VMA (keyed by its start `key`) that overlaps
+/// `[start, end)`, in address order, and stops at the first error. The
+/// mapped parts are all visited even when the range has holes; then the
+/// result is ENOMEM.
+fn madvise_walk_vmas(
+    mm: &mut MmStruct,
+    mut start: u64,
+    end: u64,
+    visit: &mut VmaVisitor<'_>,
+) -> Result<(), Errno> {
     let mut unmapped = Ok(());
     loop {
         let Some(v) = mm.find_vma(VirtAddr(start)) else {
@@ -83,7 +112,7 @@ pub fn madvise(
         }
         let tmp = v.end.0.min(end);
         let key = v.start.0;
-        madvise_vma(mm, pt, key, start, tmp, behavior)?;
+        visit(mm, key, start, tmp)?;
         start = tmp;
         if start >= end {
             break;
@@ -248,45 +277,21 @@ pub fn set_anon_name(
         }
     }
     let name: Option<alloc::sync::Arc<str>> = name.map(alloc::sync::Arc::from);
-    let mut start = start.0;
-    if start & !PAGE_MASK != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let len = page_align(len_in).unwrap_or(0);
-    if len_in != 0 && len == 0 {
-        return Err(Errno::EINVAL);
-    }
-    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-    if end == start {
+    let Some((start, end)) = madvise_range(start, len_in)? else {
         return Ok(());
-    }
-    let mut unmapped = Ok(());
-    loop {
-        let Some(v) = mm.find_vma(VirtAddr(start)) else {
-            return Err(Errno::ENOMEM);
-        };
-        if start < v.start.0 {
-            unmapped = Err(Errno::ENOMEM);
-            start = v.start.0;
-            if start >= end {
-                break;
-            }
-        }
+    };
+    madvise_walk_vmas(mm, start, end, &mut |mm, key, start, end| {
+        let v = &mm.vmas[&key];
         if v.file.is_some() && !v.shmem {
             return Err(Errno::EBADF);
         }
-        let tmp = v.end.0.min(end);
         if v.anon_name != name {
-            mm.split_range(start, tmp)?;
+            mm.split_range(start, end)?;
             if let Some(v) = mm.vmas.get_mut(&start) {
                 v.anon_name = name.clone();
             }
-            mm.merge_range(start, tmp);
+            mm.merge_range(start, end);
         }
-        start = tmp;
-        if start >= end {
-            break;
-        }
-    }
-    unmapped
+        Ok(())
+    })
 }
