@@ -162,16 +162,6 @@ impl AddressSpaceLayout {
     pub const fn phys_to_virt(&self, pa: u64) -> VirtAddr {
         VirtAddr(self.page_offset.wrapping_add(pa))
     }
-
-    /// MAXMEM on x86-32: how much RAM the direct map can hold,
-    /// VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE (128 MiB)
-    /// (pgtable_32_areas.h). `None` on x86-64.
-    pub const fn x86_32_maxmem(&self) -> Option<u64> {
-        match self.pkmap_base {
-            Some(_) => Some(self.vmalloc_end - self.page_offset - (128 << 20)),
-            None => None,
-        }
-    }
 }
 
 /// PKMAP_BASE on x86-32 (pgtable_32_areas.h): below the LDT remap, itself
@@ -220,13 +210,5 @@ mod tests {
         assert_eq!(n.pkmap_base, Some(0xff40_0000));
         assert!(n.pkmap_base.unwrap() + n.last_pkmap * PAGE_SIZE <= X86_32_FIXADDR_TOT_START);
         assert_eq!(n.phys_to_virt(0x1000), VirtAddr(0xc000_1000));
-        // MAXMEM: with this fixmap size lowmem tops out just under 888 MiB
-        // (PAE) / 884 MiB (2-level), as real 32-bit kernels report.
-        assert_eq!(l.x86_32_maxmem(), Some(0x377f_e000));
-        assert_eq!(n.x86_32_maxmem(), Some(0x373f_e000));
-        assert_eq!(
-            AddressSpaceLayout::new(PagingMode::X86_64L4, 0).x86_32_maxmem(),
-            None
-        );
     }
 }

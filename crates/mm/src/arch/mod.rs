@@ -26,8 +26,11 @@ pub enum Arch {
 pub const X86_MAX_DMA_PFN: u64 = (16 << 20) >> PAGE_SHIFT;
 /// Physical limit of ZONE_DMA32 on x86-64 (4 GiB), as a PFN.
 pub const X86_MAX_DMA32_PFN: u64 = (4 << 30) >> PAGE_SHIFT;
-/// End of lowmem on 32-bit x86 with the 3G/1G split and the default 128 MiB
-/// vmalloc reserve: 896 MiB (arch/x86/mm/init_32.c, `MAXMEM`).
+/// End of lowmem on 32-bit x86 with the 3G/1G split: the textbook 896 MiB
+/// (1 GiB of kernel space less the 128 MiB vmalloc reserve). Simplified:
+/// Linux's `MAXMEM` (VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE) also
+/// loses the fixmap and pkmap windows, a few MiB depending on the config;
+/// zone limits, the direct map and the vmalloc area all use this one value.
 pub const X86_32_MAXMEM_PFN: u64 = (896 << 20) >> PAGE_SHIFT;
 
 impl Arch {
