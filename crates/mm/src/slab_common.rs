@@ -1348,15 +1348,20 @@ impl<'a> Kmem<'a> {
         let head = self.sa.page(pfn)?;
         head.set_mapping(0);
         head.set_index(0);
+        self.account_slab(s, nid, s.pages() as i64);
+        Some(pfn)
+    }
+
+    /// Counts `pages` slab pages in or out of NR_SLAB_RECLAIMABLE or
+    /// NR_SLAB_UNRECLAIMABLE by the cache's SLAB_RECLAIM_ACCOUNT
+    /// (`account_slab` / `unaccount_slab`).
+    fn account_slab(&self, s: &Cache, nid: u32, pages: i64) {
         let item = if s.reclaimable() {
             NodeStat::NrSlabReclaimable
         } else {
             NodeStat::NrSlabUnreclaimable
         };
-        self.pa.nodes[nid as usize]
-            .stats
-            .add(item, s.pages() as i64);
-        Some(pfn)
+        self.pa.nodes[nid as usize].stats.add(item, pages);
     }
 
     /// Untags, unaccounts and frees a slab's pages (`__free_slab`).
@@ -1371,14 +1376,7 @@ impl<'a> Kmem<'a> {
                 nid = p.nid();
             }
         }
-        let item = if s.reclaimable() {
-            NodeStat::NrSlabReclaimable
-        } else {
-            NodeStat::NrSlabUnreclaimable
-        };
-        self.pa.nodes[nid as usize]
-            .stats
-            .add(item, -(s.pages() as i64));
+        self.account_slab(s, nid, -(s.pages() as i64));
         self.pa.free_pages(cpu, pfn, Order(s.order));
     }
 
