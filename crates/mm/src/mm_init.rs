@@ -300,10 +300,11 @@ pub fn free_area_init(
         };
         let defer_from =
             (top.start_pfn.0 + DEFER_AFTER_PAGES).next_multiple_of(1 << MAX_PAGE_ORDER);
+        let node_ranges = mb.pfn_ranges(Some(node.nid));
         for z in node.zones.iter().filter(|z| z.present > 0) {
             // Reserved pages inside the zone: initialised and PG_reserved.
             for &(rs, re) in &reserved {
-                for (ms, me, _) in mb.pfn_ranges(Some(node.nid)) {
+                for &(ms, me, _) in &node_ranges {
                     let s = rs.max(ms.0).max(z.start_pfn.0);
                     let e = re.min(me.0).min(z.end_pfn().0);
                     for pfn in s..e.max(s) {
