@@ -617,15 +617,7 @@ impl Vmalloc {
         addr: VirtAddr,
         flush: &mut dyn FnMut(VirtAddr, VirtAddr),
     ) {
-        if addr.0 == 0 {
-            return;
-        }
-        let Some(vm) = self.remove_vm_area(pa, pt, cpu, addr, flush) else {
-            crate::printk!(
-                pa.log,
-                "Trying to vfree() nonexistent vm area ({:#x})",
-                addr.0
-            );
+        let Some(vm) = self.take_vm_area(pa, pt, cpu, addr, flush, "vfree") else {
             return;
         };
         if vm.flags.contains(VmFlags::ALLOC) {
@@ -637,6 +629,34 @@ impl Vmalloc {
         if let Some(a) = vm.pages_array {
             self.vfree(pa, pt, cpu, a, flush);
         }
+    }
+
+    /// The common head of vfree and vunmap: a null address is ignored; an
+    /// address that starts no area is a warning naming `what` (Linux's
+    /// "Trying to vfree() nonexistent vm area"); otherwise the area is
+    /// unmapped and removed.
+    fn take_vm_area(
+        &mut self,
+        pa: &PageAlloc,
+        pt: &mut PageTable,
+        cpu: CpuId,
+        addr: VirtAddr,
+        flush: &mut dyn FnMut(VirtAddr, VirtAddr),
+        what: &str,
+    ) -> Option<VmStruct> {
+        if addr.0 == 0 {
+            return None;
+        }
+        let vm = self.remove_vm_area(pa, pt, cpu, addr, flush);
+        if vm.is_none() {
+            crate::printk!(
+                pa.log,
+                "Trying to {}() nonexistent vm area ({:#x})",
+                what,
+                addr.0
+            );
+        }
+        vm
     }
 
     // ---- vmap ------------------------------------------------------------
@@ -682,16 +702,7 @@ impl Vmalloc {
         addr: VirtAddr,
         flush: &mut dyn FnMut(VirtAddr, VirtAddr),
     ) {
-        if addr.0 == 0 {
-            return;
-        }
-        if self.remove_vm_area(pa, pt, cpu, addr, flush).is_none() {
-            crate::printk!(
-                pa.log,
-                "Trying to vunmap() nonexistent vm area ({:#x})",
-                addr.0
-            );
-        }
+        self.take_vm_area(pa, pt, cpu, addr, flush, "vunmap");
     }
 
     // ---- ioremap ---------------------------------------------------------
@@ -1166,6 +1177,12 @@ pub(crate) mod tests {
             .log
             .render()
             .contains("Trying to vfree() nonexistent vm area (0xffffc90000000000)"));
+        e.vm.vunmap(pa, &mut e.pt, CpuId(0), a, &mut |_, _| panic!("flushed"));
+        assert!(pa
+            .log
+            .render()
+            .contains("Trying to vunmap() nonexistent vm area (0xffffc90000000000)"));
+        assert_eq!(free_now(pa), e.free0);
     }
 
     #[test]
