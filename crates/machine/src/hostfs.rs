@@ -3,8 +3,8 @@
 //! (path as `d_path` prints it, device, inode). Mirrors what `fs/open.c`
 //! and `fs/stat.c` give the memory manager for a `struct file`.
 //!
-//! Simplification: the contents are read from the host on every
-//! [`OpenFile::read_at`]; the file is assumed not to change while mapped.
+//! The contents are read from the host when the page cache fills a page
+//! ([`OpenFile::read_at`]); the file is assumed not to change while cached.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -107,20 +107,25 @@ impl OpenFile for HostFile {
     fn size(&self) -> u64 {
         self.size
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let mut done = 0;
         while done < buf.len() {
-            let Some(off) = offset.checked_add(done as u64) else {
+            let Some(off) = offset
+                .checked_add(done as u64)
+                .filter(|&o| o <= i64::MAX as u64)
+            else {
                 break;
             };
             match self.file.read_at(&mut buf[done..], off) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                // A failing read is EIO (the fault path makes it SIGBUS),
+                // never a page silently left zero.
+                Err(_) => return Err(Errno::EIO),
             }
         }
-        done
+        Ok(done)
     }
     fn readable(&self) -> bool {
         true
@@ -159,10 +164,10 @@ mod tests {
         let canon = std::fs::canonicalize("/bin/sh").unwrap();
         assert_eq!(f.path(), canon.to_str().unwrap());
         let mut magic = [0u8; 4];
-        assert_eq!(f.read_at(0, &mut magic), 4);
+        assert_eq!(f.read_at(0, &mut magic), Ok(4));
         let mut tail = [0u8; 8];
-        assert_eq!(f.read_at(f.size() - 3, &mut tail), 3);
-        assert_eq!(f.read_at(f.size() + 10, &mut tail), 0);
-        assert_eq!(f.read_at(u64::MAX, &mut tail), 0);
+        assert_eq!(f.read_at(f.size() - 3, &mut tail), Ok(3));
+        assert_eq!(f.read_at(f.size() + 10, &mut tail), Ok(0));
+        assert_eq!(f.read_at(u64::MAX, &mut tail), Ok(0));
     }
 }

@@ -112,6 +112,10 @@ pub struct Machine {
     pub tasks: crate::process::TaskState,
     /// The slab allocator: kmalloc and the kernel's object caches.
     pub slab: SlabAllocator,
+    /// The reverse map and the list of address spaces.
+    pub rmap: std::sync::Arc<mm::rmap::Rmap>,
+    /// The page cache.
+    pub cache: std::sync::Arc<mm::filemap::PageCache>,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -296,6 +300,8 @@ impl Machine {
             cpus,
             tasks: Default::default(),
             slab,
+            rmap: Default::default(),
+            cache: Default::default(),
             pa,
             ram,
         })

@@ -518,8 +518,84 @@ fn reserved_bits(mode: PagingMode, e: Pte, level: u8, pdpte: bool) -> bool {
     (e.huge() && level > 1 && !mode.huge_ok(level)) || (e.nx() && !mode.has_nx())
 }
 
+/// Number of usable address-space ids: x86 PCIDs are 12 bits and 0 is
+/// the kernel's.
+pub const NR_ASIDS: u16 = 4095;
+
+/// Hands out address-space ids to live address spaces, each unique while
+/// its mm lives (arch/x86/mm/tlb.c keeps a few per CPU with generations;
+/// one machine-wide pool is the simpler equivalent). An id that was used
+/// before must have its stale translations flushed on every CPU before
+/// reuse: [`AsidAllocator::alloc`] says when.
+#[derive(Clone, Debug)]
+pub struct AsidAllocator {
+    in_use: Vec<u64>,
+    ever: Vec<u64>,
+    next: u16,
+}
+
+impl Default for AsidAllocator {
+    fn default() -> Self {
+        let words = (NR_ASIDS as usize + 1).div_ceil(64);
+        AsidAllocator {
+            in_use: vec![0; words],
+            ever: vec![0; words],
+            next: 1,
+        }
+    }
+}
+
+impl AsidAllocator {
+    fn bit(v: &[u64], a: u16) -> bool {
+        v[a as usize / 64] & (1 << (a % 64)) != 0
+    }
+    /// A free id, next-fit from the last one given, and whether it was used
+    /// before (so the caller must flush it everywhere). `None` when all
+    /// [`NR_ASIDS`] are live.
+    pub fn alloc(&mut self) -> Option<(u16, bool)> {
+        for i in 0..NR_ASIDS {
+            let a = (self.next - 1 + i) % NR_ASIDS + 1;
+            if !Self::bit(&self.in_use, a) {
+                let reused = Self::bit(&self.ever, a);
+                self.in_use[a as usize / 64] |= 1 << (a % 64);
+                self.ever[a as usize / 64] |= 1 << (a % 64);
+                self.next = a % NR_ASIDS + 1;
+                return Some((a, reused));
+            }
+        }
+        None
+    }
+    /// Gives an id back.
+    pub fn free(&mut self, a: u16) {
+        if a > 0 && a <= NR_ASIDS {
+            self.in_use[a as usize / 64] &= !(1 << (a % 64));
+        }
+    }
+    /// Number of live ids.
+    pub fn live(&self) -> usize {
+        self.in_use.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn asids_are_unique_while_live_and_flagged_on_reuse() {
+        let mut a = super::AsidAllocator::default();
+        let mut live = std::collections::BTreeSet::new();
+        for _ in 0..super::NR_ASIDS {
+            let (id, reused) = a.alloc().unwrap();
+            assert!(!reused && (1..=super::NR_ASIDS).contains(&id));
+            assert!(live.insert(id), "asid {id} handed out twice");
+        }
+        assert_eq!(a.alloc(), None, "all ids live");
+        a.free(4095);
+        a.free(1);
+        let (x, reused) = a.alloc().unwrap();
+        assert!(reused && (x == 1 || x == 4095));
+        assert_eq!(a.live(), super::NR_ASIDS as usize - 1);
+    }
+
     use super::*;
     use mm::arch::layout::AddressSpaceLayout;
     use mm::arch::pte::PteFlags;

@@ -6,20 +6,28 @@
 //! fs/exec.c (`exec_mmap`), the syscall entry points of mm/*.c, mm/maccess.c
 //! (`copy_from_user`/`copy_to_user`) and fs/proc/base.c (the /proc/PID files).
 //!
+//! A user access that misses in the MMU raises a page fault that
+//! [`mm::memory::handle_mm_fault`] resolves (then the access is retried),
+//! or that ends in SIGSEGV/SIGBUS; copy_from_user/copy_to_user turn those
+//! into EFAULT. fork duplicates the address space with copy-on-write;
+//! exit tears it down and leaves a zombie for wait.
+//!
 //! Simplifications: there is no scheduler (a process stays on the CPU it was
-//! given at spawn; processes get CPUs round-robin); a user access that
-//! faults returns EFAULT (the demand-paging fault handler does not exist
-//! yet, so only populated pages are reachable); a TLB shootdown flushes every
-//! CPU (Linux only those in `mm_cpumask`); no fork.
+//! given at creation; processes get CPUs round-robin); a signal is reported
+//! to the caller, not delivered (the process is not killed); a TLB
+//! shootdown flushes every CPU (Linux only those in `mm_cpumask`); no
+//! threads (CLONE_VM).
 
 use mm::errno::Errno;
 use mm::file::FileRef;
+use mm::filemap::PageCache;
 use mm::gfp::Gfp;
-use mm::memory::{exit_mmap, TlbShootdown, UserPageTables};
+use mm::memory::{exit_mmap, FaultAccess, FaultError, SegvCode, TlbShootdown, UserPageTables};
 use mm::mm_types::{MmLayout, MmStruct, Rlimits, VmFlags};
 use mm::page_alloc::CpuId;
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
+use mm::rmap::MmEntry;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
 use mm::util::{Overcommit, OvercommitMode};
 
@@ -27,7 +35,7 @@ use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOU
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::kobjects::TaskObjects;
 use crate::machine::Machine;
-use crate::mmu::{Access, Mmu};
+use crate::mmu::{Access, AsidAllocator, Mmu};
 
 /// A process: an address space and where it runs (`task_struct` with its
 /// `mm_struct`).
@@ -46,6 +54,61 @@ pub struct Process {
     pub cpu: usize,
     /// What the last successful exec returned.
     pub exec: Option<ExecResult>,
+    /// The parent's pid (0 for a process spawned by the machine).
+    pub ppid: u32,
+    /// Faults resolved for this task (`min_flt`, `maj_flt`).
+    pub flt: Faults,
+    /// Faults of its waited-for children (`cmin_flt`, `cmaj_flt`).
+    pub cflt: Faults,
+}
+
+/// Minor and major fault counts of a task.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Resolved without I/O.
+    pub minor: u64,
+    /// Needed I/O.
+    pub major: u64,
+}
+
+/// A process that exited and was not waited for yet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Zombie {
+    /// Its parent.
+    pub ppid: u32,
+    /// Its exit code.
+    pub code: i32,
+    /// Its faults and its children's, for the parent's cmin_flt/cmaj_flt.
+    pub flt: Faults,
+}
+
+/// A user access that the fault handler could not resolve: the signal the
+/// task gets (`force_sig_fault`) and the address.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UserFault {
+    /// SIGSEGV with SEGV_MAPERR or SEGV_ACCERR.
+    Segv { addr: u64, code: SegvCode },
+    /// SIGBUS (BUS_ADRERR): past the end of a file, or an I/O error.
+    Bus { addr: u64 },
+    /// Out of memory (`VM_FAULT_OOM`; the OOM killer is the next step).
+    Oom { addr: u64 },
+}
+
+impl std::fmt::Display for UserFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserFault::Segv { addr, code } => write!(
+                f,
+                "SIGSEGV ({}) at {addr:#x}",
+                match code {
+                    SegvCode::MapErr => "SEGV_MAPERR",
+                    SegvCode::AccErr => "SEGV_ACCERR",
+                }
+            ),
+            UserFault::Bus { addr } => write!(f, "SIGBUS (BUS_ADRERR) at {addr:#x}"),
+            UserFault::Oom { addr } => write!(f, "out of memory at {addr:#x}"),
+        }
+    }
 }
 
 /// Machine-wide process state that is not a process.
@@ -63,6 +126,10 @@ pub struct TaskState {
     pub legacy_va_layout: bool,
     /// Each process's kernel objects (task_struct, stack, mm_struct, VMAs).
     pub kobjects: std::collections::BTreeMap<u32, crate::kobjects::TaskObjects>,
+    /// Address-space ids of live address spaces.
+    pub asids: AsidAllocator,
+    /// Exited processes not yet waited for.
+    pub zombies: std::collections::BTreeMap<u32, Zombie>,
 }
 
 /// A TLB shootdown over every CPU's MMU.
@@ -82,7 +149,7 @@ impl TlbShootdown for AllCpus<'_> {
 }
 
 /// The files `proc_pid` knows.
-pub const PROC_PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "pagemap"];
+pub const PROC_PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "stat", "pagemap"];
 
 /// The per-CPU MMUs a machine with `cpus` CPUs starts with.
 pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
@@ -114,18 +181,22 @@ fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStru
     mm
 }
 
-/// Runs `f` with the page-table operations of `p` and commits the RSS.
+/// Runs `f` with the page-table operations of `p`, commits the RSS and
+/// adds the faults it resolved to the task's counters.
 fn with_ops<R>(
     p: &mut Process,
     pa: &mm::page_alloc::PageAlloc,
+    cache: &PageCache,
     cpus: &mut [Mmu],
     zero: Option<Pfn>,
     f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R,
 ) -> R {
     let mut tlb = AllCpus(cpus);
-    let mut ops = UserPageTables::new(&mut p.pt, pa, CpuId(p.cpu), p.asid, &mut tlb, zero);
+    let mut ops = UserPageTables::new(&mut p.pt, pa, cache, CpuId(p.cpu), p.asid, &mut tlb, zero);
     let r = f(&mut p.mm, &mut ops);
     ops.commit(&mut p.mm);
+    p.flt.minor += ops.faults.0;
+    p.flt.major += ops.faults.1;
     r
 }
 
@@ -134,13 +205,14 @@ fn with_ops<R>(
 struct ExecTarget<'a> {
     proc: &'a mut Process,
     pa: &'a mm::page_alloc::PageAlloc,
+    cache: &'a PageCache,
     cpus: &'a mut [Mmu],
     zero: Option<Pfn>,
 }
 
 impl ExecTarget<'_> {
     fn ops<R>(&mut self, f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R) -> R {
-        with_ops(self.proc, self.pa, self.cpus, self.zero, f)
+        with_ops(self.proc, self.pa, self.cache, self.cpus, self.zero, f)
     }
 
     /// Writes `bytes` at `va` with FOLL_FORCE rights: each page is faulted
@@ -323,26 +395,63 @@ impl Machine {
             .is_some_and(|k| k.mode() == mm::arch::pte::PagingMode::X86_64L5)
     }
 
-    fn new_process_tables(&mut self, cpu: usize) -> Result<PageTable, Errno> {
+    /// A new, empty address space for a task on `cpu` (`mm_alloc` +
+    /// `pgd_alloc`): page tables sharing the kernel half, an ASID (flushed
+    /// everywhere if it was used before) and an mm linked into the rmap.
+    fn new_address_space(&mut self, cpu: usize) -> Result<(MmStruct, PageTable, u16), Errno> {
         let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
         let mut frames = PgtableFrames {
             pa: &self.pa,
             cpu: CpuId(cpu),
         };
-        PageTable::new_user(kernel, &mut frames)
+        let pt = PageTable::new_user(kernel, &mut frames)?;
+        let Some((asid, reused)) = self.tasks.asids.alloc() else {
+            pt.destroy(&mut frames);
+            return Err(Errno::EAGAIN);
+        };
+        if reused {
+            AllCpus(&mut self.cpus).flush_asid(asid);
+        }
+        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
+        mm.legacy_layout = self.tasks.legacy_va_layout;
+        mm.attach(
+            self.rmap.clone(),
+            self.cache.clone(),
+            MmEntry {
+                root: pt.root(),
+                mode: pt.mode(),
+                asid,
+                rss: mm.rss.clone(),
+            },
+        );
+        Ok((mm, pt, asid))
     }
 
     /// Creates a process with an empty x86-64 address space (`mm_alloc`),
     /// named `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
     /// ENOEXEC on a machine whose page tables are not modelled (arm64).
     pub fn spawn(&mut self, comm: &str) -> Result<u32, Errno> {
+        self.new_task(comm, 0, None)
+    }
+
+    /// A new task: its kernel objects and either an empty address space or
+    /// `mm` (fork's copy, linked by the caller).
+    fn new_task(
+        &mut self,
+        comm: &str,
+        ppid: u32,
+        space: Option<(MmStruct, PageTable, u16)>,
+    ) -> Result<u32, Errno> {
         if self.cpus.is_empty() {
             self.cpus = new_cpus(self.config.cpus);
         }
         self.ensure_zero_page()?;
         let pid = self.tasks.next_pid.max(1);
         let cpu = (pid as usize - 1) % self.cpus.len();
-        let pt = self.new_process_tables(cpu)?;
+        let (mm, pt, asid) = match space {
+            Some(s) => s,
+            None => self.new_address_space(cpu)?,
+        };
         let kobj = TaskObjects::alloc(&self.slab, &self.pa, CpuId(cpu)).and_then(|mut k| {
             match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
                 Ok(()) => Ok(k),
@@ -352,33 +461,118 @@ impl Machine {
                 }
             }
         });
-        let kobj = match kobj {
+        let mut p = Process {
+            pid,
+            comm: comm.chars().take(15).collect(),
+            mm,
+            pt,
+            asid,
+            cpu,
+            exec: None,
+            ppid,
+            flt: Faults::default(),
+            cflt: Faults::default(),
+        };
+        let mut kobj = match kobj {
             Ok(k) => k,
             Err(e) => {
-                pt.destroy(&mut PgtableFrames {
-                    pa: &self.pa,
-                    cpu: CpuId(cpu),
-                });
+                self.teardown(p);
                 return Err(e);
             }
         };
+        kobj.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
         self.tasks.kobjects.insert(pid, kobj);
         self.tasks.next_pid = pid + 1;
-        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
-        mm.legacy_layout = self.tasks.legacy_va_layout;
-        self.processes.insert(
-            pid,
-            Process {
-                pid,
-                comm: comm.chars().take(15).collect(),
-                mm,
-                pt,
-                asid: (pid % 4095 + 1) as u16,
-                cpu,
-                exec: None,
+        p.cpu = cpu;
+        self.processes.insert(pid, p);
+        Ok(pid)
+    }
+
+    /// fork(2): a child whose address space is a copy of `pid`'s
+    /// (`dup_mmap`): VMAs copied (DONTCOPY left out, WIPEONFORK empty),
+    /// the ptes of every VMA with anonymous pages copied with
+    /// copy-on-write (`copy_page_range`), the rest refaulted from the page
+    /// cache. Returns the child's pid.
+    pub fn fork(&mut self, pid: u32) -> Result<u32, Errno> {
+        let zero = self.tasks.zero_pfn;
+        let parent = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let mut child_mm = parent.mm.dup_mmap();
+        let comm = parent.comm.clone();
+        let pcpu = parent.cpu;
+        let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
+        let mut frames = PgtableFrames {
+            pa: &self.pa,
+            cpu: CpuId(pcpu),
+        };
+        let mut child_pt = PageTable::new_user(kernel, &mut frames)?;
+        let Some((asid, reused)) = self.tasks.asids.alloc() else {
+            child_pt.destroy(&mut frames);
+            return Err(Errno::EAGAIN);
+        };
+        if reused {
+            AllCpus(&mut self.cpus).flush_asid(asid);
+        }
+        child_mm.attach(
+            self.rmap.clone(),
+            self.cache.clone(),
+            MmEntry {
+                root: child_pt.root(),
+                mode: child_pt.mode(),
+                asid,
+                rss: child_mm.rss.clone(),
             },
         );
-        Ok(pid)
+        let vmas: Vec<mm::mm_types::Vma> = parent
+            .mm
+            .iter()
+            .filter(|v| mm::mmap::vma_needs_copy(v) && !v.flags.contains(VmFlags::DONTCOPY))
+            .cloned()
+            .collect();
+        let mut copied = Ok(());
+        {
+            let mut ptlb = AllCpus(&mut self.cpus);
+            let mut pops = UserPageTables::new(
+                &mut parent.pt,
+                &self.pa,
+                &self.cache,
+                CpuId(pcpu),
+                parent.asid,
+                &mut ptlb,
+                zero,
+            );
+            let mut ctlb = mm::memory::NoTlb;
+            let mut cops = UserPageTables::new(
+                &mut child_pt,
+                &self.pa,
+                &self.cache,
+                CpuId(pcpu),
+                asid,
+                &mut ctlb,
+                zero,
+            );
+            for v in &vmas {
+                copied = pops.copy_page_range(&mut cops, v);
+                if copied.is_err() {
+                    break;
+                }
+            }
+            cops.commit(&mut child_mm);
+        }
+        let space = (child_mm, child_pt, asid);
+        if let Err(e) = copied {
+            self.teardown_parts(space, pcpu);
+            return Err(e);
+        }
+        let child = self.new_task(&comm, pid, Some(space))?;
+        if let (Some(c), Some(exec)) = (
+            self.processes.get(&child).map(|c| c.pid),
+            self.processes.get(&pid).and_then(|p| p.exec.clone()),
+        ) {
+            if let Some(cp) = self.processes.get_mut(&c) {
+                cp.exec = Some(exec);
+            }
+        }
+        Ok(child)
     }
 
     /// execve: replaces `pid`'s address space with `path` loaded from the
@@ -413,28 +607,28 @@ impl Machine {
         }
         let params = self.tasks.exec_params.clone();
         let zero = Some(self.ensure_zero_page()?);
-        let (cpu, asid, comm) = {
+        let (cpu, comm, ppid, flt, cflt) = {
             let p = self.proc_mut(pid)?;
-            (p.cpu, p.asid, p.comm.clone())
+            (p.cpu, p.comm.clone(), p.ppid, p.flt, p.cflt)
         };
-        let pt = self.new_process_tables(cpu)?;
+        let (mm, pt, asid) = self.new_address_space(cpu)?;
         let mut fresh = Process {
             pid,
             comm,
-            mm: {
-                let mut mm = new_mm(params.rlimit_stack, &self.pa, self.la57());
-                mm.legacy_layout = self.tasks.legacy_va_layout;
-                mm
-            },
+            mm,
             pt,
             asid,
             cpu,
             exec: None,
+            ppid,
+            flt,
+            cflt,
         };
         let r = {
             let mut target = ExecTarget {
                 proc: &mut fresh,
                 pa: &self.pa,
+                cache: &self.cache,
                 cpus: &mut self.cpus,
                 zero,
             };
@@ -457,41 +651,127 @@ impl Machine {
                     k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &fresh.mm);
                 }
                 let old = self.processes.insert(pid, fresh);
-                if let Some(old) = old {
+                if let Some(mut old) = old {
+                    // The faults exec took were the new image's; the task's
+                    // counters carry on.
+                    old.flt = Faults::default();
                     self.teardown(old);
                 }
                 Ok(res)
             }
             Err(e) => {
+                let mut fresh = fresh;
+                let faults = fresh.flt;
+                fresh.flt = Faults::default();
                 self.teardown(fresh);
+                if let Some(p) = self.processes.get_mut(&pid) {
+                    p.flt = faults;
+                }
                 Err(e)
             }
         }
     }
 
     /// Frees everything an address space holds (`exit_mmap` + `pgd_free`).
-    fn teardown(&mut self, mut p: Process) {
+    fn teardown(&mut self, p: Process) {
+        self.teardown_parts((p.mm, p.pt, p.asid), p.cpu);
+    }
+
+    fn teardown_parts(&mut self, (mut mm, mut pt, asid): (MmStruct, PageTable, u16), cpu: usize) {
         let zero = self.tasks.zero_pfn;
-        with_ops(&mut p, &self.pa, &mut self.cpus, zero, |mm, ops| {
-            exit_mmap(mm, ops)
-        });
+        {
+            let mut tlb = AllCpus(&mut self.cpus);
+            let mut ops = UserPageTables::new(
+                &mut pt,
+                &self.pa,
+                &self.cache,
+                CpuId(cpu),
+                asid,
+                &mut tlb,
+                zero,
+            );
+            exit_mmap(&mut mm, &mut ops);
+        }
+        mm.detach();
+        self.tasks.asids.free(asid);
         let mut frames = PgtableFrames {
             pa: &self.pa,
-            cpu: CpuId(p.cpu),
+            cpu: CpuId(cpu),
         };
-        p.pt.destroy(&mut frames);
+        pt.destroy(&mut frames);
+        drop(mm);
+        self.reap_cache(cpu);
+    }
+
+    /// Frees the page cache of shmem objects nothing reaches any more
+    /// (the final `iput` of an unlinked tmpfs file or shared anonymous
+    /// memory).
+    pub(crate) fn reap_cache(&mut self, cpu: usize) {
+        let rmap = self.rmap.clone();
+        self.cache
+            .reap(&self.pa, CpuId(cpu), &|m| rmap.file_mapped(m));
     }
 
     /// exit: tears the process down (every page and table freed, its TLB
-    /// entries flushed on every CPU) and forgets it.
+    /// entries flushed on every CPU) and forgets it, with exit code 0.
     pub fn exit(&mut self, pid: u32) -> Result<(), Errno> {
+        self.exit_code(pid, 0)
+    }
+
+    /// exit_group(code): tears the process down and leaves a zombie that
+    /// its parent can [`Machine::wait`] for (a process the machine
+    /// spawned has no parent and is reaped at once). Its children are
+    /// reparented to no one.
+    pub fn exit_code(&mut self, pid: u32, code: i32) -> Result<(), Errno> {
         let p = self.processes.remove(&pid).ok_or(Errno::ESRCH)?;
         let cpu = CpuId(p.cpu);
+        let (ppid, flt) = (
+            p.ppid,
+            Faults {
+                minor: p.flt.minor + p.cflt.minor,
+                major: p.flt.major + p.cflt.major,
+            },
+        );
         self.teardown(p);
         if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
             k.free(&self.slab, &self.pa, cpu);
         }
+        for c in self.processes.values_mut() {
+            if c.ppid == pid {
+                c.ppid = 0;
+            }
+        }
+        self.tasks.zombies.retain(|_, z| z.ppid != pid);
+        if ppid != 0 && self.processes.contains_key(&ppid) {
+            self.tasks.zombies.insert(pid, Zombie { ppid, code, flt });
+        }
         Ok(())
+    }
+
+    /// wait4: reaps an exited child of `ppid` (`pid` 0 or -1: any, the
+    /// lowest pid first) and returns its pid and exit code; its faults
+    /// join the parent's cmin_flt/cmaj_flt. ECHILD if there is no such
+    /// child, EAGAIN if it exists but has not exited (no blocking here).
+    pub fn wait(&mut self, ppid: u32, pid: i64) -> Result<(u32, i32), Errno> {
+        let found = self
+            .tasks
+            .zombies
+            .iter()
+            .find(|(&c, z)| z.ppid == ppid && (pid <= 0 || c as i64 == pid))
+            .map(|(&c, z)| (c, *z));
+        if let Some((c, z)) = found {
+            self.tasks.zombies.remove(&c);
+            if let Some(p) = self.processes.get_mut(&ppid) {
+                p.cflt.minor += z.flt.minor;
+                p.cflt.major += z.flt.major;
+            }
+            return Ok((c, z.code));
+        }
+        let live = self
+            .processes
+            .values()
+            .any(|p| p.ppid == ppid && (pid <= 0 || p.pid as i64 == pid));
+        Err(if live { Errno::EAGAIN } else { Errno::ECHILD })
     }
 
     /// Runs a memory system call on `pid`'s mm with its page tables.
@@ -502,11 +782,94 @@ impl Machine {
     ) -> Result<R, Errno> {
         let zero = self.tasks.zero_pfn;
         let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let r = with_ops(p, &self.pa, &mut self.cpus, zero, f);
+        let r = with_ops(p, &self.pa, &self.cache, &mut self.cpus, zero, f);
+        let cpu = p.cpu;
         if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
-            k.sync_vmas(&self.slab, &self.pa, CpuId(p.cpu), &p.mm);
+            k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
         }
+        self.reap_cache(cpu);
         Ok(r)
+    }
+
+    /// `mm::debug` over the whole machine: the page allocator, every
+    /// process's VMA tree and page-table accounting, and every mapping
+    /// across all address spaces against the rmap and page cache
+    /// ([`mm::debug::check_mm`]). The first violation, described.
+    pub fn check(&self) -> Result<(), String> {
+        mm::debug::check_page_alloc(&self.pa).map_err(|e| e.0)?;
+        for p in self.processes.values() {
+            p.mm.check_invariants()
+                .map_err(|e| format!("pid {}: {e}", p.pid))?;
+            let want = p.pt.count_tables().saturating_sub(1) * PAGE_SIZE;
+            if p.mm.pgtables_bytes != want {
+                return Err(format!(
+                    "pid {}: pgtables_bytes {} but the tables take {want}",
+                    p.pid, p.mm.pgtables_bytes
+                ));
+            }
+        }
+        let views: Vec<mm::debug::MmView<'_>> = self
+            .processes
+            .values()
+            .map(|p| mm::debug::MmView {
+                mm: &p.mm,
+                pt: &p.pt,
+            })
+            .collect();
+        mm::debug::check_mm(
+            &self.pa,
+            &self.rmap,
+            &self.cache,
+            self.tasks.zero_pfn,
+            &views,
+        )
+        .map_err(|e| e.0)
+    }
+
+    /// The page-fault exception (`exc_page_fault` → `do_user_addr_fault`):
+    /// resolves a fault of `pid` at `addr` through the fault handler.
+    pub fn handle_fault(&mut self, pid: u32, addr: u64, access: Access) -> Result<(), UserFault> {
+        let zero = self.tasks.zero_pfn;
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return Err(UserFault::Segv {
+                addr,
+                code: SegvCode::MapErr,
+            });
+        };
+        let acc = match access {
+            Access::Read => FaultAccess::Read,
+            Access::Write => FaultAccess::Write,
+            Access::Exec => FaultAccess::Exec,
+        };
+        let r = with_ops(p, &self.pa, &self.cache, &mut self.cpus, zero, |mm, ops| {
+            mm::memory::handle_mm_fault(mm, ops, VirtAddr(addr), acc)
+        });
+        let cpu = p.cpu;
+        if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
+            // A grown stack changes the VMA tree.
+            k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
+        }
+        r.map(|_| ()).map_err(|e| match e {
+            FaultError::Segv(code) => UserFault::Segv { addr, code },
+            FaultError::Bus => UserFault::Bus { addr },
+            FaultError::Oom => UserFault::Oom { addr },
+        })
+    }
+
+    /// A user-mode access by `pid` of `len` bytes at `va` on its CPU
+    /// (a load, store or instruction fetch): every page it covers is
+    /// translated by the MMU in order, faults go to the fault handler and
+    /// the access is retried. Returns the signal if one is raised.
+    pub fn touch(&mut self, pid: u32, va: u64, len: u64, access: Access) -> Result<(), UserFault> {
+        let cpu = self
+            .processes
+            .get(&pid)
+            .map(|p| p.cpu)
+            .ok_or(UserFault::Segv {
+                addr: va,
+                code: SegvCode::MapErr,
+            })?;
+        self.access_on(pid, cpu, va, len.max(1) as usize, access, |_, _, _, _| {})
     }
 
     /// mmap(2) on `pid` (anonymous if `file` is `None` and MAP_ANONYMOUS).
@@ -621,32 +984,18 @@ impl Machine {
         })?
     }
 
-    /// `copy_from_user`: reads `len` bytes at `va` through `pid`'s CPU's
-    /// MMU (user mode, so protection applies). EFAULT at the first page
-    /// that faults (no fault handler yet).
+    /// `copy_from_user`: reads `len` bytes at `va` as `pid`'s CPU would in
+    /// user mode (protection applies; missing pages are faulted in).
+    /// EFAULT where the fault handler raises a signal.
     pub fn read_user(&mut self, pid: u32, va: u64, len: usize) -> Result<Vec<u8>, Errno> {
-        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
-        let dm = self.pa.direct_map();
-        let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
-        let mmu = self.cpus.get_mut(p.cpu).ok_or(Errno::EFAULT)?;
-        let mut out = vec![0u8; len];
-        let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-        let mut at = va;
-        while at < end {
-            let n = ((at & PAGE_MASK) + PAGE_SIZE).min(end) - at;
-            let pa = mmu
-                .translate(&dm, root, mode, asid, VirtAddr(at), Access::Read, true)
-                .map_err(|_| Errno::EFAULT)?;
-            let off = (at - va) as usize;
-            dm.read(pa, &mut out[off..off + n as usize]);
-            at += n;
-        }
-        Ok(out)
+        let cpu = self.processes.get(&pid).ok_or(Errno::ESRCH)?.cpu;
+        self.read_user_on(pid, cpu, va, len)
     }
 
     /// `copy_to_user`: writes `bytes` at `va` through `pid`'s CPU's MMU
-    /// (user mode, so a read-only or absent page gives EFAULT). Pages before
-    /// the faulting one are written, as a partial copy_to_user leaves them.
+    /// (user mode: a read-only page gives EFAULT, a missing one is
+    /// faulted in). Pages before the failing one are written, as a partial
+    /// copy_to_user leaves them.
     pub fn write_user(&mut self, pid: u32, va: u64, bytes: &[u8]) -> Result<(), Errno> {
         let cpu = self.processes.get(&pid).ok_or(Errno::ESRCH)?.cpu;
         self.write_user_on(pid, cpu, va, bytes)
@@ -661,14 +1010,8 @@ impl Machine {
         va: u64,
         bytes: &[u8],
     ) -> Result<(), Errno> {
-        self.access_on(
-            pid,
-            cpu,
-            va,
-            bytes.len(),
-            Access::Write,
-            |dm, pa, off, n| dm.write(pa, &bytes[off..off + n]),
-        )
+        self.store_on(pid, cpu, va, bytes)
+            .map_err(|_| Errno::EFAULT)
     }
 
     /// Reads from CPU `cpu` through its MMU, like [`Machine::read_user`].
@@ -679,6 +1022,46 @@ impl Machine {
         va: u64,
         len: usize,
     ) -> Result<Vec<u8>, Errno> {
+        if !self.processes.contains_key(&pid) {
+            return Err(Errno::ESRCH);
+        }
+        if cpu >= self.cpus.len() {
+            return Err(Errno::EINVAL);
+        }
+        let mut out = vec![0u8; len];
+        self.access_on(pid, cpu, va, len, Access::Read, |dm, pa, off, n| {
+            dm.read(pa, &mut out[off..off + n])
+        })
+        .map_err(|_| Errno::EFAULT)?;
+        Ok(out)
+    }
+
+    /// A user-mode store of `bytes` at `va` by `pid` on CPU `cpu`: the
+    /// signal if a page cannot be written.
+    pub fn store_on(
+        &mut self,
+        pid: u32,
+        cpu: usize,
+        va: u64,
+        bytes: &[u8],
+    ) -> Result<(), UserFault> {
+        self.access_on(
+            pid,
+            cpu,
+            va,
+            bytes.len(),
+            Access::Write,
+            |dm, pa, off, n| dm.write(pa, &bytes[off..off + n]),
+        )
+    }
+
+    /// A user-mode load of `len` bytes at `va` by `pid` on its CPU.
+    pub fn load(&mut self, pid: u32, va: u64, len: usize) -> Result<Vec<u8>, UserFault> {
+        let segv = UserFault::Segv {
+            addr: va,
+            code: SegvCode::MapErr,
+        };
+        let cpu = self.processes.get(&pid).ok_or(segv)?.cpu;
         let mut out = vec![0u8; len];
         self.access_on(pid, cpu, va, len, Access::Read, |dm, pa, off, n| {
             dm.read(pa, &mut out[off..off + n])
@@ -686,6 +1069,20 @@ impl Machine {
         Ok(out)
     }
 
+    /// A user-mode store by `pid` on its CPU.
+    pub fn store(&mut self, pid: u32, va: u64, bytes: &[u8]) -> Result<(), UserFault> {
+        let segv = UserFault::Segv {
+            addr: va,
+            code: SegvCode::MapErr,
+        };
+        let cpu = self.processes.get(&pid).ok_or(segv)?.cpu;
+        self.store_on(pid, cpu, va, bytes)
+    }
+
+    /// The MMU loop of every user access: translate each page in order;
+    /// on a page fault run the fault handler and retry (a fault that
+    /// resolves but still faults is a bug in the handler: after a few
+    /// tries it becomes SIGSEGV rather than a hang).
     fn access_on(
         &mut self,
         pid: u32,
@@ -694,18 +1091,32 @@ impl Machine {
         len: usize,
         access: Access,
         mut f: impl FnMut(&mm::direct_map::DirectMap, mm::types::PhysAddr, usize, usize),
-    ) -> Result<(), Errno> {
-        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
+    ) -> Result<(), UserFault> {
+        let segv = |addr| UserFault::Segv {
+            addr,
+            code: SegvCode::MapErr,
+        };
+        let end = va.checked_add(len as u64).ok_or(segv(va))?;
         let dm = self.pa.direct_map();
-        let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
-        let mmu = self.cpus.get_mut(cpu).ok_or(Errno::EINVAL)?;
-        let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mut at = va;
         while at < end {
             let n = ((at & PAGE_MASK) + PAGE_SIZE).min(end) - at;
-            let pa = mmu
-                .translate(&dm, root, mode, asid, VirtAddr(at), access, true)
-                .map_err(|_| Errno::EFAULT)?;
+            let mut tries = 0;
+            let pa = loop {
+                let p = self.processes.get(&pid).ok_or(segv(at))?;
+                let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
+                let mmu = self.cpus.get_mut(cpu).ok_or(segv(at))?;
+                match mmu.translate(&dm, root, mode, asid, VirtAddr(at), access, true) {
+                    Ok(pa) => break pa,
+                    Err(fault) => {
+                        if fault.error_code & crate::mmu::PF_NONCANONICAL != 0 || tries == 3 {
+                            return Err(segv(at));
+                        }
+                        tries += 1;
+                        self.handle_fault(pid, fault.addr.0, access)?;
+                    }
+                }
+            };
             f(&dm, pa, (at - va) as usize, n as usize);
             at += n;
         }
@@ -725,6 +1136,7 @@ impl Machine {
         let ops = UserPageTables::new(
             &mut p.pt,
             &self.pa,
+            &self.cache,
             CpuId(p.cpu),
             p.asid,
             &mut tlb,
@@ -736,10 +1148,11 @@ impl Machine {
             "smaps" => mm::task_mmu::show_smaps(mm, &ops),
             "smaps_rollup" => mm::task_mmu::show_smaps_rollup(mm, &ops),
             "status" => {
-                let mut s = format!("Name:\t{}\nPid:\t{}\n", p.comm, p.pid);
+                let mut s = format!("Name:\t{}\nPid:\t{}\nPPid:\t{}\n", p.comm, p.pid, p.ppid);
                 s.push_str(&mm::task_mmu::show_status_vm(mm));
                 s
             }
+            "stat" => proc_pid_stat(p),
             "pagemap" => {
                 let mut s = String::new();
                 for v in mm.iter() {
@@ -762,4 +1175,66 @@ impl Machine {
             }
         })
     }
+}
+
+/// /proc/PID/stat (`do_task_stat`, fs/proc/array.c): the 52 fields of
+/// Linux 6.18, with the memory ones real (minflt, cminflt, majflt,
+/// cmajflt, vsize, rss, the code/data/stack/arg/env boundaries) and the
+/// scheduler ones those of a task that never ran (state R, times 0,
+/// priority 20, nice 0, one thread).
+pub fn proc_pid_stat(p: &Process) -> String {
+    let mm = &p.mm;
+    let fields: [String; 50] = [
+        "R".into(),
+        p.ppid.to_string(),
+        p.pid.to_string(),
+        p.pid.to_string(),
+        "0".into(),
+        "-1".into(),
+        "4194304".into(),
+        p.flt.minor.to_string(),
+        p.cflt.minor.to_string(),
+        p.flt.major.to_string(),
+        p.cflt.major.to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "20".into(),
+        "0".into(),
+        "1".into(),
+        "0".into(),
+        "0".into(),
+        (mm.total_vm * PAGE_SIZE).to_string(),
+        mm.rss_pages().to_string(),
+        "18446744073709551615".into(),
+        mm.start_code.to_string(),
+        mm.end_code.to_string(),
+        mm.start_stack.to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "17".into(),
+        p.cpu.to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        mm.start_data.to_string(),
+        mm.end_data.to_string(),
+        mm.start_brk.to_string(),
+        mm.arg_start.to_string(),
+        mm.arg_end.to_string(),
+        mm.env_start.to_string(),
+        mm.env_end.to_string(),
+        "0".into(),
+    ];
+    format!("{} ({}) {}\n", p.pid, p.comm, fields.join(" "))
 }

@@ -203,3 +203,146 @@ pub fn free_area_snapshot(pa: &PageAlloc) -> Vec<[u64; NR_PAGE_ORDERS]> {
         })
         .collect()
 }
+
+/// One address space as [`check_mm`] sees it.
+pub struct MmView<'a> {
+    /// The mm (VMAs, RSS counters, its rmap identity).
+    pub mm: &'a crate::mm_types::MmStruct,
+    /// Its page tables.
+    pub pt: &'a crate::pgtable::PageTable,
+}
+
+/// Checks every user mapping across all address spaces (CONFIG_DEBUG_VM's
+/// `page_mapcount` and rmap checks, exhaustively): each pte lies inside a
+/// VMA; every mapped page's mapcount equals the number of ptes that map
+/// it; its refcount is at least that (plus one when the page cache holds
+/// it); each mm's RSS counters equal its ptes by kind; the rmap walk from
+/// each page finds every pte that maps it; and every cached page carries
+/// its mapping and index.
+pub fn check_mm(
+    pa: &PageAlloc,
+    rmap: &crate::rmap::Rmap,
+    cache: &crate::filemap::PageCache,
+    zero_pfn: Option<Pfn>,
+    mms: &[MmView<'_>],
+) -> Result<(), DebugError> {
+    use crate::memory::{page_kind, Kind};
+    use crate::mm_types::RssKind;
+    use crate::rmap::{MmId, PageMapping};
+    use crate::types::VirtAddr;
+    use alloc::collections::{BTreeMap, BTreeSet};
+
+    let mut ptes: BTreeMap<Pfn, BTreeSet<(MmId, u64)>> = BTreeMap::new();
+    for v in mms {
+        let id = v.mm.link.as_ref().map(|l| l.id);
+        let mut rss = [0u64; 4];
+        let mut bad = None;
+        v.pt.walk(
+            VirtAddr(0),
+            VirtAddr(v.mm.task_size),
+            &mut |va, pte, level| {
+                if bad.is_some() {
+                    return;
+                }
+                if v.mm.vma_lookup(va).is_none() {
+                    bad = Some(format!(
+                        "pte {:#x} at {:#x} outside every VMA",
+                        pte.raw(),
+                        va.0
+                    ));
+                    return;
+                }
+                if level != 1 || !pte.maps_page() {
+                    if pte.is_swap() {
+                        rss[RssKind::Swap as usize] += 1;
+                    }
+                    return;
+                }
+                let pfn = pte.pfn();
+                let Some(page) = pa.page(pfn) else {
+                    bad = Some(format!(
+                        "pte at {:#x} maps pfn {:#x} outside RAM",
+                        va.0, pfn.0
+                    ));
+                    return;
+                };
+                let kind = page_kind(zero_pfn, pfn, page);
+                let r = match kind {
+                    Kind::Zero => return,
+                    Kind::Anon => RssKind::Anon,
+                    Kind::Shmem => RssKind::Shmem,
+                    Kind::File => RssKind::File,
+                };
+                rss[r as usize] += 1;
+                if let Some(id) = id {
+                    ptes.entry(pfn).or_default().insert((id, va.0));
+                }
+            },
+        );
+        if let Some(b) = bad {
+            return Err(DebugError(b));
+        }
+        let have = v.mm.rss.all();
+        ensure!(
+            have == rss,
+            "mm {:?}: RSS counters [file, anon, swap, shmem] {:?} but ptes give {:?}",
+            id,
+            have,
+            rss
+        );
+    }
+    let cached: BTreeMap<Pfn, (crate::rmap::MappingId, u64)> = cache
+        .mappings()
+        .into_iter()
+        .flat_map(|(m, _, _)| cache.pages(m).into_iter().map(move |(i, p)| (p, (m, i))))
+        .collect();
+    for (&pfn, &(m, i)) in &cached {
+        let page = pa
+            .page(pfn)
+            .ok_or_else(|| DebugError(format!("cached pfn {pfn:?} outside RAM")))?;
+        ensure!(
+            PageMapping::decode(page.mapping()) == PageMapping::File(m) && page.index() == i,
+            "cached page {pfn:?} has mapping {:#x} index {} but sits at {m:?} index {i}",
+            page.mapping(),
+            page.index()
+        );
+        ensure!(
+            page.refcount() >= 1,
+            "cached page {pfn:?} holds no reference"
+        );
+    }
+    for (&pfn, at) in &ptes {
+        let page = pa
+            .page(pfn)
+            .ok_or_else(|| DebugError(format!("pfn {pfn:?}")))?;
+        let n = at.len() as i32;
+        ensure!(
+            page.mapcount() == n,
+            "page {pfn:?}: mapcount {} but {} ptes map it ({:?})",
+            page.mapcount(),
+            n,
+            at
+        );
+        let min_ref = n + i32::from(cached.contains_key(&pfn));
+        ensure!(
+            page.refcount() >= min_ref,
+            "page {pfn:?}: refcount {} below its {} mappings and cache reference",
+            page.refcount(),
+            min_ref
+        );
+        let mapping = PageMapping::decode(page.mapping());
+        let found: BTreeSet<(MmId, u64)> = rmap
+            .mapped_ptes(&pa.direct_map(), mapping, page.index(), pfn)
+            .into_iter()
+            .map(|(h, _)| (h.mm, h.va.0))
+            .collect();
+        ensure!(
+            &found == at,
+            "page {pfn:?} ({mapping:?} index {:#x}): rmap walk finds {:?} but ptes are {:?}",
+            page.index(),
+            found,
+            at
+        );
+    }
+    Ok(())
+}

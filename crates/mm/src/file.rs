@@ -1,8 +1,11 @@
 //! Files as the memory manager sees them: an open file (Linux `struct file`)
-//! whose inode can back a mapping. The machine supplies the implementation
-//! (host files, read-only); mm only reads pages and identity from it.
+//! whose inode can back a mapping and whose pages live in the page cache.
+//! The machine supplies the implementations (host files read-only, tmpfs
+//! and shmem in memory); mm reads and writes pages through this trait only.
 
 use alloc::sync::Arc;
+
+use crate::errno::Errno;
 
 /// An open file that can be mapped.
 pub trait OpenFile: Send + Sync {
@@ -14,13 +17,31 @@ pub trait OpenFile: Send + Sync {
     fn ino(&self) -> u64;
     /// Current size in bytes (i_size).
     fn size(&self) -> u64;
-    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
-    /// (short at end of file; the rest of `buf` is left untouched).
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize;
+    /// Reads up to `buf.len()` bytes at `offset` from the backing store
+    /// (`read_folio`); returns how many were read (short at end of file;
+    /// the rest of `buf` is left untouched). EIO when the backing store
+    /// fails: the caller turns it into SIGBUS or -EIO, never zeroes.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Writes `buf` at `offset` to the backing store (`writepage`). Files
+    /// without one (shmem) and read-only files refuse with EBADF.
+    fn write_at(&self, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    /// Sets i_size (ftruncate, or a write past the end). Read-only files
+    /// refuse with EINVAL.
+    fn set_size(&self, _size: u64) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
     /// Opened for reading (FMODE_READ).
     fn readable(&self) -> bool;
     /// Opened for writing (FMODE_WRITE).
     fn writable(&self) -> bool;
+    /// A shmem/tmpfs inode: its pages exist only in the page cache (a page
+    /// never written reads as zeroes and is made without I/O) and are
+    /// swap-backed.
+    fn is_shmem(&self) -> bool {
+        false
+    }
 }
 
 /// A shared handle to an open file, as a VMA's `vm_file`.

@@ -1,48 +1,50 @@
-//! The page-table side of a process's address space: populate (the fault
-//! path that MAP_POPULATE, mlock and exec use), zap, change protection, move,
-//! discard and report pages. Mirrors mm/memory.c (`zap_pte_range`,
-//! `do_anonymous_page`, `do_read_fault`/`do_cow_fault`/`do_shared_fault`,
-//! `vm_normal_page`) and the pte parts of mm/mprotect.c, mm/mremap.c,
-//! mm/madvise.c and fs/proc/task_mmu.c.
+//! The page-table side of a process's address space: the page-fault
+//! handler (demand-zero, file faults through the page cache with
+//! fault-around, copy-on-write, shared write faults), fork's page-table
+//! copy, zap, change protection, move, discard and report pages. Mirrors
+//! mm/memory.c (`handle_mm_fault`, `do_anonymous_page`, `do_read_fault`,
+//! `do_cow_fault`, `do_shared_fault`, `do_wp_page`, `do_fault_around`,
+//! `copy_page_range`, `zap_pte_range`, `vm_normal_page`), arch/x86/mm/fault.c
+//! (`do_user_addr_fault`, `access_error`) and the pte parts of
+//! mm/mprotect.c, mm/mremap.c, mm/madvise.c and fs/proc/task_mmu.c.
 //!
 //! [`UserPageTables`] implements the VMA layer's [`PageTableOps`] over a
-//! process's [`PageTable`] in RAM, the [`PageAlloc`], the CPU doing the work
-//! and a [`TlbShootdown`] that the machine implements over all CPUs' TLBs.
-//! Every page it maps holds real bytes in simulated RAM.
+//! process's [`PageTable`] in RAM, the [`PageAlloc`], the page cache, the
+//! CPU doing the work and a [`TlbShootdown`] that the machine implements
+//! over all CPUs' TLBs. Every page it maps holds real bytes.
 //!
-//! Simplifications, until the subsystems they need exist:
-//! - no page cache: a file page is read from the file into a newly
-//!   allocated page for each mapping that faults it (so two mappings of one
-//!   file do not share frames); it still counts as a file page
-//!   (NR_FILE_PAGES, NR_MAPPED, MM_FILEPAGES) and is freed when unmapped;
-//! - shared anonymous memory (shmem) gets a zeroed page per mapping, counted
-//!   as shmem (NR_SHMEM, MM_SHMEMPAGES), for the same reason;
-//! - no LRU lists, no mlock accounting of pages (PG_mlocked/Unevictable),
-//!   no huge pages: populate maps 4 KiB pages only;
-//! - special mappings (`[vdso]`, `[vvar]`) are never populated;
-//! - RSS deltas are collected and applied to the `mm_struct` by
-//!   [`UserPageTables::commit`] (Linux updates the counters as it goes;
-//!   the VMA layer holds the `MmStruct` borrow while it calls us).
+//! References: an anonymous page has one reference and one mapcount per
+//! pte that maps it; a page-cache page has one more reference, the
+//! cache's. The shared zero page is never counted.
+//!
+//! Simplifications: no LRU lists or swap yet (reclaim is the next step),
+//! no mlock accounting of pages (PG_mlocked/Unevictable), no huge pages
+//! (4 KiB ptes only); special mappings (`[vdso]`, `[vvar]`) are never
+//! faulted in; a write fault on a shared file page marks it dirty at once
+//! (Linux's `page_mkwrite` and `folio_mark_dirty` in one step); RSS deltas
+//! of the mm being worked on are applied by [`UserPageTables::commit`].
 
 use alloc::vec::Vec;
 
 use crate::arch::pte::{PagingMode, Pte, PteFlags};
 use crate::errno::Errno;
+use crate::filemap::{Found, PageCache};
 use crate::gfp::Gfp;
 use crate::memmap::{Page, PageFlags};
 use crate::mm_types::{MmStruct, PageInfo, PageTableOps, RssKind, VmFlags, Vma};
 use crate::page_alloc::{CpuId, PageAlloc};
 use crate::pgalloc::PgtableFrames;
 use crate::pgtable::PageTable;
-use crate::types::{Order, Pfn, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
-use crate::vmstat::NodeStat;
+use crate::rmap::{PageMapping, PAGE_MAPPING_ANON};
+use crate::types::{Order, Pfn, VirtAddr, PAGE_SIZE};
+use crate::vmstat::{NodeStat, VmEvent};
 
 /// x86 `_PAGE_SOFT_DIRTY` (`_PAGE_BIT_SOFTW3`, bit 11): ignored by the
 /// hardware, set by software on every write fault and new mapping.
 pub const PTE_SOFT_DIRTY: u64 = 1 << 11;
 
-/// `PAGE_MAPPING_ANON`: the low bit of `page->mapping` marks an anon_vma.
-pub const PAGE_MAPPING_ANON: u64 = 1;
+/// `fault_around_bytes`: 64 KiB, the default (/sys/kernel/debug/fault_around_bytes).
+pub const FAULT_AROUND_PAGES: u64 = 16;
 
 /// TLB invalidation across every CPU that may cache an address space's
 /// translations (`flush_tlb_mm_range` / `flush_tlb_mm` with their IPIs).
@@ -64,14 +66,14 @@ impl TlbShootdown for NoTlb {
 
 /// What a page mapped by a user pte is, from its `struct page`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     /// The shared zero page (`is_zero_pfn`): not counted anywhere.
     Zero,
     /// PageAnon.
     Anon,
-    /// Shared anonymous memory (!PageAnon && PageSwapBacked).
+    /// A shmem/tmpfs page-cache page (!PageAnon && PageSwapBacked).
     Shmem,
-    /// A file page.
+    /// A file page-cache page.
     File,
 }
 
@@ -83,6 +85,118 @@ impl Kind {
             Kind::Shmem => Some(RssKind::Shmem),
             Kind::File => Some(RssKind::File),
         }
+    }
+}
+
+/// The kind of access that faulted (the hardware error code's W and I bits).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FaultAccess {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+/// `si_code` of a SIGSEGV.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SegvCode {
+    /// SEGV_MAPERR: no VMA maps the address.
+    MapErr,
+    /// SEGV_ACCERR: the VMA forbids the access.
+    AccErr,
+}
+
+/// A fault the handler could not resolve: the signal the task gets, or
+/// the OOM condition (`VM_FAULT_OOM`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// SIGSEGV with its code.
+    Segv(SegvCode),
+    /// SIGBUS (BUS_ADRERR): past the end of a file, or an I/O error.
+    Bus,
+    /// No memory for the page or its tables.
+    Oom,
+}
+
+/// A resolved fault: was it major (I/O was needed)?
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultDone {
+    /// VM_FAULT_MAJOR.
+    pub major: bool,
+}
+
+/// `do_user_addr_fault` + `handle_mm_fault`: resolves a user fault at
+/// `addr` in `mm`. Finds the VMA (growing a VM_GROWSDOWN stack within
+/// RLIMIT_STACK and the guard gap), checks the access against its flags
+/// (`access_error`), then faults the page in. Counts `pgfault` (and
+/// `pgmajfault`), as Linux's `mm_account_fault` does; the caller counts
+/// the task's min_flt/maj_flt from the result.
+pub fn handle_mm_fault(
+    mm: &mut MmStruct,
+    ops: &mut UserPageTables<'_>,
+    addr: VirtAddr,
+    access: FaultAccess,
+) -> Result<FaultDone, FaultError> {
+    let vma = match mm.find_vma(addr) {
+        None => return Err(FaultError::Segv(SegvCode::MapErr)),
+        Some(v) if v.start <= addr => v,
+        Some(v) if v.flags.contains(VmFlags::GROWSDOWN) => {
+            let _ = v;
+            crate::mmap::expand_stack(mm, addr).map_err(|_| FaultError::Segv(SegvCode::MapErr))?;
+            mm.vma_lookup(addr)
+                .ok_or(FaultError::Segv(SegvCode::MapErr))?
+        }
+        Some(_) => return Err(FaultError::Segv(SegvCode::MapErr)),
+    };
+    let f = vma.flags;
+    let denied = match access {
+        FaultAccess::Write => !f.contains(VmFlags::WRITE),
+        FaultAccess::Exec => !f.contains(VmFlags::EXEC),
+        FaultAccess::Read => !f.intersects(VmFlags::ACCESS_FLAGS),
+    };
+    if denied {
+        return Err(FaultError::Segv(SegvCode::AccErr));
+    }
+    let key = vma.start;
+    let write = access == FaultAccess::Write;
+    // vmf_anon_prepare: a private write fault, or any fault that will
+    // place an anonymous page, needs the VMA's anon_vma.
+    if write && !f.contains(VmFlags::MAYSHARE) {
+        mm.anon_vma_prepare(key);
+    }
+    let vma = mm
+        .vma_lookup(key)
+        .ok_or(FaultError::Segv(SegvCode::MapErr))?
+        .clone();
+    ops.fault_counted(&vma, addr.page_down(), write)
+}
+
+/// `put_page` / `folio_put`: drops a reference; the last one clears the
+/// page's identity and frees it.
+pub fn put_page(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let Some(page) = pa.page(pfn) else { return };
+    if page.refcount() == 1 {
+        page.set_mapping(0);
+        page.set_index(0);
+        page.clear(
+            PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::UPTODATE | PageFlags::REFERENCED,
+        );
+    }
+    pa.free_pages(cpu, pfn, Order(0));
+}
+
+/// The kind of the page `pfn` mapped by a user pte.
+pub fn page_kind(zero_pfn: Option<Pfn>, pfn: Pfn, page: &Page) -> Kind {
+    if Some(pfn) == zero_pfn {
+        Kind::Zero
+    } else if page.mapping() & PAGE_MAPPING_ANON != 0 {
+        Kind::Anon
+    } else if page.test(PageFlags::SWAPBACKED) {
+        Kind::Shmem
+    } else {
+        Kind::File
     }
 }
 
@@ -100,14 +214,25 @@ pub fn pte_flags_for(vm_flags: VmFlags, writable: bool) -> PteFlags {
     }
 }
 
+/// True if the pages of a shared mapping may be mapped writable before a
+/// write fault (`!vma_wants_writenotify`): shmem has no dirty tracking;
+/// a file with a backing store is write-protected so the first write is
+/// seen and the page dirtied.
+fn shared_writable_at_once(vma: &Vma) -> bool {
+    vma.flags.contains(VmFlags::SHARED) && vma.file.as_ref().is_none_or(|f| f.is_shmem())
+}
+
 /// A process's page tables as the VMA layer sees them ([`PageTableOps`]):
-/// the tables, the allocator their pages and frames come from, the CPU
-/// doing the work, the address-space id and the TLB shootdown.
+/// the tables, the allocator their pages and frames come from, the page
+/// cache, the CPU doing the work, the address-space id and the TLB
+/// shootdown.
 pub struct UserPageTables<'a> {
     /// The process's tables.
     pub pt: &'a mut PageTable,
     /// The page allocator.
     pub pa: &'a PageAlloc,
+    /// The page cache file pages come from.
+    pub cache: &'a PageCache,
     /// The CPU doing the work (its per-CPU lists are used).
     pub cpu: CpuId,
     /// The address-space id the TLBs tag this mm's entries with.
@@ -119,6 +244,9 @@ pub struct UserPageTables<'a> {
     pub zero_pfn: Option<Pfn>,
     /// RSS changes not yet applied to the mm ([`UserPageTables::commit`]).
     rss: [i64; 4],
+    /// Faults resolved through these tables so far: (minor, major), what
+    /// the faulting task's `min_flt` and `maj_flt` grow by.
+    pub faults: (u64, u64),
 }
 
 impl<'a> UserPageTables<'a> {
@@ -126,6 +254,7 @@ impl<'a> UserPageTables<'a> {
     pub fn new(
         pt: &'a mut PageTable,
         pa: &'a PageAlloc,
+        cache: &'a PageCache,
         cpu: CpuId,
         asid: u16,
         tlb: &'a mut dyn TlbShootdown,
@@ -134,11 +263,13 @@ impl<'a> UserPageTables<'a> {
         UserPageTables {
             pt,
             pa,
+            cache,
             cpu,
             asid,
             tlb,
             zero_pfn,
             rss: [0; 4],
+            faults: (0, 0),
         }
     }
 
@@ -151,7 +282,7 @@ impl<'a> UserPageTables<'a> {
             .enumerate()
         {
             if self.rss[i] != 0 {
-                mm.add_rss(kind, self.rss[i]);
+                mm.rss.add(kind, self.rss[i]);
             }
         }
         self.rss = [0; 4];
@@ -168,15 +299,7 @@ impl<'a> UserPageTables<'a> {
     }
 
     fn kind_of(&self, pfn: Pfn, page: &Page) -> Kind {
-        if Some(pfn) == self.zero_pfn {
-            Kind::Zero
-        } else if page.mapping() & PAGE_MAPPING_ANON != 0 {
-            Kind::Anon
-        } else if page.test(PageFlags::SWAPBACKED) {
-            Kind::Shmem
-        } else {
-            Kind::File
-        }
+        page_kind(self.zero_pfn, pfn, page)
     }
 
     fn stat(&self, page: &Page, item: NodeStat, d: i64) {
@@ -184,66 +307,50 @@ impl<'a> UserPageTables<'a> {
     }
 
     /// Allocates a zeroed user page (GFP_HIGHUSER_MOVABLE).
-    fn alloc_user_page(&self) -> Result<Pfn, Errno> {
+    fn alloc_user_page(&self) -> Result<Pfn, FaultError> {
         let pfn = self
             .pa
             .alloc_pages(self.cpu, Gfp::HIGHUSER_MOVABLE, Order(0))
-            .ok_or(Errno::ENOMEM)?;
+            .ok_or(FaultError::Oom)?;
         self.pa.direct_map().zero_pages(pfn, 1);
         Ok(pfn)
     }
 
-    /// Reads page `pgoff` of `vma`'s file into `pfn`, zero beyond EOF.
-    fn fill_from_file(&self, vma: &Vma, pgoff: u64, pfn: Pfn) {
-        let Some(f) = &vma.file else { return };
-        let mut buf = [0u8; PAGE_SIZE as usize];
-        let _ = f.read_at(pgoff << PAGE_SHIFT, &mut buf);
-        self.pa.direct_map().write(pfn.phys(), &buf);
-    }
-
-    /// Gives a fresh page its identity and counts it mapped once
-    /// (`folio_add_new_anon_rmap` / `folio_add_file_rmap_pte`).
-    fn account_new(&mut self, pfn: Pfn, kind: Kind, vma: &Vma, va: VirtAddr, dirty: bool) {
+    /// Counts one more pte mapping `pfn` (`folio_add_new_anon_rmap` for a
+    /// new anonymous page, `folio_add_file_rmap_pte` for a cache page, or
+    /// fork's duplication of either).
+    fn add_rmap(&mut self, pfn: Pfn, kind: Kind) {
         let Some(page) = self.pa.page(pfn) else {
             return;
         };
-        page.add_mapcount(1);
-        page.set(PageFlags::UPTODATE);
-        match kind {
-            Kind::Anon => {
-                let av = vma.anon_vma.map_or(0, |a| a.0);
-                page.set_mapping((av << 2) | PAGE_MAPPING_ANON);
-                page.set_index(vma.pgoff_at(va));
-                page.set(PageFlags::SWAPBACKED);
-                self.stat(page, NodeStat::NrAnonPages, 1);
+        if kind == Kind::Zero {
+            return;
+        }
+        if page.add_mapcount(1) == 1 {
+            match kind {
+                Kind::Anon => self.stat(page, NodeStat::NrAnonPages, 1),
+                _ => self.stat(page, NodeStat::NrMapped, 1),
             }
-            Kind::Shmem | Kind::File => {
-                let id = vma
-                    .file
-                    .as_ref()
-                    .map_or(0, |f| (f.ino() ^ ((f.dev().0 as u64) << 40)) << 2);
-                page.set_mapping(id.max(4));
-                page.set_index(vma.pgoff_at(va));
-                self.stat(page, NodeStat::NrFilePages, 1);
-                self.stat(page, NodeStat::NrMapped, 1);
-                if kind == Kind::Shmem {
-                    page.set(PageFlags::SWAPBACKED);
-                    self.stat(page, NodeStat::NrShmem, 1);
-                }
-                if dirty {
-                    page.set(PageFlags::DIRTY);
-                }
-            }
-            Kind::Zero => {}
         }
         if let Some(r) = kind.rss() {
             self.rss[r as usize] += 1;
         }
     }
 
-    /// Drops one mapping of `pfn` (`zap_present_ptes` + `folio_remove_rmap_pte`)
-    /// and, if that was the last reference, releases the page into `freed`.
-    fn drop_mapping(&mut self, pfn: Pfn, freed: &mut Vec<Pfn>) {
+    /// Gives a fresh anonymous page its identity (`__folio_set_anon`).
+    fn set_anon(&self, pfn: Pfn, vma: &Vma, va: VirtAddr) {
+        if let Some(page) = self.pa.page(pfn) {
+            let av = vma.anon_vma.map_or(PageMapping::None, PageMapping::Anon);
+            page.set_mapping(av.encode() | PAGE_MAPPING_ANON);
+            page.set_index(vma.pgoff_at(va));
+            page.set(PageFlags::SWAPBACKED | PageFlags::UPTODATE);
+        }
+    }
+
+    /// Drops one mapping of `pfn` (`zap_present_ptes` + `folio_remove_rmap_pte`):
+    /// a dirty pte dirties a cache page; the reference goes into `freed`
+    /// to be put after the TLB flush.
+    fn drop_mapping(&mut self, pfn: Pfn, pte: Pte, freed: &mut Vec<Pfn>) {
         let Some(page) = self.pa.page(pfn) else {
             return;
         };
@@ -253,6 +360,9 @@ impl<'a> UserPageTables<'a> {
         }
         if let Some(r) = kind.rss() {
             self.rss[r as usize] -= 1;
+        }
+        if kind != Kind::Anon && pte.dirty() {
+            self.cache.set_dirty(self.pa, pfn);
         }
         if page.add_mapcount(-1) == 0 {
             match kind {
@@ -267,28 +377,7 @@ impl<'a> UserPageTables<'a> {
     /// `tlb_finish_mmu` frees only once no CPU can reach the pages).
     fn release(&mut self, freed: Vec<Pfn>) {
         for pfn in freed {
-            let Some(page) = self.pa.page(pfn) else {
-                continue;
-            };
-            if page.refcount() == 1 {
-                // The last reference: the page leaves its mapping.
-                let kind = self.kind_of(pfn, page);
-                if kind != Kind::Anon {
-                    self.stat(page, NodeStat::NrFilePages, -1);
-                }
-                if kind == Kind::Shmem {
-                    self.stat(page, NodeStat::NrShmem, -1);
-                }
-                page.set_mapping(0);
-                page.set_index(0);
-                page.clear(
-                    PageFlags::SWAPBACKED
-                        | PageFlags::DIRTY
-                        | PageFlags::UPTODATE
-                        | PageFlags::REFERENCED,
-                );
-            }
-            self.pa.free_pages(self.cpu, pfn, Order(0));
+            put_page(self.pa, self.cpu, pfn);
         }
     }
 
@@ -299,91 +388,381 @@ impl<'a> UserPageTables<'a> {
         }
     }
 
-    /// Installs `pte` at `va`, freeing the page on failure.
-    fn install(&mut self, va: VirtAddr, pfn: Pfn, flags: PteFlags) -> Result<(), Errno> {
+    /// Installs `pte` for `pfn` at `va` (`set_pte_at`). On failure (no
+    /// memory for a table) the caller still holds its reference.
+    fn install(&mut self, va: VirtAddr, pfn: Pfn, flags: PteFlags) -> Result<Pte, FaultError> {
         let mut frames = self.frames();
         let pte = Pte::new(self.mode(), pfn, flags).set_bits(PTE_SOFT_DIRTY);
-        match self.pt.set_pte(&mut frames, va, pte) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if Some(pfn) != self.zero_pfn {
-                    self.pa.free_pages(self.cpu, pfn, Order(0));
+        self.pt
+            .set_pte(&mut frames, va, pte)
+            .map_err(|_| FaultError::Oom)
+    }
+
+    /// One fault as `handle_mm_fault` accounts it: `pgfault`, then
+    /// `pgmajfault` and the task's counters by the result
+    /// (`mm_account_fault`; failed faults count only `pgfault`).
+    pub fn fault_counted(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<FaultDone, FaultError> {
+        self.pa.events.count_on(self.cpu.0, VmEvent::Pgfault, 1);
+        let done = self.fault_page(vma, va, write, true)?;
+        if done.major {
+            self.pa.events.count_on(self.cpu.0, VmEvent::Pgmajfault, 1);
+            self.faults.1 += 1;
+        } else {
+            self.faults.0 += 1;
+        }
+        Ok(done)
+    }
+
+    /// `handle_pte_fault` for one page of `vma`: a missing pte is faulted
+    /// in (`do_anonymous_page` / `do_fault`), a write to a write-protected
+    /// one is resolved (`do_wp_page`), anything else is a spurious fault
+    /// that only marks the pte young (and dirty for a write). With
+    /// `around`, a read fault on a file maps the cached pages around it.
+    pub fn fault_page(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        write: bool,
+        around: bool,
+    ) -> Result<FaultDone, FaultError> {
+        if vma.special.is_some() || vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
+            return Ok(FaultDone::default());
+        }
+        match self.pt.lookup(va) {
+            Some((pte, 1)) if pte.present() => {
+                if write && !pte.writable() {
+                    self.do_wp_page(vma, va, pte)?;
+                } else {
+                    self.pt.update(va, &|p| {
+                        let p = p.mkyoung();
+                        if write {
+                            p.mkdirty()
+                        } else {
+                            p
+                        }
+                    });
                 }
-                Err(e)
+                Ok(FaultDone::default())
+            }
+            Some((pte, _)) if !pte.is_none() => Ok(FaultDone::default()),
+            _ => {
+                if vma.file.is_none() {
+                    self.do_anonymous_page(vma, va, write)
+                } else if !write && around {
+                    self.do_read_fault(vma, va)
+                } else if !write {
+                    self.do_file_fault(vma, va, false)
+                } else if vma.flags.contains(VmFlags::SHARED) {
+                    self.do_file_fault(vma, va, true)
+                } else {
+                    self.do_cow_fault(vma, va)
+                }
             }
         }
     }
 
-    /// Faults in one page that has no pte.
-    fn fault_new(&mut self, vma: &Vma, va: VirtAddr, write: bool) -> Result<(), Errno> {
-        let shared = vma.flags.contains(VmFlags::MAYSHARE);
-        let pgoff = vma.pgoff_at(va);
-        let (pfn, kind, writable) = if vma.file.is_some() {
-            if shared {
-                let pfn = self.alloc_user_page()?;
-                let kind = if vma.shmem {
-                    Kind::Shmem
-                } else {
-                    self.fill_from_file(vma, pgoff, pfn);
-                    Kind::File
-                };
-                (pfn, kind, vma.flags.contains(VmFlags::SHARED))
-            } else {
-                // do_read_fault maps the file page read-only; do_cow_fault
-                // copies it into a new anonymous page.
-                let pfn = self.alloc_user_page()?;
-                self.fill_from_file(vma, pgoff, pfn);
-                if write {
-                    (pfn, Kind::Anon, true)
-                } else {
-                    (pfn, Kind::File, false)
-                }
+    /// `do_anonymous_page`: a read maps the shared zero page, a write a
+    /// new zeroed page.
+    fn do_anonymous_page(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<FaultDone, FaultError> {
+        if !write {
+            if let Some(z) = self.zero_pfn {
+                self.install(va, z, pte_flags_for(vma.flags, false))?;
+                return Ok(FaultDone::default());
             }
-        } else if write {
-            (self.alloc_user_page()?, Kind::Anon, true)
-        } else if let Some(z) = self.zero_pfn {
-            (z, Kind::Zero, false)
-        } else {
-            (self.alloc_user_page()?, Kind::Anon, false)
-        };
-        let mut flags = pte_flags_for(vma.flags, writable);
-        if write && writable {
-            flags = flags.union(PteFlags::DIRTY);
         }
-        self.install(va, pfn, flags)?;
-        self.account_new(pfn, kind, vma, va, write);
+        let pfn = self.alloc_user_page()?;
+        let flags = pte_flags_for(vma.flags, true);
+        let flags = if write {
+            flags.union(PteFlags::DIRTY)
+        } else {
+            flags
+        };
+        if let Err(e) = self.install(va, pfn, flags.union(PteFlags::ACCESSED)) {
+            put_page(self.pa, self.cpu, pfn);
+            return Err(e);
+        }
+        self.set_anon(pfn, vma, va);
+        self.add_rmap(pfn, Kind::Anon);
+        Ok(FaultDone::default())
+    }
+
+    /// The page-cache page behind page `va` of a file VMA (`__do_fault` →
+    /// `filemap_fault` / `shmem_fault`), with a reference for the caller.
+    /// SIGBUS past EOF or on an I/O error.
+    fn file_page(&mut self, vma: &Vma, va: VirtAddr) -> Result<(Pfn, bool), FaultError> {
+        let file = vma.file.as_ref().ok_or(FaultError::Bus)?;
+        let index = vma.pgoff_at(va);
+        if index >= file.size().div_ceil(PAGE_SIZE) {
+            return Err(FaultError::Bus);
+        }
+        let ra = !vma.flags.contains(VmFlags::RAND_READ);
+        let (pfn, found) = self
+            .cache
+            .get_page(self.pa, self.cpu, file, index, ra)
+            .map_err(|e| match e {
+                Errno::ENOMEM => FaultError::Oom,
+                _ => FaultError::Bus,
+            })?;
+        if let Some(p) = self.pa.page(pfn) {
+            p.get();
+        }
+        Ok((pfn, found == Found::Read))
+    }
+
+    /// Maps a cache page at `va` for a file VMA (`finish_fault` /
+    /// `set_pte_range`), consuming the caller's reference.
+    fn map_file_page(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        pfn: Pfn,
+        write: bool,
+    ) -> Result<(), FaultError> {
+        let kind = self
+            .pa
+            .page(pfn)
+            .map_or(Kind::File, |p| self.kind_of(pfn, p));
+        let writable = write || shared_writable_at_once(vma);
+        let mut flags = pte_flags_for(vma.flags, writable && vma.flags.contains(VmFlags::SHARED));
+        flags = flags.union(PteFlags::ACCESSED);
+        if write {
+            flags = flags.union(PteFlags::DIRTY);
+            self.cache.set_dirty(self.pa, pfn);
+        }
+        if let Err(e) = self.install(va, pfn, flags) {
+            put_page(self.pa, self.cpu, pfn);
+            return Err(e);
+        }
+        self.add_rmap(pfn, kind);
         Ok(())
     }
 
-    /// A write to a present page of a private mapping that is not an
-    /// exclusive anonymous page: copy it (`wp_page_copy`), or make an
-    /// exclusive anonymous page writable again (`wp_page_reuse`).
-    fn break_cow(&mut self, vma: &Vma, va: VirtAddr, pte: Pte) -> Result<(), Errno> {
-        let old = pte.pfn();
-        let Some(page) = self.pa.page(old) else {
-            return Ok(());
-        };
-        let kind = self.kind_of(old, page);
-        if kind == Kind::Anon && page.mapcount() == 1 {
-            if !pte.writable() && vma.flags.contains(VmFlags::WRITE) {
-                self.pt
-                    .update(va, &|p| p.mkwrite().mkdirty().set_bits(PTE_SOFT_DIRTY));
-                self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
+    /// `do_read_fault`: first map what the cache already holds around the
+    /// address (`do_fault_around`); if that covered the address, it was a
+    /// minor fault; otherwise read the page (with readahead) and map it.
+    fn do_read_fault(&mut self, vma: &Vma, va: VirtAddr) -> Result<FaultDone, FaultError> {
+        self.fault_around(vma, va);
+        if self.pt.lookup(va).is_some_and(|(p, _)| p.present()) {
+            return Ok(FaultDone::default());
+        }
+        self.do_file_fault(vma, va, false)
+    }
+
+    /// `__do_fault` + `finish_fault` for a read, or a write to a shared
+    /// mapping (`do_shared_fault`).
+    fn do_file_fault(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        write: bool,
+    ) -> Result<FaultDone, FaultError> {
+        let (pfn, major) = self.file_page(vma, va)?;
+        self.map_file_page(vma, va, pfn, write)?;
+        Ok(FaultDone { major })
+    }
+
+    /// `do_fault_around` + `filemap_map_pages`: maps the cached, uptodate
+    /// pages of the `fault_around_bytes` window holding `va` (aligned, and
+    /// clipped to the VMA, the page table and EOF) whose ptes are empty.
+    fn fault_around(&mut self, vma: &Vma, va: VirtAddr) {
+        let Some(file) = vma.file.clone() else { return };
+        let win = FAULT_AROUND_PAGES * PAGE_SIZE;
+        let pmd = self.mode().span(2);
+        let start = (va.0 & !(win - 1)).max(vma.start.0).max(va.0 & !(pmd - 1));
+        let end = ((va.0 & !(win - 1)) + win)
+            .min(vma.end.0)
+            .min((va.0 & !(pmd - 1)) + pmd);
+        let eof = file.size().div_ceil(PAGE_SIZE);
+        let m = self.cache.mapping_of(&file);
+        let mut at = start;
+        while at < end {
+            let v = VirtAddr(at);
+            at += PAGE_SIZE;
+            let index = vma.pgoff_at(v);
+            if index >= eof || self.pt.lookup(v).is_some_and(|(p, _)| !p.is_none()) {
+                continue;
             }
+            let Some(pfn) = self.cache.find(m, index) else {
+                continue;
+            };
+            if let Some(p) = self.pa.page(pfn) {
+                p.get();
+            }
+            // Fault-around maps read-only and old, except the faulting page.
+            let _ = self.map_file_page(vma, v, pfn, false);
+            if v != va {
+                self.pt.update(v, &|p| p.mkold());
+            }
+        }
+    }
+
+    /// `do_cow_fault`: a write to a private file mapping with no pte:
+    /// copy the file page into a new anonymous page.
+    fn do_cow_fault(&mut self, vma: &Vma, va: VirtAddr) -> Result<FaultDone, FaultError> {
+        let (src, major) = self.file_page(vma, va)?;
+        let new = match self.alloc_user_page() {
+            Ok(p) => p,
+            Err(e) => {
+                put_page(self.pa, self.cpu, src);
+                return Err(e);
+            }
+        };
+        self.pa.direct_map().copy_page(new, src);
+        put_page(self.pa, self.cpu, src);
+        let flags = pte_flags_for(vma.flags, true)
+            .union(PteFlags::DIRTY)
+            .union(PteFlags::ACCESSED);
+        if let Err(e) = self.install(va, new, flags) {
+            put_page(self.pa, self.cpu, new);
+            return Err(e);
+        }
+        self.set_anon(new, vma, va);
+        self.add_rmap(new, Kind::Anon);
+        Ok(FaultDone { major })
+    }
+
+    /// `do_wp_page`: a write to a present, write-protected pte of a
+    /// writable VMA. Shared mappings make the page writable and dirty
+    /// (`wp_page_shared`); a private exclusive anonymous page is reused
+    /// (`wp_can_reuse_anon_folio`: only this pte holds it); anything else
+    /// is copied (`wp_page_copy`), the zero page by zeroing.
+    fn do_wp_page(&mut self, vma: &Vma, va: VirtAddr, pte: Pte) -> Result<(), FaultError> {
+        let old = pte.pfn();
+        let page = self.pa.page(old);
+        let kind = page.map_or(Kind::Zero, |p| self.kind_of(old, p));
+        if vma.flags.contains(VmFlags::SHARED) && kind != Kind::Anon && kind != Kind::Zero {
+            self.cache.set_dirty(self.pa, old);
+            self.pt.update(va, &|p| {
+                p.mkwrite().mkdirty().mkyoung().set_bits(PTE_SOFT_DIRTY)
+            });
+            self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
+            return Ok(());
+        }
+        if kind == Kind::Anon && page.is_some_and(|p| p.refcount() == 1 && p.mapcount() == 1) {
+            self.pa.events.count_on(self.cpu.0, VmEvent::Pgreuse, 1);
+            self.pt.update(va, &|p| {
+                p.mkwrite().mkdirty().mkyoung().set_bits(PTE_SOFT_DIRTY)
+            });
+            self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
             return Ok(());
         }
         let new = self.alloc_user_page()?;
         if kind != Kind::Zero {
             self.pa.direct_map().copy_page(new, old);
         }
-        let flags = pte_flags_for(vma.flags, true).union(PteFlags::DIRTY);
-        self.install(va, new, flags)?;
+        let flags = pte_flags_for(vma.flags, true)
+            .union(PteFlags::DIRTY)
+            .union(PteFlags::ACCESSED);
+        let prev = match self.install(va, new, flags) {
+            Ok(p) => p,
+            Err(e) => {
+                put_page(self.pa, self.cpu, new);
+                return Err(e);
+            }
+        };
         self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
+        self.set_anon(new, vma, va);
+        self.add_rmap(new, Kind::Anon);
         let mut freed = Vec::new();
-        self.drop_mapping(old, &mut freed);
+        self.drop_mapping(old, prev, &mut freed);
         self.release(freed);
-        self.account_new(new, Kind::Anon, vma, va, true);
         Ok(())
+    }
+
+    /// `copy_page_range` for one VMA at fork: every pte of `vma` in `self`
+    /// (the parent) is duplicated into `child`. Each mapped page gains a
+    /// reference and a mapcount; private writable mappings are
+    /// write-protected in both so the first write copies
+    /// (`copy_present_pte`); the child's ptes are old, and clean in shared
+    /// mappings. ENOMEM if the child's tables cannot be allocated.
+    pub fn copy_page_range(
+        &mut self,
+        child: &mut UserPageTables<'_>,
+        vma: &Vma,
+    ) -> Result<(), Errno> {
+        let cow = vma.flags.0 & (VmFlags::SHARED.0 | VmFlags::MAYWRITE.0) == VmFlags::MAYWRITE.0;
+        let mut entries: Vec<(VirtAddr, Pte)> = Vec::new();
+        self.pt.walk(vma.start, vma.end, &mut |va, pte, level| {
+            if level == 1 {
+                entries.push((va, pte));
+            }
+        });
+        let mut frames = child.frames();
+        let mut protected = false;
+        for (va, pte) in entries {
+            if !pte.maps_page() {
+                continue;
+            }
+            let pfn = pte.pfn();
+            let Some(page) = self.pa.page(pfn) else {
+                continue;
+            };
+            let kind = self.kind_of(pfn, page);
+            let mut cpte = pte.mkold();
+            if cow && pte.writable() {
+                self.pt.update(va, &|p| p.wrprotect());
+                cpte = cpte.wrprotect();
+                protected = true;
+            }
+            if vma.flags.contains(VmFlags::SHARED) {
+                cpte = cpte.mkclean();
+            }
+            child.pt.set_pte(&mut frames, va, cpte)?;
+            if kind != Kind::Zero {
+                page.get();
+                child.add_rmap(pfn, kind);
+            }
+        }
+        if protected {
+            self.tlb.flush_range(self.asid, vma.start, vma.end);
+        }
+        Ok(())
+    }
+
+    /// `msync`'s and `fsync`'s part for the ptes of `[start, end)` of a
+    /// shared file VMA: moves pte dirty bits to the pages
+    /// (`folio_mkclean`, write-protecting where dirty tracking needs the
+    /// next write to fault), then writes the file's dirty pages back.
+    pub fn sync_range(&mut self, vma: &Vma, start: VirtAddr, end: VirtAddr) -> Result<(), Errno> {
+        let Some(file) = vma.file.clone() else {
+            return Ok(());
+        };
+        let mut dirty: Vec<(VirtAddr, Pfn)> = Vec::new();
+        self.pt.walk(start, end, &mut |va, pte, _| {
+            if pte.present() && pte.dirty() {
+                dirty.push((va, pte.pfn()));
+            }
+        });
+        let track = !shared_writable_at_once(vma);
+        for &(va, pfn) in &dirty {
+            self.pt.update(va, &|p| {
+                let p = p.mkclean();
+                if track {
+                    p.wrprotect()
+                } else {
+                    p
+                }
+            });
+            self.cache.set_dirty(self.pa, pfn);
+        }
+        if !dirty.is_empty() {
+            self.tlb.flush_range(self.asid, start, end);
+        }
+        let first = vma.pgoff_at(start);
+        let last = vma.pgoff_at(VirtAddr(end.0 - PAGE_SIZE));
+        self.cache
+            .writeback(self.pa, &file, first, last)
+            .map(|_| ())
     }
 }
 
@@ -396,7 +775,7 @@ impl PageTableOps for UserPageTables<'_> {
         let mut freed = Vec::with_capacity(entries.len());
         for e in entries {
             if e.maps_page() {
-                self.drop_mapping(e.pfn(), &mut freed);
+                self.drop_mapping(e.pfn(), e, &mut freed);
             } else if e.is_swap() {
                 self.rss[RssKind::Swap as usize] -= 1;
             }
@@ -412,14 +791,20 @@ impl PageTableOps for UserPageTables<'_> {
         let shared = vm_flags.contains(VmFlags::SHARED);
         let f = |pte: Pte| {
             // Writable only where no write fault is needed first: shared
-            // mappings, and exclusive anonymous pages that were dirtied
-            // (`can_change_pte_writable`).
+            // shmem pages, shared file pages already dirty, and exclusive
+            // anonymous pages that were dirtied (`can_change_pte_writable`).
             let pfn = pte.pfn();
             let writable = Some(pfn) != zero
-                && (shared
-                    || pa.page(pfn).is_some_and(|p| {
-                        p.mapping() & PAGE_MAPPING_ANON != 0 && p.mapcount() == 1 && pte.dirty()
-                    }));
+                && pa.page(pfn).is_some_and(|p| {
+                    if shared {
+                        p.test(PageFlags::SWAPBACKED) || pte.dirty()
+                    } else {
+                        p.mapping() & PAGE_MAPPING_ANON != 0
+                            && p.mapcount() == 1
+                            && p.refcount() == 1
+                            && pte.dirty()
+                    }
+                });
             let soft = pte.raw() & PTE_SOFT_DIRTY;
             pte.modify(mode, pte_flags_for(vm_flags, writable))
                 .set_bits(soft)
@@ -449,28 +834,18 @@ impl PageTableOps for UserPageTables<'_> {
         end: VirtAddr,
         write: bool,
     ) -> Result<(), Errno> {
-        if vma.special.is_some() || vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
-            return Ok(());
-        }
-        let private = !vma.flags.contains(VmFlags::MAYSHARE);
         let mut va = start;
         while va < end {
-            match self.pt.lookup(va) {
-                None => self.fault_new(vma, va, write)?,
-                Some((pte, 1)) if pte.maps_page() && write && private => {
-                    self.break_cow(vma, va, pte)?
-                }
-                Some((pte, 1))
-                    if pte.maps_page()
-                        && write
-                        && vma.flags.contains(VmFlags::WRITE)
-                        && !pte.writable() =>
-                {
-                    self.pt
-                        .update(va, &|p| p.mkwrite().mkdirty().set_bits(PTE_SOFT_DIRTY));
-                    self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
-                }
-                _ => {}
+            // follow_page: a pte that already allows the access needs no fault.
+            let ok = self
+                .pt
+                .lookup(va)
+                .is_some_and(|(p, l)| l == 1 && p.present() && (!write || p.writable()));
+            if !ok {
+                self.fault_counted(vma, va, write).map_err(|e| match e {
+                    FaultError::Oom => Errno::ENOMEM,
+                    _ => Errno::EFAULT,
+                })?;
             }
             va = va + PAGE_SIZE;
         }
@@ -604,7 +979,8 @@ mod tests {
         let free0 = pa.nr_free_pages() + pa.nr_pcp_pages();
         let mut mm = MmStruct::for_x86_64_default();
         let mut tlb = NoTlb;
-        let mut ops = UserPageTables::new(&mut pt, pa, CpuId(0), 1, &mut tlb, None);
+        let cache = PageCache::new();
+        let mut ops = UserPageTables::new(&mut pt, pa, &cache, CpuId(0), 1, &mut tlb, None);
         let a = mmap(
             &mut mm,
             &mut ops,
@@ -617,13 +993,13 @@ mod tests {
         )
         .unwrap();
         ops.commit(&mut mm);
-        assert_eq!(mm.rss[RssKind::Anon as usize], 8);
+        assert_eq!(mm.rss.get(RssKind::Anon), 8);
         assert_eq!(pa.nodes[0].stats.get(NodeStat::NrAnonPages), 8);
         let info = ops.page_info(a).unwrap();
         assert!(info.present && info.anon && info.writable && info.dirty && info.soft_dirty);
         assert_eq!(info.mapcount, 1);
         let page = pa.page(Pfn(info.pfn)).unwrap();
-        assert_eq!(page.index(), a.0 >> PAGE_SHIFT);
+        assert_eq!(page.index(), a.0 >> crate::types::PAGE_SHIFT);
         assert_eq!(page.mapping() & PAGE_MAPPING_ANON, 1);
         // Real zeroed bytes.
         let mut buf = [0xffu8; 64];
@@ -640,7 +1016,7 @@ mod tests {
         assert!(i.lazyfree && !i.dirty && !i.young);
         munmap(&mut mm, &mut ops, a, 8 * PAGE_SIZE).unwrap();
         ops.commit(&mut mm);
-        assert_eq!(mm.rss, [0; 4]);
+        assert_eq!(mm.rss.all(), [0; 4]);
         assert_eq!(mm.pgtables_bytes, 0);
         assert_eq!(pa.nodes[0].stats.get(NodeStat::NrAnonPages), 0);
         assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages(), free0);

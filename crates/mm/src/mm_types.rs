@@ -4,9 +4,10 @@
 //! include/linux/mm_types.h and the VM_* flags of include/linux/mm.h (x86-64).
 //!
 //! Simplifications: the VMA tree is a `BTreeMap` keyed by `vm_start` (O(log n)
-//! lookups, like the maple tree's); anon_vma is only an identity used by the
-//! merge rules (no anon_vma_chain, so fork-inherited chains are not modelled);
-//! RSS counters are plain fields that the page-table glue keeps up to date.
+//! lookups, like the maple tree's). Every insertion into and removal from
+//! the tree goes through [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
+//! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
+//! when the mm is attached to one.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -16,6 +17,8 @@ use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 use crate::arch::layout::X86_64_L5_TASK_SIZE_MAX;
 use crate::errno::Errno;
 use crate::file::FileRef;
+use crate::filemap::PageCache;
+use crate::rmap::{MmEntry, MmId, Rmap, RssStat};
 use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// VMA flags (`vm_flags_t`), with Linux's bit values on x86-64.
@@ -164,10 +167,12 @@ pub struct Vma {
     pub anon_name: Option<Arc<str>>,
     /// True for shared anonymous memory (the file is a shmem "/dev/zero").
     pub shmem: bool,
-    /// The anon_vma chain is not singular: the VMA was copied by fork from a
-    /// parent that had an anon_vma. Such a VMA does not merge with a
-    /// neighbour lacking an anon_vma (merge selftest, §3 rule 2).
-    pub anon_vma_forked: bool,
+    /// The rest of the anon_vma chain (`anon_vma_chain`): the anon_vmas
+    /// of the ancestors this VMA was forked from, whose pages it may still
+    /// map. Non-empty means the chain is not singular, and such a VMA does
+    /// not merge with a neighbour lacking an anon_vma (merge selftest, §3
+    /// rule 2).
+    pub anon_parents: alloc::vec::Vec<AnonVmaId>,
 }
 
 impl Vma {
@@ -183,8 +188,18 @@ impl Vma {
             special: None,
             anon_name: None,
             shmem: false,
-            anon_vma_forked: false,
+            anon_parents: alloc::vec::Vec::new(),
         }
+    }
+    /// The chain is not singular (the VMA was forked from one with pages).
+    pub fn anon_vma_forked(&self) -> bool {
+        !self.anon_parents.is_empty()
+    }
+    /// Every anon_vma the VMA is linked to: its own, then its ancestors'.
+    pub fn anon_chain(&self) -> impl Iterator<Item = AnonVmaId> + '_ {
+        self.anon_vma
+            .into_iter()
+            .chain(self.anon_parents.iter().copied())
     }
     /// Length in bytes.
     pub fn len(&self) -> u64 {
@@ -539,12 +554,11 @@ pub struct MmStruct {
     pub stack_vm: u64,
     /// Pinned pages (`pinned_vm`).
     pub pinned_vm: u64,
-    /// RSS counters, indexed by [`RssKind`], in pages. Kept by the page-table glue.
-    pub rss: [u64; 4],
+    /// RSS counters (`rss_stat`), shared with the rmap so that an unmap
+    /// done from a page's side is accounted here.
+    pub rss: Arc<RssStat>,
     /// Peak total_vm (`hiwater_vm`).
     pub hiwater_vm: u64,
-    /// Peak RSS (`hiwater_rss`).
-    pub hiwater_rss: u64,
     /// Bytes of page tables (`mm_pgtables_bytes`), kept by the page-table glue.
     pub pgtables_bytes: u64,
     /// Flags every new VMA gets (`def_flags`: VM_LOCKED/LOCKONFAULT from
@@ -559,8 +573,22 @@ pub struct MmStruct {
     /// `vm.overcommit_memory` and the memory totals it compares with (see
     /// [`crate::util::Overcommit`]); set by the machine.
     pub overcommit: crate::util::Overcommit,
+    /// The machine-wide rmap and page cache this mm is linked into, with
+    /// its identity there; `None` for a detached mm (the VMA layer's tests).
+    pub link: Option<MmLink>,
     pub(crate) next_anon_vma: u64,
     pub(crate) next_shmem_ino: u64,
+}
+
+/// Where an attached mm lives machine-wide.
+#[derive(Clone, Debug)]
+pub struct MmLink {
+    /// The reverse map and address-space list.
+    pub rmap: Arc<Rmap>,
+    /// The page cache (file VMAs link into their address_space's i_mmap).
+    pub cache: Arc<PageCache>,
+    /// This mm's id in the rmap.
+    pub id: MmId,
 }
 
 impl MmStruct {
@@ -595,15 +623,15 @@ impl MmStruct {
             exec_vm: 0,
             stack_vm: 0,
             pinned_vm: 0,
-            rss: [0; 4],
+            rss: Arc::new(RssStat::default()),
             hiwater_vm: 0,
-            hiwater_rss: 0,
             pgtables_bytes: 0,
             def_flags: VmFlags::NONE,
             vsyscall: layout.kernel_64bit,
             name_column: if layout.kernel_64bit { 72 } else { 48 },
             thp_always: true,
             overcommit: crate::util::Overcommit::default(),
+            link: None,
             next_anon_vma: 1,
             next_shmem_ino: 1,
         }
@@ -721,27 +749,97 @@ impl MmStruct {
 
     /// Resident pages (file + anon + shmem).
     pub fn rss_pages(&self) -> u64 {
-        self.rss[RssKind::File as usize]
-            + self.rss[RssKind::Anon as usize]
-            + self.rss[RssKind::Shmem as usize]
+        self.rss.resident()
     }
 
-    /// Adds `delta` pages to an RSS counter (page-table glue) and updates
-    /// hiwater_rss.
+    /// Peak resident pages (`hiwater_rss`).
+    pub fn hiwater_rss(&self) -> u64 {
+        self.rss.hiwater()
+    }
+
+    /// Adds `delta` pages to an RSS counter (page-table glue).
     pub fn add_rss(&mut self, kind: RssKind, delta: i64) {
-        let c = &mut self.rss[kind as usize];
-        *c = c.saturating_add_signed(delta);
-        let rss = self.rss_pages();
-        if rss > self.hiwater_rss {
-            self.hiwater_rss = rss;
-        }
+        self.rss.add(kind, delta);
     }
 
-    /// A fresh anon_vma identity.
-    pub(crate) fn new_anon_vma(&mut self) -> AnonVmaId {
+    /// A fresh anon_vma (`anon_vma_alloc`), child of `parent` at fork:
+    /// a machine-wide object when the mm is attached to an rmap.
+    pub(crate) fn new_anon_vma(&mut self, parent: Option<AnonVmaId>) -> AnonVmaId {
+        if let Some(l) = &self.link {
+            return l.rmap.new_anon_vma(parent);
+        }
         let id = AnonVmaId(self.next_anon_vma);
         self.next_anon_vma += 1;
         id
+    }
+
+    /// A fresh inode number for a shmem object (`get_next_ino`), unique
+    /// machine-wide when the mm is attached.
+    pub(crate) fn new_shmem_ino(&mut self) -> u64 {
+        if let Some(l) = &self.link {
+            return l.cache.new_shmem_ino();
+        }
+        let ino = self.next_shmem_ino;
+        self.next_shmem_ino += 1;
+        ino
+    }
+
+    /// Links this mm into a machine-wide rmap and page cache (at
+    /// `mm_alloc`); every VMA linked later is indexed there.
+    pub fn attach(&mut self, rmap: Arc<Rmap>, cache: Arc<PageCache>, entry: MmEntry) {
+        let id = rmap.register_mm(MmEntry {
+            rss: self.rss.clone(),
+            ..entry
+        });
+        self.link = Some(MmLink { rmap, cache, id });
+        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
+        for v in &vmas {
+            self.rmap_link(v, true);
+        }
+    }
+
+    /// Unlinks every VMA and leaves the rmap (at the last `mmput`).
+    pub fn detach(&mut self) {
+        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
+        for v in &vmas {
+            self.rmap_link(v, false);
+        }
+        if let Some(l) = self.link.take() {
+            l.rmap.unregister_mm(l.id);
+        }
+    }
+
+    /// Links (or unlinks) one VMA in the rmap.
+    fn rmap_link(&self, v: &Vma, link: bool) {
+        let Some(l) = &self.link else { return };
+        let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
+        if link {
+            l.rmap.link(l.id, v, file);
+        } else {
+            l.rmap.unlink(l.id, v, file);
+        }
+    }
+
+    /// Inserts a VMA into the tree, indexing it in the rmap.
+    pub(crate) fn tree_insert(&mut self, v: Vma) {
+        self.rmap_link(&v, true);
+        self.vmas.insert(v.start.0, v);
+    }
+
+    /// Removes the VMA starting at `start` from the tree and the rmap.
+    pub(crate) fn tree_remove(&mut self, start: u64) -> Option<Vma> {
+        let v = self.vmas.remove(&start)?;
+        self.rmap_link(&v, false);
+        Some(v)
+    }
+
+    /// Changes the VMA starting at `start` in place through `f`, keeping
+    /// the rmap index exact if its range, offset or anon_vma change.
+    pub(crate) fn tree_modify(&mut self, start: u64, f: impl FnOnce(&mut Vma)) {
+        if let Some(mut v) = self.tree_remove(start) {
+            f(&mut v);
+            self.tree_insert(v);
+        }
     }
 }
 

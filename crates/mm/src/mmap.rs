@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 
 use crate::errno::Errno;
 use crate::file::{FileRef, OpenFile};
-use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, VmFlags, Vma, RLIM_INFINITY};
+use crate::mm_types::{MmStruct, PageTableOps, VmFlags, Vma, RLIM_INFINITY};
 use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 
 /// Page may not be accessed.
@@ -113,15 +113,18 @@ impl OpenFile for ShmemZero {
     fn size(&self) -> u64 {
         self.size
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let avail = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
         buf[..avail].fill(0);
-        avail
+        Ok(avail)
     }
     fn readable(&self) -> bool {
         true
     }
     fn writable(&self) -> bool {
+        true
+    }
+    fn is_shmem(&self) -> bool {
         true
     }
 }
@@ -538,8 +541,7 @@ fn mmap_region(
     match file {
         Some(f) => vma.file = Some(f),
         None if vm_flags.contains(VmFlags::MAYSHARE) => {
-            let ino = mm.next_shmem_ino;
-            mm.next_shmem_ino += 1;
+            let ino = mm.new_shmem_ino();
             vma.file = Some(Arc::new(ShmemZero { ino, size: len }));
             vma.shmem = true;
         }
@@ -809,14 +811,12 @@ impl MmStruct {
     pub fn dup_mmap(&mut self) -> MmStruct {
         let mut child = self.clone();
         child.vmas.clear();
+        child.link = None;
+        child.rss = alloc::sync::Arc::new(crate::rmap::RssStat::default());
         child.locked_vm = 0;
         child.pinned_vm = 0;
-        child.rss = [0; 4];
-        child.hiwater_rss = 0;
         child.pgtables_bytes = 0;
         child.def_flags = self.def_flags & VmFlags::NOHUGEPAGE;
-        let mut map: alloc::collections::BTreeMap<AnonVmaId, AnonVmaId> =
-            alloc::collections::BTreeMap::new();
         let keys: alloc::vec::Vec<u64> = self.vmas.keys().copied().collect();
         for k in keys {
             let v = &self.vmas[&k];
@@ -828,18 +828,12 @@ impl MmStruct {
             c.flags = c.flags.without(VmFlags::LOCKED_MASK);
             if c.flags.contains(VmFlags::WIPEONFORK) {
                 c.anon_vma = None;
-                c.anon_vma_forked = false;
+                c.anon_parents.clear();
             } else if let Some(parent) = v.anon_vma {
-                let id = match map.get(&parent) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.new_anon_vma();
-                        map.insert(parent, id);
-                        id
-                    }
-                };
-                c.anon_vma = Some(id);
-                c.anon_vma_forked = true;
+                // anon_vma_fork: the child's VMA links every anon_vma of
+                // the parent's chain and gets one of its own.
+                c.anon_parents = v.anon_chain().collect();
+                c.anon_vma = Some(self.new_anon_vma(Some(parent)));
             }
             child.vmas.insert(k, c);
         }

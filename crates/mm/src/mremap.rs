@@ -264,9 +264,10 @@ fn move_vma(
         let f = mm.vmas[&vkey].flags.without(VmFlags::LOCKED_MASK);
         mm.set_vma_flags(vkey, f);
         if whole {
-            if let Some(v) = mm.vmas.get_mut(&vkey) {
+            mm.tree_modify(vkey, |v| {
                 v.anon_vma = None;
-            }
+                v.anon_parents.clear();
+            });
         }
     } else if old_len > 0 {
         mm.detach_range(pt, old, old + old_len, false)?;

@@ -72,6 +72,21 @@ impl core::fmt::Debug for PageTable {
     }
 }
 
+/// Read and update access to tables owned by someone else (see
+/// [`PageTable::view`]); it can neither allocate nor free tables.
+pub struct PageTableView(PageTable);
+
+impl PageTableView {
+    /// The leaf entry covering `va` and its level (see [`PageTable::lookup`]).
+    pub fn lookup(&self, va: VirtAddr) -> Option<(Pte, Level)> {
+        self.0.lookup(va)
+    }
+    /// Atomically replaces the leaf covering `va` (see [`PageTable::update`]).
+    pub fn update(&self, va: VirtAddr, f: &dyn Fn(Pte) -> Pte) -> Option<Pte> {
+        self.0.update(va, f)
+    }
+}
+
 /// A half-open range of linear (not sign-extended) addresses.
 #[derive(Copy, Clone, Debug)]
 struct LinRange {
@@ -199,6 +214,19 @@ impl PageTable {
             pt.write(mode.entry_pa(root, idx), e);
         }
         Ok(pt)
+    }
+
+    /// Another mm's tables, reached through their root for an rmap walk
+    /// (Linux's `page_vma_mapped_walk` from a page): lookups and atomic
+    /// entry updates only, since the view owns nothing.
+    pub fn view(dm: DirectMap, root: Pfn, mode: PagingMode) -> PageTableView {
+        PageTableView(PageTable {
+            dm,
+            root,
+            mode,
+            kind: Kind::User,
+            nr_tables: 0,
+        })
     }
 
     /// The PGD frame (what CR3 holds).
@@ -505,7 +533,7 @@ impl PageTable {
     /// Replaces the leaf covering `va` by `f(old)` atomically (so a
     /// concurrent accessed/dirty update by an MMU is not lost) and returns
     /// the old entry; `None` if nothing is mapped there.
-    pub fn update(&mut self, va: VirtAddr, f: &dyn Fn(Pte) -> Pte) -> Option<Pte> {
+    pub fn update(&self, va: VirtAddr, f: &dyn Fn(Pte) -> Pte) -> Option<Pte> {
         let lin = self.lin_of(va).ok()?;
         let (pa, old, _) = self.find(lin)?;
         Some(self.cmpxchg_loop(pa, old, f))

@@ -467,13 +467,13 @@ pub fn pagemap_read(
 /// HugetlbPages.
 pub fn show_status_vm(mm: &MmStruct) -> String {
     let kb = |pages: u64| pages << (PAGE_SHIFT - 10);
-    let anon = mm.rss[RssKind::Anon as usize];
-    let file = mm.rss[RssKind::File as usize];
-    let shmem = mm.rss[RssKind::Shmem as usize];
-    let swap = mm.rss[RssKind::Swap as usize];
+    let anon = mm.rss.get(RssKind::Anon);
+    let file = mm.rss.get(RssKind::File);
+    let shmem = mm.rss.get(RssKind::Shmem);
+    let swap = mm.rss.get(RssKind::Swap);
     let total_rss = anon + file + shmem;
     let hiwater_vm = mm.total_vm.max(mm.hiwater_vm);
-    let hiwater_rss = total_rss.max(mm.hiwater_rss);
+    let hiwater_rss = total_rss.max(mm.hiwater_rss());
     let start_code = mm.start_code & !(PAGE_SIZE - 1);
     let end_code = mm.end_code.div_ceil(PAGE_SIZE) * PAGE_SIZE;
     let text = end_code
@@ -511,7 +511,7 @@ pub fn clear_refs(mm: &mut MmStruct, pt: &mut dyn PageTableOps, value: u32) -> R
     match value {
         1..=4 => {}
         5 => {
-            mm.hiwater_rss = mm.rss_pages();
+            mm.rss.reset_hiwater();
             return Ok(());
         }
         _ => return Err(Errno::EINVAL),

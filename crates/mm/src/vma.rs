@@ -41,8 +41,8 @@ pub fn can_merge(a: &Vma, b: &Vma) -> bool {
             (Some(x), Some(y)) => x == y,
             // The anon_vma of one side will be shared with the other: only
             // if its chain is singular (not inherited through fork).
-            (Some(_), None) => !a.anon_vma_forked,
-            (None, Some(_)) => !b.anon_vma_forked,
+            (Some(_), None) => !a.anon_vma_forked(),
+            (None, Some(_)) => !b.anon_vma_forked(),
             (None, None) => true,
         }
         && a.anon_name == b.anon_name
@@ -63,12 +63,12 @@ impl MmStruct {
     /// `vm_stat_account`). The caller guarantees the range is free.
     pub(crate) fn link_vma(&mut self, vma: Vma) {
         self.vm_stat_account(vma.flags, vma.pages() as i64);
-        self.vmas.insert(vma.start.0, vma);
+        self.tree_insert(vma);
     }
 
     /// Removes the VMA starting at `start` and un-accounts it.
     pub(crate) fn unlink_vma(&mut self, start: u64) -> Option<Vma> {
-        let v = self.vmas.remove(&start)?;
+        let v = self.tree_remove(start)?;
         self.vm_stat_account(v.flags, -(v.pages() as i64));
         Some(v)
     }
@@ -102,12 +102,11 @@ impl MmStruct {
         if check_count && self.vmas.len() >= self.max_map_count {
             return Err(Errno::ENOMEM);
         }
-        let v = self.vmas.get_mut(&key).expect("present");
         let mut tail = v.clone();
-        v.end = VirtAddr(addr);
         tail.pgoff = v.pgoff.wrapping_add((addr - key) >> PAGE_SHIFT);
         tail.start = VirtAddr(addr);
-        self.vmas.insert(addr, tail);
+        self.tree_modify(key, |v| v.end = VirtAddr(addr));
+        self.tree_insert(tail);
         Ok(())
     }
 
@@ -124,13 +123,17 @@ impl MmStruct {
             return false;
         }
         let a_key = a.start.0;
-        let b = self.vmas.remove(&addr).expect("present");
-        let a = self.vmas.get_mut(&a_key).expect("present");
-        a.end = b.end;
-        a.flags |= b.flags & VmFlags::SOFTDIRTY;
-        if a.anon_vma.is_none() {
-            a.anon_vma = b.anon_vma;
-        }
+        let Some(b) = self.tree_remove(addr) else {
+            return false;
+        };
+        self.tree_modify(a_key, |a| {
+            a.end = b.end;
+            a.flags |= b.flags & VmFlags::SOFTDIRTY;
+            if a.anon_vma.is_none() {
+                a.anon_vma = b.anon_vma;
+                a.anon_parents = b.anon_parents.clone();
+            }
+        });
         true
     }
 
@@ -243,20 +246,18 @@ impl MmStruct {
         let end = v.end.0;
         let from_prev = self
             .prev_of(key)
-            .filter(|p| anon_vma_compatible(p, v) && !p.anon_vma_forked)
+            .filter(|p| anon_vma_compatible(p, v) && !p.anon_vma_forked())
             .and_then(|p| p.anon_vma);
         let from_next = self
             .vmas
             .get(&end)
-            .filter(|n| anon_vma_compatible(v, n) && !n.anon_vma_forked)
+            .filter(|n| anon_vma_compatible(v, n) && !n.anon_vma_forked())
             .and_then(|n| n.anon_vma);
         let id = match from_prev.or(from_next) {
             Some(id) => id,
-            None => self.new_anon_vma(),
+            None => self.new_anon_vma(None),
         };
-        if let Some(v) = self.vmas.get_mut(&key) {
-            v.anon_vma = Some(id);
-        }
+        self.tree_modify(key, |v| v.anon_vma = Some(id));
         Some(id)
     }
 

@@ -154,8 +154,8 @@ impl OpenFile for TestFile {
     fn size(&self) -> u64 {
         1 << 20
     }
-    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> usize {
-        buf.len()
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<usize, mm::errno::Errno> {
+        Ok(buf.len())
     }
     fn readable(&self) -> bool {
         self.readable
@@ -2319,9 +2319,9 @@ fn soft_dirty_rules() {
     assert!(!pt.pages[&a].young);
     mm.add_rss(RssKind::Anon, 5);
     mm.add_rss(RssKind::Anon, -4);
-    assert_eq!(mm.hiwater_rss, 5);
+    assert_eq!(mm.hiwater_rss(), 5);
     clear_refs(&mut mm, &mut pt, 5).unwrap();
-    assert_eq!(mm.hiwater_rss, 1);
+    assert_eq!(mm.hiwater_rss(), 1);
 }
 
 #[test]

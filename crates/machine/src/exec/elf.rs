@@ -114,7 +114,7 @@ fn check_arch(h: &Ehdr) -> bool {
 /// `elf_read`: exactly `len` bytes at `off`, else EIO.
 fn elf_read(file: &FileRef, off: u64, len: usize) -> Result<Vec<u8>, Errno> {
     let mut v = vec![0u8; len];
-    if file.read_at(off, &mut v) != len {
+    if file.read_at(off, &mut v)? != len {
         return Err(Errno::EIO);
     }
     Ok(v)

@@ -10,24 +10,29 @@ use mm::vmstat::NodeStat;
 /// Top of the x86-64 user stack: every user mapping lies below it.
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 
-/// Free pages plus the pages slab caches hold: a process's kernel objects
-/// (task_struct, vm_area_struct, ...) go back to their caches at exit, and
-/// the caches keep their now-empty slabs, as SLUB does.
+/// Free pages plus the pages slab caches and the page cache hold: a
+/// process's kernel objects (task_struct, vm_area_struct, ...) go back to
+/// their caches at exit, and the caches keep their now-empty slabs, as
+/// SLUB does; the file pages it read stay cached, as in Linux.
 pub fn free_pages(m: &Machine) -> u64 {
-    let slab: i64 = m
-        .pa
-        .nodes
-        .iter()
-        .map(|n| {
-            n.stats.get(NodeStat::NrSlabReclaimable) + n.stats.get(NodeStat::NrSlabUnreclaimable)
-        })
-        .sum();
+    let slab: i64 =
+        m.pa.nodes
+            .iter()
+            .map(|n| {
+                n.stats.get(NodeStat::NrSlabReclaimable)
+                    + n.stats.get(NodeStat::NrSlabUnreclaimable)
+                    + n.stats.get(NodeStat::NrFilePages)
+            })
+            .sum();
     m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + slab as u64
 }
 
 /// The page allocator's invariants, each process's VMA invariants, and
 /// RSS counters and page-table bytes that agree with a walk of its tables.
 pub fn check(m: &Machine) {
+    if let Err(e) = m.check() {
+        panic!("mm::debug: {e}");
+    }
     check_page_alloc(&m.pa).unwrap();
     for p in m.processes.values() {
         p.mm.check_invariants().unwrap();
@@ -53,9 +58,9 @@ pub fn check(m: &Machine) {
                 }
             },
         );
-        assert_eq!(p.mm.rss[RssKind::Anon as usize], anon, "anon rss");
-        assert_eq!(p.mm.rss[RssKind::File as usize], file, "file rss");
-        assert_eq!(p.mm.rss[RssKind::Shmem as usize], shmem, "shmem rss");
+        assert_eq!(p.mm.rss.get(RssKind::Anon), anon, "anon rss");
+        assert_eq!(p.mm.rss.get(RssKind::File), file, "file rss");
+        assert_eq!(p.mm.rss.get(RssKind::Shmem), shmem, "shmem rss");
         assert_eq!(p.mm.pgtables_bytes, (p.pt.count_tables() - 1) * PAGE_SIZE);
     }
 }

@@ -1,0 +1,434 @@
+//! The page cache: one `address_space` per inode holding its pages by
+//! index, filled by reads with readahead, dirtied by writes and shared
+//! mappings, written back by msync/fsync, cut by truncate. Mirrors
+//! mm/filemap.c (`filemap_get_folio`, `filemap_add_folio`,
+//! `filemap_fault`, `filemap_map_pages`), mm/readahead.c
+//! (`page_cache_ra_unbounded`, `do_sync_mmap_readahead`'s read-around),
+//! mm/page-writeback.c and mm/truncate.c, with shmem's `shmem_get_folio`.
+//!
+//! A cached page holds one reference for the cache and one per pte that
+//! maps it; `page->mapping` is the address_space ([`MappingId`]) and
+//! `page->index` the page's offset in the file.
+//!
+//! Simplifications: the index is a `BTreeMap` (Linux: an XArray);
+//! readahead is the synchronous window only (no async PG_readahead marker
+//! and no window ramp-up: every read-around reads `ra_pages` pages, the
+//! default 128 KiB); pages stay cached until truncation or eviction of the
+//! inode (reclaim of clean cache pages is the next step); writeback is
+//! synchronous.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+
+use crate::errno::Errno;
+use crate::file::{FileRef, OpenFile};
+use crate::gfp::Gfp;
+use crate::memmap::PageFlags;
+use crate::page_alloc::{CpuId, PageAlloc};
+use crate::rmap::{MappingId, PageMapping};
+use crate::types::{Order, Pfn, PAGE_SHIFT, PAGE_SIZE};
+use crate::vmstat::NodeStat;
+
+/// Default readahead window: `VM_READAHEAD_PAGES` (128 KiB), what
+/// `/sys/block/*/queue/read_ahead_kb` shows for our disks.
+pub const RA_PAGES: u64 = 32;
+
+/// The identity of an inode across opens: (device, inode number).
+pub type InodeKey = ((u32, u32), u64);
+
+/// One inode's cached pages (`struct address_space`).
+struct AddressSpace {
+    key: InodeKey,
+    /// The file, for writeback and readahead by whoever holds only the
+    /// mapping (reclaim); dead once every opener and mapping is gone.
+    file: Weak<dyn OpenFile>,
+    pages: BTreeMap<u64, Pfn>,
+    shmem: bool,
+}
+
+#[derive(Default)]
+struct CacheState {
+    by_key: BTreeMap<InodeKey, MappingId>,
+    spaces: BTreeMap<MappingId, AddressSpace>,
+    next: u64,
+    next_ino: u64,
+}
+
+/// The machine-wide page cache.
+#[derive(Default)]
+pub struct PageCache {
+    state: spin::Mutex<CacheState>,
+}
+
+impl core::fmt::Debug for PageCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("PageCache")
+            .field("inodes", &s.spaces.len())
+            .finish()
+    }
+}
+
+/// Where a page came from on a fault or read (the fault's `VM_FAULT_MAJOR`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// It was cached: a minor fault.
+    Cached,
+    /// It was read from the backing store: a major fault.
+    Read,
+    /// A shmem page made without I/O.
+    Created,
+}
+
+impl PageCache {
+    /// An empty cache.
+    pub fn new() -> PageCache {
+        PageCache::default()
+    }
+
+    /// A fresh shmem inode number (`get_next_ino`), from 1.
+    pub fn new_shmem_ino(&self) -> u64 {
+        let mut s = self.state.lock();
+        s.next_ino += 1;
+        s.next_ino
+    }
+
+    /// The address_space of `file`'s inode, made on first use.
+    pub fn mapping_of(&self, file: &FileRef) -> MappingId {
+        let key = (file.dev(), file.ino());
+        let mut s = self.state.lock();
+        if let Some(&m) = s.by_key.get(&key) {
+            if let Some(sp) = s.spaces.get_mut(&m) {
+                if sp.file.strong_count() == 0 {
+                    sp.file = Arc::downgrade(file);
+                }
+            }
+            return m;
+        }
+        s.next += 1;
+        let m = MappingId(s.next);
+        s.by_key.insert(key, m);
+        s.spaces.insert(
+            m,
+            AddressSpace {
+                key,
+                file: Arc::downgrade(file),
+                pages: BTreeMap::new(),
+                shmem: file.is_shmem(),
+            },
+        );
+        m
+    }
+
+    /// The cached page at `index` (`filemap_get_folio`), without a reference.
+    pub fn find(&self, m: MappingId, index: u64) -> Option<Pfn> {
+        self.state
+            .lock()
+            .spaces
+            .get(&m)
+            .and_then(|s| s.pages.get(&index).copied())
+    }
+
+    /// Number of cached pages of a mapping (`mapping->nrpages`).
+    pub fn nrpages(&self, m: MappingId) -> u64 {
+        self.state
+            .lock()
+            .spaces
+            .get(&m)
+            .map_or(0, |s| s.pages.len() as u64)
+    }
+
+    /// Every cached page of a mapping, by index.
+    pub fn pages(&self, m: MappingId) -> Vec<(u64, Pfn)> {
+        self.state
+            .lock()
+            .spaces
+            .get(&m)
+            .map(|s| s.pages.iter().map(|(&i, &p)| (i, p)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every mapping with its inode and cached page count (for `mm::debug`).
+    pub fn mappings(&self) -> Vec<(MappingId, InodeKey, u64)> {
+        self.state
+            .lock()
+            .spaces
+            .iter()
+            .map(|(&m, s)| (m, s.key, s.pages.len() as u64))
+            .collect()
+    }
+
+    /// Inserts a fresh, locked-for-us page (`filemap_add_folio`): the cache
+    /// takes the reference the allocation gave; counts NR_FILE_PAGES (and
+    /// NR_SHMEM with PG_swapbacked for shmem).
+    fn add(&self, pa: &PageAlloc, m: MappingId, index: u64, pfn: Pfn, shmem: bool) {
+        if let Some(page) = pa.page(pfn) {
+            page.set_mapping(PageMapping::File(m).encode());
+            page.set_index(index);
+            page.set(PageFlags::UPTODATE);
+            let stats = &pa.nodes[page.nid() as usize].stats;
+            stats.add(NodeStat::NrFilePages, 1);
+            if shmem {
+                page.set(PageFlags::SWAPBACKED);
+                stats.add(NodeStat::NrShmem, 1);
+            }
+        }
+        if let Some(s) = self.state.lock().spaces.get_mut(&m) {
+            s.pages.insert(index, pfn);
+        }
+    }
+
+    /// Reads page `index` of `file` into a new page (`filemap_read_folio`):
+    /// bytes past EOF in the last page are zero. EIO if the store fails,
+    /// ENOMEM if no page.
+    fn read_page(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        m: MappingId,
+        index: u64,
+    ) -> Result<Pfn, Errno> {
+        let pfn = pa
+            .alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0))
+            .ok_or(Errno::ENOMEM)?;
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        let ok = if file.is_shmem() {
+            Ok(0)
+        } else {
+            file.read_at(index << PAGE_SHIFT, &mut buf)
+        };
+        match ok {
+            Ok(_) => {
+                pa.direct_map().write(pfn.phys(), &buf);
+                self.add(pa, m, index, pfn, file.is_shmem());
+                Ok(pfn)
+            }
+            Err(e) => {
+                pa.free_pages(cpu, pfn, Order(0));
+                Err(e)
+            }
+        }
+    }
+
+    /// The page at `index`, from the cache or read (with read-around of
+    /// [`RA_PAGES`] centred on it, inside EOF, as `do_sync_mmap_readahead`
+    /// does for a mapping without MADV_RANDOM; `ra == false` reads one
+    /// page). Shmem pages are made zeroed. SIGBUS-worthy errors: EIO from
+    /// the store; the caller checks EOF first.
+    pub fn get_page(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        index: u64,
+        ra: bool,
+    ) -> Result<(Pfn, Found), Errno> {
+        let m = self.mapping_of(file);
+        if let Some(p) = self.find(m, index) {
+            return Ok((p, Found::Cached));
+        }
+        if file.is_shmem() {
+            let p = self.read_page(pa, cpu, file, m, index)?;
+            return Ok((p, Found::Created));
+        }
+        let p = self.read_page(pa, cpu, file, m, index)?;
+        if ra {
+            let eof_pages = file.size().div_ceil(PAGE_SIZE);
+            let start = index.saturating_sub(RA_PAGES / 2);
+            let end = (start + RA_PAGES).min(eof_pages);
+            for i in start..end {
+                if i != index && self.find(m, i).is_none() {
+                    // Readahead is best effort: a failure leaves the page out.
+                    let _ = self.read_page(pa, cpu, file, m, i);
+                }
+            }
+        }
+        Ok((p, Found::Read))
+    }
+
+    /// `read(2)` through the cache: up to `buf.len()` bytes at `offset`,
+    /// stopping at EOF. Returns the bytes read.
+    pub fn read(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let size = file.size();
+        let end = size.min(offset.saturating_add(buf.len() as u64));
+        let mut at = offset;
+        while at < end {
+            let index = at >> PAGE_SHIFT;
+            let (pfn, _) = self.get_page(pa, cpu, file, index, true)?;
+            let in_page = at & (PAGE_SIZE - 1);
+            let n = (PAGE_SIZE - in_page).min(end - at);
+            let o = (at - offset) as usize;
+            pa.direct_map().read(
+                crate::types::PhysAddr(pfn.phys().0 + in_page),
+                &mut buf[o..o + n as usize],
+            );
+            if let Some(p) = pa.page(pfn) {
+                p.set(PageFlags::REFERENCED);
+            }
+            at += n;
+        }
+        Ok(end.saturating_sub(offset) as usize)
+    }
+
+    /// `write(2)` through the cache (`generic_perform_write`): copies into
+    /// the cached pages (read first where only part of a page is written),
+    /// marks them dirty and grows i_size. Every shared mapping sees the
+    /// bytes at once, since it maps these very pages.
+    pub fn write(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        if !file.writable() {
+            return Err(Errno::EBADF);
+        }
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let mut at = offset;
+        while at < end {
+            let index = at >> PAGE_SHIFT;
+            let (pfn, _) = self.get_page(pa, cpu, file, index, false)?;
+            let in_page = at & (PAGE_SIZE - 1);
+            let n = (PAGE_SIZE - in_page).min(end - at);
+            let o = (at - offset) as usize;
+            pa.direct_map().write(
+                crate::types::PhysAddr(pfn.phys().0 + in_page),
+                &data[o..o + n as usize],
+            );
+            self.set_dirty(pa, pfn);
+            at += n;
+        }
+        if end > file.size() {
+            file.set_size(end)?;
+        }
+        Ok(data.len())
+    }
+
+    /// `folio_mark_dirty` for a cache page (NR_FILE_DIRTY on the first
+    /// transition). Shmem pages are never counted dirty for writeback.
+    pub fn set_dirty(&self, pa: &PageAlloc, pfn: Pfn) {
+        let Some(page) = pa.page(pfn) else { return };
+        if page.test(PageFlags::SWAPBACKED) {
+            page.set(PageFlags::DIRTY);
+            return;
+        }
+        if !page.test(PageFlags::DIRTY) {
+            page.set(PageFlags::DIRTY);
+            pa.nodes[page.nid() as usize]
+                .stats
+                .add(NodeStat::NrDirty, 1);
+        }
+    }
+
+    /// Writes the dirty pages of `[first, last]` back to the file
+    /// (`filemap_write_and_wait_range`), clearing PG_dirty; the caller
+    /// has already moved pte dirty bits to the pages (`folio_mkclean`).
+    /// Returns the pages written.
+    pub fn writeback(
+        &self,
+        pa: &PageAlloc,
+        file: &FileRef,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, Errno> {
+        if file.is_shmem() {
+            return Ok(0);
+        }
+        let m = self.mapping_of(file);
+        let pages: Vec<(u64, Pfn)> = self
+            .pages(m)
+            .into_iter()
+            .filter(|&(i, _)| i >= first && i <= last)
+            .collect();
+        let size = file.size();
+        let mut n = 0;
+        for (i, pfn) in pages {
+            let Some(page) = pa.page(pfn) else { continue };
+            if !page.test(PageFlags::DIRTY) {
+                continue;
+            }
+            let off = i << PAGE_SHIFT;
+            let len = size.saturating_sub(off).min(PAGE_SIZE) as usize;
+            let mut buf = [0u8; PAGE_SIZE as usize];
+            pa.direct_map().read(pfn.phys(), &mut buf);
+            if len > 0 {
+                file.write_at(off, &buf[..len])?;
+            }
+            page.clear(PageFlags::DIRTY);
+            pa.nodes[page.nid() as usize]
+                .stats
+                .add(NodeStat::NrDirty, -1);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Removes the cached pages from `first` on (`truncate_inode_pages`),
+    /// dropping the cache's reference on each. The caller has unmapped
+    /// them from every pte first (`unmap_mapping_range`). Returns the
+    /// pages removed.
+    pub fn truncate(&self, pa: &PageAlloc, cpu: CpuId, m: MappingId, first: u64) -> u64 {
+        let gone: Vec<Pfn> = {
+            let mut s = self.state.lock();
+            let Some(sp) = s.spaces.get_mut(&m) else {
+                return 0;
+            };
+            let tail = sp.pages.split_off(&first);
+            tail.into_values().collect()
+        };
+        for &pfn in &gone {
+            self.delete_from_cache(pa, pfn);
+            crate::memory::put_page(pa, cpu, pfn);
+        }
+        gone.len() as u64
+    }
+
+    /// `__filemap_remove_folio`: the page leaves the cache's counters.
+    fn delete_from_cache(&self, pa: &PageAlloc, pfn: Pfn) {
+        let Some(page) = pa.page(pfn) else { return };
+        let stats = &pa.nodes[page.nid() as usize].stats;
+        stats.add(NodeStat::NrFilePages, -1);
+        if page.test(PageFlags::SWAPBACKED) {
+            stats.add(NodeStat::NrShmem, -1);
+        } else if page.test(PageFlags::DIRTY) {
+            stats.add(NodeStat::NrDirty, -1);
+        }
+        page.clear(PageFlags::DIRTY);
+    }
+
+    /// Frees the whole cache of inodes that no file handle or mapping can
+    /// reach any more and that have no backing store (shmem: unlinked
+    /// tmpfs files, memfds, shared anonymous memory), as the final `iput`
+    /// evicts them. `mapped` says whether a VMA still maps a mapping.
+    /// Returns the pages freed.
+    pub fn reap(&self, pa: &PageAlloc, cpu: CpuId, mapped: &dyn Fn(MappingId) -> bool) -> u64 {
+        let dead: Vec<MappingId> = {
+            let s = self.state.lock();
+            s.spaces
+                .iter()
+                .filter(|(&m, sp)| sp.shmem && sp.file.strong_count() == 0 && !mapped(m))
+                .map(|(&m, _)| m)
+                .collect()
+        };
+        let mut n = 0;
+        for m in dead {
+            n += self.truncate(pa, cpu, m, 0);
+            let mut s = self.state.lock();
+            if let Some(sp) = s.spaces.remove(&m) {
+                s.by_key.remove(&sp.key);
+            }
+        }
+        n
+    }
+}
