@@ -5,6 +5,7 @@
 pub mod config;
 pub mod e820;
 pub mod exec;
+pub mod fs;
 pub mod hostfs;
 pub mod kernel;
 pub mod kobjects;

@@ -116,6 +116,8 @@ pub struct Machine {
     pub rmap: std::sync::Arc<mm::rmap::Rmap>,
     /// The page cache.
     pub cache: std::sync::Arc<mm::filemap::PageCache>,
+    /// The in-memory file system for writable files.
+    pub tmpfs: crate::fs::Tmpfs,
     /// The page allocator. Declared before `ram`: it must drop first.
     pub pa: PageAlloc,
     ram: Ram,
@@ -302,6 +304,7 @@ impl Machine {
             slab,
             rmap: Default::default(),
             cache: Default::default(),
+            tmpfs: Default::default(),
             pa,
             ram,
         })

@@ -60,6 +60,8 @@ pub struct Process {
     pub flt: Faults,
     /// Faults of its waited-for children (`cmin_flt`, `cmaj_flt`).
     pub cflt: Faults,
+    /// Its open files.
+    pub files: crate::fs::FdTable,
 }
 
 /// Minor and major fault counts of a task.
@@ -472,6 +474,7 @@ impl Machine {
             ppid,
             flt: Faults::default(),
             cflt: Faults::default(),
+            files: Default::default(),
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -564,13 +567,13 @@ impl Machine {
             return Err(e);
         }
         let child = self.new_task(&comm, pid, Some(space))?;
-        if let (Some(c), Some(exec)) = (
-            self.processes.get(&child).map(|c| c.pid),
-            self.processes.get(&pid).and_then(|p| p.exec.clone()),
-        ) {
-            if let Some(cp) = self.processes.get_mut(&c) {
-                cp.exec = Some(exec);
-            }
+        let (exec, files) = match self.processes.get(&pid) {
+            Some(p) => (p.exec.clone(), p.files.clone()),
+            None => (None, Default::default()),
+        };
+        if let Some(c) = self.processes.get_mut(&child) {
+            c.exec = exec;
+            c.files = files;
         }
         Ok(child)
     }
@@ -607,9 +610,16 @@ impl Machine {
         }
         let params = self.tasks.exec_params.clone();
         let zero = Some(self.ensure_zero_page()?);
-        let (cpu, comm, ppid, flt, cflt) = {
+        let (cpu, comm, ppid, flt, cflt, files) = {
             let p = self.proc_mut(pid)?;
-            (p.cpu, p.comm.clone(), p.ppid, p.flt, p.cflt)
+            (
+                p.cpu,
+                p.comm.clone(),
+                p.ppid,
+                p.flt,
+                p.cflt,
+                p.files.clone(),
+            )
         };
         let (mm, pt, asid) = self.new_address_space(cpu)?;
         let mut fresh = Process {
@@ -623,6 +633,7 @@ impl Machine {
             ppid,
             flt,
             cflt,
+            files,
         };
         let r = {
             let mut target = ExecTarget {
@@ -973,8 +984,12 @@ impl Machine {
 
     /// msync(2).
     pub fn sys_msync(&mut self, pid: u32, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
-        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
-        mm::msync::msync(&p.mm, VirtAddr(addr), len, flags).map(|_| 0)
+        self.with_mm(pid, |mm, ops| {
+            mm::msync::msync(mm, VirtAddr(addr), len, flags, &mut |v, s, e| {
+                ops.sync_range(v, s, e)
+            })
+            .map(|_| 0)
+        })?
     }
 
     /// mincore(2): one byte per page, bit 0 = resident.

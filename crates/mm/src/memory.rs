@@ -936,6 +936,72 @@ impl PageTableOps for UserPageTables<'_> {
     }
 }
 
+/// `unmap_mapping_range(mapping, first, 0, even_cows)` as truncation uses
+/// it: in every VMA of every mm that maps file `m`, clears the ptes of
+/// the pages from index `first` on, file pages and private copies alike,
+/// accounting each mm's RSS and each page's mapcount, flushing each mm's
+/// TLB entries, then dropping the references. The tables stay.
+#[allow(clippy::too_many_arguments)]
+pub fn unmap_mapping_range(
+    pa: &PageAlloc,
+    cpu: CpuId,
+    rmap: &crate::rmap::Rmap,
+    cache: &PageCache,
+    zero_pfn: Option<Pfn>,
+    m: crate::rmap::MappingId,
+    first: u64,
+    tlb: &mut dyn TlbShootdown,
+) {
+    let dm = pa.direct_map();
+    let mut freed = Vec::new();
+    for (_, e, start, end, pgoff) in rmap.file_vmas(m) {
+        let from = start + (first.max(pgoff) - pgoff) * PAGE_SIZE;
+        if from >= end {
+            continue;
+        }
+        let view = PageTable::view(dm, e.root, e.mode);
+        let mut va = from;
+        while va < end {
+            let v = VirtAddr(va);
+            va += PAGE_SIZE;
+            let Some((pte, 1)) = view.lookup(v) else {
+                continue;
+            };
+            if !pte.maps_page() {
+                continue;
+            }
+            let Some(old) = view.update(v, &|_| Pte::NONE) else {
+                continue;
+            };
+            let pfn = old.pfn();
+            let Some(page) = pa.page(pfn) else { continue };
+            let kind = page_kind(zero_pfn, pfn, page);
+            if kind == Kind::Zero {
+                continue;
+            }
+            if let Some(r) = kind.rss() {
+                e.rss.add(r, -1);
+            }
+            if kind != Kind::Anon && old.dirty() {
+                cache.set_dirty(pa, pfn);
+            }
+            if page.add_mapcount(-1) == 0 {
+                let item = if kind == Kind::Anon {
+                    NodeStat::NrAnonPages
+                } else {
+                    NodeStat::NrMapped
+                };
+                pa.nodes[page.nid() as usize].stats.add(item, -1);
+            }
+            freed.push(pfn);
+        }
+        tlb.flush_range(e.asid, VirtAddr(from), VirtAddr(end));
+    }
+    for pfn in freed {
+        put_page(pa, cpu, pfn);
+    }
+}
+
 /// Tears down a whole address space (`exit_mmap`): zaps every VMA's pages,
 /// frees the tables and flushes the mm's TLB entries everywhere. The mm is
 /// left with no VMAs.

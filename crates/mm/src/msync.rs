@@ -1,11 +1,10 @@
-//! `msync(2)`: validate and walk the range; writeback itself belongs to the
-//! page cache. Mirrors mm/msync.c.
-//!
-//! Simplification: MS_SYNC on shared file mappings has nothing to write back
-//! at this layer, so it always succeeds.
+//! `msync(2)`: validate and walk the range; MS_SYNC writes back each
+//! shared file VMA's part of it through the caller's `sync` (the page
+//! cache's `vfs_fsync_range`). MS_ASYNC starts nothing, as since Linux
+//! 2.6.19: dirty pages are tracked through the ptes. Mirrors mm/msync.c.
 
 use crate::errno::Errno;
-use crate::mm_types::{MmStruct, VmFlags};
+use crate::mm_types::{MmStruct, VmFlags, Vma};
 use crate::types::{VirtAddr, PAGE_MASK};
 
 /// Schedule writeback.
@@ -19,7 +18,13 @@ pub const MS_SYNC: u32 = 4;
 /// MS_ASYNC|MS_SYNC; ENOMEM for an overflowing or partly unmapped range
 /// (exactly MS_SYNC stops at the first hole); EBUSY for MS_INVALIDATE on a
 /// VM_LOCKED VMA.
-pub fn msync(mm: &MmStruct, start: VirtAddr, len: u64, flags: u32) -> Result<(), Errno> {
+pub fn msync(
+    mm: &MmStruct,
+    start: VirtAddr,
+    len: u64,
+    flags: u32,
+    sync: &mut dyn FnMut(&Vma, VirtAddr, VirtAddr) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let mut start = start.0;
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 {
         return Err(Errno::EINVAL);
@@ -55,6 +60,9 @@ pub fn msync(mm: &MmStruct, start: VirtAddr, len: u64, flags: u32) -> Result<(),
         }
         if flags & MS_INVALIDATE != 0 && v.flags.contains(VmFlags::LOCKED) {
             return Err(Errno::EBUSY);
+        }
+        if flags & MS_SYNC != 0 && v.file.is_some() && v.flags.contains(VmFlags::SHARED) {
+            sync(v, VirtAddr(start), VirtAddr(end.min(v.end.0)))?;
         }
         start = v.end.0;
         if start >= end {

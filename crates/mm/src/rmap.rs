@@ -267,6 +267,20 @@ impl Rmap {
         self.state.lock().files.contains_key(&m)
     }
 
+    /// The VMAs that map file `m` (its i_mmap): (mm, registry entry,
+    /// start, end, pgoff).
+    pub fn file_vmas(&self, m: MappingId) -> Vec<(MmId, MmEntry, u64, u64, u64)> {
+        let s = self.state.lock();
+        let Some(t) = s.files.get(&m) else {
+            return Vec::new();
+        };
+        t.iter()
+            .filter_map(|(&(mm, start), &(end, pgoff))| {
+                s.mms.get(&mm).map(|e| (mm, e.clone(), start, end, pgoff))
+            })
+            .collect()
+    }
+
     /// The parent of an anon_vma, if it was forked.
     pub fn anon_vma_parent(&self, av: AnonVmaId) -> Option<AnonVmaId> {
         self.state.lock().anon.get(&av).and_then(|a| a.parent)

@@ -1543,35 +1543,55 @@ fn msync_rules() {
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 1, RW);
     fixed(&mut mm, &mut pt, BASE + 2 * P, 1, RW);
-    assert_eq!(msync(&mm, VirtAddr(BASE), P, 8), Err(Errno::EINVAL));
     assert_eq!(
-        msync(&mm, VirtAddr(BASE + 1), P, MS_SYNC),
+        msync(&mm, VirtAddr(BASE), P, 8, &mut |_, _, _| Ok(())),
         Err(Errno::EINVAL)
     );
     assert_eq!(
-        msync(&mm, VirtAddr(BASE), P, MS_SYNC | MS_ASYNC),
+        msync(&mm, VirtAddr(BASE + 1), P, MS_SYNC, &mut |_, _, _| Ok(())),
         Err(Errno::EINVAL)
     );
-    assert_eq!(msync(&mm, VirtAddr(BASE), 0, MS_SYNC), Ok(()));
-    assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_SYNC), Ok(()));
     assert_eq!(
-        msync(&mm, VirtAddr(BASE), 3 * P, MS_SYNC),
+        msync(
+            &mm,
+            VirtAddr(BASE),
+            P,
+            MS_SYNC | MS_ASYNC,
+            &mut |_, _, _| Ok(())
+        ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), 0, MS_SYNC, &mut |_, _, _| Ok(())),
+        Ok(())
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), P, MS_SYNC, &mut |_, _, _| Ok(())),
+        Ok(())
+    );
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), 3 * P, MS_SYNC, &mut |_, _, _| Ok(())),
         Err(Errno::ENOMEM)
     );
     assert_eq!(
-        msync(&mm, VirtAddr(BASE), 3 * P, MS_ASYNC),
+        msync(&mm, VirtAddr(BASE), 3 * P, MS_ASYNC, &mut |_, _, _| Ok(())),
         Err(Errno::ENOMEM)
     );
     assert_eq!(
-        msync(&mm, VirtAddr(0x7000_0000), P, MS_ASYNC),
+        msync(&mm, VirtAddr(0x7000_0000), P, MS_ASYNC, &mut |_, _, _| Ok(
+            ()
+        )),
         Err(Errno::ENOMEM)
     );
     mlock(&mut mm, &mut pt, VirtAddr(BASE), P).unwrap();
     assert_eq!(
-        msync(&mm, VirtAddr(BASE), P, MS_INVALIDATE),
+        msync(&mm, VirtAddr(BASE), P, MS_INVALIDATE, &mut |_, _, _| Ok(())),
         Err(Errno::EBUSY)
     );
-    assert_eq!(msync(&mm, VirtAddr(BASE), P, MS_ASYNC), Ok(()));
+    assert_eq!(
+        msync(&mm, VirtAddr(BASE), P, MS_ASYNC, &mut |_, _, _| Ok(())),
+        Ok(())
+    );
 }
 
 #[test]
@@ -1867,7 +1887,7 @@ fn bad_input_never_panics() {
             let _ = madvise(&mut mm, &mut pt, VirtAddr(a), l, MADV_DONTNEED);
             let _ = mlock(&mut mm, &mut pt, VirtAddr(a), l);
             let _ = munlock(&mut mm, &mut pt, VirtAddr(a), l);
-            let _ = msync(&mm, VirtAddr(a), l, MS_SYNC);
+            let _ = msync(&mm, VirtAddr(a), l, MS_SYNC, &mut |_, _, _| Ok(()));
             let _ = brk(&mut mm, &mut pt, VirtAddr(a));
             let _ = pagemap_read(&mm, &pt, a & !7, l.min(4096) & !7);
             if l <= 16 * P {
