@@ -213,7 +213,9 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("check", move || -> RhaiResult<()> {
-        mm::debug::check_page_alloc(&s.borrow().machine.pa)
+        s.borrow()
+            .machine
+            .check()
             .or_else(|e| err(format!("mm::debug: {e}")))
     });
     let s = st.clone();
@@ -235,6 +237,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     register_process(engine, st);
     register_kernel(engine, st);
     register_slab(engine, st);
+    register_paging(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
@@ -540,7 +543,7 @@ fn register_process(engine: &mut Engine, st: &Shared) {
         let pid = pid_of(pid)?;
         Ok(raw(s.borrow_mut().machine.exit(pid).map(|_| 0)))
     });
-    for file in ["maps", "smaps", "smaps_rollup", "status"] {
+    for file in ["maps", "smaps", "smaps_rollup", "status", "stat"] {
         let s = st.clone();
         engine.register_fn(file, move |pid: i64| -> RhaiResult<String> {
             let pid = pid_of(pid)?;
@@ -956,4 +959,294 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
         }
         Kmem::new(&st.machine.slab, &st.machine.pa).ksize(obj(a)) as i64
     });
+}
+
+/// `open` flags by name.
+const O_NAMES: &[(&str, u64)] = &[
+    ("O_RDONLY", machine::fs::O_RDONLY as u64),
+    ("O_WRONLY", machine::fs::O_WRONLY as u64),
+    ("O_RDWR", machine::fs::O_RDWR as u64),
+    ("O_CREAT", machine::fs::O_CREAT as u64),
+    ("O_EXCL", machine::fs::O_EXCL as u64),
+    ("O_TRUNC", machine::fs::O_TRUNC as u64),
+    ("O_APPEND", machine::fs::O_APPEND as u64),
+];
+
+/// What a user access gave: "ok", or the signal (see docs/scenarios.md).
+fn fault_text(r: Result<(), machine::process::UserFault>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(f) => f.to_string(),
+    }
+}
+
+fn fd_of(fd: i64) -> RhaiResult<i32> {
+    i32::try_from(fd).or_else(|_| err(format!("bad file descriptor {fd}")))
+}
+
+fn len_of(len: i64, what: &str) -> RhaiResult<u64> {
+    if (0..=64 << 20).contains(&len) {
+        Ok(len as u64)
+    } else {
+        err(format!("{what}: bad length {len} (0 to 64 MiB)"))
+    }
+}
+
+/// Demand paging, fork/exit/wait and files: user loads and stores through
+/// the fault handler, and the file system calls.
+fn register_paging(engine: &mut Engine, st: &Shared) {
+    let s = st.clone();
+    engine.register_fn("fork", move |pid: i64| -> RhaiResult<i64> {
+        let pid = pid_of(pid)?;
+        Ok(raw(s.borrow_mut().machine.fork(pid).map(u64::from)))
+    });
+    let s = st.clone();
+    engine.register_fn("exit", move |pid: i64, code: i64| -> RhaiResult<i64> {
+        let pid = pid_of(pid)?;
+        let code = i32::try_from(code).or_else(|_| err(format!("exit: bad code {code}")))?;
+        Ok(raw(s.borrow_mut().machine.exit_code(pid, code).map(|_| 0)))
+    });
+    let s = st.clone();
+    engine.register_fn("wait", move |pid: i64| -> RhaiResult<Dynamic> {
+        let pid = pid_of(pid)?;
+        Ok(match s.borrow_mut().machine.wait(pid, -1) {
+            Ok((c, code)) => Dynamic::from_array(vec![
+                Dynamic::from_int(i64::from(c)),
+                Dynamic::from_int(i64::from(code)),
+            ]),
+            Err(e) => Dynamic::from_int(-(e.code() as i64)),
+        })
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "touch",
+        move |pid: i64, va: i64, len: i64, access: &str| -> RhaiResult<String> {
+            let pid = pid_of(pid)?;
+            let len = len_of(len, "touch")?;
+            let acc = match access {
+                "r" => machine::mmu::Access::Read,
+                "w" => machine::mmu::Access::Write,
+                "x" => machine::mmu::Access::Exec,
+                other => {
+                    return err(format!(
+                        "touch: access {other:?} is not \"r\", \"w\" or \"x\""
+                    ))
+                }
+            };
+            Ok(fault_text(
+                s.borrow_mut().machine.touch(pid, va as u64, len, acc),
+            ))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "store",
+        move |pid: i64, va: i64, text: &str| -> RhaiResult<String> {
+            let pid = pid_of(pid)?;
+            Ok(fault_text(s.borrow_mut().machine.store(
+                pid,
+                va as u64,
+                text.as_bytes(),
+            )))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "load",
+        move |pid: i64, va: i64, len: i64| -> RhaiResult<String> {
+            let pid = pid_of(pid)?;
+            let len = len_of(len, "load")?;
+            Ok(
+                match s.borrow_mut().machine.load(pid, va as u64, len as usize) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(f) => f.to_string(),
+                },
+            )
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("faults", move |pid: i64| -> RhaiResult<Map> {
+        let pid = pid_of(pid)?;
+        let st = s.borrow();
+        let p = st
+            .machine
+            .process(pid)
+            .map_or_else(|| err(format!("faults: no process {pid}")), Ok)?;
+        let mut m = Map::new();
+        m.insert("minor".into(), Dynamic::from_int(p.flt.minor as i64));
+        m.insert("major".into(), Dynamic::from_int(p.flt.major as i64));
+        m.insert("rss".into(), Dynamic::from_int(p.mm.rss_pages() as i64));
+        Ok(m)
+    });
+    let s = st.clone();
+    engine.register_fn("vmstat", move |name: &str| -> RhaiResult<i64> {
+        let text = s.borrow().machine.proc("vmstat").or_else(err)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .map_or_else(|| err(format!("vmstat: no counter {name:?}")), Ok)
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "open",
+        move |pid: i64, path: &str, flags: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            let flags = flag_bits(flags, O_NAMES, "open flag")? as u32;
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .sys_open(pid, path, flags)
+                .map(|f| f as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "memfd_create",
+        move |pid: i64, name: &str| -> RhaiResult<i64> {
+            let pid = pid_of(pid)?;
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .sys_memfd_create(pid, name)
+                .map(|f| f as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("close", move |pid: i64, fd: i64| -> RhaiResult<i64> {
+        let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+        Ok(raw(s.borrow_mut().machine.sys_close(pid, fd).map(|_| 0)))
+    });
+    let s = st.clone();
+    engine.register_fn("dup", move |pid: i64, fd: i64| -> RhaiResult<i64> {
+        let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+        Ok(raw(s
+            .borrow_mut()
+            .machine
+            .sys_dup(pid, fd)
+            .map(|f| f as u64)))
+    });
+    let s = st.clone();
+    engine.register_fn("unlink", move |path: &str| -> i64 {
+        raw(s.borrow_mut().machine.sys_unlink(path).map(|_| 0))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "write_fd",
+        move |pid: i64, fd: i64, text: &str| -> RhaiResult<i64> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .file_write(pid, fd, None, text.as_bytes())
+                .map(|n| n as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "pwrite",
+        move |pid: i64, fd: i64, text: &str, off: i64| -> RhaiResult<i64> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let off = u64::try_from(off).or_else(|_| err(format!("pwrite: bad offset {off}")))?;
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .file_write(pid, fd, Some(off), text.as_bytes())
+                .map(|n| n as u64)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "read_fd",
+        move |pid: i64, fd: i64, len: i64| -> RhaiResult<Dynamic> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let len = len_of(len, "read_fd")?;
+            Ok(
+                match s
+                    .borrow_mut()
+                    .machine
+                    .file_read(pid, fd, None, len as usize)
+                {
+                    Ok(b) => Dynamic::from(String::from_utf8_lossy(&b).into_owned()),
+                    Err(e) => Dynamic::from_int(-(e.code() as i64)),
+                },
+            )
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "pread",
+        move |pid: i64, fd: i64, len: i64, off: i64| -> RhaiResult<Dynamic> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let len = len_of(len, "pread")?;
+            let off = u64::try_from(off).or_else(|_| err(format!("pread: bad offset {off}")))?;
+            Ok(
+                match s
+                    .borrow_mut()
+                    .machine
+                    .file_read(pid, fd, Some(off), len as usize)
+                {
+                    Ok(b) => Dynamic::from(String::from_utf8_lossy(&b).into_owned()),
+                    Err(e) => Dynamic::from_int(-(e.code() as i64)),
+                },
+            )
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "ftruncate",
+        move |pid: i64, fd: i64, len: i64| -> RhaiResult<i64> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let len =
+                u64::try_from(len).or_else(|_| err(format!("ftruncate: bad length {len}")))?;
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .sys_ftruncate(pid, fd, len)
+                .map(|_| 0)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("fsync", move |pid: i64, fd: i64| -> RhaiResult<i64> {
+        let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+        Ok(raw(s.borrow_mut().machine.sys_fsync(pid, fd).map(|_| 0)))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "lseek",
+        move |pid: i64, fd: i64, off: i64, whence: i64| -> RhaiResult<i64> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let whence = u32::try_from(whence).unwrap_or(u32::MAX);
+            Ok(raw(s.borrow_mut().machine.sys_lseek(pid, fd, off, whence)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("fstat_size", move |pid: i64, fd: i64| -> RhaiResult<i64> {
+        let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+        Ok(raw(s.borrow().machine.sys_fstat_size(pid, fd)))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "mmap_fd",
+        move |pid: i64,
+              addr: i64,
+              len: i64,
+              prot: &str,
+              flags: &str,
+              fd: i64,
+              off: i64|
+              -> RhaiResult<i64> {
+            let (pid, fd) = (pid_of(pid)?, fd_of(fd)?);
+            let prot = flag_bits(prot, PROT_NAMES, "protection")? as u32;
+            let flags = flag_bits(flags, MAP_NAMES, "mmap flag")? as u32;
+            Ok(raw(s.borrow_mut().machine.sys_mmap_fd(
+                pid,
+                addr as u64,
+                len as u64,
+                prot,
+                flags,
+                fd,
+                off as u64,
+            )))
+        },
+    );
 }
