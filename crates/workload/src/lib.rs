@@ -1,6 +1,7 @@
 //! What runs on lmm's machine: Rhai scenarios and replays of real traces
-//! (strace logs of memory system calls).
+//! (strace logs of memory system calls, valgrind lackey memory-access traces).
 
+pub mod lackey;
 pub mod replay;
 pub mod scenario;
 pub mod strace;
