@@ -88,10 +88,14 @@ enum Cmd {
         #[arg(long)]
         scenario: Option<String>,
     },
-    /// Replay a trace on the machine: `lmm replay strace FILE`. Prints each
-    /// process's maps as it stood at exit_group (or the end of the trace).
+    /// Replay a trace on the machine: `lmm replay strace FILE` prints each
+    /// process's maps as it stood at exit_group (or the end of the trace);
+    /// `lmm replay lackey FILE` drives every access of a valgrind lackey
+    /// trace through one process's MMU and prints faults, RSS and TLB use.
     Replay {
-        /// The trace format: strace (output of `strace -f -y [-v] -e trace=%memory,%process`).
+        /// The trace format: strace (output of `strace -f -y [-v] -e
+        /// trace=%memory,%process`) or lackey (`valgrind --tool=lackey
+        /// --trace-mem=yes`, plain or gzipped, `-` for stdin).
         format: String,
         /// The trace file.
         file: std::path::PathBuf,
@@ -114,6 +118,12 @@ enum Cmd {
         /// line LINE by PID over [ADDR, ADDR+LEN) (hex or decimal; repeatable).
         #[arg(long, value_name = "LINE:PID:ADDR:LEN")]
         touch: Vec<String>,
+        /// lackey: count a failing access and go on instead of stopping.
+        #[arg(long = "keep-going")]
+        keep_going: bool,
+        /// lackey: stop after N accesses.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -258,9 +268,29 @@ fn real_main(cli: Cli) -> Result<(), String> {
             path_map,
             cwd,
             touch,
+            keep_going,
+            limit,
         } => {
+            if format == "lackey" {
+                let mut args = vec![file.to_string_lossy().into_owned()];
+                if keep_going {
+                    args.push("--keep-going".into());
+                }
+                if let Some(n) = limit {
+                    args.extend(["--limit".into(), n.to_string()]);
+                }
+                let mut target = workload::lackey::MachineLackey::boot(config)?;
+                workload::lackey::run_cli(&args, &mut target, &mut std::io::stdout().lock())
+                    .map_err(|e| e.to_string())?;
+                return target
+                    .machine()
+                    .check()
+                    .map_err(|e| format!("mm::debug: {e}"));
+            }
             if format != "strace" {
-                return Err(format!("unknown trace format {format:?}: expected strace"));
+                return Err(format!(
+                    "unknown trace format {format:?}: expected strace or lackey"
+                ));
             }
             let args = workload::replay::CliArgs {
                 file,
