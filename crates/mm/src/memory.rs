@@ -1006,13 +1006,14 @@ pub fn unmap_mapping_range(
 /// frees the tables and flushes the mm's TLB entries everywhere. The mm is
 /// left with no VMAs.
 pub fn exit_mmap(mm: &mut MmStruct, ops: &mut UserPageTables<'_>) {
+    // The VMAs leave the rmap before their tables are freed, so no walk
+    // can reach a table being freed (`free_pgtables` after unlinking).
     let ranges: Vec<(VirtAddr, VirtAddr)> = mm.iter().map(|v| (v.start, v.end)).collect();
+    for &(s, _) in &ranges {
+        mm.unlink_vma(s.0);
+    }
     for (s, e) in ranges {
         ops.unmap_range(s, e);
-    }
-    let keys: Vec<u64> = mm.iter().map(|v| v.start.0).collect();
-    for k in keys {
-        mm.unlink_vma(k);
     }
     ops.tlb.flush_asid(ops.asid);
     ops.commit(mm);
