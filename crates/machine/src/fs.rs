@@ -446,18 +446,7 @@ impl Machine {
         if len < old {
             let m = self.cache.mapping_of(file);
             let first = len.div_ceil(PAGE_SIZE);
-            let zero = self.tasks.zero_pfn;
-            let mut tlb = crate::process::AllCpus(&mut self.cpus);
-            mm::memory::unmap_mapping_range(
-                &self.pa,
-                cpu,
-                &self.rmap,
-                &self.cache,
-                zero,
-                m,
-                first,
-                &mut tlb,
-            );
+            self.with_rmap(cpu, |r| r.unmap_mapping_range(m, first));
             self.cache.truncate(&self.pa, cpu, m, first);
             if !len.is_multiple_of(PAGE_SIZE) {
                 if let Some(pfn) = self.cache.find(m, len >> PAGE_SHIFT) {

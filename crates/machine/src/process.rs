@@ -802,6 +802,25 @@ impl Machine {
         Ok(r)
     }
 
+    /// Runs `f` with the services an rmap-side operation (truncation,
+    /// `try_to_unmap`, `folio_referenced`) needs, on `cpu`.
+    pub fn with_rmap<R>(
+        &mut self,
+        cpu: CpuId,
+        f: impl FnOnce(&mut mm::memory::RmapCtx<'_>) -> R,
+    ) -> R {
+        let mut tlb = AllCpus(&mut self.cpus);
+        let mut ctx = mm::memory::RmapCtx {
+            pa: &self.pa,
+            cpu,
+            rmap: &self.rmap,
+            cache: &self.cache,
+            zero_pfn: self.tasks.zero_pfn,
+            tlb: &mut tlb,
+        };
+        f(&mut ctx)
+    }
+
     /// `mm::debug` over the whole machine: the page allocator, every
     /// process's VMA tree and page-table accounting, and every mapping
     /// across all address spaces against the rmap and page cache

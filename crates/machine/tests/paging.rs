@@ -431,3 +431,39 @@ fn populate_counts_faults_and_exit_returns_pages_and_slab_objects() {
     check(&m);
     assert!(free_pages(&m) >= free0);
 }
+
+#[test]
+fn rmap_walks_find_age_and_unmap_every_mapping() {
+    let mut m = boot();
+    let p = m.spawn("p").unwrap();
+    let a = anon(&mut m, p, 2, ANON);
+    m.store(p, a, b"shared by three").unwrap();
+    let c1 = m.fork(p).unwrap();
+    let c2 = m.fork(c1).unwrap();
+    // Touch in each so their ptes are young (fork leaves the child's old).
+    for pid in [p, c1, c2] {
+        assert_eq!(m.load(pid, a, 6).unwrap(), b"shared");
+    }
+    let pfn = mm::Pfn(pfn_of(&m, p, a).unwrap());
+    assert_eq!(m.pa.page(pfn).unwrap().mapcount(), 3);
+    let cpu = mm::page_alloc::CpuId(0);
+    // folio_referenced: three young ptes, then none until touched again.
+    assert_eq!(m.with_rmap(cpu, |r| r.page_referenced(pfn)), 3);
+    assert_eq!(m.with_rmap(cpu, |r| r.page_referenced(pfn)), 0);
+    m.load(c1, a, 1).unwrap();
+    assert_eq!(m.with_rmap(cpu, |r| r.page_referenced(pfn)), 1);
+    // try_to_unmap: every pte goes, in all three mms, with their RSS; the
+    // page survives on the reference we hold.
+    m.pa.page(pfn).unwrap().get();
+    assert_eq!(m.with_rmap(cpu, |r| r.try_to_unmap(pfn)), 3);
+    assert_eq!(m.pa.page(pfn).unwrap().mapcount(), 0);
+    for pid in [p, c1, c2] {
+        assert_eq!(pfn_of(&m, pid, a), None);
+        assert_eq!(rss(&m, pid, RssKind::Anon), 0);
+    }
+    check(&m);
+    m.pa.free_pages(cpu, pfn, mm::Order(0));
+    // The next access faults a fresh zero-filled page in (no swap yet).
+    assert_eq!(m.load(c2, a, 6).unwrap(), vec![0; 6]);
+    check(&m);
+}

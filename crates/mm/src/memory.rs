@@ -936,69 +936,140 @@ impl PageTableOps for UserPageTables<'_> {
     }
 }
 
-/// `unmap_mapping_range(mapping, first, 0, even_cows)` as truncation uses
-/// it: in every VMA of every mm that maps file `m`, clears the ptes of
-/// the pages from index `first` on, file pages and private copies alike,
-/// accounting each mm's RSS and each page's mapcount, flushing each mm's
-/// TLB entries, then dropping the references. The tables stay.
-#[allow(clippy::too_many_arguments)]
-pub fn unmap_mapping_range(
+/// Accounts one pte cleared in another mm by an rmap-side operation
+/// (truncation, `try_to_unmap`): the mm's RSS, the page's mapcount and
+/// mapped/anon counters, the dirty bit moved to a cache page. Returns the
+/// page whose reference the caller puts after flushing the TLB.
+fn account_zapped(
     pa: &PageAlloc,
-    cpu: CpuId,
-    rmap: &crate::rmap::Rmap,
     cache: &PageCache,
     zero_pfn: Option<Pfn>,
-    m: crate::rmap::MappingId,
-    first: u64,
-    tlb: &mut dyn TlbShootdown,
-) {
-    let dm = pa.direct_map();
-    let mut freed = Vec::new();
-    for (_, e, start, end, pgoff) in rmap.file_vmas(m) {
-        let from = start + (first.max(pgoff) - pgoff) * PAGE_SIZE;
-        if from >= end {
-            continue;
-        }
-        let view = PageTable::view(dm, e.root, e.mode);
-        let mut va = from;
-        while va < end {
-            let v = VirtAddr(va);
-            va += PAGE_SIZE;
-            let Some((pte, 1)) = view.lookup(v) else {
-                continue;
-            };
-            if !pte.maps_page() {
-                continue;
-            }
-            let Some(old) = view.update(v, &|_| Pte::NONE) else {
-                continue;
-            };
-            let pfn = old.pfn();
-            let Some(page) = pa.page(pfn) else { continue };
-            let kind = page_kind(zero_pfn, pfn, page);
-            if kind == Kind::Zero {
-                continue;
-            }
-            if let Some(r) = kind.rss() {
-                e.rss.add(r, -1);
-            }
-            if kind != Kind::Anon && old.dirty() {
-                cache.set_dirty(pa, pfn);
-            }
-            if page.add_mapcount(-1) == 0 {
-                let item = if kind == Kind::Anon {
-                    NodeStat::NrAnonPages
-                } else {
-                    NodeStat::NrMapped
-                };
-                pa.nodes[page.nid() as usize].stats.add(item, -1);
-            }
-            freed.push(pfn);
-        }
-        tlb.flush_range(e.asid, VirtAddr(from), VirtAddr(end));
+    rss: &crate::rmap::RssStat,
+    old: Pte,
+) -> Option<Pfn> {
+    let pfn = old.pfn();
+    let page = pa.page(pfn)?;
+    let kind = page_kind(zero_pfn, pfn, page);
+    if kind == Kind::Zero {
+        return None;
     }
-    for pfn in freed {
-        put_page(pa, cpu, pfn);
+    if let Some(r) = kind.rss() {
+        rss.add(r, -1);
+    }
+    if kind != Kind::Anon && old.dirty() {
+        cache.set_dirty(pa, pfn);
+    }
+    if page.add_mapcount(-1) == 0 {
+        let item = if kind == Kind::Anon {
+            NodeStat::NrAnonPages
+        } else {
+            NodeStat::NrMapped
+        };
+        pa.nodes[page.nid() as usize].stats.add(item, -1);
+    }
+    Some(pfn)
+}
+
+/// The machine-wide services an rmap-side operation needs: the
+/// allocator, the CPU it runs on, the rmap, the page cache, the zero page
+/// and the TLB shootdown.
+pub struct RmapCtx<'a> {
+    /// The page allocator.
+    pub pa: &'a PageAlloc,
+    /// The CPU doing the work.
+    pub cpu: CpuId,
+    /// The reverse map.
+    pub rmap: &'a crate::rmap::Rmap,
+    /// The page cache.
+    pub cache: &'a PageCache,
+    /// The shared zero page.
+    pub zero_pfn: Option<Pfn>,
+    /// Flushes every CPU's TLB.
+    pub tlb: &'a mut dyn TlbShootdown,
+}
+
+impl RmapCtx<'_> {
+    /// `unmap_mapping_range(mapping, first, 0, even_cows)` as truncation
+    /// uses it: in every VMA of every mm that maps file `m`, clears the
+    /// ptes of the pages from index `first` on, file pages and private
+    /// copies alike, accounting each mm, flushing each mm's TLB entries,
+    /// then dropping the references. The tables stay.
+    pub fn unmap_mapping_range(&mut self, m: crate::rmap::MappingId, first: u64) {
+        let dm = self.pa.direct_map();
+        let mut freed = Vec::new();
+        for (_, e, start, end, pgoff) in self.rmap.file_vmas(m) {
+            let from = start + (first.max(pgoff) - pgoff) * PAGE_SIZE;
+            if from >= end {
+                continue;
+            }
+            let view = PageTable::view(dm, e.root, e.mode);
+            let mut va = from;
+            while va < end {
+                let v = VirtAddr(va);
+                va += PAGE_SIZE;
+                if !matches!(view.lookup(v), Some((p, 1)) if p.maps_page()) {
+                    continue;
+                }
+                if let Some(old) = view.update(v, &|_| Pte::NONE) {
+                    freed.extend(account_zapped(
+                        self.pa,
+                        self.cache,
+                        self.zero_pfn,
+                        &e.rss,
+                        old,
+                    ));
+                }
+            }
+            self.tlb.flush_range(e.asid, VirtAddr(from), VirtAddr(end));
+        }
+        for pfn in freed {
+            put_page(self.pa, self.cpu, pfn);
+        }
+    }
+
+    /// `folio_referenced`: the number of ptes mapping `pfn` that were
+    /// young, clearing them (and flushing those translations) so the next
+    /// access sets them again.
+    pub fn page_referenced(&mut self, pfn: Pfn) -> usize {
+        let Some(page) = self.pa.page(pfn) else {
+            return 0;
+        };
+        let mapping = PageMapping::decode(page.mapping());
+        let hits = self
+            .rmap
+            .referenced(&self.pa.direct_map(), mapping, page.index(), pfn);
+        for h in &hits {
+            self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);
+        }
+        hits.len()
+    }
+
+    /// `try_to_unmap`: clears every pte that maps `pfn` in every mm (found
+    /// through the rmap), accounting and flushing each; returns how many
+    /// were cleared. The page keeps the caller's reference.
+    pub fn try_to_unmap(&mut self, pfn: Pfn) -> usize {
+        let Some(page) = self.pa.page(pfn) else {
+            return 0;
+        };
+        let mapping = PageMapping::decode(page.mapping());
+        let hits = self
+            .rmap
+            .unmap_all(&self.pa.direct_map(), mapping, page.index(), pfn);
+        let mut freed = Vec::new();
+        for (h, old) in &hits {
+            self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);
+            freed.extend(account_zapped(
+                self.pa,
+                self.cache,
+                self.zero_pfn,
+                &h.entry.rss,
+                *old,
+            ));
+        }
+        for pfn in freed {
+            put_page(self.pa, self.cpu, pfn);
+        }
+        hits.len()
     }
 }
 
