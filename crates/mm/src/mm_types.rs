@@ -568,8 +568,13 @@ pub struct MmStruct {
     pub vsyscall: bool,
     /// Column /proc/PID/maps pads names to (25 + 6 × pointer bytes - 1).
     pub name_column: usize,
-    /// THP "always" (else "madvise"): decides smaps THPeligible.
+    /// THP "always" (else "madvise", this machine's setting and the
+    /// default): decides smaps THPeligible.
     pub thp_always: bool,
+    /// CONFIG_MEM_SOFT_DIRTY: without it (our machines' kernel, and the
+    /// default) VM_SOFTDIRTY is 0 to Linux, so smaps prints no `sd` and
+    /// pagemap never reports bit 55. The bits are still kept internally.
+    pub soft_dirty: bool,
     /// `vm.overcommit_memory` and the memory totals it compares with (see
     /// [`crate::util::Overcommit`]); set by the machine.
     pub overcommit: crate::util::Overcommit,
@@ -629,7 +634,8 @@ impl MmStruct {
             def_flags: VmFlags::NONE,
             vsyscall: layout.kernel_64bit,
             name_column: if layout.kernel_64bit { 72 } else { 48 },
-            thp_always: true,
+            thp_always: false,
+            soft_dirty: false,
             overcommit: crate::util::Overcommit::default(),
             link: None,
             next_anon_vma: 1,

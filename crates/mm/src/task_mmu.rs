@@ -334,8 +334,13 @@ fn show_smap(out: &mut String, mm: &MmStruct, vma: &Vma, pt: &dyn PageTableOps) 
         u8::from(thp_eligible(mm, vma))
     );
     out.push_str("VmFlags: ");
+    let flags = if mm.soft_dirty {
+        vma.flags
+    } else {
+        vma.flags.without(VmFlags::SOFTDIRTY)
+    };
     for bit in 0..64 {
-        if vma.flags.0 & (1 << bit) != 0 {
+        if flags.0 & (1 << bit) != 0 {
             if let Some(m) = mnemonic(bit) {
                 out.push_str(m);
                 out.push(' ');
@@ -399,6 +404,15 @@ pub const PAGEMAP_MAX_READ: u64 = 64 << 20;
 
 /// The pagemap entry of one virtual page.
 pub fn pagemap_entry(mm: &MmStruct, pt: &dyn PageTableOps, va: VirtAddr) -> u64 {
+    let e = pagemap_entry_bits(mm, pt, va);
+    if mm.soft_dirty {
+        e
+    } else {
+        e & !PM_SOFT_DIRTY
+    }
+}
+
+fn pagemap_entry_bits(mm: &MmStruct, pt: &dyn PageTableOps, va: VirtAddr) -> u64 {
     let Some(vma) = mm.vma_lookup(va) else {
         return 0;
     };

@@ -173,8 +173,14 @@ fn file(readable: bool, writable: bool) -> FileRef {
     })
 }
 
+/// An mm as these rules were recorded on: soft-dirty configured (so `sd`
+/// and pagemap bit 55 show) and THP "always"; tests of this machine's
+/// defaults clear them.
 fn setup() -> (MmStruct, Fake) {
-    (MmStruct::for_x86_64_default(), Fake::default())
+    let mut mm = MmStruct::for_x86_64_default();
+    mm.soft_dirty = true;
+    mm.thp_always = true;
+    (mm, Fake::default())
 }
 
 const RW: u32 = PROT_READ | PROT_WRITE;
@@ -2577,4 +2583,23 @@ fn la57_map_fixed_reaches_task_size_max() {
         anon(&mut l4, &mut pt4, 1 << 52, P, RW, 0).unwrap(),
         l4.mmap_base - P
     );
+}
+
+#[test]
+fn this_machines_defaults_no_soft_dirty_and_thp_madvise() {
+    // linux-facts §6.12: CONFIG_MEM_SOFT_DIRTY is not set (VM_SOFTDIRTY is
+    // 0: no `sd` in smaps, no pagemap bit 55) and THP is in "madvise" mode
+    // (THPeligible only with MADV_HUGEPAGE).
+    let mut mm = MmStruct::for_x86_64_default();
+    let mut pt = Fake::default();
+    assert!(!mm.soft_dirty && !mm.thp_always);
+    let a = anon(&mut mm, &mut pt, 0, 4 << 20, RW, MAP_POPULATE).unwrap();
+    let s = show_smaps(&mm, &pt);
+    assert!(!s.contains(" sd "), "{s}");
+    assert!(s.contains("THPeligible:           0\n"), "{s}");
+    assert_eq!(pagemap_entry(&mm, &pt, VirtAddr(a)) & PM_SOFT_DIRTY, 0);
+    madvise(&mut mm, &mut pt, VirtAddr(a), 4 << 20, MADV_HUGEPAGE).unwrap();
+    let s = show_smaps(&mm, &pt);
+    assert!(s.contains("THPeligible:           1\n"), "{s}");
+    assert!(s.contains("VmFlags: rd wr mr mw me ac hg \n"), "{s}");
 }
