@@ -70,6 +70,19 @@ impl core::fmt::Debug for PageCache {
     }
 }
 
+/// The readahead a miss triggers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Readahead {
+    /// Only the page (MADV_RANDOM, a write).
+    None,
+    /// [`RA_PAGES`] centred on the page: `do_sync_mmap_readahead`'s
+    /// read-around for a mapping fault.
+    Around,
+    /// [`RA_PAGES`] from the page on: a sequential `read()` or a
+    /// MADV_SEQUENTIAL mapping (`page_cache_sync_ra`).
+    Forward,
+}
+
 /// Where a page came from on a fault or read (the fault's `VM_FAULT_MAJOR`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Found {
@@ -212,18 +225,16 @@ impl PageCache {
         }
     }
 
-    /// The page at `index`, from the cache or read (with read-around of
-    /// [`RA_PAGES`] centred on it, inside EOF, as `do_sync_mmap_readahead`
-    /// does for a mapping without MADV_RANDOM; `ra == false` reads one
-    /// page). Shmem pages are made zeroed. SIGBUS-worthy errors: EIO from
-    /// the store; the caller checks EOF first.
+    /// The page at `index`, from the cache or read, with the readahead
+    /// `ra` asks for (inside EOF). Shmem pages are made zeroed.
+    /// SIGBUS-worthy errors: EIO from the store; the caller checks EOF.
     pub fn get_page(
         &self,
         pa: &PageAlloc,
         cpu: CpuId,
         file: &FileRef,
         index: u64,
-        ra: bool,
+        ra: Readahead,
     ) -> Result<(Pfn, Found), Errno> {
         let m = self.mapping_of(file);
         if let Some(p) = self.find(m, index) {
@@ -234,9 +245,13 @@ impl PageCache {
             return Ok((p, Found::Created));
         }
         let p = self.read_page(pa, cpu, file, m, index)?;
-        if ra {
+        let start = match ra {
+            Readahead::None => None,
+            Readahead::Around => Some(index.saturating_sub(RA_PAGES / 2)),
+            Readahead::Forward => Some(index),
+        };
+        if let Some(start) = start {
             let eof_pages = file.size().div_ceil(PAGE_SIZE);
-            let start = index.saturating_sub(RA_PAGES / 2);
             let end = (start + RA_PAGES).min(eof_pages);
             for i in start..end {
                 if i != index && self.find(m, i).is_none() {
@@ -263,7 +278,7 @@ impl PageCache {
         let mut at = offset;
         while at < end {
             let index = at >> PAGE_SHIFT;
-            let (pfn, _) = self.get_page(pa, cpu, file, index, true)?;
+            let (pfn, _) = self.get_page(pa, cpu, file, index, Readahead::Forward)?;
             let in_page = at & (PAGE_SIZE - 1);
             let n = (PAGE_SIZE - in_page).min(end - at);
             let o = (at - offset) as usize;
@@ -298,7 +313,7 @@ impl PageCache {
         let mut at = offset;
         while at < end {
             let index = at >> PAGE_SHIFT;
-            let (pfn, _) = self.get_page(pa, cpu, file, index, false)?;
+            let (pfn, _) = self.get_page(pa, cpu, file, index, Readahead::None)?;
             let in_page = at & (PAGE_SIZE - 1);
             let n = (PAGE_SIZE - in_page).min(end - at);
             let o = (at - offset) as usize;
@@ -430,5 +445,190 @@ impl PageCache {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::debug::check_page_alloc;
+    use crate::mm_init::testing::boot;
+    use crate::pgtable::PageTable;
+    use crate::vmstat::NodeStat;
+
+    /// A file with a backing store in host memory that records writes and
+    /// can be made to fail reads.
+    struct MemFile {
+        data: spin::Mutex<Vec<u8>>,
+        fail: bool,
+    }
+
+    impl OpenFile for MemFile {
+        fn path(&self) -> &str {
+            "/mem"
+        }
+        fn dev(&self) -> (u32, u32) {
+            (8, 1)
+        }
+        fn ino(&self) -> u64 {
+            if self.fail {
+                2
+            } else {
+                1
+            }
+        }
+        fn size(&self) -> u64 {
+            self.data.lock().len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+            if self.fail {
+                return Err(Errno::EIO);
+            }
+            let d = self.data.lock();
+            let from = (offset as usize).min(d.len());
+            let n = (d.len() - from).min(buf.len());
+            buf[..n].copy_from_slice(&d[from..from + n]);
+            Ok(n)
+        }
+        fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
+            let mut d = self.data.lock();
+            let end = offset as usize + buf.len();
+            if d.len() < end {
+                d.resize(end, 0);
+            }
+            d[offset as usize..end].copy_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn set_size(&self, size: u64) -> Result<(), Errno> {
+            self.data.lock().resize(size as usize, 0);
+            Ok(())
+        }
+        fn readable(&self) -> bool {
+            true
+        }
+        fn writable(&self) -> bool {
+            true
+        }
+    }
+
+    fn file(pages: usize, fail: bool) -> FileRef {
+        let data = (0..pages * PAGE_SIZE as usize)
+            .map(|i| (i / PAGE_SIZE as usize) as u8)
+            .collect();
+        Arc::new(MemFile {
+            data: spin::Mutex::new(data),
+            fail,
+        })
+    }
+
+    fn stat(pa: &PageAlloc, s: NodeStat) -> i64 {
+        pa.nodes[0].stats.get(s)
+    }
+
+    #[test]
+    fn readahead_windows_and_cached_hits() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let cache = PageCache::new();
+        let f = file(100, false);
+        let mid = cache.get_page(pa, cpu, &f, 50, Readahead::Around).unwrap();
+        assert_eq!(mid.1, Found::Read);
+        let id = cache.mapping_of(&f);
+        // Read-around: 32 pages centred on 50.
+        let idx: Vec<u64> = cache.pages(id).iter().map(|p| p.0).collect();
+        assert_eq!(idx, (34..66).collect::<Vec<_>>());
+        assert_eq!(
+            cache
+                .get_page(pa, cpu, &f, 40, Readahead::Around)
+                .unwrap()
+                .1,
+            Found::Cached
+        );
+        // Forward readahead from 90 stops at EOF (page 99).
+        cache.get_page(pa, cpu, &f, 90, Readahead::Forward).unwrap();
+        assert_eq!(cache.nrpages(id), 32 + 10);
+        // Every cached page holds the file's bytes.
+        for (i, pfn) in cache.pages(id) {
+            let mut b = [0u8; 2];
+            pa.direct_map().read(pfn.phys(), &mut b);
+            assert_eq!(b, [i as u8; 2]);
+        }
+        assert_eq!(stat(pa, NodeStat::NrFilePages), 42);
+        assert_eq!(cache.truncate(pa, cpu, id, 0), 42);
+        assert_eq!(stat(pa, NodeStat::NrFilePages), 0);
+        check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn a_failing_read_is_eio_and_leaves_nothing_behind() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let free0 = pa.nr_free_pages() + pa.nr_pcp_pages();
+        let cache = PageCache::new();
+        let f = file(4, true);
+        assert_eq!(
+            cache.get_page(pa, cpu, &f, 1, Readahead::Around),
+            Err(Errno::EIO)
+        );
+        assert_eq!(cache.nrpages(cache.mapping_of(&f)), 0);
+        assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages(), free0);
+        // A fault on it is SIGBUS, never a zero-filled page.
+        let mut frames = crate::pgalloc::PgtableFrames { pa, cpu };
+        let kernel = PageTable::new_kernel(
+            pa.direct_map(),
+            &mut frames,
+            crate::arch::pte::PagingMode::X86_64L4,
+            crate::types::PhysAddr(64 << 20),
+        )
+        .unwrap();
+        let mut pt = PageTable::new_user(&kernel, &mut frames).unwrap();
+        let mut tlb = crate::memory::NoTlb;
+        let mut ops =
+            crate::memory::UserPageTables::new(&mut pt, pa, &cache, cpu, 1, &mut tlb, None);
+        let mut vma = crate::mm_types::Vma::new_anon(
+            crate::types::VirtAddr(0x10000),
+            crate::types::VirtAddr(0x14000),
+            crate::mm_types::VmFlags::READ | crate::mm_types::VmFlags::MAYREAD,
+            0,
+        );
+        vma.file = Some(f);
+        assert_eq!(
+            ops.fault_page(&vma, crate::types::VirtAddr(0x11000), false, true),
+            Err(crate::memory::FaultError::Bus)
+        );
+        pt.destroy(&mut frames);
+        kernel.destroy(&mut frames);
+        check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn writes_dirty_pages_and_writeback_cleans_them() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let cache = PageCache::new();
+        let f = file(2, false);
+        assert_eq!(cache.write(pa, cpu, &f, 4090, b"across pages"), Ok(12));
+        assert_eq!(stat(pa, NodeStat::NrDirty), 2);
+        // The backing store has not seen it yet; read() through the cache has.
+        let mut b = [0u8; 12];
+        f.read_at(4090, &mut b).unwrap();
+        assert_ne!(&b, b"across pages");
+        assert_eq!(cache.read(pa, cpu, &f, 4090, &mut b), Ok(12));
+        assert_eq!(&b, b"across pages");
+        // Writeback of page 0 only, then the rest.
+        assert_eq!(cache.writeback(pa, &f, 0, 0), Ok(1));
+        assert_eq!(stat(pa, NodeStat::NrDirty), 1);
+        assert_eq!(cache.writeback(pa, &f, 0, u64::MAX), Ok(1));
+        assert_eq!(stat(pa, NodeStat::NrDirty), 0);
+        f.read_at(4090, &mut b).unwrap();
+        assert_eq!(&b, b"across pages");
+        // A write past EOF grows the file.
+        cache.write(pa, cpu, &f, 3 * PAGE_SIZE, b"end").unwrap();
+        assert_eq!(f.size(), 3 * PAGE_SIZE + 3);
+        let id = cache.mapping_of(&f);
+        cache.truncate(pa, cpu, id, 0);
+        assert_eq!(stat(pa, NodeStat::NrDirty), 0);
+        check_page_alloc(pa).unwrap();
     }
 }

@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 
 use crate::arch::pte::{PagingMode, Pte, PteFlags};
 use crate::errno::Errno;
-use crate::filemap::{Found, PageCache};
+use crate::filemap::{Found, PageCache, Readahead};
 use crate::gfp::Gfp;
 use crate::memmap::{Page, PageFlags};
 use crate::mm_types::{MmStruct, PageInfo, PageTableOps, RssKind, VmFlags, Vma};
@@ -505,7 +505,13 @@ impl<'a> UserPageTables<'a> {
         if index >= file.size().div_ceil(PAGE_SIZE) {
             return Err(FaultError::Bus);
         }
-        let ra = !vma.flags.contains(VmFlags::RAND_READ);
+        let ra = if vma.flags.contains(VmFlags::RAND_READ) {
+            Readahead::None
+        } else if vma.flags.contains(VmFlags::SEQ_READ) {
+            Readahead::Forward
+        } else {
+            Readahead::Around
+        };
         let (pfn, found) = self
             .cache
             .get_page(self.pa, self.cpu, file, index, ra)
