@@ -10,8 +10,6 @@
 //! system call to the number of VMAs (and of distinct anon_vmas, and of
 //! VMAs with one) rather than allocated inside the VMA code.
 
-use std::collections::BTreeSet;
-
 use mm::errno::Errno;
 use mm::gfp::Gfp;
 use mm::mm_types::MmStruct;
@@ -98,24 +96,23 @@ impl TaskObjects {
 
     /// Brings the vm_area_struct, anon_vma, anon_vma_chain and filp objects
     /// in line with `mm`: one per VMA, per distinct anon_vma, per VMA that
-    /// has one, and one `struct file` per distinct mapped file (the open
+    /// links to one (own or inherited through fork), and one `struct file`
+    /// per distinct mapped file (the open
     /// file VMAs share through `get_file`; our mmap opens each file once).
     /// Allocation failures leave the count short (Linux would have failed
     /// the call earlier); frees always happen.
     pub fn sync_vmas(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId, mm: &MmStruct) {
-        let anon: BTreeSet<_> = mm.iter().filter_map(|v| v.anon_vma).collect();
-        let with_anon = mm.iter().filter(|v| v.anon_vma.is_some()).count();
-        let files: BTreeSet<_> = mm
-            .iter()
-            .filter_map(|v| v.file.as_ref().map(|f| (f.dev(), f.ino())))
-            .collect();
+        let want = mm.kernel_objects();
         let k = Kmem::new(sa, pa);
         for (name, objs, want) in [
-            ("vm_area_struct", &mut self.vmas, mm.map_count()),
-            ("anon_vma", &mut self.anon_vmas, anon.len()),
-            ("anon_vma_chain", &mut self.chains, with_anon),
-            ("filp", &mut self.files, files.len()),
+            ("vm_area_struct", &mut self.vmas, want.vmas),
+            ("anon_vma", &mut self.anon_vmas, want.anon_vmas),
+            ("anon_vma_chain", &mut self.chains, want.chains),
+            ("filp", &mut self.files, want.files),
         ] {
+            if objs.len() == want {
+                continue;
+            }
             let Ok(id) = cache(sa, name) else { continue };
             while objs.len() > want {
                 let o = objs.pop().expect("non-empty");

@@ -578,11 +578,66 @@ pub struct MmStruct {
     /// `vm.overcommit_memory` and the memory totals it compares with (see
     /// [`crate::util::Overcommit`]); set by the machine.
     pub overcommit: crate::util::Overcommit,
+    /// Kernel-object counts of the VMA tree.
+    pub(crate) objects: ObjectCounts,
     /// The machine-wide rmap and page cache this mm is linked into, with
     /// its identity there; `None` for a detached mm (the VMA layer's tests).
     pub link: Option<MmLink>,
     pub(crate) next_anon_vma: u64,
     pub(crate) next_shmem_ino: u64,
+}
+
+/// How many kernel objects of each kind an address space's VMAs take in
+/// Linux: vm_area_struct, anon_vma (distinct), anon_vma_chain (one per
+/// VMA link) and struct file (distinct inodes mapped).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelObjects {
+    /// vm_area_struct objects.
+    pub vmas: usize,
+    /// Distinct anon_vmas.
+    pub anon_vmas: usize,
+    /// anon_vma_chain links.
+    pub chains: usize,
+    /// Distinct mapped files.
+    pub files: usize,
+}
+
+/// Reference counts behind [`KernelObjects`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ObjectCounts {
+    anon: BTreeMap<AnonVmaId, usize>,
+    files: BTreeMap<((u32, u32), u64), usize>,
+    chains: usize,
+}
+
+impl ObjectCounts {
+    fn count(&mut self, v: &Vma, d: isize) {
+        fn bump<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, d: isize) {
+            use alloc::collections::btree_map::Entry;
+            match m.entry(k) {
+                Entry::Occupied(mut e) => {
+                    let n = e.get().saturating_add_signed(d);
+                    if n == 0 {
+                        e.remove();
+                    } else {
+                        e.insert(n);
+                    }
+                }
+                Entry::Vacant(e) => {
+                    if d > 0 {
+                        e.insert(d as usize);
+                    }
+                }
+            }
+        }
+        for a in v.anon_chain() {
+            bump(&mut self.anon, a, d);
+            self.chains = self.chains.saturating_add_signed(d);
+        }
+        if let Some(f) = &v.file {
+            bump(&mut self.files, (f.dev(), f.ino()), d);
+        }
+    }
 }
 
 /// Where an attached mm lives machine-wide.
@@ -637,6 +692,7 @@ impl MmStruct {
             thp_always: false,
             soft_dirty: false,
             overcommit: crate::util::Overcommit::default(),
+            objects: ObjectCounts::default(),
             link: None,
             next_anon_vma: 1,
             next_shmem_ino: 1,
@@ -829,6 +885,7 @@ impl MmStruct {
     /// Inserts a VMA into the tree, indexing it in the rmap.
     pub(crate) fn tree_insert(&mut self, v: Vma) {
         self.rmap_link(&v, true);
+        self.objects.count(&v, 1);
         self.vmas.insert(v.start.0, v);
     }
 
@@ -836,7 +893,19 @@ impl MmStruct {
     pub(crate) fn tree_remove(&mut self, start: u64) -> Option<Vma> {
         let v = self.vmas.remove(&start)?;
         self.rmap_link(&v, false);
+        self.objects.count(&v, -1);
         Some(v)
+    }
+
+    /// The kernel objects the VMA tree stands for, kept as VMAs come and
+    /// go (so reading them is O(1) whatever the number of VMAs).
+    pub fn kernel_objects(&self) -> KernelObjects {
+        KernelObjects {
+            vmas: self.vmas.len(),
+            anon_vmas: self.objects.anon.len(),
+            chains: self.objects.chains,
+            files: self.objects.files.len(),
+        }
     }
 
     /// Changes the VMA starting at `start` in place through `f`, keeping

@@ -811,6 +811,7 @@ impl MmStruct {
     pub fn dup_mmap(&mut self) -> MmStruct {
         let mut child = self.clone();
         child.vmas.clear();
+        child.objects = Default::default();
         child.link = None;
         child.rss = alloc::sync::Arc::new(crate::rmap::RssStat::default());
         child.locked_vm = 0;
@@ -835,7 +836,8 @@ impl MmStruct {
                 c.anon_parents = v.anon_chain().collect();
                 c.anon_vma = Some(self.new_anon_vma(Some(parent)));
             }
-            child.vmas.insert(k, c);
+            let _ = k;
+            child.tree_insert(c);
         }
         // Counters other than locked_vm are inherited, minus DONTCOPY VMAs.
         child.next_anon_vma = self.next_anon_vma;
