@@ -316,6 +316,11 @@ fn host_file_faults_read_around_then_fault_around() {
     let p = m.process(pid).unwrap();
     assert_eq!((p.flt.major, p.flt.minor), (1, 1));
     assert_eq!(rss(&m, pid, RssKind::File), 16);
+    // mincore sees the page cache: the read-around window is resident
+    // even where no pte maps it yet.
+    let mc = m.sys_mincore(pid, a, len).unwrap();
+    assert_eq!(mc.iter().filter(|&&b| b == 1).count(), 32);
+    assert_eq!(mc[4..36], [1; 32]);
     // The bytes are the file's.
     let want = std::fs::read(path).unwrap();
     let got = m.load(pid, a, 2 * PAGE_SIZE as usize).unwrap();

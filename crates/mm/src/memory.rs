@@ -888,6 +888,14 @@ impl PageTableOps for UserPageTables<'_> {
         self.tlb.flush_range(self.asid, start, end);
     }
 
+    fn cached(&self, vma: &Vma, va: VirtAddr) -> bool {
+        vma.file.as_ref().is_some_and(|f| {
+            self.cache
+                .find(self.cache.mapping_of(f), vma.pgoff_at(va))
+                .is_some()
+        })
+    }
+
     fn page_info(&self, va: VirtAddr) -> Option<PageInfo> {
         let (pte, _) = self.pt.lookup(va.page_down())?;
         if pte.is_swap() {

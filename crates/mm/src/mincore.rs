@@ -1,8 +1,8 @@
 //! `mincore(2)`: which pages of a range are resident. Mirrors mm/mincore.c.
 //!
-//! Simplification: residency is what the page tables report (a present
-//! pte); page-cache pages that are not mapped and swap-cache pages count as
-//! not resident, because the VMA layer cannot see the page cache.
+//! A page is resident if a present pte maps it or, in a file VMA, if the
+//! page cache holds it (`mincore_page`) even though this mm never
+//! faulted it in. Swap-cache lookups come with swap.
 
 use alloc::vec::Vec;
 
@@ -30,10 +30,11 @@ pub fn mincore(
     let mut out = Vec::with_capacity(pages as usize);
     let mut addr = start;
     for _ in 0..pages {
-        if mm.vma_lookup(VirtAddr(addr)).is_none() {
+        let Some(vma) = mm.vma_lookup(VirtAddr(addr)) else {
             return Err(Errno::ENOMEM);
-        }
-        let present = pt.page_info(VirtAddr(addr)).is_some_and(|p| p.present);
+        };
+        let present = pt.page_info(VirtAddr(addr)).is_some_and(|p| p.present)
+            || (vma.file.is_some() && pt.cached(vma, VirtAddr(addr)));
         out.push(u8::from(present));
         addr += PAGE_SIZE;
     }

@@ -312,6 +312,11 @@ pub trait PageTableOps {
     /// MADV_DONTNEED (`free == false`: zap now) or MADV_FREE (`free == true`:
     /// mark clean anonymous pages lazily freeable).
     fn discard(&mut self, start: VirtAddr, end: VirtAddr, free: bool);
+    /// True if the page of file VMA `vma` at `va` is in the page cache,
+    /// mapped or not (what mincore reports for a file page without a pte).
+    fn cached(&self, _vma: &Vma, _va: VirtAddr) -> bool {
+        false
+    }
     /// The state of the page at `va`, or `None` if no pte (present or swap).
     /// The shared zero page is reported present with `mapcount == 0`.
     fn page_info(&self, va: VirtAddr) -> Option<PageInfo>;
