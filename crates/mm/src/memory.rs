@@ -604,11 +604,9 @@ impl<'a> UserPageTables<'a> {
             if let Some(p) = self.pa.page(pfn) {
                 p.get();
             }
-            // Fault-around maps read-only and old, except the faulting page.
+            // x86 has no `arch_wants_old_prefaulted_pte`: prefaulted ptes
+            // are mapped young, like the faulting one.
             let _ = self.map_file_page(vma, v, pfn, false);
-            if v != va {
-                self.pt.update(v, &|p| p.mkold());
-            }
         }
     }
 
