@@ -1,6 +1,8 @@
 //! `lmm`: the Linux memory manager in Rust, on a simulated machine.
 //! Subcommands: run a scenario, print /proc files, the kernel log, benchmarks.
 
+#[macro_use]
+mod out;
 mod bench;
 
 use std::process::ExitCode;
@@ -183,8 +185,8 @@ fn real_main(cli: Cli) -> Result<(), String> {
             };
             let (out, m) =
                 workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
-            print!("{}", out.output);
-            println!(
+            out!("{}", out.output);
+            outln!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
                 if out.checks > 0 { "ok" } else { "done" },
                 m.config.arch.name(),
@@ -210,9 +212,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
                              spawns them (lmm proc {pid}/{file} --scenario FILE)"
                         ));
                     }
-                    print!("{}", m.proc_pid(pid, file)?);
+                    out!("{}", m.proc_pid(pid, file)?);
                 }
-                _ => print!("{}", m.proc(name)?),
+                _ => out!("{}", m.proc(name)?),
             }
         }
         Cmd::Exec {
@@ -239,14 +241,14 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let r = m
                 .exec(pid, &program, &argv, &envp)
                 .map_err(|e| format!("exec {program}: {e}"))?;
-            print!("{}", m.proc_pid(pid, "maps")?);
+            out!("{}", m.proc_pid(pid, "maps")?);
             if stack {
-                print!("{}", stack_dump(&mut m, pid, &r)?);
+                out!("{}", stack_dump(&mut m, pid, &r)?);
             }
         }
         Cmd::Dmesg { scenario } => {
             let (m, _) = machine_after(config, scenario.as_deref())?;
-            print!("{}", m.dmesg());
+            out!("{}", m.dmesg());
         }
         Cmd::Bench { name } => bench::run(name.as_deref(), &config)?,
         Cmd::Replay {
@@ -275,7 +277,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             workload::replay::run_cli(
                 &args,
                 target.as_mut(),
-                &mut std::io::stdout().lock(),
+                &mut out::Stdout,
                 &mut std::io::stderr().lock(),
             )?;
         }
@@ -328,7 +330,8 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lmm: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "lmm: {e}");
             ExitCode::FAILURE
         }
     }
