@@ -391,3 +391,31 @@ fn min_free_kbytes_sysctl_takes_an_int() {
         Err(crate::errno::Errno::EINVAL)
     );
 }
+
+#[test]
+fn any_min_free_kbytes_in_the_sysctl_range_is_taken_without_a_panic() {
+    // vm.min_free_kbytes takes 0..=INT_MAX (proc_dointvec_minmax, extra1 =
+    // SYSCTL_ZERO). INT_MAX lifts the low watermark far above an eighth of
+    // the zone, so a pcp's high_min passes its high_max: Linux's clamp()
+    // then gives high_max; Ord::clamp would panic.
+    assert_eq!(linux_clamp(5, 10, 3), 3);
+    assert_eq!(linux_clamp(2, 1, 3), 2);
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    assert_eq!(
+        m.pa.set_min_free_kbytes(i32::MAX as u64 + 1),
+        Err(crate::errno::Errno::EINVAL)
+    );
+    m.pa.set_min_free_kbytes(i32::MAX as u64).unwrap();
+    assert_eq!(
+        m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::NOWARN, Order(1)),
+        None,
+        "every zone is below its min watermark"
+    );
+    m.pa.free_pages(CPU0, p, Order(0));
+    check_page_alloc(&m.pa).unwrap();
+    m.pa.set_min_free_kbytes(1024).unwrap();
+    let q = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(1)).unwrap();
+    m.pa.free_pages(CPU0, q, Order(1));
+    check_page_alloc(&m.pa).unwrap();
+}
