@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use machine::{parse_size, Machine, MachineConfig};
 use mm::arch::Arch;
+use workload::scenario::Limits;
 
 #[derive(Parser)]
 #[command(
@@ -51,12 +52,59 @@ struct MachineFlags {
     la57: bool,
 }
 
+/// Bounds on a scenario, so that no script runs forever or takes the
+/// host's memory; the error says which one stopped it. 0: no limit.
+#[derive(Args, Clone)]
+struct LimitFlags {
+    /// Rhai operations the script may run.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_operations)]
+    max_operations: u64,
+    /// Nested function calls.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_call_levels)]
+    max_call_levels: usize,
+    /// Bytes in one string (or in the strings of one array or map).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_string_size)]
+    max_string_size: usize,
+    /// Elements in one array (nested arrays counted in).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_array_size)]
+    max_array_size: usize,
+    /// Entries in one object map (nested maps counted in).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_map_size)]
+    max_map_size: usize,
+    /// Machines the script may boot().
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_boots)]
+    max_boots: u64,
+    /// RAM of all the machines the script boots, added up (e.g. 4T).
+    #[arg(long, value_name = "SIZE", default_value = "4T")]
+    max_boot_ram: String,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> Result<Limits, String> {
+        Ok(Limits {
+            max_operations: self.max_operations,
+            max_call_levels: self.max_call_levels,
+            max_string_size: self.max_string_size,
+            max_array_size: self.max_array_size,
+            max_map_size: self.max_map_size,
+            max_boots: self.max_boots,
+            max_boot_ram: if self.max_boot_ram == "0" {
+                0
+            } else {
+                parse_size(&self.max_boot_ram).map_err(|e| format!("--max-boot-ram: {e}"))?
+            },
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario script (Rhai), or the built-in default scenario.
     Run {
         /// The scenario file.
         scenario: Option<String>,
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Print a /proc file of the machine after boot, or after a scenario.
     Proc {
@@ -172,7 +220,8 @@ fn machine_after(
 fn real_main(cli: Cli) -> Result<(), String> {
     let config = cli.machine.config()?;
     match cli.cmd {
-        Cmd::Run { scenario } => {
+        Cmd::Run { scenario, limits } => {
+            let limits = limits.limits()?;
             let (file, text) = match &scenario {
                 Some(p) => (
                     p.clone(),
@@ -183,8 +232,8 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     workload::scenario::DEFAULT_SCENARIO.to_string(),
                 ),
             };
-            let (out, m) =
-                workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
+            let (out, m) = workload::scenario::run_with_limits(&file, &text, config, &limits)
+                .map_err(|e| e.to_string())?;
             out!("{}", out.output);
             outln!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
