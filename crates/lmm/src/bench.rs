@@ -11,8 +11,15 @@ use mm::gfp::Gfp;
 use mm::page_alloc::CpuId;
 use mm::types::Order;
 
-/// Best of `rounds` timings of `iters` calls, in ns per call.
+/// Best of `rounds` timings of `iters` calls, in ns per call. With
+/// `LMM_BENCH_QUICK` set in the environment, one round of 1/1000 of the
+/// calls: a smoke run for the tests, whose figures measure nothing.
 fn time_ns(iters: u64, rounds: usize, mut f: impl FnMut()) -> f64 {
+    let (iters, rounds) = if std::env::var_os("LMM_BENCH_QUICK").is_some() {
+        ((iters / 1000).max(1), 1)
+    } else {
+        (iters, rounds)
+    };
     (0..rounds)
         .map(|_| {
             let t = Instant::now();
@@ -51,10 +58,13 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     // number of frames, doing the same alloc+free pairs.
     let mut reference = FrameAllocator::<32>::new();
     reference.add_frame(0, pa.totalram_pages() as usize);
-    println!("page_alloc: alloc+free pairs, ns/op (best of 5), lmm vs buddy_system_allocator 0.13");
-    println!(
+    outln!("page_alloc: alloc+free pairs, ns/op (best of 5), lmm vs buddy_system_allocator 0.13");
+    outln!(
         "{:<28} {:>10} {:>12} {:>8}",
-        "case", "lmm", "reference", "ratio"
+        "case",
+        "lmm",
+        "reference",
+        "ratio"
     );
     let iters = 2_000_000;
     let mut row = |case: &str, order: u8, pcp: bool| {
@@ -71,7 +81,7 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
             let f = reference.alloc(1 << order).expect("reference allocation");
             reference.dealloc(black_box(f), 1 << order);
         });
-        println!(
+        outln!(
             "{case:<28} {ours:>10.1} {theirs:>12.1} {:>7.2}x",
             theirs / ours
         );
@@ -81,7 +91,7 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     row("order-3 via per-CPU lists", 3, true);
     row("order-9 via per-CPU lists", 9, true);
     pa.set_pcp_disabled(false);
-    println!("(ratio = reference / lmm: above 1 means lmm is faster)");
+    outln!("(ratio = reference / lmm: above 1 means lmm is faster)");
     Ok(())
 }
 
@@ -108,7 +118,7 @@ fn boot() -> Result<(), String> {
     let m = Machine::boot(config).map_err(|e| e.to_string())?;
     let dt = t.elapsed();
     let (rss, hwm) = rss_kib();
-    println!(
+    outln!(
         "boot: x86_64 with 1 TiB RAM in {:.3} s; host RSS grew by {} MiB (now {} MiB, peak {} MiB); {} pages managed",
         dt.as_secs_f64(),
         rss.saturating_sub(rss0) >> 10,
@@ -129,8 +139,8 @@ fn vm(config: &MachineConfig) -> Result<(), String> {
 
     let mut m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
     let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
-    println!("vm: mmap+munmap pairs of anonymous private rw memory, ns/pair (best of 5), lmm vs the host kernel");
-    println!("{:<28} {:>10} {:>12} {:>8}", "case", "lmm", "host", "ratio");
+    outln!("vm: mmap+munmap pairs of anonymous private rw memory, ns/pair (best of 5), lmm vs the host kernel");
+    outln!("{:<28} {:>10} {:>12} {:>8}", "case", "lmm", "host", "ratio");
     for (size, label) in [
         (4u64 << 10, "4 KiB"),
         (64 << 10, "64 KiB"),
@@ -183,13 +193,13 @@ fn vm(config: &MachineConfig) -> Result<(), String> {
                 return Err(format!("host mmap of {label}: {e}"));
             }
             let case = format!("{label}{}", if populate { " MAP_POPULATE" } else { "" });
-            println!(
+            outln!(
                 "{case:<28} {ours:>10.1} {theirs:>12.1} {:>7.2}x",
                 theirs / ours
             );
         }
     }
-    println!("(ratio = host / lmm: above 1 means lmm is faster)");
+    outln!("(ratio = host / lmm: above 1 means lmm is faster)");
 
     // Translations on one populated page: TLB hits, then full 4-level walks
     // (the page's entry flushed before each).
@@ -219,7 +229,7 @@ fn vm(config: &MachineConfig) -> Result<(), String> {
         mmu.flush_page(asid, v);
         let _ = black_box(mmu.translate(&dm, root, mode, asid, black_box(v), access, true));
     });
-    println!(
+    outln!(
         "translate: TLB hit {hit:.1} ns ({:.0} M/s); full 4-level walk after a flush {walk:.1} ns ({:.0} M/s)",
         1e3 / hit,
         1e3 / walk
@@ -241,11 +251,11 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
     let cpu = CpuId(0);
     let layout = Layout::from_size_align(64, 8).expect("layout");
     let iters = 2_000_000;
-    println!(
+    outln!(
         "slab: alloc+free pairs of 64 bytes, ns/op (best of 5), {:?}",
         m.config.slab
     );
-    println!("{:<34} {:>9}", "case", "ns/op");
+    outln!("{:<34} {:>9}", "case", "ns/op");
     let kmalloc = time_ns(iters, 5, || {
         let o = k.kmalloc(cpu, 64, Gfp::KERNEL).expect("kmalloc");
         let _ = k.kfree(cpu, black_box(o));
@@ -288,16 +298,16 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
         ("system malloc(64)+free", system),
         ("mimalloc 64-byte alloc+free", mimalloc_ns),
     ] {
-        println!("{case:<34} {ns:>9.1}");
+        outln!("{case:<34} {ns:>9.1}");
     }
-    println!("ratios (other / lmm, above 1 means lmm is faster):");
+    outln!("ratios (other / lmm, above 1 means lmm is faster):");
     for (case, ns) in [
         ("kmalloc, locked per call", kmalloc),
         ("kmem_cache, locked per call", cache_pair),
         ("kmalloc, CPU held", held_kmalloc),
         ("kmem_cache, CPU held", held_cache),
     ] {
-        println!(
+        outln!(
             "  {case:<28} vs system {:.2}x, vs mimalloc {:.2}x",
             system / ns,
             mimalloc_ns / ns
@@ -318,7 +328,7 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
             }
         });
         let secs = t.elapsed().as_secs_f64();
-        println!(
+        outln!(
             "2 host threads on 2 simulated CPUs: {:.1} M kmalloc+kfree pairs/s in all",
             2.0 * per_thread as f64 / secs / 1e6
         );

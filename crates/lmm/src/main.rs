@@ -1,6 +1,8 @@
 //! `lmm`: the Linux memory manager in Rust, on a simulated machine.
 //! Subcommands: run a scenario, print /proc files, the kernel log, benchmarks.
 
+#[macro_use]
+mod out;
 mod bench;
 
 use std::process::ExitCode;
@@ -8,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use machine::{parse_size, Machine, MachineConfig};
 use mm::arch::Arch;
+use workload::scenario::Limits;
 
 #[derive(Parser)]
 #[command(
@@ -49,12 +52,59 @@ struct MachineFlags {
     la57: bool,
 }
 
+/// Bounds on a scenario, so that no script runs forever or takes the
+/// host's memory; the error says which one stopped it. 0: no limit.
+#[derive(Args, Clone)]
+struct LimitFlags {
+    /// Rhai operations the script may run.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_operations)]
+    max_operations: u64,
+    /// Nested function calls.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_call_levels)]
+    max_call_levels: usize,
+    /// Bytes in one string (or in the strings of one array or map).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_string_size)]
+    max_string_size: usize,
+    /// Elements in one array (nested arrays counted in).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_array_size)]
+    max_array_size: usize,
+    /// Entries in one object map (nested maps counted in).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_map_size)]
+    max_map_size: usize,
+    /// Machines the script may boot().
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_boots)]
+    max_boots: u64,
+    /// RAM of all the machines the script boots, added up (e.g. 4T).
+    #[arg(long, value_name = "SIZE", default_value = "4T")]
+    max_boot_ram: String,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> Result<Limits, String> {
+        Ok(Limits {
+            max_operations: self.max_operations,
+            max_call_levels: self.max_call_levels,
+            max_string_size: self.max_string_size,
+            max_array_size: self.max_array_size,
+            max_map_size: self.max_map_size,
+            max_boots: self.max_boots,
+            max_boot_ram: if self.max_boot_ram == "0" {
+                0
+            } else {
+                parse_size(&self.max_boot_ram).map_err(|e| format!("--max-boot-ram: {e}"))?
+            },
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario script (Rhai), or the built-in default scenario.
     Run {
         /// The scenario file.
         scenario: Option<String>,
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Print a /proc file of the machine after boot, or after a scenario.
     Proc {
@@ -180,7 +230,8 @@ fn machine_after(
 fn real_main(cli: Cli) -> Result<(), String> {
     let config = cli.machine.config()?;
     match cli.cmd {
-        Cmd::Run { scenario } => {
+        Cmd::Run { scenario, limits } => {
+            let limits = limits.limits()?;
             let (file, text) = match &scenario {
                 Some(p) => (
                     p.clone(),
@@ -191,10 +242,10 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     workload::scenario::DEFAULT_SCENARIO.to_string(),
                 ),
             };
-            let (out, m) =
-                workload::scenario::run(&file, &text, config).map_err(|e| e.to_string())?;
-            print!("{}", out.output);
-            println!(
+            let (out, m) = workload::scenario::run_with_limits(&file, &text, config, &limits)
+                .map_err(|e| e.to_string())?;
+            out!("{}", out.output);
+            outln!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
                 if out.checks > 0 { "ok" } else { "done" },
                 m.config.arch.name(),
@@ -220,9 +271,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
                              spawns them (lmm proc {pid}/{file} --scenario FILE)"
                         ));
                     }
-                    print!("{}", m.proc_pid(pid, file)?);
+                    out!("{}", m.proc_pid(pid, file)?);
                 }
-                _ => print!("{}", m.proc(name)?),
+                _ => out!("{}", m.proc(name)?),
             }
         }
         Cmd::Exec {
@@ -249,14 +300,14 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let r = m
                 .exec(pid, &program, &argv, &envp)
                 .map_err(|e| format!("exec {program}: {e}"))?;
-            print!("{}", m.proc_pid(pid, "maps")?);
+            out!("{}", m.proc_pid(pid, "maps")?);
             if stack {
-                print!("{}", stack_dump(&mut m, pid, &r)?);
+                out!("{}", stack_dump(&mut m, pid, &r)?);
             }
         }
         Cmd::Dmesg { scenario } => {
             let (m, _) = machine_after(config, scenario.as_deref())?;
-            print!("{}", m.dmesg());
+            out!("{}", m.dmesg());
         }
         Cmd::Bench { name } => bench::run(name.as_deref(), &config)?,
         Cmd::Replay {
@@ -305,7 +356,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             workload::replay::run_cli(
                 &args,
                 target.as_mut(),
-                &mut std::io::stdout().lock(),
+                &mut out::Stdout,
                 &mut std::io::stderr().lock(),
             )?;
         }
@@ -358,7 +409,8 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lmm: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "lmm: {e}");
             ExitCode::FAILURE
         }
     }

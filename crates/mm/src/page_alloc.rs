@@ -1300,7 +1300,7 @@ impl PageAlloc {
                 pcp.high_min = high_min;
                 pcp.high_max = high_max;
                 if pcp.high != 0 {
-                    pcp.high = pcp.high.clamp(high_min, high_max);
+                    pcp.high = linux_clamp(pcp.high, high_min, high_max);
                 }
             }
         }
@@ -1412,6 +1412,21 @@ pub fn zone_batchsize(managed: u64) -> u64 {
     let batch = ((managed >> 10).min((1 << 20) >> PAGE_SHIFT) / 4).max(1);
     let b = batch + batch / 2;
     ((1u64 << (63 - b.leading_zeros())) - 1).max(1)
+}
+
+/// `clamp(val, lo, hi)` as include/linux/minmax.h computes it at run time
+/// (`val >= hi ? hi : val <= lo ? lo : val`): unlike [`Ord::clamp`] it does
+/// not panic when `lo > hi`, which happens to a pcp's `high_min` and
+/// `high_max` when a large vm.min_free_kbytes lifts the low watermark above
+/// an eighth of the zone (`nr_pcp_high` clamps them so).
+pub fn linux_clamp(val: u64, lo: u64, hi: u64) -> u64 {
+    if val >= hi {
+        hi
+    } else if val <= lo {
+        lo
+    } else {
+        val
+    }
 }
 
 /// Per-CPU list sizes (batch, high_min, high_max) of a zone (`zone_pcp_update`):

@@ -4,6 +4,7 @@ use super::*;
 use crate::debug::{check_page_alloc, free_area_snapshot};
 use crate::mm_init::testing::boot;
 use crate::types::PhysAddr;
+use alloc::string::String;
 use alloc::vec;
 use proptest::prelude::*;
 
@@ -287,45 +288,167 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     )
 }
 
+/// A model of the free pages, frame by frame: free at the start of the
+/// test and not held by it since. It says when an allocation must succeed,
+/// by Linux's rules (`get_page_from_freelist`, `__zone_watermark_ok`), so
+/// the property test cannot pass with an allocator that fails every call.
+struct FreeModel {
+    /// Per zone: its index and whether each frame of its span is free.
+    zones: Vec<(usize, Pfn, Vec<bool>)>,
+}
+
+impl FreeModel {
+    /// The free lists (and deferred ranges) of every populated zone of node 0.
+    fn new(pa: &PageAlloc) -> Self {
+        let zones = pa
+            .zones()
+            .filter(|z| z.nid == 0 && z.managed() > 0)
+            .map(|z| {
+                let mut free = vec![false; z.spanned as usize];
+                let mut mark = |pfn: Pfn, n: u64| {
+                    for i in 0..n {
+                        free[(pfn.0 + i - z.start_pfn.0) as usize] = true;
+                    }
+                };
+                let area = z.lock_area();
+                for order in 0..NR_PAGE_ORDERS {
+                    for mt in MigrateType::ALL {
+                        for pfn in area.list(order, mt).iter(z.memmap()) {
+                            mark(pfn, 1 << order);
+                        }
+                    }
+                }
+                for (s, e) in area.deferred() {
+                    mark(s, e.0 - s.0);
+                }
+                (z.idx, z.start_pfn, free)
+            })
+            .collect();
+        Self { zones }
+    }
+
+    fn set(&mut self, p: Pfn, o: Order, free: bool) {
+        for (_, start, f) in &mut self.zones {
+            if p.0 >= start.0 && p.0 < start.0 + f.len() as u64 {
+                for i in 0..o.pages() {
+                    f[(p.0 + i - start.0) as usize] = free;
+                }
+                return;
+            }
+        }
+        panic!("{p:?} in no zone of the model");
+    }
+
+    /// Why `alloc_pages(gfp, order)` must succeed, if it must: some zone
+    /// the GFP allows passes the high watermark with its lowmem reserve
+    /// even after the request (so the low and min ones the allocator checks
+    /// too) and holds a free, aligned 2^order range off the per-CPU lists
+    /// and outside HighAtomic pageblocks, which the buddy invariant merges
+    /// into a free block of at least that order.
+    fn must_succeed(&self, pa: &PageAlloc, gfp: Gfp, order: Order) -> Option<String> {
+        let hz = pa.highest_zoneidx(gfp)?;
+        for (idx, start, free) in &self.zones {
+            if *idx > hz {
+                continue;
+            }
+            let z = pa.zone(0, *idx);
+            let mut buddy = free.clone();
+            for c in 0..z.nr_cpus() {
+                let (lists, _) = z.pcp_lists(CpuId(c));
+                for l in lists.iter() {
+                    for pfn in l.iter(z.memmap()) {
+                        let n = 1u64 << z.page(pfn).private();
+                        for i in 0..n {
+                            buddy[(pfn.0 + i - start.0) as usize] = false;
+                        }
+                    }
+                }
+            }
+            let highatomic = |pfn: u64| z.pageblock_mt(Pfn(pfn)) == MigrateType::HighAtomic;
+            let reserved: u64 = (0..free.len() as u64)
+                .step_by(PAGEBLOCK_NR_PAGES as usize)
+                .filter(|&i| highatomic(start.0 + i))
+                .count() as u64
+                * PAGEBLOCK_NR_PAGES;
+            let nr_free = buddy.iter().filter(|&&f| f).count() as u64;
+            let need = z.wmark(Wmark::High) + z.lowmem_reserve(hz) + reserved + order.pages();
+            if nr_free <= need {
+                continue;
+            }
+            let n = order.pages();
+            let first = start.0.next_multiple_of(n);
+            let block = (first..start.0 + free.len() as u64)
+                .step_by(n as usize)
+                .find(|&b| {
+                    b + n <= start.0 + free.len() as u64
+                        && (b..b + n).all(|p| buddy[(p - start.0) as usize] && !highatomic(p))
+                });
+            if let Some(b) = block {
+                return Some(alloc::format!(
+                    "zone {idx}: {nr_free} pages free in the buddy lists > {need} (high watermark, lowmem reserve, HighAtomic reserve, request), and [{b:#x}, +{n}) is free"
+                ));
+            }
+        }
+        None
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Random alloc/free against a model: blocks never overlap, are aligned,
-    /// sit in a zone the GFP allows, free pages are conserved, and freeing
-    /// everything (then draining) restores the initial free lists.
+    /// Random alloc/free against a model: an allocation succeeds wherever
+    /// the model of free pages says it must; blocks never overlap, are
+    /// aligned, sit in a zone the GFP allows, free pages are conserved, and
+    /// freeing everything (then draining) restores the initial free lists.
     #[test]
     fn buddy_matches_model(ops in ops(), cpus in 1usize..3) {
         let m = boot(Arch::X86_64, 48 << 20, cpus);
         let pa = &m.pa;
         let initial = free_area_snapshot(pa);
         let managed = pa.totalram_pages();
+        let mut model = FreeModel::new(pa);
         let gfps = [Gfp::KERNEL, Gfp::KERNEL | Gfp::DMA, Gfp::KERNEL | Gfp::DMA32, Gfp::HIGHUSER_MOVABLE, Gfp::ATOMIC | Gfp::RECLAIMABLE];
         let mut held: Vec<(Pfn, Order, CpuId)> = vec![];
+        let mut required = 0;
         for (i, op) in ops.iter().enumerate() {
             let cpu = CpuId(i % cpus);
             match *op {
                 Op::Alloc(o, g) => {
                     let gfp = gfps[g as usize] | Gfp::NOWARN;
-                    if let Some(p) = pa.alloc_pages(cpu, gfp, Order(o)) {
-                        prop_assert!(p.is_aligned(Order(o)));
-                        let z = pa.zone_of(p).unwrap();
-                        prop_assert!(z.idx <= pa.highest_zoneidx(gfp).unwrap());
-                        prop_assert!(z.spans(p + (Order(o).pages() - 1)));
-                        for &(q, qo, _) in &held {
-                            prop_assert!(p.0 + Order(o).pages() <= q.0 || q.0 + qo.pages() <= p.0, "overlap");
+                    let must = model.must_succeed(pa, gfp, Order(o));
+                    match pa.alloc_pages(cpu, gfp, Order(o)) {
+                        Some(p) => {
+                            prop_assert!(p.is_aligned(Order(o)));
+                            let z = pa.zone_of(p).unwrap();
+                            prop_assert!(z.idx <= pa.highest_zoneidx(gfp).unwrap());
+                            prop_assert!(z.spans(p + (Order(o).pages() - 1)));
+                            for &(q, qo, _) in &held {
+                                prop_assert!(p.0 + Order(o).pages() <= q.0 || q.0 + qo.pages() <= p.0, "overlap");
+                            }
+                            held.push((p, Order(o), cpu));
+                            model.set(p, Order(o), false);
+                            required += u32::from(must.is_some());
                         }
-                        held.push((p, Order(o), cpu));
+                        None => prop_assert!(
+                            must.is_none(),
+                            "step {}: order-{} {:?} failed but must succeed: {}", i, o, gfp, must.unwrap_or_default()
+                        ),
                     }
                 }
                 Op::Free(k) if !held.is_empty() => {
                     let (p, o, _) = held.swap_remove(k % held.len());
                     pa.free_pages(cpu, p, o);
+                    model.set(p, o, true);
                 }
                 Op::Free(_) => {}
             }
             check_page_alloc(pa).map_err(|e| TestCaseError::fail(e.0))?;
             let held_pages: u64 = held.iter().map(|h| h.1.pages()).sum();
             prop_assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages() + held_pages, managed);
+        }
+        // The first allocation always finds the machine empty.
+        if ops.iter().any(|o| matches!(o, Op::Alloc(..))) {
+            prop_assert!(required > 0, "no allocation was required to succeed");
         }
         for (p, o, cpu) in held {
             pa.free_pages(cpu, p, o);
@@ -390,4 +513,32 @@ fn min_free_kbytes_sysctl_takes_an_int() {
         m.pa.set_watermark_scale_factor(0),
         Err(crate::errno::Errno::EINVAL)
     );
+}
+
+#[test]
+fn any_min_free_kbytes_in_the_sysctl_range_is_taken_without_a_panic() {
+    // vm.min_free_kbytes takes 0..=INT_MAX (proc_dointvec_minmax, extra1 =
+    // SYSCTL_ZERO). INT_MAX lifts the low watermark far above an eighth of
+    // the zone, so a pcp's high_min passes its high_max: Linux's clamp()
+    // then gives high_max; Ord::clamp would panic.
+    assert_eq!(linux_clamp(5, 10, 3), 3);
+    assert_eq!(linux_clamp(2, 1, 3), 2);
+    let m = boot(Arch::X86_64, 64 << 20, 2);
+    let p = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(0)).unwrap();
+    assert_eq!(
+        m.pa.set_min_free_kbytes(i32::MAX as u64 + 1),
+        Err(crate::errno::Errno::EINVAL)
+    );
+    m.pa.set_min_free_kbytes(i32::MAX as u64).unwrap();
+    assert_eq!(
+        m.pa.alloc_pages(CPU0, Gfp::KERNEL | Gfp::NOWARN, Order(1)),
+        None,
+        "every zone is below its min watermark"
+    );
+    m.pa.free_pages(CPU0, p, Order(0));
+    check_page_alloc(&m.pa).unwrap();
+    m.pa.set_min_free_kbytes(1024).unwrap();
+    let q = m.pa.alloc_pages(CPU0, Gfp::KERNEL, Order(1)).unwrap();
+    m.pa.free_pages(CPU0, q, Order(1));
+    check_page_alloc(&m.pa).unwrap();
 }

@@ -2001,11 +2001,38 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             .collect();
         // addr -> (len, cache or None for kmalloc, fill byte)
         let mut live: BTreeMap<u64, (u64, Option<CacheId>, u8)> = BTreeMap::new();
+        // The model of free memory: each live object pins at most one slab
+        // (or, above 8 KiB, one block) of at most 2^PAGE_ALLOC_COSTLY_ORDER
+        // pages, and a new one needs one more. While that bound stays below
+        // the free pages above every zone's high watermark and lowmem
+        // reserve, an allocation must succeed: an allocator that fails
+        // cannot pass.
+        let reserve: u64 =
+            m.pa.zones()
+                .map(|z| {
+                    z.wmark(crate::page_alloc::Wmark::High)
+                        + (0..crate::vmstat::MAX_ZONES)
+                            .map(|j| z.lowmem_reserve(j))
+                            .max()
+                            .unwrap_or(0)
+                })
+                .sum();
+        let free_at_start = free_pages(&m);
+        let must_succeed = |live: usize| {
+            let slab = 1u64 << crate::mmzone::PAGE_ALLOC_COSTLY_ORDER;
+            (live as u64 + 1) * slab + reserve < free_at_start
+        };
         for (step, o) in ops.iter().enumerate() {
             let got = match *o {
                 Op::Cache { cache, cpu } => {
                     let id = caches[cache];
-                    k.kmem_cache_alloc(CpuId(cpu), id, Gfp::KERNEL).map(|p| {
+                    let p = k.kmem_cache_alloc(CpuId(cpu), id, Gfp::KERNEL);
+                    assert!(
+                        p.is_some() || !must_succeed(live.len()),
+                        "step {step}: kmem_cache_alloc failed with {} objects live",
+                        live.len()
+                    );
+                    p.map(|p| {
                         let (size, align, _) = specs[cache];
                         assert_eq!(p.0 .0 % align.max(8), 0, "alignment");
                         (p, size, Some(id))
@@ -2017,17 +2044,26 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                         Gfp::KERNEL | Gfp::RECLAIMABLE,
                         Gfp::KERNEL | Gfp::DMA,
                     ][gfp as usize];
-                    let p = k.kmalloc(CpuId(cpu), size, g).unwrap();
-                    if size == 0 {
-                        assert_eq!(p, ZERO_SIZE_PTR);
-                        None
-                    } else {
-                        assert!(k.ksize(p) >= size, "ksize");
-                        assert_eq!(p.0 .0 % 8, 0);
-                        if kind == SlabKind::Slub && size.is_power_of_two() {
-                            assert_eq!(p.0 .0 % size.min(PAGE_SIZE), 0, "natural alignment");
+                    let p = k.kmalloc(CpuId(cpu), size, g);
+                    assert!(
+                        p.is_some() || !must_succeed(live.len()),
+                        "step {step}: kmalloc({size}) failed with {} objects live",
+                        live.len()
+                    );
+                    match p {
+                        None => None,
+                        Some(p) if size == 0 => {
+                            assert_eq!(p, ZERO_SIZE_PTR);
+                            None
                         }
-                        Some((p, size, None))
+                        Some(p) => {
+                            assert!(k.ksize(p) >= size, "ksize");
+                            assert_eq!(p.0 .0 % 8, 0);
+                            if kind == SlabKind::Slub && size.is_power_of_two() {
+                                assert_eq!(p.0 .0 % size.min(PAGE_SIZE), 0, "natural alignment");
+                            }
+                            Some((p, size, None))
+                        }
                     }
                 }
                 Op::Free { pick, cpu } => {

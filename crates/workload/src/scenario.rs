@@ -18,6 +18,9 @@ use mm::page_alloc::CpuId;
 use mm::types::{Order, Pfn, PhysAddr, VirtAddr};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
+mod guard;
+pub use guard::Limits;
+
 /// The built-in default scenario (`lmm run` with no file).
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.rhai");
 
@@ -63,6 +66,15 @@ struct State {
     /// Slab objects the script holds (address -> cache, None for kmalloc),
     /// so a bad or repeated free is an error, never memory corruption.
     slab_objs: std::collections::BTreeMap<i64, Option<u32>>,
+    /// Page blocks the script holds (first pfn -> order), so that freeing
+    /// any other, or with another order, is refused (see `guard`).
+    pages: std::collections::BTreeMap<u64, u8>,
+    /// Slab caches the script created, with how many times (a merged
+    /// cache is shared): only these may be destroyed.
+    caches: std::collections::BTreeMap<u32, u32>,
+    /// The limits of this run, and the machines booted so far (count, RAM).
+    limits: Limits,
+    booted: (u64, u64),
     machine: Machine,
     out: String,
     checks: u64,
@@ -146,7 +158,14 @@ fn register(engine: &mut Engine, st: &Shared) {
     let s = st.clone();
     engine.register_fn("boot", move |m: Map| -> RhaiResult<()> {
         let c = config_from_map(&s.borrow().machine.config, &m)?;
-        s.borrow_mut().machine = boot(c)?;
+        guard::may_boot(&mut s.borrow_mut(), c.ram)?;
+        let machine = boot(c)?;
+        let mut st = s.borrow_mut();
+        st.machine = machine;
+        // What the script held belonged to the old machine.
+        st.pages.clear();
+        st.slab_objs.clear();
+        st.caches.clear();
         Ok(())
     });
     let s = st.clone();
@@ -178,6 +197,7 @@ fn register(engine: &mut Engine, st: &Shared) {
             if !dm.contains(PhysAddr(addr as u64), text.len() as u64) {
                 return err(format!("physical address {addr:#x} outside RAM"));
             }
+            guard::may_write_phys(&st, "write_phys", addr as u64, text.len() as u64)?;
             dm.write(PhysAddr(addr as u64), text.as_bytes());
             Ok(())
         },
@@ -220,6 +240,20 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("sysctl", move |name: &str, value: i64| -> RhaiResult<()> {
+        // Linux's ranges (proc_dointvec_minmax: EINVAL outside them, and
+        // for anything that is not an int).
+        let range = match name {
+            "vm.watermark_scale_factor" => Some(1..=3000),
+            "vm.min_free_kbytes" | "vm.legacy_va_layout" => Some(0..=i64::from(i32::MAX)),
+            _ => None,
+        };
+        if let Some(range) = range.filter(|r| !r.contains(&value)) {
+            return err(format!(
+                "sysctl({name}, {value}): EINVAL: the range is {}..={}",
+                range.start(),
+                range.end()
+            ));
+        }
         let st = s.borrow();
         let pa = &st.machine.pa;
         let r = match name {
@@ -591,7 +625,10 @@ fn alloc(s: &Shared, cpu: i64, gfp: &str, order: i64) -> RhaiResult<i64> {
     }
     st.allocations += 1;
     match st.machine.pa.alloc_pages(CpuId(cpu as usize), gfp, order) {
-        Some(p) => Ok(p.0 as i64),
+        Some(p) => {
+            st.pages.insert(p.0, order.0);
+            Ok(p.0 as i64)
+        }
         None => {
             st.failures += 1;
             Ok(-1)
@@ -599,30 +636,54 @@ fn alloc(s: &Shared, cpu: i64, gfp: &str, order: i64) -> RhaiResult<i64> {
     }
 }
 
+/// `__free_pages` of a block the script allocated, with the order it was
+/// allocated with; anything else (a double free, a page the kernel or a
+/// process holds, another order) would be a kernel BUG and is refused.
 fn free(s: &Shared, cpu: i64, pfn: i64, order: i64) -> RhaiResult<()> {
     let order = order_of(order)?;
-    let st = s.borrow();
-    let pa = &st.machine.pa;
-    if cpu < 0 || cpu as usize >= pa.nr_cpus() {
+    let mut st = s.borrow_mut();
+    if cpu < 0 || cpu as usize >= st.machine.pa.nr_cpus() {
         return err(format!("no CPU {cpu}"));
     }
-    let page = pa.page(Pfn(pfn as u64)).filter(|p| p.refcount() > 0);
-    if page.is_none() || !Pfn(pfn as u64).is_aligned(order) {
-        return err(format!(
-            "free_pages({pfn:#x}, {}): not an allocated block",
-            order.0
-        ));
+    match st.pages.get(&(pfn as u64)) {
+        Some(&o) if o == order.0 => {}
+        Some(&o) => {
+            return err(format!(
+                "free_pages({pfn:#x}, {}): the block was allocated with order {o}",
+                order.0
+            ))
+        }
+        None => {
+            return err(format!(
+                "free_pages({pfn:#x}, {}): not an allocated block of this script (never allocated by it, or already freed)",
+                order.0
+            ))
+        }
     }
-    pa.free_pages(CpuId(cpu as usize), Pfn(pfn as u64), order);
+    st.pages.remove(&(pfn as u64));
+    st.machine
+        .pa
+        .free_pages(CpuId(cpu as usize), Pfn(pfn as u64), order);
     Ok(())
 }
 
 /// Runs a scenario script on a machine booted from `config` (the script may
-/// reboot with other settings). `file` names the script in errors.
+/// reboot with other settings), with the default [`Limits`]. `file` names
+/// the script in errors.
 pub fn run(
     file: &str,
     script: &str,
     config: MachineConfig,
+) -> Result<(Outcome, Machine), ScenarioError> {
+    run_with_limits(file, script, config, &Limits::default())
+}
+
+/// [`run`] with other limits.
+pub fn run_with_limits(
+    file: &str,
+    script: &str,
+    config: MachineConfig,
+    limits: &Limits,
 ) -> Result<(Outcome, Machine), ScenarioError> {
     let fail = |line: Option<usize>, column: Option<usize>, msg: String| ScenarioError {
         file: file.to_string(),
@@ -633,6 +694,10 @@ pub fn run(
     let machine = Machine::boot(config).map_err(|e| fail(None, None, e.to_string()))?;
     let st: Shared = Rc::new(RefCell::new(State {
         slab_objs: Default::default(),
+        pages: Default::default(),
+        caches: Default::default(),
+        limits: limits.clone(),
+        booted: (0, 0),
         machine,
         out: String::new(),
         checks: 0,
@@ -640,8 +705,7 @@ pub fn run(
         failures: 0,
     }));
     let mut engine = Engine::new();
-    engine.set_max_operations(50_000_000);
-    engine.set_max_call_levels(64);
+    limits.apply(&mut engine);
     register(&mut engine, &st);
     let ast = engine.compile(script).map_err(|e| {
         let p = e.position();
@@ -653,6 +717,9 @@ pub fn run(
     })?;
     let mut scope = Scope::new();
     if let Err(e) = engine.run_ast_with_scope(&mut scope, &ast) {
+        if let Some((msg, p)) = limits.stopped_by(&e) {
+            return Err(fail(p.line(), p.position(), msg));
+        }
         let p = e.position();
         let msg = match *e {
             EvalAltResult::ErrorRuntime(ref d, _) => d.to_string(),
@@ -700,12 +767,13 @@ fn register_kernel(engine: &mut Engine, st: &Shared) {
             .map(|v| v.0))
     });
     let s = st.clone();
-    engine.register_fn("vfree", move |addr: i64| -> i64 {
-        raw(s
+    engine.register_fn("vfree", move |addr: i64| -> RhaiResult<i64> {
+        guard::may_vfree(&s.borrow(), addr)?;
+        Ok(raw(s
             .borrow_mut()
             .machine
             .vfree(VirtAddr(addr as u64))
-            .map(|_| 0))
+            .map(|_| 0)))
     });
     let s = st.clone();
     engine.register_fn("vmap", move |pfns: rhai::Array| -> RhaiResult<i64> {
@@ -714,6 +782,9 @@ fn register_kernel(engine: &mut Engine, st: &Shared) {
             .map(|d| d.as_int().map(|p| Pfn(p as u64)))
             .collect::<Result<_, _>>()
             .or_else(|t| err(format!("vmap takes an array of PFNs, found {t}")))?;
+        for p in &pages {
+            guard::memmap_pfn(&s.borrow(), "vmap", p.0 as i64)?;
+        }
         Ok(raw(s
             .borrow_mut()
             .machine
@@ -729,44 +800,61 @@ fn register_kernel(engine: &mut Engine, st: &Shared) {
             .map(|v| v.0))
     });
     let s = st.clone();
-    engine.register_fn("kmap", move |pfn: i64| -> i64 {
-        raw(s.borrow_mut().machine.kmap(Pfn(pfn as u64)).map(|v| v.0))
+    engine.register_fn("kmap", move |pfn: i64| -> RhaiResult<i64> {
+        let pfn = guard::memmap_pfn(&s.borrow(), "kmap", pfn)?;
+        Ok(raw(s.borrow_mut().machine.kmap(pfn).map(|v| v.0)))
     });
     let s = st.clone();
-    engine.register_fn("kunmap", move |pfn: i64| -> i64 {
-        raw(s.borrow_mut().machine.kunmap(Pfn(pfn as u64)).map(|_| 0))
+    engine.register_fn("kunmap", move |pfn: i64| -> RhaiResult<i64> {
+        let pfn = guard::memmap_pfn(&s.borrow(), "kunmap", pfn)?;
+        Ok(raw(s.borrow_mut().machine.kunmap(pfn).map(|_| 0)))
     });
     let s = st.clone();
-    engine.register_fn("kmap_atomic", move |cpu: i64, pfn: i64| -> i64 {
-        raw(s
-            .borrow_mut()
-            .machine
-            .kmap_atomic(cpu.max(0) as usize, Pfn(pfn as u64))
-            .map(|v| v.0))
+    engine.register_fn(
+        "kmap_atomic",
+        move |cpu: i64, pfn: i64| -> RhaiResult<i64> {
+            let (cpu, pfn) = {
+                let st = s.borrow();
+                let cpu = guard::cpu(&st, "kmap_atomic", cpu)?;
+                (cpu, guard::memmap_pfn(&st, "kmap_atomic", pfn)?)
+            };
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .kmap_atomic(cpu, pfn)
+                .map(|v| v.0)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn(
+        "kunmap_atomic",
+        move |cpu: i64, addr: i64| -> RhaiResult<i64> {
+            let cpu = guard::cpu(&s.borrow(), "kunmap_atomic", cpu)?;
+            Ok(raw(s
+                .borrow_mut()
+                .machine
+                .kunmap_atomic(cpu, VirtAddr(addr as u64))
+                .map(|_| 0)))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("page_address", move |pfn: i64| -> RhaiResult<i64> {
+        let st = s.borrow();
+        let pfn = guard::memmap_pfn(&st, "page_address", pfn)?;
+        Ok(st.machine.page_address(pfn).map_or(0, |v| v.0 as i64))
     });
     let s = st.clone();
-    engine.register_fn("kunmap_atomic", move |cpu: i64, addr: i64| -> i64 {
-        raw(s
-            .borrow_mut()
-            .machine
-            .kunmap_atomic(cpu.max(0) as usize, VirtAddr(addr as u64))
-            .map(|_| 0))
-    });
-    let s = st.clone();
-    engine.register_fn("page_address", move |pfn: i64| -> i64 {
-        s.borrow()
-            .machine
-            .page_address(Pfn(pfn as u64))
-            .map_or(0, |v| v.0 as i64)
-    });
-    let s = st.clone();
-    engine.register_fn("kernel_write", move |addr: i64, text: &str| -> i64 {
-        raw(s
-            .borrow()
-            .machine
-            .kernel_write(VirtAddr(addr as u64), text.as_bytes())
-            .map(|_| 0))
-    });
+    engine.register_fn(
+        "kernel_write",
+        move |addr: i64, text: &str| -> RhaiResult<i64> {
+            let st = s.borrow();
+            guard::may_write_kernel(&st, addr as u64, text.len() as u64)?;
+            Ok(raw(st
+                .machine
+                .kernel_write(VirtAddr(addr as u64), text.as_bytes())
+                .map(|_| 0)))
+        },
+    );
     let s = st.clone();
     engine.register_fn(
         "kernel_read",
@@ -840,11 +928,15 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
         "kmem_cache_create",
         move |name: &str, size: i64, align: i64, flags: &str| -> RhaiResult<i64> {
             let flags = slab_flags(flags)?;
-            let st = s.borrow();
-            let k = Kmem::new(&st.machine.slab, &st.machine.pa);
-            Ok(raw(k
-                .kmem_cache_create(name, size.max(0) as u64, align.max(0) as u64, flags, None)
-                .map(|id| id.0 as u64)))
+            let r = {
+                let st = s.borrow();
+                let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+                k.kmem_cache_create(name, size.max(0) as u64, align.max(0) as u64, flags, None)
+            };
+            if let Ok(id) = r {
+                *s.borrow_mut().caches.entry(id.0).or_default() += 1;
+            }
+            Ok(raw(r.map(|id| id.0 as u64)))
         },
     );
     let s = st.clone();
@@ -885,16 +977,32 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             as i64
     });
     let s = st.clone();
-    engine.register_fn("kmem_cache_destroy", move |id: i64| -> i64 {
-        let st = s.borrow();
-        if st.machine.slab.cache(CacheId(id as u32)).is_none() {
-            return -22;
+    engine.register_fn("kmem_cache_destroy", move |id: i64| -> RhaiResult<i64> {
+        let r = {
+            let st = s.borrow();
+            if id < 0 || st.machine.slab.cache(CacheId(id as u32)).is_none() {
+                return Ok(-22);
+            }
+            if !st.caches.contains_key(&(id as u32)) {
+                let name = st.machine.slab.cache(CacheId(id as u32)).map(|c| c.name.clone());
+                return err(format!(
+                    "kmem_cache_destroy({id}): {} is the kernel's cache, not one this script created",
+                    name.unwrap_or_default()
+                ));
+            }
+            let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+            k.kmem_cache_destroy(CpuId(0), CacheId(id as u32))
+        };
+        if r.is_ok() {
+            let mut st = s.borrow_mut();
+            if let Some(n) = st.caches.get_mut(&(id as u32)) {
+                *n -= 1;
+                if *n == 0 {
+                    st.caches.remove(&(id as u32));
+                }
+            }
         }
-        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
-        raw(k
-            .kmem_cache_destroy(CpuId(0), CacheId(id as u32))
-            .map(|_| 0)
-            .map_err(|_| mm::errno::Errno::EBUSY))
+        Ok(raw(r.map(|_| 0).map_err(|_| mm::errno::Errno::EBUSY)))
     });
     for (name, zero) in [("kmalloc", false), ("kzalloc", true)] {
         let s = st.clone();

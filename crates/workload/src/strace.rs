@@ -890,7 +890,7 @@ fn parse_call_body(name: &str, body: &str) -> Result<Syscall, String> {
         .into_iter()
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(parse_arg)
+        .map(|a| parse_arg(a, 0))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Syscall {
         name: name.to_string(),
@@ -1047,7 +1047,19 @@ fn split_top(mut s: &str, sep: u8) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-fn parse_arg(t: &str) -> Result<Arg, String> {
+/// How deeply arguments may nest (arrays in arrays, `name=` values,
+/// trailing comments). strace prints a few levels at most; the bound keeps
+/// a hostile line from exhausting the stack.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses one argument; `depth` counts the enclosing arguments.
+fn parse_arg(t: &str, depth: usize) -> Result<Arg, String> {
+    if depth >= MAX_NESTING {
+        return Err(format!(
+            "expected at most {MAX_NESTING} nested arguments, found deeper nesting at {:?}",
+            snippet(t.trim())
+        ));
+    }
     let t = t.trim();
     // A trailing comment: `0x3039 /* MADV_??? */`, `0x7ffe... /* 12 vars */`.
     if let Some(body) = t.strip_suffix("*/") {
@@ -1058,7 +1070,7 @@ fn parse_arg(t: &str) -> Result<Arg, String> {
                 return Ok(Arg::Other(t.to_string()));
             }
             return Ok(Arg::Annotated {
-                arg: Box::new(parse_arg(inner)?),
+                arg: Box::new(parse_arg(inner, depth + 1)?),
                 comment,
             });
         }
@@ -1080,7 +1092,10 @@ fn parse_arg(t: &str) -> Result<Arg, String> {
             return Ok(Arg::Array(Vec::new()));
         }
         return Ok(Arg::Array(
-            items.into_iter().map(parse_arg).collect::<Result<_, _>>()?,
+            items
+                .into_iter()
+                .map(|i| parse_arg(i, depth + 1))
+                .collect::<Result<_, _>>()?,
         ));
     }
     if t.starts_with('{') && t.ends_with('}') {
@@ -1106,7 +1121,7 @@ fn parse_arg(t: &str) -> Result<Arg, String> {
         if is_word(name) && !t[eq + 1..].starts_with('=') {
             return Ok(Arg::Named {
                 name: name.to_string(),
-                value: Box::new(parse_arg(&t[eq + 1..])?),
+                value: Box::new(parse_arg(&t[eq + 1..], depth + 1)?),
             });
         }
     }
@@ -1617,6 +1632,40 @@ write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
             }
             let _ = parse_str("fuzz", &String::from_utf8_lossy(&b));
         }
+    }
+
+    /// Deeply nested arguments are an error naming the line, not a stack
+    /// overflow: brackets, `name=` chains and stacked trailing comments.
+    #[test]
+    fn deep_nesting_is_an_error_naming_the_line() {
+        let n = 100_000;
+        let deep = |open: &str, close: &str| {
+            format!(
+                "brk(NULL) = 0\n7 write(1, {}0{}, 1) = 1\n",
+                open.repeat(n),
+                close.repeat(n)
+            )
+        };
+        for (what, text) in [
+            ("brackets", deep("[", "]")),
+            ("name= chains", deep("a=", "")),
+            ("trailing comments", deep("", " /* c */")),
+        ] {
+            // `.err()`, not `unwrap_err()`: a success would print 200 kB.
+            let e = parse_str("deep.strace", &text)
+                .err()
+                .unwrap_or_else(|| panic!("100000 nested {what} parsed"));
+            assert_eq!((e.file.as_str(), e.line), ("deep.strace", 2), "{e}");
+            assert!(e.msg.contains("nested"), "{e}");
+            assert!(e
+                .to_string()
+                .starts_with("deep.strace:2: expected at most 64 nested"));
+        }
+        // Real nesting depths still parse; braces are one opaque argument.
+        let ok = format!("brk({}1{}) = 0\n", "[".repeat(20), "]".repeat(20));
+        assert!(parse_str("ok.strace", &ok).is_ok());
+        let ok = format!("brk({}1{}) = 0\n", "[{".repeat(n), "}]".repeat(n));
+        assert!(parse_str("ok.strace", &ok).is_ok());
     }
 
     #[test]

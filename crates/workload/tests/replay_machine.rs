@@ -13,8 +13,10 @@
 //! so its final maps are the start-up ones; its fork children are skipped
 //! (no fork yet) and only the parent is compared.
 
-use std::os::unix::fs::MetadataExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use machine::MachineConfig;
 use mm::VirtAddr;
@@ -109,29 +111,202 @@ fn touches(name: &str, lines: &[Line], text: &str) -> Vec<Touch> {
     .collect()
 }
 
-/// True if the host files the traces load (ld.so, libc, ls, ...) are the
-/// ones they were recorded with (same inode and size, as listed in
-/// tests/fixtures/host-files.txt); a machine with other binaries would
-/// legitimately place things differently, so the comparison is skipped.
-fn host_matches_recording() -> bool {
+/// The host files the dynamically linked traces load (ld.so, libc, ls, ...)
+/// as recorded in tests/fixtures/host-files.txt: path -> sha256.
+fn recorded_host_files() -> BTreeMap<String, String> {
     let list = traces().join("../host-files.txt");
     let text = std::fs::read_to_string(&list).expect("host-files.txt");
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [path, ino, size] = f[..] else { continue };
-        let ok = std::fs::metadata(path)
-            .is_ok_and(|m| m.ino().to_string() == ino && m.len().to_string() == size);
-        if !ok {
-            eprintln!("skipping: {path} differs from the recording host's (re-run tools/record/record.sh)");
-            return false;
-        }
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [path, _ino, _size, sha] = f[..] else {
+                panic!("host-files.txt: expected `PATH INODE SIZE SHA256`, found {l:?}");
+            };
+            assert!(
+                sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{l}"
+            );
+            (path.to_string(), sha.to_string())
+        })
+        .collect()
+}
+
+/// The sha256 of a host file, or None if it cannot be read.
+fn sha256_of(path: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// The recorded host files that differ on this machine (each hashed once).
+fn differing_host_files() -> &'static BTreeSet<String> {
+    static DIFF: OnceLock<BTreeSet<String>> = OnceLock::new();
+    DIFF.get_or_init(|| {
+        recorded_host_files()
+            .into_iter()
+            .filter(|(path, sha)| sha256_of(path).as_deref() != Some(sha.as_str()))
+            .map(|(path, _)| path)
+            .collect()
+    })
+}
+
+/// The ELF interpreter (PT_INTERP) of an x86-64 executable, if it has one.
+fn elf_interpreter(path: &Path) -> Option<String> {
+    let b = std::fs::read(path).ok()?;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    if b.get(..5)? != b"\x7fELF\x02" {
+        return None;
     }
+    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
+    (0..phnum as usize).find_map(|i| {
+        let ph = phoff + i * phentsize as usize;
+        if u32_at(ph)? != 3 {
+            return None; // not PT_INTERP
+        }
+        let (off, len) = (u64_at(ph + 8)? as usize, u64_at(ph + 32)? as usize);
+        let s = b.get(off..off + len)?;
+        Some(String::from_utf8_lossy(s.split(|&c| c == 0).next()?).into_owned())
+    })
+}
+
+/// The recorded host files that replaying trace `name` needs: its
+/// executable, the files it maps (strace's `fd<path>`) and the executable's
+/// ELF interpreter, each as the recording host resolved it. The fixture
+/// binaries in this repository are not host files.
+fn needed_host_files(name: &str) -> BTreeSet<String> {
+    let recorded = recorded_host_files();
+    let text = std::fs::read_to_string(traces().join(format!("{name}.strace"))).expect("trace");
+    let lines = parse_str(name, &text).expect("parse");
+    let exe = lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::Syscall(s) => s.as_execve().map(|e| e.path),
+            _ => None,
+        })
+        .expect("an execve");
+    let exe = if exe.starts_with('/') {
+        PathBuf::from(exe)
+    } else {
+        root().join(exe)
+    };
+    let mut paths: Vec<String> = vec![exe.display().to_string()];
+    paths.extend(elf_interpreter(&exe));
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("</") {
+        let p = &rest[i + 1..];
+        let end = p.find('>').unwrap_or(p.len());
+        paths.push(p[..end].to_string());
+        rest = &p[end..];
+    }
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            // Resolved here as the recording host resolved it (merged /usr:
+            // /bin/ls is /usr/bin/ls); a file missing here is found by name.
+            let real = std::fs::canonicalize(&p).map(|r| r.display().to_string());
+            let name = Path::new(&p).file_name()?.to_owned();
+            recorded.keys().find(|k| {
+                real.as_ref().is_ok_and(|r| r == *k)
+                    || *k == &p
+                    || (real.is_err() && Path::new(k).file_name() == Some(&name))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Why trace `name` cannot be compared on this machine: it needs a host
+/// file whose bytes differ from the recording host's (placement would
+/// legitimately differ). Only the traces that need such a file are skipped.
+fn skip_reason(name: &str) -> Option<String> {
+    let diff: Vec<String> = needed_host_files(name)
+        .intersection(differing_host_files())
+        .cloned()
+        .collect();
+    (!diff.is_empty()).then(|| {
+        format!(
+            "{} differ(s) from the recording host's (sha256 in tests/fixtures/host-files.txt; re-record with tools/record/record.sh)",
+            diff.join(", ")
+        )
+    })
+}
+
+/// True, and says so where `cargo test` shows it, if trace `name` is
+/// skipped. The line goes to stderr directly: libtest captures `eprintln!`
+/// of passing tests, not writes to the stream itself.
+fn host_changed(name: &str) -> bool {
+    let Some(why) = skip_reason(name) else {
+        return false;
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIP replay_machine {name}: {why}"
+    );
     true
 }
 
-/// A dynamically linked fixture whose host libraries changed is skipped.
-fn host_changed(name: &str) -> bool {
-    !name.contains("static") && !host_matches_recording()
+/// The host-file guard's count, printed on every run (`.ci/run` shows it):
+/// how many traces are skipped on this machine and why. It never fails for
+/// a machine whose files differ; it checks that the guard skips only what
+/// it must: a statically linked trace needs no host file, `true` and the
+/// mmap_basic programs do not need ls or its libraries.
+#[test]
+fn host_file_guard_summary() {
+    let names = fixture_names();
+    let skipped: Vec<&String> = names.iter().filter(|n| skip_reason(n).is_some()).collect();
+    let diff = differing_host_files();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "host-file guard: {} of {} traces skipped; {} of {} recorded host files differ{}",
+        skipped.len(),
+        names.len(),
+        diff.len(),
+        recorded_host_files().len(),
+        if diff.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", diff.iter().cloned().collect::<Vec<_>>().join(", "))
+        }
+    );
+    for n in &names {
+        let need = needed_host_files(n);
+        if n.contains("static") {
+            assert!(need.is_empty(), "{n}: {need:?}");
+        } else {
+            for f in [
+                "/etc/ld.so.cache",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            ] {
+                assert!(need.contains(f), "{n} needs {f}: {need:?}");
+            }
+        }
+        if n != "ls-root" {
+            assert!(!need.contains("/usr/bin/ls"), "{n}: {need:?}");
+            assert!(
+                !need
+                    .iter()
+                    .any(|f| f.contains("libselinux") || f.contains("libpcre2")),
+                "{n}: {need:?}"
+            );
+        }
+    }
+    let ls: Vec<String> = recorded_host_files()
+        .into_keys()
+        .filter(|f| f != "/usr/bin/true")
+        .collect();
+    assert_eq!(
+        needed_host_files("ls-root").into_iter().collect::<Vec<_>>(),
+        ls
+    );
+    assert!(needed_host_files("true").contains("/usr/bin/true"));
 }
 
 fn replay_fixture(name: &str) -> (ReplayReport, String) {
@@ -336,8 +511,8 @@ fn a_shared_writable_file_mapping_is_reported_with_its_cause() {
 
 /// Every fixture's events are of kinds the engine knows (a guard that the
 /// fixtures above cover the whole directory).
-#[test]
-fn every_fixture_trace_is_covered() {
+/// The traces in tests/fixtures/traces, by name, sorted.
+fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(traces())
         .unwrap()
         .filter_map(|e| {
@@ -349,6 +524,12 @@ fn every_fixture_trace_is_covered() {
         })
         .collect();
     names.sort();
+    names
+}
+
+#[test]
+fn every_fixture_trace_is_covered() {
+    let names = fixture_names();
     let mut covered: Vec<String> = ["mmap_basic", "mremap_brk", "filemap"]
         .iter()
         .flat_map(|p| {

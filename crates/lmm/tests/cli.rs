@@ -1,0 +1,602 @@
+//! The `lmm` program as a user runs it. Every command line in the README's
+//! Quick start and Usage sections (its examples included) has a case here
+//! that runs it and checks a specific line or value of its output; a
+//! command line of the usage synopsis (`lmm proc NAME [--scenario FILE]`)
+//! runs in each of its forms. A README line without a case fails the test.
+//!
+//! And lmm never panics on its stdout: a closed pipe (`lmm proc zoneinfo |
+//! head -1`) ends it quietly, a full disk (`> /dev/full`) with an error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::cargo_bin;
+use predicates::prelude::*;
+
+/// The repository root: README.md, scenarios/ and tests/ are read from it.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// `lmm` run from the repository root.
+fn lmm() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(cargo_bin("lmm"));
+    c.current_dir(root());
+    c
+}
+
+/// What a case checks in a successful run's output.
+type Check = fn(stdout: &str, stderr: &str);
+
+/// One run of `lmm` for a README command line.
+struct Case {
+    /// The README line it stands for, normalized by [`readme_lines`].
+    readme: &'static str,
+    args: Vec<String>,
+    /// Environment for the run.
+    env: Vec<(&'static str, &'static str)>,
+    check: Check,
+}
+
+fn case(readme: &'static str, args: &[&str], check: Check) -> Case {
+    Case {
+        readme,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+        check,
+    }
+}
+
+/// `lmm bench` measures for seconds; the tests run it in its smoke mode
+/// (`LMM_BENCH_QUICK`: one round of 1/1000 of the calls), which runs every
+/// line of every benchmark and prints the same table.
+fn bench(readme: &'static str, args: &[&str], check: Check) -> Case {
+    let mut c = case(readme, args, check);
+    c.env.push(("LMM_BENCH_QUICK", "1"));
+    c
+}
+
+/// The line of `out` that starts with `prefix`.
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
+}
+
+/// The value after `key` in the block of a zoneinfo that starts at `zone`.
+fn zoneinfo_value(out: &str, zone: &str, key: &str) -> u64 {
+    let block = out
+        .split("Node ")
+        .find(|b| b.starts_with(&format!("0, zone {zone:>8}\n")))
+        .unwrap_or_else(|| panic!("no zone {zone}"));
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in zone {zone}"))
+}
+
+/// A vmalloc area left in place (an x86-64 kernel address is negative as
+/// a Rhai integer; errors are -1 to -4095).
+const VMALLOC_SCENARIO: &str =
+    "let v = vmalloc(2 * 4096);\nexpect(v < -4095, \"a kernel address\");\n";
+
+fn cases() -> Vec<Case> {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-vmalloc.rhai");
+    std::fs::write(&tmp, VMALLOC_SCENARIO).unwrap();
+    let tmp: &'static str = Box::leak(tmp.display().to_string().into_boxed_str());
+    let mut v = vec![
+        // Quick start.
+        case("lmm run", &["run"], |o, _| {
+            assert!(o.starts_with("== after boot ==\n"), "{o}");
+            assert!(
+                line(o, "-- <default scenario>: ").starts_with(
+                    "-- <default scenario>: ok on x86_64 with 4096 MiB RAM, 2 CPUs, 1 node(s): 6 checks passed, 2511 page allocations (0 failed)"
+                ),
+                "{o}"
+            );
+        }),
+        // Usage.
+        case("lmm run [SCENARIO]", &["run"], |o, _| {
+            assert!(line(o, "-- <default scenario>: ").contains(": ok on x86_64"));
+        }),
+        case(
+            "lmm run [SCENARIO]",
+            &["run", "scenarios/process.rhai"],
+            |o, _| {
+                let l = line(o, "-- scenarios/process.rhai: ");
+                assert!(
+                    l.contains(
+                        ": ok on x86_64 with 4096 MiB RAM, 2 CPUs, 1 node(s): 25 checks passed"
+                    ),
+                    "{l}"
+                );
+            },
+        ),
+        case(
+            "lmm proc PID/maps --scenario FILE",
+            &["proc", "1/maps", "--scenario", "scenarios/process.rhai"],
+            |o, _| {
+                assert!(o.lines().any(|l| l.ends_with("[stack]")), "{o}");
+                assert!(
+                    o.lines()
+                        .any(|l| l.ends_with("/usr/bin/true") || l.ends_with("/bin/true")),
+                    "{o}"
+                );
+            },
+        ),
+        case(
+            "lmm proc PID/maps --scenario FILE",
+            &["proc", "1/smaps", "--scenario", "scenarios/process.rhai"],
+            |o, _| {
+                assert!(line(o, "Rss:").ends_with(" kB"));
+                assert!(line(o, "VmFlags:").len() > 9);
+            },
+        ),
+        case(
+            "lmm proc PID/maps --scenario FILE",
+            &[
+                "proc",
+                "1/smaps_rollup",
+                "--scenario",
+                "scenarios/process.rhai",
+            ],
+            |o, _| {
+                assert!(o.lines().next().unwrap().ends_with("[rollup]"), "{o}");
+                assert!(line(o, "Rss:").ends_with(" kB"));
+            },
+        ),
+        case(
+            "lmm proc PID/maps --scenario FILE",
+            &["proc", "1/status", "--scenario", "scenarios/process.rhai"],
+            |o, _| {
+                assert_eq!(line(o, "Name:"), "Name:\ttrue");
+                assert!(line(o, "VmRSS:").ends_with(" kB"));
+            },
+        ),
+        case(
+            "lmm proc PID/maps --scenario FILE",
+            &["proc", "1/pagemap", "--scenario", "scenarios/process.rhai"],
+            |o, _| {
+                // ADDR ENTRY: every present page has bit 63 set.
+                let first = o.lines().next().expect("a present page");
+                let (_, e) = first.split_once(' ').unwrap();
+                assert!(u64::from_str_radix(e, 16).unwrap() >> 63 == 1, "{first}");
+            },
+        ),
+        case("lmm dmesg [--scenario FILE]", &["dmesg"], |o, _| {
+            assert!(line(o, "[    0.000000] Memory: ").contains("K available ("));
+        }),
+        case(
+            "lmm dmesg [--scenario FILE]",
+            &["dmesg", "--scenario", "scenarios/vmalloc_kmap.rhai"],
+            |o, _| {
+                assert!(o.contains("ioremap on RAM at 0x0000000000100000"), "{o}");
+            },
+        ),
+        case(
+            "lmm exec PROGRAM [ARGS...] [--stack]",
+            &["exec", "/bin/true"],
+            |o, _| {
+                assert!(
+                    o.lines().next().unwrap().starts_with("555555554000-"),
+                    "{o}"
+                );
+                assert!(o.lines().any(|l| l.ends_with("[vdso]")), "{o}");
+                assert!(o.lines().any(|l| l.ends_with("[stack]")), "{o}");
+            },
+        ),
+        case(
+            "lmm exec PROGRAM [ARGS...] [--stack]",
+            &["exec", "/bin/echo", "hi", "--stack"],
+            |o, _| {
+                assert!(line(o, "initial stack: rsp=0x7fff").ends_with(" bytes)"));
+                // AT_PAGESZ (6) is 4096.
+                assert_eq!(line(o, "auxv  6 "), "auxv  6 0x1000");
+            },
+        ),
+        case(
+            "lmm replay strace FILE [--check] [--maps PID] [--path-map FROM=TO]",
+            &[
+                "replay",
+                "strace",
+                "tests/fixtures/traces/mremap_brk-static.strace",
+                "--check",
+                "--maps",
+                "6443",
+                "--path-map",
+                "/work/wt-record=.",
+            ],
+            |o, e| {
+                // Only that process's maps, as at its exit_group.
+                let first = o.lines().next().unwrap();
+                assert!(
+                    first.starts_with("00400000-00401000 r--p 00000000 ")
+                        && first.ends_with("/tests/fixtures/bin/mremap_brk-static"),
+                    "{o}"
+                );
+                assert!(e.contains("40 calls replayed, 40 results checked"), "{e}");
+            },
+        ),
+        case(
+            "lmm replay strace FILE [--check] [--maps PID] [--path-map FROM=TO]",
+            &[
+                "replay",
+                "strace",
+                "tests/fixtures/traces/mremap_brk-static.strace",
+                "--path-map",
+                "/work/wt-record=.",
+            ],
+            |o, e| {
+                assert_eq!(
+                    o.lines().next(),
+                    Some("=== pid 6443: maps at exit_group, line 41 ===")
+                );
+                assert!(e.contains("40 calls replayed"), "{e}");
+            },
+        ),
+        bench("lmm bench [page_alloc|slab|vm|boot]", &["bench"], |o, _| {
+            for head in ["page_alloc: ", "slab: ", "vm: ", "translate: ", "boot: "] {
+                line(o, head);
+            }
+        }),
+        bench(
+            "lmm bench [page_alloc|slab|vm|boot]",
+            &["bench", "slab"],
+            |o, _| {
+                assert!(line(o, "lmm kmalloc(64)+kfree ").len() > 30);
+                line(o, "ratios (other / lmm");
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|boot]",
+            &["bench", "vm"],
+            |o, _| {
+                line(o, "4 KiB MAP_POPULATE ");
+                line(o, "(ratio = host / lmm");
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|boot]",
+            &["bench", "boot"],
+            |o, _| {
+                let l = line(o, "boot: x86_64 with 1 TiB RAM in ");
+                assert!(l.ends_with(" pages managed"), "{l}");
+            },
+        ),
+        // Examples.
+        case(
+            "lmm proc buddyinfo --ram 4G",
+            &["proc", "buddyinfo", "--ram", "4G"],
+            |o, _| {
+                // DMA, DMA32, Normal; 11 order columns (MAX_PAGE_ORDER 10).
+                let zones: Vec<&str> = o
+                    .lines()
+                    .map(|l| l.split_whitespace().nth(3).unwrap())
+                    .collect();
+                assert_eq!(zones, ["DMA", "DMA32", "Normal"]);
+                for l in o.lines() {
+                    assert_eq!(l.split_whitespace().skip(4).count(), 11, "{l}");
+                }
+            },
+        ),
+        case(
+            "lmm proc zoneinfo --arch x86 --ram 2G",
+            &["proc", "zoneinfo", "--arch", "x86", "--ram", "2G"],
+            |o, _| {
+                // HighMem starts at 896 MiB and spans the rest of the 2 GiB.
+                assert_eq!(
+                    zoneinfo_value(o, "HighMem", "start_pfn:"),
+                    (896 << 20) >> 12
+                );
+                assert_eq!(zoneinfo_value(o, "HighMem", "spanned"), (1152 << 20) >> 12);
+            },
+        ),
+        case("lmm dmesg --ram 24G", &["dmesg", "--ram", "24G"], |o, _| {
+            assert_eq!(
+                line(o, "[    0.000000]   Normal   "),
+                "[    0.000000]   Normal   [mem 0x0000000100000000-0x000000063fffffff]"
+            );
+            assert!(o.contains("Memory: "), "{o}");
+        }),
+        case(
+            "lmm run scenarios/watermarks.rhai",
+            &["run", "scenarios/watermarks.rhai"],
+            |o, _| {
+                assert!(line(o, "GFP_KERNEL left ").contains(" pages free; GFP_ATOMIC took "));
+                let l = line(o, "-- scenarios/watermarks.rhai: ");
+                assert!(
+                    l.contains(": ok on x86_64 with 1024 MiB RAM, 1 CPUs"),
+                    "{l}"
+                );
+            },
+        ),
+        case("lmm exec /bin/ls", &["exec", "/bin/ls"], |o, _| {
+            // ELF_ET_DYN_BASE: a PIE's first mapping at 2/3 of TASK_SIZE.
+            let first = o.lines().next().unwrap();
+            assert!(
+                first.starts_with("555555554000-") && first.ends_with("/ls"),
+                "{first}"
+            );
+            assert!(o.lines().any(|l| l.contains("ld-linux-x86-64.so.2")), "{o}");
+        }),
+        case(
+            "lmm proc slabinfo --scenario scenarios/slab.rhai --slab slab",
+            &[
+                "proc",
+                "slabinfo",
+                "--scenario",
+                "scenarios/slab.rhai",
+                "--slab",
+                "slab",
+            ],
+            |o, _| {
+                assert_eq!(o.lines().next(), Some("slabinfo - version: 2.1"));
+                // Classic SLAB: tunables, and kmalloc from 32 bytes up.
+                assert!(
+                    line(o, "kmalloc-32 ").contains(" : tunables  120   60    8 : "),
+                    "{o}"
+                );
+                assert!(!o.lines().any(|l| l.starts_with("kmalloc-8 ")), "{o}");
+            },
+        ),
+        bench("lmm bench page_alloc", &["bench", "page_alloc"], |o, _| {
+            line(o, "page_alloc: alloc+free pairs, ns/op");
+            for row in [
+                "order-0 via per-CPU lists ",
+                "order-0 without per-CPU ",
+                "order-3 via per-CPU lists ",
+                "order-9 via per-CPU lists ",
+            ] {
+                assert!(line(o, row).ends_with('x'), "{row}");
+            }
+        }),
+    ];
+    // `lmm proc NAME [--scenario FILE]`: every NAME the README lists.
+    let names: [(&str, Check); 10] = [
+        ("buddyinfo", |o, _| {
+            assert!(o.starts_with("Node 0, zone      DMA "))
+        }),
+        ("pagetypeinfo", |o, _| {
+            assert_eq!(o.lines().next(), Some("Page block order: 9"))
+        }),
+        ("zoneinfo", |o, _| {
+            assert!(zoneinfo_value(o, "DMA", "start_pfn:") == 1)
+        }),
+        ("meminfo", |o, _| assert!(o.starts_with("MemTotal:"))),
+        ("vmstat", |o, _| assert!(o.starts_with("nr_free_pages "))),
+        ("iomem", |o, _| {
+            assert!(o.contains("\n00001000-0009fbff : System RAM\n"), "{o}")
+        }),
+        ("slabinfo", |o, _| {
+            assert!(line(o, "kmalloc-8 ").contains(" : tunables    0    0    0 : "))
+        }),
+        ("vmallocinfo", |o, _| assert!(o.is_empty(), "{o}")),
+        ("memblock/memory", |o, _| {
+            assert_eq!(
+                o.lines().next(),
+                Some("   0: 0x0000000000001000..0x000000000009fbff    0 NONE")
+            )
+        }),
+        ("memblock/reserved", |o, _| {
+            assert!(o.lines().any(|l| l.ends_with("RSV_KERN")), "{o}")
+        }),
+    ];
+    for (name, check) in names {
+        v.push(case(
+            "lmm proc NAME [--scenario FILE]",
+            &["proc", name],
+            check,
+        ));
+    }
+    v.push(case(
+        "lmm proc NAME [--scenario FILE]",
+        &["proc", "vmallocinfo", "--scenario", tmp],
+        |o, _| {
+            assert!(o.contains(" 12288 scenario pages=2 vmalloc"), "{o}");
+        },
+    ));
+    v
+}
+
+/// The command lines of the README's Quick start and Usage sections
+/// (`cargo run --release -- X` read as `lmm X`), without their comments.
+fn readme_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut out = Vec::new();
+    let mut section = "";
+    let mut in_code = false;
+    for l in text.lines() {
+        if let Some(h) = l.strip_prefix("## ") {
+            section = h;
+            continue;
+        }
+        if l.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code
+            || !matches!(
+                section,
+                "Quick start (fresh machine, Rust toolchain installed)" | "Usage"
+            )
+        {
+            continue;
+        }
+        let cmd = l.split(" # ").next().unwrap().trim();
+        let cmd = match cmd.strip_prefix("cargo run --release -- ") {
+            Some(rest) => format!("lmm {rest}"),
+            None if cmd == "cargo run --release" => "lmm".to_string(),
+            None if cmd.starts_with("lmm ") => cmd.to_string(),
+            None => continue,
+        };
+        out.push(cmd.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out
+}
+
+#[test]
+fn every_readme_command_line_has_a_case() {
+    let lines = readme_lines();
+    assert!(lines.len() >= 15, "{lines:?}");
+    let cases = cases();
+    for l in &lines {
+        assert!(
+            cases.iter().any(|c| c.readme == l),
+            "README line `{l}` has no case in crates/lmm/tests/cli.rs"
+        );
+    }
+    for c in &cases {
+        assert!(
+            lines.iter().any(|l| l == c.readme),
+            "case for `{}` but the README has no such line",
+            c.readme
+        );
+    }
+}
+
+/// Runs the cases whose README line is `lmm SUB ...` for one of `subs`.
+fn run_cases(subs: &[&str]) {
+    let mut n = 0;
+    for c in cases() {
+        let sub = c.readme.split_whitespace().nth(1).unwrap_or("");
+        if !subs.contains(&sub) {
+            continue;
+        }
+        let mut cmd = lmm();
+        cmd.args(&c.args);
+        for (k, v) in &c.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.assert().success().get_output().clone();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.check)(&stdout, &stderr)));
+        if run.is_err() {
+            panic!("lmm {}: output check failed (above)", c.args.join(" "));
+        }
+        n += 1;
+    }
+    assert!(n > 0);
+}
+
+#[test]
+fn readme_run_and_proc() {
+    run_cases(&["run", "proc"]);
+}
+
+#[test]
+fn readme_dmesg_exec_and_replay() {
+    run_cases(&["dmesg", "exec", "replay"]);
+}
+
+#[test]
+fn readme_bench() {
+    run_cases(&["bench"]);
+}
+
+#[test]
+fn every_case_runs_in_one_of_the_tests_above() {
+    for c in cases() {
+        let sub = c.readme.split_whitespace().nth(1).unwrap_or("");
+        assert!(
+            ["run", "proc", "dmesg", "exec", "replay", "bench"].contains(&sub),
+            "{}",
+            c.readme
+        );
+    }
+}
+
+/// Errors are one line on stderr and exit status 1, never a panic.
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    for (args, want) in [
+        (&["proc", "nosuchfile"][..], "lmm: "),
+        (
+            &["run", "no/such/scenario.rhai"],
+            "lmm: no/such/scenario.rhai: ",
+        ),
+        (&["proc", "buddyinfo", "--ram", "1X"], "lmm: --ram: "),
+        (
+            &["proc", "buddyinfo", "--slab", "slob"],
+            "lmm: unknown --slab \"slob\"",
+        ),
+        (&["bench", "nosuch"], "lmm: unknown benchmark \"nosuch\""),
+    ] {
+        lmm().args(args).assert().code(1).stderr(
+            predicate::str::starts_with(want).and(predicate::str::contains("panicked").not()),
+        );
+    }
+    // A scenario's limits are flags of `lmm run`, and the error names them.
+    let script = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-loop.rhai");
+    std::fs::write(&script, "loop { }\n").unwrap();
+    lmm()
+        .args(["run", &script.display().to_string(), "--max-operations", "1000"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cli-loop.rhai:1:6: stopped after 1000 operations (the limit; raise it with --max-operations)",
+        ));
+}
+
+/// The read end of lmm's stdout closed before lmm writes: EPIPE. lmm exits
+/// quietly (status 0, nothing on stderr), as Unix filters do.
+#[test]
+fn a_closed_stdout_ends_lmm_quietly() {
+    let mut child = Command::new(cargo_bin("lmm"))
+        .args(["proc", "zoneinfo"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
+/// The README's shell line `lmm proc zoneinfo | head -1`, with an output
+/// larger than a pipe's buffer so that lmm still writes after head exits.
+#[test]
+fn piped_into_head_lmm_exits_quietly() {
+    let bin = cargo_bin("lmm");
+    for extra in ["", " --cpus 64 --nodes 8"] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' proc zoneinfo{extra} | head -1; echo \"lmm=${{PIPESTATUS[0]}}\"",
+                bin.display()
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Node 0, zone      DMA\nlmm=0\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    }
+}
+
+/// `lmm proc zoneinfo > /dev/full`: ENOSPC is an error and status 1.
+#[test]
+fn a_full_stdout_is_an_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(cargo_bin("lmm"))
+        .args(["proc", "zoneinfo"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lmm: writing to standard output: No space left on device (os error 28)\n"
+    );
+}
