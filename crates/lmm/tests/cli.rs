@@ -94,9 +94,15 @@ fn cases() -> Vec<Case> {
             assert!(o.starts_with("== after boot ==\n"), "{o}");
             assert!(
                 line(o, "-- <default scenario>: ").starts_with(
-                    "-- <default scenario>: ok on x86_64 with 4096 MiB RAM, 2 CPUs, 1 node(s): 6 checks passed, 2511 page allocations (0 failed)"
+                    "-- <default scenario>: ok on x86_64 with 4096 MiB RAM, 2 CPUs, 1 node(s): 25 checks passed, 2511 page allocations (0 failed)"
                 ),
                 "{o}"
+            );
+            // Demand paging and copy-on-write at work.
+            line(o, "== demand paging: 9 minor faults, RSS +8 pages ==");
+            line(
+                o,
+                "== copy-on-write: the child's write copied 1 page; the rest stay shared ==",
             );
         }),
         // Usage.
@@ -196,6 +202,31 @@ fn cases() -> Vec<Case> {
                 assert!(line(o, "initial stack: rsp=0x7fff").ends_with(" bytes)"));
                 // AT_PAGESZ (6) is 4096.
                 assert_eq!(line(o, "auxv  6 "), "auxv  6 0x1000");
+            },
+        ),
+        case(
+            "lmm replay lackey FILE [--keep-going] [--limit N]",
+            &["replay", "lackey", "tests/fixtures/lackey/touch.lk"],
+            |o, _| {
+                assert_eq!(
+                    line(o, "accesses: "),
+                    "accesses: 591 (I 478, L 52, S 60, M 1)"
+                );
+                assert_eq!(line(o, "faults: "), "faults: 20 (minor 20, major 0)");
+                assert_eq!(line(o, "RSS: "), "RSS: 18 pages (72 kB)");
+            },
+        ),
+        case(
+            "lmm replay lackey FILE [--keep-going] [--limit N]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/true.lk.gz",
+                "--limit",
+                "1000",
+            ],
+            |o, _| {
+                assert!(line(o, "accesses: ").starts_with("accesses: 1000 "), "{o}");
             },
         ),
         case(
