@@ -31,21 +31,31 @@ fn time_ns(iters: u64, rounds: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Runs the benchmark `name`, or all of them.
-pub fn run(name: Option<&str>, config: &MachineConfig) -> Result<(), String> {
+/// Bytes of anonymous memory `fault` and `fork` use unless told otherwise.
+pub const DEFAULT_SIZE: u64 = 1 << 30;
+
+/// Runs the benchmark `name`, or all of them; `size` is the memory of
+/// `fault` and `fork` ([`DEFAULT_SIZE`] when `None`).
+pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Result<(), String> {
+    let size = size.unwrap_or(DEFAULT_SIZE);
+    let out = &mut std::io::stdout();
     match name {
         None => {
             page_alloc(config)?;
             slab(config)?;
             vm(config)?;
+            fault(config, size, 4, out).map(|_| ())?;
+            fork(config, size, 5, out).map(|_| ())?;
             boot()
         }
         Some("page_alloc") => page_alloc(config),
         Some("vm") => vm(config),
         Some("boot") => boot(),
         Some("slab") => slab(config),
+        Some("fault") => fault(config, size, 4, out).map(|_| ()),
+        Some("fork") => fork(config, size, 5, out).map(|_| ()),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: expected page_alloc, slab, vm or boot"
+            "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork or boot"
         )),
     }
 }
@@ -334,4 +344,465 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Writes one line of a benchmark's report to `out`.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(|e| format!("writing the report: {e}"))?
+    };
+}
+
+/// "1 GiB", "16 MiB", "64 KiB".
+fn size_label(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b.is_multiple_of(1 << 30) => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{} MiB", b >> 20),
+        b => format!("{} KiB", b >> 10),
+    }
+}
+
+/// `config` with RAM raised, if needed, so that `size` of anonymous memory
+/// (twice, for fork's child) fits without reclaim.
+fn bench_config(config: &MachineConfig, size: u64) -> MachineConfig {
+    let mut c = config.clone();
+    c.ram = c.ram.max(2 * size + (64 << 20));
+    c
+}
+
+/// This process's minor faults so far (`minflt`, field 10 of
+/// /proc/self/stat); 0 if the file cannot be read.
+fn host_minflt() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the comm's closing parenthesis start at field 3 (state).
+    s.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(7))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A fresh anonymous private rw mapping of the host, with transparent huge
+/// pages refused (MADV_NOHUGEPAGE) so that it faults 4 KiB at a time as
+/// lmm does; unmapped on drop.
+struct HostAnon {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl HostAnon {
+    fn new(len: u64) -> Result<HostAnon, String> {
+        use rustix::mm::{madvise, mmap_anonymous, Advice, MapFlags, ProtFlags};
+        let len = usize::try_from(len).map_err(|_| "size too large for the host".to_string())?;
+        // SAFETY: a fresh mapping chosen by the kernel; only this value
+        // uses it, within its `len` bytes, until drop unmaps it.
+        let ptr = unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .map_err(|e| format!("host mmap of {len} bytes: {e}"))?;
+        let map = HostAnon {
+            ptr: ptr.cast(),
+            len,
+        };
+        // SAFETY: advice on the mapping just made; it changes no contents.
+        // A kernel without THP refuses it, which leaves 4 KiB faults anyway.
+        let _ = unsafe { madvise(ptr, len, Advice::LinuxNoHugepage) };
+        Ok(map)
+    }
+
+    /// Writes one byte to each 4 KiB page, in order.
+    fn write_each_page(&self) {
+        for off in (0..self.len).step_by(4096) {
+            // SAFETY: `off` is inside the mapping, which is readable and
+            // writable and referenced by nothing else.
+            unsafe { self.ptr.add(off).write_volatile(1) };
+        }
+    }
+}
+
+impl Drop for HostAnon {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer referenced.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// What `fault` measured, for its callers and tests.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct FaultResult {
+    /// Pages written per round.
+    pub pages: u64,
+    /// Minor faults lmm's process took in each round (all rounds equal).
+    pub lmm_faults: u64,
+    /// The host's minor faults in its best round (this process's minflt,
+    /// so other threads' faults count too).
+    pub host_faults: u64,
+    /// Best lmm and host rates, faults per second.
+    pub lmm_rate: f64,
+    /// See `lmm_rate`.
+    pub host_rate: f64,
+}
+
+/// `lmm bench fault`: demand-zero faults, one 1-byte write to each 4 KiB
+/// page of `size` of fresh anonymous memory, on a process of the machine
+/// (through the MMU and the fault handler) and, round by round in the same
+/// run, by this process on the host (real kernel faults). `rounds` >= 2:
+/// the first is reported apart, since lmm's first touch of its RAM also
+/// takes the host's faults on the MAP_NORESERVE pages behind it.
+pub fn fault(
+    config: &MachineConfig,
+    size: u64,
+    rounds: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<FaultResult, String> {
+    use mm::mmap::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    if size == 0 || !size.is_multiple_of(4096) || rounds < 2 {
+        return Err("bench fault: size must be a non-zero multiple of 4 KiB, rounds >= 2".into());
+    }
+    let config = bench_config(config, size);
+    let mut m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
+    let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
+    let pages = size / 4096;
+    let label = size_label(size);
+    let minflt = |m: &Machine| m.process(pid).map_or(0, |p| p.flt.minor);
+    let mut lmm_ns = Vec::new();
+    let mut host_ns = Vec::new();
+    let mut host_faults = Vec::new();
+    let mut lmm_faults = 0;
+    for _ in 0..rounds {
+        let va = m
+            .sys_mmap(
+                pid,
+                0,
+                size,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                None,
+                0,
+            )
+            .map_err(|e| format!("lmm mmap of {label}: {e}"))?;
+        let f0 = minflt(&m);
+        let t = Instant::now();
+        for i in 0..pages {
+            m.store(pid, va + i * 4096, &[1])
+                .map_err(|f| format!("lmm store at {:#x}: {f:?}", va + i * 4096))?;
+        }
+        lmm_ns.push(t.elapsed().as_nanos() as f64);
+        let faults = minflt(&m) - f0;
+        if faults != pages {
+            return Err(format!(
+                "lmm took {faults} faults writing {pages} fresh pages"
+            ));
+        }
+        lmm_faults = faults;
+        // A check that the writes landed: the last page reads back.
+        let last = m
+            .load(pid, va + size - 4096, 1)
+            .map_err(|f| format!("lmm load: {f:?}"))?;
+        if last != [1] {
+            return Err("lmm: a written byte did not read back".into());
+        }
+        m.sys_munmap(pid, va, size)
+            .map_err(|e| format!("lmm munmap: {e}"))?;
+
+        let host = HostAnon::new(size)?;
+        let f0 = host_minflt();
+        let t = Instant::now();
+        host.write_each_page();
+        host_ns.push(t.elapsed().as_nanos() as f64);
+        host_faults.push(host_minflt().saturating_sub(f0));
+        drop(host);
+    }
+    let rate = |ns: f64| pages as f64 / (ns / 1e9);
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (lmm_best, host_best) = (best(&lmm_ns[1..]), best(&host_ns[1..]));
+    let host_best_round = 1 + host_ns[1..]
+        .iter()
+        .position(|&n| n == host_best)
+        .unwrap_or(0);
+    say!(
+        out,
+        "fault: demand-zero page faults, a 1-byte write to each 4 KiB page of {label} of fresh anonymous private rw memory ({pages} pages), faults/s"
+    );
+    say!(
+        out,
+        "  lmm:  Machine::store by a process of an {} machine with {} RAM, page after page: the MMU's walk finds no PTE, handle_mm_fault allocates, zeroes and maps a page, the store is retried and lands",
+        config.arch.name(),
+        size_label(config.ram)
+    );
+    say!(
+        out,
+        "  host: this process writes the same bytes to a fresh mmap of its own (MADV_NOHUGEPAGE, no MAP_POPULATE): real kernel page faults"
+    );
+    say!(
+        out,
+        "{:<36} {:>12} {:>12} {:>8}",
+        "case",
+        "lmm/s",
+        "host/s",
+        "ratio"
+    );
+    let mut row = |case: &str, ours: f64, theirs: f64| -> Result<(), String> {
+        say!(
+            out,
+            "{case:<36} {:>12.0} {:>12.0} {:>7.2}x",
+            rate(ours),
+            rate(theirs),
+            theirs / ours
+        );
+        Ok(())
+    };
+    row(
+        "round 1 (lmm's RAM cold on the host)",
+        lmm_ns[0],
+        host_ns[0],
+    )?;
+    row(&format!("best of rounds 2-{rounds}"), lmm_best, host_best)?;
+    say!(
+        out,
+        "faults counted: lmm {lmm_faults} per round ({pages} pages written), host {} in its best round (this process's minflt)",
+        host_faults[host_best_round]
+    );
+    let ratio = host_best / lmm_best;
+    say!(
+        out,
+        "(ratio = lmm rate / host rate: above 1 means lmm is faster; target >= 4x: {})",
+        if ratio >= 4.0 { "met" } else { "not met" }
+    );
+    Ok(FaultResult {
+        pages,
+        lmm_faults,
+        host_faults: host_faults[host_best_round],
+        lmm_rate: rate(lmm_best),
+        host_rate: rate(host_best),
+    })
+}
+
+/// What `fork` measured: best times of the fork call, in seconds.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct ForkResult {
+    /// Pages resident in the forked process.
+    pub pages: u64,
+    /// lmm's `Machine::fork`.
+    pub lmm_secs: f64,
+    /// The host's fork(2).
+    pub host_secs: f64,
+}
+
+/// `lmm bench fork`: the time of fork alone for a process with `size` of
+/// anonymous memory resident, best of `rounds`: first this process on the
+/// host (fork(2); the child `_exit`s at once and is reaped), then a
+/// process of the machine (`Machine::fork`; the child exits and is
+/// reaped). The host goes first, before the machine boots, so that the
+/// host's fork copies only this process's own `size` and not lmm's RAM.
+pub fn fork(
+    config: &MachineConfig,
+    size: u64,
+    rounds: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<ForkResult, String> {
+    use machine::mmu::Access;
+    use mm::mmap::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    if size == 0 || !size.is_multiple_of(4096) || rounds == 0 {
+        return Err("bench fork: size must be a non-zero multiple of 4 KiB, rounds >= 1".into());
+    }
+    let pages = size / 4096;
+    let label = size_label(size);
+
+    let host = HostAnon::new(size)?;
+    host.write_each_page();
+    let mut host_secs = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        // SAFETY: the child calls only `_exit`, which is async-signal-safe,
+        // so forking this (possibly multi-threaded) process is sound.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: ends the child at once, running no destructor.
+            unsafe { libc::_exit(0) };
+        }
+        let dt = t.elapsed().as_secs_f64();
+        if child < 0 {
+            return Err(format!("host fork: {}", std::io::Error::last_os_error()));
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just made; `status` is a valid int.
+        let r = unsafe { libc::waitpid(child, &mut status, 0) };
+        if r != child || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            return Err(format!("host fork: the child ended badly ({status:#x})"));
+        }
+        host_secs = host_secs.min(dt);
+    }
+    drop(host);
+
+    let config = bench_config(config, size);
+    let mut m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
+    let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
+    let va = m
+        .sys_mmap(
+            pid,
+            0,
+            size,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .map_err(|e| format!("lmm mmap of {label}: {e}"))?;
+    m.touch(pid, va, size, Access::Write)
+        .map_err(|f| format!("lmm touch: {f:?}"))?;
+    let mut lmm_secs = f64::INFINITY;
+    let mut exit_secs = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let child = m.fork(pid).map_err(|e| format!("lmm fork: {e}"))?;
+        lmm_secs = lmm_secs.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        m.exit(child).map_err(|e| format!("lmm exit: {e}"))?;
+        m.wait(pid, child as i64)
+            .map_err(|e| format!("lmm wait: {e}"))?;
+        exit_secs = exit_secs.min(t.elapsed().as_secs_f64());
+    }
+    say!(
+        out,
+        "fork: fork(2) of a process with {label} of anonymous private memory resident ({pages} pages written), ms for the fork call alone (best of {rounds})"
+    );
+    say!(
+        out,
+        "  lmm:  Machine::fork of a process of an {} machine with {} RAM: dup_mmap, copy_page_range write-protects and copies {pages} PTEs; then the child exits and is reaped, untimed",
+        config.arch.name(),
+        size_label(config.ram)
+    );
+    say!(
+        out,
+        "  host: fork() of this process with {label} resident (MADV_NOHUGEPAGE; lmm's machine not yet booted); the child _exit(0)s at once and is reaped, untimed"
+    );
+    say!(
+        out,
+        "{:<36} {:>12} {:>12} {:>8}",
+        "case",
+        "lmm ms",
+        "host ms",
+        "ratio"
+    );
+    say!(
+        out,
+        "{:<36} {:>12.3} {:>12.3} {:>7.2}x",
+        format!("fork, {label} resident"),
+        lmm_secs * 1e3,
+        host_secs * 1e3,
+        host_secs / lmm_secs
+    );
+    say!(
+        out,
+        "lmm child's exit+wait (zap of {pages} PTEs, its tables freed): {:.3} ms",
+        exit_secs * 1e3
+    );
+    let ratio = host_secs / lmm_secs;
+    say!(
+        out,
+        "(ratio = host time / lmm time: above 1 means lmm is faster; target >= 4x: {})",
+        if ratio >= 4.0 { "met" } else { "not met" }
+    );
+    Ok(ForkResult {
+        pages,
+        lmm_secs,
+        host_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of a table row: the case, two values and `N.NNx`.
+    fn row_numbers(line: &str) -> (f64, f64, f64) {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        assert!(t.len() >= 4, "short row {line:?}");
+        let n = t.len();
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .unwrap_or_else(|_| panic!("{s:?} in {line:?} is not a number"))
+        };
+        let ratio = t[n - 1]
+            .strip_suffix('x')
+            .unwrap_or_else(|| panic!("no ratio at the end of {line:?}"));
+        (num(t[n - 3]), num(t[n - 2]), num(ratio))
+    }
+
+    /// Both benches in a quick mode (16 MiB): the report's shape, and
+    /// lmm's faults equal to the pages written.
+    #[test]
+    fn fault_and_fork_quick() {
+        let config = MachineConfig {
+            ram: 64 << 20,
+            ..Default::default()
+        };
+        let size = 16 << 20;
+        let pages = size / 4096;
+
+        let mut out = Vec::new();
+        let r = fault(&config, size, 2, &mut out).expect("bench fault");
+        assert_eq!(r.pages, pages);
+        assert_eq!(r.lmm_faults, pages);
+        assert!(r.lmm_rate > 0.0 && r.host_rate > 0.0);
+        assert!(r.host_faults > 0, "the host's writes took no fault");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8, "{text}");
+        assert!(lines[0].starts_with("fault: demand-zero page faults"));
+        assert!(lines[0].contains("16 MiB") && lines[0].contains("(4096 pages)"));
+        assert!(lines[1].starts_with("  lmm:  Machine::store"));
+        assert!(lines[1].contains("x86_64 machine with 96 MiB RAM"));
+        assert!(lines[2].starts_with("  host: "));
+        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
+        assert!(lines[4].starts_with("round 1 "));
+        assert!(lines[5].starts_with("best of rounds 2-2 "));
+        for l in &lines[4..6] {
+            let (ours, theirs, ratio) = row_numbers(l);
+            assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0, "{l}");
+        }
+        assert!(
+            lines[6].starts_with("faults counted: lmm 4096 per round (4096 pages written), host "),
+            "{}",
+            lines[6]
+        );
+        assert!(lines[7].starts_with("(ratio = lmm rate / host rate"));
+        assert!(lines[7].ends_with(": met)") || lines[7].ends_with(": not met)"));
+
+        let mut out = Vec::new();
+        let r = fork(&config, size, 2, &mut out).expect("bench fork");
+        assert_eq!(r.pages, pages);
+        assert!(r.lmm_secs > 0.0 && r.host_secs > 0.0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        assert!(lines[0].starts_with("fork: fork(2) of a process with 16 MiB"));
+        assert!(lines[0].contains("(4096 pages written)") && lines[0].ends_with("(best of 2)"));
+        assert!(lines[1].starts_with("  lmm:  Machine::fork"));
+        assert!(lines[1].contains("copies 4096 PTEs"));
+        assert!(lines[2].starts_with("  host: fork() of this process with 16 MiB resident"));
+        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
+        assert!(lines[4].starts_with("fork, 16 MiB resident "));
+        let (ours, theirs, ratio) = row_numbers(lines[4]);
+        assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0);
+        assert!(lines[5].starts_with("lmm child's exit+wait (zap of 4096 PTEs"));
+        assert!(lines[6].starts_with("(ratio = host time / lmm time"));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        let config = MachineConfig::default();
+        let mut out = Vec::new();
+        assert!(fault(&config, 4097, 2, &mut out).is_err());
+        assert!(fault(&config, 4096, 1, &mut out).is_err());
+        assert!(fork(&config, 0, 1, &mut out).is_err());
+        assert!(out.is_empty());
+    }
 }

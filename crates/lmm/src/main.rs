@@ -177,8 +177,11 @@ enum Cmd {
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
-        /// page_alloc, slab, vm or boot; all when omitted.
+        /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
         name: Option<String>,
+        /// Anonymous memory that fault and fork use, e.g. 16M (default 1G).
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
     },
 }
 
@@ -309,7 +312,12 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let (m, _) = machine_after(config, scenario.as_deref())?;
             out!("{}", m.dmesg());
         }
-        Cmd::Bench { name } => bench::run(name.as_deref(), &config)?,
+        Cmd::Bench { name, size } => {
+            let size = size
+                .map(|s| parse_size(&s).map_err(|e| format!("--size: {e}")))
+                .transpose()?;
+            bench::run(name.as_deref(), size, &config)?
+        }
         Cmd::Replay {
             format,
             file,
