@@ -695,42 +695,49 @@ impl<'a> UserPageTables<'a> {
         vma: &Vma,
     ) -> Result<(), Errno> {
         let cow = vma.flags.0 & (VmFlags::SHARED.0 | VmFlags::MAYWRITE.0) == VmFlags::MAYWRITE.0;
-        let mut entries: Vec<(VirtAddr, Pte)> = Vec::new();
-        self.pt.walk(vma.start, vma.end, &mut |va, pte, level| {
-            if level == 1 {
-                entries.push((va, pte));
-            }
-        });
+        let shared = vma.flags.contains(VmFlags::SHARED);
+        let (pa, zero) = (self.pa, self.zero_pfn);
         let mut frames = child.frames();
         let mut protected = false;
-        for (va, pte) in entries {
-            if !pte.maps_page() {
-                continue;
-            }
-            let pfn = pte.pfn();
-            let Some(page) = self.pa.page(pfn) else {
-                continue;
-            };
-            let kind = self.kind_of(pfn, page);
-            let mut cpte = pte.mkold();
-            if cow && pte.writable() {
-                self.pt.update(va, &|p| p.wrprotect());
-                cpte = cpte.wrprotect();
-                protected = true;
-            }
-            if vma.flags.contains(VmFlags::SHARED) {
-                cpte = cpte.mkclean();
-            }
-            child.pt.set_pte(&mut frames, va, cpte)?;
-            if kind != Kind::Zero {
-                page.get();
-                child.add_rmap(pfn, kind);
-            }
+        let mut added = [0i64; 4];
+        let r = child
+            .pt
+            .copy_range(&mut frames, self.pt, vma.start, vma.end, &mut |_, pte| {
+                if !pte.maps_page() {
+                    return None;
+                }
+                let pfn = pte.pfn();
+                let page = pa.page(pfn)?;
+                let kind = page_kind(zero, pfn, page);
+                let mut cpte = pte.mkold();
+                let mut ppte = pte;
+                if cow && pte.writable() {
+                    ppte = pte.wrprotect();
+                    cpte = cpte.wrprotect();
+                    protected = true;
+                }
+                if shared {
+                    cpte = cpte.mkclean();
+                }
+                if kind != Kind::Zero {
+                    // folio_try_dup_anon_rmap / folio_dup_file_rmap: one more
+                    // reference and mapping of a page mapped already, so
+                    // the node counters do not change.
+                    page.get();
+                    page.add_mapcount(1);
+                    if let Some(r) = kind.rss() {
+                        added[r as usize] += 1;
+                    }
+                }
+                Some((cpte, ppte))
+            });
+        for (i, n) in added.iter().enumerate() {
+            child.rss[i] += n;
         }
         if protected {
             self.tlb.flush_range(self.asid, vma.start, vma.end);
         }
-        Ok(())
+        r
     }
 
     /// `msync`'s and `fsync`'s part for the ptes of `[start, end)` of a

@@ -639,6 +639,66 @@ impl PageTable {
         changed
     }
 
+    /// The walk of fork's `copy_pte_range`: for every 4 KiB leaf of `src`
+    /// in `[start, end)`, calls `f(va, pte)`; if it returns `Some((child,
+    /// parent))`, `child` is written into these (the child's) tables and,
+    /// if `parent` differs from `pte`, the source entry is replaced
+    /// atomically. The child's PTE table is found (or allocated) once per
+    /// table, not once per entry. ENOMEM if a table cannot be allocated
+    /// (entries copied so far stay). Huge leaves are skipped.
+    pub fn copy_range(
+        &mut self,
+        alloc: &mut dyn PgtableAlloc,
+        src: &PageTable,
+        start: VirtAddr,
+        end: VirtAddr,
+        f: &mut dyn FnMut(VirtAddr, Pte) -> Option<(Pte, Pte)>,
+    ) -> Result<(), Errno> {
+        let Some(r) = src.lin_range(start, end) else {
+            return Ok(());
+        };
+        let mode = self.mode;
+        let table_span = mode.span(2);
+        let mut cur: Option<(u64, Pfn)> = None;
+        let mut err = Ok(());
+        let _ = src.try_for_each_leaf(src.root, mode.levels(), 0, r, &mut |lin, pa, e, level| {
+            if level != 1 {
+                return ControlFlow::Continue(());
+            }
+            let Some((child, parent)) = f(mode.canonical(lin), e) else {
+                return ControlFlow::Continue(());
+            };
+            let base = lin & !(table_span - 1);
+            let table = match cur {
+                Some((b, t)) if b == base => t,
+                _ => match self.walk_alloc(alloc, lin, 1) {
+                    Ok(epa) => {
+                        let t = Pfn(epa.0 >> crate::types::PAGE_SHIFT);
+                        cur = Some((base, t));
+                        t
+                    }
+                    Err(x) => {
+                        err = Err(x);
+                        return ControlFlow::Break(());
+                    }
+                },
+            };
+            let idx = mode.index(VirtAddr(lin), 1);
+            self.write(mode.entry_pa(table, idx), child);
+            if parent != e {
+                src.cmpxchg_loop(pa, e, &|p| {
+                    if p.writable() && !parent.writable() {
+                        p.wrprotect()
+                    } else {
+                        p
+                    }
+                });
+            }
+            ControlFlow::Continue(())
+        });
+        err
+    }
+
     /// Clears every entry in `[start, end)` (zap_page_range + free_pgtables):
     /// calls `f(va, old)` for each present, PROT_NONE or swap entry cleared,
     /// then frees the tables left empty (never the shared kernel ones). A
