@@ -39,7 +39,12 @@ pub struct TaskObjects {
     anon_vmas: Vec<ObjPtr>,
     chains: Vec<ObjPtr>,
     files: Vec<ObjPtr>,
+    /// The caches of [`VMA_CACHES`], looked up once.
+    vma_caches: Option<[Option<CacheId>; 4]>,
 }
+
+/// The caches the VMA tree's objects come from.
+const VMA_CACHES: [&str; 4] = ["vm_area_struct", "anon_vma", "anon_vma_chain", "filp"];
 
 fn cache(sa: &SlabAllocator, name: &str) -> Result<CacheId, Errno> {
     sa.find_cache(name).ok_or(Errno::ENOMEM)
@@ -104,16 +109,19 @@ impl TaskObjects {
     pub fn sync_vmas(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId, mm: &MmStruct) {
         let want = mm.kernel_objects();
         let k = Kmem::new(sa, pa);
-        for (name, objs, want) in [
-            ("vm_area_struct", &mut self.vmas, want.vmas),
-            ("anon_vma", &mut self.anon_vmas, want.anon_vmas),
-            ("anon_vma_chain", &mut self.chains, want.chains),
-            ("filp", &mut self.files, want.files),
+        let ids = *self
+            .vma_caches
+            .get_or_insert_with(|| VMA_CACHES.map(|n| sa.find_cache(n)));
+        for (id, objs, want) in [
+            (ids[0], &mut self.vmas, want.vmas),
+            (ids[1], &mut self.anon_vmas, want.anon_vmas),
+            (ids[2], &mut self.chains, want.chains),
+            (ids[3], &mut self.files, want.files),
         ] {
             if objs.len() == want {
                 continue;
             }
-            let Ok(id) = cache(sa, name) else { continue };
+            let Some(id) = id else { continue };
             while objs.len() > want {
                 let o = objs.pop().expect("non-empty");
                 let _ = k.kmem_cache_free(cpu, id, o);

@@ -44,13 +44,14 @@ struct AddressSpace {
     /// mapping (reclaim); dead once every opener and mapping is gone.
     file: Weak<dyn OpenFile>,
     pages: BTreeMap<u64, Pfn>,
-    shmem: bool,
 }
 
 #[derive(Default)]
 struct CacheState {
     by_key: BTreeMap<InodeKey, MappingId>,
     spaces: BTreeMap<MappingId, AddressSpace>,
+    /// The shmem mappings: the only ones [`PageCache::reap`] looks at.
+    shmem: alloc::collections::BTreeSet<MappingId>,
     next: u64,
     next_ino: u64,
 }
@@ -122,13 +123,15 @@ impl PageCache {
         s.next += 1;
         let m = MappingId(s.next);
         s.by_key.insert(key, m);
+        if file.is_shmem() {
+            s.shmem.insert(m);
+        }
         s.spaces.insert(
             m,
             AddressSpace {
                 key,
                 file: Arc::downgrade(file),
                 pages: BTreeMap::new(),
-                shmem: file.is_shmem(),
             },
         );
         m
@@ -430,16 +433,21 @@ impl PageCache {
     pub fn reap(&self, pa: &PageAlloc, cpu: CpuId, mapped: &dyn Fn(MappingId) -> bool) -> u64 {
         let dead: Vec<MappingId> = {
             let s = self.state.lock();
-            s.spaces
+            s.shmem
                 .iter()
-                .filter(|(&m, sp)| sp.shmem && sp.file.strong_count() == 0 && !mapped(m))
-                .map(|(&m, _)| m)
+                .filter(|&&m| {
+                    s.spaces
+                        .get(&m)
+                        .is_some_and(|sp| sp.file.strong_count() == 0 && !mapped(m))
+                })
+                .copied()
                 .collect()
         };
         let mut n = 0;
         for m in dead {
             n += self.truncate(pa, cpu, m, 0);
             let mut s = self.state.lock();
+            s.shmem.remove(&m);
             if let Some(sp) = s.spaces.remove(&m) {
                 s.by_key.remove(&sp.key);
             }
