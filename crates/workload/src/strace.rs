@@ -341,6 +341,64 @@ pub const MADV_ADVICE: &[(&str, u64)] = &[
     ("MADV_GUARD_REMOVE", 103),
 ];
 
+/// `O_*` (open, openat) names and values on x86-64
+/// (include/uapi/asm-generic/fcntl.h).
+pub const OPEN_FLAGS: &[(&str, u64)] = &[
+    ("O_RDONLY", 0),
+    ("O_WRONLY", 0o1),
+    ("O_RDWR", 0o2),
+    ("O_CREAT", 0o100),
+    ("O_EXCL", 0o200),
+    ("O_NOCTTY", 0o400),
+    ("O_TRUNC", 0o1000),
+    ("O_APPEND", 0o2000),
+    ("O_NONBLOCK", 0o4000),
+    ("O_NDELAY", 0o4000),
+    ("O_DSYNC", 0o10000),
+    ("O_ASYNC", 0o20000),
+    ("FASYNC", 0o20000),
+    ("O_DIRECT", 0o40000),
+    ("O_LARGEFILE", 0o100000),
+    ("O_DIRECTORY", 0o200000),
+    ("O_NOFOLLOW", 0o400000),
+    ("O_NOATIME", 0o1000000),
+    ("O_CLOEXEC", 0o2000000),
+    ("O_SYNC", 0o4010000),
+    ("O_PATH", 0o10000000),
+    ("O_TMPFILE", 0o20200000),
+];
+
+/// `MFD_*` (memfd_create) names and values.
+pub const MFD_FLAGS: &[(&str, u64)] = &[
+    ("MFD_CLOEXEC", 0x1),
+    ("MFD_ALLOW_SEALING", 0x2),
+    ("MFD_HUGETLB", 0x4),
+    ("MFD_NOEXEC_SEAL", 0x8),
+    ("MFD_EXEC", 0x10),
+];
+
+/// `SEEK_*` (lseek) names and values.
+pub const SEEK_WHENCE: &[(&str, u64)] = &[
+    ("SEEK_SET", 0),
+    ("SEEK_CUR", 1),
+    ("SEEK_END", 2),
+    ("SEEK_DATA", 3),
+    ("SEEK_HOLE", 4),
+];
+
+/// `W*` (wait4) option names and values.
+pub const WAIT_OPTIONS: &[(&str, u64)] = &[
+    ("WNOHANG", 0x1),
+    ("WUNTRACED", 0x2),
+    ("WSTOPPED", 0x2),
+    ("WEXITED", 0x4),
+    ("WCONTINUED", 0x8),
+    ("WNOWAIT", 0x0100_0000),
+    ("__WNOTHREAD", 0x2000_0000),
+    ("__WALL", 0x4000_0000),
+    ("__WCLONE", 0x8000_0000),
+];
+
 /// The numeric value of a flags argument: a number, or names from `table`
 /// (and numbers, and `N<<MAP_HUGE_SHIFT`) joined by `|`. `None` if a name is
 /// not in the table.

@@ -13,13 +13,15 @@
 //! so its final maps are the start-up ones; its fork children are skipped
 //! (no fork yet) and only the parent is compared.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+mod replay_common;
+
+use std::path::PathBuf;
 
 use machine::MachineConfig;
 use mm::VirtAddr;
+use replay_common::{host_ok, mask_ids};
 use workload::replay::{
-    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Capture, Hint,
+    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Access, Capture, Hint,
     MachineTarget, ReplayError, ReplayOptions, ReplayReport, Touch, SHARED_WRITE_HINT,
 };
 use workload::strace::{parse_file, parse_str, Event, Line};
@@ -28,10 +30,7 @@ use workload::strace::{parse_file, parse_str, Event, Line};
 const RECORD: &str = "/work/wt-record";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
+    replay_common::root()
 }
 
 fn traces() -> PathBuf {
@@ -100,38 +99,22 @@ fn touches(name: &str, lines: &[Line], text: &str) -> Vec<Touch> {
     .map(|(prefix, addr, len)| {
         let (after_line, pid) = line_of(lines, text, prefix);
         Touch {
-            after_line,
-            pid,
+            after_line: Some(after_line),
+            pid: Some(pid),
             addr: VirtAddr(addr),
             len,
+            access: Access::Write,
         }
     })
     .collect()
 }
 
-/// True if the host files the traces load (ld.so, libc, ls, ...) are the
-/// ones they were recorded with (same inode and size, as listed in
-/// tests/fixtures/host-files.txt); a machine with other binaries would
-/// legitimately place things differently, so the comparison is skipped.
-fn host_matches_recording() -> bool {
-    let list = traces().join("../host-files.txt");
-    let text = std::fs::read_to_string(&list).expect("host-files.txt");
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [path, ino, size] = f[..] else { continue };
-        let ok = std::fs::metadata(path)
-            .is_ok_and(|m| m.ino().to_string() == ino && m.len().to_string() == size);
-        if !ok {
-            eprintln!("skipping: {path} differs from the recording host's (re-run tools/record/record.sh)");
-            return false;
-        }
-    }
-    true
-}
-
-/// A dynamically linked fixture whose host libraries changed is skipped.
-fn host_changed(name: &str) -> bool {
-    !name.contains("static") && !host_matches_recording()
+/// None (and a visible SKIP line) if a host file the trace `name` needs
+/// differs from the recording host's; else which files were renumbered
+/// (same bytes, other inode: their maps numbers are masked).
+fn host_check(name: &str) -> Option<Vec<String>> {
+    let lines = parse_file(&traces().join(format!("{name}.strace"))).expect("parse");
+    host_ok(name, &lines, &[RECORD]).map(|c| c.renumbered)
 }
 
 fn replay_fixture(name: &str) -> (ReplayReport, String) {
@@ -158,10 +141,8 @@ fn replay_fixture(name: &str) -> (ReplayReport, String) {
 
 /// Replays `name` and compares its first process's maps at exit_group with
 /// the last checkpoint of `name.stdout` (if the program prints any).
-fn check_fixture(name: &str) {
-    if host_changed(name) {
-        return;
-    }
+fn check_fixture(name: &str) -> Option<ReplayReport> {
+    let renumbered = host_check(name)?;
     let (report, text) = replay_fixture(name);
     let first = &report.processes[0];
     assert!(first.skipped.is_none(), "{name}");
@@ -176,40 +157,63 @@ fn check_fixture(name: &str) {
 
     let stdout = std::fs::read_to_string(traces().join(format!("{name}.stdout"))).unwrap();
     let Some(last) = stdout_checkpoints(&stdout).pop() else {
-        return;
+        return Some(report);
     };
-    let map = path_map();
-    let want = renumber_shmem_inodes(&normalize_maps(&last.maps, &map));
-    let got = renumber_shmem_inodes(&normalize_maps(&snap.text, &map));
     assert_eq!(
-        got, want,
+        comparable(&snap.text, &renumbered),
+        comparable(&last.maps, &renumbered),
         "{name}: maps at exit_group differ from checkpoint {} ({})",
-        last.number, last.label
+        last.number,
+        last.label
     );
+    Some(report)
 }
 
+/// Maps text as it is compared: fixture paths mapped and masked, shared
+/// anonymous inodes renumbered, renumbered host files masked.
+fn comparable(maps: &str, renumbered: &[String]) -> String {
+    let map = path_map();
+    mask_ids(
+        &renumber_shmem_inodes(&normalize_maps(maps, &map)),
+        renumbered,
+        false,
+    )
+}
+
+/// mmap_basic forks two children: the first munmaps and mprotects, prints
+/// its maps (checkpoint "child after munmap/mprotect") and exits 3; the
+/// second is killed by SIGSEGV. Both are replayed (fork on the machine),
+/// the first child's maps at its exit_group are its checkpoint, and the
+/// parent's wait4 calls reap them with the recorded statuses.
 #[test]
 fn mmap_basic_all_variants() {
     for v in ["pie", "nopie", "static", "static-pie"] {
         let name = format!("mmap_basic-{v}");
-        if host_changed(&name) {
+        let Some(report) = check_fixture(&name) else {
             continue;
-        }
-        check_fixture(&name);
-        // The fork children are skipped, and said so; the parent is clean.
-        let (report, _) = replay_fixture(&name);
-        let skipped: Vec<_> = report
-            .processes
-            .iter()
-            .filter(|p| p.skipped.is_some())
-            .collect();
-        assert_eq!(skipped.len(), 2, "{name}");
-        assert!(skipped[0]
-            .skipped
-            .as_ref()
-            .unwrap()
-            .reason
-            .contains("fork is not implemented"));
+        };
+        assert_eq!(report.processes.len(), 3, "{name}");
+        assert!(report.skipped_lines().is_empty(), "{name}");
+        let child = &report.processes[1];
+        let snap = child.maps.as_ref().expect("child maps");
+        assert_eq!(snap.at, Capture::ExitGroup, "{name}");
+        let stdout = std::fs::read_to_string(traces().join(format!("{name}.stdout"))).unwrap();
+        let cp = stdout_checkpoints(&stdout)
+            .into_iter()
+            .find(|c| c.label == "child after munmap/mprotect")
+            .expect("the child's checkpoint");
+        let renumbered = host_check(&name).unwrap_or_default();
+        assert_eq!(
+            comparable(&snap.text, &renumbered),
+            comparable(&cp.maps, &renumbered),
+            "{name}: the fork child's maps at exit_group"
+        );
+        let killed = &report.processes[2];
+        assert_eq!(
+            killed.maps.as_ref().map(|m| m.at.clone()),
+            Some(Capture::Killed("SIGSEGV".into())),
+            "{name}"
+        );
     }
 }
 
@@ -252,7 +256,7 @@ fn without_the_writes_mremap_brk_merges_what_linux_keeps_apart() {
 #[test]
 fn a_corrupted_result_is_reported_at_its_line() {
     let name = "mremap_brk-nopie";
-    if host_changed(name) {
+    if host_check(name).is_none() {
         return;
     }
     let path = traces().join(format!("{name}.strace"));
@@ -390,16 +394,33 @@ fn execve_keeps_the_relative_name_as_at_execfn() {
 
 #[test]
 fn touch_arguments_parse() {
-    let t = workload::replay::parse_touch("25:6435:0x40000000:32768").unwrap();
+    use workload::replay::parse_touch;
+    let t = parse_touch("25:6435:0x40000000:32768").unwrap();
     assert_eq!(
         t,
         Touch {
-            after_line: 25,
-            pid: 6435,
+            after_line: Some(25),
+            pid: Some(6435),
             addr: VirtAddr(0x4000_0000),
-            len: 0x8000
+            len: 0x8000,
+            access: Access::Write,
         }
     );
-    assert!(workload::replay::parse_touch("25:6435:0x40000000").is_err());
-    assert!(workload::replay::parse_touch("a:1:2:3").is_err());
+    assert_eq!(parse_touch("25:6435:0x40000000,32768:w").unwrap(), t);
+    assert_eq!(
+        parse_touch("0x7fffffefe000").unwrap(),
+        Touch {
+            after_line: None,
+            pid: None,
+            addr: VirtAddr(0x7fff_ffef_e000),
+            len: 1,
+            access: Access::Read,
+        }
+    );
+    let t = parse_touch("0x1000,8192:x").unwrap();
+    assert_eq!((t.len, t.access), (8192, Access::Exec));
+    assert_eq!(parse_touch("7:8:4096:w").unwrap().access, Access::Write);
+    for bad in ["25:6435", "a:1:2:3", "0x10,", "1:2:3:4:5", "", "0x10:q"] {
+        assert!(parse_touch(bad).is_err(), "{bad}");
+    }
 }
