@@ -1147,14 +1147,21 @@ fn parse_arg(t: &str) -> Result<Arg, String> {
     if let Some(v) = parse_int(t) {
         return Ok(Arg::Int(v));
     }
-    // fd<path> from -y.
+    // fd<path> from -y. A file that was unlinked is `fd<path>(deleted)`
+    // (strace 6.1) or `fd<path (deleted)>`: both give the path as
+    // /proc/PID/maps names it, `path (deleted)`.
     if let Some(lt) = t.find('<') {
-        if t.ends_with('>') && !t[..lt].contains("<<") {
-            if let Some(fd) = parse_int(&t[..lt]).and_then(|v| i32::try_from(v).ok()) {
-                return Ok(Arg::Fd {
-                    fd,
-                    path: t[lt + 1..t.len() - 1].to_string(),
-                });
+        let (body, deleted) = match t.strip_suffix("(deleted)") {
+            Some(b) if b.ends_with('>') => (b, true),
+            _ => (t, false),
+        };
+        if body.ends_with('>') && !body[..lt].contains("<<") {
+            if let Some(fd) = parse_int(&body[..lt]).and_then(|v| i32::try_from(v).ok()) {
+                let mut path = body[lt + 1..body.len() - 1].to_string();
+                if deleted {
+                    path.push_str(" (deleted)");
+                }
+                return Ok(Arg::Fd { fd, path });
             }
         }
     }
@@ -1518,6 +1525,32 @@ write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
             }
         );
         assert_eq!(lines[7].event, Event::Superseded { by_pid: 77 });
+    }
+
+    /// strace -y marks an unlinked file's descriptor `fd<path>(deleted)`
+    /// (6.1) or `fd<path (deleted)>`; both are the path maps shows.
+    #[test]
+    fn deleted_files_and_memfds() {
+        let t = "7 close(3</dev/shm/x>(deleted)) = 0\n\
+                 7 memfd_create(\"lmm\", 0) = 3</memfd:lmm>(deleted)\n\
+                 7 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_SHARED, 3</memfd:lmm>(deleted), 0) = 0x7ffff7fb8000\n\
+                 7 mmap(NULL, 8192, PROT_READ, MAP_SHARED, 4</tmp/a b (deleted)>, 0x1000) = 0x7ffff7fb6000\n";
+        let lines = parse(t);
+        assert_eq!(
+            syscall(&lines[0]).args[0],
+            Arg::Fd {
+                fd: 3,
+                path: "/dev/shm/x (deleted)".into()
+            }
+        );
+        assert_eq!(syscall(&lines[1]).ret, Ret::Value(3));
+        let m = syscall(&lines[2]).as_mmap().unwrap();
+        assert_eq!((m.fd, m.path.as_deref()), (3, Some("/memfd:lmm (deleted)")));
+        let m = syscall(&lines[3]).as_mmap().unwrap();
+        assert_eq!(
+            (m.fd, m.path.as_deref(), m.offset),
+            (4, Some("/tmp/a b (deleted)"), 0x1000)
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@
 #include <sys/wait.h>
 
 #define GROW ((char *)0x50000000UL)
+/* The written region: at a hint of its own, so that its VMA holds only
+ * announced accesses (top-down it would merge with ld.so's or libc's
+ * anonymous VMAs, whose pages the program touches unannounced). */
+#define REGION ((char *)0x60000000UL)
 
 extern char **environ;
 
@@ -51,7 +55,7 @@ int main(void)
 	char *argv_true[] = {"true", NULL};
 
 	warm();
-	char *r = show_ptr("mmap(NULL, 8 pages, RW, PRIVATE|ANON)", mmap(NULL, 8 * PAGE, RW, ANON, -1, 0));
+	char *r = show_ptr("mmap(0x60000000, 8 pages, RW, PRIVATE|ANON)", mmap(REGION, 8 * PAGE, RW, ANON, -1, 0));
 	touch(r, 8 * PAGE, 1);
 
 	/* fork: the child copies what it writes. */

@@ -140,7 +140,7 @@ fn signal_number(name: &str) -> i32 {
 /// opens there (proc and sysfs files, devices, directories) cannot be
 /// mapped by the programs replayed here.
 fn unmodelled(path: &str) -> bool {
-    if path == "/dev/zero" {
+    if path == "/dev/zero" || path.starts_with("/dev/shm/") {
         return false;
     }
     ["/proc", "/sys", "/dev"]
@@ -427,7 +427,7 @@ impl ReplayTarget for MachineTarget {
 
     fn open(&mut self, pid: u32, path: &str, flags: u64) -> Result<Option<i32>, TargetError> {
         let m = self.task(pid)?;
-        if unmodelled(path) {
+        if flags & 0o100 == 0 && unmodelled(path) {
             return Ok(None);
         }
         let flags = u32_arg(flags) & 0o7777;
