@@ -15,6 +15,7 @@
 #                (PTRACE_EVENT_EXIT, tools/record/progs/exitmaps.c), in the
 #                order the processes were created;
 #   NAME.time    /usr/bin/time -v of the whole program tree (faults, RSS).
+# sh-pipe-stderr.strace is sh-pipe traced to stderr (see below).
 # The programs are deterministic, so the three runs do the same thing (the
 # pids differ; the replay tests match processes by creation order).
 # Needs: Linux x86-64, strace, setarch, gcc, GNU time.
@@ -44,6 +45,11 @@ for prog in procs sharedfile; do
 	done
 done
 record sh-pipe sh -c 'true | cat'
+# The same pipeline traced to stderr (no -o), the form strace -f prints on a
+# terminal: "[pid N]" only while several processes are traced, and strace's
+# own "Process N attached" lines, even in the middle of a call's line.
+$ENV setarch x86_64 -R strace -f -y -v -s 4096 -e trace=%memory,%process,%file,%desc \
+	sh -c 'true | cat' 2>"$W/sh-pipe-stderr.strace" >/dev/null
 
 # The host files the traces depend on (executables, libraries, ld.so.cache),
 # with the inode and size maps show and the sha256 that decides placement.

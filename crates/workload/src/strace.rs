@@ -709,18 +709,13 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Line>, ParseError> {
     let mut out: Vec<Option<Line>> = Vec::new();
     // pid -> (slot in `out`, line number, name, partial args text)
     let mut pending: HashMap<Option<u32>, (usize, usize, String, String)> = HashMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
+    for (line_no, pid, rest) in lines_with_pids(file, text)? {
         let err = |msg: String| ParseError {
             file: file.to_string(),
             line: line_no,
             msg,
         };
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let (pid, rest) = split_pid(raw).map_err(err)?;
-        match classify(rest).map_err(err)? {
+        match classify(&rest).map_err(err)? {
             Raw::Event(event) => out.push(Some(Line {
                 line_no,
                 pid,
@@ -779,6 +774,120 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Line>, ParseError> {
         });
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// The calls whose result is a new process.
+const CLONE_CALLS: &[&str] = &["clone", "clone3", "fork", "vfork"];
+
+/// `strace: Process N attached` (and `detached`, `suspended`): strace's own
+/// messages, which land in the trace when it is written to stderr (no
+/// `-o`), at the start of a line or in the middle of one, which then goes
+/// on on the next line.
+fn strace_message(raw: &str) -> Option<usize> {
+    let at = raw.find("strace: Process ")?;
+    let rest = raw[at + "strace: Process ".len()..].trim_end();
+    let (pid, what) = rest.split_once(' ')?;
+    (pid.bytes().all(|b| b.is_ascii_digit())
+        && matches!(what, "attached" | "detached" | "suspended"))
+    .then_some(at)
+}
+
+/// The trace's lines (line number, pid, text after the pid), with strace's
+/// own messages taken out (a line they cut is joined again) and the pid of
+/// every unprefixed line found. Without `-o`, `strace -f` prints `[pid N]`
+/// only while it traces more than one process: an unprefixed line is the
+/// only process's, which is the one live process, or, before any child
+/// was created, the first one (the prefixed pid that no clone returned).
+/// A trace with no prefix at all keeps `None`.
+fn lines_with_pids(
+    file: &str,
+    text: &str,
+) -> Result<Vec<(usize, Option<u32>, String)>, ParseError> {
+    let mut raw_lines: Vec<(usize, String)> = Vec::new();
+    let mut cut: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let mut line = match cut.take() {
+            Some((start, head)) => {
+                raw_lines.push((start, format!("{head}{raw}")));
+                continue;
+            }
+            None => raw.to_string(),
+        };
+        if let Some(at) = strace_message(&line) {
+            if at == 0 {
+                continue;
+            }
+            line.truncate(at);
+            cut = Some((i + 1, line));
+            continue;
+        }
+        if !line.trim().is_empty() {
+            raw_lines.push((i + 1, line));
+        }
+    }
+    if let Some((start, head)) = cut {
+        raw_lines.push((start, head));
+    }
+    let mut out = Vec::with_capacity(raw_lines.len());
+    let mut live: Vec<u32> = Vec::new();
+    let mut children: Vec<u32> = Vec::new();
+    let mut prefixed: Vec<u32> = Vec::new();
+    let mut any_unprefixed = false;
+    for (line_no, raw) in raw_lines {
+        let err = |msg: String| ParseError {
+            file: file.to_string(),
+            line: line_no,
+            msg,
+        };
+        let (pid, rest) = split_pid(&raw).map_err(err)?;
+        let pid = match pid {
+            Some(p) => {
+                if !prefixed.contains(&p) {
+                    prefixed.push(p);
+                }
+                Some(p)
+            }
+            None => {
+                any_unprefixed = true;
+                match live.as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                }
+            }
+        };
+        // What this line does to the set of live processes.
+        let r = rest.trim_end();
+        if let Some(p) = pid {
+            if !live.contains(&p) {
+                live.push(p);
+            }
+            if r.starts_with("+++ ") {
+                live.retain(|&x| x != p);
+            }
+        }
+        let child = match classify(r) {
+            Ok(Raw::Event(Event::Syscall(sc))) if CLONE_CALLS.contains(&sc.name.as_str()) => {
+                sc.ret.value()
+            }
+            Ok(Raw::Resumed { name, tail }) if CLONE_CALLS.contains(&name.as_str()) => {
+                split_ret(&tail).ok().and_then(|(_, ret)| ret.value())
+            }
+            _ => None,
+        };
+        if let Some(c) = child.and_then(|c| u32::try_from(c).ok()) {
+            children.push(c);
+        }
+        out.push((line_no, pid, rest.to_string()));
+    }
+    if any_unprefixed && !prefixed.is_empty() {
+        // The first process: the first prefixed pid no clone created.
+        if let Some(&root) = prefixed.iter().find(|p| !children.contains(p)) {
+            for l in out.iter_mut().filter(|l| l.1.is_none()) {
+                l.1 = Some(root);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A line before unfinished/resumed halves are joined.
@@ -1464,7 +1573,11 @@ mod tests {
 write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
 "#;
         let lines = parse(t);
-        assert_eq!(lines[0].pid, None);
+        // Unprefixed lines in a trace with prefixes (strace -f to stderr)
+        // are the only live process's: here 4242, which no clone created.
+        assert_eq!(lines[0].pid, Some(4242));
+        assert_eq!(lines[2].pid, Some(4242));
+        assert_eq!(parse("brk(NULL) = 0x1000\n")[0].pid, None);
         let e = syscall(&lines[0]).as_execve().unwrap();
         assert_eq!((e.envp, e.complete), (None, false));
         assert_eq!(
@@ -1525,6 +1638,46 @@ write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
             }
         );
         assert_eq!(lines[7].event, Event::Superseded { by_pid: 77 });
+    }
+
+    /// `strace -f` without `-o`: `[pid N]` only while several processes
+    /// are traced, and strace's own "Process N attached" messages, even in
+    /// the middle of a line. The unprefixed lines are the first process's
+    /// (before its first child and after its last), halves join across
+    /// the forms, and the cut line is whole again.
+    #[test]
+    fn stderr_form_with_pid_prefixes_and_attach_messages() {
+        let t = "execve(\"/usr/bin/sh\", [\"sh\"], []) = 0\n\
+                 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLDstrace: Process 12 attached\n\
+                 , child_tidptr=0x7ffff7dd2a10) = 12\n\
+                 [pid    11] wait4(-1,  <unfinished ...>\n\
+                 strace: Process 13 attached\n\
+                 [pid    12] exit_group(0)               = ?\n\
+                 [pid    12] +++ exited with 0 +++\n\
+                 <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 12\n\
+                 exit_group(0) = ?\n\
+                 +++ exited with 0 +++\n";
+        let lines = parse(t);
+        let pids: Vec<Option<u32>> = lines.iter().map(|l| l.pid).collect();
+        assert_eq!(
+            pids,
+            [
+                Some(11),
+                Some(11),
+                Some(12),
+                Some(12),
+                Some(11),
+                Some(11),
+                Some(11)
+            ]
+        );
+        let clone = syscall(&lines[1]);
+        assert_eq!((clone.args.len(), clone.ret.clone()), (3, Ret::Value(12)));
+        let w = syscall(&lines[4]);
+        assert_eq!(
+            (w.name.as_str(), lines[4].line_no, w.resumed_line),
+            ("wait4", 4, Some(8))
+        );
     }
 
     /// strace -y marks an unlinked file's descriptor `fd<path>(deleted)`

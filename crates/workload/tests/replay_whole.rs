@@ -124,8 +124,11 @@ struct ExitRecord {
     stat: String,
 }
 
+/// The `.exit` recording of a fixture (`sh-pipe-stderr` is `sh-pipe`
+/// traced to stderr: same program, same recording).
 fn exit_records(name: &str) -> Vec<ExitRecord> {
-    let text = std::fs::read_to_string(dir().join(format!("{name}.exit"))).expect("exit file");
+    let base = name.trim_end_matches("-stderr");
+    let text = std::fs::read_to_string(dir().join(format!("{base}.exit"))).expect("exit file");
     let mut out: Vec<ExitRecord> = Vec::new();
     let mut section = "";
     for line in text.split_inclusive('\n') {
@@ -256,7 +259,10 @@ fn replay_whole(name: &str) -> Option<Replayed> {
     if let Some(f) = &target.check_failure {
         panic!("{name}: mm::debug: {f}");
     }
-    target.machine.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+    target
+        .machine
+        .check()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut created: Vec<usize> = (0..report.processes.len()).collect();
     created.sort_by_key(|&i| report.processes[i].created_at.unwrap_or(0));
     Some(Replayed {
@@ -274,6 +280,7 @@ const FIXTURES: &[&str] = &[
     "sharedfile-pie",
     "sharedfile-static",
     "sh-pipe",
+    "sh-pipe-stderr",
 ];
 
 /// Every process is replayed with no divergence and ends as on the real
@@ -299,7 +306,11 @@ fn every_process_runs_to_its_exit_with_the_real_maps() {
             } else {
                 snap.at == Capture::ExitGroup
             };
-            assert!(want_at, "{name}: process {k} (pid {}): {:?}", p.pid, snap.at);
+            assert!(
+                want_at,
+                "{name}: process {k} (pid {}): {:?}",
+                p.pid, snap.at
+            );
             assert_eq!(
                 comparable(&snap.text, &r.renumbered),
                 comparable(&rec.maps, &r.renumbered),
@@ -307,10 +318,12 @@ fn every_process_runs_to_its_exit_with_the_real_maps() {
                 p.pid
             );
             let parent = p.created_at.map(|_| match p.spawn {
-                workload::replay::Spawn::Fork { parent } | workload::replay::Spawn::SharedVm { parent } => parent,
+                workload::replay::Spawn::Fork { parent }
+                | workload::replay::Spawn::SharedVm { parent } => parent,
                 _ => 0,
             });
-            let want_parent = (rec.parent >= 0).then(|| rep.processes[r.created[rec.parent as usize]].pid);
+            let want_parent =
+                (rec.parent >= 0).then(|| rep.processes[r.created[rec.parent as usize]].pid);
             assert_eq!(parent, want_parent, "{name}: process {k}: its parent");
         }
     }
@@ -338,7 +351,9 @@ fn announced_accesses_fault_as_on_the_real_kernel() {
                     assert_eq!((o.minor, o.major), f, "{what}: (minor, major)");
                 }
                 None => assert!(
-                    o.signal.as_deref().is_some_and(|s| s.starts_with("SIGSEGV")),
+                    o.signal
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("SIGSEGV")),
                     "{what}: {o:?}"
                 ),
             }
@@ -360,7 +375,12 @@ fn smaps_of_the_touched_vmas_are_the_real_kernels() {
         let recs = exit_records(name);
         for (k, &i) in r.created.iter().enumerate() {
             let p = &r.report.processes[i];
-            let ours = smaps_entries(p.maps.as_ref().and_then(|m| m.smaps.as_deref()).expect("smaps"));
+            let ours = smaps_entries(
+                p.maps
+                    .as_ref()
+                    .and_then(|m| m.smaps.as_deref())
+                    .expect("smaps"),
+            );
             let real = smaps_entries(&recs[k].smaps);
             let touched: Vec<u64> = r
                 .report
