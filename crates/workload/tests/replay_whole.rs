@@ -33,7 +33,9 @@ use std::path::PathBuf;
 
 use machine::MachineConfig;
 use mm::VirtAddr;
-use replay_common::{host_ok, mask_ids, root};
+use replay_common::{
+    check_host_against, host_files, host_ok, mask_ids, root, sha256_hex, trace_host_files,
+};
 use workload::replay::{
     normalize_maps, renumber_shmem_inodes, replay, Access, Capture, MachineTarget, ReplayOptions,
     ReplayReport, Touch,
@@ -443,6 +445,60 @@ fn whole_process_numbers_for_the_record() {
             assert!(mine_rss <= real_rss, "{name}: process {k}");
         }
         let _ = &r.target;
-        let _: BTreeMap<(), ()> = BTreeMap::new();
     }
+}
+
+/// The guard: SHA-256 is right (FIPS 180-4 test vectors), every host file
+/// a fixture trace needs is listed, and a listed file whose bytes differ
+/// makes its trace skip while one that only moved (another inode) does
+/// not.
+#[test]
+fn the_host_file_guard() {
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
+    let listed = host_files();
+    for name in FIXTURES {
+        let lines = parse_file(&dir().join(format!("{name}.strace"))).unwrap();
+        let files = trace_host_files(&lines, &[RECORD]);
+        // A static program that runs nothing else needs none.
+        assert_eq!(
+            files.is_empty(),
+            *name == "sharedfile-static",
+            "{name}: {files:?}"
+        );
+        for f in &files {
+            assert!(
+                listed.contains_key(f),
+                "{name}: {f} is not in host-files.txt"
+            );
+        }
+    }
+    let lines = parse_file(&dir().join("sh-pipe.strace")).unwrap();
+    let files = trace_host_files(&lines, &[RECORD]);
+    assert!(files.iter().any(|f| f.ends_with("/dash")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("/ld-linux-x86-64.so.2")),
+        "{files:?}"
+    );
+    let mut wrong: BTreeMap<String, replay_common::HostFile> = listed.clone();
+    let libc = files.iter().find(|f| f.ends_with("/libc.so.6")).unwrap();
+    wrong.get_mut(libc).unwrap().sha256 = "0".repeat(64);
+    let dash = files.iter().find(|f| f.ends_with("/dash")).unwrap();
+    wrong.get_mut(dash).unwrap().ino += 1;
+    let c = check_host_against(&wrong, &files);
+    if c.differ.is_empty() && !check_host_against(&listed, &files).differ.is_empty() {
+        return; // this host's files differ anyway
+    }
+    assert_eq!(c.differ, [format!("{libc} has other bytes")]);
+    assert!(c.renumbered.contains(dash), "{c:?}");
 }

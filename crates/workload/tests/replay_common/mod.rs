@@ -127,7 +127,11 @@ pub struct HostCheck {
 }
 
 pub fn check_host(files: &[String]) -> HostCheck {
-    let listed = host_files();
+    check_host_against(&host_files(), files)
+}
+
+/// [`check_host`] against a given list.
+pub fn check_host_against(listed: &BTreeMap<String, HostFile>, files: &[String]) -> HostCheck {
     let mut c = HostCheck::default();
     for f in files {
         let want = listed.get(f).unwrap_or_else(|| {
