@@ -124,6 +124,11 @@ enum Cmd {
         /// repeatable).
         #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
         touch: Vec<String>,
+        /// Start with every host file the trace uses in the page cache (as on
+        /// the recording host); without it the cache is cold and first
+        /// faults on file pages are major.
+        #[arg(long = "warm-cache")]
+        warm_cache: bool,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -270,6 +275,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             path_map,
             cwd,
             touch,
+            warm_cache,
         } => {
             if format != "strace" {
                 return Err(format!("unknown trace format {format:?}: expected strace"));
@@ -284,6 +290,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 path_map,
                 cwd,
                 touch,
+                warm_cache,
             };
             let mut target = workload::replay::machine_target(config);
             workload::replay::run_cli(

@@ -272,6 +272,14 @@ pub trait ReplayTarget {
         None
     }
 
+    /// Reads the host file `path` whole into the target's page cache (and,
+    /// for an ELF executable, its interpreter), as a host that ran the
+    /// program before has it cached ([`ReplayOptions::warm_cache`]). The
+    /// default does nothing.
+    fn warm(&mut self, path: &str) {
+        let _ = path;
+    }
+
     /// `open(path, flags)` of the host path `path` (after path mapping):
     /// the target's descriptor, or `None` if the call succeeds but opens
     /// nothing memory can map (a directory, `/proc`, a device): the engine
@@ -392,11 +400,7 @@ impl ExitStatus {
         let value = |key: &str| -> Option<&str> {
             let at = t.find(key)? + key.len();
             let rest = t[at..].trim_start().strip_prefix("==")?.trim_start();
-            Some(
-                rest.split(|c: char| c == ' ' || c == '}')
-                    .next()
-                    .unwrap_or(""),
-            )
+            Some(rest.split([' ', '}']).next().unwrap_or(""))
         };
         if t.starts_with("WIFEXITED") {
             return value("WEXITSTATUS(s)")?
@@ -457,9 +461,16 @@ pub struct ReplayOptions {
     /// directory the trace was recorded from, or its replacement). `None`
     /// passes them on relative.
     pub cwd: Option<PathBuf>,
-    /// Memory writes the trace does not show, each made right after its
+    /// User accesses the trace does not show, each made right after its
     /// line (see [`Touch`]).
     pub touches: Vec<Touch>,
+    /// Start with a warm page cache: every host file the trace executes,
+    /// opens or maps is read whole into the target's page cache before its
+    /// first use ([`ReplayTarget::warm`]), as on the recording host, where
+    /// the programs had run before (so the real kernel took no major
+    /// faults). Without it the cache starts cold, as after boot, and the
+    /// first fault on each file page is major.
+    pub warm_cache: bool,
 }
 
 /// An access of the program to its memory, which strace does not record
@@ -510,6 +521,7 @@ impl Default for ReplayOptions {
             path_map: Vec::new(),
             cwd: None,
             touches: Vec::new(),
+            warm_cache: false,
         }
     }
 }
@@ -759,6 +771,7 @@ pub fn replay(
         files: FilesState::Unknown,
         created: Vec::new(),
         statuses: HashMap::new(),
+        warmed: Vec::new(),
     };
     // Where each child comes from, for a child whose first lines complete
     // before its parent's clone returns.
@@ -829,6 +842,8 @@ struct Engine<'a> {
     created: Vec<String>,
     /// How each process ended, for its parent's wait4.
     statuses: HashMap<u32, ExitStatus>,
+    /// Host files already warmed ([`ReplayOptions::warm_cache`]).
+    warmed: Vec<String>,
 }
 
 /// The child a successful clone/fork/vfork/clone3 created, and how.
@@ -1258,6 +1273,15 @@ impl Engine<'_> {
         apply_path_map(path, &self.opts.path_map)
     }
 
+    /// With [`ReplayOptions::warm_cache`], the host file `path` is in the
+    /// target's page cache before its first use.
+    pub(crate) fn warm(&mut self, path: &str) {
+        if self.opts.warm_cache && !self.warmed.iter().any(|w| w == path) {
+            self.warmed.push(path.to_string());
+            self.target.warm(path);
+        }
+    }
+
     fn bad(&self, line: usize, s: &Syscall) -> ReplayError {
         ReplayError::BadCall {
             file: self.file(),
@@ -1277,6 +1301,7 @@ impl Engine<'_> {
                 let v = s.as_execve().ok_or_else(|| self.bad(line, s))?;
                 let cut = s.args.iter().any(cut_short);
                 let exec = self.exec_request(line, v, cut);
+                self.warm(&exec.host_path.to_string_lossy());
                 let r = self.target.execve(pid, &exec).map(|()| 0);
                 if r.is_ok() {
                     self.close_on_exec(pid);
@@ -1297,6 +1322,9 @@ impl Engine<'_> {
                         } else {
                             v.path.as_deref().map(|p| self.host_path(p))
                         };
+                        if let Some(f) = &file {
+                            self.warm(f);
+                        }
                         self.target
                             .mmap(
                                 pid,

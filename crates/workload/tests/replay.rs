@@ -284,6 +284,7 @@ fn opts(file: &Path, check: bool) -> ReplayOptions {
         path_map: vec![(RECORD.into(), REPO.into())],
         cwd: Some(PathBuf::from(RECORD)),
         touches: Vec::new(),
+        warm_cache: false,
     }
 }
 
@@ -879,6 +880,7 @@ fn env_from_options_path_map_and_unprefixed_traces() {
         path_map: vec![("/work/wt-record/".into(), "/r".into())],
         cwd: None,
         touches: Vec::new(),
+        warm_cache: false,
     };
     let mut fake = FakeTarget {
         answers: [Ok(0), Ok(0x7fff_f7fc_0000), Err(Errno::EBADF.into())].into(),

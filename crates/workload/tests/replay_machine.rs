@@ -49,6 +49,7 @@ fn opts(name: &str, touches: Vec<Touch>) -> ReplayOptions {
         path_map: path_map(),
         cwd: Some(root()),
         touches,
+        warm_cache: false,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct CliArgs {
     /// `--cwd DIR`: where relative execve paths are resolved (default: the
     /// current directory).
     pub cwd: Option<PathBuf>,
+    /// `--warm-cache`: start with every host file the trace uses in the
+    /// page cache (see [`ReplayOptions::warm_cache`]).
+    pub warm_cache: bool,
     /// `--touch [LINE:PID:]ADDR[,LEN][:r|w|x]` (or the older
     /// `LINE:PID:ADDR:LEN`, a write), repeated: user accesses the trace does
     /// not show (see [`parse_touch`]).
@@ -206,6 +209,7 @@ pub fn run_cli(
             .iter()
             .map(|t| parse_touch(t))
             .collect::<Result<_, _>>()?,
+        warm_cache: args.warm_cache,
     };
     let report = replay(&lines, target, &opts).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("writing the output: {e}");

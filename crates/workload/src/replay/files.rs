@@ -22,8 +22,6 @@
 //! copy to the user buffer, and the faults it takes, are not replayed);
 //! readv/writev, sendfile and copy_file_range are passed over.
 
-use std::collections::HashMap;
-
 use super::{Engine, FdCall, FdEntry, FilesState, TargetError};
 use crate::replay::ReplayError;
 use crate::strace::{flags_value, Arg, Ret, Syscall, MFD_FLAGS, OPEN_FLAGS, SEEK_WHENCE};
@@ -96,7 +94,7 @@ impl Engine<'_> {
     /// trace's number stood for before, as the kernel reuses numbers only
     /// after close, or dup2 closes it).
     fn track(&mut self, pid: u32, fd: i32, target: i32, cloexec: bool) {
-        let old = self.fds.entry(pid).or_insert_with(HashMap::new).insert(
+        let old = self.fds.entry(pid).or_default().insert(
             fd,
             FdEntry {
                 fd: target,
@@ -152,6 +150,9 @@ impl Engine<'_> {
                     return Ok(None);
                 };
                 let host = self.resolve(path, dir.as_deref());
+                if flags & O_CREAT == 0 {
+                    self.warm(&host);
+                }
                 let r = self.target.open(pid, &host, flags);
                 if !self.files_known(line, &r) {
                     return Ok(None);

@@ -136,6 +136,29 @@ fn signal_number(name: &str) -> i32 {
         .map_or(0, |i| i as i32 + 1)
 }
 
+/// The PT_INTERP path of an ELF64 little-endian executable, if it has one.
+fn elf_interpreter(path: &str) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(bytes.get(o..o + 2)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(bytes.get(o..o + 8)?.try_into().ok()?));
+    if bytes.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let (phentsize, phnum) = (usize::from(u16_at(0x36)?), usize::from(u16_at(0x38)?));
+    for i in 0..phnum {
+        let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32::from_le_bytes(bytes.get(ph..ph + 4)?.try_into().ok()?) == 3 {
+            let off = usize::try_from(u64_at(ph + 8)?).ok()?;
+            let len = usize::try_from(u64_at(ph + 32)?).ok()?;
+            let name = bytes.get(off..off.checked_add(len)?)?;
+            let name = name.split(|&b| b == 0).next()?;
+            return Some(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    None
+}
+
 /// True for paths whose files memory does not model: what the kernel
 /// opens there (proc and sysfs files, devices, directories) cannot be
 /// mapped by the programs replayed here.
@@ -183,7 +206,8 @@ impl ReplayTarget for MachineTarget {
             // A reused trace pid whose process never ended.
             let _ = self.machine.exit(old);
         }
-        Ok(self.checked("spawn", ()))
+        self.checked("spawn", ());
+        Ok(())
     }
 
     fn execve(&mut self, pid: u32, exec: &ExecRequest) -> Result<(), TargetError> {
@@ -423,6 +447,36 @@ impl ReplayTarget for MachineTarget {
             self.mm_pid(pid)?
         };
         self.machine.proc_pid(m, name).ok()
+    }
+
+    /// Reads the file through the machine's page cache, 64 KiB at a time,
+    /// and an ELF executable's interpreter (PT_INTERP) with it. Files that
+    /// are not regular host files (or cannot be read) are passed over.
+    fn warm(&mut self, path: &str) {
+        for p in [Some(path.to_string()), elf_interpreter(path)]
+            .into_iter()
+            .flatten()
+        {
+            if unmodelled(&p) {
+                continue;
+            }
+            let Ok(f) = HostFile::open(&p) else {
+                continue;
+            };
+            let cpu = mm::page_alloc::CpuId(0);
+            let mut buf = vec![0u8; 64 << 10];
+            let mut off = 0;
+            while off < f.size() {
+                match self
+                    .machine
+                    .cache
+                    .read(&self.machine.pa, cpu, &f, off, &mut buf)
+                {
+                    Ok(n) if n > 0 => off += n as u64,
+                    _ => break,
+                }
+            }
+        }
     }
 
     fn open(&mut self, pid: u32, path: &str, flags: u64) -> Result<Option<i32>, TargetError> {
