@@ -1188,6 +1188,19 @@ impl Engine<'_> {
                     msg: err.to_string(),
                 });
             }
+            if let (TargetError::Errno(_), true) = (&err, self.opts.check) {
+                // The trace's clone succeeded; the target's failed (ENOMEM,
+                // EAGAIN): a divergence, not something the target lacks.
+                return Err(ReplayError::Divergence(Divergence {
+                    file: self.file(),
+                    line: created_at.unwrap_or(line_no),
+                    pid: parent_of(how).unwrap_or_default(),
+                    call: format!("the clone that created pid {pid}"),
+                    expected: pid.to_string(),
+                    got: err.to_string(),
+                    hint: None,
+                }));
+            }
             skipped = Some(Skipped {
                 reason: format!("the target cannot create it: {err}"),
                 lines: Vec::new(),

@@ -59,6 +59,8 @@ struct FakeTarget {
     calls: Vec<Call>,
     answers: VecDeque<Result<u64, TargetError>>,
     fork: bool,
+    /// Fork fails with this errno (as on a machine out of memory).
+    fork_errno: Option<Errno>,
     files: bool,
     waits: bool,
     next_fd: i32,
@@ -82,6 +84,9 @@ impl FakeTarget {
 impl ReplayTarget for FakeTarget {
     fn spawn(&mut self, pid: u32, how: Spawn) -> Result<(), TargetError> {
         self.calls.push(Call::Spawn(pid, how));
+        if let (Some(e), false) = (self.fork_errno, how == Spawn::Initial) {
+            return Err(e.into());
+        }
         if how == Spawn::Initial || self.fork {
             Ok(())
         } else {
@@ -1427,4 +1432,36 @@ fn touches_and_the_proc_files_at_exit() {
     assert_eq!(snap.smaps.as_deref(), Some("smaps of 5\n"));
     assert!(snap.text.contains("after 4 calls"), "{}", snap.text);
     std::fs::remove_file(p).unwrap();
+}
+
+/// A fork the target refuses with an errno where the trace's succeeded is
+/// a divergence with --check (at the clone's line), and without it the
+/// child's lines are skipped, with the reason.
+#[test]
+fn a_failed_fork_is_a_divergence() {
+    let t = "1  execve(\"/bin/x\", [\"x\"], []) = 0\n\
+             1  clone(child_stack=NULL, flags=SIGCHLD) = 2\n\
+             2  exit_group(0) = ?\n";
+    let lines = parse_str("c.strace", t).unwrap();
+    let mut o = ReplayOptions {
+        file: "c.strace".into(),
+        check: true,
+        ..Default::default()
+    };
+    let mut fake = FakeTarget {
+        fork_errno: Some(Errno::ENOMEM),
+        ..Default::default()
+    };
+    let d = divergence(replay(&lines, &mut fake, &o));
+    assert_eq!(
+        d.to_string(),
+        "c.strace:2: the clone that created pid 2 returned -1 ENOMEM but the trace has 2"
+    );
+    o.check = false;
+    let mut fake = FakeTarget {
+        fork_errno: Some(Errno::ENOMEM),
+        ..Default::default()
+    };
+    let r = replay(&lines, &mut fake, &o).unwrap();
+    assert_eq!(r.skipped_lines(), [3]);
 }
