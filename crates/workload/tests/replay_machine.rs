@@ -425,3 +425,56 @@ fn touch_arguments_parse() {
         assert!(parse_touch(bad).is_err(), "{bad}");
     }
 }
+
+/// A vfork child uses its parent's address space until its execve: its
+/// mmap and its touch land in the parent's maps and RSS, its execve gives
+/// it a space of its own, and the parent's wait4 reaps it.
+#[test]
+fn a_vfork_child_shares_its_parents_address_space_until_execve() {
+    let with_child_mmap = |mmap: bool| {
+        let child_mmap = if mmap {
+            "10 mmap(0x50000000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x50000000\n"
+        } else {
+            ""
+        };
+        format!(
+            "9 execve(\"./tests/fixtures/bin/filemap-static\", [\"x\"], [\"HOME=/root\"]) = 0\n\
+             9 vfork() = 10\n\
+             {child_mmap}\
+             10 execve(\"/bin/true\", [\"true\"], []) = 0\n\
+             10 exit_group(0) = ?\n\
+             10 +++ exited with 0 +++\n\
+             9 wait4(-1, [{{WIFEXITED(s) && WEXITSTATUS(s) == 0}}], 0, NULL) = 10\n\
+             9 exit_group(0) = ?\n"
+        )
+    };
+    let t = with_child_mmap(true);
+    let lines = parse_str("v.strace", &t).unwrap();
+    let mut o = opts("v", Vec::new());
+    o.touches = vec![Touch {
+        after_line: Some(3),
+        pid: Some(10),
+        addr: VirtAddr(0x5000_0000),
+        len: 8192,
+        access: Access::Write,
+    }];
+    let mut target = target();
+    let r = replay(&lines, &mut target, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.checked, r.calls, "execve, mmap, execve, wait4");
+    assert_eq!(r.calls, 4);
+    let parent = r.maps_of(9).unwrap();
+    assert!(parent.contains("50000000-50002000 rw-p"), "{parent}");
+    let child = r.maps_of(10).unwrap();
+    assert!(child.contains("/usr/bin/true"), "{child}");
+    assert!(!child.contains("50000000-"), "{child}");
+    let o2 = r.touches[0].outcome.clone().unwrap();
+    assert_eq!((o2.minor, o2.major, o2.signal), (2, 0, None));
+    target.machine.check().unwrap();
+    assert!(target.machine.processes.is_empty(), "every process reaped");
+
+    // Without the child's mmap, the parent has no such VMA.
+    let lines = parse_str("v.strace", &with_child_mmap(false)).unwrap();
+    let mut target2 = self::target();
+    let r = replay(&lines, &mut target2, &opts("v", Vec::new())).unwrap();
+    assert!(!r.maps_of(9).unwrap().contains("50000000-"));
+}
