@@ -17,4 +17,11 @@ for prog in mmap_basic mremap_brk filemap; do
 	gcc $CFLAGS -static -o "$out-static" "$src"
 	gcc $CFLAGS -static-pie -o "$out-static-pie" "$src"
 done
+# The whole-program recordings (tools/record/whole.sh): two ways each.
+for prog in procs sharedfile; do
+	src=tools/record/progs/$prog.c
+	out=tests/fixtures/bin/$prog
+	gcc $CFLAGS -o "$out-pie" "$src"
+	gcc $CFLAGS -static -o "$out-static" "$src"
+done
 ls -l tests/fixtures/bin/

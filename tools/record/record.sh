@@ -77,3 +77,5 @@ done
 	echo "ld.so sha256: $(sha256sum /lib64/ld-linux-x86-64.so.2 | cut -d' ' -f1)"
 } >tests/fixtures/ENVIRONMENT.txt
 echo "recorded into $T and $S"
+# 4. Whole multi-process programs (and host-files.txt).
+tools/record/whole.sh

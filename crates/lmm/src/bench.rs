@@ -37,23 +37,26 @@ pub const DEFAULT_SIZE: u64 = 1 << 30;
 /// Runs the benchmark `name`, or all of them; `size` is the memory of
 /// `fault` and `fork` ([`DEFAULT_SIZE`] when `None`).
 pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Result<(), String> {
-    let size = size.unwrap_or(DEFAULT_SIZE);
+    // The quick smoke mode (LMM_BENCH_QUICK) faults and forks 16 MiB once.
+    let quick = std::env::var_os("LMM_BENCH_QUICK").is_some();
+    let size = size.unwrap_or(if quick { 16 << 20 } else { DEFAULT_SIZE });
+    let (fault_rounds, fork_rounds) = if quick { (2, 1) } else { (4, 5) };
     let out = &mut std::io::stdout();
     match name {
         None => {
             page_alloc(config)?;
             slab(config)?;
             vm(config)?;
-            fault(config, size, 4, out).map(|_| ())?;
-            fork(config, size, 5, out).map(|_| ())?;
+            fault(config, size, fault_rounds, out).map(|_| ())?;
+            fork(config, size, fork_rounds, out).map(|_| ())?;
             boot()
         }
         Some("page_alloc") => page_alloc(config),
         Some("vm") => vm(config),
         Some("boot") => boot(),
         Some("slab") => slab(config),
-        Some("fault") => fault(config, size, 4, out).map(|_| ()),
-        Some("fork") => fork(config, size, 5, out).map(|_| ()),
+        Some("fault") => fault(config, size, fault_rounds, out).map(|_| ()),
+        Some("fork") => fork(config, size, fork_rounds, out).map(|_| ()),
         Some(other) => Err(format!(
             "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork or boot"
         )),

@@ -152,9 +152,15 @@ enum Cmd {
         /// Compare every result with the trace; stop at the first divergence.
         #[arg(long)]
         check: bool,
-        /// Print only this process's maps (PID as in the trace).
+        /// Print only this process's maps at its exit_group (PID as in the trace).
         #[arg(long, value_name = "PID")]
         maps: Option<u32>,
+        /// Print this process's /proc/PID/smaps at its exit_group.
+        #[arg(long, value_name = "PID")]
+        smaps: Option<u32>,
+        /// Print this process's /proc/PID/stat at its exit_group (faults).
+        #[arg(long, value_name = "PID")]
+        stat: Option<u32>,
         /// Environment for an execve whose envp the trace lacks (repeatable).
         #[arg(long, value_name = "K=V")]
         env: Vec<String>,
@@ -164,9 +170,13 @@ enum Cmd {
         /// Directory relative execve paths are resolved against (default: current).
         #[arg(long, value_name = "DIR")]
         cwd: Option<std::path::PathBuf>,
-        /// A memory write the trace does not show, made right after trace
-        /// line LINE by PID over [ADDR, ADDR+LEN) (hex or decimal; repeatable).
-        #[arg(long, value_name = "LINE:PID:ADDR:LEN")]
+        /// A user access the trace does not show, through the MMU and the
+        /// fault handler: every page of [ADDR, ADDR+LEN) (LEN 1 if omitted)
+        /// read, written (:w) or fetched (:x), by PID right after trace line
+        /// LINE, or without LINE:PID: by the first process before its
+        /// exit_group. LINE:PID:ADDR:LEN is a write (hex or decimal;
+        /// repeatable).
+        #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
         touch: Vec<String>,
         /// lackey: count a failing access and go on instead of stopping.
         #[arg(long = "keep-going")]
@@ -174,6 +184,11 @@ enum Cmd {
         /// lackey: stop after N accesses.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// Start with every host file the trace uses in the page cache (as on
+        /// the recording host); without it the cache is cold and first
+        /// faults on file pages are major.
+        #[arg(long = "warm-cache")]
+        warm_cache: bool,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -323,12 +338,15 @@ fn real_main(cli: Cli) -> Result<(), String> {
             file,
             check,
             maps,
+            smaps,
+            stat,
             env,
             path_map,
             cwd,
             touch,
             keep_going,
             limit,
+            warm_cache,
         } => {
             if format == "lackey" {
                 let mut args = vec![file.to_string_lossy().into_owned()];
@@ -355,10 +373,13 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 file,
                 check,
                 maps,
+                smaps,
+                stat,
                 env,
                 path_map,
                 cwd,
                 touch,
+                warm_cache,
             };
             let mut target = workload::replay::machine_target(config);
             workload::replay::run_cli(

@@ -205,6 +205,48 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
+            &[
+                "replay",
+                "strace",
+                "tests/fixtures/traces/mremap_brk-static.strace",
+                "--check",
+                "--stat",
+                "6443",
+                "--path-map",
+                "/work/wt-record=.",
+            ],
+            |o, e| {
+                // /proc/PID/stat at exit_group: 52 fields, the comm in parens.
+                let f: Vec<&str> = o.trim_end().split(' ').collect();
+                assert_eq!(f.len(), 52, "{o}");
+                assert_eq!(f[1], "(mremap_brk-stat)", "{o}");
+                assert!(e.contains("40 results checked"), "{e}");
+            },
+        ),
+        case(
+            "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
+            &[
+                "replay",
+                "strace",
+                "tests/fixtures/traces/mremap_brk-static.strace",
+                "--smaps",
+                "6443",
+                "--path-map",
+                "/work/wt-record=.",
+                "--touch",
+                "0x7ffffffde000,4096:w",
+                "--warm-cache",
+            ],
+            |o, e| {
+                assert!(o.contains("[stack]"), "{o}");
+                assert!(
+                    e.contains("touch: line 41 pid 6443 write 0x7ffffffde000..0x7ffffffdf000: 1 minor, 0 major fault(s)"),
+                    "{e}"
+                );
+            },
+        ),
+        case(
             "lmm replay lackey FILE [--keep-going] [--limit N]",
             &["replay", "lackey", "tests/fixtures/lackey/touch.lk"],
             |o, _| {
@@ -230,7 +272,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
-            "lmm replay strace FILE [--check] [--maps PID] [--path-map FROM=TO]",
+            "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
             &[
                 "replay",
                 "strace",
@@ -253,7 +295,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
-            "lmm replay strace FILE [--check] [--maps PID] [--path-map FROM=TO]",
+            "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
             &[
                 "replay",
                 "strace",
@@ -269,13 +311,42 @@ fn cases() -> Vec<Case> {
                 assert!(e.contains("40 calls replayed"), "{e}");
             },
         ),
-        bench("lmm bench [page_alloc|slab|vm|boot]", &["bench"], |o, _| {
-            for head in ["page_alloc: ", "slab: ", "vm: ", "translate: ", "boot: "] {
-                line(o, head);
-            }
-        }),
         bench(
-            "lmm bench [page_alloc|slab|vm|boot]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            &["bench"],
+            |o, _| {
+                for head in [
+                    "page_alloc: ",
+                    "slab: ",
+                    "vm: ",
+                    "translate: ",
+                    "fault: ",
+                    "fork: ",
+                    "boot: ",
+                ] {
+                    line(o, head);
+                }
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            &["bench", "fault", "--size", "8M"],
+            |o, _| {
+                assert!(
+                    line(o, "faults counted: ").starts_with("faults counted: lmm 2048 per round"),
+                    "{o}"
+                );
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            &["bench", "fork", "--size", "8M"],
+            |o, _| {
+                line(o, "fork, 8 MiB resident ");
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
             &["bench", "slab"],
             |o, _| {
                 assert!(line(o, "lmm kmalloc(64)+kfree ").len() > 30);
@@ -283,7 +354,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|boot]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
             &["bench", "vm"],
             |o, _| {
                 line(o, "4 KiB MAP_POPULATE ");
@@ -291,7 +362,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|boot]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
             &["bench", "boot"],
             |o, _| {
                 let l = line(o, "boot: x86_64 with 1 TiB RAM in ");

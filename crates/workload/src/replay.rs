@@ -1,31 +1,44 @@
-//! Replay of an strace trace on a machine: each process's `execve` and its
+//! Replay of an strace trace on a machine: each process's `execve`, its
 //! memory system calls (mmap, munmap, mprotect, mremap, brk, madvise, msync,
-//! mincore), in the order they completed, with optional checking of every
-//! result against the recorded one.
+//! mincore), its file calls when the trace has them (open, close, dup,
+//! ftruncate, read, write, memfd_create, ...; see the `files` module), and
+//! the process calls (clone/fork/vfork/clone3, exit_group, wait4), in the
+//! order they completed, with optional checking of every result against the
+//! recorded one.
 //!
 //! The engine ([`replay`]) drives a [`ReplayTarget`], the machine side: a
-//! trait so that the engine can be tested with a fake and the real machine
-//! plugs in later. Processes created by `clone`/`fork`/`vfork` are spawned
-//! from their parent; if the target cannot do that, their lines are skipped
-//! and listed in the report. Each process's `/proc/PID/maps` is captured when
-//! it calls `exit_group` (or dies, or the trace ends).
+//! trait so that the engine can be tested with a fake. Processes created by
+//! `clone`/`fork`/`vfork` are spawned from their parent (a copy of its
+//! address space, or for vfork and `CLONE_VM` the parent's address space
+//! itself until the child execs); if the target cannot do that, their lines
+//! are skipped and listed in the report. A process ends at its
+//! `exit_group` (Linux releases the address space there, before strace's
+//! `+++ exited` line) or when killed, and `wait4` reaps it on the target:
+//! the trace pid the target returns, and the child's status, are compared
+//! with the trace. Each process's `/proc/PID/maps` (and, if the target has
+//! them, `smaps` and `stat`) is captured at its `exit_group` (or when it
+//! dies, or when the trace ends).
 //!
-//! Paths: a relative `execve` path is resolved against
-//! [`ReplayOptions::cwd`], and every host path (executables and the `fd<path>`
-//! of file mappings) goes through [`ReplayOptions::path_map`], so a trace
-//! recorded in one checkout replays in another; [`normalize_maps`] rewrites
-//! the real kernel's maps the same way for comparisons.
+//! Paths: a relative path is resolved against the directory strace printed
+//! for `AT_FDCWD` or [`ReplayOptions::cwd`], and every host path
+//! (executables, opened files and the `fd<path>` of file mappings) goes
+//! through [`ReplayOptions::path_map`], so a trace recorded in one checkout
+//! replays in another; [`normalize_maps`] rewrites the real kernel's maps
+//! the same way for comparisons.
 //!
-//! Simplifications: the trace has no `open` calls, so file mappings are made
-//! from the path alone (the target opens files read-only; a program that
-//! mapped an `O_RDWR` file shared and writable diverges, and the divergence
-//! carries [`Hint::SharedWritableFile`]). The program's memory accesses are
-//! not in the trace either: `mincore`'s residency vector is not compared
-//! (only its result), and writes that change later VMA merges must be given
-//! as [`ReplayOptions::touches`]. The real machine target is
-//! [`MachineTarget`].
+//! What a trace cannot show: a trace without file calls (`%memory,%process`)
+//! has no `open`, so file mappings are made from the path alone, opened
+//! read-only (a program that mapped an `O_RDWR` file shared and writable
+//! diverges, and the divergence carries [`Hint::SharedWritableFile`]). The
+//! program's memory accesses are not in any trace: `mincore`'s residency
+//! vector is not compared (only its result), and the accesses that decide
+//! faults, RSS, stack growth and later VMA merges must be given as
+//! [`ReplayOptions::touches`]; each one is made through the target's MMU
+//! and fault handler and its faults are reported. The real machine target
+//! is [`MachineTarget`].
 
 mod cli;
+mod files;
 mod machine_target;
 mod maps;
 
@@ -203,22 +216,226 @@ pub trait ReplayTarget {
         ))
     }
 
-    /// The program writes `[addr, addr+len)` (a [`Touch`]): fault every page
-    /// in for writing, as the program's stores would, so the VMA gets its
-    /// anon_vma and private copies (which decide later merges and mremap's
-    /// pgoff). The default says it is not supported.
-    fn touch(&mut self, pid: u32, addr: VirtAddr, len: u64) -> Result<(), TargetError> {
-        let _ = (pid, addr, len);
+    /// The program accesses `[addr, addr+len)` (a [`Touch`]) as its loads,
+    /// stores or instruction fetches would: every page the range covers, in
+    /// order, through the MMU and the page-fault handler (demand paging,
+    /// copy-on-write, stack growth; a write gives a private VMA its
+    /// anon_vma, which decides later merges and mremap's pgoff). Returns
+    /// the faults it took and the signal it raised, if any. The default
+    /// says it is not supported.
+    fn touch(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        access: Access,
+    ) -> Result<TouchOutcome, TargetError> {
+        let _ = (pid, addr, len, access);
         Err(TargetError::Unsupported(
-            "writing user memory is not implemented".into(),
+            "user memory accesses are not implemented".into(),
         ))
     }
 
     /// The process has ended (`+++ exited` or `+++ killed`): release it.
     fn exit(&mut self, pid: u32);
 
+    /// The process has ended as `status` says (at its `exit_group`, or
+    /// when killed): release it and keep the status for its parent's
+    /// [`ReplayTarget::wait`]. The default calls [`ReplayTarget::exit`].
+    fn exit_with(&mut self, pid: u32, status: &ExitStatus) {
+        let _ = status;
+        self.exit(pid);
+    }
+
+    /// `wait4(who, ..., WNOHANG if nohang)` by `pid`: reaps an exited child
+    /// (`who` -1 or 0: any; otherwise that trace pid) and returns its trace
+    /// pid and status, or `None` (WNOHANG, no child has exited). The
+    /// default says it is not supported; the engine then passes wait calls
+    /// over.
+    fn wait(
+        &mut self,
+        pid: u32,
+        who: i64,
+        nohang: bool,
+    ) -> Result<Option<(u32, ExitStatus)>, TargetError> {
+        let _ = (pid, who, nohang);
+        Err(TargetError::Unsupported("wait is not implemented".into()))
+    }
+
     /// The text of `/proc/PID/maps` of `pid` now.
     fn maps(&mut self, pid: u32) -> String;
+
+    /// The text of another `/proc/PID` file (`smaps`, `stat`, ...) of
+    /// `pid` now, if the target has it.
+    fn proc_file(&mut self, pid: u32, name: &str) -> Option<String> {
+        let _ = (pid, name);
+        None
+    }
+
+    /// Reads the host file `path` whole into the target's page cache (and,
+    /// for an ELF executable, its interpreter), as a host that ran the
+    /// program before has it cached ([`ReplayOptions::warm_cache`]). The
+    /// default does nothing.
+    fn warm(&mut self, path: &str) {
+        let _ = path;
+    }
+
+    /// `open(path, flags)` of the host path `path` (after path mapping):
+    /// the target's descriptor, or `None` if the call succeeds but opens
+    /// nothing memory can map (a directory, `/proc`, a device): the engine
+    /// then neither tracks the descriptor nor compares the result. The
+    /// default says file calls are not supported: the engine then passes
+    /// them over and maps files by the path strace printed.
+    fn open(&mut self, pid: u32, path: &str, flags: u64) -> Result<Option<i32>, TargetError> {
+        let _ = (pid, path, flags);
+        Err(TargetError::Unsupported(
+            "file calls are not implemented".into(),
+        ))
+    }
+
+    /// `memfd_create(name)`: the target's descriptor.
+    fn memfd_create(&mut self, pid: u32, name: &str) -> Result<i32, TargetError> {
+        let _ = (pid, name);
+        Err(TargetError::Unsupported(
+            "memfd_create is not implemented".into(),
+        ))
+    }
+
+    /// One call on a descriptor the target gave (see [`FdCall`]): its
+    /// result (a byte count, a position, a new descriptor, or 0).
+    fn fd_call(&mut self, pid: u32, call: FdCall<'_>) -> Result<u64, TargetError> {
+        let _ = (pid, call);
+        Err(TargetError::Unsupported(
+            "file calls are not implemented".into(),
+        ))
+    }
+
+    /// `unlink(path)` of a file the replay created (host path).
+    fn unlink(&mut self, pid: u32, path: &str) -> Result<(), TargetError> {
+        let _ = (pid, path);
+        Err(TargetError::Unsupported("unlink is not implemented".into()))
+    }
+
+    /// `mmap` of the target's descriptor `fd` (one [`ReplayTarget::open`]
+    /// or [`ReplayTarget::memfd_create`] gave), with its open mode and
+    /// file: what a trace with its `open` calls replays.
+    #[allow(clippy::too_many_arguments)]
+    fn mmap_fd(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: i32,
+        offset: u64,
+    ) -> Result<VirtAddr, TargetError> {
+        let _ = (pid, addr, len, prot, flags, fd, offset);
+        Err(TargetError::Unsupported(
+            "mmap of a descriptor is not implemented".into(),
+        ))
+    }
+}
+
+/// A call on one of the target's descriptors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FdCall<'a> {
+    /// `close(fd)`.
+    Close(i32),
+    /// `dup(fd)` (also dup2, dup3, fcntl F_DUPFD): the lowest free
+    /// descriptor of the target for the same open file.
+    Dup(i32),
+    /// `ftruncate(fd, len)`.
+    Ftruncate(i32, u64),
+    /// `fsync(fd)`, `fdatasync(fd)`.
+    Fsync(i32),
+    /// `read(fd, .., len)` (`off` None) or `pread64(fd, .., len, off)`:
+    /// the file is read through the page cache into a kernel buffer (the
+    /// trace does not give the user buffer's address).
+    Read {
+        /// The descriptor.
+        fd: i32,
+        /// The offset, for pread.
+        off: Option<u64>,
+        /// Bytes asked for.
+        len: u64,
+    },
+    /// `write(fd, data)` or `pwrite64(fd, data, off)`, with the bytes the
+    /// trace shows (padded with zeros to the count the call returned).
+    Write {
+        /// The descriptor.
+        fd: i32,
+        /// The offset, for pwrite.
+        off: Option<u64>,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// `lseek(fd, off, whence)`.
+    Lseek(i32, i64, u32),
+}
+
+/// How a process ended, as `wait4` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit_group(code)` / `+++ exited with CODE +++`.
+    Exited(i32),
+    /// `+++ killed by SIGNAL +++`, with the signal's name.
+    Killed(String),
+}
+
+impl ExitStatus {
+    /// As strace prints a wait status:
+    /// `{WIFEXITED(s) && WEXITSTATUS(s) == 3}`.
+    pub fn strace_text(&self) -> String {
+        match self {
+            ExitStatus::Exited(c) => format!("{{WIFEXITED(s) && WEXITSTATUS(s) == {c}}}"),
+            ExitStatus::Killed(sig) => format!("{{WIFSIGNALED(s) && WTERMSIG(s) == {sig}}}"),
+        }
+    }
+
+    /// The status in strace's text, if it is one of the two forms above
+    /// (a core dump adds `&& WCOREDUMP(s)`, which is ignored).
+    pub fn from_strace(text: &str) -> Option<ExitStatus> {
+        let t = text.trim().trim_start_matches('{').trim_end_matches('}');
+        let value = |key: &str| -> Option<&str> {
+            let at = t.find(key)? + key.len();
+            let rest = t[at..].trim_start().strip_prefix("==")?.trim_start();
+            Some(rest.split([' ', '}']).next().unwrap_or(""))
+        };
+        if t.starts_with("WIFEXITED") {
+            return value("WEXITSTATUS(s)")?
+                .parse()
+                .ok()
+                .map(ExitStatus::Exited);
+        }
+        if t.starts_with("WIFSIGNALED") {
+            return Some(ExitStatus::Killed(value("WTERMSIG(s)")?.to_string()));
+        }
+        None
+    }
+}
+
+/// The kind of a user access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+/// What one [`Touch`] did on the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TouchOutcome {
+    /// Minor faults it took.
+    pub minor: u64,
+    /// Major faults (the page had to be read).
+    pub major: u64,
+    /// The signal the access raised (`SIGSEGV (SEGV_MAPERR) at 0x...`), if
+    /// the fault handler could not resolve it.
+    pub signal: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -244,28 +461,55 @@ pub struct ReplayOptions {
     /// directory the trace was recorded from, or its replacement). `None`
     /// passes them on relative.
     pub cwd: Option<PathBuf>,
-    /// Memory writes the trace does not show, each made right after its
+    /// User accesses the trace does not show, each made right after its
     /// line (see [`Touch`]).
     pub touches: Vec<Touch>,
+    /// Start with a warm page cache: every host file the trace executes,
+    /// opens or maps is read whole into the target's page cache before its
+    /// first use ([`ReplayTarget::warm`]), as on the recording host, where
+    /// the programs had run before (so the real kernel took no major
+    /// faults). Without it the cache starts cold, as after boot, and the
+    /// first fault on each file page is major.
+    pub warm_cache: bool,
 }
 
-/// A write of the program to its memory, which strace does not record but
-/// which changes what later calls do: the first write to a private VMA
-/// gives it an anon_vma, and then mremap keeps its pgoff when it moves
-/// (an untouched VMA gets `new_addr >> PAGE_SHIFT`) and Linux stops merging
-/// it with VMAs of another anon_vma or a non-contiguous pgoff. A replay
-/// that must reproduce such merges is told about the writes (e.g. from the
-/// program's source); everything else replays without them.
+/// An access of the program to its memory, which strace does not record
+/// but which decides what memory it has: demand paging, copy-on-write
+/// after fork, the growth of a stack, and VMA merges (the first write to a
+/// private VMA gives it an anon_vma, and then mremap keeps its pgoff when it
+/// moves, where an untouched VMA gets `new_addr >> PAGE_SHIFT`, and Linux
+/// stops merging it with VMAs of another anon_vma or a non-contiguous
+/// pgoff). A replay that must reproduce them is told about the accesses
+/// (from the program's source, or from its own announcements, see
+/// `tools/record/progs/touch.h`); everything else replays without them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Touch {
-    /// The write happens right after this trace line (its call completed).
-    pub after_line: usize,
-    /// The pid (as in the trace) that writes.
-    pub pid: u32,
-    /// The first byte written.
+    /// The access happens right after this trace line (its call
+    /// completed); `None`: right before the process calls `exit_group`.
+    pub after_line: Option<usize>,
+    /// The pid (as in the trace) that accesses; `None`: the trace's first
+    /// process.
+    pub pid: Option<u32>,
+    /// The first byte.
     pub addr: VirtAddr,
-    /// How many bytes.
+    /// How many bytes (every page they cover is accessed, in order).
     pub len: u64,
+    /// Load, store or instruction fetch.
+    pub access: Access,
+}
+
+/// A [`Touch`] the replay made, and what it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TouchReport {
+    /// The touch.
+    pub touch: Touch,
+    /// The trace line it was made after (for a touch before exit, the
+    /// `exit_group` line).
+    pub line: usize,
+    /// The pid that made it.
+    pub pid: u32,
+    /// Its faults and signal; `None` if the process was not live.
+    pub outcome: Option<TouchOutcome>,
 }
 
 impl Default for ReplayOptions {
@@ -277,6 +521,7 @@ impl Default for ReplayOptions {
             path_map: Vec::new(),
             cwd: None,
             touches: Vec::new(),
+            warm_cache: false,
         }
     }
 }
@@ -401,6 +646,10 @@ pub struct MapsSnapshot {
     pub line: Option<usize>,
     /// The maps text, as the target printed it.
     pub text: String,
+    /// `/proc/PID/smaps` at the same moment, if the target has it.
+    pub smaps: Option<String>,
+    /// `/proc/PID/stat` at the same moment, if the target has it.
+    pub stat: Option<String>,
 }
 
 /// The lines of a process the target could not create.
@@ -469,6 +718,8 @@ pub struct ReplayReport {
     /// Things worth knowing: incomplete execve strings, calls that never
     /// completed, mincore calls the target does not support.
     pub notes: Vec<String>,
+    /// Every [`Touch`] made, in order, with its faults.
+    pub touches: Vec<TouchReport>,
 }
 
 impl ReplayReport {
@@ -516,6 +767,11 @@ pub fn replay(
         report: ReplayReport::default(),
         procs: HashMap::new(),
         children: HashMap::new(),
+        fds: HashMap::new(),
+        files: FilesState::Unknown,
+        created: Vec::new(),
+        statuses: HashMap::new(),
+        warmed: Vec::new(),
     };
     // Where each child comes from, for a child whose first lines complete
     // before its parent's clone returns.
@@ -535,12 +791,9 @@ pub fn replay(
         let p = &e.report.processes[i];
         let live = matches!(e.procs.get(&p.pid), Some(&(idx, State::Live)) if idx == i);
         if live && p.maps.is_none() {
-            let text = e.target.maps(p.pid);
-            e.report.processes[i].maps = Some(MapsSnapshot {
-                at: Capture::EndOfTrace,
-                line: None,
-                text,
-            });
+            let pid = p.pid;
+            let snap = e.snapshot(pid, Capture::EndOfTrace, None);
+            e.report.processes[i].maps = Some(snap);
         }
     }
     Ok(e.report)
@@ -549,8 +802,28 @@ pub fn replay(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Live,
+    /// It called exit_group (the target released it); its `+++ exited`
+    /// line is still to come.
+    Exiting,
     Skipped,
     Ended,
+}
+
+/// Whether the target replays file calls (known at the first one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FilesState {
+    Unknown,
+    Yes,
+    No,
+}
+
+/// A descriptor of the trace that the target has too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FdEntry {
+    /// The target's descriptor for it.
+    fd: i32,
+    /// O_CLOEXEC / MFD_CLOEXEC: closed by a successful execve.
+    cloexec: bool,
 }
 
 struct Engine<'a> {
@@ -561,6 +834,16 @@ struct Engine<'a> {
     procs: HashMap<u32, (usize, State)>,
     /// child pid -> (how, line of the clone), from a first pass.
     children: HashMap<u32, (Spawn, usize)>,
+    /// pid -> its descriptors that the target has (trace fd -> target fd).
+    fds: HashMap<u32, HashMap<i32, FdEntry>>,
+    files: FilesState,
+    /// Host paths the replay created on the target (O_CREAT), which unlink
+    /// then removes.
+    created: Vec<String>,
+    /// How each process ended, for its parent's wait4.
+    statuses: HashMap<u32, ExitStatus>,
+    /// Host files already warmed ([`ReplayOptions::warm_cache`]).
+    warmed: Vec<String>,
 }
 
 /// The child a successful clone/fork/vfork/clone3 created, and how.
@@ -733,36 +1016,71 @@ impl Engine<'_> {
         self.opts.file.clone()
     }
 
-    /// Makes the [`Touch`]es of `line` on live processes.
+    /// The pid a [`Touch`] without one stands for: the trace's first process.
+    fn touch_pid(&self, t: &Touch) -> Option<u32> {
+        t.pid
+            .or_else(|| self.report.processes.first().map(|p| p.pid))
+    }
+
+    /// Makes the [`Touch`]es placed after `line` on live processes.
     fn touches_after(&mut self, line: usize) -> Result<(), ReplayError> {
         let opts = self.opts;
-        for t in opts.touches.iter().filter(|t| t.after_line == line) {
-            if !matches!(self.procs.get(&t.pid), Some((_, State::Live))) {
+        for t in opts.touches.iter().filter(|t| t.after_line == Some(line)) {
+            let Some(pid) = self.touch_pid(t) else {
                 continue;
+            };
+            self.make_touch(t, pid, line)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the [`Touch`]es of `pid` placed before its exit_group (`line`).
+    fn touches_before_exit(&mut self, pid: u32, line: usize) -> Result<(), ReplayError> {
+        let opts = self.opts;
+        for t in opts.touches.iter().filter(|t| t.after_line.is_none()) {
+            if self.touch_pid(t) == Some(pid) {
+                self.make_touch(t, pid, line)?;
             }
-            let what = format!(
-                "write {:#x}..{:#x}",
-                t.addr.0,
-                t.addr.0.saturating_add(t.len)
-            );
-            match self.target.touch(t.pid, t.addr, t.len) {
-                Ok(()) => {}
+        }
+        Ok(())
+    }
+
+    fn make_touch(&mut self, t: &Touch, pid: u32, line: usize) -> Result<(), ReplayError> {
+        let mut rep = TouchReport {
+            touch: t.clone(),
+            line,
+            pid,
+            outcome: None,
+        };
+        if matches!(self.procs.get(&pid), Some((_, State::Live))) {
+            match self.target.touch(pid, t.addr, t.len, t.access) {
+                Ok(o) => {
+                    if let Some(sig) = &o.signal {
+                        self.report.notes.push(format!(
+                            "{}:{line}: {} by pid {pid}: {sig}",
+                            self.opts.file,
+                            touch_text(t)
+                        ));
+                    }
+                    rep.outcome = Some(o);
+                }
                 Err(TargetError::Unsupported(msg)) => {
                     return Err(ReplayError::Unsupported {
                         file: self.file(),
                         line,
-                        call: what,
+                        call: touch_text(t),
                         msg,
                     })
                 }
                 Err(TargetError::Errno(e)) => self.report.notes.push(format!(
-                    "{}:{line}: {what} by pid {} failed: {}",
-                    opts.file,
-                    t.pid,
+                    "{}:{line}: {} by pid {pid} failed: {}",
+                    self.opts.file,
+                    touch_text(t),
                     e.name()
                 )),
             }
         }
+        self.report.touches.push(rep);
         Ok(())
     }
 
@@ -777,12 +1095,24 @@ impl Engine<'_> {
         }
         match &l.event {
             Event::Syscall(s) => self.syscall(pid, l.line_no, s),
-            Event::Exited { .. } => {
-                self.end(pid, idx, Capture::Exited, l.line_no);
+            Event::Exited { code } => {
+                self.end(
+                    pid,
+                    idx,
+                    Capture::Exited,
+                    ExitStatus::Exited(*code),
+                    l.line_no,
+                );
                 Ok(())
             }
             Event::Killed { signal, .. } => {
-                self.end(pid, idx, Capture::Killed(signal.clone()), l.line_no);
+                self.end(
+                    pid,
+                    idx,
+                    Capture::Killed(signal.clone()),
+                    ExitStatus::Killed(signal.clone()),
+                    l.line_no,
+                );
                 Ok(())
             }
             Event::Superseded { by_pid } => {
@@ -794,6 +1124,12 @@ impl Engine<'_> {
                     self.opts.file, l.line_no
                 ));
                 Ok(())
+            }
+            Event::Unfinished { name, partial_args } if name == "exit_group" => {
+                // exit_group never returns: strace may leave it unfinished
+                // when another process's line comes first.
+                let code = partial_args.trim().parse().unwrap_or(0);
+                self.exit_group(pid, idx, code, l.line_no)
             }
             Event::Unfinished { name, .. } | Event::Resumed { name, .. } => {
                 if name == "execve" || MEMORY_CALLS.contains(&name.as_str()) {
@@ -811,7 +1147,7 @@ impl Engine<'_> {
     /// The report index of `pid`'s process, creating it on its first line.
     fn ensure(&mut self, pid: u32, line_no: usize) -> Result<usize, ReplayError> {
         match self.procs.get(&pid) {
-            Some(&(idx, State::Live | State::Skipped)) => Ok(idx),
+            Some(&(idx, State::Live | State::Skipped | State::Exiting)) => Ok(idx),
             _ => {
                 let (how, created_at) = match self.children.get(&pid) {
                     // A child whose clone is in the trace, if it has not
@@ -852,6 +1188,19 @@ impl Engine<'_> {
                     msg: err.to_string(),
                 });
             }
+            if let (TargetError::Errno(_), true) = (&err, self.opts.check) {
+                // The trace's clone succeeded; the target's failed (ENOMEM,
+                // EAGAIN): a divergence, not something the target lacks.
+                return Err(ReplayError::Divergence(Divergence {
+                    file: self.file(),
+                    line: created_at.unwrap_or(line_no),
+                    pid: parent_of(how).unwrap_or_default(),
+                    call: format!("the clone that created pid {pid}"),
+                    expected: pid.to_string(),
+                    got: err.to_string(),
+                    hint: None,
+                }));
+            }
             skipped = Some(Skipped {
                 reason: format!("the target cannot create it: {err}"),
                 lines: Vec::new(),
@@ -862,6 +1211,13 @@ impl Engine<'_> {
         } else {
             State::Live
         };
+        // A child starts with a copy of its parent's descriptors (CLONE_FILES
+        // children share them; simplification: copied too).
+        let fds = match parent_of(how) {
+            Some(p) if state == State::Live => self.fds.get(&p).cloned().unwrap_or_default(),
+            _ => HashMap::new(),
+        };
+        self.fds.insert(pid, fds);
         self.report.processes.push(ProcessReport {
             pid,
             spawn: how,
@@ -873,25 +1229,70 @@ impl Engine<'_> {
         Ok(idx)
     }
 
-    fn capture(&mut self, pid: u32, idx: usize, at: Capture, line: usize) {
-        if self.report.processes[idx].maps.is_none() {
-            let text = self.target.maps(pid);
-            self.report.processes[idx].maps = Some(MapsSnapshot {
-                at,
-                line: Some(line),
-                text,
-            });
+    /// The target's files of `pid` at one moment.
+    fn snapshot(&mut self, pid: u32, at: Capture, line: Option<usize>) -> MapsSnapshot {
+        MapsSnapshot {
+            at,
+            line,
+            text: self.target.maps(pid),
+            smaps: self.target.proc_file(pid, "smaps"),
+            stat: self.target.proc_file(pid, "stat"),
         }
     }
 
-    fn end(&mut self, pid: u32, idx: usize, at: Capture, line: usize) {
-        self.capture(pid, idx, at, line);
-        self.target.exit(pid);
+    fn capture(&mut self, pid: u32, idx: usize, at: Capture, line: usize) {
+        if self.report.processes[idx].maps.is_none() {
+            let snap = self.snapshot(pid, at, Some(line));
+            self.report.processes[idx].maps = Some(snap);
+        }
+    }
+
+    /// `exit_group(code)`: the announced touches before it, the files at
+    /// that moment, and the end of the process on the target (Linux tears
+    /// the address space down in exit_group, before `+++ exited`).
+    fn exit_group(
+        &mut self,
+        pid: u32,
+        idx: usize,
+        code: i32,
+        line: usize,
+    ) -> Result<(), ReplayError> {
+        if self.procs.get(&pid).map(|p| p.1) != Some(State::Live) {
+            return Ok(());
+        }
+        self.touches_before_exit(pid, line)?;
+        self.capture(pid, idx, Capture::ExitGroup, line);
+        let status = ExitStatus::Exited(code);
+        self.target.exit_with(pid, &status);
+        self.statuses.insert(pid, status);
+        self.fds.remove(&pid);
+        self.procs.insert(pid, (idx, State::Exiting));
+        Ok(())
+    }
+
+    /// `+++ exited` or `+++ killed`: the end of a process that did not call
+    /// exit_group (or the confirmation of one that did).
+    fn end(&mut self, pid: u32, idx: usize, at: Capture, status: ExitStatus, line: usize) {
+        if self.procs.get(&pid).map(|p| p.1) == Some(State::Live) {
+            self.capture(pid, idx, at, line);
+            self.target.exit_with(pid, &status);
+            self.statuses.insert(pid, status);
+            self.fds.remove(&pid);
+        }
         self.procs.insert(pid, (idx, State::Ended));
     }
 
     fn host_path(&self, path: &str) -> String {
         apply_path_map(path, &self.opts.path_map)
+    }
+
+    /// With [`ReplayOptions::warm_cache`], the host file `path` is in the
+    /// target's page cache before its first use.
+    pub(crate) fn warm(&mut self, path: &str) {
+        if self.opts.warm_cache && !self.warmed.iter().any(|w| w == path) {
+            self.warmed.push(path.to_string());
+            self.target.warm(path);
+        }
     }
 
     fn bad(&self, line: usize, s: &Syscall) -> ReplayError {
@@ -913,26 +1314,43 @@ impl Engine<'_> {
                 let v = s.as_execve().ok_or_else(|| self.bad(line, s))?;
                 let cut = s.args.iter().any(cut_short);
                 let exec = self.exec_request(line, v, cut);
-                self.target.execve(pid, &exec).map(|()| 0)
+                self.warm(&exec.host_path.to_string_lossy());
+                let r = self.target.execve(pid, &exec).map(|()| 0);
+                if r.is_ok() {
+                    self.close_on_exec(pid);
+                }
+                r
             }
             "mmap" => {
                 let v = s.as_mmap().ok_or_else(|| self.bad(line, s))?;
-                let file = if v.flags & MAP_ANONYMOUS != 0 {
-                    None
-                } else {
-                    v.path.as_deref().map(|p| self.host_path(p))
-                };
-                self.target
-                    .mmap(
-                        pid,
-                        v.addr,
-                        v.len,
-                        v.prot,
-                        v.flags,
-                        file.as_deref(),
-                        v.offset,
-                    )
-                    .map(|a| a.0)
+                let tracked = self.target_fd(pid, v.fd);
+                match tracked {
+                    Some(fd) if v.flags & MAP_ANONYMOUS == 0 => self
+                        .target
+                        .mmap_fd(pid, v.addr, v.len, v.prot, v.flags, fd, v.offset)
+                        .map(|a| a.0),
+                    _ => {
+                        let file = if v.flags & MAP_ANONYMOUS != 0 {
+                            None
+                        } else {
+                            v.path.as_deref().map(|p| self.host_path(p))
+                        };
+                        if let Some(f) = &file {
+                            self.warm(f);
+                        }
+                        self.target
+                            .mmap(
+                                pid,
+                                v.addr,
+                                v.len,
+                                v.prot,
+                                v.flags,
+                                file.as_deref(),
+                                v.offset,
+                            )
+                            .map(|a| a.0)
+                    }
+                }
             }
             "munmap" => {
                 let v = s.as_munmap().ok_or_else(|| self.bad(line, s))?;
@@ -986,7 +1404,7 @@ impl Engine<'_> {
                 if let Some((child, how)) = clone_child(pid, s) {
                     let known = matches!(
                         self.procs.get(&child),
-                        Some((_, State::Live | State::Skipped))
+                        Some((_, State::Live | State::Skipped | State::Exiting))
                     );
                     if !known {
                         self.create(child, how, Some(line), line)?;
@@ -995,14 +1413,69 @@ impl Engine<'_> {
                 return Ok(());
             }
             "exit_group" => {
-                if let Some(&(idx, _)) = self.procs.get(&pid) {
-                    self.capture(pid, idx, Capture::ExitGroup, line);
-                }
-                return Ok(());
+                let Some(&(idx, _)) = self.procs.get(&pid) else {
+                    return Ok(());
+                };
+                let code = s.args.first().and_then(Arg::as_i64).unwrap_or(0) as i32;
+                return self.exit_group(pid, idx, code, line);
             }
-            _ => {
+            "wait4" => return self.wait4(pid, line, s),
+            _ => match self.file_call(pid, line, s)? {
+                Some(got) => got,
+                None => {
+                    self.report.ignored += 1;
+                    return Ok(());
+                }
+            },
+        };
+        self.report.calls += 1;
+        self.compare(pid, line, s, got)
+    }
+
+    /// wait4(who, status, options, rusage): the target reaps the child; the
+    /// trace pid it returns and the child's status are compared with the
+    /// trace's.
+    fn wait4(&mut self, pid: u32, line: usize, s: &Syscall) -> Result<(), ReplayError> {
+        let who = s.args.first().and_then(Arg::as_i64);
+        let options = s
+            .args
+            .get(2)
+            .and_then(|a| crate::strace::flags_value(a, crate::strace::WAIT_OPTIONS));
+        let (Some(who), Some(options)) = (who, options) else {
+            return Err(self.bad(line, s));
+        };
+        let nohang = options & 1 != 0;
+        let got = match self.target.wait(pid, who, nohang) {
+            Err(TargetError::Unsupported(_)) => {
                 self.report.ignored += 1;
                 return Ok(());
+            }
+            Err(e) => Err(e),
+            Ok(None) => Ok(0),
+            Ok(Some((child, status))) => {
+                let want = s.args.get(1).and_then(|a| match a.plain() {
+                    Arg::Array(v) => match v.first().map(Arg::plain) {
+                        Some(Arg::Struct(t)) => ExitStatus::from_strace(t),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                if s.ret.value() == Some(u64::from(child)) {
+                    if let Some(want) = want.filter(|w| *w != status) {
+                        self.report.calls += 1;
+                        self.report.checked += 1;
+                        return self.diverge(Divergence {
+                            file: self.file(),
+                            line,
+                            pid,
+                            call: format_call(s),
+                            expected: format!("{child} with status {}", want.strace_text()),
+                            got: format!("{child} with status {}", status.strace_text()),
+                            hint: None,
+                        });
+                    }
+                }
+                Ok(u64::from(child))
             }
         };
         self.report.calls += 1;
@@ -1040,23 +1513,32 @@ impl Engine<'_> {
                 self.opts.env.clone()
             }
         };
-        let p = Path::new(&v.path);
-        let joined = match &self.opts.cwd {
-            Some(cwd) if p.is_relative() => cwd.join(p),
-            _ => p.to_path_buf(),
-        };
-        let normalized = if joined.is_absolute() {
-            normalize_lexically(&joined)
-        } else {
-            joined
-        };
-        let host_path = PathBuf::from(self.host_path(&normalized.to_string_lossy()));
+        let host_path = PathBuf::from(self.resolve(&v.path, None));
         ExecRequest {
             filename: v.path,
             host_path,
             argv,
             envp,
         }
+    }
+
+    /// A path of the trace as a host path: a relative one joined to `dir`
+    /// (the directory strace printed for AT_FDCWD) or
+    /// [`ReplayOptions::cwd`], lexically normalized, then path-mapped.
+    fn resolve(&self, path: &str, dir: Option<&str>) -> String {
+        let p = Path::new(path);
+        let joined = match (dir, &self.opts.cwd) {
+            (_, _) if p.is_absolute() => p.to_path_buf(),
+            (Some(d), _) => PathBuf::from(self.host_path(d)).join(p),
+            (None, Some(cwd)) => cwd.join(p),
+            (None, None) => p.to_path_buf(),
+        };
+        let normalized = if joined.is_absolute() {
+            normalize_lexically(&joined)
+        } else {
+            joined
+        };
+        self.host_path(&normalized.to_string_lossy())
     }
 
     fn compare(
@@ -1086,7 +1568,7 @@ impl Engine<'_> {
         if same {
             return Ok(());
         }
-        let d = Divergence {
+        self.diverge(Divergence {
             file: self.file(),
             line,
             pid,
@@ -1094,7 +1576,10 @@ impl Engine<'_> {
             expected: fmt_ret(&s.name, &s.ret),
             got: fmt_got(&s.name, &got),
             hint: divergence_hint(s, &got),
-        };
+        })
+    }
+
+    fn diverge(&mut self, d: Divergence) -> Result<(), ReplayError> {
         if self.opts.check {
             Err(ReplayError::Divergence(d))
         } else {
@@ -1102,6 +1587,20 @@ impl Engine<'_> {
             Ok(())
         }
     }
+}
+
+/// A touch as the report prints it: `write 0x1000..0x3000`.
+fn touch_text(t: &Touch) -> String {
+    let what = match t.access {
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Exec => "fetch",
+    };
+    format!(
+        "{what} {:#x}..{:#x}",
+        t.addr.0,
+        t.addr.0.saturating_add(t.len.max(1))
+    )
 }
 
 #[cfg(test)]

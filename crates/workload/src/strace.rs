@@ -341,6 +341,64 @@ pub const MADV_ADVICE: &[(&str, u64)] = &[
     ("MADV_GUARD_REMOVE", 103),
 ];
 
+/// `O_*` (open, openat) names and values on x86-64
+/// (include/uapi/asm-generic/fcntl.h).
+pub const OPEN_FLAGS: &[(&str, u64)] = &[
+    ("O_RDONLY", 0),
+    ("O_WRONLY", 0o1),
+    ("O_RDWR", 0o2),
+    ("O_CREAT", 0o100),
+    ("O_EXCL", 0o200),
+    ("O_NOCTTY", 0o400),
+    ("O_TRUNC", 0o1000),
+    ("O_APPEND", 0o2000),
+    ("O_NONBLOCK", 0o4000),
+    ("O_NDELAY", 0o4000),
+    ("O_DSYNC", 0o10000),
+    ("O_ASYNC", 0o20000),
+    ("FASYNC", 0o20000),
+    ("O_DIRECT", 0o40000),
+    ("O_LARGEFILE", 0o100000),
+    ("O_DIRECTORY", 0o200000),
+    ("O_NOFOLLOW", 0o400000),
+    ("O_NOATIME", 0o1000000),
+    ("O_CLOEXEC", 0o2000000),
+    ("O_SYNC", 0o4010000),
+    ("O_PATH", 0o10000000),
+    ("O_TMPFILE", 0o20200000),
+];
+
+/// `MFD_*` (memfd_create) names and values.
+pub const MFD_FLAGS: &[(&str, u64)] = &[
+    ("MFD_CLOEXEC", 0x1),
+    ("MFD_ALLOW_SEALING", 0x2),
+    ("MFD_HUGETLB", 0x4),
+    ("MFD_NOEXEC_SEAL", 0x8),
+    ("MFD_EXEC", 0x10),
+];
+
+/// `SEEK_*` (lseek) names and values.
+pub const SEEK_WHENCE: &[(&str, u64)] = &[
+    ("SEEK_SET", 0),
+    ("SEEK_CUR", 1),
+    ("SEEK_END", 2),
+    ("SEEK_DATA", 3),
+    ("SEEK_HOLE", 4),
+];
+
+/// `W*` (wait4) option names and values.
+pub const WAIT_OPTIONS: &[(&str, u64)] = &[
+    ("WNOHANG", 0x1),
+    ("WUNTRACED", 0x2),
+    ("WSTOPPED", 0x2),
+    ("WEXITED", 0x4),
+    ("WCONTINUED", 0x8),
+    ("WNOWAIT", 0x0100_0000),
+    ("__WNOTHREAD", 0x2000_0000),
+    ("__WALL", 0x4000_0000),
+    ("__WCLONE", 0x8000_0000),
+];
+
 /// The numeric value of a flags argument: a number, or names from `table`
 /// (and numbers, and `N<<MAP_HUGE_SHIFT`) joined by `|`. `None` if a name is
 /// not in the table.
@@ -651,18 +709,13 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Line>, ParseError> {
     let mut out: Vec<Option<Line>> = Vec::new();
     // pid -> (slot in `out`, line number, name, partial args text)
     let mut pending: HashMap<Option<u32>, (usize, usize, String, String)> = HashMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
+    for (line_no, pid, rest) in lines_with_pids(file, text)? {
         let err = |msg: String| ParseError {
             file: file.to_string(),
             line: line_no,
             msg,
         };
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let (pid, rest) = split_pid(raw).map_err(err)?;
-        match classify(rest).map_err(err)? {
+        match classify(&rest).map_err(err)? {
             Raw::Event(event) => out.push(Some(Line {
                 line_no,
                 pid,
@@ -721,6 +774,120 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Line>, ParseError> {
         });
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// The calls whose result is a new process.
+const CLONE_CALLS: &[&str] = &["clone", "clone3", "fork", "vfork"];
+
+/// `strace: Process N attached` (and `detached`, `suspended`): strace's own
+/// messages, which land in the trace when it is written to stderr (no
+/// `-o`), at the start of a line or in the middle of one, which then goes
+/// on on the next line.
+fn strace_message(raw: &str) -> Option<usize> {
+    let at = raw.find("strace: Process ")?;
+    let rest = raw[at + "strace: Process ".len()..].trim_end();
+    let (pid, what) = rest.split_once(' ')?;
+    (pid.bytes().all(|b| b.is_ascii_digit())
+        && matches!(what, "attached" | "detached" | "suspended"))
+    .then_some(at)
+}
+
+/// The trace's lines (line number, pid, text after the pid), with strace's
+/// own messages taken out (a line they cut is joined again) and the pid of
+/// every unprefixed line found. Without `-o`, `strace -f` prints `[pid N]`
+/// only while it traces more than one process: an unprefixed line is the
+/// only process's, which is the one live process, or, before any child
+/// was created, the first one (the prefixed pid that no clone returned).
+/// A trace with no prefix at all keeps `None`.
+fn lines_with_pids(
+    file: &str,
+    text: &str,
+) -> Result<Vec<(usize, Option<u32>, String)>, ParseError> {
+    let mut raw_lines: Vec<(usize, String)> = Vec::new();
+    let mut cut: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let mut line = match cut.take() {
+            Some((start, head)) => {
+                raw_lines.push((start, format!("{head}{raw}")));
+                continue;
+            }
+            None => raw.to_string(),
+        };
+        if let Some(at) = strace_message(&line) {
+            if at == 0 {
+                continue;
+            }
+            line.truncate(at);
+            cut = Some((i + 1, line));
+            continue;
+        }
+        if !line.trim().is_empty() {
+            raw_lines.push((i + 1, line));
+        }
+    }
+    if let Some((start, head)) = cut {
+        raw_lines.push((start, head));
+    }
+    let mut out = Vec::with_capacity(raw_lines.len());
+    let mut live: Vec<u32> = Vec::new();
+    let mut children: Vec<u32> = Vec::new();
+    let mut prefixed: Vec<u32> = Vec::new();
+    let mut any_unprefixed = false;
+    for (line_no, raw) in raw_lines {
+        let err = |msg: String| ParseError {
+            file: file.to_string(),
+            line: line_no,
+            msg,
+        };
+        let (pid, rest) = split_pid(&raw).map_err(err)?;
+        let pid = match pid {
+            Some(p) => {
+                if !prefixed.contains(&p) {
+                    prefixed.push(p);
+                }
+                Some(p)
+            }
+            None => {
+                any_unprefixed = true;
+                match live.as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                }
+            }
+        };
+        // What this line does to the set of live processes.
+        let r = rest.trim_end();
+        if let Some(p) = pid {
+            if !live.contains(&p) {
+                live.push(p);
+            }
+            if r.starts_with("+++ ") {
+                live.retain(|&x| x != p);
+            }
+        }
+        let child = match classify(r) {
+            Ok(Raw::Event(Event::Syscall(sc))) if CLONE_CALLS.contains(&sc.name.as_str()) => {
+                sc.ret.value()
+            }
+            Ok(Raw::Resumed { name, tail }) if CLONE_CALLS.contains(&name.as_str()) => {
+                split_ret(&tail).ok().and_then(|(_, ret)| ret.value())
+            }
+            _ => None,
+        };
+        if let Some(c) = child.and_then(|c| u32::try_from(c).ok()) {
+            children.push(c);
+        }
+        out.push((line_no, pid, rest.to_string()));
+    }
+    if any_unprefixed && !prefixed.is_empty() {
+        // The first process: the first prefixed pid no clone created.
+        if let Some(&root) = prefixed.iter().find(|p| !children.contains(p)) {
+            for l in out.iter_mut().filter(|l| l.1.is_none()) {
+                l.1 = Some(root);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A line before unfinished/resumed halves are joined.
@@ -1104,14 +1271,21 @@ fn parse_arg(t: &str, depth: usize) -> Result<Arg, String> {
     if let Some(v) = parse_int(t) {
         return Ok(Arg::Int(v));
     }
-    // fd<path> from -y.
+    // fd<path> from -y. A file that was unlinked is `fd<path>(deleted)`
+    // (strace 6.1) or `fd<path (deleted)>`: both give the path as
+    // /proc/PID/maps names it, `path (deleted)`.
     if let Some(lt) = t.find('<') {
-        if t.ends_with('>') && !t[..lt].contains("<<") {
-            if let Some(fd) = parse_int(&t[..lt]).and_then(|v| i32::try_from(v).ok()) {
-                return Ok(Arg::Fd {
-                    fd,
-                    path: t[lt + 1..t.len() - 1].to_string(),
-                });
+        let (body, deleted) = match t.strip_suffix("(deleted)") {
+            Some(b) if b.ends_with('>') => (b, true),
+            _ => (t, false),
+        };
+        if body.ends_with('>') && !body[..lt].contains("<<") {
+            if let Some(fd) = parse_int(&body[..lt]).and_then(|v| i32::try_from(v).ok()) {
+                let mut path = body[lt + 1..body.len() - 1].to_string();
+                if deleted {
+                    path.push_str(" (deleted)");
+                }
+                return Ok(Arg::Fd { fd, path });
             }
         }
     }
@@ -1414,7 +1588,11 @@ mod tests {
 write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
 "#;
         let lines = parse(t);
-        assert_eq!(lines[0].pid, None);
+        // Unprefixed lines in a trace with prefixes (strace -f to stderr)
+        // are the only live process's: here 4242, which no clone created.
+        assert_eq!(lines[0].pid, Some(4242));
+        assert_eq!(lines[2].pid, Some(4242));
+        assert_eq!(parse("brk(NULL) = 0x1000\n")[0].pid, None);
         let e = syscall(&lines[0]).as_execve().unwrap();
         assert_eq!((e.envp, e.complete), (None, false));
         assert_eq!(
@@ -1475,6 +1653,72 @@ write(1, "a\nb\x41\101\"\\\t\0", 10) = 10
             }
         );
         assert_eq!(lines[7].event, Event::Superseded { by_pid: 77 });
+    }
+
+    /// `strace -f` without `-o`: `[pid N]` only while several processes
+    /// are traced, and strace's own "Process N attached" messages, even in
+    /// the middle of a line. The unprefixed lines are the first process's
+    /// (before its first child and after its last), halves join across
+    /// the forms, and the cut line is whole again.
+    #[test]
+    fn stderr_form_with_pid_prefixes_and_attach_messages() {
+        let t = "execve(\"/usr/bin/sh\", [\"sh\"], []) = 0\n\
+                 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLDstrace: Process 12 attached\n\
+                 , child_tidptr=0x7ffff7dd2a10) = 12\n\
+                 [pid    11] wait4(-1,  <unfinished ...>\n\
+                 strace: Process 13 attached\n\
+                 [pid    12] exit_group(0)               = ?\n\
+                 [pid    12] +++ exited with 0 +++\n\
+                 <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 12\n\
+                 exit_group(0) = ?\n\
+                 +++ exited with 0 +++\n";
+        let lines = parse(t);
+        let pids: Vec<Option<u32>> = lines.iter().map(|l| l.pid).collect();
+        assert_eq!(
+            pids,
+            [
+                Some(11),
+                Some(11),
+                Some(12),
+                Some(12),
+                Some(11),
+                Some(11),
+                Some(11)
+            ]
+        );
+        let clone = syscall(&lines[1]);
+        assert_eq!((clone.args.len(), clone.ret.clone()), (3, Ret::Value(12)));
+        let w = syscall(&lines[4]);
+        assert_eq!(
+            (w.name.as_str(), lines[4].line_no, w.resumed_line),
+            ("wait4", 4, Some(8))
+        );
+    }
+
+    /// strace -y marks an unlinked file's descriptor `fd<path>(deleted)`
+    /// (6.1) or `fd<path (deleted)>`; both are the path maps shows.
+    #[test]
+    fn deleted_files_and_memfds() {
+        let t = "7 close(3</dev/shm/x>(deleted)) = 0\n\
+                 7 memfd_create(\"lmm\", 0) = 3</memfd:lmm>(deleted)\n\
+                 7 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_SHARED, 3</memfd:lmm>(deleted), 0) = 0x7ffff7fb8000\n\
+                 7 mmap(NULL, 8192, PROT_READ, MAP_SHARED, 4</tmp/a b (deleted)>, 0x1000) = 0x7ffff7fb6000\n";
+        let lines = parse(t);
+        assert_eq!(
+            syscall(&lines[0]).args[0],
+            Arg::Fd {
+                fd: 3,
+                path: "/dev/shm/x (deleted)".into()
+            }
+        );
+        assert_eq!(syscall(&lines[1]).ret, Ret::Value(3));
+        let m = syscall(&lines[2]).as_mmap().unwrap();
+        assert_eq!((m.fd, m.path.as_deref()), (3, Some("/memfd:lmm (deleted)")));
+        let m = syscall(&lines[3]).as_mmap().unwrap();
+        assert_eq!(
+            (m.fd, m.path.as_deref(), m.offset),
+            (4, Some("/tmp/a b (deleted)"), 0x1000)
+        );
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use mm::errno::Errno;
 use mm::VirtAddr;
 use workload::replay::{
-    format_call, normalize_maps, replay, run_cli, stdout_checkpoints, Capture, CliArgs,
-    ExecRequest, ReplayError, ReplayOptions, ReplayReport, ReplayTarget, Spawn, TargetError,
-    UnavailableTarget, MAPS_NAME_COLUMN, MEMORY_CALLS, UNPREFIXED_PID,
+    format_call, normalize_maps, replay, run_cli, stdout_checkpoints, Access, Capture, CliArgs,
+    ExecRequest, ExitStatus, FdCall, ReplayError, ReplayOptions, ReplayReport, ReplayTarget, Spawn,
+    TargetError, Touch, TouchOutcome, UnavailableTarget, MAPS_NAME_COLUMN, MEMORY_CALLS,
+    UNPREFIXED_PID,
 };
 use workload::strace::{parse_file, parse_str, Event, Line, Ret};
 
@@ -32,6 +33,15 @@ enum Call {
     Msync(u32, u64, u64, u64),
     Mincore(u32, u64, u64),
     Exit(u32),
+    // With `files`: the file calls, as the target saw them.
+    Open(u32, String, u64),
+    Memfd(u32, String),
+    Fd(u32, String),
+    Unlink(u32, String),
+    MmapFd(u32, u64, u64, i32),
+    // With `waits`.
+    Wait(u32, i64, bool),
+    Touch(u32, u64, u64, Access),
 }
 
 impl Call {
@@ -41,12 +51,20 @@ impl Call {
 }
 
 /// Records every call; answers execve and memory calls from a queue (then
-/// `Ok(0)`); creates children only if `fork` is set.
+/// `Ok(0)`); creates children only if `fork` is set. With `files`, file
+/// calls are made (descriptors 100, 101, ...; paths under /proc are not
+/// modelled); with `waits`, wait4 reaps what exit_with ended.
 #[derive(Default)]
 struct FakeTarget {
     calls: Vec<Call>,
     answers: VecDeque<Result<u64, TargetError>>,
     fork: bool,
+    /// Fork fails with this errno (as on a machine out of memory).
+    fork_errno: Option<Errno>,
+    files: bool,
+    waits: bool,
+    next_fd: i32,
+    exited: Vec<(u32, ExitStatus)>,
 }
 
 impl FakeTarget {
@@ -66,6 +84,9 @@ impl FakeTarget {
 impl ReplayTarget for FakeTarget {
     fn spawn(&mut self, pid: u32, how: Spawn) -> Result<(), TargetError> {
         self.calls.push(Call::Spawn(pid, how));
+        if let (Some(e), false) = (self.fork_errno, how == Spawn::Initial) {
+            return Err(e.into());
+        }
         if how == Spawn::Initial || self.fork {
             Ok(())
         } else {
@@ -139,11 +160,99 @@ impl ReplayTarget for FakeTarget {
     fn exit(&mut self, pid: u32) {
         self.calls.push(Call::Exit(pid));
     }
+    fn exit_with(&mut self, pid: u32, status: &ExitStatus) {
+        self.calls.push(Call::Exit(pid));
+        self.exited.push((pid, status.clone()));
+    }
+    fn wait(
+        &mut self,
+        pid: u32,
+        who: i64,
+        nohang: bool,
+    ) -> Result<Option<(u32, ExitStatus)>, TargetError> {
+        if !self.waits {
+            return Err(TargetError::Unsupported("no wait".into()));
+        }
+        self.calls.push(Call::Wait(pid, who, nohang));
+        let i = self
+            .exited
+            .iter()
+            .position(|(p, _)| who <= 0 || i64::from(*p) == who);
+        match i {
+            Some(i) => Ok(Some(self.exited.remove(i))),
+            None => Err(Errno::ECHILD.into()),
+        }
+    }
+    fn touch(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        access: Access,
+    ) -> Result<TouchOutcome, TargetError> {
+        self.calls.push(Call::Touch(pid, addr.0, len, access));
+        Ok(TouchOutcome {
+            minor: len.div_ceil(4096),
+            major: 0,
+            signal: None,
+        })
+    }
     fn maps(&mut self, pid: u32) -> String {
         format!(
             "00400000-00401000 r--p 00000000 00:00 0 \npid {pid} after {} calls\n",
             self.calls.len()
         )
+    }
+    fn proc_file(&mut self, pid: u32, name: &str) -> Option<String> {
+        Some(format!("{name} of {pid}\n"))
+    }
+    fn open(&mut self, pid: u32, path: &str, flags: u64) -> Result<Option<i32>, TargetError> {
+        if !self.files {
+            return Err(TargetError::Unsupported("no files".into()));
+        }
+        self.calls.push(Call::Open(pid, path.into(), flags));
+        if path.starts_with("/proc/") {
+            return Ok(None);
+        }
+        if path.ends_with("/missing") {
+            return Err(Errno::ENOENT.into());
+        }
+        self.next_fd = self.next_fd.max(100) + 1;
+        Ok(Some(self.next_fd - 1))
+    }
+    fn memfd_create(&mut self, pid: u32, name: &str) -> Result<i32, TargetError> {
+        self.calls.push(Call::Memfd(pid, name.into()));
+        self.next_fd = self.next_fd.max(100) + 1;
+        Ok(self.next_fd - 1)
+    }
+    fn fd_call(&mut self, pid: u32, call: FdCall<'_>) -> Result<u64, TargetError> {
+        self.calls.push(Call::Fd(pid, format!("{call:?}")));
+        Ok(match call {
+            FdCall::Dup(_) => {
+                self.next_fd += 1;
+                (self.next_fd - 1) as u64
+            }
+            FdCall::Write { data, .. } => data.len() as u64,
+            FdCall::Read { len, .. } => len,
+            _ => 0,
+        })
+    }
+    fn unlink(&mut self, pid: u32, path: &str) -> Result<(), TargetError> {
+        self.calls.push(Call::Unlink(pid, path.into()));
+        Ok(())
+    }
+    fn mmap_fd(
+        &mut self,
+        pid: u32,
+        addr: VirtAddr,
+        len: u64,
+        _prot: u64,
+        _flags: u64,
+        fd: i32,
+        _offset: u64,
+    ) -> Result<VirtAddr, TargetError> {
+        self.answer(Call::MmapFd(pid, addr.0, len, fd))
+            .map(VirtAddr)
     }
 }
 
@@ -180,6 +289,7 @@ fn opts(file: &Path, check: bool) -> ReplayOptions {
         path_map: vec![(RECORD.into(), REPO.into())],
         cwd: Some(PathBuf::from(RECORD)),
         touches: Vec::new(),
+        warm_cache: false,
     }
 }
 
@@ -775,6 +885,7 @@ fn env_from_options_path_map_and_unprefixed_traces() {
         path_map: vec![("/work/wt-record/".into(), "/r".into())],
         cwd: None,
         touches: Vec::new(),
+        warm_cache: false,
     };
     let mut fake = FakeTarget {
         answers: [Ok(0), Ok(0x7fff_f7fc_0000), Err(Errno::EBADF.into())].into(),
@@ -1081,4 +1192,276 @@ fn cli_makes_relative_directories_absolute() {
         "{out}"
     );
     std::fs::remove_file(p).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Whole programs: file calls, wait4, touches, --smaps/--stat.
+
+/// A trace with its file calls: descriptors map to the target's (open,
+/// dup2 over a number, close, copies at fork, O_CLOEXEC at execve), mmap of
+/// a tracked descriptor is `mmap_fd`, untracked ones (/proc) are passed
+/// over, unlink reaches the target only for files the replay created, a
+/// successful open compares as success (its number is not compared), a
+/// failed one by errno.
+#[test]
+fn file_calls_map_descriptors_to_the_targets() {
+    let t = "\
+1  execve(\"/bin/x\", [\"x\"], []) = 0
+1  openat(AT_FDCWD</d>, \"f\", O_RDWR|O_CREAT|O_CLOEXEC, 0600) = 3</d/f>
+1  ftruncate(3</d/f>, 8192) = 0
+1  pwrite64(3</d/f>, \"abc\", 3, 4096) = 3
+1  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_SHARED, 3</d/f>, 0) = 0x7f0000000000
+1  dup2(3</d/f>, 7) = 7</d/f>
+1  close(3</d/f>) = 0
+1  openat(AT_FDCWD</d>, \"/proc/self/maps\", O_RDONLY) = 3</proc/1/maps>
+1  read(3</proc/1/maps>, \"abc\", 1024) = 3
+1  openat(AT_FDCWD</d>, \"missing\", O_RDONLY) = -1 ENOENT (No such file or directory)
+1  memfd_create(\"m\", MFD_CLOEXEC) = 4</memfd:m>(deleted)
+1  write(1</dev/pts/0>, \"hello\\n\", 6) = 6
+1  clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f0000000a10) = 2
+2  mmap(NULL, 4096, PROT_READ, MAP_SHARED, 7</d/f>, 0) = 0x7f0000002000
+2  execve(\"/bin/y\", [\"y\"], []) = 0
+2  mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4</memfd:m>(deleted), 0) = -1 EBADF (Bad file descriptor)
+2  exit_group(0) = ?
+2  +++ exited with 0 +++
+1  unlink(\"/d/f\") = 0
+1  unlink(\"/d/g\") = 0
+1  wait4(2, [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 2
+1  exit_group(0) = ?
+1  +++ exited with 0 +++
+";
+    let lines = parse_str("f.strace", t).unwrap();
+    let mut fake = FakeTarget {
+        files: true,
+        fork: true,
+        waits: true,
+        answers: [
+            Ok(0),
+            Ok(0x7f00_0000_0000),
+            Ok(0x7f00_0000_2000),
+            Ok(0),
+            Err(Errno::EBADF.into()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let o = ReplayOptions {
+        file: "f.strace".into(),
+        check: true,
+        ..Default::default()
+    };
+    let report = replay(&lines, &mut fake, &o).unwrap_or_else(|e| panic!("{e}"));
+    let calls: Vec<&Call> = fake
+        .calls
+        .iter()
+        .filter(|c| !matches!(c, Call::Spawn(..) | Call::Execve(..) | Call::Exit(..)))
+        .collect();
+    let fd = |p: u32, s: &str| Call::Fd(p, s.to_string());
+    assert_eq!(
+        calls,
+        [
+            &Call::Open(1, "/d/f".into(), 0o2 | 0o100 | 0o2000000),
+            &fd(1, "Ftruncate(100, 8192)"),
+            &fd(1, "Write { fd: 100, off: Some(4096), data: [97, 98, 99] }"),
+            &Call::MmapFd(1, 0, 8192, 100),
+            &fd(1, "Dup(100)"),
+            &fd(1, "Close(100)"),
+            &Call::Open(1, "/proc/self/maps".into(), 0),
+            &Call::Open(1, "/d/missing".into(), 0),
+            &Call::Memfd(1, "m".into()),
+            // The child's copy of the table: 7 is the target's 101.
+            &Call::MmapFd(2, 0, 4096, 101),
+            // execve closes the memfd (MFD_CLOEXEC), not the dup2'd 7.
+            &fd(2, "Close(102)"),
+            &Call::Mmap(2, 0, 4096, 1, 1, Some("/memfd:m (deleted)".into()), 0),
+            &Call::Unlink(1, "/d/f".into()),
+            &Call::Wait(1, 2, false),
+        ]
+    );
+    // open, ftruncate, pwrite, mmap, dup2, close, open (ENOENT), memfd,
+    // mmap, execve x2, mmap, unlink, wait4 are compared; read of /proc,
+    // write to the terminal and unlink of a file it did not create are not.
+    assert_eq!(report.checked, report.calls);
+    assert!(report.mismatches.is_empty());
+    assert_eq!(report.ignored, 4, "read, write(1), /proc open, unlink /d/g");
+}
+
+/// wait4 reaps on the target: the trace pid and the status it returns are
+/// compared with the trace's; a different status is a divergence naming
+/// both.
+#[test]
+fn wait4_compares_the_child_and_its_status() {
+    let trace = |status: u32| {
+        format!(
+            "1  execve(\"/bin/x\", [\"x\"], []) = 0\n\
+             1  vfork() = 2\n\
+             2  exit_group(3) = ?\n\
+             2  +++ exited with 3 +++\n\
+             1  wait4(-1, [{{WIFEXITED(s) && WEXITSTATUS(s) == {status}}}], 0, NULL) = 2\n\
+             1  wait4(-1, 0x7ffc, WNOHANG, NULL) = -1 ECHILD (No child processes)\n\
+             1  exit_group(0) = ?\n"
+        )
+    };
+    let o = ReplayOptions {
+        file: "w.strace".into(),
+        check: true,
+        ..Default::default()
+    };
+    let mut fake = FakeTarget {
+        fork: true,
+        waits: true,
+        ..Default::default()
+    };
+    let lines = parse_str("w.strace", &trace(3)).unwrap();
+    let r = replay(&lines, &mut fake, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((r.calls, r.checked), (3, 3), "execve and two wait4");
+    assert!(fake
+        .calls
+        .contains(&Call::Spawn(2, Spawn::SharedVm { parent: 1 })));
+    assert_eq!(
+        fake.calls
+            .iter()
+            .filter(|c| matches!(c, Call::Wait(..)))
+            .collect::<Vec<_>>(),
+        [&Call::Wait(1, -1, false), &Call::Wait(1, -1, true)]
+    );
+
+    let mut fake = FakeTarget {
+        fork: true,
+        waits: true,
+        ..Default::default()
+    };
+    let lines = parse_str("w.strace", &trace(4)).unwrap();
+    let d = divergence(replay(&lines, &mut fake, &o));
+    assert_eq!(d.line, 5);
+    assert_eq!(
+        (d.expected.as_str(), d.got.as_str()),
+        (
+            "2 with status {WIFEXITED(s) && WEXITSTATUS(s) == 4}",
+            "2 with status {WIFEXITED(s) && WEXITSTATUS(s) == 3}"
+        )
+    );
+    assert_eq!(
+        ExitStatus::from_strace("{WIFSIGNALED(s) && WTERMSIG(s) == SIGSEGV && WCOREDUMP(s)}"),
+        Some(ExitStatus::Killed("SIGSEGV".into()))
+    );
+}
+
+/// Touches are made after their line (or, without one, right before the
+/// first process's exit_group) by live processes only, reported with their
+/// faults; the CLI prints them and --smaps/--stat print those files.
+#[test]
+fn touches_and_the_proc_files_at_exit() {
+    let p = temp_file(
+        "touch.strace",
+        "5  execve(\"/bin/x\", [\"x\"], [\"A=1\"]) = 0\n\
+         5  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000\n\
+         5  exit_group(0) = ?\n\
+         5  +++ exited with 0 +++\n",
+    );
+    let args = CliArgs {
+        file: p.clone(),
+        smaps: Some(5),
+        stat: Some(5),
+        touch: vec![
+            "2:5:0x7f0000000000,8192:w".into(),
+            "0x7f0000001000".into(),
+            "4:5:0x7f0000000000".into(),
+        ],
+        ..Default::default()
+    };
+    let mut fake = FakeTarget {
+        answers: [Ok(0), Ok(0x7f00_0000_0000)].into(),
+        ..Default::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    run_cli(&args, &mut fake, &mut out, &mut err).unwrap();
+    let touches: Vec<&Call> = fake
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::Touch(..)))
+        .collect();
+    assert_eq!(
+        touches,
+        [
+            &Call::Touch(5, 0x7f00_0000_0000, 8192, Access::Write),
+            &Call::Touch(5, 0x7f00_0000_1000, 1, Access::Read),
+        ]
+    );
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        "==> /proc/5/smaps <==\nsmaps of 5\n==> /proc/5/stat <==\nstat of 5\n"
+    );
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains(
+            "touch: line 2 pid 5 write 0x7f0000000000..0x7f0000002000: 2 minor, 0 major fault(s)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("touch: line 3 pid 5 read 0x7f0000001000..0x7f0000001001: 1 minor"),
+        "{err}"
+    );
+    assert!(
+        err.contains("touch: line 4 pid 5 read 0x7f0000000000..0x7f0000000001: not made"),
+        "{err}"
+    );
+
+    let lines = parse_file(&p).unwrap();
+    let mut fake = FakeTarget {
+        answers: [Ok(0), Ok(0x7f00_0000_0000)].into(),
+        ..Default::default()
+    };
+    let o = ReplayOptions {
+        touches: vec![Touch {
+            after_line: None,
+            pid: None,
+            addr: VirtAddr(0x7f00_0000_0000),
+            len: 4096,
+            access: Access::Exec,
+        }],
+        ..Default::default()
+    };
+    let r = replay(&lines, &mut fake, &o).unwrap();
+    assert_eq!(r.touches.len(), 1);
+    assert_eq!((r.touches[0].line, r.touches[0].pid), (3, 5));
+    // Taken after the touch, at exit_group.
+    let snap = r.process(5).unwrap().maps.as_ref().unwrap();
+    assert_eq!(snap.smaps.as_deref(), Some("smaps of 5\n"));
+    assert!(snap.text.contains("after 4 calls"), "{}", snap.text);
+    std::fs::remove_file(p).unwrap();
+}
+
+/// A fork the target refuses with an errno where the trace's succeeded is
+/// a divergence with --check (at the clone's line), and without it the
+/// child's lines are skipped, with the reason.
+#[test]
+fn a_failed_fork_is_a_divergence() {
+    let t = "1  execve(\"/bin/x\", [\"x\"], []) = 0\n\
+             1  clone(child_stack=NULL, flags=SIGCHLD) = 2\n\
+             2  exit_group(0) = ?\n";
+    let lines = parse_str("c.strace", t).unwrap();
+    let mut o = ReplayOptions {
+        file: "c.strace".into(),
+        check: true,
+        ..Default::default()
+    };
+    let mut fake = FakeTarget {
+        fork_errno: Some(Errno::ENOMEM),
+        ..Default::default()
+    };
+    let d = divergence(replay(&lines, &mut fake, &o));
+    assert_eq!(
+        d.to_string(),
+        "c.strace:2: the clone that created pid 2 returned -1 ENOMEM but the trace has 2"
+    );
+    o.check = false;
+    let mut fake = FakeTarget {
+        fork_errno: Some(Errno::ENOMEM),
+        ..Default::default()
+    };
+    let r = replay(&lines, &mut fake, &o).unwrap();
+    assert_eq!(r.skipped_lines(), [3]);
 }

@@ -13,15 +13,16 @@
 //! so its final maps are the start-up ones; its fork children are skipped
 //! (no fork yet) and only the parent is compared.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod replay_common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
 use machine::MachineConfig;
 use mm::VirtAddr;
+use replay_common::{host_ok, mask_ids};
 use workload::replay::{
-    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Capture, Hint,
+    normalize_maps, renumber_shmem_inodes, replay, stdout_checkpoints, Access, Capture, Hint,
     MachineTarget, ReplayError, ReplayOptions, ReplayReport, Touch, SHARED_WRITE_HINT,
 };
 use workload::strace::{parse_file, parse_str, Event, Line};
@@ -30,10 +31,7 @@ use workload::strace::{parse_file, parse_str, Event, Line};
 const RECORD: &str = "/work/wt-record";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
+    replay_common::root()
 }
 
 fn traces() -> PathBuf {
@@ -52,6 +50,7 @@ fn opts(name: &str, touches: Vec<Touch>) -> ReplayOptions {
         path_map: path_map(),
         cwd: Some(root()),
         touches,
+        warm_cache: false,
     }
 }
 
@@ -102,211 +101,22 @@ fn touches(name: &str, lines: &[Line], text: &str) -> Vec<Touch> {
     .map(|(prefix, addr, len)| {
         let (after_line, pid) = line_of(lines, text, prefix);
         Touch {
-            after_line,
-            pid,
+            after_line: Some(after_line),
+            pid: Some(pid),
             addr: VirtAddr(addr),
             len,
+            access: Access::Write,
         }
     })
     .collect()
 }
 
-/// The host files the dynamically linked traces load (ld.so, libc, ls, ...)
-/// as recorded in tests/fixtures/host-files.txt: path -> sha256.
-fn recorded_host_files() -> BTreeMap<String, String> {
-    let list = traces().join("../host-files.txt");
-    let text = std::fs::read_to_string(&list).expect("host-files.txt");
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let [path, _ino, _size, sha] = f[..] else {
-                panic!("host-files.txt: expected `PATH INODE SIZE SHA256`, found {l:?}");
-            };
-            assert!(
-                sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{l}"
-            );
-            (path.to_string(), sha.to_string())
-        })
-        .collect()
-}
-
-/// The sha256 of a host file, or None if it cannot be read.
-fn sha256_of(path: &str) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).ok()?;
-    Some(
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
-}
-
-/// The recorded host files that differ on this machine (each hashed once).
-fn differing_host_files() -> &'static BTreeSet<String> {
-    static DIFF: OnceLock<BTreeSet<String>> = OnceLock::new();
-    DIFF.get_or_init(|| {
-        recorded_host_files()
-            .into_iter()
-            .filter(|(path, sha)| sha256_of(path).as_deref() != Some(sha.as_str()))
-            .map(|(path, _)| path)
-            .collect()
-    })
-}
-
-/// The ELF interpreter (PT_INTERP) of an x86-64 executable, if it has one.
-fn elf_interpreter(path: &Path) -> Option<String> {
-    let b = std::fs::read(path).ok()?;
-    let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
-    if b.get(..5)? != b"\x7fELF\x02" {
-        return None;
-    }
-    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
-    (0..phnum as usize).find_map(|i| {
-        let ph = phoff + i * phentsize as usize;
-        if u32_at(ph)? != 3 {
-            return None; // not PT_INTERP
-        }
-        let (off, len) = (u64_at(ph + 8)? as usize, u64_at(ph + 32)? as usize);
-        let s = b.get(off..off + len)?;
-        Some(String::from_utf8_lossy(s.split(|&c| c == 0).next()?).into_owned())
-    })
-}
-
-/// The recorded host files that replaying trace `name` needs: its
-/// executable, the files it maps (strace's `fd<path>`) and the executable's
-/// ELF interpreter, each as the recording host resolved it. The fixture
-/// binaries in this repository are not host files.
-fn needed_host_files(name: &str) -> BTreeSet<String> {
-    let recorded = recorded_host_files();
-    let text = std::fs::read_to_string(traces().join(format!("{name}.strace"))).expect("trace");
-    let lines = parse_str(name, &text).expect("parse");
-    let exe = lines
-        .iter()
-        .find_map(|l| match &l.event {
-            Event::Syscall(s) => s.as_execve().map(|e| e.path),
-            _ => None,
-        })
-        .expect("an execve");
-    let exe = if exe.starts_with('/') {
-        PathBuf::from(exe)
-    } else {
-        root().join(exe)
-    };
-    let mut paths: Vec<String> = vec![exe.display().to_string()];
-    paths.extend(elf_interpreter(&exe));
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find("</") {
-        let p = &rest[i + 1..];
-        let end = p.find('>').unwrap_or(p.len());
-        paths.push(p[..end].to_string());
-        rest = &p[end..];
-    }
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            // Resolved here as the recording host resolved it (merged /usr:
-            // /bin/ls is /usr/bin/ls); a file missing here is found by name.
-            let real = std::fs::canonicalize(&p).map(|r| r.display().to_string());
-            let name = Path::new(&p).file_name()?.to_owned();
-            recorded.keys().find(|k| {
-                real.as_ref().is_ok_and(|r| r == *k)
-                    || *k == &p
-                    || (real.is_err() && Path::new(k).file_name() == Some(&name))
-            })
-        })
-        .cloned()
-        .collect()
-}
-
-/// Why trace `name` cannot be compared on this machine: it needs a host
-/// file whose bytes differ from the recording host's (placement would
-/// legitimately differ). Only the traces that need such a file are skipped.
-fn skip_reason(name: &str) -> Option<String> {
-    let diff: Vec<String> = needed_host_files(name)
-        .intersection(differing_host_files())
-        .cloned()
-        .collect();
-    (!diff.is_empty()).then(|| {
-        format!(
-            "{} differ(s) from the recording host's (sha256 in tests/fixtures/host-files.txt; re-record with tools/record/record.sh)",
-            diff.join(", ")
-        )
-    })
-}
-
-/// True, and says so where `cargo test` shows it, if trace `name` is
-/// skipped. The line goes to stderr directly: libtest captures `eprintln!`
-/// of passing tests, not writes to the stream itself.
-fn host_changed(name: &str) -> bool {
-    let Some(why) = skip_reason(name) else {
-        return false;
-    };
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIP replay_machine {name}: {why}"
-    );
-    true
-}
-
-/// The host-file guard's count, printed on every run (`.ci/run` shows it):
-/// how many traces are skipped on this machine and why. It never fails for
-/// a machine whose files differ; it checks that the guard skips only what
-/// it must: a statically linked trace needs no host file, `true` and the
-/// mmap_basic programs do not need ls or its libraries.
-#[test]
-fn host_file_guard_summary() {
-    let names = fixture_names();
-    let skipped: Vec<&String> = names.iter().filter(|n| skip_reason(n).is_some()).collect();
-    let diff = differing_host_files();
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "host-file guard: {} of {} traces skipped; {} of {} recorded host files differ{}",
-        skipped.len(),
-        names.len(),
-        diff.len(),
-        recorded_host_files().len(),
-        if diff.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", diff.iter().cloned().collect::<Vec<_>>().join(", "))
-        }
-    );
-    for n in &names {
-        let need = needed_host_files(n);
-        if n.contains("static") {
-            assert!(need.is_empty(), "{n}: {need:?}");
-        } else {
-            for f in [
-                "/etc/ld.so.cache",
-                "/usr/lib/x86_64-linux-gnu/libc.so.6",
-                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-            ] {
-                assert!(need.contains(f), "{n} needs {f}: {need:?}");
-            }
-        }
-        if n != "ls-root" {
-            assert!(!need.contains("/usr/bin/ls"), "{n}: {need:?}");
-            assert!(
-                !need
-                    .iter()
-                    .any(|f| f.contains("libselinux") || f.contains("libpcre2")),
-                "{n}: {need:?}"
-            );
-        }
-    }
-    let ls: Vec<String> = recorded_host_files()
-        .into_keys()
-        .filter(|f| f != "/usr/bin/true")
-        .collect();
-    assert_eq!(
-        needed_host_files("ls-root").into_iter().collect::<Vec<_>>(),
-        ls
-    );
-    assert!(needed_host_files("true").contains("/usr/bin/true"));
+/// None (and a visible SKIP line) if a host file the trace `name` needs
+/// differs from the recording host's; else which files were renumbered
+/// (same bytes, other inode: their maps numbers are masked).
+fn host_check(name: &str) -> Option<Vec<String>> {
+    let lines = parse_file(&traces().join(format!("{name}.strace"))).expect("parse");
+    host_ok(name, &lines, &[RECORD]).map(|c| c.renumbered)
 }
 
 fn replay_fixture(name: &str) -> (ReplayReport, String) {
@@ -333,10 +143,8 @@ fn replay_fixture(name: &str) -> (ReplayReport, String) {
 
 /// Replays `name` and compares its first process's maps at exit_group with
 /// the last checkpoint of `name.stdout` (if the program prints any).
-fn check_fixture(name: &str) {
-    if host_changed(name) {
-        return;
-    }
+fn check_fixture(name: &str) -> Option<ReplayReport> {
+    let renumbered = host_check(name)?;
     let (report, text) = replay_fixture(name);
     let first = &report.processes[0];
     assert!(first.skipped.is_none(), "{name}");
@@ -351,40 +159,63 @@ fn check_fixture(name: &str) {
 
     let stdout = std::fs::read_to_string(traces().join(format!("{name}.stdout"))).unwrap();
     let Some(last) = stdout_checkpoints(&stdout).pop() else {
-        return;
+        return Some(report);
     };
-    let map = path_map();
-    let want = renumber_shmem_inodes(&normalize_maps(&last.maps, &map));
-    let got = renumber_shmem_inodes(&normalize_maps(&snap.text, &map));
     assert_eq!(
-        got, want,
+        comparable(&snap.text, &renumbered),
+        comparable(&last.maps, &renumbered),
         "{name}: maps at exit_group differ from checkpoint {} ({})",
-        last.number, last.label
+        last.number,
+        last.label
     );
+    Some(report)
 }
 
+/// Maps text as it is compared: fixture paths mapped and masked, shared
+/// anonymous inodes renumbered, renumbered host files masked.
+fn comparable(maps: &str, renumbered: &[String]) -> String {
+    let map = path_map();
+    mask_ids(
+        &renumber_shmem_inodes(&normalize_maps(maps, &map)),
+        renumbered,
+        false,
+    )
+}
+
+/// mmap_basic forks two children: the first munmaps and mprotects, prints
+/// its maps (checkpoint "child after munmap/mprotect") and exits 3; the
+/// second is killed by SIGSEGV. Both are replayed (fork on the machine),
+/// the first child's maps at its exit_group are its checkpoint, and the
+/// parent's wait4 calls reap them with the recorded statuses.
 #[test]
 fn mmap_basic_all_variants() {
     for v in ["pie", "nopie", "static", "static-pie"] {
         let name = format!("mmap_basic-{v}");
-        if host_changed(&name) {
+        let Some(report) = check_fixture(&name) else {
             continue;
-        }
-        check_fixture(&name);
-        // The fork children are skipped, and said so; the parent is clean.
-        let (report, _) = replay_fixture(&name);
-        let skipped: Vec<_> = report
-            .processes
-            .iter()
-            .filter(|p| p.skipped.is_some())
-            .collect();
-        assert_eq!(skipped.len(), 2, "{name}");
-        assert!(skipped[0]
-            .skipped
-            .as_ref()
-            .unwrap()
-            .reason
-            .contains("fork is not implemented"));
+        };
+        assert_eq!(report.processes.len(), 3, "{name}");
+        assert!(report.skipped_lines().is_empty(), "{name}");
+        let child = &report.processes[1];
+        let snap = child.maps.as_ref().expect("child maps");
+        assert_eq!(snap.at, Capture::ExitGroup, "{name}");
+        let stdout = std::fs::read_to_string(traces().join(format!("{name}.stdout"))).unwrap();
+        let cp = stdout_checkpoints(&stdout)
+            .into_iter()
+            .find(|c| c.label == "child after munmap/mprotect")
+            .expect("the child's checkpoint");
+        let renumbered = host_check(&name).unwrap_or_default();
+        assert_eq!(
+            comparable(&snap.text, &renumbered),
+            comparable(&cp.maps, &renumbered),
+            "{name}: the fork child's maps at exit_group"
+        );
+        let killed = &report.processes[2];
+        assert_eq!(
+            killed.maps.as_ref().map(|m| m.at.clone()),
+            Some(Capture::Killed("SIGSEGV".into())),
+            "{name}"
+        );
     }
 }
 
@@ -427,7 +258,7 @@ fn without_the_writes_mremap_brk_merges_what_linux_keeps_apart() {
 #[test]
 fn a_corrupted_result_is_reported_at_its_line() {
     let name = "mremap_brk-nopie";
-    if host_changed(name) {
+    if host_check(name).is_none() {
         return;
     }
     let path = traces().join(format!("{name}.strace"));
@@ -511,8 +342,8 @@ fn a_shared_writable_file_mapping_is_reported_with_its_cause() {
 
 /// Every fixture's events are of kinds the engine knows (a guard that the
 /// fixtures above cover the whole directory).
-/// The traces in tests/fixtures/traces, by name, sorted.
-fn fixture_names() -> Vec<String> {
+#[test]
+fn every_fixture_trace_is_covered() {
     let mut names: Vec<String> = std::fs::read_dir(traces())
         .unwrap()
         .filter_map(|e| {
@@ -524,12 +355,6 @@ fn fixture_names() -> Vec<String> {
         })
         .collect();
     names.sort();
-    names
-}
-
-#[test]
-fn every_fixture_trace_is_covered() {
-    let names = fixture_names();
     let mut covered: Vec<String> = ["mmap_basic", "mremap_brk", "filemap"]
         .iter()
         .flat_map(|p| {
@@ -571,16 +396,125 @@ fn execve_keeps_the_relative_name_as_at_execfn() {
 
 #[test]
 fn touch_arguments_parse() {
-    let t = workload::replay::parse_touch("25:6435:0x40000000:32768").unwrap();
+    use workload::replay::parse_touch;
+    let t = parse_touch("25:6435:0x40000000:32768").unwrap();
     assert_eq!(
         t,
         Touch {
-            after_line: 25,
-            pid: 6435,
+            after_line: Some(25),
+            pid: Some(6435),
             addr: VirtAddr(0x4000_0000),
-            len: 0x8000
+            len: 0x8000,
+            access: Access::Write,
         }
     );
-    assert!(workload::replay::parse_touch("25:6435:0x40000000").is_err());
-    assert!(workload::replay::parse_touch("a:1:2:3").is_err());
+    assert_eq!(parse_touch("25:6435:0x40000000,32768:w").unwrap(), t);
+    assert_eq!(
+        parse_touch("0x7fffffefe000").unwrap(),
+        Touch {
+            after_line: None,
+            pid: None,
+            addr: VirtAddr(0x7fff_ffef_e000),
+            len: 1,
+            access: Access::Read,
+        }
+    );
+    let t = parse_touch("0x1000,8192:x").unwrap();
+    assert_eq!((t.len, t.access), (8192, Access::Exec));
+    assert_eq!(parse_touch("7:8:4096:w").unwrap().access, Access::Write);
+    for bad in ["25:6435", "a:1:2:3", "0x10,", "1:2:3:4:5", "", "0x10:q"] {
+        assert!(parse_touch(bad).is_err(), "{bad}");
+    }
+}
+
+/// A vfork child uses its parent's address space until its execve: its
+/// mmap and its touch land in the parent's maps and RSS, its execve gives
+/// it a space of its own, and the parent's wait4 reaps it.
+#[test]
+fn a_vfork_child_shares_its_parents_address_space_until_execve() {
+    let with_child_mmap = |mmap: bool| {
+        let child_mmap = if mmap {
+            "10 mmap(0x50000000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x50000000\n"
+        } else {
+            ""
+        };
+        format!(
+            "9 execve(\"./tests/fixtures/bin/filemap-static\", [\"x\"], [\"HOME=/root\"]) = 0\n\
+             9 vfork() = 10\n\
+             {child_mmap}\
+             10 execve(\"/bin/true\", [\"true\"], []) = 0\n\
+             10 exit_group(0) = ?\n\
+             10 +++ exited with 0 +++\n\
+             9 wait4(-1, [{{WIFEXITED(s) && WEXITSTATUS(s) == 0}}], 0, NULL) = 10\n\
+             9 exit_group(0) = ?\n"
+        )
+    };
+    let t = with_child_mmap(true);
+    let lines = parse_str("v.strace", &t).unwrap();
+    let mut o = opts("v", Vec::new());
+    o.touches = vec![Touch {
+        after_line: Some(3),
+        pid: Some(10),
+        addr: VirtAddr(0x5000_0000),
+        len: 8192,
+        access: Access::Write,
+    }];
+    let mut target = target();
+    let r = replay(&lines, &mut target, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.checked, r.calls, "execve, mmap, execve, wait4");
+    assert_eq!(r.calls, 4);
+    let parent = r.maps_of(9).unwrap();
+    assert!(parent.contains("50000000-50002000 rw-p"), "{parent}");
+    let child = r.maps_of(10).unwrap();
+    assert!(child.contains("/usr/bin/true"), "{child}");
+    assert!(!child.contains("50000000-"), "{child}");
+    let o2 = r.touches[0].outcome.clone().unwrap();
+    assert_eq!((o2.minor, o2.major, o2.signal), (2, 0, None));
+    target.machine.check().unwrap();
+    assert!(target.machine.processes.is_empty(), "every process reaped");
+
+    // Without the child's mmap, the parent has no such VMA.
+    let lines = parse_str("v.strace", &with_child_mmap(false)).unwrap();
+    let mut target2 = self::target();
+    let r = replay(&lines, &mut target2, &opts("v", Vec::new())).unwrap();
+    assert!(!r.maps_of(9).unwrap().contains("50000000-"));
+}
+
+/// How many recorded traces this host can compare (the others need a host
+/// file with other bytes): printed straight to stderr for `.ci/run`. It
+/// never fails on differing files; it fails if the guard misjudges what a
+/// trace needs (`true` and the static traces need no ls; static ones need
+/// no host file at all).
+#[test]
+fn host_file_guard_summary() {
+    let mut names: Vec<String> = std::fs::read_dir(traces())
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            if p.extension()? != "strace" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    let mut skipped = 0;
+    for n in &names {
+        let lines = parse_file(&traces().join(format!("{n}.strace"))).unwrap();
+        let files = replay_common::trace_host_files(&lines, &[RECORD]);
+        if n.ends_with("-static") || n.ends_with("-static-pie") {
+            assert!(files.is_empty(), "{n} is static but needs {files:?}");
+        }
+        if n == "true" || n.starts_with("mmap_basic") {
+            assert!(!files.iter().any(|f| f.ends_with("/ls")), "{n}: {files:?}");
+        }
+        if !replay_common::check_host(&files).differ.is_empty() {
+            skipped += 1;
+        }
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "host-file guard: {skipped} of {} traces skipped (a host file they need has other bytes here)",
+        names.len()
+    );
 }

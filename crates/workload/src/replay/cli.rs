@@ -1,6 +1,7 @@
-//! `lmm replay strace FILE [--check] [--maps PID] [--env K=V]...
-//! [--path-map FROM=TO]... [--cwd DIR]`: the command line's side of replay,
-//! written against any [`ReplayTarget`] so it can be tested with a fake.
+//! `lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]
+//! [--env K=V]... [--path-map FROM=TO]... [--cwd DIR] [--touch T]...`: the
+//! command line's side of replay, written against any [`ReplayTarget`] so it
+//! can be tested with a fake.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use machine::MachineConfig;
 use mm::VirtAddr;
 
 use super::{
-    normalize_lexically, replay, Capture, ExecRequest, ProcessReport, ReplayOptions, ReplayTarget,
-    Spawn, TargetError, Touch,
+    normalize_lexically, replay, Access, Capture, ExecRequest, ProcessReport, ReplayOptions,
+    ReplayTarget, Spawn, TargetError, Touch,
 };
 use crate::strace::parse_file;
 
@@ -21,8 +22,12 @@ pub struct CliArgs {
     pub file: PathBuf,
     /// `--check`: stop at the first result that differs from the trace.
     pub check: bool,
-    /// `--maps PID`: print only this process's maps, nothing else on stdout.
+    /// `--maps PID`: print this process's maps at its exit_group.
     pub maps: Option<u32>,
+    /// `--smaps PID`: print this process's smaps at its exit_group.
+    pub smaps: Option<u32>,
+    /// `--stat PID`: print this process's /proc/PID/stat at its exit_group.
+    pub stat: Option<u32>,
     /// `--env K=V`, repeated: the environment when the trace has no envp.
     pub env: Vec<String>,
     /// `--path-map FROM=TO`, repeated: host path prefixes to rewrite (a
@@ -31,8 +36,12 @@ pub struct CliArgs {
     /// `--cwd DIR`: where relative execve paths are resolved (default: the
     /// current directory).
     pub cwd: Option<PathBuf>,
-    /// `--touch LINE:PID:ADDR:LEN`, repeated: memory writes the trace does
-    /// not show (see [`super::Touch`]).
+    /// `--warm-cache`: start with every host file the trace uses in the
+    /// page cache (see [`ReplayOptions::warm_cache`]).
+    pub warm_cache: bool,
+    /// `--touch [LINE:PID:]ADDR[,LEN][:r|w|x]` (or the older
+    /// `LINE:PID:ADDR:LEN`, a write), repeated: user accesses the trace does
+    /// not show (see [`parse_touch`]).
     pub touch: Vec<String>,
 }
 
@@ -44,23 +53,71 @@ fn number(s: &str) -> Option<u64> {
     }
 }
 
-/// Parses `--touch LINE:PID:ADDR:LEN`.
+/// Parses `--touch`:
+/// - `[LINE:PID:]ADDR[,LEN][:r|w|x]`: a load (`r`, the default), store
+///   (`w`) or instruction fetch (`x`) of every page of `[ADDR, ADDR+LEN)`
+///   (LEN 1 if omitted), by PID right after trace line LINE; without
+///   `LINE:PID:`, by the trace's first process right before its exit_group;
+/// - `LINE:PID:ADDR:LEN` (the earlier form): a store.
+///
+/// Numbers are decimal or hex with `0x`.
 pub fn parse_touch(s: &str) -> Result<Touch, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let bad = || format!("--touch {s:?}: expected LINE:PID:ADDR:LEN (numbers, hex with 0x)");
-    let [line, pid, addr, len] = parts.as_slice() else {
+    let bad = || {
+        format!(
+            "--touch {s:?}: expected [LINE:PID:]ADDR[,LEN][:r|w|x] or LINE:PID:ADDR:LEN \
+             (numbers, hex with 0x)"
+        )
+    };
+    let mut parts: Vec<&str> = s.split(':').collect();
+    let access = match parts.last().copied() {
+        Some("r") => Some(Access::Read),
+        Some("w") => Some(Access::Write),
+        Some("x") => Some(Access::Exec),
+        _ => None,
+    };
+    if access.is_some() {
+        parts.pop();
+    }
+    let (at, range, access) = match parts.as_slice() {
+        [range] => (None, *range, access.unwrap_or(Access::Read)),
+        [line, pid, range] => (Some((*line, *pid)), *range, access.unwrap_or(Access::Read)),
+        [line, pid, addr, len] => {
+            let (Some(a), Some(l)) = (number(addr), number(len)) else {
+                return Err(bad());
+            };
+            let t = parse_touch(&format!("{line}:{pid}:{a},{l}"))?;
+            return Ok(Touch {
+                access: access.unwrap_or(Access::Write),
+                ..t
+            });
+        }
+        _ => return Err(bad()),
+    };
+    let (addr, len) = match range.split_once(',') {
+        Some((a, l)) => (number(a), number(l)),
+        None => (number(range), Some(1)),
+    };
+    let (Some(addr), Some(len)) = (addr, len) else {
         return Err(bad());
     };
-    let (Some(line), Some(pid), Some(addr), Some(len)) =
-        (number(line), number(pid), number(addr), number(len))
-    else {
-        return Err(bad());
+    let (after_line, pid) = match at {
+        None => (None, None),
+        Some((line, pid)) => {
+            let (Some(line), Some(pid)) = (number(line), number(pid)) else {
+                return Err(bad());
+            };
+            (
+                Some(usize::try_from(line).map_err(|_| bad())?),
+                Some(u32::try_from(pid).map_err(|_| bad())?),
+            )
+        }
     };
     Ok(Touch {
-        after_line: usize::try_from(line).map_err(|_| bad())?,
-        pid: u32::try_from(pid).map_err(|_| bad())?,
+        after_line,
+        pid,
         addr: VirtAddr(addr),
         len,
+        access,
     })
 }
 
@@ -152,6 +209,7 @@ pub fn run_cli(
             .iter()
             .map(|t| parse_touch(t))
             .collect::<Result<_, _>>()?,
+        warm_cache: args.warm_cache,
     };
     let report = replay(&lines, target, &opts).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("writing the output: {e}");
@@ -159,19 +217,64 @@ pub fn run_cli(
     for n in &report.notes {
         writeln!(err, "note: {n}").map_err(io)?;
     }
-    if let Some(pid) = args.maps {
-        let p = report
-            .process(pid)
-            .ok_or_else(|| format!("{}: pid {pid} is not in the trace", opts.file))?;
-        if p.skipped.is_some() {
-            return Err(format!(
-                "{}: {}",
-                opts.file,
-                header(p).trim_matches('=').trim()
-            ));
+    for t in &report.touches {
+        let what = match t.touch.access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Exec => "fetch",
+        };
+        let result = match &t.outcome {
+            Some(o) => {
+                let mut r = format!("{} minor, {} major fault(s)", o.minor, o.major);
+                if let Some(sig) = &o.signal {
+                    r.push_str(&format!(", {sig}"));
+                }
+                r
+            }
+            None => "not made (the process was not live)".to_string(),
+        };
+        writeln!(
+            err,
+            "touch: line {} pid {} {what} {:#x}..{:#x}: {result}",
+            t.line,
+            t.pid,
+            t.touch.addr.0,
+            t.touch.addr.0.saturating_add(t.touch.len.max(1))
+        )
+        .map_err(io)?;
+    }
+    let wanted: Vec<(&str, u32)> = [
+        ("maps", args.maps),
+        ("smaps", args.smaps),
+        ("stat", args.stat),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| Some((f, p?)))
+    .collect();
+    if !wanted.is_empty() {
+        for &(file, pid) in &wanted {
+            let p = report
+                .process(pid)
+                .ok_or_else(|| format!("{}: pid {pid} is not in the trace", opts.file))?;
+            if p.skipped.is_some() {
+                return Err(format!(
+                    "{}: {}",
+                    opts.file,
+                    header(p).trim_matches('=').trim()
+                ));
+            }
+            let snap = p.maps.as_ref();
+            let text = match file {
+                "maps" => snap.map(|m| m.text.clone()),
+                "smaps" => snap.and_then(|m| m.smaps.clone()),
+                _ => snap.and_then(|m| m.stat.clone()),
+            }
+            .ok_or_else(|| format!("{}: the target has no /proc/PID/{file}", opts.file))?;
+            if wanted.len() > 1 {
+                writeln!(out, "==> /proc/{pid}/{file} <==").map_err(io)?;
+            }
+            out.write_all(text.as_bytes()).map_err(io)?;
         }
-        let text = p.maps.as_ref().map(|m| m.text.as_str()).unwrap_or("");
-        out.write_all(text.as_bytes()).map_err(io)?;
         for p in report.processes.iter().filter(|p| p.skipped.is_some()) {
             writeln!(err, "{}", header(p)).map_err(io)?;
         }
