@@ -175,6 +175,8 @@ fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStru
     } else {
         MmLayout::x86_64(rlimits)
     });
+    // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey).
+    mm.pkeys = !pa.arch.is_32bit();
     mm.overcommit = Overcommit {
         mode: OvercommitMode::Guess,
         totalram_pages: pa.totalram_pages(),

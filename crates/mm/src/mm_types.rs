@@ -580,6 +580,11 @@ pub struct MmStruct {
     /// default) VM_SOFTDIRTY is 0 to Linux, so smaps prints no `sd` and
     /// pagemap never reports bit 55. The bits are still kept internally.
     pub soft_dirty: bool,
+    /// The CPU has memory protection keys (x86 PKU with OSPKE, as our
+    /// machines' CPUs do): smaps prints `ProtectionKey:` (always key 0
+    /// here; pkey_mprotect is not modelled). Off by default; the machine
+    /// sets it for x86-64.
+    pub pkeys: bool,
     /// `vm.overcommit_memory` and the memory totals it compares with (see
     /// [`crate::util::Overcommit`]); set by the machine.
     pub overcommit: crate::util::Overcommit,
@@ -696,6 +701,7 @@ impl MmStruct {
             name_column: if layout.kernel_64bit { 72 } else { 48 },
             thp_always: false,
             soft_dirty: false,
+            pkeys: false,
             overcommit: crate::util::Overcommit::default(),
             objects: ObjectCounts::default(),
             link: None,

@@ -333,6 +333,9 @@ fn show_smap(out: &mut String, mm: &MmStruct, vma: &Vma, pt: &dyn PageTableOps) 
         "THPeligible:    {:>8}",
         u8::from(thp_eligible(mm, vma))
     );
+    if mm.pkeys {
+        let _ = writeln!(out, "ProtectionKey:  {:>8}", 0);
+    }
     out.push_str("VmFlags: ");
     let flags = if mm.soft_dirty {
         vma.flags

@@ -187,24 +187,11 @@ fn vma_range(header: &str) -> (u64, u64) {
     )
 }
 
-/// The smaps fields compared: all but two that are properties of the
-/// kernel's configuration and CPU, not of the memory (crates/mm prints
-/// them as issue 7 item 8 will settle): the `sd` VmFlag (soft-dirty, which
-/// the recording kernel is not configured with but lmm always prints) and
-/// `ProtectionKey` (printed by a kernel on a CPU with memory protection
-/// keys, which lmm does not model).
+/// The smaps fields compared: all of them (lmm prints `ProtectionKey` as a
+/// kernel does on a CPU with protection keys, and no `sd`, since the
+/// recording kernel is not built with soft-dirty).
 fn smaps_fields(fields: &[String]) -> Vec<String> {
-    fields
-        .iter()
-        .filter(|f| !f.starts_with("ProtectionKey:"))
-        .map(|f| match f.strip_prefix("VmFlags: ") {
-            Some(v) => {
-                let flags: Vec<&str> = v.split_whitespace().filter(|x| *x != "sd").collect();
-                format!("VmFlags: {}", flags.join(" "))
-            }
-            None => f.clone(),
-        })
-        .collect()
+    fields.to_vec()
 }
 
 /// minflt and majflt of a /proc/PID/stat line (fields 10 and 12).
