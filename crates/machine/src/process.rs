@@ -403,21 +403,45 @@ impl Machine {
     /// `pgd_alloc`): page tables sharing the kernel half, an ASID (flushed
     /// everywhere if it was used before) and an mm linked into the rmap.
     fn new_address_space(&mut self, cpu: usize) -> Result<(MmStruct, PageTable, u16), Errno> {
+        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
+        mm.legacy_layout = self.tasks.legacy_va_layout;
+        self.attach_address_space(cpu, mm)
+    }
+
+    /// Gives `mm` page tables sharing the kernel half (`pgd_alloc`), an
+    /// ASID (flushed everywhere if it was used before) and links it into
+    /// the rmap.
+    fn attach_address_space(
+        &mut self,
+        cpu: usize,
+        mut mm: MmStruct,
+    ) -> Result<(MmStruct, PageTable, u16), Errno> {
         let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
         let mut frames = PgtableFrames {
             pa: &self.pa,
             cpu: CpuId(cpu),
         };
-        let pt = PageTable::new_user(kernel, &mut frames)?;
-        let Some((asid, reused)) = self.tasks.asids.alloc() else {
-            pt.destroy(&mut frames);
-            return Err(Errno::EAGAIN);
+        let pt = PageTable::new_user(kernel, &mut frames);
+        let got = pt.and_then(|pt| match self.tasks.asids.alloc() {
+            Some(a) => Ok((pt, a)),
+            None => {
+                pt.destroy(&mut frames);
+                Err(Errno::EAGAIN)
+            }
+        });
+        let (pt, (asid, reused)) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                // A forked mm's new anon_vmas were never linked.
+                for v in mm.iter() {
+                    v.anon_vma.inspect(|&a| self.rmap.forget_anon_vma(a));
+                }
+                return Err(e);
+            }
         };
         if reused {
             AllCpus(&mut self.cpus).flush_asid(asid);
         }
-        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
-        mm.legacy_layout = self.tasks.legacy_va_layout;
         mm.attach(
             self.rmap.clone(),
             self.cache.clone(),
@@ -501,32 +525,10 @@ impl Machine {
     pub fn fork(&mut self, pid: u32) -> Result<u32, Errno> {
         let zero = self.tasks.zero_pfn;
         let parent = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let mut child_mm = parent.mm.dup_mmap();
-        let comm = parent.comm.clone();
-        let pcpu = parent.cpu;
-        let kernel = self.kernel_pt.as_ref().ok_or(Errno::ENOEXEC)?;
-        let mut frames = PgtableFrames {
-            pa: &self.pa,
-            cpu: CpuId(pcpu),
-        };
-        let mut child_pt = PageTable::new_user(kernel, &mut frames)?;
-        let Some((asid, reused)) = self.tasks.asids.alloc() else {
-            child_pt.destroy(&mut frames);
-            return Err(Errno::EAGAIN);
-        };
-        if reused {
-            AllCpus(&mut self.cpus).flush_asid(asid);
-        }
-        child_mm.attach(
-            self.rmap.clone(),
-            self.cache.clone(),
-            MmEntry {
-                root: child_pt.root(),
-                mode: child_pt.mode(),
-                asid,
-                rss: child_mm.rss.clone(),
-            },
-        );
+        let child_mm = parent.mm.dup_mmap();
+        let (comm, pcpu) = (parent.comm.clone(), parent.cpu);
+        let (mut child_mm, mut child_pt, asid) = self.attach_address_space(pcpu, child_mm)?;
+        let parent = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
         let vmas: Vec<mm::mm_types::Vma> = parent
             .mm
             .iter()
@@ -1220,57 +1222,41 @@ impl Machine {
 /// priority 20, nice 0, one thread).
 pub fn proc_pid_stat(p: &Process) -> String {
     let mm = &p.mm;
-    let fields: [String; 50] = [
-        "R".into(),
-        p.ppid.to_string(),
-        p.pid.to_string(),
-        p.pid.to_string(),
-        "0".into(),
-        "-1".into(),
-        "4194304".into(),
-        p.flt.minor.to_string(),
-        p.cflt.minor.to_string(),
-        p.flt.major.to_string(),
-        p.cflt.major.to_string(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "20".into(),
-        "0".into(),
-        "1".into(),
-        "0".into(),
-        "0".into(),
-        (mm.total_vm * PAGE_SIZE).to_string(),
-        mm.rss_pages().to_string(),
-        "18446744073709551615".into(),
-        mm.start_code.to_string(),
-        mm.end_code.to_string(),
-        mm.start_stack.to_string(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "17".into(),
-        p.cpu.to_string(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        mm.start_data.to_string(),
-        mm.end_data.to_string(),
-        mm.start_brk.to_string(),
-        mm.arg_start.to_string(),
-        mm.arg_end.to_string(),
-        mm.env_start.to_string(),
-        mm.env_end.to_string(),
-        "0".into(),
-    ];
-    format!("{} ({}) {}\n", p.pid, p.comm, fields.join(" "))
+    // Fields 3-9: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    let head = format!("R {} {} {} 0 -1 4194304", p.ppid, p.pid, p.pid);
+    // 10-13: minflt, cminflt, majflt, cmajflt; 14-21: utime, stime,
+    // cutime, cstime, priority, nice, num_threads, itrealvalue.
+    let faults = format!(
+        "{} {} {} {} 0 0 0 0 20 0 1 0",
+        p.flt.minor, p.cflt.minor, p.flt.major, p.cflt.major
+    );
+    // 22-28: starttime, vsize, rss, rsslim, startcode, endcode, startstack.
+    let mem = format!(
+        "0 {} {} 18446744073709551615 {} {} {}",
+        mm.total_vm * PAGE_SIZE,
+        mm.rss_pages(),
+        mm.start_code,
+        mm.end_code,
+        mm.start_stack
+    );
+    // 29-44: kstkesp, kstkeip, signal, blocked, sigignore, sigcatch,
+    // wchan, nswap, cnswap, exit_signal, processor, rt_priority, policy,
+    // delayacct_blkio_ticks, guest_time, cguest_time.
+    let sched = format!("0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0", p.cpu);
+    // 45-52: start_data, end_data, start_brk, arg_start, arg_end,
+    // env_start, env_end, exit_code.
+    let tail = format!(
+        "{} {} {} {} {} {} {} 0",
+        mm.start_data,
+        mm.end_data,
+        mm.start_brk,
+        mm.arg_start,
+        mm.arg_end,
+        mm.env_start,
+        mm.env_end
+    );
+    format!(
+        "{} ({}) {head} {faults} {mem} {sched} {tail}\n",
+        p.pid, p.comm
+    )
 }

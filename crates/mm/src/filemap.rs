@@ -266,6 +266,36 @@ impl PageCache {
         Ok((p, Found::Read))
     }
 
+    /// Walks `[offset, end)` of `file` page by page through the cache,
+    /// calling `f(page, physical address in it, offset into the caller's
+    /// buffer, bytes)` for each piece.
+    #[allow(clippy::too_many_arguments)]
+    fn for_each_piece(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        offset: u64,
+        end: u64,
+        ra: Readahead,
+        f: &mut dyn FnMut(Pfn, crate::types::PhysAddr, usize, usize),
+    ) -> Result<(), Errno> {
+        let mut at = offset;
+        while at < end {
+            let (pfn, _) = self.get_page(pa, cpu, file, at >> PAGE_SHIFT, ra)?;
+            let in_page = at & (PAGE_SIZE - 1);
+            let n = (PAGE_SIZE - in_page).min(end - at);
+            f(
+                pfn,
+                crate::types::PhysAddr(pfn.phys().0 + in_page),
+                (at - offset) as usize,
+                n as usize,
+            );
+            at += n;
+        }
+        Ok(())
+    }
+
     /// `read(2)` through the cache: up to `buf.len()` bytes at `offset`,
     /// stopping at EOF. Returns the bytes read.
     pub fn read(
@@ -276,24 +306,22 @@ impl PageCache {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, Errno> {
-        let size = file.size();
-        let end = size.min(offset.saturating_add(buf.len() as u64));
-        let mut at = offset;
-        while at < end {
-            let index = at >> PAGE_SHIFT;
-            let (pfn, _) = self.get_page(pa, cpu, file, index, Readahead::Forward)?;
-            let in_page = at & (PAGE_SIZE - 1);
-            let n = (PAGE_SIZE - in_page).min(end - at);
-            let o = (at - offset) as usize;
-            pa.direct_map().read(
-                crate::types::PhysAddr(pfn.phys().0 + in_page),
-                &mut buf[o..o + n as usize],
-            );
-            if let Some(p) = pa.page(pfn) {
-                p.set(PageFlags::REFERENCED);
-            }
-            at += n;
-        }
+        let end = file.size().min(offset.saturating_add(buf.len() as u64));
+        let dm = pa.direct_map();
+        self.for_each_piece(
+            pa,
+            cpu,
+            file,
+            offset,
+            end,
+            Readahead::Forward,
+            &mut |pfn, at, o, n| {
+                dm.read(at, &mut buf[o..o + n]);
+                if let Some(p) = pa.page(pfn) {
+                    p.set(PageFlags::REFERENCED);
+                }
+            },
+        )?;
         Ok(end.saturating_sub(offset) as usize)
     }
 
@@ -313,20 +341,19 @@ impl PageCache {
             return Err(Errno::EBADF);
         }
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        let mut at = offset;
-        while at < end {
-            let index = at >> PAGE_SHIFT;
-            let (pfn, _) = self.get_page(pa, cpu, file, index, Readahead::None)?;
-            let in_page = at & (PAGE_SIZE - 1);
-            let n = (PAGE_SIZE - in_page).min(end - at);
-            let o = (at - offset) as usize;
-            pa.direct_map().write(
-                crate::types::PhysAddr(pfn.phys().0 + in_page),
-                &data[o..o + n as usize],
-            );
-            self.set_dirty(pa, pfn);
-            at += n;
-        }
+        let dm = pa.direct_map();
+        self.for_each_piece(
+            pa,
+            cpu,
+            file,
+            offset,
+            end,
+            Readahead::None,
+            &mut |pfn, at, o, n| {
+                dm.write(at, &data[o..o + n]);
+                self.set_dirty(pa, pfn);
+            },
+        )?;
         if end > file.size() {
             file.set_size(end)?;
         }

@@ -568,9 +568,17 @@ impl Zone {
                 break;
             }
             self.del_from_free_list(area, buddy, order, buddy_mt);
+            if buddy_mt != mt {
+                // Match buddy type (6.10+ `__free_one_page`): the merged
+                // block is all of the freed page's type, so a later
+                // expand() puts its halves on the lists of their blocks.
+                let blocks = (order.pages() / PAGEBLOCK_NR_PAGES).max(1);
+                for b in 0..blocks {
+                    self.set_pageblock_mt(buddy + b * PAGEBLOCK_NR_PAGES, mt);
+                }
+            }
             pfn = Pfn(pfn.0 & buddy.0);
             order = Order(order.0 + 1);
-            mt = self.pageblock_mt(pfn);
         }
         let tail = to_tail || self.buddy_merge_likely(pfn, order);
         self.add_to_free_list(area, pfn, order, mt, tail);

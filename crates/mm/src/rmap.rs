@@ -216,6 +216,15 @@ impl Rmap {
         id
     }
 
+    /// Frees an anon_vma that no VMA ever linked (a fork that failed
+    /// after `anon_vma_fork` made it).
+    pub fn forget_anon_vma(&self, av: AnonVmaId) {
+        let mut s = self.state.lock();
+        if s.anon.get(&av).is_some_and(|a| a.vmas.is_empty()) {
+            s.anon.remove(&av);
+        }
+    }
+
     /// Number of live anon_vmas (for tests and the slab accounting).
     pub fn nr_anon_vmas(&self) -> usize {
         self.state.lock().anon.len()
@@ -334,9 +343,35 @@ impl Rmap {
             .collect()
     }
 
-    /// `folio_referenced`: how many ptes mapping `pfn` were young; clears
-    /// their accessed bits (the caller flushes the TLBs, as
-    /// `ptep_clear_flush_young` does). Returns the hits it aged.
+    /// Applies `f` to every pte that maps `pfn`: where it returns a new
+    /// value, the pte is replaced atomically. Returns the hits it changed,
+    /// with the values they held.
+    fn update_mapped(
+        &self,
+        dm: &DirectMap,
+        mapping: PageMapping,
+        index: u64,
+        pfn: Pfn,
+        f: &dyn Fn(Pte) -> Option<Pte>,
+    ) -> Vec<(RmapHit, Pte)> {
+        let mut out = Vec::new();
+        for (h, pte) in self.mapped_ptes(dm, mapping, index, pfn) {
+            if f(pte).is_none() {
+                continue;
+            }
+            let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
+            // Recomputed on the value the exchange sees, so an accessed or
+            // dirty bit the MMU set meanwhile is not lost.
+            if let Some(old) = view.update(h.va, &|p| f(p).unwrap_or(p)) {
+                out.push((h, old));
+            }
+        }
+        out
+    }
+
+    /// `folio_referenced`: the ptes mapping `pfn` that were young, with
+    /// their accessed bits cleared (the caller flushes the TLBs, as
+    /// `ptep_clear_flush_young` does).
     pub fn referenced(
         &self,
         dm: &DirectMap,
@@ -344,15 +379,12 @@ impl Rmap {
         index: u64,
         pfn: Pfn,
     ) -> Vec<RmapHit> {
-        let mut young = Vec::new();
-        for (h, pte) in self.mapped_ptes(dm, mapping, index, pfn) {
-            if pte.accessed() {
-                let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
-                view.update(h.va, &|p| p.mkold());
-                young.push(h);
-            }
-        }
-        young
+        self.update_mapped(dm, mapping, index, pfn, &|p| {
+            p.accessed().then(|| p.mkold())
+        })
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect()
     }
 
     /// `try_to_unmap` of a page: clears every pte that maps `pfn` and
@@ -366,13 +398,6 @@ impl Rmap {
         index: u64,
         pfn: Pfn,
     ) -> Vec<(RmapHit, Pte)> {
-        let mut out = Vec::new();
-        for (h, _) in self.mapped_ptes(dm, mapping, index, pfn) {
-            let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
-            if let Some(old) = view.update(h.va, &|_| Pte::NONE) {
-                out.push((h, old));
-            }
-        }
-        out
+        self.update_mapped(dm, mapping, index, pfn, &|_| Some(Pte::NONE))
     }
 }

@@ -344,17 +344,7 @@ fn a_shared_writable_file_mapping_is_reported_with_its_cause() {
 /// fixtures above cover the whole directory).
 #[test]
 fn every_fixture_trace_is_covered() {
-    let mut names: Vec<String> = std::fs::read_dir(traces())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            if p.extension()? != "strace" {
-                return None;
-            }
-            Some(p.file_stem()?.to_string_lossy().into_owned())
-        })
-        .collect();
-    names.sort();
+    let names = trace_names();
     let mut covered: Vec<String> = ["mmap_basic", "mremap_brk", "filemap"]
         .iter()
         .flat_map(|p| {
@@ -480,13 +470,8 @@ fn a_vfork_child_shares_its_parents_address_space_until_execve() {
     assert!(!r.maps_of(9).unwrap().contains("50000000-"));
 }
 
-/// How many recorded traces this host can compare (the others need a host
-/// file with other bytes): printed straight to stderr for `.ci/run`. It
-/// never fails on differing files; it fails if the guard misjudges what a
-/// trace needs (`true` and the static traces need no ls; static ones need
-/// no host file at all).
-#[test]
-fn host_file_guard_summary() {
+/// The recorded traces, by name, sorted.
+fn trace_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(traces())
         .unwrap()
         .filter_map(|e| {
@@ -498,6 +483,17 @@ fn host_file_guard_summary() {
         })
         .collect();
     names.sort();
+    names
+}
+
+/// How many recorded traces this host can compare (the others need a host
+/// file with other bytes): printed straight to stderr for `.ci/run`. It
+/// never fails on differing files; it fails if the guard misjudges what a
+/// trace needs (`true` and the static traces need no ls; static ones need
+/// no host file at all).
+#[test]
+fn host_file_guard_summary() {
+    let names = trace_names();
     let mut skipped = 0;
     for n in &names {
         let lines = parse_file(&traces().join(format!("{n}.strace"))).unwrap();
