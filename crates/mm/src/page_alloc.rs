@@ -554,7 +554,7 @@ impl Zone {
     /// puts the result on the list of its pageblock's type; at the tail when
     /// the next merge looks likely (`buddy_merge_likely`) or when asked.
     fn free_one_page(&self, area: &mut FreeArea, mut pfn: Pfn, mut order: Order, to_tail: bool) {
-        let mut mt = self.pageblock_mt(pfn);
+        let mt = self.pageblock_mt(pfn);
         while order.0 < MAX_PAGE_ORDER {
             let buddy = Pfn(pfn.0 ^ order.pages());
             if !self.is_free_buddy(buddy, order) {
