@@ -1948,7 +1948,7 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                 .unwrap()
         };
         let slab_tunables = |size: u64| {
-            let limit = match size {
+            let limit: u64 = match size {
                 s if s > 131072 => 1,
                 s if s > PAGE => 8,
                 s if s > 1024 => 24,
@@ -1956,7 +1956,8 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                 _ => 120,
             };
             let shared = if size <= PAGE && CPUS > 1 { 8 } else { 0 };
-            [limit, (limit + 1) / 2, shared]
+            // batchcount = (limit + 1) / 2.
+            [limit, limit.div_ceil(2), shared]
         };
         let caches = [("test_a", 100, false), ("test_b", 400, true)];
         for (kind, text) in SLABINFO_GOLDEN_SMALL {

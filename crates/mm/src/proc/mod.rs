@@ -293,8 +293,8 @@ pub(crate) mod testing {
             for i in 0..zones.len() {
                 let clear = LOWMEM_RESERVE_RATIO[i] == 0 || managed[i] == 0;
                 let mut sum = 0;
-                for j in i + 1..zones.len() {
-                    sum += managed[j];
+                for (j, m) in managed.iter().enumerate().skip(i + 1) {
+                    sum += m;
                     zones[i].protection[j] = if clear {
                         0
                     } else {
