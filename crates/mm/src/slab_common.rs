@@ -1867,20 +1867,123 @@ mod tests {
         k.kfree(C0, u).unwrap();
     }
 
-    #[test]
-    fn slabinfo_golden_small_config() {
-        let m = machine();
-        let golden = [
-            (SlabKind::Slub, "\
+    /// /proc/slabinfo after `slabinfo_golden_small_config`'s steps, per
+    /// allocator (test_a: 100 bytes, 3 objects; test_b: 400 bytes
+    /// HWCACHE_ALIGN, 4 objects), on the 64 MiB machine with 2 CPUs.
+    const SLABINFO_GOLDEN_SMALL: [(SlabKind, &str); 2] = [
+        (SlabKind::Slub, "\
 test_b                18     18    448   18    2 : tunables    0    0    0 : slabdata      1      1      0
 test_a                 3     39    104   39    1 : tunables    0    0    0 : slabdata      1      1      0
 "),
-            (SlabKind::Slab, "\
+        (SlabKind::Slab, "\
 test_b                 9      9    448    9    1 : tunables   54   27    8 : slabdata      1      1      0
 test_a                39     39    104   39    1 : tunables  120   60    8 : slabdata      1      1      0
 "),
-        ];
-        for (kind, want) in golden {
+    ];
+
+    #[test]
+    fn slabinfo_golden_follows_linux_formulas() {
+        // objsize, objperslab, pagesperslab and the tunables of
+        // SLABINFO_GOLDEN_SMALL, from Linux's rules evaluated here, not by
+        // lmm's code. Active objects and slab counts are state.
+        const PAGE: u64 = 4096;
+        const CPUS: u64 = 2;
+        let fls = |x: u64| 64 - x.leading_zeros() as u64;
+        let get_order = |bytes: u64| {
+            let mut o = 0;
+            while PAGE << o < bytes {
+                o += 1;
+            }
+            o
+        };
+        // calculate_alignment (mm/slab_common.c): HWCACHE_ALIGN takes the
+        // cache line (64), halved while the object fits in half of it; at
+        // least ARCH_SLAB_MINALIGN (8); the size is rounded up to it.
+        let size_of = |object: u64, hwcache: bool| {
+            let mut align = 8;
+            if hwcache {
+                let mut ralign = 64;
+                while object <= ralign / 2 {
+                    ralign /= 2;
+                }
+                align = align.max(ralign);
+            }
+            object.next_multiple_of(8).next_multiple_of(align)
+        };
+        // SLUB calculate_order (mm/slub.c, 6.8+; linux-facts §6.8):
+        // min_objects = 4 * (fls(nr_cpus) + 1), at most what fits in
+        // slub_max_order 3; min_order = get_order(min_objects * size); the
+        // first order up to 3 whose leftover is at most 1/16, 1/8, 1/4, 1/2
+        // of the slab.
+        let slub_order = |size: u64| {
+            let max_objects = ((PAGE << 3) / size).max(1);
+            let min_objects = (4 * (fls(CPUS) + 1)).min(max_objects);
+            let min_order = get_order(min_objects * size);
+            for fraction in [16, 8, 4, 2] {
+                if let Some(o) =
+                    (min_order..=3).find(|&o| (PAGE << o) % size <= (PAGE << o) / fraction)
+                {
+                    return o;
+                }
+            }
+            get_order(size)
+        };
+        // SLAB (mm/slab.c, last in 6.7): a cache without a constructor whose
+        // freelist (one byte per object) fits in an object keeps it in a
+        // free object (set_objfreelist_slab_cache), so num = slab_size /
+        // size; calculate_slab_order takes the first order holding an
+        // object that reaches slab_max_order (1: totalram above 32 MiB) or
+        // wastes at most 1/8 of the slab. enable_cpucache: limit 120 up to
+        // 256 bytes, 54 up to 1 KiB, 24 up to a page, 8 above, 1 above 128
+        // KiB; batchcount (limit + 1) / 2; shared 8 for objects up to a
+        // page on a machine with more than one possible CPU.
+        let totalram = crate::proc::testing::linux_64m::derive().totalram;
+        let slab_max_order = if totalram * PAGE > 32 << 20 { 1 } else { 0 };
+        let slab_order = |size: u64| {
+            (0..=10u32)
+                .find(|&o| {
+                    (PAGE << o) / size > 0
+                        && (o >= slab_max_order || (PAGE << o) % size * 8 <= PAGE << o)
+                })
+                .unwrap()
+        };
+        let slab_tunables = |size: u64| {
+            let limit: u64 = match size {
+                s if s > 131072 => 1,
+                s if s > PAGE => 8,
+                s if s > 1024 => 24,
+                s if s > 256 => 54,
+                _ => 120,
+            };
+            let shared = if size <= PAGE && CPUS > 1 { 8 } else { 0 };
+            // batchcount = (limit + 1) / 2.
+            [limit, limit.div_ceil(2), shared]
+        };
+        let caches = [("test_a", 100, false), ("test_b", 400, true)];
+        for (kind, text) in SLABINFO_GOLDEN_SMALL {
+            for line in text.lines() {
+                let f: alloc::vec::Vec<&str> = line.split_whitespace().collect();
+                let n = |i: usize| f[i].parse::<u64>().unwrap();
+                let &(_, object, hw) = caches.iter().find(|c| c.0 == f[0]).unwrap();
+                let size = size_of(object, hw);
+                assert!((PAGE / size) <= object, "the freelist fits in an object");
+                let (order, tunables) = match kind {
+                    SlabKind::Slub => (slub_order(size), [0, 0, 0]),
+                    SlabKind::Slab => (slab_order(size), slab_tunables(size)),
+                };
+                let what = alloc::format!("{kind:?} {}", f[0]);
+                assert_eq!(n(3), size, "{what}: objsize");
+                assert_eq!(n(4), (PAGE << order) / size, "{what}: objperslab");
+                assert_eq!(n(5), 1 << order, "{what}: pagesperslab");
+                assert_eq!([n(8), n(9), n(10)], tunables, "{what}: tunables");
+            }
+        }
+    }
+
+    #[test]
+    fn slabinfo_golden_small_config() {
+        let m = machine();
+        for (kind, want) in SLABINFO_GOLDEN_SMALL {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
             let a = k

@@ -297,6 +297,47 @@ DirectMap2M:       57344 kB
 DirectMap1G:           0 kB
 "#;
 
+    /// The value of `Label:` in a meminfo text.
+    fn kb(text: &str, label: &str) -> u64 {
+        text.lines()
+            .find_map(|l| crate::proc::testing::field(l, label))
+            .unwrap_or_else(|| panic!("no {label}"))
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn golden_64m_values_follow_linux_formulas() {
+        // The numbers of GOLDEN_64M that a formula gives, against Linux
+        // 6.18's rules evaluated from first principles
+        // (proc::testing::linux_64m). MemFree is state (what the buddy
+        // lists hold); Percpu and DirectMap* are the test's inputs.
+        let want = crate::proc::testing::linux_64m::derive();
+        let g = GOLDEN_64M;
+        // MemTotal = totalram_pages (si_meminfo): the managed pages.
+        assert_eq!(kb(g, "MemTotal"), want.totalram * 4);
+        // si_mem_available (mm/show_mem.c): free - totalreserve_pages, plus
+        // page cache and reclaimable slab beyond what must stay (none here).
+        let free = kb(g, "MemFree") / 4;
+        assert_eq!(kb(g, "MemAvailable"), (free - want.totalreserve) * 4);
+        // vm_commit_limit (mm/util.c), overcommit_ratio 50, no hugetlb, no
+        // swap: totalram * 50 / 100.
+        assert_eq!(kb(g, "CommitLimit"), want.totalram * 50 / 100 * 4);
+        // VMALLOC_TOTAL >> 10, x86-64 4-level: VMALLOC_START
+        // 0xffffc90000000000, VMALLOC_SIZE_TB 32, END = START + 32 TiB - 1.
+        let (start, end) = (
+            0xffff_c900_0000_0000u64,
+            0xffff_c900_0000_0000u64 + (32 << 40) - 1,
+        );
+        assert_eq!(kb(g, "VmallocTotal"), (end - start) >> 10);
+        // HPAGE_PMD_SIZE: 2 MiB.
+        assert_eq!(kb(g, "Hugepagesize"), 2048);
+        // No swap device, no hugetlb pages (HugePages_* have no unit).
+        assert_eq!((kb(g, "SwapTotal"), kb(g, "SwapFree")), (0, 0));
+        assert_eq!(kb(g, "HugePages_Total"), 0);
+    }
+
     #[test]
     fn labels_and_columns_match_host() {
         let m = boot(Arch::X86_64, 5 << 30, 2);

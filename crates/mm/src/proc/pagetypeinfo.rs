@@ -113,6 +113,50 @@ Node 0, zone    DMA32            2           22            0            0       
 "#;
 
     #[test]
+    fn golden_64m_values_follow_linux_formulas() {
+        // pageblock_order 9 and pageblock_nr_pages 512 (linux-facts §6.7);
+        // each zone has one pageblock per 512 pages it spans
+        // (proc::testing::linux_64m, every block counted under exactly one
+        // migrate type). How the blocks divide among the types, and the
+        // free counts, are state.
+        let want = crate::proc::testing::linux_64m::derive();
+        assert!(GOLDEN_64M.starts_with("Page block order: 9\nPages per block:  512\n"));
+        let blocks = GOLDEN_64M.split("Number of blocks type").nth(1).unwrap();
+        let rows: alloc::vec::Vec<(&str, u64)> = blocks
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let name = l
+                    .split(", zone")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                let total = l
+                    .split_whitespace()
+                    .skip(4)
+                    .map(|v| v.parse::<u64>().unwrap())
+                    .sum();
+                (name, total)
+            })
+            .collect();
+        let populated: alloc::vec::Vec<(&str, u64)> = crate::proc::testing::linux_64m::NAMES
+            .iter()
+            .zip(&want.zones)
+            .filter(|(_, z)| z.present > 0)
+            .map(|(n, z)| {
+                (
+                    *n,
+                    z.spanned
+                        .div_ceil(crate::proc::testing::linux_64m::PAGEBLOCK_NR_PAGES),
+                )
+            })
+            .collect();
+        assert_eq!(rows, populated);
+    }
+
+    #[test]
     fn columns_match_host() {
         let m = boot(Arch::X86_64, 5 << 30, 2);
         let ours = render(&m.pa);

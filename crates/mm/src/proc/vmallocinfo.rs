@@ -110,6 +110,33 @@ mod tests {
 ";
 
     #[test]
+    fn golden_sizes_follow_linux_formulas() {
+        // Each area of GOLDEN is what it maps plus one guard page
+        // (__get_vm_area_node adds PAGE_SIZE unless VM_NO_GUARD), the size
+        // column is end - start, and the first area starts at x86-64's
+        // 4-level VMALLOC_START (0xffffc90000000000, no KASLR). Mapped
+        // pages: `pages=N` of a vmalloc, 4 for the vmap, 1 MiB for the
+        // ioremap.
+        let mapped = [4, 4, 2, 256, 513];
+        let mut first = true;
+        for (line, pages) in GOLDEN.lines().zip(mapped) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (s, e) = f[0].split_once('-').unwrap();
+            let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap();
+            let size: u64 = f[1].parse().unwrap();
+            assert_eq!(hex(e) - hex(s), size, "{line}");
+            assert_eq!(size, (pages + 1) * PAGE_SIZE, "{line}");
+            if let Some(n) = f.iter().find_map(|w| w.strip_prefix("pages=")) {
+                assert_eq!(n.parse::<u64>().unwrap(), pages, "{line}");
+            }
+            if first {
+                assert_eq!(hex(s), 0xffff_c900_0000_0000);
+                first = false;
+            }
+        }
+    }
+
+    #[test]
     fn golden_and_columns_match_linux() {
         let mut e = env(Arch::X86_64, 64 << 20);
         let pa = &e.m.pa;

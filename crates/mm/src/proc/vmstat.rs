@@ -374,6 +374,42 @@ nr_unstable 0
     }
 
     #[test]
+    fn golden_64m_values_follow_linux_formulas() {
+        // The numbers of GOLDEN_64M that a formula gives, against Linux
+        // 6.18's rules evaluated from first principles
+        // (proc::testing::linux_64m); the counters are state.
+        let want = crate::proc::testing::linux_64m::derive();
+        let v = |name: &str| -> u64 {
+            GOLDEN_64M
+                .lines()
+                .find_map(|l| crate::proc::testing::field(l, name))
+                .unwrap_or_else(|| panic!("no {name}"))
+                .parse()
+                .unwrap()
+        };
+        // global_dirtyable_memory (mm/page-writeback.c): NR_FREE_PAGES less
+        // totalreserve_pages, plus the file LRU pages (none), plus 1.
+        let avail = v("nr_free_pages") - want.totalreserve
+            + v("nr_active_file")
+            + v("nr_inactive_file")
+            + 1;
+        // domain_dirty_limits: ratios converted per PAGE_SIZE (20% -> 819,
+        // 10% -> 409), thresh = ratio * available / PAGE_SIZE.
+        assert_eq!(v("nr_dirty_threshold"), (20 * 4096 / 100) * avail / 4096);
+        assert_eq!(
+            v("nr_dirty_background_threshold"),
+            (10 * 4096 / 100) * avail / 4096
+        );
+        // The boot memmap: 16384 struct pages of 64 bytes.
+        assert_eq!(v("nr_memmap_boot_pages"), want.memmap_pages);
+        assert_eq!(v("nr_memmap_pages"), 0);
+        // pgalloc_* count pages (1 << order per allocation): an order-2
+        // Normal-or-lower kernel allocation lands in DMA32 (the highest
+        // populated zone of GFP_KERNEL's zonelist), the GFP_DMA one in DMA.
+        assert_eq!((v("pgalloc_dma"), v("pgalloc_dma32")), (1, 4));
+    }
+
+    #[test]
     fn dirty_limits_follow_linux_formula() {
         // mm/page-writeback.c: available = free - totalreserve + file + 1;
         // thresh = (20 * 4096 / 100) * available / 4096; bg likewise with 10.
