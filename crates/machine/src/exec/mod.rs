@@ -19,6 +19,7 @@
 //!   computes internally);
 //! - the vDSO pages hold no image (zero pages of the right size).
 
+pub mod corpus;
 pub mod elf;
 pub mod script;
 pub mod stack;
@@ -464,4 +465,82 @@ fn search_binary_handler(
         }
     }
     Err(Errno::ENOEXEC)
+}
+
+/// An [`ExecMm`] that stops exec at its point of no return: the first call
+/// exec makes on the new address space is `pick_mmap_layout`, made right
+/// after `begin_new_exec` (`setup_new_exec` → `arch_pick_mmap_layout`);
+/// every later call fails.
+#[derive(Default)]
+struct PointOfNoReturn {
+    reached: bool,
+}
+
+impl ExecMm for PointOfNoReturn {
+    fn pick_mmap_layout(&mut self, _rlim_stack: u64) {
+        self.reached = true;
+    }
+    fn mmap_base(&self) -> VirtAddr {
+        VirtAddr(0)
+    }
+    fn mmap(
+        &mut self,
+        _: VirtAddr,
+        _: u64,
+        _: u32,
+        _: u32,
+        _: Option<FileRef>,
+        _: u64,
+    ) -> Result<VirtAddr, Errno> {
+        Err(Errno::EINTR)
+    }
+    fn munmap(&mut self, _: VirtAddr, _: u64) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn vm_brk_flags(&mut self, _: VirtAddr, _: u64, _: bool) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn get_unmapped_area(&mut self, _: u64) -> Result<VirtAddr, Errno> {
+        Err(Errno::EINTR)
+    }
+    fn install_special_mapping(
+        &mut self,
+        _: VirtAddr,
+        _: u64,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn insert_stack_vma(&mut self, _: VirtAddr, _: VirtAddr, _: bool) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn write_user(&mut self, _: VirtAddr, _: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn clear_user(&mut self, _: VirtAddr, _: u64) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn set_layout(&mut self, _: &ExecLayout) {}
+}
+
+/// What execve does up to its point of no return (`begin_new_exec`):
+/// `Err(errno)` if it fails before, the errno the caller of execve gets;
+/// `Ok(())` if it gets there, after which a failure kills the task with
+/// SIGSEGV in Linux (`bprm_execve`: `force_fatal_sig(SIGSEGV)` once
+/// `bprm->point_of_no_return` is set) and the caller never sees an errno.
+/// Nothing is mapped: the new address space is never touched.
+pub fn exec_until_point_of_no_return(
+    host_path: &str,
+    filename: &str,
+    argv: &[String],
+    envp: &[String],
+    params: &ExecParams,
+) -> Result<(), Errno> {
+    let mut probe = PointOfNoReturn::default();
+    match exec_as(&mut probe, host_path, filename, argv, envp, params) {
+        _ if probe.reached => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
