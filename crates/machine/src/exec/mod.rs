@@ -9,7 +9,9 @@
 //!
 //! Simplifications (all with ASLR off, the only mode modelled):
 //! - one architecture: x86-64 with 4 KiB pages, ELF64 only (no compat
-//!   i386/x32 loader: an ELFCLASS32 file gives ENOEXEC);
+//!   i386/x32 loader: an EM_386 file gives ENOEXEC; like Linux's 64-bit
+//!   loader, a header with EM_X86_64 is read as ELF64 whatever its
+//!   EI_CLASS says);
 //! - no binfmt_misc, no setuid/capabilities (AT_SECURE is 0 unless
 //!   [`ExecParams::secure`]), no file locking against writers (ETXTBSY);
 //! - the execute-permission check only looks for an x bit in the mode, as
@@ -151,6 +153,16 @@ pub trait ExecMm {
     fn write_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno>;
     /// `clear_user`: zero `len` bytes at a user address (any alignment).
     fn clear_user(&mut self, va: VirtAddr, len: u64) -> Result<(), Errno>;
+    /// `copy_to_user` as the task's own stores make it, without FOLL_FORCE:
+    /// EFAULT where there is no VMA, where the VMA is not writable, or
+    /// where the page cannot be faulted in (a file page past EOF, SIGBUS).
+    /// What `padzero`'s `clear_user` and `create_elf_tables` use; only the
+    /// argument strings (`copy_strings`, before any segment is mapped) are
+    /// written with [`ExecMm::write_user`]'s forced rights. The default
+    /// ignores protections.
+    fn copy_to_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno> {
+        self.write_user(va, bytes)
+    }
     /// Record the `mm_struct` fields exec computed.
     fn set_layout(&mut self, layout: &ExecLayout);
 }
@@ -356,6 +368,18 @@ pub fn open_exec(path: &str) -> Result<FileRef, Errno> {
         Err(Errno::EISDIR) => Err(Errno::EACCES),
         Err(e) => Err(e),
     }
+}
+
+/// `open_exec` of a name the kernel holds itself: a `#!` interpreter or a
+/// PT_INTERP path. Such a name is taken by `getname_kernel`, which, unlike
+/// `getname` for a name from user space (ENOENT when empty), accepts the
+/// empty string; the path walk then ends at the working directory, and
+/// `may_open` refuses to execute a directory: EACCES.
+pub fn open_exec_kernel(name: &str) -> Result<FileRef, Errno> {
+    if name.is_empty() {
+        return open_exec(".");
+    }
+    open_exec(name)
 }
 
 /// Maximum rewrites `exec_binprm` allows (`depth > 5` → ELOOP).
