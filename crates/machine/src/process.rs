@@ -350,6 +350,21 @@ impl ExecMm for ExecTarget<'_> {
         let zeros = vec![0u8; len as usize];
         self.force_write(va.0, &zeros)
     }
+    fn copy_to_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno> {
+        // Without FOLL_FORCE a store needs a VMA with VM_WRITE (the fault
+        // handler's access check); a page that cannot be faulted in (past
+        // EOF) fails in force_write.
+        let end = va.0.checked_add(bytes.len() as u64).ok_or(Errno::EFAULT)?;
+        let mut at = va.0 & PAGE_MASK;
+        while at < end {
+            let v = self.proc.mm.vma_lookup(VirtAddr(at)).ok_or(Errno::EFAULT)?;
+            if !v.flags.contains(VmFlags::WRITE) {
+                return Err(Errno::EFAULT);
+            }
+            at = v.end.0.min(end.next_multiple_of(PAGE_SIZE));
+        }
+        self.force_write(va.0, bytes)
+    }
     fn set_layout(&mut self, l: &ExecLayout) {
         let mm = &mut self.proc.mm;
         mm.start_code = l.start_code.0;

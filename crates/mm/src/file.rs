@@ -42,6 +42,15 @@ pub trait OpenFile: Send + Sync {
     fn is_shmem(&self) -> bool {
         false
     }
+    /// The file system's `file_operations.get_unmapped_area` is
+    /// `thp_get_unmapped_area` (mm/huge_memory.c), as ext4's is
+    /// (fs/ext4/file.c `ext4_file_operations`): a mapping of the file that
+    /// covers a whole 2 MiB-aligned stretch of it is placed so that the
+    /// stretch is 2 MiB aligned in memory. False by default (the generic
+    /// placement of files whose file system has no such hook).
+    fn thp_get_unmapped_area(&self) -> bool {
+        false
+    }
 }
 
 /// A shared handle to an open file, as a VMA's `vm_file`.

@@ -273,28 +273,41 @@ fn mm_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Resul
     }
 }
 
-/// `__thp_get_unmapped_area` for anonymous memory (pgoff 0): search for
-/// `len + 2 MiB` and return the 2 MiB-aligned part (top-down: the highest).
-fn thp_get_unmapped_area(mm: &MmStruct, len: u64, flags: u32) -> Option<u64> {
-    let len_pad = len.checked_add(PMD_SIZE)?;
-    let ret = mm_get_unmapped_area(mm, 0, len_pad, flags).ok()?;
-    if ret == 0 {
-        // MAP_FIXED at 0 (the "hint" came back): the normal path handles it.
+/// `__thp_get_unmapped_area` (mm/huge_memory.c) with `size` = PMD_SIZE:
+/// the placement of a mapping of file offset `off` (anonymous memory: 0)
+/// that lets its 2 MiB-aligned stretches of the file sit on 2 MiB
+/// boundaries. Nothing (`None`: the caller does the normal search) unless
+/// `[off, off+len)` holds a whole aligned 2 MiB (`off_end - off_align >=
+/// size`); otherwise search for `len + 2 MiB` and place the mapping in it
+/// at the address congruent to `off` modulo 2 MiB, the highest such one
+/// top-down (`ret + size` when the search result already is). A hint that
+/// the padded search returns unchanged is kept as it is. Offsets are
+/// `loff_t` arithmetic (wrapping, signed).
+fn thp_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, off: i64, flags: u32) -> Option<u64> {
+    let size = PMD_SIZE as i64;
+    let off_end = off.wrapping_add(len as i64);
+    let off_align = off.wrapping_add(size - 1) & !(size - 1);
+    if off_end <= off_align || off_end.wrapping_sub(off_align) < size {
         return None;
     }
-    let off_sub = 0u64.wrapping_sub(ret) & (PMD_SIZE - 1);
+    let len_pad = len.wrapping_add(PMD_SIZE);
+    if len_pad < len || off.wrapping_add(len_pad as i64) < off {
+        return None;
+    }
+    let ret = mm_get_unmapped_area(mm, addr, len_pad, flags).ok()?;
+    // `if (ret == addr) return addr;` and thp_get_unmapped_area_vmflags
+    // takes 0 as "no result": a hint of 0 never ends here.
+    if ret == addr {
+        return (addr != 0).then_some(addr);
+    }
+    let off_sub = (off as u64).wrapping_sub(ret) & (PMD_SIZE - 1);
     if !mm.legacy_layout && off_sub == 0 {
         return Some(ret + PMD_SIZE);
     }
     Some(ret + off_sub)
 }
 
-/// `__get_unmapped_area`: where a mapping of `len` bytes (page-aligned)
-/// goes. Honours MAP_FIXED, hints, the layout, MAP_32BIT and the THP rule of
-/// Linux >= 6.13: anonymous private maps with no hint and a length that is a
-/// multiple of 2 MiB are 2 MiB aligned. Checks the result against TASK_SIZE
-/// (ENOMEM), page alignment (EINVAL) and mmap_min_addr (EPERM without
-/// CAP_SYS_RAWIO).
+/// `__get_unmapped_area` at page offset 0; see [`get_unmapped_area_pgoff`].
 pub fn get_unmapped_area(
     mm: &MmStruct,
     file: Option<&FileRef>,
@@ -302,13 +315,50 @@ pub fn get_unmapped_area(
     len: u64,
     flags: u32,
 ) -> Result<VirtAddr, Errno> {
+    get_unmapped_area_pgoff(mm, file, addr, len, 0, flags)
+}
+
+/// `__get_unmapped_area` (mm/mmap.c): where a mapping of `len` bytes
+/// (page-aligned) of `file` from page `pgoff` goes. Honours MAP_FIXED,
+/// hints, the layout and MAP_32BIT, and the THP placement of Linux 6.18:
+/// - a file whose file system's `get_unmapped_area` is
+///   `thp_get_unmapped_area` ([`OpenFile::thp_get_unmapped_area`]: ext4)
+///   goes through `__thp_get_unmapped_area` at file offset `pgoff << 12`:
+///   2 MiB aligned relative to the file when the mapping covers a whole
+///   aligned 2 MiB of it (a hint is kept if free);
+/// - private anonymous memory with no hint and a length that is a
+///   multiple of 2 MiB is 2 MiB aligned (6.13+; offset 0);
+/// - anything else, including shared anonymous memory (shmem's
+///   `get_unmapped_area`, with tmpfs `huge=never`), gets the plain search.
+///
+/// Checks the result against TASK_SIZE (ENOMEM), page alignment (EINVAL)
+/// and mmap_min_addr (EPERM without CAP_SYS_RAWIO).
+pub fn get_unmapped_area_pgoff(
+    mm: &MmStruct,
+    file: Option<&FileRef>,
+    addr: VirtAddr,
+    len: u64,
+    pgoff: u64,
+    flags: u32,
+) -> Result<VirtAddr, Errno> {
     if len > mm.task_size {
         return Err(Errno::ENOMEM);
     }
     let addr = addr.0;
     let shared_anon = file.is_none() && flags & MAP_SHARED != 0;
-    let thp = file.is_none() && !shared_anon && addr == 0 && len.is_multiple_of(PMD_SIZE);
-    let got = match thp.then(|| thp_get_unmapped_area(mm, len, flags)).flatten() {
+    let thp_file = file.is_some_and(|f| f.thp_get_unmapped_area());
+    let thp_anon = file.is_none() && !shared_anon && addr == 0 && len.is_multiple_of(PMD_SIZE);
+    let off = if file.is_some() {
+        (pgoff << PAGE_SHIFT) as i64
+    } else {
+        0
+    };
+    let thp = if thp_file || thp_anon {
+        thp_get_unmapped_area(mm, addr, len, off, flags)
+    } else {
+        None
+    };
+    let got = match thp {
         Some(a) => a,
         None => mm_get_unmapped_area(mm, addr, len, flags)?,
     };
@@ -400,7 +450,7 @@ fn do_mmap(
         | VmFlags::MAYREAD
         | VmFlags::MAYWRITE
         | VmFlags::MAYEXEC;
-    let addr = get_unmapped_area(mm, file.as_ref(), VirtAddr(addr), len, flags)?.0;
+    let addr = get_unmapped_area_pgoff(mm, file.as_ref(), VirtAddr(addr), len, pgoff, flags)?.0;
     if flags & MAP_FIXED_NOREPLACE != 0
         && mm
             .find_vma_intersection(VirtAddr(addr), VirtAddr(addr + len))

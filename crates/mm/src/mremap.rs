@@ -10,7 +10,7 @@
 
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
-use crate::mmap::{do_munmap, get_unmapped_area, mm_populate, MAP_FIXED, MAP_SHARED};
+use crate::mmap::{do_munmap, get_unmapped_area_pgoff, mm_populate, MAP_FIXED, MAP_SHARED};
 use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT};
 
 /// The mapping may move.
@@ -104,7 +104,13 @@ pub fn mremap(
         0
     };
     let file = mm.vmas.get(&key).and_then(|v| v.file.clone());
-    let dst = get_unmapped_area(mm, file.as_ref(), VirtAddr(0), new_len, map_flags)?.0;
+    // vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT): the file
+    // offset decides a THP-aligned placement (get_unmapped_area_pgoff).
+    let pgoff = mm
+        .vmas
+        .get(&key)
+        .map_or(0, |v| v.pgoff + ((addr - v.start.0) >> PAGE_SHIFT));
+    let dst = get_unmapped_area_pgoff(mm, file.as_ref(), VirtAddr(0), new_len, pgoff, map_flags)?.0;
     move_vma(mm, pt, addr, old_len, new_len, dst, flags)
 }
 
@@ -220,7 +226,16 @@ fn mremap_to(
         map_flags |= MAP_SHARED;
     }
     let file = vma.file.clone();
-    let dst = get_unmapped_area(mm, file.as_ref(), VirtAddr(new_addr), new_len, map_flags)?.0;
+    let pgoff = vma.pgoff + ((addr - vma.start.0) >> PAGE_SHIFT);
+    let dst = get_unmapped_area_pgoff(
+        mm,
+        file.as_ref(),
+        VirtAddr(new_addr),
+        new_len,
+        pgoff,
+        map_flags,
+    )?
+    .0;
     move_vma(mm, pt, addr, old_len, new_len, dst, flags)
 }
 

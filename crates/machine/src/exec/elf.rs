@@ -21,7 +21,7 @@ use mm::types::{VirtAddr, PAGE_MASK, PAGE_SIZE};
 
 use super::stack::{create_elf_tables, AuxInfo};
 use super::{
-    open_exec, Bprm, ExecLayout, ExecMm, ExecResult, ELF_ET_DYN_BASE, MAP_FIXED,
+    open_exec_kernel, Bprm, ExecLayout, ExecMm, ExecResult, ELF_ET_DYN_BASE, MAP_FIXED,
     MAP_FIXED_NOREPLACE, MAP_PRIVATE, PATH_MAX, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
 };
 
@@ -105,14 +105,26 @@ pub fn parse_ehdr(buf: &[u8]) -> Option<Ehdr> {
     })
 }
 
-/// `elf_check_arch` on x86-64 (and the class, since only the native ELF64
-/// loader is modelled).
+/// `elf_check_arch` on x86-64 (arch/x86/include/asm/elf.h): the machine
+/// only. The kernel's 64-bit loader never looks at `e_ident[EI_CLASS]` (nor
+/// at EI_DATA, EI_VERSION or `e_version`): a header that says ELFCLASS32
+/// but EM_X86_64 is read as ELF64 and loads. (A real i386 file, EM_386,
+/// is the compat loader's, which is not modelled: ENOEXEC here.)
 fn check_arch(h: &Ehdr) -> bool {
-    h.e_machine == EM_X86_64 && h.class == object::elf::ELFCLASS64.0
+    h.e_machine == EM_X86_64
 }
 
-/// `elf_read`: exactly `len` bytes at `off`, else EIO.
+/// `elf_read`: exactly `len` bytes at `off`, else EIO; but EINVAL first
+/// where `kernel_read`'s `rw_verify_area` (fs/read_write.c) refuses the
+/// position of a regular file: negative as a `loff_t`, or `pos + len`
+/// past `LLONG_MAX` (a PT_INTERP `p_offset` with its top bit set).
 fn elf_read(file: &FileRef, off: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    if off
+        .checked_add(len as u64)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Errno::EINVAL);
+    }
     let mut v = vec![0u8; len];
     if file.read_at(off, &mut v)? != len {
         return Err(Errno::EIO);
@@ -121,14 +133,16 @@ fn elf_read(file: &FileRef, off: u64, len: usize) -> Result<Vec<u8>, Errno> {
 }
 
 /// `load_elf_phdrs`: the program headers, if their entry size is right,
-/// their table is non-empty and at most one page (`ELF_MIN_ALIGN`), and
-/// they can be read. `None` otherwise (the caller picks the errno).
+/// their table is non-empty and at most 64 KiB (`size == 0 || size >
+/// 65536`: 1170 headers; the old one-page `ELF_MIN_ALIGN` limit is gone
+/// from 6.18, whose kernel loads a file with 74 headers), and they can be
+/// read. `None` otherwise (the caller picks the errno).
 pub fn load_elf_phdrs(h: &Ehdr, file: &FileRef) -> Option<Vec<Phdr>> {
     if h.e_phentsize as usize != PHDR_SIZE {
         return None;
     }
     let size = PHDR_SIZE * h.e_phnum as usize;
-    if size == 0 || size > 65536 || size as u64 > ELF_MIN_ALIGN {
+    if size == 0 || size > 65536 {
         return None;
     }
     let raw = elf_read(file, h.e_phoff, size).ok()?;
@@ -220,6 +234,12 @@ fn vm_mmap(
     flags: u32,
     off: u64,
 ) -> Result<u64, Errno> {
+    // vm_mmap (mm/util.c): `offset + PAGE_ALIGN(len) < offset` (the end
+    // of the file range wraps) and an unaligned offset are EINVAL, before
+    // do_mmap looks at anything.
+    if off.wrapping_add(elf_pagealign(len)) < off {
+        return Err(Errno::EINVAL);
+    }
     if elf_pageoffset(off) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -264,7 +284,8 @@ fn elf_map(
         let total = elf_pagealign(total_size);
         let map = vm_mmap(mm, Some(file.clone()), addr, total, prot, flags, off)?;
         if total > size {
-            mm.munmap(VirtAddr(map + size), total - size)?;
+            // elf_map ignores vm_munmap's result too.
+            let _ = mm.munmap(VirtAddr(map.wrapping_add(size)), total - size);
         }
         Ok(map)
     } else {
@@ -272,11 +293,16 @@ fn elf_map(
     }
 }
 
-/// `padzero`: zero from `addr` to the end of its page.
+/// `padzero`: zero from `addr` to the end of its page with `clear_user`,
+/// which faults like a store of the task: it fails (EFAULT) on a segment
+/// mapped without PF_W (the caller ignores that) and on a file page past
+/// the end of the file (SIGBUS: "a .bss that cannot be cleared", which
+/// `elf_load` turns into EFAULT for a writable segment).
 fn padzero(mm: &mut dyn ExecMm, addr: u64) -> Result<(), Errno> {
     let n = elf_pageoffset(addr);
     if n != 0 {
-        mm.clear_user(VirtAddr(addr), ELF_MIN_ALIGN - n)?;
+        let zeros = [0u8; ELF_MIN_ALIGN as usize];
+        mm.copy_to_user(VirtAddr(addr), &zeros[..(ELF_MIN_ALIGN - n) as usize])?;
     }
     Ok(())
 }
@@ -314,20 +340,30 @@ fn elf_load(
             .wrapping_add(p.p_memsz);
     }
     if p.p_memsz > p.p_filesz {
+        // Linux calls vm_brk_flags(zero_start, zero_end - zero_start)
+        // unconditionally: a p_memsz that wraps the address space makes
+        // the length "negative", i.e. huge, which vm_brk_flags refuses
+        // with ENOMEM (check_brk_limits → get_unmapped_area: len >
+        // TASK_SIZE) before the p_filesz/p_memsz checks could say EINVAL.
         zero_start = elf_pagealign(zero_start);
         let zero_end = elf_pagealign(zero_end);
-        if zero_end > zero_start {
-            if zero_start >= TASK_SIZE || zero_end > TASK_SIZE {
-                return Err(Errno::ENOMEM);
-            }
-            mm.vm_brk_flags(
-                VirtAddr(zero_start),
-                zero_end - zero_start,
-                prot & PROT_EXEC != 0,
-            )?;
-        }
+        vm_brk_flags(mm, zero_start, zero_end.wrapping_sub(zero_start), prot)?;
     }
     Ok(map_addr)
+}
+
+/// `vm_brk_flags` (mm/mmap.c): anonymous memory at exactly
+/// `[addr, addr+len)`, `len` page-aligned. Nothing for 0; the limits of
+/// `check_brk_limits` → `get_unmapped_area(NULL, addr, len, 0,
+/// MAP_FIXED)`: ENOMEM if `len > TASK_SIZE` or the range passes TASK_SIZE.
+fn vm_brk_flags(mm: &mut dyn ExecMm, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    if len > TASK_SIZE || addr > TASK_SIZE - len {
+        return Err(Errno::ENOMEM);
+    }
+    mm.vm_brk_flags(VirtAddr(addr), len, prot & PROT_EXEC != 0)
 }
 
 /// `load_elf_interp`: map the interpreter; returns its load bias.
@@ -444,7 +480,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
         }
         let end = name.iter().position(|&c| c == 0).unwrap_or(0);
         let path = String::from_utf8_lossy(&name[..end]).into_owned();
-        let ifile = open_exec(&path)?;
+        let ifile = open_exec_kernel(&path)?;
         let raw = elf_read(&ifile, 0, EHDR_SIZE)?;
         let ih = parse_ehdr(&raw).ok_or(Errno::EIO)?;
         interp = Some((ifile, ih));
@@ -472,6 +508,10 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
     // setup_arg_pages: the stack VMA and the strings in it.
     let (stack_start, stack_end) = bprm.args.stack_vma(params.rlimit_stack);
     mm.insert_stack_vma(VirtAddr(stack_start), VirtAddr(stack_end), exec_stack)?;
+    // copy_strings put the strings there before any segment is mapped (a
+    // segment mapped over the top of the stack replaces them, as in Linux).
+    let strings_at = bprm.args.p();
+    mm.write_user(VirtAddr(strings_at), &bprm.args.bytes())?;
 
     let mut load_bias = 0u64;
     let mut first = true;
@@ -505,7 +545,10 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
                 if bad_addr(load_bias) {
                     return Err(Errno::EINVAL);
                 }
-                mm.munmap(VirtAddr(load_bias), elf_pagealign(tsize))?;
+                // load_elf_binary ignores vm_munmap's result: a total
+                // size that passes TASK_SIZE (EINVAL there) goes on to
+                // fail, or not, at the segments' own mappings.
+                let _ = mm.munmap(VirtAddr(load_bias), elf_pagealign(tsize));
                 load_bias &= !(alignment - 1);
                 flags |= MAP_FIXED_NOREPLACE;
             } else {
@@ -612,7 +655,11 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
     if t.sp < stack_start {
         mm.insert_stack_vma(VirtAddr(t.sp & PAGE_MASK), VirtAddr(stack_end), exec_stack)?;
     }
-    mm.write_user(VirtAddr(t.sp), &t.image)?;
+    // create_elf_tables stores the platform string, AT_RANDOM bytes, argc,
+    // argv, envp and auxv below the strings with copy_to_user/__put_user:
+    // EFAULT if a segment mapped over the stack made that memory read-only.
+    let tables = (strings_at.saturating_sub(t.sp) as usize).min(t.image.len());
+    mm.copy_to_user(VirtAddr(t.sp), &t.image[..tables])?;
 
     // brk: right after .bss with ASLR off; a static PIE (or ld.so run
     // directly) gets it at ELF_ET_DYN_BASE instead.

@@ -9,7 +9,9 @@
 //!
 //! Simplifications (all with ASLR off, the only mode modelled):
 //! - one architecture: x86-64 with 4 KiB pages, ELF64 only (no compat
-//!   i386/x32 loader: an ELFCLASS32 file gives ENOEXEC);
+//!   i386/x32 loader: an EM_386 file gives ENOEXEC; like Linux's 64-bit
+//!   loader, a header with EM_X86_64 is read as ELF64 whatever its
+//!   EI_CLASS says);
 //! - no binfmt_misc, no setuid/capabilities (AT_SECURE is 0 unless
 //!   [`ExecParams::secure`]), no file locking against writers (ETXTBSY);
 //! - the execute-permission check only looks for an x bit in the mode, as
@@ -19,6 +21,7 @@
 //!   computes internally);
 //! - the vDSO pages hold no image (zero pages of the right size).
 
+pub mod corpus;
 pub mod elf;
 pub mod script;
 pub mod stack;
@@ -150,6 +153,16 @@ pub trait ExecMm {
     fn write_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno>;
     /// `clear_user`: zero `len` bytes at a user address (any alignment).
     fn clear_user(&mut self, va: VirtAddr, len: u64) -> Result<(), Errno>;
+    /// `copy_to_user` as the task's own stores make it, without FOLL_FORCE:
+    /// EFAULT where there is no VMA, where the VMA is not writable, or
+    /// where the page cannot be faulted in (a file page past EOF, SIGBUS).
+    /// What `padzero`'s `clear_user` and `create_elf_tables` use; only the
+    /// argument strings (`copy_strings`, before any segment is mapped) are
+    /// written with [`ExecMm::write_user`]'s forced rights. The default
+    /// ignores protections.
+    fn copy_to_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno> {
+        self.write_user(va, bytes)
+    }
     /// Record the `mm_struct` fields exec computed.
     fn set_layout(&mut self, layout: &ExecLayout);
 }
@@ -357,6 +370,18 @@ pub fn open_exec(path: &str) -> Result<FileRef, Errno> {
     }
 }
 
+/// `open_exec` of a name the kernel holds itself: a `#!` interpreter or a
+/// PT_INTERP path. Such a name is taken by `getname_kernel`, which, unlike
+/// `getname` for a name from user space (ENOENT when empty), accepts the
+/// empty string; the path walk then ends at the working directory, and
+/// `may_open` refuses to execute a directory: EACCES.
+pub fn open_exec_kernel(name: &str) -> Result<FileRef, Errno> {
+    if name.is_empty() {
+        return open_exec(".");
+    }
+    open_exec(name)
+}
+
 /// Maximum rewrites `exec_binprm` allows (`depth > 5` → ELOOP).
 const MAX_DEPTH: usize = 5;
 
@@ -464,4 +489,82 @@ fn search_binary_handler(
         }
     }
     Err(Errno::ENOEXEC)
+}
+
+/// An [`ExecMm`] that stops exec at its point of no return: the first call
+/// exec makes on the new address space is `pick_mmap_layout`, made right
+/// after `begin_new_exec` (`setup_new_exec` → `arch_pick_mmap_layout`);
+/// every later call fails.
+#[derive(Default)]
+struct PointOfNoReturn {
+    reached: bool,
+}
+
+impl ExecMm for PointOfNoReturn {
+    fn pick_mmap_layout(&mut self, _rlim_stack: u64) {
+        self.reached = true;
+    }
+    fn mmap_base(&self) -> VirtAddr {
+        VirtAddr(0)
+    }
+    fn mmap(
+        &mut self,
+        _: VirtAddr,
+        _: u64,
+        _: u32,
+        _: u32,
+        _: Option<FileRef>,
+        _: u64,
+    ) -> Result<VirtAddr, Errno> {
+        Err(Errno::EINTR)
+    }
+    fn munmap(&mut self, _: VirtAddr, _: u64) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn vm_brk_flags(&mut self, _: VirtAddr, _: u64, _: bool) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn get_unmapped_area(&mut self, _: u64) -> Result<VirtAddr, Errno> {
+        Err(Errno::EINTR)
+    }
+    fn install_special_mapping(
+        &mut self,
+        _: VirtAddr,
+        _: u64,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn insert_stack_vma(&mut self, _: VirtAddr, _: VirtAddr, _: bool) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn write_user(&mut self, _: VirtAddr, _: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn clear_user(&mut self, _: VirtAddr, _: u64) -> Result<(), Errno> {
+        Err(Errno::EINTR)
+    }
+    fn set_layout(&mut self, _: &ExecLayout) {}
+}
+
+/// What execve does up to its point of no return (`begin_new_exec`):
+/// `Err(errno)` if it fails before, the errno the caller of execve gets;
+/// `Ok(())` if it gets there, after which a failure kills the task with
+/// SIGSEGV in Linux (`bprm_execve`: `force_fatal_sig(SIGSEGV)` once
+/// `bprm->point_of_no_return` is set) and the caller never sees an errno.
+/// Nothing is mapped: the new address space is never touched.
+pub fn exec_until_point_of_no_return(
+    host_path: &str,
+    filename: &str,
+    argv: &[String],
+    envp: &[String],
+    params: &ExecParams,
+) -> Result<(), Errno> {
+    let mut probe = PointOfNoReturn::default();
+    match exec_as(&mut probe, host_path, filename, argv, envp, params) {
+        _ if probe.reached => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -6,7 +6,7 @@
 
 use mm::errno::Errno;
 
-use super::{open_exec, Bprm, ExecMm, ExecResult};
+use super::{open_exec_kernel, Bprm, ExecMm, ExecResult};
 
 fn spacetab(c: u8) -> bool {
     c == b' ' || c == b'\t'
@@ -91,7 +91,7 @@ pub fn load_script(_mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<ExecR
     bprm.argc += 1;
     let name = String::from_utf8_lossy(&sb.name).into_owned();
     bprm.interp = name.clone();
-    bprm.interpreter = Some(open_exec(&name)?);
+    bprm.interpreter = Some(open_exec_kernel(&name)?);
     Ok(None)
 }
 
