@@ -1299,8 +1299,12 @@ impl PageAlloc {
                 pcp.batch = batch;
                 pcp.high_min = high_min;
                 pcp.high_max = high_max;
+                // A min_free_kbytes the sysctl accepts (0..INT_MAX) can push
+                // the low watermark, and so high_min, above high_max; Linux's
+                // min()/max() then let high_min win (decay_pcp_high's max3
+                // floor), where Rust's clamp would panic.
                 if pcp.high != 0 {
-                    pcp.high = pcp.high.clamp(high_min, high_max);
+                    pcp.high = pcp.high.min(high_max).max(high_min);
                 }
             }
         }
