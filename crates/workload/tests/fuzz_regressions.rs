@@ -29,3 +29,23 @@ fn huge_min_free_kbytes_after_the_pcp_lists_are_used() {
     let (_, m) = workload::scenario::run("crash-5efe1727.rhai", script, small()).unwrap();
     m.check().unwrap();
 }
+
+/// fuzz/artifacts/scenario/crash-049e00bb and crash-3e701399: a user
+/// access in the last page of the address space (`-4096`, i.e.
+/// 0xfffffffffffff000) overflowed computing the end of its page in the MMU
+/// loop. Such an address is not canonical: SIGSEGV, as for any other.
+#[test]
+fn user_access_in_the_last_page_of_the_address_space() {
+    let script = r#"
+        let p = spawn("f");
+        let r = write_user(p, -4096, "x");
+        expect(r < 0, "write_user at -4096 fails: " + r);
+        expect(store(p, -4096, "x").starts_with("SIGSEGV"), "store");
+        expect(type_of(load(p, -4096, 1)) == "string", "load");
+        expect(touch(p, -4096, 4096, "w").starts_with("SIGSEGV"), "touch");
+        expect(touch(p, -1, 1, "r").starts_with("SIGSEGV"), "touch the last byte");
+        check();
+    "#;
+    let (_, m) = workload::scenario::run("crash-049e00bb.rhai", script, small()).unwrap();
+    m.check().unwrap();
+}
