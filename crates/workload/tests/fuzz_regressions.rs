@@ -49,3 +49,26 @@ fn user_access_in_the_last_page_of_the_address_space() {
     let (_, m) = workload::scenario::run("crash-049e00bb.rhai", script, small()).unwrap();
     m.check().unwrap();
 }
+
+/// Every scenario input the fuzzer crashed on, as the script it generated
+/// (`LMM_FUZZ_PRINT=1` on the artifact): each must run to a result or an
+/// error without panicking, and leave the machine intact.
+#[test]
+fn every_scenario_crash_reproducer_runs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "reproducers in {}", dir.display());
+    for p in names {
+        let script = std::fs::read_to_string(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        // Every generated call is inside `try`: the script as a whole runs.
+        let (_, m) = workload::scenario::run(&name, &script, small())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        m.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
