@@ -4,6 +4,8 @@
 #
 # Usage: fuzz/run.sh [SECONDS [TARGET...]]   (default 600 s each, all four:
 #        elf strace lackey scenario), one target at a time.
+#        FUZZ_ARGS="-fork=1 -ignore_crashes=1" fuzz/run.sh ... goes on after
+#        a crash (libFuzzer's fork mode) to collect every finding.
 # Seeds come from the repository (exec corpus, traces, scenarios); the
 # growing corpus is kept in fuzz/corpus/TARGET, crashes in
 # fuzz/artifacts/TARGET, a log per target in fuzz/logs/.
@@ -29,7 +31,7 @@ seed() {
 		;;
 	lackey)
 		head -c 32768 tests/fixtures/lackey/touch.lk > "$d/touch.lk"
-		gzip -dc tests/fixtures/lackey/true.lk.gz | head -c 32768 > "$d/true.lk"
+		{ gzip -dc tests/fixtures/lackey/true.lk.gz || true; } | head -c 32768 > "$d/true.lk"
 		;;
 	scenario)
 		# The first byte picks the mode: even = script text, odd = a call
@@ -51,6 +53,6 @@ for t in "${targets[@]}"; do
 	echo "== $t for $secs s"
 	(cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- \
 		-max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len="$max_len" \
-		-print_final_stats=1 -artifact_prefix="artifacts/$t/") > "fuzz/logs/$t.log" 2>&1 || true
-	grep -E "^(stat::|Done|==[0-9]+== ERROR|SUMMARY|artifact_prefix|Test unit written)" "fuzz/logs/$t.log" | tail -12
+		-print_final_stats=1 -artifact_prefix="artifacts/$t/" ${FUZZ_ARGS:-}) > "fuzz/logs/$t.log" 2>&1 || true
+	grep -E "^(stat::|Done|INFO: fuzzed|INFO: exiting|==[0-9]+== ERROR|SUMMARY|Test unit written|#[0-9]+: cov)" "fuzz/logs/$t.log" | tail -12
 done

@@ -387,6 +387,9 @@ fuzz_target!(|data: &[u8]| {
     } else {
         program(rest)
     };
+    if std::env::var_os("LMM_FUZZ_PRINT").is_some() {
+        eprintln!("----- script -----\n{script}------------------");
+    }
     let config = MachineConfig {
         ram: 64 << 20,
         ..MachineConfig::default()

@@ -227,7 +227,7 @@ impl ExecTarget<'_> {
         let mut at = va;
         while at < end {
             let page = at & PAGE_MASK;
-            let chunk_end = (page + PAGE_SIZE).min(end);
+            let chunk_end = page.saturating_add(PAGE_SIZE).min(end);
             let key = self
                 .proc
                 .mm
@@ -1153,7 +1153,8 @@ impl Machine {
         let dm = self.pa.direct_map();
         let mut at = va;
         while at < end {
-            let n = ((at & PAGE_MASK) + PAGE_SIZE).min(end) - at;
+            // The last page of the address space has no next page.
+            let n = (at & PAGE_MASK).saturating_add(PAGE_SIZE).min(end) - at;
             let mut tries = 0;
             let pa = loop {
                 let p = self.processes.get(&pid).ok_or(segv(at))?;

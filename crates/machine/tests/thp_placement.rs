@@ -9,7 +9,8 @@
 //! `tools/record/progs/thp_file_map.c` (recorded by
 //! `tools/record/thp_file_map.sh` into `tests/fixtures/thp_file_map.txt`):
 //! the same binary is exec'd by lmm and the same calls must return the
-//! same addresses and leave the same mappings.
+//! same addresses and leave the same mappings (mremap included: it
+//! places a moved mapping by its file offset too).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,13 +110,19 @@ fn ext4_file_mappings_are_placed_as_the_kernel_places_them() {
                 assert_eq!(got, Ok(want), "{line}");
                 calls += 1;
             }
+            Some(&"remap") => {
+                // mremap passes the VMA's file offset to get_unmapped_area.
+                let got = m.sys_mremap(pid, num(w[1]), num(w[2]), num(w[3]), 1, 0);
+                assert_eq!(got, Ok(num(w[5])), "{line}");
+                calls += 1;
+            }
             Some(&"unmap") => {
                 m.sys_munmap(pid, num(w[1]), num(w[2])).unwrap();
             }
             _ => {}
         }
     }
-    assert_eq!(calls, 16);
+    assert_eq!(calls, 18);
 
     // The address space between the program and [vvar] is the kernel's,
     // mapping for mapping (the program's own brk heap aside: lmm runs no
@@ -133,7 +140,7 @@ fn ext4_file_mappings_are_placed_as_the_kernel_places_them() {
     let want = ranges(rec.split("=== checkpoint 0: end ===").nth(1).unwrap());
     let got = ranges(&m.proc_pid(pid, "maps").unwrap());
     assert_eq!(got, want);
-    assert_eq!(want.len(), 14);
+    assert_eq!(want.len(), 15);
     m.check().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

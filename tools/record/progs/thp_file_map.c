@@ -6,6 +6,7 @@
  * mappings below, one line each, in a form the test replays:
  *   map NAME LEN OFFSET SHARED HINT = ADDR
  *   unmap ADDR LEN
+ *   remap ADDR OLD_LEN NEW_LEN = ADDR
  * and /proc/self/maps at the end.
  * Built static (no ld.so, no libc mappings) so that lmm can exec the same
  * binary and replay the same calls in the same address space.
@@ -46,6 +47,17 @@ static unsigned long map(const char *name, unsigned long len, unsigned long off,
 		p = mmap((void *)hint, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 	say("map %s %#lx %#lx %d %#lx = ", name ? name : "anon", len, off, shared, hint);
+	if (p == MAP_FAILED)
+		say("-1 %s\n", strerrorname_np(errno));
+	else
+		say("%p\n", p);
+	return (unsigned long)p;
+}
+
+static unsigned long remap(unsigned long addr, unsigned long old_len, unsigned long new_len)
+{
+	void *p = mremap((void *)addr, old_len, new_len, MREMAP_MAYMOVE);
+	say("remap %#lx %#lx %#lx = ", addr, old_len, new_len);
 	if (p == MAP_FAILED)
 		say("-1 %s\n", strerrorname_np(errno));
 	else
@@ -98,6 +110,11 @@ int main(int argc, char **argv)
 	map("f6m", 4 * M, 0, 0, 0);
 	map("f6m", 2 * M + 8 * K, 2 * M, 0, 0);
 	map("f6m", 64 * K, 0, 0, 0);
+	/* mremap moves through get_unmapped_area with the VMA's file offset:
+	 * a mapping of [1 MiB, 2 MiB) grown to 3 MiB covers [2 MiB, 4 MiB)
+	 * and moves to an address congruent to 1 MiB. */
+	unsigned long r = map("f6m", 1 * M, 1 * M, 0, 0);
+	remap(r, 1 * M, 3 * M);
 	checkpoint("end");
 	return 0;
 }
