@@ -116,6 +116,11 @@ pub struct Machine {
     pub rmap: std::sync::Arc<mm::rmap::Rmap>,
     /// The page cache.
     pub cache: std::sync::Arc<mm::filemap::PageCache>,
+    /// Swap devices and the swap cache.
+    pub swap: std::sync::Arc<mm::swap_state::SwapState>,
+    /// Page reclaim: kswapd's work, direct reclaim (plugged into `pa`),
+    /// drop_caches.
+    pub reclaim: std::sync::Arc<mm::vmscan::Reclaimer>,
     /// The in-memory file system for writable files.
     pub tmpfs: crate::fs::Tmpfs,
     /// The page allocator. Declared before `ram`: it must drop first.
@@ -290,6 +295,19 @@ impl Machine {
         };
         let cpus = crate::process::new_cpus(config.cpus);
         let slab = SlabAllocator::kmem_cache_init(&pa, config.slab);
+        let rmap: std::sync::Arc<mm::rmap::Rmap> = Default::default();
+        let cache: std::sync::Arc<mm::filemap::PageCache> = Default::default();
+        let swap: std::sync::Arc<mm::swap_state::SwapState> = Default::default();
+        let shootdown = crate::mmu::DeferredShootdown(
+            cpus.iter().map(|c| c.shootdown.clone()).collect(),
+        );
+        let reclaim = std::sync::Arc::new(mm::vmscan::Reclaimer::new(
+            rmap.clone(),
+            cache.clone(),
+            swap.clone(),
+            std::sync::Arc::new(shootdown),
+        ));
+        pa.set_reclaim(reclaim.clone());
         Ok(Machine {
             config,
             e820: map,
@@ -302,12 +320,27 @@ impl Machine {
             cpus,
             tasks: Default::default(),
             slab,
-            rmap: Default::default(),
-            cache: Default::default(),
+            rmap,
+            cache,
+            swap,
+            reclaim,
             tmpfs: Default::default(),
             pa,
             ram,
         })
+    }
+
+    /// Lets every woken kswapd run (`kswapd` → `balance_pgdat`), as the
+    /// scheduler would once the task that woke it leaves the CPU. Returns
+    /// the pages reclaimed.
+    pub fn run_kswapd(&mut self) -> u64 {
+        self.reclaim.run_kswapd(&self.pa, CpuId(0))
+    }
+
+    /// `echo 1 > /proc/sys/vm/drop_caches`: frees the clean, unmapped page
+    /// cache. Returns the pages freed.
+    pub fn drop_caches(&mut self) -> u64 {
+        self.reclaim.drop_pagecache(&self.pa, CpuId(0))
     }
 
     /// Bytes of physical address space the host maps for RAM.

@@ -297,6 +297,15 @@ impl Tlb {
         self.giant.invalidate_where(f);
     }
 
+    /// Drops every non-global entry of every asid.
+    pub fn flush_user(&mut self) {
+        self.stats.flushes += 1;
+        let f = |e: &Entry| e.perm & GLOBAL == 0;
+        self.small.invalidate_where(f);
+        self.large.invalidate_where(f);
+        self.giant.invalidate_where(f);
+    }
+
     /// Drops everything, global entries included (`flush_tlb_all`).
     pub fn flush_all(&mut self) {
         self.stats.flushes += 1;
@@ -332,12 +341,29 @@ impl Tlb {
 pub struct Mmu {
     /// This CPU's TLB.
     pub tlb: Tlb,
+    /// Set by a shootdown issued where the CPUs cannot be reached (reclaim
+    /// inside an allocation): the CPU drops its user translations before
+    /// its next one, as an IPI would have made it do.
+    pub shootdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The shootdown reclaim issues: every CPU's flag is raised, and each CPU
+/// flushes its non-global entries before it translates again (so before
+/// any access can reach a page reclaim freed).
+pub struct DeferredShootdown(pub Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+
+impl mm::vmscan::Shootdown for DeferredShootdown {
+    fn flush(&self, _asid: u16, _start: VirtAddr, _end: VirtAddr) {
+        for f in &self.0 {
+            f.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Mmu {
     /// An MMU with an empty TLB.
     pub fn new() -> Self {
-        Mmu { tlb: Tlb::new() }
+        Mmu::default()
     }
 
     /// Translates `va` for an `access` from user (`user`) or kernel mode,
@@ -379,6 +405,11 @@ impl Mmu {
                 addr: va,
                 error_code: base_code | PF_NONCANONICAL,
             });
+        }
+        if self.shootdown.load(std::sync::atomic::Ordering::Relaxed) {
+            self.shootdown
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            self.tlb.flush_user();
         }
         // TLB tags use the canonical address, the one flushes name.
         let addr = va.0;

@@ -191,12 +191,22 @@ fn with_ops<R>(
     p: &mut Process,
     pa: &mm::page_alloc::PageAlloc,
     cache: &PageCache,
+    swap: &mm::swap_state::SwapState,
     cpus: &mut [Mmu],
     zero: Option<Pfn>,
     f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R,
 ) -> R {
     let mut tlb = AllCpus(cpus);
-    let mut ops = UserPageTables::new(&mut p.pt, pa, cache, CpuId(p.cpu), p.asid, &mut tlb, zero);
+    let mut ops = UserPageTables::new(
+        &mut p.pt,
+        pa,
+        cache,
+        swap,
+        CpuId(p.cpu),
+        p.asid,
+        &mut tlb,
+        zero,
+    );
     let r = f(&mut p.mm, &mut ops);
     ops.commit(&mut p.mm);
     p.flt.minor += ops.faults.0;
@@ -210,13 +220,14 @@ struct ExecTarget<'a> {
     proc: &'a mut Process,
     pa: &'a mm::page_alloc::PageAlloc,
     cache: &'a PageCache,
+    swap: &'a mm::swap_state::SwapState,
     cpus: &'a mut [Mmu],
     zero: Option<Pfn>,
 }
 
 impl ExecTarget<'_> {
     fn ops<R>(&mut self, f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R) -> R {
-        with_ops(self.proc, self.pa, self.cache, self.cpus, self.zero, f)
+        with_ops(self.proc, self.pa, self.cache, self.swap, self.cpus, self.zero, f)
     }
 
     /// Writes `bytes` at `va` with FOLL_FORCE rights: each page is faulted
@@ -557,6 +568,7 @@ impl Machine {
                 &mut parent.pt,
                 &self.pa,
                 &self.cache,
+                &self.swap,
                 CpuId(pcpu),
                 parent.asid,
                 &mut ptlb,
@@ -567,6 +579,7 @@ impl Machine {
                 &mut child_pt,
                 &self.pa,
                 &self.cache,
+                &self.swap,
                 CpuId(pcpu),
                 asid,
                 &mut ctlb,
@@ -659,6 +672,7 @@ impl Machine {
                 proc: &mut fresh,
                 pa: &self.pa,
                 cache: &self.cache,
+                swap: &self.swap,
                 cpus: &mut self.cpus,
                 zero,
             };
@@ -715,6 +729,7 @@ impl Machine {
                 &mut pt,
                 &self.pa,
                 &self.cache,
+                &self.swap,
                 CpuId(cpu),
                 asid,
                 &mut tlb,
@@ -731,6 +746,7 @@ impl Machine {
         pt.destroy(&mut frames);
         drop(mm);
         self.reap_cache(cpu);
+        self.run_kswapd();
     }
 
     /// Frees the page cache of shmem objects nothing reaches any more
@@ -812,12 +828,13 @@ impl Machine {
     ) -> Result<R, Errno> {
         let zero = self.tasks.zero_pfn;
         let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let r = with_ops(p, &self.pa, &self.cache, &mut self.cpus, zero, f);
+        let r = with_ops(p, &self.pa, &self.cache, &self.swap, &mut self.cpus, zero, f);
         let cpu = p.cpu;
         if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
             k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
         }
         self.reap_cache(cpu);
+        self.run_kswapd();
         Ok(r)
     }
 
@@ -834,6 +851,7 @@ impl Machine {
             cpu,
             rmap: &self.rmap,
             cache: &self.cache,
+            swap: &self.swap,
             zero_pfn: self.tasks.zero_pfn,
             tlb: &mut tlb,
         };
@@ -890,7 +908,7 @@ impl Machine {
             Access::Write => FaultAccess::Write,
             Access::Exec => FaultAccess::Exec,
         };
-        let r = with_ops(p, &self.pa, &self.cache, &mut self.cpus, zero, |mm, ops| {
+        let r = with_ops(p, &self.pa, &self.cache, &self.swap, &mut self.cpus, zero, |mm, ops| {
             mm::memory::handle_mm_fault(mm, ops, VirtAddr(addr), acc)
         });
         let cpu = p.cpu;
@@ -898,6 +916,7 @@ impl Machine {
             // A grown stack changes the VMA tree.
             k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
         }
+        self.run_kswapd();
         r.map(|_| ()).map_err(|e| match e {
             FaultError::Segv(code) => UserFault::Segv { addr, code },
             FaultError::Bus => UserFault::Bus { addr },
@@ -1191,6 +1210,7 @@ impl Machine {
             &mut p.pt,
             &self.pa,
             &self.cache,
+            &self.swap,
             CpuId(p.cpu),
             p.asid,
             &mut tlb,

@@ -44,6 +44,8 @@ struct AddressSpace {
     /// mapping (reclaim); dead once every opener and mapping is gone.
     file: Weak<dyn OpenFile>,
     pages: BTreeMap<u64, Pfn>,
+    /// Shadow entries of evicted pages, by index (mm/workingset.c).
+    shadows: BTreeMap<u64, u64>,
 }
 
 #[derive(Default)]
@@ -132,6 +134,7 @@ impl PageCache {
                 key,
                 file: Arc::downgrade(file),
                 pages: BTreeMap::new(),
+                shadows: BTreeMap::new(),
             },
         );
         m
@@ -177,8 +180,9 @@ impl PageCache {
 
     /// Inserts a fresh, locked-for-us page (`filemap_add_folio`): the cache
     /// takes the reference the allocation gave; counts NR_FILE_PAGES (and
-    /// NR_SHMEM with PG_swapbacked for shmem).
-    fn add(&self, pa: &PageAlloc, m: MappingId, index: u64, pfn: Pfn, shmem: bool) {
+    /// NR_SHMEM with PG_swapbacked for shmem); a shadow left in the slot
+    /// makes it a refault (`workingset_refault`); the page goes on the LRU.
+    fn add(&self, pa: &PageAlloc, cpu: CpuId, m: MappingId, index: u64, pfn: Pfn, shmem: bool) {
         if let Some(page) = pa.page(pfn) {
             page.set_mapping(PageMapping::File(m).encode());
             page.set_index(index);
@@ -190,9 +194,14 @@ impl PageCache {
                 stats.add(NodeStat::NrShmem, 1);
             }
         }
-        if let Some(s) = self.state.lock().spaces.get_mut(&m) {
+        let shadow = self.state.lock().spaces.get_mut(&m).and_then(|s| {
             s.pages.insert(index, pfn);
+            s.shadows.remove(&index)
+        });
+        if let Some(sh) = shadow {
+            crate::workingset::workingset_refault(pa, pfn, sh, false);
         }
+        crate::swap::folio_add_lru(pa, cpu, pfn);
     }
 
     /// Reads page `index` of `file` into a new page (`filemap_read_folio`):
@@ -218,7 +227,7 @@ impl PageCache {
         match ok {
             Ok(_) => {
                 pa.direct_map().write(pfn.phys(), &buf);
-                self.add(pa, m, index, pfn, file.is_shmem());
+                self.add(pa, cpu, m, index, pfn, file.is_shmem());
                 Ok(pfn)
             }
             Err(e) => {
@@ -229,7 +238,8 @@ impl PageCache {
     }
 
     /// The page at `index`, from the cache or read, with the readahead
-    /// `ra` asks for (inside EOF). Shmem pages are made zeroed.
+    /// `ra` asks for (inside EOF), holding a reference for the caller (so
+    /// reclaim cannot take it away meanwhile). Shmem pages are made zeroed.
     /// SIGBUS-worthy errors: EIO from the store; the caller checks EOF.
     pub fn get_page(
         &self,
@@ -240,14 +250,20 @@ impl PageCache {
         ra: Readahead,
     ) -> Result<(Pfn, Found), Errno> {
         let m = self.mapping_of(file);
+        let got = |p: Pfn| {
+            if let Some(pg) = pa.page(p) {
+                pg.get();
+            }
+            p
+        };
         if let Some(p) = self.find(m, index) {
-            return Ok((p, Found::Cached));
+            return Ok((got(p), Found::Cached));
         }
         if file.is_shmem() {
             let p = self.read_page(pa, cpu, file, m, index)?;
-            return Ok((p, Found::Created));
+            return Ok((got(p), Found::Created));
         }
-        let p = self.read_page(pa, cpu, file, m, index)?;
+        let p = got(self.read_page(pa, cpu, file, m, index)?);
         let start = match ra {
             Readahead::None => None,
             Readahead::Around => Some(index.saturating_sub(RA_PAGES / 2)),
@@ -291,6 +307,8 @@ impl PageCache {
                 (at - offset) as usize,
                 n as usize,
             );
+            crate::swap::folio_mark_accessed(pa, cpu, pfn);
+            crate::memory::put_page(pa, cpu, pfn);
             at += n;
         }
         Ok(())
@@ -315,11 +333,8 @@ impl PageCache {
             offset,
             end,
             Readahead::Forward,
-            &mut |pfn, at, o, n| {
+            &mut |_, at, o, n| {
                 dm.read(at, &mut buf[o..o + n]);
-                if let Some(p) = pa.page(pfn) {
-                    p.set(PageFlags::REFERENCED);
-                }
             },
         )?;
         Ok(end.saturating_sub(offset) as usize)
@@ -396,27 +411,104 @@ impl PageCache {
             .into_iter()
             .filter(|&(i, _)| i >= first && i <= last)
             .collect();
-        let size = file.size();
         let mut n = 0;
         for (i, pfn) in pages {
-            let Some(page) = pa.page(pfn) else { continue };
-            if !page.test(PageFlags::DIRTY) {
-                continue;
+            if Self::write_one(pa, file, i, pfn)? {
+                n += 1;
             }
-            let off = i << PAGE_SHIFT;
-            let len = size.saturating_sub(off).min(PAGE_SIZE) as usize;
-            let mut buf = [0u8; PAGE_SIZE as usize];
-            pa.direct_map().read(pfn.phys(), &mut buf);
-            if len > 0 {
-                file.write_at(off, &buf[..len])?;
-            }
-            page.clear(PageFlags::DIRTY);
-            pa.nodes[page.nid() as usize]
-                .stats
-                .add(NodeStat::NrDirty, -1);
-            n += 1;
         }
         Ok(n)
+    }
+
+    /// Writes page `i` of `file` (in frame `pfn`) back if it is dirty and
+    /// cleans it (`writepage`); true if it was written.
+    fn write_one(pa: &PageAlloc, file: &FileRef, i: u64, pfn: Pfn) -> Result<bool, Errno> {
+        let Some(page) = pa.page(pfn) else {
+            return Ok(false);
+        };
+        if !page.test(PageFlags::DIRTY) {
+            return Ok(false);
+        }
+        let off = i << PAGE_SHIFT;
+        let len = file.size().saturating_sub(off).min(PAGE_SIZE) as usize;
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        pa.direct_map().read(pfn.phys(), &mut buf);
+        if len > 0 {
+            file.write_at(off, &buf[..len])?;
+        }
+        page.clear(PageFlags::DIRTY);
+        pa.nodes[page.nid() as usize]
+            .stats
+            .add(NodeStat::NrDirty, -1);
+        Ok(true)
+    }
+
+    /// Reclaim's `pageout` of a dirty file page: written back through the
+    /// file its mapping belongs to. EIO if that file is gone.
+    pub fn writepage(&self, pa: &PageAlloc, pfn: Pfn) -> Result<(), Errno> {
+        let page = pa.page(pfn).ok_or(Errno::EINVAL)?;
+        let PageMapping::File(m) = PageMapping::decode(page.mapping()) else {
+            return Err(Errno::EINVAL);
+        };
+        let file = self
+            .state
+            .lock()
+            .spaces
+            .get(&m)
+            .and_then(|s| s.file.upgrade())
+            .ok_or(Errno::EIO)?;
+        Self::write_one(pa, &file, page.index(), pfn).map(|_| ())
+    }
+
+    /// `__remove_mapping` for a clean page reclaim is evicting: out of the
+    /// cache with `shadow` left in its slot; the cache's reference is put.
+    pub fn remove_for_reclaim(&self, pa: &PageAlloc, cpu: CpuId, pfn: Pfn, shadow: u64) {
+        let Some(page) = pa.page(pfn) else { return };
+        let PageMapping::File(m) = PageMapping::decode(page.mapping()) else {
+            return;
+        };
+        let index = page.index();
+        {
+            let mut s = self.state.lock();
+            let Some(sp) = s.spaces.get_mut(&m) else { return };
+            if sp.pages.get(&index) != Some(&pfn) {
+                return;
+            }
+            sp.pages.remove(&index);
+            sp.shadows.insert(index, shadow);
+        }
+        self.delete_from_cache(pa, pfn);
+        crate::memory::put_page(pa, cpu, pfn);
+    }
+
+    /// `drop_caches` 1 (`invalidate_mapping_pages` over every inode): frees
+    /// every clean, unmapped, otherwise unused page of files with a
+    /// backing store. Returns the pages freed.
+    pub fn invalidate_clean(&self, pa: &PageAlloc, cpu: CpuId) -> u64 {
+        let mut gone = Vec::new();
+        {
+            let mut s = self.state.lock();
+            let shmem = s.shmem.clone();
+            for (m, sp) in s.spaces.iter_mut() {
+                if shmem.contains(m) {
+                    continue;
+                }
+                sp.pages.retain(|_, &mut pfn| {
+                    let free = pa.page(pfn).is_some_and(|p| {
+                        p.mapcount() == 0 && p.refcount() == 1 && !p.test(PageFlags::DIRTY)
+                    });
+                    if free {
+                        gone.push(pfn);
+                    }
+                    !free
+                });
+            }
+        }
+        for &pfn in &gone {
+            self.delete_from_cache(pa, pfn);
+            crate::memory::put_page(pa, cpu, pfn);
+        }
+        gone.len() as u64
     }
 
     /// Removes the cached pages from `first` on (`truncate_inode_pages`),
@@ -429,6 +521,7 @@ impl PageCache {
             let Some(sp) = s.spaces.get_mut(&m) else {
                 return 0;
             };
+            sp.shadows.split_off(&first);
             let tail = sp.pages.split_off(&first);
             tail.into_values().collect()
         };
@@ -619,8 +712,9 @@ mod tests {
         .unwrap();
         let mut pt = PageTable::new_user(&kernel, &mut frames).unwrap();
         let mut tlb = crate::memory::NoTlb;
+        let swap = crate::swap_state::SwapState::new();
         let mut ops =
-            crate::memory::UserPageTables::new(&mut pt, pa, &cache, cpu, 1, &mut tlb, None);
+            crate::memory::UserPageTables::new(&mut pt, pa, &cache, &swap, cpu, 1, &mut tlb, None);
         let mut vma = crate::mm_types::Vma::new_anon(
             crate::types::VirtAddr(0x10000),
             crate::types::VirtAddr(0x14000),

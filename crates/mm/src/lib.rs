@@ -41,12 +41,17 @@ pub mod rmap;
 pub mod slab;
 pub mod slab_common;
 pub mod slub;
+pub mod swap;
+pub mod swap_state;
+pub mod swapfile;
 pub mod task_mmu;
 pub mod types;
 pub mod util;
 pub mod vma;
 pub mod vmalloc;
+pub mod vmscan;
 pub mod vmstat;
+pub mod workingset;
 
 pub use types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 

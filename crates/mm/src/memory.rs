@@ -17,8 +17,11 @@
 //! pte that maps it; a page-cache page has one more reference, the
 //! cache's. The shared zero page is never counted.
 //!
-//! Simplifications: no LRU lists or swap yet (reclaim is the next step),
-//! no mlock accounting of pages (PG_mlocked/Unevictable), no huge pages
+//! Every new page goes on the LRU (`folio_add_lru`); a swap pte is
+//! faulted back through the swap cache (`do_swap_page`); fork duplicates
+//! swap entries and zap frees them (`free_swap_and_cache`).
+//!
+//! Simplifications: no mlock accounting of pages (PG_mlocked/Unevictable), no huge pages
 //! (4 KiB ptes only); special mappings (`[vdso]`, `[vvar]`) are never
 //! faulted in; a write fault on a shared file page marks it dirty at once
 //! (Linux's `page_mkwrite` and `folio_mark_dirty` in one step); RSS deltas
@@ -36,6 +39,8 @@ use crate::page_alloc::{CpuId, PageAlloc};
 use crate::pgalloc::PgtableFrames;
 use crate::pgtable::PageTable;
 use crate::rmap::{PageMapping, PAGE_MAPPING_ANON};
+use crate::swap::folio_add_lru;
+use crate::swap_state::SwapState;
 use crate::types::{Order, Pfn, VirtAddr, PAGE_SIZE};
 use crate::vmstat::{NodeStat, VmEvent};
 
@@ -173,15 +178,26 @@ pub fn handle_mm_fault(
     ops.fault_counted(&vma, addr.page_down(), write)
 }
 
-/// `put_page` / `folio_put`: drops a reference; the last one clears the
-/// page's identity and frees it.
+/// `put_page` / `folio_put`: drops a reference; the last one takes the
+/// page off its LRU list (`__page_cache_release`), clears its identity and
+/// frees it.
 pub fn put_page(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
     let Some(page) = pa.page(pfn) else { return };
     if page.refcount() == 1 {
+        if page.test(PageFlags::LRU) {
+            crate::swap::lru_del(pa, pfn);
+        }
         page.set_mapping(0);
         page.set_index(0);
         page.clear(
-            PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::UPTODATE | PageFlags::REFERENCED,
+            PageFlags::SWAPBACKED
+                | PageFlags::DIRTY
+                | PageFlags::UPTODATE
+                | PageFlags::REFERENCED
+                | PageFlags::ACTIVE
+                | PageFlags::WORKINGSET
+                | PageFlags::UNEVICTABLE
+                | PageFlags::MLOCKED,
         );
     }
     pa.free_pages(cpu, pfn, Order(0));
@@ -233,6 +249,8 @@ pub struct UserPageTables<'a> {
     pub pa: &'a PageAlloc,
     /// The page cache file pages come from.
     pub cache: &'a PageCache,
+    /// Swap and the swap cache.
+    pub swap: &'a SwapState,
     /// The CPU doing the work (its per-CPU lists are used).
     pub cpu: CpuId,
     /// The address-space id the TLBs tag this mm's entries with.
@@ -251,10 +269,12 @@ pub struct UserPageTables<'a> {
 
 impl<'a> UserPageTables<'a> {
     /// Page-table operations for one system call.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pt: &'a mut PageTable,
         pa: &'a PageAlloc,
         cache: &'a PageCache,
+        swap: &'a SwapState,
         cpu: CpuId,
         asid: u16,
         tlb: &'a mut dyn TlbShootdown,
@@ -264,6 +284,7 @@ impl<'a> UserPageTables<'a> {
             pt,
             pa,
             cache,
+            swap,
             cpu,
             asid,
             tlb,
@@ -374,8 +395,13 @@ impl<'a> UserPageTables<'a> {
     }
 
     /// Puts the references gathered by a zap, after the TLB flush (as
-    /// `tlb_finish_mmu` frees only once no CPU can reach the pages).
+    /// `tlb_finish_mmu` frees only once no CPU can reach the pages), having
+    /// drained this CPU's LRU batch first so its references do not keep
+    /// the pages alive (`free_pages_and_swap_cache` → `lru_add_drain`).
     fn release(&mut self, freed: Vec<Pfn>) {
+        if !freed.is_empty() {
+            crate::swap::lru_add_drain_cpu(self.pa, self.cpu);
+        }
         for pfn in freed {
             put_page(self.pa, self.cpu, pfn);
         }
@@ -449,6 +475,7 @@ impl<'a> UserPageTables<'a> {
                 }
                 Ok(FaultDone::default())
             }
+            Some((pte, 1)) if pte.is_swap() => self.do_swap_page(vma, va, pte, write),
             Some((pte, _)) if !pte.is_none() => Ok(FaultDone::default()),
             _ => {
                 if vma.file.is_none() {
@@ -493,6 +520,7 @@ impl<'a> UserPageTables<'a> {
         }
         self.set_anon(pfn, vma, va);
         self.add_rmap(pfn, Kind::Anon);
+        folio_add_lru(self.pa, self.cpu, pfn);
         Ok(FaultDone::default())
     }
 
@@ -519,9 +547,6 @@ impl<'a> UserPageTables<'a> {
                 Errno::ENOMEM => FaultError::Oom,
                 _ => FaultError::Bus,
             })?;
-        if let Some(p) = self.pa.page(pfn) {
-            p.get();
-        }
         Ok((pfn, found == Found::Read))
     }
 
@@ -632,6 +657,64 @@ impl<'a> UserPageTables<'a> {
         }
         self.set_anon(new, vma, va);
         self.add_rmap(new, Kind::Anon);
+        folio_add_lru(self.pa, self.cpu, new);
+        Ok(FaultDone { major })
+    }
+
+    /// `do_swap_page`: the pte holds a swap entry. The page comes from the
+    /// swap cache or is read with readahead (a major fault); this pte's
+    /// reference to the slot is dropped. If no other pte refers to the
+    /// slot or maps the page, the page is exclusive: a write maps it
+    /// writable and frees the slot (the copy on swap is stale from then
+    /// on), as does a full swap (`should_try_to_free_swap`); otherwise it
+    /// is mapped read-only and shared, for copy-on-write.
+    fn do_swap_page(
+        &mut self,
+        vma: &Vma,
+        va: VirtAddr,
+        pte: Pte,
+        write: bool,
+    ) -> Result<FaultDone, FaultError> {
+        let e = pte.swap_entry(self.mode()).ok_or(FaultError::Bus)?;
+        let (pfn, major) = self.swap.swapin(self.pa, self.cpu, e).map_err(|err| match err {
+            Errno::ENOMEM => FaultError::Oom,
+            _ => FaultError::Bus,
+        })?;
+        // pte_same: another path may have resolved it meanwhile.
+        if self.pt.lookup(va).map(|(p, _)| p) != Some(pte) {
+            put_page(self.pa, self.cpu, pfn);
+            return Ok(FaultDone { major });
+        }
+        let page = self.pa.page(pfn).ok_or(FaultError::Bus)?;
+        let _ = self.swap.table.swap_free(e);
+        let exclusive = self.swap.table.swap_count(e) == 0 && page.mapcount() == 0;
+        if exclusive && (write || self.swap.vm_swap_full()) {
+            self.swap.folio_free_swap(self.pa, self.cpu, pfn);
+        }
+        if page.mapping() == 0 {
+            // A page read fresh from swap: exclusive to this VMA's
+            // anon_vma, or shared through the root of its chain.
+            let root = if exclusive {
+                vma.anon_vma
+            } else {
+                vma.anon_chain().last()
+            };
+            let av = root.map_or(PageMapping::None, PageMapping::Anon);
+            page.set_mapping(av.encode() | PAGE_MAPPING_ANON);
+            page.set_index(vma.pgoff_at(va));
+        }
+        let writable = write && exclusive;
+        let mut flags = pte_flags_for(vma.flags, writable).union(PteFlags::ACCESSED);
+        if writable {
+            flags = flags.union(PteFlags::DIRTY);
+            page.set(PageFlags::DIRTY);
+        }
+        if let Err(err) = self.install(va, pfn, flags) {
+            put_page(self.pa, self.cpu, pfn);
+            return Err(err);
+        }
+        self.rss[RssKind::Swap as usize] -= 1;
+        self.add_rmap(pfn, Kind::Anon);
         Ok(FaultDone { major })
     }
 
@@ -651,6 +734,16 @@ impl<'a> UserPageTables<'a> {
             });
             self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
             return Ok(());
+        }
+        if kind == Kind::Anon && page.is_some_and(|p| p.mapcount() == 1) {
+            // wp_can_reuse_anon_folio: a page still in this CPU's LRU batch
+            // is drained so the batch's reference does not count.
+            if page.is_some_and(|p| !p.test(PageFlags::LRU)) {
+                crate::swap::lru_add_drain_cpu(self.pa, self.cpu);
+            }
+            // A swap-cache page: a swap-cache page whose slot no other
+            // pte refers to leaves the cache first.
+            self.swap.folio_free_swap(self.pa, self.cpu, old);
         }
         if kind == Kind::Anon && page.is_some_and(|p| p.refcount() == 1 && p.mapcount() == 1) {
             self.pa.events.count_on(self.cpu.0, VmEvent::Pgreuse, 1);
@@ -677,6 +770,7 @@ impl<'a> UserPageTables<'a> {
         self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
         self.set_anon(new, vma, va);
         self.add_rmap(new, Kind::Anon);
+        folio_add_lru(self.pa, self.cpu, new);
         let mut freed = Vec::new();
         self.drop_mapping(old, prev, &mut freed);
         self.release(freed);
@@ -696,13 +790,20 @@ impl<'a> UserPageTables<'a> {
     ) -> Result<(), Errno> {
         let cow = vma.flags.0 & (VmFlags::SHARED.0 | VmFlags::MAYWRITE.0) == VmFlags::MAYWRITE.0;
         let shared = vma.flags.contains(VmFlags::SHARED);
-        let (pa, zero) = (self.pa, self.zero_pfn);
+        let (pa, zero, swap, pte_mode) = (self.pa, self.zero_pfn, self.swap, self.mode());
         let mut frames = child.frames();
         let mut protected = false;
         let mut added = [0i64; 4];
         let r = child
             .pt
             .copy_range(&mut frames, self.pt, vma.start, vma.end, &mut |_, pte| {
+                if pte.is_swap() {
+                    // copy_nonpresent_pte: the child refers to the slot too.
+                    let e = pte.swap_entry(pte_mode)?;
+                    swap.swap_duplicate(e).ok()?;
+                    added[RssKind::Swap as usize] += 1;
+                    return Some((pte, pte));
+                }
                 if !pte.maps_page() {
                     return None;
                 }
@@ -784,15 +885,20 @@ impl PageTableOps for UserPageTables<'_> {
         self.pt
             .zap_range(&mut frames, start, end, &mut |_, old| entries.push(old));
         let mut freed = Vec::with_capacity(entries.len());
+        let mut swapped = Vec::new();
         for e in entries {
             if e.maps_page() {
                 self.drop_mapping(e.pfn(), e, &mut freed);
-            } else if e.is_swap() {
+            } else if let Some(se) = e.swap_entry(self.mode()) {
                 self.rss[RssKind::Swap as usize] -= 1;
+                swapped.push(se);
             }
         }
         self.tlb.flush_range(self.asid, start, end);
         self.release(freed);
+        for se in swapped {
+            self.swap.free_swap_and_cache(self.pa, self.cpu, se);
+        }
     }
 
     fn change_protection(&mut self, start: VirtAddr, end: VirtAddr, vm_flags: VmFlags) {
@@ -810,10 +916,9 @@ impl PageTableOps for UserPageTables<'_> {
                     if shared {
                         p.test(PageFlags::SWAPBACKED) || pte.dirty()
                     } else {
-                        p.mapping() & PAGE_MAPPING_ANON != 0
-                            && p.mapcount() == 1
-                            && p.refcount() == 1
-                            && pte.dirty()
+                        // PageAnonExclusive, approximated by the only
+                        // mapping (no GUP pins exist here to rule out).
+                        p.mapping() & PAGE_MAPPING_ANON != 0 && p.mapcount() == 1 && pte.dirty()
                     }
                 });
             let soft = pte.raw() & PTE_SOFT_DIRTY;
@@ -1001,6 +1106,8 @@ pub struct RmapCtx<'a> {
     pub rmap: &'a crate::rmap::Rmap,
     /// The page cache.
     pub cache: &'a PageCache,
+    /// Swap and the swap cache.
+    pub swap: &'a SwapState,
     /// The shared zero page.
     pub zero_pfn: Option<Pfn>,
     /// Flushes every CPU's TLB.
@@ -1046,6 +1153,25 @@ impl RmapCtx<'_> {
         }
     }
 
+    /// MADV_FREE's check in `try_to_unmap_one`: true if any pte mapping the
+    /// lazily freed page `pfn` was written since (it must be kept).
+    pub fn lazyfree_redirtied(&self, pfn: Pfn) -> bool {
+        let Some(page) = self.pa.page(pfn) else {
+            return false;
+        };
+        page.test(PageFlags::DIRTY)
+            || self
+                .rmap
+                .mapped_ptes(
+                    &self.pa.direct_map(),
+                    PageMapping::decode(page.mapping()),
+                    page.index(),
+                    pfn,
+                )
+                .iter()
+                .any(|(_, p)| p.dirty())
+    }
+
     /// `folio_referenced`: the number of ptes mapping `pfn` that were
     /// young, clearing them (and flushing those translations) so the next
     /// access sets them again.
@@ -1067,16 +1193,41 @@ impl RmapCtx<'_> {
     /// through the rmap), accounting and flushing each; returns how many
     /// were cleared. The page keeps the caller's reference.
     pub fn try_to_unmap(&mut self, pfn: Pfn) -> usize {
+        self.try_to_unmap_to(pfn, None)
+    }
+
+    /// `try_to_unmap` as reclaim uses it: with a swap entry (a swap-cache
+    /// page), every pte becomes that entry, taking a reference to the slot
+    /// (`swap_duplicate`) and moving the mm's count from anon to swap;
+    /// without, the ptes are cleared. A dirty pte dirties the page.
+    pub fn try_to_unmap_to(&mut self, pfn: Pfn, entry: Option<crate::arch::pte::SwapEntry>) -> usize {
         let Some(page) = self.pa.page(pfn) else {
             return 0;
         };
         let mapping = PageMapping::decode(page.mapping());
-        let hits = self
-            .rmap
-            .unmap_all(&self.pa.direct_map(), mapping, page.index(), pfn);
+        let swap = self.swap;
+        let hits = self.rmap.unmap_all(
+            &self.pa.direct_map(),
+            mapping,
+            page.index(),
+            pfn,
+            &|mode| match entry {
+                Some(e) if swap.swap_duplicate(e).is_ok() => Pte::swap(mode, e),
+                _ => Pte::NONE,
+            },
+        );
         let mut freed = Vec::new();
         for (h, old) in &hits {
             self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);
+            if old.dirty() {
+                page.set(PageFlags::DIRTY);
+            }
+            let now = PageTable::view(self.pa.direct_map(), h.entry.root, h.entry.mode)
+                .lookup(h.va)
+                .map(|(p, _)| p);
+            if now.is_some_and(|p| p.is_swap()) {
+                h.entry.rss.add(RssKind::Swap, 1);
+            }
             freed.extend(account_zapped(
                 self.pa,
                 self.cache,
@@ -1137,7 +1288,8 @@ mod tests {
         let mut mm = MmStruct::for_x86_64_default();
         let mut tlb = NoTlb;
         let cache = PageCache::new();
-        let mut ops = UserPageTables::new(&mut pt, pa, &cache, CpuId(0), 1, &mut tlb, None);
+        let swap = crate::swap_state::SwapState::new();
+        let mut ops = UserPageTables::new(&mut pt, pa, &cache, &swap, CpuId(0), 1, &mut tlb, None);
         let a = mmap(
             &mut mm,
             &mut ops,

@@ -278,6 +278,8 @@ pub fn free_area_init(
             present,
             zones: zone_vec,
             stats: Default::default(),
+            lruvec: Default::default(),
+            kswapd: Default::default(),
         });
     }
 

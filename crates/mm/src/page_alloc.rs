@@ -616,6 +616,12 @@ impl Zone {
         self.managed.fetch_add(end.0 - start.0, Relaxed);
     }
 
+    /// `zone_watermark_ok` for an allocation of `order` that may use zones
+    /// up to `highest_zoneidx`, with no reserve access.
+    pub fn zone_watermark_ok(&self, order: Order, mark: u64, highest_zoneidx: usize) -> bool {
+        self.watermark_ok(order, mark, highest_zoneidx, AllocFlags::default())
+    }
+
     /// Checks the zone's watermark for an allocation (`__zone_watermark_ok`).
     fn watermark_ok(
         &self,
@@ -767,6 +773,10 @@ pub struct Node {
     pub zones: Vec<Zone>,
     /// The node's counters.
     pub stats: NodeStats,
+    /// The node's LRU lists under its `lru_lock` (`pgdat->__lruvec`).
+    pub lruvec: spin::Mutex<crate::swap::Lruvec>,
+    /// The node's kswapd: whether it was woken and for what.
+    pub kswapd: crate::vmscan::KswapdState,
 }
 
 /// Tunables of /proc/sys/vm that shape the allocator.
@@ -801,6 +811,10 @@ pub struct PageAlloc {
     pub events: VmEvents,
     /// The kernel log.
     pub log: Printk,
+    /// Each CPU's batch of pages on their way to the LRU (`cpu_fbatches`).
+    pub fbatches: Vec<spin::Mutex<crate::swap::FolioBatch>>,
+    /// Direct reclaim, once the machine has plugged it in.
+    reclaim: spin::Once<alloc::sync::Arc<dyn crate::vmscan::DirectReclaim>>,
 }
 
 /// Default lowmem_reserve_ratio for a zone type (mm/page_alloc.c: DMA 256,
@@ -875,7 +889,14 @@ impl PageAlloc {
             }),
             events: VmEvents::new(ncpus),
             log,
+            fbatches: (0..ncpus).map(|_| Default::default()).collect(),
+            reclaim: spin::Once::new(),
         }
+    }
+
+    /// Plugs in direct reclaim (once; later calls are ignored).
+    pub fn set_reclaim(&self, r: alloc::sync::Arc<dyn crate::vmscan::DirectReclaim>) {
+        self.reclaim.call_once(|| r);
     }
 
     /// The direct map of RAM.
@@ -1007,14 +1028,29 @@ impl PageAlloc {
                 flags.non_block = true;
             }
         }
+        if gfp.has(Gfp::KSWAPD_RECLAIM) {
+            crate::vmscan::wakeup_kswapd(self, nid, order, highest);
+        }
         if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags) {
             return Some(pfn);
         }
         if gfp.allows_blocking() {
-            // Direct reclaim would run here (the reclaim issue plugs in);
-            // until it exists, nothing is reclaimable, and only the pages
-            // pinned on per-CPU lists can be recovered, as Linux does after
-            // a failed direct reclaim.
+            // __alloc_pages_direct_reclaim, retried while it makes progress
+            // (`should_reclaim_retry`, at most MAX_RECLAIM_RETRIES rounds).
+            if let Some(r) = self.reclaim.get() {
+                for _ in 0..crate::vmscan::MAX_RECLAIM_RETRIES {
+                    if r.try_to_free_pages(self, cpu, gfp, order, highest) == 0 {
+                        break;
+                    }
+                    if let Some(pfn) =
+                        self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags)
+                    {
+                        return Some(pfn);
+                    }
+                }
+            }
+            // Pages pinned on per-CPU lists are recovered last, as Linux
+            // does after a failed direct reclaim.
             self.drain_all_pages();
             if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags)
             {

@@ -387,8 +387,8 @@ impl Rmap {
         .collect()
     }
 
-    /// `try_to_unmap` of a page: clears every pte that maps `pfn` and
-    /// returns the hits with the entries they held (so the caller can
+    /// `try_to_unmap` of a page: replaces every pte that maps `pfn` with
+    /// `new(mode)` (none, or a swap entry) and returns the hits with the entries they held (so the caller can
     /// transfer dirty bits, drop the mapcount and page references, account
     /// RSS in each mm and flush each mm's TLB).
     pub fn unmap_all(
@@ -397,7 +397,16 @@ impl Rmap {
         mapping: PageMapping,
         index: u64,
         pfn: Pfn,
+        new: &dyn Fn(PagingMode) -> Pte,
     ) -> Vec<(RmapHit, Pte)> {
-        self.update_mapped(dm, mapping, index, pfn, &|_| Some(Pte::NONE))
+        let mut out = Vec::new();
+        for (h, _) in self.mapped_ptes(dm, mapping, index, pfn) {
+            let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
+            let value = new(h.entry.mode);
+            if let Some(old) = view.update(h.va, &|_| value) {
+                out.push((h, old));
+            }
+        }
+        out
     }
 }
