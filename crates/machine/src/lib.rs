@@ -12,6 +12,7 @@ pub mod kobjects;
 pub mod machine;
 pub mod mmu;
 pub mod process;
+pub mod swapfile;
 pub mod ram;
 
 pub use config::{parse_size, MachineConfig};

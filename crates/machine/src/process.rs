@@ -163,7 +163,7 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
 /// the machine's RAM (`totalram_pages`; the machine has no swap yet).
 /// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
 /// placement without a high hint stays below DEFAULT_MAP_WINDOW.
-fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStruct {
+fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool, swap_pages: u64) -> MmStruct {
     let rlimits = Rlimits {
         stack: rlim_stack,
         ..Rlimits::default()
@@ -180,7 +180,7 @@ fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool) -> MmStru
     mm.overcommit = Overcommit {
         mode: OvercommitMode::Guess,
         totalram_pages: pa.totalram_pages(),
-        total_swap_pages: 0,
+        total_swap_pages: swap_pages,
     };
     mm
 }
@@ -429,7 +429,8 @@ impl Machine {
     /// `pgd_alloc`): page tables sharing the kernel half, an ASID (flushed
     /// everywhere if it was used before) and an mm linked into the rmap.
     fn new_address_space(&mut self, cpu: usize) -> Result<(MmStruct, PageTable, u16), Errno> {
-        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57());
+        let swap_pages = self.swap.table.total_swap_pages().max(0) as u64;
+        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57(), swap_pages);
         mm.legacy_layout = self.tasks.legacy_va_layout;
         self.attach_address_space(cpu, mm)
     }
@@ -890,7 +891,8 @@ impl Machine {
             self.tasks.zero_pfn,
             &views,
         )
-        .map_err(|e| e.0)
+        .map_err(|e| e.0)?;
+        mm::debug::check_reclaim(&self.pa, &self.swap, &views).map_err(|e| e.0)
     }
 
     /// The page-fault exception (`exc_page_fault` → `do_user_addr_fault`):

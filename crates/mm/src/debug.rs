@@ -346,3 +346,72 @@ pub fn check_mm(
     }
     Ok(())
 }
+
+/// Checks reclaim's state (CONFIG_DEBUG_VM's swap and LRU checks): every
+/// node's LRU lists are consistent with their pages' flags and counters;
+/// every swap slot in use has exactly as many pte references as there are
+/// swap ptes naming it in all address spaces, and SWAP_HAS_CACHE iff the
+/// swap cache holds a page for it; every swap-cache page has PG_swapcache
+/// and its entry; no swap pte names a free slot.
+pub fn check_reclaim(
+    pa: &PageAlloc,
+    swap: &crate::swap_state::SwapState,
+    mms: &[MmView<'_>],
+) -> Result<(), DebugError> {
+    use crate::arch::pte::SwapEntry;
+    use crate::memmap::PageFlags;
+    use crate::types::VirtAddr;
+    use alloc::collections::BTreeMap;
+
+    for node in &pa.nodes {
+        crate::swap::check_lruvec(node).map_err(DebugError)?;
+    }
+    let mut refs: BTreeMap<SwapEntry, u32> = BTreeMap::new();
+    for v in mms {
+        let mode = v.pt.mode();
+        v.pt.walk(VirtAddr(0), VirtAddr(v.mm.task_size), &mut |_, pte, level| {
+            if level == 1 {
+                if let Some(e) = pte.swap_entry(mode) {
+                    *refs.entry(e).or_default() += 1;
+                }
+            }
+        });
+    }
+    let cached: BTreeMap<SwapEntry, Pfn> = swap.cached().into_iter().collect();
+    for (&e, &pfn) in &cached {
+        let page = pa
+            .page(pfn)
+            .ok_or_else(|| DebugError(format!("swap cache {e:?} holds pfn {pfn:?} outside RAM")))?;
+        ensure!(
+            page.test(PageFlags::SWAPCACHE) && swap.entry_of(page) == e,
+            "swap-cache page {pfn:?} for {e:?}: flags {:#x}, entry {:?}",
+            page.flags().0,
+            swap.entry_of(page)
+        );
+        ensure!(page.refcount() >= 1, "swap-cache page {pfn:?} holds no reference");
+    }
+    for d in swap.table.devices() {
+        for e in swap.table.in_use_entries(d.ty) {
+            let want = refs.get(&e).copied().unwrap_or(0);
+            ensure!(
+                swap.table.swap_count(e) == want,
+                "swap slot {e:?}: count {} but {want} swap ptes name it",
+                swap.table.swap_count(e)
+            );
+            ensure!(
+                swap.table.has_cache(e) == cached.contains_key(&e),
+                "swap slot {e:?}: SWAP_HAS_CACHE {} but the swap cache {} it",
+                swap.table.has_cache(e),
+                if cached.contains_key(&e) { "holds" } else { "lacks" }
+            );
+        }
+    }
+    for (e, n) in &refs {
+        ensure!(
+            swap.table.swap_count(*e) == *n,
+            "{n} swap ptes name {e:?}, whose count is {}",
+            swap.table.swap_count(*e)
+        );
+    }
+    Ok(())
+}
