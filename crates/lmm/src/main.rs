@@ -50,6 +50,13 @@ struct MachineFlags {
     /// 2^56 - 4096 for hints above 128 TiB.
     #[arg(long, global = true)]
     la57: bool,
+    /// Swap: a swap file of this size that lmm makes (mkswap's format),
+    /// e.g. 1G.
+    #[arg(long, global = true, value_name = "SIZE", conflicts_with = "swap_file")]
+    swap: Option<String>,
+    /// Swap: an existing swap file (e.g. made by the host's mkswap).
+    #[arg(long, global = true, value_name = "PATH")]
+    swap_file: Option<std::path::PathBuf>,
 }
 
 /// Bounds on a scenario, so that no script runs forever or takes the
@@ -222,6 +229,13 @@ impl MachineFlags {
                 other => return Err(format!("unknown --slab {other:?}: expected slub or slab")),
             },
             la57: self.la57,
+            swap: match (&self.swap, &self.swap_file) {
+                (Some(size), _) => Some(machine::swapfile::SwapSpec::Make(
+                    parse_size(size).map_err(|e| format!("--swap: {e}"))?,
+                )),
+                (None, Some(path)) => Some(machine::swapfile::SwapSpec::File(path.clone())),
+                (None, None) => None,
+            },
         })
     }
 }

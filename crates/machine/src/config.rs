@@ -29,6 +29,8 @@ pub struct MachineConfig {
     /// use 5-level page tables and user space may reach 2^56 - 4096 on
     /// request (a hint above 128 TiB); default 4-level.
     pub la57: bool,
+    /// Swap turned on at boot, if any.
+    pub swap: Option<crate::swapfile::SwapSpec>,
 }
 
 impl Default for MachineConfig {
@@ -42,6 +44,7 @@ impl Default for MachineConfig {
             seed: 0,
             slab: SlabKind::Slub,
             la57: false,
+            swap: None,
         }
     }
 }

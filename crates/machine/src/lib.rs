@@ -12,6 +12,7 @@ pub mod kobjects;
 pub mod machine;
 pub mod mmu;
 pub mod process;
+pub mod swapdev;
 pub mod swapfile;
 pub mod ram;
 

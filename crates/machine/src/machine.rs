@@ -308,7 +308,8 @@ impl Machine {
             std::sync::Arc::new(shootdown),
         ));
         pa.set_reclaim(reclaim.clone());
-        Ok(Machine {
+        let swap_spec = config.swap.clone();
+        let mut m = Machine {
             config,
             e820: map,
             memblock: mb,
@@ -327,7 +328,12 @@ impl Machine {
             tmpfs: Default::default(),
             pa,
             ram,
-        })
+        };
+        if let Some(spec) = swap_spec {
+            m.swapon_spec(&spec)
+                .map_err(|e| BootError::Config(ConfigError(e)))?;
+        }
+        Ok(m)
     }
 
     /// Lets every woken kswapd run (`kswapd` → `balance_pgdat`), as the
@@ -396,6 +402,7 @@ pub const PROC_FILES: &[&str] = &[
     "zoneinfo",
     "meminfo",
     "vmstat",
+    "swaps",
     "iomem",
     "vmallocinfo",
     "slabinfo",
@@ -422,6 +429,8 @@ impl Machine {
             }
         }
         ex.percpu_kb = (PERCPU_PAGES * PAGE_SIZE * self.config.cpus as u64) >> 10;
+        ex.swap_total_kb = (self.swap.table.total_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
+        ex.swap_free_kb = (self.swap.table.nr_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
         ex
     }
 
@@ -437,6 +446,7 @@ impl Machine {
             "vmallocinfo" => mm::proc::vmallocinfo::render(&self.vmalloc, pa),
             "slabinfo" => mm::proc::slabinfo::render(&Kmem::new(&self.slab, pa)),
             "vmstat" => mm::proc::vmstat::render(pa),
+            "swaps" => self.swap.table.proc_swaps(),
             "iomem" => self.iomem(),
             "memblock/memory" => self.memblock.dump_memory(),
             "memblock/reserved" => self.memblock.dump_reserved(),

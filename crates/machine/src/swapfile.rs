@@ -15,7 +15,43 @@ use mm::types::VirtAddr;
 
 use crate::machine::Machine;
 
+/// The swap a machine boots with (`--swap SIZE`, `--swap-file PATH`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwapSpec {
+    /// A fresh swap file of this many bytes that lmm makes (mkswap's
+    /// format) in the host's temporary directory; it is unlinked once open
+    /// and shows as `/swapfile` in /proc/swaps.
+    Make(u64),
+    /// An existing swap file (made by the host's `mkswap` or by lmm).
+    File(std::path::PathBuf),
+}
+
 impl Machine {
+    /// Turns on the swap `spec` describes; returns its swap type.
+    pub fn swapon_spec(&mut self, spec: &SwapSpec) -> Result<u8, String> {
+        match spec {
+            SwapSpec::Make(size) => {
+                let path = std::env::temp_dir().join(format!(
+                    "lmm-swap-{}-{:x}.img",
+                    std::process::id(),
+                    self as *const Machine as usize
+                ));
+                let made = crate::swapdev::mkswap(&path, *size, [0; 16], "lmm")
+                    .and_then(|()| crate::swapdev::open_swap_file(&path));
+                let _ = std::fs::remove_file(&path);
+                let (header, dev) = made?;
+                self.sys_swapon("/swapfile", Box::new(dev), &header, None)
+                    .map_err(|e| format!("swapon /swapfile ({size} bytes): {e}"))
+            }
+            SwapSpec::File(path) => {
+                let (header, dev) = crate::swapdev::open_swap_file(path)?;
+                let name = path.display().to_string();
+                self.sys_swapon(&name, Box::new(dev), &header, None)
+                    .map_err(|e| format!("swapon {name}: {e}"))
+            }
+        }
+    }
+
     /// `swapon(2)` of an area whose header was read: returns its swap type.
     pub fn sys_swapon(
         &mut self,
