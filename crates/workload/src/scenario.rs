@@ -19,6 +19,7 @@ use mm::types::{Order, Pfn, PhysAddr, VirtAddr};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 mod guard;
+mod reclaim;
 pub use guard::Limits;
 
 /// The built-in default scenario (`lmm run` with no file).
@@ -123,6 +124,10 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             "nodes" => c.nodes = v.as_int()? as u32,
             "seed" => c.seed = v.as_int()? as u64,
             "la57" => c.la57 = v.as_bool()?,
+            "swap" => {
+                let size = parse_size(&v.clone().into_string()?).or_else(|e| err(e.0))?;
+                c.swap = (size > 0).then_some(machine::swapfile::SwapSpec::Make(size));
+            }
             "slab" => {
                 c.slab = match v.clone().into_string()?.as_str() {
                     "slub" => mm::slab_common::SlabKind::Slub,
@@ -136,7 +141,7 @@ fn config_from_map(base: &MachineConfig, m: &Map) -> RhaiResult<MachineConfig> {
             }
             other => {
                 return err(format!(
-                "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed, slab, la57)"
+                "unknown machine setting {other:?} (expected arch, ram, cpus, nodes, seed, slab, la57, swap)"
             ))
             }
         }
@@ -158,7 +163,12 @@ fn register(engine: &mut Engine, st: &Shared) {
     let s = st.clone();
     engine.register_fn("boot", move |m: Map| -> RhaiResult<()> {
         let c = config_from_map(&s.borrow().machine.config, &m)?;
-        guard::may_boot(&mut s.borrow_mut(), c.ram)?;
+        // A swap file takes host disk as RAM takes host memory.
+        let swap = match &c.swap {
+            Some(machine::swapfile::SwapSpec::Make(n)) => *n,
+            _ => 0,
+        };
+        guard::may_boot(&mut s.borrow_mut(), c.ram.saturating_add(swap))?;
         let machine = boot(c)?;
         let mut st = s.borrow_mut();
         st.machine = machine;
@@ -245,6 +255,11 @@ fn register(engine: &mut Engine, st: &Shared) {
         let range = match name {
             "vm.watermark_scale_factor" => Some(1..=3000),
             "vm.min_free_kbytes" | "vm.legacy_va_layout" => Some(0..=i64::from(i32::MAX)),
+            // mm/vmscan.c: 0..=200 (MAX_SWAPPINESS); mm/swap.c page_cluster_max 31.
+            "vm.swappiness" => Some(0..=200),
+            "vm.page-cluster" => Some(0..=31),
+            // fs/drop_caches.c: 1 page cache, 2 slab, 3 both, 4 quiet.
+            "vm.drop_caches" => Some(1..=4),
             _ => None,
         };
         if let Some(range) = range.filter(|r| !r.contains(&value)) {
@@ -259,6 +274,21 @@ fn register(engine: &mut Engine, st: &Shared) {
         let r = match name {
             "vm.min_free_kbytes" => pa.set_min_free_kbytes(value as u64),
             "vm.watermark_scale_factor" => pa.set_watermark_scale_factor(value as u64),
+            "vm.swappiness" => {
+                st.machine.reclaim.swappiness.store(value as u32, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            "vm.page-cluster" => {
+                st.machine.swap.page_cluster.store(value as u32, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            "vm.drop_caches" => {
+                drop(st);
+                if value & 1 != 0 {
+                    s.borrow_mut().machine.drop_caches();
+                }
+                return Ok(());
+            }
             "vm.legacy_va_layout" => {
                 drop(st);
                 s.borrow_mut().machine.tasks.legacy_va_layout = value != 0;
@@ -272,6 +302,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     register_kernel(engine, st);
     register_slab(engine, st);
     register_paging(engine, st);
+    reclaim::register(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
