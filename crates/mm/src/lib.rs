@@ -41,6 +41,7 @@ pub mod rmap;
 pub mod slab;
 pub mod slab_common;
 pub mod slub;
+pub mod swapfile;
 pub mod task_mmu;
 pub mod types;
 pub mod util;
