@@ -398,7 +398,10 @@ struct ClusterList {
 }
 
 impl ClusterList {
-    const EMPTY: ClusterList = ClusterList { head: NIL, tail: NIL };
+    const EMPTY: ClusterList = ClusterList {
+        head: NIL,
+        tail: NIL,
+    };
 }
 
 /// `struct swap_info_struct`, with its swap map and cluster info.
@@ -1337,3 +1340,696 @@ impl SwapTable {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// A swap device in memory.
+    struct MemIo(spin::Mutex<BTreeMap<u64, Vec<u8>>>);
+
+    impl MemIo {
+        fn boxed() -> Box<dyn SwapIo> {
+            Box::new(MemIo(spin::Mutex::new(BTreeMap::new())))
+        }
+    }
+
+    impl SwapIo for MemIo {
+        fn read_page(&self, slot: u64, buf: &mut [u8]) -> Result<(), Errno> {
+            match self.0.lock().get(&slot) {
+                Some(p) => buf.copy_from_slice(p),
+                None => buf.fill(0),
+            }
+            Ok(())
+        }
+        fn write_page(&self, slot: u64, buf: &[u8]) -> Result<(), Errno> {
+            self.0.lock().insert(slot, buf.to_vec());
+            Ok(())
+        }
+    }
+
+    const UUID: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
+        0xef,
+    ];
+
+    fn header(pages: u64) -> SwapHeader {
+        SwapHeader::parse(&SwapHeader::write(pages, UUID, "").unwrap()).unwrap()
+    }
+
+    fn table_with(sizes: &[(u64, Option<i16>)]) -> SwapTable {
+        let t = SwapTable::new();
+        for (i, &(pages, prio)) in sizes.iter().enumerate() {
+            let ty = t
+                .swapon(
+                    alloc::format!("/swap{i}"),
+                    SwapKind::File,
+                    MemIo::boxed(),
+                    &header(pages),
+                    prio,
+                )
+                .unwrap();
+            assert_eq!(ty as usize, i);
+        }
+        t
+    }
+
+    fn e(ty: u8, offset: u64) -> SwapEntry {
+        SwapEntry { ty, offset }
+    }
+
+    /// The bytes host `mkswap -U 01234567-89ab-cdef-0123-456789abcdef -L lab1`
+    /// wrote into page 0 of a 16 MiB file on our 6.18 machine (util-linux
+    /// 2.38.1, recorded with xxd): all zero except these.
+    #[test]
+    fn header_write_matches_recorded_mkswap_bytes() {
+        let p = SwapHeader::write(4096, UUID, "lab1").unwrap();
+        let mut want = [0u8; 4096];
+        want[0x400..0x410].copy_from_slice(&[
+            0x01, 0, 0, 0, 0xff, 0x0f, 0, 0, 0, 0, 0, 0, 0x01, 0x23, 0x45, 0x67,
+        ]);
+        want[0x410..0x420].copy_from_slice(&[
+            0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, b'l', b'a',
+            b'b', b'1',
+        ]);
+        want[0xff6..].copy_from_slice(b"SWAPSPACE2");
+        assert_eq!(p[..], want[..]);
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let p = SwapHeader::write(4096, UUID, "0123456789abcdefXYZ").unwrap();
+        let h = SwapHeader::parse(&p).unwrap();
+        assert_eq!(h.version, 1);
+        assert_eq!(h.last_page, 4095);
+        assert_eq!(h.max_pages(), 4096);
+        assert_eq!(h.uuid, UUID);
+        // mkswap cuts the label to 15 bytes ("Label was truncated").
+        assert_eq!(h.label(), b"0123456789abcde");
+        assert!(h.badpages.is_empty() && !h.byte_swapped);
+        assert_eq!(h.check_size(16 << 20, SwapKind::File), Ok(4096));
+        assert_eq!(
+            SwapHeader::write(9, UUID, ""),
+            Err(SwapHeaderError::TooSmall(9))
+        );
+        assert!(SwapHeader::write(10, UUID, "").is_ok());
+    }
+
+    #[test]
+    fn corrupt_headers_give_named_errors() {
+        let good = SwapHeader::write(100, UUID, "x").unwrap();
+        assert_eq!(
+            SwapHeader::parse(&good[..4095]),
+            Err(SwapHeaderError::Truncated(4095))
+        );
+        let mut p = good;
+        p[4086..].copy_from_slice(b"NOTSWAPXXX");
+        assert_eq!(SwapHeader::parse(&p), Err(SwapHeaderError::NoSignature));
+        p[4086..].copy_from_slice(b"SWAP-SPACE");
+        assert_eq!(SwapHeader::parse(&p), Err(SwapHeaderError::OldVersion0));
+        let mut p = good;
+        p[1024..1028].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(
+            SwapHeader::parse(&p),
+            Err(SwapHeaderError::UnsupportedVersion(2))
+        );
+        let mut p = good;
+        p[1028..1032].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(SwapHeader::parse(&p), Err(SwapHeaderError::EmptySwapFile));
+        let mut p = good;
+        p[1032..1036].copy_from_slice(&638u32.to_le_bytes());
+        assert_eq!(
+            SwapHeader::parse(&p),
+            Err(SwapHeaderError::TooManyBadPages(638))
+        );
+        let mut p = good;
+        p[1032..1036].copy_from_slice(&1u32.to_le_bytes());
+        p[1536..1540].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(
+            SwapHeader::parse(&p),
+            Err(SwapHeaderError::BadPageOutOfRange {
+                page: 100,
+                last_page: 99
+            })
+        );
+        // A bad page in range parses, but a regular file may not list one.
+        p[1536..1540].copy_from_slice(&99u32.to_le_bytes());
+        let h = SwapHeader::parse(&p).unwrap();
+        assert_eq!(h.badpages, [99]);
+        assert_eq!(
+            h.check_size(100 * 4096, SwapKind::File),
+            Err(SwapHeaderError::BadPagesInFile)
+        );
+        assert_eq!(h.check_size(100 * 4096, SwapKind::Partition), Ok(100));
+        assert_eq!(
+            header(100).check_size(99 * 4096 + 4095, SwapKind::File),
+            Err(SwapHeaderError::ShorterThanSignature {
+                header_pages: 100,
+                file_pages: 99
+            })
+        );
+        assert_eq!(MAX_SWAP_BADPAGES, 637);
+        assert!(SwapHeaderError::NoSignature
+            .to_string()
+            .contains("swap-space signature"));
+    }
+
+    /// Linux swaps the fields of a header written in the other byte order
+    /// (`read_swap_header`'s endianness hack) instead of refusing it.
+    #[test]
+    fn byte_swapped_header_is_accepted_like_linux() {
+        let mut p = SwapHeader::write(100, UUID, "").unwrap();
+        p[1024..1028].copy_from_slice(&1u32.to_be_bytes());
+        p[1028..1032].copy_from_slice(&99u32.to_be_bytes());
+        p[1032..1036].copy_from_slice(&1u32.to_be_bytes());
+        p[1536..1540].copy_from_slice(&7u32.to_be_bytes());
+        let h = SwapHeader::parse(&p).unwrap();
+        assert!(h.byte_swapped);
+        assert_eq!((h.last_page, h.badpages.clone()), (99, alloc::vec![7]));
+        p[1032..1036].copy_from_slice(&700u32.to_be_bytes());
+        assert_eq!(
+            SwapHeader::parse(&p),
+            Err(SwapHeaderError::TooManyBadPages(700))
+        );
+    }
+
+    #[test]
+    fn slot_zero_is_bad_and_sizes_exclude_it() {
+        let t = table_with(&[(4096, None)]);
+        assert_eq!(t.swap_map_byte(e(0, 0)), Some(SWAP_MAP_BAD));
+        assert_eq!(t.total_swap_pages(), 4095);
+        assert_eq!(t.nr_swap_pages(), 4095);
+        assert_eq!(t.inuse_pages(0), Some(0));
+        assert_eq!(t.swap_duplicate(e(0, 0)), Err(Errno::EINVAL));
+        assert_eq!(t.swap_duplicate(e(0, 4096)), Err(Errno::EINVAL));
+        assert_eq!(t.swap_duplicate(e(5, 1)), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn consecutive_allocations_fill_one_cluster() {
+        let t = table_with(&[(4096, None)]);
+        // Cluster 0 holds the header, so it starts on the nonfull list and
+        // is taken first; the CPU then runs through it slot by slot.
+        for want in 1..SWAPFILE_CLUSTER {
+            let got = t.folio_alloc_swap(0).unwrap();
+            assert_eq!(got, e(0, want));
+            assert_eq!(t.swap_map_byte(got), Some(SWAP_HAS_CACHE));
+        }
+        // Cluster 0 is full: the next cluster comes off the free list.
+        assert_eq!(t.folio_alloc_swap(0), Some(e(0, 512)));
+        assert_eq!(t.folio_alloc_swap(0), Some(e(0, 513)));
+        assert_eq!(t.inuse_pages(0), Some(513));
+        assert_eq!(t.nr_swap_pages(), 4095 - 513);
+    }
+
+    #[test]
+    fn two_cpus_take_different_clusters() {
+        let t = table_with(&[(4096, None)]);
+        let a: Vec<_> = (0..4)
+            .map(|_| t.folio_alloc_swap(0).unwrap().offset)
+            .collect();
+        let b: Vec<_> = (0..4)
+            .map(|_| t.folio_alloc_swap(1).unwrap().offset)
+            .collect();
+        let c: Vec<_> = (0..2)
+            .map(|_| t.folio_alloc_swap(0).unwrap().offset)
+            .collect();
+        assert_eq!(a, [1, 2, 3, 4]);
+        assert_eq!(b, [512, 513, 514, 515]);
+        assert_eq!(c, [5, 6]);
+        // A CPU with no cluster yet takes the next free one.
+        assert_eq!(t.folio_alloc_swap(7), Some(e(0, 1024)));
+    }
+
+    #[test]
+    fn freed_slots_make_a_cluster_nonfull_and_it_is_reused_first() {
+        let t = table_with(&[(2048, None)]);
+        let all: Vec<_> = (0..1023).map(|_| t.folio_alloc_swap(0).unwrap()).collect();
+        assert_eq!(all.last(), Some(&e(0, 1023)));
+        // Free one slot in full cluster 0: it moves to the nonfull list.
+        t.put_swap_folio(e(0, 100)).unwrap();
+        assert_eq!(t.swap_map_byte(e(0, 100)), Some(0));
+        // CPU 1 has no cluster: nonfull clusters come before free ones.
+        assert_eq!(t.folio_alloc_swap(1), Some(e(0, 100)));
+        assert_eq!(t.folio_alloc_swap(1), Some(e(0, 1024)));
+    }
+
+    #[test]
+    fn full_device_returns_none_until_a_slot_is_freed() {
+        let t = table_with(&[(10, None)]);
+        let got: Vec<_> = (0..9)
+            .map(|_| t.folio_alloc_swap(0).unwrap().offset)
+            .collect();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(t.folio_alloc_swap(0), None);
+        assert_eq!(t.folio_alloc_swap(1), None);
+        assert_eq!(t.nr_swap_pages(), 0);
+        t.put_swap_folio(e(0, 4)).unwrap();
+        assert_eq!(t.nr_swap_pages(), 1);
+        assert_eq!(t.folio_alloc_swap(1), Some(e(0, 4)));
+        assert_eq!(SwapTable::new().folio_alloc_swap(0), None);
+    }
+
+    #[test]
+    fn higher_priority_device_is_used_first() {
+        let t = table_with(&[(600, None), (600, Some(5)), (600, Some(1))]);
+        let infos = t.devices();
+        assert_eq!(infos.iter().map(|d| d.prio).collect::<Vec<_>>(), [-2, 5, 1]);
+        for i in 0..599 {
+            assert_eq!(t.folio_alloc_swap(i % 2).unwrap().ty, 1, "alloc {i}");
+        }
+        assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 2);
+        for _ in 0..598 {
+            assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 2);
+        }
+        assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 0);
+    }
+
+    /// Equal priorities rotate (`plist_requeue` in `swap_alloc_slow`) each
+    /// time a CPU needs a new cluster; within a cluster the CPU stays.
+    #[test]
+    fn equal_priorities_alternate_by_cluster() {
+        let t = table_with(&[(2048, Some(3)), (2048, Some(3))]);
+        let mut seq = Vec::new();
+        // Cluster 0 has 511 usable slots (the header), the others 512.
+        for more in [510, 510, 511, 511] {
+            let first = t.folio_alloc_swap(0).unwrap();
+            for _ in 0..more {
+                assert_eq!(t.folio_alloc_swap(0).unwrap().ty, first.ty);
+            }
+            seq.push(first);
+        }
+        assert_eq!(seq, [e(0, 1), e(1, 1), e(0, 512), e(1, 512)]);
+        // Two CPUs starting together land on different devices.
+        let t = table_with(&[(2048, Some(3)), (2048, Some(3))]);
+        assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 0);
+        assert_eq!(t.folio_alloc_swap(1).unwrap().ty, 1);
+        assert_eq!(t.folio_alloc_swap(0).unwrap(), e(0, 2));
+    }
+
+    #[test]
+    fn default_priorities_and_swapoff_renumbering_match_recording() {
+        // Recorded on 6.18: swapon a, b -> -2, -3; swapoff a -> b is -2;
+        // swapon -p 5 a -> a is type 0 again, with priority 5.
+        let t = table_with(&[(100, None), (100, None), (100, None)]);
+        assert_eq!(
+            t.devices().iter().map(|d| d.prio).collect::<Vec<_>>(),
+            [-2, -3, -4]
+        );
+        t.swapoff_begin(0, |_| true).unwrap();
+        t.swapoff_finish(0).unwrap();
+        assert_eq!(
+            t.devices().iter().map(|d| d.prio).collect::<Vec<_>>(),
+            [-2, -3]
+        );
+        let ty = t
+            .swapon(
+                "/again".into(),
+                SwapKind::File,
+                MemIo::boxed(),
+                &header(100),
+                None,
+            )
+            .unwrap();
+        assert_eq!((ty, t.device_info(0).unwrap().prio), (0, -4));
+        assert_eq!(
+            t.swapon(
+                "/swap1".into(),
+                SwapKind::File,
+                MemIo::boxed(),
+                &header(100),
+                None
+            ),
+            Err(Errno::EBUSY)
+        );
+        assert_eq!(
+            t.swapon(
+                "/neg".into(),
+                SwapKind::File,
+                MemIo::boxed(),
+                &header(100),
+                Some(-1)
+            ),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn swapon_refuses_past_max_swapfiles() {
+        let t = SwapTable::new();
+        for i in 0..MAX_SWAPFILES {
+            let name = alloc::format!("/s{i}");
+            assert_eq!(
+                t.swapon(name, SwapKind::File, MemIo::boxed(), &header(10), None),
+                Ok(i as u8)
+            );
+        }
+        assert_eq!(MAX_SWAPFILES, 28);
+        assert_eq!(t.device_info(27).unwrap().prio, -29);
+        assert_eq!(
+            t.swapon(
+                "/x".into(),
+                SwapKind::File,
+                MemIo::boxed(),
+                &header(10),
+                None
+            ),
+            Err(Errno::EPERM)
+        );
+    }
+
+    #[test]
+    fn swapoff_in_steps() {
+        let t = table_with(&[(100, None), (100, None)]);
+        let a = t.folio_alloc_swap(0).unwrap();
+        let b = t.folio_alloc_swap(0).unwrap();
+        assert_eq!((a.ty, b.ty), (0, 0));
+        t.swap_duplicate(a).unwrap();
+        t.put_swap_folio(a).unwrap();
+        assert_eq!(t.swapoff_begin(0, |pages| pages < 10), Err(Errno::ENOMEM));
+        assert!(t.device_info(0).unwrap().writeok);
+        assert_eq!(t.swapoff_begin(9, |_| true), Err(Errno::EINVAL));
+        t.swapoff_begin(0, |pages| pages == 99).unwrap();
+        assert_eq!(t.swapoff_begin(0, |_| true), Err(Errno::EINVAL));
+        assert_eq!(t.total_swap_pages(), 99);
+        assert_eq!(t.nr_swap_pages(), 99 - 2);
+        assert_eq!(t.si_swapinfo(), (101, 99));
+        // No more allocation from device 0, not even from CPU 0's cluster.
+        assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 1);
+        assert_eq!(t.in_use_entries(0), [a, b]);
+        assert_eq!(t.find_next_to_unuse(0, a.offset), Some(b));
+        assert_eq!(t.swapoff_finish(0), Err(Errno::EBUSY));
+        t.swap_free(a).unwrap();
+        t.put_swap_folio(b).unwrap();
+        assert_eq!(t.in_use_entries(0), []);
+        t.swapoff_finish(0).unwrap();
+        assert_eq!(t.device_info(0), None);
+        assert_eq!(t.devices().len(), 1);
+        assert_eq!(t.device_info(1).unwrap().prio, -2);
+        assert_eq!(t.nr_swap_pages(), 98);
+    }
+
+    #[test]
+    fn swapoff_abort_reinserts_with_a_new_lowest_priority() {
+        let t = table_with(&[(100, None), (100, None)]);
+        t.swapoff_begin(0, |_| true).unwrap();
+        assert_eq!(t.device_info(1).unwrap().prio, -2);
+        t.swapoff_abort(0).unwrap();
+        assert_eq!(t.device_info(0).unwrap().prio, -3);
+        assert_eq!(t.total_swap_pages(), 198);
+        assert_eq!(t.folio_alloc_swap(0).unwrap().ty, 1);
+    }
+
+    #[test]
+    fn bad_pages_of_a_partition_are_never_used() {
+        let mut p = SwapHeader::write(20, UUID, "").unwrap();
+        p[1032..1036].copy_from_slice(&3u32.to_le_bytes());
+        for (i, b) in [2u32, 5, 19].iter().enumerate() {
+            p[1536 + 4 * i..1540 + 4 * i].copy_from_slice(&b.to_le_bytes());
+        }
+        let h = SwapHeader::parse(&p).unwrap();
+        let t = SwapTable::new();
+        assert_eq!(
+            t.swapon("/f".into(), SwapKind::File, MemIo::boxed(), &h, None),
+            Err(Errno::EINVAL)
+        );
+        let ty = t
+            .swapon(
+                "/dev/sdz1".into(),
+                SwapKind::Partition,
+                MemIo::boxed(),
+                &h,
+                None,
+            )
+            .unwrap();
+        for b in [0, 2, 5, 19] {
+            assert_eq!(t.swap_map_byte(e(ty, b)), Some(SWAP_MAP_BAD));
+        }
+        assert_eq!(t.total_swap_pages(), 16);
+        let got: Vec<_> = core::iter::from_fn(|| t.folio_alloc_swap(0))
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(
+            got,
+            [1, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+        );
+        assert_eq!(t.swapcache_prepare(e(ty, 2)), Err(Errno::ENOENT));
+        assert_eq!(t.swap_duplicate(e(ty, 5)), Err(Errno::ENOENT));
+        assert_eq!(t.swap_count(e(ty, 5)), 0);
+        assert!(!t.has_cache(e(ty, 5)));
+        assert!(t
+            .proc_swaps()
+            .contains("/dev/sdz1                               partition\t64\t\t64\t\t-2\n"));
+    }
+
+    #[test]
+    fn reference_counts_and_cache_bit() {
+        let t = table_with(&[(100, None)]);
+        let s = t.folio_alloc_swap(0).unwrap();
+        assert_eq!(t.swapcache_prepare(s), Err(Errno::EEXIST));
+        t.swap_duplicate(s).unwrap();
+        t.swap_duplicate(s).unwrap();
+        assert_eq!((t.swap_count(s), t.has_cache(s)), (2, true));
+        assert_eq!(t.swap_map_byte(s), Some(SWAP_HAS_CACHE | 2));
+        t.put_swap_folio(s).unwrap();
+        assert_eq!(t.put_swap_folio(s), Err(Errno::EINVAL));
+        assert_eq!(t.free_swap_and_cache(s), Ok(false));
+        // Swap-in: claim the cache bit, then the last pte goes.
+        t.swapcache_prepare(s).unwrap();
+        assert_eq!(t.free_swap_and_cache(s), Ok(true));
+        assert_eq!(t.swap_map_byte(s), Some(SWAP_HAS_CACHE));
+        assert_eq!(t.inuse_pages(0), Some(1));
+        assert_eq!(t.swap_free(s), Err(Errno::EINVAL));
+        t.swapcache_clear(s).unwrap();
+        assert_eq!(t.swap_map_byte(s), Some(0));
+        assert_eq!(t.inuse_pages(0), Some(0));
+        assert_eq!(t.swapcache_prepare(s), Err(Errno::ENOENT));
+        assert_eq!(t.swap_duplicate(s), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn counts_beyond_swap_map_max_continue() {
+        let t = table_with(&[(100, None)]);
+        let s = t.folio_alloc_swap(0).unwrap();
+        for n in 1..=20_000u32 {
+            t.swap_duplicate(s).unwrap();
+            if n == 62 {
+                assert_eq!(t.swap_map_byte(s), Some(SWAP_HAS_CACHE | 0x3e));
+            }
+            if n == 63 {
+                assert_eq!(t.swap_map_byte(s), Some(SWAP_HAS_CACHE | COUNT_CONTINUED));
+            }
+        }
+        assert_eq!(t.swap_count(s), 20_000);
+        assert_eq!(
+            t.swap_map_byte(s),
+            Some(SWAP_HAS_CACHE | COUNT_CONTINUED | (20_000 % 63) as u8)
+        );
+        t.put_swap_folio(s).unwrap();
+        for n in (0..20_000u32).rev() {
+            t.swap_free(s).unwrap();
+            assert_eq!(t.swap_count(s), n);
+        }
+        assert_eq!(t.swap_map_byte(s), Some(0));
+        assert_eq!(t.nr_swap_pages(), 99);
+    }
+
+    #[test]
+    fn next_fit_policy_scans_on_from_the_last_slot() {
+        let t = table_with(&[(1100, None)]);
+        t.set_alloc_policy(SwapAllocPolicy::NextFit);
+        let a: Vec<_> = (0..3)
+            .map(|c| t.folio_alloc_swap(c).unwrap().offset)
+            .collect();
+        assert_eq!(a, [1, 2, 3]);
+        t.put_swap_folio(e(0, 1)).unwrap();
+        assert_eq!(t.folio_alloc_swap(0).unwrap().offset, 4);
+        for _ in 5..1100 {
+            t.folio_alloc_swap(0).unwrap();
+        }
+        // Wrapped around to the freed slot.
+        assert_eq!(t.folio_alloc_swap(0).unwrap().offset, 1);
+        assert_eq!(t.folio_alloc_swap(0), None);
+    }
+
+    #[test]
+    fn swap_io_goes_to_the_slot() {
+        let t = table_with(&[(100, None)]);
+        let s = t.folio_alloc_swap(0).unwrap();
+        let page: Vec<u8> = (0..4096).map(|i| (i * 7 % 251) as u8).collect();
+        t.swap_writepage(s, &page).unwrap();
+        let mut back = alloc::vec![0u8; 4096];
+        t.swap_readpage(s, &mut back).unwrap();
+        assert_eq!(back, page);
+        assert_eq!(t.swap_writepage(s, &page[..100]), Err(Errno::EINVAL));
+        assert_eq!(t.swap_readpage(e(3, 1), &mut back), Err(Errno::EINVAL));
+    }
+
+    /// /proc/swaps as 6.18 printed it on our machine for two swap files of
+    /// 16 MiB (type 0, priority 5) and 8 MiB (type 1, default priority),
+    /// recorded with `cat -A /proc/swaps`: mm/swapfile.c `swap_show` pads
+    /// the name to 40 columns and puts two tabs after numbers below 10^7.
+    #[test]
+    fn proc_swaps_matches_recorded_kernel_output() {
+        let t = SwapTable::new();
+        t.swapon(
+            "/tmp/sw1".into(),
+            SwapKind::File,
+            MemIo::boxed(),
+            &header(4096),
+            Some(5),
+        )
+        .unwrap();
+        t.swapon(
+            "/tmp/sw2".into(),
+            SwapKind::File,
+            MemIo::boxed(),
+            &header(2048),
+            None,
+        )
+        .unwrap();
+        let want = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n\
+                    /tmp/sw1                                file\t\t16380\t\t0\t\t5\n\
+                    /tmp/sw2                                file\t\t8188\t\t0\t\t-2\n";
+        assert_eq!(t.proc_swaps(), want);
+        for _ in 0..3 {
+            t.folio_alloc_swap(0).unwrap();
+        }
+        assert!(t.proc_swaps().contains("file\t\t16380\t\t12\t\t5\n"));
+        // Long and odd names: escapes, one space at least.
+        let long = "/a/very/long/path/to/a/swap/file/that/is/long".to_string();
+        let t = SwapTable::new();
+        t.swapon(
+            long.clone(),
+            SwapKind::File,
+            MemIo::boxed(),
+            &header(10),
+            None,
+        )
+        .unwrap();
+        t.swapon(
+            "/x y".into(),
+            SwapKind::File,
+            MemIo::boxed(),
+            &header(10),
+            None,
+        )
+        .unwrap();
+        let out = t.proc_swaps();
+        assert!(out.contains(&alloc::format!("{long} file\t\t36\t\t0\t\t-2\n")));
+        assert!(out.contains(&alloc::format!("/x\\040y{}file", " ".repeat(33))));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Alloc(usize),
+        Dup(usize, u32),
+        Free(usize),
+        Prepare(usize),
+        Clear(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0usize..3).prop_map(Op::Alloc),
+            3 => (any::<usize>(), 1u32..80).prop_map(|(i, n)| Op::Dup(i, n)),
+            3 => any::<usize>().prop_map(Op::Free),
+            1 => any::<usize>().prop_map(Op::Prepare),
+            2 => any::<usize>().prop_map(Op::Clear),
+        ]
+    }
+
+    fn expected_byte(count: u32, cache: bool) -> u8 {
+        let low = (count % 63) as u8;
+        let cont = if count >= 63 { COUNT_CONTINUED } else { 0 };
+        low | cont | if cache { SWAP_HAS_CACHE } else { 0 }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn swap_map_matches_a_model(ops in proptest::collection::vec(op(), 1..300)) {
+            // Two small devices with bad pages, one of them on a partition.
+            let mut p = SwapHeader::write(40, UUID, "").unwrap();
+            p[1032..1036].copy_from_slice(&2u32.to_le_bytes());
+            p[1536..1540].copy_from_slice(&7u32.to_le_bytes());
+            p[1540..1544].copy_from_slice(&39u32.to_le_bytes());
+            let bad = SwapHeader::parse(&p).unwrap();
+            let t = SwapTable::new();
+            t.swapon("/p".into(), SwapKind::Partition, MemIo::boxed(), &bad, Some(1)).unwrap();
+            t.swapon("/f".into(), SwapKind::File, MemIo::boxed(), &header(30), Some(1)).unwrap();
+            let total = 37 + 29;
+            prop_assert_eq!(t.total_swap_pages(), total);
+            let mut model: HashMap<SwapEntry, (u32, bool)> = HashMap::new();
+            let mut order: Vec<SwapEntry> = Vec::new();
+            for op in ops {
+                let pick = |i: usize| (!order.is_empty()).then(|| order[i % order.len()]);
+                match op {
+                    Op::Alloc(cpu) => match t.folio_alloc_swap(cpu) {
+                        Some(s) => {
+                            prop_assert!(!model.contains_key(&s), "{:?} handed out twice", s);
+                            prop_assert!(s.offset != 0);
+                            prop_assert!(!(s.ty == 0 && (s.offset == 7 || s.offset == 39)));
+                            model.insert(s, (0, true));
+                            order.push(s);
+                        }
+                        None => prop_assert_eq!(model.len() as i64, total),
+                    },
+                    Op::Dup(i, n) => if let Some(s) = pick(i) {
+                        for _ in 0..n {
+                            let r = t.swap_duplicate(s);
+                            match model.get_mut(&s) {
+                                Some(m) => { prop_assert_eq!(r, Ok(())); m.0 += 1; }
+                                None => prop_assert_eq!(r, Err(Errno::ENOENT)),
+                            }
+                        }
+                    },
+                    Op::Free(i) => if let Some(s) = pick(i) {
+                        let r = t.swap_free(s);
+                        match model.get_mut(&s) {
+                            Some(m) if m.0 > 0 => { prop_assert_eq!(r, Ok(())); m.0 -= 1; }
+                            _ => prop_assert_eq!(r, Err(Errno::EINVAL)),
+                        }
+                    },
+                    Op::Prepare(i) => if let Some(s) = pick(i) {
+                        let r = t.swapcache_prepare(s);
+                        match model.get_mut(&s) {
+                            Some(m) if m.1 => prop_assert_eq!(r, Err(Errno::EEXIST)),
+                            Some(m) => { prop_assert_eq!(r, Ok(())); m.1 = true; }
+                            None => prop_assert_eq!(r, Err(Errno::ENOENT)),
+                        }
+                    },
+                    Op::Clear(i) => if let Some(s) = pick(i) {
+                        let r = t.put_swap_folio(s);
+                        match model.get_mut(&s) {
+                            Some(m) if m.1 => { prop_assert_eq!(r, Ok(())); m.1 = false; }
+                            _ => prop_assert_eq!(r, Err(Errno::EINVAL)),
+                        }
+                    },
+                }
+                model.retain(|_, m| m.0 > 0 || m.1);
+                order.retain(|s| model.contains_key(s));
+                for (ty, max) in [(0u8, 40u64), (1, 30)] {
+                    for off in 0..max {
+                        let s = e(ty, off);
+                        let want = if off == 0 || (ty == 0 && (off == 7 || off == 39)) {
+                            SWAP_MAP_BAD
+                        } else {
+                            model.get(&s).map_or(0, |&(c, h)| expected_byte(c, h))
+                        };
+                        prop_assert_eq!(t.swap_map_byte(s), Some(want), "slot {:?}", s);
+                        if let Some(&(c, h)) = model.get(&s) {
+                            prop_assert_eq!(t.swap_count(s), c);
+                            prop_assert_eq!(t.has_cache(s), h);
+                        }
+                    }
+                    let used = model.keys().filter(|s| s.ty == ty).count() as u64;
+                    prop_assert_eq!(t.inuse_pages(ty), Some(used));
+                }
+                prop_assert_eq!(t.nr_swap_pages(), total - model.len() as i64);
+            }
+        }
+    }
+}
