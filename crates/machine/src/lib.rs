@@ -13,6 +13,7 @@ pub mod machine;
 pub mod mmu;
 pub mod process;
 pub mod ram;
+pub mod swapdev;
 
 pub use config::{parse_size, MachineConfig};
 pub use machine::Machine;
