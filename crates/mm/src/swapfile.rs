@@ -40,7 +40,6 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
@@ -906,16 +905,24 @@ impl SwapTable {
         }
         let max = header.max_pages();
         let nr_clusters = max.div_ceil(SWAPFILE_CLUSTER);
-        let mut map = vec![SWAP_MAP_FREE; max as usize];
-        let mut clusters = vec![
+        // Linux's kvcalloc of the swap map fails with ENOMEM, not a panic.
+        let mut map: Vec<u8> = Vec::new();
+        map.try_reserve_exact(max as usize)
+            .map_err(|_| Errno::ENOMEM)?;
+        map.resize(max as usize, SWAP_MAP_FREE);
+        let mut clusters: Vec<Cluster> = Vec::new();
+        clusters
+            .try_reserve_exact(nr_clusters as usize)
+            .map_err(|_| Errno::ENOMEM)?;
+        clusters.resize(
+            nr_clusters as usize,
             Cluster {
                 count: 0,
                 flag: ClusterFlag::None,
                 prev: NIL,
                 next: NIL,
-            };
-            nr_clusters as usize
-        ];
+            },
+        );
         let mut pages = max - 1;
         map[0] = SWAP_MAP_BAD;
         clusters[0].count += 1;
