@@ -12,9 +12,9 @@ pub mod kobjects;
 pub mod machine;
 pub mod mmu;
 pub mod process;
+pub mod ram;
 pub mod swapdev;
 pub mod swapfile;
-pub mod ram;
 
 pub use config::{parse_size, MachineConfig};
 pub use machine::Machine;
