@@ -94,9 +94,19 @@ fn cases() -> Vec<Case> {
             assert!(o.starts_with("== after boot ==\n"), "{o}");
             assert!(
                 line(o, "-- <default scenario>: ").starts_with(
-                    "-- <default scenario>: ok on x86_64 with 4096 MiB RAM, 2 CPUs, 1 node(s): 25 checks passed, 2511 page allocations (0 failed)"
+                    "-- <default scenario>: ok on x86_64 with 64 MiB RAM, 2 CPUs, 1 node(s): 30 checks passed"
                 ),
                 "{o}"
+            );
+            // Reclaim and swap on the small machine the scenario boots last.
+            assert!(line(o, "kswapd woke ").contains(" times and freed "), "{o}");
+            assert!(
+                line(o, "pages read back from swap: ").ends_with("; mismatches: 0"),
+                "{o}"
+            );
+            line(
+                o,
+                "/swapfile                               file\t\t65532\t\t",
             );
             // Demand paging and copy-on-write at work.
             line(o, "== demand paging: 9 minor faults, RSS +8 pages ==");

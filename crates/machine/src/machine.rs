@@ -298,9 +298,8 @@ impl Machine {
         let rmap: std::sync::Arc<mm::rmap::Rmap> = Default::default();
         let cache: std::sync::Arc<mm::filemap::PageCache> = Default::default();
         let swap: std::sync::Arc<mm::swap_state::SwapState> = Default::default();
-        let shootdown = crate::mmu::DeferredShootdown(
-            cpus.iter().map(|c| c.shootdown.clone()).collect(),
-        );
+        let shootdown =
+            crate::mmu::DeferredShootdown(cpus.iter().map(|c| c.shootdown.clone()).collect());
         let reclaim = std::sync::Arc::new(mm::vmscan::Reclaimer::new(
             rmap.clone(),
             cache.clone(),

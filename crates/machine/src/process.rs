@@ -163,7 +163,12 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
 /// the machine's RAM (`totalram_pages`; the machine has no swap yet).
 /// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
 /// placement without a high hint stays below DEFAULT_MAP_WINDOW.
-fn new_mm(rlim_stack: u64, pa: &mm::page_alloc::PageAlloc, la57: bool, swap_pages: u64) -> MmStruct {
+fn new_mm(
+    rlim_stack: u64,
+    pa: &mm::page_alloc::PageAlloc,
+    la57: bool,
+    swap_pages: u64,
+) -> MmStruct {
     let rlimits = Rlimits {
         stack: rlim_stack,
         ..Rlimits::default()
@@ -227,7 +232,9 @@ struct ExecTarget<'a> {
 
 impl ExecTarget<'_> {
     fn ops<R>(&mut self, f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R) -> R {
-        with_ops(self.proc, self.pa, self.cache, self.swap, self.cpus, self.zero, f)
+        with_ops(
+            self.proc, self.pa, self.cache, self.swap, self.cpus, self.zero, f,
+        )
     }
 
     /// Writes `bytes` at `va` with FOLL_FORCE rights: each page is faulted
@@ -430,7 +437,12 @@ impl Machine {
     /// everywhere if it was used before) and an mm linked into the rmap.
     fn new_address_space(&mut self, cpu: usize) -> Result<(MmStruct, PageTable, u16), Errno> {
         let swap_pages = self.swap.table.total_swap_pages().max(0) as u64;
-        let mut mm = new_mm(self.tasks.exec_params.rlimit_stack, &self.pa, self.la57(), swap_pages);
+        let mut mm = new_mm(
+            self.tasks.exec_params.rlimit_stack,
+            &self.pa,
+            self.la57(),
+            swap_pages,
+        );
         mm.legacy_layout = self.tasks.legacy_va_layout;
         self.attach_address_space(cpu, mm)
     }
@@ -829,7 +841,15 @@ impl Machine {
     ) -> Result<R, Errno> {
         let zero = self.tasks.zero_pfn;
         let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let r = with_ops(p, &self.pa, &self.cache, &self.swap, &mut self.cpus, zero, f);
+        let r = with_ops(
+            p,
+            &self.pa,
+            &self.cache,
+            &self.swap,
+            &mut self.cpus,
+            zero,
+            f,
+        );
         let cpu = p.cpu;
         if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
             k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
@@ -910,9 +930,15 @@ impl Machine {
             Access::Write => FaultAccess::Write,
             Access::Exec => FaultAccess::Exec,
         };
-        let r = with_ops(p, &self.pa, &self.cache, &self.swap, &mut self.cpus, zero, |mm, ops| {
-            mm::memory::handle_mm_fault(mm, ops, VirtAddr(addr), acc)
-        });
+        let r = with_ops(
+            p,
+            &self.pa,
+            &self.cache,
+            &self.swap,
+            &mut self.cpus,
+            zero,
+            |mm, ops| mm::memory::handle_mm_fault(mm, ops, VirtAddr(addr), acc),
+        );
         let cpu = p.cpu;
         if let Some(k) = self.tasks.kobjects.get_mut(&pid) {
             // A grown stack changes the VMA tree.

@@ -52,8 +52,13 @@ fn boot_with_swap(ram_mib: u64, swap_pages: u64) -> Machine {
     let mut area = vec![0u8; (swap_pages * PAGE_SIZE) as usize];
     area[..PAGE_SIZE as usize].copy_from_slice(&page0);
     let header = SwapHeader::parse(&page0).unwrap();
-    m.sys_swapon("/swapfile", Box::new(MemSwap(Arc::new(Mutex::new(area)))), &header, None)
-        .unwrap();
+    m.sys_swapon(
+        "/swapfile",
+        Box::new(MemSwap(Arc::new(Mutex::new(area)))),
+        &header,
+        None,
+    )
+    .unwrap();
     m
 }
 
@@ -69,7 +74,8 @@ fn write_tags(m: &mut Machine, pid: u32, base: u64, pages: u64, version: u64) {
     for i in 0..pages {
         let t = tag(pid, i, version);
         m.store(pid, base + i * PAGE_SIZE, &t).unwrap();
-        m.store(pid, base + i * PAGE_SIZE + PAGE_SIZE - 16, &t).unwrap();
+        m.store(pid, base + i * PAGE_SIZE + PAGE_SIZE - 16, &t)
+            .unwrap();
     }
 }
 
@@ -78,8 +84,14 @@ fn check_tags_of(m: &mut Machine, pid: u32, owner: u32, base: u64, pages: u64, v
     for i in 0..pages {
         let t = tag(owner, i, version);
         let a = m.load(pid, base + i * PAGE_SIZE, 16).unwrap();
-        let b = m.load(pid, base + i * PAGE_SIZE + PAGE_SIZE - 16, 16).unwrap();
-        assert_eq!((a.as_slice(), b.as_slice()), (&t[..], &t[..]), "pid {pid} page {i}");
+        let b = m
+            .load(pid, base + i * PAGE_SIZE + PAGE_SIZE - 16, 16)
+            .unwrap();
+        assert_eq!(
+            (a.as_slice(), b.as_slice()),
+            (&t[..], &t[..]),
+            "pid {pid} page {i}"
+        );
     }
 }
 
@@ -93,7 +105,9 @@ fn twice_the_ram_goes_to_swap_and_comes_back_intact() {
     let total = m.pa.totalram_pages();
     let pid = m.spawn("big").unwrap();
     let pages = total * 2;
-    let a = m.sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0).unwrap();
+    let a = m
+        .sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
     write_tags(&mut m, pid, a, pages, 1);
     check(&m);
     let out = m.pa.events.get(VmEvent::Pswpout);
@@ -121,7 +135,9 @@ fn fork_shares_swapped_pages_and_cow_keeps_them_apart() {
     let total = m.pa.totalram_pages();
     let parent = m.spawn("p").unwrap();
     let pages = total + total / 2;
-    let a = m.sys_mmap(parent, 0, pages * PAGE_SIZE, RW, ANON, None, 0).unwrap();
+    let a = m
+        .sys_mmap(parent, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
     write_tags(&mut m, parent, a, pages, 1);
     let child = m.fork(parent).unwrap();
     check(&m);
@@ -145,11 +161,15 @@ fn swapoff_brings_every_page_back() {
     let total = m.pa.totalram_pages();
     let pid = m.spawn("s").unwrap();
     let pages = total / 2 + total / 4;
-    let a = m.sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0).unwrap();
+    let a = m
+        .sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
     write_tags(&mut m, pid, a, pages, 1);
     // Pressure from a second process pushes the first one's pages out.
     let other = m.spawn("o").unwrap();
-    let b = m.sys_mmap(other, 0, pages * PAGE_SIZE, RW, ANON, None, 0).unwrap();
+    let b = m
+        .sys_mmap(other, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
     write_tags(&mut m, other, b, pages, 1);
     m.exit(other).unwrap();
     let swapped = m.process(pid).unwrap().mm.rss.get(RssKind::Swap);

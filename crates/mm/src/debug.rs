@@ -369,13 +369,17 @@ pub fn check_reclaim(
     let mut refs: BTreeMap<SwapEntry, u32> = BTreeMap::new();
     for v in mms {
         let mode = v.pt.mode();
-        v.pt.walk(VirtAddr(0), VirtAddr(v.mm.task_size), &mut |_, pte, level| {
-            if level == 1 {
-                if let Some(e) = pte.swap_entry(mode) {
-                    *refs.entry(e).or_default() += 1;
+        v.pt.walk(
+            VirtAddr(0),
+            VirtAddr(v.mm.task_size),
+            &mut |_, pte, level| {
+                if level == 1 {
+                    if let Some(e) = pte.swap_entry(mode) {
+                        *refs.entry(e).or_default() += 1;
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     let cached: BTreeMap<SwapEntry, Pfn> = swap.cached().into_iter().collect();
     for (&e, &pfn) in &cached {
@@ -388,7 +392,10 @@ pub fn check_reclaim(
             page.flags().0,
             swap.entry_of(page)
         );
-        ensure!(page.refcount() >= 1, "swap-cache page {pfn:?} holds no reference");
+        ensure!(
+            page.refcount() >= 1,
+            "swap-cache page {pfn:?} holds no reference"
+        );
     }
     for d in swap.table.devices() {
         for e in swap.table.in_use_entries(d.ty) {
@@ -402,7 +409,11 @@ pub fn check_reclaim(
                 swap.table.has_cache(e) == cached.contains_key(&e),
                 "swap slot {e:?}: SWAP_HAS_CACHE {} but the swap cache {} it",
                 swap.table.has_cache(e),
-                if cached.contains_key(&e) { "holds" } else { "lacks" }
+                if cached.contains_key(&e) {
+                    "holds"
+                } else {
+                    "lacks"
+                }
             );
         }
     }

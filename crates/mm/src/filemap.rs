@@ -470,7 +470,9 @@ impl PageCache {
         let index = page.index();
         {
             let mut s = self.state.lock();
-            let Some(sp) = s.spaces.get_mut(&m) else { return };
+            let Some(sp) = s.spaces.get_mut(&m) else {
+                return;
+            };
             if sp.pages.get(&index) != Some(&pfn) {
                 return;
             }

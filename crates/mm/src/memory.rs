@@ -676,10 +676,13 @@ impl<'a> UserPageTables<'a> {
         write: bool,
     ) -> Result<FaultDone, FaultError> {
         let e = pte.swap_entry(self.mode()).ok_or(FaultError::Bus)?;
-        let (pfn, major) = self.swap.swapin(self.pa, self.cpu, e).map_err(|err| match err {
-            Errno::ENOMEM => FaultError::Oom,
-            _ => FaultError::Bus,
-        })?;
+        let (pfn, major) = self
+            .swap
+            .swapin(self.pa, self.cpu, e)
+            .map_err(|err| match err {
+                Errno::ENOMEM => FaultError::Oom,
+                _ => FaultError::Bus,
+            })?;
         // pte_same: another path may have resolved it meanwhile.
         if self.pt.lookup(va).map(|(p, _)| p) != Some(pte) {
             put_page(self.pa, self.cpu, pfn);
@@ -1200,22 +1203,28 @@ impl RmapCtx<'_> {
     /// page), every pte becomes that entry, taking a reference to the slot
     /// (`swap_duplicate`) and moving the mm's count from anon to swap;
     /// without, the ptes are cleared. A dirty pte dirties the page.
-    pub fn try_to_unmap_to(&mut self, pfn: Pfn, entry: Option<crate::arch::pte::SwapEntry>) -> usize {
+    pub fn try_to_unmap_to(
+        &mut self,
+        pfn: Pfn,
+        entry: Option<crate::arch::pte::SwapEntry>,
+    ) -> usize {
         let Some(page) = self.pa.page(pfn) else {
             return 0;
         };
         let mapping = PageMapping::decode(page.mapping());
         let swap = self.swap;
-        let hits = self.rmap.unmap_all(
-            &self.pa.direct_map(),
-            mapping,
-            page.index(),
-            pfn,
-            &|mode| match entry {
-                Some(e) if swap.swap_duplicate(e).is_ok() => Pte::swap(mode, e),
-                _ => Pte::NONE,
-            },
-        );
+        let hits =
+            self.rmap
+                .unmap_all(
+                    &self.pa.direct_map(),
+                    mapping,
+                    page.index(),
+                    pfn,
+                    &|mode| match entry {
+                        Some(e) if swap.swap_duplicate(e).is_ok() => Pte::swap(mode, e),
+                        _ => Pte::NONE,
+                    },
+                );
         let mut freed = Vec::new();
         for (h, old) in &hits {
             self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);

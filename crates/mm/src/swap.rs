@@ -330,7 +330,10 @@ pub fn check_lruvec(node: &Node) -> Result<u64, alloc::string::String> {
                 ));
             }
             if page.refcount() < 1 {
-                return Err(format!("{pfn:?} on {lru:?} with refcount {}", page.refcount()));
+                return Err(format!(
+                    "{pfn:?} on {lru:?} with refcount {}",
+                    page.refcount()
+                ));
             }
             n += 1;
         }

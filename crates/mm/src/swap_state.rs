@@ -95,7 +95,12 @@ impl SwapState {
 
     /// Every (entry, page) of the swap cache (for `mm::debug`).
     pub fn cached(&self) -> alloc::vec::Vec<(SwapEntry, Pfn)> {
-        self.index.lock().pages.iter().map(|(&e, &p)| (e, p)).collect()
+        self.index
+            .lock()
+            .pages
+            .iter()
+            .map(|(&e, &p)| (e, p))
+            .collect()
     }
 
     /// The swap-cache page of `e` (`swap_cache_get_folio`), without a reference.
@@ -134,7 +139,13 @@ impl SwapState {
     /// cache (leaving `shadow` in its slot if reclaim evicted it), its
     /// slot loses SWAP_HAS_CACHE (and is freed if no pte refers to it),
     /// and the cache's reference is put.
-    pub fn delete_from_swap_cache(&self, pa: &PageAlloc, cpu: CpuId, pfn: Pfn, shadow: Option<u64>) {
+    pub fn delete_from_swap_cache(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        pfn: Pfn,
+        shadow: Option<u64>,
+    ) {
         let Some(page) = pa.page(pfn) else { return };
         let e = decode(page.private());
         {

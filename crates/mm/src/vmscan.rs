@@ -27,7 +27,9 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 
 use crate::filemap::PageCache;
 use crate::gfp::Gfp;
@@ -126,7 +128,13 @@ pub struct ScanControl {
 
 impl ScanControl {
     /// A scan that may do everything.
-    pub fn new(nr_to_reclaim: u64, gfp: Gfp, order: Order, reclaim_idx: usize, kswapd: bool) -> Self {
+    pub fn new(
+        nr_to_reclaim: u64,
+        gfp: Gfp,
+        order: Order,
+        reclaim_idx: usize,
+        kswapd: bool,
+    ) -> Self {
         ScanControl {
             nr_to_reclaim,
             gfp,
@@ -226,12 +234,19 @@ impl Reclaimer {
     /// `get_scan_count`: how many pages of each evictable list to scan at
     /// `sc.priority`, balancing anon against file by swappiness and the
     /// lists' recent reclaim cost.
-    pub fn get_scan_count(&self, pa: &PageAlloc, vec: &Lruvec, sc: &ScanControl) -> ([u64; 4], ScanBalance) {
+    pub fn get_scan_count(
+        &self,
+        pa: &PageAlloc,
+        vec: &Lruvec,
+        sc: &ScanControl,
+    ) -> ([u64; 4], ScanBalance) {
         let swappiness = self.swappiness.load(Relaxed) as u64;
         let can_swap = sc.may_swap && self.swap.nr_swap_pages() > 0;
         let _ = pa;
         let file_inactive = vec.size(Lru::InactiveFile);
-        let balance = if !can_swap || (swappiness == 0 && vec.size(Lru::InactiveFile) + vec.size(Lru::ActiveFile) > 0) {
+        let balance = if !can_swap
+            || (swappiness == 0 && vec.size(Lru::InactiveFile) + vec.size(Lru::ActiveFile) > 0)
+        {
             ScanBalance::File
         } else if sc.priority == 0 && swappiness > 0 {
             ScanBalance::Equal
@@ -310,7 +325,15 @@ impl Reclaimer {
         }
     }
 
-    fn shrink_list(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, lru: Lru, n: u64, sc: &mut ScanControl) {
+    fn shrink_list(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        lru: Lru,
+        n: u64,
+        sc: &mut ScanControl,
+    ) {
         if lru.is_active() {
             let low = {
                 let vec = node.lruvec.lock();
@@ -328,17 +351,28 @@ impl Reclaimer {
     /// each with a reference, off the list (counted NR_ISOLATED_*); pages
     /// of zones above `reclaim_idx` are skipped back to the head
     /// (`pgskip_*`). Returns the pages and how many were scanned.
-    fn isolate(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, lru: Lru, n: u64, sc: &ScanControl) -> (Vec<Pfn>, u64) {
+    fn isolate(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        lru: Lru,
+        n: u64,
+        sc: &ScanControl,
+    ) -> (Vec<Pfn>, u64) {
         let mut vec = node.lruvec.lock();
         let mut taken = Vec::new();
         let mut skipped = Vec::new();
         let mut scanned = 0;
         while scanned < n {
-            let Some(pfn) = node.lru_tail(&vec, lru) else { break };
+            let Some(pfn) = node.lru_tail(&vec, lru) else {
+                break;
+            };
             let page = node.zones[0].memmap().page(pfn);
             node.lru_del_locked(&mut vec, pfn);
             if page.zone_idx() > sc.reclaim_idx {
-                pa.events.count_zone_on(cpu.0, ZoneEvent::PgSkip, page.zone_idx(), 1);
+                pa.events
+                    .count_zone_on(cpu.0, ZoneEvent::PgSkip, page.zone_idx(), 1);
                 skipped.push(pfn);
                 continue;
             }
@@ -349,7 +383,11 @@ impl Reclaimer {
         for pfn in skipped {
             node.lru_add_locked(&mut vec, pfn, false);
         }
-        let item = if lru.is_file() { NodeStat::NrIsolatedFile } else { NodeStat::NrIsolatedAnon };
+        let item = if lru.is_file() {
+            NodeStat::NrIsolatedFile
+        } else {
+            NodeStat::NrIsolatedAnon
+        };
         node.stats.add(item, taken.len() as i64);
         (taken, scanned)
     }
@@ -363,7 +401,11 @@ impl Reclaimer {
                 node.lru_add_locked(&mut vec, pfn, false);
             }
         }
-        let item = if file { NodeStat::NrIsolatedFile } else { NodeStat::NrIsolatedAnon };
+        let item = if file {
+            NodeStat::NrIsolatedFile
+        } else {
+            NodeStat::NrIsolatedAnon
+        };
         node.stats.add(item, -(pages.len() as i64));
         for &pfn in pages {
             crate::memory::put_page(pa, cpu, pfn);
@@ -374,7 +416,15 @@ impl Reclaimer {
     /// the head of the inactive one (`pgdeactivate`), giving them
     /// PG_workingset, clearing their young bits on the way (`pgrefill`
     /// counts them all).
-    pub fn shrink_active_list(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, lru: Lru, n: u64, sc: &mut ScanControl) {
+    pub fn shrink_active_list(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        lru: Lru,
+        n: u64,
+        sc: &mut ScanControl,
+    ) {
         lru_add_drain_cpu(pa, cpu);
         let (pages, scanned) = self.isolate(pa, cpu, node, lru, n, sc);
         pa.events.count_on(cpu.0, VmEvent::Pgrefill, scanned);
@@ -391,33 +441,70 @@ impl Reclaimer {
             page.clear(PageFlags::ACTIVE);
             page.set(PageFlags::WORKINGSET);
         }
-        pa.events.count_on(cpu.0, VmEvent::Pgdeactivate, pages.len() as u64);
+        pa.events
+            .count_on(cpu.0, VmEvent::Pgdeactivate, pages.len() as u64);
         self.putback(pa, cpu, node, lru.is_file(), &pages);
     }
 
     /// `shrink_inactive_list`: isolates a batch from the tail, tries to
     /// free each page, puts the survivors back, and notes the cost of the
     /// list (`lru_note_cost`: I/O weighs SWAP_CLUSTER_MAX, a rotation 1).
-    pub fn shrink_inactive_list(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, lru: Lru, n: u64, sc: &mut ScanControl) -> u64 {
+    pub fn shrink_inactive_list(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        lru: Lru,
+        n: u64,
+        sc: &mut ScanControl,
+    ) -> u64 {
         lru_add_drain_cpu(pa, cpu);
         let (pages, scanned) = self.isolate(pa, cpu, node, lru, n, sc);
         sc.nr_scanned += scanned;
         let file = lru.is_file();
-        let ev = if sc.kswapd { VmEvent::PgscanKswapd } else { VmEvent::PgscanDirect };
+        let ev = if sc.kswapd {
+            VmEvent::PgscanKswapd
+        } else {
+            VmEvent::PgscanDirect
+        };
         pa.events.count_on(cpu.0, ev, scanned);
-        pa.events.count_on(cpu.0, if file { VmEvent::PgscanFile } else { VmEvent::PgscanAnon }, scanned);
+        pa.events.count_on(
+            cpu.0,
+            if file {
+                VmEvent::PgscanFile
+            } else {
+                VmEvent::PgscanAnon
+            },
+            scanned,
+        );
         let (kept, freed, pageout) = self.shrink_folio_list(pa, cpu, node, &pages, sc);
         self.putback(pa, cpu, node, file, &kept);
-        let item = if file { NodeStat::NrIsolatedFile } else { NodeStat::NrIsolatedAnon };
+        let item = if file {
+            NodeStat::NrIsolatedFile
+        } else {
+            NodeStat::NrIsolatedAnon
+        };
         node.stats.add(item, -(freed.len() as i64));
         for &pfn in &freed {
             crate::memory::put_page(pa, cpu, pfn);
         }
         let reclaimed = freed.len() as u64;
         sc.nr_reclaimed += reclaimed;
-        let ev = if sc.kswapd { VmEvent::PgstealKswapd } else { VmEvent::PgstealDirect };
+        let ev = if sc.kswapd {
+            VmEvent::PgstealKswapd
+        } else {
+            VmEvent::PgstealDirect
+        };
         pa.events.count_on(cpu.0, ev, reclaimed);
-        pa.events.count_on(cpu.0, if file { VmEvent::PgstealFile } else { VmEvent::PgstealAnon }, reclaimed);
+        pa.events.count_on(
+            cpu.0,
+            if file {
+                VmEvent::PgstealFile
+            } else {
+                VmEvent::PgstealAnon
+            },
+            reclaimed,
+        );
         let mut vec = node.lruvec.lock();
         lru_note_cost(&mut vec, file, pageout, scanned - reclaimed);
         reclaimed
@@ -430,7 +517,11 @@ impl Reclaimer {
     /// second trip round the inactive list.
     fn check_references(&self, ctx: &mut RmapCtx<'_>, pfn: Pfn) -> Refs {
         let page = ctx.pa.page(pfn).expect("isolated page has a struct page");
-        let ptes = if page.mapcount() > 0 { ctx.page_referenced(pfn) } else { 0 };
+        let ptes = if page.mapcount() > 0 {
+            ctx.page_referenced(pfn)
+        } else {
+            0
+        };
         let was_referenced = page.test(PageFlags::REFERENCED);
         page.clear(PageFlags::REFERENCED);
         if ptes > 0 {
@@ -451,7 +542,14 @@ impl Reclaimer {
     /// dirty page, and removal from its cache (leaving a shadow entry).
     /// Returns (pages to put back, pages freed but for the isolation
     /// reference, pages written).
-    fn shrink_folio_list(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, pages: &[Pfn], sc: &ScanControl) -> (Vec<Pfn>, Vec<Pfn>, u64) {
+    fn shrink_folio_list(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        pages: &[Pfn],
+        sc: &ScanControl,
+    ) -> (Vec<Pfn>, Vec<Pfn>, u64) {
         let mut tlb = Shot(&*self.tlb);
         let mut ctx = self.ctx(pa, cpu, &mut tlb);
         let mut kept = Vec::new();
@@ -499,7 +597,9 @@ impl Reclaimer {
                     kept.push(pfn);
                     continue;
                 }
-                let entry = page.test(PageFlags::SWAPCACHE).then(|| self.swap.entry_of(page));
+                let entry = page
+                    .test(PageFlags::SWAPCACHE)
+                    .then(|| self.swap.entry_of(page));
                 if anon && !swapbacked {
                     // MADV_FREE: a page written since is swap-backed again.
                     if ctx.lazyfree_redirtied(pfn) {
@@ -532,7 +632,8 @@ impl Reclaimer {
                 pageout += 1;
             }
             // __remove_mapping: only the cache's and our references may be left.
-            let expected = 1 + i32::from(page.test(PageFlags::SWAPCACHE) || (!anon && page.mapping() != 0));
+            let expected =
+                1 + i32::from(page.test(PageFlags::SWAPCACHE) || (!anon && page.mapping() != 0));
             if page.refcount() != expected {
                 kept.push(pfn);
                 continue;
@@ -559,7 +660,14 @@ impl Reclaimer {
     /// every zone up to `highest_zoneidx` is above its high watermark (for
     /// `order`) or a pass reclaims nothing at priority 0. Returns the pages
     /// reclaimed.
-    pub fn balance_pgdat(&self, pa: &PageAlloc, cpu: CpuId, node: &Node, order: Order, highest: usize) -> u64 {
+    pub fn balance_pgdat(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        node: &Node,
+        order: Order,
+        highest: usize,
+    ) -> u64 {
         pa.events.count_on(cpu.0, VmEvent::Pageoutrun, 1);
         let mut sc = ScanControl::new(0, Gfp::KERNEL, order, highest, true);
         while sc.priority >= 0 {
@@ -673,12 +781,20 @@ impl DirectReclaim for Reclaimer {
     /// `try_to_free_pages` → `do_try_to_free_pages`: shrinks the preferred
     /// node at rising priority until SWAP_CLUSTER_MAX pages are free or
     /// priority 0 is done; counts `allocstall`.
-    fn try_to_free_pages(&self, pa: &PageAlloc, cpu: CpuId, gfp: Gfp, order: Order, highest: usize) -> u64 {
+    fn try_to_free_pages(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        gfp: Gfp,
+        order: Order,
+        highest: usize,
+    ) -> u64 {
         if self.busy.swap(true, Relaxed) {
             return 0;
         }
         let nid = pa.cpu_node[cpu.0];
-        pa.events.count_zone_on(cpu.0, ZoneEvent::AllocStall, highest, 1);
+        pa.events
+            .count_zone_on(cpu.0, ZoneEvent::AllocStall, highest, 1);
         let mut sc = ScanControl::new(SWAP_CLUSTER_MAX, gfp, order, highest, false);
         // GFP_NOIO/NOFS callers may not start I/O (`may_writepage`, swap).
         sc.may_writepage = gfp.has(Gfp::IO);

@@ -84,7 +84,10 @@ pub fn workingset_refault(pa: &PageAlloc, pfn: Pfn, shadow: u64, swap_usable: bo
     let file = is_file_lru(page);
     let stat = |f: NodeStat, a: NodeStat| if file { f } else { a };
     node.stats.add(
-        stat(NodeStat::WorkingsetRefaultFile, NodeStat::WorkingsetRefaultAnon),
+        stat(
+            NodeStat::WorkingsetRefaultFile,
+            NodeStat::WorkingsetRefaultAnon,
+        ),
         1,
     );
     let mut vec = node.lruvec.lock();
@@ -106,7 +109,10 @@ pub fn workingset_refault(pa: &PageAlloc, pfn: Pfn, shadow: u64, swap_usable: bo
     page.set(PageFlags::ACTIVE);
     vec.nonresident_age += 1;
     node.stats.add(
-        stat(NodeStat::WorkingsetActivateFile, NodeStat::WorkingsetActivateAnon),
+        stat(
+            NodeStat::WorkingsetActivateFile,
+            NodeStat::WorkingsetActivateAnon,
+        ),
         1,
     );
     // lru_note_cost_refault: a refault costs like a rotation.
@@ -114,7 +120,10 @@ pub fn workingset_refault(pa: &PageAlloc, pfn: Pfn, shadow: u64, swap_usable: bo
     if s.workingset {
         page.set(PageFlags::WORKINGSET);
         node.stats.add(
-            stat(NodeStat::WorkingsetRestoreFile, NodeStat::WorkingsetRestoreAnon),
+            stat(
+                NodeStat::WorkingsetRestoreFile,
+                NodeStat::WorkingsetRestoreAnon,
+            ),
             1,
         );
     }

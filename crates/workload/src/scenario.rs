@@ -275,11 +275,17 @@ fn register(engine: &mut Engine, st: &Shared) {
             "vm.min_free_kbytes" => pa.set_min_free_kbytes(value as u64),
             "vm.watermark_scale_factor" => pa.set_watermark_scale_factor(value as u64),
             "vm.swappiness" => {
-                st.machine.reclaim.swappiness.store(value as u32, std::sync::atomic::Ordering::Relaxed);
+                st.machine
+                    .reclaim
+                    .swappiness
+                    .store(value as u32, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
             "vm.page-cluster" => {
-                st.machine.swap.page_cluster.store(value as u32, std::sync::atomic::Ordering::Relaxed);
+                st.machine
+                    .swap
+                    .page_cluster
+                    .store(value as u32, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
             "vm.drop_caches" => {

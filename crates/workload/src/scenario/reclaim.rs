@@ -14,7 +14,8 @@ pub(super) fn register(engine: &mut Engine, st: &Shared) {
     // swapon(size): a swap file of `size` (e.g. "64M") that lmm makes;
     // returns the swap type.
     engine.register_fn("swapon", move |size: &str| -> RhaiResult<i64> {
-        let bytes = machine::parse_size(size).or_else(|e| err(format!("swapon({size:?}): {}", e.0)))?;
+        let bytes =
+            machine::parse_size(size).or_else(|e| err(format!("swapon({size:?}): {}", e.0)))?;
         super::guard::may_boot(&mut s.borrow_mut(), bytes)?;
         s.borrow_mut()
             .machine
@@ -34,10 +35,14 @@ pub(super) fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     // kswapd(): lets every woken kswapd run now; returns the pages it freed.
-    engine.register_fn("kswapd", move || -> i64 { s.borrow_mut().machine.run_kswapd() as i64 });
+    engine.register_fn("kswapd", move || -> i64 {
+        s.borrow_mut().machine.run_kswapd() as i64
+    });
     let s = st.clone();
     // drop_caches(): `echo 1 > /proc/sys/vm/drop_caches`; returns the pages freed.
-    engine.register_fn("drop_caches", move || -> i64 { s.borrow_mut().machine.drop_caches() as i64 });
+    engine.register_fn("drop_caches", move || -> i64 {
+        s.borrow_mut().machine.drop_caches() as i64
+    });
     let s = st.clone();
     // lru(): node 0's list sizes in pages, by Linux's list names.
     engine.register_fn("lru", move || -> Map {
