@@ -357,6 +357,7 @@ impl Machine {
             let cpu = CpuId(self.processes[&pid].cpu);
             self.cache.read(&self.pa, cpu, &f.file, at, &mut buf)?
         };
+        self.run_kswapd();
         buf.truncate(n);
         if off.is_none() {
             f.pos.store(at + n as u64, Relaxed);
@@ -390,6 +391,7 @@ impl Machine {
         }
         let cpu = CpuId(self.processes[&pid].cpu);
         let n = self.cache.write(&self.pa, cpu, &f.file, at, data)?;
+        self.run_kswapd();
         if off.is_none() {
             f.pos.store(at + n as u64, Relaxed);
         }

@@ -205,6 +205,7 @@ fn madvise_vma(
             if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                 return Err(Errno::EINVAL);
             }
+            pt.cold(VirtAddr(start), VirtAddr(end), behavior == MADV_PAGEOUT);
             return Ok(());
         }
         // MADV_WILLNEED: readahead / swap-in, nothing to model.

@@ -1001,6 +1001,39 @@ impl PageTableOps for UserPageTables<'_> {
         self.tlb.flush_range(self.asid, start, end);
     }
 
+    /// `madvise_cold_or_pageout_pte_range`: the pages of the range that
+    /// only this mm maps lose their young bits; MADV_COLD deactivates
+    /// them, MADV_PAGEOUT reclaims them (`reclaim_pages`).
+    fn cold(&mut self, start: VirtAddr, end: VirtAddr, pageout: bool) {
+        let Some(r) = self.pa.reclaimer() else { return };
+        let mut pages: Vec<(VirtAddr, Pfn)> = Vec::new();
+        self.pt.walk(start, end, &mut |va, pte, level| {
+            if level == 1 && pte.present() {
+                pages.push((va, pte.pfn()));
+            }
+        });
+        let mut chosen = Vec::new();
+        for (va, pfn) in pages {
+            let Some(page) = self.pa.page(pfn) else {
+                continue;
+            };
+            if self.kind_of(pfn, page) == Kind::Zero || page.mapcount() != 1 {
+                continue;
+            }
+            self.pt.update(va, &|p| p.mkold());
+            if pageout {
+                chosen.push(pfn);
+            } else {
+                r.deactivate(self.pa, self.cpu, pfn);
+            }
+        }
+        self.tlb.flush_range(self.asid, start, end);
+        if !chosen.is_empty() {
+            // The RSS deltas of this mm are applied before the pages leave.
+            r.reclaim_pages(self.pa, self.cpu, &chosen);
+        }
+    }
+
     fn cached(&self, vma: &Vma, va: VirtAddr) -> bool {
         vma.file.as_ref().is_some_and(|f| {
             self.cache

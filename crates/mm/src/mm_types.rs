@@ -312,6 +312,9 @@ pub trait PageTableOps {
     /// MADV_DONTNEED (`free == false`: zap now) or MADV_FREE (`free == true`:
     /// mark clean anonymous pages lazily freeable).
     fn discard(&mut self, start: VirtAddr, end: VirtAddr, free: bool);
+    /// MADV_COLD (`pageout == false`: deactivate the range's pages) or
+    /// MADV_PAGEOUT (reclaim them now).
+    fn cold(&mut self, _start: VirtAddr, _end: VirtAddr, _pageout: bool) {}
     /// True if the page of file VMA `vma` at `va` is in the page cache,
     /// mapped or not (what mincore reports for a file page without a pte).
     fn cached(&self, _vma: &Vma, _va: VirtAddr) -> bool {

@@ -894,6 +894,11 @@ impl PageAlloc {
         }
     }
 
+    /// The reclaimer plugged in by the machine, if any.
+    pub fn reclaimer(&self) -> Option<&crate::vmscan::Reclaimer> {
+        self.reclaim.get().map(|r| r.as_reclaimer())
+    }
+
     /// Plugs in direct reclaim (once; later calls are ignored).
     pub fn set_reclaim(&self, r: alloc::sync::Arc<dyn crate::vmscan::DirectReclaim>) {
         self.reclaim.call_once(|| r);

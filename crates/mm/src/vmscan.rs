@@ -78,6 +78,8 @@ pub trait DirectReclaim: Send + Sync {
         order: Order,
         highest: usize,
     ) -> u64;
+    /// The machine's reclaimer itself (for MADV_COLD/MADV_PAGEOUT).
+    fn as_reclaimer(&self) -> &Reclaimer;
 }
 
 /// A TLB shootdown reclaim can issue without owning the CPUs: the machine
@@ -120,6 +122,8 @@ pub struct ScanControl {
     pub may_swap: bool,
     /// Reclaim by kswapd (else direct).
     pub kswapd: bool,
+    /// Skip the second chance (MADV_PAGEOUT's `reclaim_pages`).
+    pub ignore_references: bool,
     /// Pages scanned.
     pub nr_scanned: u64,
     /// Pages freed.
@@ -145,6 +149,7 @@ impl ScanControl {
             may_unmap: true,
             may_swap: true,
             kswapd,
+            ignore_references: false,
             nr_scanned: 0,
             nr_reclaimed: 0,
         }
@@ -568,7 +573,12 @@ impl Reclaimer {
                 kept.push(pfn);
                 continue;
             }
-            match self.check_references(&mut ctx, pfn) {
+            let refs = if sc.ignore_references {
+                Refs::Reclaim
+            } else {
+                self.check_references(&mut ctx, pfn)
+            };
+            match refs {
                 Refs::Activate => {
                     activate(&mut kept);
                     continue;
@@ -777,7 +787,82 @@ pub fn wakeup_kswapd(pa: &PageAlloc, nid: u32, order: Order, highest: usize) {
     k.woken.store(true, Relaxed);
 }
 
+impl Reclaimer {
+    /// `reclaim_pages` (MADV_PAGEOUT): tries to free exactly these pages,
+    /// without a second chance; those that cannot go back on their lists.
+    /// Returns the pages freed.
+    pub fn reclaim_pages(&self, pa: &PageAlloc, cpu: CpuId, pages: &[Pfn]) -> u64 {
+        lru_add_drain_cpu(pa, cpu);
+        let mut sc = ScanControl::new(pages.len() as u64, Gfp::KERNEL, Order(0), usize::MAX, false);
+        sc.ignore_references = true;
+        let mut total = 0;
+        for node in &pa.nodes {
+            let mine: Vec<Pfn> = pages
+                .iter()
+                .copied()
+                .filter(|&p| pa.page(p).is_some_and(|pg| pg.nid() == node.nid))
+                .filter(|&p| {
+                    let page = node.zones[0].memmap().page(p);
+                    // folio_isolate_lru: a reference, off the list.
+                    let taken = crate::swap::lru_del(pa, p);
+                    if taken {
+                        page.get();
+                    }
+                    taken
+                })
+                .collect();
+            // Split by type before any page is freed (a freed page loses
+            // the flags that say its type).
+            let (files, anons): (Vec<Pfn>, Vec<Pfn>) = mine
+                .iter()
+                .partition(|&&p| crate::swap::is_file_lru(node.zones[0].memmap().page(p)));
+            for (file, batch) in [(false, anons), (true, files)] {
+                if batch.is_empty() {
+                    continue;
+                }
+                let item = if file {
+                    NodeStat::NrIsolatedFile
+                } else {
+                    NodeStat::NrIsolatedAnon
+                };
+                node.stats.add(item, batch.len() as i64);
+                let (kept, freed, _) = self.shrink_folio_list(pa, cpu, node, &batch, &sc);
+                self.putback(pa, cpu, node, file, &kept);
+                node.stats.add(item, -(freed.len() as i64));
+                for &pfn in &freed {
+                    crate::memory::put_page(pa, cpu, pfn);
+                }
+                total += freed.len() as u64;
+            }
+        }
+        total
+    }
+
+    /// `folio_deactivate` (MADV_COLD): an active page moves to the head of
+    /// its inactive list, its referenced bit cleared (`pgdeactivate`).
+    pub fn deactivate(&self, pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+        let Some(page) = pa.page(pfn) else { return };
+        let node = &pa.nodes[page.nid() as usize];
+        let mut vec = node.lruvec.lock();
+        page.clear(PageFlags::REFERENCED);
+        if !page.test(PageFlags::LRU)
+            || !page.test(PageFlags::ACTIVE)
+            || page.test(PageFlags::UNEVICTABLE)
+        {
+            return;
+        }
+        node.lru_del_locked(&mut vec, pfn);
+        page.clear(PageFlags::ACTIVE);
+        node.lru_add_locked(&mut vec, pfn, false);
+        pa.events.count_on(cpu.0, VmEvent::Pgdeactivate, 1);
+    }
+}
+
 impl DirectReclaim for Reclaimer {
+    fn as_reclaimer(&self) -> &Reclaimer {
+        self
+    }
+
     /// `try_to_free_pages` → `do_try_to_free_pages`: shrinks the preferred
     /// node at rising priority until SWAP_CLUSTER_MAX pages are free or
     /// priority 0 is done; counts `allocstall`.
