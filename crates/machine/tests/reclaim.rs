@@ -247,3 +247,60 @@ fn madv_cold_deactivates_and_madv_pageout_swaps_out_the_range() {
     assert_eq!(m.process(pid).unwrap().mm.rss.get(RssKind::Swap), 0);
     check(&m);
 }
+
+#[test]
+fn mlocked_pages_are_unevictable_and_stay_resident_under_pressure() {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 64 << 20,
+        cpus: 2,
+        swap: Some(machine::swapfile::SwapSpec::Make(128 << 20)),
+        ..Default::default()
+    })
+    .unwrap();
+    let pid = m.spawn("locker").unwrap();
+    let n = 256;
+    let rw = PROT_READ | PROT_WRITE;
+    let anon = MAP_PRIVATE | MAP_ANONYMOUS;
+    let a = m
+        .sys_mmap(pid, 0, n * PAGE_SIZE, rw, anon, None, 0)
+        .unwrap();
+    for i in 0..n / 2 {
+        m.store(pid, a + i * PAGE_SIZE, &i.to_le_bytes()).unwrap();
+    }
+    // mlock locks the pages there and faults in (and locks) the rest.
+    m.sys_mlock(pid, a, n * PAGE_SIZE).unwrap();
+    mm::swap::lru_add_drain_all(&m.pa);
+    let meminfo = |m: &Machine, key: &str| -> u64 {
+        let t = m.proc("meminfo").unwrap();
+        let l = t.lines().find(|l| l.starts_with(key)).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(meminfo(&m, "Mlocked:"), n * 4);
+    assert_eq!(meminfo(&m, "Unevictable:"), n * 4);
+    assert_eq!(ev(&m, VmEvent::UnevictablePgsMlocked), n);
+    check(&m);
+    // Pressure: another process uses twice the RAM; the locked pages stay.
+    let other = m.spawn("hog").unwrap();
+    let big = 2 * m.pa.totalram_pages();
+    let b = m
+        .sys_mmap(other, 0, big * PAGE_SIZE, rw, anon, None, 0)
+        .unwrap();
+    for i in 0..big {
+        m.store(other, b + i * PAGE_SIZE, &[1]).unwrap();
+    }
+    assert!(ev(&m, VmEvent::Pswpout) > 0);
+    let p = m.process(pid).unwrap();
+    assert_eq!(
+        (p.mm.rss.get(RssKind::Anon), p.mm.rss.get(RssKind::Swap)),
+        (n, 0)
+    );
+    check(&m);
+    m.exit(other).unwrap();
+    m.sys_munlock(pid, a, n * PAGE_SIZE).unwrap();
+    assert_eq!(meminfo(&m, "Mlocked:"), 0);
+    assert_eq!(meminfo(&m, "Unevictable:"), 0);
+    check(&m);
+    for i in 0..n / 2 {
+        assert_eq!(m.load(pid, a + i * PAGE_SIZE, 8).unwrap(), i.to_le_bytes());
+    }
+}

@@ -187,6 +187,14 @@ pub fn put_page(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
         if page.test(PageFlags::LRU) {
             crate::swap::lru_del(pa, pfn);
         }
+        if page.test(PageFlags::MLOCKED) {
+            // The page leaves with its lock (`__folio_put` → mlock drain:
+            // `unevictable_pgs_cleared`).
+            if let Some(z) = pa.zone_of(pfn) {
+                z.stats.add(crate::vmstat::ZoneStat::NrMlock, -1);
+            }
+            pa.events.count_on(cpu.0, VmEvent::UnevictablePgsCleared, 1);
+        }
         page.set_mapping(0);
         page.set_index(0);
         page.clear(
@@ -435,6 +443,11 @@ impl<'a> UserPageTables<'a> {
     ) -> Result<FaultDone, FaultError> {
         self.pa.events.count_on(self.cpu.0, VmEvent::Pgfault, 1);
         let done = self.fault_page(vma, va, write, true)?;
+        if vma.flags.contains(VmFlags::LOCKED) {
+            // mlock_new_folio / mlock_vma_folio: pages faulted into a
+            // locked VMA are locked.
+            self.mlock_range(va, va + PAGE_SIZE, true);
+        }
         if done.major {
             self.pa.events.count_on(self.cpu.0, VmEvent::Pgmajfault, 1);
             self.faults.1 += 1;
@@ -999,6 +1012,30 @@ impl PageTableOps for UserPageTables<'_> {
             page.clear(PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::REFERENCED);
         }
         self.tlb.flush_range(self.asid, start, end);
+    }
+
+    /// `mlock_vma_pages_range` / munlock: the pages mapped in the range
+    /// are locked (unevictable) or unlocked.
+    fn mlock_range(&mut self, start: VirtAddr, end: VirtAddr, lock: bool) {
+        let mut pages: Vec<Pfn> = Vec::new();
+        self.pt.walk(start, end, &mut |_, pte, level| {
+            if level == 1 && pte.maps_page() {
+                pages.push(pte.pfn());
+            }
+        });
+        for pfn in pages {
+            let Some(page) = self.pa.page(pfn) else {
+                continue;
+            };
+            if self.kind_of(pfn, page) == Kind::Zero {
+                continue;
+            }
+            if lock {
+                crate::swap::mlock_folio(self.pa, self.cpu, pfn);
+            } else {
+                crate::swap::munlock_folio(self.pa, self.cpu, pfn);
+            }
+        }
     }
 
     /// `madvise_cold_or_pageout_pte_range`: the pages of the range that

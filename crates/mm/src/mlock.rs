@@ -108,7 +108,7 @@ pub fn munlock(
 /// `flags`; ENOMEM for holes (the part before the hole is changed).
 fn apply_vma_lock_flags(
     mm: &mut MmStruct,
-    _pt: &mut dyn PageTableOps,
+    pt: &mut dyn PageTableOps,
     start: u64,
     len: u64,
     flags: VmFlags,
@@ -131,7 +131,7 @@ fn apply_vma_lock_flags(
         let newflags = v.flags.without(VmFlags::LOCKED_MASK) | flags;
         let seg_end = v.end.0.min(end);
         let key = v.start.0;
-        mlock_fixup(mm, key, tmp, seg_end, newflags)?;
+        mlock_fixup(mm, pt, key, tmp, seg_end, newflags)?;
         tmp = seg_end;
     }
     if tmp < end {
@@ -141,8 +141,12 @@ fn apply_vma_lock_flags(
 }
 
 /// `mlock_fixup`: special, hugetlb and droppable VMAs are never locked.
+/// Pages already mapped are locked or unlocked with the range
+/// (`mlock_vma_pages_range`); the ones faulted in later are locked by the
+/// fault.
 fn mlock_fixup(
     mm: &mut MmStruct,
+    pt: &mut dyn PageTableOps,
     key: u64,
     start: u64,
     end: u64,
@@ -159,6 +163,13 @@ fn mlock_fixup(
     mm.split_range(start, end)?;
     mm.set_vma_flags(start, newflags);
     mm.merge_range(start, end);
+    let (was, is) = (
+        old.contains(VmFlags::LOCKED),
+        newflags.contains(VmFlags::LOCKED),
+    );
+    if was != is {
+        pt.mlock_range(VirtAddr(start), VirtAddr(end), is);
+    }
     Ok(())
 }
 
@@ -177,7 +188,7 @@ pub fn mlockall(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32) -> Res
     if flags & MCL_CURRENT != 0 && mm.total_vm > lock_limit && !mm.cred.cap_ipc_lock {
         return Err(Errno::ENOMEM);
     }
-    apply_mlockall_flags(mm, flags);
+    apply_mlockall_flags(mm, pt, flags);
     if flags & MCL_CURRENT != 0 {
         let ts = mm.task_size;
         let _ = mm_populate(mm, pt, 0, ts, true);
@@ -186,12 +197,12 @@ pub fn mlockall(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32) -> Res
 }
 
 /// `munlockall(2)`.
-pub fn munlockall(mm: &mut MmStruct, _pt: &mut dyn PageTableOps) -> Result<(), Errno> {
-    apply_mlockall_flags(mm, 0);
+pub fn munlockall(mm: &mut MmStruct, pt: &mut dyn PageTableOps) -> Result<(), Errno> {
+    apply_mlockall_flags(mm, pt, 0);
     Ok(())
 }
 
-fn apply_mlockall_flags(mm: &mut MmStruct, flags: u32) {
+fn apply_mlockall_flags(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32) {
     mm.def_flags = mm.def_flags.without(VmFlags::LOCKED_MASK);
     if flags & MCL_FUTURE != 0 {
         mm.def_flags |= VmFlags::LOCKED;
@@ -217,6 +228,6 @@ fn apply_mlockall_flags(mm: &mut MmStruct, flags: u32) {
         };
         let (key, s, e) = (v.start.0, v.start.0.max(k), v.end.0);
         let newflags = v.flags.without(VmFlags::LOCKED_MASK) | to_add;
-        let _ = mlock_fixup(mm, key, s, e, newflags);
+        let _ = mlock_fixup(mm, pt, key, s, e, newflags);
     }
 }

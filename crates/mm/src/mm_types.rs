@@ -315,6 +315,9 @@ pub trait PageTableOps {
     /// MADV_COLD (`pageout == false`: deactivate the range's pages) or
     /// MADV_PAGEOUT (reclaim them now).
     fn cold(&mut self, _start: VirtAddr, _end: VirtAddr, _pageout: bool) {}
+    /// mlock/munlock of the pages mapped in the range (PG_mlocked, the
+    /// unevictable list).
+    fn mlock_range(&mut self, _start: VirtAddr, _end: VirtAddr, _lock: bool) {}
     /// True if the page of file VMA `vma` at `va` is in the page cache,
     /// mapped or not (what mincore reports for a file page without a pte).
     fn cached(&self, _vma: &Vma, _va: VirtAddr) -> bool {

@@ -16,7 +16,7 @@
 use crate::memmap::{Page, PageFlags, PageList};
 use crate::page_alloc::{CpuId, Node, PageAlloc};
 use crate::types::Pfn;
-use crate::vmstat::{NodeStat, VmEvent};
+use crate::vmstat::{NodeStat, VmEvent, ZoneStat};
 
 /// `enum lru_list`, in Linux's order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,6 +77,16 @@ impl Lru {
             (false, true) => Lru::ActiveAnon,
             (true, false) => Lru::InactiveFile,
             (true, true) => Lru::ActiveFile,
+        }
+    }
+    /// The zone counter of the list (NR_ZONE_INACTIVE_ANON + lru).
+    pub fn zone_stat(self) -> ZoneStat {
+        match self {
+            Lru::InactiveAnon => ZoneStat::NrZoneInactiveAnon,
+            Lru::ActiveAnon => ZoneStat::NrZoneActiveAnon,
+            Lru::InactiveFile => ZoneStat::NrZoneInactiveFile,
+            Lru::ActiveFile => ZoneStat::NrZoneActiveFile,
+            Lru::Unevictable => ZoneStat::NrZoneUnevictable,
         }
     }
     /// The node counter of the list (NR_INACTIVE_ANON + lru).
@@ -150,6 +160,9 @@ impl Node {
         vec.nr[lru as usize] += 1;
         page.set(PageFlags::LRU);
         self.stats.add(lru.stat(), 1);
+        if let Some(z) = self.zones.get(page.zone_idx()) {
+            z.stats.add(lru.zone_stat(), 1);
+        }
     }
 
     /// `lruvec_del_folio` with PG_lru cleared.
@@ -161,6 +174,9 @@ impl Node {
         vec.nr[lru as usize] -= 1;
         page.clear(PageFlags::LRU);
         self.stats.add(lru.stat(), -1);
+        if let Some(z) = self.zones.get(page.zone_idx()) {
+            z.stats.add(lru.zone_stat(), -1);
+        }
     }
 
     /// The page at the tail (the oldest end) of `lru`.
@@ -348,4 +364,144 @@ pub fn check_lruvec(node: &Node) -> Result<u64, alloc::string::String> {
         total += n;
     }
     Ok(total)
+}
+
+/// `mlock_folio`: an mlocked page becomes unevictable (PG_mlocked,
+/// PG_unevictable, NR_MLOCK, `unevictable_pgs_mlocked`) and moves to the
+/// unevictable list. Simplification: no per-page mlock count (Linux keeps
+/// one so that a page locked by two VMAs stays locked until both unlock).
+pub fn mlock_folio(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let Some(page) = pa.page(pfn) else { return };
+    if page.test(PageFlags::MLOCKED) {
+        return;
+    }
+    let node = &pa.nodes[page.nid() as usize];
+    let mut vec = node.lruvec.lock();
+    let listed = page.test(PageFlags::LRU);
+    if listed {
+        node.lru_del_locked(&mut vec, pfn);
+    }
+    page.set(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+    page.clear(PageFlags::ACTIVE);
+    if listed {
+        node.lru_add_locked(&mut vec, pfn, false);
+    }
+    if let Some(z) = node.zones.get(page.zone_idx()) {
+        z.stats.add(ZoneStat::NrMlock, 1);
+    }
+    pa.events.count_on(cpu.0, VmEvent::UnevictablePgsMlocked, 1);
+}
+
+/// `munlock_folio`: the page is evictable again and goes back to the
+/// inactive list of its type (`unevictable_pgs_munlocked`).
+pub fn munlock_folio(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let Some(page) = pa.page(pfn) else { return };
+    if !page.test(PageFlags::MLOCKED) {
+        return;
+    }
+    let node = &pa.nodes[page.nid() as usize];
+    let mut vec = node.lruvec.lock();
+    let listed = page.test(PageFlags::LRU);
+    if listed {
+        node.lru_del_locked(&mut vec, pfn);
+    }
+    page.clear(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+    if listed {
+        node.lru_add_locked(&mut vec, pfn, false);
+    }
+    if let Some(z) = node.zones.get(page.zone_idx()) {
+        z.stats.add(ZoneStat::NrMlock, -1);
+    }
+    pa.events
+        .count_on(cpu.0, VmEvent::UnevictablePgsMunlocked, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::gfp::Gfp;
+    use crate::mm_init::testing::boot;
+    use crate::types::Order;
+    use alloc::vec::Vec;
+
+    fn sizes(pa: &PageAlloc) -> [u64; NR_LRU_LISTS] {
+        let v = pa.nodes[0].lruvec.lock();
+        Lru::ALL.map(|l| v.size(l))
+    }
+
+    #[test]
+    fn every_list_move_keeps_lists_flags_and_counters_in_step() {
+        let t = boot(Arch::X86_64, 64 << 20, 2);
+        let pa = &t.pa;
+        let cpu = CpuId(0);
+        let pfn = pa
+            .alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0))
+            .unwrap();
+        let page = pa.page(pfn).unwrap();
+        page.set(PageFlags::SWAPBACKED);
+        // folio_add_lru: into the batch (a reference), on no list yet.
+        folio_add_lru(pa, cpu, pfn);
+        assert_eq!((page.refcount(), sizes(pa)), (2, [0; 5]));
+        assert_eq!(pa.fbatches[0].lock().len(), 1);
+        // The drain files it inactive (anon since 5.9) and drops the ref.
+        lru_add_drain_cpu(pa, cpu);
+        assert_eq!((page.refcount(), sizes(pa)), (1, [1, 0, 0, 0, 0]));
+        assert!(page.test(PageFlags::LRU));
+        check_lruvec(&pa.nodes[0]).unwrap();
+        // Two uses activate it (`folio_mark_accessed`).
+        folio_mark_accessed(pa, cpu, pfn);
+        assert_eq!(sizes(pa), [1, 0, 0, 0, 0]);
+        assert!(page.test(PageFlags::REFERENCED));
+        folio_mark_accessed(pa, cpu, pfn);
+        assert_eq!(sizes(pa), [0, 1, 0, 0, 0]);
+        assert_eq!(pa.events.get(VmEvent::Pgactivate), 1);
+        check_lruvec(&pa.nodes[0]).unwrap();
+        // mlock: unevictable; munlock: back to inactive.
+        mlock_folio(pa, cpu, pfn);
+        assert_eq!(sizes(pa), [0, 0, 0, 0, 1]);
+        munlock_folio(pa, cpu, pfn);
+        assert_eq!(sizes(pa), [1, 0, 0, 0, 0]);
+        check_lruvec(&pa.nodes[0]).unwrap();
+        // MADV_FREE'd (not swap-backed): a file-list page.
+        lru_del(pa, pfn);
+        page.clear(PageFlags::SWAPBACKED);
+        lru_putback(pa, pfn);
+        assert_eq!(sizes(pa), [0, 0, 1, 0, 0]);
+        check_lruvec(&pa.nodes[0]).unwrap();
+        // The last put takes it off its list and frees it.
+        let free = pa.nr_free_pages() + pa.nr_pcp_pages();
+        crate::memory::put_page(pa, cpu, pfn);
+        assert_eq!(sizes(pa), [0; 5]);
+        assert_eq!(pa.nr_free_pages() + pa.nr_pcp_pages(), free + 1);
+        check_lruvec(&pa.nodes[0]).unwrap();
+    }
+
+    #[test]
+    fn a_full_batch_goes_onto_the_lists_at_once() {
+        let t = boot(Arch::X86_64, 64 << 20, 2);
+        let pa = &t.pa;
+        let cpu = CpuId(1);
+        let pages: Vec<Pfn> = (0..FOLIO_BATCH_SIZE)
+            .map(|_| {
+                pa.alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0))
+                    .unwrap()
+            })
+            .collect();
+        for (i, &p) in pages.iter().enumerate() {
+            folio_add_lru(pa, cpu, p);
+            let want = if i + 1 == FOLIO_BATCH_SIZE {
+                FOLIO_BATCH_SIZE as u64
+            } else {
+                0
+            };
+            assert_eq!(sizes(pa)[Lru::InactiveFile as usize], want);
+        }
+        assert!(pa.fbatches[1].lock().is_empty());
+        check_lruvec(&pa.nodes[0]).unwrap();
+        for p in pages {
+            crate::memory::put_page(pa, cpu, p);
+        }
+        assert_eq!(sizes(pa), [0; 5]);
+    }
 }
