@@ -307,6 +307,7 @@ impl Machine {
             std::sync::Arc::new(shootdown),
         ));
         pa.set_reclaim(reclaim.clone());
+        cache.set_swap(swap.clone());
         let swap_spec = config.swap.clone();
         let mut m = Machine {
             config,

@@ -912,7 +912,8 @@ impl Machine {
             &views,
         )
         .map_err(|e| e.0)?;
-        mm::debug::check_reclaim(&self.pa, &self.swap, &views).map_err(|e| e.0)
+        mm::debug::check_reclaim(&self.pa, &self.swap, &self.cache.shmem_swapped(), &views)
+            .map_err(|e| e.0)
     }
 
     /// The page-fault exception (`exc_page_fault` → `do_user_addr_fault`):

@@ -5,8 +5,8 @@
 //! lets go of the slots) and removes it. Mirrors the syscall halves of
 //! mm/swapfile.c.
 //!
-//! Simplification: shmem pages never go to swap here, so swapoff only
-//! walks process page tables (Linux also walks shmem's inodes).
+//! Swapoff walks the process page tables and shmem's mappings, as
+//! Linux's `unuse_mm` and `shmem_unuse` do.
 
 use mm::errno::Errno;
 use mm::page_alloc::CpuId;
@@ -119,6 +119,7 @@ impl Machine {
                 })??;
             }
         }
+        self.cache.shmem_unuse(&self.pa, CpuId(0), ty)?;
         mm::swap::lru_add_drain_all(&self.pa);
         for e in self.swap.table.in_use_entries(ty) {
             if let Some(pfn) = self.swap.lookup(e) {

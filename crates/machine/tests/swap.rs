@@ -181,3 +181,49 @@ fn swapoff_brings_every_page_back() {
     assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSwapcached), 0);
     check_tags(&mut m, pid, a, pages, 1);
 }
+
+#[test]
+fn shmem_pages_swap_out_and_back_with_their_bytes() {
+    use machine::fs::{O_CREAT, O_RDWR};
+    use mm::mmap::MAP_SHARED;
+    let mut m = boot_with_swap(64, 65536);
+    let total = m.pa.totalram_pages();
+    let pid = m.spawn("shm").unwrap();
+    // A tmpfs file of a RAM's worth, written through write(2)...
+    let fd = m.sys_open(pid, "/tmp/big", O_CREAT | O_RDWR).unwrap();
+    let pages = total;
+    for i in 0..pages {
+        m.file_write(pid, fd, Some(i * PAGE_SIZE), &tag(pid, i, 7))
+            .unwrap();
+    }
+    // ...and shared anonymous memory of half a RAM, written through the MMU.
+    let half = total / 2;
+    let s = m
+        .sys_mmap(
+            pid,
+            0,
+            half * PAGE_SIZE,
+            RW,
+            MAP_SHARED | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .unwrap();
+    write_tags(&mut m, pid, s, half, 8);
+    check(&m);
+    assert!(m.pa.events.get(VmEvent::Pswpout) > 0);
+    for i in 0..pages {
+        let b = m.file_read(pid, fd, Some(i * PAGE_SIZE), 16).unwrap();
+        assert_eq!(b, tag(pid, i, 7), "file page {i}");
+    }
+    check(&m);
+    check_tags(&mut m, pid, s, half, 8);
+    check(&m);
+    // Truncation frees the slots of the pages on swap.
+    m.sys_ftruncate(pid, fd, 0).unwrap();
+    check(&m);
+    // swapoff brings the rest in.
+    m.sys_swapoff(0).unwrap();
+    check(&m);
+    check_tags(&mut m, pid, s, half, 8);
+}

@@ -349,13 +349,14 @@ pub fn check_mm(
 
 /// Checks reclaim's state (CONFIG_DEBUG_VM's swap and LRU checks): every
 /// node's LRU lists are consistent with their pages' flags and counters;
-/// every swap slot in use has exactly as many pte references as there are
-/// swap ptes naming it in all address spaces, and SWAP_HAS_CACHE iff the
+/// every swap slot in use has exactly as many references as there are
+/// swap ptes naming it in all address spaces and shmem entries, and SWAP_HAS_CACHE iff the
 /// swap cache holds a page for it; every swap-cache page has PG_swapcache
 /// and its entry; no swap pte names a free slot.
 pub fn check_reclaim(
     pa: &PageAlloc,
     swap: &crate::swap_state::SwapState,
+    shmem_swapped: &[crate::arch::pte::SwapEntry],
     mms: &[MmView<'_>],
 ) -> Result<(), DebugError> {
     use crate::arch::pte::SwapEntry;
@@ -380,6 +381,9 @@ pub fn check_reclaim(
                 }
             },
         );
+    }
+    for e in shmem_swapped {
+        *refs.entry(*e).or_default() += 1;
     }
     let cached: BTreeMap<SwapEntry, Pfn> = swap.cached().into_iter().collect();
     for (&e, &pfn) in &cached {

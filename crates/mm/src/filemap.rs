@@ -21,12 +21,14 @@ use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
+use crate::arch::pte::SwapEntry;
 use crate::errno::Errno;
 use crate::file::{FileRef, OpenFile};
 use crate::gfp::Gfp;
 use crate::memmap::PageFlags;
 use crate::page_alloc::{CpuId, PageAlloc};
 use crate::rmap::{MappingId, PageMapping};
+use crate::swap_state::SwapState;
 use crate::types::{Order, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::vmstat::NodeStat;
 
@@ -46,6 +48,9 @@ struct AddressSpace {
     pages: BTreeMap<u64, Pfn>,
     /// Shadow entries of evicted pages, by index (mm/workingset.c).
     shadows: BTreeMap<u64, u64>,
+    /// Shmem pages on swap, by index: the swap entries shmem keeps in its
+    /// mapping in place of the pages (each holds a count on its slot).
+    swapped: BTreeMap<u64, SwapEntry>,
 }
 
 #[derive(Default)]
@@ -62,6 +67,8 @@ struct CacheState {
 #[derive(Default)]
 pub struct PageCache {
     state: spin::Mutex<CacheState>,
+    /// Swap, for shmem pages (set once the machine has it).
+    swap: spin::Once<Arc<SwapState>>,
 }
 
 impl core::fmt::Debug for PageCache {
@@ -103,6 +110,119 @@ impl PageCache {
         PageCache::default()
     }
 
+    /// Gives shmem the machine's swap (once).
+    pub fn set_swap(&self, swap: Arc<SwapState>) {
+        self.swap.call_once(|| swap);
+    }
+
+    /// Every shmem swap entry (for `mm::debug`'s swap counts).
+    pub fn shmem_swapped(&self) -> Vec<SwapEntry> {
+        self.state
+            .lock()
+            .spaces
+            .values()
+            .flat_map(|s| s.swapped.values().copied())
+            .collect()
+    }
+
+    /// `shmem_writeout`: a clean-of-ptes shmem page reclaim chose goes to
+    /// swap: a slot (with a count for the entry shmem keeps), the bytes
+    /// written, the page out of the cache with the entry in its place
+    /// (`pswpout`). The caller frees the page. EAGAIN-like `false` if swap
+    /// is full or absent.
+    pub fn shmem_writeout(&self, pa: &PageAlloc, cpu: CpuId, pfn: Pfn) -> bool {
+        let Some(swap) = self.swap.get() else {
+            return false;
+        };
+        let Some(page) = pa.page(pfn) else {
+            return false;
+        };
+        let PageMapping::File(m) = PageMapping::decode(page.mapping()) else {
+            return false;
+        };
+        let Some(e) = swap.table.get_swap_page(cpu.0) else {
+            return false;
+        };
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        pa.direct_map().read(pfn.phys(), &mut buf);
+        if swap.table.swap_duplicate(e).is_err() || swap.table.swap_writepage(e, &buf).is_err() {
+            let _ = swap.table.swap_free(e);
+            let _ = swap.table.swapcache_clear(e);
+            return false;
+        }
+        let _ = swap.table.swapcache_clear(e);
+        let index = page.index();
+        {
+            let mut s = self.state.lock();
+            let Some(sp) = s.spaces.get_mut(&m) else {
+                return false;
+            };
+            sp.pages.remove(&index);
+            sp.swapped.insert(index, e);
+        }
+        self.delete_from_cache(pa, pfn);
+        pa.events
+            .count_on(cpu.0, crate::vmstat::VmEvent::Pswpout, 1);
+        crate::memory::put_page(pa, cpu, pfn);
+        true
+    }
+
+    /// `shmem_swapin_folio`: page `index` of shmem mapping `m` comes back
+    /// from swap into a new page in the cache; its slot count is dropped
+    /// (`pswpin`). `None` if the index is not on swap.
+    fn shmem_swapin(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        m: MappingId,
+        index: u64,
+    ) -> Option<Result<Pfn, Errno>> {
+        let e = *self.state.lock().spaces.get(&m)?.swapped.get(&index)?;
+        let swap = self.swap.get()?;
+        let Some(pfn) = pa.alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0)) else {
+            return Some(Err(Errno::ENOMEM));
+        };
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        if let Err(err) = swap.table.swap_readpage(e, &mut buf) {
+            pa.free_pages(cpu, pfn, Order(0));
+            return Some(Err(err));
+        }
+        pa.direct_map().write(pfn.phys(), &buf);
+        if let Some(sp) = self.state.lock().spaces.get_mut(&m) {
+            sp.swapped.remove(&index);
+        }
+        let _ = swap.table.swap_free(e);
+        self.add(pa, cpu, m, index, pfn, true);
+        if let Some(p) = pa.page(pfn) {
+            p.set(PageFlags::DIRTY);
+        }
+        pa.events.count_on(cpu.0, crate::vmstat::VmEvent::Pswpin, 1);
+        Some(Ok(pfn))
+    }
+
+    /// Swapoff's `shmem_unuse`: every shmem page on swap type `ty` comes
+    /// back into memory. ENOMEM if memory runs out.
+    pub fn shmem_unuse(&self, pa: &PageAlloc, cpu: CpuId, ty: u8) -> Result<(), Errno> {
+        let todo: Vec<(MappingId, u64)> = self
+            .state
+            .lock()
+            .spaces
+            .iter()
+            .flat_map(|(&m, sp)| {
+                sp.swapped
+                    .iter()
+                    .filter(|(_, e)| e.ty == ty)
+                    .map(move |(&i, _)| (m, i))
+            })
+            .collect();
+        for (m, i) in todo {
+            if let Some(r) = self.shmem_swapin(pa, cpu, m, i) {
+                r?;
+            }
+        }
+        Ok(())
+    }
+
     /// A fresh shmem inode number (`get_next_ino`), from 1.
     pub fn new_shmem_ino(&self) -> u64 {
         let mut s = self.state.lock();
@@ -135,6 +255,7 @@ impl PageCache {
                 file: Arc::downgrade(file),
                 pages: BTreeMap::new(),
                 shadows: BTreeMap::new(),
+                swapped: BTreeMap::new(),
             },
         );
         m
@@ -260,6 +381,9 @@ impl PageCache {
             return Ok((got(p), Found::Cached));
         }
         if file.is_shmem() {
+            if let Some(r) = self.shmem_swapin(pa, cpu, m, index) {
+                return Ok((got(r?), Found::Read));
+            }
             let p = self.read_page(pa, cpu, file, m, index)?;
             return Ok((got(p), Found::Created));
         }
@@ -524,6 +648,12 @@ impl PageCache {
                 return 0;
             };
             sp.shadows.split_off(&first);
+            let swapped = sp.swapped.split_off(&first);
+            if let Some(swap) = self.swap.get() {
+                for e in swapped.into_values() {
+                    swap.free_swap_and_cache(pa, cpu, e);
+                }
+            }
             let tail = sp.pages.split_off(&first);
             tail.into_values().collect()
         };

@@ -597,8 +597,8 @@ impl Reclaimer {
                     continue;
                 }
             }
-            if !anon && swapbacked {
-                // shmem pages need shmem's own swap-out (shmem_writeout).
+            let shmem = !anon && swapbacked;
+            if shmem && (!sc.may_swap || self.swap.nr_swap_pages() == 0) {
                 activate(&mut kept);
                 continue;
             }
@@ -623,6 +623,17 @@ impl Reclaimer {
                     activate(&mut kept);
                     continue;
                 }
+            }
+            if shmem {
+                // shmem_writeout: to swap whether dirty or not (the page
+                // is its only copy), leaving the entry in the mapping.
+                if page.refcount() != 2 || !self.cache.shmem_writeout(pa, cpu, pfn) {
+                    activate(&mut kept);
+                    continue;
+                }
+                pageout += 1;
+                freed.push(pfn);
+                continue;
             }
             if page.test(PageFlags::DIRTY) {
                 if !sc.may_writepage {
