@@ -300,7 +300,7 @@ impl Machine {
             highmem,
             processes: Default::default(),
             cpus,
-            tasks: Default::default(),
+            tasks: crate::process::TaskState::at_boot(&pa),
             slab,
             rmap: Default::default(),
             cache: Default::default(),
@@ -389,6 +389,7 @@ impl Machine {
             }
         }
         ex.percpu_kb = (PERCPU_PAGES * PAGE_SIZE * self.config.cpus as u64) >> 10;
+        self.overcommit_meminfo(&mut ex);
         ex
     }
 
