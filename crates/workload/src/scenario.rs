@@ -19,6 +19,7 @@ use mm::types::{Order, Pfn, PhysAddr, VirtAddr};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 mod guard;
+mod oom;
 pub use guard::Limits;
 
 /// The built-in default scenario (`lmm run` with no file).
@@ -240,6 +241,9 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("sysctl", move |name: &str, value: i64| -> RhaiResult<()> {
+        if let Some(r) = oom::sysctl(&s, name, value) {
+            return r;
+        }
         // Linux's ranges (proc_dointvec_minmax: EINVAL outside them, and
         // for anything that is not an int).
         let range = match name {
@@ -272,6 +276,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     register_kernel(engine, st);
     register_slab(engine, st);
     register_paging(engine, st);
+    oom::register_oom(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {
