@@ -503,7 +503,7 @@ mod tests {
             dump_task_line(&c),
             "[   1234]     0  1234   263000   250302   250000      300         2  2072576        7           -17 hog"
         );
-        let lines = dump_tasks(&[c.clone()]);
+        let lines = dump_tasks(core::slice::from_ref(&c));
         assert_eq!(lines[0], "Tasks state (memory values in pages):");
         assert_eq!(
             lines[1],
