@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod kobjects;
 pub mod machine;
 pub mod mmu;
+pub mod oom;
 pub mod process;
 pub mod ram;
 pub mod swapdev;

@@ -319,7 +319,7 @@ impl Machine {
             highmem,
             processes: Default::default(),
             cpus,
-            tasks: Default::default(),
+            tasks: crate::process::TaskState::at_boot(&pa),
             slab,
             rmap,
             cache,
@@ -431,6 +431,7 @@ impl Machine {
         ex.percpu_kb = (PERCPU_PAGES * PAGE_SIZE * self.config.cpus as u64) >> 10;
         ex.swap_total_kb = (self.swap.table.total_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
         ex.swap_free_kb = (self.swap.table.nr_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
+        self.overcommit_meminfo(&mut ex);
         ex
     }
 

@@ -14,7 +14,8 @@
 //!
 //! Simplifications: there is no scheduler (a process stays on the CPU it was
 //! given at creation; processes get CPUs round-robin); a signal is reported
-//! to the caller, not delivered (the process is not killed); a TLB
+//! to the caller, not delivered (the process is not killed), except the
+//! OOM killer's SIGKILL (see [`crate::oom`]); a TLB
 //! shootdown flushes every CPU (Linux only those in `mm_cpumask`); no
 //! threads (CLONE_VM).
 
@@ -29,7 +30,7 @@ use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::rmap::MmEntry;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
-use mm::util::{Overcommit, OvercommitMode};
+use mm::util::Overcommit;
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -62,6 +63,9 @@ pub struct Process {
     pub cflt: Faults,
     /// Its open files.
     pub files: crate::fs::FdTable,
+    /// `signal->oom_score_adj` (-1000..=1000): kept across exec,
+    /// inherited at fork (see [`crate::oom`]).
+    pub oom_score_adj: i16,
 }
 
 /// Minor and major fault counts of a task.
@@ -82,6 +86,20 @@ pub struct Zombie {
     pub code: i32,
     /// Its faults and its children's, for the parent's cmin_flt/cmaj_flt.
     pub flt: Faults,
+    /// The signal that killed it (9 for the OOM killer's SIGKILL), `None`
+    /// if it exited.
+    pub signal: Option<i32>,
+}
+
+impl Zombie {
+    /// The wait status Linux reports (`wstatus`): `(code & 0xff) << 8` for
+    /// an exit (WIFEXITED), the signal number for a kill (WIFSIGNALED).
+    pub fn wait_status(&self) -> i32 {
+        match self.signal {
+            Some(sig) => sig & 0x7f,
+            None => (self.code & 0xff) << 8,
+        }
+    }
 }
 
 /// A user access that the fault handler could not resolve: the signal the
@@ -92,8 +110,12 @@ pub enum UserFault {
     Segv { addr: u64, code: SegvCode },
     /// SIGBUS (BUS_ADRERR): past the end of a file, or an I/O error.
     Bus { addr: u64 },
-    /// Out of memory (`VM_FAULT_OOM`; the OOM killer is the next step).
+    /// Out of memory (`VM_FAULT_OOM`) and the OOM killer freed nothing
+    /// that let the fault succeed.
     Oom { addr: u64 },
+    /// The faulting task itself was chosen by the OOM killer: it got
+    /// SIGKILL and is gone.
+    Killed { addr: u64 },
 }
 
 impl std::fmt::Display for UserFault {
@@ -109,6 +131,9 @@ impl std::fmt::Display for UserFault {
             ),
             UserFault::Bus { addr } => write!(f, "SIGBUS (BUS_ADRERR) at {addr:#x}"),
             UserFault::Oom { addr } => write!(f, "out of memory at {addr:#x}"),
+            UserFault::Killed { addr } => {
+                write!(f, "killed by SIGKILL (out of memory) at {addr:#x}")
+            }
         }
     }
 }
@@ -132,6 +157,21 @@ pub struct TaskState {
     pub asids: AsidAllocator,
     /// Exited processes not yet waited for.
     pub zombies: std::collections::BTreeMap<u32, Zombie>,
+    /// The overcommit sysctls and `vm_committed_as`, shared by every
+    /// address space of the machine.
+    pub overcommit: Overcommit,
+}
+
+impl TaskState {
+    /// The state of a machine just booted: its overcommit policy knows the
+    /// RAM, and the reserves take their boot values from the free memory
+    /// (`init_admin_reserve`, `init_user_reserve`).
+    pub fn at_boot(pa: &mm::page_alloc::PageAlloc) -> TaskState {
+        let t = TaskState::default();
+        t.overcommit.set_totals(pa.totalram_pages(), 0);
+        t.overcommit.init_reserves(pa.nr_free_pages());
+        t
+    }
 }
 
 /// A TLB shootdown over every CPU's MMU.
@@ -151,23 +191,33 @@ impl TlbShootdown for AllCpus<'_> {
 }
 
 /// The files `proc_pid` knows.
-pub const PROC_PID_FILES: &[&str] = &["maps", "smaps", "smaps_rollup", "status", "stat", "pagemap"];
+pub const PROC_PID_FILES: &[&str] = &[
+    "maps",
+    "smaps",
+    "smaps_rollup",
+    "status",
+    "stat",
+    "pagemap",
+    "oom_score",
+    "oom_score_adj",
+    "oom_adj",
+];
 
 /// The per-CPU MMUs a machine with `cpus` CPUs starts with.
 pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
     (0..cpus.max(1)).map(|_| Mmu::new()).collect()
 }
 
-/// A fresh x86-64 address space with ASLR off for a stack rlimit, whose
-/// overcommit checks (`vm.overcommit_memory` 0, the default) compare with
-/// the machine's RAM (`totalram_pages`; the machine has no swap yet).
+/// A fresh x86-64 address space with ASLR off for a stack rlimit, charging
+/// its commitments to the machine's overcommit policy `oc` (whose totals it
+/// refreshes: `totalram_pages`, and swap as `oc` already records it).
 /// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
 /// placement without a high hint stays below DEFAULT_MAP_WINDOW.
 fn new_mm(
     rlim_stack: u64,
     pa: &mm::page_alloc::PageAlloc,
     la57: bool,
-    swap_pages: u64,
+    oc: &Overcommit,
 ) -> MmStruct {
     let rlimits = Rlimits {
         stack: rlim_stack,
@@ -182,11 +232,8 @@ fn new_mm(
     });
     // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey).
     mm.pkeys = !pa.arch.is_32bit();
-    mm.overcommit = Overcommit {
-        mode: OvercommitMode::Guess,
-        totalram_pages: pa.totalram_pages(),
-        total_swap_pages: swap_pages,
-    };
+    oc.set_totals(pa.totalram_pages(), oc.total_swap_pages());
+    mm.overcommit = oc.clone();
     mm
 }
 
@@ -436,12 +483,11 @@ impl Machine {
     /// `pgd_alloc`): page tables sharing the kernel half, an ASID (flushed
     /// everywhere if it was used before) and an mm linked into the rmap.
     fn new_address_space(&mut self, cpu: usize) -> Result<(MmStruct, PageTable, u16), Errno> {
-        let swap_pages = self.swap.table.total_swap_pages().max(0) as u64;
         let mut mm = new_mm(
             self.tasks.exec_params.rlimit_stack,
             &self.pa,
             self.la57(),
-            swap_pages,
+            &self.tasks.overcommit,
         );
         mm.legacy_layout = self.tasks.legacy_va_layout;
         self.attach_address_space(cpu, mm)
@@ -471,7 +517,9 @@ impl Machine {
         let (pt, (asid, reused)) = match got {
             Ok(x) => x,
             Err(e) => {
-                // A forked mm's new anon_vmas were never linked.
+                // A forked mm gives back what dup_mmap charged; its new
+                // anon_vmas were never linked.
+                mm.overcommit.vm_unacct_memory(mm.accounted_vm() as i64);
                 for v in mm.iter() {
                     v.anon_vma.inspect(|&a| self.rmap.forget_anon_vma(a));
                 }
@@ -540,6 +588,7 @@ impl Machine {
             flt: Faults::default(),
             cflt: Faults::default(),
             files: Default::default(),
+            oom_score_adj: 0,
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -564,7 +613,7 @@ impl Machine {
     pub fn fork(&mut self, pid: u32) -> Result<u32, Errno> {
         let zero = self.tasks.zero_pfn;
         let parent = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        let child_mm = parent.mm.dup_mmap();
+        let child_mm = parent.mm.dup_mmap()?;
         let (comm, pcpu) = (parent.comm.clone(), parent.cpu);
         let (mut child_mm, mut child_pt, asid) = self.attach_address_space(pcpu, child_mm)?;
         let parent = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
@@ -612,13 +661,14 @@ impl Machine {
             return Err(e);
         }
         let child = self.new_task(&comm, pid, Some(space))?;
-        let (exec, files) = match self.processes.get(&pid) {
-            Some(p) => (p.exec.clone(), p.files.clone()),
-            None => (None, Default::default()),
+        let (exec, files, adj) = match self.processes.get(&pid) {
+            Some(p) => (p.exec.clone(), p.files.clone(), p.oom_score_adj),
+            None => (None, Default::default(), 0),
         };
         if let Some(c) = self.processes.get_mut(&child) {
             c.exec = exec;
             c.files = files;
+            c.oom_score_adj = adj;
         }
         Ok(child)
     }
@@ -655,7 +705,7 @@ impl Machine {
         }
         let params = self.tasks.exec_params.clone();
         let zero = Some(self.ensure_zero_page()?);
-        let (cpu, comm, ppid, flt, cflt, files) = {
+        let (cpu, comm, ppid, flt, cflt, files, oom_score_adj) = {
             let p = self.proc_mut(pid)?;
             (
                 p.cpu,
@@ -664,6 +714,7 @@ impl Machine {
                 p.flt,
                 p.cflt,
                 p.files.clone(),
+                p.oom_score_adj,
             )
         };
         let (mm, pt, asid) = self.new_address_space(cpu)?;
@@ -679,6 +730,7 @@ impl Machine {
             flt,
             cflt,
             files,
+            oom_score_adj,
         };
         let r = {
             let mut target = ExecTarget {
@@ -802,7 +854,15 @@ impl Machine {
         }
         self.tasks.zombies.retain(|_, z| z.ppid != pid);
         if ppid != 0 && self.processes.contains_key(&ppid) {
-            self.tasks.zombies.insert(pid, Zombie { ppid, code, flt });
+            self.tasks.zombies.insert(
+                pid,
+                Zombie {
+                    ppid,
+                    code,
+                    flt,
+                    signal: None,
+                },
+            );
         }
         Ok(())
     }
@@ -896,6 +956,7 @@ impl Machine {
                 ));
             }
         }
+        self.check_committed_as()?;
         let views: Vec<mm::debug::MmView<'_>> = self
             .processes
             .values()
@@ -917,8 +978,23 @@ impl Machine {
     }
 
     /// The page-fault exception (`exc_page_fault` → `do_user_addr_fault`):
-    /// resolves a fault of `pid` at `addr` through the fault handler.
+    /// resolves a fault of `pid` at `addr` through the fault handler. A
+    /// fault that runs out of memory invokes the OOM killer
+    /// ([`Machine::fault_out_of_memory`]).
     pub fn handle_fault(&mut self, pid: u32, addr: u64, access: Access) -> Result<(), UserFault> {
+        match self.do_user_addr_fault(pid, addr, access) {
+            Err(UserFault::Oom { .. }) => self.fault_out_of_memory(pid, addr, access),
+            r => r,
+        }
+    }
+
+    /// One pass of the fault handler for `pid` at `addr`.
+    pub(crate) fn do_user_addr_fault(
+        &mut self,
+        pid: u32,
+        addr: u64,
+        access: Access,
+    ) -> Result<(), UserFault> {
         let zero = self.tasks.zero_pfn;
         let Some(p) = self.processes.get_mut(&pid) else {
             return Err(UserFault::Segv {
@@ -1230,6 +1306,9 @@ impl Machine {
     /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
     /// binary file cannot be printed).
     pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
+        if let Some(r) = self.proc_pid_oom(pid, file) {
+            return r;
+        }
         let p = self
             .processes
             .get_mut(&pid)

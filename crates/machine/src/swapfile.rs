@@ -64,6 +64,7 @@ impl Machine {
             .swap
             .table
             .swapon(name.to_string(), SwapKind::File, io, header, prio)?;
+        self.swap_totals_changed();
         // A node kswapd gave up on may have something to do again.
         for n in &self.pa.nodes {
             n.kswapd
@@ -86,7 +87,18 @@ impl Machine {
             self.swap.table.swapoff_abort(ty)?;
             return Err(e);
         }
-        self.swap.table.swapoff_finish(ty)
+        self.swap.table.swapoff_finish(ty)?;
+        self.swap_totals_changed();
+        Ok(())
+    }
+
+    /// CommitLimit and the heuristic overcommit check count swap.
+    fn swap_totals_changed(&mut self) {
+        let oc = &self.tasks.overcommit;
+        oc.set_totals(
+            self.pa.totalram_pages(),
+            self.swap.table.total_swap_pages().max(0) as u64,
+        );
     }
 
     /// `try_to_unuse`: faults in every swap pte of every process that names

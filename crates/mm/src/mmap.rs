@@ -511,7 +511,8 @@ fn do_mmap(
             _ => return Err(Errno::EINVAL),
         }
     }
-    if flags & MAP_NORESERVE != 0 {
+    // do_mmap: MAP_NORESERVE is ignored under vm.overcommit_memory 2.
+    if flags & MAP_NORESERVE != 0 && mm.overcommit.mode() != crate::util::OvercommitMode::Never {
         vm_flags |= VmFlags::NORESERVE;
     }
     let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff)?;
@@ -578,7 +579,7 @@ fn mmap_region(
     {
         let charged = pages - mm.accounted_pages(addr, end);
         if charged > 0 {
-            mm.overcommit.vm_enough_memory(charged)?;
+            mm.vm_enough_memory(charged)?;
         }
         vm_flags |= VmFlags::ACCOUNT;
     }
@@ -704,7 +705,7 @@ fn do_brk_flags(mm: &mut MmStruct, addr: u64, len: u64) -> Result<(), Errno> {
     if !mm.may_expand_vm(flags, len >> PAGE_SHIFT) || mm.map_count() > mm.max_map_count {
         return Err(Errno::ENOMEM);
     }
-    mm.overcommit.vm_enough_memory(len >> PAGE_SHIFT)?;
+    mm.vm_enough_memory(len >> PAGE_SHIFT)?;
     let vma = Vma::new_anon(
         VirtAddr(addr),
         VirtAddr(addr + len),
@@ -831,7 +832,7 @@ pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
         return Err(Errno::ENOMEM);
     }
     // acct_stack_growth charges the growth.
-    mm.overcommit.vm_enough_memory(grow)?;
+    mm.vm_enough_memory(grow)?;
     mm.anon_vma_prepare(VirtAddr(key));
     let mut v = mm.unlink_vma(key).ok_or(Errno::EFAULT)?;
     v.start = VirtAddr(address);
@@ -858,7 +859,21 @@ impl MmStruct {
     /// WIPEONFORK VMAs get no anon_vma, and the others get a child anon_vma
     /// (one per parent anon_vma) whose chain is not singular. def_flags keep
     /// only VM_NOHUGEPAGE (`VM_INIT_DEF_MASK`); RSS counters start at 0.
-    pub fn dup_mmap(&mut self) -> MmStruct {
+    /// The child's VM_ACCOUNT VMAs are charged to the machine's commitment
+    /// (Linux charges each with `security_vm_enough_memory_mm(oldmm, len)`);
+    /// ENOMEM, and no child, if the overcommit policy refuses. One check of
+    /// the sum decides as the per-VMA checks would: the commitment only
+    /// grows along the way, so the last check is the strictest.
+    pub fn dup_mmap(&mut self) -> Result<MmStruct, crate::errno::Errno> {
+        let charge: u64 = self
+            .vmas
+            .values()
+            .filter(|v| v.flags.contains(VmFlags::ACCOUNT) && !v.flags.contains(VmFlags::DONTCOPY))
+            .map(|v| v.pages())
+            .sum();
+        if charge > 0 {
+            self.vm_enough_memory(charge)?;
+        }
         let mut child = self.clone();
         child.vmas.clear();
         child.objects = Default::default();
@@ -891,6 +906,7 @@ impl MmStruct {
         }
         // Counters other than locked_vm are inherited, minus DONTCOPY VMAs.
         child.next_anon_vma = self.next_anon_vma;
-        child
+        child.overcommit.vm_acct_memory(charge as i64);
+        Ok(child)
     }
 }

@@ -2,7 +2,8 @@
 //! VMAs. Mirrors mm/mprotect.c (`do_mprotect_pkey`, `mprotect_fixup`).
 //!
 //! Simplifications: no protection keys, no MDWE, no READ_IMPLIES_EXEC
-//! personality; commit charging (VM_ACCOUNT) is modelled only as the flag.
+//! personality. Making private memory writable charges it (VM_ACCOUNT, see
+//! [`crate::util`]); an unfaulted anonymous VMA made read-only gives it back.
 
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
@@ -112,8 +113,7 @@ pub(crate) fn mprotect_fixup(
                 | VmFlags::NORESERVE,
         ) {
             // Private memory becoming writable is charged now.
-            mm.overcommit
-                .vm_enough_memory((end - start) >> crate::types::PAGE_SHIFT)?;
+            mm.vm_enough_memory((end - start) >> crate::types::PAGE_SHIFT)?;
             newflags |= VmFlags::ACCOUNT;
         }
     } else if oldflags.contains(VmFlags::ACCOUNT) && v.is_anonymous() && v.anon_vma.is_none() {

@@ -176,7 +176,7 @@ fn vrm_calc_charge(
         new_len.saturating_sub(old_len)
     };
     if charged > 0 {
-        mm.overcommit.vm_enough_memory(charged >> PAGE_SHIFT)?;
+        mm.vm_enough_memory(charged >> PAGE_SHIFT)?;
     }
     Ok(())
 }

@@ -63,6 +63,7 @@ impl MmStruct {
     /// `vm_stat_account`). The caller guarantees the range is free.
     pub(crate) fn link_vma(&mut self, vma: Vma) {
         self.vm_stat_account(vma.flags, vma.pages() as i64);
+        self.vm_acct_vma(vma.flags, vma.pages() as i64);
         self.tree_insert(vma);
     }
 
@@ -70,7 +71,36 @@ impl MmStruct {
     pub(crate) fn unlink_vma(&mut self, start: u64) -> Option<Vma> {
         let v = self.tree_remove(start)?;
         self.vm_stat_account(v.flags, -(v.pages() as i64));
+        self.vm_acct_vma(v.flags, -(v.pages() as i64));
         Some(v)
+    }
+
+    /// The commitment of a VMA entering (`npages > 0`) or leaving an
+    /// address space: VM_ACCOUNT pages count in `vm_committed_as` (see
+    /// [`crate::util`] for the Linux sites this sums up).
+    fn vm_acct_vma(&self, flags: VmFlags, npages: i64) {
+        if flags.contains(VmFlags::ACCOUNT) {
+            self.overcommit.vm_acct_memory(npages);
+        }
+    }
+
+    /// `security_vm_enough_memory_mm(mm, pages)`: may this address space
+    /// commit `pages` more pages? (the policy of
+    /// [`crate::util::Overcommit::vm_enough_memory`] with this mm's
+    /// total_vm and CAP_SYS_ADMIN).
+    pub(crate) fn vm_enough_memory(&self, pages: u64) -> Result<(), Errno> {
+        self.overcommit
+            .vm_enough_memory(pages, Some(self.total_vm), self.cred.cap_sys_admin)
+    }
+
+    /// Pages of this address space's VM_ACCOUNT VMAs: its share of
+    /// `vm_committed_as` (what `exit_mmap` gives back as `nr_accounted`).
+    pub fn accounted_vm(&self) -> u64 {
+        self.vmas
+            .values()
+            .filter(|v| v.flags.contains(VmFlags::ACCOUNT))
+            .map(|v| v.pages())
+            .sum()
     }
 
     /// Replaces the flags of the VMA starting at `start`, re-accounting it.
@@ -84,6 +114,8 @@ impl MmStruct {
         }
         self.vm_stat_account(old, -pages);
         self.vm_stat_account(flags, pages);
+        self.vm_acct_vma(old, -pages);
+        self.vm_acct_vma(flags, pages);
         if let Some(v) = self.vmas.get_mut(&start) {
             v.flags = flags;
         }
@@ -262,8 +294,8 @@ impl MmStruct {
     }
 
     /// `insert_vm_struct`: links a ready-made VMA (exec's segments, the
-    /// stack) without merging. ENOMEM if it overlaps or map_count is full;
-    /// EINVAL if it is empty or misaligned.
+    /// stack) without merging. ENOMEM if it overlaps or map_count is full,
+    /// or if the overcommit policy refuses a VM_ACCOUNT VMA; EINVAL if it is empty or misaligned.
     pub fn insert_vma(&mut self, mut vma: Vma) -> Result<(), Errno> {
         if vma.start >= vma.end || !vma.start.is_page_aligned() || !vma.end.is_page_aligned() {
             return Err(Errno::EINVAL);
@@ -275,6 +307,10 @@ impl MmStruct {
             || self.vmas.len() >= self.max_map_count
         {
             return Err(Errno::ENOMEM);
+        }
+        // insert_vm_struct charges a VM_ACCOUNT VMA (exec's stack).
+        if vma.flags.contains(VmFlags::ACCOUNT) {
+            self.vm_enough_memory(vma.pages())?;
         }
         if vma.is_anonymous() && !vma.flags.contains(VmFlags::MAYSHARE) {
             vma.pgoff = vma.start.0 >> PAGE_SHIFT;

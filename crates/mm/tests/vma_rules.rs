@@ -1193,11 +1193,7 @@ fn overcommit_heuristic_refuses_single_requests_beyond_ram_plus_swap() {
     // fails with ENOMEM. Recorded: mremap_brk's brk(start + 1 TiB) returns
     // the old break on a machine with less than 1 TiB (traces/mremap_brk-*).
     let (mut mm, mut pt) = setup();
-    mm.overcommit = mm::util::Overcommit {
-        mode: mm::util::OvercommitMode::Guess,
-        totalram_pages: 1024,
-        total_swap_pages: 0,
-    };
+    mm.overcommit = mm::util::Overcommit::new(mm::util::OvercommitMode::Guess, 1024, 0);
     mm.start_brk = 0x60_0000;
     mm.brk = 0x60_0000;
     // brk (do_brk_flags charges the growth): 1025 pages refused, old brk.
@@ -1271,7 +1267,7 @@ fn overcommit_heuristic_refuses_single_requests_beyond_ram_plus_swap() {
     )
     .is_ok());
     // vm.overcommit_memory 1 refuses nothing.
-    mm.overcommit.mode = mm::util::OvercommitMode::Always;
+    mm.overcommit.set_mode(mm::util::OvercommitMode::Always);
     assert!(anon(&mut mm, &mut pt, 0, 4096 * P, RW, 0).is_ok());
 }
 
@@ -2291,7 +2287,7 @@ fn fork_inherited_vma_does_not_merge_with_unfaulted_neighbour() {
     madvise(&mut mm, &mut pt, VirtAddr(w), P, MADV_POPULATE_WRITE).unwrap();
     madvise(&mut mm, &mut pt, VirtAddr(w), P, MADV_WIPEONFORK).unwrap();
     mlock(&mut mm, &mut pt, VirtAddr(a), 2 * P).unwrap();
-    let mut child = mm.dup_mmap();
+    let mut child = mm.dup_mmap().unwrap();
     assert_eq!(child.map_count(), 2);
     assert_eq!(child.total_vm, 3);
     assert_eq!(child.locked_vm, 0);

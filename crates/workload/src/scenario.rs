@@ -20,6 +20,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 mod guard;
 mod reclaim;
+mod oom;
 pub use guard::Limits;
 
 /// The built-in default scenario (`lmm run` with no file).
@@ -250,6 +251,9 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("sysctl", move |name: &str, value: i64| -> RhaiResult<()> {
+        if let Some(r) = oom::sysctl(&s, name, value) {
+            return r;
+        }
         // Linux's ranges (proc_dointvec_minmax: EINVAL outside them, and
         // for anything that is not an int).
         let range = match name {
@@ -309,6 +313,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     register_slab(engine, st);
     register_paging(engine, st);
     reclaim::register(engine, st);
+    oom::register_oom(engine, st);
     let s = st.clone();
     engine.register_fn("expect", move |cond: bool, msg: &str| -> RhaiResult<()> {
         if cond {

@@ -33,8 +33,12 @@ pub struct MeminfoExtras {
     pub percpu_kb: u64,
     /// x86 `DirectMap*` lines: (label without colon, e.g. "DirectMap4k", kB).
     pub direct_map: Vec<(&'static str, u64)>,
-    /// Committed_AS, kB.
+    /// Committed_AS, kB (`vm_committed_as`).
     pub committed_as_kb: u64,
+    /// CommitLimit in pages (`vm_commit_limit`) when the machine knows its
+    /// overcommit sysctls; `None`: the default ratio of RAM plus swap
+    /// ([`commit_limit`]).
+    pub commit_limit_pages: Option<u64>,
     /// SwapTotal, kB.
     pub swap_total_kb: u64,
     /// SwapFree, kB.
@@ -177,7 +181,9 @@ pub fn render(pa: &PageAlloc, extras: &MeminfoExtras) -> String {
     line("WritebackTmp", 0);
     line(
         "CommitLimit",
-        kb(commit_limit(pa, extras.swap_total_kb >> (PAGE_SHIFT - 10))),
+        kb(extras
+            .commit_limit_pages
+            .unwrap_or_else(|| commit_limit(pa, extras.swap_total_kb >> (PAGE_SHIFT - 10)))),
     );
     line("Committed_AS", extras.committed_as_kb);
     line("VmallocTotal", extras.vmalloc_total_kb);
