@@ -49,8 +49,10 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
             vm(config)?;
             fault(config, size, fault_rounds, out).map(|_| ())?;
             fork(config, size, fork_rounds, out).map(|_| ())?;
+            reclaim(config)?;
             boot()
         }
+        Some("reclaim") => reclaim(config),
         Some("page_alloc") => page_alloc(config),
         Some("vm") => vm(config),
         Some("boot") => boot(),
@@ -58,7 +60,7 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
         Some("fault") => fault(config, size, fault_rounds, out).map(|_| ()),
         Some("fork") => fork(config, size, fork_rounds, out).map(|_| ()),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork or boot"
+            "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork, reclaim or boot"
         )),
     }
 }
@@ -808,4 +810,125 @@ mod tests {
         assert!(fork(&config, 0, 1, &mut out).is_err());
         assert!(out.is_empty());
     }
+}
+
+/// `lmm bench reclaim`: reclaim and swap under pressure, and the lackey
+/// replay with the whole model, each against a host reference measured in
+/// the same run.
+///
+/// - Pressure: a process writes three times the RAM of a 64 MiB machine
+///   with swap (every page tagged), then reads it all back: pages
+///   reclaimed per second, and swap-out/swap-in round trips per second
+///   against the host's own rate of writing and reading back the same
+///   number of 4 KiB pages to a file (pwrite/pread; the host's swap is
+///   not used, since turning it on would disturb the machine we run on).
+/// - Replay: a valgrind lackey trace replayed through the MMU and the
+///   fault handler, in page references per second, against a plain pass
+///   over the same references (a HashSet of pages, what a cache simulator
+///   with no memory model does).
+fn reclaim(config: &MachineConfig) -> Result<(), String> {
+    use mm::mmap::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use mm::vmstat::VmEvent;
+    use std::os::unix::fs::FileExt;
+    let quick = std::env::var_os("LMM_BENCH_QUICK").is_some();
+    let mut c = config.clone();
+    c.ram = 64 << 20;
+    c.swap = Some(machine::swapfile::SwapSpec::Make(256 << 20));
+    let mut m = Machine::boot(c).map_err(|e| e.to_string())?;
+    let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
+    let pages = if quick {
+        2 * m.pa.totalram_pages()
+    } else {
+        3 * m.pa.totalram_pages()
+    };
+    let va = m
+        .sys_mmap(
+            pid,
+            0,
+            pages * 4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .map_err(|e| format!("mmap: {e}"))?;
+    let t = Instant::now();
+    for i in 0..pages {
+        m.store(pid, va + i * 4096, &i.to_le_bytes())
+            .map_err(|f| format!("store: {f:?}"))?;
+    }
+    for i in 0..pages {
+        let b = m
+            .load(pid, va + i * 4096, 8)
+            .map_err(|f| format!("load: {f:?}"))?;
+        if b != i.to_le_bytes() {
+            return Err(format!("page {i} came back wrong"));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let ev = |e| m.pa.events.get(e) as f64;
+    let stolen = ev(VmEvent::PgstealKswapd) + ev(VmEvent::PgstealDirect);
+    let (outs, ins) = (ev(VmEvent::Pswpout), ev(VmEvent::Pswpin));
+    let trips = outs.min(ins);
+    // The host: the same number of pages written to a file, then read.
+    let path = std::env::temp_dir().join(format!("lmm-bench-{}.dat", std::process::id()));
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    let n = trips.max(1.0) as u64;
+    let mut buf = [7u8; 4096];
+    let t = Instant::now();
+    for i in 0..n {
+        f.write_all_at(&buf, i * 4096).map_err(|e| e.to_string())?;
+    }
+    for i in 0..n {
+        f.read_exact_at(&mut buf, i * 4096)
+            .map_err(|e| e.to_string())?;
+    }
+    let host = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "reclaim: {pages} pages written and read back on 64 MiB with swap: {:.0} pages reclaimed/s, {:.0} swap round trips/s ({outs} out, {ins} in); host file write+read {host:.0} pages/s; ratio {:.2}",
+        stolen / secs,
+        trips / secs,
+        trips / secs / host
+    );
+    // The lackey replay with the whole model.
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/lackey/true.lk.gz"
+    );
+    let opts = workload::lackey::Options::default();
+    let mut target = workload::lackey::MachineLackey::boot(config.clone())?;
+    let input = workload::lackey::open(std::path::Path::new(trace)).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let sum =
+        workload::lackey::replay(input, trace, &mut target, &opts).map_err(|e| e.to_string())?;
+    let lmm_secs = t.elapsed().as_secs_f64();
+    let refs = sum.page_touches as f64;
+    // The reference: the same page references, counted into a set.
+    let input = workload::lackey::open(std::path::Path::new(trace)).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let mut set = std::collections::HashSet::new();
+    for rec in workload::lackey::Reader::new(input, trace) {
+        let rec = rec.map_err(|e| e.to_string())?;
+        for _ in rec.kind.accesses() {
+            for vpn in rec.addr.0 >> 12..=rec.last().0 >> 12 {
+                set.insert(vpn);
+            }
+        }
+    }
+    let distinct = black_box(set.len());
+    let set_secs = t.elapsed().as_secs_f64();
+    println!(
+        "lackey replay (true.lk.gz, {refs} page references, {distinct} pages): lmm {:.2}M refs/s; a page set over the same trace {:.2}M refs/s; ratio {:.2}",
+        refs / lmm_secs / 1e6,
+        refs / set_secs / 1e6,
+        set_secs / lmm_secs
+    );
+    Ok(())
 }

@@ -19,8 +19,8 @@ use mm::types::{Order, Pfn, PhysAddr, VirtAddr};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 mod guard;
-mod reclaim;
 mod oom;
+mod reclaim;
 pub use guard::Limits;
 
 /// The built-in default scenario (`lmm run` with no file).

@@ -85,7 +85,7 @@ fn every_scenario_on_every_arch_it_lists_with_slab() {
 #[test]
 fn default_scenario_returns_every_page() {
     use mm::vmstat::NodeStat;
-    let (out, mut m) = run("default", DEFAULT_SCENARIO, small()).unwrap();
+    let (out, m) = run("default", DEFAULT_SCENARIO, small()).unwrap();
     assert_eq!(out.failures, 0);
     // The scenario ends on the small machine it booted for reclaim, whose
     // process exited and whose swap is off: every page is free again but
