@@ -322,7 +322,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench"],
             |o, _| {
                 for head in [
@@ -332,6 +332,8 @@ fn cases() -> Vec<Case> {
                     "translate: ",
                     "fault: ",
                     "fork: ",
+                    "reclaim: ",
+                    "lackey replay (true.lk.gz, ",
                     "boot: ",
                 ] {
                     line(o, head);
@@ -339,7 +341,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench", "fault", "--size", "8M"],
             |o, _| {
                 assert!(
@@ -349,14 +351,14 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench", "fork", "--size", "8M"],
             |o, _| {
                 line(o, "fork, 8 MiB resident ");
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench", "slab"],
             |o, _| {
                 assert!(line(o, "lmm kmalloc(64)+kfree ").len() > 30);
@@ -364,7 +366,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench", "vm"],
             |o, _| {
                 line(o, "4 KiB MAP_POPULATE ");
@@ -372,7 +374,26 @@ fn cases() -> Vec<Case> {
             },
         ),
         bench(
-            "lmm bench [page_alloc|slab|vm|fault|fork|boot] [--size SIZE]",
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
+            &["bench", "reclaim"],
+            |o, _| {
+                let l = line(o, "reclaim: ");
+                assert!(l.contains(" pages reclaimed/s, ") && l.contains(" swap round trips/s "), "{l}");
+                line(o, "lackey replay (true.lk.gz, 148555 page references, 139 pages): lmm ");
+            },
+        ),
+        case(
+            "lmm proc swaps --ram 256M --swap 1G",
+            &["proc", "swaps", "--ram", "256M", "--swap", "1G"],
+            |o, _| {
+                assert_eq!(
+                    o,
+                    "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t1048572\t\t0\t\t-2\n"
+                );
+            },
+        ),
+        bench(
+            "lmm bench [page_alloc|slab|vm|fault|fork|reclaim|boot] [--size SIZE]",
             &["bench", "boot"],
             |o, _| {
                 let l = line(o, "boot: x86_64 with 1 TiB RAM in ");
@@ -468,7 +489,7 @@ fn cases() -> Vec<Case> {
         }),
     ];
     // `lmm proc NAME [--scenario FILE]`: every NAME the README lists.
-    let names: [(&str, Check); 10] = [
+    let names: [(&str, Check); 11] = [
         ("buddyinfo", |o, _| {
             assert!(o.starts_with("Node 0, zone      DMA "))
         }),
@@ -480,6 +501,9 @@ fn cases() -> Vec<Case> {
         }),
         ("meminfo", |o, _| assert!(o.starts_with("MemTotal:"))),
         ("vmstat", |o, _| assert!(o.starts_with("nr_free_pages "))),
+        ("swaps", |o, _| {
+            assert_eq!(o, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
+        }),
         ("iomem", |o, _| {
             assert!(o.contains("\n00001000-0009fbff : System RAM\n"), "{o}")
         }),
