@@ -722,96 +722,6 @@ pub fn fork(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The numbers of a table row: the case, two values and `N.NNx`.
-    fn row_numbers(line: &str) -> (f64, f64, f64) {
-        let t: Vec<&str> = line.split_whitespace().collect();
-        assert!(t.len() >= 4, "short row {line:?}");
-        let n = t.len();
-        let num = |s: &str| {
-            s.parse::<f64>()
-                .unwrap_or_else(|_| panic!("{s:?} in {line:?} is not a number"))
-        };
-        let ratio = t[n - 1]
-            .strip_suffix('x')
-            .unwrap_or_else(|| panic!("no ratio at the end of {line:?}"));
-        (num(t[n - 3]), num(t[n - 2]), num(ratio))
-    }
-
-    /// Both benches in a quick mode (16 MiB): the report's shape, and
-    /// lmm's faults equal to the pages written.
-    #[test]
-    fn fault_and_fork_quick() {
-        let config = MachineConfig {
-            ram: 64 << 20,
-            ..Default::default()
-        };
-        let size = 16 << 20;
-        let pages = size / 4096;
-
-        let mut out = Vec::new();
-        let r = fault(&config, size, 2, &mut out).expect("bench fault");
-        assert_eq!(r.pages, pages);
-        assert_eq!(r.lmm_faults, pages);
-        assert!(r.lmm_rate > 0.0 && r.host_rate > 0.0);
-        assert!(r.host_faults > 0, "the host's writes took no fault");
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 8, "{text}");
-        assert!(lines[0].starts_with("fault: demand-zero page faults"));
-        assert!(lines[0].contains("16 MiB") && lines[0].contains("(4096 pages)"));
-        assert!(lines[1].starts_with("  lmm:  Machine::store"));
-        assert!(lines[1].contains("x86_64 machine with 96 MiB RAM"));
-        assert!(lines[2].starts_with("  host: "));
-        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
-        assert!(lines[4].starts_with("round 1 "));
-        assert!(lines[5].starts_with("best of rounds 2-2 "));
-        for l in &lines[4..6] {
-            let (ours, theirs, ratio) = row_numbers(l);
-            assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0, "{l}");
-        }
-        assert!(
-            lines[6].starts_with("faults counted: lmm 4096 per round (4096 pages written), host "),
-            "{}",
-            lines[6]
-        );
-        assert!(lines[7].starts_with("(ratio = lmm rate / host rate"));
-        assert!(lines[7].ends_with(": met)") || lines[7].ends_with(": not met)"));
-
-        let mut out = Vec::new();
-        let r = fork(&config, size, 2, &mut out).expect("bench fork");
-        assert_eq!(r.pages, pages);
-        assert!(r.lmm_secs > 0.0 && r.host_secs > 0.0);
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 7, "{text}");
-        assert!(lines[0].starts_with("fork: fork(2) of a process with 16 MiB"));
-        assert!(lines[0].contains("(4096 pages written)") && lines[0].ends_with("(best of 2)"));
-        assert!(lines[1].starts_with("  lmm:  Machine::fork"));
-        assert!(lines[1].contains("copies 4096 PTEs"));
-        assert!(lines[2].starts_with("  host: fork() of this process with 16 MiB resident"));
-        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
-        assert!(lines[4].starts_with("fork, 16 MiB resident "));
-        let (ours, theirs, ratio) = row_numbers(lines[4]);
-        assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0);
-        assert!(lines[5].starts_with("lmm child's exit+wait (zap of 4096 PTEs"));
-        assert!(lines[6].starts_with("(ratio = host time / lmm time"));
-    }
-
-    #[test]
-    fn bad_sizes_are_errors() {
-        let config = MachineConfig::default();
-        let mut out = Vec::new();
-        assert!(fault(&config, 4097, 2, &mut out).is_err());
-        assert!(fault(&config, 4096, 1, &mut out).is_err());
-        assert!(fork(&config, 0, 1, &mut out).is_err());
-        assert!(out.is_empty());
-    }
-}
-
 /// `lmm bench reclaim`: reclaim and swap under pressure, and the lackey
 /// replay with the whole model, each against a host reference measured in
 /// the same run.
@@ -931,4 +841,94 @@ fn reclaim(config: &MachineConfig) -> Result<(), String> {
         set_secs / lmm_secs
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of a table row: the case, two values and `N.NNx`.
+    fn row_numbers(line: &str) -> (f64, f64, f64) {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        assert!(t.len() >= 4, "short row {line:?}");
+        let n = t.len();
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .unwrap_or_else(|_| panic!("{s:?} in {line:?} is not a number"))
+        };
+        let ratio = t[n - 1]
+            .strip_suffix('x')
+            .unwrap_or_else(|| panic!("no ratio at the end of {line:?}"));
+        (num(t[n - 3]), num(t[n - 2]), num(ratio))
+    }
+
+    /// Both benches in a quick mode (16 MiB): the report's shape, and
+    /// lmm's faults equal to the pages written.
+    #[test]
+    fn fault_and_fork_quick() {
+        let config = MachineConfig {
+            ram: 64 << 20,
+            ..Default::default()
+        };
+        let size = 16 << 20;
+        let pages = size / 4096;
+
+        let mut out = Vec::new();
+        let r = fault(&config, size, 2, &mut out).expect("bench fault");
+        assert_eq!(r.pages, pages);
+        assert_eq!(r.lmm_faults, pages);
+        assert!(r.lmm_rate > 0.0 && r.host_rate > 0.0);
+        assert!(r.host_faults > 0, "the host's writes took no fault");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8, "{text}");
+        assert!(lines[0].starts_with("fault: demand-zero page faults"));
+        assert!(lines[0].contains("16 MiB") && lines[0].contains("(4096 pages)"));
+        assert!(lines[1].starts_with("  lmm:  Machine::store"));
+        assert!(lines[1].contains("x86_64 machine with 96 MiB RAM"));
+        assert!(lines[2].starts_with("  host: "));
+        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
+        assert!(lines[4].starts_with("round 1 "));
+        assert!(lines[5].starts_with("best of rounds 2-2 "));
+        for l in &lines[4..6] {
+            let (ours, theirs, ratio) = row_numbers(l);
+            assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0, "{l}");
+        }
+        assert!(
+            lines[6].starts_with("faults counted: lmm 4096 per round (4096 pages written), host "),
+            "{}",
+            lines[6]
+        );
+        assert!(lines[7].starts_with("(ratio = lmm rate / host rate"));
+        assert!(lines[7].ends_with(": met)") || lines[7].ends_with(": not met)"));
+
+        let mut out = Vec::new();
+        let r = fork(&config, size, 2, &mut out).expect("bench fork");
+        assert_eq!(r.pages, pages);
+        assert!(r.lmm_secs > 0.0 && r.host_secs > 0.0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        assert!(lines[0].starts_with("fork: fork(2) of a process with 16 MiB"));
+        assert!(lines[0].contains("(4096 pages written)") && lines[0].ends_with("(best of 2)"));
+        assert!(lines[1].starts_with("  lmm:  Machine::fork"));
+        assert!(lines[1].contains("copies 4096 PTEs"));
+        assert!(lines[2].starts_with("  host: fork() of this process with 16 MiB resident"));
+        assert!(lines[3].starts_with("case") && lines[3].ends_with("ratio"));
+        assert!(lines[4].starts_with("fork, 16 MiB resident "));
+        let (ours, theirs, ratio) = row_numbers(lines[4]);
+        assert!(ours > 0.0 && theirs > 0.0 && ratio > 0.0);
+        assert!(lines[5].starts_with("lmm child's exit+wait (zap of 4096 PTEs"));
+        assert!(lines[6].starts_with("(ratio = host time / lmm time"));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        let config = MachineConfig::default();
+        let mut out = Vec::new();
+        assert!(fault(&config, 4097, 2, &mut out).is_err());
+        assert!(fault(&config, 4096, 1, &mut out).is_err());
+        assert!(fork(&config, 0, 1, &mut out).is_err());
+        assert!(out.is_empty());
+    }
 }

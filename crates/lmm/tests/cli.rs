@@ -378,8 +378,14 @@ fn cases() -> Vec<Case> {
             &["bench", "reclaim"],
             |o, _| {
                 let l = line(o, "reclaim: ");
-                assert!(l.contains(" pages reclaimed/s, ") && l.contains(" swap round trips/s "), "{l}");
-                line(o, "lackey replay (true.lk.gz, 148555 page references, 139 pages): lmm ");
+                assert!(
+                    l.contains(" pages reclaimed/s, ") && l.contains(" swap round trips/s "),
+                    "{l}"
+                );
+                line(
+                    o,
+                    "lackey replay (true.lk.gz, 148555 page references, 139 pages): lmm ",
+                );
             },
         ),
         case(

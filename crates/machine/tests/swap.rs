@@ -233,13 +233,18 @@ fn a_swap_file_made_by_the_hosts_mkswap_carries_the_traffic() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join("host-mkswap.img");
     let _ = std::fs::remove_file(&path);
-    std::fs::File::create(&path).unwrap().set_len(96 << 20).unwrap();
-    let made = ["mkswap", "/sbin/mkswap", "/usr/sbin/mkswap"].iter().any(|cmd| {
-        std::process::Command::new(cmd)
-            .arg(&path)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(96 << 20)
+        .unwrap();
+    let made = ["mkswap", "/sbin/mkswap", "/usr/sbin/mkswap"]
+        .iter()
+        .any(|cmd| {
+            std::process::Command::new(cmd)
+                .arg(&path)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     if !made {
         // Visible in `cargo test` output (and counted by .ci/run).
         println!("SKIP: no host mkswap (util-linux) on this machine");
@@ -258,7 +263,9 @@ fn a_swap_file_made_by_the_hosts_mkswap_carries_the_traffic() {
     assert!(swaps.contains("\t98300\t"), "{swaps}");
     let pid = m.spawn("t").unwrap();
     let pages = 2 * m.pa.totalram_pages();
-    let a = m.sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0).unwrap();
+    let a = m
+        .sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
     write_tags(&mut m, pid, a, pages, 3);
     assert!(m.pa.events.get(VmEvent::Pswpout) > 0);
     check_tags(&mut m, pid, a, pages, 3);

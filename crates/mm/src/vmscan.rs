@@ -591,11 +591,13 @@ impl Reclaimer {
             }
             let anon = page.mapping() & crate::rmap::PAGE_MAPPING_ANON != 0;
             let swapbacked = page.test(PageFlags::SWAPBACKED);
-            if anon && swapbacked && !page.test(PageFlags::SWAPCACHE) {
-                if !sc.may_swap || self.swap.add_to_swap(pa, cpu, pfn).is_none() {
-                    activate(&mut kept);
-                    continue;
-                }
+            if anon
+                && swapbacked
+                && !page.test(PageFlags::SWAPCACHE)
+                && (!sc.may_swap || self.swap.add_to_swap(pa, cpu, pfn).is_none())
+            {
+                activate(&mut kept);
+                continue;
             }
             let shmem = !anon && swapbacked;
             if shmem && (!sc.may_swap || self.swap.nr_swap_pages() == 0) {
