@@ -5,7 +5,9 @@
 //! model says (a write after fork is seen only by its writer), each
 //! process's anonymous RSS equals the model's resident pages, and the
 //! whole machine is `mm::debug` clean (allocator, RSS against the page
-//! tables, mapcounts and refcounts against every pte, the rmap walk).
+//! tables, mapcounts and refcounts against every pte, the rmap walk, swap
+//! counts against the swap ptes). MADV_PAGEOUT sends pages to swap between
+//! the steps, so reads and forks meet swapped pages.
 
 mod common;
 
@@ -35,6 +37,9 @@ enum Op {
     Read(usize, u64),
     Fork(usize),
     Exit(usize),
+    /// MADV_PAGEOUT of (process, page, pages): the pages only this process
+    /// maps go to swap; nothing the model sees changes.
+    PageOut(usize, u64, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..MAX_PROCS, 0..PAGES).prop_map(|(q, p)| Op::Read(q, p)),
         1 => (0..MAX_PROCS).prop_map(Op::Fork),
         1 => (0..MAX_PROCS).prop_map(Op::Exit),
+        2 => (0..MAX_PROCS, 0..PAGES, 1..8u64).prop_map(|(q, p, n)| Op::PageOut(q, p, n)),
     ]
 }
 
@@ -209,6 +215,13 @@ fn apply(m: &mut Machine, world: &mut World, op: &Op) {
             let (pid, _) = world.remove(q % len);
             m.exit(pid).unwrap();
         }
+        Op::PageOut(q, p, n) => {
+            let (pid, model) = &world[q % len];
+            // EINVAL/ENOMEM only where the model has holes.
+            let r = m.sys_madvise(*pid, va(p), n * PAGE_SIZE, mm::madvise::MADV_PAGEOUT);
+            let whole = (p..p + n).all(|i| model.contains_key(&i));
+            assert!(r.is_ok() || !whole, "MADV_PAGEOUT over mapped pages: {r:?}");
+        }
     }
 }
 
@@ -232,9 +245,10 @@ fn verify(m: &mut Machine, world: &World) {
         assert_eq!(covered, want, "VMAs vs model of pid {pid}");
         let resident = model.values().filter(|p| p.resident).count() as u64;
         assert_eq!(
-            m.process(pid).unwrap().mm.rss.get(RssKind::Anon),
+            m.process(pid).unwrap().mm.rss.get(RssKind::Anon)
+                + m.process(pid).unwrap().mm.rss.get(RssKind::Swap),
             resident,
-            "anon RSS of pid {pid}"
+            "anon RSS plus swap entries of pid {pid}"
         );
         for (&p, &Page { byte, .. }) in model {
             let b = m
@@ -250,7 +264,13 @@ proptest! {
 
     #[test]
     fn address_spaces_match_model(ops in prop::collection::vec(op(), 1..60)) {
-        let mut m = Machine::boot(MachineConfig { ram: 128 << 20, cpus: 2, ..Default::default() }).unwrap();
+        let mut m = Machine::boot(MachineConfig {
+            ram: 128 << 20,
+            cpus: 2,
+            swap: Some(machine::swapfile::SwapSpec::Make(16 << 20)),
+            ..Default::default()
+        })
+        .unwrap();
         let pid = m.spawn("prop").unwrap();
         let free0 = common::free_pages(&m);
         let mut world: World = vec![(pid, Model::new())];
@@ -264,6 +284,8 @@ proptest! {
         }
         // Every page of every process came back (the spawn's own kernel
         // objects are in the slab caches, counted by free_pages).
-        prop_assert!(common::free_pages(&m) >= free0);
+        // Pages left in the swap cache with no user are free for reclaim.
+        let swapcache = m.pa.nodes[0].stats.get(mm::vmstat::NodeStat::NrSwapcached) as u64;
+        prop_assert!(common::free_pages(&m) + swapcache >= free0);
     }
 }
