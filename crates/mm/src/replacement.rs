@@ -18,12 +18,10 @@
 //! per reference; a small open-addressing table for larger keys.
 
 use alloc::boxed::Box;
-use alloc::collections::BinaryHeap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 
 /// A page-replacement policy over a resident set of pages named by `u64`
 /// keys.
@@ -550,8 +548,12 @@ impl ReplacementPolicy for Lru {
     #[inline]
     fn reference(&mut self, key: u64, _now: u64) {
         if let Some(i) = self.lists.slot(key) {
-            self.lists.unlink(i);
-            self.lists.push_front(0, i);
+            // Already most recent (a run of references to one page, the
+            // common case in a trace): nothing to move.
+            if self.lists.node(0).next != i {
+                self.lists.unlink(i);
+                self.lists.push_front(0, i);
+            }
         }
     }
     fn victim(&mut self, _young: &mut dyn FnMut(u64) -> bool) -> Option<u64> {
@@ -791,6 +793,73 @@ impl ReplacementPolicy for Age {
 /// "Never referenced again".
 const NEVER: u64 = u64::MAX;
 
+/// A set of times `0..n` with "largest member" in O(levels): a bitmap with
+/// a summary bitmap per level above it (bit `i` of level `l + 1` is set
+/// if word `i` of level `l` is not zero).
+#[derive(Clone, Debug, Default)]
+struct TimeSet {
+    levels: Vec<Vec<u64>>,
+    n: usize,
+}
+
+impl TimeSet {
+    fn new(n: usize) -> Self {
+        let mut levels = Vec::new();
+        let mut words = n.div_ceil(64).max(1);
+        loop {
+            levels.push(vec![0u64; words]);
+            if words == 1 {
+                break;
+            }
+            words = words.div_ceil(64);
+        }
+        TimeSet { levels, n }
+    }
+
+    /// Adds `t`; a time outside `0..n` is ignored.
+    fn insert(&mut self, t: usize) {
+        if t >= self.n {
+            return;
+        }
+        let mut i = t;
+        for level in &mut self.levels {
+            let Some(w) = level.get_mut(i / 64) else {
+                return;
+            };
+            let was = *w;
+            *w |= 1 << (i % 64);
+            if was != 0 {
+                return;
+            }
+            i /= 64;
+        }
+    }
+
+    fn remove(&mut self, t: usize) {
+        let mut i = t;
+        for level in &mut self.levels {
+            let Some(w) = level.get_mut(i / 64) else {
+                return;
+            };
+            *w &= !(1 << (i % 64));
+            if *w != 0 {
+                return;
+            }
+            i /= 64;
+        }
+    }
+
+    fn max(&self) -> Option<usize> {
+        let top = self.levels.last()?;
+        let mut i = 63 - top.first().filter(|&&w| w != 0)?.leading_zeros() as usize;
+        for level in self.levels.iter().rev().skip(1) {
+            let w = level[i];
+            i = i * 64 + (63 - w.leading_zeros() as usize);
+        }
+        Some(i)
+    }
+}
+
 /// Belady's MIN, the optimal policy: evict the resident page whose next
 /// reference lies farthest in the future (Belady, "A study of replacement
 /// algorithms for a virtual-storage computer", IBM Systems Journal 5(2),
@@ -805,17 +874,26 @@ const NEVER: u64 = u64::MAX;
 /// [`reference`](ReplacementPolicy::reference) must be the index of that
 /// reference in the string (the key only names the page, so a caller may
 /// hand compacted ids); a `now` past the string's end means "never again".
-/// Victims come from a max-heap of (next use, age) with stale entries
-/// skipped, O(log n) per reference.
+///
+/// Next-use times are unique, so the resident pages' next uses form a set
+/// of times: a hierarchical bitmap finds the largest in a few word reads,
+/// and a reference moves its page's bit from `now` to its next use, O(1).
+/// Pages never used again wait on a list in order of last reference.
 #[derive(Clone, Debug)]
 pub struct Opt {
     next: Vec<u64>,
+    /// List 0: pages with a next use (in `times`); list 1: pages never
+    /// used again, least recently referenced at the back.
     lists: Lists,
-    /// Per node: the `now` of its latest admit/reference (the heap entry
-    /// that is current carries the same stamp).
-    stamp: Vec<u64>,
-    heap: BinaryHeap<(u64, Reverse<u64>, u32)>,
+    times: TimeSet,
+    /// Per time in `times`: the node whose next use it is.
+    owner: Vec<u32>,
+    /// Per node: its next use, [`NEVER`] if none.
+    next_use: Vec<u64>,
 }
+
+const LIVE: u32 = 0;
+const DEAD: u32 = 1;
 
 impl Opt {
     /// The policy for the reference string `refs`.
@@ -841,44 +919,56 @@ impl Opt {
             latest[id] = i as u64;
         }
         Opt {
+            times: TimeSet::new(refs.len()),
+            owner: vec![NIL; refs.len()],
             next,
-            lists: Lists::new(1),
-            stamp: Vec::new(),
-            heap: BinaryHeap::new(),
+            lists: Lists::new(2),
+            next_use: Vec::new(),
         }
     }
 
-    fn next_use(&self, now: u64) -> u64 {
-        usize::try_from(now)
-            .ok()
-            .and_then(|i| self.next.get(i).copied())
-            .unwrap_or(NEVER)
-    }
-
+    /// Sets node `i`'s next use from the reference at `now`, and files it.
     fn touch(&mut self, i: u32, now: u64) {
         let slot = i as usize;
-        if self.stamp.len() <= slot {
-            self.stamp.resize(slot + 1, NEVER);
+        if self.next_use.len() <= slot {
+            self.next_use.resize(slot + 1, NEVER);
         }
-        self.stamp[slot] = now;
-        self.heap.push((self.next_use(now), Reverse(now), i));
-        if self.heap.len() > 2 * self.lists.len() + 1024 {
-            self.compact_heap();
+        let old = self.next_use[slot];
+        if old != NEVER {
+            self.times.remove(old as usize);
+        }
+        let t = usize::try_from(now)
+            .ok()
+            .and_then(|n| self.next.get(n).copied())
+            .unwrap_or(NEVER);
+        self.next_use[slot] = t;
+        if t == NEVER {
+            // Most recently referenced of the dead pages.
+            self.lists.unlink(i);
+            self.lists.push_front(DEAD, i);
+        } else {
+            // A caller whose `now` is not this page's reference could make
+            // two pages share a time: the later one owns it.
+            self.times.insert(t as usize);
+            self.owner[t as usize] = i;
+            // The live list's order does not matter: move only from dead.
+            if self.lists.node(i).list != LIVE {
+                self.lists.unlink(i);
+                self.lists.push_front(LIVE, i);
+            }
         }
     }
 
-    fn valid(&self, &(_, Reverse(stamp), i): &(u64, Reverse<u64>, u32)) -> bool {
-        let slot = i as usize;
-        slot < self.lists.nodes.len()
-            && self.lists.node(i).list != NIL
-            && self.stamp.get(slot) == Some(&stamp)
-    }
-
-    fn compact_heap(&mut self) {
-        let heap = core::mem::take(&mut self.heap);
-        let mut live = heap.into_vec();
-        live.retain(|e| self.valid(e));
-        self.heap = BinaryHeap::from(live);
+    fn evict(&mut self, i: u32) -> u64 {
+        let key = self.lists.node(i).key;
+        let t = self.next_use[i as usize];
+        if t != NEVER {
+            self.times.remove(t as usize);
+        }
+        self.next_use[i as usize] = NEVER;
+        self.lists.unlink(i);
+        self.lists.release(i);
+        key
     }
 }
 
@@ -894,7 +984,11 @@ impl ReplacementPolicy for Opt {
             return self.reference(key, now);
         }
         if let Some(i) = self.lists.alloc(key, 0) {
-            self.lists.push_front(0, i);
+            // On a list before touch() moves it.
+            self.lists.push_front(DEAD, i);
+            if self.next_use.len() > i as usize {
+                self.next_use[i as usize] = NEVER;
+            }
             self.touch(i, now);
         }
     }
@@ -905,22 +999,24 @@ impl ReplacementPolicy for Opt {
         }
     }
     fn victim(&mut self, _young: &mut dyn FnMut(u64) -> bool) -> Option<u64> {
-        while let Some(e) = self.heap.pop() {
-            if self.valid(&e) {
-                let key = self.lists.node(e.2).key;
-                self.lists.remove_key(key);
-                return Some(key);
-            }
+        if let Some(i) = self.lists.back(DEAD) {
+            return Some(self.evict(i));
         }
-        // Only reachable if the heap lost track of a page (it cannot):
-        // fall back to any resident page rather than fail.
-        let i = self.lists.back(0)?;
-        let key = self.lists.node(i).key;
-        self.lists.remove_key(key);
-        Some(key)
+        while let Some(t) = self.times.max() {
+            let i = self.owner[t];
+            if i != NIL && self.next_use.get(i as usize) == Some(&(t as u64)) {
+                return Some(self.evict(i));
+            }
+            self.times.remove(t); // stale (see touch)
+        }
+        // Only a page that lost its time to a misusing caller is left.
+        let i = self.lists.back(LIVE)?;
+        Some(self.evict(i))
     }
     fn remove(&mut self, key: u64) {
-        self.lists.remove_key(key);
+        if let Some(i) = self.lists.slot(key) {
+            self.evict(i);
+        }
     }
     fn len(&self) -> usize {
         self.lists.len()
@@ -1265,6 +1361,7 @@ pub fn miss_ratio_curve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::cmp::Reverse;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -1817,6 +1914,28 @@ mod tests {
             }
             prop_assert!(faults("lru", &refs, frames + 1) <= faults("lru", &refs, frames));
             prop_assert!(faults("opt", &refs, frames + 1) <= opt);
+        }
+
+        #[test]
+        fn time_set_matches_a_btree_set(
+            n in 0usize..10_000,
+            ops in proptest::collection::vec((any::<bool>(), 0usize..10_000), 0..400),
+        ) {
+            let mut t = TimeSet::new(n);
+            let mut model = BTreeSet::new();
+            for (insert, x) in ops {
+                let x = if n == 0 { x } else { x % (n + 1) }; // n itself is out of range
+                if insert {
+                    t.insert(x);
+                    if x < n {
+                        model.insert(x);
+                    }
+                } else {
+                    t.remove(x);
+                    model.remove(&x);
+                }
+                prop_assert_eq!(t.max(), model.last().copied());
+            }
         }
 
         #[test]
