@@ -191,6 +191,21 @@ enum Cmd {
         /// lackey: stop after N accesses.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// lackey: instead of the machine replay, run the trace's page
+        /// reference string through a page-replacement policy with N frames
+        /// and print faults, swap-ins and swap-outs.
+        #[arg(long, value_name = "N")]
+        frames: Option<String>,
+        /// lackey: the policy for --frames (default linux) or the policies
+        /// for --sweep (default all): fifo, lru, clock, age, opt, linux.
+        #[arg(long, value_name = "P[,P...]")]
+        policy: Option<String>,
+        /// lackey: miss ratio of each policy for each of these frame counts.
+        #[arg(long, value_name = "N,N,...")]
+        sweep: Option<String>,
+        /// lackey: draw the --sweep curves as an SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<String>,
         /// Start with every host file the trace uses in the page cache (as on
         /// the recording host); without it the cache is cold and first
         /// faults on file pages are major.
@@ -360,8 +375,18 @@ fn real_main(cli: Cli) -> Result<(), String> {
             touch,
             keep_going,
             limit,
+            frames,
+            policy,
+            sweep,
+            svg,
             warm_cache,
         } => {
+            let policy_flags = [
+                ("--frames", frames),
+                ("--policy", policy),
+                ("--sweep", sweep),
+                ("--svg", svg),
+            ];
             if format == "lackey" {
                 let mut args = vec![file.to_string_lossy().into_owned()];
                 if keep_going {
@@ -369,6 +394,17 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 }
                 if let Some(n) = limit {
                     args.extend(["--limit".into(), n.to_string()]);
+                }
+                for (flag, v) in policy_flags {
+                    if let Some(v) = v {
+                        args.extend([flag.to_string(), v]);
+                    }
+                }
+                let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
+                if parsed.policy.is_some() {
+                    workload::lackey::run_policy_cli(&parsed, &mut out::Stdout)
+                        .map_err(|e| e.to_string())?;
+                    return Ok(());
                 }
                 let mut target = workload::lackey::MachineLackey::boot(config)?;
                 workload::lackey::run_cli(&args, &mut target, &mut std::io::stdout().lock())
@@ -382,6 +418,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 return Err(format!(
                     "unknown trace format {format:?}: expected strace or lackey"
                 ));
+            }
+            if let Some((flag, _)) = policy_flags.iter().find(|(_, v)| v.is_some()) {
+                return Err(format!("{flag} applies to lackey traces only"));
             }
             let args = workload::replay::CliArgs {
                 file,

@@ -79,6 +79,9 @@ fn zoneinfo_value(out: &str, zone: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in zone {zone}"))
 }
 
+/// Where the `--sweep --svg` case draws.
+static SVG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// A vmalloc area left in place (an x86-64 kernel address is negative as
 /// a Rhai integer; errors are -1 to -4095).
 const VMALLOC_SCENARIO: &str =
@@ -88,6 +91,12 @@ fn cases() -> Vec<Case> {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-vmalloc.rhai");
     std::fs::write(&tmp, VMALLOC_SCENARIO).unwrap();
     let tmp: &'static str = Box::leak(tmp.display().to_string().into_boxed_str());
+    let svg = SVG.get_or_init(|| {
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("cli-mrc.svg")
+            .display()
+            .to_string()
+    });
     let mut v = vec![
         // Quick start.
         case("lmm run", &["run"], |o, _| {
@@ -279,6 +288,115 @@ fn cases() -> Vec<Case> {
             ],
             |o, _| {
                 assert!(line(o, "accesses: ").starts_with("accesses: 1000 "), "{o}");
+            },
+        ),
+        case(
+            "lmm replay lackey FILE --frames N [--policy P]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--frames",
+                "64",
+                "--policy",
+                "opt",
+            ],
+            |o, _| {
+                // 591 accesses, two of which straddle two pages: 593
+                // references to the 20 pages the replay touches. With more
+                // frames than pages, only cold misses.
+                assert_eq!(
+                    line(o, "references: "),
+                    "references: 593 (20 distinct pages)"
+                );
+                assert_eq!(line(o, "policy: "), "policy: opt, frames: 64");
+                assert_eq!(line(o, "faults: "), "faults: 20");
+                assert_eq!(line(o, "swap-ins: "), "swap-ins: 0");
+                assert_eq!(line(o, "swap-outs: "), "swap-outs: 0");
+            },
+        ),
+        case(
+            "lmm replay lackey FILE --frames N [--policy P]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--frames",
+                "8",
+            ],
+            |o, _| {
+                // The default policy is linux. Every fault past the 20 cold
+                // ones is a swap-in, every one past the first 8 a swap-out.
+                assert_eq!(line(o, "policy: "), "policy: linux, frames: 8");
+                let v = |p: &str| -> u64 { line(o, p)[p.len()..].parse().unwrap() };
+                let faults = v("faults: ");
+                assert!(faults > 20, "{o}");
+                assert_eq!(v("swap-ins: "), faults - 20, "{o}");
+                assert_eq!(v("swap-outs: "), faults - 8, "{o}");
+            },
+        ),
+        case(
+            "lmm replay lackey FILE --sweep N,N,... [--policy P,...] [--svg FILE]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/true.lk.gz",
+                "--sweep",
+                "64,4,16",
+                "--svg",
+                svg,
+            ],
+            |o, _| {
+                assert_eq!(
+                    line(o, "# "),
+                    "# POLICY FRAMES FAULTS SWAP-INS SWAP-OUTS MISS-RATIO"
+                );
+                let rows: Vec<Vec<&str>> = o
+                    .lines()
+                    .skip_while(|l| !l.starts_with("# "))
+                    .skip(1)
+                    .map(|l| l.split(' ').collect())
+                    .collect();
+                // Every policy, frame counts ascending.
+                let heads: Vec<String> =
+                    rows.iter().map(|r| format!("{} {}", r[0], r[1])).collect();
+                let mut want = Vec::new();
+                for p in ["fifo", "lru", "clock", "age", "opt", "linux"] {
+                    for f in [4, 16, 64] {
+                        want.push(format!("{p} {f}"));
+                    }
+                }
+                assert_eq!(heads, want, "{o}");
+                // OPT is optimal: no policy faults less at any size.
+                let faults = |p: &str, f: &str| -> u64 {
+                    rows.iter().find(|r| r[0] == p && r[1] == f).unwrap()[2]
+                        .parse()
+                        .unwrap()
+                };
+                for r in &rows {
+                    assert!(faults(r[0], r[1]) >= faults("opt", r[1]), "{o}");
+                }
+                let doc = std::fs::read_to_string(SVG.get().unwrap()).unwrap();
+                assert!(doc.starts_with("<svg "), "{doc}");
+                assert!(doc.contains("miss-ratio curves: tests/fixtures/lackey/true.lk.gz"));
+            },
+        ),
+        case(
+            "lmm replay lackey FILE --sweep N,N,... [--policy P,...] [--svg FILE]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--sweep",
+                "2,64",
+                "--policy",
+                "lru,fifo",
+            ],
+            |o, _| {
+                assert_eq!(line(o, "lru 64 "), "lru 64 20 0 0 0.033727");
+                assert_eq!(line(o, "fifo 64 "), "fifo 64 20 0 0 0.033727");
+                assert!(line(o, "lru 2 ").len() > 8, "{o}");
+                assert_eq!(o.lines().filter(|l| l.starts_with("clock ")).count(), 0);
             },
         ),
         case(
@@ -668,6 +786,34 @@ fn bad_input_is_an_error_not_a_panic() {
             "lmm: unknown --slab \"slob\"",
         ),
         (&["bench", "nosuch"], "lmm: unknown benchmark \"nosuch\""),
+        (
+            &["replay", "lackey", "tests/fixtures/lackey/touch.lk", "--frames", "0"],
+            "lmm: --frames 0: expected a number of frames of at least 1",
+        ),
+        (
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--frames",
+                "2",
+                "--policy",
+                "lfu",
+            ],
+            "lmm: --policy: unknown replacement policy \"lfu\": expected one of fifo, lru, clock, age, opt, linux",
+        ),
+        (
+            &["replay", "lackey", "tests/fixtures/lackey/touch.lk", "--sweep", "4,x"],
+            "lmm: --sweep \"x\": expected a number of frames",
+        ),
+        (
+            &["replay", "lackey", "tests/fixtures/lackey/touch.lk", "--svg", "o.svg", "--frames", "2"],
+            "lmm: --svg draws the curves of --sweep",
+        ),
+        (
+            &["replay", "strace", "tests/fixtures/traces/true.strace", "--frames", "2"],
+            "lmm: --frames applies to lackey traces only",
+        ),
     ] {
         lmm().args(args).assert().code(1).stderr(
             predicate::str::starts_with(want).and(predicate::str::contains("panicked").not()),

@@ -38,6 +38,7 @@ pub mod pgalloc;
 pub mod pgtable;
 pub mod printk;
 pub mod proc;
+pub mod replacement;
 pub mod rmap;
 pub mod slab;
 pub mod slab_common;

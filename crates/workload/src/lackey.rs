@@ -40,7 +40,9 @@ use mm::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::strace::ParseError;
 
 mod machine_target;
+pub mod policy;
 pub use machine_target::MachineLackey;
+pub use policy::PolicyArgs;
 
 /// The longest line read (valgrind's banner repeats the command line, so
 /// this is generous); a longer one is an error, not an unbounded buffer.
@@ -891,12 +893,37 @@ pub fn replay(
     Ok(summary)
 }
 
+/// The page reference string of a trace: the virtual page number of every
+/// page each access touches, in order (an access that straddles pages
+/// references each; an `M`, a load then a store of the same bytes, is one
+/// reference per page, as a page-replacement policy sees it). With `limit`,
+/// only the first `limit` accesses. This is what `--frames`/`--sweep`
+/// simulate, and what a machine run with a frame limit replays.
+pub fn reference_string(
+    input: impl BufRead,
+    file: &str,
+    limit: Option<u64>,
+) -> Result<Vec<u64>, LackeyError> {
+    let mut refs = Vec::new();
+    let n = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    for rec in Reader::new(input, file).take(n) {
+        let rec = rec?;
+        let first = rec.addr.0 >> PAGE_SHIFT;
+        let last = rec.last().0 >> PAGE_SHIFT;
+        refs.extend(first..=last);
+    }
+    Ok(refs)
+}
+
 // ---------------------------------------------------------------------------
 // The command line.
 
 /// The usage of `lmm replay lackey`.
-pub const USAGE: &str = "usage: lmm replay lackey FILE [--keep-going] [--limit N]\n  \
-    FILE: valgrind --tool=lackey --trace-mem=yes output (gzip or not; - for stdin)";
+pub const USAGE: &str = "usage: lmm replay lackey FILE [--keep-going] [--limit N]\n       \
+    lmm replay lackey FILE [--limit N] --frames N [--policy P]\n       \
+    lmm replay lackey FILE [--limit N] --sweep N,N,... [--policy P,P,...] [--svg FILE]\n  \
+    FILE: valgrind --tool=lackey --trace-mem=yes output (gzip or not; - for stdin)\n  \
+    P: fifo, lru, clock, age, opt or linux (--frames default linux, --sweep default all)";
 
 /// The arguments of `lmm replay lackey`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -905,6 +932,9 @@ pub struct CliArgs {
     pub file: String,
     /// How to replay.
     pub opts: Options,
+    /// `--frames`/`--sweep`: simulate page replacement on the trace's
+    /// reference string instead of replaying it on the machine.
+    pub policy: Option<PolicyArgs>,
 }
 
 /// Parses the arguments after `lmm replay lackey`.
@@ -912,9 +942,35 @@ pub fn parse_args(args: &[String]) -> Result<CliArgs, LackeyError> {
     let usage = |msg: String| LackeyError::Usage(format!("{msg}\n{USAGE}"));
     let mut file = None;
     let mut opts = Options::default();
+    let mut policy = PolicyArgs::default();
+    let mut policy_given = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        let mut value = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| usage(format!("{a}: expected {what}")))
+        };
         match a.as_str() {
+            "--frames" => {
+                let v = value("a number of frames")?;
+                policy.frames = Some(policy::parse_frames(&v, "--frames").map_err(usage)?);
+                policy_given = true;
+            }
+            "--policy" => {
+                let v = value("a policy name")?;
+                policy.policies = policy::parse_policies(&v).map_err(usage)?;
+                policy_given = true;
+            }
+            "--sweep" => {
+                let v = value("comma-separated frame counts")?;
+                policy.sweep = Some(policy::parse_sweep(&v).map_err(usage)?);
+                policy_given = true;
+            }
+            "--svg" => {
+                policy.svg = Some(value("an output FILE")?);
+                policy_given = true;
+            }
             "--keep-going" => opts.keep_going = true,
             "--limit" => {
                 let v = it
@@ -934,7 +990,17 @@ pub fn parse_args(args: &[String]) -> Result<CliArgs, LackeyError> {
         }
     }
     let file = file.ok_or_else(|| usage("expected a trace FILE".into()))?;
-    Ok(CliArgs { file, opts })
+    let policy = if policy_given {
+        if opts.keep_going {
+            return Err(usage(
+                "--keep-going applies to the replay on the machine, not to --frames/--sweep".into(),
+            ));
+        }
+        Some(policy.finish().map_err(usage)?)
+    } else {
+        None
+    };
+    Ok(CliArgs { file, opts, policy })
 }
 
 /// `lmm replay lackey FILE [--keep-going] [--limit N]`: replays the trace on
@@ -945,6 +1011,11 @@ pub fn run_cli(
     out: &mut dyn Write,
 ) -> Result<Summary, LackeyError> {
     let args = parse_args(args)?;
+    if args.policy.is_some() {
+        return Err(LackeyError::Usage(
+            "--frames/--sweep simulate without a machine: run them with run_policy_cli".into(),
+        ));
+    }
     let input = open(Path::new(&args.file))?;
     let summary = replay(input, &args.file, target, &args.opts)?;
     write!(out, "{summary}").map_err(|e| LackeyError::Io {
@@ -953,6 +1024,30 @@ pub fn run_cli(
         msg: e.to_string(),
     })?;
     Ok(summary)
+}
+
+/// `lmm replay lackey FILE [--limit N] --frames N [--policy P]` or
+/// `... --sweep N,N,... [--policy P,...] [--svg FILE]`: reads the trace's
+/// [`reference_string`] and runs it through the policies (see
+/// [`policy::run`] for the report), writing `lackey trace: FILE` and the
+/// report to `out`. `args` must have [`CliArgs::policy`].
+pub fn run_policy_cli(
+    args: &CliArgs,
+    out: &mut dyn Write,
+) -> Result<policy::PolicyReport, LackeyError> {
+    let Some(p) = &args.policy else {
+        return Err(LackeyError::Usage(format!(
+            "expected --frames N or --sweep N,N,...\n{USAGE}"
+        )));
+    };
+    let input = open(Path::new(&args.file))?;
+    let refs = reference_string(input, &args.file, args.opts.limit)?;
+    writeln!(out, "lackey trace: {}", args.file).map_err(|e| LackeyError::Io {
+        file: "<output>".into(),
+        line: 0,
+        msg: e.to_string(),
+    })?;
+    policy::run(&refs, &args.file, p, out)
 }
 
 #[cfg(test)]
@@ -1083,6 +1178,24 @@ mod tests {
     }
 
     #[test]
+    fn reference_string_is_one_reference_per_page_per_access() {
+        // A fetch in page 1; an M straddling pages 1 and 2 (once each, not
+        // twice); a store in page 3; valgrind lines skipped.
+        let text = b"==1== x\nI  1000,2\n M 1ffe,4\n S 3000,1\n L 3001,1\n";
+        assert_eq!(
+            reference_string(&text[..], "t", None),
+            Ok(vec![1, 1, 2, 3, 3])
+        );
+        assert_eq!(reference_string(&text[..], "t", Some(2)), Ok(vec![1, 1, 2]));
+        assert_eq!(reference_string(&text[..], "t", Some(0)), Ok(vec![]));
+        let err = reference_string(&b"I  1000,2\nbad\n"[..], "t", None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("t:2: expected an access"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn percent_truncates_to_two_decimals() {
         assert_eq!(percent(2, 3), "66.66%");
         assert_eq!(percent(1, 1), "100.00%");
@@ -1100,8 +1213,28 @@ mod tests {
                 opts: Options {
                     keep_going: true,
                     limit: Some(10)
-                }
+                },
+                policy: None,
             })
+        );
+        assert_eq!(
+            a(&["t.lk", "--sweep", "8,4", "--policy", "lru,opt", "--svg", "o.svg"])
+                .unwrap()
+                .policy,
+            Some(PolicyArgs {
+                frames: None,
+                policies: vec!["lru".into(), "opt".into()],
+                sweep: Some(vec![4, 8]),
+                svg: Some("o.svg".into()),
+            })
+        );
+        assert_eq!(
+            a(&["t.lk", "--frames", "3"])
+                .unwrap()
+                .policy
+                .unwrap()
+                .policies,
+            ["linux"]
         );
         for bad in [
             &[][..],
@@ -1109,6 +1242,13 @@ mod tests {
             &["a", "--limit"],
             &["a", "--limit", "x"],
             &["--x", "a"],
+            &["a", "--frames"],
+            &["a", "--frames", "0"],
+            &["a", "--policy", "lfu", "--frames", "2"],
+            &["a", "--policy", "lru"],
+            &["a", "--frames", "2", "--sweep", "2"],
+            &["a", "--frames", "2", "--svg", "x.svg"],
+            &["a", "--frames", "2", "--keep-going"],
         ] {
             assert!(matches!(a(bad), Err(LackeyError::Usage(_))), "{bad:?}");
         }
