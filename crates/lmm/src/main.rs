@@ -402,7 +402,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 }
                 let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
                 if parsed.policy.is_some() {
-                    workload::lackey::run_policy_cli(&parsed, &mut out::Stdout)
+                    workload::lackey::run_policy_cli(&parsed, Some(&config), &mut out::Stdout)
                         .map_err(|e| e.to_string())?;
                     return Ok(());
                 }

@@ -1029,6 +1029,25 @@ impl Machine {
         })
     }
 
+    /// `ptep_clear_flush_young` on `pid`'s page at `va`: whether the pte
+    /// was young (accessed since the last test), clearing the bit and
+    /// flushing the translation so the next access sets it again.
+    pub fn test_and_clear_young(&mut self, pid: u32, va: u64) -> bool {
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return false;
+        };
+        let va = VirtAddr(va).page_down();
+        let young =
+            p.pt.lookup(va)
+                .is_some_and(|(pte, level)| level == 1 && pte.present() && pte.accessed());
+        if young {
+            p.pt.update(va, &|pte| pte.mkold());
+            let asid = p.asid;
+            AllCpus(&mut self.cpus).flush_range(asid, va, va + PAGE_SIZE);
+        }
+        young
+    }
+
     /// A user-mode access by `pid` of `len` bytes at `va` on its CPU
     /// (a load, store or instruction fetch): every page it covers is
     /// translated by the MMU in order, faults go to the fault handler and

@@ -1029,19 +1029,7 @@ impl ReplacementPolicy for Opt {
 const ACTIVE: u32 = 0;
 const INACTIVE: u32 = 1;
 
-/// `inactive_is_low` (mm/vmscan.c): the inactive list is too small when
-/// `inactive * inactive_ratio < active`, with `inactive_ratio =
-/// int_sqrt(10 * gb)` for `gb` GiB on both lists, 1 below 1 GiB
-/// (so the lists are kept even for small memory).
-pub fn inactive_is_low(inactive: u64, active: u64) -> bool {
-    let gb = (inactive + active) >> (30 - crate::PAGE_SHIFT);
-    let ratio = if gb > 0 {
-        crate::page_alloc::int_sqrt(10 * gb)
-    } else {
-        1
-    };
-    inactive.saturating_mul(ratio) < active
-}
+pub use crate::vmscan::inactive_is_low;
 
 /// A model of Linux's two-list LRU (mm/vmscan.c, 6.18, without MGLRU) as
 /// a policy for one frame-limited process: the machine's global reclaim

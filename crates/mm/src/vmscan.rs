@@ -174,7 +174,7 @@ pub enum ScanBalance {
 pub fn inactive_is_low(inactive: u64, active: u64) -> bool {
     let gb = (inactive + active) >> (30 - crate::types::PAGE_SHIFT);
     let ratio = if gb > 0 { int_sqrt(10 * gb) } else { 1 };
-    inactive * ratio < active
+    inactive.saturating_mul(ratio) < active
 }
 
 /// What `folio_check_references` decided.

@@ -39,6 +39,7 @@ use mm::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 use crate::strace::ParseError;
 
+pub mod frames;
 mod machine_target;
 pub mod policy;
 pub use machine_target::MachineLackey;
@@ -1030,9 +1031,12 @@ pub fn run_cli(
 /// `... --sweep N,N,... [--policy P,...] [--svg FILE]`: reads the trace's
 /// [`reference_string`] and runs it through the policies (see
 /// [`policy::run`] for the report), writing `lackey trace: FILE` and the
-/// report to `out`. `args` must have [`CliArgs::policy`].
+/// report to `out`. With `machine` and `--frames`, each policy runs on a
+/// process of a machine booted from it, with real swap
+/// ([`policy::run_machine`]). `args` must have [`CliArgs::policy`].
 pub fn run_policy_cli(
     args: &CliArgs,
+    machine: Option<&machine::MachineConfig>,
     out: &mut dyn Write,
 ) -> Result<policy::PolicyReport, LackeyError> {
     let Some(p) = &args.policy else {
@@ -1047,7 +1051,12 @@ pub fn run_policy_cli(
         line: 0,
         msg: e.to_string(),
     })?;
-    policy::run(&refs, &args.file, p, out)
+    match (machine, p.frames) {
+        (Some(config), Some(frames)) => {
+            policy::run_machine(&refs, &args.file, p, frames, config, out)
+        }
+        _ => policy::run(&refs, &args.file, p, out),
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! reference string ([`super::reference_string`]) run through the policies
 //! of `mm::replacement` with a fixed number of frames.
 //!
-//! This first version simulates the reference string (the textbook machine:
-//! a software accessed bit per page); in the final one the machine's own
-//! process, limited to N frames, does the same with real swap.
+//! `--frames` runs each policy on a process of lmm's machine limited to N
+//! resident pages, with real swap ([`super::frames`]), and checks that it
+//! agrees with the plain simulation; `--sweep` simulates the reference
+//! string (the textbook machine: a software accessed bit per page) for
+//! each frame count.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -210,6 +212,51 @@ pub fn run(
             msg: e.to_string(),
         })?;
     }
+    Ok(report)
+}
+
+/// `--frames N` on the machine: for each policy, the report lines of
+/// [`run`] from a run on a machine process limited to N pages with real
+/// swap, then `machine: F faults (M major), pswpin I, pswpout O,
+/// mismatches K` as the machine counted them.
+pub fn run_machine(
+    refs: &[u64],
+    file: &str,
+    args: &PolicyArgs,
+    frames: usize,
+    config: &machine::MachineConfig,
+    out: &mut dyn Write,
+) -> Result<PolicyReport, LackeyError> {
+    let rs = RefString::new(refs).map_err(|e| sim_err(file, e))?;
+    let mut report = PolicyReport {
+        references: rs.len() as u64,
+        distinct: rs.distinct() as u64,
+        runs: Vec::new(),
+    };
+    let mut text = format!(
+        "references: {} ({} distinct pages)\n",
+        report.references, report.distinct
+    );
+    for name in &args.policies {
+        let r = super::frames::run_on_machine(refs, name, frames, config)
+            .map_err(|e| sim_err(file, e))?;
+        let _ = write!(
+            text,
+            "policy: {name}, frames: {frames}\nfaults: {}\nswap-ins: {}\nswap-outs: {}\nmachine: {} faults ({} major), pswpin {}, pswpout {}, mismatches {}\n",
+            r.faults, r.swap_ins, r.swap_outs, r.machine_faults.0, r.machine_faults.1, r.pswp.0, r.pswp.1, r.mismatches
+        );
+        report.runs.push((
+            name.clone(),
+            frames,
+            SimStats {
+                references: report.references,
+                faults: r.faults,
+                swap_ins: r.swap_ins,
+                evictions: r.swap_outs,
+            },
+        ));
+    }
+    out.write_all(text.as_bytes()).map_err(io_err)?;
     Ok(report)
 }
 
