@@ -769,10 +769,36 @@ impl<'a> UserPageTables<'a> {
             self.tlb.flush_range(self.asid, va, va + PAGE_SIZE);
             return Ok(());
         }
-        let new = self.alloc_user_page()?;
+        // wp_page_copy: the old page is held while the copy is allocated
+        // (direct reclaim may run meanwhile), and the pte re-checked after
+        // (`pte_same`): if reclaim took the page away, the fault is retried.
+        let held = kind != Kind::Zero && page.is_some();
+        if let Some(p) = page.filter(|_| held) {
+            p.get();
+        }
+        let unhold = |this: &mut Self| {
+            if held {
+                put_page(this.pa, this.cpu, old);
+            }
+        };
+        let new = match self.alloc_user_page() {
+            Ok(n) => n,
+            Err(e) => {
+                unhold(self);
+                return Err(e);
+            }
+        };
+        if self.pt.lookup(va).map(|(p, _)| p.pfn()) != Some(old)
+            || !self.pt.lookup(va).is_some_and(|(p, _)| p.present())
+        {
+            put_page(self.pa, self.cpu, new);
+            unhold(self);
+            return Ok(());
+        }
         if kind != Kind::Zero {
             self.pa.direct_map().copy_page(new, old);
         }
+        unhold(self);
         let flags = pte_flags_for(vma.flags, true)
             .union(PteFlags::DIRTY)
             .union(PteFlags::ACCESSED);
@@ -990,13 +1016,30 @@ impl PageTableOps for UserPageTables<'_> {
             return;
         }
         // MADV_FREE (`madvise_free_pte_range`): exclusive anonymous pages
-        // become clean, old and lazily freeable.
+        // become clean, old and lazily freeable (`folio_mark_lazyfree`
+        // moves them to the inactive file list); a swapped-out page is
+        // simply dropped with its slot.
         let mut pages: Vec<VirtAddr> = Vec::new();
-        self.pt.walk(start, end, &mut |va, pte, _| {
+        let mut swapped: Vec<VirtAddr> = Vec::new();
+        self.pt.walk(start, end, &mut |va, pte, level| {
             if pte.present() {
                 pages.push(va);
+            } else if level == 1 && pte.is_swap() {
+                swapped.push(va);
             }
         });
+        for va in swapped {
+            let mode = self.mode();
+            if let Some(old) = self
+                .pt
+                .update(va, &|p| if p.is_swap() { Pte::NONE } else { p })
+            {
+                if let Some(e) = old.swap_entry(mode) {
+                    self.rss[RssKind::Swap as usize] -= 1;
+                    self.swap.free_swap_and_cache(self.pa, self.cpu, e);
+                }
+            }
+        }
         for va in pages {
             let Some((pte, _)) = self.pt.lookup(va) else {
                 continue;
@@ -1008,8 +1051,14 @@ impl PageTableOps for UserPageTables<'_> {
             if self.kind_of(pfn, page) != Kind::Anon || page.mapcount() != 1 {
                 continue;
             }
+            // A swap-cache page must leave the cache first (its slot has
+            // no other user), or it is skipped.
+            if page.test(PageFlags::SWAPCACHE) && !self.swap.folio_free_swap(self.pa, self.cpu, pfn)
+            {
+                continue;
+            }
             self.pt.update(va, &|p| p.mkold().mkclean());
-            page.clear(PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::REFERENCED);
+            crate::swap::folio_mark_lazyfree(self.pa, self.cpu, pfn);
         }
         self.tlb.flush_range(self.asid, start, end);
     }

@@ -312,6 +312,29 @@ pub fn folio_activate(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
     pa.events.count_on(cpu.0, VmEvent::Pgactivate, 1);
 }
 
+/// `folio_mark_lazyfree` (MADV_FREE): a clean anonymous page loses
+/// PG_swapbacked (so reclaim may drop it without swap) and moves to the
+/// head of the inactive file list (`lru_lazyfree`, `pglazyfree`).
+pub fn folio_mark_lazyfree(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let Some(page) = pa.page(pfn) else { return };
+    if !page.test(PageFlags::SWAPBACKED) || page.test(PageFlags::UNEVICTABLE) {
+        return;
+    }
+    let node = &pa.nodes[page.nid() as usize];
+    let mut vec = node.lruvec.lock();
+    let listed = page.test(PageFlags::LRU);
+    if listed {
+        node.lru_del_locked(&mut vec, pfn);
+    }
+    page.clear(
+        PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::REFERENCED | PageFlags::ACTIVE,
+    );
+    if listed {
+        node.lru_add_locked(&mut vec, pfn, false);
+    }
+    pa.events.count_on(cpu.0, VmEvent::Pglazyfree, 1);
+}
+
 /// `folio_mark_accessed` (read()/write() use of a cache page): the first
 /// use sets PG_referenced, a second one activates an inactive page.
 pub fn folio_mark_accessed(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {

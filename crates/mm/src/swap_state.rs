@@ -254,9 +254,10 @@ impl SwapState {
     }
 
     /// `free_swap_and_cache`: a swap pte went away (zap, exit). Drops its
-    /// reference to the slot; if only the swap cache still holds the slot,
-    /// no pte maps the page and swap is getting full, the page is freed
-    /// too (`__try_to_reclaim_swap` with TTRS_UNMAPPED | TTRS_FULL).
+    /// reference to the slot; if only the swap cache still holds the slot
+    /// and no pte maps the page (or swap is getting full), the page leaves
+    /// the swap cache and the slot is freed (`__try_to_reclaim_swap` with
+    /// TTRS_UNMAPPED | TTRS_FULL: either condition is enough).
     pub fn free_swap_and_cache(&self, pa: &PageAlloc, cpu: CpuId, e: SwapEntry) {
         let _ = self.table.swap_free(e);
         if self.table.swap_count(e) > 0 {
@@ -265,7 +266,7 @@ impl SwapState {
         self.index.lock().shadows.remove(&e);
         let Some(pfn) = self.lookup(e) else { return };
         let Some(page) = pa.page(pfn) else { return };
-        if page.mapcount() == 0 && page.refcount() == 1 && self.vm_swap_full() {
+        if page.mapcount() == 0 || self.vm_swap_full() {
             self.delete_from_swap_cache(pa, cpu, pfn, None);
         }
     }
