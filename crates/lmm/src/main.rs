@@ -212,6 +212,29 @@ enum Cmd {
         #[arg(long = "warm-cache")]
         warm_cache: bool,
     },
+    /// The "nothing lost" soak: seeded processes using several times the
+    /// RAM (here --ram defaults to 64M and --swap to 256M) fork, exit,
+    /// write, remap, unmap, advise and use tmpfs files and shared file
+    /// mappings; every read is checked against a model, mm::debug runs
+    /// every K ops. Exit status 1 on a mismatch or a failed check.
+    Soak {
+        /// Operations to run.
+        #[arg(long, value_name = "N", default_value_t = 100_000)]
+        ops: u64,
+        /// Processes alive at most.
+        #[arg(long = "max-procs", value_name = "N", default_value_t = 4)]
+        max_procs: usize,
+        /// mm::debug every K ops (0: only at the end).
+        #[arg(long = "check-every", value_name = "K", default_value_t = 1000)]
+        check_every: u64,
+        /// Leave kinds of op out (comma-separated or repeated), e.g.
+        /// madv-free,fork; --verbose lists them.
+        #[arg(long, value_name = "OP", value_delimiter = ',')]
+        without: Vec<String>,
+        /// Also print the count of each kind of op and other counters.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
         /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
@@ -355,6 +378,43 @@ fn real_main(cli: Cli) -> Result<(), String> {
         Cmd::Dmesg { scenario } => {
             let (m, _) = machine_after(config, scenario.as_deref())?;
             out!("{}", m.dmesg());
+        }
+        Cmd::Soak {
+            ops,
+            max_procs,
+            check_every,
+            without,
+            verbose,
+        } => {
+            // The soak's own defaults for the machine flags not given.
+            let matches = <Cli as clap::CommandFactory>::command().get_matches();
+            let given = |id: &str| {
+                let cli = Some(clap::parser::ValueSource::CommandLine);
+                matches.value_source(id) == cli
+                    || matches
+                        .subcommand_matches("soak")
+                        .is_some_and(|m| m.value_source(id) == cli)
+            };
+            let mut machine = config;
+            if !given("ram") {
+                machine.ram = 64 << 20;
+            }
+            if !given("swap") && !given("swap_file") {
+                machine.swap = Some(machine::swapfile::SwapSpec::Make(256 << 20));
+            }
+            let seed = machine.seed;
+            let cfg = workload::soak::SoakConfig {
+                machine,
+                max_procs,
+                check_every,
+                without,
+                ..workload::soak::SoakConfig::new(ops, seed)
+            };
+            let r = workload::soak::run(&cfg)?;
+            out!("{}", r.render(verbose));
+            if let Some(f) = r.failure() {
+                return Err(format!("soak: {f}"));
+            }
         }
         Cmd::Bench { name, size } => {
             let size = size

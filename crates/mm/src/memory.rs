@@ -405,12 +405,23 @@ impl<'a> UserPageTables<'a> {
     /// Puts the references gathered by a zap, after the TLB flush (as
     /// `tlb_finish_mmu` frees only once no CPU can reach the pages), having
     /// drained this CPU's LRU batch first so its references do not keep
-    /// the pages alive (`free_pages_and_swap_cache` → `lru_add_drain`).
+    /// the pages alive, and freeing the swap cache of pages no longer
+    /// mapped (`free_pages_and_swap_cache`).
     fn release(&mut self, freed: Vec<Pfn>) {
         if !freed.is_empty() {
             crate::swap::lru_add_drain_cpu(self.pa, self.cpu);
         }
         for pfn in freed {
+            // free_swap_cache: a swap-cache page no pte maps any more
+            // leaves the cache, and its slot is freed if nothing else
+            // refers to it.
+            if self
+                .pa
+                .page(pfn)
+                .is_some_and(|p| p.test(PageFlags::SWAPCACHE) && p.mapcount() == 0)
+            {
+                self.swap.folio_free_swap(self.pa, self.cpu, pfn);
+            }
             put_page(self.pa, self.cpu, pfn);
         }
     }

@@ -4,4 +4,5 @@
 pub mod lackey;
 pub mod replay;
 pub mod scenario;
+pub mod soak;
 pub mod strace;
