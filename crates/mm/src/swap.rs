@@ -290,49 +290,60 @@ pub fn lru_putback(pa: &PageAlloc, pfn: Pfn) {
     }
 }
 
-/// `folio_activate`: an inactive page on the LRU moves to the head of its
-/// active list (`pgactivate`); a page still in a batch is marked active so
-/// that `lru_add` files it there. Ages the node's nonresident clock, as
-/// `workingset_activation` does.
-pub fn folio_activate(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
-    let Some(page) = pa.page(pfn) else { return };
-    if page.test(PageFlags::ACTIVE) || page.test(PageFlags::UNEVICTABLE) {
-        return;
-    }
-    let node = &pa.nodes[page.nid() as usize];
-    let mut vec = node.lruvec.lock();
-    if page.test(PageFlags::LRU) {
-        node.lru_del_locked(&mut vec, pfn);
-        page.set(PageFlags::ACTIVE);
-        node.lru_add_locked(&mut vec, pfn, false);
-    } else {
-        page.set(PageFlags::ACTIVE);
-    }
-    vec.nonresident_age += 1;
-    pa.events.count_on(cpu.0, VmEvent::Pgactivate, 1);
-}
-
-/// `folio_mark_lazyfree` (MADV_FREE): a clean anonymous page loses
-/// PG_swapbacked (so reclaim may drop it without swap) and moves to the
-/// head of the inactive file list (`lru_lazyfree`, `pglazyfree`).
-pub fn folio_mark_lazyfree(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
-    let Some(page) = pa.page(pfn) else { return };
-    if !page.test(PageFlags::SWAPBACKED) || page.test(PageFlags::UNEVICTABLE) {
-        return;
-    }
+/// Changes flags of a page that decide its list (`f`), under the node's
+/// lru_lock, moving the page to the head of its new list if it is on one.
+/// `f` returns false if it changed nothing. Returns `f`'s answer.
+pub fn relist(pa: &PageAlloc, pfn: Pfn, f: impl FnOnce(&Page, &mut Lruvec) -> bool) -> bool {
+    let Some(page) = pa.page(pfn) else {
+        return false;
+    };
     let node = &pa.nodes[page.nid() as usize];
     let mut vec = node.lruvec.lock();
     let listed = page.test(PageFlags::LRU);
     if listed {
         node.lru_del_locked(&mut vec, pfn);
     }
-    page.clear(
-        PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::REFERENCED | PageFlags::ACTIVE,
-    );
+    let changed = f(page, &mut vec);
     if listed {
         node.lru_add_locked(&mut vec, pfn, false);
     }
-    pa.events.count_on(cpu.0, VmEvent::Pglazyfree, 1);
+    changed
+}
+
+/// `folio_activate`: an inactive page on the LRU moves to the head of its
+/// active list (`pgactivate`); a page still in a batch is marked active so
+/// that `lru_add` files it there. Ages the node's nonresident clock, as
+/// `workingset_activation` does.
+pub fn folio_activate(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let done = relist(pa, pfn, |page, vec| {
+        if page.test(PageFlags::ACTIVE) || page.test(PageFlags::UNEVICTABLE) {
+            return false;
+        }
+        page.set(PageFlags::ACTIVE);
+        vec.nonresident_age += 1;
+        true
+    });
+    if done {
+        pa.events.count_on(cpu.0, VmEvent::Pgactivate, 1);
+    }
+}
+
+/// `folio_mark_lazyfree` (MADV_FREE): a clean anonymous page loses
+/// PG_swapbacked (so reclaim may drop it without swap) and moves to the
+/// head of the inactive file list (`lru_lazyfree`, `pglazyfree`).
+pub fn folio_mark_lazyfree(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
+    let done = relist(pa, pfn, |page, _| {
+        if !page.test(PageFlags::SWAPBACKED) || page.test(PageFlags::UNEVICTABLE) {
+            return false;
+        }
+        page.clear(
+            PageFlags::SWAPBACKED | PageFlags::DIRTY | PageFlags::REFERENCED | PageFlags::ACTIVE,
+        );
+        true
+    });
+    if done {
+        pa.events.count_on(cpu.0, VmEvent::Pglazyfree, 1);
+    }
 }
 
 /// `folio_mark_accessed` (read()/write() use of a cache page): the first
@@ -394,49 +405,43 @@ pub fn check_lruvec(node: &Node) -> Result<u64, alloc::string::String> {
 /// unevictable list. Simplification: no per-page mlock count (Linux keeps
 /// one so that a page locked by two VMAs stays locked until both unlock).
 pub fn mlock_folio(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
-    let Some(page) = pa.page(pfn) else { return };
-    if page.test(PageFlags::MLOCKED) {
+    set_mlocked(pa, cpu, pfn, true);
+}
+
+/// PG_mlocked and PG_unevictable set or cleared, the page moved between
+/// the unevictable list and its evictable one, NR_MLOCK and the event
+/// counted.
+fn set_mlocked(pa: &PageAlloc, cpu: CpuId, pfn: Pfn, lock: bool) {
+    let done = relist(pa, pfn, |page, _| {
+        if page.test(PageFlags::MLOCKED) == lock {
+            return false;
+        }
+        if lock {
+            page.set(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+            page.clear(PageFlags::ACTIVE);
+        } else {
+            page.clear(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
+        }
+        true
+    });
+    if !done {
         return;
     }
-    let node = &pa.nodes[page.nid() as usize];
-    let mut vec = node.lruvec.lock();
-    let listed = page.test(PageFlags::LRU);
-    if listed {
-        node.lru_del_locked(&mut vec, pfn);
+    if let Some(z) = pa.zone_of(pfn) {
+        z.stats.add(ZoneStat::NrMlock, if lock { 1 } else { -1 });
     }
-    page.set(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
-    page.clear(PageFlags::ACTIVE);
-    if listed {
-        node.lru_add_locked(&mut vec, pfn, false);
-    }
-    if let Some(z) = node.zones.get(page.zone_idx()) {
-        z.stats.add(ZoneStat::NrMlock, 1);
-    }
-    pa.events.count_on(cpu.0, VmEvent::UnevictablePgsMlocked, 1);
+    let ev = if lock {
+        VmEvent::UnevictablePgsMlocked
+    } else {
+        VmEvent::UnevictablePgsMunlocked
+    };
+    pa.events.count_on(cpu.0, ev, 1);
 }
 
 /// `munlock_folio`: the page is evictable again and goes back to the
 /// inactive list of its type (`unevictable_pgs_munlocked`).
 pub fn munlock_folio(pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
-    let Some(page) = pa.page(pfn) else { return };
-    if !page.test(PageFlags::MLOCKED) {
-        return;
-    }
-    let node = &pa.nodes[page.nid() as usize];
-    let mut vec = node.lruvec.lock();
-    let listed = page.test(PageFlags::LRU);
-    if listed {
-        node.lru_del_locked(&mut vec, pfn);
-    }
-    page.clear(PageFlags::MLOCKED | PageFlags::UNEVICTABLE);
-    if listed {
-        node.lru_add_locked(&mut vec, pfn, false);
-    }
-    if let Some(z) = node.zones.get(page.zone_idx()) {
-        z.stats.add(ZoneStat::NrMlock, -1);
-    }
-    pa.events
-        .count_on(cpu.0, VmEvent::UnevictablePgsMunlocked, 1);
+    set_mlocked(pa, cpu, pfn, false);
 }
 
 #[cfg(test)]

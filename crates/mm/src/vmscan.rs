@@ -467,19 +467,13 @@ impl Reclaimer {
         let (pages, scanned) = self.isolate(pa, cpu, node, lru, n, sc);
         sc.nr_scanned += scanned;
         let file = lru.is_file();
-        let ev = if sc.kswapd {
-            VmEvent::PgscanKswapd
-        } else {
-            VmEvent::PgscanDirect
+        let count = |evs: [VmEvent; 4], n: u64| {
+            pa.events.count_on(cpu.0, evs[usize::from(!sc.kswapd)], n);
+            pa.events.count_on(cpu.0, evs[2 + usize::from(!file)], n);
         };
-        pa.events.count_on(cpu.0, ev, scanned);
-        pa.events.count_on(
-            cpu.0,
-            if file {
-                VmEvent::PgscanFile
-            } else {
-                VmEvent::PgscanAnon
-            },
+        use VmEvent::*;
+        count(
+            [PgscanKswapd, PgscanDirect, PgscanFile, PgscanAnon],
             scanned,
         );
         let (kept, freed, pageout) = self.shrink_folio_list(pa, cpu, node, &pages, sc);
@@ -495,19 +489,8 @@ impl Reclaimer {
         }
         let reclaimed = freed.len() as u64;
         sc.nr_reclaimed += reclaimed;
-        let ev = if sc.kswapd {
-            VmEvent::PgstealKswapd
-        } else {
-            VmEvent::PgstealDirect
-        };
-        pa.events.count_on(cpu.0, ev, reclaimed);
-        pa.events.count_on(
-            cpu.0,
-            if file {
-                VmEvent::PgstealFile
-            } else {
-                VmEvent::PgstealAnon
-            },
+        count(
+            [PgstealKswapd, PgstealDirect, PgstealFile, PgstealAnon],
             reclaimed,
         );
         let mut vec = node.lruvec.lock();
@@ -854,20 +837,17 @@ impl Reclaimer {
     /// `folio_deactivate` (MADV_COLD): an active page moves to the head of
     /// its inactive list, its referenced bit cleared (`pgdeactivate`).
     pub fn deactivate(&self, pa: &PageAlloc, cpu: CpuId, pfn: Pfn) {
-        let Some(page) = pa.page(pfn) else { return };
-        let node = &pa.nodes[page.nid() as usize];
-        let mut vec = node.lruvec.lock();
-        page.clear(PageFlags::REFERENCED);
-        if !page.test(PageFlags::LRU)
-            || !page.test(PageFlags::ACTIVE)
-            || page.test(PageFlags::UNEVICTABLE)
-        {
-            return;
+        let done = crate::swap::relist(pa, pfn, |page, _| {
+            page.clear(PageFlags::REFERENCED);
+            if !page.test(PageFlags::ACTIVE) || page.test(PageFlags::UNEVICTABLE) {
+                return false;
+            }
+            page.clear(PageFlags::ACTIVE);
+            true
+        });
+        if done {
+            pa.events.count_on(cpu.0, VmEvent::Pgdeactivate, 1);
         }
-        node.lru_del_locked(&mut vec, pfn);
-        page.clear(PageFlags::ACTIVE);
-        node.lru_add_locked(&mut vec, pfn, false);
-        pa.events.count_on(cpu.0, VmEvent::Pgdeactivate, 1);
     }
 }
 

@@ -158,16 +158,7 @@ pub fn run(
     args: &PolicyArgs,
     out: &mut dyn Write,
 ) -> Result<PolicyReport, LackeyError> {
-    let rs = RefString::new(refs).map_err(|e| sim_err(file, e))?;
-    let mut report = PolicyReport {
-        references: rs.len() as u64,
-        distinct: rs.distinct() as u64,
-        runs: Vec::new(),
-    };
-    let mut text = format!(
-        "references: {} ({} distinct pages)\n",
-        report.references, report.distinct
-    );
+    let (rs, mut report, mut text) = start(refs, file)?;
     let frame_counts: Vec<usize> = match (&args.sweep, args.frames) {
         (Some(s), _) => s.clone(),
         (None, Some(f)) => vec![f],
@@ -215,6 +206,21 @@ pub fn run(
     Ok(report)
 }
 
+/// The compacted string, an empty report and its first line.
+fn start(refs: &[u64], file: &str) -> Result<(RefString, PolicyReport, String), LackeyError> {
+    let rs = RefString::new(refs).map_err(|e| sim_err(file, e))?;
+    let report = PolicyReport {
+        references: rs.len() as u64,
+        distinct: rs.distinct() as u64,
+        runs: Vec::new(),
+    };
+    let text = format!(
+        "references: {} ({} distinct pages)\n",
+        report.references, report.distinct
+    );
+    Ok((rs, report, text))
+}
+
 /// `--frames N` on the machine: for each policy, the report lines of
 /// [`run`] from a run on a machine process limited to N pages with real
 /// swap, then `machine: F faults (M major), pswpin I, pswpout O,
@@ -227,16 +233,7 @@ pub fn run_machine(
     config: &machine::MachineConfig,
     out: &mut dyn Write,
 ) -> Result<PolicyReport, LackeyError> {
-    let rs = RefString::new(refs).map_err(|e| sim_err(file, e))?;
-    let mut report = PolicyReport {
-        references: rs.len() as u64,
-        distinct: rs.distinct() as u64,
-        runs: Vec::new(),
-    };
-    let mut text = format!(
-        "references: {} ({} distinct pages)\n",
-        report.references, report.distinct
-    );
+    let (_, mut report, mut text) = start(refs, file)?;
     for name in &args.policies {
         let r = super::frames::run_on_machine(refs, name, frames, config)
             .map_err(|e| sim_err(file, e))?;
