@@ -451,7 +451,11 @@ impl Machine {
             self.with_rmap(cpu, |r| r.unmap_mapping_range(m, first));
             self.cache.truncate(&self.pa, cpu, m, first);
             if !len.is_multiple_of(PAGE_SIZE) {
-                if let Some(pfn) = self.cache.find(m, len >> PAGE_SHIFT) {
+                // A partial page on swap comes back to be zeroed.
+                if let Some(pfn) = self
+                    .cache
+                    .find_or_swapin(&self.pa, cpu, m, len >> PAGE_SHIFT)?
+                {
                     let tail = (PAGE_SIZE - len % PAGE_SIZE) as usize;
                     self.pa.direct_map().write(
                         mm::types::PhysAddr(pfn.phys().0 + len % PAGE_SIZE),

@@ -190,6 +190,10 @@ impl TlbShootdown for AllCpus<'_> {
     }
 }
 
+/// How many times one user access may fault before lmm calls it a
+/// handler bug (SIGSEGV) rather than loop.
+pub const MAX_FAULT_RETRIES: u32 = 64;
+
 /// The files `proc_pid` knows.
 pub const PROC_PID_FILES: &[&str] = &[
     "maps",
@@ -1276,9 +1280,12 @@ impl Machine {
     }
 
     /// The MMU loop of every user access: translate each page in order;
-    /// on a page fault run the fault handler and retry (a fault that
-    /// resolves but still faults is a bug in the handler: after a few
-    /// tries it becomes SIGSEGV rather than a hang).
+    /// on a page fault run the fault handler and retry. A resolved fault
+    /// may fault again (kswapd, run after the fault, or direct reclaim in
+    /// another allocation took the page back; a copy-on-write retried
+    /// after `pte_same` failed), as Linux retries; a fault that never
+    /// sticks is a bug in the handler, and after [`MAX_FAULT_RETRIES`]
+    /// becomes SIGSEGV rather than a hang.
     fn access_on(
         &mut self,
         pid: u32,
@@ -1306,7 +1313,9 @@ impl Machine {
                 match mmu.translate(&dm, root, mode, asid, VirtAddr(at), access, true) {
                     Ok(pa) => break pa,
                     Err(fault) => {
-                        if fault.error_code & crate::mmu::PF_NONCANONICAL != 0 || tries == 3 {
+                        if fault.error_code & crate::mmu::PF_NONCANONICAL != 0
+                            || tries == MAX_FAULT_RETRIES
+                        {
                             return Err(segv(at));
                         }
                         tries += 1;

@@ -272,3 +272,34 @@ fn a_swap_file_made_by_the_hosts_mkswap_carries_the_traffic() {
     check(&m);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn pages_read_ahead_from_swap_and_never_mapped_are_reclaimable() {
+    let mut m = boot_with_swap(64, 65536);
+    let total = m.pa.totalram_pages();
+    let pid = m.spawn("ra").unwrap();
+    let pages = 2 * total;
+    let a = m
+        .sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
+    write_tags(&mut m, pid, a, pages, 1);
+    // Touch one page in eight: swap readahead (page-cluster 3) brings the
+    // other seven into the swap cache, mapped by no pte.
+    for i in (0..pages).step_by(8) {
+        m.load(pid, a + i * PAGE_SIZE, 1).unwrap();
+    }
+    let cached = m.pa.nodes[0].stats.get(NodeStat::NrSwapcached);
+    assert!(cached > (total / 2) as i64, "{cached} swap-cache pages");
+    // Another process needs most of the RAM: reclaim must take those
+    // unmapped swap-cache pages (they are neither shmem nor mapped).
+    let other = m.spawn("need").unwrap();
+    let b = m
+        .sys_mmap(other, 0, total * PAGE_SIZE, RW, ANON, None, 0)
+        .unwrap();
+    write_tags(&mut m, other, b, total, 2);
+    assert_eq!(m.pa.events.get(VmEvent::OomKill), 0);
+    check(&m);
+    check_tags(&mut m, pid, a, pages, 1);
+    check_tags(&mut m, other, b, total, 2);
+    check(&m);
+}

@@ -200,6 +200,22 @@ impl PageCache {
         Some(Ok(pfn))
     }
 
+    /// The page at `index` of `m` if it exists, in the cache or (shmem) on
+    /// swap, which brings it back (`shmem_get_folio` with SGP_READ: a hole
+    /// stays a hole). No reference is taken.
+    pub fn find_or_swapin(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        m: MappingId,
+        index: u64,
+    ) -> Result<Option<Pfn>, Errno> {
+        if let Some(p) = self.find(m, index) {
+            return Ok(Some(p));
+        }
+        self.shmem_swapin(pa, cpu, m, index).transpose()
+    }
+
     /// Swapoff's `shmem_unuse`: every shmem page on swap type `ty` comes
     /// back into memory. ENOMEM if memory runs out.
     pub fn shmem_unuse(&self, pa: &PageAlloc, cpu: CpuId, ty: u8) -> Result<(), Errno> {

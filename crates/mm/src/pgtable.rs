@@ -644,8 +644,9 @@ impl PageTable {
     /// parent))`, `child` is written into these (the child's) tables and,
     /// if `parent` differs from `pte`, the source entry is replaced
     /// atomically. The child's PTE table is found (or allocated) once per
-    /// table, not once per entry. ENOMEM if a table cannot be allocated
-    /// (entries copied so far stay). Huge leaves are skipped.
+    /// table, not once per entry, and before `f` sees the entries it
+    /// covers. ENOMEM if a table cannot be allocated (entries copied so
+    /// far stay; `f` is not called for the rest). Huge leaves are skipped.
     pub fn copy_range(
         &mut self,
         alloc: &mut dyn PgtableAlloc,
@@ -665,9 +666,10 @@ impl PageTable {
             if level != 1 {
                 return ControlFlow::Continue(());
             }
-            let Some((child, parent)) = f(mode.canonical(lin), e) else {
-                return ControlFlow::Continue(());
-            };
+            // The child's table first (`pte_alloc` before the copy loop):
+            // its allocation may reclaim, which may change the parent's
+            // entry, so the entry is read again after it; and nothing is
+            // duplicated that could not be installed.
             let base = lin & !(table_span - 1);
             let table = match cur {
                 Some((b, t)) if b == base => t,
@@ -682,6 +684,10 @@ impl PageTable {
                         return ControlFlow::Break(());
                     }
                 },
+            };
+            let e = src.read(pa);
+            let Some((child, parent)) = f(mode.canonical(lin), e) else {
+                return ControlFlow::Continue(());
             };
             let idx = mode.index(VirtAddr(lin), 1);
             self.write(mode.entry_pa(table, idx), child);

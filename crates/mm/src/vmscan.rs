@@ -582,7 +582,9 @@ impl Reclaimer {
                 activate(&mut kept);
                 continue;
             }
-            let shmem = !anon && swapbacked;
+            // A shmem page sits in its file's cache; a swap-cache page no
+            // pte mapped yet (read ahead) has no anon_vma but is no shmem.
+            let shmem = !anon && swapbacked && !page.test(PageFlags::SWAPCACHE);
             if shmem && (!sc.may_swap || self.swap.nr_swap_pages() == 0) {
                 activate(&mut kept);
                 continue;
