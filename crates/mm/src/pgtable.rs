@@ -662,7 +662,7 @@ impl PageTable {
         let table_span = mode.span(2);
         let mut cur: Option<(u64, Pfn)> = None;
         let mut err = Ok(());
-        let _ = src.try_for_each_leaf(src.root, mode.levels(), 0, r, &mut |lin, pa, e, level| {
+        let _ = src.try_for_each_leaf(src.root, mode.levels(), 0, r, &mut |lin, pa, _, level| {
             if level != 1 {
                 return ControlFlow::Continue(());
             }
