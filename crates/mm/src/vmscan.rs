@@ -27,9 +27,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
-};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::filemap::PageCache;
 use crate::gfp::Gfp;
@@ -201,8 +199,6 @@ pub struct Reclaimer {
     /// PF_MEMALLOC: reclaim in progress; an allocation it makes does not
     /// recurse into reclaim.
     busy: AtomicBool,
-    /// Pages reclaimed by kswapd runs so far (for tests and `lmm top`).
-    pub kswapd_reclaimed: AtomicU64,
 }
 
 impl Reclaimer {
@@ -220,7 +216,6 @@ impl Reclaimer {
             tlb,
             swappiness: AtomicU32::new(DEFAULT_SWAPPINESS),
             busy: AtomicBool::new(false),
-            kswapd_reclaimed: AtomicU64::new(0),
         }
     }
 
@@ -701,7 +696,6 @@ impl Reclaimer {
         } else {
             node.kswapd.failures.store(0, Relaxed);
         }
-        self.kswapd_reclaimed.fetch_add(sc.nr_reclaimed, Relaxed);
         sc.nr_reclaimed
     }
 

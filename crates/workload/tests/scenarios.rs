@@ -121,6 +121,37 @@ fn fail(file: &str, script: &str) -> String {
     }
 }
 
+/// Bad input to the reclaim functions is an error naming the call (or the
+/// errno the system call would give), never a panic, and the machine
+/// stays intact.
+#[test]
+fn reclaim_functions_refuse_bad_input() {
+    let e = fail("s.rhai", "swapon(\"12Q\");");
+    assert!(e.starts_with("s.rhai:1:1: swapon(\"12Q\"): "), "{e}");
+    let e = fail("s.rhai", "swapon(\"4K\");");
+    assert!(e.starts_with("s.rhai:1:1: swapon(\"4K\"): "), "{e}");
+    let e = fail("s.rhai", "swapoff(300);");
+    assert!(
+        e.starts_with("s.rhai:1:1: swapoff(300): no such swap type"),
+        "{e}"
+    );
+    let e = fail("s.rhai", "sysctl(\"vm.swappiness\", 201);");
+    assert!(e.contains("EINVAL: the range is 0..=200"), "{e}");
+    let e = fail("s.rhai", "sysctl(\"vm.drop_caches\", 0);");
+    assert!(e.contains("EINVAL: the range is 1..=4"), "{e}");
+    let e = fail("s.rhai", "swap_rss(999);");
+    assert!(e.contains("swap_rss(999): no such process"), "{e}");
+    // swapoff of a type that is not on is the syscall's EINVAL, and a
+    // valid run afterwards still checks clean.
+    let (out, _) = run(
+        "ok.rhai",
+        "expect_eq(swapoff(3), errno(\"EINVAL\"), \"no device 3\");\nlet t = swapon(\"1M\");\nexpect_eq(swapoff(t), 0, \"off\");\ncheck();",
+        small(),
+    )
+    .unwrap();
+    assert_eq!(out.failures, 0);
+}
+
 #[test]
 fn errors_name_file_line_and_column() {
     let e = fail("bad.rhai", "let x = 1;\nexpect(x == 2, \"x is two\");\n");
