@@ -599,6 +599,12 @@ impl Soak<'_> {
     }
 
     fn fail(&mut self, what: String) {
+        // A process the OOM killer took in this op fails whatever it was
+        // doing (ESRCH, SIGSEGV on its gone address space): an allocation
+        // failure, not a mismatch.
+        if self.procs.keys().any(|&p| self.m.process(p).is_none()) {
+            return self.enomem();
+        }
         self.report.mismatches += 1;
         if self.report.first_mismatch.is_none() {
             self.report.first_mismatch =

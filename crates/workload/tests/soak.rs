@@ -220,9 +220,13 @@ fn a_soak_with_madv_free_loses_nothing() {
     assert!(r.passed(), "{:?}", r.failure());
 }
 
+/// Reproduces a run with every op described on stderr (`TRACE=1`) and
+/// `mm::debug` after every op (or every `CHECK`):
+/// `SEED=1 OPS=14205 TRACE=1 cargo test -p workload --test soak -- --ignored
+/// soak_from_env --nocapture` (`WITHOUT=op,op` to change what is left out).
 #[test]
-#[ignore]
-fn debug_trace() {
+#[ignore = "run by hand with SEED and OPS"]
+fn soak_from_env() {
     let (Ok(seed), Ok(ops)) = (std::env::var("SEED"), std::env::var("OPS")) else {
         return;
     };
@@ -236,5 +240,6 @@ fn debug_trace() {
         ..SoakConfig::new(ops, seed)
     };
     let r = run(&cfg).unwrap();
-    eprintln!("{}\n{:?}", r.render(true), r.failure());
+    eprintln!("{}", r.render(true));
+    assert!(r.passed(), "{:?}", r.failure());
 }
