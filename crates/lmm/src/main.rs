@@ -234,6 +234,9 @@ enum Cmd {
         /// Also print the count of each kind of op and other counters.
         #[arg(long)]
         verbose: bool,
+        /// Describe every op and system call on stderr.
+        #[arg(long)]
+        trace: bool,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -385,6 +388,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             check_every,
             without,
             verbose,
+            trace,
         } => {
             // The soak's own defaults for the machine flags not given.
             let matches = <Cli as clap::CommandFactory>::command().get_matches();
@@ -408,6 +412,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 max_procs,
                 check_every,
                 without,
+                trace,
                 ..workload::soak::SoakConfig::new(ops, seed)
             };
             let r = workload::soak::run(&cfg)?;

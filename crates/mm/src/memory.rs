@@ -982,18 +982,21 @@ impl PageTableOps for UserPageTables<'_> {
         self.tlb.flush_range(self.asid, start, end);
     }
 
-    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) {
+    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) -> Result<(), Errno> {
         let mut frames = self.frames();
-        if self.pt.move_range(&mut frames, old, new, len).is_err() {
-            // Out of table memory: the pages are dropped rather than left
-            // behind a VMA that no longer covers them.
-            self.unmap_range(old, old + len);
+        if let Err(e) = self.pt.move_range(&mut frames, old, new, len) {
+            // Nothing moved: free the empty destination tables the
+            // attempt allocated and leave the source as it was.
+            self.pt
+                .zap_range(&mut frames, new, new + len, &mut |_, _| {});
+            return Err(e);
         }
         // Free the source tables the move emptied (no entries are left).
         self.pt
             .zap_range(&mut frames, old, old + len, &mut |_, _| {});
         self.tlb.flush_range(self.asid, old, old + len);
         self.tlb.flush_range(self.asid, new, new + len);
+        Ok(())
     }
 
     fn populate(

@@ -298,8 +298,10 @@ pub trait PageTableOps {
     /// Rewrite the ptes of `[start, end)` for the new `vm_flags` (mprotect).
     fn change_protection(&mut self, start: VirtAddr, end: VirtAddr, vm_flags: VmFlags);
     /// Move the ptes of `[old, old+len)` to `[new, new+len)` (mremap). The
-    /// destination has no ptes.
-    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64);
+    /// destination has no ptes. All or nothing: ENOMEM when the
+    /// destination's page tables cannot be allocated, with nothing moved
+    /// (Linux's `move_vma` moves back what it moved and fails the same way).
+    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) -> Result<(), Errno>;
     /// Fault in `[start, end)` of `vma` (MAP_POPULATE, mlock, MADV_POPULATE_*),
     /// for writing if `write` (breaking CoW for private mappings).
     fn populate(

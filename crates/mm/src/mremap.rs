@@ -267,7 +267,9 @@ fn move_vma(
     copy.end = VirtAddr(new + new_len);
     let dontunmap = flags & MREMAP_DONTUNMAP != 0;
     if old_len > 0 {
-        pt.move_range(VirtAddr(old), VirtAddr(new), old_len);
+        // Out of page-table memory: nothing moved, the source stays
+        // mapped and mremap fails with ENOMEM.
+        pt.move_range(VirtAddr(old), VirtAddr(new), old_len)?;
     }
     if dontunmap {
         // The source stays, empty; it loses VM_LOCKED and, if it was moved

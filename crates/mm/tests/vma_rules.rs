@@ -61,7 +61,7 @@ impl PageTableOps for Fake {
     fn change_protection(&mut self, start: VirtAddr, end: VirtAddr, f: VmFlags) {
         self.log.push(Call::Prot(start.0, end.0, f));
     }
-    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) {
+    fn move_range(&mut self, old: VirtAddr, new: VirtAddr, len: u64) -> Result<(), Errno> {
         self.log.push(Call::Move(old.0, new.0, len));
         let moved: Vec<(u64, PageInfo)> = self
             .pages
@@ -72,6 +72,7 @@ impl PageTableOps for Fake {
             self.pages.remove(&k);
             self.pages.insert(k - old.0 + new.0, v);
         }
+        Ok(())
     }
     fn populate(
         &mut self,

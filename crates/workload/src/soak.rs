@@ -599,6 +599,12 @@ impl Soak<'_> {
     }
 
     fn fail(&mut self, what: String) {
+        // A process the OOM killer took in this op fails whatever it was
+        // doing (ESRCH, SIGSEGV on its gone address space): an allocation
+        // failure, not a mismatch.
+        if self.procs.keys().any(|&p| self.m.process(p).is_none()) {
+            return self.enomem();
+        }
         self.report.mismatches += 1;
         if self.report.first_mismatch.is_none() {
             self.report.first_mismatch =
@@ -664,6 +670,13 @@ impl Soak<'_> {
             r -= w;
         }
         MIX[0].0
+    }
+
+    /// A line of the trace.
+    fn note(&self, line: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            eprintln!("  {}", line());
+        }
     }
 
     fn enabled(&self, op: Op) -> bool {
@@ -953,7 +966,9 @@ impl Soak<'_> {
         }
         let shift = 5 + self.rng.below(7);
         let pages = (1 + self.rng.below(1 << shift)).min(self.cap - have);
-        match self.m.sys_mmap(pid, 0, pages * PAGE, RW, ANON, None, 0) {
+        let r = self.m.sys_mmap(pid, 0, pages * PAGE, RW, ANON, None, 0);
+        self.note(|| format!("mmap {pages} pages = {r:x?}"));
+        match r {
             Ok(a) => {
                 if self.overlaps(pid, a, pages) {
                     self.fail(format!("mmap of {pages} pages returned {a:#x}, in use"));
@@ -1080,7 +1095,9 @@ impl Soak<'_> {
         };
         let (a, b) = self.sub_range(r.pages);
         let (lo, hi) = (start + a * PAGE, start + b * PAGE);
-        match self.m.sys_munmap(pid, lo, hi - lo) {
+        let res = self.m.sys_munmap(pid, lo, hi - lo);
+        self.note(|| format!("munmap {lo:#x} {} pages = {res:?}", b - a));
+        match res {
             Ok(_) => {
                 self.detach(pid, start, a, b);
                 self.take_cells(pid, lo, hi);
@@ -1127,10 +1144,15 @@ impl Soak<'_> {
         } else {
             (MREMAP_MAYMOVE, 0)
         };
-        match self
+        let res = self
             .m
-            .sys_mremap(pid, old_addr, old * PAGE, new * PAGE, flags, target)
-        {
+            .sys_mremap(pid, old_addr, old * PAGE, new * PAGE, flags, target);
+        self.note(|| {
+            format!(
+                "mremap {old_addr:#x} {old} pages to {new} flags {flags} {target:#x} = {res:x?}"
+            )
+        });
+        match res {
             Ok(na) => {
                 if target != 0 && na != target {
                     self.fail(format!(
@@ -1191,7 +1213,9 @@ impl Soak<'_> {
             Op::Cold => MADV_COLD,
             _ => MADV_PAGEOUT,
         };
-        match self.m.sys_madvise(pid, lo, hi - lo, advice) {
+        let res = self.m.sys_madvise(pid, lo, hi - lo, advice);
+        self.note(|| format!("madvise {lo:#x} {} pages {advice} = {res:?}", b - a));
+        match res {
             Ok(_) => match (kind, r.backing) {
                 (Op::DontNeed, Backing::Anon) => {
                     self.take_cells(pid, lo, hi);
