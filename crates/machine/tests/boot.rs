@@ -158,3 +158,31 @@ fn a_24g_machine_boots_with_this_hosts_memory_log() {
     }
     assert!(n >= 20, "only {n} lines compared");
 }
+
+#[test]
+fn a_24g_machine_has_a_memmap_only_for_sections_with_ram() {
+    // SPARSEMEM_VMEMMAP (linux-facts §6.12, §6.13): the eight 128 MiB
+    // sections of the 3-4 GiB PCI hole get no memmap, so 24 GiB of RAM
+    // spanning 25 GiB takes 192 sections * 512 pages, as this machine's
+    // vmstat says (tests/host/vmstat.txt).
+    let m = boot(Arch::X86_64, 24 << 30);
+    let host = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/host/vmstat.txt"
+    ))
+    .unwrap();
+    let field = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("nr_memmap_boot_pages "))
+            .map(str::to_owned)
+    };
+    let ours = m.proc("vmstat").unwrap();
+    assert_eq!(field(&ours), field(&host));
+    assert_eq!(field(&ours).as_deref(), Some("98304"));
+    // pfn_valid is false inside the hole and true on both sides of it.
+    let mm = m.pa.nodes[0].zones[0].memmap();
+    assert!(!mm.contains(mm::types::Pfn(0xc0000)));
+    assert!(!mm.contains(mm::types::Pfn(0xfffff)));
+    assert!(mm.contains(mm::types::Pfn(0xbffff)) && mm.contains(mm::types::Pfn(0x100000)));
+    check_page_alloc(&m.pa).unwrap();
+}

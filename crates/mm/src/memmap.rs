@@ -8,9 +8,10 @@
 //! made under the zone lock, as in Linux. Lists link pages by PFN (the
 //! `lru` list_head of Linux), never by pointer.
 
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
-use crate::types::Pfn;
+use crate::types::{Pfn, PAGE_SIZE};
 
 /// "No page" in a PFN link.
 pub const NIL: u64 = u64::MAX;
@@ -209,21 +210,38 @@ impl Page {
     }
 }
 
-/// A run of `struct page` covering `[start_pfn, start_pfn + len)`, living in
-/// simulated RAM (or, in unit tests, in host memory).
-#[derive(Clone, Copy)]
+/// The `struct page` array of one node, covering `[start_pfn, start_pfn +
+/// len)`, living in simulated RAM (or, in unit tests, in host memory).
+///
+/// Two models, as Linux configures them:
+/// - FLATMEM (32-bit x86): one array over the whole span, holes included
+///   (`alloc_node_mem_map`).
+/// - SPARSEMEM_VMEMMAP (64-bit): a memmap only for the memory sections
+///   that hold some RAM, each section's a whole `section_map_size()` slot
+///   of one per-node buffer (`sparse_init_nid`); a section wholly inside a
+///   hole (the 3–4 GiB PCI hole) has none, and `pfn_valid` is false there.
+///   Linux maps the slots contiguously in the vmemmap's virtual range; lmm
+///   finds a section's slot in a table instead (one load per lookup).
+#[derive(Clone)]
 pub struct Memmap {
     base: *const Page,
     start: u64,
     len: u64,
+    /// SPARSEMEM: log2 of the pages per section, and per section of the
+    /// span (from `start`'s section on) its slot in `base`, or NO_SECTION.
+    sparse: Option<(u32, Arc<[u32]>)>,
 }
+
+/// A section without a memmap (`!valid_section`).
+const NO_SECTION: u32 = u32::MAX;
 
 // SAFETY: pages are all-atomic; the memory outlives the allocator.
 unsafe impl Send for Memmap {}
 unsafe impl Sync for Memmap {}
 
 impl Memmap {
-    /// Wraps `len` page structs at `base` describing frames from `start`.
+    /// Wraps `len` page structs at `base` describing frames from `start`
+    /// (FLATMEM).
     ///
     /// # Safety
     /// `base` must point to `len` zero-initialised or valid `Page`s that
@@ -233,6 +251,41 @@ impl Memmap {
             base,
             start: start.0,
             len,
+            sparse: None,
+        }
+    }
+    /// Wraps a SPARSEMEM memmap of the span `[start, start + len)`:
+    /// `present[k]` says whether the k-th section from `start`'s has a
+    /// memmap; those that do have consecutive slots of `1 << shift` page
+    /// structs at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to one zero-initialised or valid slot of `Page`s
+    /// per present section, outliving every user of the memmap.
+    pub unsafe fn new_sparse(
+        base: *const Page,
+        start: Pfn,
+        len: u64,
+        shift: u32,
+        present: &[bool],
+    ) -> Self {
+        let mut next = 0;
+        let slots = present
+            .iter()
+            .map(|&p| {
+                if p {
+                    next += 1;
+                    next - 1
+                } else {
+                    NO_SECTION
+                }
+            })
+            .collect();
+        Self {
+            base,
+            start: start.0,
+            len,
+            sparse: Some((shift, slots)),
         }
     }
     /// First frame described.
@@ -243,17 +296,45 @@ impl Memmap {
     pub fn end(&self) -> Pfn {
         Pfn(self.start + self.len)
     }
-    /// True if `pfn` has an entry here.
+    /// Index of `pfn`'s page struct from `base`, if it has one.
+    #[inline]
+    fn index(&self, pfn: Pfn) -> Option<usize> {
+        if pfn.0.wrapping_sub(self.start) >= self.len {
+            return None;
+        }
+        match &self.sparse {
+            None => Some((pfn.0 - self.start) as usize),
+            Some((shift, slots)) => {
+                let slot = slots[((pfn.0 >> shift) - (self.start >> shift)) as usize];
+                (slot != NO_SECTION)
+                    .then(|| ((slot as usize) << shift) | (pfn.0 & ((1 << shift) - 1)) as usize)
+            }
+        }
+    }
+    /// True if `pfn` has a page struct here (`pfn_valid`).
+    #[inline]
     pub fn contains(&self, pfn: Pfn) -> bool {
-        pfn.0.wrapping_sub(self.start) < self.len
+        self.index(pfn).is_some()
     }
     /// The page struct of `pfn` (`pfn_to_page`).
     #[inline]
     pub fn page(&self, pfn: Pfn) -> &Page {
-        let i = pfn.0.wrapping_sub(self.start);
-        assert!(i < self.len, "pfn {pfn:?} outside memmap");
-        // SAFETY: in bounds; see `new`.
-        unsafe { &*self.base.add(i as usize) }
+        let Some(i) = self.index(pfn) else {
+            panic!("pfn {pfn:?} outside memmap");
+        };
+        // SAFETY: `index` keeps inside the slots `new`/`new_sparse` got.
+        unsafe { &*self.base.add(i) }
+    }
+    /// Pages of RAM the memmap takes (NR_MEMMAP_BOOT_PAGES): the whole
+    /// span for FLATMEM, one slot per present section for SPARSEMEM.
+    pub fn boot_pages(&self) -> u64 {
+        match &self.sparse {
+            None => memmap_bytes(self.len).div_ceil(PAGE_SIZE),
+            Some((shift, slots)) => {
+                let n = slots.iter().filter(|&&s| s != NO_SECTION).count() as u64;
+                n * memmap_bytes(1 << shift).div_ceil(PAGE_SIZE)
+            }
+        }
     }
 }
 

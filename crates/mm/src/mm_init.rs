@@ -9,6 +9,7 @@ use crate::arch::Arch;
 use crate::direct_map::DirectMap;
 use crate::memblock::{Memblock, MEMBLOCK_ALLOC_ANYWHERE};
 use crate::memmap::{memmap_bytes, Memmap, Page, PageFlags};
+use crate::mmap::PMD_SIZE;
 use crate::mmzone::{ZoneType, MAX_PAGE_ORDER};
 use crate::page_alloc::{Node, PageAlloc, Zone};
 use crate::printk::Printk;
@@ -209,7 +210,8 @@ pub fn free_area_init(
             (Some(f), Some(l)) => (f.0, l.1),
             _ => (Pfn(0), Pfn(0)),
         };
-        let memmap = if span.1 .0 > span.0 .0 {
+        let memmap = if span.1 .0 > span.0 .0 && p.arch.is_32bit() {
+            // FLATMEM: one array over the span, holes included.
             let bytes = memmap_bytes(span.1 .0 - span.0 .0).next_multiple_of(PAGE_SIZE);
             let pa = mb
                 .alloc_try_nid(bytes, PAGE_SIZE, PhysAddr(0), MEMBLOCK_ALLOC_ANYWHERE, nid)
@@ -217,6 +219,36 @@ pub fn free_area_init(
             // SAFETY: memblock reserved `bytes` of RAM for it; RAM starts
             // zeroed and outlives the allocator (the machine owns both).
             unsafe { Memmap::new(dm.ptr(pa) as *const Page, span.0, span.1 .0 - span.0 .0) }
+        } else if span.1 .0 > span.0 .0 {
+            // SPARSEMEM_VMEMMAP (`sparse_init_nid`): one buffer of
+            // `section_map_size()` (the memmap of a whole section, PMD
+            // aligned) per section holding RAM, from above MAX_DMA_ADDRESS
+            // where possible.
+            let shift = p.arch.section_size_bits() - PAGE_SHIFT;
+            let first = span.0 .0 >> shift;
+            let present: Vec<bool> = (first..=(span.1 .0 - 1) >> shift)
+                .map(|sec| {
+                    let (lo, hi) = (sec << shift, (sec + 1) << shift);
+                    r.iter().any(|&(a, b, _)| a.0 < hi && b.0 > lo)
+                })
+                .collect();
+            let map_size = memmap_bytes(1 << shift).next_multiple_of(PMD_SIZE);
+            let bytes = map_size * present.iter().filter(|&&p| p).count() as u64;
+            let min = PhysAddr(p.arch.max_dma_address());
+            let pa = mb
+                .alloc_exact_nid(bytes, map_size, min, MEMBLOCK_ALLOC_ANYWHERE, nid)
+                .ok_or(BootError::NoMemmap { nid, bytes })?;
+            // SAFETY: memblock reserved a slot of RAM per present section;
+            // RAM starts zeroed and outlives the allocator.
+            unsafe {
+                Memmap::new_sparse(
+                    dm.ptr(pa) as *const Page,
+                    span.0,
+                    span.1 .0 - span.0 .0,
+                    shift,
+                    &present,
+                )
+            }
         } else {
             // SAFETY: an empty memmap is never dereferenced.
             unsafe { Memmap::new(core::ptr::NonNull::<Page>::dangling().as_ptr(), Pfn(0), 0) }
@@ -256,7 +288,7 @@ pub fn free_area_init(
                 Pfn(start),
                 end - start,
                 present,
-                memmap,
+                memmap.clone(),
                 ncpus,
             ));
             zlo = zhi.max(zlo);
@@ -462,8 +494,9 @@ mod tests {
         assert_eq!((z[0].start_pfn, z[0].end_pfn()), (Pfn(0), Pfn(4096)));
         assert_eq!(z[1].end_pfn(), Pfn(16384));
         assert_eq!(z[2].spanned, 0);
-        // managed = present - reserved (first MiB, kernel, memmap).
-        let memmap_pages = memmap_bytes(16384).div_ceil(PAGE_SIZE);
+        // managed = present - reserved (first MiB, kernel, memmap); the
+        // memmap is a whole 128 MiB section's (SPARSEMEM_VMEMMAP).
+        let memmap_pages = memmap_bytes(32768).div_ceil(PAGE_SIZE);
         assert_eq!(m.pa.totalram_pages(), 16384 - 256 - 512 - memmap_pages);
         // memblock's final state keeps the memmap reserved next to the rest.
         assert_eq!(m.mb.reserved_size(), (256 + 512 + memmap_pages) * PAGE_SIZE);

@@ -696,7 +696,7 @@ impl SlabAllocator {
             nr_cpus: pa.nr_cpus(),
             nr_nodes,
             cpu_node: pa.cpu_node.clone(),
-            memmaps: pa.nodes.iter().map(|n| *n.zones[0].memmap()).collect(),
+            memmaps: pa.nodes.iter().map(|n| n.zones[0].memmap().clone()).collect(),
             registry: spin::RwLock::new(Registry {
                 caches: Vec::new(),
                 list: Vec::new(),

@@ -128,6 +128,16 @@ impl Arch {
         }
     }
 
+    /// Physical address of MAX_DMA_ADDRESS, the floor early allocations
+    /// such as the memmap prefer: the end of ZONE_DMA (16 MiB) on x86,
+    /// the start of DRAM on arm64 (where it is PAGE_OFFSET).
+    pub fn max_dma_address(self) -> u64 {
+        match self {
+            Arch::Arm64 => self.dram_base(),
+            _ => X86_MAX_DMA_PFN << PAGE_SHIFT,
+        }
+    }
+
     /// log2 of a memory section (SECTION_SIZE_BITS): 128 MiB on x86-64 and
     /// arm64 with 4 KiB pages, 512 MiB on PAE, 64 MiB on 2-level x86.
     pub fn section_size_bits(self) -> u32 {

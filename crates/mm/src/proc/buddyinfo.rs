@@ -39,7 +39,7 @@ mod tests {
     fn golden_x86_64_64m() {
         // mm/vmstat.c frag_show_print: "Node %d, zone %8s " + "%6lu " per order.
         // Checked by eye: DMA 4096 pages less the first MiB and the kernel
-        // image (768) less one page; DMA32 12288 less 256 memmap pages less
+        // image (768) less one page; DMA32 12288 less 512 memmap pages (a whole section's) less
         // the order-2 block and the block on CPU 0's list.
         let m = boot(Arch::X86_64, 64 << 20, 2);
         m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(2)).unwrap();
@@ -49,7 +49,7 @@ mod tests {
     }
 
     const GOLDEN_64M: &str = r#"Node 0, zone      DMA      1      1      1      1      1      1      1      1      2      1      2 
-Node 0, zone    DMA32      0      0      0      1      1      1      1      1      2      2     10 
+Node 0, zone    DMA32      0      0      0      1      1      1      1      1      1      2     10 
 "#;
 
     #[test]

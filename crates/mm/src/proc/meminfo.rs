@@ -247,9 +247,9 @@ mod tests {
         assert_eq!(got, GOLDEN_64M);
     }
 
-    const GOLDEN_64M: &str = r#"MemTotal:          61440 kB
-MemFree:           61408 kB
-MemAvailable:      56740 kB
+    const GOLDEN_64M: &str = r#"MemTotal:          60416 kB
+MemFree:           60384 kB
+MemAvailable:      55792 kB
 Buffers:               0 kB
 Cached:                0 kB
 SwapCached:            0 kB
@@ -280,7 +280,7 @@ SecPageTables:         0 kB
 NFS_Unstable:          0 kB
 Bounce:                0 kB
 WritebackTmp:          0 kB
-CommitLimit:       30720 kB
+CommitLimit:       30208 kB
 Committed_AS:          0 kB
 VmallocTotal:   34359738367 kB
 VmallocUsed:           0 kB

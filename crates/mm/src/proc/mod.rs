@@ -232,10 +232,15 @@ pub(crate) mod testing {
             ];
             // What memblock reserved before the hand-over to the buddy
             // allocator: the first MiB (x86's setup_arch reserves it), the
-            // kernel image (2 MiB at 1 MiB), and the memmap: RAM_PAGES
-            // struct pages of 64 bytes, allocated top-down (memblock's
-            // default direction) at the end of RAM.
-            let memmap_pages = (RAM_PAGES * STRUCT_PAGE_BYTES).div_ceil(4096);
+            // kernel image (2 MiB at 1 MiB), and the memmap: with
+            // SPARSEMEM_VMEMMAP (CONFIG on our machines, linux-facts §6.12)
+            // `sparse_init_nid` gives every memory section holding RAM the
+            // memmap of a whole section, `section_map_size()` = 2^15
+            // struct pages of 64 bytes (2 MiB, PMD aligned), allocated
+            // top-down (memblock's default direction) at the end of RAM.
+            // RAM_PAGES fit one 128 MiB section.
+            let sections = RAM_PAGES.div_ceil(1 << (27 - 12));
+            let memmap_pages = sections * ((1u64 << (27 - 12)) * STRUCT_PAGE_BYTES).div_ceil(4096);
             let reserved = [
                 (0, 256),
                 (256, 256 + 512),
@@ -348,24 +353,26 @@ pub(crate) mod testing {
             // The derivation by hand, once, so that the code above is seen
             // to compute what the comments say.
             let m = derive();
-            // managed: DMA 4096 - 256 - 512, DMA32 12288 - 256.
+            // managed: DMA 4096 - 256 - 512, DMA32 12288 - 512 (a whole
+            // section's memmap).
             assert_eq!(m.zones[0].managed, 3328);
-            assert_eq!(m.zones[1].managed, 12032);
-            // int_sqrt(61440 * 16) = 991 (991^2 = 982081 <= 983040 < 992^2).
-            assert_eq!(m.min_free_kbytes_sqrt, 991);
-            // First watermarks (pages_min 247): highs 53+13+13 = 79 and
-            // 193+48+48 = 289; (3249 + 11743) / 20 = 749 pages < 11264.
-            assert_eq!(m.min_free_kbytes, 749 * 4);
-            // pages_min 749: DMA 749*3328/15360 = 162, DMA32 586.
+            assert_eq!(m.zones[1].managed, 11776);
+            // int_sqrt(60416 * 16) = 983 (983^2 = 966289 <= 966656 < 984^2).
+            assert_eq!(m.min_free_kbytes_sqrt, 983);
+            // First watermarks (pages_min 983 / 4 = 245): DMA min
+            // 245*3328/15104 = 53, high 53+13+13 = 79; DMA32 min 191, high
+            // 191+47+47 = 285; (3249 + 11491) / 20 = 737 pages < 11264.
+            assert_eq!(m.min_free_kbytes, 737 * 4);
+            // pages_min 737: DMA 737*3328/15104 = 162, DMA32 574.
             assert_eq!(m.zones[0].wmark, [162, 202, 242, 282]);
-            assert_eq!(m.zones[1].wmark, [586, 732, 878, 1024]);
+            assert_eq!(m.zones[1].wmark, [574, 717, 860, 1003]);
             assert_eq!(m.zones[3].wmark, [32; 4]);
-            // 12032 / 256 = 47; reserve 47 + 242 + 878.
-            assert_eq!(m.zones[0].protection, [0, 47, 47, 47, 47]);
-            assert_eq!(m.totalreserve, 1167);
+            // 11776 / 256 = 46; reserve 46 + 242 + 860.
+            assert_eq!(m.zones[0].protection, [0, 46, 46, 46, 46]);
+            assert_eq!(m.totalreserve, 1148);
             assert_eq!(
                 (m.zones[1].batch, m.zones[1].high_min, m.zones[1].high_max),
-                (1, 366, 752)
+                (1, 358, 736)
             );
         }
     }

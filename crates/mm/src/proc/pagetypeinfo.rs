@@ -102,7 +102,7 @@ Node    0, zone      DMA, type  Reclaimable      0      0      0      0      0  
 Node    0, zone      DMA, type   HighAtomic      0      0      0      0      0      0      0      0      0      0      0 
 Node    0, zone      DMA, type      Isolate      0      0      0      0      0      0      0      0      0      0      0 
 Node    0, zone    DMA32, type    Unmovable      0      0      0      1      1      1      1      1      1      1      0 
-Node    0, zone    DMA32, type      Movable      0      0      0      0      0      0      0      0      1      1     10 
+Node    0, zone    DMA32, type      Movable      0      0      0      0      0      0      0      0      0      1     10 
 Node    0, zone    DMA32, type  Reclaimable      0      0      0      0      0      0      0      0      0      0      0 
 Node    0, zone    DMA32, type   HighAtomic      0      0      0      0      0      0      0      0      0      0      0 
 Node    0, zone    DMA32, type      Isolate      0      0      0      0      0      0      0      0      0      0      0 

@@ -8,7 +8,6 @@
 use alloc::string::String;
 use core::fmt::Write;
 
-use crate::memmap::memmap_bytes;
 use crate::mmzone::ZoneType;
 use crate::page_alloc::{PageAlloc, Wmark};
 use crate::proc::zoneinfo::node_stat_value;
@@ -75,13 +74,12 @@ pub fn global_dirty_limits(pa: &PageAlloc) -> (u64, u64) {
 }
 
 /// Pages of memmap allocated at boot (NR_MEMMAP_BOOT_PAGES): each node's
-/// `struct page` array for its spanned PFNs, rounded up to whole pages.
-/// (Linux allocates per memory section; lmm per node, so small machines
-/// differ from Linux by at most a section's memmap.)
+/// `struct page` slots (see [`crate::memmap::Memmap`]: per memory section
+/// holding RAM on 64-bit, the whole span on 32-bit).
 pub fn memmap_boot_pages(pa: &PageAlloc) -> u64 {
     pa.nodes
         .iter()
-        .map(|n| memmap_bytes(n.spanned).div_ceil(PAGE_SIZE))
+        .map(|n| n.zones[0].memmap().boot_pages())
         .sum()
 }
 
@@ -169,7 +167,7 @@ mod tests {
         assert_eq!(got, GOLDEN_64M);
     }
 
-    const GOLDEN_64M: &str = r#"nr_free_pages 15351
+    const GOLDEN_64M: &str = r#"nr_free_pages 15095
 nr_free_pages_blocks 13824
 nr_zone_inactive_anon 0
 nr_zone_active_anon 0
@@ -237,10 +235,10 @@ pgdemote_proactive 0
 nr_hugetlb 0
 nr_balloon_pages 0
 nr_kernel_file_pages 0
-nr_dirty_threshold 2836
-nr_dirty_background_threshold 1416
+nr_dirty_threshold 2788
+nr_dirty_background_threshold 1392
 nr_memmap_pages 0
-nr_memmap_boot_pages 256
+nr_memmap_boot_pages 512
 pgpgin 0
 pgpgout 0
 pswpin 0

@@ -155,7 +155,7 @@ mod tests {
     fn golden_x86_64_64m() {
         // mm/vmstat.c zoneinfo_show_print.
         // Checked by eye: DMA managed 4096 - 256 (first MiB) - 512 (kernel);
-        // DMA32 protection 12032/256 = 47 in DMA's row; threshold
+        // DMA32 protection 11776/256 = 46 in DMA's row; threshold
         // 2*fls(2)*(1+0) = 4; unpopulated Normal, Movable and Device stop
         // after protection, as in tests/host/zoneinfo.txt.
         let m = boot(Arch::X86_64, 64 << 20, 2);
@@ -229,7 +229,7 @@ mod tests {
         present  4096
         managed  3328
         cma      0
-        protection: (0, 47, 47, 47, 47)
+        protection: (0, 46, 46, 46, 46)
       nr_free_pages 3327
       nr_free_pages_blocks 2560
       nr_zone_inactive_anon 0
@@ -265,18 +265,18 @@ mod tests {
   node_unreclaimable:  0
   start_pfn:           0
 Node 0, zone    DMA32
-  pages free     12023
+  pages free     11767
         boost    0
-        min      586
-        low      732
-        high     878
-        promo    1024
+        min      574
+        low      717
+        high     860
+        promo    1003
         spanned  12288
         present  12288
-        managed  12032
+        managed  11776
         cma      0
         protection: (0, 0, 0, 0, 0)
-      nr_free_pages 12023
+      nr_free_pages 11767
       nr_free_pages_blocks 11264
       nr_zone_inactive_anon 0
       nr_zone_active_anon 0
@@ -296,17 +296,17 @@ Node 0, zone    DMA32
   pagesets
     cpu: 0
               count:    4
-              high:     366
+              high:     358
               batch:    1
-              high_min: 366
-              high_max: 752
+              high_min: 358
+              high_max: 736
   vm stats threshold: 4
     cpu: 1
               count:    0
-              high:     366
+              high:     358
               batch:    1
-              high_min: 366
-              high_max: 752
+              high_min: 358
+              high_max: 736
   vm stats threshold: 4
   node_unreclaimable:  0
   start_pfn:           4096
