@@ -57,6 +57,14 @@ struct MachineFlags {
     /// Swap: an existing swap file (e.g. made by the host's mkswap).
     #[arg(long, global = true, value_name = "PATH")]
     swap_file: Option<std::path::PathBuf>,
+    /// Dentry hash table entries, as the kernel's dhash_entries= (0: sized
+    /// by memory).
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    dhash_entries: u64,
+    /// Inode hash table entries, as the kernel's ihash_entries= (0: sized
+    /// by memory).
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    ihash_entries: u64,
 }
 
 /// Bounds on a scenario, so that no script runs forever or takes the
@@ -277,6 +285,8 @@ impl MachineFlags {
                 (None, Some(path)) => Some(machine::swapfile::SwapSpec::File(path.clone())),
                 (None, None) => None,
             },
+            dhash_entries: self.dhash_entries,
+            ihash_entries: self.ihash_entries,
         })
     }
 }

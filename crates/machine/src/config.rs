@@ -31,6 +31,11 @@ pub struct MachineConfig {
     pub la57: bool,
     /// Swap turned on at boot, if any.
     pub swap: Option<crate::swapfile::SwapSpec>,
+    /// Dentry hash entries (the kernel's `dhash_entries=`); 0 sizes the
+    /// table by memory, as a kernel booted without it does.
+    pub dhash_entries: u64,
+    /// Inode hash entries (`ihash_entries=`); 0 sizes it by memory.
+    pub ihash_entries: u64,
 }
 
 impl Default for MachineConfig {
@@ -45,6 +50,8 @@ impl Default for MachineConfig {
             slab: SlabKind::Slub,
             la57: false,
             swap: None,
+            dhash_entries: 0,
+            ihash_entries: 0,
         }
     }
 }

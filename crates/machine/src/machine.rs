@@ -7,8 +7,9 @@ use mm::arch::pte::PagingMode;
 use mm::arch::Arch;
 use mm::highmem::Highmem;
 use mm::memblock::Memblock;
-use mm::mm_init::{free_area_init, BootParams, KernelImage};
+use mm::mm_init::{free_area_init, BootParams, KernelImage, SystemHash};
 use mm::page_alloc::{CpuId, PageAlloc};
+use mm::percpu::PercpuConfig;
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::printk::Printk;
@@ -22,22 +23,38 @@ use crate::ram::Ram;
 
 /// Bytes of `pg_data_t` per node (NODE_DATA, as this machine's kernel logs it).
 const NODE_DATA_BYTES: u64 = 0x2ab00;
-/// Per-CPU area pages per CPU ("percpu: Embedded 53 pages/cpu").
-const PERCPU_PAGES: u64 = 53;
+/// The per-CPU first chunk of the kernel our machines run; 32-bit x86
+/// allocates it in pages rather than 2 MiB atoms.
+fn percpu_config(arch: Arch) -> PercpuConfig {
+    let cfg = PercpuConfig::LINUX_6_18_X86_64;
+    if arch.is_32bit() {
+        PercpuConfig {
+            atom_size: PAGE_SIZE,
+            ..cfg
+        }
+    } else {
+        cfg
+    }
+}
 
 /// The kernel image placed at boot: where Linux x86-64 loads it (16 MiB,
-/// CONFIG_PHYSICAL_START) with the section sizes of the kernel our machines
-/// run; machines under 256 MiB get a small 4 MiB image at 1 MiB instead.
+/// CONFIG_PHYSICAL_START) with the section sizes and layout of the kernel
+/// our machines run (tests/host/iomem.txt: text 0x01000000-0x02209987,
+/// rodata from 0x02400000, data 0x03000000-0x0327c0ff, bss from 0x03b34000;
+/// 3728K of init sections, as the "Memory:" line says); machines under
+/// 256 MiB get a small 4 MiB image at 1 MiB, its sections back to back.
 pub fn kernel_image(arch: Arch, ram: u64) -> KernelImage {
     let base = arch.dram_base();
     if ram >= 256 << 20 {
         KernelImage {
             start: PhysAddr(base + (16 << 20)),
-            code: 18470 << 10,
-            rwdata: 2544 << 10,
-            rodata: 10280 << 10,
+            code: 0x120_9988,
+            rwdata: 0x27_c100,
+            rodata: 0xa0_a000,
             init: 3728 << 10,
+            after_init: 0x3b3_4000 - 0x362_1000,
             bss: 1168 << 10,
+            align: 2 << 20,
         }
     } else {
         KernelImage {
@@ -46,7 +63,9 @@ pub fn kernel_image(arch: Arch, ram: u64) -> KernelImage {
             rwdata: 512 << 10,
             rodata: 1 << 20,
             init: 256 << 10,
+            after_init: 0,
             bss: 256 << 10,
+            align: 0,
         }
     }
 }
@@ -223,19 +242,26 @@ impl Machine {
                 pa.0 + NODE_DATA_BYTES - 1
             );
         }
-        let percpu = PERCPU_PAGES * PAGE_SIZE * config.cpus as u64;
-        mb.alloc(percpu, PAGE_SIZE)
-            .ok_or(BootError::Mm(mm::mm_init::BootError::NoMemory))?;
-        mm::printk!(log, "percpu: Embedded {} pages/cpu", PERCPU_PAGES);
-
+        // The early hash tables: sized by memory unless the command line
+        // says (dhash_entries=/ihash_entries=); with several nodes Linux
+        // spreads them later with vmalloc (hashdist), which lmm leaves out.
+        let system_hashes = if config.nodes == 1 {
+            vec![
+                SystemHash::dentry(config.dhash_entries),
+                SystemHash::inode(config.ihash_entries),
+            ]
+        } else {
+            Vec::new()
+        };
         let params = BootParams {
             arch,
             nr_nodes: config.nodes,
             cpu_node: config.cpu_node(),
             distance: config.distance_table(),
+            percpu: Some(percpu_config(arch)),
+            system_hashes,
         };
-        let pa = free_area_init(&mut mb, ram.direct_map(), &params, &image, log)
-            .map_err(BootError::Mm)?;
+        let pa = free_area_init(&mut mb, ram.direct_map(), &params, log).map_err(BootError::Mm)?;
         let lowmem_end = if arch.is_32bit() {
             top.min(mm::arch::X86_32_MAXMEM_PFN << 12)
         } else {
@@ -308,6 +334,9 @@ impl Machine {
         ));
         pa.set_reclaim(reclaim.clone());
         cache.set_swap(swap.clone());
+        mm::mm_init::mem_init_print_info(&pa, &image);
+        // kernel_init: the init sections and the image's gaps are freed.
+        mm::mm_init::free_initmem(&pa, &image);
         let swap_spec = config.swap.clone();
         let mut m = Machine {
             config,
@@ -364,13 +393,8 @@ impl Machine {
     /// spaces per nesting level).
     pub fn iomem(&self) -> String {
         let img = &self.image;
-        let code = (img.start.0, img.start.0 + img.code);
-        let rodata_start = code.1.next_multiple_of(2 << 20);
-        let rodata = (rodata_start, rodata_start + img.rodata);
-        let data_start = rodata.1.next_multiple_of(2 << 20);
-        let data = (data_start, data_start + img.rwdata);
-        let bss_start = (data.1 + img.init).next_multiple_of(PAGE_SIZE);
-        let bss = (bss_start, bss_start + img.bss);
+        let (code, rodata, data, bss) =
+            (img.text(), img.rodata_range(), img.data(), img.bss_range());
         let mut out = String::new();
         for e in &self.e820 {
             let name = match e.kind {
@@ -428,7 +452,9 @@ impl Machine {
                 slot.1 = by_level[i + 1];
             }
         }
-        ex.percpu_kb = (PERCPU_PAGES * PAGE_SIZE * self.config.cpus as u64) >> 10;
+        let percpu =
+            mm::percpu::build_alloc_info(&percpu_config(self.config.arch), &self.config.cpu_node());
+        ex.percpu_kb = (percpu.size_sum() * self.config.cpus as u64) >> 10;
         ex.swap_total_kb = (self.swap.table.total_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
         ex.swap_free_kb = (self.swap.table.nr_swap_pages().max(0) as u64 * PAGE_SIZE) >> 10;
         self.overcommit_meminfo(&mut ex);

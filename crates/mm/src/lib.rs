@@ -34,6 +34,7 @@ pub mod mremap;
 pub mod msync;
 pub mod oom_kill;
 pub mod page_alloc;
+pub mod percpu;
 pub mod pgalloc;
 pub mod pgtable;
 pub mod printk;

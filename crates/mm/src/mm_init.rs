@@ -12,6 +12,7 @@ use crate::memmap::{memmap_bytes, Memmap, Page, PageFlags};
 use crate::mmap::PMD_SIZE;
 use crate::mmzone::{ZoneType, MAX_PAGE_ORDER};
 use crate::page_alloc::{Node, PageAlloc, Zone};
+use crate::percpu::{setup_per_cpu_areas, PercpuConfig};
 use crate::printk::Printk;
 use crate::types::{pages_to_kib, Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 
@@ -31,29 +32,232 @@ pub struct BootParams {
     pub cpu_node: Vec<u32>,
     /// Node distance table.
     pub distance: Vec<Vec<u32>>,
+    /// The per-CPU first chunk to set up once the memmap is placed (x86's
+    /// `setup_per_cpu_areas`), if any.
+    pub percpu: Option<PercpuConfig>,
+    /// Hash tables allocated from memblock before the hand-over
+    /// (`vfs_caches_init_early`: the dentry and inode caches).
+    pub system_hashes: Vec<SystemHash>,
 }
 
-/// Sizes of the kernel image, for the "Memory:" boot line.
+/// A boot-time hash table (`alloc_large_system_hash` with HASH_EARLY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemHash {
+    /// Name as logged ("Dentry cache").
+    pub name: &'static str,
+    /// Bytes per bucket.
+    pub bucketsize: u64,
+    /// Entries asked for on the command line (`dhash_entries=`), 0 to size
+    /// by memory.
+    pub entries: u64,
+    /// One bucket per 2^scale bytes of low memory.
+    pub scale: u32,
+}
+
+impl SystemHash {
+    /// `dcache_init_early`: one `hlist_bl_head` per 8 KiB of low memory.
+    pub const fn dentry(entries: u64) -> SystemHash {
+        SystemHash {
+            name: "Dentry cache",
+            bucketsize: 8,
+            entries,
+            scale: 13,
+        }
+    }
+    /// `inode_init_early`: one `hlist_head` per 16 KiB of low memory.
+    pub const fn inode(entries: u64) -> SystemHash {
+        SystemHash {
+            name: "Inode-cache",
+            bucketsize: 8,
+            entries,
+            scale: 14,
+        }
+    }
+
+    /// log2 of the entries `alloc_large_system_hash` settles on, given the
+    /// free low pages (`nr_kernel_pages`) and all free pages
+    /// (`nr_all_pages`) memblock has when it runs: by default one bucket per
+    /// 2^scale bytes of low memory (counted in whole MiB), at least a page
+    /// of buckets; a power of two; at most 1/16 of memory.
+    pub fn log2_entries(&self, nr_kernel_pages: u64, nr_all_pages: u64) -> u32 {
+        let mut n = self.entries;
+        if n == 0 {
+            n = nr_kernel_pages.next_multiple_of((1 << 20) / PAGE_SIZE);
+            n = if self.scale > PAGE_SHIFT {
+                n >> (self.scale - PAGE_SHIFT)
+            } else {
+                n << (PAGE_SHIFT - self.scale)
+            };
+            if n * self.bucketsize < PAGE_SIZE {
+                n = PAGE_SIZE / self.bucketsize;
+            }
+        }
+        let n = n.max(1).next_power_of_two();
+        let max = (((nr_all_pages << PAGE_SHIFT) >> 4) / self.bucketsize).min(0x8000_0000);
+        n.min(max).max(1).ilog2()
+    }
+}
+
+/// `alloc_large_system_hash` for the early tables: sizes each from the free
+/// memory memblock has now, allocates it (halving on failure) and logs
+/// "<name> hash table entries: N (order: k, B bytes, linear)".
+fn alloc_system_hashes(mb: &mut Memblock, hashes: &[SystemHash], log: &Printk) {
+    // calc_nr_kernel_pages: the free memblock ranges, low memory only on
+    // 32-bit (below the highmem boundary).
+    let (mut nr_all, mut nr_kernel) = (0, 0);
+    let low_limit = mb.current_limit().0;
+    for r in mb.free_ranges(None) {
+        let (s, e) = (r.start.0.div_ceil(PAGE_SIZE), r.end.0 >> PAGE_SHIFT);
+        if s < e {
+            nr_all += e - s;
+            let ke = if low_limit == 0 {
+                e
+            } else {
+                e.min(low_limit >> PAGE_SHIFT)
+            };
+            nr_kernel += ke.saturating_sub(s);
+        }
+    }
+    for h in hashes {
+        let mut log2 = h.log2_entries(nr_kernel, nr_all);
+        loop {
+            let size = h.bucketsize << log2;
+            if mb.alloc(size, 64).is_some() {
+                let order = size.div_ceil(PAGE_SIZE).next_power_of_two().ilog2();
+                crate::printk!(
+                    log,
+                    "{} hash table entries: {} (order: {}, {} bytes, linear)",
+                    h.name,
+                    1u64 << log2,
+                    order,
+                    size
+                );
+                break;
+            }
+            if size <= PAGE_SIZE || log2 == 0 {
+                break;
+            }
+            log2 -= 1;
+        }
+    }
+}
+
+/// The kernel image's sections, where boot places them: `.text` at
+/// `start`, `.rodata` and `.data` each on the next `align` boundary (the
+/// large pages x86-64 maps the image with), the init sections from the
+/// next page, `after_init` bytes the image keeps between them and `.bss`,
+/// then `.bss`. memblock reserves `[start, end())`; the init sections and
+/// the two alignment gaps go back to the buddy allocator at the end of
+/// boot ([`free_initmem`]). Sizes are byte-exact, as the "Memory:" line and
+/// /proc/iomem print them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelImage {
-    /// Where the image starts.
+    /// Where the image starts (`_text`).
     pub start: PhysAddr,
-    /// Text bytes.
+    /// Text bytes (`_etext - _stext`).
     pub code: u64,
-    /// Read-write data bytes.
+    /// Read-write data bytes (`_edata - _sdata`).
     pub rwdata: u64,
-    /// Read-only data bytes.
+    /// Read-only data bytes (`__end_rodata - __start_rodata`).
     pub rodata: u64,
-    /// Init section bytes.
+    /// Init section bytes (`__init_end - __init_begin`).
     pub init: u64,
+    /// Bytes between the init sections and `.bss` that stay reserved.
+    pub after_init: u64,
     /// BSS bytes.
     pub bss: u64,
+    /// Alignment of `.rodata` and `.data` (a page when 0).
+    pub align: u64,
 }
 
 impl KernelImage {
-    /// Total bytes of the image.
+    fn align(&self) -> u64 {
+        self.align.max(PAGE_SIZE)
+    }
+    /// `[_stext, _etext)`.
+    pub fn text(&self) -> (u64, u64) {
+        (self.start.0, self.start.0 + self.code)
+    }
+    /// `[__start_rodata, __end_rodata)`.
+    pub fn rodata_range(&self) -> (u64, u64) {
+        let s = self.text().1.next_multiple_of(self.align());
+        (s, s + self.rodata)
+    }
+    /// `[_sdata, _edata)`.
+    pub fn data(&self) -> (u64, u64) {
+        let s = self.rodata_range().1.next_multiple_of(self.align());
+        (s, s + self.rwdata)
+    }
+    /// `[__init_begin, __init_end)`.
+    pub fn init_range(&self) -> (u64, u64) {
+        let s = self.data().1.next_multiple_of(PAGE_SIZE);
+        (s, s + self.init)
+    }
+    /// `[__bss_start, __bss_stop)`.
+    pub fn bss_range(&self) -> (u64, u64) {
+        let s = (self.init_range().1 + self.after_init).next_multiple_of(PAGE_SIZE);
+        (s, s + self.bss)
+    }
+    /// Bytes memblock reserves for the image (`_end - _text`, page aligned).
     pub fn size(&self) -> u64 {
-        self.code + self.rwdata + self.rodata + self.init + self.bss
+        self.bss_range().1.next_multiple_of(PAGE_SIZE) - self.start.0
+    }
+    /// What boot frees of the image once it runs (`free_initmem`, then
+    /// `mark_rodata_ro`): the init sections, the gap between text and
+    /// read-only data, and the gap between read-only data and data.
+    pub fn freed_at_boot(&self) -> [(&'static str, u64, u64); 3] {
+        let page = |x: u64| x.next_multiple_of(PAGE_SIZE);
+        [
+            (
+                "unused kernel image (initmem)",
+                self.init_range().0,
+                page(self.init_range().1),
+            ),
+            (
+                "unused kernel image (text/rodata gap)",
+                page(self.text().1),
+                self.rodata_range().0,
+            ),
+            (
+                "unused kernel image (rodata/data gap)",
+                page(self.rodata_range().1),
+                self.data().0,
+            ),
+        ]
+    }
+}
+
+/// Gives the image's init sections and alignment gaps back
+/// (`free_reserved_area` for each of [`KernelImage::freed_at_boot`]),
+/// logging "Freeing ... memory: NK" for each that is not empty.
+/// Watermarks stay as they were: Linux computes them in initcalls that run
+/// before `free_initmem`. Simplified: the pages go straight to the buddy
+/// lists, where Linux frees them one by one through the per-CPU lists.
+pub fn free_initmem(pa: &PageAlloc, image: &KernelImage) {
+    for (what, start, end) in image.freed_at_boot() {
+        let (lo, hi) = (start >> PAGE_SHIFT, end >> PAGE_SHIFT);
+        if hi <= lo {
+            continue;
+        }
+        let mut pfn = lo;
+        while pfn < hi {
+            let Some(z) = pa.zone_of(Pfn(pfn)) else {
+                pfn += 1;
+                continue;
+            };
+            let run_end = hi.min(z.end_pfn().0);
+            for p in pfn..run_end {
+                z.page(Pfn(p)).clear(PageFlags::RESERVED);
+            }
+            z.free_range_core(Pfn(pfn), Pfn(run_end));
+            pfn = run_end;
+        }
+        crate::printk!(
+            pa.log,
+            "Freeing {} memory: {}K",
+            what,
+            (hi - lo) << (PAGE_SHIFT - 10)
+        );
     }
 }
 
@@ -69,6 +273,8 @@ pub enum BootError {
     },
     /// No usable memory at all.
     NoMemory,
+    /// memblock could not supply the per-CPU first chunk.
+    NoPercpu,
 }
 
 impl core::fmt::Display for BootError {
@@ -78,6 +284,7 @@ impl core::fmt::Display for BootError {
                 write!(f, "cannot allocate {bytes} bytes of memmap for node {nid}")
             }
             BootError::NoMemory => write!(f, "no usable memory in the firmware map"),
+            BootError::NoPercpu => write!(f, "cannot allocate the per-CPU areas"),
         }
     }
 }
@@ -150,7 +357,6 @@ pub fn free_area_init(
     mb: &mut Memblock,
     dm: DirectMap,
     p: &BootParams,
-    image: &KernelImage,
     log: Printk,
 ) -> Result<PageAlloc, BootError> {
     let all = mb.pfn_ranges(None);
@@ -315,6 +521,15 @@ pub fn free_area_init(
         });
     }
 
+    // start_kernel, before mm_core_init: the per-CPU areas, then the early
+    // hash tables, both from memblock.
+    if let Some(cfg) = &p.percpu {
+        let min = PhysAddr(p.arch.max_dma_address());
+        setup_per_cpu_areas(mb, cfg, &p.cpu_node, p.nr_nodes, min, &log)
+            .ok_or(BootError::NoPercpu)?;
+    }
+    alloc_system_hashes(mb, &p.system_hashes, &log);
+
     // memmap_init and memblock_free_all: initialise the struct pages of RAM,
     // mark what memblock reserved, free the rest (deferring whole max-order
     // blocks high in each node's top zone).
@@ -390,7 +605,6 @@ pub fn free_area_init(
     );
     pa.init_watermarks();
     let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
-    let available = pa.totalram_pages();
     for nid in 0..p.nr_nodes {
         // build_zonelists: the node order, each node once.
         let mut order: Vec<u32> = Vec::new();
@@ -417,19 +631,31 @@ pub fn free_area_init(
         .max()
         .unwrap_or(ZoneType::Normal);
     crate::printk!(pa.log, "Policy zone: {}", policy.name());
+    // report_meminit: no stack or heap initialisation (our config).
+    crate::printk!(
+        pa.log,
+        "mem auto-init: stack:off, heap alloc:off, heap free:off"
+    );
+    Ok(pa)
+}
+
+/// `mem_init_print_info`: the "Memory:" line, once the slab allocator is
+/// up: free and present memory, the image's sections, and what stayed
+/// reserved (memmap, page tables, per-CPU areas, hash tables, the image).
+pub fn mem_init_print_info(pa: &PageAlloc, image: &KernelImage) {
+    let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
     crate::printk!(
         pa.log,
         "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K init, {}K bss, {}K reserved, 0K cma-reserved)",
-        pages_to_kib(available),
+        pages_to_kib(pa.nr_free_pages()),
         pages_to_kib(total_present),
         image.code >> 10,
         image.rwdata >> 10,
         image.rodata >> 10,
         image.init >> 10,
         image.bss >> 10,
-        pages_to_kib(total_present - available)
+        pages_to_kib(total_present - pa.totalram_pages())
     );
-    Ok(pa)
 }
 
 /// Small machines booted straight from mm, for unit tests of mm alone.
@@ -465,6 +691,8 @@ pub(crate) mod testing {
             nr_nodes: 1,
             cpu_node: alloc::vec![0; ncpus],
             distance: alloc::vec![alloc::vec![10]],
+            percpu: None,
+            system_hashes: Vec::new(),
         };
         let image = KernelImage {
             start: kernel,
@@ -473,8 +701,10 @@ pub(crate) mod testing {
             rodata: 512 << 10,
             init: 128 << 10,
             bss: 128 << 10,
+            ..Default::default()
         };
-        let pa = free_area_init(&mut mb, host.map(), &params, &image, Printk::new()).unwrap();
+        let pa = free_area_init(&mut mb, host.map(), &params, Printk::new()).unwrap();
+        mem_init_print_info(&pa, &image);
         TestMachine { pa, mb, _ram: host }
     }
 }

@@ -230,7 +230,7 @@ fn numa_fallback_follows_distance() {
     // Three nodes; node 0 is closer to node 2 than to node 1.
     use crate::direct_map::test_ram::TestRam;
     use crate::memblock::Memblock;
-    use crate::mm_init::{free_area_init, BootParams, KernelImage};
+    use crate::mm_init::{free_area_init, BootParams};
     let ram = TestRam::new(3 << 26);
     let mut mb = Memblock::new();
     for n in 0..3u64 {
@@ -242,15 +242,10 @@ fn numa_fallback_follows_distance() {
         nr_nodes: 3,
         cpu_node: vec![0, 1, 2],
         distance: vec![vec![10, 30, 20], vec![30, 10, 20], vec![20, 20, 10]],
+        percpu: None,
+        system_hashes: Vec::new(),
     };
-    let pa = free_area_init(
-        &mut mb,
-        ram.map(),
-        &params,
-        &KernelImage::default(),
-        Printk::new(),
-    )
-    .unwrap();
+    let pa = free_area_init(&mut mb, ram.map(), &params, Printk::new()).unwrap();
     let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();
     assert_eq!(nodes.first(), Some(&0));
     let first_other = nodes.iter().find(|&&n| n != 0).unwrap();

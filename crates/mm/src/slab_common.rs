@@ -696,7 +696,11 @@ impl SlabAllocator {
             nr_cpus: pa.nr_cpus(),
             nr_nodes,
             cpu_node: pa.cpu_node.clone(),
-            memmaps: pa.nodes.iter().map(|n| n.zones[0].memmap().clone()).collect(),
+            memmaps: pa
+                .nodes
+                .iter()
+                .map(|n| n.zones[0].memmap().clone())
+                .collect(),
             registry: spin::RwLock::new(Registry {
                 caches: Vec::new(),
                 list: Vec::new(),
@@ -750,6 +754,17 @@ impl SlabAllocator {
         }
         sa.kmalloc = table;
         sa.kernel_caches = kernel;
+        if kind == SlabKind::Slub {
+            // slub_min_order 0, slub_min_objects 0 (automatic), no command line.
+            crate::printk!(
+                pa.log,
+                "SLUB: HWalign={}, Order=0-{}, MinObjects=0, CPUs={}, Nodes={}",
+                CACHE_LINE_SIZE,
+                crate::slub::SLUB_MAX_ORDER,
+                pa.nr_cpus(),
+                pa.nodes.len()
+            );
+        }
         sa
     }
 
