@@ -87,7 +87,8 @@ pub fn build_alloc_info(cfg: &PercpuConfig, cpu_node: &[u32]) -> AllocInfo {
     let dyn_size = size_sum - cfg.static_size - cfg.reserved_size;
     let min_unit_size = size_sum.max(PCPU_MIN_UNIT_SIZE);
     let alloc_size = min_unit_size.next_multiple_of(cfg.atom_size);
-    let fits = |upa: u64| alloc_size % upa == 0 && (alloc_size / upa) % PAGE_SIZE == 0;
+    let fits =
+        |upa: u64| alloc_size.is_multiple_of(upa) && (alloc_size / upa).is_multiple_of(PAGE_SIZE);
     let mut max_upa = (alloc_size / min_unit_size).max(1);
     while !fits(max_upa) {
         max_upa -= 1;
@@ -169,7 +170,7 @@ fn dump_alloc_info(ai: &AllocInfo, nr_cpus: usize, log: &Printk) {
     let mut alloc = 0usize;
     for (g, (_, map)) in ai.groups.iter().enumerate() {
         for units in map.chunks(ai.upa as usize) {
-            if alloc % apl == 0 && alloc > 0 {
+            if alloc.is_multiple_of(apl) && alloc > 0 {
                 crate::printk!(log, "pcpu-alloc: {}", line);
                 line.clear();
             }
