@@ -470,7 +470,11 @@ impl Machine {
             "pagetypeinfo" => mm::proc::pagetypeinfo::render(pa),
             "zoneinfo" => mm::proc::zoneinfo::render(pa),
             "meminfo" => mm::proc::meminfo::render(pa, &self.meminfo_extras()),
-            "vmallocinfo" => mm::proc::vmallocinfo::render(&self.vmalloc, pa),
+            "vmallocinfo" => mm::proc::vmallocinfo::render(
+                &self.vmalloc,
+                pa,
+                Some(mm::printk::PtrKey::from_seed(self.config.seed)),
+            ),
             "slabinfo" => mm::proc::slabinfo::render(&Kmem::new(&self.slab, pa)),
             "vmstat" => mm::proc::vmstat::render(pa),
             "swaps" => self.swap.table.proc_swaps(),

@@ -2,16 +2,18 @@
 //! vmalloc lines of /proc/meminfo. Mirrors mm/vmalloc.c
 //! (`vmalloc_info_show`, `show_numa_info`, `vmalloc_nr_pages`).
 //!
-//! Addresses are printed as root sees them with `no_hash_pointers` (a
-//! non-root reader of the real file sees hashed values, as in
-//! tests/host/vmallocinfo.txt). Areas come in address order (one vmap node)
-//! and there are never "unpurged vm_area" lines: our vfree flushes at once.
+//! Addresses are printed with `%pK`: with kptr_restrict 0 (our machines')
+//! that is `%p`, a hash of the pointer, for root too (as in
+//! tests/host/vmallocinfo.txt); without a key (`no_hash_pointers`) they are
+//! raw. Areas come in address order (one vmap node) and there are never
+//! "unpurged vm_area" lines: our vfree flushes at once.
 
 use alloc::string::String;
 use alloc::vec;
 use core::fmt::Write;
 
 use crate::page_alloc::PageAlloc;
+use crate::printk::PtrKey;
 use crate::proc::meminfo::MeminfoExtras;
 use crate::vmalloc::{VmFlags, VmStruct, Vmalloc};
 
@@ -30,13 +32,20 @@ pub fn fill_meminfo(vm: &Vmalloc, extras: &mut MeminfoExtras) {
 /// `dma-coherent`), ` vpages` if the page array was vmalloc'ed, and
 /// ` N<nid>=<pages>` for each node with memory that holds some of its
 /// pages.
-pub fn render(vm: &Vmalloc, pa: &PageAlloc) -> String {
+pub fn render(vm: &Vmalloc, pa: &PageAlloc, key: Option<PtrKey>) -> String {
     let mut s = String::new();
     let w = 2 * vm.ptr_size() as usize;
     let pw = vm.phys_digits();
     let mut counters = vec![0u32; pa.nodes.len()];
+    let ptr = |p: u64| key.map_or(p, |k| k.hash(p, vm.ptr_size()));
     for v in vm.areas() {
-        let _ = write!(s, "0x{:0w$x}-0x{:0w$x} {:7}", v.addr.0, v.end().0, v.size);
+        let _ = write!(
+            s,
+            "0x{:0w$x}-0x{:0w$x} {:7}",
+            ptr(v.addr.0),
+            ptr(v.end().0),
+            v.size
+        );
         if !v.caller.is_empty() {
             let _ = write!(s, " {}", v.caller);
         }
@@ -177,7 +186,7 @@ mod tests {
             "htab_map_alloc+0x2e4/0x5a0",
         )
         .unwrap();
-        let ours = render(&e.vm, pa);
+        let ours = render(&e.vm, pa, None);
         assert_eq!(ours, GOLDEN);
 
         // Every line, past its two addresses, is a line of the host's file:
@@ -223,7 +232,7 @@ mod tests {
             "g+0x1/0x2",
         )
         .unwrap();
-        let s = render(&e.vm, pa);
+        let s = render(&e.vm, pa, None);
         let start = e.vm.vmalloc_start().0;
         let want = alloc::format!(
             "0x{:08x}-0x{:08x}    8192 f+0x1/0x2 pages=1 vmalloc N0=1\n\
