@@ -545,7 +545,16 @@ pub struct SlabAllocator {
     /// Test hook (`should_failslab`): fail this many new-slab allocations.
     pub fail_new_slabs: AtomicU64,
     reports: spin::Mutex<Vec<SlabReport>>,
+    /// Once `kmem_cache_init` has bootstrapped: each cache's own
+    /// `struct kmem_cache` (from the kmem_cache cache) and one
+    /// `struct kmem_cache_node` per node with memory (from kmem_cache_node),
+    /// by cache id, as Linux allocates them for every cache it creates.
+    meta: spin::Mutex<Option<Vec<Vec<(CacheId, ObjPtr)>>>>,
 }
+
+/// The ids `kmem_cache_init` gives the caches of caches.
+const KMEM_CACHE: CacheId = CacheId(0);
+const KMEM_CACHE_NODE: CacheId = CacheId(1);
 
 /// The caches `kmem_cache_init` makes for the kernel's own objects, with the
 /// object sizes of this machine's Linux 6.18 (tests/host/slabinfo.txt).
@@ -713,6 +722,7 @@ impl SlabAllocator {
             locations: spin::Mutex::new(Vec::new()),
             fail_new_slabs: AtomicU64::new(0),
             reports: spin::Mutex::new(Vec::new()),
+            meta: spin::Mutex::new(None),
         }
     }
 
@@ -731,6 +741,12 @@ impl SlabAllocator {
                 .expect("kmem_cache");
             k.kmem_cache_create("kmem_cache_node", 128, 0, h, None)
                 .expect("kmem_cache_node");
+            // `bootstrap`: the two boot caches move into objects of
+            // kmem_cache itself, with their node structures.
+            *sa.meta.lock() = Some(Vec::new());
+            for id in [KMEM_CACHE, KMEM_CACHE_NODE] {
+                k.alloc_meta(id).expect("bootstrap kmem_cache");
+            }
             let low = sa.kmalloc_shift_low();
             for t in KmallocType::ALL {
                 let mut order: Vec<usize> = alloc::vec![1, 2];
@@ -964,7 +980,56 @@ impl<'a> Kmem<'a> {
                 ac: Vec::with_capacity(limit),
             }));
         }
+        drop(reg);
+        if self.alloc_meta(id).is_none() {
+            self.unregister(id);
+            return Err(Errno::ENOMEM);
+        }
         Ok(id)
+    }
+
+    /// Allocates cache `id`'s `struct kmem_cache` and its node structures
+    /// once the allocator is bootstrapped (before that, nothing). None if
+    /// memory runs out, with nothing kept.
+    fn alloc_meta(&self, id: CacheId) -> Option<()> {
+        if self.sa.meta.lock().is_none() {
+            return Some(());
+        }
+        let nodes = self
+            .pa
+            .nodes
+            .iter()
+            .filter(|n| n.zones.iter().any(|z| z.is_populated()))
+            .count();
+        let mut objs = Vec::new();
+        for c in core::iter::once(KMEM_CACHE).chain((0..nodes).map(|_| KMEM_CACHE_NODE)) {
+            match self.kmem_cache_alloc(CpuId(0), c, Gfp::KERNEL) {
+                Some(o) => objs.push((c, o)),
+                None => {
+                    for (c, o) in objs {
+                        let _ = self.kmem_cache_free(CpuId(0), c, o);
+                    }
+                    return None;
+                }
+            }
+        }
+        let mut meta = self.sa.meta.lock();
+        let v = meta.as_mut()?;
+        if v.len() <= id.0 as usize {
+            v.resize(id.0 as usize + 1, Vec::new());
+        }
+        v[id.0 as usize] = objs;
+        Some(())
+    }
+
+    /// Takes a cache out of the registry and every CPU's state.
+    fn unregister(&self, cache: CacheId) {
+        let mut reg = self.sa.registry.write();
+        reg.caches[cache.0 as usize] = None;
+        reg.list.retain(|&i| i != cache);
+        for cpu in self.sa.cpus.iter() {
+            cpu.lock().caches[cache.0 as usize] = None;
+        }
     }
 
     /// `kmem_cache_alloc(cache, gfp)` on `cpu`. With __GFP_ZERO the object is
@@ -1122,11 +1187,16 @@ impl<'a> Kmem<'a> {
             c.errors.fetch_add(2, Relaxed);
             return Err(rep);
         }
-        let mut reg = self.sa.registry.write();
-        reg.caches[cache.0 as usize] = None;
-        reg.list.retain(|&i| i != cache);
-        for cpu in self.sa.cpus.iter() {
-            cpu.lock().caches[cache.0 as usize] = None;
+        self.unregister(cache);
+        let objs = self
+            .sa
+            .meta
+            .lock()
+            .as_mut()
+            .and_then(|v| v.get_mut(cache.0 as usize).map(core::mem::take))
+            .unwrap_or_default();
+        for (c, o) in objs {
+            self.kmem_cache_free(cpu, c, o)?;
         }
         Ok(())
     }
@@ -1606,6 +1676,38 @@ mod tests {
             + m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable)
     }
 
+    /// The pages the caches of caches hold once every test object is freed
+    /// and every cache shrunk, checking what they hold: one kmem_cache per
+    /// live cache and one kmem_cache_node per live cache and node (none
+    /// before `kmem_cache_init` bootstraps).
+    fn meta_pages(sa: &SlabAllocator, pa: &PageAlloc) -> i64 {
+        if sa.meta.lock().is_none() {
+            return 0;
+        }
+        let k = Kmem::new(sa, pa);
+        let n = sa.caches().len() as u64;
+        let mut pages = 0;
+        for id in [KMEM_CACHE, KMEM_CACHE_NODE] {
+            let c = k.validate(id).unwrap();
+            assert_eq!(c.live, n, "objects in cache {id:?}");
+            pages += c.slabs << sa.cache(id).unwrap().order;
+        }
+        pages as i64
+    }
+
+    /// What shrinking leaves in cache `c` with no test object live.
+    fn assert_at_rest(k: &Kmem, c: &Cache) {
+        if c.id == KMEM_CACHE || c.id == KMEM_CACHE_NODE {
+            return;
+        }
+        assert_eq!(
+            k.validate(c.id).unwrap(),
+            CacheCounts::default(),
+            "{}",
+            c.name
+        );
+    }
+
     #[test]
     fn kernel_caches_present_after_init() {
         let m = machine();
@@ -1871,13 +1973,21 @@ mod tests {
         let m = machine();
         let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
         let k = Kmem::new(&sa, &m.pa);
+        // The caches of caches hold unreclaimable pages from boot on.
+        let meta = meta_pages(&sa, &m.pa);
+        assert!(meta > 0);
+        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable), meta);
         let r = k.kmalloc(C0, 64, Gfp::KERNEL | Gfp::RECLAIMABLE).unwrap();
         let u = k.kmalloc(C0, 4096, Gfp::KERNEL).unwrap();
         assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabReclaimable), 1);
-        assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable), 8);
+        assert_eq!(
+            m.pa.nodes[0].stats.get(NodeStat::NrSlabUnreclaimable),
+            8 + meta
+        );
         let mi = crate::proc::meminfo::render(&m.pa, &Default::default());
         assert!(mi.contains("SReclaimable:          4 kB"), "{mi}");
-        assert!(mi.contains("SUnreclaim:           32 kB"), "{mi}");
+        let sunreclaim = alloc::format!("SUnreclaim:     {:8} kB", 32 + 4 * meta);
+        assert!(mi.contains(&sunreclaim), "{mi}");
         k.kfree(C0, r).unwrap();
         k.kfree(C0, u).unwrap();
     }
@@ -2229,15 +2339,15 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         }
         for c in sa.caches() {
             k.kmem_cache_shrink(C0, c.id);
-            assert_eq!(
-                k.validate(c.id).unwrap(),
-                CacheCounts::default(),
-                "{}",
-                c.name
-            );
+            assert_at_rest(&k, &c);
         }
-        assert_eq!(slab_pages(&m), 0);
-        assert_eq!(free_pages(&m), base_free, "every page returned");
+        let meta = meta_pages(&sa, &m.pa);
+        assert_eq!(slab_pages(&m), meta);
+        assert_eq!(
+            free_pages(&m) + meta as u64,
+            base_free,
+            "every page returned"
+        );
         check_page_alloc(&m.pa).unwrap();
     }
 
@@ -2298,13 +2408,15 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         for c in sa.caches() {
             k.kmem_cache_shrink(C0, c.id);
         }
-        assert_eq!(slab_pages(&m), 0);
+        assert_eq!(slab_pages(&m), meta_pages(&sa, &m.pa));
     }
 
     #[test]
     fn two_host_threads_drive_two_cpus() {
         let m = machine();
         for kind in [SlabKind::Slub, SlabKind::Slab] {
+            // What the previous allocator's caches of caches keep.
+            let before = slab_pages(&m);
             let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
             std::thread::scope(|s| {
@@ -2327,9 +2439,9 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             });
             for c in sa.caches() {
                 k.kmem_cache_shrink(C0, c.id);
-                assert_eq!(k.validate(c.id).unwrap().live, 0);
+                assert_at_rest(&k, &c);
             }
-            assert_eq!(slab_pages(&m), 0);
+            assert_eq!(slab_pages(&m) - before, meta_pages(&sa, &m.pa));
             check_page_alloc(&m.pa).unwrap();
         }
     }
