@@ -55,6 +55,22 @@ impl PageFlags {
     const ZONE_SHIFT: u32 = 56;
     const NODE_SHIFT: u32 = 44;
     const NODE_MASK: u64 = 0xfff;
+
+    /// True if every bit of `f` is set.
+    #[inline]
+    pub fn has(self, f: u64) -> bool {
+        self.0 & f == f
+    }
+    /// Zone index packed in the flags (`page_zonenum`).
+    #[inline]
+    pub fn zone_idx(self) -> usize {
+        (self.0 >> Self::ZONE_SHIFT) as usize & 0x7
+    }
+    /// Node id packed in the flags (`page_to_nid`).
+    #[inline]
+    pub fn nid(self) -> u32 {
+        ((self.0 >> Self::NODE_SHIFT) & Self::NODE_MASK) as u32
+    }
 }
 
 /// `struct page`. 64 bytes, like Linux's.
@@ -133,11 +149,11 @@ impl Page {
     }
     /// Zone index packed in the flags (`page_zonenum`).
     pub fn zone_idx(&self) -> usize {
-        (self.flags.load(Relaxed) >> PageFlags::ZONE_SHIFT) as usize & 0x7
+        self.flags().zone_idx()
     }
     /// Node id packed in the flags (`page_to_nid`).
     pub fn nid(&self) -> u32 {
-        ((self.flags.load(Relaxed) >> PageFlags::NODE_SHIFT) & PageFlags::NODE_MASK) as u32
+        self.flags().nid()
     }
     /// `page_count`.
     pub fn refcount(&self) -> i32 {
@@ -297,6 +313,7 @@ impl PageList {
         (self.tail != NIL).then_some(Pfn(self.tail))
     }
     /// Adds at the head (`list_add`).
+    #[inline]
     pub fn push_front(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         p.set_prev(NIL);
@@ -309,6 +326,7 @@ impl PageList {
         self.head = pfn.0;
     }
     /// Adds at the tail (`list_add_tail`).
+    #[inline]
     pub fn push_back(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         p.set_next(NIL);
@@ -321,6 +339,7 @@ impl PageList {
         self.tail = pfn.0;
     }
     /// Unlinks `pfn`, which must be on this list (`list_del`).
+    #[inline]
     pub fn remove(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         let (prev, next) = (p.prev(), p.next());
@@ -338,6 +357,7 @@ impl PageList {
         p.set_prev(NIL);
     }
     /// Removes and returns the first page.
+    #[inline]
     pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
         let f = self.first()?;
         self.remove(mm, f);
