@@ -654,6 +654,7 @@ impl Zone {
 
     /// Takes a block for the CPU of `lists`, through its page lists for
     /// small orders (`rmqueue`).
+    #[inline(always)]
     fn rmqueue_for<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
@@ -703,6 +704,7 @@ impl Zone {
 
     /// Frees a block through the lists of the CPU of `lists`, draining a
     /// batch when they pass `high` (`free_frozen_page_commit`).
+    #[inline(always)]
     fn free_pcp<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, order: Order) {
         let mut mt = self.pageblock_mt(pfn);
         if mt == MigrateType::Isolate {
