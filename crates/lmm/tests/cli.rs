@@ -489,6 +489,8 @@ fn cases() -> Vec<Case> {
             |o, _| {
                 line(o, "4 KiB MAP_POPULATE ");
                 line(o, "(ratio = host / lmm");
+                line(o, "TLB hit ");
+                line(o, "full walk vs host TLB hit ");
             },
         ),
         bench(

@@ -822,7 +822,7 @@ impl Machine {
     /// (the final `iput` of an unlinked tmpfs file or shared anonymous
     /// memory).
     pub(crate) fn reap_cache(&mut self, cpu: usize) {
-        let rmap = self.rmap.clone();
+        let rmap = &self.rmap;
         self.cache
             .reap(&self.pa, CpuId(cpu), &|m| rmap.file_mapped(m));
     }

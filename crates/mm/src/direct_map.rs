@@ -47,6 +47,7 @@ impl DirectMap {
 
     /// Host pointer for a physical address. Panics if out of range: callers
     /// pass addresses of frames the allocator owns.
+    #[inline]
     pub fn ptr(&self, pa: PhysAddr) -> *mut u8 {
         assert!(pa.0 < self.size, "physical address {pa:?} beyond RAM");
         // SAFETY: in range, checked above.

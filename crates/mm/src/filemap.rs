@@ -67,6 +67,9 @@ struct CacheState {
 #[derive(Default)]
 pub struct PageCache {
     state: spin::Mutex<CacheState>,
+    /// Shmem address spaces in `state` (changed under its lock), so that
+    /// [`PageCache::reap`] takes no lock when there are none.
+    nr_shmem: core::sync::atomic::AtomicUsize,
     /// Swap, for shmem pages (set once the machine has it).
     swap: spin::Once<Arc<SwapState>>,
 }
@@ -263,6 +266,8 @@ impl PageCache {
         s.by_key.insert(key, m);
         if file.is_shmem() {
             s.shmem.insert(m);
+            self.nr_shmem
+                .store(s.shmem.len(), core::sync::atomic::Ordering::Relaxed);
         }
         s.spaces.insert(
             m,
@@ -699,6 +704,9 @@ impl PageCache {
     /// evicts them. `mapped` says whether a VMA still maps a mapping.
     /// Returns the pages freed.
     pub fn reap(&self, pa: &PageAlloc, cpu: CpuId, mapped: &dyn Fn(MappingId) -> bool) -> u64 {
+        if self.nr_shmem.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+            return 0;
+        }
         let dead: Vec<MappingId> = {
             let s = self.state.lock();
             s.shmem
@@ -716,6 +724,8 @@ impl PageCache {
             n += self.truncate(pa, cpu, m, 0);
             let mut s = self.state.lock();
             s.shmem.remove(&m);
+            self.nr_shmem
+                .store(s.shmem.len(), core::sync::atomic::Ordering::Relaxed);
             if let Some(sp) = s.spaces.remove(&m) {
                 s.by_key.remove(&sp.key);
             }

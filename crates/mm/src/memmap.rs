@@ -56,6 +56,22 @@ impl PageFlags {
     const ZONE_SHIFT: u32 = 56;
     const NODE_SHIFT: u32 = 44;
     const NODE_MASK: u64 = 0xfff;
+
+    /// True if every bit of `f` is set.
+    #[inline]
+    pub fn has(self, f: u64) -> bool {
+        self.0 & f == f
+    }
+    /// Zone index packed in the flags (`page_zonenum`).
+    #[inline]
+    pub fn zone_idx(self) -> usize {
+        (self.0 >> Self::ZONE_SHIFT) as usize & 0x7
+    }
+    /// Node id packed in the flags (`page_to_nid`).
+    #[inline]
+    pub fn nid(self) -> u32 {
+        ((self.0 >> Self::NODE_SHIFT) & Self::NODE_MASK) as u32
+    }
 }
 
 /// `struct page`. 64 bytes, like Linux's.
@@ -91,31 +107,38 @@ const _: () = assert!(
 
 impl Page {
     /// Raw flags word.
+    #[inline]
     pub fn flags(&self) -> PageFlags {
         PageFlags(self.flags.load(Relaxed))
     }
     /// True if every bit of `f` is set.
+    #[inline]
     pub fn test(&self, f: u64) -> bool {
         self.flags.load(Relaxed) & f == f
     }
     /// Sets bits.
+    #[inline]
     pub fn set(&self, f: u64) {
         self.flags.fetch_or(f, Relaxed);
     }
     /// Clears bits.
+    #[inline]
     pub fn clear(&self, f: u64) {
         self.flags.fetch_and(!f, Relaxed);
     }
     /// Sets bits with a plain read-modify-write (Linux's `__SetPage*`), for
     /// a page whose flags only the caller changes (held under its list's lock).
+    #[inline]
     pub fn set_locked(&self, f: u64) {
         self.flags.store(self.flags.load(Relaxed) | f, Relaxed);
     }
     /// Clears bits with a plain read-modify-write (`__ClearPage*`).
+    #[inline]
     pub fn clear_locked(&self, f: u64) {
         self.flags.store(self.flags.load(Relaxed) & !f, Relaxed);
     }
     /// Initialises the entry for a frame of `zone_idx` on `nid` (`__init_single_page`).
+    #[inline]
     pub fn init(&self, zone_idx: usize, nid: u32) {
         self.flags.store(
             PageFlags::INIT
@@ -133,78 +156,98 @@ impl Page {
         self.owner.store(0, Relaxed);
     }
     /// Zone index packed in the flags (`page_zonenum`).
+    #[inline]
     pub fn zone_idx(&self) -> usize {
-        (self.flags.load(Relaxed) >> PageFlags::ZONE_SHIFT) as usize & 0x7
+        self.flags().zone_idx()
     }
     /// Node id packed in the flags (`page_to_nid`).
+    #[inline]
     pub fn nid(&self) -> u32 {
-        ((self.flags.load(Relaxed) >> PageFlags::NODE_SHIFT) & PageFlags::NODE_MASK) as u32
+        self.flags().nid()
     }
     /// `page_count`.
+    #[inline]
     pub fn refcount(&self) -> i32 {
         self.refcount.load(Relaxed)
     }
     /// `set_page_count`.
+    #[inline]
     pub fn set_refcount(&self, v: i32) {
         self.refcount.store(v, Relaxed)
     }
     /// `get_page`: returns the new count.
+    #[inline]
     pub fn get(&self) -> i32 {
         self.refcount.fetch_add(1, Relaxed) + 1
     }
     /// `put_page_testzero`: drops a reference, returns the new count.
+    #[inline]
     pub fn put(&self) -> i32 {
         self.refcount.fetch_sub(1, Relaxed) - 1
     }
     /// `page_mapcount`.
+    #[inline]
     pub fn mapcount(&self) -> i32 {
         self.mapcount.load(Relaxed)
     }
     /// Adds `d` to the mapcount, returns the new value.
+    #[inline]
     pub fn add_mapcount(&self, d: i32) -> i32 {
         self.mapcount.fetch_add(d, Relaxed) + d
     }
     /// `page_private`.
+    #[inline]
     pub fn private(&self) -> u64 {
         self.private.load(Relaxed)
     }
     /// `set_page_private`.
+    #[inline]
     pub fn set_private(&self, v: u64) {
         self.private.store(v, Relaxed)
     }
     /// `page->mapping`.
+    #[inline]
     pub fn mapping(&self) -> u64 {
         self.mapping.load(Relaxed)
     }
     /// Sets `page->mapping`.
+    #[inline]
     pub fn set_mapping(&self, v: u64) {
         self.mapping.store(v, Relaxed)
     }
     /// `page->index`.
+    #[inline]
     pub fn index(&self) -> u64 {
         self.index.load(Relaxed)
     }
     /// Sets `page->index`.
+    #[inline]
     pub fn set_index(&self, v: u64) {
         self.index.store(v, Relaxed)
     }
     /// Debug owner tag.
+    #[inline]
     pub fn owner(&self) -> u64 {
         self.owner.load(Relaxed)
     }
     /// Sets the debug owner tag.
+    #[inline]
     pub fn set_owner(&self, v: u64) {
         self.owner.store(v, Relaxed)
     }
+    #[inline]
     pub(crate) fn next(&self) -> u64 {
         self.next.load(Relaxed)
     }
+    #[inline]
     pub(crate) fn prev(&self) -> u64 {
         self.prev.load(Relaxed)
     }
+    #[inline]
     pub(crate) fn set_next(&self, v: u64) {
         self.next.store(v, Relaxed)
     }
+    #[inline]
     pub(crate) fn set_prev(&self, v: u64) {
         self.prev.store(v, Relaxed)
     }
@@ -378,6 +421,7 @@ impl PageList {
         (self.tail != NIL).then_some(Pfn(self.tail))
     }
     /// Adds at the head (`list_add`).
+    #[inline]
     pub fn push_front(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         p.set_prev(NIL);
@@ -390,6 +434,7 @@ impl PageList {
         self.head = pfn.0;
     }
     /// Adds at the tail (`list_add_tail`).
+    #[inline]
     pub fn push_back(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         p.set_next(NIL);
@@ -402,6 +447,7 @@ impl PageList {
         self.tail = pfn.0;
     }
     /// Unlinks `pfn`, which must be on this list (`list_del`).
+    #[inline]
     pub fn remove(&mut self, mm: &Memmap, pfn: Pfn) {
         let p = mm.page(pfn);
         let (prev, next) = (p.prev(), p.next());
@@ -419,6 +465,7 @@ impl PageList {
         p.set_prev(NIL);
     }
     /// Removes and returns the first page.
+    #[inline]
     pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
         let f = self.first()?;
         self.remove(mm, f);

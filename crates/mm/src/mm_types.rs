@@ -893,6 +893,11 @@ impl MmStruct {
     /// Links (or unlinks) one VMA in the rmap.
     fn rmap_link(&self, v: &Vma, link: bool) {
         let Some(l) = &self.link else { return };
+        // An anonymous VMA not yet faulted (no anon_vma) is in no rmap
+        // tree: nothing to lock.
+        if v.file.is_none() && v.anon_chain().next().is_none() {
+            return;
+        }
         let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
         if link {
             l.rmap.link(l.id, v, file);

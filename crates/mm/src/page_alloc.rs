@@ -254,6 +254,7 @@ impl Zone {
         self.stats.get(ZoneStat::NrFreePages).max(0) as u64
     }
     /// The struct page of a frame in this zone's node.
+    #[inline]
     pub fn page(&self, pfn: Pfn) -> &crate::memmap::Page {
         self.memmap.page(pfn)
     }
@@ -651,14 +652,26 @@ impl Zone {
         })
     }
 
-    /// Takes a block for `cpu`, through its page lists for small orders
-    /// (`rmqueue`).
-    fn rmqueue_for(&self, cpu: CpuId, order: Order, mt: MigrateType) -> Option<Pfn> {
+    /// Takes a block for the CPU of `lists`, through its page lists for
+    /// small orders (`rmqueue`).
+    #[inline(always)]
+    fn rmqueue_for<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<Pfn> {
         if !self.uses_pcp(order) {
             let mut area = self.area.lock();
             return self.rmqueue(&mut area, order, mt);
         }
-        let mut pcp = self.pcp[cpu.0].lock();
+        lists.with(self, |pcp| self.rmqueue_pcplist(pcp, order, mt))
+    }
+
+    /// Takes a block off a CPU's lists, refilling a batch from the buddy
+    /// lists when the list is empty (`rmqueue_pcplist`).
+    #[inline(always)]
+    fn rmqueue_pcplist(&self, pcp: &mut PerCpuPages, order: Order, mt: MigrateType) -> Option<Pfn> {
         let pi = pcp_index(order, mt);
         if pcp.high < pcp.high_min {
             pcp.high = pcp.high_min;
@@ -689,9 +702,10 @@ impl Zone {
         Some(pfn)
     }
 
-    /// Frees a block through `cpu`'s page lists, draining a batch when they
-    /// pass `high` (`free_frozen_page_commit`).
-    fn free_pcp(&self, cpu: CpuId, pfn: Pfn, order: Order) {
+    /// Frees a block through the lists of the CPU of `lists`, draining a
+    /// batch when they pass `high` (`free_frozen_page_commit`).
+    #[inline(always)]
+    fn free_pcp<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, order: Order) {
         let mut mt = self.pageblock_mt(pfn);
         if mt == MigrateType::Isolate {
             return self.free_to_buddy(pfn, order, false);
@@ -699,19 +713,20 @@ impl Zone {
         if mt.idx() >= MIGRATE_PCPTYPES {
             mt = MigrateType::Movable;
         }
-        let mut pcp = self.pcp[cpu.0].lock();
-        let page = self.page(pfn);
-        page.set_locked(PageFlags::PCP);
-        page.set_private(order.0 as u64);
-        pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
-        pcp.count += order.pages();
-        if pcp.high < pcp.high_min {
-            pcp.high = pcp.high_min;
-        }
-        if pcp.count >= pcp.high {
-            let batch = pcp.batch.max(1);
-            self.free_pcppages_bulk(&mut pcp, batch);
-        }
+        lists.with(self, |pcp| {
+            let page = self.page(pfn);
+            page.set_locked(PageFlags::PCP);
+            page.set_private(order.0 as u64);
+            pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
+            pcp.count += order.pages();
+            if pcp.high < pcp.high_min {
+                pcp.high = pcp.high_min;
+            }
+            if pcp.count >= pcp.high {
+                let batch = pcp.batch.max(1);
+                self.free_pcppages_bulk(pcp, batch);
+            }
+        })
     }
 
     /// Returns at least `count` pages from a CPU's lists to the buddy lists,
@@ -757,6 +772,86 @@ struct AllocFlags {
     reserves: bool,
     /// ALLOC_NON_BLOCK: may go a further quarter below.
     non_block: bool,
+}
+
+/// How the fast paths reach a CPU's page lists: locked for each call, or
+/// held across calls by [`PageAlloc::lock_cpu`].
+trait PcpLists<'a> {
+    /// The CPU whose lists these are.
+    fn cpu(&self) -> CpuId;
+    /// Runs `f` on the CPU's lists of `zone`.
+    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R;
+    /// Lets go of any list held, before a path (reclaim, draining) that
+    /// takes them itself.
+    fn release(&mut self);
+}
+
+/// The lists locked for the call (`pcp_spin_trylock`, here a spin).
+struct LockPerCall(CpuId);
+
+impl<'a> PcpLists<'a> for LockPerCall {
+    #[inline]
+    fn cpu(&self) -> CpuId {
+        self.0
+    }
+    #[inline]
+    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R {
+        f(&mut zone.pcp[self.0 .0].lock())
+    }
+    #[inline]
+    fn release(&mut self) {}
+}
+
+/// One CPU's page lists held by one thread ([`PageAlloc::lock_cpu`]): the
+/// order-0 (and other per-CPU order) alloc and free fast paths then take no
+/// lock, as the slab's [`crate::slab_common::Kmem::lock_cpu`] does.
+///
+/// Linux 6.18 takes a zone's per-CPU lists with `pcp_spin_trylock` (one
+/// locked instruction; on failure it goes to the buddy lists under the
+/// zone lock). A simulated CPU driven by one host thread for a run of
+/// calls can instead keep the lock: each zone's lists are locked the first
+/// time they are used and held until the guard is dropped. The
+/// simplification: while held, other threads wanting this CPU's lists
+/// (draining them, /proc/zoneinfo) wait instead of racing a trylock. The
+/// slow path (below the low watermark: kswapd, direct reclaim, draining)
+/// lets go of every held list first, since it takes them itself. Calling
+/// [`PageAlloc`]'s own alloc/free on this CPU, or a slab that needs a new
+/// page, from the same thread while holding it deadlocks.
+pub struct PagesCpu<'a> {
+    pa: &'a PageAlloc,
+    cpu: CpuId,
+    /// Each zone's lists once taken, by `nid * MAX_ZONES + zone index`.
+    held: Vec<Option<spin::MutexGuard<'a, PerCpuPages>>>,
+}
+
+impl<'a> PcpLists<'a> for PagesCpu<'a> {
+    #[inline]
+    fn cpu(&self) -> CpuId {
+        self.cpu
+    }
+    #[inline]
+    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R {
+        let cpu = self.cpu.0;
+        let pcp = self.held[zone.nid as usize * MAX_ZONES + zone.idx]
+            .get_or_insert_with(|| zone.pcp[cpu].lock());
+        f(pcp)
+    }
+    fn release(&mut self) {
+        self.held.iter_mut().for_each(|h| *h = None);
+    }
+}
+
+impl PagesCpu<'_> {
+    /// `alloc_pages(gfp, order)` on the held CPU.
+    pub fn alloc_pages(&mut self, gfp: Gfp, order: Order) -> Option<Pfn> {
+        let pa = self.pa;
+        pa.alloc_pages_with(self, gfp, order)
+    }
+    /// `__free_pages` on the held CPU.
+    pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
+        let pa = self.pa;
+        pa.free_pages_with(self, pfn, order)
+    }
 }
 
 /// A node (`pg_data_t`).
@@ -929,17 +1024,26 @@ impl PageAlloc {
         &self.nodes[nid as usize].zones[idx]
     }
     /// The zone that holds `pfn`, if any (`page_zone`).
+    #[inline(always)]
     pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone> {
         // An initialised struct page names its zone in its flags.
-        if let Some(p) = self.page(pfn).filter(|p| p.test(PageFlags::INIT)) {
-            let z = &self.nodes[p.nid() as usize].zones[p.zone_idx()];
+        let flags = self.page(pfn).map(|p| p.flags());
+        if let Some(f) = flags.filter(|f| f.has(PageFlags::INIT)) {
+            let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
             if z.spans(pfn) {
                 return Some(z);
             }
         }
+        self.zone_spanning(pfn)
+    }
+    /// The zone whose span holds `pfn`, searched (`zone_of` without a
+    /// struct page to name it).
+    #[cold]
+    fn zone_spanning(&self, pfn: Pfn) -> Option<&Zone> {
         self.zones().find(|z| z.spans(pfn))
     }
     /// The struct page of `pfn` (`pfn_to_page`), if the frame has one.
+    #[inline]
     pub fn page(&self, pfn: Pfn) -> Option<&crate::memmap::Page> {
         self.nodes
             .iter()
@@ -992,6 +1096,28 @@ impl PageAlloc {
     /// __GFP_HIGH), drains per-CPU lists if it may block, and fails with a
     /// "page allocation failure" line in the log (unless __GFP_NOWARN).
     pub fn alloc_pages(&self, cpu: CpuId, gfp: Gfp, order: Order) -> Option<Pfn> {
+        self.alloc_pages_with(&mut LockPerCall(cpu), gfp, order)
+    }
+
+    /// Holds `cpu`'s page lists for a run of allocations and frees (see
+    /// [`PagesCpu`]).
+    pub fn lock_cpu(&self, cpu: CpuId) -> PagesCpu<'_> {
+        PagesCpu {
+            pa: self,
+            cpu,
+            held: (0..self.nodes.len() * MAX_ZONES).map(|_| None).collect(),
+        }
+    }
+
+    /// `alloc_pages` on the CPU of `lists`.
+    #[inline]
+    fn alloc_pages_with<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
+        gfp: Gfp,
+        order: Order,
+    ) -> Option<Pfn> {
+        let cpu = lists.cpu();
         if order.0 > MAX_PAGE_ORDER {
             self.warn_alloc(gfp, order);
             return None;
@@ -1006,9 +1132,10 @@ impl PageAlloc {
             wmark: Some(Wmark::Low),
             ..Default::default()
         };
-        if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, fast) {
+        if let Some(pfn) = self.get_page_from_freelist(lists, gfp, order, highest, mt, nid, fast) {
             return Some(pfn);
         }
+        lists.release();
         self.alloc_slowpath(cpu, gfp, order, highest, mt, nid)
     }
 
@@ -1036,7 +1163,9 @@ impl PageAlloc {
         if gfp.has(Gfp::KSWAPD_RECLAIM) {
             crate::vmscan::wakeup_kswapd(self, nid, order, highest);
         }
-        if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags) {
+        if let Some(pfn) =
+            self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, highest, mt, nid, flags)
+        {
             return Some(pfn);
         }
         if gfp.allows_blocking() {
@@ -1047,9 +1176,15 @@ impl PageAlloc {
                     if r.try_to_free_pages(self, cpu, gfp, order, highest) == 0 {
                         break;
                     }
-                    if let Some(pfn) =
-                        self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags)
-                    {
+                    if let Some(pfn) = self.get_page_from_freelist(
+                        &mut LockPerCall(cpu),
+                        gfp,
+                        order,
+                        highest,
+                        mt,
+                        nid,
+                        flags,
+                    ) {
                         return Some(pfn);
                     }
                 }
@@ -1057,8 +1192,15 @@ impl PageAlloc {
             // Pages pinned on per-CPU lists are recovered last, as Linux
             // does after a failed direct reclaim.
             self.drain_all_pages();
-            if let Some(pfn) = self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, flags)
-            {
+            if let Some(pfn) = self.get_page_from_freelist(
+                &mut LockPerCall(cpu),
+                gfp,
+                order,
+                highest,
+                mt,
+                nid,
+                flags,
+            ) {
                 return Some(pfn);
             }
         }
@@ -1070,9 +1212,15 @@ impl PageAlloc {
                 reserves: true,
                 non_block: false,
             };
-            if let Some(pfn) =
-                self.get_page_from_freelist(cpu, gfp, order, highest, mt, nid, nofail)
-            {
+            if let Some(pfn) = self.get_page_from_freelist(
+                &mut LockPerCall(cpu),
+                gfp,
+                order,
+                highest,
+                mt,
+                nid,
+                nofail,
+            ) {
                 return Some(pfn);
             }
         }
@@ -1081,9 +1229,9 @@ impl PageAlloc {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn get_page_from_freelist(
-        &self,
-        cpu: CpuId,
+    fn get_page_from_freelist<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
         gfp: Gfp,
         order: Order,
         highest: usize,
@@ -1091,6 +1239,7 @@ impl PageAlloc {
         preferred: u32,
         flags: AllocFlags,
     ) -> Option<Pfn> {
+        let cpu = lists.cpu();
         let local = self.cpu_node[cpu.0];
         for &(nid, zidx) in self.zonelist(preferred) {
             if zidx > highest || (gfp.has(Gfp::THISNODE) && nid != preferred) {
@@ -1105,7 +1254,7 @@ impl PageAlloc {
                     continue;
                 }
             }
-            if let Some(pfn) = zone.rmqueue_for(cpu, order, mt) {
+            if let Some(pfn) = zone.rmqueue_for(lists, order, mt) {
                 self.prep_new_page(cpu, zone, pfn, order, gfp);
                 // zone_statistics
                 if nid == preferred {
@@ -1131,6 +1280,7 @@ impl PageAlloc {
         None
     }
 
+    #[inline(always)]
     fn prep_new_page(&self, cpu: CpuId, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
         // Only a block's head carries the buddy/PCP tags (they were cleared
         // when it left its list), so the tail pages need no work here.
@@ -1224,6 +1374,13 @@ impl PageAlloc {
     /// the count reaches zero: through `cpu`'s lists for small orders,
     /// straight to the buddy lists otherwise.
     pub fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) {
+        self.free_pages_with(&mut LockPerCall(cpu), pfn, order)
+    }
+
+    /// `__free_pages` on the CPU of `lists`.
+    #[inline]
+    fn free_pages_with<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, order: Order) {
+        let cpu = lists.cpu();
         let zone = self
             .zone_of(pfn)
             .expect("free_pages: frame outside every zone");
@@ -1236,7 +1393,7 @@ impl PageAlloc {
         self.events.count_on(cpu.0, VmEvent::Pgfree, order.pages());
         this_cpu_add(&zone.allocated[cpu.0], order.pages().wrapping_neg());
         if zone.uses_pcp(order) {
-            zone.free_pcp(cpu, pfn, order);
+            zone.free_pcp(lists, pfn, order);
         } else {
             zone.free_to_buddy(pfn, order, false);
         }

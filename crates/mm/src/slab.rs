@@ -276,7 +276,7 @@ fn destroy_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut NodeState, nid: u32, pf
 // ----- allocation and freeing -----
 
 /// `____cache_alloc`: the CPU's array cache, refilled by `batchcount`.
-#[inline]
+#[inline(never)]
 pub(crate) fn alloc(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<ObjPtr> {
     if let Some(o) = c.ac.pop() {
         return Some(ObjPtr(PhysAddr(o)));
@@ -321,7 +321,7 @@ fn refill(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<()> {
 
 /// `___cache_free`: onto the array cache; a full one first flushes
 /// `batchcount` objects to the shared array or back to their slabs.
-#[inline]
+#[inline(never)]
 pub(crate) fn free(k: &Kmem, cpu: CpuId, c: &mut CpuCache, obj: ObjPtr) -> Result<(), SlabReport> {
     let s = &c.cache;
     let ok = match k.obj_slab(obj) {

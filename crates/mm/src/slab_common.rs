@@ -831,6 +831,7 @@ impl SlabAllocator {
     }
 
     /// The kmalloc cache for `size` bytes and `gfp` (`kmalloc_slab`).
+    #[inline]
     pub fn kmalloc_slab(&self, size: u64, gfp: Gfp) -> Option<CacheId> {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
             return None;
@@ -844,6 +845,7 @@ impl SlabAllocator {
         &self.memmaps[nid as usize]
     }
 
+    #[inline]
     pub(crate) fn page(&self, pfn: Pfn) -> Option<&Page> {
         self.memmaps
             .iter()
@@ -1129,6 +1131,7 @@ impl<'a> Kmem<'a> {
     /// The head PFN and cache of the slab holding `obj`, if it is in one
     /// (`virt_to_slab`). Slabs are naturally aligned buddy blocks, so the
     /// head is the PFN rounded down to the slab order.
+    #[inline]
     pub fn obj_slab(&self, obj: ObjPtr) -> Option<(Pfn, CacheId)> {
         let pfn = obj.0.pfn();
         let page = self.sa.page(pfn)?;

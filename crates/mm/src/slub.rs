@@ -270,6 +270,7 @@ pub(crate) fn alloc(
     slab_alloc_slow(k, cpu, c, gfp)
 }
 
+#[inline(never)]
 fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<ObjPtr> {
     let s = c.cache.clone();
     let dm = k.pa.direct_map();
@@ -359,6 +360,20 @@ pub(crate) fn free(
         c.freelist = addr;
         return Ok(());
     }
+    slab_free_slow(k, cpu, c, obj, caller)
+}
+
+/// `__slab_free`: an object of another slab than the CPU's, under its
+/// node lock (kept out of line so that the fast path above stays small).
+#[inline(never)]
+fn slab_free_slow(
+    k: &Kmem,
+    cpu: CpuId,
+    c: &mut CpuCache,
+    obj: ObjPtr,
+    caller: &'static Location<'static>,
+) -> Result<(), SlabReport> {
+    let addr = obj.0 .0;
     let s = c.cache.clone();
     let pfn = match k.obj_slab(obj) {
         Some((pfn, id)) if id == s.id && valid_obj(&s, pfn.0, addr) => pfn.0,

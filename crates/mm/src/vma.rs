@@ -232,16 +232,16 @@ impl MmStruct {
 
     /// The core of munmap (`do_vmi_align_munmap`): split at the edges,
     /// detach every VMA inside `[start, end)`, zap their ptes if `zap`, and
-    /// return them. `start`/`end` must be page-aligned.
+    /// drop them. `start`/`end` must be page-aligned.
     pub(crate) fn detach_range(
         &mut self,
         pt: &mut dyn PageTableOps,
         start: u64,
         end: u64,
         zap: bool,
-    ) -> Result<Vec<Vma>, Errno> {
+    ) -> Result<(), Errno> {
         let Some(first) = self.find_vma_intersection(VirtAddr(start), VirtAddr(end)) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         if start > first.start.0 {
             if end < first.end.0 && self.vmas.len() >= self.max_map_count {
@@ -250,17 +250,15 @@ impl MmStruct {
             self.split_at(start, false)?;
         }
         self.split_at(end, false)?;
-        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
+        // One VMA at a time, lowest first, with no list of keys built.
+        while let Some(k) = self.vmas.range(start..end).next().map(|(&k, _)| k) {
             if let Some(v) = self.unlink_vma(k) {
                 if zap {
                     pt.unmap_range(v.start, v.end);
                 }
-                out.push(v);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `anon_vma_prepare`: gives the private VMA containing `addr` an
