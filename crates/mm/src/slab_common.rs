@@ -549,8 +549,11 @@ pub struct SlabAllocator {
     /// `struct kmem_cache` (from the kmem_cache cache) and one
     /// `struct kmem_cache_node` per node with memory (from kmem_cache_node),
     /// by cache id, as Linux allocates them for every cache it creates.
-    meta: spin::Mutex<Option<Vec<Vec<(CacheId, ObjPtr)>>>>,
+    meta: spin::Mutex<Option<Vec<CacheMeta>>>,
 }
+
+/// A cache's own structures: its kmem_cache and kmem_cache_node objects.
+type CacheMeta = Vec<(CacheId, ObjPtr)>;
 
 /// The ids `kmem_cache_init` gives the caches of caches.
 const KMEM_CACHE: CacheId = CacheId(0);
