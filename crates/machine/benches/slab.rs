@@ -72,12 +72,15 @@ fn single(c: &mut Criterion) {
         });
     }
     g.bench_function("system/malloc64_free", |b| {
+        // SAFETY: L64 has a non-zero size; the block is freed at once with
+        // the layout it was allocated with.
         b.iter(|| unsafe {
             let p = System.alloc(black_box(L64));
             System.dealloc(black_box(p), L64);
         })
     });
     g.bench_function("mimalloc/malloc64_free", |b| {
+        // SAFETY: as above, for mimalloc.
         b.iter(|| unsafe {
             let p = MiMalloc.alloc(black_box(L64));
             MiMalloc.dealloc(black_box(p), L64);
@@ -116,6 +119,7 @@ fn two_threads(c: &mut Criterion) {
                 for _ in 0..2 {
                     s.spawn(move || {
                         for _ in 0..iters {
+                            // SAFETY: a non-zero layout, freed with itself.
                             unsafe {
                                 let p = System.alloc(black_box(L64));
                                 System.dealloc(black_box(p), L64);

@@ -19,6 +19,7 @@ pub struct DirectMap {
 // SAFETY: the mapping is plain memory shared by all simulated CPUs, as RAM is;
 // concurrent users synchronise through the allocator's locks, as in Linux.
 unsafe impl Send for DirectMap {}
+// SAFETY: as for Send: shared access goes through the allocator's locks.
 unsafe impl Sync for DirectMap {}
 
 impl DirectMap {

@@ -280,6 +280,7 @@ const NO_SECTION: u32 = u32::MAX;
 
 // SAFETY: pages are all-atomic; the memory outlives the allocator.
 unsafe impl Send for Memmap {}
+// SAFETY: every field of a Page is atomic, so shared references may race.
 unsafe impl Sync for Memmap {}
 
 impl Memmap {
