@@ -7,6 +7,12 @@
 //! each CPU's page lists behind their own lock, and `struct page` fields are
 //! atomics changed under those locks. The current CPU is passed explicitly
 //! (`CpuId`) where Linux reads `smp_processor_id()`.
+//!
+//! Lock order: a CPU's page lists, then its zone's lock (a refill or a
+//! drain takes the zone lock with the lists held); the zone lock is
+//! innermost. Direct reclaim and the OOM killer run with no page-allocator
+//! lock held; the LRU's per-CPU batches come before a node's lruvec lock,
+//! and neither is held across an allocation.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -16,6 +16,11 @@
 //! allocation and free takes the slow path, here under the node lock). A
 //! use-after-free found on allocation is reported and the poison restored,
 //! and the object handed out (Linux isolates the whole slab instead).
+//!
+//! Lock order: the cache registry (creating or destroying a cache), then a
+//! CPU's slab state, then a node's partial-list lock, then the page
+//! allocator's locks (a new slab's pages are allocated with the CPU state
+//! held, a discarded slab's freed with the node lock held).
 
 use alloc::vec;
 use alloc::vec::Vec;
