@@ -31,7 +31,25 @@ pub struct MachineConfig {
     pub la57: bool,
     /// Swap turned on at boot, if any.
     pub swap: Option<crate::swapfile::SwapSpec>,
+    /// The trace buffer the machine's tracepoints write to (off unless
+    /// enabled).
+    pub trace: TraceSink,
 }
+
+/// A trace buffer shared by the machines booted from one configuration and
+/// its clones (a scenario that reboots keeps one trace, its clock running
+/// on); two are equal when they are the same buffer. Machines meant to be
+/// traced apart need configurations with buffers of their own.
+#[derive(Clone, Debug, Default)]
+pub struct TraceSink(pub std::sync::Arc<mm::trace::Trace>);
+
+impl PartialEq for TraceSink {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TraceSink {}
 
 impl Default for MachineConfig {
     fn default() -> Self {
@@ -45,6 +63,7 @@ impl Default for MachineConfig {
             slab: SlabKind::Slub,
             la57: false,
             swap: None,
+            trace: TraceSink::default(),
         }
     }
 }

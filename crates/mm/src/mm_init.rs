@@ -30,6 +30,8 @@ pub struct BootParams {
     pub cpu_node: Vec<u32>,
     /// Node distance table.
     pub distance: Vec<Vec<u32>>,
+    /// The trace buffer the machine's tracepoints write to.
+    pub trace: alloc::sync::Arc<crate::trace::Trace>,
 }
 
 /// Sizes of the kernel image, for the "Memory:" boot line.
@@ -258,6 +260,7 @@ pub fn free_area_init(
                 present,
                 memmap,
                 ncpus,
+                p.trace.clone(),
             ));
             zlo = zhi.max(zlo);
         }
@@ -355,6 +358,7 @@ pub fn free_area_init(
         p.distance.clone(),
         dm,
         log,
+        p.trace.clone(),
     );
     pa.init_watermarks();
     let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
@@ -433,6 +437,7 @@ pub(crate) mod testing {
             nr_nodes: 1,
             cpu_node: alloc::vec![0; ncpus],
             distance: alloc::vec![alloc::vec![10]],
+            trace: Default::default(),
         };
         let image = KernelImage {
             start: kernel,

@@ -242,6 +242,7 @@ fn numa_fallback_follows_distance() {
         nr_nodes: 3,
         cpu_node: vec![0, 1, 2],
         distance: vec![vec![10, 30, 20], vec![30, 10, 20], vec![20, 20, 10]],
+        trace: Default::default(),
     };
     let pa = free_area_init(
         &mut mb,

@@ -1149,11 +1149,17 @@ impl<'a> Kmem<'a> {
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
-        if size > KMALLOC_MAX_CACHE_SIZE {
-            return self.kmalloc_large(cpu, size, gfp);
-        }
-        let id = self.sa.kmalloc_slab(size, gfp)?;
-        self.alloc_obj(cpu, id, gfp, Some(size), caller)
+        let obj = if size > KMALLOC_MAX_CACHE_SIZE {
+            self.kmalloc_large(cpu, size, gfp)
+        } else {
+            let id = self.sa.kmalloc_slab(size, gfp)?;
+            self.alloc_obj(cpu, id, gfp, Some(size), caller)
+        };
+        let ptr = obj.map_or(0, |o| o.0 .0);
+        self.pa.trace.kmalloc(cpu, caller, ptr, size, gfp, || {
+            obj.map_or(0, |o| self.ksize(o))
+        });
+        obj
     }
 
     fn kmalloc_large(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
@@ -1223,6 +1229,7 @@ impl<'a> Kmem<'a> {
     /// allocator for a large kmalloc. NULL and ZERO_SIZE_PTR are ignored.
     #[track_caller]
     pub fn kfree(&self, cpu: CpuId, obj: ObjPtr) -> Result<(), SlabReport> {
+        self.pa.trace.kfree(cpu, Location::caller(), obj.0 .0);
         if obj.is_zero_or_null() {
             return Ok(());
         }
