@@ -1349,8 +1349,9 @@ impl Machine {
         Ok(())
     }
 
-    /// `exceptions:page_fault_user` for a fault `pid` took on `cpu` (`ip`
-    /// is 0: the software MMU runs no instructions).
+    /// `exceptions:page_fault_user` for a fault `pid` took on `cpu`. The
+    /// software MMU runs no instructions, so `ip` is known only for an
+    /// instruction fetch (the address itself); other faults print 0.
     fn trace_page_fault_user(&self, pid: u32, cpu: usize, fault: &crate::mmu::PageFault) {
         let t = &self.pa.trace;
         if !t.is_on() {
@@ -1360,7 +1361,11 @@ impl Machine {
         let prev = t.switch_to(CpuId(cpu), pid, comm);
         t.emit(CpuId(cpu), || mm::trace::Event::PageFaultUser {
             address: fault.addr.0,
-            ip: 0,
+            ip: if fault.error_code & crate::mmu::PF_INSTR != 0 {
+                fault.addr.0
+            } else {
+                0
+            },
             error_code: u64::from(fault.error_code),
         });
         t.switch_back(CpuId(cpu), prev);

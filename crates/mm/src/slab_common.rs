@@ -625,23 +625,30 @@ impl KmemCpu<'_> {
                 .kmalloc_caller(self.cpu, size, gfp, Location::caller());
         }
         let id = self.k.sa.kmalloc_slab(size, gfp)?;
-        self.k.alloc_in(
-            &mut self.st,
-            self.cpu,
-            id,
-            gfp,
-            Some(size),
-            Location::caller(),
-        )
+        let caller = Location::caller();
+        let obj = self
+            .k
+            .alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller);
+        let ptr = obj.map_or(0, |o| o.0 .0);
+        let k = self.k;
+        k.pa.trace.kmalloc(self.cpu, caller, ptr, size, gfp, || {
+            obj.map_or(0, |o| k.ksize(o))
+        });
+        obj
     }
     /// `kfree` on the held CPU.
     #[track_caller]
     #[inline]
     pub fn kfree(&mut self, obj: ObjPtr) -> Result<(), SlabReport> {
         match self.k.obj_slab(obj) {
-            Some((_, id)) => self
-                .k
-                .free_in(&mut self.st, self.cpu, id, obj, Location::caller()),
+            Some((_, id)) => {
+                self.k
+                    .pa
+                    .trace
+                    .kfree(self.cpu, Location::caller(), obj.0 .0);
+                self.k
+                    .free_in(&mut self.st, self.cpu, id, obj, Location::caller())
+            }
             None => self.k.kfree(self.cpu, obj),
         }
     }

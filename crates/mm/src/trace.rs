@@ -16,7 +16,8 @@
 //! clocks and `trace-cmd report` merges them); `%pS` call sites print the
 //! Rust source location of the caller, since lmm has no kernel symbols;
 //! `%p` pointers print unhashed, as `trace-cmd report` prints them; `ip`
-//! of a user fault is 0, since the software MMU runs no instructions.
+//! of a user fault is known only for instruction fetches, since the
+//! software MMU runs no instructions.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -1170,5 +1171,93 @@ impl TraceLog {
         let mut s = serde_json::to_string(&doc).unwrap_or_default();
         s.push('\n');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lists_parse_as_ftrace_takes_them() {
+        let m = EventMask::parse("kmem:*,vmscan:mm_vmscan_kswapd_*").unwrap();
+        assert!(m.has(EventId::MmPageAlloc) && m.has(EventId::Kfree));
+        assert!(m.has(EventId::MmVmscanKswapdWake) && m.has(EventId::MmVmscanKswapdSleep));
+        assert!(!m.has(EventId::MmVmscanDirectReclaimBegin));
+        assert!(!m.has(EventId::PageFaultUser));
+        // A system alone, `system:`, and a bare event name.
+        assert_eq!(
+            EventMask::parse("oom").unwrap(),
+            EventMask::parse("oom:").unwrap()
+        );
+        assert_eq!(
+            EventMask::parse("mm_page_alloc").unwrap(),
+            EventMask(1 << EventId::MmPageAlloc as u64)
+        );
+        assert_eq!(EventMask::parse("*:*").unwrap(), EventMask::ALL);
+    }
+
+    #[test]
+    fn an_unknown_event_or_system_is_an_error() {
+        let e = EventMask::parse("kmem:mm_page_alloc,kmem:no_such").unwrap_err();
+        assert!(e.contains("\"kmem:no_such\""), "{e}");
+        assert!(e.contains("kmem, "), "{e}");
+        assert!(EventMask::parse("sched:*").is_err());
+        assert!(EventMask::parse("kmem:*,").is_err());
+    }
+
+    #[test]
+    fn off_records_nothing_and_on_ticks_the_clock_per_hit() {
+        let t = Trace::new();
+        t.emit(CpuId(0), || Event::MmPageFree {
+            pfn: Pfn(1),
+            order: 0,
+        });
+        assert!(t.take().records.is_empty());
+        t.enable(EventMask::parse("kmem:mm_page_free").unwrap());
+        t.emit(CpuId(1), || Event::MmVmscanKswapdSleep { nid: 0 });
+        t.emit(CpuId(1), || Event::MmPageFree {
+            pfn: Pfn(0x12),
+            order: 2,
+        });
+        let log = t.take();
+        assert_eq!(log.records.len(), 1);
+        // The filtered-out event still took its tick.
+        assert_eq!(log.records[0].ts_ns, 2 * TICK_NS);
+        assert_eq!(
+            log.ftrace(),
+            "cpus=1\n          <idle>-0     [001]     0.000002: mm_page_free:         page=0xffffea0000000480 pfn=0x12 order=2\n"
+        );
+    }
+
+    #[test]
+    fn tp_printk_formats() {
+        let l = Layout::default();
+        let e = Event::MmPageAlloc {
+            pfn: None,
+            order: 1,
+            gfp: Gfp::ATOMIC,
+            migratetype: MigrateType::Unmovable,
+        };
+        assert_eq!(
+            e.print(&l),
+            "page=(null) pfn=0x0 order=1 migratetype=0 gfp_flags=GFP_ATOMIC"
+        );
+        let tlb = Event::TlbFlush {
+            reason: TlbFlushReason::RemoteShootdown,
+            pages: TLB_FLUSH_ALL,
+        };
+        assert_eq!(tlb.print(&l), "pages:-1 reason:remote shootdown (1)");
+        let f = Event::MmFilemapAddToPageCache {
+            dev: (254, 0),
+            ino: 0x3c6c9,
+            pfn: Pfn(0x13af68),
+            index: 36,
+            order: 0,
+        };
+        assert_eq!(
+            f.print(&l),
+            "dev 254:0 ino 3c6c9 pfn=0x13af68 ofs=147456 order=0"
+        );
     }
 }
