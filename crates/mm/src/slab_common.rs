@@ -629,12 +629,11 @@ impl KmemCpu<'_> {
         let obj = self
             .k
             .alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller);
-        let ptr = obj.map_or(0, |o| o.0 .0);
         let k = self.k;
-        k.pa.trace.kmalloc(self.cpu, caller, ptr, size, gfp, || {
-            obj.map_or(0, |o| k.ksize(o))
-        });
-        obj
+        obj.inspect(|&o| {
+            k.pa.trace
+                .kmalloc(self.cpu, caller, o, size, gfp, |o| k.ksize(o))
+        })
     }
     /// `kfree` on the held CPU.
     #[track_caller]
@@ -1156,17 +1155,17 @@ impl<'a> Kmem<'a> {
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
-        let obj = if size > KMALLOC_MAX_CACHE_SIZE {
-            self.kmalloc_large(cpu, size, gfp)
-        } else {
-            let id = self.sa.kmalloc_slab(size, gfp)?;
-            self.alloc_obj(cpu, id, gfp, Some(size), caller)
+        let trace = |o: &ObjPtr| {
+            self.pa
+                .trace
+                .kmalloc(cpu, caller, *o, size, gfp, |o| self.ksize(o))
         };
-        let ptr = obj.map_or(0, |o| o.0 .0);
-        self.pa.trace.kmalloc(cpu, caller, ptr, size, gfp, || {
-            obj.map_or(0, |o| self.ksize(o))
-        });
-        obj
+        if size > KMALLOC_MAX_CACHE_SIZE {
+            return self.kmalloc_large(cpu, size, gfp).inspect(trace);
+        }
+        let id = self.sa.kmalloc_slab(size, gfp)?;
+        self.alloc_obj(cpu, id, gfp, Some(size), caller)
+            .inspect(trace)
     }
 
     fn kmalloc_large(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {

@@ -866,7 +866,7 @@ impl Trace {
     /// the event `f` builds if the filter keeps it; when off, one relaxed
     /// load and nothing else.
     #[inline(always)]
-    pub fn emit(&self, cpu: CpuId, f: impl FnOnce() -> Event) {
+    pub fn emit<F: FnOnce() -> Event>(&self, cpu: CpuId, f: F) {
         if self.mask.load(Relaxed) != 0 {
             self.record(Some(cpu), f());
         }
@@ -877,7 +877,7 @@ impl Trace {
     /// event or context switch that named one, since the simulator runs
     /// one CPU at a time.
     #[inline(always)]
-    pub fn emit_here(&self, f: impl FnOnce() -> Event) {
+    pub fn emit_here<F: FnOnce() -> Event>(&self, f: F) {
         if self.mask.load(Relaxed) != 0 {
             self.record(None, f());
         }
@@ -1052,23 +1052,24 @@ impl Trace {
 
     /// `trace_kmalloc`.
     #[inline(always)]
-    /// `ptr` is the object's physical address (0 for a failure),
-    /// `bytes_alloc` gives its size class, asked only when tracing is on.
-    /// `node` is NUMA_NO_NODE (-1), as plain kmalloc passes it.
+    /// A kmalloc that returned `obj` (lmm traces the successful ones; a
+    /// failed kmalloc shows as the failed `mm_page_alloc` under it);
+    /// `ksize` gives its size class, asked only when tracing is on. `node`
+    /// is NUMA_NO_NODE (-1), as plain kmalloc passes it.
     pub fn kmalloc(
         &self,
         cpu: CpuId,
         site: &'static Location<'static>,
-        ptr: u64,
+        obj: crate::slab_common::ObjPtr,
         req: u64,
         gfp: Gfp,
-        bytes_alloc: impl FnOnce() -> u64,
+        ksize: impl FnOnce(crate::slab_common::ObjPtr) -> u64,
     ) {
         self.emit(cpu, || Event::Kmalloc {
             call_site: site,
-            ptr,
+            ptr: obj.0 .0,
             bytes_req: req,
-            bytes_alloc: bytes_alloc(),
+            bytes_alloc: ksize(obj),
             gfp,
             node: -1,
         })
