@@ -960,14 +960,13 @@ impl Trace {
     /// Takes what was recorded so far (the clock and tasks stay).
     pub fn take(&self) -> TraceLog {
         let mut b = self.buf.lock();
-        let log = TraceLog {
+        TraceLog {
             ncpus: b.log.ncpus,
             layout: b.log.layout,
             tasks: b.log.tasks.clone(),
             records: core::mem::take(&mut b.log.records),
             counters: core::mem::take(&mut b.log.counters),
-        };
-        log
+        }
     }
 
     // Tracepoints called from the allocator fast paths, one line each there.
