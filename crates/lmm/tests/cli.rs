@@ -343,7 +343,7 @@ fn cases() -> Vec<Case> {
                 let faults: Vec<&str> = t.lines().skip(1).collect();
                 assert_eq!(faults.len(), 20, "{t}");
                 for l in &faults {
-                    assert!(l.starts_with("        lackey-1     [000] "), "{l}");
+                    assert!(l.starts_with("          lackey-1     [000] "), "{l}");
                     assert!(l.contains(": page_fault_user:      address=0x"), "{l}");
                 }
                 // The first: the fetch of the first instruction (user |

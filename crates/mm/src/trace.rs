@@ -76,11 +76,6 @@ events! {
 }
 
 impl EventId {
-    /// `system:name`.
-    pub fn full_name(self) -> String {
-        let (_, sys, name) = EVENTS[self as usize];
-        alloc::format!("{sys}:{name}")
-    }
     /// The event's name (`trace-cmd report` prints it without the system).
     pub fn name(self) -> &'static str {
         EVENTS[self as usize].2
@@ -842,11 +837,6 @@ impl Trace {
     /// Turns on the events of `mask` (none turns tracing off).
     pub fn enable(&self, mask: EventMask) {
         self.mask.store(mask.0 & EventMask::ALL.0, Relaxed);
-    }
-
-    /// The events on.
-    pub fn mask(&self) -> EventMask {
-        EventMask(self.mask.load(Relaxed))
     }
 
     /// Whether tracing is on.
