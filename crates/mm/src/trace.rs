@@ -382,6 +382,12 @@ fn gfp_flags(g: Gfp) -> String {
     g.describe()
 }
 
+/// A kernel pointer for the JSON args: hex text, since JSON readers hold
+/// numbers as doubles and would round addresses above 2^53.
+fn hex(v: u64) -> String {
+    alloc::format!("{v:#x}")
+}
+
 fn location(l: &Location<'_>) -> String {
     alloc::format!("{}:{}", l.file(), l.line())
 }
@@ -590,7 +596,7 @@ impl Event {
                 gfp,
                 migratetype: mt,
             } => json!({
-                "page": pfn.map(|p| l.page(p)).unwrap_or(0),
+                "page": hex(pfn.map_or(0, |p| l.page(p))),
                 "pfn": pfn.map(|p| p.0).unwrap_or(0),
                 "order": order,
                 "migratetype": migratetype(*mt),
@@ -632,12 +638,12 @@ impl Event {
                 gfp,
                 node,
             } => json!({
-                "call_site": location(call_site), "ptr": l.virt(*ptr),
+                "call_site": location(call_site), "ptr": hex(l.virt(*ptr)),
                 "bytes_req": bytes_req, "bytes_alloc": bytes_alloc,
                 "gfp_flags": gfp_flags(*gfp), "node": node,
             }),
             Event::Kfree { call_site, ptr } => {
-                json!({"call_site": location(call_site), "ptr": l.virt(*ptr)})
+                json!({"call_site": location(call_site), "ptr": hex(l.virt(*ptr))})
             }
             Event::PageFaultUser {
                 address,
