@@ -112,6 +112,62 @@ impl LimitFlags {
     }
 }
 
+/// Tracepoints (`mm::trace`): where to write them and which to take.
+#[derive(Args, Clone)]
+struct TraceFlags {
+    /// Write the tracepoints as ftrace text (the lines `trace-cmd report`
+    /// prints, on a simulated clock) to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
+    /// Write a Chrome/Perfetto JSON trace (events and counter tracks:
+    /// free blocks per zone and order, LRU sizes, swap use, RSS per
+    /// process) to FILE, for ui.perfetto.dev.
+    #[arg(long, value_name = "FILE")]
+    perfetto: Option<std::path::PathBuf>,
+    /// The events to trace, ftrace style: `kmem:*,vmscan:mm_vmscan_kswapd_*`
+    /// (default: all).
+    #[arg(long, value_name = "LIST")]
+    events: Option<String>,
+}
+
+impl TraceFlags {
+    /// Turns tracing on in `config`'s buffer if an output was asked for.
+    fn enable(&self, config: &mut MachineConfig) -> Result<(), String> {
+        let mask = match &self.events {
+            Some(spec) => {
+                mm::trace::EventMask::parse(spec).map_err(|e| format!("--events: {e}"))?
+            }
+            None => mm::trace::EventMask::ALL,
+        };
+        if self.trace.is_none() && self.perfetto.is_none() {
+            if self.events.is_some() {
+                return Err("--events needs --trace FILE or --perfetto FILE".into());
+            }
+            return Ok(());
+        }
+        config.trace = machine::TraceSink::default();
+        config.trace.0.enable(mask);
+        Ok(())
+    }
+
+    /// Writes what `config`'s buffer recorded to the files asked for.
+    fn write(&self, config: &MachineConfig) -> Result<(), String> {
+        if self.trace.is_none() && self.perfetto.is_none() {
+            return Ok(());
+        }
+        let log = config.trace.0.take();
+        for (path, text) in [
+            (&self.trace, log.ftrace()),
+            (&self.perfetto, log.perfetto()),
+        ] {
+            if let Some(p) = path {
+                std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario script (Rhai), or the built-in default scenario.
@@ -120,6 +176,8 @@ enum Cmd {
         scenario: Option<String>,
         #[command(flatten)]
         limits: LimitFlags,
+        #[command(flatten)]
+        tracing: TraceFlags,
     },
     /// Print a /proc file of the machine after boot, or after a scenario.
     Proc {
@@ -219,6 +277,8 @@ enum Cmd {
         /// faults on file pages are major.
         #[arg(long = "warm-cache")]
         warm_cache: bool,
+        #[command(flatten)]
+        tracing: TraceFlags,
     },
     /// The "nothing lost" soak: seeded processes using several times the
     /// RAM (here --ram defaults to 64M and --swap to 256M) fork, exit,
@@ -287,6 +347,7 @@ impl MachineFlags {
             },
             dhash_entries: self.dhash_entries,
             ihash_entries: self.ihash_entries,
+            trace: Default::default(),
         })
     }
 }
@@ -311,9 +372,15 @@ fn machine_after(
 }
 
 fn real_main(cli: Cli) -> Result<(), String> {
-    let config = cli.machine.config()?;
+    let mut config = cli.machine.config()?;
     match cli.cmd {
-        Cmd::Run { scenario, limits } => {
+        Cmd::Run {
+            scenario,
+            limits,
+            tracing,
+        } => {
+            tracing.enable(&mut config)?;
+            let sink = config.clone();
             let limits = limits.limits()?;
             let (file, text) = match &scenario {
                 Some(p) => (
@@ -325,8 +392,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     workload::scenario::DEFAULT_SCENARIO.to_string(),
                 ),
             };
-            let (out, m) = workload::scenario::run_with_limits(&file, &text, config, &limits)
-                .map_err(|e| e.to_string())?;
+            let r = workload::scenario::run_with_limits(&file, &text, config, &limits);
+            tracing.write(&sink)?;
+            let (out, m) = r.map_err(|e| e.to_string())?;
             out!("{}", out.output);
             outln!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
@@ -455,13 +523,81 @@ fn real_main(cli: Cli) -> Result<(), String> {
             sweep,
             svg,
             warm_cache,
+            tracing,
         } => {
-            let policy_flags = [
-                ("--frames", frames),
-                ("--policy", policy),
-                ("--sweep", sweep),
-                ("--svg", svg),
-            ];
+            tracing.enable(&mut config)?;
+            let sink = config.clone();
+            let r = replay(
+                &config,
+                format,
+                file,
+                ReplayFlags {
+                    check,
+                    maps,
+                    smaps,
+                    stat,
+                    env,
+                    path_map,
+                    cwd,
+                    touch,
+                    keep_going,
+                    limit,
+                    policy_flags: [
+                        ("--frames", frames),
+                        ("--policy", policy),
+                        ("--sweep", sweep),
+                        ("--svg", svg),
+                    ],
+                    warm_cache,
+                },
+            );
+            tracing.write(&sink)?;
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// The flags of `lmm replay` besides the format, file and tracing.
+struct ReplayFlags {
+    check: bool,
+    maps: Option<u32>,
+    smaps: Option<u32>,
+    stat: Option<u32>,
+    env: Vec<String>,
+    path_map: Vec<String>,
+    cwd: Option<std::path::PathBuf>,
+    touch: Vec<String>,
+    keep_going: bool,
+    limit: Option<u64>,
+    policy_flags: [(&'static str, Option<String>); 4],
+    warm_cache: bool,
+}
+
+/// `lmm replay`: a lackey or strace trace on a machine booted from `config`.
+fn replay(
+    config: &MachineConfig,
+    format: String,
+    file: std::path::PathBuf,
+    f: ReplayFlags,
+) -> Result<(), String> {
+    let config = config.clone();
+    let ReplayFlags {
+        check,
+        maps,
+        smaps,
+        stat,
+        env,
+        path_map,
+        cwd,
+        touch,
+        keep_going,
+        limit,
+        policy_flags,
+        warm_cache,
+    } = f;
+    {
+        {
             if format == "lackey" {
                 let mut args = vec![file.to_string_lossy().into_owned()];
                 if keep_going {

@@ -125,6 +125,62 @@ fn cases() -> Vec<Case> {
             );
         }),
         // Usage.
+        case(
+            "lmm run [SCENARIO] [--trace FILE] [--perfetto FILE] [--events LIST]",
+            &[
+                "run",
+                "scenarios/watermarks.rhai",
+                "--trace",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-run.trace"),
+                "--perfetto",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-run.json"),
+                "--events",
+                "kmem:mm_page_*,vmscan:*",
+            ],
+            |o, _| {
+                assert!(line(o, "-- scenarios/watermarks.rhai: ").contains(": ok on "));
+                let t = std::fs::read_to_string(concat!(
+                    env!("CARGO_TARGET_TMPDIR"),
+                    "/cli-run.trace"
+                ))
+                .unwrap();
+                let mut lines = t.lines();
+                assert_eq!(lines.next(), Some("cpus=2"));
+                let mut allocs = 0;
+                for l in lines {
+                    // comm-pid [cpu] secs.usecs: event: fields
+                    let (head, rest) = l.split_once("]").unwrap();
+                    assert!(head.trim_start().contains('-') && head.contains(" ["), "{l}");
+                    let (event, fields) = rest.split_once(": ").unwrap().1.split_once(':').unwrap();
+                    assert!(
+                        event.starts_with("mm_page_") || event.starts_with("mm_vmscan_"),
+                        "{l}"
+                    );
+                    if event == "mm_page_alloc" {
+                        allocs += 1;
+                        let f: Vec<&str> = fields.split_whitespace().collect();
+                        assert!(f[0].starts_with("page=") && f[1].starts_with("pfn=0x"), "{l}");
+                        assert!(f[2].starts_with("order=") && f[3].starts_with("migratetype="));
+                        assert!(f[4].starts_with("gfp_flags="), "{l}");
+                    }
+                }
+                assert!(allocs > 0, "{t}");
+                let j: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(concat!(
+                        env!("CARGO_TARGET_TMPDIR"),
+                        "/cli-run.json"
+                    ))
+                    .unwrap(),
+                )
+                .unwrap();
+                let ev = j["traceEvents"].as_array().unwrap();
+                let instants = ev.iter().filter(|e| e["ph"] == "i").count();
+                assert_eq!(instants, t.lines().count() - 1);
+                assert!(ev
+                    .iter()
+                    .any(|e| e["ph"] == "C" && e["name"] == "free blocks node0 Normal"));
+            },
+        ),
         case("lmm run [SCENARIO]", &["run"], |o, _| {
             assert!(line(o, "-- <default scenario>: ").contains(": ok on x86_64"));
         }),
@@ -262,6 +318,40 @@ fn cases() -> Vec<Case> {
                 assert!(
                     e.contains("touch: line 41 pid 6443 write 0x7ffffffde000..0x7ffffffdf000: 1 minor, 0 major fault(s)"),
                     "{e}"
+                );
+            },
+        ),
+        case(
+            "lmm replay lackey FILE [--trace FILE] [--perfetto FILE] [--events LIST]",
+            &[
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--trace",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-replay.trace"),
+                "--events",
+                "exceptions:page_fault_user",
+            ],
+            |o, _| {
+                assert_eq!(line(o, "faults: "), "faults: 20 (minor 20, major 0)");
+                let t = std::fs::read_to_string(concat!(
+                    env!("CARGO_TARGET_TMPDIR"),
+                    "/cli-replay.trace"
+                ))
+                .unwrap();
+                // One page_fault_user per fault the replay counted.
+                let faults: Vec<&str> = t.lines().skip(1).collect();
+                assert_eq!(faults.len(), 20, "{t}");
+                for l in &faults {
+                    assert!(l.starts_with("          lackey-1     [000] "), "{l}");
+                    assert!(l.contains(": page_fault_user:      address=0x"), "{l}");
+                }
+                // The first: the fetch of the first instruction (user |
+                // instruction fetch, page not present), ip = address.
+                assert!(
+                    faults[0].ends_with("address=0x401000 ip=0x401000 error_code=0x14"),
+                    "{}",
+                    faults[0]
                 );
             },
         ),

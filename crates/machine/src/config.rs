@@ -36,7 +36,25 @@ pub struct MachineConfig {
     pub dhash_entries: u64,
     /// Inode hash entries (`ihash_entries=`); 0 sizes it by memory.
     pub ihash_entries: u64,
+    /// The trace buffer the machine's tracepoints write to (off unless
+    /// enabled).
+    pub trace: TraceSink,
 }
+
+/// A trace buffer shared by the machines booted from one configuration and
+/// its clones (a scenario that reboots keeps one trace, its clock running
+/// on); two are equal when they are the same buffer. Machines meant to be
+/// traced apart need configurations with buffers of their own.
+#[derive(Clone, Debug, Default)]
+pub struct TraceSink(pub std::sync::Arc<mm::trace::Trace>);
+
+impl PartialEq for TraceSink {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TraceSink {}
 
 impl Default for MachineConfig {
     fn default() -> Self {
@@ -52,6 +70,7 @@ impl Default for MachineConfig {
             swap: None,
             dhash_entries: 0,
             ihash_entries: 0,
+            trace: TraceSink::default(),
         }
     }
 }

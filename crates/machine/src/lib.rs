@@ -17,5 +17,5 @@ pub mod ram;
 pub mod swapdev;
 pub mod swapfile;
 
-pub use config::{parse_size, MachineConfig};
+pub use config::{parse_size, MachineConfig, TraceSink};
 pub use machine::Machine;

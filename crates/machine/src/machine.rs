@@ -260,6 +260,7 @@ impl Machine {
             distance: config.distance_table(),
             percpu: Some(percpu_config(arch)),
             system_hashes,
+            trace: config.trace.0.clone(),
         };
         let pa = free_area_init(&mut mb, ram.direct_map(), &params, log).map_err(BootError::Mm)?;
         let lowmem_end = if arch.is_32bit() {
@@ -319,6 +320,14 @@ impl Machine {
             ),
             _ => None,
         };
+        pa.trace.set_machine(
+            config.cpus,
+            mm::trace::Layout {
+                vmemmap: layout.vmemmap_start.unwrap_or(pa.page_offset()),
+                page_offset: pa.page_offset(),
+                phys_base: arch.dram_base(),
+            },
+        );
         let cpus = crate::process::new_cpus(config.cpus);
         let slab = SlabAllocator::kmem_cache_init(&pa, config.slab);
         let rmap: std::sync::Arc<mm::rmap::Rmap> = Default::default();
@@ -376,6 +385,76 @@ impl Machine {
     /// cache. Returns the pages freed.
     pub fn drop_caches(&mut self) -> u64 {
         self.reclaim.drop_pagecache(&self.pa, CpuId(0))
+    }
+
+    /// The trace buffer of this machine (`/sys/kernel/tracing`).
+    pub fn trace(&self) -> &mm::trace::Trace {
+        &self.pa.trace
+    }
+
+    /// Samples the counter tracks of a Perfetto trace, if tracing is on and
+    /// events happened since the last sample: free blocks per zone and
+    /// order, the LRU list sizes per node, swap in use, and each process's
+    /// RSS (pages). The machine calls it after each system call and fault;
+    /// a driver (a scenario step) may call it too.
+    pub fn trace_sample(&self) {
+        let t = &self.pa.trace;
+        if !t.sample_due() {
+            return;
+        }
+        let pages = |v: Vec<(&str, u64)>| -> Vec<(String, u64)> {
+            v.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
+        };
+        for node in &self.pa.nodes {
+            for z in node.zones.iter().filter(|z| z.managed() > 0) {
+                let area = z.lock_area();
+                let values = (0..=mm::mmzone::MAX_PAGE_ORDER as usize)
+                    .map(|o| (format!("order{o}"), area.nr_free_order(o)))
+                    .collect();
+                drop(area);
+                t.counter(
+                    0,
+                    format!("free blocks node{} {}", node.nid, z.ztype.name()),
+                    values,
+                );
+            }
+            let sizes = {
+                let v = node.lruvec.lock();
+                mm::swap::Lru::ALL.map(|l| v.size(l))
+            };
+            t.counter(
+                0,
+                format!("LRU pages node{}", node.nid),
+                pages(vec![
+                    ("inactive_anon", sizes[0]),
+                    ("active_anon", sizes[1]),
+                    ("inactive_file", sizes[2]),
+                    ("active_file", sizes[3]),
+                    ("unevictable", sizes[4]),
+                ]),
+            );
+        }
+        let table = &self.swap.table;
+        let used = table.total_swap_pages().max(0) - table.nr_swap_pages().max(0);
+        t.counter(
+            0,
+            "swap used pages".into(),
+            pages(vec![("used", used.max(0) as u64)]),
+        );
+        for p in self.processes.values() {
+            use mm::mm_types::RssKind;
+            let r = &p.mm.rss;
+            t.counter(
+                p.pid,
+                "RSS pages".into(),
+                pages(vec![
+                    ("anon", r.get(RssKind::Anon)),
+                    ("file", r.get(RssKind::File)),
+                    ("shmem", r.get(RssKind::Shmem)),
+                    ("swap", r.get(RssKind::Swap)),
+                ]),
+            );
+        }
     }
 
     /// Bytes of physical address space the host maps for RAM.

@@ -246,6 +246,20 @@ impl Machine {
         let victim = &cands[index];
         header(log);
         log.log(oom_kill::oom_kill_line(victim, self.config.nodes));
+        // mark_oom_victim, before the "Killed process" line.
+        self.pa.trace.emit_here(|| {
+            mm::trace::Event::MarkVictim(mm::trace::Victim {
+                pid: victim.pid,
+                comm: victim.comm.clone(),
+                total_vm: victim.total_vm,
+                anon_rss: victim.rss_anon,
+                file_rss: victim.rss_file,
+                shmem_rss: victim.rss_shmem,
+                uid: victim.uid,
+                pgtables_bytes: victim.pgtables_bytes,
+                oom_score_adj: victim.oom_score_adj,
+            })
+        });
         // Counted before the signal is sent, as __oom_kill_process does.
         self.pa.events.count(VmEvent::OomKill, 1);
         log.log(oom_kill::killed_line(victim));

@@ -174,19 +174,34 @@ impl TaskState {
     }
 }
 
-/// A TLB shootdown over every CPU's MMU.
-pub struct AllCpus<'a>(pub &'a mut [Mmu]);
+/// A TLB shootdown over every CPU's MMU, started by CPU `.2`, with its
+/// `tlb:tlb_flush` events in `.1`: a local mm shootdown on the CPU that
+/// asks, a remote shootdown on the others. (Linux flushes only the CPUs in
+/// the mm's cpumask; lmm flushes every CPU, so each gets its event.)
+pub struct AllCpus<'a>(pub &'a mut [Mmu], pub &'a mm::trace::Trace, pub CpuId);
+
+impl AllCpus<'_> {
+    fn flush_each(&mut self, pages: i64, flush: impl Fn(&mut Mmu)) {
+        use mm::trace::{Event, TlbFlushReason};
+        for (i, m) in self.0.iter_mut().enumerate() {
+            flush(m);
+            let reason = if i == self.2 .0 {
+                TlbFlushReason::LocalMmShootdown
+            } else {
+                TlbFlushReason::RemoteShootdown
+            };
+            self.1.emit(CpuId(i), || Event::TlbFlush { reason, pages });
+        }
+    }
+}
 
 impl TlbShootdown for AllCpus<'_> {
     fn flush_range(&mut self, asid: u16, start: VirtAddr, end: VirtAddr) {
-        for m in self.0.iter_mut() {
-            m.flush_range(asid, start, end);
-        }
+        let pages = (end.0.saturating_sub(start.0) / PAGE_SIZE) as i64;
+        self.flush_each(pages, |m| m.flush_range(asid, start, end));
     }
     fn flush_asid(&mut self, asid: u16) {
-        for m in self.0.iter_mut() {
-            m.flush_asid(asid);
-        }
+        self.flush_each(mm::trace::TLB_FLUSH_ALL, |m| m.flush_asid(asid));
     }
 }
 
@@ -252,7 +267,8 @@ fn with_ops<R>(
     zero: Option<Pfn>,
     f: impl FnOnce(&mut MmStruct, &mut UserPageTables<'_>) -> R,
 ) -> R {
-    let mut tlb = AllCpus(cpus);
+    let prev = pa.trace.switch_to(CpuId(p.cpu), p.pid, &p.comm);
+    let mut tlb = AllCpus(cpus, &pa.trace, CpuId(p.cpu));
     let mut ops = UserPageTables::new(
         &mut p.pt,
         pa,
@@ -267,6 +283,7 @@ fn with_ops<R>(
     ops.commit(&mut p.mm);
     p.flt.minor += ops.faults.0;
     p.flt.major += ops.faults.1;
+    pa.trace.switch_back(CpuId(p.cpu), prev);
     r
 }
 
@@ -531,7 +548,7 @@ impl Machine {
             }
         };
         if reused {
-            AllCpus(&mut self.cpus).flush_asid(asid);
+            AllCpus(&mut self.cpus, &self.pa.trace, CpuId(cpu)).flush_asid(asid);
         }
         mm.attach(
             self.rmap.clone(),
@@ -629,7 +646,7 @@ impl Machine {
             .collect();
         let mut copied = Ok(());
         {
-            let mut ptlb = AllCpus(&mut self.cpus);
+            let mut ptlb = AllCpus(&mut self.cpus, &self.pa.trace, CpuId(pcpu));
             let mut pops = UserPageTables::new(
                 &mut parent.pt,
                 &self.pa,
@@ -793,7 +810,7 @@ impl Machine {
     fn teardown_parts(&mut self, (mut mm, mut pt, asid): (MmStruct, PageTable, u16), cpu: usize) {
         let zero = self.tasks.zero_pfn;
         {
-            let mut tlb = AllCpus(&mut self.cpus);
+            let mut tlb = AllCpus(&mut self.cpus, &self.pa.trace, CpuId(cpu));
             let mut ops = UserPageTables::new(
                 &mut pt,
                 &self.pa,
@@ -920,6 +937,7 @@ impl Machine {
         }
         self.reap_cache(cpu);
         self.run_kswapd();
+        self.trace_sample();
         Ok(r)
     }
 
@@ -930,7 +948,7 @@ impl Machine {
         cpu: CpuId,
         f: impl FnOnce(&mut mm::memory::RmapCtx<'_>) -> R,
     ) -> R {
-        let mut tlb = AllCpus(&mut self.cpus);
+        let mut tlb = AllCpus(&mut self.cpus, &self.pa.trace, cpu);
         let mut ctx = mm::memory::RmapCtx {
             pa: &self.pa,
             cpu,
@@ -1026,6 +1044,7 @@ impl Machine {
             k.sync_vmas(&self.slab, &self.pa, CpuId(cpu), &p.mm);
         }
         self.run_kswapd();
+        self.trace_sample();
         r.map(|_| ()).map_err(|e| match e {
             FaultError::Segv(code) => UserFault::Segv { addr, code },
             FaultError::Bus => UserFault::Bus { addr },
@@ -1046,8 +1065,8 @@ impl Machine {
                 .is_some_and(|(pte, level)| level == 1 && pte.present() && pte.accessed());
         if young {
             p.pt.update(va, &|pte| pte.mkold());
-            let asid = p.asid;
-            AllCpus(&mut self.cpus).flush_range(asid, va, va + PAGE_SIZE);
+            let (asid, cpu) = (p.asid, CpuId(p.cpu));
+            AllCpus(&mut self.cpus, &self.pa.trace, cpu).flush_range(asid, va, va + PAGE_SIZE);
         }
         young
     }
@@ -1319,6 +1338,7 @@ impl Machine {
                             return Err(segv(at));
                         }
                         tries += 1;
+                        self.trace_page_fault_user(pid, cpu, &fault);
                         self.handle_fault(pid, fault.addr.0, access)?;
                     }
                 }
@@ -1327,6 +1347,28 @@ impl Machine {
             at += n;
         }
         Ok(())
+    }
+
+    /// `exceptions:page_fault_user` for a fault `pid` took on `cpu`. The
+    /// software MMU runs no instructions, so `ip` is known only for an
+    /// instruction fetch (the address itself); other faults print 0.
+    fn trace_page_fault_user(&self, pid: u32, cpu: usize, fault: &crate::mmu::PageFault) {
+        let t = &self.pa.trace;
+        if !t.is_on() {
+            return;
+        }
+        let comm = self.processes.get(&pid).map_or("", |p| p.comm.as_str());
+        let prev = t.switch_to(CpuId(cpu), pid, comm);
+        t.emit(CpuId(cpu), || mm::trace::Event::PageFaultUser {
+            address: fault.addr.0,
+            ip: if fault.error_code & crate::mmu::PF_INSTR != 0 {
+                fault.addr.0
+            } else {
+                0
+            },
+            error_code: u64::from(fault.error_code),
+        });
+        t.switch_back(CpuId(cpu), prev);
     }
 
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,

@@ -343,6 +343,21 @@ impl PageCache {
         if let Some(sh) = shadow {
             crate::workingset::workingset_refault(pa, pfn, sh, false);
         }
+        pa.trace.emit(cpu, || {
+            let (dev, ino) = self
+                .state
+                .lock()
+                .spaces
+                .get(&m)
+                .map_or(((0, 0), 0), |s| s.key);
+            crate::trace::Event::MmFilemapAddToPageCache {
+                dev,
+                ino,
+                pfn,
+                index,
+                order: 0,
+            }
+        });
         crate::swap::folio_add_lru(pa, cpu, pfn);
     }
 

@@ -48,6 +48,7 @@ pub mod swap;
 pub mod swap_state;
 pub mod swapfile;
 pub mod task_mmu;
+pub mod trace;
 pub mod types;
 pub mod util;
 pub mod vma;

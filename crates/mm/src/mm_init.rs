@@ -38,6 +38,8 @@ pub struct BootParams {
     /// Hash tables allocated from memblock before the hand-over
     /// (`vfs_caches_init_early`: the dentry and inode caches).
     pub system_hashes: Vec<SystemHash>,
+    /// The trace buffer the machine's tracepoints write to.
+    pub trace: alloc::sync::Arc<crate::trace::Trace>,
 }
 
 /// A boot-time hash table (`alloc_large_system_hash` with HASH_EARLY).
@@ -496,6 +498,7 @@ pub fn free_area_init(
                 present,
                 memmap.clone(),
                 ncpus,
+                p.trace.clone(),
             ));
             zlo = zhi.max(zlo);
         }
@@ -602,6 +605,7 @@ pub fn free_area_init(
         p.distance.clone(),
         dm,
         log,
+        p.trace.clone(),
     );
     pa.init_watermarks();
     let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
@@ -693,6 +697,7 @@ pub(crate) mod testing {
             distance: alloc::vec![alloc::vec![10]],
             percpu: None,
             system_hashes: Vec::new(),
+            trace: Default::default(),
         };
         let image = KernelImage {
             start: kernel,

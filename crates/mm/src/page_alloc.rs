@@ -157,6 +157,7 @@ pub struct Zone {
     /// what the watermark check reads without taking the zone lock.
     free_blocks: [AtomicU64; NR_PAGE_ORDERS],
     free_highatomic: [AtomicU64; NR_PAGE_ORDERS],
+    trace: alloc::sync::Arc<crate::trace::Trace>,
 }
 
 impl Zone {
@@ -172,6 +173,7 @@ impl Zone {
         present: u64,
         memmap: Memmap,
         ncpus: usize,
+        trace: alloc::sync::Arc<crate::trace::Trace>,
     ) -> Zone {
         let pageblock_base = start.0 & !(PAGEBLOCK_NR_PAGES - 1);
         let blocks = if spanned == 0 {
@@ -203,6 +205,7 @@ impl Zone {
             pcp_disabled: AtomicBool::new(false),
             free_blocks: Default::default(),
             free_highatomic: Default::default(),
+            trace,
         }
     }
 
@@ -412,6 +415,7 @@ impl Zone {
         let mut h = high.0;
         while h > low.0 {
             h -= 1;
+            self.trace.buddy_split(pfn, h + 1, mt);
             let half = pfn + (1u64 << h);
             self.add_to_free_list(area, half, Order(h), mt, false);
         }
@@ -510,6 +514,8 @@ impl Zone {
                         false
                     }
                 };
+                self.trace
+                    .mm_page_alloc_extfrag(pfn, order.0, cur, start_mt, ft, claim);
                 let list_mt = if claim { start_mt } else { ft };
                 self.expand(area, pfn, order, Order(cur), list_mt);
                 return Some(pfn);
@@ -519,6 +525,8 @@ impl Zone {
             for &ft in start_mt.fallbacks() {
                 if area.nr_free[cur as usize][ft.idx()] > 0 {
                     let pfn = self.take_first(area, Order(cur), ft)?;
+                    self.trace
+                        .mm_page_alloc_extfrag(pfn, order.0, cur, start_mt, ft, false);
                     self.expand(area, pfn, order, Order(cur), ft);
                     return Some(pfn);
                 }
@@ -555,6 +563,7 @@ impl Zone {
     fn rmqueue(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
         self.rmqueue_smallest(area, order, mt)
             .or_else(|| self.rmqueue_fallback(area, order, mt))
+            .inspect(|&p| self.trace.mm_page_alloc_zone_locked(p, order.0, mt))
     }
 
     /// `__free_one_page`: merges with free buddies up to MAX_PAGE_ORDER and
@@ -575,6 +584,7 @@ impl Zone {
                 break;
             }
             self.del_from_free_list(area, buddy, order, buddy_mt);
+            self.trace.buddy_merge(pfn, buddy, order.0);
             if buddy_mt != mt {
                 // Match buddy type (6.10+ `__free_one_page`): the merged
                 // block is all of the freed page's type, so a later
@@ -746,6 +756,8 @@ impl Zone {
             if let Some(pfn) = pcp.lists[pi].pop_back(&self.memmap) {
                 let page = self.page(pfn);
                 let order = Order(page.private() as u8);
+                self.trace
+                    .mm_page_pcpu_drain(pfn, order.0, || self.pageblock_mt(pfn));
                 page.clear_locked(PageFlags::PCP);
                 page.set_private(0);
                 pcp.count -= order.pages();
@@ -916,6 +928,8 @@ pub struct PageAlloc {
     pub fbatches: Vec<spin::Mutex<crate::swap::FolioBatch>>,
     /// Direct reclaim, once the machine has plugged it in.
     reclaim: spin::Once<alloc::sync::Arc<dyn crate::vmscan::DirectReclaim>>,
+    /// The trace buffer (shared with the zones), off unless enabled.
+    pub trace: alloc::sync::Arc<crate::trace::Trace>,
 }
 
 /// Default lowmem_reserve_ratio for a zone type (mm/page_alloc.c: DMA 256,
@@ -964,6 +978,7 @@ impl PageAlloc {
         distance: Vec<Vec<u32>>,
         dm: DirectMap,
         log: Printk,
+        trace: alloc::sync::Arc<crate::trace::Trace>,
     ) -> Self {
         let zonelists = build_zonelists(&nodes, &distance);
         let ncpus = cpu_node.len();
@@ -992,6 +1007,7 @@ impl PageAlloc {
             log,
             fbatches: (0..ncpus).map(|_| Default::default()).collect(),
             reclaim: spin::Once::new(),
+            trace,
         }
     }
 
@@ -1125,10 +1141,12 @@ impl PageAlloc {
     ) -> Option<Pfn> {
         let cpu = lists.cpu();
         if order.0 > MAX_PAGE_ORDER {
+            self.trace.mm_page_alloc(cpu, None, order.0, gfp);
             self.warn_alloc(gfp, order);
             return None;
         }
         let Some(highest) = self.highest_zoneidx(gfp) else {
+            self.trace.mm_page_alloc(cpu, None, order.0, gfp);
             self.warn_alloc(gfp, order);
             return None;
         };
@@ -1230,6 +1248,7 @@ impl PageAlloc {
                 return Some(pfn);
             }
         }
+        self.trace.mm_page_alloc(cpu, None, order.0, gfp);
         self.warn_alloc(gfp, order);
         None
     }
@@ -1294,6 +1313,7 @@ impl PageAlloc {
         debug_assert!(head.refcount() == 0, "allocating a page in use: {pfn:?}");
         debug_assert!(!head.test(PageFlags::BUDDY | PageFlags::PCP));
         head.set_refcount(1);
+        self.trace.mm_page_alloc(cpu, Some(pfn), order.0, gfp);
         this_cpu_add(&zone.allocated[cpu.0], order.pages());
         if gfp.has(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
@@ -1396,6 +1416,7 @@ impl PageAlloc {
         if left > 0 {
             return;
         }
+        self.trace.mm_page_free(cpu, pfn, order.0);
         self.events.count_on(cpu.0, VmEvent::Pgfree, order.pages());
         this_cpu_add(&zone.allocated[cpu.0], order.pages().wrapping_neg());
         if zone.uses_pcp(order) {

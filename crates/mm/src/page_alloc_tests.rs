@@ -244,6 +244,7 @@ fn numa_fallback_follows_distance() {
         distance: vec![vec![10, 30, 20], vec![30, 10, 20], vec![20, 20, 10]],
         percpu: None,
         system_hashes: Vec::new(),
+        trace: Default::default(),
     };
     let pa = free_area_init(&mut mb, ram.map(), &params, Printk::new()).unwrap();
     let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();

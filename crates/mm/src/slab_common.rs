@@ -637,23 +637,29 @@ impl KmemCpu<'_> {
                 .kmalloc_caller(self.cpu, size, gfp, Location::caller());
         }
         let id = self.k.sa.kmalloc_slab(size, gfp)?;
-        self.k.alloc_in(
-            &mut self.st,
-            self.cpu,
-            id,
-            gfp,
-            Some(size),
-            Location::caller(),
-        )
+        let caller = Location::caller();
+        let obj = self
+            .k
+            .alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller);
+        let k = self.k;
+        obj.inspect(|&o| {
+            k.pa.trace
+                .kmalloc(self.cpu, caller, o, size, gfp, |o| k.ksize(o))
+        })
     }
     /// `kfree` on the held CPU.
     #[track_caller]
     #[inline]
     pub fn kfree(&mut self, obj: ObjPtr) -> Result<(), SlabReport> {
         match self.k.obj_slab(obj) {
-            Some((_, id)) => self
-                .k
-                .free_in(&mut self.st, self.cpu, id, obj, Location::caller()),
+            Some((_, id)) => {
+                self.k
+                    .pa
+                    .trace
+                    .kfree(self.cpu, Location::caller(), obj.0 .0);
+                self.k
+                    .free_in(&mut self.st, self.cpu, id, obj, Location::caller())
+            }
             None => self.k.kfree(self.cpu, obj),
         }
     }
@@ -1240,11 +1246,17 @@ impl<'a> Kmem<'a> {
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
+        let trace = |o: &ObjPtr| {
+            self.pa
+                .trace
+                .kmalloc(cpu, caller, *o, size, gfp, |o| self.ksize(o))
+        };
         if size > KMALLOC_MAX_CACHE_SIZE {
-            return self.kmalloc_large(cpu, size, gfp);
+            return self.kmalloc_large(cpu, size, gfp).inspect(trace);
         }
         let id = self.sa.kmalloc_slab(size, gfp)?;
         self.alloc_obj(cpu, id, gfp, Some(size), caller)
+            .inspect(trace)
     }
 
     fn kmalloc_large(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
@@ -1314,6 +1326,7 @@ impl<'a> Kmem<'a> {
     /// allocator for a large kmalloc. NULL and ZERO_SIZE_PTR are ignored.
     #[track_caller]
     pub fn kfree(&self, cpu: CpuId, obj: ObjPtr) -> Result<(), SlabReport> {
+        self.pa.trace.kfree(cpu, Location::caller(), obj.0 .0);
         if obj.is_zero_or_null() {
             return Ok(());
         }

@@ -24,6 +24,7 @@ use crate::gfp::Gfp;
 use crate::memmap::{Page, PageFlags};
 use crate::page_alloc::{CpuId, PageAlloc};
 use crate::swapfile::SwapTable;
+use crate::trace::Event;
 use crate::types::{Order, Pfn, PAGE_SIZE};
 use crate::vmstat::{NodeStat, VmEvent};
 
@@ -174,6 +175,9 @@ impl SwapState {
         let mut buf = [0u8; PAGE_SIZE as usize];
         pa.direct_map().read(pfn.phys(), &mut buf);
         self.table.swap_writepage(e, &buf)?;
+        let (ty, offset) = (e.ty as u32, e.offset);
+        pa.trace
+            .emit(cpu, || Event::SwapWriteFolio { pfn, ty, offset });
         page.clear(PageFlags::DIRTY);
         pa.events.count_on(cpu.0, VmEvent::Pswpout, 1);
         Ok(())
@@ -194,6 +198,9 @@ impl SwapState {
             return Err(err);
         }
         pa.direct_map().write(pfn.phys(), &buf);
+        let (ty, offset) = (e.ty as u32, e.offset);
+        pa.trace
+            .emit(cpu, || Event::SwapReadFolio { pfn, ty, offset });
         if let Some(p) = pa.page(pfn) {
             p.set(PageFlags::SWAPBACKED);
         }

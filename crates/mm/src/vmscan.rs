@@ -37,6 +37,7 @@ use crate::page_alloc::{int_sqrt, CpuId, Node, PageAlloc, Wmark};
 use crate::rmap::Rmap;
 use crate::swap::{lru_add_drain_cpu, Lru, Lruvec};
 use crate::swap_state::SwapState;
+use crate::trace::{Event, ShrinkStat};
 use crate::types::{Order, Pfn, VirtAddr};
 use crate::vmstat::{NodeStat, VmEvent, ZoneEvent};
 
@@ -472,6 +473,22 @@ impl Reclaimer {
             scanned,
         );
         let (kept, freed, pageout) = self.shrink_folio_list(pa, cpu, node, &pages, sc);
+        pa.trace.emit(cpu, || {
+            let active = kept
+                .iter()
+                .filter(|&&p| node.zones[0].memmap().page(p).test(PageFlags::ACTIVE))
+                .count() as u64;
+            Event::MmVmscanLruShrinkInactive(ShrinkStat {
+                nid: node.nid,
+                nr_scanned: scanned,
+                nr_reclaimed: freed.len() as u64,
+                nr_dirty: pageout,
+                nr_activate_anon: if file { 0 } else { active },
+                nr_activate_file: if file { active } else { 0 },
+                priority: sc.priority,
+                file,
+            })
+        });
         self.putback(pa, cpu, node, file, &kept);
         let item = if file {
             NodeStat::NrIsolatedFile
@@ -614,6 +631,8 @@ impl Reclaimer {
                     continue;
                 }
                 pageout += 1;
+                pa.trace
+                    .emit(cpu, || Event::MmVmscanWriteFolio { pfn, file: false });
                 freed.push(pfn);
                 continue;
             }
@@ -633,6 +652,9 @@ impl Reclaimer {
                 }
                 node.stats.add(NodeStat::NrVmscanWrite, 1);
                 pageout += 1;
+                let file = !page.test(PageFlags::SWAPBACKED);
+                pa.trace
+                    .emit(cpu, || Event::MmVmscanWriteFolio { pfn, file });
             }
             // __remove_mapping: only the cache's and our references may be left.
             let expected =
@@ -721,7 +743,19 @@ impl Reclaimer {
             if node.kswapd.failures.load(Relaxed) >= MAX_RECLAIM_RETRIES {
                 continue;
             }
+            // kswapd runs as its own task, woken for the order and zone
+            // the waker wanted and asleep again once the node is balanced.
+            let comm = alloc::format!("kswapd{}", node.nid);
+            let prev = pa.trace.switch_to(cpu, 0, &comm);
+            let (nid, zid) = (node.nid, highest as u32);
+            pa.trace.emit(cpu, || Event::MmVmscanKswapdWake {
+                nid,
+                zid,
+                order: order.0,
+            });
             total += self.balance_pgdat(pa, cpu, node, order, highest);
+            pa.trace.emit(cpu, || Event::MmVmscanKswapdSleep { nid });
+            pa.trace.switch_back(cpu, prev);
         }
         self.busy.store(false, Relaxed);
         total
@@ -872,6 +906,10 @@ impl DirectReclaim for Reclaimer {
             return 0;
         }
         let nid = pa.cpu_node[cpu.0];
+        pa.trace.emit(cpu, || Event::MmVmscanDirectReclaimBegin {
+            order: order.0,
+            gfp,
+        });
         pa.events
             .count_zone_on(cpu.0, ZoneEvent::AllocStall, highest, 1);
         let mut sc = ScanControl::new(SWAP_CLUSTER_MAX, gfp, order, highest, false);
@@ -895,6 +933,9 @@ impl DirectReclaim for Reclaimer {
             sc.priority -= 1;
         }
         self.busy.store(false, Relaxed);
-        sc.nr_reclaimed
+        let nr_reclaimed = sc.nr_reclaimed;
+        pa.trace
+            .emit(cpu, || Event::MmVmscanDirectReclaimEnd { nr_reclaimed });
+        nr_reclaimed
     }
 }

@@ -748,6 +748,16 @@ pub fn run_with_limits(
     }));
     let mut engine = Engine::new();
     limits.apply(&mut engine);
+    if st.borrow().machine.trace().is_on() {
+        // Counter tracks are sampled after each step that traced events.
+        let s = st.clone();
+        engine.on_progress(move |_| {
+            if let Ok(st) = s.try_borrow() {
+                st.machine.trace_sample();
+            }
+            None
+        });
+    }
     register(&mut engine, &st);
     let ast = engine.compile(script).map_err(|e| {
         let p = e.position();
