@@ -240,8 +240,12 @@ impl Region {
 struct ProcModel {
     /// Its parent (0: none).
     ppid: u32,
-    /// Regions by start address.
+    /// Regions by start address (changed only through `add_region` and
+    /// `take_region`, which keep `anon` up to date).
     regions: BTreeMap<u64, Region>,
+    /// Pages of its anonymous regions: read after every op, so kept rather
+    /// than summed over regions that fragment into thousands.
+    anon: u64,
     /// Written pages of its private anonymous regions (absent: zero).
     cells: BTreeMap<u64, Cell>,
     /// Its descriptor for each tmpfs file it opened.
@@ -250,11 +254,35 @@ struct ProcModel {
 
 impl ProcModel {
     fn anon_pages(&self) -> u64 {
+        self.anon
+    }
+
+    /// `anon` recomputed from the regions, for the periodic check.
+    fn anon_pages_summed(&self) -> u64 {
         self.regions
             .values()
             .filter(|r| r.backing == Backing::Anon)
             .map(|r| r.pages)
             .sum()
+    }
+
+    fn add_region(&mut self, start: u64, r: Region) {
+        if r.backing == Backing::Anon {
+            self.anon += r.pages;
+        }
+        if let Some(old) = self.regions.insert(start, r) {
+            if old.backing == Backing::Anon {
+                self.anon -= old.pages;
+            }
+        }
+    }
+
+    fn take_region(&mut self, start: u64) -> Option<Region> {
+        let r = self.regions.remove(&start)?;
+        if r.backing == Backing::Anon {
+            self.anon -= r.pages;
+        }
+        Some(r)
     }
 
     fn file_regions(&self) -> usize {
@@ -584,6 +612,20 @@ impl Soak<'_> {
 
     /// `mm::debug`; false (and the failure recorded) if it fails.
     fn check(&mut self) -> bool {
+        if let Some((pid, p)) = self
+            .procs
+            .iter()
+            .find(|(_, p)| p.anon != p.anon_pages_summed())
+        {
+            self.report.check_failure = Some(format!(
+                "seed {} op {}: the model's anonymous page count of pid {pid} is {}, its regions hold {}",
+                self.cfg.seed,
+                self.op,
+                p.anon,
+                p.anon_pages_summed()
+            ));
+            return false;
+        }
         match self.m.check() {
             Ok(()) => true,
             Err(e) => {
@@ -690,16 +732,14 @@ impl Soak<'_> {
 
     /// A random region of `pid` that `want` accepts.
     fn pick_region(&mut self, pid: u32, want: fn(&Region) -> bool) -> Option<(u64, Region)> {
-        let all: Vec<(u64, Region)> = self
-            .procs
-            .get(&pid)?
-            .regions
+        let regions = &self.procs.get(&pid)?.regions;
+        let count = regions.values().filter(|r| want(r)).count();
+        let n = self.rng.below(count as u64) as usize;
+        regions
             .iter()
             .filter(|(_, r)| want(r))
+            .nth(n)
             .map(|(&a, &r)| (a, r))
-            .collect();
-        let n = self.rng.below(all.len() as u64) as usize;
-        all.get(n).copied()
     }
 
     /// A random part `[a, b)` of `pages` pages: now and then all of it,
@@ -974,7 +1014,7 @@ impl Soak<'_> {
                     self.fail(format!("mmap of {pages} pages returned {a:#x}, in use"));
                 }
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    p.regions.insert(
+                    p.add_region(
                         a,
                         Region {
                             pages,
@@ -1045,7 +1085,7 @@ impl Soak<'_> {
                     ));
                 }
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    p.regions.insert(
+                    p.add_region(
                         a,
                         Region {
                             pages,
@@ -1068,12 +1108,12 @@ impl Soak<'_> {
     /// region map (the rest stays as up to two regions); returns that part.
     fn detach(&mut self, pid: u32, start: u64, a: u64, b: u64) -> Option<Region> {
         let p = self.procs.get_mut(&pid)?;
-        let r = p.regions.remove(&start)?;
+        let r = p.take_region(start)?;
         if a > 0 {
-            p.regions.insert(start, r.part(0, a));
+            p.add_region(start, r.part(0, a));
         }
         if b < r.pages {
-            p.regions.insert(start + b * PAGE, r.part(b, r.pages));
+            p.add_region(start + b * PAGE, r.part(b, r.pages));
         }
         Some(r.part(a, b))
     }
@@ -1175,7 +1215,7 @@ impl Soak<'_> {
                             p.cells.insert(na + i * PAGE, c);
                         }
                     }
-                    p.regions.insert(
+                    p.add_region(
                         na,
                         Region {
                             pages: new,
