@@ -94,8 +94,8 @@ impl SystemHash {
                 n = PAGE_SIZE / self.bucketsize;
             }
         }
-        let n = n.max(1).next_power_of_two();
         let max = (((nr_all_pages << PAGE_SHIFT) >> 4) / self.bucketsize).min(0x8000_0000);
+        let n = n.max(1).checked_next_power_of_two().unwrap_or(max);
         n.min(max).max(1).ilog2()
     }
 }
@@ -717,6 +717,23 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing::boot;
+
+    #[test]
+    fn hash_sizes_follow_alloc_large_system_hash() {
+        // 24 GiB, ~6.17M free low pages: one dentry bucket per 8 KiB is
+        // 3.08M, rounded up to 2^22 (32 MiB), as this machine's boot log
+        // says; inodes one per 16 KiB, 2^21. A command-line size is
+        // rounded up to a power of two and capped at 1/16 of memory, even
+        // an absurd one.
+        let (kernel, all) = (6_170_000, 6_170_000);
+        assert_eq!(SystemHash::dentry(0).log2_entries(kernel, all), 22);
+        assert_eq!(SystemHash::inode(0).log2_entries(kernel, all), 21);
+        assert_eq!(SystemHash::dentry(100_000).log2_entries(kernel, all), 17);
+        let cap = (((all << PAGE_SHIFT) >> 4) / 8).ilog2();
+        assert_eq!(SystemHash::dentry(u64::MAX).log2_entries(kernel, all), cap);
+        // A tiny machine still gets a page of buckets.
+        assert_eq!(SystemHash::inode(0).log2_entries(100, 100), 9);
+    }
     use super::*;
     use crate::debug::check_page_alloc;
 
