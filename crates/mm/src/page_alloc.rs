@@ -1193,6 +1193,17 @@ impl PageAlloc {
             return Some(pfn);
         }
         if gfp.allows_blocking() {
+            let retry = || {
+                self.get_page_from_freelist(
+                    &mut LockPerCall(cpu),
+                    gfp,
+                    order,
+                    highest,
+                    mt,
+                    nid,
+                    flags,
+                )
+            };
             // __alloc_pages_direct_reclaim, retried while it makes progress
             // (`should_reclaim_retry`, at most MAX_RECLAIM_RETRIES rounds).
             if let Some(r) = self.reclaim.get() {
@@ -1200,15 +1211,7 @@ impl PageAlloc {
                     if r.try_to_free_pages(self, cpu, gfp, order, highest) == 0 {
                         break;
                     }
-                    if let Some(pfn) = self.get_page_from_freelist(
-                        &mut LockPerCall(cpu),
-                        gfp,
-                        order,
-                        highest,
-                        mt,
-                        nid,
-                        flags,
-                    ) {
+                    if let Some(pfn) = retry() {
                         return Some(pfn);
                     }
                 }
@@ -1216,15 +1219,7 @@ impl PageAlloc {
             // Pages pinned on per-CPU lists are recovered last, as Linux
             // does after a failed direct reclaim.
             self.drain_all_pages();
-            if let Some(pfn) = self.get_page_from_freelist(
-                &mut LockPerCall(cpu),
-                gfp,
-                order,
-                highest,
-                mt,
-                nid,
-                flags,
-            ) {
+            if let Some(pfn) = retry() {
                 return Some(pfn);
             }
         }
