@@ -305,6 +305,9 @@ enum Cmd {
         /// Describe every op and system call on stderr.
         #[arg(long)]
         trace: bool,
+        /// Print running totals on stderr every N ops (0: never).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        progress: u64,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -467,6 +470,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             without,
             verbose,
             trace,
+            progress,
         } => {
             // The soak's own defaults for the machine flags not given.
             let matches = <Cli as clap::CommandFactory>::command().get_matches();
@@ -491,6 +495,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 check_every,
                 without,
                 trace,
+                progress,
                 ..workload::soak::SoakConfig::new(ops, seed)
             };
             let r = workload::soak::run(&cfg)?;

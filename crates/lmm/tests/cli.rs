@@ -616,12 +616,14 @@ fn cases() -> Vec<Case> {
                 assert!(l.ends_with(" pages managed"), "{l}");
             },
         ),
-        // The soak, without MADV_FREE: it trips an mm bug (see
-        // crates/workload/tests/soak.rs, madv_free_moves_the_page_to_the_file_lru).
+        // The soak with every kind of op; running totals every 100 ops.
         case(
-            "lmm soak [--ops N] [--seed S] [--max-procs N] [--check-every K] [--without OP,...] [--verbose]",
-            &["soak", "--ops", "300", "--seed", "1", "--without", "madv-free"],
-            |o, _| {
+            "lmm soak [--ops N] [--seed S] [--max-procs N] [--check-every K] [--without OP,...] [--verbose] [--progress N]",
+            &["soak", "--ops", "300", "--seed", "1", "--progress", "100"],
+            |o, e| {
+                let progress: Vec<&str> = e.lines().filter(|l| l.starts_with("soak: op ")).collect();
+                assert_eq!(progress.len(), 3, "{e}");
+                assert!(progress[2].starts_with("soak: op 300 of 300: 0 mismatches, "), "{e}");
                 let keys: Vec<&str> = o.lines().map(|l| l.split(':').next().unwrap()).collect();
                 assert_eq!(
                     keys,
@@ -633,7 +635,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
-            "lmm soak [--ops N] [--seed S] [--max-procs N] [--check-every K] [--without OP,...] [--verbose]",
+            "lmm soak [--ops N] [--seed S] [--max-procs N] [--check-every K] [--without OP,...] [--verbose] [--progress N]",
             &[
                 "soak", "--ops", "300", "--seed", "1", "--ram", "16M", "--swap", "64M",
                 "--max-procs", "3", "--check-every", "100", "--without", "madv-free,exit",

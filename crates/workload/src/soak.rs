@@ -72,6 +72,9 @@ pub struct SoakConfig {
     pub inject_corruption_at: Option<u64>,
     /// Describe every op on stderr (to narrow a failure down).
     pub trace: bool,
+    /// A line of running totals on stderr every this many ops (0: none),
+    /// so a long run shows where it is.
+    pub progress: u64,
     /// Kinds of op left out of the mix, by name (`madv-free`, `fork`, ...;
     /// see [`op_names`]).
     pub without: Vec<String>,
@@ -95,6 +98,7 @@ impl SoakConfig {
             check_every: 1000,
             inject_corruption_at: None,
             trace: false,
+            progress: 0,
             without: Vec::new(),
         }
     }
@@ -542,6 +546,13 @@ impl Soak<'_> {
             self.report.peak_used = self.report.peak_used.max(used);
             if self.cfg.check_every > 0 && op % self.cfg.check_every == 0 && !self.check() {
                 return;
+            }
+            if self.cfg.progress > 0 && op % self.cfg.progress == 0 {
+                let r = &self.report;
+                eprintln!(
+                    "soak: op {op} of {}: {} mismatches, {} oom kills, {} allocation failures, {used} pages in use",
+                    self.cfg.ops, r.mismatches, r.oom_kills, r.alloc_failures
+                );
             }
         }
         if self.cfg.trace {
