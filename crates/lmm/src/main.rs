@@ -309,6 +309,12 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 0)]
         progress: u64,
     },
+    /// A guided walk through each mechanism of the textbook: without a
+    /// topic, the list in the textbook's order; `all` runs every topic.
+    Tour {
+        /// The topic (its name from the list), or `all`.
+        topic: Option<String>,
+    },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
         /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
@@ -502,6 +508,25 @@ fn real_main(cli: Cli) -> Result<(), String> {
             out!("{}", r.render(verbose));
             if let Some(f) = r.failure() {
                 return Err(format!("soak: {f}"));
+            }
+        }
+        Cmd::Tour { topic } => {
+            use workload::tour;
+            let chosen = match topic.as_deref() {
+                None => {
+                    out!("{}", tour::list());
+                    return Ok(());
+                }
+                Some("all") => tour::topics(),
+                Some(name) => vec![tour::topic(name).ok_or_else(|| {
+                    format!("tour: no topic {name:?}; the topics are:\n{}", tour::list())
+                })?],
+            };
+            for (i, t) in chosen.into_iter().enumerate() {
+                if i > 0 {
+                    out!("\n");
+                }
+                out!("{}", tour::run(t)?.text());
             }
         }
         Cmd::Bench { name, size } => {

@@ -7,3 +7,4 @@ pub mod replay;
 pub mod scenario;
 pub mod soak;
 pub mod strace;
+pub mod tour;
