@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use mm::errno::Errno;
@@ -185,23 +185,85 @@ fn is_valgrind_line(s: &[u8]) -> bool {
 }
 
 /// A run of hex digits at the start of `s` as an address, and the rest.
-fn hex_prefix<'a>(s: &'a [u8], after: &str) -> Result<(VirtAddr, &'a [u8]), String> {
-    let n = s.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+fn hex_prefix<'a>(
+    s: &'a [u8],
+    after: &dyn std::fmt::Display,
+) -> Result<(VirtAddr, &'a [u8]), String> {
+    let mut addr: u64 = 0;
+    let mut n = 0;
+    for &c in s {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => break,
+        };
+        if addr >> 60 != 0 {
+            let len = s.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            return Err(format!(
+                "expected an address of at most 64 bits, found {:?}",
+                String::from_utf8_lossy(&s[..len])
+            ));
+        }
+        addr = addr << 4 | u64::from(digit);
+        n += 1;
+    }
     if n == 0 {
         return Err(format!(
             "expected a hexadecimal address after `{after}`, found {}",
             excerpt(s)
         ));
     }
-    // Only ASCII hex digits: the conversion can fail by overflow alone.
-    let digits = std::str::from_utf8(&s[..n]).unwrap_or("");
-    let addr = u64::from_str_radix(digits, 16)
-        .map_err(|_| format!("expected an address of at most 64 bits, found {digits:?}"))?;
     Ok((VirtAddr(addr), &s[n..]))
+}
+
+/// An access exactly as lackey prints it (`I  %08lx,%lu`, ` L %08lx,%lu`),
+/// in one pass; `None` for anything else, which [`parse_line`] then reads
+/// (and explains, if it is wrong). Nearly every line of a trace is one.
+fn canonical_access(s: &[u8]) -> Option<Line> {
+    let (kind, rest) = match s {
+        [b'I', b' ', b' ', rest @ ..] => (Kind::Instr, rest),
+        [b' ', b'L', b' ', rest @ ..] => (Kind::Load, rest),
+        [b' ', b'S', b' ', rest @ ..] => (Kind::Store, rest),
+        [b' ', b'M', b' ', rest @ ..] => (Kind::Modify, rest),
+        _ => return None,
+    };
+    let mut addr: u64 = 0;
+    let mut i = 0;
+    while let Some(&c) = rest.get(i) {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b',' if i > 0 && i <= 16 => break,
+            _ => return None,
+        };
+        addr = addr << 4 | u64::from(digit);
+        i += 1;
+    }
+    let digits = rest.get(i + 1..).filter(|d| (1..=5).contains(&d.len()))?;
+    let mut size: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        size = size * 10 + u64::from(d - b'0');
+    }
+    (size >= 1 && size <= MAX_ACCESS_SIZE && addr.checked_add(size - 1).is_some()).then_some(
+        Line::Access {
+            kind,
+            addr: VirtAddr(addr),
+            size,
+        },
+    )
 }
 
 /// Parses one line (without its newline).
 pub fn parse_line(raw: &[u8]) -> Result<Line, String> {
+    canonical_access(raw).map_or_else(|| parse_any_line(raw), Ok)
+}
+
+/// Parses any line lackey or valgrind writes, and explains a wrong one.
+fn parse_any_line(raw: &[u8]) -> Result<Line, String> {
     let s = trim_end(raw);
     if s.is_empty() || trim_start(s).is_empty() {
         return Ok(Line::Blank);
@@ -211,7 +273,7 @@ pub fn parse_line(raw: &[u8]) -> Result<Line, String> {
     }
     let t = trim_start(s);
     if let Some(rest) = t.strip_prefix(b"SB ") {
-        let (addr, rest) = hex_prefix(trim_start(rest), "SB")?;
+        let (addr, rest) = hex_prefix(trim_start(rest), &"SB")?;
         if !rest.is_empty() {
             return Err(format!(
                 "expected the end of the line after the superblock address, found {}",
@@ -243,7 +305,7 @@ pub fn parse_line(raw: &[u8]) -> Result<Line, String> {
             excerpt(rest)
         ));
     }
-    let (addr, rest) = hex_prefix(after_blank, &letter.to_string())?;
+    let (addr, rest) = hex_prefix(after_blank, &letter)?;
     let Some(rest) = rest.strip_prefix(b",") else {
         return Err(format!(
             "expected `,` and a decimal size after the address, found {}",
@@ -263,15 +325,18 @@ pub fn parse_line(raw: &[u8]) -> Result<Line, String> {
             excerpt(&rest[n..])
         ));
     }
-    let digits = std::str::from_utf8(&rest[..n]).unwrap_or("");
-    let size: u64 = digits.parse().unwrap_or(u64::MAX);
+    let digits = &rest[..n];
+    let size = digits.iter().fold(0u64, |v, &d| {
+        v.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
     if size == 0 {
         return Err("expected a size of at least 1 byte, found 0".into());
     }
     if size > MAX_ACCESS_SIZE {
         return Err(format!(
             "expected a size of at most {MAX_ACCESS_SIZE} bytes (lackey writes at most 512), \
-             found {digits}"
+             found {}",
+            String::from_utf8_lossy(digits)
         ));
     }
     if addr.0.checked_add(size - 1).is_none() {
@@ -386,18 +451,12 @@ impl<R: BufRead> Reader<R> {
 impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Record, LackeyError>;
 
+    /// The next access. A line is parsed where it lies in the reader's
+    /// buffer; only one that straddles two fills is copied.
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            self.buf.clear();
-            let read = (&mut self.inner)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut self.buf);
-            match read {
-                Ok(0) => {
-                    self.done = true;
-                    return None;
-                }
-                Ok(_) => {}
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(LackeyError::Io {
@@ -406,16 +465,43 @@ impl<R: BufRead> Iterator for Reader<R> {
                         msg: e.to_string(),
                     }));
                 }
-            }
+            };
+            let (parsed, used, len) = match memchr::memchr(b'\n', avail) {
+                Some(i) if self.buf.is_empty() => (parse_line(&avail[..i]), i + 1, i),
+                Some(i) => {
+                    self.buf.extend_from_slice(&avail[..i]);
+                    (parse_line(&self.buf), i + 1, self.buf.len())
+                }
+                None if avail.is_empty() && self.buf.is_empty() => {
+                    self.done = true;
+                    return None;
+                }
+                // The last line, without a newline.
+                None if avail.is_empty() => (parse_line(&self.buf), 0, self.buf.len()),
+                None => {
+                    let n = avail.len();
+                    self.buf.extend_from_slice(avail);
+                    self.inner.consume(n);
+                    if self.buf.len() > MAX_LINE {
+                        self.line += 1;
+                        return self.error(format!(
+                            "expected a line of at most {MAX_LINE} bytes, found a longer one"
+                        ));
+                    }
+                    continue;
+                }
+            };
+            self.inner.consume(used);
+            self.buf.clear();
             self.line += 1;
-            if self.buf.last() == Some(&b'\n') {
-                self.buf.pop();
-            } else if self.buf.len() > MAX_LINE {
+            // Without a newline, that was the last line.
+            self.done = used == 0;
+            if len > MAX_LINE {
                 return self.error(format!(
                     "expected a line of at most {MAX_LINE} bytes, found a longer one"
                 ));
             }
-            match parse_line(&self.buf) {
+            match parsed {
                 Ok(Line::Access { kind, addr, size }) => {
                     return Some(Ok(Record {
                         line: self.line,
@@ -733,9 +819,12 @@ struct Engine<'t> {
     /// Pages the replay mapped without exec, and with exec.
     made_rw: PageSet,
     made_rwx: PageSet,
-    /// The last page accessed successfully and whether a fetch from it
-    /// needs nothing first (it is not one the replay mapped without exec).
-    last: Option<(u64, bool)>,
+    /// The last page read or written, and the last page fetched from,
+    /// successfully: another access of the same kind to it needs nothing
+    /// first (pages stay touched, and a page fetched from is not one the
+    /// replay mapped without exec). Two, because code and data alternate.
+    last_data: Option<u64>,
+    last_fetch: Option<u64>,
     areas: u64,
     page_touches: u64,
     pages_made_exec: u64,
@@ -778,10 +867,12 @@ impl Engine<'_> {
     /// One MMU access of the page holding `va`.
     fn touch(&mut self, va: VirtAddr, kind: AccessKind) -> Result<(), (TargetError, String)> {
         let vpn = va.0 >> PAGE_SHIFT;
-        let fast = match self.last {
-            Some((last, fetch_ok)) => last == vpn && (kind != AccessKind::Exec || fetch_ok),
-            None => false,
+        let last = if kind == AccessKind::Exec {
+            self.last_fetch
+        } else {
+            self.last_data
         };
+        let fast = last == Some(vpn);
         if !fast {
             let page = VirtAddr(vpn << PAGE_SHIFT);
             if !self.touched.contains(vpn) && !self.target.is_mapped(va) {
@@ -806,7 +897,11 @@ impl Engine<'_> {
             .map_err(|e| (e, format!("{kind} at {:#x}", va.0)))?;
         if !fast {
             self.touched.insert(vpn);
-            self.last = Some((vpn, !self.made_rw.contains(vpn)));
+            if kind == AccessKind::Exec {
+                self.last_fetch = Some(vpn);
+            } else {
+                self.last_data = Some(vpn);
+            }
         }
         Ok(())
     }
@@ -844,7 +939,8 @@ pub fn replay(
         touched: PageSet::default(),
         made_rw: PageSet::default(),
         made_rwx: PageSet::default(),
-        last: None,
+        last_data: None,
+        last_fetch: None,
         areas: 0,
         page_touches: 0,
         pages_made_exec: 0,
@@ -1171,6 +1267,69 @@ mod tests {
         let mut text = b"==1==".to_vec();
         text.resize(MAX_LINE, b'x');
         assert_eq!(Reader::new(&text[..], "t.lk").count(), 0);
+    }
+
+    /// A line is parsed in place, or copied when it straddles two fills of
+    /// the reader's buffer: both give the same records, line numbers and
+    /// errors, whatever the buffer's size.
+    #[test]
+    fn reader_gives_the_same_records_whatever_its_buffer() {
+        let text = b"==9== start\nI  0400a2c0,3\n L 1ffefffd48,8\r\n\nSB 400a2c0\n M 0x,1\n S 10,4";
+        let whole: Vec<_> = Reader::new(&text[..], "t.lk").collect();
+        assert_eq!(whole.len(), 3, "{whole:?}");
+        assert_eq!(whole[1].as_ref().unwrap().line, 3);
+        assert!(whole[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.lk:6: "));
+        for cap in [1, 2, 5, 13, 64] {
+            let r = io::BufReader::with_capacity(cap, &text[..]);
+            let got: Vec<_> = Reader::new(r, "t.lk").collect();
+            assert_eq!(got, whole, "capacity {cap}");
+        }
+        // The last line needs no newline.
+        let tail = b" S 10,4";
+        let got: Vec<_> = Reader::new(io::BufReader::with_capacity(3, &tail[..]), "t.lk").collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].as_ref().unwrap().addr, VirtAddr(0x10));
+        // A line one byte too long is refused even with its newline there.
+        let mut long = vec![b'='; MAX_LINE + 1];
+        long.extend_from_slice(b"\n L 10,4\n");
+        let got: Vec<_> = Reader::new(&long[..], "t.lk").collect();
+        assert_eq!(got.len(), 1);
+        assert!(got[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.lk:1: expected a line of at most"));
+    }
+
+    proptest::proptest! {
+        /// The one-pass reader of lackey's own format agrees with the
+        /// general parser on every line it accepts, and accepts lackey's.
+        #[test]
+        fn canonical_access_agrees_with_the_general_parser(
+            prefix in proptest::sample::select(vec!["I  ", " L ", " S ", " M ", "I ", " L", "  L "]),
+            addr in proptest::prop_oneof![0u64..0x1_0000, proptest::num::u64::ANY],
+            width in 1usize..20,
+            size in proptest::prop_oneof![0u64..600, proptest::num::u64::ANY],
+            tail in proptest::sample::select(vec!["", " ", "x", ",1"]),
+        ) {
+            let line = format!("{prefix}{addr:0width$x},{size}{tail}");
+            let general = parse_any_line(line.as_bytes());
+            match canonical_access(line.as_bytes()) {
+                Some(fast) => proptest::prop_assert_eq!(Ok(fast), general),
+                None => {
+                    let canonical = ["I  ", " L ", " S ", " M "].contains(&prefix)
+                        && tail.is_empty()
+                        && format!("{addr:0width$x}").len() <= 16
+                        && (1..=512).contains(&size)
+                        && addr.checked_add(size - 1).is_some();
+                    proptest::prop_assert!(!canonical, "{line:?} not read in one pass");
+                }
+            }
+        }
     }
 
     #[test]
