@@ -248,7 +248,7 @@ fn canonical_access(s: &[u8]) -> Option<Line> {
         }
         size = size * 10 + u64::from(d - b'0');
     }
-    (size >= 1 && size <= MAX_ACCESS_SIZE && addr.checked_add(size - 1).is_some()).then_some(
+    ((1..=MAX_ACCESS_SIZE).contains(&size) && addr.checked_add(size - 1).is_some()).then_some(
         Line::Access {
             kind,
             addr: VirtAddr(addr),
