@@ -1265,14 +1265,15 @@ impl RmapCtx<'_> {
                 continue;
             }
             let view = PageTable::view(dm, e.root, e.mode);
-            let mut va = from;
-            while va < end {
-                let v = VirtAddr(va);
-                va += PAGE_SIZE;
-                if !matches!(view.lookup(v), Some((p, 1)) if p.maps_page()) {
-                    continue;
+            // The pages mapped, found by walking only the tables present.
+            let mut mapped = Vec::new();
+            view.walk(VirtAddr(from), VirtAddr(end), &mut |va, p, l| {
+                if l == 1 && p.maps_page() {
+                    mapped.push(va);
                 }
-                if let Some(old) = view.update(v, &|_| Pte::NONE) {
+            });
+            for &va in &mapped {
+                if let Some(old) = view.update(va, &|_| Pte::NONE) {
                     freed.extend(account_zapped(
                         self.pa,
                         self.cache,
@@ -1282,7 +1283,11 @@ impl RmapCtx<'_> {
                     ));
                 }
             }
-            self.tlb.flush_range(e.asid, VirtAddr(from), VirtAddr(end));
+            // As the mmu_gather does: flush the range of the entries
+            // cleared, and nothing if none was.
+            if let (Some(&first), Some(&last)) = (mapped.first(), mapped.last()) {
+                self.tlb.flush_range(e.asid, first, last + PAGE_SIZE);
+            }
         }
         for pfn in freed {
             put_page(self.pa, self.cpu, pfn);

@@ -85,6 +85,11 @@ impl PageTableView {
     pub fn update(&self, va: VirtAddr, f: &dyn Fn(Pte) -> Pte) -> Option<Pte> {
         self.0.update(va, f)
     }
+    /// Every leaf overlapping `[start, end)`, skipping empty tables (see
+    /// [`PageTable::walk`]).
+    pub fn walk(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte, Level)) {
+        self.0.walk(start, end, f)
+    }
 }
 
 /// A half-open range of linear (not sign-extended) addresses.

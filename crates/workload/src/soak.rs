@@ -24,7 +24,7 @@
 //! - An allocation failure (ENOMEM, or a fault ending in VM_FAULT_OOM) is
 //!   counted, not a mismatch; a process the OOM killer takes leaves the model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use machine::fs::{O_CREAT, O_RDWR};
@@ -247,6 +247,11 @@ struct ProcModel {
     /// Regions by start address (changed only through `add_region` and
     /// `take_region`, which keep `anon` up to date).
     regions: BTreeMap<u64, Region>,
+    /// The regions' starts in no particular order, and where each is in
+    /// it: a region picked at random in O(1) (they fragment into
+    /// thousands over a long run).
+    starts: Vec<u64>,
+    slot: HashMap<u64, usize>,
     /// Pages of its anonymous regions: read after every op, so kept rather
     /// than summed over regions that fragment into thousands.
     anon: u64,
@@ -259,6 +264,17 @@ struct ProcModel {
 impl ProcModel {
     fn anon_pages(&self) -> u64 {
         self.anon
+    }
+
+    /// True if `starts` and `slot` index exactly the regions.
+    fn index_consistent(&self) -> bool {
+        self.starts.len() == self.regions.len()
+            && self.slot.len() == self.regions.len()
+            && self
+                .starts
+                .iter()
+                .enumerate()
+                .all(|(i, a)| self.slot.get(a) == Some(&i) && self.regions.contains_key(a))
     }
 
     /// `anon` recomputed from the regions, for the periodic check.
@@ -274,9 +290,12 @@ impl ProcModel {
         if r.backing == Backing::Anon {
             self.anon += r.pages;
         }
-        if let Some(old) = self.regions.insert(start, r) {
-            if old.backing == Backing::Anon {
-                self.anon -= old.pages;
+        match self.regions.insert(start, r) {
+            Some(old) if old.backing == Backing::Anon => self.anon -= old.pages,
+            Some(_) => {}
+            None => {
+                self.slot.insert(start, self.starts.len());
+                self.starts.push(start);
             }
         }
     }
@@ -285,6 +304,11 @@ impl ProcModel {
         let r = self.regions.remove(&start)?;
         if r.backing == Backing::Anon {
             self.anon -= r.pages;
+        }
+        let i = self.slot.remove(&start).expect("every region has a slot");
+        self.starts.swap_remove(i);
+        if let Some(&moved) = self.starts.get(i) {
+            self.slot.insert(moved, i);
         }
         Some(r)
     }
@@ -549,8 +573,13 @@ impl Soak<'_> {
             }
             if self.cfg.progress > 0 && op % self.cfg.progress == 0 {
                 let r = &self.report;
+                let (regions, cells): (usize, usize) = self
+                    .procs
+                    .values()
+                    .map(|p| (p.regions.len(), p.cells.len()))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
                 eprintln!(
-                    "soak: op {op} of {}: {} mismatches, {} oom kills, {} allocation failures, {used} pages in use",
+                    "soak: op {op} of {}: {} mismatches, {} oom kills, {} allocation failures, {used} pages in use, {regions} regions, {cells} pages written",
                     self.cfg.ops, r.mismatches, r.oom_kills, r.alloc_failures
                 );
             }
@@ -626,10 +655,10 @@ impl Soak<'_> {
         if let Some((pid, p)) = self
             .procs
             .iter()
-            .find(|(_, p)| p.anon != p.anon_pages_summed())
+            .find(|(_, p)| p.anon != p.anon_pages_summed() || !p.index_consistent())
         {
             self.report.check_failure = Some(format!(
-                "seed {} op {}: the model's anonymous page count of pid {pid} is {}, its regions hold {}",
+                "seed {} op {}: the model of pid {pid} is inconsistent: anonymous page count {}, its regions hold {}, or the index of regions is off",
                 self.cfg.seed,
                 self.op,
                 p.anon,
@@ -742,8 +771,22 @@ impl Soak<'_> {
     }
 
     /// A random region of `pid` that `want` accepts.
+    /// A region of `pid` that `want` accepts, each equally likely: a few
+    /// tries at random among all (uniform over the accepted ones), then a
+    /// count of the accepted ones if those missed.
     fn pick_region(&mut self, pid: u32, want: fn(&Region) -> bool) -> Option<(u64, Region)> {
-        let regions = &self.procs.get(&pid)?.regions;
+        let p = self.procs.get(&pid)?;
+        if p.starts.is_empty() {
+            return None;
+        }
+        for _ in 0..8 {
+            let start = p.starts[self.rng.below(p.starts.len() as u64) as usize];
+            let r = p.regions[&start];
+            if want(&r) {
+                return Some((start, r));
+            }
+        }
+        let regions = &p.regions;
         let count = regions.values().filter(|r| want(r)).count();
         let n = self.rng.below(count as u64) as usize;
         regions
@@ -1134,10 +1177,12 @@ impl Soak<'_> {
         let Some(p) = self.procs.get_mut(&pid) else {
             return BTreeMap::new();
         };
-        let mut mid = p.cells.split_off(&lo);
-        let mut rest = mid.split_off(&hi);
-        p.cells.append(&mut rest);
-        mid
+        // One by one: splitting and appending rebuild the whole map, and a
+        // range is small next to a long run's tens of thousands of cells.
+        let keys: Vec<u64> = p.cells.range(lo..hi).map(|(&k, _)| k).collect();
+        keys.into_iter()
+            .filter_map(|k| p.cells.remove_entry(&k))
+            .collect()
     }
 
     fn op_munmap(&mut self, pid: u32) {

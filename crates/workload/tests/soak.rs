@@ -90,21 +90,29 @@ fn the_checker_catches_a_corrupted_page() {
     let first = r.first_mismatch.as_deref().unwrap();
     assert!(first.starts_with("seed 3 op 800: pid "), "{first}");
     assert!(first.contains(": expected "), "{first}");
-    // Earlier, a random read or the sweep finds it all the same.
-    let r = run(&SoakConfig {
-        inject_corruption_at: Some(400),
-        ..soak(800, 3)
-    })
-    .unwrap();
-    assert!(r.mismatches >= 1, "{}", r.render(true));
-    let first = r.first_mismatch.as_deref().unwrap();
-    let op: u64 = first["seed 3 op ".len()..]
-        .split(':')
-        .next()
-        .unwrap()
-        .parse()
+    // Earlier, a random read or the sweep finds it, unless an op rewrote
+    // or unmapped the page first (then there is nothing wrong to find):
+    // over eight seeds, nearly always.
+    let mut found = 0;
+    for seed in 1..=8 {
+        let r = run(&SoakConfig {
+            inject_corruption_at: Some(400),
+            ..soak(800, seed)
+        })
         .unwrap();
-    assert!((400..=800).contains(&op), "{first}");
+        let Some(first) = r.first_mismatch.as_deref() else {
+            continue;
+        };
+        found += 1;
+        let op: u64 = first[format!("seed {seed} op ").len()..]
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((400..=800).contains(&op), "{first}");
+    }
+    assert!(found >= 6, "found in {found} runs of 8");
     // Without the corruption the same run is clean.
     let clean = run(&soak(800, 3)).unwrap();
     assert!(clean.passed(), "{:?}", clean.failure());
