@@ -954,6 +954,24 @@ fn bad_input_is_an_error_not_a_panic() {
             predicate::str::starts_with(want).and(predicate::str::contains("panicked").not()),
         );
     }
+    // A flag's value that is not a number is a usage error (status 2, as
+    // every clap program gives), named with the flag.
+    for (flag, value, why) in [
+        ("--dhash-entries", "abc", "invalid digit found in string"),
+        (
+            "--ihash-entries",
+            "99999999999999999999",
+            "number too large to fit in target type",
+        ),
+    ] {
+        lmm()
+            .args(["proc", "meminfo", flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::starts_with(format!(
+                "error: invalid value '{value}' for '{flag} <N>': {why}"
+            )));
+    }
     // A scenario's limits are flags of `lmm run`, and the error names them.
     let script = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-loop.rhai");
     std::fs::write(&script, "loop { }\n").unwrap();
