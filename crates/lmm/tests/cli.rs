@@ -650,6 +650,28 @@ fn cases() -> Vec<Case> {
                 assert!(!line(o, "write ").ends_with(" 0        0"), "{o}");
             },
         ),
+        // The tour: the list, then every topic, each step closed by its
+        // two lines (what happened, and why).
+        case("lmm tour [TOPIC|all]", &["tour"], |o, _| {
+            let names = tour_names(o);
+            assert!(!names.is_empty(), "{o}");
+            for (i, l) in o.lines().enumerate() {
+                assert!(l.trim_start().starts_with(&format!("{}. ", i + 1)), "{l}");
+            }
+        }),
+        case("lmm tour [TOPIC|all]", &["tour", "all"], |o, _| {
+            let topics: Vec<&str> = o
+                .lines()
+                .filter_map(|l| l.strip_prefix("# "))
+                .map(|l| l.split(':').next().unwrap())
+                .collect();
+            let listed = lmm().arg("tour").output().unwrap().stdout;
+            assert_eq!(topics, tour_names(&String::from_utf8_lossy(&listed)), "{o}");
+            let steps = o.lines().filter(|l| l.starts_with("── step ")).count();
+            let whats = o.lines().filter(|l| l.starts_with("   what: ")).count();
+            let whys = o.lines().filter(|l| l.starts_with("   why:  ")).count();
+            assert_eq!((whats, whys), (steps, steps), "{o}");
+        }),
         // Examples.
         case(
             "lmm proc buddyinfo --ram 4G",
@@ -891,11 +913,24 @@ fn readme_soak() {
 }
 
 #[test]
+fn readme_tour() {
+    run_cases(&["tour"]);
+}
+
+/// The topic names of `lmm tour`'s list (`N. NAME  TITLE`).
+fn tour_names(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
 fn every_case_runs_in_one_of_the_tests_above() {
     for c in cases() {
         let sub = c.readme.split_whitespace().nth(1).unwrap_or("");
         assert!(
-            ["run", "proc", "dmesg", "exec", "replay", "bench", "soak"].contains(&sub),
+            ["run", "proc", "dmesg", "exec", "replay", "bench", "soak", "tour"].contains(&sub),
             "{}",
             c.readme
         );
@@ -949,6 +984,7 @@ fn bad_input_is_an_error_not_a_panic() {
             &["soak", "--ops", "10", "--without", "nosuch"],
             "lmm: unknown op \"nosuch\"",
         ),
+        (&["tour", "nosuch"], "lmm: tour: no topic \"nosuch\"; the topics are:"),
     ] {
         lmm().args(args).assert().code(1).stderr(
             predicate::str::starts_with(want).and(predicate::str::contains("panicked").not()),
