@@ -360,6 +360,14 @@ impl Memmap {
     pub fn contains(&self, pfn: Pfn) -> bool {
         self.index(pfn).is_some()
     }
+    /// The page struct of `pfn`, if it has one (`pfn_valid` then
+    /// `pfn_to_page`, with one lookup).
+    #[inline]
+    pub fn get(&self, pfn: Pfn) -> Option<&Page> {
+        let i = self.index(pfn)?;
+        // SAFETY: `index` keeps inside the slots `new`/`new_sparse` got.
+        Some(unsafe { &*self.base.add(i) })
+    }
     /// The page struct of `pfn` (`pfn_to_page`).
     #[inline]
     pub fn page(&self, pfn: Pfn) -> &Page {

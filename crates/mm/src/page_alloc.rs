@@ -1048,9 +1048,17 @@ impl PageAlloc {
     /// The zone that holds `pfn`, if any (`page_zone`).
     #[inline(always)]
     pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone> {
-        // An initialised struct page names its zone in its flags.
-        let flags = self.page(pfn).map(|p| p.flags());
-        if let Some(f) = flags.filter(|f| f.has(PageFlags::INIT)) {
+        match self.page(pfn) {
+            Some(page) => self.zone_of_page(pfn, page),
+            None => self.zone_spanning(pfn),
+        }
+    }
+    /// The zone of `pfn` whose struct page is `page`: the one its flags
+    /// name once initialised, else the one spanning it.
+    #[inline]
+    fn zone_of_page(&self, pfn: Pfn, page: &crate::memmap::Page) -> Option<&Zone> {
+        let f = page.flags();
+        if f.has(PageFlags::INIT) {
             let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
             if z.spans(pfn) {
                 return Some(z);
@@ -1070,8 +1078,7 @@ impl PageAlloc {
         self.nodes
             .iter()
             .flat_map(|n| n.zones.first())
-            .find(|z| z.memmap.contains(pfn))
-            .map(|z| z.memmap.page(pfn))
+            .find_map(|z| z.memmap.get(pfn))
     }
     /// Free pages in the buddy lists of every zone (global NR_FREE_PAGES).
     pub fn nr_free_pages(&self) -> u64 {
@@ -1402,10 +1409,12 @@ impl PageAlloc {
     #[inline]
     fn free_pages_with<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, order: Order) {
         let cpu = lists.cpu();
-        let zone = self
-            .zone_of(pfn)
+        let head = self
+            .page(pfn)
             .expect("free_pages: frame outside every zone");
-        let head = zone.page(pfn);
+        let zone = self
+            .zone_of_page(pfn, head)
+            .expect("free_pages: frame outside every zone");
         let left = head.put();
         assert!(left >= 0, "free_pages: bad refcount on {pfn:?}");
         if left > 0 {
