@@ -1400,8 +1400,12 @@ pub fn exit_mmap(mm: &mut MmStruct, ops: &mut UserPageTables<'_>) {
     for &(s, _) in &ranges {
         mm.unlink_vma(s.0);
     }
-    for (s, e) in ranges {
-        ops.unmap_range(s, e);
+    // One zap over the whole span, as `unmap_vmas` then one
+    // `free_pgtables` do: per VMA, each call would look again for tables
+    // left empty (thousands of VMAs share a few tables). Nothing lies
+    // between the VMAs.
+    if let (Some(&(start, _)), Some(&(_, end))) = (ranges.first(), ranges.last()) {
+        ops.unmap_range(start, end);
     }
     ops.tlb.flush_asid(ops.asid);
     ops.commit(mm);
