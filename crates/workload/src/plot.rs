@@ -69,7 +69,11 @@ pub fn last_machine(samples: &[Sample]) -> (&[Sample], String) {
     let note = if last.step.boots == 0 {
         String::new()
     } else {
-        format!(", from its boot() no. {}", last.step.boots)
+        format!(
+            " (the machine of its boot() no. {}, MemTotal {} MiB)",
+            last.step.boots,
+            last.kb("MemTotal") >> 10
+        )
     };
     (&samples[start..], note)
 }
@@ -119,7 +123,13 @@ pub fn render(kind: Kind, samples: &[Sample], title: &str) -> Result<String, Str
                 line("high watermark", &wm(|z| z.high)),
             ];
             let root = SVGBackend::with_string(&mut svg, (900, 540)).into_drawing_area();
-            chart(&root, &title, "MiB", &series, &marks)?;
+            chart(
+                &root,
+                &format!("{title}: memory over time"),
+                "MiB",
+                &series,
+                &marks,
+            )?;
             root.present().map_err(|e| e.to_string())?;
         }
         Kind::Faults => {
@@ -132,18 +142,34 @@ pub fn render(kind: Kind, samples: &[Sample], title: &str) -> Result<String, Str
                         .collect(),
                 )
             };
-            let series = vec![
+            let faults = vec![
                 // pgfault counts every fault, major ones too (mm/memory.c
                 // counts PGFAULT on entry, PGMAJFAULT when I/O was needed).
                 rate("minor faults", &|s| {
                     s.vm("pgfault").saturating_sub(s.vm("pgmajfault"))
                 }),
-                rate("major faults", &|s| s.vm("pgmajfault")),
+                rate("major faults (pgmajfault)", &|s| s.vm("pgmajfault")),
+            ];
+            let swap = vec![
                 rate("pages swapped in (pswpin)", &|s| s.vm("pswpin")),
                 rate("pages swapped out (pswpout)", &|s| s.vm("pswpout")),
             ];
-            let root = SVGBackend::with_string(&mut svg, (900, 540)).into_drawing_area();
-            chart(&root, &title, "events per sample interval", &series, &[])?;
+            let root = SVGBackend::with_string(&mut svg, (900, 800)).into_drawing_area();
+            let (top, bottom) = root.split_vertically(400);
+            chart(
+                &top,
+                &format!("{title}: page faults"),
+                "faults per sample interval",
+                &faults,
+                &[],
+            )?;
+            chart(
+                &bottom,
+                "swap traffic",
+                "pages per sample interval",
+                &swap,
+                &[],
+            )?;
             root.present().map_err(|e| e.to_string())?;
         }
         Kind::Fragmentation => {
@@ -185,7 +211,7 @@ pub fn render(kind: Kind, samples: &[Sample], title: &str) -> Result<String, Str
             let (top, bottom) = root.split_vertically(480);
             chart(
                 &top,
-                &format!("{title}: node {} zone {}", zone.0, zone.1),
+                &format!("{title}: fragmentation of node {} zone {}", zone.0, zone.1),
                 "free blocks on the buddy list",
                 &per_order,
                 &[],
@@ -220,7 +246,8 @@ fn chart<DB: DrawingBackend>(
         .map(|p| p.0)
         .fold(f64::NEG_INFINITY, f64::max);
     let x_max = if x_max > x_min { x_max } else { x_min + 1.0 };
-    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(f64::EPSILON) * 1.08;
+    // Headroom above the highest point for the legend.
+    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(f64::EPSILON) * 1.35;
     area.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
@@ -317,7 +344,7 @@ mod tests {
             last.len(),
             s.len()
         );
-        assert_eq!(note, ", from its boot() no. 1");
+        assert_eq!(note, " (the machine of its boot() no. 1, MemTotal 26 MiB)");
         assert!(last.iter().all(|x| x.kb("MemTotal") < 32 << 10));
         let again = samples();
         for kind in Kind::ALL {
@@ -330,7 +357,7 @@ mod tests {
                     "swap used",
                     "low watermark",
                 ],
-                Kind::Faults => &["minor faults", "major faults", "pswpout"],
+                Kind::Faults => &["minor faults", "major faults (pgmajfault)", "pswpout"],
                 Kind::Fragmentation => {
                     &["order 0", "order 10", "unusable free space index, order 9"]
                 }

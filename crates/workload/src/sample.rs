@@ -325,7 +325,7 @@ pub struct ScenarioSource {
 
 impl Source for ScenarioSource {
     fn title(&self) -> String {
-        format!("scenario {}", self.file)
+        self.file.clone()
     }
 
     fn run(&mut self, sink: Box<dyn FnMut(Sample) -> bool>) -> Result<(), String> {
