@@ -331,7 +331,9 @@ pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
 /// - slower.
 pub fn live(src: &mut dyn Source, delay: Duration) -> Result<(), String> {
     if !std::io::stdout().is_terminal() {
-        return Err("lmm top needs a terminal; --batch N prints N frames as text".into());
+        return Err(
+            "top needs a terminal (stdout is not one); --batch N prints N frames as text".into(),
+        );
     }
     let title = src.title();
     let terminal = ratatui::try_init().map_err(|e| format!("terminal: {e}"))?;
