@@ -781,10 +781,16 @@ pub fn run_observed(
         // the observer, if any, sees every step.
         let s = st.clone();
         let observer = RefCell::new(observer);
+        // Rhai may report the same count twice (it checks progress at more
+        // places than it counts operations): the observer sees each once.
+        let seen = std::cell::Cell::new(None);
         engine.on_progress(move |ops| {
             let st = s.try_borrow().ok()?;
             if tracing {
                 st.machine.trace_sample();
+            }
+            if seen.replace(Some(ops)) == Some(ops) {
+                return None;
             }
             let mut o = observer.borrow_mut();
             let go = o.as_mut().is_none_or(|f| {
