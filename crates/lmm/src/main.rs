@@ -4,8 +4,11 @@
 #[macro_use]
 mod out;
 mod bench;
+mod top;
 
+use std::cell::RefCell;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand};
 use machine::{parse_size, Machine, MachineConfig};
@@ -315,6 +318,45 @@ enum Cmd {
         /// The topic (its name from the list), or `all`.
         topic: Option<String>,
     },
+    /// Draw figures of a scenario run (the built-in one by default) as
+    /// SVG: memory over time, the fault rate, fragmentation.
+    Plot {
+        /// The scenario file.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Where to write the figure; with --kind all, FILE's name gets
+        /// -memory, -faults and -fragmentation before its extension.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: String,
+        /// memory, faults, fragmentation or all.
+        #[arg(long, default_value = "memory")]
+        kind: String,
+        /// Rhai operations between samples.
+        #[arg(long, value_name = "N", default_value_t = 2000)]
+        every: u64,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// A live view of a scenario run (the built-in one by default), like
+    /// htop and vmstat 1: zones against their watermarks, buddy lists,
+    /// processes, slab caches, reclaim. Keys: q quit, space pause, s/n step,
+    /// + faster, - slower.
+    Top {
+        /// The scenario file.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Print N frames as text (no terminal needed) and stop.
+        #[arg(long, value_name = "N")]
+        batch: Option<u64>,
+        /// Milliseconds between frames in the live view.
+        #[arg(long, value_name = "MS", default_value_t = 200)]
+        delay: u64,
+        /// Rhai operations between frames.
+        #[arg(long, value_name = "N", default_value_t = 2000)]
+        every: u64,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
         /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
@@ -378,6 +420,36 @@ fn machine_after(
             Ok((m, out.output))
         }
     }
+}
+
+/// The scenario `lmm plot` and `lmm top` sample: the file, or the built-in
+/// default, every `every` operations.
+fn scenario_source(
+    scenario: Option<String>,
+    config: MachineConfig,
+    limits: &LimitFlags,
+    every: u64,
+) -> Result<workload::sample::ScenarioSource, String> {
+    if every == 0 {
+        return Err("--every: a sample every 0 operations? (give 1 or more)".into());
+    }
+    let (file, script) = match scenario {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{p}: {e}"))?;
+            (p, text)
+        }
+        None => (
+            "default scenario".to_string(),
+            workload::scenario::DEFAULT_SCENARIO.to_string(),
+        ),
+    };
+    Ok(workload::sample::ScenarioSource {
+        file,
+        script,
+        config,
+        limits: limits.limits()?,
+        every,
+    })
 }
 
 fn real_main(cli: Cli) -> Result<(), String> {
@@ -527,6 +599,60 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     out!("\n");
                 }
                 out!("{}", tour::run(t)?.text());
+            }
+        }
+        Cmd::Plot {
+            scenario,
+            output,
+            kind,
+            every,
+            limits,
+        } => {
+            let kinds = match kind.as_str() {
+                "all" => workload::plot::Kind::ALL.to_vec(),
+                k => vec![workload::plot::Kind::parse(k).ok_or_else(|| {
+                    format!("unknown --kind {k:?}: expected memory, faults, fragmentation or all")
+                })?],
+            };
+            let mut src = scenario_source(scenario, config, &limits, every)?;
+            let title = src.file.clone();
+            let samples = Rc::new(RefCell::new(Vec::new()));
+            let s = samples.clone();
+            workload::sample::Source::run(
+                &mut src,
+                Box::new(move |x| {
+                    s.borrow_mut().push(x);
+                    true
+                }),
+            )?;
+            let samples = samples.take();
+            for k in &kinds {
+                let path = if kinds.len() == 1 {
+                    output.clone()
+                } else {
+                    let p = std::path::Path::new(&output);
+                    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("plot");
+                    let ext = p.extension().and_then(|s| s.to_str()).unwrap_or("svg");
+                    p.with_file_name(format!("{stem}-{}.{ext}", k.name()))
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                let doc = workload::plot::render(*k, &samples, &title)?;
+                std::fs::write(&path, doc).map_err(|e| format!("{path}: {e}"))?;
+                outln!("{path}: {} ({} samples)", k.name(), samples.len());
+            }
+        }
+        Cmd::Top {
+            scenario,
+            batch,
+            delay,
+            every,
+            limits,
+        } => {
+            let mut src = scenario_source(scenario, config, &limits, every)?;
+            match batch {
+                Some(n) => top::batch(&mut src, n)?,
+                None => top::live(&mut src, std::time::Duration::from_millis(delay.max(1)))?,
             }
         }
         Cmd::Bench { name, size } => {

@@ -807,7 +807,213 @@ fn cases() -> Vec<Case> {
             assert!(o.contains(" 12288 scenario pages=2 vmalloc"), "{o}");
         },
     ));
+    v.extend(plot_and_top_cases());
     v
+}
+
+/// Where the `lmm plot` cases draw.
+const PLOT_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot");
+
+/// The cases of `lmm plot` and `lmm top`.
+fn plot_and_top_cases() -> Vec<Case> {
+    std::fs::create_dir_all(PLOT_DIR).unwrap();
+    const PLOT: &str =
+        "lmm plot [--scenario FILE] -o FILE [--kind memory|faults|fragmentation|all] [--every N]";
+    const TOP: &str = "lmm top [--scenario FILE] [--batch N] [--delay MS] [--every N]";
+    vec![
+        case(
+            PLOT,
+            &[
+                "plot",
+                "-o",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot/d.svg"),
+                "--kind",
+                "all",
+            ],
+            |o, _| {
+                for (kind, series) in [
+                    (
+                        "memory",
+                        &[
+                            "free (MemFree)",
+                            "anon (Active+Inactive)",
+                            "swap used",
+                            "high watermark",
+                        ][..],
+                    ),
+                    (
+                        "faults",
+                        &[
+                            "minor faults",
+                            "major faults (pgmajfault)",
+                            "pages swapped out (pswpout)",
+                        ],
+                    ),
+                    (
+                        "fragmentation",
+                        &["order 0", "order 10", "unusable free space index, order 3"],
+                    ),
+                ] {
+                    let path = format!("{PLOT_DIR}/d-{kind}.svg");
+                    line(o, &format!("{path}: {kind} ("));
+                    let doc = std::fs::read_to_string(&path).unwrap();
+                    assert!(doc.starts_with("<svg ") && doc.trim_end().ends_with("</svg>"));
+                    // The reclaim part of the default scenario, on its 64 MiB machine.
+                    assert!(doc.contains("boot() no. 1, MemTotal 5"), "{kind}");
+                    for s in series {
+                        assert!(doc.contains(s), "{kind}: no {s}");
+                    }
+                    // The figures of docs/plots/ are these.
+                    let committed = std::fs::read_to_string(
+                        root().join(format!("docs/plots/default-{kind}.svg")),
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        doc, committed,
+                        "docs/plots/default-{kind}.svg is out of date"
+                    );
+                }
+                // And the miss-ratio curves of docs/plots.md, as it says they were drawn.
+                let mrc = format!("{PLOT_DIR}/mrc-true.svg");
+                lmm()
+                    .args(["replay", "lackey", "tests/fixtures/lackey/true.lk.gz"])
+                    .args(["--sweep", "4,8,12,16,24,32,48,64,96,128", "--svg", &mrc])
+                    .assert()
+                    .success();
+                assert_eq!(
+                    std::fs::read_to_string(&mrc).unwrap(),
+                    std::fs::read_to_string(root().join("docs/plots/mrc-true.svg")).unwrap(),
+                    "docs/plots/mrc-true.svg is out of date"
+                );
+            },
+        ),
+        case(
+            PLOT,
+            &[
+                "plot",
+                "--scenario",
+                "scenarios/watermarks.rhai",
+                "-o",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot/w.svg"),
+                "--kind",
+                "fragmentation",
+                "--every",
+                "500",
+            ],
+            |o, _| {
+                let path = format!("{PLOT_DIR}/w.svg");
+                line(o, &format!("{path}: fragmentation ("));
+                let doc = std::fs::read_to_string(&path).unwrap();
+                assert!(doc.contains("scenarios/watermarks.rhai"), "{doc}");
+                assert!(doc.contains("unusable free space index, order 9"));
+            },
+        ),
+        case(TOP, &["top", "--batch", "3"], |o, _| {
+            let frames: Vec<&str> = o.split("--- frame ").skip(1).collect();
+            assert_eq!(frames.len(), 3, "{o}");
+            // The same samples the sampler takes, one frame each.
+            let mut src = workload::sample::ScenarioSource {
+                file: "default scenario".into(),
+                script: workload::scenario::DEFAULT_SCENARIO.into(),
+                config: Default::default(),
+                limits: Default::default(),
+                every: 2000,
+            };
+            let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let g = got.clone();
+            workload::sample::Source::run(
+                &mut src,
+                Box::new(move |s| {
+                    g.borrow_mut().push(s);
+                    g.borrow().len() < 3
+                }),
+            )
+            .unwrap();
+            for (i, (f, s)) in frames.iter().zip(got.borrow().iter()).enumerate() {
+                assert!(f.starts_with(&format!("{} ---\n", i + 1)), "{f}");
+                line(
+                    f,
+                    &format!(
+                        "lmm top - default scenario - frame {} at operation {}",
+                        i + 1,
+                        2000 * (i + 1)
+                    ),
+                );
+                let mem = line(f, "MiB Mem: ");
+                assert!(
+                    mem.starts_with(&format!(
+                        "MiB Mem: {} total, {} free, ",
+                        s.kb("MemTotal") / 1024,
+                        s.kb("MemFree") / 1024
+                    )),
+                    "{mem}"
+                );
+                for pane in [
+                    "zones: free pages against min/low/high",
+                    "reclaim (+: since last frame)",
+                    "buddy free lists (free blocks per order)",
+                    "processes by RSS",
+                    "slab caches by size",
+                ] {
+                    assert!(f.contains(pane), "no {pane} in {f}");
+                }
+                for z in &s.zones {
+                    assert!(
+                        f.contains(&format!(
+                            "node{} {:<7} free {:>8}  min {:>6} low {:>6} high {:>6}",
+                            z.node, z.name, z.free, z.min, z.low, z.high
+                        )),
+                        "{f}"
+                    );
+                    let blocks: Vec<String> = z.blocks.iter().map(|n| n.to_string()).collect();
+                    let row = f
+                        .lines()
+                        .find(|l| {
+                            l.starts_with(&format!("│node{} {} ", z.node, z.name))
+                                && !l.contains(" free ")
+                        })
+                        .unwrap();
+                    let cells: Vec<&str> =
+                        row.trim_matches('│').split_whitespace().skip(2).collect();
+                    assert_eq!(cells, blocks, "{row}");
+                }
+                assert!(
+                    f.contains(&format!(
+                        "│{:<20} {:<8} ",
+                        s.slabs[0].name, s.slabs[0].active_objs
+                    )),
+                    "{f}"
+                );
+            }
+            // On a 4 GiB machine the default scenario's allocations do not
+            // reach any watermark.
+            assert!(!o.contains("below"), "{o}");
+        }),
+        case(
+            TOP,
+            &[
+                "top",
+                "--scenario",
+                "scenarios/reclaim.rhai",
+                "--batch",
+                "1000",
+                "--every",
+                "20000",
+            ],
+            |o, _| {
+                // The run ends before 1000 frames, and says so.
+                let frames = o.matches("--- frame ").count();
+                assert!(frames > 3 && frames < 1000, "{frames}");
+                line(
+                    o,
+                    &format!("--- end of the run after {frames} frame(s) ---"),
+                );
+                // The hog is in the process pane with pages on swap at some point.
+                assert!(o.lines().any(|l| l.starts_with("│1      ")), "{o}");
+                assert!(o.contains("pswpout"), "{o}");
+            },
+        ),
+    ]
 }
 
 /// The command lines of the README's Quick start and Usage sections
@@ -926,11 +1132,17 @@ fn tour_names(list: &str) -> Vec<String> {
 }
 
 #[test]
+fn readme_plot_and_top() {
+    run_cases(&["plot", "top"]);
+}
+
+#[test]
 fn every_case_runs_in_one_of_the_tests_above() {
     for c in cases() {
         let sub = c.readme.split_whitespace().nth(1).unwrap_or("");
         assert!(
-            ["run", "proc", "dmesg", "exec", "replay", "bench", "soak", "tour"].contains(&sub),
+            ["run", "proc", "dmesg", "exec", "replay", "bench", "soak", "tour", "plot", "top"]
+                .contains(&sub),
             "{}",
             c.readme
         );
@@ -985,6 +1197,19 @@ fn bad_input_is_an_error_not_a_panic() {
             "lmm: unknown op \"nosuch\"",
         ),
         (&["tour", "nosuch"], "lmm: tour: no topic \"nosuch\"; the topics are:"),
+        (
+            &["plot", "-o", "o.svg", "--kind", "nosuch"],
+            "lmm: unknown --kind \"nosuch\": expected memory, faults, fragmentation or all",
+        ),
+        (&["plot", "-o", "o.svg", "--every", "0"], "lmm: --every: "),
+        (
+            &["plot", "-o", "o.svg", "--scenario", "no/such.rhai"],
+            "lmm: no/such.rhai: ",
+        ),
+        (
+            &["top"],
+            "lmm: top needs a terminal (stdout is not one); --batch N prints N frames as text",
+        ),
     ] {
         lmm().args(args).assert().code(1).stderr(
             predicate::str::starts_with(want).and(predicate::str::contains("panicked").not()),

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod lackey;
+pub mod plot;
 pub mod replay;
+pub mod sample;
 pub mod scenario;
 pub mod soak;
 pub mod strace;

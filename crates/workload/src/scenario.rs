@@ -727,6 +727,33 @@ pub fn run_with_limits(
     config: MachineConfig,
     limits: &Limits,
 ) -> Result<(Outcome, Machine), ScenarioError> {
+    run_observed(file, script, config, limits, None)
+}
+
+/// Where a scenario is when an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Rhai operations run so far (each expression step, loop turn, call):
+    /// the scenario's clock, the same on every run of the same script.
+    pub ops: u64,
+    /// Machines the script booted so far (0 while it runs on the first).
+    pub boots: u64,
+}
+
+/// Watches a scenario between its steps (`lmm plot`, `lmm top`): called
+/// with the machine after each Rhai operation, between the script's calls,
+/// so it sees the machine in a consistent state; returns false to stop
+/// the script there (which then ends with an error saying so).
+pub type Observer = Box<dyn FnMut(&Machine, Step) -> bool>;
+
+/// [`run_with_limits`] with an observer called after every operation.
+pub fn run_observed(
+    file: &str,
+    script: &str,
+    config: MachineConfig,
+    limits: &Limits,
+    observer: Option<Observer>,
+) -> Result<(Outcome, Machine), ScenarioError> {
     let fail = |line: Option<usize>, column: Option<usize>, msg: String| ScenarioError {
         file: file.to_string(),
         line,
@@ -748,14 +775,34 @@ pub fn run_with_limits(
     }));
     let mut engine = Engine::new();
     limits.apply(&mut engine);
-    if st.borrow().machine.trace().is_on() {
-        // Counter tracks are sampled after each step that traced events.
+    let tracing = st.borrow().machine.trace().is_on();
+    if tracing || observer.is_some() {
+        // Counter tracks are sampled after each step that traced events;
+        // the observer, if any, sees every step.
         let s = st.clone();
-        engine.on_progress(move |_| {
-            if let Ok(st) = s.try_borrow() {
+        let observer = RefCell::new(observer);
+        // Rhai may report the same count twice (it checks progress at more
+        // places than it counts operations): the observer sees each once.
+        let seen = std::cell::Cell::new(None);
+        engine.on_progress(move |ops| {
+            let st = s.try_borrow().ok()?;
+            if tracing {
                 st.machine.trace_sample();
             }
-            None
+            if seen.replace(Some(ops)) == Some(ops) {
+                return None;
+            }
+            let mut o = observer.borrow_mut();
+            let go = o.as_mut().is_none_or(|f| {
+                f(
+                    &st.machine,
+                    Step {
+                        ops,
+                        boots: st.booted.0,
+                    },
+                )
+            });
+            (!go).then(|| Dynamic::from("stopped by the observer"))
         });
     }
     register(&mut engine, &st);

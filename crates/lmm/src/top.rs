@@ -1,0 +1,433 @@
+//! `lmm top`: a live terminal view of a running machine in the spirit of
+//! htop and `vmstat 1`, drawn with ratatui: zones' free pages against their
+//! watermarks, the buddy free lists, processes, the largest slab caches and
+//! reclaim activity. Each frame is one sample of a [`Source`] (a scenario
+//! sampled every N operations); `--batch N` renders N frames as plain text
+//! through the same layout (ratatui's `TestBackend`), for tests and pipes.
+
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Gauge, Paragraph, Row, Table};
+use ratatui::{Frame, Terminal};
+use workload::sample::{Sample, Source, ORDERS};
+
+/// The size of a `--batch` frame.
+const BATCH_SIZE: (u16, u16) = (120, 40);
+
+/// What a frame shows: the sample, the one before it (for rates), and the
+/// viewer's state.
+struct Model {
+    /// What runs.
+    title: String,
+    /// The frame's number (1-based).
+    frame: u64,
+    /// The sample shown.
+    cur: Sample,
+    /// The previous one (rates are per interval between the two).
+    prev: Option<Sample>,
+    /// Paused (live view only).
+    paused: bool,
+    /// Time between frames (live view only; 0 in batch output).
+    delay: Duration,
+}
+
+impl Model {
+    /// How much a vmstat-style counter grew since the previous frame.
+    fn delta(&self, f: impl Fn(&Sample) -> u64) -> u64 {
+        f(&self.cur).saturating_sub(self.prev.as_ref().map_or(0, &f))
+    }
+}
+
+/// Draws one frame: the single layout both the live view and `--batch` use.
+fn draw(f: &mut Frame, m: &Model) {
+    let s = &m.cur;
+    let [head, mid, buddy, bottom] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(2 + 2 * s.zones.len().max(1) as u16),
+        Constraint::Length(3 + s.zones.len() as u16),
+        Constraint::Min(6),
+    ])
+    .areas(f.area());
+
+    let state = if m.paused {
+        "paused (space: run, s: step)".to_string()
+    } else if m.delay.is_zero() {
+        String::new()
+    } else {
+        format!("{} ms/frame (+/-)", m.delay.as_millis())
+    };
+    let mib = |kb: u64| kb / 1024;
+    let header = vec![
+        Line::from(format!(
+            "lmm top - {} - frame {} at operation {}{}   {state}",
+            m.title,
+            m.frame,
+            s.step.ops,
+            if s.step.boots > 0 {
+                format!(" (after boot() no. {})", s.step.boots)
+            } else {
+                String::new()
+            }
+        ))
+        .bold(),
+        Line::from(format!(
+            "MiB Mem: {} total, {} free, {} available, {} anon, {} file, {} slab   MiB Swap: {} total, {} used",
+            mib(s.kb("MemTotal")),
+            mib(s.kb("MemFree")),
+            mib(s.kb("MemAvailable")),
+            mib(s.kb("Active(anon)") + s.kb("Inactive(anon)")),
+            mib(s.kb("Active(file)") + s.kb("Inactive(file)")),
+            mib(s.kb("Slab")),
+            mib(s.kb("SwapTotal")),
+            mib(s.swap_used_kb()),
+        )),
+    ];
+    f.render_widget(Paragraph::new(header), head);
+
+    let [zones, reclaim] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(mid);
+    let block = Block::bordered().title(" zones: free pages against min/low/high ");
+    let inner = block.inner(zones);
+    f.render_widget(block, zones);
+    for (i, z) in s.zones.iter().enumerate() {
+        let row = Rect {
+            y: inner.y + 2 * i as u16,
+            height: 2,
+            ..inner
+        };
+        if row.bottom() > inner.bottom() {
+            break;
+        }
+        let [label, gauge] =
+            Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(row);
+        let colour = if z.free < z.min {
+            Color::Red
+        } else if z.free < z.low {
+            Color::Yellow
+        } else {
+            Color::Green
+        };
+        f.render_widget(
+            Line::from(format!(
+                "node{} {:<7} free {:>8}  min {:>6} low {:>6} high {:>6}  {}",
+                z.node,
+                z.name,
+                z.free,
+                z.min,
+                z.low,
+                z.high,
+                if z.free < z.min {
+                    "below min"
+                } else if z.free < z.low {
+                    "below low: kswapd"
+                } else if z.free < z.high {
+                    "below high"
+                } else {
+                    "ok"
+                }
+            )),
+            label,
+        );
+        let ratio = if z.managed == 0 {
+            0.0
+        } else {
+            (z.free as f64 / z.managed as f64).clamp(0.0, 1.0)
+        };
+        f.render_widget(
+            Gauge::default()
+                .gauge_style(Style::default().fg(colour))
+                .ratio(ratio)
+                .label(format!("{:.1}% of {} managed", ratio * 100.0, z.managed)),
+            gauge,
+        );
+    }
+    let lines = vec![
+        Line::from(format!(
+            "kswapd wakes (pageoutrun) {:>8} +{}",
+            s.vm("pageoutrun"),
+            m.delta(|s| s.vm("pageoutrun"))
+        )),
+        Line::from(format!(
+            "direct reclaim (allocstall) {:>6} +{}",
+            s.vm("allocstall_normal") + s.vm("allocstall_dma32") + s.vm("allocstall_dma"),
+            m.delta(|s| s.vm("allocstall_normal")
+                + s.vm("allocstall_dma32")
+                + s.vm("allocstall_dma"))
+        )),
+        Line::from(format!(
+            "pgscan {:>10} +{}   pgsteal {:>10} +{}",
+            s.pgscan(),
+            m.delta(Sample::pgscan),
+            s.pgsteal(),
+            m.delta(Sample::pgsteal)
+        )),
+        Line::from(format!(
+            "pswpin {:>10} +{}   pswpout {:>10} +{}",
+            s.vm("pswpin"),
+            m.delta(|s| s.vm("pswpin")),
+            s.vm("pswpout"),
+            m.delta(|s| s.vm("pswpout"))
+        )),
+        Line::from(format!(
+            "pgfault {:>9} +{}   pgmajfault {:>7} +{}",
+            s.vm("pgfault"),
+            m.delta(|s| s.vm("pgfault")),
+            s.vm("pgmajfault"),
+            m.delta(|s| s.vm("pgmajfault"))
+        )),
+    ];
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" reclaim (+: since last frame) ")),
+        reclaim,
+    );
+
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(14))
+        .chain((0..ORDERS).map(|_| Constraint::Length(8)))
+        .collect();
+    let head_row = Row::new(
+        std::iter::once("zone".to_string()).chain((0..ORDERS).map(|o| format!("order{o}"))),
+    )
+    .bold();
+    let rows = s.zones.iter().map(|z| {
+        Row::new(
+            std::iter::once(format!("node{} {}", z.node, z.name))
+                .chain(z.blocks.iter().map(|n| n.to_string())),
+        )
+    });
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(head_row)
+            .block(Block::bordered().title(" buddy free lists (free blocks per order) ")),
+        buddy,
+    );
+
+    let [procs, slabs] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
+    let mut by_rss: Vec<_> = s.procs.iter().collect();
+    by_rss.sort_by(|a, b| b.rss_kb.cmp(&a.rss_kb).then(a.pid.cmp(&b.pid)));
+    let rows = by_rss.iter().map(|p| {
+        Row::new(vec![
+            p.pid.to_string(),
+            p.comm.clone(),
+            p.rss_kb.to_string(),
+            p.swap_kb.to_string(),
+            p.minflt.to_string(),
+            p.majflt.to_string(),
+        ])
+    });
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(6),
+                Constraint::Length(16),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(9),
+                Constraint::Length(8),
+            ],
+        )
+        .header(Row::new(["PID", "COMMAND", "RSS kB", "SWAP kB", "MINFLT", "MAJFLT"]).bold())
+        .block(Block::bordered().title(" processes by RSS ")),
+        procs,
+    );
+    let rows = s.slabs.iter().map(|c| {
+        Row::new(vec![
+            c.name.clone(),
+            c.active_objs.to_string(),
+            c.objsize.to_string(),
+            c.kb.to_string(),
+        ])
+    });
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(20),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+            ],
+        )
+        .header(Row::new(["CACHE", "OBJS", "SIZE", "kB"]).bold())
+        .block(Block::bordered().title(" slab caches by size ")),
+        slabs,
+    );
+}
+
+/// The text of a rendered buffer, one line per row, trailing blanks cut.
+fn buffer_text(b: &ratatui::buffer::Buffer) -> String {
+    let w = b.area.width as usize;
+    let mut out = String::new();
+    for row in b.content().chunks(w.max(1)) {
+        let line: String = row.iter().map(|c| c.symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders `frames` frames of `src` as text on stdout, each after a line
+/// `--- frame N ---`.
+pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
+    let title = src.title();
+    let prev: Rc<RefCell<Option<Sample>>> = Rc::default();
+    let n = Rc::new(std::cell::Cell::new(0u64));
+    let err: Rc<RefCell<Option<String>>> = Rc::default();
+    let (p, c, e) = (prev.clone(), n.clone(), err.clone());
+    src.run(Box::new(move |cur| {
+        if c.get() >= frames {
+            return false;
+        }
+        c.set(c.get() + 1);
+        let model = Model {
+            title: title.clone(),
+            frame: c.get(),
+            cur,
+            prev: p.borrow_mut().take(),
+            paused: false,
+            delay: Duration::ZERO,
+        };
+        let text = TestBackend::new(BATCH_SIZE.0, BATCH_SIZE.1);
+        let mut t = match Terminal::new(text) {
+            Ok(t) => t,
+            Err(x) => {
+                *e.borrow_mut() = Some(x.to_string());
+                return false;
+            }
+        };
+        if let Err(x) = t.draw(|f| draw(f, &model)) {
+            *e.borrow_mut() = Some(x.to_string());
+            return false;
+        }
+        out!(
+            "--- frame {} ---\n{}",
+            model.frame,
+            buffer_text(t.backend().buffer())
+        );
+        *p.borrow_mut() = Some(model.cur);
+        c.get() < frames
+    }))?;
+    if let Some(e) = err.take() {
+        return Err(e);
+    }
+    if n.get() < frames {
+        // The run ended first: say so, so a script reading N frames knows.
+        out!("--- end of the run after {} frame(s) ---\n", n.get());
+    }
+    Ok(())
+}
+
+/// The live view: a frame per sample, every `delay`, until the run ends or
+/// `q`. Keys: q quit, space pause, s or n one step while paused, + faster,
+/// - slower.
+pub fn live(src: &mut dyn Source, delay: Duration) -> Result<(), String> {
+    if !std::io::stdout().is_terminal() {
+        return Err(
+            "top needs a terminal (stdout is not one); --batch N prints N frames as text".into(),
+        );
+    }
+    let title = src.title();
+    let terminal = ratatui::try_init().map_err(|e| format!("terminal: {e}"))?;
+    let state = Rc::new(RefCell::new((terminal, None::<Sample>, false, delay, 0u64)));
+    let err: Rc<RefCell<Option<String>>> = Rc::default();
+    let quit = Rc::new(std::cell::Cell::new(false));
+    let (st, e, q) = (state.clone(), err.clone(), quit.clone());
+    let run = src.run(Box::new(move |cur| {
+        let mut guard = st.borrow_mut();
+        let (terminal, prev, paused, delay, frame) = &mut *guard;
+        *frame += 1;
+        let mut model = Model {
+            title: title.clone(),
+            frame: *frame,
+            cur,
+            prev: prev.take(),
+            paused: *paused,
+            delay: *delay,
+        };
+        let go = loop {
+            model.paused = *paused;
+            model.delay = *delay;
+            if let Err(x) = terminal.draw(|f| draw(f, &model)) {
+                *e.borrow_mut() = Some(x.to_string());
+                break false;
+            }
+            // Running: wait out the delay unless a key comes; paused: wait
+            // for a key.
+            let ready = if *paused {
+                true
+            } else {
+                event::poll(*delay).unwrap_or(false)
+            };
+            if !ready {
+                break true;
+            }
+            let key = match event::read() {
+                Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => k.code,
+                Ok(_) => continue,
+                Err(x) => {
+                    *e.borrow_mut() = Some(x.to_string());
+                    break false;
+                }
+            };
+            match key {
+                KeyCode::Char('q') | KeyCode::Esc => {
+                    q.set(true);
+                    break false;
+                }
+                KeyCode::Char(' ') => *paused = !*paused,
+                KeyCode::Char('s') | KeyCode::Char('n') if *paused => break true,
+                KeyCode::Char('+') => *delay = (*delay / 2).max(Duration::from_millis(1)),
+                KeyCode::Char('-') => *delay = (*delay * 2).min(Duration::from_secs(10)),
+                _ => {}
+            }
+        };
+        *prev = Some(model.cur);
+        go
+    }));
+    // The run ended by itself: keep its last frame up until q.
+    if run.is_ok() && err.borrow().is_none() && !quit.get() {
+        loop {
+            match event::read() {
+                Ok(Event::Key(k))
+                    if k.kind == KeyEventKind::Press
+                        && matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) =>
+                {
+                    break
+                }
+                Ok(_) => {}
+                Err(x) => {
+                    *err.borrow_mut() = Some(x.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    ratatui::try_restore().map_err(|e| format!("terminal: {e}"))?;
+    run?;
+    match err.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_text_is_rows_without_trailing_blanks() {
+        let mut t = Terminal::new(TestBackend::new(10, 2)).unwrap();
+        t.draw(|f| f.render_widget(Line::from("ab"), f.area()))
+            .unwrap();
+        assert_eq!(buffer_text(t.backend().buffer()), "ab\n\n");
+    }
+}
