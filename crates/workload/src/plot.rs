@@ -344,7 +344,7 @@ mod tests {
             last.len(),
             s.len()
         );
-        assert_eq!(note, " (the machine of its boot() no. 1, MemTotal 26 MiB)");
+        assert_eq!(note, " (the machine of its boot() no. 1, MemTotal 24 MiB)");
         assert!(last.iter().all(|x| x.kb("MemTotal") < 32 << 10));
         let again = samples();
         for kind in Kind::ALL {
