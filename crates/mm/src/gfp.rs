@@ -96,8 +96,10 @@ impl Gfp {
         let movable = z & Self::MOVABLE.0 != 0;
         match z & !Self::MOVABLE.0 {
             0 => Some(ZoneType::Normal),
-            0x01 if !movable => Some(ZoneType::Dma),
-            0x04 if !movable => Some(ZoneType::Dma32),
+            // GFP_ZONE_TABLE: MOVABLE with DMA or DMA32 stays in that zone
+            // (0x9, 0xc); only with HIGHMEM does it mean ZONE_MOVABLE.
+            0x01 => Some(ZoneType::Dma),
+            0x04 => Some(ZoneType::Dma32),
             0x02 => Some(if movable {
                 ZoneType::Movable
             } else {
@@ -255,6 +257,12 @@ mod tests {
         assert_eq!(Gfp::HIGHUSER.zone(), Some(ZoneType::HighMem));
         assert_eq!(Gfp::HIGHUSER_MOVABLE.zone(), Some(ZoneType::Movable));
         assert_eq!((Gfp::DMA | Gfp::HIGHMEM).zone(), None);
+        // include/linux/gfp.h GFP_ZONE_TABLE rows 0x9, 0xc, 0xb, 0xd, 0xe.
+        assert_eq!((Gfp::DMA | Gfp::MOVABLE).zone(), Some(ZoneType::Dma));
+        assert_eq!((Gfp::DMA32 | Gfp::MOVABLE).zone(), Some(ZoneType::Dma32));
+        assert_eq!((Gfp::MOVABLE | Gfp::HIGHMEM | Gfp::DMA).zone(), None);
+        assert_eq!((Gfp::MOVABLE | Gfp::DMA32 | Gfp::DMA).zone(), None);
+        assert_eq!((Gfp::MOVABLE | Gfp::DMA32 | Gfp::HIGHMEM).zone(), None);
         assert_eq!(Gfp::HIGHUSER_MOVABLE.migratetype(), MigrateType::Movable);
         assert_eq!(
             (Gfp::KERNEL | Gfp::RECLAIMABLE).migratetype(),
