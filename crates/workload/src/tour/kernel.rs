@@ -499,17 +499,21 @@ fn buddy(t: &mut Tour) -> Result<(), String> {
     let pfn =
         alloc(pa, 0, Gfp(Gfp::KERNEL.0 | Gfp::DMA.0), 0).ok_or("GFP_DMA allocation failed")?;
     t.state("after", &orders_line(z));
+    let after = free_area(z);
+    let split = (0..NR_PAGE_ORDERS)
+        .find(|&o| after[o] < before[o])
+        .ok_or("no block was split")?;
     t.explain(
-        &format!("the order-{smallest} block at pfn {:#x} was split {smallest} times; each upper half went back one order down", pfn.0),
-        "mm/page_alloc.c __rmqueue_smallest takes the smallest free order ≥ the request; expand() puts the upper halves on the lower free lists",
+        &format!("no unmovable block was free (boot left them all movable): the largest, order {split}, was claimed and split {split} times"),
+        "mm/page_alloc.c __rmqueue_fallback claims the largest block of another type (anti-fragmentation); expand() frees each upper half one order down",
     );
     t.checkpoint("smallest free order before", smallest);
+    t.checkpoint("split order", split);
     t.checkpoint("allocated pfn", format!("{:#x}", pfn.0));
-    let after = free_area(z);
     t.checkpoint("free blocks per order after", fmt_orders(&after));
     t.step("the buddies of the allocated page");
     let mut s = String::new();
-    for o in 0..smallest {
+    for o in 0..split {
         let b = pfn.0 ^ (1 << o);
         s += &format!(
             "order {o}: buddy of {:#x} is {:#x} ^ {:#x} = {b:#x}, free: {}\n",
@@ -530,7 +534,7 @@ fn buddy(t: &mut Tour) -> Result<(), String> {
     pa.free_pages(CpuId(0), pfn, Order(0));
     t.state("after", &orders_line(z));
     t.explain(
-        &format!("the page merged with its buddy at every order up to {smallest}: the zone's free lists are as before"),
+        &format!("the page merged with its buddy at every order up to {split}: the zone's free lists are as before"),
         "mm/page_alloc.c __free_one_page: while the buddy is free and of the same order, merge, pfn &= ~(1 << order), order++",
     );
     t.checkpoint(
@@ -582,6 +586,8 @@ fn pcp(t: &mut Tour) -> Result<(), String> {
         &format!("the empty list was refilled with {batch} pages from the buddy lists under one zone lock; one was handed out"),
         "mm/page_alloc.c rmqueue_pcplist → rmqueue_bulk(zone, 0, batch, ...) when the pcp list is empty",
     );
+    t.checkpoint("DMA32 managed", z.managed());
+    t.checkpoint("DMA32 low", z.wmark(Wmark::Low));
     t.checkpoint("batch", batch);
     t.checkpoint("count after first", pageset(z, cpu).0);
     t.checkpoint("buddy pages taken", free0 - z.free_pages());
@@ -725,6 +731,7 @@ fn watermarks(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("DMA32 low", z.wmark(Wmark::Low));
     t.checkpoint("DMA32 high", z.wmark(Wmark::High));
     t.checkpoint("DMA lowmem_reserve[DMA32]", dma.lowmem_reserve(z.idx));
+    t.checkpoint("DMA32 batch", pageset(z, 0).2);
     let gfp_k = Gfp(Gfp::KERNEL.0 | Gfp::NOWARN.0 | Gfp::DMA32.0);
     let mut held = 0u64;
     t.step("GFP_KERNEL allocations down to low: kswapd wakes");

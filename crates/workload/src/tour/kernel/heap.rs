@@ -294,6 +294,21 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
         "mm/slub.c __kmalloc_large_node: alloc_pages(flags | __GFP_COMP, get_order(size)); KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1",
     );
     t.checkpoint("large order", order.0);
+    t.step(&format!("kfree the {size}-byte object"));
+    let free = |m: &Machine| m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let before = free(&m);
+    k.kfree(CpuId(0), o)
+        .map_err(|e| format!("kfree: {}", e.title()))?;
+    let after = free(&m);
+    t.state(
+        "free pages (buddy + per-CPU lists)",
+        &format!("{before} → {after}\n"),
+    );
+    t.explain(
+        &format!("the {} pages went straight back to the page allocator; no slab was involved", order.pages()),
+        "mm/slub.c kfree: a folio that is not a slab is a large kmalloc, freed by free_large_kmalloc → folio_put",
+    );
+    t.checkpoint("pages back", after - before);
     Ok(())
 }
 
