@@ -234,7 +234,7 @@ fn buddy() {
     assert_eq!(num(&t, "split order"), split as u64);
     let pfn = num(&t, "allocated pfn");
     // The first page of the split block is handed out: aligned to its size.
-    assert_eq!(pfn % (1 << split), 0);
+    assert!(pfn.is_multiple_of(1 << split));
     // expand(): one new free block at each order below the split one.
     for o in 0..before.len() {
         let want = match o {
@@ -454,7 +454,7 @@ fn kmap() {
         .expect("PKMAP_BASE printed");
     let a = num(&t, "kmap address");
     assert!(
-        a >= base && a < base + 1024 * 4096 && a % 4096 == 0,
+        a >= base && a < base + 1024 * 4096 && a.is_multiple_of(4096),
         "{a:#x}"
     );
     assert_eq!(num(&t, "kmap PTE pfn"), high);

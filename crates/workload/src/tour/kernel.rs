@@ -133,11 +133,12 @@ fn orders_line(z: &Zone) -> String {
     s
 }
 
-/// One order-0 allocation's pfn, or an error naming what failed.
+/// `alloc_pages(gfp, order)` on `cpu`: the block's first pfn, if any.
 fn alloc(pa: &PageAlloc, cpu: usize, gfp: Gfp, order: u8) -> Option<Pfn> {
     pa.alloc_pages(CpuId(cpu), gfp, Order(order))
 }
 
+/// `lmm tour boot`: e820, memblock, the memmap and zones, the hand-over.
 fn boot(t: &mut Tour) -> Result<(), String> {
     t.say(
         "A 64 MiB x86-64 machine boots. Memory passes through four hands:\n\
@@ -274,6 +275,8 @@ fn zone_spans(pa: &PageAlloc) -> String {
         .collect()
 }
 
+/// `lmm tour zones`: zone spans on 64- and 32-bit x86, and which zones
+/// each GFP may use.
 fn zones(t: &mut Tour) -> Result<(), String> {
     t.say(
         "Zones exist because some hardware cannot reach all of RAM: ISA DMA sees\n\
@@ -362,6 +365,8 @@ fn zones(t: &mut Tour) -> Result<(), String> {
     Ok(())
 }
 
+/// `lmm tour numa`: two nodes, their distance, zonelists, local allocation
+/// and fallback.
 fn numa(t: &mut Tour) -> Result<(), String> {
     t.say(
         "A 512 MiB machine with two nodes, one CPU on each. Each node's\n\
@@ -479,6 +484,8 @@ fn numa(t: &mut Tour) -> Result<(), String> {
     Ok(())
 }
 
+/// `lmm tour buddy`: an order-0 allocation split from a larger block, the
+/// buddy arithmetic, and the merge back.
 fn buddy(t: &mut Tour) -> Result<(), String> {
     t.say(
         "A 64 MiB machine's DMA zone has no free block smaller than order 6.\n\
@@ -566,6 +573,8 @@ fn pageset_text(z: &Zone, cpu: usize) -> String {
     )
 }
 
+/// `lmm tour pcp`: a CPU's page list refilled by batch and drained past
+/// high.
 fn pcp(t: &mut Tour) -> Result<(), String> {
     t.say(
         "A 256 MiB machine, 2 CPUs. Order-0 pages go through each CPU's own\n\
@@ -671,6 +680,8 @@ fn wmark_text(z: &Zone) -> String {
     )
 }
 
+/// `lmm tour watermarks`: the marks, kswapd's wake at low, GFP_KERNEL
+/// failing at min and GFP_ATOMIC going below it.
 fn watermarks(t: &mut Tour) -> Result<(), String> {
     t.say(
         "A 1 GiB machine, one CPU. Each zone has three marks: below low the\n\
@@ -710,7 +721,7 @@ fn watermarks(t: &mut Tour) -> Result<(), String> {
     t.state(
         "zoneinfo (DMA)",
         &grep(
-            &zi.split("Node 0, zone").nth(1).unwrap_or(""),
+            zi.split("Node 0, zone").nth(1).unwrap_or(""),
             &["protection"],
         ),
     );
