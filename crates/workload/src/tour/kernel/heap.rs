@@ -141,12 +141,9 @@ fn counts(t: &mut Tour, runs: &[SlabRun], what: &str) -> Result<(), String> {
 /// `lmm tour slab`.
 pub(super) fn slab(t: &mut Tour) -> Result<(), String> {
     t.say(&format!(
-        "One cache of {OBJ_SIZE}-byte objects (SLAB_NO_MERGE, so it keeps its own\n\
-         name), on a SLUB machine and on a classic-SLAB one, side by side.\n\
-         slabinfo: name active_objs num_objs objsize objperslab pagesperslab\n\
-         : tunables limit batchcount shared : slabdata active_slabs num_slabs avail.\n\
-         slabinfo counts objects cached for the CPU (SLUB's CPU slab, SLAB's\n\
-         array cache) as active; 'in use per slab' counts what the caller holds."
+        "A cache of {OBJ_SIZE}-byte objects (SLAB_NO_MERGE keeps its name) on SLUB and\n\
+         on classic SLAB, side by side. slabinfo counts objects cached for the CPU\n\
+         as active; 'in use per slab' counts what the caller holds."
     ));
     let mut runs = [
         SlabRun::new(SlabKind::Slub, "SLUB")?,
