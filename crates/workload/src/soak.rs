@@ -46,6 +46,11 @@ const FILES: usize = 2;
 const FILE_PAGES: u64 = 1024;
 /// Regions a process keeps at most (mmap turns into munmap beyond).
 const MAX_REGIONS: usize = 48;
+/// Regions past which a process's munmap and mremap take whole regions
+/// (each takes a part otherwise, splitting one in two or three): without
+/// a bound, millions of ops fragment a long-lived process into tens of
+/// thousands of VMAs, and fork and exit, linear in them, dominate.
+const MAX_FRAGMENTS: usize = 256;
 /// Shared file mappings a process keeps at most.
 const MAX_FILE_REGIONS: usize = 6;
 /// Pages one write or read op covers at most.
@@ -796,6 +801,20 @@ impl Soak<'_> {
             .map(|(&a, &r)| (a, r))
     }
 
+    /// The part of a region of `pid` that munmap or mremap takes: a
+    /// [`Self::sub_range`], or all of it once `pid` has
+    /// [`MAX_FRAGMENTS`] regions.
+    fn split_range(&mut self, pid: u32, pages: u64) -> (u64, u64) {
+        if self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.regions.len() >= MAX_FRAGMENTS)
+        {
+            return (0, pages);
+        }
+        self.sub_range(pages)
+    }
+
     /// A random part `[a, b)` of `pages` pages: now and then all of it,
     /// else a head, a tail or a middle of up to [`MAX_RUN`] pages.
     fn sub_range(&mut self, pages: u64) -> (u64, u64) {
@@ -1189,7 +1208,7 @@ impl Soak<'_> {
         let Some((start, r)) = self.pick_region(pid, |_| true) else {
             return;
         };
-        let (a, b) = self.sub_range(r.pages);
+        let (a, b) = self.split_range(pid, r.pages);
         let (lo, hi) = (start + a * PAGE, start + b * PAGE);
         let res = self.m.sys_munmap(pid, lo, hi - lo);
         self.note(|| format!("munmap {lo:#x} {} pages = {res:?}", b - a));
@@ -1211,7 +1230,7 @@ impl Soak<'_> {
         let (a, b) = if self.rng.below(2) == 0 {
             (0, r.pages)
         } else {
-            self.sub_range(r.pages)
+            self.split_range(pid, r.pages)
         };
         let old = b - a;
         let old_addr = start + a * PAGE;
