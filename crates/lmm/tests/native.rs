@@ -1,0 +1,283 @@
+//! `lmm native`: real programs, built at test time from the C sources in
+//! tests/native/ with `gcc -static -O1`, run on the host CPU with lmm as
+//! their memory manager. Each run is checked against the same binary run
+//! on the host: its output, its exit status and its page faults (the
+//! host's counted by wait4's rusage of the child).
+//!
+//! Needs gcc with a static libc (Debian: gcc, libc6-dev) and root (ptrace
+//! and the stub's trampoline page); without them the tests fail, loudly.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// A scratch directory for this test binary's programs and files.
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lmm-native-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch directory");
+    d
+}
+
+/// Compiles tests/native/NAME.c into a static executable; panics with
+/// what to install if gcc is missing.
+fn build(name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    let src = root().join("tests/native").join(format!("{name}.c"));
+    let r = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("lmm native tests need gcc (apt-get install gcc libc6-dev): {e}")
+        });
+    assert!(
+        r.status.success(),
+        "gcc -static {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}
+
+/// What one run gave.
+struct Ran {
+    stdout: String,
+    stderr: String,
+    status: std::process::ExitStatus,
+    /// Minor + major faults (the host's from rusage; lmm's from its
+    /// summary).
+    faults: u64,
+}
+
+/// Runs `prog` on the host, measuring its faults with wait4.
+fn host(prog: &Path, args: &[&str]) -> Ran {
+    let child = Command::new(prog)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the program on the host");
+    let pid = child.id() as libc::pid_t;
+    let mut out = child.stdout.expect("stdout");
+    let mut err = child.stderr.expect("stderr");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    use std::io::Read;
+    out.read_to_string(&mut stdout).expect("read stdout");
+    err.read_to_string(&mut stderr).expect("read stderr");
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it and the status for our
+    // own child, which nothing else waits for.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut ru), pid, "wait4");
+        ru
+    };
+    Ran {
+        stdout,
+        stderr,
+        status: std::process::ExitStatus::from_raw(status),
+        faults: (ru.ru_minflt + ru.ru_majflt) as u64,
+    }
+}
+
+/// Runs `lmm native [flags] prog args`.
+fn native(flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
+    let r = Command::new(env!("CARGO_BIN_EXE_lmm"))
+        .arg("native")
+        .args(flags)
+        .arg(prog)
+        .args(args)
+        .output()
+        .expect("run lmm native");
+    let stderr = String::from_utf8_lossy(&r.stderr).to_string();
+    let field = |name: &str| -> u64 {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name:?} line in lmm's stderr:\n{stderr}"))
+    };
+    let faults = field("minor faults:") + field("major faults:");
+    Ran {
+        stdout: String::from_utf8_lossy(&r.stdout).to_string(),
+        stderr,
+        status: r.status,
+        faults,
+    }
+}
+
+/// Asserts lmm's fault count is within 5% of the host's, or within
+/// `slack` faults for a small program.
+fn assert_faults_close(lmm: &Ran, host: &Ran, slack: u64) {
+    let (a, b) = (lmm.faults, host.faults);
+    let diff = a.abs_diff(b);
+    assert!(
+        diff * 20 <= b || diff <= slack,
+        "faults: lmm {a}, host kernel {b} (more than 5% and {slack} apart)\n{}",
+        lmm.stderr
+    );
+}
+
+#[test]
+fn hello_prints_exits_with_its_status_and_faults_like_linux() {
+    let prog = build("hello");
+    let h = host(&prog, &["a", "b"]);
+    let l = native(&[], &prog, &["a", "b"]);
+    assert_eq!(l.stdout, "hello from a real program with 3 args\n");
+    assert_eq!(l.stdout, h.stdout);
+    assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
+    assert_eq!(h.status.code(), Some(3));
+    assert!(l.stderr.contains("  exit_group 1\n"), "{}", l.stderr);
+    assert!(l.stderr.contains("  write 1\n"), "{}", l.stderr);
+    // A small static program takes some 30 faults; lmm's exec and the
+    // host's differ by a few (see docs/native.md).
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
+fn touching_64_mib_gives_the_right_sum_and_the_kernels_fault_count() {
+    let prog = build("touch");
+    let h = host(&prog, &["64"]);
+    let l = native(&[], &prog, &["64"]);
+    assert_eq!(l.stdout, "pages=16384 sum=2088960\n");
+    assert_eq!(l.stdout, h.stdout);
+    assert!(l.status.success(), "{}", l.stderr);
+    // One fault per page written: 16384 and the program's own.
+    assert!(l.faults > 16384, "{}", l.stderr);
+    assert_faults_close(&l, &h, 0);
+    let peak: u64 = l
+        .stderr
+        .lines()
+        .find_map(|s| {
+            s.strip_prefix("peak RSS: ")?
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .expect("peak RSS line");
+    assert!((65536..70000).contains(&peak), "peak RSS {peak} kB");
+}
+
+#[test]
+fn memory_system_calls_are_lmms_and_the_program_reads_back_what_it_wrote() {
+    let prog = build("mmap");
+    let h = host(&prog, &[]);
+    let dir = scratch();
+    let maps = dir.join("mmap.maps");
+    let status = dir.join("mmap.status");
+    let l = native(
+        &[
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+            "--status-at-exit",
+            status.to_str().unwrap_or_default(),
+        ],
+        &prog,
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    assert_eq!(l.stdout, h.stdout);
+    assert!(l.stdout.contains("dontneed sum=29760\n"), "{}", l.stdout);
+    for call in ["mmap", "munmap", "mremap", "mprotect", "madvise", "brk"] {
+        assert!(
+            l.stderr.contains(&format!("  {call} ")),
+            "{call} not counted:\n{}",
+            l.stderr
+        );
+    }
+    assert_faults_close(&l, &h, 6);
+    let maps = std::fs::read_to_string(maps).expect("maps at exit");
+    assert!(
+        maps.contains("[heap]") && maps.contains("[stack]"),
+        "{maps}"
+    );
+    // The grown mapping is read-only at exit: 1024 pages.
+    assert!(
+        maps.lines().any(|l| {
+            let (range, rest) = l.split_once(' ').unwrap_or(("", ""));
+            let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
+            let len =
+                u64::from_str_radix(b, 16).unwrap_or(0) - u64::from_str_radix(a, 16).unwrap_or(0);
+            rest.starts_with("r--p 00000000 00:00 0") && len == 1024 * 4096
+        }),
+        "{maps}"
+    );
+    let status = std::fs::read_to_string(status).expect("status at exit");
+    assert!(status.contains("VmRSS:"), "{status}");
+}
+
+#[test]
+fn a_store_where_nothing_is_mapped_kills_with_sigsegv() {
+    let prog = build("segv");
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, "about to fault\n");
+    assert_eq!(l.status.signal(), Some(libc::SIGSEGV), "{}", l.stderr);
+    assert!(l.stderr.contains("killed by signal 11"), "{}", l.stderr);
+    // And a store to a page mprotect made read-only (SEGV_ACCERR).
+    let prog = build("mmap");
+    let l = native(&[], &prog, &["ro"]);
+    assert!(l.stdout.ends_with("brk sum=192\n"), "{}", l.stdout);
+    assert_eq!(l.status.signal(), Some(libc::SIGSEGV), "{}", l.stderr);
+}
+
+#[test]
+fn the_stub_holds_no_memory_of_lmm() {
+    let prog = build("hello");
+    let maps = scratch().join("stub.maps");
+    let l = native(
+        &["--host-maps-at-start", maps.to_str().unwrap_or_default()],
+        &prog,
+        &[],
+    );
+    assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
+    let maps = std::fs::read_to_string(maps).expect("stub maps");
+    // Before the first instruction lmm has mirrored nothing yet: only the
+    // trampoline and [vsyscall], which cannot be unmapped, are there.
+    let ranges: Vec<&str> = maps
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        ranges,
+        ["00001000-00002000", "ffffffffff600000-ffffffffff601000"],
+        "{maps}"
+    );
+    assert!(
+        maps.lines().next().is_some_and(|l| l.contains(" r-xp ")),
+        "{maps}"
+    );
+}
+
+#[test]
+fn fork_is_refused_with_a_message_not_a_hang() {
+    let prog = build("fork");
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, "fork: ENOSYS\n");
+    assert!(l.status.success(), "{}", l.stderr);
+    assert!(
+        l.stderr
+            .contains("lmm native: clone (fork, vfork and clone"),
+        "{}",
+        l.stderr
+    );
+}
+
+#[test]
+fn environment_flags_reach_the_program() {
+    let prog = build("env");
+    let l = native(
+        &["--clear-env", "--env", "LMM_X=1", "--env", "B=two"],
+        &prog,
+        &[],
+    );
+    assert_eq!(l.stdout, "LMM_X=1\nB=two\n", "{}", l.stderr);
+    assert!(l.status.success(), "{}", l.stderr);
+}
