@@ -230,6 +230,10 @@ enum Cmd {
         /// the program's first instruction (what the host has mapped in it).
         #[arg(long, value_name = "FILE")]
         host_maps_at_start: Option<std::path::PathBuf>,
+        /// Start with the program, its interpreter and each file it maps
+        /// in the page cache, as on a host that ran it before.
+        #[arg(long)]
+        warm_cache: bool,
         /// The program, as execve's path and argv[0].
         program: String,
         /// Its arguments.
@@ -503,6 +507,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             smaps_at_exit,
             status_at_exit,
             host_maps_at_start,
+            warm_cache,
             program,
             args,
         } => {
@@ -533,6 +538,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let opts = native::Options {
                 at_exit,
                 host_maps_at_start,
+                warm_cache,
             };
             let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
             let outcome = native::run(&mut m, &program, &argv, &envp, &opts)?;

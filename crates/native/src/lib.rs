@@ -65,6 +65,11 @@ pub struct Options {
     /// Where to write the stub's host /proc/PID/maps just before the
     /// program's first instruction (what the host has mapped in it).
     pub host_maps_at_start: Option<std::path::PathBuf>,
+    /// Read the program, its ELF interpreter and every file it maps into
+    /// lmm's page cache before their first use, as the host's cache is
+    /// warm for a program that has run before (no major faults; fault-around
+    /// maps cached neighbours as Linux's does).
+    pub warm_cache: bool,
 }
 
 /// How the program ended.
@@ -116,7 +121,11 @@ struct Run<'a> {
     mirrored: BTreeMap<u64, Mirror>,
     /// Pages reclaimed on the machine when the mirrors were last checked.
     reclaimed: u64,
+    /// System calls already warned about (by number).
     warned: std::collections::BTreeSet<u64>,
+    /// [`Options::warm_cache`].
+    warm_cache: bool,
+    /// What the run has found so far.
     out: Outcome,
 }
 
@@ -130,6 +139,12 @@ pub fn run(
 ) -> Result<Outcome, String> {
     let fd = m.ram_memfd().as_raw_fd();
     let stub = Stub::spawn(fd).map_err(|e| format!("lmm native: {e}"))?;
+    if opts.warm_cache {
+        warm(m, program);
+        if let Some(interp) = elf_interpreter(program) {
+            warm(m, &interp);
+        }
+    }
     let pid = m.spawn("lmm").map_err(|e| format!("spawn: {e}"))?;
     let r = m
         .exec(pid, program, argv, envp)
@@ -142,6 +157,7 @@ pub fn run(
         mirrored: BTreeMap::new(),
         reclaimed,
         warned: Default::default(),
+        warm_cache: opts.warm_cache,
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -183,6 +199,46 @@ pub fn run(
     let ending = run.run_loop()?;
     run.finish(ending, opts)?;
     Ok(run.out)
+}
+
+/// Reads the host file `path` through the machine's page cache, 64 KiB
+/// at a time (a file that cannot be opened is passed over).
+fn warm(m: &mut Machine, path: &str) {
+    let Ok(f) = machine::hostfs::HostFile::open(path) else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let mut off = 0;
+    while off < f.size() {
+        match m
+            .cache
+            .read(&m.pa, mm::page_alloc::CpuId(0), &f, off, &mut buf)
+        {
+            Ok(n) if n > 0 => off += n as u64,
+            _ => break,
+        }
+    }
+}
+
+/// The PT_INTERP path of the ELF64 file `path`, if it has one.
+fn elf_interpreter(path: &str) -> Option<String> {
+    let b = std::fs::read(path).ok()?;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    if b.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
+    (0..phnum).find_map(|i| {
+        let ph = phoff + usize::from(i) * usize::from(phentsize);
+        let kind = u32::from_le_bytes(b.get(ph..ph + 4)?.try_into().ok()?);
+        if kind != 3 {
+            return None;
+        }
+        let (off, len) = (u64_at(ph + 8)? as usize, u64_at(ph + 32)? as usize);
+        let s = b.get(off..off + len)?;
+        Some(String::from_utf8_lossy(s.strip_suffix(b"\0").unwrap_or(s)).into_owned())
+    })
 }
 
 /// Pages the machine's reclaim has taken so far (kswapd's and direct).
@@ -482,6 +538,48 @@ impl Run<'_> {
         Ok(true)
     }
 
+    /// A read of a regular file writes at most the bytes left before its
+    /// end: only those pages are faulted in, as Linux's copy_to_user
+    /// faults only what it writes (a read into a 128 KiB buffer of a 4 KiB
+    /// file touches one page). Pipes and terminals keep the whole buffer.
+    fn clip_read(&self, nr: u64, a: [u64; 6], bufs: Vec<Buf>) -> Vec<Buf> {
+        if nr != 0 && nr != 17 {
+            return bufs;
+        }
+        let stub = self.stub.pid;
+        let fd = a[0];
+        let Ok(meta) = std::fs::metadata(format!("/proc/{stub}/fd/{fd}")) else {
+            return bufs;
+        };
+        if !meta.is_file() {
+            return bufs;
+        }
+        let pos = if nr == 17 {
+            a[3]
+        } else {
+            let info =
+                std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).unwrap_or_default();
+            match info
+                .lines()
+                .find_map(|l| l.strip_prefix("pos:")?.trim().parse::<u64>().ok())
+            {
+                Some(p) => p,
+                None => return bufs,
+            }
+        };
+        let left = meta.len().saturating_sub(pos);
+        bufs.into_iter()
+            .map(|b| match b {
+                Buf::Bytes { va, len, access } => Buf::Bytes {
+                    va,
+                    len: len.min(left),
+                    access,
+                },
+                other => other,
+            })
+            .collect()
+    }
+
     /// Faults in a NUL-terminated string at `va` (at most PATH_MAX bytes).
     fn fault_in_str(&mut self, va: u64) -> Result<bool, String> {
         let mut at = va;
@@ -540,7 +638,7 @@ impl Run<'_> {
                     && (a[0] == MEMFD_SLOT as u64 || (nr != 3 && a[1] == MEMFD_SLOT as u64));
                 if fd_args {
                     -i64::from(libc::EBADF)
-                } else if !self.fault_in_buffers(&bufs)? {
+                } else if !self.fault_in_buffers(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
                 } else {
                     self.stub.syscall(nr as i64, a).map_err(io)?
@@ -560,18 +658,22 @@ impl Run<'_> {
         let errno = |e: mm::errno::Errno| -i64::from(e.code());
         let r = match nr {
             9 => {
-                if a[3] & libc::MAP_ANONYMOUS as u64 == 0 {
-                    if self.warned.insert(nr) {
-                        eprintln!(
-                            "lmm native: mmap of a file is not supported yet: the program \
-                             gets ENODEV"
-                        );
+                let file = if a[3] & libc::MAP_ANONYMOUS as u64 == 0 {
+                    match self.host_file(a[4] as i32, a[2], a[3]) {
+                        Ok(f) => f,
+                        Err(e) => return Ok(e),
                     }
-                    return Ok(-i64::from(libc::ENODEV));
-                }
+                } else {
+                    None
+                };
+                let flags = if file.is_none() {
+                    a[3] | libc::MAP_ANONYMOUS as u64
+                } else {
+                    a[3]
+                };
                 let r = self
                     .m
-                    .sys_mmap(pid, a[0], a[1], a[2] as u32, a[3] as u32, None, a[5]);
+                    .sys_mmap(pid, a[0], a[1], a[2] as u32, flags as u32, file, a[5]);
                 if let Ok(at) = r {
                     self.unmirror(at, a[1])?;
                 }
@@ -628,6 +730,56 @@ impl Run<'_> {
         };
         self.check_reclaim()?;
         Ok(r.map(|v| v as i64).unwrap_or_else(errno))
+    }
+
+    /// The file behind the program's descriptor `fd` (a host descriptor in
+    /// the stub), opened by lmm so that a mapping of it reads the file
+    /// through lmm's page cache; `None` for /dev/zero (anonymous memory).
+    /// Err: the negative errno the mmap returns (EBADF, EACCES as mmap(2)
+    /// checks them; ENODEV for a shared writable mapping of a host file,
+    /// which lmm's read-only host files cannot back yet).
+    fn host_file(
+        &mut self,
+        fd: i32,
+        prot: u64,
+        flags: u64,
+    ) -> Result<Option<mm::file::FileRef>, i64> {
+        let ebadf = -i64::from(libc::EBADF);
+        if fd < 0 || fd == MEMFD_SLOT {
+            return Err(ebadf);
+        }
+        let stub = self.stub.pid;
+        let path = std::fs::read_link(format!("/proc/{stub}/fd/{fd}")).map_err(|_| ebadf)?;
+        let info =
+            std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).map_err(|_| ebadf)?;
+        let open_flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .unwrap_or(0);
+        if open_flags & 3 == libc::O_WRONLY as u32 {
+            return Err(-i64::from(libc::EACCES));
+        }
+        let path = path.to_string_lossy().into_owned();
+        if path == "/dev/zero" {
+            return Ok(None);
+        }
+        let shared = flags & 3 != libc::MAP_PRIVATE as u64;
+        if shared && prot & libc::PROT_WRITE as u64 != 0 {
+            if self.warned.insert(u64::MAX) {
+                eprintln!(
+                    "lmm native: a shared writable mapping of a host file is not supported \
+                     yet: the program gets ENODEV"
+                );
+            }
+            return Err(-i64::from(libc::ENODEV));
+        }
+        if self.warm_cache {
+            warm(self.m, &path);
+        }
+        machine::hostfs::HostFile::open(&path)
+            .map(Some)
+            .map_err(|e| -i64::from(e.code()))
     }
 
     /// The end of the run: records the files at exit, the faults and peak

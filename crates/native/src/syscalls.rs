@@ -163,6 +163,12 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         318 => host(opt(a[0], a[1], W)),
         // statx(dirfd, path, flags, mask, buf)
         332 => host(vec![s(a[1]), bytes(a[4], 256, W)]),
+        // getxattr, lgetxattr (path, name, value, size) / fgetxattr(fd, ...)
+        191 | 192 => host(vec![s(a[0]), s(a[1]), bytes(a[2], a[3], W)]),
+        193 => host(vec![s(a[1]), bytes(a[2], a[3], W)]),
+        // socket(domain, type, protocol) / connect(fd, addr, len)
+        41 => host(Vec::new()),
+        42 => host(opt(a[1], a[2], R)),
         // rseq: the kernel would write the area on every preemption, which
         // needs it kept mirrored writable; refused, glibc runs without it
         334 => Kind::Quiet,
@@ -200,6 +206,8 @@ pub fn name(nr: u64) -> String {
         28 => "madvise",
         35 => "nanosleep",
         39 => "getpid",
+        41 => "socket",
+        42 => "connect",
         56 => "clone",
         57 => "fork",
         58 => "vfork",
@@ -225,6 +233,9 @@ pub fn name(nr: u64) -> String {
         152 => "munlockall",
         158 => "arch_prctl",
         186 => "gettid",
+        191 => "getxattr",
+        192 => "lgetxattr",
+        193 => "fgetxattr",
         201 => "time",
         202 => "futex",
         217 => "getdents64",
