@@ -280,7 +280,7 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
-            "lmm native [--maps-at-exit FILE] [--smaps-at-exit FILE] [--status-at-exit FILE] [--env K=V] [--clear-env] PROGRAM [ARGS...]",
+            "lmm native [--maps-at-exit FILE] [--smaps-at-exit FILE] [--status-at-exit FILE] [--env K=V] [--clear-env] [--warm-cache] PROGRAM [ARGS...]",
             &[
                 "native",
                 "--maps-at-exit",
@@ -288,6 +288,7 @@ fn cases() -> Vec<Case> {
                 "--clear-env",
                 "--env",
                 "LMM=1",
+                "--warm-cache",
                 concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch"),
                 "8",
             ],

@@ -95,7 +95,13 @@ fn host(prog: &Path, args: &[&str]) -> Ran {
 
 /// Runs `lmm native [flags] prog args`.
 fn native(flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
+    native_on(&[], flags, prog, args)
+}
+
+/// Runs `lmm [machine] native [flags] prog args`.
+fn native_on(machine: &[&str], flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
     let r = Command::new(env!("CARGO_BIN_EXE_lmm"))
+        .args(machine)
         .arg("native")
         .args(flags)
         .arg(prog)
@@ -349,4 +355,23 @@ fn a_dynamic_programs_maps_at_exit_show_its_libraries() {
     ] {
         assert!(maps.contains(want), "no {want} in\n{maps}");
     }
+}
+
+#[test]
+fn a_program_larger_than_ram_swaps_and_completes_intact() {
+    let prog = build("touch");
+    // 72 MiB written on a 64 MiB machine: pages go to swap and come back
+    // (reclaimed pages are unmapped from the stub and fault back in); a
+    // page that came back wrong would change the sum.
+    let l = native_on(&["--ram", "64M", "--swap", "256M"], &[], &prog, &["72"]);
+    assert_eq!(l.stdout, "pages=18432 sum=2350080\n", "{}", l.stderr);
+    assert!(l.status.success(), "{}", l.stderr);
+    let count = |name: &str| -> u64 {
+        l.stderr
+            .lines()
+            .find_map(|s| s.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("swap-outs:") > 1000, "{}", l.stderr);
+    assert!(count("swap-ins:") > 1000, "{}", l.stderr);
 }

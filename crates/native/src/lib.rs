@@ -96,6 +96,9 @@ pub struct Outcome {
     /// System calls by how they were served: `lmm` (memory, exit, wait),
     /// `host` (run in the stub) or `refused`.
     pub kinds: BTreeMap<&'static str, u64>,
+    /// Pages swapped in and out on the machine during the run (`pswpin`,
+    /// `pswpout`).
+    pub swap: (u64, u64),
     /// Host SIGSEGVs that were not lmm faults (the page was mapped in
     /// lmm already, only not in the stub): mirror refreshes.
     pub spurious: u64,
@@ -150,6 +153,7 @@ pub fn run(
         .exec(pid, program, argv, envp)
         .map_err(|e| format!("exec {program}: {e}"))?;
     let reclaimed = reclaimed_pages(m);
+    let swap = (vmstat(m, "pswpin"), vmstat(m, "pswpout"));
     let mut run = Run {
         m,
         stub,
@@ -164,6 +168,7 @@ pub fn run(
             peak_rss_kb: 0,
             syscalls: BTreeMap::new(),
             kinds: BTreeMap::new(),
+            swap,
             spurious: 0,
         },
     };
@@ -239,6 +244,18 @@ fn elf_interpreter(path: &str) -> Option<String> {
         let s = b.get(off..off + len)?;
         Some(String::from_utf8_lossy(s.strip_suffix(b"\0").unwrap_or(s)).into_owned())
     })
+}
+
+/// A counter of the machine's /proc/vmstat (0 if absent).
+fn vmstat(m: &Machine, name: &str) -> u64 {
+    m.proc("vmstat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
 }
 
 /// Pages the machine's reclaim has taken so far (kswapd's and direct).
@@ -504,6 +521,22 @@ impl Run<'_> {
         Ok(true)
     }
 
+    /// [`Run::fault_in_buffers`] again until no page was reclaimed while
+    /// it ran (reclaim may take back a page faulted in for an earlier
+    /// buffer, and the host would then see it missing and say EFAULT).
+    fn fault_in_stable(&mut self, bufs: &[Buf]) -> Result<bool, String> {
+        for _ in 0..8 {
+            let before = reclaimed_pages(self.m);
+            if !self.fault_in_buffers(bufs)? {
+                return Ok(false);
+            }
+            if reclaimed_pages(self.m) == before {
+                return Ok(true);
+            }
+        }
+        Err("lmm native: reclaim keeps taking a system call's buffers back".into())
+    }
+
     /// Faults in the buffers of a system call; false if one is not
     /// accessible (the call then fails with EFAULT).
     fn fault_in_buffers(&mut self, bufs: &[Buf]) -> Result<bool, String> {
@@ -638,7 +671,7 @@ impl Run<'_> {
                     && (a[0] == MEMFD_SLOT as u64 || (nr != 3 && a[1] == MEMFD_SLOT as u64));
                 if fd_args {
                     -i64::from(libc::EBADF)
-                } else if !self.fault_in_buffers(&self.clip_read(nr, a, bufs))? {
+                } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
                 } else {
                     self.stub.syscall(nr as i64, a).map_err(io)?
@@ -794,6 +827,10 @@ impl Run<'_> {
             self.out.peak_rss_kb = p.mm.hiwater_rss().max(p.mm.rss_pages()) * 4;
         }
         self.out.ending = ending;
+        self.out.swap = (
+            vmstat(self.m, "pswpin") - self.out.swap.0,
+            vmstat(self.m, "pswpout") - self.out.swap.1,
+        );
         let code = match ending {
             Ending::Exited(c) => c,
             Ending::Signaled(s) => 128 + s,
@@ -847,6 +884,8 @@ impl Outcome {
         s += &format!("minor faults: {}\n", self.faults.minor);
         s += &format!("major faults: {}\n", self.faults.major);
         s += &format!("peak RSS: {} kB\n", self.peak_rss_kb);
+        s += &format!("swap-ins: {}\n", self.swap.0);
+        s += &format!("swap-outs: {}\n", self.swap.1);
         s += &format!("mirror refreshes: {}\n", self.spurious);
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s += &format!("system calls: {}\n", kinds.join(", "));
