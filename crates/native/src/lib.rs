@@ -19,11 +19,14 @@
 //!   the host kernel after lmm faulted in every buffer they touch
 //!   ([`syscalls`]).
 //!
-//! Not yet: file-backed mmap (dynamically linked programs), fork, threads,
-//! /proc/self, the vDSO (lmm hides AT_SYSINFO_EHDR from the program, which
-//! then makes real system calls for the time), pages lmm reclaims while the
-//! program runs (lmm stops with an error if reclaim takes a page the stub
-//! has mapped, rather than let the two disagree).
+//! - An mmap of one of the program's (host) descriptors maps the same file
+//!   through lmm's page cache, which is how dynamically linked programs run.
+//! - After lmm reclaimed pages, their mirrors are unmapped from the stub and
+//!   fault back in (a swap-in).
+//!
+//! Not yet: fork, threads, execve, /proc/self, the vDSO (lmm hides
+//! AT_SYSINFO_EHDR from the program, which then makes real system calls
+//! for the time). See docs/native.md.
 
 pub mod fault;
 pub mod ptrace;
