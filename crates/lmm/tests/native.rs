@@ -241,28 +241,91 @@ fn a_store_where_nothing_is_mapped_kills_with_sigsegv() {
 #[test]
 fn the_stub_holds_no_memory_of_lmm() {
     let prog = build("hello");
-    let maps = scratch().join("stub.maps");
+    let dir = scratch();
+    let (stub, maps) = (dir.join("stub.maps"), dir.join("hello.maps"));
     let l = native(
-        &["--host-maps-at-start", maps.to_str().unwrap_or_default()],
+        &[
+            "--host-maps-at-start",
+            stub.to_str().unwrap_or_default(),
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+        ],
         &prog,
         &[],
     );
     assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
-    let maps = std::fs::read_to_string(maps).expect("stub maps");
+    let stub = std::fs::read_to_string(stub).expect("stub maps");
+    let maps = std::fs::read_to_string(maps).expect("lmm maps");
     // Before the first instruction lmm has mirrored nothing yet: only the
-    // trampoline and [vsyscall], which cannot be unmapped, are there.
-    let ranges: Vec<&str> = maps
+    // trampoline, [vsyscall] (which cannot be unmapped) and the host's
+    // vDSO pages, moved to where lmm's maps show them, are there.
+    let range = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let vdso: Vec<String> = maps
         .lines()
-        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .filter(|l| {
+            ["[vvar]", "[vvar_vclock]", "[vdso]"]
+                .iter()
+                .any(|n| l.ends_with(n))
+        })
+        .map(range)
         .collect();
-    assert_eq!(
-        ranges,
-        ["00001000-00002000", "ffffffffff600000-ffffffffff601000"],
-        "{maps}"
-    );
+    assert_eq!(vdso.len(), 3, "{maps}");
+    let mut want = vec!["00001000-00002000".to_string()];
+    want.extend(vdso);
+    want.push("ffffffffff600000-ffffffffff601000".to_string());
+    assert_eq!(stub.lines().map(range).collect::<Vec<_>>(), want, "{stub}");
     assert!(
-        maps.lines().next().is_some_and(|l| l.contains(" r-xp ")),
-        "{maps}"
+        stub.lines().next().is_some_and(|l| l.contains(" r-xp ")),
+        "{stub}"
+    );
+}
+
+/// /bin/true's /proc/PID/maps at exit_group on the host, read by gdb
+/// (which turns ASLR off, the layout lmm gives).
+fn host_maps_at_exit(prog: &str) -> Option<String> {
+    let r = Command::new("gdb")
+        .args([
+            "-q",
+            "-batch",
+            "-ex",
+            "catch syscall exit_group",
+            "-ex",
+            "run",
+            "-ex",
+            "python import gdb; print(open('/proc/%d/maps' % gdb.selected_inferior().pid).read())",
+            "--args",
+            prog,
+        ])
+        .output()
+        .ok()?;
+    let maps: String = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .filter(|l| {
+            l.split('-')
+                .next()
+                .is_some_and(|a| a.len() >= 8 && u64::from_str_radix(a, 16).is_ok())
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (!maps.is_empty()).then_some(maps)
+}
+
+#[test]
+fn maps_at_exit_are_the_kernels_for_bin_true() {
+    let Some(host) = host_maps_at_exit("/bin/true") else {
+        panic!("gdb could not run /bin/true (apt-get install gdb)");
+    };
+    let maps = scratch().join("true-vs-host.maps");
+    let l = native(
+        &["--maps-at-exit", maps.to_str().unwrap_or_default()],
+        Path::new("/bin/true"),
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    let lmm = std::fs::read_to_string(maps).expect("maps at exit");
+    assert_eq!(
+        lmm, host,
+        "lmm's maps at exit (left) differ from the kernel's (right)"
     );
 }
 

@@ -175,7 +175,27 @@ pub fn run(
             spurious: 0,
         },
     };
-    run.hide_vdso(r.start_stack.0)?;
+    let lmm_vdso: Vec<(String, u64, u64)> = run
+        .m
+        .proc_pid(pid, "maps")?
+        .lines()
+        .filter_map(|l| {
+            let name = l.split_whitespace().nth(5)?;
+            if !name.starts_with("[v") || name == "[vsyscall]" {
+                return None;
+            }
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            let a = u64::from_str_radix(a, 16).ok()?;
+            Some((name.to_string(), a, u64::from_str_radix(b, 16).ok()? - a))
+        })
+        .collect();
+    if !run
+        .stub
+        .place_vdso(&lmm_vdso)
+        .map_err(|e| format!("lmm native: {e}"))?
+    {
+        run.hide_vdso(r.start_stack.0)?;
+    }
     let io = |e: std::io::Error| format!("lmm native: {e}");
     let mut regs = run.stub.regs().map_err(io)?;
     regs.rax = 0;
@@ -271,9 +291,10 @@ fn reclaimed_pages(m: &Machine) -> u64 {
 }
 
 impl Run<'_> {
-    /// Turns the program's AT_SYSINFO_EHDR into AT_IGNORE: lmm's [vdso]
-    /// holds no code the host CPU could run, so the program must make real
-    /// system calls (the stack pages are present: no fault is taken).
+    /// Turns the program's AT_SYSINFO_EHDR into AT_IGNORE, when the host's
+    /// vDSO could not be put where lmm's maps show it: lmm's [vdso] holds
+    /// no code the host CPU could run, so the program must make real system
+    /// calls (the stack pages are present: no fault is taken).
     fn hide_vdso(&mut self, sp: u64) -> Result<(), String> {
         let word = |m: &mut Machine, va: u64| -> Result<u64, String> {
             let b = m

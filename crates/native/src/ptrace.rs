@@ -31,6 +31,9 @@ pub const MEMFD_SLOT: RawFd = 1000;
 /// (x86-64 4-level TASK_SIZE).
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 
+/// The special mappings of the host's vDSO.
+const VDSO_NAMES: [&str; 3] = ["[vvar]", "[vvar_vclock]", "[vdso]"];
+
 /// The trampoline's code: `syscall; int3`.
 const TRAMPOLINE_CODE: [u8; 3] = [0x0f, 0x05, 0xcc];
 
@@ -56,6 +59,9 @@ pub struct Stub {
     pub pid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
+    /// name, start, length.
+    vdso: Vec<(String, u64, u64)>,
 }
 
 /// The last OS error as an `io::Error` naming what failed.
@@ -139,7 +145,11 @@ impl Stub {
         if pid == 0 {
             child(memfd);
         }
-        let mut stub = Stub { pid, alive: true };
+        let mut stub = Stub {
+            pid,
+            alive: true,
+            vdso: Vec::new(),
+        };
         match stub.wait()? {
             Stop::Signal(libc::SIGSTOP) => {}
             other => {
@@ -155,16 +165,76 @@ impl Stub {
             return Err(os_err("PTRACE_SETOPTIONS"));
         }
         stub.unregister_rseq()?;
-        // Everything but the trampoline: the pages below it hold nothing.
-        let top = TRAMPOLINE + 4096;
-        let r = stub.syscall(libc::SYS_munmap, [top, TASK_SIZE - top, 0, 0, 0, 0])?;
-        if r < 0 {
-            return Err(io::Error::other(format!(
-                "munmap in the stub: errno {}",
-                -r
-            )));
+        // Everything but the trampoline and the host's vDSO and its data
+        // pages (kept to be moved where lmm's maps put them); the pages
+        // below the trampoline hold nothing.
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        for l in maps.lines() {
+            let mut it = l.split_whitespace();
+            let range = it.next().unwrap_or("");
+            let name = it.nth(4).unwrap_or("");
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+                continue;
+            };
+            if VDSO_NAMES.contains(&name) && b <= TASK_SIZE {
+                stub.vdso.push((name.to_string(), a, b - a));
+            }
+        }
+        let mut keep: Vec<(u64, u64)> = stub.vdso.iter().map(|v| (v.1, v.1 + v.2)).collect();
+        keep.sort_unstable();
+        let mut at = TRAMPOLINE + 4096;
+        for (a, b) in keep.into_iter().chain([(TASK_SIZE, TASK_SIZE)]) {
+            if a > at {
+                let r = stub.syscall(libc::SYS_munmap, [at, a - at, 0, 0, 0, 0])?;
+                if r < 0 {
+                    return Err(io::Error::other(format!(
+                        "munmap in the stub: errno {}",
+                        -r
+                    )));
+                }
+            }
+            at = at.max(b);
         }
         Ok(stub)
+    }
+
+    /// Moves the host's vDSO mappings to the addresses lmm's maps give
+    /// them (`lmm` lists name, start and length), so that the program runs
+    /// the host's vDSO code (a real clock) where lmm's /proc shows it.
+    /// False (and the host's mappings unmapped) if the layouts differ or
+    /// the kernel refuses a move: the program must then not use the vDSO.
+    pub fn place_vdso(&mut self, lmm: &[(String, u64, u64)]) -> io::Result<bool> {
+        let vdso = std::mem::take(&mut self.vdso);
+        let fits = vdso.len() == lmm.len()
+            && vdso
+                .iter()
+                .all(|(n, _, len)| lmm.iter().any(|(m, _, l)| m == n && l == len));
+        let mut ok = fits;
+        for (name, from, len) in &vdso {
+            let to = lmm.iter().find(|(m, _, _)| m == name).map(|v| v.1);
+            let moved = match (ok, to) {
+                (true, Some(to)) if to == *from => true,
+                (true, Some(to)) => {
+                    let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
+                    self.syscall(libc::SYS_mremap, [*from, *len, *len, flags, to, 0])? == to as i64
+                }
+                _ => false,
+            };
+            if !moved {
+                ok = false;
+                self.syscall(libc::SYS_munmap, [*from, *len, 0, 0, 0, 0])?;
+            }
+        }
+        if !ok {
+            // Some may have moved before one failed: clear lmm's places.
+            for (_, at, len) in lmm {
+                self.syscall(libc::SYS_munmap, [*at, *len, 0, 0, 0, 0])?;
+            }
+        }
+        Ok(ok)
     }
 
     /// Unregisters the restartable-sequences area the child inherited from
