@@ -24,9 +24,9 @@
 //! - After lmm reclaimed pages, their mirrors are unmapped from the stub and
 //!   fault back in (a swap-in).
 //!
-//! Not yet: fork, threads, execve, /proc/self, the vDSO (lmm hides
-//! AT_SYSINFO_EHDR from the program, which then makes real system calls
-//! for the time). See docs/native.md.
+//! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
+//!
+//! Not yet: fork, threads, execve, /proc/self. See docs/native.md.
 
 pub mod fault;
 pub mod ptrace;
