@@ -208,6 +208,41 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a real program natively on the host CPU with lmm as its memory
+    /// manager: every page it touches is a frame of lmm's RAM, every fault
+    /// goes through lmm's fault handler (static x86-64 programs for now;
+    /// needs root, for ptrace). Exits with the program's status.
+    Native {
+        /// Environment variable for the program (repeatable), added to
+        /// lmm's own environment (or to none with --clear-env).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Start the program's environment empty.
+        #[arg(long)]
+        clear_env: bool,
+        /// Write the process's /proc/PID/maps, as lmm renders it at exit_group.
+        #[arg(long, value_name = "FILE")]
+        maps_at_exit: Option<std::path::PathBuf>,
+        /// Write its /proc/PID/smaps at exit_group.
+        #[arg(long, value_name = "FILE")]
+        smaps_at_exit: Option<std::path::PathBuf>,
+        /// Write its /proc/PID/status at exit_group.
+        #[arg(long, value_name = "FILE")]
+        status_at_exit: Option<std::path::PathBuf>,
+        /// Write the host's /proc/PID/maps of the stub process just before
+        /// the program's first instruction (what the host has mapped in it).
+        #[arg(long, value_name = "FILE")]
+        host_maps_at_start: Option<std::path::PathBuf>,
+        /// Start with the program, its interpreter and each file it maps
+        /// in the page cache, as on a host that ran it before.
+        #[arg(long)]
+        warm_cache: bool,
+        /// The program, as execve's path and argv[0].
+        program: String,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print the kernel log.
     Dmesg {
         /// Run this scenario first.
@@ -536,6 +571,51 @@ fn real_main(cli: Cli) -> Result<(), String> {
             if stack {
                 out!("{}", stack_dump(&mut m, pid, &r)?);
             }
+        }
+        Cmd::Native {
+            env,
+            clear_env,
+            maps_at_exit,
+            smaps_at_exit,
+            status_at_exit,
+            host_maps_at_start,
+            warm_cache,
+            program,
+            args,
+        } => {
+            let mut envp: Vec<String> = if clear_env {
+                Vec::new()
+            } else {
+                std::env::vars_os()
+                    .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                    .collect()
+            };
+            for kv in env {
+                let key = kv.split('=').next().unwrap_or("").to_string();
+                envp.retain(|e| e.split('=').next() != Some(key.as_str()));
+                envp.push(kv);
+            }
+            let mut argv = vec![program.clone()];
+            argv.extend(args);
+            let mut at_exit = Vec::new();
+            for (file, path) in [
+                ("maps", maps_at_exit),
+                ("smaps", smaps_at_exit),
+                ("status", status_at_exit),
+            ] {
+                if let Some(p) = path {
+                    at_exit.push((file.to_string(), p));
+                }
+            }
+            let opts = native::Options {
+                at_exit,
+                host_maps_at_start,
+                warm_cache,
+            };
+            let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
+            let outcome = native::run(&mut m, &program, &argv, &envp, &opts)?;
+            eprint!("{}", outcome.summary(&program));
+            native::exit_as(outcome.ending);
         }
         Cmd::Dmesg { scenario } => {
             let (m, _) = machine_after(config, scenario.as_deref())?;

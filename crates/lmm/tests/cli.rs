@@ -280,6 +280,33 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "lmm native [--maps-at-exit FILE] [--smaps-at-exit FILE] [--status-at-exit FILE] [--env K=V] [--clear-env] [--warm-cache] PROGRAM [ARGS...]",
+            &[
+                "native",
+                "--maps-at-exit",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch.maps"),
+                "--clear-env",
+                "--env",
+                "LMM=1",
+                "--warm-cache",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch"),
+                "8",
+            ],
+            |o, e| {
+                // readme_native builds the program from tests/native/touch.c.
+                assert_eq!(o, "pages=2048 sum=261120\n");
+                let minor: u64 = line(e, "minor faults: ")
+                    .trim_start_matches("minor faults: ")
+                    .parse()
+                    .unwrap();
+                assert!(minor > 2048, "{e}");
+                let maps =
+                    std::fs::read_to_string(concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch.maps"))
+                        .unwrap();
+                assert!(maps.lines().any(|l| l.ends_with("[heap]")), "{maps}");
+            },
+        ),
+        case(
             "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
             &[
                 "replay",
@@ -1113,6 +1140,20 @@ fn readme_bench() {
     run_cases(&["bench"]);
 }
 
+/// The native case runs a static program built here from
+/// tests/native/touch.c (gcc and libc6-dev needed; root for ptrace).
+#[test]
+fn readme_native() {
+    let out = concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch");
+    let r = Command::new("gcc")
+        .args(["-static", "-O1", "-o", out])
+        .arg(root().join("tests/native/touch.c"))
+        .status()
+        .expect("the native case needs gcc (apt-get install gcc libc6-dev)");
+    assert!(r.success(), "gcc -static tests/native/touch.c");
+    run_cases(&["native"]);
+}
+
 #[test]
 fn readme_soak() {
     run_cases(&["soak"]);
@@ -1141,8 +1182,11 @@ fn every_case_runs_in_one_of_the_tests_above() {
     for c in cases() {
         let sub = c.readme.split_whitespace().nth(1).unwrap_or("");
         assert!(
-            ["run", "proc", "dmesg", "exec", "replay", "bench", "soak", "tour", "plot", "top"]
-                .contains(&sub),
+            [
+                "run", "proc", "dmesg", "exec", "replay", "bench", "soak", "tour", "plot", "top",
+                "native",
+            ]
+            .contains(&sub),
             "{}",
             c.readme
         );

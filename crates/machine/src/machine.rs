@@ -462,6 +462,13 @@ impl Machine {
         self.ram.size()
     }
 
+    /// The memfd that holds the RAM: the frame at physical address P is at
+    /// offset P (`lmm native` maps frames of it into the program's host
+    /// process).
+    pub fn ram_memfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ram.memfd()
+    }
+
     /// The kernel log as `dmesg` prints it.
     pub fn dmesg(&self) -> String {
         self.pa.log.render()

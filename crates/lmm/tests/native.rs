@@ -1,0 +1,440 @@
+//! `lmm native`: real programs, built at test time from the C sources in
+//! tests/native/ with `gcc -static -O1`, run on the host CPU with lmm as
+//! their memory manager. Each run is checked against the same binary run
+//! on the host: its output, its exit status and its page faults (the
+//! host's counted by wait4's rusage of the child).
+//!
+//! Needs gcc with a static libc (Debian: gcc, libc6-dev) and root (ptrace
+//! and the stub's trampoline page); without them the tests fail, loudly.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// A scratch directory for this test binary's programs and files.
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lmm-native-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch directory");
+    d
+}
+
+/// Compiles tests/native/NAME.c into a static executable; panics with
+/// what to install if gcc is missing.
+fn build(name: &str) -> PathBuf {
+    let out = scratch().join(name);
+    let src = root().join("tests/native").join(format!("{name}.c"));
+    let r = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("lmm native tests need gcc (apt-get install gcc libc6-dev): {e}")
+        });
+    assert!(
+        r.status.success(),
+        "gcc -static {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}
+
+/// What one run gave.
+struct Ran {
+    stdout: String,
+    stderr: String,
+    status: std::process::ExitStatus,
+    /// Minor + major faults (the host's from rusage; lmm's from its
+    /// summary).
+    faults: u64,
+}
+
+/// Runs `prog` on the host, measuring its faults with wait4 (which reaps
+/// the child: `Child::wait` could not give its rusage).
+#[allow(clippy::zombie_processes)]
+fn host(prog: &Path, args: &[&str]) -> Ran {
+    let child = Command::new(prog)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the program on the host");
+    let pid = child.id() as libc::pid_t;
+    let mut out = child.stdout.expect("stdout");
+    let mut err = child.stderr.expect("stderr");
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    use std::io::Read;
+    out.read_to_end(&mut stdout).expect("read stdout");
+    err.read_to_end(&mut stderr).expect("read stderr");
+    let stdout = String::from_utf8_lossy(&stdout).to_string();
+    let stderr = String::from_utf8_lossy(&stderr).to_string();
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it and the status for our
+    // own child, which nothing else waits for.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut ru), pid, "wait4");
+        ru
+    };
+    Ran {
+        stdout,
+        stderr,
+        status: std::process::ExitStatus::from_raw(status),
+        faults: (ru.ru_minflt + ru.ru_majflt) as u64,
+    }
+}
+
+/// Runs `lmm native [flags] prog args`.
+fn native(flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
+    native_on(&[], flags, prog, args)
+}
+
+/// Runs `lmm [machine] native [flags] prog args`.
+fn native_on(machine: &[&str], flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
+    let r = Command::new(env!("CARGO_BIN_EXE_lmm"))
+        .args(machine)
+        .arg("native")
+        .args(flags)
+        .arg(prog)
+        .args(args)
+        .output()
+        .expect("run lmm native");
+    let stderr = String::from_utf8_lossy(&r.stderr).to_string();
+    let field = |name: &str| -> u64 {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name:?} line in lmm's stderr:\n{stderr}"))
+    };
+    let faults = field("minor faults:") + field("major faults:");
+    Ran {
+        stdout: String::from_utf8_lossy(&r.stdout).to_string(),
+        stderr,
+        status: r.status,
+        faults,
+    }
+}
+
+/// Asserts lmm's fault count is within 5% of the host's, or within
+/// `slack` faults for a small program.
+fn assert_faults_close(lmm: &Ran, host: &Ran, slack: u64) {
+    let (a, b) = (lmm.faults, host.faults);
+    let diff = a.abs_diff(b);
+    assert!(
+        diff * 20 <= b || diff <= slack,
+        "faults: lmm {a}, host kernel {b} (more than 5% and {slack} apart)\n{}",
+        lmm.stderr
+    );
+}
+
+#[test]
+fn hello_prints_exits_with_its_status_and_faults_like_linux() {
+    let prog = build("hello");
+    let h = host(&prog, &["a", "b"]);
+    let l = native(&[], &prog, &["a", "b"]);
+    assert_eq!(l.stdout, "hello from a real program with 3 args\n");
+    assert_eq!(l.stdout, h.stdout);
+    assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
+    assert_eq!(h.status.code(), Some(3));
+    assert!(l.stderr.contains("  exit_group 1\n"), "{}", l.stderr);
+    assert!(l.stderr.contains("  write 1\n"), "{}", l.stderr);
+    // A small static program takes some 30 faults; lmm's exec and the
+    // host's differ by a few (see docs/native.md).
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
+fn touching_64_mib_gives_the_right_sum_and_the_kernels_fault_count() {
+    let prog = build("touch");
+    let h = host(&prog, &["64"]);
+    let l = native(&[], &prog, &["64"]);
+    assert_eq!(l.stdout, "pages=16384 sum=2088960\n");
+    assert_eq!(l.stdout, h.stdout);
+    assert!(l.status.success(), "{}", l.stderr);
+    // One fault per page written: 16384 and the program's own.
+    assert!(l.faults > 16384, "{}", l.stderr);
+    assert_faults_close(&l, &h, 0);
+    let peak: u64 = l
+        .stderr
+        .lines()
+        .find_map(|s| {
+            s.strip_prefix("peak RSS: ")?
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .expect("peak RSS line");
+    assert!((65536..70000).contains(&peak), "peak RSS {peak} kB");
+}
+
+#[test]
+fn memory_system_calls_are_lmms_and_the_program_reads_back_what_it_wrote() {
+    let prog = build("mmap");
+    let h = host(&prog, &[]);
+    let dir = scratch();
+    let maps = dir.join("mmap.maps");
+    let status = dir.join("mmap.status");
+    let l = native(
+        &[
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+            "--status-at-exit",
+            status.to_str().unwrap_or_default(),
+        ],
+        &prog,
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    assert_eq!(l.stdout, h.stdout);
+    assert!(l.stdout.contains("dontneed sum=29760\n"), "{}", l.stdout);
+    for call in ["mmap", "munmap", "mremap", "mprotect", "madvise", "brk"] {
+        assert!(
+            l.stderr.contains(&format!("  {call} ")),
+            "{call} not counted:\n{}",
+            l.stderr
+        );
+    }
+    assert_faults_close(&l, &h, 6);
+    let maps = std::fs::read_to_string(maps).expect("maps at exit");
+    assert!(
+        maps.contains("[heap]") && maps.contains("[stack]"),
+        "{maps}"
+    );
+    // The grown mapping is read-only at exit: 1024 pages.
+    assert!(
+        maps.lines().any(|l| {
+            let (range, rest) = l.split_once(' ').unwrap_or(("", ""));
+            let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
+            let len =
+                u64::from_str_radix(b, 16).unwrap_or(0) - u64::from_str_radix(a, 16).unwrap_or(0);
+            rest.starts_with("r--p 00000000 00:00 0") && len == 1024 * 4096
+        }),
+        "{maps}"
+    );
+    let status = std::fs::read_to_string(status).expect("status at exit");
+    assert!(status.contains("VmRSS:"), "{status}");
+}
+
+#[test]
+fn a_store_where_nothing_is_mapped_kills_with_sigsegv() {
+    let prog = build("segv");
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, "about to fault\n");
+    assert_eq!(l.status.signal(), Some(libc::SIGSEGV), "{}", l.stderr);
+    assert!(l.stderr.contains("killed by signal 11"), "{}", l.stderr);
+    // And a store to a page mprotect made read-only (SEGV_ACCERR).
+    let prog = build("mmap");
+    let l = native(&[], &prog, &["ro"]);
+    assert!(l.stdout.ends_with("brk sum=192\n"), "{}", l.stdout);
+    assert_eq!(l.status.signal(), Some(libc::SIGSEGV), "{}", l.stderr);
+}
+
+#[test]
+fn the_stub_holds_no_memory_of_lmm() {
+    let prog = build("hello");
+    let dir = scratch();
+    let (stub, maps) = (dir.join("stub.maps"), dir.join("hello.maps"));
+    let l = native(
+        &[
+            "--host-maps-at-start",
+            stub.to_str().unwrap_or_default(),
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
+    let stub = std::fs::read_to_string(stub).expect("stub maps");
+    let maps = std::fs::read_to_string(maps).expect("lmm maps");
+    // Before the first instruction lmm has mirrored nothing yet: only the
+    // trampoline, [vsyscall] (which cannot be unmapped) and the host's
+    // vDSO pages, moved to where lmm's maps show them, are there.
+    let range = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let vdso: Vec<String> = maps
+        .lines()
+        .filter(|l| {
+            ["[vvar]", "[vvar_vclock]", "[vdso]"]
+                .iter()
+                .any(|n| l.ends_with(n))
+        })
+        .map(range)
+        .collect();
+    assert_eq!(vdso.len(), 3, "{maps}");
+    let mut want = vec!["00001000-00002000".to_string()];
+    want.extend(vdso);
+    want.push("ffffffffff600000-ffffffffff601000".to_string());
+    assert_eq!(stub.lines().map(range).collect::<Vec<_>>(), want, "{stub}");
+    assert!(
+        stub.lines().next().is_some_and(|l| l.contains(" r-xp ")),
+        "{stub}"
+    );
+}
+
+/// /bin/true's /proc/PID/maps at exit_group on the host, read by gdb
+/// (which turns ASLR off, the layout lmm gives).
+fn host_maps_at_exit(prog: &str) -> Option<String> {
+    let r = Command::new("gdb")
+        .args([
+            "-q",
+            "-batch",
+            "-ex",
+            "catch syscall exit_group",
+            "-ex",
+            "run",
+            "-ex",
+            "python import gdb; print(open('/proc/%d/maps' % gdb.selected_inferior().pid).read())",
+            "--args",
+            prog,
+        ])
+        .output()
+        .ok()?;
+    let maps: String = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .filter(|l| {
+            l.split('-')
+                .next()
+                .is_some_and(|a| a.len() >= 8 && u64::from_str_radix(a, 16).is_ok())
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (!maps.is_empty()).then_some(maps)
+}
+
+#[test]
+fn maps_at_exit_are_the_kernels_for_bin_true() {
+    let Some(host) = host_maps_at_exit("/bin/true") else {
+        panic!("gdb could not run /bin/true (apt-get install gdb)");
+    };
+    let maps = scratch().join("true-vs-host.maps");
+    let l = native(
+        &["--maps-at-exit", maps.to_str().unwrap_or_default()],
+        Path::new("/bin/true"),
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    let lmm = std::fs::read_to_string(maps).expect("maps at exit");
+    assert_eq!(
+        lmm, host,
+        "lmm's maps at exit (left) differ from the kernel's (right)"
+    );
+}
+
+#[test]
+fn fork_is_refused_with_a_message_not_a_hang() {
+    let prog = build("fork");
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, "fork: ENOSYS\n");
+    assert!(l.status.success(), "{}", l.stderr);
+    assert!(
+        l.stderr
+            .contains("lmm native: clone (fork, vfork and clone"),
+        "{}",
+        l.stderr
+    );
+}
+
+#[test]
+fn environment_flags_reach_the_program() {
+    let prog = build("env");
+    let l = native(
+        &["--clear-env", "--env", "LMM_X=1", "--env", "B=two"],
+        &prog,
+        &[],
+    );
+    assert_eq!(l.stdout, "LMM_X=1\nB=two\n", "{}", l.stderr);
+    assert!(l.status.success(), "{}", l.stderr);
+}
+
+/// A dynamically linked host program run both ways with lmm's page cache
+/// warm (as the host's is): the same output and status, and faults within
+/// 5% of the kernel's (or 6 faults for a program that takes a hundred).
+/// A program missing on this host is skipped, visibly.
+fn dynamic(args: &[&str]) {
+    let prog = Path::new(args[0]);
+    if !prog.exists() {
+        eprintln!("skipped: {} is not installed", args[0]);
+        return;
+    }
+    let h = host(prog, &args[1..]);
+    let l = native(&["--warm-cache"], prog, &args[1..]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), h.status.code(), "{}", l.stderr);
+    assert!(l.stderr.contains("major faults: 0\n"), "{}", l.stderr);
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
+fn dynamically_linked_coreutils_run_through_lmms_page_cache() {
+    let readme = root().join("README.md");
+    let readme = readme.to_str().unwrap_or_default();
+    dynamic(&["/bin/true"]);
+    dynamic(&["/bin/echo", "hi", "there"]);
+    dynamic(&["/bin/ls", "-la", "/usr"]);
+    dynamic(&["/bin/cat", readme]);
+    dynamic(&["/usr/bin/sort", readme]);
+    dynamic(&["/bin/gzip", "-c", readme]);
+}
+
+#[test]
+fn python_and_perl_workloads_fault_like_linux() {
+    dynamic(&[
+        "/usr/bin/python3",
+        "-c",
+        "print(sum(len(str(i)) for i in list(range(200000))))",
+    ]);
+    dynamic(&[
+        "/usr/bin/perl",
+        "-e",
+        "my %h; $h{$_} = $_ * 2 for 1..100000; print scalar(keys %h), \"\\n\"",
+    ]);
+}
+
+#[test]
+fn a_dynamic_programs_maps_at_exit_show_its_libraries() {
+    let maps = scratch().join("true.maps");
+    let l = native(
+        &["--maps-at-exit", maps.to_str().unwrap_or_default()],
+        Path::new("/bin/true"),
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    let maps = std::fs::read_to_string(maps).expect("maps at exit");
+    for want in [
+        "/usr/bin/true",
+        "libc.so.6",
+        "ld-linux-x86-64.so.2",
+        "[stack]",
+        "[vdso]",
+    ] {
+        assert!(maps.contains(want), "no {want} in\n{maps}");
+    }
+}
+
+#[test]
+fn a_program_larger_than_ram_swaps_and_completes_intact() {
+    let prog = build("touch");
+    // 72 MiB written on a 64 MiB machine: pages go to swap and come back
+    // (reclaimed pages are unmapped from the stub and fault back in); a
+    // page that came back wrong would change the sum.
+    let l = native_on(&["--ram", "64M", "--swap", "256M"], &[], &prog, &["72"]);
+    assert_eq!(l.stdout, "pages=18432 sum=2350080\n", "{}", l.stderr);
+    assert!(l.status.success(), "{}", l.stderr);
+    let count = |name: &str| -> u64 {
+        l.stderr
+            .lines()
+            .find_map(|s| s.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("swap-outs:") > 1000, "{}", l.stderr);
+    assert!(count("swap-ins:") > 1000, "{}", l.stderr);
+}

@@ -1,0 +1,447 @@
+//! The stub: the host process a real program runs in, traced by lmm with
+//! ptrace (the technique of User-Mode Linux and gVisor's ptrace platform).
+//!
+//! lmm forks the stub; before it stops itself for the tracer the child puts
+//! a trampoline page at [`TRAMPOLINE`] holding `syscall; int3`, keeps the
+//! RAM memfd at descriptor [`MEMFD_SLOT`] and stdin/stdout/stderr, and
+//! closes every other descriptor. The tracer then unmaps every other host
+//! mapping the child inherited from lmm ([`Stub::spawn`]), so the stub sees
+//! no memory of lmm: only the trampoline, `[vsyscall]` (which cannot be
+//! unmapped) and the frames lmm mirrors into it.
+//!
+//! A system call is run in the stub by pointing its registers at the
+//! trampoline and letting it run to the `int3` ([`Stub::syscall`]).
+//!
+//! Deviation from Linux: the trampoline sits at 0x1000, below
+//! `vm.mmap_min_addr`, an address Linux never gives a program (so it can
+//! clash with nothing the program maps); mapping it there needs root
+//! (CAP_SYS_RAWIO), which lmm native needs anyway to trace as it does.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Where the trampoline page sits in the stub.
+pub const TRAMPOLINE: u64 = 0x1000;
+
+/// The descriptor the stub keeps the RAM memfd at (high, so the program's
+/// own descriptors, handed out lowest first, never meet it).
+pub const MEMFD_SLOT: RawFd = 1000;
+
+/// The end of the user address space the stub's mappings are cleared up to
+/// (x86-64 4-level TASK_SIZE).
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+/// The special mappings of the host's vDSO.
+const VDSO_NAMES: [&str; 3] = ["[vvar]", "[vvar_vclock]", "[vdso]"];
+
+/// The trampoline's code: `syscall; int3`.
+const TRAMPOLINE_CODE: [u8; 3] = [0x0f, 0x05, 0xcc];
+
+/// The registers of the stub's thread (`struct user_regs_struct`).
+pub type Regs = libc::user_regs_struct;
+
+/// How the stub stopped or ended (from `waitpid`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A system-call-entry stop of PTRACE_SYSEMU (the call was not run).
+    Syscall,
+    /// A signal-delivery stop for this signal (not yet delivered).
+    Signal(i32),
+    /// The stub exited with this code.
+    Exited(i32),
+    /// The stub was killed by this signal.
+    Killed(i32),
+}
+
+/// The traced host process.
+pub struct Stub {
+    /// Its host pid.
+    pub pid: libc::pid_t,
+    /// False once it has exited or been killed and reaped.
+    alive: bool,
+    /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
+    /// name, start, length.
+    vdso: Vec<(String, u64, u64)>,
+}
+
+/// The last OS error as an `io::Error` naming what failed.
+fn os_err(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// The child side of the fork: only async-signal-safe calls from here on.
+/// Never returns.
+fn child(memfd: RawFd) -> ! {
+    // SAFETY: plain system calls on the child's own state after fork; the
+    // trampoline is written through a mapping this function just created at
+    // a fixed address nothing else uses.
+    unsafe {
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // lmm's signal handlers, mask and alternate stack point into
+        // memory the stub is about to lose: the program starts with the
+        // defaults, as after execve.
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let off = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        libc::sigaltstack(&off, std::ptr::null_mut());
+        if libc::dup2(memfd, MEMFD_SLOT) != MEMFD_SLOT {
+            libc::_exit(126);
+        }
+        libc::syscall(libc::SYS_close_range, 3u32, (MEMFD_SLOT - 1) as u32, 0u32);
+        libc::syscall(
+            libc::SYS_close_range,
+            (MEMFD_SLOT + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
+        let page = libc::mmap(
+            TRAMPOLINE as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        );
+        if page != TRAMPOLINE as *mut libc::c_void {
+            libc::_exit(125);
+        }
+        std::ptr::copy_nonoverlapping(TRAMPOLINE_CODE.as_ptr(), page.cast::<u8>(), 3);
+        libc::mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC);
+        if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            libc::_exit(124);
+        }
+        libc::kill(libc::getpid(), libc::SIGSTOP);
+        libc::_exit(123);
+    }
+}
+
+impl Stub {
+    /// Forks the stub, waits for it to stop, sets the trace options
+    /// (EXITKILL: it dies with lmm; TRACESYSGOOD) and unmaps everything it
+    /// inherited but the trampoline.
+    pub fn spawn(memfd: RawFd) -> io::Result<Stub> {
+        // SAFETY: the child runs only async-signal-safe system calls
+        // (`child`) and never returns into Rust code of the parent.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(os_err("fork"));
+        }
+        if pid == 0 {
+            child(memfd);
+        }
+        let mut stub = Stub {
+            pid,
+            alive: true,
+            vdso: Vec::new(),
+        };
+        match stub.wait()? {
+            Stop::Signal(libc::SIGSTOP) => {}
+            other => {
+                return Err(io::Error::other(format!(
+                    "the stub did not start: {other:?} (lmm native needs root, for ptrace \
+                     and the trampoline below mmap_min_addr)"
+                )))
+            }
+        }
+        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+        // SAFETY: PTRACE_SETOPTIONS on our stopped tracee with valid flags.
+        if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
+            return Err(os_err("PTRACE_SETOPTIONS"));
+        }
+        stub.unregister_rseq()?;
+        // Everything but the trampoline and the host's vDSO and its data
+        // pages (kept to be moved where lmm's maps put them); the pages
+        // below the trampoline hold nothing.
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        for l in maps.lines() {
+            let mut it = l.split_whitespace();
+            let range = it.next().unwrap_or("");
+            let name = it.nth(4).unwrap_or("");
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+                continue;
+            };
+            if VDSO_NAMES.contains(&name) && b <= TASK_SIZE {
+                stub.vdso.push((name.to_string(), a, b - a));
+            }
+        }
+        let mut keep: Vec<(u64, u64)> = stub.vdso.iter().map(|v| (v.1, v.1 + v.2)).collect();
+        keep.sort_unstable();
+        let mut at = TRAMPOLINE + 4096;
+        for (a, b) in keep.into_iter().chain([(TASK_SIZE, TASK_SIZE)]) {
+            if a > at {
+                let r = stub.syscall(libc::SYS_munmap, [at, a - at, 0, 0, 0, 0])?;
+                if r < 0 {
+                    return Err(io::Error::other(format!(
+                        "munmap in the stub: errno {}",
+                        -r
+                    )));
+                }
+            }
+            at = at.max(b);
+        }
+        Ok(stub)
+    }
+
+    /// Moves the host's vDSO mappings to the addresses lmm's maps give
+    /// them (`lmm` lists name, start and length), so that the program runs
+    /// the host's vDSO code (a real clock) where lmm's /proc shows it.
+    /// False (and the host's mappings unmapped) if the layouts differ or
+    /// the kernel refuses a move: the program must then not use the vDSO.
+    pub fn place_vdso(&mut self, lmm: &[(String, u64, u64)]) -> io::Result<bool> {
+        let vdso = std::mem::take(&mut self.vdso);
+        let fits = vdso.len() == lmm.len()
+            && vdso
+                .iter()
+                .all(|(n, _, len)| lmm.iter().any(|(m, _, l)| m == n && l == len));
+        let mut ok = fits;
+        for (name, from, len) in &vdso {
+            let to = lmm.iter().find(|(m, _, _)| m == name).map(|v| v.1);
+            let moved = match (ok, to) {
+                (true, Some(to)) if to == *from => true,
+                (true, Some(to)) => {
+                    let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
+                    self.syscall(libc::SYS_mremap, [*from, *len, *len, flags, to, 0])? == to as i64
+                }
+                _ => false,
+            };
+            if !moved {
+                ok = false;
+                self.syscall(libc::SYS_munmap, [*from, *len, 0, 0, 0, 0])?;
+            }
+        }
+        if !ok {
+            // Some may have moved before one failed: clear lmm's places.
+            for (_, at, len) in lmm {
+                self.syscall(libc::SYS_munmap, [*at, *len, 0, 0, 0, 0])?;
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Unregisters the restartable-sequences area the child inherited from
+    /// lmm's main thread (glibc registers one): it lies in lmm's memory,
+    /// and the kernel would write it on the stub's next return to user
+    /// space and kill the stub when that fails.
+    fn unregister_rseq(&mut self) -> io::Result<()> {
+        /// `struct ptrace_rseq_configuration`.
+        #[repr(C)]
+        #[derive(Default)]
+        struct RseqConfig {
+            pointer: u64,
+            size: u32,
+            signature: u32,
+            flags: u32,
+            pad: u32,
+        }
+        /// PTRACE_GET_RSEQ_CONFIGURATION (Linux 5.13).
+        const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+        /// RSEQ_FLAG_UNREGISTER.
+        const RSEQ_FLAG_UNREGISTER: u64 = 1;
+        let mut c = RseqConfig::default();
+        // SAFETY: the request writes at most size_of::<RseqConfig>() bytes
+        // (the size passed as `addr`) into `c`.
+        let n = unsafe {
+            libc::ptrace(
+                PTRACE_GET_RSEQ_CONFIGURATION,
+                self.pid,
+                std::mem::size_of::<RseqConfig>(),
+                &mut c as *mut RseqConfig,
+            )
+        };
+        if n <= 0 || c.pointer == 0 {
+            return Ok(());
+        }
+        let r = self.syscall(
+            libc::SYS_rseq,
+            [
+                c.pointer,
+                u64::from(c.size),
+                RSEQ_FLAG_UNREGISTER,
+                u64::from(c.signature),
+                0,
+                0,
+            ],
+        )?;
+        if r < 0 {
+            return Err(io::Error::other(format!(
+                "unregistering rseq in the stub: errno {}",
+                -r
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits for the stub's next stop or its end.
+    pub fn wait(&mut self) -> io::Result<Stop> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
+            if r == self.pid {
+                break;
+            }
+            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return Err(os_err("waitpid"));
+            }
+        }
+        Ok(if libc::WIFEXITED(status) {
+            self.alive = false;
+            Stop::Exited(libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            self.alive = false;
+            Stop::Killed(libc::WTERMSIG(status))
+        } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
+            Stop::Syscall
+        } else {
+            Stop::Signal(libc::WSTOPSIG(status))
+        })
+    }
+
+    /// Resumes the stub with `request` (PTRACE_SYSEMU, PTRACE_CONT),
+    /// delivering signal `sig` (0: none).
+    pub fn resume(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        // SAFETY: a resume request on our stopped tracee.
+        if unsafe { libc::ptrace(request, self.pid, 0, sig as libc::c_long) } != 0 {
+            return Err(os_err("ptrace resume"));
+        }
+        Ok(())
+    }
+
+    /// The stub's registers.
+    pub fn regs(&self) -> io::Result<Regs> {
+        // SAFETY: user_regs_struct is plain integers; all zeroes is valid.
+        let mut r: Regs = unsafe { std::mem::zeroed() };
+        // SAFETY: PTRACE_GETREGS writes one user_regs_struct into `r`.
+        if unsafe { libc::ptrace(libc::PTRACE_GETREGS, self.pid, 0, &mut r as *mut Regs) } != 0 {
+            return Err(os_err("PTRACE_GETREGS"));
+        }
+        Ok(r)
+    }
+
+    /// Sets the stub's registers.
+    pub fn set_regs(&mut self, r: &Regs) -> io::Result<()> {
+        // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `r`.
+        if unsafe { libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, r as *const Regs) } != 0 {
+            return Err(os_err("PTRACE_SETREGS"));
+        }
+        Ok(())
+    }
+
+    /// The siginfo of the current signal-delivery stop.
+    pub fn siginfo(&self) -> io::Result<libc::siginfo_t> {
+        // SAFETY: siginfo_t is plain data; all zeroes is valid.
+        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t into `si`.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETSIGINFO,
+                self.pid,
+                0,
+                &mut si as *mut libc::siginfo_t,
+            )
+        };
+        if r != 0 {
+            return Err(os_err("PTRACE_GETSIGINFO"));
+        }
+        Ok(si)
+    }
+
+    /// Reads up to `buf.len()` bytes of the stub's memory at `va`; returns
+    /// how many could be read (0 if `va` is not mapped in the stub).
+    pub fn read_mem(&self, va: u64, buf: &mut [u8]) -> usize {
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: va as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` covers `buf`, which we own mutably; the remote
+        // side is the stub's memory, which the kernel checks.
+        let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// Runs system call `nr` with `args` in the stub through the trampoline
+    /// and returns its raw result (negative: -errno). The registers are
+    /// restored after. Signals that arrive meanwhile are returned to the
+    /// queue by [`Stub::take_pending`].
+    pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        let saved = self.regs()?;
+        let mut r = saved;
+        r.rip = TRAMPOLINE;
+        r.rax = nr as u64;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        self.set_regs(&r)?;
+        self.resume(libc::PTRACE_CONT, 0)?;
+        loop {
+            match self.wait()? {
+                Stop::Signal(libc::SIGTRAP) => break,
+                Stop::Signal(sig) => {
+                    // A signal from outside (e.g. SIGINT): deliver it.
+                    self.resume(libc::PTRACE_CONT, sig)?;
+                }
+                other => {
+                    return Err(io::Error::other(format!(
+                        "the stub ended during an injected system call {nr}: {other:?}"
+                    )))
+                }
+            }
+        }
+        let after = self.regs()?;
+        // The call may have set the thread's segment bases (arch_prctl).
+        let mut saved = saved;
+        saved.fs_base = after.fs_base;
+        saved.gs_base = after.gs_base;
+        self.set_regs(&saved)?;
+        let res = after.rax as i64;
+        Ok(res)
+    }
+
+    /// Kills the stub and reaps it.
+    pub fn kill(&mut self) {
+        if self.alive {
+            // SAFETY: SIGKILL to our own child, then reaping it.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+            }
+            while self.alive {
+                if self.wait().is_err() {
+                    break;
+                }
+            }
+            self.alive = false;
+        }
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

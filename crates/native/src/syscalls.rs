@@ -1,0 +1,296 @@
+//! The x86-64 system-call table of `lmm native`: which calls lmm runs
+//! itself (memory, exit, wait), which it refuses, and, for the calls passed
+//! to the host kernel in the stub, the user buffers each one touches (its
+//! pointer arguments), so that lmm can fault them in first: the host then
+//! never sees EFAULT where Linux would not give it, and the faults are
+//! lmm's, counted as Linux counts faults taken by `copy_{from,to}_user`.
+
+use machine::mmu::Access;
+
+/// A user buffer a system call reads or writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Buf {
+    /// `len` bytes at `va`, read (`Access::Read`) or written.
+    Bytes { va: u64, len: u64, access: Access },
+    /// A NUL-terminated string at `va` (a path), read.
+    Str { va: u64 },
+    /// An array of `count` `struct iovec` at `va`, each buffer read or
+    /// written as `access` says.
+    Iovec { va: u64, count: u64, access: Access },
+}
+
+/// What lmm does with a system call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A memory system call lmm's mm runs.
+    Memory,
+    /// exit or exit_group (one thread: the same).
+    Exit,
+    /// wait4/waitid: lmm's process table (no children yet: ECHILD).
+    Wait,
+    /// Not supported yet: the program gets ENOSYS and lmm says why on
+    /// stderr once.
+    Refused(&'static str),
+    /// ENOSYS without a word: glibc falls back quietly (rseq).
+    Quiet,
+    /// Run by the host kernel in the stub after these buffers are present.
+    Host(Vec<Buf>),
+    /// A request lmm does not know the buffers of (an ioctl): ENOTTY.
+    NoTty,
+}
+
+/// Bytes of `struct stat` on x86-64.
+const STAT: u64 = 144;
+
+/// Reads a buffer only if its pointer is not NULL.
+fn opt(va: u64, len: u64, access: Access) -> Vec<Buf> {
+    if va == 0 || len == 0 {
+        Vec::new()
+    } else {
+        vec![Buf::Bytes { va, len, access }]
+    }
+}
+
+/// Classifies system call `nr` with arguments `a`.
+pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
+    use Access::{Read as R, Write as W};
+    let bytes = |va, len, access| Buf::Bytes { va, len, access };
+    let s = |va| Buf::Str { va };
+    let host = Kind::Host;
+    match nr {
+        // read, pread64 / write, pwrite64
+        0 | 17 => host(opt(a[1], a[2], W)),
+        1 | 18 => host(opt(a[1], a[2], R)),
+        // open(path, ...), access, unlink, mkdir, rmdir, chdir
+        2 | 21 | 87 | 83 | 84 | 80 => host(vec![s(a[0])]),
+        // close, lseek, dup, dup2, dup3, fsync, fdatasync, ftruncate, fchdir
+        3 | 8 | 32 | 33 | 292 | 74 | 75 | 77 | 81 => host(Vec::new()),
+        // stat, lstat (path, statbuf)
+        4 | 6 => host(vec![s(a[0]), bytes(a[1], STAT, W)]),
+        5 => host(vec![bytes(a[1], STAT, W)]),
+        // mmap, mprotect, munmap, brk, mremap, msync, mincore, madvise,
+        // mlock, munlock, mlockall, munlockall, mlock2
+        9 | 10 | 11 | 12 | 25 | 26 | 27 | 28 | 149 | 150 | 151 | 152 | 325 => Kind::Memory,
+        // rt_sigaction(sig, act, oact, size): struct sigaction is 32 bytes
+        13 => host([opt(a[1], 32, R), opt(a[2], 32, W)].concat()),
+        // rt_sigprocmask(how, set, oset, size)
+        14 => host([opt(a[1], a[3], R), opt(a[2], a[3], W)].concat()),
+        // rt_sigreturn: the frame at rsp is on the (present) stack
+        15 => host(Vec::new()),
+        16 => match a[1] {
+            // TCGETS: struct termios (36 bytes); TIOCGWINSZ: struct winsize
+            0x5401 => host(opt(a[2], 36, W)),
+            0x5413 => host(opt(a[2], 8, W)),
+            _ => Kind::NoTty,
+        },
+        // readv, preadv / writev, pwritev
+        19 | 295 => host(vec![Buf::Iovec {
+            va: a[1],
+            count: a[2],
+            access: W,
+        }]),
+        20 | 296 => host(vec![Buf::Iovec {
+            va: a[1],
+            count: a[2],
+            access: R,
+        }]),
+        // nanosleep(req, rem)
+        35 => host([opt(a[0], 16, R), opt(a[1], 16, W)].concat()),
+        // getpid, getuid, getgid, geteuid, getegid, getppid, getpgrp,
+        // setsid, gettid, sched_yield, kill, tgkill, umask, pause
+        39 | 102 | 104 | 107 | 108 | 110 | 111 | 112 | 186 | 24 | 62 | 234 | 95 | 34 => {
+            host(Vec::new())
+        }
+        56 | 57 | 58 | 435 => Kind::Refused("fork, vfork and clone (processes and threads)"),
+        59 | 322 => Kind::Refused("execve"),
+        60 | 231 => Kind::Exit,
+        61 | 247 => Kind::Wait,
+        // uname(struct utsname: 6 * 65 bytes)
+        63 => host(vec![bytes(a[0], 390, W)]),
+        // fcntl: the lock commands take a struct flock
+        72 => match a[1] {
+            5..=7 | 36..=38 => host(vec![bytes(a[2], 32, W)]),
+            _ => host(Vec::new()),
+        },
+        // getcwd(buf, size)
+        79 => host(opt(a[0], a[1], W)),
+        // readlink(path, buf, size)
+        89 => host(vec![s(a[0]), bytes(a[1], a[2], W)]),
+        // gettimeofday(tv, tz)
+        96 => host([opt(a[0], 16, W), opt(a[1], 8, W)].concat()),
+        // getrlimit(res, rlim)
+        97 => host(opt(a[1], 16, W)),
+        // getrusage(who, usage)
+        98 => host(opt(a[1], 144, W)),
+        // sysinfo(info)
+        99 => host(opt(a[0], 112, W)),
+        // sigaltstack(ss, old)
+        131 => host([opt(a[0], 24, R), opt(a[1], 24, W)].concat()),
+        // statfs(path, buf) / fstatfs(fd, buf)
+        137 => host(vec![s(a[0]), bytes(a[1], 120, W)]),
+        138 => host(opt(a[1], 120, W)),
+        // arch_prctl: ARCH_GET_FS/GS write a u64; ARCH_CET_STATUS 3 u64s
+        158 => match a[0] {
+            0x1003 | 0x1004 => host(opt(a[1], 8, W)),
+            0x3001 => host(opt(a[1], 24, W)),
+            _ => host(Vec::new()),
+        },
+        // time(tloc)
+        201 => host(opt(a[0], 8, W)),
+        // futex(uaddr, ...): one thread never waits on another
+        202 => host(opt(a[0], 4, R)),
+        // sched_getaffinity(pid, len, mask)
+        204 => host(opt(a[2], a[1], W)),
+        // getdents64(fd, buf, count)
+        217 => host(opt(a[1], a[2], W)),
+        // set_tid_address, set_robust_list: nothing is touched at the call
+        218 | 273 => host(Vec::new()),
+        // clock_gettime, clock_getres (clk, tp)
+        228 | 229 => host(opt(a[1], 16, W)),
+        // clock_nanosleep(clk, flags, req, rem)
+        230 => host([opt(a[2], 16, R), opt(a[3], 16, W)].concat()),
+        // openat(dirfd, path, ...), unlinkat, mkdirat, faccessat, faccessat2
+        257 | 263 | 258 | 269 | 439 => host(vec![s(a[1])]),
+        // newfstatat(dirfd, path, statbuf, flags)
+        262 => host(vec![s(a[1]), bytes(a[2], STAT, W)]),
+        // readlinkat(dirfd, path, buf, size)
+        267 => host(vec![s(a[1]), bytes(a[2], a[3], W)]),
+        // pipe2(fds)
+        293 => host(opt(a[0], 8, W)),
+        // prlimit64(pid, res, new, old)
+        302 => host([opt(a[2], 16, R), opt(a[3], 16, W)].concat()),
+        // getrandom(buf, len, flags)
+        318 => host(opt(a[0], a[1], W)),
+        // statx(dirfd, path, flags, mask, buf)
+        332 => host(vec![s(a[1]), bytes(a[4], 256, W)]),
+        // getxattr, lgetxattr (path, name, value, size) / fgetxattr(fd, ...)
+        191 | 192 => host(vec![s(a[0]), s(a[1]), bytes(a[2], a[3], W)]),
+        193 => host(vec![s(a[1]), bytes(a[2], a[3], W)]),
+        // socket(domain, type, protocol) / connect(fd, addr, len)
+        41 => host(Vec::new()),
+        42 => host(opt(a[1], a[2], R)),
+        // rseq: the kernel would write the area on every preemption, which
+        // needs it kept mirrored writable; refused, glibc runs without it
+        334 => Kind::Quiet,
+        _ => Kind::Refused("this system call"),
+    }
+}
+
+/// The name of system call `nr` (x86-64), for the summary.
+pub fn name(nr: u64) -> String {
+    let known = match nr {
+        0 => "read",
+        1 => "write",
+        2 => "open",
+        3 => "close",
+        4 => "stat",
+        5 => "fstat",
+        6 => "lstat",
+        8 => "lseek",
+        9 => "mmap",
+        10 => "mprotect",
+        11 => "munmap",
+        12 => "brk",
+        13 => "rt_sigaction",
+        14 => "rt_sigprocmask",
+        15 => "rt_sigreturn",
+        16 => "ioctl",
+        17 => "pread64",
+        18 => "pwrite64",
+        19 => "readv",
+        20 => "writev",
+        21 => "access",
+        25 => "mremap",
+        26 => "msync",
+        27 => "mincore",
+        28 => "madvise",
+        35 => "nanosleep",
+        39 => "getpid",
+        41 => "socket",
+        42 => "connect",
+        56 => "clone",
+        57 => "fork",
+        58 => "vfork",
+        59 => "execve",
+        60 => "exit",
+        61 => "wait4",
+        62 => "kill",
+        63 => "uname",
+        72 => "fcntl",
+        79 => "getcwd",
+        89 => "readlink",
+        96 => "gettimeofday",
+        97 => "getrlimit",
+        98 => "getrusage",
+        102 => "getuid",
+        104 => "getgid",
+        107 => "geteuid",
+        108 => "getegid",
+        110 => "getppid",
+        149 => "mlock",
+        150 => "munlock",
+        151 => "mlockall",
+        152 => "munlockall",
+        158 => "arch_prctl",
+        186 => "gettid",
+        191 => "getxattr",
+        192 => "lgetxattr",
+        193 => "fgetxattr",
+        201 => "time",
+        202 => "futex",
+        217 => "getdents64",
+        218 => "set_tid_address",
+        228 => "clock_gettime",
+        231 => "exit_group",
+        257 => "openat",
+        262 => "newfstatat",
+        273 => "set_robust_list",
+        302 => "prlimit64",
+        318 => "getrandom",
+        325 => "mlock2",
+        332 => "statx",
+        334 => "rseq",
+        435 => "clone3",
+        _ => return format!("syscall_{nr}"),
+    };
+    known.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_writes_its_buffer_and_write_reads_it() {
+        let k = classify(0, [0, 0x1000, 10, 0, 0, 0]);
+        assert_eq!(
+            k,
+            Kind::Host(vec![Buf::Bytes {
+                va: 0x1000,
+                len: 10,
+                access: Access::Write
+            }])
+        );
+        let k = classify(1, [1, 0x2000, 5, 0, 0, 0]);
+        assert_eq!(
+            k,
+            Kind::Host(vec![Buf::Bytes {
+                va: 0x2000,
+                len: 5,
+                access: Access::Read
+            }])
+        );
+    }
+
+    #[test]
+    fn memory_calls_are_lmms_and_fork_is_refused() {
+        for nr in [9, 10, 11, 12, 25, 28] {
+            assert_eq!(classify(nr, [0; 6]), Kind::Memory, "{}", name(nr));
+        }
+        assert!(matches!(classify(57, [0; 6]), Kind::Refused(_)));
+        assert!(matches!(classify(56, [0; 6]), Kind::Refused(_)));
+        assert_eq!(classify(16, [1, 0x5402, 0, 0, 0, 0]), Kind::NoTty);
+        assert_eq!(name(231), "exit_group");
+        assert_eq!(name(9999), "syscall_9999");
+    }
+}
