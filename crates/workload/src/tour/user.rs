@@ -1,18 +1,451 @@
 //! Tour topics of address spaces: mmap placement and VMA merge/split, brk,
-//! exec of a real ELF, demand-zero and the zero page, file faults and the
-//! page cache, copy-on-write after fork, the LRU lists and kswapd, swap
-//! out and in, the OOM killer.
+//! demand-zero and the zero page, copy-on-write after fork.
+
+use machine::config::MachineConfig;
+use machine::exec::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use machine::mmu::Access;
+use machine::Machine;
+use mm::types::VirtAddr;
 
 use super::{Topic, Tour};
 
 /// The address-space topics, in the textbook's order.
-pub(super) static TOPICS: &[Topic] = &[Topic {
-    name: "mmap",
-    title: "mmap placement and VMA merge/split",
-    run: mmap,
-}];
+pub(super) static TOPICS: &[Topic] = &[
+    Topic {
+        name: "mmap",
+        title: "mmap placement and VMA merge/split",
+        run: mmap,
+    },
+    Topic {
+        name: "brk",
+        title: "the heap: start_brk, brk growing and shrinking",
+        run: brk,
+    },
+    Topic {
+        name: "demand-zero",
+        title: "demand paging of anonymous memory and the zero page",
+        run: demand_zero,
+    },
+    Topic {
+        name: "cow",
+        title: "copy-on-write after fork",
+        run: cow,
+    },
+];
+
+/// 4 KiB, the x86-64 base page.
+const PAGE: u64 = 4096;
+
+/// Boots a small machine for one topic (64 MiB, one CPU, so every topic's
+/// numbers are the same on every host).
+fn boot() -> Result<Machine, String> {
+    Machine::boot(MachineConfig {
+        ram: 64 << 20,
+        cpus: 1,
+        ..Default::default()
+    })
+    .map_err(|e| format!("boot: {e}"))
+}
+
+/// /proc/PID/maps of `pid`, with a file's host device, inode and
+/// directory left out (they differ between hosts; the file's name stays)
+/// and the trailing padding trimmed, so the output is the same everywhere.
+fn maps(m: &mut Machine, pid: u32) -> Result<String, String> {
+    let text = m.proc_pid(pid, "maps")?;
+    let mut out = String::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let line = match f.as_slice() {
+            [range, perms, off, _dev, _ino, name] if name.starts_with('/') => {
+                let base = name.rsplit('/').next().unwrap_or(name);
+                format!("{range} {perms} {off} {base}")
+            }
+            [range, perms, off, _dev, _ino, name] => format!("{range} {perms} {off} {name}"),
+            [range, perms, off, ..] => format!("{range} {perms} {off}"),
+            _ => l.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The number of VMAs of `pid` (`mm->map_count`).
+fn map_count(m: &Machine, pid: u32) -> Result<usize, String> {
+    Ok(process(m, pid)?.mm.map_count())
+}
+
+/// The process `pid`, or an error naming it.
+fn process(m: &Machine, pid: u32) -> Result<&machine::process::Process, String> {
+    m.process(pid).ok_or_else(|| format!("no process {pid}"))
+}
+
+/// An anonymous private read-write mmap of `pages` pages, placed by the
+/// kernel.
+fn mmap_anon(m: &mut Machine, pid: u32, pages: u64) -> Result<u64, String> {
+    m.sys_mmap(
+        pid,
+        0,
+        pages * PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+        None,
+        0,
+    )
+    .map_err(|e| format!("mmap: {e}"))
+}
+
+/// The last-level page-table entry of `pid` at `va`, as a line a student
+/// can read: `none`, or the frame and the bits that matter here.
+fn pte_line(m: &Machine, pid: u32, va: u64) -> Result<String, String> {
+    let p = process(m, pid)?;
+    Ok(match p.pt.lookup(VirtAddr(va)) {
+        Some((pte, 1)) if pte.present() => format!(
+            "pte {va:#x}: pfn {:#x} present {} {} {}",
+            pte.pfn().0,
+            if pte.writable() { "RW" } else { "RO" },
+            if pte.accessed() { "A" } else { "-" },
+            if pte.dirty() { "D" } else { "-" },
+        ),
+        Some((pte, 1)) if !pte.is_none() => format!("pte {va:#x}: {:#018x} not present", pte.raw()),
+        _ => format!("pte {va:#x}: none"),
+    })
+}
+
+/// The frame mapped at `va` in `pid`, if any.
+fn pfn_at(m: &Machine, pid: u32, va: u64) -> Result<Option<u64>, String> {
+    let p = process(m, pid)?;
+    Ok(match p.pt.lookup(VirtAddr(va)) {
+        Some((pte, 1)) if pte.present() => Some(pte.pfn().0),
+        _ => None,
+    })
+}
+
+/// `page_mapcount` of the frame `pfn`.
+fn mapcount(m: &Machine, pfn: u64) -> i32 {
+    m.pa.page(mm::types::Pfn(pfn)).map_or(0, |p| p.mapcount())
+}
+
+/// `pid`'s resident pages and minor/major fault counts.
+fn rss_faults(m: &Machine, pid: u32) -> Result<(u64, u64, u64), String> {
+    let p = process(m, pid)?;
+    Ok((p.mm.rss_pages(), p.flt.minor, p.flt.major))
+}
+
+/// Spawns a process with an empty address space.
+fn spawn(m: &mut Machine, comm: &str) -> Result<u32, String> {
+    m.spawn(comm).map_err(|e| format!("spawn: {e}"))
+}
 
 fn mmap(t: &mut Tour) -> Result<(), String> {
-    t.say("placeholder");
+    let mut m = boot()?;
+    let pid = spawn(&mut m, "tour")?;
+    let base = process(&m, pid)?.mm.mmap_base;
+    t.say(
+        "A fresh process with an empty address space: mmap places mappings\n\
+         top-down below mmap_base (the stack's reserved gap lies above it),\n\
+         and neighbouring VMAs with the same flags merge into one.",
+    );
+    t.step("mmap 4 anonymous pages, address chosen by the kernel");
+    t.state("before", &format!("mmap_base {base:#x}, no VMAs"));
+    let a = mmap_anon(&mut m, pid, 4)?;
+    t.state("after", &maps(&mut m, pid)?);
+    t.explain(
+        "the mapping ends exactly at mmap_base: the highest gap that fits",
+        "mm/mmap.c arch_get_unmapped_area_topdown → vm_unmapped_area (top-down); \
+         mmap_base = TASK_SIZE - gap (RLIMIT_STACK + guard) - random offset (0, ASLR off)",
+    );
+    t.checkpoint("mmap_base", format!("{base:#x}"));
+    t.checkpoint("first mmap", format!("{a:#x}"));
+
+    t.step("mmap 4 more pages: placed just below, and merged");
+    let b = mmap_anon(&mut m, pid, 4)?;
+    t.state("after", &maps(&mut m, pid)?);
+    t.explain(
+        "the new range ends where the first begins, so one VMA covers both",
+        "mm/vma.c vma_merge_new_range: an anonymous VMA adjacent to one with the same \
+         flags, file and anon_vma is expanded instead of a new one created",
+    );
+    t.checkpoint("second mmap", format!("{b:#x}"));
+    t.checkpoint("VMAs after second mmap", map_count(&m, pid)?);
+
+    t.step("mprotect the middle 2 pages read-only: one VMA splits into three");
+    let mid = b + 3 * PAGE;
+    m.sys_mprotect(pid, mid, 2 * PAGE, PROT_READ)
+        .map_err(|e| format!("mprotect: {e}"))?;
+    t.state("after", &maps(&mut m, pid)?);
+    t.explain(
+        "pages with different protections cannot share a VMA: rw-p, r--p, rw-p",
+        "mm/mprotect.c mprotect_fixup → vma_modify_flags → split_vma at both ends \
+         (__split_vma), since vm_flags are per VMA",
+    );
+    t.checkpoint("VMAs after mprotect", map_count(&m, pid)?);
+
+    t.step("mprotect them back: the three merge again");
+    m.sys_mprotect(pid, mid, 2 * PAGE, PROT_READ | PROT_WRITE)
+        .map_err(|e| format!("mprotect: {e}"))?;
+    t.state("after", &maps(&mut m, pid)?);
+    t.explain(
+        "with equal flags again the neighbours merge back into one VMA",
+        "mm/vma.c vma_merge_existing_range: a modified range merges with both \
+         neighbours when flags, anon_vma and policy match",
+    );
+    t.checkpoint("VMAs after mprotect back", map_count(&m, pid)?);
+
+    t.step("munmap the middle 2 pages: a hole splits the VMA in two");
+    m.sys_munmap(pid, mid, 2 * PAGE)
+        .map_err(|e| format!("munmap: {e}"))?;
+    t.state("after", &maps(&mut m, pid)?);
+    t.explain(
+        "the range is removed and what is left on each side is a VMA of its own",
+        "mm/vma.c do_vmi_align_munmap: split at start and end, detach the middle, \
+         unmap its pages and free its page tables",
+    );
+    t.checkpoint("VMAs after munmap", map_count(&m, pid)?);
+    Ok(())
+}
+
+fn brk(t: &mut Tour) -> Result<(), String> {
+    let mut m = boot()?;
+    let pid = spawn(&mut m, "tour")?;
+    let bin = "tests/fixtures/bin/mmap_basic-static";
+    let path = fixture(bin)?;
+    m.exec(pid, &path, &["mmap_basic".to_string()], &[])
+        .map_err(|e| format!("exec {bin}: {e}"))?;
+    let heap_lines = |m: &mut Machine| -> Result<String, String> {
+        let s = maps(m, pid)?;
+        Ok(s.lines()
+            .filter(|l| l.starts_with("00"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    };
+    let (start_brk, end_data) = {
+        let mm = &process(&m, pid)?.mm;
+        (mm.start_brk, mm.end_data)
+    };
+    t.say(
+        "The heap is one anonymous VMA from start_brk up to brk, right above\n\
+         the program's bss. brk(2) moves its end; malloc builds on it.",
+    );
+    t.step("exec a static binary: start_brk is set, the heap is empty");
+    t.state("after exec", &heap_lines(&mut m)?);
+    t.explain(
+        &format!("start_brk = {start_brk:#x}, the page-aligned end of bss (the anonymous VMA below it); no [heap] yet"),
+        "fs/binfmt_elf.c load_elf_binary: mm->start_brk = mm->brk = ELF_PAGEALIGN(elf_brk); \
+         arch_randomize_brk only when randomize_va_space is 2 (off here)",
+    );
+    t.checkpoint("end_data", format!("{end_data:#x}"));
+    t.checkpoint("start_brk", format!("{start_brk:#x}"));
+
+    t.step("brk(start_brk + 3 pages): the heap VMA appears");
+    let r = m
+        .sys_brk(pid, start_brk + 3 * PAGE)
+        .map_err(|e| format!("brk: {e}"))?;
+    t.state("after", &heap_lines(&mut m)?);
+    t.explain(
+        "brk returns the new break and a 3-page [heap] VMA covers it",
+        "mm/mmap.c SYSCALL_DEFINE1(brk) → do_brk_flags: an anonymous VMA (or the old one \
+         expanded) from the old page-aligned brk to the new one",
+    );
+    t.checkpoint("brk after grow", format!("{r:#x}"));
+
+    t.step("brk(start_brk + 1 page): the heap shrinks");
+    let r = m
+        .sys_brk(pid, start_brk + PAGE)
+        .map_err(|e| format!("brk: {e}"))?;
+    t.state("after", &heap_lines(&mut m)?);
+    t.explain(
+        "the top two pages are unmapped; the VMA now ends one page above start_brk",
+        "mm/mmap.c brk: a lower brk is do_vmi_align_munmap of [newbrk, oldbrk)",
+    );
+    t.checkpoint("brk after shrink", format!("{r:#x}"));
+
+    t.step("a mapping just above the heap, then a brk that would overlap it");
+    let fixed = start_brk + 4 * PAGE;
+    m.sys_mmap(
+        pid,
+        fixed,
+        PAGE,
+        PROT_READ,
+        MAP_PRIVATE | MAP_ANONYMOUS | machine::exec::MAP_FIXED,
+        None,
+        0,
+    )
+    .map_err(|e| format!("mmap: {e}"))?;
+    let r = m
+        .sys_brk(pid, start_brk + 8 * PAGE)
+        .map_err(|e| format!("brk: {e}"))?;
+    t.state("after", &heap_lines(&mut m)?);
+    t.explain(
+        "brk is refused: it returns the old break, the heap is unchanged",
+        "mm/mmap.c brk: the new range must leave stack_guard_gap below the next VMA \
+         (find_vma_intersection with the gap); on failure brk returns mm->brk",
+    );
+    t.checkpoint("brk refused returns", format!("{r:#x}"));
+    Ok(())
+}
+
+/// The path of a repository fixture, from the crate's directory or the
+/// repository's (the binary runs from either).
+fn fixture(rel: &str) -> Result<String, String> {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    if here.exists() {
+        return Ok(here.to_string_lossy().into_owned());
+    }
+    Err(format!("fixture {rel} not found"))
+}
+
+fn demand_zero(t: &mut Tour) -> Result<(), String> {
+    let mut m = boot()?;
+    let pid = spawn(&mut m, "tour")?;
+    t.say(
+        "Anonymous memory is allocated when it is touched, not when it is\n\
+         mapped: a read maps the shared zero page, a write a fresh zeroed page.",
+    );
+    t.step("mmap 2 anonymous pages");
+    let a = mmap_anon(&mut m, pid, 2)?;
+    let (rss, minor, _) = rss_faults(&m, pid)?;
+    t.state(
+        "after",
+        &format!(
+            "{}\n{}",
+            maps(&mut m, pid)?.trim_end(),
+            pte_line(&m, pid, a)?
+        ),
+    );
+    t.explain(
+        "a VMA exists but no page-table entry: nothing is resident",
+        "mm/mmap.c mmap_region only records the VMA; pages come at fault time \
+         (mm/memory.c handle_mm_fault)",
+    );
+    t.checkpoint("rss after mmap", rss);
+    t.checkpoint("minor faults after mmap", minor);
+
+    t.step("read the first page");
+    m.touch(pid, a, 1, Access::Read)
+        .map_err(|e| e.to_string())?;
+    let (rss, minor, _) = rss_faults(&m, pid)?;
+    let zero = m.tasks.zero_pfn.map_or(0, |p| p.0);
+    t.state("after", &pte_line(&m, pid, a)?);
+    t.explain(
+        "a minor fault maps the zero page read-only; RSS does not count it",
+        "mm/memory.c do_anonymous_page: a read fault without FAULT_FLAG_WRITE maps \
+         my_zero_pfn with pte_mkspecial, no page allocated and no rss counter touched",
+    );
+    t.checkpoint("zero page pfn", format!("{zero:#x}"));
+    t.checkpoint(
+        "pfn after read",
+        format!("{:#x}", pfn_at(&m, pid, a)?.unwrap_or(0)),
+    );
+    t.checkpoint("rss after read", rss);
+    t.checkpoint("minor faults after read", minor);
+
+    t.step("write the first page");
+    m.store(pid, a, b"hi").map_err(|e| e.to_string())?;
+    let (rss, minor, _) = rss_faults(&m, pid)?;
+    t.state("after", &pte_line(&m, pid, a)?);
+    t.explain(
+        "a write-protect fault on the zero page: a new zeroed frame, mapped writable",
+        "mm/memory.c do_wp_page → wp_page_copy: the zero page is never written, so a write \
+         allocates a zeroed page (vma_alloc_zeroed_movable_folio) and MM_ANONPAGES +1",
+    );
+    t.checkpoint("rss after write", rss);
+    t.checkpoint("minor faults after write", minor);
+
+    t.step("write the second page, never read before");
+    m.store(pid, a + PAGE, b"hi").map_err(|e| e.to_string())?;
+    let (rss, minor, major) = rss_faults(&m, pid)?;
+    t.state(
+        "after",
+        &format!(
+            "{}\n{}",
+            pte_line(&m, pid, a)?,
+            pte_line(&m, pid, a + PAGE)?
+        ),
+    );
+    t.explain(
+        "one fault allocates and maps the zeroed page directly, writable and dirty",
+        "mm/memory.c do_anonymous_page with FAULT_FLAG_WRITE: folio allocated zeroed, \
+         pte made writable and dirty (maybe_mkwrite(pte_mkdirty))",
+    );
+    t.checkpoint("rss after second write", rss);
+    t.checkpoint("minor faults after second write", minor);
+    t.checkpoint("major faults", major);
+    Ok(())
+}
+
+fn cow(t: &mut Tour) -> Result<(), String> {
+    let mut m = boot()?;
+    let parent = spawn(&mut m, "parent")?;
+    t.say(
+        "fork copies the page tables, not the pages: private pages become\n\
+         read-only in both processes and are copied on the first write.",
+    );
+    t.step("the parent writes a page, then forks");
+    let a = mmap_anon(&mut m, parent, 1)?;
+    m.store(parent, a, b"parent data")
+        .map_err(|e| e.to_string())?;
+    let before = pte_line(&m, parent, a)?;
+    let child = m.fork(parent).map_err(|e| format!("fork: {e}"))?;
+    let pfn = pfn_at(&m, parent, a)?.ok_or("parent page not mapped")?;
+    t.state("before fork", &format!("parent {before}"));
+    t.state(
+        "after fork",
+        &format!(
+            "parent {}\nchild  {}",
+            pte_line(&m, parent, a)?,
+            pte_line(&m, child, a)?
+        ),
+    );
+    t.explain(
+        "both ptes map the same frame, now read-only; its mapcount is 2",
+        "mm/memory.c copy_present_pte: a private writable pte is write-protected in parent \
+         and child (ptep_set_wrprotect) and the folio's mapcount raised (folio_dup_file_rmap / anon)",
+    );
+    t.checkpoint("shared pfn", format!("{pfn:#x}"));
+    t.checkpoint(
+        "child pfn after fork",
+        format!("{:#x}", pfn_at(&m, child, a)?.unwrap_or(0)),
+    );
+    t.checkpoint("mapcount after fork", mapcount(&m, pfn));
+
+    t.step("the child writes: the page is copied");
+    m.store(child, a, b"child!").map_err(|e| e.to_string())?;
+    let cpfn = pfn_at(&m, child, a)?.ok_or("child page not mapped")?;
+    let data = m.load(child, a, 11).map_err(|e| e.to_string())?;
+    t.state(
+        "after",
+        &format!(
+            "parent {}\nchild  {}",
+            pte_line(&m, parent, a)?,
+            pte_line(&m, child, a)?
+        ),
+    );
+    t.explain(
+        "the child gets a new frame with the old contents, then its write lands there",
+        "mm/memory.c do_wp_page → wp_page_copy: a shared anonymous page (mapcount > 1) \
+         cannot be reused, so it is copied and the old one's mapcount drops",
+    );
+    t.checkpoint("child pfn after write", format!("{cpfn:#x}"));
+    t.checkpoint("child reads", String::from_utf8_lossy(&data));
+    t.checkpoint("old frame mapcount", mapcount(&m, pfn));
+    t.checkpoint("new frame mapcount", mapcount(&m, cpfn));
+
+    t.step("the parent writes: its page is reused, not copied");
+    let minor = rss_faults(&m, parent)?.1;
+    m.store(parent, a, b"PARENT").map_err(|e| e.to_string())?;
+    let ppfn = pfn_at(&m, parent, a)?.ok_or("parent page not mapped")?;
+    let data = m.load(parent, a, 11).map_err(|e| e.to_string())?;
+    t.state("after", &format!("parent {}", pte_line(&m, parent, a)?));
+    t.explain(
+        "a write fault, but the parent is the page's only user: the pte is made writable",
+        "mm/memory.c do_wp_page → wp_can_reuse_anon_folio: an exclusive anonymous folio \
+         (refcount 1) is reused in place (wp_page_reuse), no copy",
+    );
+    t.checkpoint("parent pfn after write", format!("{ppfn:#x}"));
+    t.checkpoint("parent reads", String::from_utf8_lossy(&data));
+    t.checkpoint("parent write faults", rss_faults(&m, parent)?.1 - minor);
     Ok(())
 }
