@@ -166,3 +166,51 @@ fn cow_copies_for_the_child_and_reuses_for_the_parent() {
     assert_eq!(cp(&t, "parent reads"), "PARENT data");
     assert_eq!(cp(&t, "parent write faults"), "1");
 }
+
+#[test]
+fn exec_maps_segments_bss_and_builds_the_stack() {
+    let elf = static_binary();
+    let loads = pt_loads(&elf);
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().expect("8 bytes"));
+    let e_entry = u64_at(0x18);
+    let e_phoff = u64_at(0x20);
+    let e_phnum = u16::from_le_bytes([elf[0x38], elf[0x39]]);
+    let t = run("exec");
+    assert_eq!(cp(&t, "PT_LOAD segments"), loads.len().to_string());
+    assert_eq!(cp(&t, "entry"), hex(e_entry));
+    // Each PT_LOAD covers pages of its own here: one file VMA each.
+    assert_eq!(cp(&t, "file VMAs"), loads.len().to_string());
+    // The bss: [page end of the file part, page end of memsz), anonymous.
+    let &(_, vaddr, filesz, memsz, _) = loads.last().expect("a PT_LOAD");
+    let up = |v: u64| v.div_ceil(PAGE) * PAGE;
+    assert_eq!(
+        cp(&t, "bss VMA"),
+        format!("{}-{}", hex(up(vaddr + filesz)), hex(up(vaddr + memsz)))
+    );
+    assert_eq!(cp(&t, "bss tail zero"), "true");
+    assert_eq!(cp(&t, "argc"), "2");
+    assert_eq!(cp(&t, "argv"), "mmap_basic hi");
+    assert_eq!(cp(&t, "envp[0]"), "LANG=C");
+    // AT_PHDR: the program headers sit in the first segment (file offset
+    // 0 mapped at its p_vaddr), so at its p_vaddr + e_phoff.
+    let (off0, vaddr0, ..) = loads[0];
+    assert_eq!(off0, 0);
+    assert_eq!(cp(&t, "AT_PHDR"), hex(vaddr0 + e_phoff));
+    assert_eq!(cp(&t, "AT_PHNUM"), e_phnum.to_string());
+    assert_eq!(cp(&t, "AT_ENTRY"), hex(e_entry));
+    assert_eq!(cp(&t, "AT_RANDOM above sp"), "true");
+}
+
+#[test]
+fn oom_kills_the_highest_badness_and_the_machine_goes_on() {
+    let t = run("oom");
+    let score = |n: &str| cp(&t, n).parse::<u64>().expect("a number");
+    // oom_score_adj 1000 adds totalpages to small's badness, more than
+    // big's whole RSS.
+    assert!(score("oom_score small") > score("oom_score big"));
+    assert_eq!(cp(&t, "rss small"), (4 << 20 >> 12).to_string());
+    assert_eq!(cp(&t, "killed line"), "true");
+    assert_eq!(cp(&t, "small alive"), "false");
+    assert_eq!(cp(&t, "big's access"), "ok");
+    assert_eq!(cp(&t, "init store ok"), "true");
+}

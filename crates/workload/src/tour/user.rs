@@ -1,5 +1,6 @@
 //! Tour topics of address spaces: mmap placement and VMA merge/split, brk,
-//! demand-zero and the zero page, copy-on-write after fork.
+//! exec of a real ELF, demand-zero and the zero page, copy-on-write after
+//! fork, the OOM killer.
 
 use machine::config::MachineConfig;
 use machine::exec::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
@@ -22,6 +23,11 @@ pub(super) static TOPICS: &[Topic] = &[
         run: brk,
     },
     Topic {
+        name: "exec",
+        title: "exec of a static ELF: segments, bss, the initial stack",
+        run: exec,
+    },
+    Topic {
         name: "demand-zero",
         title: "demand paging of anonymous memory and the zero page",
         run: demand_zero,
@@ -30,6 +36,11 @@ pub(super) static TOPICS: &[Topic] = &[
         name: "cow",
         title: "copy-on-write after fork",
         run: cow,
+    },
+    Topic {
+        name: "oom",
+        title: "the OOM killer: badness, the victim, memory freed",
+        run: oom,
     },
 ];
 
@@ -208,7 +219,7 @@ fn mmap(t: &mut Tour) -> Result<(), String> {
 fn brk(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let pid = spawn(&mut m, "tour")?;
-    let bin = "tests/fixtures/bin/mmap_basic-static";
+    let bin = STATIC_BIN;
     let path = fixture(bin)?;
     m.exec(pid, &path, &["mmap_basic".to_string()], &[])
         .map_err(|e| format!("exec {bin}: {e}"))?;
@@ -447,5 +458,270 @@ fn cow(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("parent pfn after write", format!("{ppfn:#x}"));
     t.checkpoint("parent reads", String::from_utf8_lossy(&data));
     t.checkpoint("parent write faults", rss_faults(&m, parent)?.1 - minor);
+    Ok(())
+}
+
+/// The static test binary the brk and exec topics run (its sha256 is
+/// checked by the tests).
+const STATIC_BIN: &str = "tests/fixtures/bin/mmap_basic-static";
+
+/// An ELF segment's `p_flags` as `r-x`.
+fn seg_perms(flags: u32) -> String {
+    let bit = |b: u32, c: char| if flags & b != 0 { c } else { '-' };
+    [bit(4, 'r'), bit(2, 'w'), bit(1, 'x')].iter().collect()
+}
+
+fn exec(t: &mut Tour) -> Result<(), String> {
+    use machine::exec::elf;
+    use machine::exec::stack::{AT_ENTRY, AT_PHDR, AT_PHNUM, AT_RANDOM};
+    let mut m = boot()?;
+    let pid = spawn(&mut m, "tour")?;
+    let path = fixture(STATIC_BIN)?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
+    let ehdr = elf::parse_ehdr(&bytes).ok_or("not an ELF file")?;
+    let file = machine::hostfs::HostFile::open(&path).map_err(|e| format!("{path}: {e}"))?;
+    let loads: Vec<elf::Phdr> = elf::load_elf_phdrs(&ehdr, &file)
+        .ok_or("bad program headers")?
+        .into_iter()
+        .filter(|p| p.p_type == 1)
+        .collect();
+    t.say(
+        "exec replaces the address space with the program's: each PT_LOAD\n\
+         segment of the file becomes a VMA, the bss is zero-filled, and the\n\
+         stack gets argc, argv, envp and the auxiliary vector.",
+    );
+    t.step("the program's PT_LOAD segments, read from the file");
+    let mut table = String::from("offset   vaddr    filesz   memsz    flags\n");
+    for p in &loads {
+        table.push_str(&format!(
+            "{:06x}   {:06x}   {:06x}   {:06x}   {}\n",
+            p.p_offset,
+            p.p_vaddr,
+            p.p_filesz,
+            p.p_memsz,
+            seg_perms(p.p_flags)
+        ));
+    }
+    t.state("mmap_basic-static", &table);
+    t.explain(
+        &format!(
+            "{} loadable segments, entry {:#x}; the last has memsz > filesz: the bss",
+            loads.len(),
+            ehdr.e_entry
+        ),
+        "ELF gABI: PT_LOAD maps [p_offset, +p_filesz) at p_vaddr and zero-fills up to p_memsz",
+    );
+    t.checkpoint("PT_LOAD segments", loads.len());
+    t.checkpoint("entry", format!("{:#x}", ehdr.e_entry));
+
+    t.step("exec: the segments become VMAs");
+    let r = m
+        .exec(
+            pid,
+            &path,
+            &["mmap_basic".to_string(), "hi".to_string()],
+            &["LANG=C".to_string()],
+        )
+        .map_err(|e| format!("exec: {e}"))?;
+    let text = maps(&mut m, pid)?;
+    t.state("after", &text);
+    let file_vmas = text.lines().filter(|l| l.contains("mmap_basic")).count();
+    t.explain(
+        "each PT_LOAD becomes a file VMA over its pages, the bss an anonymous one; stack and vdso at the top",
+        "fs/binfmt_elf.c load_elf_binary → elf_load → vm_mmap(MAP_PRIVATE|MAP_FIXED) per \
+         PT_LOAD, prot from p_flags (make_prot); setup_arg_pages places the stack",
+    );
+    t.checkpoint("file VMAs", file_vmas);
+
+    t.step("the bss: the file page's tail is zeroed, the rest is anonymous");
+    let last = loads.last().ok_or("no PT_LOAD")?;
+    let file_end = last.p_vaddr + last.p_filesz;
+    let page_end = file_end.next_multiple_of(PAGE);
+    let mem_end = last.p_vaddr + last.p_memsz;
+    let tail = m
+        .read_user(pid, file_end, 16)
+        .map_err(|e| format!("read bss: {e}"))?;
+    let bss_vma = process(&m, pid)?
+        .mm
+        .vma_lookup(VirtAddr(page_end))
+        .map(|v| (v.start.0, v.end.0, v.is_anonymous()));
+    t.state(
+        "bss",
+        &format!(
+            "file data ends {file_end:#x}, its page ends {page_end:#x}, memsz ends {mem_end:#x}\n\
+             16 bytes at {file_end:#x}: {}\n\
+             VMA at {page_end:#x}: {}",
+            tail.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            bss_vma.map_or("none".into(), |(s, e, a)| format!(
+                "{s:#x}-{e:#x} {}",
+                if a { "anonymous" } else { "file" }
+            ))
+        ),
+    );
+    t.explain(
+        "the bytes past filesz in the last file page read as zero; the bss beyond it is anonymous",
+        "fs/binfmt_elf.c elf_load: padzero clears the file page's tail, then vm_brk_flags maps \
+         [page end, memsz end) anonymous (zero-filled on demand)",
+    );
+    t.checkpoint("bss tail zero", tail.iter().all(|&b| b == 0));
+    t.checkpoint(
+        "bss VMA",
+        bss_vma.map_or("none".into(), |(s, e, _)| format!("{s:#x}-{e:#x}")),
+    );
+
+    t.step("the initial stack: argc, argv, envp, auxv");
+    let sp = r.start_stack.0;
+    let words = m
+        .read_user(pid, sp, 6 * 8)
+        .map_err(|e| format!("read stack: {e}"))?;
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&words[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let cstr = |m: &mut Machine, va: u64| -> Result<String, String> {
+        let b = m.read_user(pid, va, 32).map_err(|e| format!("read: {e}"))?;
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+    };
+    let argc = word(0);
+    let argv0 = cstr(&mut m, word(1))?;
+    let argv1 = cstr(&mut m, word(2))?;
+    let env0 = cstr(&mut m, word(4))?;
+    let aux = |k: u64| r.auxv.iter().find(|(t, _)| *t == k).map_or(0, |(_, v)| *v);
+    t.state(
+        "stack",
+        &format!(
+            "sp {sp:#x}: argc {argc}\n\
+             argv[0] {:#x} \"{argv0}\", argv[1] {:#x} \"{argv1}\", argv[2] NULL\n\
+             envp[0] {:#x} \"{env0}\", envp[1] NULL\n\
+             auxv: AT_PHDR {:#x}  AT_PHNUM {}  AT_ENTRY {:#x}  AT_RANDOM {:#x}",
+            word(1),
+            word(2),
+            word(4),
+            aux(AT_PHDR),
+            aux(AT_PHNUM),
+            aux(AT_ENTRY),
+            aux(AT_RANDOM),
+        ),
+    );
+    t.explain(
+        "sp points at argc, then the argv and envp pointer arrays, then the auxv pairs",
+        "fs/binfmt_elf.c create_elf_tables: AT_PHDR = load address of the program headers, \
+         AT_ENTRY = e_entry, AT_RANDOM = 16 random bytes copied high on the stack",
+    );
+    t.checkpoint("argc", argc);
+    t.checkpoint("argv", format!("{argv0} {argv1}"));
+    t.checkpoint("envp[0]", env0);
+    t.checkpoint("AT_PHDR", format!("{:#x}", aux(AT_PHDR)));
+    t.checkpoint("AT_PHNUM", aux(AT_PHNUM));
+    t.checkpoint("AT_ENTRY", format!("{:#x}", aux(AT_ENTRY)));
+    t.checkpoint("AT_RANDOM above sp", aux(AT_RANDOM) > sp);
+    Ok(())
+}
+
+fn oom(t: &mut Tour) -> Result<(), String> {
+    const MIB: u64 = 1 << 20;
+    let mut m = boot()?;
+    let init = spawn(&mut m, "init")?;
+    let a = spawn(&mut m, "big")?;
+    let b = spawn(&mut m, "small")?;
+    t.say(
+        "With no swap, anonymous memory cannot be reclaimed. When an allocation\n\
+         fails even after reclaim, the OOM killer picks the task with the\n\
+         highest badness and kills it, freeing its memory at once.",
+    );
+    t.step("two tasks fill memory: big 24 MiB, small 4 MiB with oom_score_adj 1000");
+    let va = mmap_anon(&mut m, a, 24 * MIB / PAGE)?;
+    m.touch(a, va, 24 * MIB, Access::Write)
+        .map_err(|e| e.to_string())?;
+    let vb = mmap_anon(&mut m, b, MIB / PAGE * 4)?;
+    m.touch(b, vb, 4 * MIB, Access::Write)
+        .map_err(|e| e.to_string())?;
+    m.set_oom_score_adj(b, 1000)
+        .map_err(|e| format!("oom_score_adj: {e}"))?;
+    let score = |m: &mut Machine, pid: u32| -> Result<String, String> {
+        Ok(m.proc_pid(pid, "oom_score")?.trim().to_string())
+    };
+    let (sa, sb, si) = (score(&mut m, a)?, score(&mut m, b)?, score(&mut m, init)?);
+    let rss = |m: &Machine, pid: u32| process(m, pid).map(|p| p.mm.rss_pages());
+    t.state(
+        "after",
+        &format!(
+            "pid  comm   rss(pages) oom_score_adj /proc/PID/oom_score\n\
+             {init:>3}  init   {:>10} {:>13} {si:>19}\n\
+             {a:>3}  big    {:>10} {:>13} {sa:>19}\n\
+             {b:>3}  small  {:>10} {:>13} {sb:>19}",
+            rss(&m, init)?,
+            0,
+            rss(&m, a)?,
+            0,
+            rss(&m, b)?,
+            1000
+        ),
+    );
+    t.explain(
+        "small scores higher than big: adj 1000 adds all of memory to its badness",
+        "mm/oom_kill.c oom_badness: rss + swap entries + page-table pages + \
+         oom_score_adj * totalpages / 1000; fs/proc/base.c proc_oom_score scales it by totalpages",
+    );
+    t.checkpoint("oom_score big", &sa);
+    t.checkpoint("oom_score small", &sb);
+    t.checkpoint("rss small", rss(&m, b)?);
+
+    t.step("big touches more than is free: reclaim fails, the OOM killer runs");
+    let free0 = m.pa.nr_free_pages();
+    let more = (free0 + 128) * PAGE;
+    let vmore = mmap_anon(&mut m, a, more / PAGE)?;
+    let r = m.touch(a, vmore, more, Access::Write);
+    let log = m.dmesg();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("invoked oom-killer") || l.contains("Out of memory"))
+        .collect();
+    t.state(
+        "dmesg",
+        &format!(
+            "free pages before: {free0}, big asks for {}\n{}",
+            more / PAGE,
+            lines.join("\n")
+        ),
+    );
+    t.explain(
+        "small is chosen (highest badness) and killed; big's fault is retried and succeeds",
+        "mm/oom_kill.c out_of_memory → select_bad_process → oom_kill_process; \
+         the victim's memory is freed by the exit path (and the oom reaper in Linux)",
+    );
+    t.checkpoint(
+        "big's access",
+        r.map_or_else(|e| e.to_string(), |_| "ok".into()),
+    );
+    t.checkpoint("small alive", m.process(b).is_some());
+    t.checkpoint(
+        "killed line",
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("Killed process {b} (small)"))),
+    );
+
+    t.step("the machine keeps working");
+    let vc = mmap_anon(&mut m, init, 1)?;
+    let ok = m.store(init, vc, b"still here").is_ok();
+    let back = m.load(init, vc, 10).map_err(|e| e.to_string())?;
+    t.state(
+        "after",
+        &format!(
+            "init writes and reads back: {:?}",
+            String::from_utf8_lossy(&back)
+        ),
+    );
+    t.explain(
+        "init, never a candidate, still allocates: the kill freed memory",
+        "mm/oom_kill.c oom_unkillable_task: init (pid 1) and kernel threads are never chosen",
+    );
+    t.checkpoint("init store ok", ok);
     Ok(())
 }
