@@ -214,3 +214,25 @@ fn oom_kills_the_highest_badness_and_the_machine_goes_on() {
     assert_eq!(cp(&t, "big's access"), "ok");
     assert_eq!(cp(&t, "init store ok"), "true");
 }
+
+#[test]
+fn filefault_reads_around_then_hits_the_cache() {
+    let t = run("filefault");
+    assert_eq!(cp(&t, "rss after mmap"), "0");
+    // The first fault does I/O: major, and only the faulting page mapped.
+    assert_eq!(cp(&t, "major faults first"), "1");
+    assert_eq!(cp(&t, "minor faults first"), "0");
+    assert_eq!(cp(&t, "rss first"), "1");
+    // Read-around reads ra_pages = VM_READAHEAD_PAGES (128 KiB) = 32
+    // pages (include/linux/mm.h), all inside the 64-page mapping.
+    assert_eq!(
+        cp(&t, "cached pages of range"),
+        (128 * 1024 / PAGE).to_string()
+    );
+    // The second process: no I/O, one minor fault, and fault-around maps
+    // fault_around_bytes (64 KiB, mm/memory.c) = 16 pages.
+    assert_eq!(cp(&t, "major faults second"), "0");
+    assert_eq!(cp(&t, "minor faults second"), "1");
+    assert_eq!(cp(&t, "rss second"), (64 * 1024 / PAGE).to_string());
+    assert_eq!(cp(&t, "same frame"), "true");
+}

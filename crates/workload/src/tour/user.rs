@@ -1,6 +1,6 @@
 //! Tour topics of address spaces: mmap placement and VMA merge/split, brk,
 //! exec of a real ELF, demand-zero and the zero page, copy-on-write after
-//! fork, the OOM killer.
+//! fork, file faults and the page cache, the OOM killer.
 
 use machine::config::MachineConfig;
 use machine::exec::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
@@ -31,6 +31,11 @@ pub(super) static TOPICS: &[Topic] = &[
         name: "demand-zero",
         title: "demand paging of anonymous memory and the zero page",
         run: demand_zero,
+    },
+    Topic {
+        name: "filefault",
+        title: "file faults, fault-around and the page cache",
+        run: filefault,
     },
     Topic {
         name: "cow",
@@ -723,5 +728,92 @@ fn oom(t: &mut Tour) -> Result<(), String> {
         "mm/oom_kill.c oom_unkillable_task: init (pid 1) and kernel threads are never chosen",
     );
     t.checkpoint("init store ok", ok);
+    Ok(())
+}
+
+/// The meminfo lines about the page cache.
+fn meminfo_cache(m: &Machine) -> Result<String, String> {
+    Ok(m.proc("meminfo")?
+        .lines()
+        .filter(|l| l.starts_with("Cached:") || l.starts_with("Mapped:"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn filefault(t: &mut Tour) -> Result<(), String> {
+    let mut m = boot()?;
+    let path = fixture(STATIC_BIN)?;
+    let map_file = |m: &mut Machine, pid: u32| -> Result<u64, String> {
+        let f = machine::hostfs::HostFile::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        m.sys_mmap(pid, 0, 64 * PAGE, PROT_READ, MAP_PRIVATE, Some(f), 0)
+            .map_err(|e| format!("mmap: {e}"))
+    };
+    let p1 = spawn(&mut m, "first")?;
+    let p2 = spawn(&mut m, "second")?;
+    t.say(
+        "A file mapping is filled from the page cache. The first fault reads\n\
+         the page from the file (a major fault) and maps its cached neighbours\n\
+         too; another process mapping the same file finds it cached.",
+    );
+    t.step("the first process maps 64 pages of a file, nothing is read");
+    let a = map_file(&mut m, p1)?;
+    let cached0 = meminfo_cache(&m)?;
+    t.state("after", &cached0);
+    t.explain(
+        "mmap of a file only creates the VMA; no page is read yet",
+        "mm/mmap.c mmap_region → the file's mmap method (generic_file_mmap) sets vm_ops; \
+         pages come at fault time (filemap_fault)",
+    );
+    t.checkpoint("rss after mmap", rss_faults(&m, p1)?.0);
+
+    t.step("it reads page 20: a major fault and read-around");
+    m.touch(p1, a + 20 * PAGE, 1, Access::Read)
+        .map_err(|e| e.to_string())?;
+    let (rss, minor, major) = rss_faults(&m, p1)?;
+    let resident = m
+        .sys_mincore(p1, a, 64 * PAGE)
+        .map_err(|e| format!("mincore: {e}"))?;
+    let in_cache = resident.iter().filter(|&&b| b & 1 != 0).count();
+    t.state(
+        "after",
+        &format!(
+            "{}\nrss {rss}, pages of the range in the page cache (mincore) {in_cache}",
+            meminfo_cache(&m)?
+        ),
+    );
+    t.explain(
+        "a major fault reads 32 pages (128 KiB) around page 20 into the cache but maps only page 20",
+        "mm/filemap.c filemap_fault → do_sync_mmap_readahead: read-around of ra_pages centred on \
+         the fault (VM_FAULT_MAJOR); fault-around (mm/memory.c do_read_fault) ran first and found nothing cached",
+    );
+    t.checkpoint("major faults first", major);
+    t.checkpoint("minor faults first", minor);
+    t.checkpoint("rss first", rss);
+    t.checkpoint("cached pages of range", in_cache);
+
+    t.step("a second process maps the same file and reads page 20");
+    let b = map_file(&mut m, p2)?;
+    m.touch(p2, b + 20 * PAGE, 1, Access::Read)
+        .map_err(|e| e.to_string())?;
+    let (rss, minor, major) = rss_faults(&m, p2)?;
+    let same = pfn_at(&m, p1, a + 20 * PAGE)? == pfn_at(&m, p2, b + 20 * PAGE)?;
+    t.state(
+        "after",
+        &format!(
+            "{}\nfirst  {}\nsecond {}",
+            meminfo_cache(&m)?,
+            pte_line(&m, p1, a + 20 * PAGE)?,
+            pte_line(&m, p2, b + 20 * PAGE)?
+        ),
+    );
+    t.explain(
+        "a minor fault: the cached frame is shared, and fault-around maps 16 cached pages at once",
+        "mm/memory.c do_read_fault → do_fault_around → filemap_map_pages maps the uptodate \
+         cached pages of the fault_around_bytes (64 KiB) window; no I/O, so no VM_FAULT_MAJOR",
+    );
+    t.checkpoint("major faults second", major);
+    t.checkpoint("minor faults second", minor);
+    t.checkpoint("rss second", rss);
+    t.checkpoint("same frame", same);
     Ok(())
 }
