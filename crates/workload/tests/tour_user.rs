@@ -236,3 +236,21 @@ fn filefault_reads_around_then_hits_the_cache() {
     assert_eq!(cp(&t, "rss second"), (64 * 1024 / PAGE).to_string());
     assert_eq!(cp(&t, "same frame"), "true");
 }
+
+#[test]
+fn swap_pushes_out_and_faults_back_in() {
+    let t = run("swap");
+    assert_eq!(cp(&t, "pte is swap entry"), "true");
+    assert_eq!(cp(&t, "pswpout > 0"), "true");
+    assert_eq!(
+        cp(&t, "data"),
+        "keep me",
+        "the bytes survive the round trip"
+    );
+    assert_eq!(cp(&t, "major faults"), "1");
+    // swapin_readahead reads at most 1 << page_cluster (vm.page-cluster
+    // 3 by default, mm/swap.c) slots, the faulting one included.
+    let pswpin: u64 = cp(&t, "pswpin").parse().expect("a number");
+    assert!((1..=8).contains(&pswpin), "pswpin {pswpin}");
+    assert_eq!(cp(&t, "swap used after unmap"), "0");
+}

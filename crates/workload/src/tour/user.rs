@@ -1,6 +1,6 @@
 //! Tour topics of address spaces: mmap placement and VMA merge/split, brk,
 //! exec of a real ELF, demand-zero and the zero page, copy-on-write after
-//! fork, file faults and the page cache, the OOM killer.
+//! fork, file faults and the page cache, swap out and in, the OOM killer.
 
 use machine::config::MachineConfig;
 use machine::exec::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
@@ -41,6 +41,11 @@ pub(super) static TOPICS: &[Topic] = &[
         name: "cow",
         title: "copy-on-write after fork",
         run: cow,
+    },
+    Topic {
+        name: "swap",
+        title: "swap out under pressure and back in on a fault",
+        run: swap,
     },
     Topic {
         name: "oom",
@@ -815,5 +820,91 @@ fn filefault(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("minor faults second", minor);
     t.checkpoint("rss second", rss);
     t.checkpoint("same frame", same);
+    Ok(())
+}
+
+/// A vmstat counter.
+fn vmstat(m: &Machine, name: &str) -> Result<u64, String> {
+    m.proc("vmstat")?
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("no vmstat {name}"))
+}
+
+fn swap(t: &mut Tour) -> Result<(), String> {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 64 << 20,
+        cpus: 1,
+        swap: Some(machine::swapfile::SwapSpec::Make(64 << 20)),
+        ..Default::default()
+    })
+    .map_err(|e| format!("boot: {e}"))?;
+    let pid = spawn(&mut m, "tour")?;
+    t.say(
+        "Anonymous pages have no file to go back to: under pressure reclaim\n\
+         writes them to swap and leaves a swap entry in the page table; a\n\
+         later access faults them back in.",
+    );
+    t.step("write one page, then fill memory with 14000 more");
+    let a = mmap_anon(&mut m, pid, 1)?;
+    m.store(pid, a, b"keep me").map_err(|e| e.to_string())?;
+    let before = pte_line(&m, pid, a)?;
+    let big = mmap_anon(&mut m, pid, 14000)?;
+    for i in 0..14000 {
+        m.store(pid, big + i * PAGE, b"x")
+            .map_err(|e| e.to_string())?;
+    }
+    let swaps = m.proc("swaps")?;
+    t.state("before", &before);
+    t.state(
+        "after",
+        &format!("{}\n{}", pte_line(&m, pid, a)?, swaps.trim_end()),
+    );
+    let pte = process(&m, pid)?.pt.lookup(VirtAddr(a)).map(|(p, _)| p);
+    t.explain(
+        "the first page, oldest on the inactive anon list, went to swap: its pte holds a swap entry",
+        "mm/vmscan.c shrink_folio_list → add_to_swap + pageout; mm/rmap.c try_to_unmap_one \
+         replaces the pte with the swap entry (type, offset) of the slot",
+    );
+    t.checkpoint("pte is swap entry", pte.is_some_and(|p| p.is_swap()));
+    t.checkpoint("pswpout > 0", vmstat(&m, "pswpout")? > 0);
+
+    t.step("read the page back");
+    let (_, _, major0) = rss_faults(&m, pid)?;
+    let pswpin0 = vmstat(&m, "pswpin")?;
+    let data = m.load(pid, a, 7).map_err(|e| e.to_string())?;
+    let (_, _, major1) = rss_faults(&m, pid)?;
+    let pswpin = vmstat(&m, "pswpin")? - pswpin0;
+    t.state(
+        "after",
+        &format!("{}\npswpin +{pswpin}", pte_line(&m, pid, a)?),
+    );
+    t.explain(
+        "a major fault reads it from swap (with page-cluster neighbours), the data intact",
+        "mm/memory.c do_swap_page → swapin_readahead (vm.page-cluster 3: up to 8 slots) into \
+         the swap cache, then maps it (VM_FAULT_MAJOR); mm/page_io.c swap_read_folio",
+    );
+    t.checkpoint("data", String::from_utf8_lossy(&data));
+    t.checkpoint("major faults", major1 - major0);
+    t.checkpoint("pswpin", pswpin);
+
+    t.step("unmap everything: the swap slots are freed");
+    m.sys_munmap(pid, big, 14000 * PAGE)
+        .map_err(|e| format!("munmap: {e}"))?;
+    m.sys_munmap(pid, a, PAGE)
+        .map_err(|e| format!("munmap: {e}"))?;
+    let swaps = m.proc("swaps")?;
+    let used: u64 = swaps
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(u64::MAX);
+    t.state("after", swaps.trim_end());
+    t.explain(
+        "with the last reference gone each slot returns to the free map: Used is 0",
+        "mm/memory.c zap_pte_range → free_swap_and_cache drops the slot's count; \
+         mm/swapfile.c frees the slot when swap_map reaches 0",
+    );
+    t.checkpoint("swap used after unmap", used);
     Ok(())
 }
