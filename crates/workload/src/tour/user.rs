@@ -158,6 +158,8 @@ fn spawn(m: &mut Machine, comm: &str) -> Result<u32, String> {
     m.spawn(comm).map_err(|e| format!("spawn: {e}"))
 }
 
+/// Topic `mmap`: top-down placement below mmap_base, then merge, split and
+/// a hole, with /proc/PID/maps after each call.
 fn mmap(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let pid = spawn(&mut m, "tour")?;
@@ -226,6 +228,8 @@ fn mmap(t: &mut Tour) -> Result<(), String> {
     Ok(())
 }
 
+/// Topic `brk`: start_brk after exec of a static binary, brk growing,
+/// shrinking and refused next to another mapping.
 fn brk(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let pid = spawn(&mut m, "tour")?;
@@ -318,6 +322,8 @@ fn fixture(rel: &str) -> Result<String, String> {
     Err(format!("fixture {rel} not found"))
 }
 
+/// Topic `demand-zero`: an anonymous mapping, the zero page on a read,
+/// a fresh page on a write; RSS, fault counts and ptes.
 fn demand_zero(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let pid = spawn(&mut m, "tour")?;
@@ -397,6 +403,8 @@ fn demand_zero(t: &mut Tour) -> Result<(), String> {
     Ok(())
 }
 
+/// Topic `cow`: fork write-protects a private page in both; the child's
+/// write copies it, the parent's later write reuses it.
 fn cow(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let parent = spawn(&mut m, "parent")?;
@@ -481,6 +489,8 @@ fn seg_perms(flags: u32) -> String {
     [bit(4, 'r'), bit(2, 'w'), bit(1, 'x')].iter().collect()
 }
 
+/// Topic `exec`: the static fixture's PT_LOAD segments, the VMAs they
+/// become, the bss and the initial stack.
 fn exec(t: &mut Tour) -> Result<(), String> {
     use machine::exec::elf;
     use machine::exec::stack::{AT_ENTRY, AT_PHDR, AT_PHNUM, AT_RANDOM};
@@ -633,6 +643,8 @@ fn exec(t: &mut Tour) -> Result<(), String> {
     Ok(())
 }
 
+/// Topic `oom`: badness and oom_score of each task, the OOM kill of the
+/// highest, the machine going on.
 fn oom(t: &mut Tour) -> Result<(), String> {
     const MIB: u64 = 1 << 20;
     let mut m = boot()?;
@@ -745,6 +757,8 @@ fn meminfo_cache(m: &Machine) -> Result<String, String> {
         .join("\n"))
 }
 
+/// Topic `filefault`: a file mapping's major fault with read-around, a
+/// second process's minor fault with fault-around.
 fn filefault(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let path = fixture(STATIC_BIN)?;
@@ -831,6 +845,8 @@ fn vmstat(m: &Machine, name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no vmstat {name}"))
 }
 
+/// Topic `swap`: a page pushed to swap under pressure, faulted back in,
+/// its slot freed at munmap.
 fn swap(t: &mut Tour) -> Result<(), String> {
     let mut m = Machine::boot(MachineConfig {
         ram: 64 << 20,
