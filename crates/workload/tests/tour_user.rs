@@ -48,7 +48,17 @@ fn hex(v: u64) -> String {
 
 #[test]
 fn every_address_space_topic_runs() {
-    for name in ["mmap", "brk", "demand-zero", "cow"] {
+    for name in [
+        "mmap",
+        "brk",
+        "exec",
+        "demand-zero",
+        "filefault",
+        "cow",
+        "lru",
+        "swap",
+        "oom",
+    ] {
         let t = tour::run(tour::topic(name).expect("listed")).expect("runs");
         assert!(!t.checkpoints().is_empty(), "{name} records checkpoints");
     }
@@ -235,6 +245,31 @@ fn filefault_reads_around_then_hits_the_cache() {
     assert_eq!(cp(&t, "minor faults second"), "1");
     assert_eq!(cp(&t, "rss second"), (64 * 1024 / PAGE).to_string());
     assert_eq!(cp(&t, "same frame"), "true");
+}
+
+#[test]
+fn lru_adds_inactive_gives_a_second_chance_and_kswapd_balances() {
+    let t = run("lru");
+    let num = |name: &str| -> u64 { cp(&t, name).parse().expect("a number") };
+    // New anonymous pages go to the inactive list (lru_cache_add_inactive_
+    // or_unevictable since 5.9); up to a folio batch (31 pages,
+    // FOLIO_BATCH_SIZE) may still wait on the CPU's batch.
+    let inactive = num("inactive anon pages added");
+    assert!((2000 - 31..=2000).contains(&inactive), "{inactive}");
+    assert_eq!(num("active anon pages added"), 0);
+    assert!(num("kswapd runs") > 0);
+    assert_eq!(cp(&t, "scanned >= stolen"), "true");
+    // Some of the 2000 were reclaimed before the reads, so the reads of
+    // those were major faults; afterwards the pages read again survive
+    // and the others do not (second chance).
+    assert!(num("resident before the reads") < 2000);
+    assert!(num("major faults of the reads") > 0);
+    assert_eq!(num("read-again pages resident (%)"), 100);
+    assert!(num("other pages resident (%)") < 50);
+    // kswapd sleeps only once every zone is at or above its high mark
+    // (pgdat_balanced); the 64 MiB machine has DMA and DMA32.
+    assert_eq!(num("zones with memory"), 2);
+    assert_eq!(num("zones at or above high"), 2);
 }
 
 #[test]

@@ -43,6 +43,11 @@ pub(super) static TOPICS: &[Topic] = &[
         run: cow,
     },
     Topic {
+        name: "lru",
+        title: "the LRU lists, second chance and kswapd",
+        run: lru,
+    },
+    Topic {
         name: "swap",
         title: "swap out under pressure and back in on a fault",
         run: swap,
@@ -843,6 +848,192 @@ fn vmstat(m: &Machine, name: &str) -> Result<u64, String> {
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .ok_or_else(|| format!("no vmstat {name}"))
+}
+
+/// meminfo's LRU lines (kB), in its order.
+const LRU_LINES: [&str; 4] = [
+    "Active(anon):",
+    "Inactive(anon):",
+    "Active(file):",
+    "Inactive(file):",
+];
+
+/// The LRU lines of meminfo, and their values in pages.
+fn lru_lists(m: &Machine) -> Result<(String, [u64; 4]), String> {
+    let text = m.proc("meminfo")?;
+    let mut pages = [0; 4];
+    let mut lines = Vec::new();
+    for (i, name) in LRU_LINES.iter().enumerate() {
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| format!("no meminfo {name}"))?;
+        let kb: u64 = l[name.len()..]
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .map_err(|_| format!("meminfo {l:?}"))?;
+        pages[i] = kb / 4;
+        lines.push(l);
+    }
+    Ok((lines.join("\n"), pages))
+}
+
+/// The reclaim counters of vmstat the topic follows, as `name value` lines.
+const RECLAIM_EVENTS: [&str; 6] = [
+    "pageoutrun",
+    "pgscan_kswapd",
+    "pgsteal_kswapd",
+    "pgrefill",
+    "pgactivate",
+    "pgdeactivate",
+];
+
+fn reclaim_events(m: &Machine) -> Result<Vec<u64>, String> {
+    RECLAIM_EVENTS.iter().map(|e| vmstat(m, e)).collect()
+}
+
+/// The pages of `[a, a + n pages)` of `pid` that are still present.
+fn resident(m: &Machine, pid: u32, a: u64, n: u64) -> Result<u64, String> {
+    let mut k = 0;
+    for i in 0..n {
+        k += u64::from(pfn_at(m, pid, a + i * PAGE)?.is_some());
+    }
+    Ok(k)
+}
+
+/// Topic `lru`: new pages on the inactive list, referenced ones kept by
+/// second chance, kswapd woken at the low watermark reclaiming to high.
+fn lru(t: &mut Tour) -> Result<(), String> {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 64 << 20,
+        cpus: 1,
+        swap: Some(machine::swapfile::SwapSpec::Make(64 << 20)),
+        ..Default::default()
+    })
+    .map_err(|e| format!("boot: {e}"))?;
+    let pid = spawn(&mut m, "tour")?;
+    t.say(
+        "Each node keeps its pages on LRU lists, inactive and active, for\n\
+         anonymous and for file pages. Reclaim takes from the tail of the\n\
+         inactive lists; a page used again is given a second chance.",
+    );
+    t.step("a process writes 2000 new anonymous pages");
+    let (before, b) = lru_lists(&m)?;
+    let a = mmap_anon(&mut m, pid, 2000)?;
+    for i in 0..2000 {
+        m.store(pid, a + i * PAGE, b"lru")
+            .map_err(|e| e.to_string())?;
+    }
+    let (after, c) = lru_lists(&m)?;
+    t.state("before", &before);
+    t.state("after", &after);
+    t.explain(
+        "the new anonymous pages joined the inactive anon list, not the active one",
+        "mm/memory.c do_anonymous_page → folio_add_lru_vma: since 5.9 new anon pages start \
+         inactive (workingset protection), through the per-CPU folio batch (mm/swap.c)",
+    );
+    t.checkpoint("inactive anon pages added", c[1].saturating_sub(b[1]));
+    t.checkpoint("active anon pages added", c[0].saturating_sub(b[0]));
+
+    t.step("11500 more pages are written: memory runs low");
+    let ev0 = reclaim_events(&m)?;
+    let hog = mmap_anon(&mut m, pid, 11500)?;
+    for i in 0..11500 {
+        m.store(pid, hog + i * PAGE, b"x")
+            .map_err(|e| e.to_string())?;
+    }
+    let ev1 = reclaim_events(&m)?;
+    let (lists, _) = lru_lists(&m)?;
+    let counters: Vec<String> = RECLAIM_EVENTS
+        .iter()
+        .zip(ev0.iter().zip(&ev1))
+        .map(|(n, (x, y))| format!("{n:<15} {x:>7} -> {y:>7}"))
+        .collect();
+    t.state("vmstat", &counters.join("\n"));
+    t.state("meminfo", &lists);
+    t.explain(
+        "kswapd woke and scanned: pages whose accessed bit was set were kept or activated, the bit cleared",
+        "mm/page_alloc.c wakes kswapd below a zone's low watermark; mm/vmscan.c \
+         folio_check_references clears the young bits it finds through rmap (folio_referenced)",
+    );
+    t.checkpoint("kswapd runs", ev1[0] - ev0[0]);
+    t.checkpoint("scanned >= stolen", ev1[1] - ev0[1] >= ev1[2] - ev0[2]);
+
+    t.step("the first 200 of the 2000 pages are read again; then 3000 more pages are written");
+    let before = resident(&m, pid, a, 2000)?;
+    let major0 = rss_faults(&m, pid)?.2;
+    for i in 0..200 {
+        m.load(pid, a + i * PAGE, 1).map_err(|e| e.to_string())?;
+    }
+    let major = rss_faults(&m, pid)?.2 - major0;
+    let more = mmap_anon(&mut m, pid, 3000)?;
+    for i in 0..3000 {
+        m.store(pid, more + i * PAGE, b"y")
+            .map_err(|e| e.to_string())?;
+    }
+    let used = resident(&m, pid, a, 200)?;
+    let idle = resident(&m, pid, a + 200 * PAGE, 1800)?;
+    t.state(
+        "resident",
+        &format!(
+            "before: {before} of the 2000 resident; the reads took {major} major faults\n\
+             after:  pages read again: {used} of 200; pages not used again: {idle} of 1800"
+        ),
+    );
+    t.explain(
+        "the 200 pages read again (the swapped ones faulted back) all stayed; the others went to swap",
+        "mm/vmscan.c folio_check_references: a page referenced since the last scan gets a \
+         second chance (kept, or activated) instead of being reclaimed",
+    );
+    t.checkpoint("resident before the reads", before);
+    t.checkpoint("major faults of the reads", major);
+    t.checkpoint("read-again pages resident (%)", used * 100 / 200);
+    t.checkpoint("other pages resident (%)", idle * 100 / 1800);
+
+    t.step("after kswapd: each zone's free pages against its watermarks");
+    let zones = m.proc("zoneinfo")?;
+    // (zone, free, min, low, high) of each zone with memory.
+    let mut table: Vec<(String, [u64; 4])> = Vec::new();
+    let mut zone = String::new();
+    for l in zones.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let n = |i: usize| w.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+        match w.as_slice() {
+            ["Node", _, "zone", z] => zone = (*z).to_string(),
+            ["pages", "free", _] => table.push((zone.clone(), [n(2), 0, 0, 0])),
+            [k @ ("min" | "low" | "high"), _] => {
+                if let Some((_, v)) = table.last_mut() {
+                    v[match *k {
+                        "min" => 1,
+                        "low" => 2,
+                        _ => 3,
+                    }] = n(1);
+                }
+            }
+            // Zones without memory have watermarks but nothing to show.
+            ["managed", "0"] => {
+                table.pop();
+            }
+            _ => {}
+        }
+    }
+    let rows: Vec<String> = table
+        .iter()
+        .map(|(z, [f, mi, lo, hi])| {
+            format!("{z:<6} free {f:>6}  min {mi:>5}  low {lo:>5}  high {hi:>5}")
+        })
+        .collect();
+    let balanced = table.iter().filter(|(_, v)| v[0] >= v[3]).count();
+    t.state("zoneinfo", &rows.join("\n"));
+    t.explain(
+        "kswapd went back to sleep once the zones were balanced again",
+        "mm/vmscan.c kswapd: balance_pgdat stops when every eligible zone is above its high \
+         watermark (pgdat_balanced), then kswapd_try_to_sleep",
+    );
+    t.checkpoint("zones with memory", rows.len());
+    t.checkpoint("zones at or above high", balanced);
+    Ok(())
 }
 
 /// Topic `swap`: a page pushed to swap under pressure, faulted back in,
