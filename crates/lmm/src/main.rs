@@ -210,8 +210,9 @@ enum Cmd {
     },
     /// Run a real program natively on the host CPU with lmm as its memory
     /// manager: every page it touches is a frame of lmm's RAM, every fault
-    /// goes through lmm's fault handler (static x86-64 programs for now;
-    /// needs root, for ptrace). Exits with the program's status.
+    /// goes through lmm's fault handler (x86-64 programs, static or
+    /// dynamically linked, one thread, no fork yet; needs root, for
+    /// ptrace). Exits with the program's status.
     Native {
         /// Environment variable for the program (repeatable), added to
         /// lmm's own environment (or to none with --clear-env).
@@ -237,6 +238,8 @@ enum Cmd {
         /// in the page cache, as on a host that ran it before.
         #[arg(long)]
         warm_cache: bool,
+        #[command(flatten)]
+        tracing: TraceFlags,
         /// The program, as execve's path and argv[0].
         program: String,
         /// Its arguments.
@@ -580,6 +583,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             status_at_exit,
             host_maps_at_start,
             warm_cache,
+            tracing,
             program,
             args,
         } => {
@@ -612,8 +616,12 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 host_maps_at_start,
                 warm_cache,
             };
+            tracing.enable(&mut config)?;
+            let sink = config.clone();
             let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
-            let outcome = native::run(&mut m, &program, &argv, &envp, &opts)?;
+            let outcome = native::run(&mut m, &program, &argv, &envp, &opts);
+            tracing.write(&sink)?;
+            let outcome = outcome?;
             eprint!("{}", outcome.summary(&program));
             native::exit_as(outcome.ending);
         }

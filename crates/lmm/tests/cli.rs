@@ -307,6 +307,44 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "lmm native [--trace FILE] [--perfetto FILE] [--events LIST] PROGRAM [ARGS...]",
+            &[
+                "native",
+                "--trace",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-native.trace"),
+                "--events",
+                "exceptions:page_fault_user",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-touch"),
+                "1",
+            ],
+            |o, e| {
+                assert_eq!(o, "pages=256 sum=32640\n");
+                // A page_fault_user line per fault the program took itself;
+                // the summary's counts also hold the faults lmm took on a
+                // system call's buffers before passing it to the host (a
+                // kernel-mode fault in Linux: page_fault_kernel), at most
+                // a few per call.
+                let count = |k: &str| -> usize {
+                    line(e, k)[k.len()..].parse().unwrap()
+                };
+                let faults = count("minor faults: ") + count("major faults: ");
+                let trace = std::fs::read_to_string(concat!(
+                    env!("CARGO_TARGET_TMPDIR"),
+                    "/readme-native.trace"
+                ))
+                .unwrap();
+                let lines = trace.lines().filter(|l| l.contains(" page_fault_user: ")).count();
+                let calls: usize = line(e, "system calls: host ")["system calls: host ".len()..]
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(lines > 256 && lines <= faults, "{lines} lines\n{e}");
+                assert!(faults - lines <= 2 * calls, "{lines} lines\n{e}");
+            },
+        ),
+        case(
             "lmm replay strace FILE [--check] [--maps PID] [--smaps PID] [--stat PID]",
             &[
                 "replay",
