@@ -357,7 +357,10 @@ enum Cmd {
         topic: Option<String>,
     },
     /// Draw figures of a scenario run (the built-in one by default) as
-    /// SVG: memory over time, the fault rate, fragmentation.
+    /// SVG: memory over time, the fault rate, fragmentation. With --png
+    /// (or a FILE ending in .png) the same SVG rendered to PNG: the SVG is
+    /// byte-for-byte deterministic, the PNG's bytes depend on the installed
+    /// fonts (without any, its text is missing and a warning says so).
     Plot {
         /// The scenario file.
         #[arg(long)]
@@ -372,6 +375,9 @@ enum Cmd {
         /// Rhai operations between samples.
         #[arg(long, value_name = "N", default_value_t = 2000)]
         every: u64,
+        /// Write PNG instead of SVG (implied by -o FILE.png).
+        #[arg(long)]
+        png: bool,
         #[command(flatten)]
         limits: LimitFlags,
     },
@@ -694,8 +700,13 @@ fn real_main(cli: Cli) -> Result<(), String> {
             output,
             kind,
             every,
+            png,
             limits,
         } => {
+            let png = png
+                || std::path::Path::new(&output)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("png"));
             let kinds = match kind.as_str() {
                 "all" => workload::plot::Kind::ALL.to_vec(),
                 k => vec![workload::plot::Kind::parse(k).ok_or_else(|| {
@@ -720,13 +731,27 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 } else {
                     let p = std::path::Path::new(&output);
                     let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("plot");
-                    let ext = p.extension().and_then(|s| s.to_str()).unwrap_or("svg");
+                    let ext = p.extension().and_then(|s| s.to_str()).unwrap_or(if png {
+                        "png"
+                    } else {
+                        "svg"
+                    });
                     p.with_file_name(format!("{stem}-{}.{ext}", k.name()))
                         .to_string_lossy()
                         .into_owned()
                 };
                 let doc = workload::plot::render(*k, &samples, &title)?;
-                std::fs::write(&path, doc).map_err(|e| format!("{path}: {e}"))?;
+                let bytes = if png {
+                    // One code path: the SVG is the source of the PNG.
+                    let (bytes, warning) = workload::plot::svg_to_png(&doc)?;
+                    if let Some(w) = warning {
+                        eprintln!("lmm: {path}: {w}");
+                    }
+                    bytes
+                } else {
+                    doc.into_bytes()
+                };
+                std::fs::write(&path, bytes).map_err(|e| format!("{path}: {e}"))?;
                 outln!("{path}: {} ({} samples)", k.name(), samples.len());
             }
         }

@@ -876,6 +876,15 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// `path` is a PNG (its signature, then an IHDR chunk) of `w` by `h` pixels.
+fn assert_png(path: &str, w: u32, h: u32) {
+    let png = std::fs::read(path).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{path}");
+    assert_eq!(&png[8..16], b"\0\0\0\x0dIHDR", "{path}");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    assert_eq!((be(&png[16..20]), be(&png[20..24])), (w, h), "{path}");
+}
+
 /// Where the `lmm plot` cases draw.
 const PLOT_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot");
 
@@ -883,7 +892,7 @@ const PLOT_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot");
 fn plot_and_top_cases() -> Vec<Case> {
     std::fs::create_dir_all(PLOT_DIR).unwrap();
     const PLOT: &str =
-        "lmm plot [--scenario FILE] -o FILE [--kind memory|faults|fragmentation|all] [--every N]";
+        "lmm plot [--scenario FILE] -o FILE [--kind memory|faults|fragmentation|all] [--every N] [--png]";
     const TOP: &str = "lmm top [--scenario FILE] [--batch N] [--delay MS] [--every N]";
     vec![
         case(
@@ -971,6 +980,49 @@ fn plot_and_top_cases() -> Vec<Case> {
                 let doc = std::fs::read_to_string(&path).unwrap();
                 assert!(doc.contains("scenarios/watermarks.rhai"), "{doc}");
                 assert!(doc.contains("unusable free space index, order 9"));
+            },
+        ),
+        // --png: the same figures as PNG, the extension png by default.
+        case(
+            PLOT,
+            &[
+                "plot",
+                "--scenario",
+                "scenarios/watermarks.rhai",
+                "-o",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot/wp"),
+                "--kind",
+                "all",
+                "--every",
+                "500",
+                "--png",
+            ],
+            |o, _| {
+                for (kind, h) in [("memory", 540), ("faults", 800), ("fragmentation", 800)] {
+                    let path = format!("{PLOT_DIR}/wp-{kind}.png");
+                    line(o, &format!("{path}: {kind} ("));
+                    assert_png(&path, 900, h);
+                }
+            },
+        ),
+        // -o FILE.png implies --png.
+        case(
+            PLOT,
+            &[
+                "plot",
+                "--scenario",
+                "scenarios/watermarks.rhai",
+                "-o",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-plot/wi.png"),
+                "--kind",
+                "faults",
+                "--every",
+                "500",
+            ],
+            |o, _| {
+                let path = format!("{PLOT_DIR}/wi.png");
+                line(o, &format!("{path}: faults ("));
+                assert_png(&path, 900, 800);
             },
         ),
         case(TOP, &["top", "--batch", "3"], |o, _| {

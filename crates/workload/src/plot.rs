@@ -3,6 +3,11 @@
 //! fragmentation (free blocks per order and the unusable free space index).
 //! The miss-ratio curves of the page-replacement experiments are drawn by
 //! [`crate::lackey::policy::render_svg`]. Same samples, same bytes.
+//!
+//! PNG on request ([`svg_to_png`]): the SVG text is rasterized with the
+//! `resvg` crate, so the PNG shows the same figure, but its text is drawn
+//! with whatever fonts the system has installed. The SVG is byte-for-byte
+//! deterministic; the PNG's bytes depend on the installed fonts.
 
 use plotters::prelude::*;
 
@@ -298,6 +303,57 @@ fn chart<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A PNG rendering of an SVG document (one [`render`] produced) at its
+/// own size, and a warning when the system has no font for its text.
+///
+/// The text is drawn with the system's fonts (fontdb's
+/// `load_system_fonts`), so the bytes depend on which fonts are
+/// installed, unlike the SVG's. Without any font the figure is still
+/// drawn, its text missing, and the warning names the problem.
+pub fn svg_to_png(svg: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    let db = opt.fontdb_mut();
+    db.load_system_fonts();
+    let warning = if db.is_empty() {
+        Some("no system font found: the PNG's text is missing (install a font, e.g. DejaVu Sans, or use the SVG)".to_string())
+    } else {
+        // plotters asks for "sans-serif"; fontdb maps it to Arial, which
+        // may be absent: then use a sans family that is installed.
+        let sans = usvg::fontdb::Query {
+            families: &[usvg::fontdb::Family::SansSerif],
+            ..Default::default()
+        };
+        if db.query(&sans).is_none() {
+            let names: Vec<String> = db
+                .faces()
+                .flat_map(|f| f.families.iter().map(|(n, _)| n.clone()))
+                .collect();
+            let pick = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "FreeSans"]
+                .iter()
+                .find(|want| names.iter().any(|n| n == *want))
+                .map(|s| s.to_string())
+                .or_else(|| names.first().cloned());
+            if let Some(family) = pick {
+                db.set_sans_serif_family(family);
+            }
+        }
+        None
+    };
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| format!("SVG to PNG: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| format!("SVG to PNG: bad size {}x{}", size.width(), size.height()))?;
+    // The SVG has a white background rectangle; fill anyway so that any
+    // uncovered pixel is white, not transparent.
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    let png = pixmap
+        .encode_png()
+        .map_err(|e| format!("SVG to PNG: {e}"))?;
+    Ok((png, warning))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +432,35 @@ mod tests {
         assert!(render(Kind::Memory, one, "t")
             .unwrap_err()
             .contains("too few"));
+    }
+
+    /// The PNG of each kind: the PNG signature, an IHDR with the SVG's
+    /// width and height, and not blank (the lines and axes are drawn).
+    #[test]
+    fn png_has_the_signature_the_size_and_is_not_blank() {
+        let s = samples();
+        for (kind, w, h) in [
+            (Kind::Memory, 900, 540),
+            (Kind::Faults, 900, 800),
+            (Kind::Fragmentation, 900, 800),
+        ] {
+            let svg = render(kind, &s, "t").unwrap();
+            let (png, _warning) = svg_to_png(&svg).expect("renders");
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", kind.name());
+            // The first chunk: length 13, "IHDR", width and height big-endian.
+            assert_eq!(&png[8..16], b"\0\0\0\x0dIHDR");
+            let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            assert_eq!((be(&png[16..20]), be(&png[20..24])), (w, h));
+            let pixmap = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+            let px = pixmap.pixels();
+            let background = px[0];
+            let differ = px.iter().filter(|p| **p != background).count();
+            assert!(
+                differ > px.len() / 200,
+                "{}: {differ} of {} pixels drawn",
+                kind.name(),
+                px.len()
+            );
+        }
     }
 }
