@@ -6,9 +6,7 @@ mod out;
 mod bench;
 mod top;
 
-use std::cell::RefCell;
 use std::process::ExitCode;
-use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand};
 use machine::{parse_size, Machine, MachineConfig};
@@ -715,16 +713,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             };
             let mut src = scenario_source(scenario, config, &limits, every)?;
             let title = src.file.clone();
-            let samples = Rc::new(RefCell::new(Vec::new()));
-            let s = samples.clone();
-            workload::sample::Source::run(
-                &mut src,
-                Box::new(move |x| {
-                    s.borrow_mut().push(x);
-                    true
-                }),
-            )?;
-            let samples = samples.take();
+            let samples = workload::sample::Source::collect(&mut src)?;
             for k in &kinds {
                 let path = if kinds.len() == 1 {
                     output.clone()

@@ -358,8 +358,6 @@ pub fn svg_to_png(svg: &str) -> Result<(Vec<u8>, Option<String>), String> {
 mod tests {
     use super::*;
     use crate::sample::{ScenarioSource, Source};
-    use std::cell::RefCell;
-    use std::rc::Rc;
 
     /// Samples of a small script that allocates, frees and reboots.
     fn samples() -> Vec<Sample> {
@@ -380,14 +378,7 @@ mod tests {
             limits: Default::default(),
             every: 50,
         };
-        let got = Rc::new(RefCell::new(Vec::new()));
-        let g = got.clone();
-        src.run(Box::new(move |s| {
-            g.borrow_mut().push(s);
-            true
-        }))
-        .expect("the script runs");
-        got.take()
+        src.collect().expect("the script runs")
     }
 
     #[test]

@@ -307,6 +307,17 @@ pub trait Source {
     /// Runs, handing each sample to `sink` in order; `sink` returns false
     /// to stop early (not an error). Errors say what failed.
     fn run(&mut self, sink: Box<dyn FnMut(Sample) -> bool>) -> Result<(), String>;
+
+    /// Runs to the end and returns every sample, in order.
+    fn collect(&mut self) -> Result<Vec<Sample>, String> {
+        let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let g = got.clone();
+        self.run(Box::new(move |s| {
+            g.borrow_mut().push(s);
+            true
+        }))?;
+        Ok(got.take())
+    }
 }
 
 /// A Rhai scenario, sampled every `every` operations and once at its end.
@@ -387,7 +398,6 @@ impl Source for ScenarioSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
     use std::rc::Rc;
 
     /// Runs `script` on a 64 MiB machine with 64 MiB of swap, sampling
@@ -404,14 +414,7 @@ mod tests {
             limits: Limits::default(),
             every,
         };
-        let got = Rc::new(RefCell::new(Vec::new()));
-        let g = got.clone();
-        src.run(Box::new(move |s| {
-            g.borrow_mut().push(s);
-            true
-        }))
-        .expect("the script runs");
-        got.take()
+        src.collect().expect("the script runs")
     }
 
     /// A process that writes 20000 pages (more than the RAM) and reads
