@@ -138,6 +138,15 @@ fn pte_line(m: &Machine, pid: u32, va: u64) -> Result<String, String> {
     })
 }
 
+/// The parent's and the child's pte lines at `va`, one under the other.
+fn both_ptes(m: &Machine, parent: u32, child: u32, va: u64) -> Result<String, String> {
+    Ok(format!(
+        "parent {}\nchild  {}",
+        pte_line(m, parent, va)?,
+        pte_line(m, child, va)?
+    ))
+}
+
 /// The frame mapped at `va` in `pid`, if any.
 fn pfn_at(m: &Machine, pid: u32, va: u64) -> Result<Option<u64>, String> {
     let p = process(m, pid)?;
@@ -425,14 +434,7 @@ fn cow(t: &mut Tour) -> Result<(), String> {
     let child = m.fork(parent).map_err(|e| format!("fork: {e}"))?;
     let pfn = pfn_at(&m, parent, a)?.ok_or("parent page not mapped")?;
     t.state("before fork", &format!("parent {before}"));
-    t.state(
-        "after fork",
-        &format!(
-            "parent {}\nchild  {}",
-            pte_line(&m, parent, a)?,
-            pte_line(&m, child, a)?
-        ),
-    );
+    t.state("after fork", &both_ptes(&m, parent, child, a)?);
     t.explain(
         "both ptes map the same frame, now read-only; its mapcount is 2",
         "mm/memory.c copy_present_pte: a private writable pte is write-protected in parent \
@@ -449,14 +451,7 @@ fn cow(t: &mut Tour) -> Result<(), String> {
     m.store(child, a, b"child!").map_err(|e| e.to_string())?;
     let cpfn = pfn_at(&m, child, a)?.ok_or("child page not mapped")?;
     let data = m.load(child, a, 11).map_err(|e| e.to_string())?;
-    t.state(
-        "after",
-        &format!(
-            "parent {}\nchild  {}",
-            pte_line(&m, parent, a)?,
-            pte_line(&m, child, a)?
-        ),
-    );
+    t.state("after", &both_ptes(&m, parent, child, a)?);
     t.explain(
         "the child gets a new frame with the old contents, then its write lands there",
         "mm/memory.c do_wp_page → wp_page_copy: a shared anonymous page (mapcount > 1) \
