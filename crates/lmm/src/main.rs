@@ -379,25 +379,32 @@ enum Cmd {
         #[command(flatten)]
         limits: LimitFlags,
     },
-    /// A live view of a scenario run (the built-in one by default), like
-    /// htop and vmstat 1: zones against their watermarks, buddy lists,
-    /// processes, slab caches, reclaim. Keys: q quit, space pause, s/n step,
-    /// + faster, - slower.
+    /// A live view of a scenario run (the built-in one by default), a
+    /// replay (`lmm top replay ...`) or a real program (`lmm top native
+    /// ...`), like htop and vmstat 1: zones against their watermarks, buddy
+    /// lists, processes, slab caches, reclaim. Keys: q quit, space pause,
+    /// s/n step, + faster, - slower.
     Top {
         /// The scenario file.
         #[arg(long)]
         scenario: Option<String>,
         /// Print N frames as text (no terminal needed) and stop.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", global = true)]
         batch: Option<u64>,
         /// Milliseconds between frames in the live view.
-        #[arg(long, value_name = "MS", default_value_t = 200)]
+        #[arg(long, value_name = "MS", default_value_t = 200, global = true)]
         delay: u64,
-        /// Rhai operations between frames.
-        #[arg(long, value_name = "N", default_value_t = 2000)]
-        every: u64,
+        /// Steps between frames: Rhai operations of a scenario (default
+        /// 2000), system calls of an strace replay (10), accesses of a
+        /// lackey replay (10000), faults and system calls of a native
+        /// program (100).
+        #[arg(long, value_name = "N", global = true)]
+        every: Option<u64>,
         #[command(flatten)]
         limits: LimitFlags,
+        /// Watch a replay or a real program instead of a scenario.
+        #[command(subcommand)]
+        of: Option<TopOf>,
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
@@ -406,6 +413,62 @@ enum Cmd {
         /// Anonymous memory that fault and fork use, e.g. 16M (default 1G).
         #[arg(long, value_name = "SIZE")]
         size: Option<String>,
+    },
+}
+
+/// What `lmm top` watches besides a scenario.
+#[derive(Subcommand)]
+enum TopOf {
+    /// A replay, as `lmm replay` runs it: `lmm top replay strace FILE` or
+    /// `lmm top replay lackey FILE`.
+    Replay {
+        /// strace or lackey.
+        format: String,
+        /// The trace file.
+        file: std::path::PathBuf,
+        /// strace: environment for an execve whose envp the trace lacks
+        /// (repeatable).
+        #[arg(long, value_name = "K=V")]
+        env: Vec<String>,
+        /// strace: rewrite host path prefixes (repeatable).
+        #[arg(long = "path-map", value_name = "FROM=TO")]
+        path_map: Vec<String>,
+        /// strace: directory relative execve paths are resolved against.
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<std::path::PathBuf>,
+        /// strace: a user access the trace does not show (as lmm replay's).
+        #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
+        touch: Vec<String>,
+        /// strace: start with the trace's host files in the page cache.
+        #[arg(long = "warm-cache")]
+        warm_cache: bool,
+        /// lackey: count a failing access and go on.
+        #[arg(long = "keep-going")]
+        keep_going: bool,
+        /// lackey: stop after N accesses.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// A real program run natively, as `lmm native` runs it (root). With
+    /// --batch the frames go to stderr, so the program's stdout stays its
+    /// own; the live view draws on stderr too (redirect the program's
+    /// output, `> FILE`, or it writes over the view). Exits with the
+    /// program's status.
+    Native {
+        /// Environment variable for the program (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Start the program's environment empty.
+        #[arg(long)]
+        clear_env: bool,
+        /// Start with the program and the files it maps in the page cache.
+        #[arg(long)]
+        warm_cache: bool,
+        /// The program, as execve's path and argv[0].
+        program: String,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -591,18 +654,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             program,
             args,
         } => {
-            let mut envp: Vec<String> = if clear_env {
-                Vec::new()
-            } else {
-                std::env::vars_os()
-                    .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
-                    .collect()
-            };
-            for kv in env {
-                let key = kv.split('=').next().unwrap_or("").to_string();
-                envp.retain(|e| e.split('=').next() != Some(key.as_str()));
-                envp.push(kv);
-            }
+            let envp = native_env(env, clear_env);
             let mut argv = vec![program.clone()];
             argv.extend(args);
             let mut at_exit = Vec::new();
@@ -619,6 +671,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 at_exit,
                 host_maps_at_start,
                 warm_cache,
+                observer: None,
             };
             tracing.enable(&mut config)?;
             let sink = config.clone();
@@ -750,13 +803,8 @@ fn real_main(cli: Cli) -> Result<(), String> {
             delay,
             every,
             limits,
-        } => {
-            let mut src = scenario_source(scenario, config, &limits, every)?;
-            match batch {
-                Some(n) => top::batch(&mut src, n)?,
-                None => top::live(&mut src, std::time::Duration::from_millis(delay.max(1)))?,
-            }
-        }
+            of,
+        } => top_cmd(config, scenario, batch, delay, every, &limits, of)?,
         Cmd::Bench { name, size } => {
             let size = size
                 .map(|s| parse_size(&s).map_err(|e| format!("--size: {e}")))
@@ -814,6 +862,143 @@ fn real_main(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A native program's environment: lmm's own (none with `clear_env`),
+/// with each `K=V` of `env` added or replacing its key.
+fn native_env(env: Vec<String>, clear_env: bool) -> Vec<String> {
+    let mut envp: Vec<String> = if clear_env {
+        Vec::new()
+    } else {
+        std::env::vars_os()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect()
+    };
+    for kv in env {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        envp.retain(|e| e.split('=').next() != Some(key.as_str()));
+        envp.push(kv);
+    }
+    envp
+}
+
+/// `lmm top`: the view of a scenario, a replay or a native program, live
+/// or as `batch` frames of text.
+fn top_cmd(
+    config: MachineConfig,
+    scenario: Option<String>,
+    batch: Option<u64>,
+    delay: u64,
+    every: Option<u64>,
+    limits: &LimitFlags,
+    of: Option<TopOf>,
+) -> Result<(), String> {
+    if scenario.is_some() && of.is_some() {
+        return Err("top: --scenario or a replay or a native program, not both".into());
+    }
+    if every == Some(0) && of.is_some() {
+        return Err("--every: a frame every 0 events? (give 1 or more)".into());
+    }
+    let delay = std::time::Duration::from_millis(delay.max(1));
+    let show = |src: &mut dyn workload::sample::Source, to| match batch {
+        Some(n) => top::batch(src, n, to),
+        None => top::live(src, delay, to),
+    };
+    match of {
+        None => {
+            let mut src = scenario_source(scenario, config, limits, every.unwrap_or(2000))?;
+            show(&mut src, top::To::Stdout)
+        }
+        Some(TopOf::Replay {
+            format,
+            file,
+            env,
+            path_map,
+            cwd,
+            touch,
+            warm_cache,
+            keep_going,
+            limit,
+        }) => {
+            use workload::sample::Trace;
+            let strace_only = !env.is_empty()
+                || !path_map.is_empty()
+                || cwd.is_some()
+                || !touch.is_empty()
+                || warm_cache;
+            let (trace, default_every) = match format.as_str() {
+                "strace" => {
+                    if keep_going || limit.is_some() {
+                        return Err("--keep-going and --limit apply to lackey traces only".into());
+                    }
+                    let args = workload::replay::CliArgs {
+                        file,
+                        env,
+                        path_map,
+                        cwd,
+                        touch,
+                        warm_cache,
+                        ..Default::default()
+                    };
+                    (Trace::Strace(args), 10)
+                }
+                "lackey" => {
+                    if strace_only {
+                        return Err(
+                            "--env, --path-map, --cwd, --touch and --warm-cache apply to strace traces only"
+                                .into(),
+                        );
+                    }
+                    let mut args = vec![file.to_string_lossy().into_owned()];
+                    if keep_going {
+                        args.push("--keep-going".into());
+                    }
+                    if let Some(n) = limit {
+                        args.extend(["--limit".into(), n.to_string()]);
+                    }
+                    let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
+                    (Trace::Lackey(parsed), 10_000)
+                }
+                other => {
+                    return Err(format!(
+                        "unknown trace format {other:?}: expected strace or lackey"
+                    ))
+                }
+            };
+            let mut src = workload::sample::ReplaySource {
+                trace,
+                config,
+                every: every.unwrap_or(default_every),
+            };
+            show(&mut src, top::To::Stdout)
+        }
+        Some(TopOf::Native {
+            env,
+            clear_env,
+            warm_cache,
+            program,
+            args,
+        }) => {
+            let mut argv = vec![program.clone()];
+            argv.extend(args);
+            let mut src = top::NativeSource {
+                program: program.clone(),
+                argv,
+                envp: native_env(env, clear_env),
+                warm_cache,
+                config,
+                every: every.unwrap_or(100),
+                outcome: None,
+            };
+            // The program's stdout is lmm's: the frames go to stderr.
+            show(&mut src, top::To::Stderr)?;
+            let outcome = src
+                .outcome
+                .ok_or("top native: the program did not run to its end")?;
+            eprint!("{}", outcome.summary(&program));
+            native::exit_as(outcome.ending);
+        }
+    }
 }
 
 /// The flags of `lmm replay` besides the format, file and tracing.

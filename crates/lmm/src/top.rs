@@ -1,23 +1,28 @@
 //! `lmm top`: a live terminal view of a running machine in the spirit of
 //! htop and `vmstat 1`, drawn with ratatui: zones' free pages against their
 //! watermarks, the buddy free lists, processes, the largest slab caches and
-//! reclaim activity. Each frame is one sample of a [`Source`] (a scenario
-//! sampled every N operations); `--batch N` renders N frames as plain text
-//! through the same layout (ratatui's `TestBackend`), for tests and pipes.
+//! reclaim activity. Each frame is one sample of a [`Source`]: a scenario
+//! sampled every N operations, a replay every N events
+//! (`workload::sample::ReplaySource`), a real program every N faults and
+//! system calls ([`NativeSource`]); `--batch N` renders N frames as plain
+//! text through the same layout (ratatui's `TestBackend`), for tests and
+//! pipes.
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::Duration;
 
-use ratatui::backend::TestBackend;
+use machine::{Machine, MachineConfig};
+use ratatui::backend::{CrosstermBackend, TestBackend};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use ratatui::crossterm::{execute, terminal};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Table};
 use ratatui::{Frame, Terminal};
-use workload::sample::{Sample, Source, ORDERS};
+use workload::sample::{EventSampler, Sample, Source, ORDERS};
 
 /// The size of a `--batch` frame.
 const BATCH_SIZE: (u16, u16) = (120, 40);
@@ -27,6 +32,8 @@ const BATCH_SIZE: (u16, u16) = (120, 40);
 struct Model {
     /// What runs.
     title: String,
+    /// What the step counts (`operation`, `system call`, ...).
+    unit: &'static str,
     /// The frame's number (1-based).
     frame: u64,
     /// The sample shown.
@@ -67,9 +74,10 @@ fn draw(f: &mut Frame, m: &Model) {
     let mib = |kb: u64| kb / 1024;
     let header = vec![
         Line::from(format!(
-            "lmm top - {} - frame {} at operation {}{}   {state}",
+            "lmm top - {} - frame {} at {} {}{}   {state}",
             m.title,
             m.frame,
+            m.unit,
             s.step.ops,
             if s.step.boots > 0 {
                 format!(" (after boot() no. {})", s.step.boots)
@@ -275,10 +283,34 @@ fn buffer_text(b: &ratatui::buffer::Buffer) -> String {
     out
 }
 
-/// Renders `frames` frames of `src` as text on stdout, each after a line
+/// Where `--batch` frames go: stdout, or stderr when stdout is the
+/// program's own (`lmm top native`).
+#[derive(Clone, Copy)]
+pub enum To {
+    /// Standard output (never panics, see [`crate::out`]).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl To {
+    /// Writes `s` there.
+    fn emit(self, s: &str) {
+        match self {
+            To::Stdout => crate::out::emit(s),
+            To::Stderr => {
+                use std::io::Write;
+                let _ = std::io::stderr().lock().write_all(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// Renders `frames` frames of `src` as text on `to`, each after a line
 /// `--- frame N ---`.
-pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
+pub fn batch(src: &mut dyn Source, frames: u64, to: To) -> Result<(), String> {
     let title = src.title();
+    let unit = src.unit();
     let prev: Rc<RefCell<Option<Sample>>> = Rc::default();
     let n = Rc::new(std::cell::Cell::new(0u64));
     let err: Rc<RefCell<Option<String>>> = Rc::default();
@@ -290,6 +322,7 @@ pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
         c.set(c.get() + 1);
         let model = Model {
             title: title.clone(),
+            unit,
             frame: c.get(),
             cur,
             prev: p.borrow_mut().take(),
@@ -308,11 +341,11 @@ pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
             *e.borrow_mut() = Some(x.to_string());
             return false;
         }
-        out!(
+        to.emit(&format!(
             "--- frame {} ---\n{}",
             model.frame,
             buffer_text(t.backend().buffer())
-        );
+        ));
         *p.borrow_mut() = Some(model.cur);
         c.get() < frames
     }))?;
@@ -321,22 +354,38 @@ pub fn batch(src: &mut dyn Source, frames: u64) -> Result<(), String> {
     }
     if n.get() < frames {
         // The run ended first: say so, so a script reading N frames knows.
-        out!("--- end of the run after {} frame(s) ---\n", n.get());
+        to.emit(&format!(
+            "--- end of the run after {} frame(s) ---\n",
+            n.get()
+        ));
     }
     Ok(())
 }
 
 /// The live view: a frame per sample, every `delay`, until the run ends or
-/// `q`. Keys: q quit, space pause, s or n one step while paused, + faster,
-/// - slower.
-pub fn live(src: &mut dyn Source, delay: Duration) -> Result<(), String> {
-    if !std::io::stdout().is_terminal() {
-        return Err(
-            "top needs a terminal (stdout is not one); --batch N prints N frames as text".into(),
-        );
+/// `q`, drawn on `to` (which must be a terminal). Keys: q quit, space
+/// pause, s or n one step while paused, + faster, - slower.
+pub fn live(src: &mut dyn Source, delay: Duration, to: To) -> Result<(), String> {
+    let (name, tty, out): (&str, bool, Box<dyn std::io::Write>) = match to {
+        To::Stdout => (
+            "stdout",
+            std::io::stdout().is_terminal(),
+            Box::new(std::io::stdout()),
+        ),
+        To::Stderr => (
+            "stderr",
+            std::io::stderr().is_terminal(),
+            Box::new(std::io::stderr()),
+        ),
+    };
+    if !tty {
+        return Err(format!(
+            "top needs a terminal ({name} is not one); --batch N prints N frames as text"
+        ));
     }
     let title = src.title();
-    let terminal = ratatui::try_init().map_err(|e| format!("terminal: {e}"))?;
+    let unit = src.unit();
+    let terminal = start(out).map_err(|e| format!("terminal: {e}"))?;
     let state = Rc::new(RefCell::new((terminal, None::<Sample>, false, delay, 0u64)));
     let err: Rc<RefCell<Option<String>>> = Rc::default();
     let quit = Rc::new(std::cell::Cell::new(false));
@@ -347,6 +396,7 @@ pub fn live(src: &mut dyn Source, delay: Duration) -> Result<(), String> {
         *frame += 1;
         let mut model = Model {
             title: title.clone(),
+            unit,
             frame: *frame,
             cur,
             prev: prev.take(),
@@ -411,12 +461,92 @@ pub fn live(src: &mut dyn Source, delay: Duration) -> Result<(), String> {
             }
         }
     }
-    ratatui::try_restore().map_err(|e| format!("terminal: {e}"))?;
+    {
+        let mut guard = state.borrow_mut();
+        stop(&mut guard.0).map_err(|e| format!("terminal: {e}"))?;
+    }
     run?;
     match err.take() {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// A real program run natively (`lmm native`'s [`native::run`]) on a
+/// machine booted from `config`, sampled every `every` events (the stops
+/// of the program lmm handles: page faults, system calls, signals passed
+/// on) and at its exit, before the process is torn down. The program runs
+/// to its end even when the view stops.
+pub struct NativeSource {
+    /// The program (host path).
+    pub program: String,
+    /// Its argv.
+    pub argv: Vec<String>,
+    /// Its environment.
+    pub envp: Vec<String>,
+    /// `--warm-cache`.
+    pub warm_cache: bool,
+    /// The machine.
+    pub config: MachineConfig,
+    /// Events between samples (at least 1).
+    pub every: u64,
+    /// How the run went, once it ended.
+    pub outcome: Option<native::Outcome>,
+}
+
+impl Source for NativeSource {
+    fn title(&self) -> String {
+        format!("native {}", self.argv.join(" "))
+    }
+
+    fn unit(&self) -> &'static str {
+        "event"
+    }
+
+    fn run(&mut self, sink: Box<dyn FnMut(Sample) -> bool>) -> Result<(), String> {
+        let sampler = Rc::new(RefCell::new(EventSampler::new(self.every, sink)));
+        let failed: Rc<RefCell<Option<String>>> = Rc::default();
+        let (s, f) = (sampler.clone(), failed.clone());
+        let watch = move |m: &Machine, at_exit: bool| {
+            let mut s = s.borrow_mut();
+            if at_exit {
+                // The last sample, with the process still there; a failed
+                // sample is reported after the run.
+                if let Err(e) = s.finish(m) {
+                    *f.borrow_mut() = Some(e);
+                }
+            } else {
+                s.event(m);
+            }
+        };
+        let opts = native::Options {
+            warm_cache: self.warm_cache,
+            observer: Some(native::Observer(Rc::new(RefCell::new(watch)))),
+            ..Default::default()
+        };
+        let mut m = Machine::boot(self.config.clone()).map_err(|e| e.to_string())?;
+        let outcome = native::run(&mut m, &self.program, &self.argv, &self.envp, &opts)?;
+        self.outcome = Some(outcome);
+        failed.take().map_or(Ok(()), Err)
+    }
+}
+
+/// The live view's terminal, on stdout or stderr.
+type Screen = Terminal<CrosstermBackend<Box<dyn std::io::Write>>>;
+
+/// Puts the terminal `out` leads to into raw mode on the alternate screen
+/// (what `ratatui::init` does for stdout).
+fn start(mut out: Box<dyn std::io::Write>) -> std::io::Result<Screen> {
+    terminal::enable_raw_mode()?;
+    execute!(out, terminal::EnterAlternateScreen)?;
+    Terminal::new(CrosstermBackend::new(out))
+}
+
+/// Leaves the alternate screen and raw mode, cursor shown.
+fn stop(t: &mut Screen) -> std::io::Result<()> {
+    execute!(t.backend_mut(), terminal::LeaveAlternateScreen)?;
+    t.show_cursor()?;
+    terminal::disable_raw_mode()
 }
 
 #[cfg(test)]

@@ -894,6 +894,10 @@ fn plot_and_top_cases() -> Vec<Case> {
     const PLOT: &str =
         "lmm plot [--scenario FILE] -o FILE [--kind memory|faults|fragmentation|all] [--every N] [--png]";
     const TOP: &str = "lmm top [--scenario FILE] [--batch N] [--delay MS] [--every N]";
+    const TOP_REPLAY: &str =
+        "lmm top [--batch N] [--every N] replay strace|lackey FILE [REPLAY FLAGS]";
+    const TOP_NATIVE: &str =
+        "lmm top [--batch N] [--every N] native [--env K=V] [--clear-env] [--warm-cache] PROGRAM [ARGS...]";
     vec![
         case(
             PLOT,
@@ -1130,7 +1134,258 @@ fn plot_and_top_cases() -> Vec<Case> {
                 assert!(o.contains("pswpout"), "{o}");
             },
         ),
+        case(
+            TOP_REPLAY,
+            &[
+                "top",
+                "--batch",
+                "100",
+                "--every",
+                "5",
+                "replay",
+                "strace",
+                "tests/fixtures/traces/mremap_brk-static.strace",
+                "--path-map",
+                "/work/wt-record=.",
+                "--touch",
+                "20:6443:0x7ffffffde000,4096:w",
+            ],
+            |o, _| {
+                // The same replay in this process, /proc read directly
+                // after every 5th call and at the end.
+                let args = workload::replay::CliArgs {
+                    file: root().join("tests/fixtures/traces/mremap_brk-static.strace"),
+                    path_map: vec![format!("/work/wt-record={}", root().display())],
+                    cwd: Some(root()),
+                    touch: vec!["20:6443:0x7ffffffde000,4096:w".into()],
+                    ..Default::default()
+                };
+                let (lines, opts) = workload::replay::prepare(&args).unwrap();
+                let mut t = workload::replay::MachineTarget::boot(Default::default()).unwrap();
+                let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+                let (s, n) = (seen.clone(), std::rc::Rc::new(std::cell::Cell::new(0u64)));
+                t.observer = Some(Box::new(move |m| {
+                    n.set(n.get() + 1);
+                    if n.get() % 5 == 0 {
+                        s.borrow_mut().push((n.get(), proc_numbers(m)));
+                    }
+                    true
+                }));
+                workload::replay::replay(&lines, &mut t, &opts).unwrap();
+                t.observer = None;
+                let calls = seen.borrow().last().map_or(0, |l| l.0);
+                let frames: Vec<&str> = o.split("--- frame ").skip(1).collect();
+                assert_eq!(frames.len(), seen.borrow().len() + 1, "{o}");
+                for (f, (call, want)) in frames.iter().zip(seen.borrow().iter()) {
+                    assert!(f.contains(&format!(" at system call {call}\n")), "{f}");
+                    check_frame(f, want);
+                }
+                // The last frame: the end of the replay, past the last 5th call.
+                let last = frames.last().unwrap();
+                check_frame(last, &proc_numbers(&t.machine));
+                assert!(
+                    !last.contains(&format!(" at system call {calls}\n")),
+                    "{last}"
+                );
+                assert!(
+                    o.ends_with("--- end of the run after 9 frame(s) ---\n"),
+                    "{o}"
+                );
+                // The touch after line 20 made the process's RSS grow;
+                // at the end it has exited.
+                let rss = |f: &str| -> Option<u64> {
+                    let row = f.lines().find(|l| l.starts_with("│1 "))?;
+                    row.split_whitespace().nth(2)?.parse().ok()
+                };
+                let most = frames.iter().filter_map(|f| rss(f)).max().unwrap();
+                assert!(most > rss(frames[0]).unwrap(), "{o}");
+                assert_eq!(rss(last), None, "{last}");
+            },
+        ),
+        case(
+            TOP_REPLAY,
+            &[
+                "top",
+                "--batch",
+                "4",
+                "--every",
+                "20000",
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/true.lk.gz",
+            ],
+            |o, _| {
+                let mut t = workload::lackey::MachineLackey::boot(Default::default()).unwrap();
+                let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+                let (s, n) = (seen.clone(), std::rc::Rc::new(std::cell::Cell::new(0u64)));
+                t.observer = Some(Box::new(move |m| {
+                    n.set(n.get() + 1);
+                    if n.get() % 20000 == 0 {
+                        s.borrow_mut().push((n.get(), proc_numbers(m)));
+                    }
+                    s.borrow().len() < 4
+                }));
+                let input =
+                    workload::lackey::open(&root().join("tests/fixtures/lackey/true.lk.gz"))
+                        .unwrap();
+                // The observer stops the replay after its 4th sample.
+                assert!(workload::lackey::replay(input, "t", &mut t, &Default::default()).is_err());
+                let frames: Vec<&str> = o.split("--- frame ").skip(1).collect();
+                assert_eq!(frames.len(), 4, "{o}");
+                for (f, (n, want)) in frames.iter().zip(seen.borrow().iter()) {
+                    assert!(f.contains(&format!(" at access {n}\n")), "{f}");
+                    check_frame(f, want);
+                }
+            },
+        ),
+        case(
+            TOP_NATIVE,
+            &[
+                "top",
+                "--batch",
+                "1000",
+                "--every",
+                "200",
+                "native",
+                "--clear-env",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-top-touch"),
+                "8",
+            ],
+            |o, e| {
+                // The program's stdout is its own: no frame in it.
+                assert_eq!(o, "pages=2048 sum=261120\n");
+                let frames: Vec<&str> = e.split("--- frame ").skip(1).collect();
+                assert!(frames.len() > 5, "{e}");
+                let at = |f: &str| -> u64 {
+                    let l = line(f.split_once('\n').unwrap().1, "lmm top - native ");
+                    l.split(" at event ")
+                        .nth(1)
+                        .unwrap()
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                };
+                // A frame every 200 events, then one at the exit.
+                for (i, f) in frames[..frames.len() - 1].iter().enumerate() {
+                    assert_eq!(at(f), 200 * (i as u64 + 1), "{f}");
+                }
+                let last = frames.last().unwrap();
+                assert!(at(last) > at(frames[frames.len() - 2]), "{last}");
+                // The exit frame shows the process's faults as the summary
+                // counts them (both read at exit, before the teardown).
+                let row = last.lines().find(|l| l.starts_with("│1 ")).unwrap();
+                let cols: Vec<&str> = row.trim_start_matches('│').split_whitespace().collect();
+                let count = |k: &str| -> &str { &line(e, k)[k.len()..] };
+                assert_eq!(
+                    (cols[4], cols[5]),
+                    (count("minor faults: "), count("major faults: ")),
+                    "{row}"
+                );
+                // The 8 MiB the program wrote were resident at some frame.
+                let max_rss = frames
+                    .iter()
+                    .filter_map(|f| f.lines().find(|l| l.starts_with("│1 ")))
+                    .map(|r| r.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
+                    .max()
+                    .unwrap();
+                assert!(max_rss >= 8 * 1024, "{max_rss}");
+                line(e, "lmm native: ");
+            },
+        ),
     ]
+}
+
+/// What a `lmm top` frame shows of a machine, read here from its /proc
+/// files: MemFree in MiB, pages free per zone, pgfault, and per process
+/// (pid order) its pid, VmRSS and minflt.
+struct ProcNumbers {
+    free_mib: u64,
+    zones: Vec<(String, u64)>,
+    pgfault: u64,
+    procs: Vec<(u32, u64, u64)>,
+}
+
+fn proc_numbers(m: &machine::Machine) -> ProcNumbers {
+    let meminfo = m.proc("meminfo").unwrap();
+    let kb = line(&meminfo, "MemFree:")
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
+    let zoneinfo = m.proc("zoneinfo").unwrap();
+    let mut zones = Vec::new();
+    let mut name = String::new();
+    for l in zoneinfo.lines() {
+        if let Some(rest) = l.strip_prefix("Node 0, zone") {
+            name = rest.trim().to_string();
+        } else if let Some(v) = l.trim().strip_prefix("pages free") {
+            zones.push((name.clone(), v.trim().parse().unwrap()));
+        }
+    }
+    let vmstat = m.proc("vmstat").unwrap();
+    let pgfault = line(&vmstat, "pgfault ")[8..].parse().unwrap();
+    let procs = m
+        .processes
+        .values()
+        .map(|p| {
+            // What /proc/PID/status and /proc/PID/stat print.
+            let status = mm::task_mmu::show_status_vm(&p.mm);
+            let rss = line(&status, "VmRSS:")[6..]
+                .trim()
+                .trim_end_matches(" kB")
+                .parse()
+                .unwrap();
+            let stat = machine::process::proc_pid_stat(p);
+            let after = stat.rsplit_once(") ").unwrap().1;
+            let minflt = after.split(' ').nth(7).unwrap().parse().unwrap();
+            (p.pid, rss, minflt)
+        })
+        .collect();
+    ProcNumbers {
+        free_mib: kb.parse::<u64>().unwrap() / 1024,
+        zones,
+        pgfault,
+        procs,
+    }
+}
+
+/// Checks that frame `f` shows the numbers `want`.
+fn check_frame(f: &str, want: &ProcNumbers) {
+    let mem = line(f, "MiB Mem: ");
+    assert!(
+        mem.contains(&format!(" total, {} free, ", want.free_mib)),
+        "{mem} / {}",
+        want.free_mib
+    );
+    for (zone, free) in &want.zones {
+        if *free > 0 {
+            assert!(
+                f.contains(&format!("node0 {zone:<7} free {free:>8}  min ")),
+                "{zone} {free}\n{f}"
+            );
+        }
+    }
+    assert!(
+        f.contains(&format!("pgfault {:>9} +", want.pgfault)),
+        "pgfault {}\n{f}",
+        want.pgfault
+    );
+    for (pid, rss, minflt) in &want.procs {
+        let row = f
+            .lines()
+            .find(|l| l.starts_with(&format!("│{pid:<6} ")))
+            .unwrap_or_else(|| panic!("no pid {pid} in\n{f}"));
+        let cols: Vec<&str> = row.trim_start_matches('│').split_whitespace().collect();
+        assert_eq!(
+            (
+                cols[2].parse::<u64>().unwrap(),
+                cols[4].parse::<u64>().unwrap()
+            ),
+            (*rss, *minflt),
+            "{row}"
+        );
+    }
 }
 
 /// The command lines of the README's Quick start and Usage sections
@@ -1264,6 +1519,14 @@ fn tour_names(list: &str) -> Vec<String> {
 
 #[test]
 fn readme_plot_and_top() {
+    // The `lmm top native` case runs tests/native/touch.c.
+    let out = concat!(env!("CARGO_TARGET_TMPDIR"), "/readme-top-touch");
+    let r = Command::new("gcc")
+        .args(["-static", "-O1", "-o", out])
+        .arg(root().join("tests/native/touch.c"))
+        .status()
+        .expect("the top native case needs gcc (apt-get install gcc libc6-dev)");
+    assert!(r.success(), "gcc -static tests/native/touch.c");
     run_cases(&["plot", "top"]);
 }
 

@@ -73,6 +73,26 @@ pub struct Options {
     /// warm for a program that has run before (no major faults; fault-around
     /// maps cached neighbours as Linux's does).
     pub warm_cache: bool,
+    /// Watches the machine while the program runs (`lmm top native`).
+    pub observer: Option<Observer>,
+}
+
+/// A watcher of the machine during a run (`lmm top native`): called after
+/// each stop of the program that lmm handled (a page fault, a system call,
+/// a signal passed on) with `false`, and once at the end with `true`, before
+/// the process is torn down (its RSS and faults still there). Shared (`Rc`)
+/// so [`Options`] stays `Clone`; it cannot stop the run (the program runs to
+/// its end either way).
+#[derive(Clone)]
+pub struct Observer(pub std::rc::Rc<std::cell::RefCell<ObserverFn>>);
+
+/// What an [`Observer`] calls: the machine, and whether the program ended.
+pub type ObserverFn = dyn FnMut(&Machine, bool);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer(..)")
+    }
 }
 
 /// How the program ended.
@@ -131,6 +151,8 @@ struct Run<'a> {
     warned: std::collections::BTreeSet<u64>,
     /// [`Options::warm_cache`].
     warm_cache: bool,
+    /// [`Options::observer`].
+    observer: Option<Observer>,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -165,6 +187,7 @@ pub fn run(
         reclaimed,
         warned: Default::default(),
         warm_cache: opts.warm_cache,
+        observer: opts.observer.clone(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -369,6 +392,15 @@ impl Run<'_> {
                 }
                 Stop::Signal(s) => sig = s,
             }
+            // lmm top native (branch obs): the observer, after each stop.
+            self.observe(false);
+        }
+    }
+
+    /// Calls [`Options::observer`], if any, with the machine as it stands.
+    fn observe(&mut self, at_exit: bool) {
+        if let Some(o) = &self.observer {
+            (o.0.borrow_mut())(self.m, at_exit);
         }
     }
 
@@ -851,6 +883,7 @@ impl Run<'_> {
             self.out.peak_rss_kb = p.mm.hiwater_rss().max(p.mm.rss_pages()) * 4;
         }
         self.out.ending = ending;
+        self.observe(true);
         self.out.swap = (
             vmstat(self.m, "pswpin") - self.out.swap.0,
             vmstat(self.m, "pswpout") - self.out.swap.1,

@@ -42,7 +42,7 @@ mod files;
 mod machine_target;
 mod maps;
 
-pub use cli::{machine_target, parse_touch, run_cli, CliArgs, UnavailableTarget};
+pub use cli::{machine_target, parse_touch, prepare, run_cli, CliArgs, UnavailableTarget};
 pub use machine_target::MachineTarget;
 pub use maps::{
     apply_path_map, normalize_maps, renumber_shmem_inodes, stdout_checkpoints, Checkpoint,

@@ -5,7 +5,10 @@
 //! `free` and `htop` read Linux's, so a sample's numbers are /proc's by
 //! construction. A [`Source`] produces samples; the scenario source
 //! ([`ScenarioSource`]) takes one every N Rhai operations of a script, so
-//! the series is the same on every run.
+//! the series is the same on every run. A replay ([`ReplaySource`]) is
+//! sampled every N events (system calls of an strace log, accesses of a
+//! lackey trace) through an [`EventSampler`], which a native run (`lmm top
+//! native`, in crates/lmm) uses too.
 
 use std::collections::BTreeMap;
 
@@ -298,11 +301,16 @@ fn parse_slabinfo(text: &str) -> Vec<SlabSample> {
     caches
 }
 
-/// Something that runs and reports samples of a machine: a scenario (here),
-/// and later a replay or the host itself (`lmm top replay ...`, `native`).
+/// Something that runs and reports samples of a machine: a scenario or a
+/// replay (here), a real program (`lmm top native`).
 pub trait Source {
     /// A line naming what runs, for titles.
     fn title(&self) -> String;
+
+    /// What [`Step::ops`] counts, for titles (`operation` of a scenario).
+    fn unit(&self) -> &'static str {
+        "operation"
+    }
 
     /// Runs, handing each sample to `sink` in order; `sink` returns false
     /// to stop early (not an error). Errors say what failed.
@@ -392,6 +400,164 @@ impl Source for ScenarioSource {
         )?;
         (sink.borrow_mut())(end);
         Ok(())
+    }
+}
+
+/// A watcher of a replay's machine, called after each event (a system call,
+/// an access); false asks it to stop watching.
+pub type Watch = Box<dyn FnMut(&Machine) -> bool>;
+
+/// Samples a machine every `every` events of a run that is not a script
+/// (a replay, a native program): the run calls [`EventSampler::event`]
+/// after each event, [`EventSampler::finish`] at its end. [`Step::ops`]
+/// counts the events; [`Step::boots`] is 0 (one machine).
+pub struct EventSampler {
+    /// Events between samples (at least 1).
+    every: u64,
+    /// Events so far.
+    events: u64,
+    /// Where samples go; false from it stops the sampling.
+    sink: Box<dyn FnMut(Sample) -> bool>,
+    /// The sink asked to stop, or a sample failed.
+    stopped: bool,
+    /// Why a sample failed.
+    failed: Option<String>,
+}
+
+impl EventSampler {
+    /// A sampler handing every `every`-th event's sample to `sink`.
+    pub fn new(every: u64, sink: Box<dyn FnMut(Sample) -> bool>) -> EventSampler {
+        EventSampler {
+            every: every.max(1),
+            events: 0,
+            sink,
+            stopped: false,
+            failed: None,
+        }
+    }
+
+    /// One more event: a sample of `m` if it is the `every`-th since the
+    /// last; false once the sampling stopped (the sink said so, or reading
+    /// /proc failed).
+    pub fn event(&mut self, m: &Machine) -> bool {
+        if self.stopped {
+            return false;
+        }
+        self.events += 1;
+        if self.events.is_multiple_of(self.every) {
+            self.sample(m);
+        }
+        !self.stopped
+    }
+
+    /// The run's end: a last sample of `m` after the last event (unless that
+    /// event was just sampled or the sampling stopped); the error of a
+    /// failed sample, if one failed.
+    pub fn finish(&mut self, m: &Machine) -> Result<(), String> {
+        if !self.stopped && (self.events == 0 || !self.events.is_multiple_of(self.every)) {
+            self.sample(m);
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// True once the sink asked to stop or a sample failed.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Takes a sample at the current event and hands it on.
+    fn sample(&mut self, m: &Machine) {
+        let step = Step {
+            ops: self.events,
+            boots: 0,
+        };
+        match Sample::take(m, step) {
+            Ok(s) => self.stopped = !(self.sink)(s),
+            Err(e) => {
+                self.failed = Some(e);
+                self.stopped = true;
+            }
+        }
+    }
+}
+
+/// The trace a [`ReplaySource`] replays, as `lmm replay` takes it.
+pub enum Trace {
+    /// An `strace -f` log (see [`crate::replay`]).
+    Strace(crate::replay::CliArgs),
+    /// A valgrind lackey trace (see [`crate::lackey`]); no `--frames` or
+    /// `--sweep` (those run without a machine).
+    Lackey(crate::lackey::CliArgs),
+}
+
+/// A replay on a machine booted from `config`, as `lmm replay` runs it
+/// (its printed report aside), sampled every `every` events: each system
+/// call the strace replay makes on the machine, each page access of a
+/// lackey replay; and once at the end.
+pub struct ReplaySource {
+    /// What to replay.
+    pub trace: Trace,
+    /// The machine.
+    pub config: MachineConfig,
+    /// Events between samples (at least 1).
+    pub every: u64,
+}
+
+impl Source for ReplaySource {
+    fn title(&self) -> String {
+        match &self.trace {
+            Trace::Strace(a) => format!("replay strace {}", a.file.display()),
+            Trace::Lackey(a) => format!("replay lackey {}", a.file),
+        }
+    }
+
+    fn unit(&self) -> &'static str {
+        match self.trace {
+            Trace::Strace(_) => "system call",
+            Trace::Lackey(_) => "access",
+        }
+    }
+
+    fn run(&mut self, sink: Box<dyn FnMut(Sample) -> bool>) -> Result<(), String> {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let sampler = Rc::new(RefCell::new(EventSampler::new(self.every, sink)));
+        let s = sampler.clone();
+        let watch: Watch = Box::new(move |m: &Machine| s.borrow_mut().event(m));
+        let config = self.config.clone();
+        match &self.trace {
+            Trace::Strace(args) => {
+                let (lines, opts) = crate::replay::prepare(args)?;
+                let mut target = crate::replay::MachineTarget::boot(config)?;
+                target.observer = Some(watch);
+                let r = crate::replay::replay(&lines, &mut target, &opts);
+                // A replay that fails after the viewer stopped is no error
+                // of the view's; one that fails while watched is.
+                if !sampler.borrow().stopped() {
+                    r.map_err(|e| e.to_string())?;
+                }
+                target.observer = None;
+                sampler.borrow_mut().finish(&target.machine)
+            }
+            Trace::Lackey(args) => {
+                if args.policy.is_some() {
+                    return Err("--frames/--sweep run without a machine: nothing to watch".into());
+                }
+                let mut target = crate::lackey::MachineLackey::boot(config)?;
+                target.observer = Some(watch);
+                let input = crate::lackey::open(std::path::Path::new(&args.file))
+                    .map_err(|e| e.to_string())?;
+                let r = crate::lackey::replay(input, &args.file, &mut target, &args.opts);
+                if !sampler.borrow().stopped() {
+                    r.map_err(|e| e.to_string())?;
+                }
+                target.observer = None;
+                sampler.borrow_mut().finish(target.machine())
+            }
+        }
     }
 }
 
@@ -559,6 +725,50 @@ mod tests {
         }))
         .expect("a stop is not an error");
         assert_eq!(n.get(), 3);
+    }
+
+    #[test]
+    fn an_event_sampler_samples_every_nth_event_and_the_end_once() {
+        let m = Machine::boot(MachineConfig {
+            ram: 64 << 20,
+            ..Default::default()
+        })
+        .unwrap();
+        let steps = |events: u64, every: u64| -> Vec<u64> {
+            let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+            let g = got.clone();
+            let mut s = EventSampler::new(
+                every,
+                Box::new(move |x| {
+                    g.borrow_mut().push(x.step.ops);
+                    true
+                }),
+            );
+            for _ in 0..events {
+                assert!(s.event(&m));
+            }
+            s.finish(&m).unwrap();
+            got.take()
+        };
+        assert_eq!(steps(7, 3), vec![3, 6, 7]);
+        // The last event was sampled: the end adds no second frame of it.
+        assert_eq!(steps(6, 3), vec![3, 6]);
+        // No event at all: the end alone.
+        assert_eq!(steps(0, 3), vec![0]);
+        // A sink that says stop stops the sampling, the end included.
+        let n = Rc::new(std::cell::Cell::new(0));
+        let c = n.clone();
+        let mut s = EventSampler::new(
+            1,
+            Box::new(move |_| {
+                c.set(c.get() + 1);
+                false
+            }),
+        );
+        assert!(!s.event(&m));
+        assert!(!s.event(&m) && s.stopped());
+        s.finish(&m).unwrap();
+        assert_eq!(n.get(), 1);
     }
 
     #[test]

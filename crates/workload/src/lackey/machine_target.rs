@@ -12,7 +12,17 @@ use super::{AccessKind, LackeyTarget, TargetError, TargetStats};
 pub struct MachineLackey {
     machine: machine::Machine,
     pid: u32,
+    /// Watches the machine after every access (`lmm top replay lackey`);
+    /// once it returns false, every further access fails with
+    /// [`STOPPED`], which ends the replay (or, with `--keep-going`, makes
+    /// it skip the rest of the trace's accesses).
+    pub observer: Option<crate::sample::Watch>,
+    /// The observer asked to stop.
+    stopped: bool,
 }
+
+/// Why accesses fail after the observer asked to stop.
+const STOPPED: &str = "stopped by the observer";
 
 impl MachineLackey {
     /// Boots a machine and spawns the empty process the replay runs in
@@ -21,7 +31,12 @@ impl MachineLackey {
     pub fn boot(config: machine::MachineConfig) -> Result<MachineLackey, String> {
         let mut machine = machine::Machine::boot(config).map_err(|e| e.to_string())?;
         let pid = machine.spawn("lackey").map_err(|e| format!("spawn: {e}"))?;
-        Ok(MachineLackey { machine, pid })
+        Ok(MachineLackey {
+            machine,
+            pid,
+            observer: None,
+            stopped: false,
+        })
     }
 
     /// The machine, for /proc files and `mm::debug` after the replay.
@@ -37,9 +52,17 @@ impl LackeyTarget for MachineLackey {
             AccessKind::Write => machine::mmu::Access::Write,
             AccessKind::Exec => machine::mmu::Access::Exec,
         };
-        self.machine
+        if self.stopped {
+            return Err(TargetError::Unsupported(STOPPED.into()));
+        }
+        let r = self
+            .machine
             .touch(self.pid, va.0, 1, access)
-            .map_err(|f| TargetError::Signal(f.to_string()))
+            .map_err(|f| TargetError::Signal(f.to_string()));
+        if let Some(watch) = &mut self.observer {
+            self.stopped = !watch(&self.machine);
+        }
+        r
     }
 
     fn is_mapped(&self, va: VirtAddr) -> bool {

@@ -160,20 +160,10 @@ fn header(p: &ProcessReport) -> String {
     format!("=== pid {}: maps {when} ===", p.pid)
 }
 
-/// Runs `lmm replay strace` on `target`, printing to `out` (stdout) and
-/// `err` (stderr). Without `--maps`: each process's maps, headed by a line
-/// naming the pid (and, for a process the target could not create, a line
-/// saying which lines were skipped). With `--maps PID`: exactly that
-/// process's maps text on `out`. Notes and the summary go to `err`. Any
-/// failure (unreadable or malformed trace, `--check` divergence, a call the
-/// target cannot do) is returned as the message to print; the caller exits
-/// non-zero.
-pub fn run_cli(
-    args: &CliArgs,
-    target: &mut dyn ReplayTarget,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<(), String> {
+/// The trace's lines and the replay's options from the command line's
+/// arguments (paths made absolute, `--touch` parsed): what `lmm replay
+/// strace` and `lmm top replay strace` replay.
+pub fn prepare(args: &CliArgs) -> Result<(Vec<crate::strace::Line>, ReplayOptions), String> {
     let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
     // A relative directory (`--path-map /work/wt-record=.`) is taken from
     // the current directory, so the target gets absolute paths.
@@ -211,6 +201,24 @@ pub fn run_cli(
             .collect::<Result<_, _>>()?,
         warm_cache: args.warm_cache,
     };
+    Ok((lines, opts))
+}
+
+/// Runs `lmm replay strace` on `target`, printing to `out` (stdout) and
+/// `err` (stderr). Without `--maps`: each process's maps, headed by a line
+/// naming the pid (and, for a process the target could not create, a line
+/// saying which lines were skipped). With `--maps PID`: exactly that
+/// process's maps text on `out`. Notes and the summary go to `err`. Any
+/// failure (unreadable or malformed trace, `--check` divergence, a call the
+/// target cannot do) is returned as the message to print; the caller exits
+/// non-zero.
+pub fn run_cli(
+    args: &CliArgs,
+    target: &mut dyn ReplayTarget,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    let (lines, opts) = prepare(args)?;
     let report = replay(&lines, target, &opts).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("writing the output: {e}");
 

@@ -64,6 +64,9 @@ pub struct MachineTarget {
     /// The first `mm::debug` violation found with `check_each_call`, with
     /// what had just been done.
     pub check_failure: Option<String>,
+    /// Watches the machine after every call (`lmm top replay`); once it
+    /// returns false it is dropped and the replay goes on unwatched.
+    pub observer: Option<crate::sample::Watch>,
 }
 
 impl MachineTarget {
@@ -77,6 +80,7 @@ impl MachineTarget {
             exited: HashMap::new(),
             check_each_call: false,
             check_failure: None,
+            observer: None,
         })
     }
 
@@ -113,6 +117,11 @@ impl MachineTarget {
         if self.check_each_call && self.check_failure.is_none() {
             if let Err(e) = self.machine.check() {
                 self.check_failure = Some(format!("after {what}: {e}"));
+            }
+        }
+        if let Some(watch) = &mut self.observer {
+            if !watch(&self.machine) {
+                self.observer = None;
             }
         }
         r
