@@ -44,13 +44,26 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
     let out = &mut std::io::stdout();
     match name {
         None => {
-            page_alloc(config)?;
-            slab(config)?;
-            vm(config)?;
-            fault(config, size, fault_rounds, out).map(|_| ())?;
-            fork(config, size, fork_rounds, out).map(|_| ())?;
-            reclaim(config)?;
-            boot()
+            // A bar over the benchmarks on stderr (when stderr is a
+            // terminal and stdout, where the tables go, is not).
+            let names = [
+                "page_alloc",
+                "slab",
+                "vm",
+                "fault",
+                "fork",
+                "reclaim",
+                "boot",
+            ];
+            let bar = crate::progress::bar(names.len() as u64, "bench", true);
+            for name in names {
+                bar.set_message(format!("bench {name}"));
+                let r = run(Some(name), Some(size), config);
+                bar.inc(1);
+                r?;
+            }
+            bar.finish_and_clear();
+            Ok(())
         }
         Some("reclaim") => reclaim(config),
         Some("page_alloc") => page_alloc(config),

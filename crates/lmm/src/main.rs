@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 mod bench;
+mod progress;
 mod top;
 
 use std::process::ExitCode;
@@ -712,6 +713,12 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 machine.swap = Some(machine::swapfile::SwapSpec::Make(256 << 20));
             }
             let seed = machine.seed;
+            // A bar on a terminal, unless --progress or --trace write
+            // their own lines there.
+            let bar = (progress == 0 && !trace).then(|| progress::bar(ops, "soak", false));
+            let on_op = bar
+                .clone()
+                .map(|b| workload::soak::OnOp(std::sync::Arc::new(move |op| b.set_position(op))));
             let cfg = workload::soak::SoakConfig {
                 machine,
                 max_procs,
@@ -719,9 +726,14 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 without,
                 trace,
                 progress,
+                on_op,
                 ..workload::soak::SoakConfig::new(ops, seed)
             };
-            let r = workload::soak::run(&cfg)?;
+            let r = workload::soak::run(&cfg);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let r = r?;
             out!("{}", r.render(verbose));
             if let Some(f) = r.failure() {
                 return Err(format!("soak: {f}"));
@@ -1061,8 +1073,21 @@ fn replay(
                     return Ok(());
                 }
                 let mut target = workload::lackey::MachineLackey::boot(config)?;
-                workload::lackey::run_cli(&args, &mut target, &mut std::io::stdout().lock())
-                    .map_err(|e| e.to_string())?;
+                // A spinner counting the accesses (the trace's length is
+                // not known before its end).
+                let bar = progress::spinner("lackey replay: accesses", false);
+                let b = bar.clone();
+                target.observer = Some(Box::new(move |_| {
+                    b.inc(1);
+                    true
+                }));
+                // The summary is printed after the spinner is cleared (its
+                // clearing would take a line printed under it).
+                let mut summary = Vec::new();
+                let r = workload::lackey::run_cli(&args, &mut target, &mut summary);
+                bar.finish_and_clear();
+                r.map_err(|e| e.to_string())?;
+                out!("{}", String::from_utf8_lossy(&summary));
                 return target
                     .machine()
                     .check()

@@ -1546,6 +1546,36 @@ fn every_case_runs_in_one_of_the_tests_above() {
     }
 }
 
+/// Progress bars are drawn only on a terminal: with stderr a pipe (as
+/// here), the long commands write no bar, no carriage return and no
+/// escape sequence to it, and stdout is what it was.
+#[test]
+fn progress_bars_stay_off_a_pipe() {
+    for args in [
+        &["soak", "--ops", "3000"][..],
+        &[
+            "replay",
+            "lackey",
+            "tests/fixtures/lackey/true.lk.gz",
+            "--limit",
+            "5000",
+        ],
+    ] {
+        let out = lmm().args(args).assert().success().get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        for mark in ["\r", "\x1b[", "ETA", "/s ", "[=", "soak [", "accesses "] {
+            assert!(
+                !err.contains(mark),
+                "lmm {args:?}: {mark:?} on stderr:\n{err}"
+            );
+        }
+        assert!(!out.stdout.is_empty());
+    }
+    // soak's stdout starts as it always did.
+    let out = lmm().args(["soak", "--ops", "3000"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ops: 3000\n"));
+}
+
 /// Errors are one line on stderr and exit status 1, never a panic.
 #[test]
 fn bad_input_is_an_error_not_a_panic() {

@@ -80,6 +80,9 @@ pub struct SoakConfig {
     /// A line of running totals on stderr every this many ops (0: none),
     /// so a long run shows where it is.
     pub progress: u64,
+    /// Called with the number of each op done (`lmm soak`'s progress bar;
+    /// the library itself stays terminal-free).
+    pub on_op: Option<OnOp>,
     /// Kinds of op left out of the mix, by name (`madv-free`, `fork`, ...;
     /// see [`op_names`]).
     pub without: Vec<String>,
@@ -104,8 +107,19 @@ impl SoakConfig {
             inject_corruption_at: None,
             trace: false,
             progress: 0,
+            on_op: None,
             without: Vec::new(),
         }
+    }
+}
+
+/// A callback of [`SoakConfig::on_op`]; shared so the config stays `Clone`.
+#[derive(Clone)]
+pub struct OnOp(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for OnOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnOp(..)")
     }
 }
 
@@ -569,6 +583,9 @@ impl Soak<'_> {
                 return;
             }
             self.report.ops = op;
+            if let Some(f) = &self.cfg.on_op {
+                (f.0)(op);
+            }
             let mapped = self.procs.values().map(|p| p.anon_pages()).sum();
             self.report.peak_pages = self.report.peak_pages.max(mapped);
             let used = self.used_pages();
