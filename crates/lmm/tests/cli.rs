@@ -124,6 +124,18 @@ fn cases() -> Vec<Case> {
                 "== copy-on-write: the child's write copied 1 page; the rest stay shared ==",
             );
         }),
+        case("lmm tour buddy", &["tour", "buddy"], |o, _| {
+            assert!(o.starts_with("# buddy: a buddy split and merge\n"), "{o}");
+            assert_eq!(o, std::fs::read_to_string(root().join("docs/tour.md")).unwrap().split("$ lmm tour buddy\n").nth(1).unwrap().split("\n```").next().unwrap().to_string() + "\n", "docs/tour.md's buddy run is out of date");
+        }),
+        // The live view needs a terminal, which the tests have not: the
+        // case draws its first frame as text (--batch 1), the same drawing.
+        case("lmm top", &["top", "--batch", "1"], |o, _| {
+            line(o, "lmm top - default scenario - frame 1 at operation 2000");
+            // docs/top.md shows this frame.
+            let doc = std::fs::read_to_string(root().join("docs/top.md")).unwrap();
+            assert!(doc.contains(o), "docs/top.md's --batch 1 frame is out of date");
+        }),
         // Usage.
         case(
             "lmm run [SCENARIO] [--trace FILE] [--perfetto FILE] [--events LIST]",
