@@ -277,6 +277,21 @@ fn swap_pushes_out_and_faults_back_in() {
     let t = run("swap");
     assert_eq!(cp(&t, "pte is swap entry"), "true");
     assert_eq!(cp(&t, "pswpout > 0"), "true");
+    // The entry decoded by hand from the pte's bits, x86-64's layout
+    // (arch/x86/include/asm/pgtable_64.h): Present (bit 0) clear, the type
+    // in bits 59-63, the offset's complement in bits 9-58.
+    let raw = u64::from_str_radix(cp(&t, "swap pte").trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(raw & 1, 0, "not present");
+    let ty = raw >> 59;
+    let offset = !(raw >> 9) & ((1u64 << 50) - 1);
+    assert_eq!(cp(&t, "swap type"), ty.to_string());
+    assert_eq!(cp(&t, "swap offset"), offset.to_string());
+    // The only swap area is type 0; slot 0 holds its header, so the first
+    // page written out took slot 1 (the 64 MiB area has 16384 slots).
+    assert_eq!(ty, 0);
+    assert_eq!(offset, 1);
+    // One pte refers to the slot: its swap_map count is 1.
+    assert_eq!(cp(&t, "swap_map count"), "1");
     assert_eq!(
         cp(&t, "data"),
         "keep me",

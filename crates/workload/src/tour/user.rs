@@ -1057,18 +1057,40 @@ fn swap(t: &mut Tour) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let swaps = m.proc("swaps")?;
+    let pte = process(&m, pid)?.pt.lookup(VirtAddr(a)).map(|(p, _)| p);
+    // The swap entry in the pte, decoded as x86-64 lays it out
+    // (arch/x86/include/asm/pgtable_64.h, __swp_type/__swp_offset): the
+    // type in bits 59-63, the offset inverted (an L1TF mitigation: a
+    // not-present pte must not point at real memory) in bits 9-58.
+    let entry = pte.and_then(|p| p.swap_entry(mm::arch::pte::PagingMode::X86_64L4));
+    let decoded = match entry {
+        Some(e) => format!(
+            "swap entry: type {} (bits 59-63), offset {} (bits 9-58, inverted); swap_map[{}] = {}",
+            e.ty,
+            e.offset,
+            e.offset,
+            m.swap.table.swap_count(e)
+        ),
+        None => "no swap entry".to_string(),
+    };
     t.state("before", &before);
     t.state(
         "after",
-        &format!("{}\n{}", pte_line(&m, pid, a)?, swaps.trim_end()),
+        &format!("{}\n{decoded}\n{}", pte_line(&m, pid, a)?, swaps.trim_end()),
     );
-    let pte = process(&m, pid)?.pt.lookup(VirtAddr(a)).map(|(p, _)| p);
     t.explain(
         "the first page, oldest on the inactive anon list, went to swap: its pte holds a swap entry",
         "mm/vmscan.c shrink_folio_list → add_to_swap + pageout; mm/rmap.c try_to_unmap_one \
          replaces the pte with the swap entry (type, offset) of the slot",
     );
     t.checkpoint("pte is swap entry", pte.is_some_and(|p| p.is_swap()));
+    t.checkpoint("swap pte", format!("{:#018x}", pte.map_or(0, |p| p.raw())));
+    t.checkpoint("swap type", entry.map_or(-1, |e| i64::from(e.ty)));
+    t.checkpoint("swap offset", entry.map_or(0, |e| e.offset));
+    t.checkpoint(
+        "swap_map count",
+        entry.map_or(0, |e| m.swap.table.swap_count(e)),
+    );
     t.checkpoint("pswpout > 0", vmstat(&m, "pswpout")? > 0);
 
     t.step("read the page back");
