@@ -232,6 +232,10 @@ enum Cmd {
         /// the program's first instruction (what the host has mapped in it).
         #[arg(long, value_name = "FILE")]
         host_maps_at_start: Option<std::path::PathBuf>,
+        /// Write the host's /proc/PID/maps of the first forked child's stub
+        /// just before its first instruction.
+        #[arg(long, value_name = "FILE")]
+        host_maps_at_fork: Option<std::path::PathBuf>,
         /// Start with the program, its interpreter and each file it maps
         /// in the page cache, as on a host that ran it before.
         #[arg(long)]
@@ -586,6 +590,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             smaps_at_exit,
             status_at_exit,
             host_maps_at_start,
+            host_maps_at_fork,
             warm_cache,
             tracing,
             program,
@@ -618,6 +623,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let opts = native::Options {
                 at_exit,
                 host_maps_at_start,
+                host_maps_at_fork,
                 warm_cache,
             };
             tracing.enable(&mut config)?;

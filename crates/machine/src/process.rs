@@ -888,11 +888,29 @@ impl Machine {
         Ok(())
     }
 
+    /// The process ends killed by signal `sig`: torn down as by
+    /// [`Machine::exit_code`] (with `code`), and its zombie reports the
+    /// signal (WIFSIGNALED) to the parent's wait.
+    pub fn exit_signal(&mut self, pid: u32, code: i32, sig: i32) -> Result<(), Errno> {
+        self.exit_code(pid, code)?;
+        if let Some(z) = self.tasks.zombies.get_mut(&pid) {
+            z.signal = Some(sig);
+        }
+        Ok(())
+    }
+
     /// wait4: reaps an exited child of `ppid` (`pid` 0 or -1: any, the
     /// lowest pid first) and returns its pid and exit code; its faults
     /// join the parent's cmin_flt/cmaj_flt. ECHILD if there is no such
     /// child, EAGAIN if it exists but has not exited (no blocking here).
     pub fn wait(&mut self, ppid: u32, pid: i64) -> Result<(u32, i32), Errno> {
+        self.wait_zombie(ppid, pid).map(|(c, z)| (c, z.code))
+    }
+
+    /// [`Machine::wait`] returning the whole zombie reaped (its wait
+    /// status and the faults its rusage reports), for a wait4 that writes
+    /// `wstatus` and `rusage`.
+    pub fn wait_zombie(&mut self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
         let found = self
             .tasks
             .zombies
@@ -905,7 +923,7 @@ impl Machine {
                 p.cflt.minor += z.flt.minor;
                 p.cflt.major += z.flt.major;
             }
-            return Ok((c, z.code));
+            return Ok((c, z));
         }
         let live = self
             .processes
