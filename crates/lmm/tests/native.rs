@@ -330,17 +330,111 @@ fn maps_at_exit_are_the_kernels_for_bin_true() {
 }
 
 #[test]
-fn fork_is_refused_with_a_message_not_a_hang() {
+fn fork_cow_wait_and_exec_run_like_linux() {
     let prog = build("fork");
+    let h = host(&prog, &[]);
     let l = native(&[], &prog, &[]);
-    assert_eq!(l.stdout, "fork: ENOSYS\n");
-    assert!(l.status.success(), "{}", l.stderr);
-    assert!(
-        l.stderr
-            .contains("lmm native: clone (fork, vfork and clone"),
+    assert_eq!(
+        l.stdout,
+        "child: sum 121856 + 8704, pid new\n\
+         parent: child exited 3, own buffer intact\n\
+         parent: rewritten, sum 130560\n\
+         waitpid with no child left: ECHILD\n\
+         execv of a missing file: ENOENT\n\
+         exec'd: parent is the forker\n\
+         parent: exec'd child exited 5\n",
         "{}",
         l.stderr
     );
+    assert_eq!(l.stdout, h.stdout);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert_eq!(h.status.code(), Some(0));
+    assert!(l.stderr.contains("  clone 2\n"), "{}", l.stderr);
+    assert!(l.stderr.contains("  execve 2\n"), "{}", l.stderr);
+    // The whole run's faults (the parent's and its waited-for children's,
+    // as wait4's rusage counts them): some 3700, 1024 of them the child's
+    // copy-on-write breaks and 1024 the parent's rewrite after it.
+    assert!(l.faults > 3000, "{}", l.stderr);
+    assert_faults_close(&l, &h, 0);
+}
+
+#[test]
+fn a_shell_runs_a_pipeline_and_exits_with_its_status() {
+    let sh = Path::new("/bin/sh");
+    if !sh.exists() {
+        eprintln!("skipped: /bin/sh is not installed");
+        return;
+    }
+    let script = ["-c", "echo a; echo b | cat; ls / | wc -l; exit 7"];
+    let h = host(sh, &script);
+    let l = native(&[], sh, &script);
+    assert!(l.stdout.starts_with("a\nb\n"), "{}", l.stderr);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(7), "{}", l.stderr);
+    assert_eq!(h.status.code(), Some(7));
+    assert!(l.stderr.contains("  wait4 "), "{}", l.stderr);
+}
+
+#[test]
+fn threads_are_refused_with_a_message_not_a_hang() {
+    let prog = build("threads");
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, "pthread_create failed\n", "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(2), "{}", l.stderr);
+    assert!(
+        l.stderr.contains(
+            "lmm native: threads (clone with CLONE_VM or CLONE_THREAD) are not supported"
+        ),
+        "{}",
+        l.stderr
+    );
+}
+
+#[test]
+fn a_forked_childs_stub_holds_only_mirrors() {
+    let prog = build("fork");
+    let dir = scratch();
+    let (stub, maps) = (dir.join("child.maps"), dir.join("fork.maps"));
+    let l = native(
+        &[
+            "--host-maps-at-fork",
+            stub.to_str().unwrap_or_default(),
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    let stub = std::fs::read_to_string(stub).expect("child stub maps");
+    let maps = std::fs::read_to_string(maps).expect("lmm maps");
+    let range = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let vdso: Vec<String> = maps
+        .lines()
+        .filter(|l| {
+            ["[vvar]", "[vvar_vclock]", "[vdso]"]
+                .iter()
+                .any(|n| l.ends_with(n))
+        })
+        .map(range)
+        .collect();
+    assert_eq!(vdso.len(), 3, "{maps}");
+    // The trampoline, [vsyscall], the vDSO where lmm's maps put it, and
+    // frames of lmm's RAM shared with the parent (read-only: the
+    // copy-on-write pages), nothing else.
+    let mut mirrors = 0;
+    for line in stub.lines() {
+        let r = range(line);
+        if r == "00001000-00002000" || r == "ffffffffff600000-ffffffffff601000" || vdso.contains(&r)
+        {
+            continue;
+        }
+        assert!(line.contains("/memfd:lmm-ram"), "{line}\n{stub}");
+        let perms = line.split_whitespace().nth(1).unwrap_or("");
+        assert!(!perms.contains('w'), "a writable mirror after fork: {line}");
+        mirrors += 1;
+    }
+    assert!(mirrors > 0, "{stub}");
 }
 
 #[test]

@@ -465,10 +465,6 @@ impl Run<'_> {
                 continue;
             }
             let stop = self.stub.decode(status);
-            if std::env::var_os("NDEBUG").is_some() {
-                let r = self.stub.regs().ok();
-                eprintln!("DBG host {host} lmm {} {stop:?} state {:?} nr {:?} rip {:x?}", self.pid, self.state, r.map(|r| r.orig_rax), r.map(|r| r.rip));
-            }
             if let Some(end) = self.event(stop)? {
                 return Ok(end);
             }
@@ -603,10 +599,7 @@ impl Run<'_> {
             0 => MINSIGSTKSZ,
             n => n,
         };
-        let regs = self
-            .stub
-            .regs()
-            .map_err(|e| format!("lmm native: {e}"))?;
+        let regs = self.stub.regs().map_err(|e| format!("lmm native: {e}"))?;
         let top = regs.rsp.saturating_sub(128);
         let low = top.saturating_sub(frame);
         self.fault_in(low, top - low, Access::Write)?;
@@ -1314,12 +1307,9 @@ impl Run<'_> {
             .entry(match kind {
                 Kind::Host(_) => "host",
                 Kind::Refused(_) | Kind::Quiet | Kind::NoTty => "refused",
-                Kind::Memory
-                | Kind::Exit
-                | Kind::Wait
-                | Kind::Fork
-                | Kind::Exec
-                | Kind::Pid => "lmm",
+                Kind::Memory | Kind::Exit | Kind::Wait | Kind::Fork | Kind::Exec | Kind::Pid => {
+                    "lmm"
+                }
             })
             .or_default() += 1;
         let ret: i64 = match kind {
