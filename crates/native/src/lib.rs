@@ -26,7 +26,12 @@
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
-//! Not yet: fork, threads, execve, /proc/self. See docs/native.md.
+//! - fork, vfork, clone of processes, execve, exit and wait4 are lmm's:
+//!   each process has a stub, forked in the host as lmm forks the process
+//!   (its copy-on-write pages mirrored read-only in both); one event loop
+//!   serves them all, so a call blocked in the host never stalls lmm.
+//!
+//! Not yet: threads, /proc/self. See docs/native.md.
 
 pub mod fault;
 pub mod ptrace;
