@@ -376,6 +376,26 @@ fn a_shell_runs_a_pipeline_and_exits_with_its_status() {
 }
 
 #[test]
+fn a_shell_waits_for_a_background_job_and_catches_a_signal() {
+    let sh = Path::new("/bin/sh");
+    if !sh.exists() {
+        eprintln!("skipped: /bin/sh is not installed");
+        return;
+    }
+    // `wait` may sleep in rt_sigsuspend until SIGCHLD; the trap's handler
+    // runs on a stack lmm prepared and returns through rt_sigreturn.
+    let script = [
+        "-c",
+        "/bin/sleep 0 & wait; echo waited $?; trap 'echo got' USR1; kill -USR1 $$; echo after",
+    ];
+    let h = host(sh, &script);
+    let l = native(&[], sh, &script);
+    assert_eq!(l.stdout, "waited 0\ngot\nafter\n", "{}", l.stderr);
+    assert_eq!(l.stdout, h.stdout);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+}
+
+#[test]
 fn threads_are_refused_with_a_message_not_a_hang() {
     let prog = build("threads");
     let l = native(&[], &prog, &[]);

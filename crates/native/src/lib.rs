@@ -155,14 +155,9 @@ enum State {
     /// Resumed under PTRACE_SYSEMU (or stopped, about to be).
     Running,
     /// Running a system call in the host through the trampoline (it may
-    /// block there): the registers to restore at its `int3`, the call's
-    /// number, and the signals that arrived meanwhile (held until the call
-    /// is done, so that no handler runs outside PTRACE_SYSEMU).
-    HostCall {
-        saved: Regs,
-        nr: u64,
-        held: Vec<i32>,
-    },
+    /// block there): the registers to restore at its `int3`, and the
+    /// call's number.
+    HostCall { saved: Regs, nr: u64 },
     /// Blocked in lmm's wait4 with these arguments (no child has exited
     /// yet): retried when a child exits.
     Wait4([u64; 6]),
@@ -538,27 +533,9 @@ impl Run<'_> {
                 };
             }
             Stop::Signal(s) => {
-                if let State::HostCall { saved, nr, held } = &mut self.state {
-                    if s != libc::SIGTRAP {
-                        held.push(s);
-                        self.stub.resume(libc::PTRACE_CONT, 0).map_err(io)?;
-                        return Ok(None);
-                    }
-                    let (saved, nr, held) = (*saved, *nr, std::mem::take(held));
+                if let State::HostCall { saved, nr } = self.state {
                     self.state = State::Running;
-                    let mut ret = self.stub.finish_syscall(saved).map_err(io)?;
-                    if nr == 218 {
-                        // set_tid_address returns the caller's tid: lmm's.
-                        ret = i64::from(self.pid);
-                    }
-                    self.check_reclaim()?;
-                    self.set_result(ret)?;
-                    for s in held {
-                        // SAFETY: queues a signal the stub already got
-                        // again, for its delivery under PTRACE_SYSEMU.
-                        unsafe { libc::kill(self.stub.pid, s) };
-                    }
-                    0
+                    self.end_host_call(saved, nr, s)?
                 } else if s == libc::SIGSEGV {
                     self.check_reclaim()?;
                     self.segv()?
@@ -576,6 +553,46 @@ impl Run<'_> {
         }
         self.stub.resume(req, sig).map_err(io)?;
         Ok(None)
+    }
+
+    /// A stop of the current process during its host call: past the
+    /// trampoline's `int3` the call is done (its result is set; the signal
+    /// to deliver is returned, none for the `int3`'s SIGTRAP); any other
+    /// signal `s` interrupted it, or came before it
+    /// started, and is returned for delivery on the program's own
+    /// registers: those at its system call, with the host's result (an
+    /// interrupted call's -ERESTART* code, so that the kernel restarts it
+    /// or fails it with EINTR as the signal's SA_RESTART says), or set to
+    /// make the call again after the handler if it had not run. No
+    /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
+    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let after = self.stub.regs().map_err(io)?;
+        if after.rip == TRAMPOLINE + 3 {
+            let mut ret = self.stub.finish_syscall(saved).map_err(io)?;
+            if nr == 218 {
+                // set_tid_address returns the caller's tid: lmm's.
+                ret = i64::from(self.pid);
+            }
+            self.check_reclaim()?;
+            self.set_result(ret)?;
+            return Ok(if s == libc::SIGTRAP { 0 } else { s });
+        }
+        let mut r = saved;
+        r.fs_base = after.fs_base;
+        r.gs_base = after.gs_base;
+        if after.rip == TRAMPOLINE + 2 {
+            r.rax = after.rax;
+            r.orig_rax = nr;
+        } else {
+            // The `syscall` instruction is two bytes: run it again.
+            r.rip = saved.rip - 2;
+            r.rax = nr;
+            r.orig_rax = u64::MAX;
+        }
+        self.stub.set_regs(&r).map_err(io)?;
+        self.check_reclaim()?;
+        Ok(s)
     }
 
     /// Before a signal the program catches is delivered: the host kernel
@@ -1366,11 +1383,7 @@ impl Run<'_> {
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
                             let saved = self.stub.start_syscall(nr as i64, a).map_err(io)?;
-                            self.state = State::HostCall {
-                                saved,
-                                nr,
-                                held: Vec::new(),
-                            };
+                            self.state = State::HostCall { saved, nr };
                             return Ok(Done::Pending);
                         }
                     }

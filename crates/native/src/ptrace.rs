@@ -459,18 +459,21 @@ impl Stub {
 
     /// Runs system call `nr` with `args` in the stub through the trampoline
     /// and returns its raw result (negative: -errno). The registers are
-    /// restored after. Signals that arrive meanwhile are returned to the
-    /// queue by [`Stub::take_pending`].
+    /// restored after. Signals that arrive meanwhile are queued again
+    /// after it.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
         let saved = self.start_syscall(nr, args)?;
+        let mut held = Vec::new();
         loop {
             match self.wait()? {
                 Stop::Signal(libc::SIGTRAP) => break,
                 // The fork lmm injected: the child is taken by Stub::fork.
                 Stop::Event(_) => self.resume(libc::PTRACE_CONT, 0)?,
                 Stop::Signal(sig) => {
-                    // A signal from outside (e.g. SIGINT): deliver it.
-                    self.resume(libc::PTRACE_CONT, sig)?;
+                    // A signal from outside (SIGINT, SIGCHLD): held, so
+                    // that no handler runs outside PTRACE_SYSEMU.
+                    held.push(sig);
+                    self.resume(libc::PTRACE_CONT, 0)?;
                 }
                 other => {
                     return Err(io::Error::other(format!(
@@ -479,7 +482,12 @@ impl Stub {
                 }
             }
         }
-        self.finish_syscall(saved)
+        let r = self.finish_syscall(saved);
+        for sig in held {
+            // SAFETY: a signal the stub got, queued to it again.
+            unsafe { libc::kill(self.pid, sig) };
+        }
+        r
     }
 
     /// Runs rt_sigreturn for the stub, stopped at its call: the

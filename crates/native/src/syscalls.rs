@@ -112,6 +112,11 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         22 => host(opt(a[0], 8, W)),
         // fadvise64(fd, offset, len, advice): a hint about the host file
         221 => host(Vec::new()),
+        // rt_sigsuspend(mask, size): waits in the host for a signal
+        130 => host(opt(a[0], a[1], R)),
+        // restart_syscall: a call a signal interrupted, made again by the
+        // host from the stub's restart block
+        219 => host(Vec::new()),
         56..=58 => Kind::Fork,
         // clone3: ENOSYS makes glibc fall back to clone, whose flags lmm
         // reads from registers
@@ -244,6 +249,7 @@ pub fn name(nr: u64) -> String {
         107 => "geteuid",
         108 => "getegid",
         110 => "getppid",
+        130 => "rt_sigsuspend",
         149 => "mlock",
         150 => "munlock",
         151 => "mlockall",
@@ -258,6 +264,7 @@ pub fn name(nr: u64) -> String {
         202 => "futex",
         217 => "getdents64",
         218 => "set_tid_address",
+        219 => "restart_syscall",
         221 => "fadvise64",
         228 => "clock_gettime",
         234 => "tgkill",
