@@ -359,6 +359,20 @@ fn fork_cow_wait_and_exec_run_like_linux() {
 }
 
 #[test]
+fn vfork_and_posix_spawn_run_the_child_and_hold_the_parent() {
+    let prog = build("vfork");
+    let h = host(&prog, &[]);
+    let l = native(&[], &prog, &[]);
+    assert_eq!(
+        l.stdout, "child runs\nvfork: child exited 4\nchild runs\nposix_spawn: child exited 4\n",
+        "{}",
+        l.stderr
+    );
+    assert_eq!(l.stdout, h.stdout);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+}
+
+#[test]
 fn a_shell_runs_a_pipeline_and_exits_with_its_status() {
     let sh = Path::new("/bin/sh");
     if !sh.exists() {

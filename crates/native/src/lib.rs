@@ -211,6 +211,9 @@ struct Run<'a> {
     init: u32,
     /// lmm pids of vfork children whose parent still waits.
     vforking: std::collections::BTreeSet<u32>,
+    /// A process exec'd or exited since the held ones were last looked
+    /// at ([`Run::wake`]).
+    kick: bool,
     /// The last fault: host pid, address, rip and how often in a row.
     last_fault: (libc::pid_t, u64, u64, u32),
     /// [`Options::host_maps_at_fork`], until the first fork wrote it.
@@ -255,6 +258,7 @@ pub fn run(
         others: BTreeMap::new(),
         init: pid,
         vforking: Default::default(),
+        kick: false,
         last_fault: (0, 0, 0, 0),
         host_maps_at_fork: opts.host_maps_at_fork.clone(),
         warned: Default::default(),
@@ -686,6 +690,7 @@ impl Run<'_> {
         self.stub.kill();
         self.mirrored.clear();
         self.vforking.remove(&pid);
+        self.kick = true;
         if let Some(parent) = self.host_pid(ppid) {
             // SAFETY: a signal to one of our stubs.
             unsafe { libc::kill(parent, libc::SIGCHLD) };
@@ -697,6 +702,9 @@ impl Run<'_> {
     /// Resumes the held processes that can go on: vfork parents whose
     /// child has exec'd or exited, and wait4 callers with a child to reap.
     fn wake(&mut self) -> Result<(), String> {
+        if !std::mem::take(&mut self.kick) {
+            return Ok(());
+        }
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let held: Vec<libc::pid_t> = self
             .others
@@ -961,6 +969,7 @@ impl Run<'_> {
         self.reset_for_exec()?;
         self.start_image(&r)?;
         self.vforking.remove(&self.pid);
+        self.kick = true;
         Ok(0)
     }
 
