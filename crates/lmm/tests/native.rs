@@ -566,3 +566,30 @@ fn a_program_larger_than_ram_swaps_and_completes_intact() {
     assert!(count("swap-outs:") > 1000, "{}", l.stderr);
     assert!(count("swap-ins:") > 1000, "{}", l.stderr);
 }
+
+#[test]
+fn a_shell_held_in_wait4_survives_its_child_swapping() {
+    let sh = Path::new("/bin/sh");
+    if !sh.exists() {
+        eprintln!("skipped: /bin/sh is not installed");
+        return;
+    }
+    let prog = build("touch");
+    // The child writes 72 MiB on a 64 MiB machine while the shell waits
+    // in wait4: lmm may reclaim the shell's pages too, and its stale
+    // mirrors are then unmapped before it runs again; the shell then forks
+    // and execs once more.
+    let script = format!("{0} 72; echo fg $?; {0} 1", prog.display());
+    let l = native_on(
+        &["--ram", "64M", "--swap", "256M"],
+        &[],
+        sh,
+        &["-c", &script],
+    );
+    assert_eq!(
+        l.stdout, "pages=18432 sum=2350080\nfg 0\npages=256 sum=32640\n",
+        "{}",
+        l.stderr
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+}

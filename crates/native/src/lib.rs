@@ -177,6 +177,8 @@ struct Task {
     state: State,
     /// Pages reclaimed on the machine when its mirrors were last checked.
     reclaimed: u64,
+    /// SIGSTOPs lmm sent it (to check its mirrors) not yet seen.
+    stops: u32,
 }
 
 /// What serving a system call did.
@@ -205,6 +207,11 @@ struct Run<'a> {
     state: State,
     /// Pages reclaimed on the machine when the mirrors were last checked.
     reclaimed: u64,
+    /// SIGSTOPs lmm sent the current process not yet seen.
+    stops: u32,
+    /// Pages reclaimed when the running processes were last stopped to
+    /// check their mirrors.
+    stopped_at: u64,
     /// The other processes, by host pid.
     others: BTreeMap<libc::pid_t, Task>,
     /// The first process's lmm pid: the run ends when it does.
@@ -255,6 +262,8 @@ pub fn run(
         mirrored: BTreeMap::new(),
         state: State::Running,
         reclaimed,
+        stops: 0,
+        stopped_at: reclaimed,
         others: BTreeMap::new(),
         init: pid,
         vforking: Default::default(),
@@ -491,6 +500,7 @@ impl Run<'_> {
             mirrored: std::mem::replace(&mut self.mirrored, t.mirrored),
             state: std::mem::replace(&mut self.state, t.state),
             reclaimed: std::mem::replace(&mut self.reclaimed, t.reclaimed),
+            stops: std::mem::replace(&mut self.stops, t.stops),
         };
         if old.stub.alive() {
             self.others.insert(old.stub.pid, old);
@@ -535,6 +545,17 @@ impl Run<'_> {
                     }
                     Done::Ended(end) => self.exit_task(end),
                 };
+            }
+            Stop::Signal(libc::SIGSTOP) if self.stops > 0 => {
+                // lmm's own stop: the mirrors are checked, the process goes
+                // on (an interrupted host call is made again).
+                self.stops -= 1;
+                if let State::HostCall { saved, nr } = self.state {
+                    self.state = State::Running;
+                    self.end_host_call(saved, nr, libc::SIGSTOP)?;
+                }
+                self.check_reclaim()?;
+                0
             }
             Stop::Signal(s) => {
                 if let State::HostCall { saved, nr } = self.state {
@@ -880,6 +901,7 @@ impl Run<'_> {
                 mirrored: self.mirrored.clone(),
                 state: State::Running,
                 reclaimed: self.reclaimed,
+                stops: 0,
             },
         );
         self.switch_to(host);
@@ -1087,6 +1109,21 @@ impl Run<'_> {
             return Ok(());
         }
         self.reclaimed = now;
+        if now != self.stopped_at {
+            // The other processes that may be running (in their code or a
+            // host call) could touch a frame lmm took back: each is
+            // stopped (SIGSTOP, which lmm keeps from the program) and
+            // checks its mirrors at that stop.
+            self.stopped_at = now;
+            for t in self.others.values_mut() {
+                let running = matches!(t.state, State::Running | State::HostCall { .. });
+                if running && t.reclaimed != now && t.stops == 0 {
+                    t.stops += 1;
+                    // SAFETY: a signal to one of our stubs.
+                    unsafe { libc::kill(t.stub.pid, libc::SIGSTOP) };
+                }
+            }
+        }
         let p = self
             .m
             .process(self.pid)
