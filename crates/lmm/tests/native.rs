@@ -438,3 +438,91 @@ fn a_program_larger_than_ram_swaps_and_completes_intact() {
     assert!(count("swap-outs:") > 1000, "{}", l.stderr);
     assert!(count("swap-ins:") > 1000, "{}", l.stderr);
 }
+
+/// The value of the `key` line (`MemTotal:`, `VmRSS:`) of `text`, in kB.
+fn kb_field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix(" kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {key} line in\n{text}"))
+}
+
+#[test]
+fn the_program_reads_lmms_proc_files_not_the_hosts() {
+    let prog = build("proc");
+    let dir = scratch();
+    let (maps, status) = (dir.join("proc.maps"), dir.join("proc.status"));
+    let l = native_on(
+        &["--ram", "256M"],
+        &[
+            "--maps-at-exit",
+            maps.to_str().unwrap_or_default(),
+            "--status-at-exit",
+            status.to_str().unwrap_or_default(),
+        ],
+        &prog,
+        &[],
+    );
+    assert!(l.status.success(), "{}", l.stderr);
+    let h = host(&prog, &[]);
+    assert!(h.status.success(), "{}", h.stderr);
+    // pagemap: the written page is present with a PFN of lmm's 256 MiB
+    // (65536 frames), the untouched one is neither present nor swapped.
+    for out in [&l.stdout, &h.stdout] {
+        assert!(
+            out.starts_with("touched present=1 pfn_nonzero=1\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nuntouched present=0 swapped=0\n"), "{out}");
+    }
+    let pfn = |out: &str| -> u64 {
+        out.lines()
+            .find_map(|s| s.strip_prefix("touched pfn=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no pfn line in\n{out}"))
+    };
+    assert!(pfn(&l.stdout) < 65536, "{}", l.stdout);
+    // maps: nothing is mapped after the read, so they are lmm's at exit.
+    let printed: String = l
+        .stdout
+        .lines()
+        .filter(|s| {
+            s.split('-')
+                .next()
+                .is_some_and(|a| a.len() >= 8 && u64::from_str_radix(a, 16).is_ok())
+        })
+        .map(|s| format!("{s}\n"))
+        .collect();
+    let at_exit = std::fs::read_to_string(&maps).expect("maps at exit");
+    assert_eq!(printed, at_exit);
+    // meminfo: the machine's, as `lmm --ram 256M proc meminfo` prints it,
+    // not the host's.
+    let r = Command::new(env!("CARGO_BIN_EXE_lmm"))
+        .args(["--ram", "256M", "proc", "meminfo"])
+        .output()
+        .expect("lmm proc meminfo");
+    let machine = kb_field(&String::from_utf8_lossy(&r.stdout), "MemTotal:");
+    assert_eq!(kb_field(&l.stdout, "MemTotal:"), machine);
+    let host_total = kb_field(
+        &std::fs::read_to_string("/proc/meminfo").expect("meminfo"),
+        "MemTotal:",
+    );
+    assert_eq!(kb_field(&h.stdout, "MemTotal:"), host_total);
+    assert_ne!(
+        machine, host_total,
+        "the host has 256 MiB: the test proves nothing"
+    );
+    // status, read last: lmm's VmRSS then, at most the few pages exit
+    // touches below the one at exit_group.
+    let exit_rss = kb_field(&std::fs::read_to_string(&status).expect("status"), "VmRSS:");
+    let read_rss = kb_field(&l.stdout, "VmRSS:");
+    assert!(
+        read_rss <= exit_rss && read_rss + 16 >= exit_rss,
+        "VmRSS read {read_rss} kB, at exit {exit_rss} kB"
+    );
+}

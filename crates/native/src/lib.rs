@@ -26,9 +26,12 @@
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
-//! Not yet: fork, threads, execve, /proc/self. See docs/native.md.
+//! - /proc files lmm renders are lmm's ([`procfs`]).
+//!
+//! Not yet: fork, threads, execve. See docs/native.md.
 
 pub mod fault;
+pub mod procfs;
 pub mod ptrace;
 pub mod syscalls;
 
@@ -697,6 +700,8 @@ impl Run<'_> {
                     -i64::from(libc::EBADF)
                 } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
+                } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
                 } else {
                     self.stub.syscall(nr as i64, a).map_err(io)?
                 }

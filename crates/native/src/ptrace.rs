@@ -23,6 +23,11 @@ use std::os::fd::RawFd;
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
 
+/// A scratch area in the trampoline page where lmm puts a path argument
+/// of its own for a system call it runs in the stub ([`Stub::poke`]): the
+/// page's second half, past the code.
+pub const SCRATCH: u64 = TRAMPOLINE + 2048;
+
 /// The descriptor the stub keeps the RAM memfd at (high, so the program's
 /// own descriptors, handed out lowest first, never meet it).
 pub const MEMFD_SLOT: RawFd = 1000;
@@ -421,6 +426,38 @@ impl Stub {
         self.set_regs(&saved)?;
         let res = after.rax as i64;
         Ok(res)
+    }
+
+    /// Writes `bytes` into the stub's memory at `va` with PTRACE_POKEDATA,
+    /// a word at a time (which ignores the page's protection, so it can
+    /// write the read-only trampoline page); the bytes after `bytes` in
+    /// the last word are kept.
+    pub fn poke(&mut self, va: u64, bytes: &[u8]) -> io::Result<()> {
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let at = va + 8 * i as u64;
+            let mut word = [0u8; 8];
+            if chunk.len() < 8 {
+                let n = self.read_mem(at, &mut word);
+                if n < 8 {
+                    return Err(io::Error::other(format!("reading the stub at {at:#x}")));
+                }
+            }
+            word[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: PTRACE_POKEDATA on our stopped tracee writes one word
+            // of its memory; no memory of ours is touched.
+            let r = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_POKEDATA,
+                    self.pid,
+                    at,
+                    u64::from_le_bytes(word) as libc::c_long,
+                )
+            };
+            if r != 0 {
+                return Err(os_err("PTRACE_POKEDATA"));
+            }
+        }
+        Ok(())
     }
 
     /// Kills the stub and reaps it.
