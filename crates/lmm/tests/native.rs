@@ -550,3 +550,50 @@ fn the_program_reads_lmms_proc_files_not_the_hosts() {
         "VmRSS read {read_rss} kB, at exit {exit_rss} kB"
     );
 }
+
+/// /proc/self/smaps split into its VMAs' blocks (header line and fields).
+fn smaps_blocks(text: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = Vec::new();
+    for l in text.lines() {
+        if !l
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.ends_with(':'))
+        {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(l);
+            b.push('\n');
+        }
+    }
+    blocks
+}
+
+#[test]
+fn smaps_read_by_the_program_are_the_kernels_vma_by_vma() {
+    let prog = build("proc");
+    // Written back, so that the host's page cache holds its pages clean
+    // (a freshly written file's pages are Dirty in the host's smaps).
+    std::fs::File::open(&prog)
+        .and_then(|f| f.sync_all())
+        .expect("sync the program");
+    let p = prog.to_str().unwrap_or_default();
+    // ASLR off: the layout lmm gives.
+    let h = host(Path::new("setarch"), &["-R", p, "smaps"]);
+    assert!(h.status.success(), "setarch -R: {}", h.stderr);
+    let l = native(&["--warm-cache"], &prog, &["smaps"]);
+    assert!(l.status.success(), "{}", l.stderr);
+    let (hb, lb) = (smaps_blocks(&h.stdout), smaps_blocks(&l.stdout));
+    assert_eq!(hb.len(), lb.len(), "{}\n{}", h.stdout, l.stdout);
+    assert!(hb.len() > 8, "{}", h.stdout);
+    for (hv, lv) in hb.iter().zip(&lb) {
+        if hv.lines().next().is_some_and(|h| h.ends_with("[vdso]")) {
+            // The host's vDSO runs in the stub without being lmm's pages:
+            // lmm's [vdso] has no Rss where the host's has the page used.
+            assert!(lv.contains("\nRss:                   0 kB\n"), "{lv}");
+            continue;
+        }
+        assert_eq!(lv, hv, "lmm's VMA (left) differs from the kernel's (right)");
+    }
+}
