@@ -31,6 +31,7 @@
 //! Not yet: fork, threads, execve. See docs/native.md.
 
 pub mod fault;
+mod mirror;
 pub mod procfs;
 pub mod ptrace;
 pub mod syscalls;
@@ -108,6 +109,14 @@ pub struct Outcome {
     /// Host SIGSEGVs that were not lmm faults (the page was mapped in
     /// lmm already, only not in the stub): mirror refreshes.
     pub spurious: u64,
+    /// ptrace stops of the stub (system calls, faults, injected calls).
+    pub stops: u64,
+    /// System calls lmm ran in the stub (the program's and its own).
+    pub injected: u64,
+    /// Mirrors made (an mmap of lmm's RAM in the stub each).
+    pub mirrors: u64,
+    /// Time spent in lmm's MMU and fault handler on the program's faults.
+    pub fault_time: std::time::Duration,
 }
 
 /// One mirrored mapping in the stub: the frame and whether it is writable.
@@ -176,6 +185,10 @@ pub fn run(
             kinds: BTreeMap::new(),
             swap,
             spurious: 0,
+            stops: 0,
+            injected: 0,
+            mirrors: 0,
+            fault_time: std::time::Duration::ZERO,
         },
     };
     let lmm_vdso: Vec<(String, u64, u64)> = run
@@ -380,13 +393,16 @@ impl Run<'_> {
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
         let before = self.faults();
-        match self.m.touch(self.pid, addr, 1, access) {
+        let t = std::time::Instant::now();
+        let touched = self.m.touch(self.pid, addr, 1, access);
+        self.out.fault_time += t.elapsed();
+        match touched {
             Ok(()) => {
                 if self.faults() == before {
                     self.out.spurious += 1;
                 }
                 self.check_reclaim()?;
-                self.mirror(addr, true)?;
+                self.mirror_around(addr)?;
                 Ok(0)
             }
             Err(UserFault::Bus { .. }) => Ok(libc::SIGBUS),
@@ -446,13 +462,7 @@ impl Run<'_> {
         let span = p.pt.mode().span(level);
         let base = va & !(span - 1);
         let phys = pte.phys().0 & !(span - 1);
-        let mut prot = libc::PROT_READ;
-        if pte.writable() && pte.dirty() {
-            prot |= libc::PROT_WRITE;
-        }
-        if !pte.nx() {
-            prot |= libc::PROT_EXEC;
-        }
+        let prot = mirror::prot_of(pte.writable(), pte.dirty(), pte.nx());
         let want = Mirror { phys, span, prot };
         if !force && self.mirrored.get(&base) == Some(&want) {
             return Ok(());
@@ -460,36 +470,8 @@ impl Run<'_> {
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
             return Ok(());
         }
-        // A huge mirror replacing small ones (or the reverse) forgets them.
-        let overlapping: Vec<u64> = self
-            .mirrored
-            .range(base.saturating_sub(HUGEST)..base + span)
-            .filter(|(&s, mir)| s + mir.span > base)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in overlapping {
-            self.mirrored.remove(&s);
-        }
-        let r = self
-            .stub
-            .syscall(
-                libc::SYS_mmap,
-                [
-                    base,
-                    span,
-                    prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    MEMFD_SLOT as u64,
-                    phys,
-                ],
-            )
-            .map_err(|e| format!("lmm native: {e}"))?;
-        if r < 0 {
-            return Err(format!(
-                "lmm native: mapping frame {phys:#x} at {base:#x} in the stub: errno {}",
-                -r
-            ));
-        }
+        // map_run forgets the mirrors this one replaces (huge or small).
+        self.map_run(base, span, phys, prot)?;
         self.mirrored.insert(base, want);
         Ok(())
     }
@@ -868,6 +850,8 @@ impl Run<'_> {
             .exit_code(self.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
         self.stub.kill();
+        self.out.stops = self.stub.stops;
+        self.out.injected = self.stub.injected;
         Ok(())
     }
 }
@@ -916,6 +900,10 @@ impl Outcome {
         s += &format!("swap-ins: {}\n", self.swap.0);
         s += &format!("swap-outs: {}\n", self.swap.1);
         s += &format!("mirror refreshes: {}\n", self.spurious);
+        s += &format!(
+            "ptrace stops: {} ({} injected system calls, {} mirrors)\n",
+            self.stops, self.injected, self.mirrors
+        );
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s += &format!("system calls: {}\n", kinds.join(", "));
         for (name, n) in &self.syscalls {

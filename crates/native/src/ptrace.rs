@@ -64,6 +64,11 @@ pub struct Stub {
     pub pid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// Stops and ends waited for so far (each is a round trip through the
+    /// host kernel's scheduler: the cost `lmm bench native` breaks down).
+    pub stops: u64,
+    /// System calls run in the stub through the trampoline so far.
+    pub injected: u64,
     /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
     /// name, start, length.
     vdso: Vec<(String, u64, u64)>,
@@ -153,6 +158,8 @@ impl Stub {
         let mut stub = Stub {
             pid,
             alive: true,
+            stops: 0,
+            injected: 0,
             vdso: Vec::new(),
         };
         match stub.wait()? {
@@ -302,6 +309,7 @@ impl Stub {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
             if r == self.pid {
+                self.stops += 1;
                 break;
             }
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -392,6 +400,7 @@ impl Stub {
     /// restored after. Signals that arrive meanwhile are returned to the
     /// queue by [`Stub::take_pending`].
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        self.injected += 1;
         let saved = self.regs()?;
         let mut r = saved;
         r.rip = TRAMPOLINE;
