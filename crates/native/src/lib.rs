@@ -297,13 +297,21 @@ fn vmstat(m: &Machine, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages the machine's reclaim has taken so far (kswapd's and direct).
+/// Pages the machine's reclaim has taken so far (kswapd's and direct):
+/// a change detector, read from the event counters directly since it runs
+/// on every fault (rendering /proc/vmstat there cost a tenth of the run).
 fn reclaimed_pages(m: &Machine) -> u64 {
-    let v = m.proc("vmstat").unwrap_or_default();
-    v.lines()
-        .filter(|l| l.starts_with("pgsteal_") || l.starts_with("pswpout"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
+    use mm::vmstat::VmEvent;
+    [
+        VmEvent::PgstealKswapd,
+        VmEvent::PgstealDirect,
+        VmEvent::PgstealKhugepaged,
+        VmEvent::PgstealProactive,
+        VmEvent::Pswpout,
+    ]
+    .into_iter()
+    .map(|e| m.pa.events.get(e))
+    .sum()
 }
 
 impl Run<'_> {
