@@ -33,7 +33,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use machine::Machine;
 use mm::types::PAGE_SIZE;
 
-use crate::ptrace::SCRATCH;
+use crate::ptrace::{SCRATCH, TRAMPOLINE};
 use crate::{Run, TASK_SIZE};
 
 /// The per-process files lmm renders (`Machine::proc_pid`).
@@ -222,15 +222,15 @@ impl Run<'_> {
                 },
             ));
         }
-        let flags = if nr == 2 { a[1] } else { a[2] };
-        if flags & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 {
+        let flag_arg = if nr == 2 { 1 } else { 2 };
+        if a[flag_arg] & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 {
             return Ok(None);
         }
         let m = &*self.m;
         let Some(target) = resolve(&path, self.pid, |n| m.process(n).is_some()) else {
             return Ok(None);
         };
-        let (new_path, _fd) = match &target {
+        let (new_path, memfd) = match &target {
             Target::NoSuchProcess => return Ok(Some(-i64::from(libc::ENOENT))),
             Target::Stub(p) => (p.clone(), None),
             _ => {
@@ -244,10 +244,18 @@ impl Run<'_> {
         let io = |e: io::Error| format!("lmm native: {e}");
         let mut c = new_path.into_bytes();
         c.push(0);
+        if c.len() as u64 > TRAMPOLINE + 4096 - SCRATCH {
+            return Ok(Some(-i64::from(libc::ENAMETOOLONG)));
+        }
         self.stub.poke(SCRATCH, &c).map_err(io)?;
         let mut args = a;
         args[i] = SCRATCH;
-        // The memfd (`_fd`) stays open until the stub's open has its own
+        if memfd.is_some() {
+            // The memfd's path is a magic link: O_NOFOLLOW would refuse it
+            // where the program named a regular /proc file.
+            args[flag_arg] &= !(libc::O_NOFOLLOW as u64);
+        }
+        // The memfd stays open until the stub's open has its own
         // reference, and is closed when this returns.
         Ok(Some(self.stub.syscall(nr as i64, args).map_err(io)?))
     }
