@@ -216,6 +216,7 @@ pub const PROC_PID_FILES: &[&str] = &[
     "smaps_rollup",
     "status",
     "stat",
+    "statm",
     "pagemap",
     "oom_score",
     "oom_score_adj",
@@ -1371,8 +1372,47 @@ impl Machine {
         t.switch_back(CpuId(cpu), prev);
     }
 
+    /// /proc/PID/pagemap as the binary file reads, sparsely: for each VMA
+    /// the file offset of its first entry (8 bytes per page from address
+    /// 0) and its entries, little-endian u64s (`pagemap_read` over the
+    /// VMA, in reads of at most `PAGEMAP_MAX_READ` bytes). The entries of
+    /// addresses outside every VMA are 0 and left out.
+    pub fn pagemap_binary(&mut self, pid: u32) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        let p = self
+            .processes
+            .get_mut(&pid)
+            .ok_or_else(|| format!("no process with pid {pid}"))?;
+        let mut tlb = mm::memory::NoTlb;
+        let ops = UserPageTables::new(
+            &mut p.pt,
+            &self.pa,
+            &self.cache,
+            &self.swap,
+            CpuId(p.cpu),
+            p.asid,
+            &mut tlb,
+            self.tasks.zero_pfn,
+        );
+        let mm = &p.mm;
+        let mut out = Vec::new();
+        for v in mm.iter() {
+            let (mut off, end) = ((v.start.0 >> 12) * 8, (v.end.0 >> 12) * 8);
+            while off < end {
+                let bytes = mm::task_mmu::pagemap_read(mm, &ops, off, end - off)
+                    .map_err(|e| format!("pagemap: {e:?}"))?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let n = bytes.len() as u64;
+                out.push((off, bytes));
+                off += n;
+            }
+        }
+        Ok(out)
+    }
+
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
-    /// `status` (Name, Pid and the Vm*/Rss* lines) or `pagemap` (as hex
+    /// `status` (Name, Pid and the Vm*/Rss* lines), `statm` or `pagemap` (as hex
     /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
     /// binary file cannot be printed).
     pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
@@ -1405,6 +1445,7 @@ impl Machine {
                 s
             }
             "stat" => proc_pid_stat(p),
+            "statm" => mm::task_mmu::show_statm(mm),
             "pagemap" => {
                 let mut s = String::new();
                 for v in mm.iter() {
