@@ -25,16 +25,17 @@ use mm::filemap::PageCache;
 use mm::gfp::Gfp;
 use mm::memory::{exit_mmap, FaultAccess, FaultError, SegvCode, TlbShootdown, UserPageTables};
 use mm::mm_types::{MmLayout, MmStruct, Rlimits, VmFlags};
-use mm::page_alloc::CpuId;
+use mm::page_alloc::{CpuId, PageAlloc};
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::rmap::MmEntry;
+use mm::slab_common::SlabAllocator;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
 use mm::util::Overcommit;
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::kobjects::TaskObjects;
+use crate::kobjects::{TaskObjects, VmapStacks};
 use crate::machine::Machine;
 use crate::mmu::{Access, AsidAllocator, Mmu};
 
@@ -160,6 +161,9 @@ pub struct TaskState {
     /// The overcommit sysctls and `vm_committed_as`, shared by every
     /// address space of the machine.
     pub overcommit: Overcommit,
+    /// Per CPU, the vmap stacks exited tasks left for the next ones
+    /// (`cached_stacks`, VMAP_STACK).
+    pub cached_stacks: Vec<[Option<VirtAddr>; crate::kobjects::NR_CACHED_STACKS]>,
 }
 
 impl TaskState {
@@ -572,6 +576,38 @@ impl Machine {
     }
 
     /// A new task: its kernel objects and either an empty address space or
+    /// Pages held by the kernel stacks each CPU keeps for its next task
+    /// (VMAP_STACK's `cached_stacks`): free memory that a freed task left
+    /// in a cache, as slab caches keep empty slabs.
+    pub fn cached_stack_pages(&self) -> u64 {
+        let per = self.pa.arch.thread_size() / PAGE_SIZE;
+        self.tasks.cached_stacks.iter().flatten().flatten().count() as u64 * per
+    }
+
+    /// Runs `f` with the slab and page allocators and, where the arch has
+    /// CONFIG_VMAP_STACK (64-bit: x86-64 and arm64; 32-bit x86 has not),
+    /// where kernel stacks come from.
+    fn with_stacks<R>(
+        &mut self,
+        f: impl FnOnce(&SlabAllocator, &PageAlloc, Option<VmapStacks>) -> R,
+    ) -> R {
+        let ncpus = self.cpus.len().max(1);
+        if self.tasks.cached_stacks.len() < ncpus {
+            self.tasks.cached_stacks.resize(ncpus, Default::default());
+        }
+        let mut flush = crate::kernel::flush_all(&mut self.cpus);
+        let vmap = match self.kernel_pt.as_mut() {
+            Some(pt) if !self.pa.arch.is_32bit() => Some(VmapStacks {
+                vmalloc: &mut self.vmalloc,
+                pt,
+                cached: &mut self.tasks.cached_stacks,
+                flush: &mut flush,
+            }),
+            _ => None,
+        };
+        f(&self.slab, &self.pa, vmap)
+    }
+
     /// `mm` (fork's copy, linked by the caller).
     fn new_task(
         &mut self,
@@ -589,15 +625,15 @@ impl Machine {
             Some(s) => s,
             None => self.new_address_space(cpu)?,
         };
-        let kobj = TaskObjects::alloc(&self.slab, &self.pa, CpuId(cpu)).and_then(|mut k| {
-            match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
+        let kobj = self
+            .with_stacks(|sa, pa, v| TaskObjects::alloc(sa, pa, CpuId(cpu), v))
+            .and_then(|mut k| match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
                 Ok(()) => Ok(k),
                 Err(e) => {
-                    k.free(&self.slab, &self.pa, CpuId(cpu));
+                    self.with_stacks(|sa, pa, v| k.free(sa, pa, CpuId(cpu), v));
                     Err(e)
                 }
-            }
-        });
+            });
         let mut p = Process {
             pid,
             comm: comm.chars().take(15).collect(),
@@ -867,7 +903,7 @@ impl Machine {
         );
         self.teardown(p);
         if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
-            k.free(&self.slab, &self.pa, cpu);
+            self.with_stacks(|sa, pa, v| k.free(sa, pa, cpu, v));
         }
         for c in self.processes.values_mut() {
             if c.ppid == pid {
