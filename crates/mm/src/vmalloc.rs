@@ -982,7 +982,7 @@ pub(crate) mod tests {
 
     pub fn env(arch: Arch, ram: u64) -> Env {
         let m = boot(arch, ram, 2);
-        let mode = PagingMode::for_arch(arch, false).unwrap();
+        let mode = PagingMode::for_arch(arch, false);
         let lowmem_end = if arch.is_32bit() {
             ram.min(crate::arch::X86_32_MAXMEM_PFN << PAGE_SHIFT)
         } else {
