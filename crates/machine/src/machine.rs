@@ -155,7 +155,7 @@ impl Machine {
         let arch = config.arch;
         let log = Printk::new();
         let bios = e820::firmware_map(arch, config.ram);
-        for l in e820::log_lines(&bios) {
+        for l in e820::boot_log_lines(arch, &bios) {
             log.log(l);
         }
         let (map, fixups) = e820::trim_bios_range(arch, &bios);
@@ -168,12 +168,15 @@ impl Machine {
             .map(|e| e.end)
             .max()
             .unwrap_or(0);
-        mm::printk!(
-            log,
-            "last_pfn = {:#x} max_arch_pfn = {:#x}",
-            top >> 12,
-            arch.max_phys_bytes() >> 12
-        );
+        if arch != Arch::Arm64 {
+            // e820__end_of_ram_pfn: x86 only.
+            mm::printk!(
+                log,
+                "last_pfn = {:#x} max_arch_pfn = {:#x}",
+                top >> 12,
+                arch.max_phys_bytes() >> 12
+            );
+        }
         let ram = Ram::new(top).map_err(BootError::Host)?;
 
         // memblock: usable RAM split into nodes by address.
@@ -196,10 +199,13 @@ impl Machine {
             }
         }
         if config.nodes == 1 {
-            mm::printk!(log, "No NUMA configuration found");
+            // arm64's drivers/base/arch_numa.c prints with pr_fmt "NUMA: ".
+            let prefix = if arch == Arch::Arm64 { "NUMA: " } else { "" };
+            mm::printk!(log, "{}No NUMA configuration found", prefix);
             mm::printk!(
                 log,
-                "Faking a node at [mem {:#018x}-{:#018x}]",
+                "{}Faking a node at [mem {:#018x}-{:#018x}]",
+                prefix,
                 arch.dram_base(),
                 top - 1
             );
