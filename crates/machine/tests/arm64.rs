@@ -89,6 +89,13 @@ fn vmalloc_and_the_linear_map_live_under_ttbr1() {
     let mut back = [0u8; 22];
     m.kernel_read(VirtAddr(a.0 + 4000), &mut back).unwrap();
     assert_eq!(&back, b"across a page boundary");
+    // VmallocTotal = (VMALLOC_END - VMALLOC_START) >> 10: the value real
+    // 48-bit arm64 kernels print in /proc/meminfo.
+    let meminfo = m.proc("meminfo").unwrap();
+    assert!(
+        meminfo.contains("VmallocTotal:   133141626880 kB"),
+        "{meminfo}"
+    );
     let info = m.proc("vmallocinfo").unwrap();
     assert!(info.contains("arm64_test"), "{info}");
     // The PTE in RAM is an ARMv8-A page descriptor: valid page, AF, global
