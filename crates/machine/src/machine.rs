@@ -328,7 +328,13 @@ impl Machine {
         pa.trace.set_machine(
             config.cpus,
             mm::trace::Layout {
-                vmemmap: layout.vmemmap_start.unwrap_or(pa.page_offset()),
+                // `vmemmap`, the struct page of PFN 0: on arm64 VMEMMAP_START
+                // less the pages below DRAM (memstart_addr >> PAGE_SHIFT
+                // struct pages of 64 bytes, arch/arm64/include/asm/memory.h).
+                vmemmap: layout
+                    .vmemmap_start
+                    .map(|v| v.wrapping_sub((arch.dram_base() >> 12) * 64))
+                    .unwrap_or(pa.page_offset()),
                 page_offset: pa.page_offset(),
                 phys_base: arch.dram_base(),
             },
