@@ -267,6 +267,27 @@ mod tests {
     }
 
     #[test]
+    fn arm64_process_layout_is_the_generic_top_down_one() {
+        use crate::mm_types::{MmLayout, Rlimits};
+        // mm/util.c mmap_base: gap = 8 MiB rlimit + 1 MiB stack_guard_gap,
+        // raised to MIN_GAP (128 MiB); base = STACK_TOP - gap.
+        let l = MmLayout::arm64(Rlimits::default());
+        assert_eq!(l.task_size, 1 << 48);
+        assert_eq!(l.mmap_base, 0xffff_f800_0000);
+        // TASK_UNMAPPED_BASE = PAGE_ALIGN(DEFAULT_MAP_WINDOW / 4).
+        assert_eq!(l.mmap_legacy_base, 0x4000_0000_0000);
+        // A huge stack rlimit is capped at STACK_TOP / 6 * 5.
+        let big = MmLayout::arm64(Rlimits {
+            stack: u64::MAX,
+            ..Rlimits::default()
+        });
+        assert_eq!(
+            big.mmap_base,
+            ((1u64 << 48) - (1u64 << 48) / 6 * 5 + 0xfff) & !0xfff
+        );
+    }
+
+    #[test]
     fn x86_32_layout() {
         let l = AddressSpaceLayout::new(PagingMode::X86Pae, 896 << 20);
         assert_eq!(l.page_offset, 0xc000_0000);
