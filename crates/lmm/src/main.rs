@@ -401,7 +401,8 @@ enum Cmd {
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
-        /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
+        /// page_alloc, slab, vm, fault, fork or boot; all when omitted; or
+        /// native (real programs under lmm native; needs root).
         name: Option<String>,
         /// Anonymous memory that fault and fork use, e.g. 16M (default 1G).
         #[arg(long, value_name = "SIZE")]

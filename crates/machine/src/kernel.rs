@@ -12,7 +12,7 @@ use crate::machine::Machine;
 use crate::mmu::Mmu;
 
 /// Flushes `[start, end)` of the kernel half on every CPU.
-fn flush_all(cpus: &mut [Mmu]) -> impl FnMut(VirtAddr, VirtAddr) + '_ {
+pub(crate) fn flush_all(cpus: &mut [Mmu]) -> impl FnMut(VirtAddr, VirtAddr) + '_ {
     move |start, end| {
         for c in cpus.iter_mut() {
             c.flush_kernel_range(start, end);

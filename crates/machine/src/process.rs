@@ -25,16 +25,17 @@ use mm::filemap::PageCache;
 use mm::gfp::Gfp;
 use mm::memory::{exit_mmap, FaultAccess, FaultError, SegvCode, TlbShootdown, UserPageTables};
 use mm::mm_types::{MmLayout, MmStruct, Rlimits, VmFlags};
-use mm::page_alloc::CpuId;
+use mm::page_alloc::{CpuId, PageAlloc};
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::rmap::MmEntry;
+use mm::slab_common::SlabAllocator;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
 use mm::util::Overcommit;
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::kobjects::TaskObjects;
+use crate::kobjects::{TaskObjects, VmapStacks};
 use crate::machine::Machine;
 use crate::mmu::{Access, AsidAllocator, Mmu};
 
@@ -160,6 +161,9 @@ pub struct TaskState {
     /// The overcommit sysctls and `vm_committed_as`, shared by every
     /// address space of the machine.
     pub overcommit: Overcommit,
+    /// Per CPU, the vmap stacks exited tasks left for the next ones
+    /// (`cached_stacks`, VMAP_STACK).
+    pub cached_stacks: Vec<[Option<VirtAddr>; crate::kobjects::NR_CACHED_STACKS]>,
 }
 
 impl TaskState {
@@ -216,6 +220,7 @@ pub const PROC_PID_FILES: &[&str] = &[
     "smaps_rollup",
     "status",
     "stat",
+    "statm",
     "pagemap",
     "oom_score",
     "oom_score_adj",
@@ -587,6 +592,38 @@ impl Machine {
     }
 
     /// A new task: its kernel objects and either an empty address space or
+    /// Pages held by the kernel stacks each CPU keeps for its next task
+    /// (VMAP_STACK's `cached_stacks`): free memory that a freed task left
+    /// in a cache, as slab caches keep empty slabs.
+    pub fn cached_stack_pages(&self) -> u64 {
+        let per = self.pa.arch.thread_size() / PAGE_SIZE;
+        self.tasks.cached_stacks.iter().flatten().flatten().count() as u64 * per
+    }
+
+    /// Runs `f` with the slab and page allocators and, where the arch has
+    /// CONFIG_VMAP_STACK (64-bit: x86-64 and arm64; 32-bit x86 has not),
+    /// where kernel stacks come from.
+    fn with_stacks<R>(
+        &mut self,
+        f: impl FnOnce(&SlabAllocator, &PageAlloc, Option<VmapStacks>) -> R,
+    ) -> R {
+        let ncpus = self.cpus.len().max(1);
+        if self.tasks.cached_stacks.len() < ncpus {
+            self.tasks.cached_stacks.resize(ncpus, Default::default());
+        }
+        let mut flush = crate::kernel::flush_all(&mut self.cpus);
+        let vmap = match self.kernel_pt.as_mut() {
+            Some(pt) if !self.pa.arch.is_32bit() => Some(VmapStacks {
+                vmalloc: &mut self.vmalloc,
+                pt,
+                cached: &mut self.tasks.cached_stacks,
+                flush: &mut flush,
+            }),
+            _ => None,
+        };
+        f(&self.slab, &self.pa, vmap)
+    }
+
     /// `mm` (fork's copy, linked by the caller).
     fn new_task(
         &mut self,
@@ -604,15 +641,15 @@ impl Machine {
             Some(s) => s,
             None => self.new_address_space(cpu)?,
         };
-        let kobj = TaskObjects::alloc(&self.slab, &self.pa, CpuId(cpu)).and_then(|mut k| {
-            match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
+        let kobj = self
+            .with_stacks(|sa, pa, v| TaskObjects::alloc(sa, pa, CpuId(cpu), v))
+            .and_then(|mut k| match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
                 Ok(()) => Ok(k),
                 Err(e) => {
-                    k.free(&self.slab, &self.pa, CpuId(cpu));
+                    self.with_stacks(|sa, pa, v| k.free(sa, pa, CpuId(cpu), v));
                     Err(e)
                 }
-            }
-        });
+            });
         let mut p = Process {
             pid,
             comm: comm.chars().take(15).collect(),
@@ -890,7 +927,7 @@ impl Machine {
         );
         self.teardown(p);
         if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
-            k.free(&self.slab, &self.pa, cpu);
+            self.with_stacks(|sa, pa, v| k.free(sa, pa, cpu, v));
         }
         for c in self.processes.values_mut() {
             if c.ppid == pid {
@@ -1395,8 +1432,47 @@ impl Machine {
         t.switch_back(CpuId(cpu), prev);
     }
 
+    /// /proc/PID/pagemap as the binary file reads, sparsely: for each VMA
+    /// the file offset of its first entry (8 bytes per page from address
+    /// 0) and its entries, little-endian u64s (`pagemap_read` over the
+    /// VMA, in reads of at most `PAGEMAP_MAX_READ` bytes). The entries of
+    /// addresses outside every VMA are 0 and left out.
+    pub fn pagemap_binary(&mut self, pid: u32) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        let p = self
+            .processes
+            .get_mut(&pid)
+            .ok_or_else(|| format!("no process with pid {pid}"))?;
+        let mut tlb = mm::memory::NoTlb;
+        let ops = UserPageTables::new(
+            &mut p.pt,
+            &self.pa,
+            &self.cache,
+            &self.swap,
+            CpuId(p.cpu),
+            p.asid,
+            &mut tlb,
+            self.tasks.zero_pfn,
+        );
+        let mm = &p.mm;
+        let mut out = Vec::new();
+        for v in mm.iter() {
+            let (mut off, end) = ((v.start.0 >> 12) * 8, (v.end.0 >> 12) * 8);
+            while off < end {
+                let bytes = mm::task_mmu::pagemap_read(mm, &ops, off, end - off)
+                    .map_err(|e| format!("pagemap: {e:?}"))?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let n = bytes.len() as u64;
+                out.push((off, bytes));
+                off += n;
+            }
+        }
+        Ok(out)
+    }
+
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
-    /// `status` (Name, Pid and the Vm*/Rss* lines) or `pagemap` (as hex
+    /// `status` (Name, Pid and the Vm*/Rss* lines), `statm` or `pagemap` (as hex
     /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
     /// binary file cannot be printed).
     pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
@@ -1429,6 +1505,7 @@ impl Machine {
                 s
             }
             "stat" => proc_pid_stat(p),
+            "statm" => mm::task_mmu::show_statm(mm),
             "pagemap" => {
                 let mut s = String::new();
                 for v in mm.iter() {

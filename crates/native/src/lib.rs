@@ -26,9 +26,13 @@
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
-//! Not yet: fork, threads, execve, /proc/self. See docs/native.md.
+//! - /proc files lmm renders are lmm's ([`procfs`]).
+//!
+//! Not yet: fork, threads, execve. See docs/native.md.
 
 pub mod fault;
+mod mirror;
+pub mod procfs;
 pub mod ptrace;
 pub mod syscalls;
 
@@ -105,6 +109,14 @@ pub struct Outcome {
     /// Host SIGSEGVs that were not lmm faults (the page was mapped in
     /// lmm already, only not in the stub): mirror refreshes.
     pub spurious: u64,
+    /// ptrace stops of the stub (system calls, faults, injected calls).
+    pub stops: u64,
+    /// System calls lmm ran in the stub (the program's and its own).
+    pub injected: u64,
+    /// Mirrors made (an mmap of lmm's RAM in the stub each).
+    pub mirrors: u64,
+    /// Time spent in lmm's MMU and fault handler on the program's faults.
+    pub fault_time: std::time::Duration,
 }
 
 /// One mirrored mapping in the stub: the frame and whether it is writable.
@@ -173,6 +185,10 @@ pub fn run(
             kinds: BTreeMap::new(),
             swap,
             spurious: 0,
+            stops: 0,
+            injected: 0,
+            mirrors: 0,
+            fault_time: std::time::Duration::ZERO,
         },
     };
     let lmm_vdso: Vec<(String, u64, u64)> = run
@@ -281,13 +297,21 @@ fn vmstat(m: &Machine, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages the machine's reclaim has taken so far (kswapd's and direct).
+/// Pages the machine's reclaim has taken so far (kswapd's and direct):
+/// a change detector, read from the event counters directly since it runs
+/// on every fault (rendering /proc/vmstat there cost a tenth of the run).
 fn reclaimed_pages(m: &Machine) -> u64 {
-    let v = m.proc("vmstat").unwrap_or_default();
-    v.lines()
-        .filter(|l| l.starts_with("pgsteal_") || l.starts_with("pswpout"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
+    use mm::vmstat::VmEvent;
+    [
+        VmEvent::PgstealKswapd,
+        VmEvent::PgstealDirect,
+        VmEvent::PgstealKhugepaged,
+        VmEvent::PgstealProactive,
+        VmEvent::Pswpout,
+    ]
+    .into_iter()
+    .map(|e| m.pa.events.get(e))
+    .sum()
 }
 
 impl Run<'_> {
@@ -377,13 +401,16 @@ impl Run<'_> {
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
         let before = self.faults();
-        match self.m.touch(self.pid, addr, 1, access) {
+        let t = std::time::Instant::now();
+        let touched = self.m.touch(self.pid, addr, 1, access);
+        self.out.fault_time += t.elapsed();
+        match touched {
             Ok(()) => {
                 if self.faults() == before {
                     self.out.spurious += 1;
                 }
                 self.check_reclaim()?;
-                self.mirror(addr, true)?;
+                self.mirror_around(addr)?;
                 Ok(0)
             }
             Err(UserFault::Bus { .. }) => Ok(libc::SIGBUS),
@@ -443,13 +470,7 @@ impl Run<'_> {
         let span = p.pt.mode().span(level);
         let base = va & !(span - 1);
         let phys = pte.phys().0 & !(span - 1);
-        let mut prot = libc::PROT_READ;
-        if pte.writable() && pte.dirty() {
-            prot |= libc::PROT_WRITE;
-        }
-        if !pte.nx() {
-            prot |= libc::PROT_EXEC;
-        }
+        let prot = mirror::prot_of(pte.writable(), pte.dirty(), pte.nx());
         let want = Mirror { phys, span, prot };
         if !force && self.mirrored.get(&base) == Some(&want) {
             return Ok(());
@@ -457,36 +478,8 @@ impl Run<'_> {
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
             return Ok(());
         }
-        // A huge mirror replacing small ones (or the reverse) forgets them.
-        let overlapping: Vec<u64> = self
-            .mirrored
-            .range(base.saturating_sub(HUGEST)..base + span)
-            .filter(|(&s, mir)| s + mir.span > base)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in overlapping {
-            self.mirrored.remove(&s);
-        }
-        let r = self
-            .stub
-            .syscall(
-                libc::SYS_mmap,
-                [
-                    base,
-                    span,
-                    prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    MEMFD_SLOT as u64,
-                    phys,
-                ],
-            )
-            .map_err(|e| format!("lmm native: {e}"))?;
-        if r < 0 {
-            return Err(format!(
-                "lmm native: mapping frame {phys:#x} at {base:#x} in the stub: errno {}",
-                -r
-            ));
-        }
+        // map_run forgets the mirrors this one replaces (huge or small).
+        self.map_run(base, span, phys, prot)?;
         self.mirrored.insert(base, want);
         Ok(())
     }
@@ -697,6 +690,8 @@ impl Run<'_> {
                     -i64::from(libc::EBADF)
                 } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
+                } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
                 } else {
                     self.stub.syscall(nr as i64, a).map_err(io)?
                 }
@@ -863,6 +858,8 @@ impl Run<'_> {
             .exit_code(self.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
         self.stub.kill();
+        self.out.stops = self.stub.stops;
+        self.out.injected = self.stub.injected;
         Ok(())
     }
 }
@@ -911,6 +908,10 @@ impl Outcome {
         s += &format!("swap-ins: {}\n", self.swap.0);
         s += &format!("swap-outs: {}\n", self.swap.1);
         s += &format!("mirror refreshes: {}\n", self.spurious);
+        s += &format!(
+            "ptrace stops: {} ({} injected system calls, {} mirrors)\n",
+            self.stops, self.injected, self.mirrors
+        );
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s += &format!("system calls: {}\n", kinds.join(", "));
         for (name, n) in &self.syscalls {

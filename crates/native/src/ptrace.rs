@@ -23,6 +23,11 @@ use std::os::fd::RawFd;
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
 
+/// A scratch area in the trampoline page where lmm puts a path argument
+/// of its own for a system call it runs in the stub ([`Stub::poke`]): the
+/// page's second half, past the code.
+pub const SCRATCH: u64 = TRAMPOLINE + 2048;
+
 /// The descriptor the stub keeps the RAM memfd at (high, so the program's
 /// own descriptors, handed out lowest first, never meet it).
 pub const MEMFD_SLOT: RawFd = 1000;
@@ -59,6 +64,11 @@ pub struct Stub {
     pub pid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// Stops and ends waited for so far (each is a round trip through the
+    /// host kernel's scheduler: the cost `lmm bench native` breaks down).
+    pub stops: u64,
+    /// System calls run in the stub through the trampoline so far.
+    pub injected: u64,
     /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
     /// name, start, length.
     vdso: Vec<(String, u64, u64)>,
@@ -148,6 +158,8 @@ impl Stub {
         let mut stub = Stub {
             pid,
             alive: true,
+            stops: 0,
+            injected: 0,
             vdso: Vec::new(),
         };
         match stub.wait()? {
@@ -297,6 +309,7 @@ impl Stub {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
             if r == self.pid {
+                self.stops += 1;
                 break;
             }
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -387,6 +400,7 @@ impl Stub {
     /// restored after. Signals that arrive meanwhile are returned to the
     /// queue by [`Stub::take_pending`].
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        self.injected += 1;
         let saved = self.regs()?;
         let mut r = saved;
         r.rip = TRAMPOLINE;
@@ -421,6 +435,38 @@ impl Stub {
         self.set_regs(&saved)?;
         let res = after.rax as i64;
         Ok(res)
+    }
+
+    /// Writes `bytes` into the stub's memory at `va` with PTRACE_POKEDATA,
+    /// a word at a time (which ignores the page's protection, so it can
+    /// write the read-only trampoline page); the bytes after `bytes` in
+    /// the last word are kept.
+    pub fn poke(&mut self, va: u64, bytes: &[u8]) -> io::Result<()> {
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let at = va + 8 * i as u64;
+            let mut word = [0u8; 8];
+            if chunk.len() < 8 {
+                let n = self.read_mem(at, &mut word);
+                if n < 8 {
+                    return Err(io::Error::other(format!("reading the stub at {at:#x}")));
+                }
+            }
+            word[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: PTRACE_POKEDATA on our stopped tracee writes one word
+            // of its memory; no memory of ours is touched.
+            let r = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_POKEDATA,
+                    self.pid,
+                    at,
+                    u64::from_le_bytes(word) as libc::c_long,
+                )
+            };
+            if r != 0 {
+                return Err(os_err("PTRACE_POKEDATA"));
+            }
+        }
+        Ok(())
     }
 
     /// Kills the stub and reaps it.

@@ -169,6 +169,13 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // socket(domain, type, protocol) / connect(fd, addr, len)
         41 => host(Vec::new()),
         42 => host(opt(a[1], a[2], R)),
+        // prctl: PR_SET_NAME reads and PR_GET_NAME writes a 16-byte name;
+        // the other options touch state lmm does not mirror
+        157 => match a[0] {
+            15 => host(opt(a[1], 16, R)),
+            16 => host(opt(a[1], 16, W)),
+            _ => Kind::Refused("this prctl option"),
+        },
         // rseq: the kernel would write the area on every preemption, which
         // needs it kept mirrored writable; refused, glibc runs without it
         334 => Kind::Quiet,
@@ -231,6 +238,7 @@ pub fn name(nr: u64) -> String {
         150 => "munlock",
         151 => "mlockall",
         152 => "munlockall",
+        157 => "prctl",
         158 => "arch_prctl",
         186 => "gettid",
         191 => "getxattr",
