@@ -124,6 +124,23 @@ fn cases() -> Vec<Case> {
                 "== copy-on-write: the child's write copied 1 page; the rest stay shared ==",
             );
         }),
+        // arm64: 4-level ARMv8-A tables, TTBR0/TTBR1, its layout.
+        case("lmm run --arch arm64", &["run", "--arch", "arm64"], |o, _| {
+            assert!(
+                line(o, "-- <default scenario>: ").starts_with(
+                    "-- <default scenario>: ok on arm64 with 64 MiB RAM, 2 CPUs, 1 node(s): 30 checks passed"
+                ),
+                "{o}"
+            );
+            assert!(
+                line(o, "pages read back from swap: ").ends_with("; mismatches: 0"),
+                "{o}"
+            );
+            // The first anonymous mapping, top-down from arm64's mmap_base
+            // (2^48 - 128 MiB); no [vsyscall] gate.
+            line(o, "fffff7fc0000-fffff8000000 rw-p 00000000 00:00 0");
+            assert!(!o.contains("[vsyscall]"), "{o}");
+        }),
         // Usage.
         case(
             "lmm run [SCENARIO] [--trace FILE] [--perfetto FILE] [--events LIST]",

@@ -224,10 +224,16 @@ impl TaskObjects {
 }
 
 /// `alloc_thread_stack_node` with VMAP_STACK: a stack this CPU cached,
-/// cleared of its stale contents, or a new THREAD_SIZE area aligned to
-/// THREAD_ALIGN (= THREAD_SIZE on x86-64) of zeroed pages (THREADINFO_GFP).
+/// cleared of its stale contents, or a new THREAD_SIZE area of zeroed pages
+/// (THREADINFO_GFP) aligned to THREAD_ALIGN (THREAD_SIZE on x86-64; arm64's
+/// memory.h doubles it so an overflow is found from the stack pointer).
 fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<VirtAddr> {
     let size = pa.arch.thread_size();
+    let align = if pa.arch == mm::arch::Arch::Arm64 {
+        2 * size
+    } else {
+        size
+    };
     if let Some(addr) = v.cached[cpu.0].iter_mut().find_map(Option::take) {
         if let Some(area) = v.vmalloc.find_vm_area(addr) {
             for &pfn in &area.pages {
@@ -237,7 +243,7 @@ fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<Vi
         return Some(addr);
     }
     v.vmalloc
-        .vmalloc_thread_stack(pa, v.pt, cpu, size, STACK_CALLER)
+        .vmalloc_thread_stack(pa, v.pt, cpu, size, align, STACK_CALLER)
 }
 
 /// `account_kernel_stack`: NR_KERNEL_STACK_KB on the node of each of the

@@ -232,7 +232,8 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
     (0..cpus.max(1)).map(|_| Mmu::new()).collect()
 }
 
-/// A fresh x86-64 address space with ASLR off for a stack rlimit, charging
+/// A fresh address space (x86-64, x86-32 or arm64 by the machine's
+/// architecture) with ASLR off for a stack rlimit, charging
 /// its commitments to the machine's overcommit policy `oc` (whose totals it
 /// refreshes: `totalram_pages`, and swap as `oc` already records it).
 /// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
@@ -247,15 +248,23 @@ fn new_mm(
         stack: rlim_stack,
         ..Rlimits::default()
     };
+    let arm64 = pa.arch == mm::arch::Arch::Arm64;
     let mut mm = MmStruct::new(if pa.arch.is_32bit() {
         MmLayout::x86_32(rlimits)
+    } else if arm64 {
+        MmLayout::arm64(rlimits)
     } else if la57 {
         MmLayout::x86_64_la57(rlimits)
     } else {
         MmLayout::x86_64(rlimits)
     });
-    // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey).
-    mm.pkeys = !pa.arch.is_32bit();
+    // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey);
+    // arm64 has no [vsyscall] gate and no protection keys (POE is
+    // not modelled).
+    mm.pkeys = pa.arch == mm::arch::Arch::X86_64;
+    if arm64 {
+        mm.vsyscall = false;
+    }
     oc.set_totals(pa.totalram_pages(), oc.total_swap_pages());
     mm.overcommit = oc.clone();
     mm
@@ -352,11 +361,19 @@ impl ExecTarget<'_> {
 }
 
 impl ExecMm for ExecTarget<'_> {
+    fn task_size(&self) -> u64 {
+        exec::ExecArch::for_arch(self.pa.arch).task_size
+    }
     fn pick_mmap_layout(&mut self, rlim_stack: u64) {
-        let l = MmLayout::x86_64(Rlimits {
+        let rlimits = Rlimits {
             stack: rlim_stack,
             ..Rlimits::default()
-        });
+        };
+        let l = if self.pa.arch == mm::arch::Arch::Arm64 {
+            MmLayout::arm64(rlimits)
+        } else {
+            MmLayout::x86_64(rlimits)
+        };
         let mm = &mut self.proc.mm;
         mm.mmap_base = l.mmap_base;
         mm.mmap_legacy_base = l.mmap_legacy_base;
@@ -568,9 +585,8 @@ impl Machine {
         Ok((mm, pt, asid))
     }
 
-    /// Creates a process with an empty x86-64 address space (`mm_alloc`),
-    /// named `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
-    /// ENOEXEC on a machine whose page tables are not modelled (arm64).
+    /// Creates a process with an empty address space (`mm_alloc`), named
+    /// `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
     pub fn spawn(&mut self, comm: &str) -> Result<u32, Errno> {
         self.new_task(comm, 0, None)
     }
@@ -755,13 +771,21 @@ impl Machine {
         argv: &[String],
         envp: &[String],
     ) -> Result<ExecResult, Errno> {
-        // Only the x86-64 binary format is modelled: an x86-64 ELF on a
-        // 32-bit kernel fails elf_check_arch (ENOEXEC), and loading i386
-        // ELF32 binaries is not built yet.
+        // The x86-64 and arm64 binary formats are modelled: an x86-64 ELF
+        // on a 32-bit kernel fails elf_check_arch (ENOEXEC), and loading
+        // i386 ELF32 binaries is not built yet.
         if self.config.arch.is_32bit() {
             return Err(Errno::ENOEXEC);
         }
-        let params = self.tasks.exec_params.clone();
+        let mut params = self.tasks.exec_params.clone();
+        params.arch = exec::ExecArch::for_arch(self.config.arch);
+        if self.config.arch == mm::arch::Arch::Arm64 {
+            // ELF_PLATFORM "aarch64" and arm64's vDSO; AT_HWCAP and
+            // AT_MINSIGSTKSZ keep the parameters' values (CPU features
+            // are not modelled).
+            params.platform = "aarch64".into();
+            params.vdso = params.vdso.map(|_| exec::VdsoLayout::ARM64);
+        }
         let zero = Some(self.ensure_zero_page()?);
         let (cpu, comm, ppid, flt, cflt, files, oom_score_adj) = {
             let p = self.proc_mut(pid)?;
