@@ -72,8 +72,9 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
         Some("slab") => slab(config),
         Some("fault") => fault(config, size, fault_rounds, out).map(|_| ()),
         Some("fork") => fork(config, size, fork_rounds, out).map(|_| ()),
+        Some("native") => native::run(config, out),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork, reclaim or boot"
+            "unknown benchmark {other:?}: expected page_alloc, slab, vm, fault, fork, reclaim, boot or native"
         )),
     }
 }
@@ -450,6 +451,8 @@ macro_rules! say {
         writeln!($out, $($arg)*).map_err(|e| format!("writing the report: {e}"))?
     };
 }
+
+mod native;
 
 /// "1 GiB", "16 MiB", "64 KiB".
 fn size_label(bytes: u64) -> String {

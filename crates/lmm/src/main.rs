@@ -210,8 +210,8 @@ enum Cmd {
     /// Run a real program natively on the host CPU with lmm as its memory
     /// manager: every page it touches is a frame of lmm's RAM, every fault
     /// goes through lmm's fault handler (x86-64 programs, static or
-    /// dynamically linked, one thread, no fork yet; needs root, for
-    /// ptrace). Exits with the program's status.
+    /// dynamically linked; it may fork, exec and wait, but not start
+    /// threads; needs root, for ptrace). Exits with the program's status.
     Native {
         /// Environment variable for the program (repeatable), added to
         /// lmm's own environment (or to none with --clear-env).
@@ -233,6 +233,10 @@ enum Cmd {
         /// the program's first instruction (what the host has mapped in it).
         #[arg(long, value_name = "FILE")]
         host_maps_at_start: Option<std::path::PathBuf>,
+        /// Write the host's /proc/PID/maps of the first forked child's stub
+        /// just before its first instruction.
+        #[arg(long, value_name = "FILE")]
+        host_maps_at_fork: Option<std::path::PathBuf>,
         /// Start with the program, its interpreter and each file it maps
         /// in the page cache, as on a host that ran it before.
         #[arg(long)]
@@ -409,7 +413,8 @@ enum Cmd {
     },
     /// Run benchmarks with a reference measured in the same run.
     Bench {
-        /// page_alloc, slab, vm, fault, fork or boot; all when omitted.
+        /// page_alloc, slab, vm, fault, fork or boot; all when omitted; or
+        /// native (real programs under lmm native; needs root).
         name: Option<String>,
         /// Anonymous memory that fault and fork use, e.g. 16M (default 1G).
         #[arg(long, value_name = "SIZE")]
@@ -650,6 +655,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             smaps_at_exit,
             status_at_exit,
             host_maps_at_start,
+            host_maps_at_fork,
             warm_cache,
             tracing,
             program,
@@ -671,6 +677,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let opts = native::Options {
                 at_exit,
                 host_maps_at_start,
+                host_maps_at_fork,
                 warm_cache,
                 observer: None,
             };

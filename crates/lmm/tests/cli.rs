@@ -136,6 +136,23 @@ fn cases() -> Vec<Case> {
             let doc = std::fs::read_to_string(root().join("docs/top.md")).unwrap();
             assert!(doc.contains(o), "docs/top.md's --batch 1 frame is out of date");
         }),
+        // arm64: 4-level ARMv8-A tables, TTBR0/TTBR1, its layout.
+        case("lmm run --arch arm64", &["run", "--arch", "arm64"], |o, _| {
+            assert!(
+                line(o, "-- <default scenario>: ").starts_with(
+                    "-- <default scenario>: ok on arm64 with 64 MiB RAM, 2 CPUs, 1 node(s): 30 checks passed"
+                ),
+                "{o}"
+            );
+            assert!(
+                line(o, "pages read back from swap: ").ends_with("; mismatches: 0"),
+                "{o}"
+            );
+            // The first anonymous mapping, top-down from arm64's mmap_base
+            // (2^48 - 128 MiB); no [vsyscall] gate.
+            line(o, "fffff7fc0000-fffff8000000 rw-p 00000000 00:00 0");
+            assert!(!o.contains("[vsyscall]"), "{o}");
+        }),
         // Usage.
         case(
             "lmm run [SCENARIO] [--trace FILE] [--perfetto FILE] [--events LIST]",
@@ -623,6 +640,26 @@ fn cases() -> Vec<Case> {
                 ] {
                     line(o, head);
                 }
+            },
+        ),
+        bench(
+            "lmm bench native",
+            &["bench", "native"],
+            |o, _| {
+                line(o, "native: real programs under lmm native --warm-cache");
+                let head = line(o, "program ");
+                for col in ["host ms", "lmm ms", "ratio", "stops", "mirrors", "fault ms"] {
+                    assert!(head.contains(col), "{head}");
+                }
+                // /bin/true: 8 figures, the ratio with its x; lmm took
+                // faults, ptrace stops and mirrored pages.
+                let t: Vec<&str> = line(o, "true ").split_whitespace().collect();
+                assert_eq!(t.len(), 9, "{o}");
+                assert!(t[3].ends_with('x'), "{o}");
+                let n = |s: &str| s.trim_end_matches('x').parse::<f64>().unwrap_or(-1.0);
+                assert!(t[1..].iter().all(|s| n(s) >= 0.0), "{o}");
+                assert!(n(t[4]) > 10.0 && n(t[5]) > n(t[4]) && n(t[7]) > 0.0, "{o}");
+                line(o, "(ratio = lmm time / host time");
             },
         ),
         bench(

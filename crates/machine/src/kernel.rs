@@ -12,7 +12,7 @@ use crate::machine::Machine;
 use crate::mmu::Mmu;
 
 /// Flushes `[start, end)` of the kernel half on every CPU.
-fn flush_all(cpus: &mut [Mmu]) -> impl FnMut(VirtAddr, VirtAddr) + '_ {
+pub(crate) fn flush_all(cpus: &mut [Mmu]) -> impl FnMut(VirtAddr, VirtAddr) + '_ {
     move |start, end| {
         for c in cpus.iter_mut() {
             c.flush_kernel_range(start, end);
@@ -22,8 +22,7 @@ fn flush_all(cpus: &mut [Mmu]) -> impl FnMut(VirtAddr, VirtAddr) + '_ {
 
 impl Machine {
     /// `vmalloc(size)` (zeroed with `zero`), tagged with `caller` for
-    /// /proc/vmallocinfo. ENOMEM when memory or address space runs out;
-    /// ENOSYS on arm64, whose page tables are not modelled.
+    /// /proc/vmallocinfo. ENOMEM when memory or address space runs out.
     pub fn vmalloc(&mut self, size: u64, zero: bool, caller: &str) -> Result<VirtAddr, Errno> {
         let pt = self.kernel_pt.as_mut().ok_or(Errno::ENOSYS)?;
         let r = if zero {

@@ -1,6 +1,7 @@
 //! The kernel objects a process costs, held in their own slab caches as in
-//! Linux: task_struct, the kernel stack (THREAD_SIZE pages from the buddy
-//! allocator), signal/sighand/files/fs/cred/pid, mm_struct, one
+//! Linux: task_struct, the kernel stack (THREAD_SIZE of vmalloc space where
+//! the arch has CONFIG_VMAP_STACK, as x86-64 and arm64 do; THREAD_SIZE
+//! pages from the buddy allocator on 32-bit x86), signal/sighand/files/fs/cred/pid, mm_struct, one
 //! vm_area_struct per VMA and anon_vma/anon_vma_chain for anonymous
 //! memory. The Rust data of a process lives in host memory; these
 //! allocations make slabinfo, Slab, KernelStack and MemFree tell what Linux
@@ -14,9 +15,43 @@ use mm::errno::Errno;
 use mm::gfp::Gfp;
 use mm::mm_types::MmStruct;
 use mm::page_alloc::{CpuId, PageAlloc};
+use mm::pgtable::PageTable;
 use mm::slab_common::{CacheId, Kmem, ObjPtr, SlabAllocator};
-use mm::types::{Order, Pfn};
+use mm::types::{Order, Pfn, VirtAddr};
+use mm::vmalloc::Vmalloc;
 use mm::vmstat::NodeStat;
+
+/// The caller vmallocinfo names for a task's stack: this host's
+/// `/proc/vmallocinfo` shows every VMAP_STACK stack as
+/// `20480 kernel_clone+0x94/0x3e0 pages=4 vmalloc N0=4` (the return address
+/// in `alloc_thread_stack_node`'s caller, inlined into kernel_clone).
+pub const STACK_CALLER: &str = "kernel_clone+0x94/0x3e0";
+
+/// `NR_CACHED_STACKS`: freed vmap stacks each CPU keeps for the next task.
+pub const NR_CACHED_STACKS: usize = 2;
+
+/// Where kernel stacks come from with CONFIG_VMAP_STACK: the vmalloc area
+/// and the kernel page tables, each CPU's cache of freed stacks, and a TLB
+/// flush of every CPU for a vfree.
+pub struct VmapStacks<'a> {
+    /// The vmalloc allocator.
+    pub vmalloc: &'a mut Vmalloc,
+    /// The kernel page tables.
+    pub pt: &'a mut PageTable,
+    /// Per CPU, the stacks freed tasks left (`cached_stacks`).
+    pub cached: &'a mut [[Option<VirtAddr>; NR_CACHED_STACKS]],
+    /// Flushes a kernel range from every CPU's TLB.
+    pub flush: &'a mut dyn FnMut(VirtAddr, VirtAddr),
+}
+
+/// A task's kernel stack.
+#[derive(Clone, Copy, Debug)]
+enum Stack {
+    /// THREAD_SIZE pages of the buddy allocator (`alloc_pages_node`).
+    Pages(Pfn, Order),
+    /// A vmalloc area of THREAD_SIZE (VMAP_STACK).
+    Vmap(VirtAddr),
+}
 
 /// Caches each process takes one object from, in `copy_process` order.
 pub const TASK_CACHES: [&str; 7] = [
@@ -33,7 +68,7 @@ pub const TASK_CACHES: [&str; 7] = [
 #[derive(Debug, Default)]
 pub struct TaskObjects {
     task: Vec<(CacheId, ObjPtr)>,
-    stack: Option<(Pfn, Order)>,
+    stack: Option<Stack>,
     mm_struct: Option<(CacheId, ObjPtr)>,
     vmas: Vec<ObjPtr>,
     anon_vmas: Vec<ObjPtr>,
@@ -53,8 +88,14 @@ fn cache(sa: &SlabAllocator, name: &str) -> Result<CacheId, Errno> {
 /// Objects a process needs beyond its address space.
 impl TaskObjects {
     /// `dup_task_struct` + `copy_process`: the task's objects and its kernel
-    /// stack. On failure everything taken is given back (ENOMEM).
-    pub fn alloc(sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId) -> Result<TaskObjects, Errno> {
+    /// stack (from `vmap` where the arch has VMAP_STACK). On failure
+    /// everything taken is given back (ENOMEM).
+    pub fn alloc(
+        sa: &SlabAllocator,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        mut vmap: Option<VmapStacks>,
+    ) -> Result<TaskObjects, Errno> {
         let k = Kmem::new(sa, pa);
         let mut t = TaskObjects::default();
         for name in TASK_CACHES {
@@ -62,26 +103,25 @@ impl TaskObjects {
             match k.kmem_cache_alloc(cpu, id, Gfp::KERNEL_ACCOUNT) {
                 Some(o) => t.task.push((id, o)),
                 None => {
-                    t.free(sa, pa, cpu);
+                    t.free(sa, pa, cpu, vmap);
                     return Err(Errno::ENOMEM);
                 }
             }
         }
-        let order = Order::for_size(pa.arch.thread_size());
-        match pa.alloc_pages(cpu, Gfp::KERNEL_ACCOUNT, order) {
-            Some(pfn) => {
-                let nid = pa.page(pfn).map_or(0, |p| p.nid()) as usize;
-                pa.nodes[nid].stats.add(
-                    NodeStat::NrKernelStack,
-                    (pa.arch.thread_size() >> 10) as i64,
-                );
-                t.stack = Some((pfn, order));
-            }
+        let stack = match vmap.as_mut() {
+            Some(v) => alloc_vmap_stack(pa, cpu, v).map(Stack::Vmap),
             None => {
-                t.free(sa, pa, cpu);
-                return Err(Errno::ENOMEM);
+                let order = Order::for_size(pa.arch.thread_size());
+                pa.alloc_pages(cpu, Gfp::KERNEL_ACCOUNT, order)
+                    .map(|pfn| Stack::Pages(pfn, order))
             }
-        }
+        };
+        let Some(stack) = stack else {
+            t.free(sa, pa, cpu, vmap);
+            return Err(Errno::ENOMEM);
+        };
+        account_kernel_stack(pa, vmap.as_ref(), stack, 1);
+        t.stack = Some(stack);
         Ok(t)
     }
 
@@ -135,8 +175,15 @@ impl TaskObjects {
         }
     }
 
-    /// Frees everything (`free_task`, `mmput`).
-    pub fn free(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId) {
+    /// Frees everything (`free_task`, `mmput`); a vmap stack goes to the
+    /// CPU's cache if it has room, else back to vmalloc.
+    pub fn free(
+        &mut self,
+        sa: &SlabAllocator,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        vmap: Option<VmapStacks>,
+    ) {
         let k = Kmem::new(sa, pa);
         for (name, objs) in [
             ("vm_area_struct", &mut self.vmas),
@@ -156,13 +203,67 @@ impl TaskObjects {
         for (id, o) in self.task.drain(..) {
             let _ = k.kmem_cache_free(cpu, id, o);
         }
-        if let Some((pfn, order)) = self.stack.take() {
-            let nid = pa.page(pfn).map_or(0, |p| p.nid()) as usize;
-            pa.nodes[nid].stats.add(
-                NodeStat::NrKernelStack,
-                -((pa.arch.thread_size() >> 10) as i64),
-            );
-            pa.free_pages(cpu, pfn, order);
+        let Some(stack) = self.stack.take() else {
+            return;
+        };
+        account_kernel_stack(pa, vmap.as_ref(), stack, -1);
+        match (stack, vmap) {
+            (Stack::Pages(pfn, order), _) => pa.free_pages(cpu, pfn, order),
+            (Stack::Vmap(addr), Some(v)) => {
+                // try_release_thread_stack_to_cache, else vfree (Linux
+                // defers that vfree past an RCU grace period; lmm has none).
+                match v.cached[cpu.0].iter_mut().find(|c| c.is_none()) {
+                    Some(slot) => *slot = Some(addr),
+                    None => v.vmalloc.vfree(pa, v.pt, cpu, addr, v.flush),
+                }
+            }
+            // Callers pass the vmalloc area on every VMAP_STACK machine.
+            (Stack::Vmap(_), None) => debug_assert!(false, "a vmap stack freed without vmalloc"),
+        }
+    }
+}
+
+/// `alloc_thread_stack_node` with VMAP_STACK: a stack this CPU cached,
+/// cleared of its stale contents, or a new THREAD_SIZE area of zeroed pages
+/// (THREADINFO_GFP) aligned to THREAD_ALIGN (THREAD_SIZE on x86-64; arm64's
+/// memory.h doubles it so an overflow is found from the stack pointer).
+fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<VirtAddr> {
+    let size = pa.arch.thread_size();
+    let align = if pa.arch == mm::arch::Arch::Arm64 {
+        2 * size
+    } else {
+        size
+    };
+    if let Some(addr) = v.cached[cpu.0].iter_mut().find_map(Option::take) {
+        if let Some(area) = v.vmalloc.find_vm_area(addr) {
+            for &pfn in &area.pages {
+                pa.direct_map().zero_pages(pfn, 1);
+            }
+        }
+        return Some(addr);
+    }
+    v.vmalloc
+        .vmalloc_thread_stack(pa, v.pt, cpu, size, align, STACK_CALLER)
+}
+
+/// `account_kernel_stack`: NR_KERNEL_STACK_KB on the node of each of the
+/// stack's pages, `sign` = 1 when the task gets it, -1 when it lets go
+/// (a stack kept in a CPU's cache counts for no task).
+fn account_kernel_stack(pa: &PageAlloc, vmap: Option<&VmapStacks>, stack: Stack, sign: i64) {
+    let add = |pfn: Pfn, kb: u64| {
+        let nid = pa.page(pfn).map_or(0, |p| p.nid()) as usize;
+        pa.nodes[nid]
+            .stats
+            .add(NodeStat::NrKernelStack, sign * kb as i64);
+    };
+    match stack {
+        Stack::Pages(pfn, _) => add(pfn, pa.arch.thread_size() >> 10),
+        Stack::Vmap(addr) => {
+            if let Some(area) = vmap.and_then(|v| v.vmalloc.find_vm_area(addr)) {
+                for &pfn in &area.pages {
+                    add(pfn, mm::types::PAGE_SIZE >> 10);
+                }
+            }
         }
     }
 }

@@ -117,7 +117,8 @@ pub struct Machine {
     /// The kernel image.
     pub image: KernelImage,
     /// The kernel's own page tables (direct map of lowmem, the shared kernel
-    /// half of every process); `None` on arm64, whose tables are not modelled.
+    /// half of every process on x86; arm64's `swapper_pg_dir`, the TTBR1
+    /// table). Always `Some` after boot.
     pub kernel_pt: Option<PageTable>,
     /// The vmalloc area (vmalloc, vmap, ioremap).
     pub vmalloc: Vmalloc,
@@ -154,7 +155,7 @@ impl Machine {
         let arch = config.arch;
         let log = Printk::new();
         let bios = e820::firmware_map(arch, config.ram);
-        for l in e820::log_lines(&bios) {
+        for l in e820::boot_log_lines(arch, &bios) {
             log.log(l);
         }
         let (map, fixups) = e820::trim_bios_range(arch, &bios);
@@ -167,12 +168,15 @@ impl Machine {
             .map(|e| e.end)
             .max()
             .unwrap_or(0);
-        mm::printk!(
-            log,
-            "last_pfn = {:#x} max_arch_pfn = {:#x}",
-            top >> 12,
-            arch.max_phys_bytes() >> 12
-        );
+        if arch != Arch::Arm64 {
+            // e820__end_of_ram_pfn: x86 only.
+            mm::printk!(
+                log,
+                "last_pfn = {:#x} max_arch_pfn = {:#x}",
+                top >> 12,
+                arch.max_phys_bytes() >> 12
+            );
+        }
         let ram = Ram::new(top).map_err(BootError::Host)?;
 
         // memblock: usable RAM split into nodes by address.
@@ -195,10 +199,13 @@ impl Machine {
             }
         }
         if config.nodes == 1 {
-            mm::printk!(log, "No NUMA configuration found");
+            // arm64's drivers/base/arch_numa.c prints with pr_fmt "NUMA: ".
+            let prefix = if arch == Arch::Arm64 { "NUMA: " } else { "" };
+            mm::printk!(log, "{}No NUMA configuration found", prefix);
             mm::printk!(
                 log,
-                "Faking a node at [mem {:#018x}-{:#018x}]",
+                "{}Faking a node at [mem {:#018x}-{:#018x}]",
+                prefix,
                 arch.dram_base(),
                 top - 1
             );
@@ -269,35 +276,33 @@ impl Machine {
             top
         };
         let mode = PagingMode::for_arch(arch, config.la57);
-        let mut kernel_pt = match mode {
-            Some(mode) => {
-                let mut frames = PgtableFrames {
-                    pa: &pa,
-                    cpu: CpuId(0),
-                };
-                // init_mem_mapping: the first MiB, then each RAM range.
-                let mut ranges = vec![(PhysAddr(0), PhysAddr(arch.dram_base() + (1 << 20)))];
-                ranges.extend(
-                    map.iter()
-                        .filter(|e| e.kind == E820Type::Usable)
-                        .map(|e| (PhysAddr(e.start.max(1 << 20)), PhysAddr(e.end))),
-                );
-                Some(
-                    PageTable::new_kernel_ranges(
-                        pa.direct_map(),
-                        &mut frames,
-                        mode,
-                        PhysAddr(lowmem_end),
-                        &ranges,
-                    )
-                    .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?,
-                )
-            }
-            None => None,
+        let mut frames = PgtableFrames {
+            pa: &pa,
+            cpu: CpuId(0),
         };
-        // arm64 page tables are not modelled; its vmalloc bookkeeping uses
-        // the x86-64 layout's range so the area allocator still has a home.
-        let layout = AddressSpaceLayout::new(mode.unwrap_or(PagingMode::X86_64L4), lowmem_end);
+        // init_mem_mapping: the first MiB, then each RAM range; arm64's
+        // map_mem maps the memblock memory ranges only.
+        let mut ranges = if mode.split_roots() {
+            Vec::new()
+        } else {
+            vec![(PhysAddr(0), PhysAddr(1 << 20))]
+        };
+        ranges.extend(
+            map.iter()
+                .filter(|e| e.kind == E820Type::Usable)
+                .map(|e| (PhysAddr(e.start.max(1 << 20)), PhysAddr(e.end))),
+        );
+        let mut kernel_pt = Some(
+            PageTable::new_kernel_ranges(
+                pa.direct_map(),
+                &mut frames,
+                mode,
+                PhysAddr(lowmem_end),
+                &ranges,
+            )
+            .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?,
+        );
+        let layout = AddressSpaceLayout::new(mode, lowmem_end);
         let mut vmalloc = Vmalloc::new(layout);
         let range = |e: &E820Entry| (PhysAddr(e.start), PhysAddr(e.end));
         vmalloc.set_iomem(IoResources {
@@ -323,12 +328,22 @@ impl Machine {
         pa.trace.set_machine(
             config.cpus,
             mm::trace::Layout {
-                vmemmap: layout.vmemmap_start.unwrap_or(pa.page_offset()),
+                // `vmemmap`, the struct page of PFN 0: on arm64 VMEMMAP_START
+                // less the pages below DRAM (memstart_addr >> PAGE_SHIFT
+                // struct pages of 64 bytes, arch/arm64/include/asm/memory.h).
+                vmemmap: layout
+                    .vmemmap_start
+                    .map(|v| v.wrapping_sub((arch.dram_base() >> 12) * 64))
+                    .unwrap_or(pa.page_offset()),
                 page_offset: pa.page_offset(),
                 phys_base: arch.dram_base(),
             },
         );
-        let cpus = crate::process::new_cpus(config.cpus);
+        let mut cpus = crate::process::new_cpus(config.cpus);
+        if let Some(pt) = kernel_pt.as_ref().filter(|pt| pt.mode().split_roots()) {
+            // arm64: every CPU's TTBR1_EL1 holds swapper_pg_dir.
+            cpus.iter_mut().for_each(|c| c.set_ttbr1(pt.root()));
+        }
         let slab = SlabAllocator::kmem_cache_init(&pa, config.slab);
         let rmap: std::sync::Arc<mm::rmap::Rmap> = Default::default();
         let cache: std::sync::Arc<mm::filemap::PageCache> = Default::default();

@@ -264,10 +264,7 @@ impl Machine {
         self.pa.events.count(VmEvent::OomKill, 1);
         log.log(oom_kill::killed_line(victim));
         let pid = victim.pid;
-        self.exit_code(pid, KILLED_EXIT_CODE).ok()?;
-        if let Some(z) = self.tasks.zombies.get_mut(&pid) {
-            z.signal = Some(SIGKILL);
-        }
+        self.exit_signal(pid, KILLED_EXIT_CODE, SIGKILL).ok()?;
         Some(pid)
     }
 

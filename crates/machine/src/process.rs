@@ -25,16 +25,17 @@ use mm::filemap::PageCache;
 use mm::gfp::Gfp;
 use mm::memory::{exit_mmap, FaultAccess, FaultError, SegvCode, TlbShootdown, UserPageTables};
 use mm::mm_types::{MmLayout, MmStruct, Rlimits, VmFlags};
-use mm::page_alloc::CpuId;
+use mm::page_alloc::{CpuId, PageAlloc};
 use mm::pgalloc::PgtableFrames;
 use mm::pgtable::PageTable;
 use mm::rmap::MmEntry;
+use mm::slab_common::SlabAllocator;
 use mm::types::{Order, Pfn, VirtAddr, PAGE_MASK, PAGE_SIZE};
 use mm::util::Overcommit;
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::kobjects::TaskObjects;
+use crate::kobjects::{TaskObjects, VmapStacks};
 use crate::machine::Machine;
 use crate::mmu::{Access, AsidAllocator, Mmu};
 
@@ -160,6 +161,9 @@ pub struct TaskState {
     /// The overcommit sysctls and `vm_committed_as`, shared by every
     /// address space of the machine.
     pub overcommit: Overcommit,
+    /// Per CPU, the vmap stacks exited tasks left for the next ones
+    /// (`cached_stacks`, VMAP_STACK).
+    pub cached_stacks: Vec<[Option<VirtAddr>; crate::kobjects::NR_CACHED_STACKS]>,
 }
 
 impl TaskState {
@@ -216,6 +220,7 @@ pub const PROC_PID_FILES: &[&str] = &[
     "smaps_rollup",
     "status",
     "stat",
+    "statm",
     "pagemap",
     "oom_score",
     "oom_score_adj",
@@ -227,7 +232,8 @@ pub fn new_cpus(cpus: usize) -> Vec<Mmu> {
     (0..cpus.max(1)).map(|_| Mmu::new()).collect()
 }
 
-/// A fresh x86-64 address space with ASLR off for a stack rlimit, charging
+/// A fresh address space (x86-64, x86-32 or arm64 by the machine's
+/// architecture) with ASLR off for a stack rlimit, charging
 /// its commitments to the machine's overcommit policy `oc` (whose totals it
 /// refreshes: `totalram_pages`, and swap as `oc` already records it).
 /// With 5-level page tables (`la57`) TASK_SIZE is 2^56 - 4096 while
@@ -242,15 +248,23 @@ fn new_mm(
         stack: rlim_stack,
         ..Rlimits::default()
     };
+    let arm64 = pa.arch == mm::arch::Arch::Arm64;
     let mut mm = MmStruct::new(if pa.arch.is_32bit() {
         MmLayout::x86_32(rlimits)
+    } else if arm64 {
+        MmLayout::arm64(rlimits)
     } else if la57 {
         MmLayout::x86_64_la57(rlimits)
     } else {
         MmLayout::x86_64(rlimits)
     });
-    // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey).
-    mm.pkeys = !pa.arch.is_32bit();
+    // Our machines' x86-64 CPUs have PKU (smaps prints ProtectionKey);
+    // arm64 has no [vsyscall] gate and no protection keys (POE is
+    // not modelled).
+    mm.pkeys = pa.arch == mm::arch::Arch::X86_64;
+    if arm64 {
+        mm.vsyscall = false;
+    }
     oc.set_totals(pa.totalram_pages(), oc.total_swap_pages());
     mm.overcommit = oc.clone();
     mm
@@ -347,11 +361,19 @@ impl ExecTarget<'_> {
 }
 
 impl ExecMm for ExecTarget<'_> {
+    fn task_size(&self) -> u64 {
+        exec::ExecArch::for_arch(self.pa.arch).task_size
+    }
     fn pick_mmap_layout(&mut self, rlim_stack: u64) {
-        let l = MmLayout::x86_64(Rlimits {
+        let rlimits = Rlimits {
             stack: rlim_stack,
             ..Rlimits::default()
-        });
+        };
+        let l = if self.pa.arch == mm::arch::Arch::Arm64 {
+            MmLayout::arm64(rlimits)
+        } else {
+            MmLayout::x86_64(rlimits)
+        };
         let mm = &mut self.proc.mm;
         mm.mmap_base = l.mmap_base;
         mm.mmap_legacy_base = l.mmap_legacy_base;
@@ -563,14 +585,45 @@ impl Machine {
         Ok((mm, pt, asid))
     }
 
-    /// Creates a process with an empty x86-64 address space (`mm_alloc`),
-    /// named `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
-    /// ENOEXEC on a machine whose page tables are not modelled (arm64).
+    /// Creates a process with an empty address space (`mm_alloc`), named
+    /// `comm`, on the next CPU round-robin; returns its pid (1, 2, ...).
     pub fn spawn(&mut self, comm: &str) -> Result<u32, Errno> {
         self.new_task(comm, 0, None)
     }
 
     /// A new task: its kernel objects and either an empty address space or
+    /// Pages held by the kernel stacks each CPU keeps for its next task
+    /// (VMAP_STACK's `cached_stacks`): free memory that a freed task left
+    /// in a cache, as slab caches keep empty slabs.
+    pub fn cached_stack_pages(&self) -> u64 {
+        let per = self.pa.arch.thread_size() / PAGE_SIZE;
+        self.tasks.cached_stacks.iter().flatten().flatten().count() as u64 * per
+    }
+
+    /// Runs `f` with the slab and page allocators and, where the arch has
+    /// CONFIG_VMAP_STACK (64-bit: x86-64 and arm64; 32-bit x86 has not),
+    /// where kernel stacks come from.
+    fn with_stacks<R>(
+        &mut self,
+        f: impl FnOnce(&SlabAllocator, &PageAlloc, Option<VmapStacks>) -> R,
+    ) -> R {
+        let ncpus = self.cpus.len().max(1);
+        if self.tasks.cached_stacks.len() < ncpus {
+            self.tasks.cached_stacks.resize(ncpus, Default::default());
+        }
+        let mut flush = crate::kernel::flush_all(&mut self.cpus);
+        let vmap = match self.kernel_pt.as_mut() {
+            Some(pt) if !self.pa.arch.is_32bit() => Some(VmapStacks {
+                vmalloc: &mut self.vmalloc,
+                pt,
+                cached: &mut self.tasks.cached_stacks,
+                flush: &mut flush,
+            }),
+            _ => None,
+        };
+        f(&self.slab, &self.pa, vmap)
+    }
+
     /// `mm` (fork's copy, linked by the caller).
     fn new_task(
         &mut self,
@@ -588,15 +641,15 @@ impl Machine {
             Some(s) => s,
             None => self.new_address_space(cpu)?,
         };
-        let kobj = TaskObjects::alloc(&self.slab, &self.pa, CpuId(cpu)).and_then(|mut k| {
-            match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
+        let kobj = self
+            .with_stacks(|sa, pa, v| TaskObjects::alloc(sa, pa, CpuId(cpu), v))
+            .and_then(|mut k| match k.new_mm(&self.slab, &self.pa, CpuId(cpu)) {
                 Ok(()) => Ok(k),
                 Err(e) => {
-                    k.free(&self.slab, &self.pa, CpuId(cpu));
+                    self.with_stacks(|sa, pa, v| k.free(sa, pa, CpuId(cpu), v));
                     Err(e)
                 }
-            }
-        });
+            });
         let mut p = Process {
             pid,
             comm: comm.chars().take(15).collect(),
@@ -718,13 +771,21 @@ impl Machine {
         argv: &[String],
         envp: &[String],
     ) -> Result<ExecResult, Errno> {
-        // Only the x86-64 binary format is modelled: an x86-64 ELF on a
-        // 32-bit kernel fails elf_check_arch (ENOEXEC), and loading i386
-        // ELF32 binaries is not built yet.
+        // The x86-64 and arm64 binary formats are modelled: an x86-64 ELF
+        // on a 32-bit kernel fails elf_check_arch (ENOEXEC), and loading
+        // i386 ELF32 binaries is not built yet.
         if self.config.arch.is_32bit() {
             return Err(Errno::ENOEXEC);
         }
-        let params = self.tasks.exec_params.clone();
+        let mut params = self.tasks.exec_params.clone();
+        params.arch = exec::ExecArch::for_arch(self.config.arch);
+        if self.config.arch == mm::arch::Arch::Arm64 {
+            // ELF_PLATFORM "aarch64" and arm64's vDSO; AT_HWCAP and
+            // AT_MINSIGSTKSZ keep the parameters' values (CPU features
+            // are not modelled).
+            params.platform = "aarch64".into();
+            params.vdso = params.vdso.map(|_| exec::VdsoLayout::ARM64);
+        }
         let zero = Some(self.ensure_zero_page()?);
         let (cpu, comm, ppid, flt, cflt, files, oom_score_adj) = {
             let p = self.proc_mut(pid)?;
@@ -866,7 +927,7 @@ impl Machine {
         );
         self.teardown(p);
         if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
-            k.free(&self.slab, &self.pa, cpu);
+            self.with_stacks(|sa, pa, v| k.free(sa, pa, cpu, v));
         }
         for c in self.processes.values_mut() {
             if c.ppid == pid {
@@ -888,11 +949,29 @@ impl Machine {
         Ok(())
     }
 
+    /// The process ends killed by signal `sig`: torn down as by
+    /// [`Machine::exit_code`] (with `code`), and its zombie reports the
+    /// signal (WIFSIGNALED) to the parent's wait.
+    pub fn exit_signal(&mut self, pid: u32, code: i32, sig: i32) -> Result<(), Errno> {
+        self.exit_code(pid, code)?;
+        if let Some(z) = self.tasks.zombies.get_mut(&pid) {
+            z.signal = Some(sig);
+        }
+        Ok(())
+    }
+
     /// wait4: reaps an exited child of `ppid` (`pid` 0 or -1: any, the
     /// lowest pid first) and returns its pid and exit code; its faults
     /// join the parent's cmin_flt/cmaj_flt. ECHILD if there is no such
     /// child, EAGAIN if it exists but has not exited (no blocking here).
     pub fn wait(&mut self, ppid: u32, pid: i64) -> Result<(u32, i32), Errno> {
+        self.wait_zombie(ppid, pid).map(|(c, z)| (c, z.code))
+    }
+
+    /// [`Machine::wait`] returning the whole zombie reaped (its wait
+    /// status and the faults its rusage reports), for a wait4 that writes
+    /// `wstatus` and `rusage`.
+    pub fn wait_zombie(&mut self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
         let found = self
             .tasks
             .zombies
@@ -905,7 +984,7 @@ impl Machine {
                 p.cflt.minor += z.flt.minor;
                 p.cflt.major += z.flt.major;
             }
-            return Ok((c, z.code));
+            return Ok((c, z));
         }
         let live = self
             .processes
@@ -1371,8 +1450,47 @@ impl Machine {
         t.switch_back(CpuId(cpu), prev);
     }
 
+    /// /proc/PID/pagemap as the binary file reads, sparsely: for each VMA
+    /// the file offset of its first entry (8 bytes per page from address
+    /// 0) and its entries, little-endian u64s (`pagemap_read` over the
+    /// VMA, in reads of at most `PAGEMAP_MAX_READ` bytes). The entries of
+    /// addresses outside every VMA are 0 and left out.
+    pub fn pagemap_binary(&mut self, pid: u32) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        let p = self
+            .processes
+            .get_mut(&pid)
+            .ok_or_else(|| format!("no process with pid {pid}"))?;
+        let mut tlb = mm::memory::NoTlb;
+        let ops = UserPageTables::new(
+            &mut p.pt,
+            &self.pa,
+            &self.cache,
+            &self.swap,
+            CpuId(p.cpu),
+            p.asid,
+            &mut tlb,
+            self.tasks.zero_pfn,
+        );
+        let mm = &p.mm;
+        let mut out = Vec::new();
+        for v in mm.iter() {
+            let (mut off, end) = ((v.start.0 >> 12) * 8, (v.end.0 >> 12) * 8);
+            while off < end {
+                let bytes = mm::task_mmu::pagemap_read(mm, &ops, off, end - off)
+                    .map_err(|e| format!("pagemap: {e:?}"))?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let n = bytes.len() as u64;
+                out.push((off, bytes));
+                off += n;
+            }
+        }
+        Ok(out)
+    }
+
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
-    /// `status` (Name, Pid and the Vm*/Rss* lines) or `pagemap` (as hex
+    /// `status` (Name, Pid and the Vm*/Rss* lines), `statm` or `pagemap` (as hex
     /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
     /// binary file cannot be printed).
     pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
@@ -1405,6 +1523,7 @@ impl Machine {
                 s
             }
             "stat" => proc_pid_stat(p),
+            "statm" => mm::task_mmu::show_statm(mm),
             "pagemap" => {
                 let mut s = String::new();
                 for v in mm.iter() {

@@ -68,3 +68,90 @@ fn process_objects_are_accounted_in_slub() {
 fn process_objects_are_accounted_in_slab() {
     run(SlabKind::Slab);
 }
+
+/// The vmallocinfo lines of task stacks.
+fn stacks(m: &Machine) -> Vec<String> {
+    m.proc("vmallocinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" kernel_clone+"))
+        .map(String::from)
+        .collect()
+}
+
+/// CONFIG_VMAP_STACK (y on x86-64; this host's /proc/vmallocinfo shows
+/// each task's stack as `20480 kernel_clone+0x94/0x3e0 pages=4 vmalloc
+/// N0=4`): THREAD_SIZE (16 KiB) of pages plus a guard page, aligned to
+/// THREAD_ALIGN. kernel/fork.c keeps NR_CACHED_STACKS (2) freed stacks per
+/// CPU for the next task, zeroed before reuse, and KernelStack counts only
+/// the stacks of live tasks.
+#[test]
+fn x86_64_task_stacks_are_vmalloc_areas_cached_per_cpu() {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 256 << 20,
+        cpus: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let pids: Vec<u32> = (0..4).map(|i| m.spawn(&format!("t{i}")).unwrap()).collect();
+    let lines = stacks(&m);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[1], "20480", "{l}");
+        assert_eq!(&f[3..], ["pages=4", "vmalloc", "N0=4"], "{l}");
+    }
+    let areas: Vec<(u64, u64)> = m
+        .vmalloc
+        .areas()
+        .filter(|a| a.caller.starts_with("kernel_clone+"))
+        .map(|a| (a.addr.0, a.size))
+        .collect();
+    assert!(
+        areas.iter().all(|&(a, s)| a % 16384 == 0 && s == 20480),
+        "{areas:x?}"
+    );
+    let stack_kb = |m: &Machine| m.pa.nodes[0].stats.get(NodeStat::NrKernelStack);
+    assert_eq!(stack_kb(&m), 4 * 16);
+    // Dirty a stack page, then let its task go: the stack stays mapped in
+    // the CPU's cache (two of the three freed stacks), the third is freed.
+    let first = areas[0].0;
+    m.kernel_write(mm::types::VirtAddr(first), b"stale")
+        .unwrap();
+    for &pid in &pids[..3] {
+        m.exit(pid).unwrap();
+    }
+    assert_eq!(stacks(&m).len(), 3);
+    assert_eq!(stack_kb(&m), 16);
+    let meminfo = m.proc("meminfo").unwrap();
+    assert!(meminfo.contains("VmallocUsed:          48 kB"), "{meminfo}");
+    // The next task takes a cached stack, cleared of what it held.
+    let n = m.spawn("new").unwrap();
+    assert_eq!(stacks(&m).len(), 3);
+    assert_eq!(stack_kb(&m), 32);
+    let mut buf = [0xffu8; 5];
+    for &(a, _) in &areas[..2] {
+        m.kernel_read(mm::types::VirtAddr(a), &mut buf).unwrap();
+        assert_ne!(&buf, b"stale");
+    }
+    m.exit(n).unwrap();
+    m.exit(pids[3]).unwrap();
+    assert_eq!(stack_kb(&m), 0);
+    assert_eq!(stacks(&m).len(), 2);
+    mm::debug::check_page_alloc(&m.pa).unwrap();
+}
+
+/// 32-bit x86 has no VMAP_STACK: stacks are THREAD_SIZE (8 KiB) blocks of
+/// the buddy allocator, never in vmallocinfo.
+#[test]
+fn x86_32_task_stacks_come_from_the_buddy_allocator() {
+    let mut m = Machine::boot(MachineConfig {
+        arch: mm::arch::Arch::X86,
+        ram: 256 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    m.spawn("t").unwrap();
+    assert!(stacks(&m).is_empty());
+    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 8);
+}

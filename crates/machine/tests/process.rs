@@ -198,6 +198,28 @@ fn populate_maps_zeroed_pages_and_the_mmu_writes_real_bytes() {
     assert!(status.contains("RssAnon:\t      64 kB"), "{status}");
     let pagemap = m.proc_pid(pid, "pagemap").unwrap();
     assert_eq!(pagemap.lines().count(), 16);
+    // statm: 16 resident anonymous pages, none shared; size is VmSize.
+    let statm: Vec<u64> = m
+        .proc_pid(pid, "statm")
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(statm.len(), 7);
+    assert_eq!((statm[1], statm[2], statm[4], statm[6]), (16, 0, 0, 0));
+    assert!(
+        status.contains(&format!("VmSize:\t{:>8} kB", statm[0] * 4)),
+        "{status}\n{statm:?}"
+    );
+    // The binary pagemap: the mapping's 16 entries at 8 bytes per page
+    // from address 0, present.
+    let bin = m.pagemap_binary(pid).unwrap();
+    let (off, bytes) = bin.iter().find(|(o, _)| *o == (a >> 12) * 8).unwrap();
+    assert_eq!((*off, bytes.len()), ((a >> 12) * 8, 16 * 8));
+    for e in bytes.chunks(8) {
+        let e = u64::from_le_bytes(e.try_into().unwrap());
+        assert_eq!(e >> 63, 1, "{e:#x}");
+    }
     // An unpopulated mapping is faulted in on access: a read maps the
     // shared zero page.
     let b = m

@@ -157,3 +157,36 @@ fn the_perfetto_trace_parses_and_has_the_counter_tracks() {
         .iter()
         .any(|e| e["ph"] == "M" && e["args"]["name"] == "tracee"));
 }
+
+/// The mmu_gather flushes only what it gathered (`tlb_finish_mmu` flushes
+/// when entries were cleared or tables freed): munmap of memory never
+/// touched flushes nothing; once a page was written, munmap flushes it.
+#[test]
+fn munmap_flushes_the_tlb_only_where_entries_were_cleared() {
+    let mut m = machine("tlb");
+    let pid = m.spawn("tracee").unwrap();
+    let map = |m: &mut Machine| {
+        m.sys_mmap(
+            pid,
+            0,
+            4 << 12,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .unwrap()
+    };
+    let flushes = |t: &str| t.lines().filter(|l| l.contains(": tlb_flush:")).count();
+    let a = map(&mut m);
+    let _ = m.trace().take();
+    m.sys_munmap(pid, a, 4 << 12).unwrap();
+    let untouched = m.trace().take().ftrace();
+    assert_eq!(flushes(&untouched), 0, "{untouched}");
+    let a = map(&mut m);
+    m.store(pid, a + 4096, b"x").unwrap();
+    let _ = m.trace().take();
+    m.sys_munmap(pid, a, 4 << 12).unwrap();
+    let touched = m.trace().take().ftrace();
+    assert!(flushes(&touched) >= 1, "{touched}");
+}

@@ -273,6 +273,13 @@ pub struct Memmap {
     /// SPARSEMEM: log2 of the pages per section, and per section of the
     /// span (from `start`'s section on) its slot in `base`, or NO_SECTION.
     sparse: Option<(u32, Arc<[u32]>)>,
+    /// True where some section of the span has no memmap. Where none
+    /// lacks one, the slots follow the sections in order and `pfn`'s page
+    /// struct is at `base + (pfn - start) + skew`: the virtually contiguous
+    /// array SPARSEMEM_VMEMMAP gives, found with no table lookup.
+    holes: bool,
+    /// `start`'s offset in its section's slot (0 for FLATMEM).
+    skew: u64,
 }
 
 /// A section without a memmap (`!valid_section`).
@@ -296,6 +303,8 @@ impl Memmap {
             start: start.0,
             len,
             sparse: None,
+            holes: false,
+            skew: 0,
         }
     }
     /// Wraps a SPARSEMEM memmap of the span `[start, start + len)`:
@@ -330,6 +339,8 @@ impl Memmap {
             start: start.0,
             len,
             sparse: Some((shift, slots)),
+            holes: present.contains(&false),
+            skew: start.0 & ((1 << shift) - 1),
         }
     }
     /// First frame described.
@@ -343,8 +354,12 @@ impl Memmap {
     /// Index of `pfn`'s page struct from `base`, if it has one.
     #[inline]
     fn index(&self, pfn: Pfn) -> Option<usize> {
-        if pfn.0.wrapping_sub(self.start) >= self.len {
+        let i = pfn.0.wrapping_sub(self.start);
+        if i >= self.len {
             return None;
+        }
+        if !self.holes {
+            return Some((i + self.skew) as usize);
         }
         match &self.sparse {
             None => Some((pfn.0 - self.start) as usize),
@@ -429,9 +444,10 @@ impl PageList {
     pub fn last(&self) -> Option<Pfn> {
         (self.tail != NIL).then_some(Pfn(self.tail))
     }
-    /// Adds at the head (`list_add`).
+    /// Adds at the head (`list_add`); returns `pfn`'s page struct, so the
+    /// caller need not look it up again.
     #[inline]
-    pub fn push_front(&mut self, mm: &Memmap, pfn: Pfn) {
+    pub fn push_front<'m>(&mut self, mm: &'m Memmap, pfn: Pfn) -> &'m Page {
         let p = mm.page(pfn);
         p.set_prev(NIL);
         p.set_next(self.head);
@@ -441,6 +457,7 @@ impl PageList {
             self.tail = pfn.0;
         }
         self.head = pfn.0;
+        p
     }
     /// Adds at the tail (`list_add_tail`).
     #[inline]
@@ -455,9 +472,10 @@ impl PageList {
         }
         self.tail = pfn.0;
     }
-    /// Unlinks `pfn`, which must be on this list (`list_del`).
+    /// Unlinks `pfn`, which must be on this list (`list_del`); returns its
+    /// page struct.
     #[inline]
-    pub fn remove(&mut self, mm: &Memmap, pfn: Pfn) {
+    pub fn remove<'m>(&mut self, mm: &'m Memmap, pfn: Pfn) -> &'m Page {
         let p = mm.page(pfn);
         let (prev, next) = (p.prev(), p.next());
         if prev != NIL {
@@ -472,13 +490,18 @@ impl PageList {
         }
         p.set_next(NIL);
         p.set_prev(NIL);
+        p
     }
     /// Removes and returns the first page.
     #[inline]
     pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
+        self.pop_front_page(mm).map(|(pfn, _)| pfn)
+    }
+    /// Removes the first page and returns it with its page struct.
+    #[inline]
+    pub fn pop_front_page<'m>(&mut self, mm: &'m Memmap) -> Option<(Pfn, &'m Page)> {
         let f = self.first()?;
-        self.remove(mm, f);
-        Some(f)
+        Some((f, self.remove(mm, f)))
     }
     /// Removes and returns the last page.
     pub fn pop_back(&mut self, mm: &Memmap) -> Option<Pfn> {
@@ -538,6 +561,34 @@ mod tests {
         p.clear(PageFlags::BUDDY);
         assert!(!p.test(PageFlags::BUDDY) && p.test(PageFlags::DIRTY));
         assert_eq!(p.zone_idx(), 3);
+    }
+
+    #[test]
+    fn sparse_lookup_without_holes_agrees_with_the_section_table() {
+        // Sections of 4 pages; the span starts 1 page into its section.
+        let v: Vec<Page> = (0..16).map(|_| Page::default()).collect();
+        let ptr = |p: &Page| p as *const Page;
+        // SAFETY: v outlives both memmaps within this test.
+        let whole = unsafe { Memmap::new_sparse(v.as_ptr(), Pfn(9), 15, 2, &[true; 4]) };
+        // SAFETY: as above; section 1 has no memmap, so slots shift by one.
+        let holed =
+            unsafe { Memmap::new_sparse(v.as_ptr(), Pfn(9), 15, 2, &[true, false, true, true]) };
+        for pfn in 9..24 {
+            // Slot k holds section k of the span, from its first page.
+            assert!(core::ptr::eq(
+                ptr(whole.page(Pfn(pfn))),
+                &v[(pfn - 8) as usize]
+            ));
+            match pfn >> 2 {
+                3 => assert!(holed.get(Pfn(pfn)).is_none()),
+                s => {
+                    let slot = if s == 2 { 0 } else { s as usize - 3 };
+                    let want = &v[slot * 4 + (pfn & 3) as usize];
+                    assert!(core::ptr::eq(ptr(holed.page(Pfn(pfn))), want));
+                }
+            }
+        }
+        assert!(whole.get(Pfn(8)).is_none() && whole.get(Pfn(24)).is_none());
     }
 
     #[test]

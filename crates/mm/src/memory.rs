@@ -935,8 +935,13 @@ impl PageTableOps for UserPageTables<'_> {
     fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr) {
         let mut frames = self.frames();
         let mut entries: Vec<Pte> = Vec::new();
-        self.pt
+        let tables = self
+            .pt
             .zap_range(&mut frames, start, end, &mut |_, old| entries.push(old));
+        // The mmu_gather flushes only what it gathered: with no entry
+        // cleared and no table freed (a range never touched) there is
+        // nothing cached to flush (`tlb_flush_mmu_tlbonly` on an empty range).
+        let flush = !entries.is_empty() || tables > 0;
         let mut freed = Vec::with_capacity(entries.len());
         let mut swapped = Vec::new();
         for e in entries {
@@ -947,7 +952,9 @@ impl PageTableOps for UserPageTables<'_> {
                 swapped.push(se);
             }
         }
-        self.tlb.flush_range(self.asid, start, end);
+        if flush {
+            self.tlb.flush_range(self.asid, start, end);
+        }
         self.release(freed);
         for se in swapped {
             self.swap.free_swap_and_cache(self.pa, self.cpu, se);

@@ -463,6 +463,21 @@ impl MmLayout {
         }
     }
 
+    /// arm64 with 48-bit VA, ASLR off: TASK_SIZE = DEFAULT_MAP_WINDOW =
+    /// 2^48 (arch/arm64/include/asm/processor.h); arm64 selects
+    /// ARCH_WANT_DEFAULT_TOPDOWN_MMAP_LAYOUT, so mmap_base is mm/util.c's
+    /// generic one: the same rlimit + guard gap clamped to [128 MiB,
+    /// STACK_TOP/6*5] below STACK_TOP = TASK_SIZE; the legacy base is
+    /// TASK_UNMAPPED_BASE = PAGE_ALIGN(DEFAULT_MAP_WINDOW / 4). There is no
+    /// `[vsyscall]` gate (the caller clears [`MmStruct::vsyscall`]).
+    pub fn arm64(rlimits: Rlimits) -> MmLayout {
+        let task_size = crate::arch::layout::ARM64_TASK_SIZE;
+        MmLayout {
+            mmap_legacy_base: (task_size / 4 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+            ..Self::layout_with(rlimits, task_size, task_size)
+        }
+    }
+
     fn x86_64_with(rlimits: Rlimits, task_size_max: u64) -> MmLayout {
         Self::layout_with(rlimits, TASK_SIZE_X86_64, task_size_max)
     }

@@ -710,9 +710,8 @@ impl Zone {
                 pcp.count += order.pages();
             }
         }
-        let pfn = pcp.lists[pi].pop_front(&self.memmap)?;
+        let (pfn, page) = pcp.lists[pi].pop_front_page(&self.memmap)?;
         pcp.count -= order.pages();
-        let page = self.page(pfn);
         page.clear_locked(PageFlags::PCP);
         page.set_private(0);
         Some(pfn)
@@ -730,10 +729,9 @@ impl Zone {
             mt = MigrateType::Movable;
         }
         lists.with(self, |pcp| {
-            let page = self.page(pfn);
+            let page = pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
             page.set_locked(PageFlags::PCP);
             page.set_private(order.0 as u64);
-            pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
             pcp.count += order.pages();
             if pcp.high < pcp.high_min {
                 pcp.high = pcp.high_min;
@@ -1687,7 +1685,9 @@ pub fn stat_threshold(managed: u64, online_cpus: u64) -> u64 {
 }
 
 /// `build_zonelists`: for each node, nodes in order of distance (ties by
-/// id), and within each node its zones from highest to lowest.
+/// id), and within each node its populated zones from highest to lowest
+/// (`build_zonerefs_node` skips a zone with no present pages, so the fast
+/// path never visits an empty Normal or Movable zone).
 fn build_zonelists(nodes: &[Node], distance: &[Vec<u32>]) -> Vec<Vec<(u32, usize)>> {
     nodes
         .iter()
@@ -1703,8 +1703,10 @@ fn build_zonelists(nodes: &[Node], distance: &[Vec<u32>]) -> Vec<Vec<(u32, usize
             order
                 .into_iter()
                 .flat_map(|m| {
-                    (0..nodes[m as usize].zones.len())
+                    let zones = &nodes[m as usize].zones;
+                    (0..zones.len())
                         .rev()
+                        .filter(|&z| zones[z].is_populated())
                         .map(move |z| (m, z))
                 })
                 .collect()

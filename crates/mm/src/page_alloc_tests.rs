@@ -582,3 +582,21 @@ fn a_held_cpu_allocates_and_frees_as_the_per_call_path_does() {
         b.pa.events.get(VmEvent::Pgfree)
     );
 }
+
+#[test]
+fn zonelists_hold_only_populated_zones() {
+    // build_zonerefs_node adds a zone only if populated_zone(): on 64 MiB
+    // every page is in DMA and DMA32, so Normal and Movable are absent.
+    let m = boot(Arch::X86_64, 64 << 20, 1);
+    let names: Vec<&str> =
+        m.pa.zonelist(0)
+            .iter()
+            .map(|&(n, z)| m.pa.zone(n, z).ztype.name())
+            .collect();
+    assert_eq!(names, ["DMA32", "DMA"]);
+    assert!(m
+        .pa
+        .zonelist(0)
+        .iter()
+        .all(|&(n, z)| m.pa.zone(n, z).is_populated()));
+}

@@ -19,6 +19,12 @@
 //! `arch_sync_kernel_mappings`). PAE shares the kernel PMD of PDPT entry 3.
 //! Tables reached from a kernel-half top-level entry are never freed.
 //!
+//! arm64 ([`PagingMode::split_roots`]) shares nothing: a process's PGD is
+//! the TTBR0 table, all of it user space (VA < 2^48), and init_mm's is
+//! `swapper_pg_dir` in TTBR1, all of it kernel space (VA >= 0xffff << 48),
+//! so both index their 512 PGD entries with VA bits 47..39 and a user
+//! table never maps a kernel address (nor the other way round).
+//!
 //! TLB consistency is the caller's job, as in Linux: after changing or
 //! zapping present entries, flush the TLBs that may cache them before
 //! reusing the frames (mmu_gather).
@@ -301,9 +307,26 @@ impl PageTable {
         (self.owned_top_entries() as u64) << self.mode.shift(self.mode.levels())
     }
 
+    /// With split roots (arm64): true if `va` belongs to this table's
+    /// half (TTBR1 for the kernel's, TTBR0 for a process's). Always true
+    /// for a shared-PGD mode.
+    fn in_own_half(&self, va: VirtAddr) -> bool {
+        !self.mode.split_roots() || (va.0 >> 48 == 0xffff) == (self.kind == Kind::Kernel)
+    }
+
+    /// The virtual address of linear address `lin` in this table: sign
+    /// extended on x86-64; in the TTBR1 half for arm64's kernel table.
+    fn va_of(&self, lin: u64) -> VirtAddr {
+        if self.mode.split_roots() && self.kind == Kind::Kernel {
+            VirtAddr(lin | 0xffff_0000_0000_0000)
+        } else {
+            self.mode.canonical(lin)
+        }
+    }
+
     /// Linear address of `va` if it is canonical and this table may map it.
     fn lin_of(&self, va: VirtAddr) -> Result<u64, Errno> {
-        if !self.mode.is_canonical(va) {
+        if !self.mode.is_canonical(va) || !self.in_own_half(va) {
             return Err(Errno::EINVAL);
         }
         let lin = va.0 & self.mode.va_mask();
@@ -323,6 +346,18 @@ impl PageTable {
             return None;
         }
         let mode = self.mode;
+        if mode.split_roots() {
+            // TTBR0 covers [0, 2^48), TTBR1 [0xffff << 48, 2^64): clamp to
+            // this table's half.
+            let (base, top) = match self.kind {
+                Kind::User => (0, 1u64 << 48),
+                Kind::Kernel => (0xffff_0000_0000_0000, u64::MAX),
+            };
+            let s = start.0.clamp(base, top) - base;
+            let e = end.0.clamp(base, top) - base;
+            let e = if end.0 == u64::MAX { 1 << 48 } else { e }.min(self.lin_limit());
+            return (s < e).then_some(LinRange { start: s, end: e });
+        }
         let hole = 1u64 << (mode.va_bits() - 1);
         let lin = |a: VirtAddr| {
             if mode.is_canonical(a) {
@@ -364,6 +399,9 @@ impl PageTable {
     /// Whether the table that the entry `idx` of a `level` table points at
     /// may be freed: never the ones reached from a kernel-half PGD entry.
     fn child_freeable(&self, level: Level, idx: usize) -> bool {
+        if self.mode.split_roots() && self.kind == Kind::Kernel {
+            return level != self.mode.levels();
+        }
         level != self.mode.levels() || idx < self.mode.kernel_pgd_boundary()
     }
 
@@ -378,7 +416,11 @@ impl PageTable {
     ) -> Result<PhysAddr, Errno> {
         let mode = self.mode;
         let va = VirtAddr(lin);
-        let user = lin < (mode.kernel_pgd_boundary() as u64) << mode.shift(mode.levels());
+        let user = if mode.split_roots() {
+            self.kind == Kind::User
+        } else {
+            lin < (mode.kernel_pgd_boundary() as u64) << mode.shift(mode.levels())
+        };
         let mut table = self.root;
         let mut l = mode.levels();
         while l > level {
@@ -518,7 +560,7 @@ impl PageTable {
     /// The leaf entry covering `va` (present, PROT_NONE or swap) and its
     /// level, or `None`.
     pub fn lookup(&self, va: VirtAddr) -> Option<(Pte, Level)> {
-        if !self.mode.is_canonical(va) {
+        if !self.mode.is_canonical(va) || !self.in_own_half(va) {
             return None;
         }
         self.find(va.0 & self.mode.va_mask())
@@ -562,7 +604,7 @@ impl PageTable {
         };
         let mode = self.mode;
         self.for_each_leaf(self.root, mode.levels(), 0, r, &mut |lin, _, e, l| {
-            f(mode.canonical(lin), e, l)
+            f(self.va_of(lin), e, l)
         });
     }
 
@@ -691,7 +733,7 @@ impl PageTable {
                 },
             };
             let e = src.read(pa);
-            let Some((child, parent)) = f(mode.canonical(lin), e) else {
+            let Some((child, parent)) = f(src.va_of(lin), e) else {
                 return ControlFlow::Continue(());
             };
             let idx = mode.index(VirtAddr(lin), 1);
@@ -755,7 +797,7 @@ impl PageTable {
             if mode.is_leaf(e, level) {
                 if eb >= r.start && eb + span <= r.end {
                     let old = mode.xchg_entry(&self.dm, pa, Pte::NONE);
-                    f(mode.canonical(eb), old);
+                    f(self.va_of(eb), old);
                 }
                 continue;
             }
@@ -964,8 +1006,24 @@ mod tests {
         let ram = TestRam::new(RAM);
         let dm = ram.map();
         let mut a = TestAlloc::new(dm);
-        let k = PageTable::new_kernel(dm, &mut a, mode, PhysAddr(lowmem)).unwrap();
+        let k = kernel(dm, &mut a, mode, lowmem).unwrap();
         (ram, a, k)
+    }
+
+    /// The kernel's tables over the test RAM at physical 0: with its direct
+    /// map on x86; without on arm64, whose linear map starts at the DRAM
+    /// base (1 GiB), above this RAM.
+    fn kernel(
+        dm: DirectMap,
+        a: &mut TestAlloc,
+        mode: PagingMode,
+        lowmem: u64,
+    ) -> Result<PageTable, Errno> {
+        if mode.split_roots() {
+            PageTable::new_kernel_ranges(dm, a, mode, PhysAddr(lowmem), &[])
+        } else {
+            PageTable::new_kernel(dm, a, mode, PhysAddr(lowmem))
+        }
     }
 
     /// Raw entries met walking `va` from `root`, top first, read straight
@@ -979,10 +1037,17 @@ mod tests {
             dm.read(pa, &mut b[..mode.entry_size() as usize]);
             let raw = u64::from_le_bytes(b);
             out.push(raw);
-            if raw & Pte::P == 0 || (l > 1 && raw & Pte::PS != 0 && mode.huge_ok(l)) {
+            // The entry as the mode's hardware reads it (an ARMv8-A
+            // descriptor on arm64: bit 0 valid, bits[1:0] = 01 a block).
+            let (valid, block) = if mode.split_roots() {
+                (raw & 1 != 0, raw & 3 == 1)
+            } else {
+                (raw & Pte::P != 0, raw & Pte::PS != 0)
+            };
+            if !valid || (l > 1 && block && mode.huge_ok(l)) {
                 break;
             }
-            table = Pfn((raw & 0x000f_ffff_ffff_f000) >> 12);
+            table = Pfn((raw & mode.pfn_mask()) >> 12);
         }
         out
     }
@@ -1031,14 +1096,23 @@ mod tests {
                 let path = raw_path(&dm, mode, u.root(), va.0);
                 assert_eq!(path.len(), mode.levels() as usize, "{mode:?} {va:?}");
                 let nx = if mode.has_nx() { Pte::NX } else { 0 };
-                assert_eq!(
-                    *path.last().unwrap(),
-                    ((0x100 + i as u64) << 12) | 0x7 | nx,
-                    "{mode:?} {va:?}"
-                );
+                // arm64 (pgtable-hwdef.h, pgtable-prot.h): a page
+                // descriptor (0b11), SH inner (0x300), nG (0x800), AP[1]
+                // user (0x40), AP[2] read-only until dirty (0x80), DBM
+                // (writable), PXN and UXN (no exec); no AF (not accessed).
+                let leaf = if mode.split_roots() {
+                    ((0x100 + i as u64) << 12) | 0xbc3 | 0x0068_0000_0000_0000
+                } else {
+                    ((0x100 + i as u64) << 12) | 0x7 | nx
+                };
+                assert_eq!(*path.last().unwrap(), leaf, "{mode:?} {va:?}");
                 for (j, raw) in path[..path.len() - 1].iter().enumerate() {
                     let low = if mode == PagingMode::X86Pae && j == 0 {
                         0x1
+                    } else if mode.split_roots() {
+                        // Table descriptor 0b11; bits 2..11 are ignored by
+                        // the walk and carry the neutral table bits.
+                        0xf43
                     } else {
                         0x67
                     };
@@ -1048,7 +1122,9 @@ mod tests {
                         "{mode:?} {va:?} level {}",
                         mode.levels() as usize - j
                     );
-                    assert_eq!(raw >> 52, 0);
+                    // No NSTable/APTable/XNTable (arm64), no NX (x86).
+                    let high = if mode.split_roots() { 59 } else { 52 };
+                    assert_eq!(raw >> high, 0);
                 }
                 assert_eq!(
                     u.translate(va + 0x123),
@@ -1137,7 +1213,7 @@ mod tests {
 
     #[test]
     fn user_tables_see_later_kernel_mappings() {
-        for mode in PagingMode::ALL {
+        for mode in PagingMode::ALL.into_iter().filter(|m| !m.split_roots()) {
             let (_ram, mut a, mut k) = setup(mode, 8 << 20);
             let u = PageTable::new_user(&k, &mut a).unwrap();
             let l = AddressSpaceLayout::new(mode, 8 << 20);
@@ -1191,6 +1267,65 @@ mod tests {
             k.destroy(&mut a);
             assert_eq!(a.outstanding(), 0);
         }
+    }
+
+    #[test]
+    fn arm64_user_and_kernel_halves_have_separate_roots() {
+        // Documentation/arch/arm64/memory.rst: "The swapper_pg_dir contains
+        // only kernel (global) mappings while the user pgd contains only
+        // user (non-global) mappings."
+        let mode = PagingMode::Arm64L4;
+        let (_ram, mut a, mut k) = setup(mode, 8 << 20);
+        let mut u = PageTable::new_user(&k, &mut a).unwrap();
+        assert_eq!(u.count_tables(), 1, "nothing copied from the kernel");
+        let l = AddressSpaceLayout::new(mode, 8 << 20);
+        let kva = VirtAddr(l.vmalloc_start + 0x5000);
+        // The same PGD index (bits 47..39) in both halves.
+        let uva = VirtAddr(kva.0 & 0xffff_ffff_ffff);
+        assert_eq!(mode.index(kva, 4), mode.index(uva, 4));
+        k.map(&mut a, kva, Pfn(77), PteFlags::KERNEL).unwrap();
+        u.map(&mut a, uva, Pfn(88), PteFlags::from_prot(3, false))
+            .unwrap();
+        assert_eq!(k.lookup(kva).map(|(p, _)| p.pfn()), Some(Pfn(77)));
+        assert_eq!(u.lookup(uva).map(|(p, _)| p.pfn()), Some(Pfn(88)));
+        assert_eq!(u.lookup(kva), None, "TTBR0 never maps a kernel address");
+        assert_eq!(k.lookup(uva), None, "TTBR1 never maps a user address");
+        assert_eq!(
+            u.map(&mut a, kva, Pfn(1), PteFlags::USER),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            k.map(&mut a, uva, Pfn(1), PteFlags::KERNEL),
+            Err(Errno::EINVAL)
+        );
+        // Neither address is canonical-looking in between.
+        assert_eq!(
+            u.map(
+                &mut a,
+                VirtAddr(0x0001_0000_0000_0000),
+                Pfn(1),
+                PteFlags::USER
+            ),
+            Err(Errno::EINVAL)
+        );
+        // Walks report each half's own addresses.
+        let mut seen = alloc::vec::Vec::new();
+        k.walk(VirtAddr(0), VirtAddr(u64::MAX), &mut |va, _, _| {
+            seen.push(va)
+        });
+        assert_eq!(seen, [kva]);
+        seen.clear();
+        u.walk(VirtAddr(0), VirtAddr(u64::MAX), &mut |va, _, _| {
+            seen.push(va)
+        });
+        assert_eq!(seen, [uva]);
+        // User pages are not global (nG), kernel pages are.
+        assert!(!u.lookup(uva).unwrap().0.global());
+        assert!(k.lookup(kva).unwrap().0.global());
+        u.zap_range(&mut a, VirtAddr(0), VirtAddr(u64::MAX), &mut |_, _| {});
+        u.destroy(&mut a);
+        k.destroy(&mut a);
+        assert_eq!(a.outstanding(), 0);
     }
 
     #[test]
@@ -1354,16 +1489,18 @@ mod tests {
             let ram = TestRam::new(RAM);
             let dm = ram.map();
             let mut a = TestAlloc::new(dm);
-            for limit in 0..2 {
+            // x86 needs the PGD and at least one preallocated kernel
+            // table; arm64's swapper_pg_dir alone is a valid kernel table.
+            for limit in 0..if mode.split_roots() { 1 } else { 2 } {
                 a.limit = limit;
                 assert_eq!(
-                    PageTable::new_kernel(dm, &mut a, mode, PhysAddr(64 << 20)).err(),
+                    kernel(dm, &mut a, mode, 64 << 20).err(),
                     Some(Errno::ENOMEM)
                 );
                 assert_eq!(a.outstanding(), 0);
             }
             a.limit = usize::MAX;
-            let k = PageTable::new_kernel(dm, &mut a, mode, PhysAddr(64 << 20)).unwrap();
+            let k = kernel(dm, &mut a, mode, 64 << 20).unwrap();
             let mut u = PageTable::new_user(&k, &mut a).unwrap();
             a.limit = a.outstanding();
             assert_eq!(

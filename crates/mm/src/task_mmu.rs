@@ -520,6 +520,20 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
     out
 }
 
+/// /proc/PID/statm (`task_statm` and `proc_pid_statm`, fs/proc): seven
+/// page counts: size (total_vm), resident (anon + file + shmem RSS), shared
+/// (file + shmem RSS), text (the page-rounded code range), lib (always 0),
+/// data (data_vm + stack_vm) and dt (always 0).
+pub fn show_statm(mm: &MmStruct) -> String {
+    let shared = mm.rss.get(RssKind::File) + mm.rss.get(RssKind::Shmem);
+    let resident = shared + mm.rss.get(RssKind::Anon);
+    let text = (mm.end_code.div_ceil(PAGE_SIZE) * PAGE_SIZE)
+        .saturating_sub(mm.start_code & !(PAGE_SIZE - 1))
+        >> PAGE_SHIFT;
+    let data = mm.data_vm + mm.stack_vm;
+    alloc::format!("{} {resident} {shared} {text} 0 {data} 0\n", mm.total_vm)
+}
+
 /// Writes to /proc/PID/clear_refs (`clear_refs_write`): 1 clears the
 /// referenced bits of all pages, 2 of anonymous VMAs, 3 of file-backed VMAs,
 /// 4 clears soft-dirty (VM_SOFTDIRTY on every VMA and the ptes' bits), 5

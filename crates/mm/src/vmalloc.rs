@@ -466,6 +466,27 @@ impl Vmalloc {
         self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
 
+    /// A task's kernel stack with CONFIG_VMAP_STACK (`alloc_thread_stack_node`):
+    /// `__vmalloc_node_range(THREAD_SIZE, THREAD_ALIGN, VMALLOC_START,
+    /// VMALLOC_END, THREADINFO_GFP & ~__GFP_ACCOUNT, PAGE_KERNEL, ...)`,
+    /// i.e. zeroed pages, the area aligned to `align` (THREAD_ALIGN:
+    /// THREAD_SIZE on x86-64, twice that on arm64 for its overflow check),
+    /// plus the usual guard page.
+    pub fn vmalloc_thread_stack(
+        &mut self,
+        pa: &PageAlloc,
+        pt: &mut PageTable,
+        cpu: CpuId,
+        size: u64,
+        align: u64,
+        caller: &str,
+    ) -> Option<VirtAddr> {
+        let mut req =
+            self.vmalloc_request(size, Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0), VmFlags::EMPTY, None);
+        req.align = align;
+        self.vmalloc_node_range(pa, pt, cpu, req, caller)
+    }
+
     /// `vmalloc_user(size)`: zeroed, VM_USERMAP (may be mapped to user
     /// space with remap_vmalloc_range).
     pub fn vmalloc_user(
@@ -982,7 +1003,7 @@ pub(crate) mod tests {
 
     pub fn env(arch: Arch, ram: u64) -> Env {
         let m = boot(arch, ram, 2);
-        let mode = PagingMode::for_arch(arch, false).unwrap();
+        let mode = PagingMode::for_arch(arch, false);
         let lowmem_end = if arch.is_32bit() {
             ram.min(crate::arch::X86_32_MAXMEM_PFN << PAGE_SHIFT)
         } else {

@@ -26,9 +26,18 @@
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
-//! Not yet: fork, threads, execve, /proc/self. See docs/native.md.
+//! - fork, vfork, clone of processes, execve, exit and wait4 are lmm's:
+//!   each process has a stub, forked in the host as lmm forks the process
+//!   (its copy-on-write pages mirrored read-only in both); one event loop
+//!   serves them all, so a call blocked in the host never stalls lmm.
+//!
+//! - /proc files lmm renders are lmm's ([`procfs`]).
+//!
+//! Not yet: threads. See docs/native.md.
 
 pub mod fault;
+mod mirror;
+pub mod procfs;
 pub mod ptrace;
 pub mod syscalls;
 
@@ -40,7 +49,8 @@ use machine::process::{Faults, UserFault};
 use machine::Machine;
 use mm::types::VirtAddr;
 
-use ptrace::{Stop, Stub, MEMFD_SLOT, TRAMPOLINE};
+use machine::exec::ExecResult;
+use ptrace::{Regs, Stop, Stub, MEMFD_SLOT, TRAMPOLINE, ZEROES};
 use syscalls::{Buf, Kind};
 
 /// The lowest address lmm may mirror (above the trampoline page).
@@ -58,6 +68,27 @@ const MAX_REPEATS: u32 = 16;
 const SEGV_ACCERR: i32 = 2;
 /// The largest mirror (a 1 GiB page).
 const HUGEST: u64 = 1 << 30;
+/// clone(2) flags lmm looks at.
+const CLONE_VM: u64 = 0x100;
+/// The child shares the caller's signal handlers (threads only).
+const CLONE_SIGHAND: u64 = 0x800;
+/// The parent waits until the child execs or exits.
+const CLONE_VFORK: u64 = 0x4000;
+/// A thread of the caller's thread group.
+const CLONE_THREAD: u64 = 0x10000;
+/// The child's FS base is the `tls` argument.
+const CLONE_SETTLS: u64 = 0x80000;
+/// The child's pid is stored at `parent_tid` in the parent.
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+/// The child's pid is stored at `child_tid` in the child.
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// `O_CLOEXEC` as /proc/PID/fdinfo's (octal) flags show it.
+const O_CLOEXEC: u32 = 0o2000000;
+/// The longest argument or environment string execve copies
+/// (MAX_ARG_STRLEN).
+const MAX_ARG_STRLEN: u64 = 32 * 4096;
+/// The most argv or envp pointers lmm reads for an execve.
+const MAX_ARGS: u64 = 1 << 20;
 
 /// What to record of a run.
 #[derive(Clone, Debug, Default)]
@@ -68,6 +99,9 @@ pub struct Options {
     /// Where to write the stub's host /proc/PID/maps just before the
     /// program's first instruction (what the host has mapped in it).
     pub host_maps_at_start: Option<std::path::PathBuf>,
+    /// Where to write the host /proc/PID/maps of the first forked child's
+    /// stub, just before its first instruction.
+    pub host_maps_at_fork: Option<std::path::PathBuf>,
     /// Read the program, its ELF interpreter and every file it maps into
     /// lmm's page cache before their first use, as the host's cache is
     /// warm for a program that has run before (no major faults; fault-around
@@ -110,7 +144,8 @@ pub struct Outcome {
     /// How it ended.
     pub ending: Ending,
     /// Its faults (`min_flt`, `maj_flt`), exec's included, as Linux counts
-    /// them for a new process.
+    /// them for a new process, plus those of the children it waited for
+    /// (`cmin_flt`, `cmaj_flt`): what wait4's rusage and time(1) report.
     pub faults: Faults,
     /// Peak RSS in kB (`VmHWM`).
     pub peak_rss_kb: u64,
@@ -125,6 +160,14 @@ pub struct Outcome {
     /// Host SIGSEGVs that were not lmm faults (the page was mapped in
     /// lmm already, only not in the stub): mirror refreshes.
     pub spurious: u64,
+    /// ptrace stops of the stub (system calls, faults, injected calls).
+    pub stops: u64,
+    /// System calls lmm ran in the stub (the program's and its own).
+    pub injected: u64,
+    /// Mirrors made (an mmap of lmm's RAM in the stub each).
+    pub mirrors: u64,
+    /// Time spent in lmm's MMU and fault handler on the program's faults.
+    pub fault_time: std::time::Duration,
 }
 
 /// One mirrored mapping in the stub: the frame and whether it is writable.
@@ -138,15 +181,82 @@ struct Mirror {
     prot: i32,
 }
 
-/// A run in progress.
+/// What a process is doing, seen from lmm.
+#[derive(Clone, Debug)]
+enum State {
+    /// Resumed under PTRACE_SYSEMU (or stopped, about to be).
+    Running,
+    /// Running a system call in the host through the trampoline (it may
+    /// block there): the registers to restore at its `int3`, and the
+    /// call's number.
+    HostCall { saved: Regs, nr: u64 },
+    /// Blocked in lmm's wait4 with these arguments (no child has exited
+    /// yet): retried when a child exits.
+    Wait4([u64; 6]),
+    /// A vfork parent held until its child (this lmm pid) execs or exits.
+    Vfork(u32),
+}
+
+/// One process of the run: its stub and lmm's view of it.
+struct Task {
+    /// The traced host process it runs in.
+    stub: Stub,
+    /// Its lmm pid.
+    pid: u32,
+    /// What the stub has mapped, by start address.
+    mirrored: BTreeMap<u64, Mirror>,
+    /// What it is doing.
+    state: State,
+    /// Pages reclaimed on the machine when its mirrors were last checked.
+    reclaimed: u64,
+    /// SIGSTOPs lmm sent it (to check its mirrors) not yet seen.
+    stops: u32,
+}
+
+/// What serving a system call did.
+enum Done {
+    /// The call returned this value: resume the process.
+    Ret(i64),
+    /// The process is left as it is (running a host call, or held).
+    Pending,
+    /// The registers are set already (rt_sigreturn): resume the process.
+    Resume,
+    /// The first process ended: the run is over.
+    Ended(Ending),
+}
+
+/// A run in progress. The process whose stop lmm is serving is the
+/// current one (as Linux's `current`): its [`Task`] is spread over the
+/// fields `stub`, `pid`, `mirrored`, `state` and `reclaimed`; the others
+/// wait in `others` ([`Run::switch_to`] swaps them).
 struct Run<'a> {
     m: &'a mut Machine,
     stub: Stub,
     pid: u32,
     /// What the stub has mapped, by start address.
     mirrored: BTreeMap<u64, Mirror>,
+    /// What the current process is doing.
+    state: State,
     /// Pages reclaimed on the machine when the mirrors were last checked.
     reclaimed: u64,
+    /// SIGSTOPs lmm sent the current process not yet seen.
+    stops: u32,
+    /// Pages reclaimed when the running processes were last stopped to
+    /// check their mirrors.
+    stopped_at: u64,
+    /// The other processes, by host pid.
+    others: BTreeMap<libc::pid_t, Task>,
+    /// The first process's lmm pid: the run ends when it does.
+    init: u32,
+    /// lmm pids of vfork children whose parent still waits.
+    vforking: std::collections::BTreeSet<u32>,
+    /// A process exec'd or exited since the held ones were last looked
+    /// at ([`Run::wake`]).
+    kick: bool,
+    /// The last fault: host pid, address, rip and how often in a row.
+    last_fault: (libc::pid_t, u64, u64, u32),
+    /// [`Options::host_maps_at_fork`], until the first fork wrote it.
+    host_maps_at_fork: Option<std::path::PathBuf>,
     /// System calls already warned about (by number).
     warned: std::collections::BTreeSet<u64>,
     /// [`Options::warm_cache`].
@@ -184,7 +294,16 @@ pub fn run(
         stub,
         pid,
         mirrored: BTreeMap::new(),
+        state: State::Running,
         reclaimed,
+        stops: 0,
+        stopped_at: reclaimed,
+        others: BTreeMap::new(),
+        init: pid,
+        vforking: Default::default(),
+        kick: false,
+        last_fault: (0, 0, 0, 0),
+        host_maps_at_fork: opts.host_maps_at_fork.clone(),
         warned: Default::default(),
         warm_cache: opts.warm_cache,
         observer: opts.observer.clone(),
@@ -196,52 +315,13 @@ pub fn run(
             kinds: BTreeMap::new(),
             swap,
             spurious: 0,
+            stops: 0,
+            injected: 0,
+            mirrors: 0,
+            fault_time: std::time::Duration::ZERO,
         },
     };
-    let lmm_vdso: Vec<(String, u64, u64)> = run
-        .m
-        .proc_pid(pid, "maps")?
-        .lines()
-        .filter_map(|l| {
-            let name = l.split_whitespace().nth(5)?;
-            if !name.starts_with("[v") || name == "[vsyscall]" {
-                return None;
-            }
-            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
-            let a = u64::from_str_radix(a, 16).ok()?;
-            Some((name.to_string(), a, u64::from_str_radix(b, 16).ok()? - a))
-        })
-        .collect();
-    if !run
-        .stub
-        .place_vdso(&lmm_vdso)
-        .map_err(|e| format!("lmm native: {e}"))?
-    {
-        run.hide_vdso(r.start_stack.0)?;
-    }
-    let io = |e: std::io::Error| format!("lmm native: {e}");
-    let mut regs = run.stub.regs().map_err(io)?;
-    regs.rax = 0;
-    regs.rbx = 0;
-    regs.rcx = 0;
-    regs.rdx = 0;
-    regs.rsi = 0;
-    regs.rdi = 0;
-    regs.rbp = 0;
-    regs.r8 = 0;
-    regs.r9 = 0;
-    regs.r10 = 0;
-    regs.r11 = 0;
-    regs.r12 = 0;
-    regs.r13 = 0;
-    regs.r14 = 0;
-    regs.r15 = 0;
-    regs.fs_base = 0;
-    regs.gs_base = 0;
-    regs.eflags = 0x202;
-    regs.rip = r.entry.0;
-    regs.rsp = r.start_stack.0;
-    run.stub.set_regs(&regs).map_err(io)?;
+    run.start_image(&r)?;
     if let Some(path) = &opts.host_maps_at_start {
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.stub.pid))
             .map_err(|e| format!("/proc/{}/maps: {e}", run.stub.pid))?;
@@ -250,6 +330,78 @@ pub fn run(
     let ending = run.run_loop()?;
     run.finish(ending, opts)?;
     Ok(run.out)
+}
+
+impl Run<'_> {
+    /// Points the stub at a new image of the process (after lmm's exec):
+    /// the host's vDSO moved where lmm's maps show it (or hidden from the
+    /// program), the registers zeroed as the kernel's `start_thread`
+    /// leaves them, at the entry point with lmm's stack pointer.
+    fn start_image(&mut self, r: &ExecResult) -> Result<(), String> {
+        let run = self;
+        let pid = run.pid;
+        let lmm_vdso: Vec<(String, u64, u64)> = run
+            .m
+            .proc_pid(pid, "maps")?
+            .lines()
+            .filter_map(|l| {
+                let name = l.split_whitespace().nth(5)?;
+                if !name.starts_with("[v") || name == "[vsyscall]" {
+                    return None;
+                }
+                let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+                let a = u64::from_str_radix(a, 16).ok()?;
+                Some((name.to_string(), a, u64::from_str_radix(b, 16).ok()? - a))
+            })
+            .collect();
+        if !run
+            .stub
+            .place_vdso(&lmm_vdso)
+            .map_err(|e| format!("lmm native: {e}"))?
+        {
+            run.hide_vdso(r.start_stack.0)?;
+        }
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let mut regs = run.stub.regs().map_err(io)?;
+        regs.rax = 0;
+        regs.rbx = 0;
+        regs.rcx = 0;
+        regs.rdx = 0;
+        regs.rsi = 0;
+        regs.rdi = 0;
+        regs.rbp = 0;
+        regs.r8 = 0;
+        regs.r9 = 0;
+        regs.r10 = 0;
+        regs.r11 = 0;
+        regs.r12 = 0;
+        regs.r13 = 0;
+        regs.r14 = 0;
+        regs.r15 = 0;
+        regs.fs_base = 0;
+        regs.gs_base = 0;
+        regs.eflags = 0x202;
+        regs.rip = r.entry.0;
+        regs.rsp = r.start_stack.0;
+        run.stub.set_regs(&regs).map_err(io)?;
+        Ok(())
+    }
+}
+
+/// The mirror lmm's present entry covering `va` in `p`'s page table asks
+/// for (its start and frame, span and protection): writable only once
+/// the entry is writable and dirty, executable unless NX; `None` if no
+/// entry is present.
+fn entry_mirror(p: &machine::process::Process, va: u64) -> Option<(u64, Mirror)> {
+    let (pte, level) = p.pt.lookup(VirtAddr(va))?;
+    if !pte.present() {
+        return None;
+    }
+    let span = p.pt.mode().span(level);
+    let base = va & !(span - 1);
+    let phys = pte.phys().0 & !(span - 1);
+    let prot = mirror::prot_of(pte.writable(), pte.dirty(), pte.nx());
+    Some((base, Mirror { phys, span, prot }))
 }
 
 /// Reads the host file `path` through the machine's page cache, 64 KiB
@@ -304,13 +456,21 @@ fn vmstat(m: &Machine, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages the machine's reclaim has taken so far (kswapd's and direct).
+/// Pages the machine's reclaim has taken so far (kswapd's and direct):
+/// a change detector, read from the event counters directly since it runs
+/// on every fault (rendering /proc/vmstat there cost a tenth of the run).
 fn reclaimed_pages(m: &Machine) -> u64 {
-    let v = m.proc("vmstat").unwrap_or_default();
-    v.lines()
-        .filter(|l| l.starts_with("pgsteal_") || l.starts_with("pswpout"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
+    use mm::vmstat::VmEvent;
+    [
+        VmEvent::PgstealKswapd,
+        VmEvent::PgstealDirect,
+        VmEvent::PgstealKhugepaged,
+        VmEvent::PgstealProactive,
+        VmEvent::Pswpout,
+    ]
+    .into_iter()
+    .map(|e| m.pa.events.get(e))
+    .sum()
 }
 
 impl Run<'_> {
@@ -346,51 +506,21 @@ impl Run<'_> {
         }
     }
 
-    /// Resumes the program until it ends.
+    /// Serves every process of the run until the first one ends: one
+    /// event loop over all the stubs (`waitpid(-1)`), since a call one
+    /// process passes to the host may block until another one acts (a
+    /// pipe's reader and writer).
     fn run_loop(&mut self) -> Result<Ending, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let mut sig = 0;
-        let mut last_fault = (0u64, 0u64, 0u32);
+        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         loop {
-            self.stub.resume(libc::PTRACE_SYSEMU, sig).map_err(io)?;
-            sig = 0;
-            match self.stub.wait().map_err(io)? {
-                Stop::Exited(code) => return Ok(Ending::Exited(code)),
-                Stop::Killed(s) => return Ok(Ending::Signaled(s)),
-                Stop::Syscall => {
-                    if let Some(end) = self.syscall()? {
-                        return Ok(end);
-                    }
-                }
-                Stop::Signal(s) if s == libc::SIGSEGV => {
-                    let si = self.stub.siginfo().map_err(io)?;
-                    // Kernel-made page faults only (SEGV_MAPERR, ACCERR, ...);
-                    // sent signals and general-protection faults (SI_KERNEL)
-                    // go to the program as they are.
-                    if si.si_code <= 0 || si.si_code == 0x80 {
-                        sig = s;
-                        continue;
-                    }
-                    // SAFETY: a SIGSEGV siginfo from a fault carries si_addr.
-                    let addr = unsafe { si.si_addr() } as u64;
-                    let regs = self.stub.regs().map_err(io)?;
-                    let key = (addr, regs.rip, last_fault.2 + 1);
-                    last_fault = if (key.0, key.1) == (last_fault.0, last_fault.1) {
-                        key
-                    } else {
-                        (addr, regs.rip, 0)
-                    };
-                    if last_fault.2 >= MAX_REPEATS {
-                        return Err(format!(
-                            "lmm native: the fault at {addr:#x} (rip {:#x}) keeps coming back",
-                            regs.rip
-                        ));
-                    }
-                    let accerr = si.si_code == SEGV_ACCERR;
-                    let access = fault::access_type(&self.stub, &regs, addr, accerr);
-                    sig = self.page_fault(addr, access)?;
-                }
-                Stop::Signal(s) => sig = s,
+            let (host, status) = ptrace::wait_any().map_err(io)?;
+            if !self.switch_to(host) {
+                continue;
+            }
+            let stop = self.stub.decode(status);
+            if let Some(end) = self.event(stop)? {
+                return Ok(end);
             }
             // lmm top native (branch obs): the observer, after each stop.
             self.observe(false);
@@ -404,18 +534,614 @@ impl Run<'_> {
         }
     }
 
+    /// Makes the process running in host process `host` the current one;
+    /// false if it is none of the run's. A current process whose stub is
+    /// gone is forgotten.
+    fn switch_to(&mut self, host: libc::pid_t) -> bool {
+        if self.stub.pid == host {
+            return true;
+        }
+        let Some(t) = self.others.remove(&host) else {
+            return false;
+        };
+        let old = Task {
+            stub: std::mem::replace(&mut self.stub, t.stub),
+            pid: std::mem::replace(&mut self.pid, t.pid),
+            mirrored: std::mem::replace(&mut self.mirrored, t.mirrored),
+            state: std::mem::replace(&mut self.state, t.state),
+            reclaimed: std::mem::replace(&mut self.reclaimed, t.reclaimed),
+            stops: std::mem::replace(&mut self.stops, t.stops),
+        };
+        if old.stub.alive() {
+            self.others.insert(old.stub.pid, old);
+        }
+        true
+    }
+
+    /// The host pid of lmm's process `pid`, if it is one of the run's.
+    fn host_pid(&self, pid: u32) -> Option<libc::pid_t> {
+        if self.pid == pid && self.stub.alive() {
+            return Some(self.stub.pid);
+        }
+        self.others
+            .values()
+            .find(|t| t.pid == pid)
+            .map(|t| t.stub.pid)
+    }
+
+    /// Serves one stop of the current process; `Some` when the run ends.
+    fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let sig = match stop {
+            Stop::Exited(code) => return self.exit_task(Ending::Exited(code)),
+            Stop::Killed(s) => return self.exit_task(Ending::Signaled(s)),
+            Stop::Event(_) => 0,
+            Stop::Syscall => {
+                self.check_reclaim()?;
+                return match self.syscall()? {
+                    Done::Ret(ret) => {
+                        self.set_result(ret)?;
+                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        self.wake()?;
+                        Ok(None)
+                    }
+                    Done::Resume => {
+                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        Ok(None)
+                    }
+                    Done::Pending => {
+                        self.wake()?;
+                        Ok(None)
+                    }
+                    Done::Ended(end) => self.exit_task(end),
+                };
+            }
+            Stop::Signal(libc::SIGSTOP) if self.stops > 0 => {
+                // lmm's own stop: the mirrors are checked, the process goes
+                // on (an interrupted host call is made again).
+                self.stops -= 1;
+                if let State::HostCall { saved, nr } = self.state {
+                    self.state = State::Running;
+                    self.end_host_call(saved, nr, libc::SIGSTOP)?;
+                }
+                self.check_reclaim()?;
+                0
+            }
+            Stop::Signal(s) => {
+                if let State::HostCall { saved, nr } = self.state {
+                    self.state = State::Running;
+                    self.end_host_call(saved, nr, s)?
+                } else if s == libc::SIGSEGV {
+                    self.check_reclaim()?;
+                    self.segv()?
+                } else {
+                    s
+                }
+            }
+        };
+        let req = match self.state {
+            State::HostCall { .. } => libc::PTRACE_CONT,
+            _ => libc::PTRACE_SYSEMU,
+        };
+        if sig != 0 && req == libc::PTRACE_SYSEMU {
+            self.prepare_signal(sig)?;
+        }
+        self.stub.resume(req, sig).map_err(io)?;
+        Ok(None)
+    }
+
+    /// A stop of the current process during its host call: past the
+    /// trampoline's `int3` the call is done (its result is set; the signal
+    /// to deliver is returned, none for the `int3`'s SIGTRAP); any other
+    /// signal `s` interrupted it, or came before it
+    /// started, and is returned for delivery on the program's own
+    /// registers: those at its system call, with the host's result (an
+    /// interrupted call's -ERESTART* code, so that the kernel restarts it
+    /// or fails it with EINTR as the signal's SA_RESTART says), or set to
+    /// make the call again after the handler if it had not run. No
+    /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
+    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let after = self.stub.regs().map_err(io)?;
+        if after.rip == TRAMPOLINE + 3 {
+            let mut ret = self.stub.finish_syscall(saved).map_err(io)?;
+            if nr == 218 {
+                // set_tid_address returns the caller's tid: lmm's.
+                ret = i64::from(self.pid);
+            }
+            self.check_reclaim()?;
+            self.set_result(ret)?;
+            return Ok(if s == libc::SIGTRAP { 0 } else { s });
+        }
+        let mut r = saved;
+        r.fs_base = after.fs_base;
+        r.gs_base = after.gs_base;
+        if after.rip == TRAMPOLINE + 2 {
+            r.rax = after.rax;
+            r.orig_rax = nr;
+        } else {
+            // The `syscall` instruction is two bytes: run it again.
+            r.rip = saved.rip - 2;
+            r.rax = nr;
+            r.orig_rax = u64::MAX;
+        }
+        self.stub.set_regs(&r).map_err(io)?;
+        self.check_reclaim()?;
+        Ok(s)
+    }
+
+    /// Before a signal the program catches is delivered: the host kernel
+    /// writes the signal frame below the stack pointer (past the 128-byte
+    /// red zone), so those pages are faulted in for writing through lmm
+    /// and mirrored, as Linux's copy_to_user of the frame would fault them
+    /// (the host could not write a page mirrored read-only, and would kill
+    /// the program instead). The frame's size is the host's
+    /// AT_MINSIGSTKSZ. Simplification: a frame on an alternate signal
+    /// stack is not prepared.
+    fn prepare_signal(&mut self, sig: i32) -> Result<(), String> {
+        /// Fallback frame size (MINSIGSTKSZ) when the host gives none.
+        const MINSIGSTKSZ: u64 = 2048;
+        let stub = self.stub.pid;
+        let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if !(1..=64).contains(&sig) || caught & (1 << (sig - 1)) == 0 {
+            return Ok(());
+        }
+        // SAFETY: getauxval only reads lmm's own auxiliary vector.
+        let frame = match unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } {
+            0 => MINSIGSTKSZ,
+            n => n,
+        };
+        let regs = self.stub.regs().map_err(|e| format!("lmm native: {e}"))?;
+        let top = regs.rsp.saturating_sub(128);
+        let low = top.saturating_sub(frame);
+        self.fault_in(low, top - low, Access::Write)?;
+        Ok(())
+    }
+
+    /// A host SIGSEGV of the current process: 0 if it was a page fault
+    /// lmm resolved, else the signal to deliver.
+    fn segv(&mut self) -> Result<i32, String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let si = self.stub.siginfo().map_err(io)?;
+        // Kernel-made page faults only (SEGV_MAPERR, ACCERR, ...); sent
+        // signals and general-protection faults (SI_KERNEL) go to the
+        // program as they are.
+        if si.si_code <= 0 || si.si_code == 0x80 {
+            return Ok(libc::SIGSEGV);
+        }
+        // SAFETY: a SIGSEGV siginfo from a fault carries si_addr.
+        let addr = unsafe { si.si_addr() } as u64;
+        let regs = self.stub.regs().map_err(io)?;
+        let last = self.last_fault;
+        self.last_fault = if (self.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
+            (last.0, last.1, last.2, last.3 + 1)
+        } else {
+            (self.stub.pid, addr, regs.rip, 0)
+        };
+        if self.last_fault.3 >= MAX_REPEATS {
+            return Err(format!(
+                "lmm native: the fault at {addr:#x} (rip {:#x}) keeps coming back",
+                regs.rip
+            ));
+        }
+        let accerr = si.si_code == SEGV_ACCERR;
+        let access = fault::access_type(&self.stub, &regs, addr, accerr);
+        self.page_fault(addr, access)
+    }
+
+    /// Sets the current process's system-call result register.
+    fn set_result(&mut self, ret: i64) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        // Re-read: the call may have changed the segment bases.
+        let mut regs = self.stub.regs().map_err(io)?;
+        regs.rax = ret as u64;
+        self.stub.set_regs(&regs).map_err(io)
+    }
+
+    /// The current process ended (exit_group, or its stub died of a
+    /// signal). The first process ends the run; another becomes a zombie
+    /// in lmm (for its parent's wait4), its stub is killed and reaped,
+    /// and its parent gets SIGCHLD.
+    fn exit_task(&mut self, ending: Ending) -> Result<Option<Ending>, String> {
+        if self.pid == self.init {
+            return Ok(Some(ending));
+        }
+        let pid = self.pid;
+        let ppid = self.m.process(pid).map_or(0, |p| p.ppid);
+        // The process may be gone from lmm already (the OOM killer).
+        let _ = match ending {
+            Ending::Exited(c) => self.m.exit_code(pid, c),
+            Ending::Signaled(s) => self.m.exit_signal(pid, 128 + s, s),
+        };
+        self.out.stops += self.stub.stops;
+        self.out.injected += self.stub.injected;
+        self.stub.kill();
+        self.mirrored.clear();
+        self.vforking.remove(&pid);
+        self.kick = true;
+        if let Some(parent) = self.host_pid(ppid) {
+            // SAFETY: a signal to one of our stubs.
+            unsafe { libc::kill(parent, libc::SIGCHLD) };
+        }
+        self.wake()?;
+        Ok(None)
+    }
+
+    /// Resumes the held processes that can go on: vfork parents whose
+    /// child has exec'd or exited, and wait4 callers with a child to reap.
+    fn wake(&mut self) -> Result<(), String> {
+        if !std::mem::take(&mut self.kick) {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let held: Vec<libc::pid_t> = self
+            .others
+            .values()
+            .filter(|t| matches!(t.state, State::Wait4(_) | State::Vfork(_)))
+            .map(|t| t.stub.pid)
+            .collect();
+        let back = self.stub.pid;
+        for host in held {
+            self.switch_to(host);
+            let ret = match self.state.clone() {
+                State::Vfork(child) if !self.vforking.contains(&child) => Some(i64::from(child)),
+                State::Wait4(a) => self.wait4(a)?,
+                _ => None,
+            };
+            if let Some(ret) = ret {
+                self.state = State::Running;
+                self.check_reclaim()?;
+                self.set_result(ret)?;
+                self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+            }
+        }
+        self.switch_to(back);
+        Ok(())
+    }
+
+    /// wait4(pid, wstatus, options, rusage) on lmm's process table: the
+    /// reaped child's lmm pid with its status and rusage (the faults lmm
+    /// counted for it and its own waited-for children; the times are
+    /// zero) written; `None` if the caller must wait. A pid of 0 or below
+    /// -1 (a process group) is taken as any child.
+    fn wait4(&mut self, a: [u64; 6]) -> Result<Option<i64>, String> {
+        const WNOHANG: u64 = 1;
+        let want = a[0] as i32;
+        let target = if want > 0 { i64::from(want) } else { -1 };
+        let (child, z) = match self.m.wait_zombie(self.pid, target) {
+            Ok(r) => r,
+            Err(mm::errno::Errno::EAGAIN) if a[2] & WNOHANG != 0 => return Ok(Some(0)),
+            Err(mm::errno::Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Ok(Some(-i64::from(e.code()))),
+        };
+        if a[1] != 0 && !self.put_user(a[1], &z.wait_status().to_le_bytes())? {
+            return Ok(Some(-i64::from(libc::EFAULT)));
+        }
+        if a[3] != 0 {
+            // struct rusage: two timevals, then 14 longs; ru_minflt and
+            // ru_majflt are the 7th and 8th.
+            let mut ru = [0u8; 144];
+            ru[64..72].copy_from_slice(&z.flt.minor.to_le_bytes());
+            ru[72..80].copy_from_slice(&z.flt.major.to_le_bytes());
+            if !self.put_user(a[3], &ru)? {
+                return Ok(Some(-i64::from(libc::EFAULT)));
+            }
+        }
+        Ok(Some(i64::from(child)))
+    }
+
+    /// `copy_to_user` of the current process through lmm (faulting the
+    /// pages in and mirroring them); false on EFAULT.
+    fn put_user(&mut self, va: u64, bytes: &[u8]) -> Result<bool, String> {
+        if !self.fault_in(va, bytes.len() as u64, Access::Write)? {
+            return Ok(false);
+        }
+        Ok(self.m.write_user(self.pid, va, bytes).is_ok())
+    }
+
+    /// Reads a NUL-terminated string of the current process (at most
+    /// `max` bytes); `None` if it is not accessible or too long.
+    fn get_str(&mut self, va: u64, max: u64) -> Result<Option<String>, String> {
+        let mut out = Vec::new();
+        let mut at = va;
+        while at - va < max {
+            let chunk = (at & !4095) + 4096 - at;
+            if !self.fault_in(at, 1, Access::Read)? {
+                return Ok(None);
+            }
+            let Ok(bytes) = self.m.read_user(self.pid, at, chunk as usize) else {
+                return Ok(None);
+            };
+            if let Some(n) = bytes.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&bytes[..n]);
+                return Ok(Some(String::from_utf8_lossy(&out).into_owned()));
+            }
+            out.extend_from_slice(&bytes);
+            at += chunk;
+        }
+        Ok(None)
+    }
+
+    /// Reads a NULL-terminated array of string pointers (argv, envp) of
+    /// the current process; `None` on EFAULT (a NULL array is empty).
+    fn get_strs(&mut self, va: u64) -> Result<Option<Vec<String>>, String> {
+        let mut out = Vec::new();
+        if va == 0 {
+            return Ok(Some(out));
+        }
+        for i in 0..MAX_ARGS {
+            let at = va + 8 * i;
+            if !self.fault_in(at, 8, Access::Read)? {
+                return Ok(None);
+            }
+            let Ok(w) = self.m.read_user(self.pid, at, 8) else {
+                return Ok(None);
+            };
+            let ptr = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            if ptr == 0 {
+                return Ok(Some(out));
+            }
+            match self.get_str(ptr, MAX_ARG_STRLEN)? {
+                Some(s) => out.push(s),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// fork, vfork and clone of a process: lmm's fork of the current
+    /// process (its private writable pages become copy-on-write), the
+    /// same fork injected in its stub, and the mirrors of both made to
+    /// agree with lmm's page tables. The child runs on at once; a vfork
+    /// parent is held until the child execs or exits. Threads (CLONE_VM
+    /// without CLONE_VFORK, CLONE_THREAD) are refused with ENOSYS.
+    ///
+    /// Simplification: a vfork child (or clone with CLONE_VM|CLONE_VFORK,
+    /// as posix_spawn makes) gets a copy-on-write copy of the parent's mm,
+    /// not the parent's mm itself: what it writes before exec is not seen
+    /// by the parent, and both take the copy-on-write faults of a fork.
+    fn fork(&mut self, nr: u64, a: [u64; 6]) -> Result<Done, String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let (flags, newsp, ptid, ctid, tls) = match nr {
+            56 => (a[0], a[1], a[2], a[3], a[4]),
+            58 => (CLONE_VM | CLONE_VFORK, 0, 0, 0, 0),
+            _ => (0, 0, 0, 0, 0),
+        };
+        if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0
+            || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0)
+        {
+            if self.warned.insert(nr | 1 << 32) {
+                eprintln!(
+                    "lmm native: threads (clone with CLONE_VM or CLONE_THREAD) are not \
+                     supported yet: the program gets ENOSYS"
+                );
+            }
+            *self.out.kinds.entry("refused").or_default() += 1;
+            return Ok(Done::Ret(-i64::from(libc::ENOSYS)));
+        }
+        let child = match self.m.fork(self.pid) {
+            Ok(c) => c,
+            Err(e) => return Ok(Done::Ret(-i64::from(e.code()))),
+        };
+        // lmm's fork write-protected the parent's private pages.
+        self.resync()?;
+        if flags & CLONE_PARENT_SETTID != 0 && !self.put_user(ptid, &child.to_le_bytes())? {
+            return Ok(Done::Ret(-i64::from(libc::EFAULT)));
+        }
+        let mut stub = self.stub.fork().map_err(io)?;
+        let mut regs = self.stub.regs().map_err(io)?;
+        regs.rax = 0;
+        if newsp != 0 {
+            regs.rsp = newsp;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            regs.fs_base = tls;
+        }
+        stub.set_regs(&regs).map_err(io)?;
+        let host = stub.pid;
+        let parent = self.stub.pid;
+        self.others.insert(
+            host,
+            Task {
+                stub,
+                pid: child,
+                mirrored: self.mirrored.clone(),
+                state: State::Running,
+                reclaimed: self.reclaimed,
+                stops: 0,
+            },
+        );
+        self.switch_to(host);
+        if flags & CLONE_CHILD_SETTID != 0 {
+            // The child's own first write (schedule_tail's put_user):
+            // its fault, if any, is the child's.
+            let _ = self.m.write_user(child, ctid, &child.to_le_bytes());
+        }
+        self.resync()?;
+        if let Some(path) = self.host_maps_at_fork.take() {
+            let maps = std::fs::read_to_string(format!("/proc/{host}/maps"))
+                .map_err(|e| format!("/proc/{host}/maps: {e}"))?;
+            std::fs::write(&path, maps).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.switch_to(parent);
+        if flags & CLONE_VFORK != 0 {
+            self.vforking.insert(child);
+            self.state = State::Vfork(child);
+            return Ok(Done::Pending);
+        }
+        Ok(Done::Ret(i64::from(child)))
+    }
+
+    /// Unmaps the current process's mirrors that no longer agree with
+    /// lmm's page table (after a fork write-protected them, or in a forked
+    /// child whose entries differ from the parent's), in runs.
+    fn resync(&mut self) -> Result<(), String> {
+        let p = self
+            .m
+            .process(self.pid)
+            .ok_or("lmm native: the process is gone")?;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (&va, mir) in &self.mirrored {
+            if entry_mirror(p, va) == Some((va, *mir)) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some(last) if last.1 == va => last.1 = va + mir.span,
+                _ => runs.push((va, va + mir.span)),
+            }
+        }
+        for (a, b) in runs {
+            self.unmirror(a, b - a)?;
+        }
+        Ok(())
+    }
+
+    /// execve(path, argv, envp): lmm's exec of the current process (a
+    /// relative path is the stub's working directory's). On success the
+    /// stub loses every mirror, its close-on-exec descriptors and its
+    /// caught signals' handlers (reset to SIG_DFL; ignored ones stay
+    /// ignored), gets the vDSO placed again and starts at the new entry.
+    /// On failure the old image goes on with the errno.
+    fn execve(&mut self, a: [u64; 6]) -> Result<i64, String> {
+        let efault = -i64::from(libc::EFAULT);
+        let Some(path) = self.get_str(a[0], 4096)? else {
+            return Ok(efault);
+        };
+        let (Some(argv), Some(envp)) = (self.get_strs(a[1])?, self.get_strs(a[2])?) else {
+            return Ok(efault);
+        };
+        if path.is_empty() {
+            return Ok(-i64::from(libc::ENOENT));
+        }
+        let stub = self.stub.pid;
+        let host_path = if path.starts_with('/') {
+            path.clone()
+        } else {
+            let cwd = std::fs::read_link(format!("/proc/{stub}/cwd"))
+                .map_err(|e| format!("lmm native: /proc/{stub}/cwd: {e}"))?;
+            cwd.join(&path).to_string_lossy().into_owned()
+        };
+        if self.warm_cache {
+            warm(self.m, &host_path);
+            if let Some(interp) = elf_interpreter(&host_path) {
+                warm(self.m, &interp);
+            }
+        }
+        let r = match self.m.exec_as(self.pid, &host_path, &path, &argv, &envp) {
+            Ok(r) => r,
+            Err(e) => return Ok(-i64::from(e.code())),
+        };
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        self.mirrored.clear();
+        self.stub.unmap_all().map_err(io)?;
+        self.reset_for_exec()?;
+        self.start_image(&r)?;
+        self.vforking.remove(&self.pid);
+        self.kick = true;
+        Ok(0)
+    }
+
+    /// What exec resets in the stub's host state: descriptors marked
+    /// close-on-exec are closed and caught signals get SIG_DFL (from its
+    /// /proc/PID/fdinfo and status). Simplification: the alternate signal
+    /// stack is kept.
+    fn reset_for_exec(&mut self) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let stub = self.stub.pid;
+        let fds = std::fs::read_dir(format!("/proc/{stub}/fd"))
+            .map_err(|e| format!("lmm native: /proc/{stub}/fd: {e}"))?;
+        let mut close = Vec::new();
+        for e in fds.flatten() {
+            let Some(fd) = e.file_name().to_str().and_then(|f| f.parse::<i32>().ok()) else {
+                continue;
+            };
+            if fd == MEMFD_SLOT {
+                continue;
+            }
+            let info =
+                std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .unwrap_or(0);
+            if flags & O_CLOEXEC != 0 {
+                close.push(fd);
+            }
+        }
+        for fd in close {
+            self.stub
+                .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+                .map_err(io)?;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{stub}/status"))
+            .map_err(|e| format!("lmm native: /proc/{stub}/status: {e}"))?;
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        for sig in 1..=64u64 {
+            if caught & (1 << (sig - 1)) != 0 {
+                self.stub
+                    .syscall(libc::SYS_rt_sigaction, [sig, ZEROES, 0, 8, 0, 0])
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// kill, tkill, tgkill name lmm's pids: they are turned into the
+    /// stubs' (ESRCH for a pid that is none of the run's, which the
+    /// program could not see). kill of 0 or a negative pid signals every
+    /// process of the run (one process group). `Err`: the call's result.
+    fn host_pids(&self, nr: u64, mut a: [u64; 6]) -> Result<[u64; 6], i64> {
+        let esrch = -i64::from(libc::ESRCH);
+        let map = |v: u64| -> Result<u64, i64> {
+            let pid = u32::try_from(v as i32).map_err(|_| esrch)?;
+            self.host_pid(pid).map(|h| h as u64).ok_or(esrch)
+        };
+        match nr {
+            62 if (a[0] as i32) <= 0 => {
+                let mut all = vec![self.stub.pid];
+                all.extend(self.others.keys());
+                for h in all {
+                    // SAFETY: a signal to one of our stubs.
+                    unsafe { libc::kill(h, a[1] as i32) };
+                }
+                return Err(0);
+            }
+            62 | 200 => a[0] = map(a[0])?,
+            234 => {
+                a[0] = map(a[0])?;
+                a[1] = map(a[1])?;
+            }
+            _ => {}
+        }
+        Ok(a)
+    }
+
     /// A page fault of the program at `addr`: lmm's MMU and fault handler
     /// resolve it and the page is mirrored; 0 to resume, or the signal
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
         let before = self.faults();
-        match self.m.touch(self.pid, addr, 1, access) {
+        let t = std::time::Instant::now();
+        let touched = self.m.touch(self.pid, addr, 1, access);
+        self.out.fault_time += t.elapsed();
+        match touched {
             Ok(()) => {
                 if self.faults() == before {
                     self.out.spurious += 1;
                 }
                 self.check_reclaim()?;
-                self.mirror(addr, true)?;
+                self.mirror_around(addr)?;
                 Ok(0)
             }
             Err(UserFault::Bus { .. }) => Ok(libc::SIGBUS),
@@ -438,6 +1164,21 @@ impl Run<'_> {
             return Ok(());
         }
         self.reclaimed = now;
+        if now != self.stopped_at {
+            // The other processes that may be running (in their code or a
+            // host call) could touch a frame lmm took back: each is
+            // stopped (SIGSTOP, which lmm keeps from the program) and
+            // checks its mirrors at that stop.
+            self.stopped_at = now;
+            for t in self.others.values_mut() {
+                let running = matches!(t.state, State::Running | State::HostCall { .. });
+                if running && t.reclaimed != now && t.stops == 0 {
+                    t.stops += 1;
+                    // SAFETY: a signal to one of our stubs.
+                    unsafe { libc::kill(t.stub.pid, libc::SIGSTOP) };
+                }
+            }
+        }
         let p = self
             .m
             .process(self.pid)
@@ -466,59 +1207,18 @@ impl Run<'_> {
             .m
             .process(self.pid)
             .ok_or("lmm native: the process is gone")?;
-        let Some((pte, level)) = p.pt.lookup(VirtAddr(va)) else {
+        let Some((base, want)) = entry_mirror(p, va) else {
             return Ok(());
         };
-        if !pte.present() {
-            return Ok(());
-        }
-        let span = p.pt.mode().span(level);
-        let base = va & !(span - 1);
-        let phys = pte.phys().0 & !(span - 1);
-        let mut prot = libc::PROT_READ;
-        if pte.writable() && pte.dirty() {
-            prot |= libc::PROT_WRITE;
-        }
-        if !pte.nx() {
-            prot |= libc::PROT_EXEC;
-        }
-        let want = Mirror { phys, span, prot };
+        let (phys, span, prot) = (want.phys, want.span, want.prot);
         if !force && self.mirrored.get(&base) == Some(&want) {
             return Ok(());
         }
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
             return Ok(());
         }
-        // A huge mirror replacing small ones (or the reverse) forgets them.
-        let overlapping: Vec<u64> = self
-            .mirrored
-            .range(base.saturating_sub(HUGEST)..base + span)
-            .filter(|(&s, mir)| s + mir.span > base)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in overlapping {
-            self.mirrored.remove(&s);
-        }
-        let r = self
-            .stub
-            .syscall(
-                libc::SYS_mmap,
-                [
-                    base,
-                    span,
-                    prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    MEMFD_SLOT as u64,
-                    phys,
-                ],
-            )
-            .map_err(|e| format!("lmm native: {e}"))?;
-        if r < 0 {
-            return Err(format!(
-                "lmm native: mapping frame {phys:#x} at {base:#x} in the stub: errno {}",
-                -r
-            ));
-        }
+        // map_run forgets the mirrors this one replaces (huge or small).
+        self.map_run(base, span, phys, prot)?;
         self.mirrored.insert(base, want);
         Ok(())
     }
@@ -688,9 +1388,8 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// A system-call stop: runs the call and sets its result; `Some` if the
-    /// program ended.
-    fn syscall(&mut self) -> Result<Option<Ending>, String> {
+    /// A system-call stop of the current process: serves the call.
+    fn syscall(&mut self) -> Result<Done, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let regs = self.stub.regs().map_err(io)?;
         let nr = regs.orig_rax;
@@ -703,13 +1402,31 @@ impl Run<'_> {
             .entry(match kind {
                 Kind::Host(_) => "host",
                 Kind::Refused(_) | Kind::Quiet | Kind::NoTty => "refused",
-                Kind::Memory | Kind::Exit | Kind::Wait => "lmm",
+                Kind::Memory | Kind::Exit | Kind::Wait | Kind::Fork | Kind::Exec | Kind::Pid => {
+                    "lmm"
+                }
             })
             .or_default() += 1;
         let ret: i64 = match kind {
-            Kind::Exit => return Ok(Some(Ending::Exited((a[0] & 0xff) as i32))),
+            Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
             Kind::Memory => self.memory(nr, a)?,
-            Kind::Wait => -i64::from(libc::ECHILD),
+            Kind::Wait => match self.wait4(a)? {
+                Some(ret) => ret,
+                None => {
+                    self.state = State::Wait4(a);
+                    return Ok(Done::Pending);
+                }
+            },
+            Kind::Fork => return self.fork(nr, a),
+            Kind::Exec => self.execve(a)?,
+            Kind::Pid => match nr {
+                39 | 186 => i64::from(self.pid),
+                _ => match self.m.process(self.pid).map_or(0, |p| p.ppid) {
+                    // The first process's parent is lmm's own parent.
+                    0 => i64::from(std::os::unix::process::parent_id()),
+                    ppid => i64::from(ppid),
+                },
+            },
             Kind::Quiet => -i64::from(libc::ENOSYS),
             Kind::NoTty => -i64::from(libc::ENOTTY),
             Kind::Refused(what) => {
@@ -729,16 +1446,26 @@ impl Run<'_> {
                     -i64::from(libc::EBADF)
                 } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
+                } else if nr == 15 {
+                    self.stub.sigreturn().map_err(io)?;
+                    return Ok(Done::Resume);
+                } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
                 } else {
-                    self.stub.syscall(nr as i64, a).map_err(io)?
+                    match self.host_pids(nr, a) {
+                        Err(ret) => ret,
+                        Ok(a) => {
+                            // Run in the host; it may block there: the
+                            // event loop serves the others meanwhile.
+                            let saved = self.stub.start_syscall(nr as i64, a).map_err(io)?;
+                            self.state = State::HostCall { saved, nr };
+                            return Ok(Done::Pending);
+                        }
+                    }
                 }
             }
         };
-        // Re-read: the call may have changed the segment bases.
-        let mut regs = self.stub.regs().map_err(io)?;
-        regs.rax = ret as u64;
-        self.stub.set_regs(&regs).map_err(io)?;
-        Ok(None)
+        Ok(Done::Ret(ret))
     }
 
     /// A memory system call on lmm's mm, and its effect on the stub.
@@ -879,7 +1606,10 @@ impl Run<'_> {
             std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         if let Some(p) = self.m.process(self.pid) {
-            self.out.faults = p.flt;
+            self.out.faults = Faults {
+                minor: p.flt.minor + p.cflt.minor,
+                major: p.flt.major + p.cflt.major,
+            };
             self.out.peak_rss_kb = p.mm.hiwater_rss().max(p.mm.rss_pages()) * 4;
         }
         self.out.ending = ending;
@@ -896,6 +1626,14 @@ impl Run<'_> {
             .exit_code(self.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
         self.stub.kill();
+        self.out.stops += self.stub.stops;
+        self.out.injected += self.stub.injected;
+        // Orphans still running are killed with the run.
+        for (_, mut t) in std::mem::take(&mut self.others) {
+            self.out.stops += t.stub.stops;
+            self.out.injected += t.stub.injected;
+            t.stub.kill();
+        }
         Ok(())
     }
 }
@@ -944,6 +1682,10 @@ impl Outcome {
         s += &format!("swap-ins: {}\n", self.swap.0);
         s += &format!("swap-outs: {}\n", self.swap.1);
         s += &format!("mirror refreshes: {}\n", self.spurious);
+        s += &format!(
+            "ptrace stops: {} ({} injected system calls, {} mirrors)\n",
+            self.stops, self.injected, self.mirrors
+        );
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s += &format!("system calls: {}\n", kinds.join(", "));
         for (name, n) in &self.syscalls {

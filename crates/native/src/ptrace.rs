@@ -23,6 +23,15 @@ use std::os::fd::RawFd;
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
 
+/// Zero bytes in the trampoline page (after its code), readable by the
+/// stub: a `struct sigaction` of SIG_DFL for the rt_sigaction calls lmm
+/// injects at exec.
+pub const ZEROES: u64 = TRAMPOLINE + 64;
+/// A scratch area in the trampoline page where lmm puts a path argument
+/// of its own for a system call it runs in the stub ([`Stub::poke`]): the
+/// page's second half, past the code.
+pub const SCRATCH: u64 = TRAMPOLINE + 2048;
+
 /// The descriptor the stub keeps the RAM memfd at (high, so the program's
 /// own descriptors, handed out lowest first, never meet it).
 pub const MEMFD_SLOT: RawFd = 1000;
@@ -51,6 +60,25 @@ pub enum Stop {
     Exited(i32),
     /// The stub was killed by this signal.
     Killed(i32),
+    /// A ptrace event stop (`PTRACE_EVENT_FORK`: the stub forked).
+    Event(i32),
+}
+
+/// Waits for the next stop or end of any traced stub: its host pid and
+/// wait status (for [`Stub::decode`]). Several stubs run at once; one
+/// that blocks in the host must not keep lmm from serving the others.
+pub fn wait_any() -> io::Result<(libc::pid_t, i32)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on any of our children with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if r > 0 {
+            return Ok((r, status));
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(os_err("waitpid"));
+        }
+    }
 }
 
 /// The traced host process.
@@ -59,6 +87,11 @@ pub struct Stub {
     pub pid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// Stops and ends waited for so far (each is a round trip through the
+    /// host kernel's scheduler: the cost `lmm bench native` breaks down).
+    pub stops: u64,
+    /// System calls run in the stub through the trampoline so far.
+    pub injected: u64,
     /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
     /// name, start, length.
     vdso: Vec<(String, u64, u64)>,
@@ -148,6 +181,8 @@ impl Stub {
         let mut stub = Stub {
             pid,
             alive: true,
+            stops: 0,
+            injected: 0,
             vdso: Vec::new(),
         };
         match stub.wait()? {
@@ -159,15 +194,13 @@ impl Stub {
                 )))
             }
         }
-        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+        // TRACEFORK: the child of a fork lmm injects is traced too.
+        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEFORK;
         // SAFETY: PTRACE_SETOPTIONS on our stopped tracee with valid flags.
         if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
             return Err(os_err("PTRACE_SETOPTIONS"));
         }
         stub.unregister_rseq()?;
-        // Everything but the trampoline and the host's vDSO and its data
-        // pages (kept to be moved where lmm's maps put them); the pages
-        // below the trampoline hold nothing.
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         for l in maps.lines() {
             let mut it = l.split_whitespace();
@@ -183,12 +216,20 @@ impl Stub {
                 stub.vdso.push((name.to_string(), a, b - a));
             }
         }
-        let mut keep: Vec<(u64, u64)> = stub.vdso.iter().map(|v| (v.1, v.1 + v.2)).collect();
+        stub.unmap_all()?;
+        Ok(stub)
+    }
+
+    /// Unmaps everything but the trampoline and the host's vDSO and its
+    /// data pages (kept to be moved where lmm's maps put them); the pages
+    /// below the trampoline hold nothing. At the start and at each exec.
+    pub fn unmap_all(&mut self) -> io::Result<()> {
+        let mut keep: Vec<(u64, u64)> = self.vdso.iter().map(|v| (v.1, v.1 + v.2)).collect();
         keep.sort_unstable();
         let mut at = TRAMPOLINE + 4096;
         for (a, b) in keep.into_iter().chain([(TASK_SIZE, TASK_SIZE)]) {
             if a > at {
-                let r = stub.syscall(libc::SYS_munmap, [at, a - at, 0, 0, 0, 0])?;
+                let r = self.syscall(libc::SYS_munmap, [at, a - at, 0, 0, 0, 0])?;
                 if r < 0 {
                     return Err(io::Error::other(format!(
                         "munmap in the stub: errno {}",
@@ -198,7 +239,39 @@ impl Stub {
             }
             at = at.max(b);
         }
-        Ok(stub)
+        Ok(())
+    }
+
+    /// Forks the stub on the host (an injected fork(2); the child is
+    /// traced from birth by PTRACE_O_TRACEFORK): the child inherits the
+    /// stub's descriptors, signal dispositions, working directory and
+    /// every mirror (MAP_SHARED: the same frames, which the caller makes
+    /// agree with lmm's forked page tables). The child is stopped, its
+    /// registers those of the injected call.
+    pub fn fork(&mut self) -> io::Result<Stub> {
+        let child = self.syscall(libc::SYS_fork, [0; 6])?;
+        if child < 0 {
+            return Err(io::Error::other(format!(
+                "fork in the stub: errno {}",
+                -child
+            )));
+        }
+        let mut stub = Stub {
+            pid: child as libc::pid_t,
+            alive: true,
+            stops: 0,
+            injected: 0,
+            vdso: self.vdso.clone(),
+        };
+        loop {
+            match stub.wait()? {
+                Stop::Signal(libc::SIGSTOP) => return Ok(stub),
+                Stop::Exited(_) | Stop::Killed(_) => {
+                    return Err(io::Error::other("the forked stub died at birth"))
+                }
+                _ => stub.resume(libc::PTRACE_CONT, 0)?,
+            }
+        }
     }
 
     /// Moves the host's vDSO mappings to the addresses lmm's maps give
@@ -233,6 +306,9 @@ impl Stub {
             for (_, at, len) in lmm {
                 self.syscall(libc::SYS_munmap, [*at, *len, 0, 0, 0, 0])?;
             }
+        } else {
+            // Where they are now, for the next exec's move.
+            self.vdso = lmm.to_vec();
         }
         Ok(ok)
     }
@@ -297,13 +373,19 @@ impl Stub {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
             if r == self.pid {
+                self.stops += 1;
                 break;
             }
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 return Err(os_err("waitpid"));
             }
         }
-        Ok(if libc::WIFEXITED(status) {
+        Ok(self.decode(status))
+    }
+
+    /// What wait status `status` of this stub means (noting its end).
+    pub fn decode(&mut self, status: i32) -> Stop {
+        if libc::WIFEXITED(status) {
             self.alive = false;
             Stop::Exited(libc::WEXITSTATUS(status))
         } else if libc::WIFSIGNALED(status) {
@@ -311,9 +393,16 @@ impl Stub {
             Stop::Killed(libc::WTERMSIG(status))
         } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
             Stop::Syscall
+        } else if status >> 16 != 0 {
+            Stop::Event(status >> 16)
         } else {
             Stop::Signal(libc::WSTOPSIG(status))
-        })
+        }
+    }
+
+    /// True until the stub has exited or been killed and reaped.
+    pub fn alive(&self) -> bool {
+        self.alive
     }
 
     /// Resumes the stub with `request` (PTRACE_SYSEMU, PTRACE_CONT),
@@ -384,9 +473,80 @@ impl Stub {
 
     /// Runs system call `nr` with `args` in the stub through the trampoline
     /// and returns its raw result (negative: -errno). The registers are
-    /// restored after. Signals that arrive meanwhile are returned to the
-    /// queue by [`Stub::take_pending`].
+    /// restored after. Signals that arrive meanwhile are queued again
+    /// after it.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        let saved = self.start_syscall(nr, args)?;
+        let mut held = Vec::new();
+        loop {
+            match self.wait()? {
+                Stop::Signal(libc::SIGTRAP) => break,
+                // The fork lmm injected: the child is taken by Stub::fork.
+                Stop::Event(_) => self.resume(libc::PTRACE_CONT, 0)?,
+                Stop::Signal(sig) => {
+                    // A signal from outside (SIGINT, SIGCHLD): held, so
+                    // that no handler runs outside PTRACE_SYSEMU.
+                    held.push(sig);
+                    self.resume(libc::PTRACE_CONT, 0)?;
+                }
+                other => {
+                    return Err(io::Error::other(format!(
+                        "the stub ended during an injected system call {nr}: {other:?}"
+                    )))
+                }
+            }
+        }
+        let r = self.finish_syscall(saved);
+        for sig in held {
+            // SAFETY: a signal the stub got, queued to it again.
+            unsafe { libc::kill(self.pid, sig) };
+        }
+        r
+    }
+
+    /// Runs rt_sigreturn for the stub, stopped at its call: the
+    /// trampoline's `syscall` is single-stepped, so the kernel restores
+    /// the registers from the signal frame at the stack pointer and the
+    /// stub stops at the restored instruction. Signals that arrive
+    /// meanwhile are queued again.
+    pub fn sigreturn(&mut self) -> io::Result<()> {
+        let mut r = self.regs()?;
+        r.rip = TRAMPOLINE;
+        r.rax = libc::SYS_rt_sigreturn as u64;
+        self.set_regs(&r)?;
+        self.resume(libc::PTRACE_SINGLESTEP, 0)?;
+        let mut held = Vec::new();
+        loop {
+            match self.wait()? {
+                // The first step only ends the system call lmm emulated.
+                Stop::Signal(libc::SIGTRAP) if self.regs()?.rip == TRAMPOLINE => {
+                    self.resume(libc::PTRACE_SINGLESTEP, 0)?;
+                }
+                Stop::Signal(libc::SIGTRAP) => break,
+                Stop::Signal(sig) => {
+                    held.push(sig);
+                    self.resume(libc::PTRACE_SINGLESTEP, 0)?;
+                }
+                other => {
+                    return Err(io::Error::other(format!(
+                        "the stub ended in rt_sigreturn: {other:?}"
+                    )))
+                }
+            }
+        }
+        for sig in held {
+            // SAFETY: a signal the stub got, queued to it again.
+            unsafe { libc::kill(self.pid, sig) };
+        }
+        Ok(())
+    }
+
+    /// Starts system call `nr` with `args` in the stub through the
+    /// trampoline and lets it run; returns the registers to restore.
+    /// The caller waits for the stub's SIGTRAP at the `int3` (the call may
+    /// block in the host meanwhile) and calls [`Stub::finish_syscall`].
+    pub fn start_syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<Regs> {
+        self.injected += 1;
         let saved = self.regs()?;
         let mut r = saved;
         r.rip = TRAMPOLINE;
@@ -399,20 +559,13 @@ impl Stub {
         r.r9 = args[5];
         self.set_regs(&r)?;
         self.resume(libc::PTRACE_CONT, 0)?;
-        loop {
-            match self.wait()? {
-                Stop::Signal(libc::SIGTRAP) => break,
-                Stop::Signal(sig) => {
-                    // A signal from outside (e.g. SIGINT): deliver it.
-                    self.resume(libc::PTRACE_CONT, sig)?;
-                }
-                other => {
-                    return Err(io::Error::other(format!(
-                        "the stub ended during an injected system call {nr}: {other:?}"
-                    )))
-                }
-            }
-        }
+        Ok(saved)
+    }
+
+    /// Ends a call [`Stub::start_syscall`] began, the stub stopped at the
+    /// trampoline's `int3`: restores `saved` and returns the call's raw
+    /// result.
+    pub fn finish_syscall(&mut self, saved: Regs) -> io::Result<i64> {
         let after = self.regs()?;
         // The call may have set the thread's segment bases (arch_prctl).
         let mut saved = saved;
@@ -421,6 +574,38 @@ impl Stub {
         self.set_regs(&saved)?;
         let res = after.rax as i64;
         Ok(res)
+    }
+
+    /// Writes `bytes` into the stub's memory at `va` with PTRACE_POKEDATA,
+    /// a word at a time (which ignores the page's protection, so it can
+    /// write the read-only trampoline page); the bytes after `bytes` in
+    /// the last word are kept.
+    pub fn poke(&mut self, va: u64, bytes: &[u8]) -> io::Result<()> {
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let at = va + 8 * i as u64;
+            let mut word = [0u8; 8];
+            if chunk.len() < 8 {
+                let n = self.read_mem(at, &mut word);
+                if n < 8 {
+                    return Err(io::Error::other(format!("reading the stub at {at:#x}")));
+                }
+            }
+            word[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: PTRACE_POKEDATA on our stopped tracee writes one word
+            // of its memory; no memory of ours is touched.
+            let r = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_POKEDATA,
+                    self.pid,
+                    at,
+                    u64::from_le_bytes(word) as libc::c_long,
+                )
+            };
+            if r != 0 {
+                return Err(os_err("PTRACE_POKEDATA"));
+            }
+        }
+        Ok(())
     }
 
     /// Kills the stub and reaps it.

@@ -1,5 +1,5 @@
 //! The x86-64 system-call table of `lmm native`: which calls lmm runs
-//! itself (memory, exit, wait), which it refuses, and, for the calls passed
+//! itself (memory, exit, wait, fork, exec, pids), which it refuses, and, for the calls passed
 //! to the host kernel in the stub, the user buffers each one touches (its
 //! pointer arguments), so that lmm can fault them in first: the host then
 //! never sees EFAULT where Linux would not give it, and the faults are
@@ -26,8 +26,15 @@ pub enum Kind {
     Memory,
     /// exit or exit_group (one thread: the same).
     Exit,
-    /// wait4/waitid: lmm's process table (no children yet: ECHILD).
+    /// wait4: lmm's process table.
     Wait,
+    /// fork, vfork, clone: lmm's fork (a thread is refused when the flags
+    /// are seen).
+    Fork,
+    /// execve: lmm's exec on the same process.
+    Exec,
+    /// getpid, gettid, getppid: lmm's pids, not the stub's.
+    Pid,
     /// Not supported yet: the program gets ENOSYS and lmm says why on
     /// stderr once.
     Refused(&'static str),
@@ -96,15 +103,29 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         }]),
         // nanosleep(req, rem)
         35 => host([opt(a[0], 16, R), opt(a[1], 16, W)].concat()),
-        // getpid, getuid, getgid, geteuid, getegid, getppid, getpgrp,
-        // setsid, gettid, sched_yield, kill, tgkill, umask, pause
-        39 | 102 | 104 | 107 | 108 | 110 | 111 | 112 | 186 | 24 | 62 | 234 | 95 | 34 => {
-            host(Vec::new())
-        }
-        56 | 57 | 58 | 435 => Kind::Refused("fork, vfork and clone (processes and threads)"),
-        59 | 322 => Kind::Refused("execve"),
+        // getuid, getgid, geteuid, getegid, getpgrp, setsid, sched_yield,
+        // kill, tgkill, tkill, umask, pause (kill's pids are lmm's, turned
+        // into the stubs' by the caller)
+        102 | 104 | 107 | 108 | 111 | 112 | 24 | 62 | 234 | 200 | 95 | 34 => host(Vec::new()),
+        39 | 110 | 186 => Kind::Pid,
+        // pipe(fds)
+        22 => host(opt(a[0], 8, W)),
+        // fadvise64(fd, offset, len, advice): a hint about the host file
+        221 => host(Vec::new()),
+        // rt_sigsuspend(mask, size): waits in the host for a signal
+        130 => host(opt(a[0], a[1], R)),
+        // restart_syscall: a call a signal interrupted, made again by the
+        // host from the stub's restart block
+        219 => host(Vec::new()),
+        56..=58 => Kind::Fork,
+        // clone3: ENOSYS makes glibc fall back to clone, whose flags lmm
+        // reads from registers
+        435 => Kind::Quiet,
+        59 => Kind::Exec,
+        322 => Kind::Refused("execveat"),
+        247 => Kind::Refused("waitid"),
         60 | 231 => Kind::Exit,
-        61 | 247 => Kind::Wait,
+        61 => Kind::Wait,
         // uname(struct utsname: 6 * 65 bytes)
         63 => host(vec![bytes(a[0], 390, W)]),
         // fcntl: the lock commands take a struct flock
@@ -169,6 +190,13 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // socket(domain, type, protocol) / connect(fd, addr, len)
         41 => host(Vec::new()),
         42 => host(opt(a[1], a[2], R)),
+        // prctl: PR_SET_NAME reads and PR_GET_NAME writes a 16-byte name;
+        // the other options touch state lmm does not mirror
+        157 => match a[0] {
+            15 => host(opt(a[1], 16, R)),
+            16 => host(opt(a[1], 16, W)),
+            _ => Kind::Refused("this prctl option"),
+        },
         // rseq: the kernel would write the area on every preemption, which
         // needs it kept mirrored writable; refused, glibc runs without it
         334 => Kind::Quiet,
@@ -200,6 +228,7 @@ pub fn name(nr: u64) -> String {
         19 => "readv",
         20 => "writev",
         21 => "access",
+        22 => "pipe",
         25 => "mremap",
         26 => "msync",
         27 => "mincore",
@@ -227,22 +256,30 @@ pub fn name(nr: u64) -> String {
         107 => "geteuid",
         108 => "getegid",
         110 => "getppid",
+        130 => "rt_sigsuspend",
         149 => "mlock",
         150 => "munlock",
         151 => "mlockall",
         152 => "munlockall",
+        157 => "prctl",
         158 => "arch_prctl",
         186 => "gettid",
         191 => "getxattr",
         192 => "lgetxattr",
         193 => "fgetxattr",
+        200 => "tkill",
         201 => "time",
         202 => "futex",
         217 => "getdents64",
         218 => "set_tid_address",
+        219 => "restart_syscall",
+        221 => "fadvise64",
         228 => "clock_gettime",
+        234 => "tgkill",
+        247 => "waitid",
         231 => "exit_group",
         257 => "openat",
+        293 => "pipe2",
         262 => "newfstatat",
         273 => "set_robust_list",
         302 => "prlimit64",
@@ -283,12 +320,17 @@ mod tests {
     }
 
     #[test]
-    fn memory_calls_are_lmms_and_fork_is_refused() {
+    fn memory_and_process_calls_are_lmms() {
         for nr in [9, 10, 11, 12, 25, 28] {
             assert_eq!(classify(nr, [0; 6]), Kind::Memory, "{}", name(nr));
         }
-        assert!(matches!(classify(57, [0; 6]), Kind::Refused(_)));
-        assert!(matches!(classify(56, [0; 6]), Kind::Refused(_)));
+        for nr in [56, 57, 58] {
+            assert_eq!(classify(nr, [0; 6]), Kind::Fork, "{}", name(nr));
+        }
+        assert_eq!(classify(59, [0; 6]), Kind::Exec);
+        assert_eq!(classify(61, [0; 6]), Kind::Wait);
+        assert_eq!(classify(39, [0; 6]), Kind::Pid);
+        assert_eq!(classify(435, [0; 6]), Kind::Quiet);
         assert_eq!(classify(16, [1, 0x5402, 0, 0, 0, 0]), Kind::NoTty);
         assert_eq!(name(231), "exit_group");
         assert_eq!(name(9999), "syscall_9999");

@@ -234,6 +234,12 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("dmesg", move || -> String { s.borrow().machine.dmesg() });
+    // The booted machine's architecture (`x86_64`, `x86`, `x86-pae`,
+    // `arm64`), for scenarios whose steps differ by architecture.
+    let s = st.clone();
+    engine.register_fn("arch", move || -> String {
+        s.borrow().machine.config.arch.name().to_string()
+    });
     let s = st.clone();
     engine.register_fn("nr_free_pages", move || -> i64 {
         s.borrow().machine.pa.nr_free_pages() as i64

@@ -90,7 +90,9 @@ fn default_scenario_returns_every_page() {
     // The scenario ends on the small machine it booted for reclaim, whose
     // process exited and whose swap is off: every page is free again but
     // for the kernel's own page tables (built at boot) and the slabs the
-    // caches keep, with nothing left on swap or in the swap cache.
+    // caches keep and the kernel stacks each CPU keeps for its next task
+    // (VMAP_STACK, at most NR_CACHED_STACKS = 2 per CPU), with nothing left
+    // on swap or in the swap cache.
     assert!(m.processes.is_empty());
     assert_eq!(m.swap.table.total_swap_pages(), 0);
     assert_eq!(m.swap.nr_cached(), 0);
@@ -102,12 +104,14 @@ fn default_scenario_returns_every_page() {
     let cache = stat(NodeStat::NrFilePages);
     assert!(tables > 0);
     assert_eq!(stat(NodeStat::NrKernelStack), 0);
+    assert!(m.cached_stack_pages() <= 2 * 4 * m.config.cpus as u64);
     assert_eq!(
         m.pa.nr_free_pages()
             + m.pa.nr_pcp_pages()
             + tables
             + slab
             + cache
+            + m.cached_stack_pages()
             + m.tasks.zero_pfn.map_or(0, |_| 1),
         m.pa.totalram_pages()
     );

@@ -21,8 +21,8 @@ use mm::types::{VirtAddr, PAGE_MASK, PAGE_SIZE};
 
 use super::stack::{create_elf_tables, AuxInfo};
 use super::{
-    open_exec_kernel, Bprm, ExecLayout, ExecMm, ExecResult, ELF_ET_DYN_BASE, MAP_FIXED,
-    MAP_FIXED_NOREPLACE, MAP_PRIVATE, PATH_MAX, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
+    open_exec_kernel, Bprm, ExecLayout, ExecMm, ExecResult, MAP_FIXED, MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE, PATH_MAX, PROT_EXEC, PROT_READ, PROT_WRITE,
 };
 
 /// `ET_EXEC`.
@@ -31,6 +31,8 @@ pub const ET_EXEC: u16 = 2;
 pub const ET_DYN: u16 = 3;
 /// `EM_X86_64`.
 pub const EM_X86_64: u16 = 62;
+/// `EM_AARCH64`.
+pub const EM_AARCH64: u16 = 183;
 /// `PT_LOAD`.
 pub const PT_LOAD: u32 = 1;
 /// `PT_INTERP`.
@@ -105,13 +107,14 @@ pub fn parse_ehdr(buf: &[u8]) -> Option<Ehdr> {
     })
 }
 
-/// `elf_check_arch` on x86-64 (arch/x86/include/asm/elf.h): the machine
-/// only. The kernel's 64-bit loader never looks at `e_ident[EI_CLASS]` (nor
+/// `elf_check_arch` (arch/x86/include/asm/elf.h; arch/arm64/include/asm/elf.h
+/// `elf_check_arch` is the same test against EM_AARCH64): the machine
+/// only, `e_machine` being the kernel's own ([`super::ExecArch::e_machine`]). The kernel's 64-bit loader never looks at `e_ident[EI_CLASS]` (nor
 /// at EI_DATA, EI_VERSION or `e_version`): a header that says ELFCLASS32
 /// but EM_X86_64 is read as ELF64 and loads. (A real i386 file, EM_386,
 /// is the compat loader's, which is not modelled: ENOEXEC here.)
-fn check_arch(h: &Ehdr) -> bool {
-    h.e_machine == EM_X86_64
+fn check_arch(h: &Ehdr, e_machine: u16) -> bool {
+    h.e_machine == e_machine
 }
 
 /// `elf_read`: exactly `len` bytes at `off`, else EIO; but EINVAL first
@@ -173,9 +176,9 @@ fn elf_pageoffset(x: u64) -> u64 {
 fn elf_pagealign(x: u64) -> u64 {
     x.wrapping_add(PAGE_SIZE - 1) & PAGE_MASK
 }
-/// `BAD_ADDR`: at or above TASK_SIZE.
-fn bad_addr(x: u64) -> bool {
-    x >= TASK_SIZE
+/// `BAD_ADDR`: at or above TASK_SIZE (`ts`).
+fn bad_addr(x: u64, ts: u64) -> bool {
+    x >= ts
 }
 
 /// `make_prot`: PF_R/W/X to PROT_READ/WRITE/EXEC.
@@ -247,16 +250,17 @@ fn vm_mmap(
         return Err(Errno::EINVAL);
     }
     let len = mm::types::page_align(len).ok_or(Errno::ENOMEM)?;
-    if len > TASK_SIZE {
+    let ts = mm.task_size();
+    if len > ts {
         return Err(Errno::ENOMEM);
     }
     if (off >> 12).checked_add(len >> 12).is_none() {
         return Err(Errno::EOVERFLOW);
     }
-    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 && addr > TASK_SIZE - len {
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 && addr > ts - len {
         return Err(Errno::ENOMEM);
     }
-    let hint = if addr >= TASK_SIZE { 0 } else { addr };
+    let hint = if addr >= ts { 0 } else { addr };
     let got = mm.mmap(VirtAddr(hint), len, prot, flags, file, off)?;
     Ok(got.as_u64())
 }
@@ -360,7 +364,8 @@ fn vm_brk_flags(mm: &mut dyn ExecMm, addr: u64, len: u64, prot: u32) -> Result<(
     if len == 0 {
         return Ok(());
     }
-    if len > TASK_SIZE || addr > TASK_SIZE - len {
+    let ts = mm.task_size();
+    if len > ts || addr > ts - len {
         return Err(Errno::ENOMEM);
     }
     mm.vm_brk_flags(VirtAddr(addr), len, prot & PROT_EXEC != 0)
@@ -373,12 +378,14 @@ fn load_elf_interp(
     file: &FileRef,
     no_base: u64,
     ph: &[Phdr],
+    e_machine: u16,
 ) -> Result<u64, Errno> {
+    let ts = mm.task_size();
     // Linux returns ~0UL here, which reads as -EPERM.
     if h.e_type != ET_EXEC && h.e_type != ET_DYN {
         return Err(Errno::EPERM);
     }
-    if !check_arch(h) {
+    if !check_arch(h, e_machine) {
         return Err(Errno::EPERM);
     }
     let mut total_size = total_mapping_size(ph);
@@ -406,7 +413,7 @@ fn load_elf_interp(
             total_size,
         )?;
         total_size = 0;
-        if bad_addr(map_addr) {
+        if bad_addr(map_addr, ts) {
             return Err(Errno::EINVAL);
         }
         if !load_addr_set && h.e_type == ET_DYN {
@@ -414,11 +421,7 @@ fn load_elf_interp(
             load_addr_set = true;
         }
         let k = load_addr.wrapping_add(p.p_vaddr);
-        if bad_addr(k)
-            || p.p_filesz > p.p_memsz
-            || p.p_memsz > TASK_SIZE
-            || TASK_SIZE - p.p_memsz < k
-        {
+        if bad_addr(k, ts) || p.p_filesz > p.p_memsz || p.p_memsz > ts || ts - p.p_memsz < k {
             return Err(Errno::ENOMEM);
         }
     }
@@ -462,7 +465,9 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
     if eh.e_type != ET_EXEC && eh.e_type != ET_DYN {
         return Err(Errno::ENOEXEC);
     }
-    if !check_arch(&eh) {
+    let arch = bprm.params.arch;
+    let ts = mm.task_size();
+    if !check_arch(&eh, arch.e_machine) {
         return Err(Errno::ENOEXEC);
     }
     let file = bprm.file.clone();
@@ -494,7 +499,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
 
     let mut interp_phdrs = Vec::new();
     if let Some((ifile, ih)) = &interp {
-        if !ih.magic_ok || !check_arch(ih) {
+        if !ih.magic_ok || !check_arch(ih, arch.e_machine) {
             return Err(Errno::ELIBBAD);
         }
         interp_phdrs = load_elf_phdrs(ih, ifile).ok_or(Errno::ELIBBAD)?;
@@ -534,7 +539,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
             flags |= MAP_FIXED_NOREPLACE;
         } else {
             if interp.is_some() {
-                load_bias = ELF_ET_DYN_BASE;
+                load_bias = arch.elf_et_dyn_base;
                 if alignment != 0 {
                     load_bias &= !(alignment - 1);
                 }
@@ -542,7 +547,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
             } else if alignment > ELF_MIN_ALIGN {
                 let tsize = total_mapping_size(&phdrs);
                 load_bias = elf_load(mm, &file, 0, p, prot, flags, tsize)?;
-                if bad_addr(load_bias) {
+                if bad_addr(load_bias, ts) {
                     return Err(Errno::EINVAL);
                 }
                 // load_elf_binary ignores vm_munmap's result: a total
@@ -570,7 +575,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
             flags,
             total_size,
         )?;
-        if bad_addr(got) {
+        if bad_addr(got, ts) {
             return Err(Errno::EINVAL);
         }
         if first {
@@ -593,11 +598,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
         if start_data < k {
             start_data = k;
         }
-        if bad_addr(k)
-            || p.p_filesz > p.p_memsz
-            || p.p_memsz > TASK_SIZE
-            || TASK_SIZE - p.p_memsz < k
-        {
+        if bad_addr(k, ts) || p.p_filesz > p.p_memsz || p.p_memsz > ts || ts - p.p_memsz < k {
             return Err(Errno::EINVAL);
         }
         let k = p.p_vaddr + p.p_filesz;
@@ -623,15 +624,15 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
 
     let mut interp_base = None;
     let elf_entry = if let Some((ifile, ih)) = &interp {
-        let base = load_elf_interp(mm, ih, ifile, load_bias, &interp_phdrs)?;
+        let base = load_elf_interp(mm, ih, ifile, load_bias, &interp_phdrs, arch.e_machine)?;
         let entry = base.wrapping_add(ih.e_entry);
-        if bad_addr(entry) {
+        if bad_addr(entry, ts) {
             return Err(Errno::EINVAL);
         }
         interp_base = Some(base);
         entry
     } else {
-        if bad_addr(e_entry) {
+        if bad_addr(e_entry, ts) {
             return Err(Errno::EINVAL);
         }
         e_entry
@@ -664,7 +665,7 @@ pub fn load_elf_binary(mm: &mut dyn ExecMm, bprm: &mut Bprm) -> Result<Option<Ex
     // brk: right after .bss with ASLR off; a static PIE (or ld.so run
     // directly) gets it at ELF_ET_DYN_BASE instead.
     if eh.e_type == ET_DYN && interp.is_none() {
-        elf_brk = ELF_ET_DYN_BASE;
+        elf_brk = arch.elf_et_dyn_base;
     }
     let brk = elf_pagealign(elf_brk);
 
@@ -736,7 +737,14 @@ mod tests {
         assert_eq!(maximum_alignment(&[load(0, 1, 0x3000)]), 0);
         assert_eq!(maximum_alignment(&[load(0, 1, 0x10)]), 0x1000);
         assert_eq!(total_mapping_size(&[]), 0);
-        assert_eq!(ELF_ET_DYN_BASE, 0x5555_5555_4aaa);
+        assert_eq!(super::super::ELF_ET_DYN_BASE, 0x5555_5555_4aaa);
+        // arm64: 2 * DEFAULT_MAP_WINDOW_64 / 3, then the 64 KiB alignment
+        // of Debian's arm64 binaries gives the familiar 0xaaaaaaaa0000.
+        assert_eq!(super::super::ARM64_ELF_ET_DYN_BASE, 0xaaaa_aaaa_aaaa);
+        assert_eq!(
+            super::super::ARM64_ELF_ET_DYN_BASE & !0xffff,
+            0xaaaa_aaaa_0000
+        );
     }
 
     #[test]

@@ -55,6 +55,49 @@ pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 pub const STACK_TOP: u64 = TASK_SIZE;
 /// x86-64 `ELF_ET_DYN_BASE` = `DEFAULT_MAP_WINDOW / 3 * 2`.
 pub const ELF_ET_DYN_BASE: u64 = TASK_SIZE / 3 * 2;
+/// arm64 `ELF_ET_DYN_BASE` = `2 * DEFAULT_MAP_WINDOW_64 / 3`
+/// (arch/arm64/include/asm/elf.h) with 48-bit VA: 0xaaaa_aaaa_aaaa; the
+/// loader rounds it down to the binary's alignment (64 KiB for Debian's
+/// arm64 binaries: 0xaaaa_aaaa_0000).
+pub const ARM64_ELF_ET_DYN_BASE: u64 = 2 * mm::arch::layout::ARM64_TASK_SIZE / 3;
+
+/// What the binary format depends on per architecture: the ELF machine
+/// the kernel accepts, TASK_SIZE (= STACK_TOP with ASLR off) and
+/// ELF_ET_DYN_BASE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecArch {
+    /// `e_machine` `elf_check_arch` accepts.
+    pub e_machine: u16,
+    /// TASK_SIZE: user addresses are below it; STACK_TOP equals it.
+    pub task_size: u64,
+    /// ELF_ET_DYN_BASE: where a PIE with an interpreter is loaded.
+    pub elf_et_dyn_base: u64,
+}
+
+impl ExecArch {
+    /// x86-64 with 4-level paging.
+    pub const X86_64: ExecArch = ExecArch {
+        e_machine: elf::EM_X86_64,
+        task_size: TASK_SIZE,
+        elf_et_dyn_base: ELF_ET_DYN_BASE,
+    };
+    /// arm64 with 48-bit VA: TASK_SIZE 2^48, no guard page below it.
+    pub const ARM64: ExecArch = ExecArch {
+        e_machine: elf::EM_AARCH64,
+        task_size: mm::arch::layout::ARM64_TASK_SIZE,
+        elf_et_dyn_base: ARM64_ELF_ET_DYN_BASE,
+    };
+
+    /// The binary format of a machine of `arch` (32-bit x86 kernels do
+    /// not exec here: see [`crate::Machine::exec_as`]).
+    pub fn for_arch(arch: mm::arch::Arch) -> ExecArch {
+        match arch {
+            mm::arch::Arch::Arm64 => Self::ARM64,
+            _ => Self::X86_64,
+        }
+    }
+}
+
 /// The fixed \[vsyscall\] page (not a VMA: Linux's gate area).
 pub const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
 /// `BINPRM_BUF_SIZE`: bytes of the file the format handlers look at.
@@ -107,6 +150,11 @@ pub struct ExecLayout {
 /// filled. Each method is the kernel function named in its doc; all
 /// addresses and lengths exec passes are page-aligned unless said so.
 pub trait ExecMm {
+    /// TASK_SIZE of the task being built (x86-64 4-level's by default; an
+    /// arm64 machine's is 2^48).
+    fn task_size(&self) -> u64 {
+        TASK_SIZE
+    }
     /// `arch_pick_mmap_layout`: choose `mmap_base` for a stack rlimit of
     /// `rlim_stack` bytes (x86-64, ASLR off: 0x7ffff7fff000 for 8 MiB).
     fn pick_mmap_layout(&mut self, rlim_stack: u64);
@@ -180,6 +228,18 @@ pub struct VdsoLayout {
     pub text_pages: u64,
 }
 
+impl VdsoLayout {
+    /// arm64 in 6.18: the generic vDSO data store's \[vvar\] (time,
+    /// time-namespace and random pages; arm64 has no arch data page, so
+    /// one page fewer than x86), no \[vvar_vclock\], and a 2-page \[vdso\]
+    /// image (the image size is a build assumption, not a recorded value).
+    pub const ARM64: VdsoLayout = VdsoLayout {
+        vvar_pages: 3,
+        vclock_pages: 0,
+        text_pages: 2,
+    };
+}
+
 impl Default for VdsoLayout {
     fn default() -> Self {
         VdsoLayout {
@@ -226,6 +286,8 @@ pub struct ExecParams {
     pub random_seed: u64,
     /// The vDSO to map, or `None` (`vdso=0`: no vDSO, no AT_SYSINFO_EHDR).
     pub vdso: Option<VdsoLayout>,
+    /// The binary format's architecture (set by the machine at exec).
+    pub arch: ExecArch,
 }
 
 impl Default for ExecParams {
@@ -246,6 +308,7 @@ impl Default for ExecParams {
             rlimit_stack: STK_LIM,
             random_seed: 0,
             vdso: Some(VdsoLayout::default()),
+            arch: ExecArch::X86_64,
         }
     }
 }
@@ -427,7 +490,9 @@ pub fn exec_as(
 ) -> Result<ExecResult, Errno> {
     let path = filename;
     let file = open_exec(host_path)?;
-    let mut args = ArgPages::new(STACK_TOP, params.rlimit_stack, argv.len(), envp.len())?;
+    // STACK_TOP = TASK_SIZE on both architectures with ASLR off.
+    let stack_top = params.arch.task_size;
+    let mut args = ArgPages::new(stack_top, params.rlimit_stack, argv.len(), envp.len())?;
     args.copy_string(c_str(path))?;
     let exec_p = args.p();
     for s in envp.iter().rev() {

@@ -13,8 +13,15 @@ pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 /// Free pages plus the pages slab caches and the page cache hold: a
 /// process's kernel objects (task_struct, vm_area_struct, ...) go back to
 /// their caches at exit, and the caches keep their now-empty slabs, as
-/// SLUB does; the file pages it read stay cached, as in Linux.
+/// SLUB does; the file pages it read stay cached, as in Linux; and the
+/// kernel stacks each CPU keeps for its next task (VMAP_STACK's
+/// `cached_stacks`).
 pub fn free_pages(m: &Machine) -> u64 {
+    m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + cached(m)
+}
+
+/// Pages the slab caches, the page cache and the per-CPU stack caches hold.
+fn cached(m: &Machine) -> u64 {
     let slab: i64 =
         m.pa.nodes
             .iter()
@@ -24,7 +31,7 @@ pub fn free_pages(m: &Machine) -> u64 {
                     + n.stats.get(NodeStat::NrFilePages)
             })
             .sum();
-    m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + slab as u64
+    slab as u64 + m.cached_stack_pages()
 }
 
 /// The page allocator's invariants, each process's VMA invariants, and

@@ -1,6 +1,7 @@
 //! Virtual address-space layout: where user space ends, where the kernel's
 //! direct map, vmalloc area, pkmap, fixmap and vsyscall page sit, per mode.
-//! Mirrors arch/x86/include/asm/{page_64_types.h,pgtable_64_types.h,page_32_types.h,pgtable_32_areas.h}.
+//! Mirrors arch/x86/include/asm/{page_64_types.h,pgtable_64_types.h,page_32_types.h,pgtable_32_areas.h}
+//! and arch/arm64/include/asm/{memory.h,pgtable.h,processor.h,elf.h}.
 //!
 //! Values are Linux 6.18's with KASLR off (no randomised PAGE_OFFSET,
 //! VMALLOC_START or VMEMMAP_START) and, on x86-32, the 3G/1G split.
@@ -67,6 +68,34 @@ pub const X86_32_LAST_PKMAP: u64 = 1024;
 /// LAST_PKMAP with PAE: PTRS_PER_PTE = 512 kmap slots (highmem.h).
 pub const X86_PAE_LAST_PKMAP: u64 = 512;
 
+// ---- arm64 (4 KiB pages, 48-bit VA) -------------------------------------
+//
+// Documentation/arch/arm64/memory.rst (6.12), "AArch64 Linux memory layout
+// with 4KB pages + 4 levels (48-bit)": user 0000000000000000-0000ffffffffffff,
+// linear map ffff000000000000-ffff7fffffffffff, modules ffff800000000000-
+// ffff80007fffffff, vmalloc ffff800080000000-fffffbffefffffff, fixed
+// mappings up to fffffbfffdffffff, PCI I/O fffffbfffe800000-fffffbffff7fffff,
+// vmemmap fffffc0000000000-fffffdffffffffff.
+
+/// TASK_SIZE_64 = 1 << VA_BITS (processor.h): user space is the whole low
+/// half selected by TTBR0, with no guard page below it (unlike x86-64).
+pub const ARM64_TASK_SIZE: u64 = 1 << 48;
+/// PAGE_OFFSET = -(1 << VA_BITS) (memory.h): the linear map of DRAM.
+pub const ARM64_PAGE_OFFSET: u64 = 0xffff_0000_0000_0000;
+/// PAGE_END = -(1 << (VA_BITS - 1)): the linear map covers 128 TiB.
+pub const ARM64_PAGE_END: u64 = 0xffff_8000_0000_0000;
+/// MODULES_VADDR = _PAGE_END(VA_BITS_MIN) (memory.h), MODULES_VSIZE 2 GiB.
+pub const ARM64_MODULES_VADDR: u64 = ARM64_PAGE_END;
+/// VMALLOC_START = MODULES_END (pgtable.h).
+pub const ARM64_VMALLOC_START: u64 = ARM64_MODULES_VADDR + (2 << 30);
+/// VMEMMAP_START: 2 TiB of struct pages (128 TiB / 4 KiB x 64 bytes)
+/// ending at VMEMMAP_END = -(1 << (VA_BITS - 7)).
+pub const ARM64_VMEMMAP_START: u64 = 0xffff_fc00_0000_0000;
+/// VMALLOC_END = VMEMMAP_START - SZ_256M (pgtable.h), exclusive.
+pub const ARM64_VMALLOC_END: u64 = ARM64_VMEMMAP_START - (256 << 20);
+/// FIXADDR_TOP = VMEMMAP_START - SZ_32M (fixmap.h).
+pub const ARM64_FIXADDR_TOP: u64 = ARM64_VMEMMAP_START - (32 << 20);
+
 /// The virtual address-space layout of one paging mode.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct AddressSpaceLayout {
@@ -82,9 +111,9 @@ pub struct AddressSpaceLayout {
     pub page_offset: u64,
     /// VMALLOC_START.
     pub vmalloc_start: u64,
-    /// VMALLOC_END (inclusive on x86-64, exclusive on x86-32, as Linux).
+    /// VMALLOC_END (inclusive on x86-64, exclusive on x86-32 and arm64, as Linux).
     pub vmalloc_end: u64,
-    /// VMEMMAP_START (x86-64 only).
+    /// VMEMMAP_START (64-bit only).
     pub vmemmap_start: Option<u64>,
     /// PKMAP_BASE: the kmap window for highmem (x86-32 only).
     pub pkmap_base: Option<u64>,
@@ -130,6 +159,21 @@ impl AddressSpaceLayout {
                 fixaddr_top: X86_64_FIXADDR_TOP,
                 vsyscall: Some(X86_64_VSYSCALL_ADDR),
             },
+            PagingMode::Arm64L4 => AddressSpaceLayout {
+                mode,
+                task_size: ARM64_TASK_SIZE,
+                default_map_window: ARM64_TASK_SIZE,
+                // STACK_TOP_MAX = DEFAULT_MAP_WINDOW_64 (processor.h).
+                stack_top: ARM64_TASK_SIZE,
+                page_offset: ARM64_PAGE_OFFSET,
+                vmalloc_start: ARM64_VMALLOC_START,
+                vmalloc_end: ARM64_VMALLOC_END,
+                vmemmap_start: Some(ARM64_VMEMMAP_START),
+                pkmap_base: None,
+                last_pkmap: 0,
+                fixaddr_top: ARM64_FIXADDR_TOP,
+                vsyscall: None,
+            },
             PagingMode::X86_32 | PagingMode::X86Pae => {
                 let pkmap = x86_32_pkmap_base(mode);
                 let vm_off = X86_32_VMALLOC_OFFSET;
@@ -158,9 +202,17 @@ impl AddressSpaceLayout {
     }
 
     /// The kernel virtual address of physical address `pa` in the direct
-    /// map (`__va`).
+    /// map (`__va`). On arm64 the linear map starts at the start of DRAM
+    /// (PHYS_OFFSET = memstart_addr, the QEMU virt board's 1 GiB with
+    /// KASLR off), not at physical 0.
     pub const fn phys_to_virt(&self, pa: u64) -> VirtAddr {
-        VirtAddr(self.page_offset.wrapping_add(pa))
+        match self.mode {
+            PagingMode::Arm64L4 => VirtAddr(
+                self.page_offset
+                    .wrapping_add(pa.wrapping_sub(crate::arch::Arch::Arm64.dram_base())),
+            ),
+            _ => VirtAddr(self.page_offset.wrapping_add(pa)),
+        }
     }
 }
 
@@ -194,6 +246,45 @@ mod tests {
         assert_eq!(l5.task_size, 0x00ff_ffff_ffff_f000);
         assert_eq!(l5.vmalloc_end, 0xffd1_ffff_ffff_ffff);
         assert_eq!(l5.default_map_window, 0x7fff_ffff_f000);
+    }
+
+    #[test]
+    fn arm64_layout_matches_memory_rst() {
+        let l = AddressSpaceLayout::new(PagingMode::Arm64L4, 0);
+        assert_eq!(l.task_size, 0x0001_0000_0000_0000);
+        assert_eq!(l.page_offset, 0xffff_0000_0000_0000);
+        assert_eq!(ARM64_MODULES_VADDR, 0xffff_8000_0000_0000);
+        assert_eq!(l.vmalloc_start, 0xffff_8000_8000_0000);
+        // "ffff800080000000 fffffbffefffffff 124TB vmalloc".
+        assert_eq!(l.vmalloc_end - 1, 0xffff_fbff_efff_ffff);
+        assert_eq!((l.vmalloc_end - l.vmalloc_start) >> 40, 123);
+        assert_eq!(l.fixaddr_top - 1, 0xffff_fbff_fdff_ffff);
+        // vmemmap: 2 TiB of 64-byte struct pages for the 128 TiB linear map.
+        assert_eq!((ARM64_PAGE_END - ARM64_PAGE_OFFSET) >> 12 << 6, 2 << 40);
+        assert_eq!(l.vsyscall, None);
+        // The linear map starts at DRAM (1 GiB on the virt board).
+        assert_eq!(l.phys_to_virt(0x4000_1000), VirtAddr(0xffff_0000_0000_1000));
+    }
+
+    #[test]
+    fn arm64_process_layout_is_the_generic_top_down_one() {
+        use crate::mm_types::{MmLayout, Rlimits};
+        // mm/util.c mmap_base: gap = 8 MiB rlimit + 1 MiB stack_guard_gap,
+        // raised to MIN_GAP (128 MiB); base = STACK_TOP - gap.
+        let l = MmLayout::arm64(Rlimits::default());
+        assert_eq!(l.task_size, 1 << 48);
+        assert_eq!(l.mmap_base, 0xffff_f800_0000);
+        // TASK_UNMAPPED_BASE = PAGE_ALIGN(DEFAULT_MAP_WINDOW / 4).
+        assert_eq!(l.mmap_legacy_base, 0x4000_0000_0000);
+        // A huge stack rlimit is capped at STACK_TOP / 6 * 5.
+        let big = MmLayout::arm64(Rlimits {
+            stack: u64::MAX,
+            ..Rlimits::default()
+        });
+        assert_eq!(
+            big.mmap_base,
+            ((1u64 << 48) - (1u64 << 48) / 6 * 5 + 0xfff) & !0xfff
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Mirrors arch/x86/mm/init.c `zone_sizes_init`, arch/x86/mm/init_32.c and
 //! arch/arm64/mm/init.c `zone_sizes_init`.
 
+pub mod arm64;
 pub mod layout;
 pub mod pte;
 
@@ -121,7 +122,7 @@ impl Arch {
 
     /// Where RAM starts in the physical address space: 0 on PCs; 1 GiB on
     /// arm64 (the QEMU `virt` board's DRAM base).
-    pub fn dram_base(self) -> u64 {
+    pub const fn dram_base(self) -> u64 {
         match self {
             Arch::Arm64 => 0x4000_0000,
             _ => 0,

@@ -1,6 +1,7 @@
 //! Page-table entry formats: the paging modes (levels, entry size, index
 //! bits), the hardware bits of an entry and the swap-entry encoding.
-//! Mirrors arch/x86/include/asm/pgtable_types.h, pgtable_64.h, pgtable-2level.h, pgtable-3level.h.
+//! Mirrors arch/x86/include/asm/pgtable_types.h, pgtable_64.h, pgtable-2level.h, pgtable-3level.h;
+//! arm64's descriptors are in [`crate::arch::arm64`].
 //!
 //! Levels are numbered from the leaf up, the way the hardware walk ends:
 //! 1 = PTE, 2 = PMD (the PGD itself on 2-level x86), 3 = PUD (the PDPT on
@@ -25,6 +26,12 @@ pub enum PagingMode {
     /// 32-bit x86 with PAE: a 4-entry PDPT, then two levels of 512 8-byte
     /// entries, 2 MiB large pages, NX.
     X86Pae,
+    /// ARMv8-A with the 4 KiB granule and 48-bit virtual addresses: 4 x 9
+    /// index bits (levels 0–3, Linux's PGD/PUD/PMD/PTE), 2 MiB and 1 GiB
+    /// blocks, separate roots for the low (TTBR0, user) and high (TTBR1,
+    /// kernel) halves. Entries in RAM are ARMv8-A descriptors
+    /// ([`crate::arch::arm64`]).
+    Arm64L4,
 }
 
 /// Highest level number any mode uses.
@@ -32,29 +39,37 @@ pub const MAX_LEVELS: u8 = 5;
 
 impl PagingMode {
     /// Every mode, for tests and command-line listings.
-    pub const ALL: [PagingMode; 4] = [
+    pub const ALL: [PagingMode; 5] = [
         PagingMode::X86_64L4,
         PagingMode::X86_64L5,
         PagingMode::X86_32,
         PagingMode::X86Pae,
+        PagingMode::Arm64L4,
     ];
 
     /// The mode an architecture's kernel uses; `la57` selects 5-level paging
-    /// on x86-64. `None` for architectures whose format is not modelled yet.
-    pub const fn for_arch(arch: Arch, la57: bool) -> Option<PagingMode> {
+    /// on x86-64 (arm64 with 52-bit VA is not modelled).
+    pub const fn for_arch(arch: Arch, la57: bool) -> PagingMode {
         match arch {
-            Arch::X86_64 if la57 => Some(PagingMode::X86_64L5),
-            Arch::X86_64 => Some(PagingMode::X86_64L4),
-            Arch::X86 => Some(PagingMode::X86_32),
-            Arch::X86Pae => Some(PagingMode::X86Pae),
-            Arch::Arm64 => None,
+            Arch::X86_64 if la57 => PagingMode::X86_64L5,
+            Arch::X86_64 => PagingMode::X86_64L4,
+            Arch::X86 => PagingMode::X86_32,
+            Arch::X86Pae => PagingMode::X86Pae,
+            Arch::Arm64 => PagingMode::Arm64L4,
         }
+    }
+
+    /// True if user and kernel addresses have separate roots (arm64's
+    /// TTBR0_EL1 and TTBR1_EL1): a process's PGD holds no kernel entries
+    /// and kernel addresses are walked from `swapper_pg_dir`.
+    pub const fn split_roots(self) -> bool {
+        matches!(self, PagingMode::Arm64L4)
     }
 
     /// Number of levels of tables (CONFIG_PGTABLE_LEVELS).
     pub const fn levels(self) -> u8 {
         match self {
-            PagingMode::X86_64L4 => 4,
+            PagingMode::X86_64L4 | PagingMode::Arm64L4 => 4,
             PagingMode::X86_64L5 => 5,
             PagingMode::X86_32 => 2,
             PagingMode::X86Pae => 3,
@@ -101,31 +116,37 @@ impl PagingMode {
     /// Width of a virtual address: 48, 57 or 32 bits.
     pub const fn va_bits(self) -> u32 {
         match self {
-            PagingMode::X86_64L4 => 48,
+            PagingMode::X86_64L4 | PagingMode::Arm64L4 => 48,
             PagingMode::X86_64L5 => 57,
             PagingMode::X86_32 | PagingMode::X86Pae => 32,
         }
     }
 
-    /// True if entries have the execute-disable bit (bit 63).
+    /// True if entries have an execute-disable bit (bit 63 on x86, UXN/PXN
+    /// on arm64).
     pub const fn has_nx(self) -> bool {
         !matches!(self, PagingMode::X86_32)
     }
 
     /// Mask of the physical-address field of an entry: bits 12..51
-    /// (PTE_PFN_MASK with __PHYSICAL_MASK_SHIFT 52), or 12..31 on 2-level.
+    /// (PTE_PFN_MASK with __PHYSICAL_MASK_SHIFT 52), or 12..31 on 2-level,
+    /// 12..47 on arm64 (48-bit output addresses).
     pub const fn pfn_mask(self) -> u64 {
         match self {
             PagingMode::X86_32 => 0xffff_f000,
+            PagingMode::Arm64L4 => crate::arch::arm64::ADDR_MASK,
             _ => 0x000f_ffff_ffff_f000,
         }
     }
 
     /// True if an entry of `level` may map a page directly (PS bit):
-    /// 2 MiB and 1 GiB on x86-64, 4 MiB (PSE) or 2 MiB (PAE) on 32-bit.
+    /// 2 MiB and 1 GiB on x86-64, 4 MiB (PSE) or 2 MiB (PAE) on 32-bit,
+    /// 2 MiB and 1 GiB block descriptors on arm64 (levels 2 and 1).
     pub const fn huge_ok(self, level: u8) -> bool {
         match self {
-            PagingMode::X86_64L4 | PagingMode::X86_64L5 => level == 2 || level == 3,
+            PagingMode::X86_64L4 | PagingMode::X86_64L5 | PagingMode::Arm64L4 => {
+                level == 2 || level == 3
+            }
             PagingMode::X86_32 | PagingMode::X86Pae => level == 2,
         }
     }
@@ -133,19 +154,21 @@ impl PagingMode {
     /// The largest level that may hold a leaf.
     pub const fn max_leaf_level(self) -> u8 {
         match self {
-            PagingMode::X86_64L4 | PagingMode::X86_64L5 => 3,
+            PagingMode::X86_64L4 | PagingMode::X86_64L5 | PagingMode::Arm64L4 => 3,
             _ => 2,
         }
     }
 
     /// First index of the top-level table that belongs to the kernel
     /// (KERNEL_PGD_BOUNDARY): 256 on x86-64, 768 for the 3G/1G split, and
-    /// PDPT entry 3 on PAE.
+    /// PDPT entry 3 on PAE. On arm64 a process's PGD (TTBR0) is all user
+    /// space: 512, past its last entry.
     pub const fn kernel_pgd_boundary(self) -> usize {
         match self {
             PagingMode::X86_64L4 | PagingMode::X86_64L5 => 256,
             PagingMode::X86_32 => 768,
             PagingMode::X86Pae => 3,
+            PagingMode::Arm64L4 => 512,
         }
     }
 
@@ -155,10 +178,12 @@ impl PagingMode {
     }
 
     /// True if `va` is canonical: sign-extended from the top VA bit on
-    /// x86-64, below 4 GiB on 32-bit.
+    /// x86-64, below 4 GiB on 32-bit; on arm64 bits 63..48 all clear
+    /// (TTBR0) or all set (TTBR1), bit 47 free (no top-byte-ignore).
     pub const fn is_canonical(self, va: VirtAddr) -> bool {
         match self {
             PagingMode::X86_32 | PagingMode::X86Pae => va.0 >> 32 == 0,
+            PagingMode::Arm64L4 => va.0 >> 48 == 0 || va.0 >> 48 == 0xffff,
             _ => {
                 let sh = 64 - self.va_bits();
                 (((va.0 << sh) as i64) >> sh) as u64 == va.0
@@ -166,10 +191,12 @@ impl PagingMode {
         }
     }
 
-    /// The canonical address of a linear address (sign-extends on x86-64).
+    /// The canonical address of a linear address (sign-extends on x86-64;
+    /// on arm64 the TTBR0 address, see [`PagingMode::split_roots`]).
     pub const fn canonical(self, lin: u64) -> VirtAddr {
         match self {
             PagingMode::X86_32 | PagingMode::X86Pae => VirtAddr(lin & 0xffff_ffff),
+            PagingMode::Arm64L4 => VirtAddr(lin & 0x0000_ffff_ffff_ffff),
             _ => {
                 let sh = 64 - self.va_bits();
                 VirtAddr((((lin << sh) as i64) >> sh) as u64)
@@ -213,9 +240,44 @@ impl PagingMode {
         Some((dm.word(w), ((pa.0 & 4) * 8) as u32))
     }
 
+    /// The neutral entry for the bits stored in RAM (an ARMv8-A descriptor
+    /// on arm64, the x86 entry itself otherwise).
+    const fn decode_hw(self, raw: u64) -> Pte {
+        match self {
+            PagingMode::Arm64L4 => crate::arch::arm64::decode(raw),
+            _ => Pte(raw),
+        }
+    }
+
+    /// The bits to store in RAM for a neutral entry.
+    const fn encode_hw(self, pte: Pte) -> u64 {
+        match self {
+            PagingMode::Arm64L4 => crate::arch::arm64::encode(pte),
+            _ => pte.0,
+        }
+    }
+
+    /// Reads the raw bits of the entry at `pa` as the hardware stores them
+    /// (an ARMv8-A descriptor on arm64); `None` outside RAM.
+    pub fn read_raw(self, dm: &DirectMap, pa: PhysAddr) -> Option<u64> {
+        let (w, sh) = self.word(dm, pa)?;
+        let v = w.load(Ordering::Acquire);
+        Some(if self.entry_size() == 4 {
+            (v >> sh) & 0xffff_ffff
+        } else {
+            v
+        })
+    }
+
     /// Reads the entry at `pa` (4 or 8 bytes). Out-of-RAM addresses read as
     /// all ones, like a read from a bus with nothing behind it.
     pub fn read_entry(self, dm: &DirectMap, pa: PhysAddr) -> Pte {
+        if self.split_roots() {
+            return match self.read_raw(dm, pa) {
+                Some(raw) => self.decode_hw(raw),
+                None => Pte(u64::MAX),
+            };
+        }
         match self.word(dm, pa) {
             None => Pte(if self.entry_size() == 4 {
                 0xffff_ffff
@@ -235,8 +297,28 @@ impl PagingMode {
 
     /// Atomically ORs `bits` into the entry at `pa`, returning the old
     /// entry: how the MMU sets the accessed and dirty bits (a locked
-    /// read-modify-write on real hardware).
+    /// read-modify-write on real hardware). On arm64 A and D are the
+    /// FEAT_HAFDBS updates (AF set; RDONLY cleared under DBM), other bits
+    /// are ORed into the neutral entry.
     pub fn or_entry(self, dm: &DirectMap, pa: PhysAddr, bits: u64) -> Pte {
+        if self.split_roots() {
+            let Some((w, _)) = self.word(dm, pa) else {
+                return Pte(u64::MAX);
+            };
+            let hw = bits & (Pte::A | Pte::D);
+            let rest = bits & !hw;
+            let mut cur = w.load(Ordering::Acquire);
+            loop {
+                let mut next = crate::arch::arm64::hw_update(cur, hw);
+                if rest != 0 {
+                    next = self.encode_hw(self.decode_hw(next).set_bits(rest));
+                }
+                match w.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return self.decode_hw(cur),
+                    Err(c) => cur = c,
+                }
+            }
+        }
         match self.word(dm, pa) {
             None => Pte(u64::MAX),
             Some((w, sh)) => {
@@ -264,6 +346,23 @@ impl PagingMode {
         let Some((w, sh)) = self.word(dm, pa) else {
             return Err(Pte(u64::MAX));
         };
+        if self.split_roots() {
+            // Compare the descriptor, not the neutral value: a hardware
+            // A/D update in between must make the exchange fail.
+            let cur = w.load(Ordering::Acquire);
+            if self.decode_hw(cur) != old {
+                return Err(self.decode_hw(cur));
+            }
+            return w
+                .compare_exchange(
+                    cur,
+                    self.encode_hw(new),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .map(|c| self.decode_hw(c))
+                .map_err(|c| self.decode_hw(c));
+        }
         if self.entry_size() == 8 {
             return w
                 .compare_exchange(old.0, new.0, Ordering::AcqRel, Ordering::Acquire)
@@ -302,7 +401,7 @@ impl PagingMode {
     pub fn write_entry(self, dm: &DirectMap, pa: PhysAddr, pte: Pte) {
         if self.entry_size() == 8 {
             if let Some((w, _)) = self.word(dm, pa) {
-                w.store(pte.0, Ordering::Release);
+                w.store(self.encode_hw(pte), Ordering::Release);
             }
         } else {
             self.xchg_entry(dm, pa, pte);
