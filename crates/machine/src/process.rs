@@ -1456,6 +1456,32 @@ impl Machine {
     /// VMA, in reads of at most `PAGEMAP_MAX_READ` bytes). The entries of
     /// addresses outside every VMA are 0 and left out.
     pub fn pagemap_binary(&mut self, pid: u32) -> Result<Vec<(u64, Vec<u8>)>, String> {
+        self.with_user_ops(pid, |mm, ops| {
+            let mut out = Vec::new();
+            for v in mm.iter() {
+                let (mut off, end) = ((v.start.0 >> 12) * 8, (v.end.0 >> 12) * 8);
+                while off < end {
+                    let bytes = mm::task_mmu::pagemap_read(mm, ops, off, end - off)
+                        .map_err(|e| format!("pagemap: {e:?}"))?;
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    let n = bytes.len() as u64;
+                    out.push((off, bytes));
+                    off += n;
+                }
+            }
+            Ok(out)
+        })?
+    }
+
+    /// Runs `f` on process `pid`'s mm and a read-only view of its page
+    /// tables (no TLB to flush), as the /proc readers see them.
+    fn with_user_ops<R>(
+        &mut self,
+        pid: u32,
+        f: impl FnOnce(&MmStruct, &UserPageTables) -> R,
+    ) -> Result<R, String> {
         let p = self
             .processes
             .get_mut(&pid)
@@ -1471,22 +1497,7 @@ impl Machine {
             &mut tlb,
             self.tasks.zero_pfn,
         );
-        let mm = &p.mm;
-        let mut out = Vec::new();
-        for v in mm.iter() {
-            let (mut off, end) = ((v.start.0 >> 12) * 8, (v.end.0 >> 12) * 8);
-            while off < end {
-                let bytes = mm::task_mmu::pagemap_read(mm, &ops, off, end - off)
-                    .map_err(|e| format!("pagemap: {e:?}"))?;
-                if bytes.is_empty() {
-                    break;
-                }
-                let n = bytes.len() as u64;
-                out.push((off, bytes));
-                off += n;
-            }
-        }
-        Ok(out)
+        Ok(f(&p.mm, &ops))
     }
 
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
@@ -1499,52 +1510,43 @@ impl Machine {
         }
         let p = self
             .processes
-            .get_mut(&pid)
+            .get(&pid)
             .ok_or_else(|| format!("no process with pid {pid}"))?;
-        let mut tlb = mm::memory::NoTlb;
-        let ops = UserPageTables::new(
-            &mut p.pt,
-            &self.pa,
-            &self.cache,
-            &self.swap,
-            CpuId(p.cpu),
-            p.asid,
-            &mut tlb,
-            self.tasks.zero_pfn,
-        );
-        let mm = &p.mm;
-        Ok(match file {
-            "maps" => mm::task_mmu::show_maps(mm, &ops),
-            "smaps" => mm::task_mmu::show_smaps(mm, &ops),
-            "smaps_rollup" => mm::task_mmu::show_smaps_rollup(mm, &ops),
-            "status" => {
-                let mut s = format!("Name:\t{}\nPid:\t{}\nPPid:\t{}\n", p.comm, p.pid, p.ppid);
-                s.push_str(&mm::task_mmu::show_status_vm(mm));
-                s
-            }
+        let task = match file {
+            "status" => format!("Name:\t{}\nPid:\t{}\nPPid:\t{}\n", p.comm, p.pid, p.ppid),
             "stat" => proc_pid_stat(p),
-            "statm" => mm::task_mmu::show_statm(mm),
-            "pagemap" => {
-                let mut s = String::new();
-                for v in mm.iter() {
-                    let mut va = v.start.0;
-                    while va < v.end.0 {
-                        let e = mm::task_mmu::pagemap_entry(mm, &ops, VirtAddr(va));
-                        if e & (3 << 62) != 0 {
-                            s.push_str(&format!("{va:012x} {e:016x}\n"));
+            _ => String::new(),
+        };
+        self.with_user_ops(pid, |mm, ops| {
+            Ok(match file {
+                "maps" => mm::task_mmu::show_maps(mm, ops),
+                "smaps" => mm::task_mmu::show_smaps(mm, ops),
+                "smaps_rollup" => mm::task_mmu::show_smaps_rollup(mm, ops),
+                "status" => task + &mm::task_mmu::show_status_vm(mm),
+                "stat" => task,
+                "statm" => mm::task_mmu::show_statm(mm),
+                "pagemap" => {
+                    let mut s = String::new();
+                    for v in mm.iter() {
+                        let mut va = v.start.0;
+                        while va < v.end.0 {
+                            let e = mm::task_mmu::pagemap_entry(mm, ops, VirtAddr(va));
+                            if e & (3 << 62) != 0 {
+                                s.push_str(&format!("{va:012x} {e:016x}\n"));
+                            }
+                            va += PAGE_SIZE;
                         }
-                        va += PAGE_SIZE;
                     }
+                    s
                 }
-                s
-            }
-            other => {
-                return Err(format!(
-                    "no such /proc/{pid} file {other:?}; lmm knows: {}",
-                    PROC_PID_FILES.join(", ")
-                ))
-            }
-        })
+                other => {
+                    return Err(format!(
+                        "no such /proc/{pid} file {other:?}; lmm knows: {}",
+                        PROC_PID_FILES.join(", ")
+                    ))
+                }
+            })
+        })?
     }
 }
 

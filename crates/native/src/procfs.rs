@@ -36,33 +36,12 @@ use mm::types::PAGE_SIZE;
 use crate::ptrace::{SCRATCH, TRAMPOLINE};
 use crate::{Run, TASK_SIZE};
 
-/// The per-process files lmm renders (`Machine::proc_pid`).
-const PID_FILES: &[&str] = &[
-    "maps",
-    "smaps",
-    "smaps_rollup",
-    "status",
-    "stat",
-    "statm",
-    "pagemap",
-    "oom_score",
-    "oom_score_adj",
-    "oom_adj",
-];
+// The per-process files lmm renders (`Machine::proc_pid`).
+use machine::process::PROC_PID_FILES as PID_FILES;
 
-/// The system-wide files lmm renders (`Machine::proc`; the debugfs
-/// memblock files are not under /proc).
-const SYSTEM_FILES: &[&str] = &[
-    "meminfo",
-    "vmstat",
-    "buddyinfo",
-    "zoneinfo",
-    "pagetypeinfo",
-    "slabinfo",
-    "vmallocinfo",
-    "swaps",
-    "iomem",
-];
+// The system-wide files lmm renders (`Machine::proc`; its debugfs
+// memblock files have a `/` in their name, so no /proc path names them).
+use machine::machine::PROC_FILES as SYSTEM_FILES;
 
 /// What a /proc path the program names is in lmm's world.
 #[derive(Clone, Debug, PartialEq, Eq)]
