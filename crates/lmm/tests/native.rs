@@ -238,28 +238,31 @@ fn a_store_where_nothing_is_mapped_kills_with_sigsegv() {
     assert_eq!(l.status.signal(), Some(libc::SIGSEGV), "{}", l.stderr);
 }
 
-#[test]
-fn the_stub_holds_no_memory_of_lmm() {
-    let prog = build("hello");
+/// The first field of a maps line: its address range.
+fn range(l: &str) -> String {
+    l.split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// Runs `prog` under lmm native with `flag FILE` (a host-maps option) and
+/// `--maps-at-exit`, requiring exit status `code`: the stub's host maps
+/// the flag wrote, and the ranges of lmm's [vvar], [vvar_vclock] and
+/// [vdso] at exit (where the stub's vDSO must be).
+fn stub_maps_and_vdso(prog: &Path, flag: &str, code: i32) -> (String, Vec<String>) {
     let dir = scratch();
-    let (stub, maps) = (dir.join("stub.maps"), dir.join("hello.maps"));
+    let (stub, maps) = (dir.join("stub.maps"), dir.join("lmm.maps"));
     let l = native(
         &[
-            "--host-maps-at-start",
+            flag,
             stub.to_str().unwrap_or_default(),
             "--maps-at-exit",
             maps.to_str().unwrap_or_default(),
         ],
-        &prog,
+        prog,
         &[],
     );
-    assert_eq!(l.status.code(), Some(3), "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(code), "{}", l.stderr);
     let stub = std::fs::read_to_string(stub).expect("stub maps");
     let maps = std::fs::read_to_string(maps).expect("lmm maps");
-    // Before the first instruction lmm has mirrored nothing yet: only the
-    // trampoline, [vsyscall] (which cannot be unmapped) and the host's
-    // vDSO pages, moved to where lmm's maps show them, are there.
-    let range = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
     let vdso: Vec<String> = maps
         .lines()
         .filter(|l| {
@@ -270,6 +273,16 @@ fn the_stub_holds_no_memory_of_lmm() {
         .map(range)
         .collect();
     assert_eq!(vdso.len(), 3, "{maps}");
+    (stub, vdso)
+}
+
+#[test]
+fn the_stub_holds_no_memory_of_lmm() {
+    let prog = build("hello");
+    // Before the first instruction lmm has mirrored nothing yet: only the
+    // trampoline, [vsyscall] (which cannot be unmapped) and the host's
+    // vDSO pages, moved to where lmm's maps show them, are there.
+    let (stub, vdso) = stub_maps_and_vdso(&prog, "--host-maps-at-start", 3);
     let mut want = vec!["00001000-00002000".to_string()];
     want.extend(vdso);
     want.push("ffffffffff600000-ffffffffff601000".to_string());
@@ -427,32 +440,7 @@ fn threads_are_refused_with_a_message_not_a_hang() {
 #[test]
 fn a_forked_childs_stub_holds_only_mirrors() {
     let prog = build("fork");
-    let dir = scratch();
-    let (stub, maps) = (dir.join("child.maps"), dir.join("fork.maps"));
-    let l = native(
-        &[
-            "--host-maps-at-fork",
-            stub.to_str().unwrap_or_default(),
-            "--maps-at-exit",
-            maps.to_str().unwrap_or_default(),
-        ],
-        &prog,
-        &[],
-    );
-    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    let stub = std::fs::read_to_string(stub).expect("child stub maps");
-    let maps = std::fs::read_to_string(maps).expect("lmm maps");
-    let range = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
-    let vdso: Vec<String> = maps
-        .lines()
-        .filter(|l| {
-            ["[vvar]", "[vvar_vclock]", "[vdso]"]
-                .iter()
-                .any(|n| l.ends_with(n))
-        })
-        .map(range)
-        .collect();
-    assert_eq!(vdso.len(), 3, "{maps}");
+    let (stub, vdso) = stub_maps_and_vdso(&prog, "--host-maps-at-fork", 0);
     // The trampoline, [vsyscall], the vDSO where lmm's maps put it, and
     // frames of lmm's RAM shared with the parent (read-only: the
     // copy-on-write pages), nothing else.
