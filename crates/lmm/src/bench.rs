@@ -81,7 +81,7 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
 
 fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     let m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
-    let pa = &m.pa;
+    let pa = &m.pa();
     let cpu = CpuId(0);
     // The reference: buddy_system_allocator's frame allocator over the same
     // number of frames, doing the same alloc+free pairs.
@@ -166,7 +166,7 @@ fn boot() -> Result<(), String> {
         rss.saturating_sub(rss0) >> 10,
         rss >> 10,
         hwm >> 10,
-        m.pa.totalram_pages()
+        m.pa().totalram_pages()
     );
     match host_memmap_init() {
         Some(lines) => {
@@ -298,8 +298,8 @@ fn vm(config: &MachineConfig) -> Result<(), String> {
         .map_err(|e| format!("mmap: {e}"))?;
     let p = m.process(pid).ok_or("no bench process")?;
     let (root, mode, asid) = (p.pt.root(), p.pt.mode(), p.asid);
-    let dm = m.pa.direct_map();
-    let mmu = &mut m.cpus[0];
+    let dm = m.pa().direct_map().clone();
+    let mmu = m.cpu_mut(0);
     let v = mm::VirtAddr(va);
     let access = machine::mmu::Access::Read;
     mmu.translate(&dm, root, mode, asid, v, access, true)
@@ -351,7 +351,7 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
     use mm::slab_common::{Kmem, SlabFlags};
     use std::alloc::{GlobalAlloc, Layout, System};
     let m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
-    let k = Kmem::new(&m.slab, &m.pa);
+    let k = Kmem::new(m.slab(), m.pa());
     let cache = k
         .kmem_cache_create("bench_64", 64, 0, SlabFlags(SlabFlags::NO_MERGE), None)
         .map_err(|e| e.to_string())?;
@@ -360,7 +360,7 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
     let iters = 2_000_000;
     outln!(
         "slab: alloc+free pairs of 64 bytes, ns/op (best of 5), {:?}",
-        m.config.slab
+        m.config().slab
     );
     outln!("  lmm: kmalloc(64, GFP_KERNEL)+kfree, and kmem_cache_alloc+free on a 64-byte cache, on CPU 0: its per-CPU slab state locked per call, or held (lock_cpu)");
     outln!("  references: std::alloc::System (glibc malloc/free) and mimalloc, 64-byte blocks, the same alloc+free pattern");
@@ -422,12 +422,12 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
             mimalloc_ns / ns
         );
     }
-    if m.pa.nr_cpus() >= 2 {
+    if m.pa().nr_cpus() >= 2 {
         let per_thread = 1_000_000u64;
         let t = Instant::now();
         std::thread::scope(|s| {
             for c in 0..2 {
-                let k = Kmem::new(&m.slab, &m.pa);
+                let k = Kmem::new(m.slab(), m.pa());
                 s.spawn(move || {
                     for _ in 0..per_thread {
                         let o = k.kmalloc(CpuId(c), 64, Gfp::KERNEL).expect("kmalloc");
@@ -843,9 +843,9 @@ fn reclaim(config: &MachineConfig) -> Result<(), String> {
     let mut m = Machine::boot(c).map_err(|e| e.to_string())?;
     let pid = m.spawn("bench").map_err(|e| format!("spawn: {e}"))?;
     let pages = if quick {
-        2 * m.pa.totalram_pages()
+        2 * m.pa().totalram_pages()
     } else {
-        3 * m.pa.totalram_pages()
+        3 * m.pa().totalram_pages()
     };
     let va = m
         .sys_mmap(
@@ -872,7 +872,7 @@ fn reclaim(config: &MachineConfig) -> Result<(), String> {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    let ev = |e| m.pa.events.get(e) as f64;
+    let ev = |e| m.pa().events.get(e) as f64;
     let stolen = ev(VmEvent::PgstealKswapd) + ev(VmEvent::PgstealDirect);
     let (outs, ins) = (ev(VmEvent::Pswpout), ev(VmEvent::Pswpin));
     let trips = outs.min(ins);

@@ -591,15 +591,15 @@ fn real_main(cli: Cli) -> Result<(), String> {
             outln!(
                 "-- {file}: {} on {} with {} MiB RAM, {} CPUs, {} node(s): {} checks passed, {} page allocations ({} failed), {} pages free of {}",
                 if out.checks > 0 { "ok" } else { "done" },
-                m.config.arch.name(),
-                m.config.ram >> 20,
-                m.config.cpus,
-                m.config.nodes,
+                m.config().arch.name(),
+                m.config().ram >> 20,
+                m.config().cpus,
+                m.config().nodes,
                 out.checks,
                 out.allocations,
                 out.failures,
-                m.pa.nr_free_pages(),
-                m.pa.totalram_pages()
+                m.pa().nr_free_pages(),
+                m.pa().totalram_pages()
             );
         }
         Cmd::Proc { name, scenario } => {

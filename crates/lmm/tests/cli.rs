@@ -1375,7 +1375,7 @@ fn proc_numbers(m: &machine::Machine) -> ProcNumbers {
     let vmstat = m.proc("vmstat").unwrap();
     let pgfault = line(&vmstat, "pgfault ")[8..].parse().unwrap();
     let procs = m
-        .processes
+        .processes()
         .values()
         .map(|p| {
             // What /proc/PID/status and /proc/PID/stat print.

@@ -2,14 +2,13 @@
 //! std `HashMap` lookup of the same pages as the named reference (what a
 //! software TLB built on a hash map would cost). Compare hit / reference.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use machine::mmu::{Access, Mmu};
 use mm::arch::pte::{PagingMode, PteFlags};
-use mm::direct_map::DirectMap;
+use mm::direct_map::HeapRam;
 use mm::pgtable::{PageTable, PgtableAlloc};
 use mm::types::{Pfn, PhysAddr, VirtAddr, PAGE_SIZE};
 
@@ -27,15 +26,10 @@ const RAM: u64 = 16 << 20;
 const PAGES: u64 = 64;
 
 fn bench(c: &mut Criterion) {
-    let layout = Layout::from_size_align(RAM as usize, 4096).unwrap();
-    // SAFETY: non-zero size; freed at the end.
-    let ptr = unsafe { alloc_zeroed(layout) };
-    assert!(!ptr.is_null());
-    // SAFETY: owned allocation of RAM bytes that outlives `dm`'s users.
-    let dm = unsafe { DirectMap::new(ptr, RAM) };
+    let dm = HeapRam::direct_map(RAM);
     let mut frames = Frames((RAM / 2 / PAGE_SIZE..RAM / PAGE_SIZE).map(Pfn).collect());
     let mode = PagingMode::X86_64L4;
-    let kernel = PageTable::new_kernel(dm, &mut frames, mode, PhysAddr(RAM)).unwrap();
+    let kernel = PageTable::new_kernel(&dm, &mut frames, mode, PhysAddr(RAM)).unwrap();
     let mut user = PageTable::new_user(&kernel, &mut frames).unwrap();
     let base = 0x7f00_0000_0000u64;
     let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::WRITE;
@@ -83,8 +77,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    // SAFETY: allocated above with this layout; nothing uses it any more.
-    unsafe { dealloc(ptr, layout) }
 }
 
 criterion_group!(benches, bench);

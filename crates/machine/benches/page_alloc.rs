@@ -18,7 +18,7 @@ fn page_alloc(c: &mut Criterion) {
         ..Default::default()
     })
     .unwrap();
-    let pa = &m.pa;
+    let pa = &m.pa();
     let mut reference = FrameAllocator::<32>::new();
     reference.add_frame(0, pa.totalram_pages() as usize);
     let mut g = c.benchmark_group("page_alloc");

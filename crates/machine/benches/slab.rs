@@ -34,8 +34,8 @@ fn single(c: &mut Criterion) {
     let m = boot();
     let mut g = c.benchmark_group("slab");
     for kind in [SlabKind::Slub, SlabKind::Slab] {
-        let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
-        let k = Kmem::new(&sa, &m.pa);
+        let sa = SlabAllocator::kmem_cache_init(m.pa(), kind);
+        let k = Kmem::new(&sa, m.pa());
         let name = if kind == SlabKind::Slub {
             "slub"
         } else {
@@ -93,8 +93,8 @@ fn single(c: &mut Criterion) {
 /// pairs (with 16 objects kept live to leave the pure pair pattern).
 fn two_threads(c: &mut Criterion) {
     let m = boot();
-    let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
-    let k = Kmem::new(&sa, &m.pa);
+    let sa = SlabAllocator::kmem_cache_init(m.pa(), SlabKind::Slub);
+    let k = Kmem::new(&sa, m.pa());
     let mut g = c.benchmark_group("slab_2threads");
     g.bench_function("lmm_slub/kmalloc64_kfree", |b| {
         b.iter_custom(|iters| {

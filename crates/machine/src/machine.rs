@@ -109,42 +109,42 @@ impl std::error::Error for BootError {}
 /// A booted machine.
 pub struct Machine {
     /// Its configuration.
-    pub config: MachineConfig,
+    pub(crate) config: MachineConfig,
     /// The firmware map after Linux's fix-ups.
-    pub e820: Vec<E820Entry>,
+    pub(crate) e820: Vec<E820Entry>,
     /// memblock's final state (retired after the hand-over).
-    pub memblock: Memblock,
+    pub(crate) memblock: Memblock,
     /// The kernel image.
-    pub image: KernelImage,
+    pub(crate) image: KernelImage,
     /// The kernel's own page tables (direct map of lowmem, the shared kernel
     /// half of every process on x86; arm64's `swapper_pg_dir`, the TTBR1
     /// table). Always `Some` after boot.
-    pub kernel_pt: Option<PageTable>,
+    pub(crate) kernel_pt: Option<PageTable>,
     /// The vmalloc area (vmalloc, vmap, ioremap).
-    pub vmalloc: Vmalloc,
+    pub(crate) vmalloc: Vmalloc,
     /// kmap state: persistent and atomic kmaps of HighMem (32-bit x86).
-    pub highmem: Option<Highmem>,
+    pub(crate) highmem: Option<Highmem>,
     /// The processes, by pid (see [`crate::process`]).
-    pub processes: std::collections::BTreeMap<u32, crate::process::Process>,
+    pub(crate) processes: std::collections::BTreeMap<u32, crate::process::Process>,
     /// Each CPU's MMU and TLB.
-    pub cpus: Vec<crate::mmu::Mmu>,
+    pub(crate) cpus: Vec<crate::mmu::Mmu>,
     /// Process bookkeeping: next pid, the zero page, exec parameters.
-    pub tasks: crate::process::TaskState,
+    pub(crate) tasks: crate::process::TaskState,
     /// The slab allocator: kmalloc and the kernel's object caches.
-    pub slab: SlabAllocator,
+    pub(crate) slab: SlabAllocator,
     /// The reverse map and the list of address spaces.
-    pub rmap: std::sync::Arc<mm::rmap::Rmap>,
+    pub(crate) rmap: std::sync::Arc<mm::rmap::Rmap>,
     /// The page cache.
-    pub cache: std::sync::Arc<mm::filemap::PageCache>,
+    pub(crate) cache: std::sync::Arc<mm::filemap::PageCache>,
     /// Swap devices and the swap cache.
-    pub swap: std::sync::Arc<mm::swap_state::SwapState>,
+    pub(crate) swap: std::sync::Arc<mm::swap_state::SwapState>,
     /// Page reclaim: kswapd's work, direct reclaim (plugged into `pa`),
     /// drop_caches.
-    pub reclaim: std::sync::Arc<mm::vmscan::Reclaimer>,
+    pub(crate) reclaim: std::sync::Arc<mm::vmscan::Reclaimer>,
     /// The in-memory file system for writable files.
-    pub tmpfs: crate::fs::Tmpfs,
-    /// The page allocator. Declared before `ram`: it must drop first.
-    pub pa: PageAlloc,
+    pub(crate) tmpfs: crate::fs::Tmpfs,
+    /// The page allocator.
+    pub(crate) pa: PageAlloc,
     ram: Ram,
 }
 
@@ -470,6 +470,78 @@ impl Machine {
                 ]),
             );
         }
+    }
+
+    /// Its configuration.
+    #[inline]
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+    /// memblock's final state.
+    #[inline]
+    pub fn memblock(&self) -> &Memblock {
+        &self.memblock
+    }
+    /// The kernel image's layout.
+    #[inline]
+    pub fn image(&self) -> &KernelImage {
+        &self.image
+    }
+    /// The kernel's own page tables (always `Some` after boot).
+    #[inline]
+    pub fn kernel_pt(&self) -> Option<&PageTable> {
+        self.kernel_pt.as_ref()
+    }
+    /// The vmalloc area's bookkeeping (the vmap areas and their pages).
+    #[inline]
+    pub fn vmap_areas(&self) -> &Vmalloc {
+        &self.vmalloc
+    }
+    /// The processes, by pid.
+    #[inline]
+    pub fn processes(&self) -> &std::collections::BTreeMap<u32, crate::process::Process> {
+        &self.processes
+    }
+    /// Each CPU's MMU and TLB.
+    #[inline]
+    pub fn cpus(&self) -> &[crate::mmu::Mmu] {
+        &self.cpus
+    }
+    /// CPU `cpu`'s MMU, to flush or inspect its TLB. Panics if there is no
+    /// such CPU, as indexing does.
+    #[inline]
+    pub fn cpu_mut(&mut self, cpu: usize) -> &mut crate::mmu::Mmu {
+        &mut self.cpus[cpu]
+    }
+    /// Process bookkeeping: next pid, the zero page, exec parameters.
+    #[inline]
+    pub fn tasks(&self) -> &crate::process::TaskState {
+        &self.tasks
+    }
+    /// The slab allocator.
+    #[inline]
+    pub fn slab(&self) -> &SlabAllocator {
+        &self.slab
+    }
+    /// The page cache.
+    #[inline]
+    pub fn cache(&self) -> &mm::filemap::PageCache {
+        &self.cache
+    }
+    /// Swap devices and the swap cache.
+    #[inline]
+    pub fn swap(&self) -> &mm::swap_state::SwapState {
+        &self.swap
+    }
+    /// Page reclaim's tunables and kswapd's state.
+    #[inline]
+    pub fn reclaim(&self) -> &mm::vmscan::Reclaimer {
+        &self.reclaim
+    }
+    /// The page allocator.
+    #[inline]
+    pub fn pa(&self) -> &PageAlloc {
+        &self.pa
     }
 
     /// Bytes of physical address space the host maps for RAM.

@@ -663,33 +663,8 @@ mod tests {
     use super::*;
     use mm::arch::layout::AddressSpaceLayout;
     use mm::arch::pte::PteFlags;
+    use mm::direct_map::HeapRam;
     use mm::pgtable::{PageTable, PgtableAlloc};
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
-
-    /// Heap memory standing in for RAM (mm's TestRam is crate-private).
-    struct Ram {
-        ptr: *mut u8,
-        layout: Layout,
-    }
-    impl Ram {
-        fn new(size: u64) -> Ram {
-            let layout = Layout::from_size_align(size as usize, 4096).unwrap();
-            // SAFETY: non-zero size.
-            let ptr = unsafe { alloc_zeroed(layout) };
-            assert!(!ptr.is_null());
-            Ram { ptr, layout }
-        }
-        fn dm(&self) -> DirectMap {
-            // SAFETY: owned, page-aligned, lives as long as the test.
-            unsafe { DirectMap::new(self.ptr, self.layout.size() as u64) }
-        }
-    }
-    impl Drop for Ram {
-        fn drop(&mut self) {
-            // SAFETY: allocated with this layout.
-            unsafe { dealloc(self.ptr, self.layout) }
-        }
-    }
 
     /// Hands out frames from the top of RAM down.
     struct Frames(Vec<Pfn>);
@@ -717,8 +692,7 @@ mod tests {
     fn arm64_ttbr_split_access_flag_and_dbm() {
         use mm::arch::arm64;
         let mode = PagingMode::Arm64L4;
-        let ram = Ram::new(RAM);
-        let dm = ram.dm();
+        let dm = HeapRam::direct_map(RAM);
         let mut frames = Frames(
             ((RAM / 2 / PAGE_SIZE)..(RAM / PAGE_SIZE))
                 .map(Pfn)
@@ -727,7 +701,7 @@ mod tests {
         // swapper_pg_dir without a linear map (the test RAM is at physical
         // 0, below the arm64 DRAM base), one vmalloc-area page in it.
         let mut kernel =
-            PageTable::new_kernel_ranges(dm, &mut frames, mode, PhysAddr(RAM), &[]).unwrap();
+            PageTable::new_kernel_ranges(&dm, &mut frames, mode, PhysAddr(RAM), &[]).unwrap();
         let kva = VirtAddr(0xffff_8000_8000_0000);
         kernel
             .map(&mut frames, kva, Pfn(9), PteFlags::KERNEL)
@@ -819,7 +793,6 @@ mod tests {
     }
 
     struct Sys {
-        _ram: Ram,
         dm: DirectMap,
         frames: Frames,
         kernel: PageTable,
@@ -828,18 +801,16 @@ mod tests {
     }
 
     fn sys(mode: PagingMode) -> Sys {
-        let ram = Ram::new(RAM);
-        let dm = ram.dm();
+        let dm = HeapRam::direct_map(RAM);
         // Table frames from the upper 8 MiB; data frames below.
         let mut frames = Frames(
             ((RAM / 2 / PAGE_SIZE)..(RAM / PAGE_SIZE))
                 .map(Pfn)
                 .collect(),
         );
-        let kernel = PageTable::new_kernel(dm, &mut frames, mode, PhysAddr(RAM)).unwrap();
+        let kernel = PageTable::new_kernel(&dm, &mut frames, mode, PhysAddr(RAM)).unwrap();
         let user = PageTable::new_user(&kernel, &mut frames).unwrap();
         Sys {
-            _ram: ram,
             dm,
             frames,
             kernel,

@@ -499,6 +499,17 @@ impl Machine {
         self.processes.get(&pid)
     }
 
+    /// Process `pid`, to change its bookkeeping (parent, comm, files).
+    pub fn process_mut(&mut self, pid: u32) -> Option<&mut Process> {
+        self.processes.get_mut(&pid)
+    }
+
+    /// The vm.legacy_va_layout sysctl: address spaces made from now on
+    /// place mmaps bottom-up.
+    pub fn set_legacy_va_layout(&mut self, legacy: bool) {
+        self.tasks.legacy_va_layout = legacy;
+    }
+
     fn ensure_zero_page(&mut self) -> Result<Pfn, Errno> {
         if let Some(z) = self.tasks.zero_pfn {
             return Ok(z);
@@ -1398,7 +1409,7 @@ impl Machine {
             code: SegvCode::MapErr,
         };
         let end = va.checked_add(len as u64).ok_or(segv(va))?;
-        let dm = self.pa.direct_map();
+        let dm = self.pa.direct_map().clone();
         let mut at = va;
         while at < end {
             // The last page of the address space has no next page.

@@ -6,25 +6,54 @@
 //! process that runs a real program, so the program and lmm share them.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
 
-use mm::direct_map::DirectMap;
+use mm::direct_map::{DirectMap, RamBacking};
 
 /// The machine's RAM.
 pub struct Ram {
     /// The memfd holding the RAM (offset = physical address).
     fd: OwnedFd,
-    /// Its mapping in lmm.
-    base: *mut u8,
-    /// Bytes of physical address space.
+    /// Its mapping in lmm, shared with every direct map handed out.
+    map: Arc<RamMapping>,
+}
+
+/// lmm's mapping of the memfd. The direct maps hold it, so it is unmapped
+/// only after the last of them is gone (the memfd may close earlier: a
+/// mapping keeps its file alive).
+struct RamMapping {
+    base: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: `base` points at a mapping owned by `Ram` for its whole life; the
-// memory behind it is only reached through the direct map, whose users
+// SAFETY: `base` points at a mapping owned by the value for its whole life;
+// the memory behind it is only reached through the direct map, whose users
 // synchronise as they would on any shared memory.
-unsafe impl Send for Ram {}
-// SAFETY: as for Send: `Ram` itself never reads or writes through `base`.
-unsafe impl Sync for Ram {}
+unsafe impl Send for RamMapping {}
+// SAFETY: as for Send: `RamMapping` itself never reads or writes the memory.
+unsafe impl Sync for RamMapping {}
+
+// SAFETY: the mapping is page-aligned (mmap returns page-aligned addresses),
+// `len` bytes long, readable and writable, and unmapped only in `drop`.
+unsafe impl RamBacking for RamMapping {
+    fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+    fn size(&self) -> u64 {
+        self.len as u64
+    }
+}
+
+impl Drop for RamMapping {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are the mapping made in `Ram::new`, unmapped
+        // once, after every direct map of it is gone.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
 
 impl Ram {
     /// Makes and maps `bytes` of physical address space.
@@ -59,16 +88,16 @@ impl Ram {
         if base == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
+        let base = NonNull::new(base.cast()).expect("mmap never returns NULL for a hint-less map");
         Ok(Ram {
             fd,
-            base: base.cast(),
-            len,
+            map: Arc::new(RamMapping { base, len }),
         })
     }
 
     /// Bytes of physical address space covered.
     pub fn size(&self) -> u64 {
-        self.len as u64
+        self.map.len as u64
     }
 
     /// The memfd: the frame at physical address P is at file offset P.
@@ -76,19 +105,30 @@ impl Ram {
         self.fd.as_fd()
     }
 
-    /// The direct map handed to the memory manager.
+    /// The direct map handed to the memory manager; it keeps the mapping
+    /// alive for as long as it (or a clone) exists.
     pub fn direct_map(&self) -> DirectMap {
-        // SAFETY: the mapping is page-aligned, `size` bytes long and lives in
-        // `self`, which the machine drops only after the memory manager.
-        unsafe { DirectMap::new(self.base, self.size()) }
+        DirectMap::new(self.map.clone())
     }
 }
 
-impl Drop for Ram {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` are the mapping made in `new`, unmapped once.
-        unsafe {
-            libc::munmap(self.base.cast(), self.len);
-        }
+#[cfg(test)]
+mod tests {
+    use super::Ram;
+    use mm::types::PhysAddr;
+
+    /// A direct map outlives the `Ram` it came from: the mapping goes only
+    /// with its last user, so a part of the machine dropped after the RAM
+    /// still reads what was written.
+    #[test]
+    fn the_direct_map_keeps_the_ram_mapped() {
+        let ram = Ram::new(1 << 20).unwrap();
+        let dm = ram.direct_map();
+        dm.write(PhysAddr(0x1234), b"still here");
+        drop(ram);
+        let mut buf = [0u8; 10];
+        dm.read(PhysAddr(0x1234), &mut buf);
+        assert_eq!(&buf, b"still here");
+        assert_eq!(dm.size(), 1 << 20);
     }
 }

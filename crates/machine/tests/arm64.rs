@@ -71,7 +71,7 @@ fn boot_log_has_arm64_shape() {
 #[test]
 fn vmalloc_and_the_linear_map_live_under_ttbr1() {
     let mut m = boot(Arch::Arm64);
-    let pt = m.kernel_pt.as_ref().unwrap();
+    let pt = m.kernel_pt().unwrap();
     assert_eq!(pt.mode(), PagingMode::Arm64L4);
     // The linear map: PAGE_OFFSET is the start of DRAM (1 GiB), with 1 GiB
     // blocks where aligned.
@@ -100,7 +100,7 @@ fn vmalloc_and_the_linear_map_live_under_ttbr1() {
     assert!(info.contains("arm64_test"), "{info}");
     // The PTE in RAM is an ARMv8-A page descriptor: valid page, AF, global
     // (nG clear), PXN|UXN, hardware-dirty writable (DBM, no RDONLY).
-    let pt = m.kernel_pt.as_ref().unwrap();
+    let pt = m.kernel_pt().unwrap();
     let (pte, level) = pt.lookup(a).unwrap();
     assert_eq!(level, 1);
     let raw = arm64::encode(pte);

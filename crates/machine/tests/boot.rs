@@ -17,7 +17,7 @@ fn boot(arch: Arch, ram: u64) -> Machine {
 #[test]
 fn x86_64_4g_has_three_zones_and_a_linux_like_log() {
     let m = boot(Arch::X86_64, 4 << 30);
-    let z = &m.pa.nodes[0].zones;
+    let z = &m.pa().nodes[0].zones;
     let populated: Vec<ZoneType> = z
         .iter()
         .filter(|z| z.is_populated())
@@ -36,7 +36,7 @@ fn x86_64_4g_has_three_zones_and_a_linux_like_log() {
     assert_eq!(z[0].managed(), 3840);
     // 4 GiB of RAM: 3 GiB below the hole, 1 GiB above 4 GiB.
     assert_eq!(z[2].present, (1 << 30) >> 12);
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
     let d = m.dmesg();
     // memmap_init reports pfn 0 and the ISA hole, but not the 3-4 GiB hole:
     // its memory sections have no memmap.
@@ -59,23 +59,23 @@ fn x86_64_4g_has_three_zones_and_a_linux_like_log() {
 fn x86_32_2g_has_highmem_above_896m() {
     // arch/x86/mm/init_32.c: lowmem ends at 896 MiB; the rest is HighMem.
     let m = boot(Arch::X86, 2 << 30);
-    let hi = m.pa.nodes[0]
+    let hi = m.pa().nodes[0]
         .zones
         .iter()
         .find(|z| z.ztype == ZoneType::HighMem)
         .unwrap();
     assert_eq!(hi.start_pfn.0, (896 << 20) >> 12);
     assert_eq!(hi.present, ((2u64 << 30) - (896 << 20)) >> 12);
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]
 fn arm64_ram_starts_at_1g_in_zone_dma() {
     let m = boot(Arch::Arm64, 2 << 30);
-    let z = &m.pa.nodes[0].zones;
+    let z = &m.pa().nodes[0].zones;
     assert_eq!(z[0].start_pfn.0, 0x40000);
     assert!(z[0].present > 0 && z[1].present == 0);
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]
@@ -87,10 +87,10 @@ fn numa_nodes_split_ram_and_each_gets_its_memmap() {
         ..Default::default()
     })
     .unwrap();
-    assert_eq!(m.pa.nodes.len(), 2);
-    let total: u64 = m.pa.nodes.iter().map(|n| n.present).sum();
-    assert!(m.pa.nodes.iter().all(|n| n.present > total / 3));
-    check_page_alloc(&m.pa).unwrap();
+    assert_eq!(m.pa().nodes.len(), 2);
+    let total: u64 = m.pa().nodes.iter().map(|n| n.present).sum();
+    assert!(m.pa().nodes.iter().all(|n| n.present > total / 3));
+    check_page_alloc(m.pa()).unwrap();
     assert!(m.dmesg().contains("NODE_DATA(1) allocated"));
 }
 
@@ -108,14 +108,14 @@ fn iomem_lists_ram_reserved_and_kernel() {
 fn kernel_page_tables_map_lowmem_and_are_accounted() {
     use mm::vmstat::NodeStat;
     let m = boot(Arch::X86_64, 4 << 30);
-    let pt = m.kernel_pt.as_ref().unwrap();
+    let pt = m.kernel_pt().unwrap();
     let layout = mm::arch::layout::AddressSpaceLayout::new(pt.mode(), 4 << 30);
     // The direct map: PAGE_OFFSET + x translates to x.
     let va = mm::VirtAddr(layout.page_offset + 0x1234_5678);
     assert_eq!(pt.translate(va), Some(mm::PhysAddr(0x1234_5678)));
-    let tables = m.pa.nodes[0].stats.get(NodeStat::NrPageTablePages) as u64;
+    let tables = m.pa().nodes[0].stats.get(NodeStat::NrPageTablePages) as u64;
     assert_eq!(tables, pt.count_tables());
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn a_24g_machine_has_this_hosts_memtotal_to_80k() {
         kb(&m.proc("meminfo").unwrap()) - kb(&ours),
         (48 << 10) - 1536
     );
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]
@@ -241,11 +241,11 @@ fn a_24g_machine_has_a_memmap_only_for_sections_with_ram() {
     assert_eq!(field(&ours), field(&host));
     assert_eq!(field(&ours).as_deref(), Some("98304"));
     // pfn_valid is false inside the hole and true on both sides of it.
-    let mm = m.pa.nodes[0].zones[0].memmap();
+    let mm = m.pa().nodes[0].zones[0].memmap();
     assert!(!mm.contains(mm::types::Pfn(0xc0000)));
     assert!(!mm.contains(mm::types::Pfn(0xfffff)));
     assert!(mm.contains(mm::types::Pfn(0xbffff)) && mm.contains(mm::types::Pfn(0x100000)));
-    check_page_alloc(&m.pa).unwrap();
+    check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]

@@ -8,8 +8,8 @@ use mm::vmstat::NodeStat;
 /// Objects handed out from a cache (slabinfo's active_objs also counts the
 /// free objects of per-CPU slabs, as SLUB's does, so it is not exact).
 fn active(m: &Machine, name: &str) -> u64 {
-    let k = Kmem::new(&m.slab, &m.pa);
-    let id = m.slab.find_cache(name).unwrap();
+    let k = Kmem::new(m.slab(), m.pa());
+    let id = m.slab().find_cache(name).unwrap();
     k.validate(id).unwrap().live
 }
 
@@ -36,7 +36,7 @@ fn run(kind: SlabKind) {
     // One struct file each for /usr/bin/true and ld.so.
     assert_eq!(active(&m, "filp"), filp0 + 2);
     // THREAD_SIZE: 16 KiB kernel stack on x86-64, counted in kB.
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 16);
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 16);
     let meminfo = m.proc("meminfo").unwrap();
     assert!(meminfo.contains("KernelStack:          16 kB"), "{meminfo}");
     let slabinfo = m.proc("slabinfo").unwrap();
@@ -55,8 +55,8 @@ fn run(kind: SlabKind) {
     assert_eq!(active(&m, "mm_struct"), mms0);
     assert_eq!(active(&m, "vm_area_struct"), vmas0);
     assert_eq!(active(&m, "filp"), filp0);
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 0);
-    mm::debug::check_page_alloc(&m.pa).unwrap();
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 0);
+    mm::debug::check_page_alloc(m.pa()).unwrap();
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn x86_64_task_stacks_are_vmalloc_areas_cached_per_cpu() {
         assert_eq!(&f[3..], ["pages=4", "vmalloc", "N0=4"], "{l}");
     }
     let areas: Vec<(u64, u64)> = m
-        .vmalloc
+        .vmap_areas()
         .areas()
         .filter(|a| a.caller.starts_with("kernel_clone+"))
         .map(|a| (a.addr.0, a.size))
@@ -111,7 +111,7 @@ fn x86_64_task_stacks_are_vmalloc_areas_cached_per_cpu() {
         areas.iter().all(|&(a, s)| a % 16384 == 0 && s == 20480),
         "{areas:x?}"
     );
-    let stack_kb = |m: &Machine| m.pa.nodes[0].stats.get(NodeStat::NrKernelStack);
+    let stack_kb = |m: &Machine| m.pa().nodes[0].stats.get(NodeStat::NrKernelStack);
     assert_eq!(stack_kb(&m), 4 * 16);
     // Dirty a stack page, then let its task go: the stack stays mapped in
     // the CPU's cache (two of the three freed stacks), the third is freed.
@@ -138,7 +138,7 @@ fn x86_64_task_stacks_are_vmalloc_areas_cached_per_cpu() {
     m.exit(pids[3]).unwrap();
     assert_eq!(stack_kb(&m), 0);
     assert_eq!(stacks(&m).len(), 2);
-    mm::debug::check_page_alloc(&m.pa).unwrap();
+    mm::debug::check_page_alloc(m.pa()).unwrap();
 }
 
 /// 32-bit x86 has no VMAP_STACK: stacks are THREAD_SIZE (8 KiB) blocks of
@@ -153,5 +153,5 @@ fn x86_32_task_stacks_come_from_the_buddy_allocator() {
     .unwrap();
     m.spawn("t").unwrap();
     assert!(stacks(&m).is_empty());
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrKernelStack), 8);
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 8);
 }

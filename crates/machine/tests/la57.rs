@@ -77,7 +77,7 @@ fn la57_process_maps_high_and_the_mmu_walks_five_levels() {
     let p = m.process(pid).unwrap();
     let pa = p.pt.translate(mm::VirtAddr(va)).unwrap();
     let mut got = [0u8; 9];
-    m.pa.direct_map().read(pa, &mut got);
+    m.pa().direct_map().read(pa, &mut got);
     assert_eq!(&got, &msg[..9]);
     // Beyond TASK_SIZE_MAX: ENOMEM.
     assert_eq!(

@@ -12,7 +12,7 @@ fn legacy_layout_places_the_interpreter_and_vdso_bottom_up() {
         ..Default::default()
     })
     .unwrap();
-    m.tasks.legacy_va_layout = true;
+    m.set_legacy_va_layout(true);
     let pid = m.spawn("t").unwrap();
     m.exec(pid, "/usr/bin/true", &["true".into()], &[]).unwrap();
     let maps = m.proc_pid(pid, "maps").unwrap();

@@ -159,9 +159,9 @@ fn mode_2_refuses_beyond_commit_limit() {
     let n = mmap(&mut m, a, 998, RW, ANON | MAP_NORESERVE).unwrap();
     assert_eq!(m.overcommit().committed_pages(), 998);
     // fork must charge the child's 998 pages again: refused, no child.
-    let procs = m.processes.len();
+    let procs = m.processes().len();
     assert_eq!(m.fork(a), Err(Errno::ENOMEM));
-    assert_eq!(m.processes.len(), procs);
+    assert_eq!(m.processes().len(), procs);
     assert_eq!(m.overcommit().committed_pages(), 998);
     check(&m);
     // mprotect to writable of a private read-only mapping is charged.
@@ -182,7 +182,7 @@ fn mode_2_refuses_beyond_commit_limit() {
     sysctl(&mut m, "vm.overcommit_memory", 0);
     mmap(&mut m, a, 5000, RW, ANON | MAP_NORESERVE).unwrap();
     assert_eq!(m.overcommit().committed_pages(), 400);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     assert_eq!(mmap(&mut m, a, total + 1, RW, ANON), Err(Errno::ENOMEM));
     mmap(&mut m, a, total, RW, ANON).unwrap();
     check(&m);
@@ -212,13 +212,13 @@ fn sysctls_are_range_checked() {
     assert_eq!(m.set_overcommit_sysctl("vm.nope", 1), None);
     // Boot values: init_admin_reserve / init_user_reserve take 1/32 of the
     // free memory, capped at 8 MiB and 128 MiB.
-    let free_kb = m.pa.nr_free_pages() * 4;
+    let free_kb = m.pa().nr_free_pages() * 4;
     let admin = m.overcommit_sysctl("vm.admin_reserve_kbytes").unwrap() as u64;
     assert!(admin <= 8192 && admin + 64 >= (free_kb / 32).min(8192));
     // CommitLimit with the defaults: totalram * 50 / 100, no swap.
     assert_eq!(
         meminfo_kb(&m, "CommitLimit"),
-        m.pa.totalram_pages() * 50 / 100 * 4
+        m.pa().totalram_pages() * 50 / 100 * 4
     );
 }
 
@@ -244,10 +244,10 @@ fn oom_kills_the_bigger_task_and_the_machine_goes_on() {
     let init = m.spawn("init").unwrap();
     assert_eq!(init, 1);
     let small = m.spawn("small").unwrap();
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let s_va = mmap(&mut m, small, total, RW, ANON).unwrap();
     touch_pages(&mut m, small, s_va, 300).unwrap();
-    m.pa.drain_all_pages();
+    m.pa().drain_all_pages();
     let base_free = free_pages(&m);
     let base_small = (
         rss_pages(&m, small),
@@ -256,7 +256,7 @@ fn oom_kills_the_bigger_task_and_the_machine_goes_on() {
     // The big one takes most of what is left.
     let big = m.spawn("big").unwrap();
     let b_va = mmap(&mut m, big, total, RW, ANON).unwrap();
-    let free_now = m.pa.nr_free_pages();
+    let free_now = m.pa().nr_free_pages();
     touch_pages(&mut m, big, b_va, free_now * 3 / 4).unwrap();
     check(&m);
     let big_rss = rss_pages(&m, big);
@@ -264,13 +264,13 @@ fn oom_kills_the_bigger_task_and_the_machine_goes_on() {
     // small now faults more than is free: the allocation that fails runs
     // the OOM killer, which chooses big; the fault is retried and small
     // carries on.
-    let kills = m.pa.events.get(VmEvent::OomKill);
+    let kills = m.pa().events.get(VmEvent::OomKill);
     let more = free_now / 2;
     touch_pages(&mut m, small, s_va + 300 * PAGE_SIZE, more).unwrap();
-    assert_eq!(m.pa.events.get(VmEvent::OomKill), kills + 1);
+    assert_eq!(m.pa().events.get(VmEvent::OomKill), kills + 1);
     assert!(m.process(big).is_none(), "big was killed");
     assert!(m.process(small).is_some());
-    let log = m.pa.log.messages();
+    let log = m.pa().log.messages();
     let at = log
         .iter()
         .position(|l| l.starts_with("small invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP), order=0, oom_score_adj=0"))
@@ -292,7 +292,7 @@ fn oom_kills_the_bigger_task_and_the_machine_goes_on() {
     check(&m);
     // Everything big held is back: free pages are the baseline less what
     // small added since (its new pages and page tables).
-    m.pa.drain_all_pages();
+    m.pa().drain_all_pages();
     let (rss_now, pt_now) = (
         rss_pages(&m, small),
         m.process(small).unwrap().mm.pgtables_bytes,
@@ -305,7 +305,7 @@ fn oom_kills_the_bigger_task_and_the_machine_goes_on() {
     let late = m.spawn("late").unwrap();
     let l_va = mmap(&mut m, late, 64, RW, ANON).unwrap();
     touch_pages(&mut m, late, l_va, 64).unwrap();
-    assert_eq!(m.pa.events.get(VmEvent::OomKill), kills + 1);
+    assert_eq!(m.pa().events.get(VmEvent::OomKill), kills + 1);
     check(&m);
 }
 
@@ -316,20 +316,20 @@ fn faulting_task_that_is_the_biggest_is_killed_itself() {
     let mut m = boot(32 << 20);
     let _init = m.spawn("init").unwrap();
     let parent = m.spawn("parent").unwrap();
-    m.pa.drain_all_pages();
+    m.pa().drain_all_pages();
     let before = free_pages(&m);
     let hog = m.fork(parent).unwrap();
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let va = mmap(&mut m, hog, total, RW, ANON).unwrap();
     let r = touch_pages(&mut m, hog, va, total);
     assert!(matches!(r, Err(UserFault::Killed { .. })), "{r:?}");
     assert!(m.process(hog).is_none());
-    let z = m.tasks.zombies[&hog];
+    let z = m.tasks().zombies[&hog];
     assert_eq!((z.signal, z.wait_status()), (Some(SIGKILL), SIGKILL));
     assert_eq!(m.wait(parent, -1), Ok((hog, KILLED_EXIT_CODE)));
     check(&m);
     // Its memory, page tables, kernel stack and objects are all back.
-    m.pa.drain_all_pages();
+    m.pa().drain_all_pages();
     assert_eq!(free_pages(&m), before);
     // The parent still works.
     let p_va = mmap(&mut m, parent, 16, RW, ANON).unwrap();
@@ -375,7 +375,7 @@ fn oom_score_adj_decides_and_proc_files_show_it() {
     assert_eq!(m.out_of_memory(None, mm::gfp::Gfp::KERNEL, -1), Some(b));
     assert_eq!(m.out_of_memory(None, mm::gfp::Gfp::KERNEL, -1), None);
     assert!(m.process(a).is_some() && m.process(1).is_some());
-    let log = m.pa.log.messages();
+    let log = m.pa().log.messages();
     assert!(log.iter().any(|l| {
         l == "kworker/0:1 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=-1, oom_score_adj=0"
     }));

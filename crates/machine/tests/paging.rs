@@ -50,7 +50,7 @@ fn pfn_of(m: &Machine, pid: u32, va: u64) -> Option<u64> {
 }
 
 fn event(m: &Machine, e: VmEvent) -> u64 {
-    m.pa.events.get(e)
+    m.pa().events.get(e)
 }
 
 #[test]
@@ -61,12 +61,12 @@ fn demand_zero_read_maps_the_zero_page_and_write_allocates() {
     let faults0 = event(&m, VmEvent::Pgfault);
     // A read maps the shared zero page: no RSS, reads zeroes.
     assert_eq!(m.load(pid, a, 8), Ok(vec![0; 8]));
-    assert_eq!(pfn_of(&m, pid, a), m.tasks.zero_pfn.map(|p| p.0));
+    assert_eq!(pfn_of(&m, pid, a), m.tasks().zero_pfn.map(|p| p.0));
     assert_eq!(rss(&m, pid, RssKind::Anon), 0);
     check(&m);
     // A write then copies the zero page into a page of its own.
     m.store(pid, a + 5, b"hello").unwrap();
-    assert_ne!(pfn_of(&m, pid, a), m.tasks.zero_pfn.map(|p| p.0));
+    assert_ne!(pfn_of(&m, pid, a), m.tasks().zero_pfn.map(|p| p.0));
     assert_eq!(m.load(pid, a, 10).unwrap(), b"\0\0\0\0\0hello");
     assert_eq!(rss(&m, pid, RssKind::Anon), 1);
     // A first write to an untouched page is one fault.
@@ -174,13 +174,13 @@ fn shared_anonymous_memory_is_shared_across_fork() {
     assert_eq!(m.load(c, s, 6).unwrap(), b"before");
     assert_eq!(rss(&m, p, RssKind::Shmem), 2);
     check(&m);
-    let before = m.pa.nodes[0].stats.get(mm::vmstat::NodeStat::NrShmem);
+    let before = m.pa().nodes[0].stats.get(mm::vmstat::NodeStat::NrShmem);
     m.exit(c).unwrap();
     m.exit(p).unwrap();
     check(&m);
     // The last unmap frees the shmem object's pages.
     assert_eq!(
-        m.pa.nodes[0].stats.get(mm::vmstat::NodeStat::NrShmem),
+        m.pa().nodes[0].stats.get(mm::vmstat::NodeStat::NrShmem),
         before - 2
     );
 }
@@ -450,7 +450,7 @@ fn rmap_walks_find_age_and_unmap_every_mapping() {
         assert_eq!(m.load(pid, a, 6).unwrap(), b"shared");
     }
     let pfn = mm::Pfn(pfn_of(&m, p, a).unwrap());
-    assert_eq!(m.pa.page(pfn).unwrap().mapcount(), 3);
+    assert_eq!(m.pa().page(pfn).unwrap().mapcount(), 3);
     let cpu = mm::page_alloc::CpuId(0);
     // folio_referenced: three young ptes, then none until touched again.
     assert_eq!(m.with_rmap(cpu, |r| r.page_referenced(pfn)), 3);
@@ -459,15 +459,15 @@ fn rmap_walks_find_age_and_unmap_every_mapping() {
     assert_eq!(m.with_rmap(cpu, |r| r.page_referenced(pfn)), 1);
     // try_to_unmap: every pte goes, in all three mms, with their RSS; the
     // page survives on the reference we hold.
-    m.pa.page(pfn).unwrap().get();
+    m.pa().page(pfn).unwrap().get();
     assert_eq!(m.with_rmap(cpu, |r| r.try_to_unmap(pfn)), 3);
-    assert_eq!(m.pa.page(pfn).unwrap().mapcount(), 0);
+    assert_eq!(m.pa().page(pfn).unwrap().mapcount(), 0);
     for pid in [p, c1, c2] {
         assert_eq!(pfn_of(&m, pid, a), None);
         assert_eq!(rss(&m, pid, RssKind::Anon), 0);
     }
     check(&m);
-    m.pa.free_pages(cpu, pfn, mm::Order(0));
+    m.pa().free_pages(cpu, pfn, mm::Order(0));
     // The next access faults a fresh zero-filled page in (no swap yet).
     assert_eq!(m.load(c2, a, 6).unwrap(), vec![0; 6]);
     check(&m);

@@ -177,7 +177,7 @@ fn populate_maps_zeroed_pages_and_the_mmu_writes_real_bytes() {
     let va = a + PAGE_SIZE - 7;
     m.write_user(pid, va, msg).unwrap();
     let p = m.process(pid).unwrap();
-    let dm = m.pa.direct_map();
+    let dm = m.pa().direct_map();
     let mut got = vec![0u8; msg.len()];
     for (i, b) in got.iter_mut().enumerate() {
         let pa = p.pt.translate(mm::VirtAddr(va + i as u64)).unwrap();

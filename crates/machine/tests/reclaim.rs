@@ -47,13 +47,13 @@ fn read_all(m: &mut Machine, pid: u32, fd: i32, pages: u64) {
 }
 
 fn ev(m: &Machine, e: VmEvent) -> u64 {
-    m.pa.events.get(e)
+    m.pa().events.get(e)
 }
 
 /// The eligible zones of node 0 for a movable user allocation.
 fn movable_zones(m: &Machine) -> Vec<&mm::page_alloc::Zone> {
-    let hi = m.pa.highest_zoneidx(Gfp::HIGHUSER_MOVABLE).unwrap();
-    m.pa.nodes[0].zones[..=hi]
+    let hi = m.pa().highest_zoneidx(Gfp::HIGHUSER_MOVABLE).unwrap();
+    m.pa().nodes[0].zones[..=hi]
         .iter()
         .filter(|z| z.managed() > 0)
         .collect()
@@ -65,7 +65,7 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
     let pid = m.spawn("reader").unwrap();
     // Twice the RAM of clean file cache: it can only be read through if
     // reclaim drops what was read before.
-    let pages = 2 * m.pa.totalram_pages();
+    let pages = 2 * m.pa().totalram_pages();
     let fd = m
         .sys_open(pid, &data_file("kswapd.dat", pages), O_RDONLY)
         .unwrap();
@@ -78,7 +78,7 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
         0,
         "kswapd kept ahead of the reader"
     );
-    assert!(m.pa.nodes[0].stats.get(NodeStat::NrFilePages) < m.pa.totalram_pages() as i64);
+    assert!(m.pa().nodes[0].stats.get(NodeStat::NrFilePages) < m.pa().totalram_pages() as i64);
     // After its last run, kswapd left some eligible zone balanced at high
     // (pgdat_balanced), and did not go much further than a batch beyond.
     let zones = movable_zones(&m);
@@ -90,7 +90,7 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
     // runs it until the machine schedules it).
     let mut held: Vec<Pfn> = Vec::new();
     let woken = |m: &Machine| {
-        m.pa.nodes[0]
+        m.pa().nodes[0]
             .kswapd
             .woken
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -102,11 +102,12 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
             .iter()
             .any(|z| z.free_pages() > z.wmark(Wmark::Low) + 1);
         held.push(
-            m.pa.alloc_pages(CpuId(0), Gfp::HIGHUSER_MOVABLE, Order(0))
+            m.pa()
+                .alloc_pages(CpuId(0), Gfp::HIGHUSER_MOVABLE, Order(0))
                 .unwrap(),
         );
         if woken(&m) {
-            assert!(!above_low || m.pa.nr_pcp_pages() > 0, "woken above low");
+            assert!(!above_low || m.pa().nr_pcp_pages() > 0, "woken above low");
         }
     }
     // The allocation that woke it was still served, from below low.
@@ -121,7 +122,7 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
     // Balanced: a second run finds nothing to do and is not even woken.
     assert_eq!(m.run_kswapd(), 0);
     for p in held {
-        m.pa.free_pages(CpuId(0), p, Order(0));
+        m.pa().free_pages(CpuId(0), p, Order(0));
     }
     check(&m);
 }
@@ -130,43 +131,43 @@ fn kswapd_wakes_below_low_and_stops_above_high() {
 fn direct_reclaim_frees_cache_for_an_allocation_that_would_fail() {
     let mut m = boot(64);
     let pid = m.spawn("reader").unwrap();
-    let pages = m.pa.totalram_pages() / 2;
+    let pages = m.pa().totalram_pages() / 2;
     let fd = m
         .sys_open(pid, &data_file("direct.dat", pages), O_RDONLY)
         .unwrap();
     read_all(&mut m, pid, fd, pages);
-    let cached = m.pa.nodes[0].stats.get(NodeStat::NrFilePages) as u64;
+    let cached = m.pa().nodes[0].stats.get(NodeStat::NrFilePages) as u64;
     assert!(cached > pages / 2);
     // Take every free page, never letting kswapd run: the allocations past
     // the min watermark succeed only through direct reclaim.
     let mut held = Vec::new();
-    for _ in 0..m.pa.totalram_pages() {
-        match m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)) {
+    for _ in 0..m.pa().totalram_pages() {
+        match m.pa().alloc_pages(CpuId(0), Gfp::KERNEL, Order(0)) {
             Some(p) => held.push(p),
             None => break,
         }
     }
     assert!(ev(&m, VmEvent::PgstealDirect) > 0);
     assert!(
-        m.pa.events.get_zone(ZoneEvent::AllocStall, 1)
-            + m.pa.events.get_zone(ZoneEvent::AllocStall, 2)
+        m.pa().events.get_zone(ZoneEvent::AllocStall, 1)
+            + m.pa().events.get_zone(ZoneEvent::AllocStall, 2)
             > 0
     );
     // What direct reclaim took was the clean cache.
-    let left = m.pa.nodes[0].stats.get(NodeStat::NrFilePages) as u64;
+    let left = m.pa().nodes[0].stats.get(NodeStat::NrFilePages) as u64;
     assert!(
-        held.len() as u64 > m.pa.totalram_pages() - cached,
+        held.len() as u64 > m.pa().totalram_pages() - cached,
         "only {} pages",
         held.len()
     );
     assert!(left < cached / 4, "{left} of {cached} cache pages left");
     for p in held {
-        m.pa.free_pages(CpuId(0), p, Order(0));
+        m.pa().free_pages(CpuId(0), p, Order(0));
     }
     check(&m);
     // The file still reads right (refaults), and its refaults are counted.
     read_all(&mut m, pid, fd, pages);
-    assert!(m.pa.nodes[0].stats.get(NodeStat::WorkingsetRefaultFile) > 0);
+    assert!(m.pa().nodes[0].stats.get(NodeStat::WorkingsetRefaultFile) > 0);
     check(&m);
 }
 
@@ -178,11 +179,11 @@ fn drop_caches_frees_clean_unmapped_cache_only() {
         .sys_open(pid, &data_file("drop.dat", 256), O_RDONLY)
         .unwrap();
     read_all(&mut m, pid, fd, 256);
-    let cached = m.pa.nodes[0].stats.get(NodeStat::NrFilePages);
+    let cached = m.pa().nodes[0].stats.get(NodeStat::NrFilePages);
     assert!(cached >= 256);
     let freed = m.drop_caches();
     assert_eq!(freed as i64, cached);
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrFilePages), 0);
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrFilePages), 0);
     assert_eq!(ev(&m, VmEvent::DropPagecache), 1);
     check(&m);
 }
@@ -212,8 +213,8 @@ fn madv_cold_deactivates_and_madv_pageout_swaps_out_the_range() {
     for i in 0..n {
         m.store(pid, a + i * PAGE_SIZE, &i.to_le_bytes()).unwrap();
     }
-    mm::swap::lru_add_drain_all(&m.pa);
-    let inactive = m.pa.nodes[0].stats.get(NodeStat::NrInactiveAnon);
+    mm::swap::lru_add_drain_all(m.pa());
+    let inactive = m.pa().nodes[0].stats.get(NodeStat::NrInactiveAnon);
     // Activate them: a page that is used stays, and goes active on the
     // next scan; here MADV_COLD's job is tested on pages made active.
     for i in 0..n {
@@ -225,14 +226,17 @@ fn madv_cold_deactivates_and_madv_pageout_swaps_out_the_range() {
             .unwrap()
             .0
             >> 12;
-        mm::swap::folio_activate(&m.pa, CpuId(0), Pfn(pfn));
+        mm::swap::folio_activate(m.pa(), CpuId(0), Pfn(pfn));
     }
     assert_eq!(
-        m.pa.nodes[0].stats.get(NodeStat::NrInactiveAnon),
+        m.pa().nodes[0].stats.get(NodeStat::NrInactiveAnon),
         inactive - n as i64
     );
     m.sys_madvise(pid, a, n * PAGE_SIZE, MADV_COLD).unwrap();
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrInactiveAnon), inactive);
+    assert_eq!(
+        m.pa().nodes[0].stats.get(NodeStat::NrInactiveAnon),
+        inactive
+    );
     check(&m);
     let out = ev(&m, VmEvent::Pswpout);
     m.sys_madvise(pid, a, n * PAGE_SIZE, MADV_PAGEOUT).unwrap();
@@ -269,7 +273,7 @@ fn mlocked_pages_are_unevictable_and_stay_resident_under_pressure() {
     }
     // mlock locks the pages there and faults in (and locks) the rest.
     m.sys_mlock(pid, a, n * PAGE_SIZE).unwrap();
-    mm::swap::lru_add_drain_all(&m.pa);
+    mm::swap::lru_add_drain_all(m.pa());
     let meminfo = |m: &Machine, key: &str| -> u64 {
         let t = m.proc("meminfo").unwrap();
         let l = t.lines().find(|l| l.starts_with(key)).unwrap();
@@ -281,7 +285,7 @@ fn mlocked_pages_are_unevictable_and_stay_resident_under_pressure() {
     check(&m);
     // Pressure: another process uses twice the RAM; the locked pages stay.
     let other = m.spawn("hog").unwrap();
-    let big = 2 * m.pa.totalram_pages();
+    let big = 2 * m.pa().totalram_pages();
     let b = m
         .sys_mmap(other, 0, big * PAGE_SIZE, rw, anon, None, 0)
         .unwrap();

@@ -102,7 +102,7 @@ fn check_tags(m: &mut Machine, pid: u32, base: u64, pages: u64, version: u64) {
 #[test]
 fn twice_the_ram_goes_to_swap_and_comes_back_intact() {
     let mut m = boot_with_swap(64, 65536);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let pid = m.spawn("big").unwrap();
     let pages = total * 2;
     let a = m
@@ -110,15 +110,17 @@ fn twice_the_ram_goes_to_swap_and_comes_back_intact() {
         .unwrap();
     write_tags(&mut m, pid, a, pages, 1);
     check(&m);
-    let out = m.pa.events.get(VmEvent::Pswpout);
+    let out = m.pa().events.get(VmEvent::Pswpout);
     assert!(out >= pages - total, "only {out} pages went to swap");
     let p = m.process(pid).unwrap();
     assert!(p.mm.rss.get(RssKind::Swap) > 0);
     assert!(p.mm.rss.get(RssKind::Anon) < total);
     // kswapd woke at the low watermark; direct reclaim ran below min.
-    assert!(m.pa.events.get(VmEvent::PgstealKswapd) + m.pa.events.get(VmEvent::PgstealDirect) > 0);
+    assert!(
+        m.pa().events.get(VmEvent::PgstealKswapd) + m.pa().events.get(VmEvent::PgstealDirect) > 0
+    );
     check_tags(&mut m, pid, a, pages, 1);
-    assert!(m.pa.events.get(VmEvent::Pswpin) > 0);
+    assert!(m.pa().events.get(VmEvent::Pswpin) > 0);
     check(&m);
     // Rewrite everything: the stale copies on swap must not come back.
     write_tags(&mut m, pid, a, pages, 2);
@@ -132,7 +134,7 @@ fn twice_the_ram_goes_to_swap_and_comes_back_intact() {
 #[test]
 fn fork_shares_swapped_pages_and_cow_keeps_them_apart() {
     let mut m = boot_with_swap(64, 65536);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let parent = m.spawn("p").unwrap();
     let pages = total + total / 2;
     let a = m
@@ -158,7 +160,7 @@ fn fork_shares_swapped_pages_and_cow_keeps_them_apart() {
 #[test]
 fn swapoff_brings_every_page_back() {
     let mut m = boot_with_swap(64, 65536);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let pid = m.spawn("s").unwrap();
     let pages = total / 2 + total / 4;
     let a = m
@@ -177,8 +179,8 @@ fn swapoff_brings_every_page_back() {
     m.sys_swapoff(0).unwrap();
     check(&m);
     assert_eq!(m.process(pid).unwrap().mm.rss.get(RssKind::Swap), 0);
-    assert_eq!(m.swap.table.total_swap_pages(), 0);
-    assert_eq!(m.pa.nodes[0].stats.get(NodeStat::NrSwapcached), 0);
+    assert_eq!(m.swap().table.total_swap_pages(), 0);
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrSwapcached), 0);
     check_tags(&mut m, pid, a, pages, 1);
 }
 
@@ -187,7 +189,7 @@ fn shmem_pages_swap_out_and_back_with_their_bytes() {
     use machine::fs::{O_CREAT, O_RDWR};
     use mm::mmap::MAP_SHARED;
     let mut m = boot_with_swap(64, 65536);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let pid = m.spawn("shm").unwrap();
     // A tmpfs file of a RAM's worth, written through write(2)...
     let fd = m.sys_open(pid, "/tmp/big", O_CREAT | O_RDWR).unwrap();
@@ -211,7 +213,7 @@ fn shmem_pages_swap_out_and_back_with_their_bytes() {
         .unwrap();
     write_tags(&mut m, pid, s, half, 8);
     check(&m);
-    assert!(m.pa.events.get(VmEvent::Pswpout) > 0);
+    assert!(m.pa().events.get(VmEvent::Pswpout) > 0);
     for i in 0..pages {
         let b = m.file_read(pid, fd, Some(i * PAGE_SIZE), 16).unwrap();
         assert_eq!(b, tag(pid, i, 7), "file page {i}");
@@ -262,12 +264,12 @@ fn a_swap_file_made_by_the_hosts_mkswap_carries_the_traffic() {
     assert!(swaps.contains(&format!("{}", path.display())), "{swaps}");
     assert!(swaps.contains("\t98300\t"), "{swaps}");
     let pid = m.spawn("t").unwrap();
-    let pages = 2 * m.pa.totalram_pages();
+    let pages = 2 * m.pa().totalram_pages();
     let a = m
         .sys_mmap(pid, 0, pages * PAGE_SIZE, RW, ANON, None, 0)
         .unwrap();
     write_tags(&mut m, pid, a, pages, 3);
-    assert!(m.pa.events.get(VmEvent::Pswpout) > 0);
+    assert!(m.pa().events.get(VmEvent::Pswpout) > 0);
     check_tags(&mut m, pid, a, pages, 3);
     check(&m);
     let _ = std::fs::remove_file(&path);
@@ -276,7 +278,7 @@ fn a_swap_file_made_by_the_hosts_mkswap_carries_the_traffic() {
 #[test]
 fn pages_read_ahead_from_swap_and_never_mapped_are_reclaimable() {
     let mut m = boot_with_swap(64, 65536);
-    let total = m.pa.totalram_pages();
+    let total = m.pa().totalram_pages();
     let pid = m.spawn("ra").unwrap();
     let pages = 2 * total;
     let a = m
@@ -288,7 +290,7 @@ fn pages_read_ahead_from_swap_and_never_mapped_are_reclaimable() {
     for i in (0..pages).step_by(8) {
         m.load(pid, a + i * PAGE_SIZE, 1).unwrap();
     }
-    let cached = m.pa.nodes[0].stats.get(NodeStat::NrSwapcached);
+    let cached = m.pa().nodes[0].stats.get(NodeStat::NrSwapcached);
     assert!(cached > (total / 2) as i64, "{cached} swap-cache pages");
     // Another process needs most of the RAM: reclaim must take those
     // unmapped swap-cache pages (they are neither shmem nor mapped).
@@ -297,7 +299,7 @@ fn pages_read_ahead_from_swap_and_never_mapped_are_reclaimable() {
         .sys_mmap(other, 0, total * PAGE_SIZE, RW, ANON, None, 0)
         .unwrap();
     write_tags(&mut m, other, b, total, 2);
-    assert_eq!(m.pa.events.get(VmEvent::OomKill), 0);
+    assert_eq!(m.pa().events.get(VmEvent::OomKill), 0);
     check(&m);
     check_tags(&mut m, pid, a, pages, 1);
     check_tags(&mut m, other, b, total, 2);

@@ -26,9 +26,10 @@ fn workload(m: &mut Machine) -> (String, Vec<(u64, u8)>, u64) {
     let _ = m.trace().take();
     let mut blocks = Vec::new();
     for order in [0u8, 3, 0, 5] {
-        let pfn =
-            m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(order))
-                .unwrap();
+        let pfn = m
+            .pa()
+            .alloc_pages(CpuId(0), Gfp::KERNEL, Order(order))
+            .unwrap();
         blocks.push((pfn.0, order));
     }
     let pid = m.spawn("tracee").unwrap();
@@ -47,7 +48,8 @@ fn workload(m: &mut Machine) -> (String, Vec<(u64, u8)>, u64) {
     // Unmapping a page that was touched flushes it from every TLB.
     m.sys_munmap(pid, a, 4 << 12).unwrap();
     for &(pfn, order) in &blocks {
-        m.pa.free_pages(CpuId(0), mm::types::Pfn(pfn), Order(order));
+        m.pa()
+            .free_pages(CpuId(0), mm::types::Pfn(pfn), Order(order));
     }
     (m.trace().take().ftrace(), blocks, a + 4096)
 }

@@ -285,7 +285,7 @@ proptest! {
         // Every page of every process came back (the spawn's own kernel
         // objects are in the slab caches, counted by free_pages).
         // Pages left in the swap cache with no user are free for reclaim.
-        let swapcache = m.pa.nodes[0].stats.get(mm::vmstat::NodeStat::NrSwapcached) as u64;
+        let swapcache = m.pa().nodes[0].stats.get(mm::vmstat::NodeStat::NrSwapcached) as u64;
         prop_assert!(common::free_pages(&m) + swapcache >= free0);
     }
 }

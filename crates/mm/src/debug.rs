@@ -332,7 +332,7 @@ pub fn check_mm(
         );
         let mapping = PageMapping::decode(page.mapping());
         let found: BTreeSet<(MmId, u64)> = rmap
-            .mapped_ptes(&pa.direct_map(), mapping, page.index(), pfn)
+            .mapped_ptes(pa.direct_map(), mapping, page.index(), pfn)
             .into_iter()
             .map(|(h, _)| (h.mm, h.va.0))
             .collect();

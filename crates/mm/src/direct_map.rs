@@ -3,36 +3,54 @@
 //! host mapping that covers physical addresses `[0, size)`; holes in the
 //! firmware map are part of it but are never handed out.
 
+use alloc::sync::Arc;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;
 
 use crate::types::{Pfn, PhysAddr, PAGE_SIZE};
 
-/// Host view of the simulated RAM. Cheap to copy; the owner of the mapping
-/// (the machine) keeps it alive for as long as the memory manager lives.
-#[derive(Clone, Copy)]
+/// The owner of the host memory that stands for RAM: the machine's memfd
+/// mapping, or a heap buffer in tests. Every [`DirectMap`] holds it, so the
+/// memory is released only after its last user is gone, whatever order the
+/// machine's parts are dropped in.
+///
+/// # Safety
+/// `base()` must be page-aligned and valid for reads and writes of `size()`
+/// bytes for as long as the value lives, and neither may change.
+pub unsafe trait RamBacking: Send + Sync {
+    /// Host address of physical address 0.
+    fn base(&self) -> NonNull<u8>;
+    /// Bytes of physical address space covered.
+    fn size(&self) -> u64;
+}
+
+/// Host view of the simulated RAM. Cloning it shares the [`RamBacking`],
+/// which keeps the memory alive as long as any clone exists.
+#[derive(Clone)]
 pub struct DirectMap {
+    /// `owner.base()`, kept here so an access is one add.
     base: NonNull<u8>,
+    /// `owner.size()`.
     size: u64,
+    /// Held, never read: it keeps the memory alive while this view exists.
+    _owner: Arc<dyn RamBacking>,
 }
 
 // SAFETY: the mapping is plain memory shared by all simulated CPUs, as RAM is;
 // concurrent users synchronise through the allocator's locks, as in Linux.
+// The owner is Send + Sync by its trait's bounds.
 unsafe impl Send for DirectMap {}
 // SAFETY: as for Send: shared access goes through the allocator's locks.
 unsafe impl Sync for DirectMap {}
 
 impl DirectMap {
-    /// Wraps a host mapping of `size` bytes that stands for physical
-    /// addresses `[0, size)`.
-    ///
-    /// # Safety
-    /// `base` must be valid for reads and writes of `size` bytes, aligned to
-    /// a page, and outlive every user of this `DirectMap`.
-    pub unsafe fn new(base: *mut u8, size: u64) -> Self {
+    /// The direct map of `owner`'s memory, which stands for physical
+    /// addresses `[0, owner.size())`.
+    pub fn new(owner: Arc<dyn RamBacking>) -> Self {
         Self {
-            base: NonNull::new(base).expect("direct map base must not be null"),
-            size,
+            base: owner.base(),
+            size: owner.size(),
+            _owner: owner,
         }
     }
 
@@ -101,56 +119,64 @@ impl DirectMap {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_ram {
-    //! A heap-backed RAM for unit tests of mm alone.
-    extern crate std;
-    use super::DirectMap;
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
+/// Zeroed, page-aligned heap memory standing in for RAM, for tests and
+/// benchmarks that drive mm or the MMU without a machine. Allocated with a
+/// small alignment (so the host's calloc maps it lazily rather than clearing
+/// it) and aligned by hand.
+pub struct HeapRam {
+    ptr: NonNull<u8>,
+    layout: alloc::alloc::Layout,
+    size: u64,
+}
 
-    /// Zeroed, page-aligned host memory standing in for RAM. Allocated
-    /// with a small alignment (so the host's calloc maps it lazily rather
-    /// than clearing it) and aligned by hand.
-    pub struct TestRam {
-        ptr: *mut u8,
-        layout: Layout,
-        size: u64,
+// SAFETY: the buffer is owned by the value and only reached through
+// `DirectMap`, whose users synchronise as on any shared memory.
+unsafe impl Send for HeapRam {}
+// SAFETY: as for Send.
+unsafe impl Sync for HeapRam {}
+
+impl HeapRam {
+    /// The direct map of `size` bytes of fresh zeroed memory. Panics if the
+    /// host cannot allocate it, as a test would.
+    pub fn direct_map(size: u64) -> DirectMap {
+        let layout = alloc::alloc::Layout::from_size_align(size as usize + PAGE_SIZE as usize, 16)
+            .expect("test RAM size fits a layout");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::alloc::handle_alloc_error(layout));
+        DirectMap::new(Arc::new(HeapRam { ptr, layout, size }))
     }
+}
 
-    impl TestRam {
-        pub fn new(size: u64) -> Self {
-            let layout = Layout::from_size_align(size as usize + 4096, 16).unwrap();
-            // SAFETY: non-zero size.
-            let ptr = unsafe { alloc_zeroed(layout) };
-            assert!(!ptr.is_null());
-            Self { ptr, layout, size }
-        }
-        pub fn map(&self) -> DirectMap {
-            let aligned = self.ptr.wrapping_add(self.ptr.align_offset(4096));
-            // SAFETY: `size` bytes from the aligned start lie inside the
-            // allocation, which lives as long as self.
-            unsafe { DirectMap::new(aligned, self.size) }
-        }
+// SAFETY: `size` bytes from the first page boundary lie inside the
+// allocation (one spare page was allocated for the alignment), which lives
+// until the value is dropped.
+unsafe impl RamBacking for HeapRam {
+    fn base(&self) -> NonNull<u8> {
+        let off = self.ptr.as_ptr().align_offset(PAGE_SIZE as usize);
+        // SAFETY: `off` < PAGE_SIZE, inside the allocation.
+        unsafe { self.ptr.add(off) }
     }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
 
-    impl Drop for TestRam {
-        fn drop(&mut self) {
-            // SAFETY: allocated with this layout.
-            unsafe { dealloc(self.ptr, self.layout) }
-        }
+impl Drop for HeapRam {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `direct_map` with this layout, freed once.
+        unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_ram::TestRam;
     use super::*;
     use core::sync::atomic::Ordering;
 
     #[test]
     fn bytes_round_trip_and_copy_page() {
-        let ram = TestRam::new(4 * PAGE_SIZE);
-        let dm = ram.map();
+        let dm = HeapRam::direct_map(4 * PAGE_SIZE);
         dm.write(PhysAddr(0x1ff0), b"hello, ram");
         let mut buf = [0u8; 10];
         dm.read(PhysAddr(0x1ff0), &mut buf);

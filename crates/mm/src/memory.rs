@@ -1311,7 +1311,7 @@ impl RmapCtx<'_> {
             || self
                 .rmap
                 .mapped_ptes(
-                    &self.pa.direct_map(),
+                    self.pa.direct_map(),
                     PageMapping::decode(page.mapping()),
                     page.index(),
                     pfn,
@@ -1330,7 +1330,7 @@ impl RmapCtx<'_> {
         let mapping = PageMapping::decode(page.mapping());
         let hits = self
             .rmap
-            .referenced(&self.pa.direct_map(), mapping, page.index(), pfn);
+            .referenced(self.pa.direct_map(), mapping, page.index(), pfn);
         for h in &hits {
             self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);
         }
@@ -1358,18 +1358,18 @@ impl RmapCtx<'_> {
         };
         let mapping = PageMapping::decode(page.mapping());
         let swap = self.swap;
-        let hits =
-            self.rmap
-                .unmap_all(
-                    &self.pa.direct_map(),
-                    mapping,
-                    page.index(),
-                    pfn,
-                    &|mode| match entry {
-                        Some(e) if swap.swap_duplicate(e).is_ok() => Pte::swap(mode, e),
-                        _ => Pte::NONE,
-                    },
-                );
+        let hits = self
+            .rmap
+            .unmap_all(
+                self.pa.direct_map(),
+                mapping,
+                page.index(),
+                pfn,
+                &|mode| match entry {
+                    Some(e) if swap.swap_duplicate(e).is_ok() => Pte::swap(mode, e),
+                    _ => Pte::NONE,
+                },
+            );
         let mut freed = Vec::new();
         for (h, old) in &hits {
             self.tlb.flush_range(h.entry.asid, h.va, h.va + PAGE_SIZE);

@@ -666,21 +666,19 @@ pub fn mem_init_print_info(pa: &PageAlloc, image: &KernelImage) {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::direct_map::test_ram::TestRam;
+    use crate::direct_map::HeapRam;
 
     /// A booted test machine: RAM, memblock's final state and the allocator.
     pub struct TestMachine {
         pub pa: PageAlloc,
         pub mb: Memblock,
-        // Dropped last: the allocator's memmap lives in it.
-        pub _ram: TestRam,
     }
 
     /// Boots `ram` bytes of RAM at the arch's DRAM base with `ncpus` CPUs on
     /// one node; x86 reserves its first MiB, the kernel image takes 2 MiB.
     pub fn boot(arch: Arch, ram: u64, ncpus: usize) -> TestMachine {
         let base = arch.dram_base();
-        let host = TestRam::new(base + ram);
+        let host = HeapRam::direct_map(base + ram);
         let mut mb = Memblock::new();
         mb.add_node(PhysAddr(base), ram, 0).unwrap();
         let kernel = if base == 0 {
@@ -708,9 +706,9 @@ pub(crate) mod testing {
             bss: 128 << 10,
             ..Default::default()
         };
-        let pa = free_area_init(&mut mb, host.map(), &params, Printk::new()).unwrap();
+        let pa = free_area_init(&mut mb, host, &params, Printk::new()).unwrap();
         mem_init_print_info(&pa, &image);
-        TestMachine { pa, mb, _ram: host }
+        TestMachine { pa, mb }
     }
 }
 

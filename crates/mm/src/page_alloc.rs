@@ -1020,8 +1020,8 @@ impl PageAlloc {
     }
 
     /// The direct map of RAM.
-    pub fn direct_map(&self) -> DirectMap {
-        self.dm
+    pub fn direct_map(&self) -> &DirectMap {
+        &self.dm
     }
     /// Number of CPUs.
     pub fn nr_cpus(&self) -> usize {

@@ -228,10 +228,10 @@ fn deferred_blocks_are_initialised_on_demand() {
 #[test]
 fn numa_fallback_follows_distance() {
     // Three nodes; node 0 is closer to node 2 than to node 1.
-    use crate::direct_map::test_ram::TestRam;
+    use crate::direct_map::HeapRam;
     use crate::memblock::Memblock;
     use crate::mm_init::{free_area_init, BootParams};
-    let ram = TestRam::new(3 << 26);
+    let ram = HeapRam::direct_map(3 << 26);
     let mut mb = Memblock::new();
     for n in 0..3u64 {
         mb.add_node(PhysAddr(n << 26), 1 << 26, n as u32).unwrap();
@@ -246,7 +246,7 @@ fn numa_fallback_follows_distance() {
         system_hashes: Vec::new(),
         trace: Default::default(),
     };
-    let pa = free_area_init(&mut mb, ram.map(), &params, Printk::new()).unwrap();
+    let pa = free_area_init(&mut mb, ram, &params, Printk::new()).unwrap();
     let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();
     assert_eq!(nodes.first(), Some(&0));
     let first_other = nodes.iter().find(|&&n| n != 0).unwrap();

@@ -114,7 +114,7 @@ impl PageTable {
     /// and every kernel-half table below the PGD preallocated so user PGDs
     /// can share it. On failure every frame taken is given back.
     pub fn new_kernel(
-        dm: DirectMap,
+        dm: &DirectMap,
         alloc: &mut dyn PgtableAlloc,
         mode: PagingMode,
         lowmem_end: PhysAddr,
@@ -126,15 +126,15 @@ impl PageTable {
     /// (clipped to `lowmem_end`), as `init_mem_mapping` maps the first MiB
     /// and then each memblock memory range, leaving holes unmapped.
     pub fn new_kernel_ranges(
-        dm: DirectMap,
+        dm: &DirectMap,
         alloc: &mut dyn PgtableAlloc,
         mode: PagingMode,
         lowmem_end: PhysAddr,
         ranges: &[(PhysAddr, PhysAddr)],
     ) -> Result<PageTable, Errno> {
-        let root = take_table(&dm, alloc)?;
+        let root = take_table(dm, alloc)?;
         let mut pt = PageTable {
-            dm,
+            dm: dm.clone(),
             root,
             mode,
             kind: Kind::Kernel,
@@ -213,7 +213,7 @@ impl PageTable {
         let mode = kernel.mode;
         let root = take_table(&kernel.dm, alloc)?;
         let pt = PageTable {
-            dm: kernel.dm,
+            dm: kernel.dm.clone(),
             root,
             mode,
             kind: Kind::User,
@@ -230,9 +230,9 @@ impl PageTable {
     /// Another mm's tables, reached through their root for an rmap walk
     /// (Linux's `page_vma_mapped_walk` from a page): lookups and atomic
     /// entry updates only, since the view owns nothing.
-    pub fn view(dm: DirectMap, root: Pfn, mode: PagingMode) -> PageTableView {
+    pub fn view(dm: &DirectMap, root: Pfn, mode: PagingMode) -> PageTableView {
         PageTableView(PageTable {
-            dm,
+            dm: dm.clone(),
             root,
             mode,
             kind: Kind::User,
@@ -953,7 +953,7 @@ fn take_table(dm: &DirectMap, alloc: &mut dyn PgtableAlloc) -> Result<Pfn, Errno
 mod tests {
     use super::*;
     use crate::arch::layout::AddressSpaceLayout;
-    use crate::direct_map::test_ram::TestRam;
+    use crate::direct_map::HeapRam;
     use alloc::collections::{BTreeMap, BTreeSet};
     use alloc::vec::Vec;
     use proptest::prelude::*;
@@ -1002,19 +1002,18 @@ mod tests {
 
     const RAM: u64 = 16 << 20;
 
-    fn setup(mode: PagingMode, lowmem: u64) -> (TestRam, TestAlloc, PageTable) {
-        let ram = TestRam::new(RAM);
-        let dm = ram.map();
-        let mut a = TestAlloc::new(dm);
-        let k = kernel(dm, &mut a, mode, lowmem).unwrap();
-        (ram, a, k)
+    fn setup(mode: PagingMode, lowmem: u64) -> (DirectMap, TestAlloc, PageTable) {
+        let dm = HeapRam::direct_map(RAM);
+        let mut a = TestAlloc::new(dm.clone());
+        let k = kernel(&dm, &mut a, mode, lowmem).unwrap();
+        (dm, a, k)
     }
 
     /// The kernel's tables over the test RAM at physical 0: with its direct
     /// map on x86; without on arm64, whose linear map starts at the DRAM
     /// base (1 GiB), above this RAM.
     fn kernel(
-        dm: DirectMap,
+        dm: &DirectMap,
         a: &mut TestAlloc,
         mode: PagingMode,
         lowmem: u64,
@@ -1079,8 +1078,7 @@ mod tests {
     #[test]
     fn round_trip_at_every_index_edge_with_exact_hardware_bits() {
         for mode in PagingMode::ALL {
-            let (ram, mut a, k) = setup(mode, 8 << 20);
-            let dm = ram.map();
+            let (dm, mut a, k) = setup(mode, 8 << 20);
             let mut u = PageTable::new_user(&k, &mut a).unwrap();
             let addrs = edge_addresses(mode);
             let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::WRITE | PteFlags::NX;
@@ -1156,8 +1154,7 @@ mod tests {
     fn kernel_direct_map_uses_largest_pages() {
         // x86-64: 3 GiB + 2 MiB + 8 KiB -> three 1 GiB, one 2 MiB, two 4 KiB pages.
         let end = (3 << 30) + (2 << 20) + 0x2000;
-        let (ram, _a, k) = setup(PagingMode::X86_64L4, end);
-        let dm = ram.map();
+        let (dm, _a, k) = setup(PagingMode::X86_64L4, end);
         let l = AddressSpaceLayout::new(PagingMode::X86_64L4, 0);
         let at = |pa: u64| {
             k.lookup(VirtAddr(l.page_offset + pa))
@@ -1189,8 +1186,7 @@ mod tests {
         }
 
         // 2-level x86: 896 MiB of 4 MiB PSE pages in PGD slots 768..991, no NX.
-        let (ram, _a, k) = setup(PagingMode::X86_32, 896 << 20);
-        let dm = ram.map();
+        let (dm, _a, k) = setup(PagingMode::X86_32, 896 << 20);
         let mut b = [0u8; 4];
         dm.read(PagingMode::X86_32.entry_pa(k.root(), 768 + 5), &mut b);
         assert_eq!(u32::from_le_bytes(b), (5 << 22) | 0x1e3);
@@ -1486,21 +1482,20 @@ mod tests {
     #[test]
     fn out_of_memory_is_an_error_not_a_panic() {
         for mode in PagingMode::ALL {
-            let ram = TestRam::new(RAM);
-            let dm = ram.map();
-            let mut a = TestAlloc::new(dm);
+            let dm = HeapRam::direct_map(RAM);
+            let mut a = TestAlloc::new(dm.clone());
             // x86 needs the PGD and at least one preallocated kernel
             // table; arm64's swapper_pg_dir alone is a valid kernel table.
             for limit in 0..if mode.split_roots() { 1 } else { 2 } {
                 a.limit = limit;
                 assert_eq!(
-                    kernel(dm, &mut a, mode, 64 << 20).err(),
+                    kernel(&dm, &mut a, mode, 64 << 20).err(),
                     Some(Errno::ENOMEM)
                 );
                 assert_eq!(a.outstanding(), 0);
             }
             a.limit = usize::MAX;
-            let k = kernel(dm, &mut a, mode, 64 << 20).unwrap();
+            let k = kernel(&dm, &mut a, mode, 64 << 20).unwrap();
             let mut u = PageTable::new_user(&k, &mut a).unwrap();
             a.limit = a.outstanding();
             assert_eq!(

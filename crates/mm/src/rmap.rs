@@ -336,7 +336,7 @@ impl Rmap {
         self.walk(mapping, index)
             .into_iter()
             .filter_map(|h| {
-                let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
+                let view = PageTable::view(dm, h.entry.root, h.entry.mode);
                 let (pte, level) = view.lookup(h.va)?;
                 (level == 1 && pte.maps_page() && pte.pfn() == pfn).then_some((h, pte))
             })
@@ -359,7 +359,7 @@ impl Rmap {
             if f(pte).is_none() {
                 continue;
             }
-            let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
+            let view = PageTable::view(dm, h.entry.root, h.entry.mode);
             // Recomputed on the value the exchange sees, so an accessed or
             // dirty bit the MMU set meanwhile is not lost.
             if let Some(old) = view.update(h.va, &|p| f(p).unwrap_or(p)) {
@@ -401,7 +401,7 @@ impl Rmap {
     ) -> Vec<(RmapHit, Pte)> {
         let mut out = Vec::new();
         for (h, _) in self.mapped_ptes(dm, mapping, index, pfn) {
-            let view = PageTable::view(*dm, h.entry.root, h.entry.mode);
+            let view = PageTable::view(dm, h.entry.root, h.entry.mode);
             let value = new(h.entry.mode);
             if let Some(old) = view.update(h.va, &|_| value) {
                 out.push((h, old));

@@ -244,7 +244,7 @@ fn grow(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<()> {
     let dm = k.pa.direct_map();
     if let Some(ctor) = s.ctor {
         for i in 0..num {
-            run_ctor(&dm, s_mem + i * s.size, s.object_size(), ctor);
+            run_ctor(dm, s_mem + i * s.size, s.object_size(), ctor);
         }
     }
     let idx: Vec<u8> = (0..num as u8).collect();

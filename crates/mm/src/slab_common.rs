@@ -1086,7 +1086,7 @@ impl<'a> Kmem<'a> {
         }?;
         if gfp.has(Gfp::ZERO) {
             let len = orig_size.unwrap_or_else(|| c.cache.object_size());
-            fill(&self.pa.direct_map(), obj.0 .0, 0, len);
+            fill(self.pa.direct_map(), obj.0 .0, 0, len);
         }
         Some(obj)
     }
@@ -1380,10 +1380,10 @@ impl<'a> Kmem<'a> {
             if let Some((_, id)) = self.obj_slab(obj) {
                 if let Some(c) = self.sa.cache(id) {
                     if let Some(off) = c.orig_size_offset {
-                        write_u64(&dm, obj.0 .0 + off, new_size);
+                        write_u64(dm, obj.0 .0 + off, new_size);
                         if new_size < c.object_size() && c.flags.has(SlabFlags::RED_ZONE) {
                             fill(
-                                &dm,
+                                dm,
                                 obj.0 .0 + new_size,
                                 SLUB_RED_ACTIVE,
                                 c.object_size() - new_size,
@@ -1393,7 +1393,7 @@ impl<'a> Kmem<'a> {
                 }
             }
             if gfp.has(Gfp::ZERO) && new_size > old {
-                fill(&dm, obj.0 .0 + old, 0, new_size - old);
+                fill(dm, obj.0 .0 + old, 0, new_size - old);
             }
             return Some(obj);
         }
@@ -1412,7 +1412,7 @@ impl<'a> Kmem<'a> {
         let (_, id) = self.obj_slab(obj)?;
         let c = self.sa.cache(id)?;
         let off = c.orig_size_offset?;
-        Some(read_u64(&self.pa.direct_map(), obj.0 .0 + off))
+        Some(read_u64(self.pa.direct_map(), obj.0 .0 + off))
     }
 
     // ----- shared slab bookkeeping -----
@@ -2342,7 +2342,7 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                     assert!(a + len <= next, "step {step}: {a:#x} overlaps {next:#x}");
                 }
                 let fillb = (step % 251) as u8;
-                fill(&dm, a, fillb, len);
+                fill(dm, a, fillb, len);
                 live.insert(a, (len, c, fillb));
             }
             check_page_alloc(&m.pa).unwrap();

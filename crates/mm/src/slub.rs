@@ -199,7 +199,7 @@ fn walk(
         }
         free[i] = true;
         n += 1;
-        fl = read_u64(&dm, fl + s.offset);
+        fl = read_u64(dm, fl + s.offset);
     }
     Ok(n)
 }
@@ -216,9 +216,9 @@ fn init_slab(k: &Kmem, s: &Cache, pfn: Pfn) -> u64 {
             init_object(k, s, p, SLUB_RED_INACTIVE, None);
         }
         if let Some(ctor) = s.ctor {
-            run_ctor(&dm, p, s.object_size(), ctor);
+            run_ctor(dm, p, s.object_size(), ctor);
         }
-        write_u64(&dm, p + s.offset, if i + 1 < n { p + s.size } else { 0 });
+        write_u64(dm, p + s.offset, if i + 1 < n { p + s.size } else { 0 });
     }
     base
 }
@@ -266,7 +266,7 @@ pub(crate) fn alloc(
 ) -> Option<ObjPtr> {
     if c.freelist != 0 {
         let obj = c.freelist;
-        c.freelist = read_u64(&k.pa.direct_map(), obj + c.cache.offset);
+        c.freelist = read_u64(k.pa.direct_map(), obj + c.cache.offset);
         return Some(ObjPtr(PhysAddr(obj)));
     }
     if c.cache.debug() {
@@ -290,7 +290,7 @@ fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<O
                 head.set_mapping(0);
                 head.set_index(FROZEN | s.objects as u64);
                 drop(n);
-                c.freelist = read_u64(&dm, fl + s.offset);
+                c.freelist = read_u64(dm, fl + s.offset);
                 return Some(ObjPtr(PhysAddr(fl)));
             }
             // The CPU slab is full: unfreeze it onto the full list.
@@ -312,7 +312,7 @@ fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<O
         head.set_mapping(0);
         head.set_index(FROZEN | s.objects as u64);
         c.slab = pfn.0;
-        c.freelist = read_u64(&dm, fl + s.offset);
+        c.freelist = read_u64(dm, fl + s.offset);
         return Some(ObjPtr(PhysAddr(fl)));
     }
 }
@@ -361,7 +361,7 @@ pub(crate) fn free(
     let addr = obj.0 .0;
     let s = &c.cache;
     if c.slab != NIL && slab_of(s, addr) == c.slab {
-        write_u64(&k.pa.direct_map(), addr + s.offset, c.freelist);
+        write_u64(k.pa.direct_map(), addr + s.offset, c.freelist);
         c.freelist = addr;
         return Ok(());
     }
@@ -403,7 +403,7 @@ fn slab_free_slow(
     let prior = head.mapping();
     let idx = head.index();
     let inuse = (idx & INUSE_MASK) - 1;
-    write_u64(&k.pa.direct_map(), addr + s.offset, prior);
+    write_u64(k.pa.direct_map(), addr + s.offset, prior);
     head.set_mapping(addr);
     if idx & FROZEN != 0 {
         head.set_index(FROZEN | inuse);
@@ -467,8 +467,8 @@ fn deactivate(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
     let mut sfl = head.mapping();
     let mut fl = core::mem::replace(&mut c.freelist, 0);
     while fl != 0 {
-        let next = read_u64(&dm, fl + s.offset);
-        write_u64(&dm, fl + s.offset, sfl);
+        let next = read_u64(dm, fl + s.offset);
+        write_u64(dm, fl + s.offset, sfl);
         sfl = fl;
         fl = next;
         inuse -= 1;
@@ -615,7 +615,7 @@ fn check_bytes(
         start + last as u64,
         v
     );
-    fill(&dm, start + i as u64, v, (last - i + 1) as u64);
+    fill(dm, start + i as u64, v, (last - i + 1) as u64);
 }
 
 /// `check_object`: red zones (and the kmalloc red zone past the requested
@@ -645,7 +645,7 @@ fn check_object(k: &Kmem, s: &Cache, p: u64, val: u8) -> Vec<SlabReport> {
             &mut out,
         );
         if let (Some(off), true) = (s.orig_size_offset, val == SLUB_RED_ACTIVE) {
-            let orig = read_u64(&k.pa.direct_map(), p + off).min(osize);
+            let orig = read_u64(k.pa.direct_map(), p + off).min(osize);
             check_bytes(
                 k,
                 s,
@@ -671,17 +671,17 @@ fn init_object(k: &Kmem, s: &Cache, p: u64, val: u8, orig: Option<u64>) {
     let dm = k.pa.direct_map();
     let osize = s.object_size();
     if s.poisons() && val == SLUB_RED_INACTIVE {
-        fill(&dm, p, POISON_FREE, osize - 1);
-        fill(&dm, p + osize - 1, POISON_END, 1);
+        fill(dm, p, POISON_FREE, osize - 1);
+        fill(dm, p + osize - 1, POISON_END, 1);
     }
     if s.flags.has(SlabFlags::RED_ZONE) {
-        fill(&dm, p - s.red_left_pad, val, s.red_left_pad);
-        fill(&dm, p + osize, val, s.inuse - osize);
+        fill(dm, p - s.red_left_pad, val, s.red_left_pad);
+        fill(dm, p + osize, val, s.inuse - osize);
         if let Some(off) = s.orig_size_offset {
             let orig = orig.unwrap_or(osize).min(osize);
-            write_u64(&dm, p + off, orig);
+            write_u64(dm, p + off, orig);
             if val == SLUB_RED_ACTIVE {
-                fill(&dm, p + orig, val, osize - orig);
+                fill(dm, p + orig, val, osize - orig);
             }
         }
     }
@@ -700,8 +700,8 @@ fn set_track(
     }
     let dm = k.pa.direct_map();
     let t = p + s.track_offset + if free { TRACK_SIZE } else { 0 };
-    write_u64(&dm, t, k.sa.intern(caller));
-    write_u64(&dm, t + 8, cpu.0 as u64);
+    write_u64(dm, t, k.sa.intern(caller));
+    write_u64(dm, t + 8, cpu.0 as u64);
 }
 
 /// The alloc (or free) track stored with an object (`get_track`).
@@ -712,8 +712,8 @@ pub(crate) fn get_track(k: &Kmem, s: &Cache, obj: ObjPtr, free: bool) -> Option<
     let dm = k.pa.direct_map();
     let t = obj.0 .0 + s.track_offset + if free { TRACK_SIZE } else { 0 };
     Some(Track {
-        caller: k.sa.location(read_u64(&dm, t))?,
-        cpu: read_u64(&dm, t + 8) as u32,
+        caller: k.sa.location(read_u64(dm, t))?,
+        cpu: read_u64(dm, t + 8) as u32,
     })
 }
 
@@ -766,7 +766,7 @@ fn alloc_debug(
             n.full.push_back(k.sa.memmap(nid), Pfn(pfn));
             continue;
         }
-        let next = read_u64(&dm, obj + s.offset);
+        let next = read_u64(dm, obj + s.offset);
         // alloc_consistency_checks: use after free shows as broken poison.
         check_object(k, s, obj, SLUB_RED_INACTIVE);
         head.set_mapping(next);
@@ -810,7 +810,7 @@ fn free_debug(
             };
             return Err(report(k, s, r, 1));
         }
-        fl = read_u64(&dm, fl + s.offset);
+        fl = read_u64(dm, fl + s.offset);
         steps += 1;
     }
     let bad = check_object(k, s, addr, SLUB_RED_ACTIVE);
@@ -823,7 +823,7 @@ fn free_debug(
     let prior = head.mapping();
     let idx = head.index();
     let inuse = (idx & INUSE_MASK) - 1;
-    write_u64(&dm, addr + s.offset, prior);
+    write_u64(dm, addr + s.offset, prior);
     head.set_mapping(addr);
     if idx & ON_FULL != 0 {
         n.full.remove(k.sa.memmap(nid), Pfn(pfn));
@@ -869,7 +869,7 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
                     };
                     if object != 0 {
                         report(k, s, r, 1);
-                        write_u64(&dm, object + s.offset, 0);
+                        write_u64(dm, object + s.offset, 0);
                     } else {
                         report(k, s, r, 2);
                         head.set_mapping(0);
@@ -880,7 +880,7 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
                 }
                 free[obj_index(s, pfn.0, fp)] = true;
                 object = fp;
-                fp = read_u64(&dm, object + s.offset);
+                fp = read_u64(dm, object + s.offset);
                 nr += 1;
             }
             let inuse = (head.index() & INUSE_MASK) as u32;
@@ -1216,14 +1216,14 @@ mod tests {
         k.kmem_cache_free(C0, s, p).unwrap();
         let c = sa.cache(s).unwrap();
         let fp = p.0 .0 + c.offset;
-        let tmp = read_u64(&m.pa.direct_map(), fp);
+        let tmp = read_u64(m.pa.direct_map(), fp);
         poke(&k, fp, 0x12);
         assert_eq!(
             k.validate_slab_cache(s),
             3,
             "corrupt freechain + wrong count + fix"
         );
-        write_u64(&m.pa.direct_map(), fp, tmp);
+        write_u64(m.pa.direct_map(), fp, tmp);
         assert_eq!(k.validate_slab_cache(s), 2, "wrong count + fix");
         assert_eq!(k.validate_slab_cache(s), 0);
         k.kmem_cache_destroy(C0, s).unwrap();
@@ -1307,7 +1307,7 @@ mod tests {
             .kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None)
             .unwrap();
         let p = k.kmalloc_from(C0, s, 48, Gfp::KERNEL).unwrap();
-        fill(&dm, p.0 .0, 0xff, 48);
+        fill(dm, p.0 .0, 0xff, 48);
         let mut b = [0u8; 64];
         let p = k.krealloc(C0, p, 40, Gfp::KERNEL | Gfp::ZERO).unwrap();
         dm.read(p.0, &mut b);

@@ -943,7 +943,7 @@ fn cpu_on_node(pa: &PageAlloc, cpu: CpuId, nid: Option<u32>) -> CpuId {
 /// page through the kernel page tables (`vread_iter`): the bytes are those
 /// the mapping reaches. EFAULT at the first unmapped page.
 pub fn kernel_read(pt: &PageTable, va: VirtAddr, buf: &mut [u8]) -> Result<(), Errno> {
-    let dm = *pt.direct_map();
+    let dm = pt.direct_map();
     let mut done = 0usize;
     while done < buf.len() {
         let a = va + done as u64;
@@ -961,7 +961,7 @@ pub fn kernel_read(pt: &PageTable, va: VirtAddr, buf: &mut [u8]) -> Result<(), E
 /// Writes `data` at kernel virtual address `va` through the kernel page
 /// tables; EFAULT at the first page not mapped writable.
 pub fn kernel_write(pt: &PageTable, va: VirtAddr, data: &[u8]) -> Result<(), Errno> {
-    let dm = *pt.direct_map();
+    let dm = pt.direct_map();
     let mut done = 0usize;
     while done < data.len() {
         let a = va + done as u64;

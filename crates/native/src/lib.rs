@@ -414,8 +414,8 @@ fn warm(m: &mut Machine, path: &str) {
     let mut off = 0;
     while off < f.size() {
         match m
-            .cache
-            .read(&m.pa, mm::page_alloc::CpuId(0), &f, off, &mut buf)
+            .cache()
+            .read(m.pa(), mm::page_alloc::CpuId(0), &f, off, &mut buf)
         {
             Ok(n) if n > 0 => off += n as u64,
             _ => break,
@@ -469,7 +469,7 @@ fn reclaimed_pages(m: &Machine) -> u64 {
         VmEvent::Pswpout,
     ]
     .into_iter()
-    .map(|e| m.pa.events.get(e))
+    .map(|e| m.pa().events.get(e))
     .sum()
 }
 

@@ -98,7 +98,7 @@ impl Sample {
         let zones = parse_zones(&m.proc("zoneinfo")?, &m.proc("buddyinfo")?)?;
         let slabs = parse_slabinfo(&m.proc("slabinfo")?);
         let procs = m
-            .processes
+            .processes()
             .values()
             .map(|p| {
                 let status = format!("Name:\t{}\n{}", p.comm, mm::task_mmu::show_status_vm(&p.mm));

@@ -163,7 +163,7 @@ fn register(engine: &mut Engine, st: &Shared) {
     });
     let s = st.clone();
     engine.register_fn("boot", move |m: Map| -> RhaiResult<()> {
-        let c = config_from_map(&s.borrow().machine.config, &m)?;
+        let c = config_from_map(s.borrow().machine.config(), &m)?;
         // A swap file takes host disk as RAM takes host memory.
         let swap = match &c.swap {
             Some(machine::swapfile::SwapSpec::Make(n)) => *n,
@@ -204,7 +204,7 @@ fn register(engine: &mut Engine, st: &Shared) {
         "write_phys",
         move |addr: i64, text: &str| -> RhaiResult<()> {
             let st = s.borrow();
-            let dm = st.machine.pa.direct_map();
+            let dm = st.machine.pa().direct_map();
             if !dm.contains(PhysAddr(addr as u64), text.len() as u64) {
                 return err(format!("physical address {addr:#x} outside RAM"));
             }
@@ -218,7 +218,7 @@ fn register(engine: &mut Engine, st: &Shared) {
         "read_phys",
         move |addr: i64, len: i64| -> RhaiResult<String> {
             let st = s.borrow();
-            let dm = st.machine.pa.direct_map();
+            let dm = st.machine.pa().direct_map();
             if len < 0 || !dm.contains(PhysAddr(addr as u64), len as u64) {
                 return err(format!("physical range {addr:#x}+{len} outside RAM"));
             }
@@ -238,15 +238,15 @@ fn register(engine: &mut Engine, st: &Shared) {
     // `arm64`), for scenarios whose steps differ by architecture.
     let s = st.clone();
     engine.register_fn("arch", move || -> String {
-        s.borrow().machine.config.arch.name().to_string()
+        s.borrow().machine.config().arch.name().to_string()
     });
     let s = st.clone();
     engine.register_fn("nr_free_pages", move || -> i64 {
-        s.borrow().machine.pa.nr_free_pages() as i64
+        s.borrow().machine.pa().nr_free_pages() as i64
     });
     let s = st.clone();
     engine.register_fn("drain_pages", move || {
-        s.borrow().machine.pa.drain_all_pages()
+        s.borrow().machine.pa().drain_all_pages()
     });
     let s = st.clone();
     engine.register_fn("check", move || -> RhaiResult<()> {
@@ -280,20 +280,20 @@ fn register(engine: &mut Engine, st: &Shared) {
             ));
         }
         let st = s.borrow();
-        let pa = &st.machine.pa;
+        let pa = &st.machine.pa();
         let r = match name {
             "vm.min_free_kbytes" => pa.set_min_free_kbytes(value as u64),
             "vm.watermark_scale_factor" => pa.set_watermark_scale_factor(value as u64),
             "vm.swappiness" => {
                 st.machine
-                    .reclaim
+                    .reclaim()
                     .swappiness
                     .store(value as u32, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
             "vm.page-cluster" => {
                 st.machine
-                    .swap
+                    .swap()
                     .page_cluster
                     .store(value as u32, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
@@ -307,7 +307,7 @@ fn register(engine: &mut Engine, st: &Shared) {
             }
             "vm.legacy_va_layout" => {
                 drop(st);
-                s.borrow_mut().machine.tasks.legacy_va_layout = value != 0;
+                s.borrow_mut().machine.set_legacy_va_layout(value != 0);
                 return Ok(());
             }
             _ => return err(format!("unknown sysctl {name:?}")),
@@ -668,11 +668,11 @@ fn alloc(s: &Shared, cpu: i64, gfp: &str, order: i64) -> RhaiResult<i64> {
     let gfp = gfp_of(gfp)?;
     let order = order_of(order)?;
     let mut st = s.borrow_mut();
-    if cpu < 0 || cpu as usize >= st.machine.pa.nr_cpus() {
+    if cpu < 0 || cpu as usize >= st.machine.pa().nr_cpus() {
         return err(format!("no CPU {cpu}"));
     }
     st.allocations += 1;
-    match st.machine.pa.alloc_pages(CpuId(cpu as usize), gfp, order) {
+    match st.machine.pa().alloc_pages(CpuId(cpu as usize), gfp, order) {
         Some(p) => {
             st.pages.insert(p.0, order.0);
             Ok(p.0 as i64)
@@ -690,7 +690,7 @@ fn alloc(s: &Shared, cpu: i64, gfp: &str, order: i64) -> RhaiResult<i64> {
 fn free(s: &Shared, cpu: i64, pfn: i64, order: i64) -> RhaiResult<()> {
     let order = order_of(order)?;
     let mut st = s.borrow_mut();
-    if cpu < 0 || cpu as usize >= st.machine.pa.nr_cpus() {
+    if cpu < 0 || cpu as usize >= st.machine.pa().nr_cpus() {
         return err(format!("no CPU {cpu}"));
     }
     match st.pages.get(&(pfn as u64)) {
@@ -710,7 +710,7 @@ fn free(s: &Shared, cpu: i64, pfn: i64, order: i64) -> RhaiResult<()> {
     }
     st.pages.remove(&(pfn as u64));
     st.machine
-        .pa
+        .pa()
         .free_pages(CpuId(cpu as usize), Pfn(pfn as u64), order);
     Ok(())
 }
@@ -1035,7 +1035,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             let flags = slab_flags(flags)?;
             let r = {
                 let st = s.borrow();
-                let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+                let k = Kmem::new(st.machine.slab(), st.machine.pa());
                 k.kmem_cache_create(name, size.max(0) as u64, align.max(0) as u64, flags, None)
             };
             if let Ok(id) = r {
@@ -1051,10 +1051,10 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             let gfp = gfp_of(gfp)?;
             let o = {
                 let st = s.borrow();
-                if id < 0 || st.machine.slab.cache(CacheId(id as u32)).is_none() {
+                if id < 0 || st.machine.slab().cache(CacheId(id as u32)).is_none() {
                     return err(format!("no slab cache {id}"));
                 }
-                Kmem::new(&st.machine.slab, &st.machine.pa).kmem_cache_alloc(
+                Kmem::new(st.machine.slab(), st.machine.pa()).kmem_cache_alloc(
                     CpuId(0),
                     CacheId(id as u32),
                     gfp,
@@ -1069,7 +1069,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             return -22;
         }
         let st = s.borrow();
-        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+        let k = Kmem::new(st.machine.slab(), st.machine.pa());
         raw(k
             .kmem_cache_free(CpuId(0), CacheId(id as u32), obj(a))
             .map(|_| 0)
@@ -1078,24 +1078,24 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
     let s = st.clone();
     engine.register_fn("kmem_cache_shrink", move |id: i64| -> i64 {
         let st = s.borrow();
-        Kmem::new(&st.machine.slab, &st.machine.pa).kmem_cache_shrink(CpuId(0), CacheId(id as u32))
-            as i64
+        Kmem::new(st.machine.slab(), st.machine.pa())
+            .kmem_cache_shrink(CpuId(0), CacheId(id as u32)) as i64
     });
     let s = st.clone();
     engine.register_fn("kmem_cache_destroy", move |id: i64| -> RhaiResult<i64> {
         let r = {
             let st = s.borrow();
-            if id < 0 || st.machine.slab.cache(CacheId(id as u32)).is_none() {
+            if id < 0 || st.machine.slab().cache(CacheId(id as u32)).is_none() {
                 return Ok(-22);
             }
             if !st.caches.contains_key(&(id as u32)) {
-                let name = st.machine.slab.cache(CacheId(id as u32)).map(|c| c.name.clone());
+                let name = st.machine.slab().cache(CacheId(id as u32)).map(|c| c.name.clone());
                 return err(format!(
                     "kmem_cache_destroy({id}): {} is the kernel's cache, not one this script created",
                     name.unwrap_or_default()
                 ));
             }
-            let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+            let k = Kmem::new(st.machine.slab(), st.machine.pa());
             k.kmem_cache_destroy(CpuId(0), CacheId(id as u32))
         };
         if r.is_ok() {
@@ -1115,7 +1115,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             let gfp = gfp_of(gfp)?;
             let o = {
                 let st = s.borrow();
-                let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+                let k = Kmem::new(st.machine.slab(), st.machine.pa());
                 let size = size.max(0) as u64;
                 if zero {
                     k.kzalloc(CpuId(0), size, gfp)
@@ -1136,7 +1136,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             }
             let o = {
                 let st = s.borrow();
-                Kmem::new(&st.machine.slab, &st.machine.pa).krealloc(
+                Kmem::new(st.machine.slab(), st.machine.pa()).krealloc(
                     CpuId(0),
                     obj(a),
                     size.max(0) as u64,
@@ -1158,7 +1158,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
             return -22;
         }
         let st = s.borrow();
-        let k = Kmem::new(&st.machine.slab, &st.machine.pa);
+        let k = Kmem::new(st.machine.slab(), st.machine.pa());
         raw(k
             .kfree(CpuId(0), obj(a))
             .map(|_| 0)
@@ -1170,7 +1170,7 @@ fn register_slab(engine: &mut Engine, st: &Shared) {
         if !st.slab_objs.contains_key(&a) {
             return -22;
         }
-        Kmem::new(&st.machine.slab, &st.machine.pa).ksize(obj(a)) as i64
+        Kmem::new(st.machine.slab(), st.machine.pa()).ksize(obj(a)) as i64
     });
 }
 

@@ -638,19 +638,19 @@ impl Soak<'_> {
             return;
         }
         self.report.swap_left =
-            Some(self.m.swap.table.total_swap_pages() - self.m.swap.table.nr_swap_pages());
+            Some(self.m.swap().table.total_swap_pages() - self.m.swap().table.nr_swap_pages());
         if self.cfg.trace {
             eprintln!(
                 "after exit: {} pages in the swap cache, {} free pages of {}",
-                self.m.swap.nr_cached(),
-                self.m.pa.nr_free_pages(),
-                self.m.pa.totalram_pages()
+                self.m.swap().nr_cached(),
+                self.m.pa().nr_free_pages(),
+                self.m.pa().totalram_pages()
             );
         }
     }
 
     fn finish(mut self) -> SoakReport {
-        let ev = &self.m.pa.events;
+        let ev = &self.m.pa().events;
         self.report.faults = ev.get(VmEvent::Pgfault);
         self.report.major_faults = ev.get(VmEvent::Pgmajfault);
         self.report.swap_ins = ev.get(VmEvent::Pswpin);
@@ -666,8 +666,8 @@ impl Soak<'_> {
 
     /// RAM not free plus swap slots in use.
     fn used_pages(&self) -> u64 {
-        let pa = &self.m.pa;
-        let t = &self.m.swap.table;
+        let pa = &self.m.pa();
+        let t = &self.m.swap().table;
         pa.totalram_pages().saturating_sub(pa.nr_free_pages())
             + (t.total_swap_pages() - t.nr_swap_pages()).max(0) as u64
     }

@@ -461,7 +461,10 @@ fn a_vfork_child_shares_its_parents_address_space_until_execve() {
     let o2 = r.touches[0].outcome.clone().unwrap();
     assert_eq!((o2.minor, o2.major, o2.signal), (2, 0, None));
     target.machine.check().unwrap();
-    assert!(target.machine.processes.is_empty(), "every process reaped");
+    assert!(
+        target.machine.processes().is_empty(),
+        "every process reaped"
+    );
 
     // Without the child's mmap, the parent has no such VMA.
     let lines = parse_str("v.strace", &with_child_mmap(false)).unwrap();

@@ -228,13 +228,13 @@ check();
 /// a machine booted like `small()` (boot is deterministic).
 fn memmap_phys() -> u64 {
     let m = Machine::boot(small()).unwrap();
-    let dm = m.pa.direct_map();
+    let dm = m.pa().direct_map();
     let base = dm.ptr(PhysAddr(0)) as usize;
     let pfn = (0..1 << 16)
         .map(Pfn)
-        .find(|&p| m.pa.page(p).is_some())
+        .find(|&p| m.pa().page(p).is_some())
         .unwrap();
-    let page = m.pa.page(pfn).unwrap() as *const _ as usize;
+    let page = m.pa().page(pfn).unwrap() as *const _ as usize;
     let pa = (page - base) as u64;
     assert!(dm.contains(PhysAddr(pa), 64), "the memmap lives in RAM");
     pa

@@ -55,7 +55,7 @@ fn every_scenario_on_every_arch(slab: mm::slab_common::SlabKind) {
                         "{name} now passes on {arch}: add it to its `// arches:` line"
                     );
                     assert!(out.checks > 0, "{name} checks nothing");
-                    mm::debug::check_page_alloc(&m.pa)
+                    mm::debug::check_page_alloc(m.pa())
                         .unwrap_or_else(|e| panic!("{name} on {arch}, {slab:?}: {}", e.0));
                     runs += 1;
                 }
@@ -93,27 +93,27 @@ fn default_scenario_returns_every_page() {
     // caches keep and the kernel stacks each CPU keeps for its next task
     // (VMAP_STACK, at most NR_CACHED_STACKS = 2 per CPU), with nothing left
     // on swap or in the swap cache.
-    assert!(m.processes.is_empty());
-    assert_eq!(m.swap.table.total_swap_pages(), 0);
-    assert_eq!(m.swap.nr_cached(), 0);
-    assert!(m.pa.events.get(mm::vmstat::VmEvent::Pswpout) > 0);
-    let stat = |s: NodeStat| m.pa.nodes[0].stats.get(s) as u64;
+    assert!(m.processes().is_empty());
+    assert_eq!(m.swap().table.total_swap_pages(), 0);
+    assert_eq!(m.swap().nr_cached(), 0);
+    assert!(m.pa().events.get(mm::vmstat::VmEvent::Pswpout) > 0);
+    let stat = |s: NodeStat| m.pa().nodes[0].stats.get(s) as u64;
     let tables = stat(NodeStat::NrPageTablePages);
     let slab = stat(NodeStat::NrSlabReclaimable) + stat(NodeStat::NrSlabUnreclaimable);
     // The page cache keeps what exec read, as Linux's does.
     let cache = stat(NodeStat::NrFilePages);
     assert!(tables > 0);
     assert_eq!(stat(NodeStat::NrKernelStack), 0);
-    assert!(m.cached_stack_pages() <= 2 * 4 * m.config.cpus as u64);
+    assert!(m.cached_stack_pages() <= 2 * 4 * m.config().cpus as u64);
     assert_eq!(
-        m.pa.nr_free_pages()
-            + m.pa.nr_pcp_pages()
+        m.pa().nr_free_pages()
+            + m.pa().nr_pcp_pages()
             + tables
             + slab
             + cache
             + m.cached_stack_pages()
-            + m.tasks.zero_pfn.map_or(0, |_| 1),
-        m.pa.totalram_pages()
+            + m.tasks().zero_pfn.map_or(0, |_| 1),
+        m.pa().totalram_pages()
     );
     assert!(out.output.contains("Node 0, zone      DMA "));
 }
@@ -186,9 +186,9 @@ expect(b < 0x7ffffffff000, "no hint: below DEFAULT_MAP_WINDOW");
 "#;
     let (out, m) = run("la57.rhai", script, small()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.failures, 0);
-    assert!(m.config.la57);
+    assert!(m.config().la57);
     assert_eq!(
-        m.kernel_pt.as_ref().unwrap().mode(),
+        m.kernel_pt().unwrap().mode(),
         mm::arch::pte::PagingMode::X86_64L5
     );
     let e = fail("la57.rhai", "boot(#{la57: 1});");

@@ -174,7 +174,7 @@ fn exit_frees_the_swap_cache_of_its_pages() {
     })
     .unwrap();
     let pid = m.spawn("t").unwrap();
-    let pages = 2 * m.pa.totalram_pages();
+    let pages = 2 * m.pa().totalram_pages();
     let a = m
         .sys_mmap(
             pid,
@@ -192,12 +192,15 @@ fn exit_frees_the_swap_cache_of_its_pages() {
     for i in 0..pages {
         assert_eq!(m.load(pid, a + i * 4096, 8).unwrap(), i.to_le_bytes());
     }
-    assert!(m.swap.nr_cached() > 0);
+    assert!(m.swap().nr_cached() > 0);
     m.exit(pid).unwrap();
     m.check().unwrap();
-    let t = &m.swap.table;
+    let t = &m.swap().table;
     assert_eq!(
-        (t.total_swap_pages() - t.nr_swap_pages(), m.swap.nr_cached()),
+        (
+            t.total_swap_pages() - t.nr_swap_pages(),
+            m.swap().nr_cached()
+        ),
         (0, 0),
         "swap slots in use and swap-cache pages after exit"
     );

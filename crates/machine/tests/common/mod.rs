@@ -17,20 +17,21 @@ pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 /// kernel stacks each CPU keeps for its next task (VMAP_STACK's
 /// `cached_stacks`).
 pub fn free_pages(m: &Machine) -> u64 {
-    m.pa.nr_free_pages() + m.pa.nr_pcp_pages() + cached(m)
+    m.pa().nr_free_pages() + m.pa().nr_pcp_pages() + cached(m)
 }
 
 /// Pages the slab caches, the page cache and the per-CPU stack caches hold.
 fn cached(m: &Machine) -> u64 {
-    let slab: i64 =
-        m.pa.nodes
-            .iter()
-            .map(|n| {
-                n.stats.get(NodeStat::NrSlabReclaimable)
-                    + n.stats.get(NodeStat::NrSlabUnreclaimable)
-                    + n.stats.get(NodeStat::NrFilePages)
-            })
-            .sum();
+    let slab: i64 = m
+        .pa()
+        .nodes
+        .iter()
+        .map(|n| {
+            n.stats.get(NodeStat::NrSlabReclaimable)
+                + n.stats.get(NodeStat::NrSlabUnreclaimable)
+                + n.stats.get(NodeStat::NrFilePages)
+        })
+        .sum();
     slab as u64 + m.cached_stack_pages()
 }
 
@@ -40,14 +41,14 @@ pub fn check(m: &Machine) {
     if let Err(e) = m.check() {
         panic!("mm::debug: {e}");
     }
-    check_page_alloc(&m.pa).unwrap();
-    for p in m.processes.values() {
+    check_page_alloc(m.pa()).unwrap();
+    for p in m.processes().values() {
         p.mm.check_invariants().unwrap();
         // RSS counters match the page tables.
         let mut anon = 0;
         let mut file = 0;
         let mut shmem = 0;
-        let zero = m.tasks.zero_pfn.unwrap();
+        let zero = m.tasks().zero_pfn.unwrap();
         p.pt.walk(
             mm::VirtAddr(0),
             mm::VirtAddr(p.mm.task_size),
@@ -55,7 +56,7 @@ pub fn check(m: &Machine) {
                 if !pte.maps_page() || pte.pfn() == zero {
                     return;
                 }
-                let page = m.pa.page(pte.pfn()).unwrap();
+                let page = m.pa().page(pte.pfn()).unwrap();
                 if page.mapping() & 1 != 0 {
                     anon += 1;
                 } else if page.test(mm::memmap::PageFlags::SWAPBACKED) {

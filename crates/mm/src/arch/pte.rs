@@ -818,7 +818,7 @@ impl Pte {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::direct_map::test_ram::TestRam;
+    use crate::direct_map::HeapRam;
 
     #[test]
     fn geometry_of_each_mode() {
@@ -934,8 +934,7 @@ mod tests {
 
     #[test]
     fn four_byte_entries_are_accessed_in_place() {
-        let ram = TestRam::new(8192);
-        let dm = ram.map();
+        let dm = HeapRam::direct_map(8192);
         let m = PagingMode::X86_32;
         m.write_entry(&dm, PhysAddr(0x1004), Pte(0xdead_b001));
         m.write_entry(&dm, PhysAddr(0x1000), Pte(0x1234_5003));

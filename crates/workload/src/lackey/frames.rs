@@ -94,8 +94,8 @@ pub fn run_on_machine(
         .process(pid)
         .map_or((0, 0), |p| (p.flt.minor, p.flt.major));
     let (in0, out0) = (
-        m.pa.events.get(VmEvent::Pswpin),
-        m.pa.events.get(VmEvent::Pswpout),
+        m.pa().events.get(VmEvent::Pswpin),
+        m.pa().events.get(VmEvent::Pswpout),
     );
     let fault = |e: machine::process::UserFault| format!("{e}");
     for (now, &id) in dense.iter().enumerate() {
@@ -140,8 +140,8 @@ pub fn run_on_machine(
     let p = m.process(pid).ok_or("the process is gone")?;
     run.machine_faults = (p.flt.minor + p.flt.major - f0.0 - f0.1, p.flt.major - f0.1);
     run.pswp = (
-        m.pa.events.get(VmEvent::Pswpin) - in0,
-        m.pa.events.get(VmEvent::Pswpout) - out0,
+        m.pa().events.get(VmEvent::Pswpin) - in0,
+        m.pa().events.get(VmEvent::Pswpout) - out0,
     );
     m.check().map_err(|e| format!("mm::debug: {e}"))?;
     // The plain simulation of the same policy must agree.

@@ -96,7 +96,7 @@ impl LackeyTarget for MachineLackey {
         };
         let tlb = self
             .machine
-            .cpus
+            .cpus()
             .get(p.cpu)
             .map(|c| c.tlb.stats())
             .unwrap_or_default();

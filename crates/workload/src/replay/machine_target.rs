@@ -190,7 +190,7 @@ impl ReplayTarget for MachineTarget {
                 let child = self.machine.fork(self.mm(parent)?)?;
                 // A vfork child that forks: the copy is of the address space
                 // it uses, the parent is the task itself.
-                if let Some(c) = self.machine.processes.get_mut(&child) {
+                if let Some(c) = self.machine.process_mut(child) {
                     c.ppid = task;
                 }
                 child
@@ -202,7 +202,7 @@ impl ReplayTarget for MachineTarget {
                     Some(p) => (p.comm.clone(), p.files.clone()),
                     None => return Err(TargetError::Errno(Errno::ESRCH)),
                 };
-                if let Some(c) = self.machine.processes.get_mut(&child) {
+                if let Some(c) = self.machine.process_mut(child) {
                     c.ppid = task;
                     c.comm = comm;
                     c.files = files;
@@ -478,8 +478,8 @@ impl ReplayTarget for MachineTarget {
             while off < f.size() {
                 match self
                     .machine
-                    .cache
-                    .read(&self.machine.pa, cpu, &f, off, &mut buf)
+                    .cache()
+                    .read(self.machine.pa(), cpu, &f, off, &mut buf)
                 {
                     Ok(n) if n > 0 => off += n as u64,
                     _ => break,

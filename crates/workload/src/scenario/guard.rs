@@ -119,7 +119,7 @@ pub(super) fn may_boot(st: &mut State, ram: u64) -> RhaiResult<()> {
 /// The pfn as a frame of the memmap, or an error naming `call`.
 pub(super) fn memmap_pfn(st: &State, call: &str, pfn: i64) -> RhaiResult<Pfn> {
     let p = Pfn(pfn as u64);
-    if pfn < 0 || st.machine.pa.page(p).is_none() {
+    if pfn < 0 || st.machine.pa().page(p).is_none() {
         return err(format!("{call}: pfn {pfn:#x} is outside the memmap"));
     }
     Ok(p)
@@ -127,7 +127,7 @@ pub(super) fn memmap_pfn(st: &State, call: &str, pfn: i64) -> RhaiResult<Pfn> {
 
 /// A CPU of the machine, or an error naming `call`.
 pub(super) fn cpu(st: &State, call: &str, cpu: i64) -> RhaiResult<usize> {
-    if cpu < 0 || cpu as usize >= st.machine.pa.nr_cpus() {
+    if cpu < 0 || cpu as usize >= st.machine.pa().nr_cpus() {
         return err(format!("{call}: no CPU {cpu}"));
     }
     Ok(cpu as usize)
@@ -146,7 +146,7 @@ pub(super) fn holds_phys(st: &State, pa: u64, len: u64) -> bool {
         }
     }
     if let Some((&obj, _)) = st.slab_objs.range(..=pa as i64).next_back() {
-        let k = mm::slab_common::Kmem::new(&st.machine.slab, &st.machine.pa);
+        let k = mm::slab_common::Kmem::new(st.machine.slab(), st.machine.pa());
         let size = k.ksize(mm::slab_common::ObjPtr(PhysAddr(obj as u64)));
         if end <= obj as u64 + size {
             return true;
@@ -173,16 +173,16 @@ pub(super) fn may_write_phys(st: &State, call: &str, pa: u64, len: u64) -> RhaiR
 /// not map RAM are left to `kernel_write`, which returns -EFAULT.
 pub(super) fn may_write_kernel(st: &State, va: u64, len: u64) -> RhaiResult<()> {
     let m = &st.machine;
-    let Some(pt) = m.kernel_pt.as_ref() else {
+    let Some(pt) = m.kernel_pt() else {
         return Ok(());
     };
-    let dm = m.pa.direct_map();
+    let dm = m.pa().direct_map();
     let mut done = 0;
     while done < len {
         let a = VirtAddr(va.wrapping_add(done));
         let n = (mm::PAGE_SIZE - a.page_offset()).min(len - done);
         done += n;
-        if m.vmalloc
+        if m.vmap_areas()
             .find_vm_area(a)
             .is_some_and(|vm| vm.caller == "scenario" && !vm.pages.is_empty())
         {
@@ -206,7 +206,7 @@ pub(super) fn may_write_kernel(st: &State, va: u64, len: u64) -> RhaiResult<()> 
 /// Refuses a `vfree` of an area the script did not make (a process's
 /// kernel stack, say); other addresses are left to `vfree` (-EINVAL).
 pub(super) fn may_vfree(st: &State, addr: i64) -> RhaiResult<()> {
-    match st.machine.vmalloc.find_vm_area(VirtAddr(addr as u64)) {
+    match st.machine.vmap_areas().find_vm_area(VirtAddr(addr as u64)) {
         Some(vm) if vm.caller != "scenario" => err(format!(
             "vfree({addr:#x}): the area belongs to {}, not to this script",
             vm.caller

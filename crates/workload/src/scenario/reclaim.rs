@@ -47,7 +47,7 @@ pub(super) fn register(engine: &mut Engine, st: &Shared) {
     // lru(): node 0's list sizes in pages, by Linux's list names.
     engine.register_fn("lru", move || -> Map {
         let st = s.borrow();
-        let vec = st.machine.pa.nodes[0].lruvec.lock();
+        let vec = st.machine.pa().nodes[0].lruvec.lock();
         let mut m = Map::new();
         for (lru, name) in Lru::ALL.iter().zip([
             "inactive_anon",

@@ -149,7 +149,7 @@ fn boot(t: &mut Tour) -> Result<(), String> {
     let m = boot_machine(64 << 20, 1)?;
     t.step("the firmware's map (e820)");
     t.state("dmesg", &dmesg_lines(&m, &["BIOS-e820", "e820: "]));
-    let usable: u64 = m.memblock.memory.total_size();
+    let usable: u64 = m.memblock().memory.total_size();
     t.explain(
         "the BIOS lists usable and reserved ranges; the kernel then drops page 0 and the 640K-1M hole",
         "arch/x86/kernel/e820.c e820__memory_setup / trim_bios_range: page 0 and the legacy ROM area are never RAM to the allocator",
@@ -158,7 +158,7 @@ fn boot(t: &mut Tour) -> Result<(), String> {
     t.step("memblock: the usable RAM and what boot code reserved");
     t.state("memblock/memory", &m.proc("memblock/memory")?);
     t.state("memblock/reserved", &m.proc("memblock/reserved")?);
-    let img = &m.image;
+    let img = &m.image();
     t.say(&format!(
         "   reserved 0: the first MiB (firmware) and the kernel image [{:#x}, {:#x})\n   \
          reserved 1: the per-CPU areas; 2: the memmap (a 2 MiB vmemmap block);\n   \
@@ -170,8 +170,8 @@ fn boot(t: &mut Tour) -> Result<(), String> {
         "memblock.memory holds the usable e820 ranges; memblock.reserved the kernel image, the low 1 MiB and every early allocation",
         "mm/memblock.c memblock_add/memblock_reserve; arch/x86/kernel/setup.c reserves the image and the first MiB before any memblock_alloc",
     );
-    t.checkpoint("memblock.memory regions", m.memblock.memory.cnt());
-    let rsv = m.memblock.reserved.regions();
+    t.checkpoint("memblock.memory regions", m.memblock().memory.cnt());
+    let rsv = m.memblock().reserved.regions();
     let size = |i: usize| rsv.get(i).map_or(0, |r| r.size);
     t.checkpoint(
         "reserved[0] end",
@@ -193,8 +193,8 @@ fn boot(t: &mut Tour) -> Result<(), String> {
             ],
         ),
     );
-    let dma = zone_named(&m.pa, 0, "DMA")?;
-    let dma32 = zone_named(&m.pa, 0, "DMA32")?;
+    let dma = zone_named(m.pa(), 0, "DMA")?;
+    let dma32 = zone_named(m.pa(), 0, "DMA32")?;
     t.explain(
         "free_area_init sizes each zone (spanned, present) and gives every frame a struct page in the memmap",
         "mm/mm_init.c free_area_init → calculate_node_totalpages; holes are 'unavailable ranges' with struct pages but no RAM",
@@ -223,14 +223,14 @@ fn boot(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("available KiB", avail);
     t.checkpoint("physpages KiB", phys);
     t.checkpoint("reserved KiB", reserved);
-    t.checkpoint("totalram_pages", m.pa.totalram_pages());
+    t.checkpoint("totalram_pages", m.pa().totalram_pages());
     t.step("the buddy allocator after boot");
     t.state("buddyinfo", &m.proc("buddyinfo")?);
     t.explain(
         "free pages sit in blocks of 2^order pages per zone, mostly large: freed RAM coalesces as it is handed over",
         "mm/page_alloc.c __free_pages_core → __free_one_page merges each block with its free buddy up to MAX_PAGE_ORDER",
     );
-    t.checkpoint("nr_free_pages", m.pa.nr_free_pages());
+    t.checkpoint("nr_free_pages", m.pa().nr_free_pages());
     Ok(())
 }
 
@@ -285,13 +285,13 @@ fn zones(t: &mut Tour) -> Result<(), String> {
     );
     let m64 = boot_machine(6 << 30, 1)?;
     t.step("the zones of a 6 GiB x86-64 machine");
-    t.state("zone spans", &zone_spans(&m64.pa));
+    t.state("zone spans", &zone_spans(m64.pa()));
     t.explain(
         "DMA ends at 16 MiB, DMA32 at 4 GiB, Normal holds the rest (RAM above the PCI hole is remapped above 4 GiB)",
         "arch/x86/mm/init.c zone_sizes_init: max_zone_pfns DMA = 16M (MAX_DMA_PFN), DMA32 = 4G (MAX_DMA32_PFN), Normal = max_pfn",
     );
-    let dma32 = zone_named(&m64.pa, 0, "DMA32")?;
-    let normal = zone_named(&m64.pa, 0, "Normal")?;
+    let dma32 = zone_named(m64.pa(), 0, "DMA32")?;
+    let normal = zone_named(m64.pa(), 0, "Normal")?;
     t.checkpoint(
         "x86-64 DMA32 end pfn",
         format!("{:#x}", dma32.start_pfn.0 + dma32.spanned),
@@ -309,10 +309,10 @@ fn zones(t: &mut Tour) -> Result<(), String> {
         ("GFP_DMA", Gfp(Gfp::KERNEL.0 | Gfp::DMA.0)),
         ("GFP_HIGHUSER", Gfp::HIGHUSER),
     ] {
-        let got = zone_of_alloc(&m64.pa, gfp)?;
+        let got = zone_of_alloc(m64.pa(), gfp)?;
         s += &format!(
             "{name:<13} may use {:<24} got {got}\n",
-            allowed_zones(&m64.pa, gfp)
+            allowed_zones(m64.pa(), gfp)
         );
         got_zones.push((format!("x86-64 {name} got"), got));
     }
@@ -333,8 +333,8 @@ fn zones(t: &mut Tour) -> Result<(), String> {
         1,
     )?;
     t.step("a 2 GiB 32-bit x86 machine: HighMem above 896 MiB");
-    t.state("zone spans", &zone_spans(&m32.pa));
-    let hm = zone_named(&m32.pa, 0, "HighMem")?;
+    t.state("zone spans", &zone_spans(m32.pa()));
+    let hm = zone_named(m32.pa(), 0, "HighMem")?;
     t.explain(
         "the kernel's 1 GiB above PAGE_OFFSET minus 128 MiB for vmalloc/kmap maps only 896 MiB; RAM above is HighMem",
         "arch/x86/include/asm/pgtable_32_areas.h: MAXMEM = VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE; highmem_pfn_init",
@@ -347,10 +347,10 @@ fn zones(t: &mut Tour) -> Result<(), String> {
         ("GFP_DMA", Gfp(Gfp::KERNEL.0 | Gfp::DMA.0)),
         ("GFP_HIGHUSER", Gfp::HIGHUSER),
     ] {
-        let got = zone_of_alloc(&m32.pa, gfp)?;
+        let got = zone_of_alloc(m32.pa(), gfp)?;
         s += &format!(
             "{name:<13} may use {:<24} got {got}\n",
-            allowed_zones(&m32.pa, gfp)
+            allowed_zones(m32.pa(), gfp)
         );
         got_zones.push((format!("x86 {name} got"), got));
     }
@@ -380,7 +380,7 @@ fn numa(t: &mut Tour) -> Result<(), String> {
         512 << 20,
         2,
     )?;
-    let pa = &m.pa;
+    let pa = &m.pa();
     t.step("the nodes and their distance");
     let mut s = dmesg_lines(&m, &["NUMA: Node", "Fallback order"]);
     for (i, row) in pa.distance.iter().enumerate() {
@@ -492,7 +492,7 @@ fn buddy(t: &mut Tour) -> Result<(), String> {
          hotplug does) so the order-0 page comes straight from the buddy lists.",
     );
     let m = boot_machine(64 << 20, 1)?;
-    let pa = &m.pa;
+    let pa = &m.pa();
     pa.set_pcp_disabled(true);
     let z = zone_named(pa, 0, "DMA")?;
     let before = free_area(z);
@@ -581,7 +581,7 @@ fn pcp(t: &mut Tour) -> Result<(), String> {
          the zone lock. CPU 1 has not allocated yet: its list is empty.",
     );
     let m = boot_machine(256 << 20, 2)?;
-    let pa = &m.pa;
+    let pa = &m.pa();
     let z = zone_named(pa, 0, "DMA32")?;
     let cpu = 1;
     let (_, _, batch) = pageset(z, cpu);
@@ -688,7 +688,7 @@ fn watermarks(t: &mut Tour) -> Result<(), String> {
          the reserve (GFP_ATOMIC, __GFP_HIGH) still succeed.",
     );
     let m = boot_machine(1 << 30, 1)?;
-    let pa = &m.pa;
+    let pa = &m.pa();
     let z = zone_named(pa, 0, "DMA32")?;
     let dma = zone_named(pa, 0, "DMA")?;
     let s = pa.sysctl();

@@ -158,7 +158,7 @@ fn pfn_at(m: &Machine, pid: u32, va: u64) -> Result<Option<u64>, String> {
 
 /// `page_mapcount` of the frame `pfn`.
 fn mapcount(m: &Machine, pfn: u64) -> i32 {
-    m.pa.page(mm::types::Pfn(pfn)).map_or(0, |p| p.mapcount())
+    m.pa().page(mm::types::Pfn(pfn)).map_or(0, |p| p.mapcount())
 }
 
 /// `pid`'s resident pages and minor/major fault counts.
@@ -368,7 +368,7 @@ fn demand_zero(t: &mut Tour) -> Result<(), String> {
     m.touch(pid, a, 1, Access::Read)
         .map_err(|e| e.to_string())?;
     let (rss, minor, _) = rss_faults(&m, pid)?;
-    let zero = m.tasks.zero_pfn.map_or(0, |p| p.0);
+    let zero = m.tasks().zero_pfn.map_or(0, |p| p.0);
     t.state("after", &pte_line(&m, pid, a)?);
     t.explain(
         "a minor fault maps the zero page read-only; RSS does not count it",
@@ -695,7 +695,7 @@ fn oom(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("rss small", rss(&m, b)?);
 
     t.step("big touches more than is free: reclaim fails, the OOM killer runs");
-    let free0 = m.pa.nr_free_pages();
+    let free0 = m.pa().nr_free_pages();
     let more = (free0 + 128) * PAGE;
     let vmore = mmap_anon(&mut m, a, more / PAGE)?;
     let r = m.touch(a, vmore, more, Access::Write);
@@ -1069,7 +1069,7 @@ fn swap(t: &mut Tour) -> Result<(), String> {
             e.ty,
             e.offset,
             e.offset,
-            m.swap.table.swap_count(e)
+            m.swap().table.swap_count(e)
         ),
         None => "no swap entry".to_string(),
     };
@@ -1089,7 +1089,7 @@ fn swap(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("swap offset", entry.map_or(0, |e| e.offset));
     t.checkpoint(
         "swap_map count",
-        entry.map_or(0, |e| m.swap.table.swap_count(e)),
+        entry.map_or(0, |e| m.swap().table.swap_count(e)),
     );
     t.checkpoint("pswpout > 0", vmstat(&m, "pswpout")? > 0);
 

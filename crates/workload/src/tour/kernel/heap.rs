@@ -38,7 +38,7 @@ impl SlabRun {
             64 << 20,
             1,
         )?;
-        let cache = Kmem::new(&m.slab, &m.pa)
+        let cache = Kmem::new(m.slab(), m.pa())
             .kmem_cache_create(
                 "tour_obj",
                 OBJ_SIZE,
@@ -57,7 +57,7 @@ impl SlabRun {
 
     /// The cache's /proc/slabinfo numbers.
     fn info(&self) -> Result<SlabInfo, String> {
-        Kmem::new(&self.m.slab, &self.m.pa)
+        Kmem::new(self.m.slab(), self.m.pa())
             .slabinfo()
             .into_iter()
             .find(|i| i.name == "tour_obj")
@@ -76,7 +76,7 @@ impl SlabRun {
 
     /// Allocates `n` objects.
     fn alloc(&mut self, n: usize) -> Result<(), String> {
-        let k = Kmem::new(&self.m.slab, &self.m.pa);
+        let k = Kmem::new(self.m.slab(), self.m.pa());
         for _ in 0..n {
             let o = k
                 .kmem_cache_alloc(CpuId(0), self.cache, Gfp::KERNEL)
@@ -88,7 +88,7 @@ impl SlabRun {
 
     /// Frees the `n` oldest objects.
     fn free_oldest(&mut self, n: usize) -> Result<(), String> {
-        let k = Kmem::new(&self.m.slab, &self.m.pa);
+        let k = Kmem::new(self.m.slab(), self.m.pa());
         for o in self.objs.drain(..n.min(self.objs.len())) {
             k.kmem_cache_free(CpuId(0), self.cache, o)
                 .map_err(|e| format!("kmem_cache_free: {}", e.title()))?;
@@ -99,7 +99,7 @@ impl SlabRun {
     /// The objects the caller holds per slab, by the slab's first pfn
     /// (`virt_to_slab` of each object), as `pfn:n` pairs.
     fn in_use_text(&self) -> String {
-        let k = Kmem::new(&self.m.slab, &self.m.pa);
+        let k = Kmem::new(self.m.slab(), self.m.pa());
         let mut by_slab = std::collections::BTreeMap::new();
         for &o in &self.objs {
             if let Some((p, _)) = k.obj_slab(o) {
@@ -153,7 +153,7 @@ pub(super) fn slab(t: &mut Tour) -> Result<(), String> {
     let mut layout = String::new();
     let mut per = Vec::new();
     for r in &runs {
-        let c = r.m.slab.cache(r.cache).ok_or("cache missing")?;
+        let c = r.m.slab().cache(r.cache).ok_or("cache missing")?;
         layout += &format!(
             "{}: {} objects of {} bytes per order-{} slab, {} bytes left, {} colour(s) of {} bytes\n",
             r.label,
@@ -216,7 +216,7 @@ pub(super) fn slab(t: &mut Tour) -> Result<(), String> {
     for r in runs.iter_mut() {
         let n = r.objs.len();
         r.free_oldest(n)?;
-        Kmem::new(&r.m.slab, &r.m.pa).kmem_cache_shrink(CpuId(0), r.cache);
+        Kmem::new(r.m.slab(), r.m.pa()).kmem_cache_shrink(CpuId(0), r.cache);
     }
     t.state("first slab empty", &mid);
     t.state("everything freed, after shrink", &lines(&runs)?);
@@ -239,7 +239,7 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
          would waste a third of). Larger requests bypass the slabs.",
     );
     let m = boot_machine(64 << 20, 1)?;
-    let k = Kmem::new(&m.slab, &m.pa);
+    let k = Kmem::new(m.slab(), m.pa());
     t.step("which cache serves each size");
     let mut s = format!(
         "{:>6}  {:<14} {:>6} {:>6}\n",
@@ -252,7 +252,7 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
             .kmalloc(CpuId(0), size, Gfp::KERNEL)
             .ok_or("kmalloc failed")?;
         let by = match k.obj_slab(o) {
-            Some((_, id)) => m.slab.cache(id).map_or("?".into(), |c| c.name.clone()),
+            Some((_, id)) => m.slab().cache(id).map_or("?".into(), |c| c.name.clone()),
             None => {
                 large = Some((size, o));
                 "page allocator".into()
@@ -274,7 +274,7 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
     t.step(&format!("kmalloc({size}): straight to the page allocator"));
     let pfn = o.0.pfn();
     let order = Order::for_size(size);
-    let page = m.pa.page(pfn).ok_or("no struct page")?;
+    let page = m.pa().page(pfn).ok_or("no struct page")?;
     t.state(
         "the block",
         &format!(
@@ -283,7 +283,7 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
             order.0,
             order.bytes(),
             page.test(mm::memmap::PageFlags::SLAB),
-            m.pa.zone_of(pfn).map_or("?", |z| z.ztype.name())
+            m.pa().zone_of(pfn).map_or("?", |z| z.ztype.name())
         ),
     );
     t.explain(
@@ -292,7 +292,7 @@ pub(super) fn kmalloc(t: &mut Tour) -> Result<(), String> {
     );
     t.checkpoint("large order", order.0);
     t.step(&format!("kfree the {size}-byte object"));
-    let free = |m: &Machine| m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let free = |m: &Machine| m.pa().nr_free_pages() + m.pa().nr_pcp_pages();
     let before = free(&m);
     k.kfree(CpuId(0), o)
         .map_err(|e| format!("kfree: {}", e.title()))?;
@@ -317,8 +317,8 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
          pool of min_nr 4 on a 64 MiB machine whose memory we then use up.",
     );
     let m = boot_machine(64 << 20, 1)?;
-    let k = Kmem::new(&m.slab, &m.pa);
-    let z = zone_named(&m.pa, 0, "DMA32")?;
+    let k = Kmem::new(m.slab(), m.pa());
+    let z = zone_named(m.pa(), 0, "DMA32")?;
     let cpu = CpuId(0);
     let noio = Gfp(Gfp::KERNEL.0 & !(Gfp::IO.0 | Gfp::FS.0));
     t.step("mempool_create_page_pool(4, 0) and one allocation with memory to spare");
@@ -341,10 +341,10 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("curr_nr after create", pool.curr_nr());
     t.step("use up memory, then mempool_alloc(GFP_NOIO)");
     let mut held = 0u64;
-    while alloc(&m.pa, 0, Gfp(Gfp::KERNEL.0 | Gfp::NOWARN.0), 0).is_some() {
+    while alloc(m.pa(), 0, Gfp(Gfp::KERNEL.0 | Gfp::NOWARN.0), 0).is_some() {
         held += 1;
     }
-    let direct = alloc(&m.pa, 0, Gfp(noio.0 | Gfp::NOWARN.0), 0);
+    let direct = alloc(m.pa(), 0, Gfp(noio.0 | Gfp::NOWARN.0), 0);
     t.state(
         "before",
         &format!(
@@ -371,7 +371,7 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("direct alloc failed", direct.is_none());
     t.checkpoint("curr_nr after reserve alloc", pool.curr_nr());
     t.step("mempool_free: the reserve is refilled first");
-    let free0 = z.free_pages() + m.pa.nr_pcp_pages();
+    let free0 = z.free_pages() + m.pa().nr_pcp_pages();
     pool.free(&k, cpu, from_reserve);
     t.state(
         "after",
@@ -379,7 +379,7 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
             "curr_nr {}; pages free in the zone and on pcp lists: {} → {}\n",
             pool.curr_nr(),
             free0,
-            z.free_pages() + m.pa.nr_pcp_pages()
+            z.free_pages() + m.pa().nr_pcp_pages()
         ),
     );
     t.explain(
@@ -388,9 +388,9 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
     );
     t.checkpoint("curr_nr after first free", pool.curr_nr());
     t.step("mempool_free with the reserve full: back to the allocator");
-    let free1 = z.free_pages() + m.pa.nr_pcp_pages();
+    let free1 = z.free_pages() + m.pa().nr_pcp_pages();
     pool.free(&k, cpu, early);
-    let free2 = z.free_pages() + m.pa.nr_pcp_pages();
+    let free2 = z.free_pages() + m.pa().nr_pcp_pages();
     t.state(
         "after",
         &format!(

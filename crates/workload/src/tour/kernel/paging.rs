@@ -32,7 +32,7 @@ fn flags(e: Pte) -> String {
 /// The kernel page-table entry mapping `va` on `m`, as text.
 fn kernel_pte(m: &Machine, va: VirtAddr) -> String {
     match m
-        .kernel_pt
+        .kernel_pt()
         .as_ref()
         .and_then(|pt| pt.lookup(va).map(|r| (r, pt.mode())))
     {
@@ -66,20 +66,20 @@ pub(super) fn vmalloc(t: &mut Tour) -> Result<(), String> {
     );
     let mut m = boot_machine(64 << 20, 1)?;
     let scattered: Vec<_> = (0..12)
-        .map(|_| alloc(&m.pa, 0, Gfp::KERNEL, 0).ok_or("alloc failed"))
+        .map(|_| alloc(m.pa(), 0, Gfp::KERNEL, 0).ok_or("alloc failed"))
         .collect::<Result<_, _>>()?;
     for (i, p) in scattered.iter().enumerate() {
         if i % 3 == 0 {
-            m.pa.free_pages(CpuId(0), *p, Order(0));
+            m.pa().free_pages(CpuId(0), *p, Order(0));
         }
     }
-    let (start, end) = (m.vmalloc.vmalloc_start(), m.vmalloc.vmalloc_end());
+    let (start, end) = (m.vmap_areas().vmalloc_start(), m.vmap_areas().vmalloc_end());
     t.step("vmalloc(5 × 4096)");
     t.state("vmallocinfo before", &tour_areas(&m)?);
     let va = m
         .vmalloc(5 * 4096, false, "tour_vmalloc")
         .map_err(|e| format!("vmalloc: {e}"))?;
-    let area = m.vmalloc.find_vm_area(va).ok_or("no area")?.clone();
+    let area = m.vmap_areas().find_vm_area(va).ok_or("no area")?.clone();
     t.state(
         "vmallocinfo after (addresses hashed, as %pK prints them)",
         &tour_areas(&m)?,
@@ -113,14 +113,14 @@ pub(super) fn vmalloc(t: &mut Tour) -> Result<(), String> {
         "mm/vmalloc.c vmap_pages_range → vmap_pte_range: set_pte_at(&init_mm, ..., mk_pte(page, PAGE_KERNEL))",
     );
     let first = m
-        .kernel_pt
+        .kernel_pt()
         .as_ref()
         .and_then(|pt| pt.lookup(va))
         .map_or(0, |(e, _)| e.pfn().0);
     t.checkpoint("first PTE pfn", format!("{first:#x}"));
     t.checkpoint("guard PTE", kernel_pte(&m, VirtAddr(va.0 + 5 * 4096)));
     t.step("vfree");
-    let flushes = |m: &Machine| m.cpus.iter().map(|c| c.tlb.stats().flushes).sum::<u64>();
+    let flushes = |m: &Machine| m.cpus().iter().map(|c| c.tlb.stats().flushes).sum::<u64>();
     let f0 = flushes(&m);
     m.vfree(va).map_err(|e| format!("vfree: {e}"))?;
     t.state(
@@ -157,9 +157,9 @@ pub(super) fn kmap(t: &mut Tour) -> Result<(), String> {
         2 << 30,
         1,
     )?;
-    let page_offset = m.pa.page_offset();
+    let page_offset = m.pa().page_offset();
     t.step("a lowmem page");
-    let low = alloc(&m.pa, 0, Gfp::KERNEL, 0).ok_or("alloc failed")?;
+    let low = alloc(m.pa(), 0, Gfp::KERNEL, 0).ok_or("alloc failed")?;
     let la = m
         .page_address(low)
         .ok_or("lowmem page without an address")?;
@@ -180,7 +180,7 @@ pub(super) fn kmap(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("lowmem pfn", format!("{:#x}", low.0));
     t.checkpoint("lowmem address", format!("{:#x}", la.0));
     t.step("a HighMem page");
-    let high = alloc(&m.pa, 0, Gfp::HIGHUSER, 0).ok_or("alloc failed")?;
+    let high = alloc(m.pa(), 0, Gfp::HIGHUSER, 0).ok_or("alloc failed")?;
     t.state(
         "GFP_HIGHUSER page",
         &format!(
@@ -201,7 +201,7 @@ pub(super) fn kmap(t: &mut Tour) -> Result<(), String> {
     let a = m.kmap(high).map_err(|e| format!("kmap: {e}"))?;
     m.kernel_write(a, b"in high memory")
         .map_err(|e| format!("write: {e}"))?;
-    let pkmap_base = m.vmalloc.layout().pkmap_base.unwrap_or(0);
+    let pkmap_base = m.vmap_areas().layout().pkmap_base.unwrap_or(0);
     t.state(
         "after",
         &format!(
@@ -218,7 +218,7 @@ pub(super) fn kmap(t: &mut Tour) -> Result<(), String> {
     );
     t.checkpoint("kmap address", format!("{:#x}", a.0));
     let pte_pfn = m
-        .kernel_pt
+        .kernel_pt()
         .as_ref()
         .and_then(|pt| pt.lookup(a))
         .map_or(0, |(e, _)| e.pfn().0);
@@ -273,14 +273,14 @@ pub(super) fn kmap(t: &mut Tour) -> Result<(), String> {
 /// as the MMU does it: the level's name, the index (from the address
 /// bits), the entry and its flags. Returns the text and the indexes.
 fn walk(m: &Machine, root: mm::Pfn, mode: PagingMode, va: VirtAddr) -> (String, Vec<usize>) {
-    let dm = m.pa.direct_map();
+    let dm = m.pa().direct_map();
     let mut s = String::new();
     let mut idx = Vec::new();
     let mut table = root;
     for level in (1..=mode.levels()).rev() {
         let i = mode.index(va, level);
         idx.push(i);
-        let e = mode.read_entry(&dm, mode.entry_pa(table, i));
+        let e = mode.read_entry(dm, mode.entry_pa(table, i));
         s += &format!(
             "{:<4} bits {:>2}-{:<2} index {i:>3}: {:#018x} [{}]\n",
             mode.level_name(level),
@@ -327,7 +327,7 @@ pub(super) fn pagewalk(t: &mut Tour) -> Result<(), String> {
     );
     let mut m = boot_machine(64 << 20, 1)?;
     let (pid, a) = touched_page(&mut m)?;
-    let p = m.processes.get(&pid).ok_or("no process")?;
+    let p = m.processes().get(&pid).ok_or("no process")?;
     let (root, mode) = (p.pt.root(), p.pt.mode());
     t.step(&format!("a 4-level walk of {a:#x}"));
     let (s, idx) = walk(&m, root, mode, VirtAddr(a));
@@ -349,7 +349,7 @@ pub(super) fn pagewalk(t: &mut Tour) -> Result<(), String> {
         1,
     )?;
     let (pid5, a5) = touched_page(&mut m5)?;
-    let p5 = m5.processes.get(&pid5).ok_or("no process")?;
+    let p5 = m5.processes().get(&pid5).ok_or("no process")?;
     t.step(&format!("the same on a 5-level (LA57) machine: {a5:#x}"));
     let (s, idx5) = walk(&m5, p5.pt.root(), p5.pt.mode(), VirtAddr(a5));
     t.state(&format!("CR3 → pfn {:#x}", p5.pt.root().0), &s);
@@ -360,13 +360,13 @@ pub(super) fn pagewalk(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("5-level address", format!("{a5:#x}"));
     t.checkpoint("5-level indexes", format!("{idx5:?}"));
     t.step("a TLB miss, then a hit");
-    let cpu = m.processes.get(&pid).map_or(0, |p| p.cpu);
-    m.cpus[cpu].flush_all();
-    let before = m.cpus[cpu].tlb.stats();
+    let cpu = m.processes().get(&pid).map_or(0, |p| p.cpu);
+    m.cpu_mut(cpu).flush_all();
+    let before = m.cpus()[cpu].tlb.stats();
     m.load(pid, a, 7).map_err(|e| format!("load: {e}"))?;
-    let mid = m.cpus[cpu].tlb.stats();
+    let mid = m.cpus()[cpu].tlb.stats();
     let got = m.load(pid, a, 7).map_err(|e| format!("load: {e}"))?;
-    let after = m.cpus[cpu].tlb.stats();
+    let after = m.cpus()[cpu].tlb.stats();
     let row = |s: machine::mmu::TlbStats| {
         format!(
             "hits {:>3}  misses {:>3}  walks {:>3}\n",
