@@ -379,6 +379,8 @@ impl fmt::Display for LackeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LackeyError::Parse(e) => e.fmt(f),
+            // Line 0: the file could not be opened or read at all.
+            LackeyError::Io { file, line: 0, msg } => write!(f, "{file}: {msg}"),
             LackeyError::Io { file, line, msg } => {
                 write!(f, "{file}: reading after line {line}: {msg}")
             }
