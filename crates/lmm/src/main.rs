@@ -554,6 +554,7 @@ impl MachineFlags {
             dhash_entries: self.dhash_entries,
             ihash_entries: self.ihash_entries,
             trace: Default::default(),
+            boot_progress: Default::default(),
         })
     }
 }
@@ -609,6 +610,19 @@ fn scenario_source(
 
 fn real_main(cli: Cli) -> Result<(), String> {
     let mut config = cli.machine.config()?;
+    // A huge machine's boot shows its progress, in the commands that boot
+    // before they print (not top, which draws the screen itself, nor soak
+    // and bench, which have their own bars).
+    if matches!(
+        cli.cmd,
+        Cmd::Run { .. }
+            | Cmd::Proc { .. }
+            | Cmd::Exec { .. }
+            | Cmd::Dmesg { .. }
+            | Cmd::Replay { .. }
+    ) {
+        config.boot_progress = progress::boot();
+    }
     match cli.cmd {
         Cmd::Run {
             scenario,
@@ -1068,8 +1082,20 @@ fn replay(
                 }
                 let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
                 if parsed.policy.is_some() {
-                    workload::lackey::run_policy_cli(&parsed, Some(&config), &mut out::Stdout)
-                        .map_err(|e| e.to_string())?;
+                    // A bar over the runs (one per policy and frame count;
+                    // the report is printed after them).
+                    let bar = progress::bar(0, "policy runs", false);
+                    let r = workload::lackey::run_policy_cli(
+                        &parsed,
+                        Some(&config),
+                        &mut out::Stdout,
+                        &mut |done, total| {
+                            bar.set_length(total);
+                            bar.set_position(done);
+                        },
+                    );
+                    bar.finish_and_clear();
+                    r.map_err(|e| e.to_string())?;
                     return Ok(());
                 }
                 let mut target = workload::lackey::MachineLackey::boot(config)?;
@@ -1109,12 +1135,26 @@ fn replay(
                 ..strace.args(file)
             };
             let mut target = workload::replay::machine_target(config);
-            workload::replay::run_cli(
+            // A bar over the trace's lines: the trace is parsed whole
+            // before the replay, so the line count is exact and free,
+            // where the file's size would only measure the parse, done
+            // by then. It is gone before anything is printed.
+            let bar = progress::bar(0, "strace replay: lines", false);
+            let r = workload::replay::run_cli_with(
                 &args,
                 target.as_mut(),
                 &mut out::Stdout,
-                &mut std::io::stderr().lock(),
-            )?;
+                &mut std::io::stderr(),
+                &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    if done == total {
+                        bar.finish_and_clear();
+                    }
+                },
+            );
+            bar.finish_and_clear();
+            r?;
         }
     }
     Ok(())

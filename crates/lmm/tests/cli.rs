@@ -1596,7 +1596,8 @@ fn every_case_runs_in_one_of_the_tests_above() {
 }
 
 /// Progress bars are drawn only on a terminal: with stderr a pipe (as
-/// here), the long commands write no bar, no carriage return and no
+/// here), the long commands (soak, both replays, a policy sweep, a 1 TiB
+/// boot) write no bar, no carriage return and no
 /// escape sequence to it, and stdout is what it was.
 #[test]
 fn progress_bars_stay_off_a_pipe() {
@@ -1609,10 +1610,31 @@ fn progress_bars_stay_off_a_pipe() {
             "--limit",
             "5000",
         ],
+        &["replay", "strace", "tests/fixtures/traces/true.strace"],
+        &[
+            "replay",
+            "lackey",
+            "tests/fixtures/lackey/true.lk.gz",
+            "--sweep",
+            "4,8,16",
+        ],
+        // A boot past progress::BOOT_SHOWN struct pages.
+        &["proc", "meminfo", "--ram", "1T"],
     ] {
         let out = lmm().args(args).assert().success().get_output().clone();
         let err = String::from_utf8_lossy(&out.stderr);
-        for mark in ["\r", "\x1b[", "ETA", "/s ", "[=", "soak [", "accesses "] {
+        for mark in [
+            "\r",
+            "\x1b[",
+            "ETA",
+            "/s ",
+            "[=",
+            "soak [",
+            "accesses ",
+            "lines ",
+            "policy runs",
+            "struct pages",
+        ] {
             assert!(
                 !err.contains(mark),
                 "lmm {args:?}: {mark:?} on stderr:\n{err}"
