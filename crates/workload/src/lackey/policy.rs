@@ -397,7 +397,10 @@ mod tests {
             ..PolicyArgs::default()
         };
         let mut out = Vec::new();
-        let r = run(&refs, "t", &args, &mut out).unwrap();
+        let mut calls = Vec::new();
+        let r = run(&refs, "t", &args, &mut out, &mut |d, t| calls.push((d, t))).unwrap();
+        // One progress call per run: 2 policies x 2 frame counts.
+        assert_eq!(calls, [(1, 4), (2, 4), (3, 4), (4, 4)]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "references: 12 (5 distinct pages)\n\
@@ -422,7 +425,7 @@ mod tests {
             ..PolicyArgs::default()
         };
         let mut out = Vec::new();
-        run(&refs, "t", &args, &mut out).unwrap();
+        run(&refs, "t", &args, &mut out, &mut |_, _| {}).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "references: 20 (6 distinct pages)\npolicy: lru, frames: 3\n\
