@@ -170,6 +170,92 @@ impl TraceFlags {
     }
 }
 
+/// The flags of an strace replay, shared by `lmm replay` and `lmm top
+/// replay`.
+#[derive(Args, Clone)]
+struct StraceFlags {
+    /// strace: environment for an execve whose envp the trace lacks
+    /// (repeatable).
+    #[arg(long, value_name = "K=V")]
+    env: Vec<String>,
+    /// strace: rewrite host path prefixes, e.g. /work/wt-record=.
+    /// (repeatable).
+    #[arg(long = "path-map", value_name = "FROM=TO")]
+    path_map: Vec<String>,
+    /// strace: directory relative execve paths are resolved against
+    /// (default: current).
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<std::path::PathBuf>,
+    /// strace: a user access the trace does not show, through the MMU and
+    /// the fault handler: every page of [ADDR, ADDR+LEN) (LEN 1 if
+    /// omitted) read, written (:w) or fetched (:x), by PID right after
+    /// trace line LINE, or without LINE:PID: by the first process before
+    /// its exit_group. LINE:PID:ADDR:LEN is a write (hex or decimal;
+    /// repeatable).
+    #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
+    touch: Vec<String>,
+    /// strace: start with every host file the trace uses in the page cache
+    /// (as on the recording host); without it the cache is cold and first
+    /// faults on file pages are major.
+    #[arg(long = "warm-cache")]
+    warm_cache: bool,
+}
+
+impl StraceFlags {
+    /// True if any was given (they apply to strace traces only).
+    fn any(&self) -> bool {
+        !self.env.is_empty()
+            || !self.path_map.is_empty()
+            || self.cwd.is_some()
+            || !self.touch.is_empty()
+            || self.warm_cache
+    }
+
+    /// The replay's arguments for `file`, without the print flags.
+    fn args(self, file: std::path::PathBuf) -> workload::replay::CliArgs {
+        workload::replay::CliArgs {
+            file,
+            env: self.env,
+            path_map: self.path_map,
+            cwd: self.cwd,
+            touch: self.touch,
+            warm_cache: self.warm_cache,
+            ..Default::default()
+        }
+    }
+}
+
+/// The flags of a lackey replay, shared by `lmm replay` and `lmm top
+/// replay`.
+#[derive(Args, Clone)]
+struct LackeyFlags {
+    /// lackey: count a failing access and go on instead of stopping.
+    #[arg(long = "keep-going")]
+    keep_going: bool,
+    /// lackey: stop after N accesses.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+}
+
+impl LackeyFlags {
+    /// True if any was given (they apply to lackey traces only).
+    fn any(&self) -> bool {
+        self.keep_going || self.limit.is_some()
+    }
+
+    /// The argument list `workload::lackey::parse_args` reads, for `file`.
+    fn args(&self, file: &std::path::Path) -> Vec<String> {
+        let mut args = vec![file.to_string_lossy().into_owned()];
+        if self.keep_going {
+            args.push("--keep-going".into());
+        }
+        if let Some(n) = self.limit {
+            args.extend(["--limit".into(), n.to_string()]);
+        }
+        args
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario script (Rhai), or the built-in default scenario.
@@ -278,29 +364,10 @@ enum Cmd {
         /// Print this process's /proc/PID/stat at its exit_group (faults).
         #[arg(long, value_name = "PID")]
         stat: Option<u32>,
-        /// Environment for an execve whose envp the trace lacks (repeatable).
-        #[arg(long, value_name = "K=V")]
-        env: Vec<String>,
-        /// Rewrite host path prefixes, e.g. /work/wt-record=. (repeatable).
-        #[arg(long = "path-map", value_name = "FROM=TO")]
-        path_map: Vec<String>,
-        /// Directory relative execve paths are resolved against (default: current).
-        #[arg(long, value_name = "DIR")]
-        cwd: Option<std::path::PathBuf>,
-        /// A user access the trace does not show, through the MMU and the
-        /// fault handler: every page of [ADDR, ADDR+LEN) (LEN 1 if omitted)
-        /// read, written (:w) or fetched (:x), by PID right after trace line
-        /// LINE, or without LINE:PID: by the first process before its
-        /// exit_group. LINE:PID:ADDR:LEN is a write (hex or decimal;
-        /// repeatable).
-        #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
-        touch: Vec<String>,
-        /// lackey: count a failing access and go on instead of stopping.
-        #[arg(long = "keep-going")]
-        keep_going: bool,
-        /// lackey: stop after N accesses.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
+        #[command(flatten)]
+        strace: StraceFlags,
+        #[command(flatten)]
+        lackey: LackeyFlags,
         /// lackey: instead of the machine replay, run the trace's page
         /// reference string through a page-replacement policy with N frames
         /// and print faults, swap-ins and swap-outs.
@@ -316,11 +383,6 @@ enum Cmd {
         /// lackey: draw the --sweep curves as an SVG file.
         #[arg(long, value_name = "FILE")]
         svg: Option<String>,
-        /// Start with every host file the trace uses in the page cache (as on
-        /// the recording host); without it the cache is cold and first
-        /// faults on file pages are major.
-        #[arg(long = "warm-cache")]
-        warm_cache: bool,
         #[command(flatten)]
         tracing: TraceFlags,
     },
@@ -432,28 +494,10 @@ enum TopOf {
         format: String,
         /// The trace file.
         file: std::path::PathBuf,
-        /// strace: environment for an execve whose envp the trace lacks
-        /// (repeatable).
-        #[arg(long, value_name = "K=V")]
-        env: Vec<String>,
-        /// strace: rewrite host path prefixes (repeatable).
-        #[arg(long = "path-map", value_name = "FROM=TO")]
-        path_map: Vec<String>,
-        /// strace: directory relative execve paths are resolved against.
-        #[arg(long, value_name = "DIR")]
-        cwd: Option<std::path::PathBuf>,
-        /// strace: a user access the trace does not show (as lmm replay's).
-        #[arg(long, value_name = "[LINE:PID:]ADDR[,LEN][:w]")]
-        touch: Vec<String>,
-        /// strace: start with the trace's host files in the page cache.
-        #[arg(long = "warm-cache")]
-        warm_cache: bool,
-        /// lackey: count a failing access and go on.
-        #[arg(long = "keep-going")]
-        keep_going: bool,
-        /// lackey: stop after N accesses.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
+        #[command(flatten)]
+        strace: StraceFlags,
+        #[command(flatten)]
+        lackey: LackeyFlags,
     },
     /// A real program run natively, as `lmm native` runs it (root). With
     /// --batch the frames go to stderr, so the program's stdout stays its
@@ -510,6 +554,7 @@ impl MachineFlags {
             dhash_entries: self.dhash_entries,
             ihash_entries: self.ihash_entries,
             trace: Default::default(),
+            boot_progress: Default::default(),
         })
     }
 }
@@ -565,6 +610,19 @@ fn scenario_source(
 
 fn real_main(cli: Cli) -> Result<(), String> {
     let mut config = cli.machine.config()?;
+    // A huge machine's boot shows its progress, in the commands that boot
+    // before they print (not top, which draws the screen itself, nor soak
+    // and bench, which have their own bars).
+    if matches!(
+        cli.cmd,
+        Cmd::Run { .. }
+            | Cmd::Proc { .. }
+            | Cmd::Exec { .. }
+            | Cmd::Dmesg { .. }
+            | Cmd::Replay { .. }
+    ) {
+        config.boot_progress = progress::boot();
+    }
     match cli.cmd {
         Cmd::Run {
             scenario,
@@ -837,17 +895,12 @@ fn real_main(cli: Cli) -> Result<(), String> {
             maps,
             smaps,
             stat,
-            env,
-            path_map,
-            cwd,
-            touch,
-            keep_going,
-            limit,
+            strace,
+            lackey,
             frames,
             policy,
             sweep,
             svg,
-            warm_cache,
             tracing,
         } => {
             tracing.enable(&mut config)?;
@@ -861,19 +914,14 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     maps,
                     smaps,
                     stat,
-                    env,
-                    path_map,
-                    cwd,
-                    touch,
-                    keep_going,
-                    limit,
+                    strace,
+                    lackey,
                     policy_flags: [
                         ("--frames", frames),
                         ("--policy", policy),
                         ("--sweep", sweep),
                         ("--svg", svg),
                     ],
-                    warm_cache,
                 },
             );
             tracing.write(&sink)?;
@@ -931,51 +979,26 @@ fn top_cmd(
         Some(TopOf::Replay {
             format,
             file,
-            env,
-            path_map,
-            cwd,
-            touch,
-            warm_cache,
-            keep_going,
-            limit,
+            strace,
+            lackey,
         }) => {
             use workload::sample::Trace;
-            let strace_only = !env.is_empty()
-                || !path_map.is_empty()
-                || cwd.is_some()
-                || !touch.is_empty()
-                || warm_cache;
             let (trace, default_every) = match format.as_str() {
                 "strace" => {
-                    if keep_going || limit.is_some() {
+                    if lackey.any() {
                         return Err("--keep-going and --limit apply to lackey traces only".into());
                     }
-                    let args = workload::replay::CliArgs {
-                        file,
-                        env,
-                        path_map,
-                        cwd,
-                        touch,
-                        warm_cache,
-                        ..Default::default()
-                    };
-                    (Trace::Strace(args), 10)
+                    (Trace::Strace(strace.args(file)), 10)
                 }
                 "lackey" => {
-                    if strace_only {
+                    if strace.any() {
                         return Err(
                             "--env, --path-map, --cwd, --touch and --warm-cache apply to strace traces only"
                                 .into(),
                         );
                     }
-                    let mut args = vec![file.to_string_lossy().into_owned()];
-                    if keep_going {
-                        args.push("--keep-going".into());
-                    }
-                    if let Some(n) = limit {
-                        args.extend(["--limit".into(), n.to_string()]);
-                    }
-                    let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
+                    let parsed = workload::lackey::parse_args(&lackey.args(&file))
+                        .map_err(|e| e.to_string())?;
                     (Trace::Lackey(parsed), 10_000)
                 }
                 other => {
@@ -1026,14 +1049,9 @@ struct ReplayFlags {
     maps: Option<u32>,
     smaps: Option<u32>,
     stat: Option<u32>,
-    env: Vec<String>,
-    path_map: Vec<String>,
-    cwd: Option<std::path::PathBuf>,
-    touch: Vec<String>,
-    keep_going: bool,
-    limit: Option<u64>,
+    strace: StraceFlags,
+    lackey: LackeyFlags,
     policy_flags: [(&'static str, Option<String>); 4],
-    warm_cache: bool,
 }
 
 /// `lmm replay`: a lackey or strace trace on a machine booted from `config`.
@@ -1049,25 +1067,14 @@ fn replay(
         maps,
         smaps,
         stat,
-        env,
-        path_map,
-        cwd,
-        touch,
-        keep_going,
-        limit,
+        strace,
+        lackey,
         policy_flags,
-        warm_cache,
     } = f;
     {
         {
             if format == "lackey" {
-                let mut args = vec![file.to_string_lossy().into_owned()];
-                if keep_going {
-                    args.push("--keep-going".into());
-                }
-                if let Some(n) = limit {
-                    args.extend(["--limit".into(), n.to_string()]);
-                }
+                let mut args = lackey.args(&file);
                 for (flag, v) in policy_flags {
                     if let Some(v) = v {
                         args.extend([flag.to_string(), v]);
@@ -1075,8 +1082,20 @@ fn replay(
                 }
                 let parsed = workload::lackey::parse_args(&args).map_err(|e| e.to_string())?;
                 if parsed.policy.is_some() {
-                    workload::lackey::run_policy_cli(&parsed, Some(&config), &mut out::Stdout)
-                        .map_err(|e| e.to_string())?;
+                    // A bar over the runs (one per policy and frame count;
+                    // the report is printed after them).
+                    let bar = progress::bar(0, "policy runs", false);
+                    let r = workload::lackey::run_policy_cli(
+                        &parsed,
+                        Some(&config),
+                        &mut out::Stdout,
+                        &mut |done, total| {
+                            bar.set_length(total);
+                            bar.set_position(done);
+                        },
+                    );
+                    bar.finish_and_clear();
+                    r.map_err(|e| e.to_string())?;
                     return Ok(());
                 }
                 let mut target = workload::lackey::MachineLackey::boot(config)?;
@@ -1109,24 +1128,33 @@ fn replay(
                 return Err(format!("{flag} applies to lackey traces only"));
             }
             let args = workload::replay::CliArgs {
-                file,
                 check,
                 maps,
                 smaps,
                 stat,
-                env,
-                path_map,
-                cwd,
-                touch,
-                warm_cache,
+                ..strace.args(file)
             };
             let mut target = workload::replay::machine_target(config);
-            workload::replay::run_cli(
+            // A bar over the trace's lines: the trace is parsed whole
+            // before the replay, so the line count is exact and free,
+            // where the file's size would only measure the parse, done
+            // by then. It is gone before anything is printed.
+            let bar = progress::bar(0, "strace replay: lines", false);
+            let r = workload::replay::run_cli_with(
                 &args,
                 target.as_mut(),
                 &mut out::Stdout,
-                &mut std::io::stderr().lock(),
-            )?;
+                &mut std::io::stderr(),
+                &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    if done == total {
+                        bar.finish_and_clear();
+                    }
+                },
+            );
+            bar.finish_and_clear();
+            r?;
         }
     }
     Ok(())

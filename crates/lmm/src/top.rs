@@ -58,7 +58,9 @@ fn draw(f: &mut Frame, m: &Model) {
     let s = &m.cur;
     let [head, mid, buddy, bottom] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(2 + 2 * s.zones.len().max(1) as u16),
+        // Two rows per zone, and at least the five lines of the reclaim
+        // pane (a machine with two zones would hide its fault line).
+        Constraint::Length(2 + (2 * s.zones.len().max(1) as u16).max(5)),
         Constraint::Length(3 + s.zones.len() as u16),
         Constraint::Min(6),
     ])

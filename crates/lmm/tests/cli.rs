@@ -1596,7 +1596,8 @@ fn every_case_runs_in_one_of_the_tests_above() {
 }
 
 /// Progress bars are drawn only on a terminal: with stderr a pipe (as
-/// here), the long commands write no bar, no carriage return and no
+/// here), the long commands (soak, both replays, a policy sweep, a 1 TiB
+/// boot) write no bar, no carriage return and no
 /// escape sequence to it, and stdout is what it was.
 #[test]
 fn progress_bars_stay_off_a_pipe() {
@@ -1609,10 +1610,31 @@ fn progress_bars_stay_off_a_pipe() {
             "--limit",
             "5000",
         ],
+        &["replay", "strace", "tests/fixtures/traces/true.strace"],
+        &[
+            "replay",
+            "lackey",
+            "tests/fixtures/lackey/true.lk.gz",
+            "--sweep",
+            "4,8,16",
+        ],
+        // A boot past progress::BOOT_SHOWN struct pages.
+        &["proc", "meminfo", "--ram", "1T"],
     ] {
         let out = lmm().args(args).assert().success().get_output().clone();
         let err = String::from_utf8_lossy(&out.stderr);
-        for mark in ["\r", "\x1b[", "ETA", "/s ", "[=", "soak [", "accesses "] {
+        for mark in [
+            "\r",
+            "\x1b[",
+            "ETA",
+            "/s ",
+            "[=",
+            "soak [",
+            "accesses ",
+            "lines ",
+            "policy runs",
+            "struct pages",
+        ] {
             assert!(
                 !err.contains(mark),
                 "lmm {args:?}: {mark:?} on stderr:\n{err}"
@@ -1719,6 +1741,72 @@ fn bad_input_is_an_error_not_a_panic() {
         .stderr(predicate::str::contains(
             "cli-loop.rhai:1:6: stopped after 1000 operations (the limit; raise it with --max-operations)",
         ));
+}
+
+/// `lmm top --batch 1` on a replay or a real program that cannot start:
+/// a missing trace, an unknown format, `--every 0`, a missing program.
+/// Each is one line on stderr that names the problem, exit status 1, no
+/// frame on stdout and no panic.
+#[test]
+fn top_of_a_replay_or_native_that_cannot_start_is_an_error() {
+    for (args, want) in [
+        (
+            &["top", "--batch", "1", "replay", "strace", "no/such.strace"][..],
+            "lmm: no/such.strace: expected a readable file (No such file or directory",
+        ),
+        (
+            &["top", "--batch", "1", "replay", "lackey", "no/such.lk"],
+            "lmm: no/such.lk: No such file or directory",
+        ),
+        (
+            &[
+                "top",
+                "--batch",
+                "1",
+                "replay",
+                "pcap",
+                "tests/fixtures/traces/true.strace",
+            ],
+            "lmm: unknown trace format \"pcap\": expected strace or lackey",
+        ),
+        (
+            &[
+                "top",
+                "--batch",
+                "1",
+                "--every",
+                "0",
+                "replay",
+                "strace",
+                "tests/fixtures/traces/true.strace",
+            ],
+            "lmm: --every: a frame every 0 events? (give 1 or more)",
+        ),
+        (
+            &[
+                "top",
+                "--batch",
+                "1",
+                "replay",
+                "lackey",
+                "tests/fixtures/lackey/touch.lk",
+                "--every",
+                "0",
+            ],
+            "lmm: --every: a frame every 0 events? (give 1 or more)",
+        ),
+        (
+            &["top", "--batch", "1", "native", "/no/such/program"],
+            "lmm: exec /no/such/program: ENOENT",
+        ),
+    ] {
+        let out = lmm().args(args).assert().code(1).get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(want), "lmm {args:?}:\n{err}");
+        assert_eq!(err.lines().count(), 1, "lmm {args:?}: one line:\n{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(out.stdout.is_empty(), "lmm {args:?}: no frame");
+    }
 }
 
 /// The read end of lmm's stdout closed before lmm writes: EPIPE. lmm exits

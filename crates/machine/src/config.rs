@@ -39,6 +39,9 @@ pub struct MachineConfig {
     /// The trace buffer the machine's tracepoints write to (off unless
     /// enabled).
     pub trace: TraceSink,
+    /// Who watches the boot's memmap_init (a progress bar for huge
+    /// machines), if anyone.
+    pub boot_progress: mm::mm_init::BootProgress,
 }
 
 /// A trace buffer shared by the machines booted from one configuration and
@@ -71,6 +74,7 @@ impl Default for MachineConfig {
             dhash_entries: 0,
             ihash_entries: 0,
             trace: TraceSink::default(),
+            boot_progress: Default::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! host memory, a firmware memory map, CPUs with an MMU and TLB, NUMA nodes,
 //! boot, host files and exec with its binary-format table.
 
+pub mod brd;
 pub mod config;
 pub mod e820;
 pub mod exec;

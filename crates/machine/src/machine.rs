@@ -268,6 +268,7 @@ impl Machine {
             percpu: Some(percpu_config(arch)),
             system_hashes,
             trace: config.trace.0.clone(),
+            progress: config.boot_progress.clone(),
         };
         let pa = free_area_init(&mut mb, ram.direct_map(), &params, log).map_err(BootError::Mm)?;
         let lowmem_end = if arch.is_32bit() {

@@ -140,6 +140,40 @@ fn the_perfetto_trace_parses_and_has_the_counter_tracks() {
     let log = m.trace().take();
     let j: serde_json::Value = serde_json::from_str(&log.perfetto()).unwrap();
     let ev = j["traceEvents"].as_array().unwrap();
+    // The Trace Event Format (the JSON Object Format): displayTimeUnit is
+    // "ms" or "ns"; every event has a string name, a phase and an integer
+    // pid; instants a timestamp, a tid and a scope of g, p or t; counters
+    // a timestamp and numeric args only (each arg is a series); metadata
+    // is process_name (args.name) or thread_name (with its tid).
+    assert!(["ms", "ns"].contains(&j["displayTimeUnit"].as_str().unwrap()));
+    for e in ev {
+        assert!(e["name"].is_string() && e["pid"].is_u64(), "{e}");
+        match e["ph"].as_str().unwrap() {
+            "i" => {
+                assert!(e["ts"].as_f64().unwrap() >= 0.0, "{e}");
+                assert!(e["tid"].is_u64(), "{e}");
+                assert!(["g", "p", "t"].contains(&e["s"].as_str().unwrap()), "{e}");
+                assert!(e["args"].is_object(), "{e}");
+            }
+            "C" => {
+                assert!(e["ts"].as_f64().unwrap() >= 0.0, "{e}");
+                let args = e["args"].as_object().unwrap();
+                assert!(
+                    !args.is_empty() && args.values().all(|v| v.is_number()),
+                    "{e}"
+                );
+            }
+            "M" => {
+                assert!(e["args"]["name"].is_string(), "{e}");
+                match e["name"].as_str().unwrap() {
+                    "process_name" => {}
+                    "thread_name" => assert!(e["tid"].is_u64(), "{e}"),
+                    other => panic!("metadata {other}: {e}"),
+                }
+            }
+            other => panic!("phase {other}: {e}"),
+        }
+    }
     assert_eq!(
         ev.iter().filter(|e| e["ph"] == "i").count(),
         log.records.len()
@@ -191,4 +225,113 @@ fn munmap_flushes_the_tlb_only_where_entries_were_cleared() {
     m.sys_munmap(pid, a, 4 << 12).unwrap();
     let touched = m.trace().take().ftrace();
     assert!(flushes(&touched) >= 1, "{touched}");
+}
+
+/// The ftrace text read back and held against the machine: every
+/// `mm_page_alloc` is matched by its `mm_page_free` or its block is still
+/// allocated at the end (not on a free list, referenced), the pages
+/// allocated and not freed are the pages that left the free lists and the
+/// per-CPU lists, and there is one `page_fault_user` per fault vmstat's
+/// pgfault counted.
+#[test]
+fn the_trace_read_back_agrees_with_the_counters() {
+    use std::collections::BTreeMap;
+    let mut m = machine("kmem:mm_page_alloc,kmem:mm_page_free,exceptions:page_fault_user");
+    let vm = |m: &Machine, name: &str| -> u64 {
+        m.proc("vmstat")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap()
+    };
+    let _ = m.trace().take();
+    let free0 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let faults0 = vm(&m, "pgfault");
+    // Kernel blocks, two of them kept; a process that writes 64 pages,
+    // unmaps 16, forks (copy-on-write) and whose child writes 8.
+    let mut kept = Vec::new();
+    for order in [0u8, 2, 0, 4] {
+        let pfn =
+            m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(order))
+                .unwrap();
+        kept.push((pfn, order));
+    }
+    for (pfn, order) in kept.drain(..2) {
+        m.pa.free_pages(CpuId(0), pfn, Order(order));
+    }
+    let pid = m.spawn("tracee").unwrap();
+    let a = m
+        .sys_mmap(
+            pid,
+            0,
+            64 << 12,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .unwrap();
+    for i in 0..64 {
+        m.store(pid, a + (i << 12), b"x").unwrap();
+    }
+    m.sys_munmap(pid, a + (48 << 12), 16 << 12).unwrap();
+    let child = m.fork(pid).unwrap();
+    for i in 0..8 {
+        m.store(child, a + (i << 12), b"y").unwrap();
+    }
+    let text = m.trace().take().ftrace();
+    let free1 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let faults1 = vm(&m, "pgfault");
+
+    let field = |fields: &str, key: &str| -> u64 {
+        let v = fields
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key} in {fields}"));
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).unwrap(),
+            None => v.parse().unwrap(),
+        }
+    };
+    // pfn -> order of the blocks allocated and not yet freed.
+    let mut live: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut allocs, mut frees, mut faults) = (0, 0, 0);
+    for l in text.lines().skip(1) {
+        let rest = l.split_once("]").unwrap().1;
+        let (event, fields) = rest.split_once(": ").unwrap().1.split_once(':').unwrap();
+        match event {
+            "mm_page_alloc" => {
+                allocs += 1;
+                let (pfn, order) = (field(fields, "pfn"), field(fields, "order"));
+                assert_eq!(live.insert(pfn, order), None, "allocated twice: {l}");
+            }
+            "mm_page_free" => {
+                frees += 1;
+                let (pfn, order) = (field(fields, "pfn"), field(fields, "order"));
+                assert_eq!(live.remove(&pfn), Some(order), "freed unallocated: {l}");
+            }
+            "page_fault_user" => faults += 1,
+            other => panic!("event {other} was not asked for: {l}"),
+        }
+    }
+    assert!(
+        allocs > 64 && frees > 16,
+        "{allocs} allocations, {frees} frees"
+    );
+    // What is still allocated is allocated: off the free lists, referenced.
+    for &pfn in live.keys() {
+        let page = m.pa.page(mm::types::Pfn(pfn)).unwrap();
+        assert!(!page.test(mm::memmap::PageFlags::BUDDY), "pfn {pfn:#x}");
+        assert!(page.refcount() > 0, "pfn {pfn:#x}");
+    }
+    // The two kept blocks are among them, and the pages not freed are
+    // exactly the pages the free and per-CPU lists lost.
+    for (pfn, order) in &kept {
+        assert_eq!(live.get(&pfn.0), Some(&u64::from(*order)));
+    }
+    let unfreed: u64 = live.values().map(|o| 1 << o).sum();
+    assert_eq!(unfreed, free0 - free1);
+    // One page_fault_user per fault counted.
+    assert_eq!(faults, faults1 - faults0);
+    assert!(faults >= 64 + 8, "{faults}");
 }

@@ -535,8 +535,9 @@ impl PageCache {
         Ok(data.len())
     }
 
-    /// `folio_mark_dirty` for a cache page (NR_FILE_DIRTY on the first
-    /// transition). Shmem pages are never counted dirty for writeback.
+    /// `folio_mark_dirty` for a cache page (NR_FILE_DIRTY and NR_DIRTIED
+    /// on the first transition, as `folio_account_dirtied`). Shmem pages
+    /// are never counted dirty for writeback.
     pub fn set_dirty(&self, pa: &PageAlloc, pfn: Pfn) {
         let Some(page) = pa.page(pfn) else { return };
         if page.test(PageFlags::SWAPBACKED) {
@@ -545,9 +546,9 @@ impl PageCache {
         }
         if !page.test(PageFlags::DIRTY) {
             page.set(PageFlags::DIRTY);
-            pa.nodes[page.nid() as usize]
-                .stats
-                .add(NodeStat::NrDirty, 1);
+            let stats = &pa.nodes[page.nid() as usize].stats;
+            stats.add(NodeStat::NrDirty, 1);
+            stats.add(NodeStat::NrDirtied, 1);
         }
     }
 
@@ -597,9 +598,11 @@ impl PageCache {
             file.write_at(off, &buf[..len])?;
         }
         page.clear(PageFlags::DIRTY);
-        pa.nodes[page.nid() as usize]
-            .stats
-            .add(NodeStat::NrDirty, -1);
+        // The write is synchronous here, so writeback ends at once:
+        // NR_WRITTEN as `folio_end_writeback` counts it.
+        let stats = &pa.nodes[page.nid() as usize].stats;
+        stats.add(NodeStat::NrDirty, -1);
+        stats.add(NodeStat::NrWritten, 1);
         Ok(true)
     }
 
@@ -923,6 +926,9 @@ mod tests {
         assert_eq!(stat(pa, NodeStat::NrDirty), 1);
         assert_eq!(cache.writeback(pa, &f, 0, u64::MAX), Ok(1));
         assert_eq!(stat(pa, NodeStat::NrDirty), 0);
+        // Two pages were dirtied and two written, each counted once.
+        assert_eq!(stat(pa, NodeStat::NrDirtied), 2);
+        assert_eq!(stat(pa, NodeStat::NrWritten), 2);
         f.read_at(4090, &mut b).unwrap();
         assert_eq!(&b, b"across pages");
         // A write past EOF grows the file.

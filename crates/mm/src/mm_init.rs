@@ -40,7 +40,70 @@ pub struct BootParams {
     pub system_hashes: Vec<SystemHash>,
     /// The trace buffer the machine's tracepoints write to.
     pub trace: alloc::sync::Arc<crate::trace::Trace>,
+    /// Who watches memmap_init's progress (a huge machine's boot), if
+    /// anyone.
+    pub progress: BootProgress,
 }
+
+/// Watches the longest part of boot, memmap_init (the struct pages of
+/// every reserved page and of the free pages not deferred): a progress
+/// bar's hook. Not in Linux, which prints nothing until it is done.
+pub trait BootObserver: Send + Sync {
+    /// `pages` struct pages are initialised so far.
+    fn pages_initialised(&self, pages: u64);
+    /// memmap_init is done.
+    fn done(&self);
+}
+
+/// The [`BootObserver`] of a boot, if any. It is told every
+/// [`BootProgress::CHUNK`] pages, so with none the cost is one test per
+/// chunk. Two are equal when they are the same observer (or both none).
+#[derive(Clone, Default)]
+pub struct BootProgress(pub Option<alloc::sync::Arc<dyn BootObserver>>);
+
+impl BootProgress {
+    /// Pages between two reports (256 MiB of 4 KiB pages).
+    pub const CHUNK: u64 = 1 << 16;
+
+    /// Initialises the struct pages of `[a, b)` with `init`, reporting
+    /// every [`Self::CHUNK`] pages; `done` counts the pages so far.
+    fn init_range(&self, a: u64, b: u64, done: &mut u64, init: &mut dyn FnMut(u64)) {
+        let mut s = a;
+        while s < b {
+            let e = b.min(s.saturating_add(Self::CHUNK));
+            for pfn in s..e {
+                init(pfn);
+            }
+            *done += e - s;
+            if let Some(o) = &self.0 {
+                o.pages_initialised(*done);
+            }
+            s = e;
+        }
+    }
+}
+
+impl core::fmt::Debug for BootProgress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BootProgress(watched)"
+        } else {
+            "BootProgress(none)"
+        })
+    }
+}
+
+impl PartialEq for BootProgress {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => alloc::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for BootProgress {}
 
 /// A boot-time hash table (`alloc_large_system_hash` with HASH_EARLY).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -546,6 +609,7 @@ pub fn free_area_init(
             )
         })
         .collect();
+    let mut initialised = 0u64;
     for node in &nodes {
         let Some(top) = node.zones.iter().rev().find(|z| z.present > 0) else {
             continue;
@@ -559,11 +623,12 @@ pub fn free_area_init(
                 for &(ms, me, _) in &node_ranges {
                     let s = rs.max(ms.0).max(z.start_pfn.0);
                     let e = re.min(me.0).min(z.end_pfn().0);
-                    for pfn in s..e.max(s) {
-                        let pg = z.page(Pfn(pfn));
-                        pg.init(z.idx, node.nid);
-                        pg.set(PageFlags::RESERVED);
-                    }
+                    p.progress
+                        .init_range(s, e.max(s), &mut initialised, &mut |pfn| {
+                            let pg = z.page(Pfn(pfn));
+                            pg.init(z.idx, node.nid);
+                            pg.set(PageFlags::RESERVED);
+                        });
                 }
             }
             for fr in mb.free_ranges(Some(node.nid)) {
@@ -585,9 +650,9 @@ pub fn free_area_init(
                 };
                 for (a, b) in [(s, ds), (de, e)] {
                     if b > a {
-                        for pfn in a..b {
-                            z.page(Pfn(pfn)).init(z.idx, node.nid);
-                        }
+                        p.progress.init_range(a, b, &mut initialised, &mut |pfn| {
+                            z.page(Pfn(pfn)).init(z.idx, node.nid)
+                        });
                         z.free_range_core(Pfn(a), Pfn(b));
                     }
                 }
@@ -596,6 +661,10 @@ pub fn free_area_init(
                 }
             }
         }
+    }
+
+    if let Some(o) = &p.progress.0 {
+        o.done();
     }
 
     let pa = PageAlloc::new(
@@ -696,6 +765,7 @@ pub(crate) mod testing {
             percpu: None,
             system_hashes: Vec::new(),
             trace: Default::default(),
+            progress: Default::default(),
         };
         let image = KernelImage {
             start: kernel,

@@ -245,6 +245,7 @@ fn numa_fallback_follows_distance() {
         percpu: None,
         system_hashes: Vec::new(),
         trace: Default::default(),
+        progress: Default::default(),
     };
     let pa = free_area_init(&mut mb, ram, &params, Printk::new()).unwrap();
     let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();

@@ -379,6 +379,8 @@ impl fmt::Display for LackeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LackeyError::Parse(e) => e.fmt(f),
+            // Line 0: the file could not be opened or read at all.
+            LackeyError::Io { file, line: 0, msg } => write!(f, "{file}: {msg}"),
             LackeyError::Io { file, line, msg } => {
                 write!(f, "{file}: reading after line {line}: {msg}")
             }
@@ -1130,10 +1132,13 @@ pub fn run_cli(
 /// report to `out`. With `machine` and `--frames`, each policy runs on a
 /// process of a machine booted from it, with real swap
 /// ([`policy::run_machine`]). `args` must have [`CliArgs::policy`].
+/// `progress(done, total)` follows the runs (one per policy and frame
+/// count), for a progress bar.
 pub fn run_policy_cli(
     args: &CliArgs,
     machine: Option<&machine::MachineConfig>,
     out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<policy::PolicyReport, LackeyError> {
     let Some(p) = &args.policy else {
         return Err(LackeyError::Usage(format!(
@@ -1149,9 +1154,9 @@ pub fn run_policy_cli(
     })?;
     match (machine, p.frames) {
         (Some(config), Some(frames)) => {
-            policy::run_machine(&refs, &args.file, p, frames, config, out)
+            policy::run_machine(&refs, &args.file, p, frames, config, out, progress)
         }
-        _ => policy::run(&refs, &args.file, p, out),
+        _ => policy::run(&refs, &args.file, p, out, progress),
     }
 }
 

@@ -42,7 +42,9 @@ mod files;
 mod machine_target;
 mod maps;
 
-pub use cli::{machine_target, parse_touch, prepare, run_cli, CliArgs, UnavailableTarget};
+pub use cli::{
+    machine_target, parse_touch, prepare, run_cli, run_cli_with, CliArgs, UnavailableTarget,
+};
 pub use machine_target::MachineTarget;
 pub use maps::{
     apply_path_map, normalize_maps, renumber_shmem_inodes, stdout_checkpoints, Checkpoint,
@@ -761,6 +763,18 @@ pub fn replay(
     target: &mut dyn ReplayTarget,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
+    replay_with(lines, target, opts, &mut |_, _| {})
+}
+
+/// [`replay`], calling `on_line(done, total)` after each of the trace's
+/// lines (a progress bar's hook: the trace is parsed whole before the
+/// replay, so its length is known).
+pub fn replay_with(
+    lines: &[Line],
+    target: &mut dyn ReplayTarget,
+    opts: &ReplayOptions,
+    on_line: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
     let mut e = Engine {
         target,
         opts,
@@ -782,9 +796,11 @@ pub fn replay(
             }
         }
     }
-    for l in lines {
+    let total = lines.len() as u64;
+    for (i, l) in lines.iter().enumerate() {
         e.line(l)?;
         e.touches_after(l.line_no)?;
+        on_line(i as u64 + 1, total);
     }
     // Processes still alive: their maps as the trace ends.
     for i in 0..e.report.processes.len() {

@@ -36,6 +36,10 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: the file as a whole (it could not be read).
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file, self.msg);
+        }
         write!(f, "{}:{}: {}", self.file, self.line, self.msg)
     }
 }

@@ -384,7 +384,7 @@ fn io_errors_name_the_file() {
     .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("/nonexistent/x.lk: reading after line 0:"),
+            .starts_with("/nonexistent/x.lk: No such file or directory"),
         "{err}"
     );
     // A gzip file cut short is a read error after the last whole line.

@@ -204,3 +204,29 @@ fn same_inputs_print_the_same_bytes() {
     assert_eq!(a.1.dmesg(), b.1.dmesg());
     assert_eq!(a.1.proc("zoneinfo"), b.1.proc("zoneinfo"));
 }
+
+/// Every tracepoint lmm has (`mm::trace::EVENTS`: the kmem, exceptions,
+/// filemap, vmscan, oom, tlb events and lmm's own buddy, swap ones) fires
+/// in the scenarios lmm ships: reclaim.rhai (kswapd, the LRU, writeback,
+/// swap, the page cache, per-CPU lists, buddy split and merge), oom.rhai
+/// (direct reclaim, the OOM victim) and slab.rhai (kmalloc, kfree).
+#[test]
+fn every_tracepoint_fires_in_the_shipped_scenarios() {
+    use mm::trace::{EventMask, EVENTS};
+    use std::collections::BTreeSet;
+    let mut seen = BTreeSet::new();
+    for file in ["reclaim.rhai", "oom.rhai", "slab.rhai"] {
+        let config = MachineConfig::default();
+        config.trace.0.enable(EventMask::ALL);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/").to_string() + file;
+        let text = std::fs::read_to_string(&path).unwrap();
+        run(&path, &text, config.clone()).unwrap();
+        seen.extend(config.trace.0.take().records.iter().map(|r| r.event.id()));
+    }
+    let missing: Vec<&str> = EVENTS
+        .iter()
+        .filter(|(id, ..)| !seen.contains(id))
+        .map(|&(_, _, name)| name)
+        .collect();
+    assert!(missing.is_empty(), "never fired: {missing:?}");
+}

@@ -226,7 +226,7 @@ fn oom_kills_the_highest_badness_and_the_machine_goes_on() {
 }
 
 #[test]
-fn filefault_reads_around_then_hits_the_cache() {
+fn filefault_reads_around_hits_the_cache_and_msync_writes_back() {
     let t = run("filefault");
     assert_eq!(cp(&t, "rss after mmap"), "0");
     // The first fault does I/O: major, and only the faulting page mapped.
@@ -245,6 +245,27 @@ fn filefault_reads_around_then_hits_the_cache() {
     assert_eq!(cp(&t, "minor faults second"), "1");
     assert_eq!(cp(&t, "rss second"), (64 * 1024 / PAGE).to_string());
     assert_eq!(cp(&t, "same frame"), "true");
+    // A shared writable file mapping: write-notify keeps a read-faulted
+    // page read-only (vma_wants_writenotify), so the write traps and
+    // dirties it: pte D and RW, PG_dirty, NR_FILE_DIRTY and NR_DIRTIED 1;
+    // the disk has not seen the write.
+    assert_eq!(cp(&t, "pte writable after read"), "false");
+    assert_eq!(cp(&t, "pte dirty after write"), "true");
+    assert_eq!(cp(&t, "pte writable after write"), "true");
+    assert_eq!(cp(&t, "PageDirty after write"), "true");
+    assert_eq!(cp(&t, "nr_dirty after write"), "1");
+    assert_eq!(cp(&t, "nr_dirtied by write"), "1");
+    assert_eq!(cp(&t, "disk after write"), "old text on the disk");
+    // msync(MS_SYNC) (msync(2): "requests an update and waits for it to
+    // complete"): folio_mkclean cleans and write-protects the pte, the page
+    // is written (NR_WRITTEN 1) and clean, and the disk holds the bytes
+    // written through the mapping.
+    assert_eq!(cp(&t, "pte dirty after msync"), "false");
+    assert_eq!(cp(&t, "pte writable after msync"), "false");
+    assert_eq!(cp(&t, "PageDirty after msync"), "false");
+    assert_eq!(cp(&t, "nr_dirty after msync"), "0");
+    assert_eq!(cp(&t, "nr_written by msync"), "1");
+    assert_eq!(cp(&t, "disk after msync"), "new text via the pte");
 }
 
 #[test]

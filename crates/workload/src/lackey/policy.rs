@@ -151,12 +151,14 @@ impl PolicyReport {
 /// lru 8 120 100 112 0.201680
 /// ```
 /// (the miss ratio is faults per reference, with six decimals). Either is
-/// preceded by `references: R (D distinct pages)`.
+/// preceded by `references: R (D distinct pages)`. `progress(done,
+/// total)` is called after each policy's run at each frame count.
 pub fn run(
     refs: &[u64],
     file: &str,
     args: &PolicyArgs,
     out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PolicyReport, LackeyError> {
     let (rs, mut report, mut text) = start(refs, file)?;
     let frame_counts: Vec<usize> = match (&args.sweep, args.frames) {
@@ -164,6 +166,7 @@ pub fn run(
         (None, Some(f)) => vec![f],
         (None, None) => Vec::new(),
     };
+    let total = (args.policies.len() * frame_counts.len()) as u64;
     if args.sweep.is_some() {
         text.push_str("# POLICY FRAMES FAULTS SWAP-INS SWAP-OUTS MISS-RATIO\n");
     }
@@ -190,6 +193,7 @@ pub fn run(
                 );
             }
             report.runs.push((name.clone(), frames, s));
+            progress(report.runs.len() as u64, total);
         }
     }
     out.write_all(text.as_bytes()).map_err(io_err)?;
@@ -224,7 +228,8 @@ fn start(refs: &[u64], file: &str) -> Result<(RefString, PolicyReport, String), 
 /// `--frames N` on the machine: for each policy, the report lines of
 /// [`run`] from a run on a machine process limited to N pages with real
 /// swap, then `machine: F faults (M major), pswpin I, pswpout O,
-/// mismatches K` as the machine counted them.
+/// mismatches K` as the machine counted them. `progress(done, total)` is
+/// called after each policy's run.
 pub fn run_machine(
     refs: &[u64],
     file: &str,
@@ -232,6 +237,7 @@ pub fn run_machine(
     frames: usize,
     config: &machine::MachineConfig,
     out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PolicyReport, LackeyError> {
     let (_, mut report, mut text) = start(refs, file)?;
     for name in &args.policies {
@@ -252,6 +258,7 @@ pub fn run_machine(
                 evictions: r.swap_outs,
             },
         ));
+        progress(report.runs.len() as u64, args.policies.len() as u64);
     }
     out.write_all(text.as_bytes()).map_err(io_err)?;
     Ok(report)
@@ -390,7 +397,10 @@ mod tests {
             ..PolicyArgs::default()
         };
         let mut out = Vec::new();
-        let r = run(&refs, "t", &args, &mut out).unwrap();
+        let mut calls = Vec::new();
+        let r = run(&refs, "t", &args, &mut out, &mut |d, t| calls.push((d, t))).unwrap();
+        // One progress call per run: 2 policies x 2 frame counts.
+        assert_eq!(calls, [(1, 4), (2, 4), (3, 4), (4, 4)]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "references: 12 (5 distinct pages)\n\
@@ -415,7 +425,7 @@ mod tests {
             ..PolicyArgs::default()
         };
         let mut out = Vec::new();
-        run(&refs, "t", &args, &mut out).unwrap();
+        run(&refs, "t", &args, &mut out, &mut |_, _| {}).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "references: 20 (6 distinct pages)\npolicy: lru, frames: 3\n\

@@ -10,7 +10,7 @@ use machine::MachineConfig;
 use mm::VirtAddr;
 
 use super::{
-    normalize_lexically, replay, Access, Capture, ExecRequest, ProcessReport, ReplayOptions,
+    normalize_lexically, replay_with, Access, Capture, ExecRequest, ProcessReport, ReplayOptions,
     ReplayTarget, Spawn, TargetError, Touch,
 };
 use crate::strace::parse_file;
@@ -218,8 +218,20 @@ pub fn run_cli(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), String> {
+    run_cli_with(args, target, out, err, &mut |_, _| {})
+}
+
+/// [`run_cli`] with `on_line(done, total)` called after each trace line
+/// (see [`super::replay_with`]), before anything is printed.
+pub fn run_cli_with(
+    args: &CliArgs,
+    target: &mut dyn ReplayTarget,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    on_line: &mut dyn FnMut(u64, u64),
+) -> Result<(), String> {
     let (lines, opts) = prepare(args)?;
-    let report = replay(&lines, target, &opts).map_err(|e| e.to_string())?;
+    let report = replay_with(&lines, target, &opts, on_line).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("writing the output: {e}");
 
     for n in &report.notes {

@@ -34,7 +34,7 @@ pub(super) static TOPICS: &[Topic] = &[
     },
     Topic {
         name: "filefault",
-        title: "file faults, fault-around and the page cache",
+        title: "file faults, fault-around, the page cache and msync",
         run: filefault,
     },
     Topic {
@@ -758,7 +758,8 @@ fn meminfo_cache(m: &Machine) -> Result<String, String> {
 }
 
 /// Topic `filefault`: a file mapping's major fault with read-around, a
-/// second process's minor fault with fault-around.
+/// second process's minor fault with fault-around, then a shared write
+/// written back by msync.
 fn filefault(t: &mut Tour) -> Result<(), String> {
     let mut m = boot()?;
     let path = fixture(STATIC_BIN)?;
@@ -834,6 +835,128 @@ fn filefault(t: &mut Tour) -> Result<(), String> {
     t.checkpoint("minor faults second", minor);
     t.checkpoint("rss second", rss);
     t.checkpoint("same frame", same);
+    shared_write(t, &mut m, p1)
+}
+
+/// What a shared file page's write and msync change: its pte, PG_dirty,
+/// the node's dirty/written counters and the bytes on the disk.
+fn dirty_state(
+    m: &Machine,
+    pid: u32,
+    va: u64,
+    file: &machine::brd::BrdFile,
+    len: usize,
+) -> Result<(String, bool), String> {
+    let dirty = pfn_at(m, pid, va)?
+        .and_then(|pfn| m.pa.page(mm::types::Pfn(pfn)))
+        .is_some_and(|p| p.test(mm::memmap::PageFlags::DIRTY));
+    let disk = file.disk();
+    Ok((
+        format!(
+            "{}
+PageDirty {}
+nr_dirty {}  nr_dirtied {}  nr_written {}
+on disk: {:?}",
+            pte_line(m, pid, va)?,
+            if dirty { "yes" } else { "no" },
+            vmstat(m, "nr_dirty")?,
+            vmstat(m, "nr_dirtied")?,
+            vmstat(m, "nr_written")?,
+            String::from_utf8_lossy(&disk[..len.min(disk.len())]),
+        ),
+        dirty,
+    ))
+}
+
+/// The filefault topic's last steps: a write through a MAP_SHARED mapping
+/// of a disk-backed file (a RAM-disk file: host files are read-only by
+/// design) dirties the page through its pte; msync(MS_SYNC) writes it
+/// back to the disk.
+fn shared_write(t: &mut Tour, m: &mut Machine, pid: u32) -> Result<(), String> {
+    const OLD: &[u8] = b"old text on the disk";
+    const NEW: &[u8] = b"new text via the pte";
+    let mut bytes = OLD.to_vec();
+    bytes.resize(4 * PAGE as usize, b'.');
+    let file = machine::brd::BrdFile::new("/mnt/ram0/notes", 12, bytes);
+    let handle: mm::file::FileRef = file.clone();
+
+    t.step("it maps a 4-page file of a RAM disk shared and writable, and reads page 0");
+    let a = m
+        .sys_mmap(
+            pid,
+            0,
+            4 * PAGE,
+            PROT_READ | PROT_WRITE,
+            mm::mmap::MAP_SHARED,
+            Some(handle),
+            0,
+        )
+        .map_err(|e| format!("mmap: {e}"))?;
+    m.touch(pid, a, 1, Access::Read)
+        .map_err(|e| e.to_string())?;
+    let (before, _) = dirty_state(m, pid, a, &file, NEW.len())?;
+    t.state("after", &before);
+    t.explain(
+        "the page is mapped read-only although the mapping is writable, so the first write traps",
+        "mm/mmap.c vma_wants_writenotify: a shared writable mapping of a file with dirty \
+         accounting keeps its ptes write-protected until a write (since 2.6.19)",
+    );
+    let pte_writable = |m: &Machine| -> Result<bool, String> {
+        Ok(process(m, pid)?
+            .pt
+            .lookup(VirtAddr(a))
+            .is_some_and(|(p, _)| p.present() && p.writable()))
+    };
+    let pte_dirty = |m: &Machine| -> Result<bool, String> {
+        Ok(process(m, pid)?
+            .pt
+            .lookup(VirtAddr(a))
+            .is_some_and(|(p, _)| p.present() && p.dirty()))
+    };
+    t.checkpoint("pte writable after read", pte_writable(m)?);
+    let base = [vmstat(m, "nr_dirtied")?, vmstat(m, "nr_written")?];
+
+    t.step("it writes 20 bytes at the start of page 0");
+    m.write_user(pid, a, NEW)
+        .map_err(|e| format!("write: {e}"))?;
+    let (after, dirty) = dirty_state(m, pid, a, &file, NEW.len())?;
+    t.state("after", &after);
+    t.explain(
+        "the write-protect fault makes the pte writable and dirty and marks the page dirty; \
+         the disk still has the old bytes",
+        "mm/memory.c do_wp_page → wp_page_shared: folio_mark_dirty (NR_FILE_DIRTY, NR_DIRTIED) \
+         and a writable, dirty pte; writeback happens later",
+    );
+    t.checkpoint("pte dirty after write", pte_dirty(m)?);
+    t.checkpoint("pte writable after write", pte_writable(m)?);
+    t.checkpoint("PageDirty after write", dirty);
+    t.checkpoint("nr_dirty after write", vmstat(m, "nr_dirty")?);
+    t.checkpoint("nr_dirtied by write", vmstat(m, "nr_dirtied")? - base[0]);
+    t.checkpoint(
+        "disk after write",
+        String::from_utf8_lossy(&file.disk()[..NEW.len()]),
+    );
+
+    t.step("msync(MS_SYNC) of the mapping");
+    m.sys_msync(pid, a, 4 * PAGE, mm::msync::MS_SYNC)
+        .map_err(|e| format!("msync: {e}"))?;
+    let (after, dirty) = dirty_state(m, pid, a, &file, NEW.len())?;
+    t.state("after", &after);
+    t.explain(
+        "the pte's dirty bit is moved to the page, the page is written to the disk and cleaned, \
+         and the pte is write-protected again to catch the next write",
+        "msync(2): MS_SYNC requests an update and waits for it; mm/msync.c → vfs_fsync_range → \
+         folio_mkclean (pte clean, read-only) and writepage (PG_dirty cleared, NR_WRITTEN)",
+    );
+    t.checkpoint("pte dirty after msync", pte_dirty(m)?);
+    t.checkpoint("pte writable after msync", pte_writable(m)?);
+    t.checkpoint("PageDirty after msync", dirty);
+    t.checkpoint("nr_dirty after msync", vmstat(m, "nr_dirty")?);
+    t.checkpoint("nr_written by msync", vmstat(m, "nr_written")? - base[1]);
+    t.checkpoint(
+        "disk after msync",
+        String::from_utf8_lossy(&file.disk()[..NEW.len()]),
+    );
     Ok(())
 }
 
