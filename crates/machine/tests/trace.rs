@@ -245,19 +245,20 @@ fn the_trace_read_back_agrees_with_the_counters() {
             .unwrap()
     };
     let _ = m.trace().take();
-    let free0 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let free0 = m.pa().nr_free_pages() + m.pa().nr_pcp_pages();
     let faults0 = vm(&m, "pgfault");
     // Kernel blocks, two of them kept; a process that writes 64 pages,
     // unmaps 16, forks (copy-on-write) and whose child writes 8.
     let mut kept = Vec::new();
     for order in [0u8, 2, 0, 4] {
-        let pfn =
-            m.pa.alloc_pages(CpuId(0), Gfp::KERNEL, Order(order))
-                .unwrap();
+        let pfn = m
+            .pa()
+            .alloc_pages(CpuId(0), Gfp::KERNEL, Order(order))
+            .unwrap();
         kept.push((pfn, order));
     }
     for (pfn, order) in kept.drain(..2) {
-        m.pa.free_pages(CpuId(0), pfn, Order(order));
+        m.pa().free_pages(CpuId(0), pfn, Order(order));
     }
     let pid = m.spawn("tracee").unwrap();
     let a = m
@@ -280,7 +281,7 @@ fn the_trace_read_back_agrees_with_the_counters() {
         m.store(child, a + (i << 12), b"y").unwrap();
     }
     let text = m.trace().take().ftrace();
-    let free1 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
+    let free1 = m.pa().nr_free_pages() + m.pa().nr_pcp_pages();
     let faults1 = vm(&m, "pgfault");
 
     let field = |fields: &str, key: &str| -> u64 {
@@ -320,7 +321,7 @@ fn the_trace_read_back_agrees_with_the_counters() {
     );
     // What is still allocated is allocated: off the free lists, referenced.
     for &pfn in live.keys() {
-        let page = m.pa.page(mm::types::Pfn(pfn)).unwrap();
+        let page = m.pa().page(mm::types::Pfn(pfn)).unwrap();
         assert!(!page.test(mm::memmap::PageFlags::BUDDY), "pfn {pfn:#x}");
         assert!(page.refcount() > 0, "pfn {pfn:#x}");
     }

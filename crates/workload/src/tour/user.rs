@@ -848,7 +848,7 @@ fn dirty_state(
     len: usize,
 ) -> Result<(String, bool), String> {
     let dirty = pfn_at(m, pid, va)?
-        .and_then(|pfn| m.pa.page(mm::types::Pfn(pfn)))
+        .and_then(|pfn| m.pa().page(mm::types::Pfn(pfn)))
         .is_some_and(|p| p.test(mm::memmap::PageFlags::DIRTY));
     let disk = file.disk();
     Ok((
