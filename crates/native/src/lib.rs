@@ -23,6 +23,16 @@
 //!   through lmm's page cache, which is how dynamically linked programs run.
 //! - After lmm reclaimed pages, their mirrors are unmapped from the stub and
 //!   fault back in (a swap-in).
+//! - Invariant: no frame is freed, or its contents changed by swap, while a
+//!   stub that is not stopped still mirrors it. Before lmm does work that
+//!   can allocate (and so reclaim or migrate), it stops every other stub
+//!   that may be running and waits for the stop (`Run::quiesce`, the
+//!   role of Linux's TLB shootdown, which waits for the other CPUs before
+//!   the page is freed); each such stub drops its stale mirrors before it
+//!   is resumed. This was chosen over a hook in the machine's rmap unmap:
+//!   it needs no change in the machine and no ptrace from inside lmm's
+//!   reclaim, at the cost of stopping the others on each such stop while
+//!   more than one process runs (a pipeline's).
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
@@ -82,6 +92,8 @@ const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 /// The child's pid is stored at `child_tid` in the child.
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// The `dirfd` that means the working directory (the *at calls).
+const AT_FDCWD: i32 = -100;
 /// `O_CLOEXEC` as /proc/PID/fdinfo's (octal) flags show it.
 const O_CLOEXEC: u32 = 0o2000000;
 /// The longest argument or environment string execve copies
@@ -190,9 +202,9 @@ enum State {
     /// block there): the registers to restore at its `int3`, and the
     /// call's number.
     HostCall { saved: Regs, nr: u64 },
-    /// Blocked in lmm's wait4 with these arguments (no child has exited
-    /// yet): retried when a child exits.
-    Wait4([u64; 6]),
+    /// Blocked in lmm's wait4 or waitid (the call's number) with these
+    /// arguments (no child has exited yet): retried when a child exits.
+    Wait(u64, [u64; 6]),
     /// A vfork parent held until its child (this lmm pid) execs or exits.
     Vfork(u32),
 }
@@ -241,9 +253,11 @@ struct Run<'a> {
     reclaimed: u64,
     /// SIGSTOPs lmm sent the current process not yet seen.
     stops: u32,
-    /// Pages reclaimed when the running processes were last stopped to
-    /// check their mirrors.
-    stopped_at: u64,
+    /// Stops lmm collected from other processes while it stopped them
+    /// ([`Run::quiesce`]), by host pid with the raw wait status: served
+    /// before the next `waitpid(-1)`, in order; those processes stay
+    /// stopped until then.
+    parked: std::collections::VecDeque<(libc::pid_t, i32)>,
     /// The other processes, by host pid.
     others: BTreeMap<libc::pid_t, Task>,
     /// The first process's lmm pid: the run ends when it does.
@@ -297,7 +311,7 @@ pub fn run(
         state: State::Running,
         reclaimed,
         stops: 0,
-        stopped_at: reclaimed,
+        parked: Default::default(),
         others: BTreeMap::new(),
         init: pid,
         vforking: Default::default(),
@@ -456,9 +470,11 @@ fn vmstat(m: &Machine, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages the machine's reclaim has taken so far (kswapd's and direct):
-/// a change detector, read from the event counters directly since it runs
-/// on every fault (rendering /proc/vmstat there cost a tenth of the run).
+/// Pages the machine has taken from under their mappings so far
+/// (reclaimed by kswapd or directly, swapped out, migrated, collapsed into
+/// a huge page): a change detector, read from the event counters directly
+/// since it runs on every fault (rendering /proc/vmstat there cost a tenth
+/// of the run).
 fn reclaimed_pages(m: &Machine) -> u64 {
     use mm::vmstat::VmEvent;
     [
@@ -467,6 +483,8 @@ fn reclaimed_pages(m: &Machine) -> u64 {
         VmEvent::PgstealKhugepaged,
         VmEvent::PgstealProactive,
         VmEvent::Pswpout,
+        VmEvent::PgmigrateSuccess,
+        VmEvent::ThpCollapseAlloc,
     ]
     .into_iter()
     .map(|e| m.pa.events.get(e))
@@ -514,7 +532,10 @@ impl Run<'_> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         loop {
-            let (host, status) = ptrace::wait_any().map_err(io)?;
+            let (host, status) = match self.parked.pop_front() {
+                Some(p) => p,
+                None => ptrace::wait_any().map_err(io)?,
+            };
             if !self.switch_to(host) {
                 continue;
             }
@@ -575,7 +596,10 @@ impl Run<'_> {
         let sig = match stop {
             Stop::Exited(code) => return self.exit_task(Ending::Exited(code)),
             Stop::Killed(s) => return self.exit_task(Ending::Signaled(s)),
-            Stop::Event(_) => 0,
+            Stop::Event(_) => {
+                self.check_reclaim()?;
+                0
+            }
             Stop::Syscall => {
                 self.check_reclaim()?;
                 return match self.syscall()? {
@@ -612,9 +636,9 @@ impl Run<'_> {
                     self.state = State::Running;
                     self.end_host_call(saved, nr, s)?
                 } else if s == libc::SIGSEGV {
-                    self.check_reclaim()?;
                     self.segv()?
                 } else {
+                    self.check_reclaim()?;
                     s
                 }
             }
@@ -729,6 +753,13 @@ impl Run<'_> {
                 regs.rip
             ));
         }
+        // The siginfo and registers are read before anything is run in
+        // the stub (an injected unmap replaces them with its own stop's).
+        // If stale mirrors went, the instruction is not decoded from what
+        // is left: the program runs it again and faults afresh.
+        if self.check_reclaim()? {
+            return Ok(0);
+        }
         let accerr = si.si_code == SEGV_ACCERR;
         let access = fault::access_type(&self.stub, &regs, addr, accerr);
         self.page_fault(addr, access)
@@ -782,7 +813,7 @@ impl Run<'_> {
         let held: Vec<libc::pid_t> = self
             .others
             .values()
-            .filter(|t| matches!(t.state, State::Wait4(_) | State::Vfork(_)))
+            .filter(|t| matches!(t.state, State::Wait(..) | State::Vfork(_)))
             .map(|t| t.stub.pid)
             .collect();
         let back = self.stub.pid;
@@ -790,7 +821,7 @@ impl Run<'_> {
             self.switch_to(host);
             let ret = match self.state.clone() {
                 State::Vfork(child) if !self.vforking.contains(&child) => Some(i64::from(child)),
-                State::Wait4(a) => self.wait4(a)?,
+                State::Wait(nr, a) => self.wait(nr, a)?,
                 _ => None,
             };
             if let Some(ret) = ret {
@@ -802,6 +833,103 @@ impl Run<'_> {
         }
         self.switch_to(back);
         Ok(())
+    }
+
+    /// wait4 (61) or waitid (247): the call's result, `None` if the caller
+    /// must wait.
+    fn wait(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        if nr == 247 {
+            self.waitid(a)
+        } else {
+            self.wait4(a)
+        }
+    }
+
+    /// waitid(idtype, id, infop, options, rusage) on lmm's process table:
+    /// P_ALL, P_PID, or P_PGID (taken as any child: process groups are not
+    /// modelled); the child's `siginfo_t` (SIGCHLD, CLD_EXITED or
+    /// CLD_KILLED, its lmm pid, uid and status) and rusage are written and
+    /// 0 returned; WNOWAIT leaves it waitable; with WNOHANG and no child
+    /// ready the siginfo is zeroed, as Linux's waitid zeroes it. lmm's
+    /// children never stop or continue: without WEXITED nothing is
+    /// reported (the caller waits, or gets zeroes with WNOHANG). EINVAL for
+    /// a bad idtype, id or option, and for P_PIDFD (pidfds are not
+    /// supported).
+    fn waitid(&mut self, a: [u64; 6]) -> Result<Option<i64>, String> {
+        const WNOHANG: u64 = 1;
+        const WSTOPPED: u64 = 2;
+        const WEXITED: u64 = 4;
+        const WCONTINUED: u64 = 8;
+        const WNOWAIT: u64 = 0x0100_0000;
+        /// __WNOTHREAD, __WALL and __WCLONE.
+        const WTHREADS: u64 = 0xe000_0000;
+        /// si_code values of SIGCHLD.
+        const CLD_EXITED: i32 = 1;
+        const CLD_KILLED: i32 = 2;
+        let einval = Ok(Some(-i64::from(libc::EINVAL)));
+        let (idtype, id, infop, options, ru) = (a[0], a[1] as i32, a[2], a[3], a[4]);
+        let events = WSTOPPED | WEXITED | WCONTINUED;
+        if options & !(WNOHANG | events | WNOWAIT | WTHREADS) != 0 || options & events == 0 {
+            return einval;
+        }
+        let target = match idtype {
+            0 => -1,
+            1 if id > 0 => i64::from(id),
+            2 if id >= 0 => -1,
+            _ => return einval,
+        };
+        let found = if options & WEXITED == 0 {
+            // Only whether a child exists matters.
+            match self.m.peek_zombie(self.pid, target) {
+                Err(mm::errno::Errno::ECHILD) => Err(mm::errno::Errno::ECHILD),
+                _ => Err(mm::errno::Errno::EAGAIN),
+            }
+        } else if options & WNOWAIT != 0 {
+            self.m.peek_zombie(self.pid, target)
+        } else {
+            self.m.wait_zombie(self.pid, target)
+        };
+        // Linux writes these fields only: si_signo, si_errno, si_code
+        // (bytes 0..12), then _sigchld's si_pid, si_uid, si_status (16..28).
+        let mut info = [0u8; 28];
+        match found {
+            Ok((child, z)) => {
+                let (code, status) = match z.signal {
+                    Some(sig) => (CLD_KILLED, sig),
+                    None => (CLD_EXITED, z.code & 0xff),
+                };
+                // SAFETY: getuid cannot fail; the stub runs as lmm's uid.
+                let uid = unsafe { libc::getuid() };
+                info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
+                info[8..12].copy_from_slice(&code.to_le_bytes());
+                info[16..20].copy_from_slice(&child.to_le_bytes());
+                info[20..24].copy_from_slice(&uid.to_le_bytes());
+                info[24..28].copy_from_slice(&status.to_le_bytes());
+                if ru != 0 && !self.put_rusage(ru, z.flt)? {
+                    return Ok(Some(-i64::from(libc::EFAULT)));
+                }
+            }
+            Err(mm::errno::Errno::EAGAIN) if options & WNOHANG != 0 => {}
+            Err(mm::errno::Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Ok(Some(-i64::from(e.code()))),
+        }
+        if infop != 0
+            && !(self.put_user(infop, &info[..12])? && self.put_user(infop + 16, &info[16..])?)
+        {
+            return Ok(Some(-i64::from(libc::EFAULT)));
+        }
+        Ok(Some(0))
+    }
+
+    /// Writes a `struct rusage` at `va` with `flt` as its ru_minflt and
+    /// ru_majflt (the times and the rest zero); false on EFAULT.
+    fn put_rusage(&mut self, va: u64, flt: Faults) -> Result<bool, String> {
+        // Two timevals, then 14 longs; ru_minflt and ru_majflt are the
+        // 7th and 8th.
+        let mut ru = [0u8; 144];
+        ru[64..72].copy_from_slice(&flt.minor.to_le_bytes());
+        ru[72..80].copy_from_slice(&flt.major.to_le_bytes());
+        self.put_user(va, &ru)
     }
 
     /// wait4(pid, wstatus, options, rusage) on lmm's process table: the
@@ -822,15 +950,8 @@ impl Run<'_> {
         if a[1] != 0 && !self.put_user(a[1], &z.wait_status().to_le_bytes())? {
             return Ok(Some(-i64::from(libc::EFAULT)));
         }
-        if a[3] != 0 {
-            // struct rusage: two timevals, then 14 longs; ru_minflt and
-            // ru_majflt are the 7th and 8th.
-            let mut ru = [0u8; 144];
-            ru[64..72].copy_from_slice(&z.flt.minor.to_le_bytes());
-            ru[72..80].copy_from_slice(&z.flt.major.to_le_bytes());
-            if !self.put_user(a[3], &ru)? {
-                return Ok(Some(-i64::from(libc::EFAULT)));
-            }
+        if a[3] != 0 && !self.put_rusage(a[3], z.flt)? {
+            return Ok(Some(-i64::from(libc::EFAULT)));
         }
         Ok(Some(i64::from(child)))
     }
@@ -924,6 +1045,7 @@ impl Run<'_> {
             *self.out.kinds.entry("refused").or_default() += 1;
             return Ok(Done::Ret(-i64::from(libc::ENOSYS)));
         }
+        self.quiesce()?;
         let child = match self.m.fork(self.pid) {
             Ok(c) => c,
             Err(e) => return Ok(Done::Ret(-i64::from(e.code()))),
@@ -1002,38 +1124,84 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// execve(path, argv, envp): lmm's exec of the current process (a
-    /// relative path is the stub's working directory's). On success the
-    /// stub loses every mirror, its close-on-exec descriptors and its
-    /// caught signals' handlers (reset to SIG_DFL; ignored ones stay
-    /// ignored), gets the vDSO placed again and starts at the new entry.
-    /// On failure the old image goes on with the errno.
+    /// execve(path, argv, envp): lmm's exec of the current process, as
+    /// execveat(AT_FDCWD, path, argv, envp, 0) is.
     fn execve(&mut self, a: [u64; 6]) -> Result<i64, String> {
-        let efault = -i64::from(libc::EFAULT);
-        let Some(path) = self.get_str(a[0], 4096)? else {
-            return Ok(efault);
+        self.execveat([AT_FDCWD as u64, a[0], a[1], a[2], 0, 0])
+    }
+
+    /// execveat(dirfd, path, argv, envp, flags): lmm's exec of the current
+    /// process. A relative path is the stub's working directory's (dirfd
+    /// AT_FDCWD) or the directory `dirfd`'s; an empty path with
+    /// AT_EMPTY_PATH execs the file `dirfd` names. The name the program
+    /// sees (`AT_EXECFN`) is Linux's: the path itself, or `/dev/fd/N` and
+    /// `/dev/fd/N/path` for a descriptor. AT_SYMLINK_NOFOLLOW refuses a
+    /// final symlink with ELOOP. On success the stub loses every mirror,
+    /// its close-on-exec descriptors and its caught signals' handlers
+    /// (reset to SIG_DFL; ignored ones stay ignored), gets the vDSO placed
+    /// again and starts at the new entry. On failure the old image goes on
+    /// with the errno. Simplification: the descriptor must name a file by
+    /// a host path (not a memfd or a deleted file).
+    fn execveat(&mut self, a: [u64; 6]) -> Result<i64, String> {
+        /// AT_EMPTY_PATH.
+        const AT_EMPTY_PATH: u64 = 0x1000;
+        /// AT_SYMLINK_NOFOLLOW.
+        const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+        let err = |e: i32| Ok(-i64::from(e));
+        let (dirfd, flags) = (a[0] as i32, a[4]);
+        if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+            return err(libc::EINVAL);
+        }
+        let Some(path) = self.get_str(a[1], 4096)? else {
+            return err(libc::EFAULT);
         };
-        let (Some(argv), Some(envp)) = (self.get_strs(a[1])?, self.get_strs(a[2])?) else {
-            return Ok(efault);
+        let (Some(argv), Some(envp)) = (self.get_strs(a[2])?, self.get_strs(a[3])?) else {
+            return err(libc::EFAULT);
         };
-        if path.is_empty() {
-            return Ok(-i64::from(libc::ENOENT));
+        if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
+            return err(libc::ENOENT);
         }
         let stub = self.stub.pid;
-        let host_path = if path.starts_with('/') {
-            path.clone()
-        } else {
+        let (host_path, shown) = if path.starts_with('/') {
+            (path.clone(), path.clone())
+        } else if dirfd == AT_FDCWD {
             let cwd = std::fs::read_link(format!("/proc/{stub}/cwd"))
                 .map_err(|e| format!("lmm native: /proc/{stub}/cwd: {e}"))?;
-            cwd.join(&path).to_string_lossy().into_owned()
+            (cwd.join(&path).to_string_lossy().into_owned(), path.clone())
+        } else {
+            if dirfd < 0 || dirfd == MEMFD_SLOT {
+                return err(libc::EBADF);
+            }
+            let Ok(base) = std::fs::read_link(format!("/proc/{stub}/fd/{dirfd}")) else {
+                return err(libc::EBADF);
+            };
+            if path.is_empty() {
+                (
+                    base.to_string_lossy().into_owned(),
+                    format!("/dev/fd/{dirfd}"),
+                )
+            } else if !base.is_dir() {
+                return err(libc::ENOTDIR);
+            } else {
+                (
+                    base.join(&path).to_string_lossy().into_owned(),
+                    format!("/dev/fd/{dirfd}/{path}"),
+                )
+            }
         };
+        if flags & AT_SYMLINK_NOFOLLOW != 0
+            && std::fs::symlink_metadata(&host_path).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return err(libc::ELOOP);
+        }
+        self.quiesce()?;
         if self.warm_cache {
             warm(self.m, &host_path);
             if let Some(interp) = elf_interpreter(&host_path) {
                 warm(self.m, &interp);
             }
         }
-        let r = match self.m.exec_as(self.pid, &host_path, &path, &argv, &envp) {
+        let r = match self.m.exec_as(self.pid, &host_path, &shown, &argv, &envp) {
             Ok(r) => r,
             Err(e) => return Ok(-i64::from(e.code())),
         };
@@ -1131,6 +1299,7 @@ impl Run<'_> {
     /// resolve it and the page is mirrored; 0 to resume, or the signal
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
+        self.quiesce()?;
         let before = self.faults();
         let t = std::time::Instant::now();
         let touched = self.m.touch(self.pid, addr, 1, access);
@@ -1155,30 +1324,35 @@ impl Run<'_> {
         self.m.process(self.pid).map(|p| p.flt).unwrap_or_default()
     }
 
-    /// Stops the run if the machine reclaimed pages since the last check
-    /// and one of them is still mapped in the stub (the frame may hold
-    /// something else now).
-    fn check_reclaim(&mut self) -> Result<(), String> {
-        let now = reclaimed_pages(self.m);
-        if now == self.reclaimed {
-            return Ok(());
-        }
-        self.reclaimed = now;
-        if now != self.stopped_at {
-            // The other processes that may be running (in their code or a
-            // host call) could touch a frame lmm took back: each is
-            // stopped (SIGSTOP, which lmm keeps from the program) and
-            // checks its mirrors at that stop.
-            self.stopped_at = now;
-            for t in self.others.values_mut() {
-                let running = matches!(t.state, State::Running | State::HostCall { .. });
-                if running && t.reclaimed != now && t.stops == 0 {
-                    t.stops += 1;
-                    // SAFETY: a signal to one of our stubs.
-                    unsafe { libc::kill(t.stub.pid, libc::SIGSTOP) };
-                }
+    /// Stops every other process of the run that may be running (in its
+    /// own code or in a host call) and waits until it is stopped, before
+    /// lmm does work that can allocate and so reclaim or migrate a frame
+    /// one of them has mirrored. Their stops are parked and served, each
+    /// after its mirrors are checked ([`Run::check_reclaim`]), once the
+    /// current stop is done. Processes already stopped are left alone, so
+    /// a run with one process running pays nothing.
+    fn quiesce(&mut self) -> Result<(), String> {
+        for t in self.others.values_mut() {
+            if t.stub.running() {
+                let status = t.stub.interrupt().map_err(|e| format!("lmm native: {e}"))?;
+                t.stops += 1;
+                self.parked.push_back((t.stub.pid, status));
             }
         }
+        Ok(())
+    }
+
+    /// Unmaps from the current stub the mirrors lmm's page table no longer
+    /// backs with the same frame, if the machine reclaimed or migrated
+    /// pages since the current process last looked (the frame may hold
+    /// something else now). Every process runs this before it is resumed.
+    /// True if a mirror was unmapped.
+    fn check_reclaim(&mut self) -> Result<bool, String> {
+        let now = reclaimed_pages(self.m);
+        if now == self.reclaimed {
+            return Ok(false);
+        }
+        self.reclaimed = now;
         let p = self
             .m
             .process(self.pid)
@@ -1192,12 +1366,13 @@ impl Run<'_> {
             })
             .map(|(&va, _)| va)
             .collect();
+        let any = !stale.is_empty();
         for va in stale {
             if let Some(mir) = self.mirrored.get(&va).copied() {
                 self.unmirror(va, mir.span)?;
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Maps lmm's present entry covering `va` into the stub (`force`: even
@@ -1264,6 +1439,7 @@ impl Run<'_> {
         let Some(end) = va.checked_add(len) else {
             return Ok(false);
         };
+        self.quiesce()?;
         let mut page = va & !4095;
         while page < end {
             let at = page.max(va);
@@ -1410,14 +1586,15 @@ impl Run<'_> {
         let ret: i64 = match kind {
             Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
             Kind::Memory => self.memory(nr, a)?,
-            Kind::Wait => match self.wait4(a)? {
+            Kind::Wait => match self.wait(nr, a)? {
                 Some(ret) => ret,
                 None => {
-                    self.state = State::Wait4(a);
+                    self.state = State::Wait(nr, a);
                     return Ok(Done::Pending);
                 }
             },
             Kind::Fork => return self.fork(nr, a),
+            Kind::Exec if nr == 322 => self.execveat(a)?,
             Kind::Exec => self.execve(a)?,
             Kind::Pid => match nr {
                 39 | 186 => i64::from(self.pid),
@@ -1470,6 +1647,7 @@ impl Run<'_> {
 
     /// A memory system call on lmm's mm, and its effect on the stub.
     fn memory(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, String> {
+        self.quiesce()?;
         let pid = self.pid;
         let errno = |e: mm::errno::Errno| -i64::from(e.code());
         let r = match nr {
