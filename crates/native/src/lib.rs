@@ -238,21 +238,13 @@ enum Done {
 }
 
 /// A run in progress. The process whose stop lmm is serving is the
-/// current one (as Linux's `current`): its [`Task`] is spread over the
-/// fields `stub`, `pid`, `mirrored`, `state` and `reclaimed`; the others
-/// wait in `others` ([`Run::switch_to`] swaps them).
+/// current one (as Linux's `current`): `cur`; the others wait in `others`
+/// ([`Run::switch_to`] swaps them).
 struct Run<'a> {
+    /// The machine the processes' mm live on.
     m: &'a mut Machine,
-    stub: Stub,
-    pid: u32,
-    /// What the stub has mapped, by start address.
-    mirrored: BTreeMap<u64, Mirror>,
-    /// What the current process is doing.
-    state: State,
-    /// Pages reclaimed on the machine when the mirrors were last checked.
-    reclaimed: u64,
-    /// SIGSTOPs lmm sent the current process not yet seen.
-    stops: u32,
+    /// The current process.
+    cur: Task,
     /// Stops lmm collected from other processes while it stopped them
     /// ([`Run::quiesce`]), by host pid with the raw wait status: served
     /// before the next `waitpid(-1)`, in order; those processes stay
@@ -305,12 +297,14 @@ pub fn run(
     let swap = (vmstat(m, "pswpin"), vmstat(m, "pswpout"));
     let mut run = Run {
         m,
-        stub,
-        pid,
-        mirrored: BTreeMap::new(),
-        state: State::Running,
-        reclaimed,
-        stops: 0,
+        cur: Task {
+            stub,
+            pid,
+            mirrored: BTreeMap::new(),
+            state: State::Running,
+            reclaimed,
+            stops: 0,
+        },
         parked: Default::default(),
         others: BTreeMap::new(),
         init: pid,
@@ -337,8 +331,8 @@ pub fn run(
     };
     run.start_image(&r)?;
     if let Some(path) = &opts.host_maps_at_start {
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.stub.pid))
-            .map_err(|e| format!("/proc/{}/maps: {e}", run.stub.pid))?;
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.cur.stub.pid))
+            .map_err(|e| format!("/proc/{}/maps: {e}", run.cur.stub.pid))?;
         std::fs::write(path, maps).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let ending = run.run_loop()?;
@@ -353,7 +347,7 @@ impl Run<'_> {
     /// leaves them, at the entry point with lmm's stack pointer.
     fn start_image(&mut self, r: &ExecResult) -> Result<(), String> {
         let run = self;
-        let pid = run.pid;
+        let pid = run.cur.pid;
         let lmm_vdso: Vec<(String, u64, u64)> = run
             .m
             .proc_pid(pid, "maps")?
@@ -369,6 +363,7 @@ impl Run<'_> {
             })
             .collect();
         if !run
+            .cur
             .stub
             .place_vdso(&lmm_vdso)
             .map_err(|e| format!("lmm native: {e}"))?
@@ -376,7 +371,7 @@ impl Run<'_> {
             run.hide_vdso(r.start_stack.0)?;
         }
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let mut regs = run.stub.regs().map_err(io)?;
+        let mut regs = run.cur.stub.regs().map_err(io)?;
         regs.rax = 0;
         regs.rbx = 0;
         regs.rcx = 0;
@@ -397,7 +392,7 @@ impl Run<'_> {
         regs.eflags = 0x202;
         regs.rip = r.entry.0;
         regs.rsp = r.start_stack.0;
-        run.stub.set_regs(&regs).map_err(io)?;
+        run.cur.stub.set_regs(&regs).map_err(io)?;
         Ok(())
     }
 }
@@ -499,7 +494,7 @@ impl Run<'_> {
     fn hide_vdso(&mut self, sp: u64) -> Result<(), String> {
         let word = |m: &mut Machine, va: u64| -> Result<u64, String> {
             let b = m
-                .read_user(self.pid, va, 8)
+                .read_user(self.cur.pid, va, 8)
                 .map_err(|e| format!("reading the initial stack: {e}"))?;
             Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
         };
@@ -517,7 +512,7 @@ impl Run<'_> {
             if t == AT_SYSINFO_EHDR {
                 return self
                     .m
-                    .write_user(self.pid, at, &AT_IGNORE.to_le_bytes())
+                    .write_user(self.cur.pid, at, &AT_IGNORE.to_le_bytes())
                     .map_err(|e| format!("hiding the vDSO: {e}"));
             }
             at += 16;
@@ -530,7 +525,7 @@ impl Run<'_> {
     /// pipe's reader and writer).
     fn run_loop(&mut self) -> Result<Ending, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         loop {
             let (host, status) = match self.parked.pop_front() {
                 Some(p) => p,
@@ -539,7 +534,7 @@ impl Run<'_> {
             if !self.switch_to(host) {
                 continue;
             }
-            let stop = self.stub.decode(status);
+            let stop = self.cur.stub.decode(status);
             if let Some(end) = self.event(stop)? {
                 return Ok(end);
             }
@@ -559,20 +554,13 @@ impl Run<'_> {
     /// false if it is none of the run's. A current process whose stub is
     /// gone is forgotten.
     fn switch_to(&mut self, host: libc::pid_t) -> bool {
-        if self.stub.pid == host {
+        if self.cur.stub.pid == host {
             return true;
         }
         let Some(t) = self.others.remove(&host) else {
             return false;
         };
-        let old = Task {
-            stub: std::mem::replace(&mut self.stub, t.stub),
-            pid: std::mem::replace(&mut self.pid, t.pid),
-            mirrored: std::mem::replace(&mut self.mirrored, t.mirrored),
-            state: std::mem::replace(&mut self.state, t.state),
-            reclaimed: std::mem::replace(&mut self.reclaimed, t.reclaimed),
-            stops: std::mem::replace(&mut self.stops, t.stops),
-        };
+        let old = std::mem::replace(&mut self.cur, t);
         if old.stub.alive() {
             self.others.insert(old.stub.pid, old);
         }
@@ -581,8 +569,8 @@ impl Run<'_> {
 
     /// The host pid of lmm's process `pid`, if it is one of the run's.
     fn host_pid(&self, pid: u32) -> Option<libc::pid_t> {
-        if self.pid == pid && self.stub.alive() {
-            return Some(self.stub.pid);
+        if self.cur.pid == pid && self.cur.stub.alive() {
+            return Some(self.cur.stub.pid);
         }
         self.others
             .values()
@@ -605,12 +593,12 @@ impl Run<'_> {
                 return match self.syscall()? {
                     Done::Ret(ret) => {
                         self.set_result(ret)?;
-                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
                         self.wake()?;
                         Ok(None)
                     }
                     Done::Resume => {
-                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
                         Ok(None)
                     }
                     Done::Pending => {
@@ -620,20 +608,20 @@ impl Run<'_> {
                     Done::Ended(end) => self.exit_task(end),
                 };
             }
-            Stop::Signal(libc::SIGSTOP) if self.stops > 0 => {
+            Stop::Signal(libc::SIGSTOP) if self.cur.stops > 0 => {
                 // lmm's own stop: the mirrors are checked, the process goes
                 // on (an interrupted host call is made again).
-                self.stops -= 1;
-                if let State::HostCall { saved, nr } = self.state {
-                    self.state = State::Running;
+                self.cur.stops -= 1;
+                if let State::HostCall { saved, nr } = self.cur.state {
+                    self.cur.state = State::Running;
                     self.end_host_call(saved, nr, libc::SIGSTOP)?;
                 }
                 self.check_reclaim()?;
                 0
             }
             Stop::Signal(s) => {
-                if let State::HostCall { saved, nr } = self.state {
-                    self.state = State::Running;
+                if let State::HostCall { saved, nr } = self.cur.state {
+                    self.cur.state = State::Running;
                     self.end_host_call(saved, nr, s)?
                 } else if s == libc::SIGSEGV {
                     self.segv()?
@@ -643,14 +631,14 @@ impl Run<'_> {
                 }
             }
         };
-        let req = match self.state {
+        let req = match self.cur.state {
             State::HostCall { .. } => libc::PTRACE_CONT,
             _ => libc::PTRACE_SYSEMU,
         };
         if sig != 0 && req == libc::PTRACE_SYSEMU {
             self.prepare_signal(sig)?;
         }
-        self.stub.resume(req, sig).map_err(io)?;
+        self.cur.stub.resume(req, sig).map_err(io)?;
         Ok(None)
     }
 
@@ -666,12 +654,12 @@ impl Run<'_> {
     /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
     fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let after = self.stub.regs().map_err(io)?;
+        let after = self.cur.stub.regs().map_err(io)?;
         if after.rip == TRAMPOLINE + 3 {
-            let mut ret = self.stub.finish_syscall(saved).map_err(io)?;
+            let mut ret = self.cur.stub.finish_syscall(saved).map_err(io)?;
             if nr == 218 {
                 // set_tid_address returns the caller's tid: lmm's.
-                ret = i64::from(self.pid);
+                ret = i64::from(self.cur.pid);
             }
             self.check_reclaim()?;
             self.set_result(ret)?;
@@ -689,7 +677,7 @@ impl Run<'_> {
             r.rax = nr;
             r.orig_rax = u64::MAX;
         }
-        self.stub.set_regs(&r).map_err(io)?;
+        self.cur.stub.set_regs(&r).map_err(io)?;
         self.check_reclaim()?;
         Ok(s)
     }
@@ -705,7 +693,7 @@ impl Run<'_> {
     fn prepare_signal(&mut self, sig: i32) -> Result<(), String> {
         /// Fallback frame size (MINSIGSTKSZ) when the host gives none.
         const MINSIGSTKSZ: u64 = 2048;
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
         let caught = status
             .lines()
@@ -720,7 +708,11 @@ impl Run<'_> {
             0 => MINSIGSTKSZ,
             n => n,
         };
-        let regs = self.stub.regs().map_err(|e| format!("lmm native: {e}"))?;
+        let regs = self
+            .cur
+            .stub
+            .regs()
+            .map_err(|e| format!("lmm native: {e}"))?;
         let top = regs.rsp.saturating_sub(128);
         let low = top.saturating_sub(frame);
         self.fault_in(low, top - low, Access::Write)?;
@@ -731,7 +723,7 @@ impl Run<'_> {
     /// lmm resolved, else the signal to deliver.
     fn segv(&mut self) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let si = self.stub.siginfo().map_err(io)?;
+        let si = self.cur.stub.siginfo().map_err(io)?;
         // Kernel-made page faults only (SEGV_MAPERR, ACCERR, ...); sent
         // signals and general-protection faults (SI_KERNEL) go to the
         // program as they are.
@@ -740,12 +732,12 @@ impl Run<'_> {
         }
         // SAFETY: a SIGSEGV siginfo from a fault carries si_addr.
         let addr = unsafe { si.si_addr() } as u64;
-        let regs = self.stub.regs().map_err(io)?;
+        let regs = self.cur.stub.regs().map_err(io)?;
         let last = self.last_fault;
-        self.last_fault = if (self.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
+        self.last_fault = if (self.cur.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
             (last.0, last.1, last.2, last.3 + 1)
         } else {
-            (self.stub.pid, addr, regs.rip, 0)
+            (self.cur.stub.pid, addr, regs.rip, 0)
         };
         if self.last_fault.3 >= MAX_REPEATS {
             return Err(format!(
@@ -761,7 +753,7 @@ impl Run<'_> {
             return Ok(0);
         }
         let accerr = si.si_code == SEGV_ACCERR;
-        let access = fault::access_type(&self.stub, &regs, addr, accerr);
+        let access = fault::access_type(&self.cur.stub, &regs, addr, accerr);
         self.page_fault(addr, access)
     }
 
@@ -769,9 +761,9 @@ impl Run<'_> {
     fn set_result(&mut self, ret: i64) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         // Re-read: the call may have changed the segment bases.
-        let mut regs = self.stub.regs().map_err(io)?;
+        let mut regs = self.cur.stub.regs().map_err(io)?;
         regs.rax = ret as u64;
-        self.stub.set_regs(&regs).map_err(io)
+        self.cur.stub.set_regs(&regs).map_err(io)
     }
 
     /// The current process ended (exit_group, or its stub died of a
@@ -779,20 +771,20 @@ impl Run<'_> {
     /// in lmm (for its parent's wait4), its stub is killed and reaped,
     /// and its parent gets SIGCHLD.
     fn exit_task(&mut self, ending: Ending) -> Result<Option<Ending>, String> {
-        if self.pid == self.init {
+        if self.cur.pid == self.init {
             return Ok(Some(ending));
         }
-        let pid = self.pid;
+        let pid = self.cur.pid;
         let ppid = self.m.process(pid).map_or(0, |p| p.ppid);
         // The process may be gone from lmm already (the OOM killer).
         let _ = match ending {
             Ending::Exited(c) => self.m.exit_code(pid, c),
             Ending::Signaled(s) => self.m.exit_signal(pid, 128 + s, s),
         };
-        self.out.stops += self.stub.stops;
-        self.out.injected += self.stub.injected;
-        self.stub.kill();
-        self.mirrored.clear();
+        self.out.stops += self.cur.stub.stops;
+        self.out.injected += self.cur.stub.injected;
+        self.cur.stub.kill();
+        self.cur.mirrored.clear();
         self.vforking.remove(&pid);
         self.kick = true;
         if let Some(parent) = self.host_pid(ppid) {
@@ -816,19 +808,19 @@ impl Run<'_> {
             .filter(|t| matches!(t.state, State::Wait(..) | State::Vfork(_)))
             .map(|t| t.stub.pid)
             .collect();
-        let back = self.stub.pid;
+        let back = self.cur.stub.pid;
         for host in held {
             self.switch_to(host);
-            let ret = match self.state.clone() {
+            let ret = match self.cur.state.clone() {
                 State::Vfork(child) if !self.vforking.contains(&child) => Some(i64::from(child)),
                 State::Wait(nr, a) => self.wait(nr, a)?,
                 _ => None,
             };
             if let Some(ret) = ret {
-                self.state = State::Running;
+                self.cur.state = State::Running;
                 self.check_reclaim()?;
                 self.set_result(ret)?;
-                self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
             }
         }
         self.switch_to(back);
@@ -880,14 +872,14 @@ impl Run<'_> {
         };
         let found = if options & WEXITED == 0 {
             // Only whether a child exists matters.
-            match self.m.peek_zombie(self.pid, target) {
+            match self.m.peek_zombie(self.cur.pid, target) {
                 Err(mm::errno::Errno::ECHILD) => Err(mm::errno::Errno::ECHILD),
                 _ => Err(mm::errno::Errno::EAGAIN),
             }
         } else if options & WNOWAIT != 0 {
-            self.m.peek_zombie(self.pid, target)
+            self.m.peek_zombie(self.cur.pid, target)
         } else {
-            self.m.wait_zombie(self.pid, target)
+            self.m.wait_zombie(self.cur.pid, target)
         };
         // Linux writes these fields only: si_signo, si_errno, si_code
         // (bytes 0..12), then _sigchld's si_pid, si_uid, si_status (16..28).
@@ -941,7 +933,7 @@ impl Run<'_> {
         const WNOHANG: u64 = 1;
         let want = a[0] as i32;
         let target = if want > 0 { i64::from(want) } else { -1 };
-        let (child, z) = match self.m.wait_zombie(self.pid, target) {
+        let (child, z) = match self.m.wait_zombie(self.cur.pid, target) {
             Ok(r) => r,
             Err(mm::errno::Errno::EAGAIN) if a[2] & WNOHANG != 0 => return Ok(Some(0)),
             Err(mm::errno::Errno::EAGAIN) => return Ok(None),
@@ -962,7 +954,7 @@ impl Run<'_> {
         if !self.fault_in(va, bytes.len() as u64, Access::Write)? {
             return Ok(false);
         }
-        Ok(self.m.write_user(self.pid, va, bytes).is_ok())
+        Ok(self.m.write_user(self.cur.pid, va, bytes).is_ok())
     }
 
     /// Reads a NUL-terminated string of the current process (at most
@@ -975,7 +967,7 @@ impl Run<'_> {
             if !self.fault_in(at, 1, Access::Read)? {
                 return Ok(None);
             }
-            let Ok(bytes) = self.m.read_user(self.pid, at, chunk as usize) else {
+            let Ok(bytes) = self.m.read_user(self.cur.pid, at, chunk as usize) else {
                 return Ok(None);
             };
             if let Some(n) = bytes.iter().position(|&b| b == 0) {
@@ -1000,7 +992,7 @@ impl Run<'_> {
             if !self.fault_in(at, 8, Access::Read)? {
                 return Ok(None);
             }
-            let Ok(w) = self.m.read_user(self.pid, at, 8) else {
+            let Ok(w) = self.m.read_user(self.cur.pid, at, 8) else {
                 return Ok(None);
             };
             let ptr = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
@@ -1046,7 +1038,7 @@ impl Run<'_> {
             return Ok(Done::Ret(-i64::from(libc::ENOSYS)));
         }
         self.quiesce()?;
-        let child = match self.m.fork(self.pid) {
+        let child = match self.m.fork(self.cur.pid) {
             Ok(c) => c,
             Err(e) => return Ok(Done::Ret(-i64::from(e.code()))),
         };
@@ -1055,8 +1047,8 @@ impl Run<'_> {
         if flags & CLONE_PARENT_SETTID != 0 && !self.put_user(ptid, &child.to_le_bytes())? {
             return Ok(Done::Ret(-i64::from(libc::EFAULT)));
         }
-        let mut stub = self.stub.fork().map_err(io)?;
-        let mut regs = self.stub.regs().map_err(io)?;
+        let mut stub = self.cur.stub.fork().map_err(io)?;
+        let mut regs = self.cur.stub.regs().map_err(io)?;
         regs.rax = 0;
         if newsp != 0 {
             regs.rsp = newsp;
@@ -1066,15 +1058,15 @@ impl Run<'_> {
         }
         stub.set_regs(&regs).map_err(io)?;
         let host = stub.pid;
-        let parent = self.stub.pid;
+        let parent = self.cur.stub.pid;
         self.others.insert(
             host,
             Task {
                 stub,
                 pid: child,
-                mirrored: self.mirrored.clone(),
+                mirrored: self.cur.mirrored.clone(),
                 state: State::Running,
-                reclaimed: self.reclaimed,
+                reclaimed: self.cur.reclaimed,
                 stops: 0,
             },
         );
@@ -1090,11 +1082,11 @@ impl Run<'_> {
                 .map_err(|e| format!("/proc/{host}/maps: {e}"))?;
             std::fs::write(&path, maps).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         self.switch_to(parent);
         if flags & CLONE_VFORK != 0 {
             self.vforking.insert(child);
-            self.state = State::Vfork(child);
+            self.cur.state = State::Vfork(child);
             return Ok(Done::Pending);
         }
         Ok(Done::Ret(i64::from(child)))
@@ -1106,10 +1098,10 @@ impl Run<'_> {
     fn resync(&mut self) -> Result<(), String> {
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (&va, mir) in &self.mirrored {
+        for (&va, mir) in &self.cur.mirrored {
             if entry_mirror(p, va) == Some((va, *mir)) {
                 continue;
             }
@@ -1161,7 +1153,7 @@ impl Run<'_> {
         if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
             return err(libc::ENOENT);
         }
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let (host_path, shown) = if path.starts_with('/') {
             (path.clone(), path.clone())
         } else if dirfd == AT_FDCWD {
@@ -1201,16 +1193,19 @@ impl Run<'_> {
                 warm(self.m, &interp);
             }
         }
-        let r = match self.m.exec_as(self.pid, &host_path, &shown, &argv, &envp) {
+        let r = match self
+            .m
+            .exec_as(self.cur.pid, &host_path, &shown, &argv, &envp)
+        {
             Ok(r) => r,
             Err(e) => return Ok(-i64::from(e.code())),
         };
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        self.mirrored.clear();
-        self.stub.unmap_all().map_err(io)?;
+        self.cur.mirrored.clear();
+        self.cur.stub.unmap_all().map_err(io)?;
         self.reset_for_exec()?;
         self.start_image(&r)?;
-        self.vforking.remove(&self.pid);
+        self.vforking.remove(&self.cur.pid);
         self.kick = true;
         Ok(0)
     }
@@ -1221,7 +1216,7 @@ impl Run<'_> {
     /// stack is kept.
     fn reset_for_exec(&mut self) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let fds = std::fs::read_dir(format!("/proc/{stub}/fd"))
             .map_err(|e| format!("lmm native: /proc/{stub}/fd: {e}"))?;
         let mut close = Vec::new();
@@ -1244,7 +1239,8 @@ impl Run<'_> {
             }
         }
         for fd in close {
-            self.stub
+            self.cur
+                .stub
                 .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
                 .map_err(io)?;
         }
@@ -1257,7 +1253,8 @@ impl Run<'_> {
             .unwrap_or(0);
         for sig in 1..=64u64 {
             if caught & (1 << (sig - 1)) != 0 {
-                self.stub
+                self.cur
+                    .stub
                     .syscall(libc::SYS_rt_sigaction, [sig, ZEROES, 0, 8, 0, 0])
                     .map_err(io)?;
             }
@@ -1277,7 +1274,7 @@ impl Run<'_> {
         };
         match nr {
             62 if (a[0] as i32) <= 0 => {
-                let mut all = vec![self.stub.pid];
+                let mut all = vec![self.cur.stub.pid];
                 all.extend(self.others.keys());
                 for h in all {
                     // SAFETY: a signal to one of our stubs.
@@ -1302,7 +1299,7 @@ impl Run<'_> {
         self.quiesce()?;
         let before = self.faults();
         let t = std::time::Instant::now();
-        let touched = self.m.touch(self.pid, addr, 1, access);
+        let touched = self.m.touch(self.cur.pid, addr, 1, access);
         self.out.fault_time += t.elapsed();
         match touched {
             Ok(()) => {
@@ -1321,7 +1318,10 @@ impl Run<'_> {
 
     /// The process's faults so far.
     fn faults(&self) -> Faults {
-        self.m.process(self.pid).map(|p| p.flt).unwrap_or_default()
+        self.m
+            .process(self.cur.pid)
+            .map(|p| p.flt)
+            .unwrap_or_default()
     }
 
     /// Stops every other process of the run that may be running (in its
@@ -1349,15 +1349,16 @@ impl Run<'_> {
     /// True if a mirror was unmapped.
     fn check_reclaim(&mut self) -> Result<bool, String> {
         let now = reclaimed_pages(self.m);
-        if now == self.reclaimed {
+        if now == self.cur.reclaimed {
             return Ok(false);
         }
-        self.reclaimed = now;
+        self.cur.reclaimed = now;
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let stale: Vec<u64> = self
+            .cur
             .mirrored
             .iter()
             .filter(|(&va, mir)| {
@@ -1368,7 +1369,7 @@ impl Run<'_> {
             .collect();
         let any = !stale.is_empty();
         for va in stale {
-            if let Some(mir) = self.mirrored.get(&va).copied() {
+            if let Some(mir) = self.cur.mirrored.get(&va).copied() {
                 self.unmirror(va, mir.span)?;
             }
         }
@@ -1380,13 +1381,13 @@ impl Run<'_> {
     fn mirror(&mut self, va: u64, force: bool) -> Result<(), String> {
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let Some((base, want)) = entry_mirror(p, va) else {
             return Ok(());
         };
         let (phys, span, prot) = (want.phys, want.span, want.prot);
-        if !force && self.mirrored.get(&base) == Some(&want) {
+        if !force && self.cur.mirrored.get(&base) == Some(&want) {
             return Ok(());
         }
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
@@ -1394,7 +1395,7 @@ impl Run<'_> {
         }
         // map_run forgets the mirrors this one replaces (huge or small).
         self.map_run(base, span, phys, prot)?;
-        self.mirrored.insert(base, want);
+        self.cur.mirrored.insert(base, want);
         Ok(())
     }
 
@@ -1408,17 +1409,19 @@ impl Run<'_> {
             return Ok(());
         }
         let hit: Vec<(u64, Mirror)> = self
+            .cur
             .mirrored
             .range(start.saturating_sub(HUGEST)..end)
             .filter(|(&s, mir)| s + mir.span > start)
             .map(|(&s, &mir)| (s, mir))
             .collect();
         for (s, mir) in hit {
-            self.mirrored.remove(&s);
+            self.cur.mirrored.remove(&s);
             start = start.min(s);
             end = end.max(s + mir.span);
         }
         let r = self
+            .cur
             .stub
             .syscall(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0])
             .map_err(|e| format!("lmm native: {e}"))?;
@@ -1443,7 +1446,7 @@ impl Run<'_> {
         let mut page = va & !4095;
         while page < end {
             let at = page.max(va);
-            if self.m.touch(self.pid, at, 1, access).is_err() {
+            if self.m.touch(self.cur.pid, at, 1, access).is_err() {
                 return Ok(false);
             }
             self.check_reclaim()?;
@@ -1483,7 +1486,7 @@ impl Run<'_> {
                     if !self.fault_in(va, count * 16, Access::Read)? {
                         return Ok(false);
                     }
-                    let Ok(raw) = self.m.read_user(self.pid, va, (count * 16) as usize) else {
+                    let Ok(raw) = self.m.read_user(self.cur.pid, va, (count * 16) as usize) else {
                         return Ok(false);
                     };
                     for iov in raw.chunks_exact(16) {
@@ -1511,7 +1514,7 @@ impl Run<'_> {
         if nr != 0 && nr != 17 {
             return bufs;
         }
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let fd = a[0];
         let Ok(meta) = std::fs::metadata(format!("/proc/{stub}/fd/{fd}")) else {
             return bufs;
@@ -1553,7 +1556,7 @@ impl Run<'_> {
             if !self.fault_in(at, 1, Access::Read)? {
                 return Ok(false);
             }
-            let Ok(bytes) = self.m.read_user(self.pid, at, chunk as usize) else {
+            let Ok(bytes) = self.m.read_user(self.cur.pid, at, chunk as usize) else {
                 return Ok(false);
             };
             if bytes.contains(&0) {
@@ -1567,7 +1570,7 @@ impl Run<'_> {
     /// A system-call stop of the current process: serves the call.
     fn syscall(&mut self) -> Result<Done, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let regs = self.stub.regs().map_err(io)?;
+        let regs = self.cur.stub.regs().map_err(io)?;
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
@@ -1589,7 +1592,7 @@ impl Run<'_> {
             Kind::Wait => match self.wait(nr, a)? {
                 Some(ret) => ret,
                 None => {
-                    self.state = State::Wait(nr, a);
+                    self.cur.state = State::Wait(nr, a);
                     return Ok(Done::Pending);
                 }
             },
@@ -1597,8 +1600,8 @@ impl Run<'_> {
             Kind::Exec if nr == 322 => self.execveat(a)?,
             Kind::Exec => self.execve(a)?,
             Kind::Pid => match nr {
-                39 | 186 => i64::from(self.pid),
-                _ => match self.m.process(self.pid).map_or(0, |p| p.ppid) {
+                39 | 186 => i64::from(self.cur.pid),
+                _ => match self.m.process(self.cur.pid).map_or(0, |p| p.ppid) {
                     // The first process's parent is lmm's own parent.
                     0 => i64::from(std::os::unix::process::parent_id()),
                     ppid => i64::from(ppid),
@@ -1624,7 +1627,7 @@ impl Run<'_> {
                 } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
                 } else if nr == 15 {
-                    self.stub.sigreturn().map_err(io)?;
+                    self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
                     r
@@ -1634,8 +1637,8 @@ impl Run<'_> {
                         Ok(a) => {
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
-                            let saved = self.stub.start_syscall(nr as i64, a).map_err(io)?;
-                            self.state = State::HostCall { saved, nr };
+                            let saved = self.cur.stub.start_syscall(nr as i64, a).map_err(io)?;
+                            self.cur.state = State::HostCall { saved, nr };
                             return Ok(Done::Pending);
                         }
                     }
@@ -1648,7 +1651,7 @@ impl Run<'_> {
     /// A memory system call on lmm's mm, and its effect on the stub.
     fn memory(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, String> {
         self.quiesce()?;
-        let pid = self.pid;
+        let pid = self.cur.pid;
         let errno = |e: mm::errno::Errno| -i64::from(e.code());
         let r = match nr {
             9 => {
@@ -1742,7 +1745,7 @@ impl Run<'_> {
         if fd < 0 || fd == MEMFD_SLOT {
             return Err(ebadf);
         }
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let path = std::fs::read_link(format!("/proc/{stub}/fd/{fd}")).map_err(|_| ebadf)?;
         let info =
             std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).map_err(|_| ebadf)?;
@@ -1780,10 +1783,10 @@ impl Run<'_> {
     /// RSS, tears the process down in lmm and kills the stub.
     fn finish(&mut self, ending: Ending, opts: &Options) -> Result<(), String> {
         for (file, path) in &opts.at_exit {
-            let text = self.m.proc_pid(self.pid, file)?;
+            let text = self.m.proc_pid(self.cur.pid, file)?;
             std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        if let Some(p) = self.m.process(self.pid) {
+        if let Some(p) = self.m.process(self.cur.pid) {
             self.out.faults = Faults {
                 minor: p.flt.minor + p.cflt.minor,
                 major: p.flt.major + p.cflt.major,
@@ -1801,11 +1804,11 @@ impl Run<'_> {
             Ending::Signaled(s) => 128 + s,
         };
         self.m
-            .exit_code(self.pid, code)
+            .exit_code(self.cur.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
-        self.stub.kill();
-        self.out.stops += self.stub.stops;
-        self.out.injected += self.stub.injected;
+        self.cur.stub.kill();
+        self.out.stops += self.cur.stub.stops;
+        self.out.injected += self.cur.stub.injected;
         // Orphans still running are killed with the run.
         for (_, mut t) in std::mem::take(&mut self.others) {
             self.out.stops += t.stub.stops;
