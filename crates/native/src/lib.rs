@@ -31,8 +31,9 @@
 //!   the page is freed); each such stub drops its stale mirrors before it
 //!   is resumed. This was chosen over a hook in the machine's rmap unmap:
 //!   it needs no change in the machine and no ptrace from inside lmm's
-//!   reclaim, at the cost of stopping the others on each such stop while
-//!   more than one process runs (a pipeline's).
+//!   reclaim, at the cost of stopping the others on such stops while more
+//!   than one process runs (a pipeline's); a page fault far from the
+//!   watermarks stops nobody (`Run::quiesce_for`).
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
@@ -76,6 +77,10 @@ const AT_IGNORE: u64 = 1;
 const MAX_REPEATS: u32 = 16;
 /// si_code of a SIGSEGV on a page mapped without the needed permission.
 const SEGV_ACCERR: i32 = 2;
+/// The most pages one page fault can allocate (a 2 MiB THP, its page
+/// tables, a read-around window), with room to spare: below this many
+/// free pages above a zone's high watermark, a fault may start reclaim.
+const FAULT_PAGES: u64 = 2048;
 /// The largest mirror (a 1 GiB page).
 const HUGEST: u64 = 1 << 30;
 /// clone(2) flags lmm looks at.
@@ -1296,7 +1301,7 @@ impl Run<'_> {
     /// resolve it and the page is mirrored; 0 to resume, or the signal
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
-        self.quiesce()?;
+        self.quiesce_for(FAULT_PAGES)?;
         let before = self.faults();
         let t = std::time::Instant::now();
         let touched = self.m.touch(self.cur.pid, addr, 1, access);
@@ -1332,6 +1337,30 @@ impl Run<'_> {
     /// current stop is done. Processes already stopped are left alone, so
     /// a run with one process running pays nothing.
     fn quiesce(&mut self) -> Result<(), String> {
+        self.quiesce_for(u64::MAX)
+    }
+
+    /// [`Run::quiesce`] before work that allocates at most `pages` pages
+    /// (one page fault): skipped while every populated zone has more than
+    /// that many free pages above its high watermark, since the machine
+    /// frees or moves a mapped frame only in reclaim, which an allocation
+    /// starts only below a zone's low watermark (lmm has no compaction or
+    /// khugepaged that could move one otherwise).
+    fn quiesce_for(&mut self, pages: u64) -> Result<(), String> {
+        use mm::page_alloc::Wmark;
+        if !self.others.values().any(|t| t.stub.running()) {
+            return Ok(());
+        }
+        let roomy = pages != u64::MAX
+            && self
+                .m
+                .pa
+                .zones()
+                .filter(|z| z.is_populated())
+                .all(|z| z.free_pages() > z.wmark(Wmark::High).saturating_add(pages));
+        if roomy {
+            return Ok(());
+        }
         for t in self.others.values_mut() {
             if t.stub.running() {
                 let status = t.stub.interrupt().map_err(|e| format!("lmm native: {e}"))?;
@@ -1442,10 +1471,10 @@ impl Run<'_> {
         let Some(end) = va.checked_add(len) else {
             return Ok(false);
         };
-        self.quiesce()?;
         let mut page = va & !4095;
         while page < end {
             let at = page.max(va);
+            self.quiesce_for(FAULT_PAGES)?;
             if self.m.touch(self.cur.pid, at, 1, access).is_err() {
                 return Ok(false);
             }
