@@ -423,6 +423,58 @@ fn a_shell_waits_for_a_background_job_and_catches_a_signal() {
 }
 
 #[test]
+fn waitid_reports_exited_and_killed_children_like_linux() {
+    let prog = build("waitid");
+    let h = host(&prog, &[]);
+    let l = native(&[], &prog, &[]);
+    // WNOWAIT leaves the child for the reaping call; a SIGTERM'd child is
+    // CLD_KILLED (2) with status 15; WNOHANG with a live child zeroes.
+    assert!(
+        l.stdout.starts_with(
+            "nowait: ret=0 signo=17 code=1 status=7 pid_ok=1\n\
+             reaped: ret=0 signo=17 code=1 status=7 pid_ok=1\n\
+             rusage minflt>=16: 1\n\
+             killed: ret=0 signo=17 code=2 status=15 pid_ok=1\n\
+             nohang: ret=0 signo=0 code=0 status=0 pid_ok=1\n"
+        ),
+        "{}\n{}",
+        l.stdout,
+        l.stderr
+    );
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(l.stderr.contains("  waitid 8\n"), "{}", l.stderr);
+}
+
+#[test]
+fn execveat_runs_a_program_by_directory_or_own_descriptor_like_linux() {
+    let prog = build("execveat");
+    let h = host(&prog, &[]);
+    let l = native(&[], &prog, &[]);
+    // AT_EXECFN is Linux's /dev/fd/N/NAME (relative to a directory
+    // descriptor) or /dev/fd/N (AT_EMPTY_PATH).
+    assert!(
+        l.stdout.starts_with(
+            "child 3: argv0=execveat-child execfn=/dev/fd/3/execveat\n\
+             child 3 exited 3\n\
+             child 4: argv0=execveat-child execfn=/dev/fd/4\n\
+             child 4 exited 4\n"
+        ),
+        "{}\n{}",
+        l.stdout,
+        l.stderr
+    );
+    assert!(
+        l.stdout
+            .ends_with("symlink nofollow: ret=-1 errno=Too many levels of symbolic links\n"),
+        "{}",
+        l.stdout
+    );
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+}
+
+#[test]
 fn threads_are_refused_with_a_message_not_a_hang() {
     let prog = build("threads");
     let l = native(&[], &prog, &[]);
@@ -604,6 +656,56 @@ fn a_shell_held_in_wait4_survives_its_child_swapping() {
         l.stderr
     );
     assert!(l.status.success(), "{}", l.stderr);
+}
+
+#[test]
+fn two_processes_swapping_at_once_keep_their_pages_intact() {
+    let sh = Path::new("/bin/sh");
+    if !sh.exists() {
+        eprintln!("skipped: /bin/sh is not installed");
+        return;
+    }
+    let prog = build("touch");
+    // Two programs of 24 MiB each run at once on a 32 MiB machine, so
+    // reclaim takes pages from one while the other runs: lmm stops every
+    // other running stub before work that can reclaim, and each drops its
+    // stale mirrors before it runs again. A frame reused under a stub that
+    // still mapped it would change a sum or kill the program (this died of
+    // SIGSEGV before). Ten runs; whichever interleaving each gets, the
+    // outcome must be the same.
+    let script = format!(
+        "{0} 24 & p=$!; {0} 24; echo fg $?; wait $p; echo bg $?",
+        prog.display()
+    );
+    for run in 0..10 {
+        let l = native_on(
+            &["--ram", "32M", "--swap", "128M"],
+            &[],
+            sh,
+            &["-c", &script],
+        );
+        // The background job's line may come before or after `fg 0`.
+        let mut lines: Vec<&str> = l.stdout.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            [
+                "bg 0",
+                "fg 0",
+                "pages=6144 sum=783360",
+                "pages=6144 sum=783360"
+            ],
+            "run {run}:\n{}",
+            l.stderr
+        );
+        assert!(l.status.success(), "run {run}:\n{}", l.stderr);
+        let outs: u64 = l
+            .stderr
+            .lines()
+            .find_map(|s| s.strip_prefix("swap-outs:")?.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(outs > 1000, "run {run}: no pressure\n{}", l.stderr);
+    }
 }
 
 /// The value of the `key` line (`MemTotal:`, `VmRSS:`) of `text`, in kB.

@@ -983,19 +983,26 @@ impl Machine {
     /// status and the faults its rusage reports), for a wait4 that writes
     /// `wstatus` and `rusage`.
     pub fn wait_zombie(&mut self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
+        let (c, z) = self.peek_zombie(ppid, pid)?;
+        self.tasks.zombies.remove(&c);
+        if let Some(p) = self.processes.get_mut(&ppid) {
+            p.cflt.minor += z.flt.minor;
+            p.cflt.major += z.flt.major;
+        }
+        Ok((c, z))
+    }
+
+    /// The zombie [`Machine::wait_zombie`] would reap, left waitable
+    /// (waitid's WNOWAIT); the same errors.
+    pub fn peek_zombie(&self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
         let found = self
             .tasks
             .zombies
             .iter()
             .find(|(&c, z)| z.ppid == ppid && (pid <= 0 || c as i64 == pid))
             .map(|(&c, z)| (c, *z));
-        if let Some((c, z)) = found {
-            self.tasks.zombies.remove(&c);
-            if let Some(p) = self.processes.get_mut(&ppid) {
-                p.cflt.minor += z.flt.minor;
-                p.cflt.major += z.flt.major;
-            }
-            return Ok((c, z));
+        if let Some(found) = found {
+            return Ok(found);
         }
         let live = self
             .processes

@@ -23,6 +23,17 @@
 //!   through lmm's page cache, which is how dynamically linked programs run.
 //! - After lmm reclaimed pages, their mirrors are unmapped from the stub and
 //!   fault back in (a swap-in).
+//! - Invariant: no frame is freed, or its contents changed by swap, while a
+//!   stub that is not stopped still mirrors it. Before lmm does work that
+//!   can allocate (and so reclaim or migrate), it stops every other stub
+//!   that may be running and waits for the stop (`Run::quiesce`, the
+//!   role of Linux's TLB shootdown, which waits for the other CPUs before
+//!   the page is freed); each such stub drops its stale mirrors before it
+//!   is resumed. This was chosen over a hook in the machine's rmap unmap:
+//!   it needs no change in the machine and no ptrace from inside lmm's
+//!   reclaim, at the cost of stopping the others on such stops while more
+//!   than one process runs (a pipeline's); a page fault far from the
+//!   watermarks stops nobody (`Run::quiesce_for`).
 //!
 //! - The vDSO is the host's, moved in the stub to where lmm's maps show it.
 //!
@@ -66,6 +77,10 @@ const AT_IGNORE: u64 = 1;
 const MAX_REPEATS: u32 = 16;
 /// si_code of a SIGSEGV on a page mapped without the needed permission.
 const SEGV_ACCERR: i32 = 2;
+/// The most pages one page fault can allocate (a 2 MiB THP, its page
+/// tables, a read-around window), with room to spare: below this many
+/// free pages above a zone's high watermark, a fault may start reclaim.
+const FAULT_PAGES: u64 = 2048;
 /// The largest mirror (a 1 GiB page).
 const HUGEST: u64 = 1 << 30;
 /// clone(2) flags lmm looks at.
@@ -82,6 +97,8 @@ const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 /// The child's pid is stored at `child_tid` in the child.
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// The `dirfd` that means the working directory (the *at calls).
+const AT_FDCWD: i32 = -100;
 /// `O_CLOEXEC` as /proc/PID/fdinfo's (octal) flags show it.
 const O_CLOEXEC: u32 = 0o2000000;
 /// The longest argument or environment string execve copies
@@ -190,9 +207,9 @@ enum State {
     /// block there): the registers to restore at its `int3`, and the
     /// call's number.
     HostCall { saved: Regs, nr: u64 },
-    /// Blocked in lmm's wait4 with these arguments (no child has exited
-    /// yet): retried when a child exits.
-    Wait4([u64; 6]),
+    /// Blocked in lmm's wait4 or waitid (the call's number) with these
+    /// arguments (no child has exited yet): retried when a child exits.
+    Wait(u64, [u64; 6]),
     /// A vfork parent held until its child (this lmm pid) execs or exits.
     Vfork(u32),
 }
@@ -226,24 +243,18 @@ enum Done {
 }
 
 /// A run in progress. The process whose stop lmm is serving is the
-/// current one (as Linux's `current`): its [`Task`] is spread over the
-/// fields `stub`, `pid`, `mirrored`, `state` and `reclaimed`; the others
-/// wait in `others` ([`Run::switch_to`] swaps them).
+/// current one (as Linux's `current`): `cur`; the others wait in `others`
+/// ([`Run::switch_to`] swaps them).
 struct Run<'a> {
+    /// The machine the processes' mm live on.
     m: &'a mut Machine,
-    stub: Stub,
-    pid: u32,
-    /// What the stub has mapped, by start address.
-    mirrored: BTreeMap<u64, Mirror>,
-    /// What the current process is doing.
-    state: State,
-    /// Pages reclaimed on the machine when the mirrors were last checked.
-    reclaimed: u64,
-    /// SIGSTOPs lmm sent the current process not yet seen.
-    stops: u32,
-    /// Pages reclaimed when the running processes were last stopped to
-    /// check their mirrors.
-    stopped_at: u64,
+    /// The current process.
+    cur: Task,
+    /// Stops lmm collected from other processes while it stopped them
+    /// ([`Run::quiesce`]), by host pid with the raw wait status: served
+    /// before the next `waitpid(-1)`, in order; those processes stay
+    /// stopped until then.
+    parked: std::collections::VecDeque<(libc::pid_t, i32)>,
     /// The other processes, by host pid.
     others: BTreeMap<libc::pid_t, Task>,
     /// The first process's lmm pid: the run ends when it does.
@@ -291,13 +302,15 @@ pub fn run(
     let swap = (vmstat(m, "pswpin"), vmstat(m, "pswpout"));
     let mut run = Run {
         m,
-        stub,
-        pid,
-        mirrored: BTreeMap::new(),
-        state: State::Running,
-        reclaimed,
-        stops: 0,
-        stopped_at: reclaimed,
+        cur: Task {
+            stub,
+            pid,
+            mirrored: BTreeMap::new(),
+            state: State::Running,
+            reclaimed,
+            stops: 0,
+        },
+        parked: Default::default(),
         others: BTreeMap::new(),
         init: pid,
         vforking: Default::default(),
@@ -323,8 +336,8 @@ pub fn run(
     };
     run.start_image(&r)?;
     if let Some(path) = &opts.host_maps_at_start {
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.stub.pid))
-            .map_err(|e| format!("/proc/{}/maps: {e}", run.stub.pid))?;
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.cur.stub.pid))
+            .map_err(|e| format!("/proc/{}/maps: {e}", run.cur.stub.pid))?;
         std::fs::write(path, maps).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let ending = run.run_loop()?;
@@ -339,7 +352,7 @@ impl Run<'_> {
     /// leaves them, at the entry point with lmm's stack pointer.
     fn start_image(&mut self, r: &ExecResult) -> Result<(), String> {
         let run = self;
-        let pid = run.pid;
+        let pid = run.cur.pid;
         let lmm_vdso: Vec<(String, u64, u64)> = run
             .m
             .proc_pid(pid, "maps")?
@@ -355,6 +368,7 @@ impl Run<'_> {
             })
             .collect();
         if !run
+            .cur
             .stub
             .place_vdso(&lmm_vdso)
             .map_err(|e| format!("lmm native: {e}"))?
@@ -362,7 +376,7 @@ impl Run<'_> {
             run.hide_vdso(r.start_stack.0)?;
         }
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let mut regs = run.stub.regs().map_err(io)?;
+        let mut regs = run.cur.stub.regs().map_err(io)?;
         regs.rax = 0;
         regs.rbx = 0;
         regs.rcx = 0;
@@ -383,7 +397,7 @@ impl Run<'_> {
         regs.eflags = 0x202;
         regs.rip = r.entry.0;
         regs.rsp = r.start_stack.0;
-        run.stub.set_regs(&regs).map_err(io)?;
+        run.cur.stub.set_regs(&regs).map_err(io)?;
         Ok(())
     }
 }
@@ -456,9 +470,11 @@ fn vmstat(m: &Machine, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages the machine's reclaim has taken so far (kswapd's and direct):
-/// a change detector, read from the event counters directly since it runs
-/// on every fault (rendering /proc/vmstat there cost a tenth of the run).
+/// Pages the machine has taken from under their mappings so far
+/// (reclaimed by kswapd or directly, swapped out, migrated, collapsed into
+/// a huge page): a change detector, read from the event counters directly
+/// since it runs on every fault (rendering /proc/vmstat there cost a tenth
+/// of the run).
 fn reclaimed_pages(m: &Machine) -> u64 {
     use mm::vmstat::VmEvent;
     [
@@ -467,6 +483,8 @@ fn reclaimed_pages(m: &Machine) -> u64 {
         VmEvent::PgstealKhugepaged,
         VmEvent::PgstealProactive,
         VmEvent::Pswpout,
+        VmEvent::PgmigrateSuccess,
+        VmEvent::ThpCollapseAlloc,
     ]
     .into_iter()
     .map(|e| m.pa().events.get(e))
@@ -481,7 +499,7 @@ impl Run<'_> {
     fn hide_vdso(&mut self, sp: u64) -> Result<(), String> {
         let word = |m: &mut Machine, va: u64| -> Result<u64, String> {
             let b = m
-                .read_user(self.pid, va, 8)
+                .read_user(self.cur.pid, va, 8)
                 .map_err(|e| format!("reading the initial stack: {e}"))?;
             Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
         };
@@ -499,7 +517,7 @@ impl Run<'_> {
             if t == AT_SYSINFO_EHDR {
                 return self
                     .m
-                    .write_user(self.pid, at, &AT_IGNORE.to_le_bytes())
+                    .write_user(self.cur.pid, at, &AT_IGNORE.to_le_bytes())
                     .map_err(|e| format!("hiding the vDSO: {e}"));
             }
             at += 16;
@@ -512,13 +530,16 @@ impl Run<'_> {
     /// pipe's reader and writer).
     fn run_loop(&mut self) -> Result<Ending, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         loop {
-            let (host, status) = ptrace::wait_any().map_err(io)?;
+            let (host, status) = match self.parked.pop_front() {
+                Some(p) => p,
+                None => ptrace::wait_any().map_err(io)?,
+            };
             if !self.switch_to(host) {
                 continue;
             }
-            let stop = self.stub.decode(status);
+            let stop = self.cur.stub.decode(status);
             if let Some(end) = self.event(stop)? {
                 return Ok(end);
             }
@@ -538,20 +559,13 @@ impl Run<'_> {
     /// false if it is none of the run's. A current process whose stub is
     /// gone is forgotten.
     fn switch_to(&mut self, host: libc::pid_t) -> bool {
-        if self.stub.pid == host {
+        if self.cur.stub.pid == host {
             return true;
         }
         let Some(t) = self.others.remove(&host) else {
             return false;
         };
-        let old = Task {
-            stub: std::mem::replace(&mut self.stub, t.stub),
-            pid: std::mem::replace(&mut self.pid, t.pid),
-            mirrored: std::mem::replace(&mut self.mirrored, t.mirrored),
-            state: std::mem::replace(&mut self.state, t.state),
-            reclaimed: std::mem::replace(&mut self.reclaimed, t.reclaimed),
-            stops: std::mem::replace(&mut self.stops, t.stops),
-        };
+        let old = std::mem::replace(&mut self.cur, t);
         if old.stub.alive() {
             self.others.insert(old.stub.pid, old);
         }
@@ -560,8 +574,8 @@ impl Run<'_> {
 
     /// The host pid of lmm's process `pid`, if it is one of the run's.
     fn host_pid(&self, pid: u32) -> Option<libc::pid_t> {
-        if self.pid == pid && self.stub.alive() {
-            return Some(self.stub.pid);
+        if self.cur.pid == pid && self.cur.stub.alive() {
+            return Some(self.cur.stub.pid);
         }
         self.others
             .values()
@@ -575,18 +589,21 @@ impl Run<'_> {
         let sig = match stop {
             Stop::Exited(code) => return self.exit_task(Ending::Exited(code)),
             Stop::Killed(s) => return self.exit_task(Ending::Signaled(s)),
-            Stop::Event(_) => 0,
+            Stop::Event(_) => {
+                self.check_reclaim()?;
+                0
+            }
             Stop::Syscall => {
                 self.check_reclaim()?;
                 return match self.syscall()? {
                     Done::Ret(ret) => {
                         self.set_result(ret)?;
-                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
                         self.wake()?;
                         Ok(None)
                     }
                     Done::Resume => {
-                        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
                         Ok(None)
                     }
                     Done::Pending => {
@@ -596,37 +613,37 @@ impl Run<'_> {
                     Done::Ended(end) => self.exit_task(end),
                 };
             }
-            Stop::Signal(libc::SIGSTOP) if self.stops > 0 => {
+            Stop::Signal(libc::SIGSTOP) if self.cur.stops > 0 => {
                 // lmm's own stop: the mirrors are checked, the process goes
                 // on (an interrupted host call is made again).
-                self.stops -= 1;
-                if let State::HostCall { saved, nr } = self.state {
-                    self.state = State::Running;
+                self.cur.stops -= 1;
+                if let State::HostCall { saved, nr } = self.cur.state {
+                    self.cur.state = State::Running;
                     self.end_host_call(saved, nr, libc::SIGSTOP)?;
                 }
                 self.check_reclaim()?;
                 0
             }
             Stop::Signal(s) => {
-                if let State::HostCall { saved, nr } = self.state {
-                    self.state = State::Running;
+                if let State::HostCall { saved, nr } = self.cur.state {
+                    self.cur.state = State::Running;
                     self.end_host_call(saved, nr, s)?
                 } else if s == libc::SIGSEGV {
-                    self.check_reclaim()?;
                     self.segv()?
                 } else {
+                    self.check_reclaim()?;
                     s
                 }
             }
         };
-        let req = match self.state {
+        let req = match self.cur.state {
             State::HostCall { .. } => libc::PTRACE_CONT,
             _ => libc::PTRACE_SYSEMU,
         };
         if sig != 0 && req == libc::PTRACE_SYSEMU {
             self.prepare_signal(sig)?;
         }
-        self.stub.resume(req, sig).map_err(io)?;
+        self.cur.stub.resume(req, sig).map_err(io)?;
         Ok(None)
     }
 
@@ -642,12 +659,12 @@ impl Run<'_> {
     /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
     fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let after = self.stub.regs().map_err(io)?;
+        let after = self.cur.stub.regs().map_err(io)?;
         if after.rip == TRAMPOLINE + 3 {
-            let mut ret = self.stub.finish_syscall(saved).map_err(io)?;
+            let mut ret = self.cur.stub.finish_syscall(saved).map_err(io)?;
             if nr == 218 {
                 // set_tid_address returns the caller's tid: lmm's.
-                ret = i64::from(self.pid);
+                ret = i64::from(self.cur.pid);
             }
             self.check_reclaim()?;
             self.set_result(ret)?;
@@ -665,7 +682,7 @@ impl Run<'_> {
             r.rax = nr;
             r.orig_rax = u64::MAX;
         }
-        self.stub.set_regs(&r).map_err(io)?;
+        self.cur.stub.set_regs(&r).map_err(io)?;
         self.check_reclaim()?;
         Ok(s)
     }
@@ -681,7 +698,7 @@ impl Run<'_> {
     fn prepare_signal(&mut self, sig: i32) -> Result<(), String> {
         /// Fallback frame size (MINSIGSTKSZ) when the host gives none.
         const MINSIGSTKSZ: u64 = 2048;
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
         let caught = status
             .lines()
@@ -696,7 +713,11 @@ impl Run<'_> {
             0 => MINSIGSTKSZ,
             n => n,
         };
-        let regs = self.stub.regs().map_err(|e| format!("lmm native: {e}"))?;
+        let regs = self
+            .cur
+            .stub
+            .regs()
+            .map_err(|e| format!("lmm native: {e}"))?;
         let top = regs.rsp.saturating_sub(128);
         let low = top.saturating_sub(frame);
         self.fault_in(low, top - low, Access::Write)?;
@@ -707,7 +728,7 @@ impl Run<'_> {
     /// lmm resolved, else the signal to deliver.
     fn segv(&mut self) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let si = self.stub.siginfo().map_err(io)?;
+        let si = self.cur.stub.siginfo().map_err(io)?;
         // Kernel-made page faults only (SEGV_MAPERR, ACCERR, ...); sent
         // signals and general-protection faults (SI_KERNEL) go to the
         // program as they are.
@@ -716,12 +737,12 @@ impl Run<'_> {
         }
         // SAFETY: a SIGSEGV siginfo from a fault carries si_addr.
         let addr = unsafe { si.si_addr() } as u64;
-        let regs = self.stub.regs().map_err(io)?;
+        let regs = self.cur.stub.regs().map_err(io)?;
         let last = self.last_fault;
-        self.last_fault = if (self.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
+        self.last_fault = if (self.cur.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
             (last.0, last.1, last.2, last.3 + 1)
         } else {
-            (self.stub.pid, addr, regs.rip, 0)
+            (self.cur.stub.pid, addr, regs.rip, 0)
         };
         if self.last_fault.3 >= MAX_REPEATS {
             return Err(format!(
@@ -729,8 +750,15 @@ impl Run<'_> {
                 regs.rip
             ));
         }
+        // The siginfo and registers are read before anything is run in
+        // the stub (an injected unmap replaces them with its own stop's).
+        // If stale mirrors went, the instruction is not decoded from what
+        // is left: the program runs it again and faults afresh.
+        if self.check_reclaim()? {
+            return Ok(0);
+        }
         let accerr = si.si_code == SEGV_ACCERR;
-        let access = fault::access_type(&self.stub, &regs, addr, accerr);
+        let access = fault::access_type(&self.cur.stub, &regs, addr, accerr);
         self.page_fault(addr, access)
     }
 
@@ -738,9 +766,9 @@ impl Run<'_> {
     fn set_result(&mut self, ret: i64) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         // Re-read: the call may have changed the segment bases.
-        let mut regs = self.stub.regs().map_err(io)?;
+        let mut regs = self.cur.stub.regs().map_err(io)?;
         regs.rax = ret as u64;
-        self.stub.set_regs(&regs).map_err(io)
+        self.cur.stub.set_regs(&regs).map_err(io)
     }
 
     /// The current process ended (exit_group, or its stub died of a
@@ -748,20 +776,20 @@ impl Run<'_> {
     /// in lmm (for its parent's wait4), its stub is killed and reaped,
     /// and its parent gets SIGCHLD.
     fn exit_task(&mut self, ending: Ending) -> Result<Option<Ending>, String> {
-        if self.pid == self.init {
+        if self.cur.pid == self.init {
             return Ok(Some(ending));
         }
-        let pid = self.pid;
+        let pid = self.cur.pid;
         let ppid = self.m.process(pid).map_or(0, |p| p.ppid);
         // The process may be gone from lmm already (the OOM killer).
         let _ = match ending {
             Ending::Exited(c) => self.m.exit_code(pid, c),
             Ending::Signaled(s) => self.m.exit_signal(pid, 128 + s, s),
         };
-        self.out.stops += self.stub.stops;
-        self.out.injected += self.stub.injected;
-        self.stub.kill();
-        self.mirrored.clear();
+        self.out.stops += self.cur.stub.stops;
+        self.out.injected += self.cur.stub.injected;
+        self.cur.stub.kill();
+        self.cur.mirrored.clear();
         self.vforking.remove(&pid);
         self.kick = true;
         if let Some(parent) = self.host_pid(ppid) {
@@ -782,26 +810,123 @@ impl Run<'_> {
         let held: Vec<libc::pid_t> = self
             .others
             .values()
-            .filter(|t| matches!(t.state, State::Wait4(_) | State::Vfork(_)))
+            .filter(|t| matches!(t.state, State::Wait(..) | State::Vfork(_)))
             .map(|t| t.stub.pid)
             .collect();
-        let back = self.stub.pid;
+        let back = self.cur.stub.pid;
         for host in held {
             self.switch_to(host);
-            let ret = match self.state.clone() {
+            let ret = match self.cur.state.clone() {
                 State::Vfork(child) if !self.vforking.contains(&child) => Some(i64::from(child)),
-                State::Wait4(a) => self.wait4(a)?,
+                State::Wait(nr, a) => self.wait(nr, a)?,
                 _ => None,
             };
             if let Some(ret) = ret {
-                self.state = State::Running;
+                self.cur.state = State::Running;
                 self.check_reclaim()?;
                 self.set_result(ret)?;
-                self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+                self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
             }
         }
         self.switch_to(back);
         Ok(())
+    }
+
+    /// wait4 (61) or waitid (247): the call's result, `None` if the caller
+    /// must wait.
+    fn wait(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        if nr == 247 {
+            self.waitid(a)
+        } else {
+            self.wait4(a)
+        }
+    }
+
+    /// waitid(idtype, id, infop, options, rusage) on lmm's process table:
+    /// P_ALL, P_PID, or P_PGID (taken as any child: process groups are not
+    /// modelled); the child's `siginfo_t` (SIGCHLD, CLD_EXITED or
+    /// CLD_KILLED, its lmm pid, uid and status) and rusage are written and
+    /// 0 returned; WNOWAIT leaves it waitable; with WNOHANG and no child
+    /// ready the siginfo is zeroed, as Linux's waitid zeroes it. lmm's
+    /// children never stop or continue: without WEXITED nothing is
+    /// reported (the caller waits, or gets zeroes with WNOHANG). EINVAL for
+    /// a bad idtype, id or option, and for P_PIDFD (pidfds are not
+    /// supported).
+    fn waitid(&mut self, a: [u64; 6]) -> Result<Option<i64>, String> {
+        const WNOHANG: u64 = 1;
+        const WSTOPPED: u64 = 2;
+        const WEXITED: u64 = 4;
+        const WCONTINUED: u64 = 8;
+        const WNOWAIT: u64 = 0x0100_0000;
+        /// __WNOTHREAD, __WALL and __WCLONE.
+        const WTHREADS: u64 = 0xe000_0000;
+        /// si_code values of SIGCHLD.
+        const CLD_EXITED: i32 = 1;
+        const CLD_KILLED: i32 = 2;
+        let einval = Ok(Some(-i64::from(libc::EINVAL)));
+        let (idtype, id, infop, options, ru) = (a[0], a[1] as i32, a[2], a[3], a[4]);
+        let events = WSTOPPED | WEXITED | WCONTINUED;
+        if options & !(WNOHANG | events | WNOWAIT | WTHREADS) != 0 || options & events == 0 {
+            return einval;
+        }
+        let target = match idtype {
+            0 => -1,
+            1 if id > 0 => i64::from(id),
+            2 if id >= 0 => -1,
+            _ => return einval,
+        };
+        let found = if options & WEXITED == 0 {
+            // Only whether a child exists matters.
+            match self.m.peek_zombie(self.cur.pid, target) {
+                Err(mm::errno::Errno::ECHILD) => Err(mm::errno::Errno::ECHILD),
+                _ => Err(mm::errno::Errno::EAGAIN),
+            }
+        } else if options & WNOWAIT != 0 {
+            self.m.peek_zombie(self.cur.pid, target)
+        } else {
+            self.m.wait_zombie(self.cur.pid, target)
+        };
+        // Linux writes these fields only: si_signo, si_errno, si_code
+        // (bytes 0..12), then _sigchld's si_pid, si_uid, si_status (16..28).
+        let mut info = [0u8; 28];
+        match found {
+            Ok((child, z)) => {
+                let (code, status) = match z.signal {
+                    Some(sig) => (CLD_KILLED, sig),
+                    None => (CLD_EXITED, z.code & 0xff),
+                };
+                // SAFETY: getuid cannot fail; the stub runs as lmm's uid.
+                let uid = unsafe { libc::getuid() };
+                info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
+                info[8..12].copy_from_slice(&code.to_le_bytes());
+                info[16..20].copy_from_slice(&child.to_le_bytes());
+                info[20..24].copy_from_slice(&uid.to_le_bytes());
+                info[24..28].copy_from_slice(&status.to_le_bytes());
+                if ru != 0 && !self.put_rusage(ru, z.flt)? {
+                    return Ok(Some(-i64::from(libc::EFAULT)));
+                }
+            }
+            Err(mm::errno::Errno::EAGAIN) if options & WNOHANG != 0 => {}
+            Err(mm::errno::Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Ok(Some(-i64::from(e.code()))),
+        }
+        if infop != 0
+            && !(self.put_user(infop, &info[..12])? && self.put_user(infop + 16, &info[16..])?)
+        {
+            return Ok(Some(-i64::from(libc::EFAULT)));
+        }
+        Ok(Some(0))
+    }
+
+    /// Writes a `struct rusage` at `va` with `flt` as its ru_minflt and
+    /// ru_majflt (the times and the rest zero); false on EFAULT.
+    fn put_rusage(&mut self, va: u64, flt: Faults) -> Result<bool, String> {
+        // Two timevals, then 14 longs; ru_minflt and ru_majflt are the
+        // 7th and 8th.
+        let mut ru = [0u8; 144];
+        ru[64..72].copy_from_slice(&flt.minor.to_le_bytes());
+        ru[72..80].copy_from_slice(&flt.major.to_le_bytes());
+        self.put_user(va, &ru)
     }
 
     /// wait4(pid, wstatus, options, rusage) on lmm's process table: the
@@ -813,7 +938,7 @@ impl Run<'_> {
         const WNOHANG: u64 = 1;
         let want = a[0] as i32;
         let target = if want > 0 { i64::from(want) } else { -1 };
-        let (child, z) = match self.m.wait_zombie(self.pid, target) {
+        let (child, z) = match self.m.wait_zombie(self.cur.pid, target) {
             Ok(r) => r,
             Err(mm::errno::Errno::EAGAIN) if a[2] & WNOHANG != 0 => return Ok(Some(0)),
             Err(mm::errno::Errno::EAGAIN) => return Ok(None),
@@ -822,15 +947,8 @@ impl Run<'_> {
         if a[1] != 0 && !self.put_user(a[1], &z.wait_status().to_le_bytes())? {
             return Ok(Some(-i64::from(libc::EFAULT)));
         }
-        if a[3] != 0 {
-            // struct rusage: two timevals, then 14 longs; ru_minflt and
-            // ru_majflt are the 7th and 8th.
-            let mut ru = [0u8; 144];
-            ru[64..72].copy_from_slice(&z.flt.minor.to_le_bytes());
-            ru[72..80].copy_from_slice(&z.flt.major.to_le_bytes());
-            if !self.put_user(a[3], &ru)? {
-                return Ok(Some(-i64::from(libc::EFAULT)));
-            }
+        if a[3] != 0 && !self.put_rusage(a[3], z.flt)? {
+            return Ok(Some(-i64::from(libc::EFAULT)));
         }
         Ok(Some(i64::from(child)))
     }
@@ -841,7 +959,7 @@ impl Run<'_> {
         if !self.fault_in(va, bytes.len() as u64, Access::Write)? {
             return Ok(false);
         }
-        Ok(self.m.write_user(self.pid, va, bytes).is_ok())
+        Ok(self.m.write_user(self.cur.pid, va, bytes).is_ok())
     }
 
     /// Reads a NUL-terminated string of the current process (at most
@@ -854,7 +972,7 @@ impl Run<'_> {
             if !self.fault_in(at, 1, Access::Read)? {
                 return Ok(None);
             }
-            let Ok(bytes) = self.m.read_user(self.pid, at, chunk as usize) else {
+            let Ok(bytes) = self.m.read_user(self.cur.pid, at, chunk as usize) else {
                 return Ok(None);
             };
             if let Some(n) = bytes.iter().position(|&b| b == 0) {
@@ -879,7 +997,7 @@ impl Run<'_> {
             if !self.fault_in(at, 8, Access::Read)? {
                 return Ok(None);
             }
-            let Ok(w) = self.m.read_user(self.pid, at, 8) else {
+            let Ok(w) = self.m.read_user(self.cur.pid, at, 8) else {
                 return Ok(None);
             };
             let ptr = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
@@ -924,7 +1042,8 @@ impl Run<'_> {
             *self.out.kinds.entry("refused").or_default() += 1;
             return Ok(Done::Ret(-i64::from(libc::ENOSYS)));
         }
-        let child = match self.m.fork(self.pid) {
+        self.quiesce()?;
+        let child = match self.m.fork(self.cur.pid) {
             Ok(c) => c,
             Err(e) => return Ok(Done::Ret(-i64::from(e.code()))),
         };
@@ -933,8 +1052,8 @@ impl Run<'_> {
         if flags & CLONE_PARENT_SETTID != 0 && !self.put_user(ptid, &child.to_le_bytes())? {
             return Ok(Done::Ret(-i64::from(libc::EFAULT)));
         }
-        let mut stub = self.stub.fork().map_err(io)?;
-        let mut regs = self.stub.regs().map_err(io)?;
+        let mut stub = self.cur.stub.fork().map_err(io)?;
+        let mut regs = self.cur.stub.regs().map_err(io)?;
         regs.rax = 0;
         if newsp != 0 {
             regs.rsp = newsp;
@@ -944,15 +1063,15 @@ impl Run<'_> {
         }
         stub.set_regs(&regs).map_err(io)?;
         let host = stub.pid;
-        let parent = self.stub.pid;
+        let parent = self.cur.stub.pid;
         self.others.insert(
             host,
             Task {
                 stub,
                 pid: child,
-                mirrored: self.mirrored.clone(),
+                mirrored: self.cur.mirrored.clone(),
                 state: State::Running,
-                reclaimed: self.reclaimed,
+                reclaimed: self.cur.reclaimed,
                 stops: 0,
             },
         );
@@ -968,11 +1087,11 @@ impl Run<'_> {
                 .map_err(|e| format!("/proc/{host}/maps: {e}"))?;
             std::fs::write(&path, maps).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        self.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.cur.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         self.switch_to(parent);
         if flags & CLONE_VFORK != 0 {
             self.vforking.insert(child);
-            self.state = State::Vfork(child);
+            self.cur.state = State::Vfork(child);
             return Ok(Done::Pending);
         }
         Ok(Done::Ret(i64::from(child)))
@@ -984,10 +1103,10 @@ impl Run<'_> {
     fn resync(&mut self) -> Result<(), String> {
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (&va, mir) in &self.mirrored {
+        for (&va, mir) in &self.cur.mirrored {
             if entry_mirror(p, va) == Some((va, *mir)) {
                 continue;
             }
@@ -1002,47 +1121,96 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// execve(path, argv, envp): lmm's exec of the current process (a
-    /// relative path is the stub's working directory's). On success the
-    /// stub loses every mirror, its close-on-exec descriptors and its
-    /// caught signals' handlers (reset to SIG_DFL; ignored ones stay
-    /// ignored), gets the vDSO placed again and starts at the new entry.
-    /// On failure the old image goes on with the errno.
+    /// execve(path, argv, envp): lmm's exec of the current process, as
+    /// execveat(AT_FDCWD, path, argv, envp, 0) is.
     fn execve(&mut self, a: [u64; 6]) -> Result<i64, String> {
-        let efault = -i64::from(libc::EFAULT);
-        let Some(path) = self.get_str(a[0], 4096)? else {
-            return Ok(efault);
-        };
-        let (Some(argv), Some(envp)) = (self.get_strs(a[1])?, self.get_strs(a[2])?) else {
-            return Ok(efault);
-        };
-        if path.is_empty() {
-            return Ok(-i64::from(libc::ENOENT));
+        self.execveat([AT_FDCWD as u64, a[0], a[1], a[2], 0, 0])
+    }
+
+    /// execveat(dirfd, path, argv, envp, flags): lmm's exec of the current
+    /// process. A relative path is the stub's working directory's (dirfd
+    /// AT_FDCWD) or the directory `dirfd`'s; an empty path with
+    /// AT_EMPTY_PATH execs the file `dirfd` names. The name the program
+    /// sees (`AT_EXECFN`) is Linux's: the path itself, or `/dev/fd/N` and
+    /// `/dev/fd/N/path` for a descriptor. AT_SYMLINK_NOFOLLOW refuses a
+    /// final symlink with ELOOP. On success the stub loses every mirror,
+    /// its close-on-exec descriptors and its caught signals' handlers
+    /// (reset to SIG_DFL; ignored ones stay ignored), gets the vDSO placed
+    /// again and starts at the new entry. On failure the old image goes on
+    /// with the errno. Simplification: the descriptor must name a file by
+    /// a host path (not a memfd or a deleted file).
+    fn execveat(&mut self, a: [u64; 6]) -> Result<i64, String> {
+        /// AT_EMPTY_PATH.
+        const AT_EMPTY_PATH: u64 = 0x1000;
+        /// AT_SYMLINK_NOFOLLOW.
+        const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+        let err = |e: i32| Ok(-i64::from(e));
+        let (dirfd, flags) = (a[0] as i32, a[4]);
+        if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+            return err(libc::EINVAL);
         }
-        let stub = self.stub.pid;
-        let host_path = if path.starts_with('/') {
-            path.clone()
-        } else {
+        let Some(path) = self.get_str(a[1], 4096)? else {
+            return err(libc::EFAULT);
+        };
+        let (Some(argv), Some(envp)) = (self.get_strs(a[2])?, self.get_strs(a[3])?) else {
+            return err(libc::EFAULT);
+        };
+        if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
+            return err(libc::ENOENT);
+        }
+        let stub = self.cur.stub.pid;
+        let (host_path, shown) = if path.starts_with('/') {
+            (path.clone(), path.clone())
+        } else if dirfd == AT_FDCWD {
             let cwd = std::fs::read_link(format!("/proc/{stub}/cwd"))
                 .map_err(|e| format!("lmm native: /proc/{stub}/cwd: {e}"))?;
-            cwd.join(&path).to_string_lossy().into_owned()
+            (cwd.join(&path).to_string_lossy().into_owned(), path.clone())
+        } else {
+            if dirfd < 0 || dirfd == MEMFD_SLOT {
+                return err(libc::EBADF);
+            }
+            let Ok(base) = std::fs::read_link(format!("/proc/{stub}/fd/{dirfd}")) else {
+                return err(libc::EBADF);
+            };
+            if path.is_empty() {
+                (
+                    base.to_string_lossy().into_owned(),
+                    format!("/dev/fd/{dirfd}"),
+                )
+            } else if !base.is_dir() {
+                return err(libc::ENOTDIR);
+            } else {
+                (
+                    base.join(&path).to_string_lossy().into_owned(),
+                    format!("/dev/fd/{dirfd}/{path}"),
+                )
+            }
         };
+        if flags & AT_SYMLINK_NOFOLLOW != 0
+            && std::fs::symlink_metadata(&host_path).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return err(libc::ELOOP);
+        }
+        self.quiesce()?;
         if self.warm_cache {
             warm(self.m, &host_path);
             if let Some(interp) = elf_interpreter(&host_path) {
                 warm(self.m, &interp);
             }
         }
-        let r = match self.m.exec_as(self.pid, &host_path, &path, &argv, &envp) {
+        let r = match self
+            .m
+            .exec_as(self.cur.pid, &host_path, &shown, &argv, &envp)
+        {
             Ok(r) => r,
             Err(e) => return Ok(-i64::from(e.code())),
         };
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        self.mirrored.clear();
-        self.stub.unmap_all().map_err(io)?;
+        self.cur.mirrored.clear();
+        self.cur.stub.unmap_all().map_err(io)?;
         self.reset_for_exec()?;
         self.start_image(&r)?;
-        self.vforking.remove(&self.pid);
+        self.vforking.remove(&self.cur.pid);
         self.kick = true;
         Ok(0)
     }
@@ -1053,7 +1221,7 @@ impl Run<'_> {
     /// stack is kept.
     fn reset_for_exec(&mut self) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let fds = std::fs::read_dir(format!("/proc/{stub}/fd"))
             .map_err(|e| format!("lmm native: /proc/{stub}/fd: {e}"))?;
         let mut close = Vec::new();
@@ -1076,7 +1244,8 @@ impl Run<'_> {
             }
         }
         for fd in close {
-            self.stub
+            self.cur
+                .stub
                 .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
                 .map_err(io)?;
         }
@@ -1089,7 +1258,8 @@ impl Run<'_> {
             .unwrap_or(0);
         for sig in 1..=64u64 {
             if caught & (1 << (sig - 1)) != 0 {
-                self.stub
+                self.cur
+                    .stub
                     .syscall(libc::SYS_rt_sigaction, [sig, ZEROES, 0, 8, 0, 0])
                     .map_err(io)?;
             }
@@ -1109,7 +1279,7 @@ impl Run<'_> {
         };
         match nr {
             62 if (a[0] as i32) <= 0 => {
-                let mut all = vec![self.stub.pid];
+                let mut all = vec![self.cur.stub.pid];
                 all.extend(self.others.keys());
                 for h in all {
                     // SAFETY: a signal to one of our stubs.
@@ -1131,9 +1301,10 @@ impl Run<'_> {
     /// resolve it and the page is mirrored; 0 to resume, or the signal
     /// the program gets.
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
+        self.quiesce_for(FAULT_PAGES)?;
         let before = self.faults();
         let t = std::time::Instant::now();
-        let touched = self.m.touch(self.pid, addr, 1, access);
+        let touched = self.m.touch(self.cur.pid, addr, 1, access);
         self.out.fault_time += t.elapsed();
         match touched {
             Ok(()) => {
@@ -1152,38 +1323,71 @@ impl Run<'_> {
 
     /// The process's faults so far.
     fn faults(&self) -> Faults {
-        self.m.process(self.pid).map(|p| p.flt).unwrap_or_default()
+        self.m
+            .process(self.cur.pid)
+            .map(|p| p.flt)
+            .unwrap_or_default()
     }
 
-    /// Stops the run if the machine reclaimed pages since the last check
-    /// and one of them is still mapped in the stub (the frame may hold
-    /// something else now).
-    fn check_reclaim(&mut self) -> Result<(), String> {
-        let now = reclaimed_pages(self.m);
-        if now == self.reclaimed {
+    /// Stops every other process of the run that may be running (in its
+    /// own code or in a host call) and waits until it is stopped, before
+    /// lmm does work that can allocate and so reclaim or migrate a frame
+    /// one of them has mirrored. Their stops are parked and served, each
+    /// after its mirrors are checked ([`Run::check_reclaim`]), once the
+    /// current stop is done. Processes already stopped are left alone, so
+    /// a run with one process running pays nothing.
+    fn quiesce(&mut self) -> Result<(), String> {
+        self.quiesce_for(u64::MAX)
+    }
+
+    /// [`Run::quiesce`] before work that allocates at most `pages` pages
+    /// (one page fault): skipped while every populated zone has more than
+    /// that many free pages above its high watermark, since the machine
+    /// frees or moves a mapped frame only in reclaim, which an allocation
+    /// starts only below a zone's low watermark (lmm has no compaction or
+    /// khugepaged that could move one otherwise).
+    fn quiesce_for(&mut self, pages: u64) -> Result<(), String> {
+        use mm::page_alloc::Wmark;
+        if !self.others.values().any(|t| t.stub.running()) {
             return Ok(());
         }
-        self.reclaimed = now;
-        if now != self.stopped_at {
-            // The other processes that may be running (in their code or a
-            // host call) could touch a frame lmm took back: each is
-            // stopped (SIGSTOP, which lmm keeps from the program) and
-            // checks its mirrors at that stop.
-            self.stopped_at = now;
-            for t in self.others.values_mut() {
-                let running = matches!(t.state, State::Running | State::HostCall { .. });
-                if running && t.reclaimed != now && t.stops == 0 {
-                    t.stops += 1;
-                    // SAFETY: a signal to one of our stubs.
-                    unsafe { libc::kill(t.stub.pid, libc::SIGSTOP) };
-                }
+        let roomy = pages != u64::MAX
+            && self
+                .m
+                .pa
+                .zones()
+                .filter(|z| z.is_populated())
+                .all(|z| z.free_pages() > z.wmark(Wmark::High).saturating_add(pages));
+        if roomy {
+            return Ok(());
+        }
+        for t in self.others.values_mut() {
+            if t.stub.running() {
+                let status = t.stub.interrupt().map_err(|e| format!("lmm native: {e}"))?;
+                t.stops += 1;
+                self.parked.push_back((t.stub.pid, status));
             }
         }
+        Ok(())
+    }
+
+    /// Unmaps from the current stub the mirrors lmm's page table no longer
+    /// backs with the same frame, if the machine reclaimed or migrated
+    /// pages since the current process last looked (the frame may hold
+    /// something else now). Every process runs this before it is resumed.
+    /// True if a mirror was unmapped.
+    fn check_reclaim(&mut self) -> Result<bool, String> {
+        let now = reclaimed_pages(self.m);
+        if now == self.cur.reclaimed {
+            return Ok(false);
+        }
+        self.cur.reclaimed = now;
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let stale: Vec<u64> = self
+            .cur
             .mirrored
             .iter()
             .filter(|(&va, mir)| {
@@ -1192,12 +1396,13 @@ impl Run<'_> {
             })
             .map(|(&va, _)| va)
             .collect();
+        let any = !stale.is_empty();
         for va in stale {
-            if let Some(mir) = self.mirrored.get(&va).copied() {
+            if let Some(mir) = self.cur.mirrored.get(&va).copied() {
                 self.unmirror(va, mir.span)?;
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Maps lmm's present entry covering `va` into the stub (`force`: even
@@ -1205,13 +1410,13 @@ impl Run<'_> {
     fn mirror(&mut self, va: u64, force: bool) -> Result<(), String> {
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let Some((base, want)) = entry_mirror(p, va) else {
             return Ok(());
         };
         let (phys, span, prot) = (want.phys, want.span, want.prot);
-        if !force && self.mirrored.get(&base) == Some(&want) {
+        if !force && self.cur.mirrored.get(&base) == Some(&want) {
             return Ok(());
         }
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
@@ -1219,7 +1424,7 @@ impl Run<'_> {
         }
         // map_run forgets the mirrors this one replaces (huge or small).
         self.map_run(base, span, phys, prot)?;
-        self.mirrored.insert(base, want);
+        self.cur.mirrored.insert(base, want);
         Ok(())
     }
 
@@ -1233,17 +1438,19 @@ impl Run<'_> {
             return Ok(());
         }
         let hit: Vec<(u64, Mirror)> = self
+            .cur
             .mirrored
             .range(start.saturating_sub(HUGEST)..end)
             .filter(|(&s, mir)| s + mir.span > start)
             .map(|(&s, &mir)| (s, mir))
             .collect();
         for (s, mir) in hit {
-            self.mirrored.remove(&s);
+            self.cur.mirrored.remove(&s);
             start = start.min(s);
             end = end.max(s + mir.span);
         }
         let r = self
+            .cur
             .stub
             .syscall(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0])
             .map_err(|e| format!("lmm native: {e}"))?;
@@ -1267,7 +1474,8 @@ impl Run<'_> {
         let mut page = va & !4095;
         while page < end {
             let at = page.max(va);
-            if self.m.touch(self.pid, at, 1, access).is_err() {
+            self.quiesce_for(FAULT_PAGES)?;
+            if self.m.touch(self.cur.pid, at, 1, access).is_err() {
                 return Ok(false);
             }
             self.check_reclaim()?;
@@ -1307,7 +1515,7 @@ impl Run<'_> {
                     if !self.fault_in(va, count * 16, Access::Read)? {
                         return Ok(false);
                     }
-                    let Ok(raw) = self.m.read_user(self.pid, va, (count * 16) as usize) else {
+                    let Ok(raw) = self.m.read_user(self.cur.pid, va, (count * 16) as usize) else {
                         return Ok(false);
                     };
                     for iov in raw.chunks_exact(16) {
@@ -1335,7 +1543,7 @@ impl Run<'_> {
         if nr != 0 && nr != 17 {
             return bufs;
         }
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let fd = a[0];
         let Ok(meta) = std::fs::metadata(format!("/proc/{stub}/fd/{fd}")) else {
             return bufs;
@@ -1377,7 +1585,7 @@ impl Run<'_> {
             if !self.fault_in(at, 1, Access::Read)? {
                 return Ok(false);
             }
-            let Ok(bytes) = self.m.read_user(self.pid, at, chunk as usize) else {
+            let Ok(bytes) = self.m.read_user(self.cur.pid, at, chunk as usize) else {
                 return Ok(false);
             };
             if bytes.contains(&0) {
@@ -1391,7 +1599,7 @@ impl Run<'_> {
     /// A system-call stop of the current process: serves the call.
     fn syscall(&mut self) -> Result<Done, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        let regs = self.stub.regs().map_err(io)?;
+        let regs = self.cur.stub.regs().map_err(io)?;
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
@@ -1410,18 +1618,19 @@ impl Run<'_> {
         let ret: i64 = match kind {
             Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
             Kind::Memory => self.memory(nr, a)?,
-            Kind::Wait => match self.wait4(a)? {
+            Kind::Wait => match self.wait(nr, a)? {
                 Some(ret) => ret,
                 None => {
-                    self.state = State::Wait4(a);
+                    self.cur.state = State::Wait(nr, a);
                     return Ok(Done::Pending);
                 }
             },
             Kind::Fork => return self.fork(nr, a),
+            Kind::Exec if nr == 322 => self.execveat(a)?,
             Kind::Exec => self.execve(a)?,
             Kind::Pid => match nr {
-                39 | 186 => i64::from(self.pid),
-                _ => match self.m.process(self.pid).map_or(0, |p| p.ppid) {
+                39 | 186 => i64::from(self.cur.pid),
+                _ => match self.m.process(self.cur.pid).map_or(0, |p| p.ppid) {
                     // The first process's parent is lmm's own parent.
                     0 => i64::from(std::os::unix::process::parent_id()),
                     ppid => i64::from(ppid),
@@ -1447,7 +1656,7 @@ impl Run<'_> {
                 } else if !self.fault_in_stable(&self.clip_read(nr, a, bufs))? {
                     -i64::from(libc::EFAULT)
                 } else if nr == 15 {
-                    self.stub.sigreturn().map_err(io)?;
+                    self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
                     r
@@ -1457,8 +1666,8 @@ impl Run<'_> {
                         Ok(a) => {
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
-                            let saved = self.stub.start_syscall(nr as i64, a).map_err(io)?;
-                            self.state = State::HostCall { saved, nr };
+                            let saved = self.cur.stub.start_syscall(nr as i64, a).map_err(io)?;
+                            self.cur.state = State::HostCall { saved, nr };
                             return Ok(Done::Pending);
                         }
                     }
@@ -1470,7 +1679,8 @@ impl Run<'_> {
 
     /// A memory system call on lmm's mm, and its effect on the stub.
     fn memory(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, String> {
-        let pid = self.pid;
+        self.quiesce()?;
+        let pid = self.cur.pid;
         let errno = |e: mm::errno::Errno| -i64::from(e.code());
         let r = match nr {
             9 => {
@@ -1564,7 +1774,7 @@ impl Run<'_> {
         if fd < 0 || fd == MEMFD_SLOT {
             return Err(ebadf);
         }
-        let stub = self.stub.pid;
+        let stub = self.cur.stub.pid;
         let path = std::fs::read_link(format!("/proc/{stub}/fd/{fd}")).map_err(|_| ebadf)?;
         let info =
             std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).map_err(|_| ebadf)?;
@@ -1602,10 +1812,10 @@ impl Run<'_> {
     /// RSS, tears the process down in lmm and kills the stub.
     fn finish(&mut self, ending: Ending, opts: &Options) -> Result<(), String> {
         for (file, path) in &opts.at_exit {
-            let text = self.m.proc_pid(self.pid, file)?;
+            let text = self.m.proc_pid(self.cur.pid, file)?;
             std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        if let Some(p) = self.m.process(self.pid) {
+        if let Some(p) = self.m.process(self.cur.pid) {
             self.out.faults = Faults {
                 minor: p.flt.minor + p.cflt.minor,
                 major: p.flt.major + p.cflt.major,
@@ -1623,11 +1833,11 @@ impl Run<'_> {
             Ending::Signaled(s) => 128 + s,
         };
         self.m
-            .exit_code(self.pid, code)
+            .exit_code(self.cur.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
-        self.stub.kill();
-        self.out.stops += self.stub.stops;
-        self.out.injected += self.stub.injected;
+        self.cur.stub.kill();
+        self.out.stops += self.cur.stub.stops;
+        self.out.injected += self.cur.stub.injected;
         // Orphans still running are killed with the run.
         for (_, mut t) in std::mem::take(&mut self.others) {
             self.out.stops += t.stub.stops;

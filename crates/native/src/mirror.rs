@@ -42,7 +42,7 @@ impl Run<'_> {
         let region = page & !(TABLE_SPAN - 1);
         let p = self
             .m
-            .process(self.pid)
+            .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let mut leaves = Vec::new();
         p.pt.walk(
@@ -81,7 +81,7 @@ impl Run<'_> {
         let (start, end) = (leaves[lo].0, leaves[hi].0 + 4096);
         self.map_run(start, end - start, leaves[lo].1, prot)?;
         for l in &leaves[lo..=hi] {
-            self.mirrored.insert(
+            self.cur.mirrored.insert(
                 l.0,
                 Mirror {
                     phys: l.1,
@@ -103,15 +103,17 @@ impl Run<'_> {
         prot: i32,
     ) -> Result<(), String> {
         let overlapping: Vec<u64> = self
+            .cur
             .mirrored
             .range(base.saturating_sub(HUGEST)..base + len)
             .filter(|(&s, mir)| s + mir.span > base)
             .map(|(&s, _)| s)
             .collect();
         for s in overlapping {
-            self.mirrored.remove(&s);
+            self.cur.mirrored.remove(&s);
         }
         let r = self
+            .cur
             .stub
             .syscall(
                 libc::SYS_mmap,

@@ -163,7 +163,7 @@ impl Run<'_> {
             let chunk = (4096 - ((va + bytes.len() as u64) & 4095)) as usize;
             let b = self
                 .m
-                .read_user(self.pid, va + bytes.len() as u64, chunk)
+                .read_user(self.cur.pid, va + bytes.len() as u64, chunk)
                 .ok()?;
             match b.iter().position(|&c| c == 0) {
                 Some(n) => {
@@ -187,7 +187,7 @@ impl Run<'_> {
         };
         if nr == 89 || nr == 267 {
             let (buf, size) = (a[i + 1], a[i + 2] as i64);
-            let Some(target) = link(self.m, &path, self.pid) else {
+            let Some(target) = link(self.m, &path, self.cur.pid) else {
                 return Ok(None);
             };
             if size <= 0 {
@@ -195,7 +195,10 @@ impl Run<'_> {
             }
             let n = target.len().min(size as usize);
             return Ok(Some(
-                match self.m.write_user(self.pid, buf, &target.as_bytes()[..n]) {
+                match self
+                    .m
+                    .write_user(self.cur.pid, buf, &target.as_bytes()[..n])
+                {
                     Ok(_) => n as i64,
                     Err(_) => -i64::from(libc::EFAULT),
                 },
@@ -206,7 +209,7 @@ impl Run<'_> {
             return Ok(None);
         }
         let m = &*self.m;
-        let Some(target) = resolve(&path, self.pid, |n| m.process(n).is_some()) else {
+        let Some(target) = resolve(&path, self.cur.pid, |n| m.process(n).is_some()) else {
             return Ok(None);
         };
         let (new_path, memfd) = match &target {
@@ -226,7 +229,7 @@ impl Run<'_> {
         if c.len() as u64 > TRAMPOLINE + 4096 - SCRATCH {
             return Ok(Some(-i64::from(libc::ENAMETOOLONG)));
         }
-        self.stub.poke(SCRATCH, &c).map_err(io)?;
+        self.cur.stub.poke(SCRATCH, &c).map_err(io)?;
         let mut args = a;
         args[i] = SCRATCH;
         if memfd.is_some() {
@@ -236,7 +239,7 @@ impl Run<'_> {
         }
         // The memfd stays open until the stub's open has its own
         // reference, and is closed when this returns.
-        Ok(Some(self.stub.syscall(nr as i64, args).map_err(io)?))
+        Ok(Some(self.cur.stub.syscall(nr as i64, args).map_err(io)?))
     }
 }
 

@@ -87,6 +87,9 @@ pub struct Stub {
     pub pid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// True from a resume until lmm has waited for its next stop: it may
+    /// be running its code or a host call (see [`Stub::interrupt`]).
+    running: bool,
     /// Stops and ends waited for so far (each is a round trip through the
     /// host kernel's scheduler: the cost `lmm bench native` breaks down).
     pub stops: u64,
@@ -181,6 +184,7 @@ impl Stub {
         let mut stub = Stub {
             pid,
             alive: true,
+            running: false,
             stops: 0,
             injected: 0,
             vdso: Vec::new(),
@@ -259,6 +263,7 @@ impl Stub {
         let mut stub = Stub {
             pid: child as libc::pid_t,
             alive: true,
+            running: false,
             stops: 0,
             injected: 0,
             vdso: self.vdso.clone(),
@@ -385,6 +390,7 @@ impl Stub {
 
     /// What wait status `status` of this stub means (noting its end).
     pub fn decode(&mut self, status: i32) -> Stop {
+        self.running = false;
         if libc::WIFEXITED(status) {
             self.alive = false;
             Stop::Exited(libc::WEXITSTATUS(status))
@@ -405,6 +411,36 @@ impl Stub {
         self.alive
     }
 
+    /// True if the stub was resumed and lmm has not yet waited for its
+    /// next stop: it may be touching its mirrors right now.
+    pub fn running(&self) -> bool {
+        self.alive && self.running
+    }
+
+    /// Stops a running stub and waits until it is stopped: sends it
+    /// SIGSTOP and waits for its next stop, which is returned as a raw
+    /// wait status for [`Stub::decode`] later (it may be a stop that was
+    /// on its way already, the SIGSTOP then still pending). Stubs are
+    /// attached with PTRACE_TRACEME, so PTRACE_INTERRUPT (which needs
+    /// PTRACE_SEIZE) is not available; SIGSTOP has the same effect here.
+    pub fn interrupt(&mut self) -> io::Result<i32> {
+        // SAFETY: a signal to our own traced child.
+        unsafe { libc::kill(self.pid, libc::SIGSTOP) };
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
+            if r == self.pid {
+                self.stops += 1;
+                self.running = false;
+                return Ok(status);
+            }
+            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return Err(os_err("waitpid"));
+            }
+        }
+    }
+
     /// Resumes the stub with `request` (PTRACE_SYSEMU, PTRACE_CONT),
     /// delivering signal `sig` (0: none).
     pub fn resume(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
@@ -412,6 +448,7 @@ impl Stub {
         if unsafe { libc::ptrace(request, self.pid, 0, sig as libc::c_long) } != 0 {
             return Err(os_err("ptrace resume"));
         }
+        self.running = true;
         Ok(())
     }
 

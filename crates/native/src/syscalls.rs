@@ -26,12 +26,12 @@ pub enum Kind {
     Memory,
     /// exit or exit_group (one thread: the same).
     Exit,
-    /// wait4: lmm's process table.
+    /// wait4, waitid: lmm's process table.
     Wait,
     /// fork, vfork, clone: lmm's fork (a thread is refused when the flags
     /// are seen).
     Fork,
-    /// execve: lmm's exec on the same process.
+    /// execve, execveat: lmm's exec on the same process.
     Exec,
     /// getpid, gettid, getppid: lmm's pids, not the stub's.
     Pid,
@@ -121,11 +121,9 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // clone3: ENOSYS makes glibc fall back to clone, whose flags lmm
         // reads from registers
         435 => Kind::Quiet,
-        59 => Kind::Exec,
-        322 => Kind::Refused("execveat"),
-        247 => Kind::Refused("waitid"),
+        59 | 322 => Kind::Exec,
         60 | 231 => Kind::Exit,
-        61 => Kind::Wait,
+        61 | 247 => Kind::Wait,
         // uname(struct utsname: 6 * 65 bytes)
         63 => host(vec![bytes(a[0], 390, W)]),
         // fcntl: the lock commands take a struct flock
@@ -174,6 +172,8 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         257 | 263 | 258 | 269 | 439 => host(vec![s(a[1])]),
         // newfstatat(dirfd, path, statbuf, flags)
         262 => host(vec![s(a[1]), bytes(a[2], STAT, W)]),
+        // symlinkat(target, newdirfd, linkpath)
+        266 => host(vec![s(a[0]), s(a[2])]),
         // readlinkat(dirfd, path, buf, size)
         267 => host(vec![s(a[1]), bytes(a[2], a[3], W)]),
         // pipe2(fds)
@@ -279,6 +279,7 @@ pub fn name(nr: u64) -> String {
         247 => "waitid",
         231 => "exit_group",
         257 => "openat",
+        266 => "symlinkat",
         293 => "pipe2",
         262 => "newfstatat",
         273 => "set_robust_list",
@@ -328,7 +329,9 @@ mod tests {
             assert_eq!(classify(nr, [0; 6]), Kind::Fork, "{}", name(nr));
         }
         assert_eq!(classify(59, [0; 6]), Kind::Exec);
+        assert_eq!(classify(322, [0; 6]), Kind::Exec);
         assert_eq!(classify(61, [0; 6]), Kind::Wait);
+        assert_eq!(classify(247, [0; 6]), Kind::Wait);
         assert_eq!(classify(39, [0; 6]), Kind::Pid);
         assert_eq!(classify(435, [0; 6]), Kind::Quiet);
         assert_eq!(classify(16, [1, 0x5402, 0, 0, 0, 0]), Kind::NoTty);
