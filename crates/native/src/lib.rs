@@ -1354,7 +1354,7 @@ impl Run<'_> {
         let roomy = pages != u64::MAX
             && self
                 .m
-                .pa
+                .pa()
                 .zones()
                 .filter(|z| z.is_populated())
                 .all(|z| z.free_pages() > z.wmark(Wmark::High).saturating_add(pages));
