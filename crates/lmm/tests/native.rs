@@ -27,13 +27,18 @@ fn scratch() -> PathBuf {
 }
 
 /// Compiles tests/native/NAME.c into a static executable; panics with
-/// what to install if gcc is missing.
+/// what to install if gcc is missing. Tests running at once may build the
+/// same program: each links to a file of its own and renames it into place,
+/// so no test ever sees (and execs) a half-written binary.
 fn build(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let out = scratch().join(name);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = scratch().join(format!("{name}.{n}.tmp"));
     let src = root().join("tests/native").join(format!("{name}.c"));
     let r = Command::new("gcc")
         .args(["-static", "-O1", "-o"])
-        .arg(&out)
+        .arg(&tmp)
         .arg(&src)
         .output()
         .unwrap_or_else(|e| {
@@ -45,6 +50,7 @@ fn build(name: &str) -> PathBuf {
         src.display(),
         String::from_utf8_lossy(&r.stderr)
     );
+    std::fs::rename(&tmp, &out).expect("rename the built program into place");
     out
 }
 

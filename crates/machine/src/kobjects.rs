@@ -27,6 +27,18 @@ use mm::vmstat::NodeStat;
 /// in `alloc_thread_stack_node`'s caller, inlined into kernel_clone).
 pub const STACK_CALLER: &str = "kernel_clone+0x94/0x3e0";
 
+/// The caller vmallocinfo names for an idle task's stack: `fork_idle` makes
+/// one per secondary CPU at `smp_init`; this host shows
+/// `20480 fork_idle+0x74/0x120 pages=4 vmalloc N0=4`.
+pub const IDLE_STACK_CALLER: &str = "fork_idle+0x74/0x120";
+
+/// The caller vmallocinfo names for a CPU's IRQ stack on x86-64: this host
+/// shows `20480 irq_init_percpu_irqstack+0xca/0x100 vmap`, one per CPU.
+pub const IRQ_STACK_CALLER: &str = "irq_init_percpu_irqstack+0xca/0x100";
+
+/// x86-64's IRQ_STACK_SIZE: 16 KiB (arch/x86/include/asm/page_64_types.h).
+const IRQ_STACK_SIZE: u64 = 16 << 10;
+
 /// `NR_CACHED_STACKS`: freed vmap stacks each CPU keeps for the next task.
 pub const NR_CACHED_STACKS: usize = 2;
 
@@ -224,16 +236,8 @@ impl TaskObjects {
 }
 
 /// `alloc_thread_stack_node` with VMAP_STACK: a stack this CPU cached,
-/// cleared of its stale contents, or a new THREAD_SIZE area of zeroed pages
-/// (THREADINFO_GFP) aligned to THREAD_ALIGN (THREAD_SIZE on x86-64; arm64's
-/// memory.h doubles it so an overflow is found from the stack pointer).
+/// cleared of its stale contents, or a new one.
 fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<VirtAddr> {
-    let size = pa.arch.thread_size();
-    let align = if pa.arch == mm::arch::Arch::Arm64 {
-        2 * size
-    } else {
-        size
-    };
     if let Some(addr) = v.cached[cpu.0].iter_mut().find_map(Option::take) {
         if let Some(area) = v.vmalloc.find_vm_area(addr) {
             for &pfn in &area.pages {
@@ -242,8 +246,66 @@ fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<Vi
         }
         return Some(addr);
     }
+    vmalloc_stack(pa, cpu, v, STACK_CALLER)
+}
+
+/// A new THREAD_SIZE stack area of zeroed pages (THREADINFO_GFP) aligned
+/// to THREAD_ALIGN: THREAD_SIZE on x86-64; arm64's memory.h doubles it so
+/// an overflow is found from the stack pointer.
+fn vmalloc_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks, caller: &str) -> Option<VirtAddr> {
+    let size = pa.arch.thread_size();
+    let align = if pa.arch == mm::arch::Arch::Arm64 {
+        2 * size
+    } else {
+        size
+    };
     v.vmalloc
-        .vmalloc_thread_stack(pa, v.pt, cpu, size, align, STACK_CALLER)
+        .vmalloc_thread_stack(pa, v.pt, cpu, size, align, caller)
+}
+
+/// The vmalloc areas a fresh kernel has before it runs init, beyond the
+/// stacks of the tasks lmm models:
+/// - on x86-64, each CPU's IRQ stack: `irq_init_percpu_irqstack` vmaps the
+///   IRQ_STACK_SIZE pages of the CPU's percpu `irq_stack_backing_store`
+///   (flag VM_MAP, no pages= since the area does not own them). lmm maps the
+///   first pages of the CPU's percpu unit: where in the unit the linker put
+///   the backing store is not modelled.
+/// - on every VMAP_STACK arch, the idle task's stack of each secondary CPU
+///   (`fork_idle` at smp_init), counted in KernelStack for good: idle tasks
+///   never exit.
+///
+/// Linux makes CPU 0's IRQ stack in init_IRQ, the idle stacks in smp_init,
+/// then each secondary CPU's IRQ stack as it comes up; lmm keeps that order.
+/// arm64's IRQ stacks (vmalloc'd by `init_irq_stacks`) are not made: its
+/// caller's offset could not be checked against a real kernel.
+pub fn boot_vmap_areas(pa: &PageAlloc, v: &mut VmapStacks, ncpus: usize) -> Result<(), Errno> {
+    let irq_stack = |v: &mut VmapStacks, cpu: usize| -> Result<(), Errno> {
+        if pa.arch != mm::arch::Arch::X86_64 {
+            return Ok(());
+        }
+        let unit = pa.percpu_units.get(cpu).ok_or(Errno::ENOMEM)?;
+        let pages: Vec<Pfn> = (0..IRQ_STACK_SIZE / mm::types::PAGE_SIZE)
+            .map(|i| Pfn(unit.0 / mm::types::PAGE_SIZE + i))
+            .collect();
+        v.vmalloc
+            .vmap(
+                pa,
+                v.pt,
+                CpuId(0),
+                &pages,
+                mm::vmalloc::VmFlags::MAP,
+                mm::arch::pte::PteFlags::KERNEL,
+                IRQ_STACK_CALLER,
+            )
+            .map(|_| ())
+            .ok_or(Errno::ENOMEM)
+    };
+    irq_stack(v, 0)?;
+    for _ in 1..ncpus {
+        let addr = vmalloc_stack(pa, CpuId(0), v, IDLE_STACK_CALLER).ok_or(Errno::ENOMEM)?;
+        account_kernel_stack(pa, Some(v), Stack::Vmap(addr), 1);
+    }
+    (1..ncpus).try_for_each(|cpu| irq_stack(v, cpu))
 }
 
 /// `account_kernel_stack`: NR_KERNEL_STACK_KB on the node of each of the

@@ -383,6 +383,12 @@ impl Machine {
             pa,
             ram,
         };
+        let ncpus = m.config.cpus;
+        m.with_stacks(|_, pa, vmap| match vmap {
+            Some(mut v) => crate::kobjects::boot_vmap_areas(pa, &mut v, ncpus),
+            None => Ok(()),
+        })
+        .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?;
         if let Some(spec) = swap_spec {
             m.swapon_spec(&spec)
                 .map_err(|e| BootError::Config(ConfigError(e)))?;

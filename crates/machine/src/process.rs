@@ -614,7 +614,7 @@ impl Machine {
     /// Runs `f` with the slab and page allocators and, where the arch has
     /// CONFIG_VMAP_STACK (64-bit: x86-64 and arm64; 32-bit x86 has not),
     /// where kernel stacks come from.
-    fn with_stacks<R>(
+    pub(crate) fn with_stacks<R>(
         &mut self,
         f: impl FnOnce(&SlabAllocator, &PageAlloc, Option<VmapStacks>) -> R,
     ) -> R {

@@ -21,6 +21,9 @@ fn run(kind: SlabKind) {
     })
     .unwrap();
     let filp0 = active(&m, "filp");
+    // The idle task of the second CPU has had its stack since boot.
+    let idle_kb = m.pa().nodes[0].stats.get(NodeStat::NrKernelStack);
+    assert_eq!(idle_kb, 16);
     let (tasks0, mms0, vmas0) = (
         active(&m, "task_struct"),
         active(&m, "mm_struct"),
@@ -36,9 +39,12 @@ fn run(kind: SlabKind) {
     // One struct file each for /usr/bin/true and ld.so.
     assert_eq!(active(&m, "filp"), filp0 + 2);
     // THREAD_SIZE: 16 KiB kernel stack on x86-64, counted in kB.
-    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 16);
+    assert_eq!(
+        m.pa().nodes[0].stats.get(NodeStat::NrKernelStack),
+        idle_kb + 16
+    );
     let meminfo = m.proc("meminfo").unwrap();
-    assert!(meminfo.contains("KernelStack:          16 kB"), "{meminfo}");
+    assert!(meminfo.contains("KernelStack:          32 kB"), "{meminfo}");
     let slabinfo = m.proc("slabinfo").unwrap();
     assert!(slabinfo.starts_with("slabinfo - version: 2.1\n"));
     assert!(
@@ -55,7 +61,7 @@ fn run(kind: SlabKind) {
     assert_eq!(active(&m, "mm_struct"), mms0);
     assert_eq!(active(&m, "vm_area_struct"), vmas0);
     assert_eq!(active(&m, "filp"), filp0);
-    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 0);
+    assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), idle_kb);
     mm::debug::check_page_alloc(m.pa()).unwrap();
 }
 
@@ -154,4 +160,54 @@ fn x86_32_task_stacks_come_from_the_buddy_allocator() {
     m.spawn("t").unwrap();
     assert!(stacks(&m).is_empty());
     assert_eq!(m.pa().nodes[0].stats.get(NodeStat::NrKernelStack), 8);
+}
+
+/// A fresh kernel's vmallocinfo is not empty: on x86-64 each CPU's IRQ
+/// stack is a vmap of its percpu backing store (`irq_init_percpu_irqstack`,
+/// IRQ_STACK_SIZE 16 KiB + guard, flag vmap) and each secondary CPU's idle
+/// task has a VMAP_STACK stack (`fork_idle`), counted in KernelStack. The
+/// line shapes are this host's /proc/vmallocinfo.
+#[test]
+fn a_fresh_kernel_has_irq_and_idle_stacks_in_vmallocinfo() {
+    for (arch, cpus) in [
+        (mm::arch::Arch::X86_64, 2usize),
+        (mm::arch::Arch::X86_64, 4),
+        (mm::arch::Arch::Arm64, 3),
+        (mm::arch::Arch::X86, 2),
+    ] {
+        let m = Machine::boot(MachineConfig {
+            arch,
+            ram: 512 << 20,
+            cpus,
+            ..Default::default()
+        })
+        .unwrap();
+        let info = m.proc("vmallocinfo").unwrap();
+        let count = |tail: &str| info.lines().filter(|l| l.ends_with(tail)).count();
+        let irq = "   20480 irq_init_percpu_irqstack+0xca/0x100 vmap";
+        let idle = "   20480 fork_idle+0x74/0x120 pages=4 vmalloc N0=4";
+        let (want_irq, want_idle) = match arch {
+            mm::arch::Arch::X86_64 => (cpus, cpus - 1),
+            mm::arch::Arch::Arm64 => (0, cpus - 1),
+            _ => (0, 0),
+        };
+        assert_eq!(count(irq), want_irq, "{arch:?} {cpus}:\n{info}");
+        assert_eq!(count(idle), want_idle, "{arch:?} {cpus}:\n{info}");
+        assert_eq!(info.lines().count(), want_irq + want_idle, "{info}");
+        let stack_kb = m.pa().nodes[0].stats.get(NodeStat::NrKernelStack);
+        assert_eq!(stack_kb, 16 * want_idle as i64, "{arch:?} {cpus}");
+        // CPU n's IRQ stack area (made in CPU order, lowest address first)
+        // maps the first page of CPU n's percpu unit.
+        let irq_areas: Vec<u64> = m
+            .vmap_areas()
+            .areas()
+            .filter(|a| a.caller.starts_with("irq_init_percpu_irqstack+"))
+            .map(|a| a.addr.0)
+            .collect();
+        for (cpu, &va) in irq_areas.iter().enumerate() {
+            let pa = m.kernel_pt().unwrap().translate(mm::types::VirtAddr(va));
+            assert_eq!(pa, Some(m.pa().percpu_units[cpu]), "cpu {cpu}");
+        }
+        mm::debug::check_page_alloc(m.pa()).unwrap();
+    }
 }

@@ -589,9 +589,10 @@ pub fn free_area_init(
 
     // start_kernel, before mm_core_init: the per-CPU areas, then the early
     // hash tables, both from memblock.
+    let mut percpu_units = Vec::new();
     if let Some(cfg) = &p.percpu {
         let min = PhysAddr(p.arch.max_dma_address());
-        setup_per_cpu_areas(mb, cfg, &p.cpu_node, p.nr_nodes, min, &log)
+        percpu_units = setup_per_cpu_areas(mb, cfg, &p.cpu_node, p.nr_nodes, min, &log)
             .ok_or(BootError::NoPercpu)?;
     }
     alloc_system_hashes(mb, &p.system_hashes, &log);
@@ -667,7 +668,7 @@ pub fn free_area_init(
         o.done();
     }
 
-    let pa = PageAlloc::new(
+    let mut pa = PageAlloc::new(
         p.arch,
         nodes,
         p.cpu_node.clone(),
@@ -676,6 +677,7 @@ pub fn free_area_init(
         log,
         p.trace.clone(),
     );
+    pa.percpu_units = percpu_units;
     pa.init_watermarks();
     let total_present: u64 = pa.nodes.iter().map(|n| n.present).sum();
     for nid in 0..p.nr_nodes {

@@ -928,6 +928,9 @@ pub struct PageAlloc {
     reclaim: spin::Once<alloc::sync::Arc<dyn crate::vmscan::DirectReclaim>>,
     /// The trace buffer (shared with the zones), off unless enabled.
     pub trace: alloc::sync::Arc<crate::trace::Trace>,
+    /// The physical start of each CPU's unit of the first percpu chunk
+    /// (`__per_cpu_offset`); empty on a machine booted without percpu areas.
+    pub percpu_units: Vec<crate::types::PhysAddr>,
 }
 
 /// Default lowmem_reserve_ratio for a zone type (mm/page_alloc.c: DMA 256,
@@ -1006,6 +1009,7 @@ impl PageAlloc {
             fbatches: (0..ncpus).map(|_| Default::default()).collect(),
             reclaim: spin::Once::new(),
             trace,
+            percpu_units: Vec::new(),
         }
     }
 

@@ -194,8 +194,9 @@ fn dump_alloc_info(ai: &AllocInfo, nr_cpus: usize, log: &Printk) {
 /// x86's `setup_per_cpu_areas` with `pcpu_embed_first_chunk`: allocates each
 /// group's units from its node's memory (above MAX_DMA_ADDRESS where
 /// possible), gives back what the units do not use, and logs as Linux does.
-/// Returns the bytes that stay reserved, or None when memblock cannot
-/// supply a group.
+/// Returns the physical start of each CPU's unit (what
+/// `__per_cpu_offset[cpu]` points at), or None when memblock cannot supply
+/// a group.
 pub fn setup_per_cpu_areas(
     mb: &mut Memblock,
     cfg: &PercpuConfig,
@@ -203,7 +204,7 @@ pub fn setup_per_cpu_areas(
     nr_nodes: u32,
     min_addr: PhysAddr,
     log: &Printk,
-) -> Option<u64> {
+) -> Option<Vec<PhysAddr>> {
     let nr = cpu_node.len();
     crate::printk!(
         log,
@@ -214,7 +215,7 @@ pub fn setup_per_cpu_areas(
         nr_nodes
     );
     let ai = build_alloc_info(cfg, cpu_node);
-    let mut kept = 0;
+    let mut unit_base = alloc::vec![PhysAddr(0); nr];
     for (nid, map) in &ai.groups {
         let size = map.len() as u64 * ai.unit_size;
         let base = mb.alloc_try_nid(
@@ -226,11 +227,16 @@ pub fn setup_per_cpu_areas(
         )?;
         for (u, cpu) in map.iter().enumerate() {
             let unit = base.0 + u as u64 * ai.unit_size;
-            let used = if cpu.is_some() { ai.size_sum() } else { 0 };
+            let used = match cpu {
+                Some(c) => {
+                    unit_base[*c] = PhysAddr(unit);
+                    ai.size_sum()
+                }
+                None => 0,
+            };
             if used < ai.unit_size {
                 mb.free(PhysAddr(unit + used), ai.unit_size - used).ok()?;
             }
-            kept += used;
         }
     }
     crate::printk!(
@@ -243,7 +249,7 @@ pub fn setup_per_cpu_areas(
         ai.unit_size
     );
     dump_alloc_info(&ai, nr, log);
-    Some(kept)
+    Some(unit_base)
 }
 
 #[cfg(test)]
@@ -298,10 +304,17 @@ mod tests {
         mb.add_node(PhysAddr(0), 64 << 20, 0).unwrap();
         let log = Printk::new();
         let cfg = PercpuConfig::LINUX_6_18_X86_64;
-        let kept = setup_per_cpu_areas(&mut mb, &cfg, &[0, 0, 0], 1, PhysAddr(16 << 20), &log);
+        let units = setup_per_cpu_areas(&mut mb, &cfg, &[0, 0, 0], 1, PhysAddr(16 << 20), &log)
+            .expect("64 MiB holds the chunk");
         // 3 CPUs in 4 units: 3 * 53 pages stay, the fourth unit is freed.
-        assert_eq!(kept, Some(3 * 53 * 4096));
         assert_eq!(mb.reserved_size(), 3 * 53 * 4096);
+        // One 2 MiB allocation (upa 4, u524288): the units follow each other.
+        assert_eq!(units.len(), 3);
+        assert!(
+            units.windows(2).all(|w| w[1].0 - w[0].0 == 524288),
+            "{units:?}"
+        );
+        assert!(units.iter().all(|u| mb.is_reserved(*u)), "{units:?}");
         assert_eq!(
             log.messages()[0],
             "setup_percpu: NR_CPUS:256 nr_cpumask_bits:3 nr_cpu_ids:3 nr_node_ids:1"
