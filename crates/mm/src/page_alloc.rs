@@ -8,11 +8,17 @@
 //! atomics changed under those locks. The current CPU is passed explicitly
 //! (`CpuId`) where Linux reads `smp_processor_id()`.
 //!
-//! Lock order: a CPU's page lists, then its zone's lock (a refill or a
-//! drain takes the zone lock with the lists held); the zone lock is
-//! innermost. Direct reclaim and the OOM killer run with no page-allocator
-//! lock held; the LRU's per-CPU batches come before a node's lruvec lock,
-//! and neither is held across an allocation.
+//! Lock order (outermost first), as in Linux 6.18:
+//! 1. a CPU's page lists for a zone (`pcp->lock`, which Linux takes with a
+//!    trylock and, failing that, goes to the zone itself);
+//! 2. that zone's lock (`zone->lock`), taken with the lists held when a
+//!    refill (`rmqueue_bulk`) or a drain (`free_pcppages_bulk`) moves pages
+//!    between them; nothing else is taken inside it, and no two zone locks
+//!    are held at once;
+//! 3. node locks are never nested with either: a node's lruvec lock
+//!    (`lru_lock`) is taken after the LRU's per-CPU batches and is not held
+//!    across an allocation, and kswapd's state is atomics. Direct reclaim
+//!    and the OOM killer run with no page-allocator lock held.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -780,6 +786,27 @@ impl Zone {
     }
 }
 
+/// What one allocation may use (`struct alloc_context`): built once by
+/// `prepare_alloc_pages` and read by the fast path, the slow path and each
+/// retry instead of loose arguments. Simplified: no `nodemask` (there is no
+/// mempolicy or cpuset, so every node is allowed; `__GFP_THISNODE` is checked
+/// against `preferred_nid`) and no `spread_dirty_pages` (no dirty limits per
+/// node to spread `__GFP_WRITE` allocations over).
+struct AllocContext<'a> {
+    /// The preferred node's zonelist (`ac->zonelist`).
+    zonelist: &'a [(u32, usize)],
+    /// The node the allocation prefers (the local node of the CPU).
+    preferred_nid: u32,
+    /// The first zonelist entry at or below `highest_zoneidx`, as
+    /// (node, zone index) (`ac->preferred_zoneref`): NUMA_FOREIGN is
+    /// counted on it when the allocation lands on another node.
+    preferred_zoneref: (u32, usize),
+    /// The highest zone the allocation may use (`ac->highest_zoneidx`).
+    highest_zoneidx: usize,
+    /// The free lists to take from (`ac->migratetype`).
+    migratetype: MigrateType,
+}
+
 /// How hard an allocation may dig (`ALLOC_*` flags, the ones we model).
 #[derive(Copy, Clone, Debug, Default)]
 struct AllocFlags {
@@ -1155,17 +1182,42 @@ impl PageAlloc {
             self.warn_alloc(gfp, order);
             return None;
         };
-        let mt = gfp.migratetype();
-        let nid = self.cpu_node[cpu.0];
+        let ac = self.prepare_alloc_pages(cpu, gfp, highest);
         let fast = AllocFlags {
             wmark: Some(Wmark::Low),
             ..Default::default()
         };
-        if let Some(pfn) = self.get_page_from_freelist(lists, gfp, order, highest, mt, nid, fast) {
+        if let Some(pfn) = self.get_page_from_freelist(lists, gfp, order, fast, &ac) {
             return Some(pfn);
         }
         lists.release();
-        self.alloc_slowpath(cpu, gfp, order, highest, mt, nid)
+        self.alloc_slowpath(cpu, gfp, order, &ac)
+    }
+
+    /// `prepare_alloc_pages`: the allocation's context, built once and read
+    /// by the fast path, the slow path and every retry.
+    #[inline]
+    fn prepare_alloc_pages(
+        &self,
+        cpu: CpuId,
+        gfp: Gfp,
+        highest_zoneidx: usize,
+    ) -> AllocContext<'_> {
+        let nid = self.cpu_node[cpu.0];
+        let zonelist = self.zonelist(nid);
+        // first_zones_zonelist: the first zone the walk may use.
+        let preferred_zoneref = zonelist
+            .iter()
+            .copied()
+            .find(|&(_, z)| z <= highest_zoneidx)
+            .unwrap_or((nid, 0));
+        AllocContext {
+            zonelist,
+            preferred_nid: nid,
+            preferred_zoneref,
+            highest_zoneidx,
+            migratetype: gfp.migratetype(),
+        }
     }
 
     fn alloc_slowpath(
@@ -1173,9 +1225,7 @@ impl PageAlloc {
         cpu: CpuId,
         gfp: Gfp,
         order: Order,
-        highest: usize,
-        mt: MigrateType,
-        nid: u32,
+        ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
         // gfp_to_alloc_flags: min watermark; __GFP_HIGH digs into reserves;
         // a caller that cannot block (GFP_ATOMIC) digs further.
@@ -1189,26 +1239,16 @@ impl PageAlloc {
                 flags.non_block = true;
             }
         }
+        let highest = ac.highest_zoneidx;
         if gfp.has(Gfp::KSWAPD_RECLAIM) {
-            crate::vmscan::wakeup_kswapd(self, nid, order, highest);
+            crate::vmscan::wakeup_kswapd(self, ac.preferred_nid, order, highest);
         }
-        if let Some(pfn) =
-            self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, highest, mt, nid, flags)
-        {
+        let retry =
+            |flags| self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, flags, ac);
+        if let Some(pfn) = retry(flags) {
             return Some(pfn);
         }
         if gfp.allows_blocking() {
-            let retry = || {
-                self.get_page_from_freelist(
-                    &mut LockPerCall(cpu),
-                    gfp,
-                    order,
-                    highest,
-                    mt,
-                    nid,
-                    flags,
-                )
-            };
             // __alloc_pages_direct_reclaim, retried while it makes progress
             // (`should_reclaim_retry`, at most MAX_RECLAIM_RETRIES rounds).
             if let Some(r) = self.reclaim.get() {
@@ -1216,7 +1256,7 @@ impl PageAlloc {
                     if r.try_to_free_pages(self, cpu, gfp, order, highest) == 0 {
                         break;
                     }
-                    if let Some(pfn) = retry() {
+                    if let Some(pfn) = retry(flags) {
                         return Some(pfn);
                     }
                 }
@@ -1224,7 +1264,7 @@ impl PageAlloc {
             // Pages pinned on per-CPU lists are recovered last, as Linux
             // does after a failed direct reclaim.
             self.drain_all_pages();
-            if let Some(pfn) = retry() {
+            if let Some(pfn) = retry(flags) {
                 return Some(pfn);
             }
         }
@@ -1236,15 +1276,7 @@ impl PageAlloc {
                 reserves: true,
                 non_block: false,
             };
-            if let Some(pfn) = self.get_page_from_freelist(
-                &mut LockPerCall(cpu),
-                gfp,
-                order,
-                highest,
-                mt,
-                nid,
-                nofail,
-            ) {
+            if let Some(pfn) = retry(nofail) {
                 return Some(pfn);
             }
         }
@@ -1253,20 +1285,22 @@ impl PageAlloc {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `get_page_from_freelist`: walks the context's zonelist up to its
+    /// highest zone and takes a block from the first zone whose watermark
+    /// (per `flags`) allows it.
     fn get_page_from_freelist<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
         gfp: Gfp,
         order: Order,
-        highest: usize,
-        mt: MigrateType,
-        preferred: u32,
         flags: AllocFlags,
+        ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
         let cpu = lists.cpu();
         let local = self.cpu_node[cpu.0];
-        for &(nid, zidx) in self.zonelist(preferred) {
+        let preferred = ac.preferred_nid;
+        let highest = ac.highest_zoneidx;
+        for &(nid, zidx) in ac.zonelist {
             if zidx > highest || (gfp.has(Gfp::THISNODE) && nid != preferred) {
                 continue;
             }
@@ -1279,19 +1313,18 @@ impl PageAlloc {
                     continue;
                 }
             }
-            if let Some(pfn) = zone.rmqueue_for(lists, order, mt) {
+            if let Some(pfn) = zone.rmqueue_for(lists, order, ac.migratetype) {
                 self.prep_new_page(cpu, zone, pfn, order, gfp);
-                // zone_statistics
+                // zone_statistics: a miss here is a foreign allocation for
+                // the preferred zone.
                 if nid == preferred {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
                 } else {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
-                    self.zone(
-                        preferred,
-                        zidx.min(self.nodes[preferred as usize].zones.len() - 1),
-                    )
-                    .stats
-                    .numa_inc_on(cpu.0, NumaStat::NumaForeign);
+                    let (pn, pz) = ac.preferred_zoneref;
+                    self.zone(pn, pz)
+                        .stats
+                        .numa_inc_on(cpu.0, NumaStat::NumaForeign);
                 }
                 let locality = if nid == local {
                     NumaStat::NumaLocal
