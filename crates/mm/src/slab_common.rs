@@ -2257,7 +2257,7 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         let reserve: u64 =
             m.pa.zones()
                 .map(|z| {
-                    z.wmark(crate::page_alloc::Wmark::High)
+                    z.wmark(crate::mmzone::Wmark::High)
                         + (0..crate::vmstat::MAX_ZONES)
                             .map(|j| z.lowmem_reserve(j))
                             .max()
