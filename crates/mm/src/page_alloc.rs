@@ -801,7 +801,7 @@ impl PageAlloc {
     #[inline]
     fn zone_of_page(&self, pfn: Pfn, page: &crate::memmap::Page) -> Option<&Zone> {
         let f = page.flags();
-        if f.has(PageFlags::INIT) {
+        if f.contains(PageFlags::INIT) {
             let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
             if z.spans(pfn) {
                 return Some(z);
@@ -951,14 +951,14 @@ impl PageAlloc {
             wmark: Some(Wmark::Min),
             ..Default::default()
         };
-        if gfp.has(Gfp::HIGH) {
+        if gfp.contains(Gfp::HIGH) {
             flags.reserves = true;
             if !gfp.allows_blocking() {
                 flags.non_block = true;
             }
         }
         let highest = ac.highest_zoneidx;
-        if gfp.has(Gfp::KSWAPD_RECLAIM) {
+        if gfp.contains(Gfp::KSWAPD_RECLAIM) {
             crate::vmscan::wakeup_kswapd(self, ac.preferred_nid, order, highest);
         }
         let retry =
@@ -986,7 +986,7 @@ impl PageAlloc {
                 return Some(pfn);
             }
         }
-        if gfp.has(Gfp::NOFAIL) {
+        if gfp.contains(Gfp::NOFAIL) {
             // __GFP_NOFAIL gets access to the min reserves before giving up;
             // Linux would then loop forever, which a simulator must not.
             let nofail = AllocFlags {
@@ -1019,7 +1019,7 @@ impl PageAlloc {
         let preferred = ac.preferred_nid;
         let highest = ac.highest_zoneidx;
         for &(nid, zidx) in ac.zonelist {
-            if zidx > highest || (gfp.has(Gfp::THISNODE) && nid != preferred) {
+            if zidx > highest || (gfp.contains(Gfp::THISNODE) && nid != preferred) {
                 continue;
             }
             let zone = self.zone(nid, zidx);
@@ -1066,7 +1066,7 @@ impl PageAlloc {
         head.set_refcount(1);
         self.trace.mm_page_alloc(cpu, Some(pfn), order.0, gfp);
         this_cpu_add(&zone.allocated[cpu.0], order.pages());
-        if gfp.has(Gfp::ZERO) {
+        if gfp.contains(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
         }
         self.events
@@ -1074,7 +1074,7 @@ impl PageAlloc {
     }
 
     fn warn_alloc(&self, gfp: Gfp, order: Order) {
-        if gfp.has(Gfp::NOWARN) {
+        if gfp.contains(Gfp::NOWARN) {
             return;
         }
         crate::printk!(
