@@ -535,14 +535,25 @@ struct AllocContext<'a> {
     zonelist: &'a [(u32, usize)],
     /// The node the allocation prefers (the local node of the CPU).
     preferred_nid: u32,
-    /// The first zonelist entry at or below `highest_zoneidx`, as
-    /// (node, zone index) (`ac->preferred_zoneref`): NUMA_FOREIGN is
-    /// counted on it when the allocation lands on another node.
-    preferred_zoneref: (u32, usize),
     /// The highest zone the allocation may use (`ac->highest_zoneidx`).
     highest_zoneidx: usize,
     /// The free lists to take from (`ac->migratetype`).
     migratetype: MigrateType,
+}
+
+impl AllocContext<'_> {
+    /// The first zonelist entry at or below `highest_zoneidx`, as (node,
+    /// zone index) (`ac->preferred_zoneref`, `first_zones_zonelist`):
+    /// NUMA_FOREIGN is counted on it when the allocation lands on another
+    /// node. Linux stores it in the context; only a NUMA miss reads it, so
+    /// here it is found then, keeping it off the fast path.
+    fn preferred_zoneref(&self) -> (u32, usize) {
+        self.zonelist
+            .iter()
+            .copied()
+            .find(|&(_, z)| z <= self.highest_zoneidx)
+            .unwrap_or((self.preferred_nid, 0))
+    }
 }
 
 /// How hard an allocation may dig (`ALLOC_*` flags, the ones we model).
@@ -922,17 +933,9 @@ impl PageAlloc {
         highest_zoneidx: usize,
     ) -> AllocContext<'_> {
         let nid = self.cpu_node[cpu.0];
-        let zonelist = self.zonelist(nid);
-        // first_zones_zonelist: the first zone the walk may use.
-        let preferred_zoneref = zonelist
-            .iter()
-            .copied()
-            .find(|&(_, z)| z <= highest_zoneidx)
-            .unwrap_or((nid, 0));
         AllocContext {
-            zonelist,
+            zonelist: self.zonelist(nid),
             preferred_nid: nid,
-            preferred_zoneref,
             highest_zoneidx,
             migratetype: gfp.migratetype(),
         }
@@ -1039,7 +1042,7 @@ impl PageAlloc {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
                 } else {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
-                    let (pn, pz) = ac.preferred_zoneref;
+                    let (pn, pz) = ac.preferred_zoneref();
                     self.zone(pn, pz)
                         .stats
                         .numa_inc_on(cpu.0, NumaStat::NumaForeign);
