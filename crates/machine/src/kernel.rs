@@ -38,7 +38,7 @@ impl Machine {
     pub fn vfree(&mut self, addr: VirtAddr) -> Result<(), Errno> {
         let pt = self.kernel_pt.as_mut().ok_or(Errno::ENOSYS)?;
         let area = self.vmalloc.find_vm_area(addr).ok_or(Errno::EINVAL)?;
-        let is_io = area.flags.contains(mm::vmalloc::VmFlags::IOREMAP);
+        let is_io = area.flags.contains(mm::vmalloc::VmallocFlags::IOREMAP);
         let mut flush = flush_all(&mut self.cpus);
         if is_io {
             self.vmalloc
@@ -58,7 +58,7 @@ impl Machine {
                 pt,
                 CpuId(0),
                 pages,
-                mm::vmalloc::VmFlags::MAP,
+                mm::vmalloc::VmallocFlags::MAP,
                 mm::arch::pte::PteFlags::KERNEL,
                 caller,
             )

@@ -293,7 +293,7 @@ pub fn boot_vmap_areas(pa: &PageAlloc, v: &mut VmapStacks, ncpus: usize) -> Resu
                 v.pt,
                 CpuId(0),
                 &pages,
-                mm::vmalloc::VmFlags::MAP,
+                mm::vmalloc::VmallocFlags::MAP,
                 mm::arch::pte::PteFlags::KERNEL,
                 IRQ_STACK_CALLER,
             )

@@ -1244,10 +1244,10 @@ mod tests {
                 Op::Map(v, p, w, u) => {
                     let mut f = PteFlags::PRESENT;
                     if w {
-                        f = f | PteFlags::WRITE;
+                        f |= PteFlags::WRITE;
                     }
                     if u {
-                        f = f | PteFlags::USER;
+                        f |= PteFlags::USER;
                     }
                     s.user.map(&mut s.frames, va(v), Pfn(p), f).unwrap();
                     Some(v)

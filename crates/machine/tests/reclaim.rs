@@ -14,7 +14,8 @@ use mm::gfp::Gfp;
 use mm::madvise::{MADV_COLD, MADV_PAGEOUT};
 use mm::mm_types::RssKind;
 use mm::mmap::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use mm::page_alloc::{CpuId, Wmark};
+use mm::mmzone::Wmark;
+use mm::page_alloc::CpuId;
 use mm::types::{Order, Pfn, PAGE_SIZE};
 use mm::vmstat::{NodeStat, VmEvent, ZoneEvent};
 
@@ -51,7 +52,7 @@ fn ev(m: &Machine, e: VmEvent) -> u64 {
 }
 
 /// The eligible zones of node 0 for a movable user allocation.
-fn movable_zones(m: &Machine) -> Vec<&mm::page_alloc::Zone> {
+fn movable_zones(m: &Machine) -> Vec<&mm::mmzone::Zone> {
     let hi = m.pa().highest_zoneidx(Gfp::HIGHUSER_MOVABLE).unwrap();
     m.pa().nodes[0].zones[..=hi]
         .iter()

@@ -11,7 +11,8 @@ use crate::memmap::PageFlags;
 use crate::mmzone::{
     MigrateType, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, NR_PAGE_ORDERS, PAGEBLOCK_ORDER,
 };
-use crate::page_alloc::{CpuId, PageAlloc, Zone, NR_PCP_LISTS};
+use crate::mmzone::{Zone, NR_PCP_LISTS};
+use crate::page_alloc::{CpuId, PageAlloc};
 use crate::types::{Order, Pfn};
 use crate::vmstat::ZoneStat;
 

@@ -5,83 +5,102 @@
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::ops::{BitAnd, BitOr};
 
 use crate::mmzone::{MigrateType, ZoneType};
 
-/// A set of GFP flags.
+/// A set of GFP flags (`gfp_t`).
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default, Hash)]
 pub struct Gfp(pub u32);
 
-impl BitOr for Gfp {
-    type Output = Gfp;
-    fn bitor(self, rhs: Gfp) -> Gfp {
-        Gfp(self.0 | rhs.0)
+bitflags::bitflags! {
+    /// The `__GFP_*` bits and the `GFP_*` composites. Every bit is known
+    /// (`_ = !0`), so a mode with bits lmm does not name keeps them.
+    impl Gfp: u32 {
+        /// `__GFP_DMA`.
+        const DMA = 0x01;
+        /// `__GFP_HIGHMEM`.
+        const HIGHMEM = 0x02;
+        /// `__GFP_DMA32`.
+        const DMA32 = 0x04;
+        /// `__GFP_MOVABLE`.
+        const MOVABLE = 0x08;
+        /// `__GFP_RECLAIMABLE`.
+        const RECLAIMABLE = 0x10;
+        /// `__GFP_HIGH`.
+        const HIGH = 0x20;
+        /// `__GFP_IO`.
+        const IO = 0x40;
+        /// `__GFP_FS`.
+        const FS = 0x80;
+        /// `__GFP_ZERO`.
+        const ZERO = 0x100;
+        /// `__GFP_DIRECT_RECLAIM`.
+        const DIRECT_RECLAIM = 0x400;
+        /// `__GFP_KSWAPD_RECLAIM`.
+        const KSWAPD_RECLAIM = 0x800;
+        /// `__GFP_WRITE`.
+        const WRITE = 0x1000;
+        /// `__GFP_NOWARN`.
+        const NOWARN = 0x2000;
+        /// `__GFP_RETRY_MAYFAIL`.
+        const RETRY_MAYFAIL = 0x4000;
+        /// `__GFP_NOFAIL`.
+        const NOFAIL = 0x8000;
+        /// `__GFP_NORETRY`.
+        const NORETRY = 0x10000;
+        /// `__GFP_MEMALLOC`.
+        const MEMALLOC = 0x20000;
+        /// `__GFP_COMP`.
+        const COMP = 0x40000;
+        /// `__GFP_NOMEMALLOC`.
+        const NOMEMALLOC = 0x80000;
+        /// `__GFP_HARDWALL`.
+        const HARDWALL = 0x100000;
+        /// `__GFP_THISNODE`.
+        const THISNODE = 0x200000;
+        /// `__GFP_ACCOUNT`.
+        const ACCOUNT = 0x400000;
+        /// `__GFP_RECLAIM`.
+        const RECLAIM = 0x400 | 0x800;
+        /// `GFP_ATOMIC`.
+        const ATOMIC = 0x20 | 0x800;
+        /// `GFP_KERNEL`.
+        const KERNEL = 0x400 | 0x800 | 0x40 | 0x80;
+        /// `GFP_KERNEL_ACCOUNT`.
+        const KERNEL_ACCOUNT = Self::KERNEL.bits() | 0x400000;
+        /// `GFP_NOWAIT`.
+        const NOWAIT = 0x800 | 0x2000;
+        /// `GFP_NOIO`.
+        const NOIO = 0x400 | 0x800;
+        /// `GFP_NOFS`.
+        const NOFS = 0x400 | 0x800 | 0x40;
+        /// `GFP_USER`.
+        const USER = Self::KERNEL.bits() | 0x100000;
+        /// `GFP_DMA`.
+        const GFP_DMA = 0x01;
+        /// `GFP_DMA32`.
+        const GFP_DMA32 = 0x04;
+        /// `GFP_HIGHUSER`.
+        const HIGHUSER = Self::USER.bits() | 0x02;
+        /// `GFP_HIGHUSER_MOVABLE`.
+        const HIGHUSER_MOVABLE = Self::HIGHUSER.bits() | 0x08;
+        /// The zone-modifier bits.
+        const ZONEMASK = 0x0f;
+        const _ = !0;
     }
 }
 
-impl BitAnd for Gfp {
-    type Output = Gfp;
-    fn bitand(self, rhs: Gfp) -> Gfp {
-        Gfp(self.0 & rhs.0)
-    }
-}
-
-#[allow(missing_docs)]
 impl Gfp {
-    pub const DMA: Gfp = Gfp(0x01);
-    pub const HIGHMEM: Gfp = Gfp(0x02);
-    pub const DMA32: Gfp = Gfp(0x04);
-    pub const MOVABLE: Gfp = Gfp(0x08);
-    pub const RECLAIMABLE: Gfp = Gfp(0x10);
-    pub const HIGH: Gfp = Gfp(0x20);
-    pub const IO: Gfp = Gfp(0x40);
-    pub const FS: Gfp = Gfp(0x80);
-    pub const ZERO: Gfp = Gfp(0x100);
-    pub const DIRECT_RECLAIM: Gfp = Gfp(0x400);
-    pub const KSWAPD_RECLAIM: Gfp = Gfp(0x800);
-    pub const WRITE: Gfp = Gfp(0x1000);
-    pub const NOWARN: Gfp = Gfp(0x2000);
-    pub const RETRY_MAYFAIL: Gfp = Gfp(0x4000);
-    pub const NOFAIL: Gfp = Gfp(0x8000);
-    pub const NORETRY: Gfp = Gfp(0x10000);
-    pub const MEMALLOC: Gfp = Gfp(0x20000);
-    pub const COMP: Gfp = Gfp(0x40000);
-    pub const NOMEMALLOC: Gfp = Gfp(0x80000);
-    pub const HARDWALL: Gfp = Gfp(0x100000);
-    pub const THISNODE: Gfp = Gfp(0x200000);
-    pub const ACCOUNT: Gfp = Gfp(0x400000);
-
-    pub const RECLAIM: Gfp = Gfp(0x400 | 0x800);
-    pub const ATOMIC: Gfp = Gfp(0x20 | 0x800);
-    pub const KERNEL: Gfp = Gfp(0x400 | 0x800 | 0x40 | 0x80);
-    pub const KERNEL_ACCOUNT: Gfp = Gfp(Self::KERNEL.0 | 0x400000);
-    pub const NOWAIT: Gfp = Gfp(0x800 | 0x2000);
-    pub const NOIO: Gfp = Gfp(0x400 | 0x800);
-    pub const NOFS: Gfp = Gfp(0x400 | 0x800 | 0x40);
-    pub const USER: Gfp = Gfp(Self::KERNEL.0 | 0x100000);
-    pub const GFP_DMA: Gfp = Gfp(0x01);
-    pub const GFP_DMA32: Gfp = Gfp(0x04);
-    pub const HIGHUSER: Gfp = Gfp(Self::USER.0 | 0x02);
-    pub const HIGHUSER_MOVABLE: Gfp = Gfp(Self::HIGHUSER.0 | 0x08);
-
-    /// The zone-modifier bits.
-    pub const ZONEMASK: Gfp = Gfp(0x0f);
-
-    /// True if every bit of `f` is set.
-    pub fn has(self, f: Gfp) -> bool {
-        self.0 & f.0 == f.0
-    }
     /// True if the allocation may sleep to reclaim (`gfpflags_allow_blocking`).
     pub fn allows_blocking(self) -> bool {
-        self.has(Gfp::DIRECT_RECLAIM)
+        self.contains(Gfp::DIRECT_RECLAIM)
     }
 
     /// The migrate type of the allocation (`gfp_migratetype`).
     pub fn migratetype(self) -> MigrateType {
-        if self.has(Gfp::MOVABLE) {
+        if self.contains(Gfp::MOVABLE) {
             MigrateType::Movable
-        } else if self.has(Gfp::RECLAIMABLE) {
+        } else if self.contains(Gfp::RECLAIMABLE) {
             MigrateType::Reclaimable
         } else {
             MigrateType::Unmovable
@@ -178,7 +197,7 @@ impl Gfp {
         let mut g = Gfp(0);
         for part in s.split('|').map(str::trim) {
             if let Some(hex) = part.strip_prefix("0x") {
-                g = g | Gfp(u32::from_str_radix(hex, 16).ok()?);
+                g |= Gfp(u32::from_str_radix(hex, 16).ok()?);
                 continue;
             }
             let up = part.to_ascii_uppercase();
@@ -216,7 +235,7 @@ impl Gfp {
                 "HIGHUSER_MOVABLE" => Gfp::HIGHUSER_MOVABLE,
                 _ => return None,
             };
-            g = g | v;
+            g |= v;
         }
         Some(g)
     }

@@ -137,15 +137,15 @@ fn madvise_vma(
     let v: &Vma = &mm.vmas[&key];
     let f = v.flags;
     let new = match behavior {
-        MADV_NORMAL => f.without(VmFlags::RAND_READ | VmFlags::SEQ_READ),
-        MADV_SEQUENTIAL => f.without(VmFlags::RAND_READ) | VmFlags::SEQ_READ,
-        MADV_RANDOM => f.without(VmFlags::SEQ_READ) | VmFlags::RAND_READ,
+        MADV_NORMAL => f.difference(VmFlags::RAND_READ | VmFlags::SEQ_READ),
+        MADV_SEQUENTIAL => f.difference(VmFlags::RAND_READ) | VmFlags::SEQ_READ,
+        MADV_RANDOM => f.difference(VmFlags::SEQ_READ) | VmFlags::RAND_READ,
         MADV_DONTFORK => f | VmFlags::DONTCOPY,
         MADV_DOFORK => {
             if f.contains(VmFlags::IO) {
                 return Err(Errno::EINVAL);
             }
-            f.without(VmFlags::DONTCOPY)
+            f.difference(VmFlags::DONTCOPY)
         }
         MADV_WIPEONFORK => {
             if v.file.is_some() || f.contains(VmFlags::SHARED) {
@@ -157,17 +157,17 @@ fn madvise_vma(
             if f.contains(VmFlags::DROPPABLE) {
                 return Err(Errno::EINVAL);
             }
-            f.without(VmFlags::WIPEONFORK)
+            f.difference(VmFlags::WIPEONFORK)
         }
         MADV_DONTDUMP => f | VmFlags::DONTDUMP,
         MADV_DODUMP => {
             if f.intersects(VmFlags::SPECIAL | VmFlags::DROPPABLE) {
                 return Err(Errno::EINVAL);
             }
-            f.without(VmFlags::DONTDUMP)
+            f.difference(VmFlags::DONTDUMP)
         }
-        MADV_HUGEPAGE => f.without(VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
-        MADV_NOHUGEPAGE => f.without(VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
+        MADV_HUGEPAGE => f.difference(VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
+        MADV_NOHUGEPAGE => f.difference(VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
         MADV_MERGEABLE => {
             if f.intersects(VmFlags::SPECIAL | VmFlags::MAYSHARE | VmFlags::HUGETLB) {
                 f
@@ -175,7 +175,7 @@ fn madvise_vma(
                 f | VmFlags::MERGEABLE
             }
         }
-        MADV_UNMERGEABLE => f.without(VmFlags::MERGEABLE),
+        MADV_UNMERGEABLE => f.difference(VmFlags::MERGEABLE),
         MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
             let forbidden = if behavior == MADV_DONTNEED_LOCKED {
                 VmFlags::PFNMAP | VmFlags::HUGETLB

@@ -68,44 +68,26 @@ const FLAG_NAMES: [&str; 7] = [
 #[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RegionFlags(u32);
 
-impl RegionFlags {
-    /// No special attribute (`MEMBLOCK_NONE`).
-    pub const NONE: RegionFlags = RegionFlags(0x0);
-    /// Hot-pluggable memory (`MEMBLOCK_HOTPLUG`).
-    pub const HOTPLUG: RegionFlags = RegionFlags(0x1);
-    /// Mirrored memory (`MEMBLOCK_MIRROR`).
-    pub const MIRROR: RegionFlags = RegionFlags(0x2);
-    /// Not to be added to the direct map (`MEMBLOCK_NOMAP`).
-    pub const NOMAP: RegionFlags = RegionFlags(0x4);
-    /// Reserved for kernel use; every memblock allocation carries it
-    /// (`MEMBLOCK_RSRV_KERN`, v6.16+).
-    pub const RSRV_KERN: RegionFlags = RegionFlags(0x20);
+bitflags::bitflags! {
+    /// `MEMBLOCK_*` bits. Unknown bits are kept (`_ = !0`): they print as
+    /// `UNKNOWN` in the dumps if no known bit is set.
+    impl RegionFlags: u32 {
+        /// No special attribute (`MEMBLOCK_NONE`).
+        const NONE = 0x0;
+        /// Hot-pluggable memory (`MEMBLOCK_HOTPLUG`).
+        const HOTPLUG = 0x1;
+        /// Mirrored memory (`MEMBLOCK_MIRROR`).
+        const MIRROR = 0x2;
+        /// Not to be added to the direct map (`MEMBLOCK_NOMAP`).
+        const NOMAP = 0x4;
+        /// Reserved for kernel use; every memblock allocation carries it
+        /// (`MEMBLOCK_RSRV_KERN`, v6.16+).
+        const RSRV_KERN = 0x20;
+        const _ = !0;
+    }
+}
 
-    /// The raw bits, as Linux stores them.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-    /// Flags from raw bits; unknown bits are kept (they print as `UNKNOWN`
-    /// in the dumps if no known bit is set).
-    pub const fn from_bits(bits: u32) -> RegionFlags {
-        RegionFlags(bits)
-    }
-    /// True if no flag is set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    /// True if every flag in `other` is set in `self`.
-    pub const fn contains(self, other: RegionFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// `self` with the flags of `other` added.
-    pub const fn union(self, other: RegionFlags) -> RegionFlags {
-        RegionFlags(self.0 | other.0)
-    }
-    /// `self` with the flags of `other` removed.
-    pub const fn difference(self, other: RegionFlags) -> RegionFlags {
-        RegionFlags(self.0 & !other.0)
-    }
+impl RegionFlags {
     /// The name debugfs prints: the lowest set bit's name, `NONE` when empty,
     /// `UNKNOWN` when no known bit is set.
     pub fn name(self) -> &'static str {
@@ -117,13 +99,6 @@ impl RegionFlags {
             .enumerate()
             .find(|(bit, _)| self.0 & (1 << bit) != 0)
             .map_or("UNKNOWN", |(_, name)| name)
-    }
-}
-
-impl core::ops::BitOr for RegionFlags {
-    type Output = RegionFlags;
-    fn bitor(self, rhs: RegionFlags) -> RegionFlags {
-        self.union(rhs)
     }
 }
 
@@ -1677,7 +1652,7 @@ mod tests {
             (RegionFlags::HOTPLUG | RegionFlags::MIRROR).name(),
             "HOTPLUG"
         );
-        assert_eq!(RegionFlags::from_bits(0x100).name(), "UNKNOWN");
+        assert_eq!(RegionFlags::from_bits_retain(0x100).name(), "UNKNOWN");
         let dbg = alloc::format!("{mb:?}");
         assert!(dbg.starts_with("MEMBLOCK configuration:\n"));
         assert!(dbg.contains(" memory.cnt  = 0x3\n"));

@@ -23,45 +23,63 @@ pub const NIL: u64 = u64::MAX;
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct PageFlags(pub u64);
 
-impl PageFlags {
-    pub const LOCKED: u64 = 1 << 0;
-    pub const REFERENCED: u64 = 1 << 2;
-    pub const UPTODATE: u64 = 1 << 3;
-    pub const DIRTY: u64 = 1 << 4;
-    pub const LRU: u64 = 1 << 5;
-    pub const HEAD: u64 = 1 << 6;
-    pub const ACTIVE: u64 = 1 << 8;
-    pub const WORKINGSET: u64 = 1 << 9;
-    pub const RESERVED: u64 = 1 << 11;
-    pub const PRIVATE: u64 = 1 << 12;
-    pub const WRITEBACK: u64 = 1 << 14;
-    pub const SWAPBACKED: u64 = 1 << 19;
-    pub const UNEVICTABLE: u64 = 1 << 20;
-    pub const MLOCKED: u64 = 1 << 21;
-    pub const SWAPCACHE: u64 = 1 << 22;
-    /// Page type: the page heads a free block in the buddy allocator; its
-    /// order is in `private` (Linux `PageBuddy`).
-    pub const BUDDY: u64 = 1 << 32;
-    /// Page type: the page sits on a per-CPU free list; its order is in
-    /// `private` (Linux uses `page->pcp_list` and `PagePCP`-like tagging).
-    pub const PCP: u64 = 1 << 33;
-    /// Page type: the page belongs to a slab.
-    pub const SLAB: u64 = 1 << 34;
-    /// Page type: the page is a page table.
-    pub const PGTABLE: u64 = 1 << 35;
-    /// The memmap entry has been initialised (its zone and node are valid).
-    /// Pages of deferred ranges stay all-zero until first use.
-    pub const INIT: u64 = 1 << 36;
+bitflags::bitflags! {
+    /// The `PG_*` bits at their include/linux/page-flags.h positions, then
+    /// lmm's page types. Every bit is known (`_ = !0`): the zone and node
+    /// fields share the word.
+    impl PageFlags: u64 {
+        /// `PG_locked`.
+        const LOCKED = 1 << 0;
+        /// `PG_referenced`.
+        const REFERENCED = 1 << 2;
+        /// `PG_uptodate`.
+        const UPTODATE = 1 << 3;
+        /// `PG_dirty`.
+        const DIRTY = 1 << 4;
+        /// `PG_lru`.
+        const LRU = 1 << 5;
+        /// `PG_head`.
+        const HEAD = 1 << 6;
+        /// `PG_active`.
+        const ACTIVE = 1 << 8;
+        /// `PG_workingset`.
+        const WORKINGSET = 1 << 9;
+        /// `PG_reserved`.
+        const RESERVED = 1 << 11;
+        /// `PG_private`.
+        const PRIVATE = 1 << 12;
+        /// `PG_writeback`.
+        const WRITEBACK = 1 << 14;
+        /// `PG_swapbacked`.
+        const SWAPBACKED = 1 << 19;
+        /// `PG_unevictable`.
+        const UNEVICTABLE = 1 << 20;
+        /// `PG_mlocked`.
+        const MLOCKED = 1 << 21;
+        /// `PG_swapcache`.
+        const SWAPCACHE = 1 << 22;
+        /// Page type: the page heads a free block in the buddy allocator; its
+        /// order is in `private` (Linux `PageBuddy`).
+        const BUDDY = 1 << 32;
+        /// Page type: the page sits on a per-CPU free list; its order is in
+        /// `private` (Linux uses `page->pcp_list` and `PagePCP`-like tagging).
+        const PCP = 1 << 33;
+        /// Page type: the page belongs to a slab.
+        const SLAB = 1 << 34;
+        /// Page type: the page is a page table.
+        const PGTABLE = 1 << 35;
+        /// The memmap entry has been initialised (its zone and node are valid).
+        /// Pages of deferred ranges stay all-zero until first use.
+        const INIT = 1 << 36;
+        const _ = !0;
+    }
+}
 
+impl PageFlags {
     const ZONE_SHIFT: u32 = 56;
     const NODE_SHIFT: u32 = 44;
     const NODE_MASK: u64 = 0xfff;
 
-    /// True if every bit of `f` is set.
-    #[inline]
-    pub fn has(self, f: u64) -> bool {
-        self.0 & f == f
-    }
     /// Zone index packed in the flags (`page_zonenum`).
     #[inline]
     pub fn zone_idx(self) -> usize {
@@ -113,35 +131,37 @@ impl Page {
     }
     /// True if every bit of `f` is set.
     #[inline]
-    pub fn test(&self, f: u64) -> bool {
-        self.flags.load(Relaxed) & f == f
+    pub fn test(&self, f: PageFlags) -> bool {
+        self.flags().contains(f)
     }
     /// Sets bits.
     #[inline]
-    pub fn set(&self, f: u64) {
-        self.flags.fetch_or(f, Relaxed);
+    pub fn set(&self, f: PageFlags) {
+        self.flags.fetch_or(f.bits(), Relaxed);
     }
     /// Clears bits.
     #[inline]
-    pub fn clear(&self, f: u64) {
-        self.flags.fetch_and(!f, Relaxed);
+    pub fn clear(&self, f: PageFlags) {
+        self.flags.fetch_and(!f.bits(), Relaxed);
     }
     /// Sets bits with a plain read-modify-write (Linux's `__SetPage*`), for
     /// a page whose flags only the caller changes (held under its list's lock).
     #[inline]
-    pub fn set_locked(&self, f: u64) {
-        self.flags.store(self.flags.load(Relaxed) | f, Relaxed);
+    pub fn set_locked(&self, f: PageFlags) {
+        self.flags
+            .store(self.flags.load(Relaxed) | f.bits(), Relaxed);
     }
     /// Clears bits with a plain read-modify-write (`__ClearPage*`).
     #[inline]
-    pub fn clear_locked(&self, f: u64) {
-        self.flags.store(self.flags.load(Relaxed) & !f, Relaxed);
+    pub fn clear_locked(&self, f: PageFlags) {
+        self.flags
+            .store(self.flags.load(Relaxed) & !f.bits(), Relaxed);
     }
     /// Initialises the entry for a frame of `zone_idx` on `nid` (`__init_single_page`).
     #[inline]
     pub fn init(&self, zone_idx: usize, nid: u32) {
         self.flags.store(
-            PageFlags::INIT
+            PageFlags::INIT.bits()
                 | ((zone_idx as u64) << PageFlags::ZONE_SHIFT)
                 | ((nid as u64 & PageFlags::NODE_MASK) << PageFlags::NODE_SHIFT),
             Relaxed,

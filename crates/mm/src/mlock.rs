@@ -128,7 +128,7 @@ fn apply_vma_lock_flags(
         if v.start.0 > tmp {
             return Err(Errno::ENOMEM);
         }
-        let newflags = v.flags.without(VmFlags::LOCKED_MASK) | flags;
+        let newflags = v.flags.difference(VmFlags::LOCKED_MASK) | flags;
         let seg_end = v.end.0.min(end);
         let key = v.start.0;
         mlock_fixup(mm, pt, key, tmp, seg_end, newflags)?;
@@ -203,7 +203,7 @@ pub fn munlockall(mm: &mut MmStruct, pt: &mut dyn PageTableOps) -> Result<(), Er
 }
 
 fn apply_mlockall_flags(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32) {
-    mm.def_flags = mm.def_flags.without(VmFlags::LOCKED_MASK);
+    mm.def_flags = mm.def_flags.difference(VmFlags::LOCKED_MASK);
     if flags & MCL_FUTURE != 0 {
         mm.def_flags |= VmFlags::LOCKED;
         if flags & MCL_ONFAULT != 0 {
@@ -227,7 +227,7 @@ fn apply_mlockall_flags(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32
             continue;
         };
         let (key, s, e) = (v.start.0, v.start.0.max(k), v.end.0);
-        let newflags = v.flags.without(VmFlags::LOCKED_MASK) | to_add;
+        let newflags = v.flags.difference(VmFlags::LOCKED_MASK) | to_add;
         let _ = mlock_fixup(mm, pt, key, s, e, newflags);
     }
 }

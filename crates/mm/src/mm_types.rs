@@ -12,7 +12,6 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::fmt;
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 use crate::arch::layout::X86_64_L5_TASK_SIZE_MAX;
 use crate::errno::Errno;
@@ -25,114 +24,105 @@ use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 #[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
 pub struct VmFlags(pub u64);
 
-#[allow(missing_docs)]
+bitflags::bitflags! {
+    /// The `VM_*` bits and masks of include/linux/mm.h. Every bit is known
+    /// (`_ = !0`), so flags lmm does not name survive `!` and `&`.
+    impl VmFlags: u64 {
+        /// `VM_NONE`.
+        const NONE = 0;
+        /// `VM_READ`.
+        const READ = 0x1;
+        /// `VM_WRITE`.
+        const WRITE = 0x2;
+        /// `VM_EXEC`.
+        const EXEC = 0x4;
+        /// `VM_SHARED`.
+        const SHARED = 0x8;
+        /// `VM_MAYREAD`.
+        const MAYREAD = 0x10;
+        /// `VM_MAYWRITE`.
+        const MAYWRITE = 0x20;
+        /// `VM_MAYEXEC`.
+        const MAYEXEC = 0x40;
+        /// `VM_MAYSHARE`.
+        const MAYSHARE = 0x80;
+        /// `VM_GROWSDOWN`.
+        const GROWSDOWN = 0x100;
+        /// `VM_UFFD_MISSING`.
+        const UFFD_MISSING = 0x200;
+        /// `VM_PFNMAP`.
+        const PFNMAP = 0x400;
+        /// `VM_UFFD_WP`.
+        const UFFD_WP = 0x1000;
+        /// `VM_LOCKED`.
+        const LOCKED = 0x2000;
+        /// `VM_IO`.
+        const IO = 0x4000;
+        /// `VM_SEQ_READ`.
+        const SEQ_READ = 0x8000;
+        /// `VM_RAND_READ`.
+        const RAND_READ = 0x10000;
+        /// `VM_DONTCOPY`.
+        const DONTCOPY = 0x20000;
+        /// `VM_DONTEXPAND`.
+        const DONTEXPAND = 0x40000;
+        /// `VM_LOCKONFAULT`.
+        const LOCKONFAULT = 0x80000;
+        /// `VM_ACCOUNT`.
+        const ACCOUNT = 0x100000;
+        /// `VM_NORESERVE`.
+        const NORESERVE = 0x200000;
+        /// `VM_HUGETLB`.
+        const HUGETLB = 0x400000;
+        /// `VM_SYNC`.
+        const SYNC = 0x800000;
+        /// VM_ARCH_1: VM_PAT on x86.
+        const ARCH_1 = 0x1000000;
+        /// `VM_WIPEONFORK`.
+        const WIPEONFORK = 0x2000000;
+        /// `VM_DONTDUMP`.
+        const DONTDUMP = 0x4000000;
+        /// `VM_SOFTDIRTY`.
+        const SOFTDIRTY = 0x8000000;
+        /// `VM_MIXEDMAP`.
+        const MIXEDMAP = 0x10000000;
+        /// `VM_HUGEPAGE`.
+        const HUGEPAGE = 0x20000000;
+        /// `VM_NOHUGEPAGE`.
+        const NOHUGEPAGE = 0x40000000;
+        /// `VM_MERGEABLE`.
+        const MERGEABLE = 0x80000000;
+        /// VM_HIGH_ARCH_5: shadow stack on x86-64.
+        const SHADOW_STACK = 1 << 37;
+        /// `VM_UFFD_MINOR`.
+        const UFFD_MINOR = 1 << 38;
+        /// `VM_DROPPABLE`.
+        const DROPPABLE = 1 << 40;
+        /// `VM_SEALED`.
+        const SEALED = 1 << 42;
+        /// VM_STACK: the flag that marks stacks (GROWSDOWN on x86).
+        const STACK = Self::GROWSDOWN.bits();
+        /// VM_ACCESS_FLAGS.
+        const ACCESS_FLAGS = 0x7;
+        /// VM_LOCKED_MASK.
+        const LOCKED_MASK = 0x2000 | 0x80000;
+        /// VM_SPECIAL: never merged, never mlocked, never expanded by mremap.
+        const SPECIAL = 0x4000 | 0x40000 | 0x400 | 0x10000000;
+        /// VM_DATA_DEFAULT_FLAGS on x86-64 (no READ_IMPLIES_EXEC personality).
+        const DATA_DEFAULT = 0x1 | 0x2 | 0x10 | 0x20 | 0x40;
+        /// VM_STACK_FLAGS = VM_STACK | VM_STACK_DEFAULT_FLAGS | VM_ACCOUNT.
+        const STACK_FLAGS = 0x100 | 0x1 | 0x2 | 0x10 | 0x20 | 0x40 | 0x100000;
+        const _ = !0;
+    }
+}
+
 impl VmFlags {
-    pub const NONE: VmFlags = VmFlags(0);
-    pub const READ: VmFlags = VmFlags(0x1);
-    pub const WRITE: VmFlags = VmFlags(0x2);
-    pub const EXEC: VmFlags = VmFlags(0x4);
-    pub const SHARED: VmFlags = VmFlags(0x8);
-    pub const MAYREAD: VmFlags = VmFlags(0x10);
-    pub const MAYWRITE: VmFlags = VmFlags(0x20);
-    pub const MAYEXEC: VmFlags = VmFlags(0x40);
-    pub const MAYSHARE: VmFlags = VmFlags(0x80);
-    pub const GROWSDOWN: VmFlags = VmFlags(0x100);
-    pub const UFFD_MISSING: VmFlags = VmFlags(0x200);
-    pub const PFNMAP: VmFlags = VmFlags(0x400);
-    pub const UFFD_WP: VmFlags = VmFlags(0x1000);
-    pub const LOCKED: VmFlags = VmFlags(0x2000);
-    pub const IO: VmFlags = VmFlags(0x4000);
-    pub const SEQ_READ: VmFlags = VmFlags(0x8000);
-    pub const RAND_READ: VmFlags = VmFlags(0x10000);
-    pub const DONTCOPY: VmFlags = VmFlags(0x20000);
-    pub const DONTEXPAND: VmFlags = VmFlags(0x40000);
-    pub const LOCKONFAULT: VmFlags = VmFlags(0x80000);
-    pub const ACCOUNT: VmFlags = VmFlags(0x100000);
-    pub const NORESERVE: VmFlags = VmFlags(0x200000);
-    pub const HUGETLB: VmFlags = VmFlags(0x400000);
-    pub const SYNC: VmFlags = VmFlags(0x800000);
-    /// VM_ARCH_1: VM_PAT on x86.
-    pub const ARCH_1: VmFlags = VmFlags(0x1000000);
-    pub const WIPEONFORK: VmFlags = VmFlags(0x2000000);
-    pub const DONTDUMP: VmFlags = VmFlags(0x4000000);
-    pub const SOFTDIRTY: VmFlags = VmFlags(0x8000000);
-    pub const MIXEDMAP: VmFlags = VmFlags(0x10000000);
-    pub const HUGEPAGE: VmFlags = VmFlags(0x20000000);
-    pub const NOHUGEPAGE: VmFlags = VmFlags(0x40000000);
-    pub const MERGEABLE: VmFlags = VmFlags(0x80000000);
-    /// VM_HIGH_ARCH_5: shadow stack on x86-64.
-    pub const SHADOW_STACK: VmFlags = VmFlags(1 << 37);
-    pub const UFFD_MINOR: VmFlags = VmFlags(1 << 38);
-    pub const DROPPABLE: VmFlags = VmFlags(1 << 40);
-    pub const SEALED: VmFlags = VmFlags(1 << 42);
-
-    /// VM_STACK: the flag that marks stacks (GROWSDOWN on x86).
-    pub const STACK: VmFlags = Self::GROWSDOWN;
-    /// VM_ACCESS_FLAGS.
-    pub const ACCESS_FLAGS: VmFlags = VmFlags(0x7);
-    /// VM_LOCKED_MASK.
-    pub const LOCKED_MASK: VmFlags = VmFlags(0x2000 | 0x80000);
-    /// VM_SPECIAL: never merged, never mlocked, never expanded by mremap.
-    pub const SPECIAL: VmFlags = VmFlags(0x4000 | 0x40000 | 0x400 | 0x10000000);
-    /// VM_DATA_DEFAULT_FLAGS on x86-64 (no READ_IMPLIES_EXEC personality).
-    pub const DATA_DEFAULT: VmFlags = VmFlags(0x1 | 0x2 | 0x10 | 0x20 | 0x40);
-    /// VM_STACK_FLAGS = VM_STACK | VM_STACK_DEFAULT_FLAGS | VM_ACCOUNT.
-    pub const STACK_FLAGS: VmFlags = VmFlags(0x100 | 0x1 | 0x2 | 0x10 | 0x20 | 0x40 | 0x100000);
-
-    /// The raw bits.
-    pub const fn bits(self) -> u64 {
-        self.0
-    }
-    /// True if every bit of `other` is set.
-    pub const fn contains(self, other: VmFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// True if any bit of `other` is set.
-    pub const fn intersects(self, other: VmFlags) -> bool {
-        self.0 & other.0 != 0
-    }
-    /// `self` with the bits of `other` cleared.
-    pub const fn without(self, other: VmFlags) -> VmFlags {
-        VmFlags(self.0 & !other.0)
-    }
-    /// `self` with the bits of `other` set.
-    pub const fn with(self, other: VmFlags) -> VmFlags {
-        VmFlags(self.0 | other.0)
-    }
     /// `calc_vm_prot_bits`: PROT_READ/WRITE/EXEC to VM_READ/WRITE/EXEC.
     pub const fn from_prot(prot: u32) -> VmFlags {
         VmFlags((prot & 0x7) as u64)
     }
 }
 
-impl BitOr for VmFlags {
-    type Output = VmFlags;
-    fn bitor(self, rhs: VmFlags) -> VmFlags {
-        VmFlags(self.0 | rhs.0)
-    }
-}
-impl BitOrAssign for VmFlags {
-    fn bitor_assign(&mut self, rhs: VmFlags) {
-        self.0 |= rhs.0;
-    }
-}
-impl BitAnd for VmFlags {
-    type Output = VmFlags;
-    fn bitand(self, rhs: VmFlags) -> VmFlags {
-        VmFlags(self.0 & rhs.0)
-    }
-}
-impl BitAndAssign for VmFlags {
-    fn bitand_assign(&mut self, rhs: VmFlags) {
-        self.0 &= rhs.0;
-    }
-}
-impl Not for VmFlags {
-    type Output = VmFlags;
-    fn not(self) -> VmFlags {
-        VmFlags(!self.0)
-    }
-}
 impl fmt::Debug for VmFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VmFlags({:#x})", self.0)

@@ -483,7 +483,7 @@ fn do_mmap(
                 }
                 vm_flags |= VmFlags::SHARED | VmFlags::MAYSHARE;
                 if !f.writable() {
-                    vm_flags = vm_flags.without(VmFlags::MAYWRITE | VmFlags::SHARED);
+                    vm_flags = vm_flags.difference(VmFlags::MAYWRITE | VmFlags::SHARED);
                 }
                 check_private_file(f, vm_flags)?;
             }
@@ -585,7 +585,7 @@ fn mmap_region(
     }
     mm.detach_range(pt, addr, end, true)?;
     if vm_flags.contains(VmFlags::LOCKED) && vm_flags.intersects(VmFlags::SPECIAL) {
-        vm_flags = vm_flags.without(VmFlags::LOCKED_MASK);
+        vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
     vm_flags |= VmFlags::SOFTDIRTY;
     let mut vma = Vma::new_anon(VirtAddr(addr), VirtAddr(end), vm_flags, pgoff);
@@ -891,7 +891,7 @@ impl MmStruct {
                 continue;
             }
             let mut c = v.clone();
-            c.flags = c.flags.without(VmFlags::LOCKED_MASK);
+            c.flags = c.flags.difference(VmFlags::LOCKED_MASK);
             if c.flags.contains(VmFlags::WIPEONFORK) {
                 c.anon_vma = None;
                 c.anon_parents.clear();

@@ -66,7 +66,7 @@ pub fn mprotect(
             result = Err(Errno::ENOMEM);
             break;
         }
-        let newflags = newprot | v.flags.without(VmFlags::ACCESS_FLAGS);
+        let newflags = newprot | v.flags.difference(VmFlags::ACCESS_FLAGS);
         // Each requested access needs its VM_MAY* bit (four bits up).
         if (newflags.0 & !(newflags.0 >> 4)) & VmFlags::ACCESS_FLAGS.0 != 0 {
             result = Err(Errno::EACCES);
@@ -117,7 +117,7 @@ pub(crate) fn mprotect_fixup(
             newflags |= VmFlags::ACCOUNT;
         }
     } else if oldflags.contains(VmFlags::ACCOUNT) && v.is_anonymous() && v.anon_vma.is_none() {
-        newflags = newflags.without(VmFlags::ACCOUNT);
+        newflags = newflags.difference(VmFlags::ACCOUNT);
     }
     let faulted_locked_write = oldflags.0
         & (VmFlags::WRITE.0 | VmFlags::SHARED.0 | VmFlags::LOCKED.0)

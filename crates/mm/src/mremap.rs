@@ -278,7 +278,7 @@ fn move_vma(
             let v = &mm.vmas[&vkey];
             v.start.0 == old && v.end.0 == old + old_len
         };
-        let f = mm.vmas[&vkey].flags.without(VmFlags::LOCKED_MASK);
+        let f = mm.vmas[&vkey].flags.difference(VmFlags::LOCKED_MASK);
         mm.set_vma_flags(vkey, f);
         if whole {
             mm.tree_modify(vkey, |v| {

@@ -114,12 +114,12 @@ pub fn may_oom_kill(gfp: Gfp, order: i32) -> bool {
         return true;
     }
     order <= PAGE_ALLOC_COSTLY_ORDER
-        && !gfp.has(Gfp::RETRY_MAYFAIL)
-        && !gfp.has(Gfp::THISNODE)
-        && !gfp.has(Gfp::NORETRY)
-        && !gfp.has(Gfp::DMA)
-        && !gfp.has(Gfp::DMA32)
-        && gfp.has(Gfp::FS)
+        && !gfp.contains(Gfp::RETRY_MAYFAIL)
+        && !gfp.contains(Gfp::THISNODE)
+        && !gfp.contains(Gfp::NORETRY)
+        && !gfp.contains(Gfp::DMA)
+        && !gfp.contains(Gfp::DMA32)
+        && gfp.contains(Gfp::FS)
 }
 
 /// One task as the OOM killer sees it (what `dump_task` prints and

@@ -8,46 +8,36 @@
 //! atomics changed under those locks. The current CPU is passed explicitly
 //! (`CpuId`) where Linux reads `smp_processor_id()`.
 //!
-//! Lock order: a CPU's page lists, then its zone's lock (a refill or a
-//! drain takes the zone lock with the lists held); the zone lock is
-//! innermost. Direct reclaim and the OOM killer run with no page-allocator
-//! lock held; the LRU's per-CPU batches come before a node's lruvec lock,
-//! and neither is held across an allocation.
+//! Lock order (outermost first), as in Linux 6.18:
+//! 1. a CPU's page lists for a zone (`pcp->lock`, which Linux takes with a
+//!    trylock and, failing that, goes to the zone itself);
+//! 2. that zone's lock (`zone->lock`), taken with the lists held when a
+//!    refill (`rmqueue_bulk`) or a drain (`free_pcppages_bulk`) moves pages
+//!    between them; nothing else is taken inside it, and no two zone locks
+//!    are held at once;
+//! 3. node locks are never nested with either: a node's lruvec lock
+//!    (`lru_lock`) is taken after the LRU's per-CPU batches and is not held
+//!    across an allocation, and kswapd's state is atomics. Direct reclaim
+//!    and the OOM killer run with no page-allocator lock held.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 
 use crate::arch::Arch;
 use crate::direct_map::DirectMap;
 use crate::gfp::Gfp;
-use crate::memmap::{Memmap, PageFlags, PageList};
+use crate::memmap::{PageFlags, PageList};
 use crate::mmzone::{
-    MigrateType, ZoneType, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, NR_PAGE_ORDERS,
-    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER,
+    FreeArea, MigrateType, Node, PerCpuPages, Wmark, Zone, ZoneType, MAX_PAGE_ORDER,
+    MIGRATE_PCPTYPES, NR_PCP_LISTS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER,
 };
 use crate::printk::Printk;
 use crate::types::{Order, Pfn, PAGE_SHIFT};
-use crate::vmstat::{
-    this_cpu_add, NodeStats, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, ZoneStats, MAX_ZONES,
-};
+use crate::vmstat::{this_cpu_add, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, MAX_ZONES};
 
 /// A simulated CPU, where Linux would read `smp_processor_id()`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CpuId(pub usize);
-
-/// Watermark levels (`enum zone_watermarks`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Wmark {
-    Min = 0,
-    Low = 1,
-    High = 2,
-    Promo = 3,
-}
-
-/// Per-CPU list count: three PCP migrate types for each order up to
-/// PAGE_ALLOC_COSTLY_ORDER, plus one list for pageblock-order (THP) pages.
-pub const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 1) + 1;
 
 /// SWAP_CLUSTER_MAX, the floor of highmem watermarks.
 const SWAP_CLUSTER_MAX: u64 = 32;
@@ -65,253 +55,7 @@ fn pcp_index(order: Order, mt: MigrateType) -> usize {
     }
 }
 
-/// One CPU's cache of free pages for one zone (`struct per_cpu_pages`).
-#[derive(Default)]
-pub struct PerCpuPages {
-    /// Pages on the lists.
-    pub count: u64,
-    /// Drain back to the buddy lists at this many pages. Starts at 0 and is
-    /// raised to `high_min` when the lists are first used, allocating or
-    /// freeing (Linux then tunes it between `high_min` and `high_max` and
-    /// decays it back every second; we keep it at `high_min`: a simplification).
-    pub high: u64,
-    /// Lower bound of `high`.
-    pub high_min: u64,
-    /// Upper bound of `high`.
-    pub high_max: u64,
-    /// Pages moved to or from the buddy lists at a time.
-    pub batch: u64,
-    lists: [PageList; NR_PCP_LISTS],
-}
-
-/// A zone's free lists (`struct free_area[NR_PAGE_ORDERS]`), under the zone lock.
-///
-/// Deferred struct-page initialisation: the max-order blocks of the
-/// `deferred` ranges are free and counted, but their struct pages stay
-/// untouched until the allocator first needs them, the way
-/// DEFERRED_STRUCT_PAGE_INIT spares boot from walking a huge memmap. They are
-/// taken, lowest address first, after the linked Movable max-order blocks.
-pub struct FreeArea {
-    lists: [[PageList; MIGRATE_TYPES]; NR_PAGE_ORDERS],
-    nr_free: [[u64; MIGRATE_TYPES]; NR_PAGE_ORDERS],
-    /// Deferred PFN ranges `(start, end)`, highest first (taken from the back).
-    deferred: Vec<(u64, u64)>,
-}
-
-impl FreeArea {
-    fn new() -> Self {
-        Self {
-            lists: [[PageList::new(); MIGRATE_TYPES]; NR_PAGE_ORDERS],
-            nr_free: [[0; MIGRATE_TYPES]; NR_PAGE_ORDERS],
-            deferred: Vec::new(),
-        }
-    }
-    /// Free blocks of `order` and migrate type `mt`.
-    pub fn nr_free(&self, order: usize, mt: MigrateType) -> u64 {
-        self.nr_free[order][mt.idx()]
-    }
-    /// Free blocks of `order`, all types (`free_area[order].nr_free`).
-    pub fn nr_free_order(&self, order: usize) -> u64 {
-        self.nr_free[order].iter().sum()
-    }
-    /// The list of free blocks of `order` and `mt`.
-    pub fn list(&self, order: usize, mt: MigrateType) -> &PageList {
-        &self.lists[order][mt.idx()]
-    }
-    /// Deferred (not yet initialised) max-order blocks, as PFN ranges.
-    pub fn deferred(&self) -> impl Iterator<Item = (Pfn, Pfn)> + '_ {
-        self.deferred.iter().rev().map(|&(s, e)| (Pfn(s), Pfn(e)))
-    }
-}
-
-/// A memory zone (`struct zone`).
-pub struct Zone {
-    /// What kind of zone.
-    pub ztype: ZoneType,
-    /// Index of the zone in its node (and in the arch's zone list).
-    pub idx: usize,
-    /// Node the zone belongs to.
-    pub nid: u32,
-    /// First PFN spanned.
-    pub start_pfn: Pfn,
-    /// PFNs spanned, holes included.
-    pub spanned: u64,
-    /// PFNs of RAM in the span.
-    pub present: u64,
-    managed: AtomicU64,
-    wmark: [AtomicU64; 4],
-    lowmem_reserve: [AtomicU64; MAX_ZONES],
-    area: spin::Mutex<FreeArea>,
-    pcp: Box<[spin::Mutex<PerCpuPages>]>,
-    memmap: Memmap,
-    pageblock_base: u64,
-    pageblock_mt: Box<[AtomicU8]>,
-    /// The zone's counters.
-    pub stats: ZoneStats,
-    /// Pages handed out and not yet freed, per CPU (the CPU that allocated
-    /// adds, the one that frees subtracts), for the conservation check.
-    allocated: Box<[AtomicU64]>,
-    /// Per-CPU lists bypassed (`zone_pcp_disable`, as memory hotplug does).
-    pcp_disabled: AtomicBool,
-    /// Free blocks per order of the PCP migrate types, and of HighAtomic:
-    /// what the watermark check reads without taking the zone lock.
-    free_blocks: [AtomicU64; NR_PAGE_ORDERS],
-    free_highatomic: [AtomicU64; NR_PAGE_ORDERS],
-    trace: alloc::sync::Arc<crate::trace::Trace>,
-}
-
 impl Zone {
-    /// Builds an empty zone spanning `[start, start+spanned)` whose struct
-    /// pages are in `memmap`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        ztype: ZoneType,
-        idx: usize,
-        nid: u32,
-        start: Pfn,
-        spanned: u64,
-        present: u64,
-        memmap: Memmap,
-        ncpus: usize,
-        trace: alloc::sync::Arc<crate::trace::Trace>,
-    ) -> Zone {
-        let pageblock_base = start.0 & !(PAGEBLOCK_NR_PAGES - 1);
-        let blocks = if spanned == 0 {
-            0
-        } else {
-            (start.0 + spanned - pageblock_base).div_ceil(PAGEBLOCK_NR_PAGES)
-        };
-        Zone {
-            ztype,
-            idx,
-            nid,
-            start_pfn: start,
-            spanned,
-            present,
-            managed: AtomicU64::new(0),
-            wmark: Default::default(),
-            lowmem_reserve: Default::default(),
-            area: spin::Mutex::new(FreeArea::new()),
-            pcp: (0..ncpus)
-                .map(|_| spin::Mutex::new(PerCpuPages::default()))
-                .collect(),
-            memmap,
-            pageblock_base,
-            pageblock_mt: (0..blocks)
-                .map(|_| AtomicU8::new(MigrateType::Movable as u8))
-                .collect(),
-            stats: ZoneStats::new(ncpus),
-            allocated: (0..ncpus.max(1)).map(|_| AtomicU64::new(0)).collect(),
-            pcp_disabled: AtomicBool::new(false),
-            free_blocks: Default::default(),
-            free_highatomic: Default::default(),
-            trace,
-        }
-    }
-
-    /// Lock-free free-block summary of one order: (PCP types, HighAtomic).
-    pub(crate) fn free_block_summary(&self, order: usize) -> (u64, u64) {
-        (
-            self.free_blocks[order].load(Relaxed),
-            self.free_highatomic[order].load(Relaxed),
-        )
-    }
-
-    /// True if small blocks of `order` go through the per-CPU lists here.
-    fn uses_pcp(&self, order: Order) -> bool {
-        pcp_allowed_order(order) && !self.pcp_disabled.load(Relaxed)
-    }
-
-    /// Pages allocated from this zone and not yet freed.
-    pub fn allocated(&self) -> u64 {
-        self.allocated
-            .iter()
-            .fold(0u64, |a, c| a.wrapping_add(c.load(Relaxed)))
-    }
-
-    /// One past the last PFN spanned.
-    pub fn end_pfn(&self) -> Pfn {
-        Pfn(self.start_pfn.0 + self.spanned)
-    }
-    /// True if `pfn` is inside the zone's span.
-    pub fn spans(&self, pfn: Pfn) -> bool {
-        pfn.0 >= self.start_pfn.0 && pfn.0 < self.start_pfn.0 + self.spanned
-    }
-    /// Pages handed to the buddy allocator (`zone_managed_pages`).
-    pub fn managed(&self) -> u64 {
-        self.managed.load(Relaxed)
-    }
-    /// True if the zone has pages to give (`populated_zone`).
-    pub fn is_populated(&self) -> bool {
-        self.present > 0
-    }
-    /// True for ZONE_HIGHMEM (`is_highmem`).
-    pub fn is_highmem(&self) -> bool {
-        self.ztype == ZoneType::HighMem
-    }
-    /// A watermark, in pages.
-    pub fn wmark(&self, w: Wmark) -> u64 {
-        self.wmark[w as usize].load(Relaxed)
-    }
-    /// `lowmem_reserve[j]`: pages kept back from allocations that could have
-    /// used zone `j`.
-    pub fn lowmem_reserve(&self, j: usize) -> u64 {
-        self.lowmem_reserve[j].load(Relaxed)
-    }
-    /// Free pages in the buddy lists (NR_FREE_PAGES).
-    pub fn free_pages(&self) -> u64 {
-        self.stats.get(ZoneStat::NrFreePages).max(0) as u64
-    }
-    /// The struct page of a frame in this zone's node.
-    #[inline]
-    pub fn page(&self, pfn: Pfn) -> &crate::memmap::Page {
-        self.memmap.page(pfn)
-    }
-    /// The memmap of the zone's node.
-    pub fn memmap(&self) -> &Memmap {
-        &self.memmap
-    }
-    /// Locks the free area (the zone lock).
-    pub fn lock_area(&self) -> spin::MutexGuard<'_, FreeArea> {
-        self.area.lock()
-    }
-    /// Locks one CPU's page lists for this zone.
-    pub fn lock_pcp(&self, cpu: CpuId) -> spin::MutexGuard<'_, PerCpuPages> {
-        self.pcp[cpu.0].lock()
-    }
-    /// Number of CPUs with page lists.
-    pub fn nr_cpus(&self) -> usize {
-        self.pcp.len()
-    }
-    /// Migrate type of the pageblock holding `pfn` (`get_pageblock_migratetype`).
-    pub fn pageblock_mt(&self, pfn: Pfn) -> MigrateType {
-        let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
-        MigrateType::from_idx(self.pageblock_mt[i].load(Relaxed) as usize)
-            .unwrap_or(MigrateType::Movable)
-    }
-    fn set_pageblock_mt(&self, pfn: Pfn, mt: MigrateType) {
-        let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
-        self.pageblock_mt[i].store(mt as u8, Relaxed);
-    }
-    /// Pageblocks of each migrate type in the zone (pagetypeinfo): stepping
-    /// a pageblock at a time from the zone's first PFN and counting blocks
-    /// whose first page is RAM, as `pagetypeinfo_showblockitertypes` does.
-    pub fn pageblock_counts(&self) -> [u64; MIGRATE_TYPES] {
-        let mut c = [0; MIGRATE_TYPES];
-        let area = self.area.lock();
-        let deferred = |p: u64| area.deferred.iter().any(|&(s, e)| p >= s && p < e);
-        let mut pfn = self.start_pfn.0;
-        while pfn < self.end_pfn().0 {
-            if self.memmap.contains(Pfn(pfn))
-                && (self.page(Pfn(pfn)).test(PageFlags::INIT) || deferred(pfn))
-            {
-                c[self.pageblock_mt(Pfn(pfn)).idx()] += 1;
-            }
-            pfn += PAGEBLOCK_NR_PAGES;
-        }
-        c
-    }
-
     // ----- the buddy lists, all called with the zone lock held -----
 
     /// Counts a block entering (`d` = 1) or leaving (-1) the free lists.
@@ -780,6 +524,38 @@ impl Zone {
     }
 }
 
+/// What one allocation may use (`struct alloc_context`): built once by
+/// `prepare_alloc_pages` and read by the fast path, the slow path and each
+/// retry instead of loose arguments. Simplified: no `nodemask` (there is no
+/// mempolicy or cpuset, so every node is allowed; `__GFP_THISNODE` is checked
+/// against `preferred_nid`) and no `spread_dirty_pages` (no dirty limits per
+/// node to spread `__GFP_WRITE` allocations over).
+struct AllocContext<'a> {
+    /// The preferred node's zonelist (`ac->zonelist`).
+    zonelist: &'a [(u32, usize)],
+    /// The node the allocation prefers (the local node of the CPU).
+    preferred_nid: u32,
+    /// The highest zone the allocation may use (`ac->highest_zoneidx`).
+    highest_zoneidx: usize,
+    /// The free lists to take from (`ac->migratetype`).
+    migratetype: MigrateType,
+}
+
+impl AllocContext<'_> {
+    /// The first zonelist entry at or below `highest_zoneidx`, as (node,
+    /// zone index) (`ac->preferred_zoneref`, `first_zones_zonelist`):
+    /// NUMA_FOREIGN is counted on it when the allocation lands on another
+    /// node. Linux stores it in the context; only a NUMA miss reads it, so
+    /// here it is found then, keeping it off the fast path.
+    fn preferred_zoneref(&self) -> (u32, usize) {
+        self.zonelist
+            .iter()
+            .copied()
+            .find(|&(_, z)| z <= self.highest_zoneidx)
+            .unwrap_or((self.preferred_nid, 0))
+    }
+}
+
 /// How hard an allocation may dig (`ALLOC_*` flags, the ones we model).
 #[derive(Copy, Clone, Debug, Default)]
 struct AllocFlags {
@@ -868,26 +644,6 @@ impl PagesCpu<'_> {
         let pa = self.pa;
         pa.free_pages_with(self, pfn, order)
     }
-}
-
-/// A node (`pg_data_t`).
-pub struct Node {
-    /// Node id.
-    pub nid: u32,
-    /// First PFN of the node.
-    pub start_pfn: Pfn,
-    /// PFNs spanned.
-    pub spanned: u64,
-    /// PFNs present.
-    pub present: u64,
-    /// The node's zones, in the arch's zone order.
-    pub zones: Vec<Zone>,
-    /// The node's counters.
-    pub stats: NodeStats,
-    /// The node's LRU lists under its `lru_lock` (`pgdat->__lruvec`).
-    pub lruvec: spin::Mutex<crate::swap::Lruvec>,
-    /// The node's kswapd: whether it was woken and for what.
-    pub kswapd: crate::vmscan::KswapdState,
 }
 
 /// Tunables of /proc/sys/vm that shape the allocator.
@@ -1060,7 +816,7 @@ impl PageAlloc {
     #[inline]
     fn zone_of_page(&self, pfn: Pfn, page: &crate::memmap::Page) -> Option<&Zone> {
         let f = page.flags();
-        if f.has(PageFlags::INIT) {
+        if f.contains(PageFlags::INIT) {
             let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
             if z.spans(pfn) {
                 return Some(z);
@@ -1159,17 +915,34 @@ impl PageAlloc {
             self.warn_alloc(gfp, order);
             return None;
         };
-        let mt = gfp.migratetype();
-        let nid = self.cpu_node[cpu.0];
+        let ac = self.prepare_alloc_pages(cpu, gfp, highest);
         let fast = AllocFlags {
             wmark: Some(Wmark::Low),
             ..Default::default()
         };
-        if let Some(pfn) = self.get_page_from_freelist(lists, gfp, order, highest, mt, nid, fast) {
+        if let Some(pfn) = self.get_page_from_freelist(lists, gfp, order, fast, &ac) {
             return Some(pfn);
         }
         lists.release();
-        self.alloc_slowpath(cpu, gfp, order, highest, mt, nid)
+        self.alloc_slowpath(cpu, gfp, order, &ac)
+    }
+
+    /// `prepare_alloc_pages`: the allocation's context, built once and read
+    /// by the fast path, the slow path and every retry.
+    #[inline]
+    fn prepare_alloc_pages(
+        &self,
+        cpu: CpuId,
+        gfp: Gfp,
+        highest_zoneidx: usize,
+    ) -> AllocContext<'_> {
+        let nid = self.cpu_node[cpu.0];
+        AllocContext {
+            zonelist: self.zonelist(nid),
+            preferred_nid: nid,
+            highest_zoneidx,
+            migratetype: gfp.migratetype(),
+        }
     }
 
     fn alloc_slowpath(
@@ -1177,9 +950,7 @@ impl PageAlloc {
         cpu: CpuId,
         gfp: Gfp,
         order: Order,
-        highest: usize,
-        mt: MigrateType,
-        nid: u32,
+        ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
         // gfp_to_alloc_flags: min watermark; __GFP_HIGH digs into reserves;
         // a caller that cannot block (GFP_ATOMIC) digs further.
@@ -1187,32 +958,22 @@ impl PageAlloc {
             wmark: Some(Wmark::Min),
             ..Default::default()
         };
-        if gfp.has(Gfp::HIGH) {
+        if gfp.contains(Gfp::HIGH) {
             flags.reserves = true;
             if !gfp.allows_blocking() {
                 flags.non_block = true;
             }
         }
-        if gfp.has(Gfp::KSWAPD_RECLAIM) {
-            crate::vmscan::wakeup_kswapd(self, nid, order, highest);
+        let highest = ac.highest_zoneidx;
+        if gfp.contains(Gfp::KSWAPD_RECLAIM) {
+            crate::vmscan::wakeup_kswapd(self, ac.preferred_nid, order, highest);
         }
-        if let Some(pfn) =
-            self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, highest, mt, nid, flags)
-        {
+        let retry =
+            |flags| self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, flags, ac);
+        if let Some(pfn) = retry(flags) {
             return Some(pfn);
         }
         if gfp.allows_blocking() {
-            let retry = || {
-                self.get_page_from_freelist(
-                    &mut LockPerCall(cpu),
-                    gfp,
-                    order,
-                    highest,
-                    mt,
-                    nid,
-                    flags,
-                )
-            };
             // __alloc_pages_direct_reclaim, retried while it makes progress
             // (`should_reclaim_retry`, at most MAX_RECLAIM_RETRIES rounds).
             if let Some(r) = self.reclaim.get() {
@@ -1220,7 +981,7 @@ impl PageAlloc {
                     if r.try_to_free_pages(self, cpu, gfp, order, highest) == 0 {
                         break;
                     }
-                    if let Some(pfn) = retry() {
+                    if let Some(pfn) = retry(flags) {
                         return Some(pfn);
                     }
                 }
@@ -1228,11 +989,11 @@ impl PageAlloc {
             // Pages pinned on per-CPU lists are recovered last, as Linux
             // does after a failed direct reclaim.
             self.drain_all_pages();
-            if let Some(pfn) = retry() {
+            if let Some(pfn) = retry(flags) {
                 return Some(pfn);
             }
         }
-        if gfp.has(Gfp::NOFAIL) {
+        if gfp.contains(Gfp::NOFAIL) {
             // __GFP_NOFAIL gets access to the min reserves before giving up;
             // Linux would then loop forever, which a simulator must not.
             let nofail = AllocFlags {
@@ -1240,15 +1001,7 @@ impl PageAlloc {
                 reserves: true,
                 non_block: false,
             };
-            if let Some(pfn) = self.get_page_from_freelist(
-                &mut LockPerCall(cpu),
-                gfp,
-                order,
-                highest,
-                mt,
-                nid,
-                nofail,
-            ) {
+            if let Some(pfn) = retry(nofail) {
                 return Some(pfn);
             }
         }
@@ -1257,21 +1010,23 @@ impl PageAlloc {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `get_page_from_freelist`: walks the context's zonelist up to its
+    /// highest zone and takes a block from the first zone whose watermark
+    /// (per `flags`) allows it.
     fn get_page_from_freelist<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
         gfp: Gfp,
         order: Order,
-        highest: usize,
-        mt: MigrateType,
-        preferred: u32,
         flags: AllocFlags,
+        ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
         let cpu = lists.cpu();
         let local = self.cpu_node[cpu.0];
-        for &(nid, zidx) in self.zonelist(preferred) {
-            if zidx > highest || (gfp.has(Gfp::THISNODE) && nid != preferred) {
+        let preferred = ac.preferred_nid;
+        let highest = ac.highest_zoneidx;
+        for &(nid, zidx) in ac.zonelist {
+            if zidx > highest || (gfp.contains(Gfp::THISNODE) && nid != preferred) {
                 continue;
             }
             let zone = self.zone(nid, zidx);
@@ -1283,19 +1038,18 @@ impl PageAlloc {
                     continue;
                 }
             }
-            if let Some(pfn) = zone.rmqueue_for(lists, order, mt) {
+            if let Some(pfn) = zone.rmqueue_for(lists, order, ac.migratetype) {
                 self.prep_new_page(cpu, zone, pfn, order, gfp);
-                // zone_statistics
+                // zone_statistics: a miss here is a foreign allocation for
+                // the preferred zone.
                 if nid == preferred {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
                 } else {
                     zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
-                    self.zone(
-                        preferred,
-                        zidx.min(self.nodes[preferred as usize].zones.len() - 1),
-                    )
-                    .stats
-                    .numa_inc_on(cpu.0, NumaStat::NumaForeign);
+                    let (pn, pz) = ac.preferred_zoneref();
+                    self.zone(pn, pz)
+                        .stats
+                        .numa_inc_on(cpu.0, NumaStat::NumaForeign);
                 }
                 let locality = if nid == local {
                     NumaStat::NumaLocal
@@ -1319,7 +1073,7 @@ impl PageAlloc {
         head.set_refcount(1);
         self.trace.mm_page_alloc(cpu, Some(pfn), order.0, gfp);
         this_cpu_add(&zone.allocated[cpu.0], order.pages());
-        if gfp.has(Gfp::ZERO) {
+        if gfp.contains(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
         }
         self.events
@@ -1327,7 +1081,7 @@ impl PageAlloc {
     }
 
     fn warn_alloc(&self, gfp: Gfp, order: Order) {
-        if gfp.has(Gfp::NOWARN) {
+        if gfp.contains(Gfp::NOWARN) {
             return;
         }
         crate::printk!(

@@ -3,6 +3,7 @@
 use super::*;
 use crate::debug::{check_page_alloc, free_area_snapshot};
 use crate::mm_init::testing::boot;
+use crate::mmzone::NR_PAGE_ORDERS;
 use crate::types::PhysAddr;
 use alloc::string::String;
 use alloc::vec;

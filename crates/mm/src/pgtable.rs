@@ -196,7 +196,7 @@ impl PageTable {
             }
             let mut flags = PteFlags::KERNEL;
             if level > 1 {
-                flags = flags | PteFlags::HUGE;
+                flags |= PteFlags::HUGE;
             }
             let va = layout.phys_to_virt(pa);
             self.map_at(alloc, va, Pfn(pa >> crate::types::PAGE_SHIFT), level, flags)?;

@@ -156,9 +156,9 @@ impl KmallocType {
     pub fn of(gfp: Gfp) -> KmallocType {
         if gfp.0 & (Gfp::DMA.0 | Gfp::RECLAIMABLE.0 | Gfp::ACCOUNT.0) == 0 {
             KmallocType::Normal
-        } else if gfp.has(Gfp::DMA) {
+        } else if gfp.contains(Gfp::DMA) {
             KmallocType::Dma
-        } else if gfp.has(Gfp::RECLAIMABLE) {
+        } else if gfp.contains(Gfp::RECLAIMABLE) {
             KmallocType::Reclaim
         } else {
             KmallocType::Cgroup
@@ -1084,7 +1084,7 @@ impl<'a> Kmem<'a> {
             SlabKind::Slub => crate::slub::alloc(self, cpu, c, gfp, orig_size, caller),
             SlabKind::Slab => crate::slab::alloc(self, cpu, c, gfp),
         }?;
-        if gfp.has(Gfp::ZERO) {
+        if gfp.contains(Gfp::ZERO) {
             let len = orig_size.unwrap_or_else(|| c.cache.object_size());
             fill(self.pa.direct_map(), obj.0 .0, 0, len);
         }
@@ -1392,7 +1392,7 @@ impl<'a> Kmem<'a> {
                     }
                 }
             }
-            if gfp.has(Gfp::ZERO) && new_size > old {
+            if gfp.contains(Gfp::ZERO) && new_size > old {
                 fill(dm, obj.0 .0 + old, 0, new_size - old);
             }
             return Some(obj);
@@ -1632,13 +1632,13 @@ pub(crate) fn base_cache(
 ) -> Cache {
     let mut allocflags = Gfp(0);
     if flags.has(SlabFlags::CACHE_DMA) {
-        allocflags = allocflags | Gfp::DMA;
+        allocflags |= Gfp::DMA;
     }
     if flags.has(SlabFlags::CACHE_DMA32) {
-        allocflags = allocflags | Gfp::DMA32;
+        allocflags |= Gfp::DMA32;
     }
     if flags.has(SlabFlags::RECLAIM_ACCOUNT) {
-        allocflags = allocflags | Gfp::RECLAIMABLE;
+        allocflags |= Gfp::RECLAIMABLE;
     }
     Cache {
         id,
@@ -2257,7 +2257,7 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         let reserve: u64 =
             m.pa.zones()
                 .map(|z| {
-                    z.wmark(crate::page_alloc::Wmark::High)
+                    z.wmark(crate::mmzone::Wmark::High)
                         + (0..crate::vmstat::MAX_ZONES)
                             .map(|j| z.lowmem_reserve(j))
                             .max()

@@ -14,7 +14,8 @@
 //! `activate`/`lru_deactivate` batches to save lock round trips).
 
 use crate::memmap::{Page, PageFlags, PageList};
-use crate::page_alloc::{CpuId, Node, PageAlloc};
+use crate::mmzone::Node;
+use crate::page_alloc::{CpuId, PageAlloc};
 use crate::types::Pfn;
 use crate::vmstat::{NodeStat, VmEvent, ZoneStat};
 

@@ -340,7 +340,7 @@ fn show_smap(out: &mut String, mm: &MmStruct, vma: &Vma, pt: &dyn PageTableOps) 
     let flags = if mm.soft_dirty {
         vma.flags
     } else {
-        vma.flags.without(VmFlags::SOFTDIRTY)
+        vma.flags.difference(VmFlags::SOFTDIRTY)
     };
     for bit in 0..64 {
         if flags.0 & (1 << bit) != 0 {
@@ -555,7 +555,7 @@ pub fn clear_refs(mm: &mut MmStruct, pt: &mut dyn PageTableOps, value: u32) -> R
         match value {
             2 if v.file.is_some() => continue,
             3 if v.file.is_none() => continue,
-            4 => v.flags = v.flags.without(VmFlags::SOFTDIRTY),
+            4 => v.flags = v.flags.difference(VmFlags::SOFTDIRTY),
             _ => {}
         }
         pt.clear_refs(v.start, v.end, value == 4);

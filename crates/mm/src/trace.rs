@@ -495,7 +495,7 @@ impl Event {
                 location(call_site),
                 l.virt(*ptr),
                 gfp_flags(*gfp),
-                gfp.has(Gfp::ACCOUNT)
+                gfp.contains(Gfp::ACCOUNT)
             ),
             Event::Kfree { call_site, ptr } => write!(
                 o,

@@ -30,7 +30,7 @@ pub fn same_file(a: &Option<FileRef>, b: &Option<FileRef>) -> bool {
 /// True if `a`, which ends where `b` starts, may become one VMA with `b`.
 pub fn can_merge(a: &Vma, b: &Vma) -> bool {
     a.end == b.start
-        && a.flags.without(VmFlags::SOFTDIRTY) == b.flags.without(VmFlags::SOFTDIRTY)
+        && a.flags.difference(VmFlags::SOFTDIRTY) == b.flags.difference(VmFlags::SOFTDIRTY)
         && !a.flags.intersects(VmFlags::SPECIAL)
         && a.special.is_none()
         && b.special.is_none()
@@ -53,7 +53,7 @@ pub fn can_merge(a: &Vma, b: &Vma) -> bool {
 fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
     let ignore = VmFlags::ACCESS_FLAGS | VmFlags::SOFTDIRTY;
     a.end == b.start
-        && a.flags.without(ignore) == b.flags.without(ignore)
+        && a.flags.difference(ignore) == b.flags.difference(ignore)
         && same_file(&a.file, &b.file)
         && b.pgoff == a.pgoff.wrapping_add(a.pages())
 }

@@ -43,53 +43,39 @@ use crate::pgtable::PageTable;
 use crate::types::{Order, Pfn, PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// Flags of a `vm_struct` (`VM_*`, include/linux/vmalloc.h, same values).
+/// Linux gives them the same `VM_` prefix as a VMA's flags, but they are
+/// another set, so lmm names the type after vmalloc.
 #[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
-pub struct VmFlags(pub u32);
+pub struct VmallocFlags(pub u32);
 
-impl VmFlags {
-    /// No flags.
-    pub const EMPTY: VmFlags = VmFlags(0);
-    /// ioremap() and friends.
-    pub const IOREMAP: VmFlags = VmFlags(0x1);
-    /// vmalloc(): the area owns its pages.
-    pub const ALLOC: VmFlags = VmFlags(0x2);
-    /// vmap() of pages the caller owns.
-    pub const MAP: VmFlags = VmFlags(0x4);
-    /// Suitable for remap_vmalloc_range (vmalloc_user).
-    pub const USERMAP: VmFlags = VmFlags(0x8);
-    /// dma_alloc_coherent.
-    pub const DMA_COHERENT: VmFlags = VmFlags(0x10);
-    /// The area is being set up (its pages are not all there yet).
-    pub const UNINITIALIZED: VmFlags = VmFlags(0x20);
-    /// No guard page after the area.
-    pub const NO_GUARD: VmFlags = VmFlags(0x40);
-    /// vmap() hands its pages to the area: vfree frees them.
-    pub const MAP_PUT_PAGES: VmFlags = VmFlags(0x200);
-
-    /// True if every flag of `other` is set.
-    pub const fn contains(self, other: VmFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Union.
-    pub const fn union(self, other: VmFlags) -> VmFlags {
-        VmFlags(self.0 | other.0)
-    }
-    /// `self` without `other`.
-    pub const fn difference(self, other: VmFlags) -> VmFlags {
-        VmFlags(self.0 & !other.0)
+bitflags::bitflags! {
+    /// The `VM_*` bits of a `vm_struct`.
+    impl VmallocFlags: u32 {
+        /// No flags.
+        const EMPTY = 0;
+        /// ioremap() and friends.
+        const IOREMAP = 0x1;
+        /// vmalloc(): the area owns its pages.
+        const ALLOC = 0x2;
+        /// vmap() of pages the caller owns.
+        const MAP = 0x4;
+        /// Suitable for remap_vmalloc_range (vmalloc_user).
+        const USERMAP = 0x8;
+        /// dma_alloc_coherent.
+        const DMA_COHERENT = 0x10;
+        /// The area is being set up (its pages are not all there yet).
+        const UNINITIALIZED = 0x20;
+        /// No guard page after the area.
+        const NO_GUARD = 0x40;
+        /// vmap() hands its pages to the area: vfree frees them.
+        const MAP_PUT_PAGES = 0x200;
+        const _ = !0;
     }
 }
 
-impl core::ops::BitOr for VmFlags {
-    type Output = VmFlags;
-    fn bitor(self, rhs: VmFlags) -> VmFlags {
-        self.union(rhs)
-    }
-}
-
-impl core::fmt::Debug for VmFlags {
+impl core::fmt::Debug for VmallocFlags {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "VmFlags({:#x})", self.0)
+        write!(f, "VmallocFlags({:#x})", self.0)
     }
 }
 
@@ -107,7 +93,7 @@ pub struct VmStruct {
     /// Bytes, the guard page included (as Linux's `vm->size`).
     pub size: u64,
     /// VM_* flags.
-    pub flags: VmFlags,
+    pub flags: VmallocFlags,
     /// Pages the area owns and frees on vfree (vmalloc, or vmap with
     /// VM_MAP_PUT_PAGES), in address order. Empty for plain vmap/ioremap.
     pub pages: Vec<Pfn>,
@@ -131,7 +117,7 @@ impl VmStruct {
     }
     /// Bytes mapped: the size without the guard page (`get_vm_area_size`).
     pub fn mapped_size(&self) -> u64 {
-        if self.flags.contains(VmFlags::NO_GUARD) {
+        if self.flags.contains(VmallocFlags::NO_GUARD) {
             self.size
         } else {
             self.size - PAGE_SIZE
@@ -337,7 +323,7 @@ impl Vmalloc {
         &mut self,
         size: u64,
         align: u64,
-        flags: VmFlags,
+        flags: VmallocFlags,
         start: VirtAddr,
         end: VirtAddr,
         caller: &str,
@@ -347,11 +333,11 @@ impl Vmalloc {
             return None;
         }
         let mut align = align.max(PAGE_SIZE).next_power_of_two();
-        if flags.contains(VmFlags::IOREMAP) {
+        if flags.contains(VmallocFlags::IOREMAP) {
             let order = (64 - (size - 1).leading_zeros()).clamp(PAGE_SHIFT, IOREMAP_MAX_ORDER);
             align = 1 << order;
         }
-        if !flags.contains(VmFlags::NO_GUARD) {
+        if !flags.contains(VmallocFlags::NO_GUARD) {
             size = size.checked_add(PAGE_SIZE)?;
         }
         let addr = self.alloc_vmap_area(size, align, start.0, end.0)?;
@@ -446,8 +432,12 @@ impl Vmalloc {
         size: u64,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let req =
-            self.vmalloc_request(size, Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0), VmFlags::EMPTY, None);
+        let req = self.vmalloc_request(
+            size,
+            Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
+            VmallocFlags::EMPTY,
+            None,
+        );
         self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
 
@@ -462,7 +452,7 @@ impl Vmalloc {
         nid: Option<u32>,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let req = self.vmalloc_request(size, Gfp::KERNEL, VmFlags::EMPTY, nid);
+        let req = self.vmalloc_request(size, Gfp::KERNEL, VmallocFlags::EMPTY, nid);
         self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
 
@@ -481,8 +471,12 @@ impl Vmalloc {
         align: u64,
         caller: &str,
     ) -> Option<VirtAddr> {
-        let mut req =
-            self.vmalloc_request(size, Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0), VmFlags::EMPTY, None);
+        let mut req = self.vmalloc_request(
+            size,
+            Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
+            VmallocFlags::EMPTY,
+            None,
+        );
         req.align = align;
         self.vmalloc_node_range(pa, pt, cpu, req, caller)
     }
@@ -500,7 +494,7 @@ impl Vmalloc {
         let req = self.vmalloc_request(
             size,
             Gfp(Gfp::KERNEL.0 | Gfp::ZERO.0),
-            VmFlags::USERMAP,
+            VmallocFlags::USERMAP,
             None,
         );
         self.vmalloc_node_range(pa, pt, cpu, req, caller)
@@ -513,7 +507,7 @@ impl Vmalloc {
         &self,
         size: u64,
         gfp: Gfp,
-        vm_flags: VmFlags,
+        vm_flags: VmallocFlags,
         nid: Option<u32>,
     ) -> VmallocRequest {
         VmallocRequest {
@@ -557,7 +551,7 @@ impl Vmalloc {
             self.warn(pa, req.gfp, real_size, "exceeds total pages");
             return None;
         }
-        let flags = VmFlags::ALLOC | VmFlags::UNINITIALIZED | req.vm_flags;
+        let flags = VmallocFlags::ALLOC | VmallocFlags::UNINITIALIZED | req.vm_flags;
         let Some(addr) = self.get_vm_area(size, req.align, flags, req.start, req.end, caller)
         else {
             self.warn(pa, req.gfp, real_size, "vm_struct allocation failed");
@@ -570,7 +564,7 @@ impl Vmalloc {
         let mut pages_array = None;
         if array_size > PAGE_SIZE {
             let nested_gfp = Gfp((req.gfp.0 & !Gfp::ZONEMASK.0) | Gfp::ZERO.0);
-            let nested = self.vmalloc_request(array_size, nested_gfp, VmFlags::EMPTY, req.nid);
+            let nested = self.vmalloc_request(array_size, nested_gfp, VmallocFlags::EMPTY, req.nid);
             match self.vmalloc_node_range(pa, pt, cpu, nested, caller) {
                 Some(a) => pages_array = Some(a),
                 None => {
@@ -590,7 +584,7 @@ impl Vmalloc {
 
         // The pages, one by one.
         let mut gfp = req.gfp;
-        if !gfp.has(Gfp::DMA) && !gfp.has(Gfp::DMA32) {
+        if !gfp.contains(Gfp::DMA) && !gfp.contains(Gfp::DMA32) {
             gfp = Gfp(gfp.0 | Gfp::HIGHMEM.0);
         }
         let alloc_cpu = cpu_on_node(pa, cpu, req.nid);
@@ -622,7 +616,7 @@ impl Vmalloc {
         let vm = self.busy.get_mut(&addr.0).expect("area just reserved");
         vm.pages = pages;
         vm.pages_array = pages_array;
-        vm.flags = vm.flags.difference(VmFlags::UNINITIALIZED);
+        vm.flags = vm.flags.difference(VmallocFlags::UNINITIALIZED);
         Some(addr)
     }
 
@@ -641,7 +635,7 @@ impl Vmalloc {
         let Some(vm) = self.take_vm_area(pa, pt, cpu, addr, flush, "vfree") else {
             return;
         };
-        if vm.flags.contains(VmFlags::ALLOC) {
+        if vm.flags.contains(VmallocFlags::ALLOC) {
             self.nr_vmalloc_pages -= vm.pages.len() as u64;
         }
         for &p in &vm.pages {
@@ -692,7 +686,7 @@ impl Vmalloc {
         pt: &mut PageTable,
         cpu: CpuId,
         pages: &[Pfn],
-        flags: VmFlags,
+        flags: VmallocFlags,
         prot: PteFlags,
         caller: &str,
     ) -> Option<VirtAddr> {
@@ -706,7 +700,7 @@ impl Vmalloc {
             self.remove_vm_area(pa, pt, cpu, addr, &mut |_, _| {});
             return None;
         }
-        if flags.contains(VmFlags::MAP_PUT_PAGES) {
+        if flags.contains(VmallocFlags::MAP_PUT_PAGES) {
             let vm = self.busy.get_mut(&addr.0).expect("area just reserved");
             vm.pages = pages.to_vec();
         }
@@ -810,7 +804,7 @@ impl Vmalloc {
         let base = phys.0 & !(PAGE_SIZE - 1);
         let map_size = ((last + PAGE_SIZE) & !(PAGE_SIZE - 1)) - base;
         let (start, end) = (self.vmalloc_start(), self.vmalloc_end());
-        let addr = self.get_vm_area(map_size, 1, VmFlags::IOREMAP, start, end, caller)?;
+        let addr = self.get_vm_area(map_size, 1, VmallocFlags::IOREMAP, start, end, caller)?;
         let prot = PAGE_KERNEL_IO.union(mode.prot());
         let pfns = (0..map_size >> PAGE_SHIFT).map(|i| Pfn((base >> PAGE_SHIFT) + i));
         if Self::map_pages(pa, pt, cpu, addr, pfns, prot).is_err() {
@@ -838,7 +832,7 @@ impl Vmalloc {
         let ok = self
             .busy
             .get(&start.0)
-            .is_some_and(|vm| vm.flags.contains(VmFlags::IOREMAP));
+            .is_some_and(|vm| vm.flags.contains(VmallocFlags::IOREMAP));
         if !ok {
             crate::printk!(pa.log, "iounmap: bad address {:#x}", addr.0);
             return;
@@ -885,7 +879,7 @@ impl Vmalloc {
     }
 
     fn warn(&self, pa: &PageAlloc, gfp: Gfp, size: u64, why: &str) {
-        if gfp.has(Gfp::NOWARN) {
+        if gfp.contains(Gfp::NOWARN) {
             return;
         }
         crate::printk!(
@@ -915,7 +909,7 @@ pub struct VmallocRequest {
     /// Protection of the mapping.
     pub prot: PteFlags,
     /// Extra VM_* flags.
-    pub vm_flags: VmFlags,
+    pub vm_flags: VmallocFlags,
     /// Node the pages should come from (`None` = local).
     pub nid: Option<u32>,
 }
@@ -1142,7 +1136,7 @@ pub(crate) mod tests {
                 &mut e.pt,
                 CpuId(0),
                 &pages,
-                VmFlags::MAP | VmFlags::NO_GUARD,
+                VmallocFlags::MAP | VmallocFlags::NO_GUARD,
                 PteFlags::KERNEL,
                 "c",
             )
@@ -1240,7 +1234,7 @@ pub(crate) mod tests {
             end: s + 2 * PAGE_SIZE,
             gfp: Gfp::KERNEL,
             prot: PteFlags::KERNEL,
-            vm_flags: VmFlags::EMPTY,
+            vm_flags: VmallocFlags::EMPTY,
             nid: None,
         };
         assert_eq!(
@@ -1392,7 +1386,7 @@ pub(crate) mod tests {
                             .map(|_| pa.alloc_pages(cpu, Gfp::KERNEL, Order(0)).unwrap())
                             .collect();
                         let want = lowest_fit(&spans, (n + 1) * PAGE_SIZE, PAGE_SIZE, vs, ve);
-                        let got = e.vm.vmap(pa, &mut e.pt, cpu, &pages, VmFlags::MAP, PteFlags::KERNEL, "m");
+                        let got = e.vm.vmap(pa, &mut e.pt, cpu, &pages, VmallocFlags::MAP, PteFlags::KERNEL, "m");
                         prop_assert_eq!(got.map(|a| a.0), want);
                         live.push((want.unwrap(), want.unwrap() + (n + 1) * PAGE_SIZE, pages, false));
                     }

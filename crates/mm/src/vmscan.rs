@@ -33,7 +33,8 @@ use crate::filemap::PageCache;
 use crate::gfp::Gfp;
 use crate::memmap::PageFlags;
 use crate::memory::{RmapCtx, TlbShootdown};
-use crate::page_alloc::{int_sqrt, CpuId, Node, PageAlloc, Wmark};
+use crate::mmzone::{Node, Wmark};
+use crate::page_alloc::{int_sqrt, CpuId, PageAlloc};
 use crate::rmap::Rmap;
 use crate::swap::{lru_add_drain_cpu, Lru, Lruvec};
 use crate::swap_state::SwapState;
@@ -914,8 +915,8 @@ impl DirectReclaim for Reclaimer {
             .count_zone_on(cpu.0, ZoneEvent::AllocStall, highest, 1);
         let mut sc = ScanControl::new(SWAP_CLUSTER_MAX, gfp, order, highest, false);
         // GFP_NOIO/NOFS callers may not start I/O (`may_writepage`, swap).
-        sc.may_writepage = gfp.has(Gfp::IO);
-        sc.may_swap = gfp.has(Gfp::IO);
+        sc.may_writepage = gfp.contains(Gfp::IO);
+        sc.may_swap = gfp.contains(Gfp::IO);
         let mut nodes: Vec<u32> = Vec::new();
         for &(n, _) in pa.zonelist(nid) {
             if !nodes.contains(&n) {

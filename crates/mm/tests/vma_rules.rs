@@ -2026,8 +2026,8 @@ proptest! {
             for w in vmas.windows(2) {
                 prop_assert!(w[0].end <= w[1].start);
                 let mergeable = w[0].end == w[1].start
-                    && w[0].flags.without(VmFlags::SOFTDIRTY)
-                        == w[1].flags.without(VmFlags::SOFTDIRTY);
+                    && w[0].flags.difference(VmFlags::SOFTDIRTY)
+                        == w[1].flags.difference(VmFlags::SOFTDIRTY);
                 prop_assert!(!mergeable, "unmerged neighbours {:?} {:?}", w[0], w[1]);
             }
             prop_assert_eq!(mm.total_vm, model.len() as u64);

@@ -1347,7 +1347,7 @@ impl Run<'_> {
     /// starts only below a zone's low watermark (lmm has no compaction or
     /// khugepaged that could move one otherwise).
     fn quiesce_for(&mut self, pages: u64) -> Result<(), String> {
-        use mm::page_alloc::Wmark;
+        use mm::mmzone::Wmark;
         if !self.others.values().any(|t| t.stub.running()) {
             return Ok(());
         }

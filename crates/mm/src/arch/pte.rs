@@ -414,45 +414,40 @@ impl PagingMode {
 #[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PteFlags(pub u32);
 
+bitflags::bitflags! {
+    /// The bits, lmm's own numbering (not a hardware layout).
+    impl PteFlags: u32 {
+        /// No flags.
+        const EMPTY = 0;
+        /// The entry is valid for the hardware.
+        const PRESENT = 1 << 0;
+        /// Writes allowed.
+        const WRITE = 1 << 1;
+        /// User-mode accesses allowed.
+        const USER = 1 << 2;
+        /// Write-through caching (PWT).
+        const WRITE_THROUGH = 1 << 3;
+        /// Caching disabled (PCD).
+        const NO_CACHE = 1 << 4;
+        /// Accessed (young).
+        const ACCESSED = 1 << 5;
+        /// Dirty.
+        const DIRTY = 1 << 6;
+        /// Maps a large page (only valid above the PTE level).
+        const HUGE = 1 << 7;
+        /// Global: survives address-space switches in the TLB.
+        const GLOBAL = 1 << 8;
+        /// Execute-disable (ignored on 2-level x86, which has no NX).
+        const NX = 1 << 9;
+        /// PROT_NONE: valid to Linux, not present to the hardware.
+        const PROTNONE = 1 << 10;
+        /// PAGE_KERNEL: present, writable, accessed, dirty, global, NX.
+        const KERNEL = Self::PRESENT.bits() | Self::WRITE.bits() | Self::ACCESSED.bits() | Self::DIRTY.bits() | Self::GLOBAL.bits() | Self::NX.bits();
+        const _ = !0;
+    }
+}
+
 impl PteFlags {
-    /// No flags.
-    pub const EMPTY: PteFlags = PteFlags(0);
-    /// The entry is valid for the hardware.
-    pub const PRESENT: PteFlags = PteFlags(1 << 0);
-    /// Writes allowed.
-    pub const WRITE: PteFlags = PteFlags(1 << 1);
-    /// User-mode accesses allowed.
-    pub const USER: PteFlags = PteFlags(1 << 2);
-    /// Write-through caching (PWT).
-    pub const WRITE_THROUGH: PteFlags = PteFlags(1 << 3);
-    /// Caching disabled (PCD).
-    pub const NO_CACHE: PteFlags = PteFlags(1 << 4);
-    /// Accessed (young).
-    pub const ACCESSED: PteFlags = PteFlags(1 << 5);
-    /// Dirty.
-    pub const DIRTY: PteFlags = PteFlags(1 << 6);
-    /// Maps a large page (only valid above the PTE level).
-    pub const HUGE: PteFlags = PteFlags(1 << 7);
-    /// Global: survives address-space switches in the TLB.
-    pub const GLOBAL: PteFlags = PteFlags(1 << 8);
-    /// Execute-disable (ignored on 2-level x86, which has no NX).
-    pub const NX: PteFlags = PteFlags(1 << 9);
-    /// PROT_NONE: valid to Linux, not present to the hardware.
-    pub const PROTNONE: PteFlags = PteFlags(1 << 10);
-
-    /// True if every flag of `other` is set.
-    pub const fn contains(self, other: PteFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Union.
-    pub const fn union(self, other: PteFlags) -> PteFlags {
-        PteFlags(self.0 | other.0)
-    }
-    /// `self` without the flags of `other`.
-    pub const fn difference(self, other: PteFlags) -> PteFlags {
-        PteFlags(self.0 & !other.0)
-    }
-
     /// The protections of a user mapping from mmap's `PROT_*` bits (READ=1,
     /// WRITE=2, EXEC=4), as arch/x86/mm/pgprot.c `protection_map` gives
     /// them: every present one has ACCESSED preset, NX unless PROT_EXEC,
@@ -471,23 +466,6 @@ impl PteFlags {
             f |= Self::NX.0;
         }
         PteFlags(f)
-    }
-
-    /// PAGE_KERNEL: present, writable, accessed, dirty, global, NX.
-    pub const KERNEL: PteFlags = PteFlags(
-        Self::PRESENT.0
-            | Self::WRITE.0
-            | Self::ACCESSED.0
-            | Self::DIRTY.0
-            | Self::GLOBAL.0
-            | Self::NX.0,
-    );
-}
-
-impl core::ops::BitOr for PteFlags {
-    type Output = PteFlags;
-    fn bitor(self, rhs: PteFlags) -> PteFlags {
-        self.union(rhs)
     }
 }
 

@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::arch::Arch;
-use crate::page_alloc::{PageAlloc, Wmark};
+use crate::mmzone::Wmark;
+use crate::page_alloc::PageAlloc;
 use crate::proc::{clamp, totalreserve_pages};
 use crate::types::PAGE_SHIFT;
 use crate::vmstat::{NodeStat, ZoneStat};

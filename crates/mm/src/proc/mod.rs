@@ -7,7 +7,8 @@
 //! Every renderer is a pure function of the allocator's state (plus, for
 //! meminfo, what mm does not know yet), so output is deterministic.
 
-use crate::page_alloc::{PageAlloc, Wmark};
+use crate::mmzone::Wmark;
+use crate::page_alloc::PageAlloc;
 
 pub mod buddyinfo;
 pub mod meminfo;

@@ -15,7 +15,7 @@ use core::fmt::Write;
 use crate::page_alloc::PageAlloc;
 use crate::printk::PtrKey;
 use crate::proc::meminfo::MeminfoExtras;
-use crate::vmalloc::{VmFlags, VmStruct, Vmalloc};
+use crate::vmalloc::{VmStruct, Vmalloc, VmallocFlags};
 
 pub use crate::vmalloc::vmalloc_used_kb;
 
@@ -56,11 +56,11 @@ pub fn render(vm: &Vmalloc, pa: &PageAlloc, key: Option<PtrKey>) -> String {
             let _ = write!(s, " phys=0x{:0pw$x}", p.0);
         }
         for (flag, word) in [
-            (VmFlags::IOREMAP, " ioremap"),
-            (VmFlags::ALLOC, " vmalloc"),
-            (VmFlags::MAP, " vmap"),
-            (VmFlags::USERMAP, " user"),
-            (VmFlags::DMA_COHERENT, " dma-coherent"),
+            (VmallocFlags::IOREMAP, " ioremap"),
+            (VmallocFlags::ALLOC, " vmalloc"),
+            (VmallocFlags::MAP, " vmap"),
+            (VmallocFlags::USERMAP, " user"),
+            (VmallocFlags::DMA_COHERENT, " dma-coherent"),
         ] {
             if v.flags.contains(flag) {
                 s.push_str(word);
@@ -78,7 +78,7 @@ pub fn render(vm: &Vmalloc, pa: &PageAlloc, key: Option<PtrKey>) -> String {
 /// ` N%u=%u` for each node with memory (N_HIGH_MEMORY), in node order,
 /// that holds pages of `v`.
 fn show_numa_info(s: &mut String, v: &VmStruct, pa: &PageAlloc, counters: &mut [u32]) {
-    if v.flags.contains(VmFlags::UNINITIALIZED) {
+    if v.flags.contains(VmallocFlags::UNINITIALIZED) {
         return;
     }
     counters.iter_mut().for_each(|c| *c = 0);
@@ -172,7 +172,7 @@ mod tests {
             &mut e.pt,
             cpu,
             &pages,
-            VmFlags::MAP,
+            VmallocFlags::MAP,
             PteFlags::KERNEL,
             "irq_init_percpu_irqstack+0xca/0x100",
         )

@@ -8,8 +8,9 @@
 use alloc::string::String;
 use core::fmt::Write;
 
+use crate::mmzone::Wmark;
 use crate::mmzone::ZoneType;
-use crate::page_alloc::{PageAlloc, Wmark};
+use crate::page_alloc::PageAlloc;
 use crate::proc::zoneinfo::node_stat_value;
 use crate::proc::{clamp, totalreserve_pages};
 use crate::types::PAGE_SIZE;

@@ -6,7 +6,8 @@
 use alloc::string::String;
 use core::fmt::Write;
 
-use crate::page_alloc::{CpuId, Node, PageAlloc, Wmark, Zone};
+use crate::mmzone::{Node, Wmark, Zone};
+use crate::page_alloc::{CpuId, PageAlloc};
 use crate::proc::clamp;
 use crate::vmstat::{NodeStat, NumaStat, ZoneStat};
 

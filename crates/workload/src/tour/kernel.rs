@@ -7,7 +7,8 @@ use machine::config::MachineConfig;
 use machine::machine::Machine;
 use mm::gfp::Gfp;
 use mm::mmzone::NR_PAGE_ORDERS;
-use mm::page_alloc::{CpuId, PageAlloc, Wmark, Zone};
+use mm::mmzone::{Wmark, Zone};
+use mm::page_alloc::{CpuId, PageAlloc};
 use mm::{Order, Pfn};
 
 mod heap;

@@ -350,7 +350,7 @@ pub(super) fn mempool(t: &mut Tour) -> Result<(), String> {
         &format!(
             "{held} pages taken; DMA32 free {} (min {}); alloc_pages(GFP_NOIO): {}\ncurr_nr {}\n",
             z.free_pages(),
-            z.wmark(mm::page_alloc::Wmark::Min),
+            z.wmark(mm::mmzone::Wmark::Min),
             if direct.is_some() { "ok" } else { "fails" },
             pool.curr_nr()
         ),
