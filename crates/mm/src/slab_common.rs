@@ -37,9 +37,12 @@ use crate::slab::{CpuCache, CpuState, Registry, SlabEngine, KMEM_CACHE, KMEM_CAC
 use crate::types::{Order, PAGE_SIZE};
 use crate::vmstat::NodeStat;
 
-/// Runs `$body` with `$E` naming the engine of allocator kind `$kind`
-/// (`slub::Slub` or `slab::Slab`): the one place an engine is picked, with
-/// static dispatch so that the fast paths inline.
+/// Runs `$body` with `$E` naming an engine (`slub::Slub` or
+/// `slab::Slab`): the one place an engine is picked, with static dispatch
+/// so that the fast paths inline. `with_engine!(kind, E => ...)` picks it
+/// by allocator kind; `with_engine!(cpu c, E, x => ...)` by a per-CPU
+/// state, binding `x` to the engine's part of it (the fast paths need no
+/// second test of the kind).
 macro_rules! with_engine {
     ($kind:expr, $E:ident => $body:expr) => {
         match $kind {
@@ -48,6 +51,18 @@ macro_rules! with_engine {
                 $body
             }
             SlabKind::Slab => {
+                type $E = Slab;
+                $body
+            }
+        }
+    };
+    (cpu $c:expr, $E:ident, $x:ident => $body:expr) => {
+        match $c {
+            CpuCache::Slub($x) => {
+                type $E = Slub;
+                $body
+            }
+            CpuCache::Slab($x) => {
                 type $E = Slab;
                 $body
             }
@@ -481,9 +496,7 @@ impl<'a> Kmem<'a> {
         caller: &'static Location<'static>,
     ) -> Option<ObjPtr> {
         let c = st.caches.get_mut(cache.0 as usize)?.as_mut()?;
-        let obj = with_engine!(self.sa.kind, E => {
-            E::alloc(self, cpu, E::cpu_mut(c)?, gfp, orig_size, caller)
-        })?;
+        let obj = with_engine!(cpu c, E, x => E::alloc(self, cpu, x, gfp, orig_size, caller))?;
         if gfp.has(Gfp::ZERO) {
             let len = orig_size.unwrap_or_else(|| c.cache().object_size());
             self.pa.direct_map().fill(obj.0 .0, 0, len);
@@ -531,13 +544,7 @@ impl<'a> Kmem<'a> {
                 obj,
             });
         };
-        with_engine!(self.sa.kind, E => match E::cpu_mut(c) {
-            Some(c) => E::free(self, cpu, c, obj, caller),
-            None => Err(SlabReport::InvalidFree {
-                cache: String::from("?"),
-                obj,
-            }),
-        })
+        with_engine!(cpu c, E, x => E::free(self, cpu, x, obj, caller))
     }
 
     /// `kmem_cache_shrink`: flushes this cache's per-CPU state and frees

@@ -414,6 +414,12 @@ pub(crate) struct SlubNode {
 pub(crate) struct KmemCacheCpu {
     /// The cache.
     pub cache: Arc<Cache>,
+    /// The cache's free pointer offset (`s->offset`), copied here so that
+    /// the fast paths read one structure.
+    pub offset: u64,
+    /// Mask from an object's PFN to its slab's head PFN (the cache's
+    /// order), copied here for the same reason.
+    pub slab_mask: u64,
     /// The CPU slab's head PFN, or NIL.
     pub slab: u64,
     /// The CPU freelist (first free object's address, 0 = empty).
@@ -574,8 +580,6 @@ pub(crate) trait SlabEngine {
     /// The empty per-CPU state of a new cache.
     fn new_cpu(cache: &Arc<Cache>) -> CpuCache;
     /// This engine's state inside a [`CpuCache`] (None for the other engine's).
-    fn cpu_mut(c: &mut CpuCache) -> Option<&mut Self::Cpu>;
-    /// As [`Self::cpu_mut`], shared.
     fn cpu_ref(c: &CpuCache) -> Option<&Self::Cpu>;
     /// `slab_alloc` on the CPU whose state `c` is.
     fn alloc(

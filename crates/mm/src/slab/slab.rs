@@ -179,14 +179,6 @@ impl SlabEngine for Slab {
         })
     }
 
-    #[inline]
-    fn cpu_mut(c: &mut CpuCache) -> Option<&mut ArrayCache> {
-        match c {
-            CpuCache::Slab(c) => Some(c),
-            CpuCache::Slub(_) => None,
-        }
-    }
-
     fn cpu_ref(c: &CpuCache) -> Option<&ArrayCache> {
         match c {
             CpuCache::Slab(c) => Some(c),

@@ -197,11 +197,6 @@ fn new_cache(
 
 // ----- slab helpers -----
 
-#[inline]
-fn slab_of(s: &Cache, addr: u64) -> u64 {
-    (addr >> PAGE_SHIFT) & !((1u64 << s.order) - 1)
-}
-
 /// True if `addr` is an object slot of the slab at `pfn` (`check_valid_pointer`).
 fn valid_obj(s: &Cache, pfn: u64, addr: u64) -> bool {
     let base = (pfn << PAGE_SHIFT) + s.slub().red_left_pad;
@@ -308,7 +303,7 @@ fn alloc(
 ) -> Option<ObjPtr> {
     if c.freelist != 0 {
         let obj = c.freelist;
-        c.freelist = k.pa.direct_map().read_u64(obj + c.cache.slub().offset);
+        c.freelist = k.pa.direct_map().read_u64(obj + c.offset);
         return Some(ObjPtr(PhysAddr(obj)));
     }
     if c.cache.debug() {
@@ -401,10 +396,8 @@ fn free(
     caller: &'static Location<'static>,
 ) -> Result<(), SlabReport> {
     let addr = obj.0 .0;
-    let s = &c.cache;
-    if c.slab != NIL && slab_of(s, addr) == c.slab {
-        k.pa.direct_map()
-            .write_u64(addr + s.slub().offset, c.freelist);
+    if c.slab != NIL && (addr >> PAGE_SHIFT) & c.slab_mask == c.slab {
+        k.pa.direct_map().write_u64(addr + c.offset, c.freelist);
         c.freelist = addr;
         return Ok(());
     }
@@ -1140,18 +1133,12 @@ impl SlabEngine for Slub {
     fn new_cpu(cache: &Arc<Cache>) -> CpuCache {
         CpuCache::Slub(KmemCacheCpu {
             cache: cache.clone(),
+            offset: cache.slub().offset,
+            slab_mask: !((1u64 << cache.order) - 1),
             slab: NIL,
             freelist: 0,
             partial: Vec::with_capacity(cache.slub().cpu_partial_slabs),
         })
-    }
-
-    #[inline]
-    fn cpu_mut(c: &mut CpuCache) -> Option<&mut KmemCacheCpu> {
-        match c {
-            CpuCache::Slub(c) => Some(c),
-            CpuCache::Slab(_) => None,
-        }
     }
 
     fn cpu_ref(c: &CpuCache) -> Option<&KmemCacheCpu> {
