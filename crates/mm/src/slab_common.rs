@@ -272,7 +272,7 @@ impl SlabAllocator {
         let mut table = [[u32::MAX; KMALLOC_INFO.len()]; 4];
         let mut kernel = Vec::new();
         {
-            let k = Kmem { sa: &sa, pa };
+            let k = Kmem::new(&sa, pa);
             let h = SlabFlags(SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_MERGE);
             k.kmem_cache_create("kmem_cache", 256, 0, h, None)
                 .expect("kmem_cache");
@@ -354,7 +354,11 @@ impl SlabAllocator {
 impl<'a> Kmem<'a> {
     /// Pairs a slab allocator with its page allocator.
     pub fn new(sa: &'a SlabAllocator, pa: &'a PageAlloc) -> Self {
-        Kmem { sa, pa }
+        Kmem {
+            sa,
+            pa,
+            trace: &pa.trace,
+        }
     }
 
     /// `kmem_cache_create(name, size, align, flags, ctor)`: a new cache, or
@@ -627,8 +631,48 @@ impl<'a> Kmem<'a> {
         self.kmalloc_caller(cpu, size, gfp, Location::caller())
     }
 
+    /// `__kmalloc` with its tracepoint: tracing is tested once, on entry,
+    /// and a traced call goes out of line, so that tracepoints compiled in
+    /// and off cost one load and one branch (keeping the event's arguments
+    /// alive across the allocation cost ten times that).
     #[inline]
     fn kmalloc_caller(
+        &self,
+        cpu: CpuId,
+        size: u64,
+        gfp: Gfp,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        if self.trace.is_on() {
+            return self.kmalloc_traced(cpu, size, gfp, caller);
+        }
+        self.kmalloc_notrace(cpu, size, gfp, caller)
+    }
+
+    /// [`Self::kmalloc_caller`] when tracing is on: the allocation, then
+    /// `trace_kmalloc` for a successful one (not for `kmalloc(0)`).
+    #[cold]
+    #[inline(never)]
+    fn kmalloc_traced(
+        &self,
+        cpu: CpuId,
+        size: u64,
+        gfp: Gfp,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        let obj = self.kmalloc_notrace(cpu, size, gfp, caller)?;
+        if size != 0 {
+            self.pa
+                .trace
+                .kmalloc(cpu, caller, obj, size, gfp, |o| self.ksize(o));
+        }
+        Some(obj)
+    }
+
+    /// `__kmalloc` without its tracepoint: `ZERO_SIZE_PTR` for 0, pages
+    /// above 8 KiB, else an object of the size class.
+    #[inline]
+    fn kmalloc_notrace(
         &self,
         cpu: CpuId,
         size: u64,
@@ -638,17 +682,11 @@ impl<'a> Kmem<'a> {
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
-        let trace = |o: &ObjPtr| {
-            self.pa
-                .trace
-                .kmalloc(cpu, caller, *o, size, gfp, |o| self.ksize(o))
-        };
         if size > KMALLOC_MAX_CACHE_SIZE {
-            return self.kmalloc_large(cpu, size, gfp).inspect(trace);
+            return self.kmalloc_large(cpu, size, gfp);
         }
         let id = self.sa.kmalloc_slab(size, gfp)?;
         self.alloc_obj(cpu, id, gfp, Some(size), caller)
-            .inspect(trace)
     }
 
     fn kmalloc_large(&self, cpu: CpuId, size: u64, gfp: Gfp) -> Option<ObjPtr> {
@@ -716,9 +754,37 @@ impl<'a> Kmem<'a> {
 
     /// `kfree(obj)`: back to its cache, or its pages back to the buddy
     /// allocator for a large kmalloc. NULL and ZERO_SIZE_PTR are ignored.
+    /// Its tracepoint is tested on entry and traced calls go out of line,
+    /// as in [`Self::kmalloc`].
     #[track_caller]
+    #[inline]
     pub fn kfree(&self, cpu: CpuId, obj: ObjPtr) -> Result<(), SlabReport> {
-        self.pa.trace.kfree(cpu, Location::caller(), obj.0 .0);
+        if self.trace.is_on() {
+            return self.kfree_traced(cpu, obj, Location::caller());
+        }
+        self.kfree_notrace(cpu, obj, Location::caller())
+    }
+
+    /// `trace_kfree`, then [`Self::kfree_notrace`].
+    #[cold]
+    #[inline(never)]
+    fn kfree_traced(
+        &self,
+        cpu: CpuId,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        self.pa.trace.kfree(cpu, caller, obj.0 .0);
+        self.kfree_notrace(cpu, obj, caller)
+    }
+
+    /// `kfree` without its tracepoint.
+    fn kfree_notrace(
+        &self,
+        cpu: CpuId,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
         if obj.is_zero_or_null() {
             return Ok(());
         }
@@ -731,7 +797,7 @@ impl<'a> Kmem<'a> {
         };
         if page.test(PageFlags::SLAB) {
             let id = CacheId(page.private() as u32);
-            return self.free_obj(cpu, id, obj, Location::caller());
+            return self.free_obj(cpu, id, obj, caller);
         }
         if page.refcount() <= 0 || !obj.0.is_page_aligned() {
             let rep = SlabReport::InvalidFree {
@@ -1671,6 +1737,57 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             .collect();
         run_model(SlabKind::Slub, &ops);
         run_model(SlabKind::Slab, &ops);
+    }
+
+    #[test]
+    fn kmalloc_and_kfree_tracepoints_fire_only_when_on() {
+        use crate::trace::{Event, EventMask};
+        let m = machine();
+        let sa = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slub);
+        let k = Kmem::new(&sa, &m.pa);
+        let _ = m.pa.trace.take();
+        // Off: no event, for a slab object, a large kmalloc and kmalloc(0).
+        for size in [64, 3 * PAGE_SIZE, 0] {
+            let o = k.kmalloc(C1, size, Gfp::KERNEL).unwrap();
+            k.kfree(C1, o).unwrap();
+        }
+        assert!(m.pa.trace.take().records.is_empty());
+        m.pa.trace
+            .enable(EventMask::parse("kmem:kmalloc,kmem:kfree").unwrap());
+        let small = k.kmalloc(C1, 40, Gfp::KERNEL).unwrap();
+        let large = k.kmalloc(C1, 3 * PAGE_SIZE, Gfp::KERNEL).unwrap();
+        let zero = k.kmalloc(C1, 0, Gfp::KERNEL).unwrap();
+        k.kfree(C1, small).unwrap();
+        k.kfree(C1, large).unwrap();
+        k.kfree(C1, zero).unwrap();
+        m.pa.trace.enable(EventMask(0));
+        let log = m.pa.trace.take();
+        let got: Vec<(u32, u64, u64, u64)> = log
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Kmalloc {
+                    ptr,
+                    bytes_req,
+                    bytes_alloc,
+                    ..
+                } => Some((r.cpu, *ptr, *bytes_req, *bytes_alloc)),
+                Event::Kfree { ptr, .. } => Some((r.cpu, *ptr, 0, 0)),
+                _ => None,
+            })
+            .collect();
+        // kmalloc(0) is not traced; its kfree is, as Linux's kfree traces
+        // before testing ZERO_OR_NULL_PTR.
+        assert_eq!(
+            got,
+            [
+                (1, small.0 .0, 40, 64),
+                (1, large.0 .0, 3 * PAGE_SIZE, 4 * PAGE_SIZE),
+                (1, small.0 .0, 0, 0),
+                (1, large.0 .0, 0, 0),
+                (1, ZERO_SIZE_PTR.0 .0, 0, 0),
+            ]
+        );
     }
 
     #[test]

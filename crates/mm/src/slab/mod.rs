@@ -670,6 +670,9 @@ pub struct Kmem<'a> {
     pub sa: &'a SlabAllocator,
     /// The page allocator slabs come from.
     pub pa: &'a PageAlloc,
+    /// The page allocator's tracepoints, one load closer to the kmalloc
+    /// and kfree fast paths, which test them on entry.
+    pub(crate) trace: &'a crate::trace::Trace,
 }
 
 /// One line of /proc/slabinfo.
