@@ -224,40 +224,74 @@ impl KmemCpu<'_> {
         self.k
             .free_in(&mut self.st, self.cpu, cache, obj, Location::caller())
     }
-    /// `kmalloc` on the held CPU.
+    /// `kmalloc` on the held CPU. Tracing, `kmalloc(0)` and sizes above
+    /// the kmalloc caches take [`Self::kmalloc_slow`], out of line.
     #[track_caller]
     #[inline]
     pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Option<ObjPtr> {
-        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
-            return self
-                .k
-                .kmalloc_caller(self.cpu, size, gfp, Location::caller());
+        let caller = Location::caller();
+        if self.k.trace.is_on() || size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return self.kmalloc_slow(size, gfp, caller);
         }
         let id = self.k.sa.kmalloc_slab(size, gfp)?;
-        let caller = Location::caller();
-        let obj = self
-            .k
-            .alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller);
-        let k = self.k;
-        obj.inspect(|&o| {
-            k.pa.trace
-                .kmalloc(self.cpu, caller, o, size, gfp, |o| k.ksize(o))
-        })
+        self.k
+            .alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller)
     }
-    /// `kfree` on the held CPU.
+    /// [`Self::kmalloc`] traced, or of a size no kmalloc cache serves.
+    #[cold]
+    #[inline(never)]
+    fn kmalloc_slow(
+        &mut self,
+        size: u64,
+        gfp: Gfp,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return self.k.kmalloc_caller(self.cpu, size, gfp, caller);
+        }
+        let id = self.k.sa.kmalloc_slab(size, gfp)?;
+        let k = self.k;
+        let obj = k.alloc_in(&mut self.st, self.cpu, id, gfp, Some(size), caller)?;
+        k.pa.trace
+            .kmalloc(self.cpu, caller, obj, size, gfp, |o| k.ksize(o));
+        Some(obj)
+    }
+    /// `kfree` on the held CPU; traced calls go out of line.
     #[track_caller]
     #[inline]
     pub fn kfree(&mut self, obj: ObjPtr) -> Result<(), SlabReport> {
+        let caller = Location::caller();
+        if self.k.trace.is_on() {
+            return self.kfree_traced(obj, caller);
+        }
+        self.kfree_notrace(obj, caller)
+    }
+    /// `trace_kfree`, then [`Self::kfree_notrace`].
+    #[cold]
+    #[inline(never)]
+    fn kfree_traced(
+        &mut self,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        if self.k.obj_slab(obj).is_none() {
+            return self.k.kfree_traced(self.cpu, obj, caller);
+        }
+        self.k.pa.trace.kfree(self.cpu, caller, obj.0 .0);
+        self.kfree_notrace(obj, caller)
+    }
+    /// `kfree` on the held CPU without its tracepoint: a slab object goes
+    /// back through the held state, anything else through [`Kmem::kfree`]'s
+    /// path (which takes no CPU slab state).
+    #[inline]
+    fn kfree_notrace(
+        &mut self,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
         match self.k.obj_slab(obj) {
-            Some((_, id)) => {
-                self.k
-                    .pa
-                    .trace
-                    .kfree(self.cpu, Location::caller(), obj.0 .0);
-                self.k
-                    .free_in(&mut self.st, self.cpu, id, obj, Location::caller())
-            }
-            None => self.k.kfree(self.cpu, obj),
+            Some((_, id)) => self.k.free_in(&mut self.st, self.cpu, id, obj, caller),
+            None => self.k.kfree_notrace(self.cpu, obj, caller),
         }
     }
 }
@@ -296,6 +330,13 @@ impl SlabAllocator {
                         .create_cache(&name, size, ARCH_MINALIGN, flags, None, false)
                         .expect("kmalloc cache");
                     table[t as usize][i] = id.0;
+                }
+                // Requests below KMALLOC_SHIFT_LOW's size (SLAB: 8 and 16
+                // bytes) map to its cache, as Linux's
+                // setup_kmalloc_cache_index_table points size_index[] at
+                // the smallest cache, so that a lookup needs no clamp.
+                for i in 3..low {
+                    table[t as usize][i] = table[t as usize][low];
                 }
             }
             for &(name, size, flags) in KERNEL_CACHES {
@@ -345,7 +386,9 @@ impl SlabAllocator {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
             return None;
         }
-        let i = kmalloc_index(size, self.kmalloc_shift_low());
+        // No clamp to KMALLOC_SHIFT_LOW: kmem_cache_init points the
+        // smaller indexes of the table at the smallest cache.
+        let i = kmalloc_index(size, 3);
         let id = self.kmalloc[KmallocType::of(gfp) as usize][i];
         (id != u32::MAX).then_some(CacheId(id))
     }
@@ -1737,6 +1780,30 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             .collect();
         run_model(SlabKind::Slub, &ops);
         run_model(SlabKind::Slab, &ops);
+    }
+
+    #[test]
+    fn requests_below_kmalloc_shift_low_use_the_smallest_cache() {
+        let m = machine();
+        for (kind, smallest) in [(SlabKind::Slub, 8), (SlabKind::Slab, 32)] {
+            let sa = SlabAllocator::kmem_cache_init(&m.pa, kind);
+            let k = Kmem::new(&sa, &m.pa);
+            for (size, want) in [
+                (1, smallest),
+                (8, smallest),
+                (16, smallest.max(16)),
+                (17, 32),
+            ] {
+                let id = sa.kmalloc_slab(size, Gfp::KERNEL).unwrap();
+                assert_eq!(sa.cache(id).unwrap().object_size(), want, "{kind:?} {size}");
+                let o = k.kmalloc(C0, size, Gfp::KERNEL).unwrap();
+                assert_eq!(k.ksize(o), want, "{kind:?} {size}");
+                k.kfree(C0, o).unwrap();
+            }
+            let dma = sa.kmalloc_slab(8, Gfp::KERNEL | Gfp::DMA).unwrap();
+            let want = alloc::format!("dma-kmalloc-{smallest}");
+            assert_eq!(sa.cache(dma).unwrap().name, want);
+        }
     }
 
     #[test]
