@@ -184,7 +184,17 @@ impl DirectMap {
     #[track_caller]
     fn check(&self, what: &str, pa: u64, len: u64) {
         if !self.contains(PhysAddr(pa), len) {
-            out_of_ram(what, pa, len, self.size);
+            out_of_ram(what, pa, len, self.size());
+        }
+    }
+
+    /// [`Self::check`] for 8 bytes in one comparison: `[pa, pa+8)` is in
+    /// RAM iff `pa < size - 7` (no RAM below 8 bytes admits any word).
+    #[inline]
+    #[track_caller]
+    fn check_word(&self, what: &str, pa: u64) {
+        if pa >= self.size().saturating_sub(7) {
+            out_of_ram(what, pa, 8, self.size());
         }
     }
 
@@ -192,7 +202,7 @@ impl DirectMap {
     #[inline]
     #[track_caller]
     pub fn read_u64(&self, pa: u64) -> u64 {
-        self.check("read_u64", pa, 8);
+        self.check_word("read_u64", pa);
         // SAFETY: the 8 bytes lie inside the mapping (checked above); an
         // unaligned read needs no alignment.
         unsafe { core::ptr::read_unaligned(self.ptr(PhysAddr(pa)) as *const u64) }
@@ -202,7 +212,7 @@ impl DirectMap {
     #[inline]
     #[track_caller]
     pub fn write_u64(&self, pa: u64, v: u64) {
-        self.check("write_u64", pa, 8);
+        self.check_word("write_u64", pa);
         // SAFETY: the 8 bytes lie inside the mapping (checked above); an
         // unaligned write needs no alignment.
         unsafe { core::ptr::write_unaligned(self.ptr(PhysAddr(pa)) as *mut u64, v) }
