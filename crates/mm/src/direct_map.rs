@@ -194,3 +194,105 @@ mod tests {
         assert_eq!(u64::from_le_bytes(w), 0xdead_beef);
     }
 }
+
+/// Checked word and byte access for the slab allocators, which keep their
+/// free pointers, free-index arrays and debug patterns in the RAM they
+/// manage (Linux reaches them through `__va()` with plain loads and
+/// stores). Every access is bounds-checked against the RAM size. An
+/// address out of range panics, naming the access: the slab code only
+/// passes addresses inside slabs it got from the page allocator, whose
+/// frames all lie in RAM, so a failure is an internal invariant breach (or
+/// a free pointer clobbered by a use after free on a cache without
+/// slub_debug, which would crash Linux as well), never bad input to report.
+impl DirectMap {
+    /// Panics with a clear message unless `[pa, pa+len)` is in RAM.
+    #[inline]
+    #[track_caller]
+    fn check(&self, what: &str, pa: u64, len: u64) {
+        if !self.contains(PhysAddr(pa), len) {
+            out_of_ram(what, pa, len, self.size());
+        }
+    }
+
+    /// [`Self::check`] for 8 bytes in one comparison: `[pa, pa+8)` is in
+    /// RAM iff `pa < size - 7` (no RAM below 8 bytes admits any word).
+    #[inline]
+    #[track_caller]
+    fn check_word(&self, what: &str, pa: u64) {
+        if pa >= self.size().saturating_sub(7) {
+            out_of_ram(what, pa, 8, self.size());
+        }
+    }
+
+    /// Reads the little-endian u64 at `pa` (any alignment).
+    #[inline]
+    #[track_caller]
+    pub fn read_u64(&self, pa: u64) -> u64 {
+        self.check_word("read_u64", pa);
+        // SAFETY: the 8 bytes lie inside the mapping (checked above); an
+        // unaligned read needs no alignment.
+        unsafe { core::ptr::read_unaligned(self.ptr(PhysAddr(pa)) as *const u64) }
+    }
+
+    /// Writes the little-endian u64 `v` at `pa` (any alignment).
+    #[inline]
+    #[track_caller]
+    pub fn write_u64(&self, pa: u64, v: u64) {
+        self.check_word("write_u64", pa);
+        // SAFETY: the 8 bytes lie inside the mapping (checked above); an
+        // unaligned write needs no alignment.
+        unsafe { core::ptr::write_unaligned(self.ptr(PhysAddr(pa)) as *mut u64, v) }
+    }
+
+    /// Fills `len` bytes from `pa` with `v` (`memset`).
+    #[inline]
+    #[track_caller]
+    pub fn fill(&self, pa: u64, v: u8, len: u64) {
+        self.check("fill", pa, len);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the range lies inside the mapping (checked above).
+        unsafe { core::ptr::write_bytes(self.ptr(PhysAddr(pa)), v, len as usize) }
+    }
+}
+
+/// The panic of a checked access out of RAM, kept out of line so that the
+/// checks stay two instructions in the slab fast paths.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn out_of_ram(what: &str, pa: u64, len: u64, size: u64) -> ! {
+    panic!("direct map: {what} of {len} bytes at {pa:#x} is beyond RAM ({size:#x} bytes): a slab address outside memory")
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use super::HeapRam;
+    use crate::types::PAGE_SIZE;
+
+    #[test]
+    fn checked_words_and_fill_round_trip() {
+        let dm = HeapRam::direct_map(2 * PAGE_SIZE);
+        dm.write_u64(0x1003, 0x0102_0304_0506_0708);
+        assert_eq!(dm.read_u64(0x1003), 0x0102_0304_0506_0708);
+        let mut b = [0u8; 2];
+        dm.read(crate::types::PhysAddr(0x1003), &mut b);
+        assert_eq!(b, [0x08, 0x07], "little-endian");
+        dm.fill(0x1ff8, 0xab, 8);
+        assert_eq!(dm.read_u64(0x1ff8), 0xabab_abab_abab_abab);
+        dm.fill(0x2000, 0, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "read_u64 of 8 bytes at 0x1ffc is beyond RAM (0x2000 bytes)")]
+    fn word_straddling_the_end_of_ram_panics() {
+        HeapRam::direct_map(2 * PAGE_SIZE).read_u64(0x1ffc);
+    }
+
+    #[test]
+    #[should_panic(expected = "fill of 16 bytes at 0x1ff8 is beyond RAM")]
+    fn fill_past_the_end_of_ram_panics() {
+        HeapRam::direct_map(2 * PAGE_SIZE).fill(0x1ff8, 0, 16);
+    }
+}

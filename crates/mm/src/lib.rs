@@ -43,7 +43,6 @@ pub mod replacement;
 pub mod rmap;
 pub mod slab;
 pub mod slab_common;
-pub mod slub;
 pub mod swap;
 pub mod swap_state;
 pub mod swapfile;

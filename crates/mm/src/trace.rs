@@ -1055,10 +1055,10 @@ impl Trace {
         &self,
         cpu: CpuId,
         site: &'static Location<'static>,
-        obj: crate::slab_common::ObjPtr,
+        obj: crate::slab::ObjPtr,
         req: u64,
         gfp: Gfp,
-        ksize: impl FnOnce(crate::slab_common::ObjPtr) -> u64,
+        ksize: impl FnOnce(crate::slab::ObjPtr) -> u64,
     ) {
         self.emit(cpu, || Event::Kmalloc {
             call_site: site,

@@ -154,6 +154,7 @@ pub(super) fn slab(t: &mut Tour) -> Result<(), String> {
     let mut per = Vec::new();
     for r in &runs {
         let c = r.m.slab().cache(r.cache).ok_or("cache missing")?;
+        let (colour, colour_off) = c.colouring();
         layout += &format!(
             "{}: {} objects of {} bytes per order-{} slab, {} bytes left, {} colour(s) of {} bytes\n",
             r.label,
@@ -161,10 +162,10 @@ pub(super) fn slab(t: &mut Tour) -> Result<(), String> {
             c.size,
             c.order,
             (4096u64 << c.order) - u64::from(c.objects) * c.size,
-            c.colour,
-            c.colour_off
+            colour,
+            colour_off
         );
-        per.push((c.objects, c.order, c.colour));
+        per.push((c.objects, c.order, colour));
     }
     t.state("layout", &layout);
     t.state("slabinfo", &lines(&runs)?);

@@ -13,18 +13,32 @@
 //! remote-node frees (objects go straight back to their node's slab), no
 //! periodic reaping (`cache_reap`); debug flags are accepted and ignored
 //! (slub_debug checking is SLUB's).
+//!
+//! # Lock order
+//!
+//! Outermost first, as for SLUB (see [`super::slub`]): the cache registry;
+//! one CPU's slab state (its [`super::ArrayCache`]s; Linux 6.7 protected
+//! them by disabling interrupts); one node's `list_lock` of one cache
+//! ([`super::SlabNode`], which also guards the node's shared array); the
+//! page allocator's per-CPU list lock, then its zone lock. A cache grows
+//! with only the CPU state held (the node lock is dropped first, as
+//! `cache_grow_begin` does); `free_block` destroys slabs beyond
+//! `free_limit` with the node lock held, so slab pages are freed under it.
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::panic::Location;
 
+use super::{
+    calculate_alignment, new_nodes, run_ctor, ArrayCache, Cache, CacheCounts, CacheEngine, CacheId,
+    CacheLayout, CpuCache, Ctor, FreelistPlace, Kmem, ObjPtr, SlabCache, SlabEngine, SlabFlags,
+    SlabInfo, SlabNode, SlabReport, Track, CACHE_LINE_SIZE, INUSE_MASK, ON_FREE, ON_FULL,
+    ON_PARTIAL,
+};
 use crate::gfp::Gfp;
 use crate::memmap::PageList;
-use crate::page_alloc::CpuId;
-use crate::slab_common::{
-    base_cache, calculate_alignment, run_ctor, Cache, CacheCounts, CacheId, CpuCache, Ctor,
-    FreelistPlace, Kmem, NodeState, ObjPtr, SlabFlags, SlabInfo, SlabReport, INUSE_MASK, ON_FREE,
-    ON_FULL, ON_PARTIAL,
-};
+use crate::page_alloc::{CpuId, PageAlloc};
 use crate::types::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// `SLAB_OBJ_MAX_NUM`: objects per slab a byte index can name.
@@ -68,7 +82,7 @@ pub fn calculate_slab_order(size: u64, place: FreelistPlace, slab_max_order: u8)
 }
 
 /// `__kmem_cache_create` + `enable_cpucache` for SLAB.
-pub(crate) fn new_cache(
+fn new_cache(
     k: &Kmem,
     id: CacheId,
     name: &str,
@@ -79,10 +93,7 @@ pub(crate) fn new_cache(
 ) -> Cache {
     let size8 = size.next_multiple_of(8);
     let align = calculate_alignment(flags, align, size8);
-    let mut c = base_cache(k, id, name, size, align, flags, ctor);
-    c.size = size8.next_multiple_of(align);
-    c.offset = 0;
-    c.inuse = c.size;
+    let slot = size8.next_multiple_of(align);
     // SLAB_MAX_ORDER_HI above 32 MiB of RAM, else SLAB_MAX_ORDER_LO.
     let max_order = if k.pa.totalram_pages() > (32 << 20) >> PAGE_SHIFT {
         1
@@ -91,42 +102,149 @@ pub(crate) fn new_cache(
     };
     let mut pick = None;
     if ctor.is_none() && !flags.has(SlabFlags::TYPESAFE_BY_RCU) {
-        let (o, num, left) = calculate_slab_order(c.size, FreelistPlace::InObject, max_order);
+        let (o, num, left) = calculate_slab_order(slot, FreelistPlace::InObject, max_order);
         if num > 0 && num <= size {
             pick = Some((FreelistPlace::InObject, o, num, left));
         }
     }
     let (place, order, num, left) = pick.unwrap_or_else(|| {
-        let (o, num, left) = calculate_slab_order(c.size, FreelistPlace::OnSlab, max_order);
+        let (o, num, left) = calculate_slab_order(slot, FreelistPlace::OnSlab, max_order);
         (FreelistPlace::OnSlab, o, num, left)
     });
-    c.freelist_place = place;
-    c.order = order;
-    c.objects = num as u32;
-    c.colour_off = crate::slab_common::CACHE_LINE_SIZE.max(align);
-    c.colour = (left / c.colour_off) as u32;
-    c.limit = if c.size > 131072 {
+    let colour_off = CACHE_LINE_SIZE.max(align);
+    let limit = if slot > 131072 {
         1
-    } else if c.size > PAGE_SIZE {
+    } else if slot > PAGE_SIZE {
         8
-    } else if c.size > 1024 {
+    } else if slot > 1024 {
         24
-    } else if c.size > 256 {
+    } else if slot > 256 {
         54
     } else {
         120
     };
-    c.shared = if c.size <= PAGE_SIZE && k.sa.nr_cpus() > 1 {
+    let shared = if slot <= PAGE_SIZE && k.sa.nr_cpus() > 1 {
         8
     } else {
         0
     };
-    c.batchcount = c.limit.div_ceil(2);
-    for nid in 0..c.nodes.len() {
+    let batchcount = u32::div_ceil(limit, 2);
+    let nodes: alloc::boxed::Box<[spin::Mutex<SlabNode>]> = new_nodes(k.sa.nr_nodes());
+    for (nid, n) in nodes.iter().enumerate() {
         let cpus = k.pa.cpu_node.iter().filter(|&&n| n as usize == nid).count() as u64;
-        c.nodes[nid].lock().free_limit = (1 + cpus) * c.batchcount as u64 + num;
+        n.lock().free_limit = (1 + cpus) * batchcount as u64 + num;
     }
-    c
+    let layout = CacheLayout {
+        size: slot,
+        align,
+        order,
+        objects: num as u32,
+    };
+    let engine = CacheEngine::Slab(SlabCache {
+        colour: (left / colour_off) as u32,
+        colour_off,
+        freelist_place: place,
+        limit,
+        batchcount,
+        shared,
+        nodes,
+    });
+    Cache::new(id, name, size, flags, ctor, layout, engine)
+}
+
+/// The classic SLAB engine.
+pub(crate) struct Slab;
+
+impl SlabEngine for Slab {
+    const KMALLOC_SHIFT_LOW: usize = 5;
+    const MERGES: bool = false;
+    type Cpu = ArrayCache;
+
+    fn create_cache(
+        k: &Kmem,
+        id: CacheId,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+        ctor: Option<Ctor>,
+    ) -> Cache {
+        new_cache(k, id, name, size, align, flags, ctor)
+    }
+
+    fn new_cpu(cache: &Arc<Cache>) -> CpuCache {
+        CpuCache::Slab(ArrayCache {
+            cache: cache.clone(),
+            ac: Vec::with_capacity(cache.slab().limit as usize),
+        })
+    }
+
+    fn cpu_ref(c: &CpuCache) -> Option<&ArrayCache> {
+        match c {
+            CpuCache::Slab(c) => Some(c),
+            CpuCache::Slub(_) => None,
+        }
+    }
+
+    #[inline]
+    fn alloc(
+        k: &Kmem,
+        cpu: CpuId,
+        c: &mut ArrayCache,
+        gfp: Gfp,
+        _orig_size: Option<u64>,
+        _caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        alloc(k, cpu, c, gfp)
+    }
+
+    #[inline]
+    fn free(
+        k: &Kmem,
+        cpu: CpuId,
+        c: &mut ArrayCache,
+        obj: ObjPtr,
+        _caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        free(k, cpu, c, obj)
+    }
+
+    fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
+        shrink(k, cpu, s)
+    }
+
+    fn nr_slabs(s: &Cache) -> u64 {
+        s.slab().nodes.iter().map(|n| n.lock().nr_slabs).sum()
+    }
+
+    fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
+        slabinfo(k, s)
+    }
+
+    fn validate(
+        k: &Kmem,
+        s: &Cache,
+        cpus: &[&ArrayCache],
+    ) -> Result<CacheCounts, alloc::string::String> {
+        validate(k, s, cpus)
+    }
+
+    fn live_objects(k: &Kmem, s: &Cache, cpus: &[&ArrayCache]) -> Vec<ObjPtr> {
+        live_objects(k, s, cpus)
+    }
+
+    /// SLAB keeps no owner tracks (debug flags are accepted and ignored).
+    fn alloc_track(_k: &Kmem, _s: &Cache, _obj: ObjPtr) -> Option<Track> {
+        None
+    }
+
+    /// slub_debug checking is SLUB's: nothing to count.
+    fn validate_slab_cache(_k: &Kmem, _s: &Cache) -> u64 {
+        0
+    }
+
+    /// SLAB printed no boot line of its own.
+    fn boot_message(_pa: &PageAlloc) {}
 }
 
 // ----- slab layout -----
@@ -170,7 +288,7 @@ fn set_byte(k: &Kmem, a: u64, v: u8) {
 fn get_obj(k: &Kmem, s: &Cache, r: &mut SlabRef) -> u64 {
     let idx = get_byte(k, r.freelist + r.active) as u64;
     r.active += 1;
-    if s.freelist_place == FreelistPlace::InObject && r.active == s.objects as u64 {
+    if s.slab().freelist_place == FreelistPlace::InObject && r.active == s.objects as u64 {
         r.freelist = 0;
     }
     r.s_mem + idx * s.size
@@ -186,7 +304,7 @@ fn put_obj(k: &Kmem, s: &Cache, r: &mut SlabRef, obj: u64) {
     set_byte(k, r.freelist + r.active, idx as u8);
 }
 
-fn list_of(n: &mut NodeState, flags: u64) -> &mut PageList {
+fn list_of(n: &mut SlabNode, flags: u64) -> &mut PageList {
     if flags & ON_FULL != 0 {
         &mut n.full
     } else if flags & ON_FREE != 0 {
@@ -197,7 +315,7 @@ fn list_of(n: &mut NodeState, flags: u64) -> &mut PageList {
 }
 
 /// Moves a slab to the list its `active` count calls for.
-fn relist(k: &Kmem, s: &Cache, n: &mut NodeState, nid: u32, r: &SlabRef, linked: bool) {
+fn relist(k: &Kmem, s: &Cache, n: &mut SlabNode, nid: u32, r: &SlabRef, linked: bool) {
     let mm = k.sa.memmap(nid);
     let old = k.sa.page(Pfn(r.pfn)).unwrap().index() & (ON_FULL | ON_FREE | ON_PARTIAL);
     if linked {
@@ -226,18 +344,18 @@ fn grow(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<()> {
     let pfn = k.new_slab_pages(cpu, s, gfp)?;
     let nid = k.sa.page(pfn)?.nid();
     let colour = {
-        let mut n = s.node(nid);
+        let mut n = s.slab().node(nid);
         let c = n.colour_next;
         n.colour_next += 1;
-        if n.colour_next >= s.colour {
+        if n.colour_next >= s.slab().colour {
             n.colour_next = 0;
         }
-        c as u64 * s.colour_off
+        c as u64 * s.slab().colour_off
     };
     let base = pfn.phys().0;
     let s_mem = base + colour;
     let num = s.objects as u64;
-    let freelist = match s.freelist_place {
+    let freelist = match s.slab().freelist_place {
         FreelistPlace::InObject => s_mem + (num - 1) * s.size,
         FreelistPlace::OnSlab => base + (PAGE_SIZE << s.order) - num,
     };
@@ -255,7 +373,7 @@ fn grow(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<()> {
         freelist,
         active: 0,
     };
-    let mut n = s.node(nid);
+    let mut n = s.slab().node(nid);
     n.nr_slabs += 1;
     n.total_objects += num;
     n.free_objects += num;
@@ -263,7 +381,7 @@ fn grow(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<()> {
     Some(())
 }
 
-fn destroy_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut NodeState, nid: u32, pfn: Pfn) {
+fn destroy_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut SlabNode, nid: u32, pfn: Pfn) {
     n.free.remove(k.sa.memmap(nid), pfn);
     n.free_slabs -= 1;
     n.free_objects -= s.objects as u64;
@@ -277,7 +395,7 @@ fn destroy_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut NodeState, nid: u32, pf
 
 /// `____cache_alloc`: the CPU's array cache, refilled by `batchcount`.
 #[inline(never)]
-pub(crate) fn alloc(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<ObjPtr> {
+fn alloc(k: &Kmem, cpu: CpuId, c: &mut ArrayCache, gfp: Gfp) -> Option<ObjPtr> {
     if let Some(o) = c.ac.pop() {
         return Some(ObjPtr(PhysAddr(o)));
     }
@@ -287,12 +405,12 @@ pub(crate) fn alloc(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<
 
 /// `cache_alloc_refill`: from the node's shared array, else from partial
 /// then free slabs, growing the cache when both are empty.
-fn refill(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<()> {
+fn refill(k: &Kmem, cpu: CpuId, c: &mut ArrayCache, gfp: Gfp) -> Option<()> {
     let s = c.cache.clone();
     let nid = k.sa.cpu_node(cpu);
-    let mut batch = s.batchcount as usize;
+    let mut batch = s.slab().batchcount as usize;
     loop {
-        let mut n = s.node(nid);
+        let mut n = s.slab().node(nid);
         if !n.shared.is_empty() {
             let take = batch.min(n.shared.len());
             let at = n.shared.len() - take;
@@ -322,7 +440,7 @@ fn refill(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<()> {
 /// `___cache_free`: onto the array cache; a full one first flushes
 /// `batchcount` objects to the shared array or back to their slabs.
 #[inline(never)]
-pub(crate) fn free(k: &Kmem, cpu: CpuId, c: &mut CpuCache, obj: ObjPtr) -> Result<(), SlabReport> {
+fn free(k: &Kmem, cpu: CpuId, c: &mut ArrayCache, obj: ObjPtr) -> Result<(), SlabReport> {
     let s = &c.cache;
     let ok = match k.obj_slab(obj) {
         Some((pfn, id)) if id == s.id => {
@@ -341,7 +459,7 @@ pub(crate) fn free(k: &Kmem, cpu: CpuId, c: &mut CpuCache, obj: ObjPtr) -> Resul
         crate::printk!(k.pa.log, "{}", r.title());
         return Err(r);
     }
-    if c.ac.len() >= s.limit as usize {
+    if c.ac.len() >= s.slab().limit as usize {
         flusharray(k, cpu, c);
     }
     c.ac.push(obj.0 .0);
@@ -349,13 +467,13 @@ pub(crate) fn free(k: &Kmem, cpu: CpuId, c: &mut CpuCache, obj: ObjPtr) -> Resul
 }
 
 /// `cache_flusharray`.
-fn flusharray(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
+fn flusharray(k: &Kmem, cpu: CpuId, c: &mut ArrayCache) {
     let s = c.cache.clone();
-    let batch = (s.batchcount as usize).min(c.ac.len());
+    let batch = (s.slab().batchcount as usize).min(c.ac.len());
     let nid = k.sa.cpu_node(cpu);
     {
-        let mut n = s.node(nid);
-        let max = (s.shared * s.batchcount) as usize;
+        let mut n = s.slab().node(nid);
+        let max = (s.slab().shared * s.slab().batchcount) as usize;
         if n.shared.len() < max {
             let take = batch.min(max - n.shared.len());
             n.shared.extend(c.ac.drain(..take));
@@ -372,7 +490,7 @@ fn free_block(k: &Kmem, cpu: CpuId, s: &Cache, objs: &[u64]) {
     for &o in objs {
         let pfn = (o >> PAGE_SHIFT) & !((1u64 << s.order) - 1);
         let nid = k.sa.page(Pfn(pfn)).unwrap().nid();
-        let mut n = s.node(nid);
+        let mut n = s.slab().node(nid);
         let mut r = slab_ref(k, pfn);
         put_obj(k, s, &mut r, o);
         n.free_objects += 1;
@@ -386,20 +504,20 @@ fn free_block(k: &Kmem, cpu: CpuId, s: &Cache, objs: &[u64]) {
 
 /// `__kmem_cache_shrink`: drains every array cache and shared array, then
 /// destroys every free slab. Returns the pages freed.
-pub(crate) fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
+fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
     for l in k.sa.cpus.iter() {
         let mut st = l.lock();
-        if let Some(Some(c)) = st.caches.get_mut(s.id.0 as usize) {
+        if let Some(Some(CpuCache::Slab(c))) = st.caches.get_mut(s.id.0 as usize) {
             let objs = core::mem::take(&mut c.ac);
-            c.ac = Vec::with_capacity(s.limit as usize);
+            c.ac = Vec::with_capacity(s.slab().limit as usize);
             free_block(k, cpu, s, &objs);
         }
     }
     let mut freed = 0;
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let shared = core::mem::take(&mut s.node(nid).shared);
+        let shared = core::mem::take(&mut s.slab().node(nid).shared);
         free_block(k, cpu, s, &shared);
-        let mut n = s.node(nid);
+        let mut n = s.slab().node(nid);
         while let Some(pfn) = n.free.first() {
             destroy_slab(k, cpu, s, &mut n, nid, pfn);
             freed += s.pages();
@@ -416,14 +534,14 @@ type SlabMap = (u64, u64, Vec<bool>);
 fn slabs_with_free(
     k: &Kmem,
     s: &Cache,
-    cpus: &[&CpuCache],
+    cpus: &[&ArrayCache],
 ) -> Result<(Vec<SlabMap>, Vec<u64>), alloc::string::String> {
     use alloc::format;
     let num = s.objects as u64;
     let mut out = Vec::new();
     let mut cached: Vec<u64> = cpus.iter().flat_map(|c| c.ac.iter().copied()).collect();
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let n = s.node(nid);
+        let n = s.slab().node(nid);
         cached.extend(n.shared.iter().copied());
         let mm = k.sa.memmap(nid);
         let mut free_objs = 0;
@@ -491,10 +609,10 @@ fn slabs_with_free(
     Ok((out, cached))
 }
 
-pub(crate) fn validate(
+fn validate(
     k: &Kmem,
     s: &Cache,
-    cpus: &[&CpuCache],
+    cpus: &[&ArrayCache],
 ) -> Result<CacheCounts, alloc::string::String> {
     let (slabs, _) = slabs_with_free(k, s, cpus)?;
     let objects = slabs.len() as u64 * s.objects as u64;
@@ -509,7 +627,7 @@ pub(crate) fn validate(
     })
 }
 
-pub(crate) fn live_objects(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Vec<ObjPtr> {
+fn live_objects(k: &Kmem, s: &Cache, cpus: &[&ArrayCache]) -> Vec<ObjPtr> {
     let mut out = Vec::new();
     if let Ok((slabs, _)) = slabs_with_free(k, s, cpus) {
         for (_, s_mem, free) in slabs {
@@ -526,10 +644,10 @@ pub(crate) fn live_objects(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Vec<ObjPt
 
 /// `get_slabinfo` + `slabinfo_show_stats` (SLAB): objects in array caches
 /// count as active; the tunables are shown.
-pub(crate) fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
+fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
     let (mut slabs, mut free_slabs, mut free_objs, mut shared) = (0, 0, 0, 0);
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let n = s.node(nid);
+        let n = s.slab().node(nid);
         slabs += n.nr_slabs;
         free_slabs += n.free_slabs;
         free_objs += n.free_objects;
@@ -543,9 +661,9 @@ pub(crate) fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
         objsize: s.size,
         objperslab: s.objects as u64,
         pagesperslab: s.pages(),
-        limit: s.limit as u64,
-        batchcount: s.batchcount as u64,
-        sharedfactor: s.shared as u64,
+        limit: s.slab().limit as u64,
+        batchcount: s.slab().batchcount as u64,
+        sharedfactor: s.slab().shared as u64,
         active_slabs: slabs - free_slabs,
         num_slabs: slabs,
         sharedavail: shared,

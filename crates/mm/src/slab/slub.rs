@@ -17,25 +17,51 @@
 //! use-after-free found on allocation is reported and the poison restored,
 //! and the object handed out (Linux isolates the whole slab instead).
 //!
-//! Lock order: the cache registry (creating or destroying a cache), then a
-//! CPU's slab state, then a node's partial-list lock, then the page
-//! allocator's locks (a new slab's pages are allocated with the CPU state
-//! held, a discarded slab's freed with the node lock held).
+//! # Lock order
+//!
+//! Outermost first; a lock is only taken while holding locks above it:
+//!
+//! 1. the allocator's cache registry (`slab_mutex`), written by
+//!    `kmem_cache_create`/`destroy` while each CPU's state gets or loses
+//!    the new cache's entry;
+//! 2. one CPU's slab state (`sa.cpus[cpu]`: every cache's
+//!    [`KmemCacheCpu`] on that CPU). Walks over a whole cache (validate,
+//!    leak reports) take every CPU's, CPU 0 first; shrinking takes them one
+//!    at a time;
+//! 3. one node's `list_lock` of one cache ([`SlubNode`]); never two nodes,
+//!    never two caches at once;
+//! 4. the page allocator's locks: a zone's per-CPU list lock, then its zone
+//!    lock (`zone->lock`), as page_alloc.rs orders them. A new slab's pages
+//!    are allocated with 2 held; an emptied slab's pages are freed with 2
+//!    and 3 held.
+//!
+//! Leaf locks, under which nothing else is taken: the interned call sites
+//! of owner tracks, the report list and the boot caches' metadata.
+//!
+//! Linux's mm/slub.c orders `list_lock` *above* the CPU slab's
+//! `local_lock`, and its slow path drops the local lock before taking a
+//! node's list_lock or calling the page allocator. Here a simulated CPU's
+//! slab state is one ordinary lock held across the whole slow path, so it
+//! sits above the node locks instead; nothing ever takes a CPU's state
+//! while holding a node lock, so the order is acyclic. A thread holding a
+//! CPU with [`crate::slab_common::Kmem::lock_cpu`] must not shrink or
+//! destroy caches (that takes 2 again and deadlocks).
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::sync::atomic::Ordering::Relaxed;
 
+use super::{
+    calculate_alignment, new_nodes, run_ctor, Cache, CacheCounts, CacheEngine, CacheId,
+    CacheLayout, CpuCache, Ctor, Kmem, KmemCacheCpu, ObjPtr, SlabEngine, SlabFlags, SlabInfo,
+    SlabReport, SlubCache, SlubNode, Track, CACHE_LINE_SIZE, FROZEN, INUSE_MASK, ON_FULL,
+    ON_PARTIAL, POISON_END, POISON_FREE, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
+};
 use crate::gfp::Gfp;
 use crate::memmap::NIL;
-use crate::page_alloc::CpuId;
-use crate::slab_common::{
-    base_cache, calculate_alignment, fill, read_u64, run_ctor, write_u64, Cache, CacheCounts,
-    CacheId, CpuCache, Ctor, Kmem, NodeState, ObjPtr, SlabFlags, SlabInfo, SlabReport, Track,
-    FROZEN, INUSE_MASK, ON_FULL, ON_PARTIAL, POISON_END, POISON_FREE, SLUB_RED_ACTIVE,
-    SLUB_RED_INACTIVE,
-};
+use crate::page_alloc::{CpuId, PageAlloc};
 use crate::types::{Order, Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 
 /// `slub_max_order` (PAGE_ALLOC_COSTLY_ORDER).
@@ -88,7 +114,7 @@ pub fn order_objects(order: u8, size: u64) -> u32 {
 
 /// `kmem_cache_open` / `calculate_sizes`: the object layout, order,
 /// `min_partial` and `cpu_partial_slabs` of a new SLUB cache.
-pub(crate) fn new_cache(
+fn new_cache(
     k: &Kmem,
     id: CacheId,
     name: &str,
@@ -98,78 +124,89 @@ pub(crate) fn new_cache(
     ctor: Option<Ctor>,
 ) -> Cache {
     let align = calculate_alignment(flags, align, size);
-    let mut c = base_cache(k, id, name, size, align, flags, ctor);
     let object_size = size;
     let mut s = size.next_multiple_of(8);
     if flags.has(SlabFlags::RED_ZONE) && s == object_size {
         s += 8;
     }
-    c.inuse = s;
+    let inuse = s;
     let orig = flags.has(SlabFlags::KMALLOC)
         && flags.has(SlabFlags::STORE_USER)
         && flags.has(SlabFlags::RED_ZONE);
-    if flags.has(SlabFlags::POISON)
+    let offset = if flags.has(SlabFlags::POISON)
         || flags.has(SlabFlags::TYPESAFE_BY_RCU)
         || ctor.is_some()
         || (flags.has(SlabFlags::RED_ZONE) && (object_size < 8 || orig))
     {
-        c.offset = s;
         s += 8;
+        s - 8
     } else {
-        c.offset = (object_size / 2) & !7;
-    }
+        (object_size / 2) & !7
+    };
+    let (mut track_offset, mut orig_size_offset, mut red_left_pad) = (0, None, 0);
     if flags.has(SlabFlags::STORE_USER) {
-        c.track_offset = s;
+        track_offset = s;
         s += 2 * TRACK_SIZE;
         if orig {
             // Linux stores an unsigned int; we keep 8 bytes for aligned access.
-            c.orig_size_offset = Some(s);
+            orig_size_offset = Some(s);
             s += 8;
         }
     }
     if flags.has(SlabFlags::RED_ZONE) {
         s += 8;
-        c.red_left_pad = 8u64.next_multiple_of(align);
-        s += c.red_left_pad;
+        red_left_pad = 8u64.next_multiple_of(align);
+        s += red_left_pad;
     }
-    c.size = s.next_multiple_of(align);
-    c.order = calculate_order(c.size, k.sa.nr_cpus());
-    c.objects = order_objects(c.order, c.size);
-    c.min_partial = (fls(c.size) as u64 / 2).clamp(MIN_PARTIAL, MAX_PARTIAL);
-    c.cpu_partial_slabs = if c.debug() {
+    let size = s.next_multiple_of(align);
+    let order = calculate_order(size, k.sa.nr_cpus());
+    let objects = order_objects(order, size);
+    let min_partial = (fls(size) as u64 / 2).clamp(MIN_PARTIAL, MAX_PARTIAL);
+    let cpu_partial_slabs = if flags.0 & SlabFlags::DEBUG_FLAGS != 0 {
         0
     } else {
-        let nr_objects: u64 = if c.size >= PAGE_SIZE {
+        let nr_objects: u64 = if size >= PAGE_SIZE {
             6
-        } else if c.size >= 1024 {
+        } else if size >= 1024 {
             24
-        } else if c.size >= 256 {
+        } else if size >= 256 {
             52
         } else {
             120
         };
-        (nr_objects * 2).div_ceil(c.objects as u64) as usize
+        (nr_objects * 2).div_ceil(objects as u64) as usize
     };
-    c
+    let layout = CacheLayout {
+        size,
+        align,
+        order,
+        objects,
+    };
+    let engine = CacheEngine::Slub(SlubCache {
+        offset,
+        inuse,
+        red_left_pad,
+        min_partial,
+        cpu_partial_slabs,
+        track_offset,
+        orig_size_offset,
+        nodes: new_nodes(k.sa.nr_nodes()),
+    });
+    Cache::new(id, name, object_size, flags, ctor, layout, engine)
 }
 
 // ----- slab helpers -----
 
-#[inline]
-fn slab_of(s: &Cache, addr: u64) -> u64 {
-    (addr >> PAGE_SHIFT) & !((1u64 << s.order) - 1)
-}
-
 /// True if `addr` is an object slot of the slab at `pfn` (`check_valid_pointer`).
 fn valid_obj(s: &Cache, pfn: u64, addr: u64) -> bool {
-    let base = (pfn << PAGE_SHIFT) + s.red_left_pad;
+    let base = (pfn << PAGE_SHIFT) + s.slub().red_left_pad;
     addr >= base
         && (addr - base).is_multiple_of(s.size)
         && (addr - base) / s.size < s.objects as u64
 }
 
 fn obj_index(s: &Cache, pfn: u64, addr: u64) -> usize {
-    ((addr - (pfn << PAGE_SHIFT) - s.red_left_pad) / s.size) as usize
+    ((addr - (pfn << PAGE_SHIFT) - s.slub().red_left_pad) / s.size) as usize
 }
 
 /// Walks a freelist from `fl`, marking objects in `free`; errors on a
@@ -199,7 +236,7 @@ fn walk(
         }
         free[i] = true;
         n += 1;
-        fl = read_u64(dm, fl + s.offset);
+        fl = dm.read_u64(fl + s.slub().offset);
     }
     Ok(n)
 }
@@ -208,7 +245,7 @@ fn walk(
 /// Returns the first object.
 fn init_slab(k: &Kmem, s: &Cache, pfn: Pfn) -> u64 {
     let dm = k.pa.direct_map();
-    let base = pfn.phys().0 + s.red_left_pad;
+    let base = pfn.phys().0 + s.slub().red_left_pad;
     let n = s.objects as u64;
     for i in 0..n {
         let p = base + i * s.size;
@@ -218,7 +255,7 @@ fn init_slab(k: &Kmem, s: &Cache, pfn: Pfn) -> u64 {
         if let Some(ctor) = s.ctor {
             run_ctor(dm, p, s.object_size(), ctor);
         }
-        write_u64(dm, p + s.offset, if i + 1 < n { p + s.size } else { 0 });
+        dm.write_u64(p + s.slub().offset, if i + 1 < n { p + s.size } else { 0 });
     }
     base
 }
@@ -228,26 +265,26 @@ fn new_slab(k: &Kmem, cpu: CpuId, s: &Cache, gfp: Gfp) -> Option<Pfn> {
     let first = init_slab(k, s, pfn);
     let head = k.sa.page(pfn)?;
     head.set_mapping(first);
-    let mut n = s.node(head.nid());
+    let mut n = s.slub().node(head.nid());
     n.nr_slabs += 1;
     n.total_objects += s.objects as u64;
     Some(pfn)
 }
 
-fn discard_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut NodeState, pfn: u64) {
+fn discard_slab(k: &Kmem, cpu: CpuId, s: &Cache, n: &mut SlubNode, pfn: u64) {
     n.nr_slabs -= 1;
     n.total_objects -= s.objects as u64;
     k.free_slab_pages(cpu, s, Pfn(pfn));
 }
 
-fn add_partial(k: &Kmem, n: &mut NodeState, nid: u32, pfn: u64, inuse: u64) {
+fn add_partial(k: &Kmem, n: &mut SlubNode, nid: u32, pfn: u64, inuse: u64) {
     let head = k.sa.page(Pfn(pfn)).unwrap();
     head.set_index(ON_PARTIAL | inuse);
     n.partial.push_back(k.sa.memmap(nid), Pfn(pfn));
     n.nr_partial += 1;
 }
 
-fn remove_partial(k: &Kmem, n: &mut NodeState, nid: u32, pfn: u64) {
+fn remove_partial(k: &Kmem, n: &mut SlubNode, nid: u32, pfn: u64) {
     n.partial.remove(k.sa.memmap(nid), Pfn(pfn));
     n.nr_partial -= 1;
 }
@@ -256,17 +293,17 @@ fn remove_partial(k: &Kmem, n: &mut NodeState, nid: u32, pfn: u64) {
 
 /// `slab_alloc`: the CPU freelist, else `___slab_alloc`.
 #[inline]
-pub(crate) fn alloc(
+fn alloc(
     k: &Kmem,
     cpu: CpuId,
-    c: &mut CpuCache,
+    c: &mut KmemCacheCpu,
     gfp: Gfp,
     orig_size: Option<u64>,
     caller: &'static Location<'static>,
 ) -> Option<ObjPtr> {
     if c.freelist != 0 {
         let obj = c.freelist;
-        c.freelist = read_u64(k.pa.direct_map(), obj + c.cache.offset);
+        c.freelist = k.pa.direct_map().read_u64(obj + c.offset);
         return Some(ObjPtr(PhysAddr(obj)));
     }
     if c.cache.debug() {
@@ -276,7 +313,7 @@ pub(crate) fn alloc(
 }
 
 #[inline(never)]
-fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<ObjPtr> {
+fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut KmemCacheCpu, gfp: Gfp) -> Option<ObjPtr> {
     let s = c.cache.clone();
     let dm = k.pa.direct_map();
     loop {
@@ -284,13 +321,13 @@ fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<O
             // get_freelist: objects freed remotely into the CPU slab.
             let head = k.sa.page(Pfn(c.slab))?;
             let nid = head.nid();
-            let mut n = s.node(nid);
+            let mut n = s.slub().node(nid);
             let fl = head.mapping();
             if fl != 0 {
                 head.set_mapping(0);
                 head.set_index(FROZEN | s.objects as u64);
                 drop(n);
-                c.freelist = read_u64(dm, fl + s.offset);
+                c.freelist = dm.read_u64(fl + s.slub().offset);
                 return Some(ObjPtr(PhysAddr(fl)));
             }
             // The CPU slab is full: unfreeze it onto the full list.
@@ -307,23 +344,23 @@ fn slab_alloc_slow(k: &Kmem, cpu: CpuId, c: &mut CpuCache, gfp: Gfp) -> Option<O
         }
         let pfn = new_slab(k, cpu, &s, gfp)?;
         let head = k.sa.page(pfn)?;
-        let _n = s.node(head.nid());
+        let _n = s.slub().node(head.nid());
         let fl = head.mapping();
         head.set_mapping(0);
         head.set_index(FROZEN | s.objects as u64);
         c.slab = pfn.0;
-        c.freelist = read_u64(dm, fl + s.offset);
+        c.freelist = dm.read_u64(fl + s.slub().offset);
         return Some(ObjPtr(PhysAddr(fl)));
     }
 }
 
 /// `get_partial`: slabs from the CPU's node (then the others) become the
 /// CPU slab and fill up to half the CPU partial list.
-fn get_partial(k: &Kmem, cpu: CpuId, c: &mut CpuCache, s: &Cache) -> bool {
+fn get_partial(k: &Kmem, cpu: CpuId, c: &mut KmemCacheCpu, s: &Cache) -> bool {
     let local = k.sa.cpu_node(cpu);
     let nodes = core::iter::once(local).chain((0..k.sa.nr_nodes() as u32).filter(|&n| n != local));
     for nid in nodes {
-        let mut n = s.node(nid);
+        let mut n = s.slub().node(nid);
         let mut got = false;
         while let Some(pfn) = n.partial.first() {
             remove_partial(k, &mut n, nid, pfn.0);
@@ -335,7 +372,7 @@ fn get_partial(k: &Kmem, cpu: CpuId, c: &mut CpuCache, s: &Cache) -> bool {
             } else {
                 c.partial.push(pfn.0);
             }
-            if s.cpu_partial_slabs == 0 || c.partial.len() > s.cpu_partial_slabs / 2 {
+            if s.slub().cpu_partial_slabs == 0 || c.partial.len() > s.slub().cpu_partial_slabs / 2 {
                 break;
             }
         }
@@ -351,17 +388,16 @@ fn get_partial(k: &Kmem, cpu: CpuId, c: &mut CpuCache, s: &Cache) -> bool {
 /// `slab_free`: onto the CPU freelist when the object is in the CPU slab,
 /// else `__slab_free` under the slab's node lock.
 #[inline]
-pub(crate) fn free(
+fn free(
     k: &Kmem,
     cpu: CpuId,
-    c: &mut CpuCache,
+    c: &mut KmemCacheCpu,
     obj: ObjPtr,
     caller: &'static Location<'static>,
 ) -> Result<(), SlabReport> {
     let addr = obj.0 .0;
-    let s = &c.cache;
-    if c.slab != NIL && slab_of(s, addr) == c.slab {
-        write_u64(k.pa.direct_map(), addr + s.offset, c.freelist);
+    if c.slab != NIL && (addr >> PAGE_SHIFT) & c.slab_mask == c.slab {
+        k.pa.direct_map().write_u64(addr + c.offset, c.freelist);
         c.freelist = addr;
         return Ok(());
     }
@@ -374,7 +410,7 @@ pub(crate) fn free(
 fn slab_free_slow(
     k: &Kmem,
     cpu: CpuId,
-    c: &mut CpuCache,
+    c: &mut KmemCacheCpu,
     obj: ObjPtr,
     caller: &'static Location<'static>,
 ) -> Result<(), SlabReport> {
@@ -399,11 +435,11 @@ fn slab_free_slow(
     }
     let head = k.sa.page(Pfn(pfn)).unwrap();
     let nid = head.nid();
-    let mut n = s.node(nid);
+    let mut n = s.slub().node(nid);
     let prior = head.mapping();
     let idx = head.index();
     let inuse = (idx & INUSE_MASK) - 1;
-    write_u64(k.pa.direct_map(), addr + s.offset, prior);
+    k.pa.direct_map().write_u64(addr + s.slub().offset, prior);
     head.set_mapping(addr);
     if idx & FROZEN != 0 {
         head.set_index(FROZEN | inuse);
@@ -411,11 +447,11 @@ fn slab_free_slow(
     }
     if idx & ON_FULL != 0 {
         n.full.remove(k.sa.memmap(nid), Pfn(pfn));
-        if s.cpu_partial_slabs > 0 {
+        if s.slub().cpu_partial_slabs > 0 {
             // put_cpu_partial: freeze it onto this CPU's partial list.
             head.set_index(FROZEN | inuse);
             drop(n);
-            if c.partial.len() >= s.cpu_partial_slabs {
+            if c.partial.len() >= s.slub().cpu_partial_slabs {
                 put_partials(k, cpu, c);
             }
             c.partial.push(pfn);
@@ -425,7 +461,7 @@ fn slab_free_slow(
     } else {
         head.set_index(ON_PARTIAL | inuse);
     }
-    if inuse == 0 && n.nr_partial >= s.min_partial {
+    if inuse == 0 && n.nr_partial >= s.slub().min_partial {
         remove_partial(k, &mut n, nid, pfn);
         discard_slab(k, cpu, &s, &mut n, pfn);
     }
@@ -434,26 +470,26 @@ fn slab_free_slow(
 
 /// `__put_partials`: unfreezes the CPU partial list onto the node lists,
 /// freeing empty slabs beyond `min_partial`.
-fn put_partials(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
+fn put_partials(k: &Kmem, cpu: CpuId, c: &mut KmemCacheCpu) {
     let s = c.cache.clone();
     for pfn in core::mem::take(&mut c.partial) {
         let head = k.sa.page(Pfn(pfn)).unwrap();
         let nid = head.nid();
-        let mut n = s.node(nid);
+        let mut n = s.slub().node(nid);
         let inuse = head.index() & INUSE_MASK;
-        if inuse == 0 && n.nr_partial >= s.min_partial {
+        if inuse == 0 && n.nr_partial >= s.slub().min_partial {
             head.set_index(0);
             discard_slab(k, cpu, &s, &mut n, pfn);
         } else {
             add_partial(k, &mut n, nid, pfn, inuse);
         }
     }
-    c.partial = Vec::with_capacity(s.cpu_partial_slabs);
+    c.partial = Vec::with_capacity(s.slub().cpu_partial_slabs);
 }
 
 /// `deactivate_slab`: returns the CPU freelist to the CPU slab and puts
 /// the slab on the node list its state calls for.
-fn deactivate(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
+fn deactivate(k: &Kmem, cpu: CpuId, c: &mut KmemCacheCpu) {
     if c.slab == NIL {
         return;
     }
@@ -462,19 +498,19 @@ fn deactivate(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
     let pfn = core::mem::replace(&mut c.slab, NIL);
     let head = k.sa.page(Pfn(pfn)).unwrap();
     let nid = head.nid();
-    let mut n = s.node(nid);
+    let mut n = s.slub().node(nid);
     let mut inuse = head.index() & INUSE_MASK;
     let mut sfl = head.mapping();
     let mut fl = core::mem::replace(&mut c.freelist, 0);
     while fl != 0 {
-        let next = read_u64(dm, fl + s.offset);
-        write_u64(dm, fl + s.offset, sfl);
+        let next = dm.read_u64(fl + s.slub().offset);
+        dm.write_u64(fl + s.slub().offset, sfl);
         sfl = fl;
         fl = next;
         inuse -= 1;
     }
     head.set_mapping(sfl);
-    if inuse == 0 && n.nr_partial >= s.min_partial {
+    if inuse == 0 && n.nr_partial >= s.slub().min_partial {
         head.set_index(0);
         discard_slab(k, cpu, &s, &mut n, pfn);
     } else if sfl != 0 {
@@ -487,17 +523,17 @@ fn deactivate(k: &Kmem, cpu: CpuId, c: &mut CpuCache) {
 
 /// `__kmem_cache_do_shrink`: flushes every CPU's slab and partial list,
 /// then frees every empty slab. Returns the pages freed.
-pub(crate) fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
+fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
     for l in k.sa.cpus.iter() {
         let mut st = l.lock();
-        if let Some(Some(c)) = st.caches.get_mut(s.id.0 as usize) {
+        if let Some(Some(CpuCache::Slub(c))) = st.caches.get_mut(s.id.0 as usize) {
             deactivate(k, cpu, c);
             put_partials(k, cpu, c);
         }
     }
     let mut freed = 0;
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let mut n = s.node(nid);
+        let mut n = s.slub().node(nid);
         let empty: Vec<u64> = n
             .partial
             .iter(k.sa.memmap(nid))
@@ -615,7 +651,7 @@ fn check_bytes(
         start + last as u64,
         v
     );
-    fill(dm, start + i as u64, v, (last - i + 1) as u64);
+    dm.fill(start + i as u64, v, (last - i + 1) as u64);
 }
 
 /// `check_object`: red zones (and the kmalloc red zone past the requested
@@ -629,9 +665,9 @@ fn check_object(k: &Kmem, s: &Cache, p: u64, val: u8) -> Vec<SlabReport> {
             s,
             p,
             "Left Redzone",
-            p - s.red_left_pad,
+            p - s.slub().red_left_pad,
             val,
-            s.red_left_pad,
+            s.slub().red_left_pad,
             &mut out,
         );
         check_bytes(
@@ -641,11 +677,11 @@ fn check_object(k: &Kmem, s: &Cache, p: u64, val: u8) -> Vec<SlabReport> {
             "Right Redzone",
             p + osize,
             val,
-            s.inuse - osize,
+            s.slub().inuse - osize,
             &mut out,
         );
-        if let (Some(off), true) = (s.orig_size_offset, val == SLUB_RED_ACTIVE) {
-            let orig = read_u64(k.pa.direct_map(), p + off).min(osize);
+        if let (Some(off), true) = (s.slub().orig_size_offset, val == SLUB_RED_ACTIVE) {
+            let orig = k.pa.direct_map().read_u64(p + off).min(osize);
             check_bytes(
                 k,
                 s,
@@ -671,17 +707,17 @@ fn init_object(k: &Kmem, s: &Cache, p: u64, val: u8, orig: Option<u64>) {
     let dm = k.pa.direct_map();
     let osize = s.object_size();
     if s.poisons() && val == SLUB_RED_INACTIVE {
-        fill(dm, p, POISON_FREE, osize - 1);
-        fill(dm, p + osize - 1, POISON_END, 1);
+        dm.fill(p, POISON_FREE, osize - 1);
+        dm.fill(p + osize - 1, POISON_END, 1);
     }
     if s.flags.has(SlabFlags::RED_ZONE) {
-        fill(dm, p - s.red_left_pad, val, s.red_left_pad);
-        fill(dm, p + osize, val, s.inuse - osize);
-        if let Some(off) = s.orig_size_offset {
+        dm.fill(p - s.slub().red_left_pad, val, s.slub().red_left_pad);
+        dm.fill(p + osize, val, s.slub().inuse - osize);
+        if let Some(off) = s.slub().orig_size_offset {
             let orig = orig.unwrap_or(osize).min(osize);
-            write_u64(dm, p + off, orig);
+            dm.write_u64(p + off, orig);
             if val == SLUB_RED_ACTIVE {
-                fill(dm, p + orig, val, osize - orig);
+                dm.fill(p + orig, val, osize - orig);
             }
         }
     }
@@ -699,21 +735,21 @@ fn set_track(
         return;
     }
     let dm = k.pa.direct_map();
-    let t = p + s.track_offset + if free { TRACK_SIZE } else { 0 };
-    write_u64(dm, t, k.sa.intern(caller));
-    write_u64(dm, t + 8, cpu.0 as u64);
+    let t = p + s.slub().track_offset + if free { TRACK_SIZE } else { 0 };
+    dm.write_u64(t, k.sa.intern(caller));
+    dm.write_u64(t + 8, cpu.0 as u64);
 }
 
 /// The alloc (or free) track stored with an object (`get_track`).
-pub(crate) fn get_track(k: &Kmem, s: &Cache, obj: ObjPtr, free: bool) -> Option<Track> {
+fn get_track(k: &Kmem, s: &Cache, obj: ObjPtr, free: bool) -> Option<Track> {
     if !s.flags.has(SlabFlags::STORE_USER) {
         return None;
     }
     let dm = k.pa.direct_map();
-    let t = obj.0 .0 + s.track_offset + if free { TRACK_SIZE } else { 0 };
+    let t = obj.0 .0 + s.slub().track_offset + if free { TRACK_SIZE } else { 0 };
     Some(Track {
-        caller: k.sa.location(read_u64(dm, t))?,
-        cpu: read_u64(dm, t + 8) as u32,
+        caller: k.sa.location(dm.read_u64(t))?,
+        cpu: dm.read_u64(t + 8) as u32,
     })
 }
 
@@ -734,7 +770,7 @@ fn alloc_debug(
         for nid in
             core::iter::once(local).chain((0..k.sa.nr_nodes() as u32).filter(|&n| n != local))
         {
-            let n = s.node(nid);
+            let n = s.slub().node(nid);
             if let Some(pfn) = n.partial.first() {
                 hit = Some((nid, n, pfn.0));
                 break;
@@ -743,7 +779,7 @@ fn alloc_debug(
         let Some((nid, mut n, pfn)) = hit else {
             let pfn = new_slab(k, cpu, s, gfp)?;
             let nid = k.sa.page(pfn)?.nid();
-            add_partial(k, &mut s.node(nid), nid, pfn.0, 0);
+            add_partial(k, &mut s.slub().node(nid), nid, pfn.0, 0);
             continue;
         };
         let head = k.sa.page(Pfn(pfn))?;
@@ -766,7 +802,7 @@ fn alloc_debug(
             n.full.push_back(k.sa.memmap(nid), Pfn(pfn));
             continue;
         }
-        let next = read_u64(dm, obj + s.offset);
+        let next = dm.read_u64(obj + s.slub().offset);
         // alloc_consistency_checks: use after free shows as broken poison.
         check_object(k, s, obj, SLUB_RED_INACTIVE);
         head.set_mapping(next);
@@ -798,7 +834,7 @@ fn free_debug(
     let dm = k.pa.direct_map();
     let head = k.sa.page(Pfn(pfn)).unwrap();
     let nid = head.nid();
-    let mut n = s.node(nid);
+    let mut n = s.slub().node(nid);
     // on_freelist
     let mut fl = head.mapping();
     let mut steps = 0;
@@ -810,7 +846,7 @@ fn free_debug(
             };
             return Err(report(k, s, r, 1));
         }
-        fl = read_u64(dm, fl + s.offset);
+        fl = dm.read_u64(fl + s.slub().offset);
         steps += 1;
     }
     let bad = check_object(k, s, addr, SLUB_RED_ACTIVE);
@@ -823,16 +859,16 @@ fn free_debug(
     let prior = head.mapping();
     let idx = head.index();
     let inuse = (idx & INUSE_MASK) - 1;
-    write_u64(dm, addr + s.offset, prior);
+    dm.write_u64(addr + s.slub().offset, prior);
     head.set_mapping(addr);
     if idx & ON_FULL != 0 {
         n.full.remove(k.sa.memmap(nid), Pfn(pfn));
-        if inuse == 0 && n.nr_partial >= s.min_partial {
+        if inuse == 0 && n.nr_partial >= s.slub().min_partial {
             discard_slab(k, cpu, s, &mut n, pfn);
         } else {
             add_partial(k, &mut n, nid, pfn, inuse);
         }
-    } else if inuse == 0 && n.nr_partial >= s.min_partial {
+    } else if inuse == 0 && n.nr_partial >= s.slub().min_partial {
         remove_partial(k, &mut n, nid, pfn);
         discard_slab(k, cpu, s, &mut n, pfn);
     } else {
@@ -845,11 +881,11 @@ fn free_debug(
 /// slub_kunit does: a broken freelist is truncated (1 error), a wrong
 /// in-use count fixed (2: the report and the fix), and every object's red
 /// zones and poison checked (2 per bad range).
-pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
+fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
     let before = s.errors.load(Relaxed);
     let dm = k.pa.direct_map();
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let n = s.node(nid);
+        let n = s.slub().node(nid);
         let slabs: Vec<Pfn> = n
             .partial
             .iter(k.sa.memmap(nid))
@@ -869,7 +905,7 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
                     };
                     if object != 0 {
                         report(k, s, r, 1);
-                        write_u64(dm, object + s.offset, 0);
+                        dm.write_u64(object + s.slub().offset, 0);
                     } else {
                         report(k, s, r, 2);
                         head.set_mapping(0);
@@ -880,7 +916,7 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
                 }
                 free[obj_index(s, pfn.0, fp)] = true;
                 object = fp;
-                fp = read_u64(dm, object + s.offset);
+                fp = dm.read_u64(object + s.slub().offset);
                 nr += 1;
             }
             let inuse = (head.index() & INUSE_MASK) as u32;
@@ -895,7 +931,7 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
                 crate::printk!(k.pa.log, "FIX {}: Object count adjusted", s.name);
                 head.set_index((head.index() & !INUSE_MASK) | (s.objects - nr) as u64);
             }
-            let base = pfn.phys().0 + s.red_left_pad;
+            let base = pfn.phys().0 + s.slub().red_left_pad;
             for (i, f) in free.iter().enumerate() {
                 let p = base + i as u64 * s.size;
                 let val = if *f {
@@ -917,13 +953,13 @@ pub(crate) fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
 fn slabs_with_free(
     k: &Kmem,
     s: &Cache,
-    cpus: &[&CpuCache],
+    cpus: &[&KmemCacheCpu],
 ) -> Result<Vec<(u64, Vec<bool>)>, alloc::string::String> {
     use alloc::format;
     let mut out = Vec::new();
     let mut nr_slabs = 0;
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let n = s.node(nid);
+        let n = s.slub().node(nid);
         let mm = k.sa.memmap(nid);
         let mut np = 0;
         for pfn in n.partial.iter(mm) {
@@ -1010,10 +1046,10 @@ fn slabs_with_free(
     Ok(out)
 }
 
-pub(crate) fn validate(
+fn validate(
     k: &Kmem,
     s: &Cache,
-    cpus: &[&CpuCache],
+    cpus: &[&KmemCacheCpu],
 ) -> Result<CacheCounts, alloc::string::String> {
     let slabs = slabs_with_free(k, s, cpus)?;
     let objects = slabs.len() as u64 * s.objects as u64;
@@ -1028,11 +1064,11 @@ pub(crate) fn validate(
     })
 }
 
-pub(crate) fn live_objects(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Vec<ObjPtr> {
+fn live_objects(k: &Kmem, s: &Cache, cpus: &[&KmemCacheCpu]) -> Vec<ObjPtr> {
     let mut out = Vec::new();
     if let Ok(slabs) = slabs_with_free(k, s, cpus) {
         for (pfn, free) in slabs {
-            let base = (pfn << PAGE_SHIFT) + s.red_left_pad;
+            let base = (pfn << PAGE_SHIFT) + s.slub().red_left_pad;
             for (i, f) in free.iter().enumerate() {
                 if !f {
                     out.push(ObjPtr(PhysAddr(base + i as u64 * s.size)));
@@ -1046,10 +1082,10 @@ pub(crate) fn live_objects(k: &Kmem, s: &Cache, cpus: &[&CpuCache]) -> Vec<ObjPt
 
 /// `get_slabinfo` (SLUB): objects on node partial lists are the free ones;
 /// CPU slabs count as fully in use, as in Linux.
-pub(crate) fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
+fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
     let (mut slabs, mut objs, mut free) = (0, 0, 0);
     for nid in 0..k.sa.nr_nodes() as u32 {
-        let n = s.node(nid);
+        let n = s.slub().node(nid);
         slabs += n.nr_slabs;
         objs += n.total_objects;
         free += n
@@ -1071,6 +1107,112 @@ pub(crate) fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
         active_slabs: slabs,
         num_slabs: slabs,
         sharedavail: 0,
+    }
+}
+
+/// The SLUB engine.
+pub(crate) struct Slub;
+
+impl SlabEngine for Slub {
+    const KMALLOC_SHIFT_LOW: usize = 3;
+    const MERGES: bool = true;
+    type Cpu = KmemCacheCpu;
+
+    fn create_cache(
+        k: &Kmem,
+        id: CacheId,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+        ctor: Option<Ctor>,
+    ) -> Cache {
+        new_cache(k, id, name, size, align, flags, ctor)
+    }
+
+    fn new_cpu(cache: &Arc<Cache>) -> CpuCache {
+        CpuCache::Slub(KmemCacheCpu {
+            cache: cache.clone(),
+            offset: cache.slub().offset,
+            slab_mask: !((1u64 << cache.order) - 1),
+            slab: NIL,
+            freelist: 0,
+            partial: Vec::with_capacity(cache.slub().cpu_partial_slabs),
+        })
+    }
+
+    fn cpu_ref(c: &CpuCache) -> Option<&KmemCacheCpu> {
+        match c {
+            CpuCache::Slub(c) => Some(c),
+            CpuCache::Slab(_) => None,
+        }
+    }
+
+    #[inline]
+    fn alloc(
+        k: &Kmem,
+        cpu: CpuId,
+        c: &mut KmemCacheCpu,
+        gfp: Gfp,
+        orig_size: Option<u64>,
+        caller: &'static Location<'static>,
+    ) -> Option<ObjPtr> {
+        alloc(k, cpu, c, gfp, orig_size, caller)
+    }
+
+    #[inline]
+    fn free(
+        k: &Kmem,
+        cpu: CpuId,
+        c: &mut KmemCacheCpu,
+        obj: ObjPtr,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabReport> {
+        free(k, cpu, c, obj, caller)
+    }
+
+    fn shrink(k: &Kmem, cpu: CpuId, s: &Cache) -> u64 {
+        shrink(k, cpu, s)
+    }
+
+    fn nr_slabs(s: &Cache) -> u64 {
+        s.slub().nodes.iter().map(|n| n.lock().nr_slabs).sum()
+    }
+
+    fn slabinfo(k: &Kmem, s: &Cache) -> SlabInfo {
+        slabinfo(k, s)
+    }
+
+    fn validate(
+        k: &Kmem,
+        s: &Cache,
+        cpus: &[&KmemCacheCpu],
+    ) -> Result<CacheCounts, alloc::string::String> {
+        validate(k, s, cpus)
+    }
+
+    fn live_objects(k: &Kmem, s: &Cache, cpus: &[&KmemCacheCpu]) -> Vec<ObjPtr> {
+        live_objects(k, s, cpus)
+    }
+
+    fn alloc_track(k: &Kmem, s: &Cache, obj: ObjPtr) -> Option<Track> {
+        get_track(k, s, obj, false)
+    }
+
+    fn validate_slab_cache(k: &Kmem, s: &Cache) -> u64 {
+        validate_slab_cache(k, s)
+    }
+
+    fn boot_message(pa: &PageAlloc) {
+        // slub_min_order 0, slub_min_objects 0 (automatic), no command line.
+        crate::printk!(
+            pa.log,
+            "SLUB: HWalign={}, Order=0-{}, MinObjects=0, CPUs={}, Nodes={}",
+            CACHE_LINE_SIZE,
+            SLUB_MAX_ORDER,
+            pa.nr_cpus(),
+            pa.nodes.len()
+        );
     }
 }
 
@@ -1215,15 +1357,15 @@ mod tests {
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         k.kmem_cache_free(C0, s, p).unwrap();
         let c = sa.cache(s).unwrap();
-        let fp = p.0 .0 + c.offset;
-        let tmp = read_u64(m.pa.direct_map(), fp);
+        let fp = p.0 .0 + c.slub().offset;
+        let tmp = m.pa.direct_map().read_u64(fp);
         poke(&k, fp, 0x12);
         assert_eq!(
             k.validate_slab_cache(s),
             3,
             "corrupt freechain + wrong count + fix"
         );
-        write_u64(m.pa.direct_map(), fp, tmp);
+        m.pa.direct_map().write_u64(fp, tmp);
         assert_eq!(k.validate_slab_cache(s), 2, "wrong count + fix");
         assert_eq!(k.validate_slab_cache(s), 0);
         k.kmem_cache_destroy(C0, s).unwrap();
@@ -1307,7 +1449,7 @@ mod tests {
             .kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None)
             .unwrap();
         let p = k.kmalloc_from(C0, s, 48, Gfp::KERNEL).unwrap();
-        fill(dm, p.0 .0, 0xff, 48);
+        dm.fill(p.0 .0, 0xff, 48);
         let mut b = [0u8; 64];
         let p = k.krealloc(C0, p, 40, Gfp::KERNEL | Gfp::ZERO).unwrap();
         dm.read(p.0, &mut b);
@@ -1415,17 +1557,25 @@ mod tests {
             .kmem_cache_create("rz", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None)
             .unwrap();
         let c = sa.cache(rz).unwrap();
-        assert_eq!((c.inuse, c.offset, c.red_left_pad, c.size), (72, 32, 8, 88));
+        assert_eq!(
+            (
+                c.slub().inuse,
+                c.slub().offset,
+                c.slub().red_left_pad,
+                c.size
+            ),
+            (72, 32, 8, 88)
+        );
         let po = k
             .kmem_cache_create("po", 64, 0, SlabFlags(SlabFlags::POISON), None)
             .unwrap();
         let c = sa.cache(po).unwrap();
-        assert_eq!((c.offset, c.size), (64, 72));
+        assert_eq!((c.slub().offset, c.size), (64, 72));
         let plain = k
             .kmem_cache_create("plain", 100, 0, SlabFlags(SlabFlags::NO_MERGE), None)
             .unwrap();
         assert_eq!(
-            sa.cache(plain).unwrap().offset,
+            sa.cache(plain).unwrap().slub().offset,
             48,
             "free pointer mid-object"
         );
