@@ -353,7 +353,7 @@ fn slab(config: &MachineConfig) -> Result<(), String> {
     let m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
     let k = Kmem::new(m.slab(), m.pa());
     let cache = k
-        .kmem_cache_create("bench_64", 64, 0, SlabFlags(SlabFlags::NO_MERGE), None)
+        .kmem_cache_create("bench_64", 64, 0, SlabFlags::NO_MERGE, None)
         .map_err(|e| e.to_string())?;
     let cpu = CpuId(0);
     let layout = Layout::from_size_align(64, 8).expect("layout");

@@ -55,7 +55,7 @@ fn single(c: &mut Criterion) {
             })
         });
         let id = k
-            .kmem_cache_create("bench_obj", 64, 0, SlabFlags(SlabFlags::NO_MERGE), None)
+            .kmem_cache_create("bench_obj", 64, 0, SlabFlags::NO_MERGE, None)
             .unwrap();
         g.bench_function(format!("lmm_{name}/kmem_cache_alloc_free"), |b| {
             b.iter(|| {

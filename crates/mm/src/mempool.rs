@@ -299,7 +299,7 @@ mod tests {
         let k = Kmem::new(&sa, &m.pa);
         let free0 = m.pa.nr_free_pages() + m.pa.nr_pcp_pages();
         let cache = k
-            .kmem_cache_create("bio", 200, 0, SlabFlags(0), None)
+            .kmem_cache_create("bio", 200, 0, SlabFlags::empty(), None)
             .unwrap();
         let sp = Mempool::create_slab_pool(&k, C0, 4, cache).unwrap();
         let kp = Mempool::create_kmalloc_pool(&k, C0, 2, 1000).unwrap();

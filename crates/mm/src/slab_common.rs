@@ -116,9 +116,9 @@ impl KmallocType {
             KmallocType::Cgroup => "kmalloc-cg-",
         }
     }
-    fn flags(self) -> u32 {
+    fn flags(self) -> SlabFlags {
         match self {
-            KmallocType::Normal => 0,
+            KmallocType::Normal => SlabFlags::empty(),
             KmallocType::Reclaim => SlabFlags::RECLAIM_ACCOUNT,
             KmallocType::Dma => SlabFlags::CACHE_DMA,
             KmallocType::Cgroup => SlabFlags::ACCOUNT,
@@ -169,11 +169,12 @@ pub fn kmalloc_index(size: u64, min_shift: usize) -> usize {
 /// The caches `kmem_cache_init` makes for the kernel's own objects, with the
 /// object sizes of this machine's Linux 6.18 (tests/host/slabinfo.txt).
 pub const KERNEL_CACHES: &[(&str, u64, u32)] = {
-    const H: u32 = SlabFlags::HWCACHE_ALIGN;
-    const P: u32 = SlabFlags::PANIC;
-    const A: u32 = SlabFlags::ACCOUNT;
-    const N: u32 = SlabFlags::NO_MERGE;
-    const R: u32 = SlabFlags::RECLAIM_ACCOUNT;
+    // Bits, so the table can be built in a const (`|` on the type is not).
+    const H: u32 = SlabFlags::HWCACHE_ALIGN.bits();
+    const P: u32 = SlabFlags::PANIC.bits();
+    const A: u32 = SlabFlags::ACCOUNT.bits();
+    const N: u32 = SlabFlags::NO_MERGE.bits();
+    const R: u32 = SlabFlags::RECLAIM_ACCOUNT.bits();
     &[
         ("vmap_area", 72, P | N),
         ("maple_node", 256, P | N),
@@ -307,7 +308,7 @@ impl SlabAllocator {
         let mut kernel = Vec::new();
         {
             let k = Kmem::new(&sa, pa);
-            let h = SlabFlags(SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_MERGE);
+            let h = SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_MERGE;
             k.kmem_cache_create("kmem_cache", 256, 0, h, None)
                 .expect("kmem_cache");
             k.kmem_cache_create("kmem_cache_node", 128, 0, h, None)
@@ -325,7 +326,7 @@ impl SlabAllocator {
                 for i in order {
                     let (size, suffix) = KMALLOC_INFO[i];
                     let name = format!("{}{}", t.prefix(), suffix);
-                    let flags = SlabFlags(SlabFlags::KMALLOC | SlabFlags::PANIC | t.flags());
+                    let flags = SlabFlags::KMALLOC | SlabFlags::PANIC | t.flags();
                     let id = k
                         .create_cache(&name, size, ARCH_MINALIGN, flags, None, false)
                         .expect("kmalloc cache");
@@ -341,7 +342,7 @@ impl SlabAllocator {
             }
             for &(name, size, flags) in KERNEL_CACHES {
                 let id = k
-                    .kmem_cache_create(name, size, 0, SlabFlags(flags), None)
+                    .kmem_cache_create(name, size, 0, SlabFlags::from_bits_retain(flags), None)
                     .expect("kernel cache");
                 kernel.push((name, id));
             }
@@ -417,7 +418,7 @@ impl<'a> Kmem<'a> {
         ctor: Option<Ctor>,
     ) -> Result<CacheId, Errno> {
         let r = self.create_cache(name, size, align, flags, ctor, true);
-        if r.is_err() && flags.has(SlabFlags::PANIC) {
+        if r.is_err() && flags.contains(SlabFlags::PANIC) {
             panic!("kmem_cache_create: Failed to create slab '{name}'");
         }
         r
@@ -882,7 +883,7 @@ impl<'a> Kmem<'a> {
                 if let Some(c) = self.sa.cache(id) {
                     if let Some(off) = c.orig_size_offset() {
                         dm.write_u64(obj.0 .0 + off, new_size);
-                        if new_size < c.object_size() && c.flags.has(SlabFlags::RED_ZONE) {
+                        if new_size < c.object_size() && c.flags.contains(SlabFlags::RED_ZONE) {
                             dm.fill(
                                 obj.0 .0 + new_size,
                                 SLUB_RED_ACTIVE,
@@ -1021,7 +1022,7 @@ fn find_mergeable(
     flags: SlabFlags,
     ctor: Option<Ctor>,
 ) -> Option<CacheId> {
-    if ctor.is_some() || flags.0 & SlabFlags::NEVER_MERGE != 0 {
+    if ctor.is_some() || flags.intersects(SlabFlags::NEVER_MERGE) {
         return None;
     }
     let size = size.next_multiple_of(8);
@@ -1029,11 +1030,12 @@ fn find_mergeable(
     let size = size.next_multiple_of(align);
     for &id in reg.list.iter().rev() {
         let s = reg.caches[id.0 as usize].as_ref()?;
-        if s.flags.0 & SlabFlags::NEVER_MERGE != 0 || s.ctor.is_some() {
+        if s.flags.intersects(SlabFlags::NEVER_MERGE) || s.ctor.is_some() {
             continue;
         }
         if size > s.size
-            || (flags.0 & SlabFlags::MERGE_SAME) != (s.flags.0 & SlabFlags::MERGE_SAME)
+            || flags.intersection(SlabFlags::MERGE_SAME)
+                != s.flags.intersection(SlabFlags::MERGE_SAME)
             || s.size & !(align - 1) != s.size
             || s.size - size >= 8
         {
@@ -1237,7 +1239,7 @@ mod tests {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
             let id = k
-                .kmem_cache_create("ctor_test", 48, 0, SlabFlags(0), Some(ctor))
+                .kmem_cache_create("ctor_test", 48, 0, SlabFlags::empty(), Some(ctor))
                 .unwrap();
             let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
             let mut b = [0u8; 4];
@@ -1256,7 +1258,7 @@ mod tests {
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
             let id = k
-                .kmem_cache_create("states", 1000, 0, SlabFlags(0), None)
+                .kmem_cache_create("states", 1000, 0, SlabFlags::empty(), None)
                 .unwrap();
             let c = sa.cache(id).unwrap();
             let per = c.objects as usize;
@@ -1297,7 +1299,7 @@ mod tests {
         let sa = SlabAllocator::empty(&m.pa, SlabKind::Slub);
         let k = Kmem::new(&sa, &m.pa);
         let id = k
-            .kmem_cache_create("leaky", 64, 0, SlabFlags(0), None)
+            .kmem_cache_create("leaky", 64, 0, SlabFlags::empty(), None)
             .unwrap();
         let p = k.kmem_cache_alloc(C0, id, Gfp::KERNEL).unwrap();
         m.pa.direct_map().write(p.0, b"still here");
@@ -1327,25 +1329,19 @@ mod tests {
         let k = Kmem::new(&sa, &m.pa);
         let n = sa.caches().len();
         let a = k
-            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags::empty(), None)
             .unwrap();
         assert_eq!(sa.cache(a).unwrap().name, "kmalloc-64");
         assert_eq!(sa.caches().len(), n);
         fn ctor(_: &mut [u8]) {}
         let b = k
-            .kmem_cache_create("with_ctor", 60, 0, SlabFlags(0), Some(ctor))
+            .kmem_cache_create("with_ctor", 60, 0, SlabFlags::empty(), Some(ctor))
             .unwrap();
         let c = k
-            .kmem_cache_create("debugged", 60, 0, SlabFlags(SlabFlags::RED_ZONE), None)
+            .kmem_cache_create("debugged", 60, 0, SlabFlags::RED_ZONE, None)
             .unwrap();
         let d = k
-            .kmem_cache_create(
-                "reclaim",
-                60,
-                0,
-                SlabFlags(SlabFlags::RECLAIM_ACCOUNT),
-                None,
-            )
+            .kmem_cache_create("reclaim", 60, 0, SlabFlags::RECLAIM_ACCOUNT, None)
             .unwrap();
         assert!(b != a && c != a);
         assert_eq!(sa.cache(d).unwrap().name, "kmalloc-rcl-64");
@@ -1357,7 +1353,7 @@ mod tests {
         let sa2 = SlabAllocator::kmem_cache_init(&m.pa, SlabKind::Slab);
         let k2 = Kmem::new(&sa2, &m.pa);
         let e = k2
-            .kmem_cache_create("my_objs", 60, 0, SlabFlags(0), None)
+            .kmem_cache_create("my_objs", 60, 0, SlabFlags::empty(), None)
             .unwrap();
         assert_eq!(sa2.cache(e).unwrap().name, "my_objs");
     }
@@ -1506,10 +1502,10 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
             let sa = SlabAllocator::empty(&m.pa, kind);
             let k = Kmem::new(&sa, &m.pa);
             let a = k
-                .kmem_cache_create("test_a", 100, 0, SlabFlags(0), None)
+                .kmem_cache_create("test_a", 100, 0, SlabFlags::empty(), None)
                 .unwrap();
             let b = k
-                .kmem_cache_create("test_b", 400, 0, SlabFlags(SlabFlags::HWCACHE_ALIGN), None)
+                .kmem_cache_create("test_b", 400, 0, SlabFlags::HWCACHE_ALIGN, None)
                 .unwrap();
             let objs: Vec<_> = (0..3)
                 .map(|_| k.kmem_cache_alloc(C0, a, Gfp::KERNEL).unwrap())
@@ -1599,8 +1595,8 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
         let k = Kmem::new(&sa, &m.pa);
         let dm = m.pa.direct_map();
         let specs = [
-            (24u64, 0u64, 0u32),
-            (200, 64, 0),
+            (24u64, 0u64, SlabFlags::empty()),
+            (200, 64, SlabFlags::empty()),
             (
                 700,
                 0,
@@ -1615,7 +1611,7 @@ test_a                39     39    104   39    1 : tunables  120   60    8 : sla
                     &alloc::format!("model{i}"),
                     s,
                     a,
-                    SlabFlags(f | SlabFlags::NO_MERGE),
+                    f | SlabFlags::NO_MERGE,
                     None,
                 )
                 .unwrap()

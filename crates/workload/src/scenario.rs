@@ -979,7 +979,7 @@ fn register_kernel(engine: &mut Engine, st: &Shared) {
 
 fn slab_flags(s: &str) -> RhaiResult<mm::slab_common::SlabFlags> {
     use mm::slab_common::SlabFlags as F;
-    let mut f = 0;
+    let mut f = F::empty();
     for part in s.split('|').map(str::trim).filter(|p| !p.is_empty()) {
         f |= match part.trim_start_matches("SLAB_") {
             "HWCACHE_ALIGN" => F::HWCACHE_ALIGN,
@@ -996,7 +996,7 @@ fn slab_flags(s: &str) -> RhaiResult<mm::slab_common::SlabFlags> {
             other => return err(format!("unknown or unavailable slab flag {other:?} (SLAB_PANIC would stop lmm, not a simulated kernel)")),
         };
     }
-    Ok(F(f))
+    Ok(f)
 }
 
 /// Slab functions: caches and their objects, kmalloc and friends. Objects

@@ -71,39 +71,54 @@ pub struct CacheId(pub u32);
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Default, Hash)]
 pub struct SlabFlags(pub u32);
 
-#[allow(missing_docs)]
-impl SlabFlags {
-    pub const CONSISTENCY_CHECKS: u32 = 0x0000_0100;
-    pub const RED_ZONE: u32 = 0x0000_0400;
-    pub const POISON: u32 = 0x0000_0800;
-    pub const KMALLOC: u32 = 0x0000_1000;
-    pub const HWCACHE_ALIGN: u32 = 0x0000_2000;
-    pub const CACHE_DMA: u32 = 0x0000_4000;
-    pub const CACHE_DMA32: u32 = 0x0000_8000;
-    pub const STORE_USER: u32 = 0x0001_0000;
-    pub const RECLAIM_ACCOUNT: u32 = 0x0002_0000;
-    pub const PANIC: u32 = 0x0004_0000;
-    pub const TYPESAFE_BY_RCU: u32 = 0x0008_0000;
-    pub const NO_MERGE: u32 = 0x0100_0000;
-    pub const ACCOUNT: u32 = 0x0400_0000;
-    /// Flags that turn on slub_debug-style checking for a cache.
-    pub const DEBUG_FLAGS: u32 =
-        Self::RED_ZONE | Self::POISON | Self::STORE_USER | Self::CONSISTENCY_CHECKS;
-    /// `SLAB_NEVER_MERGE`.
-    pub const NEVER_MERGE: u32 = Self::RED_ZONE
-        | Self::POISON
-        | Self::STORE_USER
-        | Self::TYPESAFE_BY_RCU
-        | Self::NO_MERGE
-        | Self::CONSISTENCY_CHECKS;
-    /// `SLAB_MERGE_SAME`: flags two caches must share to merge.
-    pub const MERGE_SAME: u32 =
-        Self::RECLAIM_ACCOUNT | Self::CACHE_DMA | Self::CACHE_DMA32 | Self::ACCOUNT;
-
-    /// True if every bit of `f` is set.
-    pub fn has(self, f: u32) -> bool {
-        self.0 & f == f
+bitflags::bitflags! {
+    /// `SLAB_*` bits. Unknown bits are kept (`_ = !0`).
+    impl SlabFlags: u32 {
+        /// `SLAB_CONSISTENCY_CHECKS`: check objects on alloc and free.
+        const CONSISTENCY_CHECKS = 0x0000_0100;
+        /// `SLAB_RED_ZONE`: red zones around objects.
+        const RED_ZONE = 0x0000_0400;
+        /// `SLAB_POISON`: poison free objects.
+        const POISON = 0x0000_0800;
+        /// `SLAB_KMALLOC`: a kmalloc cache.
+        const KMALLOC = 0x0000_1000;
+        /// `SLAB_HWCACHE_ALIGN`: align objects to the cache line.
+        const HWCACHE_ALIGN = 0x0000_2000;
+        /// `SLAB_CACHE_DMA`: slabs from ZONE_DMA.
+        const CACHE_DMA = 0x0000_4000;
+        /// `SLAB_CACHE_DMA32`: slabs from ZONE_DMA32.
+        const CACHE_DMA32 = 0x0000_8000;
+        /// `SLAB_STORE_USER`: record the last owner of each object.
+        const STORE_USER = 0x0001_0000;
+        /// `SLAB_RECLAIM_ACCOUNT`: slabs count as SReclaimable.
+        const RECLAIM_ACCOUNT = 0x0002_0000;
+        /// `SLAB_PANIC`: a failed creation is fatal.
+        const PANIC = 0x0004_0000;
+        /// `SLAB_TYPESAFE_BY_RCU`: slabs freed after an RCU grace period.
+        const TYPESAFE_BY_RCU = 0x0008_0000;
+        /// `SLAB_NO_MERGE`: never merge with another cache.
+        const NO_MERGE = 0x0100_0000;
+        /// `SLAB_ACCOUNT`: objects charged to the memory cgroup.
+        const ACCOUNT = 0x0400_0000;
+        const _ = !0;
     }
+}
+
+impl SlabFlags {
+    /// Flags that turn on slub_debug-style checking for a cache.
+    pub const DEBUG_FLAGS: SlabFlags = SlabFlags::RED_ZONE
+        .union(SlabFlags::POISON)
+        .union(SlabFlags::STORE_USER)
+        .union(SlabFlags::CONSISTENCY_CHECKS);
+    /// `SLAB_NEVER_MERGE`.
+    pub const NEVER_MERGE: SlabFlags = SlabFlags::DEBUG_FLAGS
+        .union(SlabFlags::TYPESAFE_BY_RCU)
+        .union(SlabFlags::NO_MERGE);
+    /// `SLAB_MERGE_SAME`: flags two caches must share to merge.
+    pub const MERGE_SAME: SlabFlags = SlabFlags::RECLAIM_ACCOUNT
+        .union(SlabFlags::CACHE_DMA)
+        .union(SlabFlags::CACHE_DMA32)
+        .union(SlabFlags::ACCOUNT);
 }
 
 /// A constructor: runs once on each object when its slab is set up.
@@ -140,7 +155,7 @@ pub const POISON_END: u8 = 0xa5;
 /// multiple of a pointer.
 pub fn calculate_alignment(flags: SlabFlags, align: u64, size: u64) -> u64 {
     let mut align = align.max(1);
-    if flags.has(SlabFlags::HWCACHE_ALIGN) {
+    if flags.contains(SlabFlags::HWCACHE_ALIGN) {
         let mut ralign = CACHE_LINE_SIZE;
         while size <= ralign / 2 {
             ralign /= 2;
@@ -301,11 +316,11 @@ pub struct Cache {
 impl Cache {
     /// True if slub_debug-style checks are on.
     pub fn debug(&self) -> bool {
-        self.flags.0 & SlabFlags::DEBUG_FLAGS != 0
+        self.flags.intersects(SlabFlags::DEBUG_FLAGS)
     }
     /// True if free objects are poisoned (`__OBJECT_POISON`).
     pub fn poisons(&self) -> bool {
-        self.flags.has(SlabFlags::POISON) && self.ctor.is_none()
+        self.flags.contains(SlabFlags::POISON) && self.ctor.is_none()
     }
     /// The size callers asked for.
     pub fn object_size(&self) -> u64 {
@@ -317,7 +332,7 @@ impl Cache {
     }
     /// True if slab pages count as reclaimable.
     pub fn reclaimable(&self) -> bool {
-        self.flags.has(SlabFlags::RECLAIM_ACCOUNT)
+        self.flags.contains(SlabFlags::RECLAIM_ACCOUNT)
     }
     /// Slab colouring as (colours, bytes per colour step): SLAB's
     /// `colour` and `colour_off`; SLUB does not colour (no colours, steps
@@ -928,13 +943,13 @@ impl Cache {
         engine: CacheEngine,
     ) -> Cache {
         let mut allocflags = Gfp(0);
-        if flags.has(SlabFlags::CACHE_DMA) {
+        if flags.contains(SlabFlags::CACHE_DMA) {
             allocflags |= Gfp::DMA;
         }
-        if flags.has(SlabFlags::CACHE_DMA32) {
+        if flags.contains(SlabFlags::CACHE_DMA32) {
             allocflags |= Gfp::DMA32;
         }
-        if flags.has(SlabFlags::RECLAIM_ACCOUNT) {
+        if flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
             allocflags |= Gfp::RECLAIMABLE;
         }
         Cache {

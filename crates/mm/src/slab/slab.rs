@@ -101,7 +101,7 @@ fn new_cache(
         0
     };
     let mut pick = None;
-    if ctor.is_none() && !flags.has(SlabFlags::TYPESAFE_BY_RCU) {
+    if ctor.is_none() && !flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
         let (o, num, left) = calculate_slab_order(slot, FreelistPlace::InObject, max_order);
         if num > 0 && num <= size {
             pick = Some((FreelistPlace::InObject, o, num, left));

@@ -126,17 +126,17 @@ fn new_cache(
     let align = calculate_alignment(flags, align, size);
     let object_size = size;
     let mut s = size.next_multiple_of(8);
-    if flags.has(SlabFlags::RED_ZONE) && s == object_size {
+    if flags.contains(SlabFlags::RED_ZONE) && s == object_size {
         s += 8;
     }
     let inuse = s;
-    let orig = flags.has(SlabFlags::KMALLOC)
-        && flags.has(SlabFlags::STORE_USER)
-        && flags.has(SlabFlags::RED_ZONE);
-    let offset = if flags.has(SlabFlags::POISON)
-        || flags.has(SlabFlags::TYPESAFE_BY_RCU)
+    let orig = flags.contains(SlabFlags::KMALLOC)
+        && flags.contains(SlabFlags::STORE_USER)
+        && flags.contains(SlabFlags::RED_ZONE);
+    let offset = if flags.contains(SlabFlags::POISON)
+        || flags.contains(SlabFlags::TYPESAFE_BY_RCU)
         || ctor.is_some()
-        || (flags.has(SlabFlags::RED_ZONE) && (object_size < 8 || orig))
+        || (flags.contains(SlabFlags::RED_ZONE) && (object_size < 8 || orig))
     {
         s += 8;
         s - 8
@@ -144,7 +144,7 @@ fn new_cache(
         (object_size / 2) & !7
     };
     let (mut track_offset, mut orig_size_offset, mut red_left_pad) = (0, None, 0);
-    if flags.has(SlabFlags::STORE_USER) {
+    if flags.contains(SlabFlags::STORE_USER) {
         track_offset = s;
         s += 2 * TRACK_SIZE;
         if orig {
@@ -153,7 +153,7 @@ fn new_cache(
             s += 8;
         }
     }
-    if flags.has(SlabFlags::RED_ZONE) {
+    if flags.contains(SlabFlags::RED_ZONE) {
         s += 8;
         red_left_pad = 8u64.next_multiple_of(align);
         s += red_left_pad;
@@ -162,7 +162,7 @@ fn new_cache(
     let order = calculate_order(size, k.sa.nr_cpus());
     let objects = order_objects(order, size);
     let min_partial = (fls(size) as u64 / 2).clamp(MIN_PARTIAL, MAX_PARTIAL);
-    let cpu_partial_slabs = if flags.0 & SlabFlags::DEBUG_FLAGS != 0 {
+    let cpu_partial_slabs = if flags.intersects(SlabFlags::DEBUG_FLAGS) {
         0
     } else {
         let nr_objects: u64 = if size >= PAGE_SIZE {
@@ -659,7 +659,7 @@ fn check_bytes(
 fn check_object(k: &Kmem, s: &Cache, p: u64, val: u8) -> Vec<SlabReport> {
     let mut out = Vec::new();
     let osize = s.object_size();
-    if s.flags.has(SlabFlags::RED_ZONE) {
+    if s.flags.contains(SlabFlags::RED_ZONE) {
         check_bytes(
             k,
             s,
@@ -710,7 +710,7 @@ fn init_object(k: &Kmem, s: &Cache, p: u64, val: u8, orig: Option<u64>) {
         dm.fill(p, POISON_FREE, osize - 1);
         dm.fill(p + osize - 1, POISON_END, 1);
     }
-    if s.flags.has(SlabFlags::RED_ZONE) {
+    if s.flags.contains(SlabFlags::RED_ZONE) {
         dm.fill(p - s.slub().red_left_pad, val, s.slub().red_left_pad);
         dm.fill(p + osize, val, s.slub().inuse - osize);
         if let Some(off) = s.slub().orig_size_offset {
@@ -731,7 +731,7 @@ fn set_track(
     cpu: CpuId,
     caller: &'static Location<'static>,
 ) {
-    if !s.flags.has(SlabFlags::STORE_USER) {
+    if !s.flags.contains(SlabFlags::STORE_USER) {
         return;
     }
     let dm = k.pa.direct_map();
@@ -742,7 +742,7 @@ fn set_track(
 
 /// The alloc (or free) track stored with an object (`get_track`).
 fn get_track(k: &Kmem, s: &Cache, obj: ObjPtr, free: bool) -> Option<Track> {
-    if !s.flags.has(SlabFlags::STORE_USER) {
+    if !s.flags.contains(SlabFlags::STORE_USER) {
         return None;
     }
     let dm = k.pa.direct_map();
@@ -1320,13 +1320,7 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let s = k
-            .kmem_cache_create(
-                "TestSlub_RZ_alloc",
-                64,
-                0,
-                SlabFlags(SlabFlags::RED_ZONE),
-                None,
-            )
+            .kmem_cache_create("TestSlub_RZ_alloc", 64, 0, SlabFlags::RED_ZONE, None)
             .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         poke(&k, p.0 .0 + 64, 0x12);
@@ -1346,13 +1340,7 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let s = k
-            .kmem_cache_create(
-                "TestSlub_next_ptr_free",
-                64,
-                0,
-                SlabFlags(SlabFlags::POISON),
-                None,
-            )
+            .kmem_cache_create("TestSlub_next_ptr_free", 64, 0, SlabFlags::POISON, None)
             .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         k.kmem_cache_free(C0, s, p).unwrap();
@@ -1377,13 +1365,7 @@ mod tests {
             let (m, sa) = setup(0, 0);
             let k = Kmem::new(&sa, &m.pa);
             let s = k
-                .kmem_cache_create(
-                    "TestSlub_1th_word_free",
-                    64,
-                    0,
-                    SlabFlags(SlabFlags::POISON),
-                    None,
-                )
+                .kmem_cache_create("TestSlub_1th_word_free", 64, 0, SlabFlags::POISON, None)
                 .unwrap();
             let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
             k.kmem_cache_free(C0, s, p).unwrap();
@@ -1404,13 +1386,7 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let s = k
-            .kmem_cache_create(
-                "TestSlub_RZ_free",
-                64,
-                0,
-                SlabFlags(SlabFlags::RED_ZONE),
-                None,
-            )
+            .kmem_cache_create("TestSlub_RZ_free", 64, 0, SlabFlags::RED_ZONE, None)
             .unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         k.kmem_cache_free(C0, s, p).unwrap();
@@ -1424,7 +1400,7 @@ mod tests {
         let k = Kmem::new(&sa, &m.pa);
         let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
         let s = k
-            .kmem_cache_create("TestSlub_RZ_kmalloc", 32, 0, SlabFlags(f), None)
+            .kmem_cache_create("TestSlub_RZ_kmalloc", 32, 0, f, None)
             .unwrap();
         let p = k.kmalloc_from(C0, s, 18, Gfp::KERNEL).unwrap();
         poke(&k, p.0 .0 + 18, 0xab);
@@ -1446,7 +1422,7 @@ mod tests {
         let dm = m.pa.direct_map();
         let f = SlabFlags::KMALLOC | SlabFlags::STORE_USER | SlabFlags::RED_ZONE;
         let s = k
-            .kmem_cache_create("TestSlub_krealloc", 64, 0, SlabFlags(f), None)
+            .kmem_cache_create("TestSlub_krealloc", 64, 0, f, None)
             .unwrap();
         let p = k.kmalloc_from(C0, s, 48, Gfp::KERNEL).unwrap();
         dm.fill(p.0 .0, 0xff, 48);
@@ -1475,9 +1451,7 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let f = SlabFlags::POISON | SlabFlags::RED_ZONE | SlabFlags::STORE_USER;
-        let s = k
-            .kmem_cache_create("dbg", 100, 0, SlabFlags(f), None)
-            .unwrap();
+        let s = k.kmem_cache_create("dbg", 100, 0, f, None).unwrap();
         let p = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         let q = k.kmem_cache_alloc(C0, s, Gfp::KERNEL).unwrap();
         // Double free.
@@ -1554,7 +1528,7 @@ mod tests {
         let (m, sa) = setup(0, 0);
         let k = Kmem::new(&sa, &m.pa);
         let rz = k
-            .kmem_cache_create("rz", 64, 0, SlabFlags(SlabFlags::RED_ZONE), None)
+            .kmem_cache_create("rz", 64, 0, SlabFlags::RED_ZONE, None)
             .unwrap();
         let c = sa.cache(rz).unwrap();
         assert_eq!(
@@ -1567,12 +1541,12 @@ mod tests {
             (72, 32, 8, 88)
         );
         let po = k
-            .kmem_cache_create("po", 64, 0, SlabFlags(SlabFlags::POISON), None)
+            .kmem_cache_create("po", 64, 0, SlabFlags::POISON, None)
             .unwrap();
         let c = sa.cache(po).unwrap();
         assert_eq!((c.slub().offset, c.size), (64, 72));
         let plain = k
-            .kmem_cache_create("plain", 100, 0, SlabFlags(SlabFlags::NO_MERGE), None)
+            .kmem_cache_create("plain", 100, 0, SlabFlags::NO_MERGE, None)
             .unwrap();
         assert_eq!(
             sa.cache(plain).unwrap().slub().offset,

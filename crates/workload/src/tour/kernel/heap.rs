@@ -39,13 +39,7 @@ impl SlabRun {
             1,
         )?;
         let cache = Kmem::new(m.slab(), m.pa())
-            .kmem_cache_create(
-                "tour_obj",
-                OBJ_SIZE,
-                0,
-                SlabFlags(SlabFlags::NO_MERGE),
-                None,
-            )
+            .kmem_cache_create("tour_obj", OBJ_SIZE, 0, SlabFlags::NO_MERGE, None)
             .map_err(|e| format!("kmem_cache_create: {e:?}"))?;
         Ok(SlabRun {
             m,
