@@ -46,6 +46,8 @@
 //!
 //! Not yet: threads. See docs/native.md.
 
+mod affinity;
+mod chain;
 pub mod fault;
 mod mirror;
 pub mod procfs;
@@ -272,6 +274,9 @@ struct Run<'a> {
     warned: std::collections::BTreeSet<u64>,
     /// [`Options::warm_cache`].
     warm_cache: bool,
+    /// lmm and its stubs pinned to one CPU while the run lasts
+    /// ([`affinity`]); `None` where the host refused.
+    pin: Option<affinity::Pin>,
     /// [`Options::observer`].
     observer: Option<Observer>,
     /// What the run has found so far.
@@ -287,6 +292,7 @@ pub fn run(
     opts: &Options,
 ) -> Result<Outcome, String> {
     let fd = m.ram_memfd().as_raw_fd();
+    let pin = if std::env::var_os("LMM_NOPIN").is_some() { None } else { affinity::Pin::here() };
     let stub = Stub::spawn(fd).map_err(|e| format!("lmm native: {e}"))?;
     if opts.warm_cache {
         warm(m, program);
@@ -319,6 +325,7 @@ pub fn run(
         host_maps_at_fork: opts.host_maps_at_fork.clone(),
         warned: Default::default(),
         warm_cache: opts.warm_cache,
+        pin,
         observer: opts.observer.clone(),
         out: Outcome {
             ending: Ending::Exited(0),
@@ -1297,6 +1304,30 @@ impl Run<'_> {
         Ok(a)
     }
 
+    /// `sched_getaffinity(pid, len, mask)` (`nr` 204) answered with the
+    /// CPUs lmm ran on before it pinned itself and its stubs to one
+    /// ([`affinity`]), so the program sees what it would see on the host;
+    /// `None` for any other call, or when nothing was pinned. The buffer
+    /// is present already.
+    fn getaffinity(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        let Some(pin) = self.pin.as_ref().filter(|_| nr == 204) else {
+            return Ok(None);
+        };
+        let pid = a[0] as i32;
+        if pid < 0 || (pid > 0 && self.host_pid(pid as u32).is_none()) {
+            return Ok(Some(-i64::from(libc::ESRCH)));
+        }
+        let mask = match pin.getaffinity_reply(a[1]) {
+            Ok(mask) => mask.to_vec(),
+            Err(e) => return Ok(Some(e)),
+        };
+        Ok(Some(if self.put_user(a[2], &mask)? {
+            mask.len() as i64
+        } else {
+            -i64::from(libc::EFAULT)
+        }))
+    }
+
     /// A page fault of the program at `addr`: lmm's MMU and fault handler
     /// resolve it and the page is mirrored; 0 to resume, or the signal
     /// the program gets.
@@ -1659,6 +1690,8 @@ impl Run<'_> {
                     self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
+                } else if let Some(r) = self.getaffinity(nr, a)? {
                     r
                 } else {
                     match self.host_pids(nr, a) {

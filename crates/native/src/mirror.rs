@@ -115,7 +115,7 @@ impl Run<'_> {
         let r = self
             .cur
             .stub
-            .syscall(
+            .queue_syscall(
                 libc::SYS_mmap,
                 [
                     base,

@@ -10,15 +10,22 @@
 //! unmapped) and the frames lmm mirrors into it.
 //!
 //! A system call is run in the stub by pointing its registers at the
-//! trampoline and letting it run to the `int3` ([`Stub::syscall`]).
+//! trampoline and letting it run to the `int3` ([`Stub::syscall`]). The
+//! mirror of a fault is made on the way back to the program instead
+//! ([`Stub::queue_syscall`], [`crate::chain`]), which saves a stop.
 //!
 //! Deviation from Linux: the trampoline sits at 0x1000, below
 //! `vm.mmap_min_addr`, an address Linux never gives a program (so it can
 //! clash with nothing the program maps); mapping it there needs root
 //! (CAP_SYS_RAWIO), which lmm native needs anyway to trace as it does.
 
+use std::cell::Cell;
+use std::fs::File;
 use std::io;
 use std::os::fd::RawFd;
+use std::os::unix::fs::FileExt;
+
+use crate::chain;
 
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
@@ -52,7 +59,9 @@ pub type Regs = libc::user_regs_struct;
 /// How the stub stopped or ended (from `waitpid`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// A system-call-entry stop of PTRACE_SYSEMU (the call was not run).
+    /// A system-call-entry stop of PTRACE_SYSEMU, or the seccomp stop of
+    /// a call the program made while running under PTRACE_CONT after a
+    /// chain (the call is not run either way).
     Syscall,
     /// A signal-delivery stop for this signal (not yet delivered).
     Signal(i32),
@@ -98,6 +107,24 @@ pub struct Stub {
     /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
     /// name, start, length.
     vdso: Vec<(String, u64, u64)>,
+    /// True once the seccomp filter of [`chain::FILTER`] is in place: the
+    /// stub can run a chain.
+    seccomp: bool,
+    /// The stub's memory (`/proc/PID/mem`), through which lmm writes a
+    /// chain's data into the read-only trampoline page.
+    mem: Option<File>,
+    /// True at a seccomp stop until the registers are set with the call
+    /// skipped (`orig_rax` -1): the call must not run when resumed.
+    at_seccomp: bool,
+    /// The registers at the current stop, once read or set (a stop's
+    /// registers change only through [`Stub::set_regs`]).
+    regs: Cell<Option<Regs>>,
+    /// Calls queued by [`Stub::queue_syscall`], made when the stub next
+    /// runs.
+    pending: Vec<[u64; 7]>,
+    /// A chain the stub was let go with: the program's registers it
+    /// returns to and its calls, until a stop shows it through.
+    chain: Option<(Regs, Vec<[u64; 7]>)>,
 }
 
 /// The last OS error as an `io::Error` naming what failed.
@@ -108,7 +135,7 @@ fn os_err(what: &str) -> io::Error {
 
 /// The child side of the fork: only async-signal-safe calls from here on.
 /// Never returns.
-fn child(memfd: RawFd) -> ! {
+fn child(memfd: RawFd, chain_code: &[u8; chain::CODE_BYTES]) -> ! {
     // SAFETY: plain system calls on the child's own state after fork; the
     // trampoline is written through a mapping this function just created at
     // a fixed address nothing else uses.
@@ -158,6 +185,11 @@ fn child(memfd: RawFd) -> ! {
             libc::_exit(125);
         }
         std::ptr::copy_nonoverlapping(TRAMPOLINE_CODE.as_ptr(), page.cast::<u8>(), 3);
+        std::ptr::copy_nonoverlapping(
+            chain_code.as_ptr(),
+            page.cast::<u8>().add((chain::CODE - TRAMPOLINE) as usize),
+            chain_code.len(),
+        );
         libc::mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC);
         if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
             libc::_exit(124);
@@ -168,10 +200,43 @@ fn child(memfd: RawFd) -> ! {
 }
 
 impl Stub {
+    /// The state lmm keeps of host process `pid`, just stopped for the
+    /// first time, with its vDSO mappings and whether it inherited the
+    /// seccomp filter.
+    fn new(pid: libc::pid_t, vdso: Vec<(String, u64, u64)>, seccomp: bool) -> Stub {
+        let mem = File::options()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+            .ok();
+        Stub {
+            pid,
+            alive: true,
+            running: false,
+            stops: 0,
+            injected: 0,
+            vdso,
+            seccomp,
+            mem,
+            at_seccomp: false,
+            regs: Cell::new(None),
+            pending: Vec::new(),
+            chain: None,
+        }
+    }
+
     /// Forks the stub, waits for it to stop, sets the trace options
     /// (EXITKILL: it dies with lmm; TRACESYSGOOD) and unmaps everything it
     /// inherited but the trampoline.
     pub fn spawn(memfd: RawFd) -> io::Result<Stub> {
+        let chain_code = chain::code();
+        // The filter's program, at the same address in the child (a copy
+        // of this process until `unmap_all`), where the injected seccomp
+        // call reads it.
+        let filter = libc::sock_fprog {
+            len: chain::FILTER.len() as u16,
+            filter: chain::FILTER.as_ptr().cast_mut(),
+        };
         // SAFETY: the child runs only async-signal-safe system calls
         // (`child`) and never returns into Rust code of the parent.
         let pid = unsafe { libc::fork() };
@@ -179,16 +244,9 @@ impl Stub {
             return Err(os_err("fork"));
         }
         if pid == 0 {
-            child(memfd);
+            child(memfd, &chain_code);
         }
-        let mut stub = Stub {
-            pid,
-            alive: true,
-            running: false,
-            stops: 0,
-            injected: 0,
-            vdso: Vec::new(),
-        };
+        let mut stub = Stub::new(pid, Vec::new(), false);
         match stub.wait()? {
             Stop::Signal(libc::SIGSTOP) => {}
             other => {
@@ -198,13 +256,31 @@ impl Stub {
                 )))
             }
         }
-        // TRACEFORK: the child of a fork lmm injects is traced too.
-        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEFORK;
+        // TRACEFORK: the child of a fork lmm injects is traced too;
+        // TRACESECCOMP: the filter's SECCOMP_RET_TRACE stops here.
+        let opts = libc::PTRACE_O_EXITKILL
+            | libc::PTRACE_O_TRACESYSGOOD
+            | libc::PTRACE_O_TRACEFORK
+            | libc::PTRACE_O_TRACESECCOMP;
         // SAFETY: PTRACE_SETOPTIONS on our stopped tracee with valid flags.
         if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
             return Err(os_err("PTRACE_SETOPTIONS"));
         }
         stub.unregister_rseq()?;
+        // Root may install a filter without no_new_privs; where the host
+        // refuses, every fault takes the two stops of before.
+        let r = stub.syscall(
+            libc::SYS_seccomp,
+            [
+                libc::SECCOMP_SET_MODE_FILTER as u64,
+                0,
+                &filter as *const libc::sock_fprog as u64,
+                0,
+                0,
+                0,
+            ],
+        )?;
+        stub.seccomp = r == 0;
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         for l in maps.lines() {
             let mut it = l.split_whitespace();
@@ -260,14 +336,7 @@ impl Stub {
                 -child
             )));
         }
-        let mut stub = Stub {
-            pid: child as libc::pid_t,
-            alive: true,
-            running: false,
-            stops: 0,
-            injected: 0,
-            vdso: self.vdso.clone(),
-        };
+        let mut stub = Stub::new(child as libc::pid_t, self.vdso.clone(), self.seccomp);
         loop {
             match stub.wait()? {
                 Stop::Signal(libc::SIGSTOP) => return Ok(stub),
@@ -378,7 +447,6 @@ impl Stub {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
             if r == self.pid {
-                self.stops += 1;
                 break;
             }
             if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -389,9 +457,16 @@ impl Stub {
     }
 
     /// What wait status `status` of this stub means (noting its end).
+    /// A stop that may have come before a chain was through puts the
+    /// program's registers back and makes the chain's calls (again: a
+    /// MAP_FIXED mirror is the same made twice), so that lmm sees the
+    /// program where the chain would have left it.
     pub fn decode(&mut self, status: i32) -> Stop {
+        self.stops += 1;
         self.running = false;
-        if libc::WIFEXITED(status) {
+        self.regs.set(None);
+        self.at_seccomp = false;
+        let stop = if libc::WIFEXITED(status) {
             self.alive = false;
             Stop::Exited(libc::WEXITSTATUS(status))
         } else if libc::WIFSIGNALED(status) {
@@ -399,11 +474,44 @@ impl Stub {
             Stop::Killed(libc::WTERMSIG(status))
         } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
             Stop::Syscall
+        } else if status >> 16 == libc::PTRACE_EVENT_SECCOMP {
+            self.at_seccomp = true;
+            Stop::Syscall
         } else if status >> 16 != 0 {
             Stop::Event(status >> 16)
         } else {
             Stop::Signal(libc::WSTOPSIG(status))
+        };
+        match stop {
+            // The program's own call or its end: the chain is through.
+            Stop::Syscall | Stop::Exited(_) | Stop::Killed(_) => self.chain = None,
+            _ => {
+                if self.settle().is_err() {
+                    // The registers cannot be read: the stub is gone.
+                    self.kill();
+                    return Stop::Killed(libc::SIGKILL);
+                }
+            }
         }
+        stop
+    }
+
+    /// Finishes a chain the stub stopped in (see [`Stub::decode`]).
+    fn settle(&mut self) -> io::Result<()> {
+        let Some((saved, calls)) = self.chain.take() else {
+            return Ok(());
+        };
+        let now = self.regs()?;
+        if chain::inside(now.rip) {
+            let mut back = saved;
+            // The emulated call that preceded the chain is over.
+            back.orig_rax = u64::MAX;
+            self.set_regs(&back)?;
+            for c in calls {
+                self.call_now(c)?;
+            }
+        }
+        Ok(())
     }
 
     /// True until the stub has exited or been killed and reaped.
@@ -431,7 +539,6 @@ impl Stub {
             // SAFETY: waitpid on our own child with a valid status pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
             if r == self.pid {
-                self.stops += 1;
                 self.running = false;
                 return Ok(status);
             }
@@ -442,8 +549,32 @@ impl Stub {
     }
 
     /// Resumes the stub with `request` (PTRACE_SYSEMU, PTRACE_CONT),
-    /// delivering signal `sig` (0: none).
+    /// delivering signal `sig` (0: none). Queued calls are made first: on
+    /// the way back into the program by a chain when it simply goes on
+    /// (PTRACE_SYSEMU, no signal), else one injected call each.
     pub fn resume(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            if request == libc::PTRACE_SYSEMU
+                && sig == 0
+                && self.seccomp
+                && self.mem.is_some()
+                && self.pending.len() <= chain::MAX_CALLS
+            {
+                return self.run_chain();
+            }
+            self.flush()?;
+        }
+        if self.at_seccomp {
+            // Setting the registers skips the call the program made.
+            let r = self.regs()?;
+            self.set_regs(&r)?;
+        }
+        self.go(request, sig)
+    }
+
+    /// The resume itself.
+    fn go(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        self.regs.set(None);
         // SAFETY: a resume request on our stopped tracee.
         if unsafe { libc::ptrace(request, self.pid, 0, sig as libc::c_long) } != 0 {
             return Err(os_err("ptrace resume"));
@@ -452,23 +583,92 @@ impl Stub {
         Ok(())
     }
 
+    /// Lets the stub run the queued calls by a chain back to the program
+    /// ([`crate::chain`]): under PTRACE_CONT, its system calls stopping
+    /// at the seccomp filter.
+    fn run_chain(&mut self) -> io::Result<()> {
+        let calls = std::mem::take(&mut self.pending);
+        let regs = self.regs()?;
+        let data = chain::data(&calls, &regs);
+        if let Some(mem) = &self.mem {
+            mem.write_all_at(&data, chain::DATA)
+                .map_err(|e| io::Error::new(e.kind(), format!("the stub's memory: {e}")))?;
+        }
+        let mut r = regs;
+        r.rip = chain::entry(calls.len());
+        self.set_regs(&r)?;
+        self.injected += calls.len() as u64;
+        self.chain = Some((regs, calls));
+        self.go(libc::PTRACE_CONT, 0)
+    }
+
+    /// Queues system call `nr` with `args`, made before the stub next
+    /// runs (by [`Stub::resume`], or before any call run now), its result
+    /// unseen: for a mirror, which cannot fail but on a bug. Without the
+    /// seccomp filter it is made at once. Returns 0 or the call's result.
+    pub fn queue_syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        if !self.seccomp {
+            return self.syscall(nr, args);
+        }
+        let mut c = [nr as u64; 7];
+        c[1..].copy_from_slice(&args);
+        self.pending.push(c);
+        Ok(0)
+    }
+
+    /// Makes the queued calls now, one injected call each.
+    fn flush(&mut self) -> io::Result<()> {
+        for c in std::mem::take(&mut self.pending) {
+            self.call_now(c)?;
+        }
+        Ok(())
+    }
+
+    /// Makes queued call `c` now; an error if it fails.
+    fn call_now(&mut self, c: [u64; 7]) -> io::Result<()> {
+        let mut args = [0u64; 6];
+        args.copy_from_slice(&c[1..]);
+        let r = self.run_syscall(c[0] as i64, args)?;
+        if r < 0 {
+            return Err(io::Error::other(format!(
+                "system call {} in the stub at {:#x}: errno {}",
+                c[0],
+                c[1],
+                -r
+            )));
+        }
+        Ok(())
+    }
+
     /// The stub's registers.
     pub fn regs(&self) -> io::Result<Regs> {
+        if let Some(r) = self.regs.get() {
+            return Ok(r);
+        }
         // SAFETY: user_regs_struct is plain integers; all zeroes is valid.
         let mut r: Regs = unsafe { std::mem::zeroed() };
         // SAFETY: PTRACE_GETREGS writes one user_regs_struct into `r`.
         if unsafe { libc::ptrace(libc::PTRACE_GETREGS, self.pid, 0, &mut r as *mut Regs) } != 0 {
             return Err(os_err("PTRACE_GETREGS"));
         }
+        self.regs.set(Some(r));
         Ok(r)
     }
 
-    /// Sets the stub's registers.
+    /// Sets the stub's registers. At a seccomp stop the program's call is
+    /// skipped (`orig_rax` -1), as PTRACE_SYSEMU skips it.
     pub fn set_regs(&mut self, r: &Regs) -> io::Result<()> {
+        let mut r = *r;
+        if self.at_seccomp {
+            r.orig_rax = u64::MAX;
+            self.at_seccomp = false;
+        }
         // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `r`.
-        if unsafe { libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, r as *const Regs) } != 0 {
+        if unsafe { libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, &r as *const Regs) } != 0 {
+            self.regs.set(None);
             return Err(os_err("PTRACE_SETREGS"));
         }
+        self.regs.set(Some(r));
         Ok(())
     }
 
@@ -513,7 +713,14 @@ impl Stub {
     /// restored after. Signals that arrive meanwhile are queued again
     /// after it.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
-        let saved = self.start_syscall(nr, args)?;
+        self.flush()?;
+        self.run_syscall(nr, args)
+    }
+
+    /// [`Stub::syscall`] without making the queued calls first.
+    fn run_syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<i64> {
+        self.settle()?;
+        let saved = self.start_call(nr, args)?;
         let mut held = Vec::new();
         loop {
             match self.wait()? {
@@ -583,6 +790,13 @@ impl Stub {
     /// The caller waits for the stub's SIGTRAP at the `int3` (the call may
     /// block in the host meanwhile) and calls [`Stub::finish_syscall`].
     pub fn start_syscall(&mut self, nr: i64, args: [u64; 6]) -> io::Result<Regs> {
+        self.flush()?;
+        self.settle()?;
+        self.start_call(nr, args)
+    }
+
+    /// [`Stub::start_syscall`] itself.
+    fn start_call(&mut self, nr: i64, args: [u64; 6]) -> io::Result<Regs> {
         self.injected += 1;
         let saved = self.regs()?;
         let mut r = saved;

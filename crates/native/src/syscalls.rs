@@ -158,7 +158,8 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         201 => host(opt(a[0], 8, W)),
         // futex(uaddr, ...): one thread never waits on another
         202 => host(opt(a[0], 4, R)),
-        // sched_getaffinity(pid, len, mask)
+        // sched_getaffinity(pid, len, mask): lmm answers it (lmm and its
+        // stubs run pinned to one CPU) after the buffer is present
         204 => host(opt(a[2], a[1], W)),
         // getdents64(fd, buf, count)
         217 => host(opt(a[1], a[2], W)),
@@ -270,6 +271,7 @@ pub fn name(nr: u64) -> String {
         200 => "tkill",
         201 => "time",
         202 => "futex",
+        204 => "sched_getaffinity",
         217 => "getdents64",
         218 => "set_tid_address",
         219 => "restart_syscall",
