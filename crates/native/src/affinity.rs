@@ -98,7 +98,7 @@ impl Drop for Pin {
 /// accepted, `min_len`.
 fn reply(mask: &[u8], min_len: u64, len: u64) -> Result<&[u8], i64> {
     let long = std::mem::size_of::<libc::c_long>() as u64;
-    if len % long != 0 || len < min_len {
+    if !len.is_multiple_of(long) || len < min_len {
         return Err(-i64::from(libc::EINVAL));
     }
     Ok(&mask[..mask.len().min(len as usize)])

@@ -184,7 +184,10 @@ mod tests {
         let mut it = seen.iter();
         for slot in 0..MAX_CALLS {
             let base = DATA + (slot * CALL_WORDS * 8) as u64;
-            assert_eq!(it.clone().next().map(|i| i.ip()), Some(entry(MAX_CALLS - slot)));
+            assert_eq!(
+                it.clone().next().map(|i| i.ip()),
+                Some(entry(MAX_CALLS - slot))
+            );
             for (k, r) in [0u8].iter().chain(ARGS.iter()).enumerate() {
                 let i = it.next().expect("a load");
                 assert_eq!(i.mnemonic(), Mnemonic::Mov);
@@ -201,12 +204,18 @@ mod tests {
         }
         let jmp = it.next().expect("the jump back");
         assert_eq!(jmp.mnemonic(), Mnemonic::Jmp);
-        assert_eq!(jmp.memory_displacement64(), SAVED + 8 * RESTORED.len() as u64);
+        assert_eq!(
+            jmp.memory_displacement64(),
+            SAVED + 8 * RESTORED.len() as u64
+        );
         assert!(it.next().is_none());
         // Nothing in it writes the flags or the stack.
         for i in &seen {
             assert!(
-                matches!(i.mnemonic(), Mnemonic::Mov | Mnemonic::Syscall | Mnemonic::Jmp),
+                matches!(
+                    i.mnemonic(),
+                    Mnemonic::Mov | Mnemonic::Syscall | Mnemonic::Jmp
+                ),
                 "{:?}",
                 i.mnemonic()
             );
@@ -225,7 +234,10 @@ mod tests {
         let d = data(&[call], &r);
         let word = |i: usize| u64::from_le_bytes(d[8 * i..8 * i + 8].try_into().unwrap());
         let last = (MAX_CALLS - 1) * CALL_WORDS;
-        assert_eq!((0..CALL_WORDS).map(|k| word(last + k)).collect::<Vec<_>>(), call);
+        assert_eq!(
+            (0..CALL_WORDS).map(|k| word(last + k)).collect::<Vec<_>>(),
+            call
+        );
         assert!((0..last).all(|i| word(i) == 0));
         let saved = MAX_CALLS * CALL_WORDS;
         assert_eq!(

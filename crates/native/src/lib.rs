@@ -83,8 +83,6 @@ const SEGV_ACCERR: i32 = 2;
 /// tables, a read-around window), with room to spare: below this many
 /// free pages above a zone's high watermark, a fault may start reclaim.
 const FAULT_PAGES: u64 = 2048;
-/// The largest mirror (a 1 GiB page).
-const HUGEST: u64 = 1 << 30;
 /// clone(2) flags lmm looks at.
 const CLONE_VM: u64 = 0x100;
 /// The child shares the caller's signal handlers (threads only).
@@ -292,7 +290,7 @@ pub fn run(
     opts: &Options,
 ) -> Result<Outcome, String> {
     let fd = m.ram_memfd().as_raw_fd();
-    let pin = if std::env::var_os("LMM_NOPIN").is_some() { None } else { affinity::Pin::here() };
+    let pin = affinity::Pin::here();
     let stub = Stub::spawn(fd).map_err(|e| format!("lmm native: {e}"))?;
     if opts.warm_cache {
         warm(m, program);
@@ -1468,14 +1466,7 @@ impl Run<'_> {
         if start >= end {
             return Ok(());
         }
-        let hit: Vec<(u64, Mirror)> = self
-            .cur
-            .mirrored
-            .range(start.saturating_sub(HUGEST)..end)
-            .filter(|(&s, mir)| s + mir.span > start)
-            .map(|(&s, &mir)| (s, mir))
-            .collect();
-        for (s, mir) in hit {
+        for (s, mir) in mirror::overlapping(&self.cur.mirrored, start, end) {
             self.cur.mirrored.remove(&s);
             start = start.min(s);
             end = end.max(s + mir.span);

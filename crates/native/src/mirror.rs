@@ -10,16 +10,23 @@
 //! nothing lmm's accessed bit would learn from a SIGSEGV is lost. Their
 //! protection follows the same rule as a single mirror (writable only if
 //! dirty), so a first write still reaches lmm. The run stays inside one
-//! page table (2 MiB) and has one protection; lmm's fault counts do not
+//! page table (2 MiB) and 64 KiB of the fault, and has one protection; lmm's fault counts do not
 //! change (they are taken in lmm's fault handler, not here).
 
 use mm::types::VirtAddr;
 
 use crate::ptrace::MEMFD_SLOT;
-use crate::{Mirror, Run, HUGEST, MIRROR_FLOOR, TASK_SIZE};
+use std::collections::BTreeMap;
+
+use crate::{Mirror, Run, MIRROR_FLOOR, TASK_SIZE};
 
 /// The span of one page table of 4 KiB entries.
 const TABLE_SPAN: u64 = 2 << 20;
+/// How far a run reaches on either side of the faulting page: fault-around's
+/// window (`fault_around_bytes`, 64 KiB), so that a window lmm mapped at
+/// once is mirrored at once wherever in it the fault fell, while a fault
+/// looks at a few dozen entries and not the whole table.
+const RUN_REACH: u64 = 64 << 10;
 
 /// The host protection a present entry is mirrored with.
 pub(crate) fn prot_of(writable: bool, dirty: bool, nx: bool) -> i32 {
@@ -33,6 +40,26 @@ pub(crate) fn prot_of(writable: bool, dirty: bool, nx: bool) -> i32 {
     prot
 }
 
+/// The mirrors of `mirrored` (by start) that overlap `[start, end)`.
+/// Mirrors never overlap one another, so of those starting below `start`
+/// only the last can reach into the range: a lookup, not a scan of every
+/// mirror up to a huge page's span below.
+pub(crate) fn overlapping(
+    mirrored: &BTreeMap<u64, Mirror>,
+    start: u64,
+    end: u64,
+) -> Vec<(u64, Mirror)> {
+    let before = mirrored
+        .range(..start)
+        .next_back()
+        .filter(|(&s, mir)| s + mir.span > start);
+    before
+        .into_iter()
+        .chain(mirrored.range(start..end))
+        .map(|(&s, &mir)| (s, mir))
+        .collect()
+}
+
 impl Run<'_> {
     /// Mirrors the page at `va` after a fault, with the run of young
     /// present neighbours in its page table whose frames continue its own
@@ -40,21 +67,19 @@ impl Run<'_> {
     pub(crate) fn mirror_around(&mut self, va: u64) -> Result<(), String> {
         let page = va & !4095;
         let region = page & !(TABLE_SPAN - 1);
+        let from = region.max(page.saturating_sub(RUN_REACH));
+        let to = (region + TABLE_SPAN).min(page + 4096 + RUN_REACH);
         let p = self
             .m
             .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let mut leaves = Vec::new();
-        p.pt.walk(
-            VirtAddr(region),
-            VirtAddr(region + TABLE_SPAN),
-            &mut |at, pte, level| {
-                if pte.present() && p.pt.mode().span(level) == 4096 {
-                    let prot = prot_of(pte.writable(), pte.dirty(), pte.nx());
-                    leaves.push((at.0, pte.phys().0, prot, pte.accessed()));
-                }
-            },
-        );
+        p.pt.walk(VirtAddr(from), VirtAddr(to), &mut |at, pte, level| {
+            if pte.present() && p.pt.mode().span(level) == 4096 {
+                let prot = prot_of(pte.writable(), pte.dirty(), pte.nx());
+                leaves.push((at.0, pte.phys().0, prot, pte.accessed()));
+            }
+        });
         let Some(i) = leaves.iter().position(|l| l.0 == page) else {
             return self.mirror(va, true);
         };
@@ -102,14 +127,7 @@ impl Run<'_> {
         phys: u64,
         prot: i32,
     ) -> Result<(), String> {
-        let overlapping: Vec<u64> = self
-            .cur
-            .mirrored
-            .range(base.saturating_sub(HUGEST)..base + len)
-            .filter(|(&s, mir)| s + mir.span > base)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in overlapping {
+        for (s, _) in overlapping(&self.cur.mirrored, base, base + len) {
             self.cur.mirrored.remove(&s);
         }
         let r = self

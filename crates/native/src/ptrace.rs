@@ -632,9 +632,7 @@ impl Stub {
         if r < 0 {
             return Err(io::Error::other(format!(
                 "system call {} in the stub at {:#x}: errno {}",
-                c[0],
-                c[1],
-                -r
+                c[0], c[1], -r
             )));
         }
         Ok(())
