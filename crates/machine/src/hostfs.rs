@@ -254,6 +254,32 @@ mod tests {
     }
 
     #[test]
+    fn read_write_opens_write_back_and_follow_the_host_size() {
+        let dir = std::env::temp_dir().join(format!("lmm-hostfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rw.dat");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let p = path.to_str().unwrap();
+        // Read-only: writes refused, as an opener without FMODE_WRITE.
+        let ro = HostFile::open(p).unwrap();
+        assert!(!ro.writable());
+        assert_eq!(ro.write_at(0, b"x"), Err(Errno::EBADF));
+        assert_eq!(ro.set_size(1), Err(Errno::EINVAL));
+        let rw = HostFile::open_rw(p).unwrap();
+        assert!(rw.writable());
+        assert_eq!(rw.write_at(8, b"abcd"), Ok(4));
+        assert_eq!(std::fs::read(&path).unwrap(), b"01234567abcd");
+        // Both openers see the host's size, whoever changed it.
+        assert_eq!(ro.size(), 12);
+        rw.set_size(3).unwrap();
+        assert_eq!(ro.size(), 3);
+        std::fs::write(&path, b"0123456").unwrap();
+        assert_eq!(rw.size(), 7);
+        assert_eq!(rw.write_at(u64::MAX - 1, b"ab"), Err(Errno::EFBIG));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn open_resolves_symlinks_and_reads() {
         let Ok(f) = HostFile::open("/bin/sh") else {
             return;

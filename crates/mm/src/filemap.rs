@@ -1036,6 +1036,52 @@ mod tests {
     }
 
     #[test]
+    fn flush_writes_dirty_pages_and_keeps_them_dirty_refresh_rereads() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let cache = PageCache::new();
+        let rmap = crate::rmap::Rmap::new();
+        let f = file(3, false);
+        let id = cache.mapping_of(&f);
+        for i in 0..3 {
+            let (pfn, _) = cache.get_page(pa, cpu, &f, i, Readahead::None).unwrap();
+            crate::memory::put_page(pa, cpu, pfn);
+        }
+        // Page 1 dirtied in memory, page 2 changed but clean.
+        let p1 = cache.find(id, 1).unwrap();
+        pa.direct_map().write(p1.phys(), b"new");
+        cache.set_dirty(pa, p1);
+        let p2 = cache.find(id, 2).unwrap();
+        pa.direct_map().write(p2.phys(), b"old");
+        // A flush of page 0 only writes nothing; of all, page 1 only.
+        assert_eq!(cache.flush_range(pa, &rmap, id, 0, 0), Ok(0));
+        assert_eq!(cache.flush_range(pa, &rmap, id, 0, u64::MAX), Ok(1));
+        let mut b = [0u8; 3];
+        f.read_at(PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(&b, b"new");
+        f.read_at(2 * PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(b, [2; 3]);
+        // Still dirty: written again by the next writeback.
+        assert_eq!(stat(pa, NodeStat::NrDirty), 1);
+        assert_eq!(cache.writeback(pa, &f, 0, u64::MAX), Ok(1));
+        // The store changes under the cache: refresh reads pages 1..=2
+        // again, in the same frames; bytes past the end read zero.
+        f.write_at(2 * PAGE_SIZE, b"xyz").unwrap();
+        f.set_size(2 * PAGE_SIZE + 2).unwrap();
+        assert_eq!(cache.refresh_range(pa, cpu, id, 1, u64::MAX), Ok(2));
+        assert_eq!(cache.find(id, 2), Some(p2));
+        let mut b4 = [9u8; 4];
+        pa.direct_map().read(p2.phys(), &mut b4);
+        assert_eq!(&b4, b"xy\0\0");
+        pa.direct_map().read(p1.phys(), &mut b);
+        assert_eq!(&b, b"new");
+        assert_eq!(cache.last_index(id), Some(2));
+        assert_eq!(cache.lookup((f.dev(), f.ino())), Some(id));
+        cache.truncate(pa, cpu, id, 0);
+        check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
     fn writes_dirty_pages_and_writeback_cleans_them() {
         let m = boot(Arch::X86_64, 64 << 20, 1);
         let (pa, cpu) = (&m.pa, CpuId(0));

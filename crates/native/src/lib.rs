@@ -44,6 +44,10 @@
 //!
 //! - /proc files lmm renders are lmm's ([`procfs`]).
 //!
+//! - A shared writable mapping of a host file writes back to it, and lmm's
+//!   cached pages of a file agree with the program's host calls on it
+//!   ([`coherence`]).
+//!
 //! Not yet: threads. See docs/native.md.
 
 mod coherence;
