@@ -696,8 +696,10 @@ impl PageCache {
     /// sees the new contents as Linux's one page cache would show them
     /// (the frame stays, so no mapping changes). The caller has flushed
     /// the range's dirty pages first ([`PageCache::flush_range`]). With no
-    /// live opener to read from, the pages, mapped by nobody then, are
-    /// dropped instead. Returns the pages read.
+    /// live opener to read from, the clean pages no pte maps are dropped
+    /// instead ([`PageCache::invalidate_mapping_pages`]; the caller gives
+    /// the mapping an opener when a pte may map one). Returns the pages
+    /// read.
     pub fn refresh_range(
         &self,
         pa: &PageAlloc,
@@ -710,7 +712,7 @@ impl PageCache {
             return Ok(0);
         }
         let Some(file) = self.file_of(m) else {
-            self.truncate(pa, cpu, m, 0);
+            self.invalidate_mapping_pages(pa, cpu, m);
             return Ok(0);
         };
         if file.is_shmem() {
@@ -778,24 +780,34 @@ impl PageCache {
     /// every clean, unmapped, otherwise unused page of files with a
     /// backing store. Returns the pages freed.
     pub fn invalidate_clean(&self, pa: &PageAlloc, cpu: CpuId) -> u64 {
+        let files: Vec<MappingId> = {
+            let s = self.state.lock();
+            s.spaces
+                .keys()
+                .filter(|m| !s.shmem.contains(m))
+                .copied()
+                .collect()
+        };
+        files
+            .into_iter()
+            .map(|m| self.invalidate_mapping_pages(pa, cpu, m))
+            .sum()
+    }
+
+    /// `invalidate_mapping_pages`: frees every clean page of mapping `m`
+    /// that no pte maps and nobody else holds. Returns the pages freed.
+    pub fn invalidate_mapping_pages(&self, pa: &PageAlloc, cpu: CpuId, m: MappingId) -> u64 {
         let mut gone = Vec::new();
-        {
-            let mut s = self.state.lock();
-            let shmem = s.shmem.clone();
-            for (m, sp) in s.spaces.iter_mut() {
-                if shmem.contains(m) {
-                    continue;
-                }
-                sp.pages.retain(|_, &mut pfn| {
-                    let free = pa.page(pfn).is_some_and(|p| {
-                        p.mapcount() == 0 && p.refcount() == 1 && !p.test(PageFlags::DIRTY)
-                    });
-                    if free {
-                        gone.push(pfn);
-                    }
-                    !free
+        if let Some(sp) = self.state.lock().spaces.get_mut(&m) {
+            sp.pages.retain(|_, &mut pfn| {
+                let free = pa.page(pfn).is_some_and(|p| {
+                    p.mapcount() == 0 && p.refcount() == 1 && !p.test(PageFlags::DIRTY)
                 });
-            }
+                if free {
+                    gone.push(pfn);
+                }
+                !free
+            });
         }
         for &pfn in &gone {
             self.delete_from_cache(pa, pfn);

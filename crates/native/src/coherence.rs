@@ -62,8 +62,9 @@ const SEEK_HOLE: u64 = 4;
 /// the returned descriptor names.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Change {
-    /// Pages of a cached file.
-    Range(MappingId, u64, u64),
+    /// Pages `[first, last]` of a cached file, written through this
+    /// descriptor.
+    Range(MappingId, u64, u64, u64),
     /// The whole file of the returned descriptor, if cached.
     Opened,
 }
@@ -163,7 +164,8 @@ impl Coherence {
         if self.files.contains_key(&key) {
             let _ = m.flush_file_range(map, first, last);
         }
-        self.pending.insert(stub, Change::Range(map, first, last));
+        self.pending
+            .insert(stub, Change::Range(map, fd, first, last));
     }
 
     /// Before the program's host call `nr` with arguments `a` runs in stub
@@ -257,24 +259,32 @@ impl Coherence {
     /// new end truncated. True if pages left the cache (a mirror of them
     /// is stale in any stub).
     pub fn after(&mut self, m: &mut Machine, stub: libc::pid_t, pid: u32, ret: i64) -> bool {
-        let (map, first, last) = match self.pending.remove(&stub) {
+        // A failed call changed nothing (a partial write returns what it
+        // wrote, not an error).
+        let (map, fd, first, last) = match self.pending.remove(&stub) {
             None => return false,
-            Some(Change::Range(map, first, last)) => (map, first, last),
+            _ if ret < 0 => return false,
+            Some(Change::Range(map, fd, first, last)) => (map, fd, first, last),
             Some(Change::Opened) => {
-                let Ok(fd) = u64::try_from(ret) else {
-                    return false;
-                };
+                let fd = ret as u64;
                 let Some((_, map)) = self.cached(m, stub, fd, false) else {
                     return false;
                 };
-                (map, 0, u64::MAX)
+                (map, fd, 0, u64::MAX)
             }
         };
-        // A failed call changed nothing (a partial write returns what it
-        // wrote, not an error).
-        if ret < 0 {
-            return false;
-        }
+        // The pages are read again from an opener of the file: if every
+        // one lmm had is gone while a mapping still shows the pages (each
+        // VMA holds an opener of its own, the cache only the first), one
+        // opened from the descriptor, for the while.
+        let _opener = match m.cache().file_of(map) {
+            Some(_) => None,
+            None => HostFile::open(&format!("/proc/{stub}/fd/{}", fd as i32))
+                .ok()
+                .inspect(|f| {
+                    m.cache().mapping_of(f);
+                }),
+        };
         // A read error leaves the old bytes in place (EIO from the host).
         m.file_changed(pid, map, first, last).unwrap_or(false)
     }
