@@ -155,10 +155,20 @@ impl Coherence {
         }
     }
 
-    /// Notes that `fd`'s file will change in `[first, last]` (flushing its
-    /// dirty pages there first), if lmm caches it.
-    fn will_change(&mut self, m: &Machine, stub: libc::pid_t, fd: u64, first: u64, last: u64) {
+    /// Notes that `fd`'s file will change in the pages `range` gives
+    /// (`[first, last]`, asked only once the file is known to be cached),
+    /// flushing its dirty pages there first, if lmm caches it.
+    fn will_change(
+        &mut self,
+        m: &Machine,
+        stub: libc::pid_t,
+        fd: u64,
+        range: impl FnOnce() -> Option<(u64, u64)>,
+    ) {
         let Some((key, map)) = self.cached(m, stub, fd, false) else {
+            return;
+        };
+        let Some((first, last)) = range() else {
             return;
         };
         if self.files.contains_key(&key) {
@@ -198,40 +208,31 @@ impl Coherence {
             // sync, syncfs: every file.
             162 | 306 => self.sync_files(m, false),
             // write, writev: from the position, or the end with O_APPEND.
-            1 | 20 => {
-                let Some((pos, flags)) = fd_pos_flags(stub, a[0]) else {
-                    return;
-                };
-                let (f, l) = if flags & O_APPEND != 0 {
+            1 | 20 => self.will_change(m, stub, a[0], || {
+                let (pos, flags) = fd_pos_flags(stub, a[0])?;
+                Some(if flags & O_APPEND != 0 {
                     (0, all)
                 } else {
                     pages(pos, if nr == 1 { a[2] } else { all })
-                };
-                self.will_change(m, stub, a[0], f, l);
-            }
+                })
+            }),
             // pwrite64; pwritev, pwritev2.
-            18 => {
-                let (f, l) = pages(a[3], a[2]);
-                self.will_change(m, stub, a[0], f, l);
-            }
-            296 | 328 => self.will_change(m, stub, a[0], a[3] >> PAGE_SHIFT, all),
+            18 => self.will_change(m, stub, a[0], || Some(pages(a[3], a[2]))),
+            296 | 328 => self.will_change(m, stub, a[0], || Some((a[3] >> PAGE_SHIFT, all))),
             // ftruncate: the page the new end falls in keeps its bytes
             // before the end; the rest may go.
-            77 => {
-                let f = a[1] >> PAGE_SHIFT;
-                self.will_change(m, stub, a[0], f, all);
-            }
+            77 => self.will_change(m, stub, a[0], || Some((a[1] >> PAGE_SHIFT, all))),
             // fallocate (collapsing or inserting a range moves the rest).
-            285 => self.will_change(m, stub, a[0], a[2] >> PAGE_SHIFT, all),
+            285 => self.will_change(m, stub, a[0], || Some((a[2] >> PAGE_SHIFT, all))),
             // sendfile(out, in, ...): reads `in`, writes `out`.
             40 => {
                 self.flush(m, stub, a[1], 0, all);
-                self.will_change(m, stub, a[0], 0, all);
+                self.will_change(m, stub, a[0], || Some((0, all)));
             }
             // copy_file_range, splice (in, off_in, out, off_out, len).
             326 | 275 => {
                 self.flush(m, stub, a[0], 0, all);
-                self.will_change(m, stub, a[2], 0, all);
+                self.will_change(m, stub, a[2], || Some((0, all)));
             }
             // open, openat with O_TRUNC; creat.
             2 if a[1] & O_TRUNC != 0 => {
