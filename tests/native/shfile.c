@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PG 4096UL
@@ -72,21 +73,21 @@ static int big(int fd, unsigned long mib)
 	unsigned char *p, *buf;
 
 	if (ftruncate(fd, len))
-		return 20;
+		return 30;
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		return 21;
+		return 31;
 	for (i = 0; i < len; i++)
 		p[i] = pattern(i);
 	want = fnv(p, len);
 	buf = malloc(chunk);
 	if (!buf || lseek(fd, 0, SEEK_SET) != 0)
-		return 22;
+		return 32;
 	while (done < len) {
 		ssize_t n = read(fd, buf, chunk);
 
 		if (n <= 0)
-			return 23;
+			return 33;
 		for (i = 0; i < (unsigned long)n; i++) {
 			bad += buf[i] != pattern(done + i);
 			h = (h ^ buf[i]) * 1099511628211UL;
@@ -96,7 +97,7 @@ static int big(int fd, unsigned long mib)
 	printf("big %lu MiB: read back %lu bytes, %lu differ, sum %s\n", mib, done, bad,
 	       h == want ? "matches" : "differs");
 	if (munmap(p, len))
-		return 24;
+		return 34;
 	vmstat_to_stderr();
 	return bad != 0 || h != want;
 }
@@ -108,7 +109,8 @@ int main(int argc, char **argv)
 	unsigned long i;
 	struct stat st;
 	struct sigaction sa;
-	int fd, sig;
+	int fd, sig, status;
+	pid_t pid;
 
 	if (argc < 2)
 		return 2;
@@ -148,6 +150,23 @@ int main(int argc, char **argv)
 		return 10;
 	printf("write: the mapping sees it: %d, neighbours kept: %d\n", !memcmp(p + 10, "written", 7),
 	       p[9] == pattern(9) && p[17] == pattern(17));
+
+	/* A forked child shares the mapping: its store is seen by the
+	 * parent's read() once it exited, its pwrite() by the parent's
+	 * mapping. */
+	pid = fork();
+	if (pid < 0)
+		return 18;
+	if (pid == 0) {
+		memcpy(p + 2 * PG + 200, "child", 5);
+		_exit(pwrite(fd, "CHILD", 5, 2 * PG + 300) != 5);
+	}
+	if (waitpid(pid, &status, 0) != pid || status != 0)
+		return 19;
+	if (pread(fd, buf, 5, 2 * PG + 200) != 5)
+		return 20;
+	printf("fork: the child's store is in the file: %d, its pwrite in the mapping: %d\n",
+	       !memcmp(buf, "child", 5), !memcmp(p + 2 * PG + 300, "CHILD", 5));
 
 	/* fsync after a store through the mapping. */
 	p[PG] = 'F';

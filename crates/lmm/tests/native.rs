@@ -904,6 +904,7 @@ fn a_shared_writable_file_mapping_and_the_files_system_calls_agree_like_linux() 
         "store: read() sees it: 1",
         "pwrite: the mapping sees it: 1",
         "write: the mapping sees it: 1, neighbours kept: 1",
+        "fork: the child's store is in the file: 1, its pwrite in the mapping: 1",
         "fsync: the file has the store: 1",
         "grown to 12342: tail seen: 1, zero after: 1, same page as p: 1",
         "truncated: p[2 pages] gives SIGBUS",
