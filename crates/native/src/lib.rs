@@ -1766,7 +1766,9 @@ impl Run<'_> {
                 // MS_SYNC cleans and write-protects the dirty ptes: the
                 // next store must fault again to dirty the page.
                 let r = self.m.sys_msync(pid, a[0], a[1], a[2] as u32);
-                self.unmirror(a[0], a[1])?;
+                if a[2] & u64::from(mm::msync::MS_SYNC) != 0 {
+                    self.unmirror(a[0], a[1])?;
+                }
                 r
             }
             27 => match self.m.sys_mincore(pid, a[0], a[1]) {
