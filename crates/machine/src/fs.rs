@@ -447,9 +447,7 @@ impl Machine {
         file.set_size(len)?;
         if len < old {
             let m = self.cache.mapping_of(file);
-            let first = len.div_ceil(PAGE_SIZE);
-            self.with_rmap(cpu, |r| r.unmap_mapping_range(m, first));
-            self.cache.truncate(&self.pa, cpu, m, first);
+            self.truncate_pagecache(cpu, m, len);
             if !len.is_multiple_of(PAGE_SIZE) {
                 // A partial page on swap comes back to be zeroed.
                 if let Some(pfn) = self
@@ -465,6 +463,59 @@ impl Machine {
             }
         }
         Ok(())
+    }
+
+    /// `truncate_pagecache`: the file of mapping `m` is now `len` bytes
+    /// long: every pte of its pages past the new end is cleared in every
+    /// mm (a later access there is SIGBUS) and those pages leave the
+    /// cache. Returns the pages removed. The caller deals with the partial
+    /// last page.
+    pub fn truncate_pagecache(&mut self, cpu: CpuId, m: mm::rmap::MappingId, len: u64) -> u64 {
+        let first = len.div_ceil(PAGE_SIZE);
+        self.with_rmap(cpu, |r| r.unmap_mapping_range(m, first));
+        self.cache.truncate(&self.pa, cpu, m, first)
+    }
+
+    /// Writes the dirty pages of `[first, last]` of file mapping `m` to
+    /// the file, leaving them dirty ([`mm::filemap::PageCache::flush_range`]):
+    /// for a reader of the file that does not go through this cache (`lmm
+    /// native`'s host system calls). Returns the pages written.
+    pub fn flush_file_range(
+        &self,
+        m: mm::rmap::MappingId,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, Errno> {
+        self.cache.flush_range(&self.pa, &self.rmap, m, first, last)
+    }
+
+    /// The file of mapping `m` changed outside this cache in pages
+    /// `[first, last]` (a host write, truncate or fallocate by `lmm
+    /// native`'s program): cached pages past its end now are truncated
+    /// ([`Machine::truncate_pagecache`]) and those of the range read again
+    /// in place. True if pages left the cache (a mirror of them is stale).
+    pub fn file_changed(
+        &mut self,
+        pid: u32,
+        m: mm::rmap::MappingId,
+        first: u64,
+        last: u64,
+    ) -> Result<bool, Errno> {
+        let cpu = CpuId(self.processes.get(&pid).ok_or(Errno::ESRCH)?.cpu);
+        let Some(file) = self.cache.file_of(m) else {
+            let before = self.cache.nrpages(m);
+            self.cache.refresh_range(&self.pa, cpu, m, first, last)?;
+            return Ok(self.cache.nrpages(m) != before);
+        };
+        let size = file.size();
+        let end = size.div_ceil(PAGE_SIZE);
+        let cut = self.cache.last_index(m).is_some_and(|i| i >= end)
+            && self.truncate_pagecache(cpu, m, size) > 0;
+        if end > 0 {
+            self.cache
+                .refresh_range(&self.pa, cpu, m, first, last.min(end - 1))?;
+        }
+        Ok(cut)
     }
 
     /// ftruncate(2): tmpfs files only (host files are read-only: EINVAL,

@@ -1,10 +1,18 @@
-//! Host files seen through mm's [`OpenFile`]: a real file of the host opened
-//! read-only, with the identity Linux shows for it in /proc/PID/maps
-//! (path as `d_path` prints it, device, inode). Mirrors what `fs/open.c`
-//! and `fs/stat.c` give the memory manager for a `struct file`.
+//! Host files seen through mm's [`OpenFile`]: a real file of the host,
+//! opened read-only or (for a shared mapping of a descriptor open for
+//! reading and writing) read-write, with the identity Linux shows for it in
+//! /proc/PID/maps (path as `d_path` prints it, device, inode). Mirrors what
+//! `fs/open.c` and `fs/stat.c` give the memory manager for a `struct file`.
 //!
 //! The contents are read from the host when the page cache fills a page
-//! ([`OpenFile::read_at`]); the file is assumed not to change while cached.
+//! ([`OpenFile::read_at`]) and, for a file opened read-write, written to
+//! it by writeback (msync, fsync, reclaim's pageout: `writepage`,
+//! [`OpenFile::write_at`]). The size is the host's own (`fstat` on each
+//! call), so a file the host truncates or extends is seen at once (a
+//! fault past the new end is SIGBUS). Keeping lmm's cached pages coherent
+//! with the host's own system calls on the file is the caller's work
+//! (`lmm native`'s coherence module): Linux has one page cache, lmm and the
+//! host have two.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -14,16 +22,19 @@ use std::sync::Arc;
 use mm::errno::Errno;
 use mm::file::{FileRef, OpenFile};
 
-/// A regular host file opened read-only.
+/// A regular host file, opened read-only or read-write.
 #[derive(Debug)]
 pub struct HostFile {
     file: File,
     path: String,
     dev: (u32, u32),
     ino: u64,
+    /// The size at open: what [`OpenFile::size`] says if `fstat` fails.
     size: u64,
     mode: u32,
     thp: bool,
+    /// Opened read-write (FMODE_WRITE).
+    write: bool,
 }
 
 /// `EXT4_SUPER_MAGIC` (also ext2's and ext3's, which ext4 serves).
@@ -83,8 +94,20 @@ impl HostFile {
         Ok(Arc::new(Self::open_host(path)?))
     }
 
+    /// Opens `path` for reading and writing, for a shared mapping that may
+    /// write to it: its dirty pages are written back to the host file.
+    /// Errors as [`HostFile::open`] (EACCES where the host refuses writing).
+    pub fn open_rw(path: &str) -> Result<FileRef, Errno> {
+        Ok(Arc::new(Self::open_mode(path, true)?))
+    }
+
     /// Like [`HostFile::open`] but returns the concrete type.
     pub fn open_host(path: &str) -> Result<HostFile, Errno> {
+        Self::open_mode(path, false)
+    }
+
+    /// Opens `path` read-only, or read-write if `write`.
+    fn open_mode(path: &str, write: bool) -> Result<HostFile, Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -98,7 +121,11 @@ impl HostFile {
         if !meta.is_file() {
             return Err(Errno::EACCES);
         }
-        let file = File::open(path).map_err(|e| errno_of(&e))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(|e| errno_of(&e))?;
         let canon = std::fs::canonicalize(path).map_err(|e| errno_of(&e))?;
         let meta = file.metadata().map_err(|e| errno_of(&e))?;
         // ext4_file_operations.get_unmapped_area = thp_get_unmapped_area
@@ -113,6 +140,7 @@ impl HostFile {
             size: meta.len(),
             mode: meta.mode(),
             thp,
+            write,
         })
     }
 
@@ -133,7 +161,7 @@ impl OpenFile for HostFile {
         self.ino
     }
     fn size(&self) -> u64 {
-        self.size
+        self.file.metadata().map_or(self.size, |m| m.len())
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let mut done = 0;
@@ -155,11 +183,34 @@ impl OpenFile for HostFile {
         }
         Ok(done)
     }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.write {
+            return Err(Errno::EBADF);
+        }
+        if offset.saturating_add(buf.len() as u64) > i64::MAX as u64 {
+            return Err(Errno::EFBIG);
+        }
+        // ENOSPC, EFBIG, EIO... as the host reports them, which writeback
+        // returns to msync or fsync.
+        self.file
+            .write_all_at(buf, offset)
+            .map(|()| buf.len())
+            .map_err(|e| errno_of(&e))
+    }
+    fn set_size(&self, size: u64) -> Result<(), Errno> {
+        if !self.write {
+            return Err(Errno::EINVAL);
+        }
+        if size > i64::MAX as u64 {
+            return Err(Errno::EFBIG);
+        }
+        self.file.set_len(size).map_err(|e| errno_of(&e))
+    }
     fn readable(&self) -> bool {
         true
     }
     fn writable(&self) -> bool {
-        false
+        self.write
     }
     fn thp_get_unmapped_area(&self) -> bool {
         self.thp
@@ -200,6 +251,32 @@ mod tests {
         assert_eq!(HostFile::open("/").err(), Some(Errno::EISDIR));
         assert_eq!(HostFile::open("").err(), Some(Errno::ENOENT));
         assert_eq!(HostFile::open("/dev/null").err(), Some(Errno::EACCES));
+    }
+
+    #[test]
+    fn read_write_opens_write_back_and_follow_the_host_size() {
+        let dir = std::env::temp_dir().join(format!("lmm-hostfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rw.dat");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let p = path.to_str().unwrap();
+        // Read-only: writes refused, as an opener without FMODE_WRITE.
+        let ro = HostFile::open(p).unwrap();
+        assert!(!ro.writable());
+        assert_eq!(ro.write_at(0, b"x"), Err(Errno::EBADF));
+        assert_eq!(ro.set_size(1), Err(Errno::EINVAL));
+        let rw = HostFile::open_rw(p).unwrap();
+        assert!(rw.writable());
+        assert_eq!(rw.write_at(8, b"abcd"), Ok(4));
+        assert_eq!(std::fs::read(&path).unwrap(), b"01234567abcd");
+        // Both openers see the host's size, whoever changed it.
+        assert_eq!(ro.size(), 12);
+        rw.set_size(3).unwrap();
+        assert_eq!(ro.size(), 3);
+        std::fs::write(&path, b"0123456").unwrap();
+        assert_eq!(rw.size(), 7);
+        assert_eq!(rw.write_at(u64::MAX - 1, b"ab"), Err(Errno::EFBIG));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -255,7 +255,13 @@ impl PageCache {
         let mut s = self.state.lock();
         if let Some(&m) = s.by_key.get(&key) {
             if let Some(sp) = s.spaces.get_mut(&m) {
-                if sp.file.strong_count() == 0 {
+                // Writeback needs an opener that may write: one replaces
+                // a read-only one (or a dead one).
+                let better = match sp.file.upgrade() {
+                    None => true,
+                    Some(old) => file.writable() && !old.writable(),
+                };
+                if better {
                     sp.file = Arc::downgrade(file);
                 }
             }
@@ -282,6 +288,18 @@ impl PageCache {
         m
     }
 
+    /// The address_space of the inode `key` if the cache has one (the
+    /// inode is cached), without making it.
+    pub fn lookup(&self, key: InodeKey) -> Option<MappingId> {
+        self.state.lock().by_key.get(&key).copied()
+    }
+
+    /// An open file of mapping `m` that is still alive (`mapping->host`'s),
+    /// the read-write one if there is one.
+    pub fn file_of(&self, m: MappingId) -> Option<FileRef> {
+        self.state.lock().spaces.get(&m)?.file.upgrade()
+    }
+
     /// The cached page at `index` (`filemap_get_folio`), without a reference.
     pub fn find(&self, m: MappingId, index: u64) -> Option<Pfn> {
         self.state
@@ -298,6 +316,15 @@ impl PageCache {
             .spaces
             .get(&m)
             .map_or(0, |s| s.pages.len() as u64)
+    }
+
+    /// The highest index cached in a mapping, if any page is.
+    pub fn last_index(&self, m: MappingId) -> Option<u64> {
+        self.state
+            .lock()
+            .spaces
+            .get(&m)
+            .and_then(|s| s.pages.last_key_value().map(|(&i, _)| i))
     }
 
     /// Every cached page of a mapping, by index.
@@ -590,13 +617,7 @@ impl PageCache {
         if !page.test(PageFlags::DIRTY) {
             return Ok(false);
         }
-        let off = i << PAGE_SHIFT;
-        let len = file.size().saturating_sub(off).min(PAGE_SIZE) as usize;
-        let mut buf = [0u8; PAGE_SIZE as usize];
-        pa.direct_map().read(pfn.phys(), &mut buf);
-        if len > 0 {
-            file.write_at(off, &buf[..len])?;
-        }
+        Self::write_out(pa, file, i, pfn)?;
         page.clear(PageFlags::DIRTY);
         // The write is synchronous here, so writeback ends at once:
         // NR_WRITTEN as `folio_end_writeback` counts it.
@@ -604,6 +625,115 @@ impl PageCache {
         stats.add(NodeStat::NrDirty, -1);
         stats.add(NodeStat::NrWritten, 1);
         Ok(true)
+    }
+
+    /// Writes the bytes of page `i` of `file` (in frame `pfn`) that lie
+    /// before its end to the backing store.
+    fn write_out(pa: &PageAlloc, file: &FileRef, i: u64, pfn: Pfn) -> Result<(), Errno> {
+        let off = i << PAGE_SHIFT;
+        let len = file.size().saturating_sub(off).min(PAGE_SIZE) as usize;
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        pa.direct_map().read(pfn.phys(), &mut buf);
+        if len > 0 {
+            file.write_at(off, &buf[..len])?;
+        }
+        Ok(())
+    }
+
+    /// `filemap_fdatawrite_range` as a reader outside this cache needs it
+    /// (the host's own read() of a file lmm maps): every cached page of
+    /// `[first, last]` of mapping `m` that is dirty, in the page
+    /// (PG_dirty) or in a pte that maps it (found through `rmap`), is
+    /// written to the backing store. Simplified: the pages and ptes stay
+    /// dirty (Linux cleans them, `folio_mkclean`; here a pte may be
+    /// mirrored writable in a running program that could not see the
+    /// change), so they are written again by the next msync, fsync, munmap
+    /// or pageout, and nothing is counted. Returns the pages written.
+    pub fn flush_range(
+        &self,
+        pa: &PageAlloc,
+        rmap: &crate::rmap::Rmap,
+        m: MappingId,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, Errno> {
+        let Some(file) = self.file_of(m) else {
+            return Ok(0);
+        };
+        if file.is_shmem() || !file.writable() || first > last {
+            return Ok(0);
+        }
+        let pages: Vec<(u64, Pfn)> = {
+            let s = self.state.lock();
+            let Some(sp) = s.spaces.get(&m) else {
+                return Ok(0);
+            };
+            sp.pages
+                .range(first..=last)
+                .map(|(&i, &p)| (i, p))
+                .collect()
+        };
+        let mut n = 0;
+        for (i, pfn) in pages {
+            let Some(page) = pa.page(pfn) else { continue };
+            let dirty = page.test(PageFlags::DIRTY)
+                || (page.mapcount() > 0
+                    && rmap
+                        .mapped_ptes(pa.direct_map(), PageMapping::File(m), i, pfn)
+                        .iter()
+                        .any(|(_, pte)| pte.dirty()));
+            if dirty {
+                Self::write_out(pa, &file, i, pfn)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// After the backing store changed under the cache (the host wrote the
+    /// file): every cached page of `[first, last]` of mapping `m` is read
+    /// again in place, bytes past the end zero, so every pte that maps it
+    /// sees the new contents as Linux's one page cache would show them
+    /// (the frame stays, so no mapping changes). The caller has flushed
+    /// the range's dirty pages first ([`PageCache::flush_range`]). With no
+    /// live opener to read from, the clean pages no pte maps are dropped
+    /// instead ([`PageCache::invalidate_mapping_pages`]; the caller gives
+    /// the mapping an opener when a pte may map one). Returns the pages
+    /// read.
+    pub fn refresh_range(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        m: MappingId,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, Errno> {
+        if first > last {
+            return Ok(0);
+        }
+        let Some(file) = self.file_of(m) else {
+            self.invalidate_mapping_pages(pa, cpu, m);
+            return Ok(0);
+        };
+        if file.is_shmem() {
+            return Ok(0);
+        }
+        let pages: Vec<(u64, Pfn)> = {
+            let s = self.state.lock();
+            let Some(sp) = s.spaces.get(&m) else {
+                return Ok(0);
+            };
+            sp.pages
+                .range(first..=last)
+                .map(|(&i, &p)| (i, p))
+                .collect()
+        };
+        for &(i, pfn) in &pages {
+            let mut buf = [0u8; PAGE_SIZE as usize];
+            file.read_at(i << PAGE_SHIFT, &mut buf)?;
+            pa.direct_map().write(pfn.phys(), &buf);
+        }
+        Ok(pages.len() as u64)
     }
 
     /// Reclaim's `pageout` of a dirty file page: written back through the
@@ -650,24 +780,34 @@ impl PageCache {
     /// every clean, unmapped, otherwise unused page of files with a
     /// backing store. Returns the pages freed.
     pub fn invalidate_clean(&self, pa: &PageAlloc, cpu: CpuId) -> u64 {
+        let files: Vec<MappingId> = {
+            let s = self.state.lock();
+            s.spaces
+                .keys()
+                .filter(|m| !s.shmem.contains(m))
+                .copied()
+                .collect()
+        };
+        files
+            .into_iter()
+            .map(|m| self.invalidate_mapping_pages(pa, cpu, m))
+            .sum()
+    }
+
+    /// `invalidate_mapping_pages`: frees every clean page of mapping `m`
+    /// that no pte maps and nobody else holds. Returns the pages freed.
+    pub fn invalidate_mapping_pages(&self, pa: &PageAlloc, cpu: CpuId, m: MappingId) -> u64 {
         let mut gone = Vec::new();
-        {
-            let mut s = self.state.lock();
-            let shmem = s.shmem.clone();
-            for (m, sp) in s.spaces.iter_mut() {
-                if shmem.contains(m) {
-                    continue;
-                }
-                sp.pages.retain(|_, &mut pfn| {
-                    let free = pa.page(pfn).is_some_and(|p| {
-                        p.mapcount() == 0 && p.refcount() == 1 && !p.test(PageFlags::DIRTY)
-                    });
-                    if free {
-                        gone.push(pfn);
-                    }
-                    !free
+        if let Some(sp) = self.state.lock().spaces.get_mut(&m) {
+            sp.pages.retain(|_, &mut pfn| {
+                let free = pa.page(pfn).is_some_and(|p| {
+                    p.mapcount() == 0 && p.refcount() == 1 && !p.test(PageFlags::DIRTY)
                 });
-            }
+                if free {
+                    gone.push(pfn);
+                }
+                !free
+            });
         }
         for &pfn in &gone {
             self.delete_from_cache(pa, pfn);
@@ -904,6 +1044,52 @@ mod tests {
         );
         pt.destroy(&mut frames);
         kernel.destroy(&mut frames);
+        check_page_alloc(pa).unwrap();
+    }
+
+    #[test]
+    fn flush_writes_dirty_pages_and_keeps_them_dirty_refresh_rereads() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let cache = PageCache::new();
+        let rmap = crate::rmap::Rmap::new();
+        let f = file(3, false);
+        let id = cache.mapping_of(&f);
+        for i in 0..3 {
+            let (pfn, _) = cache.get_page(pa, cpu, &f, i, Readahead::None).unwrap();
+            crate::memory::put_page(pa, cpu, pfn);
+        }
+        // Page 1 dirtied in memory, page 2 changed but clean.
+        let p1 = cache.find(id, 1).unwrap();
+        pa.direct_map().write(p1.phys(), b"new");
+        cache.set_dirty(pa, p1);
+        let p2 = cache.find(id, 2).unwrap();
+        pa.direct_map().write(p2.phys(), b"old");
+        // A flush of page 0 only writes nothing; of all, page 1 only.
+        assert_eq!(cache.flush_range(pa, &rmap, id, 0, 0), Ok(0));
+        assert_eq!(cache.flush_range(pa, &rmap, id, 0, u64::MAX), Ok(1));
+        let mut b = [0u8; 3];
+        f.read_at(PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(&b, b"new");
+        f.read_at(2 * PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(b, [2; 3]);
+        // Still dirty: written again by the next writeback.
+        assert_eq!(stat(pa, NodeStat::NrDirty), 1);
+        assert_eq!(cache.writeback(pa, &f, 0, u64::MAX), Ok(1));
+        // The store changes under the cache: refresh reads pages 1..=2
+        // again, in the same frames; bytes past the end read zero.
+        f.write_at(2 * PAGE_SIZE, b"xyz").unwrap();
+        f.set_size(2 * PAGE_SIZE + 2).unwrap();
+        assert_eq!(cache.refresh_range(pa, cpu, id, 1, u64::MAX), Ok(2));
+        assert_eq!(cache.find(id, 2), Some(p2));
+        let mut b4 = [9u8; 4];
+        pa.direct_map().read(p2.phys(), &mut b4);
+        assert_eq!(&b4, b"xy\0\0");
+        pa.direct_map().read(p1.phys(), &mut b);
+        assert_eq!(&b, b"new");
+        assert_eq!(cache.last_index(id), Some(2));
+        assert_eq!(cache.lookup((f.dev(), f.ino())), Some(id));
+        cache.truncate(pa, cpu, id, 0);
         check_page_alloc(pa).unwrap();
     }
 

@@ -44,10 +44,15 @@
 //!
 //! - /proc files lmm renders are lmm's ([`procfs`]).
 //!
+//! - A shared writable mapping of a host file writes back to it, and lmm's
+//!   cached pages of a file agree with the program's host calls on it
+//!   ([`coherence`]).
+//!
 //! Not yet: threads. See docs/native.md.
 
 mod affinity;
 mod chain;
+mod coherence;
 pub mod fault;
 mod mirror;
 pub mod procfs;
@@ -277,6 +282,8 @@ struct Run<'a> {
     pin: Option<affinity::Pin>,
     /// [`Options::observer`].
     observer: Option<Observer>,
+    /// lmm's page cache kept coherent with the host calls on its files.
+    coherence: coherence::Coherence,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -325,6 +332,7 @@ pub fn run(
         warm_cache: opts.warm_cache,
         pin,
         observer: opts.observer.clone(),
+        coherence: Default::default(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -671,6 +679,7 @@ impl Run<'_> {
                 // set_tid_address returns the caller's tid: lmm's.
                 ret = i64::from(self.cur.pid);
             }
+            self.host_call_done(ret)?;
             self.check_reclaim()?;
             self.set_result(ret)?;
             return Ok(if s == libc::SIGTRAP { 0 } else { s });
@@ -690,6 +699,25 @@ impl Run<'_> {
         self.cur.stub.set_regs(&r).map_err(io)?;
         self.check_reclaim()?;
         Ok(s)
+    }
+
+    /// After the current process's host call returned `ret`: lmm's cached
+    /// pages of a file it changed are refreshed ([`coherence`]), the other
+    /// processes stopped first since pages past a new end leave; then every
+    /// process checks its mirrors of them before it runs again.
+    fn host_call_done(&mut self, ret: i64) -> Result<(), String> {
+        let stub = self.cur.stub.pid;
+        if !self.coherence.changes(stub) {
+            return Ok(());
+        }
+        self.quiesce()?;
+        if self.coherence.after(self.m, stub, self.cur.pid, ret) {
+            self.cur.reclaimed = u64::MAX;
+            for t in self.others.values_mut() {
+                t.reclaimed = u64::MAX;
+            }
+        }
+        Ok(())
     }
 
     /// Before a signal the program catches is delivered: the host kernel
@@ -791,6 +819,7 @@ impl Run<'_> {
             Ending::Exited(c) => self.m.exit_code(pid, c),
             Ending::Signaled(s) => self.m.exit_signal(pid, 128 + s, s),
         };
+        self.coherence.sync_all(self.m);
         self.out.stops += self.cur.stub.stops;
         self.out.injected += self.cur.stub.injected;
         self.cur.stub.kill();
@@ -1688,6 +1717,7 @@ impl Run<'_> {
                     match self.host_pids(nr, a) {
                         Err(ret) => ret,
                         Ok(a) => {
+                            self.coherence.before(self.m, self.cur.stub.pid, nr, a);
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
                             let saved = self.cur.stub.start_syscall(nr as i64, a).map_err(io)?;
@@ -1756,7 +1786,15 @@ impl Run<'_> {
                 }
                 r
             }
-            26 => self.m.sys_msync(pid, a[0], a[1], a[2] as u32),
+            26 => {
+                // MS_SYNC cleans and write-protects the dirty ptes: the
+                // next store must fault again to dirty the page.
+                let r = self.m.sys_msync(pid, a[0], a[1], a[2] as u32);
+                if a[2] & u64::from(mm::msync::MS_SYNC) != 0 {
+                    self.unmirror(a[0], a[1])?;
+                }
+                r
+            }
             27 => match self.m.sys_mincore(pid, a[0], a[1]) {
                 Ok(vec) => {
                     if self.fault_in(a[2], vec.len() as u64, Access::Write)? {
@@ -1785,9 +1823,11 @@ impl Run<'_> {
     /// The file behind the program's descriptor `fd` (a host descriptor in
     /// the stub), opened by lmm so that a mapping of it reads the file
     /// through lmm's page cache; `None` for /dev/zero (anonymous memory).
-    /// Err: the negative errno the mmap returns (EBADF, EACCES as mmap(2)
-    /// checks them; ENODEV for a shared writable mapping of a host file,
-    /// which lmm's read-only host files cannot back yet).
+    /// A shared mapping of a descriptor open for reading and writing opens
+    /// the file read-write (kept for the run, [`coherence`]), so that its
+    /// dirty pages are written back to it; other mappings open it
+    /// read-only. Err: the negative errno the mmap returns (EBADF, EACCES
+    /// as mmap(2) checks them).
     fn host_file(
         &mut self,
         fd: i32,
@@ -1795,6 +1835,7 @@ impl Run<'_> {
         flags: u64,
     ) -> Result<Option<mm::file::FileRef>, i64> {
         let ebadf = -i64::from(libc::EBADF);
+        let eacces = -i64::from(libc::EACCES);
         if fd < 0 || fd == MEMFD_SLOT {
             return Err(ebadf);
         }
@@ -1807,29 +1848,28 @@ impl Run<'_> {
             .find_map(|l| l.strip_prefix("flags:"))
             .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
             .unwrap_or(0);
-        if open_flags & 3 == libc::O_WRONLY as u32 {
-            return Err(-i64::from(libc::EACCES));
+        let access = open_flags & 3;
+        if access == libc::O_WRONLY as u32 {
+            return Err(eacces);
         }
         let path = path.to_string_lossy().into_owned();
         if path == "/dev/zero" {
             return Ok(None);
         }
         let shared = flags & 3 != libc::MAP_PRIVATE as u64;
-        if shared && prot & libc::PROT_WRITE as u64 != 0 {
-            if self.warned.insert(u64::MAX) {
-                eprintln!(
-                    "lmm native: a shared writable mapping of a host file is not supported \
-                     yet: the program gets ENODEV"
-                );
-            }
-            return Err(-i64::from(libc::ENODEV));
+        let rdwr = access == libc::O_RDWR as u32;
+        if shared && prot & libc::PROT_WRITE as u64 != 0 && !rdwr {
+            return Err(eacces);
         }
         if self.warm_cache {
             warm(self.m, &path);
         }
-        machine::hostfs::HostFile::open(&path)
-            .map(Some)
-            .map_err(|e| -i64::from(e.code()))
+        let file = if shared && rdwr {
+            self.coherence.open_rw(&path)
+        } else {
+            machine::hostfs::HostFile::open(&path)
+        };
+        file.map(Some).map_err(|e| -i64::from(e.code()))
     }
 
     /// The end of the run: records the files at exit, the faults and peak
@@ -1859,6 +1899,7 @@ impl Run<'_> {
         self.m
             .exit_code(self.cur.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
+        self.coherence.sync_all(self.m);
         self.cur.stub.kill();
         self.out.stops += self.cur.stub.stops;
         self.out.injected += self.cur.stub.injected;
