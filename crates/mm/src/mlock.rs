@@ -83,12 +83,7 @@ fn do_mlock(
 
 /// Pages of `[start, end)` already in VM_LOCKED VMAs.
 fn count_mlocked(mm: &MmStruct, start: VirtAddr, end: VirtAddr) -> u64 {
-    mm.keys_in(start, end)
-        .iter()
-        .filter_map(|k| mm.vmas.get(k))
-        .filter(|v| v.flags.contains(VmFlags::LOCKED))
-        .map(|v| (v.end.min(end) - v.start.max(start)) >> PAGE_SHIFT)
-        .sum()
+    mm.pages_in(start, end, |v| v.flags.contains(VmFlags::LOCKED))
 }
 
 /// `munlock(2)`.

@@ -778,6 +778,16 @@ impl MmStruct {
         self.find_vma(start).filter(|v| v.start < end)
     }
 
+    /// True if some VMA overlaps `[start, end)`: the last VMA starting below
+    /// `end` reaches past `start` (the ones before it end below its start),
+    /// so one descent of the tree answers.
+    pub(crate) fn range_mapped(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
+    }
+
     /// The VMA just below `addr` (ending at or before it).
     pub(crate) fn prev_of(&self, addr: VirtAddr) -> Option<&Vma> {
         self.vmas.range(..addr).next_back().map(|(_, v)| v)
@@ -877,42 +887,24 @@ impl MmStruct {
             ..entry
         });
         self.link = Some(MmLink { rmap, cache, id });
-        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
-        for v in &vmas {
-            self.rmap_link(v, true);
+        for v in self.vmas.values() {
+            rmap_link(self.link.as_ref(), v, true);
         }
     }
 
     /// Unlinks every VMA and leaves the rmap (at the last `mmput`).
     pub fn detach(&mut self) {
-        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
-        for v in &vmas {
-            self.rmap_link(v, false);
+        for v in self.vmas.values() {
+            rmap_link(self.link.as_ref(), v, false);
         }
         if let Some(l) = self.link.take() {
             l.rmap.unregister_mm(l.id);
         }
     }
 
-    /// Links (or unlinks) one VMA in the rmap.
-    fn rmap_link(&self, v: &Vma, link: bool) {
-        let Some(l) = &self.link else { return };
-        // An anonymous VMA not yet faulted (no anon_vma) is in no rmap
-        // tree: nothing to lock.
-        if v.file.is_none() && v.anon_chain().next().is_none() {
-            return;
-        }
-        let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
-        if link {
-            l.rmap.link(l.id, v, file);
-        } else {
-            l.rmap.unlink(l.id, v, file);
-        }
-    }
-
     /// Inserts a VMA into the tree, indexing it in the rmap.
     pub(crate) fn tree_insert(&mut self, v: Vma) {
-        self.rmap_link(&v, true);
+        rmap_link(self.link.as_ref(), &v, true);
         self.objects.count(&v, 1);
         self.vmas.insert(v.start, v);
     }
@@ -920,7 +912,7 @@ impl MmStruct {
     /// Removes the VMA starting at `start` from the tree and the rmap.
     pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Vma> {
         let v = self.vmas.remove(&start)?;
-        self.rmap_link(&v, false);
+        rmap_link(self.link.as_ref(), &v, false);
         self.objects.count(&v, -1);
         Some(v)
     }
@@ -936,13 +928,37 @@ impl MmStruct {
         }
     }
 
-    /// Changes the VMA starting at `start` in place through `f`, keeping
-    /// the rmap index exact if its range, offset or anon_vma change.
+    /// Changes the VMA starting at `start` in place through `f` (which
+    /// must leave `start` alone: the tree's key), keeping the rmap index
+    /// and the object counts exact if its end, offset or anon_vma change.
     pub(crate) fn tree_modify(&mut self, start: VirtAddr, f: impl FnOnce(&mut Vma)) {
-        if let Some(mut v) = self.tree_remove(start) {
-            f(&mut v);
-            self.tree_insert(v);
-        }
+        let Some(v) = self.vmas.get_mut(&start) else {
+            return;
+        };
+        rmap_link(self.link.as_ref(), v, false);
+        self.objects.count(v, -1);
+        f(v);
+        debug_assert_eq!(v.start, start, "tree_modify moved a VMA's start");
+        rmap_link(self.link.as_ref(), v, true);
+        self.objects.count(v, 1);
+    }
+}
+
+/// Links (or unlinks) one VMA in the rmap of `link` (nothing for a
+/// detached mm). A free function so that a VMA borrowed from the tree can
+/// be (un)indexed in place.
+fn rmap_link(link: Option<&MmLink>, v: &Vma, on: bool) {
+    let Some(l) = link else { return };
+    // An anonymous VMA not yet faulted (no anon_vma) is in no rmap
+    // tree: nothing to lock.
+    if v.file.is_none() && v.anon_chain().next().is_none() {
+        return;
+    }
+    let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
+    if on {
+        l.rmap.link(l.id, v, file);
+    } else {
+        l.rmap.unlink(l.id, v, file);
     }
 }
 

@@ -582,8 +582,15 @@ fn mmap_region(
 ) -> Result<VirtAddr, Errno> {
     let end = addr + len;
     let pages = len >> PAGE_SHIFT;
+    // A range the search found free (the usual case) has nothing to count,
+    // to credit or to unmap: one lookup tells.
+    let occupied = mm.range_mapped(addr, end);
     if !mm.may_expand_vm(vm_flags, pages) {
-        let mapped = mm.count_pages(addr, end);
+        let mapped = if occupied {
+            mm.count_pages(addr, end)
+        } else {
+            0
+        };
         if !mm.may_expand_vm(vm_flags, pages - mapped) {
             return Err(Errno::ENOMEM);
         }
@@ -594,13 +601,20 @@ fn mmap_region(
     if vm_flags.0 & (VmFlags::NORESERVE.0 | VmFlags::SHARED.0 | VmFlags::WRITE.0)
         == VmFlags::WRITE.0
     {
-        let charged = pages - mm.accounted_pages(addr, end);
+        let replaced = if occupied {
+            mm.accounted_pages(addr, end)
+        } else {
+            0
+        };
+        let charged = pages - replaced;
         if charged > 0 {
             mm.vm_enough_memory(charged)?;
         }
         vm_flags |= VmFlags::ACCOUNT;
     }
-    mm.detach_range(pt, addr, end, true)?;
+    if occupied {
+        mm.detach_range(pt, addr, end, true)?;
+    }
     if vm_flags.contains(VmFlags::LOCKED) && vm_flags.intersects(VmFlags::SPECIAL) {
         vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
@@ -615,8 +629,7 @@ fn mmap_region(
         }
         None => {}
     }
-    mm.link_vma(vma);
-    mm.merge_range(addr, end);
+    mm.link_and_merge(vma);
     Ok(addr)
 }
 

@@ -145,16 +145,17 @@ impl MmStruct {
     /// Merges the VMA ending at `addr` with the one starting there, if the
     /// rules allow. Returns true if merged.
     pub(crate) fn try_merge_at(&mut self, addr: VirtAddr) -> bool {
-        let Some(b) = self.vmas.get(&addr) else {
+        // One descent finds both: the VMA at `addr`, then the one below.
+        let mut below = self.vmas.range(..=addr).rev();
+        let Some((&b_key, b)) = below.next() else {
             return false;
         };
-        let Some(a) = self.prev_of(addr) else {
+        let Some((&a_key, a)) = below.next() else {
             return false;
         };
-        if !can_merge(a, b) {
+        if b_key != addr || !can_merge(a, b) {
             return false;
         }
-        let a_key = a.start;
         let Some(b) = self.tree_remove(addr) else {
             return false;
         };
@@ -167,6 +168,39 @@ impl MmStruct {
             }
         });
         true
+    }
+
+    /// Links `vma` into the free range it covers and merges it with its
+    /// neighbours: the outcome of `merge_range` over that range (Linux's
+    /// `vma_merge_new_range`). One descent of the tree before linking finds
+    /// both neighbours, and a merge is only attempted where the rules allow
+    /// it. After a merge with the next VMA the new one may have taken its
+    /// anon_vma, so the merge below is then decided afresh.
+    pub(crate) fn link_and_merge(&mut self, vma: Vma) {
+        let (start, end) = (vma.start, vma.end);
+        let (with_next, with_prev) = {
+            let mut below = self.vmas.range(..=end).rev();
+            let mut item = below.next();
+            let with_next = match item {
+                Some((&k, next)) if k == end => {
+                    let ok = can_merge(&vma, next);
+                    item = below.next();
+                    ok
+                }
+                _ => false,
+            };
+            (
+                with_next,
+                item.is_some_and(|(_, prev)| can_merge(prev, &vma)),
+            )
+        };
+        self.link_vma(vma);
+        if with_next {
+            self.try_merge_at(end);
+            self.try_merge_at(start);
+        } else if with_prev {
+            self.try_merge_at(start);
+        }
     }
 
     /// Merges at both edges of `[start, end)` and at every VMA boundary
@@ -197,36 +231,38 @@ impl MmStruct {
         self.split_at(end, true)
     }
 
-    /// The start keys of the VMAs intersecting `[start, end)`.
-    pub(crate) fn keys_in(&self, start: VirtAddr, end: VirtAddr) -> Vec<VirtAddr> {
-        let mut keys = Vec::new();
-        if let Some(v) = self.vma_lookup(start) {
-            keys.push(v.start);
-        }
-        for (&k, _) in self.vmas.range(start.saturating_add(1)..end) {
-            keys.push(k);
-        }
-        keys
+    /// The VMAs intersecting `[start, end)`, in address order (walked in
+    /// place: no list is built).
+    pub(crate) fn vmas_in(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
+        self.vma_lookup(start).into_iter().chain(
+            self.vmas
+                .range(start.saturating_add(1)..end)
+                .map(|(_, v)| v),
+        )
+    }
+
+    /// Pages of `[start, end)` in the VMAs `filter` accepts.
+    pub(crate) fn pages_in(
+        &self,
+        start: VirtAddr,
+        end: VirtAddr,
+        filter: impl Fn(&Vma) -> bool,
+    ) -> u64 {
+        self.vmas_in(start, end)
+            .filter(|v| filter(v))
+            .map(|v| (v.end.min(end) - v.start.max(start)) >> PAGE_SHIFT)
+            .sum()
     }
 
     /// Pages of `[start, end)` that are mapped (`count_vma_pages_range`).
     pub(crate) fn count_pages(&self, start: VirtAddr, end: VirtAddr) -> u64 {
-        self.keys_in(start, end)
-            .iter()
-            .filter_map(|k| self.vmas.get(k))
-            .map(|v| (v.end.min(end) - v.start.max(start)) >> PAGE_SHIFT)
-            .sum()
+        self.pages_in(start, end, |_| true)
     }
 
     /// Pages of VM_ACCOUNT VMAs in `[start, end)` (`vms->nr_accounted`: what
     /// a MAP_FIXED mapping over them no longer needs to charge).
     pub(crate) fn accounted_pages(&self, start: VirtAddr, end: VirtAddr) -> u64 {
-        self.keys_in(start, end)
-            .iter()
-            .filter_map(|k| self.vmas.get(k))
-            .filter(|v| v.flags.contains(VmFlags::ACCOUNT))
-            .map(|v| (v.end.min(end) - v.start.max(start)) >> PAGE_SHIFT)
-            .sum()
+        self.pages_in(start, end, |v| v.flags.contains(VmFlags::ACCOUNT))
     }
 
     /// The core of munmap (`do_vmi_align_munmap`): split at the edges,
@@ -242,20 +278,34 @@ impl MmStruct {
         let Some(first) = self.find_vma_intersection(start, end) else {
             return Ok(());
         };
-        if start > first.start {
-            if end < first.end && self.vmas.len() >= self.max_map_count {
+        let (first_start, first_end) = (first.start, first.end);
+        if start > first_start {
+            if end < first_end && self.vmas.len() >= self.max_map_count {
                 return Err(Errno::ENOMEM);
             }
             self.split_at(start, false)?;
         }
-        self.split_at(end, false)?;
-        // One VMA at a time, lowest first, with no list of keys built.
-        while let Some(k) = self.vmas.range(start..end).next().map(|(&k, _)| k) {
-            if let Some(v) = self.unlink_vma(k) {
-                if zap {
-                    pt.unmap_range(v.start, v.end);
-                }
+        // A VMA straddles `end` only if the first one does not end there
+        // (the ones after it start at or above its end).
+        if first_end != end {
+            self.split_at(end, false)?;
+        }
+        // One VMA at a time, lowest first, with no list of keys built: the
+        // first is known, each next one is looked up only while the range
+        // goes on past the VMA just removed.
+        let mut next = Some(start.max(first_start));
+        while let Some(k) = next {
+            let Some(v) = self.unlink_vma(k) else {
+                break;
+            };
+            if zap {
+                pt.unmap_range(v.start, v.end);
             }
+            next = if v.end < end {
+                self.vmas.range(v.end..end).next().map(|(&k, _)| k)
+            } else {
+                None
+            };
         }
         Ok(())
     }
