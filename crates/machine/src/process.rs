@@ -380,7 +380,7 @@ impl ExecMm for ExecTarget<'_> {
         mm.rlimits.stack = rlim_stack;
     }
     fn mmap_base(&self) -> VirtAddr {
-        VirtAddr(self.proc.mm.mmap_base)
+        self.proc.mm.mmap_base
     }
     fn mmap(
         &mut self,
@@ -449,7 +449,7 @@ impl ExecMm for ExecTarget<'_> {
             }
         }
         let sp = mm.start_stack;
-        mm.insert_stack_vma(start, end, VirtAddr(sp), exec)
+        mm.insert_stack_vma(start, end, sp, exec)
     }
     fn write_user(&mut self, va: VirtAddr, bytes: &[u8]) -> Result<(), Errno> {
         self.force_write(va.0, bytes)
@@ -475,17 +475,17 @@ impl ExecMm for ExecTarget<'_> {
     }
     fn set_layout(&mut self, l: &ExecLayout) {
         let mm = &mut self.proc.mm;
-        mm.start_code = l.start_code.0;
-        mm.end_code = l.end_code.0;
-        mm.start_data = l.start_data.0;
-        mm.end_data = l.end_data.0;
-        mm.start_brk = l.start_brk.0;
-        mm.brk = l.brk.0;
-        mm.start_stack = l.start_stack.0;
-        mm.arg_start = l.arg_start.0;
-        mm.arg_end = l.arg_end.0;
-        mm.env_start = l.env_start.0;
-        mm.env_end = l.env_end.0;
+        mm.start_code = l.start_code;
+        mm.end_code = l.end_code;
+        mm.start_data = l.start_data;
+        mm.end_data = l.end_data;
+        mm.start_brk = l.start_brk;
+        mm.brk = l.brk;
+        mm.start_stack = l.start_stack;
+        mm.arg_start = l.arg_start;
+        mm.arg_end = l.arg_end;
+        mm.env_start = l.env_start;
+        mm.env_end = l.env_end;
     }
 }
 
@@ -1588,9 +1588,9 @@ pub fn proc_pid_stat(p: &Process) -> String {
         "0 {} {} 18446744073709551615 {} {} {}",
         mm.total_vm * PAGE_SIZE,
         mm.rss_pages(),
-        mm.start_code,
-        mm.end_code,
-        mm.start_stack
+        mm.start_code.as_u64(),
+        mm.end_code.as_u64(),
+        mm.start_stack.as_u64()
     );
     // 29-44: kstkesp, kstkeip, signal, blocked, sigignore, sigcatch,
     // wchan, nswap, cnswap, exit_signal, processor, rt_priority, policy,
@@ -1600,13 +1600,13 @@ pub fn proc_pid_stat(p: &Process) -> String {
     // env_start, env_end, exit_code.
     let tail = format!(
         "{} {} {} {} {} {} {} 0",
-        mm.start_data,
-        mm.end_data,
-        mm.start_brk,
-        mm.arg_start,
-        mm.arg_end,
-        mm.env_start,
-        mm.env_end
+        mm.start_data.as_u64(),
+        mm.end_data.as_u64(),
+        mm.start_brk.as_u64(),
+        mm.arg_start.as_u64(),
+        mm.arg_end.as_u64(),
+        mm.env_start.as_u64(),
+        mm.env_end.as_u64()
     );
     format!(
         "{} ({}) {head} {faults} {mem} {sched} {tail}\n",

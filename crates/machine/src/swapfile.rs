@@ -111,15 +111,11 @@ impl Machine {
             };
             let mode = p.pt.mode();
             let mut vas = Vec::new();
-            p.pt.walk(
-                VirtAddr(0),
-                VirtAddr(p.mm.task_size),
-                &mut |va, pte, level| {
-                    if level == 1 && pte.swap_entry(mode).is_some_and(|e| e.ty == ty) {
-                        vas.push(va);
-                    }
-                },
-            );
+            p.pt.walk(VirtAddr(0), p.mm.task_size, &mut |va, pte, level| {
+                if level == 1 && pte.swap_entry(mode).is_some_and(|e| e.ty == ty) {
+                    vas.push(va);
+                }
+            });
             for va in vas {
                 // unuse_pte: maps the page back whatever the VMA's
                 // protection (even PROT_NONE), so no access check.

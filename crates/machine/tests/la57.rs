@@ -39,9 +39,9 @@ fn la57_process_maps_high_and_the_mmu_walks_five_levels() {
     {
         let p = m.process(pid).unwrap();
         assert_eq!(p.pt.mode(), PagingMode::X86_64L5);
-        assert_eq!(p.mm.task_size, TASK_SIZE_L5);
-        assert_eq!(p.mm.map_window, MAP_WINDOW);
-        assert_eq!(p.mm.mmap_base, 0x7fff_f7ff_f000);
+        assert_eq!(p.mm.task_size.as_u64(), TASK_SIZE_L5);
+        assert_eq!(p.mm.map_window.as_u64(), MAP_WINDOW);
+        assert_eq!(p.mm.mmap_base.as_u64(), 0x7fff_f7ff_f000);
     }
     // MAP_FIXED | MAP_POPULATE far above 128 TiB.
     let hi = 0x7f_0000_0000_0000u64;
@@ -111,7 +111,10 @@ fn four_level_machine_is_unchanged_and_la57_needs_x86_64() {
     let pid = m.spawn("t").unwrap();
     let p = m.process(pid).unwrap();
     assert_eq!(p.pt.mode(), PagingMode::X86_64L4);
-    assert_eq!((p.mm.task_size, p.mm.map_window), (MAP_WINDOW, MAP_WINDOW));
+    assert_eq!(
+        (p.mm.task_size.as_u64(), p.mm.map_window.as_u64()),
+        (MAP_WINDOW, MAP_WINDOW)
+    );
     assert_eq!(
         m.sys_mmap(
             pid,

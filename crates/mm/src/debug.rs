@@ -238,48 +238,44 @@ pub fn check_mm(
         let id = v.mm.link.as_ref().map(|l| l.id);
         let mut rss = [0u64; 4];
         let mut bad = None;
-        v.pt.walk(
-            VirtAddr(0),
-            VirtAddr(v.mm.task_size),
-            &mut |va, pte, level| {
-                if bad.is_some() {
-                    return;
+        v.pt.walk(VirtAddr(0), v.mm.task_size, &mut |va, pte, level| {
+            if bad.is_some() {
+                return;
+            }
+            if v.mm.vma_lookup(va).is_none() {
+                bad = Some(format!(
+                    "pte {:#x} at {:#x} outside every VMA",
+                    pte.raw(),
+                    va.0
+                ));
+                return;
+            }
+            if level != 1 || !pte.maps_page() {
+                if pte.is_swap() {
+                    rss[RssKind::Swap as usize] += 1;
                 }
-                if v.mm.vma_lookup(va).is_none() {
-                    bad = Some(format!(
-                        "pte {:#x} at {:#x} outside every VMA",
-                        pte.raw(),
-                        va.0
-                    ));
-                    return;
-                }
-                if level != 1 || !pte.maps_page() {
-                    if pte.is_swap() {
-                        rss[RssKind::Swap as usize] += 1;
-                    }
-                    return;
-                }
-                let pfn = pte.pfn();
-                let Some(page) = pa.page(pfn) else {
-                    bad = Some(format!(
-                        "pte at {:#x} maps pfn {:#x} outside RAM",
-                        va.0, pfn.0
-                    ));
-                    return;
-                };
-                let kind = page_kind(zero_pfn, pfn, page);
-                let r = match kind {
-                    Kind::Zero => return,
-                    Kind::Anon => RssKind::Anon,
-                    Kind::Shmem => RssKind::Shmem,
-                    Kind::File => RssKind::File,
-                };
-                rss[r as usize] += 1;
-                if let Some(id) = id {
-                    ptes.entry(pfn).or_default().insert((id, va.0));
-                }
-            },
-        );
+                return;
+            }
+            let pfn = pte.pfn();
+            let Some(page) = pa.page(pfn) else {
+                bad = Some(format!(
+                    "pte at {:#x} maps pfn {:#x} outside RAM",
+                    va.0, pfn.0
+                ));
+                return;
+            };
+            let kind = page_kind(zero_pfn, pfn, page);
+            let r = match kind {
+                Kind::Zero => return,
+                Kind::Anon => RssKind::Anon,
+                Kind::Shmem => RssKind::Shmem,
+                Kind::File => RssKind::File,
+            };
+            rss[r as usize] += 1;
+            if let Some(id) = id {
+                ptes.entry(pfn).or_default().insert((id, va.0));
+            }
+        });
         if let Some(b) = bad {
             return Err(DebugError(b));
         }
@@ -371,17 +367,13 @@ pub fn check_reclaim(
     let mut refs: BTreeMap<SwapEntry, u32> = BTreeMap::new();
     for v in mms {
         let mode = v.pt.mode();
-        v.pt.walk(
-            VirtAddr(0),
-            VirtAddr(v.mm.task_size),
-            &mut |_, pte, level| {
-                if level == 1 {
-                    if let Some(e) = pte.swap_entry(mode) {
-                        *refs.entry(e).or_default() += 1;
-                    }
+        v.pt.walk(VirtAddr(0), v.mm.task_size, &mut |_, pte, level| {
+            if level == 1 {
+                if let Some(e) = pte.swap_entry(mode) {
+                    *refs.entry(e).or_default() += 1;
                 }
-            },
-        );
+            }
+        });
     }
     for e in shmem_swapped {
         *refs.entry(*e).or_default() += 1;

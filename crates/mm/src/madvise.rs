@@ -10,7 +10,7 @@
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags, Vma};
 use crate::mmap::fault_range;
-use crate::types::{page_align, VirtAddr, PAGE_MASK};
+use crate::types::{page_align, VirtAddr};
 
 #[allow(missing_docs)]
 pub mod advice {
@@ -68,9 +68,8 @@ pub fn madvise(
 /// The checks madvise(2) and PR_SET_VMA_ANON_NAME make of a range: EINVAL
 /// for an unaligned start or a length that overflows when page-aligned or
 /// added to the start. `None` for an empty range (nothing to do).
-fn madvise_range(start: VirtAddr, len_in: u64) -> Result<Option<(u64, u64)>, Errno> {
-    let start = start.0;
-    if start & !PAGE_MASK != 0 {
+fn madvise_range(start: VirtAddr, len_in: u64) -> Result<Option<(VirtAddr, VirtAddr)>, Errno> {
+    if !start.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     let len = page_align(len_in).unwrap_or(0);
@@ -85,7 +84,8 @@ fn madvise_range(start: VirtAddr, len_in: u64) -> Result<Option<(u64, u64)>, Err
 }
 
 /// What `madvise_walk_vmas` calls for each VMA: `(mm, key, start, end)`.
-type VmaVisitor<'a> = dyn FnMut(&mut MmStruct, u64, u64, u64) -> Result<(), Errno> + 'a;
+type VmaVisitor<'a> =
+    dyn FnMut(&mut MmStruct, VirtAddr, VirtAddr, VirtAddr) -> Result<(), Errno> + 'a;
 
 /// `madvise_walk_vmas`: calls `visit(mm, key, start, end)` for the part
 /// `[start, end)` of each VMA (keyed by its start `key`) that overlaps
@@ -94,24 +94,24 @@ type VmaVisitor<'a> = dyn FnMut(&mut MmStruct, u64, u64, u64) -> Result<(), Errn
 /// result is ENOMEM.
 fn madvise_walk_vmas(
     mm: &mut MmStruct,
-    mut start: u64,
-    end: u64,
+    mut start: VirtAddr,
+    end: VirtAddr,
     visit: &mut VmaVisitor<'_>,
 ) -> Result<(), Errno> {
     let mut unmapped = Ok(());
     loop {
-        let Some(v) = mm.find_vma(VirtAddr(start)) else {
+        let Some(v) = mm.find_vma(start) else {
             return Err(Errno::ENOMEM);
         };
-        if start < v.start.0 {
+        if start < v.start {
             unmapped = Err(Errno::ENOMEM);
-            start = v.start.0;
+            start = v.start;
             if start >= end {
                 break;
             }
         }
-        let tmp = v.end.0.min(end);
-        let key = v.start.0;
+        let tmp = v.end.min(end);
+        let key = v.start;
         visit(mm, key, start, tmp)?;
         start = tmp;
         if start >= end {
@@ -129,9 +129,9 @@ fn behavior_valid(b: i32) -> bool {
 fn madvise_vma(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    key: u64,
-    start: u64,
-    end: u64,
+    key: VirtAddr,
+    start: VirtAddr,
+    end: VirtAddr,
     behavior: i32,
 ) -> Result<(), Errno> {
     let v: &Vma = &mm.vmas[&key];
@@ -188,7 +188,7 @@ fn madvise_vma(
             if behavior == MADV_FREE && !v.is_anonymous() {
                 return Err(Errno::EINVAL);
             }
-            pt.discard(VirtAddr(start), VirtAddr(end), behavior == MADV_FREE);
+            pt.discard(start, end, behavior == MADV_FREE);
             return Ok(());
         }
         MADV_REMOVE => {
@@ -198,14 +198,14 @@ fn madvise_vma(
             if !(f.contains(VmFlags::SHARED) && f.contains(VmFlags::MAYWRITE)) {
                 return Err(Errno::EACCES);
             }
-            pt.discard(VirtAddr(start), VirtAddr(end), false);
+            pt.discard(start, end, false);
             return Ok(());
         }
         MADV_COLD | MADV_PAGEOUT => {
             if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                 return Err(Errno::EINVAL);
             }
-            pt.cold(VirtAddr(start), VirtAddr(end), behavior == MADV_PAGEOUT);
+            pt.cold(start, end, behavior == MADV_PAGEOUT);
             return Ok(());
         }
         // MADV_WILLNEED: readahead / swap-in, nothing to model.
@@ -225,20 +225,20 @@ fn madvise_vma(
 fn madvise_populate(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    mut start: u64,
-    end: u64,
+    mut start: VirtAddr,
+    end: VirtAddr,
     write: bool,
 ) -> Result<(), Errno> {
     while start < end {
-        let Some(v) = mm.vma_lookup(VirtAddr(start)) else {
+        let Some(v) = mm.vma_lookup(start) else {
             return Err(Errno::ENOMEM);
         };
         let need = if write { VmFlags::WRITE } else { VmFlags::READ };
         if !v.flags.contains(need) || v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
             return Err(Errno::EINVAL);
         }
-        let key = v.start.0;
-        let tmp = v.end.0.min(end);
+        let key = v.start;
+        let tmp = v.end.min(end);
         // A write fault on a private mapping breaks CoW (gets an anon_vma);
         // on a shared mapping it dirties the shared page.
         let private_write = write && !v.flags.contains(VmFlags::MAYSHARE);
@@ -246,7 +246,7 @@ fn madvise_populate(
             fault_range(mm, pt, key, start, tmp, true)?;
         } else {
             let v = &mm.vmas[&key];
-            pt.populate(v, VirtAddr(start), VirtAddr(tmp), write)?;
+            pt.populate(v, start, tmp, write)?;
         }
         start = tmp;
     }

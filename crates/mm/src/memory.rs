@@ -1026,7 +1026,7 @@ impl PageTableOps for UserPageTables<'_> {
                     _ => Errno::EFAULT,
                 })?;
             }
-            va = va + PAGE_SIZE;
+            va += PAGE_SIZE;
         }
         Ok(())
     }
@@ -1405,7 +1405,7 @@ pub fn exit_mmap(mm: &mut MmStruct, ops: &mut UserPageTables<'_>) {
     // can reach a table being freed (`free_pgtables` after unlinking).
     let ranges: Vec<(VirtAddr, VirtAddr)> = mm.iter().map(|v| (v.start, v.end)).collect();
     for &(s, _) in &ranges {
-        mm.unlink_vma(s.0);
+        mm.unlink_vma(s);
     }
     // One zap over the whole span, as `unmap_vmas` then one
     // `free_pgtables` do: per VMA, each call would look again for tables

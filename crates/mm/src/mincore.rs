@@ -19,8 +19,7 @@ pub fn mincore(
     start: VirtAddr,
     len: u64,
 ) -> Result<Vec<u8>, Errno> {
-    let start = start.0;
-    if start & !PAGE_MASK != 0 {
+    if !start.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     if start > mm.task_size || len > mm.task_size - start {
@@ -30,11 +29,11 @@ pub fn mincore(
     let mut out = Vec::with_capacity(pages as usize);
     let mut addr = start;
     for _ in 0..pages {
-        let Some(vma) = mm.vma_lookup(VirtAddr(addr)) else {
+        let Some(vma) = mm.vma_lookup(addr) else {
             return Err(Errno::ENOMEM);
         };
-        let present = pt.page_info(VirtAddr(addr)).is_some_and(|p| p.present)
-            || (vma.file.is_some() && pt.cached(vma, VirtAddr(addr)));
+        let present = pt.page_info(addr).is_some_and(|p| p.present)
+            || (vma.file.is_some() && pt.cached(vma, addr));
         out.push(u8::from(present));
         addr += PAGE_SIZE;
     }

@@ -8,7 +8,7 @@
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
 use crate::mmap::mm_populate;
-use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT};
+use crate::types::{page_align, VirtAddr, PAGE_SHIFT};
 
 /// mlock2: lock pages as they are faulted in.
 pub const MLOCK_ONFAULT: u32 = 1;
@@ -26,7 +26,7 @@ pub fn mlock(
     start: VirtAddr,
     len: u64,
 ) -> Result<(), Errno> {
-    do_mlock(mm, pt, start.0, len, VmFlags::LOCKED)
+    do_mlock(mm, pt, start, len, VmFlags::LOCKED)
 }
 
 /// `mlock2(2)`: EINVAL for flags other than MLOCK_ONFAULT.
@@ -44,7 +44,7 @@ pub fn mlock2(
     if flags & MLOCK_ONFAULT != 0 {
         f |= VmFlags::LOCKONFAULT;
     }
-    do_mlock(mm, pt, start.0, len, f)
+    do_mlock(mm, pt, start, len, f)
 }
 
 /// `do_mlock`: EPERM without the right to lock (RLIMIT_MEMLOCK 0 and no
@@ -53,16 +53,16 @@ pub fn mlock2(
 fn do_mlock(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    start: u64,
+    start: VirtAddr,
     len: u64,
     flags: VmFlags,
 ) -> Result<(), Errno> {
     if !mm.can_do_mlock() {
         return Err(Errno::EPERM);
     }
-    let len = page_align(len.checked_add(start & !PAGE_MASK).ok_or(Errno::ENOMEM)?)
+    let len = page_align(len.checked_add(start.page_offset()).ok_or(Errno::ENOMEM)?)
         .ok_or(Errno::ENOMEM)?;
-    let start = start & PAGE_MASK;
+    let start = start.page_down();
     let lock_limit = mm.rlimits.memlock >> PAGE_SHIFT;
     let mut locked = (len >> PAGE_SHIFT).saturating_add(mm.locked_vm);
     let cap = mm.cred.cap_ipc_lock;
@@ -82,13 +82,8 @@ fn do_mlock(
 }
 
 /// Pages of `[start, end)` already in VM_LOCKED VMAs.
-fn count_mlocked(mm: &MmStruct, start: u64, end: u64) -> u64 {
-    mm.keys_in(start, end)
-        .iter()
-        .filter_map(|k| mm.vmas.get(k))
-        .filter(|v| v.flags.contains(VmFlags::LOCKED))
-        .map(|v| (v.end.0.min(end) - v.start.0.max(start)) >> PAGE_SHIFT)
-        .sum()
+fn count_mlocked(mm: &MmStruct, start: VirtAddr, end: VirtAddr) -> u64 {
+    mm.pages_in(start, end, |v| v.flags.contains(VmFlags::LOCKED))
 }
 
 /// `munlock(2)`.
@@ -98,10 +93,9 @@ pub fn munlock(
     start: VirtAddr,
     len: u64,
 ) -> Result<(), Errno> {
-    let start = start.0;
-    let len = page_align(len.checked_add(start & !PAGE_MASK).ok_or(Errno::ENOMEM)?)
+    let len = page_align(len.checked_add(start.page_offset()).ok_or(Errno::ENOMEM)?)
         .ok_or(Errno::ENOMEM)?;
-    apply_vma_lock_flags(mm, pt, start & PAGE_MASK, len, VmFlags::NONE)
+    apply_vma_lock_flags(mm, pt, start.page_down(), len, VmFlags::NONE)
 }
 
 /// `apply_vma_lock_flags`: sets the lock bits of every VMA in the range to
@@ -109,7 +103,7 @@ pub fn munlock(
 fn apply_vma_lock_flags(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    start: u64,
+    start: VirtAddr,
     len: u64,
     flags: VmFlags,
 ) -> Result<(), Errno> {
@@ -117,20 +111,20 @@ fn apply_vma_lock_flags(
     if end == start {
         return Ok(());
     }
-    if mm.vma_lookup(VirtAddr(start)).is_none() {
+    if mm.vma_lookup(start).is_none() {
         return Err(Errno::ENOMEM);
     }
     let mut tmp = start;
     while tmp < end {
-        let Some(v) = mm.find_vma(VirtAddr(tmp)).filter(|v| v.start.0 < end) else {
+        let Some(v) = mm.find_vma(tmp).filter(|v| v.start < end) else {
             break;
         };
-        if v.start.0 > tmp {
+        if v.start > tmp {
             return Err(Errno::ENOMEM);
         }
         let newflags = v.flags.difference(VmFlags::LOCKED_MASK) | flags;
-        let seg_end = v.end.0.min(end);
-        let key = v.start.0;
+        let seg_end = v.end.min(end);
+        let key = v.start;
         mlock_fixup(mm, pt, key, tmp, seg_end, newflags)?;
         tmp = seg_end;
     }
@@ -147,9 +141,9 @@ fn apply_vma_lock_flags(
 fn mlock_fixup(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    key: u64,
-    start: u64,
-    end: u64,
+    key: VirtAddr,
+    start: VirtAddr,
+    end: VirtAddr,
     newflags: VmFlags,
 ) -> Result<(), Errno> {
     let v = &mm.vmas[&key];
@@ -168,7 +162,7 @@ fn mlock_fixup(
         newflags.contains(VmFlags::LOCKED),
     );
     if was != is {
-        pt.mlock_range(VirtAddr(start), VirtAddr(end), is);
+        pt.mlock_range(start, end, is);
     }
     Ok(())
 }
@@ -191,7 +185,7 @@ pub fn mlockall(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32) -> Res
     apply_mlockall_flags(mm, pt, flags);
     if flags & MCL_CURRENT != 0 {
         let ts = mm.task_size;
-        let _ = mm_populate(mm, pt, 0, ts, true);
+        let _ = mm_populate(mm, pt, VirtAddr(0), ts.as_u64(), true);
     }
     Ok(())
 }
@@ -220,13 +214,13 @@ fn apply_mlockall_flags(mm: &mut MmStruct, pt: &mut dyn PageTableOps, flags: u32
             to_add |= VmFlags::LOCKONFAULT;
         }
     }
-    let keys: alloc::vec::Vec<u64> = mm.vmas.keys().copied().collect();
+    let keys: alloc::vec::Vec<VirtAddr> = mm.vmas.keys().copied().collect();
     for k in keys {
         // Earlier merges may have absorbed this VMA.
-        let Some(v) = mm.vma_lookup(VirtAddr(k)) else {
+        let Some(v) = mm.vma_lookup(k) else {
             continue;
         };
-        let (key, s, e) = (v.start.0, v.start.0.max(k), v.end.0);
+        let (key, s, e) = (v.start, v.start.max(k), v.end);
         let newflags = v.flags.difference(VmFlags::LOCKED_MASK) | to_add;
         let _ = mlock_fixup(mm, pt, key, s, e, newflags);
     }

@@ -212,17 +212,16 @@ impl Vma {
         self.file.is_none() && self.special.is_none()
     }
     /// `vm_start_gap`: start lowered by the stack guard gap for GROWSDOWN.
-    pub fn start_gap(&self, stack_guard_gap: u64) -> u64 {
-        let s = self.start.0;
+    pub fn start_gap(&self, stack_guard_gap: u64) -> VirtAddr {
         if self.flags.contains(VmFlags::GROWSDOWN) {
-            s.saturating_sub(stack_guard_gap)
+            self.start.saturating_sub(stack_guard_gap)
         } else {
-            s
+            self.start
         }
     }
     /// `vm_end_gap`: x86 has no GROWSUP, so this is `vm_end`.
-    pub fn end_gap(&self) -> u64 {
-        self.end.0
+    pub fn end_gap(&self) -> VirtAddr {
+        self.end
     }
     /// pgoff of the page at `addr` (`linear_page_index`).
     pub fn pgoff_at(&self, addr: VirtAddr) -> u64 {
@@ -399,21 +398,21 @@ pub const DEFAULT_MMAP_MIN_ADDR: u64 = 65536;
 #[derive(Clone, Debug)]
 pub struct MmLayout {
     /// TASK_SIZE.
-    pub task_size: u64,
+    pub task_size: VirtAddr,
     /// DEFAULT_MAP_WINDOW: the top of placement without a hint above it
     /// (equal to `task_size` with 4-level paging; 2^47 - 4096 below a
     /// 56-bit TASK_SIZE with 5-level paging).
-    pub map_window: u64,
+    pub map_window: VirtAddr,
     /// Top of the top-down mmap area.
-    pub mmap_base: u64,
+    pub mmap_base: VirtAddr,
     /// Bottom of the legacy bottom-up mmap area.
-    pub mmap_legacy_base: u64,
+    pub mmap_legacy_base: VirtAddr,
     /// Use the legacy bottom-up layout (ADDR_COMPAT_LAYOUT / legacy_va_layout).
     pub legacy: bool,
     /// `stack_guard_gap`.
     pub stack_guard_gap: u64,
     /// `vm.mmap_min_addr`.
-    pub mmap_min_addr: u64,
+    pub mmap_min_addr: VirtAddr,
     /// `vm.max_map_count`.
     pub max_map_count: usize,
     /// Resource limits.
@@ -463,7 +462,7 @@ impl MmLayout {
     pub fn arm64(rlimits: Rlimits) -> MmLayout {
         let task_size = crate::arch::layout::ARM64_TASK_SIZE;
         MmLayout {
-            mmap_legacy_base: (task_size / 4 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+            mmap_legacy_base: VirtAddr((task_size / 4 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)),
             ..Self::layout_with(rlimits, task_size, task_size)
         }
     }
@@ -484,13 +483,13 @@ impl MmLayout {
         let mmap_base = (task_size - gap + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
         let legacy = (task_size / 3 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
         MmLayout {
-            task_size: task_size_max,
-            map_window: task_size,
-            mmap_base,
-            mmap_legacy_base: legacy,
+            task_size: VirtAddr(task_size_max),
+            map_window: VirtAddr(task_size),
+            mmap_base: VirtAddr(mmap_base),
+            mmap_legacy_base: VirtAddr(legacy),
             legacy: false,
             stack_guard_gap: STACK_GUARD_GAP,
-            mmap_min_addr: DEFAULT_MMAP_MIN_ADDR,
+            mmap_min_addr: VirtAddr(DEFAULT_MMAP_MIN_ADDR),
             max_map_count: DEFAULT_MAX_MAP_COUNT,
             rlimits,
             cred: Credentials::ROOT,
@@ -517,21 +516,21 @@ pub enum RssKind {
 #[derive(Clone, Debug)]
 pub struct MmStruct {
     /// The VMA tree, keyed by `vm_start`.
-    pub(crate) vmas: BTreeMap<u64, Vma>,
+    pub(crate) vmas: BTreeMap<VirtAddr, Vma>,
     /// TASK_SIZE.
-    pub task_size: u64,
+    pub task_size: VirtAddr,
     /// DEFAULT_MAP_WINDOW (see [`MmLayout::map_window`]).
-    pub map_window: u64,
+    pub map_window: VirtAddr,
     /// Top of the top-down mmap area.
-    pub mmap_base: u64,
+    pub mmap_base: VirtAddr,
     /// Bottom of the legacy bottom-up mmap area.
-    pub mmap_legacy_base: u64,
+    pub mmap_legacy_base: VirtAddr,
     /// Legacy (bottom-up) layout; false is MMF_TOPDOWN.
     pub legacy_layout: bool,
     /// `stack_guard_gap`.
     pub stack_guard_gap: u64,
     /// `vm.mmap_min_addr`.
-    pub mmap_min_addr: u64,
+    pub mmap_min_addr: VirtAddr,
     /// `vm.max_map_count`.
     pub max_map_count: usize,
     /// Resource limits.
@@ -539,27 +538,27 @@ pub struct MmStruct {
     /// Capabilities of the owner.
     pub cred: Credentials,
     /// `start_code`.
-    pub start_code: u64,
+    pub start_code: VirtAddr,
     /// `end_code`.
-    pub end_code: u64,
+    pub end_code: VirtAddr,
     /// `start_data`.
-    pub start_data: u64,
+    pub start_data: VirtAddr,
     /// `end_data`.
-    pub end_data: u64,
+    pub end_data: VirtAddr,
     /// `start_brk`.
-    pub start_brk: u64,
+    pub start_brk: VirtAddr,
     /// `brk`.
-    pub brk: u64,
+    pub brk: VirtAddr,
     /// `start_stack`.
-    pub start_stack: u64,
+    pub start_stack: VirtAddr,
     /// `arg_start`.
-    pub arg_start: u64,
+    pub arg_start: VirtAddr,
     /// `arg_end`.
-    pub arg_end: u64,
+    pub arg_end: VirtAddr,
     /// `env_start`.
-    pub env_start: u64,
+    pub env_start: VirtAddr,
     /// `env_end`.
-    pub env_end: u64,
+    pub env_end: VirtAddr,
     /// Pages mapped (`total_vm`).
     pub total_vm: u64,
     /// Pages in VM_LOCKED VMAs (`locked_vm`).
@@ -689,17 +688,17 @@ impl MmStruct {
             max_map_count: layout.max_map_count,
             rlimits: layout.rlimits,
             cred: layout.cred,
-            start_code: 0,
-            end_code: 0,
-            start_data: 0,
-            end_data: 0,
-            start_brk: 0,
-            brk: 0,
-            start_stack: 0,
-            arg_start: 0,
-            arg_end: 0,
-            env_start: 0,
-            env_end: 0,
+            start_code: VirtAddr(0),
+            end_code: VirtAddr(0),
+            start_data: VirtAddr(0),
+            end_data: VirtAddr(0),
+            start_brk: VirtAddr(0),
+            brk: VirtAddr(0),
+            start_stack: VirtAddr(0),
+            arg_start: VirtAddr(0),
+            arg_end: VirtAddr(0),
+            env_start: VirtAddr(0),
+            env_end: VirtAddr(0),
             total_vm: 0,
             locked_vm: 0,
             data_vm: 0,
@@ -741,14 +740,14 @@ impl MmStruct {
 
     /// `find_vma`: the first VMA with `end > addr`.
     pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
-        if let Some((_, v)) = self.vmas.range(..=addr.0).next_back() {
+        if let Some((_, v)) = self.vmas.range(..=addr).next_back() {
             if v.end > addr {
                 return Some(v);
             }
         }
         self.vmas
             .range((
-                core::ops::Bound::Excluded(addr.0),
+                core::ops::Bound::Excluded(addr),
                 core::ops::Bound::Unbounded,
             ))
             .next()
@@ -758,7 +757,7 @@ impl MmStruct {
     /// `vma_lookup`: the VMA containing `addr`.
     pub fn vma_lookup(&self, addr: VirtAddr) -> Option<&Vma> {
         self.vmas
-            .range(..=addr.0)
+            .range(..=addr)
             .next_back()
             .map(|(_, v)| v)
             .filter(|v| v.end > addr)
@@ -768,7 +767,7 @@ impl MmStruct {
     pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
         let vma = self.find_vma(addr);
         let prev = match vma {
-            Some(v) => self.vmas.range(..v.start.0).next_back().map(|(_, p)| p),
+            Some(v) => self.vmas.range(..v.start).next_back().map(|(_, p)| p),
             None => self.vmas.values().next_back(),
         };
         (vma, prev)
@@ -779,8 +778,18 @@ impl MmStruct {
         self.find_vma(start).filter(|v| v.start < end)
     }
 
+    /// True if some VMA overlaps `[start, end)`: the last VMA starting below
+    /// `end` reaches past `start` (the ones before it end below its start),
+    /// so one descent of the tree answers.
+    pub(crate) fn range_mapped(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
+    }
+
     /// The VMA just below `addr` (ending at or before it).
-    pub(crate) fn prev_of(&self, addr: u64) -> Option<&Vma> {
+    pub(crate) fn prev_of(&self, addr: VirtAddr) -> Option<&Vma> {
         self.vmas.range(..addr).next_back().map(|(_, v)| v)
     }
 
@@ -878,50 +887,32 @@ impl MmStruct {
             ..entry
         });
         self.link = Some(MmLink { rmap, cache, id });
-        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
-        for v in &vmas {
-            self.rmap_link(v, true);
+        for v in self.vmas.values() {
+            rmap_link(self.link.as_ref(), v, true);
         }
     }
 
     /// Unlinks every VMA and leaves the rmap (at the last `mmput`).
     pub fn detach(&mut self) {
-        let vmas: alloc::vec::Vec<Vma> = self.vmas.values().cloned().collect();
-        for v in &vmas {
-            self.rmap_link(v, false);
+        for v in self.vmas.values() {
+            rmap_link(self.link.as_ref(), v, false);
         }
         if let Some(l) = self.link.take() {
             l.rmap.unregister_mm(l.id);
         }
     }
 
-    /// Links (or unlinks) one VMA in the rmap.
-    fn rmap_link(&self, v: &Vma, link: bool) {
-        let Some(l) = &self.link else { return };
-        // An anonymous VMA not yet faulted (no anon_vma) is in no rmap
-        // tree: nothing to lock.
-        if v.file.is_none() && v.anon_chain().next().is_none() {
-            return;
-        }
-        let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
-        if link {
-            l.rmap.link(l.id, v, file);
-        } else {
-            l.rmap.unlink(l.id, v, file);
-        }
-    }
-
     /// Inserts a VMA into the tree, indexing it in the rmap.
     pub(crate) fn tree_insert(&mut self, v: Vma) {
-        self.rmap_link(&v, true);
+        rmap_link(self.link.as_ref(), &v, true);
         self.objects.count(&v, 1);
-        self.vmas.insert(v.start.0, v);
+        self.vmas.insert(v.start, v);
     }
 
     /// Removes the VMA starting at `start` from the tree and the rmap.
-    pub(crate) fn tree_remove(&mut self, start: u64) -> Option<Vma> {
+    pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Vma> {
         let v = self.vmas.remove(&start)?;
-        self.rmap_link(&v, false);
+        rmap_link(self.link.as_ref(), &v, false);
         self.objects.count(&v, -1);
         Some(v)
     }
@@ -937,13 +928,37 @@ impl MmStruct {
         }
     }
 
-    /// Changes the VMA starting at `start` in place through `f`, keeping
-    /// the rmap index exact if its range, offset or anon_vma change.
-    pub(crate) fn tree_modify(&mut self, start: u64, f: impl FnOnce(&mut Vma)) {
-        if let Some(mut v) = self.tree_remove(start) {
-            f(&mut v);
-            self.tree_insert(v);
-        }
+    /// Changes the VMA starting at `start` in place through `f` (which
+    /// must leave `start` alone: the tree's key), keeping the rmap index
+    /// and the object counts exact if its end, offset or anon_vma change.
+    pub(crate) fn tree_modify(&mut self, start: VirtAddr, f: impl FnOnce(&mut Vma)) {
+        let Some(v) = self.vmas.get_mut(&start) else {
+            return;
+        };
+        rmap_link(self.link.as_ref(), v, false);
+        self.objects.count(v, -1);
+        f(v);
+        debug_assert_eq!(v.start, start, "tree_modify moved a VMA's start");
+        rmap_link(self.link.as_ref(), v, true);
+        self.objects.count(v, 1);
+    }
+}
+
+/// Links (or unlinks) one VMA in the rmap of `link` (nothing for a
+/// detached mm). A free function so that a VMA borrowed from the tree can
+/// be (un)indexed in place.
+fn rmap_link(link: Option<&MmLink>, v: &Vma, on: bool) {
+    let Some(l) = link else { return };
+    // An anonymous VMA not yet faulted (no anon_vma) is in no rmap
+    // tree: nothing to lock.
+    if v.file.is_none() && v.anon_chain().next().is_none() {
+        return;
+    }
+    let file = v.file.as_ref().map(|f| l.cache.mapping_of(f));
+    if on {
+        l.rmap.link(l.id, v, file);
+    } else {
+        l.rmap.unlink(l.id, v, file);
     }
 }
 

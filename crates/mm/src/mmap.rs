@@ -132,7 +132,12 @@ impl OpenFile for ShmemZero {
 /// `vm_unmapped_area` top-down: the highest `len`-byte gap in
 /// `[low, high)` whose start satisfies the alignment, respecting the guard
 /// gaps of GROWSDOWN VMAs.
-fn unmapped_area_topdown(mm: &MmStruct, len: u64, low: u64, high: u64) -> Option<u64> {
+fn unmapped_area_topdown(
+    mm: &MmStruct,
+    len: u64,
+    low: VirtAddr,
+    high: VirtAddr,
+) -> Option<VirtAddr> {
     let gap = mm.stack_guard_gap;
     let mut gap_end = high;
     if let Some((_, next)) = mm.vmas.range(high..).next() {
@@ -157,7 +162,7 @@ fn unmapped_area_topdown(mm: &MmStruct, len: u64, low: u64, high: u64) -> Option
 }
 
 /// `vm_unmapped_area` bottom-up: the lowest `len`-byte gap in `[low, high)`.
-fn unmapped_area(mm: &MmStruct, len: u64, low: u64, high: u64) -> Option<u64> {
+fn unmapped_area(mm: &MmStruct, len: u64, low: VirtAddr, high: VirtAddr) -> Option<VirtAddr> {
     let gap = mm.stack_guard_gap;
     let mut gap_start = low;
     if let Some(prev) = mm.prev_of(low.saturating_add(1)) {
@@ -180,21 +185,26 @@ fn unmapped_area(mm: &MmStruct, len: u64, low: u64, high: u64) -> Option<u64> {
 }
 
 /// x86-64 `arch_get_unmapped_area` (bottom-up, legacy layout or fallback).
-fn arch_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+fn arch_get_unmapped_area(
+    mm: &MmStruct,
+    addr: VirtAddr,
+    len: u64,
+    flags: u32,
+) -> Result<VirtAddr, Errno> {
     if flags & MAP_FIXED != 0 {
         return Ok(addr);
     }
     // find_start_end: the end is task_size_64bit(addr > DEFAULT_MAP_WINDOW).
     let (begin, end) = if flags & MAP_32BIT != 0 {
-        (0x4000_0000, 0x8000_0000)
+        (VirtAddr(0x4000_0000), VirtAddr(0x8000_0000))
     } else {
         (mm.mmap_legacy_base, search_top(mm, addr))
     };
-    if len > end {
+    if len > end.as_u64() {
         return Err(Errno::ENOMEM);
     }
-    if addr != 0 {
-        if let Some(a) = page_align(addr) {
+    if addr != VirtAddr(0) {
+        if let Some(a) = addr.page_up() {
             if end - len >= a && hint_valid(mm, a, len) && hint_fits(mm, a, len) {
                 return Ok(a);
             }
@@ -205,7 +215,7 @@ fn arch_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Res
 
 /// `task_size_64bit(addr > DEFAULT_MAP_WINDOW)`: the top of a search,
 /// TASK_SIZE_MAX only for a hint above the window (5-level paging).
-fn search_top(mm: &MmStruct, addr: u64) -> u64 {
+fn search_top(mm: &MmStruct, addr: VirtAddr) -> VirtAddr {
     if addr > mm.map_window {
         mm.task_size
     } else {
@@ -216,16 +226,16 @@ fn search_top(mm: &MmStruct, addr: u64) -> u64 {
 /// `mmap_address_hint_valid`: the hint fits below TASK_SIZE and does not
 /// straddle DEFAULT_MAP_WINDOW (with 4-level paging the window is TASK_SIZE,
 /// so the second rule never fails).
-fn hint_valid(mm: &MmStruct, addr: u64, len: u64) -> bool {
-    if len > mm.task_size || mm.task_size - len < addr {
+fn hint_valid(mm: &MmStruct, addr: VirtAddr, len: u64) -> bool {
+    if len > mm.task_size.as_u64() || mm.task_size - len < addr {
         return false;
     }
     (addr > mm.map_window) == (addr + len > mm.map_window)
 }
 
 /// True if `[addr, addr+len)` ends at or before the next VMA's `vm_start_gap`.
-fn hint_fits(mm: &MmStruct, addr: u64, len: u64) -> bool {
-    match mm.find_vma(VirtAddr(addr)) {
+fn hint_fits(mm: &MmStruct, addr: VirtAddr, len: u64) -> bool {
+    match mm.find_vma(addr) {
         None => true,
         Some(v) => addr + len <= v.start_gap(mm.stack_guard_gap),
     }
@@ -234,16 +244,16 @@ fn hint_fits(mm: &MmStruct, addr: u64, len: u64) -> bool {
 /// x86-64 `arch_get_unmapped_area_topdown`.
 fn arch_get_unmapped_area_topdown(
     mm: &MmStruct,
-    addr0: u64,
+    addr0: VirtAddr,
     len: u64,
     flags: u32,
-) -> Result<u64, Errno> {
+) -> Result<VirtAddr, Errno> {
     if flags & MAP_FIXED != 0 {
         return Ok(addr0);
     }
     if flags & MAP_32BIT == 0 {
-        if addr0 != 0 {
-            let addr = addr0 & PAGE_MASK;
+        if addr0 != VirtAddr(0) {
+            let addr = addr0.page_down();
             if hint_valid(mm, addr, len) && hint_fits(mm, addr, len) {
                 return Ok(addr);
             }
@@ -251,10 +261,10 @@ fn arch_get_unmapped_area_topdown(
         // A hint above DEFAULT_MAP_WINDOW opens the whole 5-level space:
         // high_limit += TASK_SIZE_MAX - DEFAULT_MAP_WINDOW.
         let mut high = mm.mmap_base;
-        if addr0 & PAGE_MASK > mm.map_window {
+        if addr0.page_down() > mm.map_window {
             high += mm.task_size - mm.map_window;
         }
-        if let Some(a) = unmapped_area_topdown(mm, len, PAGE_SIZE, high) {
+        if let Some(a) = unmapped_area_topdown(mm, len, VirtAddr(PAGE_SIZE), high) {
             return Ok(a);
         }
     }
@@ -262,8 +272,13 @@ fn arch_get_unmapped_area_topdown(
 }
 
 /// `mm_get_unmapped_area`: the layout's search.
-fn mm_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
-    if len > mm.task_size {
+fn mm_get_unmapped_area(
+    mm: &MmStruct,
+    addr: VirtAddr,
+    len: u64,
+    flags: u32,
+) -> Result<VirtAddr, Errno> {
+    if len > mm.task_size.as_u64() {
         return Err(Errno::ENOMEM);
     }
     if mm.legacy_layout {
@@ -283,7 +298,13 @@ fn mm_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, flags: u32) -> Resul
 /// top-down (`ret + size` when the search result already is). A hint that
 /// the padded search returns unchanged is kept as it is. Offsets are
 /// `loff_t` arithmetic (wrapping, signed).
-fn thp_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, off: i64, flags: u32) -> Option<u64> {
+fn thp_get_unmapped_area(
+    mm: &MmStruct,
+    addr: VirtAddr,
+    len: u64,
+    off: i64,
+    flags: u32,
+) -> Option<VirtAddr> {
     let size = PMD_SIZE as i64;
     let off_end = off.wrapping_add(len as i64);
     let off_align = off.wrapping_add(size - 1) & !(size - 1);
@@ -298,9 +319,9 @@ fn thp_get_unmapped_area(mm: &MmStruct, addr: u64, len: u64, off: i64, flags: u3
     // `if (ret == addr) return addr;` and thp_get_unmapped_area_vmflags
     // takes 0 as "no result": a hint of 0 never ends here.
     if ret == addr {
-        return (addr != 0).then_some(addr);
+        return (addr != VirtAddr(0)).then_some(addr);
     }
-    let off_sub = (off as u64).wrapping_sub(ret) & (PMD_SIZE - 1);
+    let off_sub = (off as u64).wrapping_sub(ret.as_u64()) & (PMD_SIZE - 1);
     if !mm.legacy_layout && off_sub == 0 {
         return Some(ret + PMD_SIZE);
     }
@@ -341,13 +362,13 @@ pub fn get_unmapped_area_pgoff(
     pgoff: u64,
     flags: u32,
 ) -> Result<VirtAddr, Errno> {
-    if len > mm.task_size {
+    if len > mm.task_size.as_u64() {
         return Err(Errno::ENOMEM);
     }
-    let addr = addr.0;
     let shared_anon = file.is_none() && flags & MAP_SHARED != 0;
     let thp_file = file.is_some_and(|f| f.thp_get_unmapped_area());
-    let thp_anon = file.is_none() && !shared_anon && addr == 0 && len.is_multiple_of(PMD_SIZE);
+    let thp_anon =
+        file.is_none() && !shared_anon && addr == VirtAddr(0) && len.is_multiple_of(PMD_SIZE);
     let off = if file.is_some() {
         (pgoff << PAGE_SHIFT) as i64
     } else {
@@ -365,13 +386,13 @@ pub fn get_unmapped_area_pgoff(
     if got > mm.task_size - len {
         return Err(Errno::ENOMEM);
     }
-    if got & !PAGE_MASK != 0 {
+    if !got.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     if got < mm.mmap_min_addr && !mm.cred.cap_sys_rawio {
         return Err(Errno::EPERM);
     }
-    Ok(VirtAddr(got))
+    Ok(got)
 }
 
 /// `mmap(2)`: maps `len` bytes with `prot` and `flags` at or near `addr`,
@@ -411,14 +432,14 @@ pub fn mmap(
             Errno::ENOMEM
         });
     }
-    do_mmap(mm, pt, addr.0, len, prot, flags, file, offset >> PAGE_SHIFT)
+    do_mmap(mm, pt, addr, len, prot, flags, file, offset >> PAGE_SHIFT)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn do_mmap(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    mut addr: u64,
+    mut addr: VirtAddr,
     len: u64,
     prot: u32,
     mut flags: u32,
@@ -432,9 +453,9 @@ fn do_mmap(
         flags |= MAP_FIXED;
     }
     if flags & MAP_FIXED == 0 {
-        addr &= PAGE_MASK;
-        if addr != 0 && addr < mm.mmap_min_addr {
-            addr = page_align(mm.mmap_min_addr).unwrap_or(PAGE_SIZE);
+        addr = addr.page_down();
+        if addr != VirtAddr(0) && addr < mm.mmap_min_addr {
+            addr = mm.mmap_min_addr.page_up().unwrap_or(VirtAddr(PAGE_SIZE));
         }
     }
     let len = page_align(len).ok_or(Errno::ENOMEM)?;
@@ -450,12 +471,8 @@ fn do_mmap(
         | VmFlags::MAYREAD
         | VmFlags::MAYWRITE
         | VmFlags::MAYEXEC;
-    let addr = get_unmapped_area_pgoff(mm, file.as_ref(), VirtAddr(addr), len, pgoff, flags)?.0;
-    if flags & MAP_FIXED_NOREPLACE != 0
-        && mm
-            .find_vma_intersection(VirtAddr(addr), VirtAddr(addr + len))
-            .is_some()
-    {
+    let addr = get_unmapped_area_pgoff(mm, file.as_ref(), addr, len, pgoff, flags)?;
+    if flags & MAP_FIXED_NOREPLACE != 0 && mm.find_vma_intersection(addr, addr + len).is_some() {
         return Err(Errno::EEXIST);
     }
     if flags & MAP_LOCKED != 0 && !mm.can_do_mlock() {
@@ -506,7 +523,7 @@ fn do_mmap(
                     }
                     vm_flags |= VmFlags::DROPPABLE | VmFlags::WIPEONFORK | VmFlags::DONTDUMP;
                 }
-                pgoff = addr >> PAGE_SHIFT;
+                pgoff = addr.vpn();
             }
             _ => return Err(Errno::EINVAL),
         }
@@ -519,7 +536,7 @@ fn do_mmap(
     if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = mm_populate(mm, pt, addr, len, true);
     }
-    Ok(VirtAddr(addr))
+    Ok(addr)
 }
 
 /// The MAP_PRIVATE file checks (also applied to shared maps): the file must
@@ -558,15 +575,22 @@ fn mmap_region(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
     file: Option<FileRef>,
-    addr: u64,
+    addr: VirtAddr,
     len: u64,
     mut vm_flags: VmFlags,
     pgoff: u64,
-) -> Result<u64, Errno> {
+) -> Result<VirtAddr, Errno> {
     let end = addr + len;
     let pages = len >> PAGE_SHIFT;
+    // A range the search found free (the usual case) has nothing to count,
+    // to credit or to unmap: one lookup tells.
+    let occupied = mm.range_mapped(addr, end);
     if !mm.may_expand_vm(vm_flags, pages) {
-        let mapped = mm.count_pages(addr, end);
+        let mapped = if occupied {
+            mm.count_pages(addr, end)
+        } else {
+            0
+        };
         if !mm.may_expand_vm(vm_flags, pages - mapped) {
             return Err(Errno::ENOMEM);
         }
@@ -577,18 +601,25 @@ fn mmap_region(
     if vm_flags.0 & (VmFlags::NORESERVE.0 | VmFlags::SHARED.0 | VmFlags::WRITE.0)
         == VmFlags::WRITE.0
     {
-        let charged = pages - mm.accounted_pages(addr, end);
+        let replaced = if occupied {
+            mm.accounted_pages(addr, end)
+        } else {
+            0
+        };
+        let charged = pages - replaced;
         if charged > 0 {
             mm.vm_enough_memory(charged)?;
         }
         vm_flags |= VmFlags::ACCOUNT;
     }
-    mm.detach_range(pt, addr, end, true)?;
+    if occupied {
+        mm.detach_range(pt, addr, end, true)?;
+    }
     if vm_flags.contains(VmFlags::LOCKED) && vm_flags.intersects(VmFlags::SPECIAL) {
         vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
     vm_flags |= VmFlags::SOFTDIRTY;
-    let mut vma = Vma::new_anon(VirtAddr(addr), VirtAddr(end), vm_flags, pgoff);
+    let mut vma = Vma::new_anon(addr, end, vm_flags, pgoff);
     match file {
         Some(f) => vma.file = Some(f),
         None if vm_flags.contains(VmFlags::MAYSHARE) => {
@@ -598,8 +629,7 @@ fn mmap_region(
         }
         None => {}
     }
-    mm.link_vma(vma);
-    mm.merge_range(addr, end);
+    mm.link_and_merge(vma);
     Ok(addr)
 }
 
@@ -612,17 +642,17 @@ pub fn munmap(
     addr: VirtAddr,
     len: u64,
 ) -> Result<(), Errno> {
-    do_munmap(mm, pt, addr.0, len)
+    do_munmap(mm, pt, addr, len)
 }
 
-/// `do_vmi_munmap` on raw values.
+/// `do_vmi_munmap`.
 pub(crate) fn do_munmap(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    start: u64,
+    start: VirtAddr,
     len: u64,
 ) -> Result<(), Errno> {
-    if start & !PAGE_MASK != 0 || start > mm.task_size || len > mm.task_size - start {
+    if !start.is_page_aligned() || start > mm.task_size || len > mm.task_size - start {
         return Err(Errno::EINVAL);
     }
     let end = start + page_align(len).ok_or(Errno::EINVAL)?;
@@ -640,82 +670,77 @@ pub(crate) fn do_munmap(
 /// brk VMA when compatible; with mlockall(MCL_FUTURE) it is populated.
 /// Simplification: min_brk is start_brk (no CONFIG_COMPAT_BRK).
 pub fn brk(mm: &mut MmStruct, pt: &mut dyn PageTableOps, brk: VirtAddr) -> VirtAddr {
-    let brk = brk.0;
     let origbrk = mm.brk;
     if brk < mm.start_brk || brk > mm.task_size {
-        return VirtAddr(origbrk);
+        return origbrk;
     }
     let rlim = mm.rlimits.data;
     if rlim < RLIM_INFINITY {
-        let want = (brk - mm.start_brk).saturating_add(mm.end_data.saturating_sub(mm.start_data));
+        let data = mm.end_data.as_u64().saturating_sub(mm.start_data.as_u64());
+        let want = (brk - mm.start_brk).saturating_add(data);
         if want > rlim {
-            return VirtAddr(origbrk);
+            return origbrk;
         }
     }
-    let (Some(newbrk), Some(oldbrk)) = (page_align(brk), page_align(mm.brk)) else {
-        return VirtAddr(origbrk);
+    let (Some(newbrk), Some(oldbrk)) = (brk.page_up(), mm.brk.page_up()) else {
+        return origbrk;
     };
     if oldbrk == newbrk {
         mm.brk = brk;
-        return VirtAddr(brk);
+        return brk;
     }
     if brk <= mm.brk {
         // Shrink: only the brk VMA may be cut.
         let ok = matches!(
-            mm.find_vma_intersection(VirtAddr(newbrk), VirtAddr(oldbrk)),
-            Some(v) if v.start.0 < oldbrk
+            mm.find_vma_intersection(newbrk, oldbrk),
+            Some(v) if v.start < oldbrk
         );
         mm.brk = brk;
         if !ok || do_munmap(mm, pt, newbrk, oldbrk - newbrk).is_err() {
             mm.brk = origbrk;
-            return VirtAddr(origbrk);
+            return origbrk;
         }
-        return VirtAddr(brk);
+        return brk;
     }
     // Growth must leave one page plus the guard gap before the next VMA.
     let limit = newbrk
         .saturating_add(PAGE_SIZE)
         .saturating_add(mm.stack_guard_gap);
-    if let Some(next) = mm.find_vma_intersection(VirtAddr(oldbrk), VirtAddr(limit)) {
+    if let Some(next) = mm.find_vma_intersection(oldbrk, limit) {
         if newbrk + PAGE_SIZE > next.start_gap(mm.stack_guard_gap) {
-            return VirtAddr(origbrk);
+            return origbrk;
         }
     }
     // check_brk_limits: the range must be mappable (TASK_SIZE, mmap_min_addr)
     // and fit RLIMIT_MEMLOCK under mlockall(MCL_FUTURE).
-    if get_unmapped_area(mm, None, VirtAddr(oldbrk), newbrk - oldbrk, MAP_FIXED).is_err()
+    if get_unmapped_area(mm, None, oldbrk, newbrk - oldbrk, MAP_FIXED).is_err()
         || !mm.mlock_future_ok(mm.def_flags, newbrk - oldbrk)
     {
-        return VirtAddr(origbrk);
+        return origbrk;
     }
     if do_brk_flags(mm, oldbrk, newbrk - oldbrk).is_err() {
-        return VirtAddr(origbrk);
+        return origbrk;
     }
     mm.brk = brk;
     if mm.def_flags.contains(VmFlags::LOCKED) {
         let _ = mm_populate(mm, pt, oldbrk, newbrk - oldbrk, true);
     }
-    VirtAddr(brk)
+    brk
 }
 
 /// `do_brk_flags`: adds `[addr, addr+len)` as anonymous rw memory, extending
 /// the brk VMA below it (one starting at or above start_brk) when it can.
-fn do_brk_flags(mm: &mut MmStruct, addr: u64, len: u64) -> Result<(), Errno> {
+fn do_brk_flags(mm: &mut MmStruct, addr: VirtAddr, len: u64) -> Result<(), Errno> {
     let flags = VmFlags::DATA_DEFAULT | VmFlags::ACCOUNT | mm.def_flags;
     if !mm.may_expand_vm(flags, len >> PAGE_SHIFT) || mm.map_count() > mm.max_map_count {
         return Err(Errno::ENOMEM);
     }
     mm.vm_enough_memory(len >> PAGE_SHIFT)?;
-    let vma = Vma::new_anon(
-        VirtAddr(addr),
-        VirtAddr(addr + len),
-        flags | VmFlags::SOFTDIRTY,
-        addr >> PAGE_SHIFT,
-    );
+    let vma = Vma::new_anon(addr, addr + len, flags | VmFlags::SOFTDIRTY, addr.vpn());
     mm.link_vma(vma);
     if mm
         .prev_of(addr)
-        .is_some_and(|p| p.end.0 == addr && p.start.0 >= mm.start_brk)
+        .is_some_and(|p| p.end == addr && p.start >= mm.start_brk)
     {
         mm.try_merge_at(addr);
     }
@@ -729,18 +754,18 @@ fn do_brk_flags(mm: &mut MmStruct, addr: u64, len: u64) -> Result<(), Errno> {
 pub fn mm_populate(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    start: u64,
+    start: VirtAddr,
     len: u64,
     ignore_errors: bool,
 ) -> Result<(), Errno> {
     let end = start.saturating_add(len);
     let mut nstart = start;
     while nstart < end {
-        let Some(v) = mm.find_vma_intersection(VirtAddr(nstart), VirtAddr(end)) else {
+        let Some(v) = mm.find_vma_intersection(nstart, end) else {
             break;
         };
-        let nend = end.min(v.end.0);
-        let key = v.start.0;
+        let nend = end.min(v.end);
+        let key = v.start;
         nstart = nstart.max(key);
         if !v.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) {
             if let Err(e) = populate_vma_range(mm, pt, key, nstart, nend) {
@@ -758,9 +783,9 @@ pub fn mm_populate(
 pub(crate) fn populate_vma_range(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    key: u64,
-    start: u64,
-    end: u64,
+    key: VirtAddr,
+    start: VirtAddr,
+    end: VirtAddr,
 ) -> Result<(), Errno> {
     let Some(v) = mm.vmas.get(&key) else {
         return Ok(());
@@ -777,18 +802,18 @@ pub(crate) fn populate_vma_range(
 pub(crate) fn fault_range(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    key: u64,
-    start: u64,
-    end: u64,
+    key: VirtAddr,
+    start: VirtAddr,
+    end: VirtAddr,
     write: bool,
 ) -> Result<(), Errno> {
     if write {
-        mm.anon_vma_prepare(VirtAddr(key));
+        mm.anon_vma_prepare(key);
     }
     let Some(v) = mm.vmas.get(&key) else {
         return Ok(());
     };
-    pt.populate(v, VirtAddr(start), VirtAddr(end), write)
+    pt.populate(v, start, end, write)
 }
 
 /// `expand_stack` / `expand_downwards`: grows the VM_GROWSDOWN VMA above
@@ -808,15 +833,15 @@ pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
     if !vma.flags.contains(VmFlags::GROWSDOWN) {
         return Err(Errno::EFAULT);
     }
-    let address = addr.0 & PAGE_MASK;
+    let address = addr.page_down();
     if address < mm.mmap_min_addr {
         return Err(Errno::EPERM);
     }
-    let (key, end, flags, pgoff) = (vma.start.0, vma.end.0, vma.flags, vma.pgoff);
+    let (key, end, flags, pgoff) = (vma.start, vma.end, vma.flags, vma.pgoff);
     if let Some(prev) = mm.prev_of(key) {
         if !prev.flags.contains(VmFlags::GROWSDOWN)
             && prev.flags.intersects(VmFlags::ACCESS_FLAGS)
-            && address - prev.end.0 < mm.stack_guard_gap
+            && address - prev.end < mm.stack_guard_gap
         {
             return Err(Errno::ENOMEM);
         }
@@ -833,9 +858,9 @@ pub fn expand_stack(mm: &mut MmStruct, addr: VirtAddr) -> Result<(), Errno> {
     }
     // acct_stack_growth charges the growth.
     mm.vm_enough_memory(grow)?;
-    mm.anon_vma_prepare(VirtAddr(key));
+    mm.anon_vma_prepare(key);
     let mut v = mm.unlink_vma(key).ok_or(Errno::EFAULT)?;
-    v.start = VirtAddr(address);
+    v.start = address;
     v.pgoff -= grow;
     mm.link_vma(v);
     Ok(())
@@ -883,7 +908,7 @@ impl MmStruct {
         child.pinned_vm = 0;
         child.pgtables_bytes = 0;
         child.def_flags = self.def_flags & VmFlags::NOHUGEPAGE;
-        let keys: alloc::vec::Vec<u64> = self.vmas.keys().copied().collect();
+        let keys: alloc::vec::Vec<VirtAddr> = self.vmas.keys().copied().collect();
         for k in keys {
             let v = &self.vmas[&k];
             if v.flags.contains(VmFlags::DONTCOPY) {

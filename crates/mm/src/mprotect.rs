@@ -8,7 +8,7 @@
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
 use crate::mmap::{PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE};
-use crate::types::{page_align, VirtAddr, PAGE_MASK};
+use crate::types::{page_align, VirtAddr};
 
 /// `mprotect(2)`. EINVAL for an unaligned start, unknown prot bits,
 /// PROT_GROWSDOWN|PROT_GROWSUP together, PROT_GROWSDOWN on a VMA that does
@@ -28,8 +28,8 @@ pub fn mprotect(
     if grows == PROT_GROWSDOWN | PROT_GROWSUP {
         return Err(Errno::EINVAL);
     }
-    let mut start = start.0;
-    if start & !PAGE_MASK != 0 {
+    let mut start = start;
+    if !start.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     if len == 0 {
@@ -40,15 +40,15 @@ pub fn mprotect(
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) != 0 {
         return Err(Errno::EINVAL);
     }
-    let Some(first) = mm.find_vma(VirtAddr(start)).filter(|v| v.start.0 < end) else {
+    let Some(first) = mm.find_vma(start).filter(|v| v.start < end) else {
         return Err(Errno::ENOMEM);
     };
     if grows & PROT_GROWSDOWN != 0 {
-        start = first.start.0;
+        start = first.start;
         if !first.flags.contains(VmFlags::GROWSDOWN) {
             return Err(Errno::EINVAL);
         }
-    } else if first.start.0 > start {
+    } else if first.start > start {
         return Err(Errno::ENOMEM);
     } else if grows & PROT_GROWSUP != 0 {
         // x86 has no VM_GROWSUP VMAs.
@@ -59,10 +59,10 @@ pub fn mprotect(
     let mut nstart = start;
     let mut result = Ok(());
     while tmp < end {
-        let Some(v) = mm.find_vma(VirtAddr(tmp)).filter(|v| v.start.0 < end) else {
+        let Some(v) = mm.find_vma(tmp).filter(|v| v.start < end) else {
             break;
         };
-        if v.start.0 > tmp {
+        if v.start > tmp {
             result = Err(Errno::ENOMEM);
             break;
         }
@@ -72,8 +72,8 @@ pub fn mprotect(
             result = Err(Errno::EACCES);
             break;
         }
-        let seg_end = v.end.0.min(end);
-        let key = v.start.0;
+        let seg_end = v.end.min(end);
+        let key = v.start;
         if let Err(e) = mprotect_fixup(mm, pt, key, nstart, seg_end, newflags) {
             result = Err(e);
             break;
@@ -92,9 +92,9 @@ pub fn mprotect(
 pub(crate) fn mprotect_fixup(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    key: u64,
-    start: u64,
-    end: u64,
+    key: VirtAddr,
+    start: VirtAddr,
+    end: VirtAddr,
     mut newflags: VmFlags,
 ) -> Result<(), Errno> {
     let Some(v) = mm.vmas.get(&key) else {
@@ -125,11 +125,11 @@ pub(crate) fn mprotect_fixup(
         && newflags.contains(VmFlags::WRITE);
     mm.split_range(start, end)?;
     mm.set_vma_flags(start, newflags);
-    pt.change_protection(VirtAddr(start), VirtAddr(end), newflags);
+    pt.change_protection(start, end, newflags);
     mm.merge_range(start, end);
     if faulted_locked_write {
-        if let Some(v) = mm.vma_lookup(VirtAddr(start)) {
-            let k = v.start.0;
+        if let Some(v) = mm.vma_lookup(start) {
+            let k = v.start;
             let _ = crate::mmap::populate_vma_range(mm, pt, k, start, end);
         }
     }

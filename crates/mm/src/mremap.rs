@@ -11,7 +11,7 @@
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
 use crate::mmap::{do_munmap, get_unmapped_area_pgoff, mm_populate, MAP_FIXED, MAP_SHARED};
-use crate::types::{page_align, VirtAddr, PAGE_MASK, PAGE_SHIFT};
+use crate::types::{page_align, VirtAddr, PAGE_SHIFT};
 
 /// The mapping may move.
 pub const MREMAP_MAYMOVE: u32 = 1;
@@ -35,14 +35,14 @@ pub fn mremap(
     flags: u32,
     new_addr: VirtAddr,
 ) -> Result<VirtAddr, Errno> {
-    let addr = old_addr.0;
+    let addr = old_addr;
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
         return Err(Errno::EINVAL);
     }
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::EINVAL);
     }
-    if addr & !PAGE_MASK != 0 {
+    if !addr.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     let old_len = page_align(old_len).ok_or(Errno::EINVAL)?;
@@ -50,13 +50,12 @@ pub fn mremap(
     if flags & MREMAP_DONTUNMAP != 0 && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len) {
         return Err(Errno::EINVAL);
     }
-    if new_len == 0 || new_len > mm.task_size {
+    if new_len == 0 || new_len > mm.task_size.as_u64() {
         return Err(Errno::EINVAL);
     }
     let implies_new_addr = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0;
-    let new_addr = new_addr.0;
     if implies_new_addr {
-        if new_addr > mm.task_size - new_len || new_addr & !PAGE_MASK != 0 {
+        if new_addr > mm.task_size - new_len || !new_addr.is_page_aligned() {
             return Err(Errno::EINVAL);
         }
         let old_end = addr.saturating_add(old_len);
@@ -64,7 +63,7 @@ pub fn mremap(
             return Err(Errno::EINVAL);
         }
     }
-    let Some(vma) = mm.vma_lookup(VirtAddr(addr)) else {
+    let Some(vma) = mm.vma_lookup(addr) else {
         return Err(Errno::EFAULT);
     };
     if old_len == 0 && !vma.flags.contains(VmFlags::MAYSHARE) {
@@ -77,23 +76,23 @@ pub fn mremap(
         if old_len > new_len {
             do_munmap(mm, pt, addr + new_len, old_len - new_len)?;
         }
-        return Ok(VirtAddr(addr));
+        return Ok(addr);
     }
     check_prep_vma(mm, addr, old_len, new_len, flags)?;
-    let vma = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
-    let (key, vend, vflags) = (vma.start.0, vma.end.0, vma.flags);
+    let vma = mm.vma_lookup(addr).ok_or(Errno::EFAULT)?;
+    let (key, vend, vflags) = (vma.start, vma.end, vma.flags);
     let delta = new_len - old_len;
     if old_len == vend - addr && vma_expandable(mm, vend, delta) {
         // Grow in place, then merge with the following VMA.
         let v = mm.unlink_vma(key).ok_or(Errno::EFAULT)?;
         let mut v2 = v.clone();
-        v2.end = VirtAddr(vend + delta);
+        v2.end = vend + delta;
         mm.link_vma(v2);
         mm.try_merge_at(vend + delta);
         if vflags.contains(VmFlags::LOCKED) {
             let _ = mm_populate(mm, pt, addr + old_len, delta, true);
         }
-        return Ok(VirtAddr(addr));
+        return Ok(addr);
     }
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
@@ -109,8 +108,8 @@ pub fn mremap(
     let pgoff = mm
         .vmas
         .get(&key)
-        .map_or(0, |v| v.pgoff + ((addr - v.start.0) >> PAGE_SHIFT));
-    let dst = get_unmapped_area_pgoff(mm, file.as_ref(), VirtAddr(0), new_len, pgoff, map_flags)?.0;
+        .map_or(0, |v| v.pgoff + ((addr - v.start) >> PAGE_SHIFT));
+    let dst = get_unmapped_area_pgoff(mm, file.as_ref(), VirtAddr(0), new_len, pgoff, map_flags)?;
     move_vma(mm, pt, addr, old_len, new_len, dst, flags)
 }
 
@@ -121,13 +120,13 @@ pub fn mremap(
 /// RLIMIT_MEMLOCK (EAGAIN) and RLIMIT_AS/DATA (ENOMEM).
 fn check_prep_vma(
     mm: &MmStruct,
-    addr: u64,
+    addr: VirtAddr,
     old_len: u64,
     new_len: u64,
     flags: u32,
 ) -> Result<(), Errno> {
-    let vma = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
-    if old_len > vma.end.0 - addr {
+    let vma = mm.vma_lookup(addr).ok_or(Errno::EFAULT)?;
+    if old_len > vma.end - addr {
         return Err(Errno::EFAULT);
     }
     if flags & MREMAP_DONTUNMAP != 0 && vma.flags.intersects(VmFlags::DONTEXPAND | VmFlags::PFNMAP)
@@ -137,7 +136,7 @@ fn check_prep_vma(
     if new_len == old_len {
         return vrm_calc_charge(mm, vma.flags, old_len, new_len, flags);
     }
-    let pgoff = vma.pgoff_at(VirtAddr(addr));
+    let pgoff = vma.pgoff_at(addr);
     if pgoff.checked_add(new_len >> PAGE_SHIFT).is_none() {
         return Err(Errno::EINVAL);
     }
@@ -182,30 +181,27 @@ fn vrm_calc_charge(
 }
 
 /// `vma_expandable`: `[end, end+delta)` is free and below TASK_SIZE.
-fn vma_expandable(mm: &MmStruct, end: u64, delta: u64) -> bool {
+fn vma_expandable(mm: &MmStruct, end: VirtAddr, delta: u64) -> bool {
     let Some(new_end) = end.checked_add(delta) else {
         return false;
     };
-    new_end <= mm.task_size
-        && mm
-            .find_vma_intersection(VirtAddr(end), VirtAddr(new_end))
-            .is_none()
+    new_end <= mm.task_size && mm.find_vma_intersection(end, new_end).is_none()
 }
 
 /// `mremap_to`: the MREMAP_FIXED / MREMAP_DONTUNMAP path.
 fn mremap_to(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    addr: u64,
+    addr: VirtAddr,
     mut old_len: u64,
-    new_addr: u64,
+    new_addr: VirtAddr,
     new_len: u64,
     flags: u32,
 ) -> Result<VirtAddr, Errno> {
     // All checks come before any unmapping (6.18 `check_prep_vma`).
     check_prep_vma(mm, addr, old_len, new_len, flags)?;
     if flags & MREMAP_DONTUNMAP != 0 {
-        let v = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
+        let v = mm.vma_lookup(addr).ok_or(Errno::EFAULT)?;
         if !mm.may_expand_vm(v.flags, old_len >> PAGE_SHIFT) {
             return Err(Errno::ENOMEM);
         }
@@ -217,7 +213,7 @@ fn mremap_to(
         do_munmap(mm, pt, addr + new_len, old_len - new_len)?;
         old_len = new_len;
     }
-    let vma = mm.vma_lookup(VirtAddr(addr)).ok_or(Errno::EFAULT)?;
+    let vma = mm.vma_lookup(addr).ok_or(Errno::EFAULT)?;
     let mut map_flags = 0;
     if flags & MREMAP_FIXED != 0 {
         map_flags |= MAP_FIXED;
@@ -226,16 +222,8 @@ fn mremap_to(
         map_flags |= MAP_SHARED;
     }
     let file = vma.file.clone();
-    let pgoff = vma.pgoff + ((addr - vma.start.0) >> PAGE_SHIFT);
-    let dst = get_unmapped_area_pgoff(
-        mm,
-        file.as_ref(),
-        VirtAddr(new_addr),
-        new_len,
-        pgoff,
-        map_flags,
-    )?
-    .0;
+    let pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT);
+    let dst = get_unmapped_area_pgoff(mm, file.as_ref(), new_addr, new_len, pgoff, map_flags)?;
     move_vma(mm, pt, addr, old_len, new_len, dst, flags)
 }
 
@@ -246,37 +234,37 @@ fn mremap_to(
 fn move_vma(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
-    old: u64,
+    old: VirtAddr,
     old_len: u64,
     new_len: u64,
-    new: u64,
+    new: VirtAddr,
     flags: u32,
 ) -> Result<VirtAddr, Errno> {
     if mm.map_count() + 3 >= mm.max_map_count {
         return Err(Errno::ENOMEM);
     }
-    let vma = mm.vma_lookup(VirtAddr(old)).ok_or(Errno::EFAULT)?;
+    let vma = mm.vma_lookup(old).ok_or(Errno::EFAULT)?;
     let mut copy = vma.clone();
-    let vkey = vma.start.0;
+    let vkey = vma.start;
     copy.pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() {
-        new >> PAGE_SHIFT
+        new.vpn()
     } else {
-        vma.pgoff_at(VirtAddr(old))
+        vma.pgoff_at(old)
     };
-    copy.start = VirtAddr(new);
-    copy.end = VirtAddr(new + new_len);
+    copy.start = new;
+    copy.end = new + new_len;
     let dontunmap = flags & MREMAP_DONTUNMAP != 0;
     if old_len > 0 {
         // Out of page-table memory: nothing moved, the source stays
         // mapped and mremap fails with ENOMEM.
-        pt.move_range(VirtAddr(old), VirtAddr(new), old_len)?;
+        pt.move_range(old, new, old_len)?;
     }
     if dontunmap {
         // The source stays, empty; it loses VM_LOCKED and, if it was moved
         // whole, its anon_vma.
         let whole = {
             let v = &mm.vmas[&vkey];
-            v.start.0 == old && v.end.0 == old + old_len
+            v.start == old && v.end == old + old_len
         };
         let f = mm.vmas[&vkey].flags.difference(VmFlags::LOCKED_MASK);
         mm.set_vma_flags(vkey, f);
@@ -298,5 +286,5 @@ fn move_vma(
     if locked && new_len > old_len {
         let _ = mm_populate(mm, pt, new + old_len, new_len - old_len, true);
     }
-    Ok(VirtAddr(new))
+    Ok(new)
 }

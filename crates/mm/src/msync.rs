@@ -25,34 +25,31 @@ pub fn msync(
     flags: u32,
     sync: &mut dyn FnMut(&Vma, VirtAddr, VirtAddr) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
-    let mut start = start.0;
+    let mut start = start;
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 {
         return Err(Errno::EINVAL);
     }
-    if start & !PAGE_MASK != 0 {
+    if !start.is_page_aligned() {
         return Err(Errno::EINVAL);
     }
     if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
         return Err(Errno::EINVAL);
     }
     let len = len.wrapping_add(!PAGE_MASK) & PAGE_MASK;
-    let end = start.wrapping_add(len);
-    if end < start {
-        return Err(Errno::ENOMEM);
-    }
+    let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
     if end == start {
         return Ok(());
     }
     let mut unmapped = Ok(());
     loop {
-        let Some(v) = mm.find_vma(VirtAddr(start)) else {
+        let Some(v) = mm.find_vma(start) else {
             return Err(Errno::ENOMEM);
         };
-        if start < v.start.0 {
+        if start < v.start {
             if flags == MS_SYNC {
                 return Err(Errno::ENOMEM);
             }
-            start = v.start.0;
+            start = v.start;
             if start >= end {
                 return Err(Errno::ENOMEM);
             }
@@ -62,9 +59,9 @@ pub fn msync(
             return Err(Errno::EBUSY);
         }
         if flags & MS_SYNC != 0 && v.file.is_some() && v.flags.contains(VmFlags::SHARED) {
-            sync(v, VirtAddr(start), VirtAddr(end.min(v.end.0)))?;
+            sync(v, start, end.min(v.end))?;
         }
-        start = v.end.0;
+        start = v.end;
         if start >= end {
             return unmapped;
         }

@@ -82,10 +82,10 @@ pub fn vma_name(mm: &MmStruct, vma: &Vma) -> Option<String> {
     // vma_is_initial_heap: strict on both sides, so a .bss VMA that ends
     // where an empty heap starts (start_brk == brk) stays unnamed, as the
     // recorded /usr/bin/ls maps at its first instruction show.
-    if vma.start.0 < mm.brk && vma.end.0 > mm.start_brk {
+    if vma.start < mm.brk && vma.end > mm.start_brk {
         return Some(String::from("[heap]"));
     }
-    if vma.start.0 <= mm.start_stack && vma.end.0 >= mm.start_stack {
+    if vma.start <= mm.start_stack && vma.end >= mm.start_stack {
         return Some(String::from("[stack]"));
     }
     vma.anon_name.as_ref().map(|n| alloc::format!("[anon:{n}]"))
@@ -95,8 +95,8 @@ pub fn vma_name(mm: &MmStruct, vma: &Vma) -> Option<String> {
 #[allow(clippy::too_many_arguments)]
 fn header(
     out: &mut String,
-    start: u64,
-    end: u64,
+    start: VirtAddr,
+    end: VirtAddr,
     flags: VmFlags,
     pgoff: u64,
     dev: (u32, u32),
@@ -157,8 +157,8 @@ fn vma_header(out: &mut String, mm: &MmStruct, vma: &Vma) {
     let name = vma_name(mm, vma);
     header(
         out,
-        vma.start.0,
-        vma.end.0,
+        vma.start,
+        vma.end,
         vma.flags,
         pgoff,
         dev,
@@ -220,9 +220,9 @@ fn gather(mss: &mut Mss, vma: &Vma, pt: &dyn PageTableOps) {
         return;
     }
     let locked = vma.flags.contains(VmFlags::LOCKED);
-    let mut va = vma.start.0;
-    while va < vma.end.0 {
-        if let Some(p) = pt.page_info(VirtAddr(va)) {
+    let mut va = vma.start;
+    while va < vma.end {
+        if let Some(p) = pt.page_info(va) {
             if p.present && p.mapcount > 0 {
                 let size = PAGE_SIZE;
                 mss.resident += size;
@@ -373,8 +373,8 @@ pub fn show_smaps_rollup(mm: &MmStruct, pt: &dyn PageTableOps) -> String {
     for v in mm.iter() {
         gather(&mut mss, v, pt);
     }
-    let start = mm.iter().next().map_or(0, |v| v.start.0);
-    let end = mm.iter().next_back().map_or(0, |v| v.end.0);
+    let start = mm.iter().next().map_or(VirtAddr(0), |v| v.start);
+    let end = mm.iter().next_back().map_or(VirtAddr(0), |v| v.end);
     header(
         &mut out,
         start,
@@ -467,7 +467,7 @@ pub fn pagemap_read(
         return Err(Errno::EINVAL);
     }
     let svpfn = offset / 8;
-    let end_vpfn = mm.task_size >> PAGE_SHIFT;
+    let end_vpfn = mm.task_size.vpn();
     if svpfn >= end_vpfn {
         return Ok(Vec::new());
     }
@@ -491,11 +491,7 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
     let total_rss = anon + file + shmem;
     let hiwater_vm = mm.total_vm.max(mm.hiwater_vm);
     let hiwater_rss = total_rss.max(mm.hiwater_rss());
-    let start_code = mm.start_code & !(PAGE_SIZE - 1);
-    let end_code = mm.end_code.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    let text = end_code
-        .saturating_sub(start_code)
-        .min(mm.exec_vm << PAGE_SHIFT);
+    let text = code_bytes(mm).min(mm.exec_vm << PAGE_SHIFT);
     let lib = (mm.exec_vm << PAGE_SHIFT) - text;
     let mut out = String::new();
     let mut line = |label: &str, v: u64| {
@@ -520,6 +516,14 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
     out
 }
 
+/// Bytes of the page-rounded code range `[start_code, end_code)`, 0 if
+/// empty: what status's VmExe and statm's text are made of.
+fn code_bytes(mm: &MmStruct) -> u64 {
+    let end = mm.end_code.page_up().unwrap_or(VirtAddr(0));
+    end.as_u64()
+        .saturating_sub(mm.start_code.page_down().as_u64())
+}
+
 /// /proc/PID/statm (`task_statm` and `proc_pid_statm`, fs/proc): seven
 /// page counts: size (total_vm), resident (anon + file + shmem RSS), shared
 /// (file + shmem RSS), text (the page-rounded code range), lib (always 0),
@@ -527,9 +531,7 @@ pub fn show_status_vm(mm: &MmStruct) -> String {
 pub fn show_statm(mm: &MmStruct) -> String {
     let shared = mm.rss.get(RssKind::File) + mm.rss.get(RssKind::Shmem);
     let resident = shared + mm.rss.get(RssKind::Anon);
-    let text = (mm.end_code.div_ceil(PAGE_SIZE) * PAGE_SIZE)
-        .saturating_sub(mm.start_code & !(PAGE_SIZE - 1))
-        >> PAGE_SHIFT;
+    let text = code_bytes(mm) >> PAGE_SHIFT;
     let data = mm.data_vm + mm.stack_vm;
     alloc::format!("{} {resident} {shared} {text} 0 {data} 0\n", mm.total_vm)
 }
@@ -547,7 +549,7 @@ pub fn clear_refs(mm: &mut MmStruct, pt: &mut dyn PageTableOps, value: u32) -> R
         }
         _ => return Err(Errno::EINVAL),
     }
-    let keys: Vec<u64> = mm.vmas.keys().copied().collect();
+    let keys: Vec<VirtAddr> = mm.vmas.keys().copied().collect();
     for k in keys {
         let Some(v) = mm.vmas.get_mut(&k) else {
             continue;

@@ -3,7 +3,7 @@
 //! boundary meaning an address (Linux: `phys_addr_t`, `unsigned long pfn`).
 
 use core::fmt;
-use core::ops::{Add, Sub};
+use core::ops::{Add, AddAssign, Sub};
 
 /// log2 of the base page size (4 KiB on every architecture we model).
 pub const PAGE_SHIFT: u32 = 12;
@@ -54,6 +54,12 @@ macro_rules! addr_type {
             }
         }
 
+        impl AddAssign<u64> for $name {
+            fn add_assign(&mut self, rhs: u64) {
+                self.0 += rhs;
+            }
+        }
+
         impl Sub<u64> for $name {
             type Output = Self;
             fn sub(self, rhs: u64) -> Self {
@@ -90,6 +96,36 @@ addr_type!(
     /// A virtual address, user or kernel.
     VirtAddr
 );
+
+impl VirtAddr {
+    /// `self + len`, or `None` past the top of the address space.
+    pub const fn checked_add(self, len: u64) -> Option<VirtAddr> {
+        match self.0.checked_add(len) {
+            Some(v) => Some(VirtAddr(v)),
+            None => None,
+        }
+    }
+    /// `self + len`, stopping at the top of the address space.
+    pub const fn saturating_add(self, len: u64) -> VirtAddr {
+        VirtAddr(self.0.saturating_add(len))
+    }
+    /// `self - len`, stopping at address 0.
+    pub const fn saturating_sub(self, len: u64) -> VirtAddr {
+        VirtAddr(self.0.saturating_sub(len))
+    }
+    /// Rounds up to the next page boundary (`PAGE_ALIGN`); `None` on overflow.
+    pub const fn page_up(self) -> Option<VirtAddr> {
+        match page_align(self.0) {
+            Some(v) => Some(VirtAddr(v)),
+            None => None,
+        }
+    }
+    /// The virtual page number (`addr >> PAGE_SHIFT`): the `vm_pgoff` of an
+    /// anonymous VMA starting here, and the index of its pagemap entry.
+    pub const fn vpn(self) -> u64 {
+        self.0 >> PAGE_SHIFT
+    }
+}
 
 impl PhysAddr {
     /// The frame that holds this address (`PHYS_PFN`).

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use crate::errno::Errno;
 use crate::file::FileRef;
 use crate::mm_types::{AnonVmaId, MmStruct, PageTableOps, VmFlags, Vma};
-use crate::types::{VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::types::{VirtAddr, PAGE_SHIFT};
 
 /// True if the two optional files are the same open file (Linux compares
 /// `vm_file` pointers).
@@ -68,7 +68,7 @@ impl MmStruct {
     }
 
     /// Removes the VMA starting at `start` and un-accounts it.
-    pub(crate) fn unlink_vma(&mut self, start: u64) -> Option<Vma> {
+    pub(crate) fn unlink_vma(&mut self, start: VirtAddr) -> Option<Vma> {
         let v = self.tree_remove(start)?;
         self.vm_stat_account(v.flags, -(v.pages() as i64));
         self.vm_acct_vma(v.flags, -(v.pages() as i64));
@@ -104,7 +104,7 @@ impl MmStruct {
     }
 
     /// Replaces the flags of the VMA starting at `start`, re-accounting it.
-    pub(crate) fn set_vma_flags(&mut self, start: u64, flags: VmFlags) {
+    pub(crate) fn set_vma_flags(&mut self, start: VirtAddr, flags: VmFlags) {
         let Some(v) = self.vmas.get(&start) else {
             return;
         };
@@ -124,11 +124,11 @@ impl MmStruct {
     /// `split_vma`: if `addr` lies strictly inside a VMA, cut it in two; the
     /// upper part's pgoff advances by the pages below `addr`. With
     /// `check_count`, fails with ENOMEM when map_count is at max_map_count.
-    pub(crate) fn split_at(&mut self, addr: u64, check_count: bool) -> Result<(), Errno> {
+    pub(crate) fn split_at(&mut self, addr: VirtAddr, check_count: bool) -> Result<(), Errno> {
         let Some((&key, v)) = self.vmas.range(..addr).next_back() else {
             return Ok(());
         };
-        if v.end.0 <= addr {
+        if v.end <= addr {
             return Ok(());
         }
         if check_count && self.vmas.len() >= self.max_map_count {
@@ -136,25 +136,26 @@ impl MmStruct {
         }
         let mut tail = v.clone();
         tail.pgoff = v.pgoff.wrapping_add((addr - key) >> PAGE_SHIFT);
-        tail.start = VirtAddr(addr);
-        self.tree_modify(key, |v| v.end = VirtAddr(addr));
+        tail.start = addr;
+        self.tree_modify(key, |v| v.end = addr);
         self.tree_insert(tail);
         Ok(())
     }
 
     /// Merges the VMA ending at `addr` with the one starting there, if the
     /// rules allow. Returns true if merged.
-    pub(crate) fn try_merge_at(&mut self, addr: u64) -> bool {
-        let Some(b) = self.vmas.get(&addr) else {
+    pub(crate) fn try_merge_at(&mut self, addr: VirtAddr) -> bool {
+        // One descent finds both: the VMA at `addr`, then the one below.
+        let mut below = self.vmas.range(..=addr).rev();
+        let Some((&b_key, b)) = below.next() else {
             return false;
         };
-        let Some(a) = self.prev_of(addr) else {
+        let Some((&a_key, a)) = below.next() else {
             return false;
         };
-        if !can_merge(a, b) {
+        if b_key != addr || !can_merge(a, b) {
             return false;
         }
-        let a_key = a.start.0;
         let Some(b) = self.tree_remove(addr) else {
             return false;
         };
@@ -169,11 +170,44 @@ impl MmStruct {
         true
     }
 
+    /// Links `vma` into the free range it covers and merges it with its
+    /// neighbours: the outcome of `merge_range` over that range (Linux's
+    /// `vma_merge_new_range`). One descent of the tree before linking finds
+    /// both neighbours, and a merge is only attempted where the rules allow
+    /// it. After a merge with the next VMA the new one may have taken its
+    /// anon_vma, so the merge below is then decided afresh.
+    pub(crate) fn link_and_merge(&mut self, vma: Vma) {
+        let (start, end) = (vma.start, vma.end);
+        let (with_next, with_prev) = {
+            let mut below = self.vmas.range(..=end).rev();
+            let mut item = below.next();
+            let with_next = match item {
+                Some((&k, next)) if k == end => {
+                    let ok = can_merge(&vma, next);
+                    item = below.next();
+                    ok
+                }
+                _ => false,
+            };
+            (
+                with_next,
+                item.is_some_and(|(_, prev)| can_merge(prev, &vma)),
+            )
+        };
+        self.link_vma(vma);
+        if with_next {
+            self.try_merge_at(end);
+            self.try_merge_at(start);
+        } else if with_prev {
+            self.try_merge_at(start);
+        }
+    }
+
     /// Merges at both edges of `[start, end)` and at every VMA boundary
     /// inside it (the effect of `vma_merge_existing_range` on each VMA that
     /// an operation changed).
-    pub(crate) fn merge_range(&mut self, start: u64, end: u64) {
-        let inner: Vec<u64> = self
+    pub(crate) fn merge_range(&mut self, start: VirtAddr, end: VirtAddr) {
+        let inner: Vec<VirtAddr> = self
             .vmas
             .range(start.saturating_add(1)..end)
             .map(|(&k, _)| k)
@@ -182,9 +216,8 @@ impl MmStruct {
             self.try_merge_at(k);
         }
         // The VMA that now ends at or after `end`.
-        if let Some(v) = self.vma_lookup(VirtAddr(end.saturating_sub(1))) {
-            let e = v.end.0;
-            if e == end {
+        if let Some(v) = self.vma_lookup(end.saturating_sub(1)) {
+            if v.end == end {
                 self.try_merge_at(end);
             }
         }
@@ -193,41 +226,43 @@ impl MmStruct {
 
     /// Splits so that `start` and `end` fall on VMA boundaries, checking
     /// map_count for each split (`vma_modify`).
-    pub(crate) fn split_range(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+    pub(crate) fn split_range(&mut self, start: VirtAddr, end: VirtAddr) -> Result<(), Errno> {
         self.split_at(start, true)?;
         self.split_at(end, true)
     }
 
-    /// The start keys of the VMAs intersecting `[start, end)`.
-    pub(crate) fn keys_in(&self, start: u64, end: u64) -> Vec<u64> {
-        let mut keys = Vec::new();
-        if let Some(v) = self.vma_lookup(VirtAddr(start)) {
-            keys.push(v.start.0);
-        }
-        for (&k, _) in self.vmas.range(start.saturating_add(1)..end) {
-            keys.push(k);
-        }
-        keys
+    /// The VMAs intersecting `[start, end)`, in address order (walked in
+    /// place: no list is built).
+    pub(crate) fn vmas_in(&self, start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = &Vma> {
+        self.vma_lookup(start).into_iter().chain(
+            self.vmas
+                .range(start.saturating_add(1)..end)
+                .map(|(_, v)| v),
+        )
+    }
+
+    /// Pages of `[start, end)` in the VMAs `filter` accepts.
+    pub(crate) fn pages_in(
+        &self,
+        start: VirtAddr,
+        end: VirtAddr,
+        filter: impl Fn(&Vma) -> bool,
+    ) -> u64 {
+        self.vmas_in(start, end)
+            .filter(|v| filter(v))
+            .map(|v| (v.end.min(end) - v.start.max(start)) >> PAGE_SHIFT)
+            .sum()
     }
 
     /// Pages of `[start, end)` that are mapped (`count_vma_pages_range`).
-    pub(crate) fn count_pages(&self, start: u64, end: u64) -> u64 {
-        self.keys_in(start, end)
-            .iter()
-            .filter_map(|k| self.vmas.get(k))
-            .map(|v| (v.end.0.min(end) - v.start.0.max(start)) >> PAGE_SHIFT)
-            .sum()
+    pub(crate) fn count_pages(&self, start: VirtAddr, end: VirtAddr) -> u64 {
+        self.pages_in(start, end, |_| true)
     }
 
     /// Pages of VM_ACCOUNT VMAs in `[start, end)` (`vms->nr_accounted`: what
     /// a MAP_FIXED mapping over them no longer needs to charge).
-    pub(crate) fn accounted_pages(&self, start: u64, end: u64) -> u64 {
-        self.keys_in(start, end)
-            .iter()
-            .filter_map(|k| self.vmas.get(k))
-            .filter(|v| v.flags.contains(VmFlags::ACCOUNT))
-            .map(|v| (v.end.0.min(end) - v.start.0.max(start)) >> PAGE_SHIFT)
-            .sum()
+    pub(crate) fn accounted_pages(&self, start: VirtAddr, end: VirtAddr) -> u64 {
+        self.pages_in(start, end, |v| v.flags.contains(VmFlags::ACCOUNT))
     }
 
     /// The core of munmap (`do_vmi_align_munmap`): split at the edges,
@@ -236,27 +271,41 @@ impl MmStruct {
     pub(crate) fn detach_range(
         &mut self,
         pt: &mut dyn PageTableOps,
-        start: u64,
-        end: u64,
+        start: VirtAddr,
+        end: VirtAddr,
         zap: bool,
     ) -> Result<(), Errno> {
-        let Some(first) = self.find_vma_intersection(VirtAddr(start), VirtAddr(end)) else {
+        let Some(first) = self.find_vma_intersection(start, end) else {
             return Ok(());
         };
-        if start > first.start.0 {
-            if end < first.end.0 && self.vmas.len() >= self.max_map_count {
+        let (first_start, first_end) = (first.start, first.end);
+        if start > first_start {
+            if end < first_end && self.vmas.len() >= self.max_map_count {
                 return Err(Errno::ENOMEM);
             }
             self.split_at(start, false)?;
         }
-        self.split_at(end, false)?;
-        // One VMA at a time, lowest first, with no list of keys built.
-        while let Some(k) = self.vmas.range(start..end).next().map(|(&k, _)| k) {
-            if let Some(v) = self.unlink_vma(k) {
-                if zap {
-                    pt.unmap_range(v.start, v.end);
-                }
+        // A VMA straddles `end` only if the first one does not end there
+        // (the ones after it start at or above its end).
+        if first_end != end {
+            self.split_at(end, false)?;
+        }
+        // One VMA at a time, lowest first, with no list of keys built: the
+        // first is known, each next one is looked up only while the range
+        // goes on past the VMA just removed.
+        let mut next = Some(start.max(first_start));
+        while let Some(k) = next {
+            let Some(v) = self.unlink_vma(k) else {
+                break;
+            };
+            if zap {
+                pt.unmap_range(v.start, v.end);
             }
+            next = if v.end < end {
+                self.vmas.range(v.end..end).next().map(|(&k, _)| k)
+            } else {
+                None
+            };
         }
         Ok(())
     }
@@ -272,8 +321,7 @@ impl MmStruct {
         if let Some(a) = v.anon_vma {
             return Some(a);
         }
-        let key = v.start.0;
-        let end = v.end.0;
+        let (key, end) = (v.start, v.end);
         let from_prev = self
             .prev_of(key)
             .filter(|p| anon_vma_compatible(p, v) && !p.anon_vma_forked())
@@ -298,7 +346,7 @@ impl MmStruct {
         if vma.start >= vma.end || !vma.start.is_page_aligned() || !vma.end.is_page_aligned() {
             return Err(Errno::EINVAL);
         }
-        if vma.end.0 > self.task_size && vma.special.is_none() {
+        if vma.end > self.task_size && vma.special.is_none() {
             return Err(Errno::ENOMEM);
         }
         if self.find_vma_intersection(vma.start, vma.end).is_some()
@@ -311,7 +359,7 @@ impl MmStruct {
             self.vm_enough_memory(vma.pages())?;
         }
         if vma.is_anonymous() && !vma.flags.contains(VmFlags::MAYSHARE) {
-            vma.pgoff = vma.start.0 >> PAGE_SHIFT;
+            vma.pgoff = vma.start.vpn();
         }
         self.link_vma(vma);
         Ok(())
@@ -326,10 +374,10 @@ impl MmStruct {
         flags: VmFlags,
         name: &'static str,
     ) -> Result<(), Errno> {
-        let end = start.0.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut v = Vma::new_anon(
             start,
-            VirtAddr(end),
+            end,
             flags | self.def_flags | VmFlags::DONTEXPAND | VmFlags::SOFTDIRTY,
             0,
         );
@@ -352,7 +400,7 @@ impl MmStruct {
             flags |= VmFlags::EXEC;
         }
         self.insert_vma(Vma::new_anon(start, end, flags, 0))?;
-        self.start_stack = sp.0;
+        self.start_stack = sp;
         Ok(())
     }
 
@@ -361,19 +409,19 @@ impl MmStruct {
     /// description of the first violation.
     pub fn check_invariants(&self) -> Result<(), alloc::string::String> {
         use alloc::format;
-        let mut last_end = 0u64;
+        let mut last_end = VirtAddr(0);
         let mut probe = MmStruct::new(crate::mm_types::MmLayout::x86_64(self.rlimits));
         for (&k, v) in &self.vmas {
-            if k != v.start.0 {
+            if k != v.start {
                 return Err(format!("key {k:#x} != start of {v:?}"));
             }
-            if v.start >= v.end || v.start.0 % PAGE_SIZE != 0 || v.end.0 % PAGE_SIZE != 0 {
+            if v.start >= v.end || !v.start.is_page_aligned() || !v.end.is_page_aligned() {
                 return Err(format!("bad range {v:?}"));
             }
-            if v.start.0 < last_end {
+            if v.start < last_end {
                 return Err(format!("overlap at {v:?}"));
             }
-            last_end = v.end.0;
+            last_end = v.end;
             probe.vm_stat_account(v.flags, v.pages() as i64);
         }
         let ours = (

@@ -372,7 +372,7 @@ impl Vmalloc {
         let mut va = vm.addr;
         while va < mapped_end {
             pt.unmap(va);
-            va = va + PAGE_SIZE;
+            va += PAGE_SIZE;
         }
         // Every entry is clear: flush, then the tables can go.
         flush(vm.addr, vm.end());
@@ -400,7 +400,7 @@ impl Vmalloc {
                 pt.zap_range(&mut frames, addr, va + PAGE_SIZE, &mut |_, _| {});
                 return Err(e);
             }
-            va = va + PAGE_SIZE;
+            va += PAGE_SIZE;
         }
         Ok(())
     }

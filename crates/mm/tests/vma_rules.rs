@@ -220,15 +220,15 @@ fn layout_defaults_match_x86_64_aslr_off() {
     // §6.1: 8 MiB stack -> gap 128 MiB -> mmap_base 0x7ffff7fff000; legacy
     // base PAGE_ALIGN(TASK_SIZE/3); unlimited stack -> 0x155555556000.
     let mm = MmStruct::for_x86_64_default();
-    assert_eq!(mm.mmap_base, 0x7fff_f7ff_f000);
-    assert_eq!(mm.mmap_legacy_base, 0x2aaa_aaaa_b000);
-    assert_eq!(mm.task_size, 0x7fff_ffff_f000);
+    assert_eq!(mm.mmap_base.as_u64(), 0x7fff_f7ff_f000);
+    assert_eq!(mm.mmap_legacy_base.as_u64(), 0x2aaa_aaaa_b000);
+    assert_eq!(mm.task_size.as_u64(), 0x7fff_ffff_f000);
     assert_eq!(mm.stack_guard_gap, 1 << 20);
     let unl = MmLayout::x86_64(Rlimits {
         stack: RLIM_INFINITY,
         ..Rlimits::default()
     });
-    assert_eq!(unl.mmap_base, 0x1555_5555_6000);
+    assert_eq!(unl.mmap_base.as_u64(), 0x1555_5555_6000);
     assert!(!unl.legacy);
 }
 
@@ -1134,8 +1134,8 @@ fn mremap_dontunmap_sub_range() {
 #[test]
 fn brk_rules() {
     let (mut mm, mut pt) = setup();
-    mm.start_brk = 0x60_1000;
-    mm.brk = 0x60_1000;
+    mm.start_brk = VirtAddr(0x60_1000);
+    mm.brk = VirtAddr(0x60_1000);
     // Below start_brk: unchanged.
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x50_0000)).0, 0x60_1000);
     // Sub-page move: only mm.brk changes.
@@ -1162,8 +1162,8 @@ fn brk_rules() {
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x6f_f000)).0, 0x6f_f000);
     // A GROWSDOWN VMA adds the guard gap.
     let (mut mm, mut pt) = setup();
-    mm.start_brk = 0x60_0000;
-    mm.brk = 0x60_0000;
+    mm.start_brk = VirtAddr(0x60_0000);
+    mm.brk = VirtAddr(0x60_0000);
     anon(
         &mut mm,
         &mut pt,
@@ -1180,8 +1180,8 @@ fn brk_rules() {
         data: 4 * P,
         ..Rlimits::default()
     }));
-    mm.start_brk = 0x60_0000;
-    mm.brk = 0x60_0000;
+    mm.start_brk = VirtAddr(0x60_0000);
+    mm.brk = VirtAddr(0x60_0000);
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x60_5000)).0, 0x60_0000);
     assert_eq!(brk(&mut mm, &mut pt, VirtAddr(0x60_4000)).0, 0x60_4000);
     mm.check_invariants().unwrap();
@@ -1195,8 +1195,8 @@ fn overcommit_heuristic_refuses_single_requests_beyond_ram_plus_swap() {
     // the old break on a machine with less than 1 TiB (traces/mremap_brk-*).
     let (mut mm, mut pt) = setup();
     mm.overcommit = mm::util::Overcommit::new(mm::util::OvercommitMode::Guess, 1024, 0);
-    mm.start_brk = 0x60_0000;
-    mm.brk = 0x60_0000;
+    mm.start_brk = VirtAddr(0x60_0000);
+    mm.brk = VirtAddr(0x60_0000);
     // brk (do_brk_flags charges the growth): 1025 pages refused, old brk.
     assert_eq!(
         brk(&mut mm, &mut pt, VirtAddr(0x60_0000 + 1025 * P)).0,
@@ -1276,8 +1276,8 @@ fn overcommit_heuristic_refuses_single_requests_beyond_ram_plus_swap() {
 fn brk_populates_under_mlockall_future() {
     // §6.3: with def_flags VM_LOCKED the new brk area is populated.
     let (mut mm, mut pt) = setup();
-    mm.start_brk = 0x60_0000;
-    mm.brk = 0x60_0000;
+    mm.start_brk = VirtAddr(0x60_0000);
+    mm.brk = VirtAddr(0x60_0000);
     mlockall(&mut mm, &mut pt, MCL_FUTURE).unwrap();
     brk(&mut mm, &mut pt, VirtAddr(0x60_2000));
     assert_eq!(pt.count_in(0x60_0000, 0x60_2000), 2);
@@ -1292,7 +1292,7 @@ fn madvise_rules() {
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 2, RW);
     fixed(&mut mm, &mut pt, BASE + 3 * P, 2, RW);
-    mm_populate(&mut mm, &mut pt, BASE, 5 * P, true).unwrap();
+    mm_populate(&mut mm, &mut pt, VirtAddr(BASE), 5 * P, true).unwrap();
     // Unknown advice, misaligned start -> EINVAL.
     assert_eq!(
         madvise(&mut mm, &mut pt, VirtAddr(BASE), P, 7),
@@ -1601,7 +1601,7 @@ fn msync_rules() {
 fn mincore_rules() {
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 3, RW);
-    mm_populate(&mut mm, &mut pt, BASE + P, P, false).unwrap();
+    mm_populate(&mut mm, &mut pt, VirtAddr(BASE + P), P, false).unwrap();
     assert_eq!(
         mincore(&mm, &pt, VirtAddr(BASE), 3 * P - 5).unwrap(),
         vec![0, 1, 0]
@@ -1646,8 +1646,8 @@ fn golden_mm() -> (MmStruct, Fake) {
         0x2000,
     )
     .unwrap();
-    mm.start_brk = 0x60_1000;
-    mm.brk = 0x60_1000;
+    mm.start_brk = VirtAddr(0x60_1000);
+    mm.brk = VirtAddr(0x60_1000);
     brk(&mut mm, &mut pt, VirtAddr(0x62_2000));
     anon(&mut mm, &mut pt, 0, 3 * P, RW, 0).unwrap();
     (mm, pt)
@@ -1767,7 +1767,7 @@ fn pagemap_bits() {
     // holes 0, offset/count multiples of 8.
     let (mut mm, mut pt) = setup();
     fixed(&mut mm, &mut pt, BASE, 4, RW);
-    mm_populate(&mut mm, &mut pt, BASE, P, false).unwrap();
+    mm_populate(&mut mm, &mut pt, VirtAddr(BASE), P, false).unwrap();
     pt.pages.insert(
         BASE + 2 * P,
         PageInfo {
@@ -1787,7 +1787,7 @@ fn pagemap_bits() {
         0,
     )
     .unwrap();
-    mm_populate(&mut mm, &mut pt, fa.0, P, false).unwrap();
+    mm_populate(&mut mm, &mut pt, fa, P, false).unwrap();
     let off = (BASE >> 12) * 8;
     assert_eq!(pagemap_read(&mm, &pt, off + 1, 8), Err(Errno::EINVAL));
     assert_eq!(pagemap_read(&mm, &pt, off, 12), Err(Errno::EINVAL));
@@ -1814,7 +1814,7 @@ fn pagemap_bits() {
     assert_eq!(e[0], PM_PRESENT | PM_SOFT_DIRTY | PM_MMAP_EXCLUSIVE);
     assert_eq!(e[2], PM_SWAP | PM_SOFT_DIRTY);
     // Past TASK_SIZE: empty; huge counts are short reads.
-    assert!(pagemap_read(&mm, &pt, (mm.task_size >> 12) * 8, 8)
+    assert!(pagemap_read(&mm, &pt, (mm.task_size.as_u64() >> 12) * 8, 8)
         .unwrap()
         .is_empty());
     assert_eq!(
@@ -1829,8 +1829,8 @@ fn status_vm_lines() {
     let (mut mm, _pt) = golden_mm();
     mm.add_rss(RssKind::Anon, 3);
     mm.add_rss(RssKind::File, 1);
-    mm.start_code = 0x40_0000;
-    mm.end_code = 0x40_0800;
+    mm.start_code = VirtAddr(0x40_0000);
+    mm.end_code = VirtAddr(0x40_0800);
     let s = show_status_vm(&mm);
     let expected = "VmPeak:\t     152 kB\nVmSize:\t     152 kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n\
 VmHWM:\t      16 kB\nVmRSS:\t      16 kB\nRssAnon:\t      12 kB\nRssFile:\t       4 kB\nRssShmem:\t       0 kB\n\
@@ -2204,9 +2204,9 @@ proptest! {
         len in 1..12u64,
     ) {
         let mut lay = MmLayout::x86_64(Rlimits::default());
-        lay.mmap_base = 256 * P;
+        lay.mmap_base = VirtAddr(256 * P);
         lay.stack_guard_gap = 8 * P;
-        lay.mmap_min_addr = P;
+        lay.mmap_min_addr = VirtAddr(P);
         let mut mm = MmStruct::new(lay);
         let mut pt = Fake::default();
         for (s, n, down) in maps {
@@ -2231,7 +2231,7 @@ proptest! {
         let got = anon(&mut mm, &mut pt, 0, len * P, RW, 0).unwrap();
         match want {
             Some(w) => prop_assert_eq!(got, w),
-            None => prop_assert!(got >= mm.mmap_legacy_base, "fell back to bottom-up"),
+            None => prop_assert!(got >= mm.mmap_legacy_base.as_u64(), "fell back to bottom-up"),
         }
     }
 }
@@ -2247,10 +2247,10 @@ proptest! {
     ) {
         let mut lay = MmLayout::x86_64(Rlimits::default());
         lay.legacy = true;
-        lay.mmap_legacy_base = 16 * P;
-        lay.task_size = 256 * P;
+        lay.mmap_legacy_base = VirtAddr(16 * P);
+        lay.task_size = VirtAddr(256 * P);
         lay.stack_guard_gap = 8 * P;
-        lay.mmap_min_addr = P;
+        lay.mmap_min_addr = VirtAddr(P);
         let mut mm = MmStruct::new(lay);
         let mut pt = Fake::default();
         for (s, n, down) in maps {
@@ -2383,9 +2383,9 @@ fn guard_gap_only_limits_the_gap_directly_below() {
     // gap constrains only the gap right below it (vm_unmapped_area checks
     // the next VMA), not gaps below an intervening VMA.
     let mut lay = MmLayout::x86_64(Rlimits::default());
-    lay.mmap_base = 256 * P;
+    lay.mmap_base = VirtAddr(256 * P);
     lay.stack_guard_gap = 8 * P;
-    lay.mmap_min_addr = P;
+    lay.mmap_min_addr = VirtAddr(P);
     let mut mm = MmStruct::new(lay);
     let mut pt = Fake::default();
     anon(
@@ -2422,17 +2422,20 @@ fn la57_layout_keeps_the_4_level_bases() {
     // from DEFAULT_MAP_WINDOW (arch_pick_mmap_layout, task_size_64bit(0)).
     let (mm, _) = la57();
     let l4 = MmStruct::for_x86_64_default();
-    assert_eq!(mm.task_size, TASK_SIZE_L5);
-    assert_eq!(mm.map_window, MAP_WINDOW);
-    assert_eq!(mm.mmap_base, 0x7fff_f7ff_f000);
+    assert_eq!(mm.task_size.as_u64(), TASK_SIZE_L5);
+    assert_eq!(mm.map_window.as_u64(), MAP_WINDOW);
+    assert_eq!(mm.mmap_base.as_u64(), 0x7fff_f7ff_f000);
     assert_eq!(mm.mmap_base, l4.mmap_base);
     assert_eq!(mm.mmap_legacy_base, l4.mmap_legacy_base);
-    assert_eq!((l4.task_size, l4.map_window), (MAP_WINDOW, MAP_WINDOW));
+    assert_eq!(
+        (l4.task_size.as_u64(), l4.map_window.as_u64()),
+        (MAP_WINDOW, MAP_WINDOW)
+    );
     let unlimited = MmLayout::x86_64_la57(Rlimits {
         stack: u64::MAX,
         ..Rlimits::default()
     });
-    assert_eq!(unlimited.mmap_base, 0x1555_5555_6000);
+    assert_eq!(unlimited.mmap_base.as_u64(), 0x1555_5555_6000);
 }
 
 #[test]
@@ -2442,7 +2445,7 @@ fn la57_mmap_without_hint_stays_below_the_window() {
     // top-down area is exhausted and the bottom-up fallback fills the rest.
     let (mut mm, mut pt) = la57();
     let first = anon(&mut mm, &mut pt, 0, P, RW, 0).unwrap();
-    assert_eq!(first + P, mm.mmap_base);
+    assert_eq!(first + P, mm.mmap_base.as_u64());
     let mut len = 1u64 << 40;
     let mut maps = 0;
     while len >= P {
@@ -2487,7 +2490,7 @@ fn la57_hint_above_the_window_opens_the_56_bit_space() {
     assert_eq!(a, 1 << 52);
     // Taken: the search over the full space returns the highest gap.
     let b = anon(&mut mm, &mut pt, 1 << 52, P, RW, 0).unwrap();
-    let top = mm.mmap_base + (TASK_SIZE_L5 - MAP_WINDOW);
+    let top = mm.mmap_base.as_u64() + (TASK_SIZE_L5 - MAP_WINDOW);
     assert_eq!(top, 0x00ff_ffff_f7ff_f000);
     assert_eq!(b, top - P);
     // A hint of 2^56 is beyond TASK_SIZE: not honoured, but still high.
@@ -2508,7 +2511,7 @@ fn la57_hint_above_the_window_opens_the_56_bit_space() {
     // A hint straddling the window is invalid (mmap_address_hint_valid):
     // the default search below mmap_base is used.
     let e = anon(&mut mm, &mut pt, MAP_WINDOW - P, 2 * P, RW, 0).unwrap();
-    assert_eq!(e, mm.mmap_base - 2 * P);
+    assert_eq!(e, mm.mmap_base.as_u64() - 2 * P);
     // Hints at or below the window are placed as on 4-level.
     let f = anon(&mut mm, &mut pt, MAP_WINDOW - P, P, RW, 0).unwrap();
     assert_eq!(f, MAP_WINDOW - P);
@@ -2578,7 +2581,7 @@ fn la57_map_fixed_reaches_task_size_max() {
     );
     assert_eq!(
         anon(&mut l4, &mut pt4, 1 << 52, P, RW, 0).unwrap(),
-        l4.mmap_base - P
+        l4.mmap_base.as_u64() - P
     );
 }
 

@@ -1770,7 +1770,7 @@ impl Run<'_> {
                 r
             }
             12 => {
-                let old = self.m.process(pid).map_or(0, |p| p.mm.brk);
+                let old = self.m.process(pid).map_or(0, |p| p.mm.brk.as_u64());
                 let r = self.m.sys_brk(pid, a[0]);
                 if let Ok(new) = r {
                     let (lo, hi) = (old.min(new), old.max(new));

@@ -49,23 +49,19 @@ pub fn check(m: &Machine) {
         let mut file = 0;
         let mut shmem = 0;
         let zero = m.tasks().zero_pfn.unwrap();
-        p.pt.walk(
-            mm::VirtAddr(0),
-            mm::VirtAddr(p.mm.task_size),
-            &mut |_, pte, _| {
-                if !pte.maps_page() || pte.pfn() == zero {
-                    return;
-                }
-                let page = m.pa().page(pte.pfn()).unwrap();
-                if page.mapping() & 1 != 0 {
-                    anon += 1;
-                } else if page.test(mm::memmap::PageFlags::SWAPBACKED) {
-                    shmem += 1;
-                } else {
-                    file += 1;
-                }
-            },
-        );
+        p.pt.walk(mm::VirtAddr(0), p.mm.task_size, &mut |_, pte, _| {
+            if !pte.maps_page() || pte.pfn() == zero {
+                return;
+            }
+            let page = m.pa().page(pte.pfn()).unwrap();
+            if page.mapping() & 1 != 0 {
+                anon += 1;
+            } else if page.test(mm::memmap::PageFlags::SWAPBACKED) {
+                shmem += 1;
+            } else {
+                file += 1;
+            }
+        });
         assert_eq!(p.mm.rss.get(RssKind::Anon), anon, "anon rss");
         assert_eq!(p.mm.rss.get(RssKind::File), file, "file rss");
         assert_eq!(p.mm.rss.get(RssKind::Shmem), shmem, "shmem rss");

@@ -272,17 +272,17 @@ mod tests {
         // mm/util.c mmap_base: gap = 8 MiB rlimit + 1 MiB stack_guard_gap,
         // raised to MIN_GAP (128 MiB); base = STACK_TOP - gap.
         let l = MmLayout::arm64(Rlimits::default());
-        assert_eq!(l.task_size, 1 << 48);
-        assert_eq!(l.mmap_base, 0xffff_f800_0000);
+        assert_eq!(l.task_size.as_u64(), 1 << 48);
+        assert_eq!(l.mmap_base.as_u64(), 0xffff_f800_0000);
         // TASK_UNMAPPED_BASE = PAGE_ALIGN(DEFAULT_MAP_WINDOW / 4).
-        assert_eq!(l.mmap_legacy_base, 0x4000_0000_0000);
+        assert_eq!(l.mmap_legacy_base.as_u64(), 0x4000_0000_0000);
         // A huge stack rlimit is capped at STACK_TOP / 6 * 5.
         let big = MmLayout::arm64(Rlimits {
             stack: u64::MAX,
             ..Rlimits::default()
         });
         assert_eq!(
-            big.mmap_base,
+            big.mmap_base.as_u64(),
             ((1u64 << 48) - (1u64 << 48) / 6 * 5 + 0xfff) & !0xfff
         );
     }

@@ -260,7 +260,7 @@ fn brk(t: &mut Tour) -> Result<(), String> {
     };
     let (start_brk, end_data) = {
         let mm = &process(&m, pid)?.mm;
-        (mm.start_brk, mm.end_data)
+        (mm.start_brk.as_u64(), mm.end_data.as_u64())
     };
     t.say(
         "The heap is one anonymous VMA from start_brk up to brk, right above\n\
