@@ -251,7 +251,7 @@ impl Zone {
             pcp: (0..ncpus)
                 .map(|_| spin::Mutex::new(PerCpuPages::default()))
                 .collect(),
-            memmap,
+            memmap: memmap.with_window(start, Pfn(start.0 + spanned)),
             pageblock_base,
             pageblock_mt: (0..blocks)
                 .map(|_| AtomicU8::new(MigrateType::Movable as u8))

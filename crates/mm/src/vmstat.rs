@@ -673,6 +673,14 @@ impl ZoneStats {
     pub fn numa_inc_on(&self, cpu: usize, item: NumaStat) {
         this_cpu_add(&self.numa[cpu][item as usize], 1);
     }
+    /// Counts two NUMA events on `cpu`'s own counters, finding them once
+    /// (the common `zone_statistics` case: NUMA_HIT and NUMA_LOCAL).
+    #[inline]
+    pub fn numa_inc2_on(&self, cpu: usize, a: NumaStat, b: NumaStat) {
+        let c = &self.numa[cpu];
+        this_cpu_add(&c[a as usize], 1);
+        this_cpu_add(&c[b as usize], 1);
+    }
     /// Reads a NUMA event counter, summed over CPUs.
     pub fn numa(&self, item: NumaStat) -> u64 {
         self.numa
