@@ -385,6 +385,7 @@ impl Zone {
     }
 
     /// Checks the zone's watermark for an allocation (`__zone_watermark_ok`).
+    #[inline]
     fn watermark_ok(
         &self,
         order: Order,
@@ -665,11 +666,13 @@ impl<'a> PagesCpu<'a> {
 
 impl PagesCpu<'_> {
     /// `alloc_pages(gfp, order)` on the held CPU.
+    #[inline]
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order) -> Option<Pfn> {
         let pa = self.pa;
         pa.alloc_pages_with(self, gfp, order)
     }
     /// `__free_pages` on the held CPU.
+    #[inline]
     pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
         let pa = self.pa;
         pa.free_pages_with(self, pfn, order)

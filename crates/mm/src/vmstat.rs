@@ -661,6 +661,7 @@ impl ZoneStats {
         c.store(c.load(Relaxed).wrapping_add(d), Relaxed);
     }
     /// Reads a counter (`zone_page_state`).
+    #[inline]
     pub fn get(&self, item: ZoneStat) -> i64 {
         self.stat[item as usize].load(Relaxed)
     }
