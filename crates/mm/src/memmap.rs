@@ -594,11 +594,22 @@ impl PageList {
     pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
         self.pop_front_page(mm).map(|(pfn, _)| pfn)
     }
-    /// Removes the first page and returns it with its page struct.
+    /// Removes the first page and returns it with its page struct: `remove`
+    /// knowing the page has no predecessor.
     #[inline(always)]
     pub fn pop_front_page<'m>(&mut self, mm: &'m Memmap) -> Option<(Pfn, &'m Page)> {
         let f = self.first()?;
-        Some((f, self.remove(mm, f)))
+        let p = mm.page(f);
+        debug_assert_eq!(p.prev(), NIL);
+        let next = p.next();
+        self.head = next;
+        if next != NIL {
+            mm.page(Pfn(next)).set_prev(NIL);
+        } else {
+            self.tail = NIL;
+        }
+        p.set_next(NIL);
+        Some((f, p))
     }
     /// Removes and returns the last page.
     pub fn pop_back(&mut self, mm: &Memmap) -> Option<Pfn> {

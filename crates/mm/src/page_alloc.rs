@@ -442,9 +442,6 @@ impl Zone {
         mt: MigrateType,
     ) -> Option<(Pfn, &Page)> {
         let pi = pcp_index(order, mt);
-        if pcp.high < pcp.high_min {
-            pcp.high = pcp.high_min;
-        }
         if pcp.lists[pi].is_empty() {
             self.rmqueue_bulk(pcp, pi, order, mt);
         }
@@ -457,9 +454,14 @@ impl Zone {
 
     /// Refills the CPU's list `pi` with a batch of blocks from the buddy
     /// lists, scaled down for higher orders (`rmqueue_bulk`). Kept out of
-    /// line so the list-hit path that inlines its caller stays small.
+    /// line so the list-hit path that inlines its caller stays small. An
+    /// allocation's first use of the lists always comes here (they fill
+    /// only here or by a free), so `high` is raised to `high_min` here.
     #[inline(never)]
     fn rmqueue_bulk(&self, pcp: &mut PerCpuPages, pi: usize, order: Order, mt: MigrateType) {
+        if pcp.high < pcp.high_min {
+            pcp.high = pcp.high_min;
+        }
         let n = if order.0 == 0 {
             pcp.batch.max(1)
         } else {
@@ -640,28 +642,21 @@ impl<'a> PcpLists<'a> for PagesCpu<'a> {
     }
     #[inline(always)]
     fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages> {
-        let slot = zone.nid as usize * MAX_ZONES + zone.idx;
-        if self.held[slot].is_none() {
-            self.take(zone, slot);
-        }
-        match &mut self.held[slot] {
-            Some(pcp) => &mut **pcp,
-            None => unreachable!("taken above"),
-        }
+        let cpu = self.cpu;
+        &mut **self.held[zone.nid as usize * MAX_ZONES + zone.idx]
+            .get_or_insert_with(|| take(zone, cpu))
     }
     fn release(&mut self) {
         self.held.iter_mut().for_each(|h| *h = None);
     }
 }
 
-impl<'a> PagesCpu<'a> {
-    /// Locks `zone`'s lists of the CPU on their first use and keeps them
-    /// in `held[slot]`; out of line, off the path of every later call.
-    #[cold]
-    #[inline(never)]
-    fn take(&mut self, zone: &'a Zone, slot: usize) {
-        self.held[slot] = Some(zone.pcp[self.cpu.0].lock());
-    }
+/// Locks `zone`'s lists of `cpu` for [`PagesCpu`], on their first use: out
+/// of line, off the path of every later call.
+#[cold]
+#[inline(never)]
+fn take(zone: &Zone, cpu: CpuId) -> spin::MutexGuard<'_, PerCpuPages> {
+    zone.pcp[cpu.0].lock()
 }
 
 impl PagesCpu<'_> {
@@ -1156,39 +1151,30 @@ impl PageAlloc {
         Some(pfn)
     }
 
-    /// `zone_statistics`: NUMA_HIT when the block comes from the preferred
-    /// node, else NUMA_MISS here and NUMA_FOREIGN on the preferred zone;
-    /// NUMA_LOCAL when it is the CPU's node, else NUMA_OTHER.
+    /// `zone_statistics`: NUMA_HIT and NUMA_LOCAL when the block comes from
+    /// the preferred node; else NUMA_MISS here, NUMA_FOREIGN on the
+    /// preferred zone and NUMA_OTHER. Linux counts LOCAL/OTHER against the
+    /// CPU's node: here that is always the preferred node (no mempolicy).
     #[inline(always)]
     fn zone_statistics(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
-        let local = self.cpu_node[cpu.0];
-        if zone.nid == ac.preferred_nid && zone.nid == local {
+        debug_assert_eq!(ac.preferred_nid, self.cpu_node[cpu.0]);
+        if zone.nid == ac.preferred_nid {
             zone.stats
                 .numa_inc2_on(cpu.0, NumaStat::NumaHit, NumaStat::NumaLocal);
-            return;
+        } else {
+            self.zone_statistics_remote(cpu, zone, ac);
         }
-        self.zone_statistics_remote(cpu, zone, ac, local);
     }
 
-    /// [`Self::zone_statistics`] for a block off the preferred or the
-    /// CPU's node.
+    /// [`Self::zone_statistics`] for a block off the preferred node.
     #[cold]
-    fn zone_statistics_remote(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>, local: u32) {
-        if zone.nid == ac.preferred_nid {
-            zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
-        } else {
-            zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
-            let (pn, pz) = ac.preferred_zoneref();
-            self.zone(pn, pz)
-                .stats
-                .numa_inc_on(cpu.0, NumaStat::NumaForeign);
-        }
-        let locality = if zone.nid == local {
-            NumaStat::NumaLocal
-        } else {
-            NumaStat::NumaOther
-        };
-        zone.stats.numa_inc_on(cpu.0, locality);
+    fn zone_statistics_remote(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
+        zone.stats
+            .numa_inc2_on(cpu.0, NumaStat::NumaMiss, NumaStat::NumaOther);
+        let (pn, pz) = ac.preferred_zoneref();
+        self.zone(pn, pz)
+            .stats
+            .numa_inc_on(cpu.0, NumaStat::NumaForeign);
     }
 
     /// `prep_new_page` for the block at `pfn` whose head's page struct is

@@ -675,7 +675,8 @@ impl ZoneStats {
         this_cpu_add(&self.numa[cpu][item as usize], 1);
     }
     /// Counts two NUMA events on `cpu`'s own counters, finding them once
-    /// (the common `zone_statistics` case: NUMA_HIT and NUMA_LOCAL).
+    /// (`zone_statistics`: NUMA_HIT and NUMA_LOCAL, or NUMA_MISS and
+    /// NUMA_OTHER).
     #[inline]
     pub fn numa_inc2_on(&self, cpu: usize, a: NumaStat, b: NumaStat) {
         let c = &self.numa[cpu];
