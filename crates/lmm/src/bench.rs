@@ -81,7 +81,9 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
 
 /// [`time_ns`] of `ours` and `theirs` in five rounds that alternate
 /// between the two, so that a change in the machine's load falls on both:
-/// the best round of each, in ns per call.
+/// the best round of each, in ns per call. Out of line, so that each
+/// side's loop is compiled on its own and not into the bench's body.
+#[inline(never)]
 fn time_alternating(iters: u64, mut ours: impl FnMut(), mut theirs: impl FnMut()) -> (f64, f64) {
     let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..5 {
