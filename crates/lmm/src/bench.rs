@@ -79,6 +79,20 @@ pub fn run(name: Option<&str>, size: Option<u64>, config: &MachineConfig) -> Res
     }
 }
 
+/// [`time_ns`] of `ours` and `theirs` in five rounds that alternate
+/// between the two, so that a change in the machine's load falls on both:
+/// the best round of each, in ns per call. Out of line, so that each
+/// side's loop is compiled on its own and not into the bench's body.
+#[inline(never)]
+fn time_alternating(iters: u64, mut ours: impl FnMut(), mut theirs: impl FnMut()) -> (f64, f64) {
+    let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        a = a.min(time_ns(iters, 1, &mut ours));
+        b = b.min(time_ns(iters, 1, &mut theirs));
+    }
+    (a, b)
+}
+
 fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     let m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
     let pa = &m.pa();
@@ -87,7 +101,7 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
     // number of frames, doing the same alloc+free pairs.
     let mut reference = FrameAllocator::<32>::new();
     reference.add_frame(0, pa.totalram_pages() as usize);
-    outln!("page_alloc: alloc+free pairs, ns/op (best of 5), lmm vs buddy_system_allocator 0.13");
+    outln!("page_alloc: alloc+free pairs, ns/op (best of 5 rounds, alternating), lmm vs buddy_system_allocator 0.13");
     outln!("  lmm: alloc_pages(GFP_KERNEL, order) then __free_pages on CPU 0 of the machine: zonelist walk, watermark check, the per-CPU list (its lock taken per call, or held) or the zone's buddy lists under the zone lock, page refcount and vmstat counters");
     outln!("  reference: FrameAllocator::<32> over as many frames: alloc(2^order) then dealloc, a BTreeSet of free blocks per order, no lock, no counters");
     outln!(
@@ -102,26 +116,28 @@ fn page_alloc(config: &MachineConfig) -> Result<(), String> {
         pa.set_pcp_disabled(!pcp);
         let o = Order(order);
         let n = if order >= 9 { iters / 20 } else { iters };
-        let ours = if held {
+        let theirs_pair = || {
+            let f = reference.alloc(1 << order).expect("reference allocation");
+            reference.dealloc(black_box(f), 1 << order);
+        };
+        let (ours, theirs) = if held {
             // The page allocator's `lock_cpu`: the CPU's lists held across
             // calls, as the slab's fast path holds its CPU.
             let mut h = pa.lock_cpu(cpu);
-            time_ns(n, 5, || {
+            let ours_pair = || {
                 let p = h.alloc_pages(Gfp::KERNEL, o).expect("bench allocation");
                 h.free_pages(black_box(p), o);
-            })
+            };
+            time_alternating(n, ours_pair, theirs_pair)
         } else {
-            time_ns(n, 5, || {
+            let ours_pair = || {
                 let p = pa
                     .alloc_pages(cpu, Gfp::KERNEL, o)
                     .expect("bench allocation");
                 pa.free_pages(cpu, black_box(p), o);
-            })
+            };
+            time_alternating(n, ours_pair, theirs_pair)
         };
-        let theirs = time_ns(n, 5, || {
-            let f = reference.alloc(1 << order).expect("reference allocation");
-            reference.dealloc(black_box(f), 1 << order);
-        });
         outln!(
             "{case:<36} {ours:>10.1} {theirs:>12.1} {:>7.2}x",
             theirs / ours

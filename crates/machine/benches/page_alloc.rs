@@ -1,7 +1,7 @@
 //! criterion: buddy allocator alloc+free pairs (order 0 through the per-CPU
-//! lists and without them, order 3, order 9) against buddy_system_allocator's
-//! frame allocator doing the same pattern. `lmm bench page_alloc` prints the
-//! same cases with their ratio.
+//! lists, locked per call or held, and without them, order 3, order 9)
+//! against buddy_system_allocator's frame allocator doing the same pattern.
+//! `lmm bench page_alloc` prints the same cases with their ratio.
 
 use std::hint::black_box;
 
@@ -39,6 +39,18 @@ fn page_alloc(c: &mut Criterion) {
             b.iter(|| {
                 let f = reference.alloc(1 << order).unwrap();
                 reference.dealloc(black_box(f), 1 << order);
+            })
+        });
+    }
+    // The CPU's lists held across calls (`lock_cpu`), as `lmm bench
+    // page_alloc`'s "CPU held" row.
+    pa.set_pcp_disabled(false);
+    {
+        let mut held = pa.lock_cpu(CpuId(0));
+        g.bench_function("lmm/order0_pcp_held", |b| {
+            b.iter(|| {
+                let p = held.alloc_pages(Gfp::KERNEL, Order(0)).unwrap();
+                held.free_pages(black_box(p), Order(0));
             })
         });
     }

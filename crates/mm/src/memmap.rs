@@ -9,6 +9,7 @@
 //! `lru` list_head of Linux), never by pointer.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use crate::types::{Pfn, PAGE_SIZE};
@@ -283,27 +284,45 @@ impl Page {
 ///   that hold some RAM, each section's a whole `section_map_size()` slot
 ///   of one per-node buffer (`sparse_init_nid`); a section wholly inside a
 ///   hole (the 3–4 GiB PCI hole) has none, and `pfn_valid` is false there.
-///   Linux maps the slots contiguously in the vmemmap's virtual range; lmm
-///   finds a section's slot in a table instead (one load per lookup).
+///
+/// Linux maps the slots contiguously in the vmemmap's virtual range, so
+/// `pfn_to_page` is `vmemmap + pfn`. lmm has no virtual range to lay the
+/// slots out in, so it keeps, per section, the offset that turns a PFN
+/// into its index from `base` (what classic SPARSEMEM encodes in
+/// `section_mem_map`: the section's memmap minus its first PFN): a lookup
+/// is one bounds compare, one load and one add, holes or not. FLATMEM is
+/// the case of one section covering the whole span.
 #[derive(Clone)]
 pub struct Memmap {
     base: *const Page,
     start: u64,
     len: u64,
-    /// SPARSEMEM: log2 of the pages per section, and per section of the
-    /// span (from `start`'s section on) its slot in `base`, or NO_SECTION.
-    sparse: Option<(u32, Arc<[u32]>)>,
-    /// True where some section of the span has no memmap. Where none
-    /// lacks one, the slots follow the sections in order and `pfn`'s page
-    /// struct is at `base + (pfn - start) + skew`: the virtually contiguous
-    /// array SPARSEMEM_VMEMMAP gives, found with no table lookup.
-    holes: bool,
-    /// `start`'s offset in its section's slot (0 for FLATMEM).
+    /// log2 of the pages per section ([`FLATMEM_SHIFT`] for FLATMEM).
+    shift: u32,
+    /// `start`'s offset in its section (0 for FLATMEM).
     skew: u64,
+    /// Per section of the span, from `start`'s section on: the index from
+    /// `base` of the section's page structs minus the section's first PFN,
+    /// so that `pfn`'s page struct is at `base + offset + pfn`; or
+    /// [`NO_SECTION`] for a section without a memmap. Never empty.
+    offsets: Arc<[i64]>,
+    /// A window of PFNs `[win_start, win_start + win_len)` whose page
+    /// structs are consecutive from index `win_idx`, looked up before the
+    /// section table with no load from it: a zone's memmap sets it to the
+    /// zone's span when no hole cuts it ([`Memmap::with_window`]), the way
+    /// the vmemmap makes every lookup a plain add.
+    win_start: u64,
+    win_len: u64,
+    win_idx: u64,
 }
 
-/// A section without a memmap (`!valid_section`).
-const NO_SECTION: u32 = u32::MAX;
+/// A section without a memmap (`!valid_section`). Offsets of real
+/// sections are differences of two PFNs, which are below 2^52.
+const NO_SECTION: i64 = i64::MIN;
+
+/// The section shift of a FLATMEM memmap: one section spans every PFN a
+/// node can have (PFNs are below 2^52).
+const FLATMEM_SHIFT: u32 = 63;
 
 // SAFETY: pages are all-atomic; the memory outlives the allocator.
 unsafe impl Send for Memmap {}
@@ -322,15 +341,19 @@ impl Memmap {
             base,
             start: start.0,
             len,
-            sparse: None,
-            holes: false,
+            shift: FLATMEM_SHIFT,
             skew: 0,
+            offsets: Arc::from([(start.0 as i64).wrapping_neg()]),
+            win_start: start.0,
+            win_len: len,
+            win_idx: 0,
         }
     }
     /// Wraps a SPARSEMEM memmap of the span `[start, start + len)`:
     /// `present[k]` says whether the k-th section from `start`'s has a
     /// memmap; those that do have consecutive slots of `1 << shift` page
-    /// structs at `base`.
+    /// structs at `base`. Panics unless `present` has an entry for every
+    /// section of the span (a caller's bug: boot computes both).
     ///
     /// # Safety
     /// `base` must point to one zero-initialised or valid slot of `Page`s
@@ -342,26 +365,69 @@ impl Memmap {
         shift: u32,
         present: &[bool],
     ) -> Self {
-        let mut next = 0;
-        let slots = present
+        let first = start.0 >> shift;
+        let sections = if len == 0 {
+            0
+        } else {
+            ((start.0 + len - 1) >> shift) - first + 1
+        };
+        assert!(
+            present.len() as u64 >= sections,
+            "new_sparse: {} sections given for a span of {sections}",
+            present.len()
+        );
+        let mut slot = 0i64;
+        let mut offsets: Vec<i64> = present
             .iter()
-            .map(|&p| {
+            .enumerate()
+            .map(|(k, &p)| {
                 if p {
-                    next += 1;
-                    next - 1
+                    slot += 1;
+                    ((slot - 1) << shift) - ((first + k as u64) << shift) as i64
                 } else {
                     NO_SECTION
                 }
             })
             .collect();
+        if offsets.is_empty() {
+            offsets.push(NO_SECTION);
+        }
         Self {
             base,
             start: start.0,
             len,
-            sparse: Some((shift, slots)),
-            holes: present.contains(&false),
+            shift,
             skew: start.0 & ((1 << shift) - 1),
+            offsets: offsets.into(),
+            win_start: 0,
+            win_len: 0,
+            win_idx: 0,
         }
+    }
+    /// The same memmap, with its window (see `win_start`) set to
+    /// `[start, end)` when every PFN there has a page struct and they are
+    /// consecutive (no hole section inside), else left as it is.
+    pub fn with_window(mut self, start: Pfn, end: Pfn) -> Self {
+        // FLATMEM's window is its whole span already.
+        if end.0 <= start.0 || self.shift == FLATMEM_SHIFT {
+            return self;
+        }
+        let Some(first) = self.index(start) else {
+            return self;
+        };
+        // A section's page structs are consecutive, so checking where each
+        // section's first PFN in the range lands checks all of them.
+        let mut pfn = start.0;
+        while pfn < end.0 {
+            if self.index(Pfn(pfn)) != Some(first + (pfn - start.0) as usize) {
+                return self;
+            }
+            pfn = ((pfn >> self.shift) + 1) << self.shift;
+        }
+        self.win_start = start.0;
+        self.win_len = end.0 - start.0;
+        self.win_idx = first as u64;
+        self
     }
     /// First frame described.
     pub fn start(&self) -> Pfn {
@@ -371,24 +437,30 @@ impl Memmap {
     pub fn end(&self) -> Pfn {
         Pfn(self.start + self.len)
     }
-    /// Index of `pfn`'s page struct from `base`, if it has one.
-    #[inline]
+    /// Index of `pfn`'s page struct from `base`, if it has one: in the
+    /// window by an add, else through the section table.
+    #[inline(always)]
     fn index(&self, pfn: Pfn) -> Option<usize> {
+        let w = pfn.0.wrapping_sub(self.win_start);
+        if w < self.win_len {
+            return Some((self.win_idx + w) as usize);
+        }
+        self.index_sections(pfn)
+    }
+    /// [`Self::index`] through the section table.
+    #[inline]
+    fn index_sections(&self, pfn: Pfn) -> Option<usize> {
         let i = pfn.0.wrapping_sub(self.start);
         if i >= self.len {
             return None;
         }
-        if !self.holes {
-            return Some((i + self.skew) as usize);
-        }
-        match &self.sparse {
-            None => Some((pfn.0 - self.start) as usize),
-            Some((shift, slots)) => {
-                let slot = slots[((pfn.0 >> shift) - (self.start >> shift)) as usize];
-                (slot != NO_SECTION)
-                    .then(|| ((slot as usize) << shift) | (pfn.0 & ((1 << shift) - 1)) as usize)
-            }
-        }
+        let sec = ((i + self.skew) >> self.shift) as usize;
+        debug_assert!(sec < self.offsets.len());
+        // SAFETY: `offsets` has an entry for every section of the span
+        // (`new`: one section; `new_sparse`: `present` covers the span),
+        // and `i < len` puts `pfn` in one of them.
+        let off = unsafe { *self.offsets.get_unchecked(sec) };
+        (off != NO_SECTION).then_some(off.wrapping_add(pfn.0 as i64) as usize)
     }
     /// True if `pfn` has a page struct here (`pfn_valid`).
     #[inline]
@@ -397,14 +469,14 @@ impl Memmap {
     }
     /// The page struct of `pfn`, if it has one (`pfn_valid` then
     /// `pfn_to_page`, with one lookup).
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, pfn: Pfn) -> Option<&Page> {
         let i = self.index(pfn)?;
         // SAFETY: `index` keeps inside the slots `new`/`new_sparse` got.
         Some(unsafe { &*self.base.add(i) })
     }
     /// The page struct of `pfn` (`pfn_to_page`).
-    #[inline]
+    #[inline(always)]
     pub fn page(&self, pfn: Pfn) -> &Page {
         let Some(i) = self.index(pfn) else {
             panic!("pfn {pfn:?} outside memmap");
@@ -415,13 +487,11 @@ impl Memmap {
     /// Pages of RAM the memmap takes (NR_MEMMAP_BOOT_PAGES): the whole
     /// span for FLATMEM, one slot per present section for SPARSEMEM.
     pub fn boot_pages(&self) -> u64 {
-        match &self.sparse {
-            None => memmap_bytes(self.len).div_ceil(PAGE_SIZE),
-            Some((shift, slots)) => {
-                let n = slots.iter().filter(|&&s| s != NO_SECTION).count() as u64;
-                n * memmap_bytes(1 << shift).div_ceil(PAGE_SIZE)
-            }
+        if self.shift == FLATMEM_SHIFT {
+            return memmap_bytes(self.len).div_ceil(PAGE_SIZE);
         }
+        let n = self.offsets.iter().filter(|&&o| o != NO_SECTION).count() as u64;
+        n * memmap_bytes(1 << self.shift).div_ceil(PAGE_SIZE)
     }
 }
 
@@ -469,6 +539,14 @@ impl PageList {
     #[inline]
     pub fn push_front<'m>(&mut self, mm: &'m Memmap, pfn: Pfn) -> &'m Page {
         let p = mm.page(pfn);
+        self.push_front_page(mm, pfn, p);
+        p
+    }
+    /// Adds `pfn`, whose page struct `p` the caller already has, at the
+    /// head: only the old head is looked up.
+    #[inline(always)]
+    pub fn push_front_page(&mut self, mm: &Memmap, pfn: Pfn, p: &Page) {
+        debug_assert!(core::ptr::eq(p, mm.page(pfn)));
         p.set_prev(NIL);
         p.set_next(self.head);
         if self.head != NIL {
@@ -477,7 +555,6 @@ impl PageList {
             self.tail = pfn.0;
         }
         self.head = pfn.0;
-        p
     }
     /// Adds at the tail (`list_add_tail`).
     #[inline]
@@ -494,7 +571,7 @@ impl PageList {
     }
     /// Unlinks `pfn`, which must be on this list (`list_del`); returns its
     /// page struct.
-    #[inline]
+    #[inline(always)]
     pub fn remove<'m>(&mut self, mm: &'m Memmap, pfn: Pfn) -> &'m Page {
         let p = mm.page(pfn);
         let (prev, next) = (p.prev(), p.next());
@@ -517,11 +594,22 @@ impl PageList {
     pub fn pop_front(&mut self, mm: &Memmap) -> Option<Pfn> {
         self.pop_front_page(mm).map(|(pfn, _)| pfn)
     }
-    /// Removes the first page and returns it with its page struct.
-    #[inline]
+    /// Removes the first page and returns it with its page struct: `remove`
+    /// knowing the page has no predecessor.
+    #[inline(always)]
     pub fn pop_front_page<'m>(&mut self, mm: &'m Memmap) -> Option<(Pfn, &'m Page)> {
         let f = self.first()?;
-        Some((f, self.remove(mm, f)))
+        let p = mm.page(f);
+        debug_assert_eq!(p.prev(), NIL);
+        let next = p.next();
+        self.head = next;
+        if next != NIL {
+            mm.page(Pfn(next)).set_prev(NIL);
+        } else {
+            self.tail = NIL;
+        }
+        p.set_next(NIL);
+        Some((f, p))
     }
     /// Removes and returns the last page.
     pub fn pop_back(&mut self, mm: &Memmap) -> Option<Pfn> {
@@ -609,6 +697,35 @@ mod tests {
             }
         }
         assert!(whole.get(Pfn(8)).is_none() && whole.get(Pfn(24)).is_none());
+    }
+
+    #[test]
+    fn a_window_finds_the_same_page_structs_as_the_section_table() {
+        // Sections of 4 pages, section 3 (PFNs 12..16) a hole: a window may
+        // cover a run of present sections (here 16..24, after the hole,
+        // whose slots are shifted by one) but not one crossing the hole.
+        let v: Vec<Page> = (0..16).map(|_| Page::default()).collect();
+        let present = [true, false, true, true];
+        // SAFETY: v outlives every memmap within this test.
+        let table = unsafe { Memmap::new_sparse(v.as_ptr(), Pfn(9), 15, 2, &present) };
+        let ptr = |m: &Memmap, pfn: u64| m.get(Pfn(pfn)).map(|p| p as *const Page);
+        for (lo, hi, set) in [
+            (16, 24, true),
+            (17, 23, true),
+            (9, 12, true),
+            (10, 18, false),
+        ] {
+            let w = table.clone().with_window(Pfn(lo), Pfn(hi));
+            assert_eq!(w.win_len > 0, set, "window {lo}..{hi}");
+            for pfn in 0..30 {
+                assert_eq!(ptr(&w, pfn), ptr(&table, pfn), "pfn {pfn} in {lo}..{hi}");
+            }
+        }
+        // The window's first page is where the table puts it: slot 1 holds
+        // section 4, so PFN 16 is the fifth page struct.
+        let w = table.clone().with_window(Pfn(16), Pfn(24));
+        assert!(core::ptr::eq(w.page(Pfn(16)), &v[4]));
+        assert!(core::ptr::eq(w.page(Pfn(23)), &v[11]));
     }
 
     #[test]

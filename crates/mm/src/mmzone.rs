@@ -90,9 +90,20 @@ impl MigrateType {
         self as usize
     }
 
-    /// From an index; `None` when out of range.
+    /// From an index; `None` when out of range. A match, which compiles
+    /// to a range check (the per-CPU free path decodes a pageblock's type
+    /// with it).
+    #[inline]
     pub fn from_idx(i: usize) -> Option<MigrateType> {
-        Self::ALL.get(i).copied()
+        use MigrateType::*;
+        match i {
+            0 => Some(Unmovable),
+            1 => Some(Movable),
+            2 => Some(Reclaimable),
+            3 => Some(HighAtomic),
+            4 => Some(Isolate),
+            _ => None,
+        }
     }
 
     /// Linux's fallback order when this type's free lists are empty
@@ -251,7 +262,7 @@ impl Zone {
             pcp: (0..ncpus)
                 .map(|_| spin::Mutex::new(PerCpuPages::default()))
                 .collect(),
-            memmap,
+            memmap: memmap.with_window(start, Pfn(start.0 + spanned)),
             pageblock_base,
             pageblock_mt: (0..blocks)
                 .map(|_| AtomicU8::new(MigrateType::Movable as u8))
@@ -274,6 +285,7 @@ impl Zone {
     }
 
     /// True if small blocks of `order` go through the per-CPU lists here.
+    #[inline]
     pub(crate) fn uses_pcp(&self, order: Order) -> bool {
         pcp_allowed_order(order) && !self.pcp_disabled.load(Relaxed)
     }
@@ -290,10 +302,12 @@ impl Zone {
         Pfn(self.start_pfn.0 + self.spanned)
     }
     /// True if `pfn` is inside the zone's span.
+    #[inline]
     pub fn spans(&self, pfn: Pfn) -> bool {
         pfn.0 >= self.start_pfn.0 && pfn.0 < self.start_pfn.0 + self.spanned
     }
     /// Pages handed to the buddy allocator (`zone_managed_pages`).
+    #[inline]
     pub fn managed(&self) -> u64 {
         self.managed.load(Relaxed)
     }
@@ -306,15 +320,18 @@ impl Zone {
         self.ztype == ZoneType::HighMem
     }
     /// A watermark, in pages.
+    #[inline]
     pub fn wmark(&self, w: Wmark) -> u64 {
         self.wmark[w as usize].load(Relaxed)
     }
     /// `lowmem_reserve[j]`: pages kept back from allocations that could have
     /// used zone `j`.
+    #[inline]
     pub fn lowmem_reserve(&self, j: usize) -> u64 {
         self.lowmem_reserve[j].load(Relaxed)
     }
     /// Free pages in the buddy lists (NR_FREE_PAGES).
+    #[inline]
     pub fn free_pages(&self) -> u64 {
         self.stats.get(ZoneStat::NrFreePages).max(0) as u64
     }
@@ -340,6 +357,7 @@ impl Zone {
         self.pcp.len()
     }
     /// Migrate type of the pageblock holding `pfn` (`get_pageblock_migratetype`).
+    #[inline]
     pub fn pageblock_mt(&self, pfn: Pfn) -> MigrateType {
         let i = ((pfn.0 - self.pageblock_base) / PAGEBLOCK_NR_PAGES) as usize;
         MigrateType::from_idx(self.pageblock_mt[i].load(Relaxed) as usize)

@@ -21,12 +21,13 @@
 //!    and the OOM killer run with no page-allocator lock held.
 
 use alloc::vec::Vec;
+use core::ops::DerefMut;
 use core::sync::atomic::Ordering::Relaxed;
 
 use crate::arch::Arch;
 use crate::direct_map::DirectMap;
 use crate::gfp::Gfp;
-use crate::memmap::{PageFlags, PageList};
+use crate::memmap::{Page, PageFlags, PageList};
 use crate::mmzone::{
     FreeArea, MigrateType, Node, PerCpuPages, Wmark, Zone, ZoneType, MAX_PAGE_ORDER,
     MIGRATE_PCPTYPES, NR_PCP_LISTS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PAGE_ALLOC_COSTLY_ORDER,
@@ -384,6 +385,7 @@ impl Zone {
     }
 
     /// Checks the zone's watermark for an allocation (`__zone_watermark_ok`).
+    #[inline]
     fn watermark_ok(
         &self,
         order: Order,
@@ -413,58 +415,75 @@ impl Zone {
     }
 
     /// Takes a block for the CPU of `lists`, through its page lists for
-    /// small orders (`rmqueue`).
+    /// small orders (`rmqueue`); returns it with its head's page struct.
     #[inline(always)]
     fn rmqueue_for<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
         order: Order,
         mt: MigrateType,
-    ) -> Option<Pfn> {
+    ) -> Option<(Pfn, &'a Page)> {
         if !self.uses_pcp(order) {
             let mut area = self.area.lock();
-            return self.rmqueue(&mut area, order, mt);
+            return self
+                .rmqueue(&mut area, order, mt)
+                .map(|pfn| (pfn, self.page(pfn)));
         }
-        lists.with(self, |pcp| self.rmqueue_pcplist(pcp, order, mt))
+        self.rmqueue_pcplist(&mut lists.lists(self), order, mt)
     }
 
     /// Takes a block off a CPU's lists, refilling a batch from the buddy
     /// lists when the list is empty (`rmqueue_pcplist`).
     #[inline(always)]
-    fn rmqueue_pcplist(&self, pcp: &mut PerCpuPages, order: Order, mt: MigrateType) -> Option<Pfn> {
+    fn rmqueue_pcplist(
+        &self,
+        pcp: &mut PerCpuPages,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<(Pfn, &Page)> {
         let pi = pcp_index(order, mt);
-        if pcp.high < pcp.high_min {
-            pcp.high = pcp.high_min;
-        }
         if pcp.lists[pi].is_empty() {
-            // rmqueue_bulk: refill a batch (scaled down for higher orders).
-            let n = if order.0 == 0 {
-                pcp.batch.max(1)
-            } else {
-                (pcp.batch >> order.0).max(2)
-            };
-            let mut area = self.area.lock();
-            for _ in 0..n {
-                let Some(pfn) = self.rmqueue(&mut area, order, mt) else {
-                    break;
-                };
-                self.page(pfn).set_locked(PageFlags::PCP);
-                self.page(pfn).set_private(order.0 as u64);
-                pcp.lists[pi].push_back(&self.memmap, pfn);
-                pcp.count += order.pages();
-            }
+            self.rmqueue_bulk(pcp, pi, order, mt);
         }
         let (pfn, page) = pcp.lists[pi].pop_front_page(&self.memmap)?;
         pcp.count -= order.pages();
         page.clear_locked(PageFlags::PCP);
         page.set_private(0);
-        Some(pfn)
+        Some((pfn, page))
+    }
+
+    /// Refills the CPU's list `pi` with a batch of blocks from the buddy
+    /// lists, scaled down for higher orders (`rmqueue_bulk`). Kept out of
+    /// line so the list-hit path that inlines its caller stays small. An
+    /// allocation's first use of the lists always comes here (they fill
+    /// only here or by a free), so `high` is raised to `high_min` here.
+    #[inline(never)]
+    fn rmqueue_bulk(&self, pcp: &mut PerCpuPages, pi: usize, order: Order, mt: MigrateType) {
+        if pcp.high < pcp.high_min {
+            pcp.high = pcp.high_min;
+        }
+        let n = if order.0 == 0 {
+            pcp.batch.max(1)
+        } else {
+            (pcp.batch >> order.0).max(2)
+        };
+        let mut area = self.area.lock();
+        for _ in 0..n {
+            let Some(pfn) = self.rmqueue(&mut area, order, mt) else {
+                break;
+            };
+            let page = self.page(pfn);
+            page.set_locked(PageFlags::PCP);
+            page.set_private(order.0 as u64);
+            pcp.lists[pi].push_back(&self.memmap, pfn);
+            pcp.count += order.pages();
+        }
     }
 
     /// Frees a block through the lists of the CPU of `lists`, draining a
     /// batch when they pass `high` (`free_frozen_page_commit`).
     #[inline(always)]
-    fn free_pcp<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, order: Order) {
+    fn free_pcp<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, page: &Page, order: Order) {
         let mut mt = self.pageblock_mt(pfn);
         if mt == MigrateType::Isolate {
             return self.free_to_buddy(pfn, order, false);
@@ -472,19 +491,18 @@ impl Zone {
         if mt.idx() >= MIGRATE_PCPTYPES {
             mt = MigrateType::Movable;
         }
-        lists.with(self, |pcp| {
-            let page = pcp.lists[pcp_index(order, mt)].push_front(&self.memmap, pfn);
-            page.set_locked(PageFlags::PCP);
-            page.set_private(order.0 as u64);
-            pcp.count += order.pages();
-            if pcp.high < pcp.high_min {
-                pcp.high = pcp.high_min;
-            }
-            if pcp.count >= pcp.high {
-                let batch = pcp.batch.max(1);
-                self.free_pcppages_bulk(pcp, batch);
-            }
-        })
+        let mut pcp = lists.lists(self);
+        pcp.lists[pcp_index(order, mt)].push_front_page(&self.memmap, pfn, page);
+        page.set_locked(PageFlags::PCP);
+        page.set_private(order.0 as u64);
+        pcp.count += order.pages();
+        if pcp.high < pcp.high_min {
+            pcp.high = pcp.high_min;
+        }
+        if pcp.count >= pcp.high {
+            let batch = pcp.batch.max(1);
+            self.free_pcppages_bulk(&mut pcp, batch);
+        }
     }
 
     /// Returns at least `count` pages from a CPU's lists to the buddy lists,
@@ -571,8 +589,9 @@ struct AllocFlags {
 trait PcpLists<'a> {
     /// The CPU whose lists these are.
     fn cpu(&self) -> CpuId;
-    /// Runs `f` on the CPU's lists of `zone`.
-    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R;
+    /// The CPU's lists of `zone`, locked for as long as the result lives
+    /// (or held already).
+    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages>;
     /// Lets go of any list held, before a path (reclaim, draining) that
     /// takes them itself.
     fn release(&mut self);
@@ -587,8 +606,8 @@ impl<'a> PcpLists<'a> for LockPerCall {
         self.0
     }
     #[inline]
-    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R {
-        f(&mut zone.pcp[self.0 .0].lock())
+    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages> {
+        zone.pcp[self.0 .0].lock()
     }
     #[inline]
     fn release(&mut self) {}
@@ -621,25 +640,34 @@ impl<'a> PcpLists<'a> for PagesCpu<'a> {
     fn cpu(&self) -> CpuId {
         self.cpu
     }
-    #[inline]
-    fn with<R>(&mut self, zone: &'a Zone, f: impl FnOnce(&mut PerCpuPages) -> R) -> R {
-        let cpu = self.cpu.0;
-        let pcp = self.held[zone.nid as usize * MAX_ZONES + zone.idx]
-            .get_or_insert_with(|| zone.pcp[cpu].lock());
-        f(pcp)
+    #[inline(always)]
+    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages> {
+        let cpu = self.cpu;
+        &mut **self.held[zone.nid as usize * MAX_ZONES + zone.idx]
+            .get_or_insert_with(|| take(zone, cpu))
     }
     fn release(&mut self) {
         self.held.iter_mut().for_each(|h| *h = None);
     }
 }
 
+/// Locks `zone`'s lists of `cpu` for [`PagesCpu`], on their first use: out
+/// of line, off the path of every later call.
+#[cold]
+#[inline(never)]
+fn take(zone: &Zone, cpu: CpuId) -> spin::MutexGuard<'_, PerCpuPages> {
+    zone.pcp[cpu.0].lock()
+}
+
 impl PagesCpu<'_> {
     /// `alloc_pages(gfp, order)` on the held CPU.
+    #[inline]
     pub fn alloc_pages(&mut self, gfp: Gfp, order: Order) -> Option<Pfn> {
         let pa = self.pa;
         pa.alloc_pages_with(self, gfp, order)
     }
     /// `__free_pages` on the held CPU.
+    #[inline]
     pub fn free_pages(&mut self, pfn: Pfn, order: Order) {
         let pa = self.pa;
         pa.free_pages_with(self, pfn, order)
@@ -670,6 +698,11 @@ pub struct PageAlloc {
     /// Node distances (`node_distance`), row per node.
     pub distance: Vec<Vec<u32>>,
     zonelists: Vec<Vec<(u32, usize)>>,
+    /// Each node's memmap, for `pfn_to_page` by PFN alone: the copy of its
+    /// highest populated zone, the one zonelists try first, so that its
+    /// lookup window (see [`crate::memmap::Memmap`]) covers the pages most
+    /// often freed.
+    memmaps: Vec<crate::memmap::Memmap>,
     /// `gfp_zone` mapped onto this arch's zones, by zone-modifier bits (GFP_ZONE_TABLE).
     gfp_zone_idx: [Option<usize>; 16],
     dm: DirectMap,
@@ -738,6 +771,17 @@ impl PageAlloc {
         trace: alloc::sync::Arc<crate::trace::Trace>,
     ) -> Self {
         let zonelists = build_zonelists(&nodes, &distance);
+        let memmaps = nodes
+            .iter()
+            .filter_map(|n| {
+                n.zones
+                    .iter()
+                    .rev()
+                    .find(|z| z.present > 0)
+                    .or(n.zones.first())
+            })
+            .map(|z| z.memmap.clone())
+            .collect();
         let ncpus = cpu_node.len();
         let ratios = arch
             .zones()
@@ -750,6 +794,7 @@ impl PageAlloc {
             cpu_node,
             distance,
             zonelists,
+            memmaps,
             gfp_zone_idx: core::array::from_fn(|bits| {
                 Self::compute_highest_zoneidx(arch, Gfp(bits as u32))
             }),
@@ -814,7 +859,7 @@ impl PageAlloc {
     /// The zone of `pfn` whose struct page is `page`: the one its flags
     /// name once initialised, else the one spanning it.
     #[inline]
-    fn zone_of_page(&self, pfn: Pfn, page: &crate::memmap::Page) -> Option<&Zone> {
+    fn zone_of_page(&self, pfn: Pfn, page: &Page) -> Option<&Zone> {
         let f = page.flags();
         if f.contains(PageFlags::INIT) {
             let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
@@ -830,13 +875,16 @@ impl PageAlloc {
     fn zone_spanning(&self, pfn: Pfn) -> Option<&Zone> {
         self.zones().find(|z| z.spans(pfn))
     }
-    /// The struct page of `pfn` (`pfn_to_page`), if the frame has one.
+    /// The struct page of `pfn` (`pfn_to_page`), if the frame has one:
+    /// each node's memmap asked in turn.
     #[inline]
-    pub fn page(&self, pfn: Pfn) -> Option<&crate::memmap::Page> {
-        self.nodes
-            .iter()
-            .flat_map(|n| n.zones.first())
-            .find_map(|z| z.memmap.get(pfn))
+    pub fn page(&self, pfn: Pfn) -> Option<&Page> {
+        for m in &self.memmaps {
+            if let Some(p) = m.get(pfn) {
+                return Some(p);
+            }
+        }
+        None
     }
     /// Free pages in the buddy lists of every zone (global NR_FREE_PAGES).
     pub fn nr_free_pages(&self) -> u64 {
@@ -1012,7 +1060,11 @@ impl PageAlloc {
 
     /// `get_page_from_freelist`: walks the context's zonelist up to its
     /// highest zone and takes a block from the first zone whose watermark
-    /// (per `flags`) allows it.
+    /// (per `flags`) allows it. The first eligible zone usually has the
+    /// block, so trying it is written out here and the rest of the walk
+    /// ([`Self::get_page_from_later_zones`]) is out of line: the same
+    /// checks in the same order, with a small fast path.
+    #[inline(always)]
     fn get_page_from_freelist<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
@@ -1021,12 +1073,50 @@ impl PageAlloc {
         flags: AllocFlags,
         ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
-        let cpu = lists.cpu();
-        let local = self.cpu_node[cpu.0];
-        let preferred = ac.preferred_nid;
+        let (k, zone) = self.next_zone(gfp, order, flags, ac, 0)?;
+        if let Some(pfn) = self.take_from_zone(lists, zone, gfp, order, ac) {
+            return Some(pfn);
+        }
+        self.get_page_from_later_zones(lists, gfp, order, flags, ac, k + 1)
+    }
+
+    /// The zonelist walk of [`Self::get_page_from_freelist`] from entry
+    /// `from` on, once an earlier zone passed its watermark but had no block.
+    #[inline(never)]
+    fn get_page_from_later_zones<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
+        gfp: Gfp,
+        order: Order,
+        flags: AllocFlags,
+        ac: &AllocContext<'_>,
+        mut from: usize,
+    ) -> Option<Pfn> {
+        loop {
+            let (k, zone) = self.next_zone(gfp, order, flags, ac, from)?;
+            if let Some(pfn) = self.take_from_zone(lists, zone, gfp, order, ac) {
+                return Some(pfn);
+            }
+            from = k + 1;
+        }
+    }
+
+    /// The first zonelist entry from `from` on that the allocation may use
+    /// (at or below its highest zone, on its node if `__GFP_THISNODE`, with
+    /// managed pages) and whose watermark per `flags` allows it: its
+    /// position and zone.
+    #[inline(always)]
+    fn next_zone(
+        &self,
+        gfp: Gfp,
+        order: Order,
+        flags: AllocFlags,
+        ac: &AllocContext<'_>,
+        from: usize,
+    ) -> Option<(usize, &Zone)> {
         let highest = ac.highest_zoneidx;
-        for &(nid, zidx) in ac.zonelist {
-            if zidx > highest || (gfp.contains(Gfp::THISNODE) && nid != preferred) {
+        for (k, &(nid, zidx)) in ac.zonelist.iter().enumerate().skip(from) {
+            if zidx > highest || (gfp.contains(Gfp::THISNODE) && nid != ac.preferred_nid) {
                 continue;
             }
             let zone = self.zone(nid, zidx);
@@ -1038,36 +1128,69 @@ impl PageAlloc {
                     continue;
                 }
             }
-            if let Some(pfn) = zone.rmqueue_for(lists, order, ac.migratetype) {
-                self.prep_new_page(cpu, zone, pfn, order, gfp);
-                // zone_statistics: a miss here is a foreign allocation for
-                // the preferred zone.
-                if nid == preferred {
-                    zone.stats.numa_inc_on(cpu.0, NumaStat::NumaHit);
-                } else {
-                    zone.stats.numa_inc_on(cpu.0, NumaStat::NumaMiss);
-                    let (pn, pz) = ac.preferred_zoneref();
-                    self.zone(pn, pz)
-                        .stats
-                        .numa_inc_on(cpu.0, NumaStat::NumaForeign);
-                }
-                let locality = if nid == local {
-                    NumaStat::NumaLocal
-                } else {
-                    NumaStat::NumaOther
-                };
-                zone.stats.numa_inc_on(cpu.0, locality);
-                return Some(pfn);
-            }
+            return Some((k, zone));
         }
         None
     }
 
+    /// Takes a block from `zone` for the CPU of `lists` and prepares it
+    /// (`rmqueue`, `prep_new_page`, `zone_statistics`).
     #[inline(always)]
-    fn prep_new_page(&self, cpu: CpuId, zone: &Zone, pfn: Pfn, order: Order, gfp: Gfp) {
+    fn take_from_zone<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
+        zone: &'a Zone,
+        gfp: Gfp,
+        order: Order,
+        ac: &AllocContext<'_>,
+    ) -> Option<Pfn> {
+        let cpu = lists.cpu();
+        let (pfn, head) = zone.rmqueue_for(lists, order, ac.migratetype)?;
+        self.prep_new_page(cpu, zone, pfn, head, order, gfp);
+        self.zone_statistics(cpu, zone, ac);
+        Some(pfn)
+    }
+
+    /// `zone_statistics`: NUMA_HIT and NUMA_LOCAL when the block comes from
+    /// the preferred node; else NUMA_MISS here, NUMA_FOREIGN on the
+    /// preferred zone and NUMA_OTHER. Linux counts LOCAL/OTHER against the
+    /// CPU's node: here that is always the preferred node (no mempolicy).
+    #[inline(always)]
+    fn zone_statistics(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
+        debug_assert_eq!(ac.preferred_nid, self.cpu_node[cpu.0]);
+        if zone.nid == ac.preferred_nid {
+            zone.stats
+                .numa_inc2_on(cpu.0, NumaStat::NumaHit, NumaStat::NumaLocal);
+        } else {
+            self.zone_statistics_remote(cpu, zone, ac);
+        }
+    }
+
+    /// [`Self::zone_statistics`] for a block off the preferred node.
+    #[cold]
+    fn zone_statistics_remote(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
+        zone.stats
+            .numa_inc2_on(cpu.0, NumaStat::NumaMiss, NumaStat::NumaOther);
+        let (pn, pz) = ac.preferred_zoneref();
+        self.zone(pn, pz)
+            .stats
+            .numa_inc_on(cpu.0, NumaStat::NumaForeign);
+    }
+
+    /// `prep_new_page` for the block at `pfn` whose head's page struct is
+    /// `head`: its reference, the alloc tracepoint and counters, zeroing.
+    #[inline(always)]
+    fn prep_new_page(
+        &self,
+        cpu: CpuId,
+        zone: &Zone,
+        pfn: Pfn,
+        head: &Page,
+        order: Order,
+        gfp: Gfp,
+    ) {
         // Only a block's head carries the buddy/PCP tags (they were cleared
         // when it left its list), so the tail pages need no work here.
-        let head = zone.page(pfn);
         debug_assert!(head.refcount() == 0, "allocating a page in use: {pfn:?}");
         debug_assert!(!head.test(PageFlags::BUDDY | PageFlags::PCP));
         head.set_refcount(1);
@@ -1180,7 +1303,7 @@ impl PageAlloc {
         self.events.count_on(cpu.0, VmEvent::Pgfree, order.pages());
         this_cpu_add(&zone.allocated[cpu.0], order.pages().wrapping_neg());
         if zone.uses_pcp(order) {
-            zone.free_pcp(lists, pfn, order);
+            zone.free_pcp(lists, pfn, head, order);
         } else {
             zone.free_to_buddy(pfn, order, false);
         }

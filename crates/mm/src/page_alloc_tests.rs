@@ -228,9 +228,9 @@ fn deferred_blocks_are_initialised_on_demand() {
     check_page_alloc(&m.pa).unwrap();
 }
 
-#[test]
-fn numa_fallback_follows_distance() {
-    // Three nodes; node 0 is closer to node 2 than to node 1.
+/// Three nodes of 64 MiB, one CPU each; node 0 is closer to node 2 than
+/// to node 1.
+fn three_nodes() -> PageAlloc {
     use crate::direct_map::HeapRam;
     use crate::memblock::Memblock;
     use crate::mm_init::{free_area_init, BootParams};
@@ -250,7 +250,12 @@ fn numa_fallback_follows_distance() {
         trace: Default::default(),
         progress: Default::default(),
     };
-    let pa = free_area_init(&mut mb, ram, &params, Printk::new()).unwrap();
+    free_area_init(&mut mb, ram, &params, Printk::new()).unwrap()
+}
+
+#[test]
+fn numa_fallback_follows_distance() {
+    let pa = three_nodes();
     let nodes: Vec<u32> = pa.zonelist(0).iter().map(|&(n, _)| n).collect();
     assert_eq!(nodes.first(), Some(&0));
     let first_other = nodes.iter().find(|&&n| n != 0).unwrap();
@@ -269,6 +274,61 @@ fn numa_fallback_follows_distance() {
             break;
         }
     }
+    check_page_alloc(&pa).unwrap();
+}
+
+#[test]
+fn zone_statistics_count_hit_and_local_then_miss_foreign_and_other() {
+    // mm/page_alloc.c zone_statistics: a block from the preferred node is
+    // NUMA_HIT, else NUMA_MISS there and NUMA_FOREIGN on the preferred
+    // zone; NUMA_LOCAL when the block is on the allocating CPU's node,
+    // else NUMA_OTHER. CPU 0 (node 0) allocates through its held lists
+    // until node 0 is exhausted and one block comes from node 2.
+    let pa = three_nodes();
+    let sum = |nid: u32, item: NumaStat| -> u64 {
+        pa.nodes[nid as usize]
+            .zones
+            .iter()
+            .map(|z| z.stats.numa(item))
+            .sum()
+    };
+    let before: Vec<u64> = [NumaStat::NumaHit, NumaStat::NumaLocal]
+        .iter()
+        .map(|&i| sum(0, i))
+        .collect();
+    let mut cpu = pa.lock_cpu(CPU0);
+    let mut blocks = vec![];
+    let remote = loop {
+        let p = cpu
+            .alloc_pages(Gfp::KERNEL | Gfp::NOWARN, Order(0))
+            .unwrap();
+        blocks.push(p);
+        let z = pa.zone_of(p).unwrap();
+        if z.nid != 0 {
+            break z;
+        }
+    };
+    let local = blocks.len() as u64 - 1;
+    assert_eq!(remote.nid, 2);
+    assert_eq!(sum(0, NumaStat::NumaHit) - before[0], local);
+    assert_eq!(sum(0, NumaStat::NumaLocal) - before[1], local);
+    assert_eq!(remote.stats.numa(NumaStat::NumaMiss), 1);
+    assert_eq!(remote.stats.numa(NumaStat::NumaOther), 1);
+    assert_eq!(remote.stats.numa(NumaStat::NumaHit), 0);
+    assert_eq!(remote.stats.numa(NumaStat::NumaLocal), 0);
+    // NUMA_FOREIGN lands on the preferred zone: node 0's first zone that
+    // GFP_KERNEL may use.
+    let (pn, pz) = pa.zonelist(0)[0];
+    assert_eq!(pn, 0);
+    assert_eq!(pa.zone(pn, pz).stats.numa(NumaStat::NumaForeign), 1);
+    assert_eq!(
+        sum(1, NumaStat::NumaForeign) + sum(2, NumaStat::NumaForeign),
+        0
+    );
+    for p in blocks {
+        cpu.free_pages(p, Order(0));
+    }
+    drop(cpu);
     check_page_alloc(&pa).unwrap();
 }
 

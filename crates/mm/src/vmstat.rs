@@ -661,6 +661,7 @@ impl ZoneStats {
         c.store(c.load(Relaxed).wrapping_add(d), Relaxed);
     }
     /// Reads a counter (`zone_page_state`).
+    #[inline]
     pub fn get(&self, item: ZoneStat) -> i64 {
         self.stat[item as usize].load(Relaxed)
     }
@@ -672,6 +673,15 @@ impl ZoneStats {
     #[inline]
     pub fn numa_inc_on(&self, cpu: usize, item: NumaStat) {
         this_cpu_add(&self.numa[cpu][item as usize], 1);
+    }
+    /// Counts two NUMA events on `cpu`'s own counters, finding them once
+    /// (`zone_statistics`: NUMA_HIT and NUMA_LOCAL, or NUMA_MISS and
+    /// NUMA_OTHER).
+    #[inline]
+    pub fn numa_inc2_on(&self, cpu: usize, a: NumaStat, b: NumaStat) {
+        let c = &self.numa[cpu];
+        this_cpu_add(&c[a as usize], 1);
+        this_cpu_add(&c[b as usize], 1);
     }
     /// Reads a NUMA event counter, summed over CPUs.
     pub fn numa(&self, item: NumaStat) -> u64 {
