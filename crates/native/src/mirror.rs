@@ -81,7 +81,7 @@ impl Run<'_> {
         let (start, end) = (leaves[lo].0, leaves[hi].0 + 4096);
         self.map_run(start, end - start, leaves[lo].1, prot)?;
         for l in &leaves[lo..=hi] {
-            self.cur.mirrored.insert(
+            self.cur.mirrors().insert(
                 l.0,
                 Mirror {
                     phys: l.1,
@@ -104,13 +104,13 @@ impl Run<'_> {
     ) -> Result<(), String> {
         let overlapping: Vec<u64> = self
             .cur
-            .mirrored
+            .mirrors()
             .range(base.saturating_sub(HUGEST)..base + len)
             .filter(|(&s, mir)| s + mir.span > base)
             .map(|(&s, _)| s)
             .collect();
         for s in overlapping {
-            self.cur.mirrored.remove(&s);
+            self.cur.mirrors().remove(&s);
         }
         let r = self
             .cur

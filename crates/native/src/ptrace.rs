@@ -81,10 +81,13 @@ pub fn wait_any() -> io::Result<(libc::pid_t, i32)> {
     }
 }
 
-/// The traced host process.
+/// A traced host thread: a process's only (or leader) thread, or one
+/// more thread of it ([`Stub::clone_thread`]).
 pub struct Stub {
-    /// Its host pid.
+    /// Its host tid (the host pid for a leader).
     pub pid: libc::pid_t,
+    /// Its host thread group's id (the leader's tid).
+    pub tgid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
     /// True from a resume until lmm has waited for its next stop: it may
@@ -183,6 +186,7 @@ impl Stub {
         }
         let mut stub = Stub {
             pid,
+            tgid: pid,
             alive: true,
             running: false,
             stops: 0,
@@ -198,8 +202,12 @@ impl Stub {
                 )))
             }
         }
-        // TRACEFORK: the child of a fork lmm injects is traced too.
-        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEFORK;
+        // TRACEFORK, TRACECLONE: the child of a fork lmm injects is traced
+        // too, and so is a thread lmm clones.
+        let opts = libc::PTRACE_O_EXITKILL
+            | libc::PTRACE_O_TRACESYSGOOD
+            | libc::PTRACE_O_TRACEFORK
+            | libc::PTRACE_O_TRACECLONE;
         // SAFETY: PTRACE_SETOPTIONS on our stopped tracee with valid flags.
         if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
             return Err(os_err("PTRACE_SETOPTIONS"));
@@ -262,6 +270,7 @@ impl Stub {
         }
         let mut stub = Stub {
             pid: child as libc::pid_t,
+            tgid: child as libc::pid_t,
             alive: true,
             running: false,
             stops: 0,
@@ -273,6 +282,51 @@ impl Stub {
                 Stop::Signal(libc::SIGSTOP) => return Ok(stub),
                 Stop::Exited(_) | Stop::Killed(_) => {
                     return Err(io::Error::other("the forked stub died at birth"))
+                }
+                _ => stub.resume(libc::PTRACE_CONT, 0)?,
+            }
+        }
+    }
+
+    /// Makes a new host thread in the stub's thread group: an injected
+    /// clone(2) with `flags` (which must hold CLONE_VM|CLONE_THREAD), the
+    /// new stack `newsp`, `parent_tid`, `child_tid` and `tls` as the
+    /// program passed them, so the host kernel keeps the thread's
+    /// CLONE_CHILD_CLEARTID address and TLS base. The thread is traced
+    /// from birth (PTRACE_O_TRACECLONE) and returned stopped, its
+    /// registers those of the injected call (the caller sets them).
+    pub fn clone_thread(
+        &mut self,
+        flags: u64,
+        newsp: u64,
+        parent_tid: u64,
+        child_tid: u64,
+        tls: u64,
+    ) -> io::Result<Stub> {
+        let tid = self.syscall(
+            libc::SYS_clone,
+            [flags, newsp, parent_tid, child_tid, tls, 0],
+        )?;
+        if tid < 0 {
+            return Err(io::Error::other(format!(
+                "clone of a thread in the stub: errno {}",
+                -tid
+            )));
+        }
+        let mut stub = Stub {
+            pid: tid as libc::pid_t,
+            tgid: self.tgid,
+            alive: true,
+            running: false,
+            stops: 0,
+            injected: 0,
+            vdso: Vec::new(),
+        };
+        loop {
+            match stub.wait()? {
+                Stop::Signal(libc::SIGSTOP) => return Ok(stub),
+                Stop::Exited(_) | Stop::Killed(_) => {
+                    return Err(io::Error::other("the cloned thread died at birth"))
                 }
                 _ => stub.resume(libc::PTRACE_CONT, 0)?,
             }
@@ -423,9 +477,12 @@ impl Stub {
     /// on its way already, the SIGSTOP then still pending). Stubs are
     /// attached with PTRACE_TRACEME, so PTRACE_INTERRUPT (which needs
     /// PTRACE_SEIZE) is not available; SIGSTOP has the same effect here.
+    /// The SIGSTOP is sent to this thread alone (tgkill): a thread blocked
+    /// in a host call (a futex wait) leaves it with -ERESTARTSYS, which
+    /// the caller turns back into the program's call.
     pub fn interrupt(&mut self) -> io::Result<i32> {
-        // SAFETY: a signal to our own traced child.
-        unsafe { libc::kill(self.pid, libc::SIGSTOP) };
+        // SAFETY: a signal to one thread of our own traced child.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, libc::SIGSTOP) };
         let mut status = 0;
         loop {
             // SAFETY: waitpid on our own child with a valid status pointer.
@@ -535,8 +592,7 @@ impl Stub {
         }
         let r = self.finish_syscall(saved);
         for sig in held {
-            // SAFETY: a signal the stub got, queued to it again.
-            unsafe { libc::kill(self.pid, sig) };
+            self.requeue(sig);
         }
         r
     }
@@ -572,8 +628,7 @@ impl Stub {
             }
         }
         for sig in held {
-            // SAFETY: a signal the stub got, queued to it again.
-            unsafe { libc::kill(self.pid, sig) };
+            self.requeue(sig);
         }
         Ok(())
     }
@@ -645,12 +700,42 @@ impl Stub {
         Ok(())
     }
 
-    /// Kills the stub and reaps it.
+    /// Queues `sig`, which this thread took while lmm ran a call in it,
+    /// to it again: to this thread alone (tgkill), as lmm's own SIGSTOP
+    /// was sent, so that no other thread of the group takes it.
+    fn requeue(&self, sig: i32) {
+        // SAFETY: a signal to one thread of our own traced child.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, sig) };
+    }
+
+    /// Kills the stub (its whole thread group: SIGKILL) and reaps this
+    /// thread. A leader's death is reported only once the group's other
+    /// threads are reaped, so a leader first reaps those (traced by lmm,
+    /// they would otherwise wait for lmm forever); their stubs, if lmm
+    /// still holds them, then find nothing left to reap.
     pub fn kill(&mut self) {
         if self.alive {
             // SAFETY: SIGKILL to our own child, then reaping it.
             unsafe {
                 libc::kill(self.pid, libc::SIGKILL);
+            }
+            if self.pid == self.tgid {
+                let tids = std::fs::read_dir(format!("/proc/{}/task", self.pid));
+                for t in tids.into_iter().flatten().flatten() {
+                    let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                        continue;
+                    };
+                    if tid == self.pid {
+                        continue;
+                    }
+                    let mut status = 0;
+                    // SAFETY: waitpid on a thread we trace, with a valid
+                    // status pointer; an error (already reaped) is fine.
+                    while unsafe { libc::waitpid(tid, &mut status, libc::__WALL) } == tid
+                        && !libc::WIFEXITED(status)
+                        && !libc::WIFSIGNALED(status)
+                    {}
+                }
             }
             while self.alive {
                 if self.wait().is_err() {
