@@ -2,7 +2,9 @@
  * own (MIB MiB, 4 by default) and sum it, and add to a shared counter
  * under a mutex; while all five threads are alive the program reads its
  * own /proc/self/status and prints the Threads: line; the threads are
- * joined and the sums printed. The output does not depend on timing. */
+ * joined and the sums printed. The output does not depend on timing.
+ * `threads MIB main-exits`: the main thread leaves with pthread_exit
+ * while the others run, and thread 0 joins the others and prints. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +13,33 @@
 #define NTHREADS 4
 #define ADDS 10000
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t alive, done;
-static unsigned long counter;
-static size_t mib = 4;
-
 struct job {
 	int id;
 	unsigned long sum;
 };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t alive, done;
+static unsigned long counter;
+static size_t mib = 4;
+static pthread_t t[NTHREADS];
+static struct job *jobs_of_main;
+static int main_exits;
+
+static void report(int from)
+{
+	for (int i = from; i < NTHREADS; i++) {
+		void *ret;
+		pthread_join(t[i], &ret);
+		if (ret != &jobs_of_main[i]) {
+			printf("thread %d failed\n", i);
+			exit(3);
+		}
+	}
+	for (int i = 0; i < NTHREADS; i++)
+		printf("thread %d: sum %lu\n", i, jobs_of_main[i].sum);
+	printf("counter %lu\n", counter);
+}
 
 static void *work(void *arg)
 {
@@ -41,18 +61,21 @@ static void *work(void *arg)
 	pthread_barrier_wait(&alive);
 	pthread_barrier_wait(&done);
 	free(buf);
+	if (main_exits && j->id == 0)
+		report(1);
 	return j;
 }
 
 int main(int argc, char **argv)
 {
-	pthread_t t[NTHREADS];
-	struct job jobs[NTHREADS];
+	static struct job jobs[NTHREADS];
 	char line[256];
 	FILE *f;
 
 	if (argc > 1)
 		mib = strtoul(argv[1], NULL, 10);
+	main_exits = argc > 2 && strcmp(argv[2], "main-exits") == 0;
+	jobs_of_main = jobs;
 	pthread_barrier_init(&alive, NULL, NTHREADS + 1);
 	pthread_barrier_init(&done, NULL, NTHREADS + 1);
 	for (int i = 0; i < NTHREADS; i++) {
@@ -71,16 +94,10 @@ int main(int argc, char **argv)
 			fputs(line, stdout);
 	if (f)
 		fclose(f);
+	fflush(stdout);
 	pthread_barrier_wait(&done);
-	for (int i = 0; i < NTHREADS; i++) {
-		void *ret;
-		pthread_join(t[i], &ret);
-		if (ret != &jobs[i]) {
-			printf("thread %d failed\n", i);
-			return 3;
-		}
-		printf("thread %d: sum %lu\n", i, jobs[i].sum);
-	}
-	printf("counter %lu\n", counter);
+	if (main_exits)
+		pthread_exit(NULL);
+	report(0);
 	return 0;
 }

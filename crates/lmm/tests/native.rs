@@ -577,6 +577,21 @@ fn a_dynamically_linked_threaded_program_runs_like_linux() {
 }
 
 #[test]
+fn a_main_thread_that_exits_first_leaves_the_others_running() {
+    let prog = build_threads(false);
+    // pthread_exit in main: the leader's exit(2) is held while the other
+    // threads run; thread 0 joins the rest and prints, and the last
+    // thread's exit_group ends the process with status 0.
+    let h = host(&prog, &["4", "main-exits"]);
+    let l = native(&[], &prog, &["4", "main-exits"]);
+    assert_eq!(h.stdout, threads_output(4), "the host's own run");
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(l.stderr.contains("  exit_group 1\n"), "{}", l.stderr);
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
 fn threads_swapping_on_a_small_machine_keep_their_sums() {
     let prog = build_threads(false);
     // Four threads write 20 MiB each (80 MiB) on a 64 MiB machine: reclaim

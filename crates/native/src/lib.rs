@@ -44,7 +44,12 @@
 //!
 //! - /proc files lmm renders are lmm's ([`procfs`]).
 //!
-//! Not yet: threads. See docs/native.md.
+//! - Threads (clone with CLONE_THREAD) are more host threads of the
+//!   process's stub (PTRACE_O_TRACECLONE), one task each in the event loop
+//!   (by host tid), sharing one mirror table as they share one address
+//!   space; lmm's process is their thread group, with one mm
+//!   ([`Machine::clone_thread`]). `Run::quiesce` stops the other running
+//!   threads as it stops other processes. See docs/native.md.
 
 pub mod fault;
 mod mirror;
@@ -874,10 +879,7 @@ impl Run<'_> {
             .filter(|t| t.pid == pid)
             .map(|t| t.stub.pid)
             .collect();
-        let mut tasks: Vec<Task> = hosts
-            .iter()
-            .filter_map(|h| self.others.remove(h))
-            .collect();
+        let mut tasks: Vec<Task> = hosts.iter().filter_map(|h| self.others.remove(h)).collect();
         tasks.sort_by_key(|t| t.tid == t.pid);
         if self.cur.pid == pid && self.cur.tid != pid {
             self.cur.stub.kill();
@@ -1516,12 +1518,10 @@ impl Run<'_> {
     fn host_pids(&self, nr: u64, mut a: [u64; 6]) -> Result<[u64; 6], i64> {
         let esrch = -i64::from(libc::ESRCH);
         let id = |v: u64| u32::try_from(v as i32).map_err(|_| esrch);
-        let map = |v: u64| -> Result<u64, i64> {
-            self.host_pid(id(v)?).map(|h| h as u64).ok_or(esrch)
-        };
-        let map_tid = |v: u64| -> Result<u64, i64> {
-            self.host_tid(id(v)?).map(|h| h as u64).ok_or(esrch)
-        };
+        let map =
+            |v: u64| -> Result<u64, i64> { self.host_pid(id(v)?).map(|h| h as u64).ok_or(esrch) };
+        let map_tid =
+            |v: u64| -> Result<u64, i64> { self.host_tid(id(v)?).map(|h| h as u64).ok_or(esrch) };
         match nr {
             62 if (a[0] as i32) <= 0 => {
                 let all: std::collections::BTreeSet<libc::pid_t> = self

@@ -24,12 +24,11 @@ pub enum Buf {
 pub enum Kind {
     /// A memory system call lmm's mm runs.
     Memory,
-    /// exit or exit_group (one thread: the same).
+    /// exit (one thread; the process if it is the last) or exit_group.
     Exit,
     /// wait4, waitid: lmm's process table.
     Wait,
-    /// fork, vfork, clone: lmm's fork (a thread is refused when the flags
-    /// are seen).
+    /// fork, vfork, clone: lmm's fork, or a new thread (CLONE_THREAD).
     Fork,
     /// execve, execveat: lmm's exec on the same process.
     Exec,
@@ -156,7 +155,9 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         },
         // time(tloc)
         201 => host(opt(a[0], 8, W)),
-        // futex(uaddr, ...): one thread never waits on another
+        // futex(uaddr, ...): the word is present when the host looks; a
+        // waiter lmm stops (before work that can reclaim) makes the call
+        // anew, its word faulted in again
         202 => host(opt(a[0], 4, R)),
         // sched_getaffinity(pid, len, mask)
         204 => host(opt(a[2], a[1], W)),
