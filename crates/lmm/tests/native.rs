@@ -592,6 +592,31 @@ fn a_main_thread_that_exits_first_leaves_the_others_running() {
 }
 
 #[test]
+fn what_threads_still_lack_is_refused_with_a_message_not_a_hang() {
+    let prog = build_as(
+        "threads_refused",
+        "threads_refused",
+        &["-static", "-O1", "-pthread"],
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(
+        l.stdout,
+        "clone CLONE_VM: -1 Function not implemented\n\
+         execve with 2 threads: -1 Function not implemented\n\
+         done\n",
+        "{}",
+        l.stderr
+    );
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    for line in [
+        "lmm native: clone with CLONE_VM or CLONE_SIGHAND but not CLONE_THREAD",
+        "lmm native: execve in a process with more than one thread is not supported yet",
+    ] {
+        assert!(l.stderr.contains(line), "{}", l.stderr);
+    }
+}
+
+#[test]
 fn threads_swapping_on_a_small_machine_keep_their_sums() {
     let prog = build_threads(false);
     // Four threads write 20 MiB each (80 MiB) on a 64 MiB machine: reclaim
