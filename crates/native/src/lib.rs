@@ -102,6 +102,9 @@ const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 /// The child's pid is stored at `child_tid` in the child.
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// The result of a call interrupted by a signal that the kernel restarts
+/// with restart_syscall (its state kept in the thread's restart block).
+const ERESTART_RESTARTBLOCK: i64 = 516;
 /// The `dirfd` that means the working directory (the *at calls).
 const AT_FDCWD: i32 = -100;
 /// `O_CLOEXEC` as /proc/PID/fdinfo's (octal) flags show it.
@@ -263,6 +266,11 @@ struct Task {
     /// thread's exit(2) runs in the host, so that pthread_join's wake is
     /// not lost on a page lmm had not mirrored writable.
     clear_tid: u64,
+    /// A host call of the thread that a signal interrupted with
+    /// -ERESTART_RESTARTBLOCK (a timed futex wait, a nanosleep): its
+    /// number and arguments, whose buffers lmm faults in again when the
+    /// program makes restart_syscall.
+    restart: Option<(u64, [u64; 6])>,
 }
 
 impl Task {
@@ -278,6 +286,7 @@ impl Task {
             state: State::Running,
             stops: 0,
             clear_tid: 0,
+            restart: None,
         }
     }
 
@@ -745,6 +754,14 @@ impl Run<'_> {
         if after.rip == TRAMPOLINE + 2 {
             r.rax = after.rax;
             r.orig_rax = nr;
+            if after.rax as i64 == -ERESTART_RESTARTBLOCK {
+                self.cur.restart = Some((
+                    nr,
+                    [
+                        saved.rdi, saved.rsi, saved.rdx, saved.r10, saved.r8, saved.r9,
+                    ],
+                ));
+            }
         } else {
             // The `syscall` instruction is two bytes: run it again.
             r.rip = saved.rip - 2;
@@ -1324,6 +1341,7 @@ impl Run<'_> {
             } else {
                 0
             },
+            restart: None,
         };
         task.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
         self.others.insert(host, task);
@@ -1865,7 +1883,16 @@ impl Run<'_> {
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
-        let kind = syscalls::classify(nr, a);
+        let mut kind = syscalls::classify(nr, a);
+        if nr == libc::SYS_restart_syscall as u64 {
+            // The call the kernel restarts touches what it touched (a
+            // futex word lmm may have unmapped since, at a fork).
+            if let Some((was, args)) = self.cur.restart.take() {
+                if let Kind::Host(bufs) = syscalls::classify(was, args) {
+                    kind = Kind::Host(bufs);
+                }
+            }
+        }
         *self
             .out
             .kinds
