@@ -662,9 +662,8 @@ impl Run<'_> {
     fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let sig = match stop {
-            Stop::Exited(_) | Stop::Killed(_) if self.cur.tid != self.cur.pid => {
-                return self.thread_gone()
-            }
+            Stop::Exited(_) if self.cur.tid != self.cur.pid => return self.thread_gone(true),
+            Stop::Killed(_) if self.cur.tid != self.cur.pid => return self.thread_gone(false),
             Stop::Exited(code) => return self.exit_task(Ending::Exited(code)),
             Stop::Killed(s) => return self.exit_task(Ending::Signaled(s)),
             Stop::Event(_) => {
@@ -914,11 +913,11 @@ impl Run<'_> {
     }
 
     /// The current task's host thread ended, the process living on (its
-    /// exit(2) ran in the host, or a signal is killing its group, whose
-    /// leader reports last). If what is left of the process is its leader
-    /// held in exit(2) ([`State::Exited`]), the process ends now with the
-    /// leader's code.
-    fn thread_gone(&mut self) -> Result<Option<Ending>, String> {
+    /// exit(2) ran in the host: `exited`, or a signal is killing its
+    /// group, whose leader reports last and ends the process). If after an
+    /// exit what is left of the process is its leader held in exit(2)
+    /// ([`State::Exited`]), the process ends now with the leader's code.
+    fn thread_gone(&mut self, exited: bool) -> Result<Option<Ending>, String> {
         let (pid, tid) = (self.cur.pid, self.cur.tid);
         // Forgotten already if it ran exit(2); not if a signal killed it.
         let _ = self.m.exit_thread(pid, tid);
@@ -930,7 +929,8 @@ impl Run<'_> {
             .filter(|t| t.pid == pid && t.stub.alive())
             .map(|t| (t.stub.pid, t.state.clone()))
             .collect();
-        if let [(leader, State::Exited(code))] = rest[..] {
+        if let (true, [(leader, State::Exited(code))]) = (exited, &rest[..]) {
+            let (leader, code) = (*leader, *code);
             self.switch_to(leader);
             return self.exit_task(Ending::Exited(code));
         }
