@@ -617,6 +617,31 @@ fn what_threads_still_lack_is_refused_with_a_message_not_a_hang() {
 }
 
 #[test]
+fn a_thread_dying_of_sigsegv_kills_its_process_like_linux() {
+    let prog = build_as(
+        "threads_segv",
+        "threads_segv",
+        &["-static", "-O1", "-pthread"],
+    );
+    for args in [&[][..], &["main-exits"][..]] {
+        let h = host(&prog, args);
+        assert_eq!(h.status.signal(), Some(libc::SIGSEGV), "the host's own run");
+        let l = native(&[], &prog, args);
+        assert_eq!(
+            l.status.signal(),
+            Some(libc::SIGSEGV),
+            "{args:?}: {}",
+            l.stderr
+        );
+        assert!(
+            l.stderr.contains("was killed by signal 11"),
+            "{args:?}: {}",
+            l.stderr
+        );
+    }
+}
+
+#[test]
 fn threads_swapping_on_a_small_machine_keep_their_sums() {
     let prog = build_threads(false);
     // Four threads write 20 MiB each (80 MiB) on a 64 MiB machine: reclaim
