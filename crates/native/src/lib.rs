@@ -607,8 +607,22 @@ impl Run<'_> {
                 continue;
             }
             let stop = self.cur.stub.decode(status);
-            if let Some(end) = self.event(stop)? {
-                return Ok(end);
+            // An end seen here is served here.
+            self.cur.stub.take_end();
+            match self.event(stop) {
+                Ok(Some(end)) => return Ok(end),
+                Ok(None) => {}
+                // Its group is dying of a signal another thread took (or
+                // of SIGKILL): its end comes through the wait.
+                Err(_) if self.cur.stub.vanished() => {
+                    // A wait in the failed work may have reaped it already.
+                    if let Some(end) = self.cur.stub.take_end() {
+                        if let Some(end) = self.event(end)? {
+                            return Ok(end);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
             }
             // lmm top native (branch obs): the observer, after each stop.
             self.observe(false);
@@ -937,21 +951,27 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// exit(2) of the current thread (`code`): `None` if it is its
-    /// process's last thread (the process ends, as exit_group). Else the
-    /// thread leaves lmm's thread group and a leader is held
+    /// exit(2) of the current thread (`code`). The process's last thread
+    /// ends the process (with the code of a leader held in exit(2), as
+    /// Linux reports the leader's, else its own). Else the thread leaves
+    /// lmm's thread group and a leader is held
     /// ([`State::Exited`]); another thread's exit runs in the host after
     /// its clear-child-tid word is faulted in for writing (the host
     /// kernel writes 0 there and wakes pthread_join's futex), and its end
     /// comes back as a stop ([`Run::thread_gone`]).
-    fn exit_thread(&mut self, code: u64) -> Result<Option<Done>, String> {
+    fn exit_thread(&mut self, code: u64) -> Result<Done, String> {
         let (pid, tid) = (self.cur.pid, self.cur.tid);
+        let own = Ending::Exited((code & 0xff) as i32);
         let Some(threads) = self.m.process(pid).map(|p| p.threads.clone()) else {
-            return Ok(None);
+            return Ok(Done::Ended(own));
         };
         if threads.contains(&tid) {
             if threads.len() <= 1 {
-                return Ok(None);
+                let leader = self.others.values().find_map(|t| match t.state {
+                    State::Exited(c) if t.pid == pid => Some(Ending::Exited(c)),
+                    _ => None,
+                });
+                return Ok(Done::Ended(leader.unwrap_or(own)));
             }
             self.m
                 .exit_thread(pid, tid)
@@ -961,7 +981,7 @@ impl Run<'_> {
         // (a SIGSTOP of lmm's) before it ran, and the program made it anew.
         if tid == pid {
             self.cur.state = State::Exited((code & 0xff) as i32);
-            return Ok(Some(Done::Pending));
+            return Ok(Done::Pending);
         }
         if self.cur.clear_tid != 0 {
             // Linux's put_user at exit ignores a fault: so does lmm.
@@ -976,7 +996,7 @@ impl Run<'_> {
             saved,
             nr: libc::SYS_exit as u64,
         };
-        Ok(Some(Done::Pending))
+        Ok(Done::Pending)
     }
 
     /// Resumes the held processes that can go on: vfork parents whose
@@ -1905,14 +1925,8 @@ impl Run<'_> {
             })
             .or_default() += 1;
         let ret: i64 = match kind {
-            Kind::Exit => {
-                if nr == libc::SYS_exit as u64 {
-                    if let Some(done) = self.exit_thread(a[0])? {
-                        return Ok(done);
-                    }
-                }
-                return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32)));
-            }
+            Kind::Exit if nr == libc::SYS_exit as u64 => return self.exit_thread(a[0]),
+            Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
             Kind::Memory => self.memory(nr, a)?,
             Kind::Wait => match self.wait(nr, a)? {
                 Some(ret) => ret,

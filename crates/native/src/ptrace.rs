@@ -90,6 +90,8 @@ pub struct Stub {
     pub tgid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// How it ended, once a wait reaped it, until [`Stub::take_end`].
+    end: Option<Stop>,
     /// True from a resume until lmm has waited for its next stop: it may
     /// be running its code or a host call (see [`Stub::interrupt`]).
     running: bool,
@@ -188,6 +190,7 @@ impl Stub {
             pid,
             tgid: pid,
             alive: true,
+            end: None,
             running: false,
             stops: 0,
             injected: 0,
@@ -272,6 +275,7 @@ impl Stub {
             pid: child as libc::pid_t,
             tgid: child as libc::pid_t,
             alive: true,
+            end: None,
             running: false,
             stops: 0,
             injected: 0,
@@ -317,6 +321,7 @@ impl Stub {
             pid: tid as libc::pid_t,
             tgid: self.tgid,
             alive: true,
+            end: None,
             running: false,
             stops: 0,
             injected: 0,
@@ -447,9 +452,11 @@ impl Stub {
         self.running = false;
         if libc::WIFEXITED(status) {
             self.alive = false;
+            self.end = Some(Stop::Exited(libc::WEXITSTATUS(status)));
             Stop::Exited(libc::WEXITSTATUS(status))
         } else if libc::WIFSIGNALED(status) {
             self.alive = false;
+            self.end = Some(Stop::Killed(libc::WTERMSIG(status)));
             Stop::Killed(libc::WTERMSIG(status))
         } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
             Stop::Syscall
@@ -463,6 +470,32 @@ impl Stub {
     /// True until the stub has exited or been killed and reaped.
     pub fn alive(&self) -> bool {
         self.alive
+    }
+
+    /// True if the stub, which lmm believed stopped, is no longer in a
+    /// ptrace stop: a thread of its group was killed by a signal (or the
+    /// group's exit), and SIGKILL took every thread out of its stop on its
+    /// way to its end, which a later wait reports. It then counts as
+    /// running, so that lmm waits for that end.
+    pub fn vanished(&mut self) -> bool {
+        // SAFETY: PTRACE_PEEKUSER reads one word of the tracee's user area;
+        // errno tells whether the tracee is in a stop.
+        let gone = unsafe {
+            *libc::__errno_location() = 0;
+            libc::ptrace(libc::PTRACE_PEEKUSER, self.pid, 0, 0);
+            *libc::__errno_location() == libc::ESRCH
+        };
+        if gone && self.alive {
+            self.running = true;
+        }
+        gone
+    }
+
+    /// How the stub ended, if a wait reaped it since the last call: for a
+    /// stub that died while lmm waited for something else of it (an
+    /// injected call), whose end must still be served.
+    pub fn take_end(&mut self) -> Option<Stop> {
+        self.end.take()
     }
 
     /// True if the stub was resumed and lmm has not yet waited for its
