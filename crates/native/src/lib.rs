@@ -1573,7 +1573,8 @@ impl Run<'_> {
                 }
                 return Err(0);
             }
-            62 => a[0] = map(a[0])?,
+            // kill of a thread's tid signals its process, as on Linux.
+            62 => a[0] = map(a[0]).or_else(|_| map_tid(a[0]))?,
             200 => a[0] = map_tid(a[0])?,
             234 => {
                 a[0] = map(a[0])?;
