@@ -60,7 +60,8 @@ pub enum Stop {
     Exited(i32),
     /// The stub was killed by this signal.
     Killed(i32),
-    /// A ptrace event stop (`PTRACE_EVENT_FORK`: the stub forked).
+    /// A ptrace event stop (`PTRACE_EVENT_FORK`, `PTRACE_EVENT_CLONE`: the
+    /// stub forked, or made a thread).
     Event(i32),
 }
 
@@ -608,7 +609,8 @@ impl Stub {
         loop {
             match self.wait()? {
                 Stop::Signal(libc::SIGTRAP) => break,
-                // The fork lmm injected: the child is taken by Stub::fork.
+                // The fork or clone lmm injected: the child is taken by
+                // Stub::fork or Stub::clone_thread.
                 Stop::Event(_) => self.resume(libc::PTRACE_CONT, 0)?,
                 Stop::Signal(sig) => {
                     // A signal from outside (SIGINT, SIGCHLD): held, so
