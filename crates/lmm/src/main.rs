@@ -296,8 +296,8 @@ enum Cmd {
     /// Run a real program natively on the host CPU with lmm as its memory
     /// manager: every page it touches is a frame of lmm's RAM, every fault
     /// goes through lmm's fault handler (x86-64 programs, static or
-    /// dynamically linked; it may fork, exec and wait, but not start
-    /// threads; needs root, for ptrace). Exits with the program's status.
+    /// dynamically linked; it may fork, exec, wait and start threads;
+    /// needs root, for ptrace). Exits with the program's status.
     Native {
         /// Environment variable for the program (repeatable), added to
         /// lmm's own environment (or to none with --clear-env).

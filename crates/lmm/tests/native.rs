@@ -31,13 +31,19 @@ fn scratch() -> PathBuf {
 /// same program: each links to a file of its own and renames it into place,
 /// so no test ever sees (and execs) a half-written binary.
 fn build(name: &str) -> PathBuf {
+    build_as(name, name, &["-static", "-O1"])
+}
+
+/// [`build`] with these gcc flags, into the scratch file `out`.
+fn build_as(name: &str, out: &str, flags: &[&str]) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let out = scratch().join(name);
+    let out = scratch().join(out);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = scratch().join(format!("{name}.{n}.tmp"));
     let src = root().join("tests/native").join(format!("{name}.c"));
     let r = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
+        .args(flags)
+        .arg("-o")
         .arg(&tmp)
         .arg(&src)
         .output()
@@ -46,7 +52,7 @@ fn build(name: &str) -> PathBuf {
         });
     assert!(
         r.status.success(),
-        "gcc -static {}: {}",
+        "gcc {flags:?} {}: {}",
         src.display(),
         String::from_utf8_lossy(&r.stderr)
     );
@@ -104,16 +110,53 @@ fn native(flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
     native_on(&[], flags, prog, args)
 }
 
-/// Runs `lmm [machine] native [flags] prog args`.
+/// How long a run of `lmm native` may take before the test kills it and
+/// fails: far beyond any run's time, only so that a hang fails the test
+/// instead of stalling CI.
+const HANG: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs `lmm [machine] native [flags] prog args` (killed, and the test
+/// failed, if it has not ended after [`HANG`]; its stubs die with it).
 fn native_on(machine: &[&str], flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
-    let r = Command::new(env!("CARGO_BIN_EXE_lmm"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmm"))
         .args(machine)
         .arg("native")
         .args(flags)
         .arg(prog)
         .args(args)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run lmm native");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = pipe.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for lmm native") {
+            break s;
+        }
+        if start.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "lmm native {} {args:?} did not end within {HANG:?}: killed",
+                prog.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let r = std::process::Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
     let stderr = String::from_utf8_lossy(&r.stderr).to_string();
     let field = |name: &str| -> u64 {
         stderr
@@ -480,19 +523,145 @@ fn execveat_runs_a_program_by_directory_or_own_descriptor_like_linux() {
     assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
 }
 
+/// tests/native/threads.c built as the brief of threads asks
+/// (`-pthread`), static or dynamically linked.
+fn build_threads(dynamic: bool) -> PathBuf {
+    if dynamic {
+        build_as("threads", "threads-dyn", &["-O1", "-pthread"])
+    } else {
+        build_as("threads", "threads", &["-static", "-O1", "-pthread"])
+    }
+}
+
+/// What threads.c prints for `mib` MiB per thread: the Threads: line
+/// read while its five threads live, each thread's sum of every 64th
+/// byte of its buffer (byte i of thread t is i * (t + 1) + t), and the
+/// counter the threads added to under the mutex (10000 times t + 1 each).
+fn threads_output(mib: u64) -> String {
+    let mut s = String::from("Threads:\t5\n");
+    for t in 0..4u64 {
+        let sum: u64 = (0..(mib << 20))
+            .step_by(64)
+            .map(|i| (i * (t + 1) + t) & 0xff)
+            .sum();
+        s += &format!("thread {t}: sum {sum}\n");
+    }
+    s + "counter 100000\n"
+}
+
 #[test]
-fn threads_are_refused_with_a_message_not_a_hang() {
-    let prog = build("threads");
+fn threads_run_in_one_address_space_and_fault_like_linux() {
+    let prog = build_threads(false);
+    let h = host(&prog, &[]);
+    assert_eq!(h.stdout, threads_output(4), "the host's own run");
     let l = native(&[], &prog, &[]);
-    assert_eq!(l.stdout, "pthread_create failed\n", "{}", l.stderr);
-    assert_eq!(l.status.code(), Some(2), "{}", l.stderr);
-    assert!(
-        l.stderr.contains(
-            "lmm native: threads (clone with CLONE_VM or CLONE_THREAD) are not supported"
-        ),
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    // Four threads' 4 MiB buffers: about 4100 faults, all counted for the
+    // one process (each thread's are its group's in wait4's rusage).
+    assert!(l.faults > 4096, "{}", l.stderr);
+    assert_faults_close(&l, &h, 6);
+    assert!(l.stderr.contains("  clone 4\n"), "{}", l.stderr);
+}
+
+#[test]
+fn a_dynamically_linked_threaded_program_runs_like_linux() {
+    let prog = build_threads(true);
+    let h = host(&prog, &[]);
+    let l = native(&["--warm-cache"], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.stdout, threads_output(4), "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(l.stderr.contains("major faults: 0\n"), "{}", l.stderr);
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
+fn a_main_thread_that_exits_first_leaves_the_others_running() {
+    let prog = build_threads(false);
+    // pthread_exit in main: the leader's exit(2) is held while the other
+    // threads run; thread 0 joins the rest and prints, and the last
+    // thread's exit_group ends the process with status 0.
+    let h = host(&prog, &["4", "main-exits"]);
+    let l = native(&[], &prog, &["4", "main-exits"]);
+    assert_eq!(h.stdout, threads_output(4), "the host's own run");
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(l.stderr.contains("  exit_group 1\n"), "{}", l.stderr);
+    assert_faults_close(&l, &h, 6);
+}
+
+#[test]
+fn what_threads_still_lack_is_refused_with_a_message_not_a_hang() {
+    let prog = build_as(
+        "threads_refused",
+        "threads_refused",
+        &["-static", "-O1", "-pthread"],
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(
+        l.stdout,
+        "clone CLONE_VM: -1 Function not implemented\n\
+         execve with 2 threads: -1 Function not implemented\n\
+         done\n",
         "{}",
         l.stderr
     );
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    for line in [
+        "lmm native: clone with CLONE_VM or CLONE_SIGHAND but not CLONE_THREAD",
+        "lmm native: execve in a process with more than one thread is not supported yet",
+    ] {
+        assert!(l.stderr.contains(line), "{}", l.stderr);
+    }
+}
+
+#[test]
+fn a_thread_dying_of_sigsegv_kills_its_process_like_linux() {
+    let prog = build_as(
+        "threads_segv",
+        "threads_segv",
+        &["-static", "-O1", "-pthread"],
+    );
+    for args in [&[][..], &["main-exits"][..]] {
+        let h = host(&prog, args);
+        assert_eq!(h.status.signal(), Some(libc::SIGSEGV), "the host's own run");
+        let l = native(&[], &prog, args);
+        assert_eq!(
+            l.status.signal(),
+            Some(libc::SIGSEGV),
+            "{args:?}: {}",
+            l.stderr
+        );
+        assert!(
+            l.stderr.contains("was killed by signal 11"),
+            "{args:?}: {}",
+            l.stderr
+        );
+    }
+}
+
+#[test]
+fn threads_swapping_on_a_small_machine_keep_their_sums() {
+    let prog = build_threads(false);
+    // Four threads write 20 MiB each (80 MiB) on a 64 MiB machine: reclaim
+    // takes pages of one thread while the others run. lmm stops every
+    // running thread of the address space before work that can reclaim
+    // and unmaps the stale mirrors, which all threads share, before any
+    // of them runs again; a thread sleeping in a host futex is stopped
+    // and its call made again. A frame reused under a running thread
+    // would change a sum or kill the program. Three runs.
+    for run in 0..3 {
+        let l = native_on(&["--ram", "64M", "--swap", "256M"], &[], &prog, &["20"]);
+        assert_eq!(l.stdout, threads_output(20), "run {run}:\n{}", l.stderr);
+        assert!(l.status.success(), "run {run}:\n{}", l.stderr);
+        let outs: u64 = l
+            .stderr
+            .lines()
+            .find_map(|s| s.strip_prefix("swap-outs:")?.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(outs > 1000, "run {run}: no pressure\n{}", l.stderr);
+    }
 }
 
 #[test]

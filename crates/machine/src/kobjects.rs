@@ -65,7 +65,9 @@ enum Stack {
     Vmap(VirtAddr),
 }
 
-/// Caches each process takes one object from, in `copy_process` order.
+/// Caches each process takes one object from, in `copy_process` order
+/// (a thread, CLONE_THREAD with the rest shared, takes only the first
+/// [`THREAD_CACHES`]: its `task_struct` and `pid`).
 pub const TASK_CACHES: [&str; 7] = [
     "task_struct",
     "pid",
@@ -75,6 +77,12 @@ pub const TASK_CACHES: [&str; 7] = [
     "sighand_cache",
     "signal_cache",
 ];
+
+/// How many of [`TASK_CACHES`] a new thread of an existing thread group
+/// allocates from: its creds, files, fs, signal handlers and signal struct
+/// are the group's (CLONE_THREAD implies CLONE_SIGHAND and CLONE_VM;
+/// pthread_create adds CLONE_FILES and CLONE_FS).
+pub const THREAD_CACHES: usize = 2;
 
 /// A process's kernel objects.
 #[derive(Debug, Default)]
@@ -106,11 +114,33 @@ impl TaskObjects {
         sa: &SlabAllocator,
         pa: &PageAlloc,
         cpu: CpuId,
+        vmap: Option<VmapStacks>,
+    ) -> Result<TaskObjects, Errno> {
+        TaskObjects::alloc_from(&TASK_CACHES, sa, pa, cpu, vmap)
+    }
+
+    /// [`TaskObjects::alloc`] for a new thread of a thread group: only its
+    /// own `task_struct`, `pid` and kernel stack ([`THREAD_CACHES`]).
+    pub fn alloc_thread(
+        sa: &SlabAllocator,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        vmap: Option<VmapStacks>,
+    ) -> Result<TaskObjects, Errno> {
+        TaskObjects::alloc_from(&TASK_CACHES[..THREAD_CACHES], sa, pa, cpu, vmap)
+    }
+
+    /// One object of each of `caches` and a kernel stack.
+    fn alloc_from(
+        caches: &[&str],
+        sa: &SlabAllocator,
+        pa: &PageAlloc,
+        cpu: CpuId,
         mut vmap: Option<VmapStacks>,
     ) -> Result<TaskObjects, Errno> {
         let k = Kmem::new(sa, pa);
         let mut t = TaskObjects::default();
-        for name in TASK_CACHES {
+        for &name in caches {
             let id = cache(sa, name)?;
             match k.kmem_cache_alloc(cpu, id, Gfp::KERNEL_ACCOUNT) {
                 Some(o) => t.task.push((id, o)),

@@ -67,6 +67,13 @@ pub struct Process {
     /// `signal->oom_score_adj` (-1000..=1000): kept across exec,
     /// inherited at fork (see [`crate::oom`]).
     pub oom_score_adj: i16,
+    /// The thread group's live threads by tid (the leader's tid is the
+    /// pid), in creation order: every thread shares this one mm, page
+    /// table and fault counters (faults are counted per process, the sum
+    /// Linux reports for the group in wait4's rusage and /proc/PID/stat).
+    /// A leader that ended with exit(2) while others run is no longer
+    /// listed, as Linux's `signal->nr_threads` no longer counts it.
+    pub threads: Vec<u32>,
 }
 
 /// Minor and major fault counts of a task.
@@ -674,6 +681,7 @@ impl Machine {
             cflt: Faults::default(),
             files: Default::default(),
             oom_score_adj: 0,
+            threads: vec![pid],
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -824,6 +832,7 @@ impl Machine {
             cflt,
             files,
             oom_score_adj,
+            threads: vec![pid],
         };
         let r = {
             let mut target = ExecTarget {
@@ -857,6 +866,10 @@ impl Machine {
                     // The faults exec took were the new image's; the task's
                     // counters carry on.
                     old.flt = Faults::default();
+                    // de_thread: the group's other threads are gone.
+                    for &tid in old.threads.iter().filter(|&&t| t != pid) {
+                        self.free_task_objects(tid, cpu);
+                    }
                     self.teardown(old);
                 }
                 Ok(res)
@@ -936,9 +949,10 @@ impl Machine {
                 major: p.flt.major + p.cflt.major,
             },
         );
+        let threads = p.threads.clone();
         self.teardown(p);
-        if let Some(mut k) = self.tasks.kobjects.remove(&pid) {
-            self.with_stacks(|sa, pa, v| k.free(sa, pa, cpu, v));
+        for tid in threads.into_iter().filter(|&t| t != pid).chain([pid]) {
+            self.free_task_objects(tid, cpu.0);
         }
         for c in self.processes.values_mut() {
             if c.ppid == pid {
@@ -958,6 +972,57 @@ impl Machine {
             );
         }
         Ok(())
+    }
+
+    /// Frees the kernel objects of task `tid` (`free_task`), if it has any.
+    fn free_task_objects(&mut self, tid: u32, cpu: usize) {
+        if let Some(mut k) = self.tasks.kobjects.remove(&tid) {
+            self.with_stacks(|sa, pa, v| k.free(sa, pa, CpuId(cpu), v));
+        }
+    }
+
+    /// clone(2) with CLONE_VM|CLONE_THREAD (pthread_create): a new thread
+    /// in `pid`'s thread group, sharing its mm, page table, files and
+    /// fault counters; it gets a tid from the pid space (the next pid, as
+    /// Linux's `alloc_pid` gives threads and processes ids from one
+    /// space) and its own `task_struct`, `pid` and kernel stack. Returns
+    /// the tid. ESRCH if there is no such process, ENOMEM if the objects
+    /// cannot be allocated.
+    pub fn clone_thread(&mut self, pid: u32) -> Result<u32, Errno> {
+        let cpu = self.processes.get(&pid).ok_or(Errno::ESRCH)?.cpu;
+        let tid = self.tasks.next_pid.max(1);
+        let kobj =
+            self.with_stacks(|sa, pa, v| TaskObjects::alloc_thread(sa, pa, CpuId(cpu), v))?;
+        self.tasks.kobjects.insert(tid, kobj);
+        self.tasks.next_pid = tid + 1;
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.threads.push(tid);
+        }
+        Ok(tid)
+    }
+
+    /// exit(2) of thread `tid` of `pid`'s thread group while other threads
+    /// of it live: the thread's kernel objects are freed (a leader's stay
+    /// with the process until the group ends, as its zombie task does in
+    /// Linux) and it leaves [`Process::threads`]. Returns how many threads
+    /// are left. ESRCH if `tid` is not a live thread of `pid`; the last
+    /// thread's exit is the group's ([`Machine::exit_code`]), EBUSY here.
+    pub fn exit_thread(&mut self, pid: u32, tid: u32) -> Result<usize, Errno> {
+        let p = self.processes.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        let at = p
+            .threads
+            .iter()
+            .position(|&t| t == tid)
+            .ok_or(Errno::ESRCH)?;
+        if p.threads.len() == 1 {
+            return Err(Errno::EBUSY);
+        }
+        p.threads.remove(at);
+        let (left, cpu) = (p.threads.len(), p.cpu);
+        if tid != pid {
+            self.free_task_objects(tid, cpu);
+        }
+        Ok(left)
     }
 
     /// The process ends killed by signal `sig`: torn down as by
@@ -1535,12 +1600,15 @@ impl Machine {
             "stat" => proc_pid_stat(p),
             _ => String::new(),
         };
+        // After the Vm* lines (HugetlbPages), Linux's status goes on with
+        // CoreDumping, THP_enabled, untag_mask (not modelled) and Threads.
+        let threads = format!("Threads:\t{}\n", p.threads.len().max(1));
         self.with_user_ops(pid, |mm, ops| {
             Ok(match file {
                 "maps" => mm::task_mmu::show_maps(mm, ops),
                 "smaps" => mm::task_mmu::show_smaps(mm, ops),
                 "smaps_rollup" => mm::task_mmu::show_smaps_rollup(mm, ops),
-                "status" => task + &mm::task_mmu::show_status_vm(mm),
+                "status" => task + &mm::task_mmu::show_status_vm(mm) + &threads,
                 "stat" => task,
                 "statm" => mm::task_mmu::show_statm(mm),
                 "pagemap" => {
@@ -1572,7 +1640,7 @@ impl Machine {
 /// Linux 6.18, with the memory ones real (minflt, cminflt, majflt,
 /// cmajflt, vsize, rss, the code/data/stack/arg/env boundaries) and the
 /// scheduler ones those of a task that never ran (state R, times 0,
-/// priority 20, nice 0, one thread).
+/// priority 20, nice 0) and num_threads the group's.
 pub fn proc_pid_stat(p: &Process) -> String {
     let mm = &p.mm;
     // Fields 3-9: state, ppid, pgrp, session, tty_nr, tpgid, flags.
@@ -1580,8 +1648,12 @@ pub fn proc_pid_stat(p: &Process) -> String {
     // 10-13: minflt, cminflt, majflt, cmajflt; 14-21: utime, stime,
     // cutime, cstime, priority, nice, num_threads, itrealvalue.
     let faults = format!(
-        "{} {} {} {} 0 0 0 0 20 0 1 0",
-        p.flt.minor, p.cflt.minor, p.flt.major, p.cflt.major
+        "{} {} {} {} 0 0 0 0 20 0 {} 0",
+        p.flt.minor,
+        p.cflt.minor,
+        p.flt.major,
+        p.cflt.major,
+        p.threads.len().max(1)
     );
     // 22-28: starttime, vsize, rss, rsslim, startcode, endcode, startstack.
     let mem = format!(

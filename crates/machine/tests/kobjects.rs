@@ -211,3 +211,84 @@ fn a_fresh_kernel_has_irq_and_idle_stacks_in_vmallocinfo() {
         mm::debug::check_page_alloc(m.pa()).unwrap();
     }
 }
+
+/// A thread group: each thread takes its own task_struct, pid and kernel
+/// stack (not a signal struct or creds: shared), gets the next pid as its
+/// tid, shares the process's mm (one mm_struct), shows in `Threads:` and
+/// stat's num_threads, and gives its objects back at its exit; the last
+/// thread's exit is the group's.
+#[test]
+fn threads_share_one_mm_and_have_their_own_task_objects() {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 256 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let pid = m.spawn("true").unwrap();
+    m.exec(pid, "/bin/true", &["/bin/true".to_string()], &[])
+        .unwrap();
+    let count = |m: &Machine| {
+        (
+            active(m, "task_struct"),
+            active(m, "pid"),
+            active(m, "signal_cache"),
+            active(m, "mm_struct"),
+            m.pa().nodes[0].stats.get(NodeStat::NrKernelStack),
+        )
+    };
+    let one = count(&m);
+    let threads = |m: &mut Machine| {
+        let status = m.proc_pid(pid, "status").unwrap();
+        let stat = m.proc_pid(pid, "stat").unwrap();
+        let n: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:\t"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Field 20 of stat is num_threads (after "pid (comm)").
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        assert_eq!(f[17].parse::<usize>().unwrap(), n, "{stat}");
+        n
+    };
+    assert_eq!(threads(&mut m), 1);
+    let t1 = m.clone_thread(pid).unwrap();
+    let t2 = m.clone_thread(pid).unwrap();
+    assert_eq!((t1, t2), (pid + 1, pid + 2));
+    // A thread's tid is not a process: the next fork gets the next pid.
+    assert!(m.process(t1).is_none());
+    assert_eq!(m.process(pid).unwrap().threads, vec![pid, t1, t2]);
+    let three = count(&m);
+    assert_eq!(three.0, one.0 + 2);
+    assert_eq!(three.1, one.1 + 2);
+    assert_eq!(three.2, one.2);
+    assert_eq!(three.3, one.3);
+    assert_eq!(three.4, one.4 + 2 * 16);
+    assert_eq!(threads(&mut m), 3);
+    // A fault any thread takes is the process's, on its one mm.
+    let a = m.sys_mmap(pid, 0, 4096, 3, 0x22, None, 0).unwrap();
+    let before = m.process(pid).unwrap().flt.minor;
+    m.touch(pid, a, 1, machine::mmu::Access::Write).unwrap();
+    assert_eq!(m.process(pid).unwrap().flt.minor, before + 1);
+    assert_eq!(m.exit_thread(pid, t1), Ok(2));
+    assert_eq!(m.exit_thread(pid, t1), Err(mm::errno::Errno::ESRCH));
+    assert_eq!(count(&m).0, one.0 + 1);
+    assert_eq!(threads(&mut m), 2);
+    // The leader ends first (exit(2) in main): it is no longer counted,
+    // its objects stay until the group ends.
+    assert_eq!(m.exit_thread(pid, pid), Ok(1));
+    assert_eq!(threads(&mut m), 1);
+    assert_eq!(count(&m).0, one.0 + 1);
+    assert_eq!(m.exit_thread(pid, t2), Err(mm::errno::Errno::EBUSY));
+    let tasks0 = one.0 - 1;
+    m.exit(pid).unwrap();
+    assert_eq!(active(&m, "task_struct"), tasks0);
+    assert_eq!(active(&m, "pid"), one.1 - 1);
+    assert_eq!(m.spawn("next"), Ok(t2 + 1));
+    mm::debug::check_page_alloc(m.pa()).unwrap();
+}

@@ -48,7 +48,12 @@
 //!   cached pages of a file agree with the program's host calls on it
 //!   ([`coherence`]).
 //!
-//! Not yet: threads. See docs/native.md.
+//! - Threads (clone with CLONE_THREAD) are more host threads of the
+//!   process's stub (PTRACE_O_TRACECLONE), one task each in the event loop
+//!   (by host tid), sharing one mirror table as they share one address
+//!   space; lmm's process is their thread group, with one mm
+//!   ([`Machine::clone_thread`]). `Run::quiesce` stops the other running
+//!   threads as it stops other processes. See docs/native.md.
 
 mod affinity;
 mod chain;
@@ -102,6 +107,9 @@ const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 /// The child's pid is stored at `child_tid` in the child.
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// The result of a call interrupted by a signal that the kernel restarts
+/// with restart_syscall (its state kept in the thread's restart block).
+const ERESTART_RESTARTBLOCK: i64 = 516;
 /// The `dirfd` that means the working directory (the *at calls).
 const AT_FDCWD: i32 = -100;
 /// `O_CLOEXEC` as /proc/PID/fdinfo's (octal) flags show it.
@@ -217,22 +225,80 @@ enum State {
     Wait(u64, [u64; 6]),
     /// A vfork parent held until its child (this lmm pid) execs or exits.
     Vfork(u32),
+    /// A thread-group leader that called exit(2) (with this code) while
+    /// other threads run: held at its call, never resumed; the process
+    /// ends with this code when its last thread ends (Linux reports the
+    /// leader's exit code then). Holding it spares the host's delayed
+    /// reaping of an exited leader.
+    Exited(i32),
 }
 
-/// One process of the run: its stub and lmm's view of it.
-struct Task {
-    /// The traced host process it runs in.
-    stub: Stub,
-    /// Its lmm pid.
-    pid: u32,
+/// What one address space has mirrored in the host: shared by the tasks
+/// of a process's threads (`Rc`), as their host threads share one host
+/// mm, so that a mirror one thread made or removed is every thread's.
+#[derive(Clone, Debug, Default)]
+struct Space {
     /// What the stub has mapped, by start address.
     mirrored: BTreeMap<u64, Mirror>,
-    /// What it is doing.
-    state: State,
     /// Pages reclaimed on the machine when its mirrors were last checked.
     reclaimed: u64,
+    /// How many times stale mirrors were unmapped from it: a thread that
+    /// has not seen the latest must not trust what its stop showed of
+    /// memory (the instruction at its `rip` may be gone).
+    unmaps: u64,
+}
+
+/// One thread of a process of the run (a process has one task per
+/// thread): its host thread and lmm's view of it.
+struct Task {
+    /// The traced host thread it runs in.
+    stub: Stub,
+    /// Its process's lmm pid (the thread group's id).
+    pid: u32,
+    /// Its lmm tid (the pid for the group's leader).
+    tid: u32,
+    /// Its address space's mirrors, shared with the process's other threads.
+    space: std::rc::Rc<std::cell::RefCell<Space>>,
+    /// [`Space::unmaps`] when this thread last looked.
+    unmaps_seen: u64,
+    /// What it is doing.
+    state: State,
     /// SIGSTOPs lmm sent it (to check its mirrors) not yet seen.
     stops: u32,
+    /// Where the kernel clears the thread's tid and wakes a futex when it
+    /// exits (CLONE_CHILD_CLEARTID's `child_tid`, set_tid_address's
+    /// argument; 0: nowhere): lmm faults it in for writing before the
+    /// thread's exit(2) runs in the host, so that pthread_join's wake is
+    /// not lost on a page lmm had not mirrored writable.
+    clear_tid: u64,
+    /// A host call of the thread that a signal interrupted with
+    /// -ERESTART_RESTARTBLOCK (a timed futex wait, a nanosleep): its
+    /// number and arguments, whose buffers lmm faults in again when the
+    /// program makes restart_syscall.
+    restart: Option<(u64, [u64; 6])>,
+}
+
+impl Task {
+    /// A new task, running, of a process with its own address space
+    /// (`space`: what is mirrored in it).
+    fn new(stub: Stub, pid: u32, space: Space) -> Task {
+        Task {
+            stub,
+            pid,
+            tid: pid,
+            unmaps_seen: space.unmaps,
+            space: std::rc::Rc::new(std::cell::RefCell::new(space)),
+            state: State::Running,
+            stops: 0,
+            clear_tid: 0,
+            restart: None,
+        }
+    }
+
+    /// The mirrors of its address space.
+    fn mirrors(&self) -> std::cell::RefMut<'_, BTreeMap<u64, Mirror>> {
+        std::cell::RefMut::map(self.space.borrow_mut(), |s| &mut s.mirrored)
+    }
 }
 
 /// What serving a system call did.
@@ -313,14 +379,15 @@ pub fn run(
     let swap = (vmstat(m, "pswpin"), vmstat(m, "pswpout"));
     let mut run = Run {
         m,
-        cur: Task {
+        cur: Task::new(
             stub,
             pid,
-            mirrored: BTreeMap::new(),
-            state: State::Running,
-            reclaimed,
-            stops: 0,
-        },
+            Space {
+                mirrored: BTreeMap::new(),
+                reclaimed,
+                unmaps: 0,
+            },
+        ),
         parked: Default::default(),
         others: BTreeMap::new(),
         init: pid,
@@ -553,8 +620,22 @@ impl Run<'_> {
                 continue;
             }
             let stop = self.cur.stub.decode(status);
-            if let Some(end) = self.event(stop)? {
-                return Ok(end);
+            // An end seen here is served here.
+            self.cur.stub.take_end();
+            match self.event(stop) {
+                Ok(Some(end)) => return Ok(end),
+                Ok(None) => {}
+                // Its group is dying of a signal another thread took (or
+                // of SIGKILL): its end comes through the wait.
+                Err(_) if self.cur.stub.vanished() => {
+                    // A wait in the failed work may have reaped it already.
+                    if let Some(end) = self.cur.stub.take_end() {
+                        if let Some(end) = self.event(end)? {
+                            return Ok(end);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
             }
             // lmm top native (branch obs): the observer, after each stop.
             self.observe(false);
@@ -587,19 +668,29 @@ impl Run<'_> {
 
     /// The host pid of lmm's process `pid`, if it is one of the run's.
     fn host_pid(&self, pid: u32) -> Option<libc::pid_t> {
-        if self.cur.pid == pid && self.cur.stub.alive() {
-            return Some(self.cur.stub.pid);
-        }
-        self.others
-            .values()
-            .find(|t| t.pid == pid)
+        self.tasks()
+            .find(|t| t.pid == pid && t.stub.alive())
+            .map(|t| t.stub.tgid)
+    }
+
+    /// The host tid of lmm's thread `tid`, if it is one of the run's.
+    fn host_tid(&self, tid: u32) -> Option<libc::pid_t> {
+        self.tasks()
+            .find(|t| t.tid == tid && t.stub.alive())
             .map(|t| t.stub.pid)
+    }
+
+    /// Every task of the run, the current one first.
+    fn tasks(&self) -> impl Iterator<Item = &Task> {
+        std::iter::once(&self.cur).chain(self.others.values())
     }
 
     /// Serves one stop of the current process; `Some` when the run ends.
     fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let sig = match stop {
+            Stop::Exited(_) if self.cur.tid != self.cur.pid => return self.thread_gone(true),
+            Stop::Killed(_) if self.cur.tid != self.cur.pid => return self.thread_gone(false),
             Stop::Exited(code) => return self.exit_task(Ending::Exited(code)),
             Stop::Killed(s) => return self.exit_task(Ending::Signaled(s)),
             Stop::Event(_) => {
@@ -677,7 +768,7 @@ impl Run<'_> {
             let mut ret = self.cur.stub.finish_syscall(saved).map_err(io)?;
             if nr == 218 {
                 // set_tid_address returns the caller's tid: lmm's.
-                ret = i64::from(self.cur.pid);
+                ret = i64::from(self.cur.tid);
             }
             self.host_call_done(ret)?;
             self.check_reclaim()?;
@@ -690,6 +781,14 @@ impl Run<'_> {
         if after.rip == TRAMPOLINE + 2 {
             r.rax = after.rax;
             r.orig_rax = nr;
+            if after.rax as i64 == -ERESTART_RESTARTBLOCK {
+                self.cur.restart = Some((
+                    nr,
+                    [
+                        saved.rdi, saved.rsi, saved.rdx, saved.r10, saved.r8, saved.r9,
+                    ],
+                ));
+            }
         } else {
             // The `syscall` instruction is two bytes: run it again.
             r.rip = saved.rip - 2;
@@ -712,9 +811,10 @@ impl Run<'_> {
         }
         self.quiesce()?;
         if self.coherence.after(self.m, stub, self.cur.pid, ret) {
-            self.cur.reclaimed = u64::MAX;
-            for t in self.others.values_mut() {
-                t.reclaimed = u64::MAX;
+            // Every address space checks its mirrors (threads share one).
+            self.cur.space.borrow_mut().reclaimed = u64::MAX;
+            for t in self.others.values() {
+                t.space.borrow_mut().reclaimed = u64::MAX;
             }
         }
         Ok(())
@@ -820,10 +920,8 @@ impl Run<'_> {
             Ending::Signaled(s) => self.m.exit_signal(pid, 128 + s, s),
         };
         self.coherence.sync_all(self.m);
-        self.out.stops += self.cur.stub.stops;
-        self.out.injected += self.cur.stub.injected;
-        self.cur.stub.kill();
-        self.cur.mirrored.clear();
+        self.kill_process(pid);
+        self.cur.mirrors().clear();
         self.vforking.remove(&pid);
         self.kick = true;
         if let Some(parent) = self.host_pid(ppid) {
@@ -832,6 +930,108 @@ impl Run<'_> {
         }
         self.wake()?;
         Ok(None)
+    }
+
+    /// Kills the host threads of lmm's process `pid` (the current task's
+    /// too, if it is one of them; it stays current, its stub dead) and
+    /// forgets the others, counting their stops. Threads other than the
+    /// leader go first: the host reports a leader's death only once the
+    /// rest of its group is reaped.
+    fn kill_process(&mut self, pid: u32) {
+        let hosts: Vec<libc::pid_t> = self
+            .others
+            .values()
+            .filter(|t| t.pid == pid)
+            .map(|t| t.stub.pid)
+            .collect();
+        let mut tasks: Vec<Task> = hosts.iter().filter_map(|h| self.others.remove(h)).collect();
+        tasks.sort_by_key(|t| t.tid == t.pid);
+        if self.cur.pid == pid && self.cur.tid != pid {
+            self.cur.stub.kill();
+        }
+        for mut t in tasks {
+            t.stub.kill();
+            self.out.stops += t.stub.stops;
+            self.out.injected += t.stub.injected;
+        }
+        if self.cur.pid == pid {
+            self.cur.stub.kill();
+            self.out.stops += std::mem::take(&mut self.cur.stub.stops);
+            self.out.injected += std::mem::take(&mut self.cur.stub.injected);
+        }
+    }
+
+    /// The current task's host thread ended, the process living on (its
+    /// exit(2) ran in the host: `exited`, or a signal is killing its
+    /// group, whose leader reports last and ends the process). If after an
+    /// exit what is left of the process is its leader held in exit(2)
+    /// ([`State::Exited`]), the process ends now with the leader's code.
+    fn thread_gone(&mut self, exited: bool) -> Result<Option<Ending>, String> {
+        let (pid, tid) = (self.cur.pid, self.cur.tid);
+        // Forgotten already if it ran exit(2); not if a signal killed it.
+        let _ = self.m.exit_thread(pid, tid);
+        self.out.stops += std::mem::take(&mut self.cur.stub.stops);
+        self.out.injected += std::mem::take(&mut self.cur.stub.injected);
+        let rest: Vec<(libc::pid_t, State)> = self
+            .others
+            .values()
+            .filter(|t| t.pid == pid && t.stub.alive())
+            .map(|t| (t.stub.pid, t.state.clone()))
+            .collect();
+        if let (true, [(leader, State::Exited(code))]) = (exited, &rest[..]) {
+            let (leader, code) = (*leader, *code);
+            self.switch_to(leader);
+            return self.exit_task(Ending::Exited(code));
+        }
+        Ok(None)
+    }
+
+    /// exit(2) of the current thread (`code`). The process's last thread
+    /// ends the process (with the code of a leader held in exit(2), as
+    /// Linux reports the leader's, else its own). Else the thread leaves
+    /// lmm's thread group and a leader is held
+    /// ([`State::Exited`]); another thread's exit runs in the host after
+    /// its clear-child-tid word is faulted in for writing (the host
+    /// kernel writes 0 there and wakes pthread_join's futex), and its end
+    /// comes back as a stop ([`Run::thread_gone`]).
+    fn exit_thread(&mut self, code: u64) -> Result<Done, String> {
+        let (pid, tid) = (self.cur.pid, self.cur.tid);
+        let own = Ending::Exited((code & 0xff) as i32);
+        let Some(threads) = self.m.process(pid).map(|p| p.threads.clone()) else {
+            return Ok(Done::Ended(own));
+        };
+        if threads.contains(&tid) {
+            if threads.len() <= 1 {
+                let leader = self.others.values().find_map(|t| match t.state {
+                    State::Exited(c) if t.pid == pid => Some(Ending::Exited(c)),
+                    _ => None,
+                });
+                return Ok(Done::Ended(leader.unwrap_or(own)));
+            }
+            self.m
+                .exit_thread(pid, tid)
+                .map_err(|e| format!("lmm native: exit of thread {tid}: {e}"))?;
+        }
+        // Else it is the same exit again: its host call was interrupted
+        // (a SIGSTOP of lmm's) before it ran, and the program made it anew.
+        if tid == pid {
+            self.cur.state = State::Exited((code & 0xff) as i32);
+            return Ok(Done::Pending);
+        }
+        if self.cur.clear_tid != 0 {
+            // Linux's put_user at exit ignores a fault: so does lmm.
+            self.fault_in(self.cur.clear_tid, 4, Access::Write)?;
+        }
+        let saved = self
+            .cur
+            .stub
+            .start_syscall(libc::SYS_exit, [code, 0, 0, 0, 0, 0])
+            .map_err(|e| format!("lmm native: {e}"))?;
+        self.cur.state = State::HostCall {
+            saved,
+            nr: libc::SYS_exit as u64,
+        };
+        Ok(Done::Pending)
     }
 
     /// Resumes the held processes that can go on: vfork parents whose
@@ -1050,8 +1250,10 @@ impl Run<'_> {
     /// process (its private writable pages become copy-on-write), the
     /// same fork injected in its stub, and the mirrors of both made to
     /// agree with lmm's page tables. The child runs on at once; a vfork
-    /// parent is held until the child execs or exits. Threads (CLONE_VM
-    /// without CLONE_VFORK, CLONE_THREAD) are refused with ENOSYS.
+    /// parent is held until the child execs or exits. A thread
+    /// (CLONE_THREAD) is [`Run::clone_thread`]'s; CLONE_VM or
+    /// CLONE_SIGHAND without CLONE_THREAD (a process sharing its parent's
+    /// memory, but for CLONE_VM|CLONE_VFORK) is refused with ENOSYS.
     ///
     /// Simplification: a vfork child (or clone with CLONE_VM|CLONE_VFORK,
     /// as posix_spawn makes) gets a copy-on-write copy of the parent's mm,
@@ -1064,13 +1266,15 @@ impl Run<'_> {
             58 => (CLONE_VM | CLONE_VFORK, 0, 0, 0, 0),
             _ => (0, 0, 0, 0, 0),
         };
-        if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0
-            || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0)
-        {
+        if flags & CLONE_THREAD != 0 {
+            return self.clone_thread(flags, newsp, ptid, ctid, tls);
+        }
+        if flags & CLONE_SIGHAND != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
             if self.warned.insert(nr | 1 << 32) {
                 eprintln!(
-                    "lmm native: threads (clone with CLONE_VM or CLONE_THREAD) are not \
-                     supported yet: the program gets ENOSYS"
+                    "lmm native: clone with CLONE_VM or CLONE_SIGHAND but not CLONE_THREAD \
+                     (a process sharing its parent's memory) is not supported yet: the \
+                     program gets ENOSYS"
                 );
             }
             *self.out.kinds.entry("refused").or_default() += 1;
@@ -1098,17 +1302,8 @@ impl Run<'_> {
         stub.set_regs(&regs).map_err(io)?;
         let host = stub.pid;
         let parent = self.cur.stub.pid;
-        self.others.insert(
-            host,
-            Task {
-                stub,
-                pid: child,
-                mirrored: self.cur.mirrored.clone(),
-                state: State::Running,
-                reclaimed: self.cur.reclaimed,
-                stops: 0,
-            },
-        );
+        let space = self.cur.space.borrow().clone();
+        self.others.insert(host, Task::new(stub, child, space));
         self.switch_to(host);
         if flags & CLONE_CHILD_SETTID != 0 {
             // The child's own first write (schedule_tail's put_user):
@@ -1131,6 +1326,83 @@ impl Run<'_> {
         Ok(Done::Ret(i64::from(child)))
     }
 
+    /// clone(2) with CLONE_THREAD (pthread_create): a new thread of the
+    /// current process in lmm ([`Machine::clone_thread`]: its tid, the
+    /// process's one mm) and in the host (an injected clone with the
+    /// program's flags, stack, tid pointers and TLS: one more host thread
+    /// of the stub, sharing its address space and so its mirrors). The
+    /// new thread starts with the caller's registers at its call, 0 in
+    /// rax, on `newsp`, with its TLS. Where the host wrote its own tid
+    /// (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID) lmm writes lmm's. EINVAL
+    /// without CLONE_SIGHAND and CLONE_VM, as Linux's copy_process.
+    fn clone_thread(
+        &mut self,
+        flags: u64,
+        newsp: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> Result<Done, String> {
+        /// The kernel clears the tid there at the thread's exit.
+        const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        if flags & (CLONE_SIGHAND | CLONE_VM) != CLONE_SIGHAND | CLONE_VM {
+            return Ok(Done::Ret(-i64::from(libc::EINVAL)));
+        }
+        let pid = self.cur.pid;
+        let tid = match self.m.clone_thread(pid) {
+            Ok(t) => t,
+            Err(e) => return Ok(Done::Ret(-i64::from(e.code()))),
+        };
+        let mut stub = match self.cur.stub.clone_thread(flags, newsp, ptid, ctid, tls) {
+            Ok(s) => s,
+            Err(e) => {
+                // The host refused (EAGAIN past its thread limit): so
+                // does lmm, and the thread it made is forgotten.
+                let _ = self.m.exit_thread(pid, tid);
+                eprintln!("lmm native: {e}");
+                return Ok(Done::Ret(-i64::from(libc::EAGAIN)));
+            }
+        };
+        let mut regs = self.cur.stub.regs().map_err(io)?;
+        regs.rax = 0;
+        regs.orig_rax = u64::MAX;
+        if newsp != 0 {
+            regs.rsp = newsp;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            regs.fs_base = tls;
+        }
+        stub.set_regs(&regs).map_err(io)?;
+        let lmm_tid = tid.to_le_bytes();
+        // Linux's put_user of the tids ignores a fault: so does lmm.
+        if flags & CLONE_PARENT_SETTID != 0 {
+            self.put_user(ptid, &lmm_tid)?;
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            self.put_user(ctid, &lmm_tid)?;
+        }
+        let host = stub.pid;
+        let mut task = Task {
+            stub,
+            pid,
+            tid,
+            space: self.cur.space.clone(),
+            unmaps_seen: self.cur.space.borrow().unmaps,
+            state: State::Running,
+            stops: 0,
+            clear_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+                ctid
+            } else {
+                0
+            },
+            restart: None,
+        };
+        task.stub.resume(libc::PTRACE_SYSEMU, 0).map_err(io)?;
+        self.others.insert(host, task);
+        Ok(Done::Ret(i64::from(tid)))
+    }
+
     /// Unmaps the current process's mirrors that no longer agree with
     /// lmm's page table (after a fork write-protected them, or in a forked
     /// child whose entries differ from the parent's), in runs.
@@ -1140,7 +1412,7 @@ impl Run<'_> {
             .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (&va, mir) in &self.cur.mirrored {
+        for (&va, mir) in self.cur.mirrors().iter() {
             if entry_mirror(p, va) == Some((va, *mir)) {
                 continue;
             }
@@ -1225,6 +1497,17 @@ impl Run<'_> {
         {
             return err(libc::ELOOP);
         }
+        if self.m.process(self.cur.pid).map_or(0, |p| p.threads.len()) > 1 {
+            // Linux's de_thread kills the other threads first; the host
+            // cannot kill one thread of a group alone.
+            if self.warned.insert(u64::MAX - 1) {
+                eprintln!(
+                    "lmm native: execve in a process with more than one thread is not \
+                     supported yet: the program gets ENOSYS"
+                );
+            }
+            return err(libc::ENOSYS);
+        }
         self.quiesce()?;
         if self.warm_cache {
             warm(self.m, &host_path);
@@ -1240,7 +1523,7 @@ impl Run<'_> {
             Err(e) => return Ok(-i64::from(e.code())),
         };
         let io = |e: std::io::Error| format!("lmm native: {e}");
-        self.cur.mirrored.clear();
+        self.cur.mirrors().clear();
         self.cur.stub.unmap_all().map_err(io)?;
         self.reset_for_exec()?;
         self.start_image(&r)?;
@@ -1301,30 +1584,36 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// kill, tkill, tgkill name lmm's pids: they are turned into the
-    /// stubs' (ESRCH for a pid that is none of the run's, which the
+    /// kill, tkill, tgkill name lmm's pids and tids: they are turned into
+    /// the stubs' (ESRCH for an id that is none of the run's, which the
     /// program could not see). kill of 0 or a negative pid signals every
     /// process of the run (one process group). `Err`: the call's result.
     fn host_pids(&self, nr: u64, mut a: [u64; 6]) -> Result<[u64; 6], i64> {
         let esrch = -i64::from(libc::ESRCH);
-        let map = |v: u64| -> Result<u64, i64> {
-            let pid = u32::try_from(v as i32).map_err(|_| esrch)?;
-            self.host_pid(pid).map(|h| h as u64).ok_or(esrch)
-        };
+        let id = |v: u64| u32::try_from(v as i32).map_err(|_| esrch);
+        let map =
+            |v: u64| -> Result<u64, i64> { self.host_pid(id(v)?).map(|h| h as u64).ok_or(esrch) };
+        let map_tid =
+            |v: u64| -> Result<u64, i64> { self.host_tid(id(v)?).map(|h| h as u64).ok_or(esrch) };
         match nr {
             62 if (a[0] as i32) <= 0 => {
-                let mut all = vec![self.cur.stub.pid];
-                all.extend(self.others.keys());
+                let all: std::collections::BTreeSet<libc::pid_t> = self
+                    .tasks()
+                    .filter(|t| t.stub.alive())
+                    .map(|t| t.stub.tgid)
+                    .collect();
                 for h in all {
                     // SAFETY: a signal to one of our stubs.
                     unsafe { libc::kill(h, a[1] as i32) };
                 }
                 return Err(0);
             }
-            62 | 200 => a[0] = map(a[0])?,
+            // kill of a thread's tid signals its process, as on Linux.
+            62 => a[0] = map(a[0]).or_else(|_| map_tid(a[0]))?,
+            200 => a[0] = map_tid(a[0])?,
             234 => {
                 a[0] = map(a[0])?;
-                a[1] = map(a[1])?;
+                a[1] = map_tid(a[1])?;
             }
             _ => {}
         }
@@ -1433,20 +1722,30 @@ impl Run<'_> {
     /// backs with the same frame, if the machine reclaimed or migrated
     /// pages since the current process last looked (the frame may hold
     /// something else now). Every process runs this before it is resumed.
-    /// True if a mirror was unmapped.
+    /// True if a mirror was unmapped since the current thread last looked
+    /// (by it, or by another thread of the process: the mirrors are
+    /// shared).
     fn check_reclaim(&mut self) -> Result<bool, String> {
+        self.unmap_stale()?;
+        let unmaps = self.cur.space.borrow().unmaps;
+        let seen = std::mem::replace(&mut self.cur.unmaps_seen, unmaps);
+        Ok(unmaps != seen)
+    }
+
+    /// The work of [`Run::check_reclaim`] for the current address space.
+    fn unmap_stale(&mut self) -> Result<(), String> {
         let now = reclaimed_pages(self.m);
-        if now == self.cur.reclaimed {
-            return Ok(false);
+        if now == self.cur.space.borrow().reclaimed {
+            return Ok(());
         }
-        self.cur.reclaimed = now;
+        self.cur.space.borrow_mut().reclaimed = now;
         let p = self
             .m
             .process(self.cur.pid)
             .ok_or("lmm native: the process is gone")?;
         let stale: Vec<u64> = self
             .cur
-            .mirrored
+            .mirrors()
             .iter()
             .filter(|(&va, mir)| {
                 p.pt.lookup(VirtAddr(va))
@@ -1454,13 +1753,16 @@ impl Run<'_> {
             })
             .map(|(&va, _)| va)
             .collect();
-        let any = !stale.is_empty();
+        if !stale.is_empty() {
+            self.cur.space.borrow_mut().unmaps += 1;
+        }
         for va in stale {
-            if let Some(mir) = self.cur.mirrored.get(&va).copied() {
+            let mir = self.cur.mirrors().get(&va).copied();
+            if let Some(mir) = mir {
                 self.unmirror(va, mir.span)?;
             }
         }
-        Ok(any)
+        Ok(())
     }
 
     /// Maps lmm's present entry covering `va` into the stub (`force`: even
@@ -1474,7 +1776,7 @@ impl Run<'_> {
             return Ok(());
         };
         let (phys, span, prot) = (want.phys, want.span, want.prot);
-        if !force && self.cur.mirrored.get(&base) == Some(&want) {
+        if !force && self.cur.mirrors().get(&base) == Some(&want) {
             return Ok(());
         }
         if base < MIRROR_FLOOR || base + span > TASK_SIZE {
@@ -1482,7 +1784,7 @@ impl Run<'_> {
         }
         // map_run forgets the mirrors this one replaces (huge or small).
         self.map_run(base, span, phys, prot)?;
-        self.cur.mirrored.insert(base, want);
+        self.cur.mirrors().insert(base, want);
         Ok(())
     }
 
@@ -1495,8 +1797,9 @@ impl Run<'_> {
         if start >= end {
             return Ok(());
         }
-        for (s, mir) in mirror::overlapping(&self.cur.mirrored, start, end) {
-            self.cur.mirrored.remove(&s);
+        let hit = mirror::overlapping(&self.cur.mirrors(), start, end);
+        for (s, mir) in hit {
+            self.cur.mirrors().remove(&s);
             start = start.min(s);
             end = end.max(s + mir.span);
         }
@@ -1654,7 +1957,16 @@ impl Run<'_> {
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
-        let kind = syscalls::classify(nr, a);
+        let mut kind = syscalls::classify(nr, a);
+        if nr == libc::SYS_restart_syscall as u64 {
+            // The call the kernel restarts touches what it touched (a
+            // futex word lmm may have unmapped since, at a fork).
+            if let Some((was, args)) = self.cur.restart.take() {
+                if let Kind::Host(bufs) = syscalls::classify(was, args) {
+                    kind = Kind::Host(bufs);
+                }
+            }
+        }
         *self
             .out
             .kinds
@@ -1667,6 +1979,7 @@ impl Run<'_> {
             })
             .or_default() += 1;
         let ret: i64 = match kind {
+            Kind::Exit if nr == libc::SYS_exit as u64 => return self.exit_thread(a[0]),
             Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
             Kind::Memory => self.memory(nr, a)?,
             Kind::Wait => match self.wait(nr, a)? {
@@ -1680,7 +1993,8 @@ impl Run<'_> {
             Kind::Exec if nr == 322 => self.execveat(a)?,
             Kind::Exec => self.execve(a)?,
             Kind::Pid => match nr {
-                39 | 186 => i64::from(self.cur.pid),
+                39 => i64::from(self.cur.pid),
+                186 => i64::from(self.cur.tid),
                 _ => match self.m.process(self.cur.pid).map_or(0, |p| p.ppid) {
                     // The first process's parent is lmm's own parent.
                     0 => i64::from(std::os::unix::process::parent_id()),
@@ -1714,6 +2028,9 @@ impl Run<'_> {
                 } else if let Some(r) = self.getaffinity(nr, a)? {
                     r
                 } else {
+                    if nr == 218 {
+                        self.cur.clear_tid = a[0];
+                    }
                     match self.host_pids(nr, a) {
                         Err(ret) => ret,
                         Ok(a) => {
@@ -1900,14 +2217,11 @@ impl Run<'_> {
             .exit_code(self.cur.pid, code)
             .map_err(|e| format!("exit: {e}"))?;
         self.coherence.sync_all(self.m);
-        self.cur.stub.kill();
-        self.out.stops += self.cur.stub.stops;
-        self.out.injected += self.cur.stub.injected;
-        // Orphans still running are killed with the run.
-        for (_, mut t) in std::mem::take(&mut self.others) {
-            self.out.stops += t.stub.stops;
-            self.out.injected += t.stub.injected;
-            t.stub.kill();
+        // Its threads, then orphans still running, are killed with the run.
+        self.kill_process(self.cur.pid);
+        let pids: std::collections::BTreeSet<u32> = self.others.values().map(|t| t.pid).collect();
+        for pid in pids {
+            self.kill_process(pid);
         }
         Ok(())
     }

@@ -106,7 +106,7 @@ impl Run<'_> {
         let (start, end) = (leaves[lo].0, leaves[hi].0 + 4096);
         self.map_run(start, end - start, leaves[lo].1, prot)?;
         for l in &leaves[lo..=hi] {
-            self.cur.mirrored.insert(
+            self.cur.mirrors().insert(
                 l.0,
                 Mirror {
                     phys: l.1,
@@ -127,8 +127,9 @@ impl Run<'_> {
         phys: u64,
         prot: i32,
     ) -> Result<(), String> {
-        for (s, _) in overlapping(&self.cur.mirrored, base, base + len) {
-            self.cur.mirrored.remove(&s);
+        let hit = overlapping(&self.cur.mirrors(), base, base + len);
+        for (s, _) in hit {
+            self.cur.mirrors().remove(&s);
         }
         let r = self
             .cur

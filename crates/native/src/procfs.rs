@@ -8,7 +8,8 @@
 //!
 //! - Per-process files (`maps`, `smaps`, `smaps_rollup`, `status`, `stat`,
 //!   `statm`, `pagemap`, `oom_score`, `oom_score_adj`, `oom_adj`) of
-//!   `self`, `thread-self` (one thread: the same) and lmm's pid of the
+//!   `self`, `thread-self` (the process's files: lmm renders no per-thread
+//!   ones) and lmm's pid of the
 //!   program. Other files of the program's own pid (`cmdline`, `fd/...`)
 //!   are the host's files of the stub (`/proc/self/...`); a numeric pid
 //!   lmm has no process for is ENOENT, as in lmm's world it does not exist.
@@ -16,7 +17,8 @@
 //!   `zoneinfo`, `pagetypeinfo`, `slabinfo`, `vmallocinfo`, `swaps`,
 //!   `iomem`. Any other path goes to the host untouched.
 //! - `readlink` of `/proc/self/exe` is the path lmm exec'd
-//!   (`mm->exe_file`); of `/proc/self` and `/proc/thread-self`, lmm's pid.
+//!   (`mm->exe_file`); of `/proc/self` lmm's pid, of `/proc/thread-self`
+//!   `PID/task/TID` with lmm's pid and the calling thread's tid.
 //!
 //! Simplifications: the text is taken whole at the open, where Linux's
 //! seq_file renders it at the first read (and a page at a time for maps):
@@ -92,13 +94,14 @@ pub fn resolve(path: &str, pid: u32, exists: impl Fn(u32) -> bool) -> Option<Tar
 }
 
 /// The target of `readlink(path)` in lmm's world, for the links lmm
-/// knows: `exe` of the program (the path lmm exec'd), `/proc/self` and
-/// `/proc/thread-self` (lmm's pid); `None` for any other path.
-pub fn link(m: &Machine, path: &str, pid: u32) -> Option<String> {
+/// knows: `exe` of the program (the path lmm exec'd), `/proc/self` (lmm's
+/// pid) and `/proc/thread-self` (`PID/task/TID`, `tid` the caller's);
+/// `None` for any other path.
+pub fn link(m: &Machine, path: &str, pid: u32, tid: u32) -> Option<String> {
     let rest = path.strip_prefix("/proc/")?.trim_end_matches('/');
     match rest {
         "self" => return Some(pid.to_string()),
-        "thread-self" => return Some(format!("{pid}/task/{pid}")),
+        "thread-self" => return Some(format!("{pid}/task/{tid}")),
         _ => {}
     }
     let (first, file) = rest.split_once('/')?;
@@ -187,7 +190,7 @@ impl Run<'_> {
         };
         if nr == 89 || nr == 267 {
             let (buf, size) = (a[i + 1], a[i + 2] as i64);
-            let Some(target) = link(self.m, &path, self.cur.pid) else {
+            let Some(target) = link(self.m, &path, self.cur.pid, self.cur.tid) else {
                 return Ok(None);
             };
             if size <= 0 {

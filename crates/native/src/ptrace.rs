@@ -69,7 +69,8 @@ pub enum Stop {
     Exited(i32),
     /// The stub was killed by this signal.
     Killed(i32),
-    /// A ptrace event stop (`PTRACE_EVENT_FORK`: the stub forked).
+    /// A ptrace event stop (`PTRACE_EVENT_FORK`, `PTRACE_EVENT_CLONE`: the
+    /// stub forked, or made a thread).
     Event(i32),
 }
 
@@ -90,12 +91,17 @@ pub fn wait_any() -> io::Result<(libc::pid_t, i32)> {
     }
 }
 
-/// The traced host process.
+/// A traced host thread: a process's only (or leader) thread, or one
+/// more thread of it ([`Stub::clone_thread`]).
 pub struct Stub {
-    /// Its host pid.
+    /// Its host tid (the host pid for a leader).
     pub pid: libc::pid_t,
+    /// Its host thread group's id (the leader's tid).
+    pub tgid: libc::pid_t,
     /// False once it has exited or been killed and reaped.
     alive: bool,
+    /// How it ended, once a wait reaped it, until [`Stub::take_end`].
+    end: Option<Stop>,
     /// True from a resume until lmm has waited for its next stop: it may
     /// be running its code or a host call (see [`Stub::interrupt`]).
     running: bool,
@@ -107,8 +113,8 @@ pub struct Stub {
     /// The host's vDSO mappings kept in it until [`Stub::place_vdso`]:
     /// name, start, length.
     vdso: Vec<(String, u64, u64)>,
-    /// True once the seccomp filter of [`chain::FILTER`] is in place: the
-    /// stub can run a chain.
+    /// True once the seccomp filter of [`chain::FILTER`] is in place and the
+    /// process has one thread: the stub can run a chain.
     seccomp: bool,
     /// The stub's memory (`/proc/PID/mem`), through which lmm writes a
     /// chain's data into the read-only trampoline page.
@@ -203,7 +209,12 @@ impl Stub {
     /// The state lmm keeps of host process `pid`, just stopped for the
     /// first time, with its vDSO mappings and whether it inherited the
     /// seccomp filter.
-    fn new(pid: libc::pid_t, vdso: Vec<(String, u64, u64)>, seccomp: bool) -> Stub {
+    fn new(
+        pid: libc::pid_t,
+        tgid: libc::pid_t,
+        vdso: Vec<(String, u64, u64)>,
+        seccomp: bool,
+    ) -> Stub {
         let mem = File::options()
             .read(true)
             .write(true)
@@ -211,7 +222,9 @@ impl Stub {
             .ok();
         Stub {
             pid,
+            tgid,
             alive: true,
+            end: None,
             running: false,
             stops: 0,
             injected: 0,
@@ -246,7 +259,7 @@ impl Stub {
         if pid == 0 {
             child(memfd, &chain_code);
         }
-        let mut stub = Stub::new(pid, Vec::new(), false);
+        let mut stub = Stub::new(pid, pid, Vec::new(), false);
         match stub.wait()? {
             Stop::Signal(libc::SIGSTOP) => {}
             other => {
@@ -256,11 +269,13 @@ impl Stub {
                 )))
             }
         }
-        // TRACEFORK: the child of a fork lmm injects is traced too;
-        // TRACESECCOMP: the filter's SECCOMP_RET_TRACE stops here.
+        // TRACEFORK, TRACECLONE: the child of a fork lmm injects is traced
+        // too, and so is a thread lmm clones; TRACESECCOMP: the filter's
+        // SECCOMP_RET_TRACE stops here.
         let opts = libc::PTRACE_O_EXITKILL
             | libc::PTRACE_O_TRACESYSGOOD
             | libc::PTRACE_O_TRACEFORK
+            | libc::PTRACE_O_TRACECLONE
             | libc::PTRACE_O_TRACESECCOMP;
         // SAFETY: PTRACE_SETOPTIONS on our stopped tracee with valid flags.
         if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
@@ -336,12 +351,54 @@ impl Stub {
                 -child
             )));
         }
-        let mut stub = Stub::new(child as libc::pid_t, self.vdso.clone(), self.seccomp);
+        let child = child as libc::pid_t;
+        let mut stub = Stub::new(child, child, self.vdso.clone(), self.seccomp);
         loop {
             match stub.wait()? {
                 Stop::Signal(libc::SIGSTOP) => return Ok(stub),
                 Stop::Exited(_) | Stop::Killed(_) => {
                     return Err(io::Error::other("the forked stub died at birth"))
+                }
+                _ => stub.resume(libc::PTRACE_CONT, 0)?,
+            }
+        }
+    }
+
+    /// Makes a new host thread in the stub's thread group: an injected
+    /// clone(2) with `flags` (which must hold CLONE_VM|CLONE_THREAD), the
+    /// new stack `newsp`, `parent_tid`, `child_tid` and `tls` as the
+    /// program passed them, so the host kernel keeps the thread's
+    /// CLONE_CHILD_CLEARTID address and TLS base. The thread is traced
+    /// from birth (PTRACE_O_TRACECLONE) and returned stopped, its
+    /// registers those of the injected call (the caller sets them).
+    pub fn clone_thread(
+        &mut self,
+        flags: u64,
+        newsp: u64,
+        parent_tid: u64,
+        child_tid: u64,
+        tls: u64,
+    ) -> io::Result<Stub> {
+        let tid = self.syscall(
+            libc::SYS_clone,
+            [flags, newsp, parent_tid, child_tid, tls, 0],
+        )?;
+        if tid < 0 {
+            return Err(io::Error::other(format!(
+                "clone of a thread in the stub: errno {}",
+                -tid
+            )));
+        }
+        // The threads of a group share the trampoline page, so one chain's
+        // data could be overwritten by another's: a threaded process makes
+        // its mirrors one injected call each.
+        self.seccomp = false;
+        let mut stub = Stub::new(tid as libc::pid_t, self.tgid, Vec::new(), false);
+        loop {
+            match stub.wait()? {
+                Stop::Signal(libc::SIGSTOP) => return Ok(stub),
+                Stop::Exited(_) | Stop::Killed(_) => {
+                    return Err(io::Error::other("the cloned thread died at birth"))
                 }
                 _ => stub.resume(libc::PTRACE_CONT, 0)?,
             }
@@ -468,9 +525,11 @@ impl Stub {
         self.at_seccomp = false;
         let stop = if libc::WIFEXITED(status) {
             self.alive = false;
+            self.end = Some(Stop::Exited(libc::WEXITSTATUS(status)));
             Stop::Exited(libc::WEXITSTATUS(status))
         } else if libc::WIFSIGNALED(status) {
             self.alive = false;
+            self.end = Some(Stop::Killed(libc::WTERMSIG(status)));
             Stop::Killed(libc::WTERMSIG(status))
         } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
             Stop::Syscall
@@ -519,6 +578,32 @@ impl Stub {
         self.alive
     }
 
+    /// True if the stub, which lmm believed stopped, is no longer in a
+    /// ptrace stop: a thread of its group was killed by a signal (or the
+    /// group's exit), and SIGKILL took every thread out of its stop on its
+    /// way to its end, which a later wait reports. It then counts as
+    /// running, so that lmm waits for that end.
+    pub fn vanished(&mut self) -> bool {
+        // SAFETY: PTRACE_PEEKUSER reads one word of the tracee's user area;
+        // errno tells whether the tracee is in a stop.
+        let gone = unsafe {
+            *libc::__errno_location() = 0;
+            libc::ptrace(libc::PTRACE_PEEKUSER, self.pid, 0, 0);
+            *libc::__errno_location() == libc::ESRCH
+        };
+        if gone && self.alive {
+            self.running = true;
+        }
+        gone
+    }
+
+    /// How the stub ended, if a wait reaped it since the last call: for a
+    /// stub that died while lmm waited for something else of it (an
+    /// injected call), whose end must still be served.
+    pub fn take_end(&mut self) -> Option<Stop> {
+        self.end.take()
+    }
+
     /// True if the stub was resumed and lmm has not yet waited for its
     /// next stop: it may be touching its mirrors right now.
     pub fn running(&self) -> bool {
@@ -531,9 +616,12 @@ impl Stub {
     /// on its way already, the SIGSTOP then still pending). Stubs are
     /// attached with PTRACE_TRACEME, so PTRACE_INTERRUPT (which needs
     /// PTRACE_SEIZE) is not available; SIGSTOP has the same effect here.
+    /// The SIGSTOP is sent to this thread alone (tgkill): a thread blocked
+    /// in a host call (a futex wait) leaves it with -ERESTARTSYS, which
+    /// the caller turns back into the program's call.
     pub fn interrupt(&mut self) -> io::Result<i32> {
-        // SAFETY: a signal to our own traced child.
-        unsafe { libc::kill(self.pid, libc::SIGSTOP) };
+        // SAFETY: a signal to one thread of our own traced child.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, libc::SIGSTOP) };
         let mut status = 0;
         loop {
             // SAFETY: waitpid on our own child with a valid status pointer.
@@ -723,7 +811,8 @@ impl Stub {
         loop {
             match self.wait()? {
                 Stop::Signal(libc::SIGTRAP) => break,
-                // The fork lmm injected: the child is taken by Stub::fork.
+                // The fork or clone lmm injected: the child is taken by
+                // Stub::fork or Stub::clone_thread.
                 Stop::Event(_) => self.resume(libc::PTRACE_CONT, 0)?,
                 Stop::Signal(sig) => {
                     // A signal from outside (SIGINT, SIGCHLD): held, so
@@ -740,8 +829,7 @@ impl Stub {
         }
         let r = self.finish_syscall(saved);
         for sig in held {
-            // SAFETY: a signal the stub got, queued to it again.
-            unsafe { libc::kill(self.pid, sig) };
+            self.requeue(sig);
         }
         r
     }
@@ -777,8 +865,7 @@ impl Stub {
             }
         }
         for sig in held {
-            // SAFETY: a signal the stub got, queued to it again.
-            unsafe { libc::kill(self.pid, sig) };
+            self.requeue(sig);
         }
         Ok(())
     }
@@ -857,12 +944,42 @@ impl Stub {
         Ok(())
     }
 
-    /// Kills the stub and reaps it.
+    /// Queues `sig`, which this thread took while lmm ran a call in it,
+    /// to it again: to this thread alone (tgkill), as lmm's own SIGSTOP
+    /// was sent, so that no other thread of the group takes it.
+    fn requeue(&self, sig: i32) {
+        // SAFETY: a signal to one thread of our own traced child.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, sig) };
+    }
+
+    /// Kills the stub (its whole thread group: SIGKILL) and reaps this
+    /// thread. A leader's death is reported only once the group's other
+    /// threads are reaped, so a leader first reaps those (traced by lmm,
+    /// they would otherwise wait for lmm forever); their stubs, if lmm
+    /// still holds them, then find nothing left to reap.
     pub fn kill(&mut self) {
         if self.alive {
             // SAFETY: SIGKILL to our own child, then reaping it.
             unsafe {
                 libc::kill(self.pid, libc::SIGKILL);
+            }
+            if self.pid == self.tgid {
+                let tids = std::fs::read_dir(format!("/proc/{}/task", self.pid));
+                for t in tids.into_iter().flatten().flatten() {
+                    let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                        continue;
+                    };
+                    if tid == self.pid {
+                        continue;
+                    }
+                    let mut status = 0;
+                    // SAFETY: waitpid on a thread we trace, with a valid
+                    // status pointer; an error (already reaped) is fine.
+                    while unsafe { libc::waitpid(tid, &mut status, libc::__WALL) } == tid
+                        && !libc::WIFEXITED(status)
+                        && !libc::WIFSIGNALED(status)
+                    {}
+                }
             }
             while self.alive {
                 if self.wait().is_err() {

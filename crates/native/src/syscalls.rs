@@ -24,12 +24,11 @@ pub enum Buf {
 pub enum Kind {
     /// A memory system call lmm's mm runs.
     Memory,
-    /// exit or exit_group (one thread: the same).
+    /// exit (one thread; the process if it is the last) or exit_group.
     Exit,
     /// wait4, waitid: lmm's process table.
     Wait,
-    /// fork, vfork, clone: lmm's fork (a thread is refused when the flags
-    /// are seen).
+    /// fork, vfork, clone: lmm's fork, or a new thread (CLONE_THREAD).
     Fork,
     /// execve, execveat: lmm's exec on the same process.
     Exec,
@@ -56,6 +55,41 @@ fn opt(va: u64, len: u64, access: Access) -> Vec<Buf> {
     } else {
         vec![Buf::Bytes { va, len, access }]
     }
+}
+
+/// The buffers of futex(uaddr, op, val, timeout, uaddr2, val3) by its
+/// command (FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME aside): the word
+/// (written by the PI commands' compare-and-exchange; a shared futex's key
+/// is looked up on the page even for a wake), the `struct timespec`
+/// timeout of the waiting ones, and the second word of the requeue and
+/// wake-op ones (written by FUTEX_WAKE_OP and the PI requeues). A waiter
+/// lmm stops, before work that can reclaim, makes its call anew, and the
+/// words are faulted in again.
+fn futex(a: [u64; 6]) -> Vec<Buf> {
+    use Access::{Read as R, Write as W};
+    /// FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME.
+    const MODIFIERS: u64 = 128 | 256;
+    /// struct __kernel_timespec.
+    const TIMESPEC: u64 = 16;
+    let cmd = a[1] & !MODIFIERS;
+    let word = match cmd {
+        // LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2
+        6 | 7 | 8 | 13 => W,
+        _ => R,
+    };
+    let timeout = match cmd {
+        // WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2
+        0 | 6 | 9 | 11 | 13 => opt(a[3], TIMESPEC, R),
+        _ => Vec::new(),
+    };
+    let second = match cmd {
+        // REQUEUE, CMP_REQUEUE
+        3 | 4 => opt(a[4], 4, R),
+        // WAKE_OP, WAIT_REQUEUE_PI, CMP_REQUEUE_PI
+        5 | 11 | 12 => opt(a[4], 4, W),
+        _ => Vec::new(),
+    };
+    [opt(a[0], 4, word), timeout, second].concat()
 }
 
 /// Classifies system call `nr` with arguments `a`.
@@ -156,8 +190,8 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         },
         // time(tloc)
         201 => host(opt(a[0], 8, W)),
-        // futex(uaddr, ...): one thread never waits on another
-        202 => host(opt(a[0], 4, R)),
+        // futex(uaddr, op, val, timeout or val2, uaddr2, val3)
+        202 => host(futex(a)),
         // sched_getaffinity(pid, len, mask): lmm answers it (lmm and its
         // stubs run pinned to one CPU) after the buffer is present
         204 => host(opt(a[2], a[1], W)),
@@ -320,6 +354,30 @@ mod tests {
                 access: Access::Read
             }])
         );
+    }
+
+    #[test]
+    fn futex_faults_in_its_words_and_timeout_by_command() {
+        let b = |va, len, access| Buf::Bytes { va, len, access };
+        let (r, w) = (Access::Read, Access::Write);
+        // FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME
+        // with a timeout: the word and the timespec, read.
+        let k = classify(202, [0x1000, 9 | 128 | 256, 1, 0x2000, 0, !0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, r), b(0x2000, 16, r)]));
+        // FUTEX_WAIT without a timeout; FUTEX_WAKE (no timeout argument).
+        let k = classify(202, [0x1000, 0, 1, 0, 0, 0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, r)]));
+        let k = classify(202, [0x1000, 1 | 128, 1, 0x2000, 0, 0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, r)]));
+        // FUTEX_WAKE_OP writes the second word; its a[3] is a count.
+        let k = classify(202, [0x1000, 5, 1, 1, 0x3000, 0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, r), b(0x3000, 4, w)]));
+        // FUTEX_CMP_REQUEUE reads both words.
+        let k = classify(202, [0x1000, 4, 1, 1, 0x3000, 0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, r), b(0x3000, 4, r)]));
+        // FUTEX_LOCK_PI writes the word.
+        let k = classify(202, [0x1000, 6, 0, 0, 0, 0]);
+        assert_eq!(k, Kind::Host(vec![b(0x1000, 4, w)]));
     }
 
     #[test]
