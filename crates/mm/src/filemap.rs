@@ -663,16 +663,7 @@ impl PageCache {
         if file.is_shmem() || !file.writable() || first > last {
             return Ok(0);
         }
-        let pages: Vec<(u64, Pfn)> = {
-            let s = self.state.lock();
-            let Some(sp) = s.spaces.get(&m) else {
-                return Ok(0);
-            };
-            sp.pages
-                .range(first..=last)
-                .map(|(&i, &p)| (i, p))
-                .collect()
-        };
+        let pages = self.cached_in(m, first, last);
         let mut n = 0;
         for (i, pfn) in pages {
             let Some(page) = pa.page(pfn) else { continue };
@@ -688,6 +679,18 @@ impl PageCache {
             }
         }
         Ok(n)
+    }
+
+    /// The cached pages of mapping `m` with index in `[first, last]`, by
+    /// index (none for a mapping the cache does not know).
+    fn cached_in(&self, m: MappingId, first: u64, last: u64) -> Vec<(u64, Pfn)> {
+        let s = self.state.lock();
+        s.spaces.get(&m).map_or_else(Vec::new, |sp| {
+            sp.pages
+                .range(first..=last)
+                .map(|(&i, &p)| (i, p))
+                .collect()
+        })
     }
 
     /// After the backing store changed under the cache (the host wrote the
@@ -718,16 +721,7 @@ impl PageCache {
         if file.is_shmem() {
             return Ok(0);
         }
-        let pages: Vec<(u64, Pfn)> = {
-            let s = self.state.lock();
-            let Some(sp) = s.spaces.get(&m) else {
-                return Ok(0);
-            };
-            sp.pages
-                .range(first..=last)
-                .map(|(&i, &p)| (i, p))
-                .collect()
-        };
+        let pages = self.cached_in(m, first, last);
         for &(i, pfn) in &pages {
             let mut buf = [0u8; PAGE_SIZE as usize];
             file.read_at(i << PAGE_SHIFT, &mut buf)?;
