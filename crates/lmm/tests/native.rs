@@ -329,15 +329,23 @@ fn stub_maps_and_vdso(prog: &Path, flag: &str, code: i32) -> (String, Vec<String
 fn the_stub_holds_no_memory_of_lmm() {
     let prog = build("hello");
     // Before the first instruction lmm has mirrored nothing yet: only the
-    // trampoline, [vsyscall] (which cannot be unmapped) and the host's
-    // vDSO pages, moved to where lmm's maps show them, are there.
+    // trampoline, the chain's window after it (a memfd page of the stub's
+    // own, read-only), [vsyscall] (which cannot be unmapped) and the
+    // host's vDSO pages, moved to where lmm's maps show them, are there.
     let (stub, vdso) = stub_maps_and_vdso(&prog, "--host-maps-at-start", 3);
-    let mut want = vec!["00001000-00002000".to_string()];
+    let mut want = vec![
+        "00001000-00002000".to_string(),
+        "00002000-00003000".to_string(),
+    ];
     want.extend(vdso);
     want.push("ffffffffff600000-ffffffffff601000".to_string());
     assert_eq!(stub.lines().map(range).collect::<Vec<_>>(), want, "{stub}");
+    let mut lines = stub.lines();
+    assert!(lines.next().is_some_and(|l| l.contains(" r-xp ")), "{stub}");
     assert!(
-        stub.lines().next().is_some_and(|l| l.contains(" r-xp ")),
+        lines
+            .next()
+            .is_some_and(|l| l.contains(" r--s ") && l.contains("/memfd:")),
         "{stub}"
     );
 }
@@ -668,13 +676,15 @@ fn threads_swapping_on_a_small_machine_keep_their_sums() {
 fn a_forked_childs_stub_holds_only_mirrors() {
     let prog = build("fork");
     let (stub, vdso) = stub_maps_and_vdso(&prog, "--host-maps-at-fork", 0);
-    // The trampoline, [vsyscall], the vDSO where lmm's maps put it, and
-    // frames of lmm's RAM shared with the parent (read-only: the
-    // copy-on-write pages), nothing else.
+    // The trampoline, the chain's window, [vsyscall], the vDSO where
+    // lmm's maps put it, and frames of lmm's RAM shared with the parent
+    // (read-only: the copy-on-write pages), nothing else.
     let mut mirrors = 0;
     for line in stub.lines() {
         let r = range(line);
-        if r == "00001000-00002000" || r == "ffffffffff600000-ffffffffff601000" || vdso.contains(&r)
+        if ["00001000-00002000", "00002000-00003000"].contains(&r.as_str())
+            || r == "ffffffffff600000-ffffffffff601000"
+            || vdso.contains(&r)
         {
             continue;
         }

@@ -159,6 +159,11 @@ pub struct TaskState {
     /// vm.legacy_va_layout: new address spaces use the legacy bottom-up
     /// layout from TASK_SIZE/3 (`mmap_is_legacy`, read at exec and mm_alloc).
     pub legacy_va_layout: bool,
+    /// The x86-64 CPU lacks memory protection keys (PKU with OSPKE), so
+    /// smaps prints no `ProtectionKey:` line. False by default (the CPUs
+    /// lmm's recordings come from have them); `lmm native` takes the host
+    /// CPU's, which runs the program.
+    pub no_pkeys: bool,
     /// Each process's kernel objects (task_struct, stack, mm_struct, VMAs).
     pub kobjects: std::collections::BTreeMap<u32, crate::kobjects::TaskObjects>,
     /// Address-space ids of live address spaces.
@@ -511,6 +516,12 @@ impl Machine {
         self.processes.get_mut(&pid)
     }
 
+    /// Whether the CPU has memory protection keys (x86-64 only): address
+    /// spaces made from now on print smaps' `ProtectionKey:` line or not.
+    pub fn set_pkeys(&mut self, on: bool) {
+        self.tasks.no_pkeys = !on;
+    }
+
     /// The vm.legacy_va_layout sysctl: address spaces made from now on
     /// place mmaps bottom-up.
     pub fn set_legacy_va_layout(&mut self, legacy: bool) {
@@ -550,6 +561,7 @@ impl Machine {
             self.la57(),
             &self.tasks.overcommit,
         );
+        mm.pkeys &= !self.tasks.no_pkeys;
         mm.legacy_layout = self.tasks.legacy_va_layout;
         self.attach_address_space(cpu, mm)
     }

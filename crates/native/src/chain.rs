@@ -22,12 +22,13 @@
 //! Deviation: the program's own `prctl(PR_GET_SECCOMP)` (run by the host)
 //! sees the filter; lmm's /proc/PID/status does not show it.
 
-use crate::ptrace::{Regs, TRAMPOLINE};
+use crate::ptrace::{Regs, TRAMPOLINE, WINDOW};
 
 /// Where the chain's code starts in the trampoline page.
 pub const CODE: u64 = TRAMPOLINE + 128;
-/// Where its data starts: the calls, then the saved registers.
-pub const DATA: u64 = TRAMPOLINE + 1024;
+/// Where its data starts: the calls, then the saved registers, in the
+/// window lmm writes with plain stores.
+pub const DATA: u64 = WINDOW;
 /// Calls one chain makes at most (a fault mirrors one run, sometimes two;
 /// more are made the old way, one stop each).
 pub const MAX_CALLS: usize = 4;
@@ -244,7 +245,7 @@ mod tests {
             (0..10).map(|k| word(saved + k)).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 0x40_1000]
         );
-        assert!(DATA + d.len() as u64 <= crate::ptrace::SCRATCH);
+        assert!(d.len() <= 4096);
         assert!(CODE + CODE_BYTES as u64 <= DATA);
     }
 }

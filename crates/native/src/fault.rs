@@ -13,26 +13,36 @@
 //!   write or read-modify-write operand (x86 reports RMW faults as writes),
 //!   a read otherwise. When no operand's address can be matched (a gather
 //!   with vector indices) any write operand makes it a write.
+//!
+//! The instruction's bytes are read through lmm's page table from the
+//! machine's RAM (the frames the stub mirrors), without a system call;
+//! only code lmm does not map (the host's vDSO) is read from the stub.
 
 use iced_x86::{Decoder, DecoderOptions, InstructionInfoFactory, OpAccess, Register};
 use machine::mmu::Access;
 
-use crate::ptrace::{Regs, Stub};
+use crate::ptrace::Regs;
 
 /// The longest x86 instruction.
 const MAX_INSN: usize = 15;
 
 /// The access of the fault at `addr` taken by the instruction at
 /// `regs.rip`; `accerr` if the host said SEGV_ACCERR (the page was
-/// mirrored, read-only).
-pub fn access_type(stub: &Stub, regs: &Regs, addr: u64, accerr: bool) -> Access {
+/// mirrored, read-only). `read_mem` reads the program's memory as the
+/// stub sees it: how many bytes it could read at an address.
+pub fn access_type(
+    read_mem: impl Fn(u64, &mut [u8]) -> usize,
+    regs: &Regs,
+    addr: u64,
+    accerr: bool,
+) -> Access {
     let rip = regs.rip;
     if addr >= rip && addr < rip.wrapping_add(MAX_INSN as u64) && !accerr {
         // The fault could be the fetch of the instruction's tail: decode
         // what is readable; if the instruction is complete and does not
         // reach `addr`, it was a data access.
         let mut buf = [0u8; MAX_INSN];
-        let n = stub.read_mem(rip, &mut buf[..(addr - rip) as usize]);
+        let n = read_mem(rip, &mut buf[..(addr - rip) as usize]);
         if n < (addr - rip) as usize {
             return Access::Exec;
         }
@@ -52,9 +62,9 @@ pub fn access_type(stub: &Stub, regs: &Regs, addr: u64, accerr: bool) -> Access 
     let mut buf = [0u8; MAX_INSN];
     // The instruction may end on a page that is not mirrored: read what is.
     let to_page_end = (4096 - (rip & 4095)) as usize;
-    let mut n = stub.read_mem(rip, &mut buf[..to_page_end.min(MAX_INSN)]);
+    let mut n = read_mem(rip, &mut buf[..to_page_end.min(MAX_INSN)]);
     if n == to_page_end && n < MAX_INSN {
-        n += stub.read_mem(rip + n as u64, &mut buf[n..]);
+        n += read_mem(rip + n as u64, &mut buf[n..]);
     }
     if n == 0 {
         return Access::Exec;

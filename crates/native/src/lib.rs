@@ -196,6 +196,9 @@ pub struct Outcome {
     pub injected: u64,
     /// Mirrors made (an mmap of lmm's RAM in the stub each).
     pub mirrors: u64,
+    /// The program's host calls run where they stood (one stop each; the
+    /// others go through the trampoline, two stops each).
+    pub in_place: u64,
     /// Time spent in lmm's MMU and fault handler on the program's faults.
     pub fault_time: std::time::Duration,
 }
@@ -364,6 +367,9 @@ pub fn run(
 ) -> Result<Outcome, String> {
     let fd = m.ram_memfd().as_raw_fd();
     let pin = affinity::Pin::here();
+    // The program runs on the host's CPU: its protection keys are the
+    // machine's (smaps' ProtectionKey line).
+    m.set_pkeys(host_has_pkeys());
     let stub = Stub::spawn(fd).map_err(|e| format!("lmm native: {e}"))?;
     if opts.warm_cache {
         warm(m, program);
@@ -411,6 +417,7 @@ pub fn run(
             stops: 0,
             injected: 0,
             mirrors: 0,
+            in_place: 0,
             fault_time: std::time::Duration::ZERO,
         },
     };
@@ -496,6 +503,16 @@ fn entry_mirror(p: &machine::process::Process, va: u64) -> Option<(u64, Mirror)>
     let phys = pte.phys().0 & !(span - 1);
     let prot = mirror::prot_of(pte.writable(), pte.dirty(), pte.nx());
     Some((base, Mirror { phys, span, prot }))
+}
+
+/// True if the host's CPU has memory protection keys enabled by its
+/// kernel (the `ospke` flag of /proc/cpuinfo: PKU, and CR4.PKE set).
+fn host_has_pkeys() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
+        c.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
+    })
 }
 
 /// Reads the host file `path` through the machine's page cache, 64 KiB
@@ -891,8 +908,39 @@ impl Run<'_> {
             return Ok(0);
         }
         let accerr = si.si_code == SEGV_ACCERR;
-        let access = fault::access_type(&self.cur.stub, &regs, addr, accerr);
+        let access = fault::access_type(|va, buf| self.read_text(va, buf), &regs, addr, accerr);
         self.page_fault(addr, access)
+    }
+
+    /// Reads up to `buf.len()` bytes of the current process's memory at
+    /// `va` (no further than the end of `va`'s page and the next one), as
+    /// the stub sees it: from lmm's RAM where lmm's page table maps the
+    /// page, which is what the stub mirrors once stale mirrors are gone
+    /// (no system call), else from the stub (the host's vDSO). How many
+    /// bytes were read.
+    fn read_text(&self, va: u64, buf: &mut [u8]) -> usize {
+        let Some(p) = self.m.process(self.cur.pid) else {
+            return self.cur.stub.read_mem(va, buf);
+        };
+        let mut n = 0;
+        while n < buf.len() {
+            let at = va + n as u64;
+            let page_left = (4096 - (at & 4095)) as usize;
+            let want = page_left.min(buf.len() - n);
+            let got = match entry_mirror(p, at) {
+                Some((base, mir)) => {
+                    let pa = mm::types::PhysAddr(mir.phys + (at - base));
+                    self.m.pa().direct_map().read(pa, &mut buf[n..n + want]);
+                    want
+                }
+                None => self.cur.stub.read_mem(at, &mut buf[n..n + want]),
+            };
+            n += got;
+            if got < want {
+                break;
+            }
+        }
+        n
     }
 
     /// Sets the current process's system-call result register.
@@ -2033,8 +2081,18 @@ impl Run<'_> {
                     }
                     match self.host_pids(nr, a) {
                         Err(ret) => ret,
-                        Ok(a) => {
-                            self.coherence.before(self.m, self.cur.stub.pid, nr, a);
+                        Ok(args) => {
+                            let stub = self.cur.stub.pid;
+                            self.coherence.before(self.m, stub, nr, args);
+                            if args == a
+                                && !syscalls::needs_result(nr)
+                                && !self.coherence.changes(stub)
+                                && self.cur.stub.run_in_place().map_err(io)?
+                            {
+                                self.out.in_place += 1;
+                                return Ok(Done::Pending);
+                            }
+                            let a = args;
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
                             let saved = self.cur.stub.start_syscall(nr as i64, a).map_err(io)?;
@@ -2272,8 +2330,8 @@ impl Outcome {
         s += &format!("swap-outs: {}\n", self.swap.1);
         s += &format!("mirror refreshes: {}\n", self.spurious);
         s += &format!(
-            "ptrace stops: {} ({} injected system calls, {} mirrors)\n",
-            self.stops, self.injected, self.mirrors
+            "ptrace stops: {} ({} injected system calls, {} mirrors, {} host calls in place)\n",
+            self.stops, self.injected, self.mirrors, self.in_place
         );
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s += &format!("system calls: {}\n", kinds.join(", "));

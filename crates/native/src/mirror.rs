@@ -84,11 +84,24 @@ impl Run<'_> {
             return self.mirror(va, true);
         };
         let (_, phys, prot, _) = leaves[i];
+        // Neighbours the stub already mirrors as they are stay as they
+        // are: mapping them again would drop the host's page-table entries
+        // for them (a host fault each on their next use) and split the
+        // host's VMA, where a run that only adds pages merges with it.
+        let have = overlapping(&self.cur.mirrors(), from, to);
         let fits = |l: &(u64, u64, i32, bool)| {
             l.3 && l.2 == prot
                 && l.0 >= MIRROR_FLOOR
                 && l.0 + 4096 <= TASK_SIZE
                 && l.1.wrapping_sub(phys) == l.0.wrapping_sub(page)
+                && have.binary_search_by_key(&l.0, |h| h.0).map_or(true, |k| {
+                    have[k].1
+                        != Mirror {
+                            phys: l.1,
+                            span: 4096,
+                            prot,
+                        }
+                })
         };
         let (mut lo, mut hi) = (i, i);
         while lo > 0 && leaves[lo - 1].0 + 4096 == leaves[lo].0 && fits(&leaves[lo - 1]) {
@@ -140,7 +153,7 @@ impl Run<'_> {
                     base,
                     len,
                     prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    (libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE) as u64,
                     MEMFD_SLOT as u64,
                     phys,
                 ],

@@ -23,12 +23,15 @@ use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::os::fd::RawFd;
-use std::os::unix::fs::FileExt;
 
 use crate::chain;
 
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
+/// Where the chain's window sits in the stub, after the trampoline: a page
+/// of a memfd of the stub's own that lmm maps too ([`Window`]), read-only
+/// in the stub.
+pub const WINDOW: u64 = TRAMPOLINE + 4096;
 
 /// Zero bytes in the trampoline page (after its code), readable by the
 /// stub: a `struct sigaction` of SIG_DFL for the rt_sigaction calls lmm
@@ -55,6 +58,18 @@ const TRAMPOLINE_CODE: [u8; 3] = [0x0f, 0x05, 0xcc];
 
 /// The registers of the stub's thread (`struct user_regs_struct`).
 pub type Regs = libc::user_regs_struct;
+
+/// Words in [`Regs`] (`struct user_regs_struct`: 27 unsigned longs).
+const REG_WORDS: usize = 27;
+const _: () = assert!(std::mem::size_of::<Regs>() == REG_WORDS * 8);
+
+/// The words of `r` in the kernel's order (a POKEUSER offset is 8 times
+/// the index).
+fn reg_words(r: &Regs) -> [u64; REG_WORDS] {
+    // SAFETY: user_regs_struct is repr(C), 27 unsigned longs with no
+    // padding (asserted above), so it has the layout of [u64; 27].
+    unsafe { std::mem::transmute::<Regs, [u64; REG_WORDS]>(*r) }
+}
 
 /// How the stub stopped or ended (from `waitpid`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -116,15 +131,19 @@ pub struct Stub {
     /// True once the seccomp filter of [`chain::FILTER`] is in place and the
     /// process has one thread: the stub can run a chain.
     seccomp: bool,
-    /// The stub's memory (`/proc/PID/mem`), through which lmm writes a
-    /// chain's data into the read-only trampoline page.
-    mem: Option<File>,
+    /// The chain's window, through which lmm hands a chain its data with
+    /// plain stores (none if the stub could not make one: no chain).
+    window: Option<Window>,
     /// True at a seccomp stop until the registers are set with the call
     /// skipped (`orig_rax` -1): the call must not run when resumed.
     at_seccomp: bool,
     /// The registers at the current stop, once read or set (a stop's
     /// registers change only through [`Stub::set_regs`]).
     regs: Cell<Option<Regs>>,
+    /// The registers the kernel holds for the stub at this stop, once
+    /// read or written: what [`Stub::set_regs`] changed is written back
+    /// at the next resume, against these.
+    kernel_regs: Cell<Option<Regs>>,
     /// Calls queued by [`Stub::queue_syscall`], made when the stub next
     /// runs.
     pending: Vec<[u64; 7]>,
@@ -215,11 +234,6 @@ impl Stub {
         vdso: Vec<(String, u64, u64)>,
         seccomp: bool,
     ) -> Stub {
-        let mem = File::options()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/{pid}/mem"))
-            .ok();
         Stub {
             pid,
             tgid,
@@ -230,9 +244,10 @@ impl Stub {
             injected: 0,
             vdso,
             seccomp,
-            mem,
+            window: None,
             at_seccomp: false,
             regs: Cell::new(None),
+            kernel_regs: Cell::new(None),
             pending: Vec::new(),
             chain: None,
         }
@@ -296,6 +311,7 @@ impl Stub {
             ],
         )?;
         stub.seccomp = r == 0;
+        stub.open_window()?;
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         for l in maps.lines() {
             let mut it = l.split_whitespace();
@@ -321,7 +337,7 @@ impl Stub {
     pub fn unmap_all(&mut self) -> io::Result<()> {
         let mut keep: Vec<(u64, u64)> = self.vdso.iter().map(|v| (v.1, v.1 + v.2)).collect();
         keep.sort_unstable();
-        let mut at = TRAMPOLINE + 4096;
+        let mut at = WINDOW + 4096;
         for (a, b) in keep.into_iter().chain([(TASK_SIZE, TASK_SIZE)]) {
             if a > at {
                 let r = self.syscall(libc::SYS_munmap, [at, a - at, 0, 0, 0, 0])?;
@@ -355,7 +371,11 @@ impl Stub {
         let mut stub = Stub::new(child, child, self.vdso.clone(), self.seccomp);
         loop {
             match stub.wait()? {
-                Stop::Signal(libc::SIGSTOP) => return Ok(stub),
+                Stop::Signal(libc::SIGSTOP) => {
+                    // The window it inherited is the parent's.
+                    stub.open_window()?;
+                    return Ok(stub);
+                }
                 Stop::Exited(_) | Stop::Killed(_) => {
                     return Err(io::Error::other("the forked stub died at birth"))
                 }
@@ -403,6 +423,35 @@ impl Stub {
                 _ => stub.resume(libc::PTRACE_CONT, 0)?,
             }
         }
+    }
+
+    /// Gives the stub a window of its own at [`WINDOW`] (replacing one it
+    /// inherited): a one-page memfd made in the stub, mapped there
+    /// read-only and in lmm writable, its descriptor closed again in the
+    /// stub. Without one (the host refused a step) the stub runs no chain.
+    fn open_window(&mut self) -> io::Result<()> {
+        self.window = None;
+        let fd = self.syscall(libc::SYS_memfd_create, [ZEROES, 0, 0, 0, 0, 0])?;
+        if fd < 0 {
+            return Ok(());
+        }
+        let mut window = None;
+        if self.syscall(libc::SYS_ftruncate, [fd as u64, 4096, 0, 0, 0, 0])? == 0 {
+            let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+            let prot = libc::PROT_READ as u64;
+            let at = self.syscall(libc::SYS_mmap, [WINDOW, 4096, prot, flags, fd as u64, 0])?;
+            if at == WINDOW as i64 {
+                window = File::options()
+                    .read(true)
+                    .write(true)
+                    .open(format!("/proc/{}/fd/{fd}", self.pid))
+                    .ok()
+                    .and_then(|f| Window::map(&f).ok());
+            }
+        }
+        self.syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])?;
+        self.window = window;
+        Ok(())
     }
 
     /// Moves the host's vDSO mappings to the addresses lmm's maps give
@@ -522,6 +571,7 @@ impl Stub {
         self.stops += 1;
         self.running = false;
         self.regs.set(None);
+        self.kernel_regs.set(None);
         self.at_seccomp = false;
         let stop = if libc::WIFEXITED(status) {
             self.alive = false;
@@ -641,11 +691,20 @@ impl Stub {
     /// the way back into the program by a chain when it simply goes on
     /// (PTRACE_SYSEMU, no signal), else one injected call each.
     pub fn resume(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        // Under the seccomp filter every call of the program stops for
+        // lmm anyway, and one stopped there can be run where it stands
+        // ([`Stub::run_in_place`]), which a PTRACE_SYSEMU stop cannot.
+        let sysemu = request == libc::PTRACE_SYSEMU;
+        let request = if sysemu && self.seccomp {
+            libc::PTRACE_CONT
+        } else {
+            request
+        };
         if !self.pending.is_empty() {
-            if request == libc::PTRACE_SYSEMU
+            if sysemu
                 && sig == 0
                 && self.seccomp
-                && self.mem.is_some()
+                && self.window.is_some()
                 && self.pending.len() <= chain::MAX_CALLS
             {
                 return self.run_chain();
@@ -660,9 +719,31 @@ impl Stub {
         self.go(request, sig)
     }
 
-    /// The resume itself.
+    /// Lets the program's system call, stopped at the seccomp filter, run
+    /// in the host where it stands: one stop for the call, where running
+    /// it through the trampoline takes a second one (at its `int3`) to put
+    /// the program's registers back. Only with nothing queued (a mirror
+    /// the call may need must be made first) and the registers as the
+    /// kernel has them; false (nothing done) otherwise. The call's result
+    /// goes to the program unseen by lmm.
+    pub fn run_in_place(&mut self) -> io::Result<bool> {
+        let untouched = match (self.regs.get(), self.kernel_regs.get()) {
+            (Some(r), Some(k)) => reg_words(&r) == reg_words(&k),
+            _ => false,
+        };
+        if !self.at_seccomp || !self.pending.is_empty() || !untouched {
+            return Ok(false);
+        }
+        self.at_seccomp = false;
+        self.go(libc::PTRACE_CONT, 0)?;
+        Ok(true)
+    }
+
+    /// The resume itself, the registers lmm set written back first.
     fn go(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        self.write_regs()?;
         self.regs.set(None);
+        self.kernel_regs.set(None);
         // SAFETY: a resume request on our stopped tracee.
         if unsafe { libc::ptrace(request, self.pid, 0, sig as libc::c_long) } != 0 {
             return Err(os_err("ptrace resume"));
@@ -677,10 +758,8 @@ impl Stub {
     fn run_chain(&mut self) -> io::Result<()> {
         let calls = std::mem::take(&mut self.pending);
         let regs = self.regs()?;
-        let data = chain::data(&calls, &regs);
-        if let Some(mem) = &self.mem {
-            mem.write_all_at(&data, chain::DATA)
-                .map_err(|e| io::Error::new(e.kind(), format!("the stub's memory: {e}")))?;
+        if let Some(w) = &self.window {
+            w.write(&chain::data(&calls, &regs));
         }
         let mut r = regs;
         r.rip = chain::entry(calls.len());
@@ -738,23 +817,56 @@ impl Stub {
             return Err(os_err("PTRACE_GETREGS"));
         }
         self.regs.set(Some(r));
+        self.kernel_regs.set(Some(r));
         Ok(r)
     }
 
-    /// Sets the stub's registers. At a seccomp stop the program's call is
-    /// skipped (`orig_rax` -1), as PTRACE_SYSEMU skips it.
+    /// Sets the stub's registers, as the stub will have them when resumed
+    /// (they are written then, once however often they were set). At a
+    /// seccomp stop the program's call is skipped (`orig_rax` -1), as
+    /// PTRACE_SYSEMU skips it.
     pub fn set_regs(&mut self, r: &Regs) -> io::Result<()> {
         let mut r = *r;
         if self.at_seccomp {
             r.orig_rax = u64::MAX;
             self.at_seccomp = false;
         }
-        // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `r`.
-        if unsafe { libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, &r as *const Regs) } != 0 {
+        self.regs.set(Some(r));
+        Ok(())
+    }
+
+    /// Writes the registers [`Stub::set_regs`] changed into the stopped
+    /// stub: a word or two (a fault's chain changes only `rip`) with one
+    /// PTRACE_POKEUSER each, more with one PTRACE_SETREGS.
+    fn write_regs(&mut self) -> io::Result<()> {
+        let Some(want) = self.regs.get() else {
+            return Ok(());
+        };
+        let changed: Vec<usize> = match self.kernel_regs.get() {
+            Some(had) => {
+                let (w, h) = (reg_words(&want), reg_words(&had));
+                (0..REG_WORDS).filter(|&i| w[i] != h[i]).collect()
+            }
+            None => (0..REG_WORDS).collect(),
+        };
+        if changed.len() <= 2 {
+            let w = reg_words(&want);
+            for i in changed {
+                // SAFETY: PTRACE_POKEUSER writes one word of the stopped
+                // tracee's user_regs_struct, at a word-aligned offset in it.
+                if unsafe { libc::ptrace(libc::PTRACE_POKEUSER, self.pid, i * 8, w[i]) } != 0 {
+                    self.regs.set(None);
+                    return Err(os_err("PTRACE_POKEUSER"));
+                }
+            }
+        // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `want`.
+        } else if unsafe { libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, &want as *const Regs) }
+            != 0
+        {
             self.regs.set(None);
             return Err(os_err("PTRACE_SETREGS"));
         }
-        self.regs.set(Some(r));
+        self.kernel_regs.set(Some(want));
         Ok(())
     }
 
@@ -987,6 +1099,57 @@ impl Stub {
                 }
             }
             self.alive = false;
+        }
+    }
+}
+
+/// A chain's window as lmm maps it: one page shared with the stub's
+/// [`WINDOW`], written by lmm while the stub is stopped and read by the
+/// chain after it is resumed (the resume, a system call, orders the two).
+struct Window {
+    /// lmm's mapping of the page.
+    page: std::ptr::NonNull<u8>,
+}
+
+impl Window {
+    /// Maps the first page of `file` (the stub's window memfd) shared and
+    /// writable.
+    fn map(file: &File) -> io::Result<Window> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a new shared mapping of one page of an open memfd, at an
+        // address the kernel picks; nothing else in lmm refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err("mmap of a stub's window"));
+        }
+        std::ptr::NonNull::new(p.cast())
+            .map(|page| Window { page })
+            .ok_or_else(|| io::Error::other("mmap of a stub's window gave NULL"))
+    }
+
+    /// Writes `bytes` at the start of the page.
+    fn write(&self, bytes: &[u8]) {
+        assert!(bytes.len() <= 4096, "a chain's data outgrew its window");
+        // SAFETY: `bytes` fits in the page, which this Window maps
+        // writable for its whole life; the stub only reads it.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.page.as_ptr(), bytes.len()) }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page `map` mapped, which no one uses after.
+        unsafe {
+            libc::munmap(self.page.as_ptr().cast(), 4096);
         }
     }
 }

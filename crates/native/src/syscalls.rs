@@ -92,6 +92,20 @@ fn futex(a: [u64; 6]) -> Vec<Buf> {
     [opt(a[0], 4, word), timeout, second].concat()
 }
 
+/// True for a host call lmm must see end (so it runs through the
+/// trampoline, not in place): set_tid_address, whose result is lmm's tid,
+/// and the calls the host may end with -ERESTART_RESTARTBLOCK, whose
+/// restart (restart_syscall) lmm serves with the interrupted call's
+/// buffers (nanosleep, clock_nanosleep, futex, poll, ppoll, select,
+/// pselect6, epoll_wait, epoll_pwait, epoll_pwait2, and restart_syscall
+/// itself).
+pub fn needs_result(nr: u64) -> bool {
+    matches!(
+        nr,
+        218 | 35 | 230 | 202 | 7 | 271 | 23 | 270 | 232 | 281 | 441 | 219
+    )
+}
+
 /// Classifies system call `nr` with arguments `a`.
 pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
     use Access::{Read as R, Write as W};
