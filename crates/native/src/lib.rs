@@ -1837,7 +1837,11 @@ impl Run<'_> {
     }
 
     /// Unmaps `[va, va + len)` (rounded out to pages, and to whole mirrors)
-    /// from the stub: its entries changed in lmm and fault back in.
+    /// from the stub: its entries changed in lmm and fault back in. Where
+    /// the stub mirrors nothing there is nothing to do (the mirrors table is
+    /// what the stub maps above [`MIRROR_FLOOR`]); else the munmap is
+    /// queued, made before the program runs again (by the chain back to it,
+    /// without a stop of its own).
     fn unmirror(&mut self, va: u64, len: u64) -> Result<(), String> {
         let mut start = (va & !4095).max(MIRROR_FLOOR);
         let mut end = va.saturating_add(len).saturating_add(4095) & !4095;
@@ -1846,6 +1850,9 @@ impl Run<'_> {
             return Ok(());
         }
         let hit = mirror::overlapping(&self.cur.mirrors(), start, end);
+        if hit.is_empty() {
+            return Ok(());
+        }
         for (s, mir) in hit {
             self.cur.mirrors().remove(&s);
             start = start.min(s);
@@ -1854,7 +1861,7 @@ impl Run<'_> {
         let r = self
             .cur
             .stub
-            .syscall(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0])
+            .queue_syscall(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0])
             .map_err(|e| format!("lmm native: {e}"))?;
         if r < 0 {
             return Err(format!(

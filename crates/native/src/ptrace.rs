@@ -71,6 +71,34 @@ fn reg_words(r: &Regs) -> [u64; REG_WORDS] {
     unsafe { std::mem::transmute::<Regs, [u64; REG_WORDS]>(*r) }
 }
 
+/// The registers the program goes on with from a stop where lmm sends it
+/// elsewhere first (a chain) and no signal is delivered: if the stop ended
+/// a system call of the program's own that the kernel restarts on the way
+/// back (it returned -ERESTARTSYS, -ERESTARTNOINTR or -ERESTARTNOHAND, or
+/// -ERESTART_RESTARTBLOCK: a call run in place, interrupted by a signal
+/// lmm holds back or by lmm's own SIGSTOP), the restart is made here as
+/// arch_do_signal_or_restart would make it (`rip` back onto the `syscall`,
+/// `rax` the call again, or restart_syscall), and `orig_rax` is -1 so that
+/// the kernel does not make it a second time on lmm's registers.
+fn restarted(mut r: Regs) -> Regs {
+    /// -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND.
+    const RESTART: [i64; 3] = [-512, -513, -514];
+    /// -ERESTART_RESTARTBLOCK.
+    const RESTART_BLOCK: i64 = -516;
+    if r.orig_rax as i64 >= 0 {
+        let ret = r.rax as i64;
+        if RESTART.contains(&ret) {
+            r.rax = r.orig_rax;
+            r.rip -= 2;
+        } else if ret == RESTART_BLOCK {
+            r.rax = libc::SYS_restart_syscall as u64;
+            r.rip -= 2;
+        }
+    }
+    r.orig_rax = u64::MAX;
+    r
+}
+
 /// How the stub stopped or ended (from `waitpid`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -757,7 +785,7 @@ impl Stub {
     /// at the seccomp filter.
     fn run_chain(&mut self) -> io::Result<()> {
         let calls = std::mem::take(&mut self.pending);
-        let regs = self.regs()?;
+        let regs = restarted(self.regs()?);
         if let Some(w) = &self.window {
             w.write(&chain::data(&calls, &regs));
         }
@@ -999,6 +1027,9 @@ impl Stub {
         let mut r = saved;
         r.rip = TRAMPOLINE;
         r.rax = nr as u64;
+        // Not a call the kernel may restart on the way back (it would move
+        // rip back from the trampoline): see [`restarted`].
+        r.orig_rax = u64::MAX;
         r.rdi = args[0];
         r.rsi = args[1];
         r.rdx = args[2];
