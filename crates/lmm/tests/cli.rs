@@ -648,17 +648,21 @@ fn cases() -> Vec<Case> {
             |o, _| {
                 line(o, "native: real programs under lmm native --warm-cache");
                 let head = line(o, "program ");
-                for col in ["host ms", "lmm ms", "ratio", "stops", "mirrors", "fault ms"] {
+                for col in [
+                    "host ms", "lmm ms", "ratio", "stops", "mirrors", "in place", "fault ms",
+                ] {
                     assert!(head.contains(col), "{head}");
                 }
-                // /bin/true: 8 figures, the ratio with its x; lmm took
-                // faults, ptrace stops and mirrored pages.
+                // /bin/true: 9 figures, the ratio with its x; lmm took
+                // faults, ptrace stops and mirrored pages, and ran host
+                // calls in place (fewer than it made stops).
                 let t: Vec<&str> = line(o, "true ").split_whitespace().collect();
-                assert_eq!(t.len(), 9, "{o}");
+                assert_eq!(t.len(), 10, "{o}");
                 assert!(t[3].ends_with('x'), "{o}");
                 let n = |s: &str| s.trim_end_matches('x').parse::<f64>().unwrap_or(-1.0);
                 assert!(t[1..].iter().all(|s| n(s) >= 0.0), "{o}");
                 assert!(n(t[4]) > 10.0 && n(t[5]) > n(t[4]) && n(t[7]) > 0.0, "{o}");
+                assert!(n(t[8]) > 0.0 && n(t[8]) < n(t[5]), "{o}");
                 line(o, "(ratio = lmm time / host time");
             },
         ),

@@ -174,7 +174,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
     );
     say!(
         out,
-        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>9}",
+        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>9}",
         "program",
         "host ms",
         "lmm ms",
@@ -183,6 +183,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         "stops",
         "injected",
         "mirrors",
+        "in place",
         "fault ms"
     );
     for (label, args) in programs {
@@ -208,7 +209,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         say!(
             out,
-            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>9.2}",
+            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>8} {:>9.2}",
             ms(h),
             ms(l),
             ms(l) / ms(h).max(1e-6),
@@ -216,13 +217,14 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
             o.stops,
             o.injected,
             o.mirrors,
+            o.in_place,
             ms(o.fault_time)
         );
     }
     let _ = std::fs::remove_file(&file);
     say!(
         out,
-        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); fault ms: lmm's MMU and fault handler; counts are of the last run)"
+        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); in place: the program's host calls run where they stopped (one stop each); fault ms: lmm's MMU and fault handler; counts are of the last run)"
     );
     Ok(())
 }
