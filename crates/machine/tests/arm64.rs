@@ -208,6 +208,24 @@ fn a_fresh_arm64_kernel_has_irq_stacks_and_device_ioremaps() {
         (raw & arm64::ATTRINDX_MASK) >> arm64::ATTRINDX_SHIFT,
         arm64::MT_DEVICE_NGNRE
     );
+    // The 256 MiB ECAM window is aligned to its size (arm64's
+    // IOREMAP_MAX_ORDER is PUD_SHIFT) and mapped by 2 MiB blocks, as
+    // ioremap_page_range does with huge vmap: 128 entries of one table,
+    // not 128 tables of 4 KiB entries.
+    let ecam = m
+        .vmap_areas()
+        .areas()
+        .find(|a| a.phys_addr == Some(PhysAddr(0x40_1000_0000)))
+        .unwrap();
+    assert_eq!(ecam.addr.0 % (256 << 20), 0);
+    for off in [0u64, 2 << 20, (256 << 20) - 1] {
+        let (_, level) = pt.lookup(ecam.addr + off).unwrap();
+        assert_eq!(level, 2, "+{off:#x}");
+        assert_eq!(
+            pt.translate(ecam.addr + off),
+            Some(PhysAddr(0x40_1000_0000 + off))
+        );
+    }
     mm::debug::check_page_alloc(m.pa()).unwrap();
 }
 
