@@ -34,8 +34,6 @@ pub struct Callers {
     pub idle_stack: &'static str,
     /// A CPU's IRQ stack.
     pub irq_stack: &'static str,
-    /// Every ioremap (arm64 only here; see [`ARM64_CALLERS`]).
-    pub ioremap: &'static str,
 }
 
 /// x86-64: this host's recorded /proc/vmallocinfo (tests/host/vmallocinfo.txt,
@@ -46,27 +44,23 @@ pub const X86_64_CALLERS: Callers = Callers {
     task_stack: "kernel_clone+0x94/0x3e0",
     idle_stack: "fork_idle+0x74/0x120",
     irq_stack: "irq_init_percpu_irqstack+0xca/0x100",
-    ioremap: "",
 };
 
 /// arm64: the call sites in Debian's arm64 kernel 6.12.100+deb12 (the newest
 /// arm64 build this machine's package sources carry; no 6.18 arm64 build
 /// was at hand), found by disassembling its Image with the symbols of its
 /// kallsyms. The names are what 6.18's source gives, the offsets are
-/// 6.12's:
-/// - `init_IRQ` calls `__vmalloc_node` itself (`init_irq_stacks` and
-///   `arch_alloc_vmap_stack` are inlined) with `__builtin_return_address(0)`,
-///   so the IRQ stacks name `init_IRQ`'s caller: `start_kernel+0x348/0x7e8`
-///   (real arm64 vmallocinfo dumps show `20480 start_kernel+... pages=4
-///   vmalloc` lines, one per CPU);
-/// - the generic `generic_ioremap_prot` records its own return address,
-///   which is in arm64's `__ioremap_prot`: every ioremap names
-///   `__ioremap_prot+0x70/0xb8`, whichever driver asked.
+/// 6.12's. `init_IRQ` calls `__vmalloc_node` itself (`init_irq_stacks` and
+/// `arch_alloc_vmap_stack` are inlined) with `__builtin_return_address(0)`,
+/// so the IRQ stacks name `init_IRQ`'s caller: `start_kernel+0x348/0x7e8`
+/// (real arm64 vmallocinfo dumps show `20480 start_kernel+... pages=4
+/// vmalloc` lines, one per CPU).
+///
+/// The ioremaps' caller is [`crate::qemu_virt::IOREMAP_CALLER`].
 pub const ARM64_CALLERS: Callers = Callers {
     task_stack: "kernel_clone+0xa0/0x470",
     idle_stack: "fork_idle+0x98/0x128",
     irq_stack: "start_kernel+0x348/0x7e8",
-    ioremap: "__ioremap_prot+0x70/0xb8",
 };
 
 /// The callers of `arch`'s kernel (x86-64's for the others).
@@ -404,7 +398,7 @@ pub fn boot_vmap_areas(
                 CpuId(0),
                 mm::types::PhysAddr(phys),
                 size,
-                c.ioremap,
+                crate::qemu_virt::IOREMAP_CALLER,
             )
             .map(|_| ())
             .ok_or(Errno::ENOMEM)

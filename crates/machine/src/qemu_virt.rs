@@ -20,6 +20,12 @@
 //! of the two transports with a device (the probe of an empty transport
 //! reads device ID 0 and gives its mapping back).
 
+/// The caller vmallocinfo names for every arm64 ioremap: the generic
+/// `generic_ioremap_prot` records its own return address, which is in
+/// arm64's `__ioremap_prot`, whichever driver asked. The offset is that of
+/// Debian's arm64 6.12.100 kernel (see [`crate::kobjects::ARM64_CALLERS`]).
+pub const IOREMAP_CALLER: &str = "__ioremap_prot+0x70/0xb8";
+
 /// A device's register window: physical start and size in bytes.
 pub type Window = (u64, u64);
 
