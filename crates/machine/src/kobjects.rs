@@ -21,22 +21,58 @@ use mm::types::{Order, Pfn, VirtAddr};
 use mm::vmalloc::Vmalloc;
 use mm::vmstat::NodeStat;
 
-/// The caller vmallocinfo names for a task's stack: this host's
-/// `/proc/vmallocinfo` shows every VMAP_STACK stack as
-/// `20480 kernel_clone+0x94/0x3e0 pages=4 vmalloc N0=4` (the return address
-/// in `alloc_thread_stack_node`'s caller, inlined into kernel_clone).
-pub const STACK_CALLER: &str = "kernel_clone+0x94/0x3e0";
+/// The callers /proc/vmallocinfo names (`%pS` of the return address
+/// vmalloc records) for the areas the kernel makes at boot and at fork.
+#[derive(Clone, Copy, Debug)]
+pub struct Callers {
+    /// A task's VMAP_STACK stack: `alloc_thread_stack_node` is inlined into
+    /// `copy_process`, so the return address is in its caller,
+    /// `kernel_clone`.
+    pub task_stack: &'static str,
+    /// An idle task's stack: `fork_idle` (one per secondary CPU at
+    /// `smp_init`) calls `copy_process`.
+    pub idle_stack: &'static str,
+    /// A CPU's IRQ stack.
+    pub irq_stack: &'static str,
+}
 
-/// The caller vmallocinfo names for an idle task's stack: `fork_idle` makes
-/// one per secondary CPU at `smp_init`; this host shows
-/// `20480 fork_idle+0x74/0x120 pages=4 vmalloc N0=4`.
-pub const IDLE_STACK_CALLER: &str = "fork_idle+0x74/0x120";
+/// x86-64: this host's recorded /proc/vmallocinfo (tests/host/vmallocinfo.txt,
+/// Linux 6.18.44 build v657): `20480 kernel_clone+0x94/0x3e0 pages=4 vmalloc
+/// N0=4`, `20480 fork_idle+0x74/0x120 ...` and, one per CPU, `20480
+/// irq_init_percpu_irqstack+0xca/0x100 vmap`.
+pub const X86_64_CALLERS: Callers = Callers {
+    task_stack: "kernel_clone+0x94/0x3e0",
+    idle_stack: "fork_idle+0x74/0x120",
+    irq_stack: "irq_init_percpu_irqstack+0xca/0x100",
+};
 
-/// The caller vmallocinfo names for a CPU's IRQ stack on x86-64: this host
-/// shows `20480 irq_init_percpu_irqstack+0xca/0x100 vmap`, one per CPU.
-pub const IRQ_STACK_CALLER: &str = "irq_init_percpu_irqstack+0xca/0x100";
+/// arm64: the call sites in Debian's arm64 kernel 6.12.100+deb12 (the newest
+/// arm64 build this machine's package sources carry; no 6.18 arm64 build
+/// was at hand), found by disassembling its Image with the symbols of its
+/// kallsyms. The names are what 6.18's source gives, the offsets are
+/// 6.12's. `init_IRQ` calls `__vmalloc_node` itself (`init_irq_stacks` and
+/// `arch_alloc_vmap_stack` are inlined) with `__builtin_return_address(0)`,
+/// so the IRQ stacks name `init_IRQ`'s caller: `start_kernel+0x348/0x7e8`
+/// (real arm64 vmallocinfo dumps show `20480 start_kernel+... pages=4
+/// vmalloc` lines, one per CPU).
+///
+/// The ioremaps' caller is [`crate::qemu_virt::IOREMAP_CALLER`].
+pub const ARM64_CALLERS: Callers = Callers {
+    task_stack: "kernel_clone+0xa0/0x470",
+    idle_stack: "fork_idle+0x98/0x128",
+    irq_stack: "start_kernel+0x348/0x7e8",
+};
+
+/// The callers of `arch`'s kernel (x86-64's for the others).
+pub fn callers(arch: mm::arch::Arch) -> &'static Callers {
+    match arch {
+        mm::arch::Arch::Arm64 => &ARM64_CALLERS,
+        _ => &X86_64_CALLERS,
+    }
+}
 
 /// x86-64's IRQ_STACK_SIZE: 16 KiB (arch/x86/include/asm/page_64_types.h).
+/// arm64's IRQ_STACK_SIZE is THREAD_SIZE, 16 KiB too (asm/memory.h).
 const IRQ_STACK_SIZE: u64 = 16 << 10;
 
 /// `NR_CACHED_STACKS`: freed vmap stacks each CPU keeps for the next task.
@@ -56,13 +92,76 @@ pub struct VmapStacks<'a> {
     pub flush: &'a mut dyn FnMut(VirtAddr, VirtAddr),
 }
 
-/// A task's kernel stack.
+/// Where a machine's kernel stacks come from, fixed by its arch.
+pub enum KernelStacks<'a> {
+    /// THREAD_SIZE pages of the buddy allocator (`alloc_pages_node`):
+    /// 32-bit x86, which has no VMAP_STACK.
+    Pages,
+    /// A vmalloc area of THREAD_SIZE (VMAP_STACK: x86-64, arm64).
+    Vmap(VmapStacks<'a>),
+}
+
+/// A task's kernel stack, as its machine's [`KernelStacks`] made it: the
+/// first frame of a THREAD_SIZE block ([`KernelStacks::Pages`]) or the start
+/// of a vmalloc area ([`KernelStacks::Vmap`]). Only that source reads it, so
+/// a stack cannot be given back the other way.
 #[derive(Clone, Copy, Debug)]
-enum Stack {
-    /// THREAD_SIZE pages of the buddy allocator (`alloc_pages_node`).
-    Pages(Pfn, Order),
-    /// A vmalloc area of THREAD_SIZE (VMAP_STACK).
-    Vmap(VirtAddr),
+struct KernelStack(u64);
+
+impl KernelStacks<'_> {
+    /// `alloc_thread_stack_node`: a stack for a new task on `cpu`; with
+    /// VMAP_STACK one this CPU cached, cleared of its stale contents, or a
+    /// new one.
+    fn alloc(&mut self, pa: &PageAlloc, cpu: CpuId) -> Option<KernelStack> {
+        match self {
+            KernelStacks::Pages => {
+                let order = Order::for_size(pa.arch.thread_size());
+                let pfn = pa.alloc_pages(cpu, Gfp::KERNEL_ACCOUNT, order)?;
+                Some(KernelStack(pfn.0))
+            }
+            KernelStacks::Vmap(v) => {
+                if let Some(addr) = v.cached[cpu.0].iter_mut().find_map(Option::take) {
+                    if let Some(area) = v.vmalloc.find_vm_area(addr) {
+                        for &pfn in &area.pages {
+                            pa.direct_map().zero_pages(pfn, 1);
+                        }
+                    }
+                    return Some(KernelStack(addr.0));
+                }
+                let (size, caller) = (pa.arch.thread_size(), callers(pa.arch).task_stack);
+                vmalloc_stack(pa, cpu, v, size, caller).map(|a| KernelStack(a.0))
+            }
+        }
+    }
+
+    /// `free_thread_stack`: a vmap stack goes to the CPU's cache if it has
+    /// room, else back to vmalloc (Linux defers that vfree past an RCU
+    /// grace period; lmm has none).
+    fn free(&mut self, pa: &PageAlloc, cpu: CpuId, stack: KernelStack) {
+        match self {
+            KernelStacks::Pages => {
+                let order = Order::for_size(pa.arch.thread_size());
+                pa.free_pages(cpu, Pfn(stack.0), order);
+            }
+            KernelStacks::Vmap(v) => {
+                let addr = VirtAddr(stack.0);
+                match v.cached[cpu.0].iter_mut().find(|c| c.is_none()) {
+                    Some(slot) => *slot = Some(addr),
+                    None => v.vmalloc.vfree(pa, v.pt, cpu, addr, v.flush),
+                }
+            }
+        }
+    }
+
+    /// `account_kernel_stack`: NR_KERNEL_STACK_KB on the node of each of
+    /// the stack's pages, `sign` = 1 when the task gets it, -1 when it lets
+    /// go.
+    fn account(&self, pa: &PageAlloc, stack: KernelStack, sign: i64) {
+        match self {
+            KernelStacks::Pages => account_kb(pa, Pfn(stack.0), pa.arch.thread_size() >> 10, sign),
+            KernelStacks::Vmap(v) => account_vmap_stack(pa, v, VirtAddr(stack.0), sign),
+        }
+    }
 }
 
 /// Caches each process takes one object from, in `copy_process` order
@@ -88,7 +187,7 @@ pub const THREAD_CACHES: usize = 2;
 #[derive(Debug, Default)]
 pub struct TaskObjects {
     task: Vec<(CacheId, ObjPtr)>,
-    stack: Option<Stack>,
+    stack: Option<KernelStack>,
     mm_struct: Option<(CacheId, ObjPtr)>,
     vmas: Vec<ObjPtr>,
     anon_vmas: Vec<ObjPtr>,
@@ -108,15 +207,15 @@ fn cache(sa: &SlabAllocator, name: &str) -> Result<CacheId, Errno> {
 /// Objects a process needs beyond its address space.
 impl TaskObjects {
     /// `dup_task_struct` + `copy_process`: the task's objects and its kernel
-    /// stack (from `vmap` where the arch has VMAP_STACK). On failure
-    /// everything taken is given back (ENOMEM).
+    /// stack (from `stacks`). On failure everything taken is given back
+    /// (ENOMEM).
     pub fn alloc(
         sa: &SlabAllocator,
         pa: &PageAlloc,
         cpu: CpuId,
-        vmap: Option<VmapStacks>,
+        stacks: KernelStacks,
     ) -> Result<TaskObjects, Errno> {
-        TaskObjects::alloc_from(&TASK_CACHES, sa, pa, cpu, vmap)
+        TaskObjects::alloc_from(&TASK_CACHES, sa, pa, cpu, stacks)
     }
 
     /// [`TaskObjects::alloc`] for a new thread of a thread group: only its
@@ -125,9 +224,9 @@ impl TaskObjects {
         sa: &SlabAllocator,
         pa: &PageAlloc,
         cpu: CpuId,
-        vmap: Option<VmapStacks>,
+        stacks: KernelStacks,
     ) -> Result<TaskObjects, Errno> {
-        TaskObjects::alloc_from(&TASK_CACHES[..THREAD_CACHES], sa, pa, cpu, vmap)
+        TaskObjects::alloc_from(&TASK_CACHES[..THREAD_CACHES], sa, pa, cpu, stacks)
     }
 
     /// One object of each of `caches` and a kernel stack.
@@ -136,7 +235,7 @@ impl TaskObjects {
         sa: &SlabAllocator,
         pa: &PageAlloc,
         cpu: CpuId,
-        mut vmap: Option<VmapStacks>,
+        mut stacks: KernelStacks,
     ) -> Result<TaskObjects, Errno> {
         let k = Kmem::new(sa, pa);
         let mut t = TaskObjects::default();
@@ -145,24 +244,16 @@ impl TaskObjects {
             match k.kmem_cache_alloc(cpu, id, Gfp::KERNEL_ACCOUNT) {
                 Some(o) => t.task.push((id, o)),
                 None => {
-                    t.free(sa, pa, cpu, vmap);
+                    t.free(sa, pa, cpu, stacks);
                     return Err(Errno::ENOMEM);
                 }
             }
         }
-        let stack = match vmap.as_mut() {
-            Some(v) => alloc_vmap_stack(pa, cpu, v).map(Stack::Vmap),
-            None => {
-                let order = Order::for_size(pa.arch.thread_size());
-                pa.alloc_pages(cpu, Gfp::KERNEL_ACCOUNT, order)
-                    .map(|pfn| Stack::Pages(pfn, order))
-            }
-        };
-        let Some(stack) = stack else {
-            t.free(sa, pa, cpu, vmap);
+        let Some(stack) = stacks.alloc(pa, cpu) else {
+            t.free(sa, pa, cpu, stacks);
             return Err(Errno::ENOMEM);
         };
-        account_kernel_stack(pa, vmap.as_ref(), stack, 1);
+        stacks.account(pa, stack, 1);
         t.stack = Some(stack);
         Ok(t)
     }
@@ -217,14 +308,14 @@ impl TaskObjects {
         }
     }
 
-    /// Frees everything (`free_task`, `mmput`); a vmap stack goes to the
-    /// CPU's cache if it has room, else back to vmalloc.
+    /// Frees everything (`free_task`, `mmput`); the kernel stack goes back
+    /// to `stacks`, the source of the machine that made it.
     pub fn free(
         &mut self,
         sa: &SlabAllocator,
         pa: &PageAlloc,
         cpu: CpuId,
-        vmap: Option<VmapStacks>,
+        mut stacks: KernelStacks,
     ) {
         let k = Kmem::new(sa, pa);
         for (name, objs) in [
@@ -245,71 +336,74 @@ impl TaskObjects {
         for (id, o) in self.task.drain(..) {
             let _ = k.kmem_cache_free(cpu, id, o);
         }
-        let Some(stack) = self.stack.take() else {
-            return;
-        };
-        account_kernel_stack(pa, vmap.as_ref(), stack, -1);
-        match (stack, vmap) {
-            (Stack::Pages(pfn, order), _) => pa.free_pages(cpu, pfn, order),
-            (Stack::Vmap(addr), Some(v)) => {
-                // try_release_thread_stack_to_cache, else vfree (Linux
-                // defers that vfree past an RCU grace period; lmm has none).
-                match v.cached[cpu.0].iter_mut().find(|c| c.is_none()) {
-                    Some(slot) => *slot = Some(addr),
-                    None => v.vmalloc.vfree(pa, v.pt, cpu, addr, v.flush),
-                }
-            }
-            // Callers pass the vmalloc area on every VMAP_STACK machine.
-            (Stack::Vmap(_), None) => debug_assert!(false, "a vmap stack freed without vmalloc"),
+        if let Some(stack) = self.stack.take() {
+            stacks.account(pa, stack, -1);
+            stacks.free(pa, cpu, stack);
         }
     }
 }
 
-/// `alloc_thread_stack_node` with VMAP_STACK: a stack this CPU cached,
-/// cleared of its stale contents, or a new one.
-fn alloc_vmap_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks) -> Option<VirtAddr> {
-    if let Some(addr) = v.cached[cpu.0].iter_mut().find_map(Option::take) {
-        if let Some(area) = v.vmalloc.find_vm_area(addr) {
-            for &pfn in &area.pages {
-                pa.direct_map().zero_pages(pfn, 1);
-            }
-        }
-        return Some(addr);
-    }
-    vmalloc_stack(pa, cpu, v, STACK_CALLER)
-}
-
-/// A new THREAD_SIZE stack area of zeroed pages (THREADINFO_GFP) aligned
-/// to THREAD_ALIGN: THREAD_SIZE on x86-64; arm64's memory.h doubles it so
-/// an overflow is found from the stack pointer.
-fn vmalloc_stack(pa: &PageAlloc, cpu: CpuId, v: &mut VmapStacks, caller: &str) -> Option<VirtAddr> {
-    let size = pa.arch.thread_size();
+/// A new stack area of `size` zeroed pages (THREADINFO_GFP) aligned to
+/// THREAD_ALIGN: THREAD_SIZE on x86-64; arm64's memory.h doubles it so an
+/// overflow is found from the stack pointer.
+fn vmalloc_stack(
+    pa: &PageAlloc,
+    cpu: CpuId,
+    v: &mut VmapStacks,
+    size: u64,
+    caller: &str,
+) -> Option<VirtAddr> {
     let align = if pa.arch == mm::arch::Arch::Arm64 {
-        2 * size
+        2 * pa.arch.thread_size()
     } else {
-        size
+        pa.arch.thread_size()
     };
     v.vmalloc
         .vmalloc_thread_stack(pa, v.pt, cpu, size, align, caller)
 }
 
 /// The vmalloc areas a fresh kernel has before it runs init, beyond the
-/// stacks of the tasks lmm models:
-/// - on x86-64, each CPU's IRQ stack: `irq_init_percpu_irqstack` vmaps the
+/// stacks of the tasks lmm models, in the order Linux makes them:
+/// - each CPU's IRQ stack. x86-64: `irq_init_percpu_irqstack` vmaps the
 ///   IRQ_STACK_SIZE pages of the CPU's percpu `irq_stack_backing_store`
-///   (flag VM_MAP, no pages= since the area does not own them). lmm maps the
-///   first pages of the CPU's percpu unit: where in the unit the linker put
-///   the backing store is not modelled.
+///   (flag VM_MAP, no pages= since the area does not own them), CPU 0's in
+///   init_IRQ, each secondary CPU's as it comes up; lmm maps the first pages
+///   of the CPU's percpu unit (where in the unit the linker put the backing
+///   store is not modelled). arm64: `init_IRQ` vmallocs one IRQ_STACK_SIZE
+///   stack, THREAD_ALIGN aligned, for every possible CPU up front
+///   (`init_irq_stacks` with VMAP_STACK), not counted in KernelStack.
+/// - on arm64, the interrupt controller's ioremaps (`irqchip_init`, right
+///   after the IRQ stacks), see [`crate::qemu_virt`].
 /// - on every VMAP_STACK arch, the idle task's stack of each secondary CPU
 ///   (`fork_idle` at smp_init), counted in KernelStack for good: idle tasks
 ///   never exit.
+/// - on arm64, the ioremaps the drivers' probes keep (initcalls).
 ///
-/// Linux makes CPU 0's IRQ stack in init_IRQ, the idle stacks in smp_init,
-/// then each secondary CPU's IRQ stack as it comes up; lmm keeps that order.
-/// arm64's IRQ stacks (vmalloc'd by `init_irq_stacks`) are not made: its
-/// caller's offset could not be checked against a real kernel.
-pub fn boot_vmap_areas(pa: &PageAlloc, v: &mut VmapStacks, ncpus: usize) -> Result<(), Errno> {
-    let irq_stack = |v: &mut VmapStacks, cpu: usize| -> Result<(), Errno> {
+/// x86-64's devices (ACPI tables, PCI ECAM, virtio-pci BARs) are not made.
+pub fn boot_vmap_areas(
+    pa: &PageAlloc,
+    stacks: &mut KernelStacks,
+    ncpus: usize,
+) -> Result<(), Errno> {
+    let KernelStacks::Vmap(v) = stacks else {
+        return Ok(());
+    };
+    let c = callers(pa.arch);
+    let arm64 = pa.arch == mm::arch::Arch::Arm64;
+    let ioremap = |v: &mut VmapStacks, &(phys, size): &crate::qemu_virt::Window| {
+        v.vmalloc
+            .ioremap(
+                pa,
+                v.pt,
+                CpuId(0),
+                mm::types::PhysAddr(phys),
+                size,
+                crate::qemu_virt::IOREMAP_CALLER,
+            )
+            .map(|_| ())
+            .ok_or(Errno::ENOMEM)
+    };
+    let x86_irq_stack = |v: &mut VmapStacks, cpu: usize| -> Result<(), Errno> {
         if pa.arch != mm::arch::Arch::X86_64 {
             return Ok(());
         }
@@ -325,37 +419,50 @@ pub fn boot_vmap_areas(pa: &PageAlloc, v: &mut VmapStacks, ncpus: usize) -> Resu
                 &pages,
                 mm::vmalloc::VmallocFlags::MAP,
                 mm::arch::pte::PteFlags::KERNEL,
-                IRQ_STACK_CALLER,
+                c.irq_stack,
             )
             .map(|_| ())
             .ok_or(Errno::ENOMEM)
     };
-    irq_stack(v, 0)?;
-    for _ in 1..ncpus {
-        let addr = vmalloc_stack(pa, CpuId(0), v, IDLE_STACK_CALLER).ok_or(Errno::ENOMEM)?;
-        account_kernel_stack(pa, Some(v), Stack::Vmap(addr), 1);
+    if arm64 {
+        for _ in 0..ncpus {
+            vmalloc_stack(pa, CpuId(0), v, IRQ_STACK_SIZE, c.irq_stack).ok_or(Errno::ENOMEM)?;
+        }
+        for w in &crate::qemu_virt::IRQCHIP_IOREMAPS {
+            ioremap(v, w)?;
+        }
+    } else {
+        x86_irq_stack(v, 0)?;
     }
-    (1..ncpus).try_for_each(|cpu| irq_stack(v, cpu))
+    for _ in 1..ncpus {
+        let size = pa.arch.thread_size();
+        let addr = vmalloc_stack(pa, CpuId(0), v, size, c.idle_stack).ok_or(Errno::ENOMEM)?;
+        account_vmap_stack(pa, v, addr, 1);
+    }
+    if arm64 {
+        crate::qemu_virt::DRIVER_IOREMAPS
+            .iter()
+            .try_for_each(|w| ioremap(v, w))
+    } else {
+        (1..ncpus).try_for_each(|cpu| x86_irq_stack(v, cpu))
+    }
 }
 
-/// `account_kernel_stack`: NR_KERNEL_STACK_KB on the node of each of the
-/// stack's pages, `sign` = 1 when the task gets it, -1 when it lets go
+/// `account_kernel_stack` of a vmap stack: NR_KERNEL_STACK_KB on the node
+/// of each of its pages, `sign` = 1 when a task gets it, -1 when it lets go
 /// (a stack kept in a CPU's cache counts for no task).
-fn account_kernel_stack(pa: &PageAlloc, vmap: Option<&VmapStacks>, stack: Stack, sign: i64) {
-    let add = |pfn: Pfn, kb: u64| {
-        let nid = pa.page(pfn).map_or(0, |p| p.nid()) as usize;
-        pa.nodes[nid]
-            .stats
-            .add(NodeStat::NrKernelStack, sign * kb as i64);
-    };
-    match stack {
-        Stack::Pages(pfn, _) => add(pfn, pa.arch.thread_size() >> 10),
-        Stack::Vmap(addr) => {
-            if let Some(area) = vmap.and_then(|v| v.vmalloc.find_vm_area(addr)) {
-                for &pfn in &area.pages {
-                    add(pfn, mm::types::PAGE_SIZE >> 10);
-                }
-            }
+fn account_vmap_stack(pa: &PageAlloc, v: &VmapStacks, addr: VirtAddr, sign: i64) {
+    if let Some(area) = v.vmalloc.find_vm_area(addr) {
+        for &pfn in &area.pages {
+            account_kb(pa, pfn, mm::types::PAGE_SIZE >> 10, sign);
         }
     }
+}
+
+/// Adds `sign * kb` to NR_KERNEL_STACK_KB of the node of `pfn`.
+fn account_kb(pa: &PageAlloc, pfn: Pfn, kb: u64, sign: i64) {
+    let nid = pa.page(pfn).map_or(0, |p| p.nid()) as usize;
+    pa.nodes[nid]
+        .stats
+        .add(NodeStat::NrKernelStack, sign * kb as i64);
 }

@@ -14,6 +14,7 @@ pub mod machine;
 pub mod mmu;
 pub mod oom;
 pub mod process;
+pub mod qemu_virt;
 pub mod ram;
 pub mod swapdev;
 pub mod swapfile;

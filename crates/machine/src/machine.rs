@@ -312,11 +312,17 @@ impl Machine {
                 .filter(|e| e.kind == E820Type::Usable)
                 .map(range)
                 .collect(),
-            mmio: map
-                .iter()
-                .filter(|e| e.kind == E820Type::Reserved)
-                .map(range)
-                .collect(),
+            mmio: if arch == Arch::Arm64 {
+                crate::qemu_virt::device_windows()
+                    .into_iter()
+                    .map(|(s, n)| (PhysAddr(s), PhysAddr(s + n)))
+                    .collect()
+            } else {
+                map.iter()
+                    .filter(|e| e.kind == E820Type::Reserved)
+                    .map(range)
+                    .collect()
+            },
         });
         let highmem = match (arch.is_32bit(), kernel_pt.as_mut()) {
             (true, Some(pt)) => Some(
@@ -384,11 +390,8 @@ impl Machine {
             ram,
         };
         let ncpus = m.config.cpus;
-        m.with_stacks(|_, pa, vmap| match vmap {
-            Some(mut v) => crate::kobjects::boot_vmap_areas(pa, &mut v, ncpus),
-            None => Ok(()),
-        })
-        .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?;
+        m.with_stacks(|_, pa, mut stacks| crate::kobjects::boot_vmap_areas(pa, &mut stacks, ncpus))
+            .map_err(|_| BootError::Mm(mm::mm_init::BootError::NoMemory))?;
         if let Some(spec) = swap_spec {
             m.swapon_spec(&spec)
                 .map_err(|e| BootError::Config(ConfigError(e)))?;

@@ -35,7 +35,7 @@ use mm::util::Overcommit;
 
 use crate::exec::{self, ExecLayout, ExecMm, ExecParams, ExecResult, MAP_ANONYMOUS, MAP_FIXED};
 use crate::exec::{MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::kobjects::{TaskObjects, VmapStacks};
+use crate::kobjects::{KernelStacks, TaskObjects, VmapStacks};
 use crate::machine::Machine;
 use crate::mmu::{Access, AsidAllocator, Mmu};
 
@@ -630,28 +630,28 @@ impl Machine {
         self.tasks.cached_stacks.iter().flatten().flatten().count() as u64 * per
     }
 
-    /// Runs `f` with the slab and page allocators and, where the arch has
-    /// CONFIG_VMAP_STACK (64-bit: x86-64 and arm64; 32-bit x86 has not),
-    /// where kernel stacks come from.
+    /// Runs `f` with the slab and page allocators and where kernel stacks
+    /// come from: vmalloc where the arch has CONFIG_VMAP_STACK (64-bit:
+    /// x86-64 and arm64), the buddy allocator on 32-bit x86.
     pub(crate) fn with_stacks<R>(
         &mut self,
-        f: impl FnOnce(&SlabAllocator, &PageAlloc, Option<VmapStacks>) -> R,
+        f: impl FnOnce(&SlabAllocator, &PageAlloc, KernelStacks) -> R,
     ) -> R {
         let ncpus = self.cpus.len().max(1);
         if self.tasks.cached_stacks.len() < ncpus {
             self.tasks.cached_stacks.resize(ncpus, Default::default());
         }
         let mut flush = crate::kernel::flush_all(&mut self.cpus);
-        let vmap = match self.kernel_pt.as_mut() {
-            Some(pt) if !self.pa.arch.is_32bit() => Some(VmapStacks {
+        let stacks = match self.kernel_pt.as_mut() {
+            Some(pt) if !self.pa.arch.is_32bit() => KernelStacks::Vmap(VmapStacks {
                 vmalloc: &mut self.vmalloc,
                 pt,
                 cached: &mut self.tasks.cached_stacks,
                 flush: &mut flush,
             }),
-            _ => None,
+            _ => KernelStacks::Pages,
         };
-        f(&self.slab, &self.pa, vmap)
+        f(&self.slab, &self.pa, stacks)
     }
 
     /// `mm` (fork's copy, linked by the caller).

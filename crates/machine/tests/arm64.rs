@@ -119,6 +119,116 @@ fn vmalloc_and_the_linear_map_live_under_ttbr1() {
 
 /// A minimal static ELF64 for `e_machine`: one R+X PT_LOAD of the file's
 /// 512 bytes at 0x400000 (64 KiB aligned, as arm64 binaries are).
+/// A fresh arm64 kernel's vmallocinfo (machine::qemu_virt, kobjects):
+/// - one IRQ stack per possible CPU, vmalloc'd by `init_IRQ` (VMAP_STACK's
+///   `init_irq_stacks`): IRQ_STACK_SIZE 16 KiB + guard = 20480, 4 pages,
+///   flag vmalloc, named after init_IRQ's caller `start_kernel` (the return
+///   address `__vmalloc_node` records); not in KernelStack;
+/// - an idle stack per secondary CPU (`fork_idle`), in KernelStack;
+/// - the ioremaps of QEMU virt's devices, each named `__ioremap_prot`
+///   (generic_ioremap_prot records its caller, arm64's ioremap_prot), with
+///   the page-aligned phys= and the size plus a guard page: GICv2
+///   distributor and CPU interface (64 KiB), GICv2m frame, PL011, the two
+///   virtio-mmio transports with a device (both in page 0x0a003000) and
+///   the 256 MiB high PCIe ECAM.
+///
+/// The offsets are those of Debian's arm64 6.12.100 kernel (kobjects).
+#[test]
+fn a_fresh_arm64_kernel_has_irq_stacks_and_device_ioremaps() {
+    let cpus = 3;
+    let m = Machine::boot(MachineConfig {
+        arch: Arch::Arm64,
+        ram: 1 << 30,
+        cpus,
+        ..Default::default()
+    })
+    .unwrap();
+    let info = m.proc("vmallocinfo").unwrap();
+    let mut lines: Vec<&str> = info
+        .lines()
+        .map(|l| {
+            l.split_once(' ')
+                .expect("address range, then the rest")
+                .1
+                .trim_start()
+        })
+        .collect();
+    lines.sort();
+    let mut want = vec![];
+    for _ in 0..cpus {
+        want.push("20480 start_kernel+0x348/0x7e8 pages=4 vmalloc N0=4".to_string());
+    }
+    for _ in 1..cpus {
+        want.push("20480 fork_idle+0x98/0x128 pages=4 vmalloc N0=4".to_string());
+    }
+    for (size, phys) in [
+        (69632, 0x0800_0000u64),
+        (69632, 0x0801_0000),
+        (8192, 0x0802_0000),
+        (8192, 0x0900_0000),
+        (8192, 0x0a00_3000),
+        (8192, 0x0a00_3000),
+        (268439552, 0x40_1000_0000),
+    ] {
+        want.push(format!(
+            "{size} __ioremap_prot+0x70/0xb8 phys={phys:#018x} ioremap"
+        ));
+    }
+    want.sort();
+    assert_eq!(lines, want, "{info}");
+    // IRQ stacks are THREAD_ALIGN (2 * THREAD_SIZE) aligned, as task stacks.
+    for a in m
+        .vmap_areas()
+        .areas()
+        .filter(|a| a.caller.starts_with("start_kernel+"))
+    {
+        assert_eq!(a.addr.0 % (32 << 10), 0, "{:#x}", a.addr.0);
+    }
+    // Only the idle stacks count as task stacks; all the vmalloc'd stacks
+    // count in VmallocUsed.
+    let meminfo = m.proc("meminfo").unwrap();
+    let kb = |key: &str| -> u64 {
+        let l = meminfo.lines().find(|l| l.starts_with(key)).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(kb("KernelStack:"), 16 * (cpus as u64 - 1));
+    assert_eq!(kb("VmallocUsed:"), 16 * (2 * cpus as u64 - 1));
+    // The device mappings are device memory (MT_DEVICE_nGnRE) in RAM's
+    // tables: the UART's page translates to its registers.
+    let uart = m
+        .vmap_areas()
+        .areas()
+        .find(|a| a.phys_addr == Some(PhysAddr(0x0900_0000)))
+        .unwrap();
+    let pt = m.kernel_pt().unwrap();
+    assert_eq!(pt.translate(uart.addr), Some(PhysAddr(0x0900_0000)));
+    let (pte, _) = pt.lookup(uart.addr).unwrap();
+    let raw = arm64::encode(pte);
+    assert_eq!(
+        (raw & arm64::ATTRINDX_MASK) >> arm64::ATTRINDX_SHIFT,
+        arm64::MT_DEVICE_NGNRE
+    );
+    // The 256 MiB ECAM window is aligned to its size (arm64's
+    // IOREMAP_MAX_ORDER is PUD_SHIFT) and mapped by 2 MiB blocks, as
+    // ioremap_page_range does with huge vmap: 128 entries of one table,
+    // not 128 tables of 4 KiB entries.
+    let ecam = m
+        .vmap_areas()
+        .areas()
+        .find(|a| a.phys_addr == Some(PhysAddr(0x40_1000_0000)))
+        .unwrap();
+    assert_eq!(ecam.addr.0 % (256 << 20), 0);
+    for off in [0u64, 2 << 20, (256 << 20) - 1] {
+        let (_, level) = pt.lookup(ecam.addr + off).unwrap();
+        assert_eq!(level, 2, "+{off:#x}");
+        assert_eq!(
+            pt.translate(ecam.addr + off),
+            Some(PhysAddr(0x40_1000_0000 + off))
+        );
+    }
+    mm::debug::check_page_alloc(m.pa()).unwrap();
+}
+
 fn tiny_elf(e_machine: u16) -> Vec<u8> {
     let mut b = vec![0u8; 512];
     b[..4].copy_from_slice(b"\x7fELF");

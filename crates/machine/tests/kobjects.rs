@@ -166,13 +166,13 @@ fn x86_32_task_stacks_come_from_the_buddy_allocator() {
 /// stack is a vmap of its percpu backing store (`irq_init_percpu_irqstack`,
 /// IRQ_STACK_SIZE 16 KiB + guard, flag vmap) and each secondary CPU's idle
 /// task has a VMAP_STACK stack (`fork_idle`), counted in KernelStack. The
-/// line shapes are this host's /proc/vmallocinfo.
+/// line shapes are this host's /proc/vmallocinfo. (arm64's boot areas:
+/// tests/arm64.rs.)
 #[test]
 fn a_fresh_kernel_has_irq_and_idle_stacks_in_vmallocinfo() {
     for (arch, cpus) in [
         (mm::arch::Arch::X86_64, 2usize),
         (mm::arch::Arch::X86_64, 4),
-        (mm::arch::Arch::Arm64, 3),
         (mm::arch::Arch::X86, 2),
     ] {
         let m = Machine::boot(MachineConfig {
@@ -188,7 +188,6 @@ fn a_fresh_kernel_has_irq_and_idle_stacks_in_vmallocinfo() {
         let idle = "   20480 fork_idle+0x74/0x120 pages=4 vmalloc N0=4";
         let (want_irq, want_idle) = match arch {
             mm::arch::Arch::X86_64 => (cpus, cpus - 1),
-            mm::arch::Arch::Arm64 => (0, cpus - 1),
             _ => (0, 0),
         };
         assert_eq!(count(irq), want_irq, "{arch:?} {cpus}:\n{info}");

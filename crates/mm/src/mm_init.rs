@@ -721,10 +721,12 @@ pub fn free_area_init(
         .max()
         .unwrap_or(ZoneType::Normal);
     crate::printk!(pa.log, "Policy zone: {}", policy.name());
-    // report_meminit: no stack or heap initialisation (our config).
+    // report_meminit: this machine's kernel zeroes every stack variable
+    // (CONFIG_INIT_STACK_ALL_ZERO=y in /proc/config.gz) and leaves the heap
+    // alone (init_on_alloc/init_on_free off by default).
     crate::printk!(
         pa.log,
-        "mem auto-init: stack:off, heap alloc:off, heap free:off"
+        "mem auto-init: stack:all(zero), heap alloc:off, heap free:off"
     );
     Ok(pa)
 }
@@ -845,6 +847,24 @@ mod tests {
         );
         assert!(log.contains("  Normal   empty"), "{log}");
         assert!(log.contains("Memory: "), "{log}");
+    }
+
+    #[test]
+    fn mem_auto_init_line_follows_the_kernel_config() {
+        // This machine's 6.18 prints "mem auto-init: stack:all(zero), heap
+        // alloc:off, heap free:off" (dmesg; CONFIG_INIT_STACK_ALL_ZERO=y,
+        // CONFIG_INIT_ON_ALLOC/FREE_DEFAULT_ON unset in /proc/config.gz),
+        // right after "Policy zone:".
+        let m = boot(Arch::X86_64, 256 << 20, 1);
+        let log = m.pa.log.messages();
+        let i = log
+            .iter()
+            .position(|l| l.starts_with("Policy zone: "))
+            .unwrap();
+        assert_eq!(
+            log[i + 1],
+            "mem auto-init: stack:all(zero), heap alloc:off, heap free:off"
+        );
     }
 
     #[test]

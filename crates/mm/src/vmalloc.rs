@@ -80,9 +80,16 @@ impl core::fmt::Debug for VmallocFlags {
 }
 
 /// `IOREMAP_MAX_ORDER`: ioremap areas are aligned to their size rounded
-/// up to a power of two, at most 128 pages (include/linux/vmalloc.h; x86
-/// does not override it).
-pub const IOREMAP_MAX_ORDER: u32 = 7 + PAGE_SHIFT;
+/// up to a power of two, at most this, so that huge entries can map them:
+/// PUD_SHIFT (1 GiB) on x86-64 (asm/page_types.h) and on arm64 with 4 KiB
+/// pages (asm/memory.h), PMD_SHIFT on 32-bit x86. (The generic 128 pages of
+/// include/linux/vmalloc.h is for arches that do not override it.)
+pub const fn ioremap_max_order(mode: PagingMode) -> u32 {
+    match mode {
+        PagingMode::X86_32 | PagingMode::X86Pae => mode.shift(2),
+        _ => mode.shift(3),
+    }
+}
 
 /// One area of the vmalloc space (`struct vm_struct` with its
 /// `vmap_area`): `[addr, addr + size)`, guard page included.
@@ -334,7 +341,8 @@ impl Vmalloc {
         }
         let mut align = align.max(PAGE_SIZE).next_power_of_two();
         if flags.contains(VmallocFlags::IOREMAP) {
-            let order = (64 - (size - 1).leading_zeros()).clamp(PAGE_SHIFT, IOREMAP_MAX_ORDER);
+            let max = ioremap_max_order(self.layout.mode);
+            let order = (64 - (size - 1).leading_zeros()).clamp(PAGE_SHIFT, max);
             align = 1 << order;
         }
         if !flags.contains(VmallocFlags::NO_GUARD) {
@@ -401,6 +409,53 @@ impl Vmalloc {
                 return Err(e);
             }
             va += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// `ioremap_page_range`: maps `size` bytes of device memory from
+    /// `phys` at `addr` with the largest entries that fit, as
+    /// `vmap_range_noflush` does with `ioremap_max_page_shift` where the
+    /// arch allows huge vmaps (x86 with PSE/GBPAGES, arm64): a 1 GiB or
+    /// 2 MiB (4 MiB on 32-bit x86) block wherever both addresses are aligned
+    /// to it and the range covers it, else 4 KiB pages. On failure unmaps
+    /// what it mapped.
+    #[allow(clippy::too_many_arguments)]
+    fn ioremap_page_range(
+        pa: &PageAlloc,
+        pt: &mut PageTable,
+        cpu: CpuId,
+        addr: VirtAddr,
+        phys: u64,
+        size: u64,
+        prot: PteFlags,
+    ) -> Result<(), Errno> {
+        let mut frames = PgtableFrames { pa, cpu };
+        let mode = pt.mode();
+        let end = addr.0 + size;
+        let (mut va, mut ph) = (addr.0, phys);
+        while va < end {
+            let level = (2..=mode.max_leaf_level())
+                .rev()
+                .find(|&l| {
+                    let span = mode.span(l);
+                    mode.huge_ok(l) && va % span == 0 && ph % span == 0 && end - va >= span
+                })
+                .unwrap_or(1);
+            let pfn = Pfn(ph >> PAGE_SHIFT);
+            let done = if level == 1 {
+                pt.map(&mut frames, VirtAddr(va), pfn, prot)
+            } else {
+                pt.map_huge(&mut frames, VirtAddr(va), pfn, level, prot)
+            };
+            let span = mode.span(level);
+            if let Err(e) = done {
+                // Nothing was ever present in the new range: no flush.
+                pt.zap_range(&mut frames, addr, VirtAddr(va + span), &mut |_, _| {});
+                return Err(e);
+            }
+            va += span;
+            ph += span;
         }
         Ok(())
     }
@@ -806,8 +861,7 @@ impl Vmalloc {
         let (start, end) = (self.vmalloc_start(), self.vmalloc_end());
         let addr = self.get_vm_area(map_size, 1, VmallocFlags::IOREMAP, start, end, caller)?;
         let prot = PAGE_KERNEL_IO.union(mode.prot());
-        let pfns = (0..map_size >> PAGE_SHIFT).map(|i| Pfn((base >> PAGE_SHIFT) + i));
-        if Self::map_pages(pa, pt, cpu, addr, pfns, prot).is_err() {
+        if Self::ioremap_page_range(pa, pt, cpu, addr, base, map_size, prot).is_err() {
             self.remove_vm_area(pa, pt, cpu, addr, &mut |_, _| {});
             return None;
         }
@@ -1255,6 +1309,41 @@ pub(crate) mod tests {
         assert_eq!(free_now(pa), e.free0);
     }
 
+    /// An ioremap of whole, aligned 2 MiB blocks is aligned to its size up
+    /// to IOREMAP_MAX_ORDER (PUD_SHIFT on x86-64, PMD_SHIFT on 32-bit x86)
+    /// and mapped by PMD entries, as `ioremap_page_range` does with huge
+    /// vmap; an unaligned tail takes 4 KiB pages; iounmap gives every table
+    /// back. (arm64: tests/arm64.rs in the machine crate.)
+    #[test]
+    fn ioremap_maps_aligned_blocks_with_huge_entries() {
+        for (arch, align) in [(Arch::X86_64, 8u64 << 20), (Arch::X86Pae, 2 << 20)] {
+            let mut e = env(arch, 64 << 20);
+            let pa = &e.m.pa;
+            let cpu = CpuId(0);
+            let free0 = free_now(pa);
+            let size = (4 << 20) + 0x3000;
+            let phys = MMIO.0;
+            let a =
+                e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(phys), size, "ecam");
+            let a = a.unwrap();
+            // 4 MiB + 12 KiB rounds up to 8 MiB, clamped to the max order.
+            assert_eq!(a.0 % align, 0, "{arch:?} {:#x}", a.0);
+            for off in [0u64, 0x1000, 2 << 20, (4 << 20) - 1] {
+                let (_, level) = e.pt.lookup(a + off).unwrap();
+                assert_eq!(level, 2, "{arch:?} +{off:#x}");
+                assert_eq!(e.pt.translate(a + off), Some(PhysAddr(phys + off)));
+            }
+            for off in [4u64 << 20, (4 << 20) + 0x2000] {
+                let (_, level) = e.pt.lookup(a + off).unwrap();
+                assert_eq!(level, 1, "{arch:?} +{off:#x}");
+                assert_eq!(e.pt.translate(a + off), Some(PhysAddr(phys + off)));
+            }
+            e.vm.iounmap(pa, &mut e.pt, cpu, a, &mut |_, _| {});
+            assert_eq!(e.pt.lookup(a), None);
+            assert_eq!(free_now(pa), free0, "{arch:?}: a table was kept");
+        }
+    }
+
     #[test]
     fn ioremap_is_uncached_and_refuses_ram() {
         let mut e = env(Arch::X86_64, 64 << 20);
@@ -1393,7 +1482,7 @@ pub(crate) mod tests {
                     Op::Ioremap(p, n) => {
                         let phys = MMIO.0 + p * PAGE_SIZE + 8;
                         let size = n * PAGE_SIZE - 8;
-                        let align = (n * PAGE_SIZE).next_power_of_two().clamp(PAGE_SIZE, 1 << IOREMAP_MAX_ORDER);
+                        let align = (n * PAGE_SIZE).next_power_of_two().clamp(PAGE_SIZE, 1 << ioremap_max_order(e.pt.mode()));
                         let want = lowest_fit(&spans, (n + 1) * PAGE_SIZE, align, vs, ve);
                         let got = e.vm.ioremap(pa, &mut e.pt, cpu, PhysAddr(phys), size, "io");
                         prop_assert_eq!(got.map(|a| a.0), want.map(|w| w + 8));
