@@ -213,11 +213,10 @@ pub struct Zone {
     pub(crate) memmap: Memmap,
     pub(crate) pageblock_base: u64,
     pub(crate) pageblock_mt: Box<[AtomicU8]>,
-    /// The zone's counters.
+    /// The zone's counters; their per-CPU part also counts the pages
+    /// handed out and not yet freed (the CPU that allocated adds, the one
+    /// that frees subtracts), for the conservation check.
     pub stats: ZoneStats,
-    /// Pages handed out and not yet freed, per CPU (the CPU that allocated
-    /// adds, the one that frees subtracts), for the conservation check.
-    pub(crate) allocated: Box<[AtomicU64]>,
     /// Per-CPU lists bypassed (`zone_pcp_disable`, as memory hotplug does).
     pub(crate) pcp_disabled: AtomicBool,
     /// Free blocks per order of the PCP migrate types, and of HighAtomic:
@@ -268,7 +267,6 @@ impl Zone {
                 .map(|_| AtomicU8::new(MigrateType::Movable as u8))
                 .collect(),
             stats: ZoneStats::new(ncpus),
-            allocated: (0..ncpus.max(1)).map(|_| AtomicU64::new(0)).collect(),
             pcp_disabled: AtomicBool::new(false),
             free_blocks: Default::default(),
             free_highatomic: Default::default(),
@@ -292,9 +290,7 @@ impl Zone {
 
     /// Pages allocated from this zone and not yet freed.
     pub fn allocated(&self) -> u64 {
-        self.allocated
-            .iter()
-            .fold(0u64, |a, c| a.wrapping_add(c.load(Relaxed)))
+        self.stats.allocated()
     }
 
     /// One past the last PFN spanned.

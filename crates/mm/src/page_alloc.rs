@@ -34,7 +34,9 @@ use crate::mmzone::{
 };
 use crate::printk::Printk;
 use crate::types::{Order, Pfn, PAGE_SHIFT};
-use crate::vmstat::{this_cpu_add, NumaStat, VmEvent, VmEvents, ZoneEvent, ZoneStat, MAX_ZONES};
+use crate::vmstat::{
+    CpuEvents, NumaStat, VmEvent, VmEvents, ZoneCpuStats, ZoneEvent, ZoneStat, MAX_ZONES,
+};
 
 /// A simulated CPU, where Linux would read `smp_processor_id()`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -415,21 +417,24 @@ impl Zone {
     }
 
     /// Takes a block for the CPU of `lists`, through its page lists for
-    /// small orders (`rmqueue`); returns it with its head's page struct.
+    /// small orders (`rmqueue`); returns it with its head's page struct and
+    /// the CPU's counters of the zone.
     #[inline(always)]
     fn rmqueue_for<'a>(
         &'a self,
         lists: &mut impl PcpLists<'a>,
         order: Order,
         mt: MigrateType,
-    ) -> Option<(Pfn, &'a Page)> {
+    ) -> Option<(Pfn, &'a Page, &'a ZoneCpuStats)> {
         if !self.uses_pcp(order) {
             let mut area = self.area.lock();
             return self
                 .rmqueue(&mut area, order, mt)
-                .map(|pfn| (pfn, self.page(pfn)));
+                .map(|pfn| (pfn, self.page(pfn), self.stats.on(lists.cpu().0)));
         }
-        self.rmqueue_pcplist(&mut lists.lists(self), order, mt)
+        let (mut pcp, stats) = lists.lists(self);
+        self.rmqueue_pcplist(&mut pcp, order, mt)
+            .map(|(pfn, page)| (pfn, page, stats))
     }
 
     /// Takes a block off a CPU's lists, refilling a batch from the buddy
@@ -481,17 +486,26 @@ impl Zone {
     }
 
     /// Frees a block through the lists of the CPU of `lists`, draining a
-    /// batch when they pass `high` (`free_frozen_page_commit`).
+    /// batch when they pass `high` (`free_frozen_page_commit`); false if
+    /// its pageblock is isolated, for the caller to free it to the buddy
+    /// lists instead.
     #[inline(always)]
-    fn free_pcp<'a>(&'a self, lists: &mut impl PcpLists<'a>, pfn: Pfn, page: &Page, order: Order) {
+    fn free_pcp<'a>(
+        &'a self,
+        lists: &mut impl PcpLists<'a>,
+        pfn: Pfn,
+        page: &Page,
+        order: Order,
+    ) -> bool {
         let mut mt = self.pageblock_mt(pfn);
-        if mt == MigrateType::Isolate {
-            return self.free_to_buddy(pfn, order, false);
-        }
         if mt.idx() >= MIGRATE_PCPTYPES {
+            if mt == MigrateType::Isolate {
+                return false;
+            }
             mt = MigrateType::Movable;
         }
-        let mut pcp = lists.lists(self);
+        let (mut pcp, stats) = lists.lists(self);
+        stats.uncharge(order.pages());
         pcp.lists[pcp_index(order, mt)].push_front_page(&self.memmap, pfn, page);
         page.set_locked(PageFlags::PCP);
         page.set_private(order.0 as u64);
@@ -503,6 +517,7 @@ impl Zone {
             let batch = pcp.batch.max(1);
             self.free_pcppages_bulk(&mut pcp, batch);
         }
+        true
     }
 
     /// Returns at least `count` pages from a CPU's lists to the buddy lists,
@@ -584,30 +599,47 @@ struct AllocFlags {
     non_block: bool,
 }
 
-/// How the fast paths reach a CPU's page lists: locked for each call, or
-/// held across calls by [`PageAlloc::lock_cpu`].
+/// How the fast paths reach a CPU's per-CPU state (Linux's `this_cpu_*`):
+/// found for each call, or once by [`PageAlloc::lock_cpu`], which holds
+/// the CPU's page lists across calls.
 trait PcpLists<'a> {
     /// The CPU whose lists these are.
     fn cpu(&self) -> CpuId;
+    /// The CPU's node (`numa_node_id`) and that node's zonelist.
+    fn node(&self) -> (u32, &'a [(u32, usize)]);
+    /// The CPU's event counters.
+    fn events(&self) -> &'a CpuEvents;
     /// The CPU's lists of `zone`, locked for as long as the result lives
-    /// (or held already).
-    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages>;
+    /// (or held already), and the CPU's counters of the zone.
+    fn lists(&mut self, zone: &'a Zone) -> (impl DerefMut<Target = PerCpuPages>, &'a ZoneCpuStats);
     /// Lets go of any list held, before a path (reclaim, draining) that
     /// takes them itself.
     fn release(&mut self);
 }
 
 /// The lists locked for the call (`pcp_spin_trylock`, here a spin).
-struct LockPerCall(CpuId);
+struct LockPerCall<'a> {
+    pa: &'a PageAlloc,
+    cpu: CpuId,
+}
 
-impl<'a> PcpLists<'a> for LockPerCall {
+impl<'a> PcpLists<'a> for LockPerCall<'a> {
     #[inline]
     fn cpu(&self) -> CpuId {
-        self.0
+        self.cpu
     }
     #[inline]
-    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages> {
-        zone.pcp[self.0 .0].lock()
+    fn node(&self) -> (u32, &'a [(u32, usize)]) {
+        let nid = self.pa.cpu_node[self.cpu.0];
+        (nid, self.pa.zonelist(nid))
+    }
+    #[inline]
+    fn events(&self) -> &'a CpuEvents {
+        self.pa.events.on(self.cpu.0)
+    }
+    #[inline]
+    fn lists(&mut self, zone: &'a Zone) -> (impl DerefMut<Target = PerCpuPages>, &'a ZoneCpuStats) {
+        (zone.pcp[self.cpu.0].lock(), zone.stats.on(self.cpu.0))
     }
     #[inline]
     fn release(&mut self) {}
@@ -615,7 +647,9 @@ impl<'a> PcpLists<'a> for LockPerCall {
 
 /// One CPU's page lists held by one thread ([`PageAlloc::lock_cpu`]): the
 /// order-0 (and other per-CPU order) alloc and free fast paths then take no
-/// lock, as the slab's [`crate::slab_common::Kmem::lock_cpu`] does.
+/// lock, as the slab's [`crate::slab_common::Kmem::lock_cpu`] does, and find
+/// the CPU's node, zonelist and counters where the guard keeps them, as
+/// Linux's `this_cpu` accesses find them at a fixed per-CPU offset.
 ///
 /// Linux 6.18 takes a zone's per-CPU lists with `pcp_spin_trylock` (one
 /// locked instruction; on failure it goes to the buddy lists under the
@@ -631,20 +665,37 @@ impl<'a> PcpLists<'a> for LockPerCall {
 pub struct PagesCpu<'a> {
     pa: &'a PageAlloc,
     cpu: CpuId,
-    /// Each zone's lists once taken, by `nid * MAX_ZONES + zone index`.
-    held: Vec<Option<spin::MutexGuard<'a, PerCpuPages>>>,
+    /// The CPU's node and its zonelist, found once.
+    node: (u32, &'a [(u32, usize)]),
+    /// The CPU's event counters, found once.
+    events: &'a CpuEvents,
+    /// Each zone's lists once taken, with the CPU's counters of the zone,
+    /// by `nid * MAX_ZONES + zone index`.
+    held: Vec<Option<Held<'a>>>,
 }
+
+/// A zone's lists held by [`PagesCpu`], and the CPU's counters of the zone.
+type Held<'a> = (spin::MutexGuard<'a, PerCpuPages>, &'a ZoneCpuStats);
 
 impl<'a> PcpLists<'a> for PagesCpu<'a> {
     #[inline]
     fn cpu(&self) -> CpuId {
         self.cpu
     }
+    #[inline]
+    fn node(&self) -> (u32, &'a [(u32, usize)]) {
+        self.node
+    }
+    #[inline]
+    fn events(&self) -> &'a CpuEvents {
+        self.events
+    }
     #[inline(always)]
-    fn lists(&mut self, zone: &'a Zone) -> impl DerefMut<Target = PerCpuPages> {
+    fn lists(&mut self, zone: &'a Zone) -> (impl DerefMut<Target = PerCpuPages>, &'a ZoneCpuStats) {
         let cpu = self.cpu;
-        &mut **self.held[zone.nid as usize * MAX_ZONES + zone.idx]
-            .get_or_insert_with(|| take(zone, cpu))
+        let (lists, stats) = self.held[zone.nid as usize * MAX_ZONES + zone.idx]
+            .get_or_insert_with(|| take(zone, cpu));
+        (&mut **lists, *stats)
     }
     fn release(&mut self) {
         self.held.iter_mut().for_each(|h| *h = None);
@@ -655,8 +706,8 @@ impl<'a> PcpLists<'a> for PagesCpu<'a> {
 /// of line, off the path of every later call.
 #[cold]
 #[inline(never)]
-fn take(zone: &Zone, cpu: CpuId) -> spin::MutexGuard<'_, PerCpuPages> {
-    zone.pcp[cpu.0].lock()
+fn take(zone: &Zone, cpu: CpuId) -> Held<'_> {
+    (zone.pcp[cpu.0].lock(), zone.stats.on(cpu.0))
 }
 
 impl PagesCpu<'_> {
@@ -857,15 +908,15 @@ impl PageAlloc {
         }
     }
     /// The zone of `pfn` whose struct page is `page`: the one its flags
-    /// name once initialised, else the one spanning it.
+    /// name once initialised (`page_zone`; every initialisation names the
+    /// zone spanning the frame), else the one spanning it.
     #[inline]
     fn zone_of_page(&self, pfn: Pfn, page: &Page) -> Option<&Zone> {
         let f = page.flags();
         if f.contains(PageFlags::INIT) {
             let z = &self.nodes[f.nid() as usize].zones[f.zone_idx()];
-            if z.spans(pfn) {
-                return Some(z);
-            }
+            debug_assert!(z.spans(pfn), "{pfn:?}'s flags name a zone not spanning it");
+            return Some(z);
         }
         self.zone_spanning(pfn)
     }
@@ -931,15 +982,18 @@ impl PageAlloc {
     /// __GFP_HIGH), drains per-CPU lists if it may block, and fails with a
     /// "page allocation failure" line in the log (unless __GFP_NOWARN).
     pub fn alloc_pages(&self, cpu: CpuId, gfp: Gfp, order: Order) -> Option<Pfn> {
-        self.alloc_pages_with(&mut LockPerCall(cpu), gfp, order)
+        self.alloc_pages_with(&mut LockPerCall { pa: self, cpu }, gfp, order)
     }
 
     /// Holds `cpu`'s page lists for a run of allocations and frees (see
     /// [`PagesCpu`]).
     pub fn lock_cpu(&self, cpu: CpuId) -> PagesCpu<'_> {
+        let per_call = LockPerCall { pa: self, cpu };
         PagesCpu {
             pa: self,
             cpu,
+            node: per_call.node(),
+            events: per_call.events(),
             held: (0..self.nodes.len() * MAX_ZONES).map(|_| None).collect(),
         }
     }
@@ -963,7 +1017,7 @@ impl PageAlloc {
             self.warn_alloc(gfp, order);
             return None;
         };
-        let ac = self.prepare_alloc_pages(cpu, gfp, highest);
+        let ac = self.prepare_alloc_pages(lists.node(), gfp, highest);
         let fast = AllocFlags {
             wmark: Some(Wmark::Low),
             ..Default::default()
@@ -975,18 +1029,18 @@ impl PageAlloc {
         self.alloc_slowpath(cpu, gfp, order, &ac)
     }
 
-    /// `prepare_alloc_pages`: the allocation's context, built once and read
-    /// by the fast path, the slow path and every retry.
+    /// `prepare_alloc_pages`: the allocation's context on the node `nid`
+    /// whose zonelist is `zonelist`, built once and read by the fast path,
+    /// the slow path and every retry.
     #[inline]
-    fn prepare_alloc_pages(
+    fn prepare_alloc_pages<'z>(
         &self,
-        cpu: CpuId,
+        (nid, zonelist): (u32, &'z [(u32, usize)]),
         gfp: Gfp,
         highest_zoneidx: usize,
-    ) -> AllocContext<'_> {
-        let nid = self.cpu_node[cpu.0];
+    ) -> AllocContext<'z> {
         AllocContext {
-            zonelist: self.zonelist(nid),
+            zonelist,
             preferred_nid: nid,
             highest_zoneidx,
             migratetype: gfp.migratetype(),
@@ -1016,8 +1070,9 @@ impl PageAlloc {
         if gfp.contains(Gfp::KSWAPD_RECLAIM) {
             crate::vmscan::wakeup_kswapd(self, ac.preferred_nid, order, highest);
         }
-        let retry =
-            |flags| self.get_page_from_freelist(&mut LockPerCall(cpu), gfp, order, flags, ac);
+        let retry = |flags| {
+            self.get_page_from_freelist(&mut LockPerCall { pa: self, cpu }, gfp, order, flags, ac)
+        };
         if let Some(pfn) = retry(flags) {
             return Some(pfn);
         }
@@ -1145,45 +1200,55 @@ impl PageAlloc {
         ac: &AllocContext<'_>,
     ) -> Option<Pfn> {
         let cpu = lists.cpu();
-        let (pfn, head) = zone.rmqueue_for(lists, order, ac.migratetype)?;
-        self.prep_new_page(cpu, zone, pfn, head, order, gfp);
-        self.zone_statistics(cpu, zone, ac);
+        let (pfn, head, stats) = zone.rmqueue_for(lists, order, ac.migratetype)?;
+        self.prep_new_page(cpu, lists.events(), zone, stats, pfn, head, order, gfp);
+        self.zone_statistics(cpu, zone, stats, ac);
         Some(pfn)
     }
 
-    /// `zone_statistics`: NUMA_HIT and NUMA_LOCAL when the block comes from
-    /// the preferred node; else NUMA_MISS here, NUMA_FOREIGN on the
-    /// preferred zone and NUMA_OTHER. Linux counts LOCAL/OTHER against the
-    /// CPU's node: here that is always the preferred node (no mempolicy).
+    /// `zone_statistics` on `stats`, the CPU's counters of `zone`:
+    /// NUMA_HIT and NUMA_LOCAL when the block comes from the preferred node;
+    /// else NUMA_MISS here, NUMA_FOREIGN on the preferred zone and
+    /// NUMA_OTHER. Linux counts LOCAL/OTHER against the CPU's node: here
+    /// that is always the preferred node (no mempolicy).
     #[inline(always)]
-    fn zone_statistics(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
+    fn zone_statistics(
+        &self,
+        cpu: CpuId,
+        zone: &Zone,
+        stats: &ZoneCpuStats,
+        ac: &AllocContext<'_>,
+    ) {
         debug_assert_eq!(ac.preferred_nid, self.cpu_node[cpu.0]);
         if zone.nid == ac.preferred_nid {
-            zone.stats
-                .numa_inc2_on(cpu.0, NumaStat::NumaHit, NumaStat::NumaLocal);
+            stats.numa_inc2(NumaStat::NumaHit, NumaStat::NumaLocal);
         } else {
-            self.zone_statistics_remote(cpu, zone, ac);
+            self.zone_statistics_remote(cpu, stats, ac);
         }
     }
 
     /// [`Self::zone_statistics`] for a block off the preferred node.
     #[cold]
-    fn zone_statistics_remote(&self, cpu: CpuId, zone: &Zone, ac: &AllocContext<'_>) {
-        zone.stats
-            .numa_inc2_on(cpu.0, NumaStat::NumaMiss, NumaStat::NumaOther);
+    fn zone_statistics_remote(&self, cpu: CpuId, stats: &ZoneCpuStats, ac: &AllocContext<'_>) {
+        stats.numa_inc2(NumaStat::NumaMiss, NumaStat::NumaOther);
         let (pn, pz) = ac.preferred_zoneref();
         self.zone(pn, pz)
             .stats
-            .numa_inc_on(cpu.0, NumaStat::NumaForeign);
+            .on(cpu.0)
+            .numa_inc(NumaStat::NumaForeign);
     }
 
     /// `prep_new_page` for the block at `pfn` whose head's page struct is
-    /// `head`: its reference, the alloc tracepoint and counters, zeroing.
+    /// `head`: its reference, the alloc tracepoint and counters (the CPU's
+    /// `events` and its `stats` of `zone`), zeroing.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn prep_new_page(
         &self,
         cpu: CpuId,
+        events: &CpuEvents,
         zone: &Zone,
+        stats: &ZoneCpuStats,
         pfn: Pfn,
         head: &Page,
         order: Order,
@@ -1195,12 +1260,11 @@ impl PageAlloc {
         debug_assert!(!head.test(PageFlags::BUDDY | PageFlags::PCP));
         head.set_refcount(1);
         self.trace.mm_page_alloc(cpu, Some(pfn), order.0, gfp);
-        this_cpu_add(&zone.allocated[cpu.0], order.pages());
+        stats.charge(order.pages());
         if gfp.contains(Gfp::ZERO) {
             self.dm.zero_pages(pfn, order.pages());
         }
-        self.events
-            .count_zone_on(cpu.0, ZoneEvent::PgAlloc, zone.idx, order.pages());
+        events.count_zone(ZoneEvent::PgAlloc, zone.idx, order.pages());
     }
 
     fn warn_alloc(&self, gfp: Gfp, order: Order) {
@@ -1281,7 +1345,7 @@ impl PageAlloc {
     /// the count reaches zero: through `cpu`'s lists for small orders,
     /// straight to the buddy lists otherwise.
     pub fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) {
-        self.free_pages_with(&mut LockPerCall(cpu), pfn, order)
+        self.free_pages_with(&mut LockPerCall { pa: self, cpu }, pfn, order)
     }
 
     /// `__free_pages` on the CPU of `lists`.
@@ -1300,11 +1364,9 @@ impl PageAlloc {
             return;
         }
         self.trace.mm_page_free(cpu, pfn, order.0);
-        self.events.count_on(cpu.0, VmEvent::Pgfree, order.pages());
-        this_cpu_add(&zone.allocated[cpu.0], order.pages().wrapping_neg());
-        if zone.uses_pcp(order) {
-            zone.free_pcp(lists, pfn, head, order);
-        } else {
+        lists.events().count(VmEvent::Pgfree, order.pages());
+        if !(zone.uses_pcp(order) && zone.free_pcp(lists, pfn, head, order)) {
+            zone.stats.on(cpu.0).uncharge(order.pages());
             zone.free_to_buddy(pfn, order, false);
         }
     }

@@ -630,7 +630,43 @@ pub fn this_cpu_add(c: &AtomicU64, n: u64) {
 /// as Linux's `vm_numa_event` per-CPU diffs are.
 pub struct ZoneStats {
     stat: [AtomicI64; ZoneStat::COUNT],
-    numa: Box<[[AtomicU64; NumaStat::COUNT]]>,
+    cpus: Box<[ZoneCpuStats]>,
+}
+
+/// One CPU's counters of a zone (`struct per_cpu_zonestat`), found once
+/// per allocation or free: its NUMA events, and lmm's count of the pages
+/// it took from the zone minus those it gave back (the conservation
+/// check's `allocated`; Linux has no such counter). Written only by its
+/// CPU ([`this_cpu_add`]).
+#[derive(Default)]
+pub struct ZoneCpuStats {
+    numa: [AtomicU64; NumaStat::COUNT],
+    allocated: AtomicU64,
+}
+
+impl ZoneCpuStats {
+    /// Counts a NUMA event (`__count_numa_event`).
+    #[inline]
+    pub fn numa_inc(&self, item: NumaStat) {
+        this_cpu_add(&self.numa[item as usize], 1);
+    }
+    /// Counts two NUMA events (`zone_statistics`: NUMA_HIT and NUMA_LOCAL,
+    /// or NUMA_MISS and NUMA_OTHER).
+    #[inline]
+    pub fn numa_inc2(&self, a: NumaStat, b: NumaStat) {
+        self.numa_inc(a);
+        self.numa_inc(b);
+    }
+    /// Counts `n` pages taken from the zone.
+    #[inline]
+    pub fn charge(&self, n: u64) {
+        this_cpu_add(&self.allocated, n);
+    }
+    /// Counts `n` pages given back to the zone.
+    #[inline]
+    pub fn uncharge(&self, n: u64) {
+        this_cpu_add(&self.allocated, n.wrapping_neg());
+    }
 }
 
 impl Default for ZoneStats {
@@ -644,9 +680,7 @@ impl ZoneStats {
     pub fn new(ncpus: usize) -> Self {
         Self {
             stat: core::array::from_fn(|_| AtomicI64::new(0)),
-            numa: (0..ncpus.max(1))
-                .map(|_| core::array::from_fn(|_| AtomicU64::new(0)))
-                .collect(),
+            cpus: (0..ncpus.max(1)).map(|_| ZoneCpuStats::default()).collect(),
         }
     }
     /// Adds `d` to a counter (`__mod_zone_page_state`).
@@ -665,30 +699,23 @@ impl ZoneStats {
     pub fn get(&self, item: ZoneStat) -> i64 {
         self.stat[item as usize].load(Relaxed)
     }
-    /// Counts a NUMA event from any context.
-    pub fn numa_inc(&self, item: NumaStat) {
-        self.numa[0][item as usize].fetch_add(1, Relaxed);
-    }
-    /// Counts a NUMA event on `cpu`'s own counter (`__count_numa_event`).
+    /// `cpu`'s own counters of the zone (`this_cpu_ptr(zone->per_cpu_zonestats)`).
     #[inline]
-    pub fn numa_inc_on(&self, cpu: usize, item: NumaStat) {
-        this_cpu_add(&self.numa[cpu][item as usize], 1);
-    }
-    /// Counts two NUMA events on `cpu`'s own counters, finding them once
-    /// (`zone_statistics`: NUMA_HIT and NUMA_LOCAL, or NUMA_MISS and
-    /// NUMA_OTHER).
-    #[inline]
-    pub fn numa_inc2_on(&self, cpu: usize, a: NumaStat, b: NumaStat) {
-        let c = &self.numa[cpu];
-        this_cpu_add(&c[a as usize], 1);
-        this_cpu_add(&c[b as usize], 1);
+    pub fn on(&self, cpu: usize) -> &ZoneCpuStats {
+        &self.cpus[cpu]
     }
     /// Reads a NUMA event counter, summed over CPUs.
     pub fn numa(&self, item: NumaStat) -> u64 {
-        self.numa
+        self.cpus
             .iter()
-            .map(|c| c[item as usize].load(Relaxed))
+            .map(|c| c.numa[item as usize].load(Relaxed))
             .sum()
+    }
+    /// Pages taken from the zone and not given back, summed over CPUs.
+    pub fn allocated(&self) -> u64 {
+        self.cpus
+            .iter()
+            .fold(0u64, |a, c| a.wrapping_add(c.allocated.load(Relaxed)))
     }
 }
 
@@ -719,8 +746,8 @@ impl NodeStats {
 /// Maximum zones per node we keep per-zone event counters for.
 pub const MAX_ZONES: usize = 5;
 
-/// One CPU's event counters.
-struct CpuEvents {
+/// One CPU's event counters (its `vm_event_states`), written only by it.
+pub struct CpuEvents {
     ev: [AtomicU64; VmEvent::COUNT],
     zone_ev: [[AtomicU64; MAX_ZONES]; 3],
 }
@@ -731,6 +758,16 @@ impl CpuEvents {
             ev: core::array::from_fn(|_| AtomicU64::new(0)),
             zone_ev: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU64::new(0))),
         }
+    }
+    /// `__count_vm_events` on this CPU.
+    #[inline]
+    pub fn count(&self, e: VmEvent, n: u64) {
+        this_cpu_add(&self.ev[e as usize], n);
+    }
+    /// A per-zone-type event on this CPU (`__count_zid_vm_events`).
+    #[inline]
+    pub fn count_zone(&self, e: ZoneEvent, zone_idx: usize, n: u64) {
+        this_cpu_add(&self.zone_ev[e as usize][zone_idx], n);
     }
 }
 
@@ -759,7 +796,12 @@ impl VmEvents {
     /// `__count_vm_events` on `cpu`'s own counters.
     #[inline]
     pub fn count_on(&self, cpu: usize, e: VmEvent, n: u64) {
-        this_cpu_add(&self.cpus[cpu].ev[e as usize], n);
+        self.on(cpu).count(e, n);
+    }
+    /// `cpu`'s own counters (`this_cpu_ptr(&vm_event_states)`).
+    #[inline]
+    pub fn on(&self, cpu: usize) -> &CpuEvents {
+        &self.cpus[cpu]
     }
     /// Reads an event counter, summed over CPUs.
     pub fn get(&self, e: VmEvent) -> u64 {
@@ -775,7 +817,7 @@ impl VmEvents {
     /// A per-zone-type event on `cpu`'s own counters.
     #[inline]
     pub fn count_zone_on(&self, cpu: usize, e: ZoneEvent, zone_idx: usize, n: u64) {
-        this_cpu_add(&self.cpus[cpu].zone_ev[e as usize][zone_idx], n);
+        self.on(cpu).count_zone(e, zone_idx, n);
     }
     /// Reads a per-zone-type event counter, summed over CPUs.
     pub fn get_zone(&self, e: ZoneEvent, zone_idx: usize) -> u64 {
