@@ -616,6 +616,63 @@ fn what_threads_still_lack_is_refused_with_a_message_not_a_hang() {
     }
 }
 
+/// tests/native/events.c: poll, select, epoll, eventfd, timerfd,
+/// signalfd, socket calls and close_range, each buffer on a page the stub
+/// does not have at the call (lmm's table must fault it in, or the host
+/// says EFAULT), and a thread in epoll_wait without a timeout while the
+/// main thread forks: the host's output, no call refused.
+#[test]
+fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
+    let prog = build_as("events", "events", &["-static", "-O1", "-pthread"]);
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout.contains("waiter: 1 event, data 7\n") && h.status.success(),
+        "the host's own run: {}{}",
+        h.stdout,
+        h.stderr
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+}
+
+/// python3's threads running subprocesses (vfork, close_range, poll,
+/// pipes from several threads) and asyncio (epoll, a socketpair, FIONBIO,
+/// a subprocess and a thread pool): the host's output.
+#[test]
+fn python_threads_and_asyncio_run_like_linux() {
+    let threads = "import threading, subprocess\n\
+        out = []\n\
+        def work(i):\n    \
+            r = subprocess.run(['/bin/echo', 'hi', str(i)], capture_output=True, text=True)\n    \
+            out.append(r.stdout.strip())\n\
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]\n\
+        for t in ts: t.start()\n\
+        for t in ts: t.join()\n\
+        print(sorted(out))\n";
+    let asyncio = "import asyncio\n\
+        async def main():\n    \
+            p = await asyncio.create_subprocess_exec('/bin/echo', 'x', stdout=asyncio.subprocess.PIPE)\n    \
+            out, _ = await p.communicate()\n    \
+            await asyncio.sleep(0.01)\n    \
+            r = await asyncio.get_running_loop().run_in_executor(None, sum, range(10))\n    \
+            print(out, r, p.returncode)\n\
+        asyncio.run(main())\n";
+    for (script, want) in [
+        (threads, "['hi 0', 'hi 1', 'hi 2']\n"),
+        (asyncio, "b'x\\n' 45 0\n"),
+    ] {
+        let py = Path::new("/usr/bin/python3");
+        let h = host(py, &["-c", script]);
+        assert_eq!(h.stdout, want, "the host's own run: {}", h.stderr);
+        let l = native(&["--warm-cache"], py, &["-c", script]);
+        assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+        assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+        assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+    }
+}
+
 #[test]
 fn a_thread_dying_of_sigsegv_kills_its_process_like_linux() {
     let prog = build_as(

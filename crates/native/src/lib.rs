@@ -538,6 +538,31 @@ fn elf_interpreter(path: &str) -> Option<String> {
     })
 }
 
+/// A signal mask of host thread `stub` from its /proc status (`SigCgt`,
+/// `SigIgn`, `SigBlk`; 0 if it cannot be read).
+fn sig_mask(stub: libc::pid_t, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{stub}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// True if signal `sig` does nothing to host thread `stub` (ignored, or
+/// left at a default action of ignoring it: SIGCHLD, SIGCONT, SIGURG,
+/// SIGWINCH): Linux would not interrupt its system call for it, which the
+/// host did only because lmm traces it.
+fn ignored(stub: libc::pid_t, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let bit = 1u64 << (sig - 1);
+    let default_ignored = [libc::SIGCHLD, libc::SIGCONT, libc::SIGURG, libc::SIGWINCH];
+    sig_mask(stub, "SigIgn") & bit != 0
+        || (default_ignored.contains(&sig) && sig_mask(stub, "SigCgt") & bit == 0)
+}
+
 /// A counter of the machine's /proc/vmstat (0 if absent).
 fn vmstat(m: &Machine, name: &str) -> u64 {
     m.proc("vmstat")
@@ -723,7 +748,7 @@ impl Run<'_> {
                 self.cur.stops -= 1;
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, libc::SIGSTOP)?;
+                    self.end_host_call(saved, nr, libc::SIGSTOP, true)?;
                 }
                 self.check_reclaim()?;
                 0
@@ -731,7 +756,7 @@ impl Run<'_> {
             Stop::Signal(s) => {
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, s)?
+                    self.end_host_call(saved, nr, s, false)?
                 } else if s == libc::SIGSEGV {
                     self.segv()?
                 } else {
@@ -761,7 +786,15 @@ impl Run<'_> {
     /// or fails it with EINTR as the signal's SA_RESTART says), or set to
     /// make the call again after the handler if it had not run. No
     /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
-    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
+    /// `ours`: the signal is lmm's own SIGSTOP (before work that can
+    /// reclaim). After it, or a signal the program ignores (which the
+    /// host delivers to a traced thread all the same), the calls that
+    /// fail with EINTR rather than restart (epoll_wait, sigtimedwait) are
+    /// made again if they wait without a timeout: the program, which no
+    /// signal reached, sees them go on waiting. Simplification: with a
+    /// timeout they fail with EINTR (as on Linux after SIGSTOP and
+    /// SIGCONT; for an ignored signal Linux would go on waiting).
+    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32, ours: bool) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let after = self.cur.stub.regs().map_err(io)?;
         if after.rip == TRAMPOLINE + 3 {
@@ -778,7 +811,18 @@ impl Run<'_> {
         let mut r = saved;
         r.fs_base = after.fs_base;
         r.gs_base = after.gs_base;
-        if after.rip == TRAMPOLINE + 2 {
+        let untimed = match nr {
+            // epoll_wait, epoll_pwait: a negative timeout in ms;
+            // epoll_pwait2: a NULL timespec; rt_sigtimedwait: NULL.
+            232 | 281 => (saved.r10 as i32) < 0,
+            441 => saved.r10 == 0,
+            128 => saved.rdx == 0,
+            _ => false,
+        };
+        let again = untimed
+            && after.rax as i64 == -i64::from(libc::EINTR)
+            && (ours || ignored(self.cur.stub.pid, s));
+        if after.rip == TRAMPOLINE + 2 && !again {
             r.rax = after.rax;
             r.orig_rax = nr;
             if after.rax as i64 == -ERESTART_RESTARTBLOCK {
@@ -831,13 +875,7 @@ impl Run<'_> {
     fn prepare_signal(&mut self, sig: i32) -> Result<(), String> {
         /// Fallback frame size (MINSIGSTKSZ) when the host gives none.
         const MINSIGSTKSZ: u64 = 2048;
-        let stub = self.cur.stub.pid;
-        let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
+        let caught = sig_mask(self.cur.stub.pid, "SigCgt");
         if !(1..=64).contains(&sig) || caught & (1 << (sig - 1)) == 0 {
             return Ok(());
         }
@@ -1566,13 +1604,7 @@ impl Run<'_> {
                 .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
                 .map_err(io)?;
         }
-        let status = std::fs::read_to_string(format!("/proc/{stub}/status"))
-            .map_err(|e| format!("lmm native: /proc/{stub}/status: {e}"))?;
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
+        let caught = sig_mask(stub, "SigCgt");
         for sig in 1..=64u64 {
             if caught & (1 << (sig - 1)) != 0 {
                 self.cur
@@ -1618,6 +1650,37 @@ impl Run<'_> {
             _ => {}
         }
         Ok(a)
+    }
+
+    /// `close_range(first, last, flags)` (`nr` 436) over the RAM memfd's
+    /// descriptor ([`MEMFD_SLOT`], lmm's, not the program's): run in the
+    /// stub as two calls, on the descriptors below it and above it, so
+    /// that the program closes all of its own and the stub keeps the
+    /// memfd (a program's child closes every descriptor before an exec
+    /// this way: python's subprocess). `None` for any other call or range.
+    fn close_range(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        let (first, last, slot) = (a[0] as u32, a[1] as u32, MEMFD_SLOT as u32);
+        if nr != 436 || !(first..=last).contains(&slot) {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        if first < slot {
+            parts.push((first, slot - 1));
+        }
+        if last > slot {
+            parts.push((slot + 1, last));
+        }
+        for (lo, hi) in parts {
+            let r = self
+                .cur
+                .stub
+                .syscall(436, [u64::from(lo), u64::from(hi), a[2], 0, 0, 0])
+                .map_err(|e| format!("lmm native: {e}"))?;
+            if r < 0 {
+                return Ok(Some(r));
+            }
+        }
+        Ok(Some(0))
     }
 
     /// `sched_getaffinity(pid, len, mask)` (`nr` 204) answered with the
@@ -1858,35 +1921,92 @@ impl Run<'_> {
     /// Faults in the buffers of a system call; false if one is not
     /// accessible (the call then fails with EFAULT).
     fn fault_in_buffers(&mut self, bufs: &[Buf]) -> Result<bool, String> {
-        for b in bufs {
-            let ok = match *b {
-                Buf::Bytes { va, len, access } => self.fault_in(va, len, access)?,
-                Buf::Str { va } => self.fault_in_str(va)?,
-                Buf::Iovec { va, count, access } => {
-                    if count > 1024 {
-                        continue;
-                    }
-                    if !self.fault_in(va, count * 16, Access::Read)? {
-                        return Ok(false);
-                    }
-                    let Ok(raw) = self.m.read_user(self.cur.pid, va, (count * 16) as usize) else {
-                        return Ok(false);
-                    };
-                    for iov in raw.chunks_exact(16) {
-                        let base = u64::from_le_bytes(iov[..8].try_into().unwrap_or([0; 8]));
-                        let len = u64::from_le_bytes(iov[8..].try_into().unwrap_or([0; 8]));
-                        if !self.fault_in(base, len, access)? {
-                            return Ok(false);
-                        }
-                    }
-                    true
-                }
-            };
-            if !ok {
+        for &b in bufs {
+            if !self.fault_in_buf(b)? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Faults in one buffer of a system call (what a pointer in it points
+    /// at too); false if it is not accessible.
+    fn fault_in_buf(&mut self, b: Buf) -> Result<bool, String> {
+        let word = |raw: &[u8], at: usize| {
+            u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]))
+        };
+        Ok(match b {
+            Buf::Bytes { va, len, access } => self.fault_in(va, len, access)?,
+            Buf::Str { va } => self.fault_in_str(va)?,
+            Buf::Iovec { count, .. } if count > 1024 => true,
+            Buf::Iovec { va, count, access } => {
+                let Some(raw) = self.get_user(va, count * 16)? else {
+                    return Ok(false);
+                };
+                // A NULL base is the host's EFAULT (its page 0 is never
+                // mapped) or, for pselect6's { sigset, size }, no mask.
+                for iov in raw.chunks_exact(16).filter(|iov| word(iov, 0) != 0) {
+                    if !self.fault_in(word(iov, 0), word(iov, 8), access)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Buf::Sized { va, len_va, max } => {
+                // The length is read, then written back.
+                let Some(raw) = self.get_user(len_va, 4)? else {
+                    return Ok(false);
+                };
+                if !self.fault_in(len_va, 4, Access::Write)? {
+                    return Ok(false);
+                }
+                let len = u32::from_le_bytes(raw[..4].try_into().unwrap_or([0; 4]));
+                // A negative length is EINVAL, the host's to say.
+                (len as i32) < 0 || self.fault_in(va, u64::from(len).min(max), Access::Write)?
+            }
+            Buf::Msghdr { va, access } => {
+                // msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control,
+                // msg_controllen, msg_flags: 56 bytes; recvmsg writes the
+                // lengths and the flags back.
+                let Some(raw) = self.get_user(va, 56)? else {
+                    return Ok(false);
+                };
+                let namelen =
+                    u64::from(u32::from_le_bytes(raw[8..12].try_into().unwrap_or([0; 4])));
+                let parts = [
+                    Buf::Bytes {
+                        va,
+                        len: 56,
+                        access,
+                    },
+                    Buf::Bytes {
+                        va: word(&raw, 0),
+                        len: if word(&raw, 0) == 0 { 0 } else { namelen },
+                        access,
+                    },
+                    Buf::Iovec {
+                        va: word(&raw, 16),
+                        count: word(&raw, 24),
+                        access,
+                    },
+                    Buf::Bytes {
+                        va: word(&raw, 32),
+                        len: word(&raw, 40),
+                        access,
+                    },
+                ];
+                self.fault_in_buffers(&parts)?
+            }
+        })
+    }
+
+    /// `copy_from_user` of `len` bytes of the current process through lmm
+    /// (faulting the pages in); `None` on EFAULT.
+    fn get_user(&mut self, va: u64, len: u64) -> Result<Option<Vec<u8>>, String> {
+        if !self.fault_in(va, len, Access::Read)? {
+            return Ok(None);
+        }
+        Ok(self.m.read_user(self.cur.pid, va, len as usize).ok())
     }
 
     /// A read of a regular file writes at most the bytes left before its
@@ -2024,6 +2144,8 @@ impl Run<'_> {
                     self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
+                } else if let Some(r) = self.close_range(nr, a)? {
                     r
                 } else if let Some(r) = self.getaffinity(nr, a)? {
                     r

@@ -393,7 +393,9 @@ impl Stub {
         // data could be overwritten by another's: a threaded process makes
         // its mirrors one injected call each.
         self.seccomp = false;
-        let mut stub = Stub::new(tid as libc::pid_t, self.tgid, Vec::new(), false);
+        // Where the vDSO is (the group's one address space), for a fork
+        // this thread makes: its child's exec moves it from there.
+        let mut stub = Stub::new(tid as libc::pid_t, self.tgid, self.vdso.clone(), false);
         loop {
             match stub.wait()? {
                 Stop::Signal(libc::SIGSTOP) => return Ok(stub),
