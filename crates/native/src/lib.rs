@@ -73,7 +73,7 @@ use machine::Machine;
 use mm::types::VirtAddr;
 
 use machine::exec::ExecResult;
-use ptrace::{Regs, Stop, Stub, MEMFD_SLOT, TRAMPOLINE, ZEROES};
+use ptrace::{Regs, Stop, Stub, MEMFD_SLOT, SCRATCH, TRAMPOLINE, ZEROES};
 use syscalls::{Buf, Kind};
 
 /// The lowest address lmm may mirror (above the trampoline page).
@@ -350,6 +350,8 @@ struct Run<'a> {
     observer: Option<Observer>,
     /// lmm's page cache kept coherent with the host calls on its files.
     coherence: coherence::Coherence,
+    /// The directories standing for /proc/PID/task ([`procfs`]).
+    task_dirs: procfs::TaskDirs,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -400,6 +402,7 @@ pub fn run(
         pin,
         observer: opts.observer.clone(),
         coherence: Default::default(),
+        task_dirs: Default::default(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -688,7 +691,16 @@ impl Run<'_> {
         if old.stub.alive() {
             self.others.insert(old.stub.pid, old);
         }
+        self.running_thread();
         true
+    }
+
+    /// Tells the machine which thread of the current process runs, whose
+    /// own fault counts its faults join (/proc/PID/task/TID/stat).
+    fn running_thread(&mut self) {
+        if let Some(p) = self.m.process_mut(self.cur.pid) {
+            p.running = self.cur.tid;
+        }
     }
 
     /// The host pid of lmm's process `pid`, if it is one of the run's.
@@ -1535,17 +1547,6 @@ impl Run<'_> {
         {
             return err(libc::ELOOP);
         }
-        if self.m.process(self.cur.pid).map_or(0, |p| p.threads.len()) > 1 {
-            // Linux's de_thread kills the other threads first; the host
-            // cannot kill one thread of a group alone.
-            if self.warned.insert(u64::MAX - 1) {
-                eprintln!(
-                    "lmm native: execve in a process with more than one thread is not \
-                     supported yet: the program gets ENOSYS"
-                );
-            }
-            return err(libc::ENOSYS);
-        }
         self.quiesce()?;
         if self.warm_cache {
             warm(self.m, &host_path);
@@ -1563,11 +1564,112 @@ impl Run<'_> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         self.cur.mirrors().clear();
         self.cur.stub.unmap_all().map_err(io)?;
+        self.de_thread()?;
         self.reset_for_exec()?;
         self.start_image(&r)?;
         self.vforking.remove(&self.cur.pid);
         self.kick = true;
         Ok(0)
+    }
+
+    /// Linux's de_thread in the host, once lmm's exec of the current
+    /// thread's process succeeded (lmm's exec has made the group one
+    /// thread, [`Machine::exec_as`]) and the stub lost its mirrors: every
+    /// other host thread of the process ends by an exit(2) lmm makes it
+    /// call through the trampoline (the host cannot kill one thread of a
+    /// group with a signal), and lmm waits for each end. The process goes
+    /// on in its host leader thread, with the group's pid as its tid, as
+    /// Linux's exec'ing thread takes the leader's pid: the exec'ing thread
+    /// ends instead if it is not the leader, its blocked signals given to
+    /// the leader first (exec keeps the exec'ing thread's mask). The other
+    /// threads exit with nothing mirrored: their clear-child-tid and
+    /// robust-list writes, which Linux makes in the old mm, touch nothing.
+    /// Simplification: the exec'ing thread's pending thread-directed
+    /// signals and alternate stack are not carried over to the leader.
+    fn de_thread(&mut self) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let (pid, leader) = (self.cur.pid, self.cur.stub.tgid);
+        let others: Vec<libc::pid_t> = self
+            .others
+            .values()
+            .filter(|t| t.pid == pid)
+            .map(|t| t.stub.pid)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let mut dying: Vec<Task> = others
+            .iter()
+            .filter(|&&h| h != leader)
+            .filter_map(|h| self.others.remove(h))
+            .collect();
+        if self.cur.stub.pid != leader {
+            let blocked = sig_mask(self.cur.stub.pid, "SigBlk");
+            let mut next = self
+                .others
+                .remove(&leader)
+                .ok_or("lmm native: exec in a thread group without its leader")?;
+            for stop in self.take_parked(&mut next) {
+                match stop {
+                    Stop::Signal(libc::SIGSTOP) if next.stops > 0 => next.stops -= 1,
+                    // A signal on its way to the leader (the old image's
+                    // faults and traps aside) is queued to it again.
+                    Stop::Signal(s)
+                        if ![libc::SIGTRAP, libc::SIGSEGV, libc::SIGBUS, libc::SIGSTOP]
+                            .contains(&s) =>
+                    {
+                        next.stub.requeue(s)
+                    }
+                    _ => {}
+                }
+            }
+            if !next.stub.alive() {
+                return Err("lmm native: the thread group's leader died during an exec".into());
+            }
+            next.stub
+                .poke(SCRATCH, &blocked.to_le_bytes())
+                .map_err(io)?;
+            next.stub
+                .syscall(
+                    libc::SYS_rt_sigprocmask,
+                    [libc::SIG_SETMASK as u64, SCRATCH, 0, 8, 0, 0],
+                )
+                .map_err(io)?;
+            dying.push(std::mem::replace(&mut self.cur, next));
+        }
+        self.cur.tid = pid;
+        self.cur.state = State::Running;
+        self.cur.clear_tid = 0;
+        self.cur.restart = None;
+        for mut t in dying {
+            self.take_parked(&mut t);
+            if t.stub.alive() {
+                t.stub.start_syscall(libc::SYS_exit, [0; 6]).map_err(io)?;
+                while !matches!(
+                    t.stub.wait().map_err(io)?,
+                    Stop::Exited(_) | Stop::Killed(_)
+                ) {
+                    t.stub.resume(libc::PTRACE_CONT, 0).map_err(io)?;
+                }
+            }
+            self.out.stops += t.stub.stops;
+            self.out.injected += t.stub.injected;
+        }
+        Ok(())
+    }
+
+    /// The stops of task `t` that [`Run::quiesce`] parked, taken out of
+    /// the queue and decoded (in order): its thread is about to end or to
+    /// start afresh, so they will not be served.
+    fn take_parked(&mut self, t: &mut Task) -> Vec<Stop> {
+        let host = t.stub.pid;
+        let (mine, rest) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|&(h, _)| h == host);
+        self.parked = rest;
+        mine.into_iter()
+            .map(|(_, status): (libc::pid_t, i32)| t.stub.decode(status))
+            .collect()
     }
 
     /// What exec resets in the stub's host state: descriptors marked

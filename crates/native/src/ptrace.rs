@@ -949,7 +949,7 @@ impl Stub {
     /// Queues `sig`, which this thread took while lmm ran a call in it,
     /// to it again: to this thread alone (tgkill), as lmm's own SIGSTOP
     /// was sent, so that no other thread of the group takes it.
-    fn requeue(&self, sig: i32) {
+    pub fn requeue(&self, sig: i32) {
         // SAFETY: a signal to one thread of our own traced child.
         unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, sig) };
     }
