@@ -142,9 +142,9 @@ pub fn resolve(
 /// the end of the run. A program listing its threads (opendir and
 /// getdents64: `ls /proc/self/task`, python's `os.listdir`) reads lmm's
 /// tids. Simplification: the entries are plain directories (their stat
-/// is tmpfs's, and a path relative to them is not lmm's /proc); a
-/// leader that called exit(2) while its threads run is not listed, where
-/// Linux lists its zombie.
+/// is the temporary directory's, and a path relative to them is not
+/// lmm's /proc); a leader that called exit(2) while its threads run is
+/// not listed, where Linux lists its zombie.
 #[derive(Default)]
 pub(crate) struct TaskDirs {
     /// The directory holding one `PID/task` per process listed so far.
