@@ -837,7 +837,10 @@ impl Run<'_> {
         if after.rip == TRAMPOLINE + 2 && !again {
             r.rax = after.rax;
             r.orig_rax = nr;
-            if after.rax as i64 == -ERESTART_RESTARTBLOCK {
+            // A restart_syscall interrupted in its turn restarts the same
+            // call: the one kept stays.
+            if after.rax as i64 == -ERESTART_RESTARTBLOCK && nr != libc::SYS_restart_syscall as u64
+            {
                 self.cur.restart = Some((
                     nr,
                     [
@@ -2182,8 +2185,9 @@ impl Run<'_> {
         let mut kind = syscalls::classify(nr, a);
         if nr == libc::SYS_restart_syscall as u64 {
             // The call the kernel restarts touches what it touched (a
-            // futex word lmm may have unmapped since, at a fork).
-            if let Some((was, args)) = self.cur.restart.take() {
+            // futex word lmm may have unmapped since, at a fork), as
+            // often as it is restarted.
+            if let Some((was, args)) = self.cur.restart {
                 if let Kind::Host(bufs) = syscalls::classify(was, args) {
                     kind = Kind::Host(bufs);
                 }
