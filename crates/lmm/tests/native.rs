@@ -610,17 +610,118 @@ fn what_threads_still_lack_is_refused_with_a_message_not_a_hang() {
     assert_eq!(
         l.stdout,
         "clone CLONE_VM: -1 Function not implemented\n\
-         execve with 2 threads: -1 Function not implemented\n\
          done\n",
         "{}",
         l.stderr
     );
     assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    for line in [
-        "lmm native: clone with CLONE_VM or CLONE_SIGHAND but not CLONE_THREAD",
-        "lmm native: execve in a process with more than one thread is not supported yet",
-    ] {
-        assert!(l.stderr.contains(line), "{}", l.stderr);
+    let line = "lmm native: clone with CLONE_VM or CLONE_SIGHAND but not CLONE_THREAD";
+    assert!(l.stderr.contains(line), "{}", l.stderr);
+}
+
+/// tests/native/threads_proc.c: /proc/self/task lists lmm's three tids,
+/// task/TID/stat and status are each thread's (its tid, its own faults,
+/// exit_signal -1 for a thread), task/TID/maps the process's,
+/// /proc/thread-self the caller's, pthread_setname_np reaches the thread's
+/// comm: the host's output.
+#[test]
+fn threads_see_their_own_proc_task_files_like_linux() {
+    let prog = build_as(
+        "threads_proc",
+        "threads_proc",
+        &["-static", "-O1", "-pthread"],
+    );
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout.starts_with("task entries 3, the three tids 3\n"),
+        "the host's own run: {}",
+        h.stdout
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+}
+
+/// tests/native/threads_exec.c: execve from a thread while others sleep
+/// in a host call and spin in their own code, from the main thread, and
+/// from a thread after main's pthread_exit: the other threads end, the
+/// pid is kept and is the new image's tid, `Threads:\t1`, the exec'ing
+/// thread's signal mask kept, a failed exec first leaving every thread
+/// running; the host's output and exit status (7), and its faults.
+#[test]
+fn execve_in_a_threaded_process_ends_the_other_threads_like_linux() {
+    let prog = build_as(
+        "threads_exec",
+        "threads_exec",
+        &["-static", "-O1", "-pthread"],
+    );
+    for mode in ["thread", "leader", "main-exits"] {
+        let h = host(&prog, &[mode]);
+        assert_eq!(h.status.code(), Some(7), "the host's own run: {}", h.stderr);
+        assert!(h.stdout.contains("Threads:\t1\n"), "{}", h.stdout);
+        let l = native(&[], &prog, &[mode]);
+        assert_eq!(l.stdout, h.stdout, "{mode}: {}", l.stderr);
+        assert_eq!(l.status.code(), Some(7), "{mode}: {}", l.stderr);
+        assert!(l.stderr.contains("  execve 2\n"), "{mode}: {}", l.stderr);
+        assert_faults_close(&l, &h, 6);
+    }
+}
+
+/// tests/native/events.c: poll, select, epoll, eventfd, timerfd,
+/// signalfd, socket calls and close_range, each buffer on a page the stub
+/// does not have at the call (lmm's table must fault it in, or the host
+/// says EFAULT), and a thread in epoll_wait without a timeout while the
+/// main thread forks: the host's output, no call refused.
+#[test]
+fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
+    let prog = build_as("events", "events", &["-static", "-O1", "-pthread"]);
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout.contains("waiter: 1 event, data 7\n") && h.status.success(),
+        "the host's own run: {}{}",
+        h.stdout,
+        h.stderr
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+}
+
+/// python3's threads running subprocesses (vfork, close_range, poll,
+/// pipes from several threads) and asyncio (epoll, a socketpair, FIONBIO,
+/// a subprocess and a thread pool): the host's output.
+#[test]
+fn python_threads_and_asyncio_run_like_linux() {
+    // Four threads run five subprocesses each: their forks stop the
+    // others' timed futex waits, again and again (restart_syscall of a
+    // restart_syscall).
+    let threads = "import threading, subprocess\n\
+        out = []\n\
+        def work(i):\n    \
+            for j in range(5):\n        \
+                r = subprocess.run(['/bin/echo', str(i), str(j)], capture_output=True, text=True)\n        \
+                out.append(r.stdout.strip())\n\
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n\
+        for t in ts: t.start()\n\
+        for t in ts: t.join()\n\
+        print(len(out), sorted(out) == sorted(f'{i} {j}' for i in range(4) for j in range(5)))\n";
+    let asyncio = "import asyncio\n\
+        async def main():\n    \
+            p = await asyncio.create_subprocess_exec('/bin/echo', 'x', stdout=asyncio.subprocess.PIPE)\n    \
+            out, _ = await p.communicate()\n    \
+            await asyncio.sleep(0.01)\n    \
+            r = await asyncio.get_running_loop().run_in_executor(None, sum, range(10))\n    \
+            print(out, r, p.returncode)\n\
+        asyncio.run(main())\n";
+    for (script, want) in [(threads, "20 True\n"), (asyncio, "b'x\\n' 45 0\n")] {
+        let py = Path::new("/usr/bin/python3");
+        let h = host(py, &["-c", script]);
+        assert_eq!(h.stdout, want, "the host's own run: {}", h.stderr);
+        let l = native(&["--warm-cache"], py, &["-c", script]);
+        assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+        assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+        assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
     }
 }
 

@@ -74,6 +74,24 @@ pub struct Process {
     /// A leader that ended with exit(2) while others run is no longer
     /// listed, as Linux's `signal->nr_threads` no longer counts it.
     pub threads: Vec<u32>,
+    /// The thread the process's faults are being taken by (the one its
+    /// caller runs; the leader unless told otherwise).
+    pub running: u32,
+    /// Each live thread's own faults (`task->min_flt`, `maj_flt`), which
+    /// /proc/PID/task/TID/stat shows; [`Process::flt`] is the group's.
+    pub thread_flt: std::collections::BTreeMap<u32, Faults>,
+}
+
+impl Process {
+    /// Counts `f` for the process and for the thread that took them
+    /// ([`Process::running`]).
+    pub fn add_faults(&mut self, f: Faults) {
+        self.flt.minor += f.minor;
+        self.flt.major += f.major;
+        let own = self.thread_flt.entry(self.running).or_default();
+        own.minor += f.minor;
+        own.major += f.major;
+    }
 }
 
 /// Minor and major fault counts of a task.
@@ -307,8 +325,11 @@ fn with_ops<R>(
     );
     let r = f(&mut p.mm, &mut ops);
     ops.commit(&mut p.mm);
-    p.flt.minor += ops.faults.0;
-    p.flt.major += ops.faults.1;
+    let faults = Faults {
+        minor: ops.faults.0,
+        major: ops.faults.1,
+    };
+    p.add_faults(faults);
     pa.trace.switch_back(CpuId(p.cpu), prev);
     r
 }
@@ -694,6 +715,8 @@ impl Machine {
             files: Default::default(),
             oom_score_adj: 0,
             threads: vec![pid],
+            running: pid,
+            thread_flt: Default::default(),
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -818,7 +841,7 @@ impl Machine {
             params.vdso = params.vdso.map(|_| exec::VdsoLayout::ARM64);
         }
         let zero = Some(self.ensure_zero_page()?);
-        let (cpu, comm, ppid, flt, cflt, files, oom_score_adj) = {
+        let (cpu, comm, ppid, flt, cflt, files, oom_score_adj, own_flt) = {
             let p = self.proc_mut(pid)?;
             (
                 p.cpu,
@@ -828,6 +851,7 @@ impl Machine {
                 p.cflt,
                 p.files.clone(),
                 p.oom_score_adj,
+                p.thread_flt.get(&p.running).copied().unwrap_or_default(),
             )
         };
         let (mm, pt, asid) = self.new_address_space(cpu)?;
@@ -845,6 +869,10 @@ impl Machine {
             files,
             oom_score_adj,
             threads: vec![pid],
+            running: pid,
+            // de_thread: the exec'ing thread, the group's only one now
+            // with the group's pid, keeps its own fault counts.
+            thread_flt: [(pid, own_flt)].into(),
         };
         let r = {
             let mut target = ExecTarget {
@@ -888,11 +916,15 @@ impl Machine {
             }
             Err(e) => {
                 let mut fresh = fresh;
-                let faults = fresh.flt;
+                // The faults the failed exec took are the caller's.
+                let faults = Faults {
+                    minor: fresh.flt.minor - flt.minor,
+                    major: fresh.flt.major - flt.major,
+                };
                 fresh.flt = Faults::default();
                 self.teardown(fresh);
                 if let Some(p) = self.processes.get_mut(&pid) {
-                    p.flt = faults;
+                    p.add_faults(faults);
                 }
                 Err(e)
             }
@@ -1030,6 +1062,12 @@ impl Machine {
             return Err(Errno::EBUSY);
         }
         p.threads.remove(at);
+        // Its faults stay the group's ([`Process::flt`]), as Linux adds a
+        // dead thread's to `signal->min_flt`.
+        p.thread_flt.remove(&tid);
+        if p.running == tid {
+            p.running = p.threads[0];
+        }
         let (left, cpu) = (p.threads.len(), p.cpu);
         if tid != pid {
             self.free_task_objects(tid, cpu);
@@ -1596,10 +1634,24 @@ impl Machine {
     }
 
     /// /proc/PID/FILE for a process: `maps`, `smaps`, `smaps_rollup`,
-    /// `status` (Name, Pid and the Vm*/Rss* lines), `statm` or `pagemap` (as hex
+    /// `status` (Name, Tgid, Pid and the Vm*/Rss* lines), `statm` or `pagemap` (as hex
     /// dump lines `VADDR ENTRY` of the present and swapped pages, since the
     /// binary file cannot be printed).
     pub fn proc_pid(&mut self, pid: u32, file: &str) -> Result<String, String> {
+        self.proc_task(pid, None, file)
+    }
+
+    /// /proc/PID/task/TID/FILE: [`Machine::proc_pid`]'s files as thread
+    /// `tid` of `pid`'s group sees them (`tid_base_stuff`): `stat` and
+    /// `status` are the thread's (its tid as the pid, its own faults, -1
+    /// as a non-leader's exit signal), the others the group's, which
+    /// Linux shows the same from every thread (one mm).
+    pub fn proc_tid(&mut self, pid: u32, tid: u32, file: &str) -> Result<String, String> {
+        self.proc_task(pid, Some(tid), file)
+    }
+
+    /// [`Machine::proc_pid`] (`tid` None) or [`Machine::proc_tid`].
+    fn proc_task(&mut self, pid: u32, tid: Option<u32>, file: &str) -> Result<String, String> {
         if let Some(r) = self.proc_pid_oom(pid, file) {
             return r;
         }
@@ -1607,9 +1659,18 @@ impl Machine {
             .processes
             .get(&pid)
             .ok_or_else(|| format!("no process with pid {pid}"))?;
+        if let Some(t) = tid.filter(|t| !p.threads.contains(t)) {
+            return Err(format!("no thread {t} in process {pid}"));
+        }
         let task = match file {
-            "status" => format!("Name:\t{}\nPid:\t{}\nPPid:\t{}\n", p.comm, p.pid, p.ppid),
-            "stat" => proc_pid_stat(p),
+            "status" => format!(
+                "Name:\t{}\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\n",
+                p.comm,
+                p.pid,
+                tid.unwrap_or(p.pid),
+                p.ppid
+            ),
+            "stat" => proc_task_stat(p, tid),
             _ => String::new(),
         };
         // After the Vm* lines (HugetlbPages), Linux's status goes on with
@@ -1654,16 +1715,32 @@ impl Machine {
 /// scheduler ones those of a task that never ran (state R, times 0,
 /// priority 20, nice 0) and num_threads the group's.
 pub fn proc_pid_stat(p: &Process) -> String {
+    proc_task_stat(p, None)
+}
+
+/// [`proc_pid_stat`], or with `tid` the thread's /proc/PID/task/TID/stat
+/// (`proc_tid_stat`): its tid first, its own minflt and majflt (the
+/// children's and num_threads stay the group's) and, for a thread other
+/// than the leader, exit_signal -1 (a thread sends no signal at its end).
+pub fn proc_task_stat(p: &Process, tid: Option<u32>) -> String {
     let mm = &p.mm;
+    let (id, flt, exit_signal) = match tid {
+        Some(t) => (
+            t,
+            p.thread_flt.get(&t).copied().unwrap_or_default(),
+            if t == p.pid { 17 } else { -1 },
+        ),
+        None => (p.pid, p.flt, 17),
+    };
     // Fields 3-9: state, ppid, pgrp, session, tty_nr, tpgid, flags.
     let head = format!("R {} {} {} 0 -1 4194304", p.ppid, p.pid, p.pid);
     // 10-13: minflt, cminflt, majflt, cmajflt; 14-21: utime, stime,
     // cutime, cstime, priority, nice, num_threads, itrealvalue.
     let faults = format!(
         "{} {} {} {} 0 0 0 0 20 0 {} 0",
-        p.flt.minor,
+        flt.minor,
         p.cflt.minor,
-        p.flt.major,
+        flt.major,
         p.cflt.major,
         p.threads.len().max(1)
     );
@@ -1679,7 +1756,7 @@ pub fn proc_pid_stat(p: &Process) -> String {
     // 29-44: kstkesp, kstkeip, signal, blocked, sigignore, sigcatch,
     // wchan, nswap, cnswap, exit_signal, processor, rt_priority, policy,
     // delayacct_blkio_ticks, guest_time, cguest_time.
-    let sched = format!("0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0", p.cpu);
+    let sched = format!("0 0 0 0 0 0 0 0 0 {exit_signal} {} 0 0 0 0 0", p.cpu);
     // 45-52: start_data, end_data, start_brk, arg_start, arg_end,
     // env_start, env_end, exit_code.
     let tail = format!(
@@ -1692,8 +1769,5 @@ pub fn proc_pid_stat(p: &Process) -> String {
         mm.env_start.as_u64(),
         mm.env_end.as_u64()
     );
-    format!(
-        "{} ({}) {head} {faults} {mem} {sched} {tail}\n",
-        p.pid, p.comm
-    )
+    format!("{id} ({}) {head} {faults} {mem} {sched} {tail}\n", p.comm)
 }

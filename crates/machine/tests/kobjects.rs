@@ -291,3 +291,82 @@ fn threads_share_one_mm_and_have_their_own_task_objects() {
     assert_eq!(m.spawn("next"), Ok(t2 + 1));
     mm::debug::check_page_alloc(m.pa()).unwrap();
 }
+
+/// Field `i` of a /proc stat line after "pid (comm)" (0: state).
+fn stat_field(stat: &str, i: usize) -> String {
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect::<Vec<_>>()[i]
+        .to_string()
+}
+
+/// Each thread counts its own faults (task/TID/stat: its tid first, its
+/// minflt, exit_signal -1 but for the leader; the group's sum in
+/// /proc/PID/stat), and an exec in a thread group is de_thread's: the
+/// other threads' task objects are freed, the exec'ing thread carries on
+/// with the group's pid as its tid and its own fault counts.
+#[test]
+fn threads_count_their_own_faults_and_exec_ends_the_others() {
+    let mut m = Machine::boot(MachineConfig {
+        ram: 256 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let pid = m.spawn("true").unwrap();
+    let argv = ["/bin/true".to_string()];
+    m.exec(pid, "/bin/true", &argv, &[]).unwrap();
+    let one = (active(&m, "task_struct"), active(&m, "pid"));
+    let t1 = m.clone_thread(pid).unwrap();
+    let t2 = m.clone_thread(pid).unwrap();
+    let a = m.sys_mmap(pid, 0, 3 * 4096, 3, 0x22, None, 0).unwrap();
+    let total = m.process(pid).unwrap().flt.minor;
+    let leader = m.process(pid).unwrap().thread_flt[&pid].minor;
+    for (tid, page) in [(t1, 0), (t1, 1), (t2, 2)] {
+        m.process_mut(pid).unwrap().running = tid;
+        m.touch(pid, a + page * 4096, 1, machine::mmu::Access::Write)
+            .unwrap();
+    }
+    let stat = |m: &mut Machine, tid| m.proc_tid(pid, tid, "stat").unwrap();
+    let s1 = stat(&mut m, t1);
+    assert!(s1.starts_with(&format!("{t1} (true) R ")), "{s1}");
+    // minflt (field 10, index 7), exit_signal (38, index 35),
+    // num_threads (20, index 17).
+    assert_eq!(stat_field(&s1, 7), "2", "{s1}");
+    assert_eq!(stat_field(&s1, 35), "-1", "{s1}");
+    assert_eq!(stat_field(&s1, 17), "3", "{s1}");
+    assert_eq!(stat_field(&stat(&mut m, t2), 7), "1");
+    let s0 = stat(&mut m, pid);
+    assert_eq!(stat_field(&s0, 7), leader.to_string(), "{s0}");
+    assert_eq!(stat_field(&s0, 35), "17", "{s0}");
+    let group = m.proc_pid(pid, "stat").unwrap();
+    assert_eq!(stat_field(&group, 7), (total + 3).to_string(), "{group}");
+    let status = m.proc_tid(pid, t2, "status").unwrap();
+    assert!(
+        status.contains(&format!("Tgid:\t{pid}\nPid:\t{t2}\n")),
+        "{status}"
+    );
+    assert!(m.proc_tid(pid, t2 + 1, "stat").is_err());
+    // The same maps from every thread.
+    assert_eq!(
+        m.proc_tid(pid, t1, "maps").unwrap(),
+        m.proc_pid(pid, "maps").unwrap()
+    );
+
+    // t1 execs: t2 and the old leader's task go, t1 is the group's one
+    // thread under the pid, with its own two faults and exec's.
+    m.process_mut(pid).unwrap().running = t1;
+    m.exec(pid, "/bin/true", &argv, &[]).unwrap();
+    let p = m.process(pid).unwrap();
+    assert_eq!(p.threads, vec![pid]);
+    let exec_faults = p.flt.minor - (total + 3);
+    assert!(exec_faults > 0);
+    assert_eq!(p.thread_flt[&pid].minor, 2 + exec_faults);
+    assert_eq!((active(&m, "task_struct"), active(&m, "pid")), one);
+    let s = stat(&mut m, pid);
+    assert_eq!(stat_field(&s, 17), "1", "{s}");
+    assert!(m.proc_tid(pid, t1, "stat").is_err());
+    m.exit(pid).unwrap();
+    mm::debug::check_page_alloc(m.pa()).unwrap();
+}

@@ -73,7 +73,7 @@ use machine::Machine;
 use mm::types::VirtAddr;
 
 use machine::exec::ExecResult;
-use ptrace::{Regs, Stop, Stub, MEMFD_SLOT, TRAMPOLINE, ZEROES};
+use ptrace::{Regs, Stop, Stub, MEMFD_SLOT, SCRATCH, TRAMPOLINE, ZEROES};
 use syscalls::{Buf, Kind};
 
 /// The lowest address lmm may mirror (above the trampoline page).
@@ -353,6 +353,8 @@ struct Run<'a> {
     observer: Option<Observer>,
     /// lmm's page cache kept coherent with the host calls on its files.
     coherence: coherence::Coherence,
+    /// The directories standing for /proc/PID/task ([`procfs`]).
+    task_dirs: procfs::TaskDirs,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -406,6 +408,7 @@ pub fn run(
         pin,
         observer: opts.observer.clone(),
         coherence: Default::default(),
+        task_dirs: Default::default(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -555,6 +558,31 @@ fn elf_interpreter(path: &str) -> Option<String> {
     })
 }
 
+/// A signal mask of host thread `stub` from its /proc status (`SigCgt`,
+/// `SigIgn`, `SigBlk`; 0 if it cannot be read).
+fn sig_mask(stub: libc::pid_t, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{stub}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// True if signal `sig` does nothing to host thread `stub` (ignored, or
+/// left at a default action of ignoring it: SIGCHLD, SIGCONT, SIGURG,
+/// SIGWINCH): Linux would not interrupt its system call for it, which the
+/// host did only because lmm traces it.
+fn ignored(stub: libc::pid_t, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let bit = 1u64 << (sig - 1);
+    let default_ignored = [libc::SIGCHLD, libc::SIGCONT, libc::SIGURG, libc::SIGWINCH];
+    sig_mask(stub, "SigIgn") & bit != 0
+        || (default_ignored.contains(&sig) && sig_mask(stub, "SigCgt") & bit == 0)
+}
+
 /// A counter of the machine's /proc/vmstat (0 if absent).
 fn vmstat(m: &Machine, name: &str) -> u64 {
     m.proc("vmstat")
@@ -680,7 +708,16 @@ impl Run<'_> {
         if old.stub.alive() {
             self.others.insert(old.stub.pid, old);
         }
+        self.running_thread();
         true
+    }
+
+    /// Tells the machine which thread of the current process runs, whose
+    /// own fault counts its faults join (/proc/PID/task/TID/stat).
+    fn running_thread(&mut self) {
+        if let Some(p) = self.m.process_mut(self.cur.pid) {
+            p.running = self.cur.tid;
+        }
     }
 
     /// The host pid of lmm's process `pid`, if it is one of the run's.
@@ -740,7 +777,7 @@ impl Run<'_> {
                 self.cur.stops -= 1;
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, libc::SIGSTOP)?;
+                    self.end_host_call(saved, nr, libc::SIGSTOP, true)?;
                 }
                 self.check_reclaim()?;
                 0
@@ -748,7 +785,7 @@ impl Run<'_> {
             Stop::Signal(s) => {
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, s)?
+                    self.end_host_call(saved, nr, s, false)?
                 } else if s == libc::SIGSEGV {
                     self.segv()?
                 } else {
@@ -778,7 +815,15 @@ impl Run<'_> {
     /// or fails it with EINTR as the signal's SA_RESTART says), or set to
     /// make the call again after the handler if it had not run. No
     /// handler ever runs on the trampoline or outside PTRACE_SYSEMU.
-    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32) -> Result<i32, String> {
+    /// `ours`: the signal is lmm's own SIGSTOP (before work that can
+    /// reclaim). After it, or a signal the program ignores (which the
+    /// host delivers to a traced thread all the same), the calls that
+    /// fail with EINTR rather than restart (epoll_wait, sigtimedwait) are
+    /// made again if they wait without a timeout: the program, which no
+    /// signal reached, sees them go on waiting. Simplification: with a
+    /// timeout they fail with EINTR (as on Linux after SIGSTOP and
+    /// SIGCONT; for an ignored signal Linux would go on waiting).
+    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32, ours: bool) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let after = self.cur.stub.regs().map_err(io)?;
         if after.rip == TRAMPOLINE + 3 {
@@ -795,10 +840,24 @@ impl Run<'_> {
         let mut r = saved;
         r.fs_base = after.fs_base;
         r.gs_base = after.gs_base;
-        if after.rip == TRAMPOLINE + 2 {
+        let untimed = match nr {
+            // epoll_wait, epoll_pwait: a negative timeout in ms;
+            // epoll_pwait2: a NULL timespec; rt_sigtimedwait: NULL.
+            232 | 281 => (saved.r10 as i32) < 0,
+            441 => saved.r10 == 0,
+            128 => saved.rdx == 0,
+            _ => false,
+        };
+        let again = untimed
+            && after.rax as i64 == -i64::from(libc::EINTR)
+            && (ours || ignored(self.cur.stub.pid, s));
+        if after.rip == TRAMPOLINE + 2 && !again {
             r.rax = after.rax;
             r.orig_rax = nr;
-            if after.rax as i64 == -ERESTART_RESTARTBLOCK {
+            // A restart_syscall interrupted in its turn restarts the same
+            // call: the one kept stays.
+            if after.rax as i64 == -ERESTART_RESTARTBLOCK && nr != libc::SYS_restart_syscall as u64
+            {
                 self.cur.restart = Some((
                     nr,
                     [
@@ -848,13 +907,7 @@ impl Run<'_> {
     fn prepare_signal(&mut self, sig: i32) -> Result<(), String> {
         /// Fallback frame size (MINSIGSTKSZ) when the host gives none.
         const MINSIGSTKSZ: u64 = 2048;
-        let stub = self.cur.stub.pid;
-        let status = std::fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
+        let caught = sig_mask(self.cur.stub.pid, "SigCgt");
         if !(1..=64).contains(&sig) || caught & (1 << (sig - 1)) == 0 {
             return Ok(());
         }
@@ -1545,17 +1598,6 @@ impl Run<'_> {
         {
             return err(libc::ELOOP);
         }
-        if self.m.process(self.cur.pid).map_or(0, |p| p.threads.len()) > 1 {
-            // Linux's de_thread kills the other threads first; the host
-            // cannot kill one thread of a group alone.
-            if self.warned.insert(u64::MAX - 1) {
-                eprintln!(
-                    "lmm native: execve in a process with more than one thread is not \
-                     supported yet: the program gets ENOSYS"
-                );
-            }
-            return err(libc::ENOSYS);
-        }
         self.quiesce()?;
         if self.warm_cache {
             warm(self.m, &host_path);
@@ -1573,11 +1615,112 @@ impl Run<'_> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         self.cur.mirrors().clear();
         self.cur.stub.unmap_all().map_err(io)?;
+        self.de_thread()?;
         self.reset_for_exec()?;
         self.start_image(&r)?;
         self.vforking.remove(&self.cur.pid);
         self.kick = true;
         Ok(0)
+    }
+
+    /// Linux's de_thread in the host, once lmm's exec of the current
+    /// thread's process succeeded (lmm's exec has made the group one
+    /// thread, [`Machine::exec_as`]) and the stub lost its mirrors: every
+    /// other host thread of the process ends by an exit(2) lmm makes it
+    /// call through the trampoline (the host cannot kill one thread of a
+    /// group with a signal), and lmm waits for each end. The process goes
+    /// on in its host leader thread, with the group's pid as its tid, as
+    /// Linux's exec'ing thread takes the leader's pid: the exec'ing thread
+    /// ends instead if it is not the leader, its blocked signals given to
+    /// the leader first (exec keeps the exec'ing thread's mask). The other
+    /// threads exit with nothing mirrored: their clear-child-tid and
+    /// robust-list writes, which Linux makes in the old mm, touch nothing.
+    /// Simplification: the exec'ing thread's pending thread-directed
+    /// signals and alternate stack are not carried over to the leader.
+    fn de_thread(&mut self) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        let (pid, leader) = (self.cur.pid, self.cur.stub.tgid);
+        let others: Vec<libc::pid_t> = self
+            .others
+            .values()
+            .filter(|t| t.pid == pid)
+            .map(|t| t.stub.pid)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let mut dying: Vec<Task> = others
+            .iter()
+            .filter(|&&h| h != leader)
+            .filter_map(|h| self.others.remove(h))
+            .collect();
+        if self.cur.stub.pid != leader {
+            let blocked = sig_mask(self.cur.stub.pid, "SigBlk");
+            let mut next = self
+                .others
+                .remove(&leader)
+                .ok_or("lmm native: exec in a thread group without its leader")?;
+            for stop in self.take_parked(&mut next) {
+                match stop {
+                    Stop::Signal(libc::SIGSTOP) if next.stops > 0 => next.stops -= 1,
+                    // A signal on its way to the leader (the old image's
+                    // faults and traps aside) is queued to it again.
+                    Stop::Signal(s)
+                        if ![libc::SIGTRAP, libc::SIGSEGV, libc::SIGBUS, libc::SIGSTOP]
+                            .contains(&s) =>
+                    {
+                        next.stub.requeue(s)
+                    }
+                    _ => {}
+                }
+            }
+            if !next.stub.alive() {
+                return Err("lmm native: the thread group's leader died during an exec".into());
+            }
+            next.stub
+                .poke(SCRATCH, &blocked.to_le_bytes())
+                .map_err(io)?;
+            next.stub
+                .syscall(
+                    libc::SYS_rt_sigprocmask,
+                    [libc::SIG_SETMASK as u64, SCRATCH, 0, 8, 0, 0],
+                )
+                .map_err(io)?;
+            dying.push(std::mem::replace(&mut self.cur, next));
+        }
+        self.cur.tid = pid;
+        self.cur.state = State::Running;
+        self.cur.clear_tid = 0;
+        self.cur.restart = None;
+        for mut t in dying {
+            self.take_parked(&mut t);
+            if t.stub.alive() {
+                t.stub.start_syscall(libc::SYS_exit, [0; 6]).map_err(io)?;
+                while !matches!(
+                    t.stub.wait().map_err(io)?,
+                    Stop::Exited(_) | Stop::Killed(_)
+                ) {
+                    t.stub.resume(libc::PTRACE_CONT, 0).map_err(io)?;
+                }
+            }
+            self.out.stops += t.stub.stops;
+            self.out.injected += t.stub.injected;
+        }
+        Ok(())
+    }
+
+    /// The stops of task `t` that [`Run::quiesce`] parked, taken out of
+    /// the queue and decoded (in order): its thread is about to end or to
+    /// start afresh, so they will not be served.
+    fn take_parked(&mut self, t: &mut Task) -> Vec<Stop> {
+        let host = t.stub.pid;
+        let (mine, rest) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|&(h, _)| h == host);
+        self.parked = rest;
+        mine.into_iter()
+            .map(|(_, status): (libc::pid_t, i32)| t.stub.decode(status))
+            .collect()
     }
 
     /// What exec resets in the stub's host state: descriptors marked
@@ -1614,13 +1757,7 @@ impl Run<'_> {
                 .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
                 .map_err(io)?;
         }
-        let status = std::fs::read_to_string(format!("/proc/{stub}/status"))
-            .map_err(|e| format!("lmm native: /proc/{stub}/status: {e}"))?;
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
+        let caught = sig_mask(stub, "SigCgt");
         for sig in 1..=64u64 {
             if caught & (1 << (sig - 1)) != 0 {
                 self.cur
@@ -1666,6 +1803,37 @@ impl Run<'_> {
             _ => {}
         }
         Ok(a)
+    }
+
+    /// `close_range(first, last, flags)` (`nr` 436) over the RAM memfd's
+    /// descriptor ([`MEMFD_SLOT`], lmm's, not the program's): run in the
+    /// stub as two calls, on the descriptors below it and above it, so
+    /// that the program closes all of its own and the stub keeps the
+    /// memfd (a program's child closes every descriptor before an exec
+    /// this way: python's subprocess). `None` for any other call or range.
+    fn close_range(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        let (first, last, slot) = (a[0] as u32, a[1] as u32, MEMFD_SLOT as u32);
+        if nr != 436 || !(first..=last).contains(&slot) {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        if first < slot {
+            parts.push((first, slot - 1));
+        }
+        if last > slot {
+            parts.push((slot + 1, last));
+        }
+        for (lo, hi) in parts {
+            let r = self
+                .cur
+                .stub
+                .syscall(436, [u64::from(lo), u64::from(hi), a[2], 0, 0, 0])
+                .map_err(|e| format!("lmm native: {e}"))?;
+            if r < 0 {
+                return Ok(Some(r));
+            }
+        }
+        Ok(Some(0))
     }
 
     /// `sched_getaffinity(pid, len, mask)` (`nr` 204) answered with the
@@ -1913,35 +2081,92 @@ impl Run<'_> {
     /// Faults in the buffers of a system call; false if one is not
     /// accessible (the call then fails with EFAULT).
     fn fault_in_buffers(&mut self, bufs: &[Buf]) -> Result<bool, String> {
-        for b in bufs {
-            let ok = match *b {
-                Buf::Bytes { va, len, access } => self.fault_in(va, len, access)?,
-                Buf::Str { va } => self.fault_in_str(va)?,
-                Buf::Iovec { va, count, access } => {
-                    if count > 1024 {
-                        continue;
-                    }
-                    if !self.fault_in(va, count * 16, Access::Read)? {
-                        return Ok(false);
-                    }
-                    let Ok(raw) = self.m.read_user(self.cur.pid, va, (count * 16) as usize) else {
-                        return Ok(false);
-                    };
-                    for iov in raw.chunks_exact(16) {
-                        let base = u64::from_le_bytes(iov[..8].try_into().unwrap_or([0; 8]));
-                        let len = u64::from_le_bytes(iov[8..].try_into().unwrap_or([0; 8]));
-                        if !self.fault_in(base, len, access)? {
-                            return Ok(false);
-                        }
-                    }
-                    true
-                }
-            };
-            if !ok {
+        for &b in bufs {
+            if !self.fault_in_buf(b)? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Faults in one buffer of a system call (what a pointer in it points
+    /// at too); false if it is not accessible.
+    fn fault_in_buf(&mut self, b: Buf) -> Result<bool, String> {
+        let word = |raw: &[u8], at: usize| {
+            u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]))
+        };
+        Ok(match b {
+            Buf::Bytes { va, len, access } => self.fault_in(va, len, access)?,
+            Buf::Str { va } => self.fault_in_str(va)?,
+            Buf::Iovec { count, .. } if count > 1024 => true,
+            Buf::Iovec { va, count, access } => {
+                let Some(raw) = self.get_user(va, count * 16)? else {
+                    return Ok(false);
+                };
+                // A NULL base is the host's EFAULT (its page 0 is never
+                // mapped) or, for pselect6's { sigset, size }, no mask.
+                for iov in raw.chunks_exact(16).filter(|iov| word(iov, 0) != 0) {
+                    if !self.fault_in(word(iov, 0), word(iov, 8), access)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Buf::Sized { va, len_va, max } => {
+                // The length is read, then written back.
+                let Some(raw) = self.get_user(len_va, 4)? else {
+                    return Ok(false);
+                };
+                if !self.fault_in(len_va, 4, Access::Write)? {
+                    return Ok(false);
+                }
+                let len = u32::from_le_bytes(raw[..4].try_into().unwrap_or([0; 4]));
+                // A negative length is EINVAL, the host's to say.
+                (len as i32) < 0 || self.fault_in(va, u64::from(len).min(max), Access::Write)?
+            }
+            Buf::Msghdr { va, access } => {
+                // msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control,
+                // msg_controllen, msg_flags: 56 bytes; recvmsg writes the
+                // lengths and the flags back.
+                let Some(raw) = self.get_user(va, 56)? else {
+                    return Ok(false);
+                };
+                let namelen =
+                    u64::from(u32::from_le_bytes(raw[8..12].try_into().unwrap_or([0; 4])));
+                let parts = [
+                    Buf::Bytes {
+                        va,
+                        len: 56,
+                        access,
+                    },
+                    Buf::Bytes {
+                        va: word(&raw, 0),
+                        len: if word(&raw, 0) == 0 { 0 } else { namelen },
+                        access,
+                    },
+                    Buf::Iovec {
+                        va: word(&raw, 16),
+                        count: word(&raw, 24),
+                        access,
+                    },
+                    Buf::Bytes {
+                        va: word(&raw, 32),
+                        len: word(&raw, 40),
+                        access,
+                    },
+                ];
+                self.fault_in_buffers(&parts)?
+            }
+        })
+    }
+
+    /// `copy_from_user` of `len` bytes of the current process through lmm
+    /// (faulting the pages in); `None` on EFAULT.
+    fn get_user(&mut self, va: u64, len: u64) -> Result<Option<Vec<u8>>, String> {
+        if !self.fault_in(va, len, Access::Read)? {
+            return Ok(None);
+        }
+        Ok(self.m.read_user(self.cur.pid, va, len as usize).ok())
     }
 
     /// A read of a regular file writes at most the bytes left before its
@@ -2015,8 +2240,9 @@ impl Run<'_> {
         let mut kind = syscalls::classify(nr, a);
         if nr == libc::SYS_restart_syscall as u64 {
             // The call the kernel restarts touches what it touched (a
-            // futex word lmm may have unmapped since, at a fork).
-            if let Some((was, args)) = self.cur.restart.take() {
+            // futex word lmm may have unmapped since, at a fork), as
+            // often as it is restarted.
+            if let Some((was, args)) = self.cur.restart {
                 if let Kind::Host(bufs) = syscalls::classify(was, args) {
                     kind = Kind::Host(bufs);
                 }
@@ -2079,6 +2305,8 @@ impl Run<'_> {
                     self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
+                } else if let Some(r) = self.close_range(nr, a)? {
                     r
                 } else if let Some(r) = self.getaffinity(nr, a)? {
                     r

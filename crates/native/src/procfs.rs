@@ -8,11 +8,16 @@
 //!
 //! - Per-process files (`maps`, `smaps`, `smaps_rollup`, `status`, `stat`,
 //!   `statm`, `pagemap`, `oom_score`, `oom_score_adj`, `oom_adj`) of
-//!   `self`, `thread-self` (the process's files: lmm renders no per-thread
-//!   ones) and lmm's pid of the
-//!   program. Other files of the program's own pid (`cmdline`, `fd/...`)
-//!   are the host's files of the stub (`/proc/self/...`); a numeric pid
-//!   lmm has no process for is ENOENT, as in lmm's world it does not exist.
+//!   `self` and lmm's pids, and the same per thread under
+//!   `/proc/PID/task/TID/` and `/proc/thread-self/` (the caller's: `stat`
+//!   and `status` are the thread's, [`Machine::proc_tid`]). Other files of
+//!   the program's own pid (`cmdline`, `fd/...`) are the host's files of
+//!   the stub (`/proc/self/...`), and of its threads the stub's host
+//!   thread's (`/proc/self/task/<host tid>/comm`, which
+//!   pthread_setname_np opens for writing); a numeric pid lmm has no
+//!   process for, or a tid not of the process, is ENOENT, as in lmm's
+//!   world it does not exist. `/proc/PID/task` itself opens a directory
+//!   lmm makes with one entry per tid ([`TaskDirs`]).
 //! - System files lmm renders: `meminfo`, `vmstat`, `buddyinfo`,
 //!   `zoneinfo`, `pagetypeinfo`, `slabinfo`, `vmallocinfo`, `swaps`,
 //!   `iomem`. Any other path goes to the host untouched.
@@ -24,7 +29,8 @@
 //! seq_file renders it at the first read (and a page at a time for maps):
 //! a program that opens, changes its mappings and then reads sees the state
 //! of the open. Only read-only opens of absolute paths are lmm's (a write
-//! open, or a path relative to a directory descriptor, goes to the host).
+//! open of a file lmm renders, or a path relative to a directory
+//! descriptor, goes to the host).
 //! The file's fstat is a memfd's (size = the text's length, where Linux
 //! says 0). pagemap is a sparse file as large as the user address space,
 //! with the entries of every VMA written at the open.
@@ -50,19 +56,33 @@ use machine::machine::PROC_FILES as SYSTEM_FILES;
 pub enum Target {
     /// File `file` of lmm's process `pid`, rendered by lmm.
     Pid(u32, &'static str),
+    /// File `file` of thread `tid` of lmm's process `pid`
+    /// (/proc/PID/task/TID/FILE), rendered by lmm.
+    Task(u32, u32, &'static str),
+    /// The directory /proc/PID/task of lmm's process `pid` (its threads).
+    TaskDir(u32),
     /// A system-wide file rendered by lmm.
     System(&'static str),
     /// The host's file of the stub: open this path instead.
     Stub(String),
-    /// A pid lmm has no process for: ENOENT.
+    /// The host's file (path under the thread's directory, possibly
+    /// empty) of the stub's host thread that runs lmm's thread `tid`.
+    StubThread(u32, String),
+    /// A pid (or a tid of the process) lmm has none of: ENOENT.
     NoSuchProcess,
 }
 
-/// What `path` (absolute; `..` and `.` are not resolved) is for a program
-/// whose pid in lmm is `pid`, with `exists` telling whether lmm has a
-/// process of a pid; `None` if the path is not one lmm renders or
-/// redirects.
-pub fn resolve(path: &str, pid: u32, exists: impl Fn(u32) -> bool) -> Option<Target> {
+/// What `path` (absolute; `..` and `.` are not resolved) is for thread
+/// `tid` of a program whose pid in lmm is `pid`, with `threads` giving the
+/// live threads of an lmm process (`None`: no such process); `None` if the
+/// path is not one lmm renders or redirects. `/proc/thread-self/` is
+/// `/proc/PID/task/TID/` of the caller.
+pub fn resolve(
+    path: &str,
+    pid: u32,
+    tid: u32,
+    threads: impl Fn(u32) -> Option<Vec<u32>>,
+) -> Option<Target> {
     let rest = path.strip_prefix("/proc/")?.trim_start_matches('/');
     let mut parts = rest.split('/').filter(|s| !s.is_empty());
     let first = parts.next()?;
@@ -73,24 +93,100 @@ pub fn resolve(path: &str, pid: u32, exists: impl Fn(u32) -> bool) -> Option<Tar
             .find(|&&f| f == first)
             .map(|&f| Target::System(f));
     }
-    let who = match first {
-        "self" | "thread-self" => pid,
+    let (who, thread) = match first {
+        "self" => (pid, None),
+        "thread-self" => (pid, Some(tid)),
         n => {
             let n: u32 = n.parse().ok()?;
-            if !exists(n) {
+            if threads(n).is_none() {
                 return Some(Target::NoSuchProcess);
             }
-            n
+            (n, None)
         }
     };
-    if let [file] = tail[..] {
-        if let Some(&f) = PID_FILES.iter().find(|&&f| f == file) {
-            return Some(Target::Pid(who, f));
+    let (thread, tail) = match (thread, &tail[..]) {
+        (None, ["task"]) => return Some(Target::TaskDir(who)),
+        (None, ["task", t, rest @ ..]) => {
+            let t: u32 = t.parse().ok()?;
+            if !threads(who).is_some_and(|ts| ts.contains(&t)) {
+                return Some(Target::NoSuchProcess);
+            }
+            (Some(t), rest)
+        }
+        (thread, tail) => (thread, tail),
+    };
+    if let [file] = tail {
+        if let Some(&f) = PID_FILES.iter().find(|&&f| f == *file) {
+            return Some(match thread {
+                Some(t) => Target::Task(who, t, f),
+                None => Target::Pid(who, f),
+            });
         }
     }
     // Not rendered by lmm: the stub's own file when it is the program's,
     // as the host has it (the host's /proc/self is the stub).
-    (who == pid && first != "self").then(|| Target::Stub(format!("/proc/self/{}", tail.join("/"))))
+    if who != pid {
+        return None;
+    }
+    match thread {
+        Some(t) => Some(Target::StubThread(t, tail.join("/"))),
+        None if first == "self" => None,
+        None => Some(Target::Stub(format!("/proc/self/{}", tail.join("/")))),
+    }
+}
+
+/// Directories lmm makes to stand for /proc/PID/task (Linux's
+/// `proc_task_readdir`): one empty directory per live thread of the
+/// process, named by lmm's tid, in a directory of lmm's own under the
+/// temporary directory, brought up to date at each open and removed at
+/// the end of the run. A program listing its threads (opendir and
+/// getdents64: `ls /proc/self/task`, python's `os.listdir`) reads lmm's
+/// tids. Simplification: the entries are plain directories (their stat
+/// is the temporary directory's, and a path relative to them is not
+/// lmm's /proc); a leader that called exit(2) while its threads run is
+/// not listed, where Linux lists its zombie.
+#[derive(Default)]
+pub(crate) struct TaskDirs {
+    /// The directory holding one `PID/task` per process listed so far.
+    root: Option<std::path::PathBuf>,
+}
+
+impl TaskDirs {
+    /// The path of the directory standing for /proc/`pid`/task, whose
+    /// entries are now `tids`.
+    fn sync(&mut self, pid: u32, tids: &[u32]) -> Result<String, String> {
+        let root = self.root.get_or_insert_with(|| {
+            std::env::temp_dir().join(format!("lmm-native-proc-{}", std::process::id()))
+        });
+        let dir = root.join(pid.to_string()).join("task");
+        let io = |e: io::Error| format!("lmm native: {}: {e}", dir.display());
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
+            let live = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|t| tids.contains(&t));
+            if !live {
+                std::fs::remove_dir(e.path()).map_err(io)?;
+            }
+        }
+        for t in tids {
+            match std::fs::create_dir(dir.join(t.to_string())) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io(e)),
+                _ => {}
+            }
+        }
+        Ok(dir.to_string_lossy().into_owned())
+    }
+}
+
+impl Drop for TaskDirs {
+    fn drop(&mut self) {
+        if let Some(root) = &self.root {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
 }
 
 /// The target of `readlink(path)` in lmm's world, for the links lmm
@@ -122,7 +218,7 @@ fn render(m: &mut Machine, target: &Target) -> Result<OwnedFd, String> {
     use std::os::unix::fs::FileExt;
     let io = |e: io::Error| format!("lmm native: writing a /proc file: {e}");
     match *target {
-        Target::Pid(pid, "pagemap") => {
+        Target::Pid(pid, "pagemap") | Target::Task(pid, _, "pagemap") => {
             f.set_len((TASK_SIZE / PAGE_SIZE) * 8).map_err(io)?;
             for (off, bytes) in m.pagemap_binary(pid)? {
                 f.write_all_at(&bytes, off).map_err(io)?;
@@ -131,8 +227,11 @@ fn render(m: &mut Machine, target: &Target) -> Result<OwnedFd, String> {
         Target::Pid(pid, file) => f
             .write_all_at(m.proc_pid(pid, file)?.as_bytes(), 0)
             .map_err(io)?,
+        Target::Task(pid, tid, file) => f
+            .write_all_at(m.proc_tid(pid, tid, file)?.as_bytes(), 0)
+            .map_err(io)?,
         Target::System(name) => f.write_all_at(m.proc(name)?.as_bytes(), 0).map_err(io)?,
-        Target::Stub(_) | Target::NoSuchProcess => {}
+        Target::TaskDir(_) | Target::Stub(_) | Target::StubThread(..) | Target::NoSuchProcess => {}
     }
     Ok(OwnedFd::from(f))
 }
@@ -208,16 +307,27 @@ impl Run<'_> {
             ));
         }
         let flag_arg = if nr == 2 { 1 } else { 2 };
-        if a[flag_arg] & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 {
-            return Ok(None);
-        }
         let m = &*self.m;
-        let Some(target) = resolve(&path, self.cur.pid, |n| m.process(n).is_some()) else {
+        let threads = |n| m.process(n).map(|p| p.threads.clone());
+        let Some(target) = resolve(&path, self.cur.pid, self.cur.tid, threads) else {
             return Ok(None);
         };
+        let host_file = matches!(target, Target::Stub(_) | Target::StubThread(..));
+        if !host_file && a[flag_arg] & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 {
+            return Ok(None);
+        }
+        let enoent = Ok(Some(-i64::from(libc::ENOENT)));
         let (new_path, memfd) = match &target {
-            Target::NoSuchProcess => return Ok(Some(-i64::from(libc::ENOENT))),
+            Target::NoSuchProcess => return enoent,
             Target::Stub(p) => (p.clone(), None),
+            Target::StubThread(t, rest) => match self.host_tid(*t) {
+                Some(h) => (format!("/proc/self/task/{h}/{rest}"), None),
+                None => return enoent,
+            },
+            Target::TaskDir(who) => {
+                let tids = self.m.process(*who).map(|p| p.threads.clone());
+                (self.task_dirs.sync(*who, &tids.unwrap_or_default())?, None)
+            }
             _ => {
                 let fd = render(self.m, &target)?;
                 (
@@ -250,40 +360,67 @@ impl Run<'_> {
 mod tests {
     use super::*;
 
+    /// Processes 1 and 7, 7 with threads 8 and 9.
+    fn ours(n: u32) -> Option<Vec<u32>> {
+        match n {
+            1 => Some(vec![1]),
+            7 => Some(vec![7, 8, 9]),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn threads_have_their_task_files_and_thread_self_is_the_callers() {
+        let r = |path| resolve(path, 7, 9, ours);
+        assert_eq!(
+            r("/proc/thread-self/stat"),
+            Some(Target::Task(7, 9, "stat"))
+        );
+        assert_eq!(r("/proc/7/task/8/maps"), Some(Target::Task(7, 8, "maps")));
+        assert_eq!(
+            r("/proc/self/task/7/status"),
+            Some(Target::Task(7, 7, "status"))
+        );
+        assert_eq!(r("/proc/1/task/1/stat"), Some(Target::Task(1, 1, "stat")));
+        assert_eq!(r("/proc/self/task"), Some(Target::TaskDir(7)));
+        assert_eq!(r("/proc/1/task/"), Some(Target::TaskDir(1)));
+        // A tid of another process, or of none: ENOENT.
+        assert_eq!(r("/proc/1/task/8/stat"), Some(Target::NoSuchProcess));
+        assert_eq!(r("/proc/self/task/10/stat"), Some(Target::NoSuchProcess));
+        // Files lmm does not render are the host thread's.
+        assert_eq!(
+            r("/proc/self/task/8/comm"),
+            Some(Target::StubThread(8, "comm".into()))
+        );
+        assert_eq!(
+            r("/proc/thread-self/comm"),
+            Some(Target::StubThread(9, "comm".into()))
+        );
+        assert_eq!(
+            r("/proc/self/task/8"),
+            Some(Target::StubThread(8, "".into()))
+        );
+        assert_eq!(r("/proc/1/task/1/comm"), None);
+    }
+
     #[test]
     fn self_its_pid_and_system_files_are_lmms() {
-        let ours = |n: u32| n == 1 || n == 7;
+        let r = |path| resolve(path, 7, 7, ours);
+        assert_eq!(r("/proc/self/maps"), Some(Target::Pid(7, "maps")));
+        assert_eq!(r("/proc/1/smaps"), Some(Target::Pid(1, "smaps")));
+        assert_eq!(r("/proc/meminfo"), Some(Target::System("meminfo")));
+        assert_eq!(r("/proc/4242/maps"), Some(Target::NoSuchProcess));
         assert_eq!(
-            resolve("/proc/self/maps", 7, ours),
-            Some(Target::Pid(7, "maps"))
-        );
-        assert_eq!(
-            resolve("/proc/thread-self/status", 7, ours),
-            Some(Target::Pid(7, "status"))
-        );
-        assert_eq!(
-            resolve("/proc/1/smaps", 7, ours),
-            Some(Target::Pid(1, "smaps"))
-        );
-        assert_eq!(
-            resolve("/proc/meminfo", 7, ours),
-            Some(Target::System("meminfo"))
-        );
-        assert_eq!(
-            resolve("/proc/4242/maps", 7, ours),
-            Some(Target::NoSuchProcess)
-        );
-        assert_eq!(
-            resolve("/proc/7/cmdline", 7, ours),
+            r("/proc/7/cmdline"),
             Some(Target::Stub("/proc/self/cmdline".into()))
         );
         // Passed through: the stub's own file, files lmm does not render,
         // paths outside /proc.
-        assert_eq!(resolve("/proc/self/cmdline", 7, ours), None);
-        assert_eq!(resolve("/proc/cpuinfo", 7, ours), None);
-        assert_eq!(resolve("/proc/1/cmdline", 7, ours), None);
-        assert_eq!(resolve("/etc/passwd", 7, ours), None);
-        assert_eq!(resolve("/proc/self", 7, ours), None);
-        assert_eq!(resolve("/proc/x/maps", 7, ours), None);
+        assert_eq!(r("/proc/self/cmdline"), None);
+        assert_eq!(r("/proc/cpuinfo"), None);
+        assert_eq!(r("/proc/1/cmdline"), None);
+        assert_eq!(r("/etc/passwd"), None);
+        assert_eq!(r("/proc/self"), None);
+        assert_eq!(r("/proc/x/maps"), None);
     }
 }

@@ -441,7 +441,9 @@ impl Stub {
         // data could be overwritten by another's: a threaded process makes
         // its mirrors one injected call each.
         self.seccomp = false;
-        let mut stub = Stub::new(tid as libc::pid_t, self.tgid, Vec::new(), false);
+        // Where the vDSO is (the group's one address space), for a fork
+        // this thread makes: its child's exec moves it from there.
+        let mut stub = Stub::new(tid as libc::pid_t, self.tgid, self.vdso.clone(), false);
         loop {
             match stub.wait()? {
                 Stop::Signal(libc::SIGSTOP) => return Ok(stub),
@@ -1090,7 +1092,7 @@ impl Stub {
     /// Queues `sig`, which this thread took while lmm ran a call in it,
     /// to it again: to this thread alone (tgkill), as lmm's own SIGSTOP
     /// was sent, so that no other thread of the group takes it.
-    fn requeue(&self, sig: i32) {
+    pub fn requeue(&self, sig: i32) {
         // SAFETY: a signal to one thread of our own traced child.
         unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, sig) };
     }

@@ -17,6 +17,15 @@ pub enum Buf {
     /// An array of `count` `struct iovec` at `va`, each buffer read or
     /// written as `access` says.
     Iovec { va: u64, count: u64, access: Access },
+    /// A value-result length (a `socklen_t` at `len_va`, read and written
+    /// back) and the buffer at `va` it sizes, written: at most `max` bytes
+    /// of it, as the kernel writes at most what it has (a socket address
+    /// is at most 128 bytes, `sockaddr_storage`).
+    Sized { va: u64, len_va: u64, max: u64 },
+    /// A `struct msghdr` at `va` (sendmsg reads it; recvmsg writes its
+    /// lengths and flags back) and the name, iovec buffers and control
+    /// data it points at, read or written as `access` says.
+    Msghdr { va: u64, access: Access },
 }
 
 /// What lmm does with a system call.
@@ -48,6 +57,53 @@ pub enum Kind {
 /// Bytes of `struct stat` on x86-64.
 const STAT: u64 = 144;
 
+/// `sockaddr_storage`: the most a socket call writes of an address.
+const SOCKADDR: u64 = 128;
+/// `struct timespec`, `struct timeval` (two longs each).
+const TIMESPEC: u64 = 16;
+/// `struct itimerspec`, `struct itimerval`: two of them.
+const ITIMER: u64 = 32;
+/// `struct epoll_event`: packed on x86-64 (a u32 and a u64).
+const EPOLL_EVENT: u64 = 12;
+/// The most descriptors a process may have (`fs.nr_open`'s default):
+/// poll with more is EINVAL, which the host says without lmm faulting
+/// in a buffer that large.
+const NR_OPEN: u64 = 1 << 20;
+
+/// The signal mask of the calls that take one with its size: read, when
+/// the size is the kernel's `sigset_t` (8 bytes; another size is EINVAL,
+/// left to the host).
+fn sigset(va: u64, size: u64) -> Vec<Buf> {
+    if size == 8 {
+        opt(va, 8, Access::Read)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The events array of the epoll waits: `maxevents` packed events,
+/// written (all of them faulted in, as for a pipe's read; Linux faults
+/// only the events it returns). A count Linux refuses (<= 0, or more than
+/// INT_MAX / 12) is left to the host's EINVAL.
+fn epoll_events(va: u64, maxevents: u64) -> Vec<Buf> {
+    let n = maxevents as i32;
+    if n <= 0 || n as u64 > i32::MAX as u64 / EPOLL_EVENT {
+        return Vec::new();
+    }
+    opt(va, n as u64 * EPOLL_EVENT, Access::Write)
+}
+
+/// The three `fd_set`s of select and pselect6 (`nfds` bits each, in
+/// longs), read and written. Simplification: Linux caps `nfds` at the
+/// size of the descriptor table; lmm at [`NR_OPEN`].
+fn fd_sets(nfds: u64, sets: [u64; 3]) -> Vec<Buf> {
+    let nfds = (nfds as i32).clamp(0, NR_OPEN as i32) as u64;
+    let len = nfds.div_ceil(64) * 8;
+    sets.iter()
+        .flat_map(|&va| opt(va, len, Access::Write))
+        .collect()
+}
+
 /// Reads a buffer only if its pointer is not NULL.
 fn opt(va: u64, len: u64, access: Access) -> Vec<Buf> {
     if va == 0 || len == 0 {
@@ -69,8 +125,6 @@ fn futex(a: [u64; 6]) -> Vec<Buf> {
     use Access::{Read as R, Write as W};
     /// FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME.
     const MODIFIERS: u64 = 128 | 256;
-    /// struct __kernel_timespec.
-    const TIMESPEC: u64 = 16;
     let cmd = a[1] & !MODIFIERS;
     let word = match cmd {
         // LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2
@@ -136,6 +190,11 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
             // TCGETS: struct termios (36 bytes); TIOCGWINSZ: struct winsize
             0x5401 => host(opt(a[2], 36, W)),
             0x5413 => host(opt(a[2], 8, W)),
+            // FIONBIO reads an int; FIONREAD writes one; FIONCLEX and
+            // FIOCLEX take nothing
+            0x5421 => host(opt(a[2], 4, R)),
+            0x541b => host(opt(a[2], 4, W)),
+            0x5450 | 0x5451 => host(Vec::new()),
             _ => Kind::NoTty,
         },
         // readv, preadv / writev, pwritev
@@ -249,6 +308,135 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // rseq: the kernel would write the area on every preemption, which
         // needs it kept mirrored writable; refused, glibc runs without it
         334 => Kind::Quiet,
+        // poll(fds, nfds, timeout): the pollfds read and their revents
+        // written; ppoll also writes back the time left
+        7 if a[1] <= NR_OPEN => host(opt(a[0], a[1] * 8, W)),
+        271 if a[1] <= NR_OPEN => host(
+            [
+                opt(a[0], a[1] * 8, W),
+                opt(a[2], TIMESPEC, W),
+                sigset(a[3], a[4]),
+            ]
+            .concat(),
+        ),
+        7 | 271 => host(Vec::new()),
+        // select(nfds, r, w, e, timeval): the time left is written back
+        23 => host([fd_sets(a[0], [a[1], a[2], a[3]]), opt(a[4], TIMESPEC, W)].concat()),
+        // pselect6(nfds, r, w, e, timespec, sig): `sig` points at
+        // { const sigset_t *ss; size_t ss_len }, an iovec's layout
+        270 => host(
+            [
+                fd_sets(a[0], [a[1], a[2], a[3]]),
+                opt(a[4], TIMESPEC, W),
+                if a[5] == 0 {
+                    Vec::new()
+                } else {
+                    vec![Buf::Iovec {
+                        va: a[5],
+                        count: 1,
+                        access: R,
+                    }]
+                },
+            ]
+            .concat(),
+        ),
+        // epoll_create(size), epoll_create1(flags), eventfd(count),
+        // eventfd2(count, flags), timerfd_create(clock, flags)
+        213 | 291 | 284 | 290 | 283 => host(Vec::new()),
+        // epoll_ctl(epfd, op, fd, event): EPOLL_CTL_DEL ignores `event`
+        233 if a[1] == 2 => host(Vec::new()),
+        233 => host(opt(a[3], EPOLL_EVENT, R)),
+        // epoll_wait(epfd, events, maxevents, timeout)
+        232 => host(epoll_events(a[1], a[2])),
+        // epoll_pwait(.., timeout, sigmask, sigsetsize); epoll_pwait2 with
+        // a struct timespec timeout (read)
+        281 => host([epoll_events(a[1], a[2]), sigset(a[4], a[5])].concat()),
+        441 => host(
+            [
+                epoll_events(a[1], a[2]),
+                opt(a[3], TIMESPEC, R),
+                sigset(a[4], a[5]),
+            ]
+            .concat(),
+        ),
+        // timerfd_settime(fd, flags, new, old), timerfd_gettime(fd, cur)
+        286 => host([opt(a[2], ITIMER, R), opt(a[3], ITIMER, W)].concat()),
+        287 => host(opt(a[1], ITIMER, W)),
+        // signalfd(fd, mask, size), signalfd4(fd, mask, size, flags)
+        282 | 289 => host(sigset(a[1], a[2])),
+        // close_range(first, last, flags): lmm keeps the RAM memfd out
+        // of the range (`Run::close_range`)
+        436 => host(Vec::new()),
+        // getitimer(which, cur), setitimer(which, new, old), alarm(secs)
+        36 => host(opt(a[1], ITIMER, W)),
+        38 => host([opt(a[1], ITIMER, R), opt(a[2], ITIMER, W)].concat()),
+        37 => host(Vec::new()),
+        // rt_sigpending(set, size), rt_sigtimedwait(set, info, ts, size)
+        127 => host(if a[1] == 8 {
+            opt(a[0], 8, W)
+        } else {
+            Vec::new()
+        }),
+        128 => host(
+            [
+                sigset(a[0], a[3]),
+                opt(a[1], 128, W),
+                opt(a[2], TIMESPEC, R),
+            ]
+            .concat(),
+        ),
+        // getcpu(cpu, node, cache)
+        309 => host([opt(a[0], 4, W), opt(a[1], 4, W)].concat()),
+        // socketpair(domain, type, protocol, sv)
+        53 => host(opt(a[3], 8, W)),
+        // accept(fd, addr, addrlen), accept4(.., flags), getsockname,
+        // getpeername (fd, addr, addrlen)
+        43 | 288 | 51 | 52 if a[1] != 0 => host(vec![Buf::Sized {
+            va: a[1],
+            len_va: a[2],
+            max: SOCKADDR,
+        }]),
+        43 | 288 | 51 | 52 => host(Vec::new()),
+        // sendto(fd, buf, len, flags, addr, addrlen)
+        44 => host([opt(a[1], a[2], R), opt(a[4], a[5], R)].concat()),
+        // recvfrom(fd, buf, len, flags, addr, addrlen)
+        45 => host(
+            [
+                opt(a[1], a[2], W),
+                if a[4] == 0 {
+                    Vec::new()
+                } else {
+                    vec![Buf::Sized {
+                        va: a[4],
+                        len_va: a[5],
+                        max: SOCKADDR,
+                    }]
+                },
+            ]
+            .concat(),
+        ),
+        // sendmsg(fd, msg, flags), recvmsg(fd, msg, flags)
+        46 => host(vec![Buf::Msghdr {
+            va: a[1],
+            access: R,
+        }]),
+        47 => host(vec![Buf::Msghdr {
+            va: a[1],
+            access: W,
+        }]),
+        // shutdown(fd, how), listen(fd, backlog)
+        48 | 50 => host(Vec::new()),
+        // bind(fd, addr, addrlen)
+        49 => host(opt(a[1], a[2], R)),
+        // setsockopt(fd, level, name, val, len)
+        54 => host(opt(a[3], a[4], R)),
+        // getsockopt(fd, level, name, val, len): the value's size is the
+        // option's; lmm faults in at most a page of it
+        55 => host(vec![Buf::Sized {
+            va: a[3],
+            len_va: a[4],
+            max: 4096,
+        }]),
         _ => Kind::Refused("this system call"),
     }
 }
@@ -263,6 +451,7 @@ pub fn name(nr: u64) -> String {
         4 => "stat",
         5 => "fstat",
         6 => "lstat",
+        7 => "poll",
         8 => "lseek",
         9 => "mmap",
         10 => "mprotect",
@@ -278,14 +467,35 @@ pub fn name(nr: u64) -> String {
         20 => "writev",
         21 => "access",
         22 => "pipe",
+        23 => "select",
+        24 => "sched_yield",
         25 => "mremap",
         26 => "msync",
         27 => "mincore",
         28 => "madvise",
+        32 => "dup",
+        33 => "dup2",
+        34 => "pause",
         35 => "nanosleep",
+        36 => "getitimer",
+        37 => "alarm",
+        38 => "setitimer",
         39 => "getpid",
         41 => "socket",
         42 => "connect",
+        43 => "accept",
+        44 => "sendto",
+        45 => "recvfrom",
+        46 => "sendmsg",
+        47 => "recvmsg",
+        48 => "shutdown",
+        49 => "bind",
+        50 => "listen",
+        51 => "getsockname",
+        52 => "getpeername",
+        53 => "socketpair",
+        54 => "setsockopt",
+        55 => "getsockopt",
         56 => "clone",
         57 => "fork",
         58 => "vfork",
@@ -295,17 +505,34 @@ pub fn name(nr: u64) -> String {
         62 => "kill",
         63 => "uname",
         72 => "fcntl",
+        74 => "fsync",
+        75 => "fdatasync",
+        77 => "ftruncate",
         79 => "getcwd",
+        80 => "chdir",
+        81 => "fchdir",
+        83 => "mkdir",
+        84 => "rmdir",
+        87 => "unlink",
         89 => "readlink",
+        95 => "umask",
         96 => "gettimeofday",
         97 => "getrlimit",
         98 => "getrusage",
+        99 => "sysinfo",
         102 => "getuid",
         104 => "getgid",
         107 => "geteuid",
         108 => "getegid",
         110 => "getppid",
+        111 => "getpgrp",
+        112 => "setsid",
+        127 => "rt_sigpending",
+        128 => "rt_sigtimedwait",
         130 => "rt_sigsuspend",
+        131 => "sigaltstack",
+        137 => "statfs",
+        138 => "fstatfs",
         149 => "mlock",
         150 => "munlock",
         151 => "mlockall",
@@ -320,25 +547,54 @@ pub fn name(nr: u64) -> String {
         201 => "time",
         202 => "futex",
         204 => "sched_getaffinity",
+        213 => "epoll_create",
         217 => "getdents64",
         218 => "set_tid_address",
         219 => "restart_syscall",
         221 => "fadvise64",
         228 => "clock_gettime",
+        229 => "clock_getres",
+        230 => "clock_nanosleep",
+        231 => "exit_group",
+        232 => "epoll_wait",
+        233 => "epoll_ctl",
         234 => "tgkill",
         247 => "waitid",
-        231 => "exit_group",
         257 => "openat",
-        266 => "symlinkat",
-        293 => "pipe2",
+        258 => "mkdirat",
         262 => "newfstatat",
+        263 => "unlinkat",
+        266 => "symlinkat",
+        267 => "readlinkat",
+        269 => "faccessat",
+        270 => "pselect6",
+        271 => "ppoll",
         273 => "set_robust_list",
+        281 => "epoll_pwait",
+        282 => "signalfd",
+        283 => "timerfd_create",
+        284 => "eventfd",
+        286 => "timerfd_settime",
+        287 => "timerfd_gettime",
+        288 => "accept4",
+        289 => "signalfd4",
+        290 => "eventfd2",
+        291 => "epoll_create1",
+        292 => "dup3",
+        293 => "pipe2",
+        295 => "preadv",
+        296 => "pwritev",
         302 => "prlimit64",
+        309 => "getcpu",
         318 => "getrandom",
+        322 => "execveat",
         325 => "mlock2",
         332 => "statx",
         334 => "rseq",
         435 => "clone3",
+        436 => "close_range",
+        439 => "faccessat2",
+        441 => "epoll_pwait2",
         _ => return format!("syscall_{nr}"),
     };
     known.to_string()
@@ -411,5 +667,100 @@ mod tests {
         assert_eq!(classify(16, [1, 0x5402, 0, 0, 0, 0]), Kind::NoTty);
         assert_eq!(name(231), "exit_group");
         assert_eq!(name(9999), "syscall_9999");
+    }
+
+    #[test]
+    fn every_call_lmm_serves_has_its_name() {
+        for nr in 0..512 {
+            if !matches!(classify(nr, [0; 6]), Kind::Refused(_)) {
+                assert_ne!(name(nr), format!("syscall_{nr}"), "{nr}");
+            }
+        }
+    }
+
+    #[test]
+    fn event_waits_fault_in_what_the_kernel_reads_and_writes() {
+        let b = |va, len, access| Buf::Bytes { va, len, access };
+        let (r, w) = (Access::Read, Access::Write);
+        // poll: 8 bytes per pollfd, revents written.
+        assert_eq!(
+            classify(7, [0x1000, 3, 0, 0, 0, 0]),
+            Kind::Host(vec![b(0x1000, 24, w)])
+        );
+        // ppoll: the time left is written back; a sigset of 8 bytes read.
+        assert_eq!(
+            classify(271, [0x1000, 1, 0x2000, 0x3000, 8, 0]),
+            Kind::Host(vec![b(0x1000, 8, w), b(0x2000, 16, w), b(0x3000, 8, r)])
+        );
+        // More pollfds than a process may have: the host's EINVAL, no
+        // buffer faulted in.
+        assert_eq!(
+            classify(7, [0x1000, 1 << 30, 0, 0, 0, 0]),
+            Kind::Host(vec![])
+        );
+        // epoll_wait: 12 bytes per event; a bad maxevents is EINVAL's.
+        assert_eq!(
+            classify(232, [3, 0x1000, 10, !0, 0, 0]),
+            Kind::Host(vec![b(0x1000, 120, w)])
+        );
+        assert_eq!(classify(232, [3, 0x1000, 0, !0, 0, 0]), Kind::Host(vec![]));
+        assert_eq!(classify(232, [3, 0x1000, !0, !0, 0, 0]), Kind::Host(vec![]));
+        // epoll_pwait2 reads its timespec; a sigset of another size is
+        // EINVAL's.
+        assert_eq!(
+            classify(441, [3, 0x1000, 1, 0x2000, 0x3000, 16]),
+            Kind::Host(vec![b(0x1000, 12, w), b(0x2000, 16, r)])
+        );
+        // epoll_ctl reads the event, but not for EPOLL_CTL_DEL.
+        assert_eq!(
+            classify(233, [3, 1, 4, 0x1000, 0, 0]),
+            Kind::Host(vec![b(0x1000, 12, r)])
+        );
+        assert_eq!(classify(233, [3, 2, 4, 0x1000, 0, 0]), Kind::Host(vec![]));
+        // select: nfds bits per set, in longs; the timeval written back.
+        assert_eq!(
+            classify(23, [65, 0x1000, 0, 0x2000, 0x3000, 0]),
+            Kind::Host(vec![b(0x1000, 16, w), b(0x2000, 16, w), b(0x3000, 16, w)])
+        );
+        // pselect6's sixth argument is { sigset_t *, size_t }.
+        assert_eq!(
+            classify(270, [1, 0, 0, 0, 0, 0x4000]),
+            Kind::Host(vec![Buf::Iovec {
+                va: 0x4000,
+                count: 1,
+                access: r
+            }])
+        );
+    }
+
+    #[test]
+    fn socket_calls_fault_in_addresses_by_their_length() {
+        let b = |va, len, access| Buf::Bytes { va, len, access };
+        let (r, w) = (Access::Read, Access::Write);
+        // recvfrom: the data written, the address sized by *addrlen.
+        assert_eq!(
+            classify(45, [3, 0x1000, 100, 0, 0x2000, 0x3000]),
+            Kind::Host(vec![
+                b(0x1000, 100, w),
+                Buf::Sized {
+                    va: 0x2000,
+                    len_va: 0x3000,
+                    max: 128
+                }
+            ])
+        );
+        // accept without an address touches nothing.
+        assert_eq!(classify(43, [3, 0, 0, 0, 0, 0]), Kind::Host(vec![]));
+        assert_eq!(
+            classify(46, [3, 0x1000, 0, 0, 0, 0]),
+            Kind::Host(vec![Buf::Msghdr {
+                va: 0x1000,
+                access: r
+            }])
+        );
+        assert_eq!(
+            classify(53, [1, 1, 0, 0x1000, 0, 0]),
+            Kind::Host(vec![b(0x1000, 8, w)])
+        );
     }
 }
