@@ -152,11 +152,12 @@ fn futex(a: [u64; 6]) -> Vec<Buf> {
 /// restart (restart_syscall) lmm serves with the interrupted call's
 /// buffers (nanosleep, clock_nanosleep, futex, poll, ppoll, select,
 /// pselect6, epoll_wait, epoll_pwait, epoll_pwait2, and restart_syscall
-/// itself).
+/// itself), and rt_sigtimedwait, which with epoll_wait lmm makes again
+/// when its own SIGSTOP ended an untimed wait with EINTR.
 pub fn needs_result(nr: u64) -> bool {
     matches!(
         nr,
-        218 | 35 | 230 | 202 | 7 | 271 | 23 | 270 | 232 | 281 | 441 | 219
+        218 | 35 | 230 | 202 | 7 | 271 | 23 | 270 | 232 | 281 | 441 | 219 | 128
     )
 }
 
