@@ -9,6 +9,7 @@
 //! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
 //! when the mm is attached to one.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::fmt;
@@ -516,7 +517,7 @@ pub enum RssKind {
 #[derive(Clone, Debug)]
 pub struct MmStruct {
     /// The VMA tree, keyed by `vm_start`.
-    pub(crate) vmas: BTreeMap<VirtAddr, Vma>,
+    pub(crate) vmas: BTreeMap<VirtAddr, Box<Vma>>,
     /// TASK_SIZE.
     pub task_size: VirtAddr,
     /// DEFAULT_MAP_WINDOW (see [`MmLayout::map_window`]).
@@ -633,7 +634,16 @@ pub(crate) struct ObjectCounts {
 }
 
 impl ObjectCounts {
+    #[inline]
     fn count(&mut self, v: &Vma, d: isize) {
+        // An anonymous VMA never faulted links to no object but itself.
+        if v.file.is_none() && v.anon_vma.is_none() && v.anon_parents.is_empty() {
+            return;
+        }
+        self.count_linked(v, d);
+    }
+
+    fn count_linked(&mut self, v: &Vma, d: isize) {
         fn bump<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, d: isize) {
             use alloc::collections::btree_map::Entry;
             match m.entry(k) {
@@ -735,14 +745,14 @@ impl MmStruct {
 
     /// All VMAs in address order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
-        self.vmas.values()
+        self.vmas.values().map(|v| &**v)
     }
 
     /// `find_vma`: the first VMA with `end > addr`.
     pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
         if let Some((_, v)) = self.vmas.range(..=addr).next_back() {
             if v.end > addr {
-                return Some(v);
+                return Some(&**v);
             }
         }
         self.vmas
@@ -751,7 +761,7 @@ impl MmStruct {
                 core::ops::Bound::Unbounded,
             ))
             .next()
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
     }
 
     /// `vma_lookup`: the VMA containing `addr`.
@@ -759,7 +769,7 @@ impl MmStruct {
         self.vmas
             .range(..=addr)
             .next_back()
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
             .filter(|v| v.end > addr)
     }
 
@@ -767,8 +777,8 @@ impl MmStruct {
     pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
         let vma = self.find_vma(addr);
         let prev = match vma {
-            Some(v) => self.vmas.range(..v.start).next_back().map(|(_, p)| p),
-            None => self.vmas.values().next_back(),
+            Some(v) => self.vmas.range(..v.start).next_back().map(|(_, p)| &**p),
+            None => self.vmas.values().next_back().map(|p| &**p),
         };
         (vma, prev)
     }
@@ -790,7 +800,7 @@ impl MmStruct {
 
     /// The VMA just below `addr` (ending at or before it).
     pub(crate) fn prev_of(&self, addr: VirtAddr) -> Option<&Vma> {
-        self.vmas.range(..addr).next_back().map(|(_, v)| v)
+        self.vmas.range(..addr).next_back().map(|(_, v)| &**v)
     }
 
     /// `vm_stat_account`: add (or remove, if `npages < 0`) pages to total_vm
@@ -902,15 +912,17 @@ impl MmStruct {
         }
     }
 
-    /// Inserts a VMA into the tree, indexing it in the rmap.
-    pub(crate) fn tree_insert(&mut self, v: Vma) {
+    /// Inserts a VMA into the tree, indexing it in the rmap. The tree holds
+    /// each VMA in its own allocation, as the maple tree holds pointers to
+    /// `vm_area_struct`s: moving a node's entries moves pointers only.
+    pub(crate) fn tree_insert(&mut self, v: Box<Vma>) {
         rmap_link(self.link.as_ref(), &v, true);
         self.objects.count(&v, 1);
         self.vmas.insert(v.start, v);
     }
 
     /// Removes the VMA starting at `start` from the tree and the rmap.
-    pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Vma> {
+    pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Box<Vma>> {
         let v = self.vmas.remove(&start)?;
         rmap_link(self.link.as_ref(), &v, false);
         self.objects.count(&v, -1);

@@ -7,6 +7,7 @@
 //! noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
 //! returned; EOPNOTSUPP (not in our Errno) is reported as EINVAL.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use crate::errno::Errno;
@@ -532,7 +533,8 @@ fn do_mmap(
     if flags & MAP_NORESERVE != 0 && mm.overcommit.mode() != crate::util::OvercommitMode::Never {
         vm_flags |= VmFlags::NORESERVE;
     }
-    let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff)?;
+    let fixed = flags & MAP_FIXED != 0;
+    let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff, fixed)?;
     if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = mm_populate(mm, pt, addr, len, true);
     }
@@ -570,7 +572,9 @@ fn calc_vm_flag_bits(flags: u32) -> VmFlags {
 }
 
 /// `mmap_region`: replaces whatever is in `[addr, addr+len)` with a new VMA
-/// and merges it with its neighbours.
+/// and merges it with its neighbours. `fixed`: the range was given
+/// (MAP_FIXED) rather than found free by `get_unmapped_area`.
+#[allow(clippy::too_many_arguments)]
 fn mmap_region(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
@@ -579,12 +583,14 @@ fn mmap_region(
     len: u64,
     mut vm_flags: VmFlags,
     pgoff: u64,
+    fixed: bool,
 ) -> Result<VirtAddr, Errno> {
     let end = addr + len;
     let pages = len >> PAGE_SHIFT;
     // A range the search found free (the usual case) has nothing to count,
-    // to credit or to unmap: one lookup tells.
-    let occupied = mm.range_mapped(addr, end);
+    // to credit or to unmap; a fixed one takes one lookup to tell.
+    debug_assert!(fixed || !mm.range_mapped(addr, end));
+    let occupied = fixed && mm.range_mapped(addr, end);
     if !mm.may_expand_vm(vm_flags, pages) {
         let mapped = if occupied {
             mm.count_pages(addr, end)
@@ -619,7 +625,7 @@ fn mmap_region(
         vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
     vm_flags |= VmFlags::SOFTDIRTY;
-    let mut vma = Vma::new_anon(addr, end, vm_flags, pgoff);
+    let mut vma = Box::new(Vma::new_anon(addr, end, vm_flags, pgoff));
     match file {
         Some(f) => vma.file = Some(f),
         None if vm_flags.contains(VmFlags::MAYSHARE) => {
@@ -737,7 +743,7 @@ fn do_brk_flags(mm: &mut MmStruct, addr: VirtAddr, len: u64) -> Result<(), Errno
     }
     mm.vm_enough_memory(len >> PAGE_SHIFT)?;
     let vma = Vma::new_anon(addr, addr + len, flags | VmFlags::SOFTDIRTY, addr.vpn());
-    mm.link_vma(vma);
+    mm.link_vma(Box::new(vma));
     if mm
         .prev_of(addr)
         .is_some_and(|p| p.end == addr && p.start >= mm.start_brk)

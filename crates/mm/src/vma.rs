@@ -9,6 +9,7 @@
 //! cannot, we split, change, then merge again at the edges; the final VMA set
 //! is the same (only the map_count check at the exact limit can differ).
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -61,14 +62,14 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
 impl MmStruct {
     /// Inserts `vma` into the tree and accounts it (`vma_link` +
     /// `vm_stat_account`). The caller guarantees the range is free.
-    pub(crate) fn link_vma(&mut self, vma: Vma) {
+    pub(crate) fn link_vma(&mut self, vma: Box<Vma>) {
         self.vm_stat_account(vma.flags, vma.pages() as i64);
         self.vm_acct_vma(vma.flags, vma.pages() as i64);
         self.tree_insert(vma);
     }
 
     /// Removes the VMA starting at `start` and un-accounts it.
-    pub(crate) fn unlink_vma(&mut self, start: VirtAddr) -> Option<Vma> {
+    pub(crate) fn unlink_vma(&mut self, start: VirtAddr) -> Option<Box<Vma>> {
         let v = self.tree_remove(start)?;
         self.vm_stat_account(v.flags, -(v.pages() as i64));
         self.vm_acct_vma(v.flags, -(v.pages() as i64));
@@ -176,7 +177,7 @@ impl MmStruct {
     /// both neighbours, and a merge is only attempted where the rules allow
     /// it. After a merge with the next VMA the new one may have taken its
     /// anon_vma, so the merge below is then decided afresh.
-    pub(crate) fn link_and_merge(&mut self, vma: Vma) {
+    pub(crate) fn link_and_merge(&mut self, vma: Box<Vma>) {
         let (start, end) = (vma.start, vma.end);
         let (with_next, with_prev) = {
             let mut below = self.vmas.range(..=end).rev();
@@ -237,7 +238,7 @@ impl MmStruct {
         self.vma_lookup(start).into_iter().chain(
             self.vmas
                 .range(start.saturating_add(1)..end)
-                .map(|(_, v)| v),
+                .map(|(_, v)| &**v),
         )
     }
 
@@ -361,7 +362,7 @@ impl MmStruct {
         if vma.is_anonymous() && !vma.flags.contains(VmFlags::MAYSHARE) {
             vma.pgoff = vma.start.vpn();
         }
-        self.link_vma(vma);
+        self.link_vma(Box::new(vma));
         Ok(())
     }
 
