@@ -306,7 +306,7 @@ impl<'a> UserPageTables<'a> {
     /// sets `mm->pgtables_bytes` from the tables the mm owns below its PGD
     /// (Linux counts PTE, PMD and PUD tables, not the PGD itself).
     pub fn commit(&mut self, mm: &mut MmStruct) {
-        if self.rss != [0; 4] {
+        if self.rss[0] | self.rss[1] | self.rss[2] | self.rss[3] != 0 {
             for (i, kind) in [RssKind::File, RssKind::Anon, RssKind::Swap, RssKind::Shmem]
                 .into_iter()
                 .enumerate()

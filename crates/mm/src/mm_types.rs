@@ -3,8 +3,8 @@
 //! [`PageTableOps`] boundary to the page tables. Mirrors
 //! include/linux/mm_types.h and the VM_* flags of include/linux/mm.h (x86-64).
 //!
-//! Simplifications: the VMA tree is a `BTreeMap` keyed by `vm_start` (O(log n)
-//! lookups, like the maple tree's). Every insertion into and removal from
+//! Simplifications: the VMA tree is a [`crate::vma_tree`] keyed by
+//! `vm_start` (O(log n) lookups, like the maple tree's). Every insertion into and removal from
 //! the tree goes through [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
 //! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
 //! when the mm is attached to one.
@@ -517,7 +517,7 @@ pub enum RssKind {
 #[derive(Clone, Debug)]
 pub struct MmStruct {
     /// The VMA tree, keyed by `vm_start`.
-    pub(crate) vmas: BTreeMap<VirtAddr, Box<Vma>>,
+    pub(crate) vmas: crate::vma_tree::VmaTree,
     /// TASK_SIZE.
     pub task_size: VirtAddr,
     /// DEFAULT_MAP_WINDOW (see [`MmLayout::map_window`]).
@@ -608,6 +608,10 @@ pub struct MmStruct {
     pub link: Option<MmLink>,
     pub(crate) next_anon_vma: u64,
     pub(crate) next_shmem_ino: u64,
+    /// The allocation of the last VMA freed, kept for the next one (as
+    /// `vm_area_cachep`'s per-CPU freelist hands a freed object out again):
+    /// an mmap+munmap pair takes nothing from the heap.
+    vma_spare: Option<Box<Vma>>,
 }
 
 /// How many kernel objects of each kind an address space's VMAs take in
@@ -643,6 +647,7 @@ impl ObjectCounts {
         self.count_linked(v, d);
     }
 
+    #[inline(never)]
     fn count_linked(&mut self, v: &Vma, d: isize) {
         fn bump<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, d: isize) {
             use alloc::collections::btree_map::Entry;
@@ -687,7 +692,7 @@ impl MmStruct {
     /// A new, empty address space with the given layout.
     pub fn new(layout: MmLayout) -> MmStruct {
         MmStruct {
-            vmas: BTreeMap::new(),
+            vmas: crate::vma_tree::VmaTree::new(),
             task_size: layout.task_size,
             map_window: layout.map_window,
             mmap_base: layout.mmap_base,
@@ -729,6 +734,7 @@ impl MmStruct {
             link: None,
             next_anon_vma: 1,
             next_shmem_ino: 1,
+            vma_spare: None,
         }
     }
 
@@ -745,14 +751,14 @@ impl MmStruct {
 
     /// All VMAs in address order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
-        self.vmas.values().map(|v| &**v)
+        self.vmas.values()
     }
 
     /// `find_vma`: the first VMA with `end > addr`.
     pub fn find_vma(&self, addr: VirtAddr) -> Option<&Vma> {
         if let Some((_, v)) = self.vmas.range(..=addr).next_back() {
             if v.end > addr {
-                return Some(&**v);
+                return Some(v);
             }
         }
         self.vmas
@@ -761,7 +767,7 @@ impl MmStruct {
                 core::ops::Bound::Unbounded,
             ))
             .next()
-            .map(|(_, v)| &**v)
+            .map(|(_, v)| v)
     }
 
     /// `vma_lookup`: the VMA containing `addr`.
@@ -769,7 +775,7 @@ impl MmStruct {
         self.vmas
             .range(..=addr)
             .next_back()
-            .map(|(_, v)| &**v)
+            .map(|(_, v)| v)
             .filter(|v| v.end > addr)
     }
 
@@ -777,8 +783,8 @@ impl MmStruct {
     pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
         let vma = self.find_vma(addr);
         let prev = match vma {
-            Some(v) => self.vmas.range(..v.start).next_back().map(|(_, p)| &**p),
-            None => self.vmas.values().next_back().map(|p| &**p),
+            Some(v) => self.vmas.range(..v.start).next_back().map(|(_, p)| p),
+            None => self.vmas.values().next_back(),
         };
         (vma, prev)
     }
@@ -800,7 +806,7 @@ impl MmStruct {
 
     /// The VMA just below `addr` (ending at or before it).
     pub(crate) fn prev_of(&self, addr: VirtAddr) -> Option<&Vma> {
-        self.vmas.range(..addr).next_back().map(|(_, v)| &**v)
+        self.vmas.range(..addr).next_back().map(|(_, v)| v)
     }
 
     /// `vm_stat_account`: add (or remove, if `npages < 0`) pages to total_vm
@@ -909,6 +915,25 @@ impl MmStruct {
         }
         if let Some(l) = self.link.take() {
             l.rmap.unregister_mm(l.id);
+        }
+    }
+
+    /// `vm_area_alloc`: an allocation holding `v`, the spare one if any.
+    pub(crate) fn vm_area_alloc(&mut self, v: Vma) -> Box<Vma> {
+        match self.vma_spare.take() {
+            Some(mut b) => {
+                *b = v;
+                b
+            }
+            None => Box::new(v),
+        }
+    }
+
+    /// `vm_area_free`: keeps the allocation of a VMA that holds no
+    /// references (no file, name or ancestor chain) as the spare.
+    pub(crate) fn vm_area_free(&mut self, v: Box<Vma>) {
+        if v.file.is_none() && v.anon_name.is_none() && v.anon_parents.capacity() == 0 {
+            self.vma_spare = Some(v);
         }
     }
 

@@ -2,8 +2,9 @@
 //! `mmap`, `munmap`, `brk` and `mm_populate`. Mirrors mm/mmap.c and
 //! arch/x86/kernel/sys_x86_64.c (x86-64 placement).
 //!
-//! Simplifications: the free-gap search walks the VMA tree from the search
-//! limit (Linux keeps gap sizes in the maple tree); hugetlb, DAX, mseal,
+//! Simplifications: the bottom-up free-gap search (legacy layout) walks the
+//! VMA tree from the search limit (Linux keeps gap sizes in the maple tree;
+//! the top-down search skips by gap sizes, see [`crate::vma_tree`]); hugetlb, DAX, mseal,
 //! noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
 //! returned; EOPNOTSUPP (not in our Errno) is reported as EINVAL.
 
@@ -139,27 +140,7 @@ fn unmapped_area_topdown(
     low: VirtAddr,
     high: VirtAddr,
 ) -> Option<VirtAddr> {
-    let gap = mm.stack_guard_gap;
-    let mut gap_end = high;
-    if let Some((_, next)) = mm.vmas.range(high..).next() {
-        gap_end = gap_end.min(next.start_gap(gap));
-    }
-    for (_, v) in mm.vmas.range(..high).rev() {
-        let gs = v.end_gap().max(low);
-        if gap_end >= gs && gap_end - gs >= len {
-            return Some(gap_end - len);
-        }
-        // The gap below `v` ends at v's own start gap; a guard gap only
-        // constrains the gap directly below its VMA.
-        gap_end = high.min(v.start_gap(gap));
-        if gap_end <= low {
-            return None;
-        }
-    }
-    if gap_end >= low && gap_end - low >= len {
-        return Some(gap_end - len);
-    }
-    None
+    mm.vmas.gap_topdown(len, low, high, mm.stack_guard_gap)
 }
 
 /// `vm_unmapped_area` bottom-up: the lowest `len`-byte gap in `[low, high)`.
@@ -625,7 +606,7 @@ fn mmap_region(
         vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
     vm_flags |= VmFlags::SOFTDIRTY;
-    let mut vma = Box::new(Vma::new_anon(addr, end, vm_flags, pgoff));
+    let mut vma = mm.vm_area_alloc(Vma::new_anon(addr, end, vm_flags, pgoff));
     match file {
         Some(f) => vma.file = Some(f),
         None if vm_flags.contains(VmFlags::MAYSHARE) => {
@@ -743,7 +724,8 @@ fn do_brk_flags(mm: &mut MmStruct, addr: VirtAddr, len: u64) -> Result<(), Errno
     }
     mm.vm_enough_memory(len >> PAGE_SHIFT)?;
     let vma = Vma::new_anon(addr, addr + len, flags | VmFlags::SOFTDIRTY, addr.vpn());
-    mm.link_vma(Box::new(vma));
+    let vma = mm.vm_area_alloc(vma);
+    mm.link_vma(vma);
     if mm
         .prev_of(addr)
         .is_some_and(|p| p.end == addr && p.start >= mm.start_brk)
@@ -933,7 +915,7 @@ impl MmStruct {
                 c.anon_vma = Some(self.new_anon_vma(Some(parent)));
             }
             let _ = k;
-            child.tree_insert(c);
+            child.tree_insert(Box::new(c));
         }
         // Counters other than locked_vm are inherited, minus DONTCOPY VMAs.
         child.next_anon_vma = self.next_anon_vma;

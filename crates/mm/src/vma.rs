@@ -139,6 +139,7 @@ impl MmStruct {
         tail.pgoff = v.pgoff.wrapping_add((addr - key) >> PAGE_SHIFT);
         tail.start = addr;
         self.tree_modify(key, |v| v.end = addr);
+        let tail = self.vm_area_alloc(tail);
         self.tree_insert(tail);
         Ok(())
     }
@@ -168,6 +169,7 @@ impl MmStruct {
                 a.anon_parents = b.anon_parents.clone();
             }
         });
+        self.vm_area_free(b);
         true
     }
 
@@ -238,7 +240,7 @@ impl MmStruct {
         self.vma_lookup(start).into_iter().chain(
             self.vmas
                 .range(start.saturating_add(1)..end)
-                .map(|(_, v)| &**v),
+                .map(|(_, v)| v),
         )
     }
 
@@ -307,6 +309,7 @@ impl MmStruct {
             } else {
                 None
             };
+            self.vm_area_free(v);
         }
         Ok(())
     }
