@@ -3,9 +3,10 @@
 //! [`PageTableOps`] boundary to the page tables. Mirrors
 //! include/linux/mm_types.h and the VM_* flags of include/linux/mm.h (x86-64).
 //!
-//! Simplifications: the VMA tree is a [`crate::vma_tree`] keyed by
-//! `vm_start` (O(log n) lookups, like the maple tree's). Every insertion into and removal from
-//! the tree goes through [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
+//! Simplifications: the VMA tree is a chunked sorted list keyed by
+//! `vm_start` (`vma_tree`: O(log n) lookups, like the maple tree's). Every
+//! insertion into and removal from the tree goes through
+//! [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
 //! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
 //! when the mm is attached to one.
 

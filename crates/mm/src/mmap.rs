@@ -4,8 +4,8 @@
 //!
 //! Simplifications: the bottom-up free-gap search (legacy layout) walks the
 //! VMA tree from the search limit (Linux keeps gap sizes in the maple tree;
-//! the top-down search skips by gap sizes, see [`crate::vma_tree`]); hugetlb, DAX, mseal,
-//! noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
+//! the top-down search skips chunks by their gap sizes, see `vma_tree`);
+//! hugetlb, DAX, mseal, noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
 //! returned; EOPNOTSUPP (not in our Errno) is reported as EINVAL.
 
 use alloc::boxed::Box;
