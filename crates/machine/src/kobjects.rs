@@ -279,31 +279,48 @@ impl TaskObjects {
     /// file VMAs share through `get_file`; our mmap opens each file once).
     /// Allocation failures leave the count short (Linux would have failed
     /// the call earlier); frees always happen.
+    #[inline]
     pub fn sync_vmas(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId, mm: &MmStruct) {
         let want = mm.kernel_objects();
-        let k = Kmem::new(sa, pa);
-        let ids = *self
+        for (i, want) in [want.vmas, want.anon_vmas, want.chains, want.files]
+            .into_iter()
+            .enumerate()
+        {
+            if self.vma_objects(i).len() != want {
+                self.resync(sa, pa, cpu, i, want);
+            }
+        }
+    }
+
+    /// The objects of cache `i` of [`VMA_CACHES`].
+    #[inline]
+    fn vma_objects(&mut self, i: usize) -> &mut Vec<ObjPtr> {
+        match i {
+            0 => &mut self.vmas,
+            1 => &mut self.anon_vmas,
+            2 => &mut self.chains,
+            _ => &mut self.files,
+        }
+    }
+
+    /// Frees or allocates objects of cache `i` of [`VMA_CACHES`] until
+    /// there are `want` (or an allocation fails).
+    #[inline(never)]
+    fn resync(&mut self, sa: &SlabAllocator, pa: &PageAlloc, cpu: CpuId, i: usize, want: usize) {
+        let ids = self
             .vma_caches
             .get_or_insert_with(|| VMA_CACHES.map(|n| sa.find_cache(n)));
-        for (id, objs, want) in [
-            (ids[0], &mut self.vmas, want.vmas),
-            (ids[1], &mut self.anon_vmas, want.anon_vmas),
-            (ids[2], &mut self.chains, want.chains),
-            (ids[3], &mut self.files, want.files),
-        ] {
-            if objs.len() == want {
-                continue;
-            }
-            let Some(id) = id else { continue };
-            while objs.len() > want {
-                let o = objs.pop().expect("non-empty");
-                let _ = k.kmem_cache_free(cpu, id, o);
-            }
-            while objs.len() < want {
-                match k.kmem_cache_alloc(cpu, id, Gfp::KERNEL_ACCOUNT) {
-                    Some(o) => objs.push(o),
-                    None => break,
-                }
+        let Some(id) = ids[i] else { return };
+        let k = Kmem::new(sa, pa);
+        let objs = self.vma_objects(i);
+        while objs.len() > want {
+            let o = objs.pop().expect("non-empty");
+            let _ = k.kmem_cache_free(cpu, id, o);
+        }
+        while objs.len() < want {
+            match k.kmem_cache_alloc(cpu, id, Gfp::KERNEL_ACCOUNT) {
+                Some(o) => objs.push(o),
+                None => break,
             }
         }
     }

@@ -402,6 +402,7 @@ impl Machine {
     /// Lets every woken kswapd run (`kswapd` → `balance_pgdat`), as the
     /// scheduler would once the task that woke it leaves the CPU. Returns
     /// the pages reclaimed.
+    #[inline]
     pub fn run_kswapd(&mut self) -> u64 {
         self.reclaim.run_kswapd(&self.pa, CpuId(0))
     }
@@ -422,11 +423,17 @@ impl Machine {
     /// order, the LRU list sizes per node, swap in use, and each process's
     /// RSS (pages). The machine calls it after each system call and fault;
     /// a driver (a scenario step) may call it too.
+    #[inline]
     pub fn trace_sample(&self) {
-        let t = &self.pa.trace;
-        if !t.sample_due() {
-            return;
+        if self.pa.trace.sample_due() {
+            self.trace_sample_now();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trace_sample_now(&self) {
+        let t = &self.pa.trace;
         let pages = |v: Vec<(&str, u64)>| -> Vec<(String, u64)> {
             v.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
         };

@@ -967,6 +967,7 @@ impl Machine {
     /// Frees the page cache of shmem objects nothing reaches any more
     /// (the final `iput` of an unlinked tmpfs file or shared anonymous
     /// memory).
+    #[inline]
     pub(crate) fn reap_cache(&mut self, cpu: usize) {
         let rmap = &self.rmap;
         self.cache

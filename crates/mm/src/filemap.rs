@@ -855,10 +855,17 @@ impl PageCache {
     /// tmpfs files, memfds, shared anonymous memory), as the final `iput`
     /// evicts them. `mapped` says whether a VMA still maps a mapping.
     /// Returns the pages freed.
+    #[inline]
     pub fn reap(&self, pa: &PageAlloc, cpu: CpuId, mapped: &dyn Fn(MappingId) -> bool) -> u64 {
         if self.nr_shmem.load(core::sync::atomic::Ordering::Relaxed) == 0 {
             return 0;
         }
+        self.reap_shmem(pa, cpu, mapped)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reap_shmem(&self, pa: &PageAlloc, cpu: CpuId, mapped: &dyn Fn(MappingId) -> bool) -> u64 {
         let dead: Vec<MappingId> = {
             let s = self.state.lock();
             s.shmem

@@ -51,6 +51,7 @@ pub mod trace;
 pub mod types;
 pub mod util;
 pub mod vma;
+mod vma_tree;
 pub mod vmalloc;
 pub mod vmscan;
 pub mod vmstat;

@@ -306,15 +306,17 @@ impl<'a> UserPageTables<'a> {
     /// sets `mm->pgtables_bytes` from the tables the mm owns below its PGD
     /// (Linux counts PTE, PMD and PUD tables, not the PGD itself).
     pub fn commit(&mut self, mm: &mut MmStruct) {
-        for (i, kind) in [RssKind::File, RssKind::Anon, RssKind::Swap, RssKind::Shmem]
-            .into_iter()
-            .enumerate()
-        {
-            if self.rss[i] != 0 {
-                mm.rss.add(kind, self.rss[i]);
+        if self.rss[0] | self.rss[1] | self.rss[2] | self.rss[3] != 0 {
+            for (i, kind) in [RssKind::File, RssKind::Anon, RssKind::Swap, RssKind::Shmem]
+                .into_iter()
+                .enumerate()
+            {
+                if self.rss[i] != 0 {
+                    mm.rss.add(kind, self.rss[i]);
+                }
             }
+            self.rss = [0; 4];
         }
-        self.rss = [0; 4];
         mm.pgtables_bytes = self.pt.count_tables().saturating_sub(1) * PAGE_SIZE;
     }
 
@@ -941,7 +943,9 @@ impl PageTableOps for UserPageTables<'_> {
         // The mmu_gather flushes only what it gathered: with no entry
         // cleared and no table freed (a range never touched) there is
         // nothing cached to flush (`tlb_flush_mmu_tlbonly` on an empty range).
-        let flush = !entries.is_empty() || tables > 0;
+        if entries.is_empty() && tables == 0 {
+            return;
+        }
         let mut freed = Vec::with_capacity(entries.len());
         let mut swapped = Vec::new();
         for e in entries {
@@ -952,9 +956,7 @@ impl PageTableOps for UserPageTables<'_> {
                 swapped.push(se);
             }
         }
-        if flush {
-            self.tlb.flush_range(self.asid, start, end);
-        }
+        self.tlb.flush_range(self.asid, start, end);
         self.release(freed);
         for se in swapped {
             self.swap.free_swap_and_cache(self.pa, self.cpu, se);

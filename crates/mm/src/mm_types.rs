@@ -3,12 +3,14 @@
 //! [`PageTableOps`] boundary to the page tables. Mirrors
 //! include/linux/mm_types.h and the VM_* flags of include/linux/mm.h (x86-64).
 //!
-//! Simplifications: the VMA tree is a `BTreeMap` keyed by `vm_start` (O(log n)
-//! lookups, like the maple tree's). Every insertion into and removal from
-//! the tree goes through [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
+//! Simplifications: the VMA tree is a chunked sorted list keyed by
+//! `vm_start` (`vma_tree`: O(log n) lookups, like the maple tree's). Every
+//! insertion into and removal from the tree goes through
+//! [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
 //! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
 //! when the mm is attached to one.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::fmt;
@@ -516,7 +518,7 @@ pub enum RssKind {
 #[derive(Clone, Debug)]
 pub struct MmStruct {
     /// The VMA tree, keyed by `vm_start`.
-    pub(crate) vmas: BTreeMap<VirtAddr, Vma>,
+    pub(crate) vmas: crate::vma_tree::VmaTree,
     /// TASK_SIZE.
     pub task_size: VirtAddr,
     /// DEFAULT_MAP_WINDOW (see [`MmLayout::map_window`]).
@@ -607,6 +609,10 @@ pub struct MmStruct {
     pub link: Option<MmLink>,
     pub(crate) next_anon_vma: u64,
     pub(crate) next_shmem_ino: u64,
+    /// The allocation of the last VMA freed, kept for the next one (as
+    /// `vm_area_cachep`'s per-CPU freelist hands a freed object out again):
+    /// an mmap+munmap pair takes nothing from the heap.
+    vma_spare: Option<Box<Vma>>,
 }
 
 /// How many kernel objects of each kind an address space's VMAs take in
@@ -633,7 +639,17 @@ pub(crate) struct ObjectCounts {
 }
 
 impl ObjectCounts {
+    #[inline]
     fn count(&mut self, v: &Vma, d: isize) {
+        // An anonymous VMA never faulted links to no object but itself.
+        if v.file.is_none() && v.anon_vma.is_none() && v.anon_parents.is_empty() {
+            return;
+        }
+        self.count_linked(v, d);
+    }
+
+    #[inline(never)]
+    fn count_linked(&mut self, v: &Vma, d: isize) {
         fn bump<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, d: isize) {
             use alloc::collections::btree_map::Entry;
             match m.entry(k) {
@@ -677,7 +693,7 @@ impl MmStruct {
     /// A new, empty address space with the given layout.
     pub fn new(layout: MmLayout) -> MmStruct {
         MmStruct {
-            vmas: BTreeMap::new(),
+            vmas: crate::vma_tree::VmaTree::new(),
             task_size: layout.task_size,
             map_window: layout.map_window,
             mmap_base: layout.mmap_base,
@@ -719,6 +735,7 @@ impl MmStruct {
             link: None,
             next_anon_vma: 1,
             next_shmem_ino: 1,
+            vma_spare: None,
         }
     }
 
@@ -902,15 +919,36 @@ impl MmStruct {
         }
     }
 
-    /// Inserts a VMA into the tree, indexing it in the rmap.
-    pub(crate) fn tree_insert(&mut self, v: Vma) {
+    /// `vm_area_alloc`: an allocation holding `v`, the spare one if any.
+    pub(crate) fn vm_area_alloc(&mut self, v: Vma) -> Box<Vma> {
+        match self.vma_spare.take() {
+            Some(mut b) => {
+                *b = v;
+                b
+            }
+            None => Box::new(v),
+        }
+    }
+
+    /// `vm_area_free`: keeps the allocation of a VMA that holds no
+    /// references (no file, name or ancestor chain) as the spare.
+    pub(crate) fn vm_area_free(&mut self, v: Box<Vma>) {
+        if v.file.is_none() && v.anon_name.is_none() && v.anon_parents.capacity() == 0 {
+            self.vma_spare = Some(v);
+        }
+    }
+
+    /// Inserts a VMA into the tree, indexing it in the rmap. The tree holds
+    /// each VMA in its own allocation, as the maple tree holds pointers to
+    /// `vm_area_struct`s: moving a node's entries moves pointers only.
+    pub(crate) fn tree_insert(&mut self, v: Box<Vma>) {
         rmap_link(self.link.as_ref(), &v, true);
         self.objects.count(&v, 1);
         self.vmas.insert(v.start, v);
     }
 
     /// Removes the VMA starting at `start` from the tree and the rmap.
-    pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Vma> {
+    pub(crate) fn tree_remove(&mut self, start: VirtAddr) -> Option<Box<Vma>> {
         let v = self.vmas.remove(&start)?;
         rmap_link(self.link.as_ref(), &v, false);
         self.objects.count(&v, -1);

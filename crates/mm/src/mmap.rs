@@ -2,11 +2,13 @@
 //! `mmap`, `munmap`, `brk` and `mm_populate`. Mirrors mm/mmap.c and
 //! arch/x86/kernel/sys_x86_64.c (x86-64 placement).
 //!
-//! Simplifications: the free-gap search walks the VMA tree from the search
-//! limit (Linux keeps gap sizes in the maple tree); hugetlb, DAX, mseal,
-//! noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
+//! Simplifications: the bottom-up free-gap search (legacy layout) walks the
+//! VMA tree from the search limit (Linux keeps gap sizes in the maple tree;
+//! the top-down search skips chunks by their gap sizes, see `vma_tree`);
+//! hugetlb, DAX, mseal, noexec mounts and file `->mmap` hooks are not modelled, so ENODEV is never
 //! returned; EOPNOTSUPP (not in our Errno) is reported as EINVAL.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use crate::errno::Errno;
@@ -138,27 +140,7 @@ fn unmapped_area_topdown(
     low: VirtAddr,
     high: VirtAddr,
 ) -> Option<VirtAddr> {
-    let gap = mm.stack_guard_gap;
-    let mut gap_end = high;
-    if let Some((_, next)) = mm.vmas.range(high..).next() {
-        gap_end = gap_end.min(next.start_gap(gap));
-    }
-    for (_, v) in mm.vmas.range(..high).rev() {
-        let gs = v.end_gap().max(low);
-        if gap_end >= gs && gap_end - gs >= len {
-            return Some(gap_end - len);
-        }
-        // The gap below `v` ends at v's own start gap; a guard gap only
-        // constrains the gap directly below its VMA.
-        gap_end = high.min(v.start_gap(gap));
-        if gap_end <= low {
-            return None;
-        }
-    }
-    if gap_end >= low && gap_end - low >= len {
-        return Some(gap_end - len);
-    }
-    None
+    mm.vmas.gap_topdown(len, low, high, mm.stack_guard_gap)
 }
 
 /// `vm_unmapped_area` bottom-up: the lowest `len`-byte gap in `[low, high)`.
@@ -532,7 +514,8 @@ fn do_mmap(
     if flags & MAP_NORESERVE != 0 && mm.overcommit.mode() != crate::util::OvercommitMode::Never {
         vm_flags |= VmFlags::NORESERVE;
     }
-    let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff)?;
+    let fixed = flags & MAP_FIXED != 0;
+    let addr = mmap_region(mm, pt, file, addr, len, vm_flags, pgoff, fixed)?;
     if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = mm_populate(mm, pt, addr, len, true);
     }
@@ -570,7 +553,9 @@ fn calc_vm_flag_bits(flags: u32) -> VmFlags {
 }
 
 /// `mmap_region`: replaces whatever is in `[addr, addr+len)` with a new VMA
-/// and merges it with its neighbours.
+/// and merges it with its neighbours. `fixed`: the range was given
+/// (MAP_FIXED) rather than found free by `get_unmapped_area`.
+#[allow(clippy::too_many_arguments)]
 fn mmap_region(
     mm: &mut MmStruct,
     pt: &mut dyn PageTableOps,
@@ -579,12 +564,14 @@ fn mmap_region(
     len: u64,
     mut vm_flags: VmFlags,
     pgoff: u64,
+    fixed: bool,
 ) -> Result<VirtAddr, Errno> {
     let end = addr + len;
     let pages = len >> PAGE_SHIFT;
     // A range the search found free (the usual case) has nothing to count,
-    // to credit or to unmap: one lookup tells.
-    let occupied = mm.range_mapped(addr, end);
+    // to credit or to unmap; a fixed one takes one lookup to tell.
+    debug_assert!(fixed || !mm.range_mapped(addr, end));
+    let occupied = fixed && mm.range_mapped(addr, end);
     if !mm.may_expand_vm(vm_flags, pages) {
         let mapped = if occupied {
             mm.count_pages(addr, end)
@@ -619,7 +606,7 @@ fn mmap_region(
         vm_flags = vm_flags.difference(VmFlags::LOCKED_MASK);
     }
     vm_flags |= VmFlags::SOFTDIRTY;
-    let mut vma = Vma::new_anon(addr, end, vm_flags, pgoff);
+    let mut vma = mm.vm_area_alloc(Vma::new_anon(addr, end, vm_flags, pgoff));
     match file {
         Some(f) => vma.file = Some(f),
         None if vm_flags.contains(VmFlags::MAYSHARE) => {
@@ -737,6 +724,7 @@ fn do_brk_flags(mm: &mut MmStruct, addr: VirtAddr, len: u64) -> Result<(), Errno
     }
     mm.vm_enough_memory(len >> PAGE_SHIFT)?;
     let vma = Vma::new_anon(addr, addr + len, flags | VmFlags::SOFTDIRTY, addr.vpn());
+    let vma = mm.vm_area_alloc(vma);
     mm.link_vma(vma);
     if mm
         .prev_of(addr)
@@ -927,7 +915,7 @@ impl MmStruct {
                 c.anon_vma = Some(self.new_anon_vma(Some(parent)));
             }
             let _ = k;
-            child.tree_insert(c);
+            child.tree_insert(Box::new(c));
         }
         // Counters other than locked_vm are inherited, minus DONTCOPY VMAs.
         child.next_anon_vma = self.next_anon_vma;

@@ -8,6 +8,8 @@
 //! hugetlb, no userfaultfd; with DONTUNMAP the source's VM_LOCKED is cleared
 //! and locked_vm follows the flags (Linux leaves locked_vm unchanged).
 
+use alloc::boxed::Box;
+
 use crate::errno::Errno;
 use crate::mm_types::{MmStruct, PageTableOps, VmFlags};
 use crate::mmap::{do_munmap, get_unmapped_area_pgoff, mm_populate, MAP_FIXED, MAP_SHARED};
@@ -278,7 +280,7 @@ fn move_vma(
         mm.detach_range(pt, old, old + old_len, false)?;
     }
     let locked = copy.flags.contains(VmFlags::LOCKED);
-    mm.link_vma(copy);
+    mm.link_vma(Box::new(copy));
     mm.merge_range(new, new + new_len);
     if dontunmap {
         mm.merge_range(old, old + old_len);

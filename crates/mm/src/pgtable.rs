@@ -764,6 +764,14 @@ impl PageTable {
         end: VirtAddr,
         f: &mut dyn FnMut(VirtAddr, Pte),
     ) -> u64 {
+        // A process's tables with nothing below the PGD map nothing (where
+        // the PGD holds no leaves): the walk would find every entry none.
+        if self.kind == Kind::User
+            && self.nr_tables == 1
+            && self.mode.max_leaf_level() < self.mode.levels()
+        {
+            return 0;
+        }
         let Some(r) = self.lin_range(start, end) else {
             return 0;
         };

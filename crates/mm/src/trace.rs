@@ -901,10 +901,17 @@ impl Trace {
 
     /// Puts task `pid`/`comm` on `cpu` (a context switch), returning the one
     /// that was there; nothing when tracing is off.
+    #[inline]
     pub fn switch_to(&self, cpu: CpuId, pid: u32, comm: &str) -> Prev {
         if !self.is_on() {
             return Prev(None);
         }
+        self.switch_to_traced(cpu, pid, comm)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_to_traced(&self, cpu: CpuId, pid: u32, comm: &str) -> Prev {
         let mut b = self.buf.lock();
         let t = b.intern(pid, comm);
         let prev = b.current(cpu.0);
@@ -914,20 +921,31 @@ impl Trace {
     }
 
     /// Puts back the task [`Self::switch_to`] replaced.
+    #[inline]
     pub fn switch_back(&self, cpu: CpuId, prev: Prev) {
         if let Prev(Some(t)) = prev {
-            let mut b = self.buf.lock();
-            b.current(cpu.0);
-            b.current[cpu.0] = t;
+            self.switch_back_traced(cpu, t);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_back_traced(&self, cpu: CpuId, t: u32) {
+        let mut b = self.buf.lock();
+        b.current(cpu.0);
+        b.current[cpu.0] = t;
     }
 
     /// Whether events happened since the last counter sample (and so a new
     /// one is due); marks the sample taken.
+    #[inline]
     pub fn sample_due(&self) -> bool {
-        if !self.is_on() {
-            return false;
-        }
+        self.is_on() && self.sample_due_traced()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sample_due_traced(&self) -> bool {
         let mut b = self.buf.lock();
         let now = b.clock_ns;
         if b.last_sample_ns == Some(now) {

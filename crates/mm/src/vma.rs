@@ -9,6 +9,7 @@
 //! cannot, we split, change, then merge again at the edges; the final VMA set
 //! is the same (only the map_count check at the exact limit can differ).
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -61,14 +62,14 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
 impl MmStruct {
     /// Inserts `vma` into the tree and accounts it (`vma_link` +
     /// `vm_stat_account`). The caller guarantees the range is free.
-    pub(crate) fn link_vma(&mut self, vma: Vma) {
+    pub(crate) fn link_vma(&mut self, vma: Box<Vma>) {
         self.vm_stat_account(vma.flags, vma.pages() as i64);
         self.vm_acct_vma(vma.flags, vma.pages() as i64);
         self.tree_insert(vma);
     }
 
     /// Removes the VMA starting at `start` and un-accounts it.
-    pub(crate) fn unlink_vma(&mut self, start: VirtAddr) -> Option<Vma> {
+    pub(crate) fn unlink_vma(&mut self, start: VirtAddr) -> Option<Box<Vma>> {
         let v = self.tree_remove(start)?;
         self.vm_stat_account(v.flags, -(v.pages() as i64));
         self.vm_acct_vma(v.flags, -(v.pages() as i64));
@@ -138,6 +139,7 @@ impl MmStruct {
         tail.pgoff = v.pgoff.wrapping_add((addr - key) >> PAGE_SHIFT);
         tail.start = addr;
         self.tree_modify(key, |v| v.end = addr);
+        let tail = self.vm_area_alloc(tail);
         self.tree_insert(tail);
         Ok(())
     }
@@ -167,6 +169,7 @@ impl MmStruct {
                 a.anon_parents = b.anon_parents.clone();
             }
         });
+        self.vm_area_free(b);
         true
     }
 
@@ -176,7 +179,7 @@ impl MmStruct {
     /// both neighbours, and a merge is only attempted where the rules allow
     /// it. After a merge with the next VMA the new one may have taken its
     /// anon_vma, so the merge below is then decided afresh.
-    pub(crate) fn link_and_merge(&mut self, vma: Vma) {
+    pub(crate) fn link_and_merge(&mut self, vma: Box<Vma>) {
         let (start, end) = (vma.start, vma.end);
         let (with_next, with_prev) = {
             let mut below = self.vmas.range(..=end).rev();
@@ -306,6 +309,7 @@ impl MmStruct {
             } else {
                 None
             };
+            self.vm_area_free(v);
         }
         Ok(())
     }
@@ -361,7 +365,7 @@ impl MmStruct {
         if vma.is_anonymous() && !vma.flags.contains(VmFlags::MAYSHARE) {
             vma.pgoff = vma.start.vpn();
         }
-        self.link_vma(vma);
+        self.link_vma(Box::new(vma));
         Ok(())
     }
 

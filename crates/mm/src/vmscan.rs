@@ -725,12 +725,19 @@ impl Reclaimer {
     /// Runs every woken kswapd (`kswapd` → `balance_pgdat`), as the machine
     /// does when the task that woke them leaves the CPU. Returns the pages
     /// reclaimed.
+    #[inline]
     pub fn run_kswapd(&self, pa: &PageAlloc, cpu: CpuId) -> u64 {
         // Most calls find no kswapd woken: plain loads answer that without
         // the locked instructions of the swaps below.
         if !pa.nodes.iter().any(|n| n.kswapd.woken.load(Relaxed)) {
             return 0;
         }
+        self.run_woken_kswapd(pa, cpu)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_woken_kswapd(&self, pa: &PageAlloc, cpu: CpuId) -> u64 {
         if self.busy.swap(true, Relaxed) {
             return 0;
         }
