@@ -122,7 +122,7 @@ impl Highmem {
         VirtAddr(self.layout.pkmap_base.unwrap_or(0) + ((nr as u64) << PAGE_SHIFT))
     }
 
-    /// pkmap_count[nr].
+    /// `pkmap_count[nr]`.
     pub fn pkmap_count(&self, nr: usize) -> u32 {
         self.pkmap_count[nr]
     }

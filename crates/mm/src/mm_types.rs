@@ -6,7 +6,7 @@
 //! Simplifications: the VMA tree is a chunked sorted list keyed by
 //! `vm_start` (`vma_tree`: O(log n) lookups, like the maple tree's). Every
 //! insertion into and removal from the tree goes through
-//! [`MmStruct::tree_insert`] / [`MmStruct::tree_remove`],
+//! `MmStruct::tree_insert` / `MmStruct::tree_remove`,
 //! which keep the machine-wide reverse map ([`crate::rmap::Rmap`]) exact
 //! when the mm is attached to one.
 

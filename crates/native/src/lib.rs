@@ -46,7 +46,7 @@
 //!
 //! - A shared writable mapping of a host file writes back to it, and lmm's
 //!   cached pages of a file agree with the program's host calls on it
-//!   ([`coherence`]).
+//!   (`coherence`).
 //!
 //! - Threads (clone with CLONE_THREAD) are more host threads of the
 //!   process's stub (PTRACE_O_TRACECLONE), one task each in the event loop

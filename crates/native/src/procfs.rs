@@ -17,7 +17,7 @@
 //!   pthread_setname_np opens for writing); a numeric pid lmm has no
 //!   process for, or a tid not of the process, is ENOENT, as in lmm's
 //!   world it does not exist. `/proc/PID/task` itself opens a directory
-//!   lmm makes with one entry per tid ([`TaskDirs`]).
+//!   lmm makes with one entry per tid (`TaskDirs`).
 //! - System files lmm renders: `meminfo`, `vmstat`, `buddyinfo`,
 //!   `zoneinfo`, `pagetypeinfo`, `slabinfo`, `vmallocinfo`, `swaps`,
 //!   `iomem`. Any other path goes to the host untouched.

@@ -12,7 +12,7 @@
 //! A system call is run in the stub by pointing its registers at the
 //! trampoline and letting it run to the `int3` ([`Stub::syscall`]). The
 //! mirror of a fault is made on the way back to the program instead
-//! ([`Stub::queue_syscall`], [`crate::chain`]), which saves a stop.
+//! ([`Stub::queue_syscall`], `crate::chain`), which saves a stop.
 //!
 //! Deviation from Linux: the trampoline sits at 0x1000, below
 //! `vm.mmap_min_addr`, an address Linux never gives a program (so it can
@@ -29,7 +29,7 @@ use crate::chain;
 /// Where the trampoline page sits in the stub.
 pub const TRAMPOLINE: u64 = 0x1000;
 /// Where the chain's window sits in the stub, after the trampoline: a page
-/// of a memfd of the stub's own that lmm maps too ([`Window`]), read-only
+/// of a memfd of the stub's own that lmm maps too (`Window`), read-only
 /// in the stub.
 pub const WINDOW: u64 = TRAMPOLINE + 4096;
 

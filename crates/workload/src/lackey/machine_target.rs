@@ -14,7 +14,7 @@ pub struct MachineLackey {
     pid: u32,
     /// Watches the machine after every access (`lmm top replay lackey`);
     /// once it returns false, every further access fails with
-    /// [`STOPPED`], which ends the replay (or, with `--keep-going`, makes
+    /// `STOPPED`, which ends the replay (or, with `--keep-going`, makes
     /// it skip the rest of the trace's accesses).
     pub observer: Option<crate::sample::Watch>,
     /// The observer asked to stop.
