@@ -430,3 +430,33 @@ fn brk_mlock_shared_and_file_mappings() {
     assert_eq!(free_pages(&m), free0);
     assert_eq!(m.exit(pid), Err(Errno::ESRCH));
 }
+
+/// smaps prints `ProtectionKey:` only on a CPU with protection keys
+/// (task_mmu.c shows it when arch_pkeys_enabled()): `set_pkeys(false)`,
+/// which `lmm native` uses on a host without OSPKE, leaves it out.
+#[test]
+fn smaps_shows_protection_keys_only_on_a_cpu_with_them() {
+    use mm::mmap::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    for pkeys in [true, false] {
+        let mut m = Machine::boot(MachineConfig {
+            ram: 256 << 20,
+            ..Default::default()
+        })
+        .unwrap();
+        m.set_pkeys(pkeys);
+        let pid = m.spawn("t").unwrap();
+        m.sys_mmap(
+            pid,
+            0,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+            0,
+        )
+        .unwrap();
+        let smaps = m.proc_pid(pid, "smaps").unwrap();
+        assert!(smaps.contains("Size:"), "{smaps}");
+        assert_eq!(smaps.contains("ProtectionKey:"), pkeys, "{smaps}");
+    }
+}

@@ -966,8 +966,7 @@ impl Run<'_> {
     }
 
     /// Reads up to `buf.len()` bytes of the current process's memory at
-    /// `va` (no further than the end of `va`'s page and the next one), as
-    /// the stub sees it: from lmm's RAM where lmm's page table maps the
+    /// `va`, a page at a time, as the stub sees it: from lmm's RAM where lmm's page table maps the
     /// page, which is what the stub mirrors once stale mirrors are gone
     /// (no system call), else from the stub (the host's vDSO). How many
     /// bytes were read.
@@ -1033,18 +1032,23 @@ impl Run<'_> {
         Ok(None)
     }
 
+    /// The host tids of lmm's process `pid`'s threads waiting in `others`
+    /// (all of them but the current one, if it is one).
+    fn other_threads(&self, pid: u32) -> Vec<libc::pid_t> {
+        self.others
+            .values()
+            .filter(|t| t.pid == pid)
+            .map(|t| t.stub.pid)
+            .collect()
+    }
+
     /// Kills the host threads of lmm's process `pid` (the current task's
     /// too, if it is one of them; it stays current, its stub dead) and
     /// forgets the others, counting their stops. Threads other than the
     /// leader go first: the host reports a leader's death only once the
     /// rest of its group is reaped.
     fn kill_process(&mut self, pid: u32) {
-        let hosts: Vec<libc::pid_t> = self
-            .others
-            .values()
-            .filter(|t| t.pid == pid)
-            .map(|t| t.stub.pid)
-            .collect();
+        let hosts = self.other_threads(pid);
         let mut tasks: Vec<Task> = hosts.iter().filter_map(|h| self.others.remove(h)).collect();
         tasks.sort_by_key(|t| t.tid == t.pid);
         if self.cur.pid == pid && self.cur.tid != pid {
@@ -1640,12 +1644,7 @@ impl Run<'_> {
     fn de_thread(&mut self) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let (pid, leader) = (self.cur.pid, self.cur.stub.tgid);
-        let others: Vec<libc::pid_t> = self
-            .others
-            .values()
-            .filter(|t| t.pid == pid)
-            .map(|t| t.stub.pid)
-            .collect();
+        let others = self.other_threads(pid);
         if others.is_empty() {
             return Ok(());
         }
