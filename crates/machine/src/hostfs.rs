@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 
@@ -183,6 +184,48 @@ impl OpenFile for HostFile {
         }
         Ok(done)
     }
+    /// One `preadv` for the whole batch (readahead's), repeated from where
+    /// a short read stopped until EOF.
+    fn read_vectored_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<usize, Errno> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut done = 0;
+        while done < total {
+            let Some(off) = offset
+                .checked_add(done as u64)
+                .filter(|&o| o <= i64::MAX as u64)
+            else {
+                break;
+            };
+            // The buffers from `done` on, the first one cut where it stopped.
+            let mut skip = done;
+            let mut iov: Vec<libc::iovec> = Vec::with_capacity(bufs.len());
+            for b in bufs.iter_mut() {
+                if skip >= b.len() {
+                    skip -= b.len();
+                    continue;
+                }
+                iov.push(libc::iovec {
+                    iov_base: b[skip..].as_mut_ptr().cast(),
+                    iov_len: b.len() - skip,
+                });
+                skip = 0;
+            }
+            let cnt = iov.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+            // SAFETY: every iovec points into a distinct live buffer of
+            // `bufs`, borrowed mutably for this call; the descriptor is ours.
+            let n = unsafe {
+                libc::preadv(self.file.as_raw_fd(), iov.as_ptr(), cnt, off as libc::off_t)
+            };
+            match n {
+                0 => break,
+                n if n > 0 => done += n as usize,
+                _ if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted => {}
+                // As read_at: a failing read is EIO, never a page left zero.
+                _ => return Err(Errno::EIO),
+            }
+        }
+        Ok(done)
+    }
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
         if !self.write {
             return Err(Errno::EBADF);
@@ -276,6 +319,41 @@ mod tests {
         std::fs::write(&path, b"0123456").unwrap();
         assert_eq!(rw.size(), 7);
         assert_eq!(rw.write_at(u64::MAX - 1, b"ab"), Err(Errno::EFBIG));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A vectored read fills the buffers in turn from the offset, as
+    /// read_at would one by one, and stops at EOF (the default method of
+    /// the trait is the model).
+    #[test]
+    fn a_vectored_read_fills_the_buffers_in_turn_up_to_eof() {
+        let dir = std::env::temp_dir().join(format!("lmm-hostfs-v-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.dat");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = HostFile::open(path.to_str().unwrap()).unwrap();
+        for (offset, lens) in [
+            (0u64, vec![4096usize, 4096, 4096]),
+            (4096, vec![4096, 4096]),
+            (100, vec![10, 0, 3000, 9000]),
+            (9_999, vec![4, 4]),
+            (10_000, vec![8]),
+        ] {
+            let mut bufs: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0xaa; l]).collect();
+            let mut refs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            let n = f.read_vectored_at(offset, &mut refs).unwrap();
+            let want = (data.len() as u64)
+                .saturating_sub(offset)
+                .min(lens.iter().sum::<usize>() as u64);
+            assert_eq!(n as u64, want, "offset {offset}");
+            let got: Vec<u8> = bufs.concat();
+            assert_eq!(&got[..n], &data[offset as usize..offset as usize + n]);
+            assert!(
+                got[n..].iter().all(|&b| b == 0xaa),
+                "bytes past EOF untouched"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

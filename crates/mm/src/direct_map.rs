@@ -95,6 +95,29 @@ impl DirectMap {
         unsafe { core::ptr::write_bytes(self.ptr(pfn.phys()), 0, len as usize) }
     }
 
+    /// Runs `f` on the bytes of each frame of `pfns` as one mutable slice
+    /// per frame (for a read straight into fresh pages). Panics if a frame
+    /// is out of range or given twice: the slices must not alias.
+    pub fn with_frames<R>(&self, pfns: &[Pfn], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R {
+        let mut sorted: alloc::vec::Vec<u64> = pfns.iter().map(|p| p.0).collect();
+        sorted.sort_unstable();
+        assert!(
+            sorted.windows(2).all(|w| w[0] != w[1]),
+            "a frame given twice"
+        );
+        let mut slices: alloc::vec::Vec<&mut [u8]> = pfns
+            .iter()
+            .map(|p| {
+                assert!(self.contains(p.phys(), PAGE_SIZE));
+                // SAFETY: in range (checked), one whole frame, and no two
+                // slices overlap (distinct frames, checked above); RAM
+                // never overlaps a Rust object.
+                unsafe { core::slice::from_raw_parts_mut(self.ptr(p.phys()), PAGE_SIZE as usize) }
+            })
+            .collect();
+        f(&mut slices)
+    }
+
     /// Copies one frame to another (`copy_page`), as CoW and migration do.
     pub fn copy_page(&self, dst: Pfn, src: Pfn) {
         assert!(self.contains(dst.phys(), PAGE_SIZE) && self.contains(src.phys(), PAGE_SIZE));

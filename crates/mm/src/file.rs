@@ -22,6 +22,21 @@ pub trait OpenFile: Send + Sync {
     /// the rest of `buf` is left untouched). EIO when the backing store
     /// fails: the caller turns it into SIGBUS or -EIO, never zeroes.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Reads consecutive bytes from `offset` into `bufs` in turn, as one
+    /// request where the store can (readahead's batch of pages, one bio in
+    /// Linux); returns how many were read, as [`OpenFile::read_at`]. The
+    /// default makes one `read_at` per buffer.
+    fn read_vectored_at(&self, offset: u64, bufs: &mut [&mut [u8]]) -> Result<usize, Errno> {
+        let mut done = 0;
+        for b in bufs.iter_mut() {
+            let n = self.read_at(offset + done as u64, b)?;
+            done += n;
+            if n < b.len() {
+                break;
+            }
+        }
+        Ok(done)
+    }
     /// Writes `buf` at `offset` to the backing store (`writepage`). Files
     /// without one (shmem) and read-only files refuse with EBADF.
     fn write_at(&self, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {

@@ -402,15 +402,17 @@ impl PageCache {
         let pfn = pa
             .alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0))
             .ok_or(Errno::ENOMEM)?;
-        let mut buf = [0u8; PAGE_SIZE as usize];
-        let ok = if file.is_shmem() {
-            Ok(0)
-        } else {
-            file.read_at(index << PAGE_SHIFT, &mut buf)
-        };
+        let ok = pa.direct_map().with_frames(&[pfn], |page| {
+            let n = if file.is_shmem() {
+                0
+            } else {
+                file.read_at(index << PAGE_SHIFT, page[0])?
+            };
+            page[0][n..].fill(0);
+            Ok::<(), Errno>(())
+        });
         match ok {
-            Ok(_) => {
-                pa.direct_map().write(pfn.phys(), &buf);
+            Ok(()) => {
                 self.add(pa, cpu, m, index, pfn, file.is_shmem());
                 Ok(pfn)
             }
@@ -459,14 +461,85 @@ impl PageCache {
         if let Some(start) = start {
             let eof_pages = file.size().div_ceil(PAGE_SIZE);
             let end = (start + RA_PAGES).min(eof_pages);
-            for i in start..end {
-                if i != index && self.find(m, i).is_none() {
-                    // Readahead is best effort: a failure leaves the page out.
-                    let _ = self.read_page(pa, cpu, file, m, i);
-                }
-            }
+            self.read_ahead(pa, cpu, file, m, index, start..end);
         }
         Ok((p, Found::Read))
+    }
+
+    /// Readahead (`page_cache_ra_unbounded`): the pages of `range` not
+    /// cached, except `skip` (read already), get a page each, in index
+    /// order, and each stretch of consecutive ones is read in one request
+    /// ([`OpenFile::read_vectored_at`], as Linux submits one bio). Best
+    /// effort: no memory ends the window; a stretch the store fails is read
+    /// page by page, and a page that still fails is left out.
+    /// *Simplified:* Linux adds each page to the cache as it allocates it
+    /// and submits the reads after; here a stretch's pages join the cache
+    /// once read, so a trace shows its allocations before its
+    /// `mm_filemap_add_to_page_cache` events.
+    fn read_ahead(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        m: MappingId,
+        skip: u64,
+        range: core::ops::Range<u64>,
+    ) {
+        let mut run: Vec<(u64, Pfn)> = Vec::new();
+        let mut i = range.start;
+        loop {
+            let wanted = i < range.end && i != skip && self.find(m, i).is_none();
+            let page = wanted
+                .then(|| pa.alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0)))
+                .flatten();
+            if let Some(pfn) = page {
+                run.push((i, pfn));
+            }
+            if page.is_none() || i + 1 >= range.end {
+                if !run.is_empty() {
+                    self.read_run(pa, cpu, file, m, &run);
+                    run.clear();
+                }
+                if (wanted && page.is_none()) || i + 1 >= range.end {
+                    return;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Fills the fresh pages of `run` (consecutive indexes) from `file` in
+    /// one request and adds them to the cache; bytes past EOF are zero.
+    fn read_run(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        m: MappingId,
+        run: &[(u64, Pfn)],
+    ) {
+        let pfns: Vec<Pfn> = run.iter().map(|&(_, p)| p).collect();
+        let offset = run[0].0 << PAGE_SHIFT;
+        let read = pa.direct_map().with_frames(&pfns, |bufs| {
+            let n = file.read_vectored_at(offset, bufs)?;
+            let mut left = n;
+            for b in bufs.iter_mut() {
+                let got = left.min(b.len());
+                b[got..].fill(0);
+                left -= got;
+            }
+            Ok::<(), Errno>(())
+        });
+        if read.is_ok() {
+            for &(i, pfn) in run {
+                self.add(pa, cpu, m, i, pfn, false);
+            }
+            return;
+        }
+        for &(i, pfn) in run {
+            pa.free_pages(cpu, pfn, Order(0));
+            let _ = self.read_page(pa, cpu, file, m, i);
+        }
     }
 
     /// Walks `[offset, end)` of `file` page by page through the cache,
@@ -499,6 +572,28 @@ impl PageCache {
             at += n;
         }
         Ok(())
+    }
+
+    /// Reads `[offset, end)` of `file` into the cache as `read(2)` would,
+    /// readahead and all, without copying it anywhere (`lmm native
+    /// --warm-cache` making the cache as warm as the host's).
+    pub fn read_into_cache(
+        &self,
+        pa: &PageAlloc,
+        cpu: CpuId,
+        file: &FileRef,
+        offset: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
+        self.for_each_piece(
+            pa,
+            cpu,
+            file,
+            offset,
+            end,
+            Readahead::Forward,
+            &mut |_, _, _, _| {},
+        )
     }
 
     /// `read(2)` through the cache: up to `buf.len()` bytes at `offset`,
@@ -903,10 +998,12 @@ mod tests {
     use crate::vmstat::NodeStat;
 
     /// A file with a backing store in host memory that records writes and
-    /// can be made to fail reads.
+    /// can be made to fail reads: all of them, or those that touch page
+    /// `bad`.
     struct MemFile {
         data: spin::Mutex<Vec<u8>>,
         fail: bool,
+        bad: Option<u64>,
     }
 
     impl OpenFile for MemFile {
@@ -927,7 +1024,12 @@ mod tests {
             self.data.lock().len() as u64
         }
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-            if self.fail {
+            let end = offset + buf.len() as u64;
+            if self.fail
+                || self
+                    .bad
+                    .is_some_and(|b| offset < (b + 1) * PAGE_SIZE && end > b * PAGE_SIZE)
+            {
                 return Err(Errno::EIO);
             }
             let d = self.data.lock();
@@ -964,6 +1066,7 @@ mod tests {
         Arc::new(MemFile {
             data: spin::Mutex::new(data),
             fail,
+            bad: None,
         })
     }
 
@@ -1002,6 +1105,52 @@ mod tests {
         assert_eq!(stat(pa, NodeStat::NrFilePages), 42);
         assert_eq!(cache.truncate(pa, cpu, id, 0), 42);
         assert_eq!(stat(pa, NodeStat::NrFilePages), 0);
+        check_page_alloc(pa).unwrap();
+    }
+
+    /// Readahead reads each stretch of missing pages in one request; a
+    /// stretch whose request fails is read page by page, so only the page
+    /// that cannot be read is left out (and a read of it is EIO later);
+    /// the tail of the last page past EOF is zero.
+    #[test]
+    fn readahead_reads_stretches_and_leaves_out_only_a_failing_page() {
+        let m = boot(Arch::X86_64, 64 << 20, 1);
+        let (pa, cpu) = (&m.pa, CpuId(0));
+        let cache = PageCache::new();
+        let mut data: Vec<u8> = (0..60 * PAGE_SIZE as usize)
+            .map(|i| (i / PAGE_SIZE as usize) as u8)
+            .collect();
+        data.truncate(data.len() - 100);
+        let f: FileRef = Arc::new(MemFile {
+            data: spin::Mutex::new(data),
+            fail: false,
+            bad: Some(45),
+        });
+        let id = cache.mapping_of(&f);
+        // Page 40 cached first, so the window 34..66 (cut at EOF, 60) has
+        // two stretches around it, the second holding the bad page.
+        cache.get_page(pa, cpu, &f, 40, Readahead::None).unwrap();
+        cache.get_page(pa, cpu, &f, 50, Readahead::Around).unwrap();
+        let idx: Vec<u64> = cache.pages(id).iter().map(|p| p.0).collect();
+        let want: Vec<u64> = (34..60).filter(|&i| i != 45).collect();
+        assert_eq!(idx, want);
+        for (i, pfn) in cache.pages(id) {
+            let mut b = [0u8; PAGE_SIZE as usize];
+            pa.direct_map().read(pfn.phys(), &mut b);
+            let full = if i == 59 {
+                PAGE_SIZE as usize - 100
+            } else {
+                b.len()
+            };
+            assert!(b[..full].iter().all(|&x| x == i as u8), "page {i}");
+            assert!(b[full..].iter().all(|&x| x == 0), "page {i} past EOF");
+        }
+        assert_eq!(
+            cache.get_page(pa, cpu, &f, 45, Readahead::None),
+            Err(Errno::EIO)
+        );
+        assert_eq!(stat(pa, NodeStat::NrFilePages), want.len() as i64);
+        cache.truncate(pa, cpu, id, 0);
         check_page_alloc(pa).unwrap();
     }
 

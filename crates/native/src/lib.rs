@@ -524,37 +524,39 @@ fn warm(m: &mut Machine, path: &str) {
     let Ok(f) = machine::hostfs::HostFile::open(path) else {
         return;
     };
-    let mut buf = vec![0u8; 64 << 10];
-    let mut off = 0;
-    while off < f.size() {
-        match m
-            .cache()
-            .read(m.pa(), mm::page_alloc::CpuId(0), &f, off, &mut buf)
-        {
-            Ok(n) if n > 0 => off += n as u64,
-            _ => break,
-        }
-    }
+    let _ = m
+        .cache()
+        .read_into_cache(m.pa(), mm::page_alloc::CpuId(0), &f, 0, f.size());
 }
 
 /// The PT_INTERP path of the ELF64 file `path`, if it has one.
+/// Reads only the ELF header, the program headers and the path (a program
+/// can be many megabytes; this runs in the timed part of `lmm bench native`).
 fn elf_interpreter(path: &str) -> Option<String> {
-    let b = std::fs::read(path).ok()?;
-    let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
-    if b.get(..5)? != b"\x7fELF\x02" {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let read = |off: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, off).ok().map(|_| b)
+    };
+    let h = read(0, 64)?;
+    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u64_at = |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    if h.get(..5)? != b"\x7fELF\x02" {
         return None;
     }
-    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
-    (0..phnum).find_map(|i| {
-        let ph = phoff + usize::from(i) * usize::from(phentsize);
-        let kind = u32::from_le_bytes(b.get(ph..ph + 4)?.try_into().ok()?);
-        if kind != 3 {
+    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20)?, u16_at(&h, 0x36)?, u16_at(&h, 0x38)?);
+    let phs = read(phoff, usize::from(phentsize) * usize::from(phnum))?;
+    phs.chunks(usize::from(phentsize).max(1)).find_map(|ph| {
+        if u32::from_le_bytes(ph.get(..4)?.try_into().ok()?) != 3 {
             return None;
         }
-        let (off, len) = (u64_at(ph + 8)? as usize, u64_at(ph + 32)? as usize);
-        let s = b.get(off..off + len)?;
-        Some(String::from_utf8_lossy(s.strip_suffix(b"\0").unwrap_or(s)).into_owned())
+        // PATH_MAX bounds what the kernel would read (ENOEXEC above it).
+        let len = usize::try_from(u64_at(ph, 32)?)
+            .ok()
+            .filter(|&l| l <= 4096)?;
+        let s = read(u64_at(ph, 8)?, len)?;
+        Some(String::from_utf8_lossy(s.strip_suffix(b"\0").unwrap_or(&s)).into_owned())
     })
 }
 
