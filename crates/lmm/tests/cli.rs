@@ -647,22 +647,34 @@ fn cases() -> Vec<Case> {
             &["bench", "native"],
             |o, _| {
                 line(o, "native: real programs under lmm native --warm-cache");
+                // The floor: three costs, each a positive number of us.
+                let f = line(o, "floor of the technique on this host");
+                let costs: Vec<f64> = f
+                    .split(" us")
+                    .filter_map(|p| p.rsplit(' ').next()?.parse().ok())
+                    .collect();
+                assert!(costs.len() == 3 && costs.iter().all(|&c| c > 0.0), "{f}");
                 let head = line(o, "program ");
                 for col in [
                     "host ms", "lmm ms", "ratio", "stops", "mirrors", "in place", "fault ms",
+                    "floor ms", "best",
                 ] {
                     assert!(head.contains(col), "{head}");
                 }
-                // /bin/true: 9 figures, the ratio with its x; lmm took
+                // /bin/true: 11 figures, the ratios with their x; lmm took
                 // faults, ptrace stops and mirrored pages, and ran host
-                // calls in place (fewer than it made stops).
+                // calls in place (fewer than it made stops); the floor is
+                // the stops and mirrors at the measured costs.
                 let t: Vec<&str> = line(o, "true ").split_whitespace().collect();
-                assert_eq!(t.len(), 10, "{o}");
-                assert!(t[3].ends_with('x'), "{o}");
+                assert_eq!(t.len(), 12, "{o}");
+                assert!(t[3].ends_with('x') && t[11].ends_with('x'), "{o}");
                 let n = |s: &str| s.trim_end_matches('x').parse::<f64>().unwrap_or(-1.0);
                 assert!(t[1..].iter().all(|s| n(s) >= 0.0), "{o}");
                 assert!(n(t[4]) > 10.0 && n(t[5]) > n(t[4]) && n(t[7]) > 0.0, "{o}");
                 assert!(n(t[8]) > 0.0 && n(t[8]) < n(t[5]), "{o}");
+                let floor_ms = (n(t[5]) * costs[0] + n(t[7]) * costs[1]) / 1e3;
+                assert!((n(t[10]) - floor_ms).abs() <= 0.01 + floor_ms * 0.01, "{o}");
+                assert!(n(t[11]) > 1.0, "{o}");
                 line(o, "(ratio = lmm time / host time");
             },
         ),

@@ -573,6 +573,12 @@ impl Machine {
         self.ram.memfd()
     }
 
+    /// Has the host allocate the RAM the page allocator will hand out
+    /// next on another CPU, ahead of use ([`Ram::populate_ahead`]).
+    pub fn populate_ram_ahead(&self) -> std::io::Result<()> {
+        self.ram.populate_ahead()
+    }
+
     /// The kernel log as `dmesg` prints it.
     pub fn dmesg(&self) -> String {
         self.pa.log.render()

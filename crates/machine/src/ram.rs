@@ -7,7 +7,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mm::direct_map::{DirectMap, RamBacking};
 
@@ -25,7 +27,15 @@ pub struct Ram {
 struct RamMapping {
     base: NonNull<u8>,
     len: usize,
+    /// Where [`RamBacking::prepare`] sends the chunks to populate, once
+    /// [`Ram::populate_ahead`] started the thread that does it.
+    ahead: OnceLock<Mutex<Sender<(u64, u64)>>>,
+    /// One bit per [`CHUNK`]: set once the chunk was sent to be populated.
+    sent: Box<[AtomicU64]>,
 }
+
+/// The granule of populating ahead: 2 MiB.
+const CHUNK: u64 = 2 << 20;
 
 // SAFETY: `base` points at a mapping owned by the value for its whole life;
 // the memory behind it is only reached through the direct map, whose users
@@ -42,6 +52,21 @@ unsafe impl RamBacking for RamMapping {
     }
     fn size(&self) -> u64 {
         self.len as u64
+    }
+    /// Sends the chunks of the range not sent before to the thread of
+    /// [`Ram::populate_ahead`], if it runs.
+    fn prepare(&self, pa: u64, len: u64) {
+        let Some(tx) = self.ahead.get() else { return };
+        let end = pa.saturating_add(len).min(self.len as u64);
+        if end <= pa {
+            return;
+        }
+        for c in pa / CHUNK..=(end - 1) / CHUNK {
+            let bit = 1u64 << (c % 64);
+            if self.sent[(c / 64) as usize].fetch_or(bit, Relaxed) & bit == 0 {
+                let _ = tx.lock().map(|tx| tx.send((c * CHUNK, CHUNK)));
+            }
+        }
     }
 }
 
@@ -89,9 +114,17 @@ impl Ram {
             return Err(std::io::Error::last_os_error());
         }
         let base = NonNull::new(base.cast()).expect("mmap never returns NULL for a hint-less map");
+        let chunks = (len as u64).div_ceil(CHUNK);
         Ok(Ram {
             fd,
-            map: Arc::new(RamMapping { base, len }),
+            map: Arc::new(RamMapping {
+                base,
+                len,
+                ahead: OnceLock::new(),
+                sent: (0..chunks.div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+            }),
         })
     }
 
@@ -103,6 +136,43 @@ impl Ram {
     /// The memfd: the frame at physical address P is at file offset P.
     pub fn memfd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Starts a thread that has the host allocate, ahead of use, the RAM
+    /// the page allocator announces it will hand out next (each max-order
+    /// block it starts on, and the next one: [`RamBacking::prepare`]), in
+    /// 2 MiB chunks with MADV_POPULATE_WRITE. The host's first touch of a
+    /// page of the memfd (shmem allocating and clearing it, about 4 us on
+    /// our machines) then happens on another CPU, not in lmm's fault path:
+    /// `lmm native` starts it before pinning itself to one CPU. Nothing
+    /// the machine computes changes: a page reads as zero either way. The
+    /// host holds at most two max-order blocks more than lmm uses. The
+    /// thread ends with the mapping.
+    pub fn populate_ahead(&self) -> std::io::Result<()> {
+        if self.map.ahead.get().is_some() {
+            return Ok(());
+        }
+        let (tx, rx) = channel::<(u64, u64)>();
+        let map = Arc::downgrade(&self.map);
+        std::thread::Builder::new()
+            .name("lmm-ram-ahead".into())
+            .spawn(move || {
+                while let Ok((pa, len)) = rx.recv() {
+                    let Some(m) = map.upgrade() else { return };
+                    // SAFETY: the chunk lies inside the mapping, which `m`
+                    // keeps mapped during the call; populating changes no
+                    // byte (an untouched page of the memfd reads as zero).
+                    unsafe {
+                        libc::madvise(
+                            m.base.as_ptr().add(pa as usize).cast(),
+                            len.min(m.len as u64 - pa) as usize,
+                            libc::MADV_POPULATE_WRITE,
+                        );
+                    }
+                }
+            })?;
+        let _ = self.map.ahead.set(Mutex::new(tx));
+        Ok(())
     }
 
     /// The direct map handed to the memory manager; it keeps the mapping

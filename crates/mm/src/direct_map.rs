@@ -22,6 +22,12 @@ pub unsafe trait RamBacking: Send + Sync {
     fn base(&self) -> NonNull<u8>;
     /// Bytes of physical address space covered.
     fn size(&self) -> u64;
+    /// Told that `[pa, pa + len)` is about to be used: a max-order block
+    /// the buddy allocator took off its free lists, and the next one. A
+    /// backing may have the host allocate it ahead, off lmm's path. Only a
+    /// speed-up: reads and writes work without it. The default does
+    /// nothing.
+    fn prepare(&self, _pa: u64, _len: u64) {}
 }
 
 /// Host view of the simulated RAM. Cloning it shares the [`RamBacking`],
@@ -32,8 +38,8 @@ pub struct DirectMap {
     base: NonNull<u8>,
     /// `owner.size()`.
     size: u64,
-    /// Held, never read: it keeps the memory alive while this view exists.
-    _owner: Arc<dyn RamBacking>,
+    /// Keeps the memory alive while this view exists.
+    owner: Arc<dyn RamBacking>,
 }
 
 // SAFETY: the mapping is plain memory shared by all simulated CPUs, as RAM is;
@@ -50,7 +56,7 @@ impl DirectMap {
         Self {
             base: owner.base(),
             size: owner.size(),
-            _owner: owner,
+            owner,
         }
     }
 
@@ -62,6 +68,12 @@ impl DirectMap {
     /// True if `[pa, pa+len)` lies inside the mapping.
     pub fn contains(&self, pa: PhysAddr, len: u64) -> bool {
         pa.0.checked_add(len).is_some_and(|end| end <= self.size)
+    }
+
+    /// Tells the backing that `[pa, pa + len)` is about to be used
+    /// ([`RamBacking::prepare`]).
+    pub fn prepare(&self, pa: PhysAddr, len: u64) {
+        self.owner.prepare(pa.0, len)
     }
 
     /// Host pointer for a physical address. Panics if out of range: callers

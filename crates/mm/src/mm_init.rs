@@ -566,6 +566,7 @@ pub fn free_area_init(
                 memmap.clone(),
                 ncpus,
                 p.trace.clone(),
+                dm.clone(),
             ));
             zlo = zhi.max(zlo);
         }

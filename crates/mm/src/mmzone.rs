@@ -224,6 +224,9 @@ pub struct Zone {
     pub(crate) free_blocks: [AtomicU64; NR_PAGE_ORDERS],
     pub(crate) free_highatomic: [AtomicU64; NR_PAGE_ORDERS],
     pub(crate) trace: alloc::sync::Arc<crate::trace::Trace>,
+    /// The RAM, told of each max-order block the zone starts handing out
+    /// ([`crate::direct_map::DirectMap::prepare`]).
+    pub(crate) ram: crate::direct_map::DirectMap,
 }
 
 impl Zone {
@@ -240,6 +243,7 @@ impl Zone {
         memmap: Memmap,
         ncpus: usize,
         trace: alloc::sync::Arc<crate::trace::Trace>,
+        ram: crate::direct_map::DirectMap,
     ) -> Zone {
         let pageblock_base = start.0 & !(PAGEBLOCK_NR_PAGES - 1);
         let blocks = if spanned == 0 {
@@ -271,6 +275,7 @@ impl Zone {
             free_blocks: Default::default(),
             free_highatomic: Default::default(),
             trace,
+            ram,
         }
     }
 

@@ -111,7 +111,25 @@ impl Zone {
 
     /// Takes the first free block of `order` and `mt`, off its list or out
     /// of the deferred range.
+    /// A max-order block taken, and the one after it, are announced to the
+    /// RAM ([`DirectMap::prepare`]): what the zone hands out next.
     fn take_first(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
+        let pfn = self.take_first_block(area, order, mt)?;
+        if order.0 == MAX_PAGE_ORDER {
+            let len = order.pages() << PAGE_SHIFT;
+            self.ram.prepare(pfn.phys(), len);
+            let next = area.lists[order.idx()][mt.idx()]
+                .first()
+                .or_else(|| area.deferred.last().map(|&(s, _)| Pfn(s)));
+            if let Some(next) = next {
+                self.ram.prepare(next.phys(), len);
+            }
+        }
+        Some(pfn)
+    }
+
+    /// [`Zone::take_first`] itself.
+    fn take_first_block(&self, area: &mut FreeArea, order: Order, mt: MigrateType) -> Option<Pfn> {
         if let Some(pfn) = area.lists[order.idx()][mt.idx()].first() {
             self.del_from_free_list(area, pfn, order, mt);
             return Some(pfn);

@@ -59,6 +59,7 @@ mod affinity;
 mod chain;
 mod coherence;
 pub mod fault;
+pub mod floor;
 mod mirror;
 pub mod procfs;
 pub mod ptrace;
@@ -368,6 +369,9 @@ pub fn run(
     opts: &Options,
 ) -> Result<Outcome, String> {
     let fd = m.ram_memfd().as_raw_fd();
+    // Started before the pin, so that the thread may run on another CPU.
+    m.populate_ram_ahead()
+        .map_err(|e| format!("lmm native: a thread to populate RAM: {e}"))?;
     let pin = affinity::Pin::here();
     // The program runs on the host's CPU: its protection keys are the
     // machine's (smaps' ProtectionKey line).
@@ -822,13 +826,30 @@ impl Run<'_> {
     /// host delivers to a traced thread all the same), the calls that
     /// fail with EINTR rather than restart (epoll_wait, sigtimedwait) are
     /// made again if they wait without a timeout: the program, which no
-    /// signal reached, sees them go on waiting. Simplification: with a
+    /// signal reached, sees them go on waiting; so are they when they come
+    /// back with EINTR and no signal for the thread (another took it).
+    /// Simplification: with a
     /// timeout they fail with EINTR (as on Linux after SIGSTOP and
     /// SIGCONT; for an ignored signal Linux would go on waiting).
     fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32, ours: bool) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let after = self.cur.stub.regs().map_err(io)?;
-        if after.rip == TRAMPOLINE + 3 {
+        let untimed = match nr {
+            // epoll_wait, epoll_pwait: a negative timeout in ms;
+            // epoll_pwait2: a NULL timespec; rt_sigtimedwait: NULL.
+            232 | 281 => (saved.r10 as i32) < 0,
+            441 => saved.r10 == 0,
+            128 => saved.rdx == 0,
+            _ => false,
+        };
+        let eintr = after.rax as i64 == -i64::from(libc::EINTR);
+        // An untimed wait that came back with EINTR and no signal for this
+        // thread (it reached the `int3`): a process-wide signal woke it and
+        // another thread took it, or lmm's own stop of the other threads
+        // did. Linux wakes only the thread that takes a signal, so the
+        // wait goes on: it is made again.
+        let lost = after.rip == TRAMPOLINE + 3 && untimed && eintr;
+        if after.rip == TRAMPOLINE + 3 && !lost {
             let mut ret = self.cur.stub.finish_syscall(saved).map_err(io)?;
             if nr == 218 {
                 // set_tid_address returns the caller's tid: lmm's.
@@ -842,17 +863,7 @@ impl Run<'_> {
         let mut r = saved;
         r.fs_base = after.fs_base;
         r.gs_base = after.gs_base;
-        let untimed = match nr {
-            // epoll_wait, epoll_pwait: a negative timeout in ms;
-            // epoll_pwait2: a NULL timespec; rt_sigtimedwait: NULL.
-            232 | 281 => (saved.r10 as i32) < 0,
-            441 => saved.r10 == 0,
-            128 => saved.rdx == 0,
-            _ => false,
-        };
-        let again = untimed
-            && after.rax as i64 == -i64::from(libc::EINTR)
-            && (ours || ignored(self.cur.stub.pid, s));
+        let again = lost || (untimed && eintr && (ours || ignored(self.cur.stub.pid, s)));
         if after.rip == TRAMPOLINE + 2 && !again {
             r.rax = after.rax;
             r.orig_rax = nr;
@@ -875,7 +886,8 @@ impl Run<'_> {
         }
         self.cur.stub.set_regs(&r).map_err(io)?;
         self.check_reclaim()?;
-        Ok(s)
+        // The `int3`'s SIGTRAP is lmm's, not the program's.
+        Ok(if lost { 0 } else { s })
     }
 
     /// After the current process's host call returned `ret`: lmm's cached

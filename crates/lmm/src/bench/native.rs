@@ -1,7 +1,8 @@
 //! `lmm bench native`: real programs under `lmm native --warm-cache`
 //! against their plain run on the host, measured in the same run, and where
 //! lmm's time goes (ptrace stops, system calls lmm injects into the stub,
-//! mirrors, lmm's own fault path).
+//! mirrors, lmm's own fault path), and the floor of the technique on this
+//! host (`native::floor`): the ratio lmm would have if it added nothing.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -166,6 +167,15 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
     } else {
         (5, PROGRAMS)
     };
+    let floor = ::native::floor::measure(if quick { 200 } else { 2000 })?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    say!(
+        out,
+        "floor of the technique on this host, no lmm work (pinned to one CPU): a ptrace stop {:.1} us, a mirror's mmap {:.1} us, a RAM page's first touch {:.1} us",
+        us(floor.stop),
+        us(floor.mirror),
+        us(floor.first_touch)
+    );
     let file = input_file()?;
     let file_s = file.to_string_lossy().into_owned();
     say!(
@@ -174,7 +184,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
     );
     say!(
         out,
-        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>9}",
+        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>9} {:>9} {:>7}",
         "program",
         "host ms",
         "lmm ms",
@@ -184,7 +194,9 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         "injected",
         "mirrors",
         "in place",
-        "fault ms"
+        "fault ms",
+        "floor ms",
+        "best"
     );
     for (label, args) in programs {
         let argv: Vec<String> = args.iter().map(|a| a.replace("{FILE}", &file_s)).collect();
@@ -207,9 +219,10 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         let Some(o) = last else { continue };
         let (h, l) = (median(&mut host), median(&mut lmm));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let floor_ms = o.stops as f64 * ms(floor.stop) + o.mirrors as f64 * ms(floor.mirror);
         say!(
             out,
-            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>8} {:>9.2}",
+            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>8} {:>9.2} {:>9.2} {:>6.1}x",
             ms(h),
             ms(l),
             ms(l) / ms(h).max(1e-6),
@@ -218,13 +231,15 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
             o.injected,
             o.mirrors,
             o.in_place,
-            ms(o.fault_time)
+            ms(o.fault_time),
+            floor_ms,
+            (ms(h) + floor_ms) / ms(h).max(1e-6)
         );
     }
     let _ = std::fs::remove_file(&file);
     say!(
         out,
-        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); in place: the program's host calls run where they stopped (one stop each); fault ms: lmm's MMU and fault handler; counts are of the last run)"
+        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); in place: the program's host calls run where they stopped (one stop each); fault ms: lmm's MMU and fault handler; floor ms: the stops and mirrors priced at the floor above; best: the ratio if lmm added nothing to the floor; counts are of the last run)"
     );
     Ok(())
 }
