@@ -287,7 +287,7 @@ enum Cmd {
         /// the program gets lmm's own environment, as from a shell.
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
-        /// The program, as execve's path and argv[0].
+        /// The program: execve's path, and the first element of argv.
         program: String,
         /// Its arguments (a trailing `--stack` is taken as the flag).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -329,7 +329,7 @@ enum Cmd {
         warm_cache: bool,
         #[command(flatten)]
         tracing: TraceFlags,
-        /// The program, as execve's path and argv[0].
+        /// The program: execve's path, and the first element of argv.
         program: String,
         /// Its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -514,7 +514,7 @@ enum TopOf {
         /// Start with the program and the files it maps in the page cache.
         #[arg(long)]
         warm_cache: bool,
-        /// The program, as execve's path and argv[0].
+        /// The program: execve's path, and the first element of argv.
         program: String,
         /// Its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -205,7 +205,7 @@ impl SparseMap {
 }
 
 /// `u64 -> u32`: a dense `Vec` (grown on demand) for keys below
-/// [`DENSE_KEYS`], a [`SparseMap`] above.
+/// [`DENSE_KEYS`], a `SparseMap` above.
 #[derive(Clone, Debug, Default)]
 pub struct KeyMap {
     dense: Vec<u32>,

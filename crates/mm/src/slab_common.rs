@@ -9,7 +9,7 @@
 //! [`crate::slab::slab`] (the classic SLAB, removed from Linux in 6.8 and
 //! kept here for comparison). The types both share are in [`crate::slab`]
 //! (mm/slab.h) and re-exported here, where other crates find them; this
-//! module is the one place that picks an engine ([`with_engine`]).
+//! module is the one place that picks an engine (`with_engine`).
 //!
 //! Simplifications, each said where it is made: no RCU-deferred freeing, no
 //! memcg charging (kmalloc-cg-* exist and count, nothing is charged), no
@@ -226,7 +226,7 @@ impl KmemCpu<'_> {
             .free_in(&mut self.st, self.cpu, cache, obj, Location::caller())
     }
     /// `kmalloc` on the held CPU. Tracing, `kmalloc(0)` and sizes above
-    /// the kmalloc caches take [`Self::kmalloc_slow`], out of line.
+    /// the kmalloc caches take `Self::kmalloc_slow`, out of line.
     #[track_caller]
     #[inline]
     pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Option<ObjPtr> {

@@ -30,7 +30,7 @@ pub struct Floor {
 const PAGES: u64 = 4096;
 
 /// Measures the floor with `rounds` events of each kind (at most
-/// [`PAGES`] first touches): the cheapest batch's mean for the stop and
+/// `PAGES` first touches): the cheapest batch's mean for the stop and
 /// the mirror, the mean for first touches.
 pub fn measure(rounds: u32) -> Result<Floor, String> {
     let rounds = rounds.max(1);

@@ -2,16 +2,16 @@
 //! the types both engines and mm/slab_common.c use (an object, a cache, the
 //! slabinfo numbers, the slub_debug reports), the allocator's global state
 //! (`slab_caches`, the kmalloc table, every CPU's slab state), the slab page
-//! fields, `virt_to_slab` and slab page accounting, and [`SlabEngine`],
+//! fields, `virt_to_slab` and slab page accounting, and `SlabEngine`,
 //! the hooks an engine implements.
 //!
 //! Two engines sit below, one chosen per machine by [`SlabKind`]:
 //! [`slub`] (mm/slub.c, the default, as in Linux 6.18) and [`slab`]
 //! (mm/slab.c, the classic SLAB, removed from Linux in 6.8 and kept here for
 //! comparison). Each keeps its own fields in its own structs, as Linux
-//! 6.7's include/linux/slub_def.h and slab_def.h did: [`SlubCache`],
-//! [`KmemCacheCpu`] and [`SlubNode`]; [`SlabCache`], [`ArrayCache`] and
-//! [`SlabNode`]. The API (`kmem_cache_create`, `kmalloc`, ...) is in
+//! 6.7's include/linux/slub_def.h and slab_def.h did: `SlubCache`,
+//! `KmemCacheCpu` and `SlubNode`; `SlabCache`, `ArrayCache` and
+//! `SlabNode`. The API (`kmem_cache_create`, `kmalloc`, ...) is in
 //! [`crate::slab_common`], the one place that picks the engine. Modules
 //! depend downwards only: slab_common on the engines, the engines on this
 //! module, this module on neither.

@@ -17,9 +17,9 @@
 //! # Lock order
 //!
 //! Outermost first, as for SLUB (see [`super::slub`]): the cache registry;
-//! one CPU's slab state (its [`super::ArrayCache`]s; Linux 6.7 protected
+//! one CPU's slab state (its `super::ArrayCache`s; Linux 6.7 protected
 //! them by disabling interrupts); one node's `list_lock` of one cache
-//! ([`super::SlabNode`], which also guards the node's shared array); the
+//! (`super::SlabNode`, which also guards the node's shared array); the
 //! page allocator's per-CPU list lock, then its zone lock. A cache grows
 //! with only the CPU state held (the node lock is dropped first, as
 //! `cache_grow_begin` does); `free_block` destroys slabs beyond

@@ -25,10 +25,10 @@
 //!    `kmem_cache_create`/`destroy` while each CPU's state gets or loses
 //!    the new cache's entry;
 //! 2. one CPU's slab state (`sa.cpus[cpu]`: every cache's
-//!    [`KmemCacheCpu`] on that CPU). Walks over a whole cache (validate,
+//!    `KmemCacheCpu` on that CPU). Walks over a whole cache (validate,
 //!    leak reports) take every CPU's, CPU 0 first; shrinking takes them one
 //!    at a time;
-//! 3. one node's `list_lock` of one cache ([`SlubNode`]); never two nodes,
+//! 3. one node's `list_lock` of one cache (`SlubNode`); never two nodes,
 //!    never two caches at once;
 //! 4. the page allocator's locks: a zone's per-CPU list lock, then its zone
 //!    lock (`zone->lock`), as page_alloc.rs orders them. A new slab's pages
