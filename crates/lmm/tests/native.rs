@@ -689,7 +689,8 @@ fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
 }
 
 /// tests/native/timers.c: POSIX timers (SIGEV_SIGNAL counted by a
-/// handler, overruns, glibc's SIGEV_THREAD, SIGEV_THREAD_ID naming one
+/// handler, each tick with the timer's siginfo while the program forks,
+/// overruns, glibc's SIGEV_THREAD, SIGEV_THREAD_ID naming one
 /// thread and tids that are none of the process's, settime's old value,
 /// gettime, delete then EINVAL, a timer deleted by exec) and
 /// sendmmsg/recvmmsg (names, iovecs and SCM_RIGHTS across pages, msg_len,

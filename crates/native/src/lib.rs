@@ -742,6 +742,7 @@ impl Run<'_> {
     /// Serves one stop of the current process; `Some` when the run ends.
     fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
+        let mut info = None;
         let sig = match stop {
             Stop::Exited(_) if self.cur.tid != self.cur.pid => return self.thread_gone(true),
             Stop::Killed(_) if self.cur.tid != self.cur.pid => return self.thread_gone(false),
@@ -783,6 +784,13 @@ impl Run<'_> {
                 0
             }
             Stop::Signal(s) => {
+                // Its siginfo (a timer's si_timerid, si_value), delivered
+                // with it: the calls lmm may run in the stub meanwhile
+                // replace the stop's own (a SIGSEGV, most often a fault
+                // lmm resolves, is left as it was).
+                if s != libc::SIGSEGV {
+                    info = self.cur.stub.siginfo().ok();
+                }
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
                     self.end_host_call(saved, nr, s, false)?
@@ -801,7 +809,7 @@ impl Run<'_> {
         if sig != 0 && req == libc::PTRACE_SYSEMU {
             self.prepare_signal(sig)?;
         }
-        self.cur.stub.resume(req, sig).map_err(io)?;
+        self.cur.stub.resume_info(req, sig, info).map_err(io)?;
         Ok(None)
     }
 
