@@ -629,16 +629,7 @@ impl Stub {
             // The program's own call or its end: the chain is through.
             Stop::Syscall | Stop::Exited(_) | Stop::Killed(_) => self.chain = None,
             _ => {
-                // A signal's siginfo is kept across the chain's calls.
-                let info = match stop {
-                    Stop::Signal(_) if self.chain.is_some() => self.siginfo().ok(),
-                    _ => None,
-                };
-                let settled = self.settle().and_then(|()| match info {
-                    Some(si) => self.set_siginfo(&si),
-                    None => Ok(()),
-                });
-                if settled.is_err() {
+                if self.settle().is_err() {
                     // The registers cannot be read: the stub is gone.
                     self.kill();
                     return Stop::Killed(libc::SIGKILL);
@@ -655,12 +646,17 @@ impl Stub {
         };
         let now = self.regs()?;
         if chain::inside(now.rip) {
+            // A signal's stop keeps its siginfo across the calls.
+            let info = self.siginfo().ok();
             let mut back = saved;
             // The emulated call that preceded the chain is over.
             back.orig_rax = u64::MAX;
             self.set_regs(&back)?;
             for c in calls {
                 self.call_now(c)?;
+            }
+            if let Some(si) = info {
+                self.set_siginfo(&si)?;
             }
         }
         Ok(())
