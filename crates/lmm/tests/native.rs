@@ -688,6 +688,35 @@ fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
     assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
 }
 
+/// tests/native/timers.c: POSIX timers (SIGEV_SIGNAL counted by a
+/// handler, each tick with the timer's siginfo while the program forks,
+/// overruns, glibc's SIGEV_THREAD, SIGEV_THREAD_ID naming one
+/// thread and tids that are none of the process's, settime's old value,
+/// gettime, delete then EINVAL, a timer deleted by exec) and
+/// sendmmsg/recvmmsg (names, iovecs and SCM_RIGHTS across pages, msg_len,
+/// a bad element, recvmmsg's timeout), each buffer on a page the stub does
+/// not have at the call: the host's output, no call refused.
+#[test]
+fn posix_timers_and_mmsg_calls_run_like_linux() {
+    let prog = build_as("timers", "timers", &["-static", "-O1", "-pthread"]);
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout
+            .contains("taken by the named thread 1, not main 1\n")
+            && h.stdout.contains("sendmmsg: 3, msg_len 11 5 5\n")
+            && h.stdout
+                .ends_with("after exec, the old timer: -1 Invalid argument\n")
+            && h.status.success(),
+        "the host's own run: {}{}",
+        h.stdout,
+        h.stderr
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+}
+
 /// python3's threads running subprocesses (vfork, close_range, poll,
 /// pipes from several threads) and asyncio (epoll, a socketpair, FIONBIO,
 /// a subprocess and a thread pool): the host's output.

@@ -748,6 +748,7 @@ impl Run<'_> {
     /// Serves one stop of the current process; `Some` when the run ends.
     fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
+        let mut info = None;
         let sig = match stop {
             Stop::Exited(_) if self.cur.tid != self.cur.pid => return self.thread_gone(true),
             Stop::Killed(_) if self.cur.tid != self.cur.pid => return self.thread_gone(false),
@@ -789,6 +790,13 @@ impl Run<'_> {
                 0
             }
             Stop::Signal(s) => {
+                // Its siginfo (a timer's si_timerid, si_value), delivered
+                // with it: the calls lmm may run in the stub meanwhile
+                // replace the stop's own (a SIGSEGV, most often a fault
+                // lmm resolves, is left as it was).
+                if s != libc::SIGSEGV {
+                    info = self.cur.stub.siginfo().ok();
+                }
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
                     self.end_host_call(saved, nr, s, false)?
@@ -807,7 +815,7 @@ impl Run<'_> {
         if sig != 0 && req == libc::PTRACE_SYSEMU {
             self.prepare_signal(sig)?;
         }
-        self.cur.stub.resume(req, sig).map_err(io)?;
+        self.cur.stub.resume_info(req, sig, info).map_err(io)?;
         Ok(None)
     }
 
@@ -1737,8 +1745,8 @@ impl Run<'_> {
     }
 
     /// What exec resets in the stub's host state: descriptors marked
-    /// close-on-exec are closed and caught signals get SIG_DFL (from its
-    /// /proc/PID/fdinfo and status). Simplification: the alternate signal
+    /// close-on-exec are closed, POSIX timers deleted and caught signals
+    /// get SIG_DFL (from its /proc/PID/fdinfo, timers and status). Simplification: the alternate signal
     /// stack is kept.
     fn reset_for_exec(&mut self) -> Result<(), String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
@@ -1768,6 +1776,18 @@ impl Run<'_> {
             self.cur
                 .stub
                 .syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+                .map_err(io)?;
+        }
+        // POSIX timers are deleted (the stub's, listed in its
+        // /proc/PID/timers as "ID: n").
+        let timers = std::fs::read_to_string(format!("/proc/{stub}/timers")).unwrap_or_default();
+        for id in timers
+            .lines()
+            .filter_map(|l| l.strip_prefix("ID: ")?.trim().parse::<u64>().ok())
+        {
+            self.cur
+                .stub
+                .syscall(libc::SYS_timer_delete, [id, 0, 0, 0, 0, 0])
                 .map_err(io)?;
         }
         let caught = sig_mask(stub, "SigCgt");
@@ -1816,6 +1836,43 @@ impl Run<'_> {
             _ => {}
         }
         Ok(a)
+    }
+
+    /// `timer_create(clock, sevp, id)` (`nr` 222) with SIGEV_THREAD_ID
+    /// (glibc's SIGEV_THREAD makes one for its helper thread): the
+    /// sigevent names lmm's tid of the thread to signal, which must be one
+    /// of the caller's (EINVAL otherwise, as Linux's `good_sigevent`
+    /// says). The host is given a copy in the trampoline's scratch area
+    /// naming that thread's stub, so the program's sigevent reads as it
+    /// wrote it. `None` for any other call or notification (the host
+    /// reads the program's own sigevent, faulted in).
+    fn timer_create(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        /// `sigev_notify` (at byte 12) of a signal to one thread, whose
+        /// tid is the int at byte 16 (`sigev_notify_thread_id`).
+        const SIGEV_THREAD_ID: i32 = 4;
+        if nr != 222 || a[1] == 0 {
+            return Ok(None);
+        }
+        let Ok(mut ev) = self.m.read_user(self.cur.pid, a[1], 64) else {
+            return Ok(None);
+        };
+        let int = |at: usize| i32::from_le_bytes([ev[at], ev[at + 1], ev[at + 2], ev[at + 3]]);
+        if int(12) != SIGEV_THREAD_ID {
+            return Ok(None);
+        }
+        let (pid, tid) = (self.cur.pid, int(16));
+        let Some(host) = self
+            .tasks()
+            .find(|t| t.pid == pid && i64::from(t.tid) == i64::from(tid) && t.stub.alive())
+            .map(|t| t.stub.pid)
+        else {
+            return Ok(Some(-i64::from(libc::EINVAL)));
+        };
+        ev[16..20].copy_from_slice(&host.to_le_bytes());
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        self.cur.stub.poke(SCRATCH, &ev).map_err(io)?;
+        let args = [a[0], SCRATCH, a[2], 0, 0, 0];
+        Ok(Some(self.cur.stub.syscall(222, args).map_err(io)?))
     }
 
     /// `close_range(first, last, flags)` (`nr` 436) over the RAM memfd's
@@ -2137,6 +2194,20 @@ impl Run<'_> {
                 // A negative length is EINVAL, the host's to say.
                 (len as i32) < 0 || self.fault_in(va, u64::from(len).min(max), Access::Write)?
             }
+            Buf::Mmsghdr { va, count, access } => {
+                for i in 0..count {
+                    let at = va.wrapping_add(64 * i);
+                    let msg_len = Buf::Bytes {
+                        va: at.wrapping_add(56),
+                        len: 4,
+                        access: Access::Write,
+                    };
+                    if !self.fault_in_buffers(&[Buf::Msghdr { va: at, access }, msg_len])? {
+                        return Ok(i > 0);
+                    }
+                }
+                true
+            }
             Buf::Msghdr { va, access } => {
                 // msg_name, msg_namelen, msg_iov, msg_iovlen, msg_control,
                 // msg_controllen, msg_flags: 56 bytes; recvmsg writes the
@@ -2318,6 +2389,8 @@ impl Run<'_> {
                     self.cur.stub.sigreturn().map_err(io)?;
                     return Ok(Done::Resume);
                 } else if let Some(r) = self.proc_call(nr, a)? {
+                    r
+                } else if let Some(r) = self.timer_create(nr, a)? {
                     r
                 } else if let Some(r) = self.close_range(nr, a)? {
                     r

@@ -42,6 +42,10 @@ pub const ZEROES: u64 = TRAMPOLINE + 64;
 /// page's second half, past the code.
 pub const SCRATCH: u64 = TRAMPOLINE + 2048;
 
+/// A signal lmm took from a stub thread while it ran a call there, and
+/// its siginfo if the host gave it: queued to the thread again after.
+type Held = (i32, Option<libc::siginfo_t>);
+
 /// The descriptor the stub keeps the RAM memfd at (high, so the program's
 /// own descriptors, handed out lowest first, never meet it).
 pub const MEMFD_SLOT: RawFd = 1000;
@@ -642,12 +646,17 @@ impl Stub {
         };
         let now = self.regs()?;
         if chain::inside(now.rip) {
+            // A signal's stop keeps its siginfo across the calls.
+            let info = self.siginfo().ok();
             let mut back = saved;
             // The emulated call that preceded the chain is over.
             back.orig_rax = u64::MAX;
             self.set_regs(&back)?;
             for c in calls {
                 self.call_now(c)?;
+            }
+            if let Some(si) = info {
+                self.set_siginfo(&si)?;
             }
         }
         Ok(())
@@ -721,6 +730,20 @@ impl Stub {
     /// the way back into the program by a chain when it simply goes on
     /// (PTRACE_SYSEMU, no signal), else one injected call each.
     pub fn resume(&mut self, request: libc::c_uint, sig: i32) -> io::Result<()> {
+        self.resume_info(request, sig, None)
+    }
+
+    /// [`Stub::resume`] delivering `sig` with `info`, its siginfo as the
+    /// stop that brought it gave it (the kernel would make an SI_USER one
+    /// from the tracer for a signal that is not the current stop's own,
+    /// as after a call lmm ran in the stub: its stop is the trampoline's
+    /// SIGTRAP).
+    pub fn resume_info(
+        &mut self,
+        request: libc::c_uint,
+        sig: i32,
+        info: Option<libc::siginfo_t>,
+    ) -> io::Result<()> {
         // Under the seccomp filter every call of the program stops for
         // lmm anyway, and one stopped there can be run where it stands
         // ([`Stub::run_in_place`]), which a PTRACE_SYSEMU stop cannot.
@@ -740,6 +763,9 @@ impl Stub {
                 return self.run_chain();
             }
             self.flush()?;
+        }
+        if let Some(si) = info.filter(|si| sig != 0 && si.si_signo == sig) {
+            self.set_siginfo(&si)?;
         }
         if self.at_seccomp {
             // Setting the registers skips the call the program made.
@@ -919,6 +945,27 @@ impl Stub {
         Ok(si)
     }
 
+    /// Makes `si` the siginfo of the current signal-delivery stop, so that
+    /// the signal lmm resumes the thread with is delivered with it (the
+    /// kernel makes an SI_USER one from the tracer for a signal that is
+    /// not the stop's own: after lmm ran a call in the thread, the stop
+    /// is the trampoline's SIGTRAP).
+    pub fn set_siginfo(&self, si: &libc::siginfo_t) -> io::Result<()> {
+        // SAFETY: PTRACE_SETSIGINFO reads one siginfo_t from `si`.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETSIGINFO,
+                self.pid,
+                0,
+                si as *const libc::siginfo_t,
+            )
+        };
+        if r != 0 {
+            return Err(os_err("PTRACE_SETSIGINFO"));
+        }
+        Ok(())
+    }
+
     /// Reads up to `buf.len()` bytes of the stub's memory at `va`; returns
     /// how many could be read (0 if `va` is not mapped in the stub).
     pub fn read_mem(&self, va: u64, buf: &mut [u8]) -> usize {
@@ -959,7 +1006,7 @@ impl Stub {
                 Stop::Signal(sig) => {
                     // A signal from outside (SIGINT, SIGCHLD): held, so
                     // that no handler runs outside PTRACE_SYSEMU.
-                    held.push(sig);
+                    held.push(self.held(sig));
                     self.resume(libc::PTRACE_CONT, 0)?;
                 }
                 other => {
@@ -970,9 +1017,7 @@ impl Stub {
             }
         }
         let r = self.finish_syscall(saved);
-        for sig in held {
-            self.requeue(sig);
-        }
+        self.requeue_held(held);
         r
     }
 
@@ -996,7 +1041,7 @@ impl Stub {
                 }
                 Stop::Signal(libc::SIGTRAP) => break,
                 Stop::Signal(sig) => {
-                    held.push(sig);
+                    held.push(self.held(sig));
                     self.resume(libc::PTRACE_SINGLESTEP, 0)?;
                 }
                 other => {
@@ -1006,9 +1051,7 @@ impl Stub {
                 }
             }
         }
-        for sig in held {
-            self.requeue(sig);
-        }
+        self.requeue_held(held);
         Ok(())
     }
 
@@ -1087,6 +1130,38 @@ impl Stub {
             }
         }
         Ok(())
+    }
+
+    /// The signal of this signal-delivery stop, taken from the thread
+    /// while lmm runs a call in it, with its siginfo if the host gives it.
+    fn held(&self, sig: i32) -> Held {
+        (sig, self.siginfo().ok().filter(|si| si.si_signo == sig))
+    }
+
+    /// Queues the signals [`Stub::held`] took to this thread again, each
+    /// with its own siginfo (a POSIX timer's SI_TIMER, `si_timerid`,
+    /// `si_overrun`, `si_value`) where the host lets another process
+    /// queue it (rt_tgsigqueueinfo takes a negative `si_code` other than
+    /// SI_TKILL); the others are sent again by [`Stub::requeue`].
+    fn requeue_held(&self, held: Vec<Held>) {
+        for (sig, si) in held {
+            let queued = si.is_some_and(|si| {
+                // SAFETY: a signal with a siginfo we own to one thread of
+                // our own traced child; the kernel copies the siginfo.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_tgsigqueueinfo,
+                        self.tgid,
+                        self.pid,
+                        sig,
+                        &si as *const libc::siginfo_t,
+                    ) == 0
+                }
+            });
+            if !queued {
+                self.requeue(sig);
+            }
+        }
     }
 
     /// Queues `sig`, which this thread took while lmm ran a call in it,

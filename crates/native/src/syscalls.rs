@@ -26,6 +26,13 @@ pub enum Buf {
     /// lengths and flags back) and the name, iovec buffers and control
     /// data it points at, read or written as `access` says.
     Msghdr { va: u64, access: Access },
+    /// An array of `count` `struct mmsghdr` at `va` (sendmmsg,
+    /// recvmmsg): each a [`Buf::Msghdr`] followed by the `msg_len` the
+    /// call writes, 64 bytes. Only the elements before the first bad one
+    /// are faulted in: the call is EFAULT if that is the first, and
+    /// otherwise the host stops there and returns how many it did, as
+    /// Linux does.
+    Mmsghdr { va: u64, count: u64, access: Access },
 }
 
 /// What lmm does with a system call.
@@ -63,6 +70,11 @@ const SOCKADDR: u64 = 128;
 const TIMESPEC: u64 = 16;
 /// `struct itimerspec`, `struct itimerval`: two of them.
 const ITIMER: u64 = 32;
+/// `struct sigevent` on x86-64, which timer_create reads whole.
+const SIGEVENT: u64 = 64;
+/// The most elements sendmmsg and recvmmsg take (`UIO_MAXIOV`): Linux
+/// caps a larger `vlen` at it.
+const UIO_MAXIOV: u64 = 1024;
 /// `struct epoll_event`: packed on x86-64 (a u32 and a u64).
 const EPOLL_EVENT: u64 = 12;
 /// The most descriptors a process may have (`fs.nr_open`'s default):
@@ -102,6 +114,16 @@ fn fd_sets(nfds: u64, sets: [u64; 3]) -> Vec<Buf> {
     sets.iter()
         .flat_map(|&va| opt(va, len, Access::Write))
         .collect()
+}
+
+/// The `struct mmsghdr` array of sendmmsg and recvmmsg: `vlen` (an
+/// unsigned int) elements, capped at [`UIO_MAXIOV`] as Linux caps it.
+fn mmsghdrs(va: u64, vlen: u64, access: Access) -> Buf {
+    Buf::Mmsghdr {
+        va,
+        count: u64::from(vlen as u32).min(UIO_MAXIOV),
+        access,
+    }
 }
 
 /// Reads a buffer only if its pointer is not NULL.
@@ -360,9 +382,19 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
             ]
             .concat(),
         ),
-        // timerfd_settime(fd, flags, new, old), timerfd_gettime(fd, cur)
-        286 => host([opt(a[2], ITIMER, R), opt(a[3], ITIMER, W)].concat()),
-        287 => host(opt(a[1], ITIMER, W)),
+        // timerfd_settime(fd, flags, new, old), timerfd_gettime(fd, cur);
+        // timer_settime(id, flags, new, old), timer_gettime(id, cur)
+        286 | 223 => host([opt(a[2], ITIMER, R), opt(a[3], ITIMER, W)].concat()),
+        287 | 224 => host(opt(a[1], ITIMER, W)),
+        // timer_create(clock, sevp, id): the sigevent read (a
+        // SIGEV_THREAD_ID one names lmm's tid: `Run::timer_create` gives
+        // the host its own), the id written; timer_getoverrun(id),
+        // timer_delete(id). Simplifications: a CPU clock of another
+        // process (a pid in the clock id) names the host's pid, not lmm's;
+        // a bad id pointer is EFAULT before a timer is made (Linux makes
+        // and frees one, which uses up an id).
+        222 => host([opt(a[1], SIGEVENT, R), opt(a[2], 4, W)].concat()),
+        225 | 226 => host(Vec::new()),
         // signalfd(fd, mask, size), signalfd4(fd, mask, size, flags)
         282 | 289 => host(sigset(a[1], a[2])),
         // close_range(first, last, flags): lmm keeps the RAM memfd out
@@ -425,6 +457,12 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
             va: a[1],
             access: W,
         }]),
+        // sendmmsg(fd, vec, vlen, flags), recvmmsg(fd, vec, vlen, flags,
+        // timeout): the timeout is read and the time left written back.
+        // Simplification: recvmmsg's elements are faulted in whole, as for
+        // recvmsg, where Linux writes only those it fills.
+        307 => host(vec![mmsghdrs(a[1], a[2], R)]),
+        299 => host([vec![mmsghdrs(a[1], a[2], W)], opt(a[4], TIMESPEC, W)].concat()),
         // shutdown(fd, how), listen(fd, backlog)
         48 | 50 => host(Vec::new()),
         // bind(fd, addr, addrlen)
@@ -553,6 +591,11 @@ pub fn name(nr: u64) -> String {
         218 => "set_tid_address",
         219 => "restart_syscall",
         221 => "fadvise64",
+        222 => "timer_create",
+        223 => "timer_settime",
+        224 => "timer_gettime",
+        225 => "timer_getoverrun",
+        226 => "timer_delete",
         228 => "clock_gettime",
         229 => "clock_getres",
         230 => "clock_nanosleep",
@@ -585,7 +628,9 @@ pub fn name(nr: u64) -> String {
         293 => "pipe2",
         295 => "preadv",
         296 => "pwritev",
+        299 => "recvmmsg",
         302 => "prlimit64",
+        307 => "sendmmsg",
         309 => "getcpu",
         318 => "getrandom",
         322 => "execveat",
@@ -735,6 +780,36 @@ mod tests {
     }
 
     #[test]
+    fn posix_timer_calls_fault_in_the_sigevent_id_and_itimerspecs() {
+        let b = |va, len, access| Buf::Bytes { va, len, access };
+        let (r, w) = (Access::Read, Access::Write);
+        // timer_create: the 64-byte sigevent read, the int id written;
+        // a NULL sigevent is the default one.
+        assert_eq!(
+            classify(222, [1, 0x1000, 0x2000, 0, 0, 0]),
+            Kind::Host(vec![b(0x1000, 64, r), b(0x2000, 4, w)])
+        );
+        assert_eq!(
+            classify(222, [1, 0, 0x2000, 0, 0, 0]),
+            Kind::Host(vec![b(0x2000, 4, w)])
+        );
+        // timer_settime(id, flags, new, old), timer_gettime(id, cur).
+        assert_eq!(
+            classify(223, [0, 0, 0x1000, 0x2000, 0, 0]),
+            Kind::Host(vec![b(0x1000, 32, r), b(0x2000, 32, w)])
+        );
+        assert_eq!(
+            classify(224, [0, 0x1000, 0, 0, 0, 0]),
+            Kind::Host(vec![b(0x1000, 32, w)])
+        );
+        assert_eq!(classify(225, [0; 6]), Kind::Host(vec![]));
+        assert_eq!(classify(226, [0; 6]), Kind::Host(vec![]));
+        // None of them ends with -ERESTART_RESTARTBLOCK (nor do sendmmsg
+        // and recvmmsg): they run in place.
+        assert!((222..=226).chain([299, 307]).all(|nr| !needs_result(nr)));
+    }
+
+    #[test]
     fn socket_calls_fault_in_addresses_by_their_length() {
         let b = |va, len, access| Buf::Bytes { va, len, access };
         let (r, w) = (Access::Read, Access::Write);
@@ -758,6 +833,26 @@ mod tests {
                 va: 0x1000,
                 access: r
             }])
+        );
+        // sendmmsg: vlen capped at UIO_MAXIOV; recvmmsg's timeout.
+        assert_eq!(
+            classify(307, [3, 0x1000, 5000, 0, 0, 0]),
+            Kind::Host(vec![Buf::Mmsghdr {
+                va: 0x1000,
+                count: 1024,
+                access: r
+            }])
+        );
+        assert_eq!(
+            classify(299, [3, 0x1000, 2, 0, 0x2000, 0]),
+            Kind::Host(vec![
+                Buf::Mmsghdr {
+                    va: 0x1000,
+                    count: 2,
+                    access: w
+                },
+                b(0x2000, 16, w)
+            ])
         );
         assert_eq!(
             classify(53, [1, 1, 0, 0x1000, 0, 0]),
