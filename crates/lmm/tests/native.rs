@@ -479,6 +479,28 @@ fn a_shell_waits_for_a_background_job_and_catches_a_signal() {
     assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
 }
 
+/// tests/native/sigchld.c: a SIGCHLD handler sees CLD_EXITED or
+/// CLD_KILLED, the child's pid and its status, once per child; a signal
+/// from kill, tgkill or sigqueue names its sender by the pid the receiver
+/// knows (lmm's, not the stub's host pid).
+#[test]
+fn a_signal_names_its_sender_and_sigchld_its_child_like_linux() {
+    let prog = build("sigchld");
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout
+            .contains("SIGCHLD 1: code 2, from the child yes, status 15\n")
+            && h.stdout.contains("SIGCHLDs: 3\n")
+            && h.stdout.contains("tgkill self: code -6, from me yes\n"),
+        "the host's own run: {}",
+        h.stdout
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+}
+
 #[test]
 fn waitid_reports_exited_and_killed_children_like_linux() {
     let prog = build("waitid");

@@ -356,6 +356,12 @@ struct Run<'a> {
     coherence: coherence::Coherence,
     /// The directories standing for /proc/PID/task ([`procfs`]).
     task_dirs: procfs::TaskDirs,
+    /// lmm's pid of every process the run made, by its stub's host pid
+    /// (kept after it exits: a signal it sent may be delivered later).
+    pids: BTreeMap<libc::pid_t, u32>,
+    /// Per parent (lmm pid), the SIGCHLD siginfo of its children that
+    /// exited, oldest first, for the SIGCHLD lmm sends it ([`Run::exit_task`]).
+    chld: BTreeMap<u32, std::collections::VecDeque<[u8; 28]>>,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -413,6 +419,8 @@ pub fn run(
         observer: opts.observer.clone(),
         coherence: Default::default(),
         task_dirs: Default::default(),
+        pids: BTreeMap::new(),
+        chld: BTreeMap::new(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -428,6 +436,7 @@ pub fn run(
             fault_time: std::time::Duration::ZERO,
         },
     };
+    run.pids.insert(run.cur.stub.tgid, pid);
     run.start_image(&r)?;
     if let Some(path) = &opts.host_maps_at_start {
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", run.cur.stub.pid))
@@ -589,6 +598,35 @@ fn ignored(stub: libc::pid_t, sig: i32) -> bool {
         || (default_ignored.contains(&sig) && sig_mask(stub, "SigCgt") & bit == 0)
 }
 
+/// si_code values of SIGCHLD.
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+
+/// The fields of a SIGCHLD `siginfo_t` Linux fills for a child that
+/// ended (waitid's, and the signal's): si_signo, si_errno, si_code (bytes
+/// 0..12), then _sigchld's si_pid, si_uid, si_status (16..28).
+/// *Simplified:* si_utime and si_stime, which the signal also carries, are
+/// left zero (lmm does not count the child's times).
+fn chld_info(child: u32, code: i32, status: i32) -> [u8; 28] {
+    // SAFETY: getuid cannot fail; the stubs run as lmm's uid.
+    let uid = unsafe { libc::getuid() };
+    let mut info = [0u8; 28];
+    info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
+    info[8..12].copy_from_slice(&code.to_le_bytes());
+    info[16..20].copy_from_slice(&child.to_le_bytes());
+    info[20..24].copy_from_slice(&uid.to_le_bytes());
+    info[24..28].copy_from_slice(&status.to_le_bytes());
+    info
+}
+
+/// The bytes of a `siginfo_t` (128 on x86-64).
+fn siginfo_bytes(si: &mut libc::siginfo_t) -> &mut [u8; 128] {
+    const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() == 128);
+    // SAFETY: siginfo_t is 128 bytes of plain data (checked above), any
+    // byte pattern of which is a valid siginfo_t.
+    unsafe { &mut *(si as *mut libc::siginfo_t).cast::<[u8; 128]>() }
+}
+
 /// A counter of the machine's /proc/vmstat (0 if absent).
 fn vmstat(m: &Machine, name: &str) -> u64 {
     m.proc("vmstat")
@@ -726,6 +764,44 @@ impl Run<'_> {
         }
     }
 
+    /// Makes the siginfo of a signal about to be delivered to the current
+    /// process read as on Linux with lmm's pids: a signal lmm had to send
+    /// again gets its own siginfo back; one sent by kill, tkill or tgkill
+    /// (SI_USER, SI_TKILL) names its sender by lmm's pid, or 0 for a sender
+    /// outside the run (as a pid namespace shows one from outside); the
+    /// SIGCHLD lmm sends for a child's exit is the kernel's (CLD_EXITED or
+    /// CLD_KILLED, the child's pid and status). sigqueue's SI_QUEUE
+    /// carries the pid the sender wrote: lmm's already.
+    fn sender_in_lmm(&mut self, si: &mut libc::siginfo_t) {
+        const SI_USER: i32 = 0;
+        const SI_TKILL: i32 = -6;
+        if let Some(held) = self.cur.stub.requeued_info(si) {
+            *si = held;
+        }
+        if si.si_code != SI_USER && si.si_code != SI_TKILL {
+            return;
+        }
+        let sig = si.si_signo;
+        let b = siginfo_bytes(si);
+        let from = i32::from_le_bytes([b[16], b[17], b[18], b[19]]);
+        if from == std::process::id() as i32 && sig == libc::SIGCHLD {
+            if let Some(info) = self.chld.get_mut(&self.cur.pid).and_then(|q| q.pop_front()) {
+                b.fill(0);
+                b[..28].copy_from_slice(&info);
+                return;
+            }
+        }
+        // A siginfo lmm set back at an earlier stop of the same signal
+        // (one held across a call lmm ran) names lmm's pid already: the
+        // stubs' host pids, all above lmm's own, never are one of those.
+        let pid = match self.pids.get(&from) {
+            Some(&pid) => pid,
+            None if self.pids.values().any(|&p| i64::from(p) == i64::from(from)) => return,
+            None => 0,
+        };
+        b[16..20].copy_from_slice(&pid.to_le_bytes());
+    }
+
     /// The host pid of lmm's process `pid`, if it is one of the run's.
     fn host_pid(&self, pid: u32) -> Option<libc::pid_t> {
         self.tasks()
@@ -795,7 +871,10 @@ impl Run<'_> {
                 // replace the stop's own (a SIGSEGV, most often a fault
                 // lmm resolves, is left as it was).
                 if s != libc::SIGSEGV {
-                    info = self.cur.stub.siginfo().ok();
+                    info = self.cur.stub.siginfo().ok().map(|mut si| {
+                        self.sender_in_lmm(&mut si);
+                        si
+                    });
                 }
                 if let State::HostCall { saved, nr } = self.cur.state {
                     self.cur.state = State::Running;
@@ -1047,6 +1126,17 @@ impl Run<'_> {
         self.vforking.remove(&pid);
         self.kick = true;
         if let Some(parent) = self.host_pid(ppid) {
+            // The host drops a SIGCHLD sent while one is pending, as Linux
+            // does: the pending one keeps the first child's siginfo.
+            let bit = 1u64 << (libc::SIGCHLD - 1);
+            if (sig_mask(parent, "ShdPnd") | sig_mask(parent, "SigPnd")) & bit == 0 {
+                let (code, status) = match ending {
+                    Ending::Exited(c) => (CLD_EXITED, c & 0xff),
+                    Ending::Signaled(s) => (CLD_KILLED, s),
+                };
+                let info = chld_info(pid, code, status);
+                self.chld.entry(ppid).or_default().push_back(info);
+            }
             // SAFETY: a signal to one of our stubs.
             unsafe { libc::kill(parent, libc::SIGCHLD) };
         }
@@ -1221,9 +1311,6 @@ impl Run<'_> {
         const WNOWAIT: u64 = 0x0100_0000;
         /// __WNOTHREAD, __WALL and __WCLONE.
         const WTHREADS: u64 = 0xe000_0000;
-        /// si_code values of SIGCHLD.
-        const CLD_EXITED: i32 = 1;
-        const CLD_KILLED: i32 = 2;
         let einval = Ok(Some(-i64::from(libc::EINVAL)));
         let (idtype, id, infop, options, ru) = (a[0], a[1] as i32, a[2], a[3], a[4]);
         let events = WSTOPPED | WEXITED | WCONTINUED;
@@ -1247,8 +1334,6 @@ impl Run<'_> {
         } else {
             self.m.wait_zombie(self.cur.pid, target)
         };
-        // Linux writes these fields only: si_signo, si_errno, si_code
-        // (bytes 0..12), then _sigchld's si_pid, si_uid, si_status (16..28).
         let mut info = [0u8; 28];
         match found {
             Ok((child, z)) => {
@@ -1256,13 +1341,7 @@ impl Run<'_> {
                     Some(sig) => (CLD_KILLED, sig),
                     None => (CLD_EXITED, z.code & 0xff),
                 };
-                // SAFETY: getuid cannot fail; the stub runs as lmm's uid.
-                let uid = unsafe { libc::getuid() };
-                info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
-                info[8..12].copy_from_slice(&code.to_le_bytes());
-                info[16..20].copy_from_slice(&child.to_le_bytes());
-                info[20..24].copy_from_slice(&uid.to_le_bytes());
-                info[24..28].copy_from_slice(&status.to_le_bytes());
+                info = chld_info(child, code, status);
                 if ru != 0 && !self.put_rusage(ru, z.flt)? {
                     return Ok(Some(-i64::from(libc::EFAULT)));
                 }
@@ -1430,6 +1509,7 @@ impl Run<'_> {
         let host = stub.pid;
         let parent = self.cur.stub.pid;
         let space = self.cur.space.borrow().clone();
+        self.pids.insert(stub.tgid, child);
         self.others.insert(host, Task::new(stub, child, space));
         self.switch_to(host);
         if flags & CLONE_CHILD_SETTID != 0 {
@@ -1802,7 +1882,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// kill, tkill, tgkill name lmm's pids and tids: they are turned into
+    /// kill, tkill, tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo name
+    /// lmm's pids and tids: they are turned into
     /// the stubs' (ESRCH for an id that is none of the run's, which the
     /// program could not see). kill of 0 or a negative pid signals every
     /// process of the run (one process group). `Err`: the call's result.
@@ -1829,7 +1910,8 @@ impl Run<'_> {
             // kill of a thread's tid signals its process, as on Linux.
             62 => a[0] = map(a[0]).or_else(|_| map_tid(a[0]))?,
             200 => a[0] = map_tid(a[0])?,
-            234 => {
+            129 => a[0] = map(a[0]).or_else(|_| map_tid(a[0]))?,
+            234 | 297 => {
                 a[0] = map(a[0])?;
                 a[1] = map_tid(a[1])?;
             }

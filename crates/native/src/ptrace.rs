@@ -182,6 +182,10 @@ pub struct Stub {
     /// A chain the stub was let go with: the program's registers it
     /// returns to and its calls, until a stop shows it through.
     chain: Option<(Regs, Vec<[u64; 7]>)>,
+    /// The siginfo of signals [`Stub::requeue_held`] had to send again
+    /// with tgkill (which replaces it: SI_TKILL from lmm), given back at
+    /// their delivery by [`Stub::requeued_info`].
+    requeued: std::cell::RefCell<Vec<libc::siginfo_t>>,
 }
 
 /// The last OS error as an `io::Error` naming what failed.
@@ -282,6 +286,7 @@ impl Stub {
             kernel_regs: Cell::new(None),
             pending: Vec::new(),
             chain: None,
+            requeued: Default::default(),
         }
     }
 
@@ -385,14 +390,20 @@ impl Stub {
         Ok(())
     }
 
-    /// Forks the stub on the host (an injected fork(2); the child is
-    /// traced from birth by PTRACE_O_TRACEFORK): the child inherits the
+    /// Forks the stub on the host (an injected clone(2) without an exit
+    /// signal; the child is traced from birth by PTRACE_O_TRACECLONE,
+    /// which reports such a child): the child inherits the
     /// stub's descriptors, signal dispositions, working directory and
     /// every mirror (MAP_SHARED: the same frames, which the caller makes
     /// agree with lmm's forked page tables). The child is stopped, its
     /// registers those of the injected call.
     pub fn fork(&mut self) -> io::Result<Stub> {
-        let child = self.syscall(libc::SYS_fork, [0; 6])?;
+        // clone with no exit signal: the host sends the parent's stub no
+        // SIGCHLD when the child's stub dies (lmm kills it at the child's
+        // exit_group); the SIGCHLD the program gets is lmm's, with the
+        // child's exit as Linux reports it. (The host reports the child
+        // as a PTRACE_EVENT_CLONE.)
+        let child = self.syscall(libc::SYS_clone, [0; 6])?;
         if child < 0 {
             return Err(io::Error::other(format!(
                 "fork in the stub: errno {}",
@@ -1159,9 +1170,28 @@ impl Stub {
                 }
             });
             if !queued {
+                if let Some(si) = si {
+                    self.requeued.borrow_mut().push(si);
+                }
                 self.requeue(sig);
             }
         }
+    }
+
+    /// The siginfo a signal [`Stub::requeue_held`] sent again had when it
+    /// was held, for its delivery stop, whose siginfo `si` is tgkill's
+    /// (SI_TKILL from lmm's pid); `None` for any other stop.
+    pub fn requeued_info(&self, si: &libc::siginfo_t) -> Option<libc::siginfo_t> {
+        const SI_TKILL: i32 = -6;
+        // SAFETY: si_pid is read from a SI_TKILL siginfo, whose union is
+        // the _kill member.
+        let from_lmm =
+            si.si_code == SI_TKILL && unsafe { si.si_pid() } == std::process::id() as libc::pid_t;
+        let mut q = self.requeued.borrow_mut();
+        let at = q
+            .iter()
+            .position(|h| from_lmm && h.si_signo == si.si_signo)?;
+        Some(q.remove(at))
     }
 
     /// Queues `sig`, which this thread took while lmm ran a call in it,

@@ -237,6 +237,11 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // kill, tgkill, tkill, umask, pause (kill's pids are lmm's, turned
         // into the stubs' by the caller)
         102 | 104 | 107 | 108 | 111 | 112 | 24 | 62 | 234 | 200 | 95 | 34 => host(Vec::new()),
+        // rt_sigqueueinfo(pid, sig, info), rt_tgsigqueueinfo(tgid, tid,
+        // sig, info): the ids are lmm's, as kill's; the siginfo is read
+        // whole, as copy_from_siginfo does
+        129 => host(vec![bytes(a[2], 128, R)]),
+        297 => host(vec![bytes(a[3], 128, R)]),
         39 | 110 | 186 => Kind::Pid,
         // pipe(fds)
         22 => host(opt(a[0], 8, W)),
@@ -568,6 +573,7 @@ pub fn name(nr: u64) -> String {
         112 => "setsid",
         127 => "rt_sigpending",
         128 => "rt_sigtimedwait",
+        129 => "rt_sigqueueinfo",
         130 => "rt_sigsuspend",
         131 => "sigaltstack",
         137 => "statfs",
@@ -628,6 +634,7 @@ pub fn name(nr: u64) -> String {
         293 => "pipe2",
         295 => "preadv",
         296 => "pwritev",
+        297 => "rt_tgsigqueueinfo",
         299 => "recvmmsg",
         302 => "prlimit64",
         307 => "sendmmsg",

@@ -1,0 +1,89 @@
+/* lmm native test: what a SIGCHLD handler and a signal's receiver see of the
+ * sender: si_code, si_pid (the sender's pid in the caller's pid space),
+ * si_status, as the host prints them: lmm sends the SIGCHLD (its stubs get
+ * none from the host) and turns the host pids of kill and tgkill into its
+ * own; sigqueue carries what the sender wrote. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile int nchld, code[8], status[8];
+static volatile pid_t from[8];
+static volatile int usr_code;
+static volatile pid_t usr_pid;
+
+static void on_chld(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig; (void)uc;
+	if (nchld < 8) {
+		code[nchld] = si->si_code;
+		from[nchld] = si->si_pid;
+		status[nchld] = si->si_status;
+	}
+	nchld++;
+}
+
+static void on_usr(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig; (void)uc;
+	usr_code = si->si_code;
+	usr_pid = si->si_pid;
+}
+
+int main(void)
+{
+	struct sigaction sa;
+	sigset_t all, none;
+	pid_t kids[3];
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sa.sa_sigaction = on_chld;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_sigaction = on_usr;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&all);
+	sigaddset(&all, SIGCHLD);
+	sigaddset(&all, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &all, &none);
+
+	/* A child that exits 3, one killed by SIGTERM, one that signals its
+	 * parent before it exits 0: each reaped before the next starts. */
+	for (int i = 0; i < 3; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			if (i == 1)
+				pause();
+			if (i == 2)
+				kill(getppid(), SIGUSR1);
+			_exit(i == 0 ? 3 : 0);
+		}
+		if (i == 1)
+			kill(kids[i], SIGTERM);
+		while (nchld <= i)
+			sigsuspend(&none);
+		waitpid(kids[i], NULL, 0);
+	}
+	for (int i = 0; i < 3 && i < nchld; i++)
+		printf("SIGCHLD %d: code %d, from the child %s, status %d\n", i,
+		       code[i], from[i] == kids[i] ? "yes" : "no", status[i]);
+	printf("SIGCHLDs: %d\n", nchld);
+	printf("SIGUSR1: code %d, from the child %s\n", usr_code,
+	       usr_pid == kids[2] ? "yes" : "no");
+	/* To itself: kill gives SI_USER, sigqueue SI_QUEUE, tgkill SI_TKILL,
+	 * each with its own pid. */
+	kill(getpid(), SIGUSR1);
+	sigsuspend(&none);
+	printf("kill self: code %d, from me %s\n", usr_code, usr_pid == getpid() ? "yes" : "no");
+	sigqueue(getpid(), SIGUSR1, (union sigval){ .sival_int = 5 });
+	sigsuspend(&none);
+	printf("sigqueue self: code %d, from me %s\n", usr_code, usr_pid == getpid() ? "yes" : "no");
+	syscall(SYS_tgkill, getpid(), gettid(), SIGUSR1);
+	sigsuspend(&none);
+	printf("tgkill self: code %d, from me %s\n", usr_code, usr_pid == getpid() ? "yes" : "no");
+	return 0;
+}
