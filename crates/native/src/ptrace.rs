@@ -1178,7 +1178,7 @@ impl Stub {
         }
     }
 
-    /// The siginfo a signal [`Stub::requeue_held`] sent again had when it
+    /// The siginfo a signal `Stub::requeue_held` sent again had when it
     /// was held, for its delivery stop, whose siginfo `si` is tgkill's
     /// (SI_TKILL from lmm's pid); `None` for any other stop.
     pub fn requeued_info(&self, si: &libc::siginfo_t) -> Option<libc::siginfo_t> {
