@@ -555,6 +555,7 @@ impl MachineFlags {
             ihash_entries: self.ihash_entries,
             trace: Default::default(),
             boot_progress: Default::default(),
+            populate_ahead: false,
         })
     }
 }
@@ -740,6 +741,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 observer: None,
             };
             tracing.enable(&mut config)?;
+            config.populate_ahead = true;
             let sink = config.clone();
             let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
             let outcome = native::run(&mut m, &program, &argv, &envp, &opts);

@@ -42,6 +42,11 @@ pub struct MachineConfig {
     /// Who watches the boot's memmap_init (a progress bar for huge
     /// machines), if anyone.
     pub boot_progress: mm::mm_init::BootProgress,
+    /// Has the host allocate RAM ahead of use on another CPU, from boot on
+    /// (the struct pages boot initialises, then what the page allocator
+    /// hands out next: [`crate::ram::Ram::populate_ahead`]). `lmm native`
+    /// turns it on; nothing the machine computes depends on it.
+    pub populate_ahead: bool,
 }
 
 /// A trace buffer shared by the machines booted from one configuration and
@@ -75,6 +80,7 @@ impl Default for MachineConfig {
             ihash_entries: 0,
             trace: TraceSink::default(),
             boot_progress: Default::default(),
+            populate_ahead: false,
         }
     }
 }

@@ -178,6 +178,9 @@ impl Machine {
             );
         }
         let ram = Ram::new(top).map_err(BootError::Host)?;
+        if config.populate_ahead {
+            ram.populate_ahead().map_err(BootError::Host)?;
+        }
 
         // memblock: usable RAM split into nodes by address.
         let mut mb = Memblock::new();

@@ -22,8 +22,9 @@ pub unsafe trait RamBacking: Send + Sync {
     fn base(&self) -> NonNull<u8>;
     /// Bytes of physical address space covered.
     fn size(&self) -> u64;
-    /// Told that `[pa, pa + len)` is about to be used: a max-order block
-    /// the buddy allocator took off its free lists, and the next one. A
+    /// Told that `[pa, pa + len)` is about to be used: struct pages boot
+    /// initialises next, a max-order block the buddy allocator took off
+    /// its free lists, and the next one. A
     /// backing may have the host allocate it ahead, off lmm's path. Only a
     /// speed-up: reads and writes work without it. The default does
     /// nothing.
@@ -74,6 +75,14 @@ impl DirectMap {
     /// ([`RamBacking::prepare`]).
     pub fn prepare(&self, pa: PhysAddr, len: u64) {
         self.owner.prepare(pa.0, len)
+    }
+
+    /// The physical address of `ptr`, a host pointer into the mapping (a
+    /// struct page in the memmap). Panics if it is outside.
+    pub fn phys_of(&self, ptr: *const u8) -> PhysAddr {
+        let off = (ptr as usize).wrapping_sub(self.base.as_ptr() as usize) as u64;
+        assert!(off < self.size, "{ptr:?} is not in the direct map");
+        PhysAddr(off)
     }
 
     /// Host pointer for a physical address. Panics if out of range: callers

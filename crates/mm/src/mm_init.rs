@@ -419,6 +419,18 @@ fn unavailable_ranges(arch: Arch, ranges: &[(Pfn, Pfn, u32)], zones: &[Zone]) ->
     out
 }
 
+/// Tells the RAM that boot is about to initialise the struct pages of
+/// `[a, b)` in `z`'s memmap ([`DirectMap::prepare`]). The range lies in one
+/// memblock range, whose sections have consecutive memmap slots.
+fn prepare_memmap(dm: &DirectMap, z: &Zone, a: u64, b: u64) {
+    if b > a {
+        let first = z.page(Pfn(a)) as *const Page as *const u8;
+        let last = z.page(Pfn(b - 1)) as *const Page as *const u8;
+        let pa = dm.phys_of(first);
+        dm.prepare(pa, dm.phys_of(last).0 + size_of::<Page>() as u64 - pa.0);
+    }
+}
+
 /// Hands memory over from memblock to the buddy allocator and returns it.
 /// memblock keeps its final state (for the debugfs-like dump); nothing may
 /// allocate from it afterwards.
@@ -616,6 +628,7 @@ pub fn free_area_init(
         })
         .collect();
     let mut initialised = 0u64;
+    let pa_dm = dm.clone();
     for node in &nodes {
         let Some(top) = node.zones.iter().rev().find(|z| z.present > 0) else {
             continue;
@@ -629,6 +642,7 @@ pub fn free_area_init(
                 for &(ms, me, _) in &node_ranges {
                     let s = rs.max(ms.0).max(z.start_pfn.0);
                     let e = re.min(me.0).min(z.end_pfn().0);
+                    prepare_memmap(&pa_dm, z, s, e);
                     p.progress
                         .init_range(s, e.max(s), &mut initialised, &mut |pfn| {
                             let pg = z.page(Pfn(pfn));
@@ -656,6 +670,7 @@ pub fn free_area_init(
                 };
                 for (a, b) in [(s, ds), (de, e)] {
                     if b > a {
+                        prepare_memmap(&pa_dm, z, a, b);
                         p.progress.init_range(a, b, &mut initialised, &mut |pfn| {
                             z.page(Pfn(pfn)).init(z.idx, node.nid)
                         });

@@ -140,7 +140,12 @@ fn lmm_run(
     config: &MachineConfig,
     argv: &[String],
 ) -> Result<(Duration, ::native::Outcome), String> {
-    let mut m = Machine::boot(config.clone()).map_err(|e| e.to_string())?;
+    // As `lmm native` boots it.
+    let config = MachineConfig {
+        populate_ahead: true,
+        ..config.clone()
+    };
+    let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
     let opts = ::native::Options {
         warm_cache: true,
         ..Default::default()
