@@ -121,10 +121,50 @@ pub enum Stop {
     Event(i32),
 }
 
+thread_local! {
+    /// Stops and ends of stubs that [`wait_for`], waiting for another
+    /// stub, took from the kernel: [`wait_any`] hands them out first.
+    static TAKEN: std::cell::RefCell<std::collections::VecDeque<(libc::pid_t, i32)>> =
+        Default::default();
+}
+
+/// Waits for the next stop or end of stub thread `pid`: its wait status.
+/// It waits for any child and keeps the others' for [`wait_any`]: a wait
+/// for `pid` alone could last for ever, as a thread-group leader killed by
+/// its group's exit (another thread's fatal signal) is reported only once
+/// its other threads, traced by lmm, are reaped (1 run in 60 of
+/// threads_segv.c hung so under load, in a mirror's call on the leader).
+fn wait_for(pid: libc::pid_t) -> io::Result<i32> {
+    let taken = TAKEN.with(|q| {
+        let mut q = q.borrow_mut();
+        let at = q.iter().position(|&(p, _)| p == pid)?;
+        q.remove(at).map(|(_, status)| status)
+    });
+    if let Some(status) = taken {
+        return Ok(status);
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on any of our children with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if r == pid {
+            return Ok(status);
+        }
+        if r > 0 {
+            TAKEN.with(|q| q.borrow_mut().push_back((r, status)));
+        } else if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(os_err("waitpid"));
+        }
+    }
+}
+
 /// Waits for the next stop or end of any traced stub: its host pid and
 /// wait status (for [`Stub::decode`]). Several stubs run at once; one
 /// that blocks in the host must not keep lmm from serving the others.
 pub fn wait_any() -> io::Result<(libc::pid_t, i32)> {
+    if let Some(e) = TAKEN.with(|q| q.borrow_mut().pop_front()) {
+        return Ok(e);
+    }
     let mut status = 0;
     loop {
         // SAFETY: waitpid on any of our children with a valid status pointer.
@@ -593,17 +633,7 @@ impl Stub {
 
     /// Waits for the stub's next stop or its end.
     pub fn wait(&mut self) -> io::Result<Stop> {
-        let mut status = 0;
-        loop {
-            // SAFETY: waitpid on our own child with a valid status pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
-            if r == self.pid {
-                break;
-            }
-            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return Err(os_err("waitpid"));
-            }
-        }
+        let status = wait_for(self.pid)?;
         Ok(self.decode(status))
     }
 
@@ -722,18 +752,9 @@ impl Stub {
     pub fn interrupt(&mut self) -> io::Result<i32> {
         // SAFETY: a signal to one thread of our own traced child.
         unsafe { libc::syscall(libc::SYS_tgkill, self.tgid, self.pid, libc::SIGSTOP) };
-        let mut status = 0;
-        loop {
-            // SAFETY: waitpid on our own child with a valid status pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
-            if r == self.pid {
-                self.running = false;
-                return Ok(status);
-            }
-            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return Err(os_err("waitpid"));
-            }
-        }
+        let status = wait_for(self.pid)?;
+        self.running = false;
+        Ok(status)
     }
 
     /// Resumes the stub with `request` (PTRACE_SYSEMU, PTRACE_CONT),
