@@ -36,36 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A fresh mapping of n bytes, never touched. */
-static void *fresh(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	return p;
-}
-
-/* Makes every private page copy-on-write (a fork whose child exits). */
-static void cow(void)
-{
-	pid_t p = fork();
-
-	if (p == 0)
-		_exit(0);
-	waitpid(p, NULL, 0);
-}
-
-static void check(const char *what, long r)
-{
-	if (r < 0) {
-		printf("%s: %s\n", what, strerror(errno));
-		exit(1);
-	}
-}
+#include "pages.h"
 
 static int waiter_efd, waiter_ep;
 

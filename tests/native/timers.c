@@ -34,36 +34,7 @@
 /* The tid of SIGEV_THREAD_ID (glibc names it only as a union member). */
 _Static_assert(offsetof(struct sigevent, _sigev_un._tid) == 16, "sigev tid");
 
-/* A fresh mapping of n bytes, never touched. */
-static void *fresh(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	return p;
-}
-
-/* Makes every private page copy-on-write (a fork whose child exits). */
-static void cow(void)
-{
-	pid_t p = fork();
-
-	if (p == 0)
-		_exit(0);
-	waitpid(p, NULL, 0);
-}
-
-static void check(const char *what, long r)
-{
-	if (r < 0) {
-		printf("%s: %s\n", what, strerror(errno));
-		exit(1);
-	}
-}
+#include "pages.h"
 
 /* The kernel's timer calls, on kernel timer ids (an int). */
 static long k_create(clockid_t clk, struct sigevent *sev, int *id)

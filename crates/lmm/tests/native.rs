@@ -116,6 +116,15 @@ fn host_median(prog: &Path, args: &[&str]) -> Ran {
     runs.swap_remove(2)
 }
 
+/// Runs `lmm native [flags] prog args` and asserts that it prints what the
+/// host's run `h` printed, exits 0 and refuses no call.
+fn runs_like_the_host(flags: &[&str], prog: &Path, args: &[&str], h: &Ran) {
+    let l = native(flags, prog, args);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+}
+
 /// Runs `lmm native [flags] prog args`.
 fn native(flags: &[&str], prog: &Path, args: &[&str]) -> Ran {
     native_on(&[], flags, prog, args)
@@ -506,10 +515,7 @@ fn a_signal_names_its_sender_and_sigchld_its_child_like_linux() {
         "the host's own run: {}",
         h.stdout
     );
-    let l = native(&[], &prog, &[]);
-    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
-    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+    runs_like_the_host(&[], &prog, &[], &h);
 }
 
 #[test]
@@ -715,10 +721,7 @@ fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
         h.stdout,
         h.stderr
     );
-    let l = native(&[], &prog, &[]);
-    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
-    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+    runs_like_the_host(&[], &prog, &[], &h);
 }
 
 /// tests/native/timers.c: POSIX timers (SIGEV_SIGNAL counted by a
@@ -744,10 +747,7 @@ fn posix_timers_and_mmsg_calls_run_like_linux() {
         h.stdout,
         h.stderr
     );
-    let l = native(&[], &prog, &[]);
-    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
-    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+    runs_like_the_host(&[], &prog, &[], &h);
 }
 
 /// python3's threads running subprocesses (vfork, close_range, poll,
@@ -780,10 +780,7 @@ fn python_threads_and_asyncio_run_like_linux() {
         let py = Path::new("/usr/bin/python3");
         let h = host(py, &["-c", script]);
         assert_eq!(h.stdout, want, "the host's own run: {}", h.stderr);
-        let l = native(&["--warm-cache"], py, &["-c", script]);
-        assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
-        assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-        assert!(!l.stderr.contains("not supported"), "{}", l.stderr);
+        runs_like_the_host(&["--warm-cache"], py, &["-c", script], &h);
     }
 }
 
