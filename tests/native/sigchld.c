@@ -4,6 +4,7 @@
  * none from the host) and turns the host pids of kill and tgkill into its
  * own; sigqueue carries what the sender wrote. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,5 +86,29 @@ int main(void)
 	syscall(SYS_tgkill, getpid(), gettid(), SIGUSR1);
 	sigsuspend(&none);
 	printf("tgkill self: code %d, from me %s\n", usr_code, usr_pid == getpid() ? "yes" : "no");
+	/* Bad input: no siginfo, a pid nobody has, an SI_USER siginfo to
+	 * another process (EPERM: only the kernel makes those). */
+	{
+		siginfo_t si;
+		long r;
+
+		r = syscall(SYS_rt_sigqueueinfo, getpid(), SIGUSR1, NULL);
+		printf("rt_sigqueueinfo(NULL): %ld %s\n", r, strerror(errno));
+		memset(&si, 0, sizeof si);
+		si.si_signo = SIGUSR1;
+		si.si_code = SI_QUEUE;
+		r = syscall(SYS_rt_sigqueueinfo, 999999, SIGUSR1, &si);
+		printf("rt_sigqueueinfo(no such pid): %ld %s\n", r, strerror(errno));
+		kids[0] = fork();
+		if (kids[0] == 0) {
+			pause();
+			_exit(0);
+		}
+		si.si_code = SI_USER;
+		r = syscall(SYS_rt_tgsigqueueinfo, kids[0], kids[0], SIGUSR1, &si);
+		printf("rt_tgsigqueueinfo(SI_USER to another): %ld %s\n", r, strerror(errno));
+		kill(kids[0], SIGKILL);
+		waitpid(kids[0], NULL, 0);
+	}
 	return 0;
 }
