@@ -142,15 +142,17 @@ impl Ram {
     }
 
     /// Starts a thread that has the host allocate, ahead of use, the RAM
-    /// the page allocator announces it will hand out next (each max-order
-    /// block it starts on, and the next one: [`RamBacking::prepare`]), in
-    /// 2 MiB chunks with MADV_POPULATE_WRITE. The host's first touch of a
-    /// page of the memfd (shmem allocating and clearing it, about 4 us on
-    /// our machines) then happens on another CPU, not in lmm's fault path:
-    /// `lmm native` starts it before pinning itself to one CPU. Nothing
+    /// the memory manager announces it will use next (the struct pages
+    /// boot initialises; each max-order block the page allocator starts
+    /// on, and the next one: [`RamBacking::prepare`]), in 2 MiB chunks with
+    /// MADV_POPULATE_WRITE. The host's first touch of a page of the memfd
+    /// (shmem allocating and clearing it, about 4 us on our machines) then
+    /// happens on another CPU, not in lmm's fault path: a machine booted
+    /// with `MachineConfig::populate_ahead` (as `lmm native` boots it,
+    /// before it pins itself to one CPU) starts it before boot. Nothing
     /// the machine computes changes: a page reads as zero either way. The
     /// host holds at most two max-order blocks more than lmm uses. The
-    /// thread ends with the mapping.
+    /// thread ends with the mapping; a second call does nothing.
     pub fn populate_ahead(&self) -> std::io::Result<()> {
         if self.map.ahead.get().is_some() {
             return Ok(());
