@@ -526,7 +526,12 @@ impl Source for NativeSource {
             observer: Some(native::Observer(Rc::new(RefCell::new(watch)))),
             ..Default::default()
         };
-        let mut m = Machine::boot(self.config.clone()).map_err(|e| e.to_string())?;
+        // As `lmm native` boots it.
+        let config = MachineConfig {
+            populate_ahead: true,
+            ..self.config.clone()
+        };
+        let mut m = Machine::boot(config).map_err(|e| e.to_string())?;
         let outcome = native::run(&mut m, &self.program, &self.argv, &self.envp, &opts)?;
         self.outcome = Some(outcome);
         failed.take().map_or(Ok(()), Err)

@@ -486,30 +486,23 @@ impl PageCache {
         range: core::ops::Range<u64>,
     ) {
         let mut run: Vec<(u64, Pfn)> = Vec::new();
-        let mut i = range.start;
-        loop {
-            let wanted = i < range.end && i != skip && self.find(m, i).is_none();
-            let page = wanted
-                .then(|| pa.alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0)))
-                .flatten();
-            if let Some(pfn) = page {
-                run.push((i, pfn));
+        for i in range {
+            if i == skip || self.find(m, i).is_some() {
+                self.read_run(pa, cpu, file, m, &run);
+                run.clear();
+                continue;
             }
-            if page.is_none() || i + 1 >= range.end {
-                if !run.is_empty() {
-                    self.read_run(pa, cpu, file, m, &run);
-                    run.clear();
-                }
-                if (wanted && page.is_none()) || i + 1 >= range.end {
-                    return;
-                }
-            }
-            i += 1;
+            let Some(pfn) = pa.alloc_pages(cpu, Gfp::HIGHUSER_MOVABLE, Order(0)) else {
+                break;
+            };
+            run.push((i, pfn));
         }
+        self.read_run(pa, cpu, file, m, &run);
     }
 
-    /// Fills the fresh pages of `run` (consecutive indexes) from `file` in
-    /// one request and adds them to the cache; bytes past EOF are zero.
+    /// Fills the fresh pages of `run` (consecutive indexes; none: nothing
+    /// to do) from `file` in one request and adds them to the cache; bytes
+    /// past EOF are zero.
     fn read_run(
         &self,
         pa: &PageAlloc,
@@ -518,8 +511,11 @@ impl PageCache {
         m: MappingId,
         run: &[(u64, Pfn)],
     ) {
+        let Some(&(first, _)) = run.first() else {
+            return;
+        };
         let pfns: Vec<Pfn> = run.iter().map(|&(_, p)| p).collect();
-        let offset = run[0].0 << PAGE_SHIFT;
+        let offset = first << PAGE_SHIFT;
         let read = pa.direct_map().with_frames(&pfns, |bufs| {
             let n = file.read_vectored_at(offset, bufs)?;
             let mut left = n;
