@@ -10,9 +10,11 @@
  *   eventfd2, timerfd_create/settime/gettime, signalfd4, pipe2,
  *   socketpair, sendto/recvfrom, sendmsg/recvmsg, getsockname,
  *   getsockopt, ioctl FIONBIO/FIONREAD, close_range (the descriptors
- *   lmm keeps survive it), and a thread waiting in epoll_wait without a
+ *   lmm keeps survive it), a thread waiting in epoll_wait without a
  *   timeout while the main thread forks (lmm stops it meanwhile: the wait
- *   must go on, not fail with EINTR). */
+ *   must go on, not fail with EINTR), and one in epoll_wait,
+ *   epoll_pwait2 and sigtimedwait with a timeout while the main thread
+ *   forks (each must time out after its whole time, as on Linux). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,54 @@ static void *waiter(void *arg)
 	else
 		printf("waiter: %d event, data %llu\n", n,
 		       (unsigned long long)ev[0].data.u64);
+	return arg;
+}
+
+static volatile int timed_done;
+static int timed_efd, timed_ep;
+
+/* Milliseconds since *t0. */
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Three timed waits of 200 ms that nothing ends but their timeout. */
+static void *timed_waiter(void *arg)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event *ev = fresh(4096);
+	struct timespec *ts = fresh(4096), t0;
+	sigset_t set;
+	long r;
+
+	check("epoll_create1", ep);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = epoll_wait(ep, ev, 1, 200);
+	printf("timed epoll_wait: %ld, whole time %d\n", r,
+	       ms_since(&t0) >= 200);
+	ts->tv_sec = 0;
+	ts->tv_nsec = 200000000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = syscall(SYS_epoll_pwait2, ep, ev, 1, ts, NULL, 8);
+	printf("timed epoll_pwait2: %ld, whole time %d, timespec kept %ld\n",
+	       r, ms_since(&t0) >= 200, ts->tv_nsec);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = sigtimedwait(&set, NULL, ts);
+	printf("timed sigtimedwait: %ld %s, whole time %d\n", r,
+	       r < 0 ? strerror(errno) : "", ms_since(&t0) >= 200);
+	timed_done = 1;
+	/* And one that an event ends, after the main thread's forks. */
+	r = epoll_wait(timed_ep, ev, 1, 10000);
+	printf("timed epoll_wait with an event: %ld, data %llu\n", r,
+	       (unsigned long long)ev[0].data.u64);
 	return arg;
 }
 
@@ -252,6 +302,23 @@ int main(void)
 			cow();
 		}
 		check("write", write(waiter_efd, &one, 8));
+		pthread_join(t, NULL);
+		/* Forks while the other waits with timeouts. */
+		timed_efd = eventfd(0, EFD_CLOEXEC);
+		timed_ep = epoll_create1(EPOLL_CLOEXEC);
+		ev.data.u64 = 9;
+		check("epoll_ctl", epoll_ctl(timed_ep, EPOLL_CTL_ADD, timed_efd, &ev));
+		if (pthread_create(&t, NULL, timed_waiter, NULL))
+			return 2;
+		while (!timed_done) {
+			usleep(20000);
+			cow();
+		}
+		for (int i = 0; i < 3; i++) {
+			usleep(20000);
+			cow();
+		}
+		check("write", write(timed_efd, &one, 8));
 		pthread_join(t, NULL);
 	}
 

@@ -709,14 +709,19 @@ fn execve_in_a_threaded_process_ends_the_other_threads_like_linux() {
 /// tests/native/events.c: poll, select, epoll, eventfd, timerfd,
 /// signalfd, socket calls and close_range, each buffer on a page the stub
 /// does not have at the call (lmm's table must fault it in, or the host
-/// says EFAULT), and a thread in epoll_wait without a timeout while the
-/// main thread forks: the host's output, no call refused.
+/// says EFAULT), and a thread in epoll_wait without a timeout, then in
+/// timed epoll_wait, epoll_pwait2 and sigtimedwait, while the main thread
+/// forks (lmm stops it for each fork: each wait must go on for its whole
+/// time, as on Linux, where the thread was never stopped): the host's
+/// output, no call refused.
 #[test]
 fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
     let prog = build_as("events", "events", &["-static", "-O1", "-pthread"]);
     let h = host(&prog, &[]);
     assert!(
-        h.stdout.contains("waiter: 1 event, data 7\n") && h.status.success(),
+        h.stdout.contains("waiter: 1 event, data 7\n")
+            && h.stdout.contains("timed epoll_wait: 0, whole time 1\n")
+            && h.status.success(),
         "the host's own run: {}{}",
         h.stdout,
         h.stderr

@@ -67,6 +67,7 @@ pub mod syscalls;
 
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use machine::mmu::Access;
 use machine::process::{Faults, UserFault};
@@ -221,9 +222,13 @@ enum State {
     /// Resumed under PTRACE_SYSEMU (or stopped, about to be).
     Running,
     /// Running a system call in the host through the trampoline (it may
-    /// block there): the registers to restore at its `int3`, and the
-    /// call's number.
-    HostCall { saved: Regs, nr: u64 },
+    /// block there): the registers to restore at its `int3`, the call's
+    /// number, and when a timed wait's timeout ends ([`wait_deadline`]).
+    HostCall {
+        saved: Regs,
+        nr: u64,
+        deadline: Option<Instant>,
+    },
     /// Blocked in lmm's wait4 or waitid (the call's number) with these
     /// arguments (no child has exited yet): retried when a child exits.
     Wait(u64, [u64; 6]),
@@ -858,9 +863,14 @@ impl Run<'_> {
                 // lmm's own stop: the mirrors are checked, the process goes
                 // on (an interrupted host call is made again).
                 self.cur.stops -= 1;
-                if let State::HostCall { saved, nr } = self.cur.state {
+                if let State::HostCall {
+                    saved,
+                    nr,
+                    deadline,
+                } = self.cur.state
+                {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, libc::SIGSTOP, true)?;
+                    self.end_host_call(saved, nr, deadline, libc::SIGSTOP, true)?;
                 }
                 self.check_reclaim()?;
                 0
@@ -876,9 +886,14 @@ impl Run<'_> {
                         si
                     });
                 }
-                if let State::HostCall { saved, nr } = self.cur.state {
+                if let State::HostCall {
+                    saved,
+                    nr,
+                    deadline,
+                } = self.cur.state
+                {
                     self.cur.state = State::Running;
-                    self.end_host_call(saved, nr, s, false)?
+                    self.end_host_call(saved, nr, deadline, s, false)?
                 } else if s == libc::SIGSEGV {
                     self.segv()?
                 } else {
@@ -911,14 +926,20 @@ impl Run<'_> {
     /// `ours`: the signal is lmm's own SIGSTOP (before work that can
     /// reclaim). After it, or a signal the program ignores (which the
     /// host delivers to a traced thread all the same), the calls that
-    /// fail with EINTR rather than restart (epoll_wait, sigtimedwait) are
-    /// made again if they wait without a timeout: the program, which no
-    /// signal reached, sees them go on waiting; so are they when they come
-    /// back with EINTR and no signal for the thread (another took it).
-    /// Simplification: with a
-    /// timeout they fail with EINTR (as on Linux after SIGSTOP and
-    /// SIGCONT; for an ignored signal Linux would go on waiting).
-    fn end_host_call(&mut self, saved: Regs, nr: u64, s: i32, ours: bool) -> Result<i32, String> {
+    /// fail with EINTR rather than restart (epoll_wait, sigtimedwait) go
+    /// on waiting, as the program, which no signal reached, sees them do
+    /// on Linux; so do they when they come back with EINTR and no signal
+    /// for the thread (another took it). One without a timeout is made
+    /// again; one with a timeout (its `deadline`) is made again for the
+    /// time left ([`Run::wait_again`]), or times out.
+    fn end_host_call(
+        &mut self,
+        saved: Regs,
+        nr: u64,
+        deadline: Option<Instant>,
+        s: i32,
+        ours: bool,
+    ) -> Result<i32, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let after = self.cur.stub.regs().map_err(io)?;
         let untimed = match nr {
@@ -929,13 +950,14 @@ impl Run<'_> {
             128 => saved.rdx == 0,
             _ => false,
         };
+        let waits = untimed || deadline.is_some();
         let eintr = after.rax as i64 == -i64::from(libc::EINTR);
-        // An untimed wait that came back with EINTR and no signal for this
-        // thread (it reached the `int3`): a process-wide signal woke it and
+        // A wait that came back with EINTR and no signal for this thread
+        // (it reached the `int3`): a process-wide signal woke it and
         // another thread took it, or lmm's own stop of the other threads
         // did. Linux wakes only the thread that takes a signal, so the
-        // wait goes on: it is made again.
-        let lost = after.rip == TRAMPOLINE + 3 && untimed && eintr;
+        // wait goes on.
+        let lost = after.rip == TRAMPOLINE + 3 && waits && eintr;
         if after.rip == TRAMPOLINE + 3 && !lost {
             let mut ret = self.cur.stub.finish_syscall(saved).map_err(io)?;
             if nr == 218 {
@@ -950,7 +972,11 @@ impl Run<'_> {
         let mut r = saved;
         r.fs_base = after.fs_base;
         r.gs_base = after.gs_base;
-        let again = lost || (untimed && eintr && (ours || ignored(self.cur.stub.pid, s)));
+        let again = lost || (waits && eintr && (ours || ignored(self.cur.stub.pid, s)));
+        if let (true, Some(deadline)) = (again, deadline) {
+            self.wait_again(r, after, nr, deadline)?;
+            return Ok(0);
+        }
         if after.rip == TRAMPOLINE + 2 && !again {
             r.rax = after.rax;
             r.orig_rax = nr;
@@ -975,6 +1001,101 @@ impl Run<'_> {
         self.check_reclaim()?;
         // The `int3`'s SIGTRAP is lmm's, not the program's.
         Ok(if lost { 0 } else { s })
+    }
+
+    /// When the timed wait `nr` with arguments `a` that the current thread
+    /// is about to run in the host times out: epoll_wait's and
+    /// epoll_pwait's timeout in ms, epoll_pwait2's and rt_sigtimedwait's
+    /// timespec (read from the program, which lmm's table faulted in).
+    /// None for any other call, a wait without a timeout, or one that
+    /// does not wait (a zero or invalid timeout).
+    fn wait_deadline(&self, nr: u64, a: [u64; 6]) -> Option<Instant> {
+        let now = Instant::now();
+        let ts = |va: u64| {
+            let mut b = [0u8; 16];
+            if va == 0 || self.cur.stub.read_mem(va, &mut b) < 16 {
+                return None;
+            }
+            let sec = i64::from_le_bytes(b[..8].try_into().ok()?);
+            let nsec = i64::from_le_bytes(b[8..].try_into().ok()?);
+            let d = Duration::new(u64::try_from(sec).ok()?, u32::try_from(nsec).ok()?);
+            (nsec < 1_000_000_000).then_some(d)
+        };
+        let d = match nr {
+            232 | 281 => Duration::from_millis(u64::try_from(a[3] as i32).ok()?),
+            441 => ts(a[3])?,
+            128 => ts(a[2])?,
+            _ => return None,
+        };
+        (!d.is_zero()).then(|| now + d)
+    }
+
+    /// Makes the timed wait `nr` the current thread ran in the host go on
+    /// after an interruption the program must not see (lmm's own stop, an
+    /// ignored signal, one another thread took): with the time left to
+    /// `deadline`, through the trampoline again (`after`: the stub's
+    /// registers there), the program's registers (`program`) kept for its
+    /// end; or, the time being up, it ends as the timeout would have
+    /// ended it (0 events, or EAGAIN). Its buffers are faulted in again
+    /// first, as for a new call. Simplification: an events buffer a fork
+    /// made copy-on-write meanwhile takes a write fault where Linux, with
+    /// no event to write, would take none. epoll_wait and epoll_pwait take the
+    /// time left in ms, rounded up; epoll_pwait2 and rt_sigtimedwait a
+    /// timespec lmm writes in the trampoline page's slot for the thread
+    /// ([`ptrace::TIMEOUTS`]).
+    fn wait_again(
+        &mut self,
+        program: Regs,
+        after: Regs,
+        nr: u64,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("lmm native: {e}");
+        self.cur.stub.set_regs(&program).map_err(io)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let timed_out = if nr == 128 {
+                -i64::from(libc::EAGAIN)
+            } else {
+                0
+            };
+            return self.set_result(timed_out);
+        }
+        let p = program;
+        let mut args = [p.rdi, p.rsi, p.rdx, p.r10, p.r8, p.r9];
+        // Its buffers again: lmm may have taken pages from the stub
+        // meanwhile (a fork's copy-on-write, reclaim).
+        if let Kind::Host(bufs) = syscalls::classify(nr, args) {
+            if !self.fault_in_stable(&self.clip_read(nr, args, bufs))? {
+                return self.set_result(-i64::from(libc::EFAULT));
+            }
+        }
+        let mut r = after;
+        match nr {
+            232 | 281 => {
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                args[3] = u64::try_from(ms).unwrap_or(u64::MAX).min(i32::MAX as u64);
+            }
+            _ => {
+                let slot = ptrace::timeout_slot(self.cur.stub.pid);
+                let mut ts = [0u8; 16];
+                ts[..8].copy_from_slice(&left.as_secs().to_le_bytes());
+                ts[8..].copy_from_slice(&u64::from(left.subsec_nanos()).to_le_bytes());
+                self.cur.stub.poke(slot, &ts).map_err(io)?;
+                args[if nr == 128 { 2 } else { 3 }] = slot;
+            }
+        }
+        r.rip = TRAMPOLINE;
+        r.rax = nr;
+        r.orig_rax = u64::MAX;
+        [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
+        self.cur.stub.set_regs(&r).map_err(io)?;
+        self.cur.state = State::HostCall {
+            saved: program,
+            nr,
+            deadline: Some(deadline),
+        };
+        Ok(())
     }
 
     /// After the current process's host call returned `ret`: lmm's cached
@@ -1247,6 +1368,7 @@ impl Run<'_> {
         self.cur.state = State::HostCall {
             saved,
             nr: libc::SYS_exit as u64,
+            deadline: None,
         };
         Ok(Done::Pending)
     }
@@ -2498,8 +2620,13 @@ impl Run<'_> {
                             let a = args;
                             // Run in the host; it may block there: the
                             // event loop serves the others meanwhile.
+                            let deadline = self.wait_deadline(nr, a);
                             let saved = self.cur.stub.start_syscall(nr as i64, a).map_err(io)?;
-                            self.cur.state = State::HostCall { saved, nr };
+                            self.cur.state = State::HostCall {
+                                saved,
+                                nr,
+                                deadline,
+                            };
                             return Ok(Done::Pending);
                         }
                     }

@@ -37,6 +37,21 @@ pub const WINDOW: u64 = TRAMPOLINE + 4096;
 /// stub: a `struct sigaction` of SIG_DFL for the rt_sigaction calls lmm
 /// injects at exec.
 pub const ZEROES: u64 = TRAMPOLINE + 64;
+/// Slots in the trampoline page (past the chain's code, before
+/// [`SCRATCH`]) where lmm writes the time left of a timed wait it makes
+/// again for a thread ([`timeout_slot`]): 64 `struct timespec`s.
+pub const TIMEOUTS: u64 = TRAMPOLINE + 1024;
+
+/// The slot of [`TIMEOUTS`] for the stub thread `tid`. Simplification:
+/// two threads whose tids are equal modulo 64, both making a timed wait
+/// again at once, could read each other's time left (the kernel copies
+/// it when the call starts, so only that moment counts).
+pub fn timeout_slot(tid: libc::pid_t) -> u64 {
+    TIMEOUTS + 16 * (tid.unsigned_abs() as u64 % 64)
+}
+const _: () = assert!(chain::CODE + chain::CODE_BYTES as u64 <= TIMEOUTS);
+const _: () = assert!(TIMEOUTS + 64 * 16 <= SCRATCH);
+
 /// A scratch area in the trampoline page where lmm puts a path argument
 /// of its own for a system call it runs in the stub ([`Stub::poke`]): the
 /// page's second half, past the code.
