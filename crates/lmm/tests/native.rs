@@ -729,6 +729,28 @@ fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
     runs_like_the_host(&[], &prog, &[], &h);
 }
 
+/// tests/native/files.c: the file, credential and priority calls of
+/// shells, cp and python's multiprocessing (link, symlink, rename and
+/// renameat2, chmod, chown, truncate, creat, utimensat, getdents, the
+/// xattr calls, sendfile, copy_file_range, splice, flock, times,
+/// getgroups, getresuid, getpriority and setpriority by lmm's pid, prctl
+/// PR_CAPBSET_READ), each buffer on a page the stub does not have at the
+/// call: the host's output, no call refused.
+#[test]
+fn file_and_credential_calls_run_like_linux() {
+    let prog = build_as("files", "files", &["-static", "-O1"]);
+    let dir = |who: &str| scratch().join(format!("files-{who}"));
+    let (hd, ld) = (dir("host"), dir("lmm"));
+    let h = host(&prog, &[hd.to_str().unwrap()]);
+    assert!(
+        h.stdout.contains("getdents: a c e f t\n") && h.status.success(),
+        "the host's own run: {}{}",
+        h.stdout,
+        h.stderr
+    );
+    runs_like_the_host(&[], &prog, &[ld.to_str().unwrap()], &h);
+}
+
 /// tests/native/timers.c: POSIX timers (SIGEV_SIGNAL counted by a
 /// handler, each tick with the timer's siginfo while the program forks,
 /// overruns, glibc's SIGEV_THREAD, SIGEV_THREAD_ID naming one

@@ -2005,7 +2005,8 @@ impl Run<'_> {
     }
 
     /// kill, tkill, tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo name
-    /// lmm's pids and tids: they are turned into
+    /// lmm's pids and tids, as do getpriority, setpriority, ioprio_get
+    /// and ioprio_set of one process or thread: they are turned into
     /// the stubs' (ESRCH for an id that is none of the run's, which the
     /// program could not see). kill of 0 or a negative pid signals every
     /// process of the run (one process group). `Err`: the call's result.
@@ -2037,6 +2038,11 @@ impl Run<'_> {
                 a[0] = map(a[0])?;
                 a[1] = map_tid(a[1])?;
             }
+            // getpriority, setpriority of PRIO_PROCESS; ioprio_get,
+            // ioprio_set of IOPRIO_WHO_PROCESS (a thread's id): 0 is the
+            // caller.
+            140 | 141 if a[0] == 0 && a[1] != 0 => a[1] = map(a[1]).or_else(|_| map_tid(a[1]))?,
+            251 | 252 if a[0] == 1 && a[1] != 0 => a[1] = map_tid(a[1]).or_else(|_| map(a[1]))?,
             _ => {}
         }
         Ok(a)

@@ -331,6 +331,11 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         157 => match a[0] {
             15 => host(opt(a[1], 16, R)),
             16 => host(opt(a[1], 16, W)),
+            // PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_GET_KEEPCAPS,
+            // PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_GET_SECUREBITS,
+            // PR_GET_TIMERSLACK, PR_SET_TIMERSLACK, PR_SET_NO_NEW_PRIVS,
+            // PR_GET_NO_NEW_PRIVS: the thread's own flags, no buffer
+            3 | 4 | 7 | 8 | 23 | 27 | 29 | 30 | 38 | 39 => host(Vec::new()),
             _ => Kind::Refused("this prctl option"),
         },
         // rseq: the kernel would write the area on every preemption, which
@@ -481,9 +486,72 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
             len_va: a[4],
             max: 4096,
         }]),
+        // Files by path: truncate, creat, chmod, chown, lchown (path,
+        // ...); rename, link, symlink (two paths); inotify_add_watch(fd,
+        // path, mask); the *at forms (dirfd, path, ...): fchownat,
+        // fchmodat, fchmodat2, and renameat, renameat2, linkat (dirfd,
+        // path, dirfd, path, ...)
+        76 | 85 | 90 | 92 | 94 => host(vec![s(a[0])]),
+        82 | 86 | 88 => host(vec![s(a[0]), s(a[1])]),
+        254 | 260 | 268 | 452 => host(vec![s(a[1])]),
+        264 | 316 | 265 => host(vec![s(a[1]), s(a[3])]),
+        // Files by descriptor, no buffer: flock, fchmod, fchown,
+        // readahead, tee, sync_file_range, fallocate, syncfs, sync;
+        // inotify_init, inotify_init1, inotify_rm_watch
+        73 | 91 | 93 | 187 | 276 | 277 | 285 | 306 | 162 | 253 | 294 | 255 => host(Vec::new()),
+        // getdents(fd, buf, count)
+        78 => host(opt(a[1], a[2], W)),
+        // sendfile(out, in, offset, count); splice and copy_file_range
+        // (in, off_in, out, off_out, len, flags): each offset is read and
+        // the new one written back
+        40 => host(opt(a[2], 8, W)),
+        275 | 326 => host([opt(a[1], 8, W), opt(a[3], 8, W)].concat()),
+        // utime(path, times), utimes(path, times[2]); utimensat(dirfd,
+        // path or NULL, times[2], flags)
+        132 => host([vec![s(a[0])], opt(a[1], 16, R)].concat()),
+        235 => host([vec![s(a[0])], opt(a[1], 32, R)].concat()),
+        280 => host(
+            [
+                if a[1] == 0 { Vec::new() } else { vec![s(a[1])] },
+                opt(a[2], 32, R),
+            ]
+            .concat(),
+        ),
+        // setxattr, lsetxattr (path, name, value, size, flags);
+        // fsetxattr(fd, ...); removexattr, lremovexattr (path, name);
+        // fremovexattr(fd, name)
+        188 | 189 => host([vec![s(a[0]), s(a[1])], opt(a[2], a[3], R)].concat()),
+        190 => host([vec![s(a[1])], opt(a[2], a[3], R)].concat()),
+        197 | 198 => host(vec![s(a[0]), s(a[1])]),
+        199 => host(vec![s(a[1])]),
+        // listxattr, llistxattr (path, list, size); flistxattr(fd, ...)
+        194 | 195 => host([vec![s(a[0])], opt(a[1], a[2], W)].concat()),
+        196 => host(opt(a[1], a[2], W)),
+        // times(struct tms: 4 clock_t)
+        100 => host(opt(a[0], 32, W)),
+        // Credentials: setuid, setgid, setreuid, setregid, setresuid,
+        // setresgid, setfsuid, setfsgid; getgroups(size, list) writes
+        // and setgroups reads `size` gid_t (simplification: getgroups'
+        // whole list is faulted in, where Linux writes only the groups
+        // there are); getresuid, getresgid write three
+        105 | 106 | 113 | 114 | 117 | 119 | 122 | 123 => host(Vec::new()),
+        115 => host(opt(a[1], a[0].min(NGROUPS_MAX) * 4, W)),
+        116 => host(opt(a[1], a[0].min(NGROUPS_MAX) * 4, R)),
+        118 | 120 => host([opt(a[0], 4, W), opt(a[1], 4, W), opt(a[2], 4, W)].concat()),
+        // getpriority(which, who), setpriority(which, who, prio);
+        // ioprio_get(which, who), ioprio_set(which, who, prio): a
+        // process's id is lmm's, turned into its stub's by the caller
+        140 | 141 | 251 | 252 => host(Vec::new()),
+        // setrlimit(res, rlim). Simplification: the limit is the stub's
+        // (as prlimit64's): lmm's mm does not enforce it.
+        160 => host(opt(a[1], 16, R)),
         _ => Kind::Refused("this system call"),
     }
 }
+
+/// NGROUPS_MAX: the most supplementary groups getgroups and setgroups
+/// take (more is EINVAL, before any buffer is touched).
+const NGROUPS_MAX: u64 = 65536;
 
 /// The name of system call `nr` (x86-64), for the summary.
 pub fn name(nr: u64) -> String {
@@ -648,6 +716,67 @@ pub fn name(nr: u64) -> String {
         436 => "close_range",
         439 => "faccessat2",
         441 => "epoll_pwait2",
+        40 => "sendfile",
+        73 => "flock",
+        76 => "truncate",
+        78 => "getdents",
+        82 => "rename",
+        85 => "creat",
+        86 => "link",
+        88 => "symlink",
+        90 => "chmod",
+        91 => "fchmod",
+        92 => "chown",
+        93 => "fchown",
+        94 => "lchown",
+        100 => "times",
+        105 => "setuid",
+        106 => "setgid",
+        113 => "setreuid",
+        114 => "setregid",
+        115 => "getgroups",
+        116 => "setgroups",
+        117 => "setresuid",
+        118 => "getresuid",
+        119 => "setresgid",
+        120 => "getresgid",
+        122 => "setfsuid",
+        123 => "setfsgid",
+        132 => "utime",
+        160 => "setrlimit",
+        162 => "sync",
+        187 => "readahead",
+        188 => "setxattr",
+        189 => "lsetxattr",
+        190 => "fsetxattr",
+        197 => "removexattr",
+        198 => "lremovexattr",
+        199 => "fremovexattr",
+        194 => "listxattr",
+        195 => "llistxattr",
+        196 => "flistxattr",
+        140 => "getpriority",
+        141 => "setpriority",
+        251 => "ioprio_get",
+        252 => "ioprio_set",
+        235 => "utimes",
+        253 => "inotify_init",
+        254 => "inotify_add_watch",
+        255 => "inotify_rm_watch",
+        260 => "fchownat",
+        264 => "renameat",
+        265 => "linkat",
+        268 => "fchmodat",
+        275 => "splice",
+        276 => "tee",
+        277 => "sync_file_range",
+        280 => "utimensat",
+        285 => "fallocate",
+        294 => "inotify_init1",
+        306 => "syncfs",
+        316 => "renameat2",
+        326 => "copy_file_range",
+        452 => "fchmodat2",
         _ => return format!("syscall_{nr}"),
     };
     known.to_string()
@@ -701,6 +830,39 @@ mod tests {
         // FUTEX_LOCK_PI writes the word.
         let k = classify(202, [0x1000, 6, 0, 0, 0, 0]);
         assert_eq!(k, Kind::Host(vec![b(0x1000, 4, w)]));
+    }
+
+    #[test]
+    fn path_calls_fault_in_each_path_and_list_calls_cap_their_length() {
+        let s = |va| Buf::Str { va };
+        // rename(old, new); renameat2(dirfd, old, dirfd, new, flags).
+        assert_eq!(
+            classify(82, [0x1000, 0x2000, 0, 0, 0, 0]),
+            Kind::Host(vec![s(0x1000), s(0x2000)])
+        );
+        assert_eq!(
+            classify(316, [3, 0x1000, 4, 0x2000, 1, 0]),
+            Kind::Host(vec![s(0x1000), s(0x2000)])
+        );
+        // utimensat with a NULL path works on the descriptor.
+        let times = Buf::Bytes {
+            va: 0x3000,
+            len: 32,
+            access: Access::Read,
+        };
+        assert_eq!(
+            classify(280, [3, 0, 0x3000, 0, 0, 0]),
+            Kind::Host(vec![times])
+        );
+        // getgroups(size, list): at most NGROUPS_MAX gids are written.
+        assert_eq!(
+            classify(115, [u64::MAX, 0x4000, 0, 0, 0, 0]),
+            Kind::Host(vec![Buf::Bytes {
+                va: 0x4000,
+                len: NGROUPS_MAX * 4,
+                access: Access::Write
+            }])
+        );
     }
 
     #[test]
