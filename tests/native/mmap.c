@@ -1,6 +1,7 @@
 /* lmm native test: the memory system calls. Maps, writes, unmaps part,
  * grows with mremap, write-protects, drops with MADV_DONTNEED, moves the
- * break; prints what it reads back. With argument "ro" it then writes to
+ * break, maps and unmaps one page again and again; prints what it reads
+ * back. With argument "ro" it then writes to
  * the write-protected page, which Linux answers with SIGSEGV. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -45,6 +46,20 @@ int main(int argc, char **argv)
 	if (mprotect(q, 1024 * PG, PROT_READ))
 		return 5;
 	printf("readonly sum=%lu\n", sum(q, 1024 * PG));
+	/* Maps, touches and unmaps the same page 40 times (as python's
+	 * marshal does): each store is a new fault at the same address and
+	 * instruction, not one that keeps coming back. */
+	for (i = 0, n = 0; i < 40; i++) {
+		unsigned char *r = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (r == MAP_FAILED)
+			return 7;
+		r[0] = (unsigned char)i;
+		n += r[0];
+		munmap(r, 4 * PG);
+	}
+	printf("remap loop sum=%lu\n", n);
 	b = sbrk(0);
 	if (sbrk(64 * PG) == (void *)-1)
 		return 6;

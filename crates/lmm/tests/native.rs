@@ -265,6 +265,7 @@ fn memory_system_calls_are_lmms_and_the_program_reads_back_what_it_wrote() {
     assert!(l.status.success(), "{}", l.stderr);
     assert_eq!(l.stdout, h.stdout);
     assert!(l.stdout.contains("dontneed sum=29760\n"), "{}", l.stdout);
+    assert!(l.stdout.contains("remap loop sum=780\n"), "{}", l.stdout);
     for call in ["mmap", "munmap", "mremap", "mprotect", "madvise", "brk"] {
         assert!(
             l.stderr.contains(&format!("  {call} ")),

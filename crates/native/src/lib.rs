@@ -2530,6 +2530,10 @@ impl Run<'_> {
         let regs = self.cur.stub.regs().map_err(io)?;
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        // A system call is progress: the next fault at the same address
+        // and instruction is a new one (a program that maps, touches and
+        // unmaps the same page in a loop, as python's marshal does).
+        self.last_fault = (0, 0, 0, 0);
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
         let mut kind = syscalls::classify(nr, a);
         if nr == libc::SYS_restart_syscall as u64 {
