@@ -86,8 +86,9 @@ const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 const AT_SYSINFO_EHDR: u64 = 33;
 /// An auxv entry the program skips.
 const AT_IGNORE: u64 = 1;
-/// Faults in a row at one address and instruction before lmm gives up
-/// (a mirror that does not take would otherwise loop forever).
+/// Faults in a row at one address and instruction, on a page the stub
+/// mirrors as lmm wants it, before lmm gives up (a mirror that does not
+/// take would otherwise loop forever).
 const MAX_REPEATS: u32 = 16;
 /// si_code of a SIGSEGV on a page mapped without the needed permission.
 const SEGV_ACCERR: i32 = 2;
@@ -1164,11 +1165,22 @@ impl Run<'_> {
         let addr = unsafe { si.si_addr() } as u64;
         let regs = self.cur.stub.regs().map_err(io)?;
         let last = self.last_fault;
-        self.last_fault = if (self.cur.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
-            (last.0, last.1, last.2, last.3 + 1)
-        } else {
-            (self.cur.stub.pid, addr, regs.rip, 0)
-        };
+        // Only a fault on a page the stub already mirrors as lmm's entry
+        // wants is one that did not take. Another at the same address and
+        // instruction is new: the program unmapped and mapped the page
+        // again meanwhile (python's marshal does, in a loop), or reclaim
+        // took it.
+        let took = self
+            .m
+            .process(self.cur.pid)
+            .and_then(|p| entry_mirror(p, addr));
+        let stuck = took.is_some_and(|(base, want)| self.cur.mirrors().get(&base) == Some(&want));
+        self.last_fault =
+            if stuck && (self.cur.stub.pid, addr, regs.rip) == (last.0, last.1, last.2) {
+                (last.0, last.1, last.2, last.3 + 1)
+            } else {
+                (self.cur.stub.pid, addr, regs.rip, 0)
+            };
         if self.last_fault.3 >= MAX_REPEATS {
             return Err(format!(
                 "lmm native: the fault at {addr:#x} (rip {:#x}) keeps coming back",
@@ -2530,10 +2542,6 @@ impl Run<'_> {
         let regs = self.cur.stub.regs().map_err(io)?;
         let nr = regs.orig_rax;
         let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-        // A system call is progress: the next fault at the same address
-        // and instruction is a new one (a program that maps, touches and
-        // unmaps the same page in a loop, as python's marshal does).
-        self.last_fault = (0, 0, 0, 0);
         *self.out.syscalls.entry(syscalls::name(nr)).or_default() += 1;
         let mut kind = syscalls::classify(nr, a);
         if nr == libc::SYS_restart_syscall as u64 {
