@@ -11,7 +11,9 @@
  *   them), sendfile, copy_file_range, splice, flock, times, getgroups,
  *   getresuid, getresgid, getpriority/setpriority of the caller by its
  *   own pid (lmm's, turned into the stub's), ioprio_get, prctl
- *   PR_CAPBSET_READ and PR_GET_DUMPABLE. */
+ *   PR_CAPBSET_READ and PR_GET_DUMPABLE; and mappings of files without
+ *   a name (O_TMPFILE, unlinked after the open), which /proc/self/maps
+ *   shows as "(deleted)". */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -206,6 +208,34 @@ int main(int argc, char **argv)
 	printf("ioprio_get: %d\n", r >= 0);
 	printf("prctl PR_CAPBSET_READ: %d, PR_GET_DUMPABLE: %d\n",
 	       prctl(PR_CAPBSET_READ, 0) >= 0, prctl(PR_GET_DUMPABLE));
+	{
+		/* Files without a name, mapped. */
+		int t = open(".", O_TMPFILE | O_RDWR, 0600);
+		int u = open("u", O_CREAT | O_RDWR, 0600);
+		char *m, *n, *got = fresh(4096), line[512];
+		FILE *maps;
+		int deleted = 0;
+
+		check("open O_TMPFILE", t);
+		check("open u", u);
+		check("ftruncate", ftruncate(t, 8192));
+		m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, t, 0);
+		if (m == MAP_FAILED)
+			return 3;
+		memcpy(m + 100, "shared", 6);
+		r = pread(t, got, 6, 100);
+		printf("O_TMPFILE mapping: pread %ld %.6s\n", r, got);
+		check("write", write(u, "unlinked", 8));
+		check("unlink", unlink("u"));
+		n = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, u, 0);
+		if (n == MAP_FAILED)
+			return 4;
+		printf("unlinked mapping: %.8s\n", n);
+		maps = fopen("/proc/self/maps", "r");
+		while (maps && fgets(line, sizeof(line), maps))
+			deleted += strstr(line, dir) && strstr(line, " (deleted)\n");
+		printf("maps: %d deleted files of the directory\n", deleted);
+	}
 	snprintf(buf, sizeof(buf), "rm -rf %s", dir);
 	return system(buf);
 }

@@ -736,7 +736,9 @@ fn event_and_socket_calls_fault_in_their_buffers_like_linux() {
 /// xattr calls, sendfile, copy_file_range, splice, flock, times,
 /// getgroups, getresuid, getpriority and setpriority by lmm's pid, prctl
 /// PR_CAPBSET_READ), each buffer on a page the stub does not have at the
-/// call: the host's output, no call refused.
+/// call, and mappings of files without a name (O_TMPFILE, unlinked after
+/// the open: lmm opens them through the descriptor, and its maps show
+/// them "(deleted)"): the host's output, no call refused.
 #[test]
 fn file_and_credential_calls_run_like_linux() {
     let prog = build_as("files", "files", &["-static", "-O1"]);
@@ -744,7 +746,10 @@ fn file_and_credential_calls_run_like_linux() {
     let (hd, ld) = (dir("host"), dir("lmm"));
     let h = host(&prog, &[hd.to_str().unwrap()]);
     assert!(
-        h.stdout.contains("getdents: a c e f t\n") && h.status.success(),
+        h.stdout.contains("getdents: a c e f t\n")
+            && h.stdout
+                .contains("maps: 2 deleted files of the directory\n")
+            && h.status.success(),
         "the host's own run: {}{}",
         h.stdout,
         h.stderr

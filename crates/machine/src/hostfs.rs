@@ -107,8 +107,25 @@ impl HostFile {
         Self::open_mode(path, false)
     }
 
+    /// Opens the file a descriptor's magic link `link` (`/proc/PID/fd/N`)
+    /// names, read-only or read-write if `write`, recording `name` (the
+    /// link's target as the host prints it) for /proc/PID/maps. Through
+    /// the link a file that no longer has a name opens too (one unlinked
+    /// after its open, or made with O_TMPFILE): Linux's maps show it as
+    /// `/tmp/#123 (deleted)`, the link's target. Errors as
+    /// [`HostFile::open`].
+    pub fn open_link(link: &str, name: &str, write: bool) -> Result<FileRef, Errno> {
+        Ok(Arc::new(Self::open_as(link, Some(name), write)?))
+    }
+
     /// Opens `path` read-only, or read-write if `write`.
     fn open_mode(path: &str, write: bool) -> Result<HostFile, Errno> {
+        Self::open_as(path, None, write)
+    }
+
+    /// Opens `path` read-only, or read-write if `write`, recorded as
+    /// `name`, or else as its canonical path.
+    fn open_as(path: &str, name: Option<&str>, write: bool) -> Result<HostFile, Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -127,7 +144,13 @@ impl HostFile {
             .write(write)
             .open(path)
             .map_err(|e| errno_of(&e))?;
-        let canon = std::fs::canonicalize(path).map_err(|e| errno_of(&e))?;
+        let canon = match name {
+            Some(name) => name.to_string(),
+            None => std::fs::canonicalize(path)
+                .map_err(|e| errno_of(&e))?
+                .to_string_lossy()
+                .into_owned(),
+        };
         let meta = file.metadata().map_err(|e| errno_of(&e))?;
         // ext4_file_operations.get_unmapped_area = thp_get_unmapped_area
         // (fs/ext4/file.c). Other file systems are not modelled: the
@@ -135,7 +158,7 @@ impl HostFile {
         let thp = fs_magic(&file) == Some(EXT4_SUPER_MAGIC);
         Ok(HostFile {
             file,
-            path: canon.to_string_lossy().into_owned(),
+            path: canon,
             dev: new_decode_dev(meta.dev()),
             ino: meta.ino(),
             size: meta.len(),
@@ -319,6 +342,35 @@ mod tests {
         std::fs::write(&path, b"0123456").unwrap();
         assert_eq!(rw.size(), 7);
         assert_eq!(rw.write_at(u64::MAX - 1, b"ab"), Err(Errno::EFBIG));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file unlinked after its open opens through its descriptor's
+    /// magic link, under the name given (the link's target, as Linux's
+    /// maps print it), with its bytes and inode; by path it is ENOENT.
+    #[test]
+    fn an_unlinked_file_opens_through_its_descriptor_link() {
+        use std::os::fd::AsRawFd;
+        let dir = std::env::temp_dir().join(format!("lmm-hostfs-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gone.dat");
+        std::fs::write(&path, b"still here").unwrap();
+        let held = std::fs::File::open(&path).unwrap();
+        let ino = held.metadata().unwrap().ino();
+        std::fs::remove_file(&path).unwrap();
+        let link = format!("/proc/self/fd/{}", held.as_raw_fd());
+        let name = std::fs::read_link(&link).unwrap();
+        let name = name.to_str().unwrap();
+        assert!(name.ends_with("gone.dat (deleted)"), "{name}");
+        assert_eq!(
+            HostFile::open(path.to_str().unwrap()).err(),
+            Some(Errno::ENOENT)
+        );
+        let f = HostFile::open_link(&link, name, false).unwrap();
+        assert_eq!((f.path(), f.ino(), f.size()), (name, ino, 10));
+        let mut buf = [0u8; 10];
+        assert_eq!(f.read_at(0, &mut buf), Ok(10));
+        assert_eq!(&buf, b"still here");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

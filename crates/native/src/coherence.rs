@@ -109,17 +109,18 @@ fn pages(off: u64, len: u64) -> (u64, u64) {
 }
 
 impl Coherence {
-    /// The host file at `path` opened read-write for a shared mapping (the
+    /// The host file of the descriptor link `link` (`/proc/STUB/fd/N`,
+    /// shown as `name`) opened read-write for a shared mapping (the
     /// program's descriptor is open for reading and writing): the one
     /// already open for its inode if any, kept for the run. Errors as
     /// [`HostFile::open`].
-    pub fn open_rw(&mut self, path: &str) -> Result<FileRef, Errno> {
-        let meta = std::fs::metadata(path).map_err(|e| machine::hostfs::errno_of(&e))?;
+    pub fn open_rw(&mut self, link: &str, name: &str) -> Result<FileRef, Errno> {
+        let meta = std::fs::metadata(link).map_err(|e| machine::hostfs::errno_of(&e))?;
         let key = (new_decode_dev(meta.dev()), meta.ino());
         if let Some(f) = self.files.get(&key) {
             return Ok(f.clone());
         }
-        let f = HostFile::open_rw(path)?;
+        let f = HostFile::open_link(link, name, true)?;
         self.files.insert((f.dev(), f.ino()), f.clone());
         Ok(f)
     }

@@ -540,12 +540,16 @@ fn host_has_pkeys() -> bool {
 /// Reads the host file `path` through the machine's page cache, 64 KiB
 /// at a time (a file that cannot be opened is passed over).
 fn warm(m: &mut Machine, path: &str) {
-    let Ok(f) = machine::hostfs::HostFile::open(path) else {
-        return;
-    };
+    if let Ok(f) = machine::hostfs::HostFile::open(path) {
+        warm_file(m, &f);
+    }
+}
+
+/// Reads the whole of host file `f` through the machine's page cache.
+fn warm_file(m: &mut Machine, f: &mm::file::FileRef) {
     let _ = m
         .cache()
-        .read_into_cache(m.pa(), mm::page_alloc::CpuId(0), &f, 0, f.size());
+        .read_into_cache(m.pa(), mm::page_alloc::CpuId(0), f, 0, f.size());
 }
 
 /// The PT_INTERP path of the ELF64 file `path`, if it has one.
@@ -2763,7 +2767,10 @@ impl Run<'_> {
             return Err(ebadf);
         }
         let stub = self.cur.stub.pid;
-        let path = std::fs::read_link(format!("/proc/{stub}/fd/{fd}")).map_err(|_| ebadf)?;
+        // Opened through the descriptor's link, so that a file without a
+        // name (unlinked, O_TMPFILE) opens too; shown as the link's target.
+        let link = format!("/proc/{stub}/fd/{fd}");
+        let path = std::fs::read_link(&link).map_err(|_| ebadf)?;
         let info =
             std::fs::read_to_string(format!("/proc/{stub}/fdinfo/{fd}")).map_err(|_| ebadf)?;
         let open_flags = info
@@ -2784,15 +2791,16 @@ impl Run<'_> {
         if shared && prot & libc::PROT_WRITE as u64 != 0 && !rdwr {
             return Err(eacces);
         }
-        if self.warm_cache {
-            warm(self.m, &path);
-        }
         let file = if shared && rdwr {
-            self.coherence.open_rw(&path)
+            self.coherence.open_rw(&link, &path)
         } else {
-            machine::hostfs::HostFile::open(&path)
-        };
-        file.map(Some).map_err(|e| -i64::from(e.code()))
+            machine::hostfs::HostFile::open_link(&link, &path, false)
+        }
+        .map_err(|e| -i64::from(e.code()))?;
+        if self.warm_cache {
+            warm_file(self.m, &file);
+        }
+        Ok(Some(file))
     }
 
     /// The end of the run: records the files at exit, the faults and peak
