@@ -9,7 +9,7 @@
  *   fchownat, truncate, creat, utimensat, utimes, getdents,
  *   setxattr/getxattr/listxattr/removexattr (where the file system has
  *   them), sendfile, copy_file_range, splice, flock, times, getgroups,
- *   getresuid, getresgid, getpriority/setpriority of the caller by its
+ *   getresuid, getresgid, capget, getpriority/setpriority of the caller by its
  *   own pid (lmm's, turned into the stub's), ioprio_get, prctl
  *   PR_CAPBSET_READ and PR_GET_DUMPABLE; and mappings of files without
  *   a name (O_TMPFILE, unlinked after the open), which /proc/self/maps
@@ -206,6 +206,17 @@ int main(int argc, char **argv)
 	printf("setpriority of no process: %ld %s\n", r, strerror(errno));
 	r = syscall(SYS_ioprio_get, 1, 0);
 	printf("ioprio_get: %d\n", r >= 0);
+	{
+		/* capget of the caller (pid 0), version 3: two sets. */
+		uint32_t *hdr = fresh(4096), *data = fresh(4096);
+
+		hdr[0] = 0x20080522;
+		hdr[1] = 0;
+		cow();
+		r = syscall(SYS_capget, hdr, data);
+		printf("capget: %ld, version %#x, effective %s\n", r, hdr[0],
+		       data[0] ? "some" : "none");
+	}
 	printf("prctl PR_CAPBSET_READ: %d, PR_GET_DUMPABLE: %d\n",
 	       prctl(PR_CAPBSET_READ, 0) >= 0, prctl(PR_GET_DUMPABLE));
 	{

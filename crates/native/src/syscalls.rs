@@ -542,6 +542,12 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // ioprio_get(which, who), ioprio_set(which, who, prio): a
         // process's id is lmm's, turned into its stub's by the caller
         140 | 141 | 251 | 252 => host(Vec::new()),
+        // capget(header, data), capset(header, data): the header (version,
+        // pid) is read and capget writes the version back; the data is
+        // two 12-byte sets for versions 2 and 3. Simplification: a pid in
+        // the header is the host's (libcap's own process is 0, the caller).
+        125 => host([opt(a[0], 8, W), opt(a[1], 24, W)].concat()),
+        126 => host([opt(a[0], 8, R), opt(a[1], 24, R)].concat()),
         // setrlimit(res, rlim). Simplification: the limit is the stub's
         // (as prlimit64's): lmm's mm does not enforce it.
         160 => host(opt(a[1], 16, R)),
@@ -755,6 +761,8 @@ pub fn name(nr: u64) -> String {
         194 => "listxattr",
         195 => "llistxattr",
         196 => "flistxattr",
+        125 => "capget",
+        126 => "capset",
         140 => "getpriority",
         141 => "setpriority",
         251 => "ioprio_get",
