@@ -110,5 +110,32 @@ int main(void)
 		kill(kids[0], SIGKILL);
 		waitpid(kids[0], NULL, 0);
 	}
+	/* SIGCHLD ignored: children are reaped as they exit, no zombie is
+	 * left, and a wait blocks until the last is gone, then fails with
+	 * ECHILD. */
+	{
+		long r;
+		int st;
+
+		signal(SIGCHLD, SIG_IGN);
+		for (int i = 0; i < 3; i++) {
+			kids[i] = fork();
+			if (kids[i] == 0) {
+				usleep(20000 * (i + 1));
+				_exit(i);
+			}
+		}
+		r = wait(&st);
+		printf("SIG_IGN: wait %ld %s\n", r, strerror(errno));
+		kids[0] = fork();
+		if (kids[0] == 0)
+			_exit(9);
+		usleep(50000);
+		r = kill(kids[0], 0);
+		printf("SIG_IGN: the exited child is %s\n",
+		       r == 0 ? "a zombie" : "gone");
+		r = waitpid(kids[0], &st, 0);
+		printf("SIG_IGN: waitpid %ld %s\n", r, strerror(errno));
+	}
 	return 0;
 }

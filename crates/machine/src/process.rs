@@ -1108,6 +1108,14 @@ impl Machine {
         Ok((c, z))
     }
 
+    /// Releases zombie `pid` with no parent's wait (Linux's autoreap, for
+    /// a parent that ignores SIGCHLD): its faults are not added to the
+    /// parent's children's counts, as only a wait adds them. The zombie,
+    /// if `pid` was one.
+    pub fn release_zombie(&mut self, pid: u32) -> Option<Zombie> {
+        self.tasks.zombies.remove(&pid)
+    }
+
     /// The zombie [`Machine::wait_zombie`] would reap, left waitable
     /// (waitid's WNOWAIT); the same errors.
     pub fn peek_zombie(&self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {

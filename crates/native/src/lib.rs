@@ -1262,10 +1262,18 @@ impl Run<'_> {
         self.cur.mirrors().clear();
         self.vforking.remove(&pid);
         self.kick = true;
-        if let Some(parent) = self.host_pid(ppid) {
+        let bit = 1u64 << (libc::SIGCHLD - 1);
+        let parent = self.host_pid(ppid);
+        if parent.is_some_and(|h| sig_mask(h, "SigIgn") & bit != 0) {
+            // A parent that ignores SIGCHLD gets neither the signal nor a
+            // zombie: the child is reaped at once (do_notify_parent's
+            // autoreap), and a wait of the parent's ends with ECHILD once
+            // no child is left. Simplification: SA_NOCLDWAIT, which
+            // autoreaps too, is not seen (the host does not show flags).
+            self.m.release_zombie(pid);
+        } else if let Some(parent) = parent {
             // The host drops a SIGCHLD sent while one is pending, as Linux
             // does: the pending one keeps the first child's siginfo.
-            let bit = 1u64 << (libc::SIGCHLD - 1);
             if (sig_mask(parent, "ShdPnd") | sig_mask(parent, "SigPnd")) & bit == 0 {
                 let (code, status) = match ending {
                     Ending::Exited(c) => (CLD_EXITED, c & 0xff),
