@@ -108,6 +108,10 @@ int main(void)
 		r = syscall(SYS_rt_tgsigqueueinfo, kids[0], kids[0], SIGUSR1, &si);
 		printf("rt_tgsigqueueinfo(SI_USER to another): %ld %s\n", r, strerror(errno));
 		kill(kids[0], SIGKILL);
+		/* A zombie takes a signal (and drops it). */
+		usleep(50000);
+		r = kill(kids[0], 0);
+		printf("kill of a zombie: %ld\n", r);
 		waitpid(kids[0], NULL, 0);
 	}
 	/* SIGCHLD ignored: children are reaped as they exit, no zombie is

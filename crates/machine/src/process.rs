@@ -1108,6 +1108,11 @@ impl Machine {
         Ok((c, z))
     }
 
+    /// True if `pid` has exited and not been reaped yet.
+    pub fn is_zombie(&self, pid: u32) -> bool {
+        self.tasks.zombies.contains_key(&pid)
+    }
+
     /// Releases zombie `pid` with no parent's wait (Linux's autoreap, for
     /// a parent that ignores SIGCHLD): its faults are not added to the
     /// parent's children's counts, as only a wait adds them. The zombie,

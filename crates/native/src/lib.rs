@@ -2054,6 +2054,8 @@ impl Run<'_> {
                 }
                 return Err(0);
             }
+            // A zombie takes a signal and drops it: kill succeeds.
+            62 | 129 if id(a[0]).is_ok_and(|p| self.m.is_zombie(p)) => return Err(0),
             // kill of a thread's tid signals its process, as on Linux.
             62 => a[0] = map(a[0]).or_else(|_| map_tid(a[0]))?,
             200 => a[0] = map_tid(a[0])?,
