@@ -759,6 +759,25 @@ fn file_and_credential_calls_run_like_linux() {
     runs_like_the_host(&[], &prog, &[ld.to_str().unwrap()], &h);
 }
 
+/// tests/native/pgrp.c: process groups and sessions are lmm's (setpgid,
+/// getpgid, getpgrp, setsid, getsid and their ESRCH, EPERM, EACCES and
+/// EINVAL; kill of a group; wait4 of a group and of the caller's; waitid
+/// P_PGID): the host's output.
+#[test]
+fn process_groups_and_sessions_run_like_linux() {
+    let prog = build("pgrp");
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout
+            .contains("setpgid of a child that exec'd: -1 Permission denied\n")
+            && h.stdout
+                .contains("wait4 of its group: the child 1, killed by 15\n"),
+        "the host's own run: {}",
+        h.stdout
+    );
+    runs_like_the_host(&[], &prog, &[], &h);
+}
+
 /// tests/native/timers.c: POSIX timers (SIGEV_SIGNAL counted by a
 /// handler, each tick with the timer's siginfo while the program forks,
 /// overruns, glibc's SIGEV_THREAD, SIGEV_THREAD_ID naming one

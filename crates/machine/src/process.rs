@@ -80,6 +80,17 @@ pub struct Process {
     /// Each live thread's own faults (`task->min_flt`, `maj_flt`), which
     /// /proc/PID/task/TID/stat shows; [`Process::flt`] is the group's.
     pub thread_flt: std::collections::BTreeMap<u32, Faults>,
+    /// Its process group (`getpgid`): a process the machine spawns leads
+    /// its own, as a job-control shell's child does; a forked one is in
+    /// its parent's; [`Machine::setpgid`] moves it.
+    pub pgid: u32,
+    /// Its session (`getsid`): 0 for a process the machine spawns (its
+    /// session leader is outside the machine's pids, as a container's
+    /// processes see a session begun outside their pid namespace); a
+    /// forked one is in its parent's; [`Machine::setsid`] begins one.
+    pub sid: u32,
+    /// It has exec'd since its fork (a parent's setpgid of it is EACCES).
+    pub did_exec: bool,
 }
 
 impl Process {
@@ -115,6 +126,32 @@ pub struct Zombie {
     /// The signal that killed it (9 for the OOM killer's SIGKILL), `None`
     /// if it exited.
     pub signal: Option<i32>,
+    /// Its process group, for a wait of a group's children.
+    pub pgid: u32,
+}
+
+/// Which children a wait takes (wait4's `pid`, waitid's idtype and id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitTarget {
+    /// Any child (wait4's -1, waitid's P_ALL).
+    Any,
+    /// The child with this pid.
+    Pid(u32),
+    /// A child in this process group; 0: the caller's.
+    Group(u32),
+}
+
+impl WaitTarget {
+    /// wait4's `pid`: below -1 a group, -1 any child, 0 the caller's
+    /// group, above 0 one child.
+    pub fn of_wait4(pid: i64) -> WaitTarget {
+        match pid {
+            -1 => WaitTarget::Any,
+            0 => WaitTarget::Group(0),
+            p if p < -1 => WaitTarget::Group(u32::try_from(-p).unwrap_or(u32::MAX)),
+            p => WaitTarget::Pid(u32::try_from(p).unwrap_or(u32::MAX)),
+        }
+    }
 }
 
 impl Zombie {
@@ -717,6 +754,9 @@ impl Machine {
             threads: vec![pid],
             running: pid,
             thread_flt: Default::default(),
+            pgid: pid,
+            sid: 0,
+            did_exec: false,
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -789,14 +829,22 @@ impl Machine {
             return Err(e);
         }
         let child = self.new_task(&comm, pid, Some(space))?;
-        let (exec, files, adj) = match self.processes.get(&pid) {
-            Some(p) => (p.exec.clone(), p.files.clone(), p.oom_score_adj),
-            None => (None, Default::default(), 0),
+        let (exec, files, adj, pgid, sid) = match self.processes.get(&pid) {
+            Some(p) => (
+                p.exec.clone(),
+                p.files.clone(),
+                p.oom_score_adj,
+                p.pgid,
+                p.sid,
+            ),
+            None => (None, Default::default(), 0, child, 0),
         };
         if let Some(c) = self.processes.get_mut(&child) {
             c.exec = exec;
             c.files = files;
             c.oom_score_adj = adj;
+            c.pgid = pgid;
+            c.sid = sid;
         }
         Ok(child)
     }
@@ -841,7 +889,7 @@ impl Machine {
             params.vdso = params.vdso.map(|_| exec::VdsoLayout::ARM64);
         }
         let zero = Some(self.ensure_zero_page()?);
-        let (cpu, comm, ppid, flt, cflt, files, oom_score_adj, own_flt) = {
+        let (cpu, comm, ppid, flt, cflt, files, oom_score_adj, own_flt, pgid, sid) = {
             let p = self.proc_mut(pid)?;
             (
                 p.cpu,
@@ -852,6 +900,8 @@ impl Machine {
                 p.files.clone(),
                 p.oom_score_adj,
                 p.thread_flt.get(&p.running).copied().unwrap_or_default(),
+                p.pgid,
+                p.sid,
             )
         };
         let (mm, pt, asid) = self.new_address_space(cpu)?;
@@ -873,6 +923,9 @@ impl Machine {
             // de_thread: the exec'ing thread, the group's only one now
             // with the group's pid, keeps its own fault counts.
             thread_flt: [(pid, own_flt)].into(),
+            pgid,
+            sid,
+            did_exec: true,
         };
         let r = {
             let mut target = ExecTarget {
@@ -987,6 +1040,7 @@ impl Machine {
     pub fn exit_code(&mut self, pid: u32, code: i32) -> Result<(), Errno> {
         let p = self.processes.remove(&pid).ok_or(Errno::ESRCH)?;
         let cpu = CpuId(p.cpu);
+        let pgid = p.pgid;
         let (ppid, flt) = (
             p.ppid,
             Faults {
@@ -1013,6 +1067,7 @@ impl Machine {
                     code,
                     flt,
                     signal: None,
+                    pgid,
                 },
             );
         }
@@ -1092,14 +1147,15 @@ impl Machine {
     /// join the parent's cmin_flt/cmaj_flt. ECHILD if there is no such
     /// child, EAGAIN if it exists but has not exited (no blocking here).
     pub fn wait(&mut self, ppid: u32, pid: i64) -> Result<(u32, i32), Errno> {
-        self.wait_zombie(ppid, pid).map(|(c, z)| (c, z.code))
+        self.wait_zombie(ppid, WaitTarget::of_wait4(pid))
+            .map(|(c, z)| (c, z.code))
     }
 
     /// [`Machine::wait`] returning the whole zombie reaped (its wait
     /// status and the faults its rusage reports), for a wait4 that writes
     /// `wstatus` and `rusage`.
-    pub fn wait_zombie(&mut self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
-        let (c, z) = self.peek_zombie(ppid, pid)?;
+    pub fn wait_zombie(&mut self, ppid: u32, target: WaitTarget) -> Result<(u32, Zombie), Errno> {
+        let (c, z) = self.peek_zombie(ppid, target)?;
         self.tasks.zombies.remove(&c);
         if let Some(p) = self.processes.get_mut(&ppid) {
             p.cflt.minor += z.flt.minor;
@@ -1123,12 +1179,23 @@ impl Machine {
 
     /// The zombie [`Machine::wait_zombie`] would reap, left waitable
     /// (waitid's WNOWAIT); the same errors.
-    pub fn peek_zombie(&self, ppid: u32, pid: i64) -> Result<(u32, Zombie), Errno> {
+    pub fn peek_zombie(&self, ppid: u32, target: WaitTarget) -> Result<(u32, Zombie), Errno> {
+        let target = match target {
+            WaitTarget::Group(0) => {
+                WaitTarget::Group(self.processes.get(&ppid).map_or(0, |p| p.pgid))
+            }
+            t => t,
+        };
+        let takes = |pid: u32, pgid: u32| match target {
+            WaitTarget::Any => true,
+            WaitTarget::Pid(p) => p == pid,
+            WaitTarget::Group(g) => g == pgid,
+        };
         let found = self
             .tasks
             .zombies
             .iter()
-            .find(|(&c, z)| z.ppid == ppid && (pid <= 0 || c as i64 == pid))
+            .find(|(&c, z)| z.ppid == ppid && takes(c, z.pgid))
             .map(|(&c, z)| (c, *z));
         if let Some(found) = found {
             return Ok(found);
@@ -1136,8 +1203,65 @@ impl Machine {
         let live = self
             .processes
             .values()
-            .any(|p| p.ppid == ppid && (pid <= 0 || p.pid as i64 == pid));
+            .any(|p| p.ppid == ppid && takes(p.pid, p.pgid));
         Err(if live { Errno::EAGAIN } else { Errno::ECHILD })
+    }
+
+    /// setpgid(pid, pgid) by `caller` (0s already resolved: `pid` the
+    /// caller or one of its children, `pgid` an existing group of its
+    /// session or `pid` itself), with kernel/sys.c's checks in its order:
+    /// ESRCH for a pid that is neither, EPERM for a child of another
+    /// session, EACCES for a child that has exec'd, EPERM for a session
+    /// leader or a group that is not in the caller's session.
+    pub fn setpgid(&mut self, caller: u32, pid: u32, pgid: u32) -> Result<(), Errno> {
+        let c = self.processes.get(&caller).ok_or(Errno::ESRCH)?;
+        let csid = c.sid;
+        let p = self.processes.get(&pid).ok_or(Errno::ESRCH)?;
+        if p.ppid == caller {
+            if p.sid != csid {
+                return Err(Errno::EPERM);
+            }
+            if p.did_exec {
+                return Err(Errno::EACCES);
+            }
+        } else if pid != caller {
+            return Err(Errno::ESRCH);
+        }
+        if p.sid == pid {
+            return Err(Errno::EPERM);
+        }
+        if pgid != pid
+            && !self
+                .processes
+                .values()
+                .any(|q| q.pgid == pgid && q.sid == csid)
+        {
+            return Err(Errno::EPERM);
+        }
+        self.proc_mut(pid)?.pgid = pgid;
+        Ok(())
+    }
+
+    /// setsid() by `pid`: a new session and group led by it, its id
+    /// returned; EPERM if it leads a group already (or a group has its
+    /// pid), as Linux's.
+    pub fn setsid(&mut self, pid: u32) -> Result<u32, Errno> {
+        if self.processes.values().any(|q| q.pgid == pid) {
+            return Err(Errno::EPERM);
+        }
+        let p = self.proc_mut(pid)?;
+        p.pgid = pid;
+        p.sid = pid;
+        Ok(pid)
+    }
+
+    /// The processes of group `pgid`, lowest pid first.
+    pub fn group(&self, pgid: u32) -> Vec<u32> {
+        self.processes
+            .values()
+            .filter(|p| p.pgid == pgid)
+            .map(|p| p.pid)
+            .collect()
     }
 
     /// Runs a memory system call on `pid`'s mm with its page tables.
@@ -1747,7 +1871,7 @@ pub fn proc_task_stat(p: &Process, tid: Option<u32>) -> String {
         None => (p.pid, p.flt, 17),
     };
     // Fields 3-9: state, ppid, pgrp, session, tty_nr, tpgid, flags.
-    let head = format!("R {} {} {} 0 -1 4194304", p.ppid, p.pid, p.pid);
+    let head = format!("R {} {} {} 0 -1 4194304", p.ppid, p.pgid, p.sid);
     // 10-13: minflt, cminflt, majflt, cmajflt; 14-21: utime, stime,
     // cutime, cstime, priority, nice, num_threads, itrealvalue.
     let faults = format!(

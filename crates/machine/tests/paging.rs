@@ -472,3 +472,54 @@ fn rmap_walks_find_age_and_unmap_every_mapping() {
     assert_eq!(m.load(c2, a, 6).unwrap(), vec![0; 6]);
     check(&m);
 }
+
+/// Process groups and sessions (kernel/sys.c's setpgid and setsid): a
+/// spawned process leads its group in a session begun outside the
+/// machine (0); a child starts in its parent's group and session; a wait
+/// of a group takes only that group's children.
+#[test]
+fn process_groups_follow_setpgid_and_setsid_and_select_waits() {
+    use machine::process::WaitTarget;
+    use mm::errno::Errno;
+    let mut m = boot();
+    let parent = m.spawn("parent").unwrap();
+    let p = m.process(parent).unwrap();
+    assert_eq!((p.pgid, p.sid), (parent, 0));
+    // A group leader may not begin a session.
+    assert_eq!(m.setsid(parent), Err(Errno::EPERM));
+    let a = m.fork(parent).unwrap();
+    let b = m.fork(parent).unwrap();
+    assert_eq!(m.process(a).map(|p| (p.pgid, p.sid)), Some((parent, 0)));
+    // The parent moves a into a group of its own, then b into a's.
+    m.setpgid(parent, a, a).unwrap();
+    m.setpgid(parent, b, a).unwrap();
+    assert_eq!(m.group(a), vec![a, b]);
+    // A group nobody leads in the session, and a pid that is neither the
+    // caller nor its child.
+    assert_eq!(m.setpgid(parent, a, 9999), Err(Errno::EPERM));
+    assert_eq!(m.setpgid(a, b, a), Err(Errno::ESRCH));
+    // b begins a session: it leads both, the parent may not move it.
+    let c = m.fork(parent).unwrap();
+    assert_eq!(m.setsid(c), Ok(c));
+    assert_eq!(m.process(c).map(|p| (p.pgid, p.sid)), Some((c, c)));
+    assert_eq!(m.setpgid(parent, c, c), Err(Errno::EPERM));
+    assert_eq!(m.setpgid(c, c, c), Err(Errno::EPERM));
+    // Waits: the caller's group (0) holds none of them now; group a holds
+    // a and b.
+    m.exit_code(b, 2).unwrap();
+    m.exit_code(c, 4).unwrap();
+    assert_eq!(
+        m.wait_zombie(parent, WaitTarget::Group(0)).map(|r| r.0),
+        Err(Errno::ECHILD)
+    );
+    assert_eq!(
+        m.wait_zombie(parent, WaitTarget::Group(a)).map(|r| r.0),
+        Ok(b)
+    );
+    assert_eq!(
+        m.wait_zombie(parent, WaitTarget::Group(a)).map(|r| r.0),
+        Err(Errno::EAGAIN)
+    );
+    assert_eq!(m.wait(parent, -i64::from(c)), Ok((c, 4)));
+    check(&m);
+}

@@ -70,7 +70,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use machine::mmu::Access;
-use machine::process::{Faults, UserFault};
+use machine::process::{Faults, UserFault, WaitTarget};
 use machine::Machine;
 use mm::types::VirtAddr;
 
@@ -1440,8 +1440,7 @@ impl Run<'_> {
     }
 
     /// waitid(idtype, id, infop, options, rusage) on lmm's process table:
-    /// P_ALL, P_PID, or P_PGID (taken as any child: process groups are not
-    /// modelled); the child's `siginfo_t` (SIGCHLD, CLD_EXITED or
+    /// P_ALL, P_PID, or P_PGID (0: the caller's group); the child's `siginfo_t` (SIGCHLD, CLD_EXITED or
     /// CLD_KILLED, its lmm pid, uid and status) and rusage are written and
     /// 0 returned; WNOWAIT leaves it waitable; with WNOHANG and no child
     /// ready the siginfo is zeroed, as Linux's waitid zeroes it. lmm's
@@ -1463,10 +1462,10 @@ impl Run<'_> {
         if options & !(WNOHANG | events | WNOWAIT | WTHREADS) != 0 || options & events == 0 {
             return einval;
         }
-        let target = match idtype {
-            0 => -1,
-            1 if id > 0 => i64::from(id),
-            2 if id >= 0 => -1,
+        let target = match (idtype, u32::try_from(id)) {
+            (0, _) => WaitTarget::Any,
+            (1, Ok(pid)) if pid > 0 => WaitTarget::Pid(pid),
+            (2, Ok(pgid)) => WaitTarget::Group(pgid),
             _ => return einval,
         };
         let found = if options & WEXITED == 0 {
@@ -1518,12 +1517,11 @@ impl Run<'_> {
     /// wait4(pid, wstatus, options, rusage) on lmm's process table: the
     /// reaped child's lmm pid with its status and rusage (the faults lmm
     /// counted for it and its own waited-for children; the times are
-    /// zero) written; `None` if the caller must wait. A pid of 0 or below
-    /// -1 (a process group) is taken as any child.
+    /// zero) written; `None` if the caller must wait. A pid of 0 is a
+    /// child in the caller's process group, one below -1 in that group.
     fn wait4(&mut self, a: [u64; 6]) -> Result<Option<i64>, String> {
         const WNOHANG: u64 = 1;
-        let want = a[0] as i32;
-        let target = if want > 0 { i64::from(want) } else { -1 };
+        let target = WaitTarget::of_wait4(i64::from(a[0] as i32));
         let (child, z) = match self.m.wait_zombie(self.cur.pid, target) {
             Ok(r) => r,
             Err(mm::errno::Errno::EAGAIN) if a[2] & WNOHANG != 0 => return Ok(Some(0)),
@@ -2032,8 +2030,9 @@ impl Run<'_> {
     /// lmm's pids and tids, as do getpriority, setpriority, ioprio_get
     /// and ioprio_set of one process or thread: they are turned into
     /// the stubs' (ESRCH for an id that is none of the run's, which the
-    /// program could not see). kill of 0 or a negative pid signals every
-    /// process of the run (one process group). `Err`: the call's result.
+    /// program could not see). kill of 0 or a negative pid signals a
+    /// process group of lmm's, or every process but the caller and pid 1
+    /// (-1). `Err`: the call's result.
     fn host_pids(&self, nr: u64, mut a: [u64; 6]) -> Result<[u64; 6], i64> {
         let esrch = -i64::from(libc::ESRCH);
         let id = |v: u64| u32::try_from(v as i32).map_err(|_| esrch);
@@ -2042,15 +2041,30 @@ impl Run<'_> {
         let map_tid =
             |v: u64| -> Result<u64, i64> { self.host_tid(id(v)?).map(|h| h as u64).ok_or(esrch) };
         match nr {
+            // kill of a group (0: the caller's; below -1: that one) or of
+            // every process but the caller and pid 1 (-1).
             62 if (a[0] as i32) <= 0 => {
-                let all: std::collections::BTreeSet<libc::pid_t> = self
-                    .tasks()
-                    .filter(|t| t.stub.alive())
-                    .map(|t| t.stub.tgid)
-                    .collect();
-                for h in all {
+                let me = self.cur.pid;
+                let pids = match a[0] as i32 {
+                    0 => self.m.group(self.m.process(me).map_or(0, |p| p.pgid)),
+                    -1 => self
+                        .tasks()
+                        .map(|t| t.pid)
+                        .filter(|&p| p != me && p != 1)
+                        .collect(),
+                    g => self.m.group(g.unsigned_abs()),
+                };
+                let hosts: std::collections::BTreeSet<libc::pid_t> =
+                    pids.into_iter().filter_map(|p| self.host_pid(p)).collect();
+                if hosts.is_empty() {
+                    return Err(esrch);
+                }
+                for h in hosts {
                     // SAFETY: a signal to one of our stubs.
-                    unsafe { libc::kill(h, a[1] as i32) };
+                    if unsafe { libc::kill(h, a[1] as i32) } != 0 {
+                        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                        return Err(-i64::from(e));
+                    }
                 }
                 return Err(0);
             }
@@ -2593,15 +2607,7 @@ impl Run<'_> {
             Kind::Fork => return self.fork(nr, a),
             Kind::Exec if nr == 322 => self.execveat(a)?,
             Kind::Exec => self.execve(a)?,
-            Kind::Pid => match nr {
-                39 => i64::from(self.cur.pid),
-                186 => i64::from(self.cur.tid),
-                _ => match self.m.process(self.cur.pid).map_or(0, |p| p.ppid) {
-                    // The first process's parent is lmm's own parent.
-                    0 => i64::from(std::os::unix::process::parent_id()),
-                    ppid => i64::from(ppid),
-                },
-            },
+            Kind::Pid => self.ids(nr, a),
             Kind::Quiet => -i64::from(libc::ENOSYS),
             Kind::NoTty => -i64::from(libc::ENOTTY),
             Kind::Refused(what) => {
@@ -2666,6 +2672,49 @@ impl Run<'_> {
             }
         };
         Ok(Done::Ret(ret))
+    }
+
+    /// getpid, gettid, getppid and the process-group and session calls
+    /// (setpgid, getpgid, getpgrp, setsid, getsid) on lmm's process
+    /// table: their result.
+    fn ids(&mut self, nr: u64, a: [u64; 6]) -> i64 {
+        let me = self.cur.pid;
+        let err = |e: mm::errno::Errno| -i64::from(e.code());
+        // A pid argument: 0 is the caller; a negative one is no process.
+        let who = |v: u64| match v as i32 {
+            0 => Ok(me),
+            p => u32::try_from(p).map_err(|_| mm::errno::Errno::ESRCH),
+        };
+        let field = |m: &Machine, v: u64, f: fn(&machine::process::Process) -> u32| {
+            who(v)
+                .and_then(|p| m.process(p).map(f).ok_or(mm::errno::Errno::ESRCH))
+                .map_or_else(err, i64::from)
+        };
+        match nr {
+            39 => i64::from(me),
+            186 => i64::from(self.cur.tid),
+            109 => {
+                let pgid = a[1] as i32;
+                if pgid < 0 {
+                    return err(mm::errno::Errno::EINVAL);
+                }
+                who(a[0])
+                    .and_then(|pid| {
+                        let pgid = if pgid == 0 { pid } else { pgid as u32 };
+                        self.m.setpgid(me, pid, pgid)
+                    })
+                    .map_or_else(err, |()| 0)
+            }
+            111 => field(self.m, 0, |p| p.pgid),
+            121 => field(self.m, a[0], |p| p.pgid),
+            124 => field(self.m, a[0], |p| p.sid),
+            112 => self.m.setsid(me).map_or_else(err, i64::from),
+            _ => match self.m.process(me).map_or(0, |p| p.ppid) {
+                // The first process's parent is lmm's own parent.
+                0 => i64::from(std::os::unix::process::parent_id()),
+                ppid => i64::from(ppid),
+            },
+        }
     }
 
     /// A memory system call on lmm's mm, and its effect on the stub.

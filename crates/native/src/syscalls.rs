@@ -48,7 +48,8 @@ pub enum Kind {
     Fork,
     /// execve, execveat: lmm's exec on the same process.
     Exec,
-    /// getpid, gettid, getppid: lmm's pids, not the stub's.
+    /// getpid, gettid, getppid; setpgid, getpgid, getpgrp, setsid,
+    /// getsid: lmm's pids, process groups and sessions, not the stub's.
     Pid,
     /// Not supported yet: the program gets ENOSYS and lmm says why on
     /// stderr once.
@@ -233,16 +234,16 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         }]),
         // nanosleep(req, rem)
         35 => host([opt(a[0], 16, R), opt(a[1], 16, W)].concat()),
-        // getuid, getgid, geteuid, getegid, getpgrp, setsid, sched_yield,
-        // kill, tgkill, tkill, umask, pause (kill's pids are lmm's, turned
-        // into the stubs' by the caller)
-        102 | 104 | 107 | 108 | 111 | 112 | 24 | 62 | 234 | 200 | 95 | 34 => host(Vec::new()),
+        // getuid, getgid, geteuid, getegid, sched_yield, kill, tgkill,
+        // tkill, umask, pause (kill's pids are lmm's, turned into the
+        // stubs' by the caller)
+        102 | 104 | 107 | 108 | 24 | 62 | 234 | 200 | 95 | 34 => host(Vec::new()),
         // rt_sigqueueinfo(pid, sig, info), rt_tgsigqueueinfo(tgid, tid,
         // sig, info): the ids are lmm's, as kill's; the siginfo is read
         // whole, as copy_from_siginfo does
         129 => host(vec![bytes(a[2], 128, R)]),
         297 => host(vec![bytes(a[3], 128, R)]),
-        39 | 110 | 186 => Kind::Pid,
+        39 | 110 | 186 | 109 | 121 | 111 | 112 | 124 => Kind::Pid,
         // pipe(fds)
         22 => host(opt(a[0], 8, W)),
         // fadvise64(fd, offset, len, advice): a hint about the host file
@@ -763,6 +764,9 @@ pub fn name(nr: u64) -> String {
         196 => "flistxattr",
         125 => "capget",
         126 => "capset",
+        109 => "setpgid",
+        121 => "getpgid",
+        124 => "getsid",
         140 => "getpriority",
         141 => "setpriority",
         251 => "ioprio_get",
