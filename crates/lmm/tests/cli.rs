@@ -654,20 +654,30 @@ fn cases() -> Vec<Case> {
                     .filter_map(|p| p.rsplit(' ').next()?.parse().ok())
                     .collect();
                 assert!(costs.len() == 3 && costs.iter().all(|&c| c > 0.0), "{f}");
+                // The systrap design's: two costs, three with a second CPU.
+                let s = line(o, "floor of gVisor's systrap design");
+                let sys: Vec<f64> = s
+                    .split(" us")
+                    .filter_map(|p| p.rsplit(' ').next()?.parse().ok())
+                    .collect();
+                assert!((2..=3).contains(&sys.len()) && sys.iter().all(|&c| c > 0.0), "{s}");
+                let systrap_stop = sys[0] + sys[1..].iter().copied().fold(f64::MAX, f64::min);
                 let head = line(o, "program ");
                 for col in [
                     "host ms", "lmm ms", "ratio", "stops", "mirrors", "in place", "fault ms",
-                    "floor ms", "best",
+                    "floor ms", "best", "systrap",
                 ] {
                     assert!(head.contains(col), "{head}");
                 }
-                // /bin/true: 11 figures, the ratios with their x; lmm took
+                // /bin/true: 12 figures, the ratios with their x; lmm took
                 // faults, ptrace stops and mirrored pages, and ran host
                 // calls in place (fewer than it made stops); the floor is
-                // the stops and mirrors at the measured costs.
+                // the stops and mirrors at the measured costs, and the
+                // systrap ratio prices each stop at a signal and a round
+                // trip instead.
                 let t: Vec<&str> = line(o, "true ").split_whitespace().collect();
-                assert_eq!(t.len(), 12, "{o}");
-                assert!(t[3].ends_with('x') && t[11].ends_with('x'), "{o}");
+                assert_eq!(t.len(), 13, "{o}");
+                assert!(t[3].ends_with('x') && t[11].ends_with('x') && t[12].ends_with('x'), "{o}");
                 let n = |s: &str| s.trim_end_matches('x').parse::<f64>().unwrap_or(-1.0);
                 assert!(t[1..].iter().all(|s| n(s) >= 0.0), "{o}");
                 assert!(n(t[4]) > 10.0 && n(t[5]) > n(t[4]) && n(t[7]) > 0.0, "{o}");
@@ -675,6 +685,9 @@ fn cases() -> Vec<Case> {
                 let floor_ms = (n(t[5]) * costs[0] + n(t[7]) * costs[1]) / 1e3;
                 assert!((n(t[10]) - floor_ms).abs() <= 0.01 + floor_ms * 0.01, "{o}");
                 assert!(n(t[11]) > 1.0, "{o}");
+                let systrap_ms = (n(t[5]) * systrap_stop + n(t[7]) * costs[1]) / 1e3;
+                let ratio = (n(t[1]) + systrap_ms) / n(t[1]);
+                assert!((n(t[12]) - ratio).abs() <= 0.05 + ratio * 0.01, "{o}");
                 line(o, "(ratio = lmm time / host time");
             },
         ),

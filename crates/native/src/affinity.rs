@@ -25,6 +25,8 @@ pub struct Pin {
     /// The shortest buffer the kernel accepts (`nr_cpu_ids` bits, in
     /// whole longs).
     min_len: u64,
+    /// The CPU it pinned to.
+    cpu: usize,
 }
 
 /// `sched_getaffinity(0, len)` of the calling thread: the mask's bytes
@@ -47,7 +49,7 @@ fn get() -> io::Result<Vec<u8>> {
 }
 
 /// `sched_setaffinity(0, mask)` of the calling thread.
-fn set(mask: &[u8]) -> io::Result<()> {
+pub(crate) fn set(mask: &[u8]) -> io::Result<()> {
     // SAFETY: the kernel reads `mask.len()` bytes from `mask`, which
     // outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, mask.len(), mask.as_ptr()) };
@@ -75,7 +77,21 @@ impl Pin {
             .find(|&l| get_len(l).is_ok())
             .unwrap_or(saved.len()) as u64;
         set(&one).ok()?;
-        Some(Pin { saved, min_len })
+        Some(Pin {
+            saved,
+            min_len,
+            cpu,
+        })
+    }
+
+    /// A mask of one CPU of those allowed before the pin other than the
+    /// pinned one (the lowest), if there is one.
+    pub fn another(&self) -> Option<Vec<u8>> {
+        let other = (0..self.saved.len() * 8)
+            .find(|&c| c != self.cpu && self.saved[c / 8] & (1 << (c % 8)) != 0)?;
+        let mut one = vec![0u8; self.saved.len()];
+        one[other / 8] = 1 << (other % 8);
+        Some(one)
     }
 
     /// What `sched_getaffinity(pid, len, mask)` returns to the program:

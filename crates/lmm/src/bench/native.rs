@@ -2,7 +2,8 @@
 //! against their plain run on the host, measured in the same run, and where
 //! lmm's time goes (ptrace stops, system calls lmm injects into the stub,
 //! mirrors, lmm's own fault path), and the floor of the technique on this
-//! host (`native::floor`): the ratio lmm would have if it added nothing.
+//! host (`native::floor`): the ratio lmm would have if it added nothing,
+//! and the one gVisor's systrap design (not built) would have at best.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -181,6 +182,16 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         us(floor.mirror),
         us(floor.first_touch)
     );
+    let systrap = ::native::floor::measure_systrap(if quick { 200 } else { 2000 })?;
+    say!(
+        out,
+        "floor of gVisor's systrap design (not built: no ptrace stop): a SIGSEGV to the stub's own handler {:.1} us, a futex round trip to lmm on the same CPU {:.1} us, a round trip to lmm spinning on another CPU {}",
+        us(systrap.signal),
+        us(systrap.futex),
+        systrap
+            .spin
+            .map_or("(one CPU: none)".to_string(), |s| format!("{:.1} us", us(s)))
+    );
     let file = input_file()?;
     let file_s = file.to_string_lossy().into_owned();
     say!(
@@ -189,7 +200,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
     );
     say!(
         out,
-        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>9} {:>9} {:>7}",
+        "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>9} {:>9} {:>7} {:>7}",
         "program",
         "host ms",
         "lmm ms",
@@ -201,7 +212,8 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         "in place",
         "fault ms",
         "floor ms",
-        "best"
+        "best",
+        "systrap"
     );
     for (label, args) in programs {
         let argv: Vec<String> = args.iter().map(|a| a.replace("{FILE}", &file_s)).collect();
@@ -225,9 +237,12 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         let (h, l) = (median(&mut host), median(&mut lmm));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let floor_ms = o.stops as f64 * ms(floor.stop) + o.mirrors as f64 * ms(floor.mirror);
+        // systrap: each stop a signal and the cheaper round trip, the
+        // mirrors as now.
+        let systrap_ms = o.stops as f64 * ms(systrap.stop()) + o.mirrors as f64 * ms(floor.mirror);
         say!(
             out,
-            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>8} {:>9.2} {:>9.2} {:>6.1}x",
+            "{label:<18} {:>9.2} {:>9.2} {:>6.1}x {:>7} {:>7} {:>8} {:>7} {:>8} {:>9.2} {:>9.2} {:>6.1}x {:>6.1}x",
             ms(h),
             ms(l),
             ms(l) / ms(h).max(1e-6),
@@ -238,13 +253,14 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
             o.in_place,
             ms(o.fault_time),
             floor_ms,
-            (ms(h) + floor_ms) / ms(h).max(1e-6)
+            (ms(h) + floor_ms) / ms(h).max(1e-6),
+            (ms(h) + systrap_ms) / ms(h).max(1e-6)
         );
     }
     let _ = std::fs::remove_file(&file);
     say!(
         out,
-        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); in place: the program's host calls run where they stopped (one stop each); fault ms: lmm's MMU and fault handler; floor ms: the stops and mirrors priced at the floor above; best: the ratio if lmm added nothing to the floor; counts are of the last run)"
+        "(ratio = lmm time / host time, lmm's including warming its page cache; stops: ptrace stops of the stub (system calls, faults, injected calls); injected: system calls lmm ran in the stub (mirror mmaps among them); in place: the program's host calls run where they stopped (one stop each); fault ms: lmm's MMU and fault handler; floor ms: the stops and mirrors priced at the floor above; best: the ratio if lmm added nothing to the floor; systrap: the same with each stop a signal and the cheaper round trip instead; counts are of the last run)"
     );
     Ok(())
 }
