@@ -890,6 +890,10 @@ mod tests {
         assert_eq!(classify(61, [0; 6]), Kind::Wait);
         assert_eq!(classify(247, [0; 6]), Kind::Wait);
         assert_eq!(classify(39, [0; 6]), Kind::Pid);
+        // The process-group and session calls are lmm's too.
+        for nr in [109, 111, 112, 121, 124] {
+            assert_eq!(classify(nr, [0; 6]), Kind::Pid, "{}", name(nr));
+        }
         assert_eq!(classify(435, [0; 6]), Kind::Quiet);
         assert_eq!(classify(16, [1, 0x5402, 0, 0, 0, 0]), Kind::NoTty);
         assert_eq!(name(231), "exit_group");
