@@ -123,7 +123,13 @@ static FAULT_PAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsi
 extern "C" fn unprotect(_sig: libc::c_int) {
     let page = FAULT_PAGE.load(std::sync::atomic::Ordering::Relaxed);
     // SAFETY: mprotect of the page the child mapped; async-signal-safe.
-    unsafe { libc::mprotect(page as *mut libc::c_void, 4096, libc::PROT_READ | libc::PROT_WRITE) };
+    unsafe {
+        libc::mprotect(
+            page as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
 }
 
 /// Measures [`Systrap`] with `rounds` events of each kind in a child

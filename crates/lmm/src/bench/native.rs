@@ -190,7 +190,7 @@ pub fn run(config: &MachineConfig, out: &mut dyn Write) -> Result<(), String> {
         us(systrap.futex),
         systrap
             .spin
-            .map_or("(one CPU: none)".to_string(), |s| format!("{:.1} us", us(s)))
+            .map_or("(one CPU: none)".to_string(), |s| format!("{:.2} us", us(s)))
     );
     let file = input_file()?;
     let file_s = file.to_string_lossy().into_owned();
