@@ -81,8 +81,9 @@ pub struct Process {
     /// /proc/PID/task/TID/stat shows; [`Process::flt`] is the group's.
     pub thread_flt: std::collections::BTreeMap<u32, Faults>,
     /// Its process group (`getpgid`): a process the machine spawns leads
-    /// its own, as a job-control shell's child does; a forked one is in
-    /// its parent's; [`Machine::setpgid`] moves it.
+    /// its own, as a job-control shell's child does (`lmm native` puts
+    /// its program in one outside the machine, 0); a forked one is in its
+    /// parent's; [`Machine::setpgid`] moves it.
     pub pgid: u32,
     /// Its session (`getsid`): 0 for a process the machine spawns (its
     /// session leader is outside the machine's pids, as a container's

@@ -396,6 +396,13 @@ pub fn run(
         }
     }
     let pid = m.spawn("lmm").map_err(|e| format!("spawn: {e}"))?;
+    // The program is in lmm's own process group and session, begun
+    // outside the machine's pids (0), as a traced program is in its
+    // tracer's: it may setsid or setpgid(0, 0) at once, as it could
+    // under strace or time.
+    if let Some(p) = m.process_mut(pid) {
+        p.pgid = 0;
+    }
     let r = m
         .exec(pid, program, argv, envp)
         .map_err(|e| format!("exec {program}: {e}"))?;
