@@ -224,7 +224,7 @@ enum State {
     Running,
     /// Running a system call in the host through the trampoline (it may
     /// block there): the registers to restore at its `int3`, the call's
-    /// number, and when a timed wait's timeout ends ([`wait_deadline`]).
+    /// number, and when a timed wait's timeout ends ([`Run::wait_deadline`]).
     HostCall {
         saved: Regs,
         nr: u64,
