@@ -11,7 +11,8 @@
  *   them), sendfile, copy_file_range, splice, flock, times, getgroups,
  *   getresuid, getresgid, capget, getpriority/setpriority of the caller by its
  *   own pid (lmm's, turned into the stub's), ioprio_get, prctl
- *   PR_CAPBSET_READ and PR_GET_DUMPABLE; and mappings of files without
+ *   PR_CAPBSET_READ and PR_GET_DUMPABLE, and their errors for a NULL or
+ *   unmapped path and a negative count; and mappings of files without
  *   a name (O_TMPFILE, unlinked after the open), which /proc/self/maps
  *   shows as "(deleted)". */
 #define _GNU_SOURCE
@@ -206,6 +207,21 @@ int main(int argc, char **argv)
 	printf("setpriority of no process: %ld %s\n", r, strerror(errno));
 	r = syscall(SYS_ioprio_get, 1, 0);
 	printf("ioprio_get: %d\n", r >= 0);
+	{
+		/* Bad input: a NULL path, a path on an unmapped page, a
+		 * negative group count. */
+		char *gone = fresh(4096);
+
+		munmap(gone, 4096);
+		r = link(NULL, "x");
+		printf("link(NULL): %ld %s\n", r, strerror(errno));
+		r = rename("a", gone);
+		printf("rename onto an unmapped path: %ld %s\n", r, strerror(errno));
+		r = chmod(gone, 0600);
+		printf("chmod of an unmapped path: %ld %s\n", r, strerror(errno));
+		r = syscall(SYS_getgroups, -1, gone);
+		printf("getgroups(-1): %ld %s\n", r, strerror(errno));
+	}
 	{
 		/* capget of the caller (pid 0), version 3: two sets. */
 		uint32_t *hdr = fresh(4096), *data = fresh(4096);

@@ -536,8 +536,12 @@ pub fn classify(nr: u64, a: [u64; 6]) -> Kind {
         // whole list is faulted in, where Linux writes only the groups
         // there are); getresuid, getresgid write three
         105 | 106 | 113 | 114 | 117 | 119 | 122 | 123 => host(Vec::new()),
-        115 => host(opt(a[1], a[0].min(NGROUPS_MAX) * 4, W)),
-        116 => host(opt(a[1], a[0].min(NGROUPS_MAX) * 4, R)),
+        115 | 116 => {
+            // A negative count (an int) is EINVAL before the list is
+            // touched.
+            let n = u64::try_from(a[0] as i32).unwrap_or(0).min(NGROUPS_MAX);
+            host(opt(a[1], n * 4, if nr == 115 { W } else { R }))
+        }
         118 | 120 => host([opt(a[0], 4, W), opt(a[1], 4, W), opt(a[2], 4, W)].concat()),
         // getpriority(which, who), setpriority(which, who, prio);
         // ioprio_get(which, who), ioprio_set(which, who, prio): a
@@ -866,14 +870,19 @@ mod tests {
             classify(280, [3, 0, 0x3000, 0, 0, 0]),
             Kind::Host(vec![times])
         );
-        // getgroups(size, list): at most NGROUPS_MAX gids are written.
+        // getgroups(size, list): at most NGROUPS_MAX gids are written;
+        // a negative size touches nothing (the kernel's EINVAL).
         assert_eq!(
-            classify(115, [u64::MAX, 0x4000, 0, 0, 0, 0]),
+            classify(115, [i32::MAX as u64, 0x4000, 0, 0, 0, 0]),
             Kind::Host(vec![Buf::Bytes {
                 va: 0x4000,
                 len: NGROUPS_MAX * 4,
                 access: Access::Write
             }])
+        );
+        assert_eq!(
+            classify(115, [u64::MAX, 0x4000, 0, 0, 0, 0]),
+            Kind::Host(vec![])
         );
     }
 
