@@ -1447,8 +1447,9 @@ impl Run<'_> {
     }
 
     /// waitid(idtype, id, infop, options, rusage) on lmm's process table:
-    /// P_ALL, P_PID, or P_PGID (0: the caller's group); the child's `siginfo_t` (SIGCHLD, CLD_EXITED or
-    /// CLD_KILLED, its lmm pid, uid and status) and rusage are written and
+    /// P_ALL, P_PID, or P_PGID (0: the caller's group); the child's
+    /// `siginfo_t` (SIGCHLD, CLD_EXITED or CLD_KILLED, its lmm pid, uid
+    /// and status) and rusage are written and
     /// 0 returned; WNOWAIT leaves it waitable; with WNOHANG and no child
     /// ready the siginfo is zeroed, as Linux's waitid zeroes it. lmm's
     /// children never stop or continue: without WEXITED nothing is
