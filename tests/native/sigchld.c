@@ -141,5 +141,23 @@ int main(void)
 		r = waitpid(kids[0], &st, 0);
 		printf("SIG_IGN: waitpid %ld %s\n", r, strerror(errno));
 	}
+	/* SA_NOCLDWAIT with a handler: no zombie either, but the SIGCHLD
+	 * comes. */
+	{
+		struct sigaction sa = { .sa_sigaction = on_chld,
+					.sa_flags = SA_SIGINFO | SA_NOCLDWAIT };
+		int before = nchld, st;
+		long r;
+
+		sigaction(SIGCHLD, &sa, NULL);
+		kids[0] = fork();
+		if (kids[0] == 0)
+			_exit(5);
+		while (nchld == before)
+			sigsuspend(&none);
+		r = wait(&st);
+		printf("SA_NOCLDWAIT: wait %ld %s, SIGCHLD status %d\n", r,
+		       strerror(errno), status[before < 8 ? before : 7]);
+	}
 	return 0;
 }

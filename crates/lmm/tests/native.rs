@@ -503,8 +503,10 @@ fn a_shell_waits_for_a_background_job_and_catches_a_signal() {
 /// tests/native/sigchld.c: a SIGCHLD handler sees CLD_EXITED or
 /// CLD_KILLED, the child's pid and its status, once per child; a signal
 /// from kill, tgkill or sigqueue names its sender by the pid the receiver
-/// knows (lmm's, not the stub's host pid); with SIGCHLD ignored children
-/// are reaped as they exit and a wait ends with ECHILD.
+/// knows (lmm's, not the stub's host pid); with SIGCHLD ignored, or
+/// given SA_NOCLDWAIT, children are reaped as they exit and a wait ends
+/// with ECHILD (with SA_NOCLDWAIT the SIGCHLD still comes, with its own
+/// child's status).
 #[test]
 fn a_signal_names_its_sender_and_sigchld_its_child_like_linux() {
     let prog = build("sigchld");
