@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pages.h"
+
 #define BIG (4UL << 20)
 #define NEW (2UL << 20)
 
@@ -26,21 +28,9 @@ static unsigned long sum(const unsigned char *p, unsigned long len)
 	return s;
 }
 
-static unsigned char *anon(unsigned long len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	return p;
-}
-
 int main(int argc, char **argv)
 {
-	unsigned char *buf, *fresh;
+	unsigned char *buf, *grown;
 	unsigned long i, before;
 	int status;
 	pid_t pid;
@@ -51,7 +41,7 @@ int main(int argc, char **argv)
 		       getppid() == atoi(argv[2]) ? "the forker" : "wrong");
 		return 5;
 	}
-	buf = anon(BIG);
+	buf = fresh(BIG);
 	for (i = 0; i < BIG; i += 4096)
 		buf[i] = (unsigned char)(i >> 12);
 	before = sum(buf, BIG);
@@ -62,13 +52,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pid == 0) {
-		fresh = anon(NEW);
+		grown = fresh(NEW);
 		for (i = 0; i < BIG; i += 4096)
 			buf[i] = 0x77;
 		for (i = 0; i < NEW; i += 4096)
-			fresh[i] = 0x11;
+			grown[i] = 0x11;
 		printf("child: sum %lu + %lu, pid %s\n", sum(buf, BIG),
-		       sum(fresh, NEW), getpid() != getppid() ? "new" : "same");
+		       sum(grown, NEW), getpid() != getppid() ? "new" : "same");
 		fflush(stdout);
 		_exit(3);
 	}

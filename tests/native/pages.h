@@ -1,6 +1,6 @@
 /* Helpers of the lmm native tests that put a system call's buffers on
- * pages the stub does not have at the call. Included by events.c and
- * timers.c. */
+ * pages the stub does not have at the call. Included by events.c,
+ * timers.c, files.c and fork.c. */
 #ifndef LMM_NATIVE_PAGES_H
 #define LMM_NATIVE_PAGES_H
 
