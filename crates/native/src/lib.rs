@@ -2055,7 +2055,9 @@ impl Run<'_> {
     /// the stubs' (ESRCH for an id that is none of the run's, which the
     /// program could not see). kill of 0 or a negative pid signals a
     /// process group of lmm's, or every process but the caller and pid 1
-    /// (-1). `Err`: the call's result.
+    /// (-1). Simplification: a group whose members have all exited,
+    /// unreaped, is ESRCH, where Linux signals the zombies (0). `Err`:
+    /// the call's result.
     fn host_pids(&self, nr: u64, mut a: [u64; 6]) -> Result<[u64; 6], i64> {
         let esrch = -i64::from(libc::ESRCH);
         let id = |v: u64| u32::try_from(v as i32).map_err(|_| esrch);
@@ -2719,7 +2721,9 @@ impl Run<'_> {
 
     /// getpid, gettid, getppid and the process-group and session calls
     /// (setpgid, getpgid, getpgrp, setsid, getsid) on lmm's process
-    /// table: their result.
+    /// table: their result. Simplification: a pid argument that is the
+    /// tid of a thread other than its group's leader is ESRCH, where
+    /// Linux finds the thread and answers for its process.
     fn ids(&mut self, nr: u64, a: [u64; 6]) -> i64 {
         let me = self.cur.pid;
         let err = |e: mm::errno::Errno| -i64::from(e.code());
