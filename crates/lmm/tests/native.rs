@@ -761,6 +761,47 @@ fn file_and_credential_calls_run_like_linux() {
     runs_like_the_host(&[], &prog, &[ld.to_str().unwrap()], &h);
 }
 
+/// tests/native/ahead.c: fresh anonymous memory written page after page
+/// is handed out ahead (crates/native/src/ahead.rs), yet each phase takes
+/// the faults Linux takes (the program prints its getrusage counts: one
+/// per page written first, a zero-page read fault per page read first and
+/// another when it is written after a system call), what it wrote is
+/// there and nothing else (checksums, a munmap while pages are handed out,
+/// a write(2) from such a page), and lmm stops far fewer times than the
+/// program faults (without fault-ahead each fault is a stop).
+#[test]
+fn fault_ahead_takes_the_faults_linux_takes_with_fewer_stops() {
+    let prog = build("ahead");
+    let h = host(&prog, &[]);
+    assert!(
+        h.stdout.contains("written in order: 256 faults\n")
+            && h.stdout.contains("two written, four read: 6 faults\n")
+            && h.stdout.contains("a read page written: 1 faults\n"),
+        "the host's own run: {}",
+        h.stdout
+    );
+    let l = native(&[], &prog, &[]);
+    assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
+    assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
+    let stops: u64 = l
+        .stderr
+        .lines()
+        .find_map(|s| {
+            s.strip_prefix("ptrace stops: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no stops line: {}", l.stderr));
+    assert!(
+        stops + 150 < l.faults,
+        "{stops} stops for {} faults: {}",
+        l.faults,
+        l.stderr
+    );
+}
+
 /// tests/native/pgrp.c: process groups and sessions are lmm's (setpgid,
 /// getpgid, getpgrp, setsid, getsid and their ESRCH, EPERM, EACCES and
 /// EINVAL; kill of a group; wait4 of a group and of the caller's; waitid

@@ -92,6 +92,11 @@ pub struct Process {
     pub sid: u32,
     /// It has exec'd since its fork (a parent's setpgid of it is EACCES).
     pub did_exec: bool,
+    /// Frames handed out ahead of its anonymous write faults, by page
+    /// ([`Machine::give_ahead`]): each is taken by the write fault at its
+    /// page, or given back ([`Machine::take_back_ahead`]); freed with the
+    /// address space.
+    pub ahead: std::collections::BTreeMap<VirtAddr, Pfn>,
 }
 
 impl Process {
@@ -361,8 +366,10 @@ fn with_ops<R>(
         &mut tlb,
         zero,
     );
+    ops.ahead = std::mem::take(&mut p.ahead);
     let r = f(&mut p.mm, &mut ops);
     ops.commit(&mut p.mm);
+    p.ahead = std::mem::take(&mut ops.ahead);
     let faults = Faults {
         minor: ops.faults.0,
         major: ops.faults.1,
@@ -758,6 +765,7 @@ impl Machine {
             pgid: pid,
             sid: 0,
             did_exec: false,
+            ahead: Default::default(),
         };
         let mut kobj = match kobj {
             Ok(k) => k,
@@ -927,6 +935,7 @@ impl Machine {
             pgid,
             sid,
             did_exec: true,
+            ahead: Default::default(),
         };
         let r = {
             let mut target = ExecTarget {
@@ -987,6 +996,9 @@ impl Machine {
 
     /// Frees everything an address space holds (`exit_mmap` + `pgd_free`).
     fn teardown(&mut self, p: Process) {
+        for &pfn in p.ahead.values() {
+            self.pa.free_pages(CpuId(p.cpu), pfn, Order(0));
+        }
         self.teardown_parts((p.mm, p.pt, p.asid), p.cpu);
     }
 
@@ -1321,6 +1333,22 @@ impl Machine {
         for p in self.processes.values() {
             p.mm.check_invariants()
                 .map_err(|e| format!("pid {}: {e}", p.pid))?;
+            for (&va, &pfn) in &p.ahead {
+                let page = self
+                    .pa
+                    .page(pfn)
+                    .ok_or("a frame handed out ahead outside RAM")?;
+                let unmapped = p.pt.lookup(va).is_none_or(|(pte, _)| !pte.present());
+                if page.refcount() != 1 || page.mapcount() != 0 || !unmapped {
+                    return Err(format!(
+                        "pid {}: the frame {pfn:?} handed out ahead for {:#x} has {} references and {} mappings, or its page is mapped",
+                        p.pid,
+                        va.0,
+                        page.refcount(),
+                        page.mapcount()
+                    ));
+                }
+            }
             let want = p.pt.count_tables().saturating_sub(1) * PAGE_SIZE;
             if p.mm.pgtables_bytes != want {
                 return Err(format!(
@@ -1420,6 +1448,53 @@ impl Machine {
             AllCpus(&mut self.cpus, &self.pa.trace, cpu).flush_range(asid, va, va + PAGE_SIZE);
         }
         young
+    }
+
+    /// Hands out `2^order` consecutive zeroed frames (one block, split
+    /// into pages as `split_page` does) for the anonymous write faults
+    /// `pid` is expected to take at the pages from `va` on: each such
+    /// fault takes its page's frame as it stands instead of a new one.
+    /// `lmm native` maps them in the host ahead of the program's touches
+    /// (its fault-ahead); the faults are still taken, and counted, by the
+    /// fault handler. The first frame's physical address; `None` if the
+    /// allocation failed (it never warns) or a page has one already.
+    pub fn give_ahead(&mut self, pid: u32, va: u64, order: u8) -> Option<u64> {
+        let p = self.processes.get_mut(&pid)?;
+        let va = VirtAddr(va).page_down();
+        let pages = 1u64 << order;
+        if p.ahead
+            .range(va..VirtAddr(va.0 + pages * PAGE_SIZE))
+            .next()
+            .is_some()
+        {
+            return None;
+        }
+        let pfn = self.pa.alloc_pages(
+            CpuId(p.cpu),
+            Gfp::HIGHUSER_MOVABLE | Gfp::NOWARN | Gfp::ZERO,
+            Order(order),
+        )?;
+        self.pa.split_page(pfn, Order(order));
+        for i in 0..pages {
+            p.ahead
+                .insert(VirtAddr(va.0 + i * PAGE_SIZE), Pfn(pfn.0 + i));
+        }
+        Some(pfn.0 * PAGE_SIZE)
+    }
+
+    /// Frees the frame handed out ahead for `pid`'s page at `va` that no
+    /// fault took; true if there was one.
+    pub fn take_back_ahead(&mut self, pid: u32, va: u64) -> bool {
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return false;
+        };
+        match p.ahead.remove(&VirtAddr(va).page_down()) {
+            Some(pfn) => {
+                self.pa.free_pages(CpuId(p.cpu), pfn, Order(0));
+                true
+            }
+            None => false,
+        }
     }
 
     /// A user-mode access by `pid` of `len` bytes at `va` on its CPU

@@ -523,3 +523,71 @@ fn process_groups_follow_setpgid_and_setsid_and_select_waits() {
     assert_eq!(m.wait(parent, -i64::from(c)), Ok((c, 4)));
     check(&m);
 }
+
+/// Frames handed out ahead (`lmm native`'s fault-ahead): one block split
+/// into pages, each taken as it stands by the write fault at its page (the
+/// data written into the frame from outside is what the page holds, and
+/// the fault is counted), a read fault at such a page maps the zero page
+/// and leaves the frame handed out, pages already handed out get no second
+/// block, a frame given back is free again, and the address space's end
+/// frees the rest; `mm::debug` holds after each step.
+#[test]
+fn frames_handed_out_ahead_are_taken_by_write_faults_or_given_back() {
+    use std::os::fd::AsRawFd;
+    let mut m = boot();
+    let pid = m.spawn("ahead").unwrap();
+    let va = m
+        .sys_mmap(
+            pid,
+            0,
+            16 << 12,
+            3,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32,
+            None,
+            0,
+        )
+        .unwrap();
+    m.check().unwrap();
+    let free = m.pa().nr_free_pages() + m.pa().nr_pcp_pages();
+    let phys = m.give_ahead(pid, va, 2).expect("a block of 4 pages");
+    assert_eq!(phys % (4 << 12), 0, "an order-2 block is aligned");
+    assert_eq!(m.pa().nr_free_pages() + m.pa().nr_pcp_pages(), free - 4);
+    assert_eq!(m.give_ahead(pid, va + 4096, 1), None, "overlaps the block");
+    m.check().unwrap();
+    // What the program wrote through the host's mapping of the frame.
+    let fd = m.ram_memfd().as_raw_fd();
+    // SAFETY: pwrite of our own bytes to the machine's RAM memfd.
+    let n = unsafe { libc::pwrite(fd, b"ahead".as_ptr().cast(), 5, phys as i64 + 4096 + 100) };
+    assert_eq!(n, 5);
+    let flt = m.process(pid).unwrap().flt.minor;
+    m.touch(pid, va + 4096 + 100, 1, machine::mmu::Access::Write)
+        .unwrap();
+    assert_eq!(m.process(pid).unwrap().flt.minor, flt + 1);
+    assert_eq!(m.read_user(pid, va + 4096 + 100, 5).unwrap(), b"ahead");
+    let p = m.process(pid).unwrap();
+    let (pte, _) = p.pt.lookup(mm::types::VirtAddr(va + 4096)).unwrap();
+    assert_eq!(
+        pte.phys().0,
+        phys + 4096,
+        "the fault took the frame handed out"
+    );
+    assert_eq!(p.ahead.len(), 3);
+    m.check().unwrap();
+    // A read fault maps the zero page and leaves the frame handed out.
+    m.touch(pid, va + 2 * 4096, 1, machine::mmu::Access::Read)
+        .unwrap();
+    let p = m.process(pid).unwrap();
+    let (pte, _) = p.pt.lookup(mm::types::VirtAddr(va + 2 * 4096)).unwrap();
+    assert_ne!(pte.phys().0, phys + 2 * 4096);
+    assert_eq!(p.ahead.len(), 3);
+    // ... which is then given back (as `lmm native` does for a page only read).
+    let free = m.pa().nr_free_pages() + m.pa().nr_pcp_pages();
+    assert!(m.take_back_ahead(pid, va + 2 * 4096));
+    assert!(!m.take_back_ahead(pid, va + 2 * 4096));
+    m.check().unwrap();
+    assert_eq!(m.pa().nr_free_pages() + m.pa().nr_pcp_pages(), free + 1);
+    // The end of the address space frees the two left.
+    m.exit_code(pid, 0).unwrap();
+    m.check().unwrap();
+    assert!(m.process(pid).is_none());
+}

@@ -273,6 +273,13 @@ pub struct UserPageTables<'a> {
     /// Faults resolved through these tables so far: (minor, major), what
     /// the faulting task's `min_flt` and `maj_flt` grow by.
     pub faults: (u64, u64),
+    /// Frames handed out ahead of anonymous write faults to come, by the
+    /// page they are for (`lmm native`'s fault-ahead, which maps them in
+    /// the host before the program touches them): the write fault at such
+    /// a page takes its frame, as it stands (the program's data may be in
+    /// it already), instead of allocating and zeroing one. Empty unless
+    /// the caller fills it.
+    pub ahead: alloc::collections::BTreeMap<VirtAddr, Pfn>,
 }
 
 impl<'a> UserPageTables<'a> {
@@ -299,6 +306,7 @@ impl<'a> UserPageTables<'a> {
             zero_pfn,
             rss: [0; 4],
             faults: (0, 0),
+            ahead: alloc::collections::BTreeMap::new(),
         }
     }
 
@@ -533,7 +541,10 @@ impl<'a> UserPageTables<'a> {
                 return Ok(FaultDone::default());
             }
         }
-        let pfn = self.alloc_user_page()?;
+        let pfn = match write.then(|| self.ahead.remove(&va.page_down())) {
+            Some(Some(pfn)) => pfn,
+            _ => self.alloc_user_page()?,
+        };
         let flags = pte_flags_for(vma.flags, true);
         let flags = if write {
             flags.union(PteFlags::DIRTY)

@@ -1003,6 +1003,17 @@ impl PageAlloc {
         self.alloc_pages_with(&mut LockPerCall { pa: self, cpu }, gfp, order)
     }
 
+    /// `split_page`: makes each page of an allocated block of `order` (not
+    /// a compound page) a page of its own with one reference, so that each
+    /// can be used and freed alone, with order 0.
+    pub fn split_page(&self, pfn: Pfn, order: Order) {
+        for i in 1..order.pages() {
+            if let Some(p) = self.page(Pfn(pfn.0 + i)) {
+                p.set_refcount(1);
+            }
+        }
+    }
+
     /// Holds `cpu`'s page lists for a run of allocations and frees (see
     /// [`PagesCpu`]).
     pub fn lock_cpu(&self, cpu: CpuId) -> PagesCpu<'_> {

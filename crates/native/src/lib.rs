@@ -56,6 +56,7 @@
 //!   threads as it stops other processes. See docs/native.md.
 
 mod affinity;
+mod ahead;
 mod chain;
 mod coherence;
 pub mod fault;
@@ -373,6 +374,9 @@ struct Run<'a> {
     /// which the host does not show: seen at their rt_sigaction, kept
     /// across fork, cleared by exec (which clears every action's flags).
     nocldwait: std::collections::BTreeSet<u32>,
+    /// Per process (lmm pid), what tracks the pages it was handed ahead
+    /// ([`ahead`]); `None` where the host could not.
+    trackers: BTreeMap<u32, Option<ahead::Tracker>>,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -440,6 +444,7 @@ pub fn run(
         pids: BTreeMap::new(),
         chld: BTreeMap::new(),
         nocldwait: Default::default(),
+        trackers: BTreeMap::new(),
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -848,6 +853,9 @@ impl Run<'_> {
     fn event(&mut self, stop: Stop) -> Result<Option<Ending>, String> {
         let io = |e: std::io::Error| format!("lmm native: {e}");
         let mut info = None;
+        if !matches!(stop, Stop::Exited(_) | Stop::Killed(_)) {
+            self.settle_ahead()?;
+        }
         let sig = match stop {
             Stop::Exited(_) if self.cur.tid != self.cur.pid => return self.thread_gone(true),
             Stop::Killed(_) if self.cur.tid != self.cur.pid => return self.thread_gone(false),
@@ -1276,6 +1284,7 @@ impl Run<'_> {
         self.vforking.remove(&pid);
         self.kick = true;
         self.nocldwait.remove(&pid);
+        self.trackers.remove(&pid);
         let bit = 1u64 << (libc::SIGCHLD - 1);
         let parent = self.host_pid(ppid);
         let ignored = parent.is_some_and(|h| sig_mask(h, "SigIgn") & bit != 0);
@@ -2211,15 +2220,24 @@ impl Run<'_> {
     fn page_fault(&mut self, addr: u64, access: Access) -> Result<i32, String> {
         self.quiesce_for(FAULT_PAGES)?;
         let before = self.faults();
+        let ahead = self.give_ahead(addr, access == Access::Write);
         let t = std::time::Instant::now();
         let touched = self.m.touch(self.cur.pid, addr, 1, access);
         self.out.fault_time += t.elapsed();
+        if touched.is_err() && ahead.is_some() {
+            self.drop_ahead()?;
+        }
         match touched {
             Ok(()) => {
                 if self.faults() == before {
                     self.out.spurious += 1;
                 }
                 self.check_reclaim()?;
+                if let Some((page, order, phys)) = ahead {
+                    if self.map_ahead(page, order, phys)? {
+                        return Ok(0);
+                    }
+                }
                 self.mirror_around(addr)?;
                 Ok(0)
             }
@@ -2309,8 +2327,12 @@ impl Run<'_> {
             .mirrors()
             .iter()
             .filter(|(&va, mir)| {
-                p.pt.lookup(VirtAddr(va))
-                    .is_none_or(|(pte, _)| !pte.present() || pte.phys().0 != mir.phys)
+                // A frame handed out ahead is the process's (reclaim
+                // cannot take it) while its page has no entry yet.
+                !p.ahead.contains_key(&VirtAddr(va))
+                    && p.pt
+                        .lookup(VirtAddr(va))
+                        .is_none_or(|(pte, _)| !pte.present() || pte.phys().0 != mir.phys)
             })
             .map(|(&va, _)| va)
             .collect();
@@ -2618,6 +2640,9 @@ impl Run<'_> {
                 }
             })
             .or_default() += 1;
+        if matches!(kind, Kind::Memory | Kind::Exit | Kind::Fork | Kind::Exec) {
+            self.drop_ahead()?;
+        }
         let ret: i64 = match kind {
             Kind::Exit if nr == libc::SYS_exit as u64 => return self.exit_thread(a[0]),
             Kind::Exit => return Ok(Done::Ended(Ending::Exited((a[0] & 0xff) as i32))),
