@@ -1,10 +1,11 @@
 /* lmm native test: fresh anonymous memory written page after page, the
  * pattern lmm's fault-ahead serves with fewer stops (crates/native/src/
- * ahead.rs). Each phase prints the minor faults it took (getrusage), which
- * must be Linux's: one per page written first, a read fault (the zero
- * page) per page read first and one more when it is written after a
- * system call, none for a page already present. A checksum of every page
- * shows that what the program wrote, and only that, is there. */
+ * ahead.rs). Each phase prints the minor faults it took (getrusage, whose
+ * counts are lmm's), which must be Linux's: one per page written first, a
+ * read fault (the zero page) per page read first and one more when it is
+ * written after a system call, none for a page already present. A
+ * checksum of every page shows that what the program wrote, and only
+ * that, is there. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>

@@ -327,6 +327,12 @@ enum Cmd {
         /// in the page cache, as on a host that ran it before.
         #[arg(long)]
         warm_cache: bool,
+        /// Take every fault when the program takes it (one ptrace stop
+        /// each, in the trace's order); by default fresh anonymous memory
+        /// written in order gets frames ahead: the same faults, taken at
+        /// the next stop, with fewer stops (docs/native.md).
+        #[arg(long)]
+        no_fault_ahead: bool,
         #[command(flatten)]
         tracing: TraceFlags,
         /// The program: execve's path, and the first element of argv.
@@ -716,6 +722,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             host_maps_at_start,
             host_maps_at_fork,
             warm_cache,
+            no_fault_ahead,
             tracing,
             program,
             args,
@@ -738,6 +745,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 host_maps_at_start,
                 host_maps_at_fork,
                 warm_cache,
+                no_fault_ahead,
                 observer: None,
             };
             tracing.enable(&mut config)?;

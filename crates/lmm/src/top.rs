@@ -521,8 +521,11 @@ impl Source for NativeSource {
                 s.event(m);
             }
         };
+        // Every fault is seen as the program takes it (a frame may fall
+        // between any two), not taken later by fault-ahead.
         let opts = native::Options {
             warm_cache: self.warm_cache,
+            no_fault_ahead: true,
             observer: Some(native::Observer(Rc::new(RefCell::new(watch)))),
             ..Default::default()
         };

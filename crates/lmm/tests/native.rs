@@ -780,26 +780,34 @@ fn fault_ahead_takes_the_faults_linux_takes_with_fewer_stops() {
         "the host's own run: {}",
         h.stdout
     );
+    let stops = |r: &Ran| -> u64 {
+        r.stderr
+            .lines()
+            .find_map(|s| {
+                s.strip_prefix("ptrace stops: ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no stops line: {}", r.stderr))
+    };
     let l = native(&[], &prog, &[]);
     assert_eq!(l.stdout, h.stdout, "{}", l.stderr);
     assert_eq!(l.status.code(), Some(0), "{}", l.stderr);
-    let stops: u64 = l
-        .stderr
-        .lines()
-        .find_map(|s| {
-            s.strip_prefix("ptrace stops: ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no stops line: {}", l.stderr));
     assert!(
-        stops + 150 < l.faults,
-        "{stops} stops for {} faults: {}",
+        stops(&l) + 150 < l.faults,
+        "{} stops for {} faults: {}",
+        stops(&l),
         l.faults,
         l.stderr
     );
+    // Every fault taken at its touch, one stop each: the same faults in
+    // all (the program's pages only read are read faults both ways).
+    let each = native(&["--no-fault-ahead"], &prog, &[]);
+    assert_eq!(each.stdout, h.stdout, "{}", each.stderr);
+    assert!(stops(&each) > each.faults, "{}", each.stderr);
+    assert_eq!(l.faults, each.faults, "{}\n{}", l.stderr, each.stderr);
 }
 
 /// tests/native/pgrp.c: process groups and sessions are lmm's (setpgid,

@@ -59,8 +59,10 @@ const UFFD_API: u64 = 0xaa;
 /// UFFD_FEATURE_WP_ASYNC`: write-protect tracking of shared memory (the
 /// RAM memfd), resolved by the kernel without a message.
 const UFFD_FEATURES: u64 = (1 << 12) | (1 << 13) | (1 << 15);
-/// `UFFDIO_REGISTER_MODE_WP` and `UFFDIO_WRITEPROTECT_MODE_WP`.
-const MODE_WP: u64 = 2;
+/// `UFFDIO_REGISTER_MODE_WP`.
+const REGISTER_MODE_WP: u64 = 1 << 1;
+/// `UFFDIO_WRITEPROTECT_MODE_WP`.
+const WRITEPROTECT_MODE_WP: u64 = 1 << 0;
 /// `PAGE_IS_WRITTEN` of `PAGEMAP_SCAN`'s categories.
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
 /// `PAGE_IS_PRESENT`.
@@ -100,9 +102,9 @@ impl Tracker {
     /// Registers `[start, start + len)` of the stub (one mapping) with the
     /// userfaultfd and write-protects `[protect, start + len)`.
     fn track(&self, start: u64, len: u64, protect: u64) -> std::io::Result<()> {
-        let mut reg = [start, len, MODE_WP, 0u64];
+        let mut reg = [start, len, REGISTER_MODE_WP, 0u64];
         ioctl(&self.uffd, UFFDIO_REGISTER, &mut reg)?;
-        let mut wp = [protect, start + len - protect, MODE_WP];
+        let mut wp = [protect, start + len - protect, WRITEPROTECT_MODE_WP];
         ioctl(&self.uffd, UFFDIO_WRITEPROTECT, &mut wp)?;
         Ok(())
     }
@@ -194,7 +196,7 @@ impl Run<'_> {
     /// first page, its order and its first frame's physical address.
     pub(crate) fn give_ahead(&mut self, addr: u64, write: bool) -> Option<(u64, u8, u64)> {
         use mm::mmzone::Wmark;
-        if !write {
+        if !write || !self.fault_ahead {
             return None;
         }
         let page = addr & !4095;
@@ -319,19 +321,29 @@ impl Run<'_> {
     /// Made at each stop before anything else looks at its memory.
     pub(crate) fn settle_ahead(&mut self) -> Result<(), String> {
         let pid = self.cur.pid;
-        let Some((first, last)) = self.m.process(pid).and_then(|p| {
-            let first = p.ahead.keys().next()?.0;
-            let last = p.ahead.keys().next_back()?.0;
-            Some((first, last))
-        }) else {
+        // The runs of consecutive pages handed out.
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        if let Some(p) = self.m.process(pid) {
+            for va in p.ahead.keys().map(|v| v.0) {
+                match runs.last_mut() {
+                    Some((_, e)) if *e == va => *e = va + 4096,
+                    _ => runs.push((va, va + 4096)),
+                }
+            }
+        }
+        if runs.is_empty() {
             return Ok(());
-        };
+        }
         let Some(Some(t)) = self.trackers.get(&pid) else {
             return Ok(());
         };
-        let touched = t
-            .touched(first, last + 4096)
-            .map_err(|e| format!("lmm native: PAGEMAP_SCAN of the stub: {e}"))?;
+        let mut touched = Vec::new();
+        for (s, e) in runs {
+            touched.extend(
+                t.touched(s, e)
+                    .map_err(|e| format!("lmm native: PAGEMAP_SCAN of the stub: {e}"))?,
+            );
+        }
         for (va, written) in touched {
             let handed = self
                 .m

@@ -141,6 +141,11 @@ pub struct Options {
     /// warm for a program that has run before (no major faults; fault-around
     /// maps cached neighbours as Linux's does).
     pub warm_cache: bool,
+    /// Take every fault when the program takes it, one stop each, as a
+    /// trace's order then shows; by default fresh anonymous memory written
+    /// in order is handed out ahead ([`ahead`]: the same faults, taken at
+    /// the next stop, with fewer stops).
+    pub no_fault_ahead: bool,
     /// Watches the machine while the program runs (`lmm top native`).
     pub observer: Option<Observer>,
 }
@@ -377,6 +382,8 @@ struct Run<'a> {
     /// Per process (lmm pid), what tracks the pages it was handed ahead
     /// ([`ahead`]); `None` where the host could not.
     trackers: BTreeMap<u32, Option<ahead::Tracker>>,
+    /// Not [`Options::no_fault_ahead`].
+    fault_ahead: bool,
     /// What the run has found so far.
     out: Outcome,
 }
@@ -445,6 +452,7 @@ pub fn run(
         chld: BTreeMap::new(),
         nocldwait: Default::default(),
         trackers: BTreeMap::new(),
+        fault_ahead: !opts.no_fault_ahead,
         out: Outcome {
             ending: Ending::Exited(0),
             faults: Faults::default(),
@@ -2190,6 +2198,49 @@ impl Run<'_> {
         Ok(Some(0))
     }
 
+    /// `getrusage(who, usage)` (`nr` 98): run in the stub, for the times
+    /// and the host's other counters, with the faults and peak RSS made
+    /// lmm's, as Linux's kernel/sys.c gives them: RUSAGE_SELF the
+    /// process's faults and its mm's `hiwater_rss`, RUSAGE_THREAD the
+    /// thread's faults and the same peak, RUSAGE_CHILDREN the waited-for
+    /// children's faults (their peak RSS, `cmaxrss`, stays the host's: a
+    /// simplification). `None` for any other call. The buffer is present
+    /// already.
+    fn getrusage(&mut self, nr: u64, a: [u64; 6]) -> Result<Option<i64>, String> {
+        if nr != 98 {
+            return Ok(None);
+        }
+        let r = self
+            .cur
+            .stub
+            .syscall(98, a)
+            .map_err(|e| format!("lmm native: {e}"))?;
+        let Some(p) = self.m.process(self.cur.pid).filter(|_| r == 0) else {
+            return Ok(Some(r));
+        };
+        let peak = p.mm.hiwater_rss().max(p.mm.rss_pages()) * 4;
+        let (flt, maxrss) = match a[0] as i32 {
+            libc::RUSAGE_SELF => (p.flt, Some(peak)),
+            libc::RUSAGE_THREAD => (
+                p.thread_flt.get(&self.cur.tid).copied().unwrap_or_default(),
+                Some(peak),
+            ),
+            libc::RUSAGE_CHILDREN => (p.cflt, None),
+            _ => return Ok(Some(r)),
+        };
+        // Two timevals, then 14 longs: ru_maxrss the 1st, ru_minflt and
+        // ru_majflt the 5th and 6th.
+        let pid = self.cur.pid;
+        if let Some(kb) = maxrss {
+            let _ = self.m.write_user(pid, a[1] + 32, &kb.to_le_bytes());
+        }
+        let mut f = [0u8; 16];
+        f[..8].copy_from_slice(&flt.minor.to_le_bytes());
+        f[8..].copy_from_slice(&flt.major.to_le_bytes());
+        let _ = self.m.write_user(pid, a[1] + 64, &f);
+        Ok(Some(r))
+    }
+
     /// `sched_getaffinity(pid, len, mask)` (`nr` 204) answered with the
     /// CPUs lmm ran on before it pinned itself and its stubs to one
     /// ([`affinity`]), so the program sees what it would see on the host;
@@ -2685,6 +2736,8 @@ impl Run<'_> {
                 } else if let Some(r) = self.timer_create(nr, a)? {
                     r
                 } else if let Some(r) = self.close_range(nr, a)? {
+                    r
+                } else if let Some(r) = self.getrusage(nr, a)? {
                     r
                 } else if let Some(r) = self.getaffinity(nr, a)? {
                     r
