@@ -143,7 +143,7 @@ pub struct Options {
     pub warm_cache: bool,
     /// Take every fault when the program takes it, one stop each, as a
     /// trace's order then shows; by default fresh anonymous memory written
-    /// in order is handed out ahead ([`ahead`]: the same faults, taken at
+    /// in order is handed out ahead (fault-ahead: the same faults, taken at
     /// the next stop, with fewer stops).
     pub no_fault_ahead: bool,
     /// Watches the machine while the program runs (`lmm top native`).
