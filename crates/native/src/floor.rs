@@ -1,7 +1,7 @@
 //! The floor of `lmm native`'s technique on this host: what a ptrace stop,
 //! a mirror's mmap and a RAM page's first touch cost with no lmm work at
-//! all, made as `lmm native` makes them (pinned to one CPU, through a stub's
-//! trampoline). `lmm bench native` prices each program's stops, mirrors and
+//! all, made as `lmm native` makes them (pinned to one CPU; a stop through
+//! a stub's trampoline, a mirror's mmap timed in lmm's own process). `lmm bench native` prices each program's stops, mirrors and
 //! faults with them, so the time lmm itself adds can be told apart from what
 //! the technique costs on the machine.
 //!
@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::affinity::Pin;
-use crate::ptrace::{Stub, MEMFD_SLOT};
+use crate::ptrace::Stub;
 
 /// The three costs, each per event.
 #[derive(Clone, Copy, Debug)]
@@ -24,7 +24,9 @@ pub struct Floor {
     /// read and written as lmm does.
     pub stop: Duration,
     /// A mirror: `mmap(MAP_SHARED|MAP_FIXED|MAP_POPULATE)` of one page of
-    /// the RAM memfd in the stub, beyond the stop that carries it.
+    /// the RAM memfd, beyond the stop that carries it: the same call made
+    /// in lmm's own process, timed directly (as the difference of two
+    /// batches of ptrace round trips, noise could make it zero).
     pub mirror: Duration,
     /// The host's first touch of a page of the RAM memfd (shmem allocating
     /// and clearing it), which lmm pays for each frame it uses first.
@@ -62,29 +64,7 @@ pub fn measure(rounds: u32) -> Result<Floor, String> {
             .map(|_| ())
             .map_err(|e| err("getpid", e))
     })?;
-    // Scattered frames at every other page, as a program's mirrors are: no
-    // two merge into one host VMA.
-    let base = 0x7f00_0000_0000u64;
-    let mmap = cheapest_batch(rounds, |i| {
-        let r = stub
-            .syscall(
-                libc::SYS_mmap,
-                [
-                    base + i * 8192,
-                    4096,
-                    (libc::PROT_READ | libc::PROT_WRITE) as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE) as u64,
-                    MEMFD_SLOT as u64,
-                    (i * 7919 % PAGES) * 4096,
-                ],
-            )
-            .map_err(|e| err("mmap in the stub", e))?;
-        if r < 0 {
-            return Err(format!("lmm bench native: mmap in the stub: errno {}", -r));
-        }
-        Ok(())
-    })?;
-    let mirror = mmap.saturating_sub(stop);
+    let mirror = mmap_each_page(&fd, rounds).map_err(|e| err("mmap", e))?;
     Ok(Floor {
         stop,
         mirror,
@@ -307,6 +287,52 @@ fn cheapest_batch(
         i += u64::from(n);
     }
     Ok(best)
+}
+
+/// The cheapest batch's mean of `rounds` mirrors' mmaps of scattered
+/// pages of the populated memfd `fd`, made here at every other page of a
+/// free range (as a program's mirrors are: no two merge into one VMA), as
+/// the stub makes them; the range is unmapped after.
+fn mmap_each_page(fd: &OwnedFd, rounds: u32) -> std::io::Result<Duration> {
+    let len = 2 * 4096 * u64::from(rounds);
+    // SAFETY: reserves a range the kernel picks, unmapped at once: only
+    // its address is used, for the fixed mappings below.
+    let base = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::munmap(p, len as usize);
+        p as u64
+    };
+    let r = cheapest_batch(rounds, |i| {
+        // SAFETY: a fixed mapping inside the range reserved above, which
+        // nothing else uses; unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                (base + i * 8192) as *mut libc::c_void,
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                ((i * 7919 % PAGES) * 4096) as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    });
+    // SAFETY: unmaps only the range reserved above.
+    unsafe { libc::munmap(base as *mut libc::c_void, len as usize) };
+    r.map_err(std::io::Error::other)
 }
 
 /// Maps the fresh memfd `fd` here and writes the first byte of `n` of its
