@@ -321,16 +321,7 @@ impl Run<'_> {
     /// Made at each stop before anything else looks at its memory.
     pub(crate) fn settle_ahead(&mut self) -> Result<(), String> {
         let pid = self.cur.pid;
-        // The runs of consecutive pages handed out.
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        if let Some(p) = self.m.process(pid) {
-            for va in p.ahead.keys().map(|v| v.0) {
-                match runs.last_mut() {
-                    Some((_, e)) if *e == va => *e = va + 4096,
-                    _ => runs.push((va, va + 4096)),
-                }
-            }
-        }
+        let runs = self.ahead_runs();
         if runs.is_empty() {
             return Ok(());
         }
@@ -381,22 +372,27 @@ impl Run<'_> {
     pub(crate) fn drop_ahead(&mut self) -> Result<(), String> {
         self.settle_ahead()?;
         let pid = self.cur.pid;
-        let left: Vec<u64> = self
-            .m
-            .process(pid)
-            .map(|p| p.ahead.keys().map(|v| v.0).collect())
-            .unwrap_or_default();
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for va in left {
-            self.m.take_back_ahead(pid, va);
-            match runs.last_mut() {
-                Some((s, e)) if *e == va => *e = va + 4096,
-                _ => runs.push((va, va + 4096)),
+        for (s, e) in self.ahead_runs() {
+            for va in (s..e).step_by(4096) {
+                self.m.take_back_ahead(pid, va);
             }
-        }
-        for (s, e) in runs {
             self.unmirror(s, e - s)?;
         }
         Ok(())
+    }
+
+    /// The runs of consecutive pages handed out ahead to the current
+    /// process, each `[start, end)`.
+    fn ahead_runs(&self) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        if let Some(p) = self.m.process(self.cur.pid) {
+            for va in p.ahead.keys().map(|v| v.0) {
+                match runs.last_mut() {
+                    Some((_, e)) if *e == va => *e = va + 4096,
+                    _ => runs.push((va, va + 4096)),
+                }
+            }
+        }
+        runs
     }
 }
