@@ -553,6 +553,22 @@ fn entry_mirror(p: &machine::process::Process, va: u64) -> Option<(u64, Mirror)>
     Some((base, Mirror { phys, span, prot }))
 }
 
+/// `sizeof(struct rusage)` on x86-64: two timevals, then 14 longs.
+const RUSAGE_BYTES: usize = 144;
+/// Where `ru_maxrss` (kB), the first long, sits in a `struct rusage`.
+const RU_MAXRSS: usize = 32;
+/// Where `ru_minflt` sits in a `struct rusage` (the fifth long);
+/// `ru_majflt` follows it.
+const RU_MINFLT: usize = 64;
+
+/// `ru_minflt` and `ru_majflt` as they lie in a `struct rusage`.
+fn fault_words(flt: Faults) -> [u8; 16] {
+    let mut w = [0u8; 16];
+    w[..8].copy_from_slice(&flt.minor.to_le_bytes());
+    w[8..].copy_from_slice(&flt.major.to_le_bytes());
+    w
+}
+
 /// True if the host's CPU has memory protection keys enabled by its
 /// kernel (the `ospke` flag of /proc/cpuinfo: PKU, and CR4.PKE set).
 fn host_has_pkeys() -> bool {
@@ -1542,11 +1558,8 @@ impl Run<'_> {
     /// Writes a `struct rusage` at `va` with `flt` as its ru_minflt and
     /// ru_majflt (the times and the rest zero); false on EFAULT.
     fn put_rusage(&mut self, va: u64, flt: Faults) -> Result<bool, String> {
-        // Two timevals, then 14 longs; ru_minflt and ru_majflt are the
-        // 7th and 8th.
-        let mut ru = [0u8; 144];
-        ru[64..72].copy_from_slice(&flt.minor.to_le_bytes());
-        ru[72..80].copy_from_slice(&flt.major.to_le_bytes());
+        let mut ru = [0u8; RUSAGE_BYTES];
+        ru[RU_MINFLT..RU_MINFLT + 16].copy_from_slice(&fault_words(flt));
         self.put_user(va, &ru)
     }
 
@@ -2228,16 +2241,15 @@ impl Run<'_> {
             libc::RUSAGE_CHILDREN => (p.cflt, None),
             _ => return Ok(Some(r)),
         };
-        // Two timevals, then 14 longs: ru_maxrss the 1st, ru_minflt and
-        // ru_majflt the 5th and 6th.
         let pid = self.cur.pid;
         if let Some(kb) = maxrss {
-            let _ = self.m.write_user(pid, a[1] + 32, &kb.to_le_bytes());
+            let _ = self
+                .m
+                .write_user(pid, a[1] + RU_MAXRSS as u64, &kb.to_le_bytes());
         }
-        let mut f = [0u8; 16];
-        f[..8].copy_from_slice(&flt.minor.to_le_bytes());
-        f[8..].copy_from_slice(&flt.major.to_le_bytes());
-        let _ = self.m.write_user(pid, a[1] + 64, &f);
+        let _ = self
+            .m
+            .write_user(pid, a[1] + RU_MINFLT as u64, &fault_words(flt));
         Ok(Some(r))
     }
 
