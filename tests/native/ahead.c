@@ -5,13 +5,17 @@
  * read fault (the zero page) per page read first and one more when it is
  * written after a system call, none for a page already present. A
  * checksum of every page shows that what the program wrote, and only
- * that, is there. */
+ * that, is there. Last, getrusage's thread, children, bad-`who` and
+ * bad-buffer cases. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <errno.h>
 
 #define PAGE 4096L
 
@@ -88,5 +92,33 @@ int main(void)
 	if (write(1, (const void *)(b + 16 * PAGE), 1) != 1)
 		return 1;
 	printf(" written from b\n");
+	/* 5: getrusage's other cases, whose faults and peak RSS are lmm's:
+	 * the thread's (one thread: the process's), the waited-for
+	 * children's, a bad `who`, a bad buffer. */
+	{
+		struct rusage self, thread, kids;
+		pid_t child;
+		int st;
+
+		getrusage(RUSAGE_SELF, &self);
+		getrusage(RUSAGE_THREAD, &thread);
+		printf("thread's faults are the process's: %d\n",
+		       thread.ru_minflt == self.ru_minflt);
+		printf("peak RSS holds a's 1 MiB: %d\n", self.ru_maxrss >= 1024);
+		child = fork();
+		if (child == 0) {
+			for (i = 0; i < 64; i++)
+				a[i * PAGE + 1] = 1;
+			_exit(0);
+		}
+		waitpid(child, &st, 0);
+		getrusage(RUSAGE_CHILDREN, &kids);
+		printf("children's faults hold its 64 copies: %d\n",
+		       kids.ru_minflt >= 64 && kids.ru_minflt < 64 + 200);
+		st = getrusage(7, &kids);
+		printf("bad who: %d %d\n", st, errno == EINVAL);
+		st = syscall(SYS_getrusage, RUSAGE_SELF, (void *)8);
+		printf("bad buffer: %d %d\n", st, errno == EFAULT);
+	}
 	return 0;
 }
